@@ -1,0 +1,38 @@
+"""The ``opl`` command line: one module per command, loaded only when that command runs.
+
+Commands are registered by name in ``COMMANDS`` as ``"module:attribute"`` so that
+``opl check`` never pays for importing numpy, scipy or pandas, which only the
+numeric commands need.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+COMMANDS: dict[str, str] = {
+    "check": "opl.cli.check:check",
+    "explain": "opl.cli.explain:explain",
+    "fmt": "opl.cli.fmt:fmt",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="opl", prog_name="opl")
+def main() -> None:
+    """opl: check, compile, simulate and improve option strategies written in OPL-Lang."""
