@@ -83,8 +83,8 @@ class DiagnosticSink:
         code: str,
         message: str,
         span: Span,
-        *,
         label: str = "",
+        *,
         help: str | None = None,
         notes: tuple[str, ...] | list[str] = (),
     ) -> None:

@@ -1,0 +1,41 @@
+"""Semantic checks: pure functions over a `CheckContext`, run in the order of `PASSES`.
+
+Each pass reads the lowered `Document` and the normalised legs and emits diagnostics
+into the context's sink; none raises for a user error and none imports numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from opl.diagnostics import DiagnosticSink
+from opl.document import Document
+from opl.legs import Leg
+from opl.source import SourceFile
+
+
+@dataclass
+class CheckContext:
+    """What every pass sees."""
+
+    source: SourceFile
+    document: Document
+    legs: tuple[Leg, ...] = ()
+    cancelled: tuple[Leg, ...] = ()
+    sink: DiagnosticSink = field(default_factory=DiagnosticSink)
+
+
+Pass = Callable[[CheckContext], None]
+
+
+def _passes() -> tuple[Pass, ...]:
+    from opl.checks import guards, intent, legs, resources
+
+    return legs.PASSES + resources.PASSES + guards.PASSES + intent.PASSES
+
+
+def run_checks(context: CheckContext) -> None:
+    """Run every pass in order."""
+    for check in _passes():
+        check(context)
