@@ -381,6 +381,7 @@ class _Chunk:
     line: int  # 1-based line of ``start``
 
 
+_MATCHING = {")": "(", "]": "[", "}": "{"}
 _CONTINUES_LINE = re.compile(r"(?:[-+×*/,=(\[{]|&&|\|\||\b(?:and|or|not|x)|[<>=!]=?)\s*$")
 
 
@@ -412,6 +413,7 @@ def _split_statements(text: str, start: int, end: int, first_line: int) -> list[
     chunk_line = first_line
     chunk_indent = 0
     depth = 0
+    openers: list[str] = []
     previous_continues = False
     for raw in lines:
         code = _strip_comment(raw)
@@ -424,10 +426,16 @@ def _split_statements(text: str, start: int, end: int, first_line: int) -> list[
                 chunks.append(_Chunk(chunk_start, offset, chunk_line))
                 chunk_start = None
                 depth = 0
+                openers.clear()
         if stripped and chunk_start is None:
             chunk_start, chunk_line, chunk_indent = offset, line_no, indent
         if stripped:
-            depth += sum(stripped.count(c) for c in "([{") - sum(stripped.count(c) for c in ")]}")
+            for ch in stripped:  # a stray closer that matches no opener is ignored here
+                if ch in "([{":
+                    openers.append(ch)
+                elif ch in ")]}" and openers and openers[-1] == _MATCHING[ch]:
+                    openers.pop()
+            depth = len(openers)
             previous_continues = bool(_CONTINUES_LINE.search(stripped))
         offset += len(raw) + 1
         line_no += 1
