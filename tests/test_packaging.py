@@ -28,7 +28,7 @@ def test_every_package_folder_is_declared():
 
 
 def test_wheel_contains_grammar_packs_and_strategies(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
                     str(tmp_path), str(ROOT)], check=True, capture_output=True)
     (wheel,) = tmp_path.glob("opl-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
