@@ -22,7 +22,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -191,6 +191,11 @@ ExpiryRule = Annotated[
 
 # --------------------------------------------------------------------------- sections
 
+@lru_cache(maxsize=32)
+def _frozen(items: tuple) -> frozenset:
+    return frozenset(items)
+
+
 class CalendarSpec(_Model):
     """Trading days: weekdays minus listed holidays. Past ``holidays_through`` only weekends count."""
 
@@ -210,13 +215,15 @@ class CalendarSpec(_Model):
             raise ValueError(f"holiday {self.holidays[-1]} lies after holidays_through {self.holidays_through}")
         return self
 
-    @cached_property
+    # Derived sets are cached by value, not on the instance: model_copy(update=...)
+    # would otherwise carry a stale cached set into the copy.
+    @property
     def holiday_set(self) -> frozenset[dt.date]:
-        return frozenset(self.holidays)
+        return _frozen(self.holidays)
 
-    @cached_property
+    @property
     def weekend_days(self) -> frozenset[int]:
-        return frozenset(WEEKDAYS.index(d) for d in self.weekend)
+        return _frozen(tuple(WEEKDAYS.index(d) for d in self.weekend))
 
 
 class UnderlyingSpec(_Model):
