@@ -30,7 +30,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
-    "PACKS_ENV", "BUILTIN_PACKS", "RulePackError", "ContractCodeError",
+    "PACKS_ENV", "BUILTIN_PACKS", "WEEKDAYS", "RulePackError", "ContractCodeError",
+    "NthTradingDay", "NthLastTradingDay", "NthLastTradingDayOnOrBefore", "NthWeekdayOfMonth", "ThirdFriday",
     "Band", "CalendarSpec", "UnderlyingSpec", "OptionSpec", "ListingSpec", "MarginSpec",
     "FeeSchedule", "FeesSpec", "RulePack", "ExpiryRule",
     "load_pack", "available_packs", "pack_for",
