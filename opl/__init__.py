@@ -1,0 +1,43 @@
+"""opl: check, compile, simulate and improve option strategies written in OPL-Lang.
+
+The facade (sqlglot style) — each name runs one stage:
+
+>>> import opl
+>>> result = opl.check("opl-lang 1.0\\nS = long Option(Call, 480, 14d)\\n")
+>>> [d.code for d in result.report.diagnostics]
+['W404']
+
+``opl.parse`` gives the syntax tree, ``opl.check`` the diagnostics with the lowered
+document and the normalised legs. Importing ``opl`` imports nothing numeric.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from opl.frontend import CheckResult
+    from opl.parser import ParseResult
+
+__all__ = ["parse", "check", "check_file"]
+
+
+def parse(text: str, path: str = "<string>") -> "ParseResult":
+    """Parse OPL-Lang text into its syntax tree (with syntax diagnostics)."""
+    from opl.parser import parse as _parse
+
+    return _parse(text, path)
+
+
+def check(text: str, path: str = "<string>") -> "CheckResult":
+    """Run the whole front end on text: parse, lower, normalise and check."""
+    from opl.frontend import check_text
+
+    return check_text(text, path)
+
+
+def check_file(path) -> "CheckResult":
+    """Read and check a file (.opl, or the JSON leg form .json)."""
+    from opl.frontend import check_path
+
+    return check_path(path)

@@ -1,0 +1,90 @@
+"""The front end as one call: text → syntax tree → Document → normalised legs → checks.
+
+``check_source`` never raises for bad input: every problem is a diagnostic in the
+returned `FileReport`. The stages are the functions of opl/parser.py, opl/lower.py,
+opl/normalise.py and opl/checks/; this module only runs them in order and stops early
+when a stage's output cannot be trusted (no semantic checks on a file whose legs did
+not lower).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opl.checks import CheckContext, run_checks
+from opl.diagnostics import DiagnosticSink, FileReport
+from opl.document import Document
+from opl.legs import Leg
+from opl.lower import Lowerer
+from opl.normalise import normalise
+from opl.parser import decode, parse_source
+from opl.source import SourceFile
+
+
+@dataclass
+class CheckResult:
+    """The outcome of checking one file."""
+
+    report: FileReport
+    document: Document | None = None
+    legs: tuple[Leg, ...] = ()
+    cancelled: tuple[Leg, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.report.has_errors
+
+
+def check_source(source: SourceFile) -> CheckResult:
+    """Check a decoded `.opl` (or JSON leg form, by extension) source file."""
+    if source.path.endswith(".json"):
+        from opl.jsonlegs import load_json_legs
+
+        document, diagnostics = load_json_legs(source)
+        lowerer = Lowerer(source)
+        lowerer.doc = document
+    else:
+        parsed = parse_source(source)
+        diagnostics = list(parsed.diagnostics)
+        if any(d.code == "E008" for d in diagnostics):
+            return CheckResult(FileReport(source, diagnostics))
+        lowerer = Lowerer(source)
+        document = lowerer.run(parsed.module)
+        diagnostics.extend(lowerer.sink.items)
+    report = FileReport(source, diagnostics)
+    result = CheckResult(report, document)
+    if any(d.severity == "error" and d.code[:2] in ("E1", "E0") and d.code not in ("E004", "E005", "E006", "E014")
+           for d in diagnostics):
+        return result  # semantic checks on half-understood legs would only add noise
+    if any(d.code == "E006" for d in diagnostics):
+        return result  # an unknown major version: nothing else can be trusted
+    sink = DiagnosticSink()
+    legs: tuple[Leg, ...] = ()
+    cancelled: tuple[Leg, ...] = ()
+    if document.strategy is not None:
+        lowerer.sink = sink  # template arguments are read (and reported) during expansion
+        normalised = normalise(document.strategy.expr, {n: d.expr for n, d in document.definitions.items()},
+                               sink, lowerer=lowerer)
+        legs, cancelled = normalised.legs, normalised.cancelled
+    context = CheckContext(source, document, legs, cancelled, sink)
+    if not sink.has_errors:
+        run_checks(context)
+    report.diagnostics.extend(sink.items)
+    result.legs, result.cancelled = legs, cancelled
+    return result
+
+
+def check_text(text: str, path: str = "<string>") -> CheckResult:
+    """Check OPL-Lang text given as a string."""
+    return check_source(SourceFile(path, text))
+
+
+def check_path(path: str | Path) -> CheckResult:
+    """Read and check a file. Raises OSError for I/O problems (the CLI reports them)."""
+    path = Path(path)
+    data = path.read_bytes()
+    source, problems = decode(data, str(path))
+    if source is None:
+        return CheckResult(FileReport(SourceFile(str(path), ""), problems))
+    return check_source(source)
