@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import numpy as np
+from opl.runtime.packfiles import BUILTIN_PACKS, PACKS_ENV, available_packs
+from opl.runtime.packfiles import symbol_root as _symbol_root
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
@@ -38,8 +40,6 @@ __all__ = [
     "ContractCode", "parse_contract", "resolve_year_digit", "contract_month",
 ]
 
-PACKS_ENV = "OPL_PACKS_PATH"
-BUILTIN_PACKS = Path(__file__).with_name("packs")
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 WEEKDAYS: tuple[str, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -515,33 +515,6 @@ def _read(path: Path) -> RulePack:
     return _load_file(path, mtime)
 
 
-def _search_dirs(extra: list[str | Path] | tuple = ()) -> list[Path]:
-    env = os.environ.get(PACKS_ENV, "")
-    user = [Path(p) for p in env.split(os.pathsep) if p.strip()]
-    return [Path(p) for p in extra] + user + [BUILTIN_PACKS]
-
-
-def available_packs(paths: list[str | Path] | tuple = ()) -> dict[str, Path]:
-    """Names of the packs that can be loaded, mapped to their files.
-
-    Search order: ``paths``, then the entries of ``OPL_PACKS_PATH``, then the
-    built-in packs; an entry is a directory (its ``*.toml`` files) or a single
-    ``.toml`` file. The first file of a name wins, so a user pack shadows a
-    built-in one of the same name. Files are listed, not validated.
-    """
-    found: dict[str, Path] = {}
-    for entry in _search_dirs(paths):
-        if entry.is_file() and entry.suffix == ".toml":
-            files = [entry]
-        elif entry.is_dir():
-            files = sorted(entry.glob("*.toml"))
-        else:
-            continue  # a missing directory on the path is not an error, as with PATH
-        for f in files:
-            found.setdefault(f.stem, f)
-    return found
-
-
 def load_pack(name_or_path: str | Path, *, paths: list[str | Path] | tuple = ()) -> RulePack:
     """Load and validate a pack by name (``"czce_cj"``) or by file path.
 
@@ -586,12 +559,6 @@ def pack_for(exchange: str, symbol: str | None = None, *, paths: list[str | Path
         names = ", ".join(p.name for p in chosen)
         raise RulePackError(f"several rule packs cover {exchange} ({names}); give a symbol or a pack name")
     return chosen[0]
-
-
-def _symbol_root(symbol: str) -> str:
-    s = symbol.strip()
-    m = re.match(r"^([A-Za-z]{1,3})\d{3,4}(?:\b|[-_ ]?[CPcp])", s)
-    return m.group(1).upper() if m else s.upper()
 
 
 # --------------------------------------------------------------------------- contract codes
