@@ -64,8 +64,9 @@ def check_source(source: SourceFile) -> CheckResult:
     cancelled: tuple[Leg, ...] = ()
     if document.strategy is not None:
         lowerer.sink = sink  # template arguments are read (and reported) during expansion
+        linear = document.underlying.kind if document.underlying is not None else "stock"
         normalised = normalise(document.strategy.expr, {n: d.expr for n, d in document.definitions.items()},
-                               sink, lowerer=lowerer)
+                               sink, lowerer=lowerer, linear_kind=linear)
         legs, cancelled = normalised.legs, normalised.cancelled
     context = CheckContext(source, document, legs, cancelled, sink)
     if not sink.has_errors:

@@ -489,6 +489,7 @@ class Lowerer:
                        "add `opl-lang 1.0` as the first line")
             return
         first = headers[0]
+        self.doc.spans.setdefault("opl-lang", first.span)
         for extra in headers[1:]:
             self.error("E014", "duplicate `opl-lang` header", extra.span, "second header",
                        notes=(f"first header on line {first.span.line}",))

@@ -1,0 +1,233 @@
+"""Resource and constraint checks: E301/I301 capital, E302/I302 max_risk, E303, E304/E305.
+
+Estimates use the file's own market inputs (``price``, ``iv``, ``rate``, ``time``, the
+levels) and, when the file names its ``exchange``, the contract multiplier and margin
+rate of that exchange's rule pack; ``granularity`` overrides the multiplier. Without
+a pack the short-option margin is the CBOE-style premium + max(20% × S − OTM,
+10% × S). `opl compile` recomputes all of it with the full rule pack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opl import ast
+from opl.checks import CheckContext
+from opl.conditions import quantity
+from opl.estimates import Market, black_price
+from opl.legs import Leg
+from opl.source import UNKNOWN_SPAN
+
+GENERIC_FUTURES_RATE = 0.10  # margin of a futures leg when no rule pack is known
+GRID_POINTS = 400
+
+
+@dataclass(frozen=True)
+class Contract:
+    multiplier: float
+    formula: str
+    futures_rate: float
+    otm_weight: float = 0.5
+    floor_weight: float = 0.5
+    source: str = "no rule pack"
+
+
+def contract(ctx: CheckContext) -> Contract:
+    doc = ctx.document
+    facts = None
+    underlying = doc.underlying
+    if underlying is not None and underlying.exchange:
+        from opl.runtime.packfiles import pack_facts  # numpy-free by design
+
+        facts = pack_facts(underlying.exchange, underlying.symbol)
+    multiplier = float(doc.constraints.granularity or (facts.multiplier if facts else 1.0))
+    if facts is None:
+        return Contract(multiplier, "generic", GENERIC_FUTURES_RATE)
+    return Contract(multiplier, facts.margin_formula, facts.futures_rate or GENERIC_FUTURES_RATE,
+                    facts.otm_weight, facts.floor_weight, f"rule pack `{facts.name}`")
+
+
+def _otm(leg: Leg, s: float, k: float) -> float:
+    return max(k - s, 0.0) if leg.option_type == "call" else max(s - k, 0.0)
+
+
+def leg_capital(leg: Leg, market: Market, terms: Contract) -> float | None:
+    """Capital one unit of the leg ties up (premium or margin), in price units."""
+    s = market.price
+    if s is None:
+        return None
+    if leg.kind == "cash":
+        return 0.0
+    if leg.kind == "future":
+        return terms.futures_rate * s
+    if not leg.is_option:
+        return s
+    premium, k = market.premium(leg), market.strike(leg)
+    if premium is None or k is None:
+        return None
+    if leg.side > 0:
+        return premium
+    if terms.formula == "czce_dce":
+        margin = terms.futures_rate * s
+        return premium + max(margin - terms.otm_weight * _otm(leg, s, k), terms.floor_weight * margin)
+    return premium + max(0.20 * s - _otm(leg, s, k), 0.10 * s)
+
+
+def capital_limit(ctx: CheckContext) -> None:
+    doc = ctx.document
+    limit = doc.constraints.capital_limit
+    if limit is None or not ctx.legs:
+        return
+    span = doc.spans.get("capital_limit", UNKNOWN_SPAN)
+    market, terms = Market.of(doc), contract(ctx)
+    parts = [leg_capital(leg, market, terms) for leg in ctx.legs]
+    if any(p is None for p in parts):
+        missing = "`price` and `iv`" if market.price is None or market.iv is None else "the strike levels"
+        ctx.sink.emit("I301", f"`capital_limit` not checked: the file does not give {missing}", span,
+                      "not checked", help="add `price` and `iv` (or run `opl compile --market price=...,iv=...`)")
+        return
+    need = sum(p * leg.qty * terms.multiplier for p, leg in zip(parts, ctx.legs))
+    if need > limit:
+        ctx.sink.emit("E301", f"the position needs about {need:,.0f} of capital, above `capital_limit` "
+                      f"{limit:,.0f}", span, "limit exceeded",
+                      help="reduce quantities, add protective legs, or raise `capital_limit`",
+                      notes=(f"estimated with multiplier {terms.multiplier:g} and the margin of the "
+                             f"{terms.source}; `opl compile` uses the full rule pack",))
+
+
+def _upward_slope(legs: tuple[Leg, ...]) -> float:
+    """d(value)/dS of the position as S → ∞ (options count as calls only)."""
+    slope = 0.0
+    for leg in legs:
+        if leg.is_option:
+            slope += leg.signed_qty if leg.option_type == "call" else 0.0
+        elif leg.kind != "cash":
+            slope += leg.signed_qty * ((leg.beta or 1.0) if leg.kind == "leveraged_etf" else 1.0)
+    return slope
+
+
+def worst_loss(legs: tuple[Leg, ...], market: Market) -> tuple[float, float] | None:
+    """(worst loss per unit multiplier, price where it occurs) at the first expiry, or None.
+
+    Options expiring later are valued with the Black formula at their remaining time.
+    """
+    s0 = market.price
+    if s0 is None or market.iv is None:
+        return None
+    horizon = [market.years(leg) for leg in legs if leg.is_option]
+    if any(t is None for t in horizon):
+        return None
+    first = min(horizon) if horizon else 0.0
+    strikes, premiums = [], []
+    for leg in legs:
+        if leg.is_option:
+            k, p = market.strike(leg), market.premium(leg)
+            if k is None or p is None:
+                return None
+            strikes.append(k)
+            premiums.append(p)
+        else:
+            strikes.append(None)
+            premiums.append(s0 if leg.kind != "cash" else 0.0)
+    top = 4 * max([s0] + [k for k in strikes if k])
+    grid = sorted({top * i / GRID_POINTS for i in range(GRID_POINTS + 1)} | {k for k in strikes if k} | {s0})
+    worst, at = float("inf"), s0
+    for s in grid:
+        pnl = 0.0
+        for leg, k, p in zip(legs, strikes, premiums):
+            if leg.is_option:
+                remaining = market.years(leg) - first
+                value = black_price(is_call=leg.option_type == "call", s=s, k=k, t=max(remaining, 0.0),
+                                    sigma=market.iv, r=market.rate, b=market.carry) if s > 0 else (
+                    k if leg.option_type == "put" else 0.0)
+            elif leg.kind == "cash":
+                value = 0.0
+            else:
+                value = s0 + ((leg.beta or 1.0) if leg.kind == "leveraged_etf" else 1.0) * (s - s0)
+            pnl += leg.signed_qty * (value - p)
+        if pnl < worst - 1e-9 or (pnl <= worst + 1e-9 and abs(s - s0) < abs(at - s0)):
+            worst, at = min(pnl, worst), s  # of equal losses, report the price nearest today's
+    return -worst, at
+
+
+def max_risk(ctx: CheckContext) -> None:
+    doc = ctx.document
+    limit = doc.constraints.max_risk
+    if limit is None or not ctx.legs:
+        return
+    span = doc.strategy.expr.span if doc.strategy is not None else doc.spans.get("max_risk", UNKNOWN_SPAN)
+    field_line = doc.spans.get("max_risk", UNKNOWN_SPAN).line
+    slope = _upward_slope(ctx.legs)
+    if slope < 0:
+        ctx.sink.emit("E302", f"the loss is unbounded as the price rises (net short {-slope:g} calls), "
+                      f"above `max_risk` {limit:,.0f}", span, "unbounded loss",
+                      help="buy a call above the short strike (a wing) or add a long underlying leg",
+                      notes=(f"`max_risk` is set on line {field_line}",))
+        return
+    market, terms = Market.of(doc), contract(ctx)
+    result = worst_loss(ctx.legs, market)
+    if result is None:
+        ctx.sink.emit("I302", "`max_risk` not checked: strikes or premiums cannot be resolved without "
+                      "`price` and `iv`", doc.spans.get("max_risk", UNKNOWN_SPAN), "not checked",
+                      help="add `price` and `iv`, or run `opl compile --market price=...,iv=...`")
+        return
+    loss, at = result
+    loss *= terms.multiplier
+    if loss > limit * (1 + 1e-9):
+        ctx.sink.emit("E302", f"worst loss at expiry is about {loss:,.0f} (at a price of {at:,.4g}), above "
+                      f"`max_risk` {limit:,.0f}", span, "too much risk",
+                      help="add protective wings (buy further out-of-the-money options) or reduce quantity",
+                      notes=(f"`max_risk` is set on line {field_line}; multiplier {terms.multiplier:g}",))
+
+
+def premium_offset(ctx: CheckContext) -> None:
+    doc = ctx.document
+    share = doc.constraints.premium_offset
+    if share is None or not ctx.legs:
+        return
+    market = Market.of(doc)
+    premiums = [market.premium(leg) for leg in ctx.legs if leg.is_option]
+    if any(p is None for p in premiums):
+        return  # nothing to compare without prices; `opl build` applies the offset
+    debit = sum(market.premium(l) * l.qty for l in ctx.legs if l.is_option and l.side > 0)
+    credit = sum(market.premium(l) * l.qty for l in ctx.legs if l.is_option and l.side < 0)
+    if debit > 0 and credit < share * debit * (1 - 1e-9):
+        ctx.sink.emit("E303", f"credit legs offset {credit / debit:.0%} of the debit, short of `premium_offset` "
+                      f"{share:.0%}", doc.spans.get("premium_offset", UNKNOWN_SPAN), "not attained",
+                      help="sell options further out of the money, or lower `premium_offset`")
+
+
+def _argument(call: ast.Call, index: int, name: str) -> ast.Value | None:
+    if name in call.keywords:
+        return call.keywords[name].value
+    positional = call.positional
+    return positional[index] if index < len(positional) else None
+
+
+def scale_qty(ctx: CheckContext) -> None:
+    for action in ctx.document.adjust.playbook:
+        if action.func != "scale_qty":
+            continue
+        leg_arg, factor_arg = _argument(action, 0, "leg"), _argument(action, 1, "factor")
+        factor = quantity(factor_arg) if factor_arg is not None else None
+        index = quantity(leg_arg) if leg_arg is not None else None
+        if factor is None or index is None:
+            continue  # the lowering stage reported malformed arguments
+        if factor <= 0:
+            ctx.sink.emit("E305", f"`scale_qty` by {factor:g} leaves a zero or negative quantity",
+                          factor_arg.span, "not positive", help="use `remove_leg` or `close` to drop a leg")
+            continue
+        if not 1 <= index <= len(ctx.legs) or index != int(index):
+            ctx.sink.emit("E105", f"`scale_qty` names leg {index:g}, but the strategy has {len(ctx.legs)} legs",
+                          leg_arg.span, "no such leg", help="legs are numbered from 1 in normalised order "
+                          "(see `opl compile --format table`)")
+            continue
+        leg = ctx.legs[int(index) - 1]
+        scaled = leg.qty * factor
+        if scaled < 1 or abs(scaled - round(scaled)) > 1e-9:
+            ctx.sink.emit("E304", f"`scale_qty` makes leg {int(index)} ({leg}) {scaled:g} lots, not a whole "
+                          "number of at least one lot", factor_arg.span, "below lot granularity",
+                          help=f"choose a factor that gives whole lots, e.g. {max(1, round(scaled))}/{leg.qty}")
+
+
+PASSES = (capital_limit, max_risk, premium_offset, scale_qty)
