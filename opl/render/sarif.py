@@ -1,0 +1,135 @@
+"""SARIF 2.1.0 output for code-scanning tools (GitHub code scanning, IDE viewers).
+
+One run, tool ``opl``; the rules are the codes that occur, described from the code
+table; each diagnostic is a result located by a region. Columns are Python characters,
+i.e. Unicode code points, which the run declares with ``columnKind`` so that viewers do
+not read them as UTF-16 units (they differ past the Basic Multilingual Plane).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from opl.codes import CODES, explain
+from opl.diagnostics import Diagnostic, FileReport
+
+SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+VERSION = "2.1.0"
+
+
+def _package_metadata() -> tuple[str | None, str | None]:
+    """(version, project URL) of the installed ``opl`` distribution, when known.
+
+    The URL is read from the package metadata rather than written here so that SARIF
+    never points viewers at an address the project has not declared.
+    """
+    from importlib import metadata
+
+    try:
+        meta = metadata.metadata("opl")
+    except metadata.PackageNotFoundError:
+        return None, None
+    urls = [entry.split(",", 1)[-1].strip() for entry in meta.get_all("Project-URL") or []]
+    home = meta.get("Home-page")
+    if home and home != "UNKNOWN":
+        urls.insert(0, home)
+    return meta.get("Version"), next((u for u in urls if u.startswith(("https://", "http://"))), None)
+
+
+def _uri(path: str) -> str:
+    """A relative URI reference for a path as the user gave it."""
+    return quote(path.replace("\\", "/"), safe="/:")
+
+
+def _rule(code: str) -> dict[str, Any]:
+    entry = CODES[code]
+    return {
+        "id": code,
+        "shortDescription": {"text": entry.title},
+        "fullDescription": {"text": entry.explanation},
+        "help": {"text": explain(code)},
+        "defaultConfiguration": {"level": entry.severity},
+    }
+
+
+def _result(path: str, diagnostic: Diagnostic, rule_index: int) -> dict[str, Any]:
+    span = diagnostic.span
+    physical: dict[str, Any] = {"artifactLocation": {"uri": _uri(path)}}
+    if span.line >= 1:  # SARIF regions are 1-based; line 0 means "somewhere in the file"
+        physical["region"] = {
+            "startLine": span.line,
+            "startColumn": max(span.column, 1),
+            "endLine": max(span.end_line, span.line),
+            "endColumn": max(span.end_column, 1),
+        }
+    result: dict[str, Any] = {
+        "ruleId": diagnostic.code,
+        "ruleIndex": rule_index,
+        "level": diagnostic.severity,
+        "message": {"text": diagnostic.message},
+        "locations": [{"physicalLocation": physical}],
+    }
+    extras = {
+        key: value
+        for key, value in (("label", diagnostic.label), ("help", diagnostic.help), ("notes", list(diagnostic.notes)))
+        if value
+    }
+    if extras:
+        result["properties"] = extras
+    return result
+
+
+def sarif_log(reports: list[FileReport]) -> dict[str, Any]:
+    """The SARIF log as a dict.
+
+    Parameters
+    ----------
+    reports
+        The reports to convert, in order.
+
+    Returns
+    -------
+    dict
+        A SARIF 2.1.0 log with one run; ``results`` is empty when nothing was found.
+    """
+    found = [(report.path, d) for report in reports for d in report.sorted()]
+    codes = sorted({d.code for _, d in found})
+    index = {code: i for i, code in enumerate(codes)}
+    version, home = _package_metadata()
+    driver: dict[str, Any] = {"name": "opl"}
+    if version:
+        driver["version"] = version
+    if home:
+        driver["informationUri"] = home
+    driver["rules"] = [_rule(code) for code in codes]
+    return {
+        "$schema": SCHEMA,
+        "version": VERSION,
+        "runs": [
+            {
+                "tool": {"driver": driver},
+                "columnKind": "unicodeCodePoints",
+                "results": [_result(path, d, index[d.code]) for path, d in found],
+            }
+        ],
+    }
+
+
+def render(reports: list[FileReport], *, color: bool = False) -> str:
+    """The SARIF log as JSON text, indented by 2, with a final newline.
+
+    Parameters
+    ----------
+    reports
+        The reports to convert.
+    color
+        Ignored.
+
+    Returns
+    -------
+    str
+        The SARIF document.
+    """
+    return json.dumps(sarif_log(reports), indent=2, ensure_ascii=False) + "\n"
