@@ -49,7 +49,7 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, color: str) -> None:
     use_color = color == "always" or (color == "auto" and fmt == "full" and sys.stdout.isatty())
     text = render(reports, fmt, color=use_color)
     if text:
-        click.echo(text, nl=not text.endswith("\n"))
+        click.echo(text, nl=not text.endswith("\n"), color=use_color)
     if fmt == "full":
         summary = summary_line(reports)
         if summary:
