@@ -144,6 +144,11 @@ _TABLE: tuple[tuple[str, str, str, str], ...] = (
      "A leg's quantity is zero or negative. Quantities are positive integers; write\n"
      "`short` for a short leg. (Legs that cancel after merging are dropped with note I305.)"),
     # -- W4xx: guard rules ---------------------------------------------------------------
+    ("E306", "error", "market inputs missing",
+     "`opl compile`, `opl payoff` and `opl simulate` price the legs, which needs the\n"
+     "underlying's `price` and the implied volatility `iv` (and resolves `support`/\n"
+     "`resistance` anchors from those fields). Give them in the file (`price 9850`,\n"
+     "`iv 0.22`) or on the command line: `--market price=9850,iv=0.22`."),
     ("W401", "warning", "0DTE far-OTM leg",
      "Guard `avoid_leg_if days_left < 2d && strike_offset > 10%` (spec §3.3): an option\n"
      "that expires within two days and is more than 10% out of the money has almost no\n"

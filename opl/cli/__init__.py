@@ -13,8 +13,10 @@ import click
 
 COMMANDS: dict[str, str] = {
     "check": "opl.cli.check:check",
+    "compile": "opl.cli.compile:compile_command",
     "explain": "opl.cli.explain:explain",
     "fmt": "opl.cli.fmt:fmt",
+    "payoff": "opl.cli.payoff:payoff",
 }
 
 

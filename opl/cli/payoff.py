@@ -1,0 +1,36 @@
+"""``opl payoff FILE --out payoff.png``: P&L at expiry, today and in between, with breakevens."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from opl.cli.compile import load_compiled, market_option
+from opl.cli.report import EXIT_OK, EXIT_USAGE
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--out", "out", type=click.Path(dir_okay=False), default="payoff.png", show_default=True,
+              help="Where to write the PNG.")
+@click.option("--low", type=float, default=None, help="Lowest underlying price on the x axis.")
+@click.option("--high", type=float, default=None, help="Highest underlying price on the x axis.")
+@market_option
+def payoff(file: str, out: str, low: float | None, high: float | None, market: str) -> None:
+    """Draw the P&L profile of a strategy and print its breakevens and extremes."""
+    from opl.payoff import payoff_curves, plot_payoff
+
+    strategy = load_compiled(file, market)
+    if low is not None and high is not None and not 0 < low < high:
+        click.echo("error: --low must be positive and below --high", err=True)
+        sys.exit(EXIT_USAGE)
+    curves = payoff_curves(strategy, low=low, high=high)
+    try:
+        plot_payoff(strategy, curves, out)
+    except OSError as error:
+        click.echo(f"error: {out}: {error.strerror or error}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(curves.summary())
+    click.echo(f"wrote {out}")
+    sys.exit(EXIT_OK)

@@ -1,0 +1,236 @@
+"""Compile a checked strategy into a `CompiledStrategy`: resolve, round, price.
+
+Resolution, leg by leg, in normalised order:
+
+1. market — the file's ``price``/``iv``/``rate``/``time``/levels, overridden by
+   ``--market``; ``time`` defaults to today, ``rate`` to 0; ``price`` and ``iv``
+   are required (E306);
+2. strike — absolute, ``ATM±x%``/rc6 ``+5%``, ``support-100``, ``resistance+2%``, or
+   ``delta(0.25)`` solved with the European Black formula at the file's ``iv``;
+   then moved to the nearest listed strike of the exchange's rule pack;
+3. expiry — ``Nd`` is N calendar days after ``time``; with a rule pack, the listed
+   option expiry nearest that date (the later one on a tie); a date stays as written;
+4. multiplier — ``granularity`` if set, else the rule pack's option multiplier, else 1;
+5. price and Greeks — Black-76 (futures underlying, carry 0) or Black–Scholes–Merton
+   (stock/ETF, carry = rate); American exercise (the file's ``exercise`` or the
+   pack's style) by Barone-Adesi–Whaley with the Greeks of
+   `opl.runtime.american.american_greeks`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from opl.compiled import CompiledLeg, CompiledStrategy, GreekSet, MarketState, SourceRef, Totals, UnderlyingInfo
+from opl.diagnostics import Diagnostic, DiagnosticSink
+from opl.estimates import Market
+from opl.frontend import CheckResult
+from opl.legs import DateTenor, Leg, RelativeStrike
+from opl.source import UNKNOWN_SPAN
+
+MARKET_KEYS = ("price", "iv", "rate", "time", "support", "resistance")
+
+
+@dataclass
+class CompileResult:
+    strategy: CompiledStrategy | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.strategy is not None
+
+
+def parse_market(text: str) -> dict:
+    """``price=9850,iv=0.22,rate=0.02,time=2026-03-02`` → dict; raises ValueError naming the bad item."""
+    values: dict = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or key not in MARKET_KEYS:
+            raise ValueError(f"`{item}`: expected key=value with key one of {', '.join(MARKET_KEYS)}")
+        try:
+            if key == "time":
+                values[key] = _dt.date.fromisoformat(raw.strip())
+            else:
+                number = float(raw.strip().rstrip("%")) / (100 if raw.strip().endswith("%") else 1)
+                if not np.isfinite(number) or (key in ("price", "support", "resistance") and number <= 0) or (
+                        key == "iv" and number <= 0):
+                    raise ValueError
+                values[key] = number
+        except ValueError:
+            raise ValueError(f"`{item}`: not a valid {key}") from None
+    return values
+
+
+def _pack(document, sink: DiagnosticSink):
+    underlying = document.underlying
+    if underlying is None or not underlying.exchange:
+        return None
+    from opl.runtime.rules import RulePackError, pack_for
+
+    try:
+        return pack_for(underlying.exchange, underlying.symbol)
+    except RulePackError as error:
+        span = document.spans.get("exchange", UNKNOWN_SPAN)
+        sink.emit("E105", f"no usable rule pack for `{underlying.exchange}`: {error}", span, "unknown exchange",
+                  help="add a rule pack (see runtime/packs/README.md) or remove `exchange`")
+        return None
+
+
+def _expiry(leg: Leg, time: _dt.date, pack) -> _dt.date:
+    if isinstance(leg.tenor, DateTenor):
+        return leg.tenor.date
+    target = time + _dt.timedelta(days=round(leg.tenor.days))
+    if pack is None:
+        return target
+    from opl.runtime.calendars import listed_expiries
+
+    listed = [e.expiry for e in listed_expiries(pack, after=time, count=24)]
+    if not listed:
+        return target
+    return min(listed, key=lambda d: (abs((d - target).days), -d.toordinal()))
+
+
+def compile_checked(result: CheckResult, market_overrides: dict | None = None) -> CompileResult:
+    """Compile a `CheckResult` (from `opl.check` / `opl.check_file`); errors come back as diagnostics."""
+    report = result.report
+    if report.has_errors or result.document is None:
+        return CompileResult(None, [d for d in report.sorted() if d.severity == "error"])
+    doc = result.document
+    sink = DiagnosticSink()
+    span = doc.strategy.expr.span if doc.strategy is not None else doc.spans.get("opl-lang", UNKNOWN_SPAN)
+    if not result.legs:
+        sink.emit("E203", "nothing to compile: the strategy has no legs", span, "no legs",
+                  help="write the legs (`S = ...`); `opl build` constructs legs from an intent")
+        return CompileResult(None, sink.items)
+    given = {key: getattr(doc.market, key) for key in MARKET_KEYS}
+    given.update(market_overrides or {})
+    missing = [key for key in ("price", "iv") if given.get(key) is None]
+    if missing:
+        names = " and ".join(f"`{m}`" for m in missing)
+        sink.emit("E306", f"pricing needs {names}", span, "cannot price these legs",
+                  help=f"add {names} to the file, or pass `--market {','.join(m + '=...' for m in missing)}`")
+        return CompileResult(None, sink.items)
+    time = given.get("time") or _dt.date.today()
+    rate = given.get("rate") or 0.0
+    underlying = doc.underlying
+    futures = underlying is not None and underlying.kind == "future"
+    estimate = Market(given["price"], given["iv"], rate, time, given.get("support"), given.get("resistance"),
+                      futures)
+    pack = _pack(doc, sink)
+    if sink.has_errors:
+        return CompileResult(None, sink.items)
+    multiplier = float(doc.constraints.granularity or (pack.option.multiplier if pack else 1.0))
+    style = (underlying.exercise.lower() if underlying is not None and underlying.exercise
+             else (pack.option.style if pack else "european"))
+    carry = 0.0 if futures else rate
+
+    strikes, expiries = [], []
+    for leg in result.legs:
+        if not leg.is_option:
+            strikes.append(None)
+            expiries.append(underlying.expiry if (leg.kind == "future" and underlying is not None) else leg.expiry)
+            continue
+        strike = estimate.strike(leg)
+        if strike is None:
+            anchor = leg.strike.anchor if isinstance(leg.strike, RelativeStrike) else "price"
+            sink.emit("E306", f"strike `{leg.strike}` needs `{anchor}`", leg.span, f"`{anchor}` unknown",
+                      help=f"add `{anchor} <price>` to the file or pass `--market {anchor}=...`")
+            strikes.append(None)
+            expiries.append(None)
+            continue
+        if pack is not None:
+            strike = float(pack.snap_strike(strike))
+        if strike <= 0:
+            sink.emit("E205", f"strike `{leg.strike}` resolves to {strike:g}", leg.span, "non-positive strike")
+        strikes.append(strike)
+        expiry = _expiry(leg, time, pack)
+        if expiry <= time:
+            sink.emit("E206", f"expiry {expiry.isoformat()} is not after `time` {time.isoformat()}", leg.span,
+                      "already expired")
+        expiries.append(expiry)
+    if sink.has_errors:
+        return CompileResult(None, sink.items)
+
+    option_rows = [i for i, leg in enumerate(result.legs) if leg.is_option]
+    priced = _price_options([result.legs[i] for i in option_rows], [strikes[i] for i in option_rows],
+                            [expiries[i] for i in option_rows], time, given["price"], given["iv"], rate, carry,
+                            american=style == "american", stock=not futures)
+    legs, totals, premium = [], GreekSet(), 0.0
+    for index, leg in enumerate(result.legs):
+        if leg.is_option:
+            row = option_rows.index(index)
+            unit_price, greeks = priced[row]
+            days = float((expiries[index] - time).days)
+        else:
+            unit_price, greeks, days = _linear(leg, given["price"])
+        position = greeks.scaled(leg.signed_qty * multiplier)
+        if leg.is_option:
+            premium += leg.signed_qty * multiplier * unit_price
+        totals = totals + position
+        legs.append(CompiledLeg(
+            index=index + 1, side="long" if leg.side > 0 else "short", qty=leg.qty, kind=leg.kind,
+            type=leg.option_type, strike=strikes[index], strike_spec=str(leg.strike) if leg.strike else None,
+            expiry=expiries[index], tenor_days=days, multiplier=multiplier,
+            exercise=style if leg.is_option else None, price=unit_price, greeks=greeks, position_greeks=position,
+            origin=leg.origin, source=SourceRef(line=leg.span.line, column=leg.span.column)))
+    margin = _margin(pack, legs, given["price"]) if pack is not None else None
+    compiled = CompiledStrategy(
+        source=report.path, opl_version=doc.version,
+        underlying=UnderlyingInfo(kind=underlying.kind if underlying else "stock",
+                                  symbol=underlying.symbol if underlying else None,
+                                  exchange=underlying.exchange if underlying else None,
+                                  expiry=underlying.expiry if underlying else None, carry=carry,
+                                  rule_pack=pack.name if pack else None),
+        market=MarketState(price=given["price"], iv=given["iv"], rate=rate, time=time,
+                           support=given.get("support"), resistance=given.get("resistance")),
+        legs=tuple(legs), totals=Totals(**totals.model_dump(), premium=premium, margin=margin),
+        warnings=tuple(f"{d.code} {d.span.line}:{d.span.column} {d.message}" for d in report.sorted()
+                       if d.severity == "warning"))
+    return CompileResult(compiled, sink.items)
+
+
+def _price_options(legs, strikes, expiries, time, price, iv, rate, carry, *, american: bool, stock: bool):
+    if not legs:
+        return []
+    from opl.runtime import american as american_pricing
+    from opl.runtime import pricing
+
+    is_call = np.array([leg.option_type == "call" for leg in legs])
+    t = np.array([(e - time).days / 365.0 for e in expiries])
+    args = dict(is_call=is_call, underlying=np.full(len(legs), price), strike=np.array(strikes, dtype=float), t=t,
+                vol=np.full(len(legs), iv), rate=rate, carry=carry, carry_follows_rate=stock)
+    g = american_pricing.american_greeks(**args) if american else pricing.greeks(**args)
+    columns = [np.atleast_1d(np.asarray(getattr(g, name), dtype=float)) for name in
+               ("price", "delta", "gamma", "vega", "theta", "rho", "charm")]
+    return [(float(columns[0][i]), GreekSet(delta=columns[1][i], gamma=columns[2][i], vega=columns[3][i],
+                                            theta=columns[4][i], rho=columns[5][i], charm=columns[6][i]))
+            for i in range(len(legs))]
+
+
+def _linear(leg: Leg, price: float) -> tuple[float, GreekSet, float | None]:
+    if leg.kind == "cash":
+        return 1.0, GreekSet(), None
+    beta = (leg.beta or 1.0) if leg.kind == "leveraged_etf" else 1.0
+    return price, GreekSet(delta=beta), None
+
+
+def _margin(pack, legs: list[CompiledLeg], price: float) -> float:
+    from opl.runtime.margin import futures_margin, short_option_margin
+
+    total = 0.0
+    for leg in legs:
+        if leg.kind == "option" and leg.side == "short":
+            total += float(short_option_margin(pack=pack, is_call=leg.type == "call", underlying=price,
+                                               strike=leg.strike, premium=leg.price, lots=leg.qty))
+        elif leg.kind == "future":
+            total += float(futures_margin(pack=pack, price=price, lots=leg.qty))
+    return total
+
+
+__all__ = ["compile_checked", "parse_market", "CompileResult", "MARKET_KEYS"]
+
