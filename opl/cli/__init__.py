@@ -12,6 +12,7 @@ import importlib
 import click
 
 COMMANDS: dict[str, str] = {
+    "build": "opl.cli.build:build",
     "check": "opl.cli.check:check",
     "compile": "opl.cli.compile:compile_command",
     "explain": "opl.cli.explain:explain",
