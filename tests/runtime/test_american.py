@@ -13,7 +13,7 @@ import opl.runtime.american as am
 from opl.runtime.american import american_greeks, baw_price, binomial_price, deterministic_price
 from opl.runtime.pricing import Greeks, greeks, price
 
-pytestmark = pytest.mark.filterwarnings("error")
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")  # numpy warnings leaking out fail the test
 
 # Haug, Option Pricing Formulas (1998) p. 24, as reproduced in QuantLib's test-suite (americanoption.cpp):
 # futures options (b = 0), K = 100, r = 10%; (call?, S, T, σ, value). QuantLib replicates them to 3e-3.
