@@ -286,3 +286,21 @@ def test_bsm_with_dividend_yield_against_quantlib(call, s, days, v, r):
                carry_follows_rate=True)
     for name in ("price", "delta", "gamma", "vega", "theta", "rho"):
         _close(getattr(g, name), ref[name], name)
+
+
+# ------------------------------------------------------------------ the checker's scalar kernel
+
+def test_agrees_with_the_checkers_plain_python_kernel():
+    # opl.estimates is the numpy-free Black kernel the checker uses; both must give the same numbers.
+    from opl import estimates
+
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        call = bool(rng.random() < 0.5)
+        s, k = rng.uniform(50, 150), rng.uniform(50, 150)
+        t, v, r, b = rng.uniform(1e-3, 3), rng.uniform(0.05, 1.0), rng.uniform(-0.01, 0.1), rng.uniform(-0.05, 0.1)
+        g = greeks(is_call=call, underlying=s, strike=k, t=t, vol=v, rate=r, carry=b)
+        kw = dict(s=s, k=k, t=t, sigma=v, r=r, b=b)
+        assert g.price == pytest.approx(estimates.black_price(is_call=call, **kw), rel=1e-11, abs=1e-13)
+        assert g.delta == pytest.approx(estimates.black_delta(is_call=call, **kw), rel=1e-11, abs=1e-13)
+        assert g.vega == pytest.approx(estimates.black_vega(**kw), rel=1e-11, abs=1e-13)
