@@ -26,8 +26,8 @@ T = 0.1 and within 0.037 at T = 0.5 (and within 0.0028 of Haug's printed values)
 With BAW's Newton tolerance set to QuantLib's 1e-6 the two give the same prices
 to 1e-10; the default tolerance here is 1e-12.
 
-Exact cases are not approximated: a call with b >= r and a put with r <= 0 are
-never exercised early and get the European price; T = 0 gives the intrinsic
+Exact cases are not approximated: a call with b >= r >= 0 and a put with
+b <= r <= 0 are never exercised early and get the European price; T = 0 gives the intrinsic
 value; σ = 0 gives the deterministic value max over exercise dates τ ∈ [0, T] of
 e^{-rτ}·max(±(S e^{bτ} − K), 0). BAW's own limit as σ → 0 misses that value by its
 approximation error (1.3e-4 relative in ``test_expiry_and_zero_vol``), so the
@@ -127,7 +127,9 @@ def _baw(call, s, k, t, v, r, b):
     delta = phi * cf * nd1
     with np.errstate(divide="ignore", invalid="ignore"):
         gamma = np.where((sd > 0) & (s > 0), cf * _npdf(d1_) / (s * sd), 0.0)
-    european = np.where(call, b >= r, r <= 0)
+    # Early exercise never pays when the underlying grows at least as fast as the strike's money (b >= r)
+    # and waiting does not cost the strike interest (r >= 0); puts mirror this by put–call symmetry.
+    european = np.where(call, (b >= r) & (r >= 0), (b <= r) & (r <= 0))
     expired = t == 0
     still = (v * np.sqrt(t) == 0) & ~expired & ~european
     # K = 0: the call is the underlying, best taken now when b < r; the put is worthless.
