@@ -26,8 +26,15 @@ T = 0.1 and within 0.037 at T = 0.5 (and within 0.0028 of Haug's printed values)
 With BAW's Newton tolerance set to QuantLib's 1e-6 the two give the same prices
 to 1e-10; the default tolerance here is 1e-12.
 
-Exact cases are not approximated: a call with b >= r >= 0 and a put with
-b <= r <= 0 are never exercised early and get the European price; T = 0 gives the intrinsic
+At r <= 0 BAW is used only where early exercise can pay (calls with b < 0, puts
+with b > 0: stock or ETF options whose yield, resp. borrow cost, exceeds a
+non-positive rate). The approximation was not built for that: its error there
+reaches 0.20 on K = 100 at T = 1 y, σ = 30% (``test_nonpositive_rates``;
+QuantLib refuses r < 0). Use :func:`binomial_price` when that matters.
+
+Exact cases are not approximated: a call with b >= max(r, 0) and a put with
+r <= 0 and b <= 0 (futures options at any rate <= 0, for one) are never
+exercised early and get the European price; T = 0 gives the intrinsic
 value; σ = 0 gives the deterministic value max over exercise dates τ ∈ [0, T] of
 e^{-rτ}·max(±(S e^{bτ} − K), 0). BAW's own limit as σ → 0 misses that value by its
 approximation error (1.3e-4 relative in ``test_expiry_and_zero_vol``), so the
@@ -127,9 +134,10 @@ def _baw(call, s, k, t, v, r, b):
     delta = phi * cf * nd1
     with np.errstate(divide="ignore", invalid="ignore"):
         gamma = np.where((sd > 0) & (s > 0), cf * _npdf(d1_) / (s * sd), 0.0)
-    # Early exercise never pays when the underlying grows at least as fast as the strike's money (b >= r)
-    # and waiting does not cost the strike interest (r >= 0); puts mirror this by put–call symmetry.
-    european = np.where(call, (b >= r) & (r >= 0), (b <= r) & (r <= 0))
+    # A call is never exercised early when its European value stays above intrinsic for every S:
+    # b >= r >= 0 (the classic case), or b >= 0 >= r (e^{-rT}(S e^{bT} − K) >= S − K). Puts mirror this by
+    # put–call symmetry, P(S, K, r, b) = C(K, S, r − b, −b): r <= 0 and b <= 0.
+    european = np.where(call, b >= np.maximum(r, 0.0), (r <= 0) & (b <= 0))
     expired = t == 0
     still = (v * np.sqrt(t) == 0) & ~expired & ~european
     # K = 0: the call is the underlying, best taken now when b < r; the put is worthless.
@@ -207,6 +215,8 @@ def american_greeks(*, is_call: BoolLike, underlying: ArrayLike, strike: ArrayLi
     central difference in T of the analytic delta. ``theta`` and ``charm`` are
     −∂/∂T per year of time passing; ``rho`` holds b (``carry_follows_rate``
     False) or q = r − b (True), as in :func:`opl.runtime.pricing.greeks`.
+    Below σ = 1e-4 the vega difference spans BAW's jump at σ = 0 (module
+    docstring) and is not meaningful.
     """
     call, s, k, tt, v, r, b = _inputs(is_call, underlying, strike, t, vol, rate, carry)
     follow = np.broadcast_to(np.asarray(carry_follows_rate, dtype=bool), s.shape)

@@ -161,6 +161,21 @@ def test_put_with_nonpositive_rate_is_european():
         np.testing.assert_allclose(tree, price(is_call=False, rate=r, **kw), atol=2e-3)
 
 
+def test_nonpositive_rates():
+    g = np.array(list(itertools.product([1.0, 0.0], [80.0, 100.0, 120.0], [0.25, 1.0], [0.1, 0.3], [-0.03, 0.0],
+                                        [-0.05, 0.0, 0.05])))
+    kw = dict(is_call=g[:, 0].astype(bool), underlying=g[:, 1], strike=100.0, t=g[:, 2], vol=g[:, 3], rate=g[:, 4],
+              carry=g[:, 5])
+    baw, tree, euro = baw_price(**kw), binomial_price(**kw, steps=2001), price(**kw)
+    # Futures options (b = 0) at r <= 0 are never exercised early: exact, and the tree agrees.
+    futures = g[:, 5] == 0
+    np.testing.assert_array_equal(baw[futures], euro[futures])
+    np.testing.assert_allclose(tree[futures], euro[futures], atol=2e-3)
+    # Elsewhere BAW carries the (documented) error of an approximation made for r > 0.
+    assert np.abs(baw - tree).max() < 0.25
+    assert np.all(baw >= euro - 1e-12)
+
+
 def test_expiry_and_zero_vol():
     s = np.array([80.0, 100.0, 120.0])
     np.testing.assert_array_equal(baw_price(is_call=False, underlying=s, strike=100.0, t=0.0, vol=0.3, rate=0.05),
