@@ -38,9 +38,10 @@ INDENT = "  "
 _COMPLETE_TREE = frozenset({"E011", "E012", "E109"})
 
 # Boolean spellings: the spec writes guard rules with symbols (§3.3) and conditions
-# elsewhere with words (§5 adjust_when, the experiment target).
-_WORDS = {"and": "and", "or": "or", "not": "not "}
-_SYMBOLS = {"and": "&&", "or": "||", "not": "!"}
+# elsewhere with words (§5 adjust_when, the experiment target). It never writes `!`, and
+# `!days_left > 30d` reads as `(!days_left) > 30d` to a C eye, so negation is `not`.
+_WORDS = {"and": "and", "or": "or"}
+_SYMBOLS = {"and": "&&", "or": "||"}
 _ANCHORS = frozenset({"ATM", "atm", "support", "resistance"})
 _VOLDIR = {"up": "↑IV", "down": "↓IV", "flat": "=IV"}
 _STRING = re.compile(r'"([^"\\\n]|\\.)*"')
@@ -234,7 +235,7 @@ class _Printer:
     def __init__(self, source: str) -> None:
         self.source = source
         self.notes: dict[int, _ListNotes] = {}  # id(ListValue) → its comments, per statement
-        self.symbolic = False  # spell and/or/not as && || ! (guard rules)
+        self.symbolic = False  # spell and/or as && || (guard rules)
 
     def module(self, module: ast.Module, comments: list[ast.Comment]) -> str:
         lines = self.sequence(module.statements, comments, "")
@@ -384,7 +385,7 @@ class _Printer:
         if isinstance(node, ast.BoolOp):
             return f"{sub(node.left)} {spelling[node.op]} {sub(node.right)}"
         if isinstance(node, ast.Not):
-            return _glue(spelling["not"], sub(node.operand))
+            return f"not {sub(node.operand)}"
         if isinstance(node, ast.Compare):
             if node.left is None:
                 return _glue(node.op, sub(node.right))  # open comparison: pnl_percent(<-25%)

@@ -100,7 +100,7 @@ def test_juxtaposed_quantity_is_kept_because_it_is_another_tree():
 
 @pytest.mark.parametrize("written, expected", [
     ("avoid_leg_if days_left < 2d and strike_offset > 10%", "avoid_leg_if days_left < 2d && strike_offset > 10%"),
-    ("warn_if not days_left > 30d or leg_pnl > 25%", "warn_if !days_left > 30d || leg_pnl > 25%"),
+    ("warn_if !days_left > 30d or leg_pnl > 25%", "warn_if not days_left > 30d || leg_pnl > 25%"),
     ("exit_triggers += days_left < 2d and iv > 20%", "exit_triggers += days_left < 2d && iv > 20%"),
     ("adjust_when price_retrace(>-3%) || !vega_crush(>20%)", "adjust_when price_retrace(>-3%) or not vega_crush(>20%)"),
     ("abort_if drawdown(>5%) && margin_utilisation(>80%)", "abort_if drawdown(>5%) and margin_utilisation(>80%)"),
