@@ -1,0 +1,525 @@
+"""Load market data files against their contracts, rejecting bad data with located errors.
+
+Every cell is read as text first so that a value that does not parse can be
+reported where it is, instead of turning into a silent NaN. Every problem found
+is collected; :class:`DataError` carries them all, and its own ``file``,
+``row`` and ``column`` fields are those of the first. ``row`` is the line
+number in a CSV file, counting the header as line 1 (so the first data row is
+line 2); in a Parquet file, which has no header line, it is the 1-based record
+number.
+
+Nothing is dropped or changed unless ``repair=True`` is passed, and each repair
+is then returned in :attr:`LoadResult.repairs`. The repairs are deliberately
+few, and only of things whose fix is unambiguous:
+
+* a blank line is dropped;
+* a thousands separator is removed from a number (``"18,257"``);
+* a settlement of 0 or an empty settlement is replaced by the close (the
+  exchange's continuous jujube series has two such days);
+* an exact duplicate of an earlier row is dropped;
+* rows out of date order are sorted (stable).
+
+Anything else — a duplicate date with different values, high < low, a price
+outside the day's range or its daily limit — stays an error: those need a
+person to look at the source.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from opl.data.contracts import CONTRACTS, Contract, normalise_direction, normalise_option_type
+
+__all__ = [
+    "Problem", "Repair", "DataError", "LoadResult", "load", "load_futures", "load_options",
+    "load_signals", "load_factors", "validate_frame",
+]
+
+_MAX_SHOWN = 20
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
+_MONTH = re.compile(r"^(\d{4})-?(\d{1,2})$")
+_PRICE_CHECKED = ("open", "high", "low", "close", "settlement")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located problem: file, row (see the module docstring), column, message."""
+
+    file: str
+    row: int | None
+    column: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.row is None else f"{self.file}:{self.row}"
+        col = f" column `{self.column}`:" if self.column else ""
+        return f"{where}:{col} {self.message}"
+
+
+@dataclass(frozen=True)
+class Repair:
+    """One change made because ``repair=True`` was asked for."""
+
+    file: str
+    row: int | None
+    column: str | None
+    action: str
+    old: str = ""
+    new: str = ""
+
+    def __str__(self) -> str:
+        where = self.file if self.row is None else f"{self.file}:{self.row}"
+        col = f" column `{self.column}`:" if self.column else ""
+        change = f" ({self.old!r} -> {self.new!r})" if (self.old or self.new) else ""
+        return f"{where}:{col} {self.action}{change}"
+
+
+class DataError(ValueError):
+    """Bad input data. ``file``, ``row`` and ``column`` locate the first problem; ``problems`` has all."""
+
+    def __init__(self, problems: list[Problem]):
+        if not problems:
+            raise ValueError("DataError needs at least one problem")
+        self.problems = list(problems)
+        first = self.problems[0]
+        self.file, self.row, self.column, self.message = first.file, first.row, first.column, first.message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        shown = [str(p) for p in self.problems[:_MAX_SHOWN]]
+        if len(self.problems) > _MAX_SHOWN:
+            shown.append(f"... and {len(self.problems) - _MAX_SHOWN} more problems")
+        return "\n".join(shown)
+
+
+@dataclass
+class LoadResult:
+    """A validated frame with where each row came from, the repairs made and notes.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        Canonical columns in contract order (those present), then any extra
+        columns, unvalidated and kept as text. Dates are ``datetime64``, the
+        factor month a monthly ``Period``.
+    lines : numpy.ndarray
+        For each row of ``frame``, its row in the source (see the module docstring).
+    """
+
+    frame: pd.DataFrame
+    kind: str
+    file: str
+    lines: np.ndarray
+    repairs: list[Repair] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def line_of(self, index: int) -> int:
+        """The source row of the ``index``-th row of :attr:`frame`."""
+        return int(self.lines[index])
+
+    def summary(self) -> str:
+        frame = self.frame
+        date_col = CONTRACTS[self.kind].date_column
+        span = ""
+        if len(frame):
+            first, last = frame[date_col].iloc[0], frame[date_col].iloc[-1]
+            span = f", {_day(first)} … {_day(last)}"
+        out = [f"{self.file}: {self.kind}, {len(frame)} rows{span}, columns: {', '.join(frame.columns)}"]
+        out += [f"  note: {n}" for n in self.notes]
+        out += [f"  repaired: {r}" for r in self.repairs]
+        return "\n".join(out)
+
+
+def _day(value) -> str:
+    return str(value.date()) if isinstance(value, pd.Timestamp) else str(value)
+
+
+def load(path: str | os.PathLike, *, kind: str, repair: bool = False, limit: float | None = None,
+         tick: float = 0.0, rename: dict[str, str] | None = None) -> LoadResult:
+    """Read a CSV or Parquet file and validate it against the ``kind`` contract.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.csv`` (UTF-8, with or without BOM; GB18030 is tried when UTF-8 fails)
+        or ``.parquet``/``.pq``.
+    kind : {"futures", "options", "signals", "factors"}
+    repair : bool
+        Make the repairs listed in the module docstring, each logged.
+    limit : float, optional
+        Daily price limit as a fraction of ``prev_settlement`` (0.10 for CJ
+        since 2021-10-11). Futures prices outside it are errors. Checked only
+        when given and when the file has ``prev_settlement``.
+    tick : float
+        Tolerance for the limit check, one tick of the limit price's rounding.
+    rename : dict, optional
+        Explicit ``{source name: canonical name}`` for the file's header.
+
+    Returns
+    -------
+    LoadResult
+
+    Raises
+    ------
+    DataError
+        When anything in the file breaks the contract.
+    OSError
+        When the file cannot be read at all.
+    """
+    name = str(path)
+    raw, lines, notes = _read_raw(Path(path))
+    return validate_frame(raw, kind=kind, file=name, lines=lines, repair=repair, limit=limit, tick=tick,
+                          rename=rename, notes=notes)
+
+
+def load_futures(path: str | os.PathLike, **kwargs) -> LoadResult:
+    """:func:`load` with ``kind="futures"``."""
+    return load(path, kind="futures", **kwargs)
+
+
+def load_options(path: str | os.PathLike, **kwargs) -> LoadResult:
+    """:func:`load` with ``kind="options"``."""
+    return load(path, kind="options", **kwargs)
+
+
+def load_signals(path: str | os.PathLike, **kwargs) -> LoadResult:
+    """:func:`load` with ``kind="signals"``."""
+    return load(path, kind="signals", **kwargs)
+
+
+def load_factors(path: str | os.PathLike, **kwargs) -> LoadResult:
+    """:func:`load` with ``kind="factors"``."""
+    return load(path, kind="factors", **kwargs)
+
+
+def _read_raw(path: Path) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    notes: list[str] = []
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        try:
+            frame = pd.read_parquet(path)
+        except ImportError as error:
+            raise DataError([Problem(str(path), None, None,
+                                     f"reading Parquet needs pyarrow or fastparquet: {error}")]) from None
+        except (ValueError, TypeError) as error:
+            raise DataError([Problem(str(path), None, None, f"not a readable Parquet file: {error}")]) from None
+        frame = frame.reset_index(drop=True)
+        text = frame.apply(lambda col: col.map(lambda v: "" if _is_missing(v) else str(v)))
+        return text.astype(object), np.arange(1, len(frame) + 1), notes
+    if not path.exists():
+        raise FileNotFoundError(2, "No such file", str(path))
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False,
+                                encoding=encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+        except pd.errors.EmptyDataError:
+            raise DataError([Problem(str(path), None, None, "file is empty")]) from None
+        except pd.errors.ParserError as error:
+            match = re.search(r"line (\d+)", str(error))
+            row = int(match.group(1)) if match else None
+            raise DataError([Problem(str(path), row, None, f"malformed CSV: {error}")]) from None
+    else:
+        raise DataError([Problem(str(path), None, None, "not UTF-8 or GB18030 text")])
+    if encoding != "utf-8-sig":
+        notes.append(f"read as {encoding}, not UTF-8")
+    # Rows with too few fields come back as NaN; they are reported as missing values.
+    frame = frame.astype(object).where(frame.notna(), "")
+    return frame, np.arange(2, len(frame) + 2), notes
+
+
+def _is_missing(value) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def validate_frame(raw: pd.DataFrame, *, kind: str, file: str = "<frame>", lines=None, repair: bool = False,
+                   limit: float | None = None, tick: float = 0.0, rename: dict[str, str] | None = None,
+                   notes: list[str] | None = None) -> LoadResult:
+    """Validate an in-memory table against the ``kind`` contract; see :func:`load`.
+
+    ``raw`` may hold text or already typed values; ``lines`` gives each row's
+    source row for the messages (default: 1-based record numbers).
+    """
+    if kind not in CONTRACTS:
+        raise ValueError(f"unknown kind {kind!r}; one of {', '.join(CONTRACTS)}")
+    contract = CONTRACTS[kind]
+    lines = np.arange(1, len(raw) + 1) if lines is None else np.asarray(lines)
+    state = _State(file=file, contract=contract, repair=repair, notes=list(notes or []))
+    text = raw.copy()
+    text.columns = _canonical_header(text.columns, contract, rename or {}, state)
+    text = text.apply(lambda col: col.map(lambda v: "" if _is_missing(v) else str(v).strip()))
+    text, lines = _drop_blank(text, lines, state)
+    state.lines = lines
+    parsed = _parse_columns(text, state)
+    _check_rows(parsed, state, limit=limit, tick=tick)
+    parsed, lines = _check_order(parsed, text, lines, state)
+    if state.problems:
+        raise DataError(sorted(state.problems, key=lambda p: (p.row or 0)))
+    order = [c for c in contract.names if c in parsed.columns]
+    order += [c for c in parsed.columns if c not in order]
+    return LoadResult(frame=parsed[order].reset_index(drop=True), kind=kind, file=file,
+                      lines=np.asarray(lines), repairs=state.repairs, notes=state.notes)
+
+
+@dataclass
+class _State:
+    file: str
+    contract: Contract
+    repair: bool
+    notes: list[str]
+    problems: list[Problem] = field(default_factory=list)
+    repairs: list[Repair] = field(default_factory=list)
+    lines: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    header_row: int = 1
+
+    def problem(self, pos: int | None, column: str | None, message: str) -> None:
+        row = None if pos is None else int(self.lines[pos])
+        self.problems.append(Problem(self.file, row, column, message))
+
+    def fixed(self, pos: int | None, column: str | None, action: str, old: str = "", new: str = "") -> None:
+        row = None if pos is None else int(self.lines[pos])
+        self.repairs.append(Repair(self.file, row, column, action, old, new))
+
+
+def _canonical_header(columns, contract: Contract, rename: dict[str, str], state: _State) -> list[str]:
+    names = [rename.get(str(c), str(c)).strip().lower() for c in columns]
+    seen: dict[str, int] = {}
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+    dupes = sorted(n for n, count in seen.items() if count > 1)
+    if dupes:
+        raise DataError([Problem(state.file, state.header_row, d, "column appears more than once in the header")
+                         for d in dupes])
+    out = []
+    for name in names:
+        target = contract.aliases.get(name)
+        if target and target not in names and target not in out:
+            state.notes.append(f"column `{name}` read as `{target}`")
+            out.append(target)
+        else:
+            out.append(name)
+    missing = [c for c in contract.required if c not in out]
+    if missing:
+        found = ", ".join(out) or "none"
+        raise DataError([Problem(state.file, state.header_row, c,
+                                 f"missing required {contract.kind} column (columns found: {found})")
+                         for c in missing])
+    absent = [c for c in contract.optional if c not in out]
+    if absent:
+        state.notes.append(f"optional columns absent: {', '.join(absent)}")
+    extra = [c for c in out if c not in contract.names]
+    if extra and not contract.open_numeric:
+        state.notes.append(f"extra columns kept unvalidated: {', '.join(extra)}")
+    if contract.open_numeric and not extra:
+        raise DataError([Problem(state.file, state.header_row, None,
+                                 f"a {contract.kind} file needs at least one numeric column besides "
+                                 f"`{contract.date_column}`")])
+    return out
+
+
+def _drop_blank(text: pd.DataFrame, lines: np.ndarray, state: _State):
+    blank = (text == "").all(axis=1).to_numpy()
+    if not blank.any():
+        return text, lines
+    if not state.repair:
+        for pos in np.flatnonzero(blank):
+            state.problems.append(Problem(state.file, int(lines[pos]), None, "blank line"))
+        return text, lines
+    for pos in np.flatnonzero(blank):
+        state.repairs.append(Repair(state.file, int(lines[pos]), None, "dropped blank line"))
+    keep = ~blank
+    return text.loc[keep].reset_index(drop=True), lines[keep]
+
+
+def _parse_columns(text: pd.DataFrame, state: _State) -> pd.DataFrame:
+    contract = state.contract
+    out = pd.DataFrame(index=text.index)
+    for name in text.columns:
+        if name in contract.names:
+            col = contract.column(name)
+            out[name] = _parse(text[name], name, col.kind, col.nullable, state)
+        elif contract.open_numeric:
+            out[name] = _parse(text[name], name, "number", False, state)
+        else:
+            out[name] = text[name]
+    if "settlement" in out.columns and contract.kind == "futures" and state.repair and "close" in out.columns:
+        gone = (text["settlement"] == "").to_numpy() | (out["settlement"] == 0).to_numpy()
+        bad = gone & (out["close"] > 0).to_numpy()
+        for pos in np.flatnonzero(bad):
+            old = text["settlement"].iat[pos]
+            out.loc[pos, "settlement"] = out["close"].iat[pos]
+            state.fixed(pos, "settlement", "settlement missing or 0: replaced by the close", old,
+                        _fmt(out["close"].iat[pos]))
+            # The error was recorded while parsing; the repair supersedes it.
+            state.problems = [p for p in state.problems
+                              if not (p.row == int(state.lines[pos]) and p.column == "settlement")]
+    return out
+
+
+def _parse(values: pd.Series, name: str, kind: str, nullable: bool, state: _State) -> pd.Series:
+    empty = (values == "").to_numpy()
+    if kind in ("text",):
+        for pos in np.flatnonzero(empty):
+            state.problem(pos, name, "missing value")
+        return values
+    if kind == "date":
+        parsed = pd.to_datetime(values.where(~empty, None), format="ISO8601", errors="coerce").dt.normalize()
+        _report_unparsed(values, empty, parsed.isna().to_numpy(), name, "a date (YYYY-MM-DD)", nullable, state)
+        return parsed
+    if kind == "month":
+        parsed = values.map(_parse_month)
+        _report_unparsed(values, empty, parsed.isna().to_numpy(), name, "a month (YYYY-MM)", nullable, state)
+        return parsed.astype("period[M]")
+    if kind == "direction":
+        parsed = values.map(normalise_direction)
+        _report_unparsed(values, empty, parsed.isna().to_numpy(), name,
+                         "a direction (up/down/flat, any case, or 涨/跌/震荡)", nullable, state)
+        return parsed
+    if kind == "option_type":
+        parsed = values.map(normalise_option_type)
+        _report_unparsed(values, empty, parsed.isna().to_numpy(), name,
+                         "an option type (C/P, call/put or 看涨/看跌)", nullable, state)
+        return parsed
+    if state.repair:
+        sep = values.str.match(_THOUSANDS).to_numpy()
+        for pos in np.flatnonzero(sep):
+            new = values.iat[pos].replace(",", "")
+            state.fixed(pos, name, "removed thousands separators", values.iat[pos], new)
+            values = values.copy()
+            values.iat[pos] = new
+    parsed = pd.to_numeric(values.where(~empty, None), errors="coerce").astype(float)
+    bad = parsed.isna().to_numpy() | ~np.isfinite(parsed.to_numpy())
+    _report_unparsed(values, empty, bad, name, "a number", nullable, state)
+    ok = ~bad
+    num = parsed.to_numpy()
+    if kind == "price":
+        for pos in np.flatnonzero(ok & (num < 0)):
+            state.problem(pos, name, f"negative price {values.iat[pos]}")
+        for pos in np.flatnonzero(ok & (num == 0)):
+            state.problem(pos, name, "price is 0 (a missing price)")
+    elif name in state.contract.nonnegative:
+        for pos in np.flatnonzero(ok & (num < 0)):
+            state.problem(pos, name, f"negative value {values.iat[pos]}")
+    return parsed
+
+
+def _report_unparsed(values, empty, bad, name, what, nullable, state: _State) -> None:
+    for pos in np.flatnonzero(bad):
+        if empty[pos]:
+            if not nullable:
+                state.problem(pos, name, "missing value")
+        else:
+            state.problem(pos, name, f"cannot parse {values.iat[pos]!r} as {what}")
+
+
+def _parse_month(value: str):
+    if not value:
+        return pd.NaT
+    match = _MONTH.match(value)
+    try:
+        if match:
+            return pd.Period(year=int(match.group(1)), month=int(match.group(2)), freq="M")
+        # ISO dates only: a free-form parser would read "Jan" as January of this year.
+        day = pd.to_datetime(value, format="ISO8601", errors="coerce")
+        return pd.NaT if pd.isna(day) else day.to_period("M")
+    except (ValueError, TypeError):
+        return pd.NaT
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.10g}"
+
+
+def _check_rows(frame: pd.DataFrame, state: _State, *, limit: float | None, tick: float) -> None:
+    cols = frame.columns
+    if "high" in cols and "low" in cols:
+        high, low = frame["high"].to_numpy(), frame["low"].to_numpy()
+        # Values <= 0 are already reported as bad prices; comparing them would repeat it.
+        valid = (high > 0) & (low > 0)
+        for pos in np.flatnonzero(valid & (high < low)):
+            state.problem(pos, "high", f"high {_fmt(high[pos])} is below low {_fmt(low[pos])}")
+        for name in ("open", "close", "settlement"):
+            if name not in cols:
+                continue
+            v = frame[name].to_numpy()
+            # Settlement of an untraded option strike is model-set, not traded, so
+            # only days with a range are checked.
+            outside = valid & (v > 0) & (high >= low) & ((v < low) | (v > high))
+            for pos in np.flatnonzero(outside):
+                state.problem(pos, name, f"{name} {_fmt(v[pos])} is outside the day's range "
+                                         f"[{_fmt(low[pos])}, {_fmt(high[pos])}]")
+    if limit is not None and state.contract.kind == "futures" and "prev_settlement" in cols:
+        prev = frame["prev_settlement"].to_numpy()
+        lo, hi = prev * (1.0 - limit) - tick, prev * (1.0 + limit) + tick
+        slack = 1e-9 * np.abs(prev)
+        for name in _PRICE_CHECKED:
+            if name not in cols:
+                continue
+            v = frame[name].to_numpy()
+            for pos in np.flatnonzero((prev > 0) & (v > 0) & ((v < lo - slack) | (v > hi + slack))):
+                state.problem(pos, name, f"{name} {_fmt(v[pos])} is outside the daily limit ±{limit:.0%} of "
+                                         f"prev_settlement {_fmt(prev[pos])}")
+    if state.contract.kind == "signals":
+        sup, res = frame["support"].to_numpy(), frame["resistance"].to_numpy()
+        for pos in np.flatnonzero((sup > 0) & (res > 0) & (sup >= res)):
+            state.problem(pos, "resistance", f"resistance {_fmt(res[pos])} is not above support {_fmt(sup[pos])}")
+    if state.contract.kind == "options":
+        expiry, day = frame["expiry"], frame["trading_date"]
+        for pos in np.flatnonzero((expiry < day).to_numpy()):
+            state.problem(pos, "expiry", f"expiry {_day(expiry.iat[pos])} is before the trading date "
+                                         f"{_day(day.iat[pos])}")
+
+
+def _check_order(frame: pd.DataFrame, text: pd.DataFrame, lines: np.ndarray, state: _State):
+    contract = state.contract
+    date_col = contract.date_column
+    keys = [date_col, *contract.key]
+    # Rows whose key did not parse are already reported; the others are still checked.
+    keyed = np.flatnonzero(frame[keys].notna().all(axis=1).to_numpy())
+    sub = frame.iloc[keyed]
+    dup = sub.duplicated(subset=keys, keep=False).to_numpy()
+    exact_rows = text.duplicated(keep="first").to_numpy()
+    drop = np.zeros(len(frame), dtype=bool)
+    first_line: dict[tuple, int] = {}
+    for pos in keyed[dup]:
+        key = tuple(frame[k].iat[pos] for k in keys)
+        if key not in first_line:
+            first_line[key] = int(lines[pos])
+        elif exact_rows[pos] and state.repair:
+            state.fixed(pos, None, f"dropped exact duplicate of line {first_line[key]}")
+            drop[pos] = True
+        else:
+            what = "date" if len(keys) == 1 else "row for " + ", ".join(keys)
+            rest = " " + " ".join(map(str, key[1:])) if len(key) > 1 else ""
+            state.problem(pos, date_col, f"duplicate {what} {_day(key[0])}{rest} (first on line {first_line[key]})")
+    if drop.any():
+        keep = ~drop
+        frame, lines = frame.loc[keep].reset_index(drop=True), lines[keep]
+        state.lines = lines
+        keyed = np.flatnonzero(frame[keys].notna().all(axis=1).to_numpy())
+    values = frame[date_col].iloc[keyed]
+    order_key = values.astype("int64") if isinstance(values.dtype, pd.PeriodDtype) else values
+    running = order_key.cummax().shift(1)
+    back = (order_key < running).to_numpy()
+    if not back.any():
+        return frame, lines
+    if state.repair and len(keyed) == len(frame):
+        order = np.argsort(order_key.to_numpy(), kind="stable")
+        state.fixed(None, date_col, f"sorted rows by {date_col}: {int(back.sum())} rows were out of order")
+        return frame.iloc[order].reset_index(drop=True), lines[order]
+    for i in np.flatnonzero(back):
+        pos = keyed[i]
+        state.problem(pos, date_col, f"{date_col} {_day(values.iat[i])} comes after a later date "
+                                     f"({_day(values.iloc[:i].max())}): dates must increase")
+    return frame, lines

@@ -1,0 +1,272 @@
+"""Contract rolls in a continuous futures series, and returns that never cross one.
+
+A continuous (main-contract) series switches from one delivery month to the
+next; the exchange's jujube series is not adjusted, so roll days jump by up to
+±30 % (``../shared/data/README.md``). A return computed across a roll measures
+the spread between two contracts, not a price move, and would wreck every
+volatility and random-walk estimate. The rule here: **the return of a roll day
+is NaN and excluded**, and the number excluded is reported. Everything built on
+:class:`ContractReturns` (multi-day moves, the spliced log price) inherits it.
+
+Roll rule
+---------
+``symbol``
+    When the frame has a ``symbol`` column, a roll is a row whose symbol
+    differs from the previous row's. Exact.
+``jump``
+    Otherwise a day is a roll when its log change of the roll price
+    (settlement if present, else close) is extreme on both counts:
+
+    * robustly: ``|r - median(r)| > mad_k × 1.4826 × MAD(r)`` (the MAD is not
+      inflated by the jumps it is looking for), and
+    * when the daily limit is known: beyond what the limit allows inside one
+      contract, ``r > log(1 + limit)`` or ``r < log(1 - limit)`` (plus one tick of
+      rounding) — the settlement of a contract cannot move more than the limit
+      from its previous settlement.
+
+    A roll smaller than this threshold cannot be told from a market move; the
+    result reports the largest move left unflagged so the margin can be judged.
+    Supply a ``symbol`` column to make detection exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Rolls", "ContractReturns", "detect_rolls", "within_contract_returns", "forward_moves",
+           "classify_moves"]
+
+MAD_TO_SIGMA = 1.4826
+
+
+@dataclass
+class Rolls:
+    """Roll days of a continuous series.
+
+    Attributes
+    ----------
+    mask : numpy.ndarray
+        ``True`` on each roll day (the first day of the new contract).
+    table : pandas.DataFrame
+        One row per roll: ``trading_date``, ``jump`` (log change of the roll
+        price), and ``from_symbol``/``to_symbol`` for the symbol method.
+    method : {"symbol", "jump"}
+    threshold_low, threshold_high : float or None
+        The jump method's log-return bounds outside which a day is a roll.
+    scale : float or None
+        The robust daily standard deviation (1.4826 × MAD).
+    largest_unflagged : float or None
+        The largest absolute log change not flagged (jump method).
+    """
+
+    mask: np.ndarray
+    table: pd.DataFrame
+    method: str
+    price: str | None = None
+    threshold_low: float | None = None
+    threshold_high: float | None = None
+    scale: float | None = None
+    largest_unflagged: float | None = None
+
+    @property
+    def count(self) -> int:
+        return int(self.mask.sum())
+
+    @property
+    def dates(self) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex(self.table["trading_date"])
+
+    def summary(self) -> str:
+        if self.method == "symbol":
+            head = f"{self.count} rolls (symbol changes)"
+        else:
+            head = (f"{self.count} rolls (jump rule on {self.price}: log change outside "
+                    f"[{self.threshold_low:+.4f}, {self.threshold_high:+.4f}], robust daily sd "
+                    f"{self.scale:.4f}; largest unflagged |move| {self.largest_unflagged:.4f})")
+        rows = [f"  {pd.Timestamp(r.trading_date).date()}  {r.jump:+.4f}"
+                + (f"  {r.from_symbol} -> {r.to_symbol}" if self.method == "symbol" else "")
+                for r in self.table.itertuples()]
+        return "\n".join([head, *rows])
+
+
+def _price_column(frame: pd.DataFrame, price: str | None) -> str:
+    if price is not None:
+        return price
+    if "settlement" in frame.columns and (frame["settlement"] > 0).all():
+        return "settlement"
+    return "close"
+
+
+def detect_rolls(frame: pd.DataFrame, *, method: str = "auto", price: str | None = None,
+                 limit: float | None = None, tick: float = 0.0, mad_k: float = 8.0) -> Rolls:
+    """Find the roll days of a continuous daily series.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Validated futures bars (:func:`opl.data.loaders.load_futures`), in date order.
+    method : {"auto", "symbol", "jump"}
+        ``auto`` uses ``symbol`` when the column exists, else ``jump``.
+    price : str, optional
+        Column for the jump rule; default settlement (close when a settlement is missing).
+    limit : float, optional
+        Daily limit fraction; when given a jump must also exceed it to be a roll.
+    tick : float
+        Price tick, the rounding slack of the limit.
+    mad_k : float
+        Robust standard deviations a jump must exceed.
+
+    Returns
+    -------
+    Rolls
+    """
+    if method == "auto":
+        method = "symbol" if "symbol" in frame.columns else "jump"
+    col = _price_column(frame, price)
+    logp = np.log(frame[col].to_numpy(dtype=float))
+    change = np.diff(logp, prepend=np.nan)
+    dates = frame["trading_date"].to_numpy()
+    if method == "symbol":
+        if "symbol" not in frame.columns:
+            raise ValueError("method='symbol' needs a symbol column")
+        sym = frame["symbol"].astype(str).to_numpy()
+        mask = np.zeros(len(frame), dtype=bool)
+        mask[1:] = sym[1:] != sym[:-1]
+        idx = np.flatnonzero(mask)
+        table = pd.DataFrame({"trading_date": dates[idx], "jump": change[idx],
+                              "from_symbol": sym[idx - 1], "to_symbol": sym[idx]})
+        return Rolls(mask=mask, table=table, method="symbol", price=col)
+    if method != "jump":
+        raise ValueError(f"unknown method {method!r}")
+    r = change[1:]
+    centre = np.median(r) if len(r) else 0.0
+    scale = MAD_TO_SIGMA * np.median(np.abs(r - centre)) if len(r) else 0.0
+    low, high = centre - mad_k * scale, centre + mad_k * scale
+    if limit is not None:
+        slack = tick / np.median(frame[col]) if tick else 1e-6
+        low = min(low, np.log(1.0 - limit - slack))
+        high = max(high, np.log(1.0 + limit + slack))
+    mask = np.zeros(len(frame), dtype=bool)
+    mask[1:] = (r < low) | (r > high)
+    idx = np.flatnonzero(mask)
+    rest = np.abs(change[1:][~mask[1:]])
+    table = pd.DataFrame({"trading_date": dates[idx], "jump": change[idx]})
+    return Rolls(mask=mask, table=table, method="jump", price=col, threshold_low=float(low),
+                 threshold_high=float(high), scale=float(scale),
+                 largest_unflagged=float(rest.max()) if len(rest) else 0.0)
+
+
+@dataclass
+class ContractReturns:
+    """Daily log returns within contracts.
+
+    Attributes
+    ----------
+    returns : pandas.Series
+        Indexed by trading date, one value per row of the frame: NaN on the
+        first row (no previous price) and on every roll day.
+    rolls : Rolls
+    price : str
+        The column the returns are computed from.
+    """
+
+    returns: pd.Series
+    rolls: Rolls
+    price: str
+
+    @property
+    def valid(self) -> pd.Series:
+        """The returns that are used: roll days and the first row removed."""
+        return self.returns.dropna()
+
+    @property
+    def n_excluded(self) -> int:
+        """Roll-day returns excluded (the first row has no return and is not counted)."""
+        return int(self.rolls.mask[1:].sum())
+
+    def log_price(self) -> pd.Series:
+        """The spliced log price: the cumulative sum of valid returns, starting at 0.
+
+        Equivalent to a back-adjusted continuous series with each roll's jump
+        removed; a variance ratio or unit-root test on it never sees a roll.
+        """
+        valid = self.valid
+        start = pd.Series([0.0], index=self.returns.index[:1])
+        return pd.concat([start, valid.cumsum()])
+
+    def summary(self) -> str:
+        return (f"{len(self.valid)} daily log returns of {self.price}, "
+                f"{self.n_excluded} roll-day returns excluded; {self.rolls.summary()}")
+
+
+def within_contract_returns(frame: pd.DataFrame, *, price: str = "close", rolls: Rolls | None = None,
+                            **detect) -> ContractReturns:
+    """Daily log returns of ``price`` that never cross a roll.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Validated futures bars in date order.
+    price : str
+        Column to return on. ``close`` by default: the settlement is a
+        volume-weighted day average, and differences of averages are
+        autocorrelated (Working, 1960), which would bias the random-walk tests.
+    rolls : Rolls, optional
+        Precomputed rolls; otherwise :func:`detect_rolls` runs with ``**detect``.
+    """
+    rolls = rolls if rolls is not None else detect_rolls(frame, **detect)
+    logp = np.log(frame[price].to_numpy(dtype=float))
+    r = np.diff(logp, prepend=np.nan)
+    r[rolls.mask] = np.nan
+    series = pd.Series(r, index=pd.DatetimeIndex(frame["trading_date"]), name=f"log_return_{price}")
+    return ContractReturns(returns=series, rolls=rolls, price=price)
+
+
+def forward_moves(returns: ContractReturns, dates, *, horizon: int) -> pd.DataFrame:
+    """Log moves over ``horizon`` trading days after each date, never across a roll.
+
+    The entry is the close of the first trading day on or after each date (a
+    view dated on a weekend is entered at the next session). The move is the
+    sum of the valid daily returns over the next ``horizon`` trading days, so
+    a roll inside the window contributes nothing instead of its jump
+    (``rolls_inside`` counts them).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``date``, ``entry``, ``exit``, ``move`` (NaN when the data end
+        before ``horizon`` days have passed), ``rolls_inside``, ``complete``.
+    """
+    if horizon < 1:
+        raise ValueError("horizon must be >= 1")
+    index = returns.returns.index
+    r = returns.returns.to_numpy()
+    filled = np.where(np.isnan(r), 0.0, r)
+    filled[0] = 0.0
+    cum = np.concatenate([[0.0], np.cumsum(filled)])
+    roll_cum = np.concatenate([[0], np.cumsum(returns.rolls.mask)])
+    when = pd.DatetimeIndex(pd.to_datetime(pd.Series(dates))).normalize()
+    entry = index.searchsorted(when, side="left")
+    exit_ = entry + horizon
+    complete = exit_ < len(index)
+    safe_entry = np.minimum(entry, len(index) - 1)
+    safe_exit = np.minimum(exit_, len(index) - 1)
+    move = cum[safe_exit + 1] - cum[safe_entry + 1]
+    inside = roll_cum[safe_exit + 1] - roll_cum[safe_entry + 1]
+    return pd.DataFrame({
+        "date": when,
+        "entry": index[safe_entry].where(entry < len(index)),
+        "exit": index[safe_exit].where(complete),
+        "move": np.where(complete, move, np.nan),
+        "rolls_inside": np.where(complete, inside, 0),
+        "complete": complete,
+    })
+
+
+def classify_moves(moves: np.ndarray, *, flat_band: float) -> np.ndarray:
+    """``up``/``down``/``flat`` for each log move: flat when |move| <= ``flat_band``."""
+    moves = np.asarray(moves, dtype=float)
+    return np.where(moves > flat_band, "up", np.where(moves < -flat_band, "down", "flat"))

@@ -1,0 +1,385 @@
+"""A seeded, jujube-like market dataset whose truth is known (``opl data synth``).
+
+Everything downstream — loaders, roll handling, the assumption tests, later
+calibration and backtest — can run offline on it, and a test can check that
+what it estimates matches what was planted. The generator, from one
+``numpy.random.default_rng(seed)``:
+
+*Price.* A common log level ``x`` follows GARCH(1,1) with Student-t shocks,
+Poisson jumps, a weak pull towards the starting level (so six years stay in a
+jujube-like 6,000–16,000 CNY/t band) and a monthly drift set by last month's
+supply/demand factors. Each delivery month ``c`` (Jan, Mar, May, Jul, Sep,
+Dec) trades at ``exp(x + b_c)``; the bases alternate in sign, so switching
+the main contract creates a level jump of 12–30 % in the continuous series,
+like the exchange's own (``../shared/data/README.md``). A daily move is capped
+just inside the 10 % limit; prices are on the 5 CNY/t tick.
+
+*Rolls.* The main contract is the one whose options expire next; it rolls on
+the trading day after its options' expiry (3rd-to-last trading day on or
+before the 15th of the month before delivery, the CZCE rule for 2401 on), so
+every one to three months.
+
+*Options.* Daily chains on the main contract: strikes on a 100 grid within
+±15 % of the futures, calls and puts, multiplier 5; implied vol
+``atm + skew(T)·m + curvature·m²`` in log-moneyness ``m``, the ATM level a
+premium over the GARCH conditional vol; settlements from Black-76
+(:func:`opl.runtime.pricing.price`) on the 1 CNY/t option tick. Strikes that
+did not trade leave open/high/low/close empty, as the options contract allows.
+
+*Signals.* One view a month (first trading day), direction right with the
+planted probability ``hit_rate`` against the realised move over ``horizon``
+trading days measured exactly as :mod:`opl.assumptions.hit_rate` does, and
+wrong (one of the other two classes at random) otherwise.
+
+*Factors.* Three monthly AR(1) factors with unit variance; next month's
+expected log return is ``Σ β_j f_j``, with one placebo (β = 0).
+
+``truth.json`` beside the CSVs records every parameter, the roll dates and
+jumps, and the realised hit count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from opl.data.rolls import classify_moves, detect_rolls, forward_moves, within_contract_returns
+
+__all__ = ["SynthParams", "SynthDataset", "synthesize", "FILES"]
+
+FILES = {"futures": "futures.csv", "options": "options.csv", "signals": "signals.csv", "factors": "factors.csv"}
+_DELIVERY_MONTHS = (1, 3, 5, 7, 9, 12)
+_CHINESE = {"up": "涨", "down": "跌", "flat": "震荡"}
+
+
+@dataclass(frozen=True)
+class SynthParams:
+    """Every generating parameter; all of them are written to ``truth.json``."""
+
+    seed: int = 1
+    years: int = 6
+    start: str = "2019-01-02"
+    symbol: str = "CJ"
+    price0: float = 10_000.0
+    tick: float = 5.0
+    limit: float = 0.10
+    annual_vol: float = 0.22
+    garch_alpha: float = 0.07
+    garch_beta: float = 0.90
+    t_df: float = 6.0
+    jumps_per_year: float = 4.0
+    jump_mean: float = 0.0
+    jump_sd: float = 0.035
+    reversion_per_year: float = 1.0
+    basis_low: float = 0.06
+    basis_high: float = 0.15
+    rate: float = 0.02
+    iv_premium: float = 1.10
+    iv_skew: float = 0.15
+    iv_curvature: float = 0.8
+    iv_floor: float = 0.08
+    strike_step: float = 100.0
+    strike_span: float = 0.15
+    option_tick: float = 1.0
+    multiplier: float = 5.0
+    hit_rate: float = 0.85
+    horizon: int = 21
+    flat_band: float = 0.03
+    factor_betas: dict = field(default_factory=lambda: {"inventory": -0.02, "new_crop": -0.01, "weather": 0.0})
+    factor_rho: float = 0.5
+    options: bool = True
+
+
+@dataclass
+class SynthDataset:
+    """The generated frames and their truth."""
+
+    futures: pd.DataFrame
+    options: pd.DataFrame | None
+    signals: pd.DataFrame
+    factors: pd.DataFrame
+    truth: dict
+
+    def write(self, out: str | os.PathLike) -> dict[str, Path]:
+        """Write the CSVs and ``truth.json`` into ``out`` (created if needed); return the paths."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {}
+        for kind, name in FILES.items():
+            frame = getattr(self, kind)
+            if frame is None:
+                continue
+            frame.to_csv(out / name, index=False, date_format="%Y-%m-%d", float_format="%.10g")
+            paths[kind] = out / name
+        paths["truth"] = out / "truth.json"
+        paths["truth"].write_text(json.dumps(self.truth, indent=2, ensure_ascii=False, default=str) + "\n",
+                                  encoding="utf-8")
+        return paths
+
+    def summary(self) -> str:
+        t = self.truth
+        lines = [f"synthetic jujube-like data, seed {t['params']['seed']}, {t['params']['years']} years",
+                 f"  futures: {len(self.futures)} days, {len(t['rolls'])} rolls",
+                 f"  options: {0 if self.options is None else len(self.options)} rows",
+                 f"  signals: {len(self.signals)} (true hit rate {t['hit_rate']['p_true']:.2f}, "
+                 f"realised {t['hit_rate']['hits']}/{t['hit_rate']['n_resolved']})",
+                 f"  factors: {len(self.factors)} months, betas {t['factors']['betas']}"]
+        return "\n".join(lines)
+
+
+def synthesize(*, seed: int = 1, years: int = 6, **overrides) -> SynthDataset:
+    """Generate a dataset; ``overrides`` set any other :class:`SynthParams` field.
+
+    >>> data = synthesize(seed=1, years=1, options=False)
+    >>> data.futures.columns[:3].tolist(), data.truth["params"]["seed"]
+    (['trading_date', 'symbol', 'open'], 1)
+    """
+    p = replace(SynthParams(), seed=seed, years=years, **overrides)
+    if p.years < 1:
+        raise ValueError("years must be >= 1")
+    rng = np.random.default_rng(p.seed)
+    calendar = _trading_days(pd.Timestamp(p.start), p.years + 2)
+    days = calendar[calendar < pd.Timestamp(p.start) + pd.DateOffset(years=p.years)]
+    contracts = _contracts(calendar, days[0], p)
+    main = np.searchsorted(contracts["option_expiry"].to_numpy(), days.to_numpy(), side="left")
+    months = days.to_period("M")
+    factors, factor_values = _factors(rng, months.unique(), p)
+    x, sd = _log_level(rng, days, months, factor_values, p)
+    basis = _bases(rng, len(contracts), p)
+    s_log = _settlement_level(rng, x, sd)
+    futures = _futures_bars(rng, days, x, s_log, sd, main, contracts, basis, p)
+    options = _option_chains(rng, days, s_log, sd, main, contracts, basis, p) if p.options else None
+    signals, hit_truth = _signals(rng, futures, days, p)
+    rolls = detect_rolls(futures, method="symbol")
+    truth = {
+        "params": asdict(p),
+        "generator": {
+            "numpy": np.__version__, "pandas": pd.__version__,
+            "garch_omega": _garch_omega(p),
+            "daily_move_cap": [float(np.log(1 - 0.95 * p.limit)), float(np.log(1 + 0.95 * p.limit))],
+            "iv_formula": "max(iv_floor, iv_premium*garch_vol + iv_skew*sqrt(30/365/max(T,7/365))*m "
+                          "+ iv_curvature*m^2), m = ln(K/F)",
+            "roll_rule": "main contract = first whose options have not expired; rolls the next trading day",
+            "calendar": "weekdays less Jan 1, May 1-3, Oct 1-7 and a Spring Festival stand-in week "
+                        "(the first five weekdays from Jan 28 + 7 days)",
+        },
+        "rolls": [{"trading_date": str(pd.Timestamp(r.trading_date).date()), "from": r.from_symbol,
+                   "to": r.to_symbol, "jump": round(float(r.jump), 6)} for r in rolls.table.itertuples()],
+        "hit_rate": hit_truth,
+        "factors": {"betas": dict(p.factor_betas), "rho": p.factor_rho,
+                    "relation": "E[log return of month m+1 | f_m] = sum_j beta_j * f_j(m), spread evenly "
+                                "over the trading days of month m+1 (plus the weak reversion and the jump mean)"},
+    }
+    return SynthDataset(futures=futures, options=options, signals=signals, factors=factors, truth=truth)
+
+
+def _trading_days(start: pd.Timestamp, years: int) -> pd.DatetimeIndex:
+    end = start + pd.DateOffset(years=years) - pd.Timedelta(days=1)
+    days = pd.bdate_range(start, end)
+    closed = set()
+    for year in range(start.year, end.year + 1):
+        closed |= {dt.date(year, 1, 1), dt.date(year, 5, 1), dt.date(year, 5, 2), dt.date(year, 5, 3)}
+        closed |= {dt.date(year, 10, d) for d in range(1, 8)}
+        festival = pd.bdate_range(dt.date(year, 2, 4), periods=5)
+        closed |= {d.date() for d in festival}
+    keep = np.array([d.date() not in closed for d in days])
+    return days[keep]
+
+
+def _contracts(calendar: pd.DatetimeIndex, first_day: pd.Timestamp, p: SynthParams) -> pd.DataFrame:
+    """Delivery months with their options' expiry on the synthetic calendar (which runs past the data)."""
+    day_values = calendar.to_numpy()
+    out = []
+    for year in range(calendar[0].year, calendar[-1].year):
+        for month in _DELIVERY_MONTHS:
+            before = pd.Timestamp(year, month, 1) - pd.DateOffset(months=1)
+            cutoff = np.datetime64(pd.Timestamp(before.year, before.month, 15))
+            eligible = day_values[day_values <= cutoff]
+            if len(eligible) < 3:
+                continue
+            out.append({"symbol": f"{p.symbol}{year % 10}{month:02d}", "year": year, "month": month,
+                        "option_expiry": pd.Timestamp(eligible[-3])})
+    frame = pd.DataFrame(out)
+    return frame[frame["option_expiry"] >= first_day].reset_index(drop=True)
+
+
+def _garch_omega(p: SynthParams) -> float:
+    return (p.annual_vol ** 2 / 252.0) * (1.0 - p.garch_alpha - p.garch_beta)
+
+
+def _factors(rng, months: pd.PeriodIndex, p: SynthParams):
+    names = list(p.factor_betas)
+    n = len(months)
+    values = np.empty((n, len(names)))
+    values[0] = rng.standard_normal(len(names))
+    scale = np.sqrt(1.0 - p.factor_rho ** 2)
+    for m in range(1, n):
+        values[m] = p.factor_rho * values[m - 1] + scale * rng.standard_normal(len(names))
+    frame = pd.DataFrame(np.round(values, 4), columns=names)
+    frame.insert(0, "month", months.astype(str))
+    return frame, pd.DataFrame(np.round(values, 4), index=months, columns=names)
+
+
+def _log_level(rng, days, months, factor_values: pd.DataFrame, p: SynthParams):
+    n = len(days)
+    betas = np.array([p.factor_betas[c] for c in factor_values.columns])
+    # Month m's drift comes from month m-1's factors; the first month has none.
+    monthly = np.concatenate([[0.0], factor_values.to_numpy()[:-1] @ betas])
+    month_pos = factor_values.index.get_indexer(months)
+    per_day = pd.Series(1, index=days).groupby(month_pos).transform("size").to_numpy()
+    drift = monthly[month_pos] / per_day
+    z = rng.standard_t(p.t_df, n) / np.sqrt(p.t_df / (p.t_df - 2.0))
+    jump = (rng.random(n) < p.jumps_per_year / 252.0) * rng.normal(p.jump_mean, p.jump_sd, n)
+    omega, a, b = _garch_omega(p), p.garch_alpha, p.garch_beta
+    cap_lo, cap_hi = np.log(1 - 0.95 * p.limit), np.log(1 + 0.95 * p.limit)
+    x = np.empty(n)
+    var = np.empty(n)
+    h, eps_prev, level = p.annual_vol ** 2 / 252.0, 0.0, np.log(p.price0)
+    anchor, kappa = np.log(p.price0), p.reversion_per_year / 252.0
+    for t in range(n):
+        h = omega + a * eps_prev ** 2 + b * h if t else h
+        eps = np.sqrt(h) * z[t]
+        r = drift[t] - kappa * (level - anchor) + eps + jump[t]
+        r = min(max(r, cap_lo), cap_hi)
+        level += r if t else 0.0
+        x[t], var[t], eps_prev = level, h, eps
+    return x, np.sqrt(var)
+
+
+def _bases(rng, n: int, p: SynthParams) -> np.ndarray:
+    sign = np.where(np.arange(n) % 2 == 0, 1.0, -1.0) * (1.0 if rng.random() < 0.5 else -1.0)
+    return sign * rng.uniform(p.basis_low, p.basis_high, n)
+
+
+def _round_tick(values, tick: float, how: str = "round") -> np.ndarray:
+    fn = {"round": np.round, "floor": np.floor, "ceil": np.ceil}[how]
+    return fn(np.asarray(values) / tick) * tick
+
+
+def _settlement_level(rng, x: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """Log settlement before the contract basis: a day's VWAP, about halfway along its move.
+
+    The close is the path itself; the settlement averages the day, as the
+    exchange's does, so that settlement-to-settlement changes carry the
+    averaging autocorrelation real ones have and close-to-close ones do not.
+    """
+    move = np.diff(x, prepend=x[0])
+    return x - 0.5 * move + rng.normal(0.0, sd / np.sqrt(12.0))
+
+
+def _futures_bars(rng, days, x, s_log, sd, main, contracts, basis, p: SynthParams) -> pd.DataFrame:
+    n = len(days)
+    tick = p.tick
+    b = basis[main]
+    prev_s = np.concatenate([[s_log[0]], s_log[:-1]])
+    prev = _round_tick(np.exp(prev_s + b), tick)
+    up = _round_tick(prev * (1 + p.limit), tick, "floor")
+    down = _round_tick(prev * (1 - p.limit), tick, "ceil")
+    # Clipping only binds on limit days; there the exchange's prices are clipped too.
+    settle = np.clip(_round_tick(np.exp(s_log + b), tick), down, up)
+    close = np.clip(_round_tick(np.exp(x + b), tick), down, up)
+    prev_x = np.concatenate([[x[0]], x[:-1]])
+    open_ = np.clip(_round_tick(np.exp(prev_x + b + rng.normal(0, 0.3 * sd)), tick), down, up)
+    top = np.maximum.reduce([open_, close, settle]) * np.exp(np.abs(rng.normal(0, 0.4 * sd)))
+    bottom = np.minimum.reduce([open_, close, settle]) * np.exp(-np.abs(rng.normal(0, 0.4 * sd)))
+    high = np.minimum(up, _round_tick(top, tick, "ceil"))
+    low = np.maximum(down, _round_tick(bottom, tick, "floor"))
+    volume = np.round(rng.lognormal(np.log(120_000), 0.4, n) * (1 + 8 * np.abs(np.diff(x, prepend=x[0]))))
+    oi = np.round(150_000 * np.exp(np.cumsum(rng.normal(0, 0.03, n)) * 0.3))
+    return pd.DataFrame({
+        "trading_date": days, "symbol": contracts["symbol"].to_numpy()[main],
+        "open": open_, "high": high, "low": low, "close": close, "settlement": settle,
+        "prev_settlement": prev, "volume": volume.astype(np.int64), "open_interest": oi.astype(np.int64),
+        "total_turnover": (volume * settle * p.multiplier).astype(np.int64),
+    })
+
+
+def _option_chains(rng, days, s_log, sd, main, contracts, basis, p: SynthParams) -> pd.DataFrame:
+    from opl.runtime.pricing import price as black_price
+
+    expiry = contracts["option_expiry"].to_numpy()[main]
+    # Options settle against the futures settlement.
+    fut = _round_tick(np.exp(s_log + basis[main]), p.tick)
+    prev_fut = _round_tick(np.exp(np.concatenate([[s_log[0]], s_log[:-1]]) + basis[main]), p.tick)
+    vol = np.clip(p.iv_premium * sd * np.sqrt(252.0), 0.12, 0.80)
+    prev_vol = np.concatenate([[vol[0]], vol[:-1]])
+    day_idx, strikes = [], []
+    for t in range(len(days)):
+        lo = np.ceil(fut[t] * (1 - p.strike_span) / p.strike_step) * p.strike_step
+        hi = np.floor(fut[t] * (1 + p.strike_span) / p.strike_step) * p.strike_step
+        k = np.arange(lo, hi + p.strike_step / 2, p.strike_step)
+        day_idx.append(np.full(len(k), t))
+        strikes.append(k)
+    t_idx = np.concatenate(day_idx)
+    strike = np.concatenate(strikes)
+    t_idx, strike = np.repeat(t_idx, 2), np.repeat(strike, 2)
+    is_call = np.tile([True, False], len(t_idx) // 2)
+    day_values = days.to_numpy()[t_idx]
+    tau = (expiry[t_idx] - day_values) / np.timedelta64(365, "D")
+    prev_day = days.to_numpy()[np.maximum(t_idx - 1, 0)]
+    prev_tau = (expiry[t_idx] - prev_day) / np.timedelta64(365, "D")
+
+    def settle_price(f, v, t_years):
+        m = np.log(strike / f)
+        skew = p.iv_skew * np.sqrt((30 / 365) / np.maximum(t_years, 7 / 365))
+        iv = np.maximum(p.iv_floor, v + skew * m + p.iv_curvature * m * m)
+        value = black_price(is_call=is_call, underlying=f, strike=strike, t=t_years, vol=iv, rate=p.rate)
+        return np.maximum(p.option_tick, _round_tick(value, p.option_tick)), iv
+
+    settle, _ = settle_price(fut[t_idx], vol[t_idx], tau)
+    prev, _ = settle_price(prev_fut[t_idx], prev_vol[t_idx], prev_tau)
+    m = np.log(strike / fut[t_idx])
+    volume = rng.poisson(600 * np.exp(-(m / 0.06) ** 2))
+    traded = volume > 0
+    noise = lambda s: np.exp(rng.normal(0, s, len(settle)))  # noqa: E731 (one-line shock helper)
+    close = np.maximum(p.option_tick, _round_tick(settle * noise(0.03), p.option_tick))
+    open_ = np.maximum(p.option_tick, _round_tick(prev * noise(0.05), p.option_tick))
+    high = _round_tick(np.maximum.reduce([open_, close, settle]) * (1 + np.abs(rng.normal(0, 0.03, len(settle)))),
+                       p.option_tick, "ceil")
+    low = np.maximum(p.option_tick, _round_tick(np.minimum.reduce([open_, close, settle])
+                                                * (1 - np.abs(rng.normal(0, 0.03, len(settle)))),
+                                                p.option_tick, "floor"))
+    blank = np.where(traded, 1.0, np.nan)
+    under = contracts["symbol"].to_numpy()[main][t_idx]
+    kind = np.where(is_call, "C", "P")
+    symbol = np.char.add(np.char.add(under.astype(str), kind), strike.astype(np.int64).astype(str))
+    return pd.DataFrame({
+        "trading_date": days[t_idx], "symbol": symbol,
+        "open": open_ * blank, "high": high * blank, "low": low * blank, "close": close * blank,
+        "settlement": settle, "prev_settlement": prev, "volume": volume,
+        "open_interest": rng.poisson(2_000 * np.exp(-(m / 0.08) ** 2)),
+        "total_turnover": np.round(volume * settle * p.multiplier).astype(np.int64),
+        "strike_price": strike, "option_type": kind, "expiry": pd.DatetimeIndex(expiry[t_idx]),
+        "contract_multiplier": p.multiplier, "underlying_symbol": under,
+    })
+
+
+def _signals(rng, futures: pd.DataFrame, days, p: SynthParams):
+    firsts = pd.Series(days).groupby(days.to_period("M")).first().to_numpy()
+    returns = within_contract_returns(futures, price="close", method="symbol")
+    moves = forward_moves(returns, firsts, horizon=p.horizon)
+    realised = classify_moves(moves["move"].to_numpy(), flat_band=p.flat_band)
+    classes = np.array(["up", "down", "flat"])
+    right = rng.random(len(firsts)) < p.hit_rate
+    other = np.array([rng.choice(classes[classes != r]) for r in realised])
+    direction = np.where(right, realised, other)
+    entry = futures.set_index("trading_date")["close"].reindex(pd.DatetimeIndex(firsts)).to_numpy()
+    support = _round_tick(entry * (1 - rng.uniform(0.04, 0.10, len(firsts))), 50.0, "floor")
+    resistance = _round_tick(entry * (1 + rng.uniform(0.04, 0.10, len(firsts))), 50.0, "ceil")
+    complete = moves["complete"].to_numpy()
+    frame = pd.DataFrame({"date": pd.DatetimeIndex(firsts), "support": support, "resistance": resistance,
+                          "direction": [_CHINESE[d] for d in direction], "source": "spot_team"})
+    hits = int((right & complete).sum())
+    truth = {"p_true": p.hit_rate, "horizon": p.horizon, "flat_band": p.flat_band, "price": "close",
+             "n_signals": len(firsts), "n_resolved": int(complete.sum()), "hits": hits,
+             "empirical": hits / max(int(complete.sum()), 1),
+             "definition": "hit when the view equals the class of the within-contract log move of the close "
+                           "over `horizon` trading days after the first session on or after the view's date; "
+                           "flat when |move| <= flat_band"}
+    return frame, truth
