@@ -1,0 +1,477 @@
+"""Monte Carlo replay of a monthly-rolled option strategy, vectorised across paths.
+
+Paths are replayed in chunks (10,000 by default) so memory stays bounded whatever the
+path count; inside a chunk every array is (variants, paths) — *variants* being position
+sizes and cost/margin scenarios that share the same price paths, so a size sweep costs one
+path generation. Each chunk draws from its own `numpy.random.SeedSequence` ([seed, chunk]),
+so a seed reproduces every number bit for bit.
+
+**The month.** At the open (step 0) the legs' strikes are resolved from the month's price
+and levels (`opl.runtime.legspec`), the options sold or bought at their mark (~``tenor``
+days to expiry, American legs by BAW, `opl.runtime.marking`) and the hedge set. Then, at
+every step j = 1 … n, in this order:
+
+1. mark to market: options, the strategy's futures, hedge futures, futures awaiting their
+   close, delivered goods (with storage and funding), into the ledger's buckets;
+2. what the previous step decided: a forced liquidation (everything closed at market),
+   the close of futures from an assignment, the sale of goods whose holding ends;
+3. exit triggers under ``exit_mode`` (``first_hit``: any; ``all_required``: all), the
+   risk controls' ``stop_loss`` (the month's loss ≥ stop × capital) and the automatic
+   guard ``days_left < 2d`` — a hit closes the options and futures at market;
+4. the hedge rule (`opl.runtime.hedging`) on its rebalancing steps;
+5. early assignment of short American legs in the holder's exercise region, then the
+   assignment policy (`opl.runtime.exercise`);
+6. at expiry (j = n): in-the-money options exercised, the rest lapse, the hedge closed;
+7. margin by the rule pack (`opl.runtime.margin`): short options by the exchange formula
+   at their mark, futures (strategy, hedge, awaiting close, goods held) at the futures
+   rate. A *margin call* when equity < requirement; when equity < (1 − margin_buffer) ×
+   requirement the call is not met and everything is liquidated at the next step.
+
+A month opens only when the equity covers the opening margin (a skipped month is
+counted); a path whose equity falls to zero stays flat.
+
+**Money.** Equity = capital + every booked P&L; there is no interest on cash. A month's
+return is its P&L divided by the capital (no compounding: sizes are in lots). The
+drawdown is measured on the equity after each step against its running peak.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+import numpy as np
+
+from opl.runtime.exercise import AssignmentSpec, Inventory
+from opl.runtime.hedging import HedgeSpec, direction, rebalance
+from opl.runtime.ledger import Costs, Ledger
+from opl.runtime.legspec import Levels, OptionLeg
+from opl.runtime.margin import futures_margin, short_option_margin
+from opl.runtime.marking import AmericanMarker, SmileRule
+from opl.runtime.processes import PathGenerator, ProcessSpec
+from opl.runtime.triggers import TriggerState
+
+__all__ = ["StrategySpec", "Variant", "RunSpec", "ReplayResult", "replay", "CHUNK"]
+
+CHUNK = 10_000
+DAYS_PER_YEAR = 365.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class StrategySpec:
+    """The strategy as the replay runs it, per unit of size (size 1 = the file's quantities)."""
+
+    legs: tuple[OptionLeg, ...]
+    futures: int = 0  # the strategy's own futures lots (signed), held through the month
+    tenor_days: float = 30.0
+    multiplier: float
+    contract_size: float
+    hedge: HedgeSpec | None = None
+    assignment: AssignmentSpec = field(default_factory=AssignmentSpec)
+    exit_mode: Literal["first_hit", "all_required"] = "first_hit"
+    exit_triggers: tuple[Callable[[TriggerState], np.ndarray], ...] = ()
+    guard_days: float | None = 2.0
+    stop_loss: float | None = None
+    margin_buffer: float = 0.0
+    levels: Levels = field(default_factory=Levels)
+    smile: SmileRule = field(default_factory=SmileRule)
+    rate: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Variant:
+    """One replay on shared paths: a position size and cost/margin multipliers."""
+
+    size: float = 1.0
+    fee_factor: float = 1.0
+    slippage_factor: float = 1.0
+    margin_factor: float = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSpec:
+    """Everything about a run that is not the strategy."""
+
+    process: ProcessSpec
+    pack: object  # opl.runtime.rules.RulePack
+    price: float
+    capital: float
+    paths: int
+    months: int = 12
+    steps_per_day: int = 1
+    days_per_month: int = 21
+    seed: int = 0
+    chunk: int = CHUNK
+    option_ticks: float = 1.0
+    futures_ticks: float = 1.0
+    exact_american: bool = False
+
+
+@dataclass
+class ReplayResult:
+    """Per variant (first axis) and path: monthly P&L, ledger, drawdown and margin peaks."""
+
+    variants: tuple[Variant, ...]
+    capital: float
+    monthly: np.ndarray  # (V, P, M) currency
+    buckets: dict[str, np.ndarray]  # (V, P)
+    counters: dict[str, np.ndarray]  # (V, P)
+    max_drawdown: np.ndarray  # (V, P) fraction of the peak
+    peak_margin: np.ndarray  # (V, P) margin / capital
+    signal_hits: tuple[int, int] = (0, 0)  # months whose realised regime matched the signal, months with a regime
+    trace: dict[str, np.ndarray] | None = None
+
+
+def _margin_packs(pack, variants):
+    packs = []
+    for v in variants:
+        if v.margin_factor == 1.0:
+            packs.append(pack)
+        else:
+            margin = pack.margin.model_copy(update={"futures_rate": pack.margin.futures_rate * v.margin_factor})
+            packs.append(pack.model_copy(update={"margin": margin}))
+    return packs
+
+
+class _Month:
+    """The marks of one month for every leg: value, delta, exercise flags and implied vol (P, n + 1)."""
+
+    def __init__(self, run: RunSpec, strat: StrategySpec, mp, marker: AmericanMarker, euro: AmericanMarker):
+        f = mp.price
+        n = f.shape[1] - 1
+        self.price, self.n = f, n
+        tenor = strat.tenor_days / DAYS_PER_YEAR
+        self.t = tenor * (n - np.arange(n + 1)) / n
+        self.atm = strat.smile.atm(mp.vol)
+        self.support, self.resistance = strat.levels.of(f[:, 0])
+        self.strikes, self.value, self.delta, self.exercise = [], [], [], []
+        for leg in strat.legs:
+            iv0 = strat.smile.iv(vol=mp.vol[:, 0], forward=f[:, 0], strike=f[:, 0])
+            raw = leg.strike.resolve(is_call=leg.is_call, price=f[:, 0], support=self.support,
+                                     resistance=self.resistance, iv=iv0, t=tenor, rate=strat.rate)
+            k = np.asarray(run.pack.snap_strike(np.maximum(raw, 1e-9)), dtype=float)
+            k = np.where(k > 0, k, np.asarray(run.pack.snap_strike(raw, "up"), dtype=float))
+            iv = strat.smile.iv(vol=mp.vol, forward=f, strike=k[:, None])
+            cols = [(marker if leg.american else euro).mark(is_call=leg.is_call, forward=f[:, j], strike=k,
+                                                            t=self.t[j], vol=iv[:, j]) for j in range(n + 1)]
+            self.strikes.append(k)
+            self.value.append(np.stack([c.value for c in cols], axis=1))
+            self.delta.append(np.stack([c.delta for c in cols], axis=1))
+            self.exercise.append(np.stack([c.exercise for c in cols], axis=1))
+
+
+def replay(*, strategy: StrategySpec, run: RunSpec, variants: tuple[Variant, ...] = (Variant(),),
+           progress: Callable[[int], None] | None = None, trace: bool = False) -> ReplayResult:
+    """Replay ``strategy`` over ``run.paths`` simulated paths for every variant.
+
+    Parameters
+    ----------
+    strategy, run
+        What to trade and how the market and the account behave.
+    variants
+        Sizes and cost/margin multipliers replayed on the same paths.
+    progress
+        Called with the number of path-months finished, after each chunk-month.
+    trace
+        Keep step-by-step arrays of the first chunk (for tests and diagnostics).
+    """
+    nv, months = len(variants), run.months
+    parts, hits = [], [0, 0]
+    traced = None
+    for c, start in enumerate(range(0, run.paths, run.chunk)):
+        p = min(run.chunk, run.paths - start)
+        part, chunk_trace, chunk_hits = _replay_chunk(strategy, run, variants, p, c, progress, trace and c == 0)
+        parts.append(part)
+        hits[0] += chunk_hits[0]
+        hits[1] += chunk_hits[1]
+        traced = traced or chunk_trace
+    cat = {key: np.concatenate([part[key] for part in parts], axis=1) for key in parts[0] if key != "buckets"
+           and key != "counters"}
+    buckets = {k: np.concatenate([part["buckets"][k] for part in parts], axis=1) for k in parts[0]["buckets"]}
+    counters = {k: np.concatenate([part["counters"][k] for part in parts], axis=1) for k in parts[0]["counters"]}
+    assert cat["monthly"].shape == (nv, run.paths, months)
+    return ReplayResult(variants=tuple(variants), capital=run.capital, monthly=cat["monthly"], buckets=buckets,
+                        counters=counters, max_drawdown=cat["max_drawdown"], peak_margin=cat["peak_margin"],
+                        signal_hits=(hits[0], hits[1]), trace=traced)
+
+
+def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: int, progress, want_trace: bool):
+    nv, months, nl = len(variants), run.months, len(strat.legs)
+    shape = (nv, p)
+    gen = PathGenerator(spec=run.process, paths=p, price=run.price, month_years=strat.tenor_days / DAYS_PER_YEAR,
+                        days_per_month=run.days_per_month, steps_per_day=run.steps_per_day,
+                        seed=np.random.SeedSequence([run.seed, chunk]))
+    n = gen.steps
+    step_days = strat.tenor_days / n
+    marker = AmericanMarker(american=True, rate=strat.rate, exact=run.exact_american)
+    euro = AmericanMarker(american=False, rate=strat.rate)
+    sizes = np.array([v.size for v in variants])[:, None]
+    packs = _margin_packs(run.pack, variants)
+    premium_level = max(run.price * 0.01, 1e-9)
+    costs = [Costs.from_pack(run.pack, price=run.price, premium=premium_level, option_ticks=run.option_ticks,
+                             futures_ticks=run.futures_ticks, fee_factor=v.fee_factor,
+                             slippage_factor=v.slippage_factor) for v in variants]
+    cost = _CostArrays(costs)
+    mult, cs = strat.multiplier, strat.contract_size
+    lots_per_option = mult / cs  # futures lots of delta per option lot per unit of delta
+
+    ledger = Ledger(shape, months)
+    equity = np.full(shape, run.capital)
+    peak = equity.copy()
+    max_dd = np.zeros(shape)
+    peak_margin = np.zeros(shape)
+    pending = np.zeros(shape)  # futures lots from exercise, closed at the next step
+    inventory = Inventory(shape, months * nl)
+    liquidate_next = np.zeros(shape, dtype=bool)
+    ruined = np.zeros(shape, dtype=bool)
+    hits = [0, 0]
+    tr: dict[str, list] | None = {k: [] for k in ("net_delta", "target", "hedge", "equity", "margin", "hedged",
+                                                  "price", "assigned")} if want_trace else None
+    absolute_step = 0
+    for m in range(months):
+        mp = gen.next_month()
+        if run.process.regime is not None:
+            hits[0] += int(np.sum(mp.signal == mp.realised))
+            hits[1] += p
+        mo = _Month(run, strat, mp, marker, euro)
+        f = mo.price
+        month_start = equity.copy()
+        d = direction(strat.hedge, mp.signal) if strat.hedge is not None else np.zeros(p)
+
+        # -- open
+        qty = [leg.signed_qty * sizes * np.ones(shape) for leg in strat.legs]
+        static = strat.futures * sizes * np.ones(shape)
+        open_margin = _margin(packs, strat, qty, static, np.zeros(shape), np.zeros(shape), mo, 0, mult, cs)
+        # A liquidation decided at the last step of a month runs at the next step; nothing opens before it.
+        can_open = ~ruined & ~liquidate_next & (equity >= open_margin)
+        ledger.count("skipped_months", ~ruined & ~can_open)
+        qty = [np.where(can_open, q, 0.0) for q in qty]
+        static = np.where(can_open, static, 0.0)
+        is_open = can_open & (np.any([q != 0 for q in qty], axis=0) | (static != 0))
+        month_pnl = np.zeros(shape)
+        for q in qty:
+            ledger.cost(cost.open_options(q), equity, month_pnl)
+            ledger.count("option_lots", is_open, np.abs(q))
+        ledger.cost(cost.futures(static, closing=False), equity, month_pnl)
+        open_premium = -sum(q * val[:, 0] for q, val in zip(qty, mo.value)) * mult
+        denominator = np.where(np.abs(open_premium) > 0, np.abs(open_premium), np.maximum(open_margin, 1e-9))
+        hedge = np.zeros(shape)
+        if strat.hedge is not None:
+            hedge = _hedge(strat, qty, mo, static, hedge, d, 0, is_open, lots_per_option, cost, ledger, equity,
+                           month_pnl, tr)
+        assigned_month = np.zeros(shape, dtype=bool)
+        delivered_month = np.zeros(shape, dtype=bool)
+
+        for j in range(1, n + 1):
+            absolute_step += 1
+            df = f[:, j] - f[:, j - 1]
+            # 1. mark to market
+            for q, val in zip(qty, mo.value):
+                ledger.book("premium", q * (val[:, j] - val[:, j - 1]) * mult, equity, month_pnl)
+            ledger.book("premium", static * df * cs, equity, month_pnl)
+            ledger.book("hedge", hedge * df * cs, equity, month_pnl)
+            ledger.book("assignment", pending * df * cs, equity)
+            held = inventory.total()
+            if np.any(held):
+                ledger.book("assignment", held * df * cs, equity)
+                ledger.book("assignment", -held * cs * strat.assignment.storage_per_day * step_days, equity)
+                ledger.book("funding", -held * cs * f[:, j] * strat.assignment.funding_rate * step_days
+                            / DAYS_PER_YEAR, equity)
+            # 2. decisions of the previous step
+            if np.any(liquidate_next):
+                ledger.count("liquidations", liquidate_next)
+                _close_all(qty, static, hedge, liquidate_next, cost, ledger, equity, month_pnl)
+                is_open &= ~liquidate_next
+                sold = inventory.take(mask=liquidate_next)
+                ledger.cost(cost.futures(sold, closing=True), equity)
+                pending = _close_pending(pending, liquidate_next, cost, ledger, equity)
+                liquidate_next = np.zeros(shape, dtype=bool)
+            pending = _close_pending(pending, pending != 0, cost, ledger, equity)
+            sold = inventory.take(step=absolute_step)
+            if np.any(sold):
+                ledger.book("assignment", sold * cs * strat.assignment.basis, equity)
+                ledger.cost(cost.futures(sold, closing=True), equity)
+            # 3. exit triggers, stop loss, guard
+            days_left = (n - j) * step_days
+            exit_now = np.zeros(shape, dtype=bool)
+            if strat.exit_triggers:
+                state = _trigger_state(strat, mo, j, qty, static, hedge, month_pnl, denominator, equity, peak,
+                                       run.capital, open_margin, packs, days_left, mult, cs, lots_per_option,
+                                       pending, inventory)
+                flags = [np.broadcast_to(t(state), shape) for t in strat.exit_triggers]
+                exit_now |= np.all(flags, axis=0) if strat.exit_mode == "all_required" else np.any(flags, axis=0)
+            if strat.stop_loss is not None:
+                exit_now |= month_pnl <= -strat.stop_loss * run.capital
+            if strat.guard_days is not None and days_left < strat.guard_days:
+                exit_now[:] = True
+            exit_now &= is_open
+            if np.any(exit_now):
+                ledger.count("exits", exit_now)
+                _close_all(qty, static, hedge, exit_now, cost, ledger, equity, month_pnl)
+                is_open &= ~exit_now
+            # 4. hedge
+            if strat.hedge is not None and j < n and j % strat.hedge.every == 0:
+                hedge = _hedge(strat, qty, mo, static, hedge, d, j, is_open, lots_per_option, cost, ledger, equity,
+                               month_pnl, tr)
+            elif tr is not None:
+                tr["hedged"].append(np.zeros(shape, dtype=bool))
+                for key in ("net_delta", "target"):
+                    tr[key].append(np.full(shape, np.nan))
+            # 5./6. early assignment, expiry
+            assigned_now = np.zeros(shape, dtype=bool)
+            for li, (leg, q) in enumerate(zip(strat.legs, qty)):
+                if j < n:
+                    hit = (q < 0) & mo.exercise[li][:, j] if leg.american else np.zeros(shape, dtype=bool)
+                else:
+                    threshold = run.pack.option.auto_exercise_threshold
+                    itm = leg.phi * (f[:, n] - mo.strikes[li]) > threshold
+                    hit = (q != 0) & itm if run.pack.option.auto_exercise_itm else np.zeros(shape, dtype=bool)
+                if not np.any(hit):
+                    continue
+                lots_f = np.where(hit, q * leg.phi * lots_per_option, 0.0)
+                intrinsic = np.maximum(leg.phi * (f[:, j] - mo.strikes[li]), 0.0)
+                ledger.book("assignment", np.where(hit, -q * (mo.value[li][:, j] - intrinsic) * mult, 0.0), equity,
+                            month_pnl)
+                ledger.cost(np.where(q < 0, cost.option_assignment, cost.option_exercise) * np.abs(
+                    np.where(hit, q, 0.0)), equity, month_pnl)
+                short = hit & (q < 0)
+                assigned_now |= short
+                if strat.assignment.action == "take_delivery":
+                    goods = np.where(short & (lots_f > 0), lots_f, 0.0)
+                    hold = int(np.ceil(strat.assignment.hold_days / step_days))
+                    inventory.add(m * len(strat.legs) + li, goods, absolute_step + max(hold, 1))
+                    delivered_month |= goods > 0
+                    lots_f = lots_f - goods
+                pending = pending + lots_f
+                qty[li] = np.where(hit, 0.0, q)
+            assigned_month |= assigned_now
+            if j == n:
+                # Whatever was not exercised lapses (its mark is already 0); the hedge goes.
+                qty = [np.zeros(shape) for _ in qty]
+                expiring = is_open | (hedge != 0) | (static != 0)
+                _close_all(qty, static, hedge, expiring, cost, ledger, equity, month_pnl)
+                is_open[:] = False
+            # 7. margin
+            requirement = _margin(packs, strat, qty, static, hedge, pending + inventory.total(), mo, j, mult, cs)
+            call = equity < requirement
+            ledger.count("margin_calls", call)
+            liquidate_next = equity < (1.0 - strat.margin_buffer) * requirement
+            np.maximum(peak_margin, requirement / run.capital, out=peak_margin)
+            np.maximum(peak, equity, out=peak)
+            np.maximum(max_dd, (peak - equity) / peak, out=max_dd)
+            if tr is not None:
+                tr["equity"].append(equity.copy())
+                tr["margin"].append(requirement)
+                tr["hedge"].append(hedge.copy())
+                tr["price"].append(np.broadcast_to(f[:, j], shape).copy())
+                tr["assigned"].append(assigned_now)
+        ledger.monthly[..., m] = equity - month_start
+        ledger.count("assigned_months", assigned_month)
+        ledger.count("delivered_months", delivered_month)
+        ruined |= equity <= 0
+        if progress is not None:
+            progress(p)
+    out = {"monthly": ledger.monthly, "max_drawdown": max_dd, "peak_margin": peak_margin,
+           "buckets": ledger.buckets, "counters": ledger.counters}
+    trace = {k: np.stack(v, axis=-1) for k, v in tr.items()} if tr is not None else None
+    return out, trace, hits
+
+
+class _CostArrays:
+    """Per-variant costs as (V, 1) columns, so they broadcast over paths."""
+
+    def __init__(self, costs: list[Costs]):
+        for name in Costs.__dataclass_fields__:
+            setattr(self, name, np.array([getattr(c, name) for c in costs])[:, None])
+
+    def open_options(self, lots):
+        return np.abs(lots) * (np.where(lots < 0, self.option_open_short, self.option_open_long)
+                               + self.option_slippage)
+
+    def close_options(self, lots):
+        return np.abs(lots) * (self.option_close + self.option_slippage)
+
+    def futures(self, lots, *, closing: bool):
+        return np.abs(lots) * ((self.futures_close if closing else self.futures_open) + self.futures_slippage)
+
+
+def _close_all(qty, static, hedge, mask, cost, ledger, equity, month_pnl) -> None:
+    """Close options, the strategy's futures and the hedge where ``mask`` (in place)."""
+    for i, q in enumerate(qty):
+        closing = np.where(mask, q, 0.0)
+        ledger.cost(cost.close_options(closing), equity, month_pnl)
+        ledger.count("option_lots", mask, np.abs(closing))
+        q[mask] = 0.0
+    for fut in (static, hedge):
+        closing = np.where(mask, fut, 0.0)
+        ledger.cost(cost.futures(closing, closing=True), equity, month_pnl)
+        ledger.count("futures_lots", mask, np.abs(closing))
+        fut[mask] = 0.0
+
+
+def _close_pending(pending, mask, cost, ledger, equity):
+    closing = np.where(mask, pending, 0.0)
+    if np.any(closing):
+        ledger.cost(cost.futures(closing, closing=True), equity)
+        ledger.count("futures_lots", mask, np.abs(closing))
+    return np.where(mask, 0.0, pending)
+
+
+def _short_lots(qty) -> np.ndarray:
+    return sum(np.maximum(-q, 0.0) for q in qty)
+
+
+def _option_delta(qty, mo, j, lots_per_option) -> np.ndarray:
+    return sum(q * dl[:, j] for q, dl in zip(qty, mo.delta)) * lots_per_option
+
+
+def _hedge(strat, qty, mo, static, hedge, d, j, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr):
+    other = _option_delta(qty, mo, j, lots_per_option) + static
+    size = _short_lots(qty)
+    new = rebalance(spec=strat.hedge, other_delta=other, hedge=hedge, size=size, d=d, active=is_open)
+    trade = new - hedge
+    traded = trade != 0
+    if np.any(traded):
+        ledger.cost(cost.futures(trade, closing=False), equity, month_pnl)
+        ledger.count("futures_lots", traded, np.abs(trade))
+        ledger.count("hedge_trades", traded)
+    if tr is not None:
+        tr["hedged"].append(is_open.copy())
+        tr["net_delta"].append(other + new)
+        tr["target"].append(strat.hedge.keep * d * size)
+    return new
+
+
+def _margin(packs, strat, qty, static, hedge, other_futures, mo, j, mult, cs) -> np.ndarray:
+    """Exchange margin of everything held, (V, P); variants sharing a pack are computed together."""
+    f = mo.price[:, j]
+    futures_lots = np.abs(static) + np.abs(hedge) + np.abs(other_futures)
+    out = np.zeros(futures_lots.shape)
+    groups: dict[int, list[int]] = {}
+    for v, pack in enumerate(packs):
+        groups.setdefault(id(pack), []).append(v)
+    for rows in groups.values():
+        pack = packs[rows[0]]
+        sel = slice(rows[0], rows[-1] + 1) if rows == list(range(rows[0], rows[-1] + 1)) else rows
+        total = futures_margin(pack=pack, price=f, lots=futures_lots[sel])
+        for li, (leg, q) in enumerate(zip(strat.legs, qty)):
+            short = np.maximum(-q[sel], 0.0)
+            if np.any(short):
+                total = total + short_option_margin(pack=pack, is_call=leg.is_call, underlying=f,
+                                                    strike=mo.strikes[li], premium=mo.value[li][:, j], lots=short)
+        out[sel] = total
+    return out
+
+
+def _trigger_state(strat, mo, j, qty, static, hedge, month_pnl, denominator, equity, peak, capital, open_margin,
+                   packs, days_left, mult, cs, lots_per_option, pending, inventory) -> TriggerState:
+    def requirement():
+        return _margin(packs, strat, qty, static, hedge, pending + inventory.total(), mo, j, mult, cs)
+
+    return TriggerState(
+        pnl_percent=month_pnl / denominator * 100.0, pnl_capital=month_pnl / capital * 100.0,
+        days_left=days_left, expired=j == mo.n, price=mo.price[:, j], open_price=mo.price[:, 0],
+        iv=mo.atm[:, j], open_iv=mo.atm[:, 0], drawdown=np.maximum(peak - equity, 0.0) / peak * 100.0,
+        requirement=requirement, capital=capital, open_margin=open_margin,
+        support=mo.support, resistance=mo.resistance,
+        delta=_option_delta(qty, mo, j, lots_per_option) + static + hedge)

@@ -1,0 +1,58 @@
+"""The American marking tables against direct BAW, the smile rule and the exercise boundary."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from opl.runtime.american import american_greeks, baw_price
+from opl.runtime.marking import AmericanMarker, SmileRule
+
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
+
+
+@pytest.mark.parametrize("is_call", [True, False])
+@pytest.mark.parametrize("days", [30.0, 7.0, 1.0])
+def test_tables_match_direct_baw(is_call, days):
+    rng = np.random.default_rng(0)
+    f = 10_400 * np.exp(rng.normal(0.0, 0.12, 20_000))
+    k = rng.choice([9_000.0, 9_800.0, 10_400.0, 11_200.0, 12_000.0], f.size)
+    vol = rng.uniform(0.1, 0.9, f.size)
+    t = days / 365
+    marks = AmericanMarker(american=True, rate=0.015).mark(is_call=is_call, forward=f, strike=k, t=t, vol=vol)
+    exact = baw_price(is_call=is_call, underlying=f, strike=k, t=t, vol=vol, rate=0.015)
+    greeks = american_greeks(is_call=is_call, underlying=f, strike=k, t=t, vol=vol, rate=0.015)
+    assert np.max(np.abs(marks.value - exact) / k) < 1e-4
+    assert np.max(np.abs(marks.delta - greeks.delta)) < 5e-3
+    # In the exercise region the option is worth its intrinsic value exactly.
+    phi = 1 if is_call else -1
+    ex = marks.exercise
+    assert np.any(ex)
+    assert np.allclose(marks.value[ex], np.maximum(phi * (f[ex] - k[ex]), 0.0))
+    assert np.allclose(exact[ex], marks.value[ex], rtol=0, atol=1e-6 * 12_000)
+
+
+def test_european_never_exercises_and_expiry_is_intrinsic():
+    m = AmericanMarker(american=False, rate=0.02)
+    marks = m.mark(is_call=False, forward=np.array([5_000.0, 12_000.0]), strike=10_000.0, t=0.1, vol=0.3)
+    assert not marks.exercise.any()
+    at_expiry = AmericanMarker(american=True, rate=0.02).mark(is_call=False, forward=np.array([9_000.0, 11_000.0]),
+                                                              strike=10_000.0, t=0.0, vol=0.3)
+    assert at_expiry.value.tolist() == [1_000.0, 0.0]
+    assert at_expiry.exercise.tolist() == [True, False]
+
+
+def test_zero_rate_american_is_never_exercised_early():
+    marks = AmericanMarker(american=True, rate=0.0).mark(is_call=False, forward=np.array([2_000.0]),
+                                                         strike=10_000.0, t=0.05, vol=0.3)
+    assert not marks.exercise.any()
+
+
+def test_smile_rule():
+    rule = SmileRule(spread=0.1, floor=0.12, skew=-0.2, curvature=2.0)
+    assert rule.atm(np.array([0.2, 0.05])).tolist() == pytest.approx([0.22, 0.12])
+    f = np.array([100.0, 100.0, 100.0])
+    iv = rule.iv(vol=np.full(3, 0.2), forward=f, strike=np.array([90.0, 100.0, 110.0]))
+    assert iv[1] == pytest.approx(0.22)
+    assert iv[0] > iv[1] and iv[2] < iv[0]  # puts dearer than calls
+    assert SmileRule(scale=1.5).atm(np.array([0.2])) == pytest.approx(0.2 * 1.08 * 1.5)

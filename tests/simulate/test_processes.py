@@ -1,0 +1,123 @@
+"""Price processes: Black-76 convergence, GARCH unconditional variance, regime hit rate,
+price limit, jumps, determinism and parameter validation."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from opl.runtime import pricing
+from opl.runtime.processes import (GarchParams, JumpParams, ModelError, PathGenerator, ProcessSpec, RegimeParams,
+                                   process_spec, simulate)
+
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
+
+T = 30 / 365
+
+
+@pytest.mark.parametrize("is_call,strike", [(True, 10400.0), (False, 9800.0), (True, 11200.0)])
+def test_gbm_european_value_converges_to_black76(is_call, strike):
+    paths = simulate(spec=ProcessSpec(vol=0.28), paths=200_000, months=1, price=10400.0, seed=3)
+    f_t = paths.price[:, -1]
+    payoff = np.maximum((f_t - strike) if is_call else (strike - f_t), 0.0)
+    rate = 0.015
+    mc = np.exp(-rate * T) * payoff
+    black = pricing.price(is_call=is_call, underlying=10400.0, strike=strike, t=T, vol=0.28, rate=rate)
+    se = mc.std(ddof=1) / np.sqrt(mc.size)
+    assert abs(mc.mean() - black) < 3 * se
+
+
+def test_gbm_is_a_martingale_with_the_stated_variance():
+    paths = simulate(spec=ProcessSpec(vol=0.3), paths=100_000, months=1, price=100.0, steps_per_day=2, seed=1)
+    log_ret = np.log(paths.price[:, -1] / 100.0)
+    assert abs(paths.price[:, -1].mean() - 100.0) < 3 * paths.price[:, -1].std() / np.sqrt(100_000)
+    assert log_ret.var() == pytest.approx(0.3**2 * T, rel=0.02)
+
+
+@pytest.mark.parametrize("garch", [GarchParams(alpha=0.06, beta=0.9, nu=None),
+                                   GarchParams(alpha=0.03, gamma=0.06, beta=0.9, nu=8.0)])
+def test_garch_reproduces_its_unconditional_variance(garch):
+    spec = ProcessSpec(vol=0.25, garch=garch)
+    gen = PathGenerator(spec=spec, paths=4000, price=100.0, month_years=T, seed=11)
+    rets = np.concatenate([np.diff(np.log(gen.next_month().price), axis=1) for _ in range(25)], axis=1)
+    day_var = 0.25**2 * T / 21
+    # The mean of the squared daily return is h-bar plus the (tiny) squared drift of -h/2.
+    assert np.mean(rets**2) == pytest.approx(day_var, rel=0.05)
+
+
+def test_garch_volatility_clusters():
+    spec = ProcessSpec(vol=0.25, garch=GarchParams(alpha=0.1, beta=0.85, nu=None))
+    paths = simulate(spec=spec, paths=2000, months=10, price=100.0, seed=5)
+    sq = np.diff(np.log(paths.price), axis=1) ** 2
+    a, b = sq[:, :-1].ravel(), sq[:, 1:].ravel()
+    assert np.corrcoef(a, b)[0, 1] > 0.05  # squared returns are autocorrelated
+    assert paths.vol.std() > 0  # and implied-vol input moves with them
+
+
+def test_regime_hit_rate_and_drift_sign():
+    spec = ProcessSpec(vol=0.2, regime=RegimeParams(hit_rate=0.9, drift=0.05))
+    paths = simulate(spec=spec, paths=20_000, months=3, price=100.0, seed=2)
+    hit = np.mean(paths.signal == paths.realised)
+    assert hit == pytest.approx(0.9, abs=0.01)
+    counts = [np.mean(paths.signal == s) for s in (1, -1, 0)]
+    assert counts == pytest.approx([0.4, 0.4, 0.2], abs=0.01)
+    # The realised month's drift shows in the month's return: up months rise on average.
+    month_ret = np.log(paths.price[:, 21] / paths.price[:, 0])
+    up, down = paths.realised[:, 0] == 1, paths.realised[:, 0] == -1
+    assert month_ret[up].mean() == pytest.approx(0.05 - 0.5 * 0.04 * T, abs=0.003)
+    assert month_ret[down].mean() == pytest.approx(-0.05 - 0.5 * 0.04 * T, abs=0.003)
+
+
+def test_jumps_are_compensated_and_add_variance():
+    spec = ProcessSpec(vol=0.2, jump=JumpParams(intensity=12.0, mean=-0.05, std=0.05))
+    paths = simulate(spec=spec, paths=100_000, months=1, price=100.0, seed=4)
+    f_t = paths.price[:, -1]
+    assert abs(f_t.mean() - 100.0) < 3 * f_t.std() / np.sqrt(f_t.size)
+    expected = (0.04 + 12.0 * (0.05**2 + 0.05**2)) * T
+    assert np.log(f_t / 100).var() == pytest.approx(expected, rel=0.05)
+    assert paths.vol[0, 0] == pytest.approx(np.sqrt(0.04 + 12.0 * 0.005))
+
+
+def test_daily_limit_holds_and_carries_the_excess():
+    spec = ProcessSpec(vol=0.6, jump=JumpParams(intensity=50.0, mean=0.0, std=0.15), limit=0.10)
+    paths = simulate(spec=spec, paths=2000, months=2, price=100.0, seed=6)
+    moves = np.abs(np.diff(np.log(paths.price), axis=1))
+    assert moves.max() <= np.log1p(0.10) + 1e-12
+    assert np.mean(moves > np.log1p(0.10) - 1e-9) > 0.001  # the limit binds
+
+
+def test_gap_scenario_moves_one_day_per_month_and_keeps_other_draws():
+    base = ProcessSpec(vol=0.2)
+    a = simulate(spec=base, paths=500, months=2, price=100.0, seed=9)
+    b = simulate(spec=replace(base, gap=-0.08), paths=500, months=2, price=100.0, seed=9)
+    diff = np.diff(np.log(b.price), axis=1) - np.diff(np.log(a.price), axis=1)
+    gaps = np.isclose(diff, np.log(0.92))
+    assert np.all(gaps.sum(axis=1) == 2)
+    assert np.allclose(diff[~gaps], 0.0)
+
+
+def test_same_seed_bit_identical_other_seed_differs():
+    spec = process_spec(components=[("gjr", {}), ("jump", {}), ("regime", {})], vol=0.25, hit_rate=0.9)
+    a = simulate(spec=spec, paths=300, months=2, price=100.0, seed=7)
+    b = simulate(spec=spec, paths=300, months=2, price=100.0, seed=7)
+    c = simulate(spec=spec, paths=300, months=2, price=100.0, seed=8)
+    assert np.array_equal(a.price, b.price) and np.array_equal(a.signal, b.signal)
+    assert not np.array_equal(a.price, c.price)
+
+
+@pytest.mark.parametrize("components,message", [
+    ([("garch", {"alpha": 0.2, "beta": 0.85})], "not stationary"),
+    ([("garch", {"alpha": 1.5})], "between 0 and 1"),
+    ([("garch", {"omega": 1.0})], "no parameter `omega`"),
+    ([("garch", {}), ("gjr", {})], "one of `garch` and `gjr`"),
+    ([("regime", {})], "needs a hit rate"),
+    ([("regime", {"up": 0.7, "down": 0.6})], "sum to"),
+    ([("jump", {"intensity": -1.0})], "between 0 and 365"),
+    ([("heston", {})], "unknown price model"),
+])
+def test_bad_model_settings_are_clear_errors(components, message):
+    hit = None if components == [("regime", {})] else 0.9
+    with pytest.raises(ModelError, match=message):
+        process_spec(components=components, vol=0.25, hit_rate=hit)
