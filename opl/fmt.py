@@ -22,6 +22,7 @@ with `FormatResult.error` set, rather than risking a change of meaning.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from opl import ast
@@ -247,13 +248,15 @@ class _Printer:
         owned: dict[int, list] = {i: [] for i in range(len(statements))}
         leading: dict[int, list] = {i: [] for i in range(len(statements))}
         tail = []
+        starts = [s.span.line for s in statements]  # in order; split settings may share a line
         for comment in comments:
-            holders = [i for i, s in enumerate(statements) if s.span.line <= comment.line <= s.span.end_line]
-            if holders:
-                owned[holders[-1]].append(comment)
-                continue
-            following = next((i for i, s in enumerate(statements) if s.span.line > comment.line), None)
-            (tail if following is None else leading[following]).append(comment)
+            last = bisect_right(starts, comment.line) - 1  # the last statement starting at or before it
+            if last >= 0 and statements[last].span.end_line >= comment.line:
+                owned[last].append(comment)
+            elif last + 1 < len(statements):
+                leading[last + 1].append(comment)
+            else:
+                tail.append(comment)
         lines: list[str] = []
         previous_end: int | None = None
 
