@@ -1,0 +1,22 @@
+"""Tests of the plan's assumptions against market data (``opl assumptions``).
+
+* :func:`random_walk_tests` — is the futures price a random walk over 1–21 days?
+* :func:`hit_rate` — how often is the spot team's direction view right?
+* :func:`factor_tests` — do monthly supply/demand factors forecast next month?
+* :func:`run_assumptions` — all of them on loaded data, with JSON, markdown and plots.
+
+Each result has a ``verdict``, a plain-language ``plain`` sentence, an
+``implication`` for the simulation model, ``summary()`` and ``to_dict()``.
+"""
+
+from opl.assumptions.factors import FactorResult, factor_tests, monthly_returns
+from opl.assumptions.hit_rate import HitRateResult, claim_power, hit_rate, intervals, sample_size_for_claim
+from opl.assumptions.random_walk import HORIZONS, RandomWalkResult, RandomWalkTest, random_walk_tests
+from opl.assumptions.report import AssumptionReport, run_assumptions
+
+__all__ = [
+    "FactorResult", "factor_tests", "monthly_returns",
+    "HitRateResult", "claim_power", "hit_rate", "intervals", "sample_size_for_claim",
+    "HORIZONS", "RandomWalkResult", "RandomWalkTest", "random_walk_tests",
+    "AssumptionReport", "run_assumptions",
+]
