@@ -3,13 +3,13 @@
 **Implied volatility.** With σ_t the model's annual volatility forecast at a step
 (`opl.runtime.processes.MonthPaths.vol`) and x = ln(K/F) the log-moneyness of a strike::
 
-    iv_ATM(t)  = max(floor, σ_t · (1 + spread)) · scale
+    iv_ATM(t)  = max(floor, σ_t · (1 + spread))
     iv(K, t)   = max(floor, iv_ATM(t) · (1 + skew·x + curvature·x²))
 
 ``spread`` is the variance risk premium sellers earn (jujube: listed options at about 27%
 against 25% realised, so 0.08 by default); ``skew`` < 0 makes puts dearer than calls, and
 ``curvature`` lifts both wings. Defaults: floor 10%, skew −0.2, curvature 2 (a 5% OTM put
-1.5% above ATM, a 5% OTM call 0.5% below). ``scale`` applies a stress (``vol_up``).
+1.5% above ATM, a 5% OTM call 0.5% below).
 Because σ_t follows the GARCH variance, implied volatility — and the value of a short
 option — moves with the market: vega P&L is part of every replay.
 
@@ -51,11 +51,10 @@ class SmileRule:
     floor: float = 0.10
     skew: float = -0.2
     curvature: float = 2.0
-    scale: float = 1.0
 
     def atm(self, vol: np.ndarray) -> np.ndarray:
         """At-the-money implied volatility from the model's volatility forecast."""
-        return np.maximum(self.floor, np.asarray(vol) * (1.0 + self.spread)) * self.scale
+        return np.maximum(self.floor, np.asarray(vol) * (1.0 + self.spread))
 
     def iv(self, *, vol: np.ndarray, forward: np.ndarray, strike: np.ndarray) -> np.ndarray:
         """Implied volatility of ``strike`` when the future is at ``forward``."""

@@ -55,4 +55,3 @@ def test_smile_rule():
     iv = rule.iv(vol=np.full(3, 0.2), forward=f, strike=np.array([90.0, 100.0, 110.0]))
     assert iv[1] == pytest.approx(0.22)
     assert iv[0] > iv[1] and iv[2] < iv[0]  # puts dearer than calls
-    assert SmileRule(scale=1.5).atm(np.array([0.2])) == pytest.approx(0.2 * 1.08 * 1.5)

@@ -1,0 +1,467 @@
+"""`opl simulate`: file → check → compile → settings → replay → metrics, with the size sweep
+and the stress/sensitivity scenarios of the experiment block.
+
+>>> result = simulate_file("examples/jujube/strangle.opl", paths=200, overrides=["experiment.horizon=1"])
+>>> sorted(result.to_dict())[:4]
+['base', 'file', 'model', 'notes']
+
+**Size sweep.** Every size of the experiment's ``sizes`` (lots: each leg's quantity ×
+size) is replayed on the same paths (common random numbers); ``recommended_size`` is
+the smallest and largest size of the longest unbroken run of swept sizes at which the
+``target`` holds, or null with the reason.
+
+**Scenarios.** ``stress`` and ``sensitivity`` scenarios run beside the base case on the
+same seed, at the lower end of the recommended size (the base size when there is none),
+each with pass/fail against the target.
+``slippage``, ``fees_up`` and ``margin_up`` only change costs and margin, so they are
+replayed as variants on the base paths; the others change the market and get paths of
+their own. Scenario effects: ``vol_up(v)`` scales realised volatility (diffusion and
+jumps) and implied volatility by 1 + v; ``vol_down(v)`` by 1 − v; ``gap(v)`` a move of v
+on one random day each month; ``jump_intensity(k)`` jump intensity × k (default jumps
+are added when the model has none); ``slippage(xk)``/``fees_up(xk)`` × k; ``sr_shift(v)``
+support and resistance × (1 + v); ``hit_rate(h)`` sets the signal's hit rate,
+``hit_rate_down(v)`` lowers it by v; ``margin_up(v)`` futures margin rate × (1 + v);
+``drift(v)`` a monthly drift v against the signal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from opl.simconfig import CAPITAL_MARGIN_MULTIPLE, SettingsError, SimSettings, parse_overrides
+
+__all__ = ["simulate_file", "SimulationInputError", "SettingsError"]
+
+COST_SCENARIOS = ("slippage", "fees_up", "margin_up")
+
+
+class SimulationInputError(Exception):
+    """The file has errors (``diagnostics``, located in ``report``'s source) — nothing was simulated."""
+
+    def __init__(self, report, diagnostics):
+        super().__init__("; ".join(d.message for d in diagnostics))
+        self.report = report
+        self.diagnostics = diagnostics
+
+
+@dataclass(frozen=True)
+class _Plan:
+    name: str
+    kind: str
+    text: str
+    market: bool
+    apply: Callable  # (process, strategy) -> (process, strategy) for market scenarios
+    factors: dict  # Variant fields for cost scenarios
+
+
+def _source_text(report, span) -> str:
+    text = report.source.text
+    return text[span.start:span.end] if span is not None and span.end > span.start else ""
+
+
+def _settings_from(doc, compiled) -> tuple[SimSettings, dict]:
+    s = SimSettings()
+    spans: dict = {}
+    exp = doc.experiment
+    if exp is not None:
+        for name in ("paths", "seed", "steps_per_day", "horizon_months", "hit_rate"):
+            if getattr(exp, name) is not None:
+                setattr(s, name, getattr(exp, name))
+        s.sizes = tuple(exp.sizes)
+        s.components = [c.name for c in exp.model]
+        s.model_params = {c.name: dict(c.params) for c in exp.model}
+        spans = {c.name: c.span for c in exp.model}
+        spans["experiment"] = exp.span
+    risk = doc.risk
+    s.margin_buffer = risk.margin_buffer or 0.0
+    s.stop_loss = risk.stop_loss
+    s.capital = risk.capital or doc.constraints.capital_limit
+    if doc.hedge is not None:
+        s.hedge_every_days, s.hedge_band = doc.hedge.every_days or 1.0, doc.hedge.band or 0.0
+        s.hedge_keep, s.hedge_along = doc.hedge.keep, doc.hedge.along
+    m = compiled.market
+    if m.support is not None:
+        s.support_width = max(0.0, (m.price - m.support) / m.price)
+    if m.resistance is not None:
+        s.resistance_width = max(0.0, (m.resistance - m.price) / m.price)
+    return s, spans
+
+
+def _strategy(checked, compiled, settings: SimSettings, notes: list[str]):
+    from opl.legs import AbsoluteStrike, DaysTenor, DeltaStrike, RelativeStrike
+    from opl.runtime.exercise import AssignmentSpec
+    from opl.runtime.hedging import HedgeSpec
+    from opl.runtime.legspec import Levels, OptionLeg, StrikeRule
+    from opl.runtime.marking import SmileRule
+    from opl.runtime.replay import StrategySpec
+    from opl.runtime.triggers import UnsupportedCondition, compile_condition
+
+    doc = checked.document
+    legs, futures, tenors = [], 0, set()
+    for leg, built in zip(checked.legs, compiled.legs):
+        if leg.kind == "future":
+            futures += leg.signed_qty
+            continue
+        if not leg.is_option:
+            raise SettingsError(f"`opl simulate` trades options and futures; a `{leg.kind}` leg is not simulated yet",
+                                span=leg.span, code="E105")
+        spec = leg.strike
+        if isinstance(spec, AbsoluteStrike):
+            rule = StrikeRule(kind="absolute", value=spec.value)
+        elif isinstance(spec, RelativeStrike):
+            rule = StrikeRule(kind="relative", value=spec.offset, anchor=spec.anchor, percent=spec.percent)
+        elif isinstance(spec, DeltaStrike):
+            rule = StrikeRule(kind="delta", value=spec.delta)
+        else:  # pragma: no cover - the checker knows no other strike form
+            raise SettingsError(f"strike `{spec}` cannot be simulated", span=leg.span, code="E105")
+        if isinstance(spec, AbsoluteStrike):
+            notes.append(f"leg {built.index}: the absolute strike {spec} is kept every month")
+        tenors.add(leg.tenor.days if isinstance(leg.tenor, DaysTenor) else built.tenor_days)
+        legs.append(OptionLeg(is_call=leg.option_type == "call", side=leg.side, qty=leg.qty, strike=rule,
+                              american=built.exercise == "american"))
+    if not legs:
+        raise SettingsError("nothing to simulate: the strategy has no option legs", span=doc.strategy.span,
+                            code="E105")
+    if len(tenors) > 1:
+        raise SettingsError("the simulator rolls one expiry a month: give every option leg the same tenor "
+                            f"(found {', '.join(f'{t:g}d' for t in sorted(tenors))})", span=doc.strategy.span,
+                            code="E105")
+    if doc.exit.mode == "machine_decide":
+        raise SettingsError("`exit_mode machine_decide` is not supported by the simulator yet",
+                            span=doc.spans.get("exit_mode"), code="E105",
+                            help="use `first_hit` or `all_required`")
+    triggers = []
+    for value in tuple(doc.exit.triggers) + tuple(doc.exit.appended):
+        try:
+            triggers.append(compile_condition(value))
+        except UnsupportedCondition as error:
+            raise SettingsError(str(error), span=error.span or getattr(value, "span", None), code="E105",
+                                help="supported triggers are listed in grammar/README.md §7.1 and "
+                                     "opl/runtime/triggers.py") from None
+    if doc.adjust.when is not None or doc.adjust.playbook or doc.adjust.abort_if is not None:
+        notes.append("the adjustment module (adjust_when, adjust_playbook, abort_if) is not simulated yet: "
+                     "positions are managed by the exit triggers, the hedge and the risk controls only")
+    user_guards = [g for g in doc.guards if not g.builtin]
+    if user_guards:
+        notes.append(f"{len(user_guards)} guard rule(s) (avoid_leg_if / warn_if) are not simulated yet")
+    hedge = None
+    if settings.hedge_every_days is not None or settings.hedge_keep is not None:
+        steps = max(1, round((settings.hedge_every_days or 1.0) * settings.steps_per_day))
+        keep = settings.hedge_keep or 0.0
+        along = settings.hedge_along if settings.hedge_along not in (None, "none") else (
+            "direction" if keep else "none")
+        hedge = HedgeSpec(every=steps, band=settings.hedge_band or 0.0, keep=keep, along=along)
+    policy = doc.assignment
+    assignment = AssignmentSpec() if policy is None else AssignmentSpec(
+        action=policy.action, storage_per_day=policy.storage_per_day, funding_rate=policy.funding_rate,
+        basis=policy.basis, hold_days=policy.hold_days)
+    levels = Levels(support_width=0.05 if settings.support_width is None else settings.support_width,
+                    resistance_width=0.05 if settings.resistance_width is None else settings.resistance_width)
+    first = compiled.legs[0]
+    return StrategySpec(
+        legs=tuple(legs), futures=futures, tenor_days=float(next(iter(tenors))), multiplier=first.multiplier,
+        contract_size=0.0, hedge=hedge, assignment=assignment, exit_mode=doc.exit.mode,
+        exit_triggers=tuple(triggers), guard_days=settings.guard_days, stop_loss=settings.stop_loss,
+        margin_buffer=settings.margin_buffer, levels=levels,
+        smile=SmileRule(spread=settings.iv_spread, floor=settings.iv_floor, skew=settings.iv_skew,
+                        curvature=settings.iv_curvature), rate=compiled.market.rate)
+
+
+def _process(settings: SimSettings, compiled, pack, spans, notes):
+    from opl.runtime.processes import ModelError, process_spec
+
+    components = list(settings.components) or ["gbm"]
+    if settings.hit_rate is not None and "regime" not in components:
+        components.append("regime")
+        notes.append("the experiment's direction signal adds the `regime` component to the price model")
+    for name in settings.model_params:
+        if name not in components:
+            raise SettingsError(f"`model.{name}...` sets a parameter of `{name}`, which is not in the model "
+                                f"({' + '.join(components)})", key=f"model.{name}")
+    vol = settings.vol
+    if vol is None:
+        vol = compiled.market.iv / (1.0 + settings.iv_spread) if compiled.market.iv else 0.25
+    try:
+        spec = process_spec(components=[(c, settings.model_params.get(c, {})) for c in components], vol=vol,
+                            hit_rate=settings.hit_rate)
+    except ModelError as error:
+        raise SettingsError(str(error), span=spans.get(error.component) or spans.get("experiment"),
+                            key=f"model.{error.component}" if error.component else None) from None
+    return replace(spec, limit=pack.underlying.daily_limit)
+
+
+def _plans(doc, report, process, strategy) -> list[_Plan]:
+    from opl.runtime.processes import JumpParams
+
+    plans = []
+    exp = doc.experiment
+    if exp is None:
+        return plans
+    for kind, scenarios in (("stress", exp.stress), ("sensitivity", exp.sensitivity)):
+        for sc in scenarios:
+            text = _source_text(report, sc.span) or sc.name
+            v = sc.value
+            if v is None:
+                raise SettingsError(f"scenario `{sc.name}` needs a value, e.g. `{sc.name}(+50%)`", span=sc.span,
+                                    code="E103")
+            name = sc.name
+            if name in COST_SCENARIOS:
+                if v < 0 or (name == "margin_up" and v <= -1):
+                    raise SettingsError(f"`{text}` must not be negative", span=sc.span)
+                factors = {"slippage": {"slippage_factor": v}, "fees_up": {"fee_factor": v},
+                           "margin_up": {"margin_factor": 1.0 + v}}[name]
+                plans.append(_Plan(name, kind, text, False, None, factors))
+                continue
+            if name in ("hit_rate", "hit_rate_down") and process.regime is None:
+                raise SettingsError(f"`{text}` needs a direction signal: add `signal direction hit_rate 0.9`",
+                                    span=sc.span)
+            if name in ("vol_up", "vol_down"):
+                factor = 1.0 + v if name == "vol_up" else 1.0 - v
+                if factor <= 0:
+                    raise SettingsError(f"`{text}` leaves no volatility", span=sc.span)
+
+                def apply(p, s, factor=factor):
+                    # Implied volatility follows the model's volatility (opl.runtime.marking), so it scales too.
+                    return p.scaled_vol(factor), s
+            elif name == "gap":
+                if v <= -1:
+                    raise SettingsError(f"`{text}`: a gap must be above -100%", span=sc.span)
+
+                def apply(p, s, v=v):
+                    return replace(p, gap=v), s
+            elif name == "jump_intensity":
+                if v < 0:
+                    raise SettingsError(f"`{text}` must not be negative", span=sc.span)
+
+                def apply(p, s, v=v):
+                    jump = p.jump or JumpParams()
+                    return replace(p, jump=replace(jump, intensity=jump.intensity * v)), s
+            elif name == "sr_shift":
+                def apply(p, s, v=v):
+                    return p, replace(s, levels=replace(s.levels, shift=v))
+            elif name in ("hit_rate", "hit_rate_down"):
+                rate = v if name == "hit_rate" else process.regime.hit_rate - v
+                if not 0.0 <= rate <= 1.0:
+                    raise SettingsError(f"`{text}` gives a hit rate of {rate:g}, outside [0, 1]", span=sc.span)
+
+                def apply(p, s, rate=rate):
+                    return replace(p, regime=replace(p.regime, hit_rate=rate)), s
+            elif name == "drift":
+                def apply(p, s, v=v):
+                    return replace(p, drift_against=v), s
+            else:  # pragma: no cover - the vocabulary and this table are kept in step by a test
+                raise SettingsError(f"scenario `{name}` is not supported by the simulator yet", span=sc.span,
+                                    code="E105")
+            plans.append(_Plan(name, kind, text, True, apply, {}))
+    return plans
+
+
+def _clauses(target, report) -> list:
+    from opl import ast
+
+    value = target
+    while isinstance(value, ast.Paren):
+        value = value.value
+    if isinstance(value, ast.BoolOp) and value.op == "and":
+        return _clauses(value.left, report) + _clauses(value.right, report)
+    return [value]
+
+
+def _recommend(rows, target, target_text, report) -> tuple[dict | None, str | None]:
+    if target is None:
+        return None, "the experiment has no `target`"
+    from opl.runtime.metrics import target_verdict
+
+    passing = [size for size, _, holds in rows if holds]
+    if not passing:
+        best_size, best, _ = max(rows, key=lambda r: r[1].monthly_return["median"])
+        failing = [_source_text(report, c.span) for c in _clauses(target, report)
+                   if target_verdict(c, best.target_values()) is False]
+        sizes = ", ".join(f"{s:g}" for s, _, _ in rows)
+        return None, (f"`{target_text}` fails at every size swept ({sizes}); at size {best_size:g} (best median "
+                      f"{best.monthly_return['median']:+.2f}%) `{'`, `'.join(f for f in failing if f)}` fail")
+    runs, current = [], []
+    for size, _, holds in rows:
+        if holds:
+            current.append(size)
+        elif current:
+            runs.append(current)
+            current = []
+    if current:
+        runs.append(current)
+    best = max(runs, key=len)
+    return {"low": best[0], "high": best[-1]}, None
+
+
+def simulate_file(path, *, paths: int | None = None, seed: int | None = None, overrides=(),
+                  market: dict | None = None, progress: Callable[[int, int], None] | None = None):
+    """Simulate a file with its experiment block; see the module docstring.
+
+    Parameters
+    ----------
+    path
+        The ``.opl`` file.
+    paths, seed
+        ``--paths`` / ``--seed`` (win over everything else).
+    overrides
+        ``--set key=value`` items (`opl.simconfig.KEYS`).
+    market
+        Market overrides as for ``opl compile --market``.
+    progress
+        Called with (units done, total units) as the replay advances.
+
+    Raises
+    ------
+    SimulationInputError
+        The file has errors, or a setting of the file cannot be simulated (located diagnostics).
+    SettingsError
+        A ``--set`` override is bad (``key`` names it).
+    OSError
+        The file cannot be read.
+    """
+    import numpy as np
+
+    import opl
+    from opl.compiler import compile_checked
+    from opl.diagnostics import Diagnostic
+    from opl.runtime.metrics import ScenarioResult, SimulationResult, run_metrics, target_verdict
+    from opl.runtime.replay import RunSpec, Variant, replay
+    from opl.runtime.rules import load_pack
+
+    checked = opl.check_file(path)
+    compiled = compile_checked(checked, market)
+    if not compiled.ok:
+        raise SimulationInputError(checked.report, compiled.diagnostics)
+    doc, strategy_model, report = checked.document, compiled.strategy, checked.report
+    notes: list[str] = []
+
+    def located(error: SettingsError):
+        if error.span is None:
+            return error
+        return SimulationInputError(report, [Diagnostic(error.code, str(error), error.span, "cannot simulate this",
+                                                        error.help)])
+
+    try:
+        if strategy_model.underlying.kind != "future" or strategy_model.underlying.rule_pack is None:
+            span = doc.underlying.span if doc.underlying is not None and doc.underlying.span else \
+                doc.strategy.span
+            raise SettingsError("`opl simulate` needs options on a future with an exchange rule pack "
+                                "(e.g. `underlying Future(2026-05-15)` and `exchange CZCE`)", span=span,
+                                code="E306")
+        settings, spans = _settings_from(doc, strategy_model)
+        settings = parse_overrides(list(overrides), settings)
+        if paths is not None:
+            settings.paths = paths
+        if seed is not None:
+            settings.seed = seed
+        pack = load_pack(strategy_model.underlying.rule_pack)
+        strategy = _strategy(checked, strategy_model, settings, notes)
+        strategy = replace(strategy, contract_size=pack.underlying.contract_size)
+        process = _process(settings, strategy_model, pack, spans, notes)
+        plans = _plans(doc, report, process, strategy)
+    except SettingsError as error:
+        raise located(error) from None
+
+    if settings.capital is None:
+        margin = strategy_model.totals.margin or 0.0
+        settings.capital = CAPITAL_MARGIN_MULTIPLE * margin * settings.size
+        notes.append(f"no `capital` in the file: returns are measured against {CAPITAL_MARGIN_MULTIPLE:g} x the "
+                     f"opening margin at size {settings.size:g} = {settings.capital:,.0f} {pack.currency}")
+        if settings.capital <= 0:
+            raise SettingsError("no `capital` in the file and the strategy posts no margin: set `capital`",
+                                key="capital")
+    sizes = sorted(set(settings.sizes) | {settings.size})
+    for size in sizes:
+        for leg in strategy.legs:
+            lots = leg.qty * size
+            if abs(lots - round(lots)) > 1e-9:
+                raise SettingsError(f"size {size:g} gives {lots:g} lots of a leg: sizes must give whole lots",
+                                    key="experiment.sizes")
+    run = RunSpec(process=process, pack=pack, price=strategy_model.market.price, capital=settings.capital,
+                  paths=settings.paths, months=settings.horizon_months, steps_per_day=settings.steps_per_day,
+                  days_per_month=settings.days_per_month, seed=settings.seed, chunk=settings.chunk,
+                  option_ticks=settings.option_slippage_ticks, futures_ticks=settings.futures_slippage_ticks,
+                  exact_american=settings.exact_american)
+    fee = {"fee_factor": settings.fee_factor}
+    cost_plans = [p for p in plans if not p.market]
+    market_plans = [p for p in plans if p.market]
+    total = (1 + len(market_plans)) * run.paths * run.months
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress is not None:
+            progress(done[0], total)
+
+    base_variants = [Variant(size=s, **fee) for s in sizes]
+    for plan in cost_plans:
+        factors = dict(plan.factors)
+        factors["fee_factor"] = settings.fee_factor * factors.get("fee_factor", 1.0)
+        base_variants += [Variant(size=s, **factors) for s in sizes]
+    base = replay(strategy=strategy, run=run, variants=tuple(base_variants), progress=tick)
+    metrics = [run_metrics(base, v) for v in range(len(base_variants))]
+    target = doc.experiment.target if doc.experiment is not None else None
+    target_text = _source_text(report, target.span) if target is not None else None
+    rows = [(s, metrics[i], target_verdict(target, metrics[i].target_values())) for i, s in enumerate(sizes)]
+    recommended, reason = _recommend(rows, target, target_text, report)
+    eval_size = recommended["low"] if recommended else settings.size
+    scenario_results = []
+    for k, plan in enumerate(cost_plans):
+        i = (k + 1) * len(sizes) + sizes.index(eval_size)
+        scenario_results.append((plan, metrics[i]))
+    for plan in market_plans:
+        p, s = plan.apply(process, strategy)
+        res = replay(strategy=s, run=replace(run, process=p), variants=(Variant(size=eval_size, **fee),),
+                     progress=tick)
+        scenario_results.append((plan, run_metrics(res, 0)))
+    order = {id(p): n for n, p in enumerate(plans)}
+    scenario_results.sort(key=lambda pr: order[id(pr[0])])
+    base_index = sizes.index(settings.size)
+    base_metrics = metrics[base_index]
+    monthly = base.monthly[base_index]
+    equity = settings.capital + np.concatenate([np.zeros((monthly.shape[0], 1)), np.cumsum(monthly, axis=1)], axis=1)
+    hits = base.signal_hits
+    return SimulationResult(
+        file=str(path),
+        run={"paths": run.paths, "seed": run.seed, "horizon_months": run.months, "steps_per_day": run.steps_per_day,
+             "days_per_month": run.days_per_month, "tenor_days": strategy.tenor_days, "capital": run.capital,
+             "currency": pack.currency, "rule_pack": pack.name, "size": settings.size, "sizes": sizes,
+             "chunk": run.chunk, "price": run.price, "rate": strategy.rate, "versions": _versions()},
+        model={"components": list(process.components), "vol": process.vol,
+               "garch": _asdict(process.garch), "jump": _asdict(process.jump), "regime": _asdict(process.regime),
+               "daily_limit": process.limit, "implied": _asdict(strategy.smile),
+               "levels": _asdict(strategy.levels),
+               "realised_hit_rate": hits[0] / hits[1] if hits[1] else None},
+        strategy={"legs": [{"type": "call" if leg.is_call else "put", "side": "long" if leg.side > 0 else "short",
+                            "qty": leg.qty, "strike": _asdict(leg.strike), "american": leg.american}
+                           for leg in strategy.legs],
+                  "futures": strategy.futures,
+                  "hedge": _asdict(strategy.hedge), "assignment": _asdict(strategy.assignment),
+                  "exit_mode": strategy.exit_mode, "exit_triggers": len(strategy.exit_triggers),
+                  "guard_days": strategy.guard_days, "stop_loss": strategy.stop_loss,
+                  "margin_buffer": strategy.margin_buffer},
+        target=target_text, base=base_metrics, base_holds=rows[base_index][2], sizes=rows,
+        recommended_size=recommended, recommended_reason=reason,
+        scenarios=[ScenarioResult(name=p.name, kind=p.kind, text=p.text, size=eval_size, metrics=m,
+                                  holds=target_verdict(target, m.target_values())) for p, m in scenario_results],
+        notes=notes, equity=equity, drawdowns=base.max_drawdown[base_index],
+        peak_margin=base.peak_margin[base_index], monthly_returns=monthly / run.capital)
+
+
+def _asdict(obj):
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(obj) if obj is not None and is_dataclass(obj) else obj
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    import numpy
+
+    try:
+        opl_version = version("opl")
+    except PackageNotFoundError:  # pragma: no cover - running from a checkout without install
+        opl_version = None
+    return {"opl": opl_version, "numpy": numpy.__version__}

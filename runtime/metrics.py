@@ -1,0 +1,209 @@
+"""Result metrics of a replay and the results object `opl simulate` prints and writes.
+
+Units: returns, drawdowns, probabilities and margin utilisation are in **percent** in
+the target metrics (grammar/README.md §10.2) and in the JSON; currency amounts are in the
+rule pack's currency. Definitions, over all paths (and, for monthly figures, all months
+of the horizon pooled):
+
+``monthly_return``        a month's P&L / capital; mean, median, p1 … p95
+``loss_probability``      share of months with a negative return
+``max_drawdown``          per path, the largest fall of equity from its running peak, as a
+                          share of that peak; p50, p95, p99 across paths
+``cvar_95`` / ``cvar_99`` the mean loss of the worst 5% / 1% of months (positive = loss)
+``attribution``           mean P&L per month by ledger bucket (`opl.runtime.ledger`)
+``margin``                peak margin / capital per path (p50, p95, p99, max); the share of
+                          paths with a margin call, and with a forced liquidation
+``exercise``              share of path-months with an assignment, and with a delivery
+``trades``                option lots, futures lots, hedge trades and exits per month
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from opl.runtime.ledger import BUCKETS
+
+__all__ = ["RunMetrics", "run_metrics", "target_verdict", "SimulationResult", "SCHEMA"]
+
+SCHEMA = "opl.simulate/1"
+
+
+def _pct(values: np.ndarray, q: float) -> float:
+    return float(np.percentile(values, q)) if values.size else float("nan")
+
+
+@dataclass(kw_only=True)
+class RunMetrics:
+    """The metrics of one variant of one replay (module docstring)."""
+
+    size: float
+    paths: int
+    months: int
+    monthly_return: dict[str, float]
+    loss_probability: float
+    max_drawdown: dict[str, float]
+    cvar: dict[str, float]
+    attribution: dict[str, dict[str, float]]
+    margin: dict[str, Any]
+    exercise: dict[str, float]
+    trades: dict[str, float]
+
+    def target_values(self) -> dict[str, float]:
+        """The metrics a ``target`` condition may name (opl.vocabulary.TARGET_METRICS), percent."""
+        return {"median_monthly_return": self.monthly_return["median"],
+                "mean_monthly_return": self.monthly_return["mean"],
+                "loss_probability": self.loss_probability,
+                "max_drawdown_p95": self.max_drawdown["p95"], "max_drawdown_p99": self.max_drawdown["p99"],
+                "cvar_95": self.cvar["95"], "cvar_99": self.cvar["99"],
+                "margin_call_probability": self.margin["margin_call_probability"],
+                "forced_liquidation_probability": self.margin["forced_liquidation_probability"],
+                "peak_margin_p95": self.margin["peak_utilisation"]["p95"]}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": self.size, "paths": self.paths, "months": self.months,
+                "monthly_return": self.monthly_return, "loss_probability": self.loss_probability,
+                "max_drawdown": self.max_drawdown, "cvar": self.cvar, "attribution": self.attribution,
+                "margin": self.margin, "exercise": self.exercise, "trades": self.trades,
+                "target_metrics": self.target_values()}
+
+
+def run_metrics(result, variant: int) -> RunMetrics:
+    """Metrics of variant ``variant`` of an `opl.runtime.replay.ReplayResult`."""
+    capital = result.capital
+    monthly = result.monthly[variant]
+    paths, months = monthly.shape
+    r = (monthly / capital * 100.0).ravel()
+    sorted_r = np.sort(r)
+
+    def cvar(level: float) -> float:
+        k = max(1, int(math.ceil(sorted_r.size * (1 - level))))
+        return float(-sorted_r[:k].mean())
+
+    dd = result.max_drawdown[variant] * 100.0
+    util = result.peak_margin[variant] * 100.0
+    c = {k: v[variant] for k, v in result.counters.items()}
+    path_months = paths * months
+    per_month = {k: float(v[variant].sum() / path_months) for k, v in result.buckets.items()}
+    attribution = {"per_month": {**{k: per_month[k] for k in BUCKETS}, "total": float(sum(per_month.values()))}}
+    attribution["percent_of_capital"] = {k: v / capital * 100.0 for k, v in attribution["per_month"].items()}
+    return RunMetrics(
+        size=result.variants[variant].size, paths=paths, months=months,
+        monthly_return={"mean": float(r.mean()), "median": float(np.median(r)), "std": float(r.std()),
+                        **{f"p{q}": _pct(r, q) for q in (1, 5, 25, 75, 95)}},
+        loss_probability=float(np.mean(r < 0) * 100.0),
+        max_drawdown={"mean": float(dd.mean()), **{f"p{q}": _pct(dd, q) for q in (50, 95, 99)}},
+        cvar={"95": cvar(0.95), "99": cvar(0.99)},
+        attribution=attribution,
+        margin={"peak_utilisation": {**{f"p{q}": _pct(util, q) for q in (50, 95, 99)}, "max": float(util.max())},
+                "margin_call_probability": float(np.mean(c["margin_calls"] > 0) * 100.0),
+                "forced_liquidation_probability": float(np.mean(c["liquidations"] > 0) * 100.0),
+                "margin_calls_per_path": float(c["margin_calls"].mean())},
+        exercise={"assignment_share": float(c["assigned_months"].sum() / path_months * 100.0),
+                  "delivery_share": float(c["delivered_months"].sum() / path_months * 100.0),
+                  "skipped_share": float(c["skipped_months"].sum() / path_months * 100.0)},
+        trades={"option_lots_per_month": float(c["option_lots"].sum() / path_months),
+                "futures_lots_per_month": float(c["futures_lots"].sum() / path_months),
+                "hedge_trades_per_month": float(c["hedge_trades"].sum() / path_months),
+                "exits_per_month": float(c["exits"].sum() / path_months)})
+
+
+def target_verdict(target, values: dict[str, float]) -> bool | None:
+    """Evaluate a ``target`` condition (an `opl.ast` value) on metric values in percent."""
+    if target is None:
+        return None
+    from opl.conditions import evaluate
+
+    return evaluate(target, values)
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN and infinities become null, numpy scalars plain numbers."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+@dataclass(kw_only=True)
+class ScenarioResult:
+    """A stress or sensitivity scenario run beside the base case."""
+
+    name: str
+    kind: str  # "stress" | "sensitivity"
+    text: str
+    size: float
+    metrics: RunMetrics
+    holds: bool | None
+
+
+@dataclass(kw_only=True)
+class SimulationResult:
+    """Everything `opl simulate` reports; `to_json` keys are stable (``SCHEMA``)."""
+
+    file: str
+    run: dict[str, Any]
+    model: dict[str, Any]
+    strategy: dict[str, Any]
+    target: str | None
+    base: RunMetrics
+    base_holds: bool | None
+    sizes: list[tuple[float, RunMetrics, bool | None]]
+    recommended_size: dict[str, float] | None
+    recommended_reason: str | None
+    scenarios: list[ScenarioResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    equity: np.ndarray | None = field(default=None, repr=False)  # (paths, months + 1) of the base case
+    drawdowns: np.ndarray | None = field(default=None, repr=False)
+    peak_margin: np.ndarray | None = field(default=None, repr=False)
+    monthly_returns: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean({
+            "schema": SCHEMA, "file": self.file, "run": self.run, "model": self.model, "strategy": self.strategy,
+            "target": {"condition": self.target, "holds": self.base_holds},
+            "base": self.base.to_dict(),
+            "sizes": [{"size": s, "holds": h, "metrics": m.to_dict()} for s, m, h in self.sizes],
+            "recommended_size": self.recommended_size, "recommended_size_reason": self.recommended_reason,
+            "scenarios": [{"name": s.name, "kind": s.kind, "scenario": s.text, "size": s.size, "holds": s.holds,
+                           "metrics": s.metrics.to_dict()} for s in self.scenarios],
+            "notes": list(self.notes)})
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def summary(self) -> str:
+        """A plain-text summary, a few lines."""
+        b = self.base
+        m = b.monthly_return
+        lines = [f"{self.file}: {self.run['paths']:,} paths x {self.run['horizon_months']} months, seed "
+                 f"{self.run['seed']}, model {' + '.join(self.model['components'])}",
+                 f"size {b.size:g}: median monthly return {m['median']:+.2f}% (mean {m['mean']:+.2f}%, "
+                 f"p5 {m['p5']:+.2f}%), loss probability {b.loss_probability:.1f}%, max drawdown p95 "
+                 f"{b.max_drawdown['p95']:.2f}%, CVaR95 {b.cvar['95']:.2f}%"]
+        if self.target is not None:
+            verdict = {True: "holds", False: "fails", None: "cannot be decided"}[self.base_holds]
+            lines.append(f"target `{self.target}` {verdict} at size {b.size:g}")
+        if self.recommended_size is not None:
+            lines.append(f"recommended size: {self.recommended_size['low']:g} to {self.recommended_size['high']:g} lots")
+        elif self.recommended_reason:
+            lines.append(f"recommended size: none ({self.recommended_reason})")
+        for s in self.scenarios:
+            verdict = {True: "pass", False: "fail", None: "n/a"}[s.holds]
+            lines.append(f"{s.kind} {s.text} at size {s.size:g}: median {s.metrics.monthly_return['median']:+.2f}%, "
+                         f"loss {s.metrics.loss_probability:.1f}%, dd p95 {s.metrics.max_drawdown['p95']:.2f}% "
+                         f"-> {verdict}")
+        lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)
