@@ -68,7 +68,8 @@ class AssumptionReport:
         return path
 
     def summary(self) -> str:
-        parts = [self._data_line(), self.random_walk.summary(), self.hit_rate.summary()]
+        signals = self.hit_rate.summary() if self.data.get("signals") else "Direction hit rate: no signals given."
+        parts = [self._data_line(), self.random_walk.summary(), signals]
         parts.append(self.factors.summary() if self.factors is not None else "Supply/demand factors: not given.")
         parts.append("Strategy under stress: not run here (needs opl simulate).")
         return "\n\n".join(parts)
@@ -132,7 +133,9 @@ class AssumptionReport:
             if "factors" in plots:
                 md += [f"![Out-of-sample forecasts]({plots['factors'].name})", ""]
         md += ["## 3. Direction signal hit rate", ""]
-        if hr.n == 0:
+        if not self.data.get("signals"):
+            md += ["No signals file given.", ""]
+        elif hr.n == 0:
             md += [hr.plain, ""]
         else:
             md += [f"**Verdict for ≥ {hr.claim:.0%}: {hr.verdict}**. Horizon {hr.horizon} trading days, flat "

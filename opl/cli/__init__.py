@@ -12,9 +12,11 @@ import importlib
 import click
 
 COMMANDS: dict[str, str] = {
+    "assumptions": "opl.cli.assumptions:assumptions",
     "build": "opl.cli.build:build",
     "check": "opl.cli.check:check",
     "compile": "opl.cli.compile:compile_command",
+    "data": "opl.cli.data:data",
     "explain": "opl.cli.explain:explain",
     "fmt": "opl.cli.fmt:fmt",
     "payoff": "opl.cli.payoff:payoff",

@@ -1,0 +1,105 @@
+"""``opl data``: write the synthetic dataset, validate a data file, list the rolls of a series.
+
+Exit codes: 0 success, 1 the file breaks its contract (each problem printed as
+``path:line: column `name`: message``), 2 usage or I/O error.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+
+KINDS = ("futures", "options", "signals", "factors")
+
+
+@click.group()
+def data() -> None:
+    """Market data: synthesise, validate, inspect rolls."""
+
+
+@data.command()
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Directory to write into.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the numpy Generator.")
+@click.option("--years", type=click.IntRange(1, 30), default=6, show_default=True, help="Years of daily data.")
+@click.option("--start", default="2019-01-02", show_default=True, help="First calendar day (YYYY-MM-DD).")
+@click.option("--hit-rate", "hit_rate", type=click.FloatRange(0, 1), default=0.85, show_default=True,
+              help="True hit rate of the planted direction views.")
+@click.option("--no-options", is_flag=True, help="Skip the option chains (the largest file).")
+def synth(out: str, seed: int, years: int, start: str, hit_rate: float, no_options: bool) -> None:
+    """Write a jujube-like dataset (futures, options, signals, factors) and truth.json to OUT."""
+    import pandas as pd
+
+    from opl.data.synth import synthesize
+
+    try:
+        pd.Timestamp(start)
+    except ValueError:
+        click.echo(f"error: --start {start!r} is not a date", err=True)
+        sys.exit(EXIT_USAGE)
+    dataset = synthesize(seed=seed, years=years, start=start, hit_rate=hit_rate, options=not no_options)
+    try:
+        paths = dataset.write(out)
+    except OSError as error:
+        click.echo(f"error: {out}: {error.strerror or error}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(dataset.summary())
+    for path in paths.values():
+        click.echo(f"wrote {path}")
+    sys.exit(EXIT_OK)
+
+
+def _load_or_exit(path: str, kind: str, **kwargs):
+    from opl.data.loaders import DataError, load
+
+    try:
+        return load(path, kind=kind, **kwargs)
+    except DataError as error:
+        for problem in error.problems:
+            click.echo(str(problem))
+        count = len(error.problems)
+        click.echo(f"{count} problem{'s' if count != 1 else ''} in {path}: not a valid {kind} file "
+                   f"(see examples/jujube/data_contracts.md)", err=True)
+        sys.exit(EXIT_FINDINGS)
+    except OSError as error:
+        click.echo(f"error: {path}: {error.strerror or error}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+@data.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--kind", required=True, type=click.Choice(KINDS), help="Which contract the file follows.")
+@click.option("--limit", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Daily limit fraction to check futures prices against prev_settlement (CJ: 0.10).")
+@click.option("--tick", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Price tick, the tolerance of the limit check (CJ: 5).")
+@click.option("--repair", is_flag=True, help="Make the documented repairs, each listed.")
+def validate(file: str, kind: str, limit: float | None, tick: float, repair: bool) -> None:
+    """Check FILE against its data contract; print every located problem."""
+    result = _load_or_exit(file, kind, limit=limit, tick=tick, repair=repair)
+    click.echo(result.summary())
+    click.echo("ok")
+    sys.exit(EXIT_OK)
+
+
+@data.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--limit", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Daily limit fraction: a jump must also exceed it to be a roll (CJ: 0.10).")
+@click.option("--tick", type=click.FloatRange(0), default=0.0, show_default=True, help="Price tick (CJ: 5).")
+@click.option("--mad-k", "mad_k", type=click.FloatRange(0, min_open=True), default=8.0, show_default=True,
+              help="Robust standard deviations a jump must exceed.")
+@click.option("--repair", is_flag=True, help="Make the documented repairs, each listed.")
+def rolls(file: str, limit: float | None, tick: float, mad_k: float, repair: bool) -> None:
+    """List the contract rolls found in a continuous futures series."""
+    from opl.data.rolls import within_contract_returns
+
+    result = _load_or_exit(file, "futures", repair=repair)
+    for fix in result.repairs:
+        click.echo(f"repaired: {fix}")
+    returns = within_contract_returns(result.frame, limit=limit, tick=tick, mad_k=mad_k)
+    click.echo(returns.rolls.summary())
+    click.echo(f"{returns.n_excluded} roll-day returns excluded from {len(returns.returns) - 1}")
+    sys.exit(EXIT_OK)
