@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "explain": "opl.cli.explain:explain",
     "fmt": "opl.cli.fmt:fmt",
     "payoff": "opl.cli.payoff:payoff",
+    "simulate": "opl.cli.simulate:simulate",
 }
 
 

@@ -1,0 +1,156 @@
+"""``opl simulate FILE``: Monte Carlo replay of a strategy with its experiment block.
+
+Exit codes: 0 simulated (whether or not the target holds — the verdict is in the output);
+1 the file has errors or settings the simulator cannot run (printed like `opl check`);
+2 usage or I/O error (a bad ``--set``, an unreadable file, an unwritable output).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+
+
+@click.command("simulate")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--paths", type=click.IntRange(1, 10_000_000), default=None,
+              help="Number of paths (default: the experiment's `paths`, else 2,000).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None, help="Random seed (default: the experiment's).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a setting, e.g. --set experiment.horizon=6 --set hedge.keep=20% "
+                   "--set model.garch.alpha=0.05 (keys: opl/simconfig.py).")
+@click.option("--market", default="", metavar="KEY=VALUE,...", help="Override the file's market inputs (as opl compile).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
+              help="Write the results as JSON (stable keys) to this file ('-' for stdout).")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Write a markdown report with PNG plots into this directory.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no table.")
+def simulate(file: str, paths: int | None, seed: int | None, overrides: tuple[str, ...], market: str,
+             json_out: str | None, report_dir: str | None, quiet: bool) -> None:
+    """Replay FILE over simulated months: returns, drawdowns, margin, assignment, the target's verdict."""
+    from opl.compiler import parse_market
+    from opl.diagnostics import FileReport
+    from opl.render import render
+    from opl.simulate import SettingsError, SimulationInputError, simulate_file
+
+    try:
+        market_overrides = parse_market(market)
+    except ValueError as error:
+        click.echo(f"error: --market {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        with _progress(quiet) as progress:
+            result = simulate_file(file, paths=paths, seed=seed, overrides=overrides, market=market_overrides,
+                                   progress=progress)
+    except SimulationInputError as error:
+        click.echo(render([FileReport(error.report.source, error.diagnostics)], "full"), err=True, nl=False)
+        sys.exit(EXIT_FINDINGS)
+    except SettingsError as error:
+        where = f"--set {error.key}: " if error.key else ""
+        click.echo(f"error: {where}{error}", err=True)
+        if error.help:
+            click.echo(f"  = help: {error.help}", err=True)
+        sys.exit(EXIT_USAGE)
+    except OSError as error:
+        click.echo(f"error: {file}: {error.strerror or error}", err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        if json_out == "-":
+            click.echo(result.to_json())
+        elif json_out:
+            with open(json_out, "w", encoding="utf-8") as handle:
+                handle.write(result.to_json() + "\n")
+        if report_dir:
+            from opl.runtime.report import write_report
+
+            write_report(result, report_dir)
+    except OSError as error:
+        click.echo(f"error: {error.filename or ''}: {error.strerror or error}", err=True)
+        sys.exit(EXIT_USAGE)
+    if not quiet and json_out != "-":
+        _table(result)
+        if report_dir:
+            click.echo(f"report: {report_dir}/report.md")
+    sys.exit(EXIT_OK)
+
+
+class _progress:
+    """A rich progress bar on a terminal (stderr) for runs long enough to need one."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.bar = None
+        self.task = None
+
+    def __enter__(self):
+        if self.quiet or not sys.stderr.isatty():
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                            TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+                            transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task("simulate", total=None)
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        self.bar.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False
+
+
+def _table(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    probe = Console()
+    console = Console(width=probe.width if probe.is_terminal else 160)
+    run = result.run
+    console.print(f"[bold]{result.file}[/bold]: {run['paths']:,} paths x {run['horizon_months']} months, seed "
+                  f"{run['seed']}, model {' + '.join(result.model['components'])}, capital "
+                  f"{run['capital']:,.0f} {run['currency']}")
+    table = Table(title="monthly return (% of capital) by size", title_justify="left")
+    for column in ("size", "mean", "median", "p5", "p95", "loss prob", "dd p95", "dd p99", "CVaR95", "margin p95",
+                   "margin call", "liquidation", "assigned", "target"):
+        table.add_column(column, justify="right", no_wrap=True)
+    verdict = {True: "[green]holds[/green]", False: "[red]fails[/red]", None: "—"}
+    for size, m, holds in result.sizes:
+        r = m.monthly_return
+        table.add_row(f"{size:g}", f"{r['mean']:+.3f}", f"{r['median']:+.3f}", f"{r['p5']:+.3f}",
+                      f"{r['p95']:+.3f}", f"{m.loss_probability:.1f}%", f"{m.max_drawdown['p95']:.2f}",
+                      f"{m.max_drawdown['p99']:.2f}", f"{m.cvar['95']:.3f}",
+                      f"{m.margin['peak_utilisation']['p95']:.1f}%", f"{m.margin['margin_call_probability']:.2f}%",
+                      f"{m.margin['forced_liquidation_probability']:.2f}%", f"{m.exercise['assignment_share']:.2f}%",
+                      verdict[holds], style="bold" if size == result.base.size else None)
+    console.print(table)
+    att = result.base.attribution["per_month"]
+    console.print(f"P&L per month at size {result.base.size:g} ({run['currency']}): "
+                  + ", ".join(f"{k} {v:+,.0f}" for k, v in att.items()))
+    if result.target is not None:
+        console.print(f"target: {result.target}")
+    if result.recommended_size is not None:
+        console.print(f"[bold]recommended size: {result.recommended_size['low']:g} to "
+                      f"{result.recommended_size['high']:g} lots[/bold]")
+    else:
+        console.print(f"[bold]recommended size: none[/bold] — {result.recommended_reason}")
+    if result.scenarios:
+        st = Table(title=f"scenarios at size {result.scenarios[0].size:g}", title_justify="left")
+        for column in ("scenario", "kind", "median", "loss prob", "dd p95", "CVaR95", "liquidation", "target"):
+            st.add_column(column, justify="left" if column in ("scenario", "kind") else "right", no_wrap=True)
+        for s in result.scenarios:
+            m = s.metrics
+            st.add_row(s.text, s.kind, f"{m.monthly_return['median']:+.3f}", f"{m.loss_probability:.1f}%",
+                       f"{m.max_drawdown['p95']:.2f}", f"{m.cvar['95']:.3f}",
+                       f"{m.margin['forced_liquidation_probability']:.2f}%",
+                       {True: "[green]pass[/green]", False: "[red]fail[/red]", None: "—"}[s.holds])
+        console.print(st)
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False)

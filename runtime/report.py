@@ -1,0 +1,147 @@
+"""``opl simulate --report DIR``: a markdown report with four PNG plots of the base case.
+
+``returns.png``   histogram of monthly returns (all paths and months pooled), median and p5 marked;
+``drawdown.png``  histogram of each path's maximum drawdown, p95 and p99 marked;
+``equity.png``    equity fan chart by month: median, 50% and 90% bands, five sample paths;
+``margin.png``    distribution of each path's peak margin / capital.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["write_report", "PLOTS"]
+
+PLOTS = ("returns.png", "drawdown.png", "equity.png", "margin.png")
+
+
+def _plots(result, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = result.base.size
+    title = f"{Path(result.file).name}, size {size:g}"
+
+    r = result.monthly_returns.ravel() * 100
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    lo, hi = np.percentile(r, [0.5, 99.5])
+    ax.hist(r, bins=80, range=(lo, hi), color="#4c72b0", alpha=0.85)
+    for q, style, label in ((np.median(r), "-", "median"), (np.percentile(r, 5), "--", "p5")):
+        ax.axvline(q, color="#c44e52", linestyle=style, label=f"{label} {q:+.2f}%")
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("monthly return, % of capital (p0.5 to p99.5 shown)")
+    ax.set_ylabel("path-months")
+    ax.set_title(f"Monthly returns — {title}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "returns.png")
+    plt.close(fig)
+
+    dd = result.drawdowns * 100
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    ax.hist(dd, bins=80, color="#8172b2", alpha=0.85)
+    for q, style in ((95, "--"), (99, ":")):
+        v = np.percentile(dd, q)
+        ax.axvline(v, color="#c44e52", linestyle=style, label=f"p{q} {v:.2f}%")
+    ax.set_xlabel(f"maximum drawdown over {result.run['horizon_months']} months, % of peak equity")
+    ax.set_ylabel("paths")
+    ax.set_title(f"Maximum drawdown — {title}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "drawdown.png")
+    plt.close(fig)
+
+    eq = result.equity / result.run["capital"] * 100
+    months = np.arange(eq.shape[1])
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    q = np.percentile(eq, [5, 25, 50, 75, 95], axis=0)
+    ax.fill_between(months, q[0], q[4], color="#55a868", alpha=0.2, label="5–95%")
+    ax.fill_between(months, q[1], q[3], color="#55a868", alpha=0.4, label="25–75%")
+    ax.plot(months, q[2], color="#2d6a3e", linewidth=2, label="median")
+    for i in range(min(5, eq.shape[0])):
+        ax.plot(months, eq[i], color="grey", linewidth=0.7, alpha=0.7)
+    ax.axhline(100, color="black", linewidth=0.8)
+    ax.set_xlabel("month")
+    ax.set_ylabel("equity, % of capital")
+    ax.set_title(f"Equity fan — {title}")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(out / "equity.png")
+    plt.close(fig)
+
+    util = result.peak_margin * 100
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    ax.hist(util, bins=80, color="#dd8452", alpha=0.85)
+    v = np.percentile(util, 95)
+    ax.axvline(v, color="#c44e52", linestyle="--", label=f"p95 {v:.1f}%")
+    ax.set_xlabel("peak exchange margin over the horizon, % of capital")
+    ax.set_ylabel("paths")
+    ax.set_title(f"Peak margin utilisation — {title}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "margin.png")
+    plt.close(fig)
+
+
+def _markdown(result) -> str:
+    run, b = result.run, result.base
+    lines = [f"# Simulation of `{result.file}`", "",
+             f"{run['paths']:,} paths × {run['horizon_months']} months ({run['days_per_month']} trading days, "
+             f"{run['steps_per_day']} step(s) a day), seed {run['seed']}, model "
+             f"`{' + '.join(result.model['components'])}`, capital {run['capital']:,.0f} {run['currency']}, "
+             f"rule pack `{run['rule_pack']}`.", ""]
+    if result.target:
+        lines += [f"**Target:** `{result.target}`", ""]
+    if result.recommended_size is not None:
+        lines += [f"**Recommended size:** {result.recommended_size['low']:g} to "
+                  f"{result.recommended_size['high']:g} lots.", ""]
+    else:
+        lines += [f"**Recommended size:** none — {result.recommended_reason}.", ""]
+    lines += ["## By size", "",
+              "| size | mean % | median % | p5 % | p95 % | loss prob % | dd p95 % | dd p99 % | CVaR95 % | "
+              "margin p95 % | margin call % | liquidation % | target |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|"]
+    for size, m, holds in result.sizes:
+        r = m.monthly_return
+        lines.append(f"| {size:g} | {r['mean']:+.3f} | {r['median']:+.3f} | {r['p5']:+.3f} | {r['p95']:+.3f} | "
+                     f"{m.loss_probability:.1f} | {m.max_drawdown['p95']:.2f} | {m.max_drawdown['p99']:.2f} | "
+                     f"{m.cvar['95']:.3f} | {m.margin['peak_utilisation']['p95']:.1f} | "
+                     f"{m.margin['margin_call_probability']:.2f} | {m.margin['forced_liquidation_probability']:.2f} | "
+                     f"{ {True: 'holds', False: 'fails', None: '—'}[holds]} |")
+    att = b.attribution["per_month"]
+    lines += ["", f"## Base case (size {b.size:g})", "",
+              "P&L per month by source (" + run["currency"] + "): "
+              + ", ".join(f"{k} {v:+,.0f}" for k, v in att.items()) + ".", "",
+              f"Assignment in {b.exercise['assignment_share']:.2f}% of months, delivery in "
+              f"{b.exercise['delivery_share']:.2f}%; {b.trades['option_lots_per_month']:.1f} option lots, "
+              f"{b.trades['futures_lots_per_month']:.1f} futures lots and {b.trades['hedge_trades_per_month']:.1f} "
+              f"hedge trades a month.", ""]
+    if result.scenarios:
+        lines += [f"## Scenarios (size {result.scenarios[0].size:g})", "",
+                  "| scenario | kind | median % | loss prob % | dd p95 % | CVaR95 % | liquidation % | target |",
+                  "|:---|:---|---:|---:|---:|---:|---:|:---|"]
+        for s in result.scenarios:
+            m = s.metrics
+            lines.append(f"| `{s.text}` | {s.kind} | {m.monthly_return['median']:+.3f} | {m.loss_probability:.1f} | "
+                         f"{m.max_drawdown['p95']:.2f} | {m.cvar['95']:.3f} | "
+                         f"{m.margin['forced_liquidation_probability']:.2f} | "
+                         f"{ {True: 'pass', False: 'fail', None: '—'}[s.holds]} |")
+        lines.append("")
+    lines += ["## Plots", ""] + [f"![{p[:-4]}]({p})" for p in PLOTS] + [""]
+    if result.notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
+    return "\n".join(lines)
+
+
+def write_report(result, directory) -> Path:
+    """Write ``report.md`` and the plots into ``directory`` (created); returns the markdown path."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    _plots(result, out)
+    path = out / "report.md"
+    path.write_text(_markdown(result), encoding="utf-8")
+    return path
