@@ -353,9 +353,9 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
                 is_open[:] = False
             # 7. margin
             requirement = _margin(packs, strat, qty, static, hedge, pending + inventory.total(), mo, j, mult, cs)
-            call = equity < requirement
+            call = (equity < requirement) & (requirement > 0)
             ledger.count("margin_calls", call)
-            liquidate_next = equity < (1.0 - strat.margin_buffer) * requirement
+            liquidate_next = call & (equity < (1.0 - strat.margin_buffer) * requirement)
             np.maximum(peak_margin, requirement / run.capital, out=peak_margin)
             np.maximum(peak, equity, out=peak)
             np.maximum(max_dd, (peak - equity) / peak, out=max_dd)

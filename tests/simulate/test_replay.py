@@ -1,0 +1,198 @@
+"""The replay against known answers: Black-76 value, delta-hedging error, the hedge's kept
+exposure, assignment on constructed paths, margin calls and forced liquidation."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from opl.runtime.exercise import AssignmentSpec
+from opl.runtime.hedging import HedgeSpec
+from opl.runtime.legspec import Levels, StrikeRule
+from opl.runtime.metrics import run_metrics
+from opl.runtime.processes import ProcessSpec, RegimeParams
+from opl.runtime.replay import Variant, replay
+
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
+
+GBM = ProcessSpec(vol=0.3)
+
+
+def _mean_and_se(x: np.ndarray) -> tuple[float, float]:
+    x = np.ravel(x)
+    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size))
+
+
+@pytest.mark.parametrize("call,offset", [(True, 0.0), (False, -500.0), (True, 800.0)])
+def test_unhedged_short_european_is_fairly_priced(sim, free_cj, call, offset):
+    # Rate 0 and implied = realised volatility: the premium is the Black-76 value, so the
+    # seller's P&L (premium - payoff) has mean 0 within Monte Carlo error.
+    res = replay(strategy=sim.strategy([sim.option(call=call, offset=offset)]), run=sim.run(GBM, free_cj, paths=40_000))
+    mean, se = _mean_and_se(res.monthly)
+    assert abs(mean) < 3 * se
+    assert res.buckets["premium"].std() > 0
+
+
+def test_delta_hedging_error_has_mean_zero_and_shrinks_with_frequency(sim, free_cj):
+    legs = [sim.option(call=True, qty=100)]
+    spreads = []
+    for every, spd in ((5, 1), (1, 1), (1, 4)):
+        strat = sim.strategy(legs, hedge=HedgeSpec(every=every, band=0.0, keep=0.0, along="none"))
+        res = replay(strategy=strat, run=sim.run(GBM, free_cj, paths=3_000, steps_per_day=spd, seed=4))
+        mean, se = _mean_and_se(res.monthly)
+        assert abs(mean) < 3 * se
+        spreads.append(res.monthly.std())
+    unhedged = replay(strategy=sim.strategy(legs), run=sim.run(GBM, free_cj, paths=3_000, seed=4)).monthly.std()
+    assert unhedged > spreads[0] > spreads[1] > spreads[2]
+    # Hedging error scales about like 1/sqrt(rebalances): 4x as many hedges, about half the error.
+    assert spreads[2] / spreads[1] == pytest.approx(0.5, abs=0.12)
+
+
+@pytest.mark.parametrize("band", [0.0, 0.05])
+def test_hedge_keeps_net_delta_at_keep_times_direction_times_size(sim, cj, band):
+    process = ProcessSpec(vol=0.25, regime=RegimeParams(hit_rate=0.9, drift=0.03))
+    legs = [sim.option(call=False, anchor="support", offset=-100, american=True),
+            sim.option(call=True, anchor="resistance", offset=100, american=True)]
+    strat = sim.strategy(legs, hedge=HedgeSpec(every=1, band=band, keep=0.1, along="direction"),
+                     levels=Levels(support_width=0.05, resistance_width=0.05), rate=0.015)
+    res = replay(strategy=strat, run=sim.run(process, cj, paths=300, months=2), variants=(Variant(size=50),),
+                 trace=True)
+    tr = res.trace
+    hedged = tr["hedged"][0]
+    net, target = tr["net_delta"][0][hedged], tr["target"][0][hedged]
+    size = 100  # 50 puts + 50 calls
+    assert np.max(np.abs(net - target)) <= band * size + 0.5 + 1e-9
+    # Up months keep +10 lots, down months -10, flat months none (±5 once one leg is assigned).
+    assert set(np.unique(target[np.abs(target) > 0]).round(6)) <= {-10.0, -5.0, 5.0, 10.0}
+    assert np.mean(np.abs(target) == 10.0) > 0.5
+    assert np.any(target > 0) and np.any(target < 0) and np.any(target == 0)
+
+
+def _crash(gap: float, **changes) -> ProcessSpec:
+    return ProcessSpec(vol=0.01, gap=gap, **changes)
+
+
+def test_assignment_when_and_only_when_the_path_demands_it(sim, free_cj):
+    # 10% out of the money: with 1% volatility only the gap can put it in the money.
+    put = sim.option(call=False, american=True, offset=-1000.0)
+    strat = sim.strategy([put], rate=0.05)
+    crash = replay(strategy=strat, run=sim.run(_crash(-0.4), free_cj, paths=200), trace=True)
+    assigned = crash.trace["assigned"][0]
+    assert assigned.any(axis=1).all()  # every path is assigned once the put is deep in the money
+    assert np.all(assigned.sum(axis=1) == 1)
+    # The step of the assignment is the step after the gap, when the put became deep ITM.
+    price = crash.trace["price"][0]
+    first_deep = np.argmax(price < 9_000, axis=1)
+    assert np.array_equal(np.argmax(assigned, axis=1), first_deep)
+    assert crash.counters["assigned_months"].sum() == 200
+
+    rally = replay(strategy=strat, run=sim.run(_crash(+0.4), free_cj, paths=200), trace=True)
+    assert not rally.trace["assigned"].any()
+    european = replay(strategy=sim.strategy([sim.option(call=False, american=False, offset=-1000.0)], rate=0.05),
+                      run=sim.run(_crash(-0.4), free_cj, paths=200), trace=True)
+    assert not european.trace["assigned"][0][:, :-1].any()  # no early assignment
+    assert european.trace["assigned"][0][:, -1].all()  # exercised at expiry, in the money
+    # A call with rate 0 (b = r = 0) is never worth exercising early.
+    zero = replay(strategy=sim.strategy([sim.option(call=True, american=True)], rate=0.0),
+                  run=sim.run(_crash(+0.4), free_cj, paths=50), trace=True)
+    assert not zero.trace["assigned"][0][:, :-1].any()
+
+
+def test_assignment_policies(sim, cj):
+    put = sim.option(call=False, american=True)
+    close = replay(strategy=sim.strategy([put], rate=0.05), run=sim.run(_crash(-0.4), cj, paths=50, months=2))
+    deliver = replay(strategy=sim.strategy([put], rate=0.05, assignment=AssignmentSpec(
+        action="take_delivery", storage_per_day=2.0, funding_rate=0.03, hold_days=10)),
+        run=sim.run(_crash(-0.4), cj, paths=50, months=2))
+    assert close.counters["delivered_months"].sum() == 0
+    assert deliver.counters["delivered_months"].sum() == 100
+    assert np.all(deliver.buckets["funding"] < 0)
+    # Hedge-and-close leaves no delivery exposure: its assignment bucket is the forfeited time value only.
+    assert np.all(np.abs(close.buckets["assignment"]) < np.abs(deliver.buckets["assignment"]) + 1e9)
+
+
+def test_margin_call_and_forced_liquidation_on_a_crash(sim, cj):
+    put = sim.option(call=False, american=False)
+    strat = sim.strategy([put], margin_buffer=0.0)
+    # Capital just above the opening margin (about 0.12 x 10000 x 5 plus the premium).
+    res = replay(strategy=strat, run=sim.run(_crash(-0.09), cj, paths=100, months=2, capital=8_000.0), trace=True)
+    assert np.all(res.counters["margin_calls"] > 0)
+    assert np.all(res.counters["liquidations"] == 1)
+    margin = res.trace["margin"][0]
+    called = np.argmax(res.trace["equity"][0] < margin, axis=1)
+    # Liquidated at the next step: nothing is held afterwards (the account is too small to reopen).
+    for i, step in enumerate(called):
+        assert np.all(margin[i, step + 1:] == 0.0)
+    assert np.all(res.counters["skipped_months"] == 1)
+    m = run_metrics(res, 0)
+    assert m.margin["margin_call_probability"] == 100.0
+    assert m.margin["forced_liquidation_probability"] == 100.0
+    # With a 100% buffer the call is met (equity stays positive): calls but no liquidation.
+    buffered = replay(strategy=replace(strat, margin_buffer=1.0), run=sim.run(_crash(-0.09), cj, paths=100,
+                                                                             months=2, capital=8_000.0))
+    assert np.all(buffered.counters["margin_calls"] > 0)
+    assert np.all(buffered.counters["liquidations"] == 0)
+
+
+def test_exit_trigger_and_guard_close_the_position(sim, cj):
+    import opl
+
+    doc = opl.check("opl-lang 1.0\nS = short Option(Call, 100, 30d)\nexit_triggers [ price_retrace(>3%) ]\n").document
+    from opl.runtime.triggers import compile_condition
+
+    trig = tuple(compile_condition(t) for t in doc.exit.triggers)
+    strat = sim.strategy([sim.option(call=True)], exit_triggers=trig)
+    res = replay(strategy=strat, run=sim.run(_crash(+0.05), cj, paths=20), trace=True)
+    assert np.all(res.counters["exits"] == 1)
+    guarded = replay(strategy=replace(sim.strategy([sim.option(call=True)]), guard_days=2.0),
+                     run=sim.run(_crash(-0.01), cj, paths=20), trace=True)
+    assert np.all(guarded.counters["exits"] == 1)
+    assert np.all(guarded.trace["margin"][0][:, -2:] == 0.0)  # closed with less than 2 days left
+
+
+def test_same_seed_bit_identical(sim, cj):
+    process = ProcessSpec(vol=0.25, regime=RegimeParams(hit_rate=0.9))
+    strat = sim.strategy([sim.option(call=True, american=True), sim.option(call=False, american=True)],
+                     hedge=HedgeSpec(every=1, band=0.05, keep=0.1, along="direction"), rate=0.015)
+    a = replay(strategy=strat, run=sim.run(process, cj, paths=700, months=2, chunk=300))
+    b = replay(strategy=strat, run=sim.run(process, cj, paths=700, months=2, chunk=300))
+    assert np.array_equal(a.monthly, b.monthly)
+    assert all(np.array_equal(a.buckets[k], b.buckets[k]) for k in a.buckets)
+    c = replay(strategy=strat, run=sim.run(process, cj, paths=700, months=2, chunk=300, seed=2))
+    assert not np.array_equal(a.monthly, c.monthly)
+
+
+def test_ledger_adds_up_to_the_monthly_pnl(sim, cj):
+    process = ProcessSpec(vol=0.3, regime=RegimeParams(hit_rate=0.9))
+    strat = sim.strategy([sim.option(call=True, american=True), sim.option(call=False, american=True)],
+                     hedge=HedgeSpec(every=1, band=0.0, keep=0.1, along="direction"), rate=0.015,
+                     assignment=AssignmentSpec(action="take_delivery", storage_per_day=2, funding_rate=0.03))
+    res = replay(strategy=strat, run=sim.run(process, cj, paths=500, months=3, option_ticks=1, futures_ticks=1),
+                 variants=(Variant(size=1), Variant(size=10, fee_factor=2)))
+    total = sum(res.buckets.values())
+    assert np.allclose(total, res.monthly.sum(axis=-1))
+    assert np.all(res.buckets["costs"] <= 0)
+    assert res.buckets["costs"][1].mean() < 10 * res.buckets["costs"][0].mean()
+
+
+def test_vectorised_strikes_match_the_scalar_resolver(sim):
+    import datetime as dt
+
+    from opl.estimates import Market
+    from opl.legs import DaysTenor, DeltaStrike, Leg, RelativeStrike
+
+    market = Market(10_400.0, 0.28, 0.015, dt.date(2026, 1, 5), 9_900.0, 11_000.0, True)
+    for spec, rule in ((RelativeStrike("support", -100.0, False), StrikeRule(kind="relative", anchor="support",
+                                                                             value=-100.0)),
+                       (RelativeStrike("resistance", 2.0, True), StrikeRule(kind="relative", anchor="resistance",
+                                                                            value=2.0, percent=True)),
+                       (RelativeStrike("price", 5.0, True), StrikeRule(kind="relative", value=5.0, percent=True)),
+                       (DeltaStrike(0.25), StrikeRule(kind="delta", value=0.25))):
+        for call in (True, False):
+            leg = Leg(kind="option", side=-1, qty=1, option_type="call" if call else "put", strike=spec,
+                      tenor=DaysTenor(30.0))
+            vector = rule.resolve(is_call=call, price=np.array([10_400.0]), support=np.array([9_900.0]),
+                                  resistance=np.array([11_000.0]), iv=np.array([0.28]), t=30 / 365, rate=0.015)
+            assert vector[0] == pytest.approx(market.strike(leg), rel=1e-6)
