@@ -1,0 +1,155 @@
+"""`opl simulate` end to end: stable JSON keys, reproducibility, located errors, the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from opl.cli import main
+from opl.simulate import SettingsError, SimulationInputError, simulate_file
+from opl.vocabulary import SCENARIOS, TARGET_METRICS
+
+ROOT = Path(__file__).resolve().parents[2]
+JUJUBE = ROOT / "examples" / "jujube" / "strangle.opl"
+SMALL = ["--paths", "150", "--set", "experiment.horizon=2"]
+
+TOP_KEYS = {"schema", "file", "run", "model", "strategy", "target", "base", "sizes", "recommended_size",
+            "recommended_size_reason", "scenarios", "notes"}
+METRIC_KEYS = {"size", "paths", "months", "monthly_return", "loss_probability", "max_drawdown", "cvar",
+               "attribution", "margin", "exercise", "trades", "target_metrics"}
+
+
+def _run(*args: str):
+    return CliRunner().invoke(main, ["simulate", *args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def jujube_json(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim") / "out.json"
+    result = _run(str(JUJUBE), *SMALL, "--json", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    return json.loads(out.read_text())
+
+
+def test_json_keys_are_stable(jujube_json):
+    d = jujube_json
+    assert set(d) == TOP_KEYS
+    assert d["schema"] == "opl.simulate/1"
+    assert set(d["base"]) == METRIC_KEYS
+    assert set(d["base"]["monthly_return"]) == {"mean", "median", "std", "p1", "p5", "p25", "p75", "p95"}
+    assert set(d["base"]["max_drawdown"]) == {"mean", "p50", "p95", "p99"}
+    assert set(d["base"]["cvar"]) == {"95", "99"}
+    assert set(d["base"]["attribution"]["per_month"]) == {"premium", "hedge", "assignment", "funding", "costs",
+                                                          "total"}
+    assert set(d["base"]["margin"]) == {"peak_utilisation", "margin_call_probability",
+                                        "forced_liquidation_probability", "margin_calls_per_path"}
+    assert set(d["base"]["exercise"]) == {"assignment_share", "delivery_share", "skipped_share"}
+    assert set(d["base"]["target_metrics"]) == set(TARGET_METRICS)
+    assert set(d["target"]) == {"condition", "holds"}
+    assert [s["size"] for s in d["sizes"]] == [1, 2, 5, 10, 20]
+    assert all(set(s) == {"size", "holds", "metrics"} for s in d["sizes"])
+    assert [s["scenario"] for s in d["scenarios"]] == ["vol_up(+50%)", "gap(-8%)", "slippage(x3)", "sr_shift(-3%)",
+                                                       "fees_up(x2)", "hit_rate(0.7)"]
+    assert all(set(s) == {"name", "kind", "scenario", "size", "holds", "metrics"} for s in d["scenarios"])
+    assert d["run"]["paths"] == 150 and d["run"]["seed"] == 7 and d["run"]["horizon_months"] == 2
+    assert d["recommended_size"] is None or set(d["recommended_size"]) == {"low", "high"}
+    assert (d["recommended_size"] is None) != (d["recommended_size_reason"] is None)
+    attribution = d["base"]["attribution"]["per_month"]
+    assert attribution["total"] == pytest.approx(sum(v for k, v in attribution.items() if k != "total"))
+    assert d["base"]["monthly_return"]["mean"] == pytest.approx(attribution["total"] / d["run"]["capital"] * 100)
+
+
+def test_same_seed_reproduces_every_number(jujube_json, tmp_path):
+    out = tmp_path / "again.json"
+    assert _run(str(JUJUBE), *SMALL, "--json", str(out), "-q").exit_code == 0
+    again = json.loads(out.read_text())
+    again["run"].pop("versions"), jujube_json["run"].pop("versions", None)
+    assert again == {**jujube_json, "run": again["run"]} and again["run"] == jujube_json["run"]
+    other = simulate_file(JUJUBE, paths=150, seed=8, overrides=["experiment.horizon=2"]).to_dict()
+    assert other["base"]["monthly_return"] != jujube_json["base"]["monthly_return"]
+
+
+def test_table_and_report(tmp_path):
+    result = _run(str(JUJUBE), "--paths", "100", "--set", "experiment.horizon=1", "--report", str(tmp_path / "r"))
+    assert result.exit_code == 0, result.output
+    assert "recommended size" in result.output and "scenarios at size" in result.output
+    assert "adjustment module" in result.output  # not silently ignored
+    files = {p.name for p in (tmp_path / "r").iterdir()}
+    assert files == {"report.md", "returns.png", "drawdown.png", "equity.png", "margin.png"}
+    assert "## By size" in (tmp_path / "r" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("item,message", [
+    ("experiment.horizn=3", "did you mean `experiment.horizon`"),
+    ("hedge.keep=abc", "not a valid kept exposure"),
+    ("experiment.paths=0", "must lie between 1"),
+    ("hedge.along=sideways", "direction | long | short"),
+    ("model.heston.kappa=2", "not in the model"),
+    ("experiment.sizes=[0.5]", "whole lots"),
+    ("nonsense", "expected key=value"),
+])
+def test_bad_overrides_are_usage_errors(item, message):
+    result = CliRunner().invoke(main, ["simulate", str(JUJUBE), "--paths", "10", "--set", item])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def _variant(tmp_path, old: str, new: str) -> Path:
+    text = JUJUBE.read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "variant.opl"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("old,new,code,message", [
+    ("model garch + jump + regime", "model garch(alpha=0.2, beta=0.85) + jump + regime", "E207", "not stationary"),
+    ("model garch + jump + regime", "model garch(omega=1) + jump + regime", "E207", "no parameter `omega`"),
+    ("exit_triggers [ pnl_percent(<-25%), days_left(<2d) ]", "exit_triggers [ delta_band(2, 20d) ]", "E105",
+     "not supported by the simulator yet"),
+    ("exit_mode first_hit", "exit_mode machine_decide(score)", "E105", "machine_decide"),
+    ("S = short Option(Put, support-100, 30d)", "S = short Option(Put, support-100, 60d)", "E105",
+     "same tenor"),
+    ("stress [ vol_up(+50%),", "stress [ vol_up,", "E103", "needs a value"),
+])
+def test_bad_file_settings_are_located_errors(tmp_path, old, new, code, message):
+    path = _variant(tmp_path, old, new)
+    with pytest.raises(SimulationInputError) as info:
+        simulate_file(path, paths=10)
+    diagnostic = info.value.diagnostics[0]
+    assert diagnostic.code == code and message in diagnostic.message
+    result = CliRunner().invoke(main, ["simulate", str(path), "--paths", "10"])
+    assert result.exit_code == 1
+    assert f"error[{code}]" in result.output and f"{path.name}:" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_file_errors_and_missing_file(tmp_path):
+    path = _variant(tmp_path, "S = short Option(Put", "S = short Swap(Put")
+    assert CliRunner().invoke(main, ["simulate", str(path)]).exit_code == 1
+    assert CliRunner().invoke(main, ["simulate", str(tmp_path / "missing.opl")]).exit_code == 2
+
+
+def test_stock_underlying_is_refused_with_a_location(tmp_path):
+    path = tmp_path / "stock.opl"
+    path.write_text("opl-lang 1.0\nprice 100\niv 0.2\nS = short Option(Call, 105, 30d)\n", encoding="utf-8")
+    with pytest.raises(SimulationInputError, match="options on a future"):
+        simulate_file(path, paths=10)
+
+
+def test_settings_error_names_the_key():
+    with pytest.raises(SettingsError) as info:
+        simulate_file(JUJUBE, paths=10, overrides=["iv.floor=-1"])
+    assert info.value.key == "iv.floor"
+
+
+def test_every_vocabulary_scenario_runs(tmp_path):
+    values = {"hit_rate": "0.8", "slippage": "x2", "fees_up": "x2", "jump_intensity": "2"}
+    items = ", ".join(f"{name}({values.get(name, '+5%')})" for name in SCENARIOS)
+    path = _variant(tmp_path, "sensitivity [ fees_up(x2), hit_rate(0.7) ]", f"sensitivity [ {items} ]")
+    result = simulate_file(path, paths=40, overrides=["experiment.horizon=1", "experiment.sizes=[1]"])
+    assert [s.name for s in result.scenarios if s.kind == "sensitivity"] == list(SCENARIOS)
