@@ -45,14 +45,9 @@ class AssumptionReport:
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dict (NaN and infinities become None)."""
-        from importlib.metadata import PackageNotFoundError, version as _version
-
-        try:
-            version = _version("opl")
-        except PackageNotFoundError:  # running from a source tree that was never installed
-            version = None
         out = {
-            "opl_version": version,
+            "opl_version": _version("opl"),
+            "versions": {name: _version(name) for name in ("numpy", "pandas", "scipy", "statsmodels", "arch")},
             "settings": self.settings,
             "data": self.data,
             "random_walk": self.random_walk.to_dict(),
@@ -153,6 +148,15 @@ class AssumptionReport:
         path = out / "assumptions.md"
         path.write_text("\n".join(md), encoding="utf-8")
         return path
+
+
+def _version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:  # a source tree that was never installed
+        return None
 
 
 def _clean(value):

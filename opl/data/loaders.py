@@ -369,7 +369,7 @@ def _parse_columns(text: pd.DataFrame, state: _State) -> pd.DataFrame:
 
 def _parse(values: pd.Series, name: str, kind: str, nullable: bool, state: _State) -> pd.Series:
     empty = (values == "").to_numpy()
-    if kind in ("text",):
+    if kind == "text":
         for pos in np.flatnonzero(empty):
             state.problem(pos, name, "missing value")
         return values

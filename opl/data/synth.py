@@ -337,9 +337,8 @@ def _option_chains(rng, days, s_log, sd, main, contracts, basis, p: SynthParams)
     m = np.log(strike / fut[t_idx])
     volume = rng.poisson(600 * np.exp(-(m / 0.06) ** 2))
     traded = volume > 0
-    noise = lambda s: np.exp(rng.normal(0, s, len(settle)))  # noqa: E731 (one-line shock helper)
-    close = np.maximum(p.option_tick, _round_tick(settle * noise(0.03), p.option_tick))
-    open_ = np.maximum(p.option_tick, _round_tick(prev * noise(0.05), p.option_tick))
+    close = np.maximum(p.option_tick, _round_tick(settle * np.exp(rng.normal(0, 0.03, len(settle))), p.option_tick))
+    open_ = np.maximum(p.option_tick, _round_tick(prev * np.exp(rng.normal(0, 0.05, len(settle))), p.option_tick))
     high = _round_tick(np.maximum.reduce([open_, close, settle]) * (1 + np.abs(rng.normal(0, 0.03, len(settle)))),
                        p.option_tick, "ceil")
     low = np.maximum(p.option_tick, _round_tick(np.minimum.reduce([open_, close, settle])
