@@ -1,0 +1,208 @@
+"""Replay speed and memory: the vectorised engine against a per-path Python replay, one run.
+
+The task is issue 4's benchmark: the jujube support/resistance strangle of
+``examples/jujube/strangle.opl`` (GARCH + jumps + regime, American legs marked by BAW,
+hedged every day with 10% kept along the signal, take-delivery assignment, margin every
+step, exit triggers) over one month of 21 daily steps at ``--paths`` paths (50,000).
+
+* **vectorised**: `opl.runtime.replay.replay`, all paths at once (chunks of 10,000);
+* **per path**: the same rules written as a straightforward loop over paths and steps in
+  Python, one option at a time (one BAW evaluation per option and step for its value and
+  delta, scalar margin), on the first ``--sample``
+  paths of the same chunk, its time scaled to ``--paths``. Its P&L is compared with the
+  vectorised replay's on those paths (the vectorised marks come from BAW tables, so they
+  agree to the tables' accuracy, not bit for bit).
+
+Then the peak memory (tracemalloc) of chunked runs at growing path counts, which stays
+flat apart from the per-path results (a few floats per path and month).
+
+Usage::
+
+    python benchmarks/bench_simulate.py [--paths 50000] [--sample 200] [--memory 50000,200000,1000000]
+
+Only the ratio is meant to be compared across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+import tracemalloc
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from opl.runtime.american import _baw
+from opl.runtime.margin import futures_margin, short_option_margin
+from opl.runtime.processes import PathGenerator
+from opl.runtime.replay import Variant, replay
+
+JUJUBE = Path(__file__).resolve().parents[1] / "examples" / "jujube" / "strangle.opl"
+
+
+def _setup(paths: int, size: float):
+    """The jujube strategy and run as `opl simulate` builds them, for one month."""
+    import opl
+    from opl import simulate as facade
+    from opl.compiler import compile_checked
+    from opl.runtime.replay import RunSpec
+    from opl.runtime.rules import load_pack
+
+    checked = opl.check_file(JUJUBE)
+    compiled = compile_checked(checked).strategy
+    settings, spans = facade._settings_from(checked.document, compiled)
+    pack = load_pack(compiled.underlying.rule_pack)
+    strategy = replace(facade._strategy(checked, compiled, settings, []), contract_size=pack.underlying.contract_size)
+    process = facade._process(settings, compiled, pack, spans, [])
+    run = RunSpec(process=process, pack=pack, price=compiled.market.price, capital=settings.capital, paths=paths,
+                  months=1, seed=settings.seed)
+    return strategy, run, (Variant(size=size),)
+
+
+def _per_path(strategy, run, size: float, sample: int) -> tuple[np.ndarray, float]:
+    """The replay's rules, one path and one option at a time; returns each path's month P&L and the time."""
+    gen = PathGenerator(spec=run.process, paths=run.chunk if run.paths > run.chunk else run.paths, price=run.price,
+                        month_years=strategy.tenor_days / 365, seed=np.random.SeedSequence([run.seed, 0]))
+    month = gen.next_month()
+    pack, smile, mult, cs = run.pack, strategy.smile, strategy.multiplier, strategy.contract_size
+    fees_o, fees_f = pack.fees.option, pack.fees.futures
+    slip_o, slip_f = run.option_ticks * 1.0 * mult, run.futures_ticks * pack.underlying.tick[0].step * cs
+    n = gen.steps
+    step_days = strategy.tenor_days / n
+    hedge_spec, policy = strategy.hedge, strategy.assignment
+    start = time.perf_counter()
+    out = np.zeros(sample)
+    for i in range(sample):
+        f, vol, signal = month.price[i], month.vol[i], int(month.signal[i])
+        support, resistance = strategy.levels.of(f[0])
+        legs = []
+        for leg in strategy.legs:
+            iv0 = float(smile.iv(vol=vol[0], forward=f[0], strike=f[0]))
+            raw = float(np.atleast_1d(leg.strike.resolve(is_call=leg.is_call, price=f[0], support=support,
+                                                         resistance=resistance, iv=iv0, t=strategy.tenor_days / 365,
+                                                         rate=strategy.rate))[0])
+            legs.append({"leg": leg, "k": float(pack.snap_strike(raw)), "q": leg.signed_qty * size, "v": 0.0})
+
+        def mark(entry, j):
+            leg, k = entry["leg"], entry["k"]
+            t = strategy.tenor_days / 365 * (n - j) / n
+            phi = 1.0 if leg.is_call else -1.0
+            if t <= 0:
+                intrinsic = max(phi * (f[j] - k), 0.0)
+                return intrinsic, (phi if intrinsic > 0 else 0.0)
+            iv = float(smile.iv(vol=vol[j], forward=f[j], strike=k))
+            value, delta, _ = _baw(*(np.array([x]) for x in (leg.is_call, f[j], k, t, iv, strategy.rate, 0.0)))
+            return float(value[0]), float(delta[0])
+
+        pnl = 0.0
+        for e in legs:
+            e["v"], e["d"] = mark(e, 0)
+            pnl -= abs(e["q"]) * (fees_o.rate("open", short=e["q"] < 0) + slip_o)
+        premium = -sum(e["q"] * e["v"] for e in legs) * mult
+        hedge, pending, goods, is_open = 0.0, 0.0, 0.0, True
+
+        def rebalance(hedge, pnl, j):
+            other = sum(e["q"] * e["d"] for e in legs) * mult / cs
+            lots = sum(max(-e["q"], 0.0) for e in legs)
+            target = hedge_spec.keep * signal * lots
+            if abs(other + hedge - target) > hedge_spec.band * lots:
+                new = float(np.rint(target - other))
+                pnl -= abs(new - hedge) * (fees_f.rate("open") + slip_f)
+                hedge = new
+            return hedge, pnl
+
+        hedge, pnl = rebalance(hedge, pnl, 0)
+        for j in range(1, n + 1):
+            df = f[j] - f[j - 1]
+            for e in legs:
+                v, d = mark(e, j)
+                pnl += e["q"] * (v - e["v"]) * mult
+                e["v"], e["d"] = v, d
+            pnl += (hedge + pending + goods) * df * cs
+            pnl -= goods * cs * (policy.storage_per_day * step_days + f[j] * policy.funding_rate * step_days / 365)
+            if pending:
+                pnl -= abs(pending) * (fees_f.rate("close") + slip_f)
+                pending = 0.0
+            days_left = (n - j) * step_days
+            if is_open and (pnl / abs(premium) * 100 < -25 or days_left < strategy.guard_days):
+                for e in legs:
+                    pnl -= abs(e["q"]) * (fees_o.rate("close") + slip_o)
+                    e["q"] = 0.0
+                pnl -= abs(hedge) * (fees_f.rate("close") + slip_f)
+                hedge, is_open = 0.0, False
+            if is_open and j < n:
+                hedge, pnl = rebalance(hedge, pnl, j)
+            for e in legs:
+                leg, k = e["leg"], e["k"]
+                phi = 1.0 if leg.is_call else -1.0
+                intrinsic = max(phi * (f[j] - k), 0.0)
+                # The holder exercises where BAW says the option is worth its intrinsic value.
+                if e["q"] < 0 and j < n and intrinsic > 0 and e["v"] <= intrinsic + 1e-9:
+                    pnl += -e["q"] * (e["v"] - intrinsic) * mult
+                    lots = e["q"] * phi
+                    if policy.action == "take_delivery" and lots > 0:
+                        goods += lots
+                    else:
+                        pending += lots
+                    e["q"] = 0.0
+            margin = futures_margin(pack=pack, price=f[j], lots=abs(hedge) + abs(pending) + abs(goods))
+            for e in legs:
+                if e["q"] < 0:
+                    margin += short_option_margin(pack=pack, is_call=e["leg"].is_call, underlying=f[j], strike=e["k"],
+                                                  premium=e["v"], lots=-e["q"])
+        out[i] = pnl
+    return out, time.perf_counter() - start
+
+
+def _best(fn, repeat: int) -> float:
+    best = math.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--paths", type=int, default=50_000)
+    parser.add_argument("--sample", type=int, default=200, help="paths replayed by the per-path baseline")
+    parser.add_argument("--size", type=float, default=10.0, help="position size (lots per leg)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--memory", default="50000,200000,1000000",
+                        help="path counts for the chunked peak-memory runs (comma separated, empty: skip)")
+    args = parser.parse_args()
+
+    strategy, run, variants = _setup(args.paths, args.size)
+    replay(strategy=strategy, run=replace(run, paths=1000), variants=variants)  # builds the BAW tables once
+    vector = _best(lambda: replay(strategy=strategy, run=run, variants=variants), args.repeat)
+    print(f"vectorised replay: {args.paths:,} paths x 21 steps, size {args.size:g}: {vector:.3f} s "
+          f"({vector / args.paths * 1e6:.2f} us per path)")
+
+    sample = min(args.sample, args.paths, run.chunk)
+    pnl, loop = _per_path(strategy, run, args.size, sample)
+    scaled = loop / sample * args.paths
+    print(f"per-path Python replay: {sample} paths in {loop:.2f} s, scaled to {args.paths:,} paths: {scaled:.1f} s")
+    print(f"ratio: vectorised is {scaled / vector:,.0f}x faster per path")
+    check = replay(strategy=strategy, run=replace(run, paths=min(run.chunk, args.paths)), variants=variants)
+    diff = np.abs(check.monthly[0, :sample, 0] - pnl)
+    print(f"agreement on the {sample} sample paths: median |difference| {np.median(diff):.2f}, "
+          f"90% within {np.percentile(diff, 90):.2f}, max {diff.max():.2f} {run.pack.currency} (month P&L std "
+          f"{check.monthly[0, :, 0].std():,.0f})")
+
+    counts = [int(c) for c in args.memory.split(",") if c.strip()]
+    for count in counts:
+        tracemalloc.start()
+        start = time.perf_counter()
+        replay(strategy=strategy, run=replace(run, paths=count), variants=variants)
+        seconds = time.perf_counter() - start
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        print(f"peak memory, {count:,} paths in chunks of {run.chunk:,}: {peak / 2**20:,.0f} MiB ({seconds:.1f} s "
+              f"under tracemalloc)")
+
+
+if __name__ == "__main__":
+    main()
