@@ -47,6 +47,10 @@ class AssignmentSpec:
 class Inventory:
     """Delivered goods: one slot per (month, leg) with its lots and release step.
 
+    The running total and the set of pending release steps are kept up to date, so the
+    replay's per-step questions ("how much is held?", "is anything due now?") cost
+    nothing on the many steps where the answer is "nothing".
+
     Parameters
     ----------
     shape
@@ -58,21 +62,32 @@ class Inventory:
     def __init__(self, shape: tuple[int, int], slots: int):
         self.lots = np.zeros((*shape, max(slots, 1)))
         self.release = np.full((*shape, max(slots, 1)), -1, dtype=np.int64)
+        self._total = np.zeros(shape)
+        self._due: set[int] = set()
 
     def total(self) -> np.ndarray:
-        return self.lots.sum(axis=-1)
+        return self._total
 
     def add(self, slot: int, lots: np.ndarray, release_step: int) -> None:
         """Store long futures lots (only where positive) in ``slot`` until ``release_step``."""
         where = lots > 0
+        if not np.any(where):
+            return
         self.lots[..., slot] = np.where(where, lots, self.lots[..., slot])
         self.release[..., slot] = np.where(where, release_step, self.release[..., slot])
+        self._total = self.lots.sum(axis=-1)
+        self._due.add(release_step)
 
     def take(self, *, step: int | None = None, mask: np.ndarray | None = None) -> np.ndarray:
         """Remove and return the lots released at ``step`` (or every lot where ``mask``)."""
+        if (step is not None and step not in self._due) or not self._due:
+            return np.zeros(self._total.shape)
         due = (self.release == step) & (self.lots > 0) if step is not None else (
             mask[..., None] & (self.lots > 0))
         out = np.where(due, self.lots, 0.0).sum(axis=-1)
         self.lots[due] = 0.0
         self.release[due] = -1
+        self._total = self._total - out
+        if step is not None:
+            self._due.discard(step)
         return out

@@ -120,4 +120,7 @@ class Ledger:
         self.book("costs", -amount, equity, *extra)
 
     def count(self, name: str, mask: np.ndarray, amount: np.ndarray | int = 1) -> None:
-        self.counters[name] += np.where(mask, amount, 0).astype(np.int64)
+        if np.ndim(amount) == 0 and amount == 1:
+            self.counters[name] += mask
+        else:
+            np.add(self.counters[name], np.rint(amount).astype(np.int64), out=self.counters[name], where=mask)

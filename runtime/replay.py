@@ -149,8 +149,9 @@ class _Month:
             iv0 = strat.smile.iv(vol=mp.vol[:, 0], forward=f[:, 0], strike=f[:, 0])
             raw = leg.strike.resolve(is_call=leg.is_call, price=f[:, 0], support=self.support,
                                      resistance=self.resistance, iv=iv0, t=tenor, rate=strat.rate)
-            k = np.asarray(run.pack.snap_strike(np.maximum(raw, 1e-9)), dtype=float)
-            k = np.where(k > 0, k, np.asarray(run.pack.snap_strike(raw, "up"), dtype=float))
+            # A level far below the grid (a collapsed path) gets the lowest listed strike, never 0.
+            lowest = run.pack.option.strike_grid[0].step
+            k = np.maximum(np.asarray(run.pack.snap_strike(np.maximum(raw, lowest)), dtype=float), lowest)
             iv = strat.smile.iv(vol=mp.vol, forward=f, strike=k[:, None])
             cols = [(marker if leg.american else euro).mark(is_call=leg.is_call, forward=f[:, j], strike=k,
                                                             t=self.t[j], vol=iv[:, j]) for j in range(n + 1)]

@@ -121,3 +121,10 @@ def test_bad_model_settings_are_clear_errors(components, message):
     hit = None if components == [("regime", {})] else 0.9
     with pytest.raises(ModelError, match=message):
         process_spec(components=components, vol=0.25, hit_rate=hit)
+
+
+def test_garch_variance_is_capped():
+    spec = ProcessSpec(vol=0.3, garch=GarchParams(alpha=0.3, beta=0.69, nu=2.5, cap=0.9))
+    paths = simulate(spec=spec, paths=2000, months=6, price=100.0, seed=12)
+    assert paths.vol.max() <= 0.9 + 1e-9
+    assert paths.vol.max() > 0.85  # the cap binds with these shocks
