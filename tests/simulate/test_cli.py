@@ -12,6 +12,8 @@ from opl.cli import main
 from opl.simulate import SettingsError, SimulationInputError, simulate_file
 from opl.vocabulary import SCENARIOS, TARGET_METRICS
 
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
+
 ROOT = Path(__file__).resolve().parents[2]
 JUJUBE = ROOT / "examples" / "jujube" / "strangle.opl"
 SMALL = ["--paths", "150", "--set", "experiment.horizon=2"]
@@ -153,3 +155,19 @@ def test_every_vocabulary_scenario_runs(tmp_path):
     path = _variant(tmp_path, "sensitivity [ fees_up(x2), hit_rate(0.7) ]", f"sensitivity [ {items} ]")
     result = simulate_file(path, paths=40, overrides=["experiment.horizon=1", "experiment.sizes=[1]"])
     assert [s.name for s in result.scenarios if s.kind == "sensitivity"] == list(SCENARIOS)
+
+
+def test_recommended_size_is_the_run_of_sizes_where_the_target_holds(tmp_path):
+    path = _variant(tmp_path, "target median_monthly_return >= 1% and loss_probability <= 25% and "
+                              "max_drawdown_p95 <= 10%", "target max_drawdown_p95 <= 2% and mean_monthly_return > 0%")
+    result = simulate_file(path, paths=300, overrides=["experiment.horizon=3"])
+    holds = [h for _, _, h in result.sizes]
+    for _, metrics, h in result.sizes:
+        values = metrics.target_values()
+        assert h == (values["max_drawdown_p95"] <= 2 and values["mean_monthly_return"] > 0)
+    assert holds[0] and not holds[-1]
+    passing = [s for s, _, h in result.sizes if h]
+    assert result.recommended_size == {"low": passing[0], "high": passing[-1]}
+    assert result.recommended_reason is None
+    # Scenarios are reported at the low end of the recommended size.
+    assert {s.size for s in result.scenarios} == {passing[0]}
