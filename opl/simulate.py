@@ -142,6 +142,13 @@ def _strategy(checked, compiled, settings: SimSettings, notes: list[str]):
     if doc.adjust.when is not None or doc.adjust.playbook or doc.adjust.abort_if is not None:
         notes.append("the adjustment module (adjust_when, adjust_playbook, abort_if) is not simulated yet: "
                      "positions are managed by the exit triggers, the hedge and the risk controls only")
+    exp = doc.experiment
+    if exp is not None and exp.calibration not in (None, "historical"):
+        notes.append(f"`calibration {exp.calibration}` is not run by the simulator yet: the price model uses its "
+                     "parameters as written, else the documented defaults")
+    elif exp is not None and exp.calibration == "historical":
+        notes.append("`calibration historical` uses the documented defaults, a rough fit to CZCE jujube "
+                     "2019-2026 (opl/runtime/processes.py); fitting them to a data file is not done yet")
     user_guards = [g for g in doc.guards if not g.builtin]
     if user_guards:
         notes.append(f"{len(user_guards)} guard rule(s) (avoid_leg_if / warn_if) are not simulated yet")
