@@ -153,4 +153,4 @@ def _table(result) -> None:
                        {True: "[green]pass[/green]", False: "[red]fail[/red]", None: "—"}[s.holds])
         console.print(st)
     for note in result.notes:
-        console.print(f"note: {note}", markup=False)
+        console.print(f"note: {note}", markup=False, highlight=False)
