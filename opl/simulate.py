@@ -14,8 +14,8 @@ the smallest and largest size of the longest unbroken run of swept sizes at whic
 same seed, at the lower end of the recommended size (the base size when there is none),
 each with pass/fail against the target.
 ``slippage``, ``fees_up`` and ``margin_up`` only change costs and margin, so they are
-replayed as variants on the base paths; the others change the market and get paths of
-their own. Scenario effects: ``vol_up(v)`` scales realised volatility (diffusion and
+replayed together as variants on the base paths (same seed, same draws); the others
+change the market and get a pass of their own. Scenario effects: ``vol_up(v)`` scales realised volatility (diffusion and
 jumps) and implied volatility by 1 + v; ``vol_down(v)`` by 1 − v; ``gap(v)`` a move of v
 on one random day each month; ``jump_intensity(k)`` jump intensity × k (default jumps
 are added when the model has none); ``slippage(xk)``/``fees_up(xk)`` × k; ``sr_shift(v)``
@@ -393,7 +393,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
     fee = {"fee_factor": settings.fee_factor}
     cost_plans = [p for p in plans if not p.market]
     market_plans = [p for p in plans if p.market]
-    total = (1 + len(market_plans)) * run.paths * run.months
+    total = (1 + len(market_plans) + bool(cost_plans)) * run.paths * run.months
     done = [0]
 
     def tick(n: int) -> None:
@@ -401,22 +401,23 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
         if progress is not None:
             progress(done[0], total)
 
-    base_variants = [Variant(size=s, **fee) for s in sizes]
-    for plan in cost_plans:
-        factors = dict(plan.factors)
-        factors["fee_factor"] = settings.fee_factor * factors.get("fee_factor", 1.0)
-        base_variants += [Variant(size=s, **factors) for s in sizes]
-    base = replay(strategy=strategy, run=run, variants=tuple(base_variants), progress=tick)
-    metrics = [run_metrics(base, v) for v in range(len(base_variants))]
+    base = replay(strategy=strategy, run=run, variants=tuple(Variant(size=s, **fee) for s in sizes), progress=tick)
+    metrics = [run_metrics(base, v) for v in range(len(sizes))]
     target = doc.experiment.target if doc.experiment is not None else None
     target_text = _source_text(report, target.span) if target is not None else None
     rows = [(s, metrics[i], target_verdict(target, metrics[i].target_values())) for i, s in enumerate(sizes)]
     recommended, reason = _recommend(rows, target, target_text, report)
     eval_size = recommended["low"] if recommended else settings.size
     scenario_results = []
-    for k, plan in enumerate(cost_plans):
-        i = (k + 1) * len(sizes) + sizes.index(eval_size)
-        scenario_results.append((plan, metrics[i]))
+    if cost_plans:
+        # Cost and margin scenarios share the base paths: one pass, one variant each, at the evaluated size.
+        variants = []
+        for plan in cost_plans:
+            factors = dict(plan.factors)
+            factors["fee_factor"] = settings.fee_factor * factors.get("fee_factor", 1.0)
+            variants.append(Variant(size=eval_size, **factors))
+        costs = replay(strategy=strategy, run=run, variants=tuple(variants), progress=tick)
+        scenario_results += [(plan, run_metrics(costs, k)) for k, plan in enumerate(cost_plans)]
     for plan in market_plans:
         p, s = plan.apply(process, strategy)
         res = replay(strategy=s, run=replace(run, process=p), variants=(Variant(size=eval_size, **fee),),

@@ -93,14 +93,28 @@ def _tables(is_call: bool, t: float, rate: float, carry: float):
     return eep, d_eep, boundary
 
 
-def _bilinear(table: np.ndarray, x: np.ndarray, logv: np.ndarray) -> np.ndarray:
+def _bilinear(tables: tuple[np.ndarray, ...], x: np.ndarray, logv: np.ndarray) -> list[np.ndarray]:
+    """Interpolate several tables on the same grid at the same points (the weights are shared)."""
     fx = (np.clip(x, _X[0], _X[-1]) - _X[0]) / (_X[1] - _X[0])
     fv = (np.clip(logv, _LOGV[0], _LOGV[-1]) - _LOGV[0]) / (_LOGV[1] - _LOGV[0])
     i = np.minimum(fx.astype(np.intp), len(_X) - 2)
     j = np.minimum(fv.astype(np.intp), len(_LOGV) - 2)
     wx, wv = fx - i, fv - j
-    return ((1 - wx) * ((1 - wv) * table[i, j] + wv * table[i, j + 1])
-            + wx * ((1 - wv) * table[i + 1, j] + wv * table[i + 1, j + 1]))
+    flat = i * len(_LOGV) + j  # one gather per corner on the raveled tables
+    corners = ((flat, (1 - wx) * (1 - wv)), (flat + 1, (1 - wx) * wv), (flat + len(_LOGV), wx * (1 - wv)),
+               (flat + len(_LOGV) + 1, wx * wv))
+    out = []
+    for table in tables:
+        t = table.ravel()
+        out.append(sum(t[index] * weight for index, weight in corners))
+    return out
+
+
+def _black(is_call: bool, forward, strike, t: float, vol, rate: float, carry: float):
+    """Black value and delta only (the pricer's `_price`; the other Greeks are not needed here)."""
+    value, _, _, _, cf, _, sign, nd1, _ = pricing._price(np.asarray(is_call), forward, strike, np.asarray(t), vol,
+                                                          np.asarray(rate), np.asarray(carry))
+    return value, sign * cf * nd1
 
 
 def _linear(values: np.ndarray, logv: np.ndarray) -> np.ndarray:
@@ -136,11 +150,11 @@ class AmericanMarker:
         if t <= 0:
             delta = np.where(intrinsic > 0, phi, 0.0)
             return Marks(intrinsic, delta, intrinsic > 0)
-        args = dict(is_call=is_call, underlying=forward, strike=strike, t=t, vol=vol, rate=self.rate,
-                    carry=self.carry)
+        if np.any(forward < 0) or np.any(strike < 0) or np.any(vol < 0):
+            raise ValueError("forward, strike and vol must be >= 0")
         if not self.american:
-            g = pricing.greeks(**args)
-            return Marks(np.asarray(g.price), np.asarray(g.delta), np.zeros(forward.shape, dtype=bool))
+            value, delta = _black(is_call, forward, strike, t, vol, self.rate, self.carry)
+            return Marks(value, delta, np.zeros(forward.shape, dtype=bool))
         logv = np.log(vol)
         eep, d_eep, boundary = _tables(is_call, float(t), float(self.rate), float(self.carry))
         critical = strike * _linear(boundary, logv)
@@ -149,10 +163,10 @@ class AmericanMarker:
             value, delta, _ = _baw(*np.broadcast_arrays(np.asarray(is_call), forward, strike, np.asarray(t),
                                                         vol, np.asarray(self.rate), np.asarray(self.carry)))
         else:
-            g = pricing.greeks(**args)
-            x = np.log(forward / strike)
-            value = np.asarray(g.price) + strike * _bilinear(eep, x, logv)
-            delta = np.asarray(g.delta) + _bilinear(d_eep, x, logv)
+            value, delta = _black(is_call, forward, strike, t, vol, self.rate, self.carry)
+            premium, premium_delta = _bilinear((eep, d_eep), np.log(forward / strike), logv)
+            value = value + strike * premium
+            delta = delta + premium_delta
         value = np.where(exercise, intrinsic, np.maximum(value, intrinsic))
         delta = np.where(exercise, phi * (intrinsic > 0), delta)
         return Marks(value, delta, exercise & (intrinsic > 0))
