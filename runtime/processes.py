@@ -79,7 +79,8 @@ class ModelError(ValueError):
 @dataclass(frozen=True, kw_only=True)
 class GarchParams:
     """GARCH(1,1) (γ = 0) or GJR-GARCH(1,1); ``nu`` None: normal shocks, else Student-t(ν);
-    ``cap`` the largest annual volatility the conditional variance may reach."""
+    ``cap`` the largest annual volatility the conditional variance may reach. In the
+    experiment block ``garch(nu=0)`` asks for normal shocks."""
 
     alpha: float = 0.03
     beta: float = 0.955
@@ -192,6 +193,8 @@ def process_spec(*, components: list[tuple[str, dict[str, float]]], vol: float,
             if bounds is None:
                 raise ModelError(f"`{name}` has no parameter `{key}` (parameters: {', '.join(PARAMETERS[name])})",
                                  component=name, param=key)
+            if key == "nu" and value == 0:
+                continue  # nu=0 asks for normal shocks
             if not (np.isfinite(value) and bounds[0] <= value <= bounds[1]):
                 raise ModelError(f"`{name}({key}=...)` must lie between {bounds[0]:g} and {bounds[1]:g}, "
                                  f"found {value:g}", component=name, param=key)
@@ -204,8 +207,9 @@ def process_spec(*, components: list[tuple[str, dict[str, float]]], vol: float,
         if name in seen:
             p = seen[name]
             d = DEFAULTS[name]
+            nu = p.get("nu", d.nu)
             garch = GarchParams(alpha=p.get("alpha", d.alpha), beta=p.get("beta", d.beta),
-                                gamma=p.get("gamma", d.gamma), nu=p.get("nu", d.nu), cap=p.get("cap", d.cap))
+                                gamma=p.get("gamma", d.gamma), nu=None if nu == 0 else nu, cap=p.get("cap", d.cap))
             if garch.persistence >= 1.0:
                 raise ModelError(f"`{name}` is not stationary: α + β + γ/2 = {garch.persistence:.4g} must be < 1",
                                  component=name, param="beta")

@@ -128,3 +128,10 @@ def test_garch_variance_is_capped():
     paths = simulate(spec=spec, paths=2000, months=6, price=100.0, seed=12)
     assert paths.vol.max() <= 0.9 + 1e-9
     assert paths.vol.max() > 0.85  # the cap binds with these shocks
+
+
+def test_nu_zero_means_normal_shocks():
+    assert process_spec(components=[("garch", {"nu": 0.0})], vol=0.2, hit_rate=None).garch.nu is None
+    assert process_spec(components=[("gjr", {"nu": 6.0})], vol=0.2, hit_rate=None).garch.nu == 6.0
+    with pytest.raises(ModelError, match="between 2.05"):
+        process_spec(components=[("garch", {"nu": 1.0})], vol=0.2, hit_rate=None)
