@@ -101,7 +101,7 @@ class Ledger:
     """
 
     COUNTERS = ("margin_calls", "liquidations", "assigned_months", "delivered_months", "option_lots",
-                "futures_lots", "hedge_trades", "skipped_months", "exits")
+                "futures_lots", "hedge_trades", "skipped_months", "exits", "early_exits")
 
     def __init__(self, shape: tuple[int, int], months: int):
         self.buckets = {name: np.zeros(shape) for name in BUCKETS}

@@ -14,7 +14,9 @@ of the horizon pooled):
 ``margin``                peak margin / capital per path (p50, p95, p99, max); the share of
                           paths with a margin call, and with a forced liquidation
 ``exercise``              share of path-months with an assignment, and with a delivery
-``trades``                option lots, futures lots, hedge trades and exits per month
+``trades``                option lots, futures lots, hedge trades and exits per month; the
+                          share of months closed early (by a trigger or the stop loss with
+                          more than the guard's 2 days left)
 """
 
 from __future__ import annotations
@@ -109,7 +111,8 @@ def run_metrics(result, variant: int) -> RunMetrics:
         trades={"option_lots_per_month": float(c["option_lots"].sum() / path_months),
                 "futures_lots_per_month": float(c["futures_lots"].sum() / path_months),
                 "hedge_trades_per_month": float(c["hedge_trades"].sum() / path_months),
-                "exits_per_month": float(c["exits"].sum() / path_months)})
+                "exits_per_month": float(c["exits"].sum() / path_months),
+                "early_exit_share": float(c["early_exits"].sum() / path_months * 100.0)})
 
 
 def target_verdict(target, values: dict[str, float]) -> bool | None:

@@ -308,6 +308,9 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
             exit_now &= is_open
             if np.any(exit_now):
                 ledger.count("exits", exit_now)
+                if days_left >= (strat.guard_days or 2.0):
+                    # Closed before the last days: a stop or a take-profit, what the critic wants to see.
+                    ledger.count("early_exits", exit_now)
                 _close_all(qty, static, hedge, exit_now, cost, ledger, equity, month_pnl)
                 is_open &= ~exit_now
             # 4. hedge

@@ -119,7 +119,7 @@ def _markdown(result) -> str:
               f"Assignment in {b.exercise['assignment_share']:.2f}% of months, delivery in "
               f"{b.exercise['delivery_share']:.2f}%; {b.trades['option_lots_per_month']:.1f} option lots, "
               f"{b.trades['futures_lots_per_month']:.1f} futures lots and {b.trades['hedge_trades_per_month']:.1f} "
-              f"hedge trades a month.", ""]
+              f"hedge trades a month; {b.trades['early_exit_share']:.1f}% of months closed early by a trigger.", ""]
     if result.scenarios:
         lines += [f"## Scenarios (size {result.scenarios[0].size:g})", "",
                   "| scenario | kind | median % | loss prob % | dd p95 % | CVaR95 % | liquidation % | target |",
