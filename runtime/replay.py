@@ -208,6 +208,7 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
     euro = AmericanMarker(american=False, rate=strat.rate)
     sizes = np.array([v.size for v in variants])[:, None]
     packs = _margin_packs(run.pack, variants)
+    # Option ticks are looked up at 1% of the price, where the premiums of monthly options sit.
     premium_level = max(run.price * 0.01, 1e-9)
     costs = [Costs.from_pack(run.pack, price=run.price, premium=premium_level, option_ticks=run.option_ticks,
                              futures_ticks=run.futures_ticks, fee_factor=v.fee_factor,
