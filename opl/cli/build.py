@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from opl.cli.options import market_option
 from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 
 INTENTS = ("Bull", "Bear", "RangeBound", "Breakout", "Neutral", "NotBull", "NotBear")
@@ -34,8 +35,7 @@ def _targets(text: str) -> dict[str, float]:
 @click.option("--vega-style", type=click.Choice(["Debit", "Credit"]), default=None, help="Premium paid or received.")
 @click.option("--target", "target", default="", metavar="GREEK=VALUE,...",
               help="Position Greeks to aim for, in table units: delta, gamma, vega per vol point, theta per day.")
-@click.option("--market", "market", default="price=100,iv=0.25", show_default=True, metavar="KEY=VALUE,...",
-              help="price, iv, rate, time of the market to build against.")
+@market_option(default="price=100,iv=0.25", help="price, iv, rate, time of the market to build against.")
 @click.option("--path", type=click.Choice(["A", "B", "C"]), default="C", show_default=True,
               help="A stepwise from MapIntentToO, B batch of template families, C solve for target Greeks.")
 @click.option("--tenor", type=click.IntRange(1, 3650), default=30, show_default=True, help="Tenor in calendar days.")
@@ -51,15 +51,11 @@ def build(intent, vega_style, target, market, path, tenor, multiplier, max_lots,
     import datetime as dt
 
     import opl
-    from opl.compiler import parse_market
     from opl.construct import BuildError, BuildRequest
     from opl.construct import build as run_build
     from opl.render import render
 
-    try:
-        given = parse_market(market)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--market") from None
+    given = market
     request = BuildRequest(intent=intent, vega_style=vega_style, targets=_targets(target),
                            price=given.get("price", 100.0), iv=given.get("iv", 0.25), rate=given.get("rate", 0.0),
                            time=given.get("time", dt.date.today()), tenor_days=tenor, multiplier=multiplier,

@@ -11,33 +11,23 @@ import sys
 
 import click
 
+from opl.cli.options import market_option
 from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 
 
-def market_option(function):
-    """``--market price=…,iv=…,rate=…,time=…,support=…,resistance=…`` (shared by compile and payoff)."""
-    return click.option("--market", "market", default="", metavar="KEY=VALUE,...",
-                        help="Override the file's market inputs: price, iv, rate, time, support, resistance.")(function)
-
-
-def load_compiled(path: str, market: str):
+def load_compiled(path: str, market: dict):
     """Check and compile a file; on failure print the diagnostics and exit (shared by compile and payoff)."""
     import opl
-    from opl.compiler import compile_checked, parse_market
+    from opl.compiler import compile_checked
     from opl.diagnostics import FileReport
     from opl.render import render
 
-    try:
-        overrides = parse_market(market)
-    except ValueError as error:
-        click.echo(f"error: --market {error}", err=True)
-        sys.exit(EXIT_USAGE)
     try:
         checked = opl.check_file(path)
     except OSError as error:
         click.echo(f"error: {path}: {error.strerror or error}", err=True)
         sys.exit(EXIT_USAGE)
-    result = compile_checked(checked, overrides)
+    result = compile_checked(checked, market)
     if not result.ok:
         report = FileReport(checked.report.source, result.diagnostics)
         click.echo(render([report], "full"), err=True, nl=False)
@@ -49,9 +39,9 @@ def load_compiled(path: str, market: str):
 @click.argument("file", type=click.Path(dir_okay=False), required=False)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="JSON per DESIGN.md (raw Greeks), or a table for people (vega per 1%, theta per day).")
-@market_option
+@market_option()
 @click.option("--schema", is_flag=True, help="Print the JSON schema of the compiled strategy and exit.")
-def compile_command(file: str | None, fmt: str, market: str, schema: bool) -> None:
+def compile_command(file: str | None, fmt: str, market: dict, schema: bool) -> None:
     """Resolve strikes and expiries, price every leg and sum the Greeks."""
     if schema:
         from opl.compiled import CompiledStrategy

@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from opl.cli.compile import load_compiled, market_option
+from opl.cli.compile import load_compiled
+from opl.cli.options import market_option
 from opl.cli.report import EXIT_OK, EXIT_USAGE
 
 
@@ -16,8 +17,8 @@ from opl.cli.report import EXIT_OK, EXIT_USAGE
               help="Where to write the PNG.")
 @click.option("--low", type=float, default=None, help="Lowest underlying price on the x axis.")
 @click.option("--high", type=float, default=None, help="Highest underlying price on the x axis.")
-@market_option
-def payoff(file: str, out: str, low: float | None, high: float | None, market: str) -> None:
+@market_option()
+def payoff(file: str, out: str, low: float | None, high: float | None, market: dict) -> None:
     """Draw the P&L profile of a strategy and print its breakevens and extremes."""
     from opl.payoff import payoff_curves, plot_payoff
 

@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from opl.cli.options import market_option
 from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 
 
@@ -22,28 +23,22 @@ from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a setting, e.g. --set experiment.horizon=6 --set hedge.keep=20% "
                    "--set model.garch.alpha=0.05 (keys: opl/simconfig.py).")
-@click.option("--market", default="", metavar="KEY=VALUE,...", help="Override the file's market inputs (as opl compile).")
+@market_option()
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Write the results as JSON (stable keys) to this file ('-' for stdout).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
               help="Write a markdown report with PNG plots into this directory.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no table.")
-def simulate(file: str, paths: int | None, seed: int | None, overrides: tuple[str, ...], market: str,
+def simulate(file: str, paths: int | None, seed: int | None, overrides: tuple[str, ...], market: dict,
              json_out: str | None, report_dir: str | None, quiet: bool) -> None:
     """Replay FILE over simulated months: returns, drawdowns, margin, assignment, the target's verdict."""
-    from opl.compiler import parse_market
     from opl.diagnostics import FileReport
     from opl.render import render
     from opl.simulate import SettingsError, SimulationInputError, simulate_file
 
     try:
-        market_overrides = parse_market(market)
-    except ValueError as error:
-        click.echo(f"error: --market {error}", err=True)
-        sys.exit(EXIT_USAGE)
-    try:
         with _progress(quiet) as progress:
-            result = simulate_file(file, paths=paths, seed=seed, overrides=overrides, market=market_overrides,
+            result = simulate_file(file, paths=paths, seed=seed, overrides=overrides, market=market,
                                    progress=progress)
     except SimulationInputError as error:
         click.echo(render([FileReport(error.report.source, error.diagnostics)], "full"), err=True, nl=False)
