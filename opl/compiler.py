@@ -215,8 +215,7 @@ def _price_options(legs, strikes, expiries, time, price, iv, rate, carry, *, ame
 def _linear(leg: Leg, price: float) -> tuple[float, GreekSet, float | None]:
     if leg.kind == "cash":
         return 1.0, GreekSet(), None
-    beta = (leg.beta or 1.0) if leg.kind == "leveraged_etf" else 1.0
-    return price, GreekSet(delta=beta), None
+    return price, GreekSet(delta=leg.linear_delta), None
 
 
 def _margin(pack, legs: list[CompiledLeg], price: float) -> float:

@@ -142,7 +142,7 @@ class Market:
     def delta(self, leg: Leg) -> float | None:
         """Delta of one long unit: ±1 for linear legs, Black delta for options."""
         if not leg.is_option:
-            return (leg.beta or 1.0) if leg.kind == "leveraged_etf" else (0.0 if leg.kind == "cash" else 1.0)
+            return leg.linear_delta
         k, years = self.strike(leg), self.years(leg)
         if self.price is None or self.iv is None or k is None or years is None or k <= 0:
             return None

@@ -128,6 +128,13 @@ class Leg:
     def is_option(self) -> bool:
         return self.kind == "option"
 
+    @property
+    def linear_delta(self) -> float:
+        """Delta of one long unit of a linear leg: 0 for cash, β for a leveraged ETF, else 1."""
+        if self.kind == "cash":
+            return 0.0
+        return (self.beta or 1.0) if self.kind == "leveraged_etf" else 1.0
+
     def identity(self) -> tuple:
         """What makes two legs "the same leg" for merging (everything but side/qty)."""
         return (self.kind, self.option_type, self.strike, self.tenor, self.expiry, self.beta)

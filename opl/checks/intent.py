@@ -19,12 +19,10 @@ FLAT_DELTA = 0.05  # lots of the underlying, per lot of the position
 
 def _delta(leg: Leg, market: Market) -> tuple[float, bool]:
     """(delta of one long unit, whether it is exact)."""
-    exact = market.delta(leg)
+    exact = market.delta(leg)  # exact for linear legs; None for options the market cannot price
     if exact is not None:
         return exact, True
-    if leg.is_option:
-        return (0.5 if leg.option_type == "call" else -0.5), False
-    return (0.0 if leg.kind == "cash" else ((leg.beta or 1.0) if leg.kind == "leveraged_etf" else 1.0)), True
+    return (0.5 if leg.option_type == "call" else -0.5), False
 
 
 def _vega(leg: Leg, market: Market) -> float:

@@ -101,8 +101,8 @@ def _upward_slope(legs: tuple[Leg, ...]) -> float:
     for leg in legs:
         if leg.is_option:
             slope += leg.signed_qty if leg.option_type == "call" else 0.0
-        elif leg.kind != "cash":
-            slope += leg.signed_qty * ((leg.beta or 1.0) if leg.kind == "leveraged_etf" else 1.0)
+        else:
+            slope += leg.signed_qty * leg.linear_delta
     return slope
 
 
@@ -143,7 +143,7 @@ def worst_loss(legs: tuple[Leg, ...], market: Market) -> tuple[float, float] | N
             elif leg.kind == "cash":
                 value = 0.0
             else:
-                value = s0 + ((leg.beta or 1.0) if leg.kind == "leveraged_etf" else 1.0) * (s - s0)
+                value = s0 + leg.linear_delta * (s - s0)
             pnl += leg.signed_qty * (value - p)
         if pnl < worst - 1e-9 or (pnl <= worst + 1e-9 and abs(s - s0) < abs(at - s0)):
             worst, at = min(pnl, worst), s  # of equal losses, report the price nearest today's
