@@ -109,3 +109,20 @@ def test_checker_imports_nothing_numeric():
               "assert not bad, bad\n")
     path = CODES / "E301.opl"  # reads a rule pack, prices options: the heaviest check
     subprocess.run([sys.executable, "-c", script, str(path)], check=True)
+
+
+def test_capital_estimate_agrees_with_the_runtime_margin_formula():
+    # the checker's numpy-free estimate must equal the rule pack's margin plus nothing else (short legs)
+    from opl.estimates import Market
+    from opl.runtime import pricing
+    from opl.runtime.margin import short_option_margin
+    from opl.runtime.rules import pack_for
+
+    result = check_path(CODES / "E301.opl")
+    leg = result.legs[0]
+    market = Market.of(result.document)
+    premium = float(pricing.price(is_call=False, underlying=10000.0, strike=9800.0, t=30 / 365, vol=0.25, rate=0.0))
+    assert market.premium(leg) == pytest.approx(premium, rel=1e-10)
+    expected = float(short_option_margin(pack=pack_for("CZCE", "CJ605"), is_call=False, underlying=10000.0,
+                                         strike=9800.0, premium=premium, lots=3))
+    assert f"about {expected:,.0f} of capital" in result.report.diagnostics[0].message
