@@ -13,6 +13,7 @@ MAX_LINES = 5_000               # E008
 MAX_LINE_LENGTH = 4_000         # E008: minified or binary-like input
 MAX_DEPTH = 48                  # E009: syntax-tree depth (brackets, unary chains, templates)
 MAX_LEGS = 64                   # E010: legs after template expansion and merging
+MAX_CHAIN = 4 * MAX_LEGS        # E009: terms in one operator chain (`A + B + …`, `a and b and …`)
 MAX_IDENTIFIER = 64             # E011
 MAX_NUMBER = 1e12               # E012: absolute value of any literal
 MAX_QTY = 100_000               # E012: lots per leg

@@ -43,6 +43,49 @@ def _unwrap(value: ast.Value) -> ast.Value:
     return value
 
 
+def _sum_terms(value: ast.Value) -> list[tuple[int, ast.Value]] | None:
+    """The signed terms of a leg sum, with a written quantity bound to the term it precedes.
+
+    The parser reads juxtaposition (``3 short A``) more loosely than ``+``, so ``3 short A + long B``
+    arrives as the sequence [3, short A + long B] and ``A + 3 short B`` as [A + 3, short B]. The
+    language says a quantity belongs to the one term after it (grammar/README.md §3), so the
+    sequence is re-read as terms: a number that ends one item and the term that starts the next
+    form ``3 × term``. None when items sit side by side without a quantity between them.
+    """
+    items = value.items if isinstance(value, ast.Seq) else (value,)
+    terms: list[tuple[int, ast.Value]] = []
+    pending: tuple[int, ast.Value] | None = None  # a signed quantity waiting for its term
+    for index, item in enumerate(items):
+        chain = _flatten_sum(item)
+        if pending is not None:
+            sign, first = chain[0]
+            if sign < 0 or isinstance(_unwrap(first), ast.Unary):
+                return None  # `3 -A`: a quantity cannot take a signed term
+            chain[0] = (pending[0], ast.Binary("×", pending[1], first, pending[1].span.merge(first.span),
+                                               pending[1].span))
+            pending = None
+        elif terms:
+            return None
+        *body, last = chain
+        terms.extend(body)
+        if index < len(items) - 1 and signed_number(last[1]) is not None:
+            pending = last
+        else:
+            terms.append(last)
+    return terms
+
+
+def _flatten_sum(value: ast.Value) -> list[tuple[int, ast.Value]]:
+    """``A + B - C`` as [(+1, A), (+1, B), (-1, C)], walking the left spine without recursion."""
+    out: list[tuple[int, ast.Value]] = []
+    sign = 1
+    while isinstance(value, ast.Binary) and value.op in "+-":
+        out.append((-1 if value.op == "-" else 1, value.right))
+        value = value.left
+    out.append((sign, value))
+    return out[::-1]
+
+
 def signed_number(value: ast.Value) -> float | None:
     """A plain number, with an optional sign; None when it is anything else."""
     value = _unwrap(value)
@@ -267,22 +310,25 @@ class Lowerer:
             return None
         value_ = _unwrap(value)
         span = value.span
-        if isinstance(value_, ast.Binary) and value_.op in "+-":
-            left = self.legs(value_.left, depth + 1)
-            right = self.legs(value_.right, depth + 1)
-            if left is None or right is None:
+        if isinstance(value_, ast.Binary) and value_.op in "+-" or isinstance(value_, ast.Seq):
+            chain = _sum_terms(value_)
+            if chain is None:
+                self.error("E001", "expected one leg expression, found several values side by side", span,
+                           "missing `+` between legs?", "join legs with `+` or `-`")
                 return None
-            if value_.op == "-":
-                right = Scaled(1, -1, right, value_.right.span)
-            terms = (left.terms if isinstance(left, LegSum) else (left,)) + (right,)
-            return LegSum(terms, span)
+            if len(chain) > 1:
+                # A `+` chain is one level of nesting however long it is (E010 bounds its length).
+                terms = []
+                for sign, term in chain:
+                    leg = self.legs(term, depth + 1)
+                    if leg is None:
+                        return None
+                    terms.append(Scaled(1, -1, leg, term.span) if sign < 0 else leg)
+                return LegSum(tuple(terms), span)
+            value_ = chain[0][1]
         if isinstance(value_, ast.Binary) and value_.op == "×":
             qty = self.quantity(value_.left)
             inner = self.legs(value_.right, depth + 1)
-            return Scaled(qty, 1, inner, span) if qty is not None and inner is not None else None
-        if isinstance(value_, ast.Seq) and len(value_.items) == 2 and signed_number(value_.items[0]) is not None:
-            qty = self.quantity(value_.items[0])  # EBNF: Multiplier '×'? Atom
-            inner = self.legs(value_.items[1], depth + 1)
             return Scaled(qty, 1, inner, span) if qty is not None and inner is not None else None
         if isinstance(value_, ast.Polarity):
             inner = self.legs(value_.operand, depth + 1)
@@ -313,10 +359,6 @@ class Lowerer:
             if value_.id in self.doc.definitions or value_.id in self._pending_names:
                 return Ref(value_.id, span)
             return self.unknown_primitive(value_.id, span)
-        if isinstance(value_, ast.Seq):
-            self.error("E001", "expected one leg expression, found several values side by side", span,
-                       "missing `+` between legs?", "join legs with `+` or `-`")
-            return None
         self.mismatch(value_, "a leg such as `long Option(Call, 480, 30d)`")
         return None
 

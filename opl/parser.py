@@ -288,15 +288,25 @@ class _Builder(Transformer_NonRecursive):
 
 
 def _tree_depth(tree: Tree) -> int:
-    """Depth of a lark tree, iteratively (deep input must not exhaust the C stack)."""
+    """Nesting depth of a lark tree, iteratively (deep input must not exhaust the C stack).
+
+    An operator chain (``A + B + C``, ``a and b and c``) is one level however long it is: lark
+    builds it as a left spine, and a child with its parent's rule in first place continues
+    the chain rather than nesting. A chain longer than ``limits.MAX_CHAIN`` counts as too deep.
+    """
     deepest = 0
-    stack = [(tree, 1)]
+    stack = [(tree, 1, 1)]
     while stack:
-        node, depth = stack.pop()
+        node, depth, chain = stack.pop()
         deepest = max(deepest, depth)
-        if deepest > limits.MAX_DEPTH:
-            return deepest
-        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+        if deepest > limits.MAX_DEPTH or chain > limits.MAX_CHAIN:
+            return max(deepest, limits.MAX_DEPTH + 1)
+        for index, child in enumerate(node.children):
+            if isinstance(child, Tree):
+                if index == 0 and child.data == node.data and node.data in ("binop", "boolop"):
+                    stack.append((child, depth, chain + 1))
+                else:
+                    stack.append((child, depth + 1, 1))
     return deepest
 
 
@@ -452,7 +462,8 @@ def _parse_chunk(source: SourceFile, chunk: _Chunk, out: list[Diagnostic], depth
     except UnexpectedInput as error:
         return _recover_chunk(source, chunk, error, out, depth)
     if _tree_depth(tree) > limits.MAX_DEPTH:
-        out.append(Diagnostic("E009", f"expression nested deeper than {limits.MAX_DEPTH} levels",
+        out.append(Diagnostic("E009", f"expression nested deeper than {limits.MAX_DEPTH} levels or with more "
+                              f"than {limits.MAX_CHAIN} terms in one chain",
                               source.span(chunk.start, chunk.start + len(text.rstrip())), "too deep"))
         return []
     node = builder.transform(tree)

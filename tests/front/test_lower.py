@@ -83,6 +83,41 @@ def test_subtraction_and_polarity_nest():
     assert isinstance(inner, LegSum) and inner.terms[1].side == -1
 
 
+def _quantities(text: str) -> list[tuple[int, str, float]]:
+    """(signed quantity, type, strike) of each normalised leg."""
+    import opl
+
+    result = opl.check(HEADER + text)
+    assert not [d for d in result.report.diagnostics if d.severity == "error"], result.report.diagnostics
+    return sorted((leg.signed_qty, leg.option_type, leg.strike.value) for leg in result.legs)
+
+
+@pytest.mark.parametrize("text,expected", [
+    # A written quantity binds to the one term after it (grammar/README.md §3), whichever way it is written.
+    ("S = 3 short Option(Put, 100, 30d) + long Option(Call, 110, 30d)\n", [(-3, "put", 100), (1, "call", 110)]),
+    ("S = 3×short Option(Put, 100, 30d) + long Option(Call, 110, 30d)\n", [(-3, "put", 100), (1, "call", 110)]),
+    ("S = long Option(Call, 110, 30d) + 3 short Option(Put, 100, 30d)\n", [(-3, "put", 100), (1, "call", 110)]),
+    ("S = long Option(Call, 110, 30d) - 2 short Option(Put, 100, 30d)\n", [(1, "call", 110), (2, "put", 100)]),
+    ("S = 2 Option(Put, 90, 30d) + 3 short Option(Put, 100, 30d) + 4 long Option(Call, 110, 30d)\n",
+     [(-3, "put", 100), (2, "put", 90), (4, "call", 110)]),
+    ("S = 2 (Option(Put, 90, 30d) + short Option(Put, 100, 30d))\n", [(-2, "put", 100), (2, "put", 90)]),
+])
+def test_a_quantity_binds_to_the_next_term_only(text, expected):
+    assert _quantities(text) == sorted(expected)
+
+
+def test_values_side_by_side_without_a_quantity_are_e001():
+    assert [c for c, *_ in found("S = 3 short Option(Put, 100, 30d) Option(Call, 100, 30d)\n")] == ["E001"]
+    assert [c for c, *_ in found("S = long Stock long Stock\n")] == ["E001"]
+
+
+def test_a_long_flat_sum_is_not_deep_nesting():
+    legs = " +\n  ".join(f"long Option(Call, {100 + i}, 30d)" for i in range(64))
+    assert not [c for c, *_ in found(f"S = {legs}\n") if c.startswith("E")]
+    legs = " +\n  ".join(f"long Option(Call, {100 + i}, 30d)" for i in range(300))
+    assert "E009" in [c for c, *_ in found(f"S = {legs}\n")]
+
+
 def test_invalid_enum_values_suggest():
     _, diagnostics = lowered("direction_intent Bul\n")
     assert diagnostics[0].code == "E105" and diagnostics[0].help == "did you mean `Bull`?"
