@@ -21,14 +21,13 @@ with `FormatResult.error` set, rather than risking a change of meaning.
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from opl import ast
 from opl import vocabulary as vocab
 from opl.diagnostics import Diagnostic
-from opl.parser import parse
+from opl.parser import WHITESPACE, parse, scan_comments
 from opl.source import Span
 
 MAX_WIDTH = 100
@@ -45,8 +44,6 @@ _WORDS = {"and": "and", "or": "or"}
 _SYMBOLS = {"and": "&&", "or": "||"}
 _ANCHORS = frozenset({"ATM", "atm", "support", "resistance"})
 _VOLDIR = {"up": "↑IV", "down": "↓IV", "flat": "=IV"}
-_STRING = re.compile(r'"([^"\\\n]|\\.)*"')
-_WHITESPACE = " \t\f\r\ufeff"  # the grammar's WS terminal
 
 
 @dataclass
@@ -135,41 +132,6 @@ def _split_settings(statement: ast.Statement) -> list[ast.Statement]:
 
 
 # --------------------------------------------------------------------------- comments
-
-
-def scan_comments(text: str) -> list[ast.Comment]:
-    """Every comment of ``text`` with its line, its text without trailing whitespace.
-
-    The parser's own comment list does not know string escapes (``"a\\"b # c"``), so
-    the formatter scans with the grammar's STRING pattern instead.
-
-    Parameters
-    ----------
-    text
-        Source text.
-
-    Returns
-    -------
-    list of ast.Comment
-        In source order; ``trailing`` when code precedes the comment on its line.
-    """
-    found = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        code, i = False, 0
-        while i < len(line):
-            ch = line[i]
-            if ch == '"':
-                match = _STRING.match(line, i)
-                if match is None:
-                    break  # an unclosed string: a syntax error, and no comment follows
-                code, i = True, match.end()
-                continue
-            if ch == "#":
-                found.append(ast.Comment(line[i:].rstrip(), number, trailing=code))
-                break
-            code = code or ch not in _WHITESPACE
-            i += 1
-    return found
 
 
 @dataclass
@@ -359,7 +321,7 @@ class _Printer:
         if isinstance(node, ast.Name):
             return node.id
         if isinstance(node, ast.Factor):
-            return "x" + self.slice(node).lstrip("x×*" + _WHITESPACE)
+            return "x" + self.slice(node).lstrip("x×*" + WHITESPACE)
         if isinstance(node, ast.VolDir):
             return _VOLDIR[node.direction]
         if isinstance(node, ast.UnitPlaceholder):

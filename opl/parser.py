@@ -395,16 +395,30 @@ _MATCHING = {")": "(", "]": "[", "}": "{"}
 _CONTINUES_LINE = re.compile(r"(?:[-+×*/,=(\[{]|&&|\|\||\b(?:and|or|not|x)|[<>=!]=?)\s*$")
 
 
-def _strip_comment(line: str) -> str:
-    out = []
-    in_string = False
-    for ch in line:
+_STRING = re.compile(r'"([^"\\\n]|\\.)*"')  # the grammar's STRING terminal
+WHITESPACE = " \t\f\r\ufeff"  # the grammar's WS terminal
+
+
+def _comment_start(line: str) -> int | None:
+    """Where the comment of ``line`` starts, skipping strings with their escapes; None when none."""
+    i = 0
+    while i < len(line):
+        ch = line[i]
         if ch == '"':
-            in_string = not in_string
-        if ch == "#" and not in_string:
-            break
-        out.append(ch)
-    return "".join(out).rstrip()
+            match = _STRING.match(line, i)
+            if match is None:
+                return None  # an unclosed string: a syntax error, and no comment follows
+            i = match.end()
+            continue
+        if ch == "#":
+            return i
+        i += 1
+    return None
+
+
+def _strip_comment(line: str) -> str:
+    start = _comment_start(line)
+    return (line if start is None else line[:start]).rstrip()
 
 
 def _split_statements(text: str, start: int, end: int, first_line: int) -> list[_Chunk]:
@@ -525,18 +539,18 @@ def parse_source(source: SourceFile) -> ParseResult:
             statements.extend(_parse_chunk(source, chunk, diagnostics))
         if not any(d.severity == "error" for d in diagnostics):
             diagnostics.append(first)
-        module = ast.Module(tuple(statements), tuple(_comments(text)))
+        module = ast.Module(tuple(statements), tuple(scan_comments(text)))
         return ParseResult(module, diagnostics, source)
     if _tree_depth(tree) > limits.MAX_DEPTH:
         # Find the offending statements one by one so the rest is still usable.
         statements = []
         for chunk in _split_statements(text, 0, len(text), 1):
             statements.extend(_parse_chunk(source, chunk, diagnostics))
-        return ParseResult(ast.Module(tuple(statements), tuple(_comments(text))), diagnostics, source)
+        return ParseResult(ast.Module(tuple(statements), tuple(scan_comments(text))), diagnostics, source)
     builder = _Builder()
     statements = builder.transform(tree)
     diagnostics.extend(builder.diagnostics)
-    module = ast.Module(tuple(statements), tuple(_comments(text)))
+    module = ast.Module(tuple(statements), tuple(scan_comments(text)))
     return ParseResult(module, diagnostics, source)
 
 
@@ -573,12 +587,23 @@ def decode(data: bytes, path: str) -> tuple[SourceFile | None, list[Diagnostic]]
 _COMMENT = re.compile(r"#[^\n]*")
 
 
-def _comments(text: str) -> list[ast.Comment]:
-    """Comments with their line, for the formatter; strings are skipped."""
-    found: list[ast.Comment] = []
+def scan_comments(text: str) -> list[ast.Comment]:
+    """Every comment of ``text`` with its line, its text without trailing whitespace.
+
+    Parameters
+    ----------
+    text
+        Source text.
+
+    Returns
+    -------
+    list of ast.Comment
+        In source order; ``trailing`` when code precedes the comment on its line.
+    """
+    found = []
     for number, line in enumerate(text.split("\n"), start=1):
-        code = _strip_comment(line)
-        rest = line[len(code):].lstrip() if len(code) < len(line.rstrip()) else ""
-        if rest.startswith("#"):
-            found.append(ast.Comment(rest.rstrip("\r"), number, trailing=bool(code.strip())))
+        start = _comment_start(line)
+        if start is not None:
+            found.append(ast.Comment(line[start:].rstrip(), number,
+                                     trailing=bool(line[:start].strip(WHITESPACE))))
     return found

@@ -167,6 +167,7 @@ def test_a_hash_inside_a_string_is_not_a_comment():
     result = format_text(text)
     assert result.text == 'opl-lang 1.0\nsymbol "a\\"b # not a comment"  # a comment\n'
     assert [c.text for c in scan_comments(text)] == ["# a comment"]
+    assert [c.text for c in parse(text).module.comments] == ["# a comment"]  # the parser's own list too
 
 
 # --------------------------------------------------------------------------- files that do not parse
