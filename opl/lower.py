@@ -443,7 +443,7 @@ class Lowerer:
         if isinstance(value, ast.Not):
             return self.condition(value.operand, variables=variables)
         if isinstance(value, ast.Call):
-            return self.signature(value, vocab.TRIGGERS, "trigger")
+            return self.signature(value, vocab.TRIGGERS, "trigger") and self.trigger_values(value)
         if isinstance(value, ast.Compare):
             if value.left is None:
                 self.error("E001", "comparison without a left-hand side", value.span, "what is compared?",
@@ -470,6 +470,19 @@ class Lowerer:
             return False
         self.mismatch(value, "a condition such as `pnl_percent(<-25%)` or `days_left < 2d`")
         return False
+
+    def trigger_values(self, call: ast.Call) -> bool:
+        """Argument values of the triggers that take more than a comparison (``delta_band``)."""
+        if call.func != "delta_band":
+            return True
+        from opl.deltaband import DeltaBandError, parse_delta_band
+
+        try:
+            parse_delta_band(call)
+        except DeltaBandError as error:
+            self.error("E105", str(error), error.span, "invalid value", error.help)
+            return False
+        return True
 
     def signature(self, call: ast.Call, table: dict[str, vocab.Signature], what: str) -> bool:
         entry = table.get(call.func)

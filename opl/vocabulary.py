@@ -67,8 +67,9 @@ TRIGGERS: dict[str, Signature] = {
     "additional_margin": Signature((("unit", "unit"),), 0, "extra margin called, in percent of initial"),
     "margin_utilisation": Signature(_CMP, 0, "margin used / capital, in percent"),
     "drawdown": Signature(_CMP, 1, "drawdown of the account from its peak, in percent"),
-    "delta_band": Signature((("k", "number"), ("window", "tenor")), 0,
-                            "position delta beyond k standard deviations of its in-sample distribution"),
+    "delta_band": Signature((("k", "any"), ("window", "tenor"), ("objective", "name"), ("step", "tenor")), 0,
+                            "position delta beyond k standard deviations of its in-sample distribution "
+                            "(k a number or `auto`, fitted walk-forward; §7.3)"),
     "price_outside": Signature((("low", "number"), ("high", "number")), 2, "price leaves [low, high]"),
     "support_broken": Signature((("by", "any"),), 0, "price below the support level"),
     "resistance_broken": Signature((("by", "any"),), 0, "price above the resistance level"),

@@ -28,8 +28,15 @@ Supported triggers and what they read (each is documented in grammar/README.md �
 
 Bare comparisons may read the variables ``days_left``, ``pnl`` (month P&L, % of capital),
 ``delta`` (net delta in lots) and ``iv`` (ATM implied volatility, percent). Anything else
-— ``structure_destabilised``, ``delta_band``, the leg-level variables — raises
-`UnsupportedCondition` with the node's span, never a silent False.
+— ``structure_destabilised``, the leg-level variables — raises `UnsupportedCondition`
+with the node's span, never a silent False.
+
+``delta_band(...)`` (grammar/README.md §7.3) needs an in-sample history of the position's
+delta, so it compiles only with ``history=True`` (`opl backtest`): it is true where
+``|unit_delta − band_centre| > band_width``, the state's strategy delta per unit of size
+against the band the walk-forward fitted for this step (never where no band is fitted
+yet, ``band_width`` NaN). The simulator compiles without history and gets a located
+`UnsupportedCondition` saying so.
 """
 
 from __future__ import annotations
@@ -82,6 +89,9 @@ class TriggerState:
     requirement: Callable[[], np.ndarray]  # margin now; computed only when a trigger asks
     capital: float
     open_margin: np.ndarray
+    unit_delta: np.ndarray | None = None  # options + the strategy's futures, per unit of size (no hedge)
+    band_centre: np.ndarray | float | None = None
+    band_width: np.ndarray | float | None = None
     _margin: np.ndarray | None = None
 
     def _required(self) -> np.ndarray:
@@ -150,10 +160,23 @@ def _by(value: ast.Value | None, level: Callable[[TriggerState], np.ndarray]):
     return lambda s: amount
 
 
-def _call(call: ast.Call) -> Compiled:
+def _delta_band(s: TriggerState) -> np.ndarray:
+    if s.unit_delta is None or s.band_width is None:
+        raise ValueError("delta_band needs the replay's unit delta and a fitted band (opl backtest)")
+    with np.errstate(invalid="ignore"):
+        return np.abs(s.unit_delta - s.band_centre) > s.band_width
+
+
+def _call(call: ast.Call, history: bool = False) -> Compiled:
     name = call.func
     args = call.positional
     kwargs = call.keywords
+    if name == "delta_band":
+        if not history:
+            raise UnsupportedCondition("`delta_band` is not supported by the simulator yet: it needs an in-sample "
+                                       "history of the position's delta, which simulated paths do not have; run "
+                                       "it with `opl backtest FILE --data DIR`", call.span)
+        return _delta_band
     if name not in SUPPORTED_TRIGGERS:
         raise UnsupportedCondition(f"`{name}` is not supported by the simulator yet "
                                    f"(supported: {', '.join(SUPPORTED_TRIGGERS)})", call.span)
@@ -200,8 +223,11 @@ def _operand(value: ast.Value) -> Callable[[TriggerState], np.ndarray]:
     return lambda s: np.asarray(number)
 
 
-def compile_condition(value: ast.Value) -> Compiled:
+def compile_condition(value: ast.Value, *, history: bool = False) -> Compiled:
     """Compile a condition (``exit_triggers`` item, ``adjust_when``, ...) into a vectorised test.
+
+    ``history`` says the replay runs over a history with a fitted delta band (`opl backtest`),
+    which ``delta_band`` needs.
 
     Raises
     ------
@@ -210,17 +236,18 @@ def compile_condition(value: ast.Value) -> Compiled:
     """
     value = _strip(value)
     if isinstance(value, ast.BoolOp):
-        left, right = compile_condition(value.left), compile_condition(value.right)
+        left, right = compile_condition(value.left, history=history), compile_condition(value.right,
+                                                                                          history=history)
         if value.op == "and":
             return lambda s: np.logical_and(left(s), right(s))
         return lambda s: np.logical_or(left(s), right(s))
     if isinstance(value, ast.Not):
-        inner = compile_condition(value.operand)
+        inner = compile_condition(value.operand, history=history)
         return lambda s: np.logical_not(inner(s))
     if isinstance(value, ast.Call):
-        return _call(value)
+        return _call(value, history)
     if isinstance(value, ast.Name):
-        return _call(ast.Call(value.id, (), value.span, value.span))
+        return _call(ast.Call(value.id, (), value.span, value.span), history)
     if isinstance(value, ast.Compare) and value.left is not None:
         left, right, op = _operand(value.left), _operand(value.right), _OPS[value.op]
         return lambda s: op(left(s), right(s))
