@@ -1,0 +1,275 @@
+"""The evaluator: simulate a candidate on the run's fixed seeds and score it against the run's target.
+
+Every candidate of a run is simulated with the same ``paths`` and ``seed`` (common random numbers: the
+differences between candidates are the candidates', not the draws'), whatever its own experiment block
+says. One evaluation is three passes of `opl.simulate.simulate_file`:
+
+1. **sweep** — the candidate's ``sizes`` (else ``[1, 2, 5, 10, 20]``) on one set of paths, without its
+   scenarios; the *evaluated size* is the size with the smallest target distance (`opl.loop.objective`) —
+   when the target holds at several sizes, the lowest size of the longest unbroken run of them, the
+   simulator's ``recommended_size`` rule;
+2. **scenarios** — the stress and sensitivity scenarios at the evaluated size;
+3. **counterfactuals** (tail attribution for the critic) — the base case at the evaluated size without
+   the model's jumps (``no_jumps``) and with GARCH/GJR volatility replaced by constant volatility
+   (``no_clustering``), each only when the model has that component.
+
+**Objective** = distance of the base case at the evaluated size + the largest distance among the
+sensitivity scenarios (0 without sensitivities). ``target_met`` is ``objective == 0``: the target holds
+and still holds under every sensitivity. Stress scenarios are reported, not part of the objective.
+
+**Hold-out.** `Evaluator.holdout` re-measures the final candidate on fresh seeds (``holdout_seed``,
+documented default ``seed + 1_000_003``) with more paths (``holdout_paths``) and a finer size grid, so
+the verdict the loop reports is not measured on the paths it searched on.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from opl.loop.candidate import Candidate, CandidateError
+from opl.loop.objective import Target
+
+__all__ = ["EvalSettings", "Evaluation", "Evaluator", "DEFAULT_SIZES", "HOLDOUT_SEED_OFFSET"]
+
+DEFAULT_SIZES = (1.0, 2.0, 5.0, 10.0, 20.0)
+HOLDOUT_SEED_OFFSET = 1_000_003
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalSettings:
+    """How candidates are simulated; fixed for a run and recorded in every ``config.json``."""
+
+    paths: int = 2_000
+    seed: int = 7
+    holdout_paths: int = 10_000
+    holdout_seed: int | None = None  # default: seed + HOLDOUT_SEED_OFFSET
+    counterfactuals: bool = True
+    overrides: tuple[str, ...] = ()  # extra ``--set key=value`` for every simulation of the run
+
+    @property
+    def effective_holdout_seed(self) -> int:
+        return self.seed + HOLDOUT_SEED_OFFSET if self.holdout_seed is None else self.holdout_seed
+
+    def to_dict(self) -> dict:
+        return {"paths": self.paths, "seed": self.seed, "holdout_paths": self.holdout_paths,
+                "holdout_seed": self.effective_holdout_seed, "counterfactuals": self.counterfactuals,
+                "overrides": list(self.overrides)}
+
+
+@dataclass(kw_only=True)
+class Evaluation:
+    """The evaluation of one candidate (module docstring); ``ok`` False carries ``error`` instead."""
+
+    ok: bool
+    objective: float = math.inf
+    target_met: bool = False
+    error: str | None = None
+    size: float | None = None
+    sweep: list[dict[str, Any]] = field(default_factory=list)
+    recommended_size: dict[str, float] | None = None
+    base: dict[str, Any] = field(default_factory=dict)
+    scenarios: list[dict[str, Any]] = field(default_factory=list)
+    counterfactuals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    strategy: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    simulation: Any = field(default=None, repr=False)  # the scenario pass's SimulationResult (hold-out plots)
+
+    @property
+    def values(self) -> dict[str, float]:
+        """Target metrics of the base case at the evaluated size (percent)."""
+        return self.base.get("target_metrics", {})
+
+    def to_dict(self) -> dict[str, Any]:
+        from opl.runtime.metrics import _clean
+
+        return _clean({"ok": self.ok, "error": self.error,
+                       "objective": self.objective if math.isfinite(self.objective) else None,
+                       "target_met": self.target_met, "size": self.size, "recommended_size": self.recommended_size,
+                       "sweep": self.sweep, "base": self.base, "scenarios": self.scenarios,
+                       "counterfactuals": self.counterfactuals, "run": self.run, "model": self.model,
+                       "strategy": self.strategy, "notes": self.notes, "seconds": round(self.seconds, 3)})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Evaluation":
+        objective = data.get("objective")
+        return cls(ok=data["ok"], objective=math.inf if objective is None else objective,
+                   target_met=data.get("target_met", False), error=data.get("error"), size=data.get("size"),
+                   sweep=data.get("sweep", []), recommended_size=data.get("recommended_size"),
+                   base=data.get("base", {}), scenarios=data.get("scenarios", []),
+                   counterfactuals=data.get("counterfactuals", {}), run=data.get("run", {}),
+                   model=data.get("model", {}), strategy=data.get("strategy", {}), notes=data.get("notes", []),
+                   seconds=data.get("seconds", 0.0))
+
+    def summary(self, target: Target | None = None) -> str:
+        """One line: objective, size and the target metrics (with their clauses when ``target`` is given)."""
+        if not self.ok:
+            first = (self.error or "").strip().splitlines()
+            return f"not evaluated: {first[0] if first else 'error'}"
+        v = self.values
+        parts = [f"{k.replace('_', ' ')} {v[k]:.2f}%" for k in
+                 (c.metric for c in target.clauses) if k in v] if target else \
+            [f"median {v.get('median_monthly_return', float('nan')):+.2f}%",
+             f"loss {v.get('loss_probability', float('nan')):.1f}%",
+             f"dd p95 {v.get('max_drawdown_p95', float('nan')):.2f}%"]
+        verdict = "target met" if self.target_met else f"objective {self.objective:.3f}"
+        return f"{verdict} at size {self.size:g}: " + ", ".join(parts)
+
+
+class Evaluator:
+    """Evaluate candidate texts for one run (fixed target and settings)."""
+
+    def __init__(self, target: Target, settings: EvalSettings):
+        self.target = target
+        self.settings = settings
+
+    def evaluate(self, text: str, *, display: str = "candidate.opl",
+                 progress: Callable[[str], None] | None = None) -> Evaluation:
+        """Evaluate ``text`` on the run's seed and paths; never raises for a bad candidate."""
+        return self._evaluate(text, display=display, paths=self.settings.paths, seed=self.settings.seed,
+                              sizes=None, progress=progress)
+
+    def holdout(self, text: str, *, display: str = "candidate.opl", sizes: tuple[float, ...] | None = None,
+                progress: Callable[[str], None] | None = None) -> Evaluation:
+        """Re-measure ``text`` on the hold-out seed with ``holdout_paths``, sweeping ``sizes`` when given."""
+        return self._evaluate(text, display=display, paths=self.settings.holdout_paths,
+                              seed=self.settings.effective_holdout_seed, sizes=sizes, progress=progress)
+
+    # ------------------------------------------------------------------ passes
+
+    def _evaluate(self, text, *, display, paths, seed, sizes, progress) -> Evaluation:
+        from opl.simulate import SettingsError, SimulationInputError
+
+        started = time.perf_counter()
+        note = progress or (lambda stage: None)
+        try:
+            candidate = Candidate(text)
+        except CandidateError as error:
+            return Evaluation(ok=False, error=error.rendered or str(error), seconds=time.perf_counter() - started)
+        with tempfile.TemporaryDirectory(prefix="opl-loop-") as tmp:
+            try:
+                evaluation = self._passes(candidate, Path(tmp), paths=paths, seed=seed, sizes=sizes, note=note)
+            except SimulationInputError as error:
+                from opl.diagnostics import FileReport
+                from opl.render import render
+                from opl.source import SourceFile
+
+                rendered = render([FileReport(SourceFile(display, error.report.source.text), error.diagnostics)],
+                                  "full")
+                evaluation = Evaluation(ok=False, error=rendered)
+            except SettingsError as error:
+                where = f"setting `{error.key}`: " if error.key else ""
+                evaluation = Evaluation(ok=False, error=f"{display}: {where}{error}")
+        evaluation.seconds = time.perf_counter() - started
+        return evaluation
+
+    def _simulate(self, candidate: Candidate, folder: Path, name: str, *, paths, seed, extra=()):
+        from opl.simulate import simulate_file
+
+        path = folder / f"{name}.opl"
+        path.write_text(candidate.text, encoding="utf-8")
+        return simulate_file(path, paths=paths, seed=seed, overrides=list(self.settings.overrides) + list(extra))
+
+    def _passes(self, candidate: Candidate, folder: Path, *, paths, seed, sizes, note) -> Evaluation:
+        bare = candidate.without("stress", "experiment").without("sensitivity", "experiment")
+        own = _sizes(candidate)
+        grid = tuple(sorted(set(sizes or own)))
+        note("sweep")
+        sweep_run = self._simulate(bare, folder, "sweep", paths=paths, seed=seed,
+                                   extra=[f"experiment.sizes=[{','.join(f'{s:g}' for s in grid)}]",
+                                          f"size={grid[0]:g}"])
+        rows = []
+        for size, metrics, _ in sweep_run.sizes:
+            values = metrics.target_values()
+            rows.append({"size": size, "distance": self.target.distance(values), "holds": self.target.holds(values),
+                         "values": values, "metrics": metrics})
+        size, recommended = _pick_size(rows)
+        best = next(r for r in rows if r["size"] == size)
+        base = best["metrics"].to_dict()
+        scenarios, simulation = [], None
+        if candidate.statement("stress", "experiment") or candidate.statement("sensitivity", "experiment") \
+                or sizes is not None:
+            note("scenarios")
+            simulation = self._simulate(candidate, folder, "scenarios", paths=paths, seed=seed,
+                                        extra=[f"experiment.sizes=[{size:g}]", f"size={size:g}"])
+            for s in simulation.scenarios:
+                values = s.metrics.target_values()
+                scenarios.append({"name": s.name, "kind": s.kind, "scenario": s.text, "size": s.size,
+                                  "holds": self.target.holds(values), "distance": self.target.distance(values),
+                                  "values": values, "attribution": s.metrics.attribution["percent_of_capital"]})
+        counterfactuals = {}
+        if self.settings.counterfactuals:
+            for name, model in _counterfactual_models(candidate).items():
+                note(name)
+                run = self._simulate(bare.with_field("model", model, block="experiment"), folder, name,
+                                     paths=paths, seed=seed,
+                                     extra=[f"experiment.sizes=[{size:g}]", f"size={size:g}"])
+                counterfactuals[name] = {"model": model, "values": run.base.target_values()}
+        sensitivity = [s["distance"] for s in scenarios if s["kind"] == "sensitivity"]
+        objective = best["distance"] + (max(sensitivity) if sensitivity else 0.0)
+        return Evaluation(
+            ok=True, objective=objective, target_met=objective == 0.0, size=size,
+            sweep=[{k: v for k, v in r.items() if k != "metrics"} for r in rows], recommended_size=recommended,
+            base=base, scenarios=scenarios, counterfactuals=counterfactuals,
+            run={**sweep_run.run, "size": size, "sizes": list(grid)}, model=sweep_run.model,
+            strategy=sweep_run.strategy, notes=list(sweep_run.notes), simulation=simulation)
+
+
+def _sizes(candidate: Candidate) -> tuple[float, ...]:
+    import opl
+
+    checked = opl.check(candidate.text)
+    exp = checked.document.experiment if checked.document is not None else None
+    return tuple(exp.sizes) if exp is not None and exp.sizes else DEFAULT_SIZES
+
+
+def _pick_size(rows: list[dict]) -> tuple[float, dict | None]:
+    """The evaluated size and the recommended range (module docstring)."""
+    runs, current = [], []
+    for row in rows:
+        if row["holds"]:
+            current.append(row["size"])
+        elif current:
+            runs.append(current)
+            current = []
+    if current:
+        runs.append(current)
+    if runs:
+        best = max(runs, key=len)
+        return best[0], {"low": best[0], "high": best[-1]}
+    return min(rows, key=lambda r: (r["distance"], r["size"]))["size"], None
+
+
+def _counterfactual_models(candidate: Candidate) -> dict[str, str]:
+    """Model lines without jumps and without volatility clustering (component texts kept as written)."""
+    model = candidate.statement("model", "experiment")
+    if model is None or model.value is None:
+        return {}
+    terms = _plus_terms(model.value)
+    texts = [candidate.source(t) for t in terms]
+    names = [t.id if hasattr(t, "id") else getattr(t, "func", "") for t in terms]
+    out = {}
+    if "jump" in names:
+        kept = [t for t, n in zip(texts, names) if n != "jump"]
+        out["no_jumps"] = " + ".join(kept) if kept else "gbm"
+    if "garch" in names or "gjr" in names:
+        kept = [t for t, n in zip(texts, names) if n not in ("garch", "gjr", "gbm")]
+        out["no_clustering"] = " + ".join(["gbm"] + kept)
+    return out
+
+
+def _plus_terms(value):
+    from opl import ast
+
+    while isinstance(value, ast.Paren):
+        value = value.value
+    if isinstance(value, ast.Binary) and value.op == "+":
+        return _plus_terms(value.left) + _plus_terms(value.right)
+    return [value]

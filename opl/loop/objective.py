@@ -1,0 +1,147 @@
+"""The loop's target and its objective: one scalar, the distance to the target, that the loop drives to 0.
+
+The target is a conjunction of clauses ``metric op threshold`` over the simulator's target metrics
+(percent units, grammar/README.md §10.2), e.g. the seed's
+``median_monthly_return >= 1% and loss_probability <= 25% and max_drawdown_p95 <= 10%``.
+
+**Shortfall of a clause** — how far a metric value is from satisfying it, relative to the threshold::
+
+    >=, >   max(0, threshold - value) / scale
+    <=, <   max(0, value - threshold) / scale
+    ==      |value - threshold| / scale
+    !=      1 when value == threshold, else 0
+    scale = max(|threshold|, 1)   (percent units: a shortfall of 0.5 on ``>= 1%`` is half a percent point)
+
+A strict ``>``/``<`` clause met with equality counts a shortfall of 1e-9 so that "met" and "shortfall 0"
+agree. **Distance** of a set of metric values: the sum of the clause shortfalls (0 exactly when every
+clause holds). The objective of a candidate (`opl.loop.evaluate`) adds the base case's distance at its
+evaluated size and the largest distance among the sensitivity scenarios at that size, so it is 0 only when
+the target holds and still holds under every sensitivity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from opl import ast
+
+__all__ = ["Clause", "Target", "TargetError", "DEFAULT_TARGET", "parse_target"]
+
+DEFAULT_TARGET = "median_monthly_return >= 1% and loss_probability <= 25% and max_drawdown_p95 <= 10%"
+
+Op = Literal["<", ">", "<=", ">=", "==", "!="]
+_FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "==": "==", "!=": "!="}
+
+
+class TargetError(ValueError):
+    """The target is not a conjunction of ``metric op number`` clauses over known metrics."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Clause:
+    """``metric op threshold`` (percent units)."""
+
+    metric: str
+    op: Op
+    threshold: float
+    text: str
+
+    @property
+    def scale(self) -> float:
+        return max(abs(self.threshold), 1.0)
+
+    def shortfall(self, value: float | None) -> float:
+        """Distance of ``value`` from meeting the clause (module docstring); a missing value counts 1."""
+        if value is None or value != value:
+            return 1.0
+        t, op = self.threshold, self.op
+        if op in (">=", ">"):
+            gap = max(0.0, t - value) / self.scale
+            return 1e-9 if op == ">" and gap == 0 and value == t else gap
+        if op in ("<=", "<"):
+            gap = max(0.0, value - t) / self.scale
+            return 1e-9 if op == "<" and gap == 0 and value == t else gap
+        if op == "==":
+            return abs(value - t) / self.scale
+        return 1.0 if value == t else 0.0
+
+    def holds(self, value: float | None) -> bool:
+        return self.shortfall(value) == 0.0
+
+    def to_dict(self) -> dict:
+        return {"metric": self.metric, "op": self.op, "threshold": self.threshold, "text": self.text}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """The loop's target: its text and clauses."""
+
+    text: str
+    clauses: tuple[Clause, ...]
+    source: Literal["file", "default"] = "file"
+
+    def distance(self, values: dict[str, float]) -> float:
+        """Sum of the clause shortfalls for metric ``values`` (RunMetrics.target_values())."""
+        return float(sum(c.shortfall(values.get(c.metric)) for c in self.clauses))
+
+    def holds(self, values: dict[str, float]) -> bool:
+        return all(c.holds(values.get(c.metric)) for c in self.clauses)
+
+    def failures(self, values: dict[str, float]) -> list[dict]:
+        """Each failing clause with its value, its shortfall in metric units and relative to the threshold."""
+        out = []
+        for c in self.clauses:
+            v = values.get(c.metric)
+            if c.holds(v):
+                continue
+            out.append({"metric": c.metric, "op": c.op, "threshold": c.threshold, "value": v,
+                        "shortfall": None if v is None else abs(v - c.threshold),
+                        "relative": c.shortfall(v), "clause": c.text})
+        return out
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "source": self.source, "clauses": [c.to_dict() for c in self.clauses]}
+
+
+def _unwrap(value):
+    while isinstance(value, ast.Paren):
+        value = value.value
+    return value
+
+
+def _clauses(value, text: str) -> list[Clause]:
+    from opl.conditions import quantity
+    from opl.vocabulary import TARGET_METRICS
+
+    value = _unwrap(value)
+    if isinstance(value, ast.BoolOp) and value.op == "and":
+        return _clauses(value.left, text) + _clauses(value.right, text)
+    if isinstance(value, ast.Compare) and value.left is not None:
+        left, right, op = _unwrap(value.left), _unwrap(value.right), value.op
+        if isinstance(right, ast.Name) and not isinstance(left, ast.Name):
+            left, right, op = right, left, _FLIP[op]
+        number = quantity(right)
+        if isinstance(left, ast.Name) and left.id in TARGET_METRICS and number is not None:
+            return [Clause(metric=left.id, op=op, threshold=number, text=text[value.span.start:value.span.end])]
+    raise TargetError(f"`{text[value.span.start:value.span.end]}`: the loop needs the target as clauses "
+                      "`metric op number` joined by `and` (grammar/README.md §10.2)")
+
+
+def parse_target(document, text: str) -> Target:
+    """The target of a checked document (its ``experiment.target``), else the seed's default target.
+
+    Raises
+    ------
+    TargetError
+        The target uses ``or``, ``not`` or a form that is not ``metric op number``.
+    """
+    import opl
+
+    target = document.experiment.target if document is not None and document.experiment is not None else None
+    if target is None:
+        default = opl.check(f"opl-lang 1.0\nexperiment {{\n  target {DEFAULT_TARGET}\n}}\n")
+        source = default.report.source.text
+        value = default.document.experiment.target
+        return Target(text=DEFAULT_TARGET, clauses=tuple(_clauses(value, source)), source="default")
+    return Target(text=text[target.span.start:target.span.end], clauses=tuple(_clauses(target, text)))
