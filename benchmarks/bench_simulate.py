@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from opl.runtime.american import _baw
+from opl.runtime.american import baw_value_delta_gamma
 from opl.runtime.margin import futures_margin, short_option_margin
 from opl.runtime.processes import PathGenerator
 from opl.runtime.replay import Variant, replay
@@ -93,8 +93,9 @@ def _per_path(strategy, run, size: float, sample: int) -> tuple[np.ndarray, floa
                 intrinsic = max(phi * (f[j] - k), 0.0)
                 return intrinsic, (phi if intrinsic > 0 else 0.0)
             iv = float(smile.iv(vol=vol[j], forward=f[j], strike=k))
-            value, delta, _ = _baw(*(np.array([x]) for x in (leg.is_call, f[j], k, t, iv, strategy.rate, 0.0)))
-            return float(value[0]), float(delta[0])
+            value, delta, _ = baw_value_delta_gamma(is_call=leg.is_call, underlying=f[j], strike=k, t=t, vol=iv,
+                                                    rate=strategy.rate)
+            return value, delta
 
         pnl = 0.0
         for e in legs:

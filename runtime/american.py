@@ -51,8 +51,8 @@ from scipy.special import ndtr
 from opl.runtime._typing import ArrayLike, BoolLike, FloatOrArray
 from opl.runtime.pricing import Greeks, _d1_sd, _inputs, _npdf, _price, _ret
 
-__all__ = ["baw_price", "binomial_price", "american_greeks", "deterministic_price", "BAW_TOLERANCE",
-           "BAW_MAX_ITER"]
+__all__ = ["baw_price", "baw_value_delta_gamma", "critical_price", "binomial_price", "american_greeks",
+           "deterministic_price", "BAW_TOLERANCE", "BAW_MAX_ITER"]
 
 #: Newton stops when |value-matching residual| / K falls below this (QuantLib uses 1e-6).
 BAW_TOLERANCE = 1e-12
@@ -187,6 +187,42 @@ def baw_price(*, is_call: BoolLike, underlying: ArrayLike, strike: ArrayLike, t:
     """
     call, s, k, tt, v, r, b = _inputs(is_call, underlying, strike, t, vol, rate, carry)
     return _ret(_baw(call, s, k, tt, v, r, b)[0])
+
+
+def baw_value_delta_gamma(*, is_call: BoolLike, underlying: ArrayLike, strike: ArrayLike, t: ArrayLike,
+                          vol: ArrayLike, rate: ArrayLike,
+                          carry: ArrayLike = 0.0) -> tuple[FloatOrArray, FloatOrArray, FloatOrArray]:
+    """BAW value with its analytic delta and gamma (arguments as :func:`baw_price`).
+
+    The critical price does not depend on the underlying, so delta and gamma are
+    exact derivatives of the BAW formula (what :func:`american_greeks` returns for
+    them, without its bumped vega, rho and theta).
+    """
+    call, s, k, tt, v, r, b = _inputs(is_call, underlying, strike, t, vol, rate, carry)
+    return tuple(_ret(x) for x in _baw(call, s, k, tt, v, r, b))
+
+
+def critical_price(*, is_call: BoolLike, strike: ArrayLike, t: ArrayLike, vol: ArrayLike, rate: ArrayLike,
+                   carry: ArrayLike = 0.0) -> tuple[FloatOrArray, np.ndarray]:
+    """BAW's critical price S*: the holder exercises a call at S >= S*, a put at S <= S*.
+
+    Only meaningful where early exercise can pay (a call with b < max(r, 0), a put
+    with r > 0 or b > 0) and T, σ > 0; elsewhere use the European value. S* is
+    homogeneous in K, so ``strike=1`` gives the boundary as a ratio S*/K.
+
+    Returns
+    -------
+    (S*, converged)
+        The critical price(s) and whether Newton's method met :data:`BAW_TOLERANCE`
+        for each element (a non-converged element keeps its last iterate).
+    """
+    call, _, k, tt, v, r, b = _inputs(is_call, 1.0, strike, t, vol, rate, carry)
+    if np.any(tt <= 0) or np.any(v <= 0):
+        raise ValueError("the critical price needs t > 0 and vol > 0")
+    phi = np.where(call, 1.0, -1.0)
+    shape = np.shape(k)
+    si, _, _, done = _critical_price(*(np.ravel(x).astype(float) for x in (phi, k, tt, v, r, b)))
+    return _ret(si.reshape(shape) + 0.0), done.reshape(shape)
 
 
 def deterministic_price(*, is_call: BoolLike, underlying: ArrayLike, strike: ArrayLike, t: ArrayLike,

@@ -18,7 +18,7 @@ given time to expiry T the early-exercise premium EEP = BAW − Black is K·e(x,
 x = ln(F/K). The replay's steps share a handful of T values, so `AmericanMarker` tabulates
 e on a grid of x ∈ [−1, 1] (401 nodes) and ln σ ∈ [ln 2%, ln 300%] (41 nodes) once per
 (T, rate, carry) — exact BAW (`opl.runtime.american.baw_price`) at every node — and marks
-each option as the exact Black value and delta (`opl.runtime.pricing.greeks`) plus the
+each option as the exact Black value and delta (`opl.runtime.pricing.value_delta_gamma`) plus the
 bilinearly interpolated premium and its x-derivative. The holder's exercise boundary is
 BAW's critical price S*(T, σ)/K, tabulated in σ from the same solver; an option beyond it
 is worth its intrinsic value and is exercised (`opl.runtime.exercise`). Against direct
@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from opl.runtime import pricing
-from opl.runtime.american import _baw, _critical_price, baw_price
+from opl.runtime.american import baw_price, baw_value_delta_gamma, critical_price
 
 __all__ = ["SmileRule", "Marks", "AmericanMarker"]
 
@@ -63,11 +63,12 @@ class SmileRule:
 
 
 class Marks(NamedTuple):
-    """Value and delta of one long option per unit, and whether the holder exercises now."""
+    """Value, delta (and gamma when asked) of one long option per unit, and whether the holder exercises now."""
 
     value: np.ndarray
     delta: np.ndarray
     exercise: np.ndarray
+    gamma: np.ndarray | None = None
 
 
 @lru_cache(maxsize=512)
@@ -84,9 +85,7 @@ def _tables(is_call: bool, t: float, rate: float, carry: float):
     if never:
         boundary = np.full(v.shape, np.inf if is_call else 0.0)
     else:
-        ones = np.ones_like(v)
-        boundary = _critical_price(np.full(v.shape, phi), ones, np.full(v.shape, t), v, np.full(v.shape, rate),
-                                   np.full(v.shape, carry))[0]
+        boundary = np.asarray(critical_price(is_call=is_call, strike=1.0, t=t, vol=v, rate=rate, carry=carry)[0])
     eep.setflags(write=False)
     d_eep.setflags(write=False)
     boundary.setflags(write=False)
@@ -110,11 +109,10 @@ def _bilinear(tables: tuple[np.ndarray, ...], x: np.ndarray, logv: np.ndarray) -
     return out
 
 
-def _black(is_call: bool, forward, strike, t: float, vol, rate: float, carry: float):
-    """Black value and delta only (the pricer's `_price`; the other Greeks are not needed here)."""
-    value, _, _, _, cf, _, sign, nd1, _ = pricing._price(np.asarray(is_call), forward, strike, np.asarray(t), vol,
-                                                          np.asarray(rate), np.asarray(carry))
-    return value, sign * cf * nd1
+def _black(is_call: bool, forward, strike, t: float, vol, rate: float, carry: float, gamma: bool):
+    """Black value, delta and (when asked) gamma; the other Greeks are not needed here."""
+    return pricing.value_delta_gamma(is_call=is_call, underlying=forward, strike=strike, t=t, vol=vol, rate=rate,
+                                     carry=carry, with_gamma=gamma)
 
 
 def _linear(values: np.ndarray, logv: np.ndarray) -> np.ndarray:
@@ -142,31 +140,38 @@ class AmericanMarker:
     exact: bool = False
 
     def mark(self, *, is_call: bool, forward: np.ndarray, strike: np.ndarray, t: float,
-             vol: np.ndarray) -> Marks:
-        """Mark options with time to expiry ``t`` (years, one value for the whole array)."""
+             vol: np.ndarray, gamma: bool = False) -> Marks:
+        """Mark options with time to expiry ``t`` (years, one value for the whole array).
+
+        ``gamma=True`` adds gamma: Black-76's for both styles (the early-exercise
+        premium's curvature is left out; it is 0 in the exercise region, where gamma is 0).
+        """
         forward, strike, vol = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (forward, strike, vol)))
         phi = 1.0 if is_call else -1.0
         intrinsic = np.maximum(phi * (forward - strike), 0.0)
         if t <= 0:
             delta = np.where(intrinsic > 0, phi, 0.0)
-            return Marks(intrinsic, delta, intrinsic > 0)
+            return Marks(intrinsic, delta, intrinsic > 0, np.zeros(forward.shape) if gamma else None)
         if np.any(forward < 0) or np.any(strike < 0) or np.any(vol < 0):
             raise ValueError("forward, strike and vol must be >= 0")
         if not self.american:
-            value, delta = _black(is_call, forward, strike, t, vol, self.rate, self.carry)
-            return Marks(value, delta, np.zeros(forward.shape, dtype=bool))
+            value, delta, g = _black(is_call, forward, strike, t, vol, self.rate, self.carry, gamma)
+            return Marks(value, delta, np.zeros(forward.shape, dtype=bool), g)
         logv = np.log(vol)
         eep, d_eep, boundary = _tables(is_call, float(t), float(self.rate), float(self.carry))
         critical = strike * _linear(boundary, logv)
         exercise = phi * (forward - critical) >= 0
         if self.exact:
-            value, delta, _ = _baw(*np.broadcast_arrays(np.asarray(is_call), forward, strike, np.asarray(t),
-                                                        vol, np.asarray(self.rate), np.asarray(self.carry)))
+            value, delta, g = baw_value_delta_gamma(is_call=is_call, underlying=forward, strike=strike, t=t, vol=vol,
+                                                    rate=self.rate, carry=self.carry)
+            g = g if gamma else None
         else:
-            value, delta = _black(is_call, forward, strike, t, vol, self.rate, self.carry)
+            value, delta, g = _black(is_call, forward, strike, t, vol, self.rate, self.carry, gamma)
             premium, premium_delta = _bilinear((eep, d_eep), np.log(forward / strike), logv)
             value = value + strike * premium
             delta = delta + premium_delta
         value = np.where(exercise, intrinsic, np.maximum(value, intrinsic))
         delta = np.where(exercise, phi * (intrinsic > 0), delta)
-        return Marks(value, delta, exercise & (intrinsic > 0))
+        if g is not None:
+            g = np.where(exercise, 0.0, g)
+        return Marks(value, delta, exercise & (intrinsic > 0), g)

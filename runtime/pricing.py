@@ -41,7 +41,7 @@ from scipy.special import ndtr
 
 from opl.runtime._typing import ArrayLike, BoolLike, FloatArray, FloatOrArray
 
-__all__ = ["Greeks", "price", "greeks", "linear_greeks", "forward_intrinsic", "d1"]
+__all__ = ["Greeks", "price", "greeks", "value_delta_gamma", "linear_greeks", "forward_intrinsic", "d1"]
 
 _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
 
@@ -144,6 +144,32 @@ def price(*, is_call: BoolLike, underlying: ArrayLike, strike: ArrayLike, t: Arr
     """
     call, s, k, tt, v, r, b = _inputs(is_call, underlying, strike, t, vol, rate, carry)
     return _ret(_price(call, s, k, tt, v, r, b)[0] + 0.0)
+
+
+def value_delta_gamma(*, is_call: BoolLike, underlying: ArrayLike, strike: ArrayLike, t: ArrayLike,
+                      vol: ArrayLike, rate: ArrayLike, carry: ArrayLike = 0.0,
+                      with_gamma: bool = True) -> tuple[FloatOrArray, FloatOrArray, FloatOrArray | None]:
+    """Value, delta and gamma only (arguments as :func:`price`): the Monte Carlo marking's call.
+
+    The same formulas as :func:`greeks` without vega, theta, rho and charm, so a
+    replay marking millions of options pays for what it reads; ``with_gamma=False``
+    skips gamma too (it is then None).
+
+    Raises
+    ------
+    ValueError
+        When ``underlying``, ``strike``, ``t`` or ``vol`` is negative.
+    """
+    call, s, k, tt, v, r, b = _inputs(is_call, underlying, strike, t, vol, rate, carry)
+    value, d1_, _, sd, cf, _, sign, nd1, _ = _price(call, s, k, tt, v, r, b)
+    delta = sign * cf * nd1
+    gamma = None
+    if with_gamma:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            gamma = np.where((sd > 0) & (s > 0), cf * _npdf(d1_) / (np.where(s > 0, s, 1.0) * np.where(sd > 0, sd, 1.0)),
+                             0.0)
+        gamma = _ret(gamma + 0.0)
+    return _ret(value + 0.0), _ret(delta + 0.0), gamma
 
 
 def greeks(*, is_call: BoolLike, underlying: ArrayLike, strike: ArrayLike, t: ArrayLike, vol: ArrayLike,
