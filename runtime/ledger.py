@@ -60,11 +60,13 @@ class Costs:
                   futures_ticks: float = 1.0, fee_factor: float = 1.0, slippage_factor: float = 1.0) -> "Costs":
         """Costs of a rule pack; ticks are looked up at the futures ``price`` and the option ``premium``."""
         option = pack.fees.option
-        futures = pack.fees.futures or option
-        if option.basis != "per_lot" or futures.basis != "per_lot":
-            raise ValueError(f"{pack.name}: the simulator needs per-lot fees (fees.*.basis = \"per_lot\")")
+        futures = pack.fees.futures or pack.fees.underlying or option
+        if option.basis != "per_lot":
+            raise ValueError(f"{pack.name}: the simulator needs per-lot option fees (fees.option.basis = \"per_lot\")")
         mult = pack.option.multiplier
         size = pack.underlying.contract_size
+        # An ETF's or a stock's fees are a share of the notional: one lot costs rate × price × lot size.
+        notional = price * size if futures.basis == "per_notional" else 1.0
         option_tick = tick_size(pack.option.tick, premium)
         futures_tick = tick_size(pack.underlying.tick, price)
         return cls(option_open_short=fee_factor * option.rate("open", short=True),
@@ -72,7 +74,8 @@ class Costs:
                    option_close=fee_factor * option.rate("close"),
                    option_exercise=fee_factor * option.rate("exercise"),
                    option_assignment=fee_factor * option.rate("assignment"),
-                   futures_open=fee_factor * futures.rate("open"), futures_close=fee_factor * futures.rate("close"),
+                   futures_open=fee_factor * futures.rate("open") * notional,
+                   futures_close=fee_factor * futures.rate("close") * notional,
                    option_slippage=slippage_factor * option_ticks * option_tick * mult,
                    futures_slippage=slippage_factor * futures_ticks * futures_tick * size)
 

@@ -30,6 +30,13 @@ every step j = 1 … n, in this order:
 A month opens only when the equity covers the opening margin (a skipped month is
 counted); a path whose equity falls to zero stays flat.
 
+**Given months.** With ``RunSpec.source`` the months are not simulated but given, marks
+included (`MarkedMonth`: the historical backtest's option cycles, `opl.runtime.historical`):
+each has its own number of steps, its calendar (``days_left`` and the step lengths come
+from its times to expiry), its option marks and, when the cycle does not end at the
+options' expiry (a futures roll or the end of the data), everything is closed at market at
+its last step. The order of operations is the same.
+
 **Money.** Equity = capital + every booked P&L; there is no interest on cash. A month's
 return is its P&L divided by the capital (no compounding: sizes are in lots). The
 drawdown is measured on the equity after each step against its running peak.
@@ -51,7 +58,7 @@ from opl.runtime.marking import AmericanMarker, SmileRule
 from opl.runtime.processes import PathGenerator, ProcessSpec
 from opl.runtime.triggers import TriggerState
 
-__all__ = ["StrategySpec", "Variant", "RunSpec", "ReplayResult", "replay", "CHUNK"]
+__all__ = ["StrategySpec", "Variant", "RunSpec", "ReplayResult", "MarkedMonth", "replay", "CHUNK"]
 
 CHUNK = 10_000
 DAYS_PER_YEAR = 365.0
@@ -86,13 +93,18 @@ class Variant:
     fee_factor: float = 1.0
     slippage_factor: float = 1.0
     margin_factor: float = 1.0
+    band_k: float = 1.0  # multiplies the given months' delta-band width (the walk-forward's grid of k)
 
 
 @dataclass(frozen=True, kw_only=True)
 class RunSpec:
-    """Everything about a run that is not the strategy."""
+    """Everything about a run that is not the strategy.
 
-    process: ProcessSpec
+    ``source``, when set, gives the months instead of ``process``: called with (chunk,
+    paths) it returns an object whose ``next_month()`` yields `MarkedMonth` objects.
+    """
+
+    process: ProcessSpec | None
     pack: object  # opl.runtime.rules.RulePack
     price: float
     capital: float
@@ -105,6 +117,7 @@ class RunSpec:
     option_ticks: float = 1.0
     futures_ticks: float = 1.0
     exact_american: bool = False
+    source: Callable[[int, int], object] | None = None
 
 
 @dataclass
@@ -133,8 +146,38 @@ def _margin_packs(pack, variants):
     return packs
 
 
-class _Month:
-    """The marks of one month for every leg: value, delta, exercise flags and implied vol (P, n + 1)."""
+class MarkedMonth:
+    """A month with its marks, as the replay reads it.
+
+    ``price`` (P, n + 1) the underlying; ``t`` (n + 1,) years to the options' expiry;
+    ``days_left`` (n + 1,) and ``span`` (n + 1,) calendar days to expiry and since the
+    previous step; ``step_days`` the mean step; ``strikes`` per leg (P,), ``value``,
+    ``delta``, ``exercise`` per leg (P, n + 1); ``atm`` (P, n + 1) at-the-money implied
+    volatility; ``support``, ``resistance`` and ``signal`` (P,); ``expires`` whether the
+    options expire at the last step (else everything is closed there at market);
+    ``band`` None or (centre, width) of the delta band per step, each (n + 1,).
+    """
+
+    price: np.ndarray
+    n: int
+    t: np.ndarray
+    days_left: np.ndarray
+    span: np.ndarray
+    step_days: float
+    strikes: list
+    value: list
+    delta: list
+    exercise: list
+    atm: np.ndarray
+    support: np.ndarray
+    resistance: np.ndarray
+    signal: np.ndarray
+    expires: bool = True
+    band: tuple[np.ndarray, np.ndarray] | None = None
+
+
+class _Month(MarkedMonth):
+    """The marks of one simulated month for every leg: value, delta, exercise flags and implied vol (P, n + 1)."""
 
     def __init__(self, run: RunSpec, strat: StrategySpec, mp, marker: AmericanMarker, euro: AmericanMarker):
         f = mp.price
@@ -142,6 +185,10 @@ class _Month:
         self.price, self.n = f, n
         tenor = strat.tenor_days / DAYS_PER_YEAR
         self.t = tenor * (n - np.arange(n + 1)) / n
+        self.step_days = strat.tenor_days / n
+        self.days_left = (n - np.arange(n + 1)) * self.step_days
+        self.span = np.full(n + 1, self.step_days)
+        self.signal = mp.signal
         self.atm = strat.smile.atm(mp.vol)
         self.support, self.resistance = strat.levels.of(f[:, 0])
         self.strikes, self.value, self.delta, self.exercise = [], [], [], []
@@ -199,14 +246,16 @@ def replay(*, strategy: StrategySpec, run: RunSpec, variants: tuple[Variant, ...
 def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: int, progress, want_trace: bool):
     nv, months, nl = len(variants), run.months, len(strat.legs)
     shape = (nv, p)
-    gen = PathGenerator(spec=run.process, paths=p, price=run.price, month_years=strat.tenor_days / DAYS_PER_YEAR,
-                        days_per_month=run.days_per_month, steps_per_day=run.steps_per_day,
-                        seed=np.random.SeedSequence([run.seed, chunk]))
-    n = gen.steps
-    step_days = strat.tenor_days / n
+    if run.source is not None:
+        gen = run.source(chunk, p)
+    else:
+        gen = PathGenerator(spec=run.process, paths=p, price=run.price, month_years=strat.tenor_days / DAYS_PER_YEAR,
+                            days_per_month=run.days_per_month, steps_per_day=run.steps_per_day,
+                            seed=np.random.SeedSequence([run.seed, chunk]))
     marker = AmericanMarker(american=True, rate=strat.rate, exact=run.exact_american)
     euro = AmericanMarker(american=False, rate=strat.rate)
     sizes = np.array([v.size for v in variants])[:, None]
+    band_k = np.array([v.band_k for v in variants])[:, None]
     packs = _margin_packs(run.pack, variants)
     # Option ticks are looked up at 1% of the price, where the premiums of monthly options sit.
     premium_level = max(run.price * 0.01, 1e-9)
@@ -228,17 +277,18 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
     ruined = np.zeros(shape, dtype=bool)
     hits = [0, 0]
     tr: dict[str, list] | None = {k: [] for k in ("net_delta", "target", "hedge", "equity", "margin", "hedged",
-                                                  "price", "assigned")} if want_trace else None
+                                                  "price", "assigned", "unit_delta", "band", "exit",
+                                                  "open")} if want_trace else None
     absolute_step = 0
     for m in range(months):
         mp = gen.next_month()
-        if run.process.regime is not None:
+        if run.process is not None and run.process.regime is not None:
             hits[0] += int(np.sum(mp.signal == mp.realised))
             hits[1] += p
-        mo = _Month(run, strat, mp, marker, euro)
-        f = mo.price
+        mo = mp if isinstance(mp, MarkedMonth) else _Month(run, strat, mp, marker, euro)
+        f, n, step_days = mo.price, mo.n, mo.step_days
         month_start = equity.copy()
-        d = direction(strat.hedge, mp.signal) if strat.hedge is not None else np.zeros(p)
+        d = direction(strat.hedge, mo.signal) if strat.hedge is not None else np.zeros(p)
 
         # -- open
         qty = [leg.signed_qty * sizes * np.ones(shape) for leg in strat.legs]
@@ -276,8 +326,8 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
             held = inventory.total()
             if np.any(held):
                 ledger.book("assignment", held * df * cs, equity)
-                ledger.book("assignment", -held * cs * strat.assignment.storage_per_day * step_days, equity)
-                ledger.book("funding", -held * cs * f[:, j] * strat.assignment.funding_rate * step_days
+                ledger.book("assignment", -held * cs * strat.assignment.storage_per_day * mo.span[j], equity)
+                ledger.book("funding", -held * cs * f[:, j] * strat.assignment.funding_rate * mo.span[j]
                             / DAYS_PER_YEAR, equity)
             # 2. decisions of the previous step
             if np.any(liquidate_next):
@@ -294,22 +344,31 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
                 ledger.book("assignment", sold * cs * strat.assignment.basis, equity)
                 ledger.cost(cost.futures(sold, closing=True), equity)
             # 3. exit triggers, stop loss, guard
-            days_left = (n - j) * step_days
+            days_left = mo.days_left[j]
             exit_now = np.zeros(shape, dtype=bool)
+            unit_delta = (_option_delta(qty, mo, j, lots_per_option) + static) / sizes
             if strat.exit_triggers:
                 state = _trigger_state(strat, mo, j, qty, static, hedge, month_pnl, denominator, equity, peak,
                                        run.capital, open_margin, packs, days_left, mult, cs, lots_per_option,
-                                       pending, inventory)
+                                       pending, inventory, unit_delta, band_k)
                 flags = [np.broadcast_to(t(state), shape) for t in strat.exit_triggers]
                 exit_now |= np.all(flags, axis=0) if strat.exit_mode == "all_required" else np.any(flags, axis=0)
             if strat.stop_loss is not None:
                 exit_now |= month_pnl <= -strat.stop_loss * run.capital
             if strat.guard_days is not None and days_left < strat.guard_days:
                 exit_now[:] = True
+            cut = j == n and not mo.expires  # a cycle cut at a roll or at the data's end: close at market
+            if cut:
+                exit_now[:] = True
             exit_now &= is_open
+            if tr is not None:
+                tr["unit_delta"].append(np.where(is_open, unit_delta, np.nan))
+                tr["band"].append(np.broadcast_to(band_k * mo.band[1][j], shape).copy() if mo.band is not None
+                                  else np.full(shape, np.nan))
+                tr["exit"].append(exit_now.copy())
             if np.any(exit_now):
                 ledger.count("exits", exit_now)
-                if days_left >= (strat.guard_days or 2.0):
+                if days_left >= (strat.guard_days or 2.0) and not cut:
                     # Closed before the last days: a stop or a take-profit, what the critic wants to see.
                     ledger.count("early_exits", exit_now)
                 _close_all(qty, static, hedge, exit_now, cost, ledger, equity, month_pnl)
@@ -370,6 +429,7 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
                 tr["hedge"].append(hedge.copy())
                 tr["price"].append(np.broadcast_to(f[:, j], shape).copy())
                 tr["assigned"].append(assigned_now)
+                tr["open"].append(is_open.copy())
         ledger.monthly[..., m] = equity - month_start
         ledger.count("assigned_months", assigned_month)
         ledger.count("delivered_months", delivered_month)
@@ -458,7 +518,11 @@ def _margin(packs, strat, qty, static, hedge, other_futures, mo, j, mult, cs) ->
     for rows in groups.values():
         pack = packs[rows[0]]
         sel = slice(rows[0], rows[-1] + 1) if rows == list(range(rows[0], rows[-1] + 1)) else rows
-        total = futures_margin(pack=pack, price=f, lots=futures_lots[sel])
+        if pack.underlying.kind == "future":
+            total = futures_margin(pack=pack, price=f, lots=futures_lots[sel])
+        else:
+            # Units of an ETF or a stock held after an exercise are paid for in full.
+            total = f * pack.underlying.contract_size * futures_lots[sel]
         for li, (leg, q) in enumerate(zip(strat.legs, qty)):
             short = np.maximum(-q[sel], 0.0)
             if np.any(short):
@@ -469,7 +533,8 @@ def _margin(packs, strat, qty, static, hedge, other_futures, mo, j, mult, cs) ->
 
 
 def _trigger_state(strat, mo, j, qty, static, hedge, month_pnl, denominator, equity, peak, capital, open_margin,
-                   packs, days_left, mult, cs, lots_per_option, pending, inventory) -> TriggerState:
+                   packs, days_left, mult, cs, lots_per_option, pending, inventory, unit_delta,
+                   band_k) -> TriggerState:
     def requirement():
         return _margin(packs, strat, qty, static, hedge, pending + inventory.total(), mo, j, mult, cs)
 
@@ -479,4 +544,6 @@ def _trigger_state(strat, mo, j, qty, static, hedge, month_pnl, denominator, equ
         iv=mo.atm[:, j], open_iv=mo.atm[:, 0], drawdown=np.maximum(peak - equity, 0.0) / peak * 100.0,
         requirement=requirement, capital=capital, open_margin=open_margin,
         support=mo.support, resistance=mo.resistance,
-        delta=_option_delta(qty, mo, j, lots_per_option) + static + hedge)
+        delta=_option_delta(qty, mo, j, lots_per_option) + static + hedge, unit_delta=unit_delta,
+        band_centre=None if mo.band is None else mo.band[0][j],
+        band_width=None if mo.band is None else band_k * mo.band[1][j])
