@@ -181,6 +181,8 @@ class Experiment:
     metrics: tuple[str, ...] = ()
     hypotheses: tuple[ast.Value, ...] = ()
     stop: tuple[ast.Value, ...] = ()
+    smile: dict[str, float] = field(default_factory=dict)  # `iv smile(spread=..., ...)`: fractions
+    smile_span: Span | None = None
     span: Span | None = None
 
 

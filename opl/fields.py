@@ -456,6 +456,9 @@ def _setting(lw: "Lowerer", result: Experiment, name: str, value: ast.Value) -> 
         result.metrics = tuple(names)
     elif name == "hypotheses":
         result.hypotheses = _list_items(lw, value, name)
+    elif name == "iv":
+        result.smile = _smile(lw, inner, value)
+        result.smile_span = value.span
     elif name == "stop":
         items = _list_items(lw, value, name)
         kept = []
@@ -499,6 +502,35 @@ def _model_component(lw: "Lowerer", value: ast.Value) -> ModelComponent | None:
                 return None
             params[kw.name] = number
     return ModelComponent(name, params, value.span)
+
+
+def _smile(lw: "Lowerer", inner: ast.Value, value: ast.Value) -> dict[str, float]:
+    """``iv smile(spread=8%, floor=10%, skew=-0.2, curvature=2)``: the simulator's implied-volatility rule."""
+    example = "`iv smile(spread=8%, floor=10%, skew=-0.2, curvature=2)`"
+    if not (isinstance(inner, ast.Call) and inner.func == "smile") or inner.positional:
+        lw.error("E103", "write the implied-volatility rule as " + example, value.span, "bad implied-volatility rule",
+                 "parameters: " + ", ".join(vocab.SMILE_PARAMETERS))
+        return {}
+    out: dict[str, float] = {}
+    for kw in inner.keywords.values():
+        bounds = vocab.SMILE_PARAMETERS.get(kw.name)
+        if bounds is None:
+            from opl.diagnostics import did_you_mean
+
+            guess = did_you_mean(kw.name, list(vocab.SMILE_PARAMETERS))
+            lw.error("E103", f"`smile` has no parameter `{kw.name}`", kw.name_span, "unknown parameter",
+                     f"did you mean `{guess}`?" if guess else "parameters: " + ", ".join(vocab.SMILE_PARAMETERS))
+            continue
+        number = lw.fraction(kw.value, f"smile.{kw.name}")
+        if number is None:
+            continue
+        low, high, _ = bounds
+        if not low <= number <= high:
+            lw.error("E207", f"`smile({kw.name}=...)` must lie between {low:g} and {high:g}, found {number:g}",
+                     kw.value.span, "out of range")
+            continue
+        out[kw.name] = number
+    return out
 
 
 def _scenario(lw: "Lowerer", value: ast.Value) -> Scenario | None:

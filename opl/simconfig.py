@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from opl.vocabulary import SMILE_PARAMETERS
+
 __all__ = ["SettingsError", "SimSettings", "KEYS", "parse_overrides", "DEFAULT_PATHS", "CAPITAL_MARGIN_MULTIPLE"]
 
 DEFAULT_PATHS = 2_000
@@ -142,10 +144,9 @@ KEYS: dict[str, tuple[str, object, tuple[float, float] | None, str]] = {
     "hedge.band": ("hedge_band", _number, (0.0, 100.0), "hedge band, share of position lots"),
     "hedge.keep": ("hedge_keep", _number, (0.0, 1.0), "kept exposure"),
     "hedge.along": ("hedge_along", _choice("direction", "long", "short"), None, "direction | long | short"),
-    "iv.spread": ("iv_spread", _number, (-0.9, 5.0), "implied over model volatility"),
-    "iv.floor": ("iv_floor", _number, (0.0, 5.0), "implied volatility floor"),
-    "iv.skew": ("iv_skew", _number, (-10.0, 10.0), "slope of the smile in log-moneyness"),
-    "iv.curvature": ("iv_curvature", _number, (0.0, 100.0), "curvature of the smile"),
+    # The implied-volatility rule, also written `iv smile(...)` in the experiment block (same bounds).
+    **{f"iv.{name}": (f"iv_{name}", _number, (low, high), what)
+       for name, (low, high, what) in SMILE_PARAMETERS.items()},
     "levels.support_width": ("support_width", _number, (0.0, 0.9), "support below the month's open"),
     "levels.resistance_width": ("resistance_width", _number, (0.0, 5.0), "resistance above the month's open"),
     "costs.option_slippage_ticks": ("option_slippage_ticks", _number, (0.0, 1000.0), "option slippage, ticks"),

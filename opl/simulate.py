@@ -71,6 +71,8 @@ def _settings_from(doc, compiled) -> tuple[SimSettings, dict]:
         s.sizes = tuple(exp.sizes)
         s.components = [c.name for c in exp.model]
         s.model_params = {c.name: dict(c.params) for c in exp.model}
+        for key, value in exp.smile.items():
+            setattr(s, f"iv_{key}", value)
         spans = {c.name: c.span for c in exp.model}
         spans["experiment"] = exp.span
     risk = doc.risk

@@ -121,8 +121,16 @@ ACTIONS: dict[str, Signature] = {
 # --------------------------------------------------------------------------- experiment
 
 EXPERIMENT_SETTINGS = ("model", "calibration", "signal", "paths", "steps_per_day", "seed", "horizon",
-                       "sizes", "stress", "sensitivity", "target", "metrics", "hypotheses", "stop")
+                       "sizes", "stress", "sensitivity", "target", "metrics", "hypotheses", "stop", "iv")
 PRICE_MODELS = ("gbm", "garch", "gjr", "jump", "regime")
+# `iv smile(spread=8%, floor=10%, skew=-0.2, curvature=2)`: the simulator's implied-volatility rule
+# (opl.runtime.marking.SmileRule); parameter → (low, high, meaning), bounds inclusive.
+SMILE_PARAMETERS: dict[str, tuple[float, float, str]] = {
+    "spread": (-0.9, 5.0, "implied over model volatility"),
+    "floor": (0.0, 5.0, "implied volatility floor"),
+    "skew": (-10.0, 10.0, "slope of the smile in log-moneyness"),
+    "curvature": (0.0, 100.0, "curvature of the smile"),
+}
 CALIBRATIONS = ("historical", "implied", "hybrid", "file")
 SCENARIOS: dict[str, str] = {
     "vol_up": "implied and realised volatility scaled by (1 + value)",
