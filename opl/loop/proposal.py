@@ -48,6 +48,9 @@ class Proposal:
     could not produce one (``failure`` says why). ``change`` is a one-line summary of what changed,
     ``rationale`` why ("why these settings"). ``attempts`` counts model calls including repairs; ``usage``
     holds token counts (``prompt_tokens``, ``completion_tokens``) when a model was asked.
+    ``risk`` is the change's risk note for the change log, ``move`` a name for the kind of change (the
+    built-in proposer's move), and ``exhausted`` says the proposer has nothing left to propose: the loop
+    stops instead of asking again.
     """
 
     text: str | None
@@ -57,6 +60,9 @@ class Proposal:
     attempts: int = 1
     usage: dict[str, int] = field(default_factory=dict)
     transcript: tuple[dict[str, str], ...] = ()  # messages exchanged, for the archive (never the key)
+    risk: str = ""
+    move: str | None = None
+    exhausted: bool = False
 
 
 class Proposer(Protocol):
