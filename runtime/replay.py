@@ -49,6 +49,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from opl.runtime.book import Book, Slot
 from opl.runtime.exercise import AssignmentSpec, Inventory
 from opl.runtime.hedging import HedgeSpec, direction, rebalance
 from opl.runtime.ledger import Costs, Ledger
@@ -83,6 +84,9 @@ class StrategySpec:
     levels: Levels = field(default_factory=Levels)
     smile: SmileRule = field(default_factory=SmileRule)
     rate: float = 0.0
+    greeks: bool = False  # mark gamma too (the adjustment module, structure_destabilised and scores read it)
+    leg_numbers: tuple[int, ...] = ()  # each option leg's index in the file's normalised legs (default: order)
+    futures_legs: tuple[tuple[int, int], ...] = ()  # (file index, signed lots) of each futures leg
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,9 +193,13 @@ class _Month(MarkedMonth):
         self.days_left = (n - np.arange(n + 1)) * self.step_days
         self.span = np.full(n + 1, self.step_days)
         self.signal = mp.signal
+        self.vol, self.smile, self.rate, self.pack = mp.vol, strat.smile, strat.rate, run.pack
+        self.markers = {True: marker, False: euro}
+        self.want_gamma = strat.greeks
         self.atm = strat.smile.atm(mp.vol)
         self.support, self.resistance = strat.levels.of(f[:, 0])
         self.strikes, self.value, self.delta, self.exercise = [], [], [], []
+        self.gamma = [] if strat.greeks else None
         for leg in strat.legs:
             iv0 = strat.smile.iv(vol=mp.vol[:, 0], forward=f[:, 0], strike=f[:, 0])
             raw = leg.strike.resolve(is_call=leg.is_call, price=f[:, 0], support=self.support,
@@ -201,11 +209,75 @@ class _Month(MarkedMonth):
             k = np.maximum(np.asarray(run.pack.snap_strike(np.maximum(raw, lowest)), dtype=float), lowest)
             iv = strat.smile.iv(vol=mp.vol, forward=f, strike=k[:, None])
             cols = [(marker if leg.american else euro).mark(is_call=leg.is_call, forward=f[:, j], strike=k,
-                                                            t=self.t[j], vol=iv[:, j]) for j in range(n + 1)]
+                                                            t=self.t[j], vol=iv[:, j], gamma=strat.greeks)
+                    for j in range(n + 1)]
             self.strikes.append(k)
             self.value.append(np.stack([c.value for c in cols], axis=1))
             self.delta.append(np.stack([c.delta for c in cols], axis=1))
             self.exercise.append(np.stack([c.exercise for c in cols], axis=1))
+            if self.gamma is not None:
+                self.gamma.append(np.stack([c.gamma for c in cols], axis=1))
+
+    def snap(self, raw: np.ndarray) -> np.ndarray:
+        """Strikes on the pack's grid; a level far below it (a collapsed path) gets the lowest listed strike."""
+        lowest = self.pack.option.strike_grid[0].step
+        return np.maximum(np.asarray(self.pack.snap_strike(np.maximum(raw, lowest)), dtype=float), lowest)
+
+    def quote(self, *, is_call: bool, american: bool, strike: np.ndarray, extra_days: float, j: int,
+              where: np.ndarray):
+        """Marks at step ``j`` of options of ``strike`` (variants, paths) where ``where``; elsewhere 0.
+
+        Used for the series the adjustment module trades (`opl.runtime.book` dynamic slots):
+        the smile of the path's volatility at the strike, ``extra_days`` beyond the month's expiry.
+        """
+        shape = where.shape
+        value, delta, gamma = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+        exercise = np.zeros(shape, dtype=bool)
+        vi, pi = np.nonzero(where)
+        if vi.size:
+            forward, k = self.price[pi, j], np.broadcast_to(strike, shape)[vi, pi]
+            iv = self.smile.iv(vol=self.vol[pi, j], forward=forward, strike=k)
+            marks = self.markers[american].mark(is_call=is_call, forward=forward, strike=k,
+                                                t=self.t[j] + extra_days / DAYS_PER_YEAR, vol=iv,
+                                                gamma=self.want_gamma)
+            value[vi, pi], delta[vi, pi], exercise[vi, pi] = marks.value, marks.delta, marks.exercise
+            if marks.gamma is not None:
+                gamma[vi, pi] = marks.gamma
+        return value, delta, gamma, exercise
+
+    def remark(self, slot: Slot, j: int) -> None:
+        """Move a dynamic slot's marks to step ``j`` where it holds lots."""
+        where = slot.qty != 0
+        value, delta, gamma, exercise = self.quote(is_call=slot.is_call, american=slot.american, strike=slot.strike,
+                                                   extra_days=slot.extra_days, j=j, where=where)
+        slot.value = np.where(where, value, slot.value)
+        slot.delta = np.where(where, delta, slot.delta)
+        slot.gamma = np.where(where, gamma, slot.gamma)
+        slot.exercise = np.where(where, exercise, False)
+
+
+def _base_marks(slot: Slot, mo, j: int) -> None:
+    """A base slot's marks at step ``j``, from the month's tables."""
+    b = slot.base
+    slot.value, slot.delta, slot.exercise = mo.value[b][:, j], mo.delta[b][:, j], mo.exercise[b][:, j]
+    gamma = getattr(mo, "gamma", None)
+    slot.gamma = gamma[b][:, j] if gamma is not None else 0.0
+
+
+def _open_book(strat, mo, sizes, shape) -> Book:
+    """The month's book at the open: a base slot per option leg, the strategy's futures."""
+    book = Book(shape)
+    for li, leg in enumerate(strat.legs):
+        number = strat.leg_numbers[li] if strat.leg_numbers else li
+        g = book.add_group(leg, file_index=number)
+        slot = book.slots[book.add_slot(g, is_call=leg.is_call, american=leg.american, strike=mo.strikes[li], base=li,
+                                        qty=leg.signed_qty * sizes * np.ones(shape))]
+        _base_marks(slot, mo, 0)
+        slot.entry = slot.value
+    for number, lots in (strat.futures_legs or ((None, strat.futures),) if strat.futures else ()):
+        book.futures.append(lots * sizes * np.ones(shape))
+        book.futures_index.append(number)
+    return book
 
 
 def replay(*, strategy: StrategySpec, run: RunSpec, variants: tuple[Variant, ...] = (Variant(),),
@@ -272,7 +344,8 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
     max_dd = np.zeros(shape)
     peak_margin = np.zeros(shape)
     pending = np.zeros(shape)  # futures lots from exercise, closed at the next step
-    inventory = Inventory(shape, months * nl)
+    slots_per_month = nl
+    inventory = Inventory(shape, months * slots_per_month)
     liquidate_next = np.zeros(shape, dtype=bool)
     ruined = np.zeros(shape, dtype=bool)
     hits = [0, 0]
@@ -291,26 +364,26 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
         d = direction(strat.hedge, mo.signal) if strat.hedge is not None else np.zeros(p)
 
         # -- open
-        qty = [leg.signed_qty * sizes * np.ones(shape) for leg in strat.legs]
-        static = strat.futures * sizes * np.ones(shape)
-        open_margin = _margin(packs, strat, qty, static, np.zeros(shape), np.zeros(shape), mo, 0, mult, cs)
+        book = _open_book(strat, mo, sizes, shape)
+        open_margin = _margin(packs, book, np.zeros(shape), np.zeros(shape), f[:, 0])
         # A liquidation decided at the last step of a month runs at the next step; nothing opens before it.
         can_open = ~ruined & ~liquidate_next & (equity >= open_margin)
         ledger.count("skipped_months", ~ruined & ~can_open)
-        qty = [np.where(can_open, q, 0.0) for q in qty]
-        static = np.where(can_open, static, 0.0)
-        is_open = can_open & (np.any([q != 0 for q in qty], axis=0) | (static != 0))
+        for s in book.slots:
+            s.qty = np.where(can_open, s.qty, 0.0)
+        book.futures = [np.where(can_open, fut, 0.0) for fut in book.futures]
+        is_open = can_open & book.any_open()
         month_pnl = np.zeros(shape)
-        for q in qty:
-            ledger.cost(cost.open_options(q), equity, month_pnl)
-            ledger.count("option_lots", is_open, np.abs(q))
-        ledger.cost(cost.futures(static, closing=False), equity, month_pnl)
-        open_premium = -sum(q * val[:, 0] for q, val in zip(qty, mo.value)) * mult
+        for s in book.slots:
+            ledger.cost(cost.open_options(s.qty), equity, month_pnl)
+            ledger.count("option_lots", is_open, np.abs(s.qty))
+        for fut in book.futures:
+            ledger.cost(cost.futures(fut, closing=False), equity, month_pnl)
+        open_premium = -sum(s.qty * s.value for s in book.slots) * mult
         denominator = np.where(np.abs(open_premium) > 0, np.abs(open_premium), np.maximum(open_margin, 1e-9))
         hedge = np.zeros(shape)
         if strat.hedge is not None:
-            hedge = _hedge(strat, qty, mo, static, hedge, d, 0, is_open, lots_per_option, cost, ledger, equity,
-                           month_pnl, tr)
+            hedge = _hedge(strat, book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr)
         assigned_month = np.zeros(shape, dtype=bool)
         delivered_month = np.zeros(shape, dtype=bool)
 
@@ -318,8 +391,16 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
             absolute_step += 1
             df = f[:, j] - f[:, j - 1]
             # 1. mark to market
-            for q, val in zip(qty, mo.value):
-                ledger.book("premium", q * (val[:, j] - val[:, j - 1]) * mult, equity, month_pnl)
+            for s in book.slots:
+                before = s.value
+                if s.base is not None:
+                    _base_marks(s, mo, j)
+                elif s.held():
+                    mo.remark(s, j)
+                else:
+                    continue
+                ledger.book("premium", s.qty * (s.value - before) * mult, equity, month_pnl)
+            static = book.static
             ledger.book("premium", static * df * cs, equity, month_pnl)
             ledger.book("hedge", hedge * df * cs, equity, month_pnl)
             ledger.book("assignment", pending * df * cs, equity)
@@ -332,7 +413,7 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
             # 2. decisions of the previous step
             if np.any(liquidate_next):
                 ledger.count("liquidations", liquidate_next)
-                _close_all(qty, static, hedge, liquidate_next, cost, ledger, equity, month_pnl)
+                _close_all(book, hedge, liquidate_next, cost, ledger, equity, month_pnl)
                 is_open &= ~liquidate_next
                 sold = inventory.take(mask=liquidate_next)
                 ledger.cost(cost.futures(sold, closing=True), equity)
@@ -346,11 +427,11 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
             # 3. exit triggers, stop loss, guard
             days_left = mo.days_left[j]
             exit_now = np.zeros(shape, dtype=bool)
-            unit_delta = (_option_delta(qty, mo, j, lots_per_option) + static) / sizes
+            unit_delta = (book.option_delta(lots_per_option) + book.static) / sizes
             if strat.exit_triggers:
-                state = _trigger_state(strat, mo, j, qty, static, hedge, month_pnl, denominator, equity, peak,
-                                       run.capital, open_margin, packs, days_left, mult, cs, lots_per_option,
-                                       pending, inventory, unit_delta, band_k)
+                state = _trigger_state(mo, j, book, hedge, month_pnl, denominator, equity, peak, run.capital,
+                                       open_margin, packs, days_left, lots_per_option, pending, inventory,
+                                       unit_delta, band_k)
                 flags = [np.broadcast_to(t(state), shape) for t in strat.exit_triggers]
                 exit_now |= np.all(flags, axis=0) if strat.exit_mode == "all_required" else np.any(flags, axis=0)
             if strat.stop_loss is not None:
@@ -371,30 +452,30 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
                 if days_left >= (strat.guard_days or 2.0) and not cut:
                     # Closed before the last days: a stop or a take-profit, what the critic wants to see.
                     ledger.count("early_exits", exit_now)
-                _close_all(qty, static, hedge, exit_now, cost, ledger, equity, month_pnl)
+                _close_all(book, hedge, exit_now, cost, ledger, equity, month_pnl)
                 is_open &= ~exit_now
             # 4. hedge
             if strat.hedge is not None and j < n and j % strat.hedge.every == 0:
-                hedge = _hedge(strat, qty, mo, static, hedge, d, j, is_open, lots_per_option, cost, ledger, equity,
-                               month_pnl, tr)
+                hedge = _hedge(strat, book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr)
             elif tr is not None:
                 tr["hedged"].append(np.zeros(shape, dtype=bool))
                 for key in ("net_delta", "target"):
                     tr[key].append(np.full(shape, np.nan))
             # 5./6. early assignment, expiry
             assigned_now = np.zeros(shape, dtype=bool)
-            for li, (leg, q) in enumerate(zip(strat.legs, qty)):
-                if j < n:
-                    hit = (q < 0) & mo.exercise[li][:, j] if leg.american else np.zeros(shape, dtype=bool)
+            for si, s in enumerate(book.slots):
+                q = s.qty
+                if j < n or s.extra_days > 0:  # a series expiring after the month is closed at market below
+                    hit = (q < 0) & s.exercise if s.american and j < n else np.zeros(shape, dtype=bool)
                 else:
                     threshold = run.pack.option.auto_exercise_threshold
-                    itm = leg.phi * (f[:, n] - mo.strikes[li]) > threshold
+                    itm = s.phi * (f[:, n] - s.strike) > threshold
                     hit = (q != 0) & itm if run.pack.option.auto_exercise_itm else np.zeros(shape, dtype=bool)
                 if not np.any(hit):
                     continue
-                lots_f = np.where(hit, q * leg.phi * lots_per_option, 0.0)
-                intrinsic = np.maximum(leg.phi * (f[:, j] - mo.strikes[li]), 0.0)
-                ledger.book("assignment", np.where(hit, -q * (mo.value[li][:, j] - intrinsic) * mult, 0.0), equity,
+                lots_f = np.where(hit, q * s.phi * lots_per_option, 0.0)
+                intrinsic = np.maximum(s.phi * (f[:, j] - s.strike), 0.0)
+                ledger.book("assignment", np.where(hit, -q * (s.value - intrinsic) * mult, 0.0), equity,
                             month_pnl)
                 ledger.cost(np.where(q < 0, cost.option_assignment, cost.option_exercise) * np.abs(
                     np.where(hit, q, 0.0)), equity, month_pnl)
@@ -403,20 +484,23 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
                 if strat.assignment.action == "take_delivery":
                     goods = np.where(short & (lots_f > 0), lots_f, 0.0)
                     hold = int(np.ceil(strat.assignment.hold_days / step_days))
-                    inventory.add(m * len(strat.legs) + li, goods, absolute_step + max(hold, 1))
+                    inventory.add(m * slots_per_month + si, goods, absolute_step + max(hold, 1))
                     delivered_month |= goods > 0
                     lots_f = lots_f - goods
                 pending = pending + lots_f
-                qty[li] = np.where(hit, 0.0, q)
+                s.qty = np.where(hit, 0.0, q)
             assigned_month |= assigned_now
             if j == n:
-                # Whatever was not exercised lapses (its mark is already 0); the hedge goes.
-                qty = [np.zeros(shape) for _ in qty]
-                expiring = is_open | (hedge != 0) | (static != 0)
-                _close_all(qty, static, hedge, expiring, cost, ledger, equity, month_pnl)
+                # Whatever was not exercised lapses (its mark is already 0); series expiring later are sold
+                # back at market with the hedge and the futures.
+                for s in book.slots:
+                    if s.extra_days == 0:
+                        s.qty = np.zeros(shape)
+                expiring = is_open | (hedge != 0) | (book.static != 0)
+                _close_all(book, hedge, expiring, cost, ledger, equity, month_pnl)
                 is_open[:] = False
             # 7. margin
-            requirement = _margin(packs, strat, qty, static, hedge, pending + inventory.total(), mo, j, mult, cs)
+            requirement = _margin(packs, book, hedge, pending + inventory.total(), f[:, j])
             call = (equity < requirement) & (requirement > 0)
             ledger.count("margin_calls", call)
             liquidate_next = call & (equity < (1.0 - strat.margin_buffer) * requirement)
@@ -460,16 +544,16 @@ class _CostArrays:
         return np.abs(lots) * ((self.futures_close if closing else self.futures_open) + self.futures_slippage)
 
 
-def _close_all(qty, static, hedge, mask, cost, ledger, equity, month_pnl) -> None:
+def _close_all(book: Book, hedge, mask, cost, ledger, equity, month_pnl, bucket: str = "costs") -> None:
     """Close options, the strategy's futures and the hedge where ``mask`` (in place)."""
-    for i, q in enumerate(qty):
-        closing = np.where(mask, q, 0.0)
-        ledger.cost(cost.close_options(closing), equity, month_pnl)
+    for s in book.slots:
+        closing = np.where(mask, s.qty, 0.0)
+        ledger.book(bucket, -cost.close_options(closing), equity, month_pnl)
         ledger.count("option_lots", mask, np.abs(closing))
-        q[mask] = 0.0
-    for fut in (static, hedge):
+        s.qty = np.where(mask, 0.0, s.qty)
+    for fut in (*book.futures, hedge):
         closing = np.where(mask, fut, 0.0)
-        ledger.cost(cost.futures(closing, closing=True), equity, month_pnl)
+        ledger.book(bucket, -cost.futures(closing, closing=True), equity, month_pnl)
         ledger.count("futures_lots", mask, np.abs(closing))
         fut[mask] = 0.0
 
@@ -482,61 +566,72 @@ def _close_pending(pending, mask, cost, ledger, equity):
     return np.where(mask, 0.0, pending)
 
 
-def _short_lots(qty) -> np.ndarray:
-    return sum(np.maximum(-q, 0.0) for q in qty)
-
-
-def _option_delta(qty, mo, j, lots_per_option) -> np.ndarray:
-    return sum(q * dl[:, j] for q, dl in zip(qty, mo.delta)) * lots_per_option
-
-
-def _hedge(strat, qty, mo, static, hedge, d, j, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr):
-    other = _option_delta(qty, mo, j, lots_per_option) + static
-    size = _short_lots(qty)
-    new = rebalance(spec=strat.hedge, other_delta=other, hedge=hedge, size=size, d=d, active=is_open)
+def _hedge(strat, book: Book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr,
+           keep: float | None = None, bucket: str = "costs"):
+    """The hedge rule at a rebalancing step (``keep`` set: trade to that target now, whatever the band)."""
+    other = book.option_delta(lots_per_option) + book.static
+    size = book.short_lots()
+    spec = strat.hedge if keep is None else HedgeSpec(every=1, band=0.0, keep=keep,
+                                                      along=strat.hedge.along if strat.hedge else "direction")
+    new = rebalance(spec=spec, other_delta=other, hedge=hedge, size=size, d=d, active=is_open)
     trade = new - hedge
     traded = trade != 0
     if np.any(traded):
-        ledger.cost(cost.futures(trade, closing=False), equity, month_pnl)
+        ledger.book(bucket, -cost.futures(trade, closing=False), equity, month_pnl)
         ledger.count("futures_lots", traded, np.abs(trade))
         ledger.count("hedge_trades", traded)
-    if tr is not None:
+    if tr is not None and keep is None:
         tr["hedged"].append(is_open.copy())
         tr["net_delta"].append(other + new)
-        tr["target"].append(strat.hedge.keep * d * size)
+        tr["target"].append(spec.keep * d * size)
     return new
 
 
-def _margin(packs, strat, qty, static, hedge, other_futures, mo, j, mult, cs) -> np.ndarray:
-    """Exchange margin of everything held, (V, P); variants sharing a pack are computed together."""
-    f = mo.price[:, j]
-    futures_lots = np.abs(static) + np.abs(hedge) + np.abs(other_futures)
+def _short_legs(book: Book):
+    """(is_call, strike, premium, short lots) of every slot holding short lots."""
+    for s in book.slots:
+        short = np.maximum(-s.qty, 0.0)
+        if np.any(short):
+            yield s.is_call, s.strike, s.value, short
+
+
+def _margin(packs, book: Book, hedge, other_futures, price, legs=None) -> np.ndarray:
+    """Exchange margin of everything held, (V, P); variants sharing a pack are computed together.
+
+    ``legs`` replaces the book's short options (an adjustment's proposal, `opl.runtime.adjust`).
+    """
+    futures_lots = np.abs(book.static) + np.abs(hedge) + np.abs(other_futures)
+    legs = list(_short_legs(book) if legs is None else legs)
     out = np.zeros(futures_lots.shape)
     groups: dict[int, list[int]] = {}
     for v, pack in enumerate(packs):
         groups.setdefault(id(pack), []).append(v)
+
+    def rows_of(x, sel):
+        return x[sel] if np.ndim(x) == 2 else x
+
     for rows in groups.values():
         pack = packs[rows[0]]
         sel = slice(rows[0], rows[-1] + 1) if rows == list(range(rows[0], rows[-1] + 1)) else rows
         if pack.underlying.kind == "future":
-            total = futures_margin(pack=pack, price=f, lots=futures_lots[sel])
+            total = futures_margin(pack=pack, price=price, lots=futures_lots[sel])
         else:
             # Units of an ETF or a stock held after an exercise are paid for in full.
-            total = f * pack.underlying.contract_size * futures_lots[sel]
-        for li, (leg, q) in enumerate(zip(strat.legs, qty)):
-            short = np.maximum(-q[sel], 0.0)
-            if np.any(short):
-                total = total + short_option_margin(pack=pack, is_call=leg.is_call, underlying=f,
-                                                    strike=mo.strikes[li], premium=mo.value[li][:, j], lots=short)
+            total = price * pack.underlying.contract_size * futures_lots[sel]
+        for is_call, strike, premium, short in legs:
+            lots = short[sel]
+            if np.any(lots):
+                total = total + short_option_margin(pack=pack, is_call=is_call, underlying=price,
+                                                    strike=rows_of(strike, sel), premium=rows_of(premium, sel),
+                                                    lots=lots)
         out[sel] = total
     return out
 
 
-def _trigger_state(strat, mo, j, qty, static, hedge, month_pnl, denominator, equity, peak, capital, open_margin,
-                   packs, days_left, mult, cs, lots_per_option, pending, inventory, unit_delta,
-                   band_k) -> TriggerState:
+def _trigger_state(mo, j, book: Book, hedge, month_pnl, denominator, equity, peak, capital, open_margin, packs,
+                   days_left, lots_per_option, pending, inventory, unit_delta, band_k) -> TriggerState:
     def requirement():
-        return _margin(packs, strat, qty, static, hedge, pending + inventory.total(), mo, j, mult, cs)
+        return _margin(packs, book, hedge, pending + inventory.total(), mo.price[:, j])
 
     return TriggerState(
         pnl_percent=month_pnl / denominator * 100.0, pnl_capital=month_pnl / capital * 100.0,
@@ -544,6 +639,6 @@ def _trigger_state(strat, mo, j, qty, static, hedge, month_pnl, denominator, equ
         iv=mo.atm[:, j], open_iv=mo.atm[:, 0], drawdown=np.maximum(peak - equity, 0.0) / peak * 100.0,
         requirement=requirement, capital=capital, open_margin=open_margin,
         support=mo.support, resistance=mo.resistance,
-        delta=_option_delta(qty, mo, j, lots_per_option) + static + hedge, unit_delta=unit_delta,
+        delta=book.option_delta(lots_per_option) + book.static + hedge, unit_delta=unit_delta,
         band_centre=None if mo.band is None else mo.band[0][j],
         band_width=None if mo.band is None else band_k * mo.band[1][j])
