@@ -1,12 +1,13 @@
-"""Finding the `.opl` file, the change and the rationale in a model's answer.
+"""Finding the `.opl` file, the change, the rationale and the risk note in a model's answer.
 
-Models asked for a JSON object ``{"opl", "change", "rationale"}`` answer in several shapes, tried in this
-order:
+Models asked for a JSON object ``{"opl", "change", "rationale", "risk"}`` answer in several shapes, tried
+in this order:
 
 1. ``json`` — a JSON object with a string ``opl`` field: the whole answer, or anywhere inside it (in a
    ```json fence, after a sentence of preamble);
 2. ``fenced`` — a fenced block holding an ``opl-lang`` header line (the last one tagged ``opl`` if any, else
-   the last one); the prose around it is the rationale;
+   the last one); the prose around it is the rationale (``Change:``, ``Rationale:`` and ``Risk:`` labels
+   are read);
 3. ``header`` — a bare file starting at a line ``opl-lang N.M`` amid prose, up to the first line at bracket
    depth 0 that cannot start an OPL-Lang statement.
 
@@ -32,7 +33,7 @@ _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:^[ \t]*```[ \t]*$
 # A line at depth 0 that may start a statement: a comment, a closing bracket, a field or binding name
 # (fields are lower-case words; bindings any name followed by `=` or `+=`).
 _STATEMENT = re.compile(r"^\s*(?:#|[}\])]|[a-z_][a-z0-9_]*(?:\s|$|\s*\+?=|\{)|[A-Za-z_]\w*\s*\+?=)")
-_LABEL = re.compile(r"^\W*(change|rationale)\W*:\s*(.*)$", re.I)
+_LABEL = re.compile(r"^\W*(change|rationale|risk)\W*:\s*(.*)$", re.I)
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ class Answer:
     """What was found in one answer.
 
     ``opl`` is the file's text (None when none was found, ``problem`` then says why); ``form`` how it was
-    found; ``note`` anything the extraction left aside (several candidate blocks, prose after a file).
+    found; ``risk`` the answer's note on what could go wrong (empty when it gave none); ``note`` anything
+    the extraction left aside (several candidate blocks, prose after a file).
     """
 
     opl: str | None
@@ -49,6 +51,7 @@ class Answer:
     form: Form
     problem: str | None = None
     note: str | None = None
+    risk: str = ""
 
 
 def _clip(text: str, bound: int) -> str:
@@ -58,25 +61,23 @@ def _clip(text: str, bound: int) -> str:
     return text[: bound - 1].rstrip() + "…"
 
 
-def _from_prose(prose: str) -> tuple[str, str]:
-    """(change, rationale) from the prose around a file: ``Change:`` / ``Rationale:`` labels if present,
-    else the first line as the change and the whole prose as the rationale."""
-    change = rationale = ""
+def _from_prose(prose: str) -> tuple[str, str, str]:
+    """(change, rationale, risk) from the prose around a file: ``Change:`` / ``Rationale:`` / ``Risk:``
+    labels where present, else the first line as the change and the whole prose as the rationale."""
+    labelled: dict[str, str] = {}
     rest: list[str] = []
     for line in prose.splitlines():
         label = _LABEL.match(line)
-        if label and label.group(1).lower() == "change" and not change:
-            change = label.group(2).strip(" *")
-        elif label and label.group(1).lower() == "rationale" and not rationale:
-            rationale = label.group(2).strip(" *")
+        if label and label.group(1).lower() not in labelled:
+            labelled[label.group(1).lower()] = label.group(2).strip(" *")
         else:
             rest.append(line)
     leftover = "\n".join(rest).strip()
-    if not rationale:
-        rationale = leftover
-    if not change:
-        change = next((line.strip(" #*-") for line in leftover.splitlines() if line.strip(" #*-")), "")
-    return _clip(change, MAX_CHANGE_CHARS), _clip(rationale, MAX_RATIONALE_CHARS)
+    rationale = labelled.get("rationale") or leftover
+    change = labelled.get("change") or next(
+        (line.strip(" #*-") for line in leftover.splitlines() if line.strip(" #*-")), "")
+    return (_clip(change, MAX_CHANGE_CHARS), _clip(rationale, MAX_RATIONALE_CHARS),
+            _clip(labelled.get("risk", ""), MAX_CHANGE_CHARS))
 
 
 def _json_objects(text: str):
@@ -103,14 +104,13 @@ def from_json(text: str) -> Answer | None:
         opl = value["opl"]
         if not isinstance(opl, str) or not opl.strip():
             return Answer(None, "", "", "json", problem="the JSON object's `opl` field is not a non-empty string")
-        change = value.get("change")
-        rationale = value.get("rationale")
-        return Answer(
-            opl=opl.strip("\n") + "\n",
-            change=_clip(change if isinstance(change, str) else "", MAX_CHANGE_CHARS),
-            rationale=_clip(rationale if isinstance(rationale, str) else "", MAX_RATIONALE_CHARS),
-            form="json",
-        )
+        def text(name: str, bound: int) -> str:
+            field = value.get(name)
+            return _clip(field if isinstance(field, str) else "", bound)
+
+        return Answer(opl=opl.strip("\n") + "\n", change=text("change", MAX_CHANGE_CHARS),
+                      rationale=text("rationale", MAX_RATIONALE_CHARS), form="json",
+                      risk=text("risk", MAX_CHANGE_CHARS))
     return None
 
 
@@ -123,12 +123,12 @@ def from_fence(text: str) -> Answer | None:
     tagged = [m for m in blocks if m.group(1).lower() in ("opl", "opl-lang")]
     chosen = (tagged or blocks)[-1]
     prose = text[: blocks[0].start()] + "\n" + text[chosen.end():]
-    change, rationale = _from_prose(prose)
+    change, rationale, risk = _from_prose(prose)
     note = None
     if len(blocks) > 1:
         # A model that shows the old file before the new one puts the answer last.
         note = f"{len(blocks)} fenced blocks with an opl-lang header; the last one was taken"
-    return Answer(chosen.group(2).strip("\n") + "\n", change, rationale, "fenced", note=note)
+    return Answer(chosen.group(2).strip("\n") + "\n", change, rationale, "fenced", note=note, risk=risk)
 
 
 def _depth_change(line: str) -> int:
@@ -152,9 +152,9 @@ def from_header(text: str) -> Answer | None:
         depth = max(0, depth + _depth_change(line))
     opl = "\n".join(taken).strip("\n") + "\n"
     after = "\n".join(lines[len(taken):])
-    change, rationale = _from_prose(text[: header.start()] + "\n" + after)
+    change, rationale, risk = _from_prose(text[: header.start()] + "\n" + after)
     note = "prose after the file was not taken as part of it" if after.strip() else None
-    return Answer(opl, change, rationale, "header", note=note)
+    return Answer(opl, change, rationale, "header", note=note, risk=risk)
 
 
 def extract_answer(text: str) -> Answer:

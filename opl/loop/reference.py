@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-#: Upper bound on the reference's size in characters (about 8k tokens), so the prompt leaves room for the
-#: candidate, its results, the diagnosis and the history within a small model's context window.
-MAX_REFERENCE_CHARS = 28_000
+#: Upper bound on the reference's size in characters (about 9k tokens), so the prompt leaves room for the
+#: candidate, its results, the diagnosis and the history within a 16k-token context window.
+MAX_REFERENCE_CHARS = 32_000
 
 #: Sections left out, by the start of their title: they describe what tools do to a file, not how to
 #: write one.

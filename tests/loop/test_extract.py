@@ -122,3 +122,11 @@ def test_free_text_fields_are_bounded():
 def test_any_text_gives_an_answer_without_raising(text):
     answer = extract_answer(text)
     assert (answer.opl is None) == (answer.problem is not None)
+
+
+def test_risk_note_from_json_and_from_labels():
+    answer = extract_answer(json.dumps({"opl": BULL_CALL, "change": "c", "rationale": "r", "risk": "gap risk"}))
+    assert answer.risk == "gap risk"
+    answer = extract_answer(f"Change: c\nRisk: assignment before expiry\n```opl\n{BULL_CALL}```")
+    assert (answer.change, answer.risk) == ("c", "assignment before expiry")
+    assert extract_answer(f"```opl\n{BULL_CALL}```").risk == ""

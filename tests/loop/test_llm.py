@@ -1,0 +1,324 @@
+"""The OpenAI proposer against a scripted OpenAI-compatible server on 127.0.0.1, through the real client."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from opl.loop import llm
+from opl.loop.candidate import check_candidate
+from opl.loop.llm import OpenAIProposer, ProposerConfigError
+from opl.loop.proposal import ProposalContext
+
+ROOT = Path(__file__).resolve().parents[2]
+STRANGLE = (ROOT / "examples/jujube/strangle.opl").read_text(encoding="utf-8")
+BULL_CALL = (ROOT / "examples/tour/bull_call.opl").read_text(encoding="utf-8")
+BAD = (ROOT / "examples/tour/bad.opl").read_text(encoding="utf-8")
+KEY = "sk-test-0123456789-SECRET"
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_openai_settings(monkeypatch):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    """The backoff waits asked for (recorded, not slept: the tests stay fast and see the schedule)."""
+    waits: list[float] = []
+    monkeypatch.setattr(llm, "sleep", waits.append)
+    return waits
+
+
+class Checker:
+    """`check_candidate` that remembers what it was asked to check."""
+
+    def __init__(self):
+        self.texts: list[str] = []
+
+    def __call__(self, text):
+        self.texts.append(text)
+        return check_candidate(text)
+
+
+def _context(**changes) -> ProposalContext:
+    values = dict(iteration=2, candidate=BULL_CALL,
+                  result={"metrics": {"median_monthly_return": 0.4, "loss_probability": 31.0}},
+                  diagnosis={"binding": "loss_probability", "advice": "sell further out of the money"},
+                  history=({"iteration": 1, "change": "narrower strikes", "outcome": "worse"},),
+                  objective={"target": "median_monthly_return >= 1%"})
+    values.update(changes)
+    return ProposalContext(**values)
+
+
+def _proposer(server, **options) -> OpenAIProposer:
+    settings = dict(api_key=KEY, backoff=0.01, max_backoff=0.05, timeout=5.0)
+    settings.update(options)
+    return OpenAIProposer("test-model", base_url=server.url, **settings)
+
+
+def _no_key_anywhere(server, proposal, proposer):
+    for request in server.requests:
+        assert KEY not in request.raw.decode("utf-8")
+    assert KEY not in json.dumps(proposal.transcript)
+    assert KEY not in (proposal.failure or "")
+    assert KEY not in json.dumps(proposer.config()) and KEY not in repr(proposer)
+
+
+def test_good_answer(openai_server):
+    openai_server.answer(json.dumps({"opl": STRANGLE, "change": "strangle at the levels",
+                                     "rationale": "the range held 9 months in 10", "risk": "a gap through"}))
+    check = Checker()
+    proposer = _proposer(openai_server)
+    proposal = proposer.propose(_context(), check=check)
+    assert proposal.text == STRANGLE and proposal.failure is None
+    assert (proposal.change, proposal.rationale) == ("strangle at the levels", "the range held 9 months in 10")
+    assert proposal.risk == "a gap through"
+    assert proposal.attempts == 1 and check.texts == [STRANGLE]
+    assert proposal.usage == {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}
+    (request,) = openai_server.chat_requests
+    body = request.body
+    assert body["model"] == "test-model"
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["response_format"]["json_schema"]["schema"]["required"] == ["opl", "change", "rationale", "risk"]
+    system, user = body["messages"]
+    assert system["role"] == "system" and "OPL-Lang reference" in system["content"]
+    assert "### 9.1 The hedge rule" in system["content"] and "`E101`" in system["content"]
+    assert BULL_CALL.strip() in user["content"]
+    for seen in ("median_monthly_return", "sell further out of the money", "narrower strikes", "Iteration 2"):
+        assert seen in user["content"]
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert [m["role"] for m in proposal.transcript] == ["system", "user", "assistant"]
+    _no_key_anywhere(openai_server, proposal, proposer)
+
+
+def test_prose_without_a_file_is_asked_again(openai_server):
+    openai_server.answer("I would sell a wider strangle and hedge it daily.").answer_json(BULL_CALL)
+    proposal = _proposer(openai_server).propose(_context(), check=Checker())
+    assert proposal.text == BULL_CALL and proposal.attempts == 2
+    second = openai_server.chat_requests[1].body["messages"]
+    assert second[-2] == {"role": "assistant", "content": "I would sell a wider strangle and hedge it daily."}
+    assert second[-1]["role"] == "user" and "no usable OPL-Lang file" in second[-1]["content"]
+    assert proposal.usage["total_tokens"] == 300
+
+
+def test_syntax_errors_go_back_for_repair(openai_server):
+    openai_server.answer_json(BAD, change="first try").answer_json(BULL_CALL, change="repaired")
+    check = Checker()
+    proposal = _proposer(openai_server).propose(_context(), check=check)
+    assert proposal.text == BULL_CALL and proposal.change == "repaired" and proposal.attempts == 2
+    assert check.texts == [BAD, BULL_CALL]
+    repair = openai_server.chat_requests[1].body["messages"][-1]["content"]
+    rendered = check_candidate(BAD).rendered
+    assert "error[E101]" in repair and rendered.strip() in repair
+
+
+def test_repairs_are_bounded_and_the_failure_recorded(openai_server):
+    for _ in range(3):
+        openai_server.answer_json(BAD)
+    proposal = _proposer(openai_server, max_repairs=2).propose(_context(), check=Checker())
+    assert proposal.text is None and proposal.attempts == 3
+    assert proposal.failure.startswith("no usable file after 3 answers")
+    assert "E101" in proposal.failure
+    assert len(openai_server.chat_requests) == 3
+
+
+def test_truncated_output_is_not_checked(openai_server):
+    half = STRANGLE[: len(STRANGLE) // 2]
+    openai_server.answer(json.dumps({"opl": STRANGLE})[: len(half)], finish_reason="length")
+    openai_server.answer("```opl\n" + half, finish_reason="length")
+    openai_server.answer_json(STRANGLE)
+    check = Checker()
+    proposal = _proposer(openai_server).propose(_context(), check=check)
+    assert proposal.text == STRANGLE and proposal.attempts == 3
+    assert check.texts == [STRANGLE]
+    note = openai_server.chat_requests[1].body["messages"][-1]["content"]
+    assert "cut off at the length limit" in note
+
+
+def test_always_truncated_ends_cleanly(openai_server):
+    for _ in range(2):
+        openai_server.answer("opl-lang 1.0\nS = ", finish_reason="length")
+    check = Checker()
+    proposal = _proposer(openai_server, max_repairs=1).propose(_context(), check=check)
+    assert proposal.text is None and check.texts == []
+    assert "cut off at the length limit" in proposal.failure
+
+
+def test_429_and_500_are_retried_with_backoff(openai_server, sleeps):
+    openai_server.error(429, "slow down", kind="rate_limit_error").error(500).error(503).answer_json(BULL_CALL)
+    proposal = _proposer(openai_server, max_retries=3, backoff=0.01, max_backoff=0.03).propose(
+        _context(), check=Checker())
+    assert proposal.text == BULL_CALL and proposal.attempts == 1
+    assert len(openai_server.chat_requests) == 4
+    assert sleeps == pytest.approx([0.01, 0.02, 0.03])  # doubling, capped at max_backoff
+
+
+def test_retry_after_is_honoured(openai_server, sleeps):
+    openai_server.error(429, headers={"Retry-After": "0.25"}).error(429, headers={"retry-after-ms": "40"})
+    openai_server.answer_json(BULL_CALL)
+    proposal = _proposer(openai_server).propose(_context(), check=Checker())
+    assert proposal.text == BULL_CALL
+    assert sleeps == pytest.approx([0.25, 0.04])
+
+
+def test_retry_after_beyond_the_limit_gives_up(openai_server, sleeps):
+    openai_server.error(429, "quota", headers={"Retry-After": "3600"})
+    proposal = _proposer(openai_server).propose(_context(), check=Checker())
+    assert proposal.text is None and "asked to wait more than 120 s" in proposal.failure
+    assert sleeps == [] and len(openai_server.chat_requests) == 1
+
+
+def test_persistent_500_ends_the_iteration(openai_server, sleeps):
+    for _ in range(3):
+        openai_server.error(500, "model crashed")
+    proposal = _proposer(openai_server, max_retries=2).propose(_context(), check=Checker())
+    assert proposal.text is None and proposal.attempts == 0
+    assert proposal.failure == "HTTP 500 from the endpoint: model crashed; gave up after 3 attempts"
+    assert len(openai_server.chat_requests) == 3 and len(sleeps) == 2
+
+
+def test_real_backoff_waits(openai_server):
+    # Without the recorded sleeps: the retry really happens after a (short) wait.
+    openai_server.error(502).answer_json(BULL_CALL)
+    proposal = _proposer(openai_server, backoff=0.02).propose(_context(), check=Checker())
+    assert proposal.text == BULL_CALL and len(openai_server.chat_requests) == 2
+
+
+def test_timeout_is_retried(openai_server, sleeps):
+    openai_server.stall(2.0).answer_json(STRANGLE)
+    proposal = _proposer(openai_server, timeout=0.3).propose(_context(), check=Checker())
+    assert proposal.text == STRANGLE
+    assert len(openai_server.chat_requests) == 2
+
+
+def test_persistent_timeout_ends_the_iteration(openai_server, sleeps):
+    openai_server.stall(2.0).stall(2.0)
+    proposal = _proposer(openai_server, timeout=0.3, max_retries=1).propose(_context(), check=Checker())
+    assert proposal.text is None
+    assert proposal.failure == "no response within 0.3 s; gave up after 2 attempts"
+
+
+def test_unreachable_endpoint_ends_the_iteration(sleeps):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proposer = OpenAIProposer("m", base_url=f"http://127.0.0.1:{port}/v1", max_retries=1, backoff=0.01)
+    proposal = proposer.propose(_context(), check=Checker())
+    assert proposal.text is None and proposal.failure.startswith(f"cannot connect to http://127.0.0.1:{port}/v1")
+    assert len(sleeps) == 1
+
+
+def test_structured_output_rejected_falls_back_and_is_remembered(openai_server_module, sleeps):
+    with openai_server_module.OpenAIServer(reject_response_format=True) as server:
+        server.answer("Here you go:\n```opl\n" + BULL_CALL + "```\nChange: none\nRationale: it already works")
+        server.answer_json(STRANGLE)
+        proposer = _proposer(server)
+        first = proposer.propose(_context(), check=Checker())
+        second = proposer.propose(_context(iteration=3), check=Checker())
+        assert first.text == BULL_CALL and first.change == "none" and first.rationale == "it already works"
+        assert second.text == STRANGLE
+        sent = [("response_format" in r.body) for r in server.chat_requests]
+        assert sent == [True, False, False]  # rejected once, then never asked again
+        assert proposer.structured_supported is False and sleeps == []
+
+
+def test_structured_output_required_but_rejected(openai_server_module):
+    with openai_server_module.OpenAIServer(reject_response_format=True) as server:
+        proposal = _proposer(server, structured="json_schema").propose(_context(), check=Checker())
+        assert proposal.text is None and "response_format is not supported" in proposal.failure
+        assert len(server.chat_requests) == 1
+
+
+def test_structured_off_sends_no_response_format(openai_server):
+    openai_server.answer("opl-lang 1.0\n" + BULL_CALL.split("\n", 1)[1] + "\nWhy: a cheaper call spread.")
+    proposal = _proposer(openai_server, structured="off").propose(_context(), check=Checker())
+    assert proposal.text == BULL_CALL
+    assert "response_format" not in openai_server.chat_requests[0].body
+
+
+def test_other_bad_request_is_a_failure_not_a_fallback(openai_server):
+    openai_server.error(400, "maximum context length is 4096 tokens", kind="invalid_request_error")
+    proposer = _proposer(openai_server)
+    proposal = proposer.propose(_context(), check=Checker())
+    assert proposal.failure == "HTTP 400 from the endpoint: maximum context length is 4096 tokens"
+    assert proposer.structured_supported is None and len(openai_server.chat_requests) == 1
+
+
+def test_unauthorised_and_echoed_key_never_reported(openai_server):
+    openai_server.error(401, f"Incorrect API key provided: {KEY}", kind="invalid_request_error")
+    proposer = _proposer(openai_server)
+    proposal = proposer.propose(_context(), check=Checker())
+    assert proposal.failure == "the endpoint refused the API key (401): check OPENAI_API_KEY"
+    openai_server.error(404, f"model not found for key {KEY}")
+    proposal = proposer.propose(_context(), check=Checker())
+    assert proposal.text is None and "***" in proposal.failure
+    _no_key_anywhere(openai_server, proposal, proposer)
+
+
+def test_body_that_is_not_a_completion(openai_server):
+    openai_server.garbage()
+    proposal = _proposer(openai_server).propose(_context(), check=Checker())
+    assert proposal.text is None and proposal.failure
+
+
+def test_empty_content_is_asked_again(openai_server):
+    openai_server.answer(None).answer("").answer_json(BULL_CALL)
+    proposal = _proposer(openai_server).propose(_context(), check=Checker())
+    assert proposal.text == BULL_CALL and proposal.attempts == 3
+
+
+def test_no_choices_ends_the_iteration(openai_server, openai_server_module):
+    body = openai_server_module.completion("unused")
+    body["choices"] = []
+    openai_server.replies.append(openai_server_module.Reply(body=body))
+    proposal = _proposer(openai_server).propose(_context(), check=Checker())
+    assert proposal.text is None and proposal.failure == "the endpoint returned no choices"
+    assert proposal.usage["total_tokens"] == 150
+
+
+def test_key_from_the_environment_and_placeholder_for_local_servers(openai_server, monkeypatch):
+    openai_server.answer_json(BULL_CALL).answer_json(BULL_CALL)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    from_env = OpenAIProposer("test-model", base_url=openai_server.url)
+    assert from_env.config()["api_key_source"] == "OPENAI_API_KEY"
+    assert from_env.propose(_context(), check=Checker()).text == BULL_CALL
+    monkeypatch.delenv("OPENAI_API_KEY")
+    local = OpenAIProposer("test-model", base_url=openai_server.url)
+    assert local.config()["api_key_source"] == "none (placeholder)"
+    assert local.propose(_context(), check=Checker()).text == BULL_CALL
+    first, second = openai_server.chat_requests
+    assert first.headers["authorization"] == f"Bearer {KEY}"
+    assert second.headers["authorization"] == f"Bearer {llm.PLACEHOLDER_KEY}"
+
+
+def test_no_key_and_no_endpoint_is_a_usage_error():
+    with pytest.raises(ProposerConfigError, match="OPENAI_API_KEY"):
+        OpenAIProposer("gpt-4o-mini")
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(model=""), "model name"),
+    (dict(structured="yes"), "structured"),
+    (dict(max_repairs=-1), "max_repairs"),
+    (dict(timeout=0), "timeout"),
+])
+def test_bad_settings_are_usage_errors(options, message):
+    settings = dict(model="m", base_url="http://127.0.0.1:9/v1")
+    settings.update(options)
+    with pytest.raises(ProposerConfigError, match=message):
+        OpenAIProposer(**settings)
+
+
+def test_long_context_is_bounded_and_says_so(openai_server):
+    openai_server.answer_json(BULL_CALL)
+    history = tuple({"iteration": i, "change": f"change {i}"} for i in range(1, 31))
+    big = {"paths": list(range(5000))}
+    _proposer(openai_server).propose(_context(result=big, history=history), check=Checker())
+    user = openai_server.chat_requests[0].body["messages"][1]["content"]
+    assert "characters shown]" in user
+    assert "18 earlier entries not shown" in user and "change 30" in user and '"change 18"' not in user
