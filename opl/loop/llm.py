@@ -73,8 +73,10 @@ def _server_message(error: openai.APIStatusError) -> str:
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         body = body["error"]
     if isinstance(body, dict) and isinstance(body.get("message"), str) and body["message"].strip():
-        return body["message"].strip()
-    return str(error.message)
+        message = body["message"].strip()
+    else:
+        message = str(error.message)
+    return message if len(message) <= 500 else message[:499] + "…"  # an HTML error page stays readable
 
 
 class OpenAIProposer:
@@ -174,7 +176,9 @@ class OpenAIProposer:
             return Proposal(text=None, change="", rationale="", failure=self._scrub(reason), attempts=answers,
                             usage=usage, transcript=tuple(dict(m) for m in messages))
 
-        for _ in range(1 + self.max_repairs):
+        for round_ in range(1 + self.max_repairs):
+            if round_:
+                messages.append({"role": "user", "content": repair})  # sent only when another answer is asked
             try:
                 content, finish_reason = self._ask(messages, usage)
             except _Unusable as error:
@@ -184,12 +188,12 @@ class OpenAIProposer:
             if finish_reason == "length":
                 # Half a file would check with misleading errors (unclosed brackets, missing exit module).
                 problems.append("the answer was cut off at the length limit")
-                messages.append({"role": "user", "content": repair_message(truncated=True)})
+                repair = repair_message(truncated=True)
                 continue
             answer = extract_answer(content)
             if answer.opl is None:
                 problems.append(answer.problem or "no file in the answer")
-                messages.append({"role": "user", "content": repair_message(missing=answer.problem)})
+                repair = repair_message(missing=answer.problem)
                 continue
             outcome = check(answer.opl)
             if outcome.ok:
@@ -197,7 +201,7 @@ class OpenAIProposer:
                                 risk=answer.risk, attempts=answers, usage=usage,
                                 transcript=tuple(dict(m) for m in messages))
             problems.append("opl check found errors" + (f" ({', '.join(outcome.codes)})" if outcome.codes else ""))
-            messages.append({"role": "user", "content": repair_message(diagnostics=outcome.rendered)})
+            repair = repair_message(diagnostics=outcome.rendered)
         return failed(f"no usable file after {answers} answer{'s' if answers != 1 else ''}: "
                       + "; ".join(problems))
 
@@ -248,8 +252,7 @@ class OpenAIProposer:
         while True:
             try:
                 return self._client.chat.completions.create(model=self.model, messages=messages, **options)
-            except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError,
-                    openai.APIStatusError) as error:
+            except (openai.APIConnectionError, openai.APIStatusError) as error:
                 if not self._retryable(error):
                     if isinstance(error, openai.BadRequestError):
                         raise  # the caller decides whether it rejects structured output

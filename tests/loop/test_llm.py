@@ -125,6 +125,8 @@ def test_repairs_are_bounded_and_the_failure_recorded(openai_server):
     assert proposal.failure.startswith("no usable file after 3 answers")
     assert "E101" in proposal.failure
     assert len(openai_server.chat_requests) == 3
+    # system, user, then answer / repair / answer / repair / answer: no repair request that was never sent
+    assert [m["role"] for m in proposal.transcript] == ["system", "user"] + ["assistant", "user"] * 2 + ["assistant"]
 
 
 def test_truncated_output_is_not_checked(openai_server):
