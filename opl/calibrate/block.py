@@ -166,7 +166,7 @@ def component_params(name: str, *, fits: dict, vol: float, jumps, max_persistenc
         return {"vol": _written("vol", vol)}
     if name == "jump":
         if not jumps.found:
-            notes.append(f"no jumps beyond the Student-t tails ({jumps.count} days beyond "
+            notes.append(f"no jumps beyond the Student-t tails ({jumps.count} day{'s' if jumps.count != 1 else ''} beyond "
                          f"{jumps.threshold:g} sd, {jumps.expected_false:.1f} expected without jumps): "
                          "jump intensity 0")
             return {"intensity": 0.0}
@@ -205,7 +205,7 @@ def build_block(*, garch, jumps, diffusion_returns: pd.Series, implied: dict | N
         model.append(("jump", component_params("jump", fits=garch.fits, vol=vol, jumps=jumps, notes=notes)))
         sources["jump"] = f"{jumps.count} jump days beyond {jumps.threshold:g} sd, net of the Student-t's expected"
     else:
-        notes.append(f"no jump component: {jumps.count} days beyond {jumps.threshold:g} sd against "
+        notes.append(f"no jump component: {jumps.count} day{'s' if jumps.count != 1 else ''} beyond {jumps.threshold:g} sd against "
                      f"{jumps.expected_false:.1f} expected from the Student-t alone")
     fitted: dict[str, float] = {}
     if implied and implied.get("spread") is not None:

@@ -112,7 +112,7 @@ class JumpEstimate:
                 "dates": self.dates, "sizes": self.sizes}
 
     def summary(self) -> str:
-        head = (f"Jumps: {self.count} days beyond {self.threshold:g} conditional sd in {self.n} "
+        head = (f"Jumps: {self.count} day{'s' if self.count != 1 else ''} beyond {self.threshold:g} conditional sd in {self.n} "
                 f"({self.expected_false:.1f} expected from the Student-t diffusion alone)")
         if not self.found:
             return head + ": no jumps beyond the Student-t tails, intensity 0"

@@ -31,6 +31,12 @@ def _plt():
     return plt
 
 
+def _percent():
+    from matplotlib.ticker import PercentFormatter
+
+    return PercentFormatter(1.0)
+
+
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path)
@@ -48,7 +54,7 @@ def _plot_realised(plt, result, path: Path) -> Path:
     cond = result.garch.best.conditional_vol
     ax.plot(cond.index, cond, lw=0.9, color="#cc3311", label=f"{result.garch.chosen.upper()} conditional")
     ax.set_ylabel("annual volatility")
-    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    ax.yaxis.set_major_formatter(_percent())
     ax.set_title("Realised volatility (within contracts)")
     ax.legend(fontsize=7, ncol=2)
     return _save(fig, path)
@@ -66,7 +72,7 @@ def _plot_garch(plt, result, path: Path) -> Path:
         days = pd.DatetimeIndex(pd.to_datetime(jumps.dates))
         ax.scatter(days, np.abs(np.asarray(jumps.sizes)) * math.sqrt(fit.periods_per_year), color="black", s=12,
                    zorder=3, label=f"beyond {jumps.threshold:g} sd")
-    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    ax.yaxis.set_major_formatter(_percent())
     ax.set_title(f"{fit.kind.upper()}(1,1)-t: α {fit.alpha:.3f}, β {fit.beta:.3f}, ν {fit.nu:.1f}")
     ax.legend(fontsize=7)
     return _save(fig, path)
@@ -111,7 +117,7 @@ def _plot_smile(plt, result, path: Path) -> Path:
         ax.fill_between(f["date"], f["iv_min"], f["iv_max"], color="#dddddd", label="min-max across contracts")
         ax.plot(f["date"], f["iv_mean"], color="#4477aa", lw=1, label="daily mean")
         ax.set_title("Implied volatility of the listed options (no strikes: level only)")
-    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    ax.yaxis.set_major_formatter(_percent())
     ax.legend(fontsize=7)
     return _save(fig, path)
 
@@ -125,7 +131,7 @@ def _plot_implied(plt, result, path: Path) -> Path:
     ax.plot(model.index, model * (1 + spread), color="#cc3311", lw=1,
             label=f"model volatility x (1 {spread:+.1%})")
     ax.plot(model.index, model, color="#cc3311", lw=0.8, ls=":", label="model volatility")
-    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    ax.yaxis.set_major_formatter(_percent())
     ax.set_title("Implied level against the model's volatility")
     ax.legend(fontsize=7)
     return _save(fig, path)

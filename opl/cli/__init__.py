@@ -14,6 +14,7 @@ import click
 COMMANDS: dict[str, str] = {
     "assumptions": "opl.cli.assumptions:assumptions",
     "build": "opl.cli.build:build",
+    "calibrate": "opl.cli.calibrate:calibrate",
     "check": "opl.cli.check:check",
     "compile": "opl.cli.compile:compile_command",
     "data": "opl.cli.data:data",

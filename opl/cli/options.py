@@ -19,3 +19,9 @@ def market_option(default: str = "", help: str = "Override the file's market inp
     """``--market price=…,iv=…,rate=…,time=…,support=…,resistance=…``, parsed into a dict (usage error, exit 2)."""
     return click.option("--market", "market", default=default, show_default=bool(default), metavar="KEY=VALUE,...",
                         callback=_parse_market, help=help)
+
+
+def data_option(help: str = "A data directory in the layout `opl data synth` writes (futures.csv, optional "
+                            "options.csv, iv_summary.csv)."):
+    """``--data DIR``: market data for calibration (``opl calibrate``, ``opl simulate``)."""
+    return click.option("--data", "data", default=None, type=click.Path(file_okay=False), metavar="DIR", help=help)
