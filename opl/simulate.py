@@ -144,13 +144,6 @@ def _strategy(checked, compiled, settings: SimSettings, notes: list[str]):
     if doc.adjust.when is not None or doc.adjust.playbook or doc.adjust.abort_if is not None:
         notes.append("the adjustment module (adjust_when, adjust_playbook, abort_if) is not simulated yet: "
                      "positions are managed by the exit triggers, the hedge and the risk controls only")
-    exp = doc.experiment
-    if exp is not None and exp.calibration not in (None, "historical"):
-        notes.append(f"`calibration {exp.calibration}` is not run by the simulator yet: the price model uses its "
-                     "parameters as written, else the documented defaults")
-    elif exp is not None and exp.calibration == "historical":
-        notes.append("`calibration historical` uses the documented defaults, a rough fit to CZCE jujube "
-                     "2019-2026 (opl/runtime/processes.py); fitting them to a data file is not done yet")
     user_guards = [g for g in doc.guards if not g.builtin]
     if user_guards:
         notes.append(f"{len(user_guards)} guard rule(s) (avoid_leg_if / warn_if) are not simulated yet")
@@ -175,6 +168,35 @@ def _strategy(checked, compiled, settings: SimSettings, notes: list[str]):
         margin_buffer=settings.margin_buffer, levels=levels,
         smile=SmileRule(spread=settings.iv_spread, floor=settings.iv_floor, skew=settings.iv_skew,
                         curvature=settings.iv_curvature), rate=compiled.market.rate)
+
+
+def _calibrate(doc, settings: SimSettings, data, notes: list[str]) -> dict | None:
+    """``calibration historical`` (the default) with ``--data``: fit the model to the data (opl.calibrate)."""
+    exp = doc.experiment
+    method = exp.calibration if exp is not None and exp.calibration is not None else "historical"
+    if method != "historical":
+        notes.append(f"`calibration {method}` is not run by the simulator yet: the price model uses its "
+                     "parameters as written, else the documented defaults"
+                     + ("; --data was not used" if data is not None else ""))
+        return None
+    if data is None:
+        if exp is not None and exp.calibration == "historical":
+            notes.append("`calibration historical` without --data uses the documented defaults, a rough fit to "
+                         "CZCE jujube 2019-2026 (opl/runtime/processes.py); pass --data DIR to fit them to data")
+        return None
+    from opl.calibrate import CalibrationResult, calibrate_dir
+    from opl.calibrate.block import apply_to_settings
+
+    calibration = data if isinstance(data, CalibrationResult) else calibrate_dir(data)
+    record = apply_to_settings(settings, calibration, file_smile=set(exp.smile) if exp is not None else ())
+    source = calibration.inputs["futures"]
+    record["source"] = {"futures": source["file"], "first": source["first"], "last": source["last"],
+                        "options": (calibration.inputs.get("options") or {}).get("file"),
+                        "iv_summary": (calibration.inputs.get("iv_summary") or {}).get("file")}
+    notes.append(f"`calibration historical`: the model was fitted to {source['file']} ({source['first']} … "
+                 f"{source['last']}); model.calibration lists what came from the data")
+    notes.extend(record["notes"])
+    return record
 
 
 def _process(settings: SimSettings, compiled, pack, spans, notes):
@@ -304,7 +326,7 @@ def _recommend(rows, target, target_text, report) -> tuple[dict | None, str | No
 
 
 def simulate_file(path, *, paths: int | None = None, seed: int | None = None, overrides=(),
-                  market: dict | None = None, progress: Callable[[int, int], None] | None = None):
+                  market: dict | None = None, progress: Callable[[int, int], None] | None = None, data=None):
     """Simulate a file with its experiment block; see the module docstring.
 
     Parameters
@@ -319,6 +341,10 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
         Market overrides as for ``opl compile --market``.
     progress
         Called with (units done, total units) as the replay advances.
+    data
+        ``--data``: a data directory (or an ``opl.calibrate.CalibrationResult``) that
+        ``calibration historical`` (the default) fits the price model and the implied-
+        volatility rule to; what came from it is in ``result.model["calibration"]``.
 
     Raises
     ------
@@ -327,7 +353,9 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
     SettingsError
         A ``--set`` override is bad (``key`` names it).
     OSError
-        The file cannot be read.
+        The file (or the data) cannot be read.
+    opl.data.DataError, opl.calibrate.CalibrationError
+        The data break their contract or cannot be calibrated (located messages).
     """
     import numpy as np
 
@@ -359,6 +387,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
                                 "(e.g. `underlying Future(2026-05-15)` and `exchange CZCE`)", span=span,
                                 code="E306")
         settings, spans = _settings_from(doc, strategy_model)
+        calibration = _calibrate(doc, settings, data, notes)
         settings = parse_overrides(list(overrides), settings)
         if paths is not None:
             settings.paths = paths
@@ -442,7 +471,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
                "garch": _asdict(process.garch), "jump": _asdict(process.jump), "regime": _asdict(process.regime),
                "daily_limit": process.limit, "implied": _asdict(strategy.smile),
                "levels": _asdict(strategy.levels),
-               "realised_hit_rate": hits[0] / hits[1] if hits[1] else None},
+               "realised_hit_rate": hits[0] / hits[1] if hits[1] else None, "calibration": calibration},
         strategy={"legs": [{"type": "call" if leg.is_call else "put", "side": "long" if leg.side > 0 else "short",
                             "qty": leg.qty, "strike": _asdict(leg.strike), "american": leg.american}
                            for leg in strategy.legs],

@@ -53,7 +53,7 @@ import pandas as pd
 from opl.vocabulary import SMILE_PARAMETERS
 
 __all__ = ["SIM_DAYS_PER_YEAR", "MAX_PERSISTENCE", "ExperimentBlock", "implied_spread", "build_block",
-           "component_params"]
+           "component_params", "apply_to_settings"]
 
 SIM_DAYS_PER_YEAR = 21 * 365 / 30
 MAX_PERSISTENCE = 0.998
@@ -92,8 +92,10 @@ class ExperimentBlock:
 
     model: list[tuple[str, dict[str, float]]]
     smile: dict[str, float]
+    vol: float
     notes: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
+    smile_notes: list[str] = field(default_factory=list)
 
     def lines(self, extra_components: tuple[str, ...] | list[str] = ()) -> list[str]:
         """The experiment-block lines, e.g. ``model garch(alpha=0.05, ...) + jump(...)``.
@@ -119,8 +121,8 @@ class ExperimentBlock:
         return "\n".join(head + ["experiment {"] + body + ["}"]) + "\n"
 
     def to_dict(self) -> dict:
-        return {"model": {name: params for name, params in self.model}, "smile": self.smile, "notes": self.notes,
-                "sources": self.sources, "lines": self.lines()}
+        return {"model": {name: params for name, params in self.model}, "smile": self.smile, "vol": self.vol,
+                "notes": self.notes, "sources": self.sources, "lines": self.lines()}
 
 
 def implied_spread(iv: pd.Series, model_vol: pd.Series) -> dict:
@@ -215,12 +217,64 @@ def build_block(*, garch, jumps, diffusion_returns: pd.Series, implied: dict | N
     if smile and smile.get("skew") is not None:
         fitted.update(skew=smile["skew"], curvature=smile["curvature"])
         sources["iv.skew"] = f"median one-month smile of the chains over the last {smile['days']} days"
-    settings = {}
+    settings, smile_notes = {}, []
     for key, value in fitted.items():
         low, high, what = SMILE_PARAMETERS[key]
         if not low <= value <= high:
-            notes.append(f"the fitted {what} ({key} {value:.4g}) is outside what the simulator accepts "
+            smile_notes.append(f"the fitted {what} ({key} {value:.4g}) is outside what the simulator accepts "
                          f"[{low:g}, {high:g}]: {min(max(value, low), high):g} used")
             value = min(max(value, low), high)
         settings[key] = _written(key, value)
-    return ExperimentBlock(model=model, smile=settings, notes=notes, sources=sources)
+    return ExperimentBlock(model=model, smile=settings, vol=vol, notes=notes + smile_notes, sources=sources,
+                           smile_notes=smile_notes)
+
+
+def apply_to_settings(settings, calibration, *, file_smile=()) -> dict:
+    """Fill a simulation's settings from a calibration, for ``opl simulate --data``.
+
+    Precedence, lowest first: the simulator's defaults, this calibration, what the file
+    writes explicitly (a model parameter such as ``garch(alpha=0.05)``, an ``iv
+    smile(...)`` parameter named in ``file_smile``), then ``--set``. Each component of the
+    file's model (``gbm`` when it names none) gets its calibrated parameters:
+    ``garch``/``gjr`` the fit of that kind (whichever the criterion chose), ``jump`` the
+    jump estimate (intensity 0 when the data show none), ``regime`` nothing (the hit
+    rate is the file's). ``settings`` (an ``opl.simconfig.SimSettings``) is changed in
+    place.
+
+    Returns
+    -------
+    dict
+        ``applied`` (setting → value), ``kept_from_file`` (settings the file wrote) and
+        ``notes``, recorded in the simulation's ``model.calibration``.
+    """
+    notes: list[str] = []
+    applied: dict[str, float] = {}
+    kept: list[str] = []
+    block = calibration.block
+    names = list(settings.components) or ["gbm"]
+    for name in names:
+        params = component_params(name, fits=calibration.garch.fits, vol=block.vol, jumps=calibration.jumps,
+                                  notes=notes)
+        if params is None:
+            continue
+        written = settings.model_params.setdefault(name, {})
+        for key, value in params.items():
+            if key in written:
+                kept.append(f"{name}.{key}")
+                continue
+            written[key] = value
+            applied[f"{name}.{key}"] = value
+    if calibration.jumps.found and "jump" not in names:
+        notes.append(f"the data show {calibration.jumps.intensity:.2f} jumps a year but the file's model has no "
+                     "`jump` component: add `+ jump` to simulate them")
+    settings.vol = _written("vol", block.vol)
+    applied["vol"] = settings.vol
+    for key, value in block.smile.items():
+        if key in file_smile:
+            kept.append(f"iv.{key}")
+            continue
+        setattr(settings, f"iv_{key}", value)
+        applied[f"iv.{key}"] = value
+    if not block.smile:
+        notes.append("no option data: the implied-volatility rule keeps its defaults")
+    return {"applied": applied, "kept_from_file": kept, "notes": notes + list(block.smile_notes)}

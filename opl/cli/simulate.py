@@ -1,7 +1,8 @@
 """``opl simulate FILE``: Monte Carlo replay of a strategy with its experiment block.
 
 Exit codes: 0 simulated (whether or not the target holds — the verdict is in the output);
-1 the file has errors or settings the simulator cannot run (printed like `opl check`);
+1 the file has errors or settings the simulator cannot run (printed like `opl check`), or the
+``--data`` break their contract or cannot be calibrated;
 2 usage or I/O error (a bad ``--set``, an unreadable file, an unwritable output).
 """
 
@@ -11,7 +12,7 @@ import sys
 
 import click
 
-from opl.cli.options import market_option
+from opl.cli.options import data_option, market_option
 from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 
 
@@ -24,14 +25,18 @@ from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
               help="Override a setting, e.g. --set experiment.horizon=6 --set hedge.keep=20% "
                    "--set model.garch.alpha=0.05 (keys: opl/simconfig.py).")
 @market_option()
+@data_option(help="Fit the price model and implied-volatility rule to this data directory (the layout of "
+                  "`opl data synth`) when the experiment's calibration is historical (the default).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Write the results as JSON (stable keys) to this file ('-' for stdout).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
               help="Write a markdown report with PNG plots into this directory.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no table.")
 def simulate(file: str, paths: int | None, seed: int | None, overrides: tuple[str, ...], market: dict,
-             json_out: str | None, report_dir: str | None, quiet: bool) -> None:
+             data: str | None, json_out: str | None, report_dir: str | None, quiet: bool) -> None:
     """Replay FILE over simulated months: returns, drawdowns, margin, assignment, the target's verdict."""
+    from opl.calibrate import CalibrationError
+    from opl.data.loaders import DataError
     from opl.diagnostics import FileReport
     from opl.render import render
     from opl.simulate import SettingsError, SimulationInputError, simulate_file
@@ -39,7 +44,11 @@ def simulate(file: str, paths: int | None, seed: int | None, overrides: tuple[st
     try:
         with _progress(quiet) as progress:
             result = simulate_file(file, paths=paths, seed=seed, overrides=overrides, market=market,
-                                   progress=progress)
+                                   progress=progress, data=data)
+    except (DataError, CalibrationError) as error:
+        for line in (error.problems if isinstance(error, DataError) else [error]):
+            click.echo(f"error: {line}", err=True)
+        sys.exit(EXIT_FINDINGS)
     except SimulationInputError as error:
         click.echo(render([FileReport(error.report.source, error.diagnostics)], "full"), err=True, nl=False)
         sys.exit(EXIT_FINDINGS)
