@@ -1,0 +1,181 @@
+"""The result of `opl backtest`: one history's equity, its cycles (the trades), the
+walk-forward fits of the delta band, and the same history without the band.
+
+Units as in `opl.runtime.metrics`: returns, drawdowns and shares in **percent** in the
+JSON and the summary; currency in the rule pack's currency. ``metrics`` is the
+simulator's `RunMetrics` over the single path with each cycle as a "month" (so the
+target metrics read the same way); ``performance`` adds what a single history measures:
+
+``total_return``    final equity / capital − 1 (no compounding: sizes are in lots)
+``annual_return``   total return × 365 / calendar days covered
+``sharpe``          mean / standard deviation of the daily equity change, × √252
+``max_drawdown``    the largest fall of equity from its running peak, % of the peak
+``cycles``          cycles in the data, those traded (opened), and the share that made money
+``exits``           how traded cycles ended: ``delta_band`` (the band was breached at the
+                    close), ``trigger`` (another exit trigger or the stop loss), ``guard``
+                    (the automatic ``days_left < 2d``), ``expiry`` (held to expiry),
+                    ``cut`` (closed at a roll or the data's end), ``liquidation``
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from opl.runtime.metrics import RunMetrics, _clean, run_metrics
+
+__all__ = ["BacktestResult", "SCHEMA", "performance"]
+
+SCHEMA = "opl.backtest/1"
+EXIT_REASONS = ("delta_band", "trigger", "guard", "expiry", "cut", "liquidation")
+
+
+def performance(equity: np.ndarray, dates: pd.DatetimeIndex, capital: float) -> dict[str, float]:
+    """Total and annual return, Sharpe and max drawdown (percent) of one equity series (first point = start)."""
+    equity = np.asarray(equity, dtype=float)
+    change = np.diff(equity) / capital
+    sd = change.std() if change.size else 0.0
+    days = max((dates[-1] - dates[0]).days, 1)
+    peak = np.maximum.accumulate(equity)
+    total = (equity[-1] / capital - 1.0) * 100.0
+    return {"total_return": total, "annual_return": total * 365.0 / days,
+            "sharpe": float(change.mean() / sd * np.sqrt(252.0)) if sd > 0 else 0.0,
+            "max_drawdown": float(np.max((peak - equity) / peak) * 100.0)}
+
+
+def _cycle_rows(records, months, result, strategy, size: float, mult: float, guard: float | None) -> list[dict]:
+    tr = result.trace
+    rows, offset = [], 0
+    for rec, month, pnl in zip(records, months, result.monthly[0, 0]):
+        n = month.n
+        exits = tr["exit"][0, 0, offset:offset + n]
+        opened = bool(np.any(exits) or np.any(tr["open"][0, 0, offset:offset + n]))
+        premium = -sum(leg.signed_qty * size * v[0, 0] for leg, v in zip(strategy.legs, month.value)) * mult
+        reason, closed = None, None
+        if opened:
+            hit = np.flatnonzero(exits)
+            flat = np.flatnonzero(~tr["open"][0, 0, offset:offset + n - 1])
+            if hit.size:
+                j = int(hit[0]) + 1
+                ud, width = tr["unit_delta"][0, 0, offset + j - 1], tr["band"][0, 0, offset + j - 1]
+                centre = month.band[0][j] if month.band is not None else 0.0
+                if j == n and not month.expires:
+                    reason = "cut"
+                elif np.isfinite(width) and np.isfinite(ud) and abs(ud - centre) > width:
+                    reason = "delta_band"
+                elif guard is not None and month.days_left[j] < guard:
+                    reason = "guard"
+                else:
+                    reason = "trigger"
+            elif flat.size:  # closed without an exit: a forced liquidation after a margin call
+                j, reason = int(flat[0]) + 1, "liquidation"
+            else:
+                j, reason = n, "expiry"
+            closed = j
+        rows.append({"cycle": rec["cycle"], "open": str(rec["open"].date()),
+                     "close": str(pd.Timestamp(rec["dates"][closed]).date()) if closed is not None else None,
+                     "contract": rec["contract"], "expiry": str(rec["expiry"].date()), "ends": rec["ends"],
+                     "sessions": rec["sessions"], "open_price": rec["open_price"], "strikes": rec["strikes"],
+                     "support": rec["support"], "resistance": rec["resistance"], "direction": rec["direction"],
+                     "opened": opened, "premium": float(premium) if opened else 0.0, "pnl": float(pnl),
+                     "exit": reason, "marks_from_chain": rec["marks_from_chain"], "marks": rec["marks"]})
+        offset += n
+    return rows
+
+
+@dataclass(kw_only=True)
+class BacktestResult:
+    """Everything `opl backtest` reports; `to_json` keys are stable (``SCHEMA``)."""
+
+    file: str
+    data: dict[str, Any]
+    run: dict[str, Any]
+    strategy: dict[str, Any]
+    metrics: RunMetrics
+    performance: dict[str, Any]
+    baseline: dict[str, Any] | None
+    delta_band: dict[str, Any] | None
+    cycles: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+    dates: pd.DatetimeIndex | None = field(default=None, repr=False)
+    equity: np.ndarray | None = field(default=None, repr=False)
+    baseline_equity: np.ndarray | None = field(default=None, repr=False)
+    unit_delta: np.ndarray | None = field(default=None, repr=False)
+    band_centre: np.ndarray | None = field(default=None, repr=False)
+    band_width: np.ndarray | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, *, file, data, files, settings, strategy, pack, kind, cycles, dates, result, baseline, band,
+              notes, versions, surfaces, months) -> "BacktestResult":
+        capital = result.capital
+        equity = np.concatenate([[capital], result.trace["equity"][0, 0]])
+        base_equity = (np.concatenate([[capital], baseline.trace["equity"][0, 0]]) if baseline is not None
+                       else None)
+        rows = _cycle_rows(cycles, months, result, strategy, settings.size, strategy.multiplier,
+                           strategy.guard_days)
+        traded = [r for r in rows if r["opened"]]
+        exits = {reason: sum(r["exit"] == reason for r in traded) for reason in EXIT_REASONS}
+        perf = {**performance(equity, dates, capital),
+                "cycles": len(rows), "cycles_traded": len(traded),
+                "winning_share": (sum(r["pnl"] > 0 for r in traded) / len(traded) * 100.0) if traded else None,
+                "exits": exits}
+        base = None
+        if baseline is not None:
+            base = {"performance": performance(base_equity, dates, capital), "metrics": run_metrics(baseline, 0)}
+        centre = np.concatenate([[np.nan]] + [m.band[0][1:] if m.band is not None else np.full(m.n, np.nan)
+                                               for m in months])
+        return cls(
+            file=file, data={"directory": data, "files": files, "surfaces": surfaces},
+            run={"start": str(dates[0].date()), "end": str(dates[-1].date()), "sessions": len(dates),
+                 "cycles": len(rows), "capital": capital, "currency": pack.currency, "rule_pack": pack.name,
+                 "underlying": kind, "size": settings.size, "rate": strategy.rate, "tenor_days": strategy.tenor_days,
+                 "guard_days": strategy.guard_days, "versions": versions},
+            strategy={"legs": [{"type": "call" if leg.is_call else "put", "side": "long" if leg.side > 0 else "short",
+                                "qty": leg.qty, "american": leg.american} for leg in strategy.legs],
+                      "hedge": None if strategy.hedge is None else vars(strategy.hedge).copy(),
+                      "exit_mode": strategy.exit_mode, "exit_triggers": len(strategy.exit_triggers),
+                      "stop_loss": strategy.stop_loss, "margin_buffer": strategy.margin_buffer},
+            metrics=run_metrics(result, 0), performance=perf, baseline=base,
+            delta_band=band.to_dict() if band is not None else None, cycles=rows, notes=list(notes), dates=dates,
+            equity=equity, baseline_equity=base_equity,
+            unit_delta=np.concatenate([[np.nan], result.trace["unit_delta"][0, 0]]),
+            band_centre=centre, band_width=np.concatenate([[np.nan], result.trace["band"][0, 0]]))
+
+    def to_dict(self) -> dict[str, Any]:
+        base = None
+        if self.baseline is not None:
+            base = {"performance": self.baseline["performance"], "metrics": self.baseline["metrics"].to_dict()}
+        return _clean({"schema": SCHEMA, "file": self.file, "data": self.data, "run": self.run,
+                       "strategy": self.strategy, "performance": self.performance, "metrics": self.metrics.to_dict(),
+                       "baseline": base, "delta_band": self.delta_band, "cycles": self.cycles,
+                       "notes": list(self.notes)})
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def summary(self) -> str:
+        """A plain-text summary, a few lines."""
+        p, run = self.performance, self.run
+        lines = [f"{self.file} over {self.data['directory']}: {run['start']} to {run['end']}, {run['sessions']} "
+                 f"sessions, {p['cycles_traded']} of {p['cycles']} cycles traded, size {run['size']:g}, capital "
+                 f"{run['capital']:,.0f} {run['currency']}",
+                 f"total return {p['total_return']:+.2f}% ({p['annual_return']:+.2f}% a year), Sharpe "
+                 f"{p['sharpe']:.2f}, max drawdown {p['max_drawdown']:.2f}%, median cycle "
+                 f"{self.metrics.monthly_return['median']:+.2f}%"]
+        if self.baseline is not None:
+            b = self.baseline["performance"]
+            lines.append(f"without the delta band: total return {b['total_return']:+.2f}%, Sharpe {b['sharpe']:.2f}, "
+                         f"max drawdown {b['max_drawdown']:.2f}%")
+        if self.delta_band is not None:
+            fits = self.delta_band["fits"]
+            ks = [f["k"] for f in fits if f["k"] is not None]
+            lines.append(f"delta band: {len(fits)} walk-forward fits from {self.delta_band['first_fit']}, k "
+                         + (f"{min(ks):g} to {max(ks):g}" if ks else "never fitted")
+                         + f"; {p['exits']['delta_band']} cycle(s) closed by the band")
+        lines.append("exits: " + ", ".join(f"{k} {v}" for k, v in p["exits"].items() if v))
+        lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)

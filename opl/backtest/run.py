@@ -1,0 +1,231 @@
+"""`opl backtest`: file → check → compile → data → cycles → (walk-forward band) → replay → result.
+
+The backtest replays the strategy over the history in ``--data DIR`` with the
+simulator's own replay (`opl.runtime.replay`): the same strategy object
+(`opl.simulate`'s translation of the file), the same hedge, margin, exercise, cost and
+trigger rules, the same order of operations — only the months are given instead of drawn
+(`opl.runtime.historical`, `opl.backtest.cycles`). Settings come from the file and
+``--set`` exactly as for `opl simulate` (`opl.simconfig`); the settings that describe a
+simulation (paths, seed, horizon, price model, days per month, chunk) have no meaning
+here and are listed in the notes when given.
+
+With a ``delta_band`` exit trigger the band is fitted walk-forward
+(`opl.backtest.walkforward`) and the result holds the fits; the same history is also
+replayed without the band (``baseline``), so its effect is visible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+__all__ = ["backtest_file", "BacktestInputError"]
+
+_SIMULATION_ONLY = ("experiment.paths", "experiment.seed", "experiment.steps_per_day", "experiment.horizon",
+                    "experiment.hit_rate", "experiment.sizes", "experiment.model", "model.", "sim.days_per_month",
+                    "sim.chunk", "levels.")
+
+
+class BacktestInputError(Exception):
+    """The file has errors, or settings a backtest cannot run (located ``diagnostics``)."""
+
+    def __init__(self, report, diagnostics):
+        super().__init__("; ".join(d.message for d in diagnostics))
+        self.report = report
+        self.diagnostics = diagnostics
+
+
+def _band_calls(doc):
+    from opl.deltaband import delta_band_calls
+
+    items = tuple(doc.exit.triggers) + tuple(doc.exit.appended)
+    return [(item, delta_band_calls(item)) for item in items]
+
+
+def _strategy_with_band(checked, compiled, settings, notes):
+    """The simulator's strategy object, with the items that hold a ``delta_band`` compiled for a history."""
+    from opl.runtime.triggers import UnsupportedCondition, compile_condition
+    from opl.simconfig import SettingsError
+    from opl.simulate import _strategy
+
+    doc = checked.document
+    banded = [item for item, calls in _band_calls(doc) if calls]
+    plain_exit = replace(doc.exit, triggers=[v for v in doc.exit.triggers if v not in banded],
+                         appended=[v for v in doc.exit.appended if v not in banded])
+    plain = replace(checked, document=replace(doc, exit=plain_exit))
+    strategy = _strategy(plain, compiled, settings, notes)
+    extra = []
+    for item in banded:
+        try:
+            extra.append(compile_condition(item, history=True))
+        except UnsupportedCondition as error:
+            raise SettingsError(str(error), span=error.span or getattr(item, "span", None), code="E105",
+                                help="supported triggers are listed in grammar/README.md §7.1") from None
+    return replace(strategy, exit_triggers=tuple(strategy.exit_triggers) + tuple(extra))
+
+
+def _band_spec(doc):
+    from opl.deltaband import parse_delta_band
+    from opl.simconfig import SettingsError
+
+    calls = [call for _, found in _band_calls(doc) for call in found]
+    if not calls:
+        return None
+    specs = [parse_delta_band(call) for call in calls]
+    for call, spec in zip(calls[1:], specs[1:]):
+        if spec != specs[0]:
+            raise SettingsError("a strategy has one delta band: give every `delta_band` the same arguments",
+                                span=call.span, code="E105", help=f"the first is `{specs[0].text()}`")
+    return specs[0]
+
+
+def backtest_file(path, *, data, overrides=(), market: dict | None = None, repair: bool = False):
+    """Backtest a file over the history in ``data``; see the module docstring.
+
+    Parameters
+    ----------
+    path
+        The ``.opl`` file.
+    data
+        The data directory (``futures.csv``, optional ``options.csv`` and ``signals.csv``).
+    overrides
+        ``--set key=value`` items (`opl.simconfig.KEYS`).
+    market
+        Market overrides as for ``opl compile --market``.
+    repair
+        Make the data loaders' documented repairs (each listed in the notes).
+
+    Raises
+    ------
+    BacktestInputError
+        The file has errors or settings a backtest cannot run (located diagnostics).
+    SettingsError
+        A ``--set`` override is bad.
+    DataError
+        A data file breaks its contract (located: file, row, column).
+    OSError
+        The file or the data directory cannot be read.
+    """
+    import numpy as np
+    import pandas as pd
+
+    import opl
+    from opl.backtest.cycles import ChainIndex, mark_cycles, plan_cycles
+    from opl.backtest.market import load_market
+    from opl.backtest.result import BacktestResult
+    from opl.backtest.surface import build_surfaces
+    from opl.backtest.walkforward import walk_forward
+    from opl.compiler import compile_checked
+    from opl.data.loaders import DataError, Problem
+    from opl.diagnostics import Diagnostic
+    from opl.runtime.historical import GivenMonths
+    from opl.runtime.replay import RunSpec, Variant, replay
+    from opl.runtime.rules import load_pack
+    from opl.simconfig import CAPITAL_MARGIN_MULTIPLE, SettingsError, parse_overrides
+    from opl.simulate import _settings_from, _versions
+
+    checked = opl.check_file(path)
+    compiled = compile_checked(checked, market)
+    if not compiled.ok:
+        raise BacktestInputError(checked.report, compiled.diagnostics)
+    doc, model, report = checked.document, compiled.strategy, checked.report
+    notes: list[str] = []
+
+    def located(error: SettingsError):
+        if error.span is None:
+            return error
+        return BacktestInputError(report, [Diagnostic(error.code, str(error), error.span, "cannot backtest this",
+                                                      error.help)])
+
+    try:
+        kind = model.underlying.kind
+        if kind not in ("future", "etf") or model.underlying.rule_pack is None:
+            span = doc.underlying.span if doc.underlying is not None and doc.underlying.span else doc.strategy.span
+            raise SettingsError("`opl backtest` needs options on a future or an ETF with an exchange rule pack "
+                                "(e.g. `underlying Future(2026-05-15)` with `exchange CZCE`, or `underlying ETF` "
+                                "with `exchange SSE`)", span=span, code="E306")
+        settings, _ = _settings_from(doc, model)
+        settings = parse_overrides(list(overrides), settings)
+        pack = load_pack(model.underlying.rule_pack)
+        strategy = _strategy_with_band(checked, model, settings, notes)
+        strategy = replace(strategy, contract_size=pack.underlying.contract_size)
+        spec = _band_spec(doc)
+    except SettingsError as error:
+        raise located(error) from None
+    ignored = sorted({item.partition("=")[0].strip() for item in overrides
+                      if item.partition("=")[0].strip().startswith(_SIMULATION_ONLY)})
+    if ignored:
+        notes.append(f"settings of a simulation have no effect on a backtest: {', '.join(ignored)}")
+    carry = strategy.rate if kind != "future" else 0.0
+
+    data_set = load_market(data, pack=pack, repair=repair)
+    futures = data_set.futures
+    if len(futures) < 2:
+        raise DataError([Problem(data_set.files["futures"], None, None,
+                                 "a backtest needs at least two sessions of futures bars")])
+    chain = ChainIndex(data_set.options, futures) if data_set.options is not None else None
+    forwards = chain.forwards(futures) if chain is not None else None
+    if forwards is not None and np.any(~np.isfinite(forwards)):
+        notes.append(f"{int(np.sum(~np.isfinite(forwards)))} option rows are on a contract the futures series does "
+                     "not hold that day: no cycle trades them")
+    default_vol = model.market.iv / (1.0 + settings.iv_spread) if model.market.iv else 0.25
+    surfaces = build_surfaces(futures=futures, options=data_set.options, forwards=forwards, smile=strategy.smile,
+                              default_vol=default_vol, rate=strategy.rate, carry=carry,
+                              american=any(leg.american for leg in strategy.legs), notes=notes)
+    cycles, skipped = plan_cycles(futures, chain, tenor_days=strategy.tenor_days)
+    if not cycles:
+        raise DataError([Problem(data_set.files.get("options", data_set.files["futures"]), None, None,
+                                 "no option cycle fits in the data: no session lists an expiry at least a day "
+                                 "ahead on the contract held" if chain is not None else
+                                 "no option cycle fits in the data: every contract ends within a session")])
+    if skipped:
+        notes.append(f"{skipped} session(s) could not open a cycle (no expiry listed ahead on the contract held, or "
+                     "the contract's last session)")
+    months, records = mark_cycles(cycles, futures=futures, chain=chain, signals=data_set.signals, strategy=strategy,
+                                  surfaces=surfaces, pack=pack, carry=carry)
+
+    if settings.capital is None:
+        margin = model.totals.margin or 0.0
+        settings.capital = CAPITAL_MARGIN_MULTIPLE * margin * settings.size
+        notes.append(f"no `capital` in the file: returns are measured against {CAPITAL_MARGIN_MULTIPLE:g} x the "
+                     f"opening margin at size {settings.size:g} = {settings.capital:,.0f} {pack.currency}")
+        if settings.capital <= 0:
+            raise SettingsError("no `capital` in the file and the strategy posts no margin: set `capital`",
+                                key="capital")
+    for leg in strategy.legs:
+        lots = leg.qty * settings.size
+        if abs(lots - round(lots)) > 1e-9:
+            raise SettingsError(f"size {settings.size:g} gives {lots:g} lots of a leg: sizes must give whole lots",
+                                key="size")
+    run = RunSpec(process=None, pack=pack, price=float(futures["settlement"].iloc[cycles[0].start]),
+                  capital=settings.capital, paths=1, months=len(months), chunk=1,
+                  option_ticks=settings.option_slippage_ticks, futures_ticks=settings.futures_slippage_ticks)
+    variant = Variant(size=settings.size, fee_factor=settings.fee_factor)
+    opens = pd.DatetimeIndex([r["open"] for r in records])
+    closes = pd.DatetimeIndex([r["close"] for r in records])
+    band = None
+    baseline = None
+    traded = months
+    if spec is not None:
+        band = walk_forward(months, opens=opens, closes=closes, strategy=strategy, run=run, spec=spec,
+                            size=settings.size, fee_factor=settings.fee_factor)
+        traded = band.months
+        baseline = replay(strategy=strategy, run=replace(run, source=GivenMonths.factory(
+            [m.with_band((np.zeros(m.n + 1), np.full(m.n + 1, np.nan))) for m in months])), variants=(variant,),
+            trace=True)
+    result = replay(strategy=strategy, run=replace(run, source=GivenMonths.factory(traded)), variants=(variant,),
+                    trace=True)
+    notes += data_set.notes()
+    notes.append("marks: " + ", ".join(f"{n:,} from {name}" for name, n in
+                                       [("the chain's settlements", sum(r["marks_from_chain"] for r in records))]
+                                       + sorted(surfaces.used.items())) + " (surface marks are computed for every "
+                 "session; a settlement is used where the chain has one)")
+    if data_set.signals is None:
+        notes.append("no signals.csv: support and resistance are the file's level widths around each cycle's open, "
+                     "the direction flat")
+    dates = [records[0]["open"]] + [d for c, m in zip(cycles, months)
+                                    for d in futures["trading_date"].iloc[c.start + 1:c.end + 1]]
+    return BacktestResult.build(
+        file=str(path), data=str(data), files=data_set.files, settings=settings, strategy=strategy, pack=pack,
+        kind=kind, cycles=records, dates=pd.DatetimeIndex(dates), result=result, baseline=baseline, band=band,
+        notes=notes, versions=_versions(), surfaces=surfaces.names, months=traded)
