@@ -28,8 +28,10 @@ def data() -> None:
 @click.option("--hit-rate", "hit_rate", type=click.FloatRange(0, 1), default=0.85, show_default=True,
               help="True hit rate of the planted direction views.")
 @click.option("--no-options", is_flag=True, help="Skip the option chains (the largest file).")
-def synth(out: str, seed: int, years: int, start: str, hit_rate: float, no_options: bool) -> None:
-    """Write a jujube-like dataset (futures, options, signals, factors) and truth.json to OUT."""
+@click.option("--profile", type=click.Choice(("jujube", "etf50")), default="jujube", show_default=True,
+              help="The market: CZCE jujube futures options, or SSE 50ETF options (opl/data/synth.py).")
+def synth(out: str, seed: int, years: int, start: str, hit_rate: float, no_options: bool, profile: str) -> None:
+    """Write a synthetic dataset (futures, options, signals, factors) and truth.json to OUT."""
     import pandas as pd
 
     from opl.data.synth import synthesize
@@ -39,7 +41,8 @@ def synth(out: str, seed: int, years: int, start: str, hit_rate: float, no_optio
     except ValueError:
         click.echo(f"error: --start {start!r} is not a date", err=True)
         sys.exit(EXIT_USAGE)
-    dataset = synthesize(seed=seed, years=years, start=start, hit_rate=hit_rate, options=not no_options)
+    dataset = synthesize(seed=seed, years=years, start=start, hit_rate=hit_rate, options=not no_options,
+                         profile=profile)
     try:
         paths = dataset.write(out)
     except OSError as error:

@@ -36,6 +36,15 @@ expected log return is ``Σ β_j f_j``, with one placebo (β = 0).
 
 ``truth.json`` beside the CSVs records every parameter, the roll dates and
 jumps, and the realised hit count.
+
+*Profiles.* ``profile="jujube"`` (the default) is all of the above. ``profile="etf50"``
+is an SSE 50ETF-like market for the short-straddle example (``examples/etf50/``): one
+instrument ``510050`` around 3 CNY on a 0.001 tick (no delivery months, no basis, no
+rolls), European options expiring on the fourth Wednesday of every month (the next
+trading day when that is closed) with the front month listed each day, strikes on a
+0.05 grid, a 0.0001 option tick and a 10,000-unit multiplier, settlements from
+Black–Scholes on the spot with carry = rate (no dividends), and levels on the 0.05 grid.
+Every other field of :class:`SynthParams` can still be overridden.
 """
 
 from __future__ import annotations
@@ -54,6 +63,14 @@ from opl.data.rolls import classify_moves, detect_rolls, forward_moves, within_c
 __all__ = ["SynthParams", "SynthDataset", "synthesize", "FILES"]
 
 FILES = {"futures": "futures.csv", "options": "options.csv", "signals": "signals.csv", "factors": "factors.csv"}
+PROFILES: dict[str, dict] = {
+    "jujube": {},
+    "etf50": {"symbol": "510050", "price0": 3.0, "tick": 0.001, "annual_vol": 0.20, "jumps_per_year": 2.0,
+              "jump_sd": 0.025, "basis_low": 0.0, "basis_high": 0.0, "iv_premium": 1.08, "iv_skew": -0.10,
+              "iv_curvature": 0.6, "iv_floor": 0.10, "strike_step": 0.05, "option_tick": 0.0001,
+              "multiplier": 10_000.0, "level_tick": 0.05, "factor_betas": {"inventory": -0.01, "new_crop": 0.0,
+                                                                            "weather": 0.0}},
+}
 _DELIVERY_MONTHS = (1, 3, 5, 7, 9, 12)
 _CHINESE = {"up": "涨", "down": "跌", "flat": "震荡"}
 
@@ -64,6 +81,7 @@ class SynthParams:
 
     seed: int = 1
     years: int = 6
+    profile: str = "jujube"
     start: str = "2019-01-02"
     symbol: str = "CJ"
     price0: float = 10_000.0
@@ -94,6 +112,7 @@ class SynthParams:
     factor_betas: dict = field(default_factory=lambda: {"inventory": -0.02, "new_crop": -0.01, "weather": 0.0})
     factor_rho: float = 0.5
     options: bool = True
+    level_tick: float = 50.0
 
 
 @dataclass
@@ -124,7 +143,8 @@ class SynthDataset:
 
     def summary(self) -> str:
         t = self.truth
-        lines = [f"synthetic jujube-like data, seed {t['params']['seed']}, {t['params']['years']} years",
+        lines = [f"synthetic {t['params']['profile']}-like data, seed {t['params']['seed']}, "
+                 f"{t['params']['years']} years",
                  f"  futures: {len(self.futures)} days, {len(t['rolls'])} rolls",
                  f"  options: {0 if self.options is None else len(self.options)} rows",
                  f"  signals: {len(self.signals)} (true hit rate {t['hit_rate']['p_true']:.2f}, "
@@ -133,14 +153,17 @@ class SynthDataset:
         return "\n".join(lines)
 
 
-def synthesize(*, seed: int = 1, years: int = 6, **overrides) -> SynthDataset:
-    """Generate a dataset; ``overrides`` set any other :class:`SynthParams` field.
+def synthesize(*, seed: int = 1, years: int = 6, profile: str = "jujube", **overrides) -> SynthDataset:
+    """Generate a dataset; ``profile`` picks the market (module docstring), ``overrides`` set any
+    other :class:`SynthParams` field.
 
     >>> data = synthesize(seed=1, years=1, options=False)
     >>> data.futures.columns[:3].tolist(), data.truth["params"]["seed"]
     (['trading_date', 'symbol', 'open'], 1)
     """
-    p = replace(SynthParams(), seed=seed, years=years, **overrides)
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r} (profiles: {', '.join(PROFILES)})")
+    p = replace(SynthParams(), seed=seed, years=years, profile=profile, **{**PROFILES[profile], **overrides})
     if p.years < 1:
         raise ValueError("years must be >= 1")
     rng = np.random.default_rng(p.seed)
@@ -192,8 +215,26 @@ def _trading_days(start: pd.Timestamp, years: int) -> pd.DatetimeIndex:
     return days[keep]
 
 
+def _etf_contracts(calendar: pd.DatetimeIndex, first_day: pd.Timestamp, p: SynthParams) -> pd.DataFrame:
+    """One instrument; monthly option expiries on the 4th Wednesday (the next session when closed)."""
+    day_values = calendar.to_numpy()
+    out = []
+    for year in range(calendar[0].year, calendar[-1].year + 1):
+        for month in range(1, 13):
+            wednesdays = pd.date_range(pd.Timestamp(year, month, 1), periods=5, freq="W-WED")
+            fourth = np.datetime64(wednesdays[3])
+            after = day_values[day_values >= fourth]
+            if len(after) == 0:
+                continue
+            out.append({"symbol": p.symbol, "year": year, "month": month, "option_expiry": pd.Timestamp(after[0])})
+    frame = pd.DataFrame(out)
+    return frame[frame["option_expiry"] >= first_day].reset_index(drop=True)
+
+
 def _contracts(calendar: pd.DatetimeIndex, first_day: pd.Timestamp, p: SynthParams) -> pd.DataFrame:
     """Delivery months with their options' expiry on the synthetic calendar (which runs past the data)."""
+    if p.profile == "etf50":
+        return _etf_contracts(calendar, first_day, p)
     day_values = calendar.to_numpy()
     out = []
     for year in range(calendar[0].year, calendar[-1].year):
@@ -253,6 +294,8 @@ def _log_level(rng, days, months, factor_values: pd.DataFrame, p: SynthParams):
 
 
 def _bases(rng, n: int, p: SynthParams) -> np.ndarray:
+    if p.basis_high == 0:  # one instrument (an ETF): no contracts, no basis
+        return np.zeros(n)
     sign = np.where(np.arange(n) % 2 == 0, 1.0, -1.0) * (1.0 if rng.random() < 0.5 else -1.0)
     return sign * rng.uniform(p.basis_low, p.basis_high, n)
 
@@ -325,11 +368,15 @@ def _option_chains(rng, days, s_log, sd, main, contracts, basis, p: SynthParams)
     prev_day = days.to_numpy()[np.maximum(t_idx - 1, 0)]
     prev_tau = (expiry[t_idx] - prev_day) / np.timedelta64(365, "D")
 
+    # Options on an ETF are priced on the spot with carry = rate (no dividends); on a future, carry 0.
+    carry = p.rate if p.profile == "etf50" else 0.0
+
     def settle_price(f, v, t_years):
         m = np.log(strike / f)
         skew = p.iv_skew * np.sqrt((30 / 365) / np.maximum(t_years, 7 / 365))
         iv = np.maximum(p.iv_floor, v + skew * m + p.iv_curvature * m * m)
-        value = black_price(is_call=is_call, underlying=f, strike=strike, t=t_years, vol=iv, rate=p.rate)
+        value = black_price(is_call=is_call, underlying=f, strike=strike, t=t_years, vol=iv, rate=p.rate,
+                            carry=carry)
         return np.maximum(p.option_tick, _round_tick(value, p.option_tick)), iv
 
     settle, _ = settle_price(fut[t_idx], vol[t_idx], tau)
@@ -347,7 +394,14 @@ def _option_chains(rng, days, s_log, sd, main, contracts, basis, p: SynthParams)
     blank = np.where(traded, 1.0, np.nan)
     under = contracts["symbol"].to_numpy()[main][t_idx]
     kind = np.where(is_call, "C", "P")
-    symbol = np.char.add(np.char.add(under.astype(str), kind), strike.astype(np.int64).astype(str))
+    if p.profile == "etf50":
+        # SSE-like codes: underlying, C/P, expiry year-month, M, strike in thousandths (510050C2401M03000).
+        month_code = pd.DatetimeIndex(expiry[t_idx]).strftime("%y%m").to_numpy().astype(str)
+        thousandths = np.char.zfill(np.rint(strike * 1000).astype(np.int64).astype(str), 5)
+        symbol = np.char.add(np.char.add(np.char.add(np.char.add(under.astype(str), kind), month_code), "M"),
+                             thousandths)
+    else:
+        symbol = np.char.add(np.char.add(under.astype(str), kind), strike.astype(np.int64).astype(str))
     return pd.DataFrame({
         "trading_date": days[t_idx], "symbol": symbol,
         "open": open_ * blank, "high": high * blank, "low": low * blank, "close": close * blank,
@@ -369,8 +423,8 @@ def _signals(rng, futures: pd.DataFrame, days, p: SynthParams):
     other = np.array([rng.choice(classes[classes != r]) for r in realised])
     direction = np.where(right, realised, other)
     entry = futures.set_index("trading_date")["close"].reindex(pd.DatetimeIndex(firsts)).to_numpy()
-    support = _round_tick(entry * (1 - rng.uniform(0.04, 0.10, len(firsts))), 50.0, "floor")
-    resistance = _round_tick(entry * (1 + rng.uniform(0.04, 0.10, len(firsts))), 50.0, "ceil")
+    support = _round_tick(entry * (1 - rng.uniform(0.04, 0.10, len(firsts))), p.level_tick, "floor")
+    resistance = _round_tick(entry * (1 + rng.uniform(0.04, 0.10, len(firsts))), p.level_tick, "ceil")
     complete = moves["complete"].to_numpy()
     frame = pd.DataFrame({"date": pd.DatetimeIndex(firsts), "support": support, "resistance": resistance,
                           "direction": [_CHINESE[d] for d in direction], "source": "spot_team"})
