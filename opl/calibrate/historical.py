@@ -63,7 +63,7 @@ def _as_loaded(value, kind: str) -> LoadResult | None:
 def calibrate(*, futures, options=None, iv_summary: IVSummary | str | os.PathLike | None = None,
               rate: float = 0.02, style: Literal["american", "european"] = "american",
               criterion: Literal["bic", "aic"] = "bic", jump_threshold: float = DEFAULT_THRESHOLD,
-              window_days: int = 21, limit: float | None = None, tick: float = 0.0,
+              jump_alpha: float = 0.05, window_days: int = 21, limit: float | None = None, tick: float = 0.0,
               max_persistence: float = MAX_PERSISTENCE) -> CalibrationResult:
     """Calibrate on futures bars and, optionally, option chains or an implied-volatility summary.
 
@@ -85,6 +85,8 @@ def calibrate(*, futures, options=None, iv_summary: IVSummary | str | os.PathLik
         ``bic`` or ``aic`` for choosing between GARCH and GJR.
     jump_threshold
         Conditional standard deviations beyond which a day is a jump day.
+    jump_alpha
+        Level of the test of the jump-day count against the Student-t's expectation.
     window_days
         Trading days over which the one-month smile is summarised.
     limit, tick
@@ -107,7 +109,7 @@ def calibrate(*, futures, options=None, iv_summary: IVSummary | str | os.PathLik
     try:
         realised = realised_vol(frame, returns)
         jump_model = fit_jump_model(returns.returns, threshold=jump_threshold, criterion=criterion,
-                                    periods_per_year=TRADING_DAYS)
+                                    periods_per_year=TRADING_DAYS, alpha=jump_alpha)
     except ValueError as error:
         raise CalibrationError(f"{fut.file}: {error}") from None
     jumps, garch = jump_model.jumps, jump_model.garch
@@ -141,6 +143,7 @@ def calibrate(*, futures, options=None, iv_summary: IVSummary | str | os.PathLik
               "rolls": {"method": returns.rolls.method, "count": returns.rolls.count,
                         "dates": [str(pd.Timestamp(d).date()) for d in returns.rolls.table["trading_date"]]}}
     settings = {"rate": rate, "style": style, "criterion": criterion, "jump_threshold": jump_threshold,
+                "jump_alpha": jump_alpha,
                 "window_days": window_days, "limit": limit, "tick": tick, "max_persistence": max_persistence,
                 "price": "close", "periods_per_year": TRADING_DAYS, "sim_days_per_year": SIM_DAYS_PER_YEAR}
     return CalibrationResult(inputs=inputs, settings=settings, realised=realised, jump_model=jump_model,

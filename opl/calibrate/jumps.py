@@ -12,15 +12,16 @@
    not feed its recursion (``opl.runtime.processes``); judge the original days again
    under the refit's σ_t (a jump left in the recursion inflated σ_t after it and could
    hide the next one) and repeat until the set of jump days settles (at most 5 rounds);
-4. a Student-t diffusion puts some days beyond k·σ_t by itself: the expected number,
-   n · P(|t_ν| > k) under the refit's ν (scaled to unit variance), is subtracted. The
-   *excess* count is the evidence for jumps:
+4. a Student-t diffusion puts some days beyond k·σ_t by itself: the expected number
+   E = n · P(|t_ν| > k) under the refit's ν (scaled to unit variance). The count is
+   tested against it: jumps are *found* when a Poisson(E) count would reach the
+   observed one with probability below ``alpha`` (5%):
 
-   * excess > 0: intensity = excess / years, size = mean and standard deviation of the
+   * found: intensity = (count − E) / years, size = mean and standard deviation of the
      jump days' log returns, and the refit of step 3 is the diffusion;
-   * excess ≤ 0: the fat tails of the Student-t already account for the extreme days;
-     intensity 0 and the first fit of step 1 is the diffusion (removing the days would
-     count the same tail twice, once in ν and once in the jumps).
+   * not found: the fat tails of the Student-t account for the extreme days; intensity
+     0 and the first fit of step 1 is the diffusion (removing the days would count the
+     same tail twice, once in ν and once in the jumps).
 
 What it cannot see, stated in every result: a jump smaller than k·σ_t passes as
 diffusion; the size of a jump day includes that day's diffusive move (about one daily
@@ -91,6 +92,8 @@ class JumpEstimate:
     threshold: float
     expected_false: float
     excess: float
+    pvalue: float
+    alpha: float
     per_day: float
     intensity: float
     mean: float
@@ -101,19 +104,21 @@ class JumpEstimate:
 
     @property
     def found(self) -> bool:
-        """Whether the data show more extreme days than the Student-t diffusion explains."""
-        return self.excess > 0 and self.count > 0
+        """Whether the data show significantly more extreme days than the Student-t diffusion explains."""
+        return self.count > 0 and self.excess > 0 and self.pvalue < self.alpha
 
     def to_dict(self) -> dict:
         return {"method": f"|r - mu| > {self.threshold:g} x GARCH conditional sd, count net of the Student-t's "
                           "expected exceedances", "threshold": self.threshold, "count": self.count, "n": self.n,
-                "expected_false_detections": self.expected_false, "excess": self.excess, "found": self.found,
+                "expected_false_detections": self.expected_false, "excess": self.excess, "pvalue": self.pvalue,
+                "alpha": self.alpha, "found": self.found,
                 "per_day": self.per_day, "intensity": self.intensity, "mean": self.mean, "std": self.std,
                 "dates": self.dates, "sizes": self.sizes}
 
     def summary(self) -> str:
-        head = (f"Jumps: {self.count} day{'s' if self.count != 1 else ''} beyond {self.threshold:g} conditional sd in {self.n} "
-                f"({self.expected_false:.1f} expected from the Student-t diffusion alone)")
+        head = (f"Jumps: {self.count} day{'s' if self.count != 1 else ''} beyond {self.threshold:g} conditional sd "
+                f"in {self.n} ({self.expected_false:.1f} expected from the Student-t diffusion alone, "
+                f"p = {self.pvalue:.3g})")
         if not self.found:
             return head + ": no jumps beyond the Student-t tails, intensity 0"
         std = f"{self.std:.2%}" if math.isfinite(self.std) else "n/a (one jump)"
@@ -134,8 +139,16 @@ class JumpModel:
                 "first_pass": None if not self.refitted else self.first_pass.to_dict()}
 
 
+def _poisson_p(count: int, expected: float) -> float:
+    """P(N ≥ count) for N ~ Poisson(expected)."""
+    if count <= 0:
+        return 1.0
+    return float(stats.poisson.sf(count - 1, expected)) if expected > 0 else 0.0
+
+
 def fit_jump_model(returns: pd.Series, *, threshold: float = DEFAULT_THRESHOLD,
-                   criterion: Literal["bic", "aic"] = "bic", periods_per_year: float = 252.0) -> JumpModel:
+                   criterion: Literal["bic", "aic"] = "bic", periods_per_year: float = 252.0,
+                   alpha: float = 0.05) -> JumpModel:
     """Steps 1–4 of the module docstring on daily log returns (NaN roll days skipped)."""
     first = fit_models(returns, criterion=criterion, periods_per_year=periods_per_year)
     days = detect_jump_days(returns, first.best, threshold=threshold)
@@ -157,13 +170,15 @@ def fit_jump_model(returns: pd.Series, *, threshold: float = DEFAULT_THRESHOLD,
         days = again
     if len(days):
         false = expected_false(n, threshold, second.best.nu)
-        if len(days) - false > 0:
-            diffusion, refitted = second, True
     excess = len(days) - false
-    found = excess > 0 and len(days) > 0
+    pvalue = _poisson_p(len(days), false)
+    found = len(days) > 0 and excess > 0 and pvalue < alpha
+    if found:
+        diffusion, refitted = second, True
     sizes = days.to_numpy()
     estimate = JumpEstimate(
-        count=len(days), n=n, threshold=threshold, expected_false=false, excess=float(excess),
+        count=len(days), n=n, threshold=threshold, expected_false=false, excess=float(excess), pvalue=pvalue,
+        alpha=alpha,
         per_day=max(excess, 0.0) / n if found else 0.0,
         intensity=max(excess, 0.0) / years if found else 0.0,
         mean=float(np.mean(sizes)) if len(sizes) else float("nan"),
