@@ -20,6 +20,8 @@ paths), so the attribution adds up to the P&L exactly:
                 the sale of delivered goods at futures + basis, and storage
 ``funding``     the financing of delivered goods at the policy's funding rate
 ``costs``       fees and slippage (negative)
+``adjustments`` fees and slippage of the adjustment module's trades (negative;
+                `opl.runtime.adjust` — the adjusted legs' marks go to ``premium``)
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 
 __all__ = ["Costs", "Ledger", "BUCKETS", "tick_size"]
 
-BUCKETS = ("premium", "hedge", "assignment", "funding", "costs")
+BUCKETS = ("premium", "hedge", "assignment", "funding", "costs", "adjustments")
 
 
 def tick_size(bands, price: float) -> float:
@@ -101,14 +103,16 @@ class Ledger:
         (variants, paths).
     months
         Horizon in months.
+    extra
+        Further counters (the adjustment module's, one pair per playbook action).
     """
 
     COUNTERS = ("margin_calls", "liquidations", "assigned_months", "delivered_months", "option_lots",
-                "futures_lots", "hedge_trades", "skipped_months", "exits", "early_exits")
+                "futures_lots", "hedge_trades", "skipped_months", "exits", "early_exits", "avoided_legs", "alerts")
 
-    def __init__(self, shape: tuple[int, int], months: int):
+    def __init__(self, shape: tuple[int, int], months: int, extra: tuple[str, ...] = ()):
         self.buckets = {name: np.zeros(shape) for name in BUCKETS}
-        self.counters = {name: np.zeros(shape, dtype=np.int64) for name in self.COUNTERS}
+        self.counters = {name: np.zeros(shape, dtype=np.int64) for name in self.COUNTERS + tuple(extra)}
         self.monthly = np.zeros((*shape, months))
 
     def book(self, bucket: str, amount: np.ndarray, equity: np.ndarray, *extra: np.ndarray) -> None:

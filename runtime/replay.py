@@ -49,14 +49,18 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from opl.runtime.adjust import AdjustEngine, AdjustSpec, Desk
 from opl.runtime.book import Book, Slot
 from opl.runtime.exercise import AssignmentSpec, Inventory
+from opl.runtime.guards import GuardRule, blocked, leg_states, warned
 from opl.runtime.hedging import HedgeSpec, direction, rebalance
 from opl.runtime.ledger import Costs, Ledger
 from opl.runtime.legspec import Levels, OptionLeg
 from opl.runtime.margin import futures_margin, short_option_margin
 from opl.runtime.marking import AmericanMarker, SmileRule
+from opl.runtime.pricing import greeks as black_greeks
 from opl.runtime.processes import PathGenerator, ProcessSpec
+from opl.runtime.scores import ScoreFunction
 from opl.runtime.triggers import TriggerState
 
 __all__ = ["StrategySpec", "Variant", "RunSpec", "ReplayResult", "MarkedMonth", "replay", "CHUNK"]
@@ -76,7 +80,7 @@ class StrategySpec:
     contract_size: float
     hedge: HedgeSpec | None = None
     assignment: AssignmentSpec = field(default_factory=AssignmentSpec)
-    exit_mode: Literal["first_hit", "all_required"] = "first_hit"
+    exit_mode: Literal["first_hit", "all_required", "machine_decide"] = "first_hit"
     exit_triggers: tuple[Callable[[TriggerState], np.ndarray], ...] = ()
     guard_days: float | None = 2.0
     stop_loss: float | None = None
@@ -87,6 +91,11 @@ class StrategySpec:
     greeks: bool = False  # mark gamma too (the adjustment module, structure_destabilised and scores read it)
     leg_numbers: tuple[int, ...] = ()  # each option leg's index in the file's normalised legs (default: order)
     futures_legs: tuple[tuple[int, int], ...] = ()  # (file index, signed lots) of each futures leg
+    score: ScoreFunction | None = None  # machine_decide's score function (opl.runtime.scores)
+    score_threshold: float | None = None  # None: the function's own
+    adjust: AdjustSpec | None = None  # the adjustment module (opl.runtime.adjust)
+    guards: tuple[GuardRule, ...] = ()  # avoid_leg_if / warn_if rules, the defaults first (opl.runtime.guards)
+    bands: tuple[float, float, float] = (0.25, 0.10, 0.5)  # structure_destabilised's delta, gamma, vega bands
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -193,7 +202,7 @@ class _Month(MarkedMonth):
         self.days_left = (n - np.arange(n + 1)) * self.step_days
         self.span = np.full(n + 1, self.step_days)
         self.signal = mp.signal
-        self.vol, self.smile, self.rate, self.pack = mp.vol, strat.smile, strat.rate, run.pack
+        self.vol, self.smile, self.rate, self.pack, self.levels = mp.vol, strat.smile, strat.rate, run.pack, strat.levels
         self.markers = {True: marker, False: euro}
         self.want_gamma = strat.greeks
         self.atm = strat.smile.atm(mp.vol)
@@ -222,6 +231,29 @@ class _Month(MarkedMonth):
         """Strikes on the pack's grid; a level far below it (a collapsed path) gets the lowest listed strike."""
         lowest = self.pack.option.strike_grid[0].step
         return np.maximum(np.asarray(self.pack.snap_strike(np.maximum(raw, lowest)), dtype=float), lowest)
+
+    def snap_up(self, price: np.ndarray) -> np.ndarray:
+        """The listed strike nearest at or above ``price``."""
+        lowest = self.pack.option.strike_grid[0].step
+        return np.maximum(np.asarray(self.pack.snap_strike(np.maximum(price, lowest), mode="up"), dtype=float), lowest)
+
+    def strike_for(self, leg: OptionLeg, j: int, *, recentre: bool, extra_days: float) -> np.ndarray:
+        """A leg's strike rule resolved at step ``j`` (P,): against the month's support and resistance,
+        or (``recentre``) against levels of the same widths around the step's price."""
+        f = self.price[:, j]
+        support, resistance = self.levels.of(f) if recentre else (self.support, self.resistance)
+        iv = self.smile.iv(vol=self.vol[:, j], forward=f, strike=f)
+        t = max(self.t[j] + extra_days / DAYS_PER_YEAR, 1e-9)
+        raw = leg.strike.resolve(is_call=leg.is_call, price=f, support=support, resistance=resistance, iv=iv, t=t,
+                                 rate=self.rate)
+        return self.snap(raw)
+
+    def vega(self, slot: Slot, j: int) -> np.ndarray:
+        """Black-76 vega per unit and per 1.00 of volatility of a slot's series at step ``j``."""
+        f = self.price[:, j]
+        iv = self.smile.iv(vol=self.vol[:, j], forward=f, strike=slot.strike)
+        t = max(self.t[j] + slot.extra_days / DAYS_PER_YEAR, 0.0)
+        return black_greeks(is_call=slot.is_call, underlying=f, strike=slot.strike, t=t, vol=iv, rate=self.rate).vega
 
     def quote(self, *, is_call: bool, american: bool, strike: np.ndarray, extra_days: float, j: int,
               where: np.ndarray):
@@ -338,13 +370,15 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
     mult, cs = strat.multiplier, strat.contract_size
     lots_per_option = mult / cs  # futures lots of delta per option lot per unit of delta
 
-    ledger = Ledger(shape, months)
+    numbers = strat.leg_numbers or tuple(range(nl))
+    engine = AdjustEngine(strat.adjust, shape, numbers) if strat.adjust is not None else None
+    ledger = Ledger(shape, months, strat.adjust.counters() if strat.adjust is not None else ())
     equity = np.full(shape, run.capital)
     peak = equity.copy()
     max_dd = np.zeros(shape)
     peak_margin = np.zeros(shape)
     pending = np.zeros(shape)  # futures lots from exercise, closed at the next step
-    slots_per_month = nl
+    slots_per_month = nl + (engine.extra_slots(nl) if engine is not None else 0)
     inventory = Inventory(shape, months * slots_per_month)
     liquidate_next = np.zeros(shape, dtype=bool)
     ruined = np.zeros(shape, dtype=bool)
@@ -365,6 +399,24 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
 
         # -- open
         book = _open_book(strat, mo, sizes, shape)
+        if engine is not None:
+            if not hasattr(mo, "quote"):
+                raise ValueError("the adjustment module needs simulated months (their options can be re-marked)")
+            engine.open_month(book)
+        zero = np.zeros(shape)
+
+        def state_at(j, hedge, month_pnl, denominator, open_margin):
+            return _trigger_state(mo, j, book, hedge, month_pnl, denominator, equity, peak, run.capital, open_margin,
+                                  packs, mo.days_left[j], lots_per_option, pending, inventory,
+                                  (book.option_delta(lots_per_option) + book.static) / sizes, band_k, strat, d)
+
+        if strat.guards:
+            # avoid_leg_if: a leg whose rule holds at the open is not opened on that path.
+            at_open = state_at(0, zero, zero, np.ones(shape), zero)
+            for s, hit in zip(book.slots, blocked(strat.guards, at_open, leg_states(book, f[:, 0], mo.days_left[0]))):
+                if np.any(hit):
+                    ledger.count("avoided_legs", hit & ~ruined & ~liquidate_next)
+                    s.qty = np.where(hit, 0.0, s.qty)
         open_margin = _margin(packs, book, np.zeros(shape), np.zeros(shape), f[:, 0])
         # A liquidation decided at the last step of a month runs at the next step; nothing opens before it.
         can_open = ~ruined & ~liquidate_next & (equity >= open_margin)
@@ -384,6 +436,10 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
         hedge = np.zeros(shape)
         if strat.hedge is not None:
             hedge = _hedge(strat, book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr)
+        np.maximum(peak_margin, np.where(is_open, open_margin, 0.0) / run.capital, out=peak_margin)
+        if engine is not None:
+            engine.start(state_at(0, hedge, month_pnl, denominator, open_margin), is_open)
+        alerted = np.zeros(shape, dtype=bool)
         assigned_month = np.zeros(shape, dtype=bool)
         delivered_month = np.zeros(shape, dtype=bool)
 
@@ -428,12 +484,16 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
             days_left = mo.days_left[j]
             exit_now = np.zeros(shape, dtype=bool)
             unit_delta = (book.option_delta(lots_per_option) + book.static) / sizes
-            if strat.exit_triggers:
-                state = _trigger_state(mo, j, book, hedge, month_pnl, denominator, equity, peak, run.capital,
-                                       open_margin, packs, days_left, lots_per_option, pending, inventory,
-                                       unit_delta, band_k)
+            if strat.exit_triggers or strat.score is not None:
+                state = state_at(j, hedge, month_pnl, denominator, open_margin)
                 flags = [np.broadcast_to(t(state), shape) for t in strat.exit_triggers]
-                exit_now |= np.all(flags, axis=0) if strat.exit_mode == "all_required" else np.any(flags, axis=0)
+                if strat.score is not None:
+                    threshold = strat.score.threshold if strat.score_threshold is None else strat.score_threshold
+                    exit_now |= np.broadcast_to(strat.score.score(state, flags), shape) >= threshold
+                elif strat.exit_mode == "all_required":
+                    exit_now |= np.all(flags, axis=0)
+                else:
+                    exit_now |= np.any(flags, axis=0)
             if strat.stop_loss is not None:
                 exit_now |= month_pnl <= -strat.stop_loss * run.capital
             if strat.guard_days is not None and days_left < strat.guard_days:
@@ -454,6 +514,18 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
                     ledger.count("early_exits", exit_now)
                 _close_all(book, hedge, exit_now, cost, ledger, equity, month_pnl)
                 is_open &= ~exit_now
+            # 3b. the adjustment module on the positions still open
+            if engine is not None and j < n and np.any(is_open):
+                desk = _desk(strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledger, equity,
+                             month_pnl, packs, pending, inventory,
+                             lambda: state_at(j, desk.hedge, month_pnl, denominator, open_margin))
+                closed = engine.step(desk, is_open, step_days)
+                hedge = desk.hedge
+                if np.any(closed):
+                    ledger.count("exits", closed)
+                    if days_left >= (strat.guard_days or 2.0):
+                        ledger.count("early_exits", closed)
+                    is_open &= ~closed
             # 4. hedge
             if strat.hedge is not None and j < n and j % strat.hedge.every == 0:
                 hedge = _hedge(strat, book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr)
@@ -507,6 +579,12 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
             np.maximum(peak_margin, requirement / run.capital, out=peak_margin)
             np.maximum(peak, equity, out=peak)
             np.maximum(max_dd, (peak - equity) / peak, out=max_dd)
+            if any(g.kind == "warn_if" for g in strat.guards) and j < n and np.any(is_open):
+                # warn_if: an alert when a rule starts to hold on a path; no trading effect.
+                now = warned(strat.guards, state_at(j, hedge, month_pnl, denominator, open_margin),
+                             leg_states(book, f[:, j], days_left)) & is_open
+                ledger.count("alerts", now & ~alerted)
+                alerted = now
             if tr is not None:
                 tr["equity"].append(equity.copy())
                 tr["margin"].append(requirement)
@@ -595,12 +673,14 @@ def _short_legs(book: Book):
             yield s.is_call, s.strike, s.value, short
 
 
-def _margin(packs, book: Book, hedge, other_futures, price, legs=None) -> np.ndarray:
+def _margin(packs, book: Book, hedge, other_futures, price, legs=None, futures_lots=None) -> np.ndarray:
     """Exchange margin of everything held, (V, P); variants sharing a pack are computed together.
 
-    ``legs`` replaces the book's short options (an adjustment's proposal, `opl.runtime.adjust`).
+    ``legs`` and ``futures_lots`` replace the book's short options and futures lots (an
+    adjustment's proposal, `opl.runtime.adjust`).
     """
-    futures_lots = np.abs(book.static) + np.abs(hedge) + np.abs(other_futures)
+    if futures_lots is None:
+        futures_lots = np.abs(book.static) + np.abs(hedge) + np.abs(other_futures)
     legs = list(_short_legs(book) if legs is None else legs)
     out = np.zeros(futures_lots.shape)
     groups: dict[int, list[int]] = {}
@@ -628,10 +708,63 @@ def _margin(packs, book: Book, hedge, other_futures, price, legs=None) -> np.nda
     return out
 
 
+def _desk(strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledger, equity, month_pnl, packs, pending,
+          inventory, state) -> Desk:
+    """The step as `opl.runtime.adjust` sees it; its trades pay into the ``adjustments`` bucket."""
+    f = mo.price[:, j]
+
+    def margin(legs, futures_lots):
+        lots = None if futures_lots is None else futures_lots + np.abs(pending + inventory.total())
+        return _margin(packs, book, desk.hedge, pending + inventory.total(), f, legs=legs, futures_lots=lots)
+
+    def trade_options(lots, *, closing: bool) -> None:
+        if np.any(lots):
+            ledger.book("adjustments", -(cost.close_options(lots) if closing else cost.open_options(lots)), equity,
+                        month_pnl)
+            ledger.count("option_lots", lots != 0, np.abs(lots))
+
+    def trade_futures(lots) -> None:
+        if np.any(lots):
+            ledger.book("adjustments", -cost.futures(lots, closing=False), equity, month_pnl)
+            ledger.count("futures_lots", lots != 0, np.abs(lots))
+
+    def avoid(legs):
+        if not strat.guards:
+            return [np.zeros(book.shape, dtype=bool) for _ in legs]
+        return blocked(strat.guards, state(), legs)
+
+    desk = Desk(book=book, hedge=hedge, mo=mo, j=j, d=d, sizes=sizes, lots_per_option=lots_per_option,
+                capital=run.capital, tenor_days=strat.tenor_days, margin=margin, trade_options=trade_options,
+                trade_futures=trade_futures,
+                close_all=lambda mask: _close_all(book, desk.hedge, mask, cost, ledger, equity, month_pnl),
+                state=state, avoid=avoid, count=ledger.count,
+                hedge_keep=strat.hedge.keep if strat.hedge is not None else 0.0)
+    return desk
+
+
 def _trigger_state(mo, j, book: Book, hedge, month_pnl, denominator, equity, peak, capital, open_margin, packs,
-                   days_left, lots_per_option, pending, inventory, unit_delta, band_k) -> TriggerState:
+                   days_left, lots_per_option, pending, inventory, unit_delta, band_k, strat=None,
+                   d=None) -> TriggerState:
     def requirement():
         return _margin(packs, book, hedge, pending + inventory.total(), mo.price[:, j])
+
+    price = mo.price[:, j]
+    short = book.short_lots()
+    lots = np.where(short > 0, short, book.option_lots())
+
+    def gamma_lots():
+        return book.gamma(lots_per_option) * price * 0.01
+
+    def vega_points():
+        return sum((s.qty * mo.vega(s, j) for s in book.held()), np.zeros(book.shape)) * book_multiplier / 100.0
+
+    book_multiplier = strat.multiplier if strat is not None else 1.0
+    keep = strat.hedge.keep if strat is not None and strat.hedge is not None else 0.0
+    extras = {}
+    if strat is not None:
+        extras = dict(lots=lots, target_delta=keep * (d if d is not None else 0.0) * short, gamma_lots=gamma_lots,
+                      vega_points=vega_points if hasattr(mo, "vega") else None, bands=strat.bands,
+                      legs=lambda: leg_states(book, price, days_left), tenor_days=strat.tenor_days)
 
     return TriggerState(
         pnl_percent=month_pnl / denominator * 100.0, pnl_capital=month_pnl / capital * 100.0,
@@ -641,4 +774,4 @@ def _trigger_state(mo, j, book: Book, hedge, month_pnl, denominator, equity, pea
         support=mo.support, resistance=mo.resistance,
         delta=book.option_delta(lots_per_option) + book.static + hedge, unit_delta=unit_delta,
         band_centre=None if mo.band is None else mo.band[0][j],
-        band_width=None if mo.band is None else band_k * mo.band[1][j])
+        band_width=None if mo.band is None else band_k * mo.band[1][j], **extras)

@@ -26,10 +26,21 @@ Supported triggers and what they read (each is documented in grammar/README.md �
 ``resistance_broken(by)``   the future is above resistance + by
 ==========================  ===================================================================
 
+``structure_destabilised(m)`` the Greek ``m`` left its band (``delta``: the net delta is more than
+``bands[0]`` × N lots from the hedge's target keep·d·N; ``gamma``: |net gamma| in delta lots per 1%
+move of the future exceeds ``bands[1]`` × N; ``vega``: |vega| per volatility point exceeds
+``bands[2]`` percent of capital; no measure: delta or gamma). N is the short option lots held
+(all option lots when none is short). Defaults 0.25, 0.10 and 0.5, ``--set structure.*``.
+
 Bare comparisons may read the variables ``days_left``, ``pnl`` (month P&L, % of capital),
-``delta`` (net delta in lots) and ``iv`` (ATM implied volatility, percent). Anything else
-— ``structure_destabilised``, the leg-level variables — raises `UnsupportedCondition`
-with the node's span, never a silent False.
+``delta`` (net delta in lots), ``iv`` (ATM implied volatility, percent) and the **leg-level**
+variables ``strike_offset`` (|K/F − 1| of an out-of-the-money leg, percent, 0 in the money),
+``moneyness`` (K/F − 1, percent), ``leg_pnl`` (the leg's P&L since it was opened as a percent
+of its entry premium) and ``qty`` (its lots); with a leg in view ``days_left`` is the leg's
+(the month's plus any days it was rolled out). A condition that reads a leg-level variable
+holds where it holds for *any* leg held (``compile_condition``), or is evaluated leg by leg
+(``per_leg=True``: the guard rules ``avoid_leg_if`` and ``warn_if``). ``open_interest`` is not
+simulated and raises `UnsupportedCondition` with the node's span, never a silent False.
 
 ``delta_band(...)`` (grammar/README.md §7.3) needs an in-sample history of the position's
 delta, so it compiles only with ``history=True`` (`opl backtest`): it is true where
@@ -50,16 +61,18 @@ import numpy as np
 from opl import ast
 from opl.conditions import quantity
 
-__all__ = ["TriggerState", "UnsupportedCondition", "compile_condition", "SUPPORTED_TRIGGERS",
-           "SUPPORTED_VARIABLES"]
+__all__ = ["TriggerState", "LegState", "UnsupportedCondition", "compile_condition", "uses_leg_variables",
+           "SUPPORTED_TRIGGERS", "SUPPORTED_VARIABLES", "LEG_VARIABLES", "STRUCTURE_MEASURES"]
 
 _OPS = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge, "==": operator.eq,
         "!=": operator.ne}
 
 SUPPORTED_TRIGGERS = ("pnl_percent", "days_left", "expiry_passed", "price_retrace", "vega_crush", "iv_change",
                       "drawdown", "margin_utilisation", "additional_margin", "price_target_hit", "price_outside",
-                      "support_broken", "resistance_broken")
-SUPPORTED_VARIABLES = ("days_left", "pnl", "delta", "iv")
+                      "support_broken", "resistance_broken", "structure_destabilised")
+LEG_VARIABLES = ("strike_offset", "moneyness", "leg_pnl", "qty")
+SUPPORTED_VARIABLES = ("days_left", "pnl", "delta", "iv") + LEG_VARIABLES
+STRUCTURE_MEASURES = ("delta", "gamma", "vega")
 
 
 class UnsupportedCondition(ValueError):
@@ -71,8 +84,26 @@ class UnsupportedCondition(ValueError):
 
 
 @dataclass(kw_only=True)
+class LegState:
+    """The leg-level variables of one leg (arrays over variants × paths, or scalars)."""
+
+    days_left: float | np.ndarray
+    strike_offset: np.ndarray
+    moneyness: np.ndarray
+    leg_pnl: np.ndarray
+    qty: np.ndarray
+    held: np.ndarray  # where the leg holds lots (an unheld leg never makes a condition hold)
+
+
+@dataclass(kw_only=True)
 class TriggerState:
-    """What the triggers read at one step; arrays broadcast against each other."""
+    """What the triggers read at one step; arrays broadcast against each other.
+
+    The optional callables are computed only when a condition asks: ``legs`` the held legs'
+    `LegState`; ``gamma_lots`` the net gamma in futures lots of delta per 1% move;
+    ``vega_points`` the net vega in currency per volatility point; ``added_margin`` replaces
+    ``additional_margin`` while ``abort_if`` judges an adjustment (`opl.runtime.adjust`).
+    """
 
     pnl_percent: np.ndarray
     pnl_capital: np.ndarray
@@ -92,6 +123,15 @@ class TriggerState:
     unit_delta: np.ndarray | None = None  # options + the strategy's futures, per unit of size (no hedge)
     band_centre: np.ndarray | float | None = None
     band_width: np.ndarray | float | None = None
+    lots: np.ndarray | None = None  # N of structure_destabilised (module docstring)
+    target_delta: np.ndarray | float = 0.0
+    gamma_lots: Callable[[], np.ndarray] | None = None
+    vega_points: Callable[[], np.ndarray] | None = None
+    bands: tuple[float, float, float] = (0.25, 0.10, 0.5)
+    legs: Callable[[], list[LegState]] | None = None
+    leg: LegState | None = None
+    added_margin: Callable[[], np.ndarray] | None = None
+    tenor_days: float = 30.0
     _margin: np.ndarray | None = None
 
     def _required(self) -> np.ndarray:
@@ -105,7 +145,15 @@ class TriggerState:
 
     @property
     def additional_margin(self) -> np.ndarray:
+        if self.added_margin is not None:
+            return self.added_margin()
         return (self._required() / np.maximum(self.open_margin, 1e-9) - 1.0) * 100.0
+
+    def _need(self, name: str):
+        value = getattr(self, name)
+        if value is None:
+            raise ValueError(f"this replay does not provide `{name}` (the strategy was built without it)")
+        return value
 
 
 Compiled = Callable[[TriggerState], np.ndarray]
@@ -140,12 +188,37 @@ def _measure(name: str) -> Callable[[TriggerState], np.ndarray]:
     }[name]
 
 
+def _leg(s: TriggerState) -> LegState:
+    if s.leg is None:  # pragma: no cover - compile_condition puts a leg in view first
+        raise ValueError("a leg-level variable was read without a leg in view")
+    return s.leg
+
+
 _VARIABLES: dict[str, Callable[[TriggerState], np.ndarray]] = {
-    "days_left": lambda s: np.asarray(s.days_left),
+    "days_left": lambda s: np.asarray(s.days_left if s.leg is None else s.leg.days_left),
     "pnl": lambda s: s.pnl_capital,
     "delta": lambda s: s.delta,
     "iv": lambda s: s.iv * 100.0,
+    "strike_offset": lambda s: _leg(s).strike_offset,
+    "moneyness": lambda s: _leg(s).moneyness,
+    "leg_pnl": lambda s: _leg(s).leg_pnl,
+    "qty": lambda s: _leg(s).qty,
 }
+
+
+def _structure(measure: str | None) -> Compiled:
+    def delta(s: TriggerState) -> np.ndarray:
+        return np.abs(s.delta - s.target_delta) > s.bands[0] * s._need("lots")
+
+    def gamma(s: TriggerState) -> np.ndarray:
+        return np.abs(s._need("gamma_lots")()) > s.bands[1] * s._need("lots")
+
+    def vega(s: TriggerState) -> np.ndarray:
+        return np.abs(s._need("vega_points")()) / s.capital * 100.0 > s.bands[2]
+
+    if measure is None:
+        return lambda s: delta(s) | gamma(s)
+    return {"delta": delta, "gamma": gamma, "vega": vega}[measure]
 
 
 def _by(value: ast.Value | None, level: Callable[[TriggerState], np.ndarray]):
@@ -182,6 +255,13 @@ def _call(call: ast.Call, history: bool = False) -> Compiled:
                                    f"(supported: {', '.join(SUPPORTED_TRIGGERS)})", call.span)
     if name == "expiry_passed":
         return lambda s: np.asarray(s.expired)
+    if name == "structure_destabilised":
+        arg = args[0] if args else (kwargs["measure"].value if "measure" in kwargs else None)
+        measure = _strip(arg) if arg is not None else None
+        if measure is not None and (not isinstance(measure, ast.Name) or measure.id not in STRUCTURE_MEASURES):
+            raise UnsupportedCondition("`structure_destabilised` measures one of "
+                                       f"{', '.join(STRUCTURE_MEASURES)} (or none: delta or gamma)", call.span)
+        return _structure(measure.id if measure is not None else None)
     if name == "additional_margin":
         # Only usable compared (``additional_margin(%) > 15``); alone it would mean "> 0".
         return lambda s: s.additional_margin > 0
@@ -209,6 +289,9 @@ def _call(call: ast.Call, history: bool = False) -> Compiled:
 def _operand(value: ast.Value) -> Callable[[TriggerState], np.ndarray]:
     value = _strip(value)
     if isinstance(value, ast.Name):
+        if value.id == "open_interest":
+            raise UnsupportedCondition("`open_interest` is not simulated (the simulator has no order book); "
+                                       "use it in `opl check` guards with the file's `open_interest`", value.span)
         if value.id not in _VARIABLES:
             raise UnsupportedCondition(f"the variable `{value.id}` is not supported by the simulator yet "
                                        f"(supported: {', '.join(SUPPORTED_VARIABLES)})", value.span)
@@ -223,26 +306,52 @@ def _operand(value: ast.Value) -> Callable[[TriggerState], np.ndarray]:
     return lambda s: np.asarray(number)
 
 
-def compile_condition(value: ast.Value, *, history: bool = False) -> Compiled:
+def uses_leg_variables(value: ast.Value) -> bool:
+    """Whether a condition reads a leg-level variable (module docstring)."""
+    return any(isinstance(node, ast.Name) and node.id in LEG_VARIABLES for node in ast.walk(value))
+
+
+def _any_leg(inner: Compiled) -> Compiled:
+    def test(s: TriggerState) -> np.ndarray:
+        out = np.zeros(np.shape(s.pnl_percent), dtype=bool)
+        for leg in s._need("legs")():
+            s.leg = leg
+            try:
+                out = out | (np.asarray(inner(s), dtype=bool) & leg.held)
+            finally:
+                s.leg = None
+        return out
+
+    return test
+
+
+def compile_condition(value: ast.Value, *, history: bool = False, per_leg: bool = False) -> Compiled:
     """Compile a condition (``exit_triggers`` item, ``adjust_when``, ...) into a vectorised test.
 
     ``history`` says the replay runs over a history with a fitted delta band (`opl backtest`),
-    which ``delta_band`` needs.
+    which ``delta_band`` needs. A condition reading leg-level variables holds where it holds
+    for any held leg, unless ``per_leg``: then the caller puts each leg in view (``state.leg``).
 
     Raises
     ------
     UnsupportedCondition
         For a trigger or variable the simulator does not evaluate (with its span).
     """
+    compiled = _compile(value, history)
+    if not per_leg and uses_leg_variables(value):
+        return _any_leg(compiled)
+    return compiled
+
+
+def _compile(value: ast.Value, history: bool) -> Compiled:
     value = _strip(value)
     if isinstance(value, ast.BoolOp):
-        left, right = compile_condition(value.left, history=history), compile_condition(value.right,
-                                                                                          history=history)
+        left, right = _compile(value.left, history), _compile(value.right, history)
         if value.op == "and":
             return lambda s: np.logical_and(left(s), right(s))
         return lambda s: np.logical_or(left(s), right(s))
     if isinstance(value, ast.Not):
-        inner = compile_condition(value.operand, history=history)
+        inner = _compile(value.operand, history)
         return lambda s: np.logical_not(inner(s))
     if isinstance(value, ast.Call):
         return _call(value, history)
