@@ -13,6 +13,7 @@ import click
 
 COMMANDS: dict[str, str] = {
     "assumptions": "opl.cli.assumptions:assumptions",
+    "backtest": "opl.cli.backtest:backtest",
     "build": "opl.cli.build:build",
     "calibrate": "opl.cli.calibrate:calibrate",
     "check": "opl.cli.check:check",
@@ -20,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "data": "opl.cli.data:data",
     "explain": "opl.cli.explain:explain",
     "fmt": "opl.cli.fmt:fmt",
+    "loop": "opl.cli.loop:loop",
     "payoff": "opl.cli.payoff:payoff",
     "simulate": "opl.cli.simulate:simulate",
 }

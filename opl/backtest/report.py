@@ -1,0 +1,163 @@
+"""``opl backtest --report DIR``: a markdown report with four PNG plots.
+
+``equity.png``   equity over the history, with the same history replayed without the delta
+                 band when the file has one, and the first walk-forward fit marked;
+``drawdown.png`` the drawdown from the running peak, % of the peak;
+``delta.png``    the strategy's delta per unit of size on the sessions a position is held,
+                 against the fitted band (centre ± width), band exits marked;
+``trades.png``   each cycle's P&L, coloured by how it ended.
+
+The markdown holds the performance table, the walk-forward fits (date, in-sample
+sessions, centre, σ, chosen k and every k's in-sample objective) and the cycles (the
+trades: open, close, strikes, premium, P&L, exit).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["write_report", "PLOTS"]
+
+PLOTS = ("equity.png", "drawdown.png", "delta.png", "trades.png")
+_COLOURS = {"delta_band": "#c44e52", "trigger": "#dd8452", "guard": "#4c72b0", "expiry": "#55a868",
+            "cut": "#8c8c8c", "liquidation": "#000000", None: "#cccccc"}
+
+
+def _plots(result, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dates = result.dates.to_pydatetime()
+    capital = result.run["capital"]
+    title = Path(result.file).name
+    first_fit = result.delta_band["first_fit"] if result.delta_band else None
+
+    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
+    ax.plot(dates, result.equity / capital * 100, color="#2d6a3e", linewidth=1.6, label="strategy")
+    if result.baseline_equity is not None:
+        ax.plot(dates, result.baseline_equity / capital * 100, color="grey", linewidth=1.0,
+                label="without the delta band")
+    if first_fit:
+        import pandas as pd
+
+        ax.axvline(pd.Timestamp(first_fit).to_pydatetime(), color="#c44e52", linestyle=":", label="first fit")
+    ax.axhline(100, color="black", linewidth=0.8)
+    ax.set_ylabel("equity, % of capital")
+    ax.set_title(f"Equity — {title}")
+    ax.legend(loc="upper left")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(out / "equity.png")
+    plt.close(fig)
+
+    peak = np.maximum.accumulate(result.equity)
+    fig, ax = plt.subplots(figsize=(9, 3.5), dpi=110)
+    ax.fill_between(dates, -(peak - result.equity) / peak * 100, 0, color="#8172b2", alpha=0.7)
+    ax.set_ylabel("drawdown, % of peak")
+    ax.set_title(f"Drawdown — {title} (max {result.performance['max_drawdown']:.2f}%)")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(out / "drawdown.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
+    ax.plot(dates, result.unit_delta, color="#4c72b0", linewidth=0.9, label="delta per unit (held sessions)")
+    if np.any(np.isfinite(result.band_width)):
+        ax.plot(dates, result.band_centre + result.band_width, color="#c44e52", linewidth=0.9, label="band")
+        ax.plot(dates, result.band_centre - result.band_width, color="#c44e52", linewidth=0.9)
+    closes = [c["close"] for c in result.cycles if c["exit"] == "delta_band"]
+    if closes:
+        import pandas as pd
+
+        index = {d: i for i, d in enumerate(result.dates.strftime("%Y-%m-%d"))}
+        at = [index[d] for d in closes if d in index]
+        ax.scatter([dates[i] for i in at], result.unit_delta[at], color="#c44e52", s=16, zorder=3,
+                   label="closed by the band")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_ylabel("delta, underlying lots per unit of size")
+    ax.set_title(f"Position delta and the delta band — {title}")
+    ax.legend(loc="upper left")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(out / "delta.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(9, 4), dpi=110)
+    pnl = np.array([c["pnl"] for c in result.cycles]) / capital * 100
+    colours = [_COLOURS.get(c["exit"], "#cccccc") for c in result.cycles]
+    ax.bar(np.arange(len(pnl)), pnl, color=colours)
+    for reason, colour in _COLOURS.items():
+        if reason is not None and any(c["exit"] == reason for c in result.cycles):
+            ax.bar([], [], color=colour, label=reason)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("cycle")
+    ax.set_ylabel("P&L, % of capital")
+    ax.set_title(f"Cycles by exit — {title}")
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "trades.png")
+    plt.close(fig)
+
+
+def _markdown(result) -> str:
+    run, p = result.run, result.performance
+    lines = [f"# Backtest of `{result.file}`", "",
+             f"Data `{result.data['directory']}`: {run['start']} to {run['end']}, {run['sessions']} sessions, "
+             f"{p['cycles']} option cycles ({p['cycles_traded']} traded); rule pack `{run['rule_pack']}`, capital "
+             f"{run['capital']:,.0f} {run['currency']}, size {run['size']:g}. Marks: the chain's settlements, else "
+             f"{' / '.join(result.data['surfaces'])}.", "",
+             "| | total return % | a year % | Sharpe | max drawdown % | median cycle % | losing cycles % |",
+             "|:---|---:|---:|---:|---:|---:|---:|",
+             f"| strategy | {p['total_return']:+.2f} | {p['annual_return']:+.2f} | {p['sharpe']:.2f} | "
+             f"{p['max_drawdown']:.2f} | {result.metrics.monthly_return['median']:+.3f} | "
+             f"{result.metrics.loss_probability:.1f} |"]
+    if result.baseline is not None:
+        b, m = result.baseline["performance"], result.baseline["metrics"]
+        lines.append(f"| without the delta band | {b['total_return']:+.2f} | {b['annual_return']:+.2f} | "
+                     f"{b['sharpe']:.2f} | {b['max_drawdown']:.2f} | {m.monthly_return['median']:+.3f} | "
+                     f"{m.loss_probability:.1f} |")
+    att = result.metrics.attribution["per_month"]
+    lines += ["", "P&L per cycle by source (" + run["currency"] + "): "
+              + ", ".join(f"{k} {v:+,.0f}" for k, v in att.items()) + ".", "",
+              "Exits: " + ", ".join(f"{k} {v}" for k, v in p["exits"].items() if v) + ".", ""]
+    band = result.delta_band
+    if band is not None:
+        spec = band["spec"]
+        lines += ["## Delta band, walk-forward", "",
+                  f"`k={spec['k']}`, window {spec['window_days']:g} days, objective `{spec['objective']}`, step "
+                  f"{spec['step_days']:g} days" + (f", grid {', '.join(f'{k:g}' for k in spec['grid'])}"
+                                                   if spec["grid"] else "") + "; first fit "
+                  f"{band['first_fit']} (cycles before it run without a band).", "",
+                  "| fit | in-sample from | cycles in | sessions | centre | σ | k | width | out-of-sample cycles |",
+                  "|:---|:---|---:|---:|---:|---:|---:|---:|:---|"]
+        for f in band["fits"]:
+            k = "—" if f["k"] is None else f"{f['k']:g}"
+            oos = f["out_of_sample_cycles"]
+            lines.append(f"| {f['fit_date']} | {f['in_sample_start']} | {len(f['in_sample_cycles'])} | "
+                         f"{f['observations']} | {f['centre']:.3g} | {f['sigma']:.3g} | {k} | {f['width']:.3g} | "
+                         f"{oos[0]}–{oos[-1]} |" + (f" {f['reason']}" if f["reason"] else ""))
+        lines.append("")
+    lines += ["## Cycles", "", "| # | open | close | contract | expiry | strikes | premium | P&L | exit |",
+              "|---:|:---|:---|:---|:---|:---|---:|---:|:---|"]
+    for c in result.cycles:
+        strikes = ", ".join(f"{k:g}" for k in c["strikes"])
+        lines.append(f"| {c['cycle']} | {c['open']} | {c['close'] or '—'} | {c['contract']} | {c['expiry']} | "
+                     f"{strikes} | {c['premium']:,.0f} | {c['pnl']:+,.0f} | {c['exit'] or 'not opened'} |")
+    lines += ["", "## Plots", ""] + [f"![{name[:-4]}]({name})" for name in PLOTS] + [""]
+    if result.notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
+    return "\n".join(lines)
+
+
+def write_report(result, directory) -> Path:
+    """Write ``report.md`` and the plots into ``directory`` (created); returns the markdown path."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    _plots(result, out)
+    path = out / "report.md"
+    path.write_text(_markdown(result), encoding="utf-8")
+    return path

@@ -1,0 +1,81 @@
+"""``opl backtest FILE --data DIR``: replay a strategy over a market history.
+
+Exit codes: 0 backtested; 1 the file has errors or settings a backtest cannot run
+(printed like `opl check`), or a data file breaks its contract (each problem printed as
+``path:line: column `name`: message``); 2 usage or I/O error (a bad ``--set``, a missing
+file or directory, an unwritable output).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from opl.cli.options import market_option
+from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+
+
+@click.command("backtest")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--data", "data", required=True, type=click.Path(file_okay=False),
+              help="Data directory: futures.csv, and optionally options.csv and signals.csv "
+                   "(what `opl data synth` writes; examples/jujube/data_contracts.md).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a setting, e.g. --set size=2 --set costs.fee_factor=2 --set sim.guard_days=0 "
+                   "(keys: opl/simconfig.py).")
+@market_option()
+@click.option("--repair", is_flag=True, help="Make the data loaders' documented repairs, each listed in the notes.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
+              help="Write the results as JSON (stable keys) to this file ('-' for stdout).")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Write a markdown report with PNG plots into this directory.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+def backtest(file: str, data: str, overrides: tuple[str, ...], market: dict, repair: bool, json_out: str | None,
+             report_dir: str | None, quiet: bool) -> None:
+    """Replay FILE over the history in DATA with the simulator's rules; fit a delta band walk-forward."""
+    from opl.backtest import BacktestInputError, backtest_file
+    from opl.data.loaders import DataError
+    from opl.diagnostics import FileReport
+    from opl.render import render
+    from opl.simconfig import SettingsError
+
+    try:
+        result = backtest_file(file, data=data, overrides=overrides, market=market, repair=repair)
+    except BacktestInputError as error:
+        click.echo(render([FileReport(error.report.source, error.diagnostics)], "full"), err=True, nl=False)
+        sys.exit(EXIT_FINDINGS)
+    except DataError as error:
+        for problem in error.problems:
+            click.echo(str(problem), err=True)
+        count = len(error.problems)
+        click.echo(f"{count} problem{'s' if count != 1 else ''} in the data of {data} (see "
+                   "examples/jujube/data_contracts.md; --repair makes the documented repairs)", err=True)
+        sys.exit(EXIT_FINDINGS)
+    except SettingsError as error:
+        where = f"--set {error.key}: " if error.key else ""
+        click.echo(f"error: {where}{error}", err=True)
+        if error.help:
+            click.echo(f"  = help: {error.help}", err=True)
+        sys.exit(EXIT_USAGE)
+    except OSError as error:
+        click.echo(f"error: {error.filename or file}: {error.strerror or error}", err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        if json_out == "-":
+            click.echo(result.to_json())
+        elif json_out:
+            with open(json_out, "w", encoding="utf-8") as handle:
+                handle.write(result.to_json() + "\n")
+        if report_dir:
+            from opl.backtest.report import write_report
+
+            write_report(result, report_dir)
+    except OSError as error:
+        click.echo(f"error: {error.filename or ''}: {error.strerror or error}", err=True)
+        sys.exit(EXIT_USAGE)
+    if not quiet and json_out != "-":
+        click.echo(result.summary())
+        if report_dir:
+            click.echo(f"report: {report_dir}/report.md")
+    sys.exit(EXIT_OK)
