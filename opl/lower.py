@@ -318,13 +318,12 @@ class Lowerer:
                 return None
             if len(chain) > 1:
                 # A `+` chain is one level of nesting however long it is (E010 bounds its length).
-                terms = []
-                for sign, term in chain:
-                    leg = self.legs(term, depth + 1)
-                    if leg is None:
-                        return None
-                    terms.append(Scaled(1, -1, leg, term.span) if sign < 0 else leg)
-                return LegSum(tuple(terms), span)
+                # Every term is lowered, so each bad one gets its own diagnostic.
+                lowered = [(sign, term, self.legs(term, depth + 1)) for sign, term in chain]
+                if any(leg is None for _, _, leg in lowered):
+                    return None
+                return LegSum(tuple(Scaled(1, -1, leg, term.span) if sign < 0 else leg
+                                    for sign, term, leg in lowered), span)
             value_ = chain[0][1]
         if isinstance(value_, ast.Binary) and value_.op == "×":
             qty = self.quantity(value_.left)

@@ -111,6 +111,11 @@ def test_values_side_by_side_without_a_quantity_are_e001():
     assert [c for c, *_ in found("S = long Stock long Stock\n")] == ["E001"]
 
 
+def test_every_bad_term_of_a_sum_is_reported():
+    text = "S = long Swap + long Option(Call, 480, 30d) + short Option(Call, 30d, 500) + long Bond\n"
+    assert [c for c, *_ in found(text)] == ["E101", "E104", "E101"]
+
+
 def test_a_long_flat_sum_is_not_deep_nesting():
     legs = " +\n  ".join(f"long Option(Call, {100 + i}, 30d)" for i in range(64))
     assert not [c for c, *_ in found(f"S = {legs}\n") if c.startswith("E")]
