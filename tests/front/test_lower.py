@@ -113,7 +113,7 @@ def test_values_side_by_side_without_a_quantity_are_e001():
 
 def test_every_bad_term_of_a_sum_is_reported():
     text = "S = long Swap + long Option(Call, 480, 30d) + short Option(Call, 30d, 500) + long Bond\n"
-    assert [c for c, *_ in found(text)] == ["E101", "E104", "E101"]
+    assert [c for c, *_ in found(text)] == ["E101", "E104", "E104", "E101"]  # strike and tenor swapped: two
 
 
 def test_a_long_flat_sum_is_not_deep_nesting():
