@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
-
-JUJUBE = Path(__file__).resolve().parents[3] / "shared" / "data" / "jujube"
 
 
 @pytest.fixture(scope="session")
