@@ -7,6 +7,9 @@
 ``options.csv``  optional: the daily option chains (settlements to mark at);
 ``signals.csv``  optional: the spot team's support, resistance and direction views.
 
+``--data`` may also name a futures file alone (the exchange's continuous series in
+``../shared/data/jujube``): no chain, no views.
+
 Each file is validated by `opl.data.loaders` (a bad cell is a `DataError` naming file,
 row and column); with ``repair=True`` the loaders' documented repairs are made and listed
 in the notes. Rolls are found by `opl.data.rolls.detect_rolls` (the ``symbol`` column
@@ -82,9 +85,12 @@ def load_market(directory: str | os.PathLike, *, pack, repair: bool = False) -> 
         The directory or its ``futures`` file is missing.
     """
     root = Path(directory)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{directory}: not a directory")
-    futures_path = _path(root, "futures")
+    if root.is_file():  # a lone futures series (e.g. an exchange's continuous contract), no chain, no views
+        futures_path, root = root, None
+    elif not root.is_dir():
+        raise FileNotFoundError(f"{directory}: no such directory or file")
+    else:
+        futures_path = _path(root, "futures")
     if futures_path is None:
         raise FileNotFoundError(f"{directory}: no futures.csv (the underlying's daily bars; see "
                                 "examples/jujube/data_contracts.md)")
@@ -102,7 +108,7 @@ def load_market(directory: str | os.PathLike, *, pack, repair: bool = False) -> 
     frame["contract"] = contract
     files = {"futures": str(futures_path)}
     options = lines = None
-    opt_path = _path(root, "options")
+    opt_path = _path(root, "options") if root is not None else None
     if opt_path is not None:
         opt = load(opt_path, kind="options", repair=repair)
         repairs += opt.repairs
@@ -110,7 +116,7 @@ def load_market(directory: str | os.PathLike, *, pack, repair: bool = False) -> 
         files["options"] = str(opt_path)
         _check_chain(options, lines, str(opt_path), pack)
     signals = None
-    sig_path = _path(root, "signals")
+    sig_path = _path(root, "signals") if root is not None else None
     if sig_path is not None:
         sig = load(sig_path, kind="signals", repair=repair)
         repairs += sig.repairs

@@ -16,14 +16,13 @@ replayed without the band (``baseline``), so its effect is visible.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
-__all__ = ["backtest_file", "BacktestInputError"]
+__all__ = ["backtest_file", "prepare", "run_prepared", "Prepared", "BacktestInputError"]
 
 _SIMULATION_ONLY = ("experiment.paths", "experiment.seed", "experiment.steps_per_day", "experiment.horizon",
                     "experiment.hit_rate", "experiment.sizes", "experiment.model", "model.", "sim.days_per_month",
-                    "sim.chunk", "levels.")
+                    "sim.chunk", "sim.exact_american")
 
 
 class BacktestInputError(Exception):
@@ -79,6 +78,26 @@ def _band_spec(doc):
     return specs[0]
 
 
+@dataclass
+class Prepared:
+    """Everything a backtest replays, before the replay: the strategy, the marked cycles, the run."""
+
+    file: str
+    data: str
+    strategy: object  # opl.runtime.replay.StrategySpec
+    spec: object  # opl.deltaband.DeltaBandSpec | None
+    settings: object  # opl.simconfig.SimSettings
+    pack: object
+    kind: str
+    market: object  # opl.backtest.market.MarketData
+    cycles: list
+    months: list
+    records: list
+    run: object  # opl.runtime.replay.RunSpec
+    surfaces: object
+    notes: list
+
+
 def backtest_file(path, *, data, overrides=(), market: dict | None = None, repair: bool = False):
     """Backtest a file over the history in ``data``; see the module docstring.
 
@@ -106,23 +125,25 @@ def backtest_file(path, *, data, overrides=(), market: dict | None = None, repai
     OSError
         The file or the data directory cannot be read.
     """
+    return run_prepared(prepare(path, data=data, overrides=overrides, market=market, repair=repair))
+
+
+def prepare(path, *, data, overrides=(), market: dict | None = None, repair: bool = False) -> Prepared:
+    """Check and compile the file, read the data, plan and mark the cycles (arguments and errors as
+    `backtest_file`)."""
     import numpy as np
-    import pandas as pd
 
     import opl
     from opl.backtest.cycles import ChainIndex, mark_cycles, plan_cycles
     from opl.backtest.market import load_market
-    from opl.backtest.result import BacktestResult
     from opl.backtest.surface import build_surfaces
-    from opl.backtest.walkforward import walk_forward
     from opl.compiler import compile_checked
     from opl.data.loaders import DataError, Problem
     from opl.diagnostics import Diagnostic
-    from opl.runtime.historical import GivenMonths
-    from opl.runtime.replay import RunSpec, Variant, replay
+    from opl.runtime.replay import RunSpec
     from opl.runtime.rules import load_pack
     from opl.simconfig import CAPITAL_MARGIN_MULTIPLE, SettingsError, parse_overrides
-    from opl.simulate import _settings_from, _versions
+    from opl.simulate import _settings_from
 
     checked = opl.check_file(path)
     compiled = compile_checked(checked, market)
@@ -200,6 +221,28 @@ def backtest_file(path, *, data, overrides=(), market: dict | None = None, repai
     run = RunSpec(process=None, pack=pack, price=float(futures["settlement"].iloc[cycles[0].start]),
                   capital=settings.capital, paths=1, months=len(months), chunk=1,
                   option_ticks=settings.option_slippage_ticks, futures_ticks=settings.futures_slippage_ticks)
+    notes += data_set.notes()
+    if data_set.signals is None:
+        notes.append("no signals.csv: support and resistance are the file's level widths around each cycle's open, "
+                     "the direction flat")
+    return Prepared(file=str(path), data=str(data), strategy=strategy, spec=spec, settings=settings, pack=pack,
+                    kind=kind, market=data_set, cycles=cycles, months=months, records=records, run=run,
+                    surfaces=surfaces, notes=notes)
+
+
+def run_prepared(p: Prepared):
+    """Fit the band walk-forward (when the file has one) and replay the history; a `BacktestResult`."""
+    import numpy as np
+    import pandas as pd
+
+    from opl.backtest.result import BacktestResult
+    from opl.backtest.walkforward import walk_forward
+    from opl.runtime.historical import GivenMonths
+    from opl.runtime.replay import Variant, replay
+    from opl.simulate import _versions
+
+    strategy, spec, settings, run, months, records = p.strategy, p.spec, p.settings, p.run, p.months, p.records
+    notes = list(p.notes)
     variant = Variant(size=settings.size, fee_factor=settings.fee_factor)
     opens = pd.DatetimeIndex([r["open"] for r in records])
     closes = pd.DatetimeIndex([r["close"] for r in records])
@@ -215,17 +258,13 @@ def backtest_file(path, *, data, overrides=(), market: dict | None = None, repai
             trace=True)
     result = replay(strategy=strategy, run=replace(run, source=GivenMonths.factory(traded)), variants=(variant,),
                     trace=True)
-    notes += data_set.notes()
-    notes.append("marks: " + ", ".join(f"{n:,} from {name}" for name, n in
-                                       [("the chain's settlements", sum(r["marks_from_chain"] for r in records))]
-                                       + sorted(surfaces.used.items())) + " (surface marks are computed for every "
-                 "session; a settlement is used where the chain has one)")
-    if data_set.signals is None:
-        notes.append("no signals.csv: support and resistance are the file's level widths around each cycle's open, "
-                     "the direction flat")
-    dates = [records[0]["open"]] + [d for c, m in zip(cycles, months)
-                                    for d in futures["trading_date"].iloc[c.start + 1:c.end + 1]]
+    marks = sum(r["marks"] for r in records)
+    chain_marks = sum(r["marks_from_chain"] for r in records)
+    notes.append(f"marks: {chain_marks:,} of {marks:,} option marks at the chain's settlements; the rest, and the "
+                 f"at-the-money volatility, from the surface ({' / '.join(p.surfaces.names)})")
+    futures = p.market.futures
+    dates = [records[0]["open"]] + [d for c in p.cycles for d in futures["trading_date"].iloc[c.start + 1:c.end + 1]]
     return BacktestResult.build(
-        file=str(path), data=str(data), files=data_set.files, settings=settings, strategy=strategy, pack=pack,
-        kind=kind, cycles=records, dates=pd.DatetimeIndex(dates), result=result, baseline=baseline, band=band,
-        notes=notes, versions=_versions(), surfaces=surfaces.names, months=traded)
+        file=p.file, data=p.data, files=p.market.files, settings=settings, strategy=strategy, pack=p.pack,
+        kind=p.kind, cycles=records, dates=pd.DatetimeIndex(dates), result=result, baseline=baseline, band=band,
+        notes=notes, versions=_versions(), surfaces=p.surfaces.names, months=traded)

@@ -18,9 +18,9 @@ from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 
 @click.command("backtest")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--data", "data", required=True, type=click.Path(file_okay=False),
+@click.option("--data", "data", required=True, type=click.Path(),
               help="Data directory: futures.csv, and optionally options.csv and signals.csv "
-                   "(what `opl data synth` writes; examples/jujube/data_contracts.md).")
+                   "(what `opl data synth` writes; examples/jujube/data_contracts.md); or a futures file alone.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a setting, e.g. --set size=2 --set costs.fee_factor=2 --set sim.guard_days=0 "
                    "(keys: opl/simconfig.py).")
