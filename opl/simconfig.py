@@ -74,6 +74,12 @@ class SimSettings:
     chunk: int = 10_000
     exact_american: bool = False
     guard_days: float = 2.0
+    adjust_cooldown: float = 5.0
+    adjust_on_abort: str = "exit"
+    score_threshold: float | None = None
+    structure_delta: float = 0.25
+    structure_gamma: float = 0.10
+    structure_vega: float = 0.5
 
 
 def _number(text: str, *, percent: bool = True) -> float:
@@ -157,6 +163,14 @@ KEYS: dict[str, tuple[str, object, tuple[float, float] | None, str]] = {
     "sim.chunk": ("chunk", _integer, (1, 1_000_000), "paths per chunk"),
     "sim.exact_american": ("exact_american", _bool, None, "price every American mark with BAW directly"),
     "sim.guard_days": ("guard_days", _number, (0.0, 365.0), "days_left exit guard"),
+    "adjust.cooldown": ("adjust_cooldown", _number, (0.0, 365.0), "days between adjustment rounds"),
+    "adjust.on_abort": ("adjust_on_abort", _choice("exit", "skip"), None, "exit | skip"),
+    "exit.score_threshold": ("score_threshold", _number, (-1e6, 1e6), "machine_decide score threshold"),
+    "structure.delta": ("structure_delta", _number, (0.0, 100.0), "structure_destabilised delta band, x N lots"),
+    "structure.gamma": ("structure_gamma", _number, (0.0, 100.0),
+                        "structure_destabilised gamma band, delta lots per 1% per option lot"),
+    "structure.vega": ("structure_vega", _number, (0.0, 100.0),
+                       "structure_destabilised vega band, % of capital per vol point"),
 }
 
 

@@ -91,37 +91,30 @@ def _settings_from(doc, compiled) -> tuple[SimSettings, dict]:
 
 
 def _strategy(checked, compiled, settings: SimSettings, notes: list[str]):
-    from opl.legs import AbsoluteStrike, DaysTenor, DeltaStrike, RelativeStrike
+    from opl import ast
+    from opl.legs import AbsoluteStrike, DaysTenor
     from opl.runtime.exercise import AssignmentSpec
     from opl.runtime.hedging import HedgeSpec
-    from opl.runtime.legspec import Levels, OptionLeg, StrikeRule
+    from opl.runtime.legspec import Levels
     from opl.runtime.marking import SmileRule
     from opl.runtime.replay import StrategySpec
-    from opl.runtime.triggers import UnsupportedCondition, compile_condition
+    from opl.simrules import adjust_spec, compile_located, guard_rules, option_leg, score_rule
 
     doc = checked.document
-    legs, futures, tenors = [], 0, set()
-    for leg, built in zip(checked.legs, compiled.legs):
+    legs, futures, tenors, numbers, futures_legs = [], 0, set(), [], []
+    for index, (leg, built) in enumerate(zip(checked.legs, compiled.legs)):
         if leg.kind == "future":
             futures += leg.signed_qty
+            futures_legs.append((index, leg.signed_qty))
             continue
         if not leg.is_option:
             raise SettingsError(f"`opl simulate` trades options and futures; a `{leg.kind}` leg is not simulated yet",
                                 span=leg.span, code="E105")
-        spec = leg.strike
-        if isinstance(spec, AbsoluteStrike):
-            rule = StrikeRule(kind="absolute", value=spec.value)
-        elif isinstance(spec, RelativeStrike):
-            rule = StrikeRule(kind="relative", value=spec.offset, anchor=spec.anchor, percent=spec.percent)
-        elif isinstance(spec, DeltaStrike):
-            rule = StrikeRule(kind="delta", value=spec.delta)
-        else:  # pragma: no cover - the checker knows no other strike form
-            raise SettingsError(f"strike `{spec}` cannot be simulated", span=leg.span, code="E105")
-        if isinstance(spec, AbsoluteStrike):
-            notes.append(f"leg {built.index}: the absolute strike {spec} is kept every month")
+        if isinstance(leg.strike, AbsoluteStrike):
+            notes.append(f"leg {built.index}: the absolute strike {leg.strike} is kept every month")
         tenors.add(leg.tenor.days if isinstance(leg.tenor, DaysTenor) else built.tenor_days)
-        legs.append(OptionLeg(is_call=leg.option_type == "call", side=leg.side, qty=leg.qty, strike=rule,
-                              american=built.exercise == "american"))
+        legs.append(option_leg(leg, american=built.exercise == "american"))
+        numbers.append(index)
     if not legs:
         raise SettingsError("nothing to simulate: the strategy has no option legs", span=doc.strategy.span,
                             code="E105")
@@ -129,24 +122,11 @@ def _strategy(checked, compiled, settings: SimSettings, notes: list[str]):
         raise SettingsError("the simulator rolls one expiry a month: give every option leg the same tenor "
                             f"(found {', '.join(f'{t:g}d' for t in sorted(tenors))})", span=doc.strategy.span,
                             code="E105")
-    if doc.exit.mode == "machine_decide":
-        raise SettingsError("`exit_mode machine_decide` is not supported by the simulator yet",
-                            span=doc.spans.get("exit_mode"), code="E105",
-                            help="use `first_hit` or `all_required`")
-    triggers = []
-    for value in tuple(doc.exit.triggers) + tuple(doc.exit.appended):
-        try:
-            triggers.append(compile_condition(value))
-        except UnsupportedCondition as error:
-            raise SettingsError(str(error), span=error.span or getattr(value, "span", None), code="E105",
-                                help="supported triggers are listed in grammar/README.md §7.1 and "
-                                     "opl/runtime/triggers.py") from None
-    if doc.adjust.when is not None or doc.adjust.playbook or doc.adjust.abort_if is not None:
-        notes.append("the adjustment module (adjust_when, adjust_playbook, abort_if) is not simulated yet: "
-                     "positions are managed by the exit triggers, the hedge and the risk controls only")
-    user_guards = [g for g in doc.guards if not g.builtin]
-    if user_guards:
-        notes.append(f"{len(user_guards)} guard rule(s) (avoid_leg_if / warn_if) are not simulated yet")
+    score = score_rule(doc)
+    triggers = [compile_located(value) for value in tuple(doc.exit.triggers) + tuple(doc.exit.appended)]
+    tenor = float(next(iter(tenors)))
+    adjust = adjust_spec(checked, settings, tenor_days=tenor, american=legs[0].american)
+    guards = guard_rules(doc, checked.report)
     hedge = None
     if settings.hedge_every_days is not None or settings.hedge_keep is not None:
         steps = max(1, round((settings.hedge_every_days or 1.0) * settings.steps_per_day))
@@ -161,13 +141,20 @@ def _strategy(checked, compiled, settings: SimSettings, notes: list[str]):
     levels = Levels(support_width=0.05 if settings.support_width is None else settings.support_width,
                     resistance_width=0.05 if settings.resistance_width is None else settings.resistance_width)
     first = compiled.legs[0]
+    structure = (settings.structure_delta, settings.structure_gamma, settings.structure_vega)
+    uses_gamma = (adjust is not None and adjust.needs_gamma) or (score is not None and score.needs_gamma) or any(
+        isinstance(node, ast.Call) and node.func == "structure_destabilised"
+        for value in (*doc.exit.triggers, *doc.exit.appended, doc.adjust.when, doc.adjust.abort_if,
+                      *(g.condition for g in doc.guards)) if value is not None for node in ast.walk(value))
     return StrategySpec(
-        legs=tuple(legs), futures=futures, tenor_days=float(next(iter(tenors))), multiplier=first.multiplier,
+        legs=tuple(legs), futures=futures, tenor_days=tenor, multiplier=first.multiplier,
         contract_size=0.0, hedge=hedge, assignment=assignment, exit_mode=doc.exit.mode,
         exit_triggers=tuple(triggers), guard_days=settings.guard_days, stop_loss=settings.stop_loss,
         margin_buffer=settings.margin_buffer, levels=levels,
         smile=SmileRule(spread=settings.iv_spread, floor=settings.iv_floor, skew=settings.iv_skew,
-                        curvature=settings.iv_curvature), rate=compiled.market.rate)
+                        curvature=settings.iv_curvature), rate=compiled.market.rate, greeks=uses_gamma,
+        leg_numbers=tuple(numbers), futures_legs=tuple(futures_legs), score=score,
+        score_threshold=settings.score_threshold, adjust=adjust, guards=guards, bands=structure)
 
 
 def _calibrate(doc, settings: SimSettings, data, notes: list[str]) -> dict | None:
@@ -438,7 +425,12 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
     target_text = _source_text(report, target.span) if target is not None else None
     rows = [(s, metrics[i], target_verdict(target, metrics[i].target_values())) for i, s in enumerate(sizes)]
     recommended, reason = _recommend(rows, target, target_text, report)
-    eval_size = recommended["low"] if recommended else settings.size
+    if recommended:
+        eval_size, eval_reason = recommended["low"], "the low end of the recommended size"
+    else:
+        # Nothing recommended: the sweep's best median (the smaller size on a tie), not an arbitrary base size.
+        eval_size = max(rows, key=lambda r: (r[1].monthly_return["median"], -r[0]))[0]
+        eval_reason = "the swept size with the best median monthly return (no size is recommended)"
     scenario_results = []
     if cost_plans:
         # Cost and margin scenarios share the base paths: one pass, one variant each, at the evaluated size.
@@ -479,9 +471,15 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
                   "hedge": _asdict(strategy.hedge), "assignment": _asdict(strategy.assignment),
                   "exit_mode": strategy.exit_mode, "exit_triggers": len(strategy.exit_triggers),
                   "guard_days": strategy.guard_days, "stop_loss": strategy.stop_loss,
-                  "margin_buffer": strategy.margin_buffer},
+                  "margin_buffer": strategy.margin_buffer,
+                  "score_fn": strategy.score.name if strategy.score is not None else None,
+                  "adjust": None if strategy.adjust is None else {
+                      "playbook": [a.text for a in strategy.adjust.playbook],
+                      "cooldown_days": strategy.adjust.cooldown_days, "on_abort": strategy.adjust.on_abort},
+                  "guards": [{"kind": g.kind, "rule": g.text} for g in strategy.guards]},
         target=target_text, base=base_metrics, base_holds=rows[base_index][2], sizes=rows,
         recommended_size=recommended, recommended_reason=reason,
+        scenario_size={"size": eval_size, "reason": eval_reason} if scenario_results else None,
         scenarios=[ScenarioResult(name=p.name, kind=p.kind, text=p.text, size=eval_size, metrics=m,
                                   holds=target_verdict(target, m.target_values())) for p, m in scenario_results],
         notes=notes, equity=equity, drawdowns=base.max_drawdown[base_index],

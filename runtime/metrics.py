@@ -15,8 +15,14 @@ of the horizon pooled):
                           paths with a margin call, and with a forced liquidation
 ``exercise``              share of path-months with an assignment, and with a delivery
 ``trades``                option lots, futures lots, hedge trades and exits per month; the
-                          share of months closed early (by a trigger or the stop loss with
-                          more than the guard's 2 days left)
+                          share of months closed early (by a trigger, the stop loss or an
+                          adjustment's abort with more than the guard's 2 days left)
+``adjustments``           rounds per month, the share of months closed by the adjustment
+                          module (``abort_if`` or ``close()``), and per playbook action the
+                          times it traded and was aborted per month (`opl.runtime.adjust`)
+``guards``                legs not opened by ``avoid_leg_if`` (W401) and ``warn_if`` alerts
+                          (W402) per month, and the share of paths with an alert
+                          (`opl.runtime.guards`)
 """
 
 from __future__ import annotations
@@ -54,6 +60,8 @@ class RunMetrics:
     margin: dict[str, Any]
     exercise: dict[str, float]
     trades: dict[str, float]
+    adjustments: dict[str, Any] = field(default_factory=dict)
+    guards: dict[str, float] = field(default_factory=dict)
 
     def target_values(self) -> dict[str, float]:
         """The metrics a ``target`` condition may name (opl.vocabulary.TARGET_METRICS), percent."""
@@ -71,7 +79,7 @@ class RunMetrics:
                 "monthly_return": self.monthly_return, "loss_probability": self.loss_probability,
                 "max_drawdown": self.max_drawdown, "cvar": self.cvar, "attribution": self.attribution,
                 "margin": self.margin, "exercise": self.exercise, "trades": self.trades,
-                "target_metrics": self.target_values()}
+                "adjustments": self.adjustments, "guards": self.guards, "target_metrics": self.target_values()}
 
 
 def run_metrics(result, variant: int) -> RunMetrics:
@@ -112,7 +120,16 @@ def run_metrics(result, variant: int) -> RunMetrics:
                 "futures_lots_per_month": float(c["futures_lots"].sum() / path_months),
                 "hedge_trades_per_month": float(c["hedge_trades"].sum() / path_months),
                 "exits_per_month": float(c["exits"].sum() / path_months),
-                "early_exit_share": float(c["early_exits"].sum() / path_months * 100.0)})
+                "early_exit_share": float(c["early_exits"].sum() / path_months * 100.0)},
+        adjustments={"rounds_per_month": float(c["adjust_rounds"].sum() / path_months) if "adjust_rounds" in c else 0.0,
+                     "exit_share": float(c["adjust_exits"].sum() / path_months * 100.0) if "adjust_exits" in c else 0.0,
+                     "actions": [{"action": text,
+                                  "done_per_month": float(c[f"adjust_done_{i}"].sum() / path_months),
+                                  "aborted_per_month": float(c[f"adjust_aborted_{i}"].sum() / path_months)}
+                                 for i, text in enumerate(getattr(result, "actions", ()))]},
+        guards={"avoided_legs_per_month": float(c["avoided_legs"].sum() / path_months),
+                "alerts_per_month": float(c["alerts"].sum() / path_months),
+                "alert_path_share": float(np.mean(c["alerts"] > 0) * 100.0)})
 
 
 def target_verdict(target, values: dict[str, float]) -> bool | None:
@@ -166,6 +183,7 @@ class SimulationResult:
     sizes: list[tuple[float, RunMetrics, bool | None]]
     recommended_size: dict[str, float] | None
     recommended_reason: str | None
+    scenario_size: dict[str, Any] | None = None  # the size the scenarios ran at, and why
     scenarios: list[ScenarioResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     equity: np.ndarray | None = field(default=None, repr=False)  # (paths, months + 1) of the base case
@@ -180,6 +198,7 @@ class SimulationResult:
             "base": self.base.to_dict(),
             "sizes": [{"size": s, "holds": h, "metrics": m.to_dict()} for s, m, h in self.sizes],
             "recommended_size": self.recommended_size, "recommended_size_reason": self.recommended_reason,
+            "scenario_size": self.scenario_size,
             "scenarios": [{"name": s.name, "kind": s.kind, "scenario": s.text, "size": s.size, "holds": s.holds,
                            "metrics": s.metrics.to_dict()} for s in self.scenarios],
             "notes": list(self.notes)})
@@ -195,7 +214,16 @@ class SimulationResult:
                  f"{self.run['seed']}, model {' + '.join(self.model['components'])}",
                  f"size {b.size:g}: median monthly return {m['median']:+.2f}% (mean {m['mean']:+.2f}%, "
                  f"p5 {m['p5']:+.2f}%), loss probability {b.loss_probability:.1f}%, max drawdown p95 "
-                 f"{b.max_drawdown['p95']:.2f}%, CVaR95 {b.cvar['95']:.2f}%"]
+                 f"{b.max_drawdown['p95']:.2f}% of peak equity, CVaR95 {b.cvar['95']:.2f}% of capital"]
+        adj = b.adjustments
+        if adj.get("actions"):
+            lines.append(f"adjustments: {adj['rounds_per_month']:.2f} rounds a month; " + "; ".join(
+                f"{a['action']} {a['done_per_month']:.2f} done, {a['aborted_per_month']:.2f} aborted"
+                for a in adj["actions"]) + f"; {adj['exit_share']:.1f}% of months closed by an abort")
+        g = b.guards
+        if g and (g["avoided_legs_per_month"] or g["alerts_per_month"]):
+            lines.append(f"guards: {g['avoided_legs_per_month']:.2f} legs avoided (W401) and "
+                         f"{g['alerts_per_month']:.2f} alerts (W402) a month")
         if self.target is not None:
             verdict = {True: "holds", False: "fails", None: "cannot be decided"}[self.base_holds]
             lines.append(f"target `{self.target}` {verdict} at size {b.size:g}")
@@ -203,6 +231,8 @@ class SimulationResult:
             lines.append(f"recommended size: {self.recommended_size['low']:g} to {self.recommended_size['high']:g} lots")
         elif self.recommended_reason:
             lines.append(f"recommended size: none ({self.recommended_reason})")
+        if self.scenario_size is not None:
+            lines.append(f"scenarios at size {self.scenario_size['size']:g}: {self.scenario_size['reason']}")
         for s in self.scenarios:
             verdict = {True: "pass", False: "fail", None: "n/a"}[s.holds]
             lines.append(f"{s.kind} {s.text} at size {s.size:g}: median {s.metrics.monthly_return['median']:+.2f}%, "

@@ -146,6 +146,7 @@ class ReplayResult:
     peak_margin: np.ndarray  # (V, P) margin / capital
     signal_hits: tuple[int, int] = (0, 0)  # months whose realised regime matched the signal, months with a regime
     trace: dict[str, np.ndarray] | None = None
+    actions: tuple[str, ...] = ()  # the playbook's actions as written (counters adjust_done_i, adjust_aborted_i)
 
 
 def _margin_packs(pack, variants):
@@ -344,7 +345,8 @@ def replay(*, strategy: StrategySpec, run: RunSpec, variants: tuple[Variant, ...
     assert cat["monthly"].shape == (nv, run.paths, months)
     return ReplayResult(variants=tuple(variants), capital=run.capital, monthly=cat["monthly"], buckets=buckets,
                         counters=counters, max_drawdown=cat["max_drawdown"], peak_margin=cat["peak_margin"],
-                        signal_hits=(hits[0], hits[1]), trace=traced)
+                        signal_hits=(hits[0], hits[1]), trace=traced,
+                        actions=tuple(a.text for a in strategy.adjust.playbook) if strategy.adjust else ())
 
 
 def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: int, progress, want_trace: bool):

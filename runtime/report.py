@@ -102,8 +102,10 @@ def _markdown(result) -> str:
     else:
         lines += [f"**Recommended size:** none — {result.recommended_reason}.", ""]
     lines += ["## By size", "",
-              "| size | mean % | median % | p5 % | p95 % | loss prob % | dd p95 % | dd p99 % | CVaR95 % | "
-              "margin p95 % | margin call % | liquidation % | target |",
+              "Monthly returns, CVaR and margin in % of capital; drawdowns in % of the running peak equity; "
+              "probabilities in % of paths (margin call, liquidation) or of months (loss).", "",
+              "| size | mean % cap | median % cap | p5 % cap | p95 % cap | loss prob % | dd p95 % peak | dd p99 % peak "
+              "| CVaR95 % cap | margin p95 % cap | margin call % | liquidation % | target |",
               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|"]
     for size, m, holds in result.sizes:
         r = m.monthly_return
@@ -120,9 +122,24 @@ def _markdown(result) -> str:
               f"{b.exercise['delivery_share']:.2f}%; {b.trades['option_lots_per_month']:.1f} option lots, "
               f"{b.trades['futures_lots_per_month']:.1f} futures lots and {b.trades['hedge_trades_per_month']:.1f} "
               f"hedge trades a month; {b.trades['early_exit_share']:.1f}% of months closed early by a trigger.", ""]
+    adj = b.adjustments
+    if adj.get("actions"):
+        lines += [f"Adjustments: {adj['rounds_per_month']:.2f} rounds a month; {adj['exit_share']:.1f}% of months "
+                  "closed by an abort (`abort_if`) or `close()`; costs in the `adjustments` bucket above.", "",
+                  "| action | done a month | aborted a month |", "|:---|---:|---:|"]
+        lines += [f"| `{a['action']}` | {a['done_per_month']:.3f} | {a['aborted_per_month']:.3f} |"
+                  for a in adj["actions"]]
+        lines.append("")
+    g = b.guards
+    if g:
+        lines += [f"Guards: {g['avoided_legs_per_month']:.3f} legs a month not opened (`avoid_leg_if`, W401); "
+                  f"{g['alerts_per_month']:.3f} alerts a month (`warn_if`, W402) on {g['alert_path_share']:.1f}% "
+                  "of paths.", ""]
     if result.scenarios:
-        lines += [f"## Scenarios (size {result.scenarios[0].size:g})", "",
-                  "| scenario | kind | median % | loss prob % | dd p95 % | CVaR95 % | liquidation % | target |",
+        why = f": {result.scenario_size['reason']}" if result.scenario_size else ""
+        lines += [f"## Scenarios (size {result.scenarios[0].size:g}{why})", "",
+                  "| scenario | kind | median % cap | loss prob % | dd p95 % peak | CVaR95 % cap | liquidation % "
+                  "| target |",
                   "|:---|:---|---:|---:|---:|---:|---:|:---|"]
         for s in result.scenarios:
             m = s.metrics

@@ -121,9 +121,11 @@ def _table(result) -> None:
     console.print(f"[bold]{result.file}[/bold]: {run['paths']:,} paths x {run['horizon_months']} months, seed "
                   f"{run['seed']}, model {' + '.join(result.model['components'])}, capital "
                   f"{run['capital']:,.0f} {run['currency']}")
-    table = Table(title="monthly return (% of capital) by size", title_justify="left")
-    for column in ("size", "mean", "median", "p5", "p95", "loss prob", "dd p95", "dd p99", "CVaR95", "margin p95",
-                   "margin call", "liquidation", "assigned", "target"):
+    table = Table(title="by size: monthly return, CVaR95 and margin in % of capital, drawdown in % of peak equity",
+                  title_justify="left")
+    for column in ("size", "mean\n% cap", "median\n% cap", "p5\n% cap", "p95\n% cap", "loss prob", "dd p95\n% peak",
+                   "dd p99\n% peak", "CVaR95\n% cap", "margin p95\n% cap", "margin call", "liquidation", "assigned",
+                   "target"):
         table.add_column(column, justify="right", no_wrap=True)
     verdict = {True: "[green]holds[/green]", False: "[red]fails[/red]", None: "—"}
     for size, m, holds in result.sizes:
@@ -145,9 +147,22 @@ def _table(result) -> None:
                       f"{result.recommended_size['high']:g} lots[/bold]")
     else:
         console.print(f"[bold]recommended size: none[/bold] — {result.recommended_reason}")
+    adj = result.base.adjustments
+    if adj.get("actions"):
+        console.print(f"adjustments at size {result.base.size:g}: {adj['rounds_per_month']:.2f} rounds a month, "
+                      + ", ".join(f"{a['action']} {a['done_per_month']:.2f} done / {a['aborted_per_month']:.2f} "
+                                  "aborted" for a in adj["actions"])
+                      + f"; {adj['exit_share']:.1f}% of months closed by an abort", markup=False, highlight=False)
+    guards = result.base.guards
+    if guards and (guards["avoided_legs_per_month"] or guards["alerts_per_month"]):
+        console.print(f"guards: {guards['avoided_legs_per_month']:.2f} legs a month not opened (avoid_leg_if, W401), "
+                      f"{guards['alerts_per_month']:.2f} alerts a month (warn_if, W402) on "
+                      f"{guards['alert_path_share']:.1f}% of paths", markup=False, highlight=False)
     if result.scenarios:
-        st = Table(title=f"scenarios at size {result.scenarios[0].size:g}", title_justify="left")
-        for column in ("scenario", "kind", "median", "loss prob", "dd p95", "CVaR95", "liquidation", "target"):
+        why = f" ({result.scenario_size['reason']})" if result.scenario_size else ""
+        st = Table(title=f"scenarios at size {result.scenarios[0].size:g}{why}", title_justify="left")
+        for column in ("scenario", "kind", "median\n% cap", "loss prob", "dd p95\n% peak", "CVaR95\n% cap",
+                       "liquidation", "target"):
             st.add_column(column, justify="left" if column in ("scenario", "kind") else "right", no_wrap=True)
         for s in result.scenarios:
             m = s.metrics

@@ -19,9 +19,9 @@ JUJUBE = ROOT / "examples" / "jujube" / "strangle.opl"
 SMALL = ["--paths", "150", "--set", "experiment.horizon=2"]
 
 TOP_KEYS = {"schema", "file", "run", "model", "strategy", "target", "base", "sizes", "recommended_size",
-            "recommended_size_reason", "scenarios", "notes"}
+            "recommended_size_reason", "scenario_size", "scenarios", "notes"}
 METRIC_KEYS = {"size", "paths", "months", "monthly_return", "loss_probability", "max_drawdown", "cvar",
-               "attribution", "margin", "exercise", "trades", "target_metrics"}
+               "attribution", "margin", "exercise", "trades", "adjustments", "guards", "target_metrics"}
 
 
 def _run(*args: str):
@@ -50,6 +50,13 @@ def test_json_keys_are_stable(jujube_json):
                                         "forced_liquidation_probability", "margin_calls_per_path"}
     assert set(d["base"]["exercise"]) == {"assignment_share", "delivery_share", "skipped_share"}
     assert set(d["base"]["target_metrics"]) == set(TARGET_METRICS)
+    assert set(d["base"]["adjustments"]) == {"rounds_per_month", "exit_share", "actions"}
+    assert [a["action"] for a in d["base"]["adjustments"]["actions"]] == ["roll_nearest_term()",
+                                                                         "hedge_gamma(target=0.10)"]
+    assert set(d["base"]["guards"]) == {"avoided_legs_per_month", "alerts_per_month", "alert_path_share"}
+    assert d["strategy"]["adjust"]["playbook"] == ["roll_nearest_term()", "hedge_gamma(target=0.10)"]
+    assert [g["kind"] for g in d["strategy"]["guards"]] == ["avoid_leg_if", "warn_if"]
+    assert d["scenario_size"]["size"] == d["scenarios"][0]["size"]
     assert set(d["target"]) == {"condition", "holds"}
     assert [s["size"] for s in d["sizes"]] == [1, 2, 5, 10, 20]
     assert all(set(s) == {"size", "holds", "metrics"} for s in d["sizes"])
@@ -78,7 +85,8 @@ def test_table_and_report(tmp_path):
     result = _run(str(JUJUBE), "--paths", "100", "--set", "experiment.horizon=1", "--report", str(tmp_path / "r"))
     assert result.exit_code == 0, result.output
     assert "recommended size" in result.output and "scenarios at size" in result.output
-    assert "adjustment module" in result.output  # not silently ignored
+    assert "adjustments at size 1:" in result.output and "roll_nearest_term()" in result.output
+    assert "dd p95" in result.output and "% peak" in result.output  # units on the columns
     files = {p.name for p in (tmp_path / "r").iterdir()}
     assert files == {"report.md", "returns.png", "drawdown.png", "equity.png", "margin.png"}
     assert "## By size" in (tmp_path / "r" / "report.md").read_text()
@@ -113,7 +121,17 @@ def _variant(tmp_path, old: str, new: str) -> Path:
     ("model garch + jump + regime", "model garch(omega=1) + jump + regime", "E207", "no parameter `omega`"),
     ("exit_triggers [ pnl_percent(<-25%), days_left(<2d) ]", "exit_triggers [ delta_band(2, 20d) ]", "E105",
      "not supported by the simulator yet"),
-    ("exit_mode first_hit", "exit_mode machine_decide(score)", "E105", "machine_decide"),
+    ("exit_mode first_hit", "exit_mode machine_decide(score)", "E106", "unknown score function `score`"),
+    ("exit_triggers [ pnl_percent(<-25%), days_left(<2d) ]", "exit_triggers [ open_interest < 100 ]", "E105",
+     "`open_interest` is not simulated"),
+    ("exit_triggers [ pnl_percent(<-25%), days_left(<2d) ]", "exit_triggers [ structure_destabilised(theta) ]",
+     "E105", "measures one of delta, gamma, vega"),
+    ("adjust_playbook [ roll_nearest_term(), hedge_gamma(target=0.10) ]", "adjust_playbook [ scale_qty(7, 2) ]",
+     "E105", "names leg 7, but the strategy has 2 legs"),
+    ("adjust_playbook [ roll_nearest_term(), hedge_gamma(target=0.10) ]",
+     "adjust_playbook [ add_leg(long Option(Put, support-300, 60d)) ]", "E105", "on the month's expiry (30d)"),
+    ("adjust_playbook [ roll_nearest_term(), hedge_gamma(target=0.10) ]", "adjust_playbook [ roll_tenor(1, -5d) ]",
+     "E105", "moves expiries out"),
     ("S = short Option(Put, support-100, 30d)", "S = short Option(Put, support-100, 60d)", "E105",
      "same tenor"),
     ("stress [ vol_up(+50%),", "stress [ vol_up,", "E103", "needs a value"),
