@@ -128,8 +128,8 @@ class ExperimentBlock:
 def implied_spread(iv: pd.Series, model_vol: pd.Series) -> dict:
     """Least-squares spread of ``iv`` over ``model_vol`` on their common dates, and the floor."""
     both = pd.concat([iv.rename("iv"), model_vol.rename("model")], axis=1, join="inner").dropna()
-    if len(both) < 5:
-        return {"days": int(len(both)), "spread": None, "floor": None}
+    if not len(both):
+        return {"days": 0, "spread": None, "floor": None}
     x, y = both["model"].to_numpy(), both["iv"].to_numpy()
     return {"days": int(len(both)), "first": str(both.index[0].date()), "last": str(both.index[-1].date()),
             "spread": float((x @ y) / (x @ x) - 1.0), "iv_mean": float(y.mean()), "model_vol_mean": float(x.mean()),
@@ -210,7 +210,10 @@ def build_block(*, garch, jumps, diffusion_returns: pd.Series, implied: dict | N
         notes.append(f"no jump component: {jumps.count} day{'s' if jumps.count != 1 else ''} beyond {jumps.threshold:g} sd against "
                      f"{jumps.expected_false:.1f} expected from the Student-t alone")
     fitted: dict[str, float] = {}
-    if implied and implied.get("spread") is not None:
+    if implied and implied.get("spread") is None:
+        notes.append(f"the implied level ({implied['source']}) has no day in common with the futures: the "
+                     "implied spread and floor keep the simulator's defaults")
+    elif implied:
         fitted.update(spread=implied["spread"], floor=implied["floor"])
         sources["iv.spread"] = (f"least squares of the implied level on the model's volatility over "
                                 f"{implied['days']} days ({implied['source']}); floor its 1st percentile")

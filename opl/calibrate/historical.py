@@ -132,10 +132,6 @@ def calibrate(*, futures, options=None, iv_summary: IVSummary | str | os.PathLik
     elif summary is not None:
         implied = {**implied_spread(summary.level, model_vol),
                    "source": f"{summary.file}: daily mean implied volatility of the listed options"}
-    if implied is not None and implied.get("spread") is None:
-        where = opt.file if opt is not None else summary.file
-        raise CalibrationError(f"{where}: only {implied['days']} days overlap the futures data; the implied spread "
-                               "needs at least 5")
     block = build_block(garch=garch, jumps=jumps, diffusion_returns=diffusion, implied=implied,
                         smile=surface.window if surface is not None else None, max_persistence=max_persistence)
     inputs = {"futures": _describe(fut), "options": _describe(opt) if opt is not None else None,

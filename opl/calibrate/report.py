@@ -153,6 +153,7 @@ def write_report(result, out_dir: str | os.PathLike) -> Path:
              "qq": _plot_qq(plt, result, out / PLOTS["qq"])}
     if result.surface is not None or result.iv_summary is not None:
         plots["smile"] = _plot_smile(plt, result, out / PLOTS["smile"])
+    if result.implied is not None and result.implied.get("spread") is not None:
         plots["implied"] = _plot_implied(plt, result, out / PLOTS["implied"])
     result.write_json(out / "calibration.json")
     result.write_block(out / "experiment.opl")
@@ -195,14 +196,14 @@ def write_report(result, out_dir: str | os.PathLike) -> Path:
         md.append("")
     if result.iv_summary is not None:
         md += [result.iv_summary.summary(), ""]
-    if "smile" in plots:
-        md += [f"![Smile]({plots['smile'].name})", "", f"![Implied level]({plots['implied'].name})", ""]
-    if result.implied is not None:
+    md += [f"![{title}]({plots[key].name})\n" for key, title in (("smile", "Smile"), ("implied", "Implied level"))
+           if key in plots]
+    if "implied" in plots:
         i = result.implied
         md += [f"Spread of the implied level over the model's volatility: **{i['spread']:+.1%}** (least squares on "
                f"{i['days']} days, {i['source']}); floor {i['floor']:.1%}.", ""]
     else:
-        md += ["No option data: the implied-volatility rule keeps the simulator's defaults.", ""]
+        md += ["No implied volatility on the futures' days: the spread and floor keep the simulator's defaults.", ""]
     md += ["## Experiment block", "", "What `opl simulate` reads (also in `experiment.opl`):", "", "```",
            *result.experiment_lines(), "```", ""]
     md += [f"- {k}: {v}" for k, v in result.block.sources.items()]

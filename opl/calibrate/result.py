@@ -84,7 +84,7 @@ class CalibrationResult:
             parts.append(self.surface.summary())
         if self.iv_summary is not None:
             parts.append(self.iv_summary.summary())
-        if self.implied is not None:
+        if self.implied is not None and self.implied.get("spread") is not None:
             i = self.implied
             parts.append(f"Implied over model volatility: spread {i['spread']:+.1%} (implied {i['iv_mean']:.1%} "
                          f"against the model's {i['model_vol_mean']:.1%} on {i['days']} days), floor "

@@ -1,4 +1,4 @@
-"""``opl data``: write the synthetic dataset, validate a data file, list the rolls of a series.
+"""``opl data``: write the synthetic dataset, fetch from AKShare, validate a data file, list the rolls of a series.
 
 Exit codes: 0 success, 1 the file breaks its contract (each problem printed as
 ``path:line: column `name`: message``), 2 usage or I/O error.
@@ -17,7 +17,7 @@ KINDS = ("futures", "options", "signals", "factors")
 
 @click.group()
 def data() -> None:
-    """Market data: synthesise, validate, inspect rolls."""
+    """Market data: synthesise, fetch, validate, inspect rolls."""
 
 
 @data.command()
@@ -84,6 +84,44 @@ def validate(file: str, kind: str, limit: float | None, tick: float, repair: boo
     result = _load_or_exit(file, kind, limit=limit, tick=tick, repair=repair)
     click.echo(result.summary())
     click.echo("ok")
+    sys.exit(EXIT_OK)
+
+
+@data.command()
+@click.option("--source", type=click.Choice(["akshare"]), required=True,
+              help="Where to fetch from (akshare: the optional extra, pip install -e \".[akshare]\").")
+@click.option("--symbol", required=True, help="Product code with a rule pack, e.g. CJ.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Directory to write into.")
+@click.option("--start", default=None, help="First trading day (YYYY-MM-DD); option chains for every day from it.")
+@click.option("--end", default=None, help="Last trading day (YYYY-MM-DD).")
+@click.option("--option-days", "option_days", type=click.IntRange(1, 5000), default=60, show_default=True,
+              help="Without --start: option chains for the last N trading days (one request a day).")
+@click.option("--no-options", is_flag=True, help="Futures only.")
+@click.option("--repair", is_flag=True, help="Make the documented repairs, each listed.")
+def fetch(source: str, symbol: str, out: str, start: str | None, end: str | None, option_days: int,
+          no_options: bool, repair: bool) -> None:
+    """Fetch futures bars and option chains into OUT in the layout `opl calibrate --data` reads."""
+    from opl.data.akshare import AkshareUnavailable, fetch as fetch_akshare
+    from opl.data.loaders import DataError
+
+    try:
+        paths = fetch_akshare(symbol, out, start=start, end=end, options=not no_options, option_days=option_days,
+                              repair=repair)
+    except AkshareUnavailable as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    except DataError as error:
+        for problem in error.problems:
+            click.echo(str(problem))
+        sys.exit(EXIT_FINDINGS)
+    except ValueError as error:  # an unknown product
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    except OSError as error:
+        click.echo(f"error: {out}: {error.strerror or error}", err=True)
+        sys.exit(EXIT_USAGE)
+    for path in paths.values():
+        click.echo(f"wrote {path}")
     sys.exit(EXIT_OK)
 
 

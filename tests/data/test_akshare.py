@@ -1,0 +1,132 @@
+"""The AKShare adapter on recorded frames (a fake `akshare` module): never the network."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from opl.data.akshare import AkshareUnavailable, fetch, futures_daily, option_chain
+from opl.data.loaders import DataError
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "akshare"
+
+
+def _fake(*, futures_columns=None) -> types.ModuleType:
+    module = types.ModuleType("akshare")
+    module.calls = []
+
+    def futures_zh_daily_sina(symbol):
+        module.calls.append(("futures_zh_daily_sina", symbol))
+        frame = pd.read_csv(FIXTURES / "futures_zh_daily_sina_CJ0.csv")
+        return frame.rename(columns=futures_columns or {})
+
+    def option_hist_czce(symbol, trade_date):
+        module.calls.append(("option_hist_czce", symbol, trade_date))
+        path = FIXTURES / f"option_hist_czce_CJ_{trade_date}.csv"
+        # AKShare returns an empty frame for a day it has no report for.
+        return pd.read_csv(path) if symbol == "红枣期权" and path.exists() else pd.DataFrame()
+
+    module.futures_zh_daily_sina = futures_zh_daily_sina
+    module.option_hist_czce = option_hist_czce
+    return module
+
+
+@pytest.fixture
+def ak(monkeypatch):
+    module = _fake()
+    monkeypatch.setitem(sys.modules, "akshare", module)
+    return module
+
+
+def test_without_akshare_the_error_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "akshare", None)
+    with pytest.raises(AkshareUnavailable, match=r'pip install -e "\.\[akshare\]"'):
+        futures_daily("CJ0")
+
+
+def test_futures_bars_map_onto_the_contract(ak):
+    result = futures_daily("CJ0")
+    f = result.frame
+    assert ak.calls == [("futures_zh_daily_sina", "CJ0")]
+    assert len(f) == 320 and "symbol" not in f.columns  # the main series: rolls by the jump rule
+    assert {"trading_date", "open", "high", "low", "close", "settlement", "volume", "open_interest"} <= set(f.columns)
+    assert f["trading_date"].dtype.kind == "M" and result.file == "akshare:futures_zh_daily_sina(CJ0)"
+    raw = pd.read_csv(FIXTURES / "futures_zh_daily_sina_CJ0.csv")
+    np.testing.assert_array_equal(f["settlement"], raw["settle"])
+    np.testing.assert_array_equal(f["open_interest"], raw["hold"])
+    window = futures_daily("CJ0", start="2025-01-01", end="2025-01-31").frame
+    assert window["trading_date"].min() >= pd.Timestamp("2025-01-01")
+    assert window["trading_date"].max() <= pd.Timestamp("2025-01-31") and len(window) > 10
+    # One contract carries its code, so rolls are exact.
+    assert set(futures_daily("CJ2505").frame["symbol"]) == {"CJ2505"}
+
+
+def test_a_vendor_column_change_is_a_located_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "akshare", _fake(futures_columns={"settle": "settlement_price"}))
+    with pytest.raises(DataError) as info:
+        futures_daily("CJ0")
+    assert info.value.file == "akshare:futures_zh_daily_sina(CJ0)" and info.value.column == "settle"
+
+
+def test_an_option_report_maps_onto_the_options_contract(ak):
+    result = option_chain("CJ", "2025-02-26")
+    o = result.frame
+    assert ak.calls == [("option_hist_czce", "红枣期权", "20250226")]
+    row = o[o["symbol"] == "CJ505C10000"].iloc[0]
+    assert row["underlying_symbol"] == "CJ505" and row["option_type"] == "C" and row["strike_price"] == 10000
+    assert row["expiry"] == pd.Timestamp("2025-04-11") and row["contract_multiplier"] == 5.0
+    assert set(o["expiry"]) == {pd.Timestamp("2025-04-11"), pd.Timestamp("2025-06-11")}
+    raw = pd.read_csv(FIXTURES / "option_hist_czce_CJ_20250226.csv")
+    untraded = int((raw["成交量(手)"] == 0).sum())
+    assert int(o["close"].isna().sum()) == untraded > 0
+    assert any(f"{untraded} options did not trade" in n for n in result.notes)
+    traded = raw[raw["成交量(手)"] > 0].iloc[0]
+    got = o[o["symbol"] == traded["合约代码"]].iloc[0]
+    assert float(got["total_turnover"]) == pytest.approx(traded["成交额(万元)"] * 10_000)
+    assert "exchange_iv" in o.columns and "exchange_delta" in o.columns
+
+
+def test_bad_codes_and_empty_days_are_located_errors(ak, monkeypatch):
+    with pytest.raises(DataError, match="no rows"):
+        option_chain("CJ", "2025-03-03")
+    frame = pd.read_csv(FIXTURES / "option_hist_czce_CJ_20250226.csv")
+    frame.loc[3, "合约代码"] = "CJ505X10000"
+    monkeypatch.setattr(ak, "option_hist_czce", lambda symbol, trade_date: frame)
+    with pytest.raises(DataError) as info:
+        option_chain("CJ", "2025-02-26")
+    assert info.value.row == 4 and info.value.column == "合约代码" and "CJ505X10000" in info.value.message
+    with pytest.raises(ValueError, match="no AKShare option mapping"):
+        option_chain("ZZ", "2025-02-26")
+
+
+def test_fetched_data_calibrate(ak, tmp_path):
+    from opl.calibrate import calibrate_dir
+
+    paths = fetch("CJ", tmp_path, option_days=3)
+    assert set(paths) == {"futures", "options"}
+    result = calibrate_dir(tmp_path, rate=0.015, limit=0.10, tick=5.0)
+    # The chains' smile (iv = 0.28 + 0.05x + 1.2x², BAW settlements on the 1 CNY tick) comes back.
+    window = result.surface.window
+    assert window["atm"] == pytest.approx(0.28, abs=0.005)
+    assert window["skew"] == pytest.approx(0.05 / 0.28, abs=0.05)
+    assert window["curvature"] == pytest.approx(1.2 / 0.28, rel=0.15)
+    assert result.surface.forward_sources == {"parity": len(result.surface.points)}
+
+
+def test_opl_data_fetch_cli(ak, tmp_path, monkeypatch):
+    from opl.cli import main
+
+    runner = CliRunner()
+    res = runner.invoke(main, ["data", "fetch", "--source", "akshare", "--symbol", "CJ", "--out", str(tmp_path),
+                               "--option-days", "2"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "futures.csv").is_file() and (tmp_path / "options.csv").is_file()
+    monkeypatch.setitem(sys.modules, "akshare", None)
+    res = runner.invoke(main, ["data", "fetch", "--source", "akshare", "--symbol", "CJ", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and 'pip install -e ".[akshare]"' in res.output
