@@ -1,0 +1,131 @@
+"""The delta band's walk-forward fit (opl.backtest.walkforward).
+
+* windows: in-sample cycles end by the fit date, out-of-sample cycles open on or after it,
+  the two never share a cycle, and out-of-sample blocks tile the cycles after the first fit;
+* the chosen k is the grid's best in-sample drawdown (or Sharpe) — checked by replaying
+  every k on its own, by brute force;
+* a fit never sees its out-of-sample data: scrambling those cycles leaves it unchanged;
+* a fixed k needs no grid; the band the replay applies is centre ± k·σ of the fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from opl.backtest.run import prepare
+from opl.backtest.walkforward import K_GRID, choose_k, fit_window, objective_values, plan_windows, walk_forward
+from opl.data.synth import synthesize
+from opl.deltaband import DeltaBandSpec
+from opl.runtime.historical import GivenMonths
+from opl.runtime.replay import Variant, replay
+
+BAND = "delta_band(k=auto, window=120d, objective=max_drawdown, step=45d)"
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("wf")
+    synthesize(seed=4, years=1, profile="etf50").write(root / "data")
+    text = open("examples/etf50/straddle.opl", encoding="utf-8").read()
+    start = text.index("delta_band(")
+    text = text[:start] + BAND + text[text.index(")", start) + 1:]
+    path = root / "straddle.opl"
+    path.write_text(text, encoding="utf-8")
+    return prepare(path, data=root / "data")
+
+
+def _dates(p):
+    return (pd.DatetimeIndex([r["open"] for r in p.records]), pd.DatetimeIndex([r["close"] for r in p.records]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=40), st.integers(5, 200), st.integers(1, 90))
+def test_windows_never_mix_in_and_out_of_sample(lengths, window, step):
+    opens = pd.DatetimeIndex(pd.Timestamp("2024-01-01") + pd.to_timedelta(np.cumsum([0] + lengths[:-1]), "D"))
+    closes = opens + pd.to_timedelta(lengths, "D")
+    windows = plan_windows(opens, closes, DeltaBandSpec(window_days=window, step_days=step))
+    seen = []
+    for w in windows:
+        assert not set(w.in_sample) & set(w.out_of_sample)
+        assert all(closes[c] <= w.fit_date and opens[c] >= w.in_start for c in w.in_sample)
+        assert all(opens[c] >= w.fit_date for c in w.out_of_sample)
+        assert w.in_start == w.fit_date - pd.Timedelta(days=window)
+        seen += list(w.out_of_sample)
+    assert seen == sorted(set(seen))  # each cycle in at most one out-of-sample block, in order
+    if windows:
+        first = windows[0].fit_date
+        assert seen == [c for c in range(len(opens)) if opens[c] >= first]
+
+
+def test_objectives_by_hand():
+    equity = np.array([[110.0, 99.0, 120.0], [100.0, 100.0, 100.0]])
+    dd = objective_values(equity, 100.0, "max_drawdown")
+    assert dd == pytest.approx([0.1, 0.0])
+    sharpe = objective_values(equity, 100.0, "sharpe")
+    change = np.diff([100.0, 110.0, 99.0, 120.0]) / 100.0
+    assert sharpe[0] == pytest.approx(change.mean() / change.std() * np.sqrt(252)) and sharpe[1] == 0.0
+    assert choose_k((1.0, 2.0, 3.0), np.array([0.2, 0.1, 0.1]), "max_drawdown") == 3.0
+    assert choose_k((1.0, 2.0, 3.0), np.array([0.5, 0.9, 0.1]), "sharpe") == 2.0
+
+
+@pytest.mark.parametrize("objective", ["max_drawdown", "sharpe"])
+def test_chosen_k_is_the_brute_force_best(prepared, objective):
+    p = prepared
+    opens, closes = _dates(p)
+    spec = DeltaBandSpec(k=None, window_days=120, objective=objective, step_days=45)
+    window = plan_windows(opens, closes, spec)[1]
+    fit = fit_window(window, p.months, strategy=p.strategy, run=p.run, spec=spec, size=1.0, fee_factor=1.0)
+    assert fit.k in K_GRID and fit.sigma > 0 and fit.observations >= 10
+    sample = [p.months[c].with_band((np.full(p.months[c].n + 1, fit.centre), np.full(p.months[c].n + 1, fit.sigma)))
+              for c in window.in_sample]
+    scores = []
+    for k in K_GRID:  # each k replayed alone, not as a variant beside the others
+        run = replace(p.run, months=len(sample), source=GivenMonths.factory(sample))
+        res = replay(strategy=p.strategy, run=run, variants=(Variant(band_k=k),), trace=True)
+        scores.append(objective_values(res.trace["equity"][:, 0, :], p.run.capital, objective)[0])
+    assert [fit.scores[k] for k in K_GRID] == pytest.approx(scores, abs=1e-12)
+    best = min(scores) if objective == "max_drawdown" else max(scores)
+    assert fit.k == max(k for k, s in zip(K_GRID, scores) if abs(s - best) <= 1e-12)
+    # The band binds for some k: the grid is not a set of identical replays.
+    assert len({round(s, 12) for s in scores}) > 1
+
+
+def test_a_fit_never_sees_its_out_of_sample_cycles(prepared):
+    p = prepared
+    opens, closes = _dates(p)
+    spec = DeltaBandSpec(k=None, window_days=120, step_days=45)
+    reference = walk_forward(p.months, opens=opens, closes=closes, strategy=p.strategy, run=p.run, spec=spec)
+    target = reference.fits[1]
+    scrambled = list(p.months)
+    for c in range(len(p.months)):
+        if opens[c] >= target.window.fit_date:  # everything from the fit on: out of its sample
+            m = p.months[c]
+            scrambled[c] = m.with_band(None)
+            scrambled[c].price = m.price * 1.3
+            scrambled[c].delta = [d[:, ::-1] * 2 for d in m.delta]
+    again = fit_window(target.window, scrambled, strategy=p.strategy, run=p.run, spec=spec, size=1.0,
+                       fee_factor=1.0)
+    assert (again.centre, again.sigma, again.k, again.scores) == (target.centre, target.sigma, target.k,
+                                                                  target.scores)
+
+
+def test_fixed_k_and_the_applied_band(prepared):
+    p = prepared
+    opens, closes = _dates(p)
+    spec = DeltaBandSpec(k=1.5, window_days=120, step_days=45)
+    wf = walk_forward(p.months, opens=opens, closes=closes, strategy=p.strategy, run=p.run, spec=spec)
+    assert wf.fits and all(f.k == 1.5 and not f.scores for f in wf.fits if f.reason is None)
+    for fit in wf.fits:
+        for c in fit.window.out_of_sample:
+            centre, width = wf.months[c].band
+            assert np.all(centre == fit.centre) and np.allclose(width, 1.5 * fit.sigma)
+    before = [c for c in range(len(opens)) if opens[c] < wf.first_fit]
+    assert before and all(np.all(np.isnan(wf.months[c].band[1])) for c in before)
+    held = [d for f in wf.fits for d in [f.observations]]
+    assert min(held) >= 10
