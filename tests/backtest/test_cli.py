@@ -149,3 +149,18 @@ def test_file_errors_are_located(etf_dir, tmp_path, old, new, code, words):
     result = _invoke(path, "--data", etf_dir)
     assert result.exit_code == 1
     assert f"error[{code}]" in result.output and words in result.output and "variant.opl:" in result.output
+
+
+def test_example_file_checks_clean_and_is_the_one_shown():
+    import re
+
+    import opl
+
+    report = opl.check_file(ETF50).report
+    assert not report.has_errors
+    readme = Path("examples/etf50/README.md").read_text(encoding="utf-8")
+    shown = re.search(r"\[`straddle.opl`\]\(straddle.opl\):\n\n```\n(.*?)```", readme, re.S).group(1)
+    text = Path(ETF50).read_text(encoding="utf-8")
+    assert all(line in text for line in shown.strip().splitlines())
+    assert "opl data synth --profile etf50 --out data/etf50" in readme
+    assert "opl backtest examples/etf50/straddle.opl --data data/etf50 --report out/etf50" in readme
