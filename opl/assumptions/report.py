@@ -5,8 +5,9 @@ The JSON (``opl assumptions --json``) always has ``random_walk.verdict`` and
 without signals the hit-rate fields are null and ``n`` is 0. NaN is written as
 null so the file is strict JSON.
 
-The fourth assumption of the plan — the strategy meets its target under the
-stress scenarios — needs the simulator and is reported as not run here.
+The fourth assumption of the plan — the strategy meets its target under the stress
+scenarios — runs when a strategy file is given (:mod:`opl.assumptions.stress`, the
+simulator's own scenarios); otherwise ``stress.status`` is ``"not run"``.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ import pandas as pd
 from opl.assumptions.factors import FactorResult, factor_tests
 from opl.assumptions.hit_rate import HitRateResult, hit_rate
 from opl.assumptions.random_walk import RandomWalkResult, random_walk_tests
+from opl.assumptions.stress import StressReport
 from opl.data.loaders import LoadResult
 from opl.data.rolls import ContractReturns, within_contract_returns
 
 __all__ = ["AssumptionReport", "run_assumptions", "PLOTS"]
 
 PLOTS = {"acf": "acf.png", "variance_ratio": "variance_ratio.png", "hit_rate": "hit_rate.png",
-         "factors": "factors_oos.png"}
+         "factors": "factors_oos.png", "stress": "stress.png"}
 
 
 @dataclass
@@ -42,6 +44,7 @@ class AssumptionReport:
     returns: ContractReturns
     data: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    stress: StressReport | None = None
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dict (NaN and infinities become None)."""
@@ -53,7 +56,8 @@ class AssumptionReport:
             "random_walk": self.random_walk.to_dict(),
             "hit_rate": self.hit_rate.to_dict(),
             "factors": None if self.factors is None else self.factors.to_dict(),
-            "stress": {"status": "not run", "reason": "needs the Monte Carlo simulator (opl simulate)"},
+            "stress": self.stress.to_dict() if self.stress is not None else
+            {"status": "not run", "reason": "no strategy file given (opl assumptions --strategy FILE)"},
         }
         return _clean(out)
 
@@ -66,7 +70,8 @@ class AssumptionReport:
         signals = self.hit_rate.summary() if self.data.get("signals") else "Direction hit rate: no signals given."
         parts = [self._data_line(), self.random_walk.summary(), signals]
         parts.append(self.factors.summary() if self.factors is not None else "Supply/demand factors: not given.")
-        parts.append("Strategy under stress: not run here (needs opl simulate).")
+        parts.append(self.stress.summary() if self.stress is not None else
+                     "Strategy under stress: not run (give the strategy with --strategy FILE).")
         return "\n\n".join(parts)
 
     def _data_line(self) -> str:
@@ -93,6 +98,8 @@ class AssumptionReport:
             paths["hit_rate"] = _plot_hit_rate(plt, self.hit_rate, out / PLOTS["hit_rate"])
         if self.factors is not None and self.factors.series is not None:
             paths["factors"] = _plot_factors(plt, self.factors, out / PLOTS["factors"])
+        if self.stress is not None and self.stress.scenarios:
+            paths["stress"] = _plot_stress(plt, self.stress, out / PLOTS["stress"])
         return paths
 
     def write_markdown(self, out_dir: str | os.PathLike) -> Path:
@@ -143,8 +150,7 @@ class AssumptionReport:
             md += ["| true rate | views needed (exact) | normal approx. |", "|---:|---:|---:|"]
             md += [f"| {s['true_rate']:.3f} | {s['exact']} | {s['normal']} |" for s in hr.sample_sizes]
             md += ["", f"![Hit rate]({plots['hit_rate'].name})", ""]
-        md += ["## 4. Strategy under stress", "", "Not run here: it needs the Monte Carlo simulator "
-               "(`opl simulate`).", ""]
+        md += ["## 4. Strategy under stress", ""] + _stress_markdown(self.stress, plots)
         path = out / "assumptions.md"
         path.write_text("\n".join(md), encoding="utf-8")
         return path
@@ -190,7 +196,7 @@ def _describe(result: LoadResult | None) -> dict | None:
 def run_assumptions(*, futures: LoadResult, signals: LoadResult | None = None, factors: LoadResult | None = None,
                     alpha: float = 0.05, horizon: int = 21, flat_band: float = 0.03, claim: float = 0.90,
                     power: float = 0.80, limit: float | None = None, tick: float = 0.0,
-                    correction: str = "holm") -> AssumptionReport:
+                    correction: str = "holm", stress: StressReport | None = None) -> AssumptionReport:
     """Run every assumption test that the given data allow.
 
     Parameters
@@ -206,6 +212,8 @@ def run_assumptions(*, futures: LoadResult, signals: LoadResult | None = None, f
         Daily limit and tick for the roll jump rule when there is no symbol column.
     correction : {"holm", "bonferroni"}
         Multiplicity correction of the random-walk family.
+    stress : StressReport, optional
+        The strategy's scenarios (:func:`opl.assumptions.stress.stress_test`), reported as the fourth assumption.
     """
     returns = within_contract_returns(futures.frame, price="close", limit=limit, tick=tick)
     rw = random_walk_tests(returns, alpha=alpha, correction=correction)
@@ -223,7 +231,8 @@ def run_assumptions(*, futures: LoadResult, signals: LoadResult | None = None, f
     }
     settings = {"alpha": alpha, "horizon": horizon, "flat_band": flat_band, "claim": claim, "power": power,
                 "limit": limit, "tick": tick, "correction": correction, "price": "close"}
-    return AssumptionReport(random_walk=rw, hit_rate=hr, factors=fx, returns=returns, data=data, settings=settings)
+    return AssumptionReport(random_walk=rw, hit_rate=hr, factors=fx, returns=returns, data=data, settings=settings,
+                            stress=stress)
 
 
 def _plot_acf(plt, rw: RandomWalkResult, path: Path) -> Path:
@@ -302,6 +311,51 @@ def _plot_factors(plt, fx: FactorResult, path: Path) -> Path:
     ax.set_ylabel("log return")
     ax.set_xlabel("factor month (the return is the following month's)")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+def _stress_markdown(stress: StressReport | None, plots: dict) -> list[str]:
+    if stress is None:
+        return ["Not run: give the strategy file with `--strategy FILE` to run its stress scenarios with the "
+                "simulator.", ""]
+    run = stress.run
+    md = [f"**Verdict: {stress.verdict}** — `{stress.file}`, {run['paths']:,} paths x {run['horizon_months']} "
+          f"months, seed {run['seed']}, model {' + '.join(run['components'])}"
+          + (" fitted to the futures above" if stress.calibration else "") + ".", "", stress.plain, "",
+          f"*What it means:* {stress.implication}.", "",
+          "| scenario | kind | size | median monthly return | loss probability | p95 drawdown | target | failing |",
+          "|---|---|---:|---:|---:|---:|---|---|"]
+    for s in stress.scenarios:
+        v, b = s.values, s.base
+        md.append(f"| `{s.text}` | {s.kind} | {s.size:g} | {v['median_monthly_return']:+.2f}% "
+                  f"(base {b['median_monthly_return']:+.2f}%) | {v['loss_probability']:.1f}% "
+                  f"(base {b['loss_probability']:.1f}%) | {v['max_drawdown_p95']:.2f}% "
+                  f"(base {b['max_drawdown_p95']:.2f}%) | {s.verdict} | {', '.join(f'`{f}`' for f in s.failing)} |")
+    md.append("")
+    if "stress" in plots:
+        md += [f"![Stress scenarios]({plots['stress'].name})", ""]
+    return md
+
+
+def _plot_stress(plt, stress: StressReport, path: Path) -> Path:
+    names = [s.text for s in stress.scenarios]
+    colours = ["#228833" if s.holds else "#cc3311" if s.holds is False else "#999999" for s in stress.scenarios]
+    pos = np.arange(len(names))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 0.45 * len(names) + 1.6), dpi=110, sharey=True)
+    for ax, key, label in ((axes[0], "median_monthly_return", "median monthly return (%)"),
+                           (axes[1], "loss_probability", "loss probability (%)")):
+        ax.barh(pos, [s.values[key] for s in stress.scenarios], color=colours)
+        ax.scatter([s.base[key] for s in stress.scenarios], pos, color="black", marker="|", s=200, zorder=3,
+                   label="base case at the same size")
+        ax.set_xlabel(label)
+        ax.axvline(0, color="black", lw=0.6)
+    axes[0].set_yticks(pos)
+    axes[0].set_yticklabels(names, fontsize=8)
+    axes[0].invert_yaxis()
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"Scenarios against the target (green holds, red fails): {stress.verdict}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

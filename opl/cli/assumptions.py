@@ -1,9 +1,12 @@
-"""``opl assumptions --futures FUT.csv [--signals S.csv] [--factors F.csv] [--json OUT] [--report DIR]``.
+"""``opl assumptions --futures FUT.csv [--signals S.csv] [--factors F.csv] [--strategy FILE.opl] [--json OUT]
+[--report DIR]``.
 
 Writes ``random_walk.verdict`` and ``hit_rate.{estimate, wilson, clopper_pearson, n}``
-with the full results (DESIGN.md, "Contracts"). Exit codes: 0 the tests ran
-(whatever their verdicts), 1 an input file breaks its contract or is too short
-to test, 2 usage or I/O error.
+with the full results (DESIGN.md, "Contracts"); with ``--strategy``, the file's stress
+scenarios run with the simulator (``stress.verdict``), its price model fitted to the
+same futures when its calibration is historical (``--no-calibrate``: as written).
+Exit codes: 0 the tests ran (whatever their verdicts), 1 an input file breaks its
+contract, is too short to test, or the strategy has errors, 2 usage or I/O error.
 """
 
 from __future__ import annotations
@@ -41,10 +44,18 @@ from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
               help="Daily limit fraction: checks futures prices and sharpens the roll rule (CJ: 0.10).")
 @click.option("--tick", type=click.FloatRange(0), default=0.0, show_default=True, help="Price tick (CJ: 5).")
 @click.option("--repair", is_flag=True, help="Make the documented data repairs, each logged in the JSON.")
+@click.option("--strategy", "strategy", type=click.Path(dir_okay=False), default=None,
+              help="An .opl strategy: run its stress scenarios with the simulator (the fourth assumption).")
+@click.option("--paths", type=click.IntRange(1, 10_000_000), default=None,
+              help="Paths for --strategy (default: the experiment's `paths`).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None, help="Seed for --strategy.")
+@click.option("--calibrate/--no-calibrate", "calibrate", default=True, show_default=True,
+              help="Fit the strategy's price model to --futures when its calibration is historical.")
 def assumptions(futures: str, signals: str | None, factors: str | None, json_out: str | None,
                 report_dir: str | None, alpha: float, correction: str, horizon: int, flat_band: float, claim: float,
-                power: float, limit: float | None, tick: float, repair: bool) -> None:
-    """Test the plan's assumptions (random walk, factors, signal hit rate) against data."""
+                power: float, limit: float | None, tick: float, repair: bool, strategy: str | None,
+                paths: int | None, seed: int | None, calibrate: bool) -> None:
+    """Test the plan's assumptions (random walk, factors, signal hit rate, the strategy under stress) against data."""
     from opl.assumptions.report import run_assumptions
     from opl.data.loaders import DataError, load
 
@@ -61,10 +72,12 @@ def assumptions(futures: str, signals: str | None, factors: str | None, json_out
     except OSError as error:
         click.echo(f"error: {error.filename or ''}: {error.strerror or error}", err=True)
         sys.exit(EXIT_USAGE)
+    stress = _stress(strategy, loaded["futures"], paths, seed, calibrate, limit, tick) if strategy else None
     try:
         result = run_assumptions(futures=loaded["futures"], signals=loaded.get("signals"),
                                  factors=loaded.get("factors"), alpha=alpha, horizon=horizon, flat_band=flat_band,
-                                 claim=claim, power=power, limit=limit, tick=tick, correction=correction)
+                                 claim=claim, power=power, limit=limit, tick=tick, correction=correction,
+                                 stress=stress)
     except ValueError as error:
         click.echo(f"error: {futures}: {error}", err=True)
         sys.exit(EXIT_FINDINGS)
@@ -82,3 +95,32 @@ def assumptions(futures: str, signals: str | None, factors: str | None, json_out
     for path in written:
         click.echo(f"wrote {path}")
     sys.exit(EXIT_OK)
+
+
+def _stress(strategy: str, futures, paths, seed, calibrate: bool, limit, tick):
+    """The strategy's scenarios with the simulator; exits like ``opl simulate`` on a bad file."""
+    from opl.assumptions.stress import stress_test
+    from opl.calibrate import CalibrationError, calibrate as fit
+    from opl.diagnostics import FileReport
+    from opl.render import render
+    from opl.simulate import SettingsError, SimulationInputError
+
+    calibration = None
+    if calibrate:
+        try:
+            calibration = fit(futures=futures, limit=limit, tick=tick)
+        except CalibrationError as error:
+            click.echo(f"error: cannot fit the strategy's price model: {error} (--no-calibrate runs the file's "
+                       "parameters as written)", err=True)
+            sys.exit(EXIT_FINDINGS)
+    try:
+        return stress_test(strategy, paths=paths, seed=seed, calibration=calibration)
+    except SimulationInputError as error:
+        click.echo(render([FileReport(error.report.source, error.diagnostics)], "full"), err=True, nl=False)
+        sys.exit(EXIT_FINDINGS)
+    except SettingsError as error:
+        click.echo(f"error: {strategy}: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    except OSError as error:
+        click.echo(f"error: {strategy}: {error.strerror or error}", err=True)
+        sys.exit(EXIT_USAGE)
