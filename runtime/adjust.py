@@ -190,6 +190,7 @@ class AdjustEngine:
         self.spec = spec
         self.shape = shape
         self._numbers = dict(enumerate(numbers))
+        self.fired = np.zeros(shape, dtype=bool)  # where the last step's round fired (the replay's trace)
         self.prev = np.zeros(shape, dtype=bool)
         self.last = np.full(shape, -np.inf)
 
@@ -259,6 +260,7 @@ class AdjustEngine:
         cooled = (desk.j - self.last) * step_days >= self.spec.cooldown_days - 1e-9
         fire = now & ~self.prev & cooled
         self.prev = now
+        self.fired = fire
         closed = np.zeros(self.shape, dtype=bool)
         if not np.any(fire):
             return closed

@@ -387,7 +387,7 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
     hits = [0, 0]
     tr: dict[str, list] | None = {k: [] for k in ("net_delta", "target", "hedge", "equity", "margin", "hedged",
                                                   "price", "assigned", "unit_delta", "band", "exit",
-                                                  "open")} if want_trace else None
+                                                  "open", "adjusted", "gamma")} if want_trace else None
     absolute_step = 0
     for m in range(months):
         mp = gen.next_month()
@@ -517,11 +517,13 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
                 _close_all(book, hedge, exit_now, cost, ledger, equity, month_pnl)
                 is_open &= ~exit_now
             # 3b. the adjustment module on the positions still open
+            fired = np.zeros(shape, dtype=bool)
             if engine is not None and j < n and np.any(is_open):
                 desk = _desk(strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledger, equity,
                              month_pnl, packs, pending, inventory,
                              lambda: state_at(j, desk.hedge, month_pnl, denominator, open_margin))
                 closed = engine.step(desk, is_open, step_days)
+                fired = engine.fired
                 hedge = desk.hedge
                 if np.any(closed):
                     ledger.count("exits", closed)
@@ -594,6 +596,9 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
                 tr["price"].append(np.broadcast_to(f[:, j], shape).copy())
                 tr["assigned"].append(assigned_now)
                 tr["open"].append(is_open.copy())
+                tr["adjusted"].append(fired)
+                tr["gamma"].append(book.gamma(lots_per_option) * f[:, j] * 0.01 if strat.greeks
+                                   else np.full(shape, np.nan))
         ledger.monthly[..., m] = equity - month_start
         ledger.count("assigned_months", assigned_month)
         ledger.count("delivered_months", delivered_month)

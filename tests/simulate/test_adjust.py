@@ -1,0 +1,279 @@
+"""The adjustment module, the guard rules, machine_decide, structure_destabilised and leg-level
+variables on constructed paths (a 1%-volatility future with one gap a month)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import opl
+from opl.runtime.adjust import Action, AdjustSpec
+from opl.runtime.guards import GuardRule
+from opl.runtime.hedging import HedgeSpec
+from opl.runtime.margin import short_option_margin
+from opl.runtime.pricing import price
+from opl.runtime.processes import ProcessSpec
+from opl.runtime.replay import Variant, replay
+from opl.runtime.scores import SCORES
+from opl.runtime.triggers import compile_condition
+
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
+
+
+def _condition(text: str, *, per_leg: bool = False):
+    doc = opl.check(f"opl-lang 1.0\nS = short Option(Call, 100, 30d)\nadjust_when {text}\n").document
+    assert doc.adjust.when is not None, text
+    return compile_condition(doc.adjust.when, per_leg=per_leg)
+
+
+def _gap(gap: float, vol: float = 0.01) -> ProcessSpec:
+    return ProcessSpec(vol=vol, gap=gap)
+
+
+def _adjust(when: str, *actions: Action, abort: str | None = None, **changes) -> AdjustSpec:
+    return AdjustSpec(when=_condition(when), playbook=actions, abort_if=_condition(abort) if abort else None,
+                      **changes)
+
+
+def _ledger_adds_up(res) -> None:
+    assert np.allclose(sum(res.buckets.values()), res.monthly.sum(axis=-1))
+
+
+def test_roll_after_a_gap_fires_once_and_pays_two_trades_per_lot(sim, cj):
+    call = sim.option(call=True, offset=300.0)
+    adjust = _adjust("price_retrace(>2%)", Action(kind="roll_nearest_term", text="roll_nearest_term()"))
+    strat = sim.strategy([call], adjust=adjust, greeks=True)
+    res = replay(strategy=strat, run=sim.run(_gap(0.05), cj, paths=200), variants=(Variant(size=3),), trace=True)
+    # The condition turns true at the gap and stays true: one round per path, never at the open — unless
+    # the gap comes at the last step (21 of 21), the options' expiry.
+    fired = res.trace["adjusted"][0]
+    price = res.trace["price"][0]
+    step = np.argmax(price > 10_000 * 1.02, axis=1) + 1
+    rolled = step < 21
+    assert 150 < rolled.sum() < 200
+    assert np.array_equal(res.counters["adjust_rounds"][0], rolled.astype(int))
+    assert np.array_equal(res.counters["adjust_done_0"][0], rolled.astype(int))
+    assert np.array_equal(np.argmax(fired, axis=1)[rolled] + 1, step[rolled])
+    # Close 3 lots and sell 3 again: fees of both trades in the adjustments bucket, nothing else.
+    fees = cj.fees.option
+    expected = np.where(rolled, -3 * (fees.rate("close") + fees.rate("open", short=True)), 0.0)
+    assert np.allclose(res.buckets["adjustments"][0], expected)
+    # Open, roll (close + open); the options then expire (no guard here), which is no trade.
+    assert np.array_equal(res.counters["option_lots"][0], np.where(rolled, 3 + 6, 3))
+    _ledger_adds_up(res)
+
+
+def test_roll_restrikes_around_the_new_price(sim, free_cj):
+    call = sim.option(call=True, offset=300.0)
+    adjust = _adjust("price_retrace(>2%)", Action(kind="roll_nearest_term", text="roll_nearest_term()"))
+    rolled = replay(strategy=sim.strategy([call], adjust=adjust), run=sim.run(_gap(0.05), free_cj, paths=100),
+                    trace=True)
+    kept = replay(strategy=sim.strategy([call]), run=sim.run(_gap(0.05), free_cj, paths=100))
+    # After a 5% gap the call struck at 10,400 is deep in the money (delta ~1); re-struck 300 above the
+    # new price it is out of the money (delta ~0). With 1% volatility the kept call then loses what the
+    # future gains after the roll, the rolled one nothing: the difference is the future's move since the
+    # roll times the multiplier (and the small premium sold again).
+    fired = rolled.trace["adjusted"][0]
+    hit = fired.any(axis=1)
+    price = rolled.trace["price"][0]
+    move = price[:, -1] - price[np.arange(100), np.argmax(fired, axis=1)]
+    gain = (rolled.monthly - kept.monthly)[0, :, 0]
+    assert np.all(gain[~hit] == 0.0)
+    assert np.corrcoef(gain[hit], move[hit])[0, 1] > 0.95
+    assert np.all(np.abs(gain[hit] - 5 * move[hit]) < 10_000 * 0.01 * 5)
+
+
+def test_cooldown_and_edges(sim, free_cj):
+    call = sim.option(call=True, offset=300.0)
+    adjust = _adjust("price_retrace(>0%)", Action(kind="delta_neutralise", text="delta_neutralise()"),
+                     cooldown_days=5.0)
+    res = replay(strategy=sim.strategy([call], adjust=adjust), run=sim.run(ProcessSpec(vol=0.3), free_cj, paths=300),
+                 trace=True)
+    fired = res.trace["adjusted"][0]
+    price = res.trace["price"][0]
+    up = price > 10_000
+    previous = np.concatenate([np.zeros((up.shape[0], 1), dtype=bool), up[:, :-1]], axis=1)
+    assert np.all(~fired | (up & ~previous))  # fires only where the condition turns true
+    step_days = 30 / 21
+    for row in fired:
+        steps = np.flatnonzero(row)
+        assert np.all(np.diff(steps) * step_days >= 5.0 - 1e-9)
+    assert fired.sum() > 100  # a random walk crosses its start often enough to see the cooldown at work
+
+
+def test_abort_if_prices_the_action_s_extra_margin(sim, cj):
+    put = sim.option(call=False, offset=-1000.0)
+    shift = Action(kind="shift_strike", text="shift_strike(1, +5%)", leg=0, amount=5.0, percent=True)
+    process = _gap(-0.05)
+    aborting = _adjust("price_retrace(<-2%)", shift, abort="additional_margin(%) > 15")
+    res = replay(strategy=sim.strategy([put], adjust=aborting), run=sim.run(process, cj, paths=100), trace=True)
+    fired = res.trace["adjusted"][0]
+    hit = fired.any(axis=1)
+    assert hit.sum() > 80  # every gap but one on the last step
+    rows = np.flatnonzero(hit)
+    step = np.argmax(fired, axis=1)[rows]
+    # 9000 -> 9500 (5% up, on the grid) with the future at ~9500: the OTM amount vanishes and the premium
+    # grows, so the requirement rises far more than 15%: every round is aborted and hands over to the exit.
+    assert np.array_equal(res.counters["adjust_aborted_0"][0], hit.astype(int))
+    assert np.all(res.counters["adjust_done_0"] == 0)
+    assert np.array_equal(res.counters["adjust_exits"][0], hit.astype(int))
+    # Early when more than the guard's 2 days were left (steps 1-19 of 21).
+    assert np.array_equal(res.counters["early_exits"][0], (hit & (np.argmax(fired, axis=1) < 19)).astype(int))
+    assert np.all(res.trace["margin"][0][rows, step] == 0.0)  # closed at the step of the round
+    skipping = replace(aborting, on_abort="skip")
+    kept = replay(strategy=sim.strategy([put], adjust=skipping), run=sim.run(process, cj, paths=100))
+    assert np.all(kept.counters["adjust_exits"] == 0) and np.all(kept.counters["exits"] == 0)
+    assert np.array_equal(kept.counters["adjust_aborted_0"][0], hit.astype(int))
+    generous = _adjust("price_retrace(<-2%)", shift, abort="additional_margin(%) > 1000")
+    done = replay(strategy=sim.strategy([put], adjust=generous), run=sim.run(process, cj, paths=100), trace=True)
+    assert np.array_equal(done.counters["adjust_done_0"][0], hit.astype(int))
+    assert np.all(done.counters["adjust_aborted_0"] == 0)
+    # The book then carries the put at 9500: its margin, by the exchange formula, is what the replay books.
+    f = done.trace["price"][0][rows, step]
+    after = done.trace["margin"][0][rows, step]
+    before = short_option_margin(pack=cj, is_call=False, underlying=f, strike=9_000.0, premium=0.0, lots=1)
+    assert np.all(after > before * 1.15)
+    _ledger_adds_up(done)
+
+
+def test_hedge_gamma_buys_calls_until_the_target(sim, free_cj):
+    legs = [sim.option(call=True, qty=10), sim.option(call=False, qty=10)]
+    target = 0.05
+    adjust = _adjust("days_left(<12d)", Action(kind="hedge_gamma", text=f"hedge_gamma({target})", amount=target))
+    res = replay(strategy=sim.strategy(legs, adjust=adjust, greeks=True),
+                 run=sim.run(ProcessSpec(vol=0.2), free_cj, paths=200), trace=True)
+    fired = res.trace["adjusted"][0]
+    assert fired.any(axis=1).all()
+    step = np.argmax(fired, axis=1)
+    gamma = res.trace["gamma"][0][np.arange(200), step]
+    # Short a straddle near the money: gamma short by far more than 5% of 20 lots per 1% before the
+    # hedge; after it, within the target (whole lots bought until it is met).
+    assert np.all(gamma >= -target * 20 - 1e-9)
+    done = res.counters["adjust_done_0"][0] == 1
+    assert done.sum() > 100
+    assert np.all(res.counters["option_lots"][0][done] > 20)  # calls were bought
+
+
+@pytest.mark.parametrize("action,lots", [
+    (Action(kind="scale_qty", text="scale_qty(1, 2)", leg=0, amount=2.0), 2 + 2),  # then expire: no trade
+    (Action(kind="remove_leg", text="remove_leg(1)", leg=0), 2 + 2),
+    (Action(kind="close", text="close()"), 2 + 2),
+    # Out one month: closed and sold again, then sold back at market when the month ends.
+    (Action(kind="roll_tenor", text="roll_tenor(1, 30d)", leg=0, amount=30.0), 2 + 4 + 2),
+])
+def test_leg_actions_trade_what_they_say(sim, free_cj, action, lots):
+    call = sim.option(call=True, offset=300.0, qty=2)
+    adjust = _adjust("price_retrace(>2%)", action)
+    res = replay(strategy=sim.strategy([call], adjust=adjust), run=sim.run(_gap(0.05), free_cj, paths=50), trace=True)
+    hit = res.trace["adjusted"][0].any(axis=1)
+    assert hit.sum() > 40
+    assert np.array_equal(res.counters["adjust_done_0"][0], hit.astype(int))
+    assert np.array_equal(res.counters["option_lots"][0], np.where(hit, lots, 2))
+    if action.kind == "close":
+        assert np.array_equal(res.counters["adjust_exits"][0], hit.astype(int))
+    _ledger_adds_up(res)
+
+
+def test_add_and_replace_leg(sim, free_cj):
+    from opl.runtime.legspec import StrikeRule, OptionLeg
+
+    put = OptionLeg(is_call=False, side=1, qty=1, american=False, strike=StrikeRule(kind="relative", value=-5.0,
+                                                                                   percent=True))
+    call = sim.option(call=True, offset=300.0)
+    add = _adjust("price_retrace(>2%)", Action(kind="add_leg", text="add_leg(long put)", new_leg=put))
+    res = replay(strategy=sim.strategy([call], adjust=add, guard_days=2.0), run=sim.run(_gap(0.05), free_cj, paths=50),
+                 variants=(Variant(size=2),), trace=True)
+    hit = res.trace["adjusted"][0].any(axis=1)
+    assert hit.sum() > 40
+    # Open 2 calls, add 2 puts, close all 4 at the days_left guard.
+    assert np.array_equal(res.counters["option_lots"][0], np.where(hit, 2 + 2 + 4, 2 + 2))
+    swap = _adjust("price_retrace(>2%)", Action(kind="replace_leg", text="replace_leg(1, long put)", leg=0,
+                                                new_leg=put))
+    res = replay(strategy=sim.strategy([call], adjust=swap, guard_days=2.0), run=sim.run(_gap(0.05), free_cj,
+                                                                                       paths=50), trace=True)
+    hit = res.trace["adjusted"][0].any(axis=1)
+    # Open the call; close it and buy the put; close the put at the guard.
+    assert np.array_equal(res.counters["option_lots"][0], np.where(hit, 1 + 2 + 1, 1 + 1))
+    _ledger_adds_up(res)
+
+
+def test_avoid_leg_if_blocks_the_leg_and_warn_if_changes_nothing(sim, free_cj):
+    near, far = sim.option(call=True, offset=300.0), sim.option(call=False, offset=-1_200.0)
+    avoid = GuardRule(kind="avoid_leg_if", text="strike_offset > 8%", test=_condition("strike_offset > 8%",
+                                                                                      per_leg=True))
+    res = replay(strategy=sim.strategy([near, far], guards=(avoid,)), run=sim.run(_gap(0.0), free_cj, paths=40,
+                                                                                 months=2))
+    assert np.all(res.counters["avoided_legs"] == 2)  # the far put, every month
+    assert np.all(res.counters["option_lots"] == 2)  # only the call, opened each month (then it expires)
+    warn = GuardRule(kind="warn_if", text="leg_pnl > 30%", test=_condition("leg_pnl > 30%", per_leg=True))
+    process = ProcessSpec(vol=0.25)
+    plain = replay(strategy=sim.strategy([near, far]), run=sim.run(process, free_cj, paths=300, months=2))
+    warned = replay(strategy=sim.strategy([near, far], guards=(warn,)), run=sim.run(process, free_cj, paths=300,
+                                                                                    months=2))
+    assert np.array_equal(plain.monthly, warned.monthly)  # alerts have no trading effect
+    assert warned.counters["alerts"].sum() > 0
+    assert np.all(warned.counters["alerts"] <= 2 * 2)  # at most one alert a leg a month (it turns true once)
+
+
+def test_machine_decide_trigger_vote_matches_first_hit_and_all_required(sim, free_cj):
+    triggers = (_condition("pnl_percent(>40%)"), _condition("price_retrace(>3%)"))
+    process = ProcessSpec(vol=0.3)
+    legs = [sim.option(call=True, offset=300.0)]
+    first = replay(strategy=sim.strategy(legs, exit_triggers=triggers), run=sim.run(process, free_cj, paths=300))
+    vote = replay(strategy=sim.strategy(legs, exit_triggers=triggers, exit_mode="machine_decide",
+                                        score=SCORES["trigger_vote"]), run=sim.run(process, free_cj, paths=300))
+    assert np.array_equal(first.monthly, vote.monthly)  # 1 of 2 is a 0.5 share
+    both = replay(strategy=sim.strategy(legs, exit_triggers=triggers, exit_mode="all_required"),
+                  run=sim.run(process, free_cj, paths=300))
+    unanimous = replay(strategy=sim.strategy(legs, exit_triggers=triggers, exit_mode="machine_decide",
+                                             score=SCORES["trigger_vote"], score_threshold=1.0),
+                       run=sim.run(process, free_cj, paths=300))
+    assert np.array_equal(both.monthly, unanimous.monthly)
+    capture = replay(strategy=sim.strategy(legs, exit_mode="machine_decide", score=SCORES["profit_capture"]),
+                     run=sim.run(process, free_cj, paths=300))
+    assert 0 < capture.counters["early_exits"].sum() < 300
+    greeks = replay(strategy=sim.strategy(legs, exit_mode="machine_decide", score=SCORES["pnl_greeks_time"],
+                                          greeks=True, guard_days=2.0), run=sim.run(process, free_cj, paths=300))
+    assert greeks.counters["early_exits"].sum() > 0
+    never = replay(strategy=sim.strategy(legs, exit_mode="machine_decide", score=SCORES["pnl_greeks_time"],
+                                         greeks=True, guard_days=2.0, score_threshold=1e6),
+                   run=sim.run(process, free_cj, paths=300))
+    assert never.counters["early_exits"].sum() == 0
+
+
+def test_structure_destabilised_and_leg_variables_equal_their_spelled_out_conditions(sim, free_cj):
+    process = ProcessSpec(vol=0.3)
+    legs = [sim.option(call=True, offset=400.0)]  # one short lot at 10,400 (on the grid), N = 1
+
+    def run(condition):
+        return replay(strategy=sim.strategy(legs, exit_triggers=(_condition(condition),), greeks=True),
+                      run=sim.run(process, free_cj, paths=300))
+
+    assert np.array_equal(run("structure_destabilised(delta)").monthly, run("delta > 0.25 or delta < -0.25").monthly)
+    # strike_offset < 2% for a call at K: in the money, or within 2% below K.
+    k = 10_400.0
+    near = run("strike_offset < 2%")
+    assert np.array_equal(near.monthly, run(f"price_outside(0, {k / 1.02})").monthly)
+    assert 0 < near.counters["early_exits"].sum() < 300
+    assert np.array_equal(run("moneyness < 3%").monthly, run(f"price_outside(0, {k / 1.03})").monthly)
+
+
+def test_peak_margin_is_the_largest_requirement_over_capital_open_included(sim, cj):
+    call = sim.option(call=True, offset=600.0)
+    capital = 200_000.0
+    res = replay(strategy=sim.strategy([call]), run=sim.run(_gap(-0.05), cj, paths=50, capital=capital),
+                 trace=True)
+    # A 5% fall: the call's requirement (futures margin less half its OTM amount) is largest at the open.
+    margin = res.trace["margin"][0]
+    premium = price(is_call=True, underlying=10_000.0, strike=10_600.0, t=30 / 365, vol=0.01, rate=0.0)
+    opening = short_option_margin(pack=cj, is_call=True, underlying=10_000.0, strike=10_600.0, premium=premium,
+                                  lots=1)
+    steps = margin.max(axis=1)
+    assert np.allclose(res.peak_margin[0], np.maximum(steps, opening) / capital, rtol=1e-12)
+    # Where the fall came first the opening requirement is the peak: it is counted.
+    assert np.sum(opening > steps) > 5 and np.allclose(res.peak_margin[0][opening > steps], opening / capital)
+    # Without the fall the requirement rises with the future: the peak is then a step's, not the open's.
+    flat = replay(strategy=sim.strategy([call]), run=sim.run(_gap(0.05), cj, paths=50, capital=capital), trace=True)
+    assert np.allclose(flat.peak_margin[0], np.maximum(flat.trace["margin"][0].max(axis=1), opening) / capital)
