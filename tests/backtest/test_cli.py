@@ -138,7 +138,7 @@ def test_empty_directory_is_an_io_error(tmp_path):
 
 @pytest.mark.parametrize("old,new,code,words", [
     ("underlying ETF", "underlying Stock", "E306", "needs options on a future or an ETF"),
-    ("    pnl_percent(<-100%),", "    pnl_percent(<-100%), delta_band(k=2),", "E105", "one delta band"),
+    ("  pnl_percent(<-100%),", "  pnl_percent(<-100%), delta_band(k=2),", "E105", "one delta band"),
     ("S = short Option(Call", "S = short Swap(Call", "E101", "unknown primitive"),
 ])
 def test_file_errors_are_located(etf_dir, tmp_path, old, new, code, words):
