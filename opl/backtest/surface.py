@@ -21,15 +21,13 @@ order, the first that knows the day answering:
                 √252; before ten returns are known, the file's ``iv`` / (1 + spread), else 25%.
 
 Every surface sees only what was known at the day's close (no look-ahead): slices and
-realised volatilities of later days are never used. Each backtest notes how many marks
-each source gave.
+realised volatilities of later days are never used.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -113,10 +111,9 @@ class ChainAtmSurface:
 
 @dataclass
 class SurfaceStack:
-    """Surfaces tried in order (module docstring); ``used`` counts the marks each gave."""
+    """Surfaces tried in order (module docstring)."""
 
     surfaces: list
-    used: Counter = field(default_factory=Counter)
 
     def iv(self, *, date, expiry, strike, forward) -> np.ndarray:
         for surface in self.surfaces:
@@ -125,7 +122,6 @@ class SurfaceStack:
             except KeyError:
                 continue
             if np.all(np.isfinite(out)) and np.all(out > 0):
-                self.used[surface.name] += int(np.size(out))
                 return out
         raise KeyError(f"no surface knows {pd.Timestamp(date).date()}")  # the realised surface always does
 
