@@ -13,7 +13,7 @@ from opl.loop.proposal import ProposalContext
 from opl.loop.reference import language_reference
 
 #: Bound on each block of run data put into a message, in characters.
-MAX_BLOCK_CHARS = 8000
+MAX_BLOCK_CHARS = 12_000
 
 #: History entries sent (the most recent ones).
 MAX_HISTORY_ENTRIES = 12
@@ -69,7 +69,8 @@ def bounded(text: str, bound: int = MAX_BLOCK_CHARS) -> str:
 
 
 def _json_block(value: Any) -> str:
-    return "```json\n" + bounded(json.dumps(value, indent=1, sort_keys=True, default=str,
+    # Compact: indentation would spend a third of the bound on whitespace; models read either form.
+    return "```json\n" + bounded(json.dumps(value, separators=(",", ":"), sort_keys=True, default=str,
                                             ensure_ascii=False)) + "\n```"
 
 
