@@ -59,7 +59,7 @@ def simulate(file: str, paths: int | None, seed: int | None, overrides: tuple[st
             click.echo(f"  = help: {error.help}", err=True)
         sys.exit(EXIT_USAGE)
     except OSError as error:
-        click.echo(f"error: {file}: {error.strerror or error}", err=True)
+        click.echo(f"error: {error.filename or file}: {error.strerror or error}", err=True)
         sys.exit(EXIT_USAGE)
     try:
         if json_out == "-":

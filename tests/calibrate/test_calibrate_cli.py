@@ -90,3 +90,5 @@ def test_simulate_with_data_records_the_calibration(runner, synth_dir, tmp_path)
     assert data["model"]["calibration"]["applied"]["iv.spread"] == data["model"]["implied"]["spread"]
     res = runner.invoke(main, ["simulate", str(strangle), "--paths", "10", "--data", str(tmp_path), "-q"])
     assert res.exit_code == 1 and "no futures file" in res.output
+    res = runner.invoke(main, ["simulate", str(strangle), "--paths", "10", "--data", str(tmp_path / "nowhere"), "-q"])
+    assert res.exit_code == 2 and f"{tmp_path / 'nowhere'}: No such directory" in res.output
