@@ -180,6 +180,11 @@ _TABLE: tuple[tuple[str, str, str, str], ...] = (
      "be poor and exits slow."),
     ("W409", "warning", "unused definition",
      "A named leg expression is defined but not used by the strategy `S`."),
+    ("W410", "warning", "unknown score function",
+     "`exit_mode machine_decide(score_fn)` names a score function that is not built in.\n"
+     "The file is valid OPL-Lang (the spec leaves score functions open), but `opl simulate`\n"
+     "runs only the built-in ones — `trigger_vote`, `profit_capture`, `pnl_greeks_time`\n"
+     "(grammar/README.md §6) — and refuses the file with E106."),
     # -- notes -----------------------------------------------------------------------------
     ("I301", "note", "capital limit not checked",
      "`capital_limit` is set but the file has no `price` (and `iv`) to estimate the\n"

@@ -205,6 +205,14 @@ def exit_mode(lw: "Lowerer", value: ast.Value) -> None:
                      "bad arguments", "write `exit_mode machine_decide(score_fn)`")
             return
         doc.exit.score_fn = _unwrap(args[0]).id
+        if doc.exit.score_fn not in vocab.SCORE_FUNCTIONS:
+            from opl.diagnostics import did_you_mean
+
+            guess = did_you_mean(doc.exit.score_fn, list(vocab.SCORE_FUNCTIONS))
+            lw.sink.emit("W410", f"unknown score function `{doc.exit.score_fn}`: `opl simulate` runs only the "
+                         "built-in ones", args[0].span, label="not a built-in score function",
+                         help=f"did you mean `{guess}`?" if guess else
+                         "built-in score functions: " + ", ".join(vocab.SCORE_FUNCTIONS))
         return
     chosen = lw.choice(value, "exit_mode", vocab.EXIT_MODES)
     if chosen == "machine_decide":

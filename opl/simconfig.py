@@ -7,8 +7,9 @@ bad value is a `SettingsError` naming it.
 
 Defaults that are choices of this simulator, not of the language:
 
-* ``paths``: the experiment's ``paths``, else 2,000 (interactive runs; the language's
-  documented default of 10,000 is for batch runs — pass ``--paths 10000``);
+* ``paths``: the experiment's ``paths``, else 2,000 — the default grammar/README.md §10
+  documents; a few seconds a run, enough for medians and p95s to ±0.1 point; write ``paths``
+  or pass ``--paths`` (e.g. 50,000) for the tails (p99, CVaR99);
 * ``capital``: ``capital`` (risk controls), else ``capital_limit``, else 3 × the opening
   exchange margin of the strategy at size 1 — a desk that keeps two thirds of its account
   free; the choice is printed in the notes;

@@ -45,6 +45,12 @@ DIRECTIONS = ("Bull", "Bear", "RangeBound", "Breakout", "Neutral", "NotBull", "N
 VEGA_STYLES = ("Debit", "Credit")
 HORIZON_LABELS = ("intraday", "swing", "multi-week")
 EXIT_MODES = ("first_hit", "all_required", "machine_decide")
+# Built-in score functions of ``machine_decide(score_fn)``; their formulas are in opl/runtime/scores.py.
+SCORE_FUNCTIONS: dict[str, str] = {
+    "trigger_vote": "share of the exit triggers that hold; closes at 0.5",
+    "profit_capture": "premium captured against time elapsed, P / (0.5 + 0.5 T); closes at 1",
+    "pnl_greeks_time": "loss, gamma and profit with time, 2 max(-P, 0) + 4 G + max(P, 0)(1 + T); closes at 1",
+}
 EXCHANGES = ("CZCE", "DCE", "SHFE", "INE", "GFEX", "CFFEX", "SSE", "SZSE", "CBOE", "US")
 
 # --------------------------------------------------------------------------- primitives

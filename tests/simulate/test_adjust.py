@@ -277,3 +277,18 @@ def test_peak_margin_is_the_largest_requirement_over_capital_open_included(sim, 
     # Without the fall the requirement rises with the future: the peak is then a step's, not the open's.
     flat = replay(strategy=sim.strategy([call]), run=sim.run(_gap(0.05), cj, paths=50, capital=capital), trace=True)
     assert np.allclose(flat.peak_margin[0], np.maximum(flat.trace["margin"][0].max(axis=1), opening) / capital)
+
+
+def test_score_registry_matches_the_vocabulary_and_the_checker_warns_of_unknown_ones():
+    from opl.vocabulary import SCORE_FUNCTIONS
+
+    assert tuple(SCORE_FUNCTIONS) == tuple(SCORES)
+    # The spec leaves score functions open (its own example writes `score_fn`): a warning in the checker,
+    # a located error in `opl simulate` (tests/simulate/test_cli.py).
+    report = opl.check("opl-lang 1.0\nS = short Option(Call, 100, 30d)\nexit_mode machine_decide(vote)\n").report
+    found = [d for d in report.diagnostics if d.code == "W410"]
+    assert len(found) == 1 and "unknown score function `vote`" in found[0].message and found[0].span.column == 26
+    assert not report.has_errors
+    ok = opl.check("opl-lang 1.0\nS = short Option(Call, 100, 30d)\nexit_mode machine_decide(trigger_vote)\n")
+    assert not [d for d in ok.report.diagnostics if d.severity == "error"]
+    assert ok.document.exit.score_fn == "trigger_vote"
