@@ -11,12 +11,14 @@
 * :mod:`~opl.calibrate.result` — :class:`CalibrationResult` (``summary()``, ``to_dict()``,
   ``experiment_lines()``, ``write_report(dir)``).
 
->>> from opl.calibrate import calibrate_dir                      # doctest: +SKIP
->>> result = calibrate_dir("data/")                              # doctest: +SKIP
->>> print("\\n".join(result.experiment_lines()))                  # doctest: +SKIP
-model garch(alpha=0.0702, beta=0.8953, nu=6.41, vol=23.5%) + jump(intensity=1.21, mean=0.4%, std=4.1%)
-calibration historical
-iv smile(spread=4.9%, floor=14.1%, skew=0.601, curvature=3.95)
+On the data of ``opl data synth --out data/ --seed 1 --years 6``::
+
+    from opl.calibrate import calibrate_dir
+    result = calibrate_dir("data/")
+    print("\\n".join(result.experiment_lines()))
+    # model garch(alpha=0.0809, beta=0.8822, nu=4.49, vol=24.65%)
+    # calibration historical
+    # iv smile(spread=0.3%, floor=16.38%, skew=0.387, curvature=2.706)
 """
 
 from opl.calibrate.block import ExperimentBlock
