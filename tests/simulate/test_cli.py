@@ -189,3 +189,41 @@ def test_recommended_size_is_the_run_of_sizes_where_the_target_holds(tmp_path):
     assert result.recommended_reason is None
     # Scenarios are reported at the low end of the recommended size.
     assert {s.size for s in result.scenarios} == {passing[0]}
+
+
+def test_scenarios_run_at_the_best_swept_size_when_nothing_is_recommended(tmp_path):
+    path = _variant(tmp_path, "target median_monthly_return >= 1% and", "target median_monthly_return >= 50% and")
+    result = simulate_file(path, paths=120, overrides=["experiment.horizon=1", "experiment.sizes=[1,5,10]"])
+    assert result.recommended_size is None
+    best = max(result.sizes, key=lambda r: (r[1].monthly_return["median"], -r[0]))[0]
+    assert {s.size for s in result.scenarios} == {best}
+    assert result.scenario_size == {"size": best, "reason": "the swept size with the best median monthly return "
+                                                            "(no size is recommended)"}
+    assert f"scenarios at size {best:g}" in result.summary()
+
+
+def test_every_playbook_action_and_guard_runs_from_a_file(tmp_path):
+    playbook = ("adjust_playbook [ roll_nearest_term(), roll(1, 60d), roll_tenor(2, 30d), shift_strike(1, -2%), "
+                "scale_qty(2, 2), hedge_gamma(target=0.05), delta_neutralise(keep=10%), hedge(delta), "
+                "add_leg(long Option(Put, support-300, 30d)), replace_leg(2, short Option(Call, resistance+300, 30d)), "
+                "remove_leg(1), close(2), close() ]")
+    text = JUJUBE.read_text(encoding="utf-8")
+    text = text.replace("adjust_playbook [ roll_nearest_term(), hedge_gamma(target=0.10) ]", playbook)
+    text = text.replace("adjust_when price_retrace(>-3%) or vega_crush(>20%)",
+                        "adjust_when price_retrace(>1%) or price_retrace(<-1%) or structure_destabilised(gamma)")
+    text = text.replace("exit_mode first_hit", "exit_mode machine_decide(profit_capture)\n"
+                        "avoid_leg_if strike_offset > 12%\nwarn_if leg_pnl < -100%")
+    path = tmp_path / "all.opl"
+    path.write_text(text, encoding="utf-8")
+    result = simulate_file(path, paths=200, overrides=["experiment.horizon=2", "experiment.sizes=[2]", "size=2",
+                                                       "adjust.cooldown=0"])
+    actions = result.base.adjustments["actions"]
+    assert [a["action"].split("(")[0] for a in actions] == [
+        "roll_nearest_term", "roll", "roll_tenor", "shift_strike", "scale_qty", "hedge_gamma", "delta_neutralise",
+        "hedge", "add_leg", "replace_leg", "remove_leg", "close", "close"]
+    assert actions[0]["done_per_month"] > 0 and result.base.adjustments["rounds_per_month"] > 0
+    assert result.strategy["score_fn"] == "profit_capture"
+    assert [g["rule"] for g in result.strategy["guards"]][2:] == ["strike_offset > 12%", "leg_pnl < -100%"]
+    attribution = result.base.attribution["per_month"]
+    assert attribution["adjustments"] < 0
+    assert attribution["total"] == pytest.approx(sum(v for k, v in attribution.items() if k != "total"))
