@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from opl.runtime.processes import PARAMETERS
 from opl.vocabulary import SMILE_PARAMETERS
 
 __all__ = ["SIM_DAYS_PER_YEAR", "MAX_PERSISTENCE", "ExperimentBlock", "implied_spread", "build_block",
@@ -145,10 +146,15 @@ def _garch_params(fit, vol: float, max_persistence: float, notes: list[str]) -> 
                      f"{beta:.4f} to {new_beta:.4f} so the simulator's persistence is {max_persistence:g} "
                      f"(half-life {math.log(0.5) / math.log(max_persistence):.0f} trading days)")
         beta = new_beta
+    nu = fit.nu
+    low = PARAMETERS[fit.kind]["nu"][0]
+    if nu < low:
+        notes.append(f"the fitted ν = {nu:.2f} is below what the simulator accepts ({low:g}): ν = {low:g} used")
+        nu = low
     params = {"alpha": alpha}
     if fit.kind == "gjr":
         params["gamma"] = gamma
-    params.update({"beta": beta, "nu": fit.nu, "vol": vol})
+    params.update({"beta": beta, "nu": nu, "vol": vol})
     return {k: _written(k, v) for k, v in params.items()}
 
 
