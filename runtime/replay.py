@@ -170,6 +170,11 @@ class MarkedMonth:
     volatility; ``support``, ``resistance`` and ``signal`` (P,); ``expires`` whether the
     options expire at the last step (else everything is closed there at market);
     ``band`` None or (centre, width) of the delta band per step, each (n + 1,).
+
+    The adjustment module trades other series too, so it needs a month that can quote
+    them: ``quote(is_call, american, strike, extra_days, j, where)`` → (value, delta,
+    gamma, exercise), ``strike_for``, ``snap``, ``snap_up``, ``vega`` and per-leg ``gamma``
+    (`_Month` for simulated months, `opl.runtime.historical.HistoricalMonth` with quotes).
     """
 
     price: np.ndarray
@@ -188,6 +193,16 @@ class MarkedMonth:
     signal: np.ndarray
     expires: bool = True
     band: tuple[np.ndarray, np.ndarray] | None = None
+
+    def remark(self, slot: Slot, j: int) -> None:
+        """Move a dynamic slot's marks to step ``j`` where it holds lots (for a month with ``quote``)."""
+        where = slot.qty != 0
+        value, delta, gamma, exercise = self.quote(is_call=slot.is_call, american=slot.american, strike=slot.strike,
+                                                   extra_days=slot.extra_days, j=j, where=where)
+        slot.value = np.where(where, value, slot.value)
+        slot.delta = np.where(where, delta, slot.delta)
+        slot.gamma = np.where(where, gamma, slot.gamma)
+        slot.exercise = np.where(where, exercise, False)
 
 
 class _Month(MarkedMonth):
@@ -277,16 +292,6 @@ class _Month(MarkedMonth):
             if marks.gamma is not None:
                 gamma[vi, pi] = marks.gamma
         return value, delta, gamma, exercise
-
-    def remark(self, slot: Slot, j: int) -> None:
-        """Move a dynamic slot's marks to step ``j`` where it holds lots."""
-        where = slot.qty != 0
-        value, delta, gamma, exercise = self.quote(is_call=slot.is_call, american=slot.american, strike=slot.strike,
-                                                   extra_days=slot.extra_days, j=j, where=where)
-        slot.value = np.where(where, value, slot.value)
-        slot.delta = np.where(where, delta, slot.delta)
-        slot.gamma = np.where(where, gamma, slot.gamma)
-        slot.exercise = np.where(where, exercise, False)
 
 
 def _base_marks(slot: Slot, mo, j: int) -> None:

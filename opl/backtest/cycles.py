@@ -23,7 +23,9 @@ widths around F₀ without one), then moved to the nearest strike the chain list
 for that expiry and type (the rule pack's grid without a chain).
 
 **Marks.** `opl.runtime.historical.mark_cycle`: the chain's settlement where it has one,
-else the surface (`opl.backtest.surface`).
+else the surface (`opl.backtest.surface`). When the file has an adjustment module, each
+cycle also quotes the series it may trade (`CycleQuotes`: the chain's settlements of the
+cycle's expiry, the surface otherwise and for later expiries).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import pandas as pd
 
 from opl.runtime.historical import HistoricalMonth, mark_cycle
 
-__all__ = ["Cycle", "plan_cycles", "ChainIndex", "mark_cycles", "DIRECTION_SIGN"]
+__all__ = ["Cycle", "plan_cycles", "ChainIndex", "CycleQuotes", "mark_cycles", "DIRECTION_SIGN"]
 
 DIRECTION_SIGN = {"up": 1.0, "down": -1.0, "flat": 0.0}
 
@@ -132,6 +134,38 @@ def plan_cycles(futures: pd.DataFrame, chain: ChainIndex | None, *, tenor_days: 
     return cycles, skipped
 
 
+class CycleQuotes:
+    """Other series of one cycle (`opl.runtime.historical.Quotes`): the chain's settlements at the
+    cycle's expiry, the surface for everything (and for later expiries)."""
+
+    def __init__(self, days: pd.DatetimeIndex, price: np.ndarray, expiry: pd.Timestamp, series, surfaces):
+        self.days, self.price, self.expiry, self.surfaces = days, price, expiry, surfaces
+        self.table: dict[tuple[pd.Timestamp, str], tuple[np.ndarray, np.ndarray]] = {}
+        if series is not None and len(series):
+            for (day, kind), rows in series.groupby(["trading_date", "option_type"]):
+                rows = rows.sort_values("strike_price")
+                self.table[(pd.Timestamp(day), kind)] = (rows["strike_price"].to_numpy(dtype=float),
+                                                         rows["settlement"].to_numpy(dtype=float))
+
+    def settlement(self, j: int, is_call: bool, strikes: np.ndarray, extra_days: float) -> np.ndarray:
+        strikes = np.asarray(strikes, dtype=float)
+        out = np.full(strikes.shape, np.nan)
+        listed = self.table.get((self.days[j], "C" if is_call else "P"))
+        if extra_days != 0 or listed is None:
+            return out
+        ks, settle = listed
+        at = np.clip(np.searchsorted(ks, strikes), 0, len(ks) - 1)
+        for i in (at, np.maximum(at - 1, 0)):
+            hit = np.isclose(ks[i], strikes, rtol=1e-12, atol=1e-9) & np.isnan(out)
+            out = np.where(hit, settle[i], out)
+        return out
+
+    def iv(self, j: int, strikes: np.ndarray, extra_days: float) -> np.ndarray:
+        expiry = self.expiry + pd.Timedelta(days=float(extra_days))
+        return self.surfaces.iv(date=self.days[j], expiry=expiry, strike=np.asarray(strikes, dtype=float),
+                                forward=float(self.price[j]))
+
+
 def _levels(signals: pd.DataFrame | None, day: pd.Timestamp, price: float, levels) -> tuple[float, float, float, bool]:
     """Support, resistance, direction sign on ``day`` and whether a view gave them."""
     if signals is not None and len(signals):
@@ -189,9 +223,12 @@ def mark_cycles(cycles: list[Cycle], *, futures: pd.DataFrame, chain: ChainIndex
                          for d, f in zip(days, price)]).reshape(len(rows), len(strikes) + 1)
         atm = grid[:, 0]
         surface_iv = [grid[:, 1 + i] for i in range(len(strikes))]
+        # Only the adjustment module trades series beyond the file's legs.
+        other = CycleQuotes(days, price, cycle.expiry, series, surfaces) if strategy.adjust is not None else None
         months.append(mark_cycle(legs=strategy.legs, price=price, t=t, strikes=strikes, quotes=quotes,
                                  surface=surface_iv, atm=atm, support=support, resistance=resistance, signal=sign,
-                                 rate=strategy.rate, carry=carry, expires=cycle.expires))
+                                 rate=strategy.rate, carry=carry, expires=cycle.expires, gamma=strategy.greeks,
+                                 other=other, pack=pack, levels=strategy.levels))
         records.append({"cycle": cycle.index, "open": days[0], "close": days[-1], "dates": days, "contract": cycle.contract,
                         "expiry": cycle.expiry, "ends": cycle.ends, "sessions": len(rows) - 1,
                         "open_price": float(price[0]), "strikes": strikes, "support": support,

@@ -53,12 +53,6 @@ def _strategy_with_band(checked, compiled, settings, notes):
                          appended=[v for v in doc.exit.appended if v not in banded])
     plain = replace(checked, document=replace(doc, exit=plain_exit))
     strategy = _strategy(plain, compiled, settings, notes)
-    if strategy.adjust is not None:
-        # Re-marking the series an adjustment trades needs quotes of other strikes and expiries on
-        # every session; the historical months do not offer them yet.
-        notes.append("the adjustment module (adjust_when, adjust_playbook, abort_if) is not backtested yet: "
-                     "positions are managed by the exit triggers, the guards, the hedge and the risk controls")
-        strategy = replace(strategy, adjust=None)
     extra = []
     for item in banded:
         try:

@@ -76,6 +76,12 @@ def test_jujube_strangle_on_synthetic_data(jujube_dir):
     # Each cycle trades the chain's strikes of one contract, on the 100 grid.
     assert all(k % 100 == 0 for c in cycles for k in c["strikes"])
     assert sum(c["marks_from_chain"] for c in cycles) > 0
+    # The file's adjustment module runs (its rolls re-strike at quoted series), and the ledger adds up.
+    assert data["metrics"]["adjustments"]["rounds_per_month"] > 0
+    assert not any("adjust" in note for note in data["notes"])
+    total = data["metrics"]["attribution"]["per_month"]["total"] * len(cycles)
+    assert total == pytest.approx(sum(c["pnl"] for c in cycles), abs=1e-6)
+    assert total == pytest.approx(data["performance"]["total_return"] / 100 * data["run"]["capital"], abs=1e-6)
 
 
 @pytest.mark.skipif(not REAL.exists(), reason="the real jujube data (../shared/data) is absent")

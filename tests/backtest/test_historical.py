@@ -150,3 +150,46 @@ def test_historical_month_rejects_a_bad_calendar():
     with pytest.raises(ValueError, match="two sessions"):
         HistoricalMonth(price=np.ones(1), t=np.array([0.0]), strikes=[], value=[], delta=[], exercise=[],
                         atm=np.ones(1), support=0.9, resistance=1.1, signal=0.0)
+
+
+class _Quotes:
+    """Settlements of the 3.0 call only; the surface flat at 25%."""
+
+    def __init__(self, settle):
+        self.settle = settle
+
+    def settlement(self, j, is_call, strikes, extra_days):
+        strikes = np.asarray(strikes, dtype=float)
+        hit = is_call & np.isclose(strikes, 3.0) & (extra_days == 0)
+        return np.where(hit, self.settle[j], np.nan)
+
+    def iv(self, j, strikes, extra_days):
+        return np.full(np.shape(strikes), 0.25)
+
+
+def test_a_month_with_quotes_prices_other_series_for_the_adjustment_module():
+    from opl.runtime.pricing import price as black
+
+    leg = OptionLeg(is_call=True, side=-1, qty=1, american=False, strike=StrikeRule(kind="relative", value=0.0))
+    price = np.array([3.0, 3.02, 3.05])
+    t = np.array([20, 19, 18]) / 365.0
+    settle = black(is_call=True, underlying=price, strike=3.0, t=t, vol=0.2, rate=0.02, carry=0.02)
+    kwargs = dict(legs=[leg], price=price, t=t, strikes=[3.0], quotes=[settle], surface=[np.full(3, 0.25)],
+                  atm=np.full(3, 0.25), support=2.8, resistance=3.2, signal=0.0, rate=0.02, carry=0.02)
+    plain = mark_cycle(**kwargs)
+    assert not hasattr(plain, "quote")  # the replay's test for a month the adjustment module can use
+    month = mark_cycle(**kwargs, gamma=True, other=_Quotes(settle), pack=load_pack("sse_50etf"), levels=Levels())
+    where = np.array([[True], [True]])  # two variants of the one path
+    value, delta, gamma, exercise = month.quote(is_call=True, american=False, strike=np.array([[3.0], [3.1]]),
+                                                extra_days=0.0, j=1, where=where)
+    assert value[0, 0] == settle[1]  # listed: the settlement
+    assert value[1, 0] == pytest.approx(float(black(is_call=True, underlying=3.02, strike=3.1, t=19 / 365, vol=0.25,
+                                                    rate=0.02, carry=0.02)))  # not listed: the surface
+    assert gamma.min() > 0 and not exercise.any() and 0 < delta.min() < delta.max() < 1
+    later = month.quote(is_call=True, american=False, strike=np.array([[3.0], [3.0]]), extra_days=30.0, j=1,
+                        where=np.array([[True], [False]]))
+    assert later[0][1, 0] == 0.0 and later[0][0, 0] > value[0, 0]  # a later expiry: the surface, worth more
+    assert month.gamma is not None and month.gamma[0].shape == (1, 3)
+    # The SSE grid: 0.05 up to 3 CNY, 0.1 above.
+    assert month.strike_for(leg, 0, recentre=True, extra_days=0.0).tolist() == [3.0]
+    assert month.snap_up(np.array([2.93, 3.01])).tolist() == [2.95, 3.1]
