@@ -5,9 +5,10 @@ Each call proposes one candidate derived from the current best (``context.candid
 1. **Design first.** When the diagnosis lists design defects with a fix (a model without clustering or
    jumps, a hit rate the data contradict, a missing hit-rate sensitivity or stress list, calibrated
    settings), all fixes are applied together as one design revision.
-2. **The critic's directions**, in its order, then **every other move** of the search (`ORDER`), at step
-   level 0; when every move at a level has been tried from this candidate, the same moves at half the
-   step (level 1, then 2). A move is *tried* when the text it produces — compared in canonical form —
+2. **The critic's directions**, in its order, then **every other move** of the search (`ORDER`), moves
+   rejected more often in the run's history later (a stable sort on that count), at step level 0; when
+   every move at a level has been tried from this candidate, the same moves at half the step (level 1,
+   then 2). A move is *tried* when the text it produces — compared in canonical form —
    is already in the run's history, so the proposer keeps no state of its own: the same history gives the
    same proposal, also after ``--resume``.
 3. When nothing untried is left the proposal is empty with ``exhausted`` set: the local search has
@@ -106,7 +107,8 @@ class BuiltinProposer:
         diagnosis = context.diagnosis or {}
         rejected = 0
         design = self._design(parent, diagnosis)
-        if design is not None:
+        refused = {e.get("change") for e in context.history if e.get("kind") == "design" and not e.get("accepted")}
+        if design is not None and design.change not in refused:
             proposal = self._offer(design, "; ".join(d["message"] for d in diagnosis.get("defects", [])
                                                      if d.get("fix")), tried, check)
             if proposal is not None:
@@ -115,6 +117,11 @@ class BuiltinProposer:
         directions = [d for d in diagnosis.get("directions", []) if d.get("move") in ORDER]
         why = {d["move"]: d["why"] for d in directions}
         order = [d["move"] for d in directions] + [m for m in ORDER if m not in why]
+        # Moves that keep failing go to the back (stable: the critic's order otherwise), so the search
+        # spreads over every knob instead of retrying the same two from each new best.
+        failures = {m: sum(1 for e in context.history if e.get("move") == m and not e.get("accepted"))
+                    for m in order}
+        order.sort(key=lambda m: failures[m])
         moves = _Moves(parent, context.result or {})
         for level in range(LEVELS):
             for move in order:

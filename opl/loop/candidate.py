@@ -27,7 +27,7 @@ __all__ = ["Candidate", "CandidateError", "check_candidate", "candidate_sha", "D
 # Experiment settings that make up the design of the experiment (how the strategy is tested); the others
 # are the strategy's own parameters (``sizes``) or belong to the run (``paths``, ``seed``, ``target``,
 # ``metrics``, ``stop``: the loop fixes them for every candidate).
-DESIGN_SETTINGS = ("model", "calibration", "signal", "steps_per_day", "horizon", "stress", "sensitivity",
+DESIGN_SETTINGS = ("model", "calibration", "signal", "iv", "steps_per_day", "horizon", "stress", "sensitivity",
                    "hypotheses")
 RUN_SETTINGS = ("paths", "seed", "target", "metrics", "stop")
 

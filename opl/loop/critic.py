@@ -147,6 +147,10 @@ def _tail(evaluation: Evaluation) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, label in (("no_jumps", "jumps"), ("no_clustering", "volatility_clustering")):
         cf = evaluation.counterfactuals.get(name)
+        if not evaluation.complete:
+            out[label] = {"measured": False, "text": "not measured (a quick evaluation: the loop did not keep this "
+                                                     "candidate)"}
+            continue
         if cf is None:
             out[label] = {"modelled": False, "text": f"not in the model ({label.replace('_', ' ')} not simulated)"}
             continue
@@ -207,7 +211,11 @@ def _defects(evaluation: Evaluation, candidate: Candidate, facts: dict[str, Any]
     out: list[dict[str, Any]] = []
     model_terms = [candidate.source(t) for t in _model_terms(candidate)]
     names = components
-    if "garch" not in names and "gjr" not in names:
+    calibration = facts.get("calibration") or {}
+    calibrated_model = any(line.startswith("model ") for line in calibration.get("experiment_lines") or [])
+    if calibrated_model:
+        pass  # the data's fit decides which components the model has (below)
+    elif "garch" not in names and "gjr" not in names:
         terms = [t for t, n in zip(model_terms, names) if n != "gbm"]
         new = " + ".join(["garch"] + terms + ([] if "jump" in names else ["jump"]))
         out.append({"code": "no_clustering", "message": "GBM understates the tails (no volatility clustering): "
@@ -242,9 +250,10 @@ def _defects(evaluation: Evaluation, candidate: Candidate, facts: dict[str, Any]
     if not _scenario_items(candidate, "stress"):
         out.append({"code": "no_stress", "message": "no stress scenarios: the tails are never pushed",
                     "fix": {"setting": "stress", "value": DEFAULT_STRESS}})
-    calibration = facts.get("calibration") or {}
     for line in calibration.get("experiment_lines", []) or []:
         name, _, value = line.strip().partition(" ")
+        if name == "model":
+            value = _merged_model(value.strip(), model_terms, names)
         if name and candidate.value(name, "experiment") != value.strip():
             out.append({"code": "calibrated", "message": f"the data calibrate `{name}` to `{value.strip()}`",
                         "fix": {"setting": name, "value": value.strip()}})
@@ -256,6 +265,13 @@ def _defects(evaluation: Evaluation, candidate: Candidate, facts: dict[str, Any]
         if note.startswith("the adjustment module"):
             out.append({"code": "adjustments_not_simulated", "message": note, "fix": None})
     return out
+
+
+def _merged_model(calibrated: str, terms: list[str], names: list[str]) -> str:
+    """The calibrated model line plus the current model's terms the calibration does not fit (``regime``)."""
+    fitted = {"gbm", "garch", "gjr", "jump"}
+    kept = [t for t, n in zip(terms, names) if n not in fitted]
+    return " + ".join([calibrated] + kept)
 
 
 def _model_terms(candidate: Candidate):

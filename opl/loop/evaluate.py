@@ -5,13 +5,23 @@ differences between candidates are the candidates', not the draws'), whatever it
 says. One evaluation is three passes of `opl.simulate.simulate_file`:
 
 1. **sweep** — the candidate's ``sizes`` (else ``[1, 2, 5, 10, 20]``) on one set of paths, without its
-   scenarios; the *evaluated size* is the size with the smallest target distance (`opl.loop.objective`) —
-   when the target holds at several sizes, the lowest size of the longest unbroken run of them, the
-   simulator's ``recommended_size`` rule;
+   scenarios. The *evaluated size*: when the target holds at several sizes, the lowest size of the longest
+   unbroken run of them (the simulator's ``recommended_size`` rule); otherwise the *most balanced* size:
+   the one whose largest shortfall among the clauses on size-scaled metrics (`SIZE_SCALED`: returns,
+   drawdowns, CVaR, margin) is smallest, ties broken by the next largest, then by the other clauses'
+   shortfalls (shares of months or paths, such as the loss probability, that size barely moves and
+   whose noise must not pick the size), then by the smaller size.
+   Returns and drawdowns both grow with size, so the sum of shortfalls alone would favour a corner (the
+   smallest size whenever drawdown grows faster than return) where improving the strategy barely moves
+   the objective; at the balanced size every gain in return per unit of drawdown shows;
 2. **scenarios** — the stress and sensitivity scenarios at the evaluated size;
 3. **counterfactuals** (tail attribution for the critic) — the base case at the evaluated size without
    the model's jumps (``no_jumps``) and with GARCH/GJR volatility replaced by constant volatility
    (``no_clustering``), each only when the model has that component.
+
+The objective needs only the sweep and the sensitivities; a *quick* evaluation (``complete=False``) stops
+there, and `Evaluator.complete` adds the stress scenarios and the counterfactuals to the candidates the
+loop keeps (the ones whose diagnosis steers the next proposal), on the same seed and paths.
 
 **Objective** = distance of the base case at the evaluated size + the largest distance among the
 sensitivity scenarios (0 without sensitivities). ``target_met`` is ``objective == 0``: the target holds
@@ -37,6 +47,10 @@ from opl.loop.objective import Target
 __all__ = ["EvalSettings", "Evaluation", "Evaluator", "DEFAULT_SIZES", "HOLDOUT_SEED_OFFSET"]
 
 DEFAULT_SIZES = (1.0, 2.0, 5.0, 10.0, 20.0)
+# Target metrics that grow with the position size (returns, drawdowns, tail losses, margin); the others are
+# shares of months or paths that size barely moves.
+SIZE_SCALED = frozenset({"median_monthly_return", "mean_monthly_return", "max_drawdown_p95", "max_drawdown_p99",
+                         "cvar_95", "cvar_99", "peak_margin_p95"})
 HOLDOUT_SEED_OFFSET = 1_000_003
 
 
@@ -75,6 +89,7 @@ class Evaluation:
     base: dict[str, Any] = field(default_factory=dict)
     scenarios: list[dict[str, Any]] = field(default_factory=list)
     counterfactuals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    complete: bool = True  # False: no stress scenarios and no counterfactuals (Evaluator.complete adds them)
     run: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     strategy: dict[str, Any] = field(default_factory=dict)
@@ -94,7 +109,7 @@ class Evaluation:
                        "objective": self.objective if math.isfinite(self.objective) else None,
                        "target_met": self.target_met, "size": self.size, "recommended_size": self.recommended_size,
                        "sweep": self.sweep, "base": self.base, "scenarios": self.scenarios,
-                       "counterfactuals": self.counterfactuals, "run": self.run, "model": self.model,
+                       "counterfactuals": self.counterfactuals, "complete": self.complete, "run": self.run, "model": self.model,
                        "strategy": self.strategy, "notes": self.notes, "seconds": round(self.seconds, 3)})
 
     @classmethod
@@ -104,7 +119,8 @@ class Evaluation:
                    target_met=data.get("target_met", False), error=data.get("error"), size=data.get("size"),
                    sweep=data.get("sweep", []), recommended_size=data.get("recommended_size"),
                    base=data.get("base", {}), scenarios=data.get("scenarios", []),
-                   counterfactuals=data.get("counterfactuals", {}), run=data.get("run", {}),
+                   counterfactuals=data.get("counterfactuals", {}), complete=data.get("complete", True),
+                   run=data.get("run", {}),
                    model=data.get("model", {}), strategy=data.get("strategy", {}), notes=data.get("notes", []),
                    seconds=data.get("seconds", 0.0))
 
@@ -130,21 +146,55 @@ class Evaluator:
         self.target = target
         self.settings = settings
 
-    def evaluate(self, text: str, *, display: str = "candidate.opl",
+    def evaluate(self, text: str, *, display: str = "candidate.opl", complete: bool = True,
                  progress: Callable[[str], None] | None = None) -> Evaluation:
-        """Evaluate ``text`` on the run's seed and paths; never raises for a bad candidate."""
+        """Evaluate ``text`` on the run's seed and paths; never raises for a bad candidate.
+
+        ``complete=False`` runs only what the objective needs (the sweep and the sensitivities); `complete`
+        adds the stress scenarios and the counterfactuals later, for the candidates worth diagnosing.
+        """
         return self._evaluate(text, display=display, paths=self.settings.paths, seed=self.settings.seed,
-                              sizes=None, progress=progress)
+                              sizes=None, complete=complete, progress=progress)
+
+    def complete(self, evaluation: Evaluation, text: str, *, display: str = "candidate.opl",
+                 progress: Callable[[str], None] | None = None) -> Evaluation:
+        """Add the stress scenarios and the counterfactuals to an evaluation made with ``complete=False``."""
+        if evaluation.complete or not evaluation.ok:
+            return evaluation
+        from opl.simulate import SettingsError, SimulationInputError
+
+        started = time.perf_counter()
+        note = progress or (lambda stage: None)
+        candidate = Candidate(text)
+        with tempfile.TemporaryDirectory(prefix="opl-loop-") as tmp:
+            folder, size = Path(tmp), evaluation.size
+            try:
+                stress = []
+                if candidate.statement("stress", "experiment") is not None:
+                    note("stress")
+                    run = self._simulate(candidate.without("sensitivity", "experiment"), folder, "stress",
+                                         paths=self.settings.paths, seed=self.settings.seed,
+                                         extra=[f"experiment.sizes=[{size:g}]", f"size={size:g}"])
+                    stress = self._scenarios(run)
+                evaluation.scenarios = stress + [s for s in evaluation.scenarios if s["kind"] != "stress"]
+                evaluation.counterfactuals = self._counterfactuals(candidate, folder, size, paths=self.settings.paths,
+                                                                   seed=self.settings.seed, note=note)
+            except (SimulationInputError, SettingsError) as error:
+                evaluation.notes.append(f"stress scenarios or counterfactuals could not be run: {error}")
+        evaluation.complete = True
+        evaluation.seconds += time.perf_counter() - started
+        return evaluation
 
     def holdout(self, text: str, *, display: str = "candidate.opl", sizes: tuple[float, ...] | None = None,
                 progress: Callable[[str], None] | None = None) -> Evaluation:
         """Re-measure ``text`` on the hold-out seed with ``holdout_paths``, sweeping ``sizes`` when given."""
         return self._evaluate(text, display=display, paths=self.settings.holdout_paths,
-                              seed=self.settings.effective_holdout_seed, sizes=sizes, progress=progress)
+                              seed=self.settings.effective_holdout_seed, sizes=sizes, complete=True,
+                              progress=progress)
 
     # ------------------------------------------------------------------ passes
 
-    def _evaluate(self, text, *, display, paths, seed, sizes, progress) -> Evaluation:
+    def _evaluate(self, text, *, display, paths, seed, sizes, complete, progress) -> Evaluation:
         from opl.simulate import SettingsError, SimulationInputError
 
         started = time.perf_counter()
@@ -155,7 +205,8 @@ class Evaluator:
             return Evaluation(ok=False, error=error.rendered or str(error), seconds=time.perf_counter() - started)
         with tempfile.TemporaryDirectory(prefix="opl-loop-") as tmp:
             try:
-                evaluation = self._passes(candidate, Path(tmp), paths=paths, seed=seed, sizes=sizes, note=note)
+                evaluation = self._passes(candidate, Path(tmp), paths=paths, seed=seed, sizes=sizes,
+                                          complete=complete, note=note)
             except SimulationInputError as error:
                 from opl.diagnostics import FileReport
                 from opl.render import render
@@ -177,10 +228,30 @@ class Evaluator:
         path.write_text(candidate.text, encoding="utf-8")
         return simulate_file(path, paths=paths, seed=seed, overrides=list(self.settings.overrides) + list(extra))
 
-    def _passes(self, candidate: Candidate, folder: Path, *, paths, seed, sizes, note) -> Evaluation:
+    def _scenarios(self, run) -> list[dict[str, Any]]:
+        out = []
+        for s in run.scenarios:
+            values = s.metrics.target_values()
+            out.append({"name": s.name, "kind": s.kind, "scenario": s.text, "size": s.size,
+                        "holds": self.target.holds(values), "distance": self.target.distance(values),
+                        "values": values, "attribution": s.metrics.attribution["percent_of_capital"]})
+        return out
+
+    def _counterfactuals(self, candidate: Candidate, folder: Path, size: float, *, paths, seed, note) -> dict:
+        out: dict[str, dict[str, Any]] = {}
+        if not self.settings.counterfactuals:
+            return out
         bare = candidate.without("stress", "experiment").without("sensitivity", "experiment")
-        own = _sizes(candidate)
-        grid = tuple(sorted(set(sizes or own)))
+        for name, model in _counterfactual_models(candidate).items():
+            note(name)
+            run = self._simulate(bare.with_field("model", model, block="experiment"), folder, name,
+                                 paths=paths, seed=seed, extra=[f"experiment.sizes=[{size:g}]", f"size={size:g}"])
+            out[name] = {"model": model, "values": run.base.target_values()}
+        return out
+
+    def _passes(self, candidate: Candidate, folder: Path, *, paths, seed, sizes, complete, note) -> Evaluation:
+        bare = candidate.without("stress", "experiment").without("sensitivity", "experiment")
+        grid = tuple(sorted(set(sizes or _sizes(candidate))))
         note("sweep")
         sweep_run = self._simulate(bare, folder, "sweep", paths=paths, seed=seed,
                                    extra=[f"experiment.sizes=[{','.join(f'{s:g}' for s in grid)}]",
@@ -190,34 +261,24 @@ class Evaluator:
             values = metrics.target_values()
             rows.append({"size": size, "distance": self.target.distance(values), "holds": self.target.holds(values),
                          "values": values, "metrics": metrics})
-        size, recommended = _pick_size(rows)
+        size, recommended = _pick_size(rows, self.target)
         best = next(r for r in rows if r["size"] == size)
-        base = best["metrics"].to_dict()
+        scenario_text = candidate if complete else candidate.without("stress", "experiment")
         scenarios, simulation = [], None
-        if candidate.statement("stress", "experiment") or candidate.statement("sensitivity", "experiment") \
+        if scenario_text.statement("stress", "experiment") or scenario_text.statement("sensitivity", "experiment") \
                 or sizes is not None:
-            note("scenarios")
-            simulation = self._simulate(candidate, folder, "scenarios", paths=paths, seed=seed,
+            note("scenarios" if complete else "sensitivities")
+            simulation = self._simulate(scenario_text, folder, "scenarios", paths=paths, seed=seed,
                                         extra=[f"experiment.sizes=[{size:g}]", f"size={size:g}"])
-            for s in simulation.scenarios:
-                values = s.metrics.target_values()
-                scenarios.append({"name": s.name, "kind": s.kind, "scenario": s.text, "size": s.size,
-                                  "holds": self.target.holds(values), "distance": self.target.distance(values),
-                                  "values": values, "attribution": s.metrics.attribution["percent_of_capital"]})
-        counterfactuals = {}
-        if self.settings.counterfactuals:
-            for name, model in _counterfactual_models(candidate).items():
-                note(name)
-                run = self._simulate(bare.with_field("model", model, block="experiment"), folder, name,
-                                     paths=paths, seed=seed,
-                                     extra=[f"experiment.sizes=[{size:g}]", f"size={size:g}"])
-                counterfactuals[name] = {"model": model, "values": run.base.target_values()}
+            scenarios = self._scenarios(simulation)
+        counterfactuals = self._counterfactuals(candidate, folder, size, paths=paths, seed=seed, note=note) \
+            if complete else {}
         sensitivity = [s["distance"] for s in scenarios if s["kind"] == "sensitivity"]
         objective = best["distance"] + (max(sensitivity) if sensitivity else 0.0)
         return Evaluation(
-            ok=True, objective=objective, target_met=objective == 0.0, size=size,
+            ok=True, objective=objective, target_met=objective == 0.0, size=size, complete=complete,
             sweep=[{k: v for k, v in r.items() if k != "metrics"} for r in rows], recommended_size=recommended,
-            base=base, scenarios=scenarios, counterfactuals=counterfactuals,
+            base=best["metrics"].to_dict(), scenarios=scenarios, counterfactuals=counterfactuals,
             run={**sweep_run.run, "size": size, "sizes": list(grid)}, model=sweep_run.model,
             strategy=sweep_run.strategy, notes=list(sweep_run.notes), simulation=simulation)
 
@@ -230,7 +291,7 @@ def _sizes(candidate: Candidate) -> tuple[float, ...]:
     return tuple(exp.sizes) if exp is not None and exp.sizes else DEFAULT_SIZES
 
 
-def _pick_size(rows: list[dict]) -> tuple[float, dict | None]:
+def _pick_size(rows: list[dict], target: Target) -> tuple[float, dict | None]:
     """The evaluated size and the recommended range (module docstring)."""
     runs, current = [], []
     for row in rows:
@@ -244,7 +305,14 @@ def _pick_size(rows: list[dict]) -> tuple[float, dict | None]:
     if runs:
         best = max(runs, key=len)
         return best[0], {"low": best[0], "high": best[-1]}
-    return min(rows, key=lambda r: (r["distance"], r["size"]))["size"], None
+    def balance(row):
+        def shortfalls(scaled: bool):
+            return sorted((c.shortfall(row["values"].get(c.metric)) for c in target.clauses
+                           if (c.metric in SIZE_SCALED) == scaled), reverse=True)
+
+        return (*shortfalls(True), *shortfalls(False), row["size"])
+
+    return min(rows, key=balance)["size"], None
 
 
 def _counterfactual_models(candidate: Candidate) -> dict[str, str]:

@@ -27,7 +27,7 @@ from typing import Any, Literal
 __all__ = ["StopRules", "StopDecision", "stop_rules", "decide"]
 
 Kind = Literal["target_met", "converged", "oscillation", "budget_iterations", "budget_minutes", "budget_tokens",
-               "exhausted"]
+               "exhausted", "baseline_failed"]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,207 @@
+"""``opl loop FILE --max-iter N --runs DIR [--proposer builtin|openai] [--model M] [--base-url URL]
+[--resume RUN] [--data synth|DIR]``: propose, evaluate, criticise and revise until the target is met,
+progress stalls or the budget runs out; then the hold-out re-measure and the final report.
+
+Exit codes: 0 the loop ran to a stop (whether or not the target is reachable — the answer is in the
+report); 1 the file has errors, a data file breaks its contract, or the file as written cannot be
+simulated; 2 usage or I/O error (bad option, unreadable file, a run folder that cannot be resumed, an
+OpenAI proposer without key or endpoint).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+
+
+@click.command("loop")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--max-iter", "max_iter", type=click.IntRange(0, 10_000), default=None,
+              help="Proposals after the baseline (default: the file's budget(iterations=…), else 20).")
+@click.option("--runs", "runs", type=click.Path(file_okay=False), default="runs", show_default=True,
+              help="Folder that holds the runs; each run gets <file stem>-NNN inside it.")
+@click.option("--proposer", type=click.Choice(["builtin", "openai"]), default=None,
+              help="Who proposes candidates (default builtin: offline, deterministic).")
+@click.option("--model", "model", default=None, help="Model name for --proposer openai.")
+@click.option("--base-url", "base_url", default=None, help="OpenAI-compatible endpoint for --proposer openai.")
+@click.option("--resume", "resume", type=click.Path(file_okay=False), default=None,
+              help="Continue this run folder after its last finished iteration.")
+@click.option("--data", "data", default=None, metavar="synth|DIR",
+              help="Market data: `synth` writes the synthetic jujube dataset into the run; DIR holds futures.csv "
+                   "(+ signals.csv, factors.csv, options.csv). Runs the assumption tests (and calibration).")
+@click.option("--paths", type=click.IntRange(50, 1_000_000), default=2_000, show_default=True,
+              help="Paths per candidate (every candidate sees the same seed).")
+@click.option("--holdout-paths", "holdout_paths", type=click.IntRange(50, 10_000_000), default=10_000,
+              show_default=True, help="Paths of the final re-measure on fresh seeds.")
+@click.option("--seed", type=click.IntRange(0, 2**62), default=None,
+              help="Seed of the search (default: the experiment's seed, else 0); the hold-out uses seed + 1000003.")
+@click.option("--minutes", type=click.FloatRange(0, min_open=True), default=None, help="Wall-time budget.")
+@click.option("--tokens", type=click.IntRange(1), default=None, help="Token budget of the proposer.")
+@click.option("--converge-rounds", "converge_rounds", type=click.IntRange(1), default=None,
+              help="Iterations without gain before stopping (default 5).")
+@click.option("--min-gain", "min_gain", type=click.FloatRange(0), default=None,
+              help="Smallest relative objective gain that counts, in percent (default 0.1).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="A simulator setting for every candidate of the run (keys: opl/simconfig.py).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the answer.")
+def loop(file: str | None, max_iter: int | None, runs: str, proposer: str | None, model: str | None,
+         base_url: str | None, resume: str | None, data: str | None, paths: int, holdout_paths: int,
+         seed: int | None, minutes: float | None, tokens: int | None, converge_rounds: int | None,
+         min_gain: float | None, overrides: tuple[str, ...], quiet: bool) -> None:
+    """Improve FILE's strategy and experiment design in a closed loop; answer whether its target is reachable."""
+    from opl.loop.archive import ArchiveError
+    from opl.loop.inputs import DataInputError
+    from opl.loop.run import LoopInputError, LoopSettings, open_run, run_loop, start_run
+
+    flags = {"max_iterations": max_iter, "minutes": minutes, "tokens": tokens, "converge_rounds": converge_rounds,
+             "min_gain": None if min_gain is None else min_gain / 100}
+    if file is None and resume is None:
+        raise click.UsageError("give FILE, or --resume RUN to continue a run")
+    _check_overrides(overrides)
+    try:
+        if resume is not None:
+            archive = open_run(resume, rules_flags=flags)
+            if file is not None and Path(file).read_text(encoding="utf-8") != \
+                    archive.path("initial.opl").read_text(encoding="utf-8"):
+                raise click.UsageError(f"{file} is not the file run {resume} started from (initial.opl)")
+            recorded = archive.settings().get("proposer", {})
+            agent = _proposer(proposer or recorded.get("proposer", "builtin"), model or recorded.get("model"),
+                              base_url or recorded.get("base_url"))
+        else:
+            agent = _proposer(proposer or "builtin", model, base_url)
+            settings = LoopSettings(paths=paths, seed=seed, holdout_paths=holdout_paths, data=data,
+                                    overrides=tuple(overrides))
+            config = agent.config() if hasattr(agent, "config") else {"proposer": agent.name}
+            archive = start_run(file, runs, settings, rules_flags=flags, proposer_config=config)
+    except LoopInputError as error:
+        if error.rendered:
+            click.echo(error.rendered, err=True, nl=False)
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_FINDINGS)
+    except ArchiveError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    except OSError as error:
+        click.echo(f"error: {error.filename or file}: {error.strerror or error}", err=True)
+        sys.exit(EXIT_USAGE)
+    printer = _Printer(quiet, archive.root)
+    try:
+        with printer:
+            outcome = run_loop(archive, agent, on_event=printer.event)
+    except DataInputError as error:
+        for problem in error.problems:
+            click.echo(f"error: {problem}", err=True)
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_FINDINGS)
+    except OSError as error:
+        click.echo(f"error: {error.filename or ''}: {error.strerror or error}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo("")
+    click.echo(_plain(outcome.answer))
+    click.echo(f"stop: {outcome.stop.kind.replace('_', ' ')} — {outcome.stop.reason}")
+    if outcome.report is not None:
+        click.echo(f"report: {outcome.report}")
+    if outcome.stop.kind == "baseline_failed":
+        error = (outcome.records[0].get("evaluation") or {}).get("error") or ""
+        click.echo(error, err=True, nl=False)
+        sys.exit(EXIT_FINDINGS)
+    sys.exit(EXIT_OK)
+
+
+def _check_overrides(overrides: tuple[str, ...]) -> None:
+    """Bad ``--set`` items are usage errors before any run folder is made."""
+    from opl.simconfig import SettingsError, SimSettings, parse_overrides
+
+    try:
+        parse_overrides(list(overrides), SimSettings())
+    except SettingsError as error:
+        raise click.UsageError(f"--set {error.key or ''}: {error}" + (f" ({error.help})" if error.help else "")) \
+            from None
+
+
+def _proposer(name: str, model: str | None, base_url: str | None):
+    if name == "builtin":
+        if model or base_url:
+            raise click.UsageError("--model and --base-url are for --proposer openai")
+        from opl.loop.builtin import BuiltinProposer
+
+        return BuiltinProposer()
+    from opl.loop.llm import OpenAIProposer, ProposerConfigError
+
+    try:
+        return OpenAIProposer(model or "", base_url)
+    except ProposerConfigError as error:
+        raise click.UsageError(str(error)) from None
+
+
+def _plain(markdown: str) -> str:
+    return markdown.replace("**", "").replace("`", "")
+
+
+class _Printer:
+    """Progress lines on stdout; a spinner naming the current pass on a terminal."""
+
+    def __init__(self, quiet: bool, root: Path):
+        self.quiet = quiet
+        self.root = root
+        self.status = None
+
+    def __enter__(self):
+        if not self.quiet:
+            click.echo(f"run: {self.root}")
+            if sys.stderr.isatty():
+                from rich.console import Console
+
+                self.status = Console(stderr=True).status("starting", spinner="dots")
+                self.status.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.status is not None:
+            self.status.stop()
+        return False
+
+    def _spin(self, text: str) -> None:
+        if self.status is not None:
+            self.status.update(text)
+
+    def event(self, kind: str, payload: dict) -> None:
+        if self.quiet:
+            return
+        if kind == "stage":
+            self._spin(f"data: {payload['stage']}")
+            click.echo(f"data: {payload['stage']}")
+        elif kind == "proposing":
+            self._spin(f"iteration {payload['iteration']}: proposing from iteration {payload['best_iteration']}")
+        elif kind == "pass":
+            self._spin(f"simulating: {payload['stage']}")
+        elif kind == "holdout":
+            click.echo(f"hold-out: iteration {payload['iteration']} on {payload['paths']:,} fresh paths "
+                       f"(seed {payload['seed']})")
+            self._spin("hold-out re-measure")
+        elif kind == "exhausted":
+            click.echo(f"proposer: {payload['reason']}")
+        elif kind in ("iteration", "resumed"):
+            click.echo(_line(payload["record"], resumed=kind == "resumed"))
+
+
+def _line(record: dict, *, resumed: bool) -> str:
+    d, p, ev = record["decision"], record["proposal"], record.get("evaluation")
+    head = f"{'(done) ' if resumed else ''}iter {record['iteration']:>2} {d['version']:<6} {d['kind']:<9}"
+    change = p.get("change") or p.get("failure") or ""
+    if ev is not None and ev.get("ok"):
+        v = ev["base"]["target_metrics"]
+        numbers = (f"objective {ev['objective']:.3f} at size {ev['size']:g} (median {v['median_monthly_return']:+.2f}%, "
+                   f"loss {v['loss_probability']:.1f}%, dd p95 {v['max_drawdown_p95']:.1f}%)")
+    elif ev is not None:
+        numbers = "cannot be simulated"
+    else:
+        numbers = "not evaluated"
+    verdict = "accepted" if d["accepted"] else "rejected"
+    best = d["best_objective"]
+    return f"{head} {change}\n           {numbers} — {verdict}, best {best:.3f}" if best is not None and best == best \
+        and best != float("inf") else f"{head} {change}\n           {numbers} — {verdict}"
