@@ -231,7 +231,7 @@ def mark_cycles(cycles: list[Cycle], *, futures: pd.DataFrame, chain: ChainIndex
                                  other=other, pack=pack, levels=strategy.levels))
         records.append({"cycle": cycle.index, "open": days[0], "close": days[-1], "dates": days,
                         "contract": cycle.contract, "expiry": cycle.expiry, "ends": cycle.ends,
-                        "sessions": len(rows) - 1, "open_price": float(price[0]), "strikes": strikes, "support": support,
-                        "resistance": resistance, "direction": sign, "view": viewed,
+                        "sessions": len(rows) - 1, "open_price": float(price[0]), "strikes": strikes,
+                        "support": support, "resistance": resistance, "direction": sign, "view": viewed,
                         "marks_from_chain": from_chain, "marks": len(rows) * len(strategy.legs)})
     return months, records
