@@ -273,7 +273,7 @@ class AdjustEngine:
             plan = self._propose(action, i, desk, active)
             if self.spec.abort_if is not None:
                 st = desk.state()
-                st.added_margin = lambda plan=plan: self._added_margin(desk, plan)
+                st.added_margin = lambda plan=plan, active=active: self._added_margin(desk, plan, active)
                 aborted = active & np.broadcast_to(self.spec.abort_if(st), self.shape)
             else:
                 aborted = np.zeros(self.shape, dtype=bool)
@@ -459,12 +459,8 @@ class AdjustEngine:
 
     def _allowed(self, desk: Desk, is_call: bool, strike, extra_days: float, lots, mask) -> np.ndarray:
         """Where ``avoid_leg_if`` lets a new series be opened (blocked paths are counted)."""
-        price = desk.mo.price[:, desk.j]
-        moneyness = (strike / price - 1.0) * 100.0
-        otm = strike > price if is_call else strike < price
-        leg = LegState(days_left=float(desk.mo.days_left[desk.j]) + extra_days,
-                       strike_offset=np.where(otm, np.abs(moneyness), 0.0), moneyness=moneyness,
-                       leg_pnl=np.zeros(self.shape), qty=np.abs(lots), held=mask)
+        leg = LegState(days_left=float(desk.mo.days_left[desk.j]) + extra_days, lots=lots, held=mask, strike=strike,
+                       price=desk.mo.price[:, desk.j], is_call=is_call)
         blocked = desk.avoid([leg])[0] & mask
         desk.count("avoided_legs", blocked)
         return mask & ~blocked
@@ -501,8 +497,13 @@ class AdjustEngine:
         plan.trades |= new != hedge_slot.qty
 
     # -- margin of a proposal, and applying it ---------------------------------------------------------
-    def _added_margin(self, desk: Desk, plan: _Plan) -> np.ndarray:
-        before = desk.margin(None, None)
+    def _added_margin(self, desk: Desk, plan: _Plan, active: np.ndarray) -> np.ndarray:
+        """The action's extra margin in percent (module docstring), computed on the paths of the round."""
+        out = np.zeros(self.shape)
+        cols = np.flatnonzero(active.any(axis=0))
+        if cols.size == 0:
+            return out
+        before = desk.margin(None, None, cols)
         legs = []
         futures = sum((np.abs(plan.futures.get(i, fut)) for i, fut in enumerate(desk.book.futures)),
                       np.zeros(self.shape))
@@ -510,17 +511,18 @@ class AdjustEngine:
         for si, s in enumerate(desk.book.slots):
             change = plan.changes.get(si)
             if change is None:
-                qty, strike, value = s.qty, s.strike, s.value
-            else:
-                qty = change.qty
-                strike = s.strike if change.strike is None else np.where(change.restruck, change.strike, s.strike)
-                value = s.value if change.marks is None else np.where(change.restruck, change.marks[0], s.value)
-            short = np.maximum(-qty, 0.0)
+                if s.held():
+                    legs.append((s.is_call, s.strike, s.value, np.maximum(-s.qty, 0.0)))
+                continue
+            strike = s.strike if change.strike is None else np.where(change.restruck, change.strike, s.strike)
+            value = s.value if change.marks is None else np.where(change.restruck, change.marks[0], s.value)
+            short = np.maximum(-change.qty, 0.0)
             if np.any(short):
                 legs.append((s.is_call, strike, value, short))
-        after = desk.margin(legs, futures + np.abs(hedge))
+        after = desk.margin(legs, futures + np.abs(hedge), cols)
         base = np.where(before > 0, before, desk.capital)
-        return (after - before) / base * 100.0
+        out[:, cols] = (after - before) / base * 100.0
+        return out
 
     def _apply(self, plan: _Plan, desk: Desk, go: np.ndarray) -> None:
         book = desk.book

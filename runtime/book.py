@@ -27,22 +27,32 @@ from opl.runtime.legspec import OptionLeg
 __all__ = ["Slot", "Group", "Book"]
 
 
-@dataclass(eq=False)
 class Slot:
-    """One option series position (module docstring); marks broadcast to (variants, paths)."""
+    """One option series position (module docstring); marks broadcast to (variants, paths).
 
-    is_call: bool
-    american: bool
-    qty: np.ndarray
-    strike: np.ndarray
-    base: int | None = None
-    extra_days: float = 0.0
-    group: int = 0
-    value: np.ndarray | float = 0.0
-    delta: np.ndarray | float = 0.0
-    gamma: np.ndarray | float = 0.0
-    exercise: np.ndarray | bool = False
-    entry: np.ndarray | float = 0.0  # mark per unit when the lots were opened (leg_pnl)
+    Whether the slot holds lots anywhere is kept with its ``qty`` (set on assignment), so
+    the many per-step sums over the book skip empty slots for free.
+    """
+
+    def __init__(self, *, is_call: bool, american: bool, qty: np.ndarray, strike, base: int | None = None,
+                 extra_days: float = 0.0, group: int = 0):
+        self.is_call, self.american, self.base, self.extra_days, self.group = is_call, american, base, extra_days, group
+        self.strike = strike
+        self.qty = qty
+        self.value: np.ndarray | float = 0.0
+        self.delta: np.ndarray | float = 0.0
+        self.gamma: np.ndarray | float = 0.0
+        self.exercise: np.ndarray | bool = False
+        self.entry: np.ndarray | float = 0.0  # mark per unit when the lots were opened (leg_pnl)
+
+    @property
+    def qty(self) -> np.ndarray:
+        return self._qty
+
+    @qty.setter
+    def qty(self, value: np.ndarray) -> None:
+        self._qty = value
+        self._held = bool(np.any(value))
 
     @property
     def phi(self) -> float:
@@ -53,7 +63,7 @@ class Slot:
         return self.base is None
 
     def held(self) -> bool:
-        return bool(np.any(self.qty))
+        return self._held
 
 
 @dataclass(eq=False)
@@ -112,23 +122,24 @@ class Book:
 
     def option_delta(self, lots_per_option: float) -> np.ndarray:
         """Net delta of the options in futures lots."""
-        return sum((s.qty * s.delta for s in self.slots), np.zeros(self.shape)) * lots_per_option
+        return sum((s.qty * s.delta for s in self.slots if s.held()), np.zeros(self.shape)) * lots_per_option
 
     def short_lots(self) -> np.ndarray:
         """N: the short option lots held."""
-        return sum((np.maximum(-s.qty, 0.0) for s in self.slots), np.zeros(self.shape))
+        return sum((np.maximum(-s.qty, 0.0) for s in self.slots if s.held()), np.zeros(self.shape))
 
     def option_lots(self) -> np.ndarray:
-        return sum((np.abs(s.qty) for s in self.slots), np.zeros(self.shape))
+        return sum((np.abs(s.qty) for s in self.slots if s.held()), np.zeros(self.shape))
 
     def gamma(self, lots_per_option: float) -> np.ndarray:
         """Net gamma in futures lots of delta per unit of the future's price."""
-        return sum((s.qty * s.gamma for s in self.slots), np.zeros(self.shape)) * lots_per_option
+        return sum((s.qty * s.gamma for s in self.slots if s.held()), np.zeros(self.shape)) * lots_per_option
 
     def any_open(self) -> np.ndarray:
         out = np.zeros(self.shape, dtype=bool)
         for s in self.slots:
-            out |= s.qty != 0
+            if s.held():
+                out |= s.qty != 0
         for fut in self.futures:
             out |= fut != 0
         return out

@@ -41,22 +41,16 @@ class GuardRule:
 
 
 def leg_states(book: Book, price: np.ndarray, days_left: float) -> list[LegState]:
-    """The leg-level variables of every slot of ``book`` at the future's ``price``."""
-    out = []
-    for s in book.slots:
-        strike = np.asarray(s.strike)
-        moneyness = (strike / price - 1.0) * 100.0
-        otm = strike > price if s.is_call else strike < price
-        side = np.sign(s.qty)
-        entry = np.asarray(s.entry, dtype=float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            pnl = np.where(entry > 0, side * (s.value - entry) / np.where(entry > 0, entry, 1.0) * 100.0, 0.0)
-        out.append(LegState(days_left=days_left + s.extra_days, strike_offset=np.where(otm, np.abs(moneyness), 0.0),
-                            moneyness=moneyness, leg_pnl=pnl, qty=np.abs(s.qty), held=s.qty != 0))
-    return out
+    """The leg-level variables of every slot of ``book`` at the future's ``price`` (computed when read;
+    an empty slot's leg is held nowhere)."""
+    return [LegState(days_left=days_left + s.extra_days, lots=s.qty, held=(s.qty != 0) if s.held() else False,
+                     strike=s.strike, price=price, is_call=s.is_call, value=s.value, entry=s.entry)
+            for s in book.slots]
 
 
 def _test(rule: GuardRule, state: TriggerState, leg: LegState) -> np.ndarray:
+    if leg.held is False:
+        return np.zeros((), dtype=bool)
     state.leg = leg
     try:
         return np.asarray(rule.test(state), dtype=bool) & leg.held

@@ -685,15 +685,19 @@ def _short_legs(book: Book):
             yield s.is_call, s.strike, s.value, short
 
 
-def _margin(packs, book: Book, hedge, other_futures, price, legs=None, futures_lots=None) -> np.ndarray:
+def _margin(packs, book: Book, hedge, other_futures, price, legs=None, futures_lots=None, cols=None) -> np.ndarray:
     """Exchange margin of everything held, (V, P); variants sharing a pack are computed together.
 
     ``legs`` and ``futures_lots`` replace the book's short options and futures lots (an
-    adjustment's proposal, `opl.runtime.adjust`).
+    adjustment's proposal, `opl.runtime.adjust`); ``cols`` computes only those paths, (V, len(cols)).
     """
     if futures_lots is None:
         futures_lots = np.abs(book.static) + np.abs(hedge) + np.abs(other_futures)
     legs = list(_short_legs(book) if legs is None else legs)
+    if cols is not None:
+        futures_lots, price = np.broadcast_to(futures_lots, book.shape)[:, cols], np.asarray(price)[cols]
+        legs = [(is_call, np.asarray(strike)[..., cols], np.asarray(premium)[..., cols],
+                 np.broadcast_to(short, book.shape)[:, cols]) for is_call, strike, premium, short in legs]
     out = np.zeros(futures_lots.shape)
     groups: dict[int, list[int]] = {}
     for v, pack in enumerate(packs):
@@ -725,9 +729,10 @@ def _desk(strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledge
     """The step as `opl.runtime.adjust` sees it; its trades pay into the ``adjustments`` bucket."""
     f = mo.price[:, j]
 
-    def margin(legs, futures_lots):
+    def margin(legs, futures_lots, cols=None):
         lots = None if futures_lots is None else futures_lots + np.abs(pending + inventory.total())
-        return _margin(packs, book, desk.hedge, pending + inventory.total(), f, legs=legs, futures_lots=lots)
+        return _margin(packs, book, desk.hedge, pending + inventory.total(), f, legs=legs, futures_lots=lots,
+                       cols=cols)
 
     def trade_options(lots, *, closing: bool) -> None:
         if np.any(lots):
@@ -761,8 +766,13 @@ def _trigger_state(mo, j, book: Book, hedge, month_pnl, denominator, equity, pea
         return _margin(packs, book, hedge, pending + inventory.total(), mo.price[:, j])
 
     price = mo.price[:, j]
-    short = book.short_lots()
-    lots = np.where(short > 0, short, book.option_lots())
+
+    def lots():
+        short = book.short_lots()
+        return np.where(short > 0, short, book.option_lots())
+
+    def target_delta():
+        return keep * (d if d is not None else 0.0) * book.short_lots()
 
     def gamma_lots():
         return book.gamma(lots_per_option) * price * 0.01
@@ -774,7 +784,7 @@ def _trigger_state(mo, j, book: Book, hedge, month_pnl, denominator, equity, pea
     keep = strat.hedge.keep if strat is not None and strat.hedge is not None else 0.0
     extras = {}
     if strat is not None:
-        extras = dict(lots=lots, target_delta=keep * (d if d is not None else 0.0) * short, gamma_lots=gamma_lots,
+        extras = dict(lots=lots, target_delta=target_delta, gamma_lots=gamma_lots,
                       vega_points=vega_points if hasattr(mo, "vega") else None, bands=strat.bands,
                       legs=lambda: leg_states(book, price, days_left), tenor_days=strat.tenor_days)
 

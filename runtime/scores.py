@@ -61,7 +61,7 @@ def _elapsed(s: TriggerState) -> float:
 
 
 def _gamma(s: TriggerState) -> np.ndarray:
-    return np.abs(s._need("gamma_lots")()) / np.maximum(s._need("lots"), 1.0)
+    return np.abs(s._need("gamma_lots")()) / np.maximum(s._need("lots")(), 1.0)
 
 
 def _vote(s: TriggerState, flags: Flags) -> np.ndarray:

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -83,16 +84,48 @@ class UnsupportedCondition(ValueError):
         self.span = span
 
 
-@dataclass(kw_only=True)
 class LegState:
-    """The leg-level variables of one leg (arrays over variants × paths, or scalars)."""
+    """The leg-level variables of one leg (arrays over variants × paths, or scalars), computed when read.
 
-    days_left: float | np.ndarray
-    strike_offset: np.ndarray
-    moneyness: np.ndarray
-    leg_pnl: np.ndarray
-    qty: np.ndarray
-    held: np.ndarray  # where the leg holds lots (an unheld leg never makes a condition hold)
+    Parameters
+    ----------
+    days_left
+        Calendar days to the leg's expiry.
+    lots
+        Signed lots (its sign is the side ``leg_pnl`` is measured for).
+    held
+        Where the leg holds (or would hold) lots: an unheld leg never makes a condition hold.
+    strike, price, is_call
+        The series and the future's price.
+    value, entry
+        The leg's mark now and when it was opened, per unit (``leg_pnl``; 0 when not given).
+    """
+
+    def __init__(self, *, days_left, lots, held, strike, price, is_call: bool, value=None, entry=None):
+        self.days_left, self.lots, self.held = days_left, lots, held
+        self._strike, self._price, self._call, self._value, self._entry = strike, price, is_call, value, entry
+
+    @cached_property
+    def moneyness(self) -> np.ndarray:
+        return (np.asarray(self._strike) / self._price - 1.0) * 100.0
+
+    @cached_property
+    def strike_offset(self) -> np.ndarray:
+        otm = self._strike > self._price if self._call else self._strike < self._price
+        return np.where(otm, np.abs(self.moneyness), 0.0)
+
+    @cached_property
+    def leg_pnl(self) -> np.ndarray:
+        if self._value is None or self._entry is None:
+            return np.zeros(np.shape(self.lots))
+        entry = np.asarray(self._entry, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(entry > 0, np.sign(self.lots) * (self._value - entry) / np.where(entry > 0, entry, 1.0)
+                            * 100.0, 0.0)
+
+    @cached_property
+    def qty(self) -> np.ndarray:
+        return np.abs(self.lots)
 
 
 @dataclass(kw_only=True)
@@ -123,8 +156,8 @@ class TriggerState:
     unit_delta: np.ndarray | None = None  # options + the strategy's futures, per unit of size (no hedge)
     band_centre: np.ndarray | float | None = None
     band_width: np.ndarray | float | None = None
-    lots: np.ndarray | None = None  # N of structure_destabilised (module docstring)
-    target_delta: np.ndarray | float = 0.0
+    lots: Callable[[], np.ndarray] | None = None  # N of structure_destabilised (module docstring)
+    target_delta: Callable[[], np.ndarray] | None = None
     gamma_lots: Callable[[], np.ndarray] | None = None
     vega_points: Callable[[], np.ndarray] | None = None
     bands: tuple[float, float, float] = (0.25, 0.10, 0.5)
@@ -208,10 +241,10 @@ _VARIABLES: dict[str, Callable[[TriggerState], np.ndarray]] = {
 
 def _structure(measure: str | None) -> Compiled:
     def delta(s: TriggerState) -> np.ndarray:
-        return np.abs(s.delta - s.target_delta) > s.bands[0] * s._need("lots")
+        return np.abs(s.delta - s._need("target_delta")()) > s.bands[0] * s._need("lots")()
 
     def gamma(s: TriggerState) -> np.ndarray:
-        return np.abs(s._need("gamma_lots")()) > s.bands[1] * s._need("lots")
+        return np.abs(s._need("gamma_lots")()) > s.bands[1] * s._need("lots")()
 
     def vega(s: TriggerState) -> np.ndarray:
         return np.abs(s._need("vega_points")()) / s.capital * 100.0 > s.bands[2]
@@ -315,6 +348,8 @@ def _any_leg(inner: Compiled) -> Compiled:
     def test(s: TriggerState) -> np.ndarray:
         out = np.zeros(np.shape(s.pnl_percent), dtype=bool)
         for leg in s._need("legs")():
+            if leg.held is False:
+                continue
             s.leg = leg
             try:
                 out = out | (np.asarray(inner(s), dtype=bool) & leg.held)
@@ -347,9 +382,17 @@ def _compile(value: ast.Value, history: bool) -> Compiled:
     value = _strip(value)
     if isinstance(value, ast.BoolOp):
         left, right = _compile(value.left, history), _compile(value.right, history)
-        if value.op == "and":
-            return lambda s: np.logical_and(left(s), right(s))
-        return lambda s: np.logical_or(left(s), right(s))
+
+        # Short-circuit: the right side (often the costlier: margins, leg variables) only where needed.
+        def both(s):
+            first = left(s)
+            return first if not np.any(first) else np.logical_and(first, right(s))
+
+        def either(s):
+            first = left(s)
+            return first if np.all(first) else np.logical_or(first, right(s))
+
+        return both if value.op == "and" else either
     if isinstance(value, ast.Not):
         inner = _compile(value.operand, history)
         return lambda s: np.logical_not(inner(s))
