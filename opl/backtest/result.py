@@ -110,7 +110,10 @@ class BacktestResult:
 
     @classmethod
     def build(cls, *, file, data, files, settings, strategy, pack, kind, cycles, dates, result, baseline, band,
-              notes, versions, surfaces, months) -> "BacktestResult":
+              notes, versions, surfaces, months, sessions: int) -> "BacktestResult":
+        """Assemble the result of a replay (``result``) and its band-free ``baseline``; ``dates`` are
+        the equity series' dates (a cycle's opening session is its previous point), ``sessions`` the
+        data's sessions from the first open to the last close."""
         capital = result.capital
         equity = np.concatenate([[capital], result.trace["equity"][0, 0]])
         base_equity = (np.concatenate([[capital], baseline.trace["equity"][0, 0]]) if baseline is not None
@@ -130,7 +133,7 @@ class BacktestResult:
                                                for m in months])
         return cls(
             file=file, data={"directory": data, "files": files, "surfaces": surfaces},
-            run={"start": str(dates[0].date()), "end": str(dates[-1].date()), "sessions": len(dates),
+            run={"start": str(dates[0].date()), "end": str(dates[-1].date()), "sessions": sessions,
                  "cycles": len(rows), "capital": capital, "currency": pack.currency, "rule_pack": pack.name,
                  "underlying": kind, "size": settings.size, "rate": strategy.rate, "tenor_days": strategy.tenor_days,
                  "guard_days": strategy.guard_days, "versions": versions},

@@ -267,4 +267,5 @@ def run_prepared(p: Prepared):
     return BacktestResult.build(
         file=p.file, data=p.data, files=p.market.files, settings=settings, strategy=strategy, pack=p.pack,
         kind=p.kind, cycles=records, dates=pd.DatetimeIndex(dates), result=result, baseline=baseline, band=band,
-        notes=notes, versions=_versions(), surfaces=p.surfaces.names, months=traded)
+        notes=notes, versions=_versions(), surfaces=p.surfaces.names, months=traded,
+        sessions=p.cycles[-1].end - p.cycles[0].start + 1)
