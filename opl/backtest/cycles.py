@@ -16,6 +16,10 @@ a simulated month opens where the last one ended), or on the first session of th
 contract after a roll — never across one. If the chain's expiry falls between sessions,
 the cycle ends at the last session before it (closed at market) and the next opens there.
 
+Futures an exercise at expiry creates are closed at the next step, as the simulator
+closes them — the next cycle's first step; when the series rolled in between, that step
+moves with the new contract (a continuous series holds no later price of the old one).
+
 **Strikes.** Each leg's strike spec is resolved at the opening settlement F₀ as the
 simulator resolves it (`opl.runtime.legspec.StrikeRule`), with the support and resistance
 of the latest ``signals.csv`` view issued on or before the opening day (the file's level
