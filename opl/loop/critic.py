@@ -141,6 +141,11 @@ def _structure(evaluation: Evaluation, target: Target) -> dict[str, Any]:
     return out
 
 
+def _share(value: float) -> str:
+    """A share of a tail measure; within half a percent of zero it is sampling noise, said as such."""
+    return "about 0%" if abs(value) < 0.005 else f"{value:.0%}"
+
+
 def _tail(evaluation: Evaluation) -> dict[str, Any]:
     base = evaluation.base
     v = evaluation.values
@@ -160,8 +165,8 @@ def _tail(evaluation: Evaluation) -> dict[str, Any]:
                     if v["max_drawdown_p95"] > 0 else 0.0)
         out[label] = {"modelled": True, "cvar95": with_, "cvar95_without": without, "share_of_cvar95": share,
                       "share_of_drawdown_p95": dd_share,
-                      "text": f"{share:.0%} of CVaR95 and {dd_share:.0%} of drawdown p95 (CVaR95 {with_:.2f}% → "
-                              f"{without:.2f}% without them)"}
+                      "text": f"{_share(share)} of CVaR95 and {_share(dd_share)} of drawdown p95 (CVaR95 {with_:.2f}% "
+                              f"→ {without:.2f}% without them)"}
     pct = base.get("attribution", {}).get("percent_of_capital", {})
     per = base.get("attribution", {}).get("per_month", {})
     trades = base.get("trades", {})

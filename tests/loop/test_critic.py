@@ -1,0 +1,151 @@
+"""The critic: failing clauses, size-invariant structure, tail attribution, design defects, directions."""
+
+from __future__ import annotations
+
+import opl
+from opl.loop.candidate import Candidate
+from opl.loop.critic import Diagnosis, diagnose
+from opl.loop.evaluate import Evaluation
+from opl.loop.objective import parse_target
+
+FILE = """\
+opl-lang 1.0
+underlying Future(2026-05-15)
+exchange CZCE
+time 2026-01-05
+price 10400
+iv 0.28
+support 9900
+resistance 11000
+S = short Option(Put, support-100, 30d) + short Option(Call, resistance+100, 30d)
+hedge delta with Future every 1d band 0.05 keep 10% along direction
+capital 1000000
+exit_mode first_hit
+exit_triggers [ pnl_percent(<-25%), days_left(<2d) ]
+experiment {
+  model gbm
+  signal direction hit_rate 0.9
+  sizes [ 5, 10, 20 ]
+  sensitivity [ fees_up(x2), hit_rate(0.7) ]
+  target median_monthly_return >= 1% and loss_probability <= 25% and max_drawdown_p95 <= 10%
+}
+"""
+
+
+def _metrics(median, loss, dd, cvar=2.0):
+    return {"median_monthly_return": median, "mean_monthly_return": median, "loss_probability": loss,
+            "max_drawdown_p95": dd, "max_drawdown_p99": dd * 1.4, "cvar_95": cvar, "cvar_99": cvar * 2,
+            "margin_call_probability": 0.1, "forced_liquidation_probability": 0.0, "peak_margin_p95": 30.0}
+
+
+def _evaluation(target, *, early=45.0, costs=-600.0, premium=1000.0, complete=True, counterfactuals=None,
+                scenarios=()):
+    sweep = []
+    for size in (5.0, 10.0, 20.0):
+        values = _metrics(0.04 * size, 45.0 + size / 10, 0.8 * size, 0.2 * size)
+        sweep.append({"size": size, "values": values, "distance": target.distance(values),
+                      "holds": target.holds(values)})
+    base = {"target_metrics": sweep[1]["values"],
+            "attribution": {"per_month": {"premium": premium, "hedge": 200.0, "assignment": -10.0, "funding": -2.0,
+                                          "costs": costs, "total": premium + 200 - 12 + costs},
+                            "percent_of_capital": {"premium": premium / 1e4, "hedge": 0.02, "assignment": -0.001,
+                                                   "funding": -0.0002, "costs": costs / 1e4}},
+            "trades": {"early_exit_share": early, "hedge_trades_per_month": 6.0},
+            "margin": {"margin_call_probability": 0.1, "forced_liquidation_probability": 0.0,
+                       "peak_utilisation": {"p95": 30.0}},
+            "exercise": {"assignment_share": 2.0, "delivery_share": 1.0}}
+    return Evaluation(ok=True, objective=sweep[1]["distance"], target_met=False, size=10.0, sweep=sweep, base=base,
+                      scenarios=list(scenarios), counterfactuals=counterfactuals or {}, complete=complete)
+
+
+def _target():
+    return parse_target(opl.check(FILE).document, FILE)
+
+
+def test_failures_say_which_metric_failed_and_by_how_much():
+    target = _target()
+    d = diagnose(_evaluation(target), target, Candidate(FILE))
+    by_metric = {f["metric"]: f for f in d.failures}
+    assert set(by_metric) == {"median_monthly_return", "loss_probability"}
+    assert by_metric["median_monthly_return"]["value"] == 0.4
+    assert by_metric["median_monthly_return"]["shortfall"] == 0.6
+    assert by_metric["loss_probability"]["shortfall"] == 21.0
+
+
+def test_structure_reports_what_size_cannot_fix():
+    target = _target()
+    d = diagnose(_evaluation(target), target, Candidate(FILE))
+    assert d.structure["loss_probability_range"] == [45.5, 47.0]
+    assert d.structure["drawdown_per_return"] == 20.0 and d.structure["allowed_drawdown_per_return"] == 10.0
+
+
+def test_gbm_is_a_design_defect_with_the_seeds_fix():
+    target = _target()
+    d = diagnose(_evaluation(target), target, Candidate(FILE))
+    (defect,) = [x for x in d.defects if x["code"] == "no_clustering"]
+    assert "GBM understates the tails" in defect["message"]
+    assert defect["fix"] == {"setting": "model", "value": "garch + jump"}
+
+
+def test_a_hit_rate_the_data_contradict_is_replaced_by_the_estimate_and_tested_at_its_lower_bound():
+    target = _target()
+    facts = {"assumptions": {"hit_rate": {"estimate": 0.7639, "wilson": [0.654, 0.847], "n": 72}}}
+    d = diagnose(_evaluation(target), target, Candidate(FILE), facts=facts)
+    codes = {x["code"]: x for x in d.defects}
+    assert codes["hit_rate_unsupported"]["fix"] == {"setting": "signal", "value": "direction hit_rate 0.76"}
+    assert "contradicted by" in codes["hit_rate_unsupported"]["message"]
+    assert codes["hit_rate_sensitivity"]["fix"] == {"setting": "sensitivity",
+                                                    "value": "[ fees_up(x2), hit_rate(0.65) ]"}
+
+
+def test_calibrated_settings_become_design_fixes_and_keep_the_regime():
+    target = _target()
+    facts = {"calibration": {"experiment_lines": ["model garch(alpha=0.07, beta=0.9) + jump(intensity=1)",
+                                                  "calibration historical"]}}
+    text = FILE.replace("model gbm", "model gbm + regime")
+    d = diagnose(_evaluation(target), target, Candidate(text), facts=facts)
+    fixes = {x["fix"]["setting"]: x["fix"]["value"] for x in d.defects if x.get("fix")}
+    assert fixes["model"] == "garch(alpha=0.07, beta=0.9) + jump(intensity=1) + regime"
+    assert fixes["calibration"] == "historical"
+    assert "no_clustering" not in {x["code"] for x in d.defects}  # the data's fit decides the components
+
+
+def test_directions_follow_the_numbers():
+    target = _target()
+    d = diagnose(_evaluation(target, early=45.0), target, Candidate(FILE))
+    moves = [x["move"] for x in d.directions]
+    assert moves[:2] == ["loosen_exit", "widen_strikes"]
+    assert "raise_hedge_band" in moves  # costs 60% of the options' P&L
+    calm = [x["move"] for x in diagnose(_evaluation(target, early=5.0, costs=-100.0), target,
+                                         Candidate(FILE)).directions]
+    assert "loosen_exit" not in calm and "raise_hedge_band" not in calm and calm[0] == "widen_strikes"
+
+
+def test_tail_attribution_reads_the_counterfactuals():
+    target = _target()
+    cf = {"no_jumps": {"model": "garch", "values": _metrics(0.4, 45, 6, cvar=1.5)},
+          "no_clustering": {"model": "gbm + jump", "values": _metrics(0.4, 45, 5, cvar=1.0)}}
+    d = diagnose(_evaluation(target, counterfactuals=cf), target, Candidate(FILE))
+    assert d.tail["jumps"]["share_of_cvar95"] == 0.25  # CVaR95 2.0 → 1.5
+    assert d.tail["volatility_clustering"]["share_of_cvar95"] == 0.5
+    assert d.tail["early_exits"]["share"] == 45.0
+    quick = diagnose(_evaluation(target, complete=False), target, Candidate(FILE))
+    assert quick.tail["jumps"]["measured"] is False
+
+
+def test_failing_scenarios_are_listed_with_their_clauses_and_the_diagnosis_round_trips():
+    target = _target()
+    scenario = {"scenario": "gap(-8%)", "kind": "stress", "holds": False, "distance": 3.0,
+                "values": _metrics(-0.5, 90, 12)}
+    d = diagnose(_evaluation(target, scenarios=[scenario]), target, Candidate(FILE))
+    (s,) = d.scenarios
+    assert s["scenario"] == "gap(-8%)" and {f["metric"] for f in s["failures"]} == {
+        "median_monthly_return", "loss_probability", "max_drawdown_p95"}
+    again = Diagnosis(**d.to_dict())
+    assert again.summary() == d.summary() and "`gap(-8%)` fails" in d.summary()
+
+
+def test_an_evaluation_error_is_carried_as_is():
+    target = _target()
+    d = diagnose(Evaluation(ok=False, error="error[E105]: ..."), target, Candidate(FILE))
+    assert not d.ok and d.error == "error[E105]: ..." and d.directions == []

@@ -1,0 +1,176 @@
+"""The loop's objective and evaluator: distance to the target, the evaluated size, fixed seeds, hold-out."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import opl
+from opl.loop.evaluate import HOLDOUT_SEED_OFFSET, EvalSettings, Evaluator, _pick_size
+from opl.loop.objective import DEFAULT_TARGET, Clause, Target, TargetError, parse_target
+
+SMALL = """\
+opl-lang 1.0
+underlying Future(2026-05-15)
+exchange CZCE
+symbol CJ605
+time 2026-01-05
+price 10400
+iv 0.28
+rate 0.015
+direction_intent RangeBound
+vega_style Credit
+S = short Option(Put, ATM-5%, 30d) + short Option(Call, ATM+5%, 30d)
+hedge delta with Future every 1d band 0.05
+capital 1000000
+exit_mode first_hit
+exit_triggers [ pnl_percent(<-25%), days_left(<2d) ]
+experiment {
+  model garch + jump
+  seed 7
+  horizon 2
+  sizes [ 5, 10, 20 ]
+  stress [ gap(-8%) ]
+  sensitivity [ fees_up(x2) ]
+  target median_monthly_return >= 1% and loss_probability <= 25% and max_drawdown_p95 <= 10%
+}
+"""
+
+
+def _target(text: str = SMALL) -> Target:
+    return parse_target(opl.check(text).document, text)
+
+
+# --------------------------------------------------------------------------- objective
+
+
+def test_clause_shortfalls_are_relative_to_the_threshold():
+    ge = Clause(metric="median_monthly_return", op=">=", threshold=1.0, text="")
+    le = Clause(metric="loss_probability", op="<=", threshold=25.0, text="")
+    assert ge.shortfall(0.4) == pytest.approx(0.6)
+    assert ge.shortfall(1.2) == 0.0
+    assert le.shortfall(30.0) == pytest.approx(0.2)
+    assert le.shortfall(25.0) == 0.0
+    assert Clause(metric="cvar_95", op="<", threshold=0.0, text="").shortfall(-0.5) == pytest.approx(0.0)
+    assert Clause(metric="cvar_95", op="<", threshold=0.0, text="").shortfall(0.0) > 0  # strict: equality fails
+    assert ge.shortfall(None) == 1.0 and ge.shortfall(math.nan) == 1.0
+
+
+def test_distance_is_the_sum_of_shortfalls_and_zero_exactly_when_the_target_holds():
+    target = _target()
+    assert [c.metric for c in target.clauses] == ["median_monthly_return", "loss_probability", "max_drawdown_p95"]
+    values = {"median_monthly_return": 0.5, "loss_probability": 30.0, "max_drawdown_p95": 12.0}
+    assert target.distance(values) == pytest.approx(0.5 + 0.2 + 0.2)
+    assert not target.holds(values)
+    met = {"median_monthly_return": 1.5, "loss_probability": 20.0, "max_drawdown_p95": 8.0}
+    assert target.distance(met) == 0.0 and target.holds(met)
+    assert [f["metric"] for f in target.failures(values)] == [c.metric for c in target.clauses]
+
+
+def test_a_file_without_target_gets_the_seeds_default():
+    text = SMALL.replace("  target median_monthly_return >= 1% and loss_probability <= 25% and max_drawdown_p95 <= 10%\n",
+                         "")
+    target = _target(text)
+    assert target.source == "default" and target.text == DEFAULT_TARGET and len(target.clauses) == 3
+
+
+def test_a_target_with_or_is_refused():
+    text = SMALL.replace("loss_probability <= 25% and max_drawdown_p95", "loss_probability <= 25% or max_drawdown_p95")
+    with pytest.raises(TargetError, match="joined by `and`"):
+        _target(text)
+
+
+# --------------------------------------------------------------------------- the evaluated size
+
+
+def _rows(target, table):
+    rows = []
+    for size, median, loss, dd in table:
+        values = {"median_monthly_return": median, "loss_probability": loss, "max_drawdown_p95": dd}
+        rows.append({"size": size, "values": values, "distance": target.distance(values), "holds": target.holds(values)})
+    return rows
+
+
+def test_the_evaluated_size_balances_return_and_drawdown_not_the_smallest_corner():
+    target = _target()
+    # Drawdown grows 20x faster than return per lot (more than the target's 10x): the sum of shortfalls is
+    # smallest at size 1, but the balanced size is where the return and drawdown shortfalls cross.
+    table = [(s, 0.04 * s, 40.0 + (s % 3) * 0.1, 0.8 * s) for s in (1, 5, 10, 15, 20, 25)]
+    size, recommended = _pick_size(_rows(target, table), target)
+    assert recommended is None
+    assert size == 15  # shortfalls at 15: return 0.4, drawdown 0.2 (at 10: 0.6/0; at 20: 0.2/0.6)
+
+
+def test_when_the_target_holds_the_evaluated_size_is_the_low_end_of_the_longest_run():
+    target = _target()
+    table = [(1, 0.2, 20, 1), (2, 1.1, 20, 2), (3, 0.9, 20, 3), (4, 1.2, 20, 4), (5, 1.5, 20, 5), (6, 1.9, 20, 11)]
+    size, recommended = _pick_size(_rows(target, table), target)
+    assert (size, recommended) == (4, {"low": 4, "high": 5})
+
+
+# --------------------------------------------------------------------------- the evaluator
+
+
+@pytest.fixture(scope="module")
+def evaluator():
+    return Evaluator(_target(), EvalSettings(paths=80, seed=7, holdout_paths=120))
+
+
+@pytest.fixture(scope="module")
+def quick(evaluator):
+    return evaluator.evaluate(SMALL, complete=False)
+
+
+def test_every_evaluation_uses_the_runs_seed_and_paths_and_reproduces(evaluator, quick):
+    again = evaluator.evaluate(SMALL, complete=False)
+    assert quick.ok and quick.run["seed"] == 7 and quick.run["paths"] == 80
+    assert again.objective == quick.objective and again.values == quick.values
+    # The candidate's own experiment seed does not matter: the run's seed wins.
+    other = evaluator.evaluate(SMALL.replace("seed 7", "seed 99"), complete=False)
+    assert other.values == quick.values
+
+
+def test_objective_adds_the_worst_sensitivity_to_the_base_distance(evaluator, quick):
+    (sens,) = [s for s in quick.scenarios if s["kind"] == "sensitivity"]
+    base = next(r for r in quick.sweep if r["size"] == quick.size)
+    assert quick.objective == pytest.approx(base["distance"] + sens["distance"])
+    assert [r["size"] for r in quick.sweep] == [5, 10, 20]
+    assert not quick.complete and quick.counterfactuals == {}
+    assert all(s["kind"] != "stress" for s in quick.scenarios)
+
+
+def test_complete_adds_stress_and_counterfactuals_without_changing_the_objective(evaluator):
+    evaluation = evaluator.evaluate(SMALL, complete=False)
+    objective = evaluation.objective
+    evaluator.complete(evaluation, SMALL)
+    assert evaluation.complete and evaluation.objective == objective
+    assert [s["kind"] for s in evaluation.scenarios] == ["stress", "sensitivity"]
+    assert set(evaluation.counterfactuals) == {"no_jumps", "no_clustering"}
+    assert evaluation.counterfactuals["no_clustering"]["model"] == "gbm + jump"
+    assert evaluation.counterfactuals["no_jumps"]["model"] == "garch"
+
+
+def test_holdout_is_measured_on_fresh_seeds_with_more_paths(evaluator, quick):
+    held = evaluator.holdout(SMALL, sizes=(5.0, 10.0, 20.0, 30.0))
+    assert held.run["seed"] == 7 + HOLDOUT_SEED_OFFSET and held.run["paths"] == 120
+    assert [r["size"] for r in held.sweep] == [5, 10, 20, 30]
+    assert held.values != quick.values
+    assert held.simulation is not None and held.complete
+
+
+def test_a_candidate_the_simulator_cannot_run_is_a_located_error_not_an_exception(evaluator):
+    bad = SMALL.replace("Option(Call, ATM+5%, 30d)", "Option(Call, ATM+5%, 60d)")  # one expiry a month only
+    assert opl.check(bad).ok
+    evaluation = evaluator.evaluate(bad, display="runs/x/iter_3/candidate.opl")
+    assert not evaluation.ok and math.isinf(evaluation.objective)
+    assert "--> runs/x/iter_3/candidate.opl:11:" in evaluation.error and "tenor" in evaluation.error
+    assert evaluation.to_dict()["objective"] is None
+
+
+def test_evaluation_round_trips_through_its_dict(quick):
+    from opl.loop.evaluate import Evaluation
+
+    again = Evaluation.from_dict(quick.to_dict())
+    assert again.objective == quick.objective and again.size == quick.size and again.values == quick.values
+    assert again.complete is False
