@@ -3,7 +3,9 @@
 The task is issue 4's benchmark: the jujube support/resistance strangle of
 ``examples/jujube/strangle.opl`` (GARCH + jumps + regime, American legs marked by BAW,
 hedged every day with 10% kept along the signal, take-delivery assignment, margin every
-step, exit triggers) over one month of 21 daily steps at ``--paths`` paths (50,000).
+step, exit triggers, the adjustment module — a roll and a gamma hedge behind a margin
+abort — and the default guards) over one month of 21 daily steps at ``--paths`` paths
+(50,000).
 
 * **vectorised**: `opl.runtime.replay.replay`, all paths at once (chunks of 10,000);
 * **per path**: the same rules written as a straightforward loop over paths and steps in
@@ -35,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from opl.runtime.american import baw_value_delta_gamma
+from opl.runtime.pricing import value_delta_gamma
 from opl.runtime.margin import futures_margin, short_option_margin
 from opl.runtime.processes import PathGenerator
 from opl.runtime.replay import Variant, replay
@@ -62,50 +65,85 @@ def _setup(paths: int, size: float):
 
 
 def _per_path(strategy, run, size: float, sample: int) -> tuple[np.ndarray, float]:
-    """The replay's rules, one path and one option at a time; returns each path's month P&L and the time."""
+    """The replay's rules, one path and one option at a time; returns each path's month P&L and the time.
+
+    The jujube file's adjustment module is written out as the desk would run it:
+    ``adjust_when price_retrace(>-3%) or vega_crush(>20%)`` fires where it turns true, at
+    least the cooldown after the last round; before each action ``abort_if
+    additional_margin(%) > 15`` compares the action's margin with the margin now (and closes
+    the position if so); ``roll_nearest_term()`` re-strikes the legs around the current price,
+    ``hedge_gamma(target)`` buys calls at the listed strike at or above the future until the
+    short gamma is within the target. The default guards (spec §3.3) are checked as well.
+    """
+    adjust = strategy.adjust
+    assert adjust is not None and [a.kind for a in adjust.playbook] == ["roll_nearest_term", "hedge_gamma"]
+    target_gamma = adjust.playbook[1].amount
     gen = PathGenerator(spec=run.process, paths=run.chunk if run.paths > run.chunk else run.paths, price=run.price,
                         month_years=strategy.tenor_days / 365, seed=np.random.SeedSequence([run.seed, 0]))
     month = gen.next_month()
-    pack, smile, mult, cs = run.pack, strategy.smile, strategy.multiplier, strategy.contract_size
+    pack, smile, mult, cs, rate = run.pack, strategy.smile, strategy.multiplier, strategy.contract_size, strategy.rate
     fees_o, fees_f = pack.fees.option, pack.fees.futures
     slip_o, slip_f = run.option_ticks * 1.0 * mult, run.futures_ticks * pack.underlying.tick[0].step * cs
     n = gen.steps
     step_days = strategy.tenor_days / n
+    tenor = strategy.tenor_days / 365
     hedge_spec, policy = strategy.hedge, strategy.assignment
+    lowest = pack.option.strike_grid[0].step
     start = time.perf_counter()
     out = np.zeros(sample)
     for i in range(sample):
         f, vol, signal = month.price[i], month.vol[i], int(month.signal[i])
+        atm = smile.atm(vol)
         support, resistance = strategy.levels.of(f[0])
-        legs = []
-        for leg in strategy.legs:
-            iv0 = float(smile.iv(vol=vol[0], forward=f[0], strike=f[0]))
-            raw = float(np.atleast_1d(leg.strike.resolve(is_call=leg.is_call, price=f[0], support=support,
-                                                         resistance=resistance, iv=iv0, t=strategy.tenor_days / 365,
-                                                         rate=strategy.rate))[0])
-            legs.append({"leg": leg, "k": float(pack.snap_strike(raw)), "q": leg.signed_qty * size, "v": 0.0})
 
-        def mark(entry, j):
-            leg, k = entry["leg"], entry["k"]
-            t = strategy.tenor_days / 365 * (n - j) / n
-            phi = 1.0 if leg.is_call else -1.0
+        def snap(x, mode="nearest"):
+            return max(float(pack.snap_strike(max(x, lowest), mode=mode)), lowest)
+
+        def resolve(leg, j, recentre):
+            s_, r_ = strategy.levels.of(f[j]) if recentre else (support, resistance)
+            iv = float(smile.iv(vol=vol[j], forward=f[j], strike=f[j]))
+            raw = leg.strike.resolve(is_call=leg.is_call, price=np.array([f[j]]), support=np.array([s_]),
+                                     resistance=np.array([r_]), iv=np.array([iv]), t=max(tenor * (n - j) / n, 1e-9),
+                                     rate=rate)
+            return snap(float(np.atleast_1d(raw)[0]))
+
+        def quote(is_call, k, j):
+            """BAW value and delta, Black gamma (what the vectorised marks carry)."""
+            t = tenor * (n - j) / n
+            phi = 1.0 if is_call else -1.0
             if t <= 0:
                 intrinsic = max(phi * (f[j] - k), 0.0)
-                return intrinsic, (phi if intrinsic > 0 else 0.0)
+                return intrinsic, (phi if intrinsic > 0 else 0.0), 0.0
             iv = float(smile.iv(vol=vol[j], forward=f[j], strike=k))
-            value, delta, _ = baw_value_delta_gamma(is_call=leg.is_call, underlying=f[j], strike=k, t=t, vol=iv,
-                                                    rate=strategy.rate)
-            return value, delta
+            value, delta, _ = baw_value_delta_gamma(is_call=is_call, underlying=f[j], strike=k, t=t, vol=iv, rate=rate)
+            exercised = phi * (f[j] - k) > 0 and value <= max(phi * (f[j] - k), 0.0) + 1e-9
+            gamma = 0.0 if exercised else value_delta_gamma(is_call=is_call, underlying=f[j], strike=k, t=t, vol=iv,
+                                                            rate=rate)[2]
+            return value, delta, gamma
 
+        def avoided(is_call, k, j):
+            """The default avoid_leg_if: days_left < 2d && strike_offset > 10%."""
+            otm = k > f[j] if is_call else k < f[j]
+            return (n - j) * step_days < 2 and otm and abs(k / f[j] - 1) * 100 > 10
+
+        legs = []
+        for leg in strategy.legs:
+            k = resolve(leg, 0, False)
+            legs.append({"call": leg.is_call, "leg": leg, "k": k, "q": 0.0 if avoided(leg.is_call, k, 0)
+                         else leg.signed_qty * size})
+        calls = {"call": True, "k": None, "q": 0.0, "v": 0.0, "d": 0.0, "g": 0.0}  # the gamma hedge
         pnl = 0.0
         for e in legs:
-            e["v"], e["d"] = mark(e, 0)
+            e["v"], e["d"], e["g"] = quote(e["call"], e["k"], 0)
             pnl -= abs(e["q"]) * (fees_o.rate("open", short=e["q"] < 0) + slip_o)
         premium = -sum(e["q"] * e["v"] for e in legs) * mult
         hedge, pending, goods, is_open = 0.0, 0.0, 0.0, True
 
+        def held():
+            return legs + [calls]
+
         def rebalance(hedge, pnl, j):
-            other = sum(e["q"] * e["d"] for e in legs) * mult / cs
+            other = sum(e["q"] * e["d"] for e in held()) * mult / cs
             lots = sum(max(-e["q"], 0.0) for e in legs)
             target = hedge_spec.keep * signal * lots
             if abs(other + hedge - target) > hedge_spec.band * lots:
@@ -114,13 +152,33 @@ def _per_path(strategy, run, size: float, sample: int) -> tuple[np.ndarray, floa
                 hedge = new
             return hedge, pnl
 
+        def margin(j, shorts, hedge):
+            total = futures_margin(pack=pack, price=f[j], lots=abs(hedge) + abs(pending) + abs(goods))
+            for is_call, k, v, q in shorts:
+                if q < 0:
+                    total += short_option_margin(pack=pack, is_call=is_call, underlying=f[j], strike=k, premium=v,
+                                                 lots=-q)
+            return total
+
+        def aborts(j, now, after):
+            return (after - now) / (now if now > 0 else run.capital) * 100 > 15
+
+        def close_all(pnl, hedge):
+            for e in held():
+                pnl -= abs(e["q"]) * (fees_o.rate("close") + slip_o)
+                e["q"] = 0.0
+            return pnl - abs(hedge) * (fees_f.rate("close") + slip_f)
+
+        prev = (f[0] / f[0] - 1) * 100 > -3 or (1 - atm[0] / atm[0]) * 100 > 20
+        last = -math.inf
         hedge, pnl = rebalance(hedge, pnl, 0)
         for j in range(1, n + 1):
             df = f[j] - f[j - 1]
-            for e in legs:
-                v, d = mark(e, j)
-                pnl += e["q"] * (v - e["v"]) * mult
-                e["v"], e["d"] = v, d
+            for e in held():
+                if e["q"] != 0:
+                    v, d, g = quote(e["call"], e["k"], j)
+                    pnl += e["q"] * (v - e["v"]) * mult
+                    e["v"], e["d"], e["g"] = v, d, g
             pnl += (hedge + pending + goods) * df * cs
             pnl -= goods * cs * (policy.storage_per_day * step_days + f[j] * policy.funding_rate * step_days / 365)
             if pending:
@@ -128,16 +186,53 @@ def _per_path(strategy, run, size: float, sample: int) -> tuple[np.ndarray, floa
                 pending = 0.0
             days_left = (n - j) * step_days
             if is_open and (pnl / abs(premium) * 100 < -25 or days_left < strategy.guard_days):
-                for e in legs:
-                    pnl -= abs(e["q"]) * (fees_o.rate("close") + slip_o)
-                    e["q"] = 0.0
-                pnl -= abs(hedge) * (fees_f.rate("close") + slip_f)
+                pnl = close_all(pnl, hedge)
                 hedge, is_open = 0.0, False
+            # The adjustment module.
+            if is_open and j < n:
+                now = (f[j] / f[0] - 1) * 100 > -3 or (1 - atm[j] / atm[0]) * 100 > 20
+                fire = now and not prev and (j - last) * step_days >= adjust.cooldown_days - 1e-9
+                prev = now
+                if fire:
+                    last = j
+                    shorts = [(e["call"], e["k"], e["v"], e["q"]) for e in legs]
+                    moves = []
+                    for e in legs:
+                        k = resolve(e["leg"], j, True)
+                        if e["q"] != 0 and k != e["k"] and not avoided(e["call"], k, j):
+                            moves.append((e, k, quote(e["call"], k, j)))
+                    after = [(e["call"], k, mk[0], e["q"]) for e, k, mk in moves] + [
+                        x for e, x in zip(legs, shorts) if all(e is not m[0] for m in moves)]
+                    if aborts(j, margin(j, shorts, hedge), margin(j, after, hedge)):
+                        pnl = close_all(pnl, hedge)
+                        hedge, is_open = 0.0, False
+                    else:
+                        for e, k, (v, d, g) in moves:
+                            pnl -= abs(e["q"]) * (fees_o.rate("close") + fees_o.rate("open", short=e["q"] < 0)
+                                                  + 2 * slip_o)
+                            e["k"], e["v"], e["d"], e["g"] = k, v, d, g
+                        # hedge_gamma: buying calls adds no margin, so abort_if cannot stop it.
+                        per = f[j] * 0.01 * mult / cs
+                        rest = sum(e["q"] * e["g"] for e in legs) * per
+                        short = sum(max(-e["q"], 0.0) for e in legs) or sum(abs(e["q"]) for e in legs)
+                        if rest + calls["q"] * calls["g"] * per < -target_gamma * short and short > 0:
+                            k = snap(f[j], "up")
+                            v, d, g = quote(True, k, j)
+                            lots = min(max(math.ceil((-rest - target_gamma * short) / (g * per)), 0), short) \
+                                if g > 0 else 0.0
+                            if lots > calls["q"]:
+                                if calls["q"] != 0 and calls["k"] == k:
+                                    pnl -= (lots - calls["q"]) * (fees_o.rate("open") + slip_o)
+                                    calls["q"] = lots
+                                elif not avoided(True, k, j):
+                                    pnl -= calls["q"] * (fees_o.rate("close") + slip_o)
+                                    pnl -= lots * (fees_o.rate("open") + slip_o)
+                                    calls.update(k=k, q=float(lots), v=v, d=d, g=g)
             if is_open and j < n:
                 hedge, pnl = rebalance(hedge, pnl, j)
             for e in legs:
-                leg, k = e["leg"], e["k"]
-                phi = 1.0 if leg.is_call else -1.0
+                k = e["k"]
+                phi = 1.0 if e["call"] else -1.0
                 intrinsic = max(phi * (f[j] - k), 0.0)
                 # The holder exercises where BAW says the option is worth its intrinsic value.
                 if e["q"] < 0 and j < n and intrinsic > 0 and e["v"] <= intrinsic + 1e-9:
@@ -148,11 +243,7 @@ def _per_path(strategy, run, size: float, sample: int) -> tuple[np.ndarray, floa
                     else:
                         pending += lots
                     e["q"] = 0.0
-            margin = futures_margin(pack=pack, price=f[j], lots=abs(hedge) + abs(pending) + abs(goods))
-            for e in legs:
-                if e["q"] < 0:
-                    margin += short_option_margin(pack=pack, is_call=e["leg"].is_call, underlying=f[j], strike=e["k"],
-                                                  premium=e["v"], lots=-e["q"])
+            margin(j, [(e["call"], e["k"], e["v"], e["q"]) for e in legs], hedge)
         out[i] = pnl
     return out, time.perf_counter() - start
 

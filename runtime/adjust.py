@@ -409,8 +409,13 @@ class AdjustEngine:
         tgt = book.slots[target]
         q = self._current(plan, book, g)
         strike = np.broadcast_to(strike, self.shape)
-        in_place = (self._qty(plan, target, tgt) == q) & (np.broadcast_to(tgt.strike, self.shape) == strike)
-        moving = mask & (q != 0) & ~in_place
+        # Already there: the lots sit in a series of that strike and expiry (the base slot or a moved one).
+        there = np.zeros(self.shape, dtype=bool)
+        for si in book.groups[g].slots:
+            s = book.slots[si]
+            if s.extra_days == tgt.extra_days:
+                there |= (self._qty(plan, si, s) != 0) & (np.broadcast_to(s.strike, self.shape) == strike)
+        moving = mask & (q != 0) & ~there
         if not np.any(moving):
             return
         moving &= self._allowed(desk, tgt.is_call, strike, tgt.extra_days, q, moving)

@@ -292,3 +292,13 @@ def test_score_registry_matches_the_vocabulary_and_the_checker_warns_of_unknown_
     ok = opl.check("opl-lang 1.0\nS = short Option(Call, 100, 30d)\nexit_mode machine_decide(trigger_vote)\n")
     assert not [d for d in ok.report.diagnostics if d.severity == "error"]
     assert ok.document.exit.score_fn == "trigger_vote"
+
+
+def test_a_roll_that_would_not_change_the_strike_trades_nothing(sim, cj):
+    from opl.runtime.legspec import OptionLeg, StrikeRule
+
+    fixed = OptionLeg(is_call=True, side=-1, qty=1, american=False, strike=StrikeRule(kind="absolute", value=10_400.0))
+    adjust = _adjust("price_retrace(>2%)", Action(kind="roll_nearest_term", text="roll_nearest_term()"))
+    res = replay(strategy=sim.strategy([fixed], adjust=adjust), run=sim.run(_gap(0.05), cj, paths=50), trace=True)
+    assert res.counters["adjust_rounds"].sum() > 40
+    assert np.all(res.counters["adjust_done_0"] == 0) and np.all(res.buckets["adjustments"] == 0.0)
