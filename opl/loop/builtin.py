@@ -97,6 +97,15 @@ class BuiltinProposer:
 
     name = "builtin"
 
+    def __init__(self):
+        # Pure memo of edits and check verdicts (same input, same output): the search re-derives its
+        # tried moves from the history at every call, and this keeps that linear instead of quadratic.
+        self._edits: dict[tuple[str, str, int], _Edit | None] = {}
+        self._checked: dict[str, bool] = {}
+
+    def config(self) -> dict:
+        return {"proposer": self.name}
+
     def propose(self, context: ProposalContext, *, check: CheckFn) -> Proposal:
         try:
             parent = Candidate(context.candidate)
@@ -122,10 +131,15 @@ class BuiltinProposer:
         failures = {m: sum(1 for e in context.history if e.get("move") == m and not e.get("accepted"))
                     for m in order}
         order.sort(key=lambda m: failures[m])
-        moves = _Moves(parent, context.result or {})
+        moves = None
         for level in range(LEVELS):
             for move in order:
-                edit = moves.edit(move, level)
+                key = (parent.text + repr(sorted((context.result or {}).get("sweep", []), key=str))
+                       + str((context.result or {}).get("size")), move, level)
+                if key not in self._edits:
+                    moves = moves or _Moves(parent, context.result or {})
+                    self._edits[key] = moves.edit(move, level)
+                edit = self._edits[key]
                 if edit is None:
                     continue
                 reason = why.get(move, "local search around the best candidate so far") + \
@@ -137,12 +151,13 @@ class BuiltinProposer:
                         failure="every move of the local search has been tried from the best candidate, at every "
                                 "step size: the search has converged")
 
-    @staticmethod
-    def _offer(edit: _Edit, reason: str, tried: set, check: CheckFn) -> Proposal | None:
-        if candidate_sha(edit.candidate.text) in tried:
+    def _offer(self, edit: _Edit, reason: str, tried: set, check: CheckFn) -> Proposal | None:
+        sha = edit.candidate.sha
+        if sha in tried:
             return None
-        outcome = check(edit.candidate.text)
-        if not outcome.ok:
+        if sha not in self._checked:
+            self._checked[sha] = check(edit.candidate.text).ok
+        if not self._checked[sha]:
             return None
         return Proposal(text=edit.candidate.text, change=edit.change, rationale=reason, risk=RISKS.get(edit.move, ""),
                         move=edit.move)

@@ -55,10 +55,9 @@ def check_candidate(text: str, path: str = "candidate.opl") -> CheckOutcome:
 def candidate_sha(text: str) -> str:
     """A short digest of the canonical form: two texts that format alike are the same candidate."""
     try:
-        body = Candidate(text).text
+        return Candidate(text).sha
     except CandidateError:
-        body = text
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 class Candidate:
@@ -90,6 +89,11 @@ class Candidate:
             raise CandidateError(formatted.error or "the candidate has syntax errors", rendered)
         self.text = formatted.text
         self.module = parse(self.text, "candidate.opl").module
+
+    @property
+    def sha(self) -> str:
+        """`candidate_sha` of this (already canonical) text."""
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:16]
 
     # ------------------------------------------------------------------ reading
 
