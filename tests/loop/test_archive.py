@@ -1,0 +1,64 @@
+"""The run folder: numbered runs, atomic files, iterations written whole or not at all."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from opl.loop.archive import ArchiveError, RunArchive
+
+
+def _create(tmp_path, stem="strangle"):
+    return RunArchive.create(tmp_path / "runs", stem, initial_text="opl-lang 1.0\n", settings={"seed": 7})
+
+
+def test_runs_are_numbered_per_stem(tmp_path):
+    a, b, c = _create(tmp_path), _create(tmp_path), _create(tmp_path, "other")
+    assert [a.root.name, b.root.name, c.root.name] == ["strangle-001", "strangle-002", "other-001"]
+    assert a.settings() == {"schema": "opl.loop.run/1", "seed": 7}
+    assert (a.root / "initial.opl").read_text(encoding="utf-8") == "opl-lang 1.0\n"
+
+
+def test_writes_leave_no_temporary_files(tmp_path):
+    archive = _create(tmp_path)
+    archive.write_json("deep/x.json", {"a": 1})
+    archive.write_text("deep/x.json", json.dumps({"a": 2}))
+    assert archive.read_json("deep/x.json") == {"a": 2}
+    assert sorted(p.name for p in (archive.root / "deep").iterdir()) == ["x.json"]
+
+
+def test_non_finite_numbers_are_refused_rather_than_written_as_invalid_json(tmp_path):
+    with pytest.raises(ValueError):
+        _create(tmp_path).write_json("bad.json", {"x": float("nan")})
+
+
+def test_an_iteration_appears_whole_and_is_never_rewritten(tmp_path):
+    archive = _create(tmp_path)
+    archive.write_iteration(0, {"candidate.opl": "a", "result.json": '{"iteration": 0}'})
+    assert archive.iteration_numbers() == [0] and archive.iterations() == [{"iteration": 0}]
+    assert archive.candidate(0) == "a"
+    with pytest.raises(ArchiveError, match="never rewritten"):
+        archive.write_iteration(0, {"candidate.opl": "b", "result.json": "{}"})
+    assert archive.candidate(0) == "a"
+
+
+def test_open_drops_an_unfinished_iteration_and_keeps_the_finished_ones(tmp_path):
+    archive = _create(tmp_path)
+    archive.write_iteration(0, {"result.json": '{"iteration": 0}'})
+    partial = archive.root / "iter_1.partial"
+    partial.mkdir()
+    (partial / "candidate.opl").write_text("half written", encoding="utf-8")
+    reopened = RunArchive.open(archive.root)
+    assert not partial.exists() and reopened.iteration_numbers() == [0]
+
+
+def test_open_refuses_a_folder_that_is_not_a_run(tmp_path):
+    with pytest.raises(ArchiveError, match="no run.json"):
+        RunArchive.open(tmp_path)
+    (tmp_path / "run.json").write_text('{"schema": "other/9"}', encoding="utf-8")
+    with pytest.raises(ArchiveError, match="unknown schema"):
+        RunArchive.open(tmp_path)
+    (tmp_path / "run.json").write_text("{broken", encoding="utf-8")
+    with pytest.raises(ArchiveError, match=r"run.json:1:2"):
+        RunArchive.open(tmp_path)

@@ -1,0 +1,253 @@
+"""The driver and its stop conditions: convergence, oscillation and budgets fire; interrupted runs resume
+without losing or recomputing a finished iteration; design changes that weaken the test are refused."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import opl
+from opl.loop.builtin import BuiltinProposer
+from opl.loop.evaluate import Evaluator
+from opl.loop.proposal import Proposal
+from opl.loop.run import LoopSettings, open_run, run_loop, start_run
+from opl.loop.stops import StopRules, decide, stop_rules
+
+SMALL = """\
+opl-lang 1.0
+underlying Future(2026-05-15)
+exchange CZCE
+symbol CJ605
+time 2026-01-05
+price 10400
+iv 0.28
+rate 0.015
+direction_intent RangeBound
+vega_style Credit
+S = short Option(Put, ATM-5%, 30d) + short Option(Call, ATM+5%, 30d)
+hedge delta with Future every 1d band 0.05
+capital 1000000
+exit_mode first_hit
+exit_triggers [ pnl_percent(<-25%), days_left(<2d) ]
+experiment {
+  model garch + jump
+  seed 7
+  horizon 2
+  sizes [ 5, 10, 20 ]
+  sensitivity [ fees_up(x2) ]
+  target median_monthly_return >= 1% and loss_probability <= 25% and max_drawdown_p95 <= 10%
+}
+"""
+SETTINGS = LoopSettings(paths=60, holdout_paths=60, counterfactuals=False)
+
+
+# --------------------------------------------------------------------------- stop conditions
+
+
+def _records(objectives, *, kinds=None, tradeoffs=None, met=False):
+    out, best = [], float("inf")
+    for i, value in enumerate(objectives):
+        kind = (kinds or {}).get(i, "baseline" if i == 0 else "parameter")
+        accepted = value < best or kind == "design"
+        best = value if accepted else best
+        out.append({"iteration": i, "kind": kind, "accepted": accepted, "best_objective": best,
+                    "best_target_met": met and i == len(objectives) - 1, "best_iteration": i,
+                    "tradeoff": (tradeoffs or {}).get(i)})
+    return out
+
+
+def test_convergence_fires_after_the_rounds_without_gain():
+    rules = StopRules(converge_rounds=3, min_gain=0.01)
+    assert decide(rules, _records([2.0, 1.5, 1.6, 1.7]), minutes=0, tokens=0) is None
+    stop = decide(rules, _records([2.0, 1.5, 1.6, 1.7, 1.8]), minutes=0, tokens=0)
+    assert stop.kind == "converged" and "3 iterations in a row" in stop.reason
+    # An accepted improvement smaller than min_gain (1.5 → 1.499 is 0.07%) is a stalled round too.
+    assert decide(rules, _records([2.0, 1.5, 1.499, 1.6, 1.7]), minutes=0, tokens=0).kind == "converged"
+
+
+def test_an_accepted_design_change_restarts_the_convergence_count():
+    rules = StopRules(converge_rounds=3, min_gain=0.01)
+    records = _records([2.0, 2.1, 2.2, 3.0, 3.1, 3.2], kinds={3: "design"})
+    assert decide(rules, records, minutes=0, tokens=0) is None
+    assert decide(rules, records + _records([9] * 7)[6:7], minutes=0, tokens=0).kind == "converged"
+
+
+def test_oscillation_between_return_and_drawdown_fires_before_convergence():
+    rules = StopRules(converge_rounds=5, min_gain=0.01)
+    tradeoffs = {1: "return", 2: "drawdown", 3: "return"}
+    stop = decide(rules, _records([2.0, 2.1, 2.05, 2.2], tradeoffs=tradeoffs), minutes=0, tokens=0)
+    assert stop.kind == "oscillation"
+    same_side = {1: "return", 2: "return", 3: "return"}
+    assert decide(rules, _records([2.0, 2.1, 2.05, 2.2], tradeoffs=same_side), minutes=0, tokens=0) is None
+
+
+def test_budgets_and_the_target_fire():
+    records = _records([3.0, 2.0, 1.0])
+    assert decide(StopRules(max_iterations=2), records, minutes=0, tokens=0).kind == "budget_iterations"
+    assert decide(StopRules(minutes=1.5), records, minutes=2.0, tokens=0).kind == "budget_minutes"
+    assert decide(StopRules(tokens=1000), records, minutes=0, tokens=1500).kind == "budget_tokens"
+    assert decide(StopRules(), _records([3.0, 0.0], met=True), minutes=0, tokens=0).kind == "target_met"
+    assert decide(StopRules(), records, minutes=0, tokens=0, exhausted=True).kind == "exhausted"
+
+
+def test_stop_rules_come_from_the_file_then_the_flags():
+    text = SMALL.replace("  target", "  stop [ converge(rounds=3, min_gain=1%), budget(iterations=7, minutes=2) ]\n"
+                                     "  target")
+    doc = opl.check(text).document
+    assert opl.check(text).ok
+    rules = stop_rules(doc)
+    assert (rules.converge_rounds, rules.min_gain, rules.max_iterations, rules.minutes) == (3, 0.01, 7, 2)
+    assert stop_rules(doc, max_iterations=2, minutes=None).max_iterations == 2
+    assert stop_rules(opl.check(SMALL).document) == StopRules()  # the seed's defaults
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+def _start(tmp_path, *, max_iter=3, settings=SETTINGS, text=SMALL):
+    source = tmp_path / "small.opl"
+    source.write_text(text, encoding="utf-8")
+    return start_run(source, tmp_path / "runs", settings, rules_flags={"max_iterations": max_iter},
+                     proposer_config={"proposer": "builtin"})
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _counting(monkeypatch) -> list[str]:
+    calls: list[str] = []
+    original = Evaluator.evaluate
+
+    def counted(self, text, **kwargs):
+        calls.append(kwargs.get("display", ""))
+        return original(self, text, **kwargs)
+
+    monkeypatch.setattr(Evaluator, "evaluate", counted)
+    return calls
+
+
+def test_a_run_interrupted_between_iterations_resumes_without_loss_or_recomputation(tmp_path, monkeypatch):
+    archive = _start(tmp_path, max_iter=4)
+    stopped = run_loop(archive, BuiltinProposer(), stop_after=3)
+    assert stopped.report is None and archive.iteration_numbers() == [0, 1, 2]
+    before = {k: _digest(archive.root / f"iter_{k}") for k in (0, 1, 2)}
+    calls = _counting(monkeypatch)
+    outcome = run_loop(open_run(archive.root, rules_flags={}), BuiltinProposer())
+    assert archive.iteration_numbers() == [0, 1, 2, 3, 4]
+    assert {k: _digest(archive.root / f"iter_{k}") for k in (0, 1, 2)} == before
+    assert [Path(c).parent.name for c in calls] == ["iter_3", "iter_4"]  # nothing finished is recomputed
+    assert outcome.stop.kind == "budget_iterations" and outcome.report.is_file()
+    # The resumed run made the same choices as a run that was never interrupted.
+    straight = run_loop(_start(tmp_path, max_iter=4), BuiltinProposer())
+    assert [r["candidate_sha"] for r in straight.records] == [r["candidate_sha"] for r in outcome.records]
+    assert [r["decision"]["objective"] for r in straight.records] == \
+           [r["decision"]["objective"] for r in outcome.records]
+
+
+class _Crash:
+    """A proposer that proposes like the built-in one, then dies mid-iteration like a killed process."""
+
+    name = "builtin"
+
+    def __init__(self, at: int):
+        self.at, self.inner = at, BuiltinProposer()
+
+    def propose(self, context, *, check):
+        if context.iteration == self.at:
+            raise KeyboardInterrupt
+        return self.inner.propose(context, check=check)
+
+
+def test_a_run_that_dies_mid_iteration_loses_only_that_iteration(tmp_path):
+    archive = _start(tmp_path, max_iter=3)
+    with pytest.raises(KeyboardInterrupt):
+        run_loop(archive, _Crash(at=2))
+    assert archive.iteration_numbers() == [0, 1]
+    (archive.root / "iter_2.partial").mkdir()  # as if the kill landed while writing
+    outcome = run_loop(open_run(archive.root, rules_flags={}), BuiltinProposer())
+    assert archive.iteration_numbers() == [0, 1, 2, 3] and not (archive.root / "iter_2.partial").exists()
+    rows = re.findall(r"^\| (\d+) \|", (archive.root / "change_log.md").read_text(), re.M)
+    assert outcome.iterations == 4 and rows == ["0", "1", "2", "3"]
+
+
+def test_a_killed_subprocess_resumes_from_its_last_finished_iteration(tmp_path):
+    source = tmp_path / "small.opl"
+    source.write_text(SMALL, encoding="utf-8")
+    runs = tmp_path / "runs"
+    command = [sys.executable, "-c", "import sys; from opl.cli import main; sys.exit(main())", "loop", str(source),
+               "--runs", str(runs), "--max-iter", "40", "--paths", "60", "--holdout-paths", "60", "-q"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = runs / "small-001"
+    deadline = time.monotonic() + 60
+    while not (run / "iter_1").exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    archive = open_run(run, rules_flags={})
+    done = archive.iteration_numbers()
+    assert done and done == list(range(len(done))) and not list(run.glob("*.partial"))
+    before = {k: _digest(run / f"iter_{k}") for k in done}
+    target = len(done) + 1  # two more iterations
+    outcome = run_loop(open_run(run, rules_flags={"max_iterations": target}), BuiltinProposer())
+    assert archive.iteration_numbers() == list(range(target + 1))
+    assert {k: _digest(run / f"iter_{k}") for k in done} == before
+    assert outcome.report.is_file() and (run / "final" / "holdout.json").is_file()
+    assert os.listdir(run / f"iter_{target}")
+
+
+class _Scripted:
+    name = "scripted"
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+
+    def propose(self, context, *, check):
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return Proposal(text=answer, change="scripted", rationale="test")
+
+
+def test_weakening_designs_bad_files_and_crashing_proposers_end_their_iteration_only(tmp_path, monkeypatch):
+    archive = _start(tmp_path, max_iter=4)
+    no_jumps = SMALL.replace("model garch + jump", "model garch")
+    broken = SMALL.replace("Option(Put", "Option(Putt")
+    moved_goalposts = SMALL.replace("median_monthly_return >= 1%", "median_monthly_return >= -50%")
+    outcome = run_loop(archive, _Scripted(no_jumps, broken, RuntimeError("model down"), moved_goalposts))
+    r = outcome.records
+    assert r[1]["decision"]["kind"] == "design" and not r[1]["decision"]["accepted"]
+    assert "makes the test easier (it drops jump" in r[1]["decision"]["why"] and r[1]["evaluation"] is None
+    assert r[2]["decision"]["kind"] == "failed" and "error[" in r[2]["decision"]["why"]
+    assert r[3]["decision"]["kind"] == "failed" and "model down" in r[3]["proposal"]["failure"]
+    # A candidate that lowers its own target is still scored against the run's target.
+    assert r[4]["evaluation"]["objective"] == pytest.approx(r[0]["evaluation"]["objective"])
+    assert not r[4]["decision"]["accepted"]
+
+
+def test_the_archive_holds_what_the_issue_lists(tmp_path):
+    outcome = run_loop(_start(tmp_path, max_iter=1), BuiltinProposer())
+    root = outcome.root
+    for name in ("change_log.md", "define_metrics.md", "data_contracts.md", "report.md", "best.opl", "run.json"):
+        assert (root / name).is_file(), name
+    for name in ("candidate.opl", "config.json", "result.json", "summary.md"):
+        assert (root / "iter_1" / name).is_file(), name
+    import json
+
+    config = json.loads((root / "iter_1" / "config.json").read_text())
+    assert {"seed", "paths", "steps_per_day", "hedge", "model", "versions"} <= set(config)
+    assert config["seed"] == 7 and config["versions"]["numpy"]
+    summary = (root / "iter_1" / "summary.md").read_text()
+    assert "Design version" in summary and "## Results" in summary and "## Diagnosis" in summary
+    report = (root / "report.md").read_text()
+    assert "**Stop:** budget iterations" in report and "Hold-out re-measure" in report
+    assert (root / "final" / "progress.png").is_file() and (root / "final" / "size_sweep.png").is_file()
