@@ -62,6 +62,13 @@ def loop(file: str | None, max_iter: int | None, runs: str, proposer: str | None
     if file is None and resume is None:
         raise click.UsageError("give FILE, or --resume RUN to continue a run")
     _check_overrides(overrides)
+    if data is not None and data != "synth":
+        from opl.loop.inputs import DATA_FILES
+
+        if not Path(data).is_dir():
+            raise click.UsageError(f"--data {data}: not a folder (give `synth` or a folder with futures.csv)")
+        if not (Path(data) / DATA_FILES["futures"]).is_file():
+            raise click.UsageError(f"--data {data}: no {DATA_FILES['futures']} in the folder")
     try:
         if resume is not None:
             archive = open_run(resume, rules_flags=flags)
@@ -96,7 +103,7 @@ def loop(file: str | None, max_iter: int | None, runs: str, proposer: str | None
         for problem in error.problems:
             click.echo(f"error: {problem}", err=True)
         click.echo(f"error: {error}", err=True)
-        sys.exit(EXIT_FINDINGS)
+        sys.exit(EXIT_USAGE if error.usage else EXIT_FINDINGS)
     except OSError as error:
         click.echo(f"error: {error.filename or ''}: {error.strerror or error}", err=True)
         sys.exit(EXIT_USAGE)

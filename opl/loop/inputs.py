@@ -30,9 +30,10 @@ DATA_FILES = {"futures": "futures.csv", "signals": "signals.csv", "factors": "fa
 class DataInputError(ValueError):
     """The data folder is missing or a file breaks its contract; ``problems`` are located lines."""
 
-    def __init__(self, message: str, problems: list[str] | None = None):
+    def __init__(self, message: str, problems: list[str] | None = None, *, usage: bool = False):
         super().__init__(message)
         self.problems = problems or []
+        self.usage = usage  # a missing folder or file (exit 2) rather than a file breaking its contract (exit 1)
 
 
 def _pack_limits(initial_text: str) -> tuple[float | None, float]:
@@ -72,9 +73,10 @@ def prepare_data(archive: RunArchive, source: str, *, initial_text: str, claim: 
     else:
         folder = Path(source)
         if not folder.is_dir():
-            raise DataInputError(f"--data {source}: not a folder (give `synth` or a folder with futures.csv)")
+            raise DataInputError(f"--data {source}: not a folder (give `synth` or a folder with futures.csv)",
+                                 usage=True)
         if not (folder / DATA_FILES["futures"]).is_file():
-            raise DataInputError(f"--data {source}: no {DATA_FILES['futures']} in the folder")
+            raise DataInputError(f"--data {source}: no {DATA_FILES['futures']} in the folder", usage=True)
         origin = {"kind": "folder", "folder": os.path.abspath(folder)}
     note("assumption tests")
     assumptions = _assumptions(archive, folder, initial_text=initial_text, claim=claim)
@@ -95,7 +97,7 @@ def _load(folder: Path, kind: str, **kwargs):
     except DataError as error:
         raise DataInputError(f"{path}: not a valid {kind} file", [str(p) for p in error.problems]) from None
     except OSError as error:
-        raise DataInputError(f"{path}: {error.strerror or error}") from None
+        raise DataInputError(f"{path}: {error.strerror or error}", usage=True) from None
 
 
 def _assumptions(archive: RunArchive, folder: Path, *, initial_text: str, claim: float | None) -> dict[str, Any]:
