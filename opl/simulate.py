@@ -430,7 +430,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
     else:
         # Nothing recommended: the sweep's best median (the smaller size on a tie), not an arbitrary base size.
         eval_size = max(rows, key=lambda r: (r[1].monthly_return["median"], -r[0]))[0]
-        eval_reason = "the swept size with the best median monthly return (no size is recommended)"
+        eval_reason = "no size is recommended: the swept size with the best median monthly return"
     scenario_results = []
     if cost_plans:
         # Cost and margin scenarios share the base paths: one pass, one variant each, at the evaluated size.

@@ -197,8 +197,8 @@ def test_scenarios_run_at_the_best_swept_size_when_nothing_is_recommended(tmp_pa
     assert result.recommended_size is None
     best = max(result.sizes, key=lambda r: (r[1].monthly_return["median"], -r[0]))[0]
     assert {s.size for s in result.scenarios} == {best}
-    assert result.scenario_size == {"size": best, "reason": "the swept size with the best median monthly return "
-                                                            "(no size is recommended)"}
+    assert result.scenario_size == {"size": best, "reason": "no size is recommended: the swept size with the best "
+                                                            "median monthly return"}
     assert f"scenarios at size {best:g}" in result.summary()
 
 
