@@ -27,7 +27,9 @@ from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 @click.option("--proposer", type=click.Choice(["builtin", "openai"]), default=None,
               help="Who proposes candidates (default builtin: offline, deterministic).")
 @click.option("--model", "model", default=None, help="Model name for --proposer openai.")
-@click.option("--base-url", "base_url", default=None, help="OpenAI-compatible endpoint for --proposer openai.")
+@click.option("--base-url", "base_url", default=None,
+              help="OpenAI-compatible endpoint for --proposer openai (vLLM, Ollama, llama.cpp, DeepSeek, …, e.g. "
+                   "http://127.0.0.1:11434/v1). The key is read from OPENAI_API_KEY; a local server needs none.")
 @click.option("--resume", "resume", type=click.Path(file_okay=False), default=None,
               help="Continue this run folder after its last finished iteration.")
 @click.option("--data", "data", default=None, metavar="synth|DIR",
