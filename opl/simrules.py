@@ -10,6 +10,8 @@ leg number the strategy does not have, ``open_interest`` in a condition.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from opl import ast
 from opl.conditions import quantity
 from opl.simconfig import SettingsError, SimSettings
@@ -160,11 +162,13 @@ def _new_leg(checked, call: ast.Call, value, tenor_days: float, american: bool):
         raise SettingsError(f"`{call.func}`: a `{leg.kind}` leg is not simulated", span=getattr(value, "span", None),
                             code="E105")
     days = leg.tenor.days if isinstance(leg.tenor, DaysTenor) else None
-    if days is None or abs(days - tenor_days) > 1e-9:
-        raise SettingsError(f"`{call.func}`: the simulator adds legs on the month's expiry ({tenor_days:g}d); this "
-                            f"leg's tenor is {leg.tenor}", span=getattr(value, "span", call.span), code="E105",
-                            help=f"give it the tenor {tenor_days:g}d, or roll it out with `roll_tenor` after")
-    return option_leg(leg, american=american, span=getattr(value, "span", None)), 0
+    if days is None or days < tenor_days - 1e-9:
+        raise SettingsError(f"`{call.func}`: the simulator adds legs expiring with the month ({tenor_days:g}d) or "
+                            f"later, written in days; this leg's tenor is {leg.tenor}",
+                            span=getattr(value, "span", call.span), code="E105",
+                            help=f"give it a tenor of {tenor_days:g}d or more")
+    return replace(option_leg(leg, american=american, span=getattr(value, "span", None)),
+                   extra_days=days - tenor_days), 0
 
 
 def adjust_spec(checked, settings: SimSettings, *, tenor_days: float, american: bool):

@@ -90,7 +90,10 @@ def _settings_from(doc, compiled) -> tuple[SimSettings, dict]:
     return s, spans
 
 
-def _strategy(checked, compiled, settings: SimSettings, notes: list[str]):
+def _strategy(checked, compiled, settings: SimSettings, notes: list[str], *, mixed_tenors: bool = False):
+    """The file's strategy in runtime form. ``mixed_tenors`` lets option legs have different tenors: the
+    month is the shortest one and the longer legs are sold back at market at its end (runtime/README.md);
+    without it (given months, `opl backtest`) they are a located error."""
     from opl import ast
     from opl.legs import AbsoluteStrike, DaysTenor
     from opl.runtime.exercise import AssignmentSpec
@@ -101,7 +104,7 @@ def _strategy(checked, compiled, settings: SimSettings, notes: list[str]):
     from opl.simrules import adjust_spec, compile_located, guard_rules, option_leg, score_rule
 
     doc = checked.document
-    legs, futures, tenors, numbers, futures_legs = [], 0, set(), [], []
+    legs, futures, tenors, numbers, futures_legs, leg_tenors = [], 0, set(), [], [], []
     for index, (leg, built) in enumerate(zip(checked.legs, compiled.legs)):
         if leg.kind == "future":
             futures += leg.signed_qty
@@ -112,19 +115,27 @@ def _strategy(checked, compiled, settings: SimSettings, notes: list[str]):
                                 span=leg.span, code="E105")
         if isinstance(leg.strike, AbsoluteStrike):
             notes.append(f"leg {built.index}: the absolute strike {leg.strike} is kept every month")
-        tenors.add(leg.tenor.days if isinstance(leg.tenor, DaysTenor) else built.tenor_days)
+        days = leg.tenor.days if isinstance(leg.tenor, DaysTenor) else built.tenor_days
+        tenors.add(days)
+        leg_tenors.append(days)
         legs.append(option_leg(leg, american=built.exercise == "american"))
         numbers.append(index)
     if not legs:
         raise SettingsError("nothing to simulate: the strategy has no option legs", span=doc.strategy.span,
                             code="E105")
-    if len(tenors) > 1:
+    if len(tenors) > 1 and mixed_tenors:
+        month = min(tenors)
+        legs = [replace(leg, extra_days=days - month) for leg, days in zip(legs, leg_tenors)]
+        notes.append(f"option legs of different tenors ({', '.join(f'{t:g}d' for t in sorted(tenors))}): each month "
+                     f"lasts the shortest, {month:g} days; the longer legs are sold back at market when it ends and "
+                     "opened afresh with the next month")
+    elif len(tenors) > 1:
         raise SettingsError("the simulator rolls one expiry a month: give every option leg the same tenor "
                             f"(found {', '.join(f'{t:g}d' for t in sorted(tenors))})", span=doc.strategy.span,
                             code="E105")
     score = score_rule(doc)
     triggers = [compile_located(value) for value in tuple(doc.exit.triggers) + tuple(doc.exit.appended)]
-    tenor = float(next(iter(tenors)))
+    tenor = float(min(tenors))
     adjust = adjust_spec(checked, settings, tenor_days=tenor, american=legs[0].american)
     guards = guard_rules(doc, checked.report)
     hedge = None
@@ -381,7 +392,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
         if seed is not None:
             settings.seed = seed
         pack = load_pack(strategy_model.underlying.rule_pack)
-        strategy = _strategy(checked, strategy_model, settings, notes)
+        strategy = _strategy(checked, strategy_model, settings, notes, mixed_tenors=True)
         strategy = replace(strategy, contract_size=pack.underlying.contract_size)
         process = _process(settings, strategy_model, pack, spans, notes)
         plans = _plans(doc, report, process, strategy)

@@ -195,37 +195,30 @@ class AdjustEngine:
         self.last = np.full(shape, -np.inf)
 
     # -- the month's slots -------------------------------------------------------------------------
-    def extra_slots(self, n_legs: int) -> int:
+    def extra_slots(self, legs) -> int:
         """Dynamic slots added each month (the replay sizes its inventory with it)."""
-        return sum(len(extras) for extras in self._file_extras(n_legs).values()) + sum(
+        return sum(len(extras) for extras in self._file_extras([leg.extra_days for leg in legs]).values()) + sum(
             1 for a in self.spec.playbook if a.kind in ("add_leg", "replace_leg") and a.new_leg is not None) + (
             1 if self.spec.needs_gamma else 0)
 
-    def _file_extras(self, n_legs: int) -> dict[int, list[float]]:
-        """For each base leg (position in the strategy's option legs), the expiries it can be moved to."""
-        extras: dict[int, list[float]] = {i: [] for i in range(n_legs)}
+    def _file_extras(self, own: list[float]) -> dict[int, list[float]]:
+        """For each base leg (position in the strategy's option legs, ``own`` its expiry after the month's),
+        the expiries it can be moved to."""
+        extras: dict[int, list[float]] = {i: [] for i in range(len(own))}
         for a in self.spec.playbook:
-            wanted = None
-            if a.kind in ("roll_nearest_term", "shift_strike"):
-                wanted = 0.0
-            elif a.kind == "roll":
-                wanted = a.amount
-            elif a.kind == "roll_tenor":
-                wanted = a.amount
-            if wanted is None:
-                continue
-            for i in range(n_legs):
-                if a.kind in ("roll_nearest_term",) or a.leg is None or self._numbers.get(i) == a.leg:
-                    if wanted not in extras[i]:
-                        extras[i].append(wanted)
-                    if a.kind == "shift_strike" and 0.0 not in extras[i]:
-                        extras[i].append(0.0)
+            for i in extras:
+                if not (a.kind == "roll_nearest_term" or a.leg is None or self._numbers.get(i) == a.leg):
+                    continue
+                # roll_nearest_term: the month's expiry; shift_strike: the leg's own; roll/roll_tenor: theirs.
+                wanted = {"roll_nearest_term": 0.0, "shift_strike": own[i], "roll": a.amount,
+                          "roll_tenor": a.amount}.get(a.kind)
+                if wanted is not None and wanted not in extras[i]:
+                    extras[i].append(wanted)
         return extras
 
     def open_month(self, book: Book) -> None:
         """Add the dynamic slots to a freshly opened book and reset the edge and the cooldown."""
-        n_legs = len(book.groups)
-        for i, extras in self._file_extras(n_legs).items():
+        for i, extras in self._file_extras([group.rule.extra_days for group in book.groups]).items():
             leg = book.groups[i].rule
             for extra in extras:
                 book.add_slot(i, is_call=leg.is_call, american=leg.american, strike=None, extra_days=extra)
@@ -233,7 +226,8 @@ class AdjustEngine:
         for k, a in enumerate(self.spec.playbook):
             if a.kind in ("add_leg", "replace_leg") and a.new_leg is not None:
                 g = book.add_group(a.new_leg)
-                book.add_slot(g, is_call=a.new_leg.is_call, american=a.new_leg.american, strike=None)
+                book.add_slot(g, is_call=a.new_leg.is_call, american=a.new_leg.american, strike=None,
+                              extra_days=a.new_leg.extra_days)
                 self.new_groups[k] = g
             elif a.kind in ("add_leg", "replace_leg"):
                 book.futures.append(np.zeros(self.shape))
@@ -365,9 +359,9 @@ class AdjustEngine:
             slot = book.groups[target].slots[0]
             fresh = active & (book.slots[slot].qty == 0)
             rule = a.new_leg
-            strike = np.broadcast_to(mo.strike_for(rule, j, recentre=False, extra_days=0.0), self.shape)
+            strike = np.broadcast_to(mo.strike_for(rule, j, recentre=False, extra_days=rule.extra_days), self.shape)
             lots = rule.signed_qty * desk.sizes * np.ones(self.shape)
-            ok = self._allowed(desk, rule.is_call, strike, 0.0, lots, fresh)
+            ok = self._allowed(desk, rule.is_call, strike, rule.extra_days, lots, fresh)
             if kind == "replace_leg":
                 self._remove(plan, desk, a.leg, ok)
             self._open(plan, desk, slot, strike, lots, ok)

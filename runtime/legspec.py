@@ -52,13 +52,19 @@ class StrikeRule:
 
 @dataclass(frozen=True, kw_only=True)
 class OptionLeg:
-    """One option leg per unit of position size: ``side`` ±1, ``qty`` lots at size 1."""
+    """One option leg per unit of position size: ``side`` ±1, ``qty`` lots at size 1.
+
+    ``extra_days``: how much later than the month's (the shortest tenor's) expiry the leg
+    expires — a calendar spread's far leg (`opl.runtime.replay`: sold back at market when the
+    month ends, opened afresh with the next).
+    """
 
     is_call: bool
     side: int
     qty: int
     strike: StrikeRule
     american: bool
+    extra_days: float = 0.0
 
     @property
     def signed_qty(self) -> int:

@@ -227,14 +227,15 @@ class _Month(MarkedMonth):
         self.gamma = [] if strat.greeks else None
         for leg in strat.legs:
             iv0 = strat.smile.iv(vol=mp.vol[:, 0], forward=f[:, 0], strike=f[:, 0])
+            later = leg.extra_days / DAYS_PER_YEAR  # a far leg's expiry after the month's
             raw = leg.strike.resolve(is_call=leg.is_call, price=f[:, 0], support=self.support,
-                                     resistance=self.resistance, iv=iv0, t=tenor, rate=strat.rate)
+                                     resistance=self.resistance, iv=iv0, t=tenor + later, rate=strat.rate)
             # A level far below the grid (a collapsed path) gets the lowest listed strike, never 0.
             lowest = run.pack.option.strike_grid[0].step
             k = np.maximum(np.asarray(run.pack.snap_strike(np.maximum(raw, lowest)), dtype=float), lowest)
             iv = strat.smile.iv(vol=mp.vol, forward=f, strike=k[:, None])
             cols = [(marker if leg.american else euro).mark(is_call=leg.is_call, forward=f[:, j], strike=k,
-                                                            t=self.t[j], vol=iv[:, j], gamma=strat.greeks)
+                                                            t=self.t[j] + later, vol=iv[:, j], gamma=strat.greeks)
                     for j in range(n + 1)]
             self.strikes.append(k)
             self.value.append(np.stack([c.value for c in cols], axis=1))
@@ -309,7 +310,7 @@ def _open_book(strat, mo, sizes, shape) -> Book:
         number = strat.leg_numbers[li] if strat.leg_numbers else li
         g = book.add_group(leg, file_index=number)
         slot = book.slots[book.add_slot(g, is_call=leg.is_call, american=leg.american, strike=mo.strikes[li], base=li,
-                                        qty=leg.signed_qty * sizes * np.ones(shape))]
+                                        qty=leg.signed_qty * sizes * np.ones(shape), extra_days=leg.extra_days)]
         _base_marks(slot, mo, 0)
         slot.entry = slot.value
     for number, lots in (strat.futures_legs or ((None, strat.futures),) if strat.futures else ()):
@@ -385,7 +386,7 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
     max_dd = np.zeros(shape)
     peak_margin = np.zeros(shape)
     pending = np.zeros(shape)  # futures lots from exercise, closed at the next step
-    slots_per_month = nl + (engine.extra_slots(nl) if engine is not None else 0)
+    slots_per_month = nl + (engine.extra_slots(strat.legs) if engine is not None else 0)
     inventory = Inventory(shape, months * slots_per_month)
     liquidate_next = np.zeros(shape, dtype=bool)
     ruined = np.zeros(shape, dtype=bool)

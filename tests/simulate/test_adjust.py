@@ -302,3 +302,18 @@ def test_a_roll_that_would_not_change_the_strike_trades_nothing(sim, cj):
     res = replay(strategy=sim.strategy([fixed], adjust=adjust), run=sim.run(_gap(0.05), cj, paths=50), trace=True)
     assert res.counters["adjust_rounds"].sum() > 40
     assert np.all(res.counters["adjust_done_0"] == 0) and np.all(res.buckets["adjustments"] == 0.0)
+
+
+def test_a_calendar_spread_is_fairly_priced_and_its_far_leg_sold_back(sim, free_cj):
+    from dataclasses import replace as change
+
+    near = sim.option(call=True, offset=200.0)
+    far = change(sim.option(call=True, side=1, offset=200.0), extra_days=30.0)
+    res = replay(strategy=sim.strategy([near, far]), run=sim.run(ProcessSpec(vol=0.3), free_cj, paths=20_000))
+    # Flat smile, rate 0: both legs are marked at Black-76 with the realised volatility, the far one with
+    # 30 days left when the month ends — a martingale, so the month's P&L has mean 0.
+    pnl = res.monthly.ravel()
+    assert abs(pnl.mean()) < 3 * pnl.std(ddof=1) / np.sqrt(pnl.size)
+    # The near call expires (exercised when in the money, no trade), the far call is sold back at market,
+    # never exercised: 1 + 1 + 1 lots on every path.
+    assert np.all(res.counters["option_lots"] == 3)

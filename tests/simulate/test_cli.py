@@ -129,11 +129,9 @@ def _variant(tmp_path, old: str, new: str) -> Path:
     ("adjust_playbook [ roll_nearest_term(), hedge_gamma(target=0.10) ]", "adjust_playbook [ scale_qty(7, 2) ]",
      "E105", "names leg 7, but the strategy has 2 legs"),
     ("adjust_playbook [ roll_nearest_term(), hedge_gamma(target=0.10) ]",
-     "adjust_playbook [ add_leg(long Option(Put, support-300, 60d)) ]", "E105", "on the month's expiry (30d)"),
+     "adjust_playbook [ add_leg(long Option(Put, support-300, 10d)) ]", "E105", "expiring with the month (30d)"),
     ("adjust_playbook [ roll_nearest_term(), hedge_gamma(target=0.10) ]", "adjust_playbook [ roll_tenor(1, -5d) ]",
      "E105", "moves expiries out"),
-    ("S = short Option(Put, support-100, 30d)", "S = short Option(Put, support-100, 60d)", "E105",
-     "same tenor"),
     ("stress [ vol_up(+50%),", "stress [ vol_up,", "E103", "needs a value"),
 ])
 def test_bad_file_settings_are_located_errors(tmp_path, old, new, code, message):
@@ -227,3 +225,12 @@ def test_every_playbook_action_and_guard_runs_from_a_file(tmp_path):
     attribution = result.base.attribution["per_month"]
     assert attribution["adjustments"] < 0
     assert attribution["total"] == pytest.approx(sum(v for k, v in attribution.items() if k != "total"))
+
+
+def test_legs_of_different_tenors_run_as_a_calendar(tmp_path):
+    path = _variant(tmp_path, "S = short Option(Put, support-100, 30d)", "S = long Option(Put, support-100, 60d)")
+    result = simulate_file(path, paths=100, overrides=["experiment.horizon=2", "experiment.sizes=[1]"])
+    assert any("different tenors (30d, 60d)" in note for note in result.notes)
+    assert result.run["tenor_days"] == 30
+    # The 60-day put is bought each month and sold back at the guard with the 30-day call: 4 lots a month.
+    assert result.base.trades["option_lots_per_month"] == pytest.approx(4.0, abs=0.2)
