@@ -7,25 +7,31 @@ path generation. Each chunk draws from its own `numpy.random.SeedSequence` ([see
 so a seed reproduces every number bit for bit.
 
 **The month.** At the open (step 0) the legs' strikes are resolved from the month's price
-and levels (`opl.runtime.legspec`), the options sold or bought at their mark (~``tenor``
-days to expiry, American legs by BAW, `opl.runtime.marking`) and the hedge set. Then, at
-every step j = 1 … n, in this order:
+and levels (`opl.runtime.legspec`), legs blocked by ``avoid_leg_if`` dropped on their paths
+(`opl.runtime.guards`), the options sold or bought at their mark (~``tenor`` days to
+expiry — a longer leg's own tenor —, American legs by BAW, `opl.runtime.marking`) and the
+hedge set; what the month holds is a `opl.runtime.book.Book`. Then, at every step
+j = 1 … n, in this order:
 
 1. mark to market: options, the strategy's futures, hedge futures, futures awaiting their
    close, delivered goods (with storage and funding), into the ledger's buckets;
 2. what the previous step decided: a forced liquidation (everything closed at market),
    the close of futures from an assignment, the sale of goods whose holding ends;
-3. exit triggers under ``exit_mode`` (``first_hit``: any; ``all_required``: all), the
-   risk controls' ``stop_loss`` (the month's loss ≥ stop × capital) and the automatic
-   guard ``days_left < 2d`` — a hit closes the options and futures at market;
+3. exit triggers under ``exit_mode`` (``first_hit``: any; ``all_required``: all;
+   ``machine_decide``: a score, `opl.runtime.scores`), the risk controls' ``stop_loss``
+   (the month's loss ≥ stop × capital) and the automatic guard ``days_left < 2d`` — a hit
+   closes the options and futures at market; then the adjustment module on the positions
+   still open (`opl.runtime.adjust`: a round where ``adjust_when`` turns true);
 4. the hedge rule (`opl.runtime.hedging`) on its rebalancing steps;
 5. early assignment of short American legs in the holder's exercise region, then the
    assignment policy (`opl.runtime.exercise`);
-6. at expiry (j = n): in-the-money options exercised, the rest lapse, the hedge closed;
+6. at expiry (j = n): in-the-money options exercised, the rest lapse, series expiring
+   later sold back at market, the hedge closed;
 7. margin by the rule pack (`opl.runtime.margin`): short options by the exchange formula
    at their mark, futures (strategy, hedge, awaiting close, goods held) at the futures
    rate. A *margin call* when equity < requirement; when equity < (1 − margin_buffer) ×
-   requirement the call is not met and everything is liquidated at the next step.
+   requirement the call is not met and everything is liquidated at the next step;
+   ``warn_if`` alerts counted.
 
 A month opens only when the equity covers the opening margin (a skipped month is
 counted); a path whose equity falls to zero stays flat.
