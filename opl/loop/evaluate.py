@@ -6,14 +6,9 @@ says. One evaluation is three passes of `opl.simulate.simulate_file`:
 
 1. **sweep** — the candidate's ``sizes`` (else ``[1, 2, 5, 10, 20]``) on one set of paths, without its
    scenarios. The *evaluated size*: when the target holds at several sizes, the lowest size of the longest
-   unbroken run of them (the simulator's ``recommended_size`` rule); otherwise the *most balanced* size:
-   the one whose largest shortfall among the clauses on size-scaled metrics (`SIZE_SCALED`: returns,
-   drawdowns, CVaR, margin) is smallest, ties broken by the next largest, then by the other clauses'
-   shortfalls (shares of months or paths, such as the loss probability, that size barely moves and
-   whose noise must not pick the size), then by the smaller size.
-   Returns and drawdowns both grow with size, so the sum of shortfalls alone would favour a corner (the
-   smallest size whenever drawdown grows faster than return) where improving the strategy barely moves
-   the objective; at the balanced size every gain in return per unit of drawdown shows;
+   unbroken run of them (the simulator's ``recommended_size`` rule); otherwise the size with the smallest
+   distance (`opl.loop.objective`: the size that balances the return shortfall against the drawdown
+   excess), the smaller size on a tie;
 2. **scenarios** — the stress and sensitivity scenarios at the evaluated size;
 3. **counterfactuals** (tail attribution for the critic) — the base case at the evaluated size without
    the model's jumps (``no_jumps``) and with GARCH/GJR volatility replaced by constant volatility
@@ -47,10 +42,6 @@ from opl.loop.objective import Target
 __all__ = ["EvalSettings", "Evaluation", "Evaluator", "DEFAULT_SIZES", "HOLDOUT_SEED_OFFSET"]
 
 DEFAULT_SIZES = (1.0, 2.0, 5.0, 10.0, 20.0)
-# Target metrics that grow with the position size (returns, drawdowns, tail losses, margin); the others are
-# shares of months or paths that size barely moves.
-SIZE_SCALED = frozenset({"median_monthly_return", "mean_monthly_return", "max_drawdown_p95", "max_drawdown_p99",
-                         "cvar_95", "cvar_99", "peak_margin_p95"})
 HOLDOUT_SEED_OFFSET = 1_000_003
 
 
@@ -305,14 +296,7 @@ def _pick_size(rows: list[dict], target: Target) -> tuple[float, dict | None]:
     if runs:
         best = max(runs, key=len)
         return best[0], {"low": best[0], "high": best[-1]}
-    def balance(row):
-        def shortfalls(scaled: bool):
-            return sorted((c.shortfall(row["values"].get(c.metric)) for c in target.clauses
-                           if (c.metric in SIZE_SCALED) == scaled), reverse=True)
-
-        return (*shortfalls(True), *shortfalls(False), row["size"])
-
-    return min(rows, key=balance)["size"], None
+    return min(rows, key=lambda r: (r["distance"], r["size"]))["size"], None
 
 
 def _counterfactual_models(candidate: Candidate) -> dict[str, str]:

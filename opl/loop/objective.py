@@ -13,10 +13,24 @@ The target is a conjunction of clauses ``metric op threshold`` over the simulato
     scale = max(|threshold|, 1)   (percent units: a shortfall of 0.5 on ``>= 1%`` is half a percent point)
 
 A strict ``>``/``<`` clause met with equality counts a shortfall of 1e-9 so that "met" and "shortfall 0"
-agree. **Distance** of a set of metric values: the sum of the clause shortfalls (0 exactly when every
-clause holds). The objective of a candidate (`opl.loop.evaluate`) adds the base case's distance at its
-evaluated size and the largest distance among the sensitivity scenarios at that size, so it is 0 only when
-the target holds and still holds under every sensitivity.
+agree.
+
+**Distance** of a set of metric values, 0 exactly when every clause holds::
+
+    distance = k × (largest shortfall among the k clauses on size-scaled metrics)
+               + (sum of the shortfalls of the other clauses)
+
+Size-scaled metrics (`SIZE_SCALED`: returns, drawdowns, CVaR, peak margin) grow with the position size,
+so a larger size trades a return shortfall for a drawdown excess; counting them by their largest
+shortfall makes the distance smallest at the size that balances them, and every gain in return per unit
+of drawdown lowers it. (A plain sum would be smallest at a corner — the smallest size whenever drawdown
+grows faster than return — where improving the strategy barely moves it.) The other clauses (the loss
+probability, margin-call and liquidation probabilities) are shares that size barely moves; they add up.
+With at most one size-scaled clause the distance is the plain sum of shortfalls.
+
+The objective of a candidate (`opl.loop.evaluate`) is the smallest distance over its swept sizes plus the
+largest distance among the sensitivity scenarios at that size, so it is 0 only when the target holds and
+still holds under every sensitivity.
 """
 
 from __future__ import annotations
@@ -26,7 +40,11 @@ from typing import Literal
 
 from opl import ast
 
-__all__ = ["Clause", "Target", "TargetError", "DEFAULT_TARGET", "parse_target"]
+__all__ = ["Clause", "Target", "TargetError", "DEFAULT_TARGET", "SIZE_SCALED", "parse_target"]
+
+# Target metrics that grow with the position size; the others are shares of months or paths.
+SIZE_SCALED = frozenset({"median_monthly_return", "mean_monthly_return", "max_drawdown_p95", "max_drawdown_p99",
+                         "cvar_95", "cvar_99", "peak_margin_p95"})
 
 DEFAULT_TARGET = "median_monthly_return >= 1% and loss_probability <= 25% and max_drawdown_p95 <= 10%"
 
@@ -82,8 +100,10 @@ class Target:
     source: Literal["file", "default"] = "file"
 
     def distance(self, values: dict[str, float]) -> float:
-        """Sum of the clause shortfalls for metric ``values`` (RunMetrics.target_values())."""
-        return float(sum(c.shortfall(values.get(c.metric)) for c in self.clauses))
+        """The distance of metric ``values`` (RunMetrics.target_values()) from the target (module docstring)."""
+        scaled = [c.shortfall(values.get(c.metric)) for c in self.clauses if c.metric in SIZE_SCALED]
+        other = [c.shortfall(values.get(c.metric)) for c in self.clauses if c.metric not in SIZE_SCALED]
+        return float(len(scaled) * max(scaled, default=0.0) + sum(other))
 
     def holds(self, values: dict[str, float]) -> bool:
         return all(c.holds(values.get(c.metric)) for c in self.clauses)

@@ -57,11 +57,14 @@ def test_clause_shortfalls_are_relative_to_the_threshold():
     assert ge.shortfall(None) == 1.0 and ge.shortfall(math.nan) == 1.0
 
 
-def test_distance_is_the_sum_of_shortfalls_and_zero_exactly_when_the_target_holds():
+def test_distance_counts_size_scaled_clauses_by_their_largest_shortfall_and_is_zero_when_the_target_holds():
     target = _target()
     assert [c.metric for c in target.clauses] == ["median_monthly_return", "loss_probability", "max_drawdown_p95"]
     values = {"median_monthly_return": 0.5, "loss_probability": 30.0, "max_drawdown_p95": 12.0}
-    assert target.distance(values) == pytest.approx(0.5 + 0.2 + 0.2)
+    # return and drawdown scale with size: 2 x max(0.5, 0.2); the loss probability adds its 0.2
+    assert target.distance(values) == pytest.approx(2 * 0.5 + 0.2)
+    one_scaled = Target(text="", clauses=target.clauses[:2])
+    assert one_scaled.distance(values) == pytest.approx(0.5 + 0.2)  # the plain sum
     assert not target.holds(values)
     met = {"median_monthly_return": 1.5, "loss_probability": 20.0, "max_drawdown_p95": 8.0}
     assert target.distance(met) == 0.0 and target.holds(met)
@@ -97,9 +100,14 @@ def test_the_evaluated_size_balances_return_and_drawdown_not_the_smallest_corner
     # Drawdown grows 20x faster than return per lot (more than the target's 10x): the sum of shortfalls is
     # smallest at size 1, but the balanced size is where the return and drawdown shortfalls cross.
     table = [(s, 0.04 * s, 40.0 + (s % 3) * 0.1, 0.8 * s) for s in (1, 5, 10, 15, 20, 25)]
-    size, recommended = _pick_size(_rows(target, table), target)
+    rows = _rows(target, table)
+    size, recommended = _pick_size(rows, target)
     assert recommended is None
     assert size == 15  # shortfalls at 15: return 0.4, drawdown 0.2 (at 10: 0.6/0; at 20: 0.2/0.6)
+    # More sizes can only lower the smallest distance: the objective is monotone in the sweep.
+    finer = _rows(target, table + [(16.7, 0.668, 40.0, 13.36)])
+    best = min(r["distance"] for r in rows)
+    assert min(r["distance"] for r in finer) <= best and _pick_size(finer, target)[0] == 16.7
 
 
 def test_when_the_target_holds_the_evaluated_size_is_the_low_end_of_the_longest_run():
@@ -160,11 +168,11 @@ def test_holdout_is_measured_on_fresh_seeds_with_more_paths(evaluator, quick):
 
 
 def test_a_candidate_the_simulator_cannot_run_is_a_located_error_not_an_exception(evaluator):
-    bad = SMALL.replace("Option(Call, ATM+5%, 30d)", "Option(Call, ATM+5%, 60d)")  # one expiry a month only
-    assert opl.check(bad).ok
+    bad = SMALL.replace("underlying Future(2026-05-15)\nexchange CZCE\nsymbol CJ605\n", "underlying Stock\n")
+    assert opl.check(bad).ok  # a valid file, but the simulator needs options on a future with a rule pack
     evaluation = evaluator.evaluate(bad, display="runs/x/iter_3/candidate.opl")
     assert not evaluation.ok and math.isinf(evaluation.objective)
-    assert "--> runs/x/iter_3/candidate.opl:11:" in evaluation.error and "tenor" in evaluation.error
+    assert "--> runs/x/iter_3/candidate.opl:2:" in evaluation.error and "cannot simulate" in evaluation.error
     assert evaluation.to_dict()["objective"] is None
 
 
