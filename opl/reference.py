@@ -74,6 +74,8 @@ def _limits() -> str:
         ("lines", f"{limits.MAX_LINES:,}", "E008"),
         ("line length", f"{limits.MAX_LINE_LENGTH:,} characters", "E008"),
         ("nesting depth of an expression", f"{limits.MAX_DEPTH}", "E009"),
+        ("terms in one operator chain (`A + B + …`; a chain is one level of nesting)", f"{limits.MAX_CHAIN}",
+         "E009"),
         ("legs after expansion", f"{limits.MAX_LEGS}", "E010"),
         ("identifier length", f"{limits.MAX_IDENTIFIER} characters", "E011"),
         ("absolute value of a number", f"{limits.MAX_NUMBER:g}", "E012"),

@@ -56,3 +56,15 @@ def _mixes() -> bool:
     import inspect
 
     return "mix_stderr" in inspect.signature(CliRunner.__init__).parameters
+
+
+def test_the_generated_tables_of_the_language_reference_are_current():
+    # grammar/README.md's tables between `<!-- generated:… -->` markers come from the code (opl.reference);
+    # a code, limit, trigger or template added without `python -m opl.reference --write` fails here.
+    from pathlib import Path
+
+    from opl.reference import refresh
+
+    readme = Path(__file__).resolve().parents[2] / "grammar" / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    assert refresh(text) == text, "run `python -m opl.reference --write`"
