@@ -264,6 +264,9 @@ def _plots(out: Path, records: list, target: Target, holdout: dict | None) -> li
             ax.set_ylabel(f"{_label(c.metric)} %")
             ax.legend(fontsize=8, loc="best")
         axes[-1].set_xlabel("iteration (each candidate at its evaluated size)")
+        from matplotlib.ticker import MaxNLocator
+
+        axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
         fig.tight_layout()
         fig.savefig(out / "progress.png")
         plt.close(fig)
