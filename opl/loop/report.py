@@ -182,7 +182,8 @@ def _ranges(sizes: list[float]) -> str:
 
 
 def _answer(target: Target, holdout: dict | None, best: dict, records: list, diagnosis: Diagnosis | None) -> str:
-    searched = f"{len(records) - 1} proposal(s) after the baseline"
+    n = len(records) - 1
+    searched = f"{n} proposal{'s' if n != 1 else ''} after the baseline"
     if holdout is None or not holdout.get("ok"):
         return ("**No answer:** the best candidate could not be re-measured on hold-out seeds"
                 + (f" ({holdout.get('error', '').strip().splitlines()[0]})" if holdout and holdout.get("error") else "")
@@ -202,8 +203,28 @@ def _answer(target: Target, holdout: dict | None, best: dict, records: list, dia
     failing = diagnosis.failures if diagnosis is not None else []
     why = "; ".join(f"`{f['clause']}` is {f['value']:.2f}" for f in failing) or \
           "a sensitivity scenario fails"
-    return (f"**No.** After {searched}, no candidate meets `{target.text}`. The closest (iteration "
-            f"{best['iteration']}), re-measured on hold-out seeds, is best at size {size:g} lots: {numbers} — {why}.")
+    return (f"**No.** In {searched}, no candidate meets `{target.text}`. The closest (iteration "
+            f"{best['iteration']}), re-measured on hold-out seeds, comes nearest at size {size:g} lots: {numbers} — "
+            f"{why}.{_within_limits(holdout, target)}")
+
+
+def _within_limits(evaluation: dict, target: Target) -> str:
+    """What the size-scaled reward clauses reach at the sizes where every size-scaled risk limit holds."""
+    from opl.loop.objective import SIZE_SCALED
+
+    risks = [c for c in target.clauses if c.metric in SIZE_SCALED and c.op in ("<=", "<")]
+    rewards = [c for c in target.clauses if c.metric in SIZE_SCALED and c.op in (">=", ">")]
+    sweep = evaluation.get("sweep", [])
+    if not risks or not rewards or not sweep:
+        return ""
+    inside = [r for r in sweep if all(c.holds(r["values"].get(c.metric)) for c in risks)]
+    limits = " and ".join(f"`{c.text}`" for c in risks)
+    if not inside:
+        return f" No swept size keeps {limits}."
+    best = {c.metric: max(r["values"].get(c.metric, float("-inf")) for r in inside) for c in rewards}
+    reach = ", ".join(f"{_label(m)} at most {v:.2f}%" for m, v in best.items())
+    return (f" Within {limits} (sizes {_ranges([r['size'] for r in inside])} lots) the strategy reaches "
+            f"{reach}.")
 
 
 def _why_not(diagnosis: Diagnosis | None, holdout: dict, target: Target) -> list[str]:
