@@ -6,9 +6,11 @@ says. One evaluation is three passes of `opl.simulate.simulate_file`:
 
 1. **sweep** — the candidate's ``sizes`` (else ``[1, 2, 5, 10, 20]``) on one set of paths, without its
    scenarios. The *evaluated size*: when the target holds at several sizes, the lowest size of the longest
-   unbroken run of them (the simulator's ``recommended_size`` rule); otherwise the size with the smallest
-   distance (`opl.loop.objective`: the size that balances the return shortfall against the drawdown
-   excess), the smaller size on a tie;
+   unbroken run of them (the simulator's ``recommended_size`` rule); otherwise the whole-lot size, swept
+   or between two swept sizes, where the distance (`opl.loop.objective`: it balances the return shortfall
+   against the drawdown excess) interpolated linearly between neighbouring swept sizes is smallest (the
+   smaller size on a tie); a size between swept ones is then measured exactly by the scenario pass, on
+   the same paths, and added to the sweep marked ``interpolated``;
 2. **scenarios** — the stress and sensitivity scenarios at the evaluated size;
 3. **counterfactuals** (tail attribution for the critic) — the base case at the evaluated size without
    the model's jumps (``no_jumps``) and with GARCH/GJR volatility replaced by constant volatility
@@ -165,11 +167,12 @@ class Evaluator:
                     note("stress")
                     run = self._simulate(candidate.without("sensitivity", "experiment"), folder, "stress",
                                          paths=self.settings.paths, seed=self.settings.seed,
-                                         extra=[f"experiment.sizes=[{size:g}]", f"size={size:g}"])
+                                         extra=_at(size, evaluation.run["capital"]))
                     stress = self._scenarios(run)
                 evaluation.scenarios = stress + [s for s in evaluation.scenarios if s["kind"] != "stress"]
-                evaluation.counterfactuals = self._counterfactuals(candidate, folder, size, paths=self.settings.paths,
-                                                                   seed=self.settings.seed, note=note)
+                evaluation.counterfactuals = self._counterfactuals(candidate, folder, size, evaluation.run["capital"],
+                                                                   paths=self.settings.paths, seed=self.settings.seed,
+                                                                   note=note)
             except (SimulationInputError, SettingsError) as error:
                 evaluation.notes.append(f"stress scenarios or counterfactuals could not be run: {error}")
         evaluation.complete = True
@@ -228,7 +231,8 @@ class Evaluator:
                         "values": values, "attribution": s.metrics.attribution["percent_of_capital"]})
         return out
 
-    def _counterfactuals(self, candidate: Candidate, folder: Path, size: float, *, paths, seed, note) -> dict:
+    def _counterfactuals(self, candidate: Candidate, folder: Path, size: float, capital: float, *, paths, seed,
+                         note) -> dict:
         out: dict[str, dict[str, Any]] = {}
         if not self.settings.counterfactuals:
             return out
@@ -236,7 +240,7 @@ class Evaluator:
         for name, model in _counterfactual_models(candidate).items():
             note(name)
             run = self._simulate(bare.with_field("model", model, block="experiment"), folder, name,
-                                 paths=paths, seed=seed, extra=[f"experiment.sizes=[{size:g}]", f"size={size:g}"])
+                                 paths=paths, seed=seed, extra=_at(size, capital))
             out[name] = {"model": model, "values": run.base.target_values()}
         return out
 
@@ -252,18 +256,29 @@ class Evaluator:
             values = metrics.target_values()
             rows.append({"size": size, "distance": self.target.distance(values), "holds": self.target.holds(values),
                          "values": values, "metrics": metrics})
+        # Returns are P&L / capital; without `capital` in the file the simulator derives it from the base
+        # size, so every later pass is given the sweep's capital to stay comparable with it.
+        capital = sweep_run.run["capital"]
         size, recommended = _pick_size(rows, self.target)
-        best = next(r for r in rows if r["size"] == size)
+        if recommended is None:
+            size = _interpolated_size(rows, self.target) or size
         scenario_text = candidate if complete else candidate.without("stress", "experiment")
         scenarios, simulation = [], None
+        swept = any(r["size"] == size for r in rows)
         if scenario_text.statement("stress", "experiment") or scenario_text.statement("sensitivity", "experiment") \
-                or sizes is not None:
+                or sizes is not None or not swept:
             note("scenarios" if complete else "sensitivities")
             simulation = self._simulate(scenario_text, folder, "scenarios", paths=paths, seed=seed,
-                                        extra=[f"experiment.sizes=[{size:g}]", f"size={size:g}"])
+                                        extra=_at(size, capital))
             scenarios = self._scenarios(simulation)
-        counterfactuals = self._counterfactuals(candidate, folder, size, paths=paths, seed=seed, note=note) \
-            if complete else {}
+        if not swept:  # measured by the scenario pass, on the same paths as the sweep
+            values = simulation.base.target_values()
+            rows.append({"size": size, "distance": self.target.distance(values), "holds": self.target.holds(values),
+                         "values": values, "metrics": simulation.base, "interpolated": True})
+            rows.sort(key=lambda r: r["size"])
+        best = next(r for r in rows if r["size"] == size)
+        counterfactuals = self._counterfactuals(candidate, folder, size, capital, paths=paths, seed=seed,
+                                                note=note) if complete else {}
         sensitivity = [s["distance"] for s in scenarios if s["kind"] == "sensitivity"]
         objective = best["distance"] + (max(sensitivity) if sensitivity else 0.0)
         return Evaluation(
@@ -274,12 +289,40 @@ class Evaluator:
             strategy=sweep_run.strategy, notes=list(sweep_run.notes), simulation=simulation)
 
 
+def _at(size: float, capital: float) -> list[str]:
+    """Settings of a single-size pass at ``size`` against the sweep's ``capital``."""
+    return [f"experiment.sizes=[{size:g}]", f"size={size:g}", f"capital={capital!r}"]
+
+
 def _sizes(candidate: Candidate) -> tuple[float, ...]:
     import opl
 
     checked = opl.check(candidate.text)
     exp = checked.document.experiment if checked.document is not None else None
     return tuple(exp.sizes) if exp is not None and exp.sizes else DEFAULT_SIZES
+
+
+def _interpolated_size(rows: list[dict], target: Target) -> float | None:
+    """The whole-lot size between the swept ones where the linearly interpolated distance is smallest.
+
+    Returns and drawdowns are close to linear in size between neighbouring swept sizes, so the balanced
+    size of a coarse sweep (``[1, 2, 5, 10, 20]``) is found without sweeping every size; the scenario pass
+    then measures it exactly. None when it is a swept size.
+    """
+    ordered = sorted(rows, key=lambda r: r["size"])
+    best, best_key = None, None
+    for left, right in zip(ordered, ordered[1:]):
+        a, b = left["size"], right["size"]
+        for size in range(int(math.ceil(a)), int(math.floor(b)) + 1):
+            w = (size - a) / (b - a)
+            values = {m: (1 - w) * left["values"][m] + w * right["values"][m]
+                      for m in left["values"] if left["values"][m] is not None and right["values"].get(m) is not None}
+            key = (target.distance(values), size)
+            if best_key is None or key < best_key:
+                best, best_key = float(size), key
+    if best is None or any(r["size"] == best for r in rows):
+        return None
+    return best
 
 
 def _pick_size(rows: list[dict], target: Target) -> tuple[float, dict | None]:

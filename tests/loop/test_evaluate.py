@@ -139,6 +139,23 @@ def test_every_evaluation_uses_the_runs_seed_and_paths_and_reproduces(evaluator,
     assert other.values == quick.values
 
 
+def test_a_size_between_the_swept_ones_is_picked_by_interpolation_and_measured(evaluator):
+    from opl.loop.evaluate import _interpolated_size
+
+    target = evaluator.target
+    table = [(s, 0.04 * s, 40.0, 0.8 * s) for s in (1, 5, 10, 20)]
+    # Return shortfall 1 - 0.04s meets drawdown excess 0.08s - 1 at s = 16.7; 16 and 17 tie (0.36), 16 wins.
+    assert _interpolated_size(_rows(target, table), target) == 16
+    # Without `capital` in the file every pass is measured against the sweep's capital.
+    text = SMALL.replace("capital 1000000\n", "").replace("sizes [ 5, 10, 20 ]", "sizes [ 1, 8 ]")
+    evaluation = evaluator.evaluate(text, complete=False)
+    measured = [r for r in evaluation.sweep if r.get("interpolated")]
+    if measured:
+        assert evaluation.size == measured[0]["size"] and evaluation.size not in (1, 8)
+    assert {s["size"] for s in evaluation.scenarios} == {evaluation.size}
+    assert evaluation.run["capital"] > 0
+
+
 def test_objective_adds_the_worst_sensitivity_to_the_base_distance(evaluator, quick):
     (sens,) = [s for s in quick.scenarios if s["kind"] == "sensitivity"]
     base = next(r for r in quick.sweep if r["size"] == quick.size)
