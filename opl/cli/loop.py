@@ -35,6 +35,7 @@ from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 @click.option("--data", "data", default=None, metavar="synth|DIR",
               help="Market data: `synth` writes the synthetic jujube dataset into the run; DIR holds futures.csv "
                    "(+ signals.csv, factors.csv, options.csv). Runs the assumption tests (and calibration).")
+@click.option("--repair", is_flag=True, help="Make the data loaders' documented repairs (each one logged).")
 @click.option("--paths", type=click.IntRange(50, 1_000_000), default=2_000, show_default=True,
               help="Paths per candidate (every candidate sees the same seed).")
 @click.option("--holdout-paths", "holdout_paths", type=click.IntRange(50, 10_000_000), default=10_000,
@@ -51,7 +52,7 @@ from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
               help="A simulator setting for every candidate of the run (keys: opl/simconfig.py).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the answer.")
 def loop(file: str | None, max_iter: int | None, runs: str, proposer: str | None, model: str | None,
-         base_url: str | None, resume: str | None, data: str | None, paths: int, holdout_paths: int,
+         base_url: str | None, resume: str | None, data: str | None, repair: bool, paths: int, holdout_paths: int,
          seed: int | None, minutes: float | None, tokens: int | None, converge_rounds: int | None,
          min_gain: float | None, overrides: tuple[str, ...], quiet: bool) -> None:
     """Improve FILE's strategy and experiment design in a closed loop; answer whether its target is reachable."""
@@ -82,7 +83,7 @@ def loop(file: str | None, max_iter: int | None, runs: str, proposer: str | None
                               base_url or recorded.get("base_url"))
         else:
             agent = _proposer(proposer or "builtin", model, base_url)
-            settings = LoopSettings(paths=paths, seed=seed, holdout_paths=holdout_paths, data=data,
+            settings = LoopSettings(paths=paths, seed=seed, holdout_paths=holdout_paths, data=data, repair=repair,
                                     overrides=tuple(overrides))
             config = agent.config() if hasattr(agent, "config") else {"proposer": agent.name}
             archive = start_run(file, runs, settings, rules_flags=flags, proposer_config=config)

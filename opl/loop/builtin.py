@@ -434,6 +434,8 @@ class _Moves:
         extra = []
         if i > 0:
             extra.append(best - (best - sweep[i - 1]) * scale / 2)
+        elif best > 1:
+            extra.append(best * (1 - scale / 2))
         if i + 1 < len(sweep):
             extra.append(best + (sweep[i + 1] - best) * scale / 2)
         return self._sizes("refine_sizes", extra)

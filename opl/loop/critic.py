@@ -306,6 +306,13 @@ def _directions(evaluation, target, candidate, failures, structure, tail, scenar
     early = tail["early_exits"]["share"]
     costs = tail["hedging"]["costs_of_premium"]
     jumps = tail.get("jumps", {}).get("share_of_cvar95", 0.0) or 0.0
+    # The evaluated size balances return against drawdown; at the edge of the sweep the balance may lie
+    # beyond it, so measuring there comes first (cheap, and it makes every later comparison fairer).
+    if failing and structure.get("size_at_edge") == "largest":
+        add("extend_sizes", "the evaluated size is the largest swept: the balance of return and drawdown may lie "
+                            "beyond it")
+    elif failing and structure.get("size_at_edge") == "smallest" and evaluation.size > 1:
+        add("refine_sizes", "the evaluated size is the smallest swept: sweep smaller sizes")
     if "loss_probability" in failing:
         lo, hi = structure["loss_probability_range"]
         if early > EARLY_EXIT_SHARE:
@@ -316,8 +323,6 @@ def _directions(evaluation, target, candidate, failures, structure, tail, scenar
         if costs is not None and costs > COSTS_OF_PREMIUM:
             add("raise_hedge_band", f"fees and slippage take {costs:.0%} of the options' P&L: hedge less often")
     if "median_monthly_return" in failing:
-        if structure.get("size_at_edge") == "largest" and "max_drawdown_p95" not in failing:
-            add("extend_sizes", "the best size is the largest swept and the drawdown still has room: sweep larger sizes")
         if costs is not None and costs > COSTS_OF_PREMIUM:
             add("raise_hedge_band", f"fees and slippage take {costs:.0%} of the options' P&L")
             add("hedge_less_often", f"fees and slippage take {costs:.0%} of the options' P&L")
@@ -331,8 +336,6 @@ def _directions(evaluation, target, candidate, failures, structure, tail, scenar
         else:
             add("widen_wings" if jumps < TAIL_SHARE else "add_wings", "the wings decide the worst months")
         add("add_stop_loss" if stop is None else "tighten_stop_loss", "a monthly stop bounds each month's loss")
-        if structure.get("size_at_edge") == "smallest":
-            add("refine_sizes", "the best size is the smallest swept: sweep smaller sizes")
         if keep > 0:
             add("keep_less", f"the kept {keep:.0%} exposure adds directional drawdown")
     signal_only = [f["metric"] for s in scenarios if s["scenario"].startswith(("hit_rate", "drift"))

@@ -2,9 +2,10 @@
 
 ``--data synth`` writes the seeded synthetic jujube dataset (`opl.data.synth`, seed 1, six years, with
 option chains and ``truth.json``) into the run's ``data/``; ``--data DIR`` reads the user's folder, which
-must hold ``futures.csv`` and may hold ``signals.csv``, ``factors.csv`` and ``options.csv`` (contracts in
-``data_contracts.md``). Every file is validated by `opl.data.loaders`; a broken file stops the run before
-any simulation with each problem located (``path:line: column: message``).
+must hold ``futures.csv`` and may hold ``signals.csv``, ``factors.csv``, ``options.csv`` and ``iv_summary.csv``
+(contracts in ``data_contracts.md``). Every file is validated by `opl.data.loaders`; a broken file stops the
+run before any simulation with each problem located (``path:line: column: message``); ``--repair`` makes
+the loaders' documented repairs (each one logged in the assumption report).
 
 The assumption tests (`opl.assumptions`) run once, claiming the initial file's hit rate (else 90%), and
 write ``assumptions/`` (JSON, markdown, plots). The calibration (`opl.calibrate.calibrate_dir`, when that
@@ -52,7 +53,7 @@ def _pack_limits(initial_text: str) -> tuple[float | None, float]:
 
 
 def prepare_data(archive: RunArchive, source: str, *, initial_text: str, claim: float | None,
-                 progress=None) -> dict[str, Any]:
+                 repair: bool = False, progress=None) -> dict[str, Any]:
     """Run the data stage into ``archive`` (once; later calls read ``facts.json``) and return the facts.
 
     Raises
@@ -79,8 +80,8 @@ def prepare_data(archive: RunArchive, source: str, *, initial_text: str, claim: 
             raise DataInputError(f"--data {source}: no {DATA_FILES['futures']} in the folder", usage=True)
         origin = {"kind": "folder", "folder": os.path.abspath(folder)}
     note("assumption tests")
-    assumptions = _assumptions(archive, folder, initial_text=initial_text, claim=claim)
-    calibration = _calibration(archive, folder, note)
+    assumptions = _assumptions(archive, folder, initial_text=initial_text, claim=claim, repair=repair)
+    calibration = _calibration(archive, folder, note, repair=repair)
     facts = {"origin": origin, "assumptions": assumptions, "calibration": calibration}
     archive.write_json("facts.json", facts)
     return facts
@@ -100,12 +101,13 @@ def _load(folder: Path, kind: str, **kwargs):
         raise DataInputError(f"{path}: {error.strerror or error}", usage=True) from None
 
 
-def _assumptions(archive: RunArchive, folder: Path, *, initial_text: str, claim: float | None) -> dict[str, Any]:
+def _assumptions(archive: RunArchive, folder: Path, *, initial_text: str, claim: float | None,
+                 repair: bool) -> dict[str, Any]:
     from opl.assumptions.report import run_assumptions
 
     limit, tick = _pack_limits(initial_text)
-    futures = _load(folder, "futures", limit=limit, tick=tick)
-    signals, factors = _load(folder, "signals"), _load(folder, "factors")
+    futures = _load(folder, "futures", limit=limit, tick=tick, repair=repair)
+    signals, factors = _load(folder, "signals", repair=repair), _load(folder, "factors", repair=repair)
     try:
         report = run_assumptions(futures=futures, signals=signals, factors=factors, limit=limit, tick=tick,
                                  claim=claim or 0.90)
@@ -118,7 +120,7 @@ def _assumptions(archive: RunArchive, folder: Path, *, initial_text: str, claim:
     return data
 
 
-def _calibration(archive: RunArchive, folder: Path, note) -> dict[str, Any] | None:
+def _calibration(archive: RunArchive, folder: Path, note, *, repair: bool) -> dict[str, Any] | None:
     """`opl.calibrate.calibrate_dir` when the package provides it; None (the loop runs uncalibrated) otherwise."""
     try:
         module = importlib.import_module("opl.calibrate")
@@ -129,7 +131,7 @@ def _calibration(archive: RunArchive, folder: Path, note) -> dict[str, Any] | No
         return None
     note("calibration")
     try:
-        result = calibrate_dir(folder)
+        result = calibrate_dir(folder, repair=repair)
     except (ValueError, OSError) as error:
         return {"error": str(error), "experiment_lines": []}
     out = {"summary": result.summary(), "experiment_lines": list(result.experiment_lines()),

@@ -56,6 +56,7 @@ class LoopSettings:
     holdout_paths: int = 10_000
     holdout_seed: int | None = None
     data: str | None = None
+    repair: bool = False
     overrides: tuple[str, ...] = ()
     counterfactuals: bool = True
 
@@ -124,7 +125,7 @@ def start_run(file: str | Path, runs: str | Path, settings: LoopSettings, *, rul
     rules = stop_rules(checked.document, **rules_flags)
     archive = RunArchive.create(runs, Path(file).stem, initial_text=text, settings={
         "created": _now(), "file": str(file), "target": target.to_dict(), "evaluation": evaluation.to_dict(),
-        "stops": rules.to_dict(), "proposer": proposer_config, "data": settings.data,
+        "stops": rules.to_dict(), "proposer": proposer_config, "data": settings.data, "repair": settings.repair,
         "claim": exp.hit_rate if exp is not None else None, "versions": versions(), "sessions": [_now()]})
     archive.write_text("define_metrics.md", define_metrics(target, evaluation, rules))
     contracts = Path(__file__).resolve().parents[2] / "examples" / "jujube" / "data_contracts.md"
@@ -261,7 +262,8 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
     if settings.get("data"):
         started = time.perf_counter()
         facts = prepare_data(archive, settings["data"], initial_text=archive.path("initial.opl").read_text("utf-8"),
-                             claim=settings.get("claim"), progress=lambda stage: emit("stage", {"stage": stage}))
+                             claim=settings.get("claim"), repair=settings.get("repair", False),
+                             progress=lambda stage: emit("stage", {"stage": stage}))
         facts_seconds = facts.get("seconds") or (time.perf_counter() - started)
         if "seconds" not in facts:
             facts["seconds"] = facts_seconds
