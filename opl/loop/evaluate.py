@@ -212,6 +212,8 @@ class Evaluator:
             except SettingsError as error:
                 where = f"setting `{error.key}`: " if error.key else ""
                 evaluation = Evaluation(ok=False, error=f"{display}: {where}{error}")
+        if evaluation.simulation is not None:
+            evaluation.simulation.file = display  # its report names the candidate, not the temporary copy
         evaluation.seconds = time.perf_counter() - started
         return evaluation
 
