@@ -34,7 +34,8 @@ from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
               help="Continue this run folder after its last finished iteration.")
 @click.option("--data", "data", default=None, metavar="synth|DIR",
               help="Market data: `synth` writes the synthetic jujube dataset into the run; DIR holds futures.csv "
-                   "(+ signals.csv, factors.csv, options.csv). Runs the assumption tests (and calibration).")
+                   "(+ signals.csv, factors.csv, options.csv, iv_summary.csv). Runs the assumption tests and the "
+                   "calibration.")
 @click.option("--repair", is_flag=True, help="Make the data loaders' documented repairs (each one logged).")
 @click.option("--paths", type=click.IntRange(50, 1_000_000), default=2_000, show_default=True,
               help="Paths per candidate (every candidate sees the same seed).")
