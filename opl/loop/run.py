@@ -132,12 +132,9 @@ def start_run(file: str | Path, runs: str | Path, settings: LoopSettings, *, rul
     if contracts.is_file():
         archive.write_text("data_contracts.md", contracts.read_text(encoding="utf-8"))
     else:  # an installed wheel ships no examples: say where the contracts are instead
-        archive.write_text("data_contracts.md", "# Data contracts
-
-The column contracts of the data files are "
+        archive.write_text("data_contracts.md", "# Data contracts\n\nThe column contracts of the data files are "
                            "`opl.data.contracts` (checked by `opl.data.loaders`); the page that explains them is "
-                           "examples/jujube/data_contracts.md in the source repository.
-")
+                           "examples/jujube/data_contracts.md in the source repository.\n")
     return archive
 
 
