@@ -410,7 +410,7 @@ def _join(items: list[ast.Value]) -> ast.Value | None:
 def _setting(lw: "Lowerer", result: Experiment, name: str, value: ast.Value) -> None:
     inner = _unwrap(value)
     if name == "model":
-        result.model = tuple(c for c in (_model_component(lw, v) for v in _plus_terms(inner)) if c is not None)
+        result.model = tuple(c for c in (_model_component(lw, v) for v in plus_terms(inner)) if c is not None)
     elif name == "calibration":
         head = inner.func if isinstance(inner, ast.Call) else inner
         if isinstance(head, str):
@@ -481,10 +481,11 @@ def _setting(lw: "Lowerer", result: Experiment, name: str, value: ast.Value) -> 
         result.stop = tuple(kept)
 
 
-def _plus_terms(value: ast.Value) -> list[ast.Value]:
+def plus_terms(value: ast.Value) -> list[ast.Value]:
+    """The terms of ``a + b + c`` (a model such as `garch + jump`), brackets removed."""
     value = _unwrap(value)
     if isinstance(value, ast.Binary) and value.op == "+":
-        return _plus_terms(value.left) + _plus_terms(value.right)
+        return plus_terms(value.left) + plus_terms(value.right)
     return [value]
 
 

@@ -38,7 +38,7 @@ class AbsoluteStrike:
     value: float
 
     def __str__(self) -> str:
-        return _num(self.value)
+        return number_text(self.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +54,7 @@ class RelativeStrike:
         if self.offset == 0:
             return head
         sign = "+" if self.offset > 0 else "-"
-        body = _num(abs(self.offset)) + ("%" if self.percent else "")
+        body = number_text(abs(self.offset)) + ("%" if self.percent else "")
         return f"{head}{sign}{body}"
 
 
@@ -65,7 +65,7 @@ class DeltaStrike:
     delta: float
 
     def __str__(self) -> str:
-        return f"delta({_num(self.delta)})"
+        return f"delta({number_text(self.delta)})"
 
 
 StrikeSpec = Union[AbsoluteStrike, RelativeStrike, DeltaStrike]
@@ -82,7 +82,7 @@ class DaysTenor:
     relative: bool = False
 
     def __str__(self) -> str:
-        return ("+" if self.relative else "") + _num(self.days) + "d"
+        return ("+" if self.relative else "") + number_text(self.days) + "d"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +155,7 @@ def primitive_text(leg: Leg) -> str:
     if leg.kind == "future":
         return f"Future({leg.expiry.isoformat()})" if leg.expiry else "Future"
     if leg.kind == "leveraged_etf":
-        return f"LeveragedETF{{{_num(leg.beta or 1)}}}"
+        return f"LeveragedETF{{{number_text(leg.beta or 1)}}}"
     return {"stock": "Stock", "etf": "ETF", "cash": "Cash"}[leg.kind]
 
 
@@ -206,7 +206,7 @@ class LegSum:
 LegExpr = Union[LegTerm, TemplateCall, Ref, Scaled, LegSum]
 
 
-def _num(value: float) -> str:
+def number_text(value: float) -> str:
     """Shortest faithful text of a number: 480 not 480.0, 0.25 not 0.250."""
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))

@@ -55,12 +55,14 @@ class _Plan:
     factors: dict  # Variant fields for cost scenarios
 
 
-def _source_text(report, span) -> str:
+def source_text(report, span) -> str:
+    """The file's text under ``span`` (empty when there is none)."""
     text = report.source.text
     return text[span.start:span.end] if span is not None and span.end > span.start else ""
 
 
-def _settings_from(doc, compiled) -> tuple[SimSettings, dict]:
+def settings_from(doc, compiled) -> tuple[SimSettings, dict]:
+    """The simulator's settings from the file (experiment block, hedge, capital) and their spans by key."""
     s = SimSettings()
     spans: dict = {}
     exp = doc.experiment
@@ -90,7 +92,7 @@ def _settings_from(doc, compiled) -> tuple[SimSettings, dict]:
     return s, spans
 
 
-def _strategy(checked, compiled, settings: SimSettings, notes: list[str], *, mixed_tenors: bool = False):
+def runtime_strategy(checked, compiled, settings: SimSettings, notes: list[str], *, mixed_tenors: bool = False):
     """The file's strategy in runtime form. ``mixed_tenors`` lets option legs have different tenors: the
     month is the shortest one and the longer legs are sold back at market at its end (runtime/README.md);
     without it (given months, `opl backtest`) they are a located error."""
@@ -229,7 +231,7 @@ def _plans(doc, report, process, strategy) -> list[_Plan]:
         return plans
     for kind, scenarios in (("stress", exp.stress), ("sensitivity", exp.sensitivity)):
         for sc in scenarios:
-            text = _source_text(report, sc.span) or sc.name
+            text = source_text(report, sc.span) or sc.name
             v = sc.value
             if v is None:
                 raise SettingsError(f"scenario `{sc.name}` needs a value, e.g. `{sc.name}(+50%)`", span=sc.span,
@@ -286,14 +288,15 @@ def _plans(doc, report, process, strategy) -> list[_Plan]:
     return plans
 
 
-def _clauses(target, report) -> list:
+def target_clauses(target, report) -> list:
+    """The `and`-joined clauses of an experiment target, each checked on its own."""
     from opl import ast
 
     value = target
     while isinstance(value, ast.Paren):
         value = value.value
     if isinstance(value, ast.BoolOp) and value.op == "and":
-        return _clauses(value.left, report) + _clauses(value.right, report)
+        return target_clauses(value.left, report) + target_clauses(value.right, report)
     return [value]
 
 
@@ -305,7 +308,7 @@ def _recommend(rows, target, target_text, report) -> tuple[dict | None, str | No
     passing = [size for size, _, holds in rows if holds]
     if not passing:
         best_size, best, _ = max(rows, key=lambda r: r[1].monthly_return["median"])
-        failing = [_source_text(report, c.span) for c in _clauses(target, report)
+        failing = [source_text(report, c.span) for c in target_clauses(target, report)
                    if target_verdict(c, best.target_values()) is False]
         sizes = ", ".join(f"{s:g}" for s, _, _ in rows)
         return None, (f"`{target_text}` fails at every size swept ({sizes}); at size {best_size:g} (best median "
@@ -361,6 +364,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
     from opl.compiler import compile_checked
     from opl.diagnostics import Diagnostic
     from opl.runtime.metrics import ScenarioResult, SimulationResult, run_metrics, target_verdict
+    from opl.runtime.records import package_versions
     from opl.runtime.replay import RunSpec, Variant, replay
     from opl.runtime.rules import load_pack
 
@@ -384,7 +388,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
             raise SettingsError("`opl simulate` needs options on a future with an exchange rule pack "
                                 "(e.g. `underlying Future(2026-05-15)` and `exchange CZCE`)", span=span,
                                 code="E306")
-        settings, spans = _settings_from(doc, strategy_model)
+        settings, spans = settings_from(doc, strategy_model)
         calibration = _calibrate(doc, settings, data, notes)
         settings = parse_overrides(list(overrides), settings)
         if paths is not None:
@@ -392,7 +396,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
         if seed is not None:
             settings.seed = seed
         pack = load_pack(strategy_model.underlying.rule_pack)
-        strategy = _strategy(checked, strategy_model, settings, notes, mixed_tenors=True)
+        strategy = runtime_strategy(checked, strategy_model, settings, notes, mixed_tenors=True)
         strategy = replace(strategy, contract_size=pack.underlying.contract_size)
         process = _process(settings, strategy_model, pack, spans, notes)
         plans = _plans(doc, report, process, strategy)
@@ -433,7 +437,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
     base = replay(strategy=strategy, run=run, variants=tuple(Variant(size=s, **fee) for s in sizes), progress=tick)
     metrics = [run_metrics(base, v) for v in range(len(sizes))]
     target = doc.experiment.target if doc.experiment is not None else None
-    target_text = _source_text(report, target.span) if target is not None else None
+    target_text = source_text(report, target.span) if target is not None else None
     rows = [(s, metrics[i], target_verdict(target, metrics[i].target_values())) for i, s in enumerate(sizes)]
     recommended, reason = _recommend(rows, target, target_text, report)
     if recommended:
@@ -469,7 +473,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
         run={"paths": run.paths, "seed": run.seed, "horizon_months": run.months, "steps_per_day": run.steps_per_day,
              "days_per_month": run.days_per_month, "tenor_days": strategy.tenor_days, "capital": run.capital,
              "currency": pack.currency, "rule_pack": pack.name, "size": settings.size, "sizes": sizes,
-             "chunk": run.chunk, "price": run.price, "rate": strategy.rate, "versions": _versions()},
+             "chunk": run.chunk, "price": run.price, "rate": strategy.rate, "versions": package_versions()},
         model={"components": list(process.components), "vol": process.vol,
                "garch": _asdict(process.garch), "jump": _asdict(process.jump), "regime": _asdict(process.regime),
                "daily_limit": process.limit, "implied": _asdict(strategy.smile),
@@ -501,15 +505,3 @@ def _asdict(obj):
     from dataclasses import asdict, is_dataclass
 
     return asdict(obj) if obj is not None and is_dataclass(obj) else obj
-
-
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    import numpy
-
-    try:
-        opl_version = version("opl")
-    except PackageNotFoundError:  # pragma: no cover - running from a checkout without install
-        opl_version = None
-    return {"opl": opl_version, "numpy": numpy.__version__}

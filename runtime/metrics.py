@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from opl.runtime.records import json_safe
+
 from opl.runtime.ledger import BUCKETS
 
 __all__ = ["RunMetrics", "run_metrics", "target_verdict", "SimulationResult", "SCHEMA"]
@@ -141,22 +143,6 @@ def target_verdict(target, values: dict[str, float]) -> bool | None:
     return evaluate(target, values)
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN and infinities become null, numpy scalars plain numbers."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        f = float(value)
-        return f if math.isfinite(f) else None
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
 @dataclass(kw_only=True)
 class ScenarioResult:
     """A stress or sensitivity scenario run beside the base case."""
@@ -192,7 +178,7 @@ class SimulationResult:
     monthly_returns: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean({
+        return json_safe({
             "schema": SCHEMA, "file": self.file, "run": self.run, "model": self.model, "strategy": self.strategy,
             "target": {"condition": self.target, "holds": self.base_holds},
             "base": self.base.to_dict(),

@@ -13,7 +13,6 @@ simulator's own scenarios); otherwise ``stress.status`` is ``"not run"``.
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from opl.assumptions.random_walk import RandomWalkResult, random_walk_tests
 from opl.assumptions.stress import StressReport
 from opl.data.loaders import LoadResult
 from opl.data.rolls import ContractReturns, within_contract_returns
+from opl.runtime.records import json_safe, package_versions
 
 __all__ = ["AssumptionReport", "run_assumptions", "PLOTS"]
 
@@ -49,8 +49,8 @@ class AssumptionReport:
     def to_dict(self) -> dict:
         """A JSON-serialisable dict (NaN and infinities become None)."""
         out = {
-            "opl_version": _version("opl"),
-            "versions": {name: _version(name) for name in ("numpy", "pandas", "scipy", "statsmodels", "arch")},
+            "opl_version": package_versions(("opl",))["opl"],
+            "versions": package_versions(),
             "settings": self.settings,
             "data": self.data,
             "random_walk": self.random_walk.to_dict(),
@@ -59,7 +59,7 @@ class AssumptionReport:
             "stress": self.stress.to_dict() if self.stress is not None else
             {"status": "not run", "reason": "no strategy file given (opl assumptions --strategy FILE)"},
         }
-        return _clean(out)
+        return json_safe(out)
 
     def write_json(self, path: str | os.PathLike) -> Path:
         path = Path(path)
@@ -154,31 +154,6 @@ class AssumptionReport:
         path = out / "assumptions.md"
         path.write_text("\n".join(md), encoding="utf-8")
         return path
-
-
-def _version(name: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:  # a source tree that was never installed
-        return None
-
-
-def _clean(value):
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if not math.isfinite(float(value)) else float(value)
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    if isinstance(value, (pd.Timestamp, pd.Period)):
-        return str(value)
-    return value
 
 
 def _describe(result: LoadResult | None) -> dict | None:

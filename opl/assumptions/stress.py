@@ -134,18 +134,18 @@ def stress_test(path, *, paths: int | None = None, seed: int | None = None, over
     """
     import opl
     from opl.runtime.metrics import target_verdict
-    from opl.simulate import _clauses, _source_text, simulate_file
+    from opl.simulate import simulate_file, source_text, target_clauses
 
     result = simulate_file(path, paths=paths, seed=seed, overrides=overrides, data=calibration)
     checked = opl.check_file(path)
     exp = checked.document.experiment
     target = exp.target if exp is not None else None
-    clauses = _clauses(target, checked.report) if target is not None else []
+    clauses = target_clauses(target, checked.report) if target is not None else []
     by_size = {size: metrics for size, metrics, _ in result.sizes}
     scenarios = []
     for s in result.scenarios:
         values = s.metrics.target_values()
-        failing = [_source_text(checked.report, c.span) for c in clauses if target_verdict(c, values) is False]
+        failing = [source_text(checked.report, c.span) for c in clauses if target_verdict(c, values) is False]
         base = by_size.get(s.size, result.base)
         scenarios.append(ScenarioVerdict(name=s.name, kind=s.kind, text=s.text, size=s.size, holds=s.holds,
                                          failing=failing, values=_values(s.metrics), base=_values(base)))

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from opl.runtime.metrics import RunMetrics, _clean, run_metrics
+from opl.runtime.metrics import RunMetrics, run_metrics
+from opl.runtime.records import json_safe
 
 __all__ = ["BacktestResult", "SCHEMA", "performance"]
 
@@ -152,7 +153,7 @@ class BacktestResult:
         base = None
         if self.baseline is not None:
             base = {"performance": self.baseline["performance"], "metrics": self.baseline["metrics"].to_dict()}
-        return _clean({"schema": SCHEMA, "file": self.file, "data": self.data, "run": self.run,
+        return json_safe({"schema": SCHEMA, "file": self.file, "data": self.data, "run": self.run,
                        "strategy": self.strategy, "performance": self.performance, "metrics": self.metrics.to_dict(),
                        "baseline": base, "delta_band": self.delta_band, "cycles": self.cycles,
                        "notes": list(self.notes)})

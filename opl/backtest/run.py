@@ -45,14 +45,14 @@ def _strategy_with_band(checked, compiled, settings, notes):
     """The simulator's strategy object, with the items that hold a ``delta_band`` compiled for a history."""
     from opl.runtime.triggers import UnsupportedCondition, compile_condition
     from opl.simconfig import SettingsError
-    from opl.simulate import _strategy
+    from opl.simulate import runtime_strategy
 
     doc = checked.document
     banded = [item for item, calls in _band_calls(doc) if calls]
     plain_exit = replace(doc.exit, triggers=[v for v in doc.exit.triggers if v not in banded],
                          appended=[v for v in doc.exit.appended if v not in banded])
     plain = replace(checked, document=replace(doc, exit=plain_exit))
-    strategy = _strategy(plain, compiled, settings, notes)
+    strategy = runtime_strategy(plain, compiled, settings, notes)
     extra = []
     for item in banded:
         try:
@@ -143,7 +143,7 @@ def prepare(path, *, data, overrides=(), market: dict | None = None, repair: boo
     from opl.runtime.replay import RunSpec
     from opl.runtime.rules import load_pack
     from opl.simconfig import CAPITAL_MARGIN_MULTIPLE, SettingsError, parse_overrides
-    from opl.simulate import _settings_from
+    from opl.simulate import settings_from
 
     checked = opl.check_file(path)
     compiled = compile_checked(checked, market)
@@ -165,7 +165,7 @@ def prepare(path, *, data, overrides=(), market: dict | None = None, repair: boo
             raise SettingsError("`opl backtest` needs options on a future or an ETF with an exchange rule pack "
                                 "(e.g. `underlying Future(2026-05-15)` with `exchange CZCE`, or `underlying ETF` "
                                 "with `exchange SSE`)", span=span, code="E306")
-        settings, _ = _settings_from(doc, model)
+        settings, _ = settings_from(doc, model)
         settings = parse_overrides(list(overrides), settings)
         pack = load_pack(model.underlying.rule_pack)
         strategy = _strategy_with_band(checked, model, settings, notes)
@@ -239,7 +239,7 @@ def run_prepared(p: Prepared):
     from opl.backtest.walkforward import walk_forward
     from opl.runtime.historical import GivenMonths
     from opl.runtime.replay import Variant, replay
-    from opl.simulate import _versions
+    from opl.runtime.records import package_versions
 
     strategy, spec, settings, run, months, records = p.strategy, p.spec, p.settings, p.run, p.months, p.records
     notes = list(p.notes)
@@ -267,5 +267,5 @@ def run_prepared(p: Prepared):
     return BacktestResult.build(
         file=p.file, data=p.data, files=p.market.files, settings=settings, strategy=strategy, pack=p.pack,
         kind=p.kind, cycles=records, dates=pd.DatetimeIndex(dates), result=result, baseline=baseline, band=band,
-        notes=notes, versions=_versions(), surfaces=p.surfaces.names, months=traded,
+        notes=notes, versions=package_versions(), surfaces=p.surfaces.names, months=traded,
         sessions=p.cycles[-1].end - p.cycles[0].start + 1)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from opl.assumptions.report import _clean, _version
+from opl.runtime.records import json_safe, package_versions
 from opl.calibrate.block import ExperimentBlock
 from opl.calibrate.iv_summary import IVSummary
 from opl.calibrate.jumps import JumpModel
@@ -69,13 +69,13 @@ class CalibrationResult:
         return self.block.text(extra_components, comment=comment)
 
     def to_dict(self) -> dict:
-        return _clean({
+        return json_safe({
             "inputs": self.inputs, "settings": self.settings, "realised": self.realised.to_dict(),
             "garch": self.garch.to_dict(), "jumps": self.jump_model.to_dict(),
             "surface": self.surface.to_dict() if self.surface is not None else None,
             "iv_summary": self.iv_summary.stats() if self.iv_summary is not None else None,
             "implied": self.implied, "block": self.block.to_dict(),
-            "versions": {name: _version(name) for name in ("opl", "numpy", "pandas", "scipy", "arch", "statsmodels")},
+            "versions": package_versions(),
         })
 
     def summary(self) -> str:

@@ -87,9 +87,9 @@ def _nice(x: float) -> float:
 
 
 def _pct(value: float) -> str:
-    from opl.legs import _num
+    from opl.legs import number_text
 
-    return _num(round(value * 100, 6)) + "%"
+    return number_text(round(value * 100, 6)) + "%"
 
 
 class BuiltinProposer:
@@ -304,7 +304,7 @@ class _Moves:
     # ------------------------------------------------------------------ hedge
 
     def _hedge(self, move: str, change: str, *, band=None, every=None, keep=None) -> _Edit | None:
-        from opl.legs import _num
+        from opl.legs import number_text
 
         hedge = self.doc.hedge if self.doc is not None else None
         if hedge is None:
@@ -313,7 +313,7 @@ class _Moves:
         band = hedge.band or 0.0 if band is None else band
         keep = hedge.keep if keep is None else keep
         along = hedge.along if hedge.along not in (None, "none") else "direction"
-        text = f"{hedge.greek} with {hedge.instrument} every {_num(round(every, 4))}d band {_num(round(band, 4))}"
+        text = f"{hedge.greek} with {hedge.instrument} every {number_text(round(every, 4))}d band {number_text(round(band, 4))}"
         if keep > 0:
             text += f" keep {_pct(keep)} along {along}"
         if text == self.parent.value("hedge"):

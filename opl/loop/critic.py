@@ -60,9 +60,9 @@ class Diagnosis:
     directions: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        from opl.runtime.metrics import _clean
+        from opl.runtime.records import json_safe
 
-        return _clean({"ok": self.ok, "target_met": self.target_met, "objective": self.objective,
+        return json_safe({"ok": self.ok, "target_met": self.target_met, "objective": self.objective,
                        "size": self.size, "error": self.error, "failures": self.failures,
                        "scenarios": self.scenarios, "structure": self.structure, "tail": self.tail,
                        "defects": self.defects, "directions": self.directions})
@@ -280,10 +280,10 @@ def _merged_model(calibrated: str, terms: list[str], names: list[str]) -> str:
 
 
 def _model_terms(candidate: Candidate):
-    from opl.loop.evaluate import _plus_terms
+    from opl.fields import plus_terms
 
     statement = candidate.statement("model", "experiment")
-    return [] if statement is None or statement.value is None else _plus_terms(statement.value)
+    return [] if statement is None or statement.value is None else plus_terms(statement.value)
 
 
 def _directions(evaluation, target, candidate, failures, structure, tail, scenarios) -> list[dict[str, str]]:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from opl.fields import plus_terms
 from opl.loop.candidate import Candidate, CandidateError
 from opl.loop.objective import Target
 
@@ -96,9 +97,9 @@ class Evaluation:
         return self.base.get("target_metrics", {})
 
     def to_dict(self) -> dict[str, Any]:
-        from opl.runtime.metrics import _clean
+        from opl.runtime.records import json_safe
 
-        return _clean({"ok": self.ok, "error": self.error,
+        return json_safe({"ok": self.ok, "error": self.error,
                        "objective": self.objective if math.isfinite(self.objective) else None,
                        "target_met": self.target_met, "size": self.size, "recommended_size": self.recommended_size,
                        "sweep": self.sweep, "base": self.base, "scenarios": self.scenarios,
@@ -349,7 +350,7 @@ def _counterfactual_models(candidate: Candidate) -> dict[str, str]:
     model = candidate.statement("model", "experiment")
     if model is None or model.value is None:
         return {}
-    terms = _plus_terms(model.value)
+    terms = plus_terms(model.value)
     texts = [candidate.source(t) for t in terms]
     names = [t.id if hasattr(t, "id") else getattr(t, "func", "") for t in terms]
     out = {}
@@ -360,13 +361,3 @@ def _counterfactual_models(candidate: Candidate) -> dict[str, str]:
         kept = [t for t, n in zip(texts, names) if n not in ("garch", "gjr", "gbm")]
         out["no_clustering"] = " + ".join(["gbm"] + kept)
     return out
-
-
-def _plus_terms(value):
-    from opl import ast
-
-    while isinstance(value, ast.Paren):
-        value = value.value
-    if isinstance(value, ast.Binary) and value.op == "+":
-        return _plus_terms(value.left) + _plus_terms(value.right)
-    return [value]

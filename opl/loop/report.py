@@ -318,7 +318,7 @@ def write_final_report(archive, records: list, target: Target, stop, holdout, fa
     """Write ``report.md``, ``best.opl`` and ``final/`` (hold-out JSON, plots); return the path and the answer."""
     from opl.loop.candidate import Candidate
     from opl.loop.critic import diagnose
-    from opl.runtime.metrics import _clean
+    from opl.runtime.records import json_safe
 
     best_k = records[-1]["decision"]["best_iteration"]
     best = records[best_k]
@@ -328,7 +328,7 @@ def write_final_report(archive, records: list, target: Target, stop, holdout, fa
     out.mkdir(parents=True, exist_ok=True)
     hold = holdout.to_dict() if holdout is not None else None
     diagnosis = diagnose(holdout, target, Candidate(best_text), facts=facts) if holdout is not None else None
-    archive.write_json("final/holdout.json", _clean({"iteration": best_k, "stop": stop.to_dict(), "evaluation": hold,
+    archive.write_json("final/holdout.json", json_safe({"iteration": best_k, "stop": stop.to_dict(), "evaluation": hold,
                                                      "diagnosis": diagnosis.to_dict() if diagnosis else None}))
     sim_plots = []
     if holdout is not None and holdout.simulation is not None:

@@ -33,6 +33,7 @@ from opl.loop.evaluate import EvalSettings, Evaluation, Evaluator
 from opl.loop.objective import Target, parse_target
 from opl.loop.proposal import Proposal, ProposalContext, Proposer
 from opl.loop.stops import StopDecision, StopRules, decide, stop_rules
+from opl.runtime.records import package_versions
 
 __all__ = ["LoopSettings", "LoopOutcome", "LoopInputError", "start_run", "open_run", "run_loop", "versions"]
 
@@ -75,20 +76,6 @@ class LoopOutcome:
     records: list[dict[str, Any]] = field(default_factory=list)
 
 
-def versions() -> dict[str, str | None]:
-    """Package versions recorded in every ``config.json``."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in ("opl", "numpy", "scipy", "pandas", "arch", "statsmodels", "openai"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
@@ -126,7 +113,7 @@ def start_run(file: str | Path, runs: str | Path, settings: LoopSettings, *, rul
     archive = RunArchive.create(runs, Path(file).stem, initial_text=text, settings={
         "created": _now(), "file": str(file), "target": target.to_dict(), "evaluation": evaluation.to_dict(),
         "stops": rules.to_dict(), "proposer": proposer_config, "data": settings.data, "repair": settings.repair,
-        "claim": exp.hit_rate if exp is not None else None, "versions": versions(), "sessions": [_now()]})
+        "claim": exp.hit_rate if exp is not None else None, "versions": package_versions(), "sessions": [_now()]})
     archive.write_text("define_metrics.md", define_metrics(target, evaluation, rules))
     contracts = Path(__file__).resolve().parents[2] / "examples" / "jujube" / "data_contracts.md"
     if contracts.is_file():
@@ -314,9 +301,9 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
 def _json(data) -> str:
     import json
 
-    from opl.runtime.metrics import _clean
+    from opl.runtime.records import json_safe
 
-    return json.dumps(_clean(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return json.dumps(json_safe(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def _config(settings: dict[str, Any], record: dict[str, Any], proposer: Proposer) -> dict[str, Any]:
@@ -330,7 +317,7 @@ def _config(settings: dict[str, Any], record: dict[str, Any], proposer: Proposer
             "days_per_month": run.get("days_per_month"), "sizes": run.get("sizes"), "capital": run.get("capital"),
             "hedge": (ev.get("strategy") or {}).get("hedge"), "model": ev.get("model"),
             "proposer": config() if callable(config) else {"proposer": getattr(proposer, "name", "?")},
-            "versions": versions()}
+            "versions": package_versions()}
 
 
 def _evaluate(evaluator, text, display, emit, *, complete: bool) -> Evaluation:
