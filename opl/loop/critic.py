@@ -267,8 +267,9 @@ def _defects(evaluation: Evaluation, candidate: Candidate, facts: dict[str, Any]
         out.append({"code": "not_random_walk", "message": "the data reject the random walk; the price models have "
                     "no autocorrelation, so trends or reversals in the data are not simulated", "fix": None})
     for note in evaluation.notes:
-        if note.startswith("the adjustment module"):
-            out.append({"code": "adjustments_not_simulated", "message": note, "fix": None})
+        if note.startswith("`calibration historical` without --data"):
+            out.append({"code": "uncalibrated", "message": "the price model runs on documented defaults, not on "
+                        "data: give the loop `--data DIR` (or `--data synth`) to fit it", "fix": None})
     return out
 
 

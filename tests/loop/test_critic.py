@@ -149,3 +149,13 @@ def test_an_evaluation_error_is_carried_as_is():
     target = _target()
     d = diagnose(Evaluation(ok=False, error="error[E105]: ..."), target, Candidate(FILE))
     assert not d.ok and d.error == "error[E105]: ..." and d.directions == []
+
+
+def test_a_model_on_default_parameters_is_a_design_defect():
+    target = _target()
+    evaluation = _evaluation(target)
+    plain = diagnose(evaluation, target, Candidate(FILE))
+    assert "uncalibrated" not in [x["code"] for x in plain.defects]
+    evaluation.notes = ["`calibration historical` without --data uses the documented defaults, a rough fit to CJ"]
+    (defect,) = [x for x in diagnose(evaluation, target, Candidate(FILE)).defects if x["code"] == "uncalibrated"]
+    assert "--data" in defect["message"]
