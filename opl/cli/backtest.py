@@ -13,7 +13,7 @@ import sys
 import click
 
 from opl.cli.options import market_option
-from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, fail_with_diagnostics, fail_with_setting, write_result
 
 
 @click.command("backtest")
@@ -36,15 +36,12 @@ def backtest(file: str, data: str, overrides: tuple[str, ...], market: dict, rep
     """Replay FILE over the history in DATA with the simulator's rules; fit a delta band walk-forward."""
     from opl.backtest import BacktestInputError, backtest_file
     from opl.data.loaders import DataError
-    from opl.diagnostics import FileReport
-    from opl.render import render
     from opl.simconfig import SettingsError
 
     try:
         result = backtest_file(file, data=data, overrides=overrides, market=market, repair=repair)
     except BacktestInputError as error:
-        click.echo(render([FileReport(error.report.source, error.diagnostics)], "full"), err=True, nl=False)
-        sys.exit(EXIT_FINDINGS)
+        fail_with_diagnostics(error.report.source, error.diagnostics)
     except DataError as error:
         for problem in error.problems:
             click.echo(str(problem), err=True)
@@ -53,27 +50,13 @@ def backtest(file: str, data: str, overrides: tuple[str, ...], market: dict, rep
                    "examples/jujube/data_contracts.md; --repair makes the documented repairs)", err=True)
         sys.exit(EXIT_FINDINGS)
     except SettingsError as error:
-        where = f"--set {error.key}: " if error.key else ""
-        click.echo(f"error: {where}{error}", err=True)
-        if error.help:
-            click.echo(f"  = help: {error.help}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail_with_setting(error)
     except OSError as error:
         click.echo(f"error: {error.filename or file}: {error.strerror or error}", err=True)
         sys.exit(EXIT_USAGE)
-    try:
-        if json_out == "-":
-            click.echo(result.to_json())
-        elif json_out:
-            with open(json_out, "w", encoding="utf-8") as handle:
-                handle.write(result.to_json() + "\n")
-        if report_dir:
-            from opl.backtest.report import write_report
+    from opl.backtest.report import write_report
 
-            write_report(result, report_dir)
-    except OSError as error:
-        click.echo(f"error: {error.filename or ''}: {error.strerror or error}", err=True)
-        sys.exit(EXIT_USAGE)
+    write_result(result, json_out=json_out, report_dir=report_dir, write_report=write_report)
     if not quiet and json_out != "-":
         click.echo(result.summary())
         if report_dir:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
+from typing import Callable, NoReturn
 
 from opl.diagnostics import FileReport
 
@@ -68,3 +70,45 @@ class FormatOutcome:
         if self.failed or (self.check and self.changed):
             return EXIT_FINDINGS
         return EXIT_OK
+
+
+# --------------------------------------------------------------------------- the run commands' shared exits
+
+
+def fail_with_diagnostics(source, diagnostics) -> NoReturn:
+    """Print located diagnostics of one file (full form) and exit 1."""
+    import click
+
+    from opl.render import render
+
+    click.echo(render([FileReport(source, diagnostics)], "full"), err=True, nl=False)
+    sys.exit(EXIT_FINDINGS)
+
+
+def fail_with_setting(error) -> NoReturn:
+    """A bad ``--set`` (a `opl.simconfig.SettingsError`): print it with its help and exit 2."""
+    import click
+
+    where = f"--set {error.key}: " if error.key else ""
+    click.echo(f"error: {where}{error}", err=True)
+    if error.help:
+        click.echo(f"  = help: {error.help}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def write_result(result, *, json_out: str | None, report_dir: str | None,
+                 write_report: Callable[[object, str], object]) -> None:
+    """Write ``--json`` (``-`` is stdout) and ``--report``; an unwritable path exits 2."""
+    import click
+
+    try:
+        if json_out == "-":
+            click.echo(result.to_json())
+        elif json_out:
+            with open(json_out, "w", encoding="utf-8") as handle:
+                handle.write(result.to_json() + "\n")
+        if report_dir:
+            write_report(result, report_dir)
+    except OSError as error:
+        click.echo(f"error: {error.filename or ''}: {error.strerror or error}", err=True)
+        sys.exit(EXIT_USAGE)

@@ -13,7 +13,7 @@ import sys
 import click
 
 from opl.cli.options import data_option, market_option
-from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, fail_with_diagnostics, fail_with_setting, write_result
 
 
 @click.command("simulate")
@@ -37,8 +37,6 @@ def simulate(file: str, paths: int | None, seed: int | None, overrides: tuple[st
     """Replay FILE over simulated months: returns, drawdowns, margin, assignment, the target's verdict."""
     from opl.calibrate import CalibrationError
     from opl.data.loaders import DataError
-    from opl.diagnostics import FileReport
-    from opl.render import render
     from opl.simulate import SettingsError, SimulationInputError, simulate_file
 
     try:
@@ -50,30 +48,15 @@ def simulate(file: str, paths: int | None, seed: int | None, overrides: tuple[st
             click.echo(f"error: {line}", err=True)
         sys.exit(EXIT_FINDINGS)
     except SimulationInputError as error:
-        click.echo(render([FileReport(error.report.source, error.diagnostics)], "full"), err=True, nl=False)
-        sys.exit(EXIT_FINDINGS)
+        fail_with_diagnostics(error.report.source, error.diagnostics)
     except SettingsError as error:
-        where = f"--set {error.key}: " if error.key else ""
-        click.echo(f"error: {where}{error}", err=True)
-        if error.help:
-            click.echo(f"  = help: {error.help}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail_with_setting(error)
     except OSError as error:
         click.echo(f"error: {error.filename or file}: {error.strerror or error}", err=True)
         sys.exit(EXIT_USAGE)
-    try:
-        if json_out == "-":
-            click.echo(result.to_json())
-        elif json_out:
-            with open(json_out, "w", encoding="utf-8") as handle:
-                handle.write(result.to_json() + "\n")
-        if report_dir:
-            from opl.runtime.report import write_report
+    from opl.runtime.report import write_report
 
-            write_report(result, report_dir)
-    except OSError as error:
-        click.echo(f"error: {error.filename or ''}: {error.strerror or error}", err=True)
-        sys.exit(EXIT_USAGE)
+    write_result(result, json_out=json_out, report_dir=report_dir, write_report=write_report)
     if not quiet and json_out != "-":
         _table(result)
         if report_dir:
