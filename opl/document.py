@@ -169,6 +169,8 @@ class Experiment:
 
     model: tuple[ModelComponent, ...] = ()
     calibration: str | None = None
+    calibration_file: str | None = None  # `calibration file("calib.json")`, as written
+    calibration_span: Span | None = None
     hit_rate: float | None = None
     paths: int | None = None
     steps_per_day: int | None = None

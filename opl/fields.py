@@ -407,15 +407,31 @@ def _join(items: list[ast.Value]) -> ast.Value | None:
     return ast.Seq(tuple(items), items[0].span.merge(items[-1].span))
 
 
+def _calibration_file(lw: "Lowerer", result: Experiment, call: ast.Call) -> None:
+    """`calibration file("calib.json")`: the JSON `opl calibrate --json` wrote, relative to the .opl."""
+    args = call.args
+    if len(args) != 1 or not isinstance(args[0], ast.String) or not args[0].value.strip():
+        lw.error("E103", "write the calibration file as `calibration file(\"calib.json\")`, a path relative to "
+                 "this file", call.span, "bad arguments", "or write `calibration file` and pass the JSON as --data")
+        return
+    result.calibration_file = args[0].value
+
+
 def _setting(lw: "Lowerer", result: Experiment, name: str, value: ast.Value) -> None:
     inner = _unwrap(value)
     if name == "model":
         result.model = tuple(c for c in (_model_component(lw, v) for v in plus_terms(inner)) if c is not None)
     elif name == "calibration":
         head = inner.func if isinstance(inner, ast.Call) else inner
+        result.calibration_span = value.span
         if isinstance(head, str):
             result.calibration = head if head in vocab.CALIBRATIONS else lw.choice(
                 ast.Name(head, inner.func_span), "calibration", vocab.CALIBRATIONS)
+            if head == "file":
+                _calibration_file(lw, result, inner)
+            elif inner.args:
+                lw.error("E103", f"`calibration {head}` takes no arguments", inner.span, "unexpected arguments",
+                         "only `calibration file(\"calib.json\")` names something")
         else:
             result.calibration = lw.choice(value, "calibration", vocab.CALIBRATIONS)
     elif name == "signal":

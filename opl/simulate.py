@@ -27,6 +27,7 @@ support and resistance × (1 + v); ``hit_rate(h)`` sets the signal's hit rate,
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable
 
 from opl.simconfig import CAPITAL_MARGIN_MULTIPLE, SettingsError, SimSettings, parse_overrides
@@ -170,31 +171,30 @@ def runtime_strategy(checked, compiled, settings: SimSettings, notes: list[str],
         score_threshold=settings.score_threshold, adjust=adjust, guards=guards, bands=structure)
 
 
-def _calibrate(doc, settings: SimSettings, data, notes: list[str]) -> dict | None:
-    """``calibration historical`` (the default) with ``--data``: fit the model to the data (opl.calibrate)."""
+def _calibrate(doc, settings: SimSettings, data, notes: list[str], path) -> dict | None:
+    """The experiment's ``calibration`` with ``--data`` (or its file): see :mod:`opl.calibrate.modes`."""
     exp = doc.experiment
     method = exp.calibration if exp is not None and exp.calibration is not None else "historical"
-    if method != "historical":
-        notes.append(f"`calibration {method}` is not run by the simulator yet: the price model uses its "
-                     "parameters as written, else the documented defaults"
-                     + ("; --data was not used" if data is not None else ""))
+    named = exp.calibration_file if exp is not None else None
+    if data is None and named is None:
+        if method == "file":
+            raise SettingsError("`calibration file` names no file: write `calibration file(\"calib.json\")` "
+                                "(relative to this file) or pass --data calib.json (`opl calibrate --json` writes it)",
+                                span=exp.calibration_span, code="E306")
+        if exp is not None and exp.calibration is not None:
+            notes.append(f"`calibration {method}` without --data uses the documented defaults, a rough fit to "
+                         "CZCE jujube 2019-2026 (opl/runtime/processes.py); pass --data DIR to calibrate")
         return None
-    if data is None:
-        if exp is not None and exp.calibration == "historical":
-            notes.append("`calibration historical` without --data uses the documented defaults, a rough fit to "
-                         "CZCE jujube 2019-2026 (opl/runtime/processes.py); pass --data DIR to fit them to data")
-        return None
-    from opl.calibrate import CalibrationResult, calibrate_dir
-    from opl.calibrate.block import apply_to_settings
+    from opl.calibrate.modes import calibrate_settings
+    from opl.calibrate.stored import StoredCalibrationError
 
-    calibration = data if isinstance(data, CalibrationResult) else calibrate_dir(data)
-    record = apply_to_settings(settings, calibration, file_smile=set(exp.smile) if exp is not None else ())
-    source = calibration.inputs["futures"]
-    record["source"] = {"futures": source["file"], "first": source["first"], "last": source["last"],
-                        "options": (calibration.inputs.get("options") or {}).get("file"),
-                        "iv_summary": (calibration.inputs.get("iv_summary") or {}).get("file")}
-    notes.append(f"`calibration historical`: the model was fitted to {source['file']} ({source['first']} … "
-                 f"{source['last']}); model.calibration lists what came from the data")
+    where = Path(path).parent / named if named is not None else None
+    try:
+        record = calibrate_settings(method, settings, data=data, calibration_file=where,
+                                    file_smile=set(exp.smile) if exp is not None else ())
+    except StoredCalibrationError as error:
+        raise SettingsError(str(error), span=exp.calibration_span if exp is not None else None,
+                            code="E306") from None
     notes.extend(record["notes"])
     return record
 
@@ -389,7 +389,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
                                 "(e.g. `underlying Future(2026-05-15)` and `exchange CZCE`)", span=span,
                                 code="E306")
         settings, spans = settings_from(doc, strategy_model)
-        calibration = _calibrate(doc, settings, data, notes)
+        calibration = _calibrate(doc, settings, data, notes, path)
         settings = parse_overrides(list(overrides), settings)
         if paths is not None:
             settings.paths = paths

@@ -25,8 +25,10 @@ from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, fail_with_diagnos
               help="Override a setting, e.g. --set experiment.horizon=6 --set hedge.keep=20% "
                    "--set model.garch.alpha=0.05 (keys: opl/simconfig.py).")
 @market_option()
-@data_option(help="Fit the price model and implied-volatility rule to this data directory (the layout of "
-                  "`opl data synth`) when the experiment's calibration is historical (the default).")
+@data_option(help="Calibrate the price model and implied-volatility rule by the experiment's `calibration`: "
+                  "historical (the default) fits this data directory (the layout of `opl data synth`), implied "
+                  "takes level and smile from its options.csv or iv_summary.csv, hybrid both; for `calibration "
+                  "file`, the JSON `opl calibrate --json` wrote.", file_okay=True, metavar="DIR|JSON")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Write the results as JSON (stable keys) to this file ('-' for stdout).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
