@@ -94,13 +94,6 @@ def test_the_file_and_set_win_over_the_calibration(synth_calibration, tmp_path):
     assert cal["applied"]["iv.skew"] != -0.5
 
 
-def test_other_calibration_methods_leave_the_data_unused(synth_calibration, tmp_path):
-    path = _with_block(tmp_path, ["model garch + jump + regime", "calibration implied"])
-    result = simulate_file(path, paths=100, overrides=FAST, data=synth_calibration)
-    assert result.model["calibration"] is None
-    assert any("`calibration implied` is not run" in n and "--data was not used" in n for n in result.notes)
-
-
 def test_bad_smile_settings_are_located_errors(tmp_path):
     path = _with_block(tmp_path, ["model garch + jump + regime", "calibration historical",
                                   "iv smile(spred=8%, floor=900%)"])
