@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from opl import limits
 from opl.compiled import CompiledLeg, CompiledStrategy, GreekSet, MarketState, SourceRef, Totals, UnderlyingInfo
 from opl.diagnostics import Diagnostic, DiagnosticSink
 from opl.estimates import Market
@@ -44,6 +45,16 @@ class CompileResult:
         return self.strategy is not None
 
 
+_MARKET_BOUNDS = {
+    "price": f"a positive number up to {limits.MAX_NUMBER:g}",
+    "support": f"a positive number up to {limits.MAX_NUMBER:g}",
+    "resistance": f"a positive number up to {limits.MAX_NUMBER:g}",
+    "iv": "an annual volatility above 0 and at most 500%, e.g. 0.25 or 25%",
+    "rate": "a number, e.g. 0.02 or 2%",
+    "time": f"a date YYYY-MM-DD in the years {limits.MIN_YEAR}-{limits.MAX_YEAR}",
+}
+
+
 def parse_market(text: str) -> dict:
     """``price=9850,iv=0.22,rate=0.02,time=2026-03-02`` → dict; raises ValueError naming the bad item."""
     values: dict = {}
@@ -55,14 +66,19 @@ def parse_market(text: str) -> dict:
         try:
             if key == "time":
                 values[key] = _dt.date.fromisoformat(raw.strip())
+                if not limits.MIN_YEAR <= values[key].year <= limits.MAX_YEAR:
+                    raise ValueError
             else:
                 number = float(raw.strip().rstrip("%")) / (100 if raw.strip().endswith("%") else 1)
-                if not np.isfinite(number) or (key in ("price", "support", "resistance") and number <= 0) or (
-                        key == "iv" and number <= 0):
+                # The same bounds a file's own `price`/`iv` lines get (E012, E207): an override is no
+                # less untrusted than the file it overrides.
+                if not (np.isfinite(number) and abs(number) <= limits.MAX_NUMBER) or (
+                        key in ("price", "support", "resistance") and number <= 0) or (
+                        key == "iv" and not 0 < number <= 5):
                     raise ValueError
                 values[key] = number
         except ValueError:
-            raise ValueError(f"`{item}`: not a valid {key}") from None
+            raise ValueError(f"`{item}`: not a valid {key} ({_MARKET_BOUNDS[key]})") from None
     return values
 
 

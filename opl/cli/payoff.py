@@ -22,10 +22,27 @@ def payoff(file: str, out: str, low: float | None, high: float | None, market: d
     """Draw the P&L profile of a strategy and print its breakevens and extremes."""
     from opl.payoff import payoff_curves, plot_payoff
 
-    strategy = load_compiled(file, market)
-    if low is not None and high is not None and not 0 < low < high:
+    import math
+    from pathlib import Path
+
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    for name, value in (("--low", low), ("--high", high)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            click.echo(f"error: {name} must be a positive finite price, found {value:g}", err=True)
+            sys.exit(EXIT_USAGE)
+    if low is not None and high is not None and not low < high:
         click.echo("error: --low must be positive and below --high", err=True)
         sys.exit(EXIT_USAGE)
+    suffix = Path(out).suffix.lower().lstrip(".")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if not suffix:
+        out += ".png"  # what matplotlib would write anyway; `wrote` then names the real file
+    elif suffix not in formats:
+        click.echo(f"error: --out {out}: cannot write a plot as `.{suffix}`; use .png (or one of "
+                   f"{', '.join(sorted(formats))})", err=True)
+        sys.exit(EXIT_USAGE)
+    strategy = load_compiled(file, market)
     curves = payoff_curves(strategy, low=low, high=high)
     try:
         plot_payoff(strategy, curves, out)

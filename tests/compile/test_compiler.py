@@ -141,6 +141,37 @@ def test_parse_market_rejects_bad_items():
             parse_market(bad)
 
 
+
+@pytest.mark.parametrize("bad", ["iv=50", "iv=501%", "price=1e300", "support=1e13", "time=0001-01-01"])
+def test_parse_market_keeps_the_file_bounds(bad):
+    # An override is held to the bounds of the field it replaces (`iv 50` in a file is E207, 1e300 is E012).
+    with pytest.raises(ValueError, match="not a valid"):
+        parse_market(bad)
+    assert parse_market("iv=5")["iv"] == 5.0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--out", "p.txt"], "cannot write a plot as `.txt`"),
+    (["--low", "nan"], "--low must be a positive finite price"),
+    (["--high", "inf"], "--high must be a positive finite price"),
+    (["--low", "600", "--high", "400"], "--low must be positive and below --high"),
+])
+def test_payoff_bad_options_are_usage_errors(tmp_path, args, message):
+    args = [a if a != "p.txt" else str(tmp_path / a) for a in args]
+    result = CliRunner().invoke(main, ["payoff", str(ROOT / "strategies" / "iron_condor.opl"),
+                                       "--out", str(tmp_path / "p.png"), *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "p.txt").exists()
+
+
+def test_payoff_out_without_suffix_names_the_png_it_writes(tmp_path):
+    result = CliRunner().invoke(main, ["payoff", str(ROOT / "strategies" / "iron_condor.opl"), "--out",
+                                       str(tmp_path / "plot"), "--market", "time=2026-01-05"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "plot.png").exists() and f"wrote {tmp_path / 'plot.png'}" in result.output
+
+
 SPEC = sorted((ROOT / "tests" / "fixtures" / "spec").glob("*.opl"))
 
 
