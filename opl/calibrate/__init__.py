@@ -8,6 +8,9 @@
 * :mod:`~opl.calibrate.iv_summary` — a daily implied-volatility summary file (level, dispersion);
 * :mod:`~opl.calibrate.block` — the mapping onto the experiment block ``opl simulate`` reads;
 * :mod:`~opl.calibrate.historical` — :func:`calibrate` and :func:`calibrate_dir`;
+* :mod:`~opl.calibrate.implied` — the options' level and smile (``calibration implied``);
+* :mod:`~opl.calibrate.stored` — a calibration read back from ``opl calibrate --json`` (``calibration file``);
+* :mod:`~opl.calibrate.modes` — what each ``calibration`` method sets in ``opl simulate``;
 * :mod:`~opl.calibrate.result` — :class:`CalibrationResult` (``summary()``, ``to_dict()``,
   ``experiment_lines()``, ``write_report(dir)``).
 
