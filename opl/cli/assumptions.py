@@ -15,6 +15,7 @@ import sys
 
 import click
 
+from opl.cli.options import FiniteFloatRange
 from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 
 
@@ -28,21 +29,21 @@ from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the results here.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
               help="Write assumptions.md and the PNG plots into this directory.")
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
+@click.option("--alpha", type=FiniteFloatRange(0, 1, min_open=True, max_open=True), default=0.05,
               show_default=True, help="Level of every verdict.")
 @click.option("--correction", type=click.Choice(["holm", "bonferroni"]), default="holm", show_default=True,
               help="Multiplicity correction of the random-walk family.")
 @click.option("--horizon", type=click.IntRange(1), default=21, show_default=True,
               help="Trading days over which a view is scored.")
-@click.option("--flat-band", "flat_band", type=click.FloatRange(0), default=0.03, show_default=True,
+@click.option("--flat-band", "flat_band", type=FiniteFloatRange(0), default=0.03, show_default=True,
               help="|log move| at or below which the realised move counts as flat.")
-@click.option("--claim", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.90,
+@click.option("--claim", type=FiniteFloatRange(0, 1, min_open=True, max_open=True), default=0.90,
               show_default=True, help="Hit rate the team claims.")
-@click.option("--power", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.80,
+@click.option("--power", type=FiniteFloatRange(0, 1, min_open=True, max_open=True), default=0.80,
               show_default=True, help="Power for the sample-size table.")
-@click.option("--limit", type=click.FloatRange(0, 1, min_open=True), default=None,
+@click.option("--limit", type=FiniteFloatRange(0, 1, min_open=True), default=None,
               help="Daily limit fraction: checks futures prices and sharpens the roll rule (CJ: 0.10).")
-@click.option("--tick", type=click.FloatRange(0), default=0.0, show_default=True, help="Price tick (CJ: 5).")
+@click.option("--tick", type=FiniteFloatRange(0), default=0.0, show_default=True, help="Price tick (CJ: 5).")
 @click.option("--repair", is_flag=True, help="Make the documented data repairs, each logged in the JSON.")
 @click.option("--strategy", "strategy", type=click.Path(dir_okay=False), default=None,
               help="An .opl strategy: run its stress scenarios with the simulator (the fourth assumption).")

@@ -6,11 +6,14 @@ runs `opl check` on it and the command fails (exit 1) if the checker finds an er
 
 from __future__ import annotations
 
+import math
 import sys
 
 import click
 
-from opl.cli.options import market_option
+from opl import limits
+
+from opl.cli.options import FiniteFloatRange, market_option
 from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 
 INTENTS = ("Bull", "Bear", "RangeBound", "Breakout", "Neutral", "NotBull", "NotBear")
@@ -24,9 +27,13 @@ def _targets(text: str) -> dict[str, float]:
             raise click.BadParameter(f"`{item}`: expected greek=value with greek one of delta, gamma, vega, theta",
                                      param_hint="--target")
         try:
-            out[name.strip()] = float(value)
+            number = float(value)
         except ValueError:
-            raise click.BadParameter(f"`{item}`: `{value}` is not a number", param_hint="--target") from None
+            number = math.nan
+        if not (math.isfinite(number) and abs(number) <= limits.MAX_NUMBER):
+            raise click.BadParameter(f"`{item}`: `{value}` is not a finite number up to {limits.MAX_NUMBER:g}",
+                                     param_hint="--target")
+        out[name.strip()] = number
     return out
 
 
@@ -39,11 +46,11 @@ def _targets(text: str) -> dict[str, float]:
 @click.option("--path", type=click.Choice(["A", "B", "C"]), default="C", show_default=True,
               help="A stepwise from MapIntentToO, B batch of template families, C solve for target Greeks.")
 @click.option("--tenor", type=click.IntRange(1, 3650), default=30, show_default=True, help="Tenor in calendar days.")
-@click.option("--multiplier", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+@click.option("--multiplier", type=FiniteFloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Contract multiplier (written as `granularity`).")
 @click.option("--max-lots", type=click.IntRange(1, 1000), default=10, show_default=True, help="Lots per leg at most.")
-@click.option("--max-risk", type=float, default=None, help="Worst loss at expiry allowed (currency).")
-@click.option("--premium-offset", type=click.FloatRange(0, 1), default=None,
+@click.option("--max-risk", type=FiniteFloatRange(0, min_open=True), default=None, help="Worst loss at expiry allowed (currency).")
+@click.option("--premium-offset", type=FiniteFloatRange(0, 1), default=None,
               help="Share of the debit the credit legs must offset (0.4 = 40%).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the .opl file here.")
 def build(intent, vega_style, target, market, path, tenor, multiplier, max_lots, max_risk, premium_offset, out):

@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from opl.cli.options import data_option
+from opl.cli.options import FiniteFloatRange, data_option
 from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 
 
@@ -25,19 +25,19 @@ from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
               help="Daily option chains: settlements give the surface, skew and implied spread.")
 @click.option("--iv-summary", "iv_summary", type=click.Path(dir_okay=False), default=None,
               help="A daily implied-volatility summary (level and dispersion only; e.g. the exchange's CJ file).")
-@click.option("--rate", type=click.FloatRange(-0.5, 1.0), default=0.02, show_default=True,
+@click.option("--rate", type=FiniteFloatRange(-0.5, 1.0), default=0.02, show_default=True,
               help="Annual rate for inverting option prices.")
 @click.option("--exercise", type=click.Choice(["american", "european"]), default="american", show_default=True,
               help="Exercise style of the options (CZCE: american, inverted with Barone-Adesi-Whaley).")
 @click.option("--criterion", type=click.Choice(["bic", "aic"]), default="bic", show_default=True,
               help="How GARCH and GJR are compared.")
-@click.option("--jump-threshold", "jump_threshold", type=click.FloatRange(1.0, 20.0), default=4.5,
+@click.option("--jump-threshold", "jump_threshold", type=FiniteFloatRange(1.0, 20.0), default=4.5,
               show_default=True, help="Conditional standard deviations beyond which a day is a jump day.")
 @click.option("--window", type=click.IntRange(1, 10_000), default=21, show_default=True,
               help="Trading days over which the one-month smile is summarised.")
-@click.option("--limit", type=click.FloatRange(0, 1, min_open=True), default=None,
+@click.option("--limit", type=FiniteFloatRange(0, 1, min_open=True), default=None,
               help="Daily limit fraction: checks futures prices and sharpens the roll rule (CJ: 0.10).")
-@click.option("--tick", type=click.FloatRange(0), default=0.0, show_default=True, help="Price tick (CJ: 5).")
+@click.option("--tick", type=FiniteFloatRange(0), default=0.0, show_default=True, help="Price tick (CJ: 5).")
 @click.option("--repair", is_flag=True, help="Make the documented data repairs, each listed in the JSON.")
 @click.option("--component", "components", multiple=True, type=click.Choice(["regime"]),
               help="Add a component without parameters to the block's model line (e.g. regime).")

@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from opl.cli.options import FiniteFloatRange
 from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 
 KINDS = ("futures", "options", "signals", "factors")
@@ -25,7 +26,7 @@ def data() -> None:
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the numpy Generator.")
 @click.option("--years", type=click.IntRange(1, 30), default=6, show_default=True, help="Years of daily data.")
 @click.option("--start", default="2019-01-02", show_default=True, help="First calendar day (YYYY-MM-DD).")
-@click.option("--hit-rate", "hit_rate", type=click.FloatRange(0, 1), default=0.85, show_default=True,
+@click.option("--hit-rate", "hit_rate", type=FiniteFloatRange(0, 1), default=0.85, show_default=True,
               help="True hit rate of the planted direction views.")
 @click.option("--no-options", is_flag=True, help="Skip the option chains (the largest file).")
 @click.option("--profile", type=click.Choice(("jujube", "etf50")), default="jujube", show_default=True,
@@ -74,9 +75,9 @@ def _load_or_exit(path: str, kind: str, **kwargs):
 @data.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--kind", required=True, type=click.Choice(KINDS), help="Which contract the file follows.")
-@click.option("--limit", type=click.FloatRange(0, 1, min_open=True), default=None,
+@click.option("--limit", type=FiniteFloatRange(0, 1, min_open=True), default=None,
               help="Daily limit fraction to check futures prices against prev_settlement (CJ: 0.10).")
-@click.option("--tick", type=click.FloatRange(0), default=0.0, show_default=True,
+@click.option("--tick", type=FiniteFloatRange(0), default=0.0, show_default=True,
               help="Price tick, the tolerance of the limit check (CJ: 5).")
 @click.option("--repair", is_flag=True, help="Make the documented repairs, each listed.")
 def validate(file: str, kind: str, limit: float | None, tick: float, repair: bool) -> None:
@@ -127,10 +128,10 @@ def fetch(source: str, symbol: str, out: str, start: str | None, end: str | None
 
 @data.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--limit", type=click.FloatRange(0, 1, min_open=True), default=None,
+@click.option("--limit", type=FiniteFloatRange(0, 1, min_open=True), default=None,
               help="Daily limit fraction: a jump must also exceed it to be a roll (CJ: 0.10).")
-@click.option("--tick", type=click.FloatRange(0), default=0.0, show_default=True, help="Price tick (CJ: 5).")
-@click.option("--mad-k", "mad_k", type=click.FloatRange(0, min_open=True), default=8.0, show_default=True,
+@click.option("--tick", type=FiniteFloatRange(0), default=0.0, show_default=True, help="Price tick (CJ: 5).")
+@click.option("--mad-k", "mad_k", type=FiniteFloatRange(0, min_open=True), default=8.0, show_default=True,
               help="Robust standard deviations a jump must exceed.")
 @click.option("--repair", is_flag=True, help="Make the documented repairs, each listed.")
 def rolls(file: str, limit: float | None, tick: float, mad_k: float, repair: bool) -> None:

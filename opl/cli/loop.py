@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from opl.cli.options import FiniteFloatRange
 from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 
 
@@ -43,11 +44,11 @@ from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
               show_default=True, help="Paths of the final re-measure on fresh seeds.")
 @click.option("--seed", type=click.IntRange(0, 2**62), default=None,
               help="Seed of the search (default: the experiment's seed, else 0); the hold-out uses seed + 1000003.")
-@click.option("--minutes", type=click.FloatRange(0, min_open=True), default=None, help="Wall-time budget.")
+@click.option("--minutes", type=FiniteFloatRange(0, min_open=True), default=None, help="Wall-time budget.")
 @click.option("--tokens", type=click.IntRange(1), default=None, help="Token budget of the proposer.")
 @click.option("--converge-rounds", "converge_rounds", type=click.IntRange(1), default=None,
               help="Iterations without gain before stopping (default 5).")
-@click.option("--min-gain", "min_gain", type=click.FloatRange(0), default=None,
+@click.option("--min-gain", "min_gain", type=FiniteFloatRange(0), default=None,
               help="Smallest relative objective gain that counts, in percent (default 0.1).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="A simulator setting for every candidate of the run (keys: opl/simconfig.py).")

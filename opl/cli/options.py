@@ -5,6 +5,24 @@ from __future__ import annotations
 import click
 
 
+class FiniteFloatRange(click.FloatRange):
+    """`click.FloatRange` that also refuses ``nan`` and ``inf``.
+
+    click parses ``nan`` as a float and every range comparison with it is false, so a plain
+    FloatRange lets ``--alpha nan`` through to the computation (a silent garbage result).
+    """
+
+    name = "finite float range"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 def _parse_market(ctx: click.Context, param: click.Parameter, value: str) -> dict:
     from opl.compiler import parse_market
 

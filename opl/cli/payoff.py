@@ -7,7 +7,7 @@ import sys
 import click
 
 from opl.cli.compile import load_compiled
-from opl.cli.options import market_option
+from opl.cli.options import FiniteFloatRange, market_option
 from opl.cli.report import EXIT_OK, EXIT_USAGE
 
 
@@ -15,22 +15,19 @@ from opl.cli.report import EXIT_OK, EXIT_USAGE
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--out", "out", type=click.Path(dir_okay=False), default="payoff.png", show_default=True,
               help="Where to write the PNG.")
-@click.option("--low", type=float, default=None, help="Lowest underlying price on the x axis.")
-@click.option("--high", type=float, default=None, help="Highest underlying price on the x axis.")
+@click.option("--low", type=FiniteFloatRange(0, min_open=True), default=None,
+              help="Lowest underlying price on the x axis.")
+@click.option("--high", type=FiniteFloatRange(0, min_open=True), default=None,
+              help="Highest underlying price on the x axis.")
 @market_option()
 def payoff(file: str, out: str, low: float | None, high: float | None, market: dict) -> None:
     """Draw the P&L profile of a strategy and print its breakevens and extremes."""
     from opl.payoff import payoff_curves, plot_payoff
 
-    import math
     from pathlib import Path
 
     from matplotlib.backend_bases import FigureCanvasBase
 
-    for name, value in (("--low", low), ("--high", high)):
-        if value is not None and not (math.isfinite(value) and value > 0):
-            click.echo(f"error: {name} must be a positive finite price, found {value:g}", err=True)
-            sys.exit(EXIT_USAGE)
     if low is not None and high is not None and not low < high:
         click.echo("error: --low must be positive and below --high", err=True)
         sys.exit(EXIT_USAGE)

@@ -80,6 +80,15 @@ def test_too_short_a_series_exits_1_and_io_errors_exit_2(dataset, tmp_path):
     assert bad_out.exit_code == 2 and "Random walk" not in bad_out.stdout
 
 
+
+@pytest.mark.parametrize("option", ["--alpha", "--claim", "--power", "--flat-band", "--limit", "--tick"])
+def test_nan_options_are_usage_errors(dataset, option):
+    # click's FloatRange lets `nan` through (its comparisons are all false); `--alpha nan` used to exit 0
+    # with every verdict silently computed against nan.
+    result = run("--futures", str(dataset / "futures.csv"), option, "nan")
+    assert result.exit_code == 2 and "not a finite number" in result.stderr, result.output
+
+
 @pytest.mark.skipif(not REAL.exists(), reason="real jujube data (../shared/data/jujube) not present")
 def test_real_jujube_series(tmp_path):
     assert run("--futures", str(REAL)).exit_code == 1  # two zero settlements, documented; repair is opt-in

@@ -152,8 +152,9 @@ def test_parse_market_keeps_the_file_bounds(bad):
 
 @pytest.mark.parametrize("args, message", [
     (["--out", "p.txt"], "cannot write a plot as `.txt`"),
-    (["--low", "nan"], "--low must be a positive finite price"),
-    (["--high", "inf"], "--high must be a positive finite price"),
+    (["--low", "nan"], "'nan' is not a finite number"),
+    (["--high", "inf"], "'inf' is not a finite number"),
+    (["--low", "-5"], "not in the range x>0"),
     (["--low", "600", "--high", "400"], "--low must be positive and below --high"),
 ])
 def test_payoff_bad_options_are_usage_errors(tmp_path, args, message):

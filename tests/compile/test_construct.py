@@ -74,3 +74,20 @@ def test_build_cli_prints_a_file_that_checks_clean(tmp_path):
     assert not report.has_errors and report.count("warning") == 0
     bad = CliRunner().invoke(main, ["build", "--intent", "Bull", "--target", "omega=1"])
     assert bad.exit_code == 2 and "omega" in bad.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--target", "delta=nan"], "not a finite number"),
+    (["--target", "delta=1e30"], "not a finite number"),
+    (["--max-risk", "nan"], "not a finite number"),
+    (["--max-risk", "-5"], "not in the range x>0"),
+    (["--multiplier", "inf"], "not a finite number"),
+    (["--premium-offset", "nan"], "not a finite number"),
+])
+def test_build_non_finite_or_negative_numbers_are_usage_errors(args, message):
+    # Before: nan passed click's FloatRange (every comparison with nan is false) and reached the
+    # solver, which failed with "HiGHS Status 2: Model error" and exit 1.
+    result = CliRunner().invoke(main, ["build", "--intent", "Bull", "--market", "price=100,iv=0.2,time=2026-01-05",
+                                       *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "HiGHS" not in result.output
