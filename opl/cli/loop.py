@@ -77,7 +77,7 @@ def loop(file: str | None, max_iter: int | None, runs: str, proposer: str | None
     try:
         if resume is not None:
             archive = open_run(resume, rules_flags=flags)
-            if file is not None and Path(file).read_text(encoding="utf-8") != \
+            if file is not None and Path(file).read_text(encoding="utf-8", errors="replace") != \
                     archive.path("initial.opl").read_text(encoding="utf-8"):
                 raise click.UsageError(f"{file} is not the file run {resume} started from (initial.opl)")
             recorded = archive.settings().get("proposer", {})

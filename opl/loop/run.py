@@ -95,7 +95,15 @@ def start_run(file: str | Path, runs: str | Path, settings: LoopSettings, *, rul
     from opl.loop.objective import TargetError
     from opl.loop.report import define_metrics
 
-    text = Path(file).read_text(encoding="utf-8")
+    from opl.parser import decode
+
+    source, _ = decode(Path(file).read_bytes(), str(file))
+    if source is None:  # not UTF-8 text, or too big: the checker's E007/E008, located
+        from opl.render import render
+
+        raise LoopInputError(f"{file} has errors: fix them before starting a loop",
+                             render([opl.check_file(file).report], "full"))
+    text = source.text
     checked = opl.check(text, str(file))
     outcome = check_candidate(text, str(file))
     if not outcome.ok:

@@ -141,3 +141,17 @@ def test_resume_refuses_another_file(tmp_path, small):
     other.write_text(SMALL.replace("band 0.05", "band 0.1"), encoding="utf-8")
     result = _run(other, "--resume", tmp_path / "runs" / "small-001")
     assert result.exit_code == 2 and "is not the file run" in result.output
+
+
+def test_a_binary_file_exits_1_with_the_checkers_e007_and_no_run(tmp_path, small):
+    binary = tmp_path / "binary.opl"
+    binary.write_bytes(b"opl-lang 1.0\n\x8d\xff\x00junk")
+    result = _run(binary, "--runs", tmp_path / "runs", *FAST)
+    assert result.exit_code == 1, result.output
+    assert "error[E007]" in result.output and f"--> {binary}" in result.output
+    assert not isinstance(result.exception, UnicodeDecodeError)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    # Resuming with a binary FILE is the same usage error as with any other file (was a traceback).
+    assert _run(small, "--runs", tmp_path / "runs", "--max-iter", 0, *FAST).exit_code == 0
+    resumed = _run(binary, "--resume", tmp_path / "runs" / "small-001")
+    assert resumed.exit_code == 2 and "is not the file run" in resumed.output
