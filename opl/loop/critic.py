@@ -255,7 +255,10 @@ def _defects(evaluation: Evaluation, candidate: Candidate, facts: dict[str, Any]
     if not _scenario_items(candidate, "stress"):
         out.append({"code": "no_stress", "message": "no stress scenarios: the tails are never pushed",
                     "fix": {"setting": "stress", "value": DEFAULT_STRESS}})
-    for line in calibration.get("experiment_lines", []) or []:
+    # `implied`, `hybrid` and `file` candidates are calibrated by the simulator itself; writing the
+    # historical fit into them would override the level their method takes from the options.
+    method = (candidate.value("calibration", "experiment") or "historical").strip()
+    for line in (calibration.get("experiment_lines", []) or []) if method == "historical" else []:
         name, _, value = line.strip().partition(" ")
         if name == "model":
             value = _merged_model(value.strip(), model_terms, names)

@@ -46,6 +46,8 @@ __all__ = ["EvalSettings", "Evaluation", "Evaluator", "DEFAULT_SIZES", "HOLDOUT_
 
 DEFAULT_SIZES = (1.0, 2.0, 5.0, 10.0, 20.0)
 HOLDOUT_SEED_OFFSET = 1_000_003
+#: Calibration methods the simulator runs on the loop's data folder for each candidate.
+DATA_CALIBRATIONS = ("implied", "hybrid")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,9 +138,12 @@ class Evaluation:
 class Evaluator:
     """Evaluate candidate texts for one run (fixed target and settings)."""
 
-    def __init__(self, target: Target, settings: EvalSettings):
+    def __init__(self, target: Target, settings: EvalSettings, *, data: str | Path | None = None):
         self.target = target
         self.settings = settings
+        # The run's data folder: candidates whose `calibration` is `implied` or `hybrid` are calibrated on it
+        # by the simulator itself (a `historical` fit is written into the candidate by the critic instead).
+        self.data = data
 
     def evaluate(self, text: str, *, display: str = "candidate.opl", complete: bool = True,
                  progress: Callable[[str], None] | None = None) -> Evaluation:
@@ -223,7 +228,10 @@ class Evaluator:
 
         path = folder / f"{name}.opl"
         path.write_text(candidate.text, encoding="utf-8")
-        return simulate_file(path, paths=paths, seed=seed, overrides=list(self.settings.overrides) + list(extra))
+        method = (candidate.value("calibration", "experiment") or "").strip()
+        data = self.data if self.data is not None and method in DATA_CALIBRATIONS else None
+        return simulate_file(path, paths=paths, seed=seed, overrides=list(self.settings.overrides) + list(extra),
+                             data=data)
 
     def _scenarios(self, run) -> list[dict[str, Any]]:
         out = []

@@ -267,6 +267,8 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
         if "seconds" not in facts:
             facts["seconds"] = facts_seconds
             archive.write_json("facts.json", facts)
+        origin = facts.get("origin") or {}
+        evaluator.data = archive.path("data") if origin.get("kind") == "synth" else origin.get("folder")
     records = archive.iterations()
     for record in records:
         emit("resumed", {"record": record})

@@ -159,3 +159,11 @@ def test_a_model_on_default_parameters_is_a_design_defect():
     evaluation.notes = ["`calibration historical` without --data uses the documented defaults, a rough fit to CJ"]
     (defect,) = [x for x in diagnose(evaluation, target, Candidate(FILE)).defects if x["code"] == "uncalibrated"]
     assert "--data" in defect["message"]
+
+
+def test_an_implied_candidate_is_not_rewritten_to_the_historical_fit():
+    target = _target()
+    facts = {"calibration": {"experiment_lines": ["model garch(alpha=0.07, beta=0.9)", "calibration historical"]}}
+    text = FILE.replace("  model gbm\n", "  model gbm\n  calibration implied\n")
+    d = diagnose(_evaluation(target), target, Candidate(text), facts=facts)
+    assert "calibrated" not in {x["code"] for x in d.defects}

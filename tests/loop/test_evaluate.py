@@ -199,3 +199,20 @@ def test_evaluation_round_trips_through_its_dict(quick):
     again = Evaluation.from_dict(quick.to_dict())
     assert again.objective == quick.objective and again.size == quick.size and again.values == quick.values
     assert again.complete is False
+
+
+def test_implied_candidates_are_calibrated_by_the_simulator_on_the_runs_data(tmp_path):
+    from opl.data.synth import synthesize
+
+    synthesize(seed=3, years=2).write(tmp_path)
+    implied = SMALL.replace("  model garch + jump\n", "  model garch + jump\n  calibration implied\n")
+    with_data = Evaluator(_target(), EvalSettings(paths=40, seed=7, holdout_paths=40), data=tmp_path)
+    without = Evaluator(_target(), EvalSettings(paths=40, seed=7, holdout_paths=40))
+    calibrated = with_data.evaluate(implied, complete=False)
+    plain = without.evaluate(implied, complete=False)
+    assert calibrated.ok and plain.ok
+    assert calibrated.model["calibration"]["method"] == "implied"
+    assert calibrated.model != plain.model
+    # A historical candidate is not re-fitted per evaluation: its fit is written into the file by the critic.
+    historical = with_data.evaluate(SMALL, complete=False)
+    assert historical.model == without.evaluate(SMALL, complete=False).model
