@@ -307,7 +307,8 @@ def _recommend(rows, target, target_text, report) -> tuple[dict | None, str | No
 
     passing = [size for size, _, holds in rows if holds]
     if not passing:
-        best_size, best, _ = max(rows, key=lambda r: r[1].monthly_return["median"])
+        best_size, best, _ = max(rows, key=lambda r: (r[1].exercise["skipped_share"] < 100.0,
+                                                      r[1].monthly_return["median"]))
         failing = [source_text(report, c.span) for c in target_clauses(target, report)
                    if target_verdict(c, best.target_values()) is False]
         sizes = ", ".join(f"{s:g}" for s, _, _ in rows)
@@ -438,13 +439,21 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
     metrics = [run_metrics(base, v) for v in range(len(sizes))]
     target = doc.experiment.target if doc.experiment is not None else None
     target_text = source_text(report, target.span) if target is not None else None
-    rows = [(s, metrics[i], target_verdict(target, metrics[i].target_values())) for i, s in enumerate(sizes)]
+    # A size whose opening margin the capital never covers skips every month: its flat zero P&L would
+    # otherwise "hold" a loss-probability target and win the best-median pick over any size that trades.
+    never = {s for i, s in enumerate(sizes) if metrics[i].exercise["skipped_share"] >= 100.0}
+    if never:
+        notes.append(f"size {', '.join(f'{s:g}' for s in sorted(never))} never opens a position: the capital "
+                     f"({settings.capital:,.0f}) does not cover the opening margin, so no month is traded; such a "
+                     f"size cannot meet the target")
+    rows = [(s, metrics[i], False if s in never else target_verdict(target, metrics[i].target_values()))
+            for i, s in enumerate(sizes)]
     recommended, reason = _recommend(rows, target, target_text, report)
     if recommended:
         eval_size, eval_reason = recommended["low"], "the low end of the recommended size"
     else:
         # Nothing recommended: the sweep's best median (the smaller size on a tie), not an arbitrary base size.
-        eval_size = max(rows, key=lambda r: (r[1].monthly_return["median"], -r[0]))[0]
+        eval_size = max(rows, key=lambda r: (r[0] not in never, r[1].monthly_return["median"], -r[0]))[0]
         eval_reason = "no size is recommended: the swept size with the best median monthly return"
     scenario_results = []
     if cost_plans:

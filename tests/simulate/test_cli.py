@@ -200,6 +200,19 @@ def test_scenarios_run_at_the_best_swept_size_when_nothing_is_recommended(tmp_pa
     assert f"scenarios at size {best:g}" in result.summary()
 
 
+def test_a_size_the_capital_never_opens_cannot_hold_the_target_or_be_the_best(tmp_path):
+    # Size 100000 needs far more opening margin than the 1,000,000 capital: every month is skipped,
+    # its P&L is flat zero, and before the fix it "held" `loss_probability <= 25%` and was recommended.
+    path = _variant(tmp_path, "target median_monthly_return >= 1% and loss_probability <= 25% and "
+                              "max_drawdown_p95 <= 10%", "target loss_probability <= 25%")
+    result = simulate_file(path, paths=40, overrides=["experiment.horizon=1", "experiment.sizes=[1,100000]"])
+    rows = {s: (m, h) for s, m, h in result.sizes}
+    assert rows[100000][0].exercise["skipped_share"] == 100.0 and rows[100000][1] is False
+    assert result.recommended_size is None or result.recommended_size["high"] < 100000
+    assert {s.size for s in result.scenarios} == {1}
+    assert any("size 100000 never opens a position" in note for note in result.notes)
+
+
 def test_every_playbook_action_and_guard_runs_from_a_file(tmp_path):
     playbook = ("adjust_playbook [ roll_nearest_term(), roll(1, 60d), roll_tenor(2, 30d), shift_strike(1, -2%), "
                 "scale_qty(2, 2), hedge_gamma(target=0.05), delta_neutralise(keep=10%), hedge(delta), "
