@@ -27,7 +27,7 @@ from opl.calibrate.jumps import DEFAULT_THRESHOLD, fit_jump_model
 from opl.calibrate.realised import TRADING_DAYS, realised_vol
 from opl.calibrate.result import CalibrationResult
 from opl.calibrate.surface import fit_surface
-from opl.data.loaders import LoadResult, load
+from opl.data.loaders import DataError, LoadResult, Problem, load
 from opl.data.rolls import within_contract_returns
 
 __all__ = ["CalibrationError", "calibrate", "calibrate_dir", "DIR_FILES"]
@@ -58,6 +58,27 @@ def _as_loaded(value, kind: str) -> LoadResult | None:
 
         return validate_frame(value, kind=kind, file=f"<{kind} frame>")
     return load(value, kind=kind)
+
+
+def _check_chain_matches(fut: LoadResult, opt: LoadResult) -> None:
+    """Refuse a chain none of whose underlyings is a contract of the futures file.
+
+    Rows whose underlying the futures do not hold fall back to put-call parity forwards, so a
+    chain of another product (50ETF options beside jujube futures) would otherwise fit its own
+    smile silently and be reported as the futures' implied volatility.
+    """
+    if "underlying_symbol" not in opt.frame.columns or "symbol" not in fut.frame.columns:
+        return
+    under = opt.frame["underlying_symbol"].dropna().astype(str)
+    if under.empty or under.isin(set(fut.frame["symbol"].astype(str))).any():
+        return
+    names = sorted(set(under))
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    contracts = sorted(set(fut.frame["symbol"].astype(str)))
+    raise DataError([Problem(opt.file, opt.line_of(opt.frame.index.get_loc(under.index[0])), "underlying_symbol",
+                             f"no option's underlying ({shown}) is a contract of {fut.file} "
+                             f"({', '.join(contracts[:3])}{' ...' if len(contracts) > 3 else ''}): "
+                             f"the chain of another product?")])
 
 
 def calibrate(*, futures, options=None, iv_summary: IVSummary | str | os.PathLike | None = None,
@@ -103,6 +124,8 @@ def calibrate(*, futures, options=None, iv_summary: IVSummary | str | os.PathLik
     """
     fut = _as_loaded(futures, "futures")
     opt = _as_loaded(options, "options")
+    if opt is not None:
+        _check_chain_matches(fut, opt)
     summary = load_iv_summary(iv_summary) if isinstance(iv_summary, (str, os.PathLike)) else iv_summary
     frame = fut.frame
     returns = within_contract_returns(frame, price="close", limit=limit, tick=tick)

@@ -74,6 +74,23 @@ def test_bad_data_is_a_located_error_and_writes_nothing(runner, synth_dir, tmp_p
     assert not (tmp_path / "c.json").exists()
 
 
+def test_a_chain_of_another_product_is_a_located_error(runner, synth_dir, tmp_path):
+    # Options on contracts the futures never list used to fall back to parity forwards and fit their own
+    # smile silently, reported as the futures' implied volatility (exit 0).
+    import pandas as pd
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copy(synth_dir / "futures.csv", mixed / "futures.csv")
+    chain = pd.read_csv(synth_dir / "options.csv", dtype=str, nrows=400)
+    chain["underlying_symbol"] = "510050"
+    chain.to_csv(mixed / "options.csv", index=False)
+    res = runner.invoke(main, ["calibrate", "--data", str(mixed), "--json", str(tmp_path / "c.json")])
+    assert res.exit_code == 1, res.output
+    assert f"{mixed / 'options.csv'}:2: column `underlying_symbol`: no option's underlying (510050)" in res.output
+    assert "another product" in res.output and not (tmp_path / "c.json").exists()
+
+
 def test_a_directory_without_futures_says_what_it_needs(runner, tmp_path):
     res = runner.invoke(main, ["calibrate", "--data", str(tmp_path)])
     assert res.exit_code == 1 and "no futures file" in res.output and "opl data synth" in res.output
