@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from opl import ast
+from opl import ast, limits
 from opl import vocabulary as vocab
 from opl.document import AssignmentPolicy, Experiment, Guard, HedgeRule, ModelComponent, Scenario, Underlying
 from opl.lower import _unwrap, signed_number, signed_percent
@@ -464,7 +464,11 @@ def _setting(lw: "Lowerer", result: Experiment, name: str, value: ast.Value) -> 
     elif name == "sizes":
         items = _list_items(lw, value, name)
         sizes = [lw.number(i, "sizes", positive=True) for i in items]
-        result.sizes = tuple(s for s in sizes if s is not None)
+        for item, size in zip(items, sizes):
+            if size is not None and size > limits.MAX_SIZE:
+                lw.error("E207", f"`sizes` must be at most {limits.MAX_SIZE:g}, found {size:g}", item.span,
+                         "out of range")
+        result.sizes = tuple(s for s in sizes if s is not None and s <= limits.MAX_SIZE)
     elif name in ("stress", "sensitivity"):
         scenarios = tuple(s for s in (_scenario(lw, i) for i in _list_items(lw, value, name)) if s is not None)
         setattr(result, name, scenarios)

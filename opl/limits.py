@@ -18,6 +18,7 @@ MAX_IDENTIFIER = 64             # E011
 MAX_NUMBER = 1e12               # E012: absolute value of any literal
 MAX_QTY = 100_000               # E012: lots per leg
 MIN_YEAR, MAX_YEAR = 1900, 2200  # E012: dates
+MAX_SIZE = 1e6                  # E207: a position size (`sizes`, --set size / experiment.sizes)
 HEADER_WINDOW = 256             # E005: the header must start within these bytes (rc6 §13)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from opl import limits
 from opl.vocabulary import SMILE_PARAMETERS
 
 __all__ = ["SettingsError", "SimSettings", "KEYS", "parse_overrides", "DEFAULT_PATHS", "CAPITAL_MARGIN_MULTIPLE"]
@@ -141,9 +142,9 @@ KEYS: dict[str, tuple[str, object, tuple[float, float] | None, str]] = {
     "experiment.steps_per_day": ("steps_per_day", _integer, (1, 96), "steps per trading day"),
     "experiment.horizon": ("horizon_months", _integer, (1, 600), "horizon in months"),
     "experiment.hit_rate": ("hit_rate", _number, (0.0, 1.0), "direction signal hit rate"),
-    "experiment.sizes": ("sizes", _sizes, (1e-9, 1e6), "sizes to sweep, e.g. [1,2,5]"),
+    "experiment.sizes": ("sizes", _sizes, (1e-9, limits.MAX_SIZE), "sizes to sweep, e.g. [1,2,5]"),
     "experiment.model": ("components", _components, None, "price model, e.g. garch+jump+regime"),
-    "size": ("size", lambda t: _number(t, percent=False), (1e-9, 1e6), "base position size (× file quantities)"),
+    "size": ("size", lambda t: _number(t, percent=False), (1e-9, limits.MAX_SIZE), "base position size (× file quantities)"),
     "capital": ("capital", lambda t: _number(t, percent=False), (1e-9, 1e15), "account capital"),
     "margin_buffer": ("margin_buffer", _number, (0.0, 1.0), "margin headroom before forced liquidation"),
     "stop_loss": ("stop_loss", _number, (0.0, 1.0), "monthly stop loss, share of capital"),
