@@ -80,6 +80,7 @@ def _limits() -> str:
         ("identifier length", f"{limits.MAX_IDENTIFIER} characters", "E011"),
         ("absolute value of a number", f"{limits.MAX_NUMBER:g}", "E012"),
         ("lots per leg", f"{limits.MAX_QTY:,}", "E012"),
+        ("a position size (`sizes`, `--set size`)", f"{limits.MAX_SIZE:,.0f}", "E207"),
         ("dates", f"years {limits.MIN_YEAR}–{limits.MAX_YEAR}", "E012"),
         ("header position", f"first {limits.HEADER_WINDOW} bytes", "E005"),
     ]
