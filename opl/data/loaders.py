@@ -260,6 +260,9 @@ def validate_frame(raw: pd.DataFrame, *, kind: str, file: str = "<frame>", lines
     text.columns = _canonical_header(text.columns, contract, rename or {}, state)
     text = text.apply(lambda col: col.map(lambda v: "" if _is_missing(v) else str(v).strip()))
     text, lines = _drop_blank(text, lines, state)
+    if len(text) == 0 and not state.problems:
+        # A header alone is not data: every consumer would fail later, further from the cause.
+        raise DataError([Problem(file, state.header_row, None, "the file has a header but no rows")])
     state.lines = lines
     parsed = _parse_columns(text, state)
     _check_rows(parsed, state, limit=limit, tick=tick)

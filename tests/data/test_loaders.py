@@ -270,6 +270,11 @@ def test_empty_file_and_unknown_kind(tmp_path):
         load_futures(path)
     with pytest.raises(ValueError, match="unknown kind"):
         load(write(tmp_path, GOOD), kind="bonds")
+    header_only = write(tmp_path, [], name="header.csv")
+    with pytest.raises(DataError) as info:
+        load_futures(header_only)
+    (problem,) = info.value.problems
+    assert (problem.row, problem.message) == (1, "the file has a header but no rows")
 
 
 def test_parquet_round_trip(tmp_path):
