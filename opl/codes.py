@@ -118,7 +118,7 @@ _TABLE: tuple[tuple[str, str, str, str], ...] = (
      "to zero or below is reported when the market inputs are known."),
     ("E206", "error", "non-positive tenor",
      "Tenors must be at least one day (`1d`); an expiry date must lie after the file's\n"
-     "`time`."),
+     "`time`; an option on `underlying Future(date)` cannot expire after that future."),
     ("E207", "error", "invalid rule setting",
      "A hedge rule, assignment policy, risk control or experiment setting has a value\n"
      "outside its valid range (a negative band, a hit rate above 1, zero paths, ...)."),

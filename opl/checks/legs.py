@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as _dt
+
 from opl.checks import CheckContext
 from opl.estimates import Market
-from opl.legs import DateTenor, RelativeStrike
+from opl.legs import DateTenor, DaysTenor, RelativeStrike
 from opl.source import UNKNOWN_SPAN
 
 LEVERAGED_MAX_DAYS = 45  # spec §3.3: ban_leveraged_longdated
@@ -52,6 +54,24 @@ def resolved_strikes_and_tenors(ctx: CheckContext) -> None:
             ctx.sink.emit("E206", f"expiry {leg.tenor.date.isoformat()} is not after `time` "
                           f"{market.time.isoformat()}", leg.span, "already expired",
                           help="choose a later expiry date or an earlier `time`")
+        _outlives_future(ctx, leg, market)
+
+
+def _outlives_future(ctx: CheckContext, leg, market: Market) -> None:
+    """An option on `underlying Future(date)` cannot expire after that future does (E206)."""
+    underlying = ctx.document.underlying
+    if underlying is None or underlying.kind != "future" or underlying.expiry is None:
+        return
+    if isinstance(leg.tenor, DateTenor):
+        expiry = leg.tenor.date
+    elif isinstance(leg.tenor, DaysTenor) and market.time is not None:
+        expiry = market.time + _dt.timedelta(days=leg.tenor.days)
+    else:
+        return
+    if expiry > underlying.expiry:
+        ctx.sink.emit("E206", f"the option expires {expiry.isoformat()}, after its underlying future "
+                      f"(`Future({underlying.expiry.isoformat()})`)", leg.span, "outlives the future",
+                      help="choose a shorter tenor, an earlier `time`, or a later futures contract")
 
 
 def run_time_levels(ctx: CheckContext) -> None:

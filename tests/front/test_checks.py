@@ -23,6 +23,7 @@ EXPECTED = {
     "E203.opl": ("E203", (1, 1, 1, 13), "no strategy"),
     "E205.opl": ("E205", (3, 10, 3, 35), "resolves to -20"),
     "E206.opl": ("E206", (3, 10, 3, 38), "not after `time`"),
+    "E206_outlives.opl": ("E206", (4, 10, 4, 32), "after its underlying future"),
     "E208.opl": ("E208", (3, 5, 3, 6), "A → B → A"),
     "E301.opl": ("E301", (7, 1, 7, 20), "above `capital_limit` 10,000"),
     "E302.opl": ("E302", (5, 5, 5, 61), "worst loss at expiry is about 86"),
