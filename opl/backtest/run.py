@@ -20,6 +20,9 @@ from dataclasses import dataclass, replace
 
 __all__ = ["backtest_file", "prepare", "run_prepared", "Prepared", "BacktestInputError"]
 
+#: Below this many sessions (a quarter) annualised figures are flagged as saying little.
+SHORT_HISTORY = 63
+
 _SIMULATION_ONLY = ("experiment.paths", "experiment.seed", "experiment.steps_per_day", "experiment.horizon",
                     "experiment.hit_rate", "experiment.sizes", "experiment.model", "model.", "sim.days_per_month",
                     "sim.chunk", "sim.exact_american")
@@ -262,10 +265,14 @@ def run_prepared(p: Prepared):
     chain_marks = sum(r["marks_from_chain"] for r in records)
     notes.append(f"marks: {chain_marks:,} of {marks:,} option marks at the chain's settlements; the rest, and the "
                  f"at-the-money volatility, from the surface ({' / '.join(p.surfaces.names)})")
+    sessions = p.cycles[-1].end - p.cycles[0].start + 1
+    if sessions < SHORT_HISTORY:
+        notes.append(f"only {sessions} sessions: the annualised return and the Sharpe ratio of so short a history "
+                     "say little (a quarter, 63 sessions, is the least they need)")
     futures = p.market.futures
     dates = [records[0]["open"]] + [d for c in p.cycles for d in futures["trading_date"].iloc[c.start + 1:c.end + 1]]
     return BacktestResult.build(
         file=p.file, data=p.data, files=p.market.files, settings=settings, strategy=strategy, pack=p.pack,
         kind=p.kind, cycles=records, dates=pd.DatetimeIndex(dates), result=result, baseline=baseline, band=band,
         notes=notes, versions=package_versions(), surfaces=p.surfaces.names, months=traded,
-        sessions=p.cycles[-1].end - p.cycles[0].start + 1)
+        sessions=sessions)

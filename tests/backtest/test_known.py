@@ -90,3 +90,11 @@ def test_a_cycle_never_crosses_a_roll(tmp_path, build, with_symbols):
     option_only = sum(c["premium"] for c in result.cycles)
     assert result.metrics.attribution["per_month"]["premium"] * len(result.cycles) <= option_only + 1e-6
     assert abs(result.performance["total_return"]) < 1.0
+
+
+def test_a_short_history_says_its_annualised_figures_say_little(tmp_path, build):
+    from opl.backtest.run import SHORT_HISTORY
+
+    result, _ = _run(tmp_path, build, np.full(len(DATES), 3.0))
+    assert len(DATES) < SHORT_HISTORY
+    assert any(note.startswith("only ") and "say little" in note for note in result.notes), result.notes
