@@ -345,7 +345,9 @@ def _diagnose(target, evaluation, text, facts):
 
 def _baseline(archive, evaluator, target, text, facts, emit) -> dict[str, Any]:
     started = time.perf_counter()
-    evaluation = _evaluate(evaluator, text, f"{archive.root}/iter_0/candidate.opl", emit, complete=True)
+    # Iteration 0 is the user's file as written: its diagnostics point at that file.
+    display = archive.settings().get("file") or f"{archive.root}/iter_0/candidate.opl"
+    evaluation = _evaluate(evaluator, text, display, emit, complete=True)
     diagnosis = _diagnose(target, evaluation, text, facts)
     return {"schema": "opl.loop.iteration/1", "iteration": 0, "parent": None, "candidate_sha": candidate_sha(text),
             "proposal": {"change": "the file as written", "rationale": "baseline", "risk": "", "move": None},
