@@ -55,10 +55,10 @@ def _setup(paths: int, size: float):
 
     checked = opl.check_file(JUJUBE)
     compiled = compile_checked(checked).strategy
-    settings, spans = facade._settings_from(checked.document, compiled)
+    settings, spans = facade.settings_from(checked.document, compiled)
     pack = load_pack(compiled.underlying.rule_pack)
-    strategy = replace(facade._strategy(checked, compiled, settings, []), contract_size=pack.underlying.contract_size)
-    process = facade._process(settings, compiled, pack, spans, [])
+    strategy = replace(facade.runtime_strategy(checked, compiled, settings, []), contract_size=pack.underlying.contract_size)
+    process = facade.price_process(settings, compiled, pack, spans, [])
     run = RunSpec(process=process, pack=pack, price=compiled.market.price, capital=settings.capital, paths=paths,
                   months=1, seed=settings.seed)
     return strategy, run, (Variant(size=size),)

@@ -199,7 +199,8 @@ def _calibrate(doc, settings: SimSettings, data, notes: list[str], path) -> dict
     return record
 
 
-def _process(settings: SimSettings, compiled, pack, spans, notes):
+def price_process(settings: SimSettings, compiled, pack, spans, notes):
+    """The price process the settings describe (calibrated parameters already merged into ``settings``)."""
     from opl.runtime.processes import ModelError, process_spec
 
     components = list(settings.components) or ["gbm"]
@@ -399,7 +400,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
         pack = load_pack(strategy_model.underlying.rule_pack)
         strategy = runtime_strategy(checked, strategy_model, settings, notes, mixed_tenors=True)
         strategy = replace(strategy, contract_size=pack.underlying.contract_size)
-        process = _process(settings, strategy_model, pack, spans, notes)
+        process = price_process(settings, strategy_model, pack, spans, notes)
         plans = _plans(doc, report, process, strategy)
     except SettingsError as error:
         raise located(error) from None
