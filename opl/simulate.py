@@ -37,13 +37,42 @@ __all__ = ["simulate_file", "SimulationInputError", "SettingsError"]
 COST_SCENARIOS = ("slippage", "fees_up", "margin_up")
 
 
-class SimulationInputError(Exception):
-    """The file has errors (``diagnostics``, located in ``report``'s source) — nothing was simulated."""
+class RunInputError(Exception):
+    """The file has errors (``diagnostics``, located in ``report``'s source) — nothing was run."""
 
     def __init__(self, report, diagnostics):
         super().__init__("; ".join(d.message for d in diagnostics))
         self.report = report
         self.diagnostics = diagnostics
+
+
+class SimulationInputError(RunInputError):
+    """The file has errors, or settings the simulator cannot run — nothing was simulated."""
+
+
+def checked_for_run(path, market: dict | None, error: type[RunInputError], doing: str):
+    """Check and compile ``path`` for a run (`opl simulate`, `opl backtest`).
+
+    Returns ``(checked, compiled, located)``: ``located(settings_error)`` turns a `SettingsError` with a
+    span into ``error`` with one diagnostic labelled "cannot {doing} this" (one without a span is returned
+    as is). Raises ``error`` when the file does not compile.
+    """
+    import opl
+    from opl.compiler import compile_checked
+    from opl.diagnostics import Diagnostic
+
+    checked = opl.check_file(path)
+    compiled = compile_checked(checked, market)
+    if not compiled.ok:
+        raise error(checked.report, compiled.diagnostics)
+
+    def located(settings_error: SettingsError):
+        if settings_error.span is None:
+            return settings_error
+        return error(checked.report, [Diagnostic(settings_error.code, str(settings_error), settings_error.span,
+                                                 f"cannot {doing} this", settings_error.help)])
+
+    return checked, compiled, located
 
 
 @dataclass(frozen=True)
@@ -362,26 +391,14 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
     """
     import numpy as np
 
-    import opl
-    from opl.compiler import compile_checked
-    from opl.diagnostics import Diagnostic
     from opl.runtime.metrics import ScenarioResult, SimulationResult, run_metrics, target_verdict
     from opl.runtime.records import package_versions
     from opl.runtime.replay import RunSpec, Variant, replay
     from opl.runtime.rules import load_pack
 
-    checked = opl.check_file(path)
-    compiled = compile_checked(checked, market)
-    if not compiled.ok:
-        raise SimulationInputError(checked.report, compiled.diagnostics)
+    checked, compiled, located = checked_for_run(path, market, SimulationInputError, "simulate")
     doc, strategy_model, report = checked.document, compiled.strategy, checked.report
     notes: list[str] = []
-
-    def located(error: SettingsError):
-        if error.span is None:
-            return error
-        return SimulationInputError(report, [Diagnostic(error.code, str(error), error.span, "cannot simulate this",
-                                                        error.help)])
 
     try:
         if strategy_model.underlying.kind != "future" or strategy_model.underlying.rule_pack is None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from opl.simulate import RunInputError
+
 __all__ = ["backtest_file", "prepare", "run_prepared", "Prepared", "BacktestInputError"]
 
 #: Below this many sessions (a quarter) annualised figures are flagged as saying little.
@@ -28,13 +30,8 @@ _SIMULATION_ONLY = ("experiment.paths", "experiment.seed", "experiment.steps_per
                     "sim.chunk", "sim.exact_american")
 
 
-class BacktestInputError(Exception):
+class BacktestInputError(RunInputError):
     """The file has errors, or settings a backtest cannot run (located ``diagnostics``)."""
-
-    def __init__(self, report, diagnostics):
-        super().__init__("; ".join(d.message for d in diagnostics))
-        self.report = report
-        self.diagnostics = diagnostics
 
 
 def _band_calls(doc):
@@ -136,30 +133,18 @@ def prepare(path, *, data, overrides=(), market: dict | None = None, repair: boo
     `backtest_file`)."""
     import numpy as np
 
-    import opl
     from opl.backtest.cycles import ChainIndex, mark_cycles, plan_cycles
     from opl.backtest.market import load_market
     from opl.backtest.surface import build_surfaces
-    from opl.compiler import compile_checked
     from opl.data.loaders import DataError, Problem
-    from opl.diagnostics import Diagnostic
     from opl.runtime.replay import RunSpec
     from opl.runtime.rules import load_pack
     from opl.simconfig import CAPITAL_MARGIN_MULTIPLE, SettingsError, parse_overrides
-    from opl.simulate import settings_from
+    from opl.simulate import checked_for_run, settings_from
 
-    checked = opl.check_file(path)
-    compiled = compile_checked(checked, market)
-    if not compiled.ok:
-        raise BacktestInputError(checked.report, compiled.diagnostics)
+    checked, compiled, located = checked_for_run(path, market, BacktestInputError, "backtest")
     doc, model, report = checked.document, compiled.strategy, checked.report
     notes: list[str] = []
-
-    def located(error: SettingsError):
-        if error.span is None:
-            return error
-        return BacktestInputError(report, [Diagnostic(error.code, str(error), error.span, "cannot backtest this",
-                                                      error.help)])
 
     try:
         kind = model.underlying.kind
