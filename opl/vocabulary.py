@@ -153,7 +153,7 @@ SCENARIOS: dict[str, str] = {
 }
 STOP_CONDITIONS: dict[str, Signature] = {
     "converge": Signature((("rounds", "number"), ("min_gain", "percent")), 0, "objective gain stalls"),
-    "budget": Signature((("iterations", "number"), ("minutes", "number"), ("tokens", "number")), 0,
-                        "iteration, wall-time and token budget"),
+    "budget": Signature((("iterations", "number"), ("minutes", "number"), ("tokens", "number"), ("cost", "number")),
+                        0, "iteration, wall-time, token and cost budget (cost needs `opl loop --token-price`)"),
     "target_met": Signature((), 0, "stop as soon as the target holds"),
 }

@@ -46,6 +46,10 @@ from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
               help="Seed of the search (default: the experiment's seed, else 0); the hold-out uses seed + 1000003.")
 @click.option("--minutes", type=FiniteFloatRange(0, min_open=True), default=None, help="Wall-time budget.")
 @click.option("--tokens", type=click.IntRange(1), default=None, help="Token budget of the proposer.")
+@click.option("--cost", type=FiniteFloatRange(0, min_open=True), default=None,
+              help="Cost budget of the proposer, in the currency of --token-price.")
+@click.option("--token-price", "token_price", default=None, metavar="IN,OUT",
+              help="Prices per million prompt and completion tokens (e.g. 0.15,0.60), for --cost.")
 @click.option("--converge-rounds", "converge_rounds", type=click.IntRange(1), default=None,
               help="Iterations without gain before stopping (default 5).")
 @click.option("--min-gain", "min_gain", type=FiniteFloatRange(0), default=None,
@@ -55,17 +59,21 @@ from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 @click.option("--quiet", "-q", is_flag=True, help="Print only the answer.")
 def loop(file: str | None, max_iter: int | None, runs: str, proposer: str | None, model: str | None,
          base_url: str | None, resume: str | None, data: str | None, repair: bool, paths: int, holdout_paths: int,
-         seed: int | None, minutes: float | None, tokens: int | None, converge_rounds: int | None,
+         seed: int | None, minutes: float | None, tokens: int | None, cost: float | None,
+         token_price: str | None, converge_rounds: int | None,
          min_gain: float | None, overrides: tuple[str, ...], quiet: bool) -> None:
     """Improve FILE's strategy and experiment design in a closed loop; answer whether its target is reachable."""
     from opl.loop.archive import ArchiveError
     from opl.loop.inputs import DataInputError
     from opl.loop.run import LoopInputError, LoopSettings, open_run, run_loop, start_run
 
-    flags = {"max_iterations": max_iter, "minutes": minutes, "tokens": tokens, "converge_rounds": converge_rounds,
+    flags = {"max_iterations": max_iter, "minutes": minutes, "tokens": tokens, "cost": cost,
+             "token_price": _token_price(token_price), "converge_rounds": converge_rounds,
              "min_gain": None if min_gain is None else min_gain / 100}
     if file is None and resume is None:
         raise click.UsageError("give FILE, or --resume RUN to continue a run")
+    if cost is not None and token_price is None and resume is None:
+        raise click.UsageError("--cost needs --token-price IN,OUT (currency per million prompt and completion tokens)")
     _check_overrides(overrides)
     if data is not None and data != "synth":
         from opl.loop.inputs import DATA_FILES
@@ -133,6 +141,22 @@ def _check_overrides(overrides: tuple[str, ...]) -> None:
     except SettingsError as error:
         raise click.UsageError(f"--set {error.key or ''}: {error}" + (f" ({error.help})" if error.help else "")) \
             from None
+
+
+def _token_price(text: str | None) -> tuple[float, float] | None:
+    """``IN,OUT`` (per million prompt / completion tokens) as two finite, non-negative numbers."""
+    if text is None:
+        return None
+    import math
+
+    parts = text.split(",")
+    try:
+        prices = tuple(float(p) for p in parts)
+    except ValueError:
+        prices = ()
+    if len(prices) != 2 or not all(math.isfinite(p) and p >= 0 for p in prices):
+        raise click.UsageError(f"--token-price {text}: give two non-negative numbers IN,OUT, e.g. 0.15,0.60")
+    return prices
 
 
 def _proposer(name: str, model: str | None, base_url: str | None):

@@ -118,6 +118,9 @@ def start_run(file: str | Path, runs: str | Path, settings: LoopSettings, *, rul
                               holdout_seed=settings.holdout_seed, counterfactuals=settings.counterfactuals,
                               overrides=tuple(settings.overrides))
     rules = stop_rules(checked.document, **rules_flags)
+    if rules.cost is not None and rules.token_price is None:
+        raise LoopInputError(f"{file}: a cost budget needs the token prices: give `--token-price IN,OUT` "
+                             "(currency per million prompt and completion tokens)")
     archive = RunArchive.create(runs, Path(file).stem, initial_text=text, settings={
         "created": _now(), "file": str(file), "target": target.to_dict(), "evaluation": evaluation.to_dict(),
         "stops": rules.to_dict(), "proposer": proposer_config, "data": settings.data, "repair": settings.repair,
@@ -143,6 +146,8 @@ def open_run(root: str | Path, *, rules_flags: dict[str, Any]) -> RunArchive:
         from dataclasses import replace
 
         rules = replace(rules, **changed)
+    if rules.cost is not None and rules.token_price is None:
+        raise LoopInputError(f"{root}: a cost budget needs the token prices: give `--token-price IN,OUT`")
     settings["stops"] = rules.to_dict()
     settings["sessions"] = list(settings.get("sessions", [])) + [_now()]
     archive.write_json("run.json", {k: v for k, v in settings.items()})
@@ -237,6 +242,12 @@ def _usage(records: list[dict[str, Any]]) -> int:
     return sum(sum((r.get("proposal") or {}).get("usage", {}).values()) for r in records)
 
 
+def _cost(rules: StopRules, records: list[dict[str, Any]]) -> float | None:
+    """The proposer's spend so far at the run's token prices (None when no prices were given)."""
+    spent = [rules.spent((r.get("proposal") or {}).get("usage", {})) for r in records]
+    return None if rules.token_price is None else sum(s for s in spent if s is not None)
+
+
 def _elapsed_minutes(records: list[dict[str, Any]], facts_seconds: float) -> float:
     return (sum(r.get("seconds", 0.0) for r in records) + facts_seconds) / 60.0
 
@@ -281,7 +292,7 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
             record = _baseline(archive, evaluator, target, text, facts, emit)
         else:
             decision = decide(rules, [r["decision"] for r in records], minutes=_elapsed_minutes(records, facts_seconds),
-                              tokens=_usage(records), exhausted=exhausted)
+                              tokens=_usage(records), cost=_cost(rules, records), exhausted=exhausted)
             if records[0]["evaluation"] is None or not records[0]["evaluation"]["ok"]:
                 decision = StopDecision(kind="baseline_failed", reason="the file as written cannot be simulated "
                                                                  "(iteration 0): nothing to improve on")

@@ -10,13 +10,15 @@ Stop conditions (grammar/README.md §10.3), checked before every new proposal:
                                  the last ``min(rounds, 3)`` iterations each improved the return
                                  clause while worsening the drawdown clause or the reverse, alternating,
                                  with no gain — the search only trades drawdown for return;
-``budget(iterations, minutes, tokens)``  proposals made, wall time (summed over sessions of a resumed run)
-                                 and tokens used by the proposer;
+``budget(iterations, minutes, tokens, cost)``  proposals made, wall time (summed over sessions of a resumed
+                                 run), tokens used by the proposer, and their cost at the token prices given
+                                 with ``--token-price IN,OUT`` (currency per million prompt / completion tokens);
 the proposer has nothing left    the built-in proposer's local search has tried every move (``exhausted``).
 
 Defaults (the seed's): ``converge(rounds=5, min_gain=0.1%)``, ``budget(iterations=20)``, ``target_met()``.
 A kind the file's ``stop`` list names replaces its default; kinds it does not name keep theirs. CLI flags
-(``--max-iter``, ``--minutes``, ``--tokens``, ``--converge-rounds``, ``--min-gain``) win over both.
+(``--max-iter``, ``--minutes``, ``--tokens``, ``--cost``, ``--token-price``, ``--converge-rounds``, ``--min-gain``)
+win over both.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any, Literal
 __all__ = ["StopRules", "StopDecision", "stop_rules", "decide"]
 
 Kind = Literal["target_met", "converged", "oscillation", "budget_iterations", "budget_minutes", "budget_tokens",
-               "exhausted", "baseline_failed"]
+               "budget_cost", "exhausted", "baseline_failed"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,20 +42,34 @@ class StopRules:
     max_iterations: int = 20
     minutes: float | None = None
     tokens: int | None = None
+    cost: float | None = None
+    token_price: tuple[float, float] | None = None  # per million prompt / completion tokens
 
     def to_dict(self) -> dict[str, Any]:
         return {"target_met": self.target_met, "converge_rounds": self.converge_rounds, "min_gain": self.min_gain,
-                "max_iterations": self.max_iterations, "minutes": self.minutes, "tokens": self.tokens}
+                "max_iterations": self.max_iterations, "minutes": self.minutes, "tokens": self.tokens,
+                "cost": self.cost, "token_price": list(self.token_price) if self.token_price else None}
+
+    def spent(self, usage: dict[str, int]) -> float | None:
+        """What ``usage`` (``prompt_tokens``, ``completion_tokens``) cost at ``token_price``; None without prices."""
+        if self.token_price is None:
+            return None
+        prompt, completion = self.token_price
+        return (usage.get("prompt_tokens", 0) * prompt + usage.get("completion_tokens", 0) * completion) / 1e6
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "StopRules":
-        return cls(**{k: data[k] for k in cls().to_dict() if k in data})
+        values = {k: data[k] for k in cls().to_dict() if k in data}
+        if values.get("token_price") is not None:
+            values["token_price"] = tuple(values["token_price"])
+        return cls(**values)
 
     def describe(self) -> str:
         parts = [f"converge(rounds={self.converge_rounds}, min_gain={self.min_gain:.2%})",
                  f"budget(iterations={self.max_iterations}"
                  + (f", minutes={self.minutes:g}" if self.minutes is not None else "")
-                 + (f", tokens={self.tokens}" if self.tokens is not None else "") + ")"]
+                 + (f", tokens={self.tokens}" if self.tokens is not None else "")
+                 + (f", cost={self.cost:g}" if self.cost is not None else "") + ")"]
         if self.target_met:
             parts.append("target_met()")
         return "stop [ " + ", ".join(parts) + " ]"
@@ -87,7 +103,8 @@ def stop_rules(document, **flags) -> StopRules:
                             min_gain=(kwargs["min_gain"] / 100) if kwargs.get("min_gain") is not None else rules.min_gain)
         elif name == "budget":
             rules = replace(rules, max_iterations=int(kwargs.get("iterations") or rules.max_iterations),
-                            minutes=kwargs.get("minutes"), tokens=int(kwargs["tokens"]) if kwargs.get("tokens") else None)
+                            minutes=kwargs.get("minutes"), tokens=int(kwargs["tokens"]) if kwargs.get("tokens") else None,
+                            cost=kwargs.get("cost"))
     for key, value in flags.items():
         if value is not None:
             rules = replace(rules, **{key: value})
@@ -103,7 +120,7 @@ def _gain(before: float, after: float) -> float:
 
 
 def decide(rules: StopRules, records: list[dict[str, Any]], *, minutes: float, tokens: int,
-           exhausted: bool = False) -> StopDecision | None:
+           cost: float | None = None, exhausted: bool = False) -> StopDecision | None:
     """The stop that fires after ``records`` (the iterations' ``decision`` dicts, iteration 0 first), or None.
 
     Each record needs ``iteration``, ``accepted``, ``kind`` (``baseline``/``design``/``parameter``),
@@ -128,6 +145,8 @@ def decide(rules: StopRules, records: list[dict[str, Any]], *, minutes: float, t
         return StopDecision(kind="budget_minutes", reason=f"time budget spent ({minutes:.1f} of {rules.minutes:g} minutes)")
     if rules.tokens is not None and tokens >= rules.tokens:
         return StopDecision(kind="budget_tokens", reason=f"token budget spent ({tokens:,} of {rules.tokens:,})")
+    if rules.cost is not None and cost is not None and cost >= rules.cost:
+        return StopDecision(kind="budget_cost", reason=f"cost budget spent ({cost:.4g} of {rules.cost:g})")
     stalled = 0
     for prev, rec in zip(reversed(records[:-1]), reversed(records)):
         if rec.get("kind") == "design" and rec.get("accepted"):

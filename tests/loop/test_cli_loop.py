@@ -108,6 +108,9 @@ def test_resume_continues_a_finished_budget_with_a_larger_one(tmp_path, small):
     (["{small}", "--data", "{tmp}/nowhere"], 2, "not a folder"),
     (["{small}", "--data", "{tmp}"], 2, "no futures.csv"),
     (["--resume", "{tmp}"], 2, "not an `opl loop` run"),
+    (["{small}", "--cost", "1"], 2, "--cost needs --token-price"),
+    (["{small}", "--cost", "1", "--token-price", "0.15"], 2, "two non-negative numbers"),
+    (["{small}", "--cost", "1", "--token-price", "a,b"], 2, "two non-negative numbers"),
 ])
 def test_usage_errors_exit_2_without_a_run(tmp_path, small, args, code, message):
     result = _run(*(a.format(small=small, tmp=tmp_path) for a in args), "--runs", tmp_path / "runs")

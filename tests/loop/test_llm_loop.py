@@ -135,3 +135,15 @@ def test_resume_asks_the_recorded_endpoint_and_model(tmp_path, openai_server):
     assert (run / "iter_2" / "candidate.opl").read_text(encoding="utf-8") == FURTHER_OUT
     assert [r.body["model"] for r in openai_server.chat_requests] == ["test-model", "test-model"]
     _no_key_in(run)
+
+
+def test_a_cost_budget_stops_the_loop_at_the_token_prices(tmp_path, openai_server):
+    # 100 prompt + 50 completion tokens an answer at 1,000 and 2,000 per million: 0.2 a proposal.
+    _answer(openai_server, WIDER_BAND, "wider hedge band", "fewer hedge trades cost less", "bigger delta swings")
+    _answer(openai_server, FURTHER_OUT, "put further out", "the put was hit in down months", "less premium")
+    result, runs = _loop(tmp_path, openai_server, "--max-iter", "5", "--cost", "0.15", "--token-price", "1000,2000")
+    assert result.exit_code == 0, result.output
+    (run,) = runs
+    assert (run / "iter_1").is_dir() and not (run / "iter_2").exists()
+    stop = json.loads((run / "final" / "holdout.json").read_text(encoding="utf-8"))["stop"]
+    assert stop["kind"] == "budget_cost" and "0.2 of 0.15" in stop["reason"]

@@ -94,6 +94,11 @@ def test_budgets_and_the_target_fire():
     assert decide(StopRules(max_iterations=2), records, minutes=0, tokens=0).kind == "budget_iterations"
     assert decide(StopRules(minutes=1.5), records, minutes=2.0, tokens=0).kind == "budget_minutes"
     assert decide(StopRules(tokens=1000), records, minutes=0, tokens=1500).kind == "budget_tokens"
+    priced = StopRules(cost=0.5, token_price=(1.0, 4.0))
+    assert priced.spent({"prompt_tokens": 100_000, "completion_tokens": 50_000}) == pytest.approx(0.3)
+    assert decide(priced, records, minutes=0, tokens=0, cost=0.3) is None
+    assert decide(priced, records, minutes=0, tokens=0, cost=0.6).kind == "budget_cost"
+    assert StopRules.from_dict(priced.to_dict()) == priced
     assert decide(StopRules(), _records([3.0, 0.0], met=True), minutes=0, tokens=0).kind == "target_met"
     assert decide(StopRules(), records, minutes=0, tokens=0, exhausted=True).kind == "exhausted"
 
@@ -107,6 +112,8 @@ def test_stop_rules_come_from_the_file_then_the_flags():
     assert (rules.converge_rounds, rules.min_gain, rules.max_iterations, rules.minutes) == (3, 0.01, 7, 2)
     assert stop_rules(doc, max_iterations=2, minutes=None).max_iterations == 2
     assert stop_rules(opl.check(SMALL).document) == StopRules()  # the seed's defaults
+    priced = SMALL.replace("  target", "  stop [ budget(iterations=7, cost=2.5) ]\n  target")
+    assert opl.check(priced).ok and stop_rules(opl.check(priced).document).cost == 2.5
 
 
 # --------------------------------------------------------------------------- the driver
