@@ -492,7 +492,13 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
     scenario_results.sort(key=lambda pr: order[id(pr[0])])
     base_index = sizes.index(settings.size)
     base_metrics = metrics[base_index]
-    monthly = base.monthly[base_index]
+    # The plots show the size the user asked for (`--set size=`), else the size the scenarios run at: the
+    # file's base size of 1 lot is rarely the one in question when it sweeps sizes.
+    size_given = any(str(o).partition("=")[0].strip() == "size" for o in overrides)
+    plot_index = base_index if size_given or eval_size not in sizes else sizes.index(eval_size)
+    plot_size = {"size": sizes[plot_index],
+                 "reason": "the base size" if plot_index == base_index else eval_reason}
+    monthly = base.monthly[plot_index]
     equity = settings.capital + np.concatenate([np.zeros((monthly.shape[0], 1)), np.cumsum(monthly, axis=1)], axis=1)
     hits = base.signal_hits
     return SimulationResult(
@@ -524,8 +530,8 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
         scenario_size={"size": eval_size, "reason": eval_reason} if scenario_results else None,
         scenarios=[ScenarioResult(name=p.name, kind=p.kind, text=p.text, size=eval_size, metrics=m,
                                   holds=target_verdict(target, m.target_values())) for p, m in scenario_results],
-        notes=notes, equity=equity, drawdowns=base.max_drawdown[base_index],
-        peak_margin=base.peak_margin[base_index], monthly_returns=monthly / run.capital)
+        notes=notes, plot_size=plot_size, equity=equity, drawdowns=base.max_drawdown[plot_index],
+        peak_margin=base.peak_margin[plot_index], monthly_returns=monthly / run.capital)
 
 
 def _asdict(obj):

@@ -172,7 +172,8 @@ class SimulationResult:
     scenario_size: dict[str, Any] | None = None  # the size the scenarios ran at, and why
     scenarios: list[ScenarioResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    equity: np.ndarray | None = field(default=None, repr=False)  # (paths, months + 1) of the base case
+    plot_size: dict[str, Any] | None = None  # the size of the arrays below, and why that size
+    equity: np.ndarray | None = field(default=None, repr=False)  # (paths, months + 1) at ``plot_size``
     drawdowns: np.ndarray | None = field(default=None, repr=False)
     peak_margin: np.ndarray | None = field(default=None, repr=False)
     monthly_returns: np.ndarray | None = field(default=None, repr=False)

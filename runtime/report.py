@@ -1,4 +1,5 @@
-"""``opl simulate --report DIR``: a markdown report with four PNG plots of the base case.
+"""``opl simulate --report DIR``: a markdown report with four PNG plots (at the scenarios' size unless
+``--set size=`` names one).
 
 ``returns.png``   histogram of monthly returns (all paths and months pooled), median and p5 marked;
 ``drawdown.png``  histogram of each path's maximum drawdown, p95 and p99 marked;
@@ -23,7 +24,7 @@ def _plots(result, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    size = result.base.size
+    size = result.plot_size["size"] if result.plot_size else result.base.size
     title = f"{Path(result.file).name}, size {size:g}"
 
     r = result.monthly_returns.ravel() * 100
@@ -148,7 +149,9 @@ def _markdown(result) -> str:
                          f"{m.margin['forced_liquidation_probability']:.2f} | "
                          f"{ {True: 'pass', False: 'fail', None: '—'}[s.holds]} |")
         lines.append("")
-    lines += ["## Plots", ""] + [f"![{p[:-4]}]({p})" for p in PLOTS] + [""]
+    plotted = (f"At size {result.plot_size['size']:g} ({result.plot_size['reason']})."
+               if result.plot_size else "At the base size.")
+    lines += ["## Plots", "", plotted, ""] + [f"![{p[:-4]}]({p})" for p in PLOTS] + [""]
     if result.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
     return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -200,6 +201,12 @@ def test_scenarios_run_at_the_best_swept_size_when_nothing_is_recommended(tmp_pa
     assert result.scenario_size == {"size": best, "reason": "no size is recommended: the swept size with the best "
                                                             "median monthly return"}
     assert f"scenarios at size {best:g}" in result.summary()
+    # The plotted arrays are that size's too, since no `--set size=` names one; with one, they are the base's.
+    assert result.plot_size["size"] == best
+    index = [s for s, _, _ in result.sizes].index(best)
+    assert np.percentile(result.drawdowns * 100, 95) == pytest.approx(result.sizes[index][1].max_drawdown["p95"])
+    pinned = simulate_file(path, paths=120, overrides=["experiment.horizon=1", "experiment.sizes=[1,5,10]", "size=5"])
+    assert pinned.plot_size == {"size": 5, "reason": "the base size"}
 
 
 def test_a_size_the_capital_never_opens_cannot_hold_the_target_or_be_the_best(tmp_path):
