@@ -91,6 +91,18 @@ def source_text(report, span) -> str:
     return text[span.start:span.end] if span is not None and span.end > span.start else ""
 
 
+def default_capital(settings: SimSettings, compiled, currency: str, notes: list[str]) -> None:
+    """Without `capital` in the file, returns are measured against a multiple of the opening margin."""
+    if settings.capital is not None:
+        return
+    margin = compiled.totals.margin or 0.0
+    settings.capital = CAPITAL_MARGIN_MULTIPLE * margin * settings.size
+    notes.append(f"no `capital` in the file: returns are measured against {CAPITAL_MARGIN_MULTIPLE:g} x the "
+                 f"opening margin at size {settings.size:g} = {settings.capital:,.0f} {currency}")
+    if settings.capital <= 0:
+        raise SettingsError("no `capital` in the file and the strategy posts no margin: set `capital`", key="capital")
+
+
 def settings_from(doc, compiled) -> tuple[SimSettings, dict]:
     """The simulator's settings from the file (experiment block, hedge, capital) and their spans by key."""
     s = SimSettings()
@@ -422,14 +434,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
     except SettingsError as error:
         raise located(error) from None
 
-    if settings.capital is None:
-        margin = strategy_model.totals.margin or 0.0
-        settings.capital = CAPITAL_MARGIN_MULTIPLE * margin * settings.size
-        notes.append(f"no `capital` in the file: returns are measured against {CAPITAL_MARGIN_MULTIPLE:g} x the "
-                     f"opening margin at size {settings.size:g} = {settings.capital:,.0f} {pack.currency}")
-        if settings.capital <= 0:
-            raise SettingsError("no `capital` in the file and the strategy posts no margin: set `capital`",
-                                key="capital")
+    default_capital(settings, strategy_model, pack.currency, notes)
     sizes = sorted(set(settings.sizes) | {settings.size})
     for size in sizes:
         for leg in strategy.legs:

@@ -139,8 +139,8 @@ def prepare(path, *, data, overrides=(), market: dict | None = None, repair: boo
     from opl.data.loaders import DataError, Problem
     from opl.runtime.replay import RunSpec
     from opl.runtime.rules import load_pack
-    from opl.simconfig import CAPITAL_MARGIN_MULTIPLE, SettingsError, parse_overrides
-    from opl.simulate import checked_for_run, settings_from
+    from opl.simconfig import SettingsError, parse_overrides
+    from opl.simulate import checked_for_run, default_capital, settings_from
 
     checked, compiled, located = checked_for_run(path, market, BacktestInputError, "backtest")
     doc, model, report = checked.document, compiled.strategy, checked.report
@@ -193,14 +193,7 @@ def prepare(path, *, data, overrides=(), market: dict | None = None, repair: boo
     months, records = mark_cycles(cycles, futures=futures, chain=chain, signals=data_set.signals, strategy=strategy,
                                   surfaces=surfaces, pack=pack, carry=carry)
 
-    if settings.capital is None:
-        margin = model.totals.margin or 0.0
-        settings.capital = CAPITAL_MARGIN_MULTIPLE * margin * settings.size
-        notes.append(f"no `capital` in the file: returns are measured against {CAPITAL_MARGIN_MULTIPLE:g} x the "
-                     f"opening margin at size {settings.size:g} = {settings.capital:,.0f} {pack.currency}")
-        if settings.capital <= 0:
-            raise SettingsError("no `capital` in the file and the strategy posts no margin: set `capital`",
-                                key="capital")
+    default_capital(settings, model, pack.currency, notes)
     for leg in strategy.legs:
         lots = leg.qty * settings.size
         if abs(lots - round(lots)) > 1e-9:
