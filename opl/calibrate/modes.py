@@ -105,7 +105,8 @@ def calibrate_settings(method: Method, settings, *, data=None, calibration_file:
         The data cannot serve the method (no options for ``implied``, no futures for
         ``hybrid``...).
     opl.calibrate.stored.StoredCalibrationError
-        The calibration file is missing or bad.
+        The calibration file is missing or bad, or ``data`` is a file where the method
+        fits a directory.
     opl.data.DataError, OSError
         As the loaders raise them.
     """
@@ -138,6 +139,10 @@ def calibrate_settings(method: Method, settings, *, data=None, calibration_file:
                                   f"{record['source']['futures']}, {record['source']['first']} … "
                                   f"{record['source']['last']})")
         return record
+    if data is not None and not isinstance(data, CalibrationResult) and Path(data).is_file():
+        raise StoredCalibrationError(f"{data}: a file; `calibration {method}` fits a data directory (futures.csv, "
+                                     "options.csv, iv_summary.csv): to apply the JSON `opl calibrate --json` wrote, "
+                                     "write `calibration file` in the .opl")
     if method == "implied":
         market = _implied(data)
         record["implied"] = market.to_dict()

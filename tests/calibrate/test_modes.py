@@ -191,3 +191,18 @@ def test_without_data_the_methods_note_the_defaults(tmp_path):
     result = simulate_file(path, paths=10, overrides=FAST)
     assert result.model["calibration"] is None
     assert any(n.startswith("`calibration implied` without --data uses the documented defaults") for n in result.notes)
+
+
+def test_a_calibration_json_given_to_historical_is_a_located_error(calib_json, tmp_path):
+    # `opl simulate FILE --data calib.json` on a file that says `calibration historical` named the
+    # JSON "No such directory"; it now says what to write instead, at the calibration line.
+    path = _strangle(tmp_path, ["model garch + regime", "calibration historical"])
+    line = path.read_text(encoding="utf-8").splitlines().index("  calibration historical") + 1
+    with pytest.raises(SimulationInputError) as info:
+        simulate_file(path, paths=10, overrides=FAST, data=str(calib_json))
+    (diag,) = info.value.diagnostics
+    assert diag.code == "E306" and diag.span.line == line
+    assert "a file; `calibration historical` fits a data directory" in diag.message
+    assert "`calibration file`" in diag.message
+    out = CliRunner().invoke(main, ["simulate", str(path), "--data", str(calib_json), "-q"])
+    assert out.exit_code == 1 and f"{path.name}:{line}:" in out.output and "No such directory" not in out.output
