@@ -8,6 +8,7 @@ file or directory, an unwritable output).
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -60,5 +61,5 @@ def backtest(file: str, data: str, overrides: tuple[str, ...], market: dict, rep
     if not quiet and json_out != "-":
         click.echo(result.summary())
         if report_dir:
-            click.echo(f"report: {report_dir}/report.md")
+            click.echo(f"report: {os.path.join(report_dir, 'report.md')}")
     sys.exit(EXIT_OK)

@@ -8,6 +8,7 @@ Exit codes: 0 simulated (whether or not the target holds — the verdict is in t
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -62,7 +63,7 @@ def simulate(file: str, paths: int | None, seed: int | None, overrides: tuple[st
     if not quiet and json_out != "-":
         _table(result)
         if report_dir:
-            click.echo(f"report: {report_dir}/report.md")
+            click.echo(f"report: {os.path.join(report_dir, 'report.md')}")
     sys.exit(EXIT_OK)
 
 
