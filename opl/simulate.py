@@ -223,8 +223,9 @@ def _calibrate(doc, settings: SimSettings, data, notes: list[str], path) -> dict
                                 "(relative to this file) or pass --data calib.json (`opl calibrate --json` writes it)",
                                 span=exp.calibration_span, code="E306")
         if exp is not None and exp.calibration is not None:
-            notes.append(f"`calibration {method}` without --data uses the documented defaults, a rough fit to "
-                         "CZCE jujube 2019-2026 (opl/runtime/processes.py); pass --data DIR to calibrate")
+            notes.append(f"`calibration {method}` without --data uses the documented defaults (a rough fit to "
+                         "CZCE jujube 2019-2026, opl/runtime/processes.py) for every model parameter the file does "
+                         "not write itself; pass --data DIR to calibrate")
         return None
     from opl.calibrate.modes import calibrate_settings
     from opl.calibrate.stored import StoredCalibrationError
