@@ -16,7 +16,7 @@ import sys
 import click
 
 from opl.cli.options import FiniteFloatRange
-from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, fail_with_io, fail_with_problems
 
 
 @click.command()
@@ -67,12 +67,9 @@ def assumptions(futures: str, signals: str | None, factors: str | None, json_out
                 extra = {"limit": limit, "tick": tick} if kind == "futures" else {}
                 loaded[kind] = load(path, kind=kind, repair=repair, **extra)
     except DataError as error:
-        for problem in error.problems:
-            click.echo(f"error: {problem}", err=True)
-        sys.exit(EXIT_FINDINGS)
+        fail_with_problems(error.problems)
     except OSError as error:
-        click.echo(f"error: {error.filename or ''}: {error.strerror or error}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail_with_io(error)
     stress = _stress(strategy, loaded["futures"], paths, seed, calibrate, limit, tick) if strategy else None
     try:
         result = run_assumptions(futures=loaded["futures"], signals=loaded.get("signals"),
@@ -90,8 +87,7 @@ def assumptions(futures: str, signals: str | None, factors: str | None, json_out
         if report_dir:
             written.append(result.write_markdown(report_dir))
     except OSError as error:
-        click.echo(f"error: {error.filename or ''}: {error.strerror or error}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail_with_io(error)
     click.echo(result.summary())
     for path in written:
         click.echo(f"wrote {path}")
@@ -123,5 +119,4 @@ def _stress(strategy: str, futures, paths, seed, calibrate: bool, limit, tick):
         click.echo(f"error: {strategy}: {error}", err=True)
         sys.exit(EXIT_USAGE)
     except OSError as error:
-        click.echo(f"error: {strategy}: {error.strerror or error}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail_with_io(error, strategy)

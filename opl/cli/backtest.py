@@ -14,7 +14,8 @@ import sys
 import click
 
 from opl.cli.options import market_option
-from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, fail_with_diagnostics, fail_with_setting, write_result
+from opl.cli.report import (EXIT_FINDINGS, EXIT_OK, fail_with_diagnostics, fail_with_io,
+                            fail_with_setting, write_result)
 
 
 @click.command("backtest")
@@ -53,8 +54,7 @@ def backtest(file: str, data: str, overrides: tuple[str, ...], market: dict, rep
     except SettingsError as error:
         fail_with_setting(error)
     except OSError as error:
-        click.echo(f"error: {error.filename or file}: {error.strerror or error}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail_with_io(error, error.filename or file)
     from opl.backtest.report import write_report
 
     write_result(result, json_out=json_out, report_dir=report_dir, write_report=write_report)

@@ -14,7 +14,7 @@ import click
 from opl import limits
 
 from opl.cli.options import FiniteFloatRange, market_option
-from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+from opl.cli.report import EXIT_FINDINGS, EXIT_OK, fail_with_io
 
 INTENTS = ("Bull", "Bear", "RangeBound", "Breakout", "Neutral", "NotBull", "NotBear")
 
@@ -81,8 +81,7 @@ def build(intent, vega_style, target, market, path, tenor, multiplier, max_lots,
             with open(out, "w", encoding="utf-8") as handle:
                 handle.write(result.text)
         except OSError as error:
-            click.echo(f"error: {out}: {error.strerror or error}", err=True)
-            sys.exit(EXIT_USAGE)
+            fail_with_io(error, out)
         click.echo(f"wrote {out}")
     else:
         click.echo(result.text, nl=False)

@@ -14,7 +14,7 @@ import sys
 import click
 
 from opl.cli.options import FiniteFloatRange, data_option
-from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+from opl.cli.report import EXIT_OK, fail_with_io, fail_with_problems
 
 
 @click.command("calibrate")
@@ -71,15 +71,11 @@ def calibrate(data: str | None, futures: str | None, options: str | None, iv_sum
             summary = load_iv_summary(iv_summary) if iv_summary else None
             result = run(futures=fut, options=opt, iv_summary=summary, **settings)
     except DataError as error:
-        for problem in error.problems:
-            click.echo(f"error: {problem}", err=True)
-        sys.exit(EXIT_FINDINGS)
+        fail_with_problems(error.problems)
     except CalibrationError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(EXIT_FINDINGS)
+        fail_with_problems([error])
     except OSError as error:
-        click.echo(f"error: {error.filename or ''}: {error.strerror or error}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail_with_io(error)
     # Files first: if one cannot be written, no result is shown as if the run had succeeded.
     written = []
     try:
@@ -94,8 +90,7 @@ def calibrate(data: str | None, futures: str | None, options: str | None, iv_sum
         if report_dir:
             written.append(result.write_report(report_dir))
     except OSError as error:
-        click.echo(f"error: {error.filename or ''}: {error.strerror or error}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail_with_io(error)
     if json_out != "-":
         click.echo(result.summary() if not components else result.summary().replace(
             "\n".join(f"  {line}" for line in result.experiment_lines()),

@@ -12,7 +12,7 @@ import sys
 import click
 
 from opl.cli.options import market_option
-from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+from opl.cli.report import EXIT_FINDINGS, EXIT_OK, fail_with_io
 
 
 def load_compiled(path: str, market: dict):
@@ -25,8 +25,7 @@ def load_compiled(path: str, market: dict):
     try:
         checked = opl.check_file(path)
     except OSError as error:
-        click.echo(f"error: {path}: {error.strerror or error}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail_with_io(error, path)
     result = compile_checked(checked, market)
     if not result.ok:
         report = FileReport(checked.report.source, result.diagnostics)

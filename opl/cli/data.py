@@ -11,7 +11,7 @@ import sys
 import click
 
 from opl.cli.options import FiniteFloatRange
-from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, fail_with_io
 
 KINDS = ("futures", "options", "signals", "factors")
 
@@ -47,8 +47,7 @@ def synth(out: str, seed: int, years: int, start: str, hit_rate: float, no_optio
     try:
         paths = dataset.write(out)
     except OSError as error:
-        click.echo(f"error: {out}: {error.strerror or error}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail_with_io(error, out)
     click.echo(dataset.summary())
     for path in paths.values():
         click.echo(f"wrote {path}")
@@ -68,8 +67,7 @@ def _load_or_exit(path: str, kind: str, **kwargs):
                    f"(see examples/jujube/data_contracts.md)", err=True)
         sys.exit(EXIT_FINDINGS)
     except OSError as error:
-        click.echo(f"error: {path}: {error.strerror or error}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail_with_io(error, path)
 
 
 @data.command()
@@ -119,8 +117,7 @@ def fetch(source: str, symbol: str, out: str, start: str | None, end: str | None
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_USAGE)
     except OSError as error:
-        click.echo(f"error: {out}: {error.strerror or error}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail_with_io(error, out)
     for path in paths.values():
         click.echo(f"wrote {path}")
     sys.exit(EXIT_OK)

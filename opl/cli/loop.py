@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from opl.cli.options import FiniteFloatRange
-from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, fail_with_io
 
 
 @click.command("loop")
@@ -106,8 +106,7 @@ def loop(file: str | None, max_iter: int | None, runs: str, proposer: str | None
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_USAGE)
     except OSError as error:
-        click.echo(f"error: {error.filename or file}: {error.strerror or error}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail_with_io(error, error.filename or file)
     printer = _Printer(quiet, archive.root)
     try:
         with printer:
@@ -118,8 +117,7 @@ def loop(file: str | None, max_iter: int | None, runs: str, proposer: str | None
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_USAGE if error.usage else EXIT_FINDINGS)
     except OSError as error:
-        click.echo(f"error: {error.filename or ''}: {error.strerror or error}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail_with_io(error)
     click.echo("")
     click.echo(_plain(outcome.answer))
     click.echo(f"stop: {outcome.stop.kind.replace('_', ' ')} — {outcome.stop.reason}")

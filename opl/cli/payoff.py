@@ -8,7 +8,7 @@ import click
 
 from opl.cli.compile import load_compiled
 from opl.cli.options import FiniteFloatRange, market_option
-from opl.cli.report import EXIT_OK, EXIT_USAGE
+from opl.cli.report import EXIT_OK, EXIT_USAGE, fail_with_io
 
 
 @click.command()
@@ -44,8 +44,7 @@ def payoff(file: str, out: str, low: float | None, high: float | None, market: d
     try:
         plot_payoff(strategy, curves, out)
     except OSError as error:
-        click.echo(f"error: {out}: {error.strerror or error}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail_with_io(error, out)
     click.echo(curves.summary())
     click.echo(f"wrote {out}")
     sys.exit(EXIT_OK)

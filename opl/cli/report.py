@@ -85,6 +85,23 @@ def fail_with_diagnostics(source, diagnostics) -> NoReturn:
     sys.exit(EXIT_FINDINGS)
 
 
+def fail_with_problems(problems) -> NoReturn:
+    """Problems found in the input data (`opl.data.loaders.Problem`, or error messages): ``error: …`` each, exit 1."""
+    import click
+
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
+    sys.exit(EXIT_FINDINGS)
+
+
+def fail_with_io(error: OSError, path=None) -> NoReturn:
+    """A file that cannot be read or written: ``error: PATH: reason`` and exit 2 (``path`` defaults to the error's)."""
+    import click
+
+    click.echo(f"error: {path if path is not None else (error.filename or '')}: {error.strerror or error}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
 def fail_with_setting(error) -> NoReturn:
     """A bad ``--set`` (a `opl.simconfig.SettingsError`): print it with its help and exit 2."""
     import click
@@ -110,5 +127,4 @@ def write_result(result, *, json_out: str | None, report_dir: str | None,
         if report_dir:
             write_report(result, report_dir)
     except OSError as error:
-        click.echo(f"error: {error.filename or ''}: {error.strerror or error}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail_with_io(error)

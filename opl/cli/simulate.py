@@ -14,7 +14,8 @@ import sys
 import click
 
 from opl.cli.options import data_option, market_option
-from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, fail_with_diagnostics, fail_with_setting, write_result
+from opl.cli.report import (EXIT_OK, fail_with_diagnostics, fail_with_io, fail_with_problems, fail_with_setting,
+                            write_result)
 
 
 @click.command("simulate")
@@ -47,16 +48,13 @@ def simulate(file: str, paths: int | None, seed: int | None, overrides: tuple[st
             result = simulate_file(file, paths=paths, seed=seed, overrides=overrides, market=market,
                                    progress=progress, data=data)
     except (DataError, CalibrationError) as error:
-        for line in (error.problems if isinstance(error, DataError) else [error]):
-            click.echo(f"error: {line}", err=True)
-        sys.exit(EXIT_FINDINGS)
+        fail_with_problems(error.problems if isinstance(error, DataError) else [error])
     except SimulationInputError as error:
         fail_with_diagnostics(error.report.source, error.diagnostics)
     except SettingsError as error:
         fail_with_setting(error)
     except OSError as error:
-        click.echo(f"error: {error.filename or file}: {error.strerror or error}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail_with_io(error, error.filename or file)
     from opl.runtime.report import write_report
 
     write_result(result, json_out=json_out, report_dir=report_dir, write_report=write_report)
