@@ -15,7 +15,8 @@ Layout of a run ``DIR/<stem>-NNN/``::
 `os.replace`; an iteration's folder is filled as ``iter_k.partial/`` and renamed to ``iter_k/`` in one
 step once all its files are written. So an ``iter_k/`` folder is always complete, and a run killed at any
 moment loses at most the iteration it was computing: ``--resume`` removes leftover ``*.partial`` folders
-and continues after the last complete iteration, recomputing nothing that finished.
+and the temporary files of writes a kill interrupted (``.NAME.PID.tmp``, anywhere in the run), and
+continues after the last complete iteration, recomputing nothing that finished.
 """
 
 from __future__ import annotations
@@ -31,14 +32,20 @@ __all__ = ["RunArchive", "ArchiveError"]
 
 SCHEMA = "opl.loop.run/1"
 _ITER = re.compile(r"^iter_(\d+)$")
+# The temporary name `_atomic_write` gives a file before it replaces the target.
+_TEMPORARY = re.compile(r"^\..+\.\d+\.tmp$")
 
 
 class ArchiveError(ValueError):
     """The folder is not a run this version of `opl loop` can resume."""
 
 
+def _temporary_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = _temporary_name(path)
     with open(tmp, "wb") as handle:
         handle.write(data)
         handle.flush()
@@ -76,7 +83,8 @@ class RunArchive:
 
     @classmethod
     def open(cls, root: str | os.PathLike) -> "RunArchive":
-        """Open an existing run for ``--resume``; removes unfinished ``*.partial`` iteration folders."""
+        """Open an existing run for ``--resume``; removes unfinished ``*.partial`` iteration folders and the
+        temporary files of interrupted writes."""
         root = Path(root)
         if not (root / "run.json").is_file():
             raise ArchiveError(f"{root}: not an `opl loop` run (no run.json)")
@@ -86,6 +94,10 @@ class RunArchive:
             raise ArchiveError(f"{root}/run.json: unknown schema {settings.get('schema')!r} (expected {SCHEMA})")
         for leftover in root.glob("iter_*.partial"):
             shutil.rmtree(leftover, ignore_errors=True)
+        for leftover in root.rglob(".*.tmp"):
+            # A kill between the write and the `os.replace` leaves the temporary file; the target is intact.
+            if _TEMPORARY.match(leftover.name) and leftover.is_file() and not leftover.is_symlink():
+                leftover.unlink(missing_ok=True)
         return archive
 
     # ------------------------------------------------------------------ files

@@ -53,6 +53,34 @@ def test_open_drops_an_unfinished_iteration_and_keeps_the_finished_ones(tmp_path
     assert not partial.exists() and reopened.iteration_numbers() == [0]
 
 
+def test_resume_removes_the_temporary_file_a_kill_during_a_write_left(tmp_path):
+    # A real kill -9 between the temporary file's write and its `os.replace` (issue 12, item 10).
+    import subprocess
+    import sys
+    import textwrap
+
+    archive = _create(tmp_path)
+    archive.write_text("change_log.md", "old log\n")
+    (archive.root / "final").mkdir()
+    script = textwrap.dedent(f"""
+        import os, signal
+        from opl.loop.archive import RunArchive
+        os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
+        archive = RunArchive({str(archive.root)!r})
+        archive.write_text("final/answer.md", "half")
+        """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    assert done.returncode == -9
+    script = script.replace('"final/answer.md", "half"', '"change_log.md", "new log"')
+    assert subprocess.run([sys.executable, "-c", script], capture_output=True).returncode == -9
+    left = sorted(p.name for p in archive.root.rglob("*.tmp"))
+    assert len(left) == 2 and all(name.startswith((".change_log.md.", ".answer.md.")) for name in left)
+    (archive.root / ".notes.tmp").write_text("not ours", encoding="utf-8")  # not a temporary name of the archive
+    RunArchive.open(archive.root)
+    assert sorted(p.name for p in archive.root.rglob("*.tmp")) == [".notes.tmp"]
+    assert (archive.root / "change_log.md").read_text(encoding="utf-8") == "old log\n"
+
+
 def test_open_refuses_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(ArchiveError, match="no run.json"):
         RunArchive.open(tmp_path)
