@@ -28,6 +28,10 @@ more, where jujube's realised volatility peaked at 57% over 21 days and 86% over
 days, 2019-2026). The recursion
 is a loop over days with every path in one numpy array (arch's per-path simulate is
 orders of magnitude slower at 50,000 paths). Paths start at h̄.
+With several steps a day, the volatility forecast written at a step (``MonthPaths.vol``,
+which drives implied volatility, the marks and the hedge's delta) is the day's own h_d at
+the day's intraday steps and h_{d+1} only at the day's close, when ε_d is known: every
+quantity at a step uses only the shocks up to that step (no look-ahead).
 
 **Direction regime.** Each month and path draws a signal S ∈ {Up, Down, Flat} with
 probabilities (``up``, ``down``, 1 − up − down); then a uniform U: when U < hit_rate the
@@ -377,8 +381,11 @@ class PathGenerator:
                 eps = np.sqrt(h / spd)[:, None] * z[:, cols]
                 increments[:, cols] += eps - 0.5 * (h / spd)[:, None]
                 shock = eps.sum(axis=1)
+                # Inside the day only the day's own variance is known; the next day's, which
+                # needs the whole day's shock, is written at the close (no look-ahead).
+                vols[:, cols.start + 1:cols.stop] = self._vol_forecast(h)[:, None]
                 h = np.minimum(omega + (g.alpha + g.gamma * (shock < 0)) * shock * shock + g.beta * h, h_cap)
-                vols[:, cols.start + 1:cols.stop + 1] = self._vol_forecast(h)[:, None]
+                vols[:, cols.stop] = self._vol_forecast(h)
             self._state["h"] = h
         if spec.limit is not None:
             increments = self._limit(increments)

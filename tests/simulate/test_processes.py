@@ -135,3 +135,24 @@ def test_nu_zero_means_normal_shocks():
     assert process_spec(components=[("gjr", {"nu": 6.0})], vol=0.2, hit_rate=None).garch.nu == 6.0
     with pytest.raises(ModelError, match="between 2.05"):
         process_spec(components=[("garch", {"nu": 1.0})], vol=0.2, hit_rate=None)
+
+
+@pytest.mark.parametrize("spd", [1, 4])
+def test_volatility_at_a_step_uses_only_the_shocks_known_at_that_step(monkeypatch, spd):
+    # Change the shocks after step k: the volatility forecast at steps 0..k must not move
+    # (with 4 steps a day it did: the day's closing variance was written to every step of the day).
+    spec = ProcessSpec(vol=0.25, garch=GarchParams(alpha=0.05, gamma=0.1, beta=0.85, nu=None))
+    base = np.random.default_rng(5).standard_normal((50, 21 * spd))
+
+    def month_vols(z):
+        monkeypatch.setattr(PathGenerator, "_shocks", lambda self, shape: z.copy())
+        gen = PathGenerator(spec=spec, paths=50, price=100.0, month_years=T, steps_per_day=spd, seed=0)
+        return gen.next_month().vol
+
+    reference = month_vols(base)
+    for k in range(21 * spd):
+        later = base.copy()
+        later[:, k:] *= 3.0  # shocks of steps k+1 ... (column k is the move into step k+1)
+        vols = month_vols(later)
+        assert np.array_equal(vols[:, :k + 1], reference[:, :k + 1]), f"step {k} sees later shocks"
+        assert not np.array_equal(vols, reference)

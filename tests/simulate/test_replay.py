@@ -196,3 +196,21 @@ def test_vectorised_strikes_match_the_scalar_resolver(sim):
             vector = rule.resolve(is_call=call, price=np.array([10_400.0]), support=np.array([9_900.0]),
                                   resistance=np.array([11_000.0]), iv=np.array([0.28]), t=30 / 365, rate=0.015)
             assert vector[0] == pytest.approx(market.strike(leg), rel=1e-6)
+
+
+def test_intraday_hedging_earns_what_daily_hedging_earns_under_gjr(sim, free_cj):
+    # Any non-anticipating hedge of a martingale earns 0 on average, so hedging a short
+    # out-of-the-money call every 6 hours and every day must agree within Monte Carlo error
+    # on the same GJR paths (the intraday marks used the day's closing variance: z ≈ -11).
+    from opl.runtime.processes import GarchParams
+
+    gjr = ProcessSpec(vol=0.25, garch=GarchParams(alpha=0.02, gamma=0.03, beta=0.955))
+    legs = [sim.option(call=True, offset=1000.0, qty=10)]
+    hedge_buckets = []
+    for every in (1, 4):
+        strat = sim.strategy(legs, hedge=HedgeSpec(every=every, band=0.0, keep=0.0, along="none"))
+        res = replay(strategy=strat, run=sim.run(gjr, free_cj, paths=4_000, steps_per_day=4, seed=7))
+        hedge_buckets.append(res.buckets["hedge"][0])
+    diff = hedge_buckets[0] - hedge_buckets[1]
+    mean, se = _mean_and_se(diff)
+    assert abs(mean) < 3 * se, f"6-hourly minus daily hedge P&L {mean:.1f} ± {se:.1f}"
