@@ -114,10 +114,11 @@ def field(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
         hedge(lw, value, statement)
     elif name == "on_assignment":
         assignment(lw, value, statement)
-    elif name in ("stop_loss", "margin_buffer"):
+    elif name in _RISK_SHARES:
         share = lw.fraction(value, name, percent_only=True)
-        if share is not None and not 0 < share <= 1:
-            lw.error("E207", f"`{name}` must lie between 0% and 100%", value.span, "out of range")
+        zero_allowed, bound = _RISK_SHARES[name]
+        if share is not None and not (0 < share <= 1 or (zero_allowed and share == 0)):
+            lw.error("E207", f"`{name}` must lie {bound}", value.span, "out of range")
             share = None
         setattr(doc.risk, name, share)
     elif name == "capital":
@@ -229,6 +230,11 @@ def append_exit_trigger(lw: "Lowerer", statement: ast.Append) -> None:
 
 
 _HEDGE_KEYWORDS = ("with", "every", "band", "keep", "along")
+
+# Risk controls written as a share: (0 accepted, the range the error states). A stop at a
+# 0% loss would close every month at the open; no headroom (0%, the default) is a choice.
+_RISK_SHARES = {"stop_loss": (False, "above 0% and at most 100%"),
+                "margin_buffer": (True, "between 0% and 100%")}
 
 
 def hedge(lw: "Lowerer", value: ast.Value, statement) -> None:

@@ -178,3 +178,11 @@ def test_strategies_defined_twice_and_unused_names():
     assert found("A = long Stock\nS = long ETF\n") == [("W409", 2, 1, 2)]
     document, diagnostics = lowered("A = long Stock\nS = A + short ETF\n")
     assert not diagnostics and document.strategy.name == "S"
+
+
+def test_margin_buffer_accepts_its_default_of_zero():
+    # 0% is the default headroom, so writing it is accepted; a 0% stop loss is still out of range
+    document, diagnostics = lowered("margin_buffer 0%\n")
+    assert diagnostics == [] and document.risk.margin_buffer == 0.0
+    assert [d[0] for d in found("stop_loss 0%\n")] == ["E207"]
+    assert [d[0] for d in found("margin_buffer 120%\n")] == ["E207"]
