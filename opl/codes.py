@@ -185,6 +185,11 @@ _TABLE: tuple[tuple[str, str, str, str], ...] = (
      "The file is valid OPL-Lang (the spec leaves score functions open), but `opl simulate`\n"
      "runs only the built-in ones — `trigger_vote`, `profit_capture`, `pnl_greeks_time`\n"
      "(grammar/README.md §6) — and refuses the file with E106."),
+    ("W411", "warning", "support above resistance",
+     "`support` lies above `resistance`, or a short put is struck above a short call.\n"
+     "Between the two strikes both short options are in the money, so a short strangle\n"
+     "built on such levels loses where it means to collect. Usually the levels are\n"
+     "swapped; strike the put below the call."),
     # -- notes -----------------------------------------------------------------------------
     ("I301", "note", "capital limit not checked",
      "`capital_limit` is set but the file has no `price` (and `iv`) to estimate the\n"

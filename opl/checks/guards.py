@@ -1,4 +1,4 @@
-"""Guard rules (spec §3.3) and the further W4xx guards: W401, W402, W404, W405, W408.
+"""Guard rules (spec §3.3) and the further W4xx guards: W401, W402, W404, W405, W408, W411.
 
 The two rules of §3.3 are on by default and evaluated per leg where the file gives
 enough to know the variables; the file's own ``avoid_leg_if`` rules report W401 and
@@ -138,4 +138,35 @@ def liquidity(ctx: CheckContext) -> None:
                   notes=(f"`liquidity_floor` is set on line {doc.spans.get('liquidity_floor', UNKNOWN_SPAN).line}",))
 
 
-PASSES = (guard_rules, exit_module, naked_short_calls, liquidity)
+def inverted_shorts(ctx: CheckContext) -> None:
+    """W411: `support` above `resistance`, or a short put struck above a short call.
+
+    Between the call's and the put's strike both short options are in the money, so the
+    position loses in the very range a seller of a strangle means to collect in.
+    """
+    doc = ctx.document
+    market = Market.of(doc)
+    notes = []
+    levels_inverted = market.support is not None and market.resistance is not None and \
+        market.support > market.resistance
+    if levels_inverted:
+        notes.append(f"`support` {market.support:,.6g} is above `resistance` {market.resistance:,.6g}")
+    shorts = [(leg, market.strike(leg)) for leg in ctx.legs if leg.is_option and leg.side < 0]
+    puts = [(leg, k) for leg, k in shorts if leg.option_type == "put" and k is not None]
+    calls = [(leg, k) for leg, k in shorts if leg.option_type == "call" and k is not None]
+    crossed = [(p, c) for p in puts for c in calls if p[1] > c[1]]
+    if crossed:
+        (put, kp), (call, kc) = max(crossed, key=lambda pc: pc[0][1] - pc[1][1])
+        message = (f"the short put at {kp:,.6g} is struck above the short call at {kc:,.6g}: both are in the money "
+                   f"between {kc:,.6g} and {kp:,.6g}")
+        span = put.span if put.span.start > call.span.start else call.span
+    elif levels_inverted:
+        message = notes.pop()
+        span = doc.spans.get("support", UNKNOWN_SPAN)
+    else:
+        return
+    ctx.sink.emit("W411", message, span, "short strikes crossed" if crossed else "levels inverted",
+                  help="swap `support` and `resistance`, or strike the put below the call", notes=tuple(notes))
+
+
+PASSES = (guard_rules, exit_module, naked_short_calls, liquidity, inverted_shorts)

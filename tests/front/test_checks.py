@@ -44,6 +44,8 @@ EXPECTED = {
     "W406_vega.opl": ("W406", (3, 5, 3, 61), "net long vega"),
     "W407.opl": ("W407", (3, 5, 3, 32), "long vega"),
     "W408.opl": ("W408", (3, 1, 3, 18), "below `liquidity_floor` 500"),
+    "W411.opl": ("W411", (6, 49, 6, 82), "both are in the money between 10,000 and 10,900"),
+    "W411_levels.opl": ("W411", (4, 1, 4, 14), "`support` 11,000 is above `resistance` 9,900"),
 }
 
 
