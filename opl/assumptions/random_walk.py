@@ -12,8 +12,11 @@ roll-day return is never used):
   returns like jujube's it rejects a true random walk 19–54 % of the time at a
   nominal 5 % (1500 days, α+β = 0.98; 300 replications). Volatility
   clustering is not what this battery is asked about.
-* **Lo–MacKinlay variance ratio** at q = 2, 5, 10, 21 days (``q = 2`` stands
-  for the one-day horizon: VR(2) = 1 + ρ₁), overlapping, debiased,
+* **Lo–MacKinlay variance ratio** at q = 2, 5, 10, 21 days (the shortest
+  horizon is q = 2 because VR(1) ≡ 1; VR(2) = 1 + ρ₁ carries the one-day
+  autocorrelation). Each row is named by its q — in the tables, the JSON
+  ``horizon``, the verdict text and the plot alike — never by the h of the
+  portmanteau it sits beside. Overlapping, debiased,
   heteroskedasticity-robust (``arch.unitroot.VarianceRatio``), on the spliced
   log price.
 * **Augmented Dickey–Fuller** on the spliced log price, constant, lags by AIC
@@ -39,9 +42,13 @@ from scipy import stats
 
 from opl.data.rolls import ContractReturns
 
-__all__ = ["HORIZONS", "RandomWalkTest", "RandomWalkResult", "random_walk_tests", "robust_portmanteau"]
+__all__ = ["HORIZONS", "PARAMETER", "RandomWalkTest", "RandomWalkResult", "random_walk_tests", "robust_portmanteau"]
 
 HORIZONS = (1, 5, 10, 21)
+
+#: The name of each test's horizon: the portmanteau's number of lags h, the
+#: variance ratio's aggregation q; the ADF has none.
+PARAMETER = {"portmanteau": "h", "variance_ratio": "q", "adf": None}
 
 
 @dataclass(frozen=True)
@@ -56,9 +63,15 @@ class RandomWalkTest:
     reject: bool
     detail: dict = field(default_factory=dict)
 
+    @property
+    def label(self) -> str:
+        """The horizon under the test's own name: ``h=5``, ``q=2``, or ``–`` for the ADF."""
+        name = PARAMETER[self.name]
+        return f"{name}={self.horizon}" if name else "–"
+
     def to_dict(self) -> dict:
-        return {"name": self.name, "horizon": self.horizon, "statistic": self.statistic, "pvalue": self.pvalue,
-                "adjusted_pvalue": self.adjusted_pvalue, "reject": self.reject, **self.detail}
+        return {"name": self.name, "horizon": self.horizon, "label": self.label, "statistic": self.statistic,
+                "pvalue": self.pvalue, "adjusted_pvalue": self.adjusted_pvalue, "reject": self.reject, **self.detail}
 
 
 @dataclass
@@ -92,7 +105,7 @@ class RandomWalkResult:
                     f"rejects at α = {self.alpha:g} after the {self.correction.title()} correction "
                     f"({self.n} daily returns). With this sample only autocorrelations of about "
                     f"±{self.detectable_rho:.2f} or larger would have been seen reliably.")
-        names = ", ".join(f"{t.name} (h={t.horizon}, adjusted p={t.adjusted_pvalue:.3g})"
+        names = ", ".join(f"{t.name} ({t.label}, adjusted p={t.adjusted_pvalue:.3g})"
                           for t in self.rejected_tests)
         return (f"Not a random walk at α = {self.alpha:g} ({self.correction.title()}-corrected): rejected by "
                 f"{names}.")
@@ -129,9 +142,9 @@ class RandomWalkResult:
     def summary(self) -> str:
         lines = [f"Random walk at 1–21 days: {self.verdict.upper()} (α = {self.alpha:g}, {self.correction}, "
                  f"n = {self.n}, {self.n_excluded} roll-day returns excluded)",
-                 f"{'test':<16}{'h':>4}{'stat':>10}{'p':>10}{'adj. p':>10}  reject"]
+                 f"{'test':<16}{'h/q':>5}{'stat':>10}{'p':>10}{'adj. p':>10}  reject"]
         for t in self.tests:
-            lines.append(f"{t.name:<16}{t.horizon:>4}{t.statistic:>10.3f}{t.pvalue:>10.4f}"
+            lines.append(f"{t.name:<16}{t.label:>5}{t.statistic:>10.3f}{t.pvalue:>10.4f}"
                          f"{t.adjusted_pvalue:>10.4f}  {'yes' if t.reject else 'no'}")
         lines += [self.plain, "Implication: " + self.implication]
         return "\n".join(lines)
@@ -219,11 +232,11 @@ def random_walk_tests(returns: ContractReturns | pd.Series | np.ndarray, *, hori
         rows.append(("portmanteau", h, float(q[h - 1]), float(stats.chi2.sf(q[h - 1], h)), {"df": h}))
     log_price = np.concatenate([[0.0], np.cumsum(x)])
     for h in horizons:
-        lag = max(2, h)
-        vr = VarianceRatio(log_price, lags=lag, trend="c", debiased=True, robust=True, overlap=True)
+        q = max(2, h)  # VR(1) is 1 by construction; q = 2 is the one-day autocorrelation's ratio
+        vr = VarianceRatio(log_price, lags=q, trend="c", debiased=True, robust=True, overlap=True)
         z = float(vr.stat)
         se_vr = float((vr.vr - 1.0) / z) if z else float("nan")
-        rows.append(("variance_ratio", h, z, float(vr.pvalue), {"q": lag, "vr": float(vr.vr), "se": se_vr}))
+        rows.append(("variance_ratio", q, z, float(vr.pvalue), {"q": q, "vr": float(vr.vr), "se": se_vr}))
     adf = ADF(log_price, trend="c", method="aic", max_lags=max_lag)
     rows.append(("adf", 0, float(adf.stat), float(adf.pvalue),
                  {"lags": int(adf.lags), "critical_5pct": float(adf.critical_values["5%"])}))

@@ -112,9 +112,9 @@ class AssumptionReport:
                f"**Verdict: {rw.verdict}** at α = {rw.alpha:g}, {rw.correction.title()} correction over "
                f"{len(rw.tests)} tests, n = {rw.n} daily returns of the close within contracts.", "",
                rw.plain, "", f"*What it means for the model:* {rw.implication}", "",
-               "| test | horizon (days) | statistic | p | adjusted p | reject |", "|---|---:|---:|---:|---:|---|"]
+               "| test | horizon (days: h lags, q aggregated) | statistic | p | adjusted p | reject |", "|---|---:|---:|---:|---:|---|"]
         for t in rw.tests:
-            md.append(f"| {t.name} | {t.horizon or '–'} | {t.statistic:.3f} | {t.pvalue:.4f} | "
+            md.append(f"| {t.name} | {t.label} | {t.statistic:.3f} | {t.pvalue:.4f} | "
                       f"{t.adjusted_pvalue:.4f} | {'yes' if t.reject else 'no'} |")
         md += ["", "The portmanteau is the heteroskedasticity-robust Ljung–Box; the classical statsmodels "
                "statistic (not in the verdict, as it over-rejects under volatility clustering): "

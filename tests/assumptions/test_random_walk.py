@@ -49,7 +49,7 @@ def test_rejects_ar1_phi_02_every_time():
     for seed in range(6):
         result = random_walk_tests(ar1(np.random.default_rng(2000 + seed), 0.2))
         assert result.verdict == "rejected"
-        lag1 = [t for t in result.tests if t.name == "variance_ratio" and t.horizon == 1][0]
+        lag1 = [t for t in result.tests if t.name == "variance_ratio" and t.horizon == 2][0]
         assert lag1.reject and lag1.detail["vr"] > 1
     assert "momentum" in result.implication
 
@@ -106,3 +106,18 @@ def test_result_is_json_serialisable_and_has_a_plain_verdict():
 def test_too_short_a_series_is_refused():
     with pytest.raises(ValueError, match="too few"):
         random_walk_tests(np.zeros(50))
+
+
+def test_variance_ratio_rows_carry_the_q_the_test_and_the_plot_use():
+    """The shortest variance ratio is VR(2): its row, the JSON, the verdict text and the table all say q=2."""
+    result = random_walk_tests(ar1(np.random.default_rng(2000), 0.2))
+    vr = [t for t in result.tests if t.name == "variance_ratio"]
+    assert [t.horizon for t in vr] == [t.detail["q"] for t in vr] == [2, 5, 10, 21]
+    assert [t.label for t in vr] == ["q=2", "q=5", "q=10", "q=21"]
+    assert list(result.variance_ratios()["horizon"]) == list(result.variance_ratios()["q"])
+    rows = {(d["name"], d["horizon"]): d for d in result.to_dict()["tests"]}
+    assert rows[("variance_ratio", 2)]["q"] == 2 and ("variance_ratio", 1) not in rows
+    assert "variance_ratio (q=2," in result.plain and "variance_ratio (h=" not in result.plain
+    summary_rows = [line.split() for line in result.summary().splitlines() if line.startswith("variance_ratio")]
+    assert [r[1] for r in summary_rows] == ["q=2", "q=5", "q=10", "q=21"]
+    assert [t.label for t in result.tests if t.name == "portmanteau"] == ["h=1", "h=5", "h=10", "h=21"]

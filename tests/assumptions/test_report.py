@@ -62,4 +62,5 @@ def test_markdown_and_plots(report, tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
         assert f"]({name})" in text
     assert "## 1. Short-term random walk" in text and "What it means for the model" in text
+    assert "| variance_ratio | q=2 |" in text and "| portmanteau | h=1 |" in text
     assert rep.summary().count("Implication:") == 3
