@@ -21,8 +21,10 @@ with `FormatResult.error` set, rather than risking a change of meaning.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from opl import ast
 from opl import vocabulary as vocab
@@ -44,6 +46,8 @@ _WORDS = {"and": "and", "or": "or"}
 _SYMBOLS = {"and": "&&", "or": "||"}
 _ANCHORS = frozenset({"ATM", "atm", "support", "resistance"})
 _VOLDIR = {"up": "↑IV", "down": "↓IV", "flat": "=IV"}
+# The digits the FACTOR token takes after `x` (grammar/opl.lark): no exponent, no `_`.
+_FACTOR_DIGITS = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 @dataclass
@@ -158,6 +162,22 @@ def _attach(lst: ast.ListValue, comment: ast.Comment, notes: _ListNotes) -> None
             notes.dangling.append(comment.text)
         else:
             notes.leading.setdefault(target, []).append(comment.text)
+
+
+def _factor(value: float, written: str) -> str:
+    """A factor as ``x`` and digits, which lex back as one FACTOR token.
+
+    ``x3.50`` keeps its digits. ``×1e1`` and ``*1_000`` (a ``×`` and a NUMBER) cannot
+    keep theirs — ``x1e1`` lexes as a name — so they are written positionally from
+    their value (``x10``, ``x1000``), which parses to the same float. A number the parser
+    rejected as out of range (its value is not the text's) stays as written after ``×``.
+    """
+    if _FACTOR_DIGITS.fullmatch(written):
+        return "x" + written
+    if float(written.replace("_", "")) != value:
+        return "×" + written
+    digits = format(Decimal(repr(value)), "f")
+    return "x" + (digits.rstrip("0").rstrip(".") if "." in digits else digits)
 
 
 def _glue(left: str, right: str) -> str:
@@ -321,7 +341,7 @@ class _Printer:
         if isinstance(node, ast.Name):
             return node.id
         if isinstance(node, ast.Factor):
-            return "x" + self.slice(node).lstrip("x×*" + WHITESPACE)
+            return _factor(node.value, self.slice(node).lstrip("x×*" + WHITESPACE))
         if isinstance(node, ast.VolDir):
             return _VOLDIR[node.direction]
         if isinstance(node, ast.UnitPlaceholder):

@@ -118,6 +118,9 @@ def test_boolean_spelling_follows_the_spec(written, expected):
     ("iv 25.0%", "iv 25.0%"),
     ("time 2026-01-05", "time 2026-01-05"),
     ("stress [ slippage(×3), slippage( x3 ) ]", "stress [ slippage(x3), slippage(x3) ]"),
+    # `x1e1` would lex as a name: a factor with an exponent or `_` is written from its value
+    ("stress [ slippage(×1e1), slippage(*1_000), fees_up(× 2.5E-1), fees_up(*1_500.25) ]",
+     "stress [ slippage(x10), slippage(x1000), fees_up(x0.25), fees_up(x1500.25) ]"),
     ("vol_intent ↓IV", "vol_intent ↓IV"),
     ("on_assignment take_delivery( storage = 2 / day )", "on_assignment take_delivery(storage=2/day)"),
     ("abort_if additional_margin( % )>15", "abort_if additional_margin(%) > 15"),

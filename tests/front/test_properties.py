@@ -62,10 +62,13 @@ FIELDS = {
 }
 SETTINGS = ["model^garch~+~jump", "model^garch(alpha=0.08,~beta=0.9)~+~jump(intensity=3,~mean=-2%,~std=5%)",
             "calibration^historical", "signal^direction^hit_rate^0.9", "paths^50000", "steps_per_day^1", "seed^7",
-            "horizon^12", "sizes^[1,~2,~5,~10]", "stress^[~vol_up(+50%),~gap(-8%),~slippage(x3),~slippage(×2)~]",
-            "sensitivity^[~fees_up(x2),~hit_rate(0.7)~]",
+            "horizon^12", "sizes^[1,~2,~5,~10]", "stress^[~vol_up(+50%),~gap(-8%),~slippage(@),~slippage(@)~]",
+            "sensitivity^[~fees_up(@),~hit_rate(0.7)~]",
             "target^median_monthly_return~>=~1%^and^loss_probability~<=~25%",
             "stop^[~converge(rounds=5,~min_gain=0.1%),~budget(iterations=20)~]"]
+# A factor (`@` above): `x` takes plain digits only (`x1e1` is a name); `×`/`*` take any number.
+FACTOR_DIGITS = ["3", "2", "2.5", "10", "0.25"]
+FACTOR_NUMBERS = FACTOR_DIGITS + ["1e1", "1_000", "2.5E-1", "1_500.25", "5e+0", "3.0e2"]
 COMMENT_TEXT = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=12)
 
 
@@ -145,6 +148,7 @@ def statement(draw) -> str:
 @st.composite
 def experiment(draw) -> str:
     chosen = draw(st.lists(st.sampled_from(SETTINGS), min_size=1, max_size=8, unique_by=lambda s: s.split("^")[0]))
+    chosen = [_with_factors(draw, setting) for setting in chosen]
     lines, i = [], 0
     while i < len(chosen):
         take = draw(st.integers(1, 3))
@@ -153,6 +157,14 @@ def experiment(draw) -> str:
         i += take
     head = draw(spaced("experiment~{")) + trailing(draw)
     return head + "\n" + "\n".join(lines) + "\n" + draw(spaced("~}"))
+
+
+def _with_factors(draw, setting: str) -> str:
+    parts = setting.split("@")
+    factors = [draw(st.one_of(st.sampled_from(FACTOR_DIGITS).map("x".__add__),
+                              st.tuples(st.sampled_from(["×", "~×~", "*", "~*~"]), st.sampled_from(FACTOR_NUMBERS))
+                              .map("".join))) for _ in parts[1:]]
+    return parts[0] + "".join(f + p for f, p in zip(factors, parts[1:]))
 
 
 def trailing(draw) -> str:
