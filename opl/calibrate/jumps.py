@@ -42,7 +42,7 @@ from scipy import stats
 from opl.calibrate.garch import GarchFit, GarchSelection, fit_models
 
 __all__ = ["JumpEstimate", "JumpModel", "detect_jump_days", "expected_false", "without_jumps", "fit_jump_model",
-           "DEFAULT_THRESHOLD"]
+           "declared_jumps_test", "DEFAULT_THRESHOLD"]
 
 DEFAULT_THRESHOLD = 4.5
 _MAX_ROUNDS = 5
@@ -186,3 +186,45 @@ def fit_jump_model(returns: pd.Series, *, threshold: float = DEFAULT_THRESHOLD,
         periods_per_year=periods_per_year,
         dates=[str(pd.Timestamp(d).date()) for d in days.index], sizes=[float(s) for s in sizes])
     return JumpModel(garch=diffusion, jumps=estimate, first_pass=first, refitted=refitted)
+
+
+def declared_jumps_test(*, count: int, n: int, threshold: float, expected_diffusion: float, intensity: float,
+                        mean: float, std: float, daily_vol: float, days_per_year: float,
+                        alpha: float = 0.05) -> dict:
+    """Do the data reject a *declared* jump component? A one-sided Poisson count test.
+
+    Step 4 of the module docstring asks whether the data show *more* extreme days than a Student-t
+    diffusion explains; not finding jumps there does not show that there are none (the t's tails can
+    absorb them). This is the converse test, the one that may remove a ``jump`` a file declares: under H0
+    the declared jumps (``intensity`` a year of ``days_per_year`` days, log sizes N(``mean``, ``std``²))
+    come on top of the diffusion, so the days beyond ``threshold`` · σ are expected to number
+
+        E0 = expected_diffusion + n · intensity / days_per_year · P(|J + σZ| > threshold · σ),
+
+    J + σZ ~ N(mean, std² + σ²) with σ = ``daily_vol`` (the diffusion's unconditional daily volatility
+    stands in for the conditional one the detection used; more than one jump a day is neglected). H0 is
+    rejected when a Poisson(E0) count would fall to the observed ``count`` or below with probability
+    under ``alpha``.
+
+    Returns
+    -------
+    dict
+        ``expected`` (E0), ``count``, ``pvalue``, ``alpha``, ``rejected`` and ``text`` (the test in words).
+
+    >>> r = declared_jumps_test(count=0, n=2000, threshold=4.5, expected_diffusion=1.0, intensity=20.0,
+    ...                         mean=0.0, std=0.08, daily_vol=0.015, days_per_year=255.5)
+    >>> r["rejected"], round(r["expected"], 1)
+    (True, 64.7)
+    """
+    sd = math.sqrt(std**2 + daily_vol**2)
+    edge = threshold * daily_vol
+    beyond = float(stats.norm.sf((edge - mean) / sd) + stats.norm.cdf((-edge - mean) / sd)) if sd > 0 else \
+        float(abs(mean) > edge)
+    expected = expected_diffusion + n * intensity / days_per_year * beyond
+    pvalue = float(stats.poisson.cdf(count, expected)) if expected > 0 else 1.0
+    rejected = pvalue < alpha
+    text = (f"declared jumps ({intensity:g} a year of N({mean:+.1%}, {std:.1%})) predict {expected:.1f} days beyond "
+            f"{threshold:g} sd in {n}, the data show {count}: one-sided Poisson p = {pvalue:.3g}, "
+            + (f"rejected at {alpha:.0%}" if rejected else f"not rejected at {alpha:.0%}"))
+    return {"expected": expected, "count": count, "pvalue": pvalue, "alpha": alpha, "rejected": rejected,
+            "text": text}

@@ -5,7 +5,8 @@ progress stalls or the budget runs out; then the hold-out re-measure and the fin
 Exit codes: 0 the loop ran to a stop (whether or not the target is reachable — the answer is in the
 report); 1 the file has errors, a data file breaks its contract, or the file as written cannot be
 simulated; 2 usage or I/O error (bad option, unreadable file, a run folder that cannot be resumed, an
-OpenAI proposer without key or endpoint).
+OpenAI proposer without key or endpoint); 3 no proposal could be obtained at all (the proposer failed on
+every iteration, e.g. an endpoint that refused every call): nothing was searched.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import click
 
 from opl.cli.options import FiniteFloatRange
 from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, fail_with_io
+
+#: The loop ran but never obtained a proposal (module docstring).
+EXIT_NO_PROPOSAL = 3
 
 
 @click.command("loop")
@@ -127,6 +131,8 @@ def loop(file: str | None, max_iter: int | None, runs: str, proposer: str | None
         error = (outcome.records[0].get("evaluation") or {}).get("error") or ""
         click.echo(error, err=True, nl=False)
         sys.exit(EXIT_FINDINGS)
+    if outcome.no_proposal:
+        sys.exit(EXIT_NO_PROPOSAL)
     sys.exit(EXIT_OK)
 
 

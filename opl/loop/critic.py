@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from opl.loop.candidate import Candidate
-from opl.loop.evaluate import Evaluation
+from opl.loop.evaluate import NO_DATA_NOTE, Evaluation
 from opl.loop.objective import Target
 
-__all__ = ["Diagnosis", "Move", "diagnose", "MOVES", "DEFAULT_STRESS"]
+__all__ = ["Diagnosis", "Move", "diagnose", "declared_jumps_test", "MOVES", "DEFAULT_STRESS"]
 
 Move = Literal["loosen_exit", "widen_strikes", "narrow_strikes", "add_wings", "widen_wings", "drop_wings",
                "raise_hedge_band", "lower_hedge_band", "hedge_less_often", "keep_more", "keep_less",
@@ -261,7 +261,9 @@ def _defects(evaluation: Evaluation, candidate: Candidate, facts: dict[str, Any]
     for line in (calibration.get("experiment_lines", []) or []) if method == "historical" else []:
         name, _, value = line.strip().partition(" ")
         if name == "model":
-            value = _merged_model(value.strip(), model_terms, names)
+            test = declared_jumps_test(candidate, facts)
+            value = _merged_model(value.strip(), model_terms, names,
+                                  keep_jump=test is None or not test["rejected"])
         if name and candidate.value(name, "experiment") != value.strip():
             out.append({"code": "calibrated", "message": f"the data calibrate `{name}` to `{value.strip()}`",
                         "fix": {"setting": name, "value": value.strip()}})
@@ -269,18 +271,50 @@ def _defects(evaluation: Evaluation, candidate: Candidate, facts: dict[str, Any]
     if rw.get("verdict") == "rejected":
         out.append({"code": "not_random_walk", "message": "the data reject the random walk; the price models have "
                     "no autocorrelation, so trends or reversals in the data are not simulated", "fix": None})
-    for note in evaluation.notes:
-        if note.startswith("`calibration historical` without --data"):
+    for note in evaluation.notes if not facts else ():  # with data, the `calibrated` fixes above apply the fit
+        if note.startswith(NO_DATA_NOTE):
             out.append({"code": "uncalibrated", "message": "the price model runs on documented defaults, not on "
                         "data: give the loop `--data DIR` (or `--data synth`) to fit it", "fix": None})
     return out
 
 
-def _merged_model(calibrated: str, terms: list[str], names: list[str]) -> str:
-    """The calibrated model line plus the current model's terms the calibration does not fit (``regime``)."""
+def _merged_model(calibrated: str, terms: list[str], names: list[str], *, keep_jump: bool) -> str:
+    """The calibrated model line plus the current model's terms the calibration does not fit (``regime``).
+
+    A declared ``jump`` the fit leaves out (its Student-t tails absorbed the extreme days) stays as written
+    unless ``keep_jump`` is False — the data reject it (`declared_jumps_test`): a fit may replace a risk
+    component by a fitted equivalent, never remove it on its own.
+    """
     fitted = {"gbm", "garch", "gjr", "jump"}
-    kept = [t for t, n in zip(terms, names) if n not in fitted]
+    has_jump = any(t.strip().startswith("jump") for t in calibrated.split("+"))
+    kept = [t for t, n in zip(terms, names) if n not in fitted or (n == "jump" and keep_jump and not has_jump)]
     return " + ".join([calibrated] + kept)
+
+
+def declared_jumps_test(candidate: Candidate, facts: dict[str, Any]) -> dict[str, Any] | None:
+    """The data's test of the candidate's declared ``jump`` (`opl.calibrate.jumps.declared_jumps_test`).
+
+    None when the candidate declares no jumps or the run has no calibrated data: then no data test rejects
+    the jumps, and they stay.
+    """
+    import opl
+    from opl.calibrate.block import SIM_DAYS_PER_YEAR
+    from opl.calibrate.jumps import declared_jumps_test as test
+    from opl.runtime.processes import DEFAULTS
+
+    doc = opl.check(candidate.text).document
+    exp = doc.experiment if doc is not None else None
+    declared = next((c for c in exp.model if c.name == "jump"), None) if exp is not None else None
+    result = ((facts.get("calibration") or {}).get("result") or {})
+    found = (result.get("jumps") or {}).get("jumps")
+    vol = (result.get("block") or {}).get("vol")
+    if declared is None or not found or vol is None:
+        return None
+    params = {**DEFAULTS["jump"].__dict__, **declared.params}
+    return test(count=int(found["count"]), n=int(found["n"]), threshold=float(found["threshold"]),
+                expected_diffusion=float(found["expected_false_detections"]), intensity=params["intensity"],
+                mean=params["mean"], std=params["std"], daily_vol=float(vol) / SIM_DAYS_PER_YEAR ** 0.5,
+                alpha=float(found.get("alpha", 0.05)), days_per_year=SIM_DAYS_PER_YEAR)
 
 
 def _model_terms(candidate: Candidate):

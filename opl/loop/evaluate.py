@@ -48,6 +48,13 @@ DEFAULT_SIZES = (1.0, 2.0, 5.0, 10.0, 20.0)
 HOLDOUT_SEED_OFFSET = 1_000_003
 #: Calibration methods the simulator runs on the loop's data folder for each candidate.
 DATA_CALIBRATIONS = ("implied", "hybrid")
+#: How the simulator's note on `calibration historical` without --data begins (opl.simulate), and what a run
+#: with data says instead.
+NO_DATA_NOTE = "`calibration historical` without --data"
+NO_DATA_NOTE_IN_A_RUN_WITH_DATA = (
+    "`calibration historical`: the loop fitted the price model to the run's data once "
+    "(calibration/calibration.md) and the critic writes that fit into the candidate; a model parameter the "
+    "candidate does not write keeps the simulator's documented default")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -220,6 +227,7 @@ class Evaluator:
                 evaluation = Evaluation(ok=False, error=f"{display}: {where}{error}")
         if evaluation.simulation is not None:
             evaluation.simulation.file = display  # its report names the candidate, not the temporary copy
+            evaluation.simulation.notes = self._notes(evaluation.simulation.notes)
         evaluation.seconds = time.perf_counter() - started
         return evaluation
 
@@ -297,7 +305,14 @@ class Evaluator:
             sweep=[{k: v for k, v in r.items() if k != "metrics"} for r in rows], recommended_size=recommended,
             base=best["metrics"].to_dict(), scenarios=scenarios, counterfactuals=counterfactuals,
             run={**sweep_run.run, "size": size, "sizes": list(grid)}, model=sweep_run.model,
-            strategy=sweep_run.strategy, notes=list(sweep_run.notes), simulation=simulation)
+            strategy=sweep_run.strategy, notes=self._notes(sweep_run.notes), simulation=simulation)
+
+    def _notes(self, notes: list[str]) -> list[str]:
+        """The simulator's notes, with its no-data note replaced when the run has data (the loop, not the
+        simulator, fits `calibration historical` to them: the critic writes the fit into the candidate)."""
+        if self.data is None:
+            return list(notes)
+        return [NO_DATA_NOTE_IN_A_RUN_WITH_DATA if n.startswith(NO_DATA_NOTE) else n for n in notes]
 
 
 def _at(size: float, capital: float) -> list[str]:

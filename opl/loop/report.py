@@ -16,7 +16,8 @@ from typing import Any
 from opl.loop.critic import Diagnosis
 from opl.loop.objective import Target
 
-__all__ = ["define_metrics", "iteration_summary", "change_log", "write_final_report", "size_ranges"]
+__all__ = ["define_metrics", "iteration_summary", "change_log", "write_final_report", "size_ranges", "progress_figure",
+           "no_proposal"]
 
 _LABEL = {"median_monthly_return": "median monthly return", "mean_monthly_return": "mean monthly return",
           "loss_probability": "loss probability", "max_drawdown_p95": "max drawdown p95",
@@ -52,8 +53,9 @@ def define_metrics(target: Target, evaluation, rules) -> str:
               "## Acceptance", "",
               "A parameter change (legs, hedge, exits, risk controls, sizes) is kept when it lowers the objective. "
               "A design change (price model, signal, scenarios, horizon, calibration) is kept whatever its "
-              "objective — it changes the yardstick — unless it makes the test easier (drops a model "
-              "component, raises the hit rate above the data's estimate, drops scenarios, shortens the horizon).",
+              "objective — it changes the yardstick — unless it makes the test easier (drops a declared risk "
+              "component of the model — a fitted equivalent may replace one, and `jump` may go only when the "
+              "data's count test rejects the declared jumps, a test the decision names — raises the hit rate above the data's estimate, drops scenarios, shortens the horizon).",
               "", "## Stop conditions in force", "", f"`{rules.describe()}`", ""]
     return "\n".join(lines)
 
@@ -181,7 +183,23 @@ def _ranges(sizes: list[float]) -> str:
     return f"{sizes[0]:g}–{sizes[-1]:g}" if len(sizes) > 1 else f"{sizes[0]:g}"
 
 
+def no_proposal(records: list) -> bool:
+    """Whether the loop asked for proposals and never obtained a file (every call failed or was refused)."""
+    return len(records) > 1 and all(r.get("candidate_sha") is None and (r.get("proposal") or {}).get("failure")
+                                    for r in records[1:])
+
+
+def _no_proposal_answer(records: list) -> str:
+    n = len(records) - 1
+    last = (records[-1]["proposal"].get("failure") or "").strip().splitlines()
+    return (f"**No answer:** no proposal could be obtained — the proposer failed on all {n} "
+            f"iteration{'s' if n != 1 else ''} after the baseline (last: {last[0] if last else 'no file'}), so "
+            "nothing was searched; the numbers below are the file as written.")
+
+
 def _answer(target: Target, holdout: dict | None, best: dict, records: list, diagnosis: Diagnosis | None) -> str:
+    if no_proposal(records):
+        return _no_proposal_answer(records)
     n = len(records) - 1
     searched = f"{n} proposal{'s' if n != 1 else ''} after the baseline"
     if holdout is None or not holdout.get("ok"):
@@ -251,6 +269,60 @@ def _why_not(diagnosis: Diagnosis | None, holdout: dict, target: Target) -> list
     return lines + [""]
 
 
+def progress_figure(records: list, target: Target):
+    """``final/progress.png``: the objective and the target metrics by iteration, and the size each was
+    measured at.
+
+    Each candidate is measured at its own evaluated size, and returns and drawdowns scale with size, so a
+    change of size moves the metric panels without the strategy improving: the last panel plots the
+    evaluated size and every metric point is labelled with it. None when no iteration was evaluated.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    evaluated = [r for r in records if r.get("evaluation") and r["evaluation"].get("ok")]
+    if not evaluated:
+        return None
+    rows = 2 + len(target.clauses)
+    fig, axes = plt.subplots(rows, 1, figsize=(8, 2.2 * rows + 0.6), dpi=110, sharex=True)
+    ax = axes[0]
+    xs = [r["iteration"] for r in records]
+    best = [r["decision"]["best_objective"] for r in records]
+    ax.step(xs, [b if b is not None and math.isfinite(b) else float("nan") for b in best], where="post",
+            color="#2d6a3e", label="best so far")
+    for kind, style in (("accepted", dict(color="#2d6a3e", marker="o")), ("rejected", dict(color="grey", marker="x")),
+                        ("design", dict(color="#4c72b0", marker="D"))):
+        pts = [(r["iteration"], r["evaluation"]["objective"]) for r in evaluated
+               if (kind == "design" and r["decision"]["kind"] == "design")
+               or (kind != "design" and r["decision"]["kind"] != "design"
+                   and r["decision"]["accepted"] == (kind == "accepted"))]
+        if pts:
+            ax.scatter(*zip(*pts), label=kind if kind != "design" else "design change", zorder=3, **style)
+    ax.set_ylabel("objective\n(distance to target)")
+    ax.set_title("Progress of the loop (search seeds; each candidate at its own size)")
+    ax.legend(fontsize=8, loc="upper right")
+    sizes = [r["evaluation"]["size"] for r in evaluated]
+    for ax, c in zip(axes[1:-1], target.clauses):
+        pts = [(r["iteration"], r["evaluation"]["base"]["target_metrics"].get(c.metric)) for r in evaluated]
+        ax.plot(*zip(*pts), marker=".", color="#8172b2")
+        for (x, y), size in zip(pts, sizes):
+            if y is not None and math.isfinite(y):
+                ax.annotate(f"{size:g}", (x, y), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=6,
+                            color="#555555")
+        ax.axhline(c.threshold, color="#c44e52", linestyle="--", label=f"`{c.text}`")
+        ax.set_ylabel(f"{_label(c.metric)} %")
+        ax.legend(fontsize=8, loc="best")
+    axes[-1].plot([r["iteration"] for r in evaluated], sizes, marker="o", color="#dd8452")
+    axes[-1].set_ylabel("evaluated size\n(lots per leg)")
+    axes[-1].set_xlabel("iteration (point labels above: the size each candidate was measured at)")
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    return fig
+
+
 def _plots(out: Path, records: list, target: Target, holdout: dict | None) -> list[str]:
     import matplotlib
 
@@ -258,39 +330,10 @@ def _plots(out: Path, records: list, target: Target, holdout: dict | None) -> li
     import matplotlib.pyplot as plt
 
     written = []
-    evaluated = [r for r in records if r.get("evaluation") and r["evaluation"].get("ok")]
-    if evaluated:
-        rows = 1 + len(target.clauses)
-        fig, axes = plt.subplots(rows, 1, figsize=(8, 2.2 * rows + 0.6), dpi=110, sharex=True)
-        ax = axes[0]
-        xs = [r["iteration"] for r in records]
-        best = [r["decision"]["best_objective"] for r in records]
-        ax.step(xs, [b if b is not None and math.isfinite(b) else float("nan") for b in best], where="post",
-                color="#2d6a3e", label="best so far")
-        for kind, style in (("accepted", dict(color="#2d6a3e", marker="o")), ("rejected", dict(color="grey", marker="x")),
-                            ("design", dict(color="#4c72b0", marker="D"))):
-            pts = [(r["iteration"], r["evaluation"]["objective"]) for r in evaluated
-                   if (kind == "design" and r["decision"]["kind"] == "design")
-                   or (kind != "design" and r["decision"]["kind"] != "design"
-                       and r["decision"]["accepted"] == (kind == "accepted"))]
-            if pts:
-                ax.scatter(*zip(*pts), label=kind if kind != "design" else "design change", zorder=3, **style)
-        ax.set_ylabel("objective\n(distance to target)")
-        ax.set_title("Progress of the loop (search seeds)")
-        ax.legend(fontsize=8, loc="upper right")
-        for ax, c in zip(axes[1:], target.clauses):
-            pts = [(r["iteration"], r["evaluation"]["base"]["target_metrics"].get(c.metric)) for r in evaluated]
-            ax.plot(*zip(*pts), marker=".", color="#8172b2")
-            ax.axhline(c.threshold, color="#c44e52", linestyle="--", label=f"`{c.text}`")
-            ax.set_ylabel(f"{_label(c.metric)} %")
-            ax.legend(fontsize=8, loc="best")
-        axes[-1].set_xlabel("iteration (each candidate at its evaluated size)")
-        from matplotlib.ticker import MaxNLocator
-
-        axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
-        fig.tight_layout()
-        fig.savefig(out / "progress.png")
-        plt.close(fig)
+    figure = progress_figure(records, target)
+    if figure is not None:
+        figure.savefig(out / "progress.png")
+        plt.close(figure)
         written.append("progress.png")
     if holdout and holdout.get("ok") and holdout.get("sweep"):
         sweep = holdout["sweep"]
@@ -366,6 +409,11 @@ def write_final_report(archive, records: list, target: Target, stop, holdout, fa
         lines.append(f"| {r['iteration']} | {d['version']} | {(r['proposal'].get('change') or '—').replace('|', '/')} | "
                      f"{_objective(d.get('objective'))} | {_objective(d['best_objective'])} | "
                      f"{'accepted' if d['accepted'] else 'rejected'} |")
+    dropped = [(r["iteration"], d) for r in records if r["decision"]["accepted"]
+               for d in r["decision"].get("dropped", ())]
+    if dropped:
+        lines += ["", "Risk components removed from the model, each because a data test rejects it:", ""]
+        lines += [f"- iteration {k}: `{d['component']}` — {d['test']}" for k, d in dropped]
     lines += [""] + [f"![{p[:-4]}](final/{p})" for p in plots] + [""]
     lines += ["## Best candidate", "", f"[best.opl](best.opl) (iteration {best_k}); its change from the file:", "",
               "```diff", diff.rstrip() or "(unchanged)", "```", ""]

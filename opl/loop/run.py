@@ -8,8 +8,10 @@ classifies the change by comparing the experiment's design settings (`opl.loop.c
 * a **parameter** change (legs, hedge, exits, risk controls, sizes) is accepted when its objective is
   lower than the best's;
 * a **design** change (price model, signal hit rate, scenarios, horizon, …) changes the yardstick, so it
-  is accepted whatever its objective — unless it makes the test easier: dropping a model component,
-  raising the signal's hit rate above the data's estimate (or above the current design without data),
+  is accepted whatever its objective — unless it makes the test easier: dropping a declared risk
+  component of the model (``jump``, clustering, the regime; a fitted equivalent may replace one, and a
+  ``jump`` may go only when the data's count test rejects the declared jumps — the decision names the
+  test), raising the signal's hit rate above the data's estimate (or above the current design without data),
   dropping stress or sensitivity scenarios, or shortening the horizon. Such a change is rejected
   unevaluated.
 
@@ -74,6 +76,13 @@ class LoopOutcome:
     answer: str
     report: Path | None
     records: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def no_proposal(self) -> bool:
+        """The proposer was asked and never gave a file (an endpoint that refused every call)."""
+        from opl.loop.report import no_proposal
+
+        return no_proposal(self.records)
 
 
 def _now() -> str:
@@ -178,14 +187,28 @@ def _hit_rate(text: str) -> float | None:
 
 def weakening(parent: Candidate, child: Candidate, facts: dict[str, Any]) -> str | None:
     """Why a design change makes the test easier to pass, or None (module docstring)."""
+    return model_change(parent, child, facts)[0]
+
+
+def model_change(parent: Candidate, child: Candidate, facts: dict[str, Any]) -> tuple[str | None, list[dict]]:
+    """Why a design change makes the test easier (or None), and the risk components it may drop.
+
+    A risk component the parent's model declares (``jump``, volatility clustering, the signal's regime)
+    may be replaced by a fitted equivalent (``garch`` by the data's ``gjr``), never removed — unless a
+    stated data test rejects it: for ``jump``, the count test of the declared jumps against the data
+    (`opl.loop.critic.declared_jumps_test`). The second item lists each removal a test allowed, as
+    ``{"component", "test"}``, for the decision and the report.
+    """
     import opl
+    from opl.loop.critic import declared_jumps_test
 
     a, b = opl.check(parent.text).document, opl.check(child.text).document
     ea, eb = a.experiment, b.experiment
     if ea is None:
-        return None
+        return None, []
     if eb is None:
-        return "it drops the experiment block"
+        return "it drops the experiment block", []
+
     def families(exp):
         names = {c.name for c in exp.model}
         out = {"clustering" if n in ("garch", "gjr") else n for n in names} - {"gbm"}
@@ -193,23 +216,30 @@ def weakening(parent: Candidate, child: Candidate, facts: dict[str, Any]) -> str
             out.add("regime")  # a signal adds the regime to the model (opl.simulate)
         return out
 
-    calibrated = [line.partition(" ")[2].strip() for line in
-                  ((facts.get("calibration") or {}).get("experiment_lines") or []) if line.startswith("model ")]
-    model_b = child.value("model", "experiment") or ""
     lost = families(ea) - families(eb)
-    if lost and not (calibrated and model_b.startswith(calibrated[0])):  # the data's fit may drop a component
-        return f"it drops {', '.join(sorted(lost))} from the price model"
+    allowed = []
+    if "jump" in lost:
+        test = declared_jumps_test(parent, facts)
+        if test is not None and test["rejected"]:
+            lost.discard("jump")
+            allowed.append({"component": "jump", "test": test["text"]})
+        elif lost == {"jump"}:
+            why = f"the data do not reject them: {test['text']}" if test is not None else \
+                "no data test rejects them (the run has no calibrated data)"
+            return f"it drops jump from the price model; {why}", []
+    if lost:
+        return f"it drops {', '.join(sorted(lost))} from the price model", []
     if ea.hit_rate is not None:
         estimate = ((facts.get("assumptions") or {}).get("hit_rate") or {}).get("estimate")
         ceiling = max(ea.hit_rate, estimate) if estimate is not None and estimate >= ea.hit_rate else ea.hit_rate
         if eb.hit_rate is None or eb.hit_rate > ceiling + 1e-9:
-            return f"it raises the signal's hit rate above {ceiling:.2f}" if eb.hit_rate is not None else \
-                "it drops the direction signal"
+            return (f"it raises the signal's hit rate above {ceiling:.2f}" if eb.hit_rate is not None else
+                    "it drops the direction signal"), []
     if len(eb.stress) < len(ea.stress) or len(eb.sensitivity) < len(ea.sensitivity):
-        return "it drops stress or sensitivity scenarios"
+        return "it drops stress or sensitivity scenarios", []
     if (eb.horizon_months or 12) < (ea.horizon_months or 12):
-        return "it shortens the horizon"
-    return None
+        return "it shortens the horizon", []
+    return None, allowed
 
 
 def _tradeoff(target: Target, parent: dict, child: dict) -> str | None:
@@ -410,9 +440,11 @@ def _iteration(archive, evaluator, target, proposer, records, facts, emit) -> di
             parent, child = Candidate(best_text), Candidate(text)
             if parent.design() != child.design():
                 kind = "design"
-                reason = weakening(parent, child, facts)
+                reason, dropped = model_change(parent, child, facts)
                 if reason is not None:
                     why = f"rejected unevaluated: the design change makes the test easier ({reason})"
+                elif dropped:
+                    decision["dropped"] = dropped
             if not why:
                 evaluation = _evaluate(evaluator, text, display, emit, complete=False)
                 decision["objective"] = evaluation.to_dict()["objective"]
@@ -421,7 +453,9 @@ def _iteration(archive, evaluator, target, proposer, records, facts, emit) -> di
                 if not evaluation.ok:
                     why = "the candidate cannot be simulated"
                 elif kind == "design":
-                    why = "design change: accepted as the new yardstick"
+                    why = "design change: accepted as the new yardstick" + "".join(
+                        f"; it drops {d['component']} because the data reject it ({d['test']})"
+                        for d in decision.get("dropped", ()))
                     d_version, p_version = d_version + 1, 1
                     decision.update(best_iteration=k, best_objective=evaluation.objective,
                                     best_target_met=evaluation.target_met, accepted=True)
@@ -472,12 +506,17 @@ def _finish(archive, evaluator, target, records, decision, facts, emit) -> LoopO
 
 
 def _holdout_sizes(evaluation: dict[str, Any]) -> tuple[float, ...]:
-    """The best candidate's sweep plus a finer grid up to twice its evaluated size (at most 16 sizes)."""
+    """The best candidate's whole sweep plus a finer grid up to twice its evaluated size.
+
+    Every size the candidate swept is re-measured (the hold-out must be able to contradict any number the
+    search saw); the finer grid adds at most as many sizes as keep the total at 16, nearest the evaluated
+    size first.
+    """
     sizes = {float(s["size"]) for s in evaluation.get("sweep", [])}
     best = float(evaluation.get("size") or 1.0)
     top = max(max(sizes, default=best), 2 * best)
     step = max(1.0, round(top / 12))
-    grid = sizes | {float(s) for s in range(int(step), int(top) + 1, int(step))}
-    while len(grid) > 16:
-        grid.remove(max(grid - {best}, key=lambda s: abs(s - best)))
-    return tuple(sorted(grid))
+    extra = {float(s) for s in range(int(step), int(top) + 1, int(step))} - sizes - {best}
+    room = max(0, 16 - len(sizes | {best}))
+    kept = sorted(extra, key=lambda s: (abs(s - best), s))[:room]
+    return tuple(sorted(sizes | {best} | set(kept)))

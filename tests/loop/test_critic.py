@@ -167,3 +167,42 @@ def test_an_implied_candidate_is_not_rewritten_to_the_historical_fit():
     text = FILE.replace("  model gbm\n", "  model gbm\n  calibration implied\n")
     d = diagnose(_evaluation(target), target, Candidate(text), facts=facts)
     assert "calibrated" not in {x["code"] for x in d.defects}
+
+
+def _jump_facts(count, *, model="garch(alpha=0.07, beta=0.9)"):
+    """A calibration that found no jumps beyond its Student-t tails (count days beyond 4.5 sd in 1,500)."""
+    return {"calibration": {"experiment_lines": [f"model {model}", "calibration historical"],
+                            "result": {"jumps": {"jumps": {"count": count, "n": 1500, "threshold": 4.5,
+                                                           "expected_false_detections": 5.0, "alpha": 0.05}},
+                                       "block": {"vol": 0.22}}}}
+
+
+def test_the_calibrated_model_keeps_a_declared_jump_the_data_do_not_reject():
+    # The fit's t tails absorbed the extreme days, so its model line has no jump; 9 days beyond 4.5 sd is
+    # what the declared jumps predict (about 6.7), so the jumps stay (they were dropped before).
+    target = _target()
+    text = FILE.replace("  model gbm\n", "  model garch + jump\n")
+    d = diagnose(_evaluation(target), target, Candidate(text), facts=_jump_facts(9))
+    fixes = {x["fix"]["setting"]: x["fix"]["value"] for x in d.defects if x.get("fix")}
+    assert fixes["model"] == "garch(alpha=0.07, beta=0.9) + jump"
+
+
+def test_declared_jumps_the_data_reject_leave_the_calibrated_model():
+    target = _target()
+    text = FILE.replace("  model gbm\n", "  model garch + jump(intensity=40, std=8%)\n")
+    facts = _jump_facts(3)
+    from opl.loop.critic import declared_jumps_test
+
+    test = declared_jumps_test(Candidate(text), facts)
+    assert test["rejected"] and test["expected"] > 100 and "one-sided Poisson" in test["text"]
+    d = diagnose(_evaluation(target), target, Candidate(text), facts=facts)
+    fixes = {x["fix"]["setting"]: x["fix"]["value"] for x in d.defects if x.get("fix")}
+    assert fixes["model"] == "garch(alpha=0.07, beta=0.9)"
+
+
+def test_a_run_with_data_is_not_told_to_give_data():
+    target = _target()
+    evaluation = _evaluation(target)
+    evaluation.notes = ["`calibration historical` without --data uses the documented defaults, a rough fit to CJ"]
+    defects = diagnose(evaluation, target, Candidate(FILE), facts=_jump_facts(9)).defects
+    assert "uncalibrated" not in [x["code"] for x in defects]

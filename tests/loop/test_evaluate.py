@@ -216,3 +216,15 @@ def test_implied_candidates_are_calibrated_by_the_simulator_on_the_runs_data(tmp
     # A historical candidate is not re-fitted per evaluation: its fit is written into the file by the critic.
     historical = with_data.evaluate(SMALL, complete=False)
     assert historical.model == without.evaluate(SMALL, complete=False).model
+
+
+def test_a_run_with_data_never_tells_the_reader_to_give_data(tmp_path):
+    text = SMALL.replace("  model garch + jump\n", "  model garch + jump\n  calibration historical\n") \
+        .replace("  stress [ gap(-8%) ]\n", "").replace("  sensitivity [ fees_up(x2) ]\n", "")
+    settings = EvalSettings(paths=40, seed=3, holdout_paths=40, counterfactuals=False)
+    without = Evaluator(_target(text), settings).holdout(text, sizes=(5.0,))
+    assert any("pass --data" in n for n in without.notes)
+    with_data = Evaluator(_target(text), settings, data=tmp_path).holdout(text, sizes=(5.0,))
+    assert with_data.ok and not any("--data" in n for n in with_data.notes)
+    assert not any("--data" in n for n in with_data.simulation.notes)
+    assert any("fitted the price model to the run's data" in n for n in with_data.notes)

@@ -147,3 +147,16 @@ def test_a_cost_budget_stops_the_loop_at_the_token_prices(tmp_path, openai_serve
     assert (run / "iter_1").is_dir() and not (run / "iter_2").exists()
     stop = json.loads((run / "final" / "holdout.json").read_text(encoding="utf-8"))["stop"]
     assert stop["kind"] == "budget_cost" and "0.2 of 0.15" in stop["reason"]
+
+
+def test_an_endpoint_that_refuses_every_call_gives_no_answer_and_fails(tmp_path, openai_server):
+    for _ in range(2):
+        openai_server.error(403, "this key may not use test-model", kind="permission_denied")
+    result, runs = _loop(tmp_path, openai_server)  # the third call finds the queue empty: 418
+    assert result.exit_code == 3, result.output
+    assert "No answer: no proposal could be obtained" in result.output
+    assert "No." not in result.output
+    (run,) = runs
+    report = (run / "report.md").read_text(encoding="utf-8")
+    assert "**No answer:** no proposal could be obtained — the proposer failed on all 2 iterations" in report
+    _no_key_in(run)

@@ -258,3 +258,63 @@ def test_the_archive_holds_what_the_issue_lists(tmp_path):
     report = (root / "report.md").read_text()
     assert "**Stop:** budget iterations" in report and "Hold-out re-measure" in report
     assert (root / "final" / "progress.png").is_file() and (root / "final" / "size_sweep.png").is_file()
+
+
+def test_a_fit_without_jumps_cannot_drop_the_declared_jumps_unless_a_data_test_rejects_them():
+    from opl.loop.candidate import Candidate
+    from opl.loop.run import model_change
+
+    def facts(count, n=1500):
+        return {"calibration": {"experiment_lines": ["model garch(alpha=0.07, beta=0.9)", "calibration historical"],
+                                "result": {"jumps": {"jumps": {"count": count, "n": n, "threshold": 4.5,
+                                                               "expected_false_detections": 5.0}},
+                                           "block": {"vol": 0.22}}}}
+
+    fitted = SMALL.replace("model garch + jump", "model garch(alpha=0.07, beta=0.9)")
+    # The data's fit has no jump (its t tails absorbed them): that used to pass as a fitted equivalent.
+    reason, dropped = model_change(Candidate(SMALL), Candidate(fitted), facts(9))
+    assert reason.startswith("it drops jump from the price model; the data do not reject them")
+    assert dropped == []
+    reason, _ = model_change(Candidate(SMALL), Candidate(fitted), {})
+    assert "no data test rejects them" in reason
+    # Replacing a component by a fitted equivalent is fine.
+    assert model_change(Candidate(SMALL), Candidate(SMALL.replace("garch + jump", "gjr + jump(intensity=3)")),
+                        facts(9)) == (None, [])
+    # 2 jumps a year of N(0, 4%) over 30,000 days predict ~80 days beyond 4.5 sd; 5 is a rejection.
+    reason, dropped = model_change(Candidate(SMALL), Candidate(fitted), facts(5, n=30_000))
+    assert reason is None and dropped[0]["component"] == "jump" and "rejected at 5%" in dropped[0]["test"]
+
+
+def test_the_holdout_re_measures_every_size_the_candidate_swept():
+    from opl.loop.run import _holdout_sizes
+
+    swept = [1, 2, 5, 8, 10, 12, 15, 16, 18, 20, 25, 30, 33, 35, 38, 40]
+    sizes = _holdout_sizes({"size": 16.0, "sweep": [{"size": float(s)} for s in swept]})
+    assert set(map(float, swept)) <= set(sizes)  # 40 was trimmed as the farthest from 16
+    sizes = _holdout_sizes({"size": 10.0, "sweep": [{"size": s} for s in (5.0, 10.0, 40.0)]})
+    assert {5.0, 10.0, 40.0} <= set(sizes) and len(sizes) == 16 and sizes == tuple(sorted(sizes))
+
+
+def test_progress_png_shows_the_size_each_candidate_was_measured_at():
+    import matplotlib.pyplot as plt
+
+    from opl.loop.objective import parse_target
+    from opl.loop.report import progress_figure
+
+    target = parse_target(opl.check(SMALL).document, SMALL)
+
+    def record(k, size, median):
+        values = {"median_monthly_return": median, "loss_probability": 20.0, "max_drawdown_p95": median * 5}
+        return {"iteration": k, "decision": {"kind": "parameter", "accepted": True, "best_objective": 1.0 / (k + 1)},
+                "evaluation": {"ok": True, "objective": 1.0 / (k + 1), "size": size,
+                               "base": {"target_metrics": values}}}
+
+    figure = progress_figure([record(0, 5.0, 0.2), record(1, 20.0, 0.8), record(2, 20.0, 0.85)], target)
+    try:
+        size_axis = figure.axes[-1]
+        assert "size" in size_axis.get_ylabel()
+        assert list(size_axis.lines[0].get_ydata()) == [5.0, 20.0, 20.0]
+        labels = [t.get_text() for t in figure.axes[1].texts]
+        assert labels == ["5", "20", "20"]
+    finally:
+        plt.close(figure)
