@@ -155,12 +155,14 @@ class ModelComponent:
 
 @dataclass
 class Scenario:
-    """A stress or sensitivity scenario: ``vol_up(+50%)`` → name vol_up, value 0.5."""
+    """A stress or sensitivity scenario: ``vol_up(+50%)`` → name vol_up, value 0.5, form
+    ``percent``; ``slippage(x3)`` → value 3, form ``factor``; ``hit_rate(0.7)`` → ``number``."""
 
     name: str
     value: float | None
     call: ast.Value
     span: Span | None = None
+    form: Literal["percent", "factor", "number"] = "number"
 
 
 @dataclass

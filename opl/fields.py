@@ -579,6 +579,7 @@ def _scenario(lw: "Lowerer", value: ast.Value) -> Scenario | None:
             lw.choice(ast.Name(name, span), "scenario", tuple(vocab.SCENARIOS))
         return None
     amount: float | None = None
+    form = "number"
     if isinstance(inner, ast.Call):
         if len(inner.args) != 1 or isinstance(inner.args[0], ast.Kwarg):
             lw.error("E103", f"`{name}(...)` takes one value", inner.span, "bad arguments",
@@ -587,11 +588,11 @@ def _scenario(lw: "Lowerer", value: ast.Value) -> Scenario | None:
         arg = _unwrap(inner.args[0])
         pct = signed_percent(arg)
         if pct is not None:
-            amount = pct / 100
+            amount, form = pct / 100, "percent"
         elif isinstance(arg, ast.Factor):
-            amount = arg.value
+            amount, form = arg.value, "factor"
         else:
             amount = lw.number(arg, name)
             if amount is None:
                 return None
-    return Scenario(name, amount, value, value.span)
+    return Scenario(name, amount, value, value.span, form)

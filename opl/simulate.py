@@ -15,13 +15,10 @@ same seed, at the lower end of the recommended size (the base size when there is
 each with pass/fail against the target.
 ``slippage``, ``fees_up`` and ``margin_up`` only change costs and margin, so they are
 replayed together as variants on the base paths (same seed, same draws); the others
-change the market and get a pass of their own. Scenario effects: ``vol_up(v)`` scales realised volatility (diffusion and
-jumps) and implied volatility by 1 + v; ``vol_down(v)`` by 1 − v; ``gap(v)`` a move of v
-on one random day each month; ``jump_intensity(k)`` jump intensity × k (default jumps
-are added when the model has none); ``slippage(xk)``/``fees_up(xk)`` × k; ``sr_shift(v)``
-support and resistance × (1 + v); ``hit_rate(h)`` sets the signal's hit rate,
-``hit_rate_down(v)`` lowers it by v; ``margin_up(v)`` futures margin rate × (1 + v);
-``drift(v)`` a monthly drift v against the signal.
+change the market and get a pass of their own. Every scenario is a surprise — the options
+are opened at the unshocked market's prices, then the market does the scenario's thing —
+and its exact definition (`opl.scenarios`, one handler per name) is printed with its
+results (``ScenarioResult.definition``).
 """
 
 from __future__ import annotations
@@ -73,16 +70,6 @@ def checked_for_run(path, market: dict | None, error: type[RunInputError], doing
                                                  f"cannot {doing} this", settings_error.help)])
 
     return checked, compiled, located
-
-
-@dataclass(frozen=True)
-class _Plan:
-    name: str
-    kind: str
-    text: str
-    market: bool
-    apply: Callable  # (process, strategy) -> (process, strategy) for market scenarios
-    factors: dict  # Variant fields for cost scenarios
 
 
 def source_text(report, span) -> str:
@@ -265,72 +252,6 @@ def price_process(settings: SimSettings, compiled, pack, spans, notes):
     return replace(spec, limit=pack.underlying.daily_limit)
 
 
-def _plans(doc, report, process, strategy) -> list[_Plan]:
-    from opl.runtime.processes import JumpParams
-
-    plans = []
-    exp = doc.experiment
-    if exp is None:
-        return plans
-    for kind, scenarios in (("stress", exp.stress), ("sensitivity", exp.sensitivity)):
-        for sc in scenarios:
-            text = source_text(report, sc.span) or sc.name
-            v = sc.value
-            if v is None:
-                raise SettingsError(f"scenario `{sc.name}` needs a value, e.g. `{sc.name}(+50%)`", span=sc.span,
-                                    code="E103")
-            name = sc.name
-            if name in COST_SCENARIOS:
-                if v < 0 or (name == "margin_up" and v <= -1):
-                    raise SettingsError(f"`{text}` must not be negative", span=sc.span)
-                factors = {"slippage": {"slippage_factor": v}, "fees_up": {"fee_factor": v},
-                           "margin_up": {"margin_factor": 1.0 + v}}[name]
-                plans.append(_Plan(name, kind, text, False, None, factors))
-                continue
-            if name in ("hit_rate", "hit_rate_down") and process.regime is None:
-                raise SettingsError(f"`{text}` needs a direction signal: add `signal direction hit_rate 0.9`",
-                                    span=sc.span)
-            if name in ("vol_up", "vol_down"):
-                factor = 1.0 + v if name == "vol_up" else 1.0 - v
-                if factor <= 0:
-                    raise SettingsError(f"`{text}` leaves no volatility", span=sc.span)
-
-                def apply(p, s, factor=factor):
-                    # Implied volatility follows the model's volatility (opl.runtime.marking), so it scales too.
-                    return p.scaled_vol(factor), s
-            elif name == "gap":
-                if v <= -1:
-                    raise SettingsError(f"`{text}`: a gap must be above -100%", span=sc.span)
-
-                def apply(p, s, v=v):
-                    return replace(p, gap=v), s
-            elif name == "jump_intensity":
-                if v < 0:
-                    raise SettingsError(f"`{text}` must not be negative", span=sc.span)
-
-                def apply(p, s, v=v):
-                    jump = p.jump or JumpParams()
-                    return replace(p, jump=replace(jump, intensity=jump.intensity * v)), s
-            elif name == "sr_shift":
-                def apply(p, s, v=v):
-                    return p, replace(s, levels=replace(s.levels, shift=v))
-            elif name in ("hit_rate", "hit_rate_down"):
-                rate = v if name == "hit_rate" else process.regime.hit_rate - v
-                if not 0.0 <= rate <= 1.0:
-                    raise SettingsError(f"`{text}` gives a hit rate of {rate:g}, outside [0, 1]", span=sc.span)
-
-                def apply(p, s, rate=rate):
-                    return replace(p, regime=replace(p.regime, hit_rate=rate)), s
-            elif name == "drift":
-                def apply(p, s, v=v):
-                    return replace(p, drift_against=v), s
-            else:  # pragma: no cover - the vocabulary and this table are kept in step by a test
-                raise SettingsError(f"scenario `{name}` is not supported by the simulator yet", span=sc.span,
-                                    code="E105")
-            plans.append(_Plan(name, kind, text, True, apply, {}))
-    return plans
-
-
 def target_clauses(target, report) -> list:
     """The `and`-joined clauses of an experiment target, each checked on its own."""
     from opl import ast
@@ -408,6 +329,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
     from opl.runtime.records import package_versions
     from opl.runtime.replay import RunSpec, Variant, replay
     from opl.runtime.rules import load_pack
+    from opl.scenarios import scenario_plans
 
     checked, compiled, located = checked_for_run(path, market, SimulationInputError, "simulate")
     doc, strategy_model, report = checked.document, compiled.strategy, checked.report
@@ -431,7 +353,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
         strategy = runtime_strategy(checked, strategy_model, settings, notes, mixed_tenors=True)
         strategy = replace(strategy, contract_size=pack.underlying.contract_size)
         process = price_process(settings, strategy_model, pack, spans, notes)
-        plans = _plans(doc, report, process, strategy)
+        plans = scenario_plans(doc, report, process, strategy)
     except SettingsError as error:
         raise located(error) from None
 
@@ -490,8 +412,8 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
         costs = replay(strategy=strategy, run=run, variants=tuple(variants), progress=tick)
         scenario_results += [(plan, run_metrics(costs, k)) for k, plan in enumerate(cost_plans)]
     for plan in market_plans:
-        p, s = plan.apply(process, strategy)
-        res = replay(strategy=s, run=replace(run, process=p), variants=(Variant(size=eval_size, **fee),),
+        res = replay(strategy=plan.strategy, run=replace(run, process=plan.process),
+                     variants=(Variant(size=eval_size, **fee),),
                      progress=tick)
         scenario_results.append((plan, run_metrics(res, 0)))
     order = {id(p): n for n, p in enumerate(plans)}
@@ -535,7 +457,8 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
         recommended_size=recommended, recommended_reason=reason,
         scenario_size={"size": eval_size, "reason": eval_reason} if scenario_results else None,
         scenarios=[ScenarioResult(name=p.name, kind=p.kind, text=p.text, size=eval_size, metrics=m,
-                                  holds=target_verdict(target, m.target_values())) for p, m in scenario_results],
+                                  holds=target_verdict(target, m.target_values()), definition=p.definition)
+                   for p, m in scenario_results],
         notes=notes, plot_size=plot_size, equity=equity, drawdowns=base.max_drawdown[plot_index],
         peak_margin=base.peak_margin[plot_index], monthly_returns=monthly / run.capital)
 

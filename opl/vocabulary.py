@@ -138,17 +138,19 @@ SMILE_PARAMETERS: dict[str, tuple[float, float, str]] = {
     "curvature": (0.0, 100.0, "curvature of the smile"),
 }
 CALIBRATIONS = ("historical", "implied", "hybrid", "file")
-SCENARIOS: dict[str, str] = {
-    "vol_up": "implied and realised volatility scaled by (1 + value)",
-    "vol_down": "volatility scaled by (1 − value)",
-    "gap": "an overnight gap of value (e.g. −8%) on a random day of each month",
-    "jump_intensity": "jump intensity scaled by value",
-    "slippage": "slippage multiplied by the factor (x3)",
-    "fees_up": "fees multiplied by the factor",
-    "sr_shift": "support and resistance shifted by value",
+SCENARIOS: dict[str, str] = {  # each one a surprise; the exact definitions: opl/scenarios.py
+    "vol_up": "options opened at the model's implied volatility, then realised volatility (and the marks that "
+              "follow it) × (1 + value), unannounced",
+    "vol_down": "options opened at the model's implied volatility, then realised volatility (and the marks) × "
+                "(1 − value)",
+    "gap": "an overnight gap of value (e.g. −8%) on a random day of each month, unannounced",
+    "jump_intensity": "options opened at the model's jumps, then jumps arrive value times as often",
+    "slippage": "slippage multiplied by the factor (x3; +50% is x1.5)",
+    "fees_up": "fees multiplied by the factor (x2; +50% is x1.5)",
+    "sr_shift": "strikes set on the given levels, then the market drifts to levels shifted by value",
     "hit_rate": "direction signal hit rate set to value",
     "hit_rate_down": "direction signal hit rate lowered by value",
-    "margin_up": "exchange margin rates raised by value",
+    "margin_up": "exchange margin rates raised by value (+50%, or x1.5)",
     "drift": "monthly drift added against the signal's direction",
 }
 STOP_CONDITIONS: dict[str, Signature] = {

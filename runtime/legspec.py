@@ -4,10 +4,11 @@ month's simulated price and signal levels.
 **Levels.** The spot team gives a support and a resistance each month; the simulator
 draws them around the month's opening futures price F₀::
 
-    support    = F₀ · (1 − w_s) · (1 + shift)        resistance = F₀ · (1 + w_r) · (1 + shift)
+    support    = F₀ · (1 − w_s)        resistance = F₀ · (1 + w_r)
 
 with ``w_s``, ``w_r`` the widths (by default those of the file: (price − support)/price
-and (resistance − price)/price, else 5%) and ``shift`` the ``sr_shift`` scenario. A leg's
+and (resistance − price)/price, else 5%). (The ``sr_shift`` scenario leaves the levels
+as given and moves the market away from them, `opl.scenarios`.) A leg's
 strike spec (``support-100``, ``resistance+2%``, ``ATM+5%``, ``delta(0.25)``, or an
 absolute price) is resolved against these exactly as `opl.estimates.Market.strike`
 resolves it against the file's levels — vectorised over paths — then moved to the
@@ -81,8 +82,6 @@ class Levels:
 
     support_width: float = 0.05
     resistance_width: float = 0.05
-    shift: float = 0.0
 
     def of(self, price: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        factor = 1.0 + self.shift
-        return price * (1.0 - self.support_width) * factor, price * (1.0 + self.resistance_width) * factor
+        return price * (1.0 - self.support_width), price * (1.0 + self.resistance_width)

@@ -153,6 +153,7 @@ class ScenarioResult:
     size: float
     metrics: RunMetrics
     holds: bool | None
+    definition: str = ""  # exactly what the scenario does (opl.scenarios)
 
 
 @dataclass(kw_only=True)
@@ -187,7 +188,7 @@ class SimulationResult:
             "recommended_size": self.recommended_size, "recommended_size_reason": self.recommended_reason,
             "scenario_size": self.scenario_size,
             "scenarios": [{"name": s.name, "kind": s.kind, "scenario": s.text, "size": s.size, "holds": s.holds,
-                           "metrics": s.metrics.to_dict()} for s in self.scenarios],
+                           "definition": s.definition, "metrics": s.metrics.to_dict()} for s in self.scenarios],
             "notes": list(self.notes)})
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -225,5 +226,7 @@ class SimulationResult:
             lines.append(f"{s.kind} {s.text} at size {s.size:g}: median {s.metrics.monthly_return['median']:+.2f}%, "
                          f"loss {s.metrics.loss_probability:.1f}%, dd p95 {s.metrics.max_drawdown['p95']:.2f}% "
                          f"-> {verdict}")
+            if s.definition:
+                lines.append(f"  {s.text}: {s.definition}")
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)

@@ -49,6 +49,17 @@ average (median 26%), about 8% above the realised level — the default implied 
 `opl.runtime.marking.SmileRule`. The defaults take ν = 4 (ν < 3 gives shocks of infinite
 kurtosis, whose sample variance never settles); jumps default to 2 a year of N(0, 4%).
 
+**Surprises (stress scenarios).** What a scenario changes in the market is unannounced:
+the options of a month are opened at the model's forecast (the ``vol`` column at the
+open), then the paths move with it. ``Surprise(vol=k)`` multiplies the diffusive moves
+(and the compensator) by k and the jump sizes by k from the month's first step, and the
+forecast written to those steps — hence the implied volatility of the marks and the
+hedge's delta — is k times the model's; ``Surprise(jump=...)`` replaces the jumps the same
+way. The GARCH recursion runs on the model's shocks, so the next month opens at the
+model's forecast again: every month is a fresh surprise. ``gap`` moves the price at the
+open of one random trading day, ``drift`` and ``drift_against`` add monthly drifts; none
+of them enters the options' prices.
+
 **Price limit.** With ``limit`` set (the rule pack's ``daily_limit``: 10% for CZCE
 jujube) no trading day closes more than the limit away from the previous close (log
 moves within ±ln(1 + limit)); the part of a move beyond it carries into the next day, as
@@ -67,7 +78,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["GarchParams", "JumpParams", "RegimeParams", "ProcessSpec", "MonthPaths", "PathGenerator",
+__all__ = ["GarchParams", "JumpParams", "RegimeParams", "Surprise", "ProcessSpec", "MonthPaths", "PathGenerator",
            "simulate", "ModelError", "DEFAULTS", "PARAMETERS", "process_spec"]
 
 
@@ -121,12 +132,27 @@ class RegimeParams:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Surprise:
+    """What the market has not priced (the ``vol_up``, ``vol_down`` and ``jump_intensity``
+    scenarios): each month opens at the model's volatility forecast, then from the month's
+    first step the paths move with the diffusive volatility × ``vol`` and the jumps
+    ``jump`` (None: the model's, their sizes × ``vol``), and the forecast written to those
+    steps (so the implied volatility of the marks) follows the realised model. Every month
+    is a fresh surprise: the next open is priced on the model again."""
+
+    vol: float = 1.0
+    jump: JumpParams | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class ProcessSpec:
     """The whole price model of a run, scenarios included.
 
     ``vol`` is the annual diffusive volatility (the GARCH unconditional level);
-    ``gap`` a log-price gap log(1 + value) on one uniformly drawn step of every month and
-    path; ``drift_against`` the ``drift`` scenario's monthly drift against the signal;
+    ``gap`` a log-price gap log(1 + value) at the open of one uniformly drawn trading day
+    of every month and path; ``drift_against`` the ``drift`` scenario's monthly drift
+    against the signal; ``drift`` a monthly log drift (the ``sr_shift`` scenario);
+    ``surprise`` what the paths do that the month's opening prices do not know (`Surprise`);
     ``limit`` the exchange's daily price limit (a fraction, e.g. 0.10; None: no limit).
     """
 
@@ -136,6 +162,8 @@ class ProcessSpec:
     regime: RegimeParams | None = None
     gap: float | None = None
     drift_against: float = 0.0
+    drift: float = 0.0
+    surprise: Surprise | None = None
     limit: float | None = None
 
     @property
@@ -144,10 +172,20 @@ class ProcessSpec:
         names += [n for n, p in (("jump", self.jump), ("regime", self.regime)) if p is not None]
         return tuple(names)
 
-    def scaled_vol(self, factor: float) -> "ProcessSpec":
-        """Realised volatility (diffusion and jumps) scaled by ``factor`` (vol_up / vol_down)."""
-        jump = replace(self.jump, mean=self.jump.mean * factor, std=self.jump.std * factor) if self.jump else None
-        return replace(self, vol=self.vol * factor, jump=jump)
+    @property
+    def realised_vol_factor(self) -> float:
+        """The diffusive volatility's factor from each month's first step (1 without a surprise)."""
+        return self.surprise.vol if self.surprise is not None else 1.0
+
+    @property
+    def realised_jump(self) -> JumpParams | None:
+        """The jumps the paths make after each month's open (the model's without a surprise)."""
+        if self.surprise is None:
+            return self.jump
+        if self.surprise.jump is not None:
+            return self.surprise.jump
+        k = self.surprise.vol
+        return replace(self.jump, mean=self.jump.mean * k, std=self.jump.std * k) if self.jump else None
 
 
 DEFAULTS = {"vol": 0.25, "garch": GarchParams(), "gjr": GarchParams(alpha=0.02, gamma=0.03, beta=0.955),
@@ -320,7 +358,7 @@ class PathGenerator:
         return signal.astype(np.int8), realised.astype(np.int8)
 
     def _jump_terms(self, n: int) -> np.ndarray:
-        jump = self.spec.jump
+        jump = self.spec.realised_jump
         if jump is None or jump.intensity == 0:
             return np.zeros((self.paths, n))
         rng = self._rng["jumps"]
@@ -330,9 +368,13 @@ class PathGenerator:
         compensator = jump.intensity * self.dt * np.expm1(jump.mean + 0.5 * jump.std**2)
         return sizes - compensator
 
-    def _vol_forecast(self, h_day: np.ndarray) -> np.ndarray:
-        diffusive = h_day * self.days_per_month / self.month_years
-        jumps = self.spec.jump.annual_variance if self.spec.jump is not None else 0.0
+    def _vol_forecast(self, h_day: np.ndarray, *, realised: bool = True) -> np.ndarray:
+        """Annual volatility forecast from the day variance ``h_day``: the model's at a month's open
+        (``realised`` False), the realised model's (with the surprise) at its later steps."""
+        k = self.spec.realised_vol_factor if realised else 1.0
+        jump = self.spec.realised_jump if realised else self.spec.jump
+        diffusive = k * k * h_day * self.days_per_month / self.month_years
+        jumps = jump.annual_variance if jump is not None else 0.0
         return np.sqrt(diffusive + jumps)
 
     def _limit(self, increments: np.ndarray) -> np.ndarray:
@@ -359,19 +401,21 @@ class PathGenerator:
         drift = np.zeros(p)
         if spec.regime is not None:
             drift = realised * spec.regime.drift
-        drift = drift - signal * spec.drift_against
+        drift = drift - signal * spec.drift_against + spec.drift
         z = self._shocks((p, n))
         increments = self._jump_terms(n) + (drift / n)[:, None]
         if spec.gap is not None:
-            day = self._rng["gap"].integers(0, n, p)
+            # Overnight: the move into the first step of a uniformly drawn trading day.
+            day = self._rng["gap"].integers(0, self.days_per_month, p) * spd
             increments[np.arange(p), day] += np.log1p(spec.gap)
         h = self._state["h"]
+        k = spec.realised_vol_factor  # the surprise scales the moves, not the variance recursion
         vols = np.empty((p, n + 1))
-        vols[:, 0] = self._vol_forecast(h)
+        vols[:, 0] = self._vol_forecast(h, realised=False)
         if spec.garch is None:
             step_var = self.day_var / spd
-            increments += np.sqrt(step_var) * z - 0.5 * step_var
-            vols[:, 1:] = vols[:, :1]
+            increments += k * np.sqrt(step_var) * z - 0.5 * k * k * step_var
+            vols[:, 1:] = self._vol_forecast(h)[:, None]
         else:
             g = spec.garch
             omega = self.day_var * (1.0 - g.persistence)
@@ -379,7 +423,7 @@ class PathGenerator:
             for d in range(self.days_per_month):
                 cols = slice(d * spd, (d + 1) * spd)
                 eps = np.sqrt(h / spd)[:, None] * z[:, cols]
-                increments[:, cols] += eps - 0.5 * (h / spd)[:, None]
+                increments[:, cols] += k * eps - 0.5 * k * k * (h / spd)[:, None]
                 shock = eps.sum(axis=1)
                 # Inside the day only the day's own variance is known; the next day's, which
                 # needs the whole day's shock, is written at the close (no look-ahead).

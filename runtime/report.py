@@ -148,6 +148,8 @@ def _markdown(result) -> str:
                          f"{m.max_drawdown['p95']:.2f} | {m.cvar['95']:.3f} | "
                          f"{m.margin['forced_liquidation_probability']:.2f} | "
                          f"{ {True: 'pass', False: 'fail', None: '—'}[s.holds]} |")
+        lines += ["", "Each scenario is a surprise: the options are opened at the unshocked market's prices.", ""]
+        lines += [f"- `{s.text}`: {s.definition}" for s in result.scenarios if s.definition]
         lines.append("")
     plotted = (f"At size {result.plot_size['size']:g} ({result.plot_size['reason']})."
                if result.plot_size else "At the base size.")

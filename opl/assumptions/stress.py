@@ -38,6 +38,7 @@ class ScenarioVerdict:
     failing: list[str]
     values: dict[str, float]
     base: dict[str, float]
+    definition: str = ""  # exactly what the scenario does (opl.scenarios)
 
     @property
     def verdict(self) -> str:
@@ -56,7 +57,7 @@ class ScenarioVerdict:
     def to_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "scenario": self.text, "size": self.size, "holds": self.holds,
                 "verdict": self.verdict, "failing": self.failing, "values": self.values, "base": self.base,
-                "plain": self.plain}
+                "plain": self.plain, "definition": self.definition}
 
 
 @dataclass
@@ -104,7 +105,8 @@ class StressReport:
     def summary(self) -> str:
         lines = [f"Strategy under stress ({self.file}, {self.run['paths']:,} paths x {self.run['horizon_months']} "
                  f"months, seed {self.run['seed']}): {self.verdict}", f"  {self.plain}"]
-        lines += [f"  [{s.kind}] {s.plain}" for s in self.scenarios]
+        for s in self.scenarios:
+            lines += [f"  [{s.kind}] {s.plain}"] + ([f"      `{s.text}`: {s.definition}"] if s.definition else [])
         return "\n".join(lines)
 
 
@@ -148,7 +150,8 @@ def stress_test(path, *, paths: int | None = None, seed: int | None = None, over
         failing = [source_text(checked.report, c.span) for c in clauses if target_verdict(c, values) is False]
         base = by_size.get(s.size, result.base)
         scenarios.append(ScenarioVerdict(name=s.name, kind=s.kind, text=s.text, size=s.size, holds=s.holds,
-                                         failing=failing, values=_values(s.metrics), base=_values(base)))
+                                         failing=failing, values=_values(s.metrics), base=_values(base),
+                                         definition=s.definition))
     stress = [s for s in scenarios if s.kind == "stress"]
     if not stress:
         verdict = "no stress"

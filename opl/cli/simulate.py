@@ -155,5 +155,7 @@ def _table(result) -> None:
                        f"{m.margin['forced_liquidation_probability']:.2f}%",
                        {True: "[green]pass[/green]", False: "[red]fail[/red]", None: "—"}[s.holds])
         console.print(st)
+        for s in result.scenarios:
+            console.print(f"  {s.text}: {s.definition}", markup=False, highlight=False)
     for note in result.notes:
         console.print(f"note: {note}", markup=False, highlight=False)

@@ -63,7 +63,9 @@ def test_json_keys_are_stable(jujube_json):
     assert all(set(s) == {"size", "holds", "metrics"} for s in d["sizes"])
     assert [s["scenario"] for s in d["scenarios"]] == ["vol_up(+50%)", "gap(-8%)", "slippage(x3)", "sr_shift(-3%)",
                                                        "fees_up(x2)", "hit_rate(0.7)"]
-    assert all(set(s) == {"name", "kind", "scenario", "size", "holds", "metrics"} for s in d["scenarios"])
+    assert all(set(s) == {"name", "kind", "scenario", "size", "holds", "definition", "metrics"}
+               for s in d["scenarios"])
+    assert d["scenarios"][0]["definition"].startswith("each month's options are opened at the model's implied")
     assert d["run"]["paths"] == 150 and d["run"]["seed"] == 7 and d["run"]["horizon_months"] == 2
     assert d["recommended_size"] is None or set(d["recommended_size"]) == {"low", "high"}
     assert (d["recommended_size"] is None) != (d["recommended_size_reason"] is None)
@@ -90,7 +92,11 @@ def test_table_and_report(tmp_path):
     assert "dd p95" in result.output and "% peak" in result.output  # units on the columns
     files = {p.name for p in (tmp_path / "r").iterdir()}
     assert files == {"report.md", "returns.png", "drawdown.png", "equity.png", "margin.png"}
-    assert "## By size" in (tmp_path / "r" / "report.md").read_text()
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "## By size" in md
+    # Every scenario's exact definition, in the report and on the console.
+    assert "- `gap(-8%)`: the futures open -8.0% from the previous close on one random trading day" in md
+    assert "gap(-8%): the futures open -8.0%" in " ".join(result.output.split())
 
 
 @pytest.mark.parametrize("item,message", [
@@ -174,6 +180,7 @@ def test_every_vocabulary_scenario_runs(tmp_path):
     path = _variant(tmp_path, "sensitivity [ fees_up(x2), hit_rate(0.7) ]", f"sensitivity [ {items} ]")
     result = simulate_file(path, paths=40, overrides=["experiment.horizon=1", "experiment.sizes=[1]"])
     assert [s.name for s in result.scenarios if s.kind == "sensitivity"] == list(SCENARIOS)
+    assert all(s.definition for s in result.scenarios)
 
 
 def test_recommended_size_is_the_run_of_sizes_where_the_target_holds(tmp_path):
