@@ -156,3 +156,13 @@ def test_volatility_at_a_step_uses_only_the_shocks_known_at_that_step(monkeypatc
         vols = month_vols(later)
         assert np.array_equal(vols[:, :k + 1], reference[:, :k + 1]), f"step {k} sees later shocks"
         assert not np.array_equal(vols, reference)
+
+
+def test_gap_lands_at_the_open_of_a_trading_day():
+    # Overnight: with 4 steps a day the gap is the move into the first step of a day, never an intraday one.
+    base = ProcessSpec(vol=0.2)
+    a = simulate(spec=base, paths=300, months=1, price=100.0, steps_per_day=4, seed=2)
+    b = simulate(spec=replace(base, gap=-0.08), paths=300, months=1, price=100.0, steps_per_day=4, seed=2)
+    diff = np.diff(np.log(b.price), axis=1) - np.diff(np.log(a.price), axis=1)
+    rows, cols = np.nonzero(np.isclose(diff, np.log(0.92)))
+    assert np.array_equal(rows, np.arange(300)) and np.all(cols % 4 == 0)
