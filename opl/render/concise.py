@@ -26,7 +26,7 @@ def render(reports: list[FileReport], *, color: bool = False) -> str:
         The lines, each ending in a newline, or ``""`` when nothing was found.
     """
     return "".join(
-        f"{report.path}:{d.span.line}:{d.span.column}: {d.code} {printable(d.message)}\n"
+        f"{printable(str(report.path))}:{d.span.line}:{d.span.column}: {d.code} {printable(d.message)}\n"
         for report in reports
         for d in report.sorted()
     )

@@ -24,6 +24,8 @@ from opl.diagnostics import Diagnostic, FileReport
 from opl.source import SourceFile
 
 TAB = "    "
+#: U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR: line breaks to str.splitlines and to editors.
+_SEPARATORS = frozenset((0x2028, 0x2029))
 
 _SEVERITY_COLOR = {"error": "31", "warning": "33", "note": "32"}
 _GUTTER = ("1", "34")
@@ -41,6 +43,9 @@ def _cell(ch: str) -> str:
 
     Control characters come from untrusted files; printed raw, an ESC could restyle
     or rewrite the reader's terminal, so they are shown as their Unicode pictures.
+    The C1 controls (NEL, CSI, ...) and the Unicode line and paragraph separators
+    have no picture; they are written as ``\\u2028``-style escapes, since any of
+    them can end a line for an editor or a script and split a one-line record.
     """
     if ch == "\t":
         return TAB
@@ -49,6 +54,8 @@ def _cell(ch: str) -> str:
         return chr(0x2400 + code)
     if code == 0x7F:
         return "\u2421"
+    if 0x80 <= code <= 0x9F or code in _SEPARATORS:
+        return f"\\u{code:04x}"
     return ch
 
 
@@ -110,7 +117,8 @@ def render_diagnostic(source: SourceFile, diagnostic: Diagnostic, *, color: bool
     header = _paint(f"{severity}[{diagnostic.code}]", tone, color) + _paint(
         f": {printable(diagnostic.message)}", ("1",), color
     )
-    location = source.path if text is None else f"{source.path}:{span.line}:{span.column}"
+    path = printable(str(source.path))  # a file name is untrusted too
+    location = path if text is None else f"{path}:{span.line}:{span.column}"
     width = len(str(span.line)) if text is not None else 1
     margin = " " * (width + 1)
     bar = _paint("|", _GUTTER, color)

@@ -174,6 +174,27 @@ def test_control_characters_from_the_file_are_drawn_harmlessly():
     assert "  | " + " " * len("S = long ␛[31mX") + "^ binary data\n" in text
 
 
+@pytest.mark.parametrize("breaker", ["\n", "\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"])
+def test_a_line_breaking_character_never_splits_a_concise_record(breaker: str):
+    # Every character str.splitlines (and so editors' problem matchers) breaks a line at.
+    assert len(f"a{breaker}b".splitlines()) == 2
+    source = SourceFile(f"odd{breaker}name.opl", "S = long X\n")
+    diagnostic = Diagnostic("E101", f"unknown primitive `X{breaker}Y`", source.span(9, 10), "here")
+    plain = Diagnostic("E101", "unknown primitive `XY`", source.span(9, 10), "here")
+    full = render([FileReport(source, [diagnostic])], "full")
+    assert len(full.splitlines()) == len(render([FileReport(SourceFile("n.opl", source.text), [plain])],
+                                                "full").splitlines())
+    concise = render([FileReport(source, [diagnostic])], "concise")
+    assert breaker not in concise[:-1] and concise.endswith("\n")
+    assert len(concise.splitlines()) == 1 and concise.startswith("odd") and ":1:10: E101 unknown primitive `X" in concise
+
+
+def test_c1_controls_and_separators_are_escaped_visibly():
+    from opl.render.full import printable
+
+    assert printable("a\u2028b\u2029c\x85d\x9b[31m") == "a\\u2028b\\u2029c\\u0085d\\u009b[31m"
+
+
 def test_colour_wraps_the_plain_text_and_off_means_no_escapes():
     plain = render(reports(), "full", color=False)
     coloured = render(reports(), "full", color=True)
