@@ -215,6 +215,7 @@ def random_walk_tests(returns: ContractReturns | pd.Series | np.ndarray, *, hori
     RandomWalkResult
     """
     from arch.unitroot import ADF, VarianceRatio
+    from arch.utility.exceptions import InfeasibleTestException
     from statsmodels.stats.diagnostic import acorr_ljungbox
 
     raw = returns.returns if isinstance(returns, ContractReturns) else returns
@@ -231,15 +232,20 @@ def random_walk_tests(returns: ContractReturns | pd.Series | np.ndarray, *, hori
     for h in horizons:
         rows.append(("portmanteau", h, float(q[h - 1]), float(stats.chi2.sf(q[h - 1], h)), {"df": h}))
     log_price = np.concatenate([[0.0], np.cumsum(x)])
-    for h in horizons:
-        q = max(2, h)  # VR(1) is 1 by construction; q = 2 is the one-day autocorrelation's ratio
-        vr = VarianceRatio(log_price, lags=q, trend="c", debiased=True, robust=True, overlap=True)
-        z = float(vr.stat)
-        se_vr = float((vr.vr - 1.0) / z) if z else float("nan")
-        rows.append(("variance_ratio", q, z, float(vr.pvalue), {"q": q, "vr": float(vr.vr), "se": se_vr}))
-    adf = ADF(log_price, trend="c", method="aic", max_lags=max_lag)
-    rows.append(("adf", 0, float(adf.stat), float(adf.pvalue),
-                 {"lags": int(adf.lags), "critical_5pct": float(adf.critical_values["5%"])}))
+    try:
+        for h in horizons:
+            q = max(2, h)  # VR(1) is 1 by construction; q = 2 is the one-day autocorrelation's ratio
+            vr = VarianceRatio(log_price, lags=q, trend="c", debiased=True, robust=True, overlap=True)
+            z = float(vr.stat)
+            se_vr = float((vr.vr - 1.0) / z) if z else float("nan")
+            rows.append(("variance_ratio", q, z, float(vr.pvalue), {"q": q, "vr": float(vr.vr), "se": se_vr}))
+        adf = ADF(log_price, trend="c", method="aic", max_lags=max_lag)
+        rows.append(("adf", 0, float(adf.stat), float(adf.pvalue),
+                     {"lags": int(adf.lags), "critical_5pct": float(adf.critical_values["5%"])}))
+    except (InfeasibleTestException, np.linalg.LinAlgError) as error:
+        # arch's own exceptions are RuntimeErrors: a caller that handles bad data (ValueError) never saw them.
+        raise ValueError(f"the random-walk tests cannot run on these {len(x)} returns (too little variation): "
+                         f"{str(error).splitlines()[0]}") from None
     pvalues = np.array([r[3] for r in rows])
     adjusted = _adjust(pvalues, alpha, correction)
     tests = [RandomWalkTest(name=nm, horizon=h, statistic=st, pvalue=p, adjusted_pvalue=float(a),

@@ -25,7 +25,7 @@ from opl.assumptions.hit_rate import HitRateResult, hit_rate
 from opl.assumptions.random_walk import RandomWalkResult, random_walk_tests
 from opl.assumptions.stress import StressReport
 from opl.data.loaders import LoadResult
-from opl.data.rolls import ContractReturns, within_contract_returns
+from opl.data.rolls import ContractReturns, require_moves, within_contract_returns
 from opl.runtime.records import json_safe, package_versions
 
 __all__ = ["AssumptionReport", "run_assumptions", "PLOTS"]
@@ -191,6 +191,7 @@ def run_assumptions(*, futures: LoadResult, signals: LoadResult | None = None, f
         The strategy's scenarios (:func:`opl.assumptions.stress.stress_test`), reported as the fourth assumption.
     """
     returns = within_contract_returns(futures.frame, price="close", limit=limit, tick=tick)
+    require_moves(returns, file=futures.file, lines=futures.lines)
     rw = random_walk_tests(returns, alpha=alpha, correction=correction)
     hr = hit_rate(signals=None if signals is None else signals.frame, returns=returns, horizon=horizon,
                   flat_band=flat_band, alpha=alpha, claim=claim, power=power)

@@ -28,7 +28,7 @@ from opl.calibrate.realised import TRADING_DAYS, realised_vol
 from opl.calibrate.result import CalibrationResult
 from opl.calibrate.surface import fit_surface
 from opl.data.loaders import DataError, LoadResult, Problem, load
-from opl.data.rolls import within_contract_returns
+from opl.data.rolls import require_moves, within_contract_returns
 
 __all__ = ["CalibrationError", "calibrate", "calibrate_dir", "DIR_FILES"]
 
@@ -129,6 +129,7 @@ def calibrate(*, futures, options=None, iv_summary: IVSummary | str | os.PathLik
     summary = load_iv_summary(iv_summary) if isinstance(iv_summary, (str, os.PathLike)) else iv_summary
     frame = fut.frame
     returns = within_contract_returns(frame, price="close", limit=limit, tick=tick)
+    require_moves(returns, file=fut.file, lines=fut.lines)
     try:
         realised = realised_vol(frame, returns)
         jump_model = fit_jump_model(returns.returns, threshold=jump_threshold, criterion=criterion,

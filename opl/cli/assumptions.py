@@ -76,6 +76,8 @@ def assumptions(futures: str, signals: str | None, factors: str | None, json_out
                                  factors=loaded.get("factors"), alpha=alpha, horizon=horizon, flat_band=flat_band,
                                  claim=claim, power=power, limit=limit, tick=tick, correction=correction,
                                  stress=stress)
+    except DataError as error:  # the data load but cannot be tested (constant prices)
+        fail_with_problems(error.problems)
     except ValueError as error:
         click.echo(f"error: {futures}: {error}", err=True)
         sys.exit(EXIT_FINDINGS)

@@ -37,7 +37,7 @@ def backtest(file: str, data: str, overrides: tuple[str, ...], market: dict, rep
              report_dir: str | None, quiet: bool) -> None:
     """Replay FILE over the history in DATA with the simulator's rules; fit a delta band walk-forward."""
     from opl.backtest import BacktestInputError, backtest_file
-    from opl.data.loaders import DataError
+    from opl.data.loaders import DataError, shown
     from opl.simconfig import SettingsError
 
     try:
@@ -45,8 +45,8 @@ def backtest(file: str, data: str, overrides: tuple[str, ...], market: dict, rep
     except BacktestInputError as error:
         fail_with_diagnostics(error.report.source, error.diagnostics)
     except DataError as error:
-        for problem in error.problems:
-            click.echo(str(problem), err=True)
+        for line in shown(error.problems):
+            click.echo(line, err=True)
         count = len(error.problems)
         click.echo(f"{count} problem{'s' if count != 1 else ''} in the data of {data} (see "
                    "examples/jujube/data_contracts.md; --repair makes the documented repairs)", err=True)

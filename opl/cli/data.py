@@ -55,13 +55,13 @@ def synth(out: str, seed: int, years: int, start: str, hit_rate: float, no_optio
 
 
 def _load_or_exit(path: str, kind: str, **kwargs):
-    from opl.data.loaders import DataError, load
+    from opl.data.loaders import DataError, load, shown
 
     try:
         return load(path, kind=kind, **kwargs)
     except DataError as error:
-        for problem in error.problems:
-            click.echo(str(problem))
+        for line in shown(error.problems):
+            click.echo(line)
         count = len(error.problems)
         click.echo(f"{count} problem{'s' if count != 1 else ''} in {path}: not a valid {kind} file "
                    f"(see examples/jujube/data_contracts.md)", err=True)
@@ -101,7 +101,7 @@ def fetch(source: str, symbol: str, out: str, start: str | None, end: str | None
           no_options: bool, repair: bool) -> None:
     """Fetch futures bars and option chains into OUT in the layout `opl calibrate --data` reads."""
     from opl.data.akshare import AkshareUnavailable, fetch as fetch_akshare
-    from opl.data.loaders import DataError
+    from opl.data.loaders import DataError, shown
 
     try:
         paths = fetch_akshare(symbol, out, start=start, end=end, options=not no_options, option_days=option_days,
@@ -110,8 +110,8 @@ def fetch(source: str, symbol: str, out: str, start: str | None, end: str | None
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_USAGE)
     except DataError as error:
-        for problem in error.problems:
-            click.echo(str(problem))
+        for line in shown(error.problems):
+            click.echo(line)
         sys.exit(EXIT_FINDINGS)
     except ValueError as error:  # an unknown product
         click.echo(f"error: {error}", err=True)

@@ -89,8 +89,10 @@ def fail_with_problems(problems) -> NoReturn:
     """Problems found in the input data (`opl.data.loaders.Problem`, or error messages): ``error: …`` each, exit 1."""
     import click
 
-    for problem in problems:
-        click.echo(f"error: {problem}", err=True)
+    from opl.data.loaders import shown
+
+    for line in shown(list(problems)):
+        click.echo(f"error: {line}", err=True)
     sys.exit(EXIT_FINDINGS)
 
 

@@ -26,10 +26,13 @@ person to look at the source.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -37,7 +40,7 @@ import pandas as pd
 from opl.data.contracts import CONTRACTS, Contract, normalise_direction, normalise_option_type
 
 __all__ = [
-    "Problem", "Repair", "DataError", "LoadResult", "load", "load_futures", "load_options",
+    "Problem", "Repair", "DataError", "shown", "LoadResult", "load", "load_futures", "load_options",
     "load_signals", "load_factors", "validate_frame",
 ]
 
@@ -49,17 +52,52 @@ _PRICE_CHECKED = ("open", "high", "low", "close", "settlement")
 
 @dataclass(frozen=True)
 class Problem:
-    """One located problem: file, row (see the module docstring), column, message."""
+    """One located problem: file, row (see the module docstring), column, message.
+
+    A problem that recurs in a column (the same cause on many rows: every cell of a
+    column written with thousands separators, every date in US order) is reported once:
+    ``row`` is its first row, ``count`` how many rows have it, ``last`` the last of
+    them and ``rows`` all of them. ``fix`` says what repairs it, when something does.
+    """
 
     file: str
     row: int | None
     column: str | None
     message: str
+    fix: str = ""
+    count: int = 1
+    last: int | None = None
+    rows: tuple[int, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def located_rows(self) -> tuple[int, ...]:
+        """Every row this problem stands for (empty when it is about the whole file)."""
+        if self.rows:
+            return self.rows
+        return () if self.row is None else (self.row,)
 
     def __str__(self) -> str:
         where = self.file if self.row is None else f"{self.file}:{self.row}"
-        col = f" column `{self.column}`:" if self.column else ""
-        return f"{where}:{col} {self.message}"
+        col = f" column `{_escaped(self.column)}`:" if self.column else ""
+        more = f" (and {self.count - 1} more like it in this column, the last on line {self.last})" \
+            if self.count > 1 else ""
+        fix = f"; {self.fix}" if self.fix else ""
+        return f"{_escaped(where)}:{col} {_escaped(self.message)}{more}{fix}"
+
+
+def _escaped(text: str) -> str:
+    """``text`` with control and line-breaking characters made visible (names and values come from the file)."""
+    from opl.render.full import printable
+
+    return printable(text)
+
+
+def shown(problems: list[Problem], limit: int = _MAX_SHOWN) -> list[str]:
+    """The lines that report ``problems``: at most ``limit``, then one line saying what was left out."""
+    lines = [str(p) for p in problems[:limit]]
+    if len(problems) > limit:
+        lines.append(f"... and {len(problems) - limit} more problems not shown ({len(problems)} in all)")
+    return lines
 
 
 @dataclass(frozen=True)
@@ -92,10 +130,7 @@ class DataError(ValueError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        shown = [str(p) for p in self.problems[:_MAX_SHOWN]]
-        if len(self.problems) > _MAX_SHOWN:
-            shown.append(f"... and {len(self.problems) - _MAX_SHOWN} more problems")
-        return "\n".join(shown)
+        return "\n".join(shown(self.problems))
 
 
 @dataclass
@@ -214,26 +249,50 @@ def _read_raw(path: Path) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
         return text.astype(object), np.arange(1, len(frame) + 1), notes
     if not path.exists():
         raise FileNotFoundError(2, "No such file", str(path))
+    data = path.read_bytes()
     for encoding in ("utf-8-sig", "gb18030"):
         try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False,
-                                encoding=encoding)
+            text = data.decode(encoding)
             break
         except UnicodeDecodeError:
             continue
-        except pd.errors.EmptyDataError:
-            raise DataError([Problem(str(path), None, None, "file is empty")]) from None
-        except pd.errors.ParserError as error:
-            match = re.search(r"line (\d+)", str(error))
-            row = int(match.group(1)) if match else None
-            raise DataError([Problem(str(path), row, None, f"malformed CSV: {error}")]) from None
     else:
         raise DataError([Problem(str(path), None, None, "not UTF-8 or GB18030 text")])
+    del data
     if encoding != "utf-8-sig":
         notes.append(f"read as {encoding}, not UTF-8")
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=False)
+    except pd.errors.EmptyDataError:
+        raise DataError([Problem(str(path), None, None, "file is empty")]) from None
+    except pd.errors.ParserError as error:
+        match = re.search(r"line (\d+)", str(error))
+        row = int(match.group(1)) if match else None
+        raise DataError([Problem(str(path), row, None, f"malformed CSV: {error}")]) from None
+    header = next(csv.reader(io.StringIO(text)), [])
+    if not isinstance(frame.index, pd.RangeIndex):
+        # pandas makes the first column the index when every row has one field more than the header.
+        raise DataError([Problem(str(path), 2, None,
+                                 f"malformed CSV: the rows have {len(frame.columns) + 1} fields, the header "
+                                 f"{len(header)}", fix="remove the trailing delimiter, or name every column")])
+    if len(header) == len(frame.columns):
+        frame.columns = header  # pandas renames a repeated `close` to `close.1`; the header is checked as written
     # Rows with too few fields come back as NaN; they are reported as missing values.
     frame = frame.astype(object).where(frame.notna(), "")
-    return frame, np.arange(2, len(frame) + 2), notes
+    return frame, _record_lines(frame, header, text), notes
+
+
+def _record_lines(frame: pd.DataFrame, header: list[str], text: str) -> np.ndarray:
+    """The physical line each row starts on; a quoted cell with line breaks makes its row span several lines."""
+    first = 2 + sum(name.count("\n") for name in header)
+    physical = text.count("\n") + (0 if text.endswith("\n") else 1)
+    if physical <= len(frame) + first - 1:
+        return np.arange(first, len(frame) + first)
+    breaks = np.zeros(len(frame), dtype=np.int64)
+    for i in range(frame.shape[1]):
+        column = frame.iloc[:, i]
+        breaks += column.map(lambda v: v.count("\n") if isinstance(v, str) else 0).to_numpy(dtype=np.int64)
+    return first + np.concatenate([[0], np.cumsum(breaks)[:-1]]) + np.arange(len(frame))
 
 
 def _is_missing(value) -> bool:
@@ -255,7 +314,7 @@ def validate_frame(raw: pd.DataFrame, *, kind: str, file: str = "<frame>", lines
         raise ValueError(f"unknown kind {kind!r}; one of {', '.join(CONTRACTS)}")
     contract = CONTRACTS[kind]
     lines = np.arange(1, len(raw) + 1) if lines is None else np.asarray(lines)
-    state = _State(file=file, contract=contract, repair=repair, notes=list(notes or []))
+    state = _State(file=file, contract=contract, repair=repair, notes=list(notes or []), lines=lines)
     text = raw.copy()
     text.columns = _canonical_header(text.columns, contract, rename or {}, state)
     text = text.apply(lambda col: col.map(lambda v: "" if _is_missing(v) else str(v).strip()))
@@ -275,6 +334,15 @@ def validate_frame(raw: pd.DataFrame, *, kind: str, file: str = "<frame>", lines
                       lines=np.asarray(lines), repairs=state.repairs, notes=state.notes)
 
 
+#: From this many rows with the same problem in one column on, they are reported as one problem.
+_GROUP_AT = 4
+#: More calendar days than this between two trading days of a daily series is not a holiday
+#: (the longest exchange closure, Spring Festival, is 11 or 12 days) but a wrong date or missing rows.
+_MAX_GAP_DAYS = 31
+_DAILY = ("futures", "options")
+_REPAIR_SETTLEMENT = "--repair replaces a missing or 0 settlement by the close"
+
+
 @dataclass
 class _State:
     file: str
@@ -286,23 +354,44 @@ class _State:
     lines: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     header_row: int = 1
 
-    def problem(self, pos: int | None, column: str | None, message: str) -> None:
+    def problem(self, pos: int | None, column: str | None, message: str, fix: str = "") -> None:
         row = None if pos is None else int(self.lines[pos])
-        self.problems.append(Problem(self.file, row, column, message))
+        self.problems.append(Problem(self.file, row, column, message, fix))
+
+    def report(self, positions, column: str | None, describe: Callable[[int], str], fix: str = "") -> None:
+        """One cause at ``positions`` of one column: a problem each when few, else one with their count.
+
+        ``describe(pos)`` words the problem at a position; it is called only for those shown.
+        """
+        positions = np.asarray(positions, dtype=np.int64)
+        if len(positions) < _GROUP_AT:
+            for pos in positions:
+                self.problem(int(pos), column, describe(int(pos)), fix)
+            return
+        rows = self.lines[positions]
+        first = int(np.argmin(rows))
+        self.problems.append(Problem(self.file, int(rows[first]), column, describe(int(positions[first])), fix,
+                                     count=len(rows), last=int(rows.max()), rows=tuple(rows.tolist())))
 
     def fixed(self, pos: int | None, column: str | None, action: str, old: str = "", new: str = "") -> None:
         row = None if pos is None else int(self.lines[pos])
         self.repairs.append(Repair(self.file, row, column, action, old, new))
 
 
+_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "vertical bar"}
+
+
 def _canonical_header(columns, contract: Contract, rename: dict[str, str], state: _State) -> list[str]:
     names = [rename.get(str(c), str(c)).strip().lower() for c in columns]
+    if len(names) == 1 and names[0] not in contract.names:
+        raise DataError([_one_column_header(str(columns[0]), contract, state)])
     seen: dict[str, int] = {}
     for name in names:
         seen[name] = seen.get(name, 0) + 1
     dupes = sorted(n for n, count in seen.items() if count > 1)
     if dupes:
-        raise DataError([Problem(state.file, state.header_row, d, "column appears more than once in the header")
+        raise DataError([Problem(state.file, state.header_row, d, "column appears more than once in the header",
+                                 "keep one of them, or rename the other")
                          for d in dupes])
     out = []
     for name in names:
@@ -331,13 +420,26 @@ def _canonical_header(columns, contract: Contract, rename: dict[str, str], state
     return out
 
 
+def _one_column_header(header: str, contract: Contract, state: _State) -> Problem:
+    """A header read as one column: another delimiter, or not a CSV file at all; one problem, not one a column."""
+    need = ", ".join(contract.required)
+    for delimiter, word in _DELIMITERS.items():
+        if delimiter in header:
+            return Problem(state.file, state.header_row, None,
+                           f"the header is one column: the file is separated by {word}s, not commas",
+                           f"write it comma-separated with the columns {need}")
+    excerpt = header if len(header) <= 40 else header[:40] + "…"
+    return Problem(state.file, state.header_row, None,
+                   f"the first line {excerpt!r} is not a header: no commas; not a CSV {contract.kind} file",
+                   f"a {contract.kind} file starts with a header naming the columns {need}")
+
+
 def _drop_blank(text: pd.DataFrame, lines: np.ndarray, state: _State):
     blank = (text == "").all(axis=1).to_numpy()
     if not blank.any():
         return text, lines
     if not state.repair:
-        for pos in np.flatnonzero(blank):
-            state.problems.append(Problem(state.file, int(lines[pos]), None, "blank line"))
+        state.report(np.flatnonzero(blank), None, lambda pos: "blank line", "--repair drops blank lines")
         return text, lines
     for pos in np.flatnonzero(blank):
         state.repairs.append(Repair(state.file, int(lines[pos]), None, "dropped blank line"))
@@ -347,52 +449,57 @@ def _drop_blank(text: pd.DataFrame, lines: np.ndarray, state: _State):
 
 def _parse_columns(text: pd.DataFrame, state: _State) -> pd.DataFrame:
     contract = state.contract
-    out = pd.DataFrame(index=text.index)
-    for name in text.columns:
+    out = {}
+    names = list(text.columns)
+    fill = state.repair and contract.kind == "futures" and "close" in names and "settlement" in names
+    for name in sorted(names, key=lambda n: fill and n == "settlement"):  # the close first: it fills a settlement
+        values = text[name]
         if name in contract.names:
             col = contract.column(name)
-            out[name] = _parse(text[name], name, col.kind, col.nullable, state)
+            if fill and name == "settlement":
+                values = _fill_settlement(values, out["close"], state)
+            out[name] = _parse(values, name, col.kind, col.nullable, state)
         elif contract.open_numeric:
-            out[name] = _parse(text[name], name, "number", False, state)
+            out[name] = _parse(values, name, "number", False, state)
         else:
-            out[name] = text[name]
-    if "settlement" in out.columns and contract.kind == "futures" and state.repair and "close" in out.columns:
-        gone = (text["settlement"] == "").to_numpy() | (out["settlement"] == 0).to_numpy()
-        bad = gone & (out["close"] > 0).to_numpy()
-        for pos in np.flatnonzero(bad):
-            old = text["settlement"].iat[pos]
-            out.loc[pos, "settlement"] = out["close"].iat[pos]
-            state.fixed(pos, "settlement", "settlement missing or 0: replaced by the close", old,
-                        _fmt(out["close"].iat[pos]))
-            # The error was recorded while parsing; the repair supersedes it.
-            state.problems = [p for p in state.problems
-                              if not (p.row == int(state.lines[pos]) and p.column == "settlement")]
-    return out
+            out[name] = values
+    return pd.DataFrame({name: out[name] for name in names}, index=text.index)
+
+
+def _fill_settlement(values: pd.Series, close: pd.Series, state: _State) -> pd.Series:
+    """A settlement that is empty or 0 replaced by the day's close (logged); the exchange's series has such days."""
+    gone = (values == "").to_numpy() | (pd.to_numeric(values, errors="coerce") == 0).to_numpy()
+    bad = np.flatnonzero(gone & (close > 0).to_numpy())
+    if not len(bad):
+        return values
+    values = values.copy()
+    for pos in bad:
+        state.fixed(int(pos), "settlement", "settlement missing or 0: replaced by the close", values.iat[pos],
+                    _fmt(close.iat[pos]))
+        values.iat[pos] = repr(float(close.iat[pos]))
+    return values
 
 
 def _parse(values: pd.Series, name: str, kind: str, nullable: bool, state: _State) -> pd.Series:
     empty = (values == "").to_numpy()
     if kind == "text":
-        for pos in np.flatnonzero(empty):
-            state.problem(pos, name, "missing value")
+        state.report(np.flatnonzero(empty), name, lambda pos: "missing value")
         return values
     if kind == "date":
-        parsed = pd.to_datetime(values.where(~empty, None), format="ISO8601", errors="coerce").dt.normalize()
-        _report_unparsed(values, empty, parsed.isna().to_numpy(), name, "a date (YYYY-MM-DD)", nullable, state)
+        parsed = _parse_dates(values, empty)
+        _report_unparsed(values, empty, parsed.isna().to_numpy(), name, "date", nullable, state)
         return parsed
     if kind == "month":
         parsed = values.map(_parse_month)
-        _report_unparsed(values, empty, parsed.isna().to_numpy(), name, "a month (YYYY-MM)", nullable, state)
+        _report_unparsed(values, empty, parsed.isna().to_numpy(), name, "month", nullable, state)
         return parsed.astype("period[M]")
     if kind == "direction":
         parsed = values.map(normalise_direction)
-        _report_unparsed(values, empty, parsed.isna().to_numpy(), name,
-                         "a direction (up/down/flat, any case, or 涨/跌/震荡)", nullable, state)
+        _report_unparsed(values, empty, parsed.isna().to_numpy(), name, "direction", nullable, state)
         return parsed
     if kind == "option_type":
         parsed = values.map(normalise_option_type)
-        _report_unparsed(values, empty, parsed.isna().to_numpy(), name,
-                         "an option type (C/P, call/put or 看涨/看跌)", nullable, state)
+        _report_unparsed(values, empty, parsed.isna().to_numpy(), name, "option_type", nullable, state)
         return parsed
     if state.repair:
         sep = values.str.match(_THOUSANDS).to_numpy()
@@ -403,27 +510,90 @@ def _parse(values: pd.Series, name: str, kind: str, nullable: bool, state: _Stat
             values.iat[pos] = new
     parsed = pd.to_numeric(values.where(~empty, None), errors="coerce").astype(float)
     bad = parsed.isna().to_numpy() | ~np.isfinite(parsed.to_numpy())
-    _report_unparsed(values, empty, bad, name, "a number", nullable, state)
+    _report_unparsed(values, empty, bad, name, "number", nullable, state)
     ok = ~bad
     num = parsed.to_numpy()
     if kind == "price":
-        for pos in np.flatnonzero(ok & (num < 0)):
-            state.problem(pos, name, f"negative price {values.iat[pos]}")
-        for pos in np.flatnonzero(ok & (num == 0)):
-            state.problem(pos, name, "price is 0 (a missing price)")
+        state.report(np.flatnonzero(ok & (num < 0)), name, lambda pos: f"negative price {values.iat[pos]}")
+        state.report(np.flatnonzero(ok & (num == 0)), name, lambda pos: "price is 0 (a missing price)",
+                     _settlement_fix(name, state))
     elif name in state.contract.nonnegative:
-        for pos in np.flatnonzero(ok & (num < 0)):
-            state.problem(pos, name, f"negative value {values.iat[pos]}")
+        state.report(np.flatnonzero(ok & (num < 0)), name, lambda pos: f"negative value {values.iat[pos]}")
     return parsed
 
 
-def _report_unparsed(values, empty, bad, name, what, nullable, state: _State) -> None:
-    for pos in np.flatnonzero(bad):
-        if empty[pos]:
-            if not nullable:
-                state.problem(pos, name, "missing value")
-        else:
-            state.problem(pos, name, f"cannot parse {values.iat[pos]!r} as {what}")
+def _settlement_fix(name: str, state: _State) -> str:
+    return _REPAIR_SETTLEMENT if name == "settlement" and state.contract.kind == "futures" else ""
+
+
+#: A time of day with a zone (``T15:00:00+08:00``, ``T07:00Z``): the trading day depends on the zone.
+_ZONED = re.compile(r"\d[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+_SLASHED = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
+
+
+def _parse_dates(values: pd.Series, empty: np.ndarray) -> pd.Series:
+    """ISO 8601 dates as ``datetime64`` at midnight; NaT where a value is not one (or carries a time zone)."""
+    zoned = values.str.contains(_ZONED).to_numpy()
+    usable = values.where(~(empty | zoned), None)
+    try:
+        parsed = pd.to_datetime(usable, format="ISO8601", errors="coerce")
+    except (ValueError, TypeError, OverflowError):
+        parsed = pd.to_datetime(usable.map(_one_date), errors="coerce")
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):  # a zone the pattern missed: the day is not known
+        return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    return parsed.dt.normalize()
+
+
+def _one_date(value):
+    try:
+        day = pd.to_datetime(value, format="ISO8601")
+    except (ValueError, TypeError, OverflowError):
+        return pd.NaT
+    return pd.NaT if day is pd.NaT or day.tzinfo is not None else day
+
+
+_WHAT = {"date": "a date (YYYY-MM-DD)", "month": "a month (YYYY-MM)", "number": "a number",
+         "direction": "a direction (up/down/flat, any case, or 涨/跌/震荡)",
+         "option_type": "an option type (C/P, call/put or 看涨/看跌)"}
+
+
+def _report_unparsed(values, empty, bad, name, kind, nullable, state: _State) -> None:
+    """Missing and unreadable cells of one column, grouped by cause, each cause with its fix."""
+    if not nullable:
+        state.report(np.flatnonzero(bad & empty), name, lambda pos: "missing value", _settlement_fix(name, state))
+    unread = np.flatnonzero(bad & ~empty)
+    if not len(unread):
+        return
+    what = _WHAT[kind]
+    for positions, why, fix in _CAUSES.get(kind, _no_cause)(values, unread):
+        state.report(positions, name, lambda pos: f"cannot parse {values.iat[pos]!r} as {what}{why}", fix)
+
+
+def _no_cause(values: pd.Series, unread: np.ndarray):
+    return [(unread, "", "")]
+
+
+def _number_causes(values: pd.Series, unread: np.ndarray):
+    sep = values.iloc[unread].str.match(_THOUSANDS).to_numpy()
+    return [(unread[sep], "", "--repair removes thousands separators"), (unread[~sep], "", "")]
+
+
+def _date_causes(values: pd.Series, unread: np.ndarray):
+    cells = values.iloc[unread]
+    zoned = cells.str.contains(_ZONED).to_numpy()
+    parts = cells.str.extract(_SLASHED)
+    slashed = parts[0].notna().to_numpy()
+    order = "DD/MM/YYYY or MM/DD/YYYY"
+    if slashed.any():
+        first, second = parts[0][slashed].astype(int), parts[1][slashed].astype(int)
+        order = "MM/DD/YYYY" if (second > 12).any() else "DD/MM/YYYY" if (first > 12).any() else order
+    return [(unread[zoned], ": it carries a time zone",
+             "write the exchange's trading day as YYYY-MM-DD, without time or zone"),
+            (unread[slashed], f": it is written {order}", "write dates as YYYY-MM-DD (ISO 8601)"),
+            (unread[~zoned & ~slashed], "", "")]
+
+
+_CAUSES = {"number": _number_causes, "date": _date_causes}
 
 
 def _parse_month(value: str):
@@ -434,7 +604,7 @@ def _parse_month(value: str):
         if match:
             return pd.Period(year=int(match.group(1)), month=int(match.group(2)), freq="M")
         # ISO dates only: a free-form parser would read "Jan" as January of this year.
-        day = pd.to_datetime(value, format="ISO8601", errors="coerce")
+        day = _one_date(value)
         return pd.NaT if pd.isna(day) else day.to_period("M")
     except (ValueError, TypeError):
         return pd.NaT
@@ -450,8 +620,8 @@ def _check_rows(frame: pd.DataFrame, state: _State, *, limit: float | None, tick
         high, low = frame["high"].to_numpy(), frame["low"].to_numpy()
         # Values <= 0 are already reported as bad prices; comparing them would repeat it.
         valid = (high > 0) & (low > 0)
-        for pos in np.flatnonzero(valid & (high < low)):
-            state.problem(pos, "high", f"high {_fmt(high[pos])} is below low {_fmt(low[pos])}")
+        state.report(np.flatnonzero(valid & (high < low)), "high",
+                     lambda pos: f"high {_fmt(high[pos])} is below low {_fmt(low[pos])}")
         for name in ("open", "close", "settlement"):
             if name not in cols:
                 continue
@@ -459,9 +629,9 @@ def _check_rows(frame: pd.DataFrame, state: _State, *, limit: float | None, tick
             # Settlement of an untraded option strike is model-set, not traded, so
             # only days with a range are checked.
             outside = valid & (v > 0) & (high >= low) & ((v < low) | (v > high))
-            for pos in np.flatnonzero(outside):
-                state.problem(pos, name, f"{name} {_fmt(v[pos])} is outside the day's range "
-                                         f"[{_fmt(low[pos])}, {_fmt(high[pos])}]")
+            state.report(np.flatnonzero(outside), name,
+                         lambda pos, name=name, v=v: f"{name} {_fmt(v[pos])} is outside the day's range "
+                                                     f"[{_fmt(low[pos])}, {_fmt(high[pos])}]")
     if limit is not None and state.contract.kind == "futures" and "prev_settlement" in cols:
         prev = frame["prev_settlement"].to_numpy()
         lo, hi = prev * (1.0 - limit) - tick, prev * (1.0 + limit) + tick
@@ -470,18 +640,17 @@ def _check_rows(frame: pd.DataFrame, state: _State, *, limit: float | None, tick
             if name not in cols:
                 continue
             v = frame[name].to_numpy()
-            for pos in np.flatnonzero((prev > 0) & (v > 0) & ((v < lo - slack) | (v > hi + slack))):
-                state.problem(pos, name, f"{name} {_fmt(v[pos])} is outside the daily limit ±{limit:.0%} of "
-                                         f"prev_settlement {_fmt(prev[pos])}")
+            state.report(np.flatnonzero((prev > 0) & (v > 0) & ((v < lo - slack) | (v > hi + slack))), name,
+                         lambda pos, name=name, v=v: f"{name} {_fmt(v[pos])} is outside the daily limit "
+                                                     f"±{limit:.0%} of prev_settlement {_fmt(prev[pos])}")
     if state.contract.kind == "signals":
         sup, res = frame["support"].to_numpy(), frame["resistance"].to_numpy()
-        for pos in np.flatnonzero((sup > 0) & (res > 0) & (sup >= res)):
-            state.problem(pos, "resistance", f"resistance {_fmt(res[pos])} is not above support {_fmt(sup[pos])}")
+        state.report(np.flatnonzero((sup > 0) & (res > 0) & (sup >= res)), "resistance",
+                     lambda pos: f"resistance {_fmt(res[pos])} is not above support {_fmt(sup[pos])}")
     if state.contract.kind == "options":
         expiry, day = frame["expiry"], frame["trading_date"]
-        for pos in np.flatnonzero((expiry < day).to_numpy()):
-            state.problem(pos, "expiry", f"expiry {_day(expiry.iat[pos])} is before the trading date "
-                                         f"{_day(day.iat[pos])}")
+        state.report(np.flatnonzero((expiry < day).to_numpy()), "expiry",
+                     lambda pos: f"expiry {_day(expiry.iat[pos])} is before the trading date {_day(day.iat[pos])}")
 
 
 def _check_order(frame: pd.DataFrame, text: pd.DataFrame, lines: np.ndarray, state: _State):
@@ -495,6 +664,7 @@ def _check_order(frame: pd.DataFrame, text: pd.DataFrame, lines: np.ndarray, sta
     exact_rows = text.duplicated(keep="first").to_numpy()
     drop = np.zeros(len(frame), dtype=bool)
     first_line: dict[tuple, int] = {}
+    exact, conflicting = [], []
     for pos in keyed[dup]:
         key = tuple(frame[k].iat[pos] for k in keys)
         if key not in first_line:
@@ -503,9 +673,16 @@ def _check_order(frame: pd.DataFrame, text: pd.DataFrame, lines: np.ndarray, sta
             state.fixed(pos, None, f"dropped exact duplicate of line {first_line[key]}")
             drop[pos] = True
         else:
-            what = "date" if len(keys) == 1 else "row for " + ", ".join(keys)
-            rest = " " + " ".join(map(str, key[1:])) if len(key) > 1 else ""
-            state.problem(pos, date_col, f"duplicate {what} {_day(key[0])}{rest} (first on line {first_line[key]})")
+            (exact if exact_rows[pos] else conflicting).append(pos)
+    what = "date" if len(keys) == 1 else "row for " + ", ".join(keys)
+
+    def duplicate(pos: int) -> str:
+        key = tuple(frame[k].iat[pos] for k in keys)
+        rest = " " + " ".join(map(str, key[1:])) if len(key) > 1 else ""
+        return f"duplicate {what} {_day(key[0])}{rest} (first on line {first_line[key]})"
+
+    state.report(exact, date_col, duplicate, "an exact copy of the first: --repair drops exact duplicates")
+    state.report(conflicting, date_col, duplicate)
     if drop.any():
         keep = ~drop
         frame, lines = frame.loc[keep].reset_index(drop=True), lines[keep]
@@ -516,13 +693,39 @@ def _check_order(frame: pd.DataFrame, text: pd.DataFrame, lines: np.ndarray, sta
     running = order_key.cummax().shift(1)
     back = (order_key < running).to_numpy()
     if not back.any():
+        _check_gaps(frame, keyed, state)
         return frame, lines
     if state.repair and len(keyed) == len(frame):
         order = np.argsort(order_key.to_numpy(), kind="stable")
         state.fixed(None, date_col, f"sorted rows by {date_col}: {int(back.sum())} rows were out of order")
-        return frame.iloc[order].reset_index(drop=True), lines[order]
-    for i in np.flatnonzero(back):
-        pos = keyed[i]
-        state.problem(pos, date_col, f"{date_col} {_day(values.iat[i])} comes after a later date "
-                                     f"({_day(values.iloc[:i].max())}): dates must increase")
+        frame, lines = frame.iloc[order].reset_index(drop=True), lines[order]
+        state.lines = lines
+        _check_gaps(frame, np.arange(len(frame)), state)
+        return frame, lines
+    state.report(keyed[np.flatnonzero(back)], date_col,
+                 lambda pos: f"{date_col} {_day(frame[date_col].iat[pos])} comes after a later date "
+                             f"({_day(frame[date_col].iloc[keyed[keyed < pos]].max())}): dates must increase",
+                 "--repair sorts the rows by date" if len(keyed) == len(frame) else "")
     return frame, lines
+
+
+def _check_gaps(frame: pd.DataFrame, keyed: np.ndarray, state: _State) -> None:
+    """A daily series whose consecutive trading days lie more than `_MAX_GAP_DAYS` apart: located, not a return."""
+    if state.contract.kind not in _DAILY or len(keyed) < 2:
+        return
+    days = frame[state.contract.date_column].iloc[keyed].to_numpy()
+    step = np.diff(days).astype("timedelta64[D]").astype(np.int64)
+    after = keyed[1:][step > _MAX_GAP_DAYS]
+    if not len(after):
+        return
+    before = {int(b): int(a) for a, b in zip(keyed[:-1][step > _MAX_GAP_DAYS], after)}
+    date_col = state.contract.date_column
+
+    def gap(pos: int) -> str:
+        prev = before[pos]
+        span = (frame[date_col].iat[pos] - frame[date_col].iat[prev]).days
+        return (f"{_day(frame[date_col].iat[pos])} is {span:,} days after the previous trading day "
+                f"{_day(frame[date_col].iat[prev])} (line {int(state.lines[prev])}): no exchange closes for more "
+                f"than {_MAX_GAP_DAYS} days, so a return across it is not a daily return")
+
+    state.report(after, date_col, gap, "check the year of the date, or add the missing rows")

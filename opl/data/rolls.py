@@ -37,9 +37,12 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["Rolls", "ContractReturns", "detect_rolls", "within_contract_returns", "forward_moves",
-           "classify_moves"]
+           "classify_moves", "require_moves"]
 
 MAD_TO_SIGMA = 1.4826
+#: The share of within-contract returns that must be non-zero for a volatility to be estimated or a
+#: random walk tested: below it the fits are singular (arch's ADF, GARCH) or meaningless.
+MIN_MOVING_SHARE = 0.10
 
 
 @dataclass
@@ -223,6 +226,37 @@ def within_contract_returns(frame: pd.DataFrame, *, price: str = "close", rolls:
     r[rolls.mask] = np.nan
     series = pd.Series(r, index=pd.DatetimeIndex(frame["trading_date"]), name=f"log_return_{price}")
     return ContractReturns(returns=series, rolls=rolls, price=price)
+
+
+def require_moves(returns: ContractReturns, *, file: str, lines) -> None:
+    """Refuse, located, a price that (almost) never moves: there is no volatility to fit or test.
+
+    Parameters
+    ----------
+    returns
+        The within-contract returns of a validated file.
+    file, lines
+        The file and the source row of each bar (`opl.data.LoadResult.file`, ``.lines``).
+
+    Raises
+    ------
+    opl.data.DataError
+        Fewer than `MIN_MOVING_SHARE` of the returns are non-zero (constant prices).
+    """
+    from opl.data.loaders import DataError, Problem
+
+    r = returns.returns.to_numpy()
+    valid = ~np.isnan(r)
+    n, moving = int(valid.sum()), int((valid & (r != 0)).sum())
+    if n == 0 or moving >= MIN_MOVING_SHARE * n:
+        return
+    lines = np.asarray(lines)
+    what = f"the {returns.price} never changes" if moving == 0 else \
+        f"the {returns.price} changes on only {moving} of {n} days"
+    raise DataError([Problem(file, int(lines[0]), returns.price,
+                             f"{what} (lines {int(lines[0])}–{int(lines[-1])}): there is no volatility to fit or "
+                             "test", "check that the file holds traded prices, not a constant or a placeholder",
+                             rows=tuple(int(x) for x in lines))])
 
 
 def forward_moves(returns: ContractReturns, dates, *, horizon: int) -> pd.DataFrame:

@@ -88,7 +88,7 @@ def prepare_data(archive: RunArchive, source: str, *, initial_text: str, claim: 
 
 
 def _load(folder: Path, kind: str, **kwargs):
-    from opl.data.loaders import DataError, load
+    from opl.data.loaders import DataError, load, shown
 
     path = folder / DATA_FILES[kind]
     if not path.is_file():
@@ -96,7 +96,7 @@ def _load(folder: Path, kind: str, **kwargs):
     try:
         return load(path, kind=kind, **kwargs)
     except DataError as error:
-        raise DataInputError(f"{path}: not a valid {kind} file", [str(p) for p in error.problems]) from None
+        raise DataInputError(f"{path}: not a valid {kind} file", shown(error.problems)) from None
     except OSError as error:
         raise DataInputError(f"{path}: {error.strerror or error}", usage=True) from None
 
@@ -104,6 +104,7 @@ def _load(folder: Path, kind: str, **kwargs):
 def _assumptions(archive: RunArchive, folder: Path, *, initial_text: str, claim: float | None,
                  repair: bool) -> dict[str, Any]:
     from opl.assumptions.report import run_assumptions
+    from opl.data.loaders import DataError, shown
 
     limit, tick = _pack_limits(initial_text)
     futures = _load(folder, "futures", limit=limit, tick=tick, repair=repair)
@@ -111,6 +112,8 @@ def _assumptions(archive: RunArchive, folder: Path, *, initial_text: str, claim:
     try:
         report = run_assumptions(futures=futures, signals=signals, factors=factors, limit=limit, tick=tick,
                                  claim=claim or 0.90)
+    except DataError as error:  # the data load but cannot be tested (constant prices)
+        raise DataInputError(f"{folder / DATA_FILES['futures']}: cannot be tested", shown(error.problems)) from None
     except ValueError as error:
         raise DataInputError(f"{folder / DATA_FILES['futures']}: {error}") from None
     report.write_markdown(archive.path("assumptions"))  # creates the folder

@@ -71,7 +71,8 @@ def test_bad_data_is_a_located_error_exit_1(tmp_path):
 def test_too_short_a_series_exits_1_and_io_errors_exit_2(dataset, tmp_path):
     path = tmp_path / "short.csv"
     path.write_text("trading_date,open,high,low,close,settlement\n"
-                    + "".join(f"2024-01-{d:02d},100,110,90,105,104\n" for d in range(2, 30)), encoding="utf-8")
+                    + "".join(f"2024-01-{d:02d},100,110,90,{100 + d % 3},104\n" for d in range(2, 30)),
+                    encoding="utf-8")
     result = run("--futures", str(path))
     assert result.exit_code == 1 and "too few" in result.stderr
     assert run("--futures", str(tmp_path / "missing.csv")).exit_code == 2
@@ -99,3 +100,25 @@ def test_real_jujube_series(tmp_path):
     assert data["data"]["rolls"]["count"] == 6 and data["random_walk"]["n_excluded_roll_returns"] == 6
     assert len(data["data"]["futures"]["repairs"]) == 2
     assert data["random_walk"]["verdict"] in ("consistent", "rejected")
+
+
+def test_constant_prices_are_a_located_error_not_arch_traceback(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "flat.csv"
+    days = pd.bdate_range("2022-01-03", periods=300).strftime("%Y-%m-%d")
+    path.write_text("trading_date,open,high,low,close,settlement\n"
+                    + "".join(f"{d},9000,9000,9000,9000,9000\n" for d in days), encoding="utf-8")
+    for command in ("assumptions", "calibrate"):
+        result = CliRunner().invoke(main, [command, "--futures", str(path)])
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), (command, result.output)
+        assert f"error: {path}:2: column `close`: the close never changes (lines 2–301)" in result.stderr
+
+
+def test_arch_refusing_a_series_is_a_value_error():
+    import numpy as np
+
+    from opl.assumptions.random_walk import random_walk_tests
+
+    with pytest.raises(ValueError, match="too little variation"):
+        random_walk_tests(np.zeros(500))

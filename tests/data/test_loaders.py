@@ -285,3 +285,107 @@ def test_parquet_round_trip(tmp_path):
     with pytest.raises(DataError) as info:
         load_futures(tmp_path / "fut.parquet")
     assert (info.value.row, info.value.column) == (3, "close")
+
+
+# --------------------------------------------------------------------------- issue 12: what a data file can do
+
+
+def test_a_date_with_a_time_zone_is_a_located_error_not_a_traceback(tmp_path):
+    rows = list(GOOD)
+    rows[1] = replace_cell(rows[1], "trading_date", "2024-06-04T15:00:00+08:00")
+    error = error_of(write(tmp_path, rows))
+    assert (error.row, error.column) == (3, "trading_date")
+    assert "time zone" in error.message and "YYYY-MM-DD" in str(error)
+    every = [replace_cell(r, "trading_date", f"2024-06-0{3 + i}T15:00:00Z") for i, r in enumerate(GOOD)]
+    error = error_of(write(tmp_path, every, name="all.csv"))
+    assert error.problems[0].count == 4 and "time zone" in error.message
+
+
+def test_a_header_naming_a_column_twice_is_an_error(tmp_path):
+    header = HEADER.replace("settlement,prev_settlement", "close,prev_settlement")
+    error = error_of(write(tmp_path, GOOD, header=header))
+    assert (error.row, error.column) == (1, "close")
+    assert "more than once" in error.message
+
+
+def test_rows_after_a_multi_line_cell_keep_their_physical_line(tmp_path):
+    rows = list(GOOD)
+    rows[0] = replace_cell(rows[0], "symbol", '"CJ\n409"')
+    rows[2] = replace_cell(rows[2], "close", "x")
+    error = error_of(write(tmp_path, rows))
+    # header 1, the two-line row 2-3, then 4, and the bad row on line 5
+    assert (error.row, error.column) == (5, "close")
+
+
+def test_every_row_with_one_field_too_many_is_not_read_shifted(tmp_path):
+    error = error_of(write(tmp_path, [r + "," for r in GOOD]))
+    assert error.row == 2 and "malformed CSV" in error.message
+
+
+def test_an_implausible_gap_between_trading_days_is_located(tmp_path):
+    rows = list(GOOD)
+    for i in (2, 3):
+        rows[i] = replace_cell(rows[i], "trading_date", rows[i].split(",")[0].replace("2024", "2243"))
+    error = error_of(write(tmp_path, rows))
+    assert (error.row, error.column) == (4, "trading_date")
+    assert "2243-06-05 is 79,988 days after the previous trading day 2024-06-04 (line 3)" in error.message
+    holiday = list(GOOD)
+    holiday[3] = replace_cell(holiday[3], "trading_date", "2024-06-17")  # 12 days: a Spring Festival closure
+    assert len(load_futures(write(tmp_path, holiday, name="holiday.csv")).frame) == 4
+
+
+def _long(n: int) -> list[str]:
+    days = pd.bdate_range("2024-01-02", periods=n).strftime("%Y-%m-%d")
+    return [f"{d},CJ409,10000,10100,9950,10050,10040,10000,1000,5000,50200000" for d in days]
+
+
+def test_a_cause_repeated_down_a_column_is_reported_once_with_its_count_and_fix(tmp_path):
+    rows = [r.replace(",1000,5000,50200000", ',"1,000","5,000","50,200,000"') for r in _long(300)]
+    error = error_of(write(tmp_path, rows))
+    assert [(p.column, p.count, p.row, p.last) for p in error.problems] == [
+        ("volume", 300, 2, 301), ("open_interest", 300, 2, 301), ("total_turnover", 300, 2, 301)]
+    assert all("--repair removes thousands separators" in str(p) for p in error.problems)
+    assert "(and 299 more like it in this column, the last on line 301)" in str(error.problems[0])
+    assert len(error.problems[0].located_rows) == 300
+    assert len(load_futures(write(tmp_path, rows), repair=True).frame) == 300
+
+
+@pytest.mark.parametrize("fmt, order", [("%m/%d/%Y", "MM/DD/YYYY"), ("%d/%m/%Y", "DD/MM/YYYY")])
+def test_dates_in_another_order_are_one_problem_naming_the_format(tmp_path, fmt, order):
+    rows = _long(40)
+    rows = [replace_cell(r, "trading_date", pd.Timestamp(r[:10]).strftime(fmt)) for r in rows]
+    (problem,) = error_of(write(tmp_path, rows)).problems
+    assert problem.count == 40 and f"written {order}" in problem.message and "YYYY-MM-DD" in problem.fix
+
+
+def test_a_file_in_another_delimiter_or_no_csv_at_all_is_one_problem(tmp_path):
+    semi = write(tmp_path, [r.replace(",", ";") for r in GOOD], header=HEADER.replace(",", ";"), name="semi.csv")
+    (problem,) = error_of(semi).problems
+    assert problem.row == 1 and "semicolon" in problem.message
+    readme = tmp_path / "README.md"
+    readme.write_text("# Data\n\nSome prose.\n\nMore prose\n", encoding="utf-8")
+    (problem,) = error_of(readme).problems
+    assert problem.row == 1 and "not a CSV futures file" in problem.message
+
+
+def test_a_zero_settlement_says_repair_handles_it(tmp_path):
+    rows = list(GOOD)
+    rows[1] = replace_cell(rows[1], "settlement", "0")
+    assert "--repair replaces a missing or 0 settlement by the close" in str(error_of(write(tmp_path, rows)))
+
+
+def test_the_shown_lines_are_capped_with_a_summary():
+    from opl.data.loaders import Problem, shown
+
+    problems = [Problem("f.csv", row, "close", f"problem {row}") for row in range(2, 40)]
+    lines = shown(problems, limit=5)
+    assert lines[:5] == [f"f.csv:{row}: column `close`: problem {row}" for row in range(2, 7)]
+    assert lines[5] == "... and 33 more problems not shown (38 in all)" and len(lines) == 6
+    assert str(DataError(problems)).count("\n") == 20
+
+
+def test_names_and_values_from_the_file_cannot_break_a_line():
+    from opl.data.loaders import Problem
+
+    text = str(Problem("f\u2028.csv", 3, "clo\nse", "cannot parse 'a\u2029b' as a number"))
+    assert len(text.splitlines()) == 1

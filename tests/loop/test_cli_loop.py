@@ -138,6 +138,18 @@ def test_a_data_file_breaking_its_contract_exits_1_with_the_line(tmp_path, small
     assert "futures.csv:3" in result.output and "high" in result.output
 
 
+def test_constant_prices_stop_the_loop_with_a_located_cause_not_a_traceback(tmp_path, small):
+    data = tmp_path / "data"
+    data.mkdir()
+    days = [d.strftime("%Y-%m-%d") for d in __import__("pandas").bdate_range("2022-01-03", periods=400)]
+    (data / "futures.csv").write_text("trading_date,open,high,low,close,settlement\n" + "".join(
+        f"{d},9000,9000,9000,9000,9000\n" for d in days), encoding="utf-8")
+    result = _run(small, "--runs", tmp_path / "runs", "--data", data, *FAST)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    assert "futures.csv:2: column `close`: the close never changes (lines 2–401)" in result.output
+
+
 def test_resume_refuses_another_file(tmp_path, small):
     assert _run(small, "--runs", tmp_path / "runs", "--max-iter", 0, *FAST).exit_code == 0
     other = tmp_path / "other.opl"
