@@ -83,7 +83,9 @@ class UnderlyingInfo(_Model):
 
 class Totals(GreekSet):
     premium: float = Field(0.0, description="net premium paid (+) or received (−), in currency")
-    margin: float | None = Field(None, description="exchange margin of the position at the rule pack's rates")
+    margin: float | None = Field(None, description="exchange margin of the position at the rule pack's rates, "
+                                 "its combinations applied (a short strangle margined as one position)")
+    margin_per_leg: float | None = Field(None, description="the same with every short leg margined alone")
 
 
 class CompiledStrategy(_Model):

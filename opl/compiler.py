@@ -194,7 +194,12 @@ def compile_checked(result: CheckResult, market_overrides: dict | None = None) -
             expiry=expiries[index], tenor_days=days, multiplier=multiplier,
             exercise=style if leg.is_option else None, price=unit_price, greeks=greeks, position_greeks=position,
             origin=leg.origin, source=SourceRef(line=leg.span.line, column=leg.span.column)))
-    margin = _margin(pack, legs, given["price"]) if pack is not None else None
+    margin = per_leg = None
+    if pack is not None:
+        from opl.runtime.margin import with_margin_method
+
+        margin = _margin(pack, legs, given["price"])
+        per_leg = _margin(with_margin_method(pack, "per_leg"), legs, given["price"])
     compiled = CompiledStrategy(
         source=report.path, opl_version=doc.version,
         underlying=UnderlyingInfo(kind=underlying.kind if underlying else "stock",
@@ -204,7 +209,8 @@ def compile_checked(result: CheckResult, market_overrides: dict | None = None) -
                                   rule_pack=pack.name if pack else None),
         market=MarketState(price=given["price"], iv=given["iv"], rate=rate, time=time,
                            support=given.get("support"), resistance=given.get("resistance")),
-        legs=tuple(legs), totals=Totals(**totals.model_dump(), premium=premium, margin=margin),
+        legs=tuple(legs), totals=Totals(**totals.model_dump(), premium=premium, margin=margin,
+                                        margin_per_leg=per_leg),
         warnings=tuple(f"{d.code} {d.span.line}:{d.span.column} {d.message}" for d in report.sorted()
                        if d.severity == "warning"))
     return CompileResult(compiled, sink.items)
@@ -235,16 +241,13 @@ def _linear(leg: Leg, price: float) -> tuple[float, GreekSet, float | None]:
 
 
 def _margin(pack, legs: list[CompiledLeg], price: float) -> float:
-    from opl.runtime.margin import futures_margin, short_option_margin
+    """Exchange margin of the legs: futures plus the options with the pack's combinations (`options_margin`)."""
+    from opl.runtime.margin import futures_margin, options_margin
 
-    total = 0.0
-    for leg in legs:
-        if leg.kind == "option" and leg.side == "short":
-            total += float(short_option_margin(pack=pack, is_call=leg.type == "call", underlying=price,
-                                               strike=leg.strike, premium=leg.price, lots=leg.qty))
-        elif leg.kind == "future":
-            total += float(futures_margin(pack=pack, price=price, lots=leg.qty))
-    return total
+    total = sum(float(futures_margin(pack=pack, price=price, lots=leg.qty)) for leg in legs if leg.kind == "future")
+    holdings = [(leg.type == "call", leg.strike, leg.price, leg.qty if leg.side == "long" else -leg.qty, leg.expiry)
+                for leg in legs if leg.kind == "option"]
+    return total + float(options_margin(pack=pack, holdings=holdings, underlying=price)) if holdings else total
 
 
 __all__ = ["compile_checked", "parse_market", "CompileResult", "MARKET_KEYS"]

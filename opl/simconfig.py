@@ -55,6 +55,7 @@ class SimSettings:
     sizes: tuple[float, ...] = ()
     capital: float | None = None
     margin_buffer: float = 0.0
+    margin_method: str = "combination"  # the pack's combination margin, or every leg alone (per_leg)
     stop_loss: float | None = None
     hedge_every_days: float | None = None
     hedge_band: float | None = None
@@ -147,6 +148,8 @@ KEYS: dict[str, tuple[str, object, tuple[float, float] | None, str]] = {
     "size": ("size", lambda t: _number(t, percent=False), (1e-9, limits.MAX_SIZE), "base position size (× file quantities)"),
     "capital": ("capital", lambda t: _number(t, percent=False), (1e-9, 1e15), "account capital"),
     "margin_buffer": ("margin_buffer", _number, (0.0, 1.0), "margin headroom before forced liquidation"),
+    "margin.method": ("margin_method", _choice("combination", "per_leg"), None,
+                      "combination (the rule pack's straddles, strangles, spreads) | per_leg"),
     "stop_loss": ("stop_loss", _number, (0.0, 1.0), "monthly stop loss, share of capital"),
     "hedge.every": ("hedge_every_days", _number, (1e-6, 365.0), "hedge period in days"),
     "hedge.band": ("hedge_band", _number, (0.0, 100.0), "hedge band, share of position lots"),

@@ -328,6 +328,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
     from opl.runtime.metrics import ScenarioResult, SimulationResult, run_metrics, target_verdict
     from opl.runtime.records import package_versions
     from opl.runtime.replay import RunSpec, Variant, replay
+    from opl.runtime.margin import with_margin_method
     from opl.runtime.rules import load_pack
     from opl.scenarios import scenario_plans
 
@@ -349,7 +350,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
             settings.paths = paths
         if seed is not None:
             settings.seed = seed
-        pack = load_pack(strategy_model.underlying.rule_pack)
+        pack = with_margin_method(load_pack(strategy_model.underlying.rule_pack), settings.margin_method)
         strategy = runtime_strategy(checked, strategy_model, settings, notes, mixed_tenors=True)
         strategy = replace(strategy, contract_size=pack.underlying.contract_size)
         process = price_process(settings, strategy_model, pack, spans, notes)
@@ -433,7 +434,8 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
         file=str(path),
         run={"paths": run.paths, "seed": run.seed, "horizon_months": run.months, "steps_per_day": run.steps_per_day,
              "days_per_month": run.days_per_month, "tenor_days": strategy.tenor_days, "capital": run.capital,
-             "currency": pack.currency, "rule_pack": pack.name, "size": settings.size, "sizes": sizes,
+             "currency": pack.currency, "rule_pack": pack.name, "margin_method": settings.margin_method,
+             "margin_combinations": list(pack.margin.combinations), "size": settings.size, "sizes": sizes,
              "chunk": run.chunk, "price": run.price, "rate": strategy.rate, "versions": package_versions()},
         model={"components": list(process.components), "vol": process.vol,
                "garch": _asdict(process.garch), "jump": _asdict(process.jump), "regime": _asdict(process.regime),

@@ -511,13 +511,12 @@ class AdjustEngine:
             change = plan.changes.get(si)
             if change is None:
                 if s.held():
-                    legs.append((s.is_call, s.strike, s.value, np.maximum(-s.qty, 0.0)))
+                    legs.append((s.is_call, s.strike, s.value, s.qty, s.extra_days))
                 continue
             strike = s.strike if change.strike is None else np.where(change.restruck, change.strike, s.strike)
             value = s.value if change.marks is None else np.where(change.restruck, change.marks[0], s.value)
-            short = np.maximum(-change.qty, 0.0)
-            if np.any(short):
-                legs.append((s.is_call, strike, value, short))
+            if np.any(change.qty):
+                legs.append((s.is_call, strike, value, change.qty, s.extra_days))
         after = desk.margin(legs, futures + np.abs(hedge), cols)
         base = np.where(before > 0, before, desk.capital)
         out[:, cols] = (after - before) / base * 100.0

@@ -13,6 +13,10 @@ option; every amount is in the pack's currency for ``lots`` contracts:
 ``cboe_reg_t`` (US, CBOE margin manual / Reg T)
     [premium + max(rate × S − OTM, min_rate × (S for calls, K for puts))] × unit.
 
+``options_margin`` margins a book of options with the pack's ``margin.combinations``
+(short straddles, strangles and vertical spreads posted as one position,
+`opl.runtime.combinations`); ``with_margin_method(pack, "per_leg")`` switches them off.
+
 OTM is max(K − F, 0) for a call and max(F − K, 0) for a put; ``premium`` is the
 option's (settlement) price per unit of the underlying. A buyer's margin is the
 premium paid. With ``broker=True`` the pack's ``broker_addon`` is added to the
@@ -26,11 +30,17 @@ main rate (futures_rate or rate), the way brokers quote "exchange + 3 points".
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
+from opl.runtime.combinations import Holding, combination_margin
 from opl.runtime.rules import RulePack, RulePackError
 
-__all__ = ["otm_amount", "futures_margin", "short_option_margin", "long_option_margin"]
+__all__ = ["otm_amount", "futures_margin", "short_option_margin", "long_option_margin", "options_margin",
+           "with_margin_method", "MarginMethod"]
+
+MarginMethod = Literal["combination", "per_leg"]
 
 
 def _arr(x) -> np.ndarray:
@@ -132,3 +142,54 @@ def short_option_margin(*, pack: RulePack, is_call, underlying, strike, premium,
 def long_option_margin(*, pack: RulePack, premium, lots=1) -> float | np.ndarray:
     """A buyer pays the premium in full and posts nothing more: premium × unit × lots."""
     return _ret(_arr(premium) * pack.option.multiplier * _lots(lots))
+
+
+def options_margin(*, pack: RulePack, holdings, underlying, broker: bool = False) -> float | np.ndarray:
+    """Seller margin of a book of options, the pack's combinations applied.
+
+    Parameters
+    ----------
+    pack
+        The rule pack; ``pack.margin.combinations`` lists the pairings margined as one
+        position (none: every short leg by `short_option_margin`).
+    holdings
+        ``(is_call, strike, premium, qty, expiry)`` per series: signed lots (negative
+        short) and any key of the expiry (only equal keys pair); arrays broadcast.
+    underlying
+        Futures settlement price F, or the underlying close S.
+    broker
+        Add the pack's ``broker_addon`` to the main rate.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        Total margin in the pack's currency; long options add nothing.
+
+    Examples
+    --------
+    The jujube strangle of runtime/README.md, one lot, leg by leg and as a combination:
+
+    >>> from opl.runtime.rules import load_pack
+    >>> cj = load_pack("czce_cj")
+    >>> book = [(False, 9800.0, 135.8, -1.0, 0), (True, 11200.0, 109.2, -1.0, 0)]
+    >>> round(options_margin(pack=with_margin_method(cj, "per_leg"), holdings=book, underlying=10400.0), 6)
+    10205.0
+    >>> round(options_margin(pack=cj, holdings=book, underlying=10400.0), 6)
+    5965.0
+    """
+    book = []
+    for is_call, strike, premium, qty, expiry in holdings:
+        short = np.any(np.asarray(qty) < 0)
+        per_lot = short_option_margin(pack=pack, is_call=is_call, underlying=underlying, strike=strike,
+                                      premium=premium, lots=1, broker=broker) if short else 0.0
+        book.append(Holding(is_call=bool(is_call), strike=strike, premium=premium, qty=qty, margin=per_lot,
+                            expiry=expiry))
+    return _ret(_arr(combination_margin(book, combinations=pack.margin.combinations,
+                                        unit=pack.option.multiplier)))
+
+
+def with_margin_method(pack: RulePack, method: MarginMethod) -> RulePack:
+    """The pack as margined by ``method``: its combinations (``"combination"``) or leg by leg (``"per_leg"``)."""
+    if method == "combination" or not pack.margin.combinations:
+        return pack
+    return pack.model_copy(update={"margin": pack.margin.model_copy(update={"combinations": ()})})

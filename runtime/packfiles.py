@@ -63,6 +63,10 @@ class PackFacts:
     futures_rate: float
     otm_weight: float
     floor_weight: float
+    rate: float = 0.0
+    min_rate: float = 0.0
+    put_cap_at_strike: bool = False
+    combinations: tuple[str, ...] = ()
 
 
 def pack_facts(exchange: str, symbol: str | None = None) -> PackFacts | None:
@@ -90,6 +94,9 @@ def pack_facts(exchange: str, symbol: str | None = None) -> PackFacts | None:
     try:
         return PackFacts(name, str(data.get("currency", "")), float(option.get("multiplier", 1.0)),
                          str(margin.get("formula", "")), float(margin.get("futures_rate", 0.0)),
-                         float(margin.get("otm_weight", 0.5)), float(margin.get("floor_weight", 0.5)))
+                         float(margin.get("otm_weight", 0.5)), float(margin.get("floor_weight", 0.5)),
+                         float(margin.get("rate", 0.0)), float(margin.get("min_rate", 0.0)),
+                         bool(margin.get("put_cap_at_strike", False)),
+                         tuple(str(c) for c in margin.get("combinations", [])))
     except (TypeError, ValueError):
         return None

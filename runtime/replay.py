@@ -62,7 +62,7 @@ from opl.runtime.guards import GuardRule, blocked, leg_states, warned
 from opl.runtime.hedging import HedgeSpec, direction, rebalance
 from opl.runtime.ledger import Costs, Ledger
 from opl.runtime.legspec import Levels, OptionLeg
-from opl.runtime.margin import futures_margin, short_option_margin
+from opl.runtime.margin import futures_margin, options_margin
 from opl.runtime.marking import AmericanMarker, SmileRule
 from opl.runtime.pricing import greeks as black_greeks
 from opl.runtime.processes import PathGenerator, ProcessSpec
@@ -684,27 +684,28 @@ def _hedge(strat, book: Book, hedge, d, is_open, lots_per_option, cost, ledger, 
     return new
 
 
-def _short_legs(book: Book):
-    """(is_call, strike, premium, short lots) of every slot holding short lots."""
+def _holdings(book: Book):
+    """(is_call, strike, premium, signed lots, expiry) of every slot holding lots: the margin's view of the book."""
     for s in book.slots:
-        short = np.maximum(-s.qty, 0.0)
-        if np.any(short):
-            yield s.is_call, s.strike, s.value, short
+        if s.held():
+            yield s.is_call, s.strike, s.value, s.qty, s.extra_days
 
 
 def _margin(packs, book: Book, hedge, other_futures, price, legs=None, futures_lots=None, cols=None) -> np.ndarray:
     """Exchange margin of everything held, (V, P); variants sharing a pack are computed together.
 
-    ``legs`` and ``futures_lots`` replace the book's short options and futures lots (an
+    Options are margined by `opl.runtime.margin.options_margin`: the pack's combinations
+    (a short strangle as one position) unless the run margins leg by leg. ``legs`` and
+    ``futures_lots`` replace the book's options (``_holdings`` tuples) and futures lots (an
     adjustment's proposal, `opl.runtime.adjust`); ``cols`` computes only those paths, (V, len(cols)).
     """
     if futures_lots is None:
         futures_lots = np.abs(book.static) + np.abs(hedge) + np.abs(other_futures)
-    legs = list(_short_legs(book) if legs is None else legs)
+    legs = list(_holdings(book) if legs is None else legs)
     if cols is not None:
         futures_lots, price = np.broadcast_to(futures_lots, book.shape)[:, cols], np.asarray(price)[cols]
         legs = [(is_call, np.asarray(strike)[..., cols], np.asarray(premium)[..., cols],
-                 np.broadcast_to(short, book.shape)[:, cols]) for is_call, strike, premium, short in legs]
+                 np.broadcast_to(qty, book.shape)[:, cols], expiry) for is_call, strike, premium, qty, expiry in legs]
     out = np.zeros(futures_lots.shape)
     groups: dict[int, list[int]] = {}
     for v, pack in enumerate(packs):
@@ -721,12 +722,10 @@ def _margin(packs, book: Book, hedge, other_futures, price, legs=None, futures_l
         else:
             # Units of an ETF or a stock held after an exercise are paid for in full.
             total = price * pack.underlying.contract_size * futures_lots[sel]
-        for is_call, strike, premium, short in legs:
-            lots = short[sel]
-            if np.any(lots):
-                total = total + short_option_margin(pack=pack, is_call=is_call, underlying=price,
-                                                    strike=rows_of(strike, sel), premium=rows_of(premium, sel),
-                                                    lots=lots)
+        held = [(is_call, rows_of(strike, sel), rows_of(premium, sel), qty[sel], expiry)
+                for is_call, strike, premium, qty, expiry in legs if np.any(qty[sel])]
+        if held:
+            total = total + options_margin(pack=pack, holdings=held, underlying=price)
         out[sel] = total
     return out
 

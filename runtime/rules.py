@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import numpy as np
+from opl.runtime.combinations import Combination
 from opl.runtime.packfiles import BUILTIN_PACKS, PACKS_ENV, available_packs
 from opl.runtime.packfiles import symbol_root as _symbol_root
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -330,6 +331,8 @@ class MarginSpec(_Model):
     rate: float | None = Field(default=None, gt=0, lt=1)
     min_rate: float | None = Field(default=None, gt=0, lt=1)
     put_cap_at_strike: bool = False
+    # Pairings the exchange margins as one position (opl.runtime.combinations); empty: leg by leg.
+    combinations: tuple[Combination, ...] = ()
 
     @model_validator(mode="after")
     def _needs(self) -> "MarginSpec":

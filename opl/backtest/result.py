@@ -136,6 +136,7 @@ class BacktestResult:
             file=file, data={"directory": data, "files": files, "surfaces": surfaces},
             run={"start": str(dates[0].date()), "end": str(dates[-1].date()), "sessions": sessions,
                  "cycles": len(rows), "capital": capital, "currency": pack.currency, "rule_pack": pack.name,
+                 "margin_method": settings.margin_method, "margin_combinations": list(pack.margin.combinations),
                  "underlying": kind, "size": settings.size, "rate": strategy.rate, "tenor_days": strategy.tenor_days,
                  "guard_days": strategy.guard_days, "versions": versions},
             strategy={"legs": [{"type": "call" if leg.is_call else "put", "side": "long" if leg.side > 0 else "short",

@@ -137,6 +137,7 @@ def prepare(path, *, data, overrides=(), market: dict | None = None, repair: boo
     from opl.backtest.market import load_market
     from opl.backtest.surface import build_surfaces
     from opl.data.loaders import DataError, Problem
+    from opl.runtime.margin import with_margin_method
     from opl.runtime.replay import RunSpec
     from opl.runtime.rules import load_pack
     from opl.simconfig import SettingsError, parse_overrides
@@ -155,7 +156,7 @@ def prepare(path, *, data, overrides=(), market: dict | None = None, repair: boo
                                 "with `exchange SSE`)", span=span, code="E306")
         settings, _ = settings_from(doc, model)
         settings = parse_overrides(list(overrides), settings)
-        pack = load_pack(model.underlying.rule_pack)
+        pack = with_margin_method(load_pack(model.underlying.rule_pack), settings.margin_method)
         strategy = _strategy_with_band(checked, model, settings, notes)
         strategy = replace(strategy, contract_size=pack.underlying.contract_size)
         spec = _band_spec(doc)

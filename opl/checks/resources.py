@@ -19,6 +19,7 @@ from opl.legs import Leg
 from opl.source import UNKNOWN_SPAN
 
 GENERIC_FUTURES_RATE = 0.10  # margin of a futures leg when no rule pack is known
+GENERIC_RATE, GENERIC_MIN_RATE = 0.20, 0.10  # the CBOE-style short option margin without a rule pack
 GRID_POINTS = 400
 
 
@@ -30,6 +31,10 @@ class Contract:
     otm_weight: float = 0.5
     floor_weight: float = 0.5
     source: str = "no rule pack"
+    rate: float = GENERIC_RATE
+    min_rate: float = GENERIC_MIN_RATE
+    put_cap_at_strike: bool = False
+    combinations: tuple[str, ...] = ()
 
 
 def contract(ctx: CheckContext) -> Contract:
@@ -43,8 +48,11 @@ def contract(ctx: CheckContext) -> Contract:
     multiplier = float(doc.constraints.granularity or (facts.multiplier if facts else 1.0))
     if facts is None:
         return Contract(multiplier, "generic", GENERIC_FUTURES_RATE)
+    rates = (facts.rate, facts.min_rate) if facts.margin_formula != "czce_dce" and facts.rate else \
+        (GENERIC_RATE, GENERIC_MIN_RATE)
     return Contract(multiplier, facts.margin_formula, facts.futures_rate or GENERIC_FUTURES_RATE,
-                    facts.otm_weight, facts.floor_weight, f"rule pack `{facts.name}`")
+                    facts.otm_weight, facts.floor_weight, f"rule pack `{facts.name}`", *rates,
+                    facts.put_cap_at_strike, facts.combinations)
 
 
 def _otm(leg: Leg, s: float, k: float) -> float:
@@ -70,7 +78,10 @@ def leg_capital(leg: Leg, market: Market, terms: Contract) -> float | None:
     if terms.formula == "czce_dce":
         margin = terms.futures_rate * s
         return premium + max(margin - terms.otm_weight * _otm(leg, s, k), terms.floor_weight * margin)
-    return premium + max(0.20 * s - _otm(leg, s, k), 0.10 * s)
+    # the pack's formula (opl.runtime.margin): SSE/SZSE floor puts at min_rate x K and may cap them at K
+    floor = terms.min_rate * (k if leg.option_type == "put" and terms.formula != "generic" else s)
+    margin = premium + max(terms.rate * s - _otm(leg, s, k), floor)
+    return min(margin, k) if terms.put_cap_at_strike and leg.option_type == "put" else margin
 
 
 def capital_limit(ctx: CheckContext) -> None:
@@ -86,13 +97,36 @@ def capital_limit(ctx: CheckContext) -> None:
         ctx.sink.emit("I301", f"`capital_limit` not checked: the file does not give {missing}", span,
                       "not checked", help="add `price` and `iv` (or run `opl compile --market price=...,iv=...`)")
         return
-    need = sum(p * leg.qty * terms.multiplier for p, leg in zip(parts, ctx.legs))
+    need = position_capital(ctx.legs, parts, market, terms)
     if need > limit:
+        combined = f", short legs paired as the pack's combinations ({', '.join(terms.combinations)})" \
+            if terms.combinations else ""
         ctx.sink.emit("E301", f"the position needs about {need:,.0f} of capital, above `capital_limit` "
                       f"{limit:,.0f}", span, "limit exceeded",
                       help="reduce quantities, add protective legs, or raise `capital_limit`",
                       notes=(f"estimated with multiplier {terms.multiplier:g} and the margin of the "
-                             f"{terms.source}; `opl compile` uses the full rule pack",))
+                             f"{terms.source}{combined}; `opl compile` uses the full rule pack",))
+
+
+def position_capital(legs, parts: list[float], market: Market, terms: Contract) -> float:
+    """Capital of the legs: premiums paid, futures margin and the options' margin with the pack's combinations.
+
+    The combinations are `opl.runtime.combinations` — numpy-free, the same code the simulator runs.
+    """
+    from opl.runtime.combinations import Holding, combination_margin
+
+    holdings, other = [], 0.0
+    for part, leg in zip(parts, legs):
+        if leg.is_option and leg.side < 0:
+            holdings.append(Holding(is_call=leg.option_type == "call", strike=market.strike(leg),
+                                    premium=market.premium(leg), qty=-float(leg.qty), margin=part * terms.multiplier,
+                                    expiry=market.years(leg)))
+            continue
+        if leg.is_option:
+            holdings.append(Holding(is_call=leg.option_type == "call", strike=market.strike(leg),
+                                    premium=market.premium(leg), qty=float(leg.qty), expiry=market.years(leg)))
+        other += part * leg.qty * terms.multiplier  # a long option's premium, a futures margin, a stock
+    return other + combination_margin(holdings, combinations=terms.combinations, unit=terms.multiplier)
 
 
 def _upward_slope(legs: tuple[Leg, ...]) -> float:

@@ -84,7 +84,9 @@ def _table(strategy) -> None:
     notes = [f"position Greeks: quantity × polarity × multiplier; vega and rho per 1%, theta and charm per day; "
              f"'price' of the total row is the net premium ({'debit' if t.premium > 0 else 'credit'})"]
     if t.margin is not None:
-        notes.append(f"exchange margin at the {strategy.underlying.rule_pack} rates: {t.margin:,.2f}")
+        combined = "" if t.margin_per_leg is None or abs(t.margin_per_leg - t.margin) < 0.005 else \
+            f" as a combination ({t.margin_per_leg:,.2f} leg by leg)"
+        notes.append(f"exchange margin at the {strategy.underlying.rule_pack} rates: {t.margin:,.2f}{combined}")
     notes.extend(f"warning {w}" for w in strategy.warnings)
     for note in notes:
         console.print(note)

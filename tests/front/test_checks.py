@@ -129,3 +129,29 @@ def test_capital_estimate_agrees_with_the_runtime_margin_formula():
     expected = float(short_option_margin(pack=pack_for("CZCE", "CJ605"), is_call=False, underlying=10000.0,
                                          strike=9800.0, premium=premium, lots=3))
     assert f"about {expected:,.0f} of capital" in result.report.diagnostics[0].message
+
+
+@pytest.mark.parametrize("contract, price, iv, put, call", [
+    ("underlying Future(2026-05-15)\nexchange CZCE\nsymbol CJ605", 10400.0, 0.28, 9800.0, 11200.0),
+    ("underlying ETF\nexchange SSE", 2.80, 0.22, 2.60, 3.00),
+])
+def test_capital_estimate_of_a_strangle_is_the_runtime_combination_margin(contract, price, iv, put, call):
+    # E301 and the simulator margin a short strangle the same way: as one position, the pack's combination
+    # (max of the two legs' margins + the other leg's premium), with the pack's own single-leg formula.
+    from opl.estimates import Market
+    from opl.runtime.margin import options_margin, with_margin_method
+    from opl.runtime.rules import pack_for
+
+    text = (f"opl-lang 1.0\n{contract}\nprice {price}\niv {iv}\ncapital_limit 1\n"
+            f"S = 4×short Option(Put, {put}, 30d) + 4×short Option(Call, {call}, 30d)\n"
+            "exit_triggers [ pnl_percent(<-25%) ]\n")
+    result = opl.check(text)
+    market = Market.of(result.document)
+    book = [(leg.option_type == "call", market.strike(leg), market.premium(leg), -4.0, 30) for leg in result.legs]
+    doc = result.document
+    pack = pack_for(doc.underlying.exchange, doc.underlying.symbol)
+    expected = float(options_margin(pack=pack, holdings=book, underlying=price))
+    per_leg = float(options_margin(pack=with_margin_method(pack, "per_leg"), holdings=book, underlying=price))
+    assert len(book) == 2 and expected < 0.8 * per_leg
+    (d,) = [d for d in result.report.diagnostics if d.code == "E301"]
+    assert f"about {expected:,.0f} of capital" in d.message and "combinations" in d.notes[0]

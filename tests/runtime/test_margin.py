@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from opl.runtime.margin import futures_margin, long_option_margin, otm_amount, short_option_margin
+from opl.runtime.margin import (futures_margin, long_option_margin, options_margin, otm_amount, short_option_margin,
+                                 with_margin_method)
 from opl.runtime.rules import RulePackError, load_pack
 
 
@@ -153,3 +154,91 @@ def test_negative_lots_rejected(cj):
 def test_zero_lots_zero_margin(cj):
     assert short_option_margin(pack=cj, is_call=True, underlying=1.0e4, strike=1.05e4, premium=150.0,
                                lots=0) == 0.0
+
+
+# ------------------------------------------------------------------ combination margin (opl.runtime.combinations)
+# Worked by hand from the packs' cited rules: a short straddle/strangle posts max(call margin, put
+# margin) + the other leg's premium; a vertical spread min(short leg's margin, strike width x unit).
+
+def _book(*legs):
+    """(is_call, strike, premium, signed lots) -> options_margin's holdings, one expiry."""
+    return [(is_call, k, p, q, 0) for is_call, k, p, q in legs]
+
+
+def test_cj_short_strangle_is_margined_as_one_position(cj):
+    # F = 10400; put 9800 at 135.8: 679 + max(6240 - 0.5 x 600 x 5, 3120) = 679 + 4740 = 5419;
+    # call 11200 at 109.2: 546 + max(6240 - 0.5 x 800 x 5, 3120) = 546 + 4240 = 4786.
+    # Leg by leg 10,205 a lot; as a strangle max(5419, 4786) + 109.2 x 5 = 5,965; 20 lots 119,300.
+    book = _book((False, 9800.0, 135.8, -20.0), (True, 11200.0, 109.2, -20.0))
+    assert options_margin(pack=cj, holdings=book, underlying=10400.0) == pytest.approx(119_300.0)
+    per_leg = with_margin_method(cj, "per_leg")
+    assert options_margin(pack=per_leg, holdings=book, underlying=10400.0) == pytest.approx(204_100.0)
+    assert cj.margin.combinations and not per_leg.margin.combinations and load_pack("czce_cj").margin.combinations
+
+
+def test_cj_short_straddle_charges_the_larger_leg_and_the_other_premium(cj):
+    # F = 10000, both at 10000, call 300, put 280: FM = 6000, OTM 0 -> call 1500 + 6000 = 7500, put 1400 + 6000
+    # = 7400; straddle 7500 + 280 x 5 = 8900 (leg by leg 14,900).
+    book = _book((True, 10000.0, 300.0, -1.0), (False, 10000.0, 280.0, -1.0))
+    assert options_margin(pack=cj, holdings=book, underlying=10000.0) == pytest.approx(8900.0)
+
+
+def test_unequal_lots_pair_what_they_can_and_margin_the_rest_alone(cj):
+    # 3 short calls, 1 short put (the strangle above): one strangle lot 5,965 + 2 calls x 4,786 = 15,537.
+    book = _book((False, 9800.0, 135.8, -1.0), (True, 11200.0, 109.2, -3.0))
+    assert options_margin(pack=cj, holdings=book, underlying=10400.0) == pytest.approx(15_537.0)
+
+
+def test_a_put_struck_above_the_call_is_not_a_strangle(cj):
+    # Put 10900 / call 10000 at F = 10400 (support above resistance, W411): both legs are margined alone.
+    book = _book((False, 10900.0, 560.0, -1.0), (True, 10000.0, 470.0, -1.0))
+    both = sum(short_option_margin(pack=cj, is_call=c, underlying=10400.0, strike=k, premium=p)
+               for c, k, p, _, _ in book)
+    assert options_margin(pack=cj, holdings=book, underlying=10400.0) == pytest.approx(both)
+
+
+def test_different_expiries_do_not_pair(cj):
+    book = [(False, 9800.0, 135.8, -1.0, 0), (True, 11200.0, 109.2, -1.0, 30)]
+    assert options_margin(pack=cj, holdings=book, underlying=10400.0) == pytest.approx(10_205.0)
+
+
+def test_sse_short_strangle(sse):
+    # S = 2.80: call 3.00 at 0.05 -> 2460 (above); put 2.60 at 0.03, OTM 0.20:
+    # min[0.03 + max(0.336 - 0.20, 7% x 2.60 = 0.182), 2.60] = 0.212 -> 2120.
+    # Strangle: max(2460, 2120) + 0.03 x 10000 = 2760 (leg by leg 4580).
+    book = _book((True, 3.00, 0.05, -1.0), (False, 2.60, 0.03, -1.0))
+    assert options_margin(pack=sse, holdings=book, underlying=2.80) == pytest.approx(2760.0)
+
+
+def test_sse_spreads_post_their_strike_width_and_debit_spreads_nothing(sse):
+    # Bear call spread (short 3.00, long 3.10): width 0.10 x 10000 = 1000 < 2460.
+    bear_call = _book((True, 3.00, 0.05, -1.0), (True, 3.10, 0.03, 1.0))
+    assert options_margin(pack=sse, holdings=bear_call, underlying=2.80) == pytest.approx(1000.0)
+    # Bull put spread (short 2.60, long 2.50): 1000 < 2120.
+    bull_put = _book((False, 2.60, 0.03, -1.0), (False, 2.50, 0.01, 1.0))
+    assert options_margin(pack=sse, holdings=bull_put, underlying=2.80) == pytest.approx(1000.0)
+    # Bull call spread (long 2.90, short 3.00): the long leg covers the short one.
+    bull_call = _book((True, 2.90, 0.09, 1.0), (True, 3.00, 0.05, -1.0))
+    assert options_margin(pack=sse, holdings=bull_call, underlying=2.80) == pytest.approx(0.0)
+    # A wide spread posts no more than its short leg alone: width 1.00 x 10000 = 10,000 > 2460.
+    wide = _book((True, 3.00, 0.05, -1.0), (True, 4.00, 0.001, 1.0))
+    assert options_margin(pack=sse, holdings=wide, underlying=2.80) == pytest.approx(2460.0)
+
+
+def test_iron_condor_takes_the_cheaper_pairing(sse):
+    # Two spreads (1000 + 1000) beat the strangle of the shorts (2760, wings unpaired): 2000.
+    condor = _book((False, 2.50, 0.01, 1.0), (False, 2.60, 0.03, -1.0), (True, 3.00, 0.05, -1.0),
+                   (True, 3.10, 0.03, 1.0))
+    assert options_margin(pack=sse, holdings=condor, underlying=2.80) == pytest.approx(2000.0)
+    # With wings 0.40 away the spreads cost 4000 + 4000 capped at the legs (2120 + 2460): the strangle's 2760 wins.
+    wide = _book((False, 2.20, 0.001, 1.0), (False, 2.60, 0.03, -1.0), (True, 3.00, 0.05, -1.0),
+                 (True, 3.40, 0.001, 1.0))
+    assert options_margin(pack=sse, holdings=wide, underlying=2.80) == pytest.approx(2760.0)
+
+
+def test_combination_margin_is_vectorised_path_by_path(cj):
+    # Path 0 holds the strangle, path 1 only the put, path 2 nothing: 5965, 5419, 0.
+    put = (False, 9800.0, 135.8, np.array([-1.0, -1.0, 0.0]), 0)
+    call = (True, 11200.0, 109.2, np.array([-1.0, 0.0, 0.0]), 0)
+    m = options_margin(pack=cj, holdings=[put, call], underlying=np.full(3, 10400.0))
+    assert m == pytest.approx([5965.0, 5419.0, 0.0])

@@ -214,3 +214,32 @@ def test_intraday_hedging_earns_what_daily_hedging_earns_under_gjr(sim, free_cj)
     diff = hedge_buckets[0] - hedge_buckets[1]
     mean, se = _mean_and_se(diff)
     assert abs(mean) < 3 * se, f"6-hourly minus daily hedge P&L {mean:.1f} ± {se:.1f}"
+
+
+def test_short_strangle_is_margined_as_a_combination_at_every_step(sim, cj):
+    # A 1%-volatility future gapping 5% up once a month; strikes 600 either side of 10,000. At 1% volatility
+    # the out-of-the-money legs are worth (almost) nothing, so a leg's margin is its risk part
+    # R = max(FM - 0.5 x OTM x 5, 0.5 x FM), FM = 12% x F x 5, and the strangle saves the smaller leg's R
+    # (max(m_call, m_put) + p_other x 5 instead of m_call + m_put) at every step it is held.
+    from opl.runtime.margin import with_margin_method
+
+    legs = [sim.option(call=False, offset=-600.0), sim.option(call=True, offset=600.0)]
+    process = ProcessSpec(vol=0.01, gap=0.05)
+    runs = {method: replay(strategy=sim.strategy(legs), run=sim.run(process, with_margin_method(cj, method), paths=50),
+                           variants=(Variant(size=20),), trace=True)
+            for method in ("combination", "per_leg")}
+    combo, per_leg = (runs[m].trace["margin"][0] for m in ("combination", "per_leg"))
+    f, held = runs["combination"].trace["price"][0], runs["combination"].trace["open"][0]
+    fm = 0.12 * f * 5
+    risk = [np.maximum(fm - 0.5 * np.maximum(k - f, 0) * 5 if call else fm - 0.5 * np.maximum(f - k, 0) * 5, 0.5 * fm)
+            for call, k in ((True, 10_600.0), (False, 9_400.0))]
+    assert held[:, :-1].all() and held.sum() > 0
+    assert np.allclose((per_leg - combo)[held], 20 * np.minimum(*risk)[held], rtol=1e-6)
+    # Opening margin 20 x 4,500 (both legs 600 out of the money at 10,000: 6,000 - 1,500): the open is
+    # gated by the combination too (a capital between the two requirements opens only as a combination).
+    small = sim.run(process, cj, paths=50, capital=120_000.0)
+    assert replay(strategy=sim.strategy(legs), run=small, variants=(Variant(size=20),)).counters[
+        "skipped_months"].sum() == 0
+    per_leg_small = replace(small, pack=with_margin_method(cj, "per_leg"))
+    assert np.all(replay(strategy=sim.strategy(legs), run=per_leg_small, variants=(Variant(size=20),)).counters[
+        "skipped_months"] == 1)
