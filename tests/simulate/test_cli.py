@@ -263,3 +263,16 @@ def test_legs_of_different_tenors_run_as_a_calendar(tmp_path):
     assert result.run["tenor_days"] == 30
     # The 60-day put is bought each month and sold back at the guard with the 30-day call: 4 lots a month.
     assert result.base.trades["option_lots_per_month"] == pytest.approx(4.0, abs=0.2)
+
+
+def test_margin_method_is_a_setting_recorded_in_the_json(jujube_json):
+    # The jujube strangle is margined as the exchange's combination by default; per_leg posts both legs in full.
+    assert jujube_json["run"]["margin_method"] == "combination"
+    assert jujube_json["run"]["margin_combinations"] == ["short_straddle", "short_strangle", "vertical_spread"]
+    per_leg = simulate_file(JUJUBE, paths=150, overrides=["experiment.horizon=2", "margin.method=per_leg"]).to_dict()
+    assert per_leg["run"]["margin_method"] == "per_leg" and per_leg["run"]["margin_combinations"] == []
+    combo = {s["size"]: s["metrics"]["margin"]["peak_utilisation"]["p50"] for s in jujube_json["sizes"]}
+    alone = {s["size"]: s["metrics"]["margin"]["peak_utilisation"]["p50"] for s in per_leg["sizes"]}
+    assert all(combo[size] < alone[size] for size in combo)
+    with pytest.raises(SettingsError, match="margin.method"):
+        simulate_file(JUJUBE, paths=10, overrides=["margin.method=pairs"])
