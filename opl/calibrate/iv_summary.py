@@ -8,7 +8,8 @@ expiries it calibrates the *level* of implied volatility and its dispersion acro
 contracts, not a smile: the skew and curvature stay at the simulator's defaults when
 this is the only option data.
 
-Columns (Chinese as the exchange writes them, or the English names):
+Columns (Chinese as the exchange writes them, or the English names; every spelling
+is in the one alias table, :mod:`opl.data.aliases`):
 
 =======================  ==============  ===========================================
 exchange                 English         meaning
@@ -37,13 +38,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from opl.data.aliases import contract_aliases, header_key
 from opl.data.loaders import DataError, Problem
 
 __all__ = ["IVSummary", "load_iv_summary", "COLUMNS"]
 
-COLUMNS = {"交易日期": "date", "日均隐含波动率(%)": "iv_mean", "日最低隐含波动率(%)": "iv_min",
-           "日最高隐含波动率(%)": "iv_max", "日波动率标准差(%)": "iv_std", "日合约数量": "contracts",
-           "成交量(手)": "volume"}
+#: Header spelling -> column, from the one alias table (:mod:`opl.data.aliases`).
+COLUMNS = contract_aliases(("date", "iv_mean", "iv_min", "iv_max", "iv_std", "contracts", "volume"), "date")
 _REQUIRED = ("date", "iv_mean", "iv_min", "iv_max", "iv_std")
 _PERCENT = ("iv_mean", "iv_min", "iv_max", "iv_std")
 _THOUSANDS = re.compile(r"^\d{1,3}(,\d{3})+(\.\d*)?$")
@@ -113,8 +114,8 @@ def load_iv_summary(path: str | os.PathLike) -> IVSummary:
     notes = [f"read as {encoding}, not UTF-8"] if encoding else []
     rename = {}
     for col in raw.columns:
-        key = str(col).strip()
-        rename[col] = COLUMNS.get(key, key.lower())
+        key = header_key(col)
+        rename[col] = COLUMNS.get(key, key)
     raw = raw.rename(columns=rename)
     problems = [Problem(name, 1, c, "required column missing") for c in _REQUIRED if c not in raw.columns]
     if problems:

@@ -14,6 +14,7 @@ import sys
 import click
 
 from opl.cli.options import market_option
+from opl.cli.rawdata import data_folder
 from opl.cli.report import (EXIT_FINDINGS, EXIT_OK, fail_with_diagnostics, fail_with_io,
                             fail_with_setting, write_result)
 
@@ -22,7 +23,8 @@ from opl.cli.report import (EXIT_FINDINGS, EXIT_OK, fail_with_diagnostics, fail_
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--data", "data", required=True, type=click.Path(),
               help="Data directory: futures.csv, and optionally options.csv and signals.csv "
-                   "(what `opl data synth` writes; examples/jujube/data_contracts.md); or a futures file alone.")
+                   "(what `opl data synth` writes; examples/jujube/data_contracts.md); or a futures file alone; or a "
+                   "folder of raw exchange/vendor files, imported first (`opl data import`, logged).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a setting, e.g. --set size=2 --set costs.fee_factor=2 --set sim.guard_days=0 "
                    "(keys: opl/simconfig.py).")
@@ -40,6 +42,7 @@ def backtest(file: str, data: str, overrides: tuple[str, ...], market: dict, rep
     from opl.data.loaders import DataError, shown
     from opl.simconfig import SettingsError
 
+    data = data_folder(data, strategy=file)
     try:
         result = backtest_file(file, data=data, overrides=overrides, market=market, repair=repair)
     except BacktestInputError as error:

@@ -14,6 +14,7 @@ import sys
 import click
 
 from opl.cli.options import FiniteFloatRange, data_option
+from opl.cli.rawdata import data_folder
 from opl.cli.report import EXIT_OK, fail_with_io, fail_with_problems
 
 
@@ -60,6 +61,7 @@ def calibrate(data: str | None, futures: str | None, options: str | None, iv_sum
         raise click.UsageError("give either --data DIR or --futures FILE")
     if data is not None and (options or iv_summary):
         raise click.UsageError("--options and --iv-summary go with --futures; --data reads them from the directory")
+    data = data_folder(data)
     settings = dict(rate=rate, style=exercise, criterion=criterion, jump_threshold=jump_threshold,
                     window_days=window, limit=limit, tick=tick)
     try:

@@ -1,4 +1,5 @@
-"""``opl data``: write the synthetic dataset, fetch from AKShare, validate a data file, list the rolls of a series.
+"""``opl data``: write the synthetic dataset, fetch from AKShare, import raw exchange/vendor files, validate a
+data file, list the rolls of a series.
 
 Exit codes: 0 success, 1 the file breaks its contract (each problem printed as
 ``path:line: column `name`: message``), 2 usage or I/O error.
@@ -70,6 +71,41 @@ def _load_or_exit(path: str, kind: str, **kwargs):
         fail_with_io(error, path)
 
 
+@data.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Directory to write into.")
+@click.option("--pack", default=None, help="Rule pack (czce_cj, sse_50etf, …): option multiplier, expiry rule, "
+                                           "daily limit, futures or spot underlying.")
+@click.option("--parity-tolerance", "tolerance", type=FiniteFloatRange(0, 1, min_open=True), default=None,
+              help="Largest put–call parity gap (log) between the chain's implied forward and the underlying "
+                   "[default: 0.02].")
+def import_command(files: tuple[str, ...], out: str, pack: str | None, tolerance: float | None) -> None:
+    """Read raw exchange/vendor FILES (or folders), write the canonical layout and import_log.md to OUT."""
+    from opl.data.importer import import_files
+    from opl.data.loaders import DataError
+    from opl.runtime.rules import RulePackError
+
+    try:
+        result = import_files(files, out, pack=pack, tolerance=tolerance)
+    except DataError as error:
+        for problem in error.problems:
+            click.echo(str(problem))
+        count = len(error.problems)
+        click.echo(f"{count} problem{'s' if count != 1 else ''}: nothing written (the alias table and the "
+                   "contracts: examples/jujube/data_contracts.md)", err=True)
+        sys.exit(EXIT_FINDINGS)
+    except RulePackError as error:
+        click.echo(f"error: --pack: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    except OSError as error:
+        fail_with_io(error)
+    click.echo(result.summary())
+    for role, path in result.written.items():
+        click.echo(f"wrote {path}")
+    click.echo(f"wrote {result.log}")
+    sys.exit(EXIT_OK)
+
+
 @data.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--kind", required=True, type=click.Choice(KINDS), help="Which contract the file follows.")
@@ -78,12 +114,55 @@ def _load_or_exit(path: str, kind: str, **kwargs):
 @click.option("--tick", type=FiniteFloatRange(0), default=0.0, show_default=True,
               help="Price tick, the tolerance of the limit check (CJ: 5).")
 @click.option("--repair", is_flag=True, help="Make the documented repairs, each listed.")
-def validate(file: str, kind: str, limit: float | None, tick: float, repair: bool) -> None:
-    """Check FILE against its data contract; print every located problem."""
+@click.option("--underlying", "underlying", type=click.Path(dir_okay=False), default=None,
+              help="Options: the underlying's bars to check the chain against by put–call parity (default: the "
+                   "futures.csv beside FILE, when there is one).")
+@click.option("--pack", default=None, help="Options: the rule pack, which says whether the underlying is spot "
+                                           "(an ETF: dividends allowed for) or the futures the options deliver.")
+@click.option("--parity-tolerance", "tolerance", type=FiniteFloatRange(0, 1, min_open=True), default=0.02,
+              show_default=True, help="Largest put–call parity gap (log) between the implied forward and the "
+                                      "underlying.")
+def validate(file: str, kind: str, limit: float | None, tick: float, repair: bool, underlying: str | None,
+             pack: str | None, tolerance: float) -> None:
+    """Check FILE against its data contract; print every located problem. An option chain is also checked
+    against its underlying by put–call parity."""
     result = _load_or_exit(file, kind, limit=limit, tick=tick, repair=repair)
     click.echo(result.summary())
+    if kind == "options":
+        _parity_or_exit(result, underlying, pack, tolerance, repair)
     click.echo("ok")
     sys.exit(EXIT_OK)
+
+
+def _parity_or_exit(options, underlying: str | None, pack: str | None, tolerance: float, repair: bool) -> None:
+    from pathlib import Path
+
+    from opl.data.parity import check_parity
+    from opl.runtime.rules import RulePackError, load_pack
+
+    if underlying is None:
+        beside = [p for p in (Path(options.file).with_name(f"futures{s}") for s in (".csv", ".parquet", ".pq"))
+                  if p.is_file()]
+        if not beside:
+            click.echo("put–call parity: not checked (no underlying: --underlying FILE, or a futures.csv beside "
+                       "the chain)")
+            return
+        underlying = str(beside[0])
+    try:
+        spot = pack is not None and load_pack(pack).underlying.kind != "future"
+    except RulePackError as error:
+        click.echo(f"error: --pack: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    bars = _load_or_exit(underlying, "futures", repair=repair)
+    report = check_parity(options.frame, bars.frame, spot=spot, tolerance=tolerance, file=options.file,
+                          lines=options.lines, futures_file=underlying)
+    for problem in report.problems:
+        click.echo(str(problem))
+    click.echo(report.summary())
+    if report.problems:
+        click.echo(f"{options.file}: the chain disagrees with its underlying {underlying} (put–call parity)",
+                   err=True)
+        sys.exit(EXIT_FINDINGS)
 
 
 @data.command()

@@ -39,8 +39,9 @@ EXIT_NO_PROPOSAL = 3
               help="Continue this run folder after its last finished iteration.")
 @click.option("--data", "data", default=None, metavar="synth|DIR",
               help="Market data: `synth` writes the synthetic jujube dataset into the run; DIR holds futures.csv "
-                   "(+ signals.csv, factors.csv, options.csv, iv_summary.csv). Runs the assumption tests and the "
-                   "calibration.")
+                   "(+ signals.csv, factors.csv, options.csv, iv_summary.csv), or raw exchange/vendor files, "
+                   "imported into the run's data/ first (`opl data import`, logged). Runs the assumption tests "
+                   "and the calibration.")
 @click.option("--repair", is_flag=True, help="Make the data loaders' documented repairs (each one logged).")
 @click.option("--paths", type=click.IntRange(50, 1_000_000), default=2_000, show_default=True,
               help="Paths per candidate (every candidate sees the same seed).")
@@ -80,11 +81,12 @@ def loop(file: str | None, max_iter: int | None, runs: str, proposer: str | None
         raise click.UsageError("--cost needs --token-price IN,OUT (currency per million prompt and completion tokens)")
     _check_overrides(overrides)
     if data is not None and data != "synth":
+        from opl.data.importer import is_canonical
         from opl.loop.inputs import DATA_FILES
 
         if not Path(data).is_dir():
             raise click.UsageError(f"--data {data}: not a folder (give `synth` or a folder with futures.csv)")
-        if not (Path(data) / DATA_FILES["futures"]).is_file():
+        if is_canonical(data) and not (Path(data) / DATA_FILES["futures"]).is_file():
             raise click.UsageError(f"--data {data}: no {DATA_FILES['futures']} in the folder")
     try:
         if resume is not None:
@@ -215,6 +217,8 @@ class _Printer:
         if kind == "stage":
             self._spin(f"data: {payload['stage']}")
             click.echo(f"data: {payload['stage']}")
+        elif kind == "untested":
+            click.echo(f"not tested on data: {payload['text']}")
         elif kind == "proposing":
             self._spin(f"iteration {payload['iteration']}: proposing from iteration {payload['best_iteration']}")
         elif kind == "pass":

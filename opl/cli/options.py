@@ -40,7 +40,8 @@ def market_option(default: str = "", help: str = "Override the file's market inp
 
 
 def data_option(help: str = "A data directory in the layout `opl data synth` writes (futures.csv, optional "
-                            "options.csv, iv_summary.csv).", *, file_okay: bool = False, metavar: str = "DIR"):
+                            "options.csv, iv_summary.csv), or a folder of raw exchange/vendor files, imported "
+                            "first (`opl data import`, logged).", *, file_okay: bool = False, metavar: str = "DIR"):
     """``--data DIR``: market data for calibration (``opl calibrate``, ``opl simulate``; the latter also takes
     a calibration JSON for ``calibration file``)."""
     return click.option("--data", "data", default=None, type=click.Path(file_okay=file_okay), metavar=metavar,

@@ -14,6 +14,7 @@ import sys
 import click
 
 from opl.cli.options import data_option, market_option
+from opl.cli.rawdata import data_folder
 from opl.cli.report import (EXIT_OK, fail_with_diagnostics, fail_with_io, fail_with_problems, fail_with_setting,
                             write_result)
 
@@ -29,7 +30,8 @@ from opl.cli.report import (EXIT_OK, fail_with_diagnostics, fail_with_io, fail_w
 @market_option()
 @data_option(help="Calibrate the price model and implied-volatility rule by the experiment's `calibration`: "
                   "historical (the default) fits this data directory (the layout of `opl data synth`), implied "
-                  "takes level and smile from its options.csv or iv_summary.csv, hybrid both; for `calibration "
+                  "takes level and smile from its options.csv or iv_summary.csv, hybrid both; a folder of raw "
+                  "exchange/vendor files is imported first (`opl data import`, logged); for `calibration "
                   "file`, the JSON `opl calibrate --json` wrote.", file_okay=True, metavar="DIR|JSON")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Write the results as JSON (stable keys) to this file ('-' for stdout).")
@@ -43,6 +45,7 @@ def simulate(file: str, paths: int | None, seed: int | None, overrides: tuple[st
     from opl.data.loaders import DataError
     from opl.simulate import SettingsError, SimulationInputError, simulate_file
 
+    data = data_folder(data, strategy=file)
     try:
         with _progress(quiet) as progress:
             result = simulate_file(file, paths=paths, seed=seed, overrides=overrides, market=market,

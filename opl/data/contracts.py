@@ -16,8 +16,9 @@ Four kinds of file feed calibration, the assumption tests and the backtest
 Each contract lists its columns with their type and whether they are required.
 Optional columns may be absent; when present they are validated like the
 others. Aliases map vendor spellings (the exchange's continuous series in
-``../shared/data/jujube`` writes ``date``, ``settle``, ``hold``) onto the
-canonical names; an alias is used only when the canonical column is absent,
+``../shared/data/jujube`` writes ``date``, ``settle``, ``hold``; Chinese files
+交易日期, 结算价, 持仓量) onto the canonical names, from the one table in
+:mod:`opl.data.aliases`; an alias is used only when the canonical column is absent,
 and every use is reported in the loader's notes.
 """
 
@@ -26,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
+
+from opl.data.aliases import contract_aliases
 
 __all__ = [
     "Column", "Contract", "FUTURES", "OPTIONS", "SIGNALS", "FACTORS", "CONTRACTS",
@@ -94,14 +97,6 @@ class Contract:
         return tuple(c.name for c in self.columns if not c.required)
 
 
-_BAR_ALIASES = MappingProxyType({
-    "date": "trading_date", "trade_date": "trading_date", "datetime": "trading_date",
-    "settle": "settlement", "settlement_price": "settlement",
-    "pre_settle": "prev_settlement", "presettle": "prev_settlement", "pre_settlement": "prev_settlement",
-    "hold": "open_interest", "oi": "open_interest",
-    "turnover": "total_turnover", "amount": "total_turnover",
-    "vol": "volume",
-})
 
 
 def _bar_columns(*, nullable_ohlc: bool) -> tuple[Column, ...]:
@@ -122,17 +117,21 @@ def _bar_columns(*, nullable_ohlc: bool) -> tuple[Column, ...]:
     )
 
 
+def _names(columns: tuple[Column, ...]) -> tuple[str, ...]:
+    return tuple(c.name for c in columns)
+
+
+_FUTURES_COLUMNS = _bar_columns(nullable_ohlc=False)
 FUTURES = Contract(
     kind="futures",
-    columns=_bar_columns(nullable_ohlc=False),
+    columns=_FUTURES_COLUMNS,
     date_column="trading_date",
-    aliases=_BAR_ALIASES,
+    aliases=contract_aliases(_names(_FUTURES_COLUMNS), "trading_date"),
     nonnegative=("volume", "open_interest", "total_turnover"),
 )
 
-OPTIONS = Contract(
-    kind="options",
-    columns=_bar_columns(nullable_ohlc=True)[:1]
+_OPTION_COLUMNS = (
+    _bar_columns(nullable_ohlc=True)[:1]
     + (Column("symbol", "text", description="option code (CJ605C10000)"),)
     + _bar_columns(nullable_ohlc=True)[2:]
     + (
@@ -141,12 +140,14 @@ OPTIONS = Contract(
         Column("expiry", "date", description="last trading day of the option"),
         Column("contract_multiplier", "price", description="units per lot (5 t for CJ)"),
         Column("underlying_symbol", "text", required=False, description="the futures contract (CJ605)"),
-    ),
+    )
+)
+OPTIONS = Contract(
+    kind="options",
+    columns=_OPTION_COLUMNS,
     date_column="trading_date",
     key=("symbol",),
-    aliases=MappingProxyType({**_BAR_ALIASES, "strike": "strike_price", "type": "option_type",
-                              "call_put": "option_type", "multiplier": "contract_multiplier",
-                              "expire_date": "expiry", "underlying": "underlying_symbol"}),
+    aliases=contract_aliases(_names(_OPTION_COLUMNS), "trading_date"),
     nonnegative=("volume", "open_interest", "total_turnover"),
 )
 
@@ -160,8 +161,7 @@ SIGNALS = Contract(
         Column("source", "text", required=False, description="who gave the view"),
     ),
     date_column="date",
-    aliases=MappingProxyType({"trading_date": "date", "view": "direction", "方向": "direction",
-                              "支撑": "support", "压力": "resistance"}),
+    aliases=contract_aliases(("date", "support", "resistance", "direction", "source"), "date"),
 )
 
 FACTORS = Contract(
@@ -169,7 +169,7 @@ FACTORS = Contract(
     columns=(Column("month", "month", description="YYYY-MM (or any date in the month); "
                                                   "values are assumed known by the month's last trading day"),),
     date_column="month",
-    aliases=MappingProxyType({"date": "month"}),
+    aliases=contract_aliases(("month",), "month"),
     open_numeric=True,
 )
 
@@ -183,7 +183,8 @@ DIRECTIONS: Mapping[str, str] = MappingProxyType({
 })
 
 OPTION_TYPES: Mapping[str, str] = MappingProxyType({
-    "c": "C", "call": "C", "看涨": "C", "p": "P", "put": "P", "看跌": "P",
+    "c": "C", "call": "C", "看涨": "C", "认购": "C",
+    "p": "P", "put": "P", "看跌": "P", "认沽": "P",
 })
 
 

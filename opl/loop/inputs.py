@@ -3,7 +3,8 @@
 ``--data synth`` writes the seeded synthetic jujube dataset (`opl.data.synth`, seed 1, six years, with
 option chains and ``truth.json``) into the run's ``data/``; ``--data DIR`` reads the user's folder, which
 must hold ``futures.csv`` and may hold ``signals.csv``, ``factors.csv``, ``options.csv`` and ``iv_summary.csv``
-(contracts in ``data_contracts.md``). Every file is validated by `opl.data.loaders`; a broken file stops the
+(contracts in ``data_contracts.md``) — or raw exchange/vendor files, which `opl.data.importer` imports into the
+run's ``data/`` first (``data/import_log.md`` says every mapping, derivation and repair). Every file is validated by `opl.data.loaders`; a broken file stops the
 run before any simulation with each problem located (``path:line: column: message``); ``--repair`` makes
 the loaders' documented repairs (each one logged in the assumption report).
 
@@ -21,6 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from opl.data.importer import is_canonical
 from opl.loop.archive import RunArchive
 
 __all__ = ["DataInputError", "prepare_data", "DATA_FILES"]
@@ -76,15 +78,67 @@ def prepare_data(archive: RunArchive, source: str, *, initial_text: str, claim: 
         if not folder.is_dir():
             raise DataInputError(f"--data {source}: not a folder (give `synth` or a folder with futures.csv)",
                                  usage=True)
-        if not (folder / DATA_FILES["futures"]).is_file():
-            raise DataInputError(f"--data {source}: no {DATA_FILES['futures']} in the folder", usage=True)
         origin = {"kind": "folder", "folder": os.path.abspath(folder)}
+        if not is_canonical(folder):
+            note("import of raw files")
+            folder = _import(archive, folder, initial_text)
+            origin = {"kind": "imported", "source": os.path.abspath(source), "folder": str(folder),
+                      "log": str(folder / "import_log.md")}
+        if not (folder / DATA_FILES["futures"]).is_file():
+            raise DataInputError(f"--data {source}: no futures series ({DATA_FILES['futures']}, or bars among the "
+                                 "raw files)", usage=True)
     note("assumption tests")
     assumptions = _assumptions(archive, folder, initial_text=initial_text, claim=claim, repair=repair)
     calibration = _calibration(archive, folder, note, repair=repair)
-    facts = {"origin": origin, "assumptions": assumptions, "calibration": calibration}
+    facts = {"origin": origin, "assumptions": assumptions, "calibration": calibration,
+             "untested": untested(folder, claim=claim)}
     archive.write_json("facts.json", facts)
     return facts
+
+
+def _import(archive: RunArchive, source: Path, initial_text: str) -> Path:
+    """The raw files of ``source`` imported (`opl.data.importer`) into the run's ``data/``, logged there."""
+    from opl.data.importer import import_files
+    from opl.data.loaders import DataError
+    from opl.runtime.rules import RulePackError
+
+    target = archive.path("data")
+    try:
+        import_files([source], target, pack=_pack_name(initial_text))
+    except DataError as error:
+        raise DataInputError(f"--data {source}: raw files that `opl data import` cannot map",
+                             [str(p) for p in error.problems]) from None
+    except RulePackError as error:
+        raise DataInputError(f"--data {source}: {error}") from None
+    except OSError as error:
+        raise DataInputError(f"--data {source}: {error.strerror or error}", usage=True) from None
+    return target
+
+
+def untested(folder: Path, *, claim: float | None) -> list[str]:
+    """What the data in ``folder`` cannot test, in words for the first lines of the loop's output and report."""
+    names = {p.stem for p in Path(folder).iterdir() if p.is_file()}
+    out = []
+    if "signals" not in names:
+        out.append(f"no signals: the direction hit rate ({claim or 0.90:.0%}) is assumed, not measured")
+    if "options" not in names and "iv_summary" in names:
+        out.append("no option chain: implied volatility comes from the IV summary (its level and dispersion; the "
+                   "smile keeps the simulator's defaults), and options are never marked at market prices")
+    elif "options" not in names:
+        out.append("no option data: implied volatility is the price model's, with no market check")
+    if "factors" not in names:
+        out.append("no factors: the supply/demand factor relation is not tested")
+    return out
+
+
+def _pack_name(initial_text: str) -> str | None:
+    try:
+        import opl
+        from opl.compiler import compile_checked
+
+        return compile_checked(opl.check(initial_text), None).strategy.underlying.rule_pack
+    except Exception:  # noqa: BLE001 - the baseline reports a bad file; the import then runs without a pack
+        return None
 
 
 def _load(folder: Path, kind: str, **kwargs):

@@ -197,6 +197,12 @@ def _no_proposal_answer(records: list) -> str:
             "nothing was searched; the numbers below are the file as written.")
 
 
+def _untested_lines(facts: dict) -> str:
+    """What the run's data could not test, said before the answer (it qualifies every number in it)."""
+    items = (facts or {}).get("untested") or []
+    return "".join(f"**Not tested on data:** {item}.\n" for item in items) + ("\n" if items else "")
+
+
 def _answer(target: Target, holdout: dict | None, best: dict, records: list, diagnosis: Diagnosis | None) -> str:
     if no_proposal(records):
         return _no_proposal_answer(records)
@@ -380,7 +386,7 @@ def write_final_report(archive, records: list, target: Target, stop, holdout, fa
         write_report(holdout.simulation, out)
         sim_plots = list(PLOTS)
     plots = _plots(out, records, target, hold)
-    answer = _answer(target, hold, best, records, diagnosis)
+    answer = _untested_lines(facts) + _answer(target, hold, best, records, diagnosis)
     initial = archive.path("initial.opl").read_text(encoding="utf-8")
     diff = "".join(difflib.unified_diff(Candidate(initial).text.splitlines(keepends=True),
                                         Candidate(best_text).text.splitlines(keepends=True),
@@ -436,7 +442,10 @@ def _data_section(facts: dict) -> list[str]:
     lines = ["## Data, assumption tests and calibration", "",
              "Data: " + ("the synthetic jujube dataset (`opl.data.synth`, seed "
                          f"{origin.get('seed')}, {origin.get('years')} years) in [data/](data/)"
-                         if origin.get("kind") == "synth" else f"`{origin.get('folder')}`")
+                         if origin.get("kind") == "synth" else
+                         f"raw files from `{origin.get('source')}`, imported into [data/](data/) (every mapping, "
+                         "derivation and repair: [data/import_log.md](data/import_log.md))"
+                         if origin.get("kind") == "imported" else f"`{origin.get('folder')}`")
              + "; contracts in [data_contracts.md](data_contracts.md).", ""]
     a = facts.get("assumptions") or {}
     for key, title in (("random_walk", "Random walk"), ("hit_rate", "Direction hit rate"), ("factors", "Factors")):

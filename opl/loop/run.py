@@ -308,6 +308,8 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
         if "seconds" not in facts:
             facts["seconds"] = facts_seconds
             archive.write_json("facts.json", facts)
+        for item in facts.get("untested") or []:
+            emit("untested", {"text": item})
         origin = facts.get("origin") or {}
         evaluator.data = archive.path("data") if origin.get("kind") == "synth" else origin.get("folder")
     records = archive.iterations()

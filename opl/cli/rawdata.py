@@ -1,0 +1,56 @@
+"""``--data`` given a folder of raw exchange/vendor files: the same import as ``opl data import``, logged.
+
+A folder already in the canonical layout (``futures.csv`` …, what ``opl data synth`` and
+``opl data import`` write) is used as it is. Any other folder is imported into a new
+temporary folder (:func:`opl.data.importer.resolve_data`); the command says so on
+stderr, naming the folder and its ``import_log.md``, before it prints anything else.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from opl.cli.report import EXIT_FINDINGS, fail_with_io
+
+
+def strategy_pack(file: str | None) -> str | None:
+    """The rule pack a strategy file names (for the multiplier and expiry rule of an import); None if none."""
+    if file is None:
+        return None
+    try:
+        import opl
+        from opl.compiler import compile_checked
+
+        with open(file, encoding="utf-8") as handle:
+            compiled = compile_checked(opl.check(handle.read()), None)
+        return compiled.strategy.underlying.rule_pack
+    except Exception:  # noqa: BLE001 - the command itself reports a bad file; the import then runs packless
+        return None
+
+
+def data_folder(data: str | None, *, strategy: str | None = None, pack: str | None = None) -> str | None:
+    """``data`` unchanged, or the folder its raw files were imported into (exit 1 on what cannot be imported)."""
+    from opl.data.importer import resolve_data
+    from opl.data.loaders import DataError
+    from opl.runtime.rules import RulePackError
+
+    try:
+        folder, result = resolve_data(data, pack=pack or strategy_pack(strategy))
+    except DataError as error:
+        for problem in error.problems:
+            click.echo(f"error: {problem}", err=True)
+        click.echo(f"error: --data {data}: raw files that `opl data import` cannot map (see "
+                   "examples/jujube/data_contracts.md)", err=True)
+        sys.exit(EXIT_FINDINGS)
+    except RulePackError as error:
+        click.echo(f"error: --data {data}: {error}", err=True)
+        sys.exit(EXIT_FINDINGS)
+    except OSError as error:
+        fail_with_io(error)
+    if result is not None:
+        roles = ", ".join(f"{f.role} ({f.source})" for f in result.files)
+        click.echo(f"note: --data {data} holds raw files: imported {roles} into {folder} "
+                   f"(every mapping, derivation and repair: {result.log})", err=True)
+    return folder
