@@ -81,12 +81,13 @@ def loop(file: str | None, max_iter: int | None, runs: str, proposer: str | None
         raise click.UsageError("--cost needs --token-price IN,OUT (currency per million prompt and completion tokens)")
     _check_overrides(overrides)
     if data is not None and data != "synth":
-        from opl.data.importer import is_canonical
+        from opl.data.importer import has_data_files, is_canonical
         from opl.loop.inputs import DATA_FILES
 
         if not Path(data).is_dir():
             raise click.UsageError(f"--data {data}: not a folder (give `synth` or a folder with futures.csv)")
-        if is_canonical(data) and not (Path(data) / DATA_FILES["futures"]).is_file():
+        raw = has_data_files(data) and not is_canonical(data)
+        if not raw and not (Path(data) / DATA_FILES["futures"]).is_file():
             raise click.UsageError(f"--data {data}: no {DATA_FILES['futures']} in the folder")
     try:
         if resume is not None:

@@ -57,7 +57,7 @@ from opl.data.contracts import CONTRACTS
 from opl.data.loaders import DataError, LoadResult, Problem, Repair, _read_raw, validate_frame
 
 __all__ = ["Role", "ROLES", "FILES", "ImportedFile", "ImportResult", "import_files", "resolve_data",
-           "is_canonical", "recognise_role"]
+           "is_canonical", "has_data_files", "recognise_role"]
 
 Role = Literal["futures", "options", "signals", "factors", "iv_summary"]
 FILES: dict[str, str] = {"futures": "futures.csv", "options": "options.csv", "signals": "signals.csv",
@@ -617,8 +617,9 @@ def _log_text(result: ImportResult, pack) -> str:
 # --------------------------------------------------------------------------- --data of the commands
 
 
-def _has_data_files(folder: Path) -> bool:
-    return any(p.is_file() and p.suffix.lower() in READABLE for p in folder.iterdir())
+def has_data_files(folder: str | os.PathLike) -> bool:
+    """Whether a folder holds any file the import reads (``.csv``, ``.txt``, ``.parquet``, ``.pq``)."""
+    return any(p.is_file() and p.suffix.lower() in READABLE for p in Path(folder).iterdir())
 
 
 def is_canonical(folder: str | os.PathLike) -> bool:
@@ -639,7 +640,7 @@ def resolve_data(data: str | os.PathLike | None, *, pack=None, into: str | os.Pa
     ``--data``, a file, or a folder already in the canonical layout). ``into`` is the
     folder to import into (default: a new temporary folder, named in the log).
     """
-    if data is None or not Path(data).is_dir() or is_canonical(data) or not _has_data_files(Path(data)):
+    if data is None or not Path(data).is_dir() or is_canonical(data) or not has_data_files(Path(data)):
         # Nothing to import: the command says what it needs.
         return (None if data is None else str(data)), None
     target = Path(into) if into is not None else Path(tempfile.mkdtemp(prefix="opl-import-"))

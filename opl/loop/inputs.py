@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from opl.data.importer import is_canonical
+from opl.data.importer import has_data_files, is_canonical
 from opl.loop.archive import RunArchive
 
 __all__ = ["DataInputError", "prepare_data", "DATA_FILES"]
@@ -79,7 +79,7 @@ def prepare_data(archive: RunArchive, source: str, *, initial_text: str, claim: 
             raise DataInputError(f"--data {source}: not a folder (give `synth` or a folder with futures.csv)",
                                  usage=True)
         origin = {"kind": "folder", "folder": os.path.abspath(folder)}
-        if not is_canonical(folder):
+        if has_data_files(folder) and not is_canonical(folder):
             note("import of raw files")
             folder = _import(archive, folder, initial_text)
             origin = {"kind": "imported", "source": os.path.abspath(source), "folder": str(folder),
