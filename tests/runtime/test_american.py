@@ -299,3 +299,23 @@ def test_american_greeks_limits_are_finite():
                         strike=100.0, t=np.array([[0.0], [1e-6]]), vol=0.3, rate=0.05)
     for name, x in zip(Greeks._fields, g):
         assert np.all(np.isfinite(x)), name
+
+
+def test_critical_price_is_solved_once_per_distinct_series(monkeypatch):
+    # The marking tables price a grid of 401 underlyings × 41 vols: S* depends on the vol only, so
+    # the Newton solve runs on 41 elements, and every price is bit for bit the element-wise one.
+    sizes = []
+    solve = am._critical_price
+
+    def counting(*args):
+        sizes.append(args[0].size)
+        return solve(*args)
+
+    forward = np.exp(np.linspace(-1.0, 1.0, 401))[:, None]
+    vol = np.exp(np.linspace(np.log(0.02), np.log(3.0), 41))[None, :]
+    monkeypatch.setattr(am, "_critical_price", counting)
+    grid = baw_price(is_call=False, underlying=forward, strike=1.0, t=0.08, vol=vol, rate=0.015)
+    assert sizes == [41]
+    single = [baw_price(is_call=False, underlying=forward[i, 0], strike=1.0, t=0.08, vol=vol[0, j], rate=0.015)
+              for i in (0, 200, 400) for j in (0, 20, 40)]
+    assert [grid[i, j] for i in (0, 200, 400) for j in (0, 20, 40)] == single
