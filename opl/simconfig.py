@@ -76,6 +76,7 @@ class SimSettings:
     days_per_month: int = 21
     chunk: int = 10_000
     exact_american: bool = False
+    engine: str = "fast"
     guard_days: float = 2.0
     adjust_cooldown: float = 5.0
     adjust_on_abort: str = "exit"
@@ -167,6 +168,8 @@ KEYS: dict[str, tuple[str, object, tuple[float, float] | None, str]] = {
     "sim.days_per_month": ("days_per_month", _integer, (1, 31), "trading days per simulated month"),
     "sim.chunk": ("chunk", _integer, (1, 1_000_000), "paths per chunk"),
     "sim.exact_american": ("exact_american", _bool, None, "price every American mark with BAW directly"),
+    "sim.engine": ("engine", _choice("fast", "reference"), None,
+                   "fast (compiled kernels) | reference (the numpy replay they are tested against)"),
     "sim.guard_days": ("guard_days", _number, (0.0, 365.0), "days_left exit guard"),
     "adjust.cooldown": ("adjust_cooldown", _number, (0.0, 365.0), "days between adjustment rounds"),
     "adjust.on_abort": ("adjust_on_abort", _choice("exit", "skip"), None, "exit | skip"),

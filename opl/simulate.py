@@ -370,7 +370,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
                   paths=settings.paths, months=settings.horizon_months, steps_per_day=settings.steps_per_day,
                   days_per_month=settings.days_per_month, seed=settings.seed, chunk=settings.chunk,
                   option_ticks=settings.option_slippage_ticks, futures_ticks=settings.futures_slippage_ticks,
-                  exact_american=settings.exact_american)
+                  exact_american=settings.exact_american, engine=settings.engine)
     fee = {"fee_factor": settings.fee_factor}
     cost_plans = [p for p in plans if not p.market]
     market_plans = [p for p in plans if p.market]

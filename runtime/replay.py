@@ -59,7 +59,9 @@ from opl.runtime.adjust import AdjustEngine, AdjustSpec, Desk
 from opl.runtime.book import Book, Slot
 from opl.runtime.exercise import AssignmentSpec, Inventory
 from opl.runtime.guards import GuardRule, blocked, leg_states, warned
+from opl.runtime import kernels
 from opl.runtime.hedging import HedgeSpec, direction, rebalance
+from opl.runtime.kernels import mark_series
 from opl.runtime.ledger import Costs, Ledger
 from opl.runtime.legspec import Levels, OptionLeg
 from opl.runtime.margin import futures_margin, options_margin
@@ -137,6 +139,7 @@ class RunSpec:
     futures_ticks: float = 1.0
     exact_american: bool = False
     source: Callable[[int, int], object] | None = None
+    engine: Literal["fast", "reference"] = "fast"  # compiled kernels (opl.runtime.kernels) or the numpy reference
 
 
 @dataclass
@@ -227,6 +230,8 @@ class _Month(MarkedMonth):
         self.vol, self.smile, self.rate, self.pack, self.levels = mp.vol, strat.smile, strat.rate, run.pack, strat.levels
         self.markers = {True: marker, False: euro}
         self.want_gamma = strat.greeks
+        # The compiled marks (opl.runtime.kernels) unless the reference is asked for or BAW is priced directly.
+        self.fast = run.engine == "fast" and kernels.available() and not run.exact_american
         self.atm = strat.smile.atm(mp.vol)
         self.support, self.resistance = strat.levels.of(f[:, 0])
         self.strikes, self.value, self.delta, self.exercise = [], [], [], []
@@ -239,11 +244,21 @@ class _Month(MarkedMonth):
             # A level far below the grid (a collapsed path) gets the lowest listed strike, never 0.
             lowest = run.pack.option.strike_grid[0].step
             k = np.maximum(np.asarray(run.pack.snap_strike(np.maximum(raw, lowest)), dtype=float), lowest)
+            self.strikes.append(k)
+            if self.fast:
+                value, delta, gamma, exercise = mark_series(
+                    is_call=leg.is_call, american=leg.american, forward=f, vol=mp.vol, strike=k, t=self.t + later,
+                    smile=strat.smile, rate=strat.rate, carry=marker.carry)
+                self.value.append(value)
+                self.delta.append(delta)
+                self.exercise.append(exercise)
+                if self.gamma is not None:
+                    self.gamma.append(gamma)
+                continue
             iv = strat.smile.iv(vol=mp.vol, forward=f, strike=k[:, None])
             cols = [(marker if leg.american else euro).mark(is_call=leg.is_call, forward=f[:, j], strike=k,
                                                             t=self.t[j] + later, vol=iv[:, j], gamma=strat.greeks)
                     for j in range(n + 1)]
-            self.strikes.append(k)
             self.value.append(np.stack([c.value for c in cols], axis=1))
             self.delta.append(np.stack([c.delta for c in cols], axis=1))
             self.exercise.append(np.stack([c.exercise for c in cols], axis=1))
@@ -291,6 +306,15 @@ class _Month(MarkedMonth):
         vi, pi = np.nonzero(where)
         if vi.size:
             forward, k = self.price[pi, j], np.broadcast_to(strike, shape)[vi, pi]
+            if self.fast:
+                t = np.array([self.t[j] + extra_days / DAYS_PER_YEAR])
+                marks = mark_series(is_call=is_call, american=american, forward=forward[:, None],
+                                    vol=self.vol[pi, j][:, None], strike=k, t=t,
+                                    smile=self.smile, rate=self.rate, carry=self.markers[american].carry)
+                value[vi, pi], delta[vi, pi], exercise[vi, pi] = marks[0][:, 0], marks[1][:, 0], marks[3][:, 0]
+                if self.want_gamma:
+                    gamma[vi, pi] = marks[2][:, 0]
+                return value, delta, gamma, exercise
             iv = self.smile.iv(vol=self.vol[pi, j], forward=forward, strike=k)
             marks = self.markers[american].mark(is_call=is_call, forward=forward, strike=k,
                                                 t=self.t[j] + extra_days / DAYS_PER_YEAR, vol=iv,
