@@ -446,7 +446,7 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
         def state_at(j, hedge, month_pnl, denominator, open_margin):
             return _trigger_state(mo, j, book, hedge, month_pnl, denominator, equity, peak, run.capital, open_margin,
                                   packs, mo.days_left[j], lots_per_option, pending, inventory,
-                                  (book.option_delta(lots_per_option) + book.static) / sizes, band_k, strat, d)
+                                  lambda: (book.option_delta(lots_per_option) + book.static) / sizes, band_k, strat, d)
 
         if strat.guards:
             # avoid_leg_if: a leg whose rule holds at the open is not opened on that path.
@@ -521,7 +521,6 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
             # 3. exit triggers, stop loss, guard
             days_left = mo.days_left[j]
             exit_now = np.zeros(shape, dtype=bool)
-            unit_delta = (book.option_delta(lots_per_option) + book.static) / sizes
             if strat.exit_triggers or strat.score is not None:
                 state = state_at(j, hedge, month_pnl, denominator, open_margin)
                 flags = [np.broadcast_to(t(state), shape) for t in strat.exit_triggers]
@@ -541,6 +540,7 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
                 exit_now[:] = True
             exit_now &= is_open
             if tr is not None:
+                unit_delta = (book.option_delta(lots_per_option) + book.static) / sizes
                 tr["unit_delta"].append(np.where(is_open, unit_delta, np.nan))
                 tr["band"].append(np.broadcast_to(band_k * mo.band[1][j], shape).copy() if mo.band is not None
                                   else np.full(shape, np.nan))
@@ -824,6 +824,6 @@ def _trigger_state(mo, j, book: Book, hedge, month_pnl, denominator, equity, pea
         iv=mo.atm[:, j], open_iv=mo.atm[:, 0], drawdown=np.maximum(peak - equity, 0.0) / peak * 100.0,
         requirement=requirement, capital=capital, open_margin=open_margin,
         support=mo.support, resistance=mo.resistance,
-        delta=book.option_delta(lots_per_option) + book.static + hedge, unit_delta=unit_delta,
+        delta=lambda: book.option_delta(lots_per_option) + book.static + hedge, unit_delta=unit_delta,
         band_centre=None if mo.band is None else mo.band[0][j],
         band_width=None if mo.band is None else band_k * mo.band[1][j], **extras)

@@ -149,11 +149,11 @@ class TriggerState:
     drawdown: np.ndarray
     support: np.ndarray
     resistance: np.ndarray
-    delta: np.ndarray
+    delta: np.ndarray | Callable[[], np.ndarray]  # read with measured(): a callable is computed when first read
     requirement: Callable[[], np.ndarray]  # margin now; computed only when a trigger asks
     capital: float
     open_margin: np.ndarray
-    unit_delta: np.ndarray | None = None  # options + the strategy's futures, per unit of size (no hedge)
+    unit_delta: np.ndarray | Callable[[], np.ndarray] | None = None  # (measured()) options + the strategy's futures, per unit of size (no hedge)
     band_centre: np.ndarray | float | None = None
     band_width: np.ndarray | float | None = None
     lots: Callable[[], np.ndarray] | None = None  # N of structure_destabilised (module docstring)
@@ -166,6 +166,15 @@ class TriggerState:
     added_margin: Callable[[], np.ndarray] | None = None
     tenor_days: float = 30.0
     _margin: np.ndarray | None = None
+
+    def measured(self, name: str):
+        """A field's value; a callable one (the net deltas, computed only when a condition reads them: most
+        conditions never do) is called on first read and kept."""
+        value = getattr(self, name)
+        if callable(value):
+            value = value()
+            setattr(self, name, value)
+        return value
 
     def _required(self) -> np.ndarray:
         if self._margin is None:
@@ -230,7 +239,7 @@ def _leg(s: TriggerState) -> LegState:
 _VARIABLES: dict[str, Callable[[TriggerState], np.ndarray]] = {
     "days_left": lambda s: np.asarray(s.days_left if s.leg is None else s.leg.days_left),
     "pnl": lambda s: s.pnl_capital,
-    "delta": lambda s: s.delta,
+    "delta": lambda s: s.measured("delta"),
     "iv": lambda s: s.iv * 100.0,
     "strike_offset": lambda s: _leg(s).strike_offset,
     "moneyness": lambda s: _leg(s).moneyness,
@@ -241,7 +250,7 @@ _VARIABLES: dict[str, Callable[[TriggerState], np.ndarray]] = {
 
 def _structure(measure: str | None) -> Compiled:
     def delta(s: TriggerState) -> np.ndarray:
-        return np.abs(s.delta - s._need("target_delta")()) > s.bands[0] * s._need("lots")()
+        return np.abs(s.measured("delta") - s._need("target_delta")()) > s.bands[0] * s._need("lots")()
 
     def gamma(s: TriggerState) -> np.ndarray:
         return np.abs(s._need("gamma_lots")()) > s.bands[1] * s._need("lots")()
@@ -270,7 +279,7 @@ def _delta_band(s: TriggerState) -> np.ndarray:
     if s.unit_delta is None or s.band_width is None:
         raise ValueError("delta_band needs the replay's unit delta and a fitted band (opl backtest)")
     with np.errstate(invalid="ignore"):
-        return np.abs(s.unit_delta - s.band_centre) > s.band_width
+        return np.abs(s.measured("unit_delta") - s.band_centre) > s.band_width
 
 
 def _call(call: ast.Call, history: bool = False) -> Compiled:
