@@ -1,34 +1,48 @@
-"""Replay speed and memory: the vectorised engine against a per-path Python replay, one run.
+"""Replay speed and memory, each against a baseline timed in the same run (issue 13's report).
 
-The task is issue 4's benchmark: the jujube support/resistance strangle of
-``examples/jujube/strangle.opl`` (GARCH + jumps + regime, American legs marked by BAW,
-hedged every day with 10% kept along the signal, take-delivery assignment, margin every
-step, exit triggers, the adjustment module — a roll and a gamma hedge behind a margin
-abort — and the default guards) over one month of 21 daily steps at ``--paths`` paths
-(50,000).
+The task is the jujube support/resistance strangle of ``examples/jujube/strangle.opl``
+(GARCH + jumps + regime, American legs marked by BAW, hedged every day with 10% kept along
+the signal, take-delivery assignment, margin every step, exit triggers, the adjustment
+module — a roll and a gamma hedge behind a margin abort — and the default guards).
 
-* **vectorised**: `opl.runtime.replay.replay`, all paths at once (chunks of 10,000);
-* **per path**: the same rules written as a straightforward loop over paths and steps in
-  Python, one option at a time (one BAW evaluation per option and step for its value and
-  delta, scalar margin), on the first ``--sample``
-  paths of the same chunk, its time scaled to ``--paths``. Its P&L is compared with the
-  vectorised replay's on those paths (the vectorised marks come from BAW tables, so they
-  agree to the tables' accuracy, not bit for bit).
-
-Then the peak memory (tracemalloc) of chunked runs at growing path counts, which stays
-flat apart from the per-path results (a few floats per path and month).
+1. **bare kernel**: the physical floor in numpy — ``--paths`` GBM paths × 21 steps, Black-76
+   price and delta of the two legs at every step, a whole-lot futures hedge and the P&L;
+   one month, no rules. Every other time is printed as a multiple of it.
+2. **whole simulate**: ``opl simulate examples/jujube/strangle.opl --paths N`` as a separate
+   process (12 months, five sizes, four stresses, two sensitivities: everything the file
+   asks), its wall time, its ratio to the bare kernel and its peak memory (max RSS).
+3. **first run**: the same at 100 paths with an empty numba cache (``NUMBA_CACHE_DIR``), then
+   with the cache warm: the kernels' one-off compile time, reported apart.
+4. **fast vs reference**: one month of the replay at ``--paths`` paths with
+   ``engine="fast"`` (compiled kernels, `opl.runtime.kernels`) and ``engine="reference"``
+   (the numpy replay), and their largest ledger difference.
+5. **per path**: the same rules written as a straightforward loop over paths and steps in
+   Python, one option at a time (one BAW evaluation per option and step for its value and
+   delta, scalar margin), on the first ``--sample`` paths of the same chunk, its time scaled
+   to ``--paths``; its P&L against the replay's on those paths (the replay's marks come from
+   BAW tables, so they agree to the tables' accuracy, not bit for bit).
+6. **memory**: peak memory (tracemalloc) of chunked one-month runs at growing path counts
+   (``--memory``, 10⁶ by default), and their time per path (linear in paths).
+7. **main job**: the README's ``opl loop examples/jujube/strangle.opl --data synth`` in a
+   temporary folder, its wall time.
 
 Usage::
 
-    python benchmarks/bench_simulate.py [--paths 50000] [--sample 200] [--memory 50000,200000,1000000]
+    python benchmarks/bench_simulate.py [--paths 50000] [--sample 200] [--memory 50000,1000000]
+                                        [--skip whole,first,reference,main]
 
-Only the ratio is meant to be compared across machines.
+Only the ratios are meant to be compared across machines.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
 import time
 import tracemalloc
 from dataclasses import replace
@@ -38,6 +52,7 @@ import numpy as np
 
 from opl.runtime.american import baw_value_delta_gamma
 from opl.runtime.pricing import value_delta_gamma
+from opl.runtime import kernels
 from opl.runtime.margin import futures_margin, short_option_margin
 from opl.runtime.processes import PathGenerator
 from opl.runtime.replay import Variant, replay
@@ -257,21 +272,96 @@ def _best(fn, repeat: int) -> float:
     return best
 
 
+def bare_kernel(paths: int, steps: int = 21, seed: int = 0) -> float:
+    """One month of the bare numpy kernel: GBM, Black-76 price and delta of a put and a call, a futures
+    hedge in whole lots and the P&L (returns the mean P&L, so nothing is optimised away)."""
+    rng = np.random.default_rng(seed)
+    dt, vol, price, rate = 30 / 365 / steps, 0.28, 10_400.0, 0.015
+    f = price * np.exp(np.cumsum(-0.5 * vol * vol * dt + vol * np.sqrt(dt) * rng.standard_normal((paths, steps)),
+                                 axis=1))
+    f = np.concatenate([np.full((paths, 1), price), f], axis=1)
+    pnl, hedge, before = np.zeros(paths), np.zeros(paths), np.zeros(paths)
+    for j in range(steps + 1):
+        t = 30 / 365 * (steps - j) / steps
+        value, delta = np.zeros(paths), np.zeros(paths)
+        for is_call, strike in ((False, 9_800.0), (True, 11_100.0)):
+            v, d, _ = value_delta_gamma(is_call=is_call, underlying=f[:, j], strike=strike, t=t, vol=vol, rate=rate,
+                                        with_gamma=False)
+            value -= v
+            delta -= d
+        if j:
+            pnl += (value - before) * 5.0 + hedge * (f[:, j] - f[:, j - 1]) * 5.0
+        before = value
+        hedge = -np.rint(delta)
+    return float(pnl.mean())
+
+
+def _child(command: list[str], env: dict | None = None, cwd: str | None = None) -> tuple[float, float, float]:
+    """Wall time, CPU time (user + system: what a busy shared machine does not inflate) and peak resident
+    memory (MiB, the largest child so far) of a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd)
+    seconds = time.perf_counter() - start
+    if done.returncode not in (0, 1):  # 1: the target fails, a verdict, not an error
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, cpu, after.ru_maxrss / 1024.0  # ru_maxrss is in KiB on Linux
+
+
+def _largest_difference(a, b) -> float:
+    pairs = [(a.monthly, b.monthly), (a.max_drawdown, b.max_drawdown), (a.peak_margin, b.peak_margin)]
+    pairs += [(a.buckets[k], b.buckets[k]) for k in a.buckets] + [(a.counters[k], b.counters[k]) for k in a.counters]
+    return max(float(np.max(np.abs(np.asarray(x, float) - np.asarray(y, float))
+                            / np.maximum(np.abs(np.asarray(y, float)), 1.0))) for x, y in pairs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--paths", type=int, default=50_000)
     parser.add_argument("--sample", type=int, default=200, help="paths replayed by the per-path baseline")
     parser.add_argument("--size", type=float, default=10.0, help="position size (lots per leg)")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--memory", default="50000,200000,1000000",
+    parser.add_argument("--memory", default="50000,1000000",
                         help="path counts for the chunked peak-memory runs (comma separated, empty: skip)")
+    parser.add_argument("--skip", default="", help="comma separated: whole, first, reference, main")
     args = parser.parse_args()
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    opl = [sys.executable, "-c", "from opl.cli import main; main()"]
+
+    bare_kernel(1000)
+    bare = _best(lambda: bare_kernel(args.paths), args.repeat)
+    print(f"bare numpy kernel (GBM + Black-76 price and delta of two legs + futures hedge), {args.paths:,} x 21: "
+          f"{bare:.3f} s")
+
+    if "whole" not in skip:
+        seconds, cpu, peak = _child([*opl, "simulate", str(JUJUBE), "--paths", str(args.paths)])
+        print(f"whole simulate, {JUJUBE.name} at {args.paths:,} paths (12 months, sizes, stresses, sensitivities): "
+              f"{seconds:.1f} s wall ({cpu:.1f} s CPU), peak RSS {peak:,.0f} MiB = {seconds / bare:,.0f}x the bare "
+              f"kernel")
+    if "first" not in skip:
+        with tempfile.TemporaryDirectory() as cache:
+            env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+            cold, cold_cpu, _ = _child([*opl, "simulate", str(JUJUBE), "--paths", "100"], env=env)
+            warm, warm_cpu, _ = _child([*opl, "simulate", str(JUJUBE), "--paths", "100"], env=env)
+        print(f"first run (empty numba cache) at 100 paths: {cold:.1f} s ({cold_cpu:.1f} s CPU); with the cache warm: "
+              f"{warm:.1f} s ({warm_cpu:.1f} s CPU); one-off compile time {max(cold - warm, 0.0):.1f} s")
 
     strategy, run, variants = _setup(args.paths, args.size)
-    replay(strategy=strategy, run=replace(run, paths=1000), variants=variants)  # builds the BAW tables once
-    vector = _best(lambda: replay(strategy=strategy, run=run, variants=variants), args.repeat)
-    print(f"vectorised replay: {args.paths:,} paths x 21 steps, size {args.size:g}: {vector:.3f} s "
-          f"({vector / args.paths * 1e6:.2f} us per path)")
+    replay(strategy=strategy, run=replace(run, paths=1000), variants=variants)  # tables built, kernels loaded
+    fast_run = replace(run, engine="fast")
+    vector = _best(lambda: replay(strategy=strategy, run=fast_run, variants=variants), args.repeat)
+    print(f"fast engine ({'numba kernels' if kernels.available() else 'numba missing: the reference'}): one month, "
+          f"{args.paths:,} paths x 21 steps, size {args.size:g}: {vector:.3f} s ({vector / args.paths * 1e6:.2f} us "
+          f"per path) = {vector / bare:.1f}x the bare kernel")
+    if "reference" not in skip:
+        ref_run = replace(run, engine="reference")
+        reference = _best(lambda: replay(strategy=strategy, run=ref_run, variants=variants), args.repeat)
+        difference = _largest_difference(replay(strategy=strategy, run=fast_run, variants=variants),
+                                         replay(strategy=strategy, run=ref_run, variants=variants))
+        print(f"reference replay (numpy): {reference:.3f} s; ratio: the fast engine is {reference / vector:.2f}x "
+              f"faster, largest ledger difference {difference:.1e} (relative)")
 
     sample = min(args.sample, args.paths, run.chunk)
     pnl, loop = _per_path(strategy, run, args.size, sample)
@@ -292,8 +382,15 @@ def main() -> None:
         seconds = time.perf_counter() - start
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        print(f"peak memory, {count:,} paths in chunks of {run.chunk:,}: {peak / 2**20:,.0f} MiB ({seconds:.1f} s "
-              f"under tracemalloc)")
+        print(f"peak memory, {count:,} paths in chunks of {run.chunk:,}: {peak / 2**30:,.2f} GiB ({seconds:.1f} s "
+              f"under tracemalloc, {seconds / count * 1e6:.1f} us per path)")
+
+    if "main" not in skip:
+        with tempfile.TemporaryDirectory() as folder:
+            seconds, cpu, _ = _child([*opl, "loop", str(JUJUBE), "--data", "synth", "--runs", "runs/jujube"],
+                                     cwd=folder)
+        print(f"main job (opl loop {JUJUBE.name} --data synth --runs runs/jujube): {seconds:.1f} s ({cpu:.1f} s CPU) = "
+              f"{seconds / bare:,.0f}x the bare kernel")
 
 
 if __name__ == "__main__":
