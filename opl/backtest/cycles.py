@@ -1,30 +1,48 @@
-"""The option cycles of a backtest: which options a month trades, over which sessions, marked how.
+"""The option cycles of a backtest: which options a cycle trades, over which sessions, marked how.
 
-A *cycle* is the backtest's month: it opens on a session, sells (or buys) the strategy's
-legs and runs to the options' expiry, one futures contract throughout.
+A *cycle* is one trade of the strategy: it opens on a session, sells (or buys) the
+strategy's legs and runs to the options' expiry, one futures contract throughout — it
+lasts its options' life, and those options are the tenor's the file writes.
 
-**Expiry.** With a chain: among the expiries listed on the opening session for the
+**Expiry and open.** With a chain: among the expiries listed on a session for the
 contract then held (``underlying_symbol``, when the chain and the futures name
 contracts), the one whose calendar days to expiry are nearest the strategy's tenor.
-Without a chain: the last session on or before the opening day + tenor (calendar days),
-at whose settlement the options are taken to expire.
+When later sessions of the same contract bring that expiry nearer the tenor (a chain
+that lists only the main contract's next expiry, one to three months out), the account
+stays flat until the session nearest the tenor, and the cycle opens there: a file that
+sells 30-day options sells 30-day options, not 60- or 90-day ones (the sessions waited
+are counted in the notes). Without a chain: the last session on or before the opening
+day + tenor (calendar days), at whose settlement the options are taken to expire.
 
 **End.** The cycle ends at the expiry session; if the contract rolls first (its last
 session comes before the expiry) or the data end, the cycle is *cut* there and the replay
-closes everything at that session's marks. The next cycle opens on the expiry session (as
-a simulated month opens where the last one ended), or on the first session of the new
+closes everything at that session's marks. The next cycle may open on the expiry session
+(as a simulated month opens where the last one ended), or on the first session of the new
 contract after a roll — never across one. If the chain's expiry falls between sessions,
-the cycle ends at the last session before it (closed at market) and the next opens there.
+the cycle ends at the last session before it (closed at market) and the next may open there.
 
 Futures an exercise at expiry creates are closed at the next step, as the simulator
 closes them — the next cycle's first step; when the series rolled in between, that step
 moves with the new contract (a continuous series holds no later price of the old one).
 
+**Levels.** Support and resistance come from the latest ``signals.csv`` view issued on or
+before the opening day (the file's level widths around F₀ without one). A view is a price
+of the contract held on its issue date; when the cycle trades a later contract, the
+levels are *re-anchored* to it by the ratio of the two contracts' prices on the same day
+at each roll in between (`level_factors`: the new contract's ``prev_settlement`` on its
+first session over the old contract's last settlement — a same-day pair; without
+``prev_settlement``, the two settlements a session apart, noted as approximate). A view
+issued before the data's first session cannot be placed on a contract: its cycle is
+skipped, with a note.
+
 **Strikes.** Each leg's strike spec is resolved at the opening settlement F₀ as the
-simulator resolves it (`opl.runtime.legspec.StrikeRule`), with the support and resistance
-of the latest ``signals.csv`` view issued on or before the opening day (the file's level
-widths around F₀ without one), then moved to the nearest strike the chain lists that day
-for that expiry and type (the rule pack's grid without a chain).
+simulator resolves it (`opl.runtime.legspec.StrikeRule`) with those levels, then moved to
+the nearest strike the chain lists that day for that expiry and type (the rule pack's grid
+without a chain). Moving to listed strikes must not change what is sold: two legs with
+different strike specs must not land on one strike or swap order, and a short put must
+stay below a short call (unless both legs share one spec, a straddle). A cycle whose
+listed strikes cannot keep that is skipped, with a note naming the strikes — never
+traded as a different position.
 
 **Marks.** `opl.runtime.historical.mark_cycle`: the chain's settlement where it has one,
 else the surface (`opl.backtest.surface`). When the file has an adjustment module, each
@@ -34,7 +52,7 @@ cycle's expiry, the surface otherwise and for later expiries).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -42,7 +60,8 @@ import pandas as pd
 
 from opl.runtime.historical import HistoricalMonth, mark_cycle
 
-__all__ = ["Cycle", "plan_cycles", "ChainIndex", "CycleQuotes", "mark_cycles", "DIRECTION_SIGN"]
+__all__ = ["Cycle", "Plan", "plan_cycles", "ChainIndex", "CycleQuotes", "mark_cycles", "Marked", "level_factors",
+           "strike_problem", "DIRECTION_SIGN"]
 
 DIRECTION_SIGN = {"up": 1.0, "down": -1.0, "flat": 0.0}
 
@@ -90,8 +109,30 @@ class ChainIndex:
         return merged["settlement"].to_numpy(dtype=float)
 
 
-def plan_cycles(futures: pd.DataFrame, chain: ChainIndex | None, *, tenor_days: float) -> tuple[list[Cycle], int]:
-    """The cycles of the module docstring, and the number of sessions no cycle could open on."""
+@dataclass(frozen=True)
+class Plan:
+    """The planned cycles; sessions no cycle could open on; sessions waited flat for the tenor's expiry."""
+
+    cycles: list[Cycle]
+    skipped: int
+    waited: int
+
+
+def _nearest_tenor_session(dates: pd.DatetimeIndex, i: int, last: int, expiry: pd.Timestamp, tenor_days: float,
+                           listed) -> int:
+    """The first session from ``i`` (up to ``last``, while ``expiry`` stays listed) whose calendar days to
+    ``expiry`` are nearest ``tenor_days``."""
+    def gap(j: int) -> float:
+        return abs((expiry - dates[j]).days - tenor_days)
+
+    j = i
+    while j < last and expiry in listed(dates[j + 1]) and gap(j + 1) < gap(j):
+        j += 1
+    return j
+
+
+def plan_cycles(futures: pd.DataFrame, chain: ChainIndex | None, *, tenor_days: float) -> Plan:
+    """The cycles of the module docstring."""
     dates = pd.DatetimeIndex(futures["trading_date"])
     contract = futures["contract"].to_numpy()
     last = len(dates) - 1
@@ -103,7 +144,7 @@ def plan_cycles(futures: pd.DataFrame, chain: ChainIndex | None, *, tenor_days: 
             end = i
         contract_end[i] = end
     cycles: list[Cycle] = []
-    skipped = 0
+    skipped = waited = 0
     i = 0
     while i < last:
         day, c = dates[i], str(contract[i])
@@ -114,6 +155,10 @@ def plan_cycles(futures: pd.DataFrame, chain: ChainIndex | None, *, tenor_days: 
                 i += 1
                 continue
             expiry = min(listed, key=lambda e: (abs((e - day).days - tenor_days), e))
+            start = _nearest_tenor_session(dates, i, int(contract_end[i]), expiry, tenor_days,
+                                           lambda d, c=c: chain.expiries(d, c))
+            waited += start - i
+            i, day = start, dates[start]
         else:
             expiry = day + pd.Timedelta(days=float(tenor_days))
         horizon = int(np.searchsorted(dates.values, expiry.to_datetime64(), side="right")) - 1
@@ -135,7 +180,7 @@ def plan_cycles(futures: pd.DataFrame, chain: ChainIndex | None, *, tenor_days: 
         cycles.append(Cycle(index=len(cycles), start=i, end=stop, contract=c, expiry=pd.Timestamp(expiry),
                             expires=expires, ends=ends))
         i = nxt
-    return cycles, skipped
+    return Plan(cycles=cycles, skipped=skipped, waited=waited)
 
 
 class CycleQuotes:
@@ -170,15 +215,55 @@ class CycleQuotes:
                                 forward=float(self.price[j]))
 
 
-def _levels(signals: pd.DataFrame | None, day: pd.Timestamp, price: float, levels) -> tuple[float, float, float, bool]:
-    """Support, resistance, direction sign on ``day`` and whether a view gave them."""
+def level_factors(futures: pd.DataFrame) -> tuple[np.ndarray, int]:
+    """Per session, the factor that carries a price level between contracts (module docstring, **Levels**).
+
+    A level quoted on session ``a``'s contract is ``level · f[b] / f[a]`` on session ``b``'s. Returns the
+    factors and the number of rolls re-anchored approximately (no usable ``prev_settlement``).
+    """
+    settle = futures["settlement"].to_numpy(dtype=float)
+    contract = futures["contract"].to_numpy()
+    prev = (futures["prev_settlement"].to_numpy(dtype=float) if "prev_settlement" in futures.columns
+            else np.full(len(settle), np.nan))
+    rolls = np.flatnonzero(contract[1:] != contract[:-1]) + 1
+    # The new contract's previous settlement is its price on the old contract's last day — unless the
+    # file carries the old contract's there (it equals that day's settlement) or nothing.
+    same_day = np.isfinite(prev[rolls]) & (prev[rolls] > 0) & (prev[rolls] != settle[rolls - 1])
+    ratio = np.ones(len(settle))
+    ratio[rolls] = np.where(same_day, prev[rolls], settle[rolls]) / settle[rolls - 1]
+    return np.cumprod(ratio), int((~same_day).sum())
+
+
+@dataclass(frozen=True)
+class View:
+    """The levels a cycle opens with, on the contract it trades."""
+
+    support: float
+    resistance: float
+    sign: float
+    viewed: bool
+    issued: pd.Timestamp | None = None
+    factor: float = 1.0
+
+
+def _view(signals: pd.DataFrame | None, dates: pd.DatetimeIndex, factors: np.ndarray, start: int, price: float,
+          levels) -> View | str:
+    """The latest view on or before session ``start``, re-anchored to its contract; a reason when it cannot be."""
+    day = dates[start]
     if signals is not None and len(signals):
-        known = signals[pd.DatetimeIndex(signals["date"]) <= day]
-        if len(known):
-            row = known.iloc[-1]
-            return float(row["support"]), float(row["resistance"]), DIRECTION_SIGN[row["direction"]], True
+        issued = pd.DatetimeIndex(signals["date"])
+        known = np.flatnonzero(issued <= day)
+        if known.size:
+            row = signals.iloc[known[-1]]
+            on = int(np.searchsorted(dates.values, issued[known[-1]].to_datetime64(), side="right")) - 1
+            if on < 0:
+                return (f"the view of {issued[known[-1]].date()} precedes the data, so the contract its levels "
+                        "are quoted on is unknown")
+            factor = float(factors[start] / factors[on])
+            return View(support=float(row["support"]) * factor, resistance=float(row["resistance"]) * factor,
+                        sign=DIRECTION_SIGN[row["direction"]], viewed=True, issued=issued[known[-1]], factor=factor)
     support, resistance = levels.of(np.array([price]))
-    return float(support[0]), float(resistance[0]), 0.0, False
+    return View(support=float(support[0]), resistance=float(resistance[0]), sign=0.0, viewed=False)
 
 
 def _snap(listed: np.ndarray, raw: float, pack) -> float:
@@ -188,54 +273,112 @@ def _snap(listed: np.ndarray, raw: float, pack) -> float:
     return float(max(float(pack.snap_strike(max(raw, lowest))), lowest))
 
 
+def strike_problem(legs, raw: list[float], strikes: list[float]) -> str | None:
+    """Why the listed ``strikes`` would trade another position than the resolved ``raw`` ones (module
+    docstring, **Strikes**), or None."""
+    for a in range(len(legs)):
+        for b in range(a + 1, len(legs)):
+            if legs[a].strike == legs[b].strike:
+                continue
+            order = np.sign(raw[b] - raw[a])
+            if order and np.sign(strikes[b] - strikes[a]) != order:
+                return (f"legs {a + 1} and {b + 1} resolve to {raw[a]:g} and {raw[b]:g}, but the nearest listed "
+                        f"strikes are {strikes[a]:g} and {strikes[b]:g}")
+            put, call = (a, b) if legs[b].is_call else (b, a)
+            if (legs[a].is_call != legs[b].is_call and legs[a].side < 0 and legs[b].side < 0
+                    and strikes[put] >= strikes[call]):
+                return (f"the short put ({strikes[put]:g}) would not be below the short call ({strikes[call]:g}): "
+                        "both in the money")
+    return None
+
+
+@dataclass
+class Marked:
+    """The marked cycles (renumbered from 0), one record each for the report, and the cycles skipped."""
+
+    cycles: list[Cycle]
+    months: list[HistoricalMonth]
+    records: list[dict]
+    skipped: list[str]
+    approximate_rolls: int = 0
+    reanchored: int = 0
+
+
+def _strikes(strategy, series, day: pd.Timestamp, price: float, view: View, iv: float, t: float,
+             pack) -> tuple[list[float], list[float]]:
+    """The resolved and the listed strike of every leg at the open."""
+    raw, strikes = [], []
+    for leg in strategy.legs:
+        kind = "C" if leg.is_call else "P"
+        typed = series[series["option_type"] == kind] if series is not None else None
+        listed = np.array([]) if typed is None else np.unique(
+            typed.loc[typed["trading_date"] == day, "strike_price"].to_numpy(dtype=float))
+        k = leg.strike.resolve(is_call=leg.is_call, price=np.array([price]), support=np.array([view.support]),
+                               resistance=np.array([view.resistance]), iv=np.array([iv]), t=t,
+                               rate=strategy.rate)
+        raw.append(float(k[0]))
+        strikes.append(_snap(listed, float(k[0]), pack))
+    return raw, strikes
+
+
+def _quotes(series, strikes: list[float], strategy, days: pd.DatetimeIndex) -> list[np.ndarray]:
+    out = []
+    for leg, k in zip(strategy.legs, strikes):
+        quote = np.full(len(days), np.nan)
+        typed = series[series["option_type"] == ("C" if leg.is_call else "P")] if series is not None else None
+        if typed is not None and len(typed):
+            same = typed[np.isclose(typed["strike_price"].to_numpy(dtype=float), k)]
+            by_day = same.drop_duplicates("trading_date").set_index("trading_date")["settlement"]
+            quote = by_day.reindex(days).to_numpy(dtype=float)
+        out.append(quote)
+    return out
+
+
 def mark_cycles(cycles: list[Cycle], *, futures: pd.DataFrame, chain: ChainIndex | None, signals: pd.DataFrame | None,
-                strategy, surfaces, pack, carry: float) -> tuple[list[HistoricalMonth], list[dict]]:
-    """Mark every cycle (module docstring); returns the months and one record per cycle for the report."""
+                strategy, surfaces, pack, carry: float) -> Marked:
+    """Mark every cycle (module docstring); cycles whose levels or strikes cannot be placed are skipped."""
     dates = pd.DatetimeIndex(futures["trading_date"])
     settle = futures["settlement"].to_numpy(dtype=float)
-    months, records = [], []
+    factors, approximate = level_factors(futures)
+    out = Marked(cycles=[], months=[], records=[], skipped=[], approximate_rolls=approximate)
     for cycle in cycles:
         rows = np.arange(cycle.start, cycle.end + 1)
         days = dates[rows]
         price = settle[rows]
         t = np.maximum((cycle.expiry - days).days.to_numpy(dtype=float), 0.0) / 365.0
-        support, resistance, sign, viewed = _levels(signals, days[0], price[0], strategy.levels)
+        where = f"the cycle opening {days[0].date()} on {cycle.contract}"
+        view = _view(signals, dates, factors, cycle.start, price[0], strategy.levels)
+        if isinstance(view, str):
+            out.skipped.append(f"{where} is skipped: {view}")
+            continue
         series = chain.series(cycle.expiry, cycle.contract) if chain is not None else None
-        # One surface query per session for the at-the-money level and every leg (resolved at the open).
-        atm = np.array([float(surfaces.iv(date=days[0], expiry=cycle.expiry, strike=np.array([price[0]]),
-                                          forward=price[0])[0])])
-        strikes, quotes, from_chain = [], [], 0
-        for leg in strategy.legs:
-            kind = "C" if leg.is_call else "P"
-            typed = series[series["option_type"] == kind] if series is not None else None
-            listed = np.array([]) if typed is None else np.unique(
-                typed.loc[typed["trading_date"] == days[0], "strike_price"].to_numpy(dtype=float))
-            raw = leg.strike.resolve(is_call=leg.is_call, price=price[:1], support=np.array([support]),
-                                     resistance=np.array([resistance]), iv=atm[:1], t=float(t[0]),
-                                     rate=strategy.rate)
-            k = _snap(listed, float(raw[0]), pack)
-            quote = np.full(len(rows), np.nan)
-            if typed is not None and len(typed):
-                same = typed[np.isclose(typed["strike_price"].to_numpy(dtype=float), k)]
-                by_day = same.drop_duplicates("trading_date").set_index("trading_date")["settlement"]
-                quote = by_day.reindex(days).to_numpy(dtype=float)
-            from_chain += int(np.isfinite(quote).sum())
-            strikes.append(k)
-            quotes.append(quote)
+        atm = float(surfaces.iv(date=days[0], expiry=cycle.expiry, strike=np.array([price[0]]),
+                                forward=price[0])[0])
+        raw, strikes = _strikes(strategy, series, days[0], price[0], view, atm, float(t[0]), pack)
+        problem = strike_problem(strategy.legs, raw, strikes)
+        if problem:
+            out.skipped.append(f"{where} is skipped: {problem}")
+            continue
+        quotes = _quotes(series, strikes, strategy, days)
+        from_chain = sum(int(np.isfinite(q).sum()) for q in quotes)
         # The surface is needed where a settlement is missing or does not invert, so at every session.
         grid = np.array([[surfaces.iv(date=d, expiry=cycle.expiry, strike=np.array([f] + strikes), forward=f)]
                          for d, f in zip(days, price)]).reshape(len(rows), len(strikes) + 1)
-        atm = grid[:, 0]
         surface_iv = [grid[:, 1 + i] for i in range(len(strikes))]
         # Only the adjustment module trades series beyond the file's legs.
         other = CycleQuotes(days, price, cycle.expiry, series, surfaces) if strategy.adjust is not None else None
-        months.append(mark_cycle(legs=strategy.legs, price=price, t=t, strikes=strikes, quotes=quotes,
-                                 surface=surface_iv, atm=atm, support=support, resistance=resistance, signal=sign,
-                                 rate=strategy.rate, carry=carry, expires=cycle.expires, gamma=strategy.greeks,
-                                 other=other, pack=pack, levels=strategy.levels))
-        records.append({"cycle": cycle.index, "open": days[0], "close": days[-1], "dates": days,
-                        "contract": cycle.contract, "expiry": cycle.expiry, "ends": cycle.ends,
-                        "sessions": len(rows) - 1, "open_price": float(price[0]), "strikes": strikes,
-                        "support": support, "resistance": resistance, "direction": sign, "view": viewed,
-                        "marks_from_chain": from_chain, "marks": len(rows) * len(strategy.legs)})
-    return months, records
+        out.months.append(mark_cycle(legs=strategy.legs, price=price, t=t, strikes=strikes, quotes=quotes,
+                                     surface=surface_iv, atm=grid[:, 0], support=view.support,
+                                     resistance=view.resistance, signal=view.sign, rate=strategy.rate, carry=carry,
+                                     expires=cycle.expires, gamma=strategy.greeks, other=other, pack=pack,
+                                     levels=strategy.levels))
+        kept = replace(cycle, index=len(out.cycles))
+        out.reanchored += view.factor != 1.0
+        out.cycles.append(kept)
+        out.records.append({"cycle": kept.index, "open": days[0], "close": days[-1], "dates": days,
+                            "contract": cycle.contract, "expiry": cycle.expiry, "ends": cycle.ends,
+                            "sessions": len(rows) - 1, "open_price": float(price[0]), "strikes": strikes,
+                            "support": view.support, "resistance": view.resistance, "direction": view.sign,
+                            "view": view.viewed, "view_date": view.issued, "level_factor": view.factor,
+                            "marks_from_chain": from_chain, "marks": len(rows) * len(strategy.legs)})
+    return out

@@ -4,8 +4,9 @@
                  band when the file has one, and the first walk-forward fit marked;
 ``drawdown.png`` the drawdown from the running peak, % of the peak;
 ``delta.png``    the strategy's delta per unit of size on the sessions a position is held,
-                 against the fitted band (centre ± width), band exits marked;
-``trades.png``   each cycle's P&L, coloured by how it ended.
+                 against the fitted band (centre ± width) and band exits when the file has one;
+``trades.png``   each cycle's P&L, coloured by how it ended (the legend's patches carry the
+                 bars' colours).
 
 The markdown holds the performance table, the walk-forward fits (date, in-sample
 sessions, centre, σ, chosen k and every k's in-sample objective) and the cycles (the
@@ -18,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_report", "PLOTS"]
+__all__ = ["write_report", "PLOTS", "delta_figure", "trades_figure"]
 
 PLOTS = ("equity.png", "drawdown.png", "delta.png", "trades.png")
 _COLOURS = {"delta_band": "#c44e52", "trigger": "#dd8452", "guard": "#4c72b0", "expiry": "#55a868",
-            "cut": "#8c8c8c", "liquidation": "#000000", None: "#cccccc"}
+            "cut": "#8c8c8c", "adjustment": "#8172b2", "liquidation": "#000000", None: "#cccccc"}
 
 
 def _plots(result, out: Path) -> None:
@@ -64,6 +65,17 @@ def _plots(result, out: Path) -> None:
     fig.savefig(out / "drawdown.png")
     plt.close(fig)
 
+    for name, figure in (("delta.png", delta_figure(result)), ("trades.png", trades_figure(result))):
+        figure.savefig(out / name)
+        plt.close(figure)
+
+
+def delta_figure(result):
+    """The position's delta per unit on the held sessions, with the band and its exits when the file has one."""
+    import matplotlib.pyplot as plt
+
+    dates = result.dates.to_pydatetime()
+    title = Path(result.file).name
     fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
     ax.plot(dates, result.unit_delta, color="#4c72b0", linewidth=0.9, label="delta per unit (held sessions)")
     if np.any(np.isfinite(result.band_width)):
@@ -71,36 +83,40 @@ def _plots(result, out: Path) -> None:
         ax.plot(dates, result.band_centre - result.band_width, color="#c44e52", linewidth=0.9)
     closes = [c["close"] for c in result.cycles if c["exit"] == "delta_band"]
     if closes:
-        import pandas as pd
-
         index = {d: i for i, d in enumerate(result.dates.strftime("%Y-%m-%d"))}
         at = [index[d] for d in closes if d in index]
         ax.scatter([dates[i] for i in at], result.unit_delta[at], color="#c44e52", s=16, zorder=3,
                    label="closed by the band")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_ylabel("delta, underlying lots per unit of size")
-    ax.set_title(f"Position delta and the delta band — {title}")
+    ax.set_title(f"Position delta and the delta band — {title}" if result.delta_band is not None
+                 else f"Position delta (no delta band in the file) — {title}")
     ax.legend(loc="upper left")
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(out / "delta.png")
-    plt.close(fig)
+    return fig
 
+
+def trades_figure(result):
+    """Each cycle's P&L as a bar coloured by how it ended; the legend's patches carry the bars' colours."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    capital = result.run["capital"]
     fig, ax = plt.subplots(figsize=(9, 4), dpi=110)
     pnl = np.array([c["pnl"] for c in result.cycles]) / capital * 100
-    colours = [_COLOURS.get(c["exit"], "#cccccc") for c in result.cycles]
+    colours = [_COLOURS.get(c["exit"], _COLOURS[None]) for c in result.cycles]
     ax.bar(np.arange(len(pnl)), pnl, color=colours)
-    for reason, colour in _COLOURS.items():
-        if reason is not None and any(c["exit"] == reason for c in result.cycles):
-            ax.bar([], [], color=colour, label=reason)
+    # Empty bars give the legend default-coloured handles: patches carry the colours drawn.
+    handles = [Patch(color=colour, label=reason or "not opened") for reason, colour in _COLOURS.items()
+               if any(c["exit"] == reason for c in result.cycles)]
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xlabel("cycle")
     ax.set_ylabel("P&L, % of capital")
-    ax.set_title(f"Cycles by exit — {title}")
-    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title(f"Cycles by exit — {Path(result.file).name}")
+    ax.legend(handles=handles, loc="lower left", fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "trades.png")
-    plt.close(fig)
+    return fig
 
 
 def _markdown(result) -> str:
@@ -143,8 +159,9 @@ def _markdown(result) -> str:
         lines.append("")
     lines += ["## Cycles", "", "| # | open | close | contract | expiry | strikes | premium | P&L | exit |",
               "|---:|:---|:---|:---|:---|:---|---:|---:|:---|"]
+    legs = result.strategy["legs"]
     for c in result.cycles:
-        strikes = ", ".join(f"{k:g}" for k in c["strikes"])
+        strikes = ", ".join(f"{leg['side']} {leg['type']} {k:g}" for leg, k in zip(legs, c["strikes"]))
         lines.append(f"| {c['cycle']} | {c['open']} | {c['close'] or '—'} | {c['contract']} | {c['expiry']} | "
                      f"{strikes} | {c['premium']:,.0f} | {c['pnl']:+,.0f} | {c['exit'] or 'not opened'} |")
     lines += ["", "## Plots", ""] + [f"![{name[:-4]}]({name})" for name in PLOTS] + [""]

@@ -4,7 +4,9 @@ walk-forward fits of the delta band, and the same history without the band.
 Units as in `opl.runtime.metrics`: returns, drawdowns and shares in **percent** in the
 JSON and the summary; currency in the rule pack's currency. ``metrics`` is the
 simulator's `RunMetrics` over the single path with each cycle as a "month" (so the
-target metrics read the same way); ``performance`` adds what a single history measures:
+target metrics read the same way); ``performance`` adds what a single history measures,
+over every session from the first cycle's open to the last one's close — the sessions
+between cycles, flat, included (equity held, no delta):
 
 ``total_return``    final equity / capital − 1 (no compounding: sizes are in lots)
 ``annual_return``   total return × 365 / calendar days covered
@@ -14,7 +16,9 @@ target metrics read the same way); ``performance`` adds what a single history me
 ``exits``           how traded cycles ended: ``delta_band`` (the band was breached at the
                     close), ``trigger`` (another exit trigger or the stop loss), ``guard``
                     (the automatic ``days_left < 2d``), ``expiry`` (held to expiry),
-                    ``cut`` (closed at a roll or the data's end), ``liquidation``
+                    ``cut`` (closed at a roll or the data's end), ``adjustment`` (the
+                    adjustment module's action left the book flat), ``liquidation`` (closed
+                    after a margin call)
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from opl.runtime.records import json_safe
 __all__ = ["BacktestResult", "SCHEMA", "performance"]
 
 SCHEMA = "opl.backtest/1"
-EXIT_REASONS = ("delta_band", "trigger", "guard", "expiry", "cut", "liquidation")
+EXIT_REASONS = ("delta_band", "trigger", "guard", "expiry", "cut", "adjustment", "liquidation")
 
 
 def performance(equity: np.ndarray, dates: pd.DatetimeIndex, capital: float) -> dict[str, float]:
@@ -46,6 +50,14 @@ def performance(equity: np.ndarray, dates: pd.DatetimeIndex, capital: float) -> 
     return {"total_return": total, "annual_return": total * 365.0 / days,
             "sharpe": float(change.mean() / sd * np.sqrt(252.0)) if sd > 0 else 0.0,
             "max_drawdown": float(np.max((peak - equity) / peak) * 100.0)}
+
+
+def on_sessions(values: np.ndarray, dates: pd.DatetimeIndex, sessions: pd.DatetimeIndex, *,
+                hold: bool) -> np.ndarray:
+    """``values`` at ``dates`` carried onto every session: held (equity) or NaN (delta, band) between cycles."""
+    series = pd.Series(np.asarray(values, dtype=float), index=dates)
+    series = series[~series.index.duplicated(keep="last")].reindex(sessions)
+    return (series.ffill() if hold else series).to_numpy(dtype=float)
 
 
 def _cycle_rows(records, months, result, strategy, size: float, mult: float, guard: float | None) -> list[dict]:
@@ -72,8 +84,9 @@ def _cycle_rows(records, months, result, strategy, size: float, mult: float, gua
                     reason = "guard"
                 else:
                     reason = "trigger"
-            elif flat.size:  # closed without an exit: a forced liquidation after a margin call
-                j, reason = int(flat[0]) + 1, "liquidation"
+            elif flat.size:  # closed without an exit: by an adjustment, else a liquidation after a margin call
+                j = int(flat[0]) + 1
+                reason = "adjustment" if tr["adjusted"][0, 0, offset + j - 1] else "liquidation"
             else:
                 j, reason = n, "expiry"
             closed = j
@@ -82,7 +95,9 @@ def _cycle_rows(records, months, result, strategy, size: float, mult: float, gua
                      "contract": rec["contract"], "expiry": str(rec["expiry"].date()), "ends": rec["ends"],
                      "sessions": rec["sessions"], "open_price": rec["open_price"], "strikes": rec["strikes"],
                      "support": rec["support"], "resistance": rec["resistance"], "direction": rec["direction"],
-                     "opened": opened, "premium": float(premium) if opened else 0.0, "pnl": float(pnl),
+                     "view_date": str(rec["view_date"].date()) if rec.get("view_date") is not None else None,
+                     "level_factor": rec.get("level_factor", 1.0), "opened": opened,
+                     "premium": float(premium) if opened else 0.0, "pnl": float(pnl),
                      "exit": reason, "marks_from_chain": rec["marks_from_chain"], "marks": rec["marks"]})
         offset += n
     return rows
@@ -111,14 +126,19 @@ class BacktestResult:
 
     @classmethod
     def build(cls, *, file, data, files, settings, strategy, pack, kind, cycles, dates, result, baseline, band,
-              notes, versions, surfaces, months, sessions: int) -> "BacktestResult":
+              notes, versions, surfaces, months, calendar: pd.DatetimeIndex) -> "BacktestResult":
         """Assemble the result of a replay (``result``) and its band-free ``baseline``; ``dates`` are
-        the equity series' dates (a cycle's opening session is its previous point), ``sessions`` the
-        data's sessions from the first open to the last close."""
+        the replay's equity dates (a cycle's opening session is its previous point), ``calendar`` the
+        data's sessions from the first open to the last close, onto which the series are carried."""
         capital = result.capital
-        equity = np.concatenate([[capital], result.trace["equity"][0, 0]])
-        base_equity = (np.concatenate([[capital], baseline.trace["equity"][0, 0]]) if baseline is not None
-                       else None)
+        sessions = len(calendar)
+
+        def carried(trace, key="equity", first=capital, hold=True):
+            return on_sessions(np.concatenate([[first], trace[key][0, 0]]), replayed, calendar, hold=hold)
+
+        replayed, dates = dates, calendar
+        equity = carried(result.trace)
+        base_equity = carried(baseline.trace) if baseline is not None else None
         rows = _cycle_rows(cycles, months, result, strategy, settings.size, strategy.multiplier,
                            strategy.guard_days)
         traded = [r for r in rows if r["opened"]]
@@ -130,8 +150,9 @@ class BacktestResult:
         base = None
         if baseline is not None:
             base = {"performance": performance(base_equity, dates, capital), "metrics": run_metrics(baseline, 0)}
-        centre = np.concatenate([[np.nan]] + [m.band[0][1:] if m.band is not None else np.full(m.n, np.nan)
-                                               for m in months])
+        centre = on_sessions(np.concatenate([[np.nan]] + [m.band[0][1:] if m.band is not None
+                                                          else np.full(m.n, np.nan) for m in months]),
+                             replayed, calendar, hold=False)
         return cls(
             file=file, data={"directory": data, "files": files, "surfaces": surfaces},
             run={"start": str(dates[0].date()), "end": str(dates[-1].date()), "sessions": sessions,
@@ -147,8 +168,8 @@ class BacktestResult:
             metrics=run_metrics(result, 0), performance=perf, baseline=base,
             delta_band=band.to_dict() if band is not None else None, cycles=rows, notes=list(notes), dates=dates,
             equity=equity, baseline_equity=base_equity,
-            unit_delta=np.concatenate([[np.nan], result.trace["unit_delta"][0, 0]]),
-            band_centre=centre, band_width=np.concatenate([[np.nan], result.trace["band"][0, 0]]))
+            unit_delta=carried(result.trace, "unit_delta", np.nan, hold=False),
+            band_centre=centre, band_width=carried(result.trace, "band", np.nan, hold=False))
 
     def to_dict(self) -> dict[str, Any]:
         base = None

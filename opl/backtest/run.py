@@ -78,6 +78,20 @@ def _band_spec(doc):
     return specs[0]
 
 
+def _level_notes(marked, with_signals: bool) -> list[str]:
+    """What re-anchoring the views and keeping the strikes in order did (`opl.backtest.cycles`)."""
+    notes = []
+    if with_signals and marked.reanchored:
+        notes.append(f"{marked.reanchored} cycle(s) trade a later contract than their view was issued on: its "
+                     "support and resistance are re-anchored by the contracts' price ratio at each roll between"
+                     + (f" ({marked.approximate_rolls} roll(s) approximately: no same-day prev_settlement, the "
+                        "ratio of settlements a session apart)" if marked.approximate_rolls else ""))
+    if marked.skipped:
+        notes.append(f"{len(marked.skipped)} cycle(s) skipped, the account flat over them: "
+                     + "; ".join(marked.skipped))
+    return notes
+
+
 @dataclass
 class Prepared:
     """Everything a backtest replays, before the replay: the strategy, the marked cycles, the run."""
@@ -182,17 +196,25 @@ def prepare(path, *, data, overrides=(), market: dict | None = None, repair: boo
     surfaces = build_surfaces(futures=futures, options=data_set.options, forwards=forwards, smile=strategy.smile,
                               default_vol=default_vol, rate=strategy.rate, carry=carry,
                               american=any(leg.american for leg in strategy.legs), notes=notes)
-    cycles, skipped = plan_cycles(futures, chain, tenor_days=strategy.tenor_days)
-    if not cycles:
+    plan = plan_cycles(futures, chain, tenor_days=strategy.tenor_days)
+    if not plan.cycles:
         raise DataError([Problem(data_set.files.get("options", data_set.files["futures"]), None, None,
                                  "no option cycle fits in the data: no session lists an expiry at least a day "
                                  "ahead on the contract held" if chain is not None else
                                  "no option cycle fits in the data: every contract ends within a session")])
-    if skipped:
-        notes.append(f"{skipped} session(s) could not open a cycle (no expiry listed ahead on the contract held, or "
-                     "the contract's last session)")
-    months, records = mark_cycles(cycles, futures=futures, chain=chain, signals=data_set.signals, strategy=strategy,
-                                  surfaces=surfaces, pack=pack, carry=carry)
+    if plan.skipped:
+        notes.append(f"{plan.skipped} session(s) could not open a cycle (no expiry listed ahead on the contract "
+                     "held, or the contract's last session)")
+    if plan.waited:
+        notes.append(f"{plan.waited} session(s) flat, waiting for the session whose listed expiry is nearest the "
+                     f"{strategy.tenor_days:g}-day tenor (the options sold are the tenor's)")
+    marked = mark_cycles(plan.cycles, futures=futures, chain=chain, signals=data_set.signals, strategy=strategy,
+                         surfaces=surfaces, pack=pack, carry=carry)
+    if not marked.cycles:
+        raise DataError([Problem(data_set.files["futures"], None, None,
+                                 "no option cycle can be traded: " + "; ".join(marked.skipped[:3]))])
+    notes += _level_notes(marked, data_set.signals is not None)
+    cycles, months, records = marked.cycles, marked.months, marked.records
 
     default_capital(settings, model, pack.currency, notes)
     for leg in strategy.legs:
@@ -250,8 +272,8 @@ def run_prepared(p: Prepared):
                      "say little (a quarter, 63 sessions, is the least they need)")
     futures = p.market.futures
     dates = [records[0]["open"]] + [d for c in p.cycles for d in futures["trading_date"].iloc[c.start + 1:c.end + 1]]
+    calendar = pd.DatetimeIndex(futures["trading_date"].iloc[p.cycles[0].start:p.cycles[-1].end + 1])
     return BacktestResult.build(
         file=p.file, data=p.data, files=p.market.files, settings=settings, strategy=strategy, pack=p.pack,
         kind=p.kind, cycles=records, dates=pd.DatetimeIndex(dates), result=result, baseline=baseline, band=band,
-        notes=notes, versions=package_versions(), surfaces=p.surfaces.names, months=traded,
-        sessions=sessions)
+        notes=notes, versions=package_versions(), surfaces=p.surfaces.names, months=traded, calendar=calendar)

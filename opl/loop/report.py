@@ -329,6 +329,30 @@ def progress_figure(records: list, target: Target):
     return fig
 
 
+def size_sweep_figure(sweep: list[dict], target: Target):
+    """The hold-out's size sweep, one panel a target clause; the sizes where the whole target holds are
+    green points (named in the legend only when there are some)."""
+    import matplotlib.pyplot as plt
+
+    sizes = [r["size"] for r in sweep]
+    holding = [r for r in sweep if r["holds"]]
+    fig, axes = plt.subplots(len(target.clauses), 1, figsize=(8, 2.2 * len(target.clauses) + 0.6), dpi=110,
+                             sharex=True, squeeze=False)
+    for ax, c in zip(axes[:, 0], target.clauses):
+        ax.plot(sizes, [r["values"].get(c.metric) for r in sweep], marker="o", color="#4c72b0", label="measured")
+        if holding:
+            ax.plot([r["size"] for r in holding], [r["values"].get(c.metric) for r in holding], "o",
+                    color="#55a868", ms=9, zorder=3, label="the whole target holds")
+        ax.axhline(c.threshold, color="#c44e52", linestyle="--", label=f"`{c.text}`")
+        ax.set_ylabel(f"{_label(c.metric)} %")
+        ax.legend(fontsize=8, loc="best")
+    axes[-1, 0].set_xlabel("position size (lots per leg)")
+    axes[0, 0].set_title("Hold-out size sweep of the best candidate"
+                         + ("" if holding else ": the target holds at no size"))
+    fig.tight_layout()
+    return fig
+
+
 def _plots(out: Path, records: list, target: Target, holdout: dict | None) -> list[str]:
     import matplotlib
 
@@ -342,21 +366,7 @@ def _plots(out: Path, records: list, target: Target, holdout: dict | None) -> li
         plt.close(figure)
         written.append("progress.png")
     if holdout and holdout.get("ok") and holdout.get("sweep"):
-        sweep = holdout["sweep"]
-        sizes = [r["size"] for r in sweep]
-        fig, axes = plt.subplots(len(target.clauses), 1, figsize=(8, 2.2 * len(target.clauses) + 0.6), dpi=110,
-                                 sharex=True, squeeze=False)
-        for ax, c in zip(axes[:, 0], target.clauses):
-            ax.plot(sizes, [r["values"].get(c.metric) for r in sweep], marker="o", color="#4c72b0")
-            ax.axhline(c.threshold, color="#c44e52", linestyle="--", label=f"`{c.text}`")
-            for r in sweep:
-                if r["holds"]:
-                    ax.axvspan(r["size"] - 0.5, r["size"] + 0.5, color="#55a868", alpha=0.2)
-            ax.set_ylabel(f"{_label(c.metric)} %")
-            ax.legend(fontsize=8, loc="best")
-        axes[-1, 0].set_xlabel("position size (lots per leg); green: the target holds")
-        axes[0, 0].set_title("Hold-out size sweep of the best candidate")
-        fig.tight_layout()
+        fig = size_sweep_figure(holdout["sweep"], target)
         fig.savefig(out / "size_sweep.png")
         plt.close(fig)
         written.append("size_sweep.png")

@@ -75,6 +75,14 @@ def test_jujube_strangle_on_synthetic_data(jujube_dir):
     assert len(cycles) >= 8 and {c["ends"] for c in cycles} <= {"expiry", "roll", "data"}
     # Each cycle trades the chain's strikes of one contract, on the 100 grid.
     assert all(k % 100 == 0 for c in cycles for k in c["strikes"])
+    # It sells the strangle the file says: the short put below the short call (on main, 5 of 13 cycles
+    # sold both at one strike: old-contract levels clipped to the new contract's lowest strike) ...
+    types = [leg["type"] for leg in data["strategy"]["legs"]]
+    for c in cycles:
+        strikes = dict(zip(types, c["strikes"]))
+        assert strikes["put"] < strikes["call"], c
+    # ... of the 30-day tenor, not the one to three months to the next listed expiry after a roll.
+    assert all((pd.Timestamp(c["expiry"]) - pd.Timestamp(c["open"])).days <= 33 for c in cycles)
     assert sum(c["marks_from_chain"] for c in cycles) > 0
     # The file's adjustment module runs (its rolls re-strike at quoted series), and the ledger adds up.
     assert data["metrics"]["adjustments"]["rounds_per_month"] > 0

@@ -318,3 +318,29 @@ def test_progress_png_shows_the_size_each_candidate_was_measured_at():
         assert labels == ["5", "20", "20"]
     finally:
         plt.close(figure)
+
+
+@pytest.mark.parametrize("holds", [(False, False, False), (False, True, False)])
+def test_size_sweep_png_names_green_points_only_when_they_are_drawn(holds):
+    import matplotlib.pyplot as plt
+
+    from opl.loop.objective import parse_target
+    from opl.loop.report import size_sweep_figure
+
+    target = parse_target(opl.check(SMALL).document, SMALL)
+    values = {"median_monthly_return": 0.5, "loss_probability": 20.0, "max_drawdown_p95": 3.0}
+    sweep = [{"size": s, "values": values, "holds": h} for s, h in zip((1.0, 2.0, 5.0), holds)]
+    figure = size_sweep_figure(sweep, target)
+    try:
+        texts = [figure.axes[-1].get_xlabel(), figure.axes[0].get_title()]
+        texts += [t.get_text() for ax in figure.axes for t in ax.get_legend().get_texts()]
+        green = [line for ax in figure.axes for line in ax.lines if line.get_color() == "#55a868"]
+        assert not any("green" in t for t in texts)
+        if any(holds):
+            assert green and all(list(line.get_xdata()) == [2.0] for line in green)
+            assert all("the whole target holds" in [t.get_text() for t in ax.get_legend().get_texts()]
+                       for ax in figure.axes)
+        else:
+            assert not green and "holds at no size" in figure.axes[0].get_title()
+    finally:
+        plt.close(figure)
