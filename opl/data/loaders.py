@@ -340,6 +340,9 @@ _GROUP_AT = 4
 #: (the longest exchange closure, Spring Festival, is 11 or 12 days) but a wrong date or missing rows.
 _MAX_GAP_DAYS = 31
 _DAILY = ("futures", "options")
+#: A futures close this many times the previous row's (or less than its inverse) is a unit or decimal error:
+#: daily limits are 4-20 % and even a roll between two months of one product moves far less.
+_MAX_DAILY_RATIO = 10.0
 _REPAIR_SETTLEMENT = "--repair replaces a missing or 0 settlement by the close"
 
 
@@ -643,6 +646,8 @@ def _check_rows(frame: pd.DataFrame, state: _State, *, limit: float | None, tick
             state.report(np.flatnonzero((prev > 0) & (v > 0) & ((v < lo - slack) | (v > hi + slack))), name,
                          lambda pos, name=name, v=v: f"{name} {_fmt(v[pos])} is outside the daily limit "
                                                      f"±{limit:.0%} of prev_settlement {_fmt(prev[pos])}")
+    if state.contract.kind == "futures":
+        _check_moves(frame["close"].to_numpy(), state)
     if state.contract.kind == "signals":
         sup, res = frame["support"].to_numpy(), frame["resistance"].to_numpy()
         state.report(np.flatnonzero((sup > 0) & (res > 0) & (sup >= res)), "resistance",
@@ -651,6 +656,18 @@ def _check_rows(frame: pd.DataFrame, state: _State, *, limit: float | None, tick
         expiry, day = frame["expiry"], frame["trading_date"]
         state.report(np.flatnonzero((expiry < day).to_numpy()), "expiry",
                      lambda pos: f"expiry {_day(expiry.iat[pos])} is before the trading date {_day(day.iat[pos])}")
+
+
+def _check_moves(close: np.ndarray, state: _State) -> None:
+    """A futures close more than `_MAX_DAILY_RATIO` times (or under 1/x of) the row before's: not a market move."""
+    prev = np.concatenate([[np.nan], close[:-1]])
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = np.abs(np.log(close / prev))
+    bad = np.flatnonzero((close > 0) & (prev > 0) & (ratio > np.log(_MAX_DAILY_RATIO)))
+    state.report(bad, "close", lambda pos: f"close {_fmt(close[pos])} is {close[pos] / prev[pos]:.3g} times the close "
+                                           f"{_fmt(prev[pos])} of the row before (line {int(state.lines[pos - 1])}): "
+                                           "no future moves that much in a day",
+                 "check the price's unit and decimal point")
 
 
 def _check_order(frame: pd.DataFrame, text: pd.DataFrame, lines: np.ndarray, state: _State):

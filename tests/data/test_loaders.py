@@ -389,3 +389,12 @@ def test_names_and_values_from_the_file_cannot_break_a_line():
 
     text = str(Problem("f\u2028.csv", 3, "clo\nse", "cannot parse 'a\u2029b' as a number"))
     assert len(text.splitlines()) == 1
+
+
+def test_a_close_ten_times_the_day_before_is_a_unit_error_not_a_move(tmp_path):
+    rows = list(GOOD)
+    rows[2] = "2024-06-05,CJ409,1010000,1020000,1005000,1015000,1012000,10080,1200,5200,60720000"
+    error = error_of(write(tmp_path, rows))
+    assert [(p.row, p.column) for p in error.problems] == [(4, "close"), (5, "close")]
+    assert "close 1,015,000 is 100 times the close 10,100 of the row before (line 3)" in error.message
+    assert "decimal point" in error.problems[0].fix
