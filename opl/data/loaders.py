@@ -261,15 +261,17 @@ def _read_raw(path: Path) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     del data
     if encoding != "utf-8-sig":
         notes.append(f"read as {encoding}, not UTF-8")
+    header = _first_record(text)
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=False)
     except pd.errors.EmptyDataError:
         raise DataError([Problem(str(path), None, None, "file is empty")]) from None
     except pd.errors.ParserError as error:
+        if len(header) == 1:  # prose, or another delimiter: say that, not where a later line has commas
+            raise DataError([_one_column_header(str(path), header[0], None)]) from None
         match = re.search(r"line (\d+)", str(error))
         row = int(match.group(1)) if match else None
         raise DataError([Problem(str(path), row, None, f"malformed CSV: {error}")]) from None
-    header = next(csv.reader(io.StringIO(text)), [])
     if not isinstance(frame.index, pd.RangeIndex):
         # pandas makes the first column the index when every row has one field more than the header.
         raise DataError([Problem(str(path), 2, None,
@@ -280,6 +282,14 @@ def _read_raw(path: Path) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     # Rows with too few fields come back as NaN; they are reported as missing values.
     frame = frame.astype(object).where(frame.notna(), "")
     return frame, _record_lines(frame, header, text), notes
+
+
+def _first_record(text: str) -> list[str]:
+    """The header as written (the first record; newline=None reads a file with CR line ends too)."""
+    try:
+        return next(csv.reader(io.StringIO(text, newline=None)), [])
+    except csv.Error:
+        return []
 
 
 def _record_lines(frame: pd.DataFrame, header: list[str], text: str) -> np.ndarray:
@@ -387,7 +397,7 @@ _DELIMITERS = {";": "semicolon", "\t": "tab", "|": "vertical bar"}
 def _canonical_header(columns, contract: Contract, rename: dict[str, str], state: _State) -> list[str]:
     names = [rename.get(str(c), str(c)).strip().lower() for c in columns]
     if len(names) == 1 and names[0] not in contract.names:
-        raise DataError([_one_column_header(str(columns[0]), contract, state)])
+        raise DataError([_one_column_header(state.file, str(columns[0]), contract)])
     seen: dict[str, int] = {}
     for name in names:
         seen[name] = seen.get(name, 0) + 1
@@ -423,18 +433,17 @@ def _canonical_header(columns, contract: Contract, rename: dict[str, str], state
     return out
 
 
-def _one_column_header(header: str, contract: Contract, state: _State) -> Problem:
+def _one_column_header(file: str, header: str, contract: Contract | None) -> Problem:
     """A header read as one column: another delimiter, or not a CSV file at all; one problem, not one a column."""
-    need = ", ".join(contract.required)
+    kind = f"{contract.kind} " if contract else ""
+    need = f" with the columns {', '.join(contract.required)}" if contract else ""
     for delimiter, word in _DELIMITERS.items():
         if delimiter in header:
-            return Problem(state.file, state.header_row, None,
-                           f"the header is one column: the file is separated by {word}s, not commas",
-                           f"write it comma-separated with the columns {need}")
+            return Problem(file, 1, None, f"the header is one column: the file is separated by {word}s, not commas",
+                           f"write it comma-separated{need}")
     excerpt = header if len(header) <= 40 else header[:40] + "…"
-    return Problem(state.file, state.header_row, None,
-                   f"the first line {excerpt!r} is not a header: no commas; not a CSV {contract.kind} file",
-                   f"a {contract.kind} file starts with a header naming the columns {need}")
+    return Problem(file, 1, None, f"the first line {excerpt!r} is not a header: no commas; not a CSV {kind}file",
+                   f"a {kind}file starts with a header naming its columns{need}")
 
 
 def _drop_blank(text: pd.DataFrame, lines: np.ndarray, state: _State):
@@ -514,6 +523,7 @@ def _parse(values: pd.Series, name: str, kind: str, nullable: bool, state: _Stat
     parsed = pd.to_numeric(values.where(~empty, None), errors="coerce").astype(float)
     bad = parsed.isna().to_numpy() | ~np.isfinite(parsed.to_numpy())
     _report_unparsed(values, empty, bad, name, "number", nullable, state)
+    parsed[bad] = np.nan  # an unreadable inf is reported once, not again by every check that compares it
     ok = ~bad
     num = parsed.to_numpy()
     if kind == "price":
