@@ -98,6 +98,8 @@ class CompiledStrategy(_Model):
     legs: tuple[CompiledLeg, ...]
     totals: Totals
     warnings: tuple[str, ...] = Field((), description="the checker's warnings, `CODE line:col message`")
+    notes: tuple[str, ...] = Field((), description="what the compiler chose that the file does not say: the "
+                                   "evaluation date when the file has no `time`, legs built from the intent")
 
     def leg_table(self) -> list[dict]:
         """Rows for people: vega per 1% of volatility and theta/charm per calendar day, labelled."""

@@ -10,7 +10,7 @@ Resolution, leg by leg, in normalised order:
    then moved to the nearest listed strike of the exchange's rule pack;
 3. expiry — ``Nd`` is N calendar days after ``time``; with a rule pack, the listed
    option expiry nearest that date (the later one on a tie); a date stays as written;
-4. multiplier — ``granularity`` if set, else the rule pack's option multiplier, else 1;
+4. multiplier — ``granularity`` if set, else the rule pack's option multiplier, else 100 (rc6 §1.2);
 5. price and Greeks — Black-76 (futures underlying, carry 0) or Black–Scholes–Merton
    (stock/ETF, carry = rate); American exercise (the file's ``exercise`` or the
    pack's style) by Barone-Adesi–Whaley with the Greeks of
@@ -27,7 +27,7 @@ import numpy as np
 from opl import limits
 from opl.compiled import CompiledLeg, CompiledStrategy, GreekSet, MarketState, SourceRef, Totals, UnderlyingInfo
 from opl.diagnostics import Diagnostic, DiagnosticSink
-from opl.estimates import Market
+from opl.estimates import DEFAULT_MULTIPLIER, Market
 from opl.frontend import CheckResult
 from opl.legs import DateTenor, Leg, RelativeStrike
 from opl.source import UNKNOWN_SPAN
@@ -119,6 +119,8 @@ def compile_checked(result: CheckResult, market_overrides: dict | None = None) -
     doc = result.document
     sink = DiagnosticSink()
     span = doc.strategy.expr.span if doc.strategy is not None else doc.spans.get("opl-lang", UNKNOWN_SPAN)
+    if not result.legs and doc.strategy is None and doc.intent.direction is not None:
+        return _compile_from_intent(result, market_overrides)
     if not result.legs:
         sink.emit("E203", "nothing to compile: the strategy has no legs", span, "no legs",
                   help="write the legs (`S = ...`); `opl build` constructs legs from an intent")
@@ -132,6 +134,7 @@ def compile_checked(result: CheckResult, market_overrides: dict | None = None) -
                   help=f"add {names} to the file, or pass `--market {','.join(m + '=...' for m in missing)}`")
         return CompileResult(None, sink.items)
     time = given.get("time") or _dt.date.today()
+    notes = [] if given.get("time") else [f"evaluation date {time.isoformat()}: today, as the file gives no `time`"]
     rate = given.get("rate") or 0.0
     underlying = doc.underlying
     futures = underlying is not None and underlying.kind == "future"
@@ -140,7 +143,7 @@ def compile_checked(result: CheckResult, market_overrides: dict | None = None) -
     pack = _pack(doc, sink)
     if sink.has_errors:
         return CompileResult(None, sink.items)
-    multiplier = float(doc.constraints.granularity or (pack.option.multiplier if pack else 1.0))
+    multiplier = float(doc.constraints.granularity or (pack.option.multiplier if pack else DEFAULT_MULTIPLIER))
     style = (underlying.exercise.lower() if underlying is not None and underlying.exercise
              else (pack.option.style if pack else "european"))
     carry = 0.0 if futures else rate
@@ -212,8 +215,64 @@ def compile_checked(result: CheckResult, market_overrides: dict | None = None) -
         legs=tuple(legs), totals=Totals(**totals.model_dump(), premium=premium, margin=margin,
                                         margin_per_leg=per_leg),
         warnings=tuple(f"{d.code} {d.span.line}:{d.span.column} {d.message}" for d in report.sorted()
-                       if d.severity == "warning"))
+                       if d.severity == "warning"), notes=tuple(notes))
     return CompileResult(compiled, sink.items)
+
+
+BUILD_PATH = "C"  # the construction path `opl compile` builds an intent-only file with (`opl build`'s default)
+BUILD_MARKET = {"price": 100.0, "iv": 0.25}  # stated in the output when the file gives no market
+
+
+def _compile_from_intent(result: CheckResult, market_overrides: dict | None) -> CompileResult:
+    """Golden sample 5: a file with an intent and constraints but no legs.
+
+    Spec §4's pipeline: ``MapIntentToO`` gives the base legs, construction path C tunes them,
+    then ``ensure_max_risk`` and ``apply_premium_offset``; the built text is checked again
+    (reality_check) and compiled like any file. A build that cannot meet the constraints is
+    refused with a located E302/E303, never returned with legs against the intent.
+    """
+    from opl.construct import BuildError, BuildRequest, build
+    from opl.frontend import check_text
+
+    doc, report = result.document, result.report
+    given = {key: getattr(doc.market, key) for key in MARKET_KEYS if getattr(doc.market, key) is not None}
+    given.update(market_overrides or {})
+    assumed = {k: v for k, v in BUILD_MARKET.items() if k not in given}
+    time = given.get("time") or _dt.date.today()
+    sink = DiagnosticSink()
+    span = doc.spans.get("direction_intent", doc.spans.get("intent", doc.spans.get("opl-lang", UNKNOWN_SPAN)))
+    pack = _pack(doc, sink)
+    if sink.has_errors:
+        return CompileResult(None, sink.items)
+    c = doc.constraints
+    request = BuildRequest(
+        intent=doc.intent.direction, vega_style=doc.intent.vega_style, price={**BUILD_MARKET, **given}["price"],
+        iv={**BUILD_MARKET, **given}["iv"], rate=given.get("rate") or 0.0, time=time,
+        futures=doc.underlying is not None and doc.underlying.kind == "future",
+        multiplier=float(c.granularity or (pack.option.multiplier if pack else DEFAULT_MULTIPLIER)),
+        max_risk=c.max_risk, capital_limit=c.capital_limit, premium_offset=c.premium_offset, path=BUILD_PATH)
+    try:
+        built = build(request)
+    except BuildError as error:
+        code, _, message = str(error).partition(": ")
+        code = code if code in ("E302", "E303") else "E302"
+        field = {"E302": "max_risk", "E303": "premium_offset"}[code]
+        sink.emit(code, message or str(error), doc.spans.get(field, span), "cannot be met by a built strategy",
+                  help=f"relax `{field}` or write the legs yourself (`S = ...`)")
+        return CompileResult(None, sink.items)
+    rebuilt = check_text(built.text, report.path)
+    compiled = compile_checked(rebuilt, market_overrides)
+    if compiled.strategy is None:
+        return compiled
+    notes = [f"legs built from `direction_intent {doc.intent.direction}` by construction path {BUILD_PATH} "
+             f"(MapIntentToO → control_tune → ensure_max_risk → apply_premium_offset): "
+             + " + ".join(f"{leg.side} {leg.type or leg.kind} {leg.strike:g}" if leg.strike else leg.side
+                          for leg in compiled.strategy.legs)]
+    notes += [f"market assumed for the build: {', '.join(f'{k} {v:g}' for k, v in assumed.items())}"] if assumed else []
+    notes += [] if given.get("time") else [f"evaluation date {time.isoformat()}: today, as the file gives no `time`"]
+    notes += [note for note in built.notes]
+    strategy = compiled.strategy.model_copy(update={"notes": compiled.strategy.notes + tuple(notes)})
+    return CompileResult(strategy, compiled.diagnostics)
 
 
 def _price_options(legs, strikes, expiries, time, price, iv, rate, carry, *, american: bool, stock: bool):

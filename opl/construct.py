@@ -28,7 +28,8 @@ from typing import Literal
 
 import numpy as np
 
-from opl.intent import canonical_intent, map_intent_to_o
+from opl.estimates import DEFAULT_MULTIPLIER
+from opl.intent import allowed_delta_signs, canonical_intent, map_intent_to_o
 
 GREEKS = ("delta", "gamma", "vega", "theta")
 Path = Literal["A", "B", "C"]
@@ -45,7 +46,7 @@ class BuildRequest:
     time: _dt.date = field(default_factory=_dt.date.today)
     tenor_days: int = 30
     futures: bool = False
-    multiplier: float = 1.0
+    multiplier: float = 100.0  # spec rc6 §1.2
     strike_step: float | None = None
     max_lots: int = 10
     max_risk: float | None = None
@@ -120,6 +121,31 @@ def _style(request: BuildRequest) -> str | None:
     return canonical_intent(request.intent, request.vega_style)[1] or request.vega_style
 
 
+def base_legs(request: BuildRequest):
+    """The option base legs of ``MapIntentToO`` the built set must keep (spec §3.5, §4).
+
+    The first all-option set of the intent (after ``vega_style`` filtering); an intent
+    whose only sets hold the underlying gives none.
+    """
+    sets = map_intent_to_o(request.intent, _style(request))
+    return next((s for s in sets if all(leg.instrument != "underlying" for leg in s)), ())
+
+
+def _base_anchor(request: BuildRequest, cands: list[Candidate], leg) -> int:
+    """The candidate a base leg starts on: at the money when bought, about 5% out when sold."""
+    offset = 0.0 if leg.side > 0 else 0.05 * request.price * (1 if leg.instrument == "call" else -1)
+    return _nearest(cands, leg.instrument, request.price + offset)
+
+
+def _keeps_base(cands: list[Candidate], q: np.ndarray, base) -> bool:
+    """True when every base leg is held: at least one lot on its side of its option type."""
+    for leg in base:
+        lots = sum(max(leg.side * q[i], 0.0) for i, c in enumerate(cands) if c.option_type == leg.instrument)
+        if lots < 1:
+            return False
+    return True
+
+
 class _Objective:
     """Scaled L1 distance to the targets, plus penalties for the wrong premium sign and for max_risk."""
 
@@ -136,11 +162,17 @@ class _Objective:
     def greeks(self, q: np.ndarray) -> np.ndarray:
         return q @ self.matrix
 
+    def direction_kept(self, q: np.ndarray) -> bool:
+        """The net delta has a sign the intent allows (a Bull book is never net short)."""
+        delta = float(q @ self.matrix[:, 0])
+        sign = 0 if abs(delta) < 0.05 * self.request.multiplier else (1 if delta > 0 else -1)
+        return sign in allowed_delta_signs(self.request.intent)
+
     def __call__(self, q: np.ndarray) -> float:
         miss = np.abs((self.greeks(q)[self.index] - self.goal) / self.scale).sum()
         net = float(q @ self.premium)
         wrong_style = (self.style == "Credit" and net > 0) or (self.style == "Debit" and net < 0)
-        penalty = 10.0 if wrong_style or not q.any() else 0.0
+        penalty = 10.0 if wrong_style or not q.any() or not self.direction_kept(q) else 0.0
         if self.request.max_risk is not None and self.cands is not None and q.any():
             loss, unbounded = _worst_loss(self.request, self.cands, q)
             penalty += 10.0 if unbounded else 10.0 * max(loss / self.request.max_risk - 1, 0.0)
@@ -175,11 +207,32 @@ def _path_c(request, cands, objective) -> np.ndarray:
                                             -request.max_risk, np.inf))
         calls = np.array([1.0 if c.option_type == "call" else 0.0 for c in cands])
         constraints.append(LinearConstraint(np.concatenate([calls, -calls, np.zeros(2 * k)])[None, :], 0, np.inf))
+    signs = allowed_delta_signs(request.intent)
+    if signs != {-1, 0, 1}:  # the intent's direction is a hard constraint (a Bull book is net long delta)
+        flat = 0.05 * request.multiplier  # the band `direction_kept` calls flat
+        delta = np.concatenate([objective.matrix[:, 0], -objective.matrix[:, 0], np.zeros(2 * k)])
+        low = flat if min(signs) == 1 else -flat if 0 in signs and min(signs) == 0 else -np.inf
+        high = -flat if max(signs) == -1 else flat if max(signs) == 0 else np.inf
+        constraints.append(LinearConstraint(delta[None, :], low, high))
     total = np.concatenate([np.ones(2 * n), np.zeros(2 * k)])  # at least one lot
     constraints.append(LinearConstraint(total[None, :], 1, np.inf))
     upper = np.concatenate([np.full(2 * n, request.max_lots), np.full(2 * k, np.inf)])
-    solution = milp(cost, constraints=constraints, integrality=np.concatenate([np.ones(2 * n), np.zeros(2 * k)]),
-                    bounds=Bounds(np.zeros(2 * n + 2 * k), upper), options={"time_limit": 10})
+    lower = np.zeros(2 * n + 2 * k)
+    for leg in base_legs(request):  # the mapped base legs survive the solve (spec §4.3 starts from them)
+        i = _base_anchor(request, cands, leg)
+        held, opposite = (i, n + i) if leg.side > 0 else (n + i, i)
+        lower[held], upper[opposite] = 1, 0
+    integrality = np.concatenate([np.ones(2 * n), np.zeros(2 * k)])
+    if request.premium_offset:
+        # credit ≥ share × debit is linear in the lots: solve with it first; without it (and the
+        # greedy offset step, W403/E303) only when max_risk or the targets leave no room for it
+        offset = np.concatenate([-request.premium_offset * objective.premium, objective.premium, np.zeros(2 * k)])
+        solution = milp(cost, constraints=[*constraints, LinearConstraint(offset[None, :], 0, np.inf)],
+                        integrality=integrality, bounds=Bounds(lower, upper), options={"time_limit": 10})
+        if solution.x is not None:
+            return np.round(solution.x[:n] - solution.x[n:2 * n])
+    solution = milp(cost, constraints=constraints, integrality=integrality,
+                    bounds=Bounds(lower, upper), options={"time_limit": 10})
     if solution.x is None:
         raise BuildError(f"no leg set meets the targets under the constraints ({solution.message})")
     return np.round(solution.x[:n] - solution.x[n:2 * n])
@@ -188,6 +241,8 @@ def _path_c(request, cands, objective) -> np.ndarray:
 def _greedy(q: np.ndarray, objective, request, steps: int = 200) -> np.ndarray:
     """Greedy fill: the one-lot change that lowers the objective most, until none does."""
     q = q.copy()
+    base = base_legs(request) if objective.cands is not None and _keeps_base(objective.cands, q, base_legs(request)) \
+        else ()
     best = objective(q)
     for _ in range(steps):
         trial_best, move = best, None
@@ -196,7 +251,7 @@ def _greedy(q: np.ndarray, objective, request, steps: int = 200) -> np.ndarray:
                 if abs(q[i] + delta) > request.max_lots:
                     continue
                 q[i] += delta
-                value = objective(q)
+                value = objective(q) if not base or _keeps_base(objective.cands, q, base) else np.inf
                 q[i] -= delta
                 if value < trial_best - 1e-12:
                     trial_best, move = value, (i, delta)
@@ -213,15 +268,16 @@ def _nearest(cands, kind, strike) -> int:
 
 
 def _path_a(request, cands, objective) -> np.ndarray:
-    q = np.zeros(len(cands))
-    sets = map_intent_to_o(request.intent, _style(request))
-    base = next((s for s in sets if all(leg.instrument != "underlying" for leg in s)), sets[0])
-    for leg in base:
-        if leg.instrument == "underlying":
-            continue
-        offset = 0.0 if leg.side > 0 else 0.05 * request.price * (1 if leg.instrument == "call" else -1)
-        q[_nearest(cands, leg.instrument, request.price + offset)] += leg.side
+    q = _base_position(request, cands)
     return _greedy(q, objective, request)
+
+
+def _base_position(request, cands) -> np.ndarray:
+    """One lot of each base leg on its anchor strike (``MapIntentToO``'s start)."""
+    q = np.zeros(len(cands))
+    for leg in base_legs(request):
+        q[_base_anchor(request, cands, leg)] += leg.side
+    return q
 
 
 def _families(request, cands) -> list[np.ndarray]:
@@ -252,7 +308,9 @@ def _families(request, cands) -> list[np.ndarray]:
 
 
 def _path_b(request, cands, objective) -> np.ndarray:
-    best = min(_families(request, cands), key=objective)
+    base = base_legs(request)
+    fitting = [q for q in _families(request, cands) if _keeps_base(cands, q, base)]
+    best = min(fitting or [_base_position(request, cands)], key=objective)
     scaled = min((best * m for m in range(1, request.max_lots + 1)
                   if np.abs(best * m).max() <= request.max_lots), key=objective)  # global size tweak
     return scaled
@@ -294,39 +352,81 @@ def ensure_max_risk(request, cands, q, notes) -> np.ndarray:
         if unbounded:  # buy the farthest call as a wing
             q[max((i for i, c in enumerate(cands) if c.option_type == "call"), key=lambda i: cands[i].strike)] += 1
             notes.append("ensure_max_risk: bought a call wing to cap the upside loss")
-        elif np.abs(q).max() > 1:
+        elif np.abs(q).max() > 1 and _keeps_base(cands, np.sign(q) * np.maximum(np.abs(q) - 1, 0),
+                                                 base_legs(request)):
             q = np.sign(q) * np.maximum(np.abs(q) - 1, 0)
             notes.append("ensure_max_risk: reduced every leg by one lot")
         else:
             q[min((i for i, c in enumerate(cands) if c.option_type == "put"), key=lambda i: cands[i].strike)] += 1
             notes.append("ensure_max_risk: bought a put wing to cap the downside loss")
-    raise BuildError(f"no leg set found within max_risk {request.max_risk:,.0f}")
+    raise BuildError(f"E302: no leg set that keeps the intent's base legs fits within max_risk "
+                     f"{request.max_risk:,.4g}")
 
 
-def apply_premium_offset(request, cands, q, notes) -> np.ndarray:
+def apply_premium_offset(request, cands, q, notes, objective: _Objective) -> np.ndarray:
+    """Sell out-of-the-money options until the credit covers ``premium_offset`` of the debit.
+
+    Best effort under the intent and ``max_risk`` (rc6 §4.1: cost second): a sale that
+    would break ``max_risk`` stops here with W403; a sale that would turn the net delta
+    against the intent, or no option left to sell, is E303 (unattainable).
+    """
     share = request.premium_offset
     if not share:
         return q
-    _, premium = _unit_greeks(request, cands)
+    premium = objective.premium
     q = q.copy()
     for _ in range(2 * request.max_lots):
         debit, credit = float(np.clip(q, 0, None) @ premium), float(-np.clip(q, None, 0) @ premium)
         if debit <= 0 or credit >= share * debit:
             return q
-        shorts = [i for i, c in enumerate(cands)
-                  if -request.max_lots < q[i] <= 0 and abs(c.strike / request.price - 1) > 0.04]
-        best = max(shorts, key=lambda i: premium[i], default=None)
+        best = _offset_leg(request, cands, q, premium, share * debit - credit)
         if best is None:
             break
         trial = q.copy()
         trial[best] -= 1
+        if not objective.direction_kept(trial):
+            break
         if request.max_risk is not None and (lambda r: r[1] or r[0] > request.max_risk)(
                 _worst_loss(request, cands, trial)):
-            notes.append("W403: premium_offset reduced to satisfy max_risk")
+            notes.append(f"W403: premium_offset reduced to {credit / debit:.0%} to satisfy max_risk")
             return q
         q = trial
         notes.append(f"apply_premium_offset: sold one {cands[best].option_type} at {cands[best].strike:g}")
-    raise BuildError(f"E303: premium_offset {share:.0%} cannot be attained with the candidate strikes")
+    raise BuildError(f"E303: premium_offset {share:.0%} cannot be attained: no further out-of-the-money "
+                     f"option can be sold without turning the position against `{request.intent}`")
+
+
+def _offset_leg(request, cands, q, premium, needed: float) -> int | None:
+    """The option to sell next for ``premium_offset``.
+
+    Out of the money, of a type the position holds long, beyond its long strike and no more
+    lots than are held long — so a long call becomes a debit vertical (golden sample 5)
+    and the offset finances the position without turning it around. Of those, the farthest
+    strike whose premium alone covers what is still ``needed``; else the richest.
+    """
+    held = [c for i, c in enumerate(cands) if q[i] > 0]
+    longs = {kind: pick(c.strike for c in held if c.option_type == kind)
+             for kind, pick in (("call", max), ("put", min)) if any(c.option_type == kind for c in held)}
+
+    def spare(kind: str) -> float:  # long lots of the type not yet financed by a short one
+        return sum(q[i] for i, c in enumerate(cands) if c.option_type == kind)
+
+    def otm_beyond(c: Candidate, strike: float) -> bool:
+        return c.strike > max(strike, request.price) if c.option_type == "call" else c.strike < min(strike, request.price)
+
+    spreads = [i for i, c in enumerate(cands)
+               if -request.max_lots < q[i] <= 0 and c.option_type in longs and spare(c.option_type) >= 1
+               and otm_beyond(c, longs[c.option_type])]
+    # then naked sales the intent allows (Bull may sell puts: spec §3.5) — these add risk, so
+    # max_risk can cut the offset short here (W403)
+    allowed = {leg.instrument for s in map_intent_to_o(request.intent) for leg in s if leg.side < 0}
+    naked = [i for i, c in enumerate(cands) if -request.max_lots < q[i] <= 0 and c.option_type in allowed
+             and otm_beyond(c, request.price)]
+    usable = spreads or naked
+    enough = [i for i in usable if premium[i] >= needed]
+    if enough:
+        return min(enough, key=lambda i: premium[i])
+    return max(usable, key=lambda i: premium[i], default=None)
 
 
 def build(request: BuildRequest) -> BuildResult:
@@ -338,7 +438,7 @@ def build(request: BuildRequest) -> BuildResult:
     notes: list[str] = []
     q = _greedy(q, objective, request)  # control_tune
     q = ensure_max_risk(request, cands, q, notes)
-    q = apply_premium_offset(request, cands, q, notes)
+    q = apply_premium_offset(request, cands, q, notes, objective)
     if not q.any() and request.max_risk is not None:
         raise BuildError(f"no leg set with exposure fits within max_risk {request.max_risk:,.4g}")
     if not q.any():
@@ -370,7 +470,7 @@ def render_opl(request: BuildRequest, result: BuildResult) -> str:
              f"time {request.time.isoformat()}", f"direction_intent {request.intent}"]
     if request.vega_style:
         lines.append(f"vega_style {request.vega_style}")
-    if request.multiplier != 1:
+    if request.multiplier != DEFAULT_MULTIPLIER:
         lines.append(f"granularity {num(request.multiplier)}")
     for name in ("max_risk", "capital_limit"):
         if getattr(request, name) is not None:

@@ -70,7 +70,8 @@ class Constraints:
     liquidity_floor: float | None = None
     granularity: int | None = None
     ban_leveraged_longdated: bool = False
-    max_risk: float | None = None
+    max_risk: float | None = None  # an amount; `max_risk 3%` resolves to 3% of capital_limit
+    max_risk_share: float | None = None  # the share when written as a percentage (0.03)
     premium_offset: float | None = None  # fraction of the debit (0.4)
     currency: str | None = None
 
@@ -205,6 +206,9 @@ class Document:
     version: str | None = None
     strategy: StrategyDef | None = None
     definitions: dict[str, StrategyDef] = field(default_factory=dict)
+    # names of every `S = …` written, including those whose legs failed to lower (their
+    # errors are reported; "no strategy" would be a second, false finding)
+    bindings_written: list[str] = field(default_factory=list)
     market: Market = field(default_factory=Market)
     underlying: Underlying | None = None
     intent: Intent = field(default_factory=Intent)

@@ -21,6 +21,10 @@ from opl.document import Document
 from opl.legs import AbsoluteStrike, DateTenor, DaysTenor, DeltaStrike, Leg, RelativeStrike
 
 DAYS_PER_YEAR = 365.0  # ACT/365F (DESIGN.md)
+# Spec rc6 §1.2 (a MUST): one contract is 100 units of the underlying unless the local
+# exchange's specification (the rule pack) or the file's `granularity` says otherwise.
+# It applies to every leg, so `long Stock + short Option(Call, …)` stays a covered call.
+DEFAULT_MULTIPLIER = 100.0
 
 
 def _cdf(x: float) -> float:

@@ -70,6 +70,8 @@ def field(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
     elif name == "vol_target":
         vol_target(lw, value)
     # -- constraints (§3.3, rc6) --------------------------------------------------------------
+    elif name == "max_risk" and signed_percent(value) is not None:
+        max_risk_share(lw, value)
     elif name in ("capital_limit", "max_risk"):
         amount = lw.number(value, name, positive=True)
         setattr(doc.constraints, name, amount)
@@ -182,6 +184,16 @@ def horizon(lw: "Lowerer", value: ast.Value) -> None:
         intent.holding_horizon_label = "multi-week"
     else:
         intent.holding_horizon_label = lw.choice(value, "holding_horizon", vocab.HORIZON_LABELS)
+
+
+def max_risk_share(lw: "Lowerer", value: ast.Value) -> None:
+    """``max_risk 3%``: a share of ``capital_limit`` (rc3's table); resolved when the file is read."""
+    share = lw.fraction(value, "max_risk", percent_only=True)
+    if share is not None and not 0 < share <= 1:
+        lw.error("E207", "`max_risk` as a percentage must lie above 0% and at most 100% of `capital_limit`",
+                 value.span, "out of range")
+        share = None
+    lw.doc.constraints.max_risk_share = share
 
 
 def vol_target(lw: "Lowerer", value: ast.Value) -> None:

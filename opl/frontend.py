@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opl.checks import CheckContext, run_checks
+from opl.checks import CheckContext, CheckOptions, run_checks
 from opl.diagnostics import DiagnosticSink, FileReport
 from opl.document import Document
 from opl.legs import Leg
@@ -36,7 +36,7 @@ class CheckResult:
         return not self.report.has_errors
 
 
-def check_source(source: SourceFile) -> CheckResult:
+def check_source(source: SourceFile, options: CheckOptions | None = None) -> CheckResult:
     """Check a decoded `.opl` (or JSON leg form, by extension) source file."""
     if source.path.endswith(".json"):
         from opl.jsonlegs import load_json_legs
@@ -68,7 +68,7 @@ def check_source(source: SourceFile) -> CheckResult:
         normalised = normalise(document.strategy.expr, {n: d.expr for n, d in document.definitions.items()},
                                sink, lowerer=lowerer, linear_kind=linear)
         legs, cancelled = normalised.legs, normalised.cancelled
-    context = CheckContext(source, document, legs, cancelled, sink)
+    context = CheckContext(source, document, legs, cancelled, sink, options or CheckOptions())
     if not sink.has_errors:
         run_checks(context)
     report.diagnostics.extend(sink.items)
@@ -76,16 +76,16 @@ def check_source(source: SourceFile) -> CheckResult:
     return result
 
 
-def check_text(text: str, path: str = "<string>") -> CheckResult:
+def check_text(text: str, path: str = "<string>", options: CheckOptions | None = None) -> CheckResult:
     """Check OPL-Lang text given as a string."""
-    return check_source(SourceFile(path, text))
+    return check_source(SourceFile(path, text), options)
 
 
-def check_path(path: str | Path) -> CheckResult:
+def check_path(path: str | Path, options: CheckOptions | None = None) -> CheckResult:
     """Read and check a file. Raises OSError for I/O problems (the CLI reports them)."""
     path = Path(path)
     data = path.read_bytes()
     source, problems = decode(data, str(path))
     if source is None:
         return CheckResult(FileReport(SourceFile(str(path), ""), problems))
-    return check_source(source)
+    return check_source(source, options)

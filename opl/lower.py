@@ -19,7 +19,7 @@ from opl.document import (AssignmentPolicy, Document, Experiment, Guard, HedgeRu
                           Scenario, StrategyDef, Underlying)
 from opl.legs import (AbsoluteStrike, DateTenor, DaysTenor, DeltaStrike, Leg, LegExpr, LegSum, LegTerm,
                       Ref, RelativeStrike, Scaled, StrikeSpec, TemplateCall, TenorSpec)
-from opl.source import SourceFile, Span
+from opl.source import UNKNOWN_SPAN, SourceFile, Span
 
 SUPPORTED_MAJOR = "1"
 _ANCHORS = {"ATM": "price", "atm": "price", "support": "support", "resistance": "resistance"}
@@ -628,6 +628,7 @@ class Lowerer:
         return self.source.text[statement.span.start:statement.span.end].strip()
 
     def definition(self, binding: ast.Binding) -> None:
+        self.doc.bindings_written.append(binding.name)
         expr = self.legs(binding.value)
         if binding.name in self.doc.definitions:
             first = self.doc.definitions[binding.name].span
@@ -637,7 +638,20 @@ class Lowerer:
         if expr is not None:
             self.doc.definitions[binding.name] = StrategyDef(binding.name, expr, binding.span, binding.name_span)
 
+    def _resolve_max_risk_share(self) -> None:
+        """`max_risk 3%` is 3% of `capital_limit`, whichever line comes first."""
+        constraints = self.doc.constraints
+        if constraints.max_risk_share is None:
+            return
+        if constraints.capital_limit is None:
+            self.error("E108", "`max_risk` is written as a percentage of `capital_limit`, which the file "
+                       "does not give", self.doc.spans.get("max_risk", UNKNOWN_SPAN), "a share of nothing",
+                       "add `capital_limit <amount>`, or write `max_risk` as an amount (`max_risk 1500`)")
+            return
+        constraints.max_risk = constraints.max_risk_share * constraints.capital_limit
+
     def finish(self) -> None:
+        self._resolve_max_risk_share()
         defs = self.doc.definitions
         if "S" in defs:
             self.doc.strategy = defs["S"]

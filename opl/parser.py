@@ -322,6 +322,20 @@ def _readable(expected) -> str:
     return ", ".join(names)
 
 
+_GROUPED_NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+
+
+def _digit_grouping(text: str, comma: int) -> str | None:
+    """The thousands-grouped number (``20,000``) around the comma at ``comma``, if it is one."""
+    start = comma
+    while start > 0 and (text[start - 1].isdigit() or text[start - 1] == ","):
+        start -= 1
+    match = _GROUPED_NUMBER.match(text, start)
+    if match is None or not match.start() <= comma < match.end():
+        return None
+    return match.group(0)
+
+
 def _syntax_diagnostic(error: UnexpectedInput, source: SourceFile, pos_offset: int, line_offset: int) -> Diagnostic:
     if isinstance(error, UnexpectedCharacters):
         start = error.pos_in_stream + pos_offset
@@ -339,6 +353,11 @@ def _syntax_diagnostic(error: UnexpectedInput, source: SourceFile, pos_offset: i
         shown = "end of line" if token.type == "_NL" else f"`{token}`"
         if token.type == "_NL":
             end = start  # point at the end of the line, not at the newline character
+        grouped = _digit_grouping(source.text, start) if str(token) == "," else None
+        if grouped is not None:
+            return Diagnostic("E001", f"unexpected {shown} inside the number `{grouped}`", source.span(start, end),
+                              "digit separator", f"numbers are written without separators: "
+                              f"`{grouped.replace(',', '')}`")
         expected = _readable(error.expected)
         return Diagnostic("E001", f"unexpected {shown}", source.span(start, end),
                           "unexpected here", f"expected {expected}" if expected else None)

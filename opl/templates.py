@@ -160,7 +160,7 @@ def _sig(params: str, build, expansion: str, increasing: str = "") -> Signature:
 
 TEMPLATES: dict[str, Template] = {t.name: t for t in (
     Template("Vertical", "a vertical spread: long one strike, short another, same expiry (spec §8)", (
-        _sig("type K1 K2 T", _vertical, "long type@K1 + short type@K2"),)),
+        _sig("type K1 K2 T", _vertical, "long type@K1 + short type@K2", "K1 K2"),)),
     Template("Condor", "a vertical bull spread plus a vertical bear spread (spec §8)", (
         _sig("type K1 K2 T", _condor2,
              "long K1 + short K1+w + short K2−w + long K2, w = (K2−K1)/4", "K1 K2"),

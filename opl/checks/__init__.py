@@ -15,6 +15,21 @@ from opl.legs import Leg
 from opl.source import SourceFile
 
 
+# The default guards of spec §3.4 a user may switch off (`opl check --no-guard W401`).
+DEFAULT_GUARD_CODES = ("W401", "W402")
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """How a file is checked, beyond its text.
+
+    ``no_guards``: codes of the default guards switched off (spec §3.4: "disabling any
+    requires --no-guard XYZ"); the file's own ``avoid_leg_if``/``warn_if`` rules still apply.
+    """
+
+    no_guards: frozenset[str] = frozenset()
+
+
 @dataclass
 class CheckContext:
     """What every pass sees."""
@@ -24,6 +39,7 @@ class CheckContext:
     legs: tuple[Leg, ...] = ()
     cancelled: tuple[Leg, ...] = ()
     sink: DiagnosticSink = field(default_factory=DiagnosticSink)
+    options: CheckOptions = field(default_factory=CheckOptions)
 
 
 Pass = Callable[[CheckContext], None]

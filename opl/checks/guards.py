@@ -30,6 +30,9 @@ BUILTIN_GUARDS = (
 )
 
 
+GUARD_CODE = {"avoid_leg_if": "W401", "warn_if": "W402"}  # the code each kind of rule reports
+
+
 def leg_variables(leg: Leg, market: Market, open_interest: float | None) -> dict[str, float]:
     """The guard variables of one leg that the file's inputs determine."""
     env: dict[str, float] = {"qty": float(leg.qty)}
@@ -60,7 +63,8 @@ def leg_variables(leg: Leg, market: Market, open_interest: float | None) -> dict
 def guard_rules(ctx: CheckContext) -> None:
     doc = ctx.document
     market = Market.of(doc)
-    rules = [(kind, text, condition, None) for kind, text, condition in BUILTIN_GUARDS]
+    rules = [(kind, text, condition, None) for kind, text, condition in BUILTIN_GUARDS
+             if GUARD_CODE[kind] not in ctx.options.no_guards]
     for guard in doc.guards:
         text = ctx.source.text[guard.condition.span.start:guard.condition.span.end]
         if any(text == builtin_text for _, builtin_text, _ in BUILTIN_GUARDS):

@@ -14,7 +14,7 @@ LEVERAGED_MAX_DAYS = 45  # spec §3.3: ban_leveraged_longdated
 
 def no_strategy(ctx: CheckContext) -> None:
     doc = ctx.document
-    if doc.strategy is None and not doc.definitions and doc.intent.direction is None:
+    if doc.strategy is None and not doc.bindings_written and doc.intent.direction is None:
         ctx.sink.emit("E203", "the file declares no strategy", doc.spans.get("opl-lang", UNKNOWN_SPAN),
                       "nothing to compile", help="write the legs (`S = short Option(Put, 9800, 30d)`) or a "
                       "`direction_intent` the compiler can build from")

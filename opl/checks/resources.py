@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from opl import ast
 from opl.checks import CheckContext
 from opl.conditions import quantity
-from opl.estimates import Market, black_price
+from opl.estimates import DEFAULT_MULTIPLIER, Market, black_price
 from opl.legs import Leg
 from opl.source import UNKNOWN_SPAN
 
@@ -30,7 +30,7 @@ class Contract:
     futures_rate: float
     otm_weight: float = 0.5
     floor_weight: float = 0.5
-    source: str = "no rule pack"
+    source: str = "generic margin (no rule pack)"
     rate: float = GENERIC_RATE
     min_rate: float = GENERIC_MIN_RATE
     put_cap_at_strike: bool = False
@@ -45,13 +45,13 @@ def contract(ctx: CheckContext) -> Contract:
         from opl.runtime.packfiles import pack_facts  # numpy-free by design
 
         facts = pack_facts(underlying.exchange, underlying.symbol)
-    multiplier = float(doc.constraints.granularity or (facts.multiplier if facts else 1.0))
+    multiplier = float(doc.constraints.granularity or (facts.multiplier if facts else DEFAULT_MULTIPLIER))
     if facts is None:
         return Contract(multiplier, "generic", GENERIC_FUTURES_RATE)
     rates = (facts.rate, facts.min_rate) if facts.margin_formula != "czce_dce" and facts.rate else \
         (GENERIC_RATE, GENERIC_MIN_RATE)
     return Contract(multiplier, facts.margin_formula, facts.futures_rate or GENERIC_FUTURES_RATE,
-                    facts.otm_weight, facts.floor_weight, f"rule pack `{facts.name}`", *rates,
+                    facts.otm_weight, facts.floor_weight, f"margin of rule pack `{facts.name}`", *rates,
                     facts.put_cap_at_strike, facts.combinations)
 
 
@@ -104,8 +104,8 @@ def capital_limit(ctx: CheckContext) -> None:
         ctx.sink.emit("E301", f"the position needs about {need:,.0f} of capital, above `capital_limit` "
                       f"{limit:,.0f}", span, "limit exceeded",
                       help="reduce quantities, add protective legs, or raise `capital_limit`",
-                      notes=(f"estimated with multiplier {terms.multiplier:g} and the margin of the "
-                             f"{terms.source}{combined}; `opl compile` uses the full rule pack",))
+                      notes=(f"estimated with multiplier {terms.multiplier:g} and the {terms.source}{combined}; "
+                             "`opl compile` uses the full rule pack",))
 
 
 def position_capital(legs, parts: list[float], market: Market, terms: Contract) -> float:
@@ -226,9 +226,25 @@ def premium_offset(ctx: CheckContext) -> None:
     debit = sum(market.premium(l) * l.qty for l in ctx.legs if l.is_option and l.side > 0)
     credit = sum(market.premium(l) * l.qty for l in ctx.legs if l.is_option and l.side < 0)
     if debit > 0 and credit < share * debit * (1 - 1e-9):
+        span = doc.spans.get("premium_offset", UNKNOWN_SPAN)
+        if doc.constraints.max_risk is not None and not _breaks_max_risk(ctx):
+            # rc6 §4.1: the offset is best effort and never overrides max_risk — with a max_risk
+            # the legs respect, a shortfall is the offset reduced (W403), not unattainable (E303)
+            ctx.sink.emit("W403", f"`premium_offset` reduced to {credit / debit:.0%} of the debit (asked "
+                          f"{share:.0%}) under `max_risk` {doc.constraints.max_risk:,.4g}", span, "reduced",
+                          help="accept the smaller offset, raise `max_risk`, or sell further out of the money")
+            return
         ctx.sink.emit("E303", f"credit legs offset {credit / debit:.0%} of the debit, short of `premium_offset` "
-                      f"{share:.0%}", doc.spans.get("premium_offset", UNKNOWN_SPAN), "not attained",
+                      f"{share:.0%}", span, "not attained",
                       help="sell options further out of the money, or lower `premium_offset`")
+
+
+def _breaks_max_risk(ctx: CheckContext) -> bool:
+    """True when the legs' worst loss at expiry is above `max_risk` (or cannot be bounded)."""
+    if _upward_slope(ctx.legs) < 0:
+        return True
+    result = worst_loss(ctx.legs, Market.of(ctx.document))
+    return result is not None and result[0] * contract(ctx).multiplier > ctx.document.constraints.max_risk
 
 
 def _argument(call: ast.Call, index: int, name: str) -> ast.Value | None:

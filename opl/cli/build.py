@@ -46,8 +46,8 @@ def _targets(text: str) -> dict[str, float]:
 @click.option("--path", type=click.Choice(["A", "B", "C"]), default="C", show_default=True,
               help="A stepwise from MapIntentToO, B batch of template families, C solve for target Greeks.")
 @click.option("--tenor", type=click.IntRange(1, 3650), default=30, show_default=True, help="Tenor in calendar days.")
-@click.option("--multiplier", type=FiniteFloatRange(min=0, min_open=True), default=1.0, show_default=True,
-              help="Contract multiplier (written as `granularity`).")
+@click.option("--multiplier", type=FiniteFloatRange(min=0, min_open=True), default=100.0, show_default=True,
+              help="Contract multiplier (written as `granularity`; spec rc6: 100 units a contract).")
 @click.option("--max-lots", type=click.IntRange(1, 1000), default=10, show_default=True, help="Lots per leg at most.")
 @click.option("--max-risk", type=FiniteFloatRange(0, min_open=True), default=None, help="Worst loss at expiry allowed (currency).")
 @click.option("--premium-offset", type=FiniteFloatRange(0, 1), default=None,

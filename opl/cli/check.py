@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from opl.checks import DEFAULT_GUARD_CODES
 from opl.cli.report import CheckOutcome
 
 
@@ -20,12 +21,16 @@ from opl.cli.report import CheckOutcome
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on warnings too.")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
               help="Colour the full format.")
-def check(files: tuple[str, ...], fmt: str, strict: bool, color: str) -> None:
+@click.option("--no-guard", "no_guard", multiple=True, type=click.Choice(DEFAULT_GUARD_CODES),
+              help="Switch off a default guard of spec §3.4 (repeatable); the file's own rules still apply.")
+def check(files: tuple[str, ...], fmt: str, strict: bool, color: str, no_guard: tuple[str, ...]) -> None:
     """Check OPL-Lang files (.opl, or the JSON leg form .json) and report every finding."""
+    from opl.checks import CheckOptions
     from opl.frontend import check_path, check_source
     from opl.parser import decode
     from opl.render import render, summary_line
 
+    options = CheckOptions(no_guards=frozenset(no_guard))
     outcome = CheckOutcome(strict=strict)
     reports = []
     for name in files:
@@ -38,9 +43,9 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, color: str) -> None:
 
                     result_report = FileReport(SourceFile("<stdin>", ""), problems)
                 else:
-                    result_report = check_source(source).report
+                    result_report = check_source(source, options).report
             else:
-                result_report = check_path(name).report
+                result_report = check_path(name, options).report
         except OSError as error:
             outcome.io_error(f"{name}: {error.strerror or error}")
             continue

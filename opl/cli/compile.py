@@ -88,5 +88,6 @@ def _table(strategy) -> None:
             f" as a combination ({t.margin_per_leg:,.2f} leg by leg)"
         notes.append(f"exchange margin at the {strategy.underlying.rule_pack} rates: {t.margin:,.2f}{combined}")
     notes.extend(f"warning {w}" for w in strategy.warnings)
+    notes.extend(f"note: {n}" for n in strategy.notes)
     for note in notes:
         console.print(note)

@@ -30,7 +30,15 @@ def test_bull_vertical_golden_example():
     assert [(leg.side, leg.type, leg.strike, leg.expiry, leg.tenor_days) for leg in s.legs] == [
         ("long", "call", 480.0, dt.date(2026, 2, 4), 30.0), ("short", "call", 520.0, dt.date(2026, 2, 4), 30.0)]
     assert s.totals.delta == pytest.approx(sum(leg.position_greeks.delta for leg in s.legs))
-    assert 0 < s.totals.delta < 1 and s.totals.premium > 0
+    assert 0 < s.totals.delta < 1 * 100 and s.totals.premium > 0
+    # spec rc6 §1.2 (MUST): one contract is 100 units without a rule pack or `granularity`
+    assert [leg.multiplier for leg in s.legs] == [100.0, 100.0]
+    assert s.legs[0].position_greeks.delta == pytest.approx(100 * s.legs[0].greeks.delta)
+
+
+def test_granularity_overrides_the_default_multiplier():
+    s = compiled("opl-lang 1.0\ngranularity 10\nS = long Option(Call, 480, 30d)\nexit_mode first_hit\n")
+    assert s.legs[0].multiplier == 10.0
 
 
 def test_relative_and_delta_strikes_resolve_against_the_market():
@@ -127,10 +135,11 @@ def test_payoff_curves_match_hand_computed_expiry_values():
     s = compiled("opl-lang 1.0\nS = short Option(Put, 450, 30d) + short Option(Call, 550, 30d)\nexit_mode first_hit\n")
     curves = payoff_curves(s)
     credit = -s.totals.premium
-    expected = credit - np.maximum(450 - curves.prices, 0) - np.maximum(curves.prices - 550, 0)
+    m = s.legs[0].multiplier
+    expected = credit - m * (np.maximum(450 - curves.prices, 0) + np.maximum(curves.prices - 550, 0))
     np.testing.assert_allclose(curves.pnl[-1], expected, atol=1e-9)
     assert curves.loss_unbounded and not curves.profit_unbounded
-    assert curves.breakevens == pytest.approx((450 - credit, 550 + credit), abs=0.01)
+    assert curves.breakevens == pytest.approx((450 - credit / m, 550 + credit / m), abs=0.01)
 
 
 def test_parse_market_rejects_bad_items():
@@ -181,8 +190,9 @@ def test_every_spec_example_compiles_to_its_normalised_leg_set(path):
     checked = opl.check_file(path)
     result = compile_checked(checked, {**MARKET, "support": 450.0, "resistance": 550.0,
                                        **({"price": 10400.0} if "jujube" in path.name else {})})
-    if not checked.legs:  # rc6 golden 5 states only intent and constraints: `opl build` makes its legs
-        assert [d.code for d in result.diagnostics] == ["E203"]
+    if not checked.legs:  # rc6 golden 5 states only intent and constraints: the compiler builds its legs
+        assert result.ok, [(d.code, d.message) for d in result.diagnostics]
+        assert any("built from `direction_intent Bull`" in note for note in result.strategy.notes)
         return
     assert result.ok, [(d.code, d.message) for d in result.diagnostics]
     legs = result.strategy.legs

@@ -12,7 +12,8 @@ from opl.cli import main
 from opl.construct import BuildError, BuildRequest, build
 from opl.compiler import compile_checked
 
-BASE = dict(price=500.0, iv=0.25, rate=0.0, time=dt.date(2026, 1, 5))
+# multiplier 1 keeps the targets and max_risk below in price units per lot
+BASE = dict(price=500.0, iv=0.25, rate=0.0, time=dt.date(2026, 1, 5), multiplier=1.0)
 
 
 @pytest.mark.parametrize("path", ["A", "B", "C"])
@@ -54,9 +55,18 @@ def test_premium_offset_is_applied_and_checked():
 
 
 def test_max_risk_beats_premium_offset_with_w403():
-    result = build(BuildRequest(intent="Breakout", vega_style="Debit", premium_offset=0.9, max_risk=25.0, path="B",
-                                **BASE))
+    # a Bull call financed by selling puts (spec §3.5 allows short puts for Bull) adds downside
+    # risk: max_risk stops the offset short, with W403, rather than failing the build
+    result = build(BuildRequest(intent="Bull", premium_offset=0.9, max_risk=25.0, path="A", **BASE))
     assert any(note.startswith("W403") for note in result.notes)
+    assert result.worst_loss is not None and result.worst_loss <= 25.0 + 1e-9
+    assert "W403" in [d.code for d in opl.check(result.text).report.diagnostics]
+
+
+def test_unattainable_offset_without_naked_sales_is_e303():
+    with pytest.raises(BuildError, match="E303"):  # Breakout may only sell spreads against its longs
+        build(BuildRequest(intent="Breakout", vega_style="Debit", premium_offset=0.9, max_risk=25.0, path="B",
+                           **BASE))
 
 
 def test_unreachable_max_risk_is_an_error():

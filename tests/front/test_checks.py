@@ -26,7 +26,7 @@ EXPECTED = {
     "E206_outlives.opl": ("E206", (4, 10, 4, 32), "after its underlying future"),
     "E208.opl": ("E208", (3, 5, 3, 6), "A → B → A"),
     "E301.opl": ("E301", (7, 1, 7, 20), "above `capital_limit` 10,000"),
-    "E302.opl": ("E302", (5, 5, 5, 61), "worst loss at expiry is about 86"),
+    "E302.opl": ("E302", (5, 5, 5, 61), "worst loss at expiry is about 8,571"),
     "E302_unbounded.opl": ("E302", (3, 5, 3, 33), "unbounded"),
     "E303.opl": ("E303", (4, 1, 4, 19), "short of `premium_offset` 40%"),
     "E304.opl": ("E304", (4, 43, 4, 46), "1.5 lots"),
