@@ -50,3 +50,11 @@ def test_library_strategies_check_clean(path: Path):
 
 def test_library_is_large_enough():
     assert len(STRATEGIES) >= 15
+
+
+@pytest.mark.parametrize("path", STRATEGIES + EXAMPLES, ids=lambda p: p.name)
+def test_shipped_files_are_in_canonical_form(path: Path):
+    from opl.fmt import format_text
+
+    result = format_text(path.read_text(encoding="utf-8"), str(path))
+    assert not result.changed, f"run `opl fmt --write {path.relative_to(ROOT)}`"
