@@ -47,19 +47,28 @@ class SimulationInputError(RunInputError):
     """The file has errors, or settings the simulator cannot run — nothing was simulated."""
 
 
-def checked_for_run(path, market: dict | None, error: type[RunInputError], doing: str):
+def checked_for_run(path, market: dict | None, error: type[RunInputError], doing: str, *,
+                    levels_from_signals: bool = False):
     """Check and compile ``path`` for a run (`opl simulate`, `opl backtest`).
 
     Returns ``(checked, compiled, located)``: ``located(settings_error)`` turns a `SettingsError` with a
     span into ``error`` with one diagnostic labelled "cannot {doing} this" (one without a span is returned
     as is). Raises ``error`` when the file does not compile.
+
+    ``levels_from_signals``: the run sets support and resistance each month (the simulator's
+    level rule), so a file that leaves them out — `opl check` says so with I401 — is compiled
+    at the rule's levels around the opening price, and the compiled notes say so.
     """
     import opl
     from opl.compiler import compile_checked
     from opl.diagnostics import Diagnostic
 
     checked = opl.check_file(path)
+    market, filled = _run_time_levels(checked, market) if levels_from_signals else (market, [])
     compiled = compile_checked(checked, market)
+    if compiled.ok and filled:
+        compiled.strategy = compiled.strategy.model_copy(
+            update={"notes": compiled.strategy.notes + tuple(filled)})
     if not compiled.ok:
         raise error(checked.report, compiled.diagnostics)
 
@@ -70,6 +79,28 @@ def checked_for_run(path, market: dict | None, error: type[RunInputError], doing
                                                  f"cannot {doing} this", settings_error.help)])
 
     return checked, compiled, located
+
+
+def _run_time_levels(checked, market: dict | None) -> tuple[dict | None, list[str]]:
+    """Support/resistance the file leaves to the signals (I401), at the simulator's default widths."""
+    from opl.runtime.legspec import Levels
+
+    doc = checked.document
+    given = dict(market or {})
+    price = given.get("price", doc.market.price if doc is not None else None)
+    if doc is None or price is None:
+        return market, []
+    widths = Levels()
+    notes = []
+    for anchor, level in (("support", price * (1 - widths.support_width)),
+                          ("resistance", price * (1 + widths.resistance_width))):
+        if given.get(anchor) is None and getattr(doc.market, anchor) is None and any(
+                getattr(leg.strike, "anchor", None) == anchor for leg in checked.legs):
+            given[anchor] = level
+            notes.append(f"`{anchor}` comes from the signals each month (I401); the opening legs are priced at "
+                         f"the simulator's level rule, {anchor} {level:,.6g} "
+                         f"({'-' if anchor == 'support' else '+'}{widths.support_width:.0%} of the price)")
+    return given, notes
 
 
 def source_text(report, span) -> str:
@@ -332,9 +363,10 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
     from opl.runtime.rules import load_pack
     from opl.scenarios import scenario_plans
 
-    checked, compiled, located = checked_for_run(path, market, SimulationInputError, "simulate")
+    checked, compiled, located = checked_for_run(path, market, SimulationInputError, "simulate",
+                                                 levels_from_signals=True)
     doc, strategy_model, report = checked.document, compiled.strategy, checked.report
-    notes: list[str] = []
+    notes: list[str] = list(strategy_model.notes)
 
     try:
         if strategy_model.underlying.kind != "future" or strategy_model.underlying.rule_pack is None:
