@@ -137,6 +137,12 @@ def _base_anchor(request: BuildRequest, cands: list[Candidate], leg) -> int:
     return _nearest(cands, leg.instrument, request.price + offset)
 
 
+def _sellable(request: BuildRequest, c: Candidate) -> bool:
+    """Only options at or out of the money are sold: an in-the-money short is a synthetic
+    future in disguise and can cross the strangle's strikes (W411)."""
+    return c.strike >= request.price if c.option_type == "call" else c.strike <= request.price
+
+
 def _keeps_base(cands: list[Candidate], q: np.ndarray, base) -> bool:
     """True when every base leg is held: at least one lot on its side of its option type."""
     for leg in base:
@@ -218,6 +224,9 @@ def _path_c(request, cands, objective) -> np.ndarray:
     constraints.append(LinearConstraint(total[None, :], 1, np.inf))
     upper = np.concatenate([np.full(2 * n, request.max_lots), np.full(2 * k, np.inf)])
     lower = np.zeros(2 * n + 2 * k)
+    for i, c in enumerate(cands):
+        if not _sellable(request, c):
+            upper[n + i] = 0
     for leg in base_legs(request):  # the mapped base legs survive the solve (spec §4.3 starts from them)
         i = _base_anchor(request, cands, leg)
         held, opposite = (i, n + i) if leg.side > 0 else (n + i, i)
@@ -240,18 +249,18 @@ def _path_c(request, cands, objective) -> np.ndarray:
 
 def _greedy(q: np.ndarray, objective, request, steps: int = 200) -> np.ndarray:
     """Greedy fill: the one-lot change that lowers the objective most, until none does."""
-    q = q.copy()
-    base = base_legs(request) if objective.cands is not None and _keeps_base(objective.cands, q, base_legs(request)) \
-        else ()
+    q, cands = q.copy(), objective.cands
+    base = base_legs(request) if cands is not None and _keeps_base(cands, q, base_legs(request)) else ()
     best = objective(q)
     for _ in range(steps):
         trial_best, move = best, None
         for i in range(len(q)):
             for delta in (1, -1):
-                if abs(q[i] + delta) > request.max_lots:
+                if abs(q[i] + delta) > request.max_lots or (
+                        q[i] + delta < 0 and cands is not None and not _sellable(request, cands[i])):
                     continue
                 q[i] += delta
-                value = objective(q) if not base or _keeps_base(objective.cands, q, base) else np.inf
+                value = objective(q) if not base or _keeps_base(cands, q, base) else np.inf
                 q[i] -= delta
                 if value < trial_best - 1e-12:
                     trial_best, move = value, (i, delta)
