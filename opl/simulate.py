@@ -402,7 +402,8 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
                   paths=settings.paths, months=settings.horizon_months, steps_per_day=settings.steps_per_day,
                   days_per_month=settings.days_per_month, seed=settings.seed, chunk=settings.chunk,
                   option_ticks=settings.option_slippage_ticks, futures_ticks=settings.futures_slippage_ticks,
-                  exact_american=settings.exact_american, engine=settings.engine)
+                  exact_american=settings.exact_american, engine=settings.engine,
+                  cash_rate=settings.cash_rate)
     fee = {"fee_factor": settings.fee_factor}
     cost_plans = [p for p in plans if not p.market]
     market_plans = [p for p in plans if p.market]
@@ -468,7 +469,8 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
              "days_per_month": run.days_per_month, "tenor_days": strategy.tenor_days, "capital": run.capital,
              "currency": pack.currency, "rule_pack": pack.name, "margin_method": settings.margin_method,
              "margin_combinations": list(pack.margin.combinations), "size": settings.size, "sizes": sizes,
-             "chunk": run.chunk, "price": run.price, "rate": strategy.rate, "versions": package_versions()},
+             "chunk": run.chunk, "price": run.price, "rate": strategy.rate,
+             "cash_rate": strategy.rate if run.cash_rate is None else run.cash_rate, "versions": package_versions()},
         model={"components": list(process.components), "vol": process.vol,
                "garch": _asdict(process.garch), "jump": _asdict(process.jump), "regime": _asdict(process.regime),
                "daily_limit": process.limit, "implied": _asdict(strategy.smile),

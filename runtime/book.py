@@ -124,6 +124,10 @@ class Book:
         """Net delta of the options in futures lots."""
         return sum((s.qty * s.delta for s in self.slots if s.held()), np.zeros(self.shape)) * lots_per_option
 
+    def option_value(self, multiplier: float) -> np.ndarray:
+        """Market value of the options held at their marks, in currency (long positive, short negative)."""
+        return sum((s.qty * s.value for s in self.slots if s.held()), np.zeros(self.shape)) * multiplier
+
     def short_lots(self) -> np.ndarray:
         """N: the short option lots held."""
         return sum((np.maximum(-s.qty, 0.0) for s in self.slots if s.held()), np.zeros(self.shape))

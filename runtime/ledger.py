@@ -22,6 +22,8 @@ paths), so the attribution adds up to the P&L exactly:
 ``costs``       fees and slippage (negative)
 ``adjustments`` fees and slippage of the adjustment module's trades (negative;
                 `opl.runtime.adjust` — the adjusted legs' marks go to ``premium``)
+``interest``    interest at the cash rate on the cash the strategy's trades added to or
+                took from the capital (`opl.runtime.replay`, "Money")
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import numpy as np
 
 __all__ = ["Costs", "Ledger", "BUCKETS", "tick_size"]
 
-BUCKETS = ("premium", "hedge", "assignment", "funding", "costs", "adjustments")
+BUCKETS = ("premium", "hedge", "assignment", "funding", "costs", "adjustments", "interest")
 
 
 def tick_size(bands, price: float) -> float:

@@ -43,9 +43,18 @@ from its times to expiry), its option marks and, when the cycle does not end at 
 options' expiry (a futures roll or the end of the data), everything is closed at market at
 its last step. The order of operations is the same.
 
-**Money.** Equity = capital + every booked P&L; there is no interest on cash. A month's
-return is its P&L divided by the capital (no compounding: sizes are in lots). The
-drawdown is measured on the equity after each step against its running peak.
+**Money.** Equity = capital + every booked P&L. The strategy's *cash* is what its trades
+added to or took from the capital: equity − capital − the options' market value (futures
+and delivered goods hold no cash: they settle daily, the goods are financed at the
+assignment policy's funding rate). It earns the cash rate (``RunSpec.cash_rate``, None:
+the strategy's ``rate``, the rate the premiums are discounted at) over each step's
+calendar span, compounded step by step, into the ``interest`` bucket: a seller earns
+interest on the premium received, a buyer forgoes it on the premium paid, so a fairly
+priced, hedged position has mean P&L 0 at any rate. Margin deposits are part of the
+capital and earn what it earns: returns are measured over the cash rate, the capital's
+own interest being the benchmark that is not counted. A month's return is its P&L
+divided by the capital (no compounding: sizes are in lots). The drawdown is measured on
+the equity after each step against its running peak.
 """
 
 from __future__ import annotations
@@ -140,6 +149,7 @@ class RunSpec:
     exact_american: bool = False
     source: Callable[[int, int], object] | None = None
     engine: Literal["fast", "reference"] = "fast"  # compiled kernels (opl.runtime.kernels) or the numpy reference
+    cash_rate: float | None = None  # interest on the strategy's cash a year (None: the strategy's rate)
 
 
 @dataclass
@@ -407,6 +417,8 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
     cost = _CostArrays(costs)
     mult, cs = strat.multiplier, strat.contract_size
     lots_per_option = mult / cs  # futures lots of delta per option lot per unit of delta
+    cash_rate = strat.rate if run.cash_rate is None else run.cash_rate
+    futures_underlying = run.pack.underlying.kind == "future"
 
     numbers = strat.leg_numbers or tuple(range(nl))
     engine = AdjustEngine(strat.adjust, shape, numbers) if strat.adjust is not None else None
@@ -484,6 +496,13 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
         for j in range(1, n + 1):
             absolute_step += 1
             df = f[:, j] - f[:, j - 1]
+            if cash_rate:
+                # Interest on the cash held over the step (before this step's marks and trades); units of an
+                # ETF or a stock held were paid for, futures settle daily and hold no cash.
+                cash = equity - run.capital - book.option_value(mult)
+                if not futures_underlying:
+                    cash = cash - (book.static + hedge + pending + inventory.total()) * f[:, j - 1] * cs
+                ledger.book("interest", cash * np.expm1(cash_rate * mo.span[j] / DAYS_PER_YEAR), equity, month_pnl)
             # 1. mark to market
             for s in book.slots:
                 before = s.value

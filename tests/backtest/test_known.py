@@ -1,6 +1,7 @@
 """Backtests whose answers are known by hand, over constructed data directories.
 
-* a flat path: a short straddle held to expiry earns its premium less the opening costs;
+* a flat path: a short straddle held to expiry earns its premium less the opening costs,
+  and the interest on that cash at the file's rate;
 * a path that ends above the strike: the call is exercised (assigned) at expiry, as the
   simulator does it, and the cycle keeps the premium less the intrinsic value and the
   assignment fee;
@@ -44,16 +45,20 @@ def _premium(chain, k: float) -> float:
     return float(day0["settlement"].sum()) * 10_000
 
 
-def test_flat_path_earns_the_premium_less_costs(tmp_path, build):
+def test_flat_path_earns_the_premium_less_costs_and_its_interest(tmp_path, build):
     result, chain = _run(tmp_path, build, np.full(len(DATES), 3.0))
     premium = _premium(chain, 3.0)
     open_cost, _ = _costs_per_lot(premium / 2 / 10_000)
     cycle = result.cycles[0]
     assert len(result.cycles) == 1 and cycle["strikes"] == [3.0, 3.0] and cycle["exit"] == "expiry"
     assert cycle["premium"] == pytest.approx(premium)
-    assert cycle["pnl"] == pytest.approx(premium - 2 * open_cost, abs=1e-6)
+    # The cash the sale brought in earns the file's rate (2%) over the cycle's calendar days.
+    cash = premium - 2 * open_cost
+    interest = cash * np.expm1(0.02 * (EXPIRY - DATES[0]).days / 365)
+    assert cycle["pnl"] == pytest.approx(cash + interest, abs=1e-6)
     assert result.metrics.attribution["per_month"]["costs"] == pytest.approx(-2 * open_cost)
-    assert result.equity[-1] == pytest.approx(100_000 + premium - 2 * open_cost, abs=1e-6)
+    assert result.metrics.attribution["per_month"]["interest"] == pytest.approx(interest)
+    assert result.equity[-1] == pytest.approx(100_000 + cash + interest, abs=1e-6)
 
 
 def test_a_path_through_the_strike_is_assigned_at_expiry(tmp_path, build):
@@ -63,9 +68,11 @@ def test_a_path_through_the_strike_is_assigned_at_expiry(tmp_path, build):
     premium = _premium(chain, 3.0)
     open_cost, assignment = _costs_per_lot(premium / 2 / 10_000)
     cycle = result.cycles[0]
-    # The call ends 0.2 in the money: exercised against the seller, who keeps premium − intrinsic.
+    # The call ends 0.2 in the money: exercised against the seller, who keeps premium − intrinsic
+    # and the interest on the premium held until the expiry.
     assert cycle["exit"] == "expiry"
-    assert cycle["pnl"] == pytest.approx(premium - 0.2 * 10_000 - 2 * open_cost - assignment, abs=1e-6)
+    interest = (premium - 2 * open_cost) * np.expm1(0.02 * (EXPIRY - DATES[0]).days / 365)
+    assert cycle["pnl"] == pytest.approx(premium - 0.2 * 10_000 - 2 * open_cost - assignment + interest, abs=1e-6)
     assert result.metrics.exercise["assignment_share"] == 100.0
     assert result.metrics.attribution["per_month"]["premium"] == pytest.approx(premium - 2_000.0, abs=1e-6)
 

@@ -46,7 +46,7 @@ def test_json_keys_are_stable(jujube_json):
     assert set(d["base"]["max_drawdown"]) == {"mean", "p50", "p95", "p99"}
     assert set(d["base"]["cvar"]) == {"95", "99"}
     assert set(d["base"]["attribution"]["per_month"]) == {"premium", "hedge", "assignment", "funding", "costs",
-                                                          "adjustments", "total"}
+                                                          "adjustments", "interest", "total"}
     assert set(d["base"]["margin"]) == {"peak_utilisation", "margin_call_probability",
                                         "forced_liquidation_probability", "margin_calls_per_path"}
     assert set(d["base"]["exercise"]) == {"assignment_share", "delivery_share", "skipped_share"}

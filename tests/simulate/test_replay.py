@@ -243,3 +243,35 @@ def test_short_strangle_is_margined_as_a_combination_at_every_step(sim, cj):
     per_leg_small = replace(small, pack=with_margin_method(cj, "per_leg"))
     assert np.all(replay(strategy=sim.strategy(legs), run=per_leg_small, variants=(Variant(size=20),)).counters[
         "skipped_months"] == 1)
+
+
+@pytest.mark.parametrize("side", [1, -1])
+def test_cash_earns_interest_so_a_fair_hedged_option_earns_zero_at_any_rate(sim, free_cj, side):
+    # At r = 5% an in-the-money call bought (sold) at its discounted Black-76 value and hedged
+    # every day: the buyer forgoes interest on the premium, the seller earns it; without
+    # interest on cash the buyer showed +24 SE, the seller -24 SE.
+    legs = [sim.option(call=True, side=side, qty=100, offset=-1000.0)]
+    strat = sim.strategy(legs, rate=0.05, hedge=HedgeSpec(every=1, band=0.0, keep=0.0, along="none"))
+    res = replay(strategy=strat, run=sim.run(GBM, free_cj, paths=20_000, seed=4))
+    mean, se = _mean_and_se(res.monthly)
+    assert abs(mean) < 3 * se
+    interest = res.buckets["interest"][0]
+    assert np.sign(interest.mean()) == -side and abs(interest.mean()) > 10 * se
+    # A documented cash rate replaces the file's; 0 leaves the premium's interest out (the old bias).
+    no_interest = replay(strategy=strat, run=sim.run(GBM, free_cj, paths=20_000, seed=4, cash_rate=0.0))
+    assert not np.any(no_interest.buckets["interest"])
+    assert side * _mean_and_se(no_interest.monthly)[0] > 5 * se
+
+
+def test_a_premium_earns_the_cash_rate_and_a_flat_account_nothing(sim, free_cj):
+    # An unhedged short call's cash is the premium received (the capital's own interest is the
+    # benchmark, not counted), so over the month it earns premium × (e^{r·T} − 1) exactly.
+    from opl.runtime import pricing
+
+    strat = sim.strategy([sim.option(call=True, qty=10)], rate=0.05)
+    res = replay(strategy=strat, run=sim.run(GBM, free_cj, paths=50, capital=1e6))
+    t = 30 / 365
+    premium = pricing.price(is_call=True, underlying=10_000.0, strike=10_000.0, t=t, vol=0.3, rate=0.05) * 5.0 * 10
+    assert np.allclose(res.buckets["interest"][0], premium * np.expm1(0.05 * t), rtol=1e-9)
+    never = replay(strategy=strat, run=sim.run(GBM, free_cj, paths=50, capital=1.0))  # the margin is never covered
+    assert np.all(never.counters["skipped_months"] == 1) and not np.any(never.buckets["interest"])
