@@ -23,6 +23,15 @@ of the horizon pooled):
 ``guards``                legs not opened by ``avoid_leg_if`` (W401) and ``warn_if`` alerts
                           (W402) per month, and the share of paths with an alert
                           (`opl.runtime.guards`)
+``standard_errors``       the Monte Carlo standard error of each headline number, keyed like
+                          ``target_metrics``: mean and median monthly return, loss probability,
+                          drawdown p95 and p99, CVaR95 and CVaR99, in the metric's own units; the
+                          path is the independent unit (`opl.runtime.standard_errors`); null
+                          with fewer than two paths (a backtest)
+
+The P&L buckets of ``attribution`` are named by the ledger (``premium`` is the options' P&L
+marked to market — premium received less what the options are later worth — not the premium
+collected); ``BUCKET_LABELS`` words them for people.
 """
 
 from __future__ import annotations
@@ -37,8 +46,23 @@ import numpy as np
 from opl.runtime.records import json_safe
 
 from opl.runtime.ledger import BUCKETS
+from opl.runtime.standard_errors import cvar_se, mean_se, quantile_se, share_se
 
-__all__ = ["RunMetrics", "run_metrics", "target_verdict", "SimulationResult", "SCHEMA"]
+__all__ = ["RunMetrics", "run_metrics", "target_verdict", "SimulationResult", "SCHEMA", "BUCKET_LABELS", "HEADLINE",
+           "headline", "pnl_by_source"]
+
+#: The ledger's buckets (`opl.runtime.ledger`) as a trader reads them; the JSON keeps the bucket names.
+BUCKET_LABELS = {"premium": "options P&L (premium less buy-back/expiry value)",
+                 "hedge": "hedge futures P&L", "assignment": "assigned futures and delivery",
+                 "funding": "funding of delivered goods", "costs": "fees and slippage",
+                 "adjustments": "adjustment trades' fees and slippage", "total": "total"}
+
+#: The headline numbers, each shown with its Monte Carlo standard error: (target metric, label, unit).
+HEADLINE = (("mean_monthly_return", "mean monthly return", "% of capital"),
+            ("median_monthly_return", "median monthly return", "% of capital"),
+            ("loss_probability", "loss probability", "% of months"),
+            ("max_drawdown_p95", "max drawdown p95", "% of peak equity"),
+            ("cvar_95", "CVaR95", "% of capital"))
 
 SCHEMA = "opl.simulate/1"
 
@@ -64,6 +88,7 @@ class RunMetrics:
     trades: dict[str, float]
     adjustments: dict[str, Any] = field(default_factory=dict)
     guards: dict[str, float] = field(default_factory=dict)
+    standard_errors: dict[str, float] = field(default_factory=dict)
 
     def target_values(self) -> dict[str, float]:
         """The metrics a ``target`` condition may name (opl.vocabulary.TARGET_METRICS), percent."""
@@ -81,7 +106,46 @@ class RunMetrics:
                 "monthly_return": self.monthly_return, "loss_probability": self.loss_probability,
                 "max_drawdown": self.max_drawdown, "cvar": self.cvar, "attribution": self.attribution,
                 "margin": self.margin, "exercise": self.exercise, "trades": self.trades,
-                "adjustments": self.adjustments, "guards": self.guards, "target_metrics": self.target_values()}
+                "adjustments": self.adjustments, "guards": self.guards, "target_metrics": self.target_values(),
+                "standard_errors": self.standard_errors}
+
+    def with_error(self, metric: str, digits: int = 2, *, unit: str = "") -> str:
+        """``value ± SE`` of a target metric (one Monte Carlo standard error; the value alone without one)."""
+        return value_with_error(self.target_values()[metric], self.standard_errors.get(metric), digits,
+                                signed=metric.endswith("monthly_return"), unit=unit)
+
+
+def value_with_error(value: float | None, se: float | None, digits: int = 2, *, signed: bool = False,
+                     unit: str = "") -> str:
+    """``+0.42% ± 0.03%``: a value and its standard error at the same precision (``—`` for no value).
+
+    ``digits`` grows (to 4 at most) until the error shows a significant digit: ``+0.0215% ± 0.0036%``, not
+    ``+0.02% ± 0.00%``.
+    """
+    if value is None or not math.isfinite(value):
+        return "—"
+    if se is not None and math.isfinite(se) and se > 0:
+        digits = max(digits, min(4, -math.floor(math.log10(se))))
+    text = (f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}") + unit
+    return text + (f" ± {se:.{digits}f}{unit}" if se is not None and math.isfinite(se) else "")
+
+
+def headline(values: dict[str, float], errors: dict[str, float], *, capital: float | None = None,
+             currency: str = "") -> str:
+    """The headline numbers with their errors in one line (target-metric ``values`` and ``errors``, percent);
+    with ``capital``, the mean month in currency too."""
+    parts = []
+    for key, label, unit in HEADLINE:
+        text = f"{label} {value_with_error(values.get(key), errors.get(key), signed=key.endswith('return'), unit='%')}"
+        parts.append(text + unit.removeprefix("%"))
+        if key == "mean_monthly_return" and capital and values.get(key) is not None and math.isfinite(values[key]):
+            parts[-1] += f" (about {values[key] / 100 * capital:+,.0f} {currency} a month)".replace("  ", " ")
+    return ", ".join(parts)
+
+
+def pnl_by_source(per_month: dict[str, float], currency: str) -> str:
+    """The attribution's mean P&L a month by bucket, labelled for people."""
+    return "; ".join(f"{BUCKET_LABELS.get(k, k)} {v:+,.0f}" for k, v in per_month.items()) + f" {currency} a month"
 
 
 def run_metrics(result, variant: int) -> RunMetrics:
@@ -97,6 +161,11 @@ def run_metrics(result, variant: int) -> RunMetrics:
         return float(-sorted_r[:k].mean())
 
     dd = result.max_drawdown[variant] * 100.0
+    pm = monthly / capital * 100.0  # (paths, months): the path is the independent unit of every error
+    errors = {"mean_monthly_return": mean_se(pm), "median_monthly_return": quantile_se(pm, 0.5),
+              "loss_probability": share_se(pm < 0) * 100.0,
+              "max_drawdown_p95": quantile_se(dd, 0.95), "max_drawdown_p99": quantile_se(dd, 0.99),
+              "cvar_95": cvar_se(pm, 0.95), "cvar_99": cvar_se(pm, 0.99)}
     util = result.peak_margin[variant] * 100.0
     c = {k: v[variant] for k, v in result.counters.items()}
     path_months = paths * months
@@ -131,7 +200,8 @@ def run_metrics(result, variant: int) -> RunMetrics:
                                  for i, text in enumerate(getattr(result, "actions", ()))]},
         guards={"avoided_legs_per_month": float(c["avoided_legs"].sum() / path_months),
                 "alerts_per_month": float(c["alerts"].sum() / path_months),
-                "alert_path_share": float(np.mean(c["alerts"] > 0) * 100.0)})
+                "alert_path_share": float(np.mean(c["alerts"] > 0) * 100.0)},
+        standard_errors=errors)
 
 
 def target_verdict(target, values: dict[str, float]) -> bool | None:
@@ -200,9 +270,11 @@ class SimulationResult:
         m = b.monthly_return
         lines = [f"{self.file}: {self.run['paths']:,} paths x {self.run['horizon_months']} months, seed "
                  f"{self.run['seed']}, model {' + '.join(self.model['components'])}",
-                 f"size {b.size:g}: median monthly return {m['median']:+.2f}% (mean {m['mean']:+.2f}%, "
-                 f"p5 {m['p5']:+.2f}%), loss probability {b.loss_probability:.1f}%, max drawdown p95 "
-                 f"{b.max_drawdown['p95']:.2f}% of peak equity, CVaR95 {b.cvar['95']:.2f}% of capital"]
+                 f"size {b.size:g} (± one Monte Carlo standard error): "
+                 + headline(b.target_values(), b.standard_errors, capital=self.run.get("capital"),
+                            currency=self.run.get("currency", "")) + f"; p5 month {m['p5']:+.2f}%",
+                 f"P&L by source at size {b.size:g}: "
+                 + pnl_by_source(b.attribution["per_month"], self.run.get("currency", ""))]
         adj = b.adjustments
         if adj.get("actions"):
             lines.append(f"adjustments: {adj['rounds_per_month']:.2f} rounds a month; " + "; ".join(
@@ -223,9 +295,10 @@ class SimulationResult:
             lines.append(f"scenarios at size {self.scenario_size['size']:g}: {self.scenario_size['reason']}")
         for s in self.scenarios:
             verdict = {True: "pass", False: "fail", None: "n/a"}[s.holds]
-            lines.append(f"{s.kind} {s.text} at size {s.size:g}: median {s.metrics.monthly_return['median']:+.2f}%, "
-                         f"loss {s.metrics.loss_probability:.1f}%, dd p95 {s.metrics.max_drawdown['p95']:.2f}% "
-                         f"-> {verdict}")
+            lines.append(f"{s.kind} {s.text} at size {s.size:g}: mean {s.metrics.with_error('mean_monthly_return', unit='%')}, "
+                         f"median {s.metrics.with_error('median_monthly_return', unit='%')}, "
+                         f"loss {s.metrics.with_error('loss_probability', 1, unit='%')}, "
+                         f"dd p95 {s.metrics.with_error('max_drawdown_p95', unit='%')} -> {verdict}")
             if s.definition:
                 lines.append(f"  {s.text}: {s.definition}")
         lines.extend(f"note: {n}" for n in self.notes)

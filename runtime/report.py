@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from opl.runtime.metrics import headline, pnl_by_source
+
 __all__ = ["write_report", "PLOTS"]
 
 PLOTS = ("returns.png", "drawdown.png", "equity.png", "margin.png")
@@ -102,23 +104,28 @@ def _markdown(result) -> str:
                   f"{result.recommended_size['high']:g} lots.", ""]
     else:
         lines += [f"**Recommended size:** none — {result.recommended_reason}.", ""]
+    lines += [f"**Headline at size {b.size:g}** (± one Monte Carlo standard error; the paths are the independent "
+              "draws, the months of a path are not): " + headline(b.target_values(), b.standard_errors,
+                                                                  capital=run["capital"], currency=run["currency"])
+              + ".", ""]
     lines += ["## By size", "",
               "Monthly returns, CVaR and margin in % of capital; drawdowns in % of the running peak equity; "
-              "probabilities in % of paths (margin call, liquidation) or of months (loss).", "",
+              "probabilities in % of paths (margin call, liquidation) or of months (loss); ± one Monte Carlo "
+              "standard error (runtime/standard_errors.py).", "",
               "| size | mean % cap | median % cap | p5 % cap | p95 % cap | loss prob % | dd p95 % peak | dd p99 % peak "
               "| CVaR95 % cap | margin p95 % cap | margin call % | liquidation % | target |",
               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|"]
     for size, m, holds in result.sizes:
         r = m.monthly_return
-        lines.append(f"| {size:g} | {r['mean']:+.3f} | {r['median']:+.3f} | {r['p5']:+.3f} | {r['p95']:+.3f} | "
-                     f"{m.loss_probability:.1f} | {m.max_drawdown['p95']:.2f} | {m.max_drawdown['p99']:.2f} | "
-                     f"{m.cvar['95']:.3f} | {m.margin['peak_utilisation']['p95']:.1f} | "
+        lines.append(f"| {size:g} | {m.with_error('mean_monthly_return', 3)} | {m.with_error('median_monthly_return', 3)} | "
+                     f"{r['p5']:+.3f} | {r['p95']:+.3f} | {m.with_error('loss_probability', 1)} | "
+                     f"{m.with_error('max_drawdown_p95')} | {m.with_error('max_drawdown_p99')} | "
+                     f"{m.with_error('cvar_95', 3)} | {m.margin['peak_utilisation']['p95']:.1f} | "
                      f"{m.margin['margin_call_probability']:.2f} | {m.margin['forced_liquidation_probability']:.2f} | "
                      f"{ {True: 'holds', False: 'fails', None: '—'}[holds]} |")
     att = b.attribution["per_month"]
     lines += ["", f"## Base case (size {b.size:g})", "",
-              "P&L per month by source (" + run["currency"] + "): "
-              + ", ".join(f"{k} {v:+,.0f}" for k, v in att.items()) + ".", "",
+              "Mean P&L a month by source: " + pnl_by_source(att, run["currency"]) + ".", "",
               f"Assignment in {b.exercise['assignment_share']:.2f}% of months, delivery in "
               f"{b.exercise['delivery_share']:.2f}%; {b.trades['option_lots_per_month']:.1f} option lots, "
               f"{b.trades['futures_lots_per_month']:.1f} futures lots and {b.trades['hedge_trades_per_month']:.1f} "
@@ -139,13 +146,14 @@ def _markdown(result) -> str:
     if result.scenarios:
         why = f": {result.scenario_size['reason']}" if result.scenario_size else ""
         lines += [f"## Scenarios (size {result.scenarios[0].size:g}{why})", "",
-                  "| scenario | kind | median % cap | loss prob % | dd p95 % peak | CVaR95 % cap | liquidation % "
-                  "| target |",
-                  "|:---|:---|---:|---:|---:|---:|---:|:---|"]
+                  "| scenario | kind | mean % cap | median % cap | loss prob % | dd p95 % peak | CVaR95 % cap "
+                  "| liquidation % | target |",
+                  "|:---|:---|---:|---:|---:|---:|---:|---:|:---|"]
         for s in result.scenarios:
             m = s.metrics
-            lines.append(f"| `{s.text}` | {s.kind} | {m.monthly_return['median']:+.3f} | {m.loss_probability:.1f} | "
-                         f"{m.max_drawdown['p95']:.2f} | {m.cvar['95']:.3f} | "
+            lines.append(f"| `{s.text}` | {s.kind} | {m.with_error('mean_monthly_return', 3)} | "
+                         f"{m.with_error('median_monthly_return', 3)} | {m.with_error('loss_probability', 1)} | "
+                         f"{m.with_error('max_drawdown_p95')} | {m.with_error('cvar_95', 3)} | "
                          f"{m.margin['forced_liquidation_probability']:.2f} | "
                          f"{ {True: 'pass', False: 'fail', None: '—'}[s.holds]} |")
         lines += ["", "Each scenario is a surprise: the options are opened at the unshocked market's prices.", ""]

@@ -240,8 +240,9 @@ def _line(record: dict, *, resumed: bool) -> str:
     change = p.get("change") or p.get("failure") or ""
     if ev is not None and ev.get("ok"):
         v = ev["base"]["target_metrics"]
-        numbers = (f"objective {ev['objective']:.3f} at size {ev['size']:g} (median {v['median_monthly_return']:+.2f}%, "
-                   f"loss {v['loss_probability']:.1f}%, dd p95 {v['max_drawdown_p95']:.1f}%)")
+        numbers = (f"objective {ev['objective']:.3f} at size {ev['size']:g} (mean {v['mean_monthly_return']:+.2f}%, "
+                   f"median {v['median_monthly_return']:+.2f}%, loss {v['loss_probability']:.1f}%, "
+                   f"dd p95 {v['max_drawdown_p95']:.1f}%)")
     elif ev is not None:
         numbers = "cannot be simulated"
     else:

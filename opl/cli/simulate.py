@@ -98,6 +98,11 @@ class _progress:
         return False
 
 
+def _cell(metrics, metric: str, digits: int = 2) -> str:
+    """A table cell: the value over its Monte Carlo standard error (two lines keep the table narrow)."""
+    return metrics.with_error(metric, digits).replace(" ± ", "\n± ")
+
+
 def _table(result) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -108,25 +113,27 @@ def _table(result) -> None:
     console.print(f"[bold]{result.file}[/bold]: {run['paths']:,} paths x {run['horizon_months']} months, seed "
                   f"{run['seed']}, model {' + '.join(result.model['components'])}, capital "
                   f"{run['capital']:,.0f} {run['currency']}")
-    table = Table(title="by size: monthly return, CVaR95 and margin in % of capital, drawdown in % of peak equity",
-                  title_justify="left")
-    for column in ("size", "mean\n% cap", "median\n% cap", "p5\n% cap", "p95\n% cap", "loss prob", "dd p95\n% peak",
-                   "dd p99\n% peak", "CVaR95\n% cap", "margin p95\n% cap", "margin call", "liquidation", "assigned",
-                   "target"):
+    table = Table(title="by size: monthly return, CVaR95 and margin in % of capital, drawdown in % of peak equity; "
+                        "± one Monte Carlo standard error (the path is the independent unit)", title_justify="left")
+    for column in ("size", "mean\n% cap", "median\n% cap", "p5\n% cap", "p95\n% cap", "loss prob\n% months",
+                   "dd p95\n% peak", "dd p99\n% peak", "CVaR95\n% cap", "margin p95\n% cap", "margin call",
+                   "liquidation", "assigned", "target"):
         table.add_column(column, justify="right", no_wrap=True)
     verdict = {True: "[green]holds[/green]", False: "[red]fails[/red]", None: "—"}
     for size, m, holds in result.sizes:
         r = m.monthly_return
-        table.add_row(f"{size:g}", f"{r['mean']:+.3f}", f"{r['median']:+.3f}", f"{r['p5']:+.3f}",
-                      f"{r['p95']:+.3f}", f"{m.loss_probability:.1f}%", f"{m.max_drawdown['p95']:.2f}",
-                      f"{m.max_drawdown['p99']:.2f}", f"{m.cvar['95']:.3f}",
+        table.add_row(f"{size:g}", _cell(m, "mean_monthly_return", 3), _cell(m, "median_monthly_return", 3),
+                      f"{r['p5']:+.3f}", f"{r['p95']:+.3f}", _cell(m, "loss_probability", 1),
+                      _cell(m, "max_drawdown_p95"), _cell(m, "max_drawdown_p99"), _cell(m, "cvar_95", 3),
                       f"{m.margin['peak_utilisation']['p95']:.1f}%", f"{m.margin['margin_call_probability']:.2f}%",
                       f"{m.margin['forced_liquidation_probability']:.2f}%", f"{m.exercise['assignment_share']:.2f}%",
                       verdict[holds], style="bold" if size == result.base.size else None)
     console.print(table)
-    att = result.base.attribution["per_month"]
-    console.print(f"P&L per month at size {result.base.size:g} ({run['currency']}): "
-                  + ", ".join(f"{k} {v:+,.0f}" for k, v in att.items()))
+    from opl.runtime.metrics import pnl_by_source
+
+    console.print(f"P&L by source at size {result.base.size:g} (means over all months): "
+                  + pnl_by_source(result.base.attribution["per_month"], run["currency"]), markup=False,
+                  highlight=False)
     if result.target is not None:
         console.print(f"target: {result.target}")
     if result.recommended_size is not None:
@@ -148,13 +155,14 @@ def _table(result) -> None:
     if result.scenarios:
         why = f" ({result.scenario_size['reason']})" if result.scenario_size else ""
         st = Table(title=f"scenarios at size {result.scenarios[0].size:g}{why}", title_justify="left")
-        for column in ("scenario", "kind", "median\n% cap", "loss prob", "dd p95\n% peak", "CVaR95\n% cap",
-                       "liquidation", "target"):
+        for column in ("scenario", "kind", "mean\n% cap", "median\n% cap", "loss prob\n% months", "dd p95\n% peak",
+                       "CVaR95\n% cap", "liquidation", "target"):
             st.add_column(column, justify="left" if column in ("scenario", "kind") else "right", no_wrap=True)
         for s in result.scenarios:
             m = s.metrics
-            st.add_row(s.text, s.kind, f"{m.monthly_return['median']:+.3f}", f"{m.loss_probability:.1f}%",
-                       f"{m.max_drawdown['p95']:.2f}", f"{m.cvar['95']:.3f}",
+            st.add_row(s.text, s.kind, _cell(m, "mean_monthly_return", 3), _cell(m, "median_monthly_return", 3),
+                       _cell(m, "loss_probability", 1), _cell(m, "max_drawdown_p95"),
+                       _cell(m, "cvar_95", 3),
                        f"{m.margin['forced_liquidation_probability']:.2f}%",
                        {True: "[green]pass[/green]", False: "[red]fail[/red]", None: "—"}[s.holds])
         console.print(st)

@@ -247,7 +247,8 @@ class Evaluator:
             values = s.metrics.target_values()
             out.append({"name": s.name, "kind": s.kind, "scenario": s.text, "size": s.size,
                         "holds": self.target.holds(values), "distance": self.target.distance(values),
-                        "values": values, "attribution": s.metrics.attribution["percent_of_capital"]})
+                        "values": values, "errors": s.metrics.standard_errors,
+                        "attribution": s.metrics.attribution["percent_of_capital"]})
         return out
 
     def _counterfactuals(self, candidate: Candidate, folder: Path, size: float, capital: float, *, paths, seed,
@@ -274,7 +275,7 @@ class Evaluator:
         for size, metrics, _ in sweep_run.sizes:
             values = metrics.target_values()
             rows.append({"size": size, "distance": self.target.distance(values), "holds": self.target.holds(values),
-                         "values": values, "metrics": metrics})
+                         "values": values, "errors": metrics.standard_errors, "metrics": metrics})
         # Returns are P&L / capital; without `capital` in the file the simulator derives it from the base
         # size, so every later pass is given the sweep's capital to stay comparable with it.
         capital = sweep_run.run["capital"]
@@ -293,7 +294,8 @@ class Evaluator:
         if not swept:  # measured by the scenario pass, on the same paths as the sweep
             values = simulation.base.target_values()
             rows.append({"size": size, "distance": self.target.distance(values), "holds": self.target.holds(values),
-                         "values": values, "metrics": simulation.base, "interpolated": True})
+                         "values": values, "errors": simulation.base.standard_errors, "metrics": simulation.base,
+                         "interpolated": True})
             rows.sort(key=lambda r: r["size"])
         best = next(r for r in rows if r["size"] == size)
         counterfactuals = self._counterfactuals(candidate, folder, size, capital, paths=paths, seed=seed,

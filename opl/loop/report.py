@@ -75,13 +75,30 @@ def _objective(value) -> str:
     return "—" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.4f}"
 
 
+def _shown(target: Target) -> list[str]:
+    """The metrics a table shows: the target's clauses, then the headline numbers they leave out."""
+    from opl.runtime.metrics import HEADLINE
+
+    metrics = [c.metric for c in target.clauses]
+    return metrics + [key for key, _, _ in HEADLINE if key not in metrics]
+
+
+def _with_error(row: dict, metric: str) -> str:
+    from opl.runtime.metrics import value_with_error
+
+    return value_with_error(row["values"].get(metric), (row.get("errors") or {}).get(metric),
+                            signed=metric.endswith("monthly_return"))
+
+
 def _sweep_table(evaluation: dict, target: Target) -> list[str]:
-    head = "| size | distance | " + " | ".join(f"{_label(c.metric)} %" for c in target.clauses) + " | target |"
-    lines = [head, "|---:|---:|" + "---:|" * len(target.clauses) + ":---|"]
+    shown = _shown(target)
+    head = "| size | distance | " + " | ".join(f"{_label(m)} %" for m in shown) + " | target |"
+    lines = ["Each number ± one Monte Carlo standard error (the path is the independent unit).", "",
+             head, "|---:|---:|" + "---:|" * len(shown) + ":---|"]
     for row in evaluation.get("sweep", []):
         mark = "**" if row["size"] == evaluation.get("size") else ""
         lines.append(f"| {mark}{row['size']:g}{mark} | {row['distance']:.4f} | "
-                     + " | ".join(_pct(row["values"].get(c.metric)) for c in target.clauses)
+                     + " | ".join(_with_error(row, m) for m in shown)
                      + f" | {'holds' if row['holds'] else 'fails'} |")
     return lines
 
@@ -89,12 +106,13 @@ def _sweep_table(evaluation: dict, target: Target) -> list[str]:
 def _scenario_table(evaluation: dict, target: Target) -> list[str]:
     if not evaluation.get("scenarios"):
         return []
+    shown = _shown(target)
     lines = [f"Scenarios at size {evaluation['size']:g}:", "",
-             "| scenario | kind | distance | " + " | ".join(f"{_label(c.metric)} %" for c in target.clauses)
-             + " | target |", "|:---|:---|---:|" + "---:|" * len(target.clauses) + ":---|"]
+             "| scenario | kind | distance | " + " | ".join(f"{_label(m)} %" for m in shown)
+             + " | target |", "|:---|:---|---:|" + "---:|" * len(shown) + ":---|"]
     for s in evaluation["scenarios"]:
         lines.append(f"| `{s['scenario']}` | {s['kind']} | {s['distance']:.4f} | "
-                     + " | ".join(_pct(s["values"].get(c.metric)) for c in target.clauses)
+                     + " | ".join(_with_error(s, m) for m in shown)
                      + f" | {'pass' if s['holds'] else 'fail'} |")
     return lines + [""]
 
@@ -205,7 +223,7 @@ def _untested_lines(facts: dict) -> str:
 
 def _answer(target: Target, holdout: dict | None, best: dict, records: list, diagnosis: Diagnosis | None) -> str:
     if no_proposal(records):
-        return _no_proposal_answer(records)
+        return _no_proposal_answer(records) + (" " + _headline(holdout) if holdout and holdout.get("ok") else "")
     n = len(records) - 1
     searched = f"{n} proposal{'s' if n != 1 else ''} after the baseline"
     if holdout is None or not holdout.get("ok"):
@@ -215,6 +233,21 @@ def _answer(target: Target, holdout: dict | None, best: dict, records: list, dia
     size = holdout["size"]
     v = holdout["base"]["target_metrics"]
     numbers = ", ".join(f"{_label(c.metric)} {v.get(c.metric, float('nan')):.2f}%" for c in target.clauses)
+    return _verdict(target, holdout, best, searched, diagnosis, size, numbers) + " " + _headline(holdout)
+
+
+def _headline(evaluation: dict) -> str:
+    """What the account earns at the evaluated size, every headline number with its Monte Carlo error."""
+    from opl.runtime.metrics import headline
+
+    run = evaluation.get("run") or {}
+    base = evaluation["base"]
+    return (f"At {evaluation['size']:g} lots on the hold-out paths (± one Monte Carlo standard error): "
+            + headline(base["target_metrics"], base.get("standard_errors") or {}, capital=run.get("capital"),
+                       currency=run.get("currency", "")) + ".")
+
+
+def _verdict(target, holdout, best, searched, diagnosis, size, numbers) -> str:
     if holdout["target_met"]:
         rec = holdout.get("recommended_size") or {"low": size, "high": size}
         return (f"**Yes.** On fresh hold-out seeds the best candidate (iteration {best['iteration']}) meets "

@@ -257,6 +257,11 @@ def test_the_archive_holds_what_the_issue_lists(tmp_path):
     assert "Design version" in summary and "## Results" in summary and "## Diagnosis" in summary
     report = (root / "report.md").read_text()
     assert "**Stop:** budget iterations" in report and "Hold-out re-measure" in report
+    # The answer says what the account earns: mean and median month, each headline number with its error.
+    for words in ("mean monthly return", "median monthly return", "loss probability", "max drawdown p95", "CVaR95"):
+        assert f"{words} " in outcome.answer and " ± " in outcome.answer.split(f"{words} ")[-1].split(",")[0], words
+    assert "CNY a month" in outcome.answer
+    assert "| mean monthly return % |" in report and " ± " in report.split("| size | distance |")[1]
     assert (root / "final" / "progress.png").is_file() and (root / "final" / "size_sweep.png").is_file()
 
 
