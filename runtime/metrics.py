@@ -55,7 +55,8 @@ __all__ = ["RunMetrics", "run_metrics", "target_verdict", "SimulationResult", "S
 BUCKET_LABELS = {"premium": "options P&L (premium less buy-back/expiry value)",
                  "hedge": "hedge futures P&L", "assignment": "assigned futures and delivery",
                  "funding": "funding of delivered goods", "costs": "fees and slippage",
-                 "adjustments": "adjustment trades' fees and slippage", "total": "total"}
+                 "adjustments": "adjustment trades' fees and slippage", "interest": "interest on cash",
+                 "total": "total"}
 
 #: The headline numbers, each shown with its Monte Carlo standard error: (target metric, label, unit).
 HEADLINE = (("mean_monthly_return", "mean monthly return", "% of capital"),

@@ -81,6 +81,13 @@ def test_json_keys_are_stable(jujube_json):
     assert d["base"]["monthly_return"]["mean"] == pytest.approx(attribution["total"] / d["run"]["capital"] * 100)
 
 
+def test_every_pnl_bucket_has_a_label_for_people():
+    from opl.runtime.ledger import BUCKETS
+    from opl.runtime.metrics import BUCKET_LABELS
+
+    assert set(BUCKET_LABELS) == set(BUCKETS) | {"total"}
+
+
 def test_same_seed_reproduces_every_number(jujube_json, tmp_path):
     out = tmp_path / "again.json"
     assert _run(str(JUJUBE), *SMALL, "--json", str(out), "-q").exit_code == 0
