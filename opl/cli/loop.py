@@ -114,7 +114,10 @@ def loop(file: str | None, max_iter: int | None, runs: str, proposer: str | None
         sys.exit(EXIT_USAGE)
     except OSError as error:
         fail_with_io(error, error.filename or file)
-    printer = _Printer(quiet, archive.root)
+    from opl.loop.redact import redact
+
+    scrub = getattr(agent, "redact", None) or redact  # the key never reaches stdout/stderr either
+    printer = _Printer(quiet, archive.root, scrub)
     try:
         with printer:
             outcome = run_loop(archive, agent, on_event=printer.event)
@@ -126,13 +129,13 @@ def loop(file: str | None, max_iter: int | None, runs: str, proposer: str | None
     except OSError as error:
         fail_with_io(error)
     click.echo("")
-    click.echo(_plain(outcome.answer))
-    click.echo(f"stop: {outcome.stop.kind.replace('_', ' ')} — {outcome.stop.reason}")
+    click.echo(scrub(_plain(outcome.answer)))
+    click.echo(scrub(f"stop: {outcome.stop.kind.replace('_', ' ')} — {outcome.stop.reason}"))
     if outcome.report is not None:
         click.echo(f"report: {outcome.report}")
     if outcome.stop.kind == "baseline_failed":
         error = (outcome.records[0].get("evaluation") or {}).get("error") or ""
-        click.echo(error, err=True, nl=False)
+        click.echo(scrub(error), err=True, nl=False)
         sys.exit(EXIT_FINDINGS)
     if outcome.no_proposal:
         sys.exit(EXIT_NO_PROPOSAL)
@@ -188,9 +191,10 @@ def _plain(markdown: str) -> str:
 class _Printer:
     """Progress lines on stdout; a spinner naming the current pass on a terminal."""
 
-    def __init__(self, quiet: bool, root: Path):
+    def __init__(self, quiet: bool, root: Path, scrub):
         self.quiet = quiet
         self.root = root
+        self.scrub = scrub
         self.status = None
 
     def __enter__(self):
@@ -229,9 +233,9 @@ class _Printer:
                        f"(seed {payload['seed']})")
             self._spin("hold-out re-measure")
         elif kind == "exhausted":
-            click.echo(f"proposer: {payload['reason']}")
+            click.echo(self.scrub(f"proposer: {payload['reason']}"))
         elif kind in ("iteration", "resumed"):
-            click.echo(_line(payload["record"], resumed=kind == "resumed"))
+            click.echo(self.scrub(_line(payload["record"], resumed=kind == "resumed")))
 
 
 def _line(record: dict, *, resumed: bool) -> str:

@@ -26,7 +26,9 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+from opl.loop.redact import redact
 
 __all__ = ["RunArchive", "ArchiveError"]
 
@@ -54,10 +56,16 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 class RunArchive:
-    """One run folder."""
+    """One run folder.
+
+    Every text it writes passes through ``redact`` first (default `opl.loop.redact.redact`, bearer tokens
+    and key shapes; `opl.loop.run.run_loop` sets the proposer's, which also knows the run's key), so no
+    credential is written whichever way it reached a record.
+    """
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self.redact: Callable[[str], str] = redact
 
     # ------------------------------------------------------------------ create / open
 
@@ -108,7 +116,7 @@ class RunArchive:
     def write_text(self, relative: str, text: str) -> Path:
         path = self.root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, text.encode("utf-8"))
+        _atomic_write(path, self.redact(text).encode("utf-8"))
         return path
 
     def write_json(self, relative: str, data: Any) -> Path:
@@ -148,6 +156,6 @@ class RunArchive:
             shutil.rmtree(partial)
         partial.mkdir()
         for name, text in files.items():
-            _atomic_write(partial / name, text.encode("utf-8"))
+            _atomic_write(partial / name, self.redact(text).encode("utf-8"))
         os.replace(partial, final)
         return final

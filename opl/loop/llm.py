@@ -14,6 +14,15 @@ One `propose` call is one conversation:
 4. connection errors, timeouts, 408, 429 and 5xx are retried with exponential backoff (``Retry-After``
    honoured) up to ``max_retries`` times per request.
 
+**Bounds.** An answer is untrusted text from the network. Every request asks for at most ``max_tokens``
+(`DEFAULT_MAX_TOKENS` unless given); the response body is read as a stream and given up, unparsed, past
+`MAX_RESPONSE_BYTES` or when it has not arrived whole within ``timeout`` seconds (a server trickling bytes
+resets no timer). A body that is not a chat completion (an HTML page with status 200, truncated JSON, no
+choices, an ``error`` object) ends the request with a plain reason. Each archived message of the transcript
+is cut to `MAX_ARCHIVED_CHARS` with a note saying how much was cut. Every answer is passed through
+`opl.loop.redact.Redactor` as it arrives, so an echoed key or bearer token never reaches a candidate, a
+transcript, a summary or the change log.
+
 Whatever goes wrong with the model or the endpoint ends in ``Proposal(text=None, failure=...)``; no
 exception escapes `OpenAIProposer.propose`. ``Proposal.attempts`` counts the answers received (a request
 that got none after its retries is not an answer); ``usage`` sums their token counts. The API key is given
@@ -25,7 +34,7 @@ from __future__ import annotations
 
 import json
 import os
-from time import sleep
+from time import monotonic, sleep
 from typing import Any, Literal
 
 import openai
@@ -33,6 +42,7 @@ import openai
 from opl.loop.extract import extract_answer
 from opl.loop.prompt import ANSWER_SCHEMA, repair_message, system_message, user_message
 from opl.loop.proposal import CheckFn, Proposal, ProposalContext
+from opl.loop.redact import Redactor
 
 Structured = Literal["auto", "json_schema", "off"]
 
@@ -41,6 +51,20 @@ PLACEHOLDER_KEY = "no-key"
 
 #: Longest wait honoured from a ``Retry-After`` header; a server asking for more is treated as unavailable.
 MAX_RETRY_AFTER = 120.0
+
+#: ``max_tokens`` asked for when none is given: a candidate is a few thousand tokens, a reasoning model's
+#: thinking a few thousand more.
+DEFAULT_MAX_TOKENS = 16_384
+
+#: Bytes of one response body read at most (a chat completion holding the largest `.opl` file `opl check`
+#: accepts, 256 KiB, JSON-escaped, fits); a longer body is given up unparsed.
+MAX_RESPONSE_BYTES = 1_048_576
+
+#: Characters of one message kept in the archived transcript; the rest is cut with a note.
+MAX_ARCHIVED_CHARS = 65_536
+
+#: Characters of a body that is not a chat completion quoted in the failure.
+EXCERPT_CHARS = 80
 
 # What endpoints say when they reject structured output (OpenAI, vLLM, DeepSeek, llama.cpp, Ollama wordings).
 _STRUCTURED_REFUSALS = ("response_format", "json_schema", "structured output", "guided", "schema")
@@ -52,6 +76,68 @@ class ProposerConfigError(ValueError):
 
 class _Unusable(Exception):
     """A request that failed for good after its retries; the message is the failure recorded."""
+
+
+class _TooSlow(Exception):
+    """The response's body did not arrive whole within the timeout (retried as a timeout is)."""
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """A short, escaped, one-line quote of untrusted text (control and line-breaking characters escaped)."""
+    cut = text[:limit]
+    quoted = json.dumps(cut, ensure_ascii=True)[1:-1]  # escapes \n, \u2028, control characters, non-ASCII
+    return f"'{quoted}'" + ("…" if len(text) > limit else "")
+
+
+def archived(messages: list[dict[str, str]]) -> tuple[dict[str, str], ...]:
+    """The transcript as archived: each message cut to `MAX_ARCHIVED_CHARS`, with a note when cut."""
+    out = []
+    for message in messages:
+        content = message.get("content") or ""
+        if len(content) > MAX_ARCHIVED_CHARS:
+            cut = len(content) - MAX_ARCHIVED_CHARS
+            content = content[:MAX_ARCHIVED_CHARS] + f"\n[… {cut:,} more characters not archived]"
+        out.append({**message, "content": content})
+    return tuple(out)
+
+
+def _completion(data: Any) -> tuple[str | None, str | None, str | None, dict[str, int]]:
+    """(content, refusal, finish_reason, usage) of a decoded chat-completion body; `_Unusable` when the body
+    is not one (each shape a plain reason)."""
+    if not isinstance(data, dict):
+        raise _Unusable(f"the endpoint's response is JSON but not a chat completion (a {type(data).__name__})")
+    usage: dict[str, int] = {}
+    if isinstance(data.get("usage"), dict):
+        for field in ("prompt_tokens", "completion_tokens", "total_tokens"):
+            value = data["usage"].get(field)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e12:
+                usage[field] = int(value)
+    error = data.get("error")
+    if error is not None and "choices" not in data:
+        message = error.get("message") if isinstance(error, dict) else error
+        raise _Unusable(f"the endpoint answered with an error: {excerpt(str(message), 300)}")
+    choices = data.get("choices")
+    if not isinstance(choices, list):
+        raise _Unusable("the endpoint's response is not a chat completion (no `choices` list)")
+    if not choices:
+        raise _UsageKept("the endpoint returned no choices", usage)
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
+        raise _UsageKept("the endpoint's first choice has no message", usage)
+    content, refusal = message.get("content"), message.get("refusal")
+    if content is not None and not isinstance(content, str):
+        raise _UsageKept(f"the answer's content is a {type(content).__name__}, not text", usage)
+    reason = choice.get("finish_reason")
+    return content, refusal if isinstance(refusal, str) else None, reason if isinstance(reason, str) else None, usage
+
+
+class _UsageKept(_Unusable):
+    """`_Unusable` for a body whose token counts still count against the budget."""
+
+    def __init__(self, message: str, usage: dict[str, int]):
+        super().__init__(message)
+        self.usage = usage
 
 
 def _retry_after(error: openai.APIStatusError) -> float | None:
@@ -105,8 +191,11 @@ class OpenAIProposer:
         ``"auto"`` asks for JSON-schema output and falls back to plain text for the rest of the run when the
         endpoint rejects it; ``"json_schema"`` always asks for it (a rejection is a failure); ``"off"``
         never asks.
-    temperature, max_tokens
+    temperature
         Passed to the endpoint when given.
+    max_tokens
+        The longest answer asked for (default `DEFAULT_MAX_TOKENS`; 0 sends none, for endpoints that
+        refuse the parameter).
     """
 
     name = "openai"
@@ -114,12 +203,13 @@ class OpenAIProposer:
     def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None, *,
                  max_repairs: int = 2, max_retries: int = 3, timeout: float = 120.0, backoff: float = 1.0,
                  max_backoff: float = 30.0, structured: Structured = "auto", temperature: float | None = None,
-                 max_tokens: int | None = None):
+                 max_tokens: int | None = DEFAULT_MAX_TOKENS):
         if not model or not model.strip():
             raise ProposerConfigError("the openai proposer needs a model name (--model)")
         if structured not in ("auto", "json_schema", "off"):
             raise ProposerConfigError(f"structured must be auto, json_schema or off, not {structured!r}")
-        for label, value in (("max_repairs", max_repairs), ("max_retries", max_retries)):
+        for label, value in (("max_repairs", max_repairs), ("max_retries", max_retries),
+                             ("max_tokens", max_tokens or 0)):
             if value < 0:
                 raise ProposerConfigError(f"{label} must be 0 or more, not {value}")
         if timeout <= 0 or backoff < 0 or max_backoff < 0:
@@ -140,17 +230,23 @@ class OpenAIProposer:
         self.max_backoff = float(max_backoff)
         self.structured: Structured = structured
         self.temperature = temperature
-        self.max_tokens = max_tokens
+        self.max_tokens = max_tokens or None
         # None until the endpoint has answered a structured request (True) or rejected one (False).
         self.structured_supported: bool | None = None
+        # The parameter that bounds the answer; OpenAI's reasoning models refuse `max_tokens` and name the other.
+        self._token_limit: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
         # Retries are ours (the client's are off) so their count and waits are configurable and testable.
         self._client = openai.OpenAI(api_key=key or PLACEHOLDER_KEY, base_url=base_url, timeout=self.timeout,
                                      max_retries=0)
-        self._secret = key  # only to scrub it from error messages a server might echo
+        self._redactor = Redactor([key])  # scrubs the key (and any bearer token) from answers and failures
         self._system = system_message()  # built once: a reference that cannot be built fails here, not mid-run
 
     def __repr__(self) -> str:
         return f"OpenAIProposer(model={self.model!r}, base_url={self.base_url!r})"
+
+    def redact(self, text: str) -> str:
+        """``text`` without this proposer's key or any bearer token (`opl.loop.redact`)."""
+        return self._redactor.redact(text)
 
     def config(self) -> dict[str, Any]:
         """The settings to archive with a run; never the key (only where it came from)."""
@@ -173,8 +269,8 @@ class OpenAIProposer:
         problems: list[str] = []
 
         def failed(reason: str) -> Proposal:
-            return Proposal(text=None, change="", rationale="", failure=self._scrub(reason), attempts=answers,
-                            usage=usage, transcript=tuple(dict(m) for m in messages))
+            return Proposal(text=None, change="", rationale="", failure=self.redact(reason), attempts=answers,
+                            usage=usage, transcript=archived(messages))
 
         for round_ in range(1 + self.max_repairs):
             if round_:
@@ -199,7 +295,7 @@ class OpenAIProposer:
             if outcome.ok:
                 return Proposal(text=answer.opl, change=answer.change, rationale=answer.rationale,
                                 risk=answer.risk, attempts=answers, usage=usage,
-                                transcript=tuple(dict(m) for m in messages))
+                                transcript=archived(messages))
             problems.append("opl check found errors" + (f" ({', '.join(outcome.codes)})" if outcome.codes else ""))
             repair = repair_message(diagnostics=outcome.rendered)
         return failed(f"no usable file after {answers} answer{'s' if answers != 1 else ''}: "
@@ -213,46 +309,49 @@ class OpenAIProposer:
         return self.structured == "json_schema" or self.structured_supported is not False
 
     def _ask(self, messages: list[dict[str, str]], usage: dict[str, int]) -> tuple[str, str | None]:
-        """(content, finish_reason) of one answer; raises `_Unusable` when none could be had."""
+        """(content, finish_reason) of one answer, redacted; raises `_Unusable` when none could be had."""
         while True:
             structured = self._use_structured()
             try:
-                response = self._request(messages, structured)
+                body = self._request(messages, structured)
             except openai.BadRequestError as error:
                 if structured and self.structured == "auto" and self._refuses_structured(error):
                     self.structured_supported = False  # remembered for the rest of the run
+                    continue
+                if self._token_limit == "max_tokens" and "max_completion_tokens" in _error_text(error):
+                    self._token_limit = "max_completion_tokens"  # OpenAI's reasoning models; for the run
                     continue
                 raise _Unusable(self._describe(error)) from None
             if structured:
                 self.structured_supported = True
             break
-        if response.usage is not None:
-            for field in ("prompt_tokens", "completion_tokens", "total_tokens"):
-                usage[field] = usage.get(field, 0) + int(getattr(response.usage, field, 0) or 0)
-        if not response.choices:
-            raise _Unusable("the endpoint returned no choices")
-        choice = response.choices[0]
-        content = choice.message.content if choice.message is not None else None
-        if choice.finish_reason == "length":
-            return content or "", "length"
+        try:
+            content, refusal, finish_reason, counts = _completion(_decoded(body))
+        except _UsageKept as error:
+            _add(usage, error.usage)
+            raise
+        _add(usage, counts)
+        content = self.redact(content or "")
+        if finish_reason == "length":
+            return content, "length"
         if not content:
-            refusal = getattr(choice.message, "refusal", None)
-            return (f"(refused: {refusal})" if refusal else ""), choice.finish_reason
-        return content, choice.finish_reason
+            return (f"(refused: {self.redact(refusal)})" if refusal else ""), finish_reason
+        return content, finish_reason
 
-    def _request(self, messages: list[dict[str, str]], structured: bool):
+    def _request(self, messages: list[dict[str, str]], structured: bool) -> bytes:
+        """The body of one successful response (at most `MAX_RESPONSE_BYTES`), after the retries."""
         options: dict[str, Any] = {}
         if structured:
             options["response_format"] = {"type": "json_schema", "json_schema": ANSWER_SCHEMA}
         if self.temperature is not None:
             options["temperature"] = self.temperature
         if self.max_tokens is not None:
-            options["max_tokens"] = self.max_tokens
+            options[self._token_limit] = self.max_tokens
         retries = 0
         while True:
             try:
-                return self._client.chat.completions.create(model=self.model, messages=messages, **options)
-            except (openai.APIConnectionError, openai.APIStatusError) as error:
+                return self._read(messages, options)
+            except (openai.APIConnectionError, openai.APIStatusError, _TooSlow) as error:
                 if not self._retryable(error):
                     if isinstance(error, openai.BadRequestError):
                         raise  # the caller decides whether it rejects structured output
@@ -268,18 +367,30 @@ class OpenAIProposer:
                 retries += 1
             except openai.OpenAIError as error:
                 raise _Unusable(self._describe(error)) from None
-            except ValueError as error:
-                # A 200 whose body is not a chat completion (a proxy's HTML page, truncated JSON).
-                raise _Unusable(f"the endpoint's response could not be read: {error}") from None
+
+    def _read(self, messages: list[dict[str, str]], options: dict[str, Any]) -> bytes:
+        """Send one request and read its body as a stream, within `MAX_RESPONSE_BYTES` and ``timeout``."""
+        started = monotonic()
+        body = bytearray()
+        create = self._client.chat.completions.with_streaming_response.create
+        with create(model=self.model, messages=messages, **options) as response:
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_RESPONSE_BYTES:
+                    raise _Unusable(f"the response is longer than {MAX_RESPONSE_BYTES:,} bytes: it was not "
+                                    f"read further (lower max_tokens, or ask the model for the file alone)")
+                if monotonic() - started > self.timeout:
+                    raise _TooSlow()
+        return bytes(body)
 
     @staticmethod
-    def _retryable(error: openai.OpenAIError) -> bool:
-        if isinstance(error, openai.APIConnectionError):  # includes APITimeoutError
+    def _retryable(error: Exception) -> bool:
+        if isinstance(error, (openai.APIConnectionError, _TooSlow)):  # includes APITimeoutError
             return True
         return isinstance(error, openai.APIStatusError) and (error.status_code in (408, 429)
                                                              or error.status_code >= 500)
 
-    def _delay(self, retries: int, error: openai.OpenAIError) -> float | None:
+    def _delay(self, retries: int, error: Exception) -> float | None:
         if isinstance(error, openai.APIStatusError):
             asked = _retry_after(error)
             if asked is not None:
@@ -288,19 +399,17 @@ class OpenAIProposer:
 
     @staticmethod
     def _refuses_structured(error: openai.BadRequestError) -> bool:
-        text = str(error.message).lower()
-        try:
-            text += json.dumps(error.body).lower()
-        except (TypeError, ValueError):
-            pass
+        text = _error_text(error)
         return any(word in text for word in _STRUCTURED_REFUSALS)
 
-    def _describe(self, error: openai.OpenAIError) -> str:
+    def _describe(self, error: Exception) -> str:
         if isinstance(error, openai.AuthenticationError):
             # Some servers echo (part of) the key in this message: say nothing of it.
             return "the endpoint refused the API key (401): check OPENAI_API_KEY"
         if isinstance(error, openai.APITimeoutError):
             return f"no response within {self.timeout:g} s"
+        if isinstance(error, _TooSlow):
+            return f"the response did not arrive whole within {self.timeout:g} s"
         if isinstance(error, openai.APIConnectionError):
             cause = error.__cause__
             return f"cannot connect to {self.base_url or 'the OpenAI API'}" + (f" ({cause})" if cause else "")
@@ -308,5 +417,36 @@ class OpenAIProposer:
             return f"HTTP {error.status_code} from the endpoint: {_server_message(error)}"
         return f"{type(error).__name__}: {error}"
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
+
+
+def _error_text(error: openai.BadRequestError) -> str:
+    """The error's message and body, lower-cased, to look for the parameter a server refuses."""
+    text = str(error.message).lower()
+    try:
+        text += json.dumps(error.body).lower()
+    except (TypeError, ValueError):
+        pass
+    return text
+
+
+def _add(usage: dict[str, int], counts: dict[str, int]) -> None:
+    for field, value in counts.items():
+        usage[field] = usage.get(field, 0) + value
+
+
+def _decoded(body: bytes) -> Any:
+    """The JSON value of a response body; `_Unusable` with a plain reason (and an escaped excerpt) if none."""
+    if not body.strip():
+        raise _Unusable("the endpoint's response is empty")
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise _Unusable("the endpoint's response is not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        text = body.decode("utf-8", errors="replace")
+        if error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated string"):
+            raise _Unusable(f"the endpoint's response is cut off: its JSON ends after {len(body):,} bytes "
+                            f"({error.msg})") from None
+        what = "an HTML page" if text.lstrip()[:1] == "<" else "not JSON"
+        raise _Unusable(f"the endpoint's response is {what}, not a chat completion: starts "
+                        f"{excerpt(text.lstrip())}") from None

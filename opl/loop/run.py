@@ -293,6 +293,8 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
     from opl.loop.report import change_log, iteration_summary
 
     emit = on_event or (lambda kind, payload: None)
+    # The proposer knows its key: every file of the run is scrubbed of it (and of any bearer token).
+    archive.redact = getattr(proposer, "redact", None) or archive.redact
     settings = archive.settings()
     target = _target(settings)
     evaluator = _evaluator(settings)
@@ -420,7 +422,8 @@ def _iteration(archive, evaluator, target, proposer, records, facts, emit) -> di
     try:
         proposal = proposer.propose(context, check=lambda text: check_candidate(text, display))
     except Exception as error:  # noqa: BLE001 - a proposer's crash ends its iteration, not the run
-        proposal = Proposal(text=None, change="", rationale="", failure=f"the proposer failed: {error!r}")
+        proposal = Proposal(text=None, change="", rationale="", failure=archive.redact(f"the proposer failed: "
+                                                                                       f"{error!r}"))
     if proposal.text is None and proposal.exhausted:
         emit("exhausted", {"reason": proposal.failure or ""})
         return None

@@ -1,7 +1,8 @@
 """A scripted OpenAI-compatible chat server on 127.0.0.1 for tests: the real `openai` client talks to it.
 
 Each ``POST /v1/chat/completions`` takes the next scripted reply from a queue (a chat completion, an error
-status, a delay longer than the client's timeout, a body that is not JSON) and records the request's body
+status, a delay longer than the client's timeout, a body that is not JSON, a body trickled a few bytes at
+a time) and records the request's body
 and headers. ``GET /v1/models`` lists the one model. With ``reject_response_format`` set, any request that
 asks for ``response_format`` gets a 400 naming it, as servers without structured output answer, without
 taking a reply from the queue. An empty queue answers 418 (not retried by any client), so a test that
@@ -21,13 +22,15 @@ from typing import Any
 
 @dataclass
 class Reply:
-    """One scripted response: ``status`` with a JSON ``body`` (or ``raw`` bytes), after ``delay`` seconds."""
+    """One scripted response: ``status`` with a JSON ``body`` (or ``raw`` bytes), after ``delay`` seconds;
+    with ``trickle`` the body is sent 16 bytes at a time, ``trickle`` seconds apart."""
 
     status: int = 200
     body: Any = None
     raw: bytes | None = None
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    trickle: float = 0.0
 
 
 @dataclass
@@ -99,6 +102,11 @@ class OpenAIServer:
         self.replies.append(Reply(raw=raw, headers={"Content-Type": "application/json"}))
         return self
 
+    def trickle(self, content: str, seconds: float) -> OpenAIServer:
+        """Queue a completion whose body arrives 16 bytes every ``seconds`` (no single read times out)."""
+        self.replies.append(Reply(body=completion(content, model=self.model), trickle=seconds))
+        return self
+
     # -- inspection ----------------------------------------------------------------------------------
 
     @property
@@ -156,7 +164,13 @@ class OpenAIServer:
                         self.send_header(name, value)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
-                    self.wfile.write(payload)
+                    if reply.trickle:
+                        for start in range(0, len(payload), 16):
+                            self.wfile.write(payload[start:start + 16])
+                            self.wfile.flush()
+                            time.sleep(reply.trickle)
+                    else:
+                        self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout) before the delayed reply
 

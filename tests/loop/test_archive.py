@@ -90,3 +90,17 @@ def test_open_refuses_a_folder_that_is_not_a_run(tmp_path):
     (tmp_path / "run.json").write_text("{broken", encoding="utf-8")
     with pytest.raises(ArchiveError, match=r"run.json:1:2"):
         RunArchive.open(tmp_path)
+
+
+def test_every_file_written_is_scrubbed_of_the_key_and_bearer_tokens(tmp_path):
+    from opl.loop.redact import Redactor
+
+    key = "sk-live-abcdefghijklmnopqrstuvwxyz"
+    archive = _create(tmp_path)
+    archive.write_text("change_log.md", "Authorization: Bearer some-other-token\n")  # shapes, before the key is known
+    archive.redact = Redactor([key]).redact
+    archive.write_json("result.json", {"failure": f"echoed {key}"})
+    archive.write_iteration(0, {"candidate.opl": f"# {key}\n", "transcript.json": f'{{"authorization": "{key}"}}'})
+    written = "".join(p.read_text(encoding="utf-8") for p in archive.root.rglob("*") if p.is_file())
+    assert key not in written and "some-other-token" not in written
+    assert (archive.root / "iter_0" / "candidate.opl").read_text(encoding="utf-8") == "# ***\n"

@@ -324,3 +324,103 @@ def test_long_context_is_bounded_and_says_so(openai_server):
     user = openai_server.chat_requests[0].body["messages"][1]["content"]
     assert "characters shown]" in user
     assert "18 earlier entries not shown" in user and "change 30" in user and '"change 18"' not in user
+
+
+# -- untrusted answers (issue 12): echoed keys, malformed bodies, size and time bounds ---------------------
+
+def test_an_echoed_key_or_authorization_header_never_reaches_the_proposal(openai_server):
+    # A proxy that echoes the request's headers, or a model that repeats them, in the answer itself.
+    echoed = BULL_CALL.replace("\n", f"\n# Authorization: Bearer {KEY}\n", 1)
+    openai_server.answer(json.dumps({"opl": echoed, "change": f"used key {KEY}",
+                                     "rationale": f'headers {{"authorization": "Bearer {KEY}"}}',
+                                     "risk": f"Bearer {KEY}"}))
+    proposer = _proposer(openai_server)
+    proposal = proposer.propose(_context(), check=Checker())
+    assert proposal.text is not None and "# Authorization: ***" in proposal.text
+    for text in (proposal.text, proposal.change, proposal.rationale, proposal.risk, json.dumps(proposal.transcript)):
+        assert KEY not in text
+    assert proposal.change == "used key ***"
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b"<!DOCTYPE html><html><body>Gateway login</body></html>",
+     "the endpoint's response is an HTML page, not a chat completion: starts '<!DOCTYPE html>"),
+    (b'{"id": "x", "choices": [{"index": 0, "message": {"role": "assistant", "content": "opl-',
+     "the endpoint's response is cut off: its JSON ends after 86 bytes"),
+    (b"", "the endpoint's response is empty"),
+    (b"garbage \xc3\x28 bytes", "the endpoint's response is not UTF-8 text"),
+    (b'{"error": {"message": "model overloaded"}}', "the endpoint answered with an error: 'model overloaded'"),
+    (b"[1, 2]", "the endpoint's response is JSON but not a chat completion (a list)"),
+    (b'{"object": "chat.completion"}', "the endpoint's response is not a chat completion (no `choices` list)"),
+    (b'{"choices": [{"message": "hi"}]}', "the endpoint's first choice has no message"),
+    (b'{"choices": [{"message": {"content": 42}}]}', "the answer's content is a int, not text"),
+    ("plain text\nwith\u2028lines".encode(),
+     "the endpoint's response is not JSON, not a chat completion: starts 'plain text\\nwith\\u2028lines'"),
+])
+def test_a_body_that_is_not_a_completion_gets_a_plain_reason(openai_server, raw, reason):
+    openai_server.garbage(raw)
+    proposal = _proposer(openai_server).propose(_context(), check=Checker())
+    assert proposal.text is None and proposal.failure.startswith(reason), proposal.failure
+    assert "Error" not in proposal.failure and "\n" not in proposal.failure
+
+
+def test_a_30_mb_answer_is_given_up_at_the_byte_cap_in_bounded_memory(openai_server, openai_server_module):
+    import tracemalloc
+
+    body = json.dumps(openai_server_module.completion("x" * 30_000_000)).encode()
+    openai_server.replies.append(openai_server_module.Reply(raw=body))
+    proposer = _proposer(openai_server)
+    tracemalloc.start()
+    try:
+        proposal = proposer.propose(_context(), check=Checker())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert proposal.text is None
+    assert proposal.failure.startswith(f"the response is longer than {llm.MAX_RESPONSE_BYTES:,} bytes")
+    assert peak < 8 * llm.MAX_RESPONSE_BYTES  # the old client read and parsed all 30 MB (peak near 1 GB)
+    assert len(json.dumps(proposal.transcript)) < 200_000
+
+
+def test_a_long_answer_is_cut_in_the_transcript_with_a_note(openai_server):
+    prose = "no file here, only words. " * 10_000  # 260,000 characters: read, but not archived whole
+    openai_server.answer(prose).answer_json(BULL_CALL)
+    proposal = _proposer(openai_server).propose(_context(), check=Checker())
+    assert proposal.text == BULL_CALL
+    first = [m for m in proposal.transcript if m["role"] == "assistant"][0]["content"]
+    assert len(first) < llm.MAX_ARCHIVED_CHARS + 100
+    assert first.endswith(f"[… {len(prose) - llm.MAX_ARCHIVED_CHARS:,} more characters not archived]")
+
+
+def test_a_trickling_response_is_given_up_at_the_timeout(openai_server, sleeps):
+    # 16 bytes every 0.1 s: no single read waits as long as the timeout, the whole body would take ~2 min.
+    openai_server.trickle("slow " * 1000, 0.1).trickle("slow", 0.1)
+    proposal = _proposer(openai_server, timeout=0.5, max_retries=1).propose(_context(), check=Checker())
+    assert proposal.failure == "the response did not arrive whole within 0.5 s; gave up after 2 attempts"
+
+
+def test_a_hung_connection_ends_at_the_client_timeout(openai_server, sleeps):
+    import time
+
+    openai_server.stall(60.0)
+    started = time.monotonic()
+    proposal = _proposer(openai_server, timeout=0.3, max_retries=0).propose(_context(), check=Checker())
+    assert proposal.failure == "no response within 0.3 s; gave up after 1 attempt"
+    assert time.monotonic() - started < 5
+
+
+def test_every_request_bounds_the_answer_and_switches_to_max_completion_tokens_when_asked(openai_server):
+    openai_server.error(400, "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                             "'max_completion_tokens' instead.", kind="invalid_request_error")
+    openai_server.answer_json(BULL_CALL).answer_json(BULL_CALL)
+    proposer = _proposer(openai_server)
+    assert proposer.propose(_context(), check=Checker()).text == BULL_CALL
+    assert proposer.propose(_context(), check=Checker()).text == BULL_CALL
+    first, second, third = (r.body for r in openai_server.chat_requests)
+    assert first["max_tokens"] == llm.DEFAULT_MAX_TOKENS and "max_completion_tokens" not in first
+    assert second["max_completion_tokens"] == llm.DEFAULT_MAX_TOKENS and "max_tokens" not in second
+    assert "max_tokens" not in third  # remembered for the run
+    none = _proposer(openai_server, max_tokens=0)
+    openai_server.answer_json(BULL_CALL)
+    none.propose(_context(), check=Checker())
+    assert "max_tokens" not in openai_server.chat_requests[-1].body
