@@ -3,10 +3,13 @@
 Every cell is read as text first so that a value that does not parse can be
 reported where it is, instead of turning into a silent NaN. Every problem found
 is collected; :class:`DataError` carries them all, and its own ``file``,
-``row`` and ``column`` fields are those of the first. ``row`` is the line
-number in a CSV file, counting the header as line 1 (so the first data row is
-line 2); in a Parquet file, which has no header line, it is the 1-based record
-number.
+``row`` and ``column`` fields are those of the first. ``row`` is the physical
+line in a CSV file, counting the header as line 1 (so the first data row is
+line 2, and a quoted cell spanning lines moves the rows after it down); in a
+Parquet file, which has no header line, it is the 1-based record number. One
+cause in one column (a column written with thousands separators, dates in US
+order) is one :class:`Problem` with its count, first and last row, and the fix
+when there is one; :func:`shown` caps what is printed.
 
 Nothing is dropped or changed unless ``repair=True`` is passed, and each repair
 is then returned in :attr:`LoadResult.repairs`. The repairs are deliberately
