@@ -280,7 +280,19 @@ def price_process(settings: SimSettings, compiled, pack, spans, notes):
     except ModelError as error:
         raise SettingsError(str(error), span=spans.get(error.component) or spans.get("experiment"),
                             key=f"model.{error.component}" if error.component else None) from None
+    _note_unused_iv(settings, compiled.market.iv, spec.vol, notes)
     return replace(spec, limit=pack.underlying.daily_limit)
+
+
+def _note_unused_iv(settings: SimSettings, iv: float | None, vol: float, notes: list[str]) -> None:
+    """Say so when a `vol` of the model (or the calibration, or --set) overrides the `iv` the file gives."""
+    component = next((c for c in ("gbm", "garch", "gjr") if "vol" in settings.model_params.get(c, {})), None)
+    if not iv or (component is None and settings.vol is None):
+        return
+    origin = f"`{component}(vol=...)`" if component is not None else "`model.vol` (the calibration or --set)"
+    notes.append(f"`iv {iv:g}` is not used: the price model's volatility is {vol:.1%}, set by {origin}, and the "
+                 f"options are marked at the model's implied volatility max(floor, sigma x (1 + spread)); without a "
+                 f"`vol` the model would take iv / (1 + spread) = {iv / (1.0 + settings.iv_spread):.1%}")
 
 
 def target_clauses(target, report) -> list:

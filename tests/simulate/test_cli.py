@@ -340,3 +340,16 @@ def test_margin_method_is_a_setting_recorded_in_the_json(jujube_json):
     assert all(combo[size] < alone[size] for size in combo)
     with pytest.raises(SettingsError, match="margin.method"):
         simulate_file(JUJUBE, paths=10, overrides=["margin.method=pairs"])
+
+
+def test_a_file_iv_overridden_by_the_models_vol_is_a_note(tmp_path):
+    # The jujube file gives `iv 0.28`; a model writing `gbm(vol=0.40)` sets the volatility instead: a note says so.
+    path = _variant(tmp_path, "model garch + jump + regime", "model gbm(vol=0.40)")
+    notes = simulate_file(path, paths=20, overrides=["experiment.horizon=1", "experiment.sizes=[1]"]).notes
+    (note,) = [n for n in notes if "`iv 0.28` is not used" in n]
+    assert "40.0%, set by `gbm(vol=...)`" in note and "25.9%" in note
+    notes = simulate_file(path, paths=20, overrides=["experiment.horizon=1", "experiment.sizes=[1]",
+                                                     "model.vol=0.3"]).notes
+    assert any("`iv 0.28` is not used" in n for n in notes)
+    plain = simulate_file(JUJUBE, paths=20, overrides=["experiment.horizon=1", "experiment.sizes=[1]"]).notes
+    assert not any("is not used" in n for n in plain)
