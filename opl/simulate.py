@@ -23,6 +23,7 @@ results (``ScenarioResult.definition``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -121,6 +122,29 @@ def default_capital(settings: SimSettings, compiled, currency: str, notes: list[
         raise SettingsError("no `capital` in the file and the strategy posts no margin: set `capital`", key="capital")
 
 
+def hedge_steps(every_days: float, steps_per_day: int, notes: list[str]) -> int:
+    """The hedge's period in steps: ``every Nd`` counts trading days (sessions), rounded half up to whole steps.
+
+    The hedge trades only in sessions, so its period counts them, as ``sim.days_per_month``
+    does (21 in a simulated month); tenors and ``days_left`` count calendar days. A period
+    that is not a whole number of steps is rounded half up, at least one step, with a note;
+    so is a whole number of weeks, whose calendar reading would be 5 sessions a week.
+    """
+    exact = every_days * steps_per_day
+    steps = max(1, math.floor(exact + 0.5))
+    per_day = f"{steps_per_day} step{'s' if steps_per_day > 1 else ''} a day"
+    if abs(steps - exact) > 1e-9:
+        shorter = (" — shorter than one step; raise `experiment.steps_per_day` to hedge more often"
+                   if exact < 1 else "")
+        notes.append(f"hedge every {every_days:g}d is {exact:g} steps at {per_day}: rounded to every {steps} "
+                     f"step{'s' if steps > 1 else ''} ({steps / steps_per_day:g} trading day"
+                     f"{'s' if steps != steps_per_day else ''}){shorter}")
+    if every_days >= 7 and abs(every_days / 7 - round(every_days / 7)) < 1e-9:
+        notes.append(f"hedge every {every_days:g}d counts trading days (sessions): about "
+                     f"{every_days * 7 / 5:g} calendar days; a weekly hedge is `every {every_days * 5 / 7:g}d`")
+    return steps
+
+
 def settings_from(doc, compiled) -> tuple[SimSettings, dict]:
     """The simulator's settings from the file (experiment block, hedge, capital) and their spans by key."""
     s = SimSettings()
@@ -202,7 +226,7 @@ def runtime_strategy(checked, compiled, settings: SimSettings, notes: list[str],
     guards = guard_rules(doc, checked.report)
     hedge = None
     if settings.hedge_every_days is not None or settings.hedge_keep is not None:
-        steps = max(1, round((settings.hedge_every_days or 1.0) * settings.steps_per_day))
+        steps = hedge_steps(settings.hedge_every_days or 1.0, settings.steps_per_day, notes)
         keep = settings.hedge_keep or 0.0
         along = settings.hedge_along if settings.hedge_along not in (None, "none") else (
             "direction" if keep else "none")

@@ -353,3 +353,23 @@ def test_a_file_iv_overridden_by_the_models_vol_is_a_note(tmp_path):
     assert any("`iv 0.28` is not used" in n for n in notes)
     plain = simulate_file(JUJUBE, paths=20, overrides=["experiment.horizon=1", "experiment.sizes=[1]"]).notes
     assert not any("is not used" in n for n in plain)
+
+
+@pytest.mark.parametrize("every, steps_per_day, steps, note", [
+    ("1", "1", 1, None),
+    ("0.25", "4", 1, None),
+    ("2.5", "1", 3, "hedge every 2.5d is 2.5 steps at 1 step a day: rounded to every 3 steps (3 trading days)"),
+    ("0.25", "1", 1, "rounded to every 1 step (1 trading day) — shorter than one step"),
+    ("7", "1", 7, "hedge every 7d counts trading days (sessions): about 9.8 calendar days; a weekly hedge is "
+                  "`every 5d`"),
+])
+def test_hedge_period_counts_trading_days_and_rounding_is_a_note(every, steps_per_day, steps, note):
+    # One rule (grammar/README.md §9.1): `every Nd` counts sessions, rounded half up to whole steps, at least
+    # one; rounding, and a period in whole weeks, are said in a note.
+    result = simulate_file(JUJUBE, paths=10, overrides=["experiment.horizon=1", "experiment.sizes=[1]",
+                                                        f"hedge.every={every}",
+                                                        f"experiment.steps_per_day={steps_per_day}"])
+    assert result.to_dict()["strategy"]["hedge"]["every"] == steps
+    hedge_notes = [n for n in result.notes if n.startswith("hedge every")]
+    assert hedge_notes == ([] if note is None else [n for n in hedge_notes if note in n]) and \
+        (note is None or len(hedge_notes) == 1)
