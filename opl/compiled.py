@@ -99,7 +99,8 @@ class CompiledStrategy(_Model):
     totals: Totals
     warnings: tuple[str, ...] = Field((), description="the checker's warnings, `CODE line:col message`")
     notes: tuple[str, ...] = Field((), description="what the compiler chose that the file does not say: the "
-                                   "evaluation date when the file has no `time`, legs built from the intent")
+                                   "evaluation date when the file has no `time`, legs built from the intent, a "
+                                   "tenor in days priced to the listed expiry nearest it")
 
     def leg_table(self) -> list[dict]:
         """Rows for people: vega per 1% of volatility and theta/charm per calendar day, labelled."""

@@ -215,7 +215,7 @@ def compile_checked(result: CheckResult, market_overrides: dict | None = None) -
         legs=tuple(legs), totals=Totals(**totals.model_dump(), premium=premium, margin=margin,
                                         margin_per_leg=per_leg),
         warnings=tuple(f"{d.code} {d.span.line}:{d.span.column} {d.message}" for d in report.sorted()
-                       if d.severity == "warning"), notes=tuple(notes))
+                       if d.severity == "warning"), notes=tuple(notes) + _tenor_notes(result.legs, legs, pack))
     return CompileResult(compiled, sink.items)
 
 
@@ -297,6 +297,18 @@ def _linear(leg: Leg, price: float) -> tuple[float, GreekSet, float | None]:
     if leg.kind == "cash":
         return 1.0, GreekSet(), None
     return price, GreekSet(delta=leg.linear_delta), None
+
+
+def _tenor_notes(legs: list[Leg], compiled: list[CompiledLeg], pack) -> tuple[str, ...]:
+    """Say where a tenor in days was priced to a listed expiry of another length (`opl simulate` keeps the days)."""
+    moved = {}
+    for leg, built in zip(legs, compiled):
+        if leg.is_option and not isinstance(leg.tenor, DateTenor) and built.tenor_days != round(leg.tenor.days):
+            moved.setdefault((leg.tenor.days, built.expiry, built.tenor_days), []).append(str(built.index))
+    return tuple(f"leg{'s' if len(idx) > 1 else ''} {', '.join(idx)}: `{days:g}d` is priced to the listed expiry "
+                 f"nearest it, {expiry.isoformat()} ({listed:g} days from `time`, the {pack.name} calendar); "
+                 f"`opl simulate` runs stylised months in which the options have exactly {days:g} days"
+                 for (days, expiry, listed), idx in moved.items())
 
 
 def _margin(pack, legs: list[CompiledLeg], price: float) -> float:

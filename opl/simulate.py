@@ -308,6 +308,19 @@ def price_process(settings: SimSettings, compiled, pack, spans, notes):
     return replace(spec, limit=pack.underlying.daily_limit)
 
 
+def _note_stylised_tenors(legs, compiled_legs, notes: list[str]) -> None:
+    """Say that the months keep the file's tenor where `opl compile` priced the nearest listed expiry."""
+    from opl.legs import DaysTenor
+
+    for leg, built in zip(legs, compiled_legs):
+        if leg.is_option and isinstance(leg.tenor, DaysTenor) and built.tenor_days != round(leg.tenor.days):
+            notes.append(f"the options have exactly {leg.tenor.days:g} days to expiry at each month's open (the "
+                         f"file's `{leg.tenor.days:g}d`; a simulated month is stylised, not a listed contract), "
+                         f"while `opl compile` prices `{leg.tenor.days:g}d` to the listed expiry nearest it, "
+                         f"{built.expiry.isoformat()} ({built.tenor_days:g} days): its premiums and Greeks differ")
+            return
+
+
 def _note_unused_iv(settings: SimSettings, iv: float | None, vol: float, notes: list[str]) -> None:
     """Say so when a `vol` of the model (or the calibration, or --set) overrides the `iv` the file gives."""
     component = next((c for c in ("gbm", "garch", "gjr") if "vol" in settings.model_params.get(c, {})), None)
@@ -421,6 +434,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
         pack = with_margin_method(load_pack(strategy_model.underlying.rule_pack), settings.margin_method)
         strategy = runtime_strategy(checked, strategy_model, settings, notes, mixed_tenors=True)
         strategy = replace(strategy, contract_size=pack.underlying.contract_size)
+        _note_stylised_tenors(checked.legs, strategy_model.legs, notes)
         process = price_process(settings, strategy_model, pack, spans, notes)
         plans = scenario_plans(doc, report, process, strategy)
     except SettingsError as error:

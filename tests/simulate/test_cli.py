@@ -373,3 +373,19 @@ def test_hedge_period_counts_trading_days_and_rounding_is_a_note(every, steps_pe
     hedge_notes = [n for n in result.notes if n.startswith("hedge every")]
     assert hedge_notes == ([] if note is None else [n for n in hedge_notes if note in n]) and \
         (note is None or len(hedge_notes) == 1)
+
+
+def test_compile_and_simulate_say_which_expiry_30d_means():
+    # `opl compile` prices `30d` to the listed expiry nearest it (2026-02-11, 37 days from 2026-01-05); the
+    # simulator's months give the options exactly 30 days. Both outputs say so.
+    import opl
+    from opl.compiler import compile_checked
+
+    compiled = compile_checked(opl.check_file(JUJUBE)).strategy
+    assert [leg.tenor_days for leg in compiled.legs] == [37, 37]
+    (note,) = compiled.notes
+    assert "`30d` is priced to the listed expiry nearest it, 2026-02-11 (37 days" in note and "exactly 30 days" in note
+    result = _run(str(JUJUBE), "--paths", "10", "--set", "experiment.horizon=1", "--set", "experiment.sizes=[1]")
+    assert "2026-02-11 (37 days)" in " ".join(result.output.split())
+    notes = simulate_file(JUJUBE, paths=10, overrides=["experiment.horizon=1", "experiment.sizes=[1]"]).notes
+    assert any("exactly 30 days to expiry" in n and "2026-02-11 (37 days)" in n for n in notes)
