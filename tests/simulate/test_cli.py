@@ -205,7 +205,7 @@ def _variant(tmp_path, old: str, new: str) -> Path:
      "E105", "moves expiries out"),
     ("stress [ vol_up(+50%),", "stress [ vol_up,", "E103", "needs a value"),
     # The file's `sizes` get the bound `--set experiment.sizes` has (it used to check clean at 1e9).
-    ("sizes [1, 2, 5, 10, 20]", "sizes [1, 1000000000]", "E207", "`sizes` must be at most 1e+06"),
+    ("sizes [ 1, 2, 5, 10, 20 ]", "sizes [1, 1000000000]", "E207", "`sizes` must be at most 1e+06"),
 ])
 def test_bad_file_settings_are_located_errors(tmp_path, old, new, code, message):
     path = _variant(tmp_path, old, new)
