@@ -246,8 +246,8 @@ class Evaluator:
         for s in run.scenarios:
             values = s.metrics.target_values()
             out.append({"name": s.name, "kind": s.kind, "scenario": s.text, "size": s.size,
-                        "holds": self.target.holds(values), "distance": self.target.distance(values),
-                        "values": values, "errors": s.metrics.standard_errors,
+                        "definition": s.definition, "holds": self.target.holds(values),
+                        "distance": self.target.distance(values), "values": values, "errors": s.metrics.standard_errors,
                         "attribution": s.metrics.attribution["percent_of_capital"]})
         return out
 

@@ -114,7 +114,8 @@ def _scenario_table(evaluation: dict, target: Target) -> list[str]:
         lines.append(f"| `{s['scenario']}` | {s['kind']} | {s['distance']:.4f} | "
                      + " | ".join(_with_error(s, m) for m in shown)
                      + f" | {'pass' if s['holds'] else 'fail'} |")
-    return lines + [""]
+    defined = [f"- `{s['scenario']}`: {s['definition']}" for s in evaluation["scenarios"] if s.get("definition")]
+    return lines + ([""] + defined if defined else []) + [""]
 
 
 def iteration_summary(record: dict[str, Any], target: Target) -> str:

@@ -171,6 +171,11 @@ def test_complete_adds_stress_and_counterfactuals_without_changing_the_objective
     evaluator.complete(evaluation, SMALL)
     assert evaluation.complete and evaluation.objective == objective
     assert [s["kind"] for s in evaluation.scenarios] == ["stress", "sensitivity"]
+    assert all(s["definition"] for s in evaluation.scenarios)  # what each scenario does, for the report
+    from opl.loop.report import _scenario_table
+
+    table = "\n".join(_scenario_table(evaluation.to_dict(), evaluator.target))
+    assert all(f"- `{s['scenario']}`: {s['definition']}" in table for s in evaluation.scenarios)
     assert set(evaluation.counterfactuals) == {"no_jumps", "no_clustering"}
     assert evaluation.counterfactuals["no_clustering"]["model"] == "gbm + jump"
     assert evaluation.counterfactuals["no_jumps"]["model"] == "garch"
