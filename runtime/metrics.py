@@ -144,9 +144,9 @@ def headline(values: dict[str, float], errors: dict[str, float], *, capital: flo
     return ", ".join(parts)
 
 
-def pnl_by_source(per_month: dict[str, float], currency: str) -> str:
-    """The attribution's mean P&L a month by bucket, labelled for people."""
-    return "; ".join(f"{BUCKET_LABELS.get(k, k)} {v:+,.0f}" for k, v in per_month.items()) + f" {currency} a month"
+def pnl_by_source(per_month: dict[str, float], currency: str, *, per: str = "month") -> str:
+    """The attribution's mean P&L a month (or a backtest's cycle: ``per``) by bucket, labelled for people."""
+    return "; ".join(f"{BUCKET_LABELS.get(k, k)} {v:+,.0f}" for k, v in per_month.items()) + f" {currency} a {per}"
 
 
 def run_metrics(result, variant: int) -> RunMetrics:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from opl.runtime.metrics import pnl_by_source
+
 __all__ = ["write_report", "PLOTS", "delta_figure", "trades_figure"]
 
 PLOTS = ("equity.png", "drawdown.png", "delta.png", "trades.png")
@@ -137,8 +139,7 @@ def _markdown(result) -> str:
                      f"{b['sharpe']:.2f} | {b['max_drawdown']:.2f} | {m.monthly_return['median']:+.3f} | "
                      f"{m.loss_probability:.1f} |")
     att = result.metrics.attribution["per_month"]
-    lines += ["", "P&L per cycle by source (" + run["currency"] + "): "
-              + ", ".join(f"{k} {v:+,.0f}" for k, v in att.items()) + ".", "",
+    lines += ["", "Mean P&L a cycle by source: " + pnl_by_source(att, run["currency"], per="cycle") + ".", "",
               "Exits: " + ", ".join(f"{k} {v}" for k, v in p["exits"].items() if v) + ".", ""]
     band = result.delta_band
     if band is not None:

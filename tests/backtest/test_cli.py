@@ -61,6 +61,7 @@ def test_etf50_example_end_to_end(etf_dir, tmp_path):
         assert (report / name).stat().st_size > 0
     text = (report / "report.md").read_text(encoding="utf-8")
     assert "## Delta band, walk-forward" in text and "## Cycles" in text
+    assert "Mean P&L a cycle by source: options P&L (premium less buy-back/expiry value)" in text
     again = _invoke(ETF50, "--data", etf_dir, "--json", "-")
     assert again.exit_code == 0 and json.loads(again.output) == data
 
