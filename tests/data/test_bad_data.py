@@ -65,6 +65,21 @@ def base(tmp_path_factory):
     return list(frame.columns), frame.to_numpy().tolist()
 
 
+@pytest.fixture(scope="module")
+def others(tmp_path_factory):
+    """Option chains (the first 300 rows), views and factors of one synthetic year."""
+    from opl.data.synth import synthesize
+
+    out = tmp_path_factory.mktemp("others")
+    synthesize(seed=4, years=1).write(out)
+    tables = {}
+    for kind, rows in (("options", 300), ("signals", None), ("factors", None)):
+        frame = pd.read_csv(out / f"{kind}.csv", dtype=str, keep_default_na=False)
+        frame = frame.iloc[:rows] if rows else frame
+        tables[kind] = (list(frame.columns), frame.to_numpy().tolist())
+    return tables
+
+
 def serialise(header, rows, *, sep=",", newline="\n", encoding="utf-8", quote_all=False) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=sep, lineterminator=newline,
@@ -200,10 +215,6 @@ def _readme(h, r):
     return Case((ROOT / "README.md").read_bytes(), 0, header=True)
 
 
-def _options(base_dir_rows):
-    return base_dir_rows
-
-
 VARIANTS: dict[str, Callable] = {
     # encodings and structure that load
     "utf8": lambda h, r: _ok(h, r),
@@ -305,6 +316,42 @@ VARIANTS: dict[str, Callable] = {
 }
 
 
+def _kind(kind: str, make: Callable) -> tuple[str, Callable]:
+    def made(h, r):
+        case = make(h, r)
+        case.kind = kind
+        return case
+    return kind, made
+
+
+OTHER_VARIANTS: dict[str, tuple[str, Callable]] = {
+    "options_ok": _kind("options", lambda h, r: _ok(h, r)),
+    "options_gbk": _kind("options", lambda h, r: _ok(h, r, encoding="gbk")),
+    "options_type_chinese": _kind("options", lambda h, r: _ok(h, _cells(
+        h, r, "option_type", lambda t: {"C": "看涨", "P": "看跌"}[t]), encoding="gb18030")),
+    "options_type_bad": _kind("options", lambda h, r: _bad(h, _set(h, r, 7, "option_type", "X"), {_line(7)},
+                                                           fragment="option type")),
+    "options_expiry_before_date": _kind("options", lambda h, r: _bad(h, _set(h, r, 7, "expiry", "2018-01-01"),
+                                                                     {_line(7)}, fragment="before the trading date")),
+    "options_dates_us": _kind("options", lambda h, r: _bad(h, _dates(h, r, "%m/%d/%Y"),
+                                                           {_line(i) for i in range(len(r))}, fragment="MM/DD/YYYY")),
+    "options_same_code_twice_a_day": _kind("options", lambda h, r: _bad(
+        h, r[:9] + [_set(h, [r[8]], 0, "settlement", "99999")[0]] + r[9:], {_line(9)}, fragment="duplicate row")),
+    "signals_ok": _kind("signals", lambda h, r: _ok(h, r)),
+    "signals_gbk_chinese_header": _kind("signals", lambda h, r: _ok(
+        [{"support": "支撑", "resistance": "压力", "direction": "方向"}.get(c, c) for c in h], r, encoding="gbk")),
+    "signals_direction_bad": _kind("signals", lambda h, r: _bad(h, _set(h, r, 3, "direction", "sideways"),
+                                                                {_line(3)}, fragment="direction")),
+    "signals_support_above_resistance": _kind("signals", lambda h, r: _bad(
+        h, _set(h, r, 3, "support", "99999"), {_line(3)}, fragment="not above support")),
+    "factors_ok": _kind("factors", lambda h, r: _ok(h, r)),
+    "factors_month_words": _kind("factors", lambda h, r: _bad(h, _set(h, r, 2, "month", "Jan"), {_line(2)},
+                                                              fragment="a month")),
+    "factors_semicolons": _kind("factors", lambda h, r: Case(serialise(h, r, sep=";"), len(r), bad={1}, header=True,
+                                                             fragment="semicolon")),
+}
+
+
 def _case(base, name) -> Case:
     header, rows = base
     return VARIANTS[name](list(header), _copy(rows))
@@ -328,12 +375,22 @@ def _reported_rows(error: DataError) -> set[int]:
 
 
 def test_there_are_at_least_sixty_variants():
-    assert len(VARIANTS) >= 60
+    assert len(VARIANTS) + len(OTHER_VARIANTS) >= 60
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_validate_locates_every_problem_and_accounts_for_every_row(base, tmp_path, name):
-    case = _case(base, name)
+    _validates(tmp_path, _case(base, name))
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_VARIANTS))
+def test_option_view_and_factor_files_too(others, tmp_path, name):
+    kind, make = OTHER_VARIANTS[name]
+    header, rows = others[kind]
+    _validates(tmp_path, make(list(header), _copy(rows)))
+
+
+def _validates(tmp_path, case: Case) -> None:
     path = _write(tmp_path, case)
     result = CliRunner().invoke(main, ["data", "validate", str(path), "--kind", case.kind])
     _no_traceback(result)
@@ -409,13 +466,45 @@ def test_constant_prices_load_but_every_fit_says_why_it_cannot_run(base, tmp_pat
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ACCEPTED)
 def test_every_command_runs_an_accepted_file_or_says_why_not(base, tmp_path, name):
-    path = _write(tmp_path, _case(base, name))
+    case = _case(base, name)
+    path = _write(tmp_path, case)
     for command, args in _consumers(path.parent).items():
         result = CliRunner().invoke(main, args)
         _no_traceback(result)
         assert result.exit_code in (0, 1), (command, result.output)
         if result.exit_code == 1:  # only a located reason may stop it
             assert f"{path}:" in result.output or f"{STRATEGY}:" in result.output, (command, result.output)
+    _calibration_uses_every_row(path, case)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(n for n in REJECTED if n.startswith(("thousands", "zero_settlement",
+                                                                            "blank", "exact", "one_row_out",
+                                                                            "rows_reversed", "empty_settlement"))))
+def test_a_repaired_file_is_calibrated_on_every_row_not_dropped(base, tmp_path, name):
+    case = _case(base, name)
+    assert case.repairable
+    _calibration_uses_every_row(_write(tmp_path, case), case, repair=True)
+
+
+def test_a_repaired_file_is_calibrated_on_every_row_it_does_not_drop(base, tmp_path):
+    case = _case(base, "exact_duplicate_row")
+    _calibration_uses_every_row(_write(tmp_path, case), case, repair=True)
+
+
+def _calibration_uses_every_row(path: Path, case: Case, *, repair: bool = False) -> None:
+    """rows in = rows calibrated + rows a logged repair dropped (calibrate's JSON says both)."""
+    import json
+
+    result = CliRunner().invoke(main, ["calibrate", "--futures", str(path), "--json", "-",
+                                       *(["--repair"] if repair else [])])
+    _no_traceback(result)
+    if result.exit_code != 0:  # constant prices: located, checked above
+        assert f"{path}:" in result.output
+        return
+    futures = json.loads(result.stdout)["inputs"]["futures"]
+    dropped = sum(1 for fix in futures["repairs"] if ": dropped " in fix)
+    assert futures["rows"] + dropped == case.rows_in, futures
 
 
 @pytest.mark.slow

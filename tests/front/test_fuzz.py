@@ -14,11 +14,13 @@ The mutations are seeded (`random.Random`), so a failure names its seed and inde
 reproduced exactly. ``tests/fixtures/fuzz/`` keeps hostile inputs written by hand (nesting thousands
 deep, huge numbers, CR and U+2028 line ends, NUL, invalid UTF-8) and every input a fuzz run ever
 failed on; `test_every_kept_reproducer_holds` replays them all. The default run does a few thousand inputs; the ``slow``
-run (``pytest -m slow``) does 100,000 mutations and 20,000 generated files.
+run (``pytest -m slow``) does 100,000 mutations and 20,000 generated files (``OPL_FUZZ_GENERATED=N``
+sets another number).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import signal
@@ -213,7 +215,8 @@ def _generated():
 
 
 @pytest.mark.slow
-@settings(max_examples=20_000, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=int(os.environ.get("OPL_FUZZ_GENERATED", "20000")), deadline=None,
+          suppress_health_check=list(HealthCheck))
 @given(_generated())
 def test_generated_files(text):
     holds(text.encode("utf-8"))
