@@ -114,10 +114,12 @@ def default_capital(settings: SimSettings, compiled, currency: str, notes: list[
     """Without `capital` in the file, returns are measured against a multiple of the opening margin."""
     if settings.capital is not None:
         return
-    margin = compiled.totals.margin or 0.0
+    per_leg = settings.margin_method == "per_leg"
+    margin = (compiled.totals.margin_per_leg if per_leg else compiled.totals.margin) or 0.0
     settings.capital = CAPITAL_MARGIN_MULTIPLE * margin * settings.size
+    how = "every leg margined alone" if per_leg else "the exchange's combinations applied"
     notes.append(f"no `capital` in the file: returns are measured against {CAPITAL_MARGIN_MULTIPLE:g} x the "
-                 f"opening margin at size {settings.size:g} = {settings.capital:,.0f} {currency}")
+                 f"opening margin at size {settings.size:g} ({how}) = {settings.capital:,.0f} {currency}")
     if settings.capital <= 0:
         raise SettingsError("no `capital` in the file and the strategy posts no margin: set `capital`", key="capital")
 

@@ -389,3 +389,13 @@ def test_compile_and_simulate_say_which_expiry_30d_means():
     assert "2026-02-11 (37 days)" in " ".join(result.output.split())
     notes = simulate_file(JUJUBE, paths=10, overrides=["experiment.horizon=1", "experiment.sizes=[1]"]).notes
     assert any("exactly 30 days to expiry" in n and "2026-02-11 (37 days)" in n for n in notes)
+
+
+def test_default_capital_follows_the_margin_method(tmp_path):
+    # Without `capital`, 3 x the opening margin: the combination's 5,964.87 CNY a strangle, or 10,204.87 leg by leg
+    # (`opl compile`'s two figures for the jujube file).
+    path = _variant(tmp_path, "capital 1000000\n", "")
+    base = ["experiment.horizon=1", "experiment.sizes=[1]"]
+    combined = simulate_file(path, paths=10, overrides=base).to_dict()["run"]["capital"]
+    per_leg = simulate_file(path, paths=10, overrides=[*base, "margin.method=per_leg"]).to_dict()["run"]["capital"]
+    assert combined == pytest.approx(3 * 5_964.87, abs=0.05) and per_leg == pytest.approx(3 * 10_204.87, abs=0.05)
