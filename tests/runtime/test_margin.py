@@ -242,3 +242,10 @@ def test_combination_margin_is_vectorised_path_by_path(cj):
     call = (True, 11200.0, 109.2, np.array([-1.0, 0.0, 0.0]), 0)
     m = options_margin(pack=cj, holdings=[put, call], underlying=np.full(3, 10400.0))
     assert m == pytest.approx([5965.0, 5419.0, 0.0])
+
+
+def test_us_short_strangle_worked_example_of_the_cited_broker_page(us):
+    # [TW-STRAD]: S = 45, short 47 call at 2.10 -> [(0.20 x 45 - 2) + 2.10] x 100 = 910 (vs 660);
+    # short 43 put at 1.20 -> [(0.20 x 45 - 2) + 1.20] x 100 = 820 (vs 550); the strangle 910 + 120 = 1,030.
+    book = _book((True, 47.0, 2.10, -1.0), (False, 43.0, 1.20, -1.0))
+    assert options_margin(pack=us, holdings=book, underlying=45.0) == pytest.approx(1030.0)
