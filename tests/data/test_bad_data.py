@@ -522,3 +522,33 @@ def test_a_million_rows(base, tmp_path):
     body[777_777][_col(header, "close")] = template[_col(header, "close")]
     path.write_bytes(serialise(header, body))
     assert len(load(path, kind="futures").frame) == 1_000_000
+
+
+OTHER_REJECTED = sorted(n for n in OTHER_VARIANTS if not n.endswith(("_ok", "_gbk", "_chinese", "_chinese_header")))
+
+
+@pytest.mark.parametrize("name", OTHER_REJECTED)
+def test_a_rejected_chain_view_or_factor_file_stops_the_commands_that_read_it(base, others, tmp_path, name):
+    kind, make = OTHER_VARIANTS[name]
+    header, rows = others[kind]
+    case = make(list(header), _copy(rows))
+    path = _write(tmp_path, case)
+    (path.parent / "futures.csv").write_bytes(serialise(*base))
+    try:
+        load(path, kind=kind)
+    except DataError as error:
+        first = str(error.problems[0])
+    else:
+        pytest.fail(f"{name} loads")
+    readers = {
+        "options": [["calibrate", "--data", str(path.parent)],
+                    ["backtest", str(STRATEGY), "--data", str(path.parent), "-q"]],
+        "signals": [["assumptions", "--futures", str(path.parent / "futures.csv"), "--signals", str(path)],
+                    ["backtest", str(STRATEGY), "--data", str(path.parent), "-q"]],
+        "factors": [["assumptions", "--futures", str(path.parent / "futures.csv"), "--factors", str(path)]],
+    }[kind]
+    for args in readers:
+        result = CliRunner().invoke(main, args)
+        _no_traceback(result)
+        assert result.exit_code == 1, (args[0], result.output)
+        assert first in result.output, (args[0], result.output)
