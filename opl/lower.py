@@ -507,7 +507,30 @@ class Lowerer:
             self.error("E103", f"`{call.func}` needs {entry.required} argument(s)", call.span,
                        "missing arguments", f"signature: `{shown}`")
             return False
-        return True
+        return self.argument_kinds(call, entry, shown)
+
+    def argument_kinds(self, call: ast.Call, entry: vocab.Signature, shown: str) -> bool:
+        """Every argument has its declared kind (`opl.argkinds`), located on the argument."""
+        from opl.argkinds import mismatch
+
+        kinds = dict(entry.params)
+        bound = [*zip((name for name, _ in entry.params), call.positional),
+                 *((kw.name, kw.value) for kw in call.keywords.values())]
+        ok = True
+        for name, value in bound:
+            wrong = mismatch(kinds[name], value)
+            if wrong is not None:
+                expected, example = wrong
+                inner = _unwrap(value)
+                if isinstance(inner, ast.Compare) and inner.left is None:  # point at the bad operand
+                    found, value = f"`{inner.op}` with {_kind(inner.right)}", inner.right
+                else:
+                    found = _kind(value)
+                self.error("E104", f"`{call.func}` argument `{name}` expects {expected}, found {found}",
+                           value.span, f"not {expected}",
+                           f"signature: `{shown}`" + (f"; e.g. `{name}={example}`" if example else ""))
+                ok = False
+        return ok
 
     def action(self, value: ast.Value) -> ast.Call | None:
         value = _unwrap(value)
