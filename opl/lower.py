@@ -442,7 +442,8 @@ class Lowerer:
         if isinstance(value, ast.Not):
             return self.condition(value.operand, variables=variables)
         if isinstance(value, ast.Call):
-            return self.signature(value, vocab.TRIGGERS, "trigger") and self.trigger_values(value)
+            return (self.signature(value, vocab.TRIGGERS, "trigger") and self.trigger_values(value)
+                    and self.trigger_decides(value))
         if isinstance(value, ast.Compare):
             if value.left is None:
                 self.error("E001", "comparison without a left-hand side", value.span, "what is compared?",
@@ -468,6 +469,16 @@ class Lowerer:
                        f"did you mean `{guess}()`?" if guess else "see grammar/README.md, Conditions")
             return False
         self.mismatch(value, "a condition such as `pnl_percent(<-25%)` or `days_left < 2d`")
+        return False
+
+    def trigger_decides(self, call: ast.Call) -> bool:
+        """A measuring trigger standing alone needs its comparison (`margin_utilisation(>80%)`)."""
+        entry = vocab.TRIGGERS[call.func]
+        if call.args or not entry.params or entry.params[0][1] not in ("compare", "unit"):
+            return True
+        example = f"{call.func}(>80%)" if entry.params[0][1] == "compare" else f"{call.func}(%) > 15"
+        self.error("E103", f"`{call.func}()` measures but decides nothing on its own", call.span,
+                   "needs a comparison", f"write e.g. `{example}`")
         return False
 
     def trigger_values(self, call: ast.Call) -> bool:

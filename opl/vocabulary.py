@@ -77,8 +77,9 @@ TRIGGERS: dict[str, Signature] = {
                             "position delta beyond k standard deviations of its in-sample distribution "
                             "(k a number or `auto`, fitted walk-forward; §7.3)"),
     "price_outside": Signature((("low", "number"), ("high", "number")), 2, "price leaves [low, high]"),
-    "support_broken": Signature((("by", "any"),), 0, "price below the support level"),
-    "resistance_broken": Signature((("by", "any"),), 0, "price above the resistance level"),
+    "support_broken": Signature((("by", "percent"),), 0, "price below the support level (by a distance or a %)"),
+    "resistance_broken": Signature((("by", "percent"),), 0,
+                                   "price above the resistance level (by a distance or a %)"),
 }
 
 # Variables usable in guard rules and bare comparisons (``days_left < 2d``).
@@ -115,7 +116,7 @@ ACTIONS: dict[str, Signature] = {
     "hedge": Signature((("greek", "name"),), 0, "trade the hedge instrument now"),
     "hedge_gamma": Signature((("target", "number"),), 0, "buy options until |gamma| ≤ target"),
     "delta_neutralise": Signature((("keep", "percent"),), 0, "trade futures to the target delta"),
-    "shift_strike": Signature((("leg", "number"), ("by", "any")), 2, "move a leg's strike (absolute or %)"),
+    "shift_strike": Signature((("leg", "number"), ("by", "percent")), 2, "move a leg's strike (absolute or %)"),
     "roll_tenor": Signature((("leg", "number"), ("by", "tenor")), 2, "move a leg's expiry by days"),
     "replace_leg": Signature((("leg", "number"), ("with", "any")), 2, "swap a leg for another"),
     "add_leg": Signature((("leg", "any"),), 1, "add a leg"),

@@ -87,4 +87,23 @@ def run_time_levels(ctx: CheckContext) -> None:
                               help=f"write `{strike.anchor} <price>` to check the strike now")
 
 
-PASSES = (no_strategy, leveraged_longdated, resolved_strikes_and_tenors, run_time_levels)
+def playbook_leg_numbers(ctx: CheckContext) -> None:
+    """Every action's `leg` names a leg of the normalised strategy (numbered from 1)."""
+    from opl.conditions import quantity
+    from opl.vocabulary import ACTIONS
+
+    for action in ctx.document.adjust.playbook:
+        params = [name for name, _ in ACTIONS[action.func].params]
+        if "leg" not in params or ACTIONS[action.func].params[params.index("leg")][1] != "number":
+            continue
+        arg = action.keywords["leg"].value if "leg" in action.keywords else (
+            action.positional[params.index("leg")] if len(action.positional) > params.index("leg") else None)
+        index = quantity(arg) if arg is not None else None
+        if index is None or (1 <= index <= len(ctx.legs) and index == int(index)):
+            continue  # absent, or malformed (the lowering reported it)
+        ctx.sink.emit("E105", f"`{action.func}` names leg {index:g}, but the strategy has {len(ctx.legs)} legs",
+                      arg.span, "no such leg",
+                      help="legs are numbered from 1 in normalised order (see `opl compile --format table`)")
+
+
+PASSES = (no_strategy, leveraged_longdated, resolved_strikes_and_tenors, run_time_levels, playbook_leg_numbers)

@@ -268,10 +268,7 @@ def scale_qty(ctx: CheckContext) -> None:
                           factor_arg.span, "not positive", help="use `remove_leg` or `close` to drop a leg")
             continue
         if not 1 <= index <= len(ctx.legs) or index != int(index):
-            ctx.sink.emit("E105", f"`scale_qty` names leg {index:g}, but the strategy has {len(ctx.legs)} legs",
-                          leg_arg.span, "no such leg", help="legs are numbered from 1 in normalised order "
-                          "(see `opl compile --format table`)")
-            continue
+            continue  # `checks.legs.playbook_leg_numbers` reports it
         leg = ctx.legs[int(index) - 1]
         scaled = leg.qty * factor
         if scaled < 1 or abs(scaled - round(scaled)) > 1e-9:
