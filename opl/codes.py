@@ -128,8 +128,10 @@ _TABLE: tuple[tuple[str, str, str, str], ...] = (
     ("E301", "error", "capital limit exceeded",
      "The estimated capital the position needs exceeds `capital_limit`. The checker\n"
      "estimates it from the file's market inputs (premium paid for long options, the\n"
-     "exchange's seller margin for short options, margin for futures); `opl compile`\n"
-     "uses the exchange rule pack. Reduce quantities or raise the limit."),
+     "exchange's seller margin for short options — a short straddle, strangle or vertical\n"
+     "spread margined as one position where the rule pack lists that combination — and\n"
+     "margin for futures); `opl compile` uses the exchange rule pack. Reduce quantities\n"
+     "or raise the limit."),
     ("E302", "error", "max_risk exceeded",
      "The worst loss at expiry over a grid of underlying prices exceeds `max_risk`.\n"
      "Add protective wings (buy further OTM options) or reduce quantity. An unbounded\n"

@@ -1,10 +1,12 @@
 """Resource and constraint checks: E301/I301 capital, E302/I302 max_risk, E303, E304/E305.
 
 Estimates use the file's own market inputs (``price``, ``iv``, ``rate``, ``time``, the
-levels) and, when the file names its ``exchange``, the contract multiplier and margin
-rate of that exchange's rule pack; ``granularity`` overrides the multiplier. Without
-a pack the short-option margin is the CBOE-style premium + max(20% × S − OTM,
-10% × S). `opl compile` recomputes all of it with the full rule pack.
+levels) and, when the file names its ``exchange``, the contract multiplier, the margin
+formula and rates and the combinations of that exchange's rule pack (the formulas of
+`opl.runtime.margin`, the combinations by `opl.runtime.combinations` itself, which is
+numpy-free); ``granularity`` overrides the multiplier. Without a pack the short-option
+margin is the CBOE-style premium + max(20% × S − OTM, 10% × S), leg by leg. `opl
+compile` recomputes all of it with the full rule pack.
 """
 
 from __future__ import annotations
