@@ -260,12 +260,16 @@ def _defects(evaluation: Evaluation, candidate: Candidate, facts: dict[str, Any]
     method = (candidate.value("calibration", "experiment") or "historical").strip()
     for line in (calibration.get("experiment_lines", []) or []) if method == "historical" else []:
         name, _, value = line.strip().partition(" ")
+        why = ""
         if name == "model":
             test = declared_jumps_test(candidate, facts)
-            value = _merged_model(value.strip(), model_terms, names,
-                                  keep_jump=test is None or not test["rejected"])
+            fitted = value.strip()
+            value = _merged_model(fitted, model_terms, names, keep_jump=test is None or not test["rejected"])
+            if test is not None and "jump" not in fitted:
+                why = (f" (the declared `jump` stays: {test['text']})" if not test["rejected"] else
+                       f" (the declared `jump` goes: {test['text']})")
         if name and candidate.value(name, "experiment") != value.strip():
-            out.append({"code": "calibrated", "message": f"the data calibrate `{name}` to `{value.strip()}`",
+            out.append({"code": "calibrated", "message": f"the data calibrate `{name}` to `{value.strip()}`{why}",
                         "fix": {"setting": name, "value": value.strip()}})
     rw = assumptions.get("random_walk") or {}
     if rw.get("verdict") == "rejected":

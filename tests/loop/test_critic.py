@@ -185,6 +185,8 @@ def test_the_calibrated_model_keeps_a_declared_jump_the_data_do_not_reject():
     d = diagnose(_evaluation(target), target, Candidate(text), facts=_jump_facts(9))
     fixes = {x["fix"]["setting"]: x["fix"]["value"] for x in d.defects if x.get("fix")}
     assert fixes["model"] == "garch(alpha=0.07, beta=0.9) + jump"
+    (message,) = [x["message"] for x in d.defects if x["code"] == "calibrated" and x["fix"]["setting"] == "model"]
+    assert "the declared `jump` stays: declared jumps (2 a year of N(+0.0%, 4.0%)) predict 6.7 days" in message
 
 
 def test_declared_jumps_the_data_reject_leave_the_calibrated_model():
