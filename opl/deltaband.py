@@ -1,8 +1,8 @@
 """The arguments of the ``delta_band`` exit trigger (grammar/README.md §7.3, an extension).
 
-``delta_band(k, window, objective, step)`` closes the position when its delta leaves a
-band of ``k`` standard deviations of the delta's in-sample distribution (the close rule
-of ``../shared/seeds/003_*``):
+``delta_band(k, window, objective, step, reopen)`` closes the position when its delta
+leaves a band of ``k`` standard deviations of the delta's in-sample distribution (the
+close rule of ``../shared/seeds/003_*``):
 
 ==============  ==========================================================  ==========
 argument        meaning                                                     default
@@ -14,6 +14,11 @@ argument        meaning                                                     defa
                 ``max_drawdown`` or the largest ``sharpe``
 ``step``        the walk-forward step: the band is re-fitted every          ``30d``
                 ``step`` on the ``window`` before it
+``reopen``      after a band close: ``next_day`` opens the strategy afresh   ``next_day``
+                at the next session (strikes re-resolved there, the listed
+                expiry nearest the tenor), as the seed's strategy opens
+                whenever it is flat at a day's start; ``never`` stays flat
+                until the next cycle
 ==============  ==========================================================  ==========
 
 This module reads the call into a `DeltaBandSpec`; the checker turns a
@@ -28,16 +33,18 @@ from typing import Literal
 
 from opl import ast
 
-__all__ = ["DeltaBandSpec", "DeltaBandError", "parse_delta_band", "delta_band_calls", "OBJECTIVES",
+__all__ = ["DeltaBandSpec", "DeltaBandError", "parse_delta_band", "delta_band_calls", "OBJECTIVES", "REOPENS",
            "DEFAULT_WINDOW_DAYS", "DEFAULT_STEP_DAYS", "MAX_K"]
 
 Objective = Literal["max_drawdown", "sharpe"]
 OBJECTIVES: tuple[str, ...] = ("max_drawdown", "sharpe")
+Reopen = Literal["next_day", "never"]
+REOPENS: tuple[str, ...] = ("next_day", "never")
 DEFAULT_WINDOW_DAYS = 250.0
 DEFAULT_STEP_DAYS = 30.0
 MAX_K = 100.0
 MAX_DAYS = 36_500.0
-_PARAMS = ("k", "window", "objective", "step")
+_PARAMS = ("k", "window", "objective", "step", "reopen")
 
 
 class DeltaBandError(ValueError):
@@ -57,6 +64,7 @@ class DeltaBandSpec:
     window_days: float = DEFAULT_WINDOW_DAYS
     objective: Objective = "max_drawdown"
     step_days: float = DEFAULT_STEP_DAYS
+    reopen: Reopen = "next_day"
 
     @property
     def auto(self) -> bool:
@@ -64,7 +72,8 @@ class DeltaBandSpec:
 
     def text(self) -> str:
         k = "auto" if self.k is None else f"{self.k:g}"
-        return f"delta_band(k={k}, window={self.window_days:g}d, objective={self.objective}, step={self.step_days:g}d)"
+        return (f"delta_band(k={k}, window={self.window_days:g}d, objective={self.objective}, "
+                f"step={self.step_days:g}d, reopen={self.reopen})")
 
 
 def _strip(value: ast.Value) -> ast.Value:
@@ -92,8 +101,28 @@ def _days(value: ast.Value, name: str) -> float:
     return inner.days
 
 
+# The arguments that name one of a closed set: (choices, default, help).
+_CHOICES = {
+    "objective": (OBJECTIVES, "max_drawdown", "`max_drawdown` picks the k with the smallest in-sample drawdown, "
+                                              "`sharpe` the largest in-sample Sharpe ratio"),
+    "reopen": (REOPENS, "next_day", "`next_day` opens the strategy afresh the session after a band close (the "
+                                    "seed's rule); `never` stays flat until the next cycle"),
+}
+
+
+def _choice(values: dict[str, ast.Value], name: str) -> str:
+    choices, default, help = _CHOICES[name]
+    if name not in values:
+        return default
+    raw = _strip(values[name])
+    if not isinstance(raw, ast.Name) or raw.id not in choices:
+        raise DeltaBandError(f"`delta_band` {name} must be `{choices[0]}` or `{choices[1]}`", values[name].span, help)
+    return raw.id
+
+
 def parse_delta_band(call: ast.Call) -> DeltaBandSpec:
-    """Read a ``delta_band(...)`` call (positional in the order k, window, objective, step, or keywords).
+    """Read a ``delta_band(...)`` call (positional in the order k, window, objective, step, reopen, or
+    keywords).
 
     Raises
     ------
@@ -120,15 +149,9 @@ def parse_delta_band(call: ast.Call) -> DeltaBandSpec:
                                      values["k"].span, "write e.g. `k=1.5`, or `k=auto` to fit it in-sample")
     window = _days(values["window"], "window") if "window" in values else DEFAULT_WINDOW_DAYS
     step = _days(values["step"], "step") if "step" in values else DEFAULT_STEP_DAYS
-    objective = "max_drawdown"
-    if "objective" in values:
-        raw = _strip(values["objective"])
-        if not isinstance(raw, ast.Name) or raw.id not in OBJECTIVES:
-            raise DeltaBandError("`delta_band` objective must be `max_drawdown` or `sharpe`", values["objective"].span,
-                                 "`max_drawdown` picks the k with the smallest in-sample drawdown, `sharpe` the "
-                                 "largest in-sample Sharpe ratio")
-        objective = raw.id
-    return DeltaBandSpec(k=k, window_days=window, objective=objective, step_days=step)
+    objective = _choice(values, "objective")
+    reopen = _choice(values, "reopen")
+    return DeltaBandSpec(k=k, window_days=window, objective=objective, step_days=step, reopen=reopen)
 
 
 def delta_band_calls(value: ast.Value) -> list[ast.Call]:

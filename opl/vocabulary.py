@@ -73,9 +73,10 @@ TRIGGERS: dict[str, Signature] = {
     "additional_margin": Signature((("unit", "unit"),), 0, "extra margin called, in percent of initial"),
     "margin_utilisation": Signature(_CMP, 0, "margin used / capital, in percent"),
     "drawdown": Signature(_CMP, 1, "drawdown of the account from its peak, in percent"),
-    "delta_band": Signature((("k", "any"), ("window", "tenor"), ("objective", "name"), ("step", "tenor")), 0,
+    "delta_band": Signature((("k", "any"), ("window", "tenor"), ("objective", "name"), ("step", "tenor"),
+                             ("reopen", "name")), 0,
                             "position delta beyond k standard deviations of its in-sample distribution "
-                            "(k a number or `auto`, fitted walk-forward; §7.3)"),
+                            "(k a number or `auto`, fitted walk-forward; re-opened the next day; §7.3)"),
     "price_outside": Signature((("low", "number"), ("high", "number")), 2, "price leaves [low, high]"),
     "support_broken": Signature((("by", "percent"),), 0, "price below the support level (by a distance or a %)"),
     "resistance_broken": Signature((("by", "percent"),), 0,

@@ -60,8 +60,8 @@ import pandas as pd
 
 from opl.runtime.historical import HistoricalMonth, mark_cycle
 
-__all__ = ["Cycle", "Plan", "plan_cycles", "ChainIndex", "CycleQuotes", "mark_cycles", "Marked", "level_factors",
-           "strike_problem", "DIRECTION_SIGN"]
+__all__ = ["Cycle", "Plan", "plan_cycles", "open_cycle", "ChainIndex", "CycleQuotes", "mark_cycles", "Marked",
+           "level_factors", "strike_problem", "DIRECTION_SIGN"]
 
 DIRECTION_SIGN = {"up": 1.0, "down": -1.0, "flat": 0.0}
 
@@ -76,7 +76,7 @@ class Cycle:
     contract: str
     expiry: pd.Timestamp
     expires: bool
-    ends: Literal["expiry", "roll", "data"]
+    ends: Literal["expiry", "roll", "data", "reopen"]
 
 
 class ChainIndex:
@@ -131,54 +131,89 @@ def _nearest_tenor_session(dates: pd.DatetimeIndex, i: int, last: int, expiry: p
     return j
 
 
+def _contract_ends(contract: np.ndarray) -> np.ndarray:
+    """The last session of each row's contract."""
+    last = len(contract) - 1
+    out = np.empty(len(contract), dtype=np.int64)
+    end = last
+    for i in range(last, -1, -1):
+        if i < last and contract[i] != contract[i + 1]:
+            end = i
+        out[i] = end
+    return out
+
+
+def _tenor_expiry(chain: ChainIndex | None, day: pd.Timestamp, contract: str, tenor_days: float) -> pd.Timestamp | None:
+    """The listed expiry (at least a day ahead) nearest the tenor, or open + tenor without a chain."""
+    if chain is None:
+        return day + pd.Timedelta(days=float(tenor_days))
+    listed = [e for e in chain.expiries(day, contract) if (e - day).days >= 1]
+    return min(listed, key=lambda e: (abs((e - day).days - tenor_days), e)) if listed else None
+
+
+def _cycle_at(dates: pd.DatetimeIndex, contract_end: np.ndarray, chain: ChainIndex | None, i: int, contract: str,
+              expiry: pd.Timestamp, index: int) -> tuple[Cycle | None, int]:
+    """The cycle opening on session ``i`` for ``expiry`` (None when it would not last a session), and the
+    session the next may open on."""
+    last = len(dates) - 1
+    horizon = int(np.searchsorted(dates.values, expiry.to_datetime64(), side="right")) - 1
+    stop = min(horizon, int(contract_end[i]))
+    if stop <= i:
+        return None, i + 1
+    if stop < horizon:  # the contract rolls before the options expire
+        ends, expires, nxt = "roll", False, stop + 1
+    elif horizon == last and dates[last] < expiry:  # the data end first
+        ends, expires, nxt = "data", False, last
+    elif chain is None or dates[stop] == expiry:
+        # Without a chain the options expire at the last session on or before open + tenor.
+        expiry = dates[stop]
+        ends, expires, nxt = "expiry", True, stop
+    else:  # the chain's expiry falls between sessions: closed at the last session before it
+        ends, expires, nxt = "expiry", False, stop
+    return Cycle(index=index, start=i, end=stop, contract=contract, expiry=pd.Timestamp(expiry), expires=expires,
+                 ends=ends), nxt
+
+
+def open_cycle(futures: pd.DataFrame, chain: ChainIndex | None, start: int, *, tenor_days: float,
+               index: int = 0) -> Cycle | None:
+    """A cycle opening on session ``start`` at once (no waiting), on the expiry nearest the tenor listed there;
+    None when none fits (`opl.backtest.reopen`)."""
+    dates = pd.DatetimeIndex(futures["trading_date"])
+    contract = futures["contract"].to_numpy()
+    if start >= len(dates) - 1:
+        return None
+    expiry = _tenor_expiry(chain, dates[start], str(contract[start]), tenor_days)
+    if expiry is None:
+        return None
+    return _cycle_at(dates, _contract_ends(contract), chain, start, str(contract[start]), expiry, index)[0]
+
+
 def plan_cycles(futures: pd.DataFrame, chain: ChainIndex | None, *, tenor_days: float) -> Plan:
     """The cycles of the module docstring."""
     dates = pd.DatetimeIndex(futures["trading_date"])
     contract = futures["contract"].to_numpy()
     last = len(dates) - 1
-    # The last session of each row's contract.
-    contract_end = np.empty(len(dates), dtype=np.int64)
-    end = last
-    for i in range(last, -1, -1):
-        if i < last and contract[i] != contract[i + 1]:
-            end = i
-        contract_end[i] = end
+    contract_end = _contract_ends(contract)
     cycles: list[Cycle] = []
     skipped = waited = 0
     i = 0
     while i < last:
-        day, c = dates[i], str(contract[i])
-        if chain is not None:
-            listed = [e for e in chain.expiries(day, c) if (e - day).days >= 1]
-            if not listed:
-                skipped += 1
-                i += 1
-                continue
-            expiry = min(listed, key=lambda e: (abs((e - day).days - tenor_days), e))
-            start = _nearest_tenor_session(dates, i, int(contract_end[i]), expiry, tenor_days,
-                                           lambda d, c=c: chain.expiries(d, c))
-            waited += start - i
-            i, day = start, dates[start]
-        else:
-            expiry = day + pd.Timedelta(days=float(tenor_days))
-        horizon = int(np.searchsorted(dates.values, expiry.to_datetime64(), side="right")) - 1
-        stop = min(horizon, int(contract_end[i]))
-        if stop <= i:
+        c = str(contract[i])
+        expiry = _tenor_expiry(chain, dates[i], c, tenor_days)
+        if expiry is None:
             skipped += 1
             i += 1
             continue
-        if stop < horizon:  # the contract rolls before the options expire
-            ends, expires, nxt = "roll", False, stop + 1
-        elif horizon == last and dates[last] < expiry:  # the data end first
-            ends, expires, nxt = "data", False, last
-        elif chain is None or dates[stop] == expiry:
-            # Without a chain the options expire at the last session on or before open + tenor.
-            expiry = dates[stop]
-            ends, expires, nxt = "expiry", True, stop
-        else:  # the chain's expiry falls between sessions: closed at the last session before it
-            ends, expires, nxt = "expiry", False, stop
-        cycles.append(Cycle(index=len(cycles), start=i, end=stop, contract=c, expiry=pd.Timestamp(expiry),
-                            expires=expires, ends=ends))
+        if chain is not None:
+            start = _nearest_tenor_session(dates, i, int(contract_end[i]), expiry, tenor_days,
+                                           lambda d, c=c: chain.expiries(d, c))
+            waited += start - i
+            i = start
+        cycle, nxt = _cycle_at(dates, contract_end, chain, i, c, expiry, len(cycles))
+        if cycle is None:
+            skipped += 1
+        else:
+            cycles.append(cycle)
         i = nxt
     return Plan(cycles=cycles, skipped=skipped, waited=waited)
 

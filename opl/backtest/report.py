@@ -149,14 +149,35 @@ def _markdown(result) -> str:
                   f"{spec['step_days']:g} days" + (f", grid {', '.join(f'{k:g}' for k in spec['grid'])}"
                                                    if spec["grid"] else "") + "; first fit "
                   f"{band['first_fit']} (cycles before it run without a band).", "",
-                  "| fit | in-sample from | cycles in | sessions | centre | σ | k | width | out-of-sample cycles |",
-                  "|:---|:---|---:|---:|---:|---:|---:|---:|:---|"]
-        for f in band["fits"]:
+                  f"After a band close: `reopen={spec['reopen']}`"
+                  + (" (a fresh position the next session)." if spec["reopen"] == "next_day"
+                     else " (flat until the next cycle)."), ""]
+        after = band["after_first_fit"]
+        if after is not None:
+            lines += [f"From the first fit ({after['from']}) — the part of the history every band was fitted "
+                      "before — beside the whole period:", "",
+                      "| | total return % | a year % | Sharpe | max drawdown % |", "|:---|---:|---:|---:|---:|"]
+            for name, perf in (("strategy, whole period", p), ("strategy, after the first fit", after["strategy"]),
+                               ("without the band, whole period", result.baseline["performance"]),
+                               ("without the band, after the first fit", after["baseline"])):
+                lines.append(f"| {name} | {perf['total_return']:+.2f} | {perf['annual_return']:+.2f} | "
+                             f"{perf['sharpe']:.2f} | {perf['max_drawdown']:.2f} |")
+            lines.append("")
+        lines += ["Each window: the fit (in-sample centre, σ and k; the k tied with the best in-sample score, the "
+                  "chosen k's margin over the best other k — drawdown points or Sharpe, walkforward.py **Ties**), "
+                  "then its out-of-sample stretch to the next fit, with and without the band.", "",
+                  "| fit | in-sample from | sessions | centre | σ | k | tied | margin | to | return % | max dd % | "
+                  "without band: return % | max dd % | band closes | re-opened |",
+                  "|:---|:---|---:|---:|---:|---:|:---|---:|:---|---:|---:|---:|---:|---:|---:|"]
+        for f, w in zip(band["fits"], band["windows"]):
             k = "—" if f["k"] is None else f"{f['k']:g}"
-            oos = f["out_of_sample_cycles"]
-            lines.append(f"| {f['fit_date']} | {f['in_sample_start']} | {len(f['in_sample_cycles'])} | "
-                         f"{f['observations']} | {f['centre']:.3g} | {f['sigma']:.3g} | {k} | {f['width']:.3g} | "
-                         f"{oos[0]}–{oos[-1]} |" + (f" {f['reason']}" if f["reason"] else ""))
+            tied = ", ".join(f"{t:g}" for t in f["tied"]) if f.get("tied") else "—"
+            margin = "—" if f.get("margin") is None or not np.isfinite(f["margin"]) else f"{f['margin']:+.4f}"
+            lines.append(f"| {f['fit_date']} | {f['in_sample_start']} | {f['observations']} | {f['centre']:.3g} | "
+                         f"{f['sigma']:.3g} | {k} | {tied} | {margin} | {w['until'] or 'end'} | "
+                         f"{w['return']:+.2f} | {w['max_drawdown']:.2f} | {w['baseline_return']:+.2f} | "
+                         f"{w['baseline_max_drawdown']:.2f} | {w['band_closes']} | {w['reopened']} |"
+                         + (f" {f['reason']}" if f["reason"] else ""))
         lines.append("")
     lines += ["## Cycles", "", "| # | open | close | contract | expiry | strikes | premium | P&L | exit |",
               "|---:|:---|:---|:---|:---|:---|---:|---:|:---|"]

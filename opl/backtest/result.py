@@ -33,20 +33,21 @@ import pandas as pd
 from opl.runtime.metrics import RunMetrics, run_metrics
 from opl.runtime.records import json_safe
 
-__all__ = ["BacktestResult", "SCHEMA", "performance"]
+__all__ = ["BacktestResult", "SCHEMA", "performance", "cycle_exit", "on_sessions"]
 
 SCHEMA = "opl.backtest/1"
 EXIT_REASONS = ("delta_band", "trigger", "guard", "expiry", "cut", "adjustment", "liquidation")
 
 
 def performance(equity: np.ndarray, dates: pd.DatetimeIndex, capital: float) -> dict[str, float]:
-    """Total and annual return, Sharpe and max drawdown (percent) of one equity series (first point = start)."""
+    """Total and annual return, Sharpe and max drawdown (percent of the capital; drawdown of the peak) of one
+    equity series from its first point."""
     equity = np.asarray(equity, dtype=float)
     change = np.diff(equity) / capital
     sd = change.std() if change.size else 0.0
     days = max((dates[-1] - dates[0]).days, 1)
     peak = np.maximum.accumulate(equity)
-    total = (equity[-1] / capital - 1.0) * 100.0
+    total = (equity[-1] - equity[0]) / capital * 100.0  # equity[0] is the capital over the whole history
     return {"total_return": total, "annual_return": total * 365.0 / days,
             "sharpe": float(change.mean() / sd * np.sqrt(252.0)) if sd > 0 else 0.0,
             "max_drawdown": float(np.max((peak - equity) / peak) * 100.0)}
@@ -60,36 +61,76 @@ def on_sessions(values: np.ndarray, dates: pd.DatetimeIndex, sessions: pd.Dateti
     return (series.ffill() if hold else series).to_numpy(dtype=float)
 
 
+def _from(day: pd.Timestamp, dates: pd.DatetimeIndex, until: pd.Timestamp | None = None) -> slice:
+    """The points of a series from the last one before ``day`` (the base) to the last before ``until``."""
+    start = max(int(dates.searchsorted(day, side="left")) - 1, 0)
+    stop = len(dates) if until is None else int(dates.searchsorted(until, side="left"))
+    return slice(start, max(stop, start + 1))
+
+
+def band_periods(band: dict, rows: list[dict], dates: pd.DatetimeIndex, equity: np.ndarray,
+                 base_equity: np.ndarray, capital: float) -> dict:
+    """Performance after the first fit beside the whole period's, and one row per walk-forward window
+    (its out-of-sample stretch, from its fit to the next), for the strategy and the band-free replay."""
+    if band.get("first_fit") is None:
+        return {"after_first_fit": None, "windows": []}
+    first = pd.Timestamp(band["first_fit"])
+    after = _from(first, dates)
+    out = {"after_first_fit": {"from": band["first_fit"],
+                               "strategy": performance(equity[after], dates[after], capital),
+                               "baseline": performance(base_equity[after], dates[after], capital)}}
+    fits = [pd.Timestamp(f["fit_date"]) for f in band["fits"]]
+    windows = []
+    for i, f in enumerate(band["fits"]):
+        until = fits[i + 1] if i + 1 < len(fits) else None
+        part = _from(fits[i], dates, until)
+        mine = performance(equity[part], dates[part], capital)
+        base = performance(base_equity[part], dates[part], capital)
+        opened = [r for r in rows if fits[i] <= pd.Timestamp(r["open"]) and (until is None
+                                                                           or pd.Timestamp(r["open"]) < until)]
+        windows.append({"fit_date": f["fit_date"], "until": None if until is None else str(until.date()),
+                        "k": f["k"], "margin": f.get("margin"), "tied": f.get("tied"),
+                        "return": mine["total_return"], "max_drawdown": mine["max_drawdown"],
+                        "baseline_return": base["total_return"], "baseline_max_drawdown": base["max_drawdown"],
+                        "band_closes": sum(r["exit"] == "delta_band" for r in opened),
+                        "reopened": sum(bool(r.get("reopened")) for r in opened)})
+    out["windows"] = windows
+    return out
+
+
+def cycle_exit(trace: dict, month, offset: int, guard: float | None) -> tuple[bool, int | None, str | None]:
+    """Whether the cycle at ``offset`` of a replay's trace opened, the step it closed on and why
+    (``EXIT_REASONS``; None, None when it never opened)."""
+    n = month.n
+    exits = trace["exit"][0, 0, offset:offset + n]
+    if not (np.any(exits) or np.any(trace["open"][0, 0, offset:offset + n])):
+        return False, None, None
+    hit = np.flatnonzero(exits)
+    flat = np.flatnonzero(~trace["open"][0, 0, offset:offset + n - 1])
+    if hit.size:
+        j = int(hit[0]) + 1
+        ud, width = trace["unit_delta"][0, 0, offset + j - 1], trace["band"][0, 0, offset + j - 1]
+        centre = month.band[0][j] if month.band is not None else 0.0
+        if j == n and not month.expires:
+            return True, j, "cut"
+        if np.isfinite(width) and np.isfinite(ud) and abs(ud - centre) > width:
+            return True, j, "delta_band"
+        if guard is not None and month.days_left[j] < guard:
+            return True, j, "guard"
+        return True, j, "trigger"
+    if flat.size:  # closed without an exit: by an adjustment, else a liquidation after a margin call
+        j = int(flat[0]) + 1
+        return True, j, "adjustment" if trace["adjusted"][0, 0, offset + j - 1] else "liquidation"
+    return True, n, "expiry"
+
+
 def _cycle_rows(records, months, result, strategy, size: float, mult: float, guard: float | None) -> list[dict]:
     tr = result.trace
     rows, offset = [], 0
     for rec, month, pnl in zip(records, months, result.monthly[0, 0]):
         n = month.n
-        exits = tr["exit"][0, 0, offset:offset + n]
-        opened = bool(np.any(exits) or np.any(tr["open"][0, 0, offset:offset + n]))
+        opened, closed, reason = cycle_exit(tr, month, offset, guard)
         premium = -sum(leg.signed_qty * size * v[0, 0] for leg, v in zip(strategy.legs, month.value)) * mult
-        reason, closed = None, None
-        if opened:
-            hit = np.flatnonzero(exits)
-            flat = np.flatnonzero(~tr["open"][0, 0, offset:offset + n - 1])
-            if hit.size:
-                j = int(hit[0]) + 1
-                ud, width = tr["unit_delta"][0, 0, offset + j - 1], tr["band"][0, 0, offset + j - 1]
-                centre = month.band[0][j] if month.band is not None else 0.0
-                if j == n and not month.expires:
-                    reason = "cut"
-                elif np.isfinite(width) and np.isfinite(ud) and abs(ud - centre) > width:
-                    reason = "delta_band"
-                elif guard is not None and month.days_left[j] < guard:
-                    reason = "guard"
-                else:
-                    reason = "trigger"
-            elif flat.size:  # closed without an exit: by an adjustment, else a liquidation after a margin call
-                j = int(flat[0]) + 1
-                reason = "adjustment" if tr["adjusted"][0, 0, offset + j - 1] else "liquidation"
-            else:
-                j, reason = n, "expiry"
-            closed = j
         rows.append({"cycle": rec["cycle"], "open": str(rec["open"].date()),
                      "close": str(pd.Timestamp(rec["dates"][closed]).date()) if closed is not None else None,
                      "contract": rec["contract"], "expiry": str(rec["expiry"].date()), "ends": rec["ends"],
@@ -98,7 +139,8 @@ def _cycle_rows(records, months, result, strategy, size: float, mult: float, gua
                      "view_date": str(rec["view_date"].date()) if rec.get("view_date") is not None else None,
                      "level_factor": rec.get("level_factor", 1.0), "opened": opened,
                      "premium": float(premium) if opened else 0.0, "pnl": float(pnl),
-                     "exit": reason, "marks_from_chain": rec["marks_from_chain"], "marks": rec["marks"]})
+                     "exit": reason, "reopened": rec.get("reopened", False),
+                     "marks_from_chain": rec["marks_from_chain"], "marks": rec["marks"]})
         offset += n
     return rows
 
@@ -126,19 +168,22 @@ class BacktestResult:
 
     @classmethod
     def build(cls, *, file, data, files, settings, strategy, pack, kind, cycles, dates, result, baseline, band,
-              notes, versions, surfaces, months, calendar: pd.DatetimeIndex) -> "BacktestResult":
+              notes, versions, surfaces, months, calendar: pd.DatetimeIndex,
+              baseline_dates: pd.DatetimeIndex | None = None) -> "BacktestResult":
         """Assemble the result of a replay (``result``) and its band-free ``baseline``; ``dates`` are
         the replay's equity dates (a cycle's opening session is its previous point), ``calendar`` the
-        data's sessions from the first open to the last close, onto which the series are carried."""
+        data's sessions from the first open to the last close, onto which the series are carried;
+        ``baseline_dates`` the band-free replay's dates when its cycles differ (re-opens)."""
         capital = result.capital
         sessions = len(calendar)
 
-        def carried(trace, key="equity", first=capital, hold=True):
-            return on_sessions(np.concatenate([[first], trace[key][0, 0]]), replayed, calendar, hold=hold)
+        def carried(trace, key="equity", first=capital, hold=True, at=None):
+            at = replayed if at is None else at
+            return on_sessions(np.concatenate([[first], trace[key][0, 0]]), at, calendar, hold=hold)
 
         replayed, dates = dates, calendar
         equity = carried(result.trace)
-        base_equity = carried(baseline.trace) if baseline is not None else None
+        base_equity = carried(baseline.trace, at=baseline_dates) if baseline is not None else None
         rows = _cycle_rows(cycles, months, result, strategy, settings.size, strategy.multiplier,
                            strategy.guard_days)
         traded = [r for r in rows if r["opened"]]
@@ -150,6 +195,10 @@ class BacktestResult:
         base = None
         if baseline is not None:
             base = {"performance": performance(base_equity, dates, capital), "metrics": run_metrics(baseline, 0)}
+        band_dict = None
+        if band is not None:
+            band_dict = band.to_dict()
+            band_dict.update(band_periods(band_dict, rows, dates, equity, base_equity, capital))
         centre = on_sessions(np.concatenate([[np.nan]] + [m.band[0][1:] if m.band is not None
                                                           else np.full(m.n, np.nan) for m in months]),
                              replayed, calendar, hold=False)
@@ -166,7 +215,7 @@ class BacktestResult:
                       "exit_mode": strategy.exit_mode, "exit_triggers": len(strategy.exit_triggers),
                       "stop_loss": strategy.stop_loss, "margin_buffer": strategy.margin_buffer},
             metrics=run_metrics(result, 0), performance=perf, baseline=base,
-            delta_band=band.to_dict() if band is not None else None, cycles=rows, notes=list(notes), dates=dates,
+            delta_band=band_dict, cycles=rows, notes=list(notes), dates=dates,
             equity=equity, baseline_equity=base_equity,
             unit_delta=carried(result.trace, "unit_delta", np.nan, hold=False),
             band_centre=centre, band_width=carried(result.trace, "band", np.nan, hold=False))
@@ -201,7 +250,21 @@ class BacktestResult:
             ks = [f["k"] for f in fits if f["k"] is not None]
             lines.append(f"delta band: {len(fits)} walk-forward fits from {self.delta_band['first_fit']}, k "
                          + (f"{min(ks):g} to {max(ks):g}" if ks else "never fitted")
-                         + f"; {p['exits']['delta_band']} cycle(s) closed by the band")
+                         + f"; {p['exits']['delta_band']} cycle(s) closed by the band, reopen="
+                         f"{self.delta_band['spec']['reopen']}")
+            after = self.delta_band.get("after_first_fit")
+            if after is not None:
+                a, b = after["strategy"], after["baseline"]
+                lines.append(f"after the first fit ({after['from']}): total return {a['total_return']:+.2f}% "
+                             f"(without the band {b['total_return']:+.2f}%), max drawdown {a['max_drawdown']:.2f}% "
+                             f"(without {b['max_drawdown']:.2f}%)")
+            margins = [f["margin"] for f in fits if f.get("margin") is not None and np.isfinite(f["margin"])]
+            if margins:
+                near = sum(len(f["tied"]) > 1 for f in fits if f.get("tied"))
+                unit = "drawdown points" if self.delta_band["spec"]["objective"] == "max_drawdown" else "Sharpe"
+                lines.append(f"in-sample choice of k: margin over the best other k from {min(margins):+.4f} to "
+                             f"{max(margins):+.4f} ({unit}); "
+                             f"{near} of {len(fits)} fits had tied k (kept the previous window's k, else the largest)")
         lines.append("exits: " + ", ".join(f"{k} {v}" for k, v in p["exits"].items() if v))
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)

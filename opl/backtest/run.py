@@ -78,6 +78,26 @@ def _band_spec(doc):
     return specs[0]
 
 
+def _equity_dates(futures, cycles):
+    """A replay's equity dates: the first cycle's opening session, then every cycle's later sessions."""
+    import pandas as pd
+
+    days = futures["trading_date"]
+    return pd.DatetimeIndex([days.iloc[cycles[0].start]]
+                            + [d for c in cycles for d in days.iloc[c.start + 1:c.end + 1]])
+
+
+def _reopen_note(reopened) -> str:
+    """What re-opening after band closes did (`opl.backtest.reopen`)."""
+    text = (f"reopen=next_day: {reopened.reopens} position(s) re-opened the session after a band close (strikes "
+            "re-resolved there, the listed expiry nearest the tenor)")
+    if reopened.dropped:
+        text += f"; {reopened.dropped} planned cycle(s) dropped, re-opened positions still running then"
+    if reopened.skipped:
+        text += "; not re-opened: " + "; ".join(reopened.skipped)
+    return text
+
+
 def _level_notes(marked, with_signals: bool) -> list[str]:
     """What re-anchoring the views and keeping the strikes in order did (`opl.backtest.cycles`)."""
     notes = []
@@ -110,6 +130,8 @@ class Prepared:
     run: object  # opl.runtime.replay.RunSpec
     surfaces: object
     notes: list
+    chain: object = None  # opl.backtest.cycles.ChainIndex | None
+    carry: float = 0.0
 
 
 def backtest_file(path, *, data, overrides=(), market: dict | None = None, repair: bool = False):
@@ -232,7 +254,7 @@ def prepare(path, *, data, overrides=(), market: dict | None = None, repair: boo
                      "the direction flat")
     return Prepared(file=str(path), data=str(data), strategy=strategy, spec=spec, settings=settings, pack=pack,
                     kind=kind, market=data_set, cycles=cycles, months=months, records=records, run=run,
-                    surfaces=surfaces, notes=notes)
+                    surfaces=surfaces, notes=notes, chain=chain, carry=carry)
 
 
 def run_prepared(p: Prepared):
@@ -240,6 +262,7 @@ def run_prepared(p: Prepared):
     import numpy as np
     import pandas as pd
 
+    from opl.backtest.reopen import reopen_after_band
     from opl.backtest.result import BacktestResult
     from opl.backtest.walkforward import walk_forward
     from opl.runtime.historical import GivenMonths
@@ -254,6 +277,7 @@ def run_prepared(p: Prepared):
     band = None
     baseline = None
     traded = months
+    cycles = p.cycles
     if spec is not None:
         band = walk_forward(months, opens=opens, closes=closes, strategy=strategy, run=run, spec=spec,
                             size=settings.size, fee_factor=settings.fee_factor)
@@ -261,20 +285,27 @@ def run_prepared(p: Prepared):
         baseline = replay(strategy=strategy, run=replace(run, source=GivenMonths.factory(
             [m.with_band((np.zeros(m.n + 1), np.full(m.n + 1, np.nan))) for m in months])), variants=(variant,),
             trace=True)
+        if spec.reopen == "next_day":
+            reopened = reopen_after_band(p, band, size=settings.size, fee_factor=settings.fee_factor)
+            traded, records, cycles = reopened.months, reopened.records, reopened.cycles
+            notes.append(_reopen_note(reopened))
+    run = replace(run, months=len(traded))
     result = replay(strategy=strategy, run=replace(run, source=GivenMonths.factory(traded)), variants=(variant,),
                     trace=True)
     marks = sum(r["marks"] for r in records)
     chain_marks = sum(r["marks_from_chain"] for r in records)
     notes.append(f"marks: {chain_marks:,} of {marks:,} option marks at the chain's settlements; the rest, and the "
                  f"at-the-money volatility, from the surface ({' / '.join(p.surfaces.names)})")
-    sessions = p.cycles[-1].end - p.cycles[0].start + 1
+    sessions = cycles[-1].end - cycles[0].start + 1
     if sessions < SHORT_HISTORY:
         notes.append(f"only {sessions} sessions: the annualised return and the Sharpe ratio of so short a history "
                      "say little (a quarter, 63 sessions, is the least they need)")
     futures = p.market.futures
-    dates = [records[0]["open"]] + [d for c in p.cycles for d in futures["trading_date"].iloc[c.start + 1:c.end + 1]]
-    calendar = pd.DatetimeIndex(futures["trading_date"].iloc[p.cycles[0].start:p.cycles[-1].end + 1])
+    dates, base_dates = _equity_dates(futures, cycles), _equity_dates(futures, p.cycles)
+    first, last = min(cycles[0].start, p.cycles[0].start), max(cycles[-1].end, p.cycles[-1].end)
+    calendar = pd.DatetimeIndex(futures["trading_date"].iloc[first:last + 1])
     return BacktestResult.build(
         file=p.file, data=p.data, files=p.market.files, settings=settings, strategy=strategy, pack=p.pack,
-        kind=p.kind, cycles=records, dates=pd.DatetimeIndex(dates), result=result, baseline=baseline, band=band,
-        notes=notes, versions=package_versions(), surfaces=p.surfaces.names, months=traded, calendar=calendar)
+        kind=p.kind, cycles=records, dates=dates, result=result, baseline=baseline, band=band,
+        notes=notes, versions=package_versions(), surfaces=p.surfaces.names, months=traded, calendar=calendar,
+        baseline_dates=base_dates)

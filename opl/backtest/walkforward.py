@@ -16,8 +16,23 @@ those that open on or after ``fit_i`` and before ``fit_{i+1}``, so no cycle is e
 out-of-sample cycles run without a band). With ``k=auto`` they are replayed again, once
 per k of ``K_GRID`` as variants on the same path, with the band ``centre ± k·σ``, and the
 k with the smallest maximum drawdown (``objective=max_drawdown``) or the largest Sharpe
-ratio of daily equity changes (``objective=sharpe``, √252 annualised) is chosen; ties go
-to the larger k (the lighter touch). The fit's table row records every k's objective.
+ratio of daily equity changes (``objective=sharpe``, √252 annualised) is chosen.
+
+**Ties.** In-sample scores of neighbouring k often agree to four or five digits, and the
+choice between them is noise. Scores within ``TIE[objective]`` of the best — a drawdown
+within 0.001% of the peak (1e-5; 1 CNY on 100,000), a Sharpe ratio within 0.001 — are
+ties; among tied k the previous window's k is kept when it is one of them (the band does
+not flip on noise), else the largest (the lighter touch). Deterministic, and stable from
+window to window. Each fit records every k's objective, the tied set, the runner-up (the
+best other k) and the chosen k's **margin** over it, in the objective's units (drawdown
+points of the peak, or Sharpe), ≤ 0 when a tied k scored a hair better.
+
+**Re-opening.** With ``reopen=next_day`` (the default, as the seed) a band close is
+followed by a fresh position at the next session (`opl.backtest.reopen`). The in-sample
+choice of k replays the window's cycles with the band but without re-opening them: a
+re-opening replay for every k of the grid and every window costs about fifty times the
+fit (each re-open is a new cycle to mark and replay), so k is chosen for the band's
+closes and the re-opens are applied out of sample.
 """
 
 from __future__ import annotations
@@ -32,11 +47,13 @@ from opl.deltaband import DeltaBandSpec
 from opl.runtime.historical import GivenMonths
 from opl.runtime.replay import Variant, replay
 
-__all__ = ["K_GRID", "MIN_OBSERVATIONS", "Window", "Fit", "plan_windows", "objective_values", "choose_k",
-           "walk_forward", "WalkForward"]
+__all__ = ["K_GRID", "MIN_OBSERVATIONS", "TIE", "Window", "Fit", "KChoice", "plan_windows", "objective_values",
+           "choose_k", "walk_forward", "WalkForward"]
 
 K_GRID: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0)
 MIN_OBSERVATIONS = 10
+#: Scores this close to the best are ties (module docstring, **Ties**).
+TIE = {"max_drawdown": 1e-5, "sharpe": 1e-3}
 
 
 @dataclass(frozen=True)
@@ -60,6 +77,7 @@ class Fit:
     k: float | None = None
     scores: dict[float, float] = field(default_factory=dict)
     reason: str | None = None
+    choice: "KChoice | None" = None
 
     @property
     def width(self) -> float:
@@ -71,7 +89,9 @@ class Fit:
                 "in_sample_cycles": list(w.in_sample), "out_of_sample_cycles": list(w.out_of_sample),
                 "observations": self.observations, "centre": self.centre, "sigma": self.sigma, "k": self.k,
                 "width": self.width, "scores": {f"{k:g}": v for k, v in self.scores.items()},
-                "reason": self.reason}
+                "tied": None if self.choice is None else list(self.choice.tied),
+                "runner_up": None if self.choice is None else self.choice.runner_up,
+                "margin": None if self.choice is None else self.choice.margin, "reason": self.reason}
 
 
 def plan_windows(opens: pd.DatetimeIndex, closes: pd.DatetimeIndex, spec: DeltaBandSpec) -> list[Window]:
@@ -109,11 +129,30 @@ def objective_values(equity: np.ndarray, capital: float, objective: str) -> np.n
     return sharpe
 
 
-def choose_k(grid: tuple[float, ...], scores: np.ndarray, objective: str) -> float:
-    """The best k (smallest drawdown or largest Sharpe); ties to the larger k."""
-    best = np.min(scores) if objective == "max_drawdown" else np.max(scores)
-    tied = [k for k, s in zip(grid, scores) if np.isclose(s, best, rtol=1e-12, atol=1e-12)]
-    return max(tied)
+@dataclass(frozen=True)
+class KChoice:
+    """The chosen k, the k tied with the best, the best other k and the chosen k's margin over it."""
+
+    k: float
+    tied: tuple[float, ...]
+    runner_up: float | None
+    margin: float
+
+
+def choose_k(grid: tuple[float, ...], scores: np.ndarray, objective: str, previous: float | None = None) -> KChoice:
+    """The best k under the module docstring's tie rule (**Ties**)."""
+    # Goodness: larger is better for both objectives.
+    good = -np.asarray(scores, dtype=float) if objective == "max_drawdown" else np.asarray(scores, dtype=float)
+    best = float(np.max(good))
+    tied = tuple(k for k, g in zip(grid, good) if best - g <= TIE[objective])
+    k = previous if previous in tied else max(tied)
+    others = [(g, other) for other, g in zip(grid, good) if other != k]
+    if not others:
+        return KChoice(k=k, tied=tied, runner_up=None, margin=float("nan"))
+    g_runner, runner = max(others, key=lambda pair: (pair[0], pair[1]))
+    mine = float(good[list(grid).index(k)])
+    scale = 100.0 if objective == "max_drawdown" else 1.0  # drawdown margins in points of the peak
+    return KChoice(k=k, tied=tied, runner_up=runner, margin=(mine - float(g_runner)) * scale)
 
 
 def _run(strategy, run, months, variants):
@@ -137,13 +176,14 @@ class WalkForward:
     def to_dict(self) -> dict:
         return {"spec": {"k": "auto" if self.spec.k is None else self.spec.k, "window_days": self.spec.window_days,
                          "objective": self.spec.objective, "step_days": self.spec.step_days,
+                         "reopen": self.spec.reopen,
                          "grid": list(K_GRID) if self.spec.k is None else None},
                 "first_fit": None if self.first_fit is None else str(self.first_fit.date()),
                 "fits": [f.to_dict() for f in self.fits]}
 
 
 def fit_window(window: Window, months: list, *, strategy, run, spec: DeltaBandSpec, size: float,
-               fee_factor: float) -> Fit:
+               fee_factor: float, previous: float | None = None) -> Fit:
     """One window's fit (module docstring)."""
     sample = [_no_band(months[c]) for c in window.in_sample]
     if not sample:
@@ -163,17 +203,20 @@ def fit_window(window: Window, months: list, *, strategy, run, spec: DeltaBandSp
     banded = [m.with_band((np.full(m.n + 1, centre), np.full(m.n + 1, sigma))) for m in sample]
     grid = _run(strategy, run, banded, tuple(Variant(size=size, fee_factor=fee_factor, band_k=k) for k in K_GRID))
     scores = objective_values(grid.trace["equity"][:, 0, :], run.capital, spec.objective)
-    k = choose_k(K_GRID, scores, spec.objective)
-    return Fit(window=window, observations=int(held.size), centre=centre, sigma=sigma, k=k,
-               scores={g: float(s) for g, s in zip(K_GRID, scores)})
+    choice = choose_k(K_GRID, scores, spec.objective, previous)
+    return Fit(window=window, observations=int(held.size), centre=centre, sigma=sigma, k=choice.k,
+               scores={g: float(s) for g, s in zip(K_GRID, scores)}, choice=choice)
 
 
 def walk_forward(months: list, *, opens: pd.DatetimeIndex, closes: pd.DatetimeIndex, strategy, run,
                  spec: DeltaBandSpec, size: float = 1.0, fee_factor: float = 1.0) -> WalkForward:
     """Fit every window and give each out-of-sample cycle its window's band (module docstring)."""
     windows = plan_windows(opens, closes, spec)
-    fits = [fit_window(w, months, strategy=strategy, run=run, spec=spec, size=size, fee_factor=fee_factor)
-            for w in windows]
+    fits, previous = [], None
+    for w in windows:
+        fits.append(fit_window(w, months, strategy=strategy, run=run, spec=spec, size=size, fee_factor=fee_factor,
+                               previous=previous))
+        previous = fits[-1].k if fits[-1].k is not None else previous
     out = [_no_band(m) for m in months]
     for fit in fits:
         for c in fit.window.out_of_sample:

@@ -52,7 +52,9 @@ def test_etf50_example_end_to_end(etf_dir, tmp_path):
                                            "sharpe", "total_return", "winning_share"]
     band = data["delta_band"]
     assert band["spec"] == {"k": "auto", "window_days": 365.0, "objective": "max_drawdown", "step_days": 30.0,
-                            "grid": list(K_GRID)}
+                            "reopen": "next_day", "grid": list(K_GRID)}
+    assert band["after_first_fit"]["strategy"]["total_return"] is not None and band["windows"]
+    assert all(f["margin"] is not None and f["tied"] for f in band["fits"] if f["k"] is not None)
     fitted = [f for f in band["fits"] if f["k"] is not None]
     assert fitted and all(f["k"] in K_GRID and f["sigma"] > 0 for f in fitted)
     assert data["performance"]["exits"]["delta_band"] > 0

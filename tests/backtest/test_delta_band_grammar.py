@@ -29,6 +29,9 @@ def _call(trigger: str) -> ast.Call:
      DeltaBandSpec(k=None, window_days=365, objective="sharpe", step_days=20)),
     ("delta_band(2, step=2w)", DeltaBandSpec(k=2, step_days=14)),
     ("delta_band(window=1y)", DeltaBandSpec(window_days=365)),
+    ("delta_band(reopen=never)", DeltaBandSpec(reopen="never")),
+    ("delta_band(1, 60d, sharpe, 20d, next_day)",
+     DeltaBandSpec(k=1, window_days=60, objective="sharpe", step_days=20, reopen="next_day")),
 ])
 def test_good_calls_check_clean_and_parse(trigger, spec):
     report = _check(trigger).report
@@ -46,6 +49,8 @@ def test_good_calls_check_clean_and_parse(trigger, spec):
     ("delta_band(1, 60d, calmar)", "calmar", "objective must be `max_drawdown` or `sharpe`"),
     ("delta_band(1, step=5bd)", "5bd", "calendar days"),
     ("delta_band(1, k=2)", "k", "given twice"),
+    ("delta_band(reopen=sometimes)", "sometimes", "reopen must be `next_day` or `never`"),
+    ("delta_band(reopen=1)", "1", "reopen must be `next_day` or `never`"),
 ])
 def test_bad_values_are_e105_at_the_argument(trigger, located, words):
     result = _check(trigger)

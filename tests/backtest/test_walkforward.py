@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from opl.backtest.run import prepare
-from opl.backtest.walkforward import K_GRID, choose_k, fit_window, objective_values, plan_windows, walk_forward
+from opl.backtest.walkforward import (K_GRID, TIE, choose_k, fit_window, objective_values, plan_windows,
+                                     walk_forward)
 from opl.data.synth import synthesize
 from opl.deltaband import DeltaBandSpec
 from opl.runtime.historical import GivenMonths
@@ -70,8 +71,27 @@ def test_objectives_by_hand():
     sharpe = objective_values(equity, 100.0, "sharpe")
     change = np.diff([100.0, 110.0, 99.0, 120.0]) / 100.0
     assert sharpe[0] == pytest.approx(change.mean() / change.std() * np.sqrt(252)) and sharpe[1] == 0.0
-    assert choose_k((1.0, 2.0, 3.0), np.array([0.2, 0.1, 0.1]), "max_drawdown") == 3.0
-    assert choose_k((1.0, 2.0, 3.0), np.array([0.5, 0.9, 0.1]), "sharpe") == 2.0
+    assert choose_k((1.0, 2.0, 3.0), np.array([0.2, 0.1, 0.1]), "max_drawdown").k == 3.0
+    choice = choose_k((1.0, 2.0, 3.0), np.array([0.5, 0.9, 0.1]), "sharpe")
+    assert (choice.k, choice.tied, choice.runner_up) == (2.0, (2.0,), 1.0) and choice.margin == pytest.approx(0.4)
+
+
+def test_near_ties_are_ties_with_a_stable_documented_break():
+    """Scores equal to five digits (seen in real windows) are ties: the previous window's k is kept if
+    tied, else the largest; the margin says how far the choice is from the runner-up."""
+    grid = (0.5, 0.75, 1.0, 1.5)
+    drawdowns = np.array([0.041234, 0.041236, 0.05, 0.041239])  # 0.5, 0.75 and 1.5 agree within 1e-5
+    free = choose_k(grid, drawdowns, "max_drawdown")
+    assert free.tied == (0.5, 0.75, 1.5) and free.k == 1.5
+    assert free.runner_up == 0.5 and free.margin == pytest.approx(-(0.041239 - 0.041234) * 100)
+    kept = choose_k(grid, drawdowns, "max_drawdown", previous=0.75)
+    assert kept.k == 0.75
+    assert choose_k(grid, drawdowns, "max_drawdown", previous=1.0).k == 1.5  # 1.0 is not tied
+    # A clear winner: positive margin in drawdown points of the peak over the runner-up.
+    clear = choose_k(grid, np.array([0.03, 0.05, 0.06, 0.07]), "max_drawdown", previous=1.5)
+    assert (clear.k, clear.runner_up) == (0.5, 0.75) and clear.margin == pytest.approx(2.0)
+    # On main, 0.041234 beat 0.041236 by 2e-6 and the choice followed the noise.
+    assert choose_k(grid, drawdowns + np.array([3e-6, 0, 0, 0]), "max_drawdown", previous=1.5).k == 1.5
 
 
 @pytest.mark.parametrize("objective", ["max_drawdown", "sharpe"])
@@ -91,7 +111,9 @@ def test_chosen_k_is_the_brute_force_best(prepared, objective):
         scores.append(objective_values(res.trace["equity"][:, 0, :], p.run.capital, objective)[0])
     assert [fit.scores[k] for k in K_GRID] == pytest.approx(scores, abs=1e-12)
     best = min(scores) if objective == "max_drawdown" else max(scores)
-    assert fit.k == max(k for k, s in zip(K_GRID, scores) if abs(s - best) <= 1e-12)
+    tolerance = TIE[objective]
+    tied = [k for k, s in zip(K_GRID, scores) if abs(s - best) <= tolerance]
+    assert fit.k in tied and fit.choice.tied == tuple(tied)
     # The band binds for some k: the grid is not a set of identical replays.
     assert len({round(s, 12) for s in scores}) > 1
 
