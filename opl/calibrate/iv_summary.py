@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from opl.data.aliases import contract_aliases, header_key
-from opl.data.loaders import DataError, Problem
+from opl.data.loaders import ZONED, DataError, Problem, grouped
 
 __all__ = ["IVSummary", "load_iv_summary", "COLUMNS"]
 
@@ -82,6 +82,30 @@ class IVSummary:
                 "maximum at the 100% cap")
 
 
+def _dates(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """The days (any unambiguous spelling pandas reads), NaT where unreadable, and which cells carry a time zone.
+
+    A zone makes the trading day depend on where it is read: such a cell is not a date here.
+    """
+    zoned = text.str.contains(ZONED).to_numpy()
+    usable = text.where(~zoned, None)
+    try:
+        dates = pd.to_datetime(usable, errors="coerce", format="mixed")
+    except (ValueError, TypeError, OverflowError):
+        dates = pd.to_datetime(usable.map(_one_day), errors="coerce")
+    if isinstance(dates.dtype, pd.DatetimeTZDtype):
+        dates, zoned = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]"), np.ones(len(text), dtype=bool)
+    return dates, zoned
+
+
+def _one_day(value):
+    try:
+        day = pd.to_datetime(value, format="mixed")
+    except (ValueError, TypeError, OverflowError):
+        return pd.NaT
+    return pd.NaT if day is pd.NaT or day.tzinfo is not None else day
+
+
 def _read(path: Path) -> tuple[pd.DataFrame, str | None]:
     for encoding in ("utf-8-sig", "gb18030"):
         try:
@@ -122,9 +146,13 @@ def load_iv_summary(path: str | os.PathLike) -> IVSummary:
         raise DataError(problems)
     lines = np.arange(2, len(raw) + 2)
     out = pd.DataFrame(index=raw.index)
-    dates = pd.to_datetime(raw["date"].str.strip(), errors="coerce", format="mixed")
-    for i in np.flatnonzero(dates.isna().to_numpy()):
-        problems.append(Problem(name, int(lines[i]), "date", f"not a date: {raw['date'].iloc[i]!r}"))
+    dates, zoned = _dates(raw["date"].str.strip())
+    unread = dates.isna().to_numpy()
+    for mask, why, fix in ((unread & zoned, " (it carries a time zone)", "write the trading day as YYYY-MM-DD"),
+                           (unread & ~zoned, "", "")):
+        at = np.flatnonzero(mask)
+        problems += grouped(name, "date", lines[at], lambda i, at=at: f"not a date: {raw['date'].iloc[at[i]]!r}{why}",
+                            fix)
     out["date"] = dates
     separators = 0
     for col in _PERCENT + ("contracts", "volume"):
@@ -132,12 +160,12 @@ def load_iv_summary(path: str | os.PathLike) -> IVSummary:
             continue
         text = raw[col].astype(str).str.strip()
         if col == "volume":
-            grouped = text.str.match(_THOUSANDS)
-            separators = int(grouped.sum())
-            text = text.where(~grouped, text.str.replace(",", "", regex=False))
+            thousands = text.str.match(_THOUSANDS)
+            separators = int(thousands.sum())
+            text = text.where(~thousands, text.str.replace(",", "", regex=False))
         values = pd.to_numeric(text, errors="coerce")
-        for i in np.flatnonzero(values.isna().to_numpy()):
-            problems.append(Problem(name, int(lines[i]), col, f"not a number: {raw[col].iloc[i]!r}"))
+        at = np.flatnonzero(values.isna().to_numpy())
+        problems += grouped(name, col, lines[at], lambda i, at=at, col=col: f"not a number: {raw[col].iloc[at[i]]!r}")
         if col in _PERCENT:
             bad = (values < 0) | (values > _CAP)
             for i in np.flatnonzero(bad.to_numpy()):

@@ -43,11 +43,13 @@ import pandas as pd
 from opl.data.contracts import CONTRACTS, Contract, normalise_direction, normalise_option_type
 
 __all__ = [
-    "Problem", "Repair", "DataError", "shown", "LoadResult", "load", "load_futures", "load_options",
+    "Problem", "Repair", "DataError", "shown", "grouped", "ZONED", "LoadResult", "load", "load_futures", "load_options",
     "load_signals", "load_factors", "validate_frame",
 ]
 
 _MAX_SHOWN = 20
+#: From this many rows with the same problem in one column on, they are reported as one problem.
+_GROUP_AT = 4
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
 _MONTH = re.compile(r"^(\d{4})-?(\d{1,2})$")
 _PRICE_CHECKED = ("open", "high", "low", "close", "settlement")
@@ -86,6 +88,19 @@ class Problem:
             if self.count > 1 else ""
         fix = f"; {self.fix}" if self.fix else ""
         return f"{_escaped(where)}:{col} {_escaped(self.message)}{more}{fix}"
+
+
+def grouped(file: str, column: str | None, rows, describe: Callable[[int], str], fix: str = "") -> list[Problem]:
+    """The problems of one cause in one column at ``rows``: one each when few, else one with their count.
+
+    ``describe(i)`` words the problem at ``rows[i]``; it is called only for those shown.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) < _GROUP_AT:
+        return [Problem(file, int(row), column, describe(i), fix) for i, row in enumerate(rows)]
+    first = int(np.argmin(rows))
+    return [Problem(file, int(rows[first]), column, describe(first), fix, count=len(rows), last=int(rows.max()),
+                    rows=tuple(rows.tolist()))]
 
 
 def _escaped(text: str) -> str:
@@ -347,8 +362,6 @@ def validate_frame(raw: pd.DataFrame, *, kind: str, file: str = "<frame>", lines
                       lines=np.asarray(lines), repairs=state.repairs, notes=state.notes)
 
 
-#: From this many rows with the same problem in one column on, they are reported as one problem.
-_GROUP_AT = 4
 #: More calendar days than this between two trading days of a daily series is not a holiday
 #: (the longest exchange closure, Spring Festival, is 11 or 12 days) but a wrong date or missing rows.
 _MAX_GAP_DAYS = 31
@@ -380,14 +393,8 @@ class _State:
         ``describe(pos)`` words the problem at a position; it is called only for those shown.
         """
         positions = np.asarray(positions, dtype=np.int64)
-        if len(positions) < _GROUP_AT:
-            for pos in positions:
-                self.problem(int(pos), column, describe(int(pos)), fix)
-            return
-        rows = self.lines[positions]
-        first = int(np.argmin(rows))
-        self.problems.append(Problem(self.file, int(rows[first]), column, describe(int(positions[first])), fix,
-                                     count=len(rows), last=int(rows.max()), rows=tuple(rows.tolist())))
+        self.problems.extend(grouped(self.file, column, self.lines[positions],
+                                     lambda i: describe(int(positions[i])), fix))
 
     def fixed(self, pos: int | None, column: str | None, action: str, old: str = "", new: str = "") -> None:
         row = None if pos is None else int(self.lines[pos])
@@ -543,13 +550,13 @@ def _settlement_fix(name: str, state: _State) -> str:
 
 
 #: A time of day with a zone (``T15:00:00+08:00``, ``T07:00Z``): the trading day depends on the zone.
-_ZONED = re.compile(r"\d[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+ZONED = re.compile(r"\d[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 _SLASHED = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
 
 
 def _parse_dates(values: pd.Series, empty: np.ndarray) -> pd.Series:
     """ISO 8601 dates as ``datetime64`` at midnight; NaT where a value is not one (or carries a time zone)."""
-    zoned = values.str.contains(_ZONED).to_numpy()
+    zoned = values.str.contains(ZONED).to_numpy()
     usable = values.where(~(empty | zoned), None)
     try:
         parsed = pd.to_datetime(usable, format="ISO8601", errors="coerce")
@@ -596,7 +603,7 @@ def _number_causes(values: pd.Series, unread: np.ndarray):
 
 def _date_causes(values: pd.Series, unread: np.ndarray):
     cells = values.iloc[unread]
-    zoned = cells.str.contains(_ZONED).to_numpy()
+    zoned = cells.str.contains(ZONED).to_numpy()
     parts = cells.str.extract(_SLASHED)
     slashed = parts[0].notna().to_numpy()
     order = "DD/MM/YYYY or MM/DD/YYYY"

@@ -42,3 +42,18 @@ def test_a_missing_column_is_named(tmp_path):
     with pytest.raises(DataError, match="required column missing") as info:
         load_iv_summary(path)
     assert info.value.column == "iv_std" and info.value.row == 1
+
+
+def test_a_date_with_a_time_zone_is_located_and_a_flood_is_one_problem(tmp_path):
+    path = tmp_path / "iv.csv"
+    path.write_text(HEADER + "2024-06-21,29.43,25.49,37.77,3.47,132,100\n"
+                             "2024-06-24T15:00:00+08:00,29.43,25.49,37.77,3.47,132,100\n", encoding="utf-8")
+    with pytest.raises(DataError) as info:  # pandas raised "Mixed timezones detected"
+        load_iv_summary(path)
+    assert (info.value.row, info.value.column) == (3, "date") and "time zone" in info.value.message
+    rows = "".join(f"2024-06-{d:02d},x,25.49,37.77,3.47,132,100\n" for d in range(1, 31))
+    path.write_text(HEADER + rows, encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        load_iv_summary(path)
+    (problem,) = [p for p in info.value.problems if p.column == "iv_mean" and "number" in p.message]
+    assert (problem.row, problem.count, problem.last) == (2, 30, 31)
