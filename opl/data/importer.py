@@ -54,7 +54,7 @@ import pandas as pd
 
 from opl.data.aliases import ALIASES, SCALES, header_key
 from opl.data.contracts import CONTRACTS
-from opl.data.loaders import DataError, LoadResult, Problem, Repair, _read_raw, validate_frame
+from opl.data.loaders import DataError, LoadResult, Problem, Repair, _read_raw, parse_dates, validate_frame
 
 __all__ = ["Role", "ROLES", "FILES", "ImportedFile", "ImportResult", "import_files", "resolve_data",
            "is_canonical", "has_data_files", "recognise_role"]
@@ -277,7 +277,7 @@ def _from_option_codes(src: _Source, pack) -> None:
         return
     if "expiry" in wanted and pack is None:
         wanted.remove("expiry")
-    dates = pd.to_datetime(t["trading_date"], format="ISO8601", errors="coerce") if "trading_date" in t else None
+    dates = parse_dates(t["trading_date"]) if "trading_date" in t else None
     parsed: dict[tuple[str, int], object] = {}
     out = {c: [] for c in wanted}
     for i, code in enumerate(t["symbol"]):
@@ -346,7 +346,7 @@ def _symbol_from_terms(src: _Source, pack) -> None:
     t = src.text
     if "symbol" in t.columns or not {"expiry", "option_type", "strike_price"} <= set(t.columns):
         return
-    expiry = pd.to_datetime(t["expiry"], format="ISO8601", errors="coerce")
+    expiry = parse_dates(t["expiry"])
     kind = t["option_type"].map(lambda v: normalise_option_type(v) or "?")
     strike = pd.to_numeric(t["strike_price"], errors="coerce")
     strike_text = strike.map(lambda v: "" if pd.isna(v) else f"{v:g}")

@@ -43,7 +43,7 @@ import pandas as pd
 from opl.data.contracts import CONTRACTS, Contract, normalise_direction, normalise_option_type
 
 __all__ = [
-    "Problem", "Repair", "DataError", "shown", "grouped", "ZONED", "LoadResult", "load", "load_futures", "load_options",
+    "Problem", "Repair", "DataError", "shown", "grouped", "parse_dates", "ZONED", "LoadResult", "load", "load_futures", "load_options",
     "load_signals", "load_factors", "validate_frame",
 ]
 
@@ -508,7 +508,7 @@ def _parse(values: pd.Series, name: str, kind: str, nullable: bool, state: _Stat
         state.report(np.flatnonzero(empty), name, lambda pos: "missing value")
         return values
     if kind == "date":
-        parsed = _parse_dates(values, empty)
+        parsed = parse_dates(values)
         _report_unparsed(values, empty, parsed.isna().to_numpy(), name, "date", nullable, state)
         return parsed
     if kind == "month":
@@ -554,10 +554,14 @@ ZONED = re.compile(r"\d[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?
 _SLASHED = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
 
 
-def _parse_dates(values: pd.Series, empty: np.ndarray) -> pd.Series:
-    """ISO 8601 dates as ``datetime64`` at midnight; NaT where a value is not one (or carries a time zone)."""
+def parse_dates(values: pd.Series) -> pd.Series:
+    """ISO 8601 dates (text) as ``datetime64`` at midnight; NaT where a value is not one or carries a time zone.
+
+    Never raises: pandas refuses a column mixing time zones as a whole ("Mixed timezones").
+    """
+    values = values.astype(str).str.strip()
     zoned = values.str.contains(ZONED).to_numpy()
-    usable = values.where(~(empty | zoned), None)
+    usable = values.where(~((values == "").to_numpy() | zoned), None)
     try:
         parsed = pd.to_datetime(usable, format="ISO8601", errors="coerce")
     except (ValueError, TypeError, OverflowError):

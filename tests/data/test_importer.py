@@ -326,3 +326,13 @@ def test_calibrate_on_the_teams_raw_folder(tmp_path):
     res = CliRunner().invoke(main, ["calibrate", "--data", str(SHARED)])
     assert res.exit_code == 0, res.output
     assert "Implied volatility summary" in res.output and "1773 days" in res.output
+
+
+@pytest.mark.parametrize("column, drop", [("trading_date", ["option_type", "strike_price", "expiry", "underlying_symbol"]),
+                                          ("expiry", ["symbol", "underlying_symbol"])])
+def test_a_date_with_a_time_zone_is_located_not_a_traceback(tmp_path, column, drop):
+    frame = OPTIONS.drop(columns=drop).astype({column: str})
+    frame.loc[1, column] = frame.loc[1, column][:10] + "T15:00:00+08:00"  # pandas: "Mixed timezones detected"
+    with pytest.raises(DataError) as info:
+        import_files([_write(frame, tmp_path / "opt.csv")], tmp_path / "out", pack="czce_cj")
+    assert (info.value.row, info.value.column) == (3, column) and "time zone" in info.value.message
