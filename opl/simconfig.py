@@ -71,6 +71,7 @@ class SimSettings:
     futures_slippage_ticks: float = 1.0
     fee_factor: float = 1.0
     cash_rate: float | None = None  # interest on the strategy's cash (None: the file's rate)
+    margin_rate: float | None = None  # what margin deposits earn (None: the cash rate)
     vol: float | None = None
     components: list[str] = field(default_factory=list)
     model_params: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -165,6 +166,8 @@ KEYS: dict[str, tuple[str, object, tuple[float, float] | None, str]] = {
     "costs.option_slippage_ticks": ("option_slippage_ticks", _number, (0.0, 1000.0), "option slippage, ticks"),
     "costs.futures_slippage_ticks": ("futures_slippage_ticks", _number, (0.0, 1000.0), "futures slippage, ticks"),
     "costs.fee_factor": ("fee_factor", _number, (0.0, 1000.0), "multiplier on the pack's fees"),
+    "costs.margin_rate": ("margin_rate", _number, (-0.1, 1.0),
+                          "interest a year the broker pays on margin deposits (default: the cash rate)"),
     "costs.cash_rate": ("cash_rate", _number, (-0.1, 1.0),
                         "interest a year on the strategy's cash (default: the file's rate)"),
     "model.vol": ("vol", _number, (0.001, 5.0), "annual volatility of the price model"),

@@ -455,7 +455,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
                   days_per_month=settings.days_per_month, seed=settings.seed, chunk=settings.chunk,
                   option_ticks=settings.option_slippage_ticks, futures_ticks=settings.futures_slippage_ticks,
                   exact_american=settings.exact_american, engine=settings.engine,
-                  cash_rate=settings.cash_rate)
+                  cash_rate=settings.cash_rate, margin_rate=settings.margin_rate)
     fee = {"fee_factor": settings.fee_factor}
     cost_plans = [p for p in plans if not p.market]
     market_plans = [p for p in plans if p.market]
@@ -515,6 +515,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
     monthly = base.monthly[plot_index]
     equity = settings.capital + np.concatenate([np.zeros((monthly.shape[0], 1)), np.cumsum(monthly, axis=1)], axis=1)
     hits = base.signal_hits
+    cash_rate = strategy.rate if run.cash_rate is None else run.cash_rate
     return SimulationResult(
         file=str(path),
         run={"paths": run.paths, "seed": run.seed, "horizon_months": run.months, "steps_per_day": run.steps_per_day,
@@ -522,7 +523,8 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
              "currency": pack.currency, "rule_pack": pack.name, "margin_method": settings.margin_method,
              "margin_combinations": list(pack.margin.combinations), "size": settings.size, "sizes": sizes,
              "chunk": run.chunk, "price": run.price, "rate": strategy.rate,
-             "cash_rate": strategy.rate if run.cash_rate is None else run.cash_rate, "versions": package_versions()},
+             "cash_rate": cash_rate, "margin_rate": cash_rate if run.margin_rate is None else run.margin_rate,
+             "versions": package_versions()},
         model={"components": list(process.components), "vol": process.vol,
                "garch": _asdict(process.garch), "jump": _asdict(process.jump), "regime": _asdict(process.regime),
                "daily_limit": process.limit, "implied": _asdict(strategy.smile),

@@ -52,7 +52,9 @@ calendar span, compounded step by step, into the ``interest`` bucket: a seller e
 interest on the premium received, a buyer forgoes it on the premium paid, so a fairly
 priced, hedged position has mean P&L 0 at any rate. Margin deposits are part of the
 capital and earn what it earns: returns are measured over the cash rate, the capital's
-own interest being the benchmark that is not counted. A month's return is its P&L
+own interest being the benchmark that is not counted. A broker that pays a different
+rate on the margin it holds (``RunSpec.margin_rate``; 0 for none) adds the difference
+on the requirement of the previous step (the opening margin over the first step). A month's return is its P&L
 divided by the capital (no compounding: sizes are in lots). The drawdown is measured on
 the equity after each step against its running peak.
 """
@@ -150,6 +152,7 @@ class RunSpec:
     source: Callable[[int, int], object] | None = None
     engine: Literal["fast", "reference"] = "fast"  # compiled kernels (opl.runtime.kernels) or the numpy reference
     cash_rate: float | None = None  # interest on the strategy's cash a year (None: the strategy's rate)
+    margin_rate: float | None = None  # what margin deposits earn a year (None: the cash rate)
 
 
 @dataclass
@@ -418,7 +421,9 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
     mult, cs = strat.multiplier, strat.contract_size
     lots_per_option = mult / cs  # futures lots of delta per option lot per unit of delta
     cash_rate = strat.rate if run.cash_rate is None else run.cash_rate
+    margin_rate = cash_rate if run.margin_rate is None else run.margin_rate
     futures_underlying = run.pack.underlying.kind == "future"
+    margin_held = np.zeros(shape)  # the requirement over the coming step (for margin_rate)
 
     numbers = strat.leg_numbers or tuple(range(nl))
     engine = AdjustEngine(strat.adjust, shape, numbers) if strat.adjust is not None else None
@@ -475,6 +480,7 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
             s.qty = np.where(can_open, s.qty, 0.0)
         book.futures = [np.where(can_open, fut, 0.0) for fut in book.futures]
         is_open = can_open & book.any_open()
+        margin_held = margin_held + np.where(is_open, open_margin, 0.0)
         month_pnl = np.zeros(shape)
         for s in book.slots:
             ledger.cost(cost.open_options(s.qty), equity, month_pnl)
@@ -496,13 +502,17 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
         for j in range(1, n + 1):
             absolute_step += 1
             df = f[:, j] - f[:, j - 1]
-            if cash_rate:
+            if cash_rate or margin_rate != cash_rate:
                 # Interest on the cash held over the step (before this step's marks and trades); units of an
                 # ETF or a stock held were paid for, futures settle daily and hold no cash.
                 cash = equity - run.capital - book.option_value(mult)
                 if not futures_underlying:
                     cash = cash - (book.static + hedge + pending + inventory.total()) * f[:, j - 1] * cs
-                ledger.book("interest", cash * np.expm1(cash_rate * mo.span[j] / DAYS_PER_YEAR), equity, month_pnl)
+                years = mo.span[j] / DAYS_PER_YEAR
+                amount = cash * np.expm1(cash_rate * years)
+                if margin_rate != cash_rate:  # the deposit earns the margin rate instead of the cash rate
+                    amount += margin_held * (np.expm1(margin_rate * years) - np.expm1(cash_rate * years))
+                ledger.book("interest", amount, equity, month_pnl)
             # 1. mark to market
             for s in book.slots:
                 before = s.value
@@ -632,6 +642,7 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
                 is_open[:] = False
             # 7. margin
             requirement = _margin(packs, book, hedge, pending + inventory.total(), f[:, j])
+            margin_held = requirement
             call = (equity < requirement) & (requirement > 0)
             ledger.count("margin_calls", call)
             liquidate_next = call & (equity < (1.0 - strat.margin_buffer) * requirement)

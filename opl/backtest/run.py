@@ -247,7 +247,7 @@ def prepare(path, *, data, overrides=(), market: dict | None = None, repair: boo
     run = RunSpec(process=None, pack=pack, price=float(futures["settlement"].iloc[cycles[0].start]),
                   capital=settings.capital, paths=1, months=len(months), chunk=1,
                   option_ticks=settings.option_slippage_ticks, futures_ticks=settings.futures_slippage_ticks,
-                  cash_rate=settings.cash_rate)
+                  cash_rate=settings.cash_rate, margin_rate=settings.margin_rate)
     notes += data_set.notes()
     if data_set.signals is None:
         notes.append("no signals.csv: support and resistance are the file's level widths around each cycle's open, "

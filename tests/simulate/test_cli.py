@@ -74,6 +74,7 @@ def test_json_keys_are_stable(jujube_json):
                for s in d["scenarios"])
     assert d["scenarios"][0]["definition"].startswith("each month's options are opened at the model's implied")
     assert d["run"]["paths"] == 150 and d["run"]["seed"] == 7 and d["run"]["horizon_months"] == 2
+    assert d["run"]["cash_rate"] == d["run"]["margin_rate"] == d["run"]["rate"] == 0.015  # cash earns the file's rate
     assert d["recommended_size"] is None or set(d["recommended_size"]) == {"low", "high"}
     assert (d["recommended_size"] is None) != (d["recommended_size_reason"] is None)
     attribution = d["base"]["attribution"]["per_month"]

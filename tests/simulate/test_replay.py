@@ -275,3 +275,30 @@ def test_a_premium_earns_the_cash_rate_and_a_flat_account_nothing(sim, free_cj):
     assert np.allclose(res.buckets["interest"][0], premium * np.expm1(0.05 * t), rtol=1e-9)
     never = replay(strategy=strat, run=sim.run(GBM, free_cj, paths=50, capital=1.0))  # the margin is never covered
     assert np.all(never.counters["skipped_months"] == 1) and not np.any(never.buckets["interest"])
+
+
+def test_margin_deposits_earn_the_margin_rate_when_the_broker_pays_another(sim, free_cj):
+    # A broker paying nothing on margin (margin_rate 0) costs the cash rate on the margin posted: the
+    # difference to the default (margin earns the cash rate) is the requirement of each previous step —
+    # the opening margin over the first — times the step's growth g = e^{r·dt} − 1, each amount then earning
+    # the cash rate to the month's end.
+    strat = sim.strategy([sim.option(call=True, qty=10)], rate=0.05)
+    runs = {m: replay(strategy=strat, run=sim.run(GBM, free_cj, paths=40, capital=1e6, margin_rate=m), trace=True)
+            for m in (None, 0.0)}
+    growth = np.expm1(0.05 * 30 / 365 / 21)
+    requirement = runs[0.0].trace["margin"][0]  # (paths, steps) after each step
+    opening = np.full((requirement.shape[0], 1), _opening_margin(free_cj))
+    held = np.concatenate([opening, requirement[:, :-1]], axis=1)
+    compounding = (1 + growth) ** np.arange(held.shape[1] - 1, -1, -1)
+    carry = runs[0.0].buckets["interest"][0] - runs[None].buckets["interest"][0]
+    assert np.allclose(carry, -growth * (held * compounding).sum(axis=1), rtol=1e-9)
+    assert np.all(carry < 0)
+
+
+def _opening_margin(pack) -> float:
+    from opl.runtime import pricing
+    from opl.runtime.margin import short_option_margin
+
+    value = pricing.price(is_call=True, underlying=10_000.0, strike=10_000.0, t=30 / 365, vol=0.3, rate=0.05)
+    return float(short_option_margin(pack=pack, is_call=True, underlying=10_000.0, strike=10_000.0, premium=value,
+                                     lots=10))
