@@ -87,7 +87,7 @@ def reopen_after_band(p, band, *, size: float, fee_factor: float) -> Reopened:
     bands = _Bands(band.fits)
     out = Reopened(cycles=[], months=[], records=[])
     busy = -1
-    for cycle, month, record in zip(p.cycles, band.months, p.records):
+    for planned, (cycle, month, record) in enumerate(zip(p.cycles, band.months, p.records)):
         if cycle.start < busy:  # re-opened cycles still run: the planned one would overlap them
             out.dropped += 1
             continue
@@ -107,13 +107,13 @@ def reopen_after_band(p, band, *, size: float, fee_factor: float) -> Reopened:
                 break
             out.cycles.append(cut[0])
             out.months.append(cut[1])
-            out.records.append(cut[2])
+            out.records.append({**cut[2], "planned": planned})
             out.reopens += 1
             current = fresh
         c, m, r = current
         out.cycles.append(c)
         out.months.append(m)
-        out.records.append(r)
+        out.records.append({**r, "planned": planned})
         busy = c.end
     for i, (c, r) in enumerate(zip(out.cycles, out.records)):
         out.cycles[i] = replace(c, index=i)

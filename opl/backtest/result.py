@@ -13,6 +13,9 @@ between cycles, flat, included (equity held, no delta):
 ``sharpe``          mean / standard deviation of the daily equity change, × √252
 ``max_drawdown``    the largest fall of equity from its running peak, % of the peak
 ``cycles``          cycles in the data, those traded (opened), and the share that made money
+``cycles[].planned`` the planned cycle a row belongs to: itself, or — with re-opens — the
+                    planned cycle whose band close led to it; the delta band's fits name
+                    planned cycles (their in- and out-of-sample cycles)
 ``exits``           how traded cycles ended: ``delta_band`` (the band was breached at the
                     close), ``trigger`` (another exit trigger or the stop loss), ``guard``
                     (the automatic ``days_left < 2d``), ``expiry`` (held to expiry),
@@ -140,6 +143,7 @@ def _cycle_rows(records, months, result, strategy, size: float, mult: float, gua
                      "level_factor": rec.get("level_factor", 1.0), "opened": opened,
                      "premium": float(premium) if opened else 0.0, "pnl": float(pnl),
                      "exit": reason, "reopened": rec.get("reopened", False),
+                     "planned": rec.get("planned", rec["cycle"]),
                      "marks_from_chain": rec["marks_from_chain"], "marks": rec["marks"]})
         offset += n
     return rows

@@ -93,6 +93,9 @@ def test_cycles_tile_the_history_and_the_ledger_adds_up(runs, name):
     cycles = result.cycles
     for a, b in zip(cycles, cycles[1:]):
         assert pd.Timestamp(b["open"]) >= pd.Timestamp(a["close"])
+    planned = [c["planned"] for c in cycles]
+    assert planned == sorted(planned)  # the fits' cycle numbers (planned cycles) stay traceable
+    assert all(b["planned"] == a["planned"] for a, b in zip(cycles, cycles[1:]) if b["reopened"])
     total = sum(c["pnl"] for c in cycles)
     assert total == pytest.approx(result.performance["total_return"] / 100 * result.run["capital"], abs=1e-6)
 
