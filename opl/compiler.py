@@ -305,9 +305,10 @@ def _tenor_notes(legs: list[Leg], compiled: list[CompiledLeg], pack) -> tuple[st
     for leg, built in zip(legs, compiled):
         if leg.is_option and not isinstance(leg.tenor, DateTenor) and built.tenor_days != round(leg.tenor.days):
             moved.setdefault((leg.tenor.days, built.expiry, built.tenor_days), []).append(str(built.index))
-    return tuple(f"leg{'s' if len(idx) > 1 else ''} {', '.join(idx)}: `{days:g}d` is priced to the listed expiry "
-                 f"nearest it, {expiry.isoformat()} ({listed:g} days from `time`, the {pack.name} calendar); "
-                 f"`opl simulate` runs stylised months in which the options have exactly {days:g} days"
+    return tuple(f"leg{'s' if len(idx) > 1 else ''} {', '.join(idx)}: `opl compile` prices `{days:g}d` to the "
+                 f"listed expiry nearest it, {expiry.isoformat()} ({listed:g} days from `time`, the {pack.name} "
+                 f"calendar); `opl simulate` gives the options exactly {days:g} days in its stylised months, so "
+                 f"their premiums and Greeks differ"
                  for (days, expiry, listed), idx in moved.items())
 
 

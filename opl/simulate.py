@@ -285,7 +285,12 @@ def _calibrate(doc, settings: SimSettings, data, notes: list[str], path) -> dict
     return record
 
 
-def price_process(settings: SimSettings, compiled, pack, spans, notes):
+def _vols(settings: SimSettings) -> tuple:
+    """What can set the price model's volatility: ``model.vol`` and the components' ``vol=``."""
+    return settings.vol, tuple(sorted((c, p["vol"]) for c, p in settings.model_params.items() if "vol" in p))
+
+
+def price_process(settings: SimSettings, compiled, pack, spans, notes, vol_origin: str = "the settings"):
     """The price process the settings describe (calibrated parameters already merged into ``settings``)."""
     from opl.runtime.processes import ModelError, process_spec
 
@@ -306,29 +311,16 @@ def price_process(settings: SimSettings, compiled, pack, spans, notes):
     except ModelError as error:
         raise SettingsError(str(error), span=spans.get(error.component) or spans.get("experiment"),
                             key=f"model.{error.component}" if error.component else None) from None
-    _note_unused_iv(settings, compiled.market.iv, spec.vol, notes)
+    _note_unused_iv(settings, compiled.market.iv, spec.vol, notes, vol_origin)
     return replace(spec, limit=pack.underlying.daily_limit)
 
 
-def _note_stylised_tenors(legs, compiled_legs, notes: list[str]) -> None:
-    """Say that the months keep the file's tenor where `opl compile` priced the nearest listed expiry."""
-    from opl.legs import DaysTenor
-
-    for leg, built in zip(legs, compiled_legs):
-        if leg.is_option and isinstance(leg.tenor, DaysTenor) and built.tenor_days != round(leg.tenor.days):
-            notes.append(f"the options have exactly {leg.tenor.days:g} days to expiry at each month's open (the "
-                         f"file's `{leg.tenor.days:g}d`; a simulated month is stylised, not a listed contract), "
-                         f"while `opl compile` prices `{leg.tenor.days:g}d` to the listed expiry nearest it, "
-                         f"{built.expiry.isoformat()} ({built.tenor_days:g} days): its premiums and Greeks differ")
-            return
-
-
-def _note_unused_iv(settings: SimSettings, iv: float | None, vol: float, notes: list[str]) -> None:
-    """Say so when a `vol` of the model (or the calibration, or --set) overrides the `iv` the file gives."""
+def _note_unused_iv(settings: SimSettings, iv: float | None, vol: float, notes: list[str], vol_origin: str) -> None:
+    """Say so when a `vol` of the model (or ``vol_origin``: the calibration, --set) overrides the file's `iv`."""
     component = next((c for c in ("gbm", "garch", "gjr") if "vol" in settings.model_params.get(c, {})), None)
     if not iv or (component is None and settings.vol is None):
         return
-    origin = f"`{component}(vol=...)`" if component is not None else "`model.vol` (the calibration or --set)"
+    origin = f"{vol_origin} (`{component}(vol=...)`)" if component is not None else f"{vol_origin} (`model.vol`)"
     notes.append(f"`iv {iv:g}` is not used: the price model's volatility is {vol:.1%}, set by {origin}, and the "
                  f"options are marked at the model's implied volatility max(floor, sigma x (1 + spread)); without a "
                  f"`vol` the model would take iv / (1 + spread) = {iv / (1.0 + settings.iv_spread):.1%}")
@@ -427,7 +419,9 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
                                 "(e.g. `underlying Future(2026-05-15)` and `exchange CZCE`)", span=span,
                                 code="E306")
         settings, spans = settings_from(doc, strategy_model)
+        written_vol = _vols(settings)
         calibration = _calibrate(doc, settings, data, notes, path)
+        calibrated_vol = _vols(settings)
         settings = parse_overrides(list(overrides), settings)
         if paths is not None:
             settings.paths = paths
@@ -436,8 +430,10 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
         pack = with_margin_method(load_pack(strategy_model.underlying.rule_pack), settings.margin_method)
         strategy = runtime_strategy(checked, strategy_model, settings, notes, mixed_tenors=True)
         strategy = replace(strategy, contract_size=pack.underlying.contract_size)
-        _note_stylised_tenors(checked.legs, strategy_model.legs, notes)
-        process = price_process(settings, strategy_model, pack, spans, notes)
+        final_vol = _vols(settings)
+        vol_origin = ("`--set`" if final_vol != calibrated_vol else
+                      "the calibration" if calibrated_vol != written_vol else "the file's model")
+        process = price_process(settings, strategy_model, pack, spans, notes, vol_origin=vol_origin)
         plans = scenario_plans(doc, report, process, strategy)
     except SettingsError as error:
         raise located(error) from None

@@ -62,6 +62,10 @@ def test_calibration_historical_with_data_changes_what_simulate_runs(synth_dir, 
     fitted = simulate_file(STRANGLE, paths=200, overrides=FAST, data=synth_calibration)
     assert any("without --data uses the documented defaults" in n for n in default.notes)
     assert any("`calibration historical`: the model was fitted to" in n for n in fitted.notes)
+    # The file's `iv` no longer sets the model's volatility: the calibration does, and a note says so.
+    assert any("is not used: the price model's volatility" in n and "set by the calibration" in n
+               for n in fitted.notes)
+    assert not any("is not used: the price model's volatility" in n for n in default.notes)
     cal = fitted.model["calibration"]
     applied = cal["applied"]
     fits = synth_calibration.garch.fits

@@ -348,10 +348,11 @@ def test_a_file_iv_overridden_by_the_models_vol_is_a_note(tmp_path):
     path = _variant(tmp_path, "model garch + jump + regime", "model gbm(vol=0.40)")
     notes = simulate_file(path, paths=20, overrides=["experiment.horizon=1", "experiment.sizes=[1]"]).notes
     (note,) = [n for n in notes if "`iv 0.28` is not used" in n]
-    assert "40.0%, set by `gbm(vol=...)`" in note and "25.9%" in note
-    notes = simulate_file(path, paths=20, overrides=["experiment.horizon=1", "experiment.sizes=[1]",
-                                                     "model.vol=0.3"]).notes
-    assert any("`iv 0.28` is not used" in n for n in notes)
+    assert "40.0%, set by the file's model (`gbm(vol=...)`)" in note and "25.9%" in note
+    notes = simulate_file(JUJUBE, paths=20, overrides=["experiment.horizon=1", "experiment.sizes=[1]",
+                                                       "model.vol=0.3"]).notes
+    assert any("`iv 0.28` is not used: the price model's volatility is 30.0%, set by `--set` (`model.vol`)" in n
+               for n in notes)
     plain = simulate_file(JUJUBE, paths=20, overrides=["experiment.horizon=1", "experiment.sizes=[1]"]).notes
     assert not any("is not used" in n for n in plain)
 
@@ -385,11 +386,12 @@ def test_compile_and_simulate_say_which_expiry_30d_means():
     compiled = compile_checked(opl.check_file(JUJUBE)).strategy
     assert [leg.tenor_days for leg in compiled.legs] == [37, 37]
     (note,) = compiled.notes
-    assert "`30d` is priced to the listed expiry nearest it, 2026-02-11 (37 days" in note and "exactly 30 days" in note
+    assert "`opl compile` prices `30d` to the listed expiry nearest it, 2026-02-11 (37 days" in note
+    assert "`opl simulate` gives the options exactly 30 days" in note
     result = _run(str(JUJUBE), "--paths", "10", "--set", "experiment.horizon=1", "--set", "experiment.sizes=[1]")
-    assert "2026-02-11 (37 days)" in " ".join(result.output.split())
+    assert "2026-02-11 (37 days from `time`" in " ".join(result.output.split())
     notes = simulate_file(JUJUBE, paths=10, overrides=["experiment.horizon=1", "experiment.sizes=[1]"]).notes
-    assert any("exactly 30 days to expiry" in n and "2026-02-11 (37 days)" in n for n in notes)
+    assert [n for n in notes if "2026-02-11" in n] == [note]
 
 
 def test_default_capital_follows_the_margin_method(tmp_path):
