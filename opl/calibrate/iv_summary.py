@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from opl.data.aliases import contract_aliases, header_key
-from opl.data.loaders import ZONED, DataError, Problem, grouped
+from opl.data.loaders import ZONED, DataError, Problem, grouped, parse_dates
 
 __all__ = ["IVSummary", "load_iv_summary", "COLUMNS"]
 
@@ -82,30 +82,6 @@ class IVSummary:
                 "maximum at the 100% cap")
 
 
-def _dates(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """The days (any unambiguous spelling pandas reads), NaT where unreadable, and which cells carry a time zone.
-
-    A zone makes the trading day depend on where it is read: such a cell is not a date here.
-    """
-    zoned = text.str.contains(ZONED).to_numpy()
-    usable = text.where(~zoned, None)
-    try:
-        dates = pd.to_datetime(usable, errors="coerce", format="mixed")
-    except (ValueError, TypeError, OverflowError):
-        dates = pd.to_datetime(usable.map(_one_day), errors="coerce")
-    if isinstance(dates.dtype, pd.DatetimeTZDtype):
-        dates, zoned = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]"), np.ones(len(text), dtype=bool)
-    return dates, zoned
-
-
-def _one_day(value):
-    try:
-        day = pd.to_datetime(value, format="mixed")
-    except (ValueError, TypeError, OverflowError):
-        return pd.NaT
-    return pd.NaT if day is pd.NaT or day.tzinfo is not None else day
-
-
 def _read(path: Path) -> tuple[pd.DataFrame, str | None]:
     for encoding in ("utf-8-sig", "gb18030"):
         try:
@@ -146,7 +122,9 @@ def load_iv_summary(path: str | os.PathLike) -> IVSummary:
         raise DataError(problems)
     lines = np.arange(2, len(raw) + 2)
     out = pd.DataFrame(index=raw.index)
-    dates, zoned = _dates(raw["date"].str.strip())
+    # A zone makes the trading day depend on where it is read: such a cell is not a date here.
+    dates = parse_dates(raw["date"], format="mixed")
+    zoned = raw["date"].str.contains(ZONED).to_numpy()
     unread = dates.isna().to_numpy()
     for mask, why, fix in ((unread & zoned, " (it carries a time zone)", "write the trading day as YYYY-MM-DD"),
                            (unread & ~zoned, "", "")):

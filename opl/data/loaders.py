@@ -43,8 +43,8 @@ import pandas as pd
 from opl.data.contracts import CONTRACTS, Contract, normalise_direction, normalise_option_type
 
 __all__ = [
-    "Problem", "Repair", "DataError", "shown", "grouped", "parse_dates", "ZONED", "LoadResult", "load", "load_futures", "load_options",
-    "load_signals", "load_factors", "validate_frame",
+    "Problem", "Repair", "DataError", "shown", "grouped", "parse_dates", "ZONED", "LoadResult", "load",
+    "load_futures", "load_options", "load_signals", "load_factors", "validate_frame",
 ]
 
 _MAX_SHOWN = 20
@@ -554,26 +554,27 @@ ZONED = re.compile(r"\d[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?
 _SLASHED = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
 
 
-def parse_dates(values: pd.Series) -> pd.Series:
-    """ISO 8601 dates (text) as ``datetime64`` at midnight; NaT where a value is not one or carries a time zone.
+def parse_dates(values: pd.Series, *, format: str = "ISO8601") -> pd.Series:
+    """Dates (text) as ``datetime64`` at midnight; NaT where a value is not one or carries a time zone.
 
-    Never raises: pandas refuses a column mixing time zones as a whole ("Mixed timezones").
+    ``format`` is pandas': ``ISO8601`` for the contracts, ``mixed`` for a vendor's summary. Never
+    raises: pandas refuses a column mixing time zones as a whole ("Mixed timezones").
     """
     values = values.astype(str).str.strip()
     zoned = values.str.contains(ZONED).to_numpy()
     usable = values.where(~((values == "").to_numpy() | zoned), None)
     try:
-        parsed = pd.to_datetime(usable, format="ISO8601", errors="coerce")
+        parsed = pd.to_datetime(usable, format=format, errors="coerce")
     except (ValueError, TypeError, OverflowError):
-        parsed = pd.to_datetime(usable.map(_one_date), errors="coerce")
+        parsed = pd.to_datetime(usable.map(lambda v: _one_date(v, format)), errors="coerce")
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):  # a zone the pattern missed: the day is not known
         return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
     return parsed.dt.normalize()
 
 
-def _one_date(value):
+def _one_date(value, format: str = "ISO8601"):
     try:
-        day = pd.to_datetime(value, format="ISO8601")
+        day = pd.to_datetime(value, format=format)
     except (ValueError, TypeError, OverflowError):
         return pd.NaT
     return pd.NaT if day is pd.NaT or day.tzinfo is not None else day

@@ -328,8 +328,10 @@ def test_calibrate_on_the_teams_raw_folder(tmp_path):
     assert "Implied volatility summary" in res.output and "1773 days" in res.output
 
 
-@pytest.mark.parametrize("column, drop", [("trading_date", ["option_type", "strike_price", "expiry", "underlying_symbol"]),
-                                          ("expiry", ["symbol", "underlying_symbol"])])
+@pytest.mark.parametrize("column, drop", [
+    ("trading_date", ["option_type", "strike_price", "expiry", "underlying_symbol"]),
+    ("expiry", ["symbol", "underlying_symbol"]),
+])
 def test_a_date_with_a_time_zone_is_located_not_a_traceback(tmp_path, column, drop):
     frame = OPTIONS.drop(columns=drop).astype({column: str})
     frame.loc[1, column] = frame.loc[1, column][:10] + "T15:00:00+08:00"  # pandas: "Mixed timezones detected"
