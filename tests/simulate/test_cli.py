@@ -128,6 +128,8 @@ def test_standard_errors_match_an_independent_computation_on_the_paths():
     metrics = next(m for size, m, _ in result.sizes if size == 5)
     r = result.monthly_returns * 100  # (paths, months), percent of capital
     se = metrics.standard_errors
+    summary = result.summary()
+    assert "(± one Monte Carlo standard error): mean monthly return" in summary and "options P&L" in summary
     assert se["mean_monthly_return"] == pytest.approx(r.mean(axis=1).std(ddof=1) / np.sqrt(150))
     assert se["loss_probability"] == pytest.approx((r < 0).mean(axis=1).std(ddof=1) / np.sqrt(150) * 100)
     # The asymptotic quantile errors are of the size a seeded bootstrap over paths gives (both estimates are
