@@ -1,5 +1,5 @@
-"""``opl assumptions --futures FUT.csv [--signals S.csv] [--factors F.csv] [--strategy FILE.opl] [--json OUT]
-[--report DIR]``.
+"""``opl assumptions --futures FUT.csv [--signals S.csv] [--factors F.csv] | --data DIR [--strategy FILE.opl]
+[--json OUT] [--report DIR]``.
 
 Writes ``random_walk.verdict`` and ``hit_rate.{estimate, wilson, clopper_pearson, n}``
 with the full results (DESIGN.md, "Contracts"); with ``--strategy``, the file's stress
@@ -20,8 +20,11 @@ from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, fail_with_io, fai
 
 
 @click.command()
-@click.option("--futures", "futures", required=True, type=click.Path(dir_okay=False),
+@click.option("--futures", "futures", default=None, type=click.Path(dir_okay=False),
               help="Daily futures bars (continuous series or one contract).")
+@click.option("--data", "data", default=None, type=click.Path(file_okay=False),
+              help="Instead of --futures/--signals/--factors: a folder with futures.csv (and signals.csv, "
+                   "factors.csv), or of raw exchange/vendor files, imported first (`opl data import`, logged).")
 @click.option("--signals", "signals", type=click.Path(dir_okay=False), default=None,
               help="The spot team's views: date, support, resistance, direction, source.")
 @click.option("--factors", "factors", type=click.Path(dir_okay=False), default=None,
@@ -52,7 +55,8 @@ from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, fail_with_io, fai
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None, help="Seed for --strategy.")
 @click.option("--calibrate/--no-calibrate", "calibrate", default=True, show_default=True,
               help="Fit the strategy's price model to --futures when its calibration is historical.")
-def assumptions(futures: str, signals: str | None, factors: str | None, json_out: str | None,
+def assumptions(futures: str | None, data: str | None, signals: str | None, factors: str | None,
+                json_out: str | None,
                 report_dir: str | None, alpha: float, correction: str, horizon: int, flat_band: float, claim: float,
                 power: float, limit: float | None, tick: float, repair: bool, strategy: str | None,
                 paths: int | None, seed: int | None, calibrate: bool) -> None:
@@ -60,6 +64,7 @@ def assumptions(futures: str, signals: str | None, factors: str | None, json_out
     from opl.assumptions.report import run_assumptions
     from opl.data.loaders import DataError, load
 
+    futures, signals, factors = _files(futures, data, signals, factors, strategy)
     loaded = {}
     try:
         for kind, path in (("futures", futures), ("signals", signals), ("factors", factors)):
@@ -94,6 +99,25 @@ def assumptions(futures: str, signals: str | None, factors: str | None, json_out
     for path in written:
         click.echo(f"wrote {path}")
     sys.exit(EXIT_OK)
+
+
+def _files(futures, data, signals, factors, strategy):
+    """The three files, from the options or from ``--data`` (a raw folder is imported first)."""
+    from pathlib import Path
+
+    from opl.cli.rawdata import data_folder
+
+    if (futures is None) == (data is None):
+        raise click.UsageError("give either --futures FILE or --data DIR")
+    if data is None:
+        return futures, signals, factors
+    if signals or factors:
+        raise click.UsageError("--signals and --factors go with --futures; --data reads them from the folder")
+    folder = Path(data_folder(data, strategy=strategy))
+    found = {kind: folder / f"{kind}.csv" for kind in ("futures", "signals", "factors")}
+    if not found["futures"].is_file():
+        raise click.UsageError(f"--data {data}: no futures.csv (the underlying's daily bars)")
+    return tuple(str(p) if p.is_file() else None for p in found.values())
 
 
 def _stress(strategy: str, futures, paths, seed, calibrate: bool, limit, tick):

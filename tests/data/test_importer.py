@@ -338,3 +338,27 @@ def test_a_date_with_a_time_zone_is_located_not_a_traceback(tmp_path, column, dr
     with pytest.raises(DataError) as info:
         import_files([_write(frame, tmp_path / "opt.csv")], tmp_path / "out", pack="czce_cj")
     assert (info.value.row, info.value.column) == (3, column) and "time zone" in info.value.message
+
+
+def test_assumptions_take_a_raw_folder(tmp_path):
+    folder = _raw_folder(tmp_path)
+    res = CliRunner().invoke(main, ["assumptions", "--data", str(folder), "--json", str(tmp_path / "a.json")])
+    assert res.exit_code == 0, res.output
+    assert "holds raw files: imported futures" in res.output
+    assert "random_walk" in (tmp_path / "a.json").read_text(encoding="utf-8")
+    both = CliRunner().invoke(main, ["assumptions", "--data", str(folder), "--futures", str(folder / "cj_daily.csv")])
+    assert both.exit_code == 2 and "either --futures FILE or --data DIR" in both.output
+
+
+def test_simulate_takes_a_raw_folder(tmp_path):
+    folder = _raw_folder(tmp_path)
+    strategy = tmp_path / "small.opl"
+    strategy.write_text("opl-lang 1.0\nunderlying Future(2026-05-15)\nexchange CZCE\nsymbol CJ605\n"
+                        "time 2026-01-05\nprice 10400\niv 0.28\nrate 0.015\n"
+                        "S = short Option(Put, 9800, 30d) + short Option(Call, 11000, 30d)\ncapital 1000000\n"
+                        "experiment {\n  model gbm\n  seed 7\n  horizon 1\n  sizes [ 5 ]\n}\n", encoding="utf-8")
+    res = CliRunner().invoke(main, ["simulate", str(strategy), "--data", str(folder), "--paths", "100", "-q",
+                                    "--json", str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output
+    assert "holds raw files: imported futures" in res.output
+    assert "import-" in (tmp_path / "s.json").read_text(encoding="utf-8")
