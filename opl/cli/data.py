@@ -211,7 +211,8 @@ def fetch(source: str, symbol: str, out: str, start: str | None, end: str | None
               help="Robust standard deviations a jump must exceed.")
 @click.option("--repair", is_flag=True, help="Make the documented repairs, each listed.")
 def rolls(file: str, limit: float | None, tick: float, mad_k: float, repair: bool) -> None:
-    """List the contract rolls found in a continuous futures series."""
+    """List the contract rolls of a continuous futures series, each with its evidence (symbol change, price jump,
+    open interest and volume)."""
     from opl.data.rolls import within_contract_returns
 
     result = _load_or_exit(file, "futures", repair=repair)

@@ -27,6 +27,27 @@ Roll rule
     A roll smaller than this threshold cannot be told from a market move; the
     result reports the largest move left unflagged so the margin can be judged.
     Supply a ``symbol`` column to make detection exact.
+``evidence`` (the default without ``symbol`` when the frame has ``open_interest``)
+    The jump rule, **or** a main-contract switch seen in the activity: the exchange
+    makes the contract with the larger open interest (and volume) the main one, so a
+    switch lifts the series's open interest in one day to a level it keeps. A day is
+    such a switch when the log change of its open interest ``d`` is
+
+    * at least ``oi_k × 1.4826 × MAD`` of the daily changes and at least ``log(1 + oi_min)``
+      (default 8 robust sd and +30 %), and
+    * persistent: the median log open interest of the day and the next nine sessions
+      exceeds that of the five sessions before by at least ``d / 2`` (a spike of a few
+      days that reverts is not a switch; the new main contract keeps its lead for months).
+
+    A fall in open interest is never a switch (the exchange's change to single-sided
+    counting halved it on 2020-01-02). Activity candidates within ``merge_days``
+    sessions of a roll already found are the same switch, not another. Each roll's
+    evidence is listed (``price``, ``open interest``, and ``volume`` when the volume
+    jumped too, beyond ``volume_k = 3`` robust sd of its daily log changes), with the
+    sizes, by :meth:`Rolls.summary` and ``opl data rolls``. A volume jump alone flags
+    nothing: news days trade heavily without any switch, and excluding a real move would
+    hide exactly the tail risk a volatility fit must see; a day with a volume jump but an
+    open-interest rise below the threshold is left to the price rule.
 """
 
 from __future__ import annotations
@@ -56,7 +77,9 @@ class Rolls:
     table : pandas.DataFrame
         One row per roll: ``trading_date``, ``jump`` (log change of the roll
         price), and ``from_symbol``/``to_symbol`` for the symbol method.
-    method : {"symbol", "jump"}
+    method : {"symbol", "jump", "evidence"}
+        ``evidence`` tables also have ``oi_change`` and ``volume_change`` (log changes)
+        and ``evidence`` (what flagged the day: ``price``, ``open interest``, ``volume``).
     threshold_low, threshold_high : float or None
         The jump method's log-return bounds outside which a day is a roll.
     scale : float or None
@@ -73,6 +96,7 @@ class Rolls:
     threshold_high: float | None = None
     scale: float | None = None
     largest_unflagged: float | None = None
+    oi_threshold: float | None = None
 
     @property
     def count(self) -> int:
@@ -85,6 +109,14 @@ class Rolls:
     def summary(self) -> str:
         if self.method == "symbol":
             head = f"{self.count} rolls (symbol changes)"
+        elif self.method == "evidence":
+            head = (f"{self.count} rolls (jump rule on {self.price}: log change outside "
+                    f"[{self.threshold_low:+.4f}, {self.threshold_high:+.4f}]; or a main-contract switch: open "
+                    f"interest up by more than {self.oi_threshold:+.4f} in log and staying up; largest unflagged |move| {self.largest_unflagged:.4f})")
+            rows = [f"  {pd.Timestamp(r.trading_date).date()}  price {r.jump:+.4f}  open interest "
+                    f"{r.oi_change:+.4f}  volume {r.volume_change:+.4f}  evidence: {r.evidence}"
+                    for r in self.table.itertuples()]
+            return "\n".join([head, *rows])
         else:
             head = (f"{self.count} rolls (jump rule on {self.price}: log change outside "
                     f"[{self.threshold_low:+.4f}, {self.threshold_high:+.4f}], robust daily sd "
@@ -104,15 +136,17 @@ def _price_column(frame: pd.DataFrame, price: str | None) -> str:
 
 
 def detect_rolls(frame: pd.DataFrame, *, method: str = "auto", price: str | None = None,
-                 limit: float | None = None, tick: float = 0.0, mad_k: float = 8.0) -> Rolls:
+                 limit: float | None = None, tick: float = 0.0, mad_k: float = 8.0, oi_k: float = 8.0,
+                 oi_min: float = 0.30, volume_k: float = 3.0, merge_days: int = 5) -> Rolls:
     """Find the roll days of a continuous daily series.
 
     Parameters
     ----------
     frame : pandas.DataFrame
         Validated futures bars (:func:`opl.data.loaders.load_futures`), in date order.
-    method : {"auto", "symbol", "jump"}
-        ``auto`` uses ``symbol`` when the column exists, else ``jump``.
+    method : {"auto", "symbol", "jump", "evidence"}
+        ``auto`` uses ``symbol`` when the column exists, else ``evidence`` when there is
+        an ``open_interest`` column, else ``jump`` (module docstring).
     price : str, optional
         Column for the jump rule; default settlement (close when a settlement is missing).
     limit : float, optional
@@ -121,13 +155,16 @@ def detect_rolls(frame: pd.DataFrame, *, method: str = "auto", price: str | None
         Price tick, the rounding slack of the limit.
     mad_k : float
         Robust standard deviations a jump must exceed.
+    oi_k, oi_min, volume_k, merge_days
+        The activity rule of ``evidence`` (module docstring).
 
     Returns
     -------
     Rolls
     """
     if method == "auto":
-        method = "symbol" if "symbol" in frame.columns else "jump"
+        method = ("symbol" if "symbol" in frame.columns else
+                  "evidence" if "open_interest" in frame.columns else "jump")
     col = _price_column(frame, price)
     logp = np.log(frame[col].to_numpy(dtype=float))
     change = np.diff(logp, prepend=np.nan)
@@ -142,8 +179,10 @@ def detect_rolls(frame: pd.DataFrame, *, method: str = "auto", price: str | None
         table = pd.DataFrame({"trading_date": dates[idx], "jump": change[idx],
                               "from_symbol": sym[idx - 1], "to_symbol": sym[idx]})
         return Rolls(mask=mask, table=table, method="symbol", price=col)
-    if method != "jump":
+    if method not in ("jump", "evidence"):
         raise ValueError(f"unknown method {method!r}")
+    if method == "evidence" and "open_interest" not in frame.columns:
+        raise ValueError("method='evidence' needs an open_interest column")
     r = change[1:]
     centre = np.median(r) if len(r) else 0.0
     scale = MAD_TO_SIGMA * np.median(np.abs(r - centre)) if len(r) else 0.0
@@ -154,12 +193,69 @@ def detect_rolls(frame: pd.DataFrame, *, method: str = "auto", price: str | None
         high = max(high, np.log(1.0 + limit + slack))
     mask = np.zeros(len(frame), dtype=bool)
     mask[1:] = (r < low) | (r > high)
+    bounds = dict(price=col, threshold_low=float(low), threshold_high=float(high), scale=float(scale))
+    if method == "evidence":
+        return _with_activity(frame, mask, change, bounds, oi_k=oi_k, oi_min=oi_min, volume_k=volume_k,
+                              merge_days=merge_days)
     idx = np.flatnonzero(mask)
     rest = np.abs(change[1:][~mask[1:]])
     table = pd.DataFrame({"trading_date": dates[idx], "jump": change[idx]})
-    return Rolls(mask=mask, table=table, method="jump", price=col, threshold_low=float(low),
-                 threshold_high=float(high), scale=float(scale),
-                 largest_unflagged=float(rest.max()) if len(rest) else 0.0)
+    return Rolls(mask=mask, table=table, method="jump", largest_unflagged=float(rest.max()) if len(rest) else 0.0,
+                 **bounds)
+
+
+def _log_changes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Log level, its daily change (NaN first and where a value is not positive), robust sd of the changes."""
+    level = np.log(np.where(values > 0, values, np.nan))
+    change = np.diff(level, prepend=np.nan)
+    finite = change[np.isfinite(change)]
+    scale = MAD_TO_SIGMA * np.median(np.abs(finite - np.median(finite))) if len(finite) else 0.0
+    return level, change, float(scale)
+
+
+def _persistent(level: np.ndarray, t: int, rise: float) -> bool:
+    """The level from ``t`` (t and nine more sessions) stays ``rise / 2`` above the five sessions before."""
+    before, after = level[max(t - 5, 0):t], level[t:t + 10]
+    before, after = before[np.isfinite(before)], after[np.isfinite(after)]
+    return len(before) > 0 and len(after) > 0 and np.median(after) - np.median(before) >= rise / 2
+
+
+def _with_activity(frame: pd.DataFrame, jump_mask: np.ndarray, change: np.ndarray, bounds: dict, *, oi_k: float,
+                   oi_min: float, volume_k: float, merge_days: int) -> Rolls:
+    """The jump rule's rolls plus the main-contract switches seen in open interest and volume."""
+    oi_level, oi_change, oi_scale = _log_changes(frame["open_interest"].to_numpy(dtype=float))
+    if "volume" in frame.columns:
+        _, vol_change, vol_scale = _log_changes(frame["volume"].to_numpy(dtype=float))
+    else:
+        vol_change, vol_scale = np.full(len(frame), np.nan), 0.0
+    threshold = max(oi_k * oi_scale, np.log(1.0 + oi_min))
+    volume_jump = np.nan_to_num(vol_change, nan=-np.inf) > volume_k * vol_scale if vol_scale > 0 else \
+        np.zeros(len(frame), dtype=bool)
+    rise = np.nan_to_num(oi_change, nan=-np.inf)
+    candidate = rise >= threshold
+    jumps = np.flatnonzero(jump_mask)
+    mask = jump_mask.copy()
+    evidence: dict[int, list[str]] = {int(t): ["price"] for t in jumps}
+    last_kept = -10 ** 9
+    for t in np.flatnonzero(candidate):
+        if t == 0 or not _persistent(oi_level, t, rise[t]):
+            continue
+        near = jumps[np.abs(jumps - t) <= merge_days]
+        if len(near):  # the same switch as a price jump close by
+            evidence[int(near[np.argmin(np.abs(near - t))])].append("open interest")
+            continue
+        if t - last_kept <= merge_days:  # the switch completing over a few sessions
+            continue
+        mask[t] = True
+        last_kept = t
+        evidence[int(t)] = ["open interest"] + (["volume"] if volume_jump[t] else [])
+    idx = np.flatnonzero(mask)
+    rest = np.abs(change[1:][~mask[1:]])
+    table = pd.DataFrame({"trading_date": frame["trading_date"].to_numpy()[idx], "jump": change[idx],
+                          "oi_change": oi_change[idx], "volume_change": vol_change[idx],
+                          "evidence": [" + ".join(dict.fromkeys(evidence[int(t)])) for t in idx]})
+    return Rolls(mask=mask, table=table, method="evidence", largest_unflagged=float(rest.max()) if len(rest) else 0.0,
+                 oi_threshold=float(threshold), **bounds)
 
 
 @dataclass

@@ -97,7 +97,9 @@ def test_real_jujube_series(tmp_path):
     result = run("--futures", str(REAL), "--repair", "--limit", "0.10", "--tick", "5", "--json", str(out))
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text(encoding="utf-8"))
-    assert data["data"]["rolls"]["count"] == 6 and data["random_walk"]["n_excluded_roll_returns"] == 6
+    # The six documented price rolls and the main-contract switches seen in the open interest.
+    assert data["data"]["rolls"]["count"] > 20
+    assert data["random_walk"]["n_excluded_roll_returns"] == data["data"]["rolls"]["count"]
     assert len(data["data"]["futures"]["repairs"]) == 2
     assert data["random_walk"]["verdict"] in ("consistent", "rejected")
 

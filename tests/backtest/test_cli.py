@@ -103,8 +103,9 @@ def test_real_continuous_jujube_series():
     result = _invoke(JUJUBE, "--data", REAL, "--repair", "--json", "-")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    # The exchange's series rolls six times (../shared/data/README.md); no cycle spans one.
-    assert any("rolls: 6" in n for n in data["notes"])
+    # The exchange's series rolls six times by its price (../shared/data/README.md) and 19 more times by its
+    # open interest (opl data rolls lists each with its evidence); no cycle spans one.
+    assert any("rolls: 23 in the futures series (evidence rule)" in n for n in data["notes"])
     assert data["data"]["surfaces"] == ["realised"]
     ends = [c["ends"] for c in data["cycles"]]
     assert ends.count("roll") >= 1 and len(ends) > 60

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ def test_symbol_changes_are_the_planted_rolls(synth):
 
 def test_jump_rule_finds_the_planted_rolls_without_a_symbol_column(synth):
     frame = synth.futures.drop(columns="symbol")
-    rolls = detect_rolls(frame, limit=0.10, tick=5.0)
+    rolls = detect_rolls(frame, method="jump", limit=0.10, tick=5.0)
     assert rolls.method == "jump"
     assert [str(d.date()) for d in rolls.dates] == planted(synth)
     # The margin is real: every ordinary day stays inside the limit, every roll is far outside.
@@ -43,7 +44,7 @@ def test_jump_rule_finds_the_planted_rolls_without_a_symbol_column(synth):
 
 def test_jump_rule_without_limit_uses_the_robust_scale(synth):
     frame = synth.futures.drop(columns="symbol")
-    rolls = detect_rolls(frame, mad_k=8.0)
+    rolls = detect_rolls(frame, method="jump", mad_k=8.0)
     assert rolls.threshold_high == pytest.approx(rolls.scale * 8.0, rel=0.05)
     assert set(str(d.date()) for d in rolls.dates) >= set(planted(synth)) - {
         r["trading_date"] for r in synth.truth["rolls"] if abs(r["jump"]) < rolls.threshold_high}
@@ -97,8 +98,82 @@ def test_real_continuous_series_rolls():
     assert [(p.row, p.column) for p in info.value.problems] == [(650, "settlement"), (1313, "settlement")]
     loaded = load_futures(REAL, repair=True)
     assert len(loaded.frame) == 1773 and len(loaded.repairs) == 2
-    rolls = detect_rolls(loaded.frame, limit=0.10, tick=5.0)
+    rolls = detect_rolls(loaded.frame, method="jump", limit=0.10, tick=5.0)
     assert [str(d.date()) for d in rolls.dates] == DOCUMENTED_ROLLS
     returns = within_contract_returns(loaded.frame, rolls=rolls)
     assert returns.n_excluded == 6
     assert returns.valid.abs().max() < 0.11
+    # With the open interest as evidence too (the default for a series that has it), the six price rolls
+    # stay and the main-contract switches the price jump cannot see are found (issue 14: 19 of them).
+    both = detect_rolls(loaded.frame, limit=0.10, tick=5.0)
+    assert both.method == "evidence" and set(DOCUMENTED_ROLLS) <= {str(d.date()) for d in both.dates}
+    by_oi = both.table[both.table["evidence"].str.contains("open interest")]
+    assert 17 <= len(by_oi) <= 22
+    assert (by_oi["oi_change"] > np.log(1.3)).all()
+    # The exchange's change to single-sided counting halved open interest on 2020-01-02: not a switch.
+    assert "2020-01-02" not in {str(d.date()) for d in both.dates}
+
+
+def _continuous(n: int = 240, seed: int = 5) -> pd.DataFrame:
+    """A continuous series whose moves stay small; open interest and volume drift slowly."""
+    rng = np.random.default_rng(seed)
+    price = 10_000 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    oi = 60_000 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
+    volume = 100_000 * np.exp(rng.normal(0, 0.3, n))
+    return pd.DataFrame({"trading_date": pd.bdate_range("2024-01-02", periods=n), "close": price,
+                         "settlement": price, "open_interest": oi, "volume": volume})
+
+
+def test_a_roll_found_only_by_open_interest():
+    frame = _continuous()
+    # Day 120: the series switches to the next contract, 1% dearer (no price rule can see it), whose open
+    # interest is 1.8 times the old one's and stays there; the volume jumps too.
+    frame.loc[120:, ["close", "settlement"]] *= 1.01
+    frame.loc[120:, "open_interest"] *= 1.8
+    frame.loc[120, "volume"] *= 4
+    jump_only = detect_rolls(frame, method="jump", limit=0.10)
+    assert jump_only.count == 0
+    rolls = detect_rolls(frame, limit=0.10)
+    assert rolls.method == "evidence" and rolls.count == 1
+    row = rolls.table.iloc[0]
+    assert row["trading_date"] == frame["trading_date"].iat[120]
+    assert row["evidence"] == "open interest + volume"
+    assert row["oi_change"] == pytest.approx(np.log(1.8) + np.log(frame["open_interest"].iat[120] / 1.8
+                                                                   / frame["open_interest"].iat[119]))
+    returns = within_contract_returns(frame, rolls=rolls)
+    assert np.isnan(returns.returns.iat[120]) and returns.n_excluded == 1
+    assert "evidence: open interest + volume" in rolls.summary()
+
+
+def test_open_interest_that_falls_or_reverts_is_not_a_roll():
+    frame = _continuous()
+    frame.loc[60, "open_interest"] *= 2.0          # a one-day spike that reverts
+    frame.loc[150:, "open_interest"] *= 0.5        # counting halved (CZCE, 2020-01-01)
+    frame.loc[200:202, "open_interest"] *= 1.6     # three days up, then back
+    assert detect_rolls(frame, limit=0.10).count == 0
+
+
+def test_a_switch_completing_over_two_days_is_one_roll():
+    frame = _continuous()
+    frame.loc[100:, "open_interest"] *= 1.6
+    frame.loc[101:, "open_interest"] *= 1.5
+    rolls = detect_rolls(frame, limit=0.10)
+    assert rolls.count == 1 and rolls.table["trading_date"].iat[0] == frame["trading_date"].iat[100]
+
+
+def test_cli_lists_each_roll_with_its_evidence(tmp_path):
+    from click.testing import CliRunner
+
+    from opl.cli import main
+
+    frame = _continuous()
+    frame["open"] = frame["high"] = frame["low"] = frame["close"]
+    frame.loc[120:, ["open", "high", "low", "close", "settlement"]] *= 1.01
+    frame.loc[120:, "open_interest"] *= 1.8
+    frame["open_interest"] = frame["open_interest"].round()
+    frame["volume"] = frame["volume"].round()
+    frame.to_csv(tmp_path / "f.csv", index=False, date_format="%Y-%m-%d")
+    res = CliRunner().invoke(main, ["data", "rolls", str(tmp_path / "f.csv"), "--limit", "0.10"])
+    assert res.exit_code == 0, res.output
+    assert re.search(r"2024-06-18  price \+0\.0\d+  open interest \+0\.5\d+  volume [+-]\d\.\d+  evidence: "
+                     r"open interest", res.output), res.output
