@@ -192,6 +192,11 @@ def prepare(path, *, data, overrides=(), market: dict | None = None, repair: boo
                                 "with `exchange SSE`)", span=span, code="E306")
         settings, _ = settings_from(doc, model)
         settings = parse_overrides(list(overrides), settings)
+        if settings.steps_per_day != 1:
+            # A history has one step per session: a hedge period counts those (not the experiment's steps).
+            notes.append(f"the experiment's `steps_per_day {settings.steps_per_day}` is a simulation setting: the "
+                         "history has one step per session")
+            settings = replace(settings, steps_per_day=1)
         pack = with_margin_method(load_pack(model.underlying.rule_pack), settings.margin_method)
         strategy = _strategy_with_band(checked, model, settings, notes)
         strategy = replace(strategy, contract_size=pack.underlying.contract_size)

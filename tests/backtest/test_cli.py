@@ -182,3 +182,16 @@ def test_example_file_checks_clean_and_is_the_one_shown():
     assert all(line in text for line in shown.strip().splitlines())
     assert "opl data synth --profile etf50 --out data/etf50" in readme
     assert "opl backtest examples/etf50/straddle.opl --data data/etf50 --report out/etf50" in readme
+
+
+def test_a_history_hedges_per_session_whatever_the_experiments_steps_per_day(jujube_dir, tmp_path):
+    # The file's `steps_per_day 4` is a simulation setting; a backtest has one step per session, so `every 1d`
+    # hedges every session (it was every fourth: 1d x 4 steps), and a note says the setting does not apply.
+    from opl.backtest.run import prepare
+
+    path = tmp_path / "four.opl"
+    path.write_text(Path(JUJUBE).read_text(encoding="utf-8").replace("steps_per_day 1", "steps_per_day 4"),
+                    encoding="utf-8")
+    prepared = prepare(path, data=jujube_dir)
+    assert prepared.strategy.hedge.every == 1
+    assert any("`steps_per_day 4` is a simulation setting" in n for n in prepared.notes)
