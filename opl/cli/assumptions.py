@@ -124,6 +124,7 @@ def _stress(strategy: str, futures, paths, seed, calibrate: bool, limit, tick):
     """The strategy's scenarios with the simulator; exits like ``opl simulate`` on a bad file."""
     from opl.assumptions.stress import stress_test
     from opl.calibrate import CalibrationError, calibrate as fit
+    from opl.data.loaders import DataError
     from opl.diagnostics import FileReport
     from opl.render import render
     from opl.simulate import SettingsError, SimulationInputError
@@ -132,6 +133,8 @@ def _stress(strategy: str, futures, paths, seed, calibrate: bool, limit, tick):
     if calibrate:
         try:
             calibration = fit(futures=futures, limit=limit, tick=tick)
+        except DataError as error:  # the data load but cannot be fitted (constant prices)
+            fail_with_problems(error.problems)
         except CalibrationError as error:
             click.echo(f"error: cannot fit the strategy's price model: {error} (--no-calibrate runs the file's "
                        "parameters as written)", err=True)

@@ -111,8 +111,9 @@ def test_constant_prices_are_a_located_error_not_arch_traceback(tmp_path):
     days = pd.bdate_range("2022-01-03", periods=300).strftime("%Y-%m-%d")
     path.write_text("trading_date,open,high,low,close,settlement\n"
                     + "".join(f"{d},9000,9000,9000,9000,9000\n" for d in days), encoding="utf-8")
-    for command in ("assumptions", "calibrate"):
-        result = CliRunner().invoke(main, [command, "--futures", str(path)])
+    strategy = Path(__file__).resolve().parents[2] / "examples" / "jujube" / "strangle.opl"
+    for command, *more in (("assumptions",), ("calibrate",), ("assumptions", "--strategy", str(strategy))):
+        result = CliRunner().invoke(main, [command, "--futures", str(path), *more])
         assert result.exit_code == 1 and isinstance(result.exception, SystemExit), (command, result.output)
         assert f"error: {path}:2: column `close`: the close never changes (lines 2–301)" in result.stderr
 
