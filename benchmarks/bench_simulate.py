@@ -21,8 +21,8 @@ module — a roll and a gamma hedge behind a margin abort — and the default gu
    delta, scalar margin), on the first ``--sample`` paths of the same chunk, its time scaled
    to ``--paths``; its P&L against the replay's on those paths (the replay's marks come from
    BAW tables, so they agree to the tables' accuracy, not bit for bit).
-6. **memory**: peak memory (tracemalloc) of chunked one-month runs at growing path counts
-   (``--memory``, 10⁶ by default), and their time per path (linear in paths).
+6. **memory**: peak memory (tracemalloc, one process) of chunked one-month runs at growing
+   path counts (``--memory``, 10⁶ by default), and their time per path (linear in paths).
 7. **main job**: the README's ``opl loop examples/jujube/strangle.opl --data synth`` in a
    temporary folder, its wall time.
 
@@ -330,6 +330,7 @@ def main() -> None:
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     opl = [sys.executable, "-c", "from opl.cli import main; main()"]
 
+    print(f"{os.cpu_count()} cores; the replay's chunks run on {len(os.sched_getaffinity(0))} worker processes")
     bare_kernel(1000)
     bare = _best(lambda: bare_kernel(args.paths), args.repeat)
     print(f"bare numpy kernel (GBM + Black-76 price and delta of two legs + futures hedge), {args.paths:,} x 21: "
@@ -378,12 +379,13 @@ def main() -> None:
     for count in counts:
         tracemalloc.start()
         start = time.perf_counter()
-        replay(strategy=strategy, run=replace(run, paths=count), variants=variants)
+        # One process (tracemalloc sees no child): with W workers each holds one chunk's working set more.
+        replay(strategy=strategy, run=replace(run, paths=count, workers=1), variants=variants)
         seconds = time.perf_counter() - start
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        print(f"peak memory, {count:,} paths in chunks of {run.chunk:,}: {peak / 2**30:,.2f} GiB ({seconds:.1f} s "
-              f"under tracemalloc, {seconds / count * 1e6:.1f} us per path)")
+        print(f"peak memory, {count:,} paths in chunks of {run.chunk:,}, one process: {peak / 2**30:,.2f} GiB "
+              f"({seconds:.1f} s under tracemalloc, {seconds / count * 1e6:.1f} us per path)")
 
     if "main" not in skip:
         with tempfile.TemporaryDirectory() as folder:

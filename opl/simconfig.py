@@ -79,6 +79,7 @@ class SimSettings:
     chunk: int = 10_000
     exact_american: bool = False
     engine: str = "fast"
+    workers: int = 0
     guard_days: float = 2.0
     adjust_cooldown: float = 5.0
     adjust_on_abort: str = "exit"
@@ -176,6 +177,7 @@ KEYS: dict[str, tuple[str, object, tuple[float, float] | None, str]] = {
     "sim.exact_american": ("exact_american", _bool, None, "price every American mark with BAW directly"),
     "sim.engine": ("engine", _choice("fast", "reference"), None,
                    "fast (compiled kernels) | reference (the numpy replay they are tested against)"),
+    "sim.workers": ("workers", _integer, (0, 256), "processes replaying chunks side by side (0: one per core)"),
     "sim.guard_days": ("guard_days", _number, (0.0, 365.0), "days_left exit guard"),
     "adjust.cooldown": ("adjust_cooldown", _number, (0.0, 365.0), "days between adjustment rounds"),
     "adjust.on_abort": ("adjust_on_abort", _choice("exit", "skip"), None, "exit | skip"),

@@ -451,7 +451,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
                   days_per_month=settings.days_per_month, seed=settings.seed, chunk=settings.chunk,
                   option_ticks=settings.option_slippage_ticks, futures_ticks=settings.futures_slippage_ticks,
                   exact_american=settings.exact_american, engine=settings.engine,
-                  cash_rate=settings.cash_rate, margin_rate=settings.margin_rate)
+                  cash_rate=settings.cash_rate, margin_rate=settings.margin_rate, workers=settings.workers)
     fee = {"fee_factor": settings.fee_factor}
     cost_plans = [p for p in plans if not p.market]
     market_plans = [p for p in plans if p.market]

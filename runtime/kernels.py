@@ -23,18 +23,31 @@ Rules every kernel keeps:
 from __future__ import annotations
 
 import math
+import os
 from functools import lru_cache
 
 import numpy as np
 
 try:  # numba is a declared dependency; an environment without it runs the numpy reference
+    import numba
     from numba import njit, prange
 except ImportError:  # pragma: no cover - exercised only where numba is missing
-    njit = prange = None
+    numba = njit = prange = None
 
-__all__ = ["available", "mark_series", "PARALLEL_MIN"]
+if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
+    # The replay forks worker processes (opl.runtime.replay); GNU OpenMP, numba's first choice where
+    # present, kills a child forked after its threads ran. The built-in work queue does not.
+    numba.config.THREADING_LAYER = "workqueue"
+
+__all__ = ["available", "mark_series", "serial_only", "PARALLEL_MIN"]
 
 PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
+
+
+def serial_only() -> None:
+    """Run every kernel on its serial twin from now on (a worker process: the processes share the cores)."""
+    global PARALLEL_MIN
+    PARALLEL_MIN = 2**62
 
 
 def available() -> bool:

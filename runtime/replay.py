@@ -61,6 +61,9 @@ the equity after each step against its running peak.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
@@ -76,7 +79,7 @@ from opl.runtime.kernels import mark_series
 from opl.runtime.ledger import Costs, Ledger
 from opl.runtime.legspec import Levels, OptionLeg
 from opl.runtime.margin import futures_margin, options_margin
-from opl.runtime.marking import AmericanMarker, SmileRule
+from opl.runtime.marking import AmericanMarker, SmileRule, _tables
 from opl.runtime.pricing import greeks as black_greeks
 from opl.runtime.processes import PathGenerator, ProcessSpec
 from opl.runtime.scores import ScoreFunction
@@ -153,6 +156,7 @@ class RunSpec:
     engine: Literal["fast", "reference"] = "fast"  # compiled kernels (opl.runtime.kernels) or the numpy reference
     cash_rate: float | None = None  # interest on the strategy's cash a year (None: the strategy's rate)
     margin_rate: float | None = None  # what margin deposits earn a year (None: the cash rate)
+    workers: int = 0  # processes replaying chunks side by side (0: one per core); results do not depend on it
 
 
 @dataclass
@@ -380,9 +384,13 @@ def replay(*, strategy: StrategySpec, run: RunSpec, variants: tuple[Variant, ...
     nv, months = len(variants), run.months
     parts, hits = [], [0, 0]
     traced = None
-    for c, start in enumerate(range(0, run.paths, run.chunk)):
-        p = min(run.chunk, run.paths - start)
-        part, chunk_trace, chunk_hits = _replay_chunk(strategy, run, variants, p, c, progress, trace and c == 0)
+    chunks = [(c, min(run.chunk, run.paths - start)) for c, start in enumerate(range(0, run.paths, run.chunk))]
+    workers = min(run.workers or _cores(), len(chunks)) if "fork" in multiprocessing.get_all_start_methods() else 1
+    if workers > 1 and not trace:
+        done = _pooled(strategy, run, variants, chunks, workers, progress)
+    else:
+        done = (_replay_chunk(strategy, run, variants, p, c, progress, trace and c == 0) for c, p in chunks)
+    for part, chunk_trace, chunk_hits in done:
         parts.append(part)
         hits[0] += chunk_hits[0]
         hits[1] += chunk_hits[1]
@@ -396,6 +404,63 @@ def replay(*, strategy: StrategySpec, run: RunSpec, variants: tuple[Variant, ...
                         counters=counters, max_drawdown=cat["max_drawdown"], peak_margin=cat["peak_margin"],
                         signal_hits=(hits[0], hits[1]), trace=traced,
                         actions=tuple(a.text for a in strategy.adjust.playbook) if strategy.adjust else ())
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - platforms without affinity
+        return os.cpu_count() or 1
+
+
+_JOB: tuple | None = None  # what the forked workers replay (inherited, so closures need no pickling)
+
+
+def _chunk_job(chunk: int, paths: int):
+    strategy, run, variants = _JOB
+    kernels.serial_only()  # the processes use the cores; a forked child never wakes numba's thread pool
+    return _replay_chunk(strategy, run, variants, paths, chunk, None, False)
+
+
+def _warm(strat: StrategySpec, run: RunSpec) -> None:
+    """Build the month's BAW tables and load the serial mark kernel here, once, so that every forked worker
+    inherits them instead of building its own."""
+    if run.source is not None:
+        return
+    n = run.days_per_month * run.steps_per_day
+    grid = strat.tenor_days / DAYS_PER_YEAR * (n - np.arange(n + 1)) / n
+    for leg in strat.legs:
+        t = grid + leg.extra_days / DAYS_PER_YEAR
+        if leg.american and not run.exact_american:
+            for x in t[t > 0]:
+                _tables(leg.is_call, float(x), float(strat.rate), 0.0)
+        if run.engine == "fast" and kernels.available() and not run.exact_american:
+            mark_series(is_call=leg.is_call, american=leg.american, forward=np.full((1, n + 1), run.price),
+                        vol=np.full((1, n + 1), 0.2), strike=np.array([run.price]), t=t, smile=strat.smile,
+                        rate=strat.rate)
+
+
+def _pooled(strategy, run, variants, chunks, workers: int, progress):
+    """The chunks replayed by ``workers`` forked processes, yielded in chunk order.
+
+    Each chunk is computed exactly as in this process (its own seed, the same code; the kernels'
+    serial twins give the same numbers as their parallel ones), so results are bit for bit the
+    sequential replay's whatever the number of workers. The strategy's compiled conditions are
+    closures, which do not pickle: the children inherit them through ``fork``.
+    """
+    global _JOB
+    _warm(strategy, run)
+    _JOB = (strategy, run, variants)
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_chunk_job, c, p) for c, p in chunks]
+            for (_, p), future in zip(chunks, futures):
+                result = future.result()
+                if progress is not None:
+                    progress(p * run.months)
+                yield result
+    finally:
+        _JOB = None
 
 
 def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: int, progress, want_trace: bool):
