@@ -288,7 +288,7 @@ def _read_raw(path: Path) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
         if len(header) == 1:  # prose, or another delimiter: say that, not where a later line has commas
             raise DataError([_one_column_header(str(path), header[0], None)]) from None
         match = re.search(r"line (\d+)", str(error))
-        row = int(match.group(1)) if match else None
+        row = _physical_line(text, int(match.group(1))) if match else None
         raise DataError([Problem(str(path), row, None, f"malformed CSV: {error}")]) from None
     if not isinstance(frame.index, pd.RangeIndex):
         # pandas makes the first column the index when every row has one field more than the header.
@@ -300,6 +300,19 @@ def _read_raw(path: Path) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     # Rows with too few fields come back as NaN; they are reported as missing values.
     frame = frame.astype(object).where(frame.notna(), "")
     return frame, _record_lines(frame, header, text), notes
+
+
+def _physical_line(text: str, record: int) -> int:
+    """The line ``record`` (1-based, as pandas counts records in its errors) starts on in ``text``."""
+    if '"' not in text:
+        return record  # no quoted cell, so no record spans lines
+    reader = csv.reader(io.StringIO(text))
+    try:
+        for _ in range(record - 1):
+            next(reader)
+    except (StopIteration, csv.Error):
+        return record
+    return reader.line_num + 1
 
 
 def _first_record(text: str) -> list[str]:

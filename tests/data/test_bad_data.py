@@ -148,6 +148,12 @@ def _multi_line(h, r):
     return Case(serialise(h, rows), len(rows), bad={_line(40) + 1}, fragment="'abc'")
 
 
+def _multi_line_then_ragged(h, r):
+    text = serialise(h, _set(h, r, 3, "symbol", "CJ\n905")).decode().split("\n")
+    text[_line(10)] += ",1"  # data row 10, one physical line further down
+    return Case("\n".join(text).encode(), len(r), bad={_line(10) + 1}, fragment="malformed CSV")
+
+
 def _multi_line_header(h, r):
     header = list(h)
     header[_col(h, "volume")] = "vol\nume"
@@ -302,6 +308,7 @@ VARIANTS: dict[str, Callable] = {
     "symbol_missing": lambda h, r: _bad(h, _set(h, r, 25, "symbol", ""), {_line(25)}),
     # structure
     "multi_line_cell": _multi_line,
+    "multi_line_cell_then_ragged_row": _multi_line_then_ragged,
     "one_row_too_long": lambda h, r: _ragged(h, r, 2),
     "one_row_too_short": _short_row,
     "every_row_a_trailing_delimiter": _trailing_delimiter,

@@ -317,6 +317,14 @@ def test_rows_after_a_multi_line_cell_keep_their_physical_line(tmp_path):
     assert (error.row, error.column) == (5, "close")
 
 
+def test_a_malformed_line_after_a_multi_line_cell_is_its_physical_line(tmp_path):
+    rows = list(GOOD)
+    rows[0] = replace_cell(rows[0], "symbol", '"CJ\n409"')
+    rows[2] = rows[2] + ",extra"
+    error = error_of(write(tmp_path, rows))  # pandas counts records: it says line 4
+    assert error.row == 5 and "malformed CSV" in error.message
+
+
 def test_every_row_with_one_field_too_many_is_not_read_shifted(tmp_path):
     error = error_of(write(tmp_path, [r + "," for r in GOOD]))
     assert error.row == 2 and "malformed CSV" in error.message
