@@ -29,15 +29,19 @@ def parse(text: str, path: str = "<string>") -> "ParseResult":
     return _parse(text, path)
 
 
-def check(text: str, path: str = "<string>") -> "CheckResult":
-    """Run the whole front end on text: parse, lower, normalise and check."""
+def check(text: str, path: str = "<string>", options=None) -> "CheckResult":
+    """Run the whole front end on text: parse, lower, normalise and check.
+
+    ``options``: an `opl.checks.CheckOptions` (guards switched off; ``files`` confines the files the text
+    names to some folders, E015).
+    """
     from opl.frontend import check_text
 
-    return check_text(text, path)
+    return check_text(text, path, options)
 
 
-def check_file(path) -> "CheckResult":
-    """Read and check a file (.opl, or the JSON leg form .json)."""
+def check_file(path, options=None) -> "CheckResult":
+    """Read and check a file (.opl, or the JSON leg form .json); ``options`` as for `check`."""
     from opl.frontend import check_path
 
-    return check_path(path)
+    return check_path(path, options)

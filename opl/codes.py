@@ -69,6 +69,15 @@ _TABLE: tuple[tuple[str, str, str, str], ...] = (
      "`exp` is the tenor in calendar days; `type` is call, put, stock, etf, future or cash."),
     ("E014", "error", "duplicate header",
      "The `opl-lang` header appears more than once."),
+    ("E015", "error", "named file not allowed",
+     "A file the `.opl` names (`calibration file(\"calib.json\")`) is refused. When the file is\n"
+     "confined — a candidate of `opl loop`, written by a model, or `opl check --confine DIR` —\n"
+     "the name must be a relative path to a regular file inside the allowed folders (the\n"
+     "run folder and the `--data` folder): absolute paths, `..`, symbolic links leading out,\n"
+     "devices, FIFOs, folders, missing files and files above the size cap are refused\n"
+     "before anything is opened. A user's own file (`opl simulate`, `opl backtest`) may\n"
+     "name any path, but only a regular file under the cap is read. The cap is listed in\n"
+     "grammar/README.md (Untrusted input)."),
     # -- E1xx: unknown names and types -----------------------------------------------
     ("E101", "error", "unknown primitive",
      "A leg names an instrument that is neither a primitive (Cash, Stock, Future, ETF,\n"

@@ -256,8 +256,12 @@ def runtime_strategy(checked, compiled, settings: SimSettings, notes: list[str],
         score_threshold=settings.score_threshold, adjust=adjust, guards=guards, bands=structure)
 
 
-def _calibrate(doc, settings: SimSettings, data, notes: list[str], path) -> dict | None:
-    """The experiment's ``calibration`` with ``--data`` (or its file): see :mod:`opl.calibrate.modes`."""
+def _calibrate(doc, settings: SimSettings, data, notes: list[str], path, files=None) -> dict | None:
+    """The experiment's ``calibration`` with ``--data`` (or its file): see :mod:`opl.calibrate.modes`.
+
+    ``calibration file("…")`` is relative to the `.opl`; with ``files`` (a confined file, `opl.fileaccess`)
+    it must be an allowed file of those folders instead (E015).
+    """
     exp = doc.experiment
     method = exp.calibration if exp is not None and exp.calibration is not None else "historical"
     named = exp.calibration_file if exp is not None else None
@@ -275,6 +279,13 @@ def _calibrate(doc, settings: SimSettings, data, notes: list[str], path) -> dict
     from opl.calibrate.stored import StoredCalibrationError
 
     where = Path(path).parent / named if named is not None else None
+    if named is not None and files is not None:
+        from opl.fileaccess import NamedFileError
+
+        try:
+            where = files.resolve(named)
+        except NamedFileError as error:
+            raise SettingsError(f"`calibration file`: {error}", span=exp.calibration_span, code="E015") from None
     try:
         record = calibrate_settings(method, settings, data=data, calibration_file=where,
                                     file_smile=set(exp.smile) if exp is not None else ())
@@ -366,7 +377,8 @@ def _recommend(rows, target, target_text, report) -> tuple[dict | None, str | No
 
 
 def simulate_file(path, *, paths: int | None = None, seed: int | None = None, overrides=(),
-                  market: dict | None = None, progress: Callable[[int, int], None] | None = None, data=None):
+                  market: dict | None = None, progress: Callable[[int, int], None] | None = None, data=None,
+                  files=None):
     """Simulate a file with its experiment block; see the module docstring.
 
     Parameters
@@ -385,6 +397,9 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
         ``--data``: a data directory (or an ``opl.calibrate.CalibrationResult``) that
         ``calibration historical`` (the default) fits the price model and the implied-
         volatility rule to; what came from it is in ``result.model["calibration"]``.
+    files
+        An `opl.fileaccess.FileAccess` when the file is confined (`opl loop`'s candidates): the
+        ``calibration file`` it names is looked up in those folders, not next to the file (E015).
 
     Raises
     ------
@@ -420,7 +435,7 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
                                 code="E306")
         settings, spans = settings_from(doc, strategy_model)
         written_vol = _vols(settings)
-        calibration = _calibrate(doc, settings, data, notes, path)
+        calibration = _calibrate(doc, settings, data, notes, path, files)
         calibrated_vol = _vols(settings)
         settings = parse_overrides(list(overrides), settings)
         if paths is not None:

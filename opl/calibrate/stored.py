@@ -6,6 +6,8 @@ calibrated once is simulated with exactly the parameters of that calibration, wi
 the data. The JSON's keys are those of :meth:`opl.calibrate.CalibrationResult.to_dict`;
 a missing key, a value of the wrong type or a file that is not JSON is a
 :class:`StoredCalibrationError` naming the file (and the line and column for bad JSON).
+Only a regular file under `opl.limits.MAX_NAMED_FILE_BYTES` is read (`opl.fileaccess.read_regular`),
+and a value from the file is quoted in a message only as a short escaped excerpt.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pandas as pd
 from opl.calibrate.block import ExperimentBlock
 from opl.calibrate.garch import GarchFit, GarchSelection
 from opl.calibrate.jumps import JumpEstimate
+from opl.fileaccess import NamedFileError, quoted, read_regular
 
 __all__ = ["StoredCalibration", "StoredCalibrationError", "load_calibration"]
 
@@ -44,7 +47,7 @@ def _number(value, where: str) -> float:
     if value is None:  # the JSON writes NaN and infinities as null
         return math.nan
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise StoredCalibrationError(f"{where}: expected a number, found {value!r}")
+        raise StoredCalibrationError(f"{where}: expected a number, found {quoted(value)}")
     return float(value)
 
 
@@ -59,7 +62,7 @@ def _fit(data: dict, where: str, periods: float) -> GarchFit:
     values = {k: _number(_get(data, k, where), f"{where}.{k}") for k in numbers}
     kind = _get(data, "kind", where)
     if kind not in ("garch", "gjr"):
-        raise StoredCalibrationError(f"{where}.kind: expected garch or gjr, found {kind!r}")
+        raise StoredCalibrationError(f"{where}.kind: expected garch or gjr, found {quoted(kind)}")
     return GarchFit(kind=kind, **values, n=int(_number(_get(data, "n", where), f"{where}.n")),
                     converged=bool(_get(data, "converged", where)), stderr=data.get("stderr") or {},
                     ljung_box=data.get("ljung_box") or {}, periods_per_year=periods,
@@ -102,12 +105,16 @@ def load_calibration(path: str | os.PathLike) -> StoredCalibration:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path).decode("utf-8")
     except FileNotFoundError:
         raise StoredCalibrationError(f"{path}: no such file (write it with `opl calibrate --data DIR --json "
                                      f"{path.name}`)") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise StoredCalibrationError(f"{path}: cannot be read ({error})") from None
+    except NamedFileError as error:
+        raise StoredCalibrationError(str(error)) from None
+    except UnicodeDecodeError as error:
+        raise StoredCalibrationError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    except OSError as error:
+        raise StoredCalibrationError(f"{path}: cannot be read ({error.strerror or error})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
@@ -123,7 +130,7 @@ def load_calibration(path: str | os.PathLike) -> StoredCalibration:
                                chosen=_get(garch, "chosen", f"{name}: garch"),
                                criterion=str(garch.get("criterion", "")), reason=str(garch.get("reason", "")))
     if selection.chosen not in selection.fits:
-        raise StoredCalibrationError(f"{name}: garch.chosen {selection.chosen!r} is not one of the fits")
+        raise StoredCalibrationError(f"{name}: garch.chosen {quoted(selection.chosen)} is not one of the fits")
     jumps = _jumps(_get(_get(data, "jumps", name), "jumps", f"{name}: jumps"), f"{name}: jumps.jumps", periods)
     return StoredCalibration(file=name, inputs=_get(data, "inputs", name), garch=selection, jumps=jumps,
                              block=_block(_get(data, "block", name), f"{name}: block"))

@@ -11,6 +11,7 @@ from typing import Callable
 
 from opl.diagnostics import DiagnosticSink
 from opl.document import Document
+from opl.fileaccess import FileAccess
 from opl.legs import Leg
 from opl.source import SourceFile
 
@@ -25,9 +26,12 @@ class CheckOptions:
 
     ``no_guards``: codes of the default guards switched off (spec §3.4: "disabling any
     requires --no-guard XYZ"); the file's own ``avoid_leg_if``/``warn_if`` rules still apply.
+    ``files``: the folders the files the `.opl` names must be in — a confined check (`opl loop`'s
+    candidates, ``opl check --confine DIR``; E015, `opl.fileaccess`); None for a user's own file.
     """
 
     no_guards: frozenset[str] = frozenset()
+    files: FileAccess | None = None
 
 
 @dataclass
@@ -46,9 +50,9 @@ Pass = Callable[[CheckContext], None]
 
 
 def _passes() -> tuple[Pass, ...]:
-    from opl.checks import guards, intent, legs, resources
+    from opl.checks import guards, intent, legs, namedfiles, resources
 
-    return legs.PASSES + resources.PASSES + guards.PASSES + intent.PASSES
+    return namedfiles.PASSES + legs.PASSES + resources.PASSES + guards.PASSES + intent.PASSES
 
 
 def run_checks(context: CheckContext) -> None:

@@ -23,14 +23,19 @@ from opl.cli.report import CheckOutcome
               help="Colour the full format.")
 @click.option("--no-guard", "no_guard", multiple=True, type=click.Choice(DEFAULT_GUARD_CODES),
               help="Switch off a default guard of spec §3.4 (repeatable); the file's own rules still apply.")
-def check(files: tuple[str, ...], fmt: str, strict: bool, color: str, no_guard: tuple[str, ...]) -> None:
+@click.option("--confine", "confine", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Check as `opl loop` checks a model's candidate: a file the .opl names must be a regular file "
+                   "inside DIR (repeatable), named by a relative path (E015).")
+def check(files: tuple[str, ...], fmt: str, strict: bool, color: str, no_guard: tuple[str, ...],
+          confine: tuple[str, ...]) -> None:
     """Check OPL-Lang files (.opl, or the JSON leg form .json) and report every finding."""
     from opl.checks import CheckOptions
+    from opl.fileaccess import FileAccess
     from opl.frontend import check_path, check_source
     from opl.parser import decode
     from opl.render import render, summary_line
 
-    options = CheckOptions(no_guards=frozenset(no_guard))
+    options = CheckOptions(no_guards=frozenset(no_guard), files=FileAccess.within(*confine) if confine else None)
     outcome = CheckOutcome(strict=strict)
     reports = []
     for name in files:

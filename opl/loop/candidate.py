@@ -40,12 +40,16 @@ class CandidateError(ValueError):
         self.rendered = rendered
 
 
-def check_candidate(text: str, path: str = "candidate.opl") -> CheckOutcome:
-    """Run `opl check` on ``text``: ``ok`` when it has no error; ``rendered`` is the full rustc-style output."""
+def check_candidate(text: str, path: str = "candidate.opl", *, files=None) -> CheckOutcome:
+    """Run `opl check` on ``text``: ``ok`` when it has no error; ``rendered`` is the full rustc-style output.
+
+    ``files`` (an `opl.fileaccess.FileAccess`): the folders the files a candidate names must be in (E015).
+    """
     import opl
+    from opl.checks import CheckOptions
     from opl.render import render
 
-    result = opl.check(text, path)
+    result = opl.check(text, path, CheckOptions(files=files))
     diagnostics = result.report.sorted()
     rendered = render([result.report], "full") if diagnostics else ""
     return CheckOutcome(ok=not result.report.has_errors, rendered=rendered,

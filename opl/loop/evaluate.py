@@ -151,6 +151,8 @@ class Evaluator:
         # The run's data folder: candidates whose `calibration` is `implied` or `hybrid` are calibrated on it
         # by the simulator itself (a `historical` fit is written into the candidate by the critic instead).
         self.data = data
+        # Where the `calibration file` a candidate names may be (`opl.fileaccess`; the run and data folders).
+        self.files = None
 
     def evaluate(self, text: str, *, display: str = "candidate.opl", complete: bool = True,
                  progress: Callable[[str], None] | None = None) -> Evaluation:
@@ -239,7 +241,7 @@ class Evaluator:
         method = (candidate.value("calibration", "experiment") or "").strip()
         data = self.data if self.data is not None and method in DATA_CALIBRATIONS else None
         return simulate_file(path, paths=paths, seed=seed, overrides=list(self.settings.overrides) + list(extra),
-                             data=data)
+                             data=data, files=self.files)
 
     def _scenarios(self, run) -> list[dict[str, Any]]:
         out = []

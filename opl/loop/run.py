@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from opl.fileaccess import FileAccess, NamedFileError, read_regular
 from opl.loop.archive import RunArchive
 from opl.loop.candidate import Candidate, CandidateError, candidate_sha, check_candidate
 from opl.loop.critic import diagnose
@@ -122,6 +123,7 @@ def start_run(file: str | Path, runs: str | Path, settings: LoopSettings, *, rul
     except TargetError as error:
         raise LoopInputError(f"{file}: {error}") from None
     exp = checked.document.experiment
+    calibration = _calibration_file(file, exp.calibration_file if exp is not None else None)
     seed = settings.seed if settings.seed is not None else (exp.seed if exp is not None and exp.seed is not None else 0)
     evaluation = EvalSettings(paths=settings.paths, seed=seed, holdout_paths=settings.holdout_paths,
                               holdout_seed=settings.holdout_seed, counterfactuals=settings.counterfactuals,
@@ -134,6 +136,8 @@ def start_run(file: str | Path, runs: str | Path, settings: LoopSettings, *, rul
         "created": _now(), "file": str(file), "target": target.to_dict(), "evaluation": evaluation.to_dict(),
         "stops": rules.to_dict(), "proposer": proposer_config, "data": settings.data, "repair": settings.repair,
         "claim": exp.hit_rate if exp is not None else None, "versions": package_versions(), "sessions": [_now()]})
+    if calibration is not None:
+        archive.write_text(*calibration)
     archive.write_text("define_metrics.md", define_metrics(target, evaluation, rules))
     contracts = Path(__file__).resolve().parents[2] / "examples" / "jujube" / "data_contracts.md"
     if contracts.is_file():
@@ -143,6 +147,27 @@ def start_run(file: str | Path, runs: str | Path, settings: LoopSettings, *, rul
                            "`opl.data.contracts` (checked by `opl.data.loaders`); the page that explains them is "
                            "examples/jujube/data_contracts.md in the source repository.\n")
     return archive
+
+
+def _calibration_file(file: str | Path, named: str | None) -> tuple[str, str] | None:
+    """(name, text) of the ``calibration file("…")`` the user's file names, to copy into the run folder.
+
+    Candidates may name files only inside the run and data folders (E015), so the run keeps a copy under
+    the same relative name; a name that could not be kept so (absolute, ``..``) is refused at the start.
+    """
+    if named is None:
+        return None
+    refusal = FileAccess(()).locate(named)[1]
+    if refusal in ("is an absolute path", "leaves the allowed folders (`..`)"):
+        raise LoopInputError(f"{file}: `calibration file(\"{named}\")` {refusal}: a loop's candidates name files "
+                             "only inside the run and --data folders; copy the file next to the .opl (or into "
+                             "--data) and name it by a relative path")
+    try:
+        text = read_regular(Path(file).parent / named).decode("utf-8")
+    except (OSError, NamedFileError, UnicodeDecodeError) as error:
+        raise LoopInputError(f"{file}: `calibration file(\"{named}\")`: cannot be read "
+                             f"({getattr(error, 'strerror', None) or error})") from None
+    return named, text
 
 
 def open_run(root: str | Path, *, rules_flags: dict[str, Any]) -> RunArchive:
@@ -314,6 +339,9 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
             emit("untested", {"text": item})
         origin = facts.get("origin") or {}
         evaluator.data = archive.path("data") if origin.get("kind") == "synth" else origin.get("folder")
+    # A candidate names files only inside the run folder and the data folder (E015, `opl.fileaccess`).
+    files = FileAccess.within(archive.root, evaluator.data if isinstance(evaluator.data, (str, Path)) else None)
+    evaluator.files = files
     records = archive.iterations()
     for record in records:
         emit("resumed", {"record": record})
@@ -337,7 +365,7 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
                                                                         reason="session interrupted"),
                                    best_iteration=records[-1]["decision"]["best_iteration"], iterations=k,
                                    holdout=None, answer="", report=None, records=records)
-            record = _iteration(archive, evaluator, target, proposer, records, facts, emit)
+            record = _iteration(archive, evaluator, target, proposer, records, facts, emit, files)
             if record is None:  # the proposer has nothing left: no iteration is written
                 exhausted = True
                 continue
@@ -405,7 +433,7 @@ def _baseline(archive, evaluator, target, text, facts, emit) -> dict[str, Any]:
             "seconds": time.perf_counter() - started, "_text": text}
 
 
-def _iteration(archive, evaluator, target, proposer, records, facts, emit) -> dict[str, Any] | None:
+def _iteration(archive, evaluator, target, proposer, records, facts, emit, files) -> dict[str, Any] | None:
     k = len(records)
     last = records[-1]["decision"]
     best_k = last["best_iteration"]
@@ -420,7 +448,7 @@ def _iteration(archive, evaluator, target, proposer, records, facts, emit) -> di
     started = time.perf_counter()
     emit("proposing", {"iteration": k, "best_iteration": best_k})
     try:
-        proposal = proposer.propose(context, check=lambda text: check_candidate(text, display))
+        proposal = proposer.propose(context, check=lambda text: check_candidate(text, display, files=files))
     except Exception as error:  # noqa: BLE001 - a proposer's crash ends its iteration, not the run
         proposal = Proposal(text=None, change="", rationale="", failure=archive.redact(f"the proposer failed: "
                                                                                        f"{error!r}"))
@@ -438,7 +466,7 @@ def _iteration(archive, evaluator, target, proposer, records, facts, emit) -> di
         kind, why = "failed", proposal.failure or "the proposer gave no file"
         text = best_text
     else:
-        outcome = check_candidate(text, display)
+        outcome = check_candidate(text, display, files=files)
         if not outcome.ok:
             kind, why = "failed", "the proposed file has errors:\n" + outcome.rendered
         else:
