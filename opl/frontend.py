@@ -42,6 +42,9 @@ def check_source(source: SourceFile, options: CheckOptions | None = None) -> Che
         from opl.jsonlegs import load_json_legs
 
         document, diagnostics = load_json_legs(source)
+        if any(d.severity == "error" for d in diagnostics):
+            # a leg that did not load leaves no strategy: checking the rest would only add a spurious E203
+            return CheckResult(FileReport(source, diagnostics), document)
         lowerer = Lowerer(source)
         lowerer.doc = document
     else:

@@ -41,6 +41,16 @@ def _span(source: SourceFile, node) -> Span:
     return source.span(node.meta.start_pos, node.meta.end_pos)
 
 
+def _raw(source: SourceFile, node) -> str:
+    """A value as the file wrote it, for messages (`null`, not Python's `None`); strings unquoted."""
+    value = _scalar(node)
+    if isinstance(value, str):
+        return value
+    if isinstance(node, Token):
+        return source.text[node.start_pos:node.end_pos]
+    return source.text[node.meta.start_pos:node.meta.end_pos]
+
+
 def _scalar(node):
     """Python value of a JSON scalar node (None for containers)."""
     if isinstance(node, Tree) and node.data in ("string", "number"):
@@ -58,8 +68,16 @@ def load_json_legs(source: SourceFile) -> tuple[Document, list[Diagnostic]]:
     try:
         tree = _parser().parse(source.text)
     except UnexpectedInput as error:
-        at = source.span(error.pos_in_stream or 0, (error.pos_in_stream or 0) + 1)
-        sink.emit("E013", "invalid JSON", at, "JSON syntax error", help="a JSON array of leg objects is expected")
+        token = getattr(error, "token", None)
+        if token is not None and token.type == "$END":  # lark places the end at the last token: point past it
+            end = len(source.text.rstrip())
+            at, found = source.span(end, end), "the text ends before the JSON is complete"
+        else:
+            start = error.pos_in_stream or 0
+            at = source.span(start, start + 1)
+            found = f"unexpected `{source.text[start:start + 1]}`"
+        sink.emit("E013", f"invalid JSON: {found}", at, "JSON syntax error",
+                  help="a JSON array of leg objects is expected")
         return document, sink.items
     if not (isinstance(tree, Tree) and tree.data == "array"):
         sink.emit("E013", "expected a JSON array of legs", _span(source, tree), "not an array")
@@ -97,22 +115,32 @@ def _leg(source: SourceFile, node, sink: DiagnosticSink):
             sink.emit("E102", f"unknown leg key `{key}`", _span(source, key_token), "unknown key",
                       help=f"did you mean `{guess}`?" if guess else f"keys: {', '.join(_KEYS)}")
             return None
-        fields[key] = (_scalar(value), value)
-    kind = str(fields.get("type", ("", node))[0]).lower()
+        scalar = _scalar(value)
+        if isinstance(scalar, float) and not abs(scalar) <= limits.MAX_NUMBER:  # also catches 1e400 = inf
+            sink.emit("E012", f"`{_raw(source, value)}` is outside ±{limits.MAX_NUMBER:g}", _span(source, value),
+                      "number out of range")
+            return None
+        fields[key] = (scalar, value)
+    if "type" not in fields:
+        sink.emit("E103", "a leg needs `type`", where, "no type", help=f"type is one of: {', '.join(_TYPES)}")
+        return None
+    type_value, type_node = fields["type"]
+    kind = type_value.lower() if isinstance(type_value, str) else ""
     if kind not in _TYPES:
-        at = _span(source, fields["type"][1]) if "type" in fields else where
-        sink.emit("E101", f"unknown primitive `{fields.get('type', ('(missing)',))[0]}`", at, "not a leg type",
-                  help=f"type is one of: {', '.join(_TYPES)}")
+        sink.emit("E101", f"unknown primitive `{_raw(source, type_node)}`", _span(source, type_node),
+                  "not a leg type", help=f"type is one of: {', '.join(_TYPES)}")
         return None
-    side_value = str(fields.get("side", ("long", node))[0]).lower()
-    if side_value not in ("long", "short"):
-        sink.emit("E105", f"`{side_value}` is not a side", _span(source, fields["side"][1]), "expected long or short")
+    side_value, side_node = fields.get("side", ("long", node))
+    if not (isinstance(side_value, str) and side_value.lower() in ("long", "short")):
+        sink.emit("E105", f"`{_raw(source, side_node)}` is not a side", _span(source, side_node),
+                  "expected long or short")
         return None
+    side_value = side_value.lower()
     qty_value, qty_node = fields.get("qty", (1.0, node))
     if not isinstance(qty_value, float) or qty_value != int(qty_value) or qty_value <= 0:
         code = "E305" if isinstance(qty_value, float) and qty_value <= 0 else "E104"
-        sink.emit(code, f"quantity must be a positive whole number, found {qty_value!r}", _span(source, qty_node),
-                  "bad quantity")
+        sink.emit(code, f"quantity must be a positive whole number, found `{_raw(source, qty_node)}`",
+                  _span(source, qty_node), "bad quantity")
         return None
     leg = Leg(kind if kind not in ("call", "put") else "option", 1, 1, span=where)
     if kind in ("call", "put"):
