@@ -132,6 +132,12 @@ def field(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
 def _direction(lw: "Lowerer", value: ast.Value) -> str | None:
     inner = _unwrap(value)
     spelled = {"not-bull": "NotBull", "not-bear": "NotBear"}
+    if isinstance(inner, ast.Not) and isinstance(inner.operand, ast.Unary) and inner.operand.op == "-" \
+            and isinstance(_unwrap(inner.operand.operand), ast.Name):
+        # lower-case `not-bull` parses as the condition `not (-bull)`
+        text = f"not-{_unwrap(inner.operand.operand).id}".lower()
+        if text in spelled:
+            return spelled[text]
     if isinstance(inner, ast.Binary) and inner.op == "-" and all(
             isinstance(_unwrap(s), ast.Name) for s in (inner.left, inner.right)):
         text = f"{_unwrap(inner.left).id}-{_unwrap(inner.right).id}".lower()
@@ -261,7 +267,7 @@ def hedge(lw: "Lowerer", value: ast.Value, statement) -> None:
                  "expected `delta`", "write `hedge delta with Future every 1d band 0.05 keep 10% along direction`")
         return
     rule = HedgeRule(span=statement.span)
-    rest = items[1:]
+    rest = [part for item in items[1:] for part in _split_signed_keyword(item)]
     i = 0
     while i < len(rest):
         word = _unwrap(rest[i])
@@ -285,7 +291,9 @@ def hedge(lw: "Lowerer", value: ast.Value, statement) -> None:
                 return
         elif key == "every":
             step = _unwrap(arg)
-            if isinstance(step, ast.Duration):
+            if isinstance(step, ast.Unary) and isinstance(_unwrap(step.operand), ast.Duration):
+                rule.every_days = _unwrap(step.operand).days * (-1 if step.op == "-" else 1)
+            elif isinstance(step, ast.Duration):
                 rule.every_days = step.days
             else:
                 lw.mismatch(arg, "a period such as `1d`")
@@ -314,6 +322,15 @@ def hedge(lw: "Lowerer", value: ast.Value, statement) -> None:
             rule.along = lw.choice(arg, "along", ("direction", "long", "short")) or rule.along
         i += 2
     lw.doc.hedge = rule
+
+
+def _split_signed_keyword(item: ast.Value) -> tuple[ast.Value, ...]:
+    """``band -0.1`` parses as the subtraction ``band - 0.1``: read it as the keyword and a negative value."""
+    inner = _unwrap(item)
+    if isinstance(inner, ast.Binary) and inner.op == "-" and isinstance(_unwrap(inner.left), ast.Name) \
+            and _unwrap(inner.left).id in _HEDGE_KEYWORDS:
+        return inner.left, ast.Unary("-", inner.right, inner.op_span.merge(inner.right.span))
+    return (item,)
 
 
 def _describe(value: ast.Value) -> str:
