@@ -3,6 +3,7 @@
 * :mod:`~opl.calibrate.realised` — close-to-close, Parkinson and Garman–Klass volatility;
 * :mod:`~opl.calibrate.garch` — GARCH(1,1) and GJR with Student-t shocks (``arch``) and diagnostics;
 * :mod:`~opl.calibrate.jumps` — jump intensity and size, and the diffusion fitted without them;
+* :mod:`~opl.calibrate.product` — exercise style and spot/futures underlying from the rule pack;
 * :mod:`~opl.calibrate.surface` — implied volatility from option settlements (American inversion),
   smiles, 25-delta risk reversal and butterfly, ATM term structure, :class:`IVSurface`;
 * :mod:`~opl.calibrate.iv_summary` — a daily implied-volatility summary file (level, dispersion);

@@ -24,6 +24,7 @@ import pandas as pd
 from opl.calibrate.block import SIM_DAYS_PER_YEAR, MAX_PERSISTENCE, build_block, implied_spread
 from opl.calibrate.iv_summary import IVSummary, load_iv_summary
 from opl.calibrate.jumps import DEFAULT_THRESHOLD, fit_jump_model
+from opl.calibrate.product import product_terms
 from opl.calibrate.realised import TRADING_DAYS, realised_vol
 from opl.calibrate.result import CalibrationResult
 from opl.calibrate.surface import fit_surface
@@ -82,7 +83,7 @@ def _check_chain_matches(fut: LoadResult, opt: LoadResult) -> None:
 
 
 def calibrate(*, futures, options=None, iv_summary: IVSummary | str | os.PathLike | None = None,
-              rate: float = 0.02, style: Literal["american", "european"] = "american",
+              rate: float = 0.02, style: Literal["american", "european"] | None = None, pack=None,
               criterion: Literal["bic", "aic"] = "bic", jump_threshold: float = DEFAULT_THRESHOLD,
               jump_alpha: float = 0.05, window_days: int = 21, limit: float | None = None, tick: float = 0.0,
               max_persistence: float = MAX_PERSISTENCE) -> CalibrationResult:
@@ -101,7 +102,9 @@ def calibrate(*, futures, options=None, iv_summary: IVSummary | str | os.PathLik
     rate
         Annual rate for the option inversion.
     style
-        Exercise style of the options (CZCE: American).
+        Exercise style of the options; None takes the rule pack's (:mod:`opl.calibrate.product`).
+    pack
+        Rule pack name or object (else the one whose symbols the data name).
     criterion
         ``bic`` or ``aic`` for choosing between GARCH and GJR.
     jump_threshold
@@ -146,9 +149,11 @@ def calibrate(*, futures, options=None, iv_summary: IVSummary | str | os.PathLik
     model_vol = np.sqrt(daily ** 2 * SIM_DAYS_PER_YEAR + jump_var).rename("model_vol")
     surface = None
     implied = None
+    terms = product_terms(style=style, pack=pack, futures=frame, options=opt.frame if opt is not None else None)
     if opt is not None:
         try:
-            surface = fit_surface(opt.frame, frame, rate=rate, style=style, window_days=window_days)
+            surface = fit_surface(opt.frame, frame, rate=rate, style=terms.style, window_days=window_days,
+                                  spot=terms.spot)
         except ValueError as error:
             raise CalibrationError(f"{opt.file}: {error}") from None
         implied = {**implied_spread(surface.history, model_vol),
@@ -162,7 +167,8 @@ def calibrate(*, futures, options=None, iv_summary: IVSummary | str | os.PathLik
               "iv_summary": summary.stats() if summary is not None else None,
               "rolls": {"method": returns.rolls.method, "count": returns.rolls.count,
                         "dates": [str(pd.Timestamp(d).date()) for d in returns.rolls.table["trading_date"]]}}
-    settings = {"rate": rate, "style": style, "criterion": criterion, "jump_threshold": jump_threshold,
+    settings = {"rate": rate, "style": terms.style, "style_from": terms.source, "pack": terms.pack,
+                "spot_underlying": terms.spot, "criterion": criterion, "jump_threshold": jump_threshold,
                 "jump_alpha": jump_alpha,
                 "window_days": window_days, "limit": limit, "tick": tick, "max_persistence": max_persistence,
                 "price": "close", "periods_per_year": TRADING_DAYS, "sim_days_per_year": SIM_DAYS_PER_YEAR}

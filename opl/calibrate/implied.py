@@ -103,12 +103,14 @@ def implied_from(*, surface=None, summary=None, window_days: int = 21) -> Implie
     raise ValueError("no option data")
 
 
-def implied_market(directory: str | os.PathLike, *, rate: float = 0.02, style: str = "american",
+def implied_market(directory: str | os.PathLike, *, rate: float = 0.02, style: str | None = None, pack=None,
                    window_days: int = 21, repair: bool = False) -> ImpliedMarket:
     """Read a data directory's option chains (else its implied-volatility summary) for ``calibration implied``.
 
-    ``futures.csv``, when present, gives the options' forwards; without it they come from
-    put-call parity.
+    ``futures.csv``, when present, gives the forwards of options on futures; an ETF's options,
+    and any without that file, take theirs from put-call parity. ``style`` None
+    takes the exercise style of the rule pack (``pack``, else the one the data's symbols
+    name; :mod:`opl.calibrate.product`).
 
     Raises
     ------
@@ -120,6 +122,7 @@ def implied_market(directory: str | os.PathLike, *, rate: float = 0.02, style: s
     """
     from opl.calibrate.historical import DIR_FILES, CalibrationError, _find
     from opl.calibrate.iv_summary import load_iv_summary
+    from opl.calibrate.product import product_terms
     from opl.calibrate.surface import fit_surface
     from opl.data.loaders import load
 
@@ -135,8 +138,10 @@ def implied_market(directory: str | os.PathLike, *, rate: float = 0.02, style: s
         opt = load(options, kind="options", repair=repair)
         fut_path = _find(folder, "futures")
         fut = load(fut_path, kind="futures", repair=repair).frame if fut_path is not None else None
+        terms = product_terms(style=style, pack=pack, futures=fut, options=opt.frame)
         try:
-            surface = fit_surface(opt.frame, fut, rate=rate, style=style, window_days=window_days)
+            surface = fit_surface(opt.frame, fut, rate=rate, style=terms.style, window_days=window_days,
+                                  spot=terms.spot)
             market = implied_from(surface=surface)
         except ValueError as error:
             raise CalibrationError(f"{opt.file}: {error}") from None

@@ -101,6 +101,8 @@ class CalibrationResult:
         if self.inputs.get("options"):
             o = self.inputs["options"]
             line += f"; options {o['file']}: {o['rows']} rows"
+            if self.settings.get("style_from"):
+                line += f", inverted {self.settings['style']} ({self.settings['style_from']})"
         repairs = sum(len(self.inputs[k].get("repairs", [])) for k in ("futures", "options") if self.inputs.get(k))
         return line + (f"; {repairs} repairs (listed in the JSON)" if repairs else "")
 

@@ -11,7 +11,9 @@ The forward is the settlement of the option's underlying futures contract on the
 same day when the futures data name it (``symbol`` = the option's
 ``underlying_symbol``), else the put–call parity forward F = K + (C − P)·e^{rT} at
 the strike where |C − P| is smallest (exact for European options, within a few
-hundredths of a percent near the money for American ones on futures).
+hundredths of a percent near the money for American ones on futures). For a spot
+underlying (an ETF; ``spot=True``, from the rule pack) the forward always comes from
+parity: the spot price lacks the carry and the dividends to expiry.
 Every point keeps a reason (``ok`` or why it has no volatility): settlements at or
 below ``min_price_fraction`` × F (5 CNY/t at 10,000: a price a few ticks from zero has a
 rounding error of 10% or more, and its volatility is noise), fewer than
@@ -51,11 +53,16 @@ _MIN_POINTS = 5
 _MONTH = 30
 
 
-def _forwards(opt: pd.DataFrame, futures: pd.DataFrame | None, rate: float) -> tuple[np.ndarray, np.ndarray]:
-    """The forward of every option row and where it came from (``futures`` or ``parity``)."""
+def _forwards(opt: pd.DataFrame, futures: pd.DataFrame | None, rate: float,
+              spot: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The forward of every option row and where it came from (``futures`` or ``parity``).
+
+    A spot underlying (an ETF) is not the forward: its price lacks the carry and the
+    dividends to expiry, so ``spot`` takes every forward from parity.
+    """
     forward = np.full(len(opt), np.nan)
     source = np.full(len(opt), "parity", dtype=object)
-    if futures is not None and "symbol" in futures.columns and "underlying_symbol" in opt.columns:
+    if not spot and futures is not None and "symbol" in futures.columns and "underlying_symbol" in opt.columns:
         fut = futures[["trading_date", "symbol", "settlement"]].rename(columns={"symbol": "underlying_symbol"})
         fut = fut[fut["settlement"] > 0]
         merged = opt[["trading_date", "underlying_symbol"]].merge(fut, how="left",
@@ -87,7 +94,7 @@ def _parity_forwards(opt: pd.DataFrame, rate: float) -> np.ndarray:
 
 def option_points(options: pd.DataFrame, futures: pd.DataFrame | None = None, *, rate: float = 0.02,
                   style: Style = "american", max_moneyness: float = 0.25, min_days: int = 3,
-                  min_price_fraction: float = 5e-4) -> pd.DataFrame:
+                  min_price_fraction: float = 5e-4, spot: bool = False) -> pd.DataFrame:
     """Implied volatility of every out-of-the-money settlement (module docstring).
 
     Parameters
@@ -101,6 +108,9 @@ def option_points(options: pd.DataFrame, futures: pd.DataFrame | None = None, *,
     style : {"american", "european"}
     max_moneyness, min_days, min_price_fraction
         Filters; see the module docstring.
+    spot : bool
+        The underlying in ``futures`` is spot (an ETF or stock): the forwards come from
+        put–call parity, never from its price (:mod:`opl.calibrate.product`).
 
     Returns
     -------
@@ -115,7 +125,7 @@ def option_points(options: pd.DataFrame, futures: pd.DataFrame | None = None, *,
     opt = options.reset_index(drop=True)
     days = (opt["expiry"] - opt["trading_date"]).dt.days.to_numpy()
     opt = opt.assign(t=days / 365.0)
-    forward, source = _forwards(opt, futures, rate)
+    forward, source = _forwards(opt, futures, rate, spot)
     strike = opt["strike_price"].to_numpy(dtype=float)
     is_call = (opt["option_type"] == "C").to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):

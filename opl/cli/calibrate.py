@@ -28,8 +28,12 @@ from opl.cli.report import EXIT_OK, fail_with_io, fail_with_problems
               help="A daily implied-volatility summary (level and dispersion only; e.g. the exchange's CJ file).")
 @click.option("--rate", type=FiniteFloatRange(-0.5, 1.0), default=0.02, show_default=True,
               help="Annual rate for inverting option prices.")
-@click.option("--exercise", type=click.Choice(["american", "european"]), default="american", show_default=True,
-              help="Exercise style of the options (CZCE: american, inverted with Barone-Adesi-Whaley).")
+@click.option("--exercise", type=click.Choice(["american", "european"]), default=None,
+              help="Exercise style of the options, overriding the rule pack's (czce_cj: american, inverted with "
+                   "Barone-Adesi-Whaley; sse_50etf: european, Black-76). Default: the pack's.")
+@click.option("--pack", "pack", default=None, metavar="NAME",
+              help="Rule pack of the options (czce_cj, sse_50etf): exercise style, spot or futures underlying, "
+                   "and the import of raw files. Default: the pack the data's symbols name, else american.")
 @click.option("--criterion", type=click.Choice(["bic", "aic"]), default="bic", show_default=True,
               help="How GARCH and GJR are compared.")
 @click.option("--jump-threshold", "jump_threshold", type=FiniteFloatRange(1.0, 20.0), default=4.5,
@@ -49,20 +53,21 @@ from opl.cli.report import EXIT_OK, fail_with_io, fail_with_problems
 @click.option("--block", "block_out", type=click.Path(dir_okay=False), default=None,
               help="Write the experiment block (an .opl snippet) to this file.")
 def calibrate(data: str | None, futures: str | None, options: str | None, iv_summary: str | None, rate: float,
-              exercise: str, criterion: str, jump_threshold: float, window: int, limit: float | None, tick: float,
+              exercise: str | None, pack: str | None, criterion: str, jump_threshold: float, window: int, limit: float | None, tick: float,
               repair: bool, components: tuple[str, ...], json_out: str | None, report_dir: str | None,
               block_out: str | None) -> None:
     """Fit the price model and implied-volatility rule to data; print the experiment block."""
     from opl.calibrate import CalibrationError, calibrate as run, calibrate_dir
     from opl.calibrate.iv_summary import load_iv_summary
     from opl.data.loaders import DataError, load
+    from opl.runtime.rules import RulePackError
 
     if (data is None) == (futures is None):
         raise click.UsageError("give either --data DIR or --futures FILE")
     if data is not None and (options or iv_summary):
         raise click.UsageError("--options and --iv-summary go with --futures; --data reads them from the directory")
-    data = data_folder(data)
-    settings = dict(rate=rate, style=exercise, criterion=criterion, jump_threshold=jump_threshold,
+    data = data_folder(data, pack=pack)
+    settings = dict(rate=rate, style=exercise, pack=pack, criterion=criterion, jump_threshold=jump_threshold,
                     window_days=window, limit=limit, tick=tick)
     try:
         if data is not None:
@@ -76,6 +81,8 @@ def calibrate(data: str | None, futures: str | None, options: str | None, iv_sum
         fail_with_problems(error.problems)
     except CalibrationError as error:
         fail_with_problems([error])
+    except RulePackError as error:
+        raise click.UsageError(f"--pack {pack}: {error}") from None
     except OSError as error:
         fail_with_io(error)
     # Files first: if one cannot be written, no result is shown as if the run had succeeded.

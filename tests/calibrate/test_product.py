@@ -1,0 +1,121 @@
+"""ETF options as they trade: the exercise style from the rule pack and the forward from parity.
+
+The chain is priced here with an independent Black-76 (scipy) off F = S·exp((r − q)·T), a
+dividend yield q the spot price knows nothing about: inverted with the parity forward the
+input volatilities come back to 1e-6, with the spot price as the forward they do not.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from scipy.stats import norm
+
+from opl.calibrate.product import pack_for_symbols, product_terms
+from opl.calibrate.surface import fit_slices, option_points
+
+RATE, DIVIDEND, SPOT = 0.02, 0.04, 3.0
+ATM_VOL, SKEW = 0.20, -0.6
+
+
+def _black76(forward, strike, t, vol, is_call):
+    sd = vol * np.sqrt(t)
+    d1 = (np.log(forward / strike) + 0.5 * sd * sd) / sd
+    d2 = d1 - sd
+    call = np.exp(-RATE * t) * (forward * norm.cdf(d1) - strike * norm.cdf(d2))
+    return np.where(is_call, call, call - np.exp(-RATE * t) * (forward - strike))
+
+
+def _etf_chain(skew: float = 0.0):
+    """Two days, two expiries, strikes 2.60 … 3.40 by 0.05: European prices off the dividend forward."""
+    rows, bars = [], []
+    for day in pd.to_datetime(["2024-03-01", "2024-03-04"]):
+        bars.append({"trading_date": day, "symbol": "510050", "settlement": SPOT, "close": SPOT})
+        for expiry in pd.to_datetime(["2024-03-27", "2024-06-26"]):
+            t = (expiry - day).days / 365.0
+            forward = SPOT * np.exp((RATE - DIVIDEND) * t)
+            for strike in np.round(np.arange(2.60, 3.401, 0.05), 2):
+                vol = ATM_VOL * (1.0 + skew * np.log(strike / forward))
+                for kind in "CP":
+                    price = float(_black76(forward, strike, t, vol, kind == "C"))
+                    rows.append({"trading_date": day, "expiry": expiry, "strike_price": strike, "option_type": kind,
+                                 "settlement": price, "underlying_symbol": "510050", "vol": vol, "true_forward": forward})
+    return pd.DataFrame(rows), pd.DataFrame(bars)
+
+
+def test_the_pack_decides_the_exercise_style_and_an_explicit_one_overrides_it():
+    etf = product_terms(pack="sse_50etf")
+    assert (etf.style, etf.spot, etf.pack) == ("european", True, "sse_50etf")
+    cj = product_terms(pack="czce_cj")
+    assert (cj.style, cj.spot) == ("american", False)
+    assert product_terms(style="american", pack="sse_50etf").style == "american"
+    assert product_terms(style="american", pack="sse_50etf").source == "--exercise"
+    # No pack given: the data's symbols name it.
+    bars = pd.DataFrame({"symbol": ["510050"]})
+    named = product_terms(futures=bars)
+    assert (named.style, named.spot, named.pack) == ("european", True, "sse_50etf")
+    assert pack_for_symbols(["CJ605"]).name == "czce_cj"
+    unknown = product_terms(futures=pd.DataFrame({"symbol": ["ZZ999"]}))
+    assert (unknown.style, unknown.spot, unknown.pack) == ("american", False, None)
+    assert "no rule pack" in unknown.source
+
+
+def test_parity_forward_recovers_the_input_vols_where_spot_as_forward_does_not():
+    options, bars = _etf_chain()
+    parity = option_points(options, bars, rate=RATE, style="european", spot=True)
+    ok = parity[parity["reason"] == "ok"]
+    assert len(ok) > 40 and set(ok["forward_source"]) == {"parity"}
+    true_forward = options["true_forward"].to_numpy()[ok["row"].to_numpy()]
+    assert np.max(np.abs(ok["forward"].to_numpy() / true_forward - 1.0)) < 1e-9
+    assert np.max(np.abs(ok["iv"].to_numpy() - ATM_VOL)) < 1e-6
+    # The old behaviour: the ETF's price (matched by symbol) taken as the forward.
+    naive = option_points(options, bars, rate=RATE, style="european", spot=False)
+    bad = naive[naive["reason"] == "ok"]
+    assert set(bad["forward_source"]) == {"futures"}
+    assert np.max(np.abs(bad["iv"].to_numpy() - ATM_VOL)) > 5e-3
+
+
+def test_the_skew_has_the_input_sign_with_the_parity_forward():
+    options, bars = _etf_chain(skew=SKEW)
+    parity = fit_slices(option_points(options, bars, rate=RATE, style="european", spot=True))
+    assert len(parity) == 4
+    assert np.all(parity["skew"] < 0)
+    assert np.max(np.abs(parity["skew"] - SKEW)) < 1e-6
+    assert np.max(np.abs(parity["atm"] - ATM_VOL)) < 1e-6
+    naive = fit_slices(option_points(options, bars, rate=RATE, style="european", spot=False))
+    assert np.max(np.abs(naive["skew"] - SKEW)) > 0.05
+
+
+@pytest.fixture(scope="module")
+def etf_dir(tmp_path_factory):
+    from opl.data.synth import synthesize
+
+    out = tmp_path_factory.mktemp("etf50")
+    synthesize(seed=1, years=2, profile="etf50").write(out)
+    return out
+
+
+def test_calibrate_inverts_an_etf_chain_european_unless_told_otherwise(etf_dir, tmp_path):
+    from opl.cli import main
+
+    runner = CliRunner()
+    result = runner.invoke(main, ["calibrate", "--data", str(etf_dir), "--json", str(tmp_path / "a.json")])
+    assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "a.json").read_text())["settings"]
+    assert (settings["style"], settings["pack"], settings["spot_underlying"]) == ("european", "sse_50etf", True)
+    assert "inverted european (the sse_50etf pack" in result.output
+    result = runner.invoke(main, ["calibrate", "--data", str(etf_dir), "--exercise", "american",
+                                  "--json", str(tmp_path / "b.json")])
+    assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "b.json").read_text())["settings"]
+    assert (settings["style"], settings["style_from"]) == ("american", "--exercise")
+    result = runner.invoke(main, ["calibrate", "--data", str(etf_dir), "--pack", "czce_cj",
+                                  "--json", str(tmp_path / "c.json")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "c.json").read_text())["settings"]["style"] == "american"
+    result = runner.invoke(main, ["calibrate", "--data", str(etf_dir), "--pack", "nosuch"])
+    assert result.exit_code == 2 and "nosuch" in result.output
