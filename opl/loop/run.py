@@ -340,8 +340,8 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
         origin = facts.get("origin") or {}
         evaluator.data = archive.path("data") if origin.get("kind") == "synth" else origin.get("folder")
     # A candidate names files only inside the run folder and the data folder (E015, `opl.fileaccess`).
-    files = FileAccess.within(archive.root, evaluator.data if isinstance(evaluator.data, (str, Path)) else None)
-    evaluator.files = files
+    access = FileAccess.within(archive.root, evaluator.data if isinstance(evaluator.data, (str, Path)) else None)
+    evaluator.files = access
     records = archive.iterations()
     for record in records:
         emit("resumed", {"record": record})
@@ -365,7 +365,7 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
                                                                         reason="session interrupted"),
                                    best_iteration=records[-1]["decision"]["best_iteration"], iterations=k,
                                    holdout=None, answer="", report=None, records=records)
-            record = _iteration(archive, evaluator, target, proposer, records, facts, emit, files)
+            record = _iteration(archive, evaluator, target, proposer, records, facts, emit, access)
             if record is None:  # the proposer has nothing left: no iteration is written
                 exhausted = True
                 continue
