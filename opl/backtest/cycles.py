@@ -108,6 +108,26 @@ class ChainIndex:
         merged = left.merge(fut, how="left", on=key)
         return merged["settlement"].to_numpy(dtype=float)
 
+    def parity_carries(self, futures: pd.DataFrame, rate: float) -> dict[tuple[pd.Timestamp, pd.Timestamp], float]:
+        """The cost of carry b = ln(F/S)/T of each (date, expiry), F its put–call parity forward, S the spot.
+
+        For options on spot (an ETF) the spot price is not the forward: F = S·e^{(r−q)T} carries
+        the dividends to expiry, which the chain's prices know and the spot does not. Marking with
+        carry b prices and hedges on the chain's own forward (exact for European options).
+        """
+        from opl.calibrate.surface import parity_forwards
+
+        spot = self.forwards(futures)
+        forward = parity_forwards(self.frame, rate)
+        t = (self.frame["expiry"] - self.frame["trading_date"]).dt.days.to_numpy() / 365.0
+        ok = np.isfinite(spot) & np.isfinite(forward) & (spot > 0) & (forward > 0) & (t > 0)
+        frame = pd.DataFrame({"trading_date": self.frame["trading_date"].to_numpy()[ok],
+                              "expiry": self.frame["expiry"].to_numpy()[ok],
+                              "carry": np.log(forward[ok] / spot[ok]) / t[ok]})
+        first = frame.drop_duplicates(["trading_date", "expiry"])
+        return {(pd.Timestamp(d), pd.Timestamp(e)): float(c)
+                for d, e, c in zip(first["trading_date"], first["expiry"], first["carry"])}
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -370,8 +390,13 @@ def _quotes(series, strikes: list[float], strategy, days: pd.DatetimeIndex) -> l
 
 
 def mark_cycles(cycles: list[Cycle], *, futures: pd.DataFrame, chain: ChainIndex | None, signals: pd.DataFrame | None,
-                strategy, surfaces, pack, carry: float) -> Marked:
-    """Mark every cycle (module docstring); cycles whose levels or strikes cannot be placed are skipped."""
+                strategy, surfaces, pack, carry: float,
+                carries: dict[tuple[pd.Timestamp, pd.Timestamp], float] | None = None) -> Marked:
+    """Mark every cycle (module docstring); cycles whose levels or strikes cannot be placed are skipped.
+
+    ``carries`` (options on spot: :meth:`ChainIndex.parity_carries`) gives a cycle the cost of
+    carry its chain implied at the open for its expiry, known then (no look-ahead); else ``carry``.
+    """
     dates = pd.DatetimeIndex(futures["trading_date"])
     settle = futures["settlement"].to_numpy(dtype=float)
     factors, approximate = level_factors(futures)
@@ -387,6 +412,7 @@ def mark_cycles(cycles: list[Cycle], *, futures: pd.DataFrame, chain: ChainIndex
             out.skipped.append(f"{where} is skipped: {view}")
             continue
         series = chain.series(cycle.expiry, cycle.contract) if chain is not None else None
+        cycle_carry = (carries or {}).get((days[0], cycle.expiry), carry)
         atm = float(surfaces.iv(date=days[0], expiry=cycle.expiry, strike=np.array([price[0]]),
                                 forward=price[0])[0])
         raw, strikes = _strikes(strategy, series, days[0], price[0], view, atm, float(t[0]), pack)
@@ -404,7 +430,8 @@ def mark_cycles(cycles: list[Cycle], *, futures: pd.DataFrame, chain: ChainIndex
         other = CycleQuotes(days, price, cycle.expiry, series, surfaces) if strategy.adjust is not None else None
         out.months.append(mark_cycle(legs=strategy.legs, price=price, t=t, strikes=strikes, quotes=quotes,
                                      surface=surface_iv, atm=grid[:, 0], support=view.support,
-                                     resistance=view.resistance, signal=view.sign, rate=strategy.rate, carry=carry,
+                                     resistance=view.resistance, signal=view.sign, rate=strategy.rate,
+                                     carry=cycle_carry,
                                      expires=cycle.expires, gamma=strategy.greeks, other=other, pack=pack,
                                      levels=strategy.levels))
         kept = replace(cycle, index=len(out.cycles))
@@ -415,5 +442,5 @@ def mark_cycles(cycles: list[Cycle], *, futures: pd.DataFrame, chain: ChainIndex
                             "sessions": len(rows) - 1, "open_price": float(price[0]), "strikes": strikes,
                             "support": view.support, "resistance": view.resistance, "direction": view.sign,
                             "view": view.viewed, "view_date": view.issued, "level_factor": view.factor,
-                            "marks_from_chain": from_chain, "marks": len(rows) * len(strategy.legs)})
+                            "carry": cycle_carry, "marks_from_chain": from_chain, "marks": len(rows) * len(strategy.legs)})
     return out

@@ -220,9 +220,17 @@ def prepare(path, *, data, overrides=(), market: dict | None = None, repair: boo
         notes.append(f"{int(np.sum(~np.isfinite(forwards)))} option rows are on a contract the futures series does "
                      "not hold that day: no cycle trades them")
     default_vol = model.market.iv / (1.0 + settings.iv_spread) if model.market.iv else 0.25
+    american = any(leg.american for leg in strategy.legs)
+    # European options on spot (an ETF): the chain's parity forward, not the spot, carries the dividends.
+    carries = chain.parity_carries(futures, strategy.rate) if chain is not None and kind != "future" and \
+        not american else None
+    if carries:
+        notes.append(f"options on spot: each cycle is priced and hedged on its chain's put–call parity forward "
+                     f"(cost of carry at the open, median {np.median(list(carries.values())):+.2%}; "
+                     f"the rate alone: {strategy.rate:+.2%})")
     surfaces = build_surfaces(futures=futures, options=data_set.options, forwards=forwards, smile=strategy.smile,
                               default_vol=default_vol, rate=strategy.rate, carry=carry,
-                              american=any(leg.american for leg in strategy.legs), notes=notes)
+                              american=american, notes=notes, carries=carries)
     plan = plan_cycles(futures, chain, tenor_days=strategy.tenor_days)
     if not plan.cycles:
         raise DataError([Problem(data_set.files.get("options", data_set.files["futures"]), None, None,
@@ -236,7 +244,7 @@ def prepare(path, *, data, overrides=(), market: dict | None = None, repair: boo
         notes.append(f"{plan.waited} session(s) flat, waiting for the session whose listed expiry is nearest the "
                      f"{strategy.tenor_days:g}-day tenor (the options sold are the tenor's)")
     marked = mark_cycles(plan.cycles, futures=futures, chain=chain, signals=data_set.signals, strategy=strategy,
-                         surfaces=surfaces, pack=pack, carry=carry)
+                         surfaces=surfaces, pack=pack, carry=carry, carries=carries)
     if not marked.cycles:
         raise DataError([Problem(data_set.files["futures"], None, None,
                                  "no option cycle can be traded: " + "; ".join(marked.skipped[:3]))])

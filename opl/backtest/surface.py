@@ -75,11 +75,13 @@ class ChainAtmSurface:
     name: str = "chain ATM"
 
     @classmethod
-    def from_chain(cls, options: pd.DataFrame, forwards: np.ndarray, *, rate: float, carry: float,
+    def from_chain(cls, options: pd.DataFrame, forwards: np.ndarray, *, rate: float, carry: float | np.ndarray,
                    american: bool) -> "ChainAtmSurface":
-        """``forwards`` is each chain row's underlying settlement (NaN where unknown)."""
+        """``forwards`` is each chain row's underlying settlement (NaN where unknown); ``carry`` the
+        cost of carry, one for all or one per row (an ETF's from put–call parity)."""
         frame = options[["trading_date", "expiry", "strike_price", "option_type", "settlement"]].copy()
         frame["forward"] = forwards
+        frame["carry"] = np.broadcast_to(np.asarray(carry, dtype=float), len(frame))
         frame = frame[np.isfinite(frame["forward"].to_numpy(dtype=float))]
         frame["gap"] = (frame["strike_price"] - frame["forward"]).abs()
         nearest = frame.groupby(["trading_date", "expiry"])["gap"].transform("min")
@@ -87,7 +89,8 @@ class ChainAtmSurface:
         t = (pd.DatetimeIndex(atm["expiry"]) - pd.DatetimeIndex(atm["trading_date"])).days.to_numpy() / 365.0
         vol = implied_vol(price=atm["settlement"].to_numpy(dtype=float), is_call=(atm["option_type"] == "C").to_numpy(),
                           underlying=atm["forward"].to_numpy(dtype=float), strike=atm["strike_price"].to_numpy(float),
-                          t=t, rate=rate, carry=carry, style="american" if american else "european").vol
+                          t=t, rate=rate, carry=atm["carry"].to_numpy(dtype=float),
+                          style="american" if american else "european").vol
         atm = atm.assign(iv=vol)
         table = atm.groupby(["trading_date", "expiry"], as_index=False)["iv"].mean()
         return cls(atm=table[np.isfinite(table["iv"].to_numpy())].sort_values(["trading_date", "expiry"])
@@ -147,14 +150,22 @@ def _calibrated(options: pd.DataFrame, futures: pd.DataFrame, *, rate: float, am
 
 def build_surfaces(*, futures: pd.DataFrame, options: pd.DataFrame | None, forwards: np.ndarray | None,
                    smile: SmileRule, default_vol: float, rate: float, carry: float, american: bool,
-                   notes: list[str]) -> SurfaceStack:
-    """The stack of the module docstring for this data."""
+                   notes: list[str], carries: dict | None = None) -> SurfaceStack:
+    """The stack of the module docstring for this data.
+
+    ``carries`` maps (date, expiry) to the chain's put–call parity cost of carry (options on
+    spot, :meth:`opl.backtest.cycles.ChainIndex.parity_carries`); the chain-ATM surface inverts
+    each row with it (else with ``carry``).
+    """
     surfaces = []
     if options is not None and len(options):
         # The calibration inverts on futures (carry 0); an ETF's chain gets the chain-ATM surface.
         calibrated = _calibrated(options, futures, rate=rate, american=american, notes=notes) if carry == 0 else None
         if calibrated is not None:
             surfaces.append(calibrated)
-        surfaces.append(ChainAtmSurface.from_chain(options, forwards, rate=rate, carry=carry, american=american))
+        row_carry = carry if not carries else np.array(
+            [carries.get((pd.Timestamp(d), pd.Timestamp(e)), carry)
+             for d, e in zip(options["trading_date"], options["expiry"])], dtype=float)
+        surfaces.append(ChainAtmSurface.from_chain(options, forwards, rate=rate, carry=row_carry, american=american))
     surfaces.append(RealisedSurface.from_futures(futures, smile=smile, default=default_vol))
     return SurfaceStack(surfaces)

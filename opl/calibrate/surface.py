@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-__all__ = ["option_points", "fit_slices", "IVSurface", "SurfaceResult", "fit_surface"]
+__all__ = ["parity_forwards", "option_points", "fit_slices", "IVSurface", "SurfaceResult", "fit_surface"]
 
 Style = Literal["american", "european"]
 _MIN_POINTS = 5
@@ -74,6 +74,16 @@ def _forwards(opt: pd.DataFrame, futures: pd.DataFrame | None, rate: float,
     if missing.any():
         forward[missing] = _parity_forwards(opt, rate)[missing]
     return forward, source
+
+
+def parity_forwards(options: pd.DataFrame, rate: float) -> np.ndarray:
+    """Each option row's put–call parity forward F = K* + e^{rT}·(C − P) of its date and expiry.
+
+    K* is the strike of the date and expiry where |C − P| is smallest; NaN where the date
+    and expiry have no strike with both a call and a put settlement.
+    """
+    opt = options.reset_index(drop=True)
+    return _parity_forwards(opt.assign(t=(opt["expiry"] - opt["trading_date"]).dt.days.to_numpy() / 365.0), rate)
 
 
 def _parity_forwards(opt: pd.DataFrame, rate: float) -> np.ndarray:

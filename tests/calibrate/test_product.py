@@ -119,3 +119,28 @@ def test_calibrate_inverts_an_etf_chain_european_unless_told_otherwise(etf_dir, 
     assert json.loads((tmp_path / "c.json").read_text())["settings"]["style"] == "american"
     result = runner.invoke(main, ["calibrate", "--data", str(etf_dir), "--pack", "nosuch"])
     assert result.exit_code == 2 and "nosuch" in result.output
+
+
+def test_backtest_marks_an_etf_chain_on_its_parity_forward():
+    """The backtest's chain-ATM surface and its marks use the chain's carry, not the rate alone."""
+    from opl.backtest.cycles import ChainIndex
+    from opl.backtest.surface import ChainAtmSurface
+    from opl.runtime.historical import option_marks
+
+    options, bars = _etf_chain()
+    chain = ChainIndex(options, bars)
+    carries = chain.parity_carries(bars, RATE)
+    assert len(carries) == 4
+    assert max(abs(c - (RATE - DIVIDEND)) for c in carries.values()) < 1e-9
+    row_carry = np.array([carries[(d, e)] for d, e in zip(options["trading_date"], options["expiry"])])
+    spot = chain.forwards(bars)
+    atm = ChainAtmSurface.from_chain(options, spot, rate=RATE, carry=row_carry, american=False).atm
+    assert len(atm) == 4 and np.max(np.abs(atm["iv"] - ATM_VOL)) < 1e-6
+    rate_only = ChainAtmSurface.from_chain(options, spot, rate=RATE, carry=RATE, american=False).atm
+    assert np.max(np.abs(rate_only["iv"] - ATM_VOL)) > 1e-3  # the call and put errors partly cancel
+    # A series the chain does not quote is valued on the same forward.
+    t = np.array([0.3, 0.1])
+    value, *_ = option_marks(is_call=True, american=False, price=np.full(2, SPOT), strike=np.full(2, 3.1), t=t,
+                             iv=np.full(2, ATM_VOL), rate=RATE, carry=RATE - DIVIDEND)
+    expected = _black76(SPOT * np.exp((RATE - DIVIDEND) * t), 3.1, t, ATM_VOL, True)
+    assert np.max(np.abs(value - expected)) < 1e-12
