@@ -138,6 +138,27 @@ CASES = [
         ('E103', (3, 19, 3, 58), '`replace_leg` needs 2 argument(s)')]),
     ('S = 3 -long Stock', [
         ('E104', (2, 5, 2, 6), 'expected a leg such as `long Option(Call, 480, 30d)`, found')]),
+    ('S = long Option(Put, 400, 30d)\nadjust_when days_left(<5d)\nadjust_playbook [ scale_qty(1, 0) ]', [
+        ('E305', (4, 32, 4, 33), '`scale_qty` by 0 leaves a zero or negative quantity')]),
+    ('S = long Option(Put, 400, 30d)\nadjust_when days_left(<5d)\nadjust_playbook [ scale_qty(3, 2) ]', [
+        ('E105', (4, 29, 4, 30), '`scale_qty` names leg 3, but the strategy has 1 legs')]),
+    ('S = long Option(Put, 400, 30d)\nadjust_when days_left(<5d)\nadjust_playbook [ remove_leg(5) ]', [
+        ('E105', (4, 30, 4, 31), '`remove_leg` names leg 5, but the strategy has 1 legs')]),
+    ('S = 1000×(1000×long Stock)', [
+        ('E012', (2, 10, 2, 27), 'quantity 1000000 (after multiplying nested quantities) is')]),
+    ('price 500\niv 0.3\ncapital_limit 100\nS = short Option(Put, delta(0.25), 30d) + long Option(Put, delta(0.1), 30d)', [
+        ('E301', (4, 1, 4, 18), 'the position needs about 8,238 of capital, above')]),
+    ('price 500\niv 0.3\nmax_risk 10\nS = short Option(Put, delta(0.25), 30d) + long Option(Put, delta(0.1), 30d) + long Cash + long Future', [
+        ('E302', (5, 5, 5, 102), 'worst loss at expiry is about 51,950 (at a price of 0),')]),
+    ('price 500\niv 0.3\ncapital_limit 10\nS = long Cash + long Future + long Stock', [
+        ('E301', (4, 1, 4, 17), 'the position needs about 55,000 of capital, above')]),
+    ('price 500\niv 0.3\nmax_risk 10\nS = short Stock + long Option(Call, 600, 30d)', [
+        ('E302', (5, 5, 5, 46), 'worst loss at expiry is about 10,029 (at a price of 600),')]),
+    ('price 500\niv 0.3\nmax_risk 10\nS = short Option(Put, 400, 30d) + long Option(Put, 300, 60d)', [
+        ('E302', (5, 5, 5, 61), 'worst loss at expiry is about 9,994 (at a price of 175),')]),
+    ('price 500\nS = short Option(Put, 400, 1d)\nexit_triggers [ days_left(<1d) ]\navoid_leg_if (days_left < 2d) || !(strike_offset > -10%)', [
+        ('W401', (3, 11, 3, 31), 'leg `short Option(Put, 400, 1d)` matches `avoid_leg_if'),
+        ('W401', (3, 11, 3, 31), 'leg `short Option(Put, 400, 1d)` matches `avoid_leg_if')]),
 ]
 
 ACCEPTED = [
@@ -146,6 +167,7 @@ ACCEPTED = [
     "direction_intent Not-Bull",
     "S = short Option(Put, ATM+5, 30d)",
     "S = long LeveragedETF",
+    "S = long Option(Put, 400, 30d)\nexit_triggers [ (days_left(<5d)) ]\navoid_leg_if (days_left < 2d) || !(strike_offset > 10%)",
     "S = short Option(type=Put, K=500, T=30d)",
     "S = long Future",
     "hedge delta band 0.05 keep 10% every 1d with Future along direction",
@@ -162,8 +184,11 @@ def _findings(body: str):
             if d.code != "W404" and not (d.code == "E203" and "S =" not in body)]
 
 
-@pytest.mark.parametrize("body, expected", CASES, ids=[body.split("\n")[-2 if "{" in body else 0].strip()
-                                                       for body, _ in CASES])
+def _case_id(body: str) -> str:
+    return [line.strip() for line in body.split("\n") if line.strip() != "}"][-1][:60]
+
+
+@pytest.mark.parametrize("body, expected", CASES, ids=[_case_id(body) for body, _ in CASES])
 def test_error_branch_is_located_and_worded(body, expected):
     found = _findings(body)
     assert [d.code for d in found] == [code for code, _, _ in expected], [(d.code, d.message) for d in found]
@@ -179,3 +204,10 @@ def test_accepted_spellings_check_clean(body):
 
 def test_lower_case_not_bull_reads_as_not_bull():
     assert opl.check("opl-lang 1.0\ndirection_intent not-bear\n").document.intent.direction == "NotBear"
+
+
+def test_names_nested_past_the_depth_limit_stop_at_e009():
+    chain = "\n".join(f"A{i} = A{i + 1}" for i in range(60)) + "\nA60 = long Stock\nS = A0"
+    (d,) = _findings(chain)
+    assert (d.code, d.span.line, d.span.column, d.span.end_column) == ("E009", 50, 7, 10)
+    assert "nested too deeply (through named strategies)" in d.message
