@@ -159,9 +159,13 @@ CASES = [
     ('price 500\nS = short Option(Put, 400, 1d)\nexit_triggers [ days_left(<1d) ]\navoid_leg_if (days_left < 2d) || !(strike_offset > -10%)', [
         ('W401', (3, 11, 3, 31), 'leg `short Option(Put, 400, 1d)` matches `avoid_leg_if'),
         ('W401', (3, 11, 3, 31), 'leg `short Option(Put, 400, 1d)` matches `avoid_leg_if')]),
+    ("S = long CalendarSpread(Call, 500, 2027-03-01, 2027-01-01)", [
+        ("E105", (2, 36, 2, 46), "`Tnear` must expire before `Tfar`")]),
 ]
 
 ACCEPTED = [
+    "S = long Condor(Call, ATM-100, ATM+100, 30d)",  # two-strike form with relative strikes
+    "S = long CalendarSpread(Call, 500, 2027-01-01, 2027-03-01)",
     "direction_intent not-bull",  # lower case parses as `not (-bull)`; the spec spells it NotBull
     "direction_intent not-bear",
     "direction_intent Not-Bull",
@@ -211,3 +215,13 @@ def test_names_nested_past_the_depth_limit_stop_at_e009():
     (d,) = _findings(chain)
     assert (d.code, d.span.line, d.span.column, d.span.end_column) == ("E009", 50, 7, 10)
     assert "nested too deeply (through named strategies)" in d.message
+
+
+def test_a_file_above_the_byte_limit_is_e008_before_decoding(tmp_path):
+    from opl import limits
+
+    path = tmp_path / "big.opl"
+    path.write_text("opl-lang 1.0\n" + "# filler\n" * (limits.MAX_BYTES // 9 + 1))
+    (d,) = opl.check_file(path).report.diagnostics
+    assert (d.code, d.span.line, d.span.column) == ("E008", 1, 1)
+    assert f"above the limit of {limits.MAX_BYTES}" in d.message
