@@ -41,13 +41,11 @@ def _span(source: SourceFile, node) -> Span:
     return source.span(node.meta.start_pos, node.meta.end_pos)
 
 
-def _raw(source: SourceFile, node) -> str:
+def _raw(source: SourceFile, node: Tree) -> str:
     """A value as the file wrote it, for messages (`null`, not Python's `None`); strings unquoted."""
     value = _scalar(node)
     if isinstance(value, str):
         return value
-    if isinstance(node, Token):
-        return source.text[node.start_pos:node.end_pos]
     return source.text[node.meta.start_pos:node.meta.end_pos]
 
 

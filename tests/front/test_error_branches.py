@@ -225,3 +225,23 @@ def test_a_file_above_the_byte_limit_is_e008_before_decoding(tmp_path):
     (d,) = opl.check_file(path).report.diagnostics
     assert (d.code, d.span.line, d.span.column) == ("E008", 1, 1)
     assert f"above the limit of {limits.MAX_BYTES}" in d.message
+
+
+@pytest.mark.parametrize("body, lowered", [
+    ("S = long Future()", lambda r: (r.legs[0].kind, r.legs[0].expiry) == ("future", None)),
+    ("S = short Option(Put, +5, 30d)", lambda r: str(r.legs[0].strike) == "ATM+5"),
+    ("holding_horizon multi-week\nS = long Stock", lambda r: r.document.intent.holding_horizon_label == "multi-week"),
+    ("on_assignment hedge_and_close\nS = long Stock", lambda r: r.document.assignment.action == "hedge_and_close"),
+])
+def test_other_spellings_lower_to_the_expected_value(body, lowered):
+    result = opl.check("opl-lang 1.0\n" + body + "\n")
+    assert not result.report.has_errors, [(d.code, d.message) for d in result.report.diagnostics]
+    assert lowered(result)
+
+
+def test_a_file_that_is_not_utf8_is_e007_and_checked_no_further(tmp_path):
+    path = tmp_path / "latin1.opl"
+    path.write_bytes("opl-lang 1.0\n# caf\u00e9\n".encode("latin-1"))
+    (d,) = opl.check_file(path).report.diagnostics
+    assert (d.code, d.span.line) == ("E007", 2)
+    assert "UTF-8" in d.message
