@@ -565,6 +565,8 @@ def import_files(paths, out: str | os.PathLike, *, pack: str | object | None = N
         checks.append(report.summary())
     elif "options" in frames:
         checks.append("put–call parity: not checked (no underlying bars among the files)")
+    if "futures" in frames:
+        checks.append(_rolls_line(frames["futures"], pack_obj))
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     written = {}
@@ -580,6 +582,20 @@ def import_files(paths, out: str | os.PathLike, *, pack: str | object | None = N
     result = ImportResult(out=root, files=entries, written=written, log=log, checks=checks)
     log.write_text(_log_text(result, pack_obj), encoding="utf-8")
     return result
+
+
+def _rolls_line(futures: pd.DataFrame, pack) -> str:
+    """The rolls of the bars, with their evidence: no return across one is ever used downstream."""
+    from opl.data.rolls import detect_rolls
+
+    limit = pack.underlying.daily_limit if pack is not None else None
+    rolls = detect_rolls(futures, limit=limit)
+    if not rolls.count:
+        return f"rolls: none found ({rolls.method} rule)"
+    listed = "; ".join(f"{pd.Timestamp(r['trading_date']).date()} ({r.get('evidence', rolls.method)})"
+                       for r in rolls.table.to_dict("records"))
+    return (f"rolls: {rolls.count} ({rolls.method} rule; `opl data rolls futures.csv` shows the sizes), excluded "
+            f"from every return downstream: {listed}")
 
 
 def _is_spot(pack) -> bool:

@@ -317,6 +317,7 @@ def test_the_teams_jujube_files_import(tmp_path):
     log = result.log.read_text(encoding="utf-8")
     assert "`hold` → `open_interest`" in log and "`日均隐含波动率(%)` → `iv_mean`" in log
     assert log.count("settlement missing or 0: replaced by the close") == 2
+    assert re.search(r"rolls: 2\d \(evidence rule.*2021-07-28 \(price \+ open interest\)", log)
     fut = load(result.written["futures"], kind="futures").frame
     assert len(fut) == 1773 and (fut["settlement"] > 0).all()
 
