@@ -97,9 +97,11 @@ def trading_days_in_month(calendar: RulePack | CalendarSpec, year: int, month: i
 
 
 def calendar_covers(calendar: RulePack | CalendarSpec, day: dt.date) -> bool:
-    """Whether the pack lists holidays up to ``day`` (beyond it, dates assume no holidays)."""
+    """Whether the pack lists the holidays of ``day`` (``holidays_from`` … ``holidays_through``; outside,
+    dates assume no holidays)."""
     cal = _cal_of(calendar)
-    return cal.holidays_through is not None and day <= cal.holidays_through
+    after_start = cal.holidays_from is None or day >= cal.holidays_from
+    return cal.holidays_through is not None and day <= cal.holidays_through and after_start
 
 
 def _shift_month(month: dt.date, offset: int) -> tuple[int, int]:

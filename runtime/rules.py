@@ -199,11 +199,13 @@ def _frozen(items: tuple) -> frozenset:
 
 
 class CalendarSpec(_Model):
-    """Trading days: weekdays minus listed holidays. Past ``holidays_through`` only weekends count."""
+    """Trading days: weekdays minus listed holidays. Outside ``holidays_from`` … ``holidays_through``
+    only weekends count (the holidays there are not listed)."""
 
     timezone: str = "UTC"
     weekend: tuple[Weekday, ...] = ("saturday", "sunday")
     holidays: tuple[dt.date, ...] = ()
+    holidays_from: dt.date | None = None
     holidays_through: dt.date | None = None
 
     @field_validator("holidays")
@@ -215,6 +217,8 @@ class CalendarSpec(_Model):
     def _coverage(self) -> "CalendarSpec":
         if self.holidays and self.holidays_through is not None and self.holidays[-1] > self.holidays_through:
             raise ValueError(f"holiday {self.holidays[-1]} lies after holidays_through {self.holidays_through}")
+        if self.holidays and self.holidays_from is not None and self.holidays[0] < self.holidays_from:
+            raise ValueError(f"holiday {self.holidays[0]} lies before holidays_from {self.holidays_from}")
         return self
 
     # Derived sets are cached by value, not on the instance: model_copy(update=...)

@@ -32,6 +32,7 @@ import pandas as pd
 
 from opl.data.loaders import DataError, Problem, Repair, load
 from opl.data.rolls import Rolls, detect_rolls
+from opl.data.sessions import calendar_problems
 from opl.runtime.ledger import tick_size
 
 __all__ = ["MarketData", "load_market", "FILES"]
@@ -95,6 +96,10 @@ def load_market(directory: str | os.PathLike, *, pack, repair: bool = False) -> 
         raise FileNotFoundError(f"{directory}: no futures.csv (the underlying's daily bars; see "
                                 "examples/jujube/data_contracts.md)")
     fut = load(futures_path, kind="futures", repair=repair)
+    past, _ = calendar_problems(fut.frame["trading_date"], pack, file=str(futures_path), lines=fut.lines,
+                                within=False)
+    if past:  # expiries and day counts past the listed holidays would be silently off
+        raise DataError(past)
     repairs = list(fut.repairs)
     frame = fut.frame.reset_index(drop=True)
     limit = pack.underlying.daily_limit

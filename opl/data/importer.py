@@ -31,8 +31,10 @@ Repairs are those of :mod:`opl.data.loaders` (``repair=True``), plus dates writt
 ``2024/6/21`` read as ``2024-06-21``; every one is listed. What cannot be mapped or
 derived is refused with located errors (:class:`opl.data.loaders.DataError`): a file
 whose role cannot be told, a required column that is neither present nor derivable,
-a cell that breaks its contract, two files of one role that repeat a row, and option
-chains that disagree with the underlying by put–call parity (:mod:`opl.data.parity`).
+a cell that breaks its contract, two files of one role that repeat a row, option
+chains that disagree with the underlying by put–call parity (:mod:`opl.data.parity`),
+and — with ``--pack`` — bars or chains dated past the pack's trading calendar or on a
+day it closes (:mod:`opl.data.sessions`).
 
 ``--data`` of ``simulate``, ``loop``, ``calibrate``, ``assumptions`` and ``backtest``
 takes a folder of raw files directly: :func:`resolve_data` runs the same import into a
@@ -426,6 +428,13 @@ def _validate(src: _Source, pack) -> LoadResult | None:
         extra = {"limit": pack.underlying.daily_limit,
                  "tick": tick_size(pack.underlying.tick, float(close)) if pd.notna(close) else 0.0}
     result = validate_frame(src.text, kind=role, file=src.path, lines=src.lines, repair=True, **extra)
+    if pack is not None and role in ("futures", "options"):
+        from opl.data.sessions import calendar_problems
+
+        problems, notes = calendar_problems(result.frame["trading_date"], pack, file=src.path, lines=result.lines)
+        if problems:
+            raise DataError(problems)
+        src.entry.notes += notes
     src.entry.repairs += result.repairs
     src.entry.notes += [n for n in result.notes if not n.startswith("column `")]
     src.entry.rows = len(result.frame)

@@ -273,11 +273,16 @@ def test_the_cli_writes_the_layout_and_the_log(tmp_path):
 def _raw_folder(tmp_path: Path) -> Path:
     from opl.data.synth import synthesize
 
+    from opl.runtime.calendars import is_trading_day
+    from opl.runtime.rules import load_pack
+
     data = synthesize(seed=2, years=2, options=False)
-    fut = data.futures.drop(columns=["symbol"]).rename(columns={
+    # An exchange's file has no row on the days it is closed (the synthetic calendar is a stand-in).
+    cj = load_pack("czce_cj")
+    open_days = data.futures["trading_date"].map(lambda d: is_trading_day(cj, d.date()))
+    fut = data.futures[open_days].drop(columns=["symbol", "prev_settlement"]).rename(columns={
         "trading_date": "交易日期", "open": "开盘价", "high": "最高价", "low": "最低价", "close": "收盘价",
-        "settlement": "结算价", "prev_settlement": "前结算价", "volume": "成交量", "open_interest": "持仓量",
-        "total_turnover": "成交额"})
+        "settlement": "结算价", "volume": "成交量", "open_interest": "持仓量", "total_turnover": "成交额"})
     folder = tmp_path / "raw"
     folder.mkdir()
     fut.to_csv(folder / "cj_daily.csv", index=False, encoding="gbk", date_format="%Y-%m-%d")

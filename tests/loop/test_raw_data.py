@@ -36,10 +36,16 @@ def test_untested_names_each_missing_kind(tmp_path):
 def _raw_folder(tmp_path: Path) -> Path:
     from opl.data.synth import synthesize
 
+    from opl.runtime.calendars import is_trading_day
+    from opl.runtime.rules import load_pack
+
     data = synthesize(seed=4, years=2, options=False)
     folder = tmp_path / "raw"
     folder.mkdir()
-    data.futures.drop(columns=["symbol"]).rename(columns={
+    # An exchange's file has no row on the days it is closed (the synthetic calendar is a stand-in).
+    cj = load_pack("czce_cj")
+    bars = data.futures[data.futures["trading_date"].map(lambda d: is_trading_day(cj, d.date()))]
+    bars.drop(columns=["symbol", "prev_settlement"]).rename(columns={
         "trading_date": "交易日期", "close": "收盘价", "settlement": "结算价", "open_interest": "持仓量"}).to_csv(
         folder / "cj.csv", index=False, encoding="gbk", date_format="%Y-%m-%d")
     return folder
