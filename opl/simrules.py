@@ -16,7 +16,7 @@ from opl import ast
 from opl.conditions import quantity
 from opl.simconfig import SettingsError, SimSettings
 
-__all__ = ["option_leg", "guard_rules", "score_rule", "adjust_spec", "compile_located"]
+__all__ = ["option_leg", "guard_rules", "score_rule", "adjust_spec", "compile_located", "target_verdict"]
 
 _HELP = "supported triggers and variables are listed in grammar/README.md §7 and opl/runtime/triggers.py"
 
@@ -26,12 +26,24 @@ def _text(report, node) -> str:
     return report.source.text[span.start:span.end] if span is not None and span.end > span.start else ""
 
 
+def target_verdict(target, values: dict[str, float]) -> bool | None:
+    """Evaluate the experiment's ``target`` condition (an `opl.ast` value) on metric values in percent
+    (here, not in `opl.runtime.metrics`: the runtime does not read the language's syntax tree)."""
+    if target is None:
+        return None
+    from opl.conditions import evaluate
+
+    return evaluate(target, values)
+
+
 def compile_located(value, *, per_leg: bool = False):
-    """`opl.runtime.triggers.compile_condition` with its errors located (E105)."""
+    """A condition lowered (`opl.conditionforms`) and compiled (`opl.runtime.triggers.compile_condition`), its
+    errors located (E105)."""
+    from opl.conditionforms import lower_condition
     from opl.runtime.triggers import UnsupportedCondition, compile_condition
 
     try:
-        return compile_condition(value, per_leg=per_leg)
+        return compile_condition(lower_condition(value), per_leg=per_leg)
     except UnsupportedCondition as error:
         raise SettingsError(str(error), span=error.span or getattr(value, "span", None), code="E105",
                             help=_HELP) from None

@@ -352,7 +352,7 @@ def target_clauses(target, report) -> list:
 def _recommend(rows, target, target_text, report) -> tuple[dict | None, str | None]:
     if target is None:
         return None, "the experiment has no `target`"
-    from opl.runtime.metrics import target_verdict
+    from opl.simrules import target_verdict
 
     passing = [size for size, _, holds in rows if holds]
     if not passing:
@@ -414,7 +414,8 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
     """
     import numpy as np
 
-    from opl.runtime.metrics import ScenarioResult, SimulationResult, run_metrics, target_verdict
+    from opl.runtime.metrics import ScenarioResult, SimulationResult, run_metrics
+    from opl.simrules import target_verdict
     from opl.runtime.records import package_versions
     from opl.runtime.replay import RunSpec, Variant, replay
     from opl.runtime.margin import with_margin_method

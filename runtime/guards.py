@@ -33,7 +33,7 @@ __all__ = ["GuardRule", "leg_states", "blocked", "warned"]
 
 @dataclass(frozen=True, kw_only=True)
 class GuardRule:
-    """A rule compiled leg by leg (`opl.runtime.triggers.compile_condition` with ``per_leg=True``)."""
+    """A rule compiled leg by leg (`opl.runtime.triggers.compile_condition` of its runtime form with ``per_leg=True``)."""
 
     kind: Literal["avoid_leg_if", "warn_if"]
     text: str

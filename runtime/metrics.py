@@ -48,7 +48,7 @@ from opl.runtime.records import json_safe
 from opl.runtime.ledger import BUCKETS
 from opl.runtime.standard_errors import cvar_se, mean_se, quantile_se, share_se
 
-__all__ = ["RunMetrics", "run_metrics", "target_verdict", "SimulationResult", "SCHEMA", "BUCKET_LABELS", "HEADLINE",
+__all__ = ["RunMetrics", "run_metrics", "SimulationResult", "SCHEMA", "BUCKET_LABELS", "HEADLINE",
            "headline", "pnl_by_source"]
 
 #: The ledger's buckets (`opl.runtime.ledger`) as a trader reads them; the JSON keeps the bucket names.
@@ -203,15 +203,6 @@ def run_metrics(result, variant: int) -> RunMetrics:
                 "alerts_per_month": float(c["alerts"].sum() / path_months),
                 "alert_path_share": float(np.mean(c["alerts"] > 0) * 100.0)},
         standard_errors=errors)
-
-
-def target_verdict(target, values: dict[str, float]) -> bool | None:
-    """Evaluate a ``target`` condition (an `opl.ast` value) on metric values in percent."""
-    if target is None:
-        return None
-    from opl.conditions import evaluate
-
-    return evaluate(target, values)
 
 
 @dataclass(kw_only=True)

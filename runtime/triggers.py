@@ -1,8 +1,9 @@
 """Vectorised evaluation of exit conditions over paths (grammar/README.md §7).
 
-`opl.conditions.evaluate` answers one scalar question for the checker; the replay asks the
-same question of every path at every step, so a condition is compiled once into a
-function of a `TriggerState` (arrays over paths, or over variants × paths) that returns a
+The checker answers one scalar question of a condition; the replay asks the same question
+of every path at every step, so a condition — in its runtime form (`opl.runtime.conditionspec`:
+typed rule objects, lowered from the file by `opl.conditionforms`; the runtime never reads
+the language's syntax tree) — is compiled once into a function of a `TriggerState` (arrays over paths, or over variants × paths) that returns a
 boolean array. Units are the language's: percent for percentages (``-25%`` → −25), days
 for durations.
 
@@ -43,7 +44,7 @@ holds where it holds for *any* leg held (``compile_condition``), or is evaluated
 simulated and raises `UnsupportedCondition` with the node's span, never a silent False.
 
 ``delta_band(...)`` (grammar/README.md §7.3) needs an in-sample history of the position's
-delta, so it compiles only with ``history=True`` (`opl backtest`): it is true where
+delta, so it is lowered only with ``history=True`` (`opl backtest`): it is true where
 ``|unit_delta − band_centre| > band_width``, the state's strategy delta per unit of size
 against the band the walk-forward fitted for this step (never where no band is fitted
 yet, ``band_width`` NaN). The simulator compiles without history and gets a located
@@ -59,11 +60,10 @@ from typing import Callable
 
 import numpy as np
 
-from opl import ast
-from opl.conditions import quantity
+from opl.runtime import conditionspec as spec
 
 __all__ = ["TriggerState", "LegState", "UnsupportedCondition", "compile_condition", "uses_leg_variables",
-           "SUPPORTED_TRIGGERS", "SUPPORTED_VARIABLES", "LEG_VARIABLES", "STRUCTURE_MEASURES"]
+           "SUPPORTED_TRIGGERS", "SUPPORTED_VARIABLES", "VARIABLE_NAMES", "LEG_VARIABLES", "STRUCTURE_MEASURES"]
 
 _OPS = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge, "==": operator.eq,
         "!=": operator.ne}
@@ -201,19 +201,6 @@ class TriggerState:
 Compiled = Callable[[TriggerState], np.ndarray]
 
 
-def _strip(value: ast.Value) -> ast.Value:
-    while isinstance(value, ast.Paren):
-        value = value.value
-    return value
-
-
-def _number(value: ast.Value, what: str) -> float:
-    q = quantity(_strip(value))
-    if q is None:
-        raise UnsupportedCondition(f"{what} needs a number", getattr(value, "span", None))
-    return q
-
-
 def _measure(name: str) -> Callable[[TriggerState], np.ndarray]:
     def price_move(s: TriggerState) -> np.ndarray:
         return (s.price / s.open_price - 1.0) * 100.0
@@ -246,6 +233,7 @@ _VARIABLES: dict[str, Callable[[TriggerState], np.ndarray]] = {
     "leg_pnl": lambda s: _leg(s).leg_pnl,
     "qty": lambda s: _leg(s).qty,
 }
+VARIABLE_NAMES = tuple(_VARIABLES)
 
 
 def _structure(measure: str | None) -> Compiled:
@@ -263,18 +251,6 @@ def _structure(measure: str | None) -> Compiled:
     return {"delta": delta, "gamma": gamma, "vega": vega}[measure]
 
 
-def _by(value: ast.Value | None, level: Callable[[TriggerState], np.ndarray]):
-    """``support_broken(by)``: a price distance, or a percent of the level."""
-    if value is None:
-        return lambda s: 0.0
-    inner = _strip(value)
-    amount = _number(inner, "the distance")
-    if isinstance(inner, ast.Percent) or (isinstance(inner, ast.Unary) and isinstance(_strip(inner.operand),
-                                                                                       ast.Percent)):
-        return lambda s: level(s) * amount / 100.0
-    return lambda s: amount
-
-
 def _delta_band(s: TriggerState) -> np.ndarray:
     if s.unit_delta is None or s.band_width is None:
         raise ValueError("delta_band needs the replay's unit delta and a fitted band (opl backtest)")
@@ -282,75 +258,92 @@ def _delta_band(s: TriggerState) -> np.ndarray:
         return np.abs(s.measured("unit_delta") - s.band_centre) > s.band_width
 
 
-def _call(call: ast.Call, history: bool = False) -> Compiled:
-    name = call.func
-    args = call.positional
-    kwargs = call.keywords
-    if name == "delta_band":
-        if not history:
-            raise UnsupportedCondition("`delta_band` is not supported by the simulator yet: it needs an in-sample "
-                                       "history of the position's delta, which simulated paths do not have; run "
-                                       "it with `opl backtest FILE --data DIR`", call.span)
-        return _delta_band
-    if name not in SUPPORTED_TRIGGERS:
-        raise UnsupportedCondition(f"`{name}` is not supported by the simulator yet "
-                                   f"(supported: {', '.join(SUPPORTED_TRIGGERS)})", call.span)
-    if name == "expiry_passed":
-        return lambda s: np.asarray(s.expired)
-    if name == "structure_destabilised":
-        arg = args[0] if args else (kwargs["measure"].value if "measure" in kwargs else None)
-        measure = _strip(arg) if arg is not None else None
-        if measure is not None and (not isinstance(measure, ast.Name) or measure.id not in STRUCTURE_MEASURES):
-            raise UnsupportedCondition("`structure_destabilised` measures one of "
-                                       f"{', '.join(STRUCTURE_MEASURES)} (or none: delta or gamma)", call.span)
-        return _structure(measure.id if measure is not None else None)
-    if name == "additional_margin":
-        # Only usable compared (``additional_margin(%) > 15``); alone it would mean "> 0".
-        return lambda s: s.additional_margin > 0
-    if name == "price_target_hit":
-        target = _number(args[0] if args else kwargs["price"].value, "`price_target_hit`")
-        return lambda s: np.where(s.open_price <= target, s.price >= target, s.price <= target)
-    if name == "price_outside":
-        low = _number(args[0] if args else kwargs["low"].value, "`price_outside`")
-        high = _number(args[1] if len(args) > 1 else kwargs["high"].value, "`price_outside`")
-        return lambda s: (s.price < low) | (s.price > high)
-    if name in ("support_broken", "resistance_broken"):
-        arg = args[0] if args else (kwargs["by"].value if "by" in kwargs else None)
-        if name == "support_broken":
-            by = _by(arg, lambda s: s.support)
-            return lambda s: s.price < s.support - by(s)
-        by = _by(arg, lambda s: s.resistance)
-        return lambda s: s.price > s.resistance + by(s)
-    compare = _strip(args[0]) if args else None
-    if not isinstance(compare, ast.Compare) or compare.left is not None:
-        raise UnsupportedCondition(f"`{name}` takes an open comparison such as `{name}(<-25%)`", call.span)
-    op, bound, measure = _OPS[compare.op], _number(compare.right, f"`{name}`"), _measure(name)
+def _level_broken(c: spec.LevelBroken) -> Compiled:
+    def level(s: TriggerState):
+        return s.support if c.level == "support" else s.resistance
+
+    def by(s: TriggerState):
+        return level(s) * c.by / 100.0 if c.percent else c.by
+
+    if c.level == "support":
+        return lambda s: s.price < s.support - by(s)
+    return lambda s: s.price > s.resistance + by(s)
+
+
+def _trigger(c: spec.Trigger) -> Compiled:
+    op, bound, measure = _OPS[c.op], c.bound, _measure(c.measure)
     return lambda s: op(measure(s), bound)
 
 
-def _operand(value: ast.Value) -> Callable[[TriggerState], np.ndarray]:
-    value = _strip(value)
-    if isinstance(value, ast.Name):
-        if value.id == "open_interest":
-            raise UnsupportedCondition("`open_interest` is not simulated (the simulator has no order book); "
-                                       "use it in `opl check` guards with the file's `open_interest`", value.span)
-        if value.id not in _VARIABLES:
-            raise UnsupportedCondition(f"the variable `{value.id}` is not supported by the simulator yet "
-                                       f"(supported: {', '.join(SUPPORTED_VARIABLES)})", value.span)
-        return _VARIABLES[value.id]
-    if isinstance(value, ast.Call):
-        if value.func not in ("additional_margin", "margin_utilisation", "drawdown", "pnl_percent"):
-            raise UnsupportedCondition(f"`{value.func}` cannot be compared", value.span)
-        if value.func not in SUPPORTED_TRIGGERS:  # pragma: no cover - all four are supported
-            raise UnsupportedCondition(f"`{value.func}` is not supported by the simulator yet", value.span)
-        return _measure(value.func)
-    number = _number(value, "a comparison")
+def _price_target(c: spec.PriceTargetHit) -> Compiled:
+    target = c.target
+    return lambda s: np.where(s.open_price <= target, s.price >= target, s.price <= target)
+
+
+def _outside(c: spec.PriceOutside) -> Compiled:
+    low, high = c.low, c.high
+    return lambda s: (s.price < low) | (s.price > high)
+
+
+def _operand(c: spec.Operand) -> Callable[[TriggerState], np.ndarray]:
+    if isinstance(c, spec.Variable):
+        return _VARIABLES[c.name]
+    if isinstance(c, spec.Measure):
+        return _measure(c.name)
+    number = c.value
     return lambda s: np.asarray(number)
 
 
-def uses_leg_variables(value: ast.Value) -> bool:
+def _compare(c: spec.Compare) -> Compiled:
+    left, right, op = _operand(c.left), _operand(c.right), _OPS[c.op]
+    return lambda s: op(left(s), right(s))
+
+
+def _both(c: spec.And) -> Compiled:
+    left, right = _compile(c.left), _compile(c.right)
+
+    # Short-circuit: the right side (often the costlier: margins, leg variables) only where needed.
+    def both(s):
+        first = left(s)
+        return first if not np.any(first) else np.logical_and(first, right(s))
+
+    return both
+
+
+def _either(c: spec.Or) -> Compiled:
+    left, right = _compile(c.left), _compile(c.right)
+
+    def either(s):
+        first = left(s)
+        return first if np.all(first) else np.logical_or(first, right(s))
+
+    return either
+
+
+def _negation(c: spec.Not) -> Compiled:
+    inner = _compile(c.operand)
+    return lambda s: np.logical_not(inner(s))
+
+
+_COMPILERS: dict[type, Callable[..., Compiled]] = {
+    spec.Trigger: _trigger,
+    spec.ExpiryPassed: lambda c: lambda s: np.asarray(s.expired),
+    spec.MarginRises: lambda c: lambda s: s.additional_margin > 0,
+    spec.PriceTargetHit: _price_target,
+    spec.PriceOutside: _outside,
+    spec.LevelBroken: _level_broken,
+    spec.StructureDestabilised: lambda c: _structure(c.measure),
+    spec.DeltaBand: lambda c: _delta_band,
+    spec.Compare: _compare,
+    spec.And: _both,
+    spec.Or: _either,
+    spec.Not: _negation,
+}
+
+
+def uses_leg_variables(condition: spec.Condition) -> bool:
     """Whether a condition reads a leg-level variable (module docstring)."""
-    return any(isinstance(node, ast.Name) and node.id in LEG_VARIABLES for node in ast.walk(value))
+    return any(isinstance(node, spec.Variable) and node.name in LEG_VARIABLES for node in spec.walk(condition))
 
 
 def _any_leg(inner: Compiled) -> Compiled:
@@ -369,47 +362,18 @@ def _any_leg(inner: Compiled) -> Compiled:
     return test
 
 
-def compile_condition(value: ast.Value, *, history: bool = False, per_leg: bool = False) -> Compiled:
-    """Compile a condition (``exit_triggers`` item, ``adjust_when``, ...) into a vectorised test.
+def compile_condition(condition: spec.Condition, *, per_leg: bool = False) -> Compiled:
+    """Compile a condition in runtime form (`opl.runtime.conditionspec`, lowered from the file by
+    `opl.conditionforms.lower_condition`) into a vectorised test.
 
-    ``history`` says the replay runs over a history with a fitted delta band (`opl backtest`),
-    which ``delta_band`` needs. A condition reading leg-level variables holds where it holds
-    for any held leg, unless ``per_leg``: then the caller puts each leg in view (``state.leg``).
-
-    Raises
-    ------
-    UnsupportedCondition
-        For a trigger or variable the simulator does not evaluate (with its span).
+    A condition reading leg-level variables holds where it holds for any held leg, unless
+    ``per_leg``: then the caller puts each leg in view (``state.leg``).
     """
-    compiled = _compile(value, history)
-    if not per_leg and uses_leg_variables(value):
+    compiled = _compile(condition)
+    if not per_leg and uses_leg_variables(condition):
         return _any_leg(compiled)
     return compiled
 
 
-def _compile(value: ast.Value, history: bool) -> Compiled:
-    value = _strip(value)
-    if isinstance(value, ast.BoolOp):
-        left, right = _compile(value.left, history), _compile(value.right, history)
-
-        # Short-circuit: the right side (often the costlier: margins, leg variables) only where needed.
-        def both(s):
-            first = left(s)
-            return first if not np.any(first) else np.logical_and(first, right(s))
-
-        def either(s):
-            first = left(s)
-            return first if np.all(first) else np.logical_or(first, right(s))
-
-        return both if value.op == "and" else either
-    if isinstance(value, ast.Not):
-        inner = _compile(value.operand, history)
-        return lambda s: np.logical_not(inner(s))
-    if isinstance(value, ast.Call):
-        return _call(value, history)
-    if isinstance(value, ast.Name):
-        return _call(ast.Call(value.id, (), value.span, value.span), history)
-    if isinstance(value, ast.Compare) and value.left is not None:
-        left, right, op = _operand(value.left), _operand(value.right), _OPS[value.op]
-        return lambda s: op(left(s), right(s))
-    raise UnsupportedCondition("not a condition the simulator can evaluate", getattr(value, "span", None))
+def _compile(condition: spec.Condition) -> Compiled:
+    return _COMPILERS[type(condition)](condition)

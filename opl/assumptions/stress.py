@@ -135,7 +135,7 @@ def stress_test(path, *, paths: int | None = None, seed: int | None = None, over
         As :func:`opl.simulate.simulate_file` raises them.
     """
     import opl
-    from opl.runtime.metrics import target_verdict
+    from opl.simrules import target_verdict
     from opl.simulate import simulate_file, source_text, target_clauses
 
     result = simulate_file(path, paths=paths, seed=seed, overrides=overrides, data=calibration)

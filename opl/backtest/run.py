@@ -43,6 +43,7 @@ def _band_calls(doc):
 
 def _strategy_with_band(checked, compiled, settings, notes):
     """The simulator's strategy object, with the items that hold a ``delta_band`` compiled for a history."""
+    from opl.conditionforms import lower_condition
     from opl.runtime.triggers import UnsupportedCondition, compile_condition
     from opl.simconfig import SettingsError
     from opl.simulate import runtime_strategy
@@ -56,7 +57,7 @@ def _strategy_with_band(checked, compiled, settings, notes):
     extra = []
     for item in banded:
         try:
-            extra.append(compile_condition(item, history=True))
+            extra.append(compile_condition(lower_condition(item, history=True)))
         except UnsupportedCondition as error:
             raise SettingsError(str(error), span=error.span or getattr(item, "span", None), code="E105",
                                 help="supported triggers are listed in grammar/README.md §7.1") from None

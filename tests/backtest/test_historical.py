@@ -23,6 +23,7 @@ from opl.runtime.marking import AmericanMarker, SmileRule
 from opl.runtime.processes import GarchParams, JumpParams, PathGenerator, ProcessSpec, RegimeParams
 from opl.runtime.replay import RunSpec, StrategySpec, Variant, _Month, replay
 from opl.runtime.rules import load_pack
+from opl.conditionforms import lower_condition
 from opl.runtime.triggers import compile_condition
 
 MONTHS = 6
@@ -30,7 +31,7 @@ MONTHS = 6
 
 def _trigger(text: str):
     doc = opl.check(f"opl-lang 1.0\nS = short Option(Put, 100, 30d)\nexit_triggers [ {text} ]\n").document
-    return compile_condition(doc.exit.triggers[0])
+    return compile_condition(lower_condition(doc.exit.triggers[0]))
 
 
 def _strategy(american: bool) -> StrategySpec:

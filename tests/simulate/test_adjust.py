@@ -17,6 +17,7 @@ from opl.runtime.pricing import price
 from opl.runtime.processes import ProcessSpec
 from opl.runtime.replay import Variant, replay
 from opl.runtime.scores import SCORES
+from opl.conditionforms import lower_condition
 from opl.runtime.triggers import compile_condition
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 def _condition(text: str, *, per_leg: bool = False):
     doc = opl.check(f"opl-lang 1.0\nS = short Option(Call, 100, 30d)\nadjust_when {text}\n").document
     assert doc.adjust.when is not None, text
-    return compile_condition(doc.adjust.when, per_leg=per_leg)
+    return compile_condition(lower_condition(doc.adjust.when), per_leg=per_leg)
 
 
 def _gap(gap: float, vol: float = 0.01) -> ProcessSpec:

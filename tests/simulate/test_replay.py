@@ -140,9 +140,10 @@ def test_exit_trigger_and_guard_close_the_position(sim, cj):
     import opl
 
     doc = opl.check("opl-lang 1.0\nS = short Option(Call, 100, 30d)\nexit_triggers [ price_retrace(>3%) ]\n").document
+    from opl.conditionforms import lower_condition
     from opl.runtime.triggers import compile_condition
 
-    trig = tuple(compile_condition(t) for t in doc.exit.triggers)
+    trig = tuple(compile_condition(lower_condition(t)) for t in doc.exit.triggers)
     strat = sim.strategy([sim.option(call=True)], exit_triggers=trig)
     res = replay(strategy=strat, run=sim.run(_crash(+0.05), cj, paths=20), trace=True)
     assert np.all(res.counters["exits"] == 1)

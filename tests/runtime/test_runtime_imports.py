@@ -1,0 +1,30 @@
+"""The runtime reads its own typed rule objects, never the language's syntax tree: no module under
+runtime/ imports `opl.ast` or `opl.conditions` (the file's conditions are lowered by
+`opl.conditionforms`, the experiment's target judged by `opl.simrules.target_verdict`)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+RUNTIME = Path(__file__).resolve().parents[2] / "runtime"
+FORBIDDEN = ("opl.ast", "opl.conditions")
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+@pytest.mark.parametrize("path", sorted(RUNTIME.glob("*.py")), ids=lambda p: p.name)
+def test_no_runtime_module_reads_the_syntax_tree(path):
+    bad = sorted(name for name in _imports(path) if any(name == f or name.startswith(f + ".") for f in FORBIDDEN))
+    assert not bad, f"runtime/{path.name} imports {bad}"
