@@ -366,6 +366,9 @@ def _strikes(strategy, series, day: pd.Timestamp, price: float, view: View, iv: 
     for leg in strategy.legs:
         kind = "C" if leg.is_call else "P"
         typed = series[series["option_type"] == kind] if series is not None else None
+        if typed is not None and "contract_multiplier" in typed.columns:
+            # A dividend-adjusted contract (non-standard multiplier) is held through its life, never opened.
+            typed = typed[np.isclose(typed["contract_multiplier"].to_numpy(dtype=float), pack.option.multiplier)]
         listed = np.array([]) if typed is None else np.unique(
             typed.loc[typed["trading_date"] == day, "strike_price"].to_numpy(dtype=float))
         k = leg.strike.resolve(is_call=leg.is_call, price=np.array([price]), support=np.array([view.support]),
@@ -376,17 +379,41 @@ def _strikes(strategy, series, day: pd.Timestamp, price: float, view: View, iv: 
     return raw, strikes
 
 
-def _quotes(series, strikes: list[float], strategy, days: pd.DatetimeIndex) -> list[np.ndarray]:
-    out = []
+def _quotes(series, strikes: list[float], strategy, days: pd.DatetimeIndex,
+            multiplier: float | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each leg's settlement per session and the cycle's adjustment factor per session.
+
+    With contract codes (``symbol`` and ``contract_multiplier`` in the chain), a leg follows
+    the contract it opened on (at the pack's ``multiplier``) through its life, even after an
+    ex-dividend adjustment changes its strike and multiplier (SSE: 2.40 → 2.348 and 10,000 →
+    10,220) and a new standard contract is listed at the old strike. From then on the factor
+    is the multiplier's ratio M'/M, the quote is scaled by it and so is the cycle's underlying
+    price (:func:`mark_cycles`): the contract is worth M'·C(S, K') = M·C(S·M'/M, K), as option
+    prices are homogeneous in spot and strike and K' = K·M/M', so the leg keeps its strike K
+    and multiplier M on the scaled price. Without codes a leg is the series at its strike.
+    """
+    out, factor = [], np.ones(len(days))
+    coded = series is not None and {"symbol", "contract_multiplier"} <= set(series.columns)
     for leg, k in zip(strategy.legs, strikes):
         quote = np.full(len(days), np.nan)
         typed = series[series["option_type"] == ("C" if leg.is_call else "P")] if series is not None else None
         if typed is not None and len(typed):
             same = typed[np.isclose(typed["strike_price"].to_numpy(dtype=float), k)]
-            by_day = same.drop_duplicates("trading_date").set_index("trading_date")["settlement"]
-            quote = by_day.reindex(days).to_numpy(dtype=float)
+            opening = same[same["trading_date"] == days[0]] if coded else same.iloc[:0]
+            if coded and multiplier is not None:
+                opening = opening[np.isclose(opening["contract_multiplier"].to_numpy(dtype=float), multiplier)]
+            if len(opening):
+                rows = typed[typed["symbol"] == opening["symbol"].iat[0]].drop_duplicates("trading_date")
+                by_day = rows.set_index("trading_date").reindex(days)
+                ratio = (by_day["contract_multiplier"].ffill().to_numpy(dtype=float)
+                         / float(opening["contract_multiplier"].iat[0]))
+                quote = by_day["settlement"].to_numpy(dtype=float) * ratio
+                factor = np.where(factor == 1.0, ratio, factor)
+            else:
+                by_day = same.drop_duplicates("trading_date").set_index("trading_date")["settlement"]
+                quote = by_day.reindex(days).to_numpy(dtype=float)
         out.append(quote)
-    return out
+    return out, factor
 
 
 def mark_cycles(cycles: list[Cycle], *, futures: pd.DataFrame, chain: ChainIndex | None, signals: pd.DataFrame | None,
@@ -420,7 +447,8 @@ def mark_cycles(cycles: list[Cycle], *, futures: pd.DataFrame, chain: ChainIndex
         if problem:
             out.skipped.append(f"{where} is skipped: {problem}")
             continue
-        quotes = _quotes(series, strikes, strategy, days)
+        quotes, factor = _quotes(series, strikes, strategy, days, pack.option.multiplier)
+        price = price * factor  # an adjusted contract's underlying, in the units of its original terms (_quotes)
         from_chain = sum(int(np.isfinite(q).sum()) for q in quotes)
         # The surface is needed where a settlement is missing or does not invert, so at every session.
         grid = np.array([[surfaces.iv(date=d, expiry=cycle.expiry, strike=np.array([f] + strikes), forward=f)]
@@ -442,5 +470,5 @@ def mark_cycles(cycles: list[Cycle], *, futures: pd.DataFrame, chain: ChainIndex
                             "sessions": len(rows) - 1, "open_price": float(price[0]), "strikes": strikes,
                             "support": view.support, "resistance": view.resistance, "direction": view.sign,
                             "view": view.viewed, "view_date": view.issued, "level_factor": view.factor,
-                            "carry": cycle_carry, "marks_from_chain": from_chain, "marks": len(rows) * len(strategy.legs)})
+                            "carry": cycle_carry, "adjustment": float(factor[-1]), "marks_from_chain": from_chain, "marks": len(rows) * len(strategy.legs)})
     return out

@@ -16,7 +16,10 @@ in the notes. Rolls are found by `opl.data.rolls.detect_rolls` (the ``symbol`` c
 when there is one, else the jump rule with the rule pack's daily limit), and every
 session is labelled with its *contract*: a backtest's price path never runs across a roll.
 The chain's ``contract_multiplier`` must be the rule pack's (else a chain of another
-product: an error at the row). Options on a contract the futures series does not hold
+product: an error at the row), except for a dividend-adjusted contract of a chain with
+contract codes: a multiplier up to :data:`MAX_ADJUSTMENT` times the pack's (SSE: 10,220
+after an ex-dividend date) is accepted, and such a contract is carried by its code through
+its life (`opl.backtest.cycles`). Options on a contract the futures series does not hold
 that day cannot be marked against their underlying; the cycles never pick them, and the
 backtest's notes count them.
 """
@@ -131,10 +134,17 @@ def load_market(directory: str | os.PathLike, *, pack, repair: bool = False) -> 
                       files=files, repairs=repairs, option_lines=lines)
 
 
+MAX_ADJUSTMENT = 1.25  # dividend adjustments raise the multiplier by the dividend yield: a few percent
+
+
 def _check_chain(options: pd.DataFrame, lines: np.ndarray, file: str, pack) -> None:
     problems = []
     mult = options["contract_multiplier"].to_numpy(dtype=float)
-    wrong = np.flatnonzero(np.abs(mult - pack.option.multiplier) > 1e-9 * pack.option.multiplier)
+    standard = np.abs(mult - pack.option.multiplier) <= 1e-9 * pack.option.multiplier
+    if "symbol" in options.columns:
+        ratio = mult / pack.option.multiplier
+        standard |= (ratio > 1.0) & (ratio <= MAX_ADJUSTMENT)
+    wrong = np.flatnonzero(~standard)
     for i in wrong[:20]:
         problems.append(Problem(file, int(lines[i]), "contract_multiplier",
                                 f"{mult[i]:g} is not the rule pack's multiplier {pack.option.multiplier:g} "

@@ -144,3 +144,61 @@ def test_backtest_marks_an_etf_chain_on_its_parity_forward():
                              iv=np.full(2, ATM_VOL), rate=RATE, carry=RATE - DIVIDEND)
     expected = _black76(SPOT * np.exp((RATE - DIVIDEND) * t), 3.1, t, ATM_VOL, True)
     assert np.max(np.abs(value - expected)) < 1e-12
+
+
+def _adjusted_chain():
+    """A straddle's contracts at 2.40 across an ex-dividend date (the third session): from then
+    they trade as 2.348 × 10,220, and new standard contracts are listed at 2.40 × 10,000."""
+    from types import SimpleNamespace
+
+    days = pd.bdate_range("2024-06-10", periods=5)
+    expiry = pd.Timestamp("2024-06-26")
+    rows = []
+    for j, day in enumerate(days):
+        adjusted = j >= 2
+        for kind, base in (("C", 0.050), ("P", 0.040)):
+            rows.append({"trading_date": day, "symbol": f"510050{kind}2406M02400", "option_type": kind,
+                         "strike_price": 2.348 if adjusted else 2.40, "contract_multiplier": 10220.0 if adjusted
+                         else 10000.0, "settlement": base + 0.001 * j, "expiry": expiry})
+            if adjusted:
+                rows.append({"trading_date": day, "symbol": f"510050{kind}2406A02400", "option_type": kind,
+                             "strike_price": 2.40, "contract_multiplier": 10000.0, "settlement": 0.5 * base,
+                             "expiry": expiry})
+    legs = [SimpleNamespace(is_call=True), SimpleNamespace(is_call=False)]
+    return pd.DataFrame(rows), days, SimpleNamespace(legs=legs)
+
+
+def test_a_straddle_held_across_an_ex_date_is_marked_on_its_own_adjusted_contracts():
+    from opl.backtest.cycles import _quotes
+
+    series, days, strategy = _adjusted_chain()
+    quotes, factor = _quotes(series, [2.40, 2.40], strategy, days, 10000.0)
+    assert np.allclose(factor, [1, 1, 1.022, 1.022, 1.022], rtol=0, atol=1e-12)
+    for quote, base in zip(quotes, (0.050, 0.040)):
+        own = base + 0.001 * np.arange(5)
+        assert np.allclose(quote, own * factor, rtol=0, atol=1e-12)  # never the new 2.40 contract's 0.5 × base
+
+
+def test_the_adjusted_contract_is_its_original_terms_on_the_scaled_price():
+    """M'·C(S, K') = M·C(S·M'/M, K): why a carried leg keeps K and M on the scaled price."""
+    from opl.runtime.historical import option_marks
+
+    spot, ratio, t = np.array([2.35, 2.45]), 1.022, np.array([0.05, 0.05])
+    args = dict(is_call=True, american=False, t=t, iv=np.full(2, 0.2), rate=RATE, carry=RATE)
+    adjusted, *_ = option_marks(price=spot, strike=np.full(2, 2.40 / ratio), **args)
+    original, *_ = option_marks(price=spot * ratio, strike=np.full(2, 2.40), **args)
+    assert np.allclose(10220.0 * adjusted, 10000.0 * original, rtol=1e-12, atol=0)
+
+
+def test_the_chain_check_accepts_an_adjusted_multiplier_and_refuses_another_products():
+    from opl.backtest.market import _check_chain
+    from opl.data.loaders import DataError
+    from opl.runtime.rules import load_pack
+
+    pack = load_pack("sse_50etf")
+    series, *_ = _adjusted_chain()
+    _check_chain(series, np.arange(2, len(series) + 2), "options.csv", pack)
+    other = series.assign(contract_multiplier=np.where(series["contract_multiplier"] > 10000, 100.0, 10000.0))
+    with pytest.raises(DataError) as caught:
+        _check_chain(other, np.arange(2, len(other) + 2), "options.csv", pack)
+    assert "100 is not the rule pack's multiplier" in str(caught.value.problems[0])
