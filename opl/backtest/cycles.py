@@ -48,6 +48,16 @@ traded as a different position.
 else the surface (`opl.backtest.surface`). When the file has an adjustment module, each
 cycle also quotes the series it may trade (`CycleQuotes`: the chain's settlements of the
 cycle's expiry, the surface otherwise and for later expiries).
+
+**Options on spot (an ETF).** European options on spot are priced, inverted and hedged
+with the cost of carry their chain implies by put–call parity at the cycle's open for its
+expiry (`ChainIndex.parity_carries`: b = ln(F/S)/T, F the parity forward), not the rate
+alone: the spot price knows nothing of the dividends to expiry. A leg follows the contract
+it opened on by its code through its life: after an ex-dividend adjustment (SSE: 2.40 ×
+10,000 → 2.348 × 10,220) it is marked on that contract, on its original terms and the
+underlying scaled by the multipliers' ratio (`_quotes`); adjusted contracts are never
+opened. Without contract codes in the file an adjustment is not inferred (a derived code
+names the strike, so the leg then follows the strike, as before).
 """
 
 from __future__ import annotations
