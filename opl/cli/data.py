@@ -100,7 +100,7 @@ def import_command(files: tuple[str, ...], out: str, pack: str | None, tolerance
     except OSError as error:
         fail_with_io(error)
     click.echo(result.summary())
-    for role, path in result.written.items():
+    for path in result.written.values():
         click.echo(f"wrote {path}")
     click.echo(f"wrote {result.log}")
     sys.exit(EXIT_OK)

@@ -8,11 +8,9 @@ stderr, naming the folder and its ``import_log.md``, before it prints anything e
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from opl.cli.report import EXIT_FINDINGS, fail_with_io
+from opl.cli.report import fail_with_io, fail_with_problems
 
 
 def strategy_pack(file: str | None) -> str | None:
@@ -39,14 +37,10 @@ def data_folder(data: str | None, *, strategy: str | None = None, pack: str | No
     try:
         folder, result = resolve_data(data, pack=pack or strategy_pack(strategy))
     except DataError as error:
-        for problem in error.problems:
-            click.echo(f"error: {problem}", err=True)
-        click.echo(f"error: --data {data}: raw files that `opl data import` cannot map (see "
-                   "examples/jujube/data_contracts.md)", err=True)
-        sys.exit(EXIT_FINDINGS)
+        fail_with_problems([*error.problems, f"--data {data}: raw files that `opl data import` cannot map (see "
+                                             "examples/jujube/data_contracts.md)"])
     except RulePackError as error:
-        click.echo(f"error: --data {data}: {error}", err=True)
-        sys.exit(EXIT_FINDINGS)
+        fail_with_problems([f"--data {data}: {error}"])
     except OSError as error:
         fail_with_io(error)
     if result is not None:

@@ -584,8 +584,7 @@ def import_files(paths, out: str | os.PathLike, *, pack: str | object | None = N
         _write(frame, written[role])
     for src in iv_sources:
         written["iv_summary"] = root / FILES["iv_summary"]
-        renamed = src.text.rename(columns={"date": "date"})
-        renamed.to_csv(written["iv_summary"], index=False)
+        src.text.to_csv(written["iv_summary"], index=False)  # headers mapped, cells as validated
     entries = [s.entry for s in sources]
     log = root / "import_log.md"
     result = ImportResult(out=root, files=entries, written=written, log=log, checks=checks)
