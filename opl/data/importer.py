@@ -27,7 +27,8 @@ What is derivable is derived, each derivation written to ``import_log.md``:
 * ``contract_multiplier`` from the pack (``--pack``);
 * a column whose header carries a unit (``成交额(万元)``) is rescaled.
 
-Repairs are those of :mod:`opl.data.loaders` (``repair=True``), plus dates written
+An exchange's ``|``-separated daily report (CZCE's ``.txt``, with its title line) is read
+as such. Repairs are those of :mod:`opl.data.loaders` (``repair=True``), plus dates written
 ``2024/6/21`` read as ``2024-06-21``; every one is listed. What cannot be mapped or
 derived is refused with located errors (:class:`opl.data.loaders.DataError`): a file
 whose role cannot be told, a required column that is neither present nor derivable,
@@ -185,8 +186,50 @@ def _map_headers(path: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple
     return frame, mapped, ignored, scales, problems
 
 
+def _decode(data: bytes) -> tuple[str, str]:
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    raise UnicodeDecodeError("gb18030", data, 0, 1, "not UTF-8 or GB18030 text")
+
+
+def _read_pipes(path: Path):
+    """An exchange's ``|``-separated daily report (CZCE's .txt files), or None for any other file.
+
+    Such a report may open with a title line (郑州商品交易所期权每日行情表) and close its
+    rows with a trailing ``|``; the title is skipped (noted), cells are stripped.
+    """
+    if path.suffix.lower() not in (".txt", ".csv"):
+        return None
+    try:
+        text, encoding = _decode(path.read_bytes())
+    except UnicodeDecodeError:
+        return None
+    rows = text.splitlines()
+    header_at = next((i for i, line in enumerate(rows[:5]) if line.count("|") >= 2), None)
+    if header_at is None or "," in rows[header_at].split("|")[0]:
+        return None
+    notes = [f"read as {encoding}, not UTF-8"] if encoding != "utf-8-sig" else []
+    if header_at:
+        notes.append(f"lines 1-{header_at} skipped as a title: {rows[0].strip()[:60]!r}")
+    split = [[cell.strip() for cell in line.rstrip().rstrip("|").split("|")] for line in rows[header_at:]]
+    header, body = split[0], split[1:]
+    keep = [i for i, cells in enumerate(body) if any(cells)]
+    width = len(header)
+    problems = [Problem(str(path), header_at + 2 + i, None, f"{len(body[i])} fields where the header has {width}")
+                for i in keep if len(body[i]) != width]
+    if problems:
+        raise DataError(problems)
+    frame = pd.DataFrame([body[i] for i in keep], columns=header, dtype=object)
+    notes.append("`|`-separated exchange report")
+    return frame, np.array([header_at + 2 + i for i in keep]), notes
+
+
 def _read_source(path: Path) -> tuple[_Source, dict[str, float]]:
-    raw, lines, notes = _read_raw(path)
+    piped = _read_pipes(path)
+    raw, lines, notes = piped if piped is not None else _read_raw(path)
     frame, mapped, ignored, scales, problems = _map_headers(str(path), raw)
     role = recognise_role(frame)
     if role is None:
@@ -305,7 +348,7 @@ def _from_option_codes(src: _Source, pack) -> None:
     for column in wanted:
         t[column] = out[column]
     how = {"option_type": "type", "strike_price": "strike", "underlying_symbol": "underlying contract",
-           "expiry": f"expiry (by the {getattr(pack, 'name', '')} pack's expiry rule for the contract month)"}
+           "expiry": f"expiry by the {getattr(pack, 'name', '')} pack's rule for the contract month"}
     src.entry.derivations.append("from the option codes in `symbol` (e.g. "
                                  f"{t['symbol'].iat[0]}): " + ", ".join(f"`{c}` (the {how[c]})" for c in wanted))
 

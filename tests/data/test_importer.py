@@ -367,3 +367,31 @@ def test_simulate_takes_a_raw_folder(tmp_path):
     assert res.exit_code == 0, res.output
     assert "holds raw files: imported futures" in res.output
     assert "import-" in (tmp_path / "s.json").read_text(encoding="utf-8")
+
+
+CZCE_REPORT = """郑州商品交易所期权每日行情表(2024-06-21)
+交易日期   |合约代码     |昨结算    |今开盘    |最高价    |最低价    |今收盘    |今结算    |涨跌1     |成交量(手)|持仓量    |成交额(万元)|DELTA     |
+2024-06-21 |CJ501C11400  |500.00    |510.00    |520.00    |480.00    |505.00    |502.00    |5.00      |1,200     |3,400     |30.12     |0.4512    |
+2024-06-21 |CJ501P11400  |450.00    |440.00    |460.00    |420.00    |445.00    |448.00    |-5.00     |1,100     |3,100     |24.55     |-0.5488   |
+"""
+
+
+def test_a_czce_daily_option_report_as_published(tmp_path):
+    """GBK, a title line, `|` separators, codes only: type, strike, underlying, expiry, multiplier derived."""
+    path = tmp_path / "OPTIONDATA_CJ.txt"
+    path.write_bytes(CZCE_REPORT.encode("gbk"))
+    result = import_files([path], tmp_path / "out", pack="czce_cj")
+    opt = load(result.written["options"], kind="options").frame
+    assert opt["symbol"].tolist() == ["CJ501C11400", "CJ501P11400"]
+    assert opt["strike_price"].tolist() == [11400, 11400] and opt["option_type"].tolist() == ["C", "P"]
+    assert [d.date().isoformat() for d in opt["expiry"]] == ["2024-12-11"] * 2
+    assert opt["settlement"].tolist() == [502, 448] and opt["volume"].tolist() == [1200, 1100]
+    assert opt["total_turnover"].tolist() == [301_200, 245_500]
+    log = result.log.read_text(encoding="utf-8")
+    assert "skipped as a title" in log and "`|`-separated exchange report" in log
+    assert "not in the alias table, not written: `涨跌1`, `DELTA`" in log
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(CZCE_REPORT.replace("|0.4512    |", "|0.4512    |9|").encode("gbk"))
+    with pytest.raises(DataError) as info:
+        import_files([bad], tmp_path / "out2", pack="czce_cj")
+    assert info.value.problems[0].row == 3 and "14 fields where the header has 13" in info.value.problems[0].message
