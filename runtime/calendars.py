@@ -1,8 +1,9 @@
 """Trading calendars and expiry rules of the rule packs.
 
-A pack's calendar is weekends plus a listed set of holidays; past its
-``holidays_through`` date only weekends are known, so dates computed beyond it
-can be off by a holiday (:func:`calendar_covers` tells). Expiry rules are the
+A pack's calendar is weekends plus a listed set of holidays; outside its
+``holidays_from`` … ``holidays_through`` span only weekends are known, so dates
+computed there can be off by a holiday (:func:`calendar_covers` tells; data past the
+span are refused by ``opl data import --pack`` and the backtest, :mod:`opl.data.sessions`). Expiry rules are the
 named kinds of :mod:`opl.runtime.rules` (``nth_last_trading_day_on_or_before``,
 ``nth_weekday_of_month``, ``third_friday``...), chosen in the pack's TOML.
 
