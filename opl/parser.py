@@ -20,7 +20,7 @@ from functools import lru_cache
 from importlib import resources
 
 from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.visitors import Transformer_NonRecursive, v_args
 
 from opl import ast
@@ -342,28 +342,27 @@ def _syntax_diagnostic(error: UnexpectedInput, source: SourceFile, pos_offset: i
         char = source.text[start] if start < len(source.text) else ""
         return Diagnostic("E002", f"unexpected character `{char}`", source.span(start, start + 1),
                           "not part of any token", _char_help(char))
-    if isinstance(error, UnexpectedToken):
-        token = error.token
-        if token.type == "$END":
-            end = len(source.text)
-            return Diagnostic("E001", "unexpected end of file", source.span(end, end), "statement is incomplete",
-                              f"expected {_readable(error.expected)}" if error.expected else None)
-        start = token.start_pos + pos_offset if token.start_pos is not None else pos_offset
-        end = token.end_pos + pos_offset if token.end_pos is not None else start
-        shown = "end of line" if token.type == "_NL" else f"`{token}`"
-        if token.type == "_NL":
-            end = start  # point at the end of the line, not at the newline character
-        grouped = _digit_grouping(source.text, start) if str(token) == "," else None
-        if grouped is not None:
-            return Diagnostic("E001", f"unexpected {shown} inside the number `{grouped}`", source.span(start, end),
-                              "digit separator", f"numbers are written without separators: "
-                              f"`{grouped.replace(',', '')}`")
-        expected = _readable(error.expected)
-        return Diagnostic("E001", f"unexpected {shown}", source.span(start, end),
-                          "unexpected here", f"expected {expected}" if expected else None)
-    assert isinstance(error, UnexpectedEOF)
-    end = len(source.text)
-    return Diagnostic("E001", "unexpected end of file", source.span(end, end), "statement is incomplete")
+    # the LALR parser reports the end of input as the token `$END`; lark raises UnexpectedEOF
+    # only from its Earley parser, which opl does not use
+    assert isinstance(error, UnexpectedToken), type(error)
+    token = error.token
+    if token.type == "$END":
+        end = len(source.text)
+        return Diagnostic("E001", "unexpected end of file", source.span(end, end), "statement is incomplete",
+                          f"expected {_readable(error.expected)}" if error.expected else None)
+    start = token.start_pos + pos_offset if token.start_pos is not None else pos_offset
+    end = token.end_pos + pos_offset if token.end_pos is not None else start
+    shown = "end of line" if token.type == "_NL" else f"`{token}`"
+    if token.type == "_NL":
+        end = start  # point at the end of the line, not at the newline character
+    grouped = _digit_grouping(source.text, start) if str(token) == "," else None
+    if grouped is not None:
+        return Diagnostic("E001", f"unexpected {shown} inside the number `{grouped}`", source.span(start, end),
+                          "digit separator", f"numbers are written without separators: "
+                          f"`{grouped.replace(',', '')}`")
+    expected = _readable(error.expected)
+    return Diagnostic("E001", f"unexpected {shown}", source.span(start, end),
+                      "unexpected here", f"expected {expected}" if expected else None)
 
 
 def _char_help(char: str) -> str | None:
@@ -528,8 +527,7 @@ def _recover_chunk(source: SourceFile, chunk: _Chunk, error: UnexpectedInput, ou
         name_start = chunk.start + block.start(1)
         return [ast.Block(block.group(1), tuple(statements), source.span(chunk.start, chunk.end),
                           source.span(name_start, name_start + len(block.group(1))))]
-    if open_bracket is not None and (isinstance(error, UnexpectedEOF) or (
-            isinstance(error, UnexpectedToken) and error.token.type in ("$END", "_NL"))):
+    if open_bracket is not None and isinstance(error, UnexpectedToken) and error.token.type in ("$END", "_NL"):
         pos, ch = open_bracket
         closer = {"(": ")", "[": "]", "{": "}"}[ch]
         out.append(Diagnostic("E003", f"unclosed `{ch}`", source.span(pos, pos + 1),
