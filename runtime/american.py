@@ -156,10 +156,12 @@ def _baw(call, s, k, t, v, r, b):
     # A call is never exercised early when its European value stays above intrinsic for every S:
     # b >= r >= 0 (the classic case), or b >= 0 >= r (e^{-rT}(S e^{bT} − K) >= S − K). Puts mirror this by
     # put–call symmetry, P(S, K, r, b) = C(K, S, r − b, −b): r <= 0 and b <= 0.
-    # |rT| <= 1e-14 counts as r = 0: the early premium it could add is below rounding, and BAW's boundary
-    # for a rate that small runs off to infinity.
+    # |rT| <= 1e-14 counts as r = 0, and |bT| <= 1e-14 as b = 0: the early premium either could add is
+    # below rounding, and BAW's boundary for a rate or carry that small runs off to infinity (hypothesis
+    # found b = -2e-67 inverting to "out of range").
     r_region = np.where(np.abs(r * t) <= 1e-14, 0.0, r)
-    european = np.where(call, b >= np.maximum(r_region, 0.0), (r_region <= 0) & (b <= 0))
+    b_region = np.where(np.abs(b * t) <= 1e-14, 0.0, b)
+    european = np.where(call, b_region >= np.maximum(r_region, 0.0), (r_region <= 0) & (b_region <= 0))
     expired = t == 0
     still = (v * np.sqrt(t) == 0) & ~expired & ~european
     # K = 0: the call is the underlying, best taken now when b < r; the put is worthless.

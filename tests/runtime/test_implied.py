@@ -60,6 +60,8 @@ def test_european_round_trip(call, s, m, t, v, r, b):
 @settings(max_examples=150, deadline=None)
 # A rate so small that 1 − e^{−rT} rounds to 0 once sent BAW's call boundary to infinity (value 0 at σ = 10).
 @example(call=True, s=10.0, m=1.0, t=3.0, v=1.0, r=6.981871847425986e-117, b=0.0)
+# ... and a carry that small did the same for the put-side test of early exercise (b = -2e-67, r = 0).
+@example(call=True, s=10.0, m=1.0, t=3.0, v=1.0, r=0.0, b=-2.0594185593014228e-67)
 @given(call=st.booleans(), s=st.floats(10.0, 1e3), m=st.floats(0.5, 2.0), t=st.floats(1 / 365, 3.0),
        v=st.floats(0.05, 1.5), r=st.floats(0.0, 0.12), b=st.floats(-0.1, 0.12))
 def test_american_round_trip(call, s, m, t, v, r, b):
