@@ -83,6 +83,8 @@ def _limits() -> str:
         ("a position size (`sizes`, `--set size`)", f"{limits.MAX_SIZE:,.0f}", "E207"),
         ("dates", f"years {limits.MIN_YEAR}–{limits.MAX_YEAR}", "E012"),
         ("header position", f"first {limits.HEADER_WINDOW} bytes", "E005"),
+        ("estimated cost of the experiment: paths × months × 21 days × `steps_per_day` × (1 + scenarios) × sizes",
+         f"{limits.MAX_PATH_STEPS:,} path-steps", "E207"),
         ("a file the `.opl` names (`calibration file(\"…\")`): a regular file of at most",
          f"{limits.MAX_NAMED_FILE_BYTES:,} bytes", "E015"),
     ]

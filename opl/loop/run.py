@@ -365,7 +365,10 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
                                                                         reason="session interrupted"),
                                    best_iteration=records[-1]["decision"]["best_iteration"], iterations=k,
                                    holdout=None, answer="", report=None, records=records)
-            record = _iteration(archive, evaluator, target, proposer, records, facts, emit, access)
+            budget = _Budget.of(archive, evaluator, records[0], rules,
+                                seconds_left=None if rules.minutes is None else
+                                rules.minutes * 60 - _elapsed_minutes(records, facts_seconds) * 60)
+            record = _iteration(archive, evaluator, target, proposer, records, facts, emit, access, budget)
             if record is None:  # the proposer has nothing left: no iteration is written
                 exhausted = True
                 continue
@@ -379,6 +382,53 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
         archive.write_text("change_log.md", change_log(records, target))
         emit("iteration", {"record": record})
         new += 1
+
+
+#: A candidate may cost at most this many times the file as written (estimated path-steps, `opl.runcost`).
+COST_FACTOR = 4.0
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """What one candidate's evaluation may cost: `COST_FACTOR` × the baseline's estimated path-steps, and no
+    more estimated seconds (the baseline's measured rate) than ``--minutes`` leaves."""
+
+    base_steps: int
+    seconds_per_step: float | None
+    seconds_left: float | None
+
+    @classmethod
+    def of(cls, archive: RunArchive, evaluator: Evaluator, baseline: dict[str, Any], rules: StopRules, *,
+           seconds_left: float | None) -> "_Budget | None":
+        cost = _run_cost(archive.path("initial.opl").read_text(encoding="utf-8"), evaluator.settings.paths)
+        if cost is None:
+            return None
+        seconds = (baseline.get("evaluation") or {}).get("seconds")
+        return cls(cost.path_steps, seconds / cost.path_steps if seconds else None, seconds_left)
+
+    def refusal(self, text: str, paths: int) -> str:
+        """Why the candidate ``text`` is refused unevaluated ("" when it fits the budget)."""
+        cost = _run_cost(text, paths)
+        if cost is None:
+            return ""  # a text that does not lower was refused by the check already
+        if cost.path_steps > COST_FACTOR * self.base_steps:
+            return (f"rejected unevaluated: it would simulate {cost.describe()}, more than {COST_FACTOR:g} × the "
+                    f"file as written ({self.base_steps:,}): the run's budget")
+        if self.seconds_left is not None and self.seconds_per_step is not None:
+            estimate = cost.path_steps * self.seconds_per_step
+            if estimate > max(self.seconds_left, 0.0):
+                return (f"rejected unevaluated: it would take about {estimate:,.0f} s to simulate, more than the "
+                        f"{max(self.seconds_left, 0.0):,.0f} s left of --minutes")
+        return ""
+
+
+def _run_cost(text: str, paths: int):
+    """The `opl.runcost.RunCost` of ``text`` at the run's ``paths`` (None when it does not lower)."""
+    import opl
+    from opl.runcost import experiment_cost
+
+    checked = opl.check(text)
+    return experiment_cost(checked.document.experiment, paths=paths) if checked.document is not None else None
 
 
 def _json(data) -> str:
@@ -433,7 +483,8 @@ def _baseline(archive, evaluator, target, text, facts, emit) -> dict[str, Any]:
             "seconds": time.perf_counter() - started, "_text": text}
 
 
-def _iteration(archive, evaluator, target, proposer, records, facts, emit, files) -> dict[str, Any] | None:
+def _iteration(archive, evaluator, target, proposer, records, facts, emit, files,
+               budget: "_Budget | None" = None) -> dict[str, Any] | None:
     k = len(records)
     last = records[-1]["decision"]
     best_k = last["best_iteration"]
@@ -478,6 +529,8 @@ def _iteration(archive, evaluator, target, proposer, records, facts, emit, files
                     why = f"rejected unevaluated: the design change makes the test easier ({reason})"
                 elif dropped:
                     decision["dropped"] = dropped
+            if not why and budget is not None:
+                why = budget.refusal(text, evaluator.settings.paths)
             if not why:
                 evaluation = _evaluate(evaluator, text, display, emit, complete=False)
                 decision["objective"] = evaluation.to_dict()["objective"]

@@ -349,3 +349,25 @@ def test_size_sweep_png_names_green_points_only_when_they_are_drawn(holds):
             assert not green and "holds at no size" in figure.axes[0].get_title()
     finally:
         plt.close(figure)
+
+
+def test_a_candidate_costlier_than_the_runs_budget_is_refused_unevaluated(tmp_path):
+    # Issue 12, item 5: `steps_per_day 96` once passed as a design change and ran for minutes.
+    archive = _start(tmp_path, max_iter=1)
+    costly = SMALL.replace("  seed 7\n", "  seed 7\n  steps_per_day 96\n")
+    assert opl.check(costly).ok  # within every range the checker bounds on its own, at these paths
+    outcome = run_loop(archive, _Scripted(costly))
+    decision = outcome.records[1]["decision"]
+    assert decision["kind"] == "design" and not decision["accepted"] and outcome.records[1]["evaluation"] is None
+    assert "rejected unevaluated: it would simulate 60 paths × 2 months × 21 days × 96 steps a day" in decision["why"]
+    assert "the run's budget" in decision["why"]
+
+
+def test_a_candidate_that_would_outlast_the_minutes_left_is_refused():
+    from opl.loop.run import _Budget
+
+    budget = _Budget(base_steps=60 * 2 * 21 * 6, seconds_per_step=0.01, seconds_left=50.0)
+    assert budget.refusal(SMALL, 60) == "rejected unevaluated: it would take about 151 s to simulate, more than " \
+                                        "the 50 s left of --minutes"
+    assert _Budget(base_steps=60 * 2 * 21 * 6, seconds_per_step=0.001, seconds_left=50.0).refusal(SMALL, 60) == ""
+    assert _Budget(base_steps=60 * 2 * 21 * 6, seconds_per_step=0.01, seconds_left=None).refusal(SMALL, 60) == ""
