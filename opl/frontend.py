@@ -9,8 +9,11 @@ not lower).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from opl import limits
 
 from opl.checks import CheckContext, CheckOptions, run_checks
 from opl.diagnostics import DiagnosticSink, FileReport
@@ -87,8 +90,11 @@ def check_text(text: str, path: str = "<string>", options: CheckOptions | None =
 def check_path(path: str | Path, options: CheckOptions | None = None) -> CheckResult:
     """Read and check a file. Raises OSError for I/O problems (the CLI reports them)."""
     path = Path(path)
-    data = path.read_bytes()
-    source, problems = decode(data, str(path))
+    with open(path, "rb") as handle:
+        # At most one byte past the bound: `/dev/zero` or a huge file is E008, not all of memory.
+        data = handle.read(limits.MAX_BYTES + 1)
+        size = os.fstat(handle.fileno()).st_size if len(data) > limits.MAX_BYTES else None
+    source, problems = decode(data, str(path), size=size)
     if source is None:
         return CheckResult(FileReport(SourceFile(str(path), ""), problems))
     return check_source(source, options)

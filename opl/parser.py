@@ -576,12 +576,16 @@ def parse(text: str, path: str = "<string>") -> ParseResult:
     return parse_source(SourceFile(path, text))
 
 
-def decode(data: bytes, path: str) -> tuple[SourceFile | None, list[Diagnostic]]:
-    """Decode file bytes as UTF-8 text, or explain why they are not."""
+def decode(data: bytes, path: str, *, size: int | None = None) -> tuple[SourceFile | None, list[Diagnostic]]:
+    """Decode file bytes as UTF-8 text, or explain why they are not.
+
+    ``size``: the file's whole size when only its first bytes were read (a bounded read of a large file).
+    """
     from opl.source import UNKNOWN_SPAN
 
     if len(data) > limits.MAX_BYTES:
-        return None, [Diagnostic("E008", f"file is {len(data)} bytes, above the limit of {limits.MAX_BYTES}",
+        shown = str(max(size or 0, len(data))) if size else f"more than {limits.MAX_BYTES}"
+        return None, [Diagnostic("E008", f"file is {shown} bytes, above the limit of {limits.MAX_BYTES}",
                                  UNKNOWN_SPAN, "", "split the file or remove unrelated content")]
     try:
         text = data.decode("utf-8")

@@ -150,3 +150,10 @@ def test_values_from_a_calibration_file_are_quoted_short_and_escaped(tmp_path):
     assert "TOPSECRET-abc123" in message and secret not in message and "\u2028" not in message
     assert len(message) < len(str(path)) + 150
     assert quoted("a\nb\u2028c") == "'a\\nb\\u2028c'"
+
+
+def test_checking_an_endless_file_reads_only_past_the_size_bound():
+    # `opl check /dev/zero` (or `opl simulate` of it) read until memory ran out.
+    result = opl.check_file("/dev/zero")
+    assert [(d.code, d.message) for d in result.report.diagnostics] == \
+        [("E008", f"file is more than {limits.MAX_BYTES} bytes, above the limit of {limits.MAX_BYTES}")]
