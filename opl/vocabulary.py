@@ -122,7 +122,7 @@ ACTIONS: dict[str, Signature] = {
     "replace_leg": Signature((("leg", "number"), ("with", "any")), 2, "swap a leg for another"),
     "add_leg": Signature((("leg", "any"),), 1, "add a leg"),
     "remove_leg": Signature((("leg", "number"),), 1, "remove a leg"),
-    "scale_qty": Signature((("leg", "number"), ("factor", "number")), 1, "multiply quantities"),
+    "scale_qty": Signature((("leg", "number"), ("factor", "number")), 2, "multiply a leg's quantity"),
     "close": Signature((("leg", "number"),), 0, "close the position (or one leg)"),
 }
 

@@ -50,9 +50,10 @@ Pass = Callable[[CheckContext], None]
 
 
 def _passes() -> tuple[Pass, ...]:
-    from opl.checks import budget, guards, intent, legs, namedfiles, resources
+    from opl.checks import budget, guards, intent, legs, namedfiles, playbook, resources
 
-    return namedfiles.PASSES + budget.PASSES + legs.PASSES + resources.PASSES + guards.PASSES + intent.PASSES
+    return (namedfiles.PASSES + budget.PASSES + legs.PASSES + resources.PASSES + playbook.PASSES + guards.PASSES
+            + intent.PASSES)
 
 
 def run_checks(context: CheckContext) -> None:
