@@ -196,6 +196,11 @@ _TABLE: tuple[tuple[str, str, str, str], ...] = (
      "The file is valid OPL-Lang (the spec leaves score functions open), but `opl simulate`\n"
      "runs only the built-in ones — `trigger_vote`, `profit_capture`, `pnl_greeks_time`\n"
      "(grammar/README.md §6) — and refuses the file with E106."),
+    ("W412", "warning", "incomplete adjustment module",
+     "`adjust_playbook` without `adjust_when` (nothing says when to adjust), or\n"
+     "`adjust_when` without `adjust_playbook` (nothing to do when it holds). The spec's\n"
+     "golden sample 6 writes a playbook alone, so this is not an error; the simulator\n"
+     "runs no adjustment for such a file. Write both fields to adjust."),
     ("W411", "warning", "support above resistance",
      "`support` lies above `resistance`, or a short put is struck above a short call.\n"
      "Between the two strikes both short options are in the money, so a short strangle\n"

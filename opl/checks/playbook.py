@@ -2,8 +2,9 @@
 
 The simulator refuses the same things (`opl.simrules.adjust_spec`); here they are found at
 `opl check`, located, so a file `opl check` accepts never stops the simulator for a reason
-visible in the file: an adjust condition without a playbook (or the reverse), a negative
-gamma target, an expiry moved in, a hedge of a Greek no instrument hedges.
+visible in the file: a negative gamma target, an expiry moved in, a hedge of a Greek no
+instrument hedges. An adjust condition without a playbook (or the reverse) is valid OPL
+(golden sample 6 writes a playbook alone) and warns W412; the simulator runs no adjustment.
 """
 
 from __future__ import annotations
@@ -50,12 +51,13 @@ ARGUMENT_RULES: dict[tuple[str, str], tuple[int, Callable[[ast.Value], str | Non
 def module_complete(ctx: CheckContext) -> None:
     """`adjust_when` and `adjust_playbook` come together: one without the other does nothing."""
     adjust, spans = ctx.document.adjust, ctx.document.spans
-    if adjust.playbook and adjust.when is None:
-        ctx.sink.emit("E105", "`adjust_playbook` without `adjust_when`: nothing says when to adjust",
+    # a field written but rejected when lowered has its own error; judge by what was written
+    if adjust.playbook and "adjust_when" not in spans:
+        ctx.sink.emit("W412", "`adjust_playbook` without `adjust_when`: nothing says when to adjust",
                       spans.get("adjust_playbook", UNKNOWN_SPAN), "never runs",
                       help="add e.g. `adjust_when price_retrace(<-3%)`")
-    if adjust.when is not None and not adjust.playbook:
-        ctx.sink.emit("E105", "`adjust_when` without `adjust_playbook`: nothing to do when it holds",
+    if adjust.when is not None and "adjust_playbook" not in spans:
+        ctx.sink.emit("W412", "`adjust_when` without `adjust_playbook`: nothing to do when it holds",
                       spans.get("adjust_when", UNKNOWN_SPAN), "does nothing",
                       help="add e.g. `adjust_playbook [ roll_nearest_term() ]`")
 

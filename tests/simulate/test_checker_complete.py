@@ -92,7 +92,6 @@ def test_what_check_accepts_the_simulator_runs_at_length(tmp_path, text):
     ("adjust_playbook [ hedge_gamma(-1) ]", "E105"),
     ("adjust_playbook [ roll_tenor(1, -5d) ]", "E105"),
     ("adjust_playbook [ hedge(vega) ]", "E105"),
-    ("adjust_when price_retrace(>-3%)", "E105"),  # a condition with nothing to do
     ("adjust_playbook [ scale_qty(1, 2030-01-01) ]", "E104"),
     ('exit_triggers [ pnl_percent(<"abc") ]', "E104"),
 ])
