@@ -20,7 +20,7 @@ MAX_QTY = 100_000               # E012: lots per leg
 MIN_YEAR, MAX_YEAR = 1900, 2200  # E012: dates
 MAX_SIZE = 1e6                  # E207: a position size (`sizes`, --set size / experiment.sizes)
 HEADER_WINDOW = 256             # E005: the header must start within these bytes (rc6 §13)
-MAX_PATH_STEPS = 10**9          # E207: estimated path-steps of a simulation (opl.runcost)
+MAX_PATH_STEPS = 10**10         # E207: estimated path-steps (opl.runcost): ~1 h at today's engine; 50,000 paths × 5 sizes × 17 scenarios fit
 MAX_NAMED_FILE_BYTES = 8 * 1024 * 1024  # E015: a file the .opl names (`calibration file`): a calibration JSON
 
 

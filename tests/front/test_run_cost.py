@@ -34,7 +34,7 @@ def test_the_estimate_multiplies_every_factor():
     assert experiment_cost(None).path_steps == 2000 * 12 * 21
 
 
-@pytest.mark.parametrize("paths, steps, refused", [(10_000, 96, True), (50, 96, False), (10_000, 1, False)])
+@pytest.mark.parametrize("paths, steps, refused", [(100_000, 96, True), (50, 96, False), (10_000, 1, False)])
 def test_the_checker_refuses_an_experiment_above_the_bound(paths, steps, refused):
     text = FILE.format(paths=paths, steps=steps)
     errors = [d for d in opl.check(text).report.diagnostics if d.severity == "error"]
