@@ -3,7 +3,8 @@
 Resolution, leg by leg, in normalised order:
 
 1. market — the file's ``price``/``iv``/``rate``/``time``/levels, overridden by
-   ``--market``; ``time`` defaults to today, ``rate`` to 0; ``price`` and ``iv``
+   ``--market``; ``time`` defaults to the caller's ``evaluation_date``, else today (stated
+   in the notes either way), ``rate`` to 0; ``price`` and ``iv``
    are required (E306);
 2. strike — absolute, ``ATM±x%``/rc6 ``+5%``, ``support-100``, ``resistance+2%``, or
    ``delta(0.25)`` solved with the European Black formula at the file's ``iv``;
@@ -111,8 +112,29 @@ def _expiry(leg: Leg, time: _dt.date, pack) -> _dt.date:
     return min(listed, key=lambda d: (abs((d - target).days), -d.toordinal()))
 
 
-def compile_checked(result: CheckResult, market_overrides: dict | None = None) -> CompileResult:
-    """Compile a `CheckResult` (from `opl.check` / `opl.check_file`); errors come back as diagnostics."""
+def _evaluation_date(given: dict, evaluation_date: _dt.date | None) -> tuple[_dt.date, list[str]]:
+    """The date legs are priced on, and the note that states it when the file gives none.
+
+    The file's ``time`` (or ``--market time=``) wins; else the caller's ``evaluation_date``;
+    else the run's own date. Either fallback is written into the compiled notes, so an
+    output never depends on a date it does not show.
+    """
+    if given.get("time"):
+        return given["time"], []
+    if evaluation_date is not None:
+        return evaluation_date, [f"evaluation date {evaluation_date.isoformat()}: given by the caller, as the "
+                                 "file gives no `time`"]
+    today = _dt.date.today()
+    return today, [f"evaluation date {today.isoformat()}: today, as the file gives no `time`"]
+
+
+def compile_checked(result: CheckResult, market_overrides: dict | None = None, *,
+                    evaluation_date: _dt.date | None = None) -> CompileResult:
+    """Compile a `CheckResult` (from `opl.check` / `opl.check_file`); errors come back as diagnostics.
+
+    ``evaluation_date`` prices a file that gives no ``time`` (see `_evaluation_date`); the
+    compiled notes state the date used.
+    """
     report = result.report
     if report.has_errors or result.document is None:
         return CompileResult(None, [d for d in report.sorted() if d.severity == "error"])
@@ -120,7 +142,7 @@ def compile_checked(result: CheckResult, market_overrides: dict | None = None) -
     sink = DiagnosticSink()
     span = doc.strategy.expr.span if doc.strategy is not None else doc.spans.get("opl-lang", UNKNOWN_SPAN)
     if not result.legs and doc.strategy is None and doc.intent.direction is not None:
-        return _compile_from_intent(result, market_overrides)
+        return _compile_from_intent(result, market_overrides, evaluation_date)
     if not result.legs:
         sink.emit("E203", "nothing to compile: the strategy has no legs", span, "no legs",
                   help="write the legs (`S = ...`); `opl build` constructs legs from an intent")
@@ -133,8 +155,7 @@ def compile_checked(result: CheckResult, market_overrides: dict | None = None) -
         sink.emit("E306", f"pricing needs {names}", span, "cannot price these legs",
                   help=f"add {names} to the file, or pass `--market {','.join(m + '=...' for m in missing)}`")
         return CompileResult(None, sink.items)
-    time = given.get("time") or _dt.date.today()
-    notes = [] if given.get("time") else [f"evaluation date {time.isoformat()}: today, as the file gives no `time`"]
+    time, notes = _evaluation_date(given, evaluation_date)
     rate = given.get("rate") or 0.0
     underlying = doc.underlying
     futures = underlying is not None and underlying.kind == "future"
@@ -223,7 +244,8 @@ BUILD_PATH = "C"  # the construction path `opl compile` builds an intent-only fi
 BUILD_MARKET = {"price": 100.0, "iv": 0.25}  # stated in the output when the file gives no market
 
 
-def _compile_from_intent(result: CheckResult, market_overrides: dict | None) -> CompileResult:
+def _compile_from_intent(result: CheckResult, market_overrides: dict | None,
+                         evaluation_date: _dt.date | None) -> CompileResult:
     """Golden sample 5: a file with an intent and constraints but no legs.
 
     Spec §4's pipeline: ``MapIntentToO`` gives the base legs, construction path C tunes them,
@@ -238,7 +260,7 @@ def _compile_from_intent(result: CheckResult, market_overrides: dict | None) -> 
     given = {key: getattr(doc.market, key) for key in MARKET_KEYS if getattr(doc.market, key) is not None}
     given.update(market_overrides or {})
     assumed = {k: v for k, v in BUILD_MARKET.items() if k not in given}
-    time = given.get("time") or _dt.date.today()
+    time, dated = _evaluation_date(given, evaluation_date)
     sink = DiagnosticSink()
     span = doc.spans.get("direction_intent", doc.spans.get("intent", doc.spans.get("opl-lang", UNKNOWN_SPAN)))
     pack = _pack(doc, sink)
@@ -269,7 +291,7 @@ def _compile_from_intent(result: CheckResult, market_overrides: dict | None) -> 
              + " + ".join(f"{leg.side} {leg.type or leg.kind} {leg.strike:g}" if leg.strike else leg.side
                           for leg in compiled.strategy.legs)]
     notes += [f"market assumed for the build: {', '.join(f'{k} {v:g}' for k, v in assumed.items())}"] if assumed else []
-    notes += [] if given.get("time") else [f"evaluation date {time.isoformat()}: today, as the file gives no `time`"]
+    notes += dated
     notes += [note for note in built.notes]
     strategy = compiled.strategy.model_copy(update={"notes": compiled.strategy.notes + tuple(notes)})
     return CompileResult(strategy, compiled.diagnostics)

@@ -12,7 +12,7 @@ trading-day counts are here for callers that ask for an exchange calendar.
 
 >>> import datetime as dt
 >>> from opl.runtime.rules import load_pack
->>> expiry_date(load_pack("czce_cj"), "CJ605")
+>>> expiry_date(load_pack("czce_cj"), "CJ605", reference=dt.date(2026, 1, 5))
 datetime.date(2026, 4, 13)
 """
 
@@ -173,7 +173,8 @@ def expiry_date(pack: RulePack, month, *, reference: dt.date | None = None) -> d
         The contract month: a ``date``, ``"YYYY-MM"``, ``(year, month)`` or a code
         such as ``"CJ605"`` (for futures options, the underlying's delivery month).
     reference
-        Resolves CZCE's one-digit year in a code (see ``rules.resolve_year_digit``).
+        The date a CZCE one-digit-year code was quoted on (see ``rules.resolve_year_digit``);
+        required for such codes.
     """
     cm = contract_month(month, reference=reference)
     if cm.month not in pack.option.contract_months:

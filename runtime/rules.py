@@ -609,8 +609,10 @@ def parse_contract(code: str, *, reference: dt.date | None = None) -> ContractCo
     """Parse a Chinese futures (or futures-option) code.
 
     Three digits are CZCE's year-digit + month (``CJ605``), resolved with
-    :func:`resolve_year_digit` against ``reference`` (default: today); four
-    digits are YYMM (``CJ2605``, ``m2605``).
+    :func:`resolve_year_digit` against ``reference`` — the date of the data the code
+    comes from; a three-digit code without one is refused (the same code names a
+    different year ten years later, so "today" would make old data mean something
+    else). Four digits are YYMM (``CJ2605``, ``m2605``) and need no reference.
     """
     m = _CODE.match(code)
     if not m:
@@ -620,7 +622,10 @@ def parse_contract(code: str, *, reference: dt.date | None = None) -> ContractCo
     if not 1 <= month <= 12:
         raise ContractCodeError(f"{code!r}: month {digits[-2:]} is not 01-12")
     if len(digits) == 3:
-        year = resolve_year_digit(int(digits[0]), month, reference or dt.date.today())
+        if reference is None:
+            raise ContractCodeError(f"{code!r} has a one-digit year: the date it was quoted on is needed to "
+                                    "tell its decade (write the four-digit form, e.g. CJ2605)")
+        year = resolve_year_digit(int(digits[0]), month, reference)
     else:
         year = 2000 + int(digits[:2])
     kind = None if cp is None else ("call" if cp.upper() == "C" else "put")

@@ -314,7 +314,7 @@ def _option_range_unknown(src: _Source) -> None:
 
 def _from_option_codes(src: _Source, pack) -> None:
     """Type, strike, underlying and (with a pack) expiry from option codes like CJ605C10000."""
-    from opl.runtime.rules import ContractCodeError, parse_contract
+    from opl.runtime.rules import ContractCode, ContractCodeError, parse_contract
 
     t = src.text
     wanted = [c for c in ("option_type", "strike_price", "underlying_symbol", "expiry") if c not in t.columns]
@@ -326,16 +326,20 @@ def _from_option_codes(src: _Source, pack) -> None:
     parsed: dict[tuple[str, int], object] = {}
     out = {c: [] for c in wanted}
     for i, code in enumerate(t["symbol"]):
-        ref = dates.iat[i].date() if dates is not None and pd.notna(dates.iat[i]) else dt.date.today()
-        key = (code, ref.year * 12 + ref.month)
+        # a row without a date has no reference: a one-digit-year code on it is reported, not read as today's decade
+        ref = dates.iat[i].date() if dates is not None and pd.notna(dates.iat[i]) else None
+        key = (code, ref.year * 12 + ref.month if ref is not None else None)
         if key not in parsed:
             try:
                 parsed[key] = parse_contract(code, reference=ref)
             except ContractCodeError as error:
                 parsed[key] = error
         c = parsed[key]
-        if isinstance(c, ContractCodeError):
-            src.problem(int(src.lines[i]), "symbol", f"cannot read {code!r} as an option code: {c}")
+        if isinstance(c, ContractCodeError) and ref is None and dates is not None:
+            c = None  # the row's unreadable date is reported on its own; its code cannot be dated
+        if not isinstance(c, ContractCode):
+            if c is not None:
+                src.problem(int(src.lines[i]), "symbol", f"cannot read {code!r} as an option code: {c}")
             for column in wanted:
                 out[column].append("")
             continue

@@ -94,3 +94,9 @@ def test_offset_never_turns_the_position_against_the_intent():
 def test_candidate_ladder_is_centred_on_the_price():
     strikes = sorted({c.strike for c in candidates(BuildRequest(intent="Bull", price=480.0))})
     assert strikes[0] < 480 < strikes[-1]
+
+
+def test_intent_build_takes_the_callers_evaluation_date():
+    result = compile_checked(opl.check(GOLDEN5), evaluation_date=dt.date(2021, 6, 1))
+    assert result.strategy.market.time == dt.date(2021, 6, 1)
+    assert any("evaluation date 2021-06-01: given by the caller" in note for note in result.strategy.notes)

@@ -12,7 +12,7 @@ from opl.runtime.calendars import (
     last_trading_date, listed_expiries, next_trading_day, previous_trading_day,
     trading_days_between, trading_days_in_month, year_fraction,
 )
-from opl.runtime.rules import NthLastTradingDayOnOrBefore, RulePackError, load_pack
+from opl.runtime.rules import ContractCodeError, NthLastTradingDayOnOrBefore, RulePackError, load_pack
 
 D = dt.date
 REF = D(2026, 1, 5)
@@ -177,3 +177,8 @@ def test_year_fraction_vectorised():
     out = year_fraction(starts, D(2026, 4, 13))
     assert isinstance(out, np.ndarray)
     np.testing.assert_allclose(out, np.array([98, 98, 43]) / 365)
+
+
+def test_expiry_of_a_one_digit_year_code_needs_its_quote_date():
+    with pytest.raises(ContractCodeError, match="one-digit year"):
+        expiry_date(load_pack("czce_cj"), "CJ605")

@@ -282,3 +282,14 @@ def test_contract_month_forms():
     expected = dt.date(2026, 5, 1)
     for value in ("2026-05", (2026, 5), dt.date(2026, 5, 17), dt.datetime(2026, 5, 17, 9), "CJ605"):
         assert contract_month(value, reference=ref) == expected
+
+
+def test_one_digit_year_needs_the_quote_date():
+    # CJ605 means May 2026 when quoted in 2026 but May 2036 when quoted in 2036: without the
+    # date the code was quoted on, the decade would silently follow the clock (issue 15 item 5).
+    with pytest.raises(ContractCodeError, match="one-digit year"):
+        parse_contract("CJ605")
+    with pytest.raises(ContractCodeError, match="one-digit year"):
+        contract_month("CJ605")
+    assert parse_contract("CJ2605").contract_month == dt.date(2026, 5, 1)  # four digits need no date
+    assert parse_contract("CJ605", reference=dt.date(2036, 1, 5)).year == 2036
