@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from opl import ast, limits
 from opl import vocabulary as vocab
 from opl.document import AssignmentPolicy, Experiment, Guard, HedgeRule, ModelComponent, Scenario, Underlying
-from opl.lower import _unwrap, signed_number, signed_percent
+from opl.literals import signed_number, signed_percent
+from opl.literals import unwrap as _unwrap
 
 if TYPE_CHECKING:
     from opl.lower import Lowerer

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 
 from opl import ast
+from opl import fields as lower_fields
 from opl import limits
 from opl import vocabulary as vocab
 from opl.diagnostics import Diagnostic, DiagnosticSink, did_you_mean
@@ -19,6 +20,9 @@ from opl.document import (AssignmentPolicy, Document, Experiment, Guard, HedgeRu
                           Scenario, StrategyDef, Underlying)
 from opl.legs import (AbsoluteStrike, DateTenor, DaysTenor, DeltaStrike, Leg, LegExpr, LegSum, LegTerm,
                       Ref, RelativeStrike, Scaled, StrikeSpec, TemplateCall, TenorSpec)
+from opl.literals import kind_of as _kind
+from opl.literals import signed_number, signed_percent
+from opl.literals import unwrap as _unwrap
 from opl.source import UNKNOWN_SPAN, SourceFile, Span
 
 SUPPORTED_MAJOR = "1"
@@ -35,12 +39,6 @@ def _template_names() -> frozenset[str]:
 
 
 # --------------------------------------------------------------------------- scalar values
-
-
-def _unwrap(value: ast.Value) -> ast.Value:
-    while isinstance(value, ast.Paren):
-        value = value.value
-    return value
 
 
 def _sum_terms(value: ast.Value) -> list[tuple[int, ast.Value]] | None:
@@ -84,42 +82,6 @@ def _flatten_sum(value: ast.Value) -> list[tuple[int, ast.Value]]:
         value = value.left
     out.append((sign, value))
     return out[::-1]
-
-
-def signed_number(value: ast.Value) -> float | None:
-    """A plain number, with an optional sign; None when it is anything else."""
-    value = _unwrap(value)
-    if isinstance(value, ast.Number):
-        return value.value
-    if isinstance(value, ast.Unary):
-        inner = signed_number(value.operand)
-        if inner is not None:
-            return -inner if value.op == "-" else inner
-    return None
-
-
-def signed_percent(value: ast.Value) -> float | None:
-    """A percentage in percent units (``-3%`` → −3.0); None when it is not one."""
-    value = _unwrap(value)
-    if isinstance(value, ast.Percent):
-        return value.value
-    if isinstance(value, ast.Unary):
-        inner = signed_percent(value.operand)
-        if inner is not None:
-            return -inner if value.op == "-" else inner
-    return None
-
-
-def _kind(value: ast.Value) -> str:
-    value = _unwrap(value)
-    if isinstance(value, ast.Unary):
-        return _kind(value.operand)
-    return {
-        ast.Number: "a number", ast.Percent: "a percentage", ast.Duration: "a tenor", ast.Date: "a date",
-        ast.String: "a string", ast.Name: "a name", ast.Call: "a call", ast.ListValue: "a list",
-        ast.Compare: "a comparison", ast.BoolOp: "a condition", ast.Polarity: "a leg",
-        ast.Seq: "several values", ast.Factor: "a factor", ast.VolDir: "a volatility direction",
-    }.get(type(value), "an expression")
 
 
 class Lowerer:
@@ -611,8 +573,6 @@ class Lowerer:
         return True
 
     def statement(self, statement: ast.Statement) -> None:
-        from opl import fields as lower_fields
-
         if isinstance(statement, ast.Block):
             if statement.name != "experiment":
                 guess = did_you_mean(statement.name, vocab.BLOCKS)

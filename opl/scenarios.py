@@ -194,15 +194,13 @@ def plan_scenario(*, name: str, kind: str, value: float, form: Form, text: str, 
 
 def scenario_plans(doc, report, process, strategy) -> list[ScenarioPlan]:
     """Every ``stress`` and ``sensitivity`` scenario of the file's experiment block, in order."""
-    from opl.simulate import source_text
-
     plans = []
     exp = doc.experiment
     if exp is None:
         return plans
     for kind, scenarios in (("stress", exp.stress), ("sensitivity", exp.sensitivity)):
         for sc in scenarios:
-            text = source_text(report, sc.span) or sc.name
+            text = report.source.excerpt(sc.span) or sc.name
             if sc.value is None:
                 raise SettingsError(f"scenario `{sc.name}` needs a value, e.g. `{sc.name}(+50%)`", span=sc.span,
                                     code="E103")

@@ -106,8 +106,7 @@ def _run_time_levels(checked, market: dict | None) -> tuple[dict | None, list[st
 
 def source_text(report, span) -> str:
     """The file's text under ``span`` (empty when there is none)."""
-    text = report.source.text
-    return text[span.start:span.end] if span is not None and span.end > span.start else ""
+    return report.source.excerpt(span)
 
 
 def default_capital(settings: SimSettings, compiled, currency: str, notes: list[str]) -> None:

@@ -63,6 +63,10 @@ class SourceFile:
         end_line, end_column = self.position(end)
         return Span(line, column, end_line, end_column, start, end)
 
+    def excerpt(self, span: Span | None) -> str:
+        """The text under ``span`` ('' for no span or an empty one)."""
+        return self.text[span.start:span.end] if span is not None and span.end > span.start else ""
+
     def line_text(self, line: int) -> str:
         """The text of a 1-based line without its newline ('' past the end)."""
         starts = self.line_starts

@@ -7,7 +7,7 @@ is within its own range, their product is hours of simulation. The bound is on t
 from __future__ import annotations
 
 from opl import limits
-from opl.checks import CheckContext
+from opl.checks.context import CheckContext
 from opl.runcost import experiment_cost
 from opl.source import UNKNOWN_SPAN
 

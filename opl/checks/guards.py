@@ -10,7 +10,7 @@ rule at every step.
 from __future__ import annotations
 
 from opl import ast
-from opl.checks import CheckContext
+from opl.checks.context import CheckContext
 from opl.conditions import evaluate
 from opl.estimates import Market, black_price
 from opl.legs import Leg

@@ -8,7 +8,7 @@ a net delta within ``FLAT_DELTA`` lots of zero is "about flat" and contradicts n
 
 from __future__ import annotations
 
-from opl.checks import CheckContext
+from opl.checks.context import CheckContext
 from opl.estimates import Market
 from opl.intent import allowed_delta_signs, expected_vega_sign
 from opl.legs import Leg

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 
-from opl.checks import CheckContext
+from opl.checks.context import CheckContext
 from opl.estimates import Market
 from opl.legs import DateTenor, DaysTenor, RelativeStrike
 from opl.source import UNKNOWN_SPAN

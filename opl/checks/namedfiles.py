@@ -6,7 +6,7 @@ examines them, from the path and ``stat`` alone; a user's own file is checked wh
 
 from __future__ import annotations
 
-from opl.checks import CheckContext
+from opl.checks.context import CheckContext
 from opl.fileaccess import quoted
 from opl.source import UNKNOWN_SPAN
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Callable
 
 from opl import ast
-from opl.checks import CheckContext
+from opl.checks.context import CheckContext
 from opl.conditions import quantity
 from opl.source import UNKNOWN_SPAN
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from opl import ast
-from opl.checks import CheckContext
+from opl.checks.context import CheckContext
 from opl.conditions import quantity
 from opl.estimates import DEFAULT_MULTIPLIER, Market, black_price
 from opl.legs import Leg

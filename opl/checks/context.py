@@ -1,0 +1,49 @@
+"""What every check pass sees: the file, its lowered `Document`, its normalised legs, the options.
+
+Its own module so the passes (`opl.checks.*`) import it without importing the package
+that lists them (no import cycle; tests/front/test_import_graph.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from opl.diagnostics import DiagnosticSink
+from opl.document import Document
+from opl.fileaccess import FileAccess
+from opl.legs import Leg
+from opl.source import SourceFile
+
+
+# The default guards of spec §3.4 a user may switch off (`opl check --no-guard W401`).
+DEFAULT_GUARD_CODES = ("W401", "W402")
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """How a file is checked, beyond its text.
+
+    ``no_guards``: codes of the default guards switched off (spec §3.4: "disabling any
+    requires --no-guard XYZ"); the file's own ``avoid_leg_if``/``warn_if`` rules still apply.
+    ``files``: the folders the files the `.opl` names must be in — a confined check (`opl loop`'s
+    candidates, ``opl check --confine DIR``; E015, `opl.fileaccess`); None for a user's own file.
+    """
+
+    no_guards: frozenset[str] = frozenset()
+    files: FileAccess | None = None
+
+
+@dataclass
+class CheckContext:
+    """What every pass sees."""
+
+    source: SourceFile
+    document: Document
+    legs: tuple[Leg, ...] = ()
+    cancelled: tuple[Leg, ...] = ()
+    sink: DiagnosticSink = field(default_factory=DiagnosticSink)
+    options: CheckOptions = field(default_factory=CheckOptions)
+
+
+Pass = Callable[[CheckContext], None]
