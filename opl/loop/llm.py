@@ -11,13 +11,15 @@ One `propose` call is one conversation:
    by `opl.loop.extract` in whatever shape the answer takes where it does not;
 3. the file is checked (`CheckFn`); on errors the rendered diagnostics go back to the model, and an answer
    with no file or cut off at the length limit is asked again — at most ``max_repairs`` times;
-4. connection errors, timeouts, 408, 429 and 5xx are retried with exponential backoff (``Retry-After``
-   honoured) up to ``max_retries`` times per request.
+4. connection errors, timeouts, 408, 409, 429 and 5xx are retried by the `openai` client itself
+   (``max_retries``; exponential backoff with jitter, ``Retry-After`` honoured up to two minutes — a server
+   asking for longer is not retried).
 
 **Bounds.** An answer is untrusted text from the network. Every request asks for at most ``max_tokens``
-(`DEFAULT_MAX_TOKENS` unless given); the response body is read as a stream and given up, unparsed, past
-`MAX_RESPONSE_BYTES` or when it has not arrived whole within ``timeout`` seconds (a server trickling bytes
-resets no timer). A body that is not a chat completion (an HTML page with status 200, truncated JSON, no
+(`DEFAULT_MAX_TOKENS` unless given); every response body is read through `opl.loop.transport.BoundedTransport`
+and given up, unparsed, past `MAX_RESPONSE_BYTES` (`MAX_ERROR_BYTES` for an error status, whose text is
+quoted at most `ERROR_MESSAGE_CHARS` characters, escaped and redacted) or when it has not arrived whole
+within ``timeout`` seconds (a server trickling bytes resets no timer). A body that is not a chat completion (an HTML page with status 200, truncated JSON, no
 choices, an ``error`` object) ends the request with a plain reason. Each archived message of the transcript
 is cut to `MAX_ARCHIVED_CHARS` with a note saying how much was cut. Every answer is passed through
 `opl.loop.redact.Redactor` as it arrives, so an echoed key or bearer token never reaches a candidate, a
@@ -34,22 +36,23 @@ from __future__ import annotations
 
 import json
 import os
-from time import monotonic, sleep
 from typing import Any, Literal
 
+import httpx2
 import openai
 
 from opl.loop.extract import extract_answer
 from opl.loop.prompt import ANSWER_SCHEMA, repair_message, system_message, user_message
 from opl.loop.proposal import CheckFn, Proposal, ProposalContext
 from opl.loop.redact import Redactor
+from opl.loop.transport import BodyTooSlow, BoundedTransport
 
 Structured = Literal["auto", "json_schema", "off"]
 
 #: Sent as the key to local servers that need none (Ollama, llama.cpp): the client refuses to start without.
 PLACEHOLDER_KEY = "no-key"
 
-#: Longest wait honoured from a ``Retry-After`` header; a server asking for more is treated as unavailable.
+#: Longest ``Retry-After`` the `openai` client waits for; a server asking for more is not retried.
 MAX_RETRY_AFTER = 120.0
 
 #: ``max_tokens`` asked for when none is given: a candidate is a few thousand tokens, a reasoning model's
@@ -59,6 +62,12 @@ DEFAULT_MAX_TOKENS = 16_384
 #: Bytes of one response body read at most (a chat completion holding the largest `.opl` file `opl check`
 #: accepts, 256 KiB, JSON-escaped, fits); a longer body is given up unparsed.
 MAX_RESPONSE_BYTES = 1_048_576
+
+#: Bytes of an error response's body (status 400 or more) read at most: its message is all that is used.
+MAX_ERROR_BYTES = 65_536
+
+#: Characters of an error response's message quoted in the failure.
+ERROR_MESSAGE_CHARS = 500
 
 #: Characters of one message kept in the archived transcript; the rest is cut with a note.
 MAX_ARCHIVED_CHARS = 65_536
@@ -78,15 +87,17 @@ class _Unusable(Exception):
     """A request that failed for good after its retries; the message is the failure recorded."""
 
 
-class _TooSlow(Exception):
-    """The response's body did not arrive whole within the timeout (retried as a timeout is)."""
+def escaped(text: str, limit: int) -> str:
+    """At most ``limit`` characters of untrusted text on one line (control and line-breaking characters,
+    non-ASCII, escaped), with "…" when cut."""
+    cut = json.dumps(text[:limit], ensure_ascii=True)[1:-1]  # escapes \n, \u2028, control characters
+    return cut + ("…" if len(text) > limit else "")
 
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
-    """A short, escaped, one-line quote of untrusted text (control and line-breaking characters escaped)."""
-    cut = text[:limit]
-    quoted = json.dumps(cut, ensure_ascii=True)[1:-1]  # escapes \n, \u2028, control characters, non-ASCII
-    return f"'{quoted}'" + ("…" if len(text) > limit else "")
+    """A short, escaped, one-line quote of untrusted text (`escaped`, in quotes)."""
+    quoted = escaped(text, limit)
+    return f"'{quoted[:-1]}'…" if quoted.endswith("…") else f"'{quoted}'"
 
 
 def archived(messages: list[dict[str, str]]) -> tuple[dict[str, str], ...]:
@@ -140,17 +151,15 @@ class _UsageKept(_Unusable):
         self.usage = usage
 
 
-def _retry_after(error: openai.APIStatusError) -> float | None:
+def _asked_too_long(error: openai.APIStatusError) -> bool:
+    """Whether the server asked (``Retry-After``, in seconds or ``-ms``) for a wait the client does not make."""
     headers = error.response.headers
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
         try:
-            return float(value) * scale
+            return float(headers.get(name, "")) * scale > MAX_RETRY_AFTER
         except ValueError:
-            return None  # an HTTP-date: fall back to our own backoff
-    return None
+            continue
+    return False
 
 
 def _server_message(error: openai.APIStatusError) -> str:
@@ -160,9 +169,11 @@ def _server_message(error: openai.APIStatusError) -> str:
         body = body["error"]
     if isinstance(body, dict) and isinstance(body.get("message"), str) and body["message"].strip():
         message = body["message"].strip()
+    elif isinstance(body, str) and body.strip():  # a body that is not JSON (an HTML page), already capped
+        message = body.strip()
     else:
         message = str(error.message)
-    return message if len(message) <= 500 else message[:499] + "…"  # an HTML error page stays readable
+    return escaped(message, ERROR_MESSAGE_CHARS)  # one line: an HTML error page stays readable
 
 
 class OpenAIProposer:
@@ -181,12 +192,10 @@ class OpenAIProposer:
         How many more answers to ask for after the first one is unusable (errors from `opl check`, no file,
         cut off at the length limit).
     max_retries
-        Retries of one request after a connection error, timeout, 408, 429 or 5xx.
+        Retries of one request after a connection error, timeout, 408, 409, 429 or 5xx, made by the `openai`
+        client (its exponential backoff; a ``Retry-After`` of at most `MAX_RETRY_AFTER` seconds replaces it).
     timeout
-        Seconds to wait for one response.
-    backoff, max_backoff
-        The first retry waits ``backoff`` seconds, each next one twice as long, at most ``max_backoff``;
-        a ``Retry-After`` header of at most `MAX_RETRY_AFTER` seconds replaces the computed wait.
+        Seconds to wait for one response, its whole body included.
     structured
         ``"auto"`` asks for JSON-schema output and falls back to plain text for the rest of the run when the
         endpoint rejects it; ``"json_schema"`` always asks for it (a rejection is a failure); ``"off"``
@@ -201,8 +210,8 @@ class OpenAIProposer:
     name = "openai"
 
     def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None, *,
-                 max_repairs: int = 2, max_retries: int = 3, timeout: float = 120.0, backoff: float = 1.0,
-                 max_backoff: float = 30.0, structured: Structured = "auto", temperature: float | None = None,
+                 max_repairs: int = 2, max_retries: int = 3, timeout: float = 120.0,
+                 structured: Structured = "auto", temperature: float | None = None,
                  max_tokens: int | None = DEFAULT_MAX_TOKENS):
         if not model or not model.strip():
             raise ProposerConfigError("the openai proposer needs a model name (--model)")
@@ -212,8 +221,8 @@ class OpenAIProposer:
                              ("max_tokens", max_tokens or 0)):
             if value < 0:
                 raise ProposerConfigError(f"{label} must be 0 or more, not {value}")
-        if timeout <= 0 or backoff < 0 or max_backoff < 0:
-            raise ProposerConfigError("timeout must be positive and backoff times not negative")
+        if timeout <= 0:
+            raise ProposerConfigError(f"timeout must be positive, not {timeout}")
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         key = api_key or os.environ.get("OPENAI_API_KEY") or None
         if key is None and base_url is None:
@@ -226,8 +235,6 @@ class OpenAIProposer:
         self.max_repairs = max_repairs
         self.max_retries = max_retries
         self.timeout = float(timeout)
-        self.backoff = float(backoff)
-        self.max_backoff = float(max_backoff)
         self.structured: Structured = structured
         self.temperature = temperature
         self.max_tokens = max_tokens or None
@@ -235,9 +242,12 @@ class OpenAIProposer:
         self.structured_supported: bool | None = None
         # The parameter that bounds the answer; OpenAI's reasoning models refuse `max_tokens` and name the other.
         self._token_limit: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
-        # Retries are ours (the client's are off) so their count and waits are configurable and testable.
+        # The client retries; the transport bounds every body it reads, error bodies included.
+        self._transport = BoundedTransport(max_bytes=MAX_RESPONSE_BYTES, max_error_bytes=MAX_ERROR_BYTES,
+                                           seconds=self.timeout)
         self._client = openai.OpenAI(api_key=key or PLACEHOLDER_KEY, base_url=base_url, timeout=self.timeout,
-                                     max_retries=0)
+                                     max_retries=max_retries,
+                                     http_client=openai.DefaultHttpxClient(transport=self._transport))
         self._redactor = Redactor([key])  # scrubs the key (and any bearer token) from answers and failures
         self._system = system_message()  # built once: a reference that cannot be built fails here, not mid-run
 
@@ -254,7 +264,7 @@ class OpenAIProposer:
             "proposer": self.name, "model": self.model, "base_url": self.base_url,
             "api_key_source": self._key_source, "structured": self.structured,
             "max_repairs": self.max_repairs, "max_retries": self.max_retries, "timeout": self.timeout,
-            "backoff": self.backoff, "max_backoff": self.max_backoff, "temperature": self.temperature,
+            "temperature": self.temperature,
             "max_tokens": self.max_tokens,
         }
 
@@ -347,55 +357,36 @@ class OpenAIProposer:
             options["temperature"] = self.temperature
         if self.max_tokens is not None:
             options[self._token_limit] = self.max_tokens
-        retries = 0
-        while True:
-            try:
-                return self._read(messages, options)
-            except (openai.APIConnectionError, openai.APIStatusError, _TooSlow) as error:
-                if not self._retryable(error):
-                    if isinstance(error, openai.BadRequestError):
-                        raise  # the caller decides whether it rejects structured output
-                    raise _Unusable(self._describe(error)) from None
-                if retries >= self.max_retries:
-                    raise _Unusable(f"{self._describe(error)}; gave up after {retries + 1} attempt"
-                                    f"{'s' if retries else ''}") from None
-                delay = self._delay(retries, error)
-                if delay is None:
-                    raise _Unusable(f"{self._describe(error)}; the server asked to wait more than "
-                                    f"{MAX_RETRY_AFTER:.0f} s") from None
-                sleep(delay)
-                retries += 1
-            except openai.OpenAIError as error:
-                raise _Unusable(self._describe(error)) from None
+        self._transport.sent = 0
+        try:
+            return self._read(messages, options)
+        except openai.BadRequestError:
+            raise  # the caller decides whether it rejects structured output
+        except openai.OpenAIError as error:
+            raise _Unusable(self._describe(error) + self._gave_up(error)) from None
+        except httpx2.HTTPError as error:  # not wrapped by the client when raised past its retries
+            raise _Unusable(f"the connection failed: {escaped(str(error), EXCERPT_CHARS)}") from None
 
     def _read(self, messages: list[dict[str, str]], options: dict[str, Any]) -> bytes:
-        """Send one request and read its body as a stream, within `MAX_RESPONSE_BYTES` and ``timeout``."""
-        started = monotonic()
-        body = bytearray()
-        create = self._client.chat.completions.with_streaming_response.create
-        with create(model=self.model, messages=messages, **options) as response:
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > MAX_RESPONSE_BYTES:
-                    raise _Unusable(f"the response is longer than {MAX_RESPONSE_BYTES:,} bytes: it was not "
-                                    f"read further (lower max_tokens, or ask the model for the file alone)")
-                if monotonic() - started > self.timeout:
-                    raise _TooSlow()
-        return bytes(body)
+        """Send one request (the client retrying it) and return its body, at most `MAX_RESPONSE_BYTES`."""
+        create = self._client.chat.completions.with_raw_response.create
+        body = create(model=self.model, messages=messages, **options).http_response.content
+        if len(body) > MAX_RESPONSE_BYTES:  # the transport kept one byte past the cap to show it was passed
+            raise _Unusable(f"the response is longer than {MAX_RESPONSE_BYTES:,} bytes: it was not "
+                            f"read further (lower max_tokens, or ask the model for the file alone)")
+        return body
 
-    @staticmethod
-    def _retryable(error: Exception) -> bool:
-        if isinstance(error, (openai.APIConnectionError, _TooSlow)):  # includes APITimeoutError
-            return True
-        return isinstance(error, openai.APIStatusError) and (error.status_code in (408, 429)
-                                                             or error.status_code >= 500)
-
-    def _delay(self, retries: int, error: Exception) -> float | None:
+    def _gave_up(self, error: openai.OpenAIError) -> str:
+        """Why the client stopped retrying, for a failure it retries; empty for one it does not."""
         if isinstance(error, openai.APIStatusError):
-            asked = _retry_after(error)
-            if asked is not None:
-                return None if asked > MAX_RETRY_AFTER else max(0.0, asked)
-        return min(self.backoff * 2.0 ** retries, self.max_backoff)
+            if _asked_too_long(error):
+                return f"; the server asked to wait more than {MAX_RETRY_AFTER:.0f} s"
+            if not (error.status_code in (408, 409, 429) or error.status_code >= 500):
+                return ""
+        elif not isinstance(error, openai.APIConnectionError):  # includes APITimeoutError
+            return ""
+        attempts = self._transport.sent or 1  # a connection refused never reaches the transport's count
+        return f"; gave up after {attempts} attempt{'s' if attempts != 1 else ''}"
 
     @staticmethod
     def _refuses_structured(error: openai.BadRequestError) -> bool:
@@ -407,9 +398,9 @@ class OpenAIProposer:
             # Some servers echo (part of) the key in this message: say nothing of it.
             return "the endpoint refused the API key (401): check OPENAI_API_KEY"
         if isinstance(error, openai.APITimeoutError):
+            if isinstance(error.__cause__, BodyTooSlow):
+                return f"the response did not arrive whole within {self.timeout:g} s"
             return f"no response within {self.timeout:g} s"
-        if isinstance(error, _TooSlow):
-            return f"the response did not arrive whole within {self.timeout:g} s"
         if isinstance(error, openai.APIConnectionError):
             cause = error.__cause__
             return f"cannot connect to {self.base_url or 'the OpenAI API'}" + (f" ({cause})" if cause else "")

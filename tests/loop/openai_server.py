@@ -42,6 +42,7 @@ class Request:
     headers: dict[str, str]
     body: dict[str, Any] | None
     raw: bytes
+    received: float = 0.0  # time.monotonic() when it arrived: the waits between retries are measured
 
 
 def completion(content: str | None, *, finish_reason: str = "stop", model: str = "test-model",
@@ -68,6 +69,7 @@ class OpenAIServer:
         self.reject_response_format = reject_response_format
         self.replies: deque[Reply] = deque()
         self.requests: list[Request] = []
+        self.cut_off = 0  # replies whose body the client stopped reading before its end
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -152,7 +154,7 @@ class OpenAIServer:
                 except ValueError:
                     body = None
                 request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
-                                  body if isinstance(body, dict) else None, raw)
+                                  body if isinstance(body, dict) else None, raw, time.monotonic())
                 reply = server._next_reply(request)
                 if reply.delay:
                     time.sleep(reply.delay)
@@ -172,7 +174,7 @@ class OpenAIServer:
                     else:
                         self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout) before the delayed reply
+                    server.cut_off += 1  # the client gave up (timeout, or enough read) before the end
 
             do_GET = do_POST = _serve
 

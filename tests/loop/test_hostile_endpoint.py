@@ -79,7 +79,7 @@ def hostile(openai_server, openai_server_module, monkeypatch):
         peaks: list[int] = []
 
         def __init__(self, model, base_url=None, api_key=None, **options):
-            super().__init__(model, base_url, api_key, max_repairs=0, max_retries=0, timeout=3.0, backoff=0.0)
+            super().__init__(model, base_url, api_key, max_repairs=0, max_retries=0, timeout=3.0)
 
         def propose(self, context, *, check):
             tracemalloc.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -24,14 +25,6 @@ KEY = "sk-test-0123456789-SECRET"
 def _no_ambient_openai_settings(monkeypatch):
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def sleeps(monkeypatch):
-    """The backoff waits asked for (recorded, not slept: the tests stay fast and see the schedule)."""
-    waits: list[float] = []
-    monkeypatch.setattr(llm, "sleep", waits.append)
-    return waits
 
 
 class Checker:
@@ -56,7 +49,7 @@ def _context(**changes) -> ProposalContext:
 
 
 def _proposer(server, **options) -> OpenAIProposer:
-    settings = dict(api_key=KEY, backoff=0.01, max_backoff=0.05, timeout=5.0)
+    settings = dict(api_key=KEY, timeout=5.0)
     settings.update(options)
     return OpenAIProposer("test-model", base_url=server.url, **settings)
 
@@ -151,71 +144,103 @@ def test_always_truncated_ends_cleanly(openai_server):
     assert "cut off at the length limit" in proposal.failure
 
 
-def test_429_and_500_are_retried_with_backoff(openai_server, sleeps):
-    openai_server.error(429, "slow down", kind="rate_limit_error").error(500).error(503).answer_json(BULL_CALL)
-    proposal = _proposer(openai_server, max_retries=3, backoff=0.01, max_backoff=0.03).propose(
-        _context(), check=Checker())
+def _gaps(server) -> list[float]:
+    """Seconds between consecutive chat requests as the server received them."""
+    times = [r.received for r in server.chat_requests]
+    return [b - a for a, b in zip(times, times[1:])]
+
+
+def test_429_and_500_are_retried_by_the_client(openai_server):
+    # The openai client's own retries (max_retries): a 429 that names its wait, then a 500 that does not,
+    # which waits the client's first backoff (0.5 s less up to 25 % jitter).
+    openai_server.error(429, "slow down", kind="rate_limit_error", headers={"retry-after-ms": "10"})
+    openai_server.error(500).answer_json(BULL_CALL)
+    proposal = _proposer(openai_server, max_retries=3).propose(_context(), check=Checker())
     assert proposal.text == BULL_CALL and proposal.attempts == 1
-    assert len(openai_server.chat_requests) == 4
-    assert sleeps == pytest.approx([0.01, 0.02, 0.03])  # doubling, capped at max_backoff
+    assert len(openai_server.chat_requests) == 3
+    first, second = _gaps(openai_server)
+    assert first >= 0.01 and 0.37 <= second < 5
 
 
-def test_retry_after_is_honoured(openai_server, sleeps):
-    openai_server.error(429, headers={"Retry-After": "0.25"}).error(429, headers={"retry-after-ms": "40"})
+def test_retry_after_is_honoured(openai_server):
+    openai_server.error(429, headers={"Retry-After": "1"}).error(429, headers={"retry-after-ms": "40"})
     openai_server.answer_json(BULL_CALL)
     proposal = _proposer(openai_server).propose(_context(), check=Checker())
     assert proposal.text == BULL_CALL
-    assert sleeps == pytest.approx([0.25, 0.04])
+    first, second = _gaps(openai_server)
+    assert first >= 1.0 and second >= 0.04  # the server's wait: the client's own first backoff is at most 0.5 s
 
 
-def test_retry_after_beyond_the_limit_gives_up(openai_server, sleeps):
+def test_retry_after_beyond_the_limit_gives_up(openai_server):
     openai_server.error(429, "quota", headers={"Retry-After": "3600"})
     proposal = _proposer(openai_server).propose(_context(), check=Checker())
     assert proposal.text is None and "asked to wait more than 120 s" in proposal.failure
-    assert sleeps == [] and len(openai_server.chat_requests) == 1
+    assert len(openai_server.chat_requests) == 1
 
 
-def test_persistent_500_ends_the_iteration(openai_server, sleeps):
+def test_persistent_500_ends_the_iteration(openai_server):
     for _ in range(3):
-        openai_server.error(500, "model crashed")
+        openai_server.error(500, "model crashed", headers={"retry-after-ms": "1"})
     proposal = _proposer(openai_server, max_retries=2).propose(_context(), check=Checker())
     assert proposal.text is None and proposal.attempts == 0
     assert proposal.failure == "HTTP 500 from the endpoint: model crashed; gave up after 3 attempts"
-    assert len(openai_server.chat_requests) == 3 and len(sleeps) == 2
+    assert len(openai_server.chat_requests) == 3
 
 
-def test_real_backoff_waits(openai_server):
-    # Without the recorded sleeps: the retry really happens after a (short) wait.
-    openai_server.error(502).answer_json(BULL_CALL)
-    proposal = _proposer(openai_server, backoff=0.02).propose(_context(), check=Checker())
-    assert proposal.text == BULL_CALL and len(openai_server.chat_requests) == 2
+def test_retrying_is_the_clients():
+    # Retrying is the openai client's (max_retries, Retry-After); the proposer only configures it.
+    proposer = OpenAIProposer("m", base_url="http://127.0.0.1:9/v1", max_retries=4)
+    assert proposer._client.max_retries == 4
 
 
-def test_timeout_is_retried(openai_server, sleeps):
+def test_an_error_body_is_read_only_to_its_cap(openai_server, openai_server_module):
+    # 50 MB of error page: the client used to read it whole (`response.read()`) before raising.
+    page = b"<html>" + b"x" * 50_000_000
+    openai_server.replies.append(openai_server_module.Reply(status=500, raw=page, headers={"Content-Type": "text/html"}))
+    proposal = _proposer(openai_server, max_retries=0).propose(_context(), check=Checker())
+    assert proposal.failure.startswith("HTTP 500 from the endpoint: ")
+    assert proposal.failure.endswith("…; gave up after 1 attempt")
+    assert len(proposal.failure) < llm.ERROR_MESSAGE_CHARS + 100
+    deadline = time.monotonic() + 10
+    while openai_server.cut_off == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server's thread finds out when its write fails
+    assert openai_server.cut_off == 1  # the server could not send it all: the client stopped reading
+
+
+def test_an_error_message_is_escaped_and_redacted(openai_server):
+    openai_server.error(400, f"bad request\nAuthorization: Bearer {KEY}\u2028line " + "y" * 5000)
+    proposal = _proposer(openai_server).propose(_context(), check=Checker())
+    failure = proposal.failure
+    assert KEY not in failure and "\n" not in failure and "\u2028" not in failure
+    assert failure.startswith("HTTP 400 from the endpoint: bad request\\nAuthorization: ") and "***" in failure
+    assert len(failure) < llm.ERROR_MESSAGE_CHARS + 100
+
+
+def test_timeout_is_retried(openai_server):
     openai_server.stall(2.0).answer_json(STRANGLE)
     proposal = _proposer(openai_server, timeout=0.3).propose(_context(), check=Checker())
     assert proposal.text == STRANGLE
     assert len(openai_server.chat_requests) == 2
 
 
-def test_persistent_timeout_ends_the_iteration(openai_server, sleeps):
+def test_persistent_timeout_ends_the_iteration(openai_server):
     openai_server.stall(2.0).stall(2.0)
     proposal = _proposer(openai_server, timeout=0.3, max_retries=1).propose(_context(), check=Checker())
     assert proposal.text is None
     assert proposal.failure == "no response within 0.3 s; gave up after 2 attempts"
 
 
-def test_unreachable_endpoint_ends_the_iteration(sleeps):
+def test_unreachable_endpoint_ends_the_iteration():
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    proposer = OpenAIProposer("m", base_url=f"http://127.0.0.1:{port}/v1", max_retries=1, backoff=0.01)
+    proposer = OpenAIProposer("m", base_url=f"http://127.0.0.1:{port}/v1", max_retries=1)
     proposal = proposer.propose(_context(), check=Checker())
     assert proposal.text is None and proposal.failure.startswith(f"cannot connect to http://127.0.0.1:{port}/v1")
-    assert len(sleeps) == 1
+    assert proposal.failure.endswith("; gave up after 2 attempts")
 
 
-def test_structured_output_rejected_falls_back_and_is_remembered(openai_server_module, sleeps):
+def test_structured_output_rejected_falls_back_and_is_remembered(openai_server_module):
     with openai_server_module.OpenAIServer(reject_response_format=True) as server:
         server.answer("Here you go:\n```opl\n" + BULL_CALL + "```\nChange: none\nRationale: it already works")
         server.answer_json(STRANGLE)
@@ -226,7 +251,7 @@ def test_structured_output_rejected_falls_back_and_is_remembered(openai_server_m
         assert second.text == STRANGLE
         sent = [("response_format" in r.body) for r in server.chat_requests]
         assert sent == [True, False, False]  # rejected once, then never asked again
-        assert proposer.structured_supported is False and sleeps == []
+        assert proposer.structured_supported is False
 
 
 def test_structured_output_required_but_rejected(openai_server_module):
@@ -392,14 +417,14 @@ def test_a_long_answer_is_cut_in_the_transcript_with_a_note(openai_server):
     assert first.endswith(f"[… {len(prose) - llm.MAX_ARCHIVED_CHARS:,} more characters not archived]")
 
 
-def test_a_trickling_response_is_given_up_at_the_timeout(openai_server, sleeps):
+def test_a_trickling_response_is_given_up_at_the_timeout(openai_server):
     # 16 bytes every 0.1 s: no single read waits as long as the timeout, the whole body would take ~2 min.
     openai_server.trickle("slow " * 1000, 0.1).trickle("slow", 0.1)
     proposal = _proposer(openai_server, timeout=0.5, max_retries=1).propose(_context(), check=Checker())
     assert proposal.failure == "the response did not arrive whole within 0.5 s; gave up after 2 attempts"
 
 
-def test_a_hung_connection_ends_at_the_client_timeout(openai_server, sleeps):
+def test_a_hung_connection_ends_at_the_client_timeout(openai_server):
     import time
 
     openai_server.stall(60.0)
