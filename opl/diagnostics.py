@@ -16,6 +16,22 @@ Severity = Literal["error", "warning", "note"]
 
 
 @dataclass(frozen=True)
+class Edit:
+    """Replace ``span`` of the source with ``text`` (an insertion when the span is empty)."""
+
+    span: Span
+    text: str
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A concrete fix: what an editor's code action and SARIF's ``fixes`` apply."""
+
+    title: str
+    edits: tuple[Edit, ...]
+
+
+@dataclass(frozen=True)
 class Diagnostic:
     """One located finding.
 
@@ -33,6 +49,9 @@ class Diagnostic:
         How to fix it, when there is a concrete fix.
     notes
         Further context lines (``= note: ...``).
+    fixes
+        Concrete fixes the emitting pass knows (a swapped strike and tenor); the fixes that follow
+        from the help alone (``did you mean `x`?``) are derived by `opl.fixes.concrete_fixes`.
     """
 
     code: str
@@ -41,6 +60,7 @@ class Diagnostic:
     label: str = ""
     help: str | None = None
     notes: tuple[str, ...] = ()
+    fixes: tuple[Fix, ...] = ()
 
     @property
     def severity(self) -> Severity:
@@ -87,10 +107,11 @@ class DiagnosticSink:
         *,
         help: str | None = None,
         notes: tuple[str, ...] | list[str] = (),
+        fixes: tuple[Fix, ...] = (),
     ) -> None:
         if code not in CODES:  # a programming error, not a user error
             raise KeyError(f"undeclared diagnostic code {code}")
-        self.items.append(Diagnostic(code, message, span, label, help, tuple(notes)))
+        self.items.append(Diagnostic(code, message, span, label, help, tuple(notes), tuple(fixes)))
 
     def extend(self, diagnostics: list[Diagnostic]) -> None:
         self.items.extend(diagnostics)

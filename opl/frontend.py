@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opl import limits
+from opl import ast, limits
 
 from opl.checks import CheckContext, CheckOptions, run_checks
 from opl.diagnostics import DiagnosticSink, FileReport
@@ -33,6 +33,7 @@ class CheckResult:
     document: Document | None = None
     legs: tuple[Leg, ...] = ()
     cancelled: tuple[Leg, ...] = ()
+    module: "ast.Module | None" = None  # the syntax tree (None for the JSON leg form): editors' outline, hover
 
     @property
     def ok(self) -> bool:
@@ -59,7 +60,7 @@ def check_source(source: SourceFile, options: CheckOptions | None = None) -> Che
         document = lowerer.run(parsed.module)
         diagnostics.extend(lowerer.sink.items)
     report = FileReport(source, diagnostics)
-    result = CheckResult(report, document)
+    result = CheckResult(report, document, module=None if source.path.endswith(".json") else parsed.module)
     if any(d.severity == "error" and d.code[:2] in ("E1", "E0") and d.code not in ("E004", "E005", "E006", "E014")
            for d in diagnostics):
         return result  # semantic checks on half-understood legs would only add noise

@@ -15,7 +15,7 @@ from opl import ast
 from opl import fields as lower_fields
 from opl import limits
 from opl import vocabulary as vocab
-from opl.diagnostics import Diagnostic, DiagnosticSink, did_you_mean
+from opl.diagnostics import Diagnostic, DiagnosticSink, Edit, Fix, did_you_mean
 from opl.document import (AssignmentPolicy, Document, Experiment, Guard, HedgeRule, ModelComponent,
                           Scenario, StrategyDef, Underlying)
 from opl.legs import (AbsoluteStrike, DateTenor, DaysTenor, DeltaStrike, Leg, LegExpr, LegSum, LegTerm,
@@ -96,8 +96,8 @@ class Lowerer:
 
     # -- diagnostics helpers ---------------------------------------------------------------
     def error(self, code: str, message: str, span: Span, label: str = "", help: str | None = None,
-              notes: tuple[str, ...] = ()) -> None:
-        self.sink.emit(code, message, span, label=label, help=help, notes=notes)
+              notes: tuple[str, ...] = (), fixes: tuple[Fix, ...] = ()) -> None:
+        self.sink.emit(code, message, span, label=label, help=help, notes=notes, fixes=fixes)
 
     def mismatch(self, value: ast.Value, expected: str, help: str | None = None) -> None:
         self.error("E104", f"expected {expected}, found {_kind(value)}", value.span, f"not {expected}", help)
@@ -343,6 +343,18 @@ class Lowerer:
             return None
         return int(number)
 
+    def _swapped_strike_tenor(self, strike: ast.Value, tenor: ast.Value) -> bool:
+        """``Option(Put, 30d, 9800)``: one E104 whose fix swaps the two arguments (else two confusing errors)."""
+        if not isinstance(_unwrap(strike), (ast.Duration, ast.Date)) or signed_number(tenor) is None:
+            return False
+        strike_text, tenor_text = self._text(strike), self._text(tenor)
+        swap = Fix(f"swap the strike and the tenor: `{tenor_text}, {strike_text}`",
+                   (Edit(strike.span, tenor_text), Edit(tenor.span, strike_text)))
+        self.error("E104", f"the strike and the tenor are swapped: `{strike_text}` is a tenor, `{tenor_text}` a "
+                   "strike", strike.span.merge(tenor.span), "strike and tenor swapped",
+                   f"write `{tenor_text}, {strike_text}`: Option takes (Call|Put, strike, tenor)", fixes=(swap,))
+        return True
+
     def call_leg(self, call: ast.Call) -> LegExpr | None:
         span = call.span
         if call.func == "Option":
@@ -360,6 +372,9 @@ class Lowerer:
             if len(args) != 3 or any(a is None for a in args):
                 self.error("E103", f"`Option` takes 3 arguments (type, strike, tenor), found {len(call.args)}",
                            span, "wrong number of arguments", "write `Option(Put, 9800, 30d)`")
+                return None
+            if self._swapped_strike_tenor(args[1], args[2]):
+                self.option_type(args[0])
                 return None
             kind, strike, tenor = self.option_type(args[0]), self.strike(args[1]), self.tenor(args[2])
             if kind is None or strike is None or tenor is None:

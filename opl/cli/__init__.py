@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "explain": "opl.cli.explain:explain",
     "fmt": "opl.cli.fmt:fmt",
     "loop": "opl.cli.loop:loop",
+    "lsp": "opl.cli.lsp:lsp",
     "payoff": "opl.cli.payoff:payoff",
     "simulate": "opl.cli.simulate:simulate",
 }

@@ -3,7 +3,9 @@
 One run, tool ``opl``; the rules are the codes that occur, described from the code
 table; each diagnostic is a result located by a region. Columns are Python characters,
 i.e. Unicode code points, which the run declares with ``columnKind`` so that viewers do
-not read them as UTF-16 units (they differ past the Basic Multilingual Plane).
+not read them as UTF-16 units (they differ past the Basic Multilingual Plane). A result
+carries ``fixes`` when the finding has a concrete fix (`opl.fixes`): the same edits the
+language server offers as code actions.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 from urllib.parse import quote
 
 from opl.codes import CODES, explain
-from opl.diagnostics import Diagnostic, FileReport
+from opl.diagnostics import Diagnostic, FileReport, Fix
+from opl.source import Span
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 VERSION = "2.1.0"
@@ -54,16 +57,30 @@ def _rule(code: str) -> dict[str, Any]:
     }
 
 
-def _result(path: str, diagnostic: Diagnostic, rule_index: int) -> dict[str, Any]:
-    span = diagnostic.span
+def _region(span: Span) -> dict[str, int]:
+    return {
+        "startLine": span.line,
+        "startColumn": max(span.column, 1),
+        "endLine": max(span.end_line, span.line),
+        "endColumn": max(span.end_column, 1),
+    }
+
+
+def _fix(path: str, fix: Fix) -> dict[str, Any]:
+    """A SARIF fix: the same replacements `opl lsp` offers as a code action (`opl.fixes`)."""
+    replacements = [{"deletedRegion": _region(edit.span), "insertedContent": {"text": edit.text}}
+                    for edit in fix.edits]
+    return {"description": {"text": fix.title},
+            "artifactChanges": [{"artifactLocation": {"uri": _uri(path)}, "replacements": replacements}]}
+
+
+def _result(report: FileReport, diagnostic: Diagnostic, rule_index: int) -> dict[str, Any]:
+    from opl.fixes import concrete_fixes
+
+    path, span = report.path, diagnostic.span
     physical: dict[str, Any] = {"artifactLocation": {"uri": _uri(path)}}
     if span.line >= 1:  # SARIF regions are 1-based; line 0 means "somewhere in the file"
-        physical["region"] = {
-            "startLine": span.line,
-            "startColumn": max(span.column, 1),
-            "endLine": max(span.end_line, span.line),
-            "endColumn": max(span.end_column, 1),
-        }
+        physical["region"] = _region(span)
     result: dict[str, Any] = {
         "ruleId": diagnostic.code,
         "ruleIndex": rule_index,
@@ -71,6 +88,9 @@ def _result(path: str, diagnostic: Diagnostic, rule_index: int) -> dict[str, Any
         "message": {"text": diagnostic.message},
         "locations": [{"physicalLocation": physical}],
     }
+    fixes = concrete_fixes(diagnostic, report.source)
+    if fixes:
+        result["fixes"] = [_fix(path, fix) for fix in fixes]
     extras = {
         key: value
         for key, value in (("label", diagnostic.label), ("help", diagnostic.help), ("notes", list(diagnostic.notes)))
@@ -94,7 +114,7 @@ def sarif_log(reports: list[FileReport]) -> dict[str, Any]:
     dict
         A SARIF 2.1.0 log with one run; ``results`` is empty when nothing was found.
     """
-    found = [(report.path, d) for report in reports for d in report.sorted()]
+    found = [(report, d) for report in reports for d in report.sorted()]
     codes = sorted({d.code for _, d in found})
     index = {code: i for i, code in enumerate(codes)}
     version, home = _package_metadata()
@@ -111,7 +131,7 @@ def sarif_log(reports: list[FileReport]) -> dict[str, Any]:
             {
                 "tool": {"driver": driver},
                 "columnKind": "unicodeCodePoints",
-                "results": [_result(path, d, index[d.code]) for path, d in found],
+                "results": [_result(report, d, index[d.code]) for report, d in found],
             }
         ],
     }
