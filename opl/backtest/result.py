@@ -16,6 +16,9 @@ between cycles, flat, included (equity held, no delta):
 ``cycles[].planned`` the planned cycle a row belongs to: itself, or — with re-opens — the
                     planned cycle whose band close led to it; the delta band's fits name
                     planned cycles (their in- and out-of-sample cycles)
+``cycles[].dividend_adjustment`` M'/M of the contracts a cycle held at its end: above 1
+                    when they went through an ex-dividend adjustment (SSE: 10,000 → 10,220 with the
+                    strike moved), the cycle marked on them throughout; 1 otherwise
 ``exits``           how traded cycles ended: ``delta_band`` (the band was breached at the
                     close), ``trigger`` (another exit trigger or the stop loss), ``guard``
                     (the automatic ``days_left < 2d``), ``expiry`` (held to expiry),
@@ -140,7 +143,8 @@ def _cycle_rows(records, months, result, strategy, size: float, mult: float, gua
                      "sessions": rec["sessions"], "open_price": rec["open_price"], "strikes": rec["strikes"],
                      "support": rec["support"], "resistance": rec["resistance"], "direction": rec["direction"],
                      "view_date": str(rec["view_date"].date()) if rec.get("view_date") is not None else None,
-                     "level_factor": rec.get("level_factor", 1.0), "opened": opened,
+                     "level_factor": rec.get("level_factor", 1.0),
+                     "dividend_adjustment": rec.get("adjustment", 1.0), "opened": opened,
                      "premium": float(premium) if opened else 0.0, "pnl": float(pnl),
                      "exit": reason, "reopened": rec.get("reopened", False),
                      "planned": rec.get("planned", rec["cycle"]),

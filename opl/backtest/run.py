@@ -99,6 +99,17 @@ def _reopen_note(reopened) -> str:
     return text
 
 
+def _dividend_notes(records: list[dict]) -> list[str]:
+    """The cycles whose contracts went through an ex-dividend adjustment (`opl.backtest.cycles._quotes`)."""
+    adjusted = [r for r in records if r.get("adjustment", 1.0) != 1.0]
+    if not adjusted:
+        return []
+    return [f"{len(adjusted)} cycle(s) held their contracts across an ex-dividend adjustment and were marked on "
+            "those contracts (new strike and multiplier, followed by code), not on the new standard ones: "
+            + ", ".join(f"{r['open'].date()} (multiplier ×{r['adjustment']:.4f})" for r in adjusted[:5])
+            + (" …" if len(adjusted) > 5 else "")]
+
+
 def _level_notes(marked, with_signals: bool) -> list[str]:
     """What re-anchoring the views and keeping the strikes in order did (`opl.backtest.cycles`)."""
     notes = []
@@ -310,6 +321,7 @@ def run_prepared(p: Prepared):
     chain_marks = sum(r["marks_from_chain"] for r in records)
     notes.append(f"marks: {chain_marks:,} of {marks:,} option marks at the chain's settlements; the rest, and the "
                  f"at-the-money volatility, from the surface ({' / '.join(p.surfaces.names)})")
+    notes += _dividend_notes(records)
     sessions = cycles[-1].end - cycles[0].start + 1
     if sessions < SHORT_HISTORY:
         notes.append(f"only {sessions} sessions: the annualised return and the Sharpe ratio of so short a history "

@@ -25,6 +25,10 @@ What is derivable is derived, each derivation written to ``import_log.md``:
 * an option ``symbol`` from the underlying (or the pack's product), the expiry, the type
   and the strike;
 * ``contract_multiplier`` from the pack (``--pack``);
+* options on spot (an ETF) without codes: each dividend-adjusted contract (a strike moved
+  off the grid, or a non-standard multiplier, from its ex-date on) linked to its life before
+  the ex-date under one code, its multiplier inferred from the strike ratio when the file
+  has none (:mod:`opl.data.adjustments`);
 * a column whose header carries a unit (``成交额(万元)``) is rescaled.
 
 An exchange's ``|``-separated daily report (CZCE's ``.txt``, with its title line) is read
@@ -157,6 +161,7 @@ class _Source:
     lines: np.ndarray
     entry: ImportedFile
     problems: list[Problem] = field(default_factory=list)
+    derived: set[str] = field(default_factory=set)  # columns the import wrote, not the file
 
     def problem(self, row: int | None, column: str | None, message: str) -> None:
         self.problems.append(Problem(self.path, row, column, message))
@@ -425,6 +430,7 @@ def _symbol_from_terms(src: _Source, pack) -> None:
         symbol = root + "-" + expiry.dt.strftime("%Y%m%d").fillna("?") + "-" + kind + "-" + strike_text
         how = f"`{root}` + expiry + type + strike ({root}-20240812-C-10000)"
     t["symbol"] = symbol
+    src.derived.add("symbol")
     src.entry.derivations.append(f"`symbol` := {how}, e.g. {symbol.iat[0] if len(symbol) else ''}")
     if derived_under:
         src.entry.derivations.append(f"`underlying_symbol` from the expiry by the {pack.name} pack's expiry rule "
@@ -440,14 +446,29 @@ def _multiplier_from_pack(src: _Source, pack) -> None:
                                               "(e.g. --pack czce_cj or --pack sse_50etf)")
         return
     t["contract_multiplier"] = f"{pack.option.multiplier:g}"
+    src.derived.add("contract_multiplier")
     src.entry.derivations.append(f"`contract_multiplier` := {pack.option.multiplier:g} (the {pack.name} pack's "
                                  "option multiplier)")
+
+
+def _adjusted_contracts(src: _Source, pack) -> None:
+    """Options on spot without codes: link each dividend-adjusted contract to its life before (module doc)."""
+    from opl.data.adjustments import finest_step, link_adjusted
+
+    t = src.text
+    if pack is None or pack.underlying.kind == "future" or "symbol" not in src.derived or not len(t):
+        return
+    linked = link_adjusted(t, standard=pack.option.multiplier, step=finest_step(pack),
+                           multiplier_given="contract_multiplier" not in src.derived, file=src.path, lines=src.lines)
+    src.problems += linked.problems
+    t["symbol"], t["contract_multiplier"] = linked.symbol, linked.multiplier
+    src.entry.derivations += [f"dividend-adjusted contracts, {note}" for note in linked.notes]
 
 
 #: What each role derives, in order (later steps use what earlier ones derived).
 DERIVATIONS: dict[str, tuple[Callable[[_Source, object], None], ...]] = {
     "futures": (lambda s, p: _settlement_from_close(s), lambda s, p: _range_from_close(s)),
-    "options": (_from_option_codes, _symbol_from_terms, _multiplier_from_pack,
+    "options": (_from_option_codes, _symbol_from_terms, _multiplier_from_pack, _adjusted_contracts,
                 lambda s, p: _settlement_from_close(s), lambda s, p: _option_range_unknown(s)),
     "signals": (),
     "factors": (),

@@ -69,7 +69,8 @@ PROFILES: dict[str, dict] = {
               "jump_sd": 0.025, "basis_low": 0.0, "basis_high": 0.0, "iv_premium": 1.08, "iv_skew": -0.10,
               "iv_curvature": 0.6, "iv_floor": 0.10, "strike_step": 0.05, "option_tick": 0.0001,
               "multiplier": 10_000.0, "level_tick": 0.05, "factor_betas": {"inventory": -0.01, "new_crop": 0.0,
-                                                                            "weather": 0.0}},
+                                                                            "weather": 0.0},
+              "dividend": 0.06, "ex_dividend": "12-02"},
 }
 _DELIVERY_MONTHS = (1, 3, 5, 7, 9, 12)
 _CHINESE = {"up": "涨", "down": "跌", "flat": "震荡"}
@@ -113,6 +114,10 @@ class SynthParams:
     factor_rho: float = 0.5
     options: bool = True
     level_tick: float = 50.0
+    #: Cash dividend per unit paid once a year (an ETF; 0: none) and its ex-date's month-day
+    #: (the first session on or after it).
+    dividend: float = 0.0
+    ex_dividend: str = "12-02"
 
 
 @dataclass
@@ -176,8 +181,9 @@ def synthesize(*, seed: int = 1, years: int = 6, profile: str = "jujube", **over
     x, sd = _log_level(rng, days, months, factor_values, p)
     basis = _bases(rng, len(contracts), p)
     s_log = _settlement_level(rng, x, sd)
+    dividends = _pay_dividends(days, x, s_log, p)
     futures = _futures_bars(rng, days, x, s_log, sd, main, contracts, basis, p)
-    options = _option_chains(rng, days, s_log, sd, main, contracts, basis, p) if p.options else None
+    options = _option_chains(rng, days, s_log, sd, main, contracts, basis, p, dividends) if p.options else None
     signals, hit_truth = _signals(rng, futures, days, p)
     rolls = detect_rolls(futures, method="symbol")
     truth = {
@@ -195,6 +201,9 @@ def synthesize(*, seed: int = 1, years: int = 6, profile: str = "jujube", **over
         "rolls": [{"trading_date": str(pd.Timestamp(r.trading_date).date()), "from": r.from_symbol,
                    "to": r.to_symbol, "jump": round(float(r.jump), 6)} for r in rolls.table.itertuples()],
         "hit_rate": hit_truth,
+        "dividends": [{"ex_date": str(d.day.date()), "dividend": p.dividend, "prev_close": d.prev_close,
+                       "strike_factor": d.factor, "multiplier": d.multiplier, "expiry": None if d.expiry is None
+                       else str(d.expiry.date()), "adjusted_strikes": list(d.strikes)} for d in dividends],
         "factors": {"betas": dict(p.factor_betas), "rho": p.factor_rho,
                     "relation": "E[log return of month m+1 | f_m] = sum_j beta_j * f_j(m), spread evenly "
                                 "over the trading days of month m+1 (plus the weak reversion and the jump mean)"},
@@ -316,6 +325,43 @@ def _settlement_level(rng, x: np.ndarray, sd: np.ndarray) -> np.ndarray:
     return x - 0.5 * move + rng.normal(0.0, sd / np.sqrt(12.0))
 
 
+@dataclass
+class _Dividend:
+    """One ex-dividend date: the SSE's adjustment of the option contracts alive across it.
+
+    The reference price is the previous close less the dividend; each such contract's strike
+    becomes K·factor (to 0.001) and its multiplier M/factor (to a unit), factor = reference /
+    previous close (SSE: 2.40 × 10,000 → 2.348 × 10,220). ``expiry`` and ``strikes`` (the
+    original strikes adjusted) are filled in with the chains.
+    """
+
+    row: int
+    day: pd.Timestamp
+    prev_close: float
+    factor: float
+    multiplier: float
+    expiry: pd.Timestamp | None = None
+    strikes: tuple[float, ...] = ()
+
+
+def _pay_dividends(days: pd.DatetimeIndex, x: np.ndarray, s_log: np.ndarray, p: SynthParams) -> list[_Dividend]:
+    """Drop the price by the dividend on each yearly ex-date (``p.ex_dividend``), in place."""
+    if p.dividend <= 0:
+        return []
+    month, day = (int(v) for v in p.ex_dividend.split("-"))
+    out = []
+    for year in range(days[0].year, days[-1].year + 1):
+        row = int(np.searchsorted(days.to_numpy(), np.datetime64(pd.Timestamp(year, month, day))))
+        if not 0 < row < len(days):
+            continue
+        prev_close = float(_round_tick(np.exp(x[row - 1]), p.tick))
+        factor = (prev_close - p.dividend) / prev_close
+        x[row:] += np.log(factor)
+        s_log[row:] += np.log(factor)
+        out.append(_Dividend(row, days[row], prev_close, factor, float(np.rint(p.multiplier / factor))))
+    return out
+
+
 def _futures_bars(rng, days, x, s_log, sd, main, contracts, basis, p: SynthParams) -> pd.DataFrame:
     n = len(days)
     tick = p.tick
@@ -343,7 +389,52 @@ def _futures_bars(rng, days, x, s_log, sd, main, contracts, basis, p: SynthParam
     })
 
 
-def _option_chains(rng, days, s_log, sd, main, contracts, basis, p: SynthParams) -> pd.DataFrame:
+def _adjusted_rows(t_idx, strike, expiry, days, dividends: list[_Dividend], p: SynthParams):
+    """Rows of the contracts an ex-date adjusts: (session, strike, multiplier, strike in the code, adjusted).
+
+    The contracts of the expiry listed before the ex-date keep trading from it on at the
+    adjusted strike and multiplier, beside the new standard contracts the grid lists; each
+    keeps one code through its life, the SSE's adjusted code (``A`` for ``M``) with its
+    original strike.
+    """
+    mult = np.full(len(t_idx), p.multiplier)
+    code_strike, adjusted = strike.copy(), np.zeros(len(t_idx), dtype=bool)
+    extra_t, extra_k, extra_m, extra_code = [], [], [], []
+    for d in dividends:
+        live = expiry[d.row - 1]
+        if live < days[d.row].to_datetime64():
+            continue  # no contract lives across this ex-date
+        before = (expiry[t_idx] == live) & (t_idx < d.row)
+        old = np.unique(np.round(strike[before], 9))
+        d.expiry, d.strikes = pd.Timestamp(live), tuple(float(k) for k in old)
+        adjusted |= before  # the same contracts, under their adjusted code from their listing on
+        for t in np.flatnonzero(expiry == live):
+            if t < d.row:
+                continue
+            extra_t.append(np.full(len(old), t))
+            extra_k.append(np.round(old * d.factor, 3))
+            extra_m.append(np.full(len(old), d.multiplier))
+            extra_code.append(old)
+    if not extra_t:
+        return t_idx, strike, mult, code_strike, adjusted
+    n = sum(len(a) for a in extra_t)
+    return (np.concatenate([t_idx, *extra_t]), np.concatenate([strike, *extra_k]), np.concatenate([mult, *extra_m]),
+            np.concatenate([code_strike, *extra_code]), np.concatenate([adjusted, np.ones(n, dtype=bool)]))
+
+
+def _dividend_pv(day_values, expiry_values, dividends: list[_Dividend], days, p: SynthParams) -> np.ndarray:
+    """The present value of the dividends going ex after each row's session, up to its expiry."""
+    pv = np.zeros(len(day_values))
+    for d in dividends:
+        ex = days[d.row].to_datetime64()
+        ahead = (day_values < ex) & (ex <= expiry_values)
+        years = (ex - day_values[ahead]) / np.timedelta64(365, "D")
+        pv[ahead] += p.dividend * np.exp(-p.rate * years)
+    return pv
+
+
+def _option_chains(rng, days, s_log, sd, main, contracts, basis, p: SynthParams,
+                   dividends: list[_Dividend] = ()) -> pd.DataFrame:
     from opl.runtime.pricing import price as black_price
 
     expiry = contracts["option_expiry"].to_numpy()[main]
@@ -361,14 +452,19 @@ def _option_chains(rng, days, s_log, sd, main, contracts, basis, p: SynthParams)
         strikes.append(k)
     t_idx = np.concatenate(day_idx)
     strike = np.concatenate(strikes)
-    t_idx, strike = np.repeat(t_idx, 2), np.repeat(strike, 2)
+    t_idx, strike, mult, code_strike, adjusted = _adjusted_rows(t_idx, strike, expiry, days, list(dividends), p)
+    t_idx, strike, mult = np.repeat(t_idx, 2), np.repeat(strike, 2), np.repeat(mult, 2)
+    code_strike, adjusted = np.repeat(code_strike, 2), np.repeat(adjusted, 2)
     is_call = np.tile([True, False], len(t_idx) // 2)
     day_values = days.to_numpy()[t_idx]
     tau = (expiry[t_idx] - day_values) / np.timedelta64(365, "D")
     prev_day = days.to_numpy()[np.maximum(t_idx - 1, 0)]
     prev_tau = (expiry[t_idx] - prev_day) / np.timedelta64(365, "D")
+    # European options on an ETF see the spot less the dividends paid before they expire.
+    pv = _dividend_pv(day_values, expiry[t_idx], list(dividends), days, p)
+    prev_pv = _dividend_pv(prev_day, expiry[t_idx], list(dividends), days, p)
 
-    # Options on an ETF are priced on the spot with carry = rate (no dividends); on a future, carry 0.
+    # Options on an ETF are priced on the spot (less the dividends to expiry) with carry = rate; on a future, 0.
     carry = p.rate if p.profile == "etf50" else 0.0
 
     def settle_price(f, v, t_years):
@@ -379,8 +475,8 @@ def _option_chains(rng, days, s_log, sd, main, contracts, basis, p: SynthParams)
                             carry=carry)
         return np.maximum(p.option_tick, _round_tick(value, p.option_tick)), iv
 
-    settle, _ = settle_price(fut[t_idx], vol[t_idx], tau)
-    prev, _ = settle_price(prev_fut[t_idx], prev_vol[t_idx], prev_tau)
+    settle, _ = settle_price(fut[t_idx] - pv, vol[t_idx], tau)
+    prev, _ = settle_price(prev_fut[t_idx] - prev_pv, prev_vol[t_idx], prev_tau)
     m = np.log(strike / fut[t_idx])
     volume = rng.poisson(600 * np.exp(-(m / 0.06) ** 2))
     traded = volume > 0
@@ -395,10 +491,12 @@ def _option_chains(rng, days, s_log, sd, main, contracts, basis, p: SynthParams)
     under = contracts["symbol"].to_numpy()[main][t_idx]
     kind = np.where(is_call, "C", "P")
     if p.profile == "etf50":
-        # SSE-like codes: underlying, C/P, expiry year-month, M, strike in thousandths (510050C2401M03000).
+        # SSE-like codes: underlying, C/P, expiry year-month, M (A once adjusted), strike in thousandths
+        # (510050C2401M03000; an adjusted contract keeps its original strike in the code).
         month_code = pd.DatetimeIndex(expiry[t_idx]).strftime("%y%m").to_numpy().astype(str)
-        thousandths = np.char.zfill(np.rint(strike * 1000).astype(np.int64).astype(str), 5)
-        symbol = np.char.add(np.char.add(np.char.add(np.char.add(under.astype(str), kind), month_code), "M"),
+        thousandths = np.char.zfill(np.rint(code_strike * 1000).astype(np.int64).astype(str), 5)
+        letter = np.where(adjusted, "A", "M")
+        symbol = np.char.add(np.char.add(np.char.add(np.char.add(under.astype(str), kind), month_code), letter),
                              thousandths)
     else:
         symbol = np.char.add(np.char.add(under.astype(str), kind), strike.astype(np.int64).astype(str))
@@ -407,10 +505,10 @@ def _option_chains(rng, days, s_log, sd, main, contracts, basis, p: SynthParams)
         "open": open_ * blank, "high": high * blank, "low": low * blank, "close": close * blank,
         "settlement": settle, "prev_settlement": prev, "volume": volume,
         "open_interest": rng.poisson(2_000 * np.exp(-(m / 0.08) ** 2)),
-        "total_turnover": np.round(volume * settle * p.multiplier).astype(np.int64),
+        "total_turnover": np.round(volume * settle * mult).astype(np.int64),
         "strike_price": strike, "option_type": kind, "expiry": pd.DatetimeIndex(expiry[t_idx]),
-        "contract_multiplier": p.multiplier, "underlying_symbol": under,
-    })
+        "contract_multiplier": mult, "underlying_symbol": under,
+    }).sort_values(["trading_date", "strike_price", "contract_multiplier"], kind="stable").reset_index(drop=True)
 
 
 def _signals(rng, futures: pd.DataFrame, days, p: SynthParams):

@@ -42,9 +42,17 @@ def test_a_consistent_etf_chain_passes(etf):
     report = check_parity(etf.options, etf.futures, spot=True)
     assert report.problems == []
     assert report.groups["checked"].all() and len(report.groups) > 400
-    # The chain was priced on the spot with carry = rate: the implied forward is S·exp(rT), to the option tick.
-    expected = np.log(1.0) + 0.02 * report.groups["t"]
-    assert np.abs(report.groups["gap"] - expected).max() < 2e-3
+    # The chain was priced on the spot less the dividends to expiry with carry = rate: the implied forward
+    # is (S − D·e^{−r·t_ex})·exp(rT), to the option tick.
+    g = report.groups
+    pv = np.zeros(len(g))
+    for div in etf.truth["dividends"]:
+        ex = pd.Timestamp(div["ex_date"])
+        ahead = ((g["trading_date"] < ex) & (ex <= g["expiry"])).to_numpy()
+        pv[ahead] = 0.06 * np.exp(-0.02 * (ex - g["trading_date"][ahead]).dt.days.to_numpy() / 365)
+    assert pv.max() > 0
+    expected = np.log(1.0 - pv / g["underlying"]) + 0.02 * g["t"]
+    assert np.abs(g["gap"] - expected).max() < 2e-3
 
 
 def test_a_forward_adjusted_underlying_fails_located_with_its_size(etf):
