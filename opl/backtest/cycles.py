@@ -56,8 +56,10 @@ alone: the spot price knows nothing of the dividends to expiry. A leg follows th
 it opened on by its code through its life: after an ex-dividend adjustment (SSE: 2.40 ×
 10,000 → 2.348 × 10,220) it is marked on that contract, on its original terms and the
 underlying scaled by the multipliers' ratio (`_quotes`); adjusted contracts are never
-opened. Without contract codes in the file an adjustment is not inferred (a derived code
-names the strike, so the leg then follows the strike, as before).
+opened. A chain without contract codes gets them from `opl data import` (or a raw
+``--data`` folder), which infers the adjusted contracts and links each across its ex-date
+(`opl.data.adjustments`); a canonical file whose codes name the strike instead is followed
+by the strike.
 """
 
 from __future__ import annotations

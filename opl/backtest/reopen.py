@@ -74,7 +74,7 @@ def _band_close(month, p, size: float, fee_factor: float) -> int | None:
 
 def _mark(p, cycle: Cycle, bands: _Bands, reopened: bool):
     marked = mark_cycles([cycle], futures=p.market.futures, chain=p.chain, signals=p.market.signals,
-                         strategy=p.strategy, surfaces=p.surfaces, pack=p.pack, carry=p.carry)
+                         strategy=p.strategy, surfaces=p.surfaces, pack=p.pack, carry=p.carry, carries=p.carries)
     if not marked.cycles:
         return None, marked.skipped
     record = {**marked.records[0], "reopened": reopened}

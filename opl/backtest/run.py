@@ -144,6 +144,9 @@ class Prepared:
     notes: list
     chain: object = None  # opl.backtest.cycles.ChainIndex | None
     carry: float = 0.0
+    #: Options on spot: each (date, expiry)'s parity cost of carry (`ChainIndex.parity_carries`), for the
+    #: cycles marked later (re-opens) as the planned ones were.
+    carries: dict | None = None
 
 
 def backtest_file(path, *, data, overrides=(), market: dict | None = None, repair: bool = False):
@@ -279,7 +282,7 @@ def prepare(path, *, data, overrides=(), market: dict | None = None, repair: boo
                      "the direction flat")
     return Prepared(file=str(path), data=str(data), strategy=strategy, spec=spec, settings=settings, pack=pack,
                     kind=kind, market=data_set, cycles=cycles, months=months, records=records, run=run,
-                    surfaces=surfaces, notes=notes, chain=chain, carry=carry)
+                    surfaces=surfaces, notes=notes, chain=chain, carry=carry, carries=carries)
 
 
 def run_prepared(p: Prepared):

@@ -43,7 +43,12 @@ instrument ``510050`` around 3 CNY on a 0.001 tick (no delivery months, no basis
 rolls), European options expiring on the fourth Wednesday of every month (the next
 trading day when that is closed) with the front month listed each day, strikes on a
 0.05 grid, a 0.0001 option tick and a 10,000-unit multiplier, settlements from
-Black–Scholes on the spot with carry = rate (no dividends), and levels on the 0.05 grid.
+Black–Scholes on the spot less the present value of the dividends to expiry with carry =
+rate, and levels on the 0.05 grid. It pays ``dividend`` (0.06 CNY a unit) on a yearly
+ex-date (the first session on or after ``ex_dividend``, 2 December): the price drops by it,
+and the contracts alive across it are adjusted as the SSE does (:class:`_Dividend`; strike
+×g, multiplier ÷g, one ``A`` code through the contract's life, new standard contracts at the
+grid strikes), recorded in ``truth.json``.
 Every other field of :class:`SynthParams` can still be overridden.
 """
 
