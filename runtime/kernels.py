@@ -39,7 +39,7 @@ if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
     # present, kills a child forked after its threads ran. The built-in work queue does not.
     numba.config.THREADING_LAYER = "workqueue"
 
-__all__ = ["available", "mark_series", "serial_only", "PARALLEL_MIN"]
+__all__ = ["available", "mark_series", "serial_only", "PARALLEL_MIN", "MarginRule", "book_margin"]
 
 PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
 
@@ -175,6 +175,106 @@ if njit is not None:
     _mark_serial = njit(cache=True)(_mark_elements)
 
 
+    # -- margin (opl.runtime.margin, opl.runtime.combinations) ------------------------------------------------
+    # The formulas are written exactly as the reference writes them (max(a, b) = (a + b + |a - b|) / 2 in
+    # the combinations, the same sums in the same order), so a requirement is the reference's bit for bit.
+
+    @njit(cache=True)
+    def _cmax(a, b):
+        return (a + b + abs(a - b)) / 2
+
+    @njit(cache=True)
+    def _cmin(a, b):
+        return (a + b - abs(a - b)) / 2
+
+    @njit(cache=True)
+    def _spread_pairs(is_call, expiry, strike, margin, short, long, unit):
+        total = 0.0
+        n = short.shape[0]
+        for i in range(n):
+            for j in range(n):
+                if i == j or is_call[i] != is_call[j] or expiry[i] != expiry[j]:
+                    continue
+                lots = _cmin(short[i], long[j])
+                w = strike[j] - strike[i] if is_call[i] else strike[i] - strike[j]
+                width = (w + abs(w)) / 2 * unit
+                total = total + lots * _cmin(margin[i], width)
+                short[i] = short[i] - lots
+                long[j] = long[j] - lots
+        return total
+
+    @njit(cache=True)
+    def _straddle_pairs(is_call, expiry, strike, premium, margin, short, straddle, strangle, unit):
+        total = 0.0
+        n = short.shape[0]
+        for i in range(n):
+            for j in range(n):
+                if not is_call[i] or is_call[j] or expiry[i] != expiry[j]:
+                    continue
+                pairs = straddle * (strike[i] == strike[j]) + strangle * (strike[i] > strike[j])
+                lots = _cmin(short[i], short[j]) * pairs
+                other = (margin[i] >= margin[j]) * premium[j] + (margin[i] < margin[j]) * premium[i]
+                total = total + lots * (_cmax(margin[i], margin[j]) + other * unit)
+                short[i] = short[i] - lots
+                short[j] = short[j] - lots
+        return total
+
+    @njit(cache=True)
+    def _paired(spreads_first, is_call, expiry, strike, premium, qty, margin, short, long, spread, straddle,
+                strangle, unit):
+        n = qty.shape[0]
+        for h in range(n):
+            short[h] = (-qty[h] + abs(-qty[h])) / 2
+            long[h] = (qty[h] + abs(qty[h])) / 2
+        total = 0.0
+        for step in range(2):
+            if (step == 0) == spreads_first:
+                part = _spread_pairs(is_call, expiry, strike, margin, short, long, unit) if spread else 0.0
+            else:
+                part = (_straddle_pairs(is_call, expiry, strike, premium, margin, short, straddle, strangle, unit)
+                        if straddle or strangle else 0.0)
+            total = total + part
+        rest = 0.0
+        for h in range(n):
+            rest = rest + short[h] * margin[h]
+        return total + rest
+
+    @njit(cache=True)
+    def _book_margin(is_call, expiry, strike, premium, qty, price, futures_lots, futures_rate, czce, otm_weight,
+                     floor_weight, rate, min_rate, put_cap, unit, contract_size, futures_underlying, spread,
+                     straddle, strangle, both_orders, out):
+        n, variants, paths = qty.shape
+        k, prem, q, m = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+        short, long = np.empty(n), np.empty(n)
+        for v in range(variants):
+            fr = futures_rate[v]
+            for p in range(paths):
+                f = price[p]
+                if futures_underlying:
+                    total = fr * f * contract_size * futures_lots[v, p]
+                else:
+                    total = f * contract_size * futures_lots[v, p]
+                if n == 0:
+                    out[v, p] = total
+                    continue
+                for h in range(n):
+                    k[h], prem[h], q[h] = strike[h, v, p], premium[h, v, p], qty[h, v, p]
+                    otm = max(k[h] - f, 0.0) if is_call[h] else max(f - k[h], 0.0)
+                    if czce:  # opl.runtime.margin.short_option_margin, czce_dce
+                        fm = fr * f * unit
+                        m[h] = prem[h] * unit + max(fm - otm_weight * otm * unit, floor_weight * fm)
+                    else:  # sse_etf, cboe_reg_t
+                        per_unit = prem[h] + max(rate * f - otm, min_rate * (f if is_call[h] else k[h]))
+                        if put_cap and not is_call[h]:
+                            per_unit = min(per_unit, k[h])
+                        m[h] = per_unit * unit
+                first = _paired(True, is_call, expiry, k, prem, q, m, short, long, spread, straddle, strangle, unit)
+                if both_orders:
+                    first = _cmin(first, _paired(False, is_call, expiry, k, prem, q, m, short, long, spread,
+                                                 straddle, strangle, unit))
+                out[v, p] = total + first
+
+
 def _plain(x, shape) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     if x.shape != shape:
@@ -223,3 +323,74 @@ def mark_series(*, is_call: bool, american: bool, forward: np.ndarray, vol: np.n
           float(rate), float(carry), float(smile.spread), float(smile.floor), float(smile.skew),
           float(smile.curvature), value, delta, gamma, exercise)
     return value, delta, gamma, exercise
+
+
+class MarginRule:
+    """A rule pack's margin formula as the compiled kernel reads it, for the variants of a replay.
+
+    Variants may differ only in the futures rate (a margin stress scales it); ``of`` returns None
+    for packs that differ otherwise, and the replay then margins with the reference formulas.
+    """
+
+    def __init__(self, packs):
+        pack = packs[0]
+        spec = pack.margin
+        self.futures_rate = np.array([p.margin.futures_rate if p.margin.futures_rate is not None else math.nan
+                                      for p in packs])
+        self.czce = spec.formula == "czce_dce"
+        self.otm_weight, self.floor_weight = float(spec.otm_weight), float(spec.floor_weight)
+        self.rate = float(spec.rate) if spec.rate is not None else math.nan
+        self.min_rate = float(spec.min_rate) if spec.min_rate is not None else math.nan
+        self.put_cap = bool(spec.put_cap_at_strike)
+        self.unit = float(pack.option.multiplier)
+        self.contract_size = float(pack.underlying.contract_size)
+        self.futures_underlying = pack.underlying.kind == "future"
+        combos = set(spec.combinations)
+        self.spread, self.straddle = "vertical_spread" in combos, "short_straddle" in combos
+        self.strangle = "short_strangle" in combos
+
+    @classmethod
+    def of(cls, packs) -> "MarginRule | None":
+        """The rule of ``packs`` (one per variant), or None where they differ beyond the futures rate."""
+        base = packs[0]
+        for pack in packs[1:]:
+            if pack is base:
+                continue
+            same = pack.model_copy(update={"margin": pack.margin.model_copy(
+                update={"futures_rate": base.margin.futures_rate})})
+            if same != base:
+                return None
+        if base.margin.formula == "czce_dce" and base.margin.futures_rate is None:
+            return None  # the reference raises its located error
+        return cls(packs)
+
+
+def book_margin(rule: MarginRule, holdings, futures_lots, price, shape, cols=None) -> np.ndarray:
+    """The exchange requirement (variants, paths) of option ``holdings`` and futures lots, as
+    `opl.runtime.replay`'s reference ``_margin`` computes it (bit for bit).
+
+    ``holdings`` are (is_call, strike, premium, signed lots, expiry key) tuples whose arrays broadcast
+    to ``shape`` (variants, paths); ``futures_lots`` the absolute futures lots; ``cols`` restricts the
+    result to those paths, (variants, len(cols)).
+    """
+    holdings = list(holdings)
+    n = len(holdings)
+    price = np.asarray(price, dtype=float)
+    futures_lots = np.broadcast_to(np.asarray(futures_lots, dtype=float), shape)
+    if cols is not None:
+        price, futures_lots = price[cols], futures_lots[:, cols]
+    width = price.shape[0]
+    strike, premium, qty = (np.empty((n, shape[0], width)) for _ in range(3))
+    for h, (_, k, prem, q, _) in enumerate(holdings):
+        for out, x in ((strike, k), (premium, prem), (qty, q)):
+            x = np.broadcast_to(np.asarray(x, dtype=float), shape)
+            out[h] = x if cols is None else x[:, cols]
+    is_call = np.array([bool(h[0]) for h in holdings], dtype=np.bool_)
+    expiry = np.array([float(h[4]) for h in holdings], dtype=float)
+    both = rule.spread and (rule.straddle or rule.strangle) and len(set(is_call.tolist())) == 2
+    out = np.empty((shape[0], width))
+    _book_margin(is_call, expiry, strike, premium, qty, np.ascontiguousarray(price),
+                 np.ascontiguousarray(futures_lots), rule.futures_rate, rule.czce, rule.otm_weight,
+                 rule.floor_weight, rule.rate, rule.min_rate, rule.put_cap, rule.unit, rule.contract_size,
+                 rule.futures_underlying, rule.spread, rule.straddle, rule.strangle, both, out)
+    return out

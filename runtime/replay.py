@@ -477,6 +477,8 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
     sizes = np.array([v.size for v in variants])[:, None]
     band_k = np.array([v.band_k for v in variants])[:, None]
     packs = _margin_packs(run.pack, variants)
+    fast = run.engine == "fast" and kernels.available()
+    margins = _Margins(packs, fast)
     # Option ticks are looked up at 1% of the price, where the premiums of monthly options sit.
     premium_level = max(run.price * 0.01, 1e-9)
     costs = [Costs.from_pack(run.pack, price=run.price, premium=premium_level, option_ticks=run.option_ticks,
@@ -527,7 +529,7 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
 
         def state_at(j, hedge, month_pnl, denominator, open_margin):
             return _trigger_state(mo, j, book, hedge, month_pnl, denominator, equity, peak, run.capital, open_margin,
-                                  packs, mo.days_left[j], lots_per_option, pending, inventory,
+                                  margins, mo.days_left[j], lots_per_option, pending, inventory,
                                   lambda: (book.option_delta(lots_per_option) + book.static) / sizes, band_k, strat, d)
 
         if strat.guards:
@@ -537,7 +539,7 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
                 if np.any(hit):
                     ledger.count("avoided_legs", hit & ~ruined & ~liquidate_next)
                     s.qty = np.where(hit, 0.0, s.qty)
-        open_margin = _margin(packs, book, np.zeros(shape), np.zeros(shape), f[:, 0])
+        open_margin = margins(book, np.zeros(shape), np.zeros(shape), f[:, 0])
         # A liquidation decided at the last step of a month runs at the next step; nothing opens before it.
         can_open = ~ruined & ~liquidate_next & (equity >= open_margin)
         ledger.count("skipped_months", ~ruined & ~can_open)
@@ -650,7 +652,7 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
             fired = np.zeros(shape, dtype=bool)
             if engine is not None and j < n and np.any(is_open):
                 desk = _desk(strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledger, equity,
-                             month_pnl, packs, pending, inventory,
+                             month_pnl, margins, pending, inventory,
                              lambda: state_at(j, desk.hedge, month_pnl, denominator, open_margin))
                 closed = engine.step(desk, is_open, step_days)
                 fired = engine.fired
@@ -706,7 +708,7 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
                 _close_all(book, hedge, expiring, cost, ledger, equity, month_pnl)
                 is_open[:] = False
             # 7. margin
-            requirement = _margin(packs, book, hedge, pending + inventory.total(), f[:, j])
+            requirement = margins(book, hedge, pending + inventory.total(), f[:, j])
             margin_held = requirement
             call = (equity < requirement) & (requirement > 0)
             ledger.count("margin_calls", call)
@@ -810,6 +812,23 @@ def _holdings(book: Book):
             yield s.is_call, s.strike, s.value, s.qty, s.extra_days
 
 
+class _Margins:
+    """The chunk's margin calculator: `_margin`'s reference formulas, or the compiled kernel
+    (`opl.runtime.kernels.book_margin`, the same numbers) on the fast engine."""
+
+    def __init__(self, packs, fast: bool):
+        self.packs = packs
+        self.rule = kernels.MarginRule.of(packs) if fast else None
+
+    def __call__(self, book: Book, hedge, other_futures, price, legs=None, futures_lots=None, cols=None):
+        if self.rule is None:
+            return _margin(self.packs, book, hedge, other_futures, price, legs, futures_lots, cols)
+        if futures_lots is None:
+            futures_lots = np.abs(book.static) + np.abs(hedge) + np.abs(other_futures)
+        holdings = _holdings(book) if legs is None else legs
+        return kernels.book_margin(self.rule, holdings, futures_lots, price, book.shape, cols)
+
+
 def _margin(packs, book: Book, hedge, other_futures, price, legs=None, futures_lots=None, cols=None) -> np.ndarray:
     """Exchange margin of everything held, (V, P); variants sharing a pack are computed together.
 
@@ -849,15 +868,14 @@ def _margin(packs, book: Book, hedge, other_futures, price, legs=None, futures_l
     return out
 
 
-def _desk(strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledger, equity, month_pnl, packs, pending,
+def _desk(strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledger, equity, month_pnl, margins, pending,
           inventory, state) -> Desk:
     """The step as `opl.runtime.adjust` sees it; its trades pay into the ``adjustments`` bucket."""
     f = mo.price[:, j]
 
     def margin(legs, futures_lots, cols=None):
         lots = None if futures_lots is None else futures_lots + np.abs(pending + inventory.total())
-        return _margin(packs, book, desk.hedge, pending + inventory.total(), f, legs=legs, futures_lots=lots,
-                       cols=cols)
+        return margins(book, desk.hedge, pending + inventory.total(), f, legs=legs, futures_lots=lots, cols=cols)
 
     def trade_options(lots, *, closing: bool) -> None:
         if np.any(lots):
@@ -884,11 +902,11 @@ def _desk(strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledge
     return desk
 
 
-def _trigger_state(mo, j, book: Book, hedge, month_pnl, denominator, equity, peak, capital, open_margin, packs,
+def _trigger_state(mo, j, book: Book, hedge, month_pnl, denominator, equity, peak, capital, open_margin, margins,
                    days_left, lots_per_option, pending, inventory, unit_delta, band_k, strat=None,
                    d=None) -> TriggerState:
     def requirement():
-        return _margin(packs, book, hedge, pending + inventory.total(), mo.price[:, j])
+        return margins(book, hedge, pending + inventory.total(), mo.price[:, j])
 
     price = mo.price[:, j]
 
