@@ -249,16 +249,26 @@ class AdjustEngine:
     # -- one step ------------------------------------------------------------------------------------
     def step(self, desk: Desk, is_open: np.ndarray, step_days: float) -> np.ndarray:
         """One round where ``adjust_when`` turns true; returns where the position was closed."""
-        state = desk.state()
+        fire = self.decide(desk.state(), is_open, desk.j, step_days)
+        if not np.any(fire):
+            return np.zeros(self.shape, dtype=bool)
+        return self.play(desk, fire)
+
+    def decide(self, state: TriggerState, is_open: np.ndarray, j: int, step_days: float) -> np.ndarray:
+        """Where a round fires at step ``j`` (the condition turned true, the cooldown passed); keeps the edge."""
         now = np.broadcast_to(self.spec.when(state), self.shape) & is_open
-        cooled = (desk.j - self.last) * step_days >= self.spec.cooldown_days - 1e-9
+        cooled = (j - self.last) * step_days >= self.spec.cooldown_days - 1e-9
         fire = now & ~self.prev & cooled
         self.prev = now
         self.fired = fire
-        closed = np.zeros(self.shape, dtype=bool)
-        if not np.any(fire):
-            return closed
-        self.last = np.where(fire, desk.j, self.last)
+        if np.any(fire):
+            self.last = np.where(fire, j, self.last)
+        return fire
+
+    def play(self, desk: Desk, fire: np.ndarray) -> np.ndarray:
+        """The playbook on the paths where ``fire`` (shaped as ``desk.book``: the chunk's paths or a subset of
+        them — everything here is path by path); returns where the position was closed."""
+        closed = np.zeros(desk.book.shape, dtype=bool)
         desk.count("adjust_rounds", fire)
         active = fire.copy()
         for i, action in enumerate(self.spec.playbook):
@@ -268,9 +278,9 @@ class AdjustEngine:
             if self.spec.abort_if is not None:
                 st = desk.state()
                 st.added_margin = lambda plan=plan, active=active: self._added_margin(desk, plan, active)
-                aborted = active & np.broadcast_to(self.spec.abort_if(st), self.shape)
+                aborted = active & np.broadcast_to(self.spec.abort_if(st), desk.book.shape)
             else:
-                aborted = np.zeros(self.shape, dtype=bool)
+                aborted = np.zeros(desk.book.shape, dtype=bool)
             go = active & ~aborted
             self._apply(plan, desk, go)
             desk.count(f"adjust_done_{i}", go & plan.trades)
@@ -303,7 +313,7 @@ class AdjustEngine:
 
     def _propose(self, a: Action, index: int, desk: Desk, active: np.ndarray) -> _Plan:
         kind = a.kind
-        plan = _Plan(trades=np.zeros(self.shape, dtype=bool))
+        plan = _Plan(trades=np.zeros(desk.book.shape, dtype=bool))
         book, mo, j = desk.book, desk.mo, desk.j
         if kind in ("roll_nearest_term", "roll"):
             extra = 0.0 if kind == "roll_nearest_term" else a.amount
@@ -317,14 +327,15 @@ class AdjustEngine:
                 for si in book.groups[g].slots:
                     s = book.slots[si]
                     if si != target and s.held():
-                        self._move(plan, desk, g, target, np.broadcast_to(s.strike, self.shape), active & (s.qty != 0))
+                        self._move(plan, desk, g, target, np.broadcast_to(s.strike, desk.book.shape),
+                                   active & (s.qty != 0))
         elif kind == "shift_strike":
             for g in self._groups(desk, a.leg):
                 for si in list(book.groups[g].slots):
                     s = book.slots[si]
                     if not s.held():
                         continue
-                    k = np.broadcast_to(s.strike, self.shape)
+                    k = np.broadcast_to(s.strike, desk.book.shape)
                     moved = k * (1.0 + a.amount / 100.0) if a.percent else k + a.amount
                     target = si if s.dynamic else self._slot(book, g, s.extra_days)
                     self._move(plan, desk, g, target, mo.snap(moved), active & (s.qty != 0))
@@ -334,7 +345,7 @@ class AdjustEngine:
                     s = book.slots[si]
                     if s.held():
                         new = np.where(active, np.rint(s.qty * a.amount), s.qty)
-                        self._change(plan, si, new, np.zeros(self.shape, dtype=bool))
+                        self._change(plan, si, new, np.zeros(desk.book.shape, dtype=bool))
                         plan.trades |= active & (new != s.qty)
             for fi in self._futures_entries(desk, a.leg):
                 fut = book.futures[fi]
@@ -359,8 +370,9 @@ class AdjustEngine:
             slot = book.groups[target].slots[0]
             fresh = active & (book.slots[slot].qty == 0)
             rule = a.new_leg
-            strike = np.broadcast_to(mo.strike_for(rule, j, recentre=False, extra_days=rule.extra_days), self.shape)
-            lots = rule.signed_qty * desk.sizes * np.ones(self.shape)
+            strike = np.broadcast_to(mo.strike_for(rule, j, recentre=False, extra_days=rule.extra_days),
+                                     desk.book.shape)
+            lots = rule.signed_qty * desk.sizes * np.ones(desk.book.shape)
             ok = self._allowed(desk, rule.is_call, strike, rule.extra_days, lots, fresh)
             if kind == "replace_leg":
                 self._remove(plan, desk, a.leg, ok)
@@ -402,13 +414,13 @@ class AdjustEngine:
         book = desk.book
         tgt = book.slots[target]
         q = self._current(plan, book, g)
-        strike = np.broadcast_to(strike, self.shape)
+        strike = np.broadcast_to(strike, desk.book.shape)
         # Already there: the lots sit in a series of that strike and expiry (the base slot or a moved one).
-        there = np.zeros(self.shape, dtype=bool)
+        there = np.zeros(desk.book.shape, dtype=bool)
         for si in book.groups[g].slots:
             s = book.slots[si]
             if s.extra_days == tgt.extra_days:
-                there |= (self._qty(plan, si, s) != 0) & (np.broadcast_to(s.strike, self.shape) == strike)
+                there |= (self._qty(plan, si, s) != 0) & (np.broadcast_to(s.strike, desk.book.shape) == strike)
         moving = mask & (q != 0) & ~there
         if not np.any(moving):
             return
@@ -418,7 +430,7 @@ class AdjustEngine:
         for si in book.groups[g].slots:
             if si != target:
                 current = self._qty(plan, si, book.slots[si])
-                self._change(plan, si, np.where(moving, 0.0, current), np.zeros(self.shape, dtype=bool))
+                self._change(plan, si, np.where(moving, 0.0, current), np.zeros(desk.book.shape, dtype=bool))
         marks = desk.mo.quote(is_call=tgt.is_call, american=tgt.american, strike=strike, extra_days=tgt.extra_days,
                               j=desk.j, where=moving)
         self._change(plan, target, np.where(moving, q, self._qty(plan, target, tgt)), moving, strike, marks)
@@ -441,7 +453,7 @@ class AdjustEngine:
                 s = book.slots[si]
                 current = self._qty(plan, si, s)
                 if np.any(mask & (current != 0)):
-                    self._change(plan, si, np.where(mask, 0.0, current), np.zeros(self.shape, dtype=bool))
+                    self._change(plan, si, np.where(mask, 0.0, current), np.zeros(desk.book.shape, dtype=bool))
                     plan.trades |= mask & (current != 0)
         for fi in self._futures_entries(desk, leg):
             fut = book.futures[fi]
@@ -454,7 +466,7 @@ class AdjustEngine:
         return change.qty if change is not None else slot.qty
 
     def _current(self, plan: _Plan, book: Book, g: int) -> np.ndarray:
-        return sum((self._qty(plan, si, book.slots[si]) for si in book.groups[g].slots), np.zeros(self.shape))
+        return sum((self._qty(plan, si, book.slots[si]) for si in book.groups[g].slots), np.zeros(book.shape))
 
     def _allowed(self, desk: Desk, is_call: bool, strike, extra_days: float, lots, mask) -> np.ndarray:
         """Where ``avoid_leg_if`` lets a new series be opened (blocked paths are counted)."""
@@ -471,21 +483,21 @@ class AdjustEngine:
         price = mo.price[:, j]
         per_pct = price * 0.01 * desk.lots_per_option  # lots of delta per 1% move, per unit of gamma and lot
         rest = sum((s.qty * s.gamma for i, s in enumerate(book.slots) if i != slot_index),
-                   np.zeros(self.shape)) * per_pct
+                   np.zeros(desk.book.shape)) * per_pct
         n = book.short_lots()
         n = np.where(n > 0, n, book.option_lots() - np.abs(hedge_slot.qty))
         have = rest + hedge_slot.qty * hedge_slot.gamma * per_pct
         need = active & (have < -target * n) & (n > 0)
         if not np.any(need):
             return
-        strike = np.broadcast_to(mo.snap_up(price), self.shape)
+        strike = np.broadcast_to(mo.snap_up(price), desk.book.shape)
         marks = mo.quote(is_call=True, american=hedge_slot.american, strike=strike, extra_days=0.0, j=j, where=need)
         one = marks[2] * per_pct
         with np.errstate(divide="ignore", invalid="ignore"):
             lots = np.where(need & (one > 0), np.ceil((-rest - target * n) / np.where(one > 0, one, 1.0)), 0.0)
         lots = np.clip(lots, 0.0, n)
         # Calls already held at that strike are topped up; held elsewhere they are sold and bought there.
-        same = need & (hedge_slot.qty != 0) & (np.broadcast_to(hedge_slot.strike, self.shape) == strike)
+        same = need & (hedge_slot.qty != 0) & (np.broadcast_to(hedge_slot.strike, desk.book.shape) == strike)
         buy = need & (lots > hedge_slot.qty)
         fresh = buy & ~same
         fresh &= self._allowed(desk, True, strike, 0.0, lots, fresh)
@@ -498,14 +510,14 @@ class AdjustEngine:
     # -- margin of a proposal, and applying it ---------------------------------------------------------
     def _added_margin(self, desk: Desk, plan: _Plan, active: np.ndarray) -> np.ndarray:
         """The action's extra margin in percent (module docstring), computed on the paths of the round."""
-        out = np.zeros(self.shape)
+        out = np.zeros(desk.book.shape)
         cols = np.flatnonzero(active.any(axis=0))
         if cols.size == 0:
             return out
         before = desk.margin(None, None, cols)
         legs = []
         futures = sum((np.abs(plan.futures.get(i, fut)) for i, fut in enumerate(desk.book.futures)),
-                      np.zeros(self.shape))
+                      np.zeros(desk.book.shape))
         hedge = plan.hedge if plan.hedge is not None else desk.hedge
         for si, s in enumerate(desk.book.slots):
             change = plan.changes.get(si)

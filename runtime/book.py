@@ -26,6 +26,16 @@ from opl.runtime.legspec import OptionLeg
 
 __all__ = ["Slot", "Group", "Book"]
 
+_MARKS = ("strike", "value", "delta", "gamma", "exercise", "entry")  # a slot's per-path attributes besides qty
+
+
+def _paths(x, cols):
+    """A slot attribute on the paths ``cols``: per (variant, path), per path, or one number for all."""
+    x = np.asarray(x) if not np.isscalar(x) else x
+    if np.ndim(x) == 0:
+        return x
+    return x[cols] if np.ndim(x) == 1 else x[:, cols]
+
 
 class Slot:
     """One option series position (module docstring); marks broadcast to (variants, paths).
@@ -147,6 +157,38 @@ class Book:
         for fut in self.futures:
             out |= fut != 0
         return out
+
+    # -- a subset of paths --------------------------------------------------------------------------
+    def columns(self, cols: np.ndarray) -> "Book":
+        """The book on the paths ``cols`` only (copies, sharing the groups), for work that touches few paths;
+        `put_columns` writes it back."""
+        sub = Book((self.shape[0], len(cols)))
+        sub.groups, sub.futures_index = self.groups, self.futures_index
+        sub.futures = [fut[:, cols] for fut in self.futures]
+        for s in self.slots:
+            t = Slot(is_call=s.is_call, american=s.american, qty=s.qty[:, cols], strike=_paths(s.strike, cols),
+                     base=s.base, extra_days=s.extra_days, group=s.group)
+            for name in _MARKS:
+                setattr(t, name, _paths(getattr(s, name), cols))
+            sub.slots.append(t)
+        sub._taken = [(t.qty, *(getattr(t, name) for name in _MARKS)) for t in sub.slots]
+        return sub
+
+    def put_columns(self, sub: "Book", cols: np.ndarray) -> None:
+        """Write back what changed in ``sub`` (a `columns` copy of the paths ``cols``)."""
+        for s, t, taken in zip(self.slots, sub.slots, sub._taken):
+            if t.qty is not taken[0]:
+                qty = s.qty.copy()
+                qty[:, cols] = t.qty
+                s.qty = qty
+            for name, before in zip(_MARKS, taken[1:]):
+                now = getattr(t, name)
+                if now is not before:
+                    full = np.array(np.broadcast_to(getattr(s, name), self.shape), dtype=np.asarray(now).dtype)
+                    full[:, cols] = now
+                    setattr(s, name, full)
+        for fut, part in zip(self.futures, sub.futures):
+            fut[:, cols] = part
 
     def group_qty(self, group: int) -> np.ndarray:
         """Lots of a logical leg wherever they are held (at most one slot per path holds them)."""

@@ -244,6 +244,7 @@ if njit is not None:
                      floor_weight, rate, min_rate, put_cap, unit, contract_size, futures_underlying, spread,
                      straddle, strangle, both_orders, out):
         n, variants, paths = qty.shape
+        calls, expiries = np.empty(n, dtype=np.bool_), np.empty(n)
         k, prem, q, m = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
         short, long = np.empty(n), np.empty(n)
         for v in range(variants):
@@ -254,24 +255,32 @@ if njit is not None:
                     total = fr * f * contract_size * futures_lots[v, p]
                 else:
                     total = f * contract_size * futures_lots[v, p]
-                if n == 0:
-                    out[v, p] = total
-                    continue
-                for h in range(n):
-                    k[h], prem[h], q[h] = strike[h, v, p], premium[h, v, p], qty[h, v, p]
-                    otm = max(k[h] - f, 0.0) if is_call[h] else max(f - k[h], 0.0)
+                # Only the series held on this path: an empty one adds exact zeros to every sum below.
+                h = 0
+                for i in range(n):
+                    if qty[i, v, p] == 0.0:
+                        continue
+                    calls[h], expiries[h] = is_call[i], expiry[i]
+                    k[h], prem[h], q[h] = strike[i, v, p], premium[i, v, p], qty[i, v, p]
+                    otm = max(k[h] - f, 0.0) if calls[h] else max(f - k[h], 0.0)
                     if czce:  # opl.runtime.margin.short_option_margin, czce_dce
                         fm = fr * f * unit
                         m[h] = prem[h] * unit + max(fm - otm_weight * otm * unit, floor_weight * fm)
                     else:  # sse_etf, cboe_reg_t
-                        per_unit = prem[h] + max(rate * f - otm, min_rate * (f if is_call[h] else k[h]))
-                        if put_cap and not is_call[h]:
+                        per_unit = prem[h] + max(rate * f - otm, min_rate * (f if calls[h] else k[h]))
+                        if put_cap and not calls[h]:
                             per_unit = min(per_unit, k[h])
                         m[h] = per_unit * unit
-                first = _paired(True, is_call, expiry, k, prem, q, m, short, long, spread, straddle, strangle, unit)
-                if both_orders:
-                    first = _cmin(first, _paired(False, is_call, expiry, k, prem, q, m, short, long, spread,
-                                                 straddle, strangle, unit))
+                    h += 1
+                if h == 0:
+                    out[v, p] = total
+                    continue
+                c, e = calls[:h], expiries[:h]
+                kk, pp, qq, mm, ss, ll = k[:h], prem[:h], q[:h], m[:h], short[:h], long[:h]
+                first = _paired(True, c, e, kk, pp, qq, mm, ss, ll, spread, straddle, strangle, unit)
+                if both_orders and h > 1:
+                    first = _cmin(first, _paired(False, c, e, kk, pp, qq, mm, ss, ll, spread, straddle, strangle,
+                                                 unit))
                 out[v, p] = total + first
 
 

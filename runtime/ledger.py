@@ -117,6 +117,20 @@ class Ledger:
         self.counters = {name: np.zeros(shape, dtype=np.int64) for name in self.COUNTERS + tuple(extra)}
         self.monthly = np.zeros((*shape, months))
 
+    def columns(self, cols: np.ndarray) -> "Ledger":
+        """The buckets and counters of the paths ``cols`` (copies; `put_columns` writes them back). Amounts
+        booked there add to the same running sums as here, so the totals are the same to the last bit."""
+        sub = Ledger.__new__(Ledger)
+        sub.buckets = {name: x[:, cols] for name, x in self.buckets.items()}
+        sub.counters = {name: x[:, cols] for name, x in self.counters.items()}
+        sub.monthly = None
+        return sub
+
+    def put_columns(self, sub: "Ledger", cols: np.ndarray) -> None:
+        for mine, theirs in ((self.buckets, sub.buckets), (self.counters, sub.counters)):
+            for name, x in theirs.items():
+                mine[name][:, cols] = x
+
     def book(self, bucket: str, amount: np.ndarray, equity: np.ndarray, *extra: np.ndarray) -> None:
         """Add ``amount`` to a bucket and to the equity (and to any running P&L in ``extra``)."""
         self.buckets[bucket] += amount

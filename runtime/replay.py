@@ -61,6 +61,7 @@ the equity after each step against its running peak.
 
 from __future__ import annotations
 
+import copy
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -281,6 +282,16 @@ class _Month(MarkedMonth):
             self.exercise.append(np.stack([c.exercise for c in cols], axis=1))
             if self.gamma is not None:
                 self.gamma.append(np.stack([c.gamma for c in cols], axis=1))
+
+    def columns(self, cols: np.ndarray) -> "_Month":
+        """The month on the paths ``cols`` only (the adjustment module's rounds, which touch few paths)."""
+        sub = copy.copy(self)
+        for name in ("price", "vol", "atm", "support", "resistance", "signal"):
+            setattr(sub, name, getattr(self, name)[cols])
+        for name in ("strikes", "value", "delta", "exercise", "gamma"):
+            if getattr(self, name) is not None:
+                setattr(sub, name, [x[cols] for x in getattr(self, name)])
+        return sub
 
     def snap(self, raw: np.ndarray) -> np.ndarray:
         """Strikes on the pack's grid; a level far below it (a collapsed path) gets the lowest listed strike."""
@@ -651,12 +662,22 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
             # 3b. the adjustment module on the positions still open
             fired = np.zeros(shape, dtype=bool)
             if engine is not None and j < n and np.any(is_open):
-                desk = _desk(strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledger, equity,
-                             month_pnl, margins, pending, inventory,
-                             lambda: state_at(j, desk.hedge, month_pnl, denominator, open_margin))
-                closed = engine.step(desk, is_open, step_days)
+                if fast and hasattr(mo, "columns"):
+                    # The fast engine plays a round on the few paths where it fires (a few percent of them).
+                    fire = engine.decide(state_at(j, hedge, month_pnl, denominator, open_margin), is_open, j,
+                                         step_days)
+                    closed = np.zeros(shape, dtype=bool)
+                    if np.any(fire):
+                        hedge, closed = _play_on_paths(
+                            engine, fire, strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledger,
+                            equity, month_pnl, margins, pending, inventory, peak, denominator, open_margin, band_k)
+                else:
+                    desk = _desk(strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledger, equity,
+                                 month_pnl, margins, pending, inventory,
+                                 lambda: state_at(j, desk.hedge, month_pnl, denominator, open_margin))
+                    closed = engine.step(desk, is_open, step_days)
+                    hedge = desk.hedge
                 fired = engine.fired
-                hedge = desk.hedge
                 if np.any(closed):
                     ledger.count("exits", closed)
                     if days_left >= (strat.guard_days or 2.0):
@@ -866,6 +887,47 @@ def _margin(packs, book: Book, hedge, other_futures, price, legs=None, futures_l
             total = total + options_margin(pack=pack, holdings=held, underlying=price)
         out[sel] = total
     return out
+
+
+class _Held:
+    """Delivered goods as `_desk` reads them (their total only), on a subset of paths."""
+
+    def __init__(self, total: np.ndarray):
+        self._total = total
+
+    def total(self) -> np.ndarray:
+        return self._total
+
+
+def _play_on_paths(engine: AdjustEngine, fire, strat, book: Book, hedge, mo, j, d, sizes, lots_per_option, run,
+                   cost, ledger: Ledger, equity, month_pnl, margins, pending, inventory, peak, denominator,
+                   open_margin, band_k):
+    """The adjustment round on the paths where it fires only, written back: the numbers of a round on every
+    path (each path's arithmetic is its own), at the cost of the few. Returns the hedge and where it closed."""
+    cols = np.flatnonzero(fire.any(axis=0))
+    sub_book, sub_mo, sub_ledger = book.columns(cols), mo.columns(cols), ledger.columns(cols)
+    sub_equity, sub_pnl, sub_pending = equity[:, cols], month_pnl[:, cols], pending[:, cols]
+    held = _Held(inventory.total()[:, cols])
+    sub_peak, sub_denominator, sub_open, sub_d = peak[:, cols], denominator[:, cols], open_margin[:, cols], d[cols]
+
+    def state():
+        return _trigger_state(sub_mo, j, sub_book, desk.hedge, sub_pnl, sub_denominator, sub_equity, sub_peak,
+                              run.capital, sub_open, margins, sub_mo.days_left[j], lots_per_option, sub_pending, held,
+                              lambda: (sub_book.option_delta(lots_per_option) + sub_book.static) / sizes, band_k,
+                              strat, sub_d)
+
+    desk = _desk(strat, sub_book, hedge[:, cols], sub_mo, j, sub_d, sizes, lots_per_option, run, cost, sub_ledger,
+                 sub_equity, sub_pnl, margins, sub_pending, held, state)
+    closed_cols = engine.play(desk, fire[:, cols])
+    book.put_columns(sub_book, cols)
+    ledger.put_columns(sub_ledger, cols)
+    equity[:, cols] = sub_equity
+    month_pnl[:, cols] = sub_pnl
+    hedge = hedge.copy()
+    hedge[:, cols] = desk.hedge
+    closed = np.zeros(book.shape, dtype=bool)
+    closed[:, cols] = closed_cols
+    return hedge, closed
 
 
 def _desk(strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledger, equity, month_pnl, margins, pending,
