@@ -39,7 +39,8 @@ if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
     # present, kills a child forked after its threads ran. The built-in work queue does not.
     numba.config.THREADING_LAYER = "workqueue"
 
-__all__ = ["available", "mark_series", "serial_only", "PARALLEL_MIN", "MarginRule", "book_margin"]
+__all__ = ["available", "mark_series", "serial_only", "PARALLEL_MIN", "MarginRule", "book_margin", "hedge_rule",
+           "account"]
 
 PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
 
@@ -284,6 +285,57 @@ if njit is not None:
                 out[v, p] = total + first
 
 
+    # -- the hedge rule and the account after a step (opl.runtime.hedging, opl.runtime.replay) -------------------
+
+    @njit(cache=True)
+    def _npmax(a, b):
+        # numpy.maximum: NaN wins.
+        if a != a or b != b:
+            return math.nan
+        return a if a >= b else b
+
+    @njit(cache=True)
+    def _hedge_rule(qty, delta, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
+                    month_pnl, lots_traded, trades, new):
+        slots, variants, paths = qty.shape
+        for v in range(variants):
+            for p in range(paths):
+                held = 0.0
+                size = 0.0
+                for s in range(slots):
+                    held = held + qty[s, v, p] * delta[s, v, p]
+                    size = size + max(-qty[s, v, p], 0.0)
+                other = held * lots_per_option + static[v, p]
+                h = hedge[v, p]
+                target = keep * d[p] * size
+                out = h
+                if active[v, p] and abs(other + h - target) > band * size:
+                    out = np.rint(target - other)
+                new[v, p] = out
+                trade = out - h
+                if trade != 0:
+                    amount = -(abs(trade) * fee[v])
+                    costs[v, p] += amount
+                    equity[v, p] += amount
+                    month_pnl[v, p] += amount
+                    lots_traded[v, p] += np.int64(np.rint(abs(trade)))
+                    trades[v, p] += 1
+
+    @njit(cache=True)
+    def _account(equity, requirement, capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd):
+        variants, paths = equity.shape
+        for v in range(variants):
+            for p in range(paths):
+                e, r = equity[v, p], requirement[v, p]
+                call = e < r and r > 0
+                calls[v, p] += call
+                liquidate[v, p] = call and e < (1.0 - margin_buffer) * r
+                peak_margin[v, p] = _npmax(peak_margin[v, p], r / capital)
+                top = _npmax(peak[v, p], e)
+                peak[v, p] = top
+                max_dd[v, p] = _npmax(max_dd[v, p], (top - e) / top)
+
+
 def _plain(x, shape) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     if x.shape != shape:
@@ -385,21 +437,55 @@ def book_margin(rule: MarginRule, holdings, futures_lots, price, shape, cols=Non
     holdings = list(holdings)
     n = len(holdings)
     price = np.asarray(price, dtype=float)
-    futures_lots = np.broadcast_to(np.asarray(futures_lots, dtype=float), shape)
+    futures_lots = np.asarray(futures_lots, dtype=float)
     if cols is not None:
-        price, futures_lots = price[cols], futures_lots[:, cols]
+        price, futures_lots = price[cols], (futures_lots[..., cols] if futures_lots.ndim else futures_lots)
     width = price.shape[0]
+    futures_lots = np.ascontiguousarray(np.broadcast_to(futures_lots, (shape[0], width)))
     strike, premium, qty = (np.empty((n, shape[0], width)) for _ in range(3))
     for h, (_, k, prem, q, _) in enumerate(holdings):
-        for out, x in ((strike, k), (premium, prem), (qty, q)):
-            x = np.broadcast_to(np.asarray(x, dtype=float), shape)
-            out[h] = x if cols is None else x[:, cols]
+        # Assignment broadcasts a per-path (P,) or per-variant-and-path (V, P) array, or a number.
+        if cols is None:
+            strike[h], premium[h], qty[h] = k, prem, q
+        else:
+            strike[h], premium[h], qty[h] = (x[..., cols] if np.ndim(x) else x for x in (k, prem, q))
     is_call = np.array([bool(h[0]) for h in holdings], dtype=np.bool_)
     expiry = np.array([float(h[4]) for h in holdings], dtype=float)
     both = rule.spread and (rule.straddle or rule.strangle) and len(set(is_call.tolist())) == 2
     out = np.empty((shape[0], width))
-    _book_margin(is_call, expiry, strike, premium, qty, np.ascontiguousarray(price),
-                 np.ascontiguousarray(futures_lots), rule.futures_rate, rule.czce, rule.otm_weight,
-                 rule.floor_weight, rule.rate, rule.min_rate, rule.put_cap, rule.unit, rule.contract_size,
+    _book_margin(is_call, expiry, strike, premium, qty, np.ascontiguousarray(price), futures_lots,
+                 rule.futures_rate, rule.czce, rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate, rule.put_cap, rule.unit, rule.contract_size,
                  rule.futures_underlying, rule.spread, rule.straddle, rule.strangle, both, out)
     return out
+
+
+def hedge_rule(*, qty, delta, static, hedge, d, active, keep: float, band: float, lots_per_option: float, fee,
+               costs, equity, month_pnl, lots_traded, trades) -> np.ndarray:
+    """`opl.runtime.hedging.rebalance` and the trade's costs in one pass: the new hedge (variants, paths).
+
+    ``qty`` and ``delta`` (slots, variants, paths) are the options held; ``fee`` (variants,) the cost of a
+    futures lot opened. ``costs``, ``equity`` and ``month_pnl`` take the costs, ``lots_traded`` and ``trades``
+    count (in place), as the reference's ledger does.
+    """
+    new = np.empty(hedge.shape)
+    _hedge_rule(qty, delta, _plain(static, hedge.shape), _plain(hedge, hedge.shape), _plain(d, hedge.shape[1:]),
+                _plain_bool(active, hedge.shape), float(keep), float(band), float(lots_per_option),
+                _plain(fee, hedge.shape[:1]), costs, equity, month_pnl, lots_traded, trades, new)
+    return new
+
+
+def account(*, equity, requirement, capital: float, margin_buffer: float, calls, peak_margin, peak,
+            max_dd) -> np.ndarray:
+    """After a step's margin: margin calls counted, the running peaks and drawdown updated (in place);
+    returns where the call is not met (liquidated at the next step)."""
+    liquidate = np.empty(equity.shape, dtype=np.bool_)
+    _account(equity, _plain(requirement, equity.shape), float(capital), float(margin_buffer), calls, liquidate,
+             peak_margin, peak, max_dd)
+    return liquidate
+
+
+def _plain_bool(x, shape) -> np.ndarray:
+    x = np.asarray(x, dtype=np.bool_)
+    if x.shape != shape:
+        x = np.broadcast_to(x, shape)
+    return np.require(x, dtype=np.bool_, requirements=["C", "W"])

@@ -62,6 +62,7 @@ the equity after each step against its running peak.
 from __future__ import annotations
 
 import copy
+import math
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -82,13 +83,14 @@ from opl.runtime.legspec import Levels, OptionLeg
 from opl.runtime.margin import futures_margin, options_margin
 from opl.runtime.marking import AmericanMarker, SmileRule, _tables
 from opl.runtime.pricing import greeks as black_greeks
-from opl.runtime.processes import PathGenerator, ProcessSpec
+from opl.runtime.processes import MonthPaths, PathGenerator, ProcessSpec
 from opl.runtime.scores import ScoreFunction
 from opl.runtime.triggers import TriggerState
 
 __all__ = ["StrategySpec", "Variant", "RunSpec", "ReplayResult", "MarkedMonth", "replay", "CHUNK"]
 
 CHUNK = 10_000
+PASS_PATHS = 30_000  # the fast engine replays up to this many paths (whole chunks) side by side in a process
 DAYS_PER_YEAR = 365.0
 
 
@@ -397,10 +399,12 @@ def replay(*, strategy: StrategySpec, run: RunSpec, variants: tuple[Variant, ...
     traced = None
     chunks = [(c, min(run.chunk, run.paths - start)) for c, start in enumerate(range(0, run.paths, run.chunk))]
     workers = min(run.workers or _cores(), len(chunks)) if "fork" in multiprocessing.get_all_start_methods() else 1
+    passes = _passes(run, chunks, workers, trace)
     if workers > 1 and not trace:
-        done = _pooled(strategy, run, variants, chunks, workers, progress)
+        done = _pooled(strategy, run, variants, passes, workers, progress)
     else:
-        done = (_replay_chunk(strategy, run, variants, p, c, progress, trace and c == 0) for c, p in chunks)
+        done = (_replay_pass(strategy, run, variants, group, progress, trace and group[0][0] == 0)
+                for group in passes)
     for part, chunk_trace, chunk_hits in done:
         parts.append(part)
         hits[0] += chunk_hits[0]
@@ -427,10 +431,10 @@ def _cores() -> int:
 _JOB: tuple | None = None  # what the forked workers replay (inherited, so closures need no pickling)
 
 
-def _chunk_job(chunk: int, paths: int):
+def _pass_job(group: tuple):
     strategy, run, variants = _JOB
     kernels.serial_only()  # the processes use the cores; a forked child never wakes numba's thread pool
-    return _replay_chunk(strategy, run, variants, paths, chunk, None, False)
+    return _replay_pass(strategy, run, variants, group, None, False)
 
 
 def _warm(strat: StrategySpec, run: RunSpec) -> None:
@@ -451,8 +455,8 @@ def _warm(strat: StrategySpec, run: RunSpec) -> None:
                         rate=strat.rate)
 
 
-def _pooled(strategy, run, variants, chunks, workers: int, progress):
-    """The chunks replayed by ``workers`` forked processes, yielded in chunk order.
+def _pooled(strategy, run, variants, passes, workers: int, progress):
+    """The passes of chunks (`_passes`) replayed by ``workers`` forked processes, yielded in chunk order.
 
     Each chunk is computed exactly as in this process (its own seed, the same code; the kernels'
     serial twins give the same numbers as their parallel ones), so results are bit for bit the
@@ -464,25 +468,62 @@ def _pooled(strategy, run, variants, chunks, workers: int, progress):
     _JOB = (strategy, run, variants)
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = [pool.submit(_chunk_job, c, p) for c, p in chunks]
-            for (_, p), future in zip(chunks, futures):
+            futures = [pool.submit(_pass_job, group) for group in passes]
+            for group, future in zip(passes, futures):
                 result = future.result()
                 if progress is not None:
-                    progress(p * run.months)
+                    progress(sum(p for _, p in group) * run.months)
                 yield result
     finally:
         _JOB = None
 
 
+class _SideBySide:
+    """Several chunks' path generators as one: each chunk draws its own paths (its own seed), the months
+    are joined along the path axis."""
+
+    def __init__(self, generators: list[PathGenerator]):
+        self.generators = generators
+
+    def next_month(self) -> MonthPaths:
+        months = [g.next_month() for g in self.generators]
+        if len(months) == 1:
+            return months[0]
+        return MonthPaths(*(np.concatenate(parts) for parts in zip(*months)))
+
+
+def _passes(run: RunSpec, chunks: list[tuple[int, int]], workers: int, trace: bool) -> list[tuple]:
+    """The chunks grouped into passes, each replayed side by side in one process.
+
+    Every number of a path depends on that path alone, so a pass of several chunks gives each chunk the
+    numbers it gets alone, bit for bit; what a pass saves is the per-step cost of the Python around the
+    kernels, paid once for all its paths. The reference, given months and traces replay chunk by chunk.
+    """
+    if run.engine != "fast" or run.source is not None or trace or len(chunks) == 1:
+        return [(chunk,) for chunk in chunks]
+    count = max(workers, math.ceil(run.paths / max(PASS_PATHS, run.chunk)))
+    size = math.ceil(len(chunks) / count)
+    return [tuple(chunks[i:i + size]) for i in range(0, len(chunks), size)]
+
+
 def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: int, progress, want_trace: bool):
+    """Chunk number ``chunk`` (``p`` paths, seed [run.seed, chunk])."""
+    return _replay_pass(strat, run, variants, ((chunk, p),), progress, want_trace)
+
+
+def _replay_pass(strat: StrategySpec, run: RunSpec, variants, group: tuple, progress, want_trace: bool):
+    """The chunks of ``group`` ((chunk, paths) pairs, consecutive) side by side (`_passes`)."""
     nv, months, nl = len(variants), run.months, len(strat.legs)
+    p = sum(n for _, n in group)
     shape = (nv, p)
     if run.source is not None:
+        [(chunk, _)] = group  # given months come chunk by chunk
         gen = run.source(chunk, p)
     else:
-        gen = PathGenerator(spec=run.process, paths=p, price=run.price, month_years=strat.tenor_days / DAYS_PER_YEAR,
-                            days_per_month=run.days_per_month, steps_per_day=run.steps_per_day,
-                            seed=np.random.SeedSequence([run.seed, chunk]))
+        gen = _SideBySide([PathGenerator(spec=run.process, paths=n, price=run.price,
+                                         month_years=strat.tenor_days / DAYS_PER_YEAR,
+                                         days_per_month=run.days_per_month, steps_per_day=run.steps_per_day,
+                                         seed=np.random.SeedSequence([run.seed, c])) for c, n in group])
     marker = AmericanMarker(american=True, rate=strat.rate, exact=run.exact_american)
     euro = AmericanMarker(american=False, rate=strat.rate)
     sizes = np.array([v.size for v in variants])[:, None]
@@ -490,6 +531,7 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
     packs = _margin_packs(run.pack, variants)
     fast = run.engine == "fast" and kernels.available()
     margins = _Margins(packs, fast)
+    hedger = _hedge_compiled if fast and not want_trace else _hedge
     # Option ticks are looked up at 1% of the price, where the premiums of monthly options sit.
     premium_level = max(run.price * 0.01, 1e-9)
     costs = [Costs.from_pack(run.pack, price=run.price, premium=premium_level, option_ticks=run.option_ticks,
@@ -569,7 +611,7 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
         denominator = np.where(np.abs(open_premium) > 0, np.abs(open_premium), np.maximum(open_margin, 1e-9))
         hedge = np.zeros(shape)
         if strat.hedge is not None:
-            hedge = _hedge(strat, book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr)
+            hedge = hedger(strat, book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr)
         np.maximum(peak_margin, np.where(is_open, open_margin, 0.0) / run.capital, out=peak_margin)
         if engine is not None:
             engine.start(state_at(0, hedge, month_pnl, denominator, open_margin), is_open)
@@ -685,7 +727,7 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
                     is_open &= ~closed
             # 4. hedge
             if strat.hedge is not None and j < n and j % strat.hedge.every == 0:
-                hedge = _hedge(strat, book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr)
+                hedge = hedger(strat, book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr)
             elif tr is not None:
                 tr["hedged"].append(np.zeros(shape, dtype=bool))
                 for key in ("net_delta", "target"):
@@ -731,12 +773,18 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
             # 7. margin
             requirement = margins(book, hedge, pending + inventory.total(), f[:, j])
             margin_held = requirement
-            call = (equity < requirement) & (requirement > 0)
-            ledger.count("margin_calls", call)
-            liquidate_next = call & (equity < (1.0 - strat.margin_buffer) * requirement)
-            np.maximum(peak_margin, requirement / run.capital, out=peak_margin)
-            np.maximum(peak, equity, out=peak)
-            np.maximum(max_dd, (peak - equity) / peak, out=max_dd)
+            if fast:
+                liquidate_next = kernels.account(equity=equity, requirement=requirement, capital=run.capital,
+                                                 margin_buffer=strat.margin_buffer,
+                                                 calls=ledger.counters["margin_calls"], peak_margin=peak_margin,
+                                                 peak=peak, max_dd=max_dd)
+            else:
+                call = (equity < requirement) & (requirement > 0)
+                ledger.count("margin_calls", call)
+                liquidate_next = call & (equity < (1.0 - strat.margin_buffer) * requirement)
+                np.maximum(peak_margin, requirement / run.capital, out=peak_margin)
+                np.maximum(peak, equity, out=peak)
+                np.maximum(max_dd, (peak - equity) / peak, out=max_dd)
             if any(g.kind == "warn_if" for g in strat.guards) and j < n and np.any(is_open):
                 # warn_if: an alert when a rule starts to hold on a path; no trading effect.
                 now = warned(strat.guards, state_at(j, hedge, month_pnl, denominator, open_margin),
@@ -824,6 +872,19 @@ def _hedge(strat, book: Book, hedge, d, is_open, lots_per_option, cost, ledger, 
         tr["net_delta"].append(other + new)
         tr["target"].append(spec.keep * d * size)
     return new
+
+
+def _hedge_compiled(strat, book: Book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr):
+    """`_hedge` at a rebalancing step in one compiled pass (`opl.runtime.kernels.hedge_rule`), the same numbers."""
+    held = book.held()
+    qty, delta = np.empty((len(held), *book.shape)), np.empty((len(held), *book.shape))
+    for i, s in enumerate(held):
+        qty[i], delta[i] = s.qty, s.delta
+    return kernels.hedge_rule(qty=qty, delta=delta, static=book.static, hedge=hedge, d=d, active=is_open,
+                              keep=strat.hedge.keep, band=strat.hedge.band, lots_per_option=lots_per_option,
+                              fee=(cost.futures_open + cost.futures_slippage)[:, 0], costs=ledger.buckets["costs"],
+                              equity=equity, month_pnl=month_pnl, lots_traded=ledger.counters["futures_lots"],
+                              trades=ledger.counters["hedge_trades"])
 
 
 def _holdings(book: Book):

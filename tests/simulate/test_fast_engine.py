@@ -171,3 +171,31 @@ def test_margin_kernel_is_the_reference_margin_bit_for_bit(pack_name, method):
             ref = replay_module._margin(packs, Book(shape), None, None, price, legs=holdings, futures_lots=futures,
                                         cols=cols)
             assert np.array_equal(kernels.book_margin(rule, holdings, futures, price, shape, cols), ref)
+
+
+def test_chunks_replayed_side_by_side_are_each_chunk_alone_bit_for_bit():
+    # The fast engine replays consecutive chunks in one pass (their paths side by side); every number
+    # of every path is the one its chunk gives alone, ledgers, drawdowns and counters included.
+    import opl
+    from opl.compiler import compile_checked
+    from opl.runtime.rules import load_pack
+
+    checked = opl.check_file(JUJUBE)
+    compiled = compile_checked(checked).strategy
+    settings, spans = facade.settings_from(checked.document, compiled)
+    pack = load_pack(compiled.underlying.rule_pack)
+    strategy = replace(facade.runtime_strategy(checked, compiled, settings, []),
+                       contract_size=pack.underlying.contract_size)
+    run = replay_module.RunSpec(process=facade.price_process(settings, compiled, pack, spans, []), pack=pack,
+                                price=compiled.market.price, capital=settings.capital, paths=90, months=2, seed=5,
+                                chunk=30, workers=1)
+    variants = (replay_module.Variant(size=1.0), replay_module.Variant(size=5.0, fee_factor=2.0))
+    group = ((0, 30), (1, 30), (2, 30))
+    assert replay_module._passes(run, list(group), 1, False) == [group]
+    joined, _, _ = replay_module._replay_pass(strategy, run, variants, group, None, False)
+    alone = [replay_module._replay_chunk(strategy, run, variants, p, c, None, False)[0] for c, p in group]
+    for key in ("monthly", "max_drawdown", "peak_margin"):
+        assert np.array_equal(joined[key], np.concatenate([a[key] for a in alone], axis=1)), key
+    for kind in ("buckets", "counters"):
+        for name in joined[kind]:
+            assert np.array_equal(joined[kind][name], np.concatenate([a[kind][name] for a in alone], axis=1)), name
