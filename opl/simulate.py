@@ -19,12 +19,21 @@ change the market and get a pass of their own. Every scenario is a surprise — 
 are opened at the unshocked market's prices, then the market does the scenario's thing —
 and its exact definition (`opl.scenarios`, one handler per name) is printed with its
 results (``ScenarioResult.definition``).
+
+**Passes.** `prepare` checks, compiles, calibrates and sets up the file without replaying;
+its `Prepared` run then replays the sweep (one pass, a variant per size) and the scenarios at
+a size (one pass for the cost scenarios together, one per market scenario). A variant does
+not depend on the other variants of its pass, so the base case at a swept size is read from
+the sweep, never replayed again (`opl loop`'s evaluator picks its own size and shares the
+sweep the same way). Sizes are not derived from each other by scaling: whole-lot hedges,
+margin calls, the capital check at the open and the adjustment module's margin aborts are
+not linear in size, so every size is replayed.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -411,19 +420,45 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
     opl.data.DataError, opl.calibrate.CalibrationError
         The data break their contract or cannot be calibrated (located messages).
     """
-    import numpy as np
+    prepared = prepare(path, paths=paths, seed=seed, overrides=overrides, market=market, data=data, files=files)
+    cost_plans = [p for p in prepared.plans if not p.market]
+    tick = _ticker(progress, (1 + len(prepared.plans) - len(cost_plans) + bool(cost_plans)) * prepared.path_months)
+    sweep = prepared.sweep(progress=tick)
+    size, reason = sweep.scenario_size()
+    scenarios, _ = prepared.scenarios(size, sweep=sweep, progress=tick)
+    size_given = any(str(o).partition("=")[0].strip() == "size" for o in overrides)
+    return prepared.result(sweep, scenarios, size=size, reason=reason, plot_given_size=size_given)
 
-    from opl.runtime.metrics import ScenarioResult, SimulationResult, run_metrics
-    from opl.simrules import target_verdict
-    from opl.runtime.records import package_versions
-    from opl.runtime.replay import RunSpec, Variant, replay
+
+def _ticker(progress: Callable[[int, int], None] | None, total: int) -> Callable[[int], None]:
+    """A replay's progress callback (path-months done) that reports (done, ``total``) to ``progress``."""
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress is not None:
+            progress(done[0], total)
+
+    return tick
+
+
+def prepare(path, *, paths: int | None = None, seed: int | None = None, overrides=(), market: dict | None = None,
+            data=None, files=None) -> "Prepared":
+    """Check, compile, calibrate and set up ``path`` for its replays, without replaying anything.
+
+    The arguments and the errors are `simulate_file`'s. The `Prepared` run replays the size
+    sweep (`Prepared.sweep`) and the scenarios at a size (`Prepared.scenarios`) on the same
+    seed and paths, so a caller that picks the scenarios' size by its own rule (`opl loop`'s
+    evaluator) shares the sweep's paths and replays instead of running them again.
+    """
     from opl.runtime.margin import with_margin_method
+    from opl.runtime.replay import RunSpec
     from opl.runtime.rules import load_pack
     from opl.scenarios import scenario_plans
 
     checked, compiled, located = checked_for_run(path, market, SimulationInputError, "simulate",
                                                  levels_from_signals=True)
-    doc, strategy_model, report = checked.document, compiled.strategy, checked.report
+    doc, strategy_model = checked.document, compiled.strategy
     notes: list[str] = list(strategy_model.notes)
 
     try:
@@ -449,119 +484,216 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
         vol_origin = ("`--set`" if final_vol != calibrated_vol else
                       "the calibration" if calibrated_vol != written_vol else "the file's model")
         process = price_process(settings, strategy_model, pack, spans, notes, vol_origin=vol_origin)
-        plans = scenario_plans(doc, report, process, strategy)
+        plans = scenario_plans(doc, checked.report, process, strategy)
     except SettingsError as error:
         raise located(error) from None
 
     default_capital(settings, strategy_model, pack.currency, notes)
     sizes = sorted(set(settings.sizes) | {settings.size})
     for size in sizes:
-        for leg in strategy.legs:
-            lots = leg.qty * size
-            if abs(lots - round(lots)) > 1e-9:
-                raise SettingsError(f"size {size:g} gives {lots:g} lots of a leg: sizes must give whole lots",
-                                    key="experiment.sizes")
+        _whole_lots(strategy, size)
     run = RunSpec(process=process, pack=pack, price=strategy_model.market.price, capital=settings.capital,
                   paths=settings.paths, months=settings.horizon_months, steps_per_day=settings.steps_per_day,
                   days_per_month=settings.days_per_month, seed=settings.seed, chunk=settings.chunk,
                   option_ticks=settings.option_slippage_ticks, futures_ticks=settings.futures_slippage_ticks,
                   exact_american=settings.exact_american, engine=settings.engine,
                   cash_rate=settings.cash_rate, margin_rate=settings.margin_rate, workers=settings.workers)
-    fee = {"fee_factor": settings.fee_factor}
-    cost_plans = [p for p in plans if not p.market]
-    market_plans = [p for p in plans if p.market]
-    total = (1 + len(market_plans) + bool(cost_plans)) * run.paths * run.months
-    done = [0]
-
-    def tick(n: int) -> None:
-        done[0] += n
-        if progress is not None:
-            progress(done[0], total)
-
-    base = replay(strategy=strategy, run=run, variants=tuple(Variant(size=s, **fee) for s in sizes), progress=tick)
-    metrics = [run_metrics(base, v) for v in range(len(sizes))]
     target = doc.experiment.target if doc.experiment is not None else None
-    target_text = source_text(report, target.span) if target is not None else None
-    # A size whose opening margin the capital never covers skips every month: its flat zero P&L would
-    # otherwise "hold" a loss-probability target and win the best-median pick over any size that trades.
-    never = {s for i, s in enumerate(sizes) if metrics[i].exercise["skipped_share"] >= 100.0}
-    if never:
-        notes.append(f"size {', '.join(f'{s:g}' for s in sorted(never))} never opens a position: the capital "
-                     f"({settings.capital:,.0f}) does not cover the opening margin, so no month is traded; such a "
-                     f"size cannot meet the target")
-    rows = [(s, metrics[i], False if s in never else target_verdict(target, metrics[i].target_values()))
-            for i, s in enumerate(sizes)]
-    recommended, reason = _recommend(rows, target, target_text, report)
-    if recommended:
-        eval_size, eval_reason = recommended["low"], "the low end of the recommended size"
-    else:
+    return Prepared(path=str(path), checked=checked, settings=settings, strategy=strategy, run=run, plans=plans,
+                    sizes=tuple(sizes), notes=notes, calibration=calibration, target=target,
+                    target_text=source_text(checked.report, target.span) if target is not None else None)
+
+
+def _whole_lots(strategy, size: float) -> None:
+    for leg in strategy.legs:
+        lots = leg.qty * size
+        if abs(lots - round(lots)) > 1e-9:
+            raise SettingsError(f"size {size:g} gives {lots:g} lots of a leg: sizes must give whole lots",
+                                key="experiment.sizes")
+
+
+@dataclass
+class Sweep:
+    """The base case replayed at one or more sizes on one set of paths (`Prepared.sweep`, `Prepared.at`)."""
+
+    replayed: object  # opl.runtime.replay.ReplayResult
+    sizes: tuple[float, ...]
+    indices: tuple[int, ...]  # each size's variant in ``replayed``
+    base_size: float  # the run's size (`--set size=`), one of ``sizes``
+    rows: list  # (size, RunMetrics, target holds) per size
+    never: set  # sizes whose capital never covers the opening margin
+    recommended: dict | None
+    reason: str | None
+    notes: list[str] = field(default_factory=list)  # what this sweep adds to the run's notes
+
+    def scenario_size(self) -> tuple[float, str]:
+        """The size `opl simulate` runs its scenarios at, and why (module docstring)."""
+        if self.recommended:
+            return self.recommended["low"], "the low end of the recommended size"
         # Nothing recommended: the sweep's best median (the smaller size on a tie), not an arbitrary base size.
-        eval_size = max(rows, key=lambda r: (r[0] not in never, r[1].monthly_return["median"], -r[0]))[0]
-        eval_reason = "no size is recommended: the swept size with the best median monthly return"
-    scenario_results = []
-    if cost_plans:
-        # Cost and margin scenarios share the base paths: one pass, one variant each, at the evaluated size.
-        variants = []
+        best = max(self.rows, key=lambda r: (r[0] not in self.never, r[1].monthly_return["median"], -r[0]))[0]
+        return best, "no size is recommended: the swept size with the best median monthly return"
+
+
+@dataclass
+class Prepared:
+    """A file ready to replay (`prepare`): its runtime strategy, run, scenario plans and notes.
+
+    Every replay of a `Prepared` run uses its seed and paths: the sweep's sizes, the cost
+    scenarios (variants on the same paths) and the market scenarios (their own pass, the same
+    draws — `opl.runtime.processes` keeps one random stream per source of randomness).
+    """
+
+    path: str
+    checked: object
+    settings: SimSettings
+    strategy: object  # opl.runtime.replay.StrategySpec
+    run: object  # opl.runtime.replay.RunSpec
+    plans: list
+    sizes: tuple[float, ...]
+    notes: list[str]
+    calibration: dict | None
+    target: object
+    target_text: str | None
+
+    @property
+    def path_months(self) -> int:
+        """Path-months of one pass (the unit of `simulate_file`'s progress)."""
+        return self.run.paths * self.run.months
+
+    def verdict(self, metrics) -> bool | None:
+        """Whether the file's target holds for ``metrics`` (None: no target, or undecidable)."""
+        from opl.simrules import target_verdict
+
+        return target_verdict(self.target, metrics.target_values())
+
+    def sweep(self, *, progress: Callable[[int], None] | None = None) -> Sweep:
+        """Replay the base case at every size of the sweep, on one set of paths."""
+        from opl.runtime.replay import Variant, replay
+
+        fee = self.settings.fee_factor
+        base = replay(strategy=self.strategy, run=self.run, variants=tuple(Variant(size=s, fee_factor=fee)
+                                                                          for s in self.sizes), progress=progress)
+        return self.at(self.sizes, (base, tuple(range(len(self.sizes)))), base_size=self.settings.size)
+
+    def at(self, sizes: tuple[float, ...], replayed: tuple, *, base_size: float | None = None) -> Sweep:
+        """The `Sweep` of ``sizes`` read from ``replayed`` = ``(ReplayResult, variant of each size)``;
+        ``base_size`` defaults to the first size (a single-size run at that size)."""
+        from opl.runtime.metrics import run_metrics
+
+        result, indices = replayed
+        metrics = [run_metrics(result, v) for v in indices]
+        # A size whose opening margin the capital never covers skips every month: its flat zero P&L would
+        # otherwise "hold" a loss-probability target and win the best-median pick over any size that trades.
+        never = {s for s, m in zip(sizes, metrics) if m.exercise["skipped_share"] >= 100.0}
+        notes = [f"size {', '.join(f'{s:g}' for s in sorted(never))} never opens a position: the capital "
+                 f"({self.settings.capital:,.0f}) does not cover the opening margin, so no month is traded; such a "
+                 "size cannot meet the target"] if never else []
+        rows = [(s, m, False if s in never else self.verdict(m)) for s, m in zip(sizes, metrics)]
+        recommended, reason = _recommend(rows, self.target, self.target_text, self.checked.report)
+        return Sweep(replayed=result, sizes=tuple(sizes), indices=tuple(indices),
+                     base_size=sizes[0] if base_size is None else base_size, rows=rows, never=never,
+                     recommended=recommended, reason=reason, notes=notes)
+
+    def scenarios(self, size: float, *, sweep: Sweep | None = None, kinds: tuple[str, ...] = ("stress", "sensitivity"),
+                  progress: Callable[[int], None] | None = None) -> tuple[list, tuple | None]:
+        """Replay the scenarios of ``kinds`` at ``size``; returns ``([(plan, RunMetrics)], base)``.
+
+        Cost and margin scenarios are variants of one pass on the base paths; market scenarios get
+        a pass each. ``base`` is ``(ReplayResult, variant)`` of the base case at ``size``: the
+        sweep's own replay when it swept ``size`` (a variant does not depend on the other variants
+        of its pass), else one more variant of the cost pass (or a pass of its own); None when
+        neither ``sweep`` is given nor a pass was needed.
+        """
+        from opl.runtime.metrics import run_metrics
+        from opl.runtime.replay import Variant, replay
+
+        _whole_lots(self.strategy, size)
+        fee = self.settings.fee_factor
+        plans = [p for p in self.plans if p.kind in kinds]
+        cost_plans = [p for p in plans if not p.market]
+        base = (sweep.replayed, sweep.indices[sweep.sizes.index(size)]) if sweep is not None and size in sweep.sizes \
+            else None
+        variants = [] if base is not None or sweep is None else [Variant(size=size, fee_factor=fee)]
         for plan in cost_plans:
             factors = dict(plan.factors)
-            factors["fee_factor"] = settings.fee_factor * factors.get("fee_factor", 1.0)
-            variants.append(Variant(size=eval_size, **factors))
-        costs = replay(strategy=strategy, run=run, variants=tuple(variants), progress=tick)
-        scenario_results += [(plan, run_metrics(costs, k)) for k, plan in enumerate(cost_plans)]
-    for plan in market_plans:
-        res = replay(strategy=plan.strategy, run=replace(run, process=plan.process),
-                     variants=(Variant(size=eval_size, **fee),),
-                     progress=tick)
-        scenario_results.append((plan, run_metrics(res, 0)))
-    order = {id(p): n for n, p in enumerate(plans)}
-    scenario_results.sort(key=lambda pr: order[id(pr[0])])
-    base_index = sizes.index(settings.size)
-    base_metrics = metrics[base_index]
-    # The plots show the size the user asked for (`--set size=`), else the size the scenarios run at: the
-    # file's base size of 1 lot is rarely the one in question when it sweeps sizes.
-    size_given = any(str(o).partition("=")[0].strip() == "size" for o in overrides)
-    plot_index = base_index if size_given or eval_size not in sizes else sizes.index(eval_size)
-    plot_size = {"size": sizes[plot_index],
-                 "reason": "the base size" if plot_index == base_index else eval_reason}
-    monthly = base.monthly[plot_index]
-    equity = settings.capital + np.concatenate([np.zeros((monthly.shape[0], 1)), np.cumsum(monthly, axis=1)], axis=1)
-    hits = base.signal_hits
-    cash_rate = strategy.rate if run.cash_rate is None else run.cash_rate
-    return SimulationResult(
-        file=str(path),
-        run={"paths": run.paths, "seed": run.seed, "horizon_months": run.months, "steps_per_day": run.steps_per_day,
-             "days_per_month": run.days_per_month, "tenor_days": strategy.tenor_days, "capital": run.capital,
-             "currency": pack.currency, "rule_pack": pack.name, "margin_method": settings.margin_method,
-             "margin_combinations": list(pack.margin.combinations), "size": settings.size, "sizes": sizes,
-             "chunk": run.chunk, "price": run.price, "rate": strategy.rate,
-             "cash_rate": cash_rate, "margin_rate": cash_rate if run.margin_rate is None else run.margin_rate,
-             "versions": package_versions()},
-        model={"components": list(process.components), "vol": process.vol,
-               "garch": _asdict(process.garch), "jump": _asdict(process.jump), "regime": _asdict(process.regime),
-               "daily_limit": process.limit, "implied": _asdict(strategy.smile),
-               "levels": _asdict(strategy.levels),
-               "realised_hit_rate": hits[0] / hits[1] if hits[1] else None, "calibration": calibration},
-        strategy={"legs": [{"type": "call" if leg.is_call else "put", "side": "long" if leg.side > 0 else "short",
-                            "qty": leg.qty, "strike": _asdict(leg.strike), "american": leg.american}
-                           for leg in strategy.legs],
-                  "futures": strategy.futures,
-                  "hedge": _asdict(strategy.hedge), "assignment": _asdict(strategy.assignment),
-                  "exit_mode": strategy.exit_mode, "exit_triggers": len(strategy.exit_triggers),
-                  "guard_days": strategy.guard_days, "stop_loss": strategy.stop_loss,
-                  "margin_buffer": strategy.margin_buffer,
-                  "score_fn": strategy.score.name if strategy.score is not None else None,
-                  "adjust": None if strategy.adjust is None else {
-                      "playbook": [a.text for a in strategy.adjust.playbook],
-                      "cooldown_days": strategy.adjust.cooldown_days, "on_abort": strategy.adjust.on_abort},
-                  "guards": [{"kind": g.kind, "rule": g.text} for g in strategy.guards]},
-        target=target_text, base=base_metrics, base_holds=rows[base_index][2], sizes=rows,
-        recommended_size=recommended, recommended_reason=reason,
-        scenario_size={"size": eval_size, "reason": eval_reason} if scenario_results else None,
-        scenarios=[ScenarioResult(name=p.name, kind=p.kind, text=p.text, size=eval_size, metrics=m,
-                                  holds=target_verdict(target, m.target_values()), definition=p.definition)
-                   for p, m in scenario_results],
-        notes=notes, plot_size=plot_size, equity=equity, drawdowns=base.max_drawdown[plot_index],
-        peak_margin=base.peak_margin[plot_index], monthly_returns=monthly / run.capital)
+            factors["fee_factor"] = fee * factors.get("fee_factor", 1.0)
+            variants.append(Variant(size=size, **factors))
+        results = []
+        if variants:
+            costs = replay(strategy=self.strategy, run=self.run, variants=tuple(variants), progress=progress)
+            first = len(variants) - len(cost_plans)
+            if first:
+                base = (costs, 0)
+            results += [(plan, run_metrics(costs, first + k)) for k, plan in enumerate(cost_plans)]
+        for plan in plans:
+            if plan.market:
+                res = replay(strategy=plan.strategy, run=replace(self.run, process=plan.process),
+                             variants=(Variant(size=size, fee_factor=fee),), progress=progress)
+                results.append((plan, run_metrics(res, 0)))
+        order = {id(p): n for n, p in enumerate(plans)}
+        results.sort(key=lambda pr: order[id(pr[0])])
+        return results, base
+
+    def result(self, sweep: Sweep, scenarios: list, *, size: float, reason: str, plot_given_size: bool = False):
+        """The `SimulationResult` of a sweep and the scenarios run at ``size`` (for ``reason``).
+
+        The plots show the sweep's base size when ``plot_given_size`` (`--set size=`), else ``size``.
+        """
+        from opl.runtime.metrics import ScenarioResult, SimulationResult
+        from opl.runtime.records import package_versions
+
+        import numpy as np
+
+        run, strategy, settings = self.run, self.strategy, self.settings
+        rows = sweep.rows
+        base_index = sweep.sizes.index(sweep.base_size)
+        # The plots show the size the user asked for (`--set size=`), else the size the scenarios run at: the
+        # file's base size of 1 lot is rarely the one in question when it sweeps sizes.
+        plot_index = base_index if plot_given_size or size not in sweep.sizes else sweep.sizes.index(size)
+        plotted, plot_variant = sweep.replayed, sweep.indices[plot_index]
+        plot_size = {"size": sweep.sizes[plot_index], "reason": "the base size" if plot_index == base_index else reason}
+        monthly = plotted.monthly[plot_variant]
+        equity = run.capital + np.concatenate([np.zeros((monthly.shape[0], 1)), np.cumsum(monthly, axis=1)], axis=1)
+        hits = sweep.replayed.signal_hits
+        cash_rate = strategy.rate if run.cash_rate is None else run.cash_rate
+        process, pack = run.process, run.pack
+        return SimulationResult(
+            file=self.path,
+            run={"paths": run.paths, "seed": run.seed, "horizon_months": run.months,
+                 "steps_per_day": run.steps_per_day, "days_per_month": run.days_per_month,
+                 "tenor_days": strategy.tenor_days, "capital": run.capital, "currency": pack.currency,
+                 "rule_pack": pack.name, "margin_method": settings.margin_method,
+                 "margin_combinations": list(pack.margin.combinations), "size": sweep.base_size,
+                 "sizes": list(sweep.sizes),
+                 "chunk": run.chunk, "price": run.price, "rate": strategy.rate,
+                 "cash_rate": cash_rate, "margin_rate": cash_rate if run.margin_rate is None else run.margin_rate,
+                 "versions": package_versions()},
+            model={"components": list(process.components), "vol": process.vol,
+                   "garch": _asdict(process.garch), "jump": _asdict(process.jump), "regime": _asdict(process.regime),
+                   "daily_limit": process.limit, "implied": _asdict(strategy.smile),
+                   "levels": _asdict(strategy.levels),
+                   "realised_hit_rate": hits[0] / hits[1] if hits[1] else None, "calibration": self.calibration},
+            strategy={"legs": [{"type": "call" if leg.is_call else "put", "side": "long" if leg.side > 0 else "short",
+                                "qty": leg.qty, "strike": _asdict(leg.strike), "american": leg.american}
+                               for leg in strategy.legs],
+                      "futures": strategy.futures,
+                      "hedge": _asdict(strategy.hedge), "assignment": _asdict(strategy.assignment),
+                      "exit_mode": strategy.exit_mode, "exit_triggers": len(strategy.exit_triggers),
+                      "guard_days": strategy.guard_days, "stop_loss": strategy.stop_loss,
+                      "margin_buffer": strategy.margin_buffer,
+                      "score_fn": strategy.score.name if strategy.score is not None else None,
+                      "adjust": None if strategy.adjust is None else {
+                          "playbook": [a.text for a in strategy.adjust.playbook],
+                          "cooldown_days": strategy.adjust.cooldown_days, "on_abort": strategy.adjust.on_abort},
+                      "guards": [{"kind": g.kind, "rule": g.text} for g in strategy.guards]},
+            target=self.target_text, base=rows[base_index][1], base_holds=rows[base_index][2], sizes=rows,
+            recommended_size=sweep.recommended, recommended_reason=sweep.reason,
+            scenario_size={"size": size, "reason": reason} if scenarios else None,
+            scenarios=[ScenarioResult(name=p.name, kind=p.kind, text=p.text, size=size, metrics=m,
+                                      holds=self.verdict(m), definition=p.definition) for p, m in scenarios],
+            notes=self.notes + sweep.notes, plot_size=plot_size, equity=equity, drawdowns=plotted.max_drawdown[plot_variant],
+            peak_margin=plotted.peak_margin[plot_variant], monthly_returns=monthly / run.capital)
 
 
 def _asdict(obj):

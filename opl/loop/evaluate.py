@@ -2,7 +2,7 @@
 
 Every candidate of a run is simulated with the same ``paths`` and ``seed`` (common random numbers: the
 differences between candidates are the candidates', not the draws'), whatever its own experiment block
-says. One evaluation is three passes of `opl.simulate.simulate_file`:
+says. One evaluation is one `opl.simulate.prepare`d run and three stages on its seed and paths:
 
 1. **sweep** — the candidate's ``sizes`` (else ``[1, 2, 5, 10, 20]``) on one set of paths, without its
    scenarios. The *evaluated size*: when the target holds at several sizes, the lowest size of the longest
@@ -11,7 +11,9 @@ says. One evaluation is three passes of `opl.simulate.simulate_file`:
    against the drawdown excess) interpolated linearly between neighbouring swept sizes is smallest (the
    smaller size on a tie); a size between swept ones is then measured exactly by the scenario pass, on
    the same paths, and added to the sweep marked ``interpolated``;
-2. **scenarios** — the stress and sensitivity scenarios at the evaluated size;
+2. **scenarios** — the stress and sensitivity scenarios at the evaluated size: the cost scenarios as
+   variants of one pass, each market scenario a pass; the base case at the evaluated size is the sweep's
+   own replay (a variant does not depend on the others of its pass), not a pass again;
 3. **counterfactuals** (tail attribution for the critic) — the base case at the evaluated size without
    the model's jumps (``no_jumps``) and with GARCH/GJR volatility replaced by constant volatility
    (``no_clustering``), each only when the model has that component.
@@ -180,10 +182,12 @@ class Evaluator:
                 stress = []
                 if candidate.statement("stress", "experiment") is not None:
                     note("stress")
-                    run = self._simulate(candidate.without("sensitivity", "experiment"), folder, "stress",
-                                         paths=self.settings.paths, seed=self.settings.seed,
-                                         extra=_at(size, evaluation.run["capital"]))
-                    stress = self._scenarios(run)
+                    # The stresses alone: the base case at this size is the evaluation's already.
+                    prepared = self._prepare(candidate.without("sensitivity", "experiment"), folder, "stress",
+                                             paths=self.settings.paths, seed=self.settings.seed,
+                                             extra=_at(size, evaluation.run["capital"]))
+                    results, _ = prepared.scenarios(size, kinds=("stress",))
+                    stress = self._scenarios(results, size)
                 evaluation.scenarios = stress + [s for s in evaluation.scenarios if s["kind"] != "stress"]
                 evaluation.counterfactuals = self._counterfactuals(candidate, folder, size, evaluation.run["capital"],
                                                                    paths=self.settings.paths, seed=self.settings.seed,
@@ -233,24 +237,37 @@ class Evaluator:
         evaluation.seconds = time.perf_counter() - started
         return evaluation
 
-    def _simulate(self, candidate: Candidate, folder: Path, name: str, *, paths, seed, extra=()):
-        from opl.simulate import simulate_file
-
+    def _written(self, candidate: Candidate, folder: Path, name: str) -> tuple[Path, Any]:
+        """``candidate`` written to ``folder``/``name``.opl, and the data the simulator calibrates it on."""
         path = folder / f"{name}.opl"
         path.write_text(candidate.text, encoding="utf-8")
         method = (candidate.value("calibration", "experiment") or "").strip()
-        data = self.data if self.data is not None and method in DATA_CALIBRATIONS else None
+        return path, self.data if self.data is not None and method in DATA_CALIBRATIONS else None
+
+    def _prepare(self, candidate: Candidate, folder: Path, name: str, *, paths, seed, extra=()):
+        """`opl.simulate.prepare` of ``candidate`` on the run's settings (its replays share one seed)."""
+        from opl.simulate import prepare
+
+        path, data = self._written(candidate, folder, name)
+        return prepare(path, paths=paths, seed=seed, overrides=list(self.settings.overrides) + list(extra),
+                       data=data, files=self.files)
+
+    def _simulate(self, candidate: Candidate, folder: Path, name: str, *, paths, seed, extra=()):
+        from opl.simulate import simulate_file
+
+        path, data = self._written(candidate, folder, name)
         return simulate_file(path, paths=paths, seed=seed, overrides=list(self.settings.overrides) + list(extra),
                              data=data, files=self.files)
 
-    def _scenarios(self, run) -> list[dict[str, Any]]:
+    def _scenarios(self, results, size: float) -> list[dict[str, Any]]:
+        """The scenario rows of an evaluation from ``[(plan, RunMetrics)]`` at ``size``."""
         out = []
-        for s in run.scenarios:
-            values = s.metrics.target_values()
-            out.append({"name": s.name, "kind": s.kind, "scenario": s.text, "size": s.size,
-                        "definition": s.definition, "holds": self.target.holds(values),
-                        "distance": self.target.distance(values), "values": values, "errors": s.metrics.standard_errors,
-                        "attribution": s.metrics.attribution["percent_of_capital"]})
+        for plan, metrics in results:
+            values = metrics.target_values()
+            out.append({"name": plan.name, "kind": plan.kind, "scenario": plan.text, "size": size,
+                        "definition": plan.definition, "holds": self.target.holds(values),
+                        "distance": self.target.distance(values), "values": values,
+                        "errors": metrics.standard_errors, "attribution": metrics.attribution["percent_of_capital"]})
         return out
 
     def _counterfactuals(self, candidate: Candidate, folder: Path, size: float, capital: float, *, paths, seed,
@@ -267,32 +284,36 @@ class Evaluator:
         return out
 
     def _passes(self, candidate: Candidate, folder: Path, *, paths, seed, sizes, complete, note) -> Evaluation:
-        bare = candidate.without("stress", "experiment").without("sensitivity", "experiment")
         grid = tuple(sorted(set(sizes or _sizes(candidate))))
+        scenario_text = candidate if complete else candidate.without("stress", "experiment")
+        kinds = ("stress", "sensitivity") if complete else ("sensitivity",)
         note("sweep")
-        sweep_run = self._simulate(bare, folder, "sweep", paths=paths, seed=seed,
-                                   extra=[f"experiment.sizes=[{','.join(f'{s:g}' for s in grid)}]",
-                                          f"size={grid[0]:g}"])
+        # One prepared run for the sweep and the scenarios: the scenarios share the sweep's paths, and the base
+        # case at a swept size is the sweep's own replay (a variant does not depend on the others of its pass).
+        prepared = self._prepare(scenario_text, folder, "candidate", paths=paths, seed=seed,
+                                 extra=[f"experiment.sizes=[{','.join(f'{s:g}' for s in grid)}]",
+                                        f"size={grid[0]:g}"])
+        sweep = prepared.sweep()
+        sweep_run = prepared.result(sweep, [], size=grid[0], reason="")
         rows = []
-        for size, metrics, _ in sweep_run.sizes:
+        for size, metrics, _ in sweep.rows:
             values = metrics.target_values()
             rows.append({"size": size, "distance": self.target.distance(values), "holds": self.target.holds(values),
                          "values": values, "errors": metrics.standard_errors, "metrics": metrics})
         # Returns are P&L / capital; without `capital` in the file the simulator derives it from the base
-        # size, so every later pass is given the sweep's capital to stay comparable with it.
+        # size, so every pass is measured against the sweep's capital.
         capital = sweep_run.run["capital"]
         size, recommended = _pick_size(rows, self.target)
         if recommended is None:
             size = _interpolated_size(rows, self.target) or size
-        scenario_text = candidate if complete else candidate.without("stress", "experiment")
         scenarios, simulation = [], None
         swept = any(r["size"] == size for r in rows)
-        if scenario_text.statement("stress", "experiment") or scenario_text.statement("sensitivity", "experiment") \
-                or sizes is not None or not swept:
+        if any(p.kind in kinds for p in prepared.plans) or sizes is not None or not swept:
             note("scenarios" if complete else "sensitivities")
-            simulation = self._simulate(scenario_text, folder, "scenarios", paths=paths, seed=seed,
-                                        extra=_at(size, capital))
-            scenarios = self._scenarios(simulation)
+            results, base = prepared.scenarios(size, sweep=sweep, kinds=kinds)
+            at = prepared.at((size,), (base[0], (base[1],)))
+            simulation = prepared.result(at, results, size=size, reason=at.scenario_size()[1])
+            scenarios = self._scenarios(results, size)
         if not swept:  # measured by the scenario pass, on the same paths as the sweep
             values = simulation.base.target_values()
             rows.append({"size": size, "distance": self.target.distance(values), "holds": self.target.holds(values),

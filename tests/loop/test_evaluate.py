@@ -233,3 +233,35 @@ def test_a_run_with_data_never_tells_the_reader_to_give_data(tmp_path):
     assert with_data.ok and not any("--data" in n for n in with_data.notes)
     assert not any("--data" in n for n in with_data.simulation.notes)
     assert any("fitted the price model to the run's data" in n for n in with_data.notes)
+
+
+def test_an_evaluation_replays_the_base_case_once_and_reports_what_a_single_size_run_reports(monkeypatch, tmp_path):
+    from opl.runtime.replay import replay
+    from opl.simulate import simulate_file
+
+    calls = []
+
+    def counting(**kw):
+        calls.append(len(kw["variants"]))
+        return replay(**kw)
+
+    monkeypatch.setattr("opl.runtime.replay.replay", counting)
+    evaluator = Evaluator(_target(), EvalSettings(paths=60, seed=7, holdout_paths=60))
+    quick = evaluator.evaluate(SMALL, complete=False)
+    # The sweep's three sizes, then fees_up as a variant on the same paths; the base case at the evaluated size
+    # is the sweep's own (the same seed and paths: it is not replayed again).
+    assert calls == [3, 1] and quick.size in (5, 10, 20)
+    calls.clear()
+    evaluator.complete(quick, SMALL)
+    assert calls == [1, 1, 1]  # gap, then the two counterfactuals: no base case again
+    calls.clear()
+    held = evaluator.holdout(SMALL, sizes=(5.0, 10.0, 20.0))
+    assert calls[0] == 3 and len(calls) == 3 + 2  # sweep, fees_up, gap, two counterfactuals
+    # The hold-out's report is the single-size run at the evaluated size on the same seed and paths.
+    path = tmp_path / "small.opl"
+    path.write_text(SMALL, encoding="utf-8")
+    alone = simulate_file(path, paths=60, seed=held.run["seed"],
+                          overrides=[f"experiment.sizes=[{held.size:g}]", f"size={held.size:g}", "capital=1000000"])
+    expected, got = alone.to_dict(), held.simulation.to_dict()
+    expected.pop("file"), got.pop("file")
+    assert got == expected

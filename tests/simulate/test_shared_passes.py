@@ -1,0 +1,72 @@
+"""What the simulator's passes share: a variant of a replay (a size, a cost or margin scenario) does not
+depend on the other variants of its pass, so a size sweep, the cost scenarios and the base case at the
+scenarios' size can share one set of paths and one replay (`opl.simulate.Prepared`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from opl.runtime.replay import Variant, replay
+from opl.simulate import prepare, simulate_file
+
+JUJUBE = Path(__file__).resolve().parents[2] / "examples" / "jujube" / "strangle.opl"
+SMALL_RUN = ["experiment.horizon=2", "sim.workers=1"]
+
+
+def _arrays(result, v: int) -> dict[str, np.ndarray]:
+    out = {"monthly": result.monthly[v], "max_drawdown": result.max_drawdown[v], "peak_margin": result.peak_margin[v]}
+    out.update({f"bucket {k}": a[v] for k, a in result.buckets.items()})
+    out.update({f"counter {k}": a[v] for k, a in result.counters.items()})
+    return out
+
+
+def _assert_same(a, va: int, b, vb: int) -> None:
+    left, right = _arrays(a, va), _arrays(b, vb)
+    assert left.keys() == right.keys()
+    for key in left:
+        np.testing.assert_allclose(left[key], right[key], rtol=1e-9, atol=1e-9, err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def jujube():
+    """The jujube file (hedge, assignment, margin, exits, the adjustment module, guards) at 150 paths."""
+    return prepare(JUJUBE, paths=150, overrides=SMALL_RUN)
+
+
+def test_a_variant_does_not_depend_on_the_other_variants_of_its_pass(jujube):
+    sizes = (1.0, 2.0, 5.0, 10.0, 20.0)
+    costs = (Variant(size=10.0, fee_factor=2.0), Variant(size=10.0, slippage_factor=3.0),
+             Variant(size=10.0, margin_factor=1.5))
+    together = replay(strategy=jujube.strategy, run=jujube.run, variants=tuple(Variant(size=s) for s in sizes) + costs)
+    assert np.any(together.counters["hedge_trades"]) and np.any(together.buckets["adjustments"])
+    for v, variant in enumerate(tuple(Variant(size=s) for s in sizes) + costs):
+        alone = replay(strategy=jujube.strategy, run=jujube.run, variants=(variant,))
+        _assert_same(together, v, alone, 0)
+
+
+def test_the_scenarios_base_at_an_unswept_size_is_a_variant_of_the_cost_pass(jujube):
+    sweep = jujube.sweep()
+    results, (base, v) = jujube.scenarios(3.0, sweep=sweep)
+    assert base is not sweep.replayed and len(base.variants) == 1 + sum(not p.market for p in jujube.plans)
+    alone = prepare(JUJUBE, paths=150, overrides=SMALL_RUN + ["experiment.sizes=[3]", "size=3"]).sweep()
+    _assert_same(base, v, alone.replayed, 0)
+    # At a swept size the base case is the sweep's own replay: no pass of its own.
+    _, (same, index) = jujube.scenarios(5.0, sweep=sweep, kinds=())
+    assert same is sweep.replayed and sweep.sizes[index] == 5.0
+
+
+def test_simulate_file_replays_each_set_of_paths_once(monkeypatch):
+    calls = []
+
+    def counting(**kw):
+        calls.append(len(kw["variants"]))
+        return replay(**kw)
+
+    monkeypatch.setattr("opl.runtime.replay.replay", counting)
+    result = simulate_file(JUJUBE, paths=60, overrides=SMALL_RUN)
+    market = sum(s.name not in ("slippage", "fees_up", "margin_up") for s in result.scenarios)
+    # The sweep (every size), one pass for the cost scenarios together, one per market scenario.
+    assert calls == [len(result.sizes), 2] + [1] * market
