@@ -47,9 +47,10 @@ class AssignmentSpec:
 class Inventory:
     """Delivered goods: one slot per (month, leg) with its lots and release step.
 
-    The running total and the set of pending release steps are kept up to date, so the
-    replay's per-step questions ("how much is held?", "is anything due now?") cost
-    nothing on the many steps where the answer is "nothing".
+    The running total, the slots that ever held goods and, per pending release step, the
+    slots due then are kept up to date, so the replay's per-step questions ("how much is
+    held?", "is anything due now?") cost nothing on the many steps where the answer is
+    "nothing", and a release looks at its own slots only.
 
     Parameters
     ----------
@@ -63,7 +64,8 @@ class Inventory:
         self.lots = np.zeros((*shape, max(slots, 1)))
         self.release = np.full((*shape, max(slots, 1)), -1, dtype=np.int64)
         self._total = np.zeros(shape)
-        self._due: set[int] = set()
+        self._due: dict[int, set[int]] = {}  # release step -> the slots holding goods due then
+        self._used: list[int] = []  # slots that ever held goods, in order
 
     def total(self) -> np.ndarray:
         return self._total
@@ -75,19 +77,20 @@ class Inventory:
             return
         self.lots[..., slot] = np.where(where, lots, self.lots[..., slot])
         self.release[..., slot] = np.where(where, release_step, self.release[..., slot])
-        self._total = self.lots.sum(axis=-1)
-        self._due.add(release_step)
+        if slot not in self._used:
+            self._used = sorted([*self._used, slot])
+        self._total = self.lots[..., self._used].sum(axis=-1)  # the other slots hold nothing
+        self._due.setdefault(release_step, set()).add(slot)
 
     def take(self, *, step: int | None = None, mask: np.ndarray | None = None) -> np.ndarray:
         """Remove and return the lots released at ``step`` (or every lot where ``mask``)."""
         if (step is not None and step not in self._due) or not self._due:
             return np.zeros(self._total.shape)
-        due = (self.release == step) & (self.lots > 0) if step is not None else (
-            mask[..., None] & (self.lots > 0))
-        out = np.where(due, self.lots, 0.0).sum(axis=-1)
-        self.lots[due] = 0.0
-        self.release[due] = -1
+        slots = sorted(self._due.pop(step)) if step is not None else self._used
+        lots, release = self.lots[..., slots], self.release[..., slots]
+        due = (release == step) & (lots > 0) if step is not None else mask[..., None] & (lots > 0)
+        out = np.where(due, lots, 0.0).sum(axis=-1)
+        self.lots[..., slots] = np.where(due, 0.0, lots)
+        self.release[..., slots] = np.where(due, -1, release)
         self._total = self._total - out
-        if step is not None:
-            self._due.discard(step)
         return out

@@ -40,7 +40,7 @@ if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
 __all__ = ["available", "mark_series", "serial_only", "PARALLEL_MIN", "MarginRule", "book_margin", "hedge_rule",
-           "account"]
+           "account", "close_lots"]
 
 PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
 
@@ -336,6 +336,25 @@ if njit is not None:
                 max_dd[v, p] = _npmax(max_dd[v, p], (top - e) / top)
 
 
+    @njit(cache=True)
+    def _close_lots(lots, mask, fee, bucket, equity, month_pnl, counter, out):
+        # opl.runtime.replay._close_all for one position: costs booked and lots counted where ``mask``.
+        variants, paths = lots.shape
+        for v in range(variants):
+            for p in range(paths):
+                q = lots[v, p]
+                if mask[v, p]:
+                    if q != 0:
+                        amount = -(abs(q) * fee[v])
+                        bucket[v, p] += amount
+                        equity[v, p] += amount
+                        month_pnl[v, p] += amount
+                        counter[v, p] += np.int64(np.rint(abs(q)))
+                    out[v, p] = 0.0
+                else:
+                    out[v, p] = q
+
+
 def _plain(x, shape) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     if x.shape != shape:
@@ -489,3 +508,19 @@ def _plain_bool(x, shape) -> np.ndarray:
     if x.shape != shape:
         x = np.broadcast_to(x, shape)
     return np.require(x, dtype=np.bool_, requirements=["C", "W"])
+
+
+def close_lots(lots, mask, fee, *, bucket, equity, month_pnl, counter, in_place: bool = False) -> np.ndarray:
+    """Close signed ``lots`` (variants, paths) where ``mask`` at ``fee`` (variants,) a lot: the costs into
+    ``bucket``, ``equity`` and ``month_pnl``, the lots into ``counter`` (in place); returns the lots left
+    (``lots`` itself, zeroed where closed, when ``in_place``)."""
+    shape = equity.shape
+    direct = in_place and lots.shape == shape and lots.dtype == np.float64 and lots.flags.c_contiguous \
+        and lots.flags.writeable
+    out = lots if direct else np.empty(shape)
+    _close_lots(_plain(lots, shape), _plain_bool(mask, shape), _plain(fee, shape[:1]), bucket, equity, month_pnl,
+                counter, out)
+    if in_place and not direct:
+        lots[...] = out
+        return lots
+    return out

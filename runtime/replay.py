@@ -538,6 +538,7 @@ def _replay_pass(strat: StrategySpec, run: RunSpec, variants, group: tuple, prog
                              futures_ticks=run.futures_ticks, fee_factor=v.fee_factor,
                              slippage_factor=v.slippage_factor) for v in variants]
     cost = _CostArrays(costs)
+    cost.fast = fast and not want_trace
     mult, cs = strat.multiplier, strat.contract_size
     lots_per_option = mult / cs  # futures lots of delta per option lot per unit of delta
     cash_rate = strat.rate if run.cash_rate is None else run.cash_rate
@@ -814,7 +815,9 @@ def _replay_pass(strat: StrategySpec, run: RunSpec, variants, group: tuple, prog
 
 
 class _CostArrays:
-    """Per-variant costs as (V, 1) columns, so they broadcast over paths."""
+    """Per-variant costs as (V, 1) columns, so they broadcast over paths (``fast``: the compiled engine's)."""
+
+    fast = False
 
     def __init__(self, costs: list[Costs]):
         for name in Costs.__dataclass_fields__:
@@ -833,6 +836,9 @@ class _CostArrays:
 
 def _close_all(book: Book, hedge, mask, cost, ledger, equity, month_pnl, bucket: str = "costs") -> None:
     """Close options, the strategy's futures and the hedge where ``mask`` (in place)."""
+    if getattr(cost, "fast", False):
+        _close_all_compiled(book, hedge, mask, cost, ledger, equity, month_pnl, bucket)
+        return
     for s in book.slots:
         closing = np.where(mask, s.qty, 0.0)
         ledger.book(bucket, -cost.close_options(closing), equity, month_pnl)
@@ -843,6 +849,18 @@ def _close_all(book: Book, hedge, mask, cost, ledger, equity, month_pnl, bucket:
         ledger.book(bucket, -cost.futures(closing, closing=True), equity, month_pnl)
         ledger.count("futures_lots", mask, np.abs(closing))
         fut[mask] = 0.0
+
+
+def _close_all_compiled(book: Book, hedge, mask, cost, ledger, equity, month_pnl, bucket: str) -> None:
+    """`_close_all` by `opl.runtime.kernels.close_lots`: the same bookings, one pass per position."""
+    kwargs = dict(bucket=ledger.buckets[bucket], equity=equity, month_pnl=month_pnl)
+    option_fee = (cost.option_close + cost.option_slippage)[:, 0]
+    for s in book.slots:
+        if s.held():
+            s.qty = kernels.close_lots(s.qty, mask, option_fee, counter=ledger.counters["option_lots"], **kwargs)
+    futures_fee = (cost.futures_close + cost.futures_slippage)[:, 0]
+    for fut in (*book.futures, hedge):
+        kernels.close_lots(fut, mask, futures_fee, counter=ledger.counters["futures_lots"], in_place=True, **kwargs)
 
 
 def _close_pending(pending, mask, cost, ledger, equity):

@@ -199,3 +199,21 @@ def test_chunks_replayed_side_by_side_are_each_chunk_alone_bit_for_bit():
     for kind in ("buckets", "counters"):
         for name in joined[kind]:
             assert np.array_equal(joined[kind][name], np.concatenate([a[kind][name] for a in alone], axis=1)), name
+
+
+def test_inventory_releases_its_goods_by_step_and_by_mask():
+    from opl.runtime.exercise import Inventory
+
+    inv = Inventory((1, 3), 6)
+    inv.add(4, np.array([[2.0, 0.0, 1.0]]), release_step=7)
+    inv.add(1, np.array([[0.0, 3.0, 0.0]]), release_step=9)
+    inv.add(5, np.array([[-1.0, 0.0, 0.0]]), release_step=9)  # short lots are not goods
+    assert np.array_equal(inv.total(), [[2.0, 3.0, 1.0]])
+    assert np.array_equal(inv.take(step=8), [[0.0, 0.0, 0.0]])
+    assert np.array_equal(inv.take(step=7), [[2.0, 0.0, 1.0]])
+    assert np.array_equal(inv.take(step=7), [[0.0, 0.0, 0.0]])  # released once
+    assert np.array_equal(inv.total(), [[0.0, 3.0, 0.0]])
+    inv.add(2, np.array([[4.0, 0.0, 0.0]]), release_step=11)
+    assert np.array_equal(inv.take(mask=np.array([[True, True, False]])), [[4.0, 3.0, 0.0]])
+    assert np.array_equal(inv.total(), [[0.0, 0.0, 0.0]])
+    assert np.array_equal(inv.take(step=9), [[0.0, 0.0, 0.0]])
