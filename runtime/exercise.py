@@ -61,8 +61,9 @@ class Inventory:
     """
 
     def __init__(self, shape: tuple[int, int], slots: int):
-        self.lots = np.zeros((*shape, max(slots, 1)))
-        self.release = np.full((*shape, max(slots, 1)), -1, dtype=np.int64)
+        # Slot-major, so that a slot's lots are one contiguous block.
+        self.lots = np.zeros((max(slots, 1), *shape))
+        self.release = np.full((max(slots, 1), *shape), -1, dtype=np.int64)
         self._total = np.zeros(shape)
         self._due: dict[int, set[int]] = {}  # release step -> the slots holding goods due then
         self._used: list[int] = []  # slots that ever held goods, in order
@@ -75,11 +76,11 @@ class Inventory:
         where = lots > 0
         if not np.any(where):
             return
-        self.lots[..., slot] = np.where(where, lots, self.lots[..., slot])
-        self.release[..., slot] = np.where(where, release_step, self.release[..., slot])
+        self.lots[slot] = np.where(where, lots, self.lots[slot])
+        self.release[slot] = np.where(where, release_step, self.release[slot])
         if slot not in self._used:
             self._used = sorted([*self._used, slot])
-        self._total = self.lots[..., self._used].sum(axis=-1)  # the other slots hold nothing
+        self._total = self.lots[self._used].sum(axis=0)  # the other slots hold nothing
         self._due.setdefault(release_step, set()).add(slot)
 
     def take(self, *, step: int | None = None, mask: np.ndarray | None = None) -> np.ndarray:
@@ -87,10 +88,10 @@ class Inventory:
         if (step is not None and step not in self._due) or not self._due:
             return np.zeros(self._total.shape)
         slots = sorted(self._due.pop(step)) if step is not None else self._used
-        lots, release = self.lots[..., slots], self.release[..., slots]
-        due = (release == step) & (lots > 0) if step is not None else mask[..., None] & (lots > 0)
-        out = np.where(due, lots, 0.0).sum(axis=-1)
-        self.lots[..., slots] = np.where(due, 0.0, lots)
-        self.release[..., slots] = np.where(due, -1, release)
+        lots, release = self.lots[slots], self.release[slots]
+        due = (release == step) & (lots > 0) if step is not None else mask & (lots > 0)
+        out = np.where(due, lots, 0.0).sum(axis=0)
+        self.lots[slots] = np.where(due, 0.0, lots)
+        self.release[slots] = np.where(due, -1, release)
         self._total = self._total - out
         return out
