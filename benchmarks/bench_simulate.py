@@ -75,7 +75,7 @@ def _setup(paths: int, size: float):
     strategy = replace(facade.runtime_strategy(checked, compiled, settings, []), contract_size=pack.underlying.contract_size)
     process = facade.price_process(settings, compiled, pack, spans, [])
     run = RunSpec(process=process, pack=pack, price=compiled.market.price, capital=settings.capital, paths=paths,
-                  months=1, seed=settings.seed)
+                  months=1, seed=settings.seed, chunk=settings.chunk)
     return strategy, run, (Variant(size=size),)
 
 
@@ -408,6 +408,7 @@ def main() -> None:
           f"{check.monthly[0, :, 0].std():,.0f})")
 
     counts = [int(c) for c in args.memory.split(",") if c.strip()]
+    per_path = {}
     for count in counts:
         tracemalloc.start()
         start = time.perf_counter()
@@ -416,15 +417,21 @@ def main() -> None:
         seconds = time.perf_counter() - start
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
+        per_path[count] = seconds / count
         print(f"peak memory, {count:,} paths in chunks of {run.chunk:,}, one process: {peak / 2**30:,.2f} GiB "
               f"({seconds:.1f} s under tracemalloc, {seconds / count * 1e6:.1f} us per path)")
+    if len(per_path) > 1:
+        low, high = min(per_path), max(per_path)
+        print(f"linearity: time per path at {high:,} paths / at {low:,} paths = {per_path[high] / per_path[low]:.2f} "
+              "(1.00: time linear in paths)")
 
     if "main" not in skip:
         with tempfile.TemporaryDirectory() as folder:
-            seconds, cpu, _ = _child([*opl, "loop", str(JUJUBE), "--data", "synth", "--runs", "runs/jujube"],
-                                     cwd=folder)
-        print(f"main job (opl loop {JUJUBE.name} --data synth --runs runs/jujube): {seconds:.1f} s ({cpu:.1f} s CPU) = "
-              f"{seconds / bare:,.0f}x the bare kernel")
+            seconds, cpu, peak = _child([*opl, "loop", str(JUJUBE), "--data", "synth", "--runs", "runs/jujube"],
+                                        cwd=folder)
+        print(f"main job (opl loop {JUJUBE.name} --data synth --runs runs/jujube, its default paths): {seconds:.1f} s "
+              f"wall ({cpu:.1f} s CPU), peak memory {peak:,.0f} MiB (PSS, with its workers) = {seconds / bare:,.0f}x "
+              "the bare kernel")
 
 
 if __name__ == "__main__":
