@@ -386,7 +386,7 @@ def _recommend(rows, target, target_text, report) -> tuple[dict | None, str | No
 
 def simulate_file(path, *, paths: int | None = None, seed: int | None = None, overrides=(),
                   market: dict | None = None, progress: Callable[[int, int], None] | None = None, data=None,
-                  files=None):
+                  files=None, deadline: float | None = None):
     """Simulate a file with its experiment block; see the module docstring.
 
     Parameters
@@ -408,6 +408,10 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
     files
         An `opl.fileaccess.FileAccess` when the file is confined (`opl loop`'s candidates): the
         ``calibration file`` it names is looked up in those folders, not next to the file (E015).
+    deadline
+        A `time.monotonic` time at which the run, if still going, stops (within one step of each path
+        chunk being replayed, or one table of a new time grid) and raises
+        `opl.runtime.deadline.DeadlinePassed`; `opl loop` sets it to the end of ``--minutes``.
 
     Raises
     ------
@@ -417,17 +421,22 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
         A ``--set`` override is bad (``key`` names it).
     OSError
         The file (or the data) cannot be read.
+    opl.runtime.deadline.DeadlinePassed
+        ``deadline`` passed before the run finished; nothing of it is returned.
     opl.data.DataError, opl.calibrate.CalibrationError
         The data break their contract or cannot be calibrated (located messages).
     """
-    prepared = prepare(path, paths=paths, seed=seed, overrides=overrides, market=market, data=data, files=files)
-    cost_plans = [p for p in prepared.plans if not p.market]
-    tick = _ticker(progress, (1 + len(prepared.plans) - len(cost_plans) + bool(cost_plans)) * prepared.path_months)
-    sweep = prepared.sweep(progress=tick)
-    size, reason = sweep.scenario_size()
-    scenarios, _ = prepared.scenarios(size, sweep=sweep, progress=tick)
-    size_given = any(str(o).partition("=")[0].strip() == "size" for o in overrides)
-    return prepared.result(sweep, scenarios, size=size, reason=reason, plot_given_size=size_given)
+    from opl.runtime.deadline import until
+
+    with until(deadline):
+        prepared = prepare(path, paths=paths, seed=seed, overrides=overrides, market=market, data=data, files=files)
+        cost_plans = [p for p in prepared.plans if not p.market]
+        tick = _ticker(progress, (1 + len(prepared.plans) - len(cost_plans) + bool(cost_plans)) * prepared.path_months)
+        sweep = prepared.sweep(progress=tick)
+        size, reason = sweep.scenario_size()
+        scenarios, _ = prepared.scenarios(size, sweep=sweep, progress=tick)
+        size_given = any(str(o).partition("=")[0].strip() == "size" for o in overrides)
+        return prepared.result(sweep, scenarios, size=size, reason=reason, plot_given_size=size_given)
 
 
 def _ticker(progress: Callable[[int, int], None] | None, total: int) -> Callable[[int], None]:

@@ -365,9 +365,13 @@ def _plain(x, shape) -> np.ndarray:
 @lru_cache(maxsize=64)
 def _stacked(is_call: bool, times: tuple[float, ...], rate: float, carry: float):
     """`opl.runtime.marking`'s tables for several times to expiry, stacked on a first axis."""
+    from opl.runtime.deadline import check
     from opl.runtime.marking import _tables
 
-    parts = [_tables(is_call, t, rate, carry) for t in times]
+    parts = []
+    for t in times:
+        check()  # a new hourly grid is hundreds of tables, tens of seconds: stoppable between them
+        parts.append(_tables(is_call, t, rate, carry))
     return tuple(np.ascontiguousarray(np.stack([p[n] for p in parts])) for n in range(3))
 
 

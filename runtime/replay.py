@@ -76,6 +76,7 @@ from opl.runtime.book import Book, Slot
 from opl.runtime.exercise import AssignmentSpec, Inventory
 from opl.runtime.guards import GuardRule, blocked, leg_states, warned
 from opl.runtime import kernels
+from opl.runtime.deadline import check as check_deadline, current as current_deadline, until
 from opl.runtime.hedging import HedgeSpec, direction, rebalance
 from opl.runtime.kernels import mark_series
 from opl.runtime.ledger import Costs, Ledger
@@ -276,9 +277,12 @@ class _Month(MarkedMonth):
                     self.gamma.append(gamma)
                 continue
             iv = strat.smile.iv(vol=mp.vol, forward=f, strike=k[:, None])
-            cols = [(marker if leg.american else euro).mark(is_call=leg.is_call, forward=f[:, j], strike=k,
-                                                            t=self.t[j] + later, vol=iv[:, j], gamma=strat.greeks)
-                    for j in range(n + 1)]
+            cols = []
+            for j in range(n + 1):
+                check_deadline()  # the reference marks price column by column: exact BAW is slow
+                cols.append((marker if leg.american else euro).mark(is_call=leg.is_call, forward=f[:, j], strike=k,
+                                                                    t=self.t[j] + later, vol=iv[:, j],
+                                                                    gamma=strat.greeks))
             self.value.append(np.stack([c.value for c in cols], axis=1))
             self.delta.append(np.stack([c.delta for c in cols], axis=1))
             self.exercise.append(np.stack([c.exercise for c in cols], axis=1))
@@ -393,6 +397,9 @@ def replay(*, strategy: StrategySpec, run: RunSpec, variants: tuple[Variant, ...
         Called with the number of path-months finished, after each chunk-month.
     trace
         Keep step-by-step arrays of the first chunk (for tests and diagnostics).
+
+    Under a deadline (`opl.runtime.deadline.until`) the replay stops within one step of the chunks being
+    replayed, or one table of a new time grid, and raises `opl.runtime.deadline.DeadlinePassed`.
     """
     nv, months = len(variants), run.months
     parts, hits = [], [0, 0]
@@ -432,9 +439,10 @@ _JOB: tuple | None = None  # what the forked workers replay (inherited, so closu
 
 
 def _pass_job(group: tuple):
-    strategy, run, variants = _JOB
+    strategy, run, variants, deadline = _JOB
     kernels.serial_only()  # the processes use the cores; a forked child never wakes numba's thread pool
-    return _replay_pass(strategy, run, variants, group, None, False)
+    with until(deadline):
+        return _replay_pass(strategy, run, variants, group, None, False)
 
 
 def _warm(strat: StrategySpec, run: RunSpec) -> None:
@@ -448,6 +456,7 @@ def _warm(strat: StrategySpec, run: RunSpec) -> None:
         t = grid + leg.extra_days / DAYS_PER_YEAR
         if leg.american and not run.exact_american:
             for x in t[t > 0]:
+                check_deadline()
                 _tables(leg.is_call, float(x), float(strat.rate), 0.0)
         if run.engine == "fast" and kernels.available() and not run.exact_american:
             mark_series(is_call=leg.is_call, american=leg.american, forward=np.full((1, n + 1), run.price),
@@ -465,15 +474,20 @@ def _pooled(strategy, run, variants, passes, workers: int, progress):
     """
     global _JOB
     _warm(strategy, run)
-    _JOB = (strategy, run, variants)
+    _JOB = (strategy, run, variants, current_deadline())
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
             futures = [pool.submit(_pass_job, group) for group in passes]
-            for group, future in zip(passes, futures):
-                result = future.result()
-                if progress is not None:
-                    progress(sum(p for _, p in group) * run.months)
-                yield result
+            try:
+                for group, future in zip(passes, futures):
+                    result = future.result()
+                    if progress is not None:
+                        progress(sum(p for _, p in group) * run.months)
+                    yield result
+            except BaseException:
+                # Passes not started are dropped; running ones stop at the deadline (or finish) on their own.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     finally:
         _JOB = None
 
@@ -564,6 +578,7 @@ def _replay_pass(strat: StrategySpec, run: RunSpec, variants, group: tuple, prog
                                                   "open", "adjusted", "gamma")} if want_trace else None
     absolute_step = 0
     for m in range(months):
+        check_deadline()
         mp = gen.next_month()
         if run.process is not None and run.process.regime is not None:
             hits[0] += int(np.sum(mp.signal == mp.realised))
@@ -621,6 +636,7 @@ def _replay_pass(strat: StrategySpec, run: RunSpec, variants, group: tuple, prog
         delivered_month = np.zeros(shape, dtype=bool)
 
         for j in range(1, n + 1):
+            check_deadline()  # a step of a chunk is the longest the replay runs past its deadline
             absolute_step += 1
             df = f[:, j] - f[:, j - 1]
             if cash_rate or margin_rate != cash_rate:

@@ -155,10 +155,14 @@ class Evaluator:
         self.data = data
         # Where the `calibration file` a candidate names may be (`opl.fileaccess`; the run and data folders).
         self.files = None
+        # A `time.monotonic` time at which every simulation still running stops with
+        # `opl.runtime.deadline.DeadlinePassed` (the loop's end of --minutes); None: no limit.
+        self.deadline: float | None = None
 
     def evaluate(self, text: str, *, display: str = "candidate.opl", complete: bool = True,
                  progress: Callable[[str], None] | None = None) -> Evaluation:
-        """Evaluate ``text`` on the run's seed and paths; never raises for a bad candidate.
+        """Evaluate ``text`` on the run's seed and paths; never raises for a bad candidate (it raises
+        `opl.runtime.deadline.DeadlinePassed` when `deadline` passes first).
 
         ``complete=False`` runs only what the objective needs (the sweep and the sensitivities); `complete`
         adds the stress scenarios and the counterfactuals later, for the candidates worth diagnosing.
@@ -171,12 +175,13 @@ class Evaluator:
         """Add the stress scenarios and the counterfactuals to an evaluation made with ``complete=False``."""
         if evaluation.complete or not evaluation.ok:
             return evaluation
+        from opl.runtime.deadline import DeadlinePassed, until
         from opl.simulate import SettingsError, SimulationInputError
 
         started = time.perf_counter()
         note = progress or (lambda stage: None)
         candidate = Candidate(text)
-        with tempfile.TemporaryDirectory(prefix="opl-loop-") as tmp:
+        with until(self.deadline), tempfile.TemporaryDirectory(prefix="opl-loop-") as tmp:
             folder, size = Path(tmp), evaluation.size
             try:
                 stress = []
@@ -194,6 +199,12 @@ class Evaluator:
                                                                    note=note)
             except (SimulationInputError, SettingsError) as error:
                 evaluation.notes.append(f"stress scenarios or counterfactuals could not be run: {error}")
+            except DeadlinePassed:
+                # The objective is measured; what is missing is the critic's material, said so.
+                evaluation.notes.append("stress scenarios or counterfactuals not run: the run's time budget "
+                                        "(--minutes) ended during them")
+                evaluation.seconds += time.perf_counter() - started
+                return evaluation
         evaluation.complete = True
         evaluation.seconds += time.perf_counter() - started
         return evaluation
@@ -208,6 +219,7 @@ class Evaluator:
     # ------------------------------------------------------------------ passes
 
     def _evaluate(self, text, *, display, paths, seed, sizes, complete, progress) -> Evaluation:
+        from opl.runtime.deadline import until
         from opl.simulate import SettingsError, SimulationInputError
 
         started = time.perf_counter()
@@ -216,7 +228,7 @@ class Evaluator:
             candidate = Candidate(text)
         except CandidateError as error:
             return Evaluation(ok=False, error=error.rendered or str(error), seconds=time.perf_counter() - started)
-        with tempfile.TemporaryDirectory(prefix="opl-loop-") as tmp:
+        with until(self.deadline), tempfile.TemporaryDirectory(prefix="opl-loop-") as tmp:
             try:
                 evaluation = self._passes(candidate, Path(tmp), paths=paths, seed=seed, sizes=sizes,
                                           complete=complete, note=note)

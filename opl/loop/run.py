@@ -365,10 +365,15 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
                                                                         reason="session interrupted"),
                                    best_iteration=records[-1]["decision"]["best_iteration"], iterations=k,
                                    holdout=None, answer="", report=None, records=records)
-            budget = _Budget.of(archive, evaluator, records[0], rules,
-                                seconds_left=None if rules.minutes is None else
-                                rules.minutes * 60 - _elapsed_minutes(records, facts_seconds) * 60)
-            record = _iteration(archive, evaluator, target, proposer, records, facts, emit, access, budget)
+            seconds_left = None if rules.minutes is None else \
+                rules.minutes * 60 - _elapsed_minutes(records, facts_seconds) * 60
+            budget = _Budget.of(archive, evaluator, records[0], rules, seconds_left=seconds_left)
+            # --minutes holds within the iteration: a simulation still running at its end is stopped.
+            evaluator.deadline = None if seconds_left is None else time.monotonic() + seconds_left
+            try:
+                record = _iteration(archive, evaluator, target, proposer, records, facts, emit, access, budget)
+            finally:
+                evaluator.deadline = None  # the baseline and the hold-out always run whole
             if record is None:  # the proposer has nothing left: no iteration is written
                 exhausted = True
                 continue
@@ -485,6 +490,8 @@ def _baseline(archive, evaluator, target, text, facts, emit) -> dict[str, Any]:
 
 def _iteration(archive, evaluator, target, proposer, records, facts, emit, files,
                budget: "_Budget | None" = None) -> dict[str, Any] | None:
+    from opl.runtime.deadline import DeadlinePassed
+
     k = len(records)
     last = records[-1]["decision"]
     best_k = last["best_iteration"]
@@ -532,7 +539,15 @@ def _iteration(archive, evaluator, target, proposer, records, facts, emit, files
             if not why and budget is not None:
                 why = budget.refusal(text, evaluator.settings.paths)
             if not why:
-                evaluation = _evaluate(evaluator, text, display, emit, complete=False)
+                try:
+                    evaluation = _evaluate(evaluator, text, display, emit, complete=False)
+                except DeadlinePassed:
+                    evaluation = None
+                    decision["stopped"] = "budget_minutes"
+                    why = (f"stopped unevaluated: its simulation was still running at the end of --minutes "
+                           f"(after {time.perf_counter() - started:,.0f} s of this iteration); the candidate is "
+                           f"kept in this folder, outside the search")
+            if evaluation is not None:
                 decision["objective"] = evaluation.to_dict()["objective"]
                 decision["tradeoff"] = _tradeoff(target, best["evaluation"].get("base", {}).get("target_metrics", {}),
                                                  evaluation.values)

@@ -371,3 +371,58 @@ def test_a_candidate_that_would_outlast_the_minutes_left_is_refused():
                                         "the 50 s left of --minutes"
     assert _Budget(base_steps=60 * 2 * 21 * 6, seconds_per_step=0.001, seconds_left=50.0).refusal(SMALL, 60) == ""
     assert _Budget(base_steps=60 * 2 * 21 * 6, seconds_per_step=0.01, seconds_left=None).refusal(SMALL, 60) == ""
+
+
+def test_minutes_hold_within_an_iteration_and_the_stopped_run_resumes(tmp_path, monkeypatch):
+    # Issue 12, item 5: a candidate whose simulation runs longer than its estimate once ran past --minutes;
+    # now the simulation is stopped at the end of the budget, the iteration is recorded as stopped, the run
+    # ends with its report and can be resumed with more time.
+    import opl.runtime.processes as processes
+
+    archive = _start(tmp_path, max_iter=3)
+    run_loop(archive, BuiltinProposer(), stop_after=1)  # the baseline alone
+    baseline = archive.iterations()[0]
+    # The candidate sweeps two sizes where the file sweeps three: the budget expects two thirds of the time.
+    candidate = SMALL.replace("ATM+5%", "ATM+6%").replace("sizes [ 5, 10, 20 ]", "sizes [ 5, 10 ]")
+    estimate = baseline["evaluation"]["seconds"] * 2 / 3
+    left = estimate + 1.0  # seconds of --minutes left when iteration 1 starts: enough by the estimate
+    minutes = (baseline["seconds"] + left) / 60
+    # The candidate's simulation is slower than its estimate: each month waits (a stand-in for an engine
+    # path the estimate does not price), only in the search's evaluations, not in the hold-out.
+    pause, slow = left / 3 + 0.5, [False]  # a sweep month and two sensitivity months: more than `left`
+    next_month = processes.PathGenerator.next_month
+
+    def slowed(self):
+        if slow[0]:
+            time.sleep(pause)
+        return next_month(self)
+
+    evaluate = Evaluator.evaluate
+
+    def slow_evaluate(self, text, **kwargs):
+        slow[0] = True
+        try:
+            return evaluate(self, text, **kwargs)
+        finally:
+            slow[0] = False
+
+    monkeypatch.setattr(processes.PathGenerator, "next_month", slowed)
+    monkeypatch.setattr(Evaluator, "evaluate", slow_evaluate)
+    outcome = run_loop(open_run(archive.root, rules_flags={"minutes": minutes}), _Scripted(candidate))
+    stopped = outcome.records[1]
+    assert outcome.stop.kind == "budget_minutes" and outcome.report.is_file()
+    assert stopped["evaluation"] is None and stopped["decision"]["stopped"] == "budget_minutes"
+    assert stopped["decision"]["why"].startswith("stopped unevaluated: its simulation was still running at the "
+                                                 "end of --minutes")
+    assert not stopped["decision"]["accepted"] and outcome.best_iteration == 0
+    # Within the iteration: the budget left plus at most one (slowed) month, not the whole evaluation.
+    assert stopped["seconds"] < left + pause + 2.0
+    # Nothing lost: the candidate and its record are archived like any other iteration's.
+    assert (archive.root / "iter_1" / "candidate.opl").read_text(encoding="utf-8") == candidate
+    assert re.findall(r"^\| (\d+) \|", (archive.root / "change_log.md").read_text(), re.M) == ["0", "1"]
+    before = _digest(archive.root / "iter_1")
+
+    monkeypatch.setattr(processes.PathGenerator, "next_month", next_month)  # the engine at its real speed
+    resumed = run_loop(open_run(archive.root, rules_flags={"minutes": 60.0}), _Scripted(candidate), stop_after=1)
+    assert archive.iteration_numbers() == [0, 1, 2] and _digest(archive.root / "iter_1") == before
+    assert resumed.records[2]["evaluation"]["ok"] and "stopped" not in resumed.records[2]["decision"]
