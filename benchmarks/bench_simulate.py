@@ -24,12 +24,14 @@ module — a roll and a gamma hedge behind a margin abort — and the default gu
 6. **memory**: peak memory (tracemalloc, one process) of chunked one-month runs at growing
    path counts (``--memory``, 10⁶ by default), and their time per path (linear in paths).
 7. **main job**: the README's ``opl loop examples/jujube/strangle.opl --data synth`` in a
-   temporary folder, its wall time.
+   temporary folder (the loop's default paths), its wall time, CPU time and peak memory.
+8. **check**: ``opl check examples/jujube/strangle.opl`` against a bare Python start, and the
+   numeric modules it loaded (none: the checker never loads the engine).
 
 Usage::
 
     python benchmarks/bench_simulate.py [--paths 50000] [--sample 200] [--memory 50000,1000000]
-                                        [--skip whole,first,reference,main]
+                                        [--skip check,whole,first,reference,main]
 
 Only the ratios are meant to be compared across machines.
 """
@@ -357,7 +359,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--memory", default="50000,1000000",
                         help="path counts for the chunked peak-memory runs (comma separated, empty: skip)")
-    parser.add_argument("--skip", default="", help="comma separated: whole, first, reference, main")
+    parser.add_argument("--skip", default="", help="comma separated: check, whole, first, reference, main")
     args = parser.parse_args()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     opl = [sys.executable, "-c", "from opl.cli import main; main()"]
@@ -368,6 +370,15 @@ def main() -> None:
     print(f"bare numpy kernel (GBM + Black-76 price and delta of two legs + futures hedge), {args.paths:,} x 21: "
           f"{bare:.3f} s")
 
+    if "check" not in skip:
+        startup = min(_child([sys.executable, "-c", "pass"])[0] for _ in range(args.repeat))
+        check = min(_child([*opl, "check", str(JUJUBE)])[0] for _ in range(args.repeat))
+        probe = ("import sys\nfrom opl.cli import main\nsys.argv = ['opl', 'check', sys.argv[1]]\ntry:\n    main()\n"
+                 "except SystemExit:\n    pass\nprint(sorted(m for m in ('numpy', 'scipy', 'pandas', 'numba') if m in "
+                 "sys.modules))")
+        loaded = subprocess.run([sys.executable, "-c", probe, str(JUJUBE)], capture_output=True, text=True).stdout
+        print(f"opl check {JUJUBE.name}: {check:.2f} s wall (goal < 0.5 s) = {check / startup:.1f}x a bare Python "
+              f"start ({startup:.2f} s); numeric modules loaded: {loaded.strip().splitlines()[-1]}")
     if "whole" not in skip:
         seconds, cpu, peak = _child([*opl, "simulate", str(JUJUBE), "--paths", str(args.paths)])
         print(f"whole simulate, {JUJUBE.name} at {args.paths:,} paths (12 months, sizes, stresses, sensitivities): "
