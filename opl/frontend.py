@@ -17,7 +17,7 @@ from opl import ast, limits
 
 from opl.checks import CheckContext, CheckOptions, run_checks
 from opl.diagnostics import DiagnosticSink, FileReport
-from opl.document import Document
+from opl.document import Document, Underlying
 from opl.legs import Leg
 from opl.lower import Lowerer
 from opl.normalise import normalise
@@ -59,6 +59,7 @@ def check_source(source: SourceFile, options: CheckOptions | None = None) -> Che
         lowerer = Lowerer(source)
         document = lowerer.run(parsed.module)
         diagnostics.extend(lowerer.sink.items)
+    _apply_defaults(document, options or CheckOptions())
     report = FileReport(source, diagnostics)
     result = CheckResult(report, document, module=None if source.path.endswith(".json") else parsed.module)
     if any(d.severity == "error" and d.code[:2] in ("E1", "E0") and d.code not in ("E004", "E005", "E006", "E014")
@@ -81,6 +82,18 @@ def check_source(source: SourceFile, options: CheckOptions | None = None) -> Che
     report.diagnostics.extend(sink.items)
     result.legs, result.cancelled = legs, cancelled
     return result
+
+
+def _apply_defaults(document: Document, options: CheckOptions) -> None:
+    """Fill what the file leaves unsaid from the project's defaults (`opl.configuration`: exchange, market)."""
+    for name, value in options.market:
+        if getattr(document.market, name) is None:
+            setattr(document.market, name, value)
+    if options.exchange is not None:
+        if document.underlying is None:
+            document.underlying = Underlying(exchange=options.exchange)
+        elif document.underlying.exchange is None:
+            document.underlying.exchange = options.exchange
 
 
 def check_text(text: str, path: str = "<string>", options: CheckOptions | None = None) -> CheckResult:

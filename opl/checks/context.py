@@ -28,10 +28,14 @@ class CheckOptions:
     requires --no-guard XYZ"); the file's own ``avoid_leg_if``/``warn_if`` rules still apply.
     ``files``: the folders the files the `.opl` names must be in — a confined check (`opl loop`'s
     candidates, ``opl check --confine DIR``; E015, `opl.fileaccess`); None for a user's own file.
+    ``exchange``, ``market``: the project's defaults for what the file does not say (`opl.configuration`,
+    ``exchange = "CZCE"``, ``[market] rate = 0.02``); the file's own fields win.
     """
 
     no_guards: frozenset[str] = frozenset()
     files: FileAccess | None = None
+    exchange: str | None = None
+    market: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass

@@ -11,7 +11,39 @@ import sys
 import click
 
 from opl.checks import DEFAULT_GUARD_CODES
-from opl.cli.report import CheckOutcome
+from opl.cli.report import EXIT_USAGE, CheckOutcome
+
+
+def _settings(name: str, config: str | None, isolated: bool):
+    """The settings of one file: ``--isolated`` none, ``--config`` that file's, else the nearest (stdin: the
+    current folder's)."""
+    from opl.configuration import Settings, read_settings, settings_for
+
+    if isolated:
+        return Settings()
+    if config is not None:
+        from pathlib import Path
+
+        return read_settings(Path(config))
+    return settings_for("." if name == "-" else name)
+
+
+def _check_one(name: str, settings, options):
+    """The unfiltered report of one file (or of stdin); OSError for I/O problems."""
+    from opl.configuration import check_options
+    from opl.frontend import check_path, check_source
+    from opl.parser import decode
+
+    options = check_options(settings, options)
+    if name != "-":
+        return check_path(name, options).report
+    source, problems = decode(sys.stdin.buffer.read(), "<stdin>")
+    if source is None:
+        from opl.diagnostics import FileReport
+        from opl.source import SourceFile
+
+        return FileReport(SourceFile("<stdin>", ""), problems)
+    return check_source(source, options).report
 
 
 @click.command()
@@ -26,44 +58,61 @@ from opl.cli.report import CheckOutcome
 @click.option("--confine", "confine", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Check as `opl loop` checks a model's candidate: a file the .opl names must be a regular file "
                    "inside DIR (repeatable), named by a relative path (E015).")
+@click.option("--config", "config", type=click.Path(dir_okay=False, exists=True), default=None, metavar="FILE",
+              help="Read settings from this opl.toml or pyproject.toml instead of the one nearest each file.")
+@click.option("--isolated", is_flag=True, help="Read no configuration file: every code, no defaults.")
+@click.option("--show-settings", is_flag=True,
+              help="Print the settings that apply to each file (and where they come from), then exit.")
+@click.option("--show-suppressed", is_flag=True,
+              help="Also print the findings that settings or `# opl: ignore[...]` suppress, each saying why "
+                   "(they never change the exit code).")
 def check(files: tuple[str, ...], fmt: str, strict: bool, color: str, no_guard: tuple[str, ...],
-          confine: tuple[str, ...]) -> None:
-    """Check OPL-Lang files (.opl, or the JSON leg form .json) and report every finding."""
+          confine: tuple[str, ...], config: str | None, isolated: bool, show_settings: bool,
+          show_suppressed: bool) -> None:
+    """Check OPL-Lang files (.opl, or the JSON leg form .json) and report every finding.
+
+    Settings come from the nearest opl.toml or pyproject.toml [tool.opl] (select, ignore,
+    per-file-ignores, exchange, market); see README.md, "Configuration".
+    """
     from opl.checks import CheckOptions
+    from opl.configuration import ConfigError, apply_settings, describe, with_suppressed
     from opl.fileaccess import FileAccess
-    from opl.frontend import check_path, check_source
-    from opl.parser import decode
     from opl.render import render, summary_line
 
     options = CheckOptions(no_guards=frozenset(no_guard), files=FileAccess.within(*confine) if confine else None)
     outcome = CheckOutcome(strict=strict)
-    reports = []
+    reports, shown, hidden = [], [], 0
     for name in files:
         try:
-            if name == "-":
-                source, problems = decode(sys.stdin.buffer.read(), "<stdin>")
-                if source is None:
-                    from opl.diagnostics import FileReport
-                    from opl.source import SourceFile
-
-                    result_report = FileReport(SourceFile("<stdin>", ""), problems)
-                else:
-                    result_report = check_source(source, options).report
-            else:
-                result_report = check_path(name, options).report
+            settings = _settings(name, config, isolated)
+        except ConfigError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(EXIT_USAGE)
+        if show_settings:
+            click.echo(describe(settings, name) + "\n")
+            continue
+        try:
+            result_report = _check_one(name, settings, options)
         except OSError as error:
             outcome.io_error(f"{name}: {error.strerror or error}")
             continue
+        result_report, suppressed = apply_settings(result_report, settings)
+        hidden += len(suppressed)
         reports.append(result_report)
+        shown.append(with_suppressed(result_report, suppressed) if show_suppressed else result_report)
         outcome.add(result_report)
+    if show_settings:
+        sys.exit(0)
     use_color = color == "always" or (color == "auto" and fmt == "full" and sys.stdout.isatty())
-    text = render(reports, fmt, color=use_color)
+    text = render(shown, fmt, color=use_color)
     if text:
         click.echo(text, nl=not text.endswith("\n"), color=use_color)
     if fmt == "full":
         summary = summary_line(reports)
         if summary:
             click.echo(summary, err=False)
+        if show_suppressed and hidden:
+            click.echo(f"{hidden} suppressed, shown above (they do not change the exit code)")
     for message in outcome.io_errors:
         click.echo(f"error: {message}", err=True)
     sys.exit(outcome.exit_code)

@@ -1,7 +1,9 @@
 """One open document as the server sees it: its text, the check of it, and positions in it.
 
-The check is `opl.frontend.check_source`, the function behind `opl check`, so the
-diagnostics an editor shows are the command's (same codes, spans, severities, help).
+The check is `opl.frontend.check_source`, the function behind `opl check`, with the same
+settings (`opl.configuration`: the nearest opl.toml or ``[tool.opl]``, inline
+``# opl: ignore[...]``), so the diagnostics an editor shows are the command's (same
+codes, spans, severities, help).
 Positions here are code-point offsets and 0-based (line, column) pairs in code points;
 the server converts them to the client's encoding (UTF-16 by default).
 """
@@ -24,7 +26,9 @@ class Analysis:
 
     source: SourceFile
     result: CheckResult
-    report: FileReport
+    report: FileReport  # what is published: the check minus what the settings suppress
+    suppressed: list = field(default_factory=list)
+    settings_error: str | None = None  # a configuration file that could not be read (defaults used)
     cache: dict = field(default_factory=dict)  # per-snapshot results of slow queries (the compiled legs)
 
     @property
@@ -54,7 +58,16 @@ class Analysis:
 
 
 def analyse(path: str, text: str) -> Analysis:
-    """Check ``text`` as the file at ``path`` (``.json`` selects the JSON leg form, as `opl check` does)."""
+    """Check ``text`` as the file at ``path`` (``.json`` selects the JSON leg form, as `opl check` does),
+    under the settings `opl check` would read for that file."""
+    from opl.configuration import ConfigError, Settings, apply_settings, check_options, settings_for
+
+    error = None
+    try:
+        settings = settings_for(path) if not path.startswith(("untitled:", "<")) else Settings()
+    except (ConfigError, OSError) as problem:
+        settings, error = Settings(), str(problem)
     source = SourceFile(path, text)
-    result = check_source(source)
-    return Analysis(source, result, result.report)
+    result = check_source(source, check_options(settings))
+    report, suppressed = apply_settings(result.report, settings)
+    return Analysis(source, result, report, suppressed, error)

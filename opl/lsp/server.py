@@ -49,6 +49,7 @@ class OplLanguageServer(LanguageServer):
         super().__init__("opl", version)
         self.analyses: dict[str, tuple[int | None, Analysis]] = {}
         self.pending: dict[str, asyncio.Task] = {}
+        self.settings_errors: dict[str, str | None] = {}  # shown once per document until it changes
 
     # -- documents ---------------------------------------------------------------------------
     def analysis(self, uri: str) -> Analysis:
@@ -70,6 +71,10 @@ class OplLanguageServer(LanguageServer):
             self.window_log_message(lsp.LogMessageParams(lsp.MessageType.Error,
                                                          f"opl: checking {uri} failed:\n{traceback.format_exc()}"))
             return
+        if analysis.settings_error and analysis.settings_error != self.settings_errors.get(uri):
+            self.window_show_message(lsp.ShowMessageParams(
+                lsp.MessageType.Error, f"opl: {analysis.settings_error} (checking with the defaults)"))
+        self.settings_errors[uri] = analysis.settings_error
         version = self.workspace.get_text_document(uri).version
         diagnostics = [self.diagnostic(analysis, d) for d in analysis.report.sorted()]
         self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri, diagnostics, version))
@@ -129,7 +134,15 @@ async def did_change(ls: OplLanguageServer, params: lsp.DidChangeTextDocumentPar
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
 def did_save(ls: OplLanguageServer, params: lsp.DidSaveTextDocumentParams) -> None:
-    ls.publish(params.text_document.uri)  # a saved configuration file may change what is reported
+    ls.publish(params.text_document.uri)
+
+
+@server.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+def watched_files_changed(ls: OplLanguageServer, params: lsp.DidChangeWatchedFilesParams) -> None:
+    """An opl.toml or pyproject.toml changed (the client watches them): every open file is checked again."""
+    ls.analyses.clear()
+    for uri in list(ls.workspace.text_documents):
+        ls.publish(uri)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)

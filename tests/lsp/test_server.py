@@ -6,6 +6,7 @@ each); every test opens its own file, so they do not see each other's documents.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -48,14 +49,21 @@ def _check_json(path: Path) -> list[dict]:
     return json.loads(result.output)
 
 
+async def _published(client: LanguageClient, uri: str) -> list[lsp.Diagnostic]:
+    """Wait for diagnostics published for ``uri`` after the caller cleared its entry (others' pass by)."""
+    for _ in range(400):
+        if uri in client.diagnostics:
+            return client.diagnostics[uri]
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"no diagnostics published for {uri} within 10 s")
+
+
 async def _open(client: LanguageClient, path: Path, text: str) -> list[lsp.Diagnostic]:
     path.write_text(text, encoding="utf-8")
     uri = path.as_uri()
+    client.diagnostics.pop(uri, None)
     client.text_document_did_open(lsp.DidOpenTextDocumentParams(lsp.TextDocumentItem(uri, "opl", 1, text)))
-    await client.wait_for_notification(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
-    while uri not in client.diagnostics:
-        await client.wait_for_notification(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
-    return client.diagnostics[uri]
+    return await _published(client, uri)
 
 
 def _utf16(text: str, line: int, column: int) -> int:
@@ -91,13 +99,14 @@ async def test_an_edit_updates_the_diagnostics(client: LanguageClient, tmp_path)
     assert "E102" in [d.code for d in before]
     uri = path.as_uri()
     fixed = BROKEN.replace("dirction_intent", "direction_intent")
+    client.diagnostics.pop(uri)
     for version, text in enumerate((BROKEN[:40], fixed[:-5], fixed), start=2):  # half-typed texts first
         client.text_document_did_change(lsp.DidChangeTextDocumentParams(
             lsp.VersionedTextDocumentIdentifier(uri=uri, version=version), [lsp.TextDocumentContentChangeWholeDocument(text)]))
-    await client.wait_for_notification(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    after = await _published(client, uri)
     path.write_text(fixed, encoding="utf-8")
-    assert [d.data for d in client.diagnostics[uri]] == _check_json(path)
-    assert "E102" not in [d.code for d in client.diagnostics[uri]]
+    assert [d.data for d in after] == _check_json(path)
+    assert "E102" not in [d.code for d in after]
 
 
 async def test_hover_on_a_leg_shows_its_greeks(client: LanguageClient, tmp_path):
@@ -190,3 +199,19 @@ async def test_symbols_and_definition(client: LanguageClient, tmp_path):
     location = await client.text_document_definition_async(lsp.DefinitionParams(
         uri, lsp.Position(line, text.splitlines()[line].index("wings") + 2)))
     assert location.range.start == lsp.Position(3, 0)
+
+
+async def test_the_server_reads_the_settings_opl_check_reads(client: LanguageClient, tmp_path):
+    (tmp_path / "opl.toml").write_text('ignore = ["W405"]\n', encoding="utf-8")
+    path = tmp_path / "configured.opl"
+    text = "opl-lang 1.0\nS = short Option(Call, 500, 30d)  # opl: ignore[W404]\ncapital_limit 1\n"
+    published = await _open(client, path, text)
+    assert [d.data for d in published] == _check_json(path)
+    assert not {"W404", "W405"} & {d.code for d in published}
+    (tmp_path / "opl.toml").write_text("ignore = []\n", encoding="utf-8")
+    client.diagnostics.pop(path.as_uri())
+    client.workspace_did_change_watched_files(lsp.DidChangeWatchedFilesParams(
+        [lsp.FileEvent((tmp_path / "opl.toml").as_uri(), lsp.FileChangeType.Changed)]))
+    republished = await _published(client, path.as_uri())
+    assert "W405" in {d.code for d in republished}
+    assert [d.data for d in republished] == _check_json(path)
