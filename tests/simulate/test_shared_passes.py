@@ -70,3 +70,29 @@ def test_simulate_file_replays_each_set_of_paths_once(monkeypatch):
     market = sum(s.name not in ("slippage", "fees_up", "margin_up") for s in result.scenarios)
     # The sweep (every size), one pass for the cost scenarios together, one per market scenario.
     assert calls == [len(result.sizes), 2] + [1] * market
+
+
+def test_every_market_scenario_redraws_the_base_draws_it_does_not_change(jujube):
+    from opl.runtime.processes import PathGenerator
+
+    def month(process, seed=7):
+        gen = PathGenerator(spec=process, paths=400, price=jujube.run.price, month_years=30 / 365, seed=seed)
+        gen.next_month()
+        return gen.next_month()
+
+    base = month(jujube.run.process)
+    market = [p for p in jujube.plans if p.market]
+    assert {p.name for p in market} == {"vol_up", "gap", "sr_shift", "hit_rate"}
+    for plan in market:
+        shocked, again = month(plan.process), month(plan.process)
+        # Deterministic: the same seed gives the same scenario paths, bit for bit.
+        assert np.array_equal(shocked.price, again.price) and np.array_equal(shocked.signal, again.signal)
+        # Common random numbers: the signal is the base's; only what the scenario changes differs.
+        assert np.array_equal(shocked.signal, base.signal), plan.name
+        assert not np.array_equal(shocked.price, base.price), plan.name
+        if plan.name != "hit_rate":
+            assert np.array_equal(shocked.realised, base.realised), plan.name
+    # sr_shift only adds a drift: every path's log price moves by the same amount each step (up to the daily limit).
+    drift = np.diff(np.log(month(next(p for p in market if p.name == "sr_shift").process).price), axis=1) \
+        - np.diff(np.log(base.price), axis=1)
+    assert np.mean(np.isclose(drift, drift[0, 0])) > 0.95
