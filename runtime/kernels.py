@@ -278,9 +278,19 @@ if njit is not None:
                     continue
                 c, e = calls[:h], expiries[:h]
                 kk, pp, qq, mm, ss, ll = k[:h], prem[:h], q[:h], m[:h], short[:h], long[:h]
-                first = _paired(True, c, e, kk, pp, qq, mm, ss, ll, spread, straddle, strangle, unit)
-                if both_orders and h > 1:
-                    first = _cmin(first, _paired(False, c, e, kk, pp, qq, mm, ss, ll, spread, straddle, strangle,
+                # A pairing that cannot pair anything on this path (no long lots: no spread; calls or puts
+                # only: no straddle) adds exact zeros, and then both orders give the same sum.
+                has_long, has_call, has_put = False, False, False
+                for i in range(h):
+                    has_long = has_long or qq[i] > 0
+                    has_call = has_call or c[i]
+                    has_put = has_put or not c[i]
+                pairs_spreads = spread and has_long
+                pairs_straddles = (straddle or strangle) and has_call and has_put
+                first = _paired(True, c, e, kk, pp, qq, mm, ss, ll, pairs_spreads, pairs_straddles and straddle,
+                                pairs_straddles and strangle, unit)
+                if both_orders and pairs_spreads and pairs_straddles:
+                    first = _cmin(first, _paired(False, c, e, kk, pp, qq, mm, ss, ll, True, straddle, strangle,
                                                  unit))
                 out[v, p] = total + first
 
