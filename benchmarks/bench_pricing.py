@@ -7,7 +7,7 @@ ratio (how many times faster the vectorised kernel is per option). Baselines:
 * a pure-Python loop (``math`` only) computing the same price and six Greeks;
 * QuantLib's per-option engines (AnalyticEuropeanEngine, BaroneAdesiWhaley), when
   QuantLib is installed (it is a test extra, never a runtime dependency);
-* for American options, the reference binomial tree of ``opl.runtime.american``;
+* for American options, the reference binomial tree of ``opl.runtime.pricing.american``;
 * for implied volatility, ``scipy.optimize.brentq`` on one option at a time.
 
 Usage::
@@ -28,9 +28,9 @@ from collections.abc import Callable
 import numpy as np
 from scipy.optimize import brentq
 
-from opl.runtime.american import american_greeks, baw_price, binomial_price
-from opl.runtime.implied import implied_vol
-from opl.runtime.pricing import greeks, price
+from opl.runtime.pricing.american import american_greeks, baw_price, binomial_price
+from opl.runtime.pricing.implied import implied_vol
+from opl.runtime.pricing.black import greeks, price
 
 try:  # optional baseline
     import QuantLib as ql
@@ -65,7 +65,7 @@ def _best(fn: Callable[[], object], repeat: int) -> float:
 # ---------------------------------------------------------------------------- baselines
 
 def _python_greeks(call: bool, s: float, k: float, t: float, v: float, r: float, b: float) -> tuple:
-    """Price and the six Greeks of one option in plain Python (same formulas as opl.runtime.pricing)."""
+    """Price and the six Greeks of one option in plain Python (same formulas as opl.runtime.pricing.black)."""
     sd = v * math.sqrt(t)
     d1 = (math.log(s / k) + (b + 0.5 * v * v) * t) / sd
     d2 = d1 - sd

@@ -14,7 +14,7 @@ module — a roll and a gamma hedge behind a margin abort — and the default gu
 3. **first run**: the same at 100 paths with an empty numba cache (``NUMBA_CACHE_DIR``), then
    with the cache warm: the kernels' one-off compile time, reported apart.
 4. **fast vs reference**: one month of the replay at ``--paths`` paths with
-   ``engine="fast"`` (compiled kernels, `opl.runtime.kernels`) and ``engine="reference"``
+   ``engine="fast"`` (compiled kernels, `opl.runtime.engine.kernels`) and ``engine="reference"``
    (the numpy replay), and their largest ledger difference.
 5. **per path**: the same rules written as a straightforward loop over paths and steps in
    Python, one option at a time (one BAW evaluation per option and step for its value and
@@ -52,12 +52,12 @@ from pathlib import Path
 
 import numpy as np
 
-from opl.runtime.american import baw_value_delta_gamma
-from opl.runtime.pricing import value_delta_gamma
-from opl.runtime import kernels
-from opl.runtime.margin import futures_margin, short_option_margin
-from opl.runtime.processes import PathGenerator
-from opl.runtime.replay import Variant, replay
+from opl.runtime.pricing.american import baw_value_delta_gamma
+from opl.runtime.pricing.black import value_delta_gamma
+from opl.runtime.engine import kernels
+from opl.runtime.market.margin import futures_margin, short_option_margin
+from opl.runtime.engine.processes import PathGenerator
+from opl.runtime.engine.replay import Variant, replay
 
 JUJUBE = Path(__file__).resolve().parents[1] / "examples" / "jujube" / "strangle.opl"
 
@@ -65,10 +65,10 @@ JUJUBE = Path(__file__).resolve().parents[1] / "examples" / "jujube" / "strangle
 def _setup(paths: int, size: float):
     """The jujube strategy and run as `opl simulate` builds them, for one month."""
     import opl
-    from opl import simulate as facade
-    from opl.compiler import compile_checked
-    from opl.runtime.replay import RunSpec
-    from opl.runtime.rules import load_pack
+    from opl.simulation import run as facade
+    from opl.compiler.strategy import compile_checked
+    from opl.runtime.engine.replay import RunSpec
+    from opl.runtime.market.rules import load_pack
 
     checked = opl.check_file(JUJUBE)
     compiled = compile_checked(checked).strategy

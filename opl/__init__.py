@@ -16,15 +16,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from opl.frontend import CheckResult
-    from opl.parser import ParseResult
+    from opl.lang.frontend import CheckResult
+    from opl.lang.parser import ParseResult
 
 __all__ = ["parse", "check", "check_file"]
 
 
 def parse(text: str, path: str = "<string>") -> "ParseResult":
     """Parse OPL-Lang text into its syntax tree (with syntax diagnostics)."""
-    from opl.parser import parse as _parse
+    from opl.lang.parser import parse as _parse
 
     return _parse(text, path)
 
@@ -32,16 +32,16 @@ def parse(text: str, path: str = "<string>") -> "ParseResult":
 def check(text: str, path: str = "<string>", options=None) -> "CheckResult":
     """Run the whole front end on text: parse, lower, normalise and check.
 
-    ``options``: an `opl.checks.CheckOptions` (guards switched off; ``files`` confines the files the text
+    ``options``: an `opl.lang.checks.CheckOptions` (guards switched off; ``files`` confines the files the text
     names to some folders, E015).
     """
-    from opl.frontend import check_text
+    from opl.lang.frontend import check_text
 
     return check_text(text, path, options)
 
 
 def check_file(path, options=None) -> "CheckResult":
     """Read and check a file (.opl, or the JSON leg form .json); ``options`` as for `check`."""
-    from opl.frontend import check_path
+    from opl.lang.frontend import check_path
 
     return check_path(path, options)

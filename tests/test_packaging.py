@@ -33,5 +33,5 @@ def test_wheel_contains_grammar_packs_and_strategies(tmp_path):
     (wheel,) = tmp_path.glob("opl-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "opl/grammar/opl.lark" in names and "opl/grammar/README.md" in names
-    assert "opl/parser.py" in names and "opl/runtime/__init__.py" in names
+    assert "opl/lang/parser.py" in names and "opl/runtime/__init__.py" in names
     assert any(n.startswith("opl/strategies/") and n.endswith(".opl") for n in names)

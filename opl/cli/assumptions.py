@@ -61,7 +61,7 @@ def assumptions(futures: str | None, data: str | None, signals: str | None, fact
                 power: float, limit: float | None, tick: float, repair: bool, strategy: str | None,
                 paths: int | None, seed: int | None, calibrate: bool) -> None:
     """Test the plan's assumptions (random walk, factors, signal hit rate, the strategy under stress) against data."""
-    from opl.assumptions.report import run_assumptions
+    from opl.hypotheses.report import run_assumptions
     from opl.data.loaders import DataError, load
 
     futures, signals, factors = _files(futures, data, signals, factors, strategy)
@@ -122,12 +122,12 @@ def _files(futures, data, signals, factors, strategy):
 
 def _stress(strategy: str, futures, paths, seed, calibrate: bool, limit, tick):
     """The strategy's scenarios with the simulator; exits like ``opl simulate`` on a bad file."""
-    from opl.assumptions.stress import stress_test
-    from opl.calibrate import CalibrationError, calibrate as fit
+    from opl.hypotheses.stress import stress_test
+    from opl.calibration import CalibrationError, calibrate as fit
     from opl.data.loaders import DataError
-    from opl.diagnostics import FileReport
-    from opl.render import render
-    from opl.simulate import SettingsError, SimulationInputError
+    from opl.lang.diagnostics import FileReport
+    from opl.lang.render import render
+    from opl.simulation.run import SettingsError, SimulationInputError
 
     calibration = None
     if calibrate:

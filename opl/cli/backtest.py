@@ -27,7 +27,7 @@ from opl.cli.report import (EXIT_FINDINGS, EXIT_OK, fail_with_diagnostics, fail_
                    "folder of raw exchange/vendor files, imported first (`opl data import`, logged).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a setting, e.g. --set size=2 --set costs.fee_factor=2 --set sim.guard_days=0 "
-                   "(keys: opl/simconfig.py).")
+                   "(keys: opl/lang/experiment/settings.py).")
 @market_option()
 @click.option("--repair", is_flag=True, help="Make the data loaders' documented repairs, each listed in the notes.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
@@ -38,9 +38,9 @@ from opl.cli.report import (EXIT_FINDINGS, EXIT_OK, fail_with_diagnostics, fail_
 def backtest(file: str, data: str, overrides: tuple[str, ...], market: dict, repair: bool, json_out: str | None,
              report_dir: str | None, quiet: bool) -> None:
     """Replay FILE over the history in DATA with the simulator's rules; fit a delta band walk-forward."""
-    from opl.backtest import BacktestInputError, backtest_file
+    from opl.backtesting import BacktestInputError, backtest_file
     from opl.data.loaders import DataError, shown
-    from opl.simconfig import SettingsError
+    from opl.lang.experiment.settings import SettingsError
 
     data = data_folder(data, strategy=file)
     try:
@@ -58,7 +58,7 @@ def backtest(file: str, data: str, overrides: tuple[str, ...], market: dict, rep
         fail_with_setting(error)
     except OSError as error:
         fail_with_io(error, error.filename or file)
-    from opl.backtest.report import write_report
+    from opl.backtesting.report import write_report
 
     write_result(result, json_out=json_out, report_dir=report_dir, write_report=write_report)
     if not quiet and json_out != "-":

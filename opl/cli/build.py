@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from opl import limits
+from opl.lang import limits
 
 from opl.cli.options import FiniteFloatRange, market_option
 from opl.cli.report import EXIT_FINDINGS, EXIT_OK, fail_with_io
@@ -58,9 +58,9 @@ def build(intent, vega_style, target, market, path, tenor, multiplier, max_lots,
     import datetime as dt
 
     import opl
-    from opl.construct import BuildError, BuildRequest
-    from opl.construct import build as run_build
-    from opl.render import render
+    from opl.compiler.construct import BuildError, BuildRequest
+    from opl.compiler.construct import build as run_build
+    from opl.lang.render import render
 
     given = market
     request = BuildRequest(intent=intent, vega_style=vega_style, targets=_targets(target),

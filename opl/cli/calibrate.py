@@ -57,10 +57,10 @@ def calibrate(data: str | None, futures: str | None, options: str | None, iv_sum
               repair: bool, components: tuple[str, ...], json_out: str | None, report_dir: str | None,
               block_out: str | None) -> None:
     """Fit the price model and implied-volatility rule to data; print the experiment block."""
-    from opl.calibrate import CalibrationError, calibrate as run, calibrate_dir
-    from opl.calibrate.iv_summary import load_iv_summary
+    from opl.calibration import CalibrationError, calibrate as run, calibrate_dir
+    from opl.calibration.iv_summary import load_iv_summary
     from opl.data.loaders import DataError, load
-    from opl.runtime.rules import RulePackError
+    from opl.runtime.market.rules import RulePackError
 
     if (data is None) == (futures is None):
         raise click.UsageError("give either --data DIR or --futures FILE")

@@ -10,14 +10,14 @@ import sys
 
 import click
 
-from opl.checks import DEFAULT_GUARD_CODES
+from opl.lang.checks import DEFAULT_GUARD_CODES
 from opl.cli.report import EXIT_USAGE, CheckOutcome
 
 
 def _settings(name: str, config: str | None, isolated: bool):
     """The settings of one file: ``--isolated`` none, ``--config`` that file's, else the nearest (stdin: the
     current folder's)."""
-    from opl.configuration import Settings, read_settings, settings_for
+    from opl.lang.configuration import Settings, read_settings, settings_for
 
     if isolated:
         return Settings()
@@ -30,17 +30,17 @@ def _settings(name: str, config: str | None, isolated: bool):
 
 def _check_one(name: str, settings, options):
     """The unfiltered report of one file (or of stdin); OSError for I/O problems."""
-    from opl.configuration import check_options
-    from opl.frontend import check_path, check_source
-    from opl.parser import decode
+    from opl.lang.configuration import check_options
+    from opl.lang.frontend import check_path, check_source
+    from opl.lang.parser import decode
 
     options = check_options(settings, options)
     if name != "-":
         return check_path(name, options).report
     source, problems = decode(sys.stdin.buffer.read(), "<stdin>")
     if source is None:
-        from opl.diagnostics import FileReport
-        from opl.source import SourceFile
+        from opl.lang.diagnostics import FileReport
+        from opl.lang.source import SourceFile
 
         return FileReport(SourceFile("<stdin>", ""), problems)
     return check_source(source, options).report
@@ -74,10 +74,10 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, color: str, no_guard: 
     Settings come from the nearest opl.toml or pyproject.toml [tool.opl] (select, ignore,
     per-file-ignores, exchange, market); see README.md, "Configuration".
     """
-    from opl.checks import CheckOptions
-    from opl.configuration import ConfigError, apply_settings, describe, with_suppressed
-    from opl.fileaccess import FileAccess
-    from opl.render import render, summary_line
+    from opl.lang.checks import CheckOptions
+    from opl.lang.configuration import ConfigError, apply_settings, describe, with_suppressed
+    from opl.lang.fileaccess import FileAccess
+    from opl.lang.render import render, summary_line
 
     options = CheckOptions(no_guards=frozenset(no_guard), files=FileAccess.within(*confine) if confine else None)
     outcome = CheckOutcome(strict=strict)

@@ -18,9 +18,9 @@ from opl.cli.report import EXIT_FINDINGS, EXIT_OK, fail_with_io
 def load_compiled(path: str, market: dict):
     """Check and compile a file; on failure print the diagnostics and exit (shared by compile and payoff)."""
     import opl
-    from opl.compiler import compile_checked
-    from opl.diagnostics import FileReport
-    from opl.render import render
+    from opl.compiler.strategy import compile_checked
+    from opl.lang.diagnostics import FileReport
+    from opl.lang.render import render
 
     try:
         checked = opl.check_file(path)
@@ -43,7 +43,7 @@ def load_compiled(path: str, market: dict):
 def compile_command(file: str | None, fmt: str, market: dict, schema: bool) -> None:
     """Resolve strikes and expiries, price every leg and sum the Greeks."""
     if schema:
-        from opl.compiled import CompiledStrategy
+        from opl.compiler.compiled import CompiledStrategy
 
         click.echo(json.dumps(CompiledStrategy.model_json_schema(), indent=2))
         sys.exit(EXIT_OK)

@@ -83,7 +83,7 @@ def import_command(files: tuple[str, ...], out: str, pack: str | None, tolerance
     """Read raw exchange/vendor FILES (or folders), write the canonical layout and import_log.md to OUT."""
     from opl.data.importer import import_files
     from opl.data.loaders import DataError
-    from opl.runtime.rules import RulePackError
+    from opl.runtime.market.rules import RulePackError
 
     try:
         result = import_files(files, out, pack=pack, tolerance=tolerance)
@@ -138,7 +138,7 @@ def _parity_or_exit(options, underlying: str | None, pack: str | None, tolerance
     from pathlib import Path
 
     from opl.data.parity import check_parity
-    from opl.runtime.rules import RulePackError, load_pack
+    from opl.runtime.market.rules import RulePackError, load_pack
 
     if underlying is None:
         beside = [p for p in (Path(options.file).with_name(f"futures{s}") for s in (".csv", ".parquet", ".pq"))

@@ -18,8 +18,8 @@ from opl.cli.report import EXIT_USAGE
 @click.option("--list", "list_codes", is_flag=True, help="List every code with its severity and title.")
 def explain(code: str | None, list_codes: bool) -> None:
     """Explain a diagnostic code, e.g. `opl explain E101`."""
-    from opl.codes import CODES, explain as explanation
-    from opl.diagnostics import did_you_mean
+    from opl.lang.codes import CODES, explain as explanation
+    from opl.lang.diagnostics import did_you_mean
 
     if list_codes == (code is not None):
         raise click.UsageError("give either a CODE or --list")

@@ -29,11 +29,11 @@ from opl.cli.report import FormatOutcome
 @click.option("--write", is_flag=True, help="Rewrite files in place (only those that change).")
 def fmt(files: tuple[str, ...], check_only: bool, show_diff: bool, write: bool) -> None:
     """Format OPL-Lang files (grammar/README.md, "Canonical form")."""
-    from opl.diagnostics import FileReport
-    from opl.fmt import format_text
-    from opl.parser import decode
-    from opl.render import render
-    from opl.source import SourceFile
+    from opl.lang.diagnostics import FileReport
+    from opl.lang.fmt import format_text
+    from opl.lang.parser import decode
+    from opl.lang.render import render
+    from opl.lang.source import SourceFile
 
     if write and (check_only or show_diff):
         raise click.UsageError("--write cannot be combined with --check or --diff")

@@ -60,7 +60,7 @@ EXIT_NO_PROPOSAL = 3
 @click.option("--min-gain", "min_gain", type=FiniteFloatRange(0), default=None,
               help="Smallest relative objective gain that counts, in percent (default 0.1).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="A simulator setting for every candidate of the run (keys: opl/simconfig.py).")
+              help="A simulator setting for every candidate of the run (keys: opl/lang/experiment/settings.py).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the answer.")
 def loop(file: str | None, max_iter: int | None, runs: str, proposer: str | None, model: str | None,
          base_url: str | None, resume: str | None, data: str | None, repair: bool, paths: int, holdout_paths: int,
@@ -68,9 +68,9 @@ def loop(file: str | None, max_iter: int | None, runs: str, proposer: str | None
          token_price: str | None, converge_rounds: int | None,
          min_gain: float | None, overrides: tuple[str, ...], quiet: bool) -> None:
     """Improve FILE's strategy and experiment design in a closed loop; answer whether its target is reachable."""
-    from opl.loop.archive import ArchiveError
-    from opl.loop.inputs import DataInputError
-    from opl.loop.run import LoopInputError, LoopSettings, open_run, run_loop, start_run
+    from opl.closedloop.archive import ArchiveError
+    from opl.closedloop.inputs import DataInputError
+    from opl.closedloop.run import LoopInputError, LoopSettings, open_run, run_loop, start_run
 
     flags = {"max_iterations": max_iter, "minutes": minutes, "tokens": tokens, "cost": cost,
              "token_price": _token_price(token_price), "converge_rounds": converge_rounds,
@@ -82,7 +82,7 @@ def loop(file: str | None, max_iter: int | None, runs: str, proposer: str | None
     _check_overrides(overrides)
     if data is not None and data != "synth":
         from opl.data.importer import has_data_files, is_canonical
-        from opl.loop.inputs import DATA_FILES
+        from opl.closedloop.inputs import DATA_FILES
 
         if not Path(data).is_dir():
             raise click.UsageError(f"--data {data}: not a folder (give `synth` or a folder with futures.csv)")
@@ -114,7 +114,7 @@ def loop(file: str | None, max_iter: int | None, runs: str, proposer: str | None
         sys.exit(EXIT_USAGE)
     except OSError as error:
         fail_with_io(error, error.filename or file)
-    from opl.loop.redact import redact
+    from opl.closedloop.redact import redact
 
     scrub = getattr(agent, "redact", None) or redact  # the key never reaches stdout/stderr either
     printer = _Printer(quiet, archive.root, scrub)
@@ -144,7 +144,7 @@ def loop(file: str | None, max_iter: int | None, runs: str, proposer: str | None
 
 def _check_overrides(overrides: tuple[str, ...]) -> None:
     """Bad ``--set`` items are usage errors before any run folder is made."""
-    from opl.simconfig import SettingsError, SimSettings, parse_overrides
+    from opl.lang.experiment.settings import SettingsError, SimSettings, parse_overrides
 
     try:
         parse_overrides(list(overrides), SimSettings())
@@ -173,10 +173,10 @@ def _proposer(name: str, model: str | None, base_url: str | None):
     if name == "builtin":
         if model or base_url:
             raise click.UsageError("--model and --base-url are for --proposer openai")
-        from opl.loop.builtin import BuiltinProposer
+        from opl.closedloop.builtin import BuiltinProposer
 
         return BuiltinProposer()
-    from opl.loop.llm import OpenAIProposer, ProposerConfigError
+    from opl.closedloop.llm import OpenAIProposer, ProposerConfigError
 
     try:
         return OpenAIProposer(model or "", base_url)

@@ -24,7 +24,7 @@ class FiniteFloatRange(click.FloatRange):
 
 
 def _parse_market(ctx: click.Context, param: click.Parameter, value: str) -> dict:
-    from opl.compiler import parse_market
+    from opl.compiler.strategy import parse_market
 
     try:
         return parse_market(value)

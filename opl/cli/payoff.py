@@ -22,7 +22,7 @@ from opl.cli.report import EXIT_OK, EXIT_USAGE, fail_with_io
 @market_option()
 def payoff(file: str, out: str, low: float | None, high: float | None, market: dict) -> None:
     """Draw the P&L profile of a strategy and print its breakevens and extremes."""
-    from opl.payoff import payoff_curves, plot_payoff
+    from opl.compiler.payoff import payoff_curves, plot_payoff
 
     from pathlib import Path
 

@@ -19,7 +19,7 @@ def strategy_pack(file: str | None) -> str | None:
         return None
     try:
         import opl
-        from opl.compiler import compile_checked
+        from opl.compiler.strategy import compile_checked
 
         with open(file, encoding="utf-8") as handle:
             compiled = compile_checked(opl.check(handle.read()), None)
@@ -32,7 +32,7 @@ def data_folder(data: str | None, *, strategy: str | None = None, pack: str | No
     """``data`` unchanged, or the folder its raw files were imported into (exit 1 on what cannot be imported)."""
     from opl.data.importer import resolve_data
     from opl.data.loaders import DataError
-    from opl.runtime.rules import RulePackError
+    from opl.runtime.market.rules import RulePackError
 
     try:
         folder, result = resolve_data(data, pack=pack or strategy_pack(strategy))

@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable, NoReturn
 
-from opl.diagnostics import FileReport
+from opl.lang.diagnostics import FileReport
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -79,7 +79,7 @@ def fail_with_diagnostics(source, diagnostics) -> NoReturn:
     """Print located diagnostics of one file (full form) and exit 1."""
     import click
 
-    from opl.render import render
+    from opl.lang.render import render
 
     click.echo(render([FileReport(source, diagnostics)], "full"), err=True, nl=False)
     sys.exit(EXIT_FINDINGS)
@@ -105,7 +105,7 @@ def fail_with_io(error: OSError, path=None) -> NoReturn:
 
 
 def fail_with_setting(error) -> NoReturn:
-    """A bad ``--set`` (a `opl.simconfig.SettingsError`): print it with its help and exit 2."""
+    """A bad ``--set`` (a `opl.lang.experiment.settings.SettingsError`): print it with its help and exit 2."""
     import click
 
     where = f"--set {error.key}: " if error.key else ""

@@ -26,7 +26,7 @@ from opl.cli.report import (EXIT_OK, fail_with_diagnostics, fail_with_io, fail_w
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None, help="Random seed (default: the experiment's).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a setting, e.g. --set experiment.horizon=6 --set hedge.keep=20% "
-                   "--set model.garch.alpha=0.05 (keys: opl/simconfig.py).")
+                   "--set model.garch.alpha=0.05 (keys: opl/lang/experiment/settings.py).")
 @market_option()
 @data_option(help="Calibrate the price model and implied-volatility rule by the experiment's `calibration`: "
                   "historical (the default) fits this data directory (the layout of `opl data synth`), implied "
@@ -41,9 +41,9 @@ from opl.cli.report import (EXIT_OK, fail_with_diagnostics, fail_with_io, fail_w
 def simulate(file: str, paths: int | None, seed: int | None, overrides: tuple[str, ...], market: dict,
              data: str | None, json_out: str | None, report_dir: str | None, quiet: bool) -> None:
     """Replay FILE over simulated months: returns, drawdowns, margin, assignment, the target's verdict."""
-    from opl.calibrate import CalibrationError
+    from opl.calibration import CalibrationError
     from opl.data.loaders import DataError
-    from opl.simulate import SettingsError, SimulationInputError, simulate_file
+    from opl.simulation.run import SettingsError, SimulationInputError, simulate_file
 
     data = data_folder(data, strategy=file)
     try:
@@ -58,7 +58,7 @@ def simulate(file: str, paths: int | None, seed: int | None, overrides: tuple[st
         fail_with_setting(error)
     except OSError as error:
         fail_with_io(error, error.filename or file)
-    from opl.runtime.report import write_report
+    from opl.runtime.results.report import write_report
 
     write_result(result, json_out=json_out, report_dir=report_dir, write_report=write_report)
     if not quiet and json_out != "-":
@@ -129,7 +129,7 @@ def _table(result) -> None:
                       f"{m.margin['forced_liquidation_probability']:.2f}%", f"{m.exercise['assignment_share']:.2f}%",
                       verdict[holds], style="bold" if size == result.base.size else None)
     console.print(table)
-    from opl.runtime.metrics import pnl_by_source
+    from opl.runtime.results.metrics import pnl_by_source
 
     console.print(f"P&L by source at size {result.base.size:g} (means over all months): "
                   + pnl_by_source(result.base.attribution["per_month"], run["currency"]), markup=False,

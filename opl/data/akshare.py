@@ -23,7 +23,7 @@ the exchange's Chinese headers (``合约代码, 昨结算, 今开盘, 最高价,
 a strike that did not trade, becomes empty — counted in the notes), ``成交量(手)`` →
 ``volume``, ``持仓量`` → ``open_interest``, ``成交额(万元)`` × 10,000 →
 ``total_turnover`` (CNY); ``expiry`` from the product's rule pack
-(:func:`opl.runtime.calendars.expiry_date`, CZCE's three-digit year resolved against
+(:func:`opl.runtime.market.calendars.expiry_date`, CZCE's three-digit year resolved against
 the trade date) and ``contract_multiplier`` from the pack; the exchange's ``DELTA``
 and ``隐含波动率`` are kept as ``exchange_delta`` and ``exchange_iv``.
 
@@ -141,8 +141,8 @@ def option_chain(product: str, trade_date, *, repair: bool = False) -> LoadResul
     ------
     AkshareUnavailable, DataError, ValueError (unknown product)
     """
-    from opl.runtime.calendars import expiry_date
-    from opl.runtime.rules import RulePackError, load_pack
+    from opl.runtime.market.calendars import expiry_date
+    from opl.runtime.market.rules import RulePackError, load_pack
 
     code = product.upper()
     if code not in PRODUCTS:

@@ -319,7 +319,7 @@ def _option_range_unknown(src: _Source) -> None:
 
 def _from_option_codes(src: _Source, pack) -> None:
     """Type, strike, underlying and (with a pack) expiry from option codes like CJ605C10000."""
-    from opl.runtime.rules import ContractCode, ContractCodeError, parse_contract
+    from opl.runtime.market.rules import ContractCode, ContractCodeError, parse_contract
 
     t = src.text
     wanted = [c for c in ("option_type", "strike_price", "underlying_symbol", "expiry") if c not in t.columns]
@@ -363,8 +363,8 @@ def _from_option_codes(src: _Source, pack) -> None:
 
 
 def _expiry_of(pack, code, src: _Source, i: int) -> str:
-    from opl.runtime.calendars import expiry_date
-    from opl.runtime.rules import RulePackError
+    from opl.runtime.market.calendars import expiry_date
+    from opl.runtime.market.rules import RulePackError
 
     try:
         return expiry_date(pack, (code.year, code.month)).isoformat()
@@ -376,8 +376,8 @@ def _expiry_of(pack, code, src: _Source, i: int) -> str:
 
 def _underlying_for_expiry(pack, expiry: dt.date) -> str | None:
     """The futures contract whose options expire on ``expiry`` (CZCE code), by the pack's rule; None if none."""
-    from opl.runtime.calendars import expiry_date
-    from opl.runtime.rules import RulePackError
+    from opl.runtime.market.calendars import expiry_date
+    from opl.runtime.market.rules import RulePackError
 
     if pack is None or pack.underlying.kind != "future" or not pack.symbols:
         return None
@@ -482,7 +482,7 @@ DERIVATIONS: dict[str, tuple[Callable[[_Source, object], None], ...]] = {
 def _validate(src: _Source, pack) -> LoadResult | None:
     role = src.entry.role
     if role == "iv_summary":
-        from opl.calibrate.iv_summary import load_iv_summary
+        from opl.calibration.iv_summary import load_iv_summary
 
         summary = load_iv_summary(src.path)  # the same alias table; located in the source file
         src.entry.notes += summary.notes
@@ -490,7 +490,7 @@ def _validate(src: _Source, pack) -> LoadResult | None:
         return None
     extra = {}
     if role == "futures" and pack is not None and "prev_settlement" in src.text.columns:
-        from opl.runtime.ledger import tick_size
+        from opl.runtime.engine.ledger import tick_size
 
         close = pd.to_numeric(src.text.get("close", src.text.get("settlement")), errors="coerce").median()
         extra = {"limit": pack.underlying.daily_limit,
@@ -591,7 +591,7 @@ def import_files(paths, out: str | os.PathLike, *, pack: str | object | None = N
     OSError
         A file cannot be read, or ``out`` cannot be written.
     """
-    from opl.runtime.rules import load_pack
+    from opl.runtime.market.rules import load_pack
 
     pack_obj = load_pack(pack) if isinstance(pack, str) else pack
     sources: list[_Source] = []

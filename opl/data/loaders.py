@@ -105,7 +105,7 @@ def grouped(file: str, column: str | None, rows, describe: Callable[[int], str],
 
 def _escaped(text: str) -> str:
     """``text`` with control and line-breaking characters made visible (names and values come from the file)."""
-    from opl.render.full import printable
+    from opl.lang.render.full import printable
 
     return printable(text)
 

@@ -1,7 +1,7 @@
 """Data dates against a rule pack's trading calendar: fail loudly past it, report where they disagree.
 
 A pack lists its exchange's holidays for ``holidays_from`` … ``holidays_through``
-(:class:`opl.runtime.rules.CalendarSpec`); outside that span only weekends are known, so
+(:class:`opl.runtime.market.rules.CalendarSpec`); outside that span only weekends are known, so
 an expiry or a trading-day count computed there may be off by a holiday. Data that run
 past the calendar are therefore refused with a located error naming the first such row
 and the pack file to extend (from the exchange's holiday notice). Within the span:
@@ -46,14 +46,14 @@ def calendar_problems(dates, pack, *, file: str, lines=None, column: str = "trad
     within : bool
         Also compare the dates with the calendar inside its span.
     """
-    from opl.runtime.calendars import is_trading_day
+    from opl.runtime.market.calendars import is_trading_day
 
     days = pd.DatetimeIndex(pd.to_datetime(pd.Series(dates))).date
     lines = np.arange(2, len(days) + 2) if lines is None else np.asarray(lines)
     start, end = calendar_span(pack)
     problems: list[Problem] = []
     notes: list[str] = []
-    source = f"runtime/packs/{pack.name}.toml"
+    source = f"runtime/market/packs/{pack.name}.toml"
     if end is None:
         return [Problem(file, None, column, f"the {pack.name} pack lists no holidays (calendar.holidays_through): "
                                             f"its trading days are unknown; list them in {source}")], notes

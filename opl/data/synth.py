@@ -23,12 +23,12 @@ every one to three months.
 ±15 % of the futures, calls and puts, multiplier 5; implied vol
 ``atm + skew(T)·m + curvature·m²`` in log-moneyness ``m``, the ATM level a
 premium over the GARCH conditional vol; settlements from Black-76
-(:func:`opl.runtime.pricing.price`) on the 1 CNY/t option tick. Strikes that
+(:func:`opl.runtime.pricing.black.price`) on the 1 CNY/t option tick. Strikes that
 did not trade leave open/high/low/close empty, as the options contract allows.
 
 *Signals.* One view a month (first trading day), direction right with the
 planted probability ``hit_rate`` against the realised move over ``horizon``
-trading days measured exactly as :mod:`opl.assumptions.hit_rate` does, and
+trading days measured exactly as :mod:`opl.hypotheses.hit_rate` does, and
 wrong (one of the other two classes at random) otherwise.
 
 *Factors.* Three monthly AR(1) factors with unit variance; next month's
@@ -440,7 +440,7 @@ def _dividend_pv(day_values, expiry_values, dividends: list[_Dividend], days, p:
 
 def _option_chains(rng, days, s_log, sd, main, contracts, basis, p: SynthParams,
                    dividends: list[_Dividend] = ()) -> pd.DataFrame:
-    from opl.runtime.pricing import price as black_price
+    from opl.runtime.pricing.black import price as black_price
 
     expiry = contracts["option_expiry"].to_numpy()[main]
     # Options settle against the futures settlement.

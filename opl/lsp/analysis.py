@@ -1,7 +1,7 @@
 """One open document as the server sees it: its text, the check of it, and positions in it.
 
-The check is `opl.frontend.check_source`, the function behind `opl check`, with the same
-settings (`opl.configuration`: the nearest opl.toml or ``[tool.opl]``, inline
+The check is `opl.lang.frontend.check_source`, the function behind `opl check`, with the same
+settings (`opl.lang.configuration`: the nearest opl.toml or ``[tool.opl]``, inline
 ``# opl: ignore[...]``), so the diagnostics an editor shows are the command's (same
 codes, spans, severities, help).
 Positions here are code-point offsets and 0-based (line, column) pairs in code points;
@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from opl.diagnostics import Diagnostic, FileReport
-from opl.frontend import CheckResult, check_source
-from opl.source import SourceFile, Span
+from opl.lang.diagnostics import Diagnostic, FileReport
+from opl.lang.frontend import CheckResult, check_source
+from opl.lang.source import SourceFile, Span
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -60,7 +60,7 @@ class Analysis:
 def analyse(path: str, text: str) -> Analysis:
     """Check ``text`` as the file at ``path`` (``.json`` selects the JSON leg form, as `opl check` does),
     under the settings `opl check` would read for that file."""
-    from opl.configuration import ConfigError, Settings, apply_settings, check_options, settings_for
+    from opl.lang.configuration import ConfigError, Settings, apply_settings, check_options, settings_for
 
     error = None
     try:

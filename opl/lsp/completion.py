@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Literal
 
-from opl import vocabulary as vocab
+from opl.lang import vocabulary as vocab
 
 ItemKind = Literal["field", "setting", "primitive", "template", "trigger", "action", "value", "keyword",
                    "snippet", "variable", "reference", "function"]
@@ -202,7 +202,7 @@ def _statement_starts(analysis_names: list[str]) -> list[Item]:
 
 
 def _leg_expression(names: list[str]) -> list[Item]:
-    from opl.templates import TEMPLATES
+    from opl.lang.templates import TEMPLATES
 
     items = [Item("Option", "primitive", "an option: type, strike, tenor", "Option(${1|Put,Call|}, ${2:ATM}, "
                   "${3:30d})", True)]

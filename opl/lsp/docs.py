@@ -1,8 +1,8 @@
 """Documentation of a word of OPL-Lang, read from the language reference.
 
-The reference is grammar/README.md as shipped (`opl.reference.reference_text`) and the
-vocabularies its generated tables come from (`opl.vocabulary`, `opl.templates`,
-`opl.codes`). Nothing here restates the reference: a field's hover is its README row (or
+The reference is grammar/README.md as shipped (`opl.lang.reference.reference_text`) and the
+vocabularies its generated tables come from (`opl.lang.vocabulary`, `opl.lang.templates`,
+`opl.lang.codes`). Nothing here restates the reference: a field's hover is its README row (or
 the paragraphs that name it), a trigger's its signature and its vocabulary entry, a
 diagnostic code's `opl explain` text.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
-from opl import vocabulary as vocab
+from opl.lang import vocabulary as vocab
 
 _CODE = re.compile(r"[EWI]\d{3}")
 _HEADING = re.compile(r"^(#{2,4}) (.*)$")
@@ -84,7 +84,7 @@ def _blocks(lines: list[str]) -> tuple[list[str], list]:
 @lru_cache(maxsize=1)
 def sections() -> tuple[Section, ...]:
     """The reference's sections, parsed once per process."""
-    from opl.reference import reference_text
+    from opl.lang.reference import reference_text
 
     out: list[Section] = []
     title, body = "", []
@@ -143,7 +143,7 @@ def _signature(name: str, signature: vocab.Signature) -> str:
 
 
 def _code(word: str) -> str | None:
-    from opl.codes import CODES, explain
+    from opl.lang.codes import CODES, explain
 
     if not _CODE.fullmatch(word) or word not in CODES:
         return None
@@ -159,7 +159,7 @@ def _table(kind: str, table: dict) -> Callable[[str], str | None]:
 
 
 def _template(word: str) -> str | None:
-    from opl.templates import TEMPLATES
+    from opl.lang.templates import TEMPLATES
 
     template = TEMPLATES.get(word)
     if template is None:

@@ -2,7 +2,7 @@
 
 On a leg, the resolved strike, expiry, unit price and the six Greeks, when the file
 states its market inputs (`price` and `iv`): the only place the server loads the
-numeric engine (`opl.compiler`, numpy), once per document version. On a word, its
+numeric engine (`opl.compiler.strategy`, numpy), once per document version. On a word, its
 documentation (`opl.lsp.docs`); on a diagnostic code (``# opl: ignore[W405]``), or on
 a span a diagnostic points at, the code's `opl explain` text.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from opl.lsp.analysis import Analysis
 from opl.lsp.docs import documentation
-from opl.source import Span
+from opl.lang.source import Span
 
 # Raw Greeks (DESIGN.md: per long unit, per year) and the per-1% / per-day figures people read.
 GREEK_ROWS: tuple[tuple[str, str, float, str], ...] = (
@@ -41,7 +41,7 @@ def _legs_at(analysis: Analysis, offset: int):
 def _compiled(analysis: Analysis):
     """The compiled strategy of this snapshot, or the reason there is none (cached per snapshot)."""
     if "compiled" not in analysis.cache:
-        from opl.compiler import compile_checked  # numpy: loaded by the first hover that needs Greeks
+        from opl.compiler.strategy import compile_checked  # numpy: loaded by the first hover that needs Greeks
 
         compiled = compile_checked(analysis.result)
         reason = None if compiled.strategy is not None else next(
@@ -95,7 +95,7 @@ def leg_hover(analysis: Analysis, offset: int) -> Hover | None:
 
 
 def _diagnostic_hover(analysis: Analysis, offset: int) -> Hover | None:
-    from opl.codes import CODES, explain
+    from opl.lang.codes import CODES, explain
 
     found = [d for d in analysis.report.sorted() if d.span.start <= offset < d.span.end]
     if not found:

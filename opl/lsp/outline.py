@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from opl import ast
-from opl import vocabulary as vocab
+from opl.lang import ast
+from opl.lang import vocabulary as vocab
 from opl.lsp.analysis import Analysis
-from opl.source import Span
+from opl.lang.source import Span
 
 SymbolKind = Literal["file", "module", "namespace", "function", "variable", "property", "struct", "key"]
 

@@ -17,9 +17,9 @@ from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
-from opl.diagnostics import Diagnostic, Fix
+from opl.lang.diagnostics import Diagnostic, Fix
 from opl.lsp.analysis import Analysis, analyse
-from opl.source import Span
+from opl.lang.source import Span
 
 DEBOUNCE_SECONDS = 0.25
 SEVERITIES = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning,
@@ -100,7 +100,7 @@ class OplLanguageServer(LanguageServer):
 
     # -- shapes ------------------------------------------------------------------------------
     def diagnostic(self, analysis: Analysis, diagnostic: Diagnostic) -> lsp.Diagnostic:
-        from opl.render.json_format import finding
+        from opl.lang.render.json_format import finding
 
         lines = [diagnostic.message]
         if diagnostic.help:
@@ -196,7 +196,7 @@ def completion_resolve(ls: OplLanguageServer, item: lsp.CompletionItem) -> lsp.C
 @server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
 def formatting(ls: OplLanguageServer, params: lsp.DocumentFormattingParams) -> list[lsp.TextEdit]:
     """The whole document as `opl fmt` prints it; nothing when the file has syntax errors (as `opl fmt`)."""
-    from opl.fmt import format_text
+    from opl.lang.fmt import format_text
 
     analysis = ls.analysis(params.text_document.uri)
     result = format_text(analysis.text, analysis.source.path)
@@ -212,7 +212,7 @@ def formatting(ls: OplLanguageServer, params: lsp.DocumentFormattingParams) -> l
 @server.feature(lsp.TEXT_DOCUMENT_CODE_ACTION,
                 lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix]))
 def code_action(ls: OplLanguageServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
-    from opl.fixes import concrete_fixes
+    from opl.lang.fixes import concrete_fixes
 
     uri = params.text_document.uri
     analysis = ls.analysis(uri)

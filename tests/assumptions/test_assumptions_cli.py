@@ -121,7 +121,7 @@ def test_constant_prices_are_a_located_error_not_arch_traceback(tmp_path):
 def test_arch_refusing_a_series_is_a_value_error():
     import numpy as np
 
-    from opl.assumptions.random_walk import random_walk_tests
+    from opl.hypotheses.random_walk import random_walk_tests
 
     with pytest.raises(ValueError, match="too little variation"):
         random_walk_tests(np.zeros(500))

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from opl.assumptions.factors import factor_tests, monthly_returns
+from opl.hypotheses.factors import factor_tests, monthly_returns
 from opl.data.rolls import within_contract_returns
 
 

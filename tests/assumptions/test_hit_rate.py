@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from opl.assumptions.hit_rate import claim_power, hit_rate, intervals, sample_size_for_claim
+from opl.hypotheses.hit_rate import claim_power, hit_rate, intervals, sample_size_for_claim
 from opl.data.rolls import classify_moves, forward_moves, within_contract_returns
 
 REPS = 200

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from opl.assumptions.random_walk import random_walk_tests, robust_portmanteau
+from opl.hypotheses.random_walk import random_walk_tests, robust_portmanteau
 
 N = 1500
 

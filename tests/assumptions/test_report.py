@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from opl.assumptions.report import run_assumptions
+from opl.hypotheses.report import run_assumptions
 from opl.data.loaders import load
 from opl.data.synth import synthesize
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from opl.assumptions.stress import stress_test
+from opl.hypotheses.stress import stress_test
 
 STRANGLE = Path(__file__).resolve().parents[2] / "examples" / "jujube" / "strangle.opl"
 FAST = ["experiment.horizon=1", "experiment.sizes=[1]"]
@@ -36,7 +36,7 @@ def report():
 def test_every_scenario_is_judged_with_the_clauses_that_fail(report):
     assert [s.text for s in report.scenarios if s.kind == "stress"] == [
         "vol_up(+50%)", "gap(-8%)", "slippage(x3)", "sr_shift(-3%)"]
-    # Each scenario says exactly what it does (opl.scenarios), in the JSON and the summary.
+    # Each scenario says exactly what it does (opl.lang.experiment.scenarios), in the JSON and the summary.
     assert all(s.definition and s.to_dict()["definition"] == s.definition for s in report.scenarios)
     assert f"`gap(-8%)`: {report.scenarios[1].definition}" in report.summary()
     clauses = ["median_monthly_return >= 1%", "loss_probability <= 25%", "max_drawdown_p95 <= 10%"]
@@ -76,7 +76,7 @@ def test_a_target_that_holds_everywhere_and_files_without_target_or_stress(tmp_p
 
 
 def test_the_assumption_report_carries_the_stress_verdict(report, tmp_path):
-    from opl.assumptions.report import run_assumptions
+    from opl.hypotheses.report import run_assumptions
     from opl.data.loaders import load
     from opl.data.synth import synthesize
 

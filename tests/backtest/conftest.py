@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from opl.runtime.pricing import price as bsm
+from opl.runtime.pricing.black import price as bsm
 
 ETF_HEAD = """opl-lang 1.0
 underlying ETF

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from opl.backtest.walkforward import K_GRID
+from opl.backtesting.walkforward import K_GRID
 from opl.cli import main
 from opl.data.synth import synthesize
 
@@ -47,7 +47,7 @@ def test_etf50_example_end_to_end(etf_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "cycles traded" in result.output and "without the delta band" in result.output
     data = json.loads(out.read_text(encoding="utf-8"))
-    assert sorted(data) == TOP_KEYS and data["schema"] == "opl.backtest/1"
+    assert sorted(data) == TOP_KEYS and data["schema"] == "opl.backtesting/1"
     assert sorted(data["performance"]) == ["annual_return", "cycles", "cycles_traded", "exits", "max_drawdown",
                                            "sharpe", "total_return", "winning_share"]
     band = data["delta_band"]
@@ -187,7 +187,7 @@ def test_example_file_checks_clean_and_is_the_one_shown():
 def test_a_history_hedges_per_session_whatever_the_experiments_steps_per_day(jujube_dir, tmp_path):
     # The file's `steps_per_day 4` is a simulation setting; a backtest has one step per session, so `every 1d`
     # hedges every session (it was every fourth: 1d x 4 steps), and a note says the setting does not apply.
-    from opl.backtest.run import prepare
+    from opl.backtesting.run import prepare
 
     path = tmp_path / "four.opl"
     path.write_text(Path(JUJUBE).read_text(encoding="utf-8").replace("steps_per_day 1", "steps_per_day 4"),

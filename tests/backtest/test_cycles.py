@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from opl.backtest import backtest_file
-from opl.backtest.cycles import level_factors, strike_problem
-from opl.runtime.legspec import OptionLeg, StrikeRule
-from opl.runtime.rules import load_pack
+from opl.backtesting import backtest_file
+from opl.backtesting.cycles import level_factors, strike_problem
+from opl.runtime.engine.legspec import OptionLeg, StrikeRule
+from opl.runtime.market.rules import load_pack
 
 STRANGLE = "short Option(Put, support-100, 30d) + short Option(Call, resistance+100, 30d)"
 CJ_HEAD = ("opl-lang 1.0\nunderlying Future(2024-09-13)\nexchange CZCE\nsymbol CJ409\ntime 2024-01-02\n"
@@ -143,7 +143,7 @@ def test_trades_legend_carries_the_bar_colours_and_delta_says_there_is_no_band(t
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from opl.backtest.report import delta_figure, trades_figure
+    from opl.backtesting.report import delta_figure, trades_figure
 
     dates, _, path = _two_contracts(tmp_path, prev=True)
     result = backtest_file(path, data=tmp_path)

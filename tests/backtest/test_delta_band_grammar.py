@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 import opl
-from opl import ast
-from opl.deltaband import DeltaBandSpec, delta_band_calls, parse_delta_band
-from opl.fmt import format_text
+from opl.lang import ast
+from opl.lang.deltaband import DeltaBandSpec, delta_band_calls, parse_delta_band
+from opl.lang.fmt import format_text
 
 HEAD = "opl-lang 1.0\nS = short Option(Call, 100, 30d) + short Option(Put, 100, 30d)\n"
 
@@ -79,7 +79,7 @@ def test_spec_text_round_trips():
 
 
 def test_simulator_reports_a_located_e105(tmp_path):
-    from opl.simulate import SimulationInputError, simulate_file
+    from opl.simulation.run import SimulationInputError, simulate_file
 
     text = open("examples/jujube/strangle.opl", encoding="utf-8").read().replace(
         "exit_triggers [ pnl_percent(<-25%), days_left(<2d) ]", "exit_triggers [ delta_band(k=1.5, window=60d) ]")

@@ -15,16 +15,16 @@ import numpy as np
 import pytest
 
 import opl
-from opl.runtime.exercise import AssignmentSpec
-from opl.runtime.hedging import HedgeSpec
-from opl.runtime.historical import GivenMonths, HistoricalMonth, mark_cycle
-from opl.runtime.legspec import Levels, OptionLeg, StrikeRule
-from opl.runtime.marking import AmericanMarker, SmileRule
-from opl.runtime.processes import GarchParams, JumpParams, PathGenerator, ProcessSpec, RegimeParams
-from opl.runtime.replay import RunSpec, StrategySpec, Variant, _Month, replay
-from opl.runtime.rules import load_pack
-from opl.conditionforms import lower_condition
-from opl.runtime.triggers import compile_condition
+from opl.runtime.engine.exercise import AssignmentSpec
+from opl.runtime.engine.hedging import HedgeSpec
+from opl.runtime.engine.historical import GivenMonths, HistoricalMonth, mark_cycle
+from opl.runtime.engine.legspec import Levels, OptionLeg, StrikeRule
+from opl.runtime.engine.marking import AmericanMarker, SmileRule
+from opl.runtime.engine.processes import GarchParams, JumpParams, PathGenerator, ProcessSpec, RegimeParams
+from opl.runtime.engine.replay import RunSpec, StrategySpec, Variant, _Month, replay
+from opl.runtime.market.rules import load_pack
+from opl.lang.conditionforms import lower_condition
+from opl.runtime.engine.triggers import compile_condition
 
 MONTHS = 6
 
@@ -122,7 +122,7 @@ def test_mark_cycle_uses_settlements_and_their_implied_volatility():
     leg = OptionLeg(is_call=True, side=-1, qty=1, american=False, strike=StrikeRule(kind="absolute", value=3.0))
     price = np.array([3.0, 3.05, 2.98, 3.1])
     t = np.array([21, 20, 19, 0]) / 365.0
-    from opl.runtime.pricing import price as black
+    from opl.runtime.pricing.black import price as black
 
     true_iv = 0.23
     quotes = black(is_call=True, underlying=price, strike=3.0, t=t, vol=true_iv, rate=0.02, carry=0.02)
@@ -135,7 +135,7 @@ def test_mark_cycle_uses_settlements_and_their_implied_volatility():
     assert value[2] == pytest.approx(float(black(is_call=True, underlying=2.98, strike=3.0, t=19 / 365, vol=0.40,
                                                  rate=0.02, carry=0.02)))
     assert value[3] == pytest.approx(0.1)  # at expiry: intrinsic
-    from opl.runtime.pricing import greeks
+    from opl.runtime.pricing.black import greeks
 
     assert delta[0] == pytest.approx(float(greeks(is_call=True, underlying=3.0, strike=3.0, t=21 / 365, vol=true_iv,
                                                   rate=0.02, carry=0.02).delta), abs=1e-8)
@@ -169,7 +169,7 @@ class _Quotes:
 
 
 def test_a_month_with_quotes_prices_other_series_for_the_adjustment_module():
-    from opl.runtime.pricing import price as black
+    from opl.runtime.pricing.black import price as black
 
     leg = OptionLeg(is_call=True, side=-1, qty=1, american=False, strike=StrikeRule(kind="relative", value=0.0))
     price = np.array([3.0, 3.02, 3.05])

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from opl.backtest import backtest_file
-from opl.runtime.ledger import tick_size
-from opl.runtime.rules import load_pack
+from opl.backtesting import backtest_file
+from opl.runtime.engine.ledger import tick_size
+from opl.runtime.market.rules import load_pack
 
 STRADDLE = "short Option(Call, ATM, 30d) + short Option(Put, ATM, 30d)"
 DATES = pd.bdate_range("2024-01-02", periods=23)  # 2024-01-31, session 21, is the expiry
@@ -100,7 +100,7 @@ def test_a_cycle_never_crosses_a_roll(tmp_path, build, with_symbols):
 
 
 def test_a_short_history_says_its_annualised_figures_say_little(tmp_path, build):
-    from opl.backtest.run import SHORT_HISTORY
+    from opl.backtesting.run import SHORT_HISTORY
 
     result, _ = _run(tmp_path, build, np.full(len(DATES), 3.0))
     assert len(DATES) < SHORT_HISTORY

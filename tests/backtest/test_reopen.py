@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from opl.backtest.result import performance
-from opl.backtest.run import prepare, run_prepared
+from opl.backtesting.result import performance
+from opl.backtesting.run import prepare, run_prepared
 from opl.data.synth import synthesize
 
 

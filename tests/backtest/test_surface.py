@@ -1,4 +1,4 @@
-"""The surfaces a backtest marks at where the chain has no settlement (opl.backtest.surface)."""
+"""The surfaces a backtest marks at where the chain has no settlement (opl.backtesting.surface)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from opl.backtest.surface import REALISED_WINDOW, ChainAtmSurface, RealisedSurface, SurfaceStack
-from opl.runtime.marking import SmileRule
+from opl.backtesting.surface import REALISED_WINDOW, ChainAtmSurface, RealisedSurface, SurfaceStack
+from opl.runtime.engine.marking import SmileRule
 
 FLAT = SmileRule(spread=0.0, floor=0.0, skew=0.0, curvature=0.0)
 
@@ -43,7 +43,7 @@ def test_realised_surface_uses_the_past_within_one_contract():
 
 
 def test_chain_atm_surface_recovers_the_planted_volatility():
-    from opl.runtime.pricing import price
+    from opl.runtime.pricing.black import price
 
     days = pd.bdate_range("2024-01-02", periods=3)
     expiry = pd.Timestamp("2024-02-28")

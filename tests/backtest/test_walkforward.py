@@ -1,4 +1,4 @@
-"""The delta band's walk-forward fit (opl.backtest.walkforward).
+"""The delta band's walk-forward fit (opl.backtesting.walkforward).
 
 * windows: in-sample cycles end by the fit date, out-of-sample cycles open on or after it,
   the two never share a cycle, and out-of-sample blocks tile the cycles after the first fit;
@@ -18,13 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opl.backtest.run import prepare
-from opl.backtest.walkforward import (K_GRID, TIE, choose_k, fit_window, objective_values, plan_windows,
-                                     walk_forward)
+from opl.backtesting.run import prepare
+from opl.backtesting.walkforward import K_GRID, TIE, choose_k, fit_window, objective_values, plan_windows, walk_forward
 from opl.data.synth import synthesize
-from opl.deltaband import DeltaBandSpec
-from opl.runtime.historical import GivenMonths
-from opl.runtime.replay import Variant, replay
+from opl.lang.deltaband import DeltaBandSpec
+from opl.runtime.engine.historical import GivenMonths
+from opl.runtime.engine.replay import Variant, replay
 
 BAND = "delta_band(k=auto, window=120d, objective=max_drawdown, step=45d)"
 

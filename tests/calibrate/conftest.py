@@ -20,7 +20,7 @@ def synth_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def synth_calibration(synth_dir):
-    from opl.calibrate import calibrate_dir
+    from opl.calibration import calibrate_dir
 
     return calibrate_dir(synth_dir)
 
@@ -28,7 +28,7 @@ def synth_calibration(synth_dir):
 def garch_t_series(*, n: int, alpha: float, beta: float, nu: float, vol: float = 0.22, gamma: float = 0.0,
                    seed: int = 0, jumps: np.ndarray | None = None) -> pd.Series:
     """Daily log returns of a GARCH/GJR(1,1) with unit-variance Student-t shocks; ``jumps`` (length n) are
-    added to the returns without feeding the recursion, as in opl.runtime.processes."""
+    added to the returns without feeding the recursion, as in opl.runtime.engine.processes."""
     rng = np.random.default_rng(seed)
     z = rng.standard_t(nu, n) * np.sqrt((nu - 2.0) / nu)
     hbar = vol ** 2 / 252.0

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import opl
-from opl.simulate import SimulationInputError, simulate_file
+from opl.simulation.run import SimulationInputError, simulate_file
 
 ROOT = Path(__file__).resolve().parents[2]
 STRANGLE = ROOT / "examples" / "jujube" / "strangle.opl"

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from opl.calibrate.garch import LB_LAGS, fit_garch, fit_models
+from opl.calibration.garch import LB_LAGS, fit_garch, fit_models
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from opl.calibrate.jumps import expected_false, fit_jump_model
+from opl.calibration.jumps import expected_false, fit_jump_model
 
 
 def test_planted_jumps_are_found_and_their_rate_and_size_recovered(garch_series):

@@ -1,5 +1,5 @@
 """`calibration implied`, `hybrid` and `file`: each changes what `opl simulate` runs in the way
-opl/calibrate/modes.py documents, and bad data or a bad file is a located error."""
+opl/calibration/modes.py documents, and bad data or a bad file is a located error."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 import opl
-from opl.calibrate import CalibrationError
-from opl.calibrate.stored import StoredCalibrationError, load_calibration
+from opl.calibration import CalibrationError
+from opl.calibration.stored import StoredCalibrationError, load_calibration
 from opl.cli import main
-from opl.runtime.processes import DEFAULTS
-from opl.simulate import SimulationInputError, simulate_file
+from opl.runtime.engine.processes import DEFAULTS
+from opl.simulation.run import SimulationInputError, simulate_file
 
 ROOT = Path(__file__).resolve().parents[2]
 STRANGLE = ROOT / "examples" / "jujube" / "strangle.opl"

@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 from scipy.stats import norm
 
-from opl.calibrate.product import pack_for_symbols, product_terms
-from opl.calibrate.surface import fit_slices, option_points
+from opl.calibration.product import pack_for_symbols, product_terms
+from opl.calibration.surface import fit_slices, option_points
 
 RATE, DIVIDEND, SPOT = 0.02, 0.04, 3.0
 ATM_VOL, SKEW = 0.20, -0.6
@@ -123,9 +123,9 @@ def test_calibrate_inverts_an_etf_chain_european_unless_told_otherwise(etf_dir, 
 
 def test_backtest_marks_an_etf_chain_on_its_parity_forward():
     """The backtest's chain-ATM surface and its marks use the chain's carry, not the rate alone."""
-    from opl.backtest.cycles import ChainIndex
-    from opl.backtest.surface import ChainAtmSurface
-    from opl.runtime.historical import option_marks
+    from opl.backtesting.cycles import ChainIndex
+    from opl.backtesting.surface import ChainAtmSurface
+    from opl.runtime.engine.historical import option_marks
 
     options, bars = _etf_chain()
     chain = ChainIndex(options, bars)
@@ -169,7 +169,7 @@ def _adjusted_chain():
 
 
 def test_a_straddle_held_across_an_ex_date_is_marked_on_its_own_adjusted_contracts():
-    from opl.backtest.cycles import _quotes
+    from opl.backtesting.cycles import _quotes
 
     series, days, strategy = _adjusted_chain()
     quotes, factor = _quotes(series, [2.40, 2.40], strategy, days, 10000.0)
@@ -181,7 +181,7 @@ def test_a_straddle_held_across_an_ex_date_is_marked_on_its_own_adjusted_contrac
 
 def test_the_adjusted_contract_is_its_original_terms_on_the_scaled_price():
     """M'·C(S, K') = M·C(S·M'/M, K): why a carried leg keeps K and M on the scaled price."""
-    from opl.runtime.historical import option_marks
+    from opl.runtime.engine.historical import option_marks
 
     spot, ratio, t = np.array([2.35, 2.45]), 1.022, np.array([0.05, 0.05])
     args = dict(is_call=True, american=False, t=t, iv=np.full(2, 0.2), rate=RATE, carry=RATE)
@@ -191,9 +191,9 @@ def test_the_adjusted_contract_is_its_original_terms_on_the_scaled_price():
 
 
 def test_the_chain_check_accepts_an_adjusted_multiplier_and_refuses_another_products():
-    from opl.backtest.market import _check_chain
+    from opl.backtesting.market import _check_chain
     from opl.data.loaders import DataError
-    from opl.runtime.rules import load_pack
+    from opl.runtime.market.rules import load_pack
 
     pack = load_pack("sse_50etf")
     series, *_ = _adjusted_chain()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from opl.calibrate import calibrate
-from opl.calibrate.iv_summary import load_iv_summary
+from opl.calibration import calibrate
+from opl.calibration.iv_summary import load_iv_summary
 from opl.data import load_futures
 
 JUJUBE = Path(__file__).resolve().parents[3] / "shared" / "data" / "jujube"

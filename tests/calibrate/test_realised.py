@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from opl.calibrate.realised import close_to_close, garman_klass, parkinson, realised_vol
+from opl.calibration.realised import close_to_close, garman_klass, parkinson, realised_vol
 from opl.data.rolls import within_contract_returns
 
 

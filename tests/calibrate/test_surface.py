@@ -8,9 +8,9 @@ import pytest
 from scipy import optimize
 from scipy.special import ndtr
 
-from opl.calibrate.surface import IVSurface, fit_slices, fit_surface, option_points
-from opl.runtime.american import baw_price
-from opl.runtime.pricing import price as black_price
+from opl.calibration.surface import IVSurface, fit_slices, fit_surface, option_points
+from opl.runtime.pricing.american import baw_price
+from opl.runtime.pricing.black import price as black_price
 
 A, B, C = 0.25, 0.10, 1.0  # iv(x) = A + B x + C x², x = ln K/F
 F, RATE, DAYS = 10_000.0, 0.02, 45

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 import opl
 from opl.cli import main
-from opl.compiled import CompiledStrategy
-from opl.compiler import compile_checked, parse_market
+from opl.compiler.compiled import CompiledStrategy
+from opl.compiler.strategy import compile_checked, parse_market
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKET = {"price": 500.0, "iv": 0.25, "rate": 0.02, "time": dt.date(2026, 1, 5)}
@@ -130,7 +130,7 @@ def test_payoff_writes_png_and_reports_breakevens(tmp_path):
 
 
 def test_payoff_curves_match_hand_computed_expiry_values():
-    from opl.payoff import payoff_curves
+    from opl.compiler.payoff import payoff_curves
 
     s = compiled("opl-lang 1.0\nS = short Option(Put, 450, 30d) + short Option(Call, 550, 30d)\nexit_mode first_hit\n")
     curves = payoff_curves(s)

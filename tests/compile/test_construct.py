@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 import opl
 from opl.cli import main
-from opl.construct import BuildError, BuildRequest, build
-from opl.compiler import compile_checked
+from opl.compiler.construct import BuildError, BuildRequest, build
+from opl.compiler.strategy import compile_checked
 
 # multiplier 1 keeps the targets and max_risk below in price units per lot
 BASE = dict(price=500.0, iv=0.25, rate=0.0, time=dt.date(2026, 1, 5), multiplier=1.0)

@@ -12,8 +12,8 @@ import datetime as dt
 import pytest
 
 import opl
-from opl.compiler import compile_checked
-from opl.construct import BuildError, BuildRequest, base_legs, build, candidates
+from opl.compiler.strategy import compile_checked
+from opl.compiler.construct import BuildError, BuildRequest, base_legs, build, candidates
 
 GOLDEN5 = "opl-lang 1.0\nintent           = Bull\npremium_offset   = 40%\nmax_risk         = 1500 USD\n"
 MARKET = {"price": 480.0, "iv": 0.25, "time": dt.date(2026, 1, 5)}
@@ -33,7 +33,7 @@ def test_golden_sample_5_compiles_to_a_bull_position_within_its_constraints():
     assert s.totals.delta > 0
     debit, credit = _premiums(s)
     assert credit >= 0.4 * debit - 1e-9
-    from opl.payoff import payoff_curves
+    from opl.compiler.payoff import payoff_curves
 
     curves = payoff_curves(s)
     assert not curves.loss_unbounded and -curves.pnl[-1].min() <= 1500 + 1e-6

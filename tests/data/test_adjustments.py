@@ -14,8 +14,8 @@ from opl.cli import main
 from opl.data.importer import import_files
 from opl.data.loaders import DataError
 from opl.data.synth import synthesize
-from opl.runtime.calendars import is_trading_day
-from opl.runtime.rules import load_pack
+from opl.runtime.market.calendars import is_trading_day
+from opl.runtime.market.rules import load_pack
 
 KEY = ["trading_date", "option_type", "strike_price", "expiry", "settlement", "contract_multiplier"]
 def _straddle() -> str:

@@ -106,7 +106,7 @@ def test_bad_codes_and_empty_days_are_located_errors(ak, monkeypatch):
 
 
 def test_fetched_data_calibrate(ak, tmp_path):
-    from opl.calibrate import calibrate_dir
+    from opl.calibration import calibrate_dir
 
     paths = fetch("CJ", tmp_path, option_days=3)
     assert set(paths) == {"futures", "options"}

@@ -272,8 +272,8 @@ def test_the_cli_writes_the_layout_and_the_log(tmp_path):
 def _raw_folder(tmp_path: Path) -> Path:
     from opl.data.synth import synthesize
 
-    from opl.runtime.calendars import is_trading_day
-    from opl.runtime.rules import load_pack
+    from opl.runtime.market.calendars import is_trading_day
+    from opl.runtime.market.rules import load_pack
 
     data = synthesize(seed=2, years=2, options=False)
     # An exchange's file has no row on the days it is closed (the synthetic calendar is a stand-in).

@@ -12,8 +12,8 @@ import pytest
 from opl.data.importer import import_files
 from opl.data.loaders import DataError
 from opl.data.sessions import calendar_problems
-from opl.runtime.calendars import calendar_covers, is_trading_day
-from opl.runtime.rules import load_pack
+from opl.runtime.market.calendars import calendar_covers, is_trading_day
+from opl.runtime.market.rules import load_pack
 
 SERIES = Path(__file__).resolve().parents[3] / "shared" / "data" / "jujube" / "cj_continuous_daily.csv"
 MISSING_ROW = dt.date(2019, 7, 17)  # a Wednesday, no holiday: the series lacks the row
@@ -53,7 +53,7 @@ def test_data_past_the_calendar_are_refused_at_the_first_such_row(tmp_path):
     first_past = days.index(next(d for d in days if d.year == 2027))
     assert (problem.row, problem.column) == (first_past + 2, "trading_date")
     assert "past the czce_cj pack's calendar (holidays listed through 2026-12-31)" in problem.message
-    assert "runtime/packs/czce_cj.toml" in problem.message
+    assert "runtime/market/packs/czce_cj.toml" in problem.message
     # Without a pack nothing says which days the exchange closes: the import runs.
     assert import_files([path], tmp_path / "out2").written["futures"].exists()
 
@@ -75,7 +75,7 @@ def test_missing_sessions_are_noted():
 
 
 def test_a_backtest_refuses_data_past_the_calendar(tmp_path):
-    from opl.backtest.market import load_market
+    from opl.backtesting.market import load_market
 
     days = [d.date() for d in pd.bdate_range("2026-12-21", "2027-01-15")]
     (tmp_path / "futures.csv").write_text(_bars(days).to_csv(index=False), encoding="utf-8")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import opl
-from opl.frontend import check_path
+from opl.lang.frontend import check_path
 
 CODES = Path(__file__).resolve().parents[1] / "fixtures" / "codes"
 
@@ -116,10 +116,10 @@ def test_checker_imports_nothing_numeric():
 
 def test_capital_estimate_agrees_with_the_runtime_margin_formula():
     # the checker's numpy-free estimate must equal the rule pack's margin plus nothing else (short legs)
-    from opl.estimates import Market
-    from opl.runtime import pricing
-    from opl.runtime.margin import short_option_margin
-    from opl.runtime.rules import pack_for
+    from opl.lang.estimates import Market
+    from opl.runtime.pricing import black as pricing
+    from opl.runtime.market.margin import short_option_margin
+    from opl.runtime.market.rules import pack_for
 
     result = check_path(CODES / "E301.opl")
     leg = result.legs[0]
@@ -138,9 +138,9 @@ def test_capital_estimate_agrees_with_the_runtime_margin_formula():
 def test_capital_estimate_of_a_strangle_is_the_runtime_combination_margin(contract, price, iv, put, call):
     # E301 and the simulator margin a short strangle the same way: as one position, the pack's combination
     # (max of the two legs' margins + the other leg's premium), with the pack's own single-leg formula.
-    from opl.estimates import Market
-    from opl.runtime.margin import options_margin, with_margin_method
-    from opl.runtime.rules import pack_for
+    from opl.lang.estimates import Market
+    from opl.runtime.market.margin import options_margin, with_margin_method
+    from opl.runtime.market.rules import pack_for
 
     text = (f"opl-lang 1.0\n{contract}\nprice {price}\niv {iv}\ncapital_limit 1\n"
             f"S = 4×short Option(Put, {put}, 30d) + 4×short Option(Call, {call}, 30d)\n"

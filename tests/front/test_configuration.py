@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from opl.cli import main
-from opl.configuration import ConfigError, Settings, apply_settings, find_config, read_settings, settings_for
-from opl.frontend import check_text
+from opl.lang.configuration import ConfigError, Settings, apply_settings, find_config, read_settings, settings_for
+from opl.lang.frontend import check_text
 
 # W404 (no exit module) and W405 (an uncovered short call), both on line 2.
 WARNED = "opl-lang 1.0\nS = short Option(Call, 500, 30d)\n"
@@ -118,7 +118,7 @@ def test_show_settings_names_the_file_and_its_values(tmp_path):
 def test_default_market_and_exchange_fill_what_the_file_leaves_out(tmp_path):
     text = "opl-lang 1.0\ncapital_limit 1000\nS = short Option(Put, 9800, 30d)\nexit_mode first_hit\n"
     bare = check_text(text, "a.opl")
-    from opl.configuration import check_options
+    from opl.lang.configuration import check_options
 
     settings = Settings(exchange="CZCE", market=(("price", 10000.0), ("iv", 0.25)))
     filled = check_text(text, "a.opl", check_options(settings))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from opl.frontend import check_path
+from opl.lang.frontend import check_path
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = sorted(p for p in (ROOT / "tests" / "fixtures" / "spec").iterdir() if p.suffix in (".opl", ".json"))
@@ -54,7 +54,7 @@ def test_library_is_large_enough():
 
 @pytest.mark.parametrize("path", STRATEGIES + EXAMPLES, ids=lambda p: p.name)
 def test_shipped_files_are_in_canonical_form(path: Path):
-    from opl.fmt import format_text
+    from opl.lang.fmt import format_text
 
     result = format_text(path.read_text(encoding="utf-8"), str(path))
     assert not result.changed, f"run `opl fmt --write {path.relative_to(ROOT)}`"

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FRONT = ["opl/parser.py", "opl/lower.py", "opl/fields.py", "opl/templates.py", "opl/normalise.py",
-         "opl/legs.py", "opl/document.py", "opl/jsonlegs.py", "opl/conditions.py", "opl/argkinds.py",
-         "opl/estimates.py", "opl/checks/*", "opl/diagnostics.py", "opl/render/*", "opl/fmt.py",
-         "opl/codes.py", "opl/vocabulary.py", "opl/source.py", "opl/limits.py", "opl/frontend.py"]
+FRONT = ["opl/lang/parser.py", "opl/lang/lower.py", "opl/lang/fields.py", "opl/lang/templates.py", "opl/lang/normalise.py",
+         "opl/lang/legs.py", "opl/lang/document.py", "opl/lang/jsonlegs.py", "opl/lang/conditions.py", "opl/lang/argkinds.py",
+         "opl/lang/estimates.py", "opl/lang/checks/*", "opl/lang/diagnostics.py", "opl/lang/render/*", "opl/lang/fmt.py",
+         "opl/lang/codes.py", "opl/lang/vocabulary.py", "opl/lang/source.py", "opl/lang/limits.py", "opl/lang/frontend.py"]
 BAR = 95.0
 
 

@@ -218,7 +218,7 @@ def test_names_nested_past_the_depth_limit_stop_at_e009():
 
 
 def test_a_file_above_the_byte_limit_is_e008_before_decoding(tmp_path):
-    from opl import limits
+    from opl.lang import limits
 
     path = tmp_path / "big.opl"
     path.write_text("opl-lang 1.0\n" + "# filler\n" * (limits.MAX_BYTES // 9 + 1))

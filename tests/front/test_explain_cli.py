@@ -5,7 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from opl.cli import main
-from opl.codes import CODES, explain
+from opl.lang.codes import CODES, explain
 
 
 def run(*args: str):
@@ -59,12 +59,12 @@ def _mixes() -> bool:
 
 
 def test_the_generated_tables_of_the_language_reference_are_current():
-    # grammar/README.md's tables between `<!-- generated:… -->` markers come from the code (opl.reference);
-    # a code, limit, trigger or template added without `python -m opl.reference --write` fails here.
+    # grammar/README.md's tables between `<!-- generated:… -->` markers come from the code (opl.lang.reference);
+    # a code, limit, trigger or template added without `python -m opl.lang.reference --write` fails here.
     from pathlib import Path
 
-    from opl.reference import refresh
+    from opl.lang.reference import refresh
 
     readme = Path(__file__).resolve().parents[2] / "grammar" / "README.md"
     text = readme.read_text(encoding="utf-8")
-    assert refresh(text) == text, "run `python -m opl.reference --write`"
+    assert refresh(text) == text, "run `python -m opl.lang.reference --write`"

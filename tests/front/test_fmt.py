@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 import opl
-from opl import ast
+from opl.lang import ast
 from opl.cli import main
-from opl.fmt import MAX_WIDTH, canonical, format_text, scan_comments
-from opl.parser import parse
+from opl.lang.fmt import MAX_WIDTH, canonical, format_text, scan_comments
+from opl.lang.parser import parse
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = sorted((ROOT / "tests" / "fixtures" / "fmt").glob("*.opl"))

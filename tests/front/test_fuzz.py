@@ -30,9 +30,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from opl.fmt import format_text
-from opl.frontend import check_source
-from opl.parser import decode
+from opl.lang.fmt import format_text
+from opl.lang.frontend import check_source
+from opl.lang.parser import decode
 
 ROOT = Path(__file__).resolve().parents[2]
 KEPT = ROOT / "tests" / "fixtures" / "fuzz"

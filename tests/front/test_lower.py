@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from opl.legs import AbsoluteStrike, DaysTenor, DeltaStrike, LegSum, RelativeStrike, Scaled
-from opl.lower import lower
-from opl.parser import parse
+from opl.lang.legs import AbsoluteStrike, DaysTenor, DeltaStrike, LegSum, RelativeStrike, Scaled
+from opl.lang.lower import lower
+from opl.lang.parser import parse
 
 HEADER = "opl-lang 1.0\n"
 

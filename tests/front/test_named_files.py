@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 import opl
-from opl import limits
-from opl.checks import CheckOptions
+from opl.lang import limits
+from opl.lang.checks import CheckOptions
 from opl.cli import main
-from opl.fileaccess import FileAccess, NamedFileError, quoted, read_regular
+from opl.lang.fileaccess import FileAccess, NamedFileError, quoted, read_regular
 
 ROOT = Path(__file__).resolve().parents[2]
 STRANGLE = (ROOT / "examples" / "jujube" / "strangle.opl").read_text(encoding="utf-8")
@@ -126,7 +126,7 @@ def test_reading_refuses_devices_fifos_and_big_files_without_blocking(folders):
 
 
 def test_a_user_file_naming_dev_zero_or_a_fifo_is_a_located_error(folders):
-    from opl.simulate import SimulationInputError, simulate_file
+    from opl.simulation.run import SimulationInputError, simulate_file
 
     _, tmp_path = folders
     for name in ("/dev/zero", "run/pipe.json"):
@@ -139,7 +139,7 @@ def test_a_user_file_naming_dev_zero_or_a_fifo_is_a_located_error(folders):
 
 
 def test_values_from_a_calibration_file_are_quoted_short_and_escaped(tmp_path):
-    from opl.calibrate.stored import StoredCalibrationError, load_calibration
+    from opl.calibration.stored import StoredCalibrationError, load_calibration
 
     secret = "TOPSECRET-" + "abc123" * 40 + "\u2028forged line"
     path = tmp_path / "calib.json"

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import opl
-from opl.legs import AbsoluteStrike, DaysTenor, Leg, LegSum, LegTerm, RelativeStrike, Scaled
-from opl.normalise import normalise, normalise_legs
+from opl.lang.legs import AbsoluteStrike, DaysTenor, Leg, LegSum, LegTerm, RelativeStrike, Scaled
+from opl.lang.normalise import normalise, normalise_legs
 
 option_legs = st.builds(
     lambda kind, strike, days, side, qty: Leg("option", side, qty, option_type=kind, strike=strike,

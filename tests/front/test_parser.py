@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from opl import ast
-from opl.parser import decode, parse
+from opl.lang import ast
+from opl.lang.parser import decode, parse
 
 
 def only(text: str):

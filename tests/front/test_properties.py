@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import opl
-from opl.fmt import canonical, format_text, scan_comments
-from opl.parser import parse
+from opl.lang.fmt import canonical, format_text, scan_comments
+from opl.lang.parser import parse
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted([*ROOT.glob("strategies/*.opl"), *ROOT.glob("examples/**/*.opl"),

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from opl.codes import CODES, explain
-from opl.diagnostics import Diagnostic, FileReport
-from opl.render import FORMATS, render, summary_line
-from opl.render import sarif as sarif_module
-from opl.source import SourceFile, Span
+from opl.lang.codes import CODES, explain
+from opl.lang.diagnostics import Diagnostic, FileReport
+from opl.lang.render import FORMATS, render, summary_line
+from opl.lang.render import sarif as sarif_module
+from opl.lang.source import SourceFile, Span
 
 SNAPSHOTS = Path(__file__).resolve().parents[1] / "fixtures" / "render"
 
@@ -190,7 +190,7 @@ def test_a_line_breaking_character_never_splits_a_concise_record(breaker: str):
 
 
 def test_c1_controls_and_separators_are_escaped_visibly():
-    from opl.render.full import printable
+    from opl.lang.render.full import printable
 
     assert printable("a\u2028b\u2029c\x85d\x9b[31m") == "a\\u2028b\\u2029c\\u0085d\\u009b[31m"
 
@@ -305,9 +305,9 @@ def test_sarif_uri_is_a_relative_reference():
 
 def test_renderers_do_not_import_numeric_libraries():
     code = (
-        "import sys, opl.render as r\n"
-        "from opl.diagnostics import FileReport\n"
-        "from opl.source import SourceFile\n"
+        "import sys, opl.lang.render as r\n"
+        "from opl.lang.diagnostics import FileReport\n"
+        "from opl.lang.source import SourceFile\n"
         "for fmt in r.FORMATS: r.render([FileReport(SourceFile('a', ''), [])], fmt)\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'scipy', 'pandas'))\n"
         "assert not bad, bad\n"

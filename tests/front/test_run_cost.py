@@ -1,5 +1,5 @@
 """The estimated cost of a simulation (issue 12, item 5): `opl check` refuses an experiment whose
-paths × months × days × steps × variants exceed `opl.limits.MAX_PATH_STEPS` (E207)."""
+paths × months × days × steps × variants exceed `opl.lang.limits.MAX_PATH_STEPS` (E207)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import opl
-from opl import limits
-from opl.runcost import experiment_cost
+from opl.lang import limits
+from opl.lang.experiment.cost import experiment_cost
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import opl
-from opl.intent import canonical_intent, map_intent_to_o
-from opl.templates import TEMPLATES, template_reference
+from opl.lang.intent import canonical_intent, map_intent_to_o
+from opl.lang.templates import TEMPLATES, template_reference
 
 
 def legs_of(expr: str, extra: str = "") -> list[str]:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from opl.loop.archive import ArchiveError, RunArchive
+from opl.closedloop.archive import ArchiveError, RunArchive
 
 
 def _create(tmp_path, stem="strangle"):
@@ -16,7 +16,7 @@ def _create(tmp_path, stem="strangle"):
 def test_runs_are_numbered_per_stem(tmp_path):
     a, b, c = _create(tmp_path), _create(tmp_path), _create(tmp_path, "other")
     assert [a.root.name, b.root.name, c.root.name] == ["strangle-001", "strangle-002", "other-001"]
-    assert a.settings() == {"schema": "opl.loop.run/1", "seed": 7}
+    assert a.settings() == {"schema": "opl.closedloop.run/1", "seed": 7}
     assert (a.root / "initial.opl").read_text(encoding="utf-8") == "opl-lang 1.0\n"
 
 
@@ -64,7 +64,7 @@ def test_resume_removes_the_temporary_file_a_kill_during_a_write_left(tmp_path):
     (archive.root / "final").mkdir()
     script = textwrap.dedent(f"""
         import os, signal
-        from opl.loop.archive import RunArchive
+        from opl.closedloop.archive import RunArchive
         os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
         archive = RunArchive({str(archive.root)!r})
         archive.write_text("final/answer.md", "half")
@@ -93,7 +93,7 @@ def test_open_refuses_a_folder_that_is_not_a_run(tmp_path):
 
 
 def test_every_file_written_is_scrubbed_of_the_key_and_bearer_tokens(tmp_path):
-    from opl.loop.redact import Redactor
+    from opl.closedloop.redact import Redactor
 
     key = "sk-live-abcdefghijklmnopqrstuvwxyz"
     archive = _create(tmp_path)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import opl
-from opl.loop.builtin import BuiltinProposer
-from opl.loop.candidate import Candidate, candidate_sha, check_candidate
-from opl.loop.proposal import ProposalContext
+from opl.closedloop.builtin import BuiltinProposer
+from opl.closedloop.candidate import Candidate, candidate_sha, check_candidate
+from opl.closedloop.proposal import ProposalContext
 
 FILE = """\
 opl-lang 1.0

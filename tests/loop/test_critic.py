@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import opl
-from opl.loop.candidate import Candidate
-from opl.loop.critic import Diagnosis, diagnose
-from opl.loop.evaluate import Evaluation
-from opl.loop.objective import parse_target
+from opl.closedloop.candidate import Candidate
+from opl.closedloop.critic import Diagnosis, diagnose
+from opl.closedloop.evaluate import Evaluation
+from opl.closedloop.objective import parse_target
 
 FILE = """\
 opl-lang 1.0
@@ -193,7 +193,7 @@ def test_declared_jumps_the_data_reject_leave_the_calibrated_model():
     target = _target()
     text = FILE.replace("  model gbm\n", "  model garch + jump(intensity=40, std=8%)\n")
     facts = _jump_facts(3)
-    from opl.loop.critic import declared_jumps_test
+    from opl.closedloop.critic import declared_jumps_test
 
     test = declared_jumps_test(Candidate(text), facts)
     assert test["rejected"] and test["expected"] > 100 and "one-sided Poisson" in test["text"]

@@ -7,8 +7,8 @@ import math
 import pytest
 
 import opl
-from opl.loop.evaluate import HOLDOUT_SEED_OFFSET, EvalSettings, Evaluator, _pick_size
-from opl.loop.objective import DEFAULT_TARGET, Clause, Target, TargetError, parse_target
+from opl.closedloop.evaluate import HOLDOUT_SEED_OFFSET, EvalSettings, Evaluator, _pick_size
+from opl.closedloop.objective import DEFAULT_TARGET, Clause, Target, TargetError, parse_target
 
 SMALL = """\
 opl-lang 1.0
@@ -140,7 +140,7 @@ def test_every_evaluation_uses_the_runs_seed_and_paths_and_reproduces(evaluator,
 
 
 def test_a_size_between_the_swept_ones_is_picked_by_interpolation_and_measured(evaluator):
-    from opl.loop.evaluate import _interpolated_size
+    from opl.closedloop.evaluate import _interpolated_size
 
     target = evaluator.target
     table = [(s, 0.04 * s, 40.0, 0.8 * s) for s in (1, 5, 10, 20)]
@@ -172,7 +172,7 @@ def test_complete_adds_stress_and_counterfactuals_without_changing_the_objective
     assert evaluation.complete and evaluation.objective == objective
     assert [s["kind"] for s in evaluation.scenarios] == ["stress", "sensitivity"]
     assert all(s["definition"] for s in evaluation.scenarios)  # what each scenario does, for the report
-    from opl.loop.report import _scenario_table
+    from opl.closedloop.report import _scenario_table
 
     table = "\n".join(_scenario_table(evaluation.to_dict(), evaluator.target))
     assert all(f"- `{s['scenario']}`: {s['definition']}" in table for s in evaluation.scenarios)
@@ -199,7 +199,7 @@ def test_a_candidate_the_simulator_cannot_run_is_a_located_error_not_an_exceptio
 
 
 def test_evaluation_round_trips_through_its_dict(quick):
-    from opl.loop.evaluate import Evaluation
+    from opl.closedloop.evaluate import Evaluation
 
     again = Evaluation.from_dict(quick.to_dict())
     assert again.objective == quick.objective and again.size == quick.size and again.values == quick.values
@@ -236,8 +236,8 @@ def test_a_run_with_data_never_tells_the_reader_to_give_data(tmp_path):
 
 
 def test_an_evaluation_replays_the_base_case_once_and_reports_what_a_single_size_run_reports(monkeypatch, tmp_path):
-    from opl.runtime.replay import replay
-    from opl.simulate import simulate_file
+    from opl.runtime.engine.replay import replay
+    from opl.simulation.run import simulate_file
 
     calls = []
 
@@ -245,7 +245,7 @@ def test_an_evaluation_replays_the_base_case_once_and_reports_what_a_single_size
         calls.append(len(kw["variants"]))
         return replay(**kw)
 
-    monkeypatch.setattr("opl.runtime.replay.replay", counting)
+    monkeypatch.setattr("opl.runtime.engine.replay.replay", counting)
     evaluator = Evaluator(_target(), EvalSettings(paths=60, seed=7, holdout_paths=60))
     quick = evaluator.evaluate(SMALL, complete=False)
     # The sweep's three sizes, then fees_up as a variant on the same paths; the base case at the evaluated size

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opl.frontend import check_text
-from opl.loop.extract import MAX_CHANGE_CHARS, MAX_RATIONALE_CHARS, extract_answer
+from opl.lang.frontend import check_text
+from opl.closedloop.extract import MAX_CHANGE_CHARS, MAX_RATIONALE_CHARS, extract_answer
 
 ROOT = Path(__file__).resolve().parents[2]
 STRANGLE = (ROOT / "examples/jujube/strangle.opl").read_text(encoding="utf-8")

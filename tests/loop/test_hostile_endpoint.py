@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from opl.cli import main
-from opl.loop import llm
+from opl.closedloop import llm
 
 KEY = "sk-hostile-0123456789abcdefSECRET"
 SMALL = """\

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from opl.loop import llm
-from opl.loop.candidate import check_candidate
-from opl.loop.llm import OpenAIProposer, ProposerConfigError
-from opl.loop.proposal import ProposalContext
+from opl.closedloop import llm
+from opl.closedloop.candidate import check_candidate
+from opl.closedloop.llm import OpenAIProposer, ProposerConfigError
+from opl.closedloop.proposal import ProposalContext
 
 ROOT = Path(__file__).resolve().parents[2]
 STRANGLE = (ROOT / "examples/jujube/strangle.opl").read_text(encoding="utf-8")

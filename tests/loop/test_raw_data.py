@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from opl.cli import main
-from opl.loop.inputs import untested
+from opl.closedloop.inputs import untested
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "jujube"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "jujube" / "strangle.opl"
@@ -36,8 +36,8 @@ def test_untested_names_each_missing_kind(tmp_path):
 def _raw_folder(tmp_path: Path) -> Path:
     from opl.data.synth import synthesize
 
-    from opl.runtime.calendars import is_trading_day
-    from opl.runtime.rules import load_pack
+    from opl.runtime.market.calendars import is_trading_day
+    from opl.runtime.market.rules import load_pack
 
     data = synthesize(seed=4, years=2, options=False)
     folder = tmp_path / "raw"

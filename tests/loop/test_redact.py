@@ -1,4 +1,4 @@
-"""`opl.loop.redact`: the run's key never written, in any encoding an echo may give it."""
+"""`opl.closedloop.redact`: the run's key never written, in any encoding an echo may give it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from opl.loop.redact import MASK, Redactor, redact
+from opl.closedloop.redact import MASK, Redactor, redact
 
 KEY = "sk-test-0123456789/SECRET+key=="  # '/', '+' and '=' make its encodings differ from it
 

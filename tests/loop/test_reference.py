@@ -7,11 +7,16 @@ from importlib import resources
 
 import pytest
 
-from opl.codes import CODES
-from opl.frontend import check_text
-from opl.loop import reference
-from opl.loop.reference import (MAX_REFERENCE_CHARS, REQUIRED_SECTIONS, compact_reference, language_reference,
-                                split_sections)
+from opl.lang.codes import CODES
+from opl.lang.frontend import check_text
+from opl.closedloop import reference
+from opl.closedloop.reference import (
+    MAX_REFERENCE_CHARS,
+    REQUIRED_SECTIONS,
+    compact_reference,
+    language_reference,
+    split_sections,
+)
 
 
 def _readme() -> str:

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 import opl
-from opl.loop.builtin import BuiltinProposer
-from opl.loop.evaluate import Evaluator
-from opl.loop.proposal import Proposal
-from opl.loop.run import LoopSettings, open_run, run_loop, start_run
-from opl.loop.stops import StopRules, decide, stop_rules
+from opl.closedloop.builtin import BuiltinProposer
+from opl.closedloop.evaluate import Evaluator
+from opl.closedloop.proposal import Proposal
+from opl.closedloop.run import LoopSettings, open_run, run_loop, start_run
+from opl.closedloop.stops import StopRules, decide, stop_rules
 
 SMALL = """\
 opl-lang 1.0
@@ -266,8 +266,8 @@ def test_the_archive_holds_what_the_issue_lists(tmp_path):
 
 
 def test_a_fit_without_jumps_cannot_drop_the_declared_jumps_unless_a_data_test_rejects_them():
-    from opl.loop.candidate import Candidate
-    from opl.loop.run import model_change
+    from opl.closedloop.candidate import Candidate
+    from opl.closedloop.run import model_change
 
     def facts(count, n=1500):
         return {"calibration": {"experiment_lines": ["model garch(alpha=0.07, beta=0.9)", "calibration historical"],
@@ -291,7 +291,7 @@ def test_a_fit_without_jumps_cannot_drop_the_declared_jumps_unless_a_data_test_r
 
 
 def test_the_holdout_re_measures_every_size_the_candidate_swept():
-    from opl.loop.run import _holdout_sizes
+    from opl.closedloop.run import _holdout_sizes
 
     swept = [1, 2, 5, 8, 10, 12, 15, 16, 18, 20, 25, 30, 33, 35, 38, 40]
     sizes = _holdout_sizes({"size": 16.0, "sweep": [{"size": float(s)} for s in swept]})
@@ -303,8 +303,8 @@ def test_the_holdout_re_measures_every_size_the_candidate_swept():
 def test_progress_png_shows_the_size_each_candidate_was_measured_at():
     import matplotlib.pyplot as plt
 
-    from opl.loop.objective import parse_target
-    from opl.loop.report import progress_figure
+    from opl.closedloop.objective import parse_target
+    from opl.closedloop.report import progress_figure
 
     target = parse_target(opl.check(SMALL).document, SMALL)
 
@@ -329,8 +329,8 @@ def test_progress_png_shows_the_size_each_candidate_was_measured_at():
 def test_size_sweep_png_names_green_points_only_when_they_are_drawn(holds):
     import matplotlib.pyplot as plt
 
-    from opl.loop.objective import parse_target
-    from opl.loop.report import size_sweep_figure
+    from opl.closedloop.objective import parse_target
+    from opl.closedloop.report import size_sweep_figure
 
     target = parse_target(opl.check(SMALL).document, SMALL)
     values = {"median_monthly_return": 0.5, "loss_probability": 20.0, "max_drawdown_p95": 3.0}
@@ -364,7 +364,7 @@ def test_a_candidate_costlier_than_the_runs_budget_is_refused_unevaluated(tmp_pa
 
 
 def test_a_candidate_that_would_outlast_the_minutes_left_is_refused():
-    from opl.loop.run import _Budget
+    from opl.closedloop.run import _Budget
 
     budget = _Budget(base_steps=60 * 2 * 21 * 6, seconds_per_step=0.01, seconds_left=50.0)
     assert budget.refusal(SMALL, 60) == "rejected unevaluated: it would take about 151 s to simulate, more than " \
@@ -377,7 +377,7 @@ def test_minutes_hold_within_an_iteration_and_the_stopped_run_resumes(tmp_path, 
     # Issue 12, item 5: a candidate whose simulation runs longer than its estimate once ran past --minutes;
     # now the simulation is stopped at the end of the budget, the iteration is recorded as stopped, the run
     # ends with its report and can be resumed with more time.
-    import opl.runtime.processes as processes
+    import opl.runtime.engine.processes as processes
 
     archive = _start(tmp_path, max_iter=3)
     run_loop(archive, BuiltinProposer(), stop_after=1)  # the baseline alone

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from opl.fixes import apply_fix, concrete_fixes
-from opl.frontend import check_text
+from opl.lang.fixes import apply_fix, concrete_fixes
+from opl.lang.frontend import check_text
 from opl.lsp.analysis import analyse
 from opl.lsp.completion import completions
 from opl.lsp.docs import documentation
@@ -105,7 +105,7 @@ def _apply_sarif(text: str, fix: dict) -> str:
 def test_sarif_fixes_are_the_code_actions_edits():
     import json
 
-    from opl.render import render
+    from opl.lang.render import render
 
     text = "S = long Option(Put, 30d, 9800) + long Swap\ndirction_intent Bull\nexit_mode frist_hit\n"
     result = check_text(text, "x.opl")

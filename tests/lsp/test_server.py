@@ -18,7 +18,7 @@ from lsprotocol import types as lsp
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from opl.cli import main as cli
-from opl.fmt import format_text
+from opl.lang.fmt import format_text
 
 SERVER = [sys.executable, "-c", "import sys; from opl.cli import main; sys.exit(main())", "lsp"]
 pytestmark = pytest.mark.asyncio(loop_scope="module")

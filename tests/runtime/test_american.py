@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import opl.runtime.american as am
-from opl.runtime.american import american_greeks, baw_price, binomial_price, deterministic_price
-from opl.runtime.pricing import Greeks, greeks, price
+import opl.runtime.pricing.american as am
+from opl.runtime.pricing.american import american_greeks, baw_price, binomial_price, deterministic_price
+from opl.runtime.pricing.black import Greeks, greeks, price
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")  # numpy warnings leaking out fail the test
 

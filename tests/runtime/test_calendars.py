@@ -7,12 +7,22 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from opl.runtime.calendars import (
-    Expiry, add_trading_days, apply_rule, calendar_covers, expiry_date, is_trading_day,
-    last_trading_date, listed_expiries, next_trading_day, previous_trading_day,
-    trading_days_between, trading_days_in_month, year_fraction,
+from opl.runtime.market.calendars import (
+    Expiry,
+    add_trading_days,
+    apply_rule,
+    calendar_covers,
+    expiry_date,
+    is_trading_day,
+    last_trading_date,
+    listed_expiries,
+    next_trading_day,
+    previous_trading_day,
+    trading_days_between,
+    trading_days_in_month,
+    year_fraction,
 )
-from opl.runtime.rules import ContractCodeError, NthLastTradingDayOnOrBefore, RulePackError, load_pack
+from opl.runtime.market.rules import ContractCodeError, NthLastTradingDayOnOrBefore, RulePackError, load_pack
 
 D = dt.date
 REF = D(2026, 1, 5)

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from opl.runtime.american import baw_price, deterministic_price
-from opl.runtime.implied import REASONS, ImpliedVolResult, implied_vol
-from opl.runtime.pricing import forward_intrinsic, greeks, price
+from opl.runtime.pricing.american import baw_price, deterministic_price
+from opl.runtime.pricing.implied import REASONS, ImpliedVolResult, implied_vol
+from opl.runtime.pricing.black import forward_intrinsic, greeks, price
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")  # numpy warnings leaking out fail the test
 

@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from opl.runtime.margin import (futures_margin, long_option_margin, options_margin, otm_amount, short_option_margin,
-                                 with_margin_method)
-from opl.runtime.rules import RulePackError, load_pack
+from opl.runtime.market.margin import (
+    futures_margin,
+    long_option_margin,
+    options_margin,
+    otm_amount,
+    short_option_margin,
+    with_margin_method,
+)
+from opl.runtime.market.rules import RulePackError, load_pack
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +162,7 @@ def test_zero_lots_zero_margin(cj):
                                lots=0) == 0.0
 
 
-# ------------------------------------------------------------------ combination margin (opl.runtime.combinations)
+# ------------------------------------------------------------------ combination margin (opl.runtime.market.combinations)
 # Worked by hand from the packs' cited rules: a short straddle/strangle posts max(call margin, put
 # margin) + the other leg's premium; a vertical spread min(short leg's margin, strike width x unit).
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from opl.runtime.american import american_greeks, baw_price, baw_value_delta_gamma, critical_price
-from opl.runtime.pricing import greeks, value_delta_gamma
+from opl.runtime.pricing.american import american_greeks, baw_price, baw_value_delta_gamma, critical_price
+from opl.runtime.pricing.black import greeks, value_delta_gamma
 
 
 def _grid():

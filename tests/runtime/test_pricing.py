@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opl.runtime.pricing import Greeks, d1, forward_intrinsic, greeks, linear_greeks, price
+from opl.runtime.pricing.black import Greeks, d1, forward_intrinsic, greeks, linear_greeks, price
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")  # a numpy warning leaking out fails the test
 
@@ -291,8 +291,8 @@ def test_bsm_with_dividend_yield_against_quantlib(call, s, days, v, r):
 # ------------------------------------------------------------------ the checker's scalar kernel
 
 def test_agrees_with_the_checkers_plain_python_kernel():
-    # opl.estimates is the numpy-free Black kernel the checker uses; both must give the same numbers.
-    from opl import estimates
+    # opl.lang.estimates is the numpy-free Black kernel the checker uses; both must give the same numbers.
+    from opl.lang import estimates
 
     rng = np.random.default_rng(11)
     for _ in range(200):

@@ -8,9 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from opl.runtime.rules import (
-    BUILTIN_PACKS, PACKS_ENV, ContractCodeError, RulePack, RulePackError, available_packs,
-    contract_month, load_pack, pack_for, parse_contract, resolve_year_digit,
+from opl.runtime.market.rules import (
+    BUILTIN_PACKS,
+    PACKS_ENV,
+    ContractCodeError,
+    RulePack,
+    RulePackError,
+    available_packs,
+    contract_month,
+    load_pack,
+    pack_for,
+    parse_contract,
+    resolve_year_digit,
 )
 
 CZCE_TEXT = (BUILTIN_PACKS / "czce_cj.toml").read_text(encoding="utf-8")

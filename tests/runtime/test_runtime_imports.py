@@ -1,6 +1,6 @@
 """The runtime reads its own typed rule objects, never the language's syntax tree: no module under
-runtime/ imports `opl.ast`, `opl.parser` or `opl.conditions` (the file's conditions are lowered by
-`opl.conditionforms`, the experiment's target judged by `opl.simrules.target_verdict`)."""
+runtime/ imports `opl.lang.ast`, `opl.lang.parser` or `opl.lang.conditions` (the file's conditions are lowered by
+`opl.lang.conditionforms`, the experiment's target judged by `opl.lang.experiment.rules.target_verdict`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 RUNTIME = Path(__file__).resolve().parents[2] / "runtime"
-FORBIDDEN = ("opl.ast", "opl.parser", "opl.conditions")
+FORBIDDEN = ("opl.lang.ast", "opl.lang.parser", "opl.lang.conditions")
 
 
 def _imports(path: Path) -> set[str]:

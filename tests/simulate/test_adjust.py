@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 
 import opl
-from opl.runtime.adjust import Action, AdjustSpec
-from opl.runtime.guards import GuardRule
-from opl.runtime.hedging import HedgeSpec
-from opl.runtime.margin import short_option_margin
-from opl.runtime.pricing import price
-from opl.runtime.processes import ProcessSpec
-from opl.runtime.replay import Variant, replay
-from opl.runtime.scores import SCORES
-from opl.conditionforms import lower_condition
-from opl.runtime.triggers import compile_condition
+from opl.runtime.engine.adjust import Action, AdjustSpec
+from opl.runtime.engine.guards import GuardRule
+from opl.runtime.engine.hedging import HedgeSpec
+from opl.runtime.market.margin import short_option_margin
+from opl.runtime.pricing.black import price
+from opl.runtime.engine.processes import ProcessSpec
+from opl.runtime.engine.replay import Variant, replay
+from opl.runtime.engine.scores import SCORES
+from opl.lang.conditionforms import lower_condition
+from opl.runtime.engine.triggers import compile_condition
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
@@ -178,7 +178,7 @@ def test_leg_actions_trade_what_they_say(sim, free_cj, action, lots):
 
 
 def test_add_and_replace_leg(sim, free_cj):
-    from opl.runtime.legspec import StrikeRule, OptionLeg
+    from opl.runtime.engine.legspec import StrikeRule, OptionLeg
 
     put = OptionLeg(is_call=False, side=1, qty=1, american=False, strike=StrikeRule(kind="relative", value=-5.0,
                                                                                    percent=True))
@@ -281,7 +281,7 @@ def test_peak_margin_is_the_largest_requirement_over_capital_open_included(sim, 
 
 
 def test_score_registry_matches_the_vocabulary_and_the_checker_warns_of_unknown_ones():
-    from opl.vocabulary import SCORE_FUNCTIONS
+    from opl.lang.vocabulary import SCORE_FUNCTIONS
 
     assert tuple(SCORE_FUNCTIONS) == tuple(SCORES)
     # The spec leaves score functions open (its own example writes `score_fn`): a warning in the checker,
@@ -296,7 +296,7 @@ def test_score_registry_matches_the_vocabulary_and_the_checker_warns_of_unknown_
 
 
 def test_a_roll_that_would_not_change_the_strike_trades_nothing(sim, cj):
-    from opl.runtime.legspec import OptionLeg, StrikeRule
+    from opl.runtime.engine.legspec import OptionLeg, StrikeRule
 
     fixed = OptionLeg(is_call=True, side=-1, qty=1, american=False, strike=StrikeRule(kind="absolute", value=10_400.0))
     adjust = _adjust("price_retrace(>2%)", Action(kind="roll_nearest_term", text="roll_nearest_term()"))

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import opl
-from opl import vocabulary as vocab
-from opl.simulate import SimulationInputError, simulate_file
+from opl.lang import vocabulary as vocab
+from opl.simulation.run import SimulationInputError, simulate_file
 
 HEAD = """opl-lang 1.0
 underlying Future(2026-05-15)

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from opl.cli import main
-from opl.simulate import SettingsError, SimulationInputError, simulate_file
-from opl.vocabulary import SCENARIOS, TARGET_METRICS
+from opl.simulation.run import SettingsError, SimulationInputError, simulate_file
+from opl.lang.vocabulary import SCENARIOS, TARGET_METRICS
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
@@ -43,7 +43,7 @@ def jujube_json(tmp_path_factory):
 def test_json_keys_are_stable(jujube_json):
     d = jujube_json
     assert set(d) == TOP_KEYS
-    assert d["schema"] == "opl.simulate/1"
+    assert d["schema"] == "opl.simulation.run/1"
     assert set(d["base"]) == METRIC_KEYS
     assert set(d["base"]["monthly_return"]) == {"mean", "median", "std", "p1", "p5", "p25", "p75", "p95"}
     assert set(d["base"]["max_drawdown"]) == {"mean", "p50", "p95", "p99"}
@@ -83,8 +83,8 @@ def test_json_keys_are_stable(jujube_json):
 
 
 def test_every_pnl_bucket_has_a_label_for_people():
-    from opl.runtime.ledger import BUCKETS
-    from opl.runtime.metrics import BUCKET_LABELS
+    from opl.runtime.engine.ledger import BUCKETS
+    from opl.runtime.results.metrics import BUCKET_LABELS
 
     assert set(BUCKET_LABELS) == set(BUCKETS) | {"total"}
 
@@ -383,7 +383,7 @@ def test_compile_and_simulate_say_which_expiry_30d_means():
     # `opl compile` prices `30d` to the listed expiry nearest it (2026-02-11, 37 days from 2026-01-05); the
     # simulator's months give the options exactly 30 days. Both outputs say so.
     import opl
-    from opl.compiler import compile_checked
+    from opl.compiler.strategy import compile_checked
 
     compiled = compile_checked(opl.check_file(JUJUBE)).strategy
     assert [leg.tenor_days for leg in compiled.legs] == [37, 37]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from opl.runtime import deadline as deadlines
-from opl.runtime.deadline import DeadlinePassed
-from opl.simulate import simulate_file
+from opl.runtime.engine import deadline as deadlines
+from opl.runtime.engine.deadline import DeadlinePassed
+from opl.simulation.run import simulate_file
 
 JUJUBE = Path(__file__).resolve().parents[2] / "examples" / "jujube" / "strangle.opl"
 # A year of the jujube file's sweep and scenarios: many thousands of steps.

@@ -1,4 +1,4 @@
-"""The fast engine (compiled kernels, `opl.runtime.kernels`) against the numpy reference replay.
+"""The fast engine (compiled kernels, `opl.runtime.engine.kernels`) against the numpy reference replay.
 
 Every replay `opl simulate` runs is repeated with ``RunSpec.engine="reference"`` and the
 two ledgers compared: monthly P&L, every bucket and counter, drawdowns and margin peaks
@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import opl.simulate as facade
-from opl.runtime import kernels
-from opl.runtime.marking import AmericanMarker, SmileRule
-import opl.runtime.replay as replay_module
-from opl.runtime.replay import replay as engine_replay
+import opl.simulation.run as facade
+from opl.runtime.engine import kernels
+from opl.runtime.engine.marking import AmericanMarker, SmileRule
+import opl.runtime.engine.replay as replay_module
+from opl.runtime.engine.replay import replay as engine_replay
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="numba is not installed")
 
@@ -146,9 +146,9 @@ def test_margin_kernel_is_the_reference_margin_bit_for_bit(pack_name, method):
     # Random books (calls and puts, short and long, two expiries, strikes per path or per variant and path)
     # margined by the compiled kernel and by the reference formulas: the same numbers, on all paths and on
     # a subset of them (the adjustment module's proposals).
-    from opl.runtime.book import Book
-    from opl.runtime.margin import with_margin_method
-    from opl.runtime.rules import load_pack
+    from opl.runtime.engine.book import Book
+    from opl.runtime.market.margin import with_margin_method
+    from opl.runtime.market.rules import load_pack
 
     rng = np.random.default_rng(11)
     pack = with_margin_method(load_pack(pack_name), method)
@@ -177,8 +177,8 @@ def test_chunks_replayed_side_by_side_are_each_chunk_alone_bit_for_bit():
     # The fast engine replays consecutive chunks in one pass (their paths side by side); every number
     # of every path is the one its chunk gives alone, ledgers, drawdowns and counters included.
     import opl
-    from opl.compiler import compile_checked
-    from opl.runtime.rules import load_pack
+    from opl.compiler.strategy import compile_checked
+    from opl.runtime.market.rules import load_pack
 
     checked = opl.check_file(JUJUBE)
     compiled = compile_checked(checked).strategy
@@ -202,7 +202,7 @@ def test_chunks_replayed_side_by_side_are_each_chunk_alone_bit_for_bit():
 
 
 def test_inventory_releases_its_goods_by_step_and_by_mask():
-    from opl.runtime.exercise import Inventory
+    from opl.runtime.engine.exercise import Inventory
 
     inv = Inventory((1, 3), 6)
     inv.add(4, np.array([[2.0, 0.0, 1.0]]), release_step=7)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import opl
-from opl.simulate import simulate_file
+from opl.simulation.run import simulate_file
 
 ROOT = Path(__file__).resolve().parents[2]
 SR = ROOT / "strategies" / "jujube_sr_strangle.opl"

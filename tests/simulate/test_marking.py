@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from opl.runtime.american import american_greeks, baw_price
-from opl.runtime.marking import AmericanMarker, SmileRule
+from opl.runtime.pricing.american import american_greeks, baw_price
+from opl.runtime.engine.marking import AmericanMarker, SmileRule
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 

@@ -8,9 +8,17 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from opl.runtime import pricing
-from opl.runtime.processes import (GarchParams, JumpParams, ModelError, PathGenerator, ProcessSpec, RegimeParams,
-                                   process_spec, simulate)
+from opl.runtime.pricing import black as pricing
+from opl.runtime.engine.processes import (
+    GarchParams,
+    JumpParams,
+    ModelError,
+    PathGenerator,
+    ProcessSpec,
+    RegimeParams,
+    process_spec,
+    simulate,
+)
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 

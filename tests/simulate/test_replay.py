@@ -8,12 +8,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from opl.runtime.exercise import AssignmentSpec
-from opl.runtime.hedging import HedgeSpec
-from opl.runtime.legspec import Levels, StrikeRule
-from opl.runtime.metrics import run_metrics
-from opl.runtime.processes import ProcessSpec, RegimeParams
-from opl.runtime.replay import Variant, replay
+from opl.runtime.engine.exercise import AssignmentSpec
+from opl.runtime.engine.hedging import HedgeSpec
+from opl.runtime.engine.legspec import Levels, StrikeRule
+from opl.runtime.results.metrics import run_metrics
+from opl.runtime.engine.processes import ProcessSpec, RegimeParams
+from opl.runtime.engine.replay import Variant, replay
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
@@ -140,8 +140,8 @@ def test_exit_trigger_and_guard_close_the_position(sim, cj):
     import opl
 
     doc = opl.check("opl-lang 1.0\nS = short Option(Call, 100, 30d)\nexit_triggers [ price_retrace(>3%) ]\n").document
-    from opl.conditionforms import lower_condition
-    from opl.runtime.triggers import compile_condition
+    from opl.lang.conditionforms import lower_condition
+    from opl.runtime.engine.triggers import compile_condition
 
     trig = tuple(compile_condition(lower_condition(t)) for t in doc.exit.triggers)
     strat = sim.strategy([sim.option(call=True)], exit_triggers=trig)
@@ -181,8 +181,8 @@ def test_ledger_adds_up_to_the_monthly_pnl(sim, cj):
 def test_vectorised_strikes_match_the_scalar_resolver(sim):
     import datetime as dt
 
-    from opl.estimates import Market
-    from opl.legs import DaysTenor, DeltaStrike, Leg, RelativeStrike
+    from opl.lang.estimates import Market
+    from opl.lang.legs import DaysTenor, DeltaStrike, Leg, RelativeStrike
 
     market = Market(10_400.0, 0.28, 0.015, dt.date(2026, 1, 5), 9_900.0, 11_000.0, True)
     for spec, rule in ((RelativeStrike("support", -100.0, False), StrikeRule(kind="relative", anchor="support",
@@ -203,7 +203,7 @@ def test_intraday_hedging_earns_what_daily_hedging_earns_under_gjr(sim, free_cj)
     # Any non-anticipating hedge of a martingale earns 0 on average, so hedging a short
     # out-of-the-money call every 6 hours and every day must agree within Monte Carlo error
     # on the same GJR paths (the intraday marks used the day's closing variance: z ≈ -11).
-    from opl.runtime.processes import GarchParams
+    from opl.runtime.engine.processes import GarchParams
 
     gjr = ProcessSpec(vol=0.25, garch=GarchParams(alpha=0.02, gamma=0.03, beta=0.955))
     legs = [sim.option(call=True, offset=1000.0, qty=10)]
@@ -222,7 +222,7 @@ def test_short_strangle_is_margined_as_a_combination_at_every_step(sim, cj):
     # the out-of-the-money legs are worth (almost) nothing, so a leg's margin is its risk part
     # R = max(FM - 0.5 x OTM x 5, 0.5 x FM), FM = 12% x F x 5, and the strangle saves the smaller leg's R
     # (max(m_call, m_put) + p_other x 5 instead of m_call + m_put) at every step it is held.
-    from opl.runtime.margin import with_margin_method
+    from opl.runtime.market.margin import with_margin_method
 
     legs = [sim.option(call=False, offset=-600.0), sim.option(call=True, offset=600.0)]
     process = ProcessSpec(vol=0.01, gap=0.05)
@@ -267,7 +267,7 @@ def test_cash_earns_interest_so_a_fair_hedged_option_earns_zero_at_any_rate(sim,
 def test_a_premium_earns_the_cash_rate_and_a_flat_account_nothing(sim, free_cj):
     # An unhedged short call's cash is the premium received (the capital's own interest is the
     # benchmark, not counted), so over the month it earns premium × (e^{r·T} − 1) exactly.
-    from opl.runtime import pricing
+    from opl.runtime.pricing import black as pricing
 
     strat = sim.strategy([sim.option(call=True, qty=10)], rate=0.05)
     res = replay(strategy=strat, run=sim.run(GBM, free_cj, paths=50, capital=1e6))
@@ -297,8 +297,8 @@ def test_margin_deposits_earn_the_margin_rate_when_the_broker_pays_another(sim, 
 
 
 def _opening_margin(pack) -> float:
-    from opl.runtime import pricing
-    from opl.runtime.margin import short_option_margin
+    from opl.runtime.pricing import black as pricing
+    from opl.runtime.market.margin import short_option_margin
 
     value = pricing.price(is_call=True, underlying=10_000.0, strike=10_000.0, t=30 / 365, vol=0.3, rate=0.05)
     return float(short_option_margin(pack=pack, is_call=True, underlying=10_000.0, strike=10_000.0, premium=value,

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from opl.runtime.hedging import HedgeSpec
-from opl.runtime.processes import JumpParams, PathGenerator, ProcessSpec, RegimeParams
-from opl.runtime.replay import replay
-from opl.scenarios import HANDLERS, plan_scenario
-from opl.simconfig import SettingsError
-from opl.vocabulary import SCENARIOS
+from opl.runtime.engine.hedging import HedgeSpec
+from opl.runtime.engine.processes import JumpParams, PathGenerator, ProcessSpec, RegimeParams
+from opl.runtime.engine.replay import replay
+from opl.lang.experiment.scenarios import HANDLERS, plan_scenario
+from opl.lang.experiment.settings import SettingsError
+from opl.lang.vocabulary import SCENARIOS
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 

@@ -1,6 +1,6 @@
 """What the simulator's passes share: a variant of a replay (a size, a cost or margin scenario) does not
 depend on the other variants of its pass, so a size sweep, the cost scenarios and the base case at the
-scenarios' size can share one set of paths and one replay (`opl.simulate.Prepared`)."""
+scenarios' size can share one set of paths and one replay (`opl.simulation.run.Prepared`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from opl.runtime.replay import Variant, replay
-from opl.simulate import prepare, simulate_file
+from opl.runtime.engine.replay import Variant, replay
+from opl.simulation.run import prepare, simulate_file
 
 JUJUBE = Path(__file__).resolve().parents[2] / "examples" / "jujube" / "strangle.opl"
 SMALL_RUN = ["experiment.horizon=2", "sim.workers=1"]
@@ -65,7 +65,7 @@ def test_simulate_file_replays_each_set_of_paths_once(monkeypatch):
         calls.append(len(kw["variants"]))
         return replay(**kw)
 
-    monkeypatch.setattr("opl.runtime.replay.replay", counting)
+    monkeypatch.setattr("opl.runtime.engine.replay.replay", counting)
     result = simulate_file(JUJUBE, paths=60, overrides=SMALL_RUN)
     market = sum(s.name not in ("slippage", "fees_up", "margin_up") for s in result.scenarios)
     # The sweep (every size), one pass for the cost scenarios together, one per market scenario.
@@ -73,7 +73,7 @@ def test_simulate_file_replays_each_set_of_paths_once(monkeypatch):
 
 
 def test_every_market_scenario_redraws_the_base_draws_it_does_not_change(jujube):
-    from opl.runtime.processes import PathGenerator
+    from opl.runtime.engine.processes import PathGenerator
 
     def month(process, seed=7):
         gen = PathGenerator(spec=process, paths=400, price=jujube.run.price, month_years=30 / 365, seed=seed)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from opl.runtime.standard_errors import cvar_se, mean_se, quantile_se, share_se
+from opl.runtime.results.standard_errors import cvar_se, mean_se, quantile_se, share_se
 
 # Months of a path share a path effect: r = a_path + e_month, a ~ N(0, 0.6²), e ~ N(0, 1), so the pooled
 # months are N(0, 1.36) and correlated within a path (ρ = 0.26, design effect 1 + 11ρ ≈ 3.9 at 12 months).

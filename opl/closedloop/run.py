@@ -1,0 +1,623 @@
+"""The driver of `opl loop`: propose → check → evaluate → criticise → accept or reject → archive, until a
+stop condition fires; then the hold-out re-measure and the final report.
+
+**Iteration 0** evaluates the file as written (the baseline). Every later iteration asks the proposer for
+one candidate derived from the current best, re-checks it (a proposer's word is not trusted), and
+classifies the change by comparing the experiment's design settings (`opl.closedloop.candidate.DESIGN_SETTINGS`):
+
+* a **parameter** change (legs, hedge, exits, risk controls, sizes) is accepted when its objective is
+  lower than the best's;
+* a **design** change (price model, signal hit rate, scenarios, horizon, …) changes the yardstick, so it
+  is accepted whatever its objective — unless it makes the test easier: dropping a declared risk
+  component of the model (``jump``, clustering, the regime; a fitted equivalent may replace one, and a
+  ``jump`` may go only when the data's count test rejects the declared jumps — the decision names the
+  test), raising the signal's hit rate above the data's estimate (or above the current design without data),
+  dropping stress or sensitivity scenarios, or shortening the horizon. Such a change is rejected
+  unevaluated.
+
+The target, paths and seed belong to the run: a candidate that edits its own ``target`` is still scored
+against the run's. Every iteration is written to the archive before the next begins (`opl.closedloop.archive`),
+so ``--resume`` continues a run without losing or recomputing a finished iteration.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from opl.lang.fileaccess import FileAccess, NamedFileError, read_regular
+from opl.closedloop.archive import RunArchive
+from opl.closedloop.candidate import Candidate, CandidateError, candidate_sha, check_candidate
+from opl.closedloop.critic import diagnose
+from opl.closedloop.evaluate import EvalSettings, Evaluation, Evaluator
+from opl.closedloop.objective import Target, parse_target
+from opl.closedloop.proposal import Proposal, ProposalContext, Proposer
+from opl.closedloop.stops import StopDecision, StopRules, decide, stop_rules
+from opl.runtime.results.records import package_versions
+
+__all__ = ["LoopSettings", "LoopOutcome", "LoopInputError", "start_run", "open_run", "run_loop", "versions"]
+
+Event = Callable[[str, dict[str, Any]], None]
+
+
+class LoopInputError(ValueError):
+    """The file cannot start a loop (errors, a target the loop cannot score); ``rendered`` shows where."""
+
+    def __init__(self, message: str, rendered: str = ""):
+        super().__init__(message)
+        self.rendered = rendered
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoopSettings:
+    """A run's fixed settings (``run.json``)."""
+
+    paths: int = 2_000
+    seed: int | None = None  # default: the file's experiment seed, else 0
+    holdout_paths: int = 10_000
+    holdout_seed: int | None = None
+    data: str | None = None
+    repair: bool = False
+    overrides: tuple[str, ...] = ()
+    counterfactuals: bool = True
+
+
+@dataclass(kw_only=True)
+class LoopOutcome:
+    """What a finished (or stopped) run gives back to the CLI."""
+
+    root: Path
+    stop: StopDecision
+    best_iteration: int
+    iterations: int
+    holdout: Evaluation | None
+    answer: str
+    report: Path | None
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def no_proposal(self) -> bool:
+        """The proposer was asked and never gave a file (an endpoint that refused every call)."""
+        from opl.closedloop.report import no_proposal
+
+        return no_proposal(self.records)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def start_run(file: str | Path, runs: str | Path, settings: LoopSettings, *, rules_flags: dict[str, Any],
+              proposer_config: dict[str, Any]) -> RunArchive:
+    """Check ``file`` and create its run folder with ``run.json``, ``define_metrics.md``, ``data_contracts.md``.
+
+    Raises
+    ------
+    LoopInputError
+        The file has errors, or a target the loop cannot score.
+    OSError
+        The file cannot be read or the folder cannot be written.
+    """
+    import opl
+    from opl.closedloop.objective import TargetError
+    from opl.closedloop.report import define_metrics
+
+    from opl.lang.parser import decode
+
+    source, _ = decode(Path(file).read_bytes(), str(file))
+    if source is None:  # not UTF-8 text, or too big: the checker's E007/E008, located
+        from opl.lang.render import render
+
+        raise LoopInputError(f"{file} has errors: fix them before starting a loop",
+                             render([opl.check_file(file).report], "full"))
+    text = source.text
+    checked = opl.check(text, str(file))
+    outcome = check_candidate(text, str(file))
+    if not outcome.ok:
+        raise LoopInputError(f"{file} has errors: fix them before starting a loop", outcome.rendered)
+    try:
+        target = parse_target(checked.document, text)
+    except TargetError as error:
+        raise LoopInputError(f"{file}: {error}") from None
+    exp = checked.document.experiment
+    calibration = _calibration_file(file, exp.calibration_file if exp is not None else None)
+    seed = settings.seed if settings.seed is not None else (exp.seed if exp is not None and exp.seed is not None else 0)
+    evaluation = EvalSettings(paths=settings.paths, seed=seed, holdout_paths=settings.holdout_paths,
+                              holdout_seed=settings.holdout_seed, counterfactuals=settings.counterfactuals,
+                              overrides=tuple(settings.overrides))
+    rules = stop_rules(checked.document, **rules_flags)
+    if rules.cost is not None and rules.token_price is None:
+        raise LoopInputError(f"{file}: a cost budget needs the token prices: give `--token-price IN,OUT` "
+                             "(currency per million prompt and completion tokens)")
+    archive = RunArchive.create(runs, Path(file).stem, initial_text=text, settings={
+        "created": _now(), "file": str(file), "target": target.to_dict(), "evaluation": evaluation.to_dict(),
+        "stops": rules.to_dict(), "proposer": proposer_config, "data": settings.data, "repair": settings.repair,
+        "claim": exp.hit_rate if exp is not None else None, "versions": package_versions(), "sessions": [_now()]})
+    if calibration is not None:
+        archive.write_text(*calibration)
+    archive.write_text("define_metrics.md", define_metrics(target, evaluation, rules))
+    contracts = Path(__file__).resolve().parents[2] / "examples" / "jujube" / "data_contracts.md"
+    if contracts.is_file():
+        archive.write_text("data_contracts.md", contracts.read_text(encoding="utf-8"))
+    else:  # an installed wheel ships no examples: say where the contracts are instead
+        archive.write_text("data_contracts.md", "# Data contracts\n\nThe column contracts of the data files are "
+                           "`opl.data.contracts` (checked by `opl.data.loaders`); the page that explains them is "
+                           "examples/jujube/data_contracts.md in the source repository.\n")
+    return archive
+
+
+def _calibration_file(file: str | Path, named: str | None) -> tuple[str, str] | None:
+    """(name, text) of the ``calibration file("…")`` the user's file names, to copy into the run folder.
+
+    Candidates may name files only inside the run and data folders (E015), so the run keeps a copy under
+    the same relative name; a name that could not be kept so (absolute, ``..``) is refused at the start.
+    """
+    if named is None:
+        return None
+    refusal = FileAccess(()).locate(named)[1]
+    if refusal in ("is an absolute path", "leaves the allowed folders (`..`)"):
+        raise LoopInputError(f"{file}: `calibration file(\"{named}\")` {refusal}: a loop's candidates name files "
+                             "only inside the run and --data folders; copy the file next to the .opl (or into "
+                             "--data) and name it by a relative path")
+    try:
+        text = read_regular(Path(file).parent / named).decode("utf-8")
+    except (OSError, NamedFileError, UnicodeDecodeError) as error:
+        raise LoopInputError(f"{file}: `calibration file(\"{named}\")`: cannot be read "
+                             f"({getattr(error, 'strerror', None) or error})") from None
+    return named, text
+
+
+def open_run(root: str | Path, *, rules_flags: dict[str, Any]) -> RunArchive:
+    """Open a run for ``--resume``; budget and convergence flags given now replace the recorded ones."""
+    archive = RunArchive.open(root)
+    settings = archive.settings()
+    rules = StopRules.from_dict(settings["stops"])
+    changed = {k: v for k, v in rules_flags.items() if v is not None}
+    if changed:
+        from dataclasses import replace
+
+        rules = replace(rules, **changed)
+    if rules.cost is not None and rules.token_price is None:
+        raise LoopInputError(f"{root}: a cost budget needs the token prices: give `--token-price IN,OUT`")
+    settings["stops"] = rules.to_dict()
+    settings["sessions"] = list(settings.get("sessions", [])) + [_now()]
+    archive.write_json("run.json", {k: v for k, v in settings.items()})
+    return archive
+
+
+def _target(settings: dict[str, Any]) -> Target:
+    from opl.closedloop.objective import Clause
+
+    t = settings["target"]
+    return Target(text=t["text"], source=t.get("source", "file"),
+                  clauses=tuple(Clause(**c) for c in t["clauses"]))
+
+
+def _evaluator(settings: dict[str, Any]) -> Evaluator:
+    e = settings["evaluation"]
+    return Evaluator(_target(settings), EvalSettings(
+        paths=e["paths"], seed=e["seed"], holdout_paths=e["holdout_paths"], holdout_seed=e["holdout_seed"],
+        counterfactuals=e["counterfactuals"], overrides=tuple(e["overrides"])))
+
+
+def _hit_rate(text: str) -> float | None:
+    import opl
+
+    doc = opl.check(text).document
+    return doc.experiment.hit_rate if doc is not None and doc.experiment is not None else None
+
+
+def weakening(parent: Candidate, child: Candidate, facts: dict[str, Any]) -> str | None:
+    """Why a design change makes the test easier to pass, or None (module docstring)."""
+    return model_change(parent, child, facts)[0]
+
+
+def model_change(parent: Candidate, child: Candidate, facts: dict[str, Any]) -> tuple[str | None, list[dict]]:
+    """Why a design change makes the test easier (or None), and the risk components it may drop.
+
+    A risk component the parent's model declares (``jump``, volatility clustering, the signal's regime)
+    may be replaced by a fitted equivalent (``garch`` by the data's ``gjr``), never removed — unless a
+    stated data test rejects it: for ``jump``, the count test of the declared jumps against the data
+    (`opl.closedloop.critic.declared_jumps_test`). The second item lists each removal a test allowed, as
+    ``{"component", "test"}``, for the decision and the report.
+    """
+    import opl
+    from opl.closedloop.critic import declared_jumps_test
+
+    a, b = opl.check(parent.text).document, opl.check(child.text).document
+    ea, eb = a.experiment, b.experiment
+    if ea is None:
+        return None, []
+    if eb is None:
+        return "it drops the experiment block", []
+
+    def families(exp):
+        names = {c.name for c in exp.model}
+        out = {"clustering" if n in ("garch", "gjr") else n for n in names} - {"gbm"}
+        if exp.hit_rate is not None:
+            out.add("regime")  # a signal adds the regime to the model (opl.simulation.run)
+        return out
+
+    lost = families(ea) - families(eb)
+    allowed = []
+    if "jump" in lost:
+        test = declared_jumps_test(parent, facts)
+        if test is not None and test["rejected"]:
+            lost.discard("jump")
+            allowed.append({"component": "jump", "test": test["text"]})
+        elif lost == {"jump"}:
+            why = f"the data do not reject them: {test['text']}" if test is not None else \
+                "no data test rejects them (the run has no calibrated data)"
+            return f"it drops jump from the price model; {why}", []
+    if lost:
+        return f"it drops {', '.join(sorted(lost))} from the price model", []
+    if ea.hit_rate is not None:
+        estimate = ((facts.get("assumptions") or {}).get("hit_rate") or {}).get("estimate")
+        ceiling = max(ea.hit_rate, estimate) if estimate is not None and estimate >= ea.hit_rate else ea.hit_rate
+        if eb.hit_rate is None or eb.hit_rate > ceiling + 1e-9:
+            return (f"it raises the signal's hit rate above {ceiling:.2f}" if eb.hit_rate is not None else
+                    "it drops the direction signal"), []
+    if len(eb.stress) < len(ea.stress) or len(eb.sensitivity) < len(ea.sensitivity):
+        return "it drops stress or sensitivity scenarios", []
+    if (eb.horizon_months or 12) < (ea.horizon_months or 12):
+        return "it shortens the horizon", []
+    return None, allowed
+
+
+def _tradeoff(target: Target, parent: dict, child: dict) -> str | None:
+    """"return" when the return clause improved and the drawdown clause worsened, "drawdown" for the reverse."""
+    ret = next((c for c in target.clauses if c.metric.endswith("monthly_return")), None)
+    dd = next((c for c in target.clauses if c.metric.startswith("max_drawdown")), None)
+    if ret is None or dd is None or not parent or not child:
+        return None
+    d_ret = ret.shortfall(child.get(ret.metric)) - ret.shortfall(parent.get(ret.metric))
+    d_dd = dd.shortfall(child.get(dd.metric)) - dd.shortfall(parent.get(dd.metric))
+    if d_ret < -1e-9 and d_dd > 1e-9:
+        return "return"
+    if d_dd < -1e-9 and d_ret > 1e-9:
+        return "drawdown"
+    return None
+
+
+def _history_entry(record: dict[str, Any]) -> dict[str, Any]:
+    """What a proposer sees of a past iteration (ProposalContext.history)."""
+    d = record["decision"]
+    return {"iteration": record["iteration"], "parent": record.get("parent"), "candidate_sha": record["candidate_sha"],
+            "change": record["proposal"].get("change", ""), "move": record["proposal"].get("move"),
+            "reason": record["proposal"].get("rationale", ""), "kind": d["kind"], "accepted": d["accepted"],
+            "why": d.get("why", ""), "objective": d.get("objective"), "best_objective": d["best_objective"],
+            "metrics": (record.get("evaluation") or {}).get("base", {}).get("target_metrics", {}),
+            "size": (record.get("evaluation") or {}).get("size")}
+
+
+def _usage(records: list[dict[str, Any]]) -> int:
+    return sum(sum((r.get("proposal") or {}).get("usage", {}).values()) for r in records)
+
+
+def _cost(rules: StopRules, records: list[dict[str, Any]]) -> float | None:
+    """The proposer's spend so far at the run's token prices (None when no prices were given)."""
+    spent = [rules.spent((r.get("proposal") or {}).get("usage", {})) for r in records]
+    return None if rules.token_price is None else sum(s for s in spent if s is not None)
+
+
+def _elapsed_minutes(records: list[dict[str, Any]], facts_seconds: float) -> float:
+    return (sum(r.get("seconds", 0.0) for r in records) + facts_seconds) / 60.0
+
+
+def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None = None,
+             stop_after: int | None = None) -> LoopOutcome:
+    """Run (or continue) the loop of ``archive`` until a stop fires, then the hold-out and the final report.
+
+    ``stop_after`` ends this session after that many new iterations without the final report (tests use it
+    to interrupt a run between iterations, as a kill would).
+    """
+    from opl.closedloop.inputs import prepare_data
+    from opl.closedloop.report import change_log, iteration_summary
+
+    emit = on_event or (lambda kind, payload: None)
+    # The proposer knows its key: every file of the run is scrubbed of it (and of any bearer token).
+    archive.redact = getattr(proposer, "redact", None) or archive.redact
+    settings = archive.settings()
+    target = _target(settings)
+    evaluator = _evaluator(settings)
+    rules = StopRules.from_dict(settings["stops"])
+    facts: dict[str, Any] = {}
+    facts_seconds = 0.0
+    if settings.get("data"):
+        started = time.perf_counter()
+        facts = prepare_data(archive, settings["data"], initial_text=archive.path("initial.opl").read_text("utf-8"),
+                             claim=settings.get("claim"), repair=settings.get("repair", False),
+                             progress=lambda stage: emit("stage", {"stage": stage}))
+        facts_seconds = facts.get("seconds") or (time.perf_counter() - started)
+        if "seconds" not in facts:
+            facts["seconds"] = facts_seconds
+            archive.write_json("facts.json", facts)
+        for item in facts.get("untested") or []:
+            emit("untested", {"text": item})
+        origin = facts.get("origin") or {}
+        evaluator.data = archive.path("data") if origin.get("kind") == "synth" else origin.get("folder")
+    # A candidate names files only inside the run folder and the data folder (E015, `opl.lang.fileaccess`).
+    access = FileAccess.within(archive.root, evaluator.data if isinstance(evaluator.data, (str, Path)) else None)
+    evaluator.files = access
+    records = archive.iterations()
+    for record in records:
+        emit("resumed", {"record": record})
+    new = 0
+    exhausted = False
+    while True:
+        k = len(records)
+        if k == 0:
+            text = archive.path("initial.opl").read_text(encoding="utf-8")
+            record = _baseline(archive, evaluator, target, text, facts, emit)
+        else:
+            decision = decide(rules, [r["decision"] for r in records], minutes=_elapsed_minutes(records, facts_seconds),
+                              tokens=_usage(records), cost=_cost(rules, records), exhausted=exhausted)
+            if records[0]["evaluation"] is None or not records[0]["evaluation"]["ok"]:
+                decision = StopDecision(kind="baseline_failed", reason="the file as written cannot be simulated "
+                                                                 "(iteration 0): nothing to improve on")
+            if decision is not None:
+                return _finish(archive, evaluator, target, records, decision, facts, emit)
+            if stop_after is not None and new >= stop_after:
+                return LoopOutcome(root=archive.root, stop=StopDecision(kind="budget_iterations",
+                                                                        reason="session interrupted"),
+                                   best_iteration=records[-1]["decision"]["best_iteration"], iterations=k,
+                                   holdout=None, answer="", report=None, records=records)
+            seconds_left = None if rules.minutes is None else \
+                rules.minutes * 60 - _elapsed_minutes(records, facts_seconds) * 60
+            budget = _Budget.of(archive, evaluator, records[0], rules, seconds_left=seconds_left)
+            # --minutes holds within the iteration: a simulation still running at its end is stopped.
+            evaluator.deadline = None if seconds_left is None else time.monotonic() + seconds_left
+            try:
+                record = _iteration(archive, evaluator, target, proposer, records, facts, emit, access, budget)
+            finally:
+                evaluator.deadline = None  # the baseline and the hold-out always run whole
+            if record is None:  # the proposer has nothing left: no iteration is written
+                exhausted = True
+                continue
+        text, transcript = record.pop("_text"), record.pop("_transcript", None)
+        files = {"candidate.opl": text, "config.json": _json(_config(settings, record, proposer)),
+                 "result.json": _json(record), "summary.md": iteration_summary(record, target)}
+        if transcript:
+            files["transcript.json"] = _json(transcript)
+        archive.write_iteration(k, files)
+        records.append(record)
+        archive.write_text("change_log.md", change_log(records, target))
+        emit("iteration", {"record": record})
+        new += 1
+
+
+#: A candidate may cost at most this many times the file as written (estimated path-steps, `opl.lang.experiment.cost`).
+COST_FACTOR = 4.0
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """What one candidate's evaluation may cost: `COST_FACTOR` × the baseline's estimated path-steps, and no
+    more estimated seconds (the baseline's measured rate) than ``--minutes`` leaves."""
+
+    base_steps: int
+    seconds_per_step: float | None
+    seconds_left: float | None
+
+    @classmethod
+    def of(cls, archive: RunArchive, evaluator: Evaluator, baseline: dict[str, Any], rules: StopRules, *,
+           seconds_left: float | None) -> "_Budget | None":
+        cost = _run_cost(archive.path("initial.opl").read_text(encoding="utf-8"), evaluator.settings.paths)
+        if cost is None:
+            return None
+        seconds = (baseline.get("evaluation") or {}).get("seconds")
+        return cls(cost.path_steps, seconds / cost.path_steps if seconds else None, seconds_left)
+
+    def refusal(self, text: str, paths: int) -> str:
+        """Why the candidate ``text`` is refused unevaluated ("" when it fits the budget)."""
+        cost = _run_cost(text, paths)
+        if cost is None:
+            return ""  # a text that does not lower was refused by the check already
+        if cost.path_steps > COST_FACTOR * self.base_steps:
+            return (f"rejected unevaluated: it would simulate {cost.describe()}, more than {COST_FACTOR:g} × the "
+                    f"file as written ({self.base_steps:,}): the run's budget")
+        if self.seconds_left is not None and self.seconds_per_step is not None:
+            estimate = cost.path_steps * self.seconds_per_step
+            if estimate > max(self.seconds_left, 0.0):
+                return (f"rejected unevaluated: it would take about {estimate:,.0f} s to simulate, more than the "
+                        f"{max(self.seconds_left, 0.0):,.0f} s left of --minutes")
+        return ""
+
+
+def _run_cost(text: str, paths: int):
+    """The `opl.lang.experiment.cost.RunCost` of ``text`` at the run's ``paths`` (None when it does not lower)."""
+    import opl
+    from opl.lang.experiment.cost import experiment_cost
+
+    checked = opl.check(text)
+    return experiment_cost(checked.document.experiment, paths=paths) if checked.document is not None else None
+
+
+def _json(data) -> str:
+    import json
+
+    from opl.runtime.results.records import json_safe
+
+    return json.dumps(json_safe(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _config(settings: dict[str, Any], record: dict[str, Any], proposer: Proposer) -> dict[str, Any]:
+    ev = record.get("evaluation") or {}
+    run = ev.get("run", {})
+    config = getattr(proposer, "config", None)
+    return {"iteration": record["iteration"], "seed": settings["evaluation"]["seed"],
+            "paths": settings["evaluation"]["paths"], "holdout_seed": settings["evaluation"]["holdout_seed"],
+            "holdout_paths": settings["evaluation"]["holdout_paths"], "overrides": settings["evaluation"]["overrides"],
+            "steps_per_day": run.get("steps_per_day"), "horizon_months": run.get("horizon_months"),
+            "days_per_month": run.get("days_per_month"), "sizes": run.get("sizes"), "capital": run.get("capital"),
+            "hedge": (ev.get("strategy") or {}).get("hedge"), "model": ev.get("model"),
+            "proposer": config() if callable(config) else {"proposer": getattr(proposer, "name", "?")},
+            "versions": package_versions()}
+
+
+def _evaluate(evaluator, text, display, emit, *, complete: bool) -> Evaluation:
+    emit("evaluating", {"display": display})
+    return evaluator.evaluate(text, display=display, complete=complete,
+                              progress=lambda stage: emit("pass", {"stage": stage}))
+
+
+def _diagnose(target, evaluation, text, facts):
+    try:
+        return diagnose(evaluation, target, Candidate(text), facts=facts)
+    except CandidateError:
+        return None
+
+
+def _baseline(archive, evaluator, target, text, facts, emit) -> dict[str, Any]:
+    started = time.perf_counter()
+    # Iteration 0 is the user's file as written: its diagnostics point at that file.
+    display = archive.settings().get("file") or f"{archive.root}/iter_0/candidate.opl"
+    evaluation = _evaluate(evaluator, text, display, emit, complete=True)
+    diagnosis = _diagnose(target, evaluation, text, facts)
+    return {"schema": "opl.closedloop.iteration/1", "iteration": 0, "parent": None, "candidate_sha": candidate_sha(text),
+            "proposal": {"change": "the file as written", "rationale": "baseline", "risk": "", "move": None},
+            "evaluation": evaluation.to_dict(), "diagnosis": diagnosis.to_dict() if diagnosis else None,
+            "decision": {"kind": "baseline", "accepted": evaluation.ok, "why": "baseline" if evaluation.ok else
+                         "the file cannot be simulated", "objective": evaluation.to_dict()["objective"],
+                         "best_iteration": 0, "best_objective": evaluation.objective if evaluation.ok else float("inf"),
+                         "best_target_met": evaluation.target_met, "design_version": 1, "parameter_version": 1,
+                         "version": "v1.1", "tradeoff": None},
+            "seconds": time.perf_counter() - started, "_text": text}
+
+
+def _iteration(archive, evaluator, target, proposer, records, facts, emit, files,
+               budget: "_Budget | None" = None) -> dict[str, Any] | None:
+    from opl.runtime.engine.deadline import DeadlinePassed
+
+    k = len(records)
+    last = records[-1]["decision"]
+    best_k = last["best_iteration"]
+    best = records[best_k]
+    best_text = archive.candidate(best_k)
+    context = ProposalContext(iteration=k, candidate=best_text, result=best["evaluation"], diagnosis=best["diagnosis"],
+                              history=tuple(_history_entry(r) for r in records),
+                              objective={"target": target.to_dict(), "best_iteration": best_k,
+                                         "best_objective": last["best_objective"],
+                                         "description": "distance to the target (0 = met); see define_metrics.md"})
+    display = f"{archive.root}/iter_{k}/candidate.opl"
+    started = time.perf_counter()
+    emit("proposing", {"iteration": k, "best_iteration": best_k})
+    try:
+        proposal = proposer.propose(context, check=lambda text: check_candidate(text, display, files=files))
+    except Exception as error:  # noqa: BLE001 - a proposer's crash ends its iteration, not the run
+        proposal = Proposal(text=None, change="", rationale="", failure=archive.redact(f"the proposer failed: "
+                                                                                       f"{error!r}"))
+    if proposal.text is None and proposal.exhausted:
+        emit("exhausted", {"reason": proposal.failure or ""})
+        return None
+    d_version, p_version = last["design_version"], last["parameter_version"]
+    decision: dict[str, Any] = {"best_iteration": best_k, "best_objective": last["best_objective"],
+                                "best_target_met": last["best_target_met"], "design_version": d_version,
+                                "parameter_version": p_version, "objective": None, "tradeoff": None}
+    evaluation = diagnosis = None
+    text = proposal.text
+    kind, why = "parameter", ""
+    if text is None:
+        kind, why = "failed", proposal.failure or "the proposer gave no file"
+        text = best_text
+    else:
+        outcome = check_candidate(text, display, files=files)
+        if not outcome.ok:
+            kind, why = "failed", "the proposed file has errors:\n" + outcome.rendered
+        else:
+            parent, child = Candidate(best_text), Candidate(text)
+            if parent.design() != child.design():
+                kind = "design"
+                reason, dropped = model_change(parent, child, facts)
+                if reason is not None:
+                    why = f"rejected unevaluated: the design change makes the test easier ({reason})"
+                elif dropped:
+                    decision["dropped"] = dropped
+            if not why and budget is not None:
+                why = budget.refusal(text, evaluator.settings.paths)
+            if not why:
+                try:
+                    evaluation = _evaluate(evaluator, text, display, emit, complete=False)
+                except DeadlinePassed:
+                    evaluation = None
+                    decision["stopped"] = "budget_minutes"
+                    why = (f"stopped unevaluated: its simulation was still running at the end of --minutes "
+                           f"(after {time.perf_counter() - started:,.0f} s of this iteration); the candidate is "
+                           f"kept in this folder, outside the search")
+            if evaluation is not None:
+                decision["objective"] = evaluation.to_dict()["objective"]
+                decision["tradeoff"] = _tradeoff(target, best["evaluation"].get("base", {}).get("target_metrics", {}),
+                                                 evaluation.values)
+                if not evaluation.ok:
+                    why = "the candidate cannot be simulated"
+                elif kind == "design":
+                    why = "design change: accepted as the new yardstick" + "".join(
+                        f"; it drops {d['component']} because the data reject it ({d['test']})"
+                        for d in decision.get("dropped", ()))
+                    d_version, p_version = d_version + 1, 1
+                    decision.update(best_iteration=k, best_objective=evaluation.objective,
+                                    best_target_met=evaluation.target_met, accepted=True)
+                elif evaluation.objective < last["best_objective"] - 1e-12:
+                    why = f"objective {last['best_objective']:.4f} → {evaluation.objective:.4f}"
+                    p_version += 1
+                    decision.update(best_iteration=k, best_objective=evaluation.objective,
+                                    best_target_met=evaluation.target_met, accepted=True)
+                else:
+                    why = f"no gain: objective {evaluation.objective:.4f} ≥ best {last['best_objective']:.4f}"
+                if decision.get("accepted"):  # it steers the next proposals: complete its evaluation
+                    evaluation = evaluator.complete(evaluation, text, display=display,
+                                                    progress=lambda stage: emit("pass", {"stage": stage}))
+                diagnosis = _diagnose(target, evaluation, text, facts)
+    decision.setdefault("accepted", False)
+    decision.update(kind=kind, why=why, design_version=d_version, parameter_version=p_version,
+                    version=f"v{d_version}.{p_version}")
+    record = {"schema": "opl.closedloop.iteration/1", "iteration": k, "parent": best_k,
+              "candidate_sha": candidate_sha(text) if proposal.text is not None else None,
+              "proposal": {"change": proposal.change, "rationale": proposal.rationale, "risk": proposal.risk,
+                           "move": proposal.move, "failure": proposal.failure, "attempts": proposal.attempts,
+                           "usage": dict(proposal.usage)},
+              "evaluation": evaluation.to_dict() if evaluation is not None else None,
+              "diagnosis": diagnosis.to_dict() if diagnosis is not None else None,
+              "decision": decision, "seconds": time.perf_counter() - started,
+              "_text": proposal.text if proposal.text is not None else best_text,
+              "_transcript": list(proposal.transcript)}
+    return record
+
+
+def _finish(archive, evaluator, target, records, decision, facts, emit) -> LoopOutcome:
+    from opl.closedloop.report import write_final_report
+
+    best_k = records[-1]["decision"]["best_iteration"]
+    best = records[best_k]
+    holdout = None
+    if best["evaluation"] and best["evaluation"]["ok"]:
+        emit("holdout", {"iteration": best_k, "paths": evaluator.settings.holdout_paths,
+                         "seed": evaluator.settings.effective_holdout_seed})
+        text = archive.candidate(best_k)
+        holdout = evaluator.holdout(text, display=f"{archive.root}/iter_{best_k}/candidate.opl",
+                                    sizes=_holdout_sizes(best["evaluation"]),
+                                    progress=lambda stage: emit("pass", {"stage": stage}))
+    report, answer = write_final_report(archive, records, target, decision, holdout, facts)
+    emit("done", {"stop": decision.to_dict(), "report": str(report)})
+    return LoopOutcome(root=archive.root, stop=decision, best_iteration=best_k, iterations=len(records),
+                       holdout=holdout, answer=answer, report=report, records=records)
+
+
+def _holdout_sizes(evaluation: dict[str, Any]) -> tuple[float, ...]:
+    """The best candidate's whole sweep plus a finer grid up to twice its evaluated size.
+
+    Every size the candidate swept is re-measured (the hold-out must be able to contradict any number the
+    search saw); the finer grid adds at most as many sizes as keep the total at 16, nearest the evaluated
+    size first.
+    """
+    sizes = {float(s["size"]) for s in evaluation.get("sweep", [])}
+    best = float(evaluation.get("size") or 1.0)
+    top = max(max(sizes, default=best), 2 * best)
+    step = max(1.0, round(top / 12))
+    extra = {float(s) for s in range(int(step), int(top) + 1, int(step))} - sizes - {best}
+    room = max(0, 16 - len(sizes | {best}))
+    kept = sorted(extra, key=lambda s: (abs(s - best), s))[:room]
+    return tuple(sorted(sizes | {best} | set(kept)))

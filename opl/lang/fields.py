@@ -1,0 +1,628 @@
+"""Field handlers of the lowering stage: one function per field family.
+
+`opl.lang.lower.Lowerer` dispatches here after resolving the name; each handler reads the
+value with the lowerer's typed readers (which report E104/E105/E207 themselves) and
+fills its section of the `Document`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from opl.lang import ast, limits
+from opl.lang import vocabulary as vocab
+from opl.lang.document import AssignmentPolicy, Experiment, Guard, HedgeRule, ModelComponent, Scenario, Underlying
+from opl.lang.literals import signed_number, signed_percent
+from opl.lang.literals import unwrap as _unwrap
+
+if TYPE_CHECKING:
+    from opl.lang.lower import Lowerer
+
+
+def field(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    doc = lw.doc
+    # -- market inputs (§3.1) ----------------------------------------------------------
+    if name in ("price", "support", "resistance", "entry_price"):
+        setattr(doc.market, name, lw.number(value, name, positive=True))
+    elif name == "open_interest":
+        doc.market.open_interest = lw.number(value, name)
+    elif name in ("iv", "rate"):
+        number = lw.fraction(value, name)
+        if name == "iv" and number is not None and not 0 < number <= 5:
+            lw.error("E207", f"`iv` must be an annual volatility between 0 and 500%, found {number:g}",
+                     value.span, "out of range", "write `iv 0.25` or `iv 25%`")
+            number = None
+        doc.market.__setattr__(name, number)
+    elif name == "time":
+        doc.market.time = lw.date(value, name)
+    # -- underlying (extension) ----------------------------------------------------------
+    elif name == "underlying":
+        underlying(lw, value)
+    elif name in ("symbol", "exchange", "exercise"):
+        target = doc.underlying or Underlying()
+        doc.underlying = target
+        inner = _unwrap(value)
+        if name == "exercise":
+            target.exercise = lw.choice(value, name, ("American", "European"))
+        elif name == "exchange":
+            chosen = lw.choice(value, name, vocab.EXCHANGES)
+            target.exchange = chosen
+        elif isinstance(inner, (ast.Name, ast.String)):
+            target.symbol = inner.id if isinstance(inner, ast.Name) else inner.value
+        else:
+            lw.mismatch(value, "a contract symbol such as `CJ605`")
+    # -- intent (§3.2) --------------------------------------------------------------------
+    elif name in ("direction_intent", "intent"):
+        chosen = _direction(lw, value)
+        doc.intent.direction = chosen
+    elif name == "vol_intent":
+        inner = _unwrap(value)
+        if isinstance(inner, ast.VolDir):
+            doc.intent.vol = inner.direction
+        else:
+            picked = lw.choice(value, name, ("up", "down", "flat"))
+            doc.intent.vol = picked
+    elif name == "vega_style":
+        doc.intent.vega_style = lw.choice(value, name, vocab.VEGA_STYLES)
+    elif name == "holding_horizon":
+        horizon(lw, value)
+    elif name == "price_target":
+        doc.intent.price_target = lw.number(value, name, positive=True)
+    elif name == "vol_target":
+        vol_target(lw, value)
+    # -- constraints (§3.3, rc6) --------------------------------------------------------------
+    elif name == "max_risk" and signed_percent(value) is not None:
+        max_risk_share(lw, value)
+    elif name in ("capital_limit", "max_risk"):
+        amount = lw.number(value, name, positive=True)
+        setattr(doc.constraints, name, amount)
+        inner = _unwrap(value)
+        if isinstance(inner, ast.Seq) and isinstance(inner.items[-1], ast.Name):
+            doc.constraints.currency = inner.items[-1].id
+    elif name == "liquidity_floor":
+        doc.constraints.liquidity_floor = lw.number(value, name)
+    elif name == "granularity":
+        amount = lw.number(value, name, positive=True, integer=True)
+        doc.constraints.granularity = int(amount) if amount is not None else None
+    elif name == "ban_leveraged_longdated":
+        flag = lw.boolean(value, name)
+        doc.constraints.ban_leveraged_longdated = bool(flag)
+    elif name == "premium_offset":
+        share = lw.fraction(value, name, percent_only=True)
+        if share is not None and not 0 <= share <= 1:
+            lw.error("E207", "`premium_offset` must lie between 0% and 100%", value.span, "out of range")
+            share = None
+        doc.constraints.premium_offset = share
+    # -- adjust (§5) ----------------------------------------------------------------------------
+    elif name in ("adjust_when", "abort_if"):
+        if lw.condition(value):
+            setattr(doc.adjust, "when" if name == "adjust_when" else "abort_if", value)
+    elif name == "adjust_playbook":
+        items = _list_items(lw, value, name)
+        actions = tuple(a for a in (lw.action(item) for item in items) if a is not None)
+        doc.adjust.playbook = actions
+    # -- exit (§6) ---------------------------------------------------------------------------------
+    elif name == "exit_mode":
+        exit_mode(lw, value)
+    elif name == "exit_triggers":
+        items = _list_items(lw, value, name)
+        doc.exit.triggers = tuple(item for item in items if lw.condition(item))
+        doc.exit.declared = True
+    # -- guards (§3.3) --------------------------------------------------------------------------------
+    elif name in vocab.GUARD_FIELDS:
+        if lw.condition(value):
+            doc.guards.append(Guard(name, value, statement.span))
+    # -- extensions ------------------------------------------------------------------------------------
+    elif name == "hedge":
+        hedge(lw, value, statement)
+    elif name == "on_assignment":
+        assignment(lw, value, statement)
+    elif name in _RISK_SHARES:
+        share = lw.fraction(value, name, percent_only=True)
+        zero_allowed, bound = _RISK_SHARES[name]
+        if share is not None and not (0 < share <= 1 or (zero_allowed and share == 0)):
+            lw.error("E207", f"`{name}` must lie {bound}", value.span, "out of range")
+            share = None
+        setattr(doc.risk, name, share)
+    elif name == "capital":
+        doc.risk.capital = lw.number(value, name, positive=True)
+    else:  # pragma: no cover - vocabulary and handlers are kept in step by a test
+        raise AssertionError(f"no handler for field {name}")
+
+
+def _direction(lw: "Lowerer", value: ast.Value) -> str | None:
+    inner = _unwrap(value)
+    spelled = {"not-bull": "NotBull", "not-bear": "NotBear"}
+    if isinstance(inner, ast.Not) and isinstance(inner.operand, ast.Unary) and inner.operand.op == "-" \
+            and isinstance(_unwrap(inner.operand.operand), ast.Name):
+        # lower-case `not-bull` parses as the condition `not (-bull)`
+        text = f"not-{_unwrap(inner.operand.operand).id}".lower()
+        if text in spelled:
+            return spelled[text]
+    if isinstance(inner, ast.Binary) and inner.op == "-" and all(
+            isinstance(_unwrap(s), ast.Name) for s in (inner.left, inner.right)):
+        text = f"{_unwrap(inner.left).id}-{_unwrap(inner.right).id}".lower()
+        if text in spelled:
+            return spelled[text]
+    return lw.choice(value, "direction_intent", vocab.DIRECTIONS)
+
+
+def _list_items(lw: "Lowerer", value: ast.Value, name: str) -> tuple[ast.Value, ...]:
+    inner = _unwrap(value)
+    if isinstance(inner, ast.ListValue):
+        return inner.items
+    return (value,)  # a single item without brackets is accepted
+
+
+def underlying(lw: "Lowerer", value: ast.Value) -> None:
+    inner = _unwrap(value)
+    target = lw.doc.underlying or Underlying()
+    target.span = value.span
+    if isinstance(inner, ast.Call) and inner.func == "Future":
+        target.kind = "future"
+        if inner.args:
+            target.expiry = lw.date(inner.args[0], "Future")
+    elif isinstance(inner, ast.Braced) and inner.name == "LeveragedETF":
+        target.kind = "leveraged_etf"
+        target.beta = lw.number(inner.value, "LeveragedETF{β}", positive=True, allow_unit=False)
+    elif isinstance(inner, ast.Name) and inner.id in ("Stock", "ETF", "Future", "LeveragedETF"):
+        target.kind = {"Stock": "stock", "ETF": "etf", "Future": "future", "LeveragedETF": "leveraged_etf"}[inner.id]
+        target.beta = 1.0 if inner.id == "LeveragedETF" else None
+    else:
+        lw.mismatch(value, "an underlying primitive: Stock, ETF, Future(2026-05-15) or LeveragedETF{3}")
+        return
+    lw.doc.underlying = target
+
+
+def horizon(lw: "Lowerer", value: ast.Value) -> None:
+    inner = _unwrap(value)
+    intent = lw.doc.intent
+    if isinstance(inner, ast.Duration):
+        intent.holding_horizon_days = inner.days
+    elif isinstance(inner, ast.Seq) and len(inner.items) == 2 and isinstance(inner.items[1], ast.Name) \
+            and inner.items[1].id == "d" and signed_number(inner.items[0]) is not None:
+        intent.holding_horizon_days = signed_number(inner.items[0])  # rc6 writes `10 d`
+    elif signed_number(inner) is not None:
+        days = lw.number(inner, "holding_horizon", positive=True)
+        intent.holding_horizon_days = days
+    elif isinstance(inner, ast.Binary) and inner.op == "-" and isinstance(_unwrap(inner.left), ast.Name) \
+            and isinstance(_unwrap(inner.right), ast.Name) and \
+            f"{_unwrap(inner.left).id}-{_unwrap(inner.right).id}" == "multi-week":
+        intent.holding_horizon_label = "multi-week"
+    else:
+        intent.holding_horizon_label = lw.choice(value, "holding_horizon", vocab.HORIZON_LABELS)
+
+
+def max_risk_share(lw: "Lowerer", value: ast.Value) -> None:
+    """``max_risk 3%``: a share of ``capital_limit`` (rc3's table); resolved when the file is read."""
+    share = lw.fraction(value, "max_risk", percent_only=True)
+    if share is not None and not 0 < share <= 1:
+        lw.error("E207", "`max_risk` as a percentage must lie above 0% and at most 100% of `capital_limit`",
+                 value.span, "out of range")
+        share = None
+    lw.doc.constraints.max_risk_share = share
+
+
+def vol_target(lw: "Lowerer", value: ast.Value) -> None:
+    inner = _unwrap(value)
+    if isinstance(inner, ast.Seq) and len(inner.items) == 2 and isinstance(inner.items[1], ast.Name) \
+            and inner.items[1].id == "IV":
+        points = lw.number(inner.items[0], "vol_target", positive=True)  # rc6: `35 IV` = 35 vol points
+        lw.doc.intent.vol_target = points / 100 if points is not None else None
+        return
+    lw.doc.intent.vol_target = lw.fraction(value, "vol_target")
+
+
+def exit_mode(lw: "Lowerer", value: ast.Value) -> None:
+    inner = _unwrap(value)
+    doc = lw.doc
+    doc.exit.declared = True
+    if isinstance(inner, ast.Call) and inner.func == "machine_decide":
+        doc.exit.mode = "machine_decide"
+        args = inner.positional
+        if len(args) != 1 or not isinstance(_unwrap(args[0]), ast.Name):
+            lw.error("E103", "`machine_decide` takes the name of a score function", inner.span,
+                     "bad arguments", "write `exit_mode machine_decide(score_fn)`")
+            return
+        doc.exit.score_fn = _unwrap(args[0]).id
+        if doc.exit.score_fn not in vocab.SCORE_FUNCTIONS:
+            from opl.lang.diagnostics import did_you_mean
+
+            guess = did_you_mean(doc.exit.score_fn, list(vocab.SCORE_FUNCTIONS))
+            lw.sink.emit("W410", f"unknown score function `{doc.exit.score_fn}`: `opl simulate` runs only the "
+                         "built-in ones", args[0].span, label="not a built-in score function",
+                         help=f"did you mean `{guess}`?" if guess else
+                         "built-in score functions: " + ", ".join(vocab.SCORE_FUNCTIONS))
+        return
+    chosen = lw.choice(value, "exit_mode", vocab.EXIT_MODES)
+    if chosen == "machine_decide":
+        lw.error("E103", "`machine_decide` needs a score function", value.span, "missing score function",
+                 "write `exit_mode machine_decide(score_fn)`")
+        return
+    if chosen:
+        doc.exit.mode = chosen
+
+
+def append_exit_trigger(lw: "Lowerer", statement: ast.Append) -> None:
+    if lw.condition(statement.value):
+        lw.doc.exit.appended = lw.doc.exit.appended + (statement.value,)
+
+
+_HEDGE_KEYWORDS = ("with", "every", "band", "keep", "along")
+
+# Risk controls written as a share: (0 accepted, the range the error states). A stop at a
+# 0% loss would close every month at the open; no headroom (0%, the default) is a choice.
+_RISK_SHARES = {"stop_loss": (False, "above 0% and at most 100%"),
+                "margin_buffer": (True, "between 0% and 100%")}
+
+
+def hedge(lw: "Lowerer", value: ast.Value, statement) -> None:
+    """``hedge delta with Future every 1d band 0.05 keep 10% along direction`` or ``hedge none``."""
+    inner = _unwrap(value)
+    items = list(inner.items) if isinstance(inner, ast.Seq) else [inner]
+    head = _unwrap(items[0])
+    if isinstance(head, ast.Name) and head.id == "none" and len(items) == 1:
+        return
+    if not (isinstance(head, ast.Name) and head.id == "delta"):
+        lw.error("E105", "the hedge rule starts with the Greek it hedges: `hedge delta ...`", head.span,
+                 "expected `delta`", "write `hedge delta with Future every 1d band 0.05 keep 10% along direction`")
+        return
+    rule = HedgeRule(span=statement.span)
+    rest = [part for item in items[1:] for part in _split_signed_keyword(item)]
+    i = 0
+    while i < len(rest):
+        word = _unwrap(rest[i])
+        if not (isinstance(word, ast.Name) and word.id in _HEDGE_KEYWORDS):
+            lw.error("E103", f"unexpected {_describe(word)} in the hedge rule", word.span, "not a hedge keyword",
+                     "hedge keywords: with <instrument>, every <1d>, band <0.05>, keep <10%> along "
+                     "<direction|long|short>")
+            return
+        if i + 1 >= len(rest):
+            lw.error("E108", f"`{word.id}` needs a value", word.span, "value missing")
+            return
+        arg = rest[i + 1]
+        key = word.id
+        if key == "with":
+            target = _unwrap(arg)
+            if isinstance(target, ast.Name) and target.id == "Future" or isinstance(target, ast.Call) and \
+                    target.func == "Future":
+                rule.instrument = "Future"
+            else:
+                lw.error("E105", "hedges trade futures: `with Future`", arg.span, "unsupported instrument")
+                return
+        elif key == "every":
+            step = _unwrap(arg)
+            if isinstance(step, ast.Unary) and isinstance(_unwrap(step.operand), ast.Duration):
+                rule.every_days = _unwrap(step.operand).days * (-1 if step.op == "-" else 1)
+            elif isinstance(step, ast.Duration):
+                rule.every_days = step.days
+            else:
+                lw.mismatch(arg, "a period such as `1d`")
+                return
+            if rule.every_days <= 0:
+                lw.error("E207", "the hedge period must be positive", arg.span, "not positive")
+                return
+        elif key == "band":
+            band = lw.fraction(arg, "band")
+            if band is None or band < 0:
+                if band is not None:
+                    lw.error("E207", "the hedge band cannot be negative", arg.span, "negative band")
+                return
+            rule.band = band
+        elif key == "keep":
+            keep = lw.fraction(arg, "keep", percent_only=True)
+            if keep is None:
+                return
+            if not 0 <= keep <= 1:
+                lw.error("E207", "the kept exposure must lie between 0% and 100%", arg.span, "out of range")
+                return
+            rule.keep = keep
+            if rule.along == "none":
+                rule.along = "direction"
+        elif key == "along":
+            rule.along = lw.choice(arg, "along", ("direction", "long", "short")) or rule.along
+        i += 2
+    lw.doc.hedge = rule
+
+
+def _split_signed_keyword(item: ast.Value) -> tuple[ast.Value, ...]:
+    """``band -0.1`` parses as the subtraction ``band - 0.1``: read it as the keyword and a negative value."""
+    inner = _unwrap(item)
+    if isinstance(inner, ast.Binary) and inner.op == "-" and isinstance(_unwrap(inner.left), ast.Name) \
+            and _unwrap(inner.left).id in _HEDGE_KEYWORDS:
+        return inner.left, ast.Unary("-", inner.right, inner.op_span.merge(inner.right.span))
+    return (item,)
+
+
+def _describe(value: ast.Value) -> str:
+    if isinstance(value, ast.Name):
+        return f"`{value.id}`"
+    return "value"
+
+
+def assignment(lw: "Lowerer", value: ast.Value, statement) -> None:
+    inner = _unwrap(value)
+    if isinstance(inner, ast.Name):
+        inner = ast.Call(inner.id, (), inner.span, inner.span)
+    if not isinstance(inner, ast.Call) or inner.func not in ("hedge_and_close", "take_delivery"):
+        lw.error("E105", "`on_assignment` takes `hedge_and_close()` or `take_delivery(...)`", value.span,
+                 "unknown policy", "write `on_assignment take_delivery(storage=2/day, funding=3%)`")
+        return
+    policy = AssignmentPolicy(action=inner.func, span=statement.span)
+    if inner.positional:
+        lw.error("E103", f"`{inner.func}` takes keyword arguments only", inner.span, "positional argument",
+                 "take_delivery(storage=2/day, funding=3%, basis=0, hold=30d)")
+        return
+    allowed = {"storage", "funding", "basis", "hold"} if inner.func == "take_delivery" else set()
+    for kw in inner.keywords.values():
+        if kw.name not in allowed:
+            lw.error("E103", f"`{inner.func}` has no argument `{kw.name}`", kw.name_span, "unknown argument",
+                     "take_delivery(storage=2/day, funding=3%, basis=0, hold=30d)")
+            return
+        arg = _unwrap(kw.value)
+        if kw.name == "storage":
+            per_day = arg.left if isinstance(arg, ast.Binary) and arg.op == "/" else arg
+            amount = lw.number(per_day, "storage")
+            if amount is not None:
+                policy.storage_per_day = amount
+        elif kw.name == "funding":
+            rate = lw.fraction(arg, "funding")
+            if rate is not None:
+                policy.funding_rate = rate
+        elif kw.name == "basis":
+            basis = lw.number(arg, "basis")
+            if basis is not None:
+                policy.basis = basis
+        elif kw.name == "hold":
+            if isinstance(arg, ast.Duration):
+                policy.hold_days = arg.days
+            else:
+                lw.mismatch(arg, "a holding period such as `30d`")
+    lw.doc.assignment = policy
+
+
+# --------------------------------------------------------------------------- experiment
+
+
+def experiment(lw: "Lowerer", block: ast.Block) -> Experiment:
+    result = Experiment(span=block.span)
+    seen: dict[str, object] = {}
+    for statement in block.body:
+        if isinstance(statement, ast.Block):
+            lw.error("E107", f"blocks cannot nest: `{statement.name}`", statement.name_span, "nested block")
+            continue
+        if isinstance(statement, ast.Header):
+            lw.error("E005", "the header must be the first statement of the file", statement.span,
+                     "header inside a block")
+            continue
+        if isinstance(statement, ast.Append):
+            lw.error("E105", "`+=` is not used in the experiment block", statement.name_span, "cannot append")
+            continue
+        for name, name_span, value in _settings(statement):
+            if name not in vocab.EXPERIMENT_SETTINGS:
+                from opl.lang.diagnostics import did_you_mean
+
+                guess = did_you_mean(name, vocab.EXPERIMENT_SETTINGS)
+                lw.error("E107", f"unknown experiment setting `{name}`", name_span, "unknown setting",
+                         f"did you mean `{guess}`?" if guess else
+                         f"settings: {', '.join(vocab.EXPERIMENT_SETTINGS)}")
+                continue
+            if name in seen:
+                lw.error("E202", f"experiment setting `{name}` is set more than once", name_span,
+                         "set again here", notes=(f"first set on line {seen[name]}",))
+                continue
+            seen[name] = name_span.line
+            if value is None:
+                lw.error("E108", f"experiment setting `{name}` has no value", name_span, "value missing")
+                continue
+            _setting(lw, result, name, value)
+    return result
+
+
+def _settings(statement) -> list[tuple[str, object, ast.Value | None]]:
+    """Split `paths 50000  steps_per_day 1  seed 7` into its settings."""
+    value = statement.value
+    items = list(value.items) if isinstance(value, ast.Seq) else ([value] if value is not None else [])
+    out: list[tuple[str, object, ast.Value | None]] = []
+    name, name_span, current = statement.name, statement.name_span, []
+    for item in items:
+        if isinstance(item, ast.Name) and item.id in vocab.EXPERIMENT_SETTINGS and item.id != name:
+            out.append((name, name_span, _join(current)))
+            name, name_span, current = item.id, item.span, []
+        else:
+            current.append(item)
+    out.append((name, name_span, _join(current)))
+    return out
+
+
+def _join(items: list[ast.Value]) -> ast.Value | None:
+    if not items:
+        return None
+    if len(items) == 1:
+        return items[0]
+    return ast.Seq(tuple(items), items[0].span.merge(items[-1].span))
+
+
+def _calibration_file(lw: "Lowerer", result: Experiment, call: ast.Call) -> None:
+    """`calibration file("calib.json")`: the JSON `opl calibrate --json` wrote, relative to the .opl."""
+    args = call.args
+    if len(args) != 1 or not isinstance(args[0], ast.String) or not args[0].value.strip():
+        lw.error("E103", "write the calibration file as `calibration file(\"calib.json\")`, a path relative to "
+                 "this file", call.span, "bad arguments", "or write `calibration file` and pass the JSON as --data")
+        return
+    result.calibration_file = args[0].value
+
+
+def _setting(lw: "Lowerer", result: Experiment, name: str, value: ast.Value) -> None:
+    inner = _unwrap(value)
+    if name == "model":
+        result.model = tuple(c for c in (_model_component(lw, v) for v in plus_terms(inner)) if c is not None)
+    elif name == "calibration":
+        head = inner.func if isinstance(inner, ast.Call) else inner
+        result.calibration_span = value.span
+        if isinstance(head, str):
+            result.calibration = head if head in vocab.CALIBRATIONS else lw.choice(
+                ast.Name(head, inner.func_span), "calibration", vocab.CALIBRATIONS)
+            if head == "file":
+                _calibration_file(lw, result, inner)
+            elif inner.args:
+                lw.error("E103", f"`calibration {head}` takes no arguments", inner.span, "unexpected arguments",
+                         "only `calibration file(\"calib.json\")` names something")
+        else:
+            result.calibration = lw.choice(value, "calibration", vocab.CALIBRATIONS)
+    elif name == "signal":
+        items = list(inner.items) if isinstance(inner, ast.Seq) else [inner]
+        words = [i.id for i in items if isinstance(i, ast.Name)]
+        numbers = [i for i in items if not isinstance(i, ast.Name)]
+        if "hit_rate" not in words or len(numbers) != 1:
+            lw.error("E103", "write the signal as `signal direction hit_rate 0.9`", value.span, "bad signal")
+            return
+        rate = lw.fraction(numbers[0], "hit_rate")
+        if rate is not None and not 0 <= rate <= 1:
+            lw.error("E207", f"hit rate must lie between 0 and 1, found {rate:g}", numbers[0].span, "out of range")
+            return
+        result.hit_rate = rate
+    elif name in ("paths", "steps_per_day", "seed", "horizon"):
+        if name == "horizon" and isinstance(inner, ast.Duration):
+            months = max(1, round(inner.days / 30.4375))
+            result.horizon_months = months
+            return
+        number = lw.number(value, name, integer=True, allow_unit=name == "horizon")
+        if number is None:
+            return
+        bounds = {"paths": (1, 10_000_000), "steps_per_day": (1, 96), "seed": (0, 2**63 - 1),
+                  "horizon": (1, 600)}[name]
+        if not bounds[0] <= number <= bounds[1]:
+            lw.error("E207", f"`{name}` must lie between {bounds[0]} and {bounds[1]:,}, found {number:g}",
+                     value.span, "out of range")
+            return
+        setattr(result, "horizon_months" if name == "horizon" else name, int(number))
+    elif name == "sizes":
+        items = _list_items(lw, value, name)
+        sizes = [lw.number(i, "sizes", positive=True) for i in items]
+        for item, size in zip(items, sizes):
+            if size is not None and size > limits.MAX_SIZE:
+                lw.error("E207", f"`sizes` must be at most {limits.MAX_SIZE:g}, found {size:g}", item.span,
+                         "out of range")
+        result.sizes = tuple(s for s in sizes if s is not None and s <= limits.MAX_SIZE)
+    elif name in ("stress", "sensitivity"):
+        scenarios = tuple(s for s in (_scenario(lw, i) for i in _list_items(lw, value, name)) if s is not None)
+        setattr(result, name, scenarios)
+    elif name == "target":
+        if lw.condition(value, variables={k: vocab.VARIABLES[k] for k in vocab.TARGET_METRICS}):
+            result.target = value
+    elif name == "metrics":
+        names = []
+        for item in _list_items(lw, value, name):
+            picked = lw.choice(item, "metrics", vocab.TARGET_METRICS)
+            if picked:
+                names.append(picked)
+        result.metrics = tuple(names)
+    elif name == "hypotheses":
+        result.hypotheses = _list_items(lw, value, name)
+    elif name == "iv":
+        result.smile = _smile(lw, inner, value)
+        result.smile_span = value.span
+    elif name == "stop":
+        items = _list_items(lw, value, name)
+        kept = []
+        for item in items:
+            call = _unwrap(item)
+            if isinstance(call, ast.Name):
+                call = ast.Call(call.id, (), call.span, call.span)
+            if isinstance(call, ast.Call) and lw.signature(call, vocab.STOP_CONDITIONS, "stop condition"):
+                kept.append(item)
+            elif not isinstance(call, ast.Call):
+                lw.mismatch(item, "a stop condition such as `converge(rounds=5, min_gain=0.1%)`")
+        result.stop = tuple(kept)
+
+
+def plus_terms(value: ast.Value) -> list[ast.Value]:
+    """The terms of ``a + b + c`` (a model such as `garch + jump`), brackets removed."""
+    value = _unwrap(value)
+    if isinstance(value, ast.Binary) and value.op == "+":
+        return plus_terms(value.left) + plus_terms(value.right)
+    return [value]
+
+
+def _model_component(lw: "Lowerer", value: ast.Value) -> ModelComponent | None:
+    name = value.id if isinstance(value, ast.Name) else value.func if isinstance(value, ast.Call) else None
+    if name is None:
+        lw.mismatch(value, "a price model (gbm, garch, gjr, jump, regime)")
+        return None
+    if name not in vocab.PRICE_MODELS:
+        span = value.span if isinstance(value, ast.Name) else value.func_span
+        lw.choice(ast.Name(name, span), "model", vocab.PRICE_MODELS)
+        return None
+    params: dict[str, float] = {}
+    if isinstance(value, ast.Call):
+        if value.positional:
+            lw.error("E103", f"`{name}(...)` takes keyword parameters", value.span, "positional argument",
+                     f"e.g. `{name}(alpha=0.08, beta=0.9)`")
+            return None
+        for kw in value.keywords.values():
+            pct = signed_percent(kw.value)
+            number = pct / 100 if pct is not None else lw.number(kw.value, f"{name}.{kw.name}")
+            if number is None:
+                return None
+            params[kw.name] = number
+    return ModelComponent(name, params, value.span)
+
+
+def _smile(lw: "Lowerer", inner: ast.Value, value: ast.Value) -> dict[str, float]:
+    """``iv smile(spread=8%, floor=10%, skew=-0.2, curvature=2)``: the simulator's implied-volatility rule."""
+    example = "`iv smile(spread=8%, floor=10%, skew=-0.2, curvature=2)`"
+    if not (isinstance(inner, ast.Call) and inner.func == "smile") or inner.positional:
+        lw.error("E103", "write the implied-volatility rule as " + example, value.span, "bad implied-volatility rule",
+                 "parameters: " + ", ".join(vocab.SMILE_PARAMETERS))
+        return {}
+    out: dict[str, float] = {}
+    for kw in inner.keywords.values():
+        bounds = vocab.SMILE_PARAMETERS.get(kw.name)
+        if bounds is None:
+            from opl.lang.diagnostics import did_you_mean
+
+            guess = did_you_mean(kw.name, list(vocab.SMILE_PARAMETERS))
+            lw.error("E103", f"`smile` has no parameter `{kw.name}`", kw.name_span, "unknown parameter",
+                     f"did you mean `{guess}`?" if guess else "parameters: " + ", ".join(vocab.SMILE_PARAMETERS))
+            continue
+        number = lw.fraction(kw.value, f"smile.{kw.name}")
+        if number is None:
+            continue
+        low, high, _ = bounds
+        if not low <= number <= high:
+            lw.error("E207", f"`smile({kw.name}=...)` must lie between {low:g} and {high:g}, found {number:g}",
+                     kw.value.span, "out of range")
+            continue
+        out[kw.name] = number
+    return out
+
+
+def _scenario(lw: "Lowerer", value: ast.Value) -> Scenario | None:
+    inner = _unwrap(value)
+    name = inner.id if isinstance(inner, ast.Name) else inner.func if isinstance(inner, ast.Call) else None
+    if name is None or name not in vocab.SCENARIOS:
+        if name is None:
+            lw.mismatch(value, "a scenario such as `vol_up(+50%)`")
+        else:
+            span = inner.span if isinstance(inner, ast.Name) else inner.func_span
+            lw.choice(ast.Name(name, span), "scenario", tuple(vocab.SCENARIOS))
+        return None
+    amount: float | None = None
+    form = "number"
+    if isinstance(inner, ast.Call):
+        if len(inner.args) != 1 or isinstance(inner.args[0], ast.Kwarg):
+            lw.error("E103", f"`{name}(...)` takes one value", inner.span, "bad arguments",
+                     f"e.g. `{name}(+50%)` or `slippage(x3)`")
+            return None
+        arg = _unwrap(inner.args[0])
+        pct = signed_percent(arg)
+        if pct is not None:
+            amount, form = pct / 100, "percent"
+        elif isinstance(arg, ast.Factor):
+            amount, form = arg.value, "factor"
+        else:
+            amount = lw.number(arg, name)
+            if amount is None:
+                return None
+    return Scenario(name, amount, value, value.span, form)

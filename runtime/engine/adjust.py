@@ -1,0 +1,583 @@
+"""The adjustment module (grammar/README.md §5): ``adjust_when``, ``adjust_playbook``, ``abort_if``,
+vectorised over variants × paths.
+
+**When.** ``adjust_when`` is evaluated on every open position at every step, after the exit
+triggers (a position closed this step is not adjusted). A round fires on a path where the
+condition **turns true** — it held not at the previous step (the open counts as one) but
+holds now — and at least ``cooldown_days`` (5 calendar days by default, ``--set
+adjust.cooldown``) after the path's last round this month. So a condition that stays true
+fires once, not at every step, and a condition already true at the open waits until it has
+been false. At most one round per step.
+
+**Playbook.** The actions run in order on the paths of the round. Before each one,
+``abort_if`` is evaluated; where it holds, the action and the rest of the playbook are
+skipped on that path and control goes to the exit module: the position is closed at market
+(``--set adjust.on_abort=skip`` only skips the rest of the playbook). While ``abort_if``
+judges an action, ``additional_margin(%)`` is **the action's extra margin**: the exchange
+margin after the action minus before it, as a percent of the margin before it (of the
+capital when nothing was required) — ``abort_if additional_margin(%) > 15`` refuses an
+action that would raise the requirement by more than 15%. Every other measure reads the
+step's state.
+
+**Actions.** Each trades at the step's marks (options marked as in `opl.runtime.engine.marking`,
+futures at the step's price) and pays the pack's fees and slippage, booked to the ledger's
+``adjustments`` bucket; the options' later marks go to ``premium``, as any leg's. ``leg``
+is a leg's number in the file's normalised order (1 = first, as ``opl compile`` lists them).
+
+============================  ===========================================================
+``roll_nearest_term()``       every option leg is closed and sold/bought again on the
+                              nearest listed expiry — the month's own (the simulator lists
+                              one expiry a month and the guard closes before it is near) —
+                              with its strike rule re-resolved at the current price, the
+                              support and resistance re-centred on it (same widths); a leg
+                              whose strike would not change is left alone
+``roll(leg, to)``             the leg (every option leg without ``leg``) re-opened, strike
+                              re-resolved as above, on the expiry ``to`` after the month's
+                              open (default: the next listed expiry, one tenor later)
+``roll_tenor(leg, by)``       the leg's expiry becomes the month's expiry + ``by`` days,
+                              strike kept (firing again finds it there and does nothing)
+``shift_strike(leg, by)``     the leg's strike moved by ``by`` (price, or % of the strike),
+                              on the listed grid, same expiry
+``scale_qty(leg, factor)``    the leg's lots × factor, rounded to whole lots
+``remove_leg(leg)``, ``close(leg)``  the leg closed; ``close()`` closes the whole position
+``add_leg(leg)``              the leg opened (× size), its strike resolved at the current
+                              price against the month's support and resistance, once a month
+``replace_leg(leg, with)``    the leg closed and ``with`` opened as ``add_leg`` does, once
+``hedge_gamma(target)``       when the net gamma is short by more than ``target`` futures
+                              lots of delta per 1% move per option lot, buys calls at the
+                              listed strike nearest above the future, enough whole lots (at
+                              most N) to bring it within the target; the bought calls are
+                              re-struck there at every later firing that needs more
+``delta_neutralise(keep)``    futures traded to the net delta keep·d·N now (band 0)
+``hedge(greek)``              ``delta``: the hedge rule's trade now (its ``keep``, band 0);
+                              ``gamma``: ``hedge_gamma(0.10)``
+============================  ===========================================================
+
+Legs of a strategy's futures: ``scale_qty``, ``remove_leg``/``close`` and ``add_leg``
+apply; ``shift_strike``, ``roll_tenor`` and the rolls leave them alone (rc6 §4.0). An
+option leg whose guard ``avoid_leg_if`` holds for the new series is not opened: the move is
+skipped on that path (counted with the avoided legs). Series expiring after the month's
+expiry are closed at market when the month ends. Counts per action (done, aborted) and per
+round go to the ledger's counters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+import numpy as np
+
+from opl.runtime.engine.book import Book
+from opl.runtime.engine.legspec import OptionLeg
+from opl.runtime.engine.triggers import LegState, TriggerState
+
+__all__ = ["Action", "AdjustSpec", "AdjustEngine", "Desk", "ACTION_KINDS"]
+
+ActionKind = Literal["roll_nearest_term", "roll", "roll_tenor", "shift_strike", "scale_qty", "remove_leg", "close",
+                     "add_leg", "replace_leg", "hedge_gamma", "delta_neutralise", "hedge"]
+ACTION_KINDS = ("roll_nearest_term", "roll", "roll_tenor", "shift_strike", "scale_qty", "remove_leg", "close",
+                "add_leg", "replace_leg", "hedge_gamma", "delta_neutralise", "hedge")
+Compiled = Callable[[TriggerState], np.ndarray]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Action:
+    """One playbook entry in runtime form (module docstring).
+
+    ``leg`` the file index (number − 1) or None; ``amount`` the action's number (target,
+    keep, by, factor, or for ``roll`` the days from the month's open); ``percent`` whether
+    ``by`` is a percent; ``new_leg``/``new_futures`` the leg ``add_leg``/``replace_leg``
+    opens (an option, or signed futures lots per unit of size); ``greek`` for ``hedge``.
+    """
+
+    kind: ActionKind
+    text: str
+    leg: int | None = None
+    amount: float | None = None
+    percent: bool = False
+    new_leg: OptionLeg | None = None
+    new_futures: int = 0
+    greek: Literal["delta", "gamma"] = "delta"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdjustSpec:
+    """The file's adjustment module in runtime form."""
+
+    when: Compiled
+    playbook: tuple[Action, ...]
+    abort_if: Compiled | None = None
+    cooldown_days: float = 5.0
+    on_abort: Literal["exit", "skip"] = "exit"
+
+    @property
+    def needs_gamma(self) -> bool:
+        return any(a.kind == "hedge_gamma" or (a.kind == "hedge" and a.greek == "gamma") for a in self.playbook)
+
+    def counters(self) -> tuple[str, ...]:
+        names = ["adjust_rounds", "adjust_exits"]
+        for i in range(len(self.playbook)):
+            names += [f"adjust_done_{i}", f"adjust_aborted_{i}"]
+        return tuple(names)
+
+
+@dataclass(eq=False, kw_only=True)
+class Desk:
+    """The replay at one step, as an adjustment trades it (built by `opl.runtime.engine.replay`).
+
+    ``margin(legs, futures_lots)`` is the exchange requirement of a set of short legs
+    ((is_call, strike, premium, lots) tuples; None: the book's) and futures lots (None: the
+    book's); ``trade_options``/``trade_futures`` pay the costs of lots traded into the
+    ``adjustments`` bucket; ``close_all(mask)`` closes everything; ``state()`` is the step's
+    trigger state; ``avoid(legs)`` is where ``avoid_leg_if`` blocks each of the legs.
+    """
+
+    book: Book
+    hedge: np.ndarray
+    mo: object
+    j: int
+    d: np.ndarray
+    sizes: np.ndarray
+    lots_per_option: float
+    capital: float
+    tenor_days: float
+    margin: Callable
+    trade_options: Callable[[np.ndarray], None]
+    trade_futures: Callable[[np.ndarray], None]
+    close_all: Callable[[np.ndarray], None]
+    state: Callable[[], TriggerState]
+    avoid: Callable[[list[LegState]], list[np.ndarray]]
+    count: Callable[[str, np.ndarray], None]
+    hedge_keep: float = 0.0
+    hedge_along: str = "direction"
+
+
+@dataclass(eq=False)
+class _Change:
+    """A slot's new lots (and new series where ``restruck``) proposed by an action."""
+
+    slot: int
+    qty: np.ndarray
+    restruck: np.ndarray
+    strike: np.ndarray | None = None
+    marks: tuple | None = None
+
+
+@dataclass(eq=False)
+class _Plan:
+    changes: dict[int, _Change] = field(default_factory=dict)
+    hedge: np.ndarray | None = None
+    futures: dict[int, np.ndarray] = field(default_factory=dict)
+    trades: np.ndarray | None = None  # paths where the action trades
+    exit: np.ndarray | None = None  # ``close()``: the whole position
+
+
+class AdjustEngine:
+    """Runs an `AdjustSpec` in one chunk's replay: the month's dynamic slots, the edge and cooldown.
+
+    Parameters
+    ----------
+    spec
+        The adjustment module.
+    shape
+        (variants, paths).
+    numbers
+        The file index of each of the strategy's option legs (what an action's ``leg`` names).
+    """
+
+    def __init__(self, spec: AdjustSpec, shape: tuple[int, int], numbers: tuple[int, ...]):
+        self.spec = spec
+        self.shape = shape
+        self._numbers = dict(enumerate(numbers))
+        self.fired = np.zeros(shape, dtype=bool)  # where the last step's round fired (the replay's trace)
+        self.prev = np.zeros(shape, dtype=bool)
+        self.last = np.full(shape, -np.inf)
+
+    # -- the month's slots -------------------------------------------------------------------------
+    def extra_slots(self, legs) -> int:
+        """Dynamic slots added each month (the replay sizes its inventory with it)."""
+        return sum(len(extras) for extras in self._file_extras([leg.extra_days for leg in legs]).values()) + sum(
+            1 for a in self.spec.playbook if a.kind in ("add_leg", "replace_leg") and a.new_leg is not None) + (
+            1 if self.spec.needs_gamma else 0)
+
+    def _file_extras(self, own: list[float]) -> dict[int, list[float]]:
+        """For each base leg (position in the strategy's option legs, ``own`` its expiry after the month's),
+        the expiries it can be moved to."""
+        extras: dict[int, list[float]] = {i: [] for i in range(len(own))}
+        for a in self.spec.playbook:
+            for i in extras:
+                if not (a.kind == "roll_nearest_term" or a.leg is None or self._numbers.get(i) == a.leg):
+                    continue
+                # roll_nearest_term: the month's expiry; shift_strike: the leg's own; roll/roll_tenor: theirs.
+                wanted = {"roll_nearest_term": 0.0, "shift_strike": own[i], "roll": a.amount,
+                          "roll_tenor": a.amount}.get(a.kind)
+                if wanted is not None and wanted not in extras[i]:
+                    extras[i].append(wanted)
+        return extras
+
+    def open_month(self, book: Book) -> None:
+        """Add the dynamic slots to a freshly opened book and reset the edge and the cooldown."""
+        for i, extras in self._file_extras([group.rule.extra_days for group in book.groups]).items():
+            leg = book.groups[i].rule
+            for extra in extras:
+                book.add_slot(i, is_call=leg.is_call, american=leg.american, strike=None, extra_days=extra)
+        self.new_groups: dict[int, int] = {}
+        for k, a in enumerate(self.spec.playbook):
+            if a.kind in ("add_leg", "replace_leg") and a.new_leg is not None:
+                g = book.add_group(a.new_leg)
+                book.add_slot(g, is_call=a.new_leg.is_call, american=a.new_leg.american, strike=None,
+                              extra_days=a.new_leg.extra_days)
+                self.new_groups[k] = g
+            elif a.kind in ("add_leg", "replace_leg"):
+                book.futures.append(np.zeros(self.shape))
+                book.futures_index.append(None)
+                self.new_groups[k] = -len(book.futures)  # negative: a futures entry
+        self.gamma_group = None
+        if self.spec.needs_gamma:
+            rule = OptionLeg(is_call=True, side=1, qty=0, strike=_ATM, american=book.slots[0].american
+                             if book.slots else True)
+            self.gamma_group = book.add_group(rule)
+            book.add_slot(self.gamma_group, is_call=True, american=rule.american, strike=None)
+        self.prev = np.zeros(self.shape, dtype=bool)
+        self.last = np.full(self.shape, -np.inf)
+
+    def start(self, state: TriggerState, is_open: np.ndarray) -> None:
+        """The condition at the open: a round needs it to turn true afterwards."""
+        self.prev = np.broadcast_to(self.spec.when(state), self.shape) & is_open
+
+    # -- one step ------------------------------------------------------------------------------------
+    def step(self, desk: Desk, is_open: np.ndarray, step_days: float) -> np.ndarray:
+        """One round where ``adjust_when`` turns true; returns where the position was closed."""
+        fire = self.decide(desk.state(), is_open, desk.j, step_days)
+        if not np.any(fire):
+            return np.zeros(self.shape, dtype=bool)
+        return self.play(desk, fire)
+
+    def decide(self, state: TriggerState, is_open: np.ndarray, j: int, step_days: float) -> np.ndarray:
+        """Where a round fires at step ``j`` (the condition turned true, the cooldown passed); keeps the edge."""
+        now = np.broadcast_to(self.spec.when(state), self.shape) & is_open
+        cooled = (j - self.last) * step_days >= self.spec.cooldown_days - 1e-9
+        fire = now & ~self.prev & cooled
+        self.prev = now
+        self.fired = fire
+        if np.any(fire):
+            self.last = np.where(fire, j, self.last)
+        return fire
+
+    def play(self, desk: Desk, fire: np.ndarray) -> np.ndarray:
+        """The playbook on the paths where ``fire`` (shaped as ``desk.book``: the chunk's paths or a subset of
+        them — everything here is path by path); returns where the position was closed."""
+        closed = np.zeros(desk.book.shape, dtype=bool)
+        desk.count("adjust_rounds", fire)
+        active = fire.copy()
+        for i, action in enumerate(self.spec.playbook):
+            if not np.any(active):
+                break
+            plan = self._propose(action, i, desk, active)
+            if self.spec.abort_if is not None:
+                st = desk.state()
+                st.added_margin = lambda plan=plan, active=active: self._added_margin(desk, plan, active)
+                aborted = active & np.broadcast_to(self.spec.abort_if(st), desk.book.shape)
+            else:
+                aborted = np.zeros(desk.book.shape, dtype=bool)
+            go = active & ~aborted
+            self._apply(plan, desk, go)
+            desk.count(f"adjust_done_{i}", go & plan.trades)
+            desk.count(f"adjust_aborted_{i}", aborted)
+            if plan.exit is not None and np.any(go & plan.exit):
+                desk.close_all(go & plan.exit)
+                desk.count("adjust_exits", go & plan.exit)
+                closed |= go & plan.exit
+                go &= ~plan.exit
+            if np.any(aborted) and self.spec.on_abort == "exit":
+                desk.close_all(aborted)
+                desk.count("adjust_exits", aborted)
+                closed |= aborted
+            active = go
+        return closed
+
+    # -- proposals ------------------------------------------------------------------------------------
+    def _groups(self, desk: Desk, leg: int | None) -> list[int]:
+        """The option groups an action names (None: every option leg but the gamma hedge)."""
+        out = []
+        for g, group in enumerate(desk.book.groups):
+            if g == self.gamma_group:
+                continue
+            if leg is None or group.file_index == leg:
+                out.append(g)
+        return out
+
+    def _futures_entries(self, desk: Desk, leg: int | None) -> list[int]:
+        return [i for i, number in enumerate(desk.book.futures_index) if number is not None and number == leg]
+
+    def _propose(self, a: Action, index: int, desk: Desk, active: np.ndarray) -> _Plan:
+        kind = a.kind
+        plan = _Plan(trades=np.zeros(desk.book.shape, dtype=bool))
+        book, mo, j = desk.book, desk.mo, desk.j
+        if kind in ("roll_nearest_term", "roll"):
+            extra = 0.0 if kind == "roll_nearest_term" else a.amount
+            for g in self._groups(desk, None if kind == "roll_nearest_term" else a.leg):
+                rule = book.groups[g].rule
+                strike = mo.strike_for(rule, j, recentre=True, extra_days=extra)
+                self._move(plan, desk, g, self._slot(book, g, extra), strike, active)
+        elif kind == "roll_tenor":
+            for g in self._groups(desk, a.leg):
+                target = self._slot(book, g, a.amount)
+                for si in book.groups[g].slots:
+                    s = book.slots[si]
+                    if si != target and s.held():
+                        self._move(plan, desk, g, target, np.broadcast_to(s.strike, desk.book.shape),
+                                   active & (s.qty != 0))
+        elif kind == "shift_strike":
+            for g in self._groups(desk, a.leg):
+                for si in list(book.groups[g].slots):
+                    s = book.slots[si]
+                    if not s.held():
+                        continue
+                    k = np.broadcast_to(s.strike, desk.book.shape)
+                    moved = k * (1.0 + a.amount / 100.0) if a.percent else k + a.amount
+                    target = si if s.dynamic else self._slot(book, g, s.extra_days)
+                    self._move(plan, desk, g, target, mo.snap(moved), active & (s.qty != 0))
+        elif kind == "scale_qty":
+            for g in self._groups(desk, a.leg):
+                for si in book.groups[g].slots:
+                    s = book.slots[si]
+                    if s.held():
+                        new = np.where(active, np.rint(s.qty * a.amount), s.qty)
+                        self._change(plan, si, new, np.zeros(desk.book.shape, dtype=bool))
+                        plan.trades |= active & (new != s.qty)
+            for fi in self._futures_entries(desk, a.leg):
+                fut = book.futures[fi]
+                plan.futures[fi] = np.where(active, np.rint(fut * a.amount), fut)
+                plan.trades |= active & (plan.futures[fi] != fut)
+        elif kind in ("remove_leg", "close"):
+            if kind == "close" and a.leg is None:
+                plan.exit = active & book.any_open()
+                plan.trades |= plan.exit
+                return plan
+            self._remove(plan, desk, a.leg, active)
+        elif kind in ("add_leg", "replace_leg"):
+            target = self.new_groups[index]
+            if target < 0:  # a futures leg
+                fi = -target - 1
+                fresh = active & (book.futures[fi] == 0)
+                if kind == "replace_leg":
+                    self._remove(plan, desk, a.leg, fresh)
+                plan.futures[fi] = np.where(fresh, a.new_futures * desk.sizes, book.futures[fi])
+                plan.trades |= fresh
+                return plan
+            slot = book.groups[target].slots[0]
+            fresh = active & (book.slots[slot].qty == 0)
+            rule = a.new_leg
+            strike = np.broadcast_to(mo.strike_for(rule, j, recentre=False, extra_days=rule.extra_days),
+                                     desk.book.shape)
+            lots = rule.signed_qty * desk.sizes * np.ones(desk.book.shape)
+            ok = self._allowed(desk, rule.is_call, strike, rule.extra_days, lots, fresh)
+            if kind == "replace_leg":
+                self._remove(plan, desk, a.leg, ok)
+            self._open(plan, desk, slot, strike, lots, ok)
+        elif kind == "hedge_gamma" or (kind == "hedge" and a.greek == "gamma"):
+            self._hedge_gamma(plan, desk, 0.10 if a.amount is None else a.amount, active)
+        elif kind in ("delta_neutralise", "hedge"):
+            keep = (a.amount if a.amount is not None else 0.0) if kind == "delta_neutralise" else desk.hedge_keep
+            plan.hedge = _delta_target(desk, keep, active)
+            plan.trades |= active & (plan.hedge != desk.hedge)
+        else:  # pragma: no cover - ACTION_KINDS and this dispatch are kept in step by a test
+            raise ValueError(f"unknown action {kind}")
+        return plan
+
+    def _slot(self, book: Book, g: int, extra: float) -> int:
+        """The group's dynamic slot expiring ``extra`` days after the month (created at the open)."""
+        for si in book.groups[g].slots:
+            s = book.slots[si]
+            if s.dynamic and s.extra_days == extra:
+                return si
+        raise AssertionError(f"no slot of group {g} at +{extra:g} days")  # pragma: no cover - open_month makes them
+
+    def _change(self, plan: _Plan, si: int, qty: np.ndarray, restruck: np.ndarray, strike=None, marks=None) -> None:
+        old = plan.changes.get(si)
+        if old is None:
+            plan.changes[si] = _Change(si, qty, restruck, strike, marks)
+            return
+        # A second change of the same slot (a move into a slot also being emptied) wins where it applies.
+        where = restruck if strike is not None else (qty != old.qty)
+        old.qty = np.where(where, qty, old.qty)
+        if strike is not None:
+            old.strike = strike if old.strike is None else np.where(restruck, strike, old.strike)
+            old.marks = marks if old.marks is None else tuple(np.where(restruck, m, o)
+                                                              for m, o in zip(marks, old.marks))
+            old.restruck = old.restruck | restruck
+
+    def _move(self, plan: _Plan, desk: Desk, g: int, target: int, strike: np.ndarray, mask: np.ndarray) -> None:
+        """Move a group's lots (wherever held) into slot ``target`` at ``strike`` where ``mask``."""
+        book = desk.book
+        tgt = book.slots[target]
+        q = self._current(plan, book, g)
+        strike = np.broadcast_to(strike, desk.book.shape)
+        # Already there: the lots sit in a series of that strike and expiry (the base slot or a moved one).
+        there = np.zeros(desk.book.shape, dtype=bool)
+        for si in book.groups[g].slots:
+            s = book.slots[si]
+            if s.extra_days == tgt.extra_days:
+                there |= (self._qty(plan, si, s) != 0) & (np.broadcast_to(s.strike, desk.book.shape) == strike)
+        moving = mask & (q != 0) & ~there
+        if not np.any(moving):
+            return
+        moving &= self._allowed(desk, tgt.is_call, strike, tgt.extra_days, q, moving)
+        if not np.any(moving):
+            return
+        for si in book.groups[g].slots:
+            if si != target:
+                current = self._qty(plan, si, book.slots[si])
+                self._change(plan, si, np.where(moving, 0.0, current), np.zeros(desk.book.shape, dtype=bool))
+        marks = desk.mo.quote(is_call=tgt.is_call, american=tgt.american, strike=strike, extra_days=tgt.extra_days,
+                              j=desk.j, where=moving)
+        self._change(plan, target, np.where(moving, q, self._qty(plan, target, tgt)), moving, strike, marks)
+        plan.trades |= moving
+
+    def _open(self, plan: _Plan, desk: Desk, slot: int, strike: np.ndarray, lots: np.ndarray,
+              mask: np.ndarray) -> None:
+        if not np.any(mask):
+            return
+        s = desk.book.slots[slot]
+        marks = desk.mo.quote(is_call=s.is_call, american=s.american, strike=strike, extra_days=s.extra_days,
+                              j=desk.j, where=mask)
+        self._change(plan, slot, np.where(mask, lots, self._qty(plan, slot, s)), mask, strike, marks)
+        plan.trades |= mask
+
+    def _remove(self, plan: _Plan, desk: Desk, leg: int | None, mask: np.ndarray) -> None:
+        book = desk.book
+        for g in self._groups(desk, leg):
+            for si in book.groups[g].slots:
+                s = book.slots[si]
+                current = self._qty(plan, si, s)
+                if np.any(mask & (current != 0)):
+                    self._change(plan, si, np.where(mask, 0.0, current), np.zeros(desk.book.shape, dtype=bool))
+                    plan.trades |= mask & (current != 0)
+        for fi in self._futures_entries(desk, leg):
+            fut = book.futures[fi]
+            plan.futures[fi] = np.where(mask, 0.0, fut)
+            plan.trades |= mask & (fut != 0)
+
+    @staticmethod
+    def _qty(plan: _Plan, si: int, slot) -> np.ndarray:
+        change = plan.changes.get(si)
+        return change.qty if change is not None else slot.qty
+
+    def _current(self, plan: _Plan, book: Book, g: int) -> np.ndarray:
+        return sum((self._qty(plan, si, book.slots[si]) for si in book.groups[g].slots), np.zeros(book.shape))
+
+    def _allowed(self, desk: Desk, is_call: bool, strike, extra_days: float, lots, mask) -> np.ndarray:
+        """Where ``avoid_leg_if`` lets a new series be opened (blocked paths are counted)."""
+        leg = LegState(days_left=float(desk.mo.days_left[desk.j]) + extra_days, lots=lots, held=mask, strike=strike,
+                       price=desk.mo.price[:, desk.j], is_call=is_call)
+        blocked = desk.avoid([leg])[0] & mask
+        desk.count("avoided_legs", blocked)
+        return mask & ~blocked
+
+    def _hedge_gamma(self, plan: _Plan, desk: Desk, target: float, active: np.ndarray) -> None:
+        book, mo, j = desk.book, desk.mo, desk.j
+        slot_index = book.groups[self.gamma_group].slots[0]
+        hedge_slot = book.slots[slot_index]
+        price = mo.price[:, j]
+        per_pct = price * 0.01 * desk.lots_per_option  # lots of delta per 1% move, per unit of gamma and lot
+        rest = sum((s.qty * s.gamma for i, s in enumerate(book.slots) if i != slot_index),
+                   np.zeros(desk.book.shape)) * per_pct
+        n = book.short_lots()
+        n = np.where(n > 0, n, book.option_lots() - np.abs(hedge_slot.qty))
+        have = rest + hedge_slot.qty * hedge_slot.gamma * per_pct
+        need = active & (have < -target * n) & (n > 0)
+        if not np.any(need):
+            return
+        strike = np.broadcast_to(mo.snap_up(price), desk.book.shape)
+        marks = mo.quote(is_call=True, american=hedge_slot.american, strike=strike, extra_days=0.0, j=j, where=need)
+        one = marks[2] * per_pct
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lots = np.where(need & (one > 0), np.ceil((-rest - target * n) / np.where(one > 0, one, 1.0)), 0.0)
+        lots = np.clip(lots, 0.0, n)
+        # Calls already held at that strike are topped up; held elsewhere they are sold and bought there.
+        same = need & (hedge_slot.qty != 0) & (np.broadcast_to(hedge_slot.strike, desk.book.shape) == strike)
+        buy = need & (lots > hedge_slot.qty)
+        fresh = buy & ~same
+        fresh &= self._allowed(desk, True, strike, 0.0, lots, fresh)
+        new = np.where((buy & same) | fresh, lots, hedge_slot.qty)
+        if not np.any(new != hedge_slot.qty):
+            return
+        self._change(plan, slot_index, new, fresh, strike, marks)
+        plan.trades |= new != hedge_slot.qty
+
+    # -- margin of a proposal, and applying it ---------------------------------------------------------
+    def _added_margin(self, desk: Desk, plan: _Plan, active: np.ndarray) -> np.ndarray:
+        """The action's extra margin in percent (module docstring), computed on the paths of the round."""
+        out = np.zeros(desk.book.shape)
+        cols = np.flatnonzero(active.any(axis=0))
+        if cols.size == 0:
+            return out
+        before = desk.margin(None, None, cols)
+        legs = []
+        futures = sum((np.abs(plan.futures.get(i, fut)) for i, fut in enumerate(desk.book.futures)),
+                      np.zeros(desk.book.shape))
+        hedge = plan.hedge if plan.hedge is not None else desk.hedge
+        for si, s in enumerate(desk.book.slots):
+            change = plan.changes.get(si)
+            if change is None:
+                if s.held():
+                    legs.append((s.is_call, s.strike, s.value, s.qty, s.extra_days))
+                continue
+            strike = s.strike if change.strike is None else np.where(change.restruck, change.strike, s.strike)
+            value = s.value if change.marks is None else np.where(change.restruck, change.marks[0], s.value)
+            if np.any(change.qty):
+                legs.append((s.is_call, strike, value, change.qty, s.extra_days))
+        after = desk.margin(legs, futures + np.abs(hedge), cols)
+        base = np.where(before > 0, before, desk.capital)
+        out[:, cols] = (after - before) / base * 100.0
+        return out
+
+    def _apply(self, plan: _Plan, desk: Desk, go: np.ndarray) -> None:
+        book = desk.book
+        for si, change in plan.changes.items():
+            s = book.slots[si]
+            old = s.qty
+            new = np.where(go, change.qty, old)
+            restruck = go & change.restruck
+            shrink = ~restruck & (np.abs(new) < np.abs(old))
+            grow = ~restruck & (np.abs(new) > np.abs(old))
+            closed = np.where(restruck, old, np.where(shrink, old - new, 0.0))
+            opened = np.where(restruck, new, np.where(grow, new - old, 0.0))
+            desk.trade_options(closed, closing=True)
+            desk.trade_options(opened, closing=False)
+            s.qty = new
+            if change.strike is not None and np.any(restruck):
+                value, delta, gamma, exercise = change.marks
+                s.strike = np.where(restruck, change.strike, s.strike)
+                s.value = np.where(restruck, value, s.value)
+                s.delta = np.where(restruck, delta, s.delta)
+                s.gamma = np.where(restruck, gamma, s.gamma)
+                s.exercise = np.where(restruck, exercise, s.exercise)
+                s.entry = np.where(restruck, value, s.entry)
+        for fi, fut in plan.futures.items():
+            new = np.where(go, fut, book.futures[fi])
+            desk.trade_futures(new - book.futures[fi])
+            book.futures[fi] = new
+        if plan.hedge is not None:
+            new = np.where(go, plan.hedge, desk.hedge)
+            desk.trade_futures(new - desk.hedge)
+            desk.hedge = new
+
+
+def _delta_target(desk: Desk, keep: float, active: np.ndarray) -> np.ndarray:
+    """The hedge that puts the net delta at keep·d·N in whole lots (band 0) where ``active``."""
+    book = desk.book
+    other = book.option_delta(desk.lots_per_option) + book.static
+    target = keep * desk.d * book.short_lots()
+    return np.where(active, np.rint(target - other), desk.hedge)
+
+
+class _AtmRule:
+    """The strike rule of the gamma hedge's calls (resolved by `hedge_gamma` itself)."""
+
+    kind = "atm"
+
+
+_ATM = _AtmRule()

@@ -1,0 +1,195 @@
+"""What a simulated month holds: option *slots* and the strategy's own futures, over variants × paths.
+
+A slot is one option series position — a type, a style, a strike per path and signed lots
+per variant × path — with its current marks. The month's file legs are the **base slots**:
+their strikes are the same for every variant of a path, so their marks come from the
+month's precomputed tables (``MonthMarks``: (paths, steps + 1) per leg). Legs the
+adjustment module moves or adds (`opl.runtime.engine.adjust`) live in **dynamic slots**: a
+strike per variant × path, marked at each step only where lots are held, with an expiry
+``extra_days`` after the month's (0: the month's own expiry).
+
+Each *group* is one logical leg: a file leg is its base slot plus the dynamic slots it is
+rolled into; an ``add_leg``/``replace_leg`` leg or the ``hedge_gamma`` options are a
+group of one dynamic slot. On any path a group holds lots in at most one of its slots.
+
+Futures legs of the file are kept per leg (``futures``; ``remove_leg`` and ``scale_qty``
+act on one of them); ``static`` is their sum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from opl.runtime.engine.legspec import OptionLeg
+
+__all__ = ["Slot", "Group", "Book"]
+
+_MARKS = ("strike", "value", "delta", "gamma", "exercise", "entry")  # a slot's per-path attributes besides qty
+
+
+def _paths(x, cols):
+    """A slot attribute on the paths ``cols``: per (variant, path), per path, or one number for all."""
+    x = np.asarray(x) if not np.isscalar(x) else x
+    if np.ndim(x) == 0:
+        return x
+    return x[cols] if np.ndim(x) == 1 else x[:, cols]
+
+
+class Slot:
+    """One option series position (module docstring); marks broadcast to (variants, paths).
+
+    Whether the slot holds lots anywhere is kept with its ``qty`` (set on assignment), so
+    the many per-step sums over the book skip empty slots for free.
+    """
+
+    def __init__(self, *, is_call: bool, american: bool, qty: np.ndarray, strike, base: int | None = None,
+                 extra_days: float = 0.0, group: int = 0):
+        self.is_call, self.american, self.base, self.extra_days, self.group = is_call, american, base, extra_days, group
+        self.strike = strike
+        self.qty = qty
+        self.value: np.ndarray | float = 0.0
+        self.delta: np.ndarray | float = 0.0
+        self.gamma: np.ndarray | float = 0.0
+        self.exercise: np.ndarray | bool = False
+        self.entry: np.ndarray | float = 0.0  # mark per unit when the lots were opened (leg_pnl)
+
+    @property
+    def qty(self) -> np.ndarray:
+        return self._qty
+
+    @qty.setter
+    def qty(self, value: np.ndarray) -> None:
+        self._qty = value
+        self._held = bool(np.any(value))
+
+    @property
+    def phi(self) -> float:
+        return 1.0 if self.is_call else -1.0
+
+    @property
+    def dynamic(self) -> bool:
+        return self.base is None
+
+    def held(self) -> bool:
+        return self._held
+
+
+@dataclass(eq=False)
+class Group:
+    """A logical leg: its rule (for rolls) and its slots (indices into `Book.slots`)."""
+
+    rule: OptionLeg
+    slots: list[int] = field(default_factory=list)
+    file_index: int | None = None  # the leg's number - 1 in the file's normalised order
+
+
+class Book:
+    """The month's positions (module docstring).
+
+    Parameters
+    ----------
+    shape
+        (variants, paths).
+    """
+
+    def __init__(self, shape: tuple[int, int]):
+        self.shape = shape
+        self.slots: list[Slot] = []
+        self.groups: list[Group] = []
+        self.futures: list[np.ndarray] = []
+        self.futures_index: list[int] = []  # file leg index of each futures leg
+
+    # -- construction -------------------------------------------------------------------------
+    def add_group(self, rule: OptionLeg, *, file_index: int | None = None) -> int:
+        self.groups.append(Group(rule=rule, file_index=file_index))
+        return len(self.groups) - 1
+
+    def add_slot(self, group: int, *, is_call: bool, american: bool, strike, base: int | None = None,
+                 extra_days: float = 0.0, qty: np.ndarray | None = None) -> int:
+        slot = Slot(is_call=is_call, american=american, qty=np.zeros(self.shape) if qty is None else qty,
+                    strike=strike if strike is not None else np.zeros(self.shape), base=base,
+                    extra_days=extra_days, group=group)
+        if base is None:
+            slot.value, slot.delta, slot.gamma = np.zeros(self.shape), np.zeros(self.shape), np.zeros(self.shape)
+            slot.exercise, slot.entry = np.zeros(self.shape, dtype=bool), np.zeros(self.shape)
+        self.slots.append(slot)
+        self.groups[group].slots.append(len(self.slots) - 1)
+        return len(self.slots) - 1
+
+    # -- questions ----------------------------------------------------------------------------
+    @property
+    def static(self) -> np.ndarray:
+        """The strategy's own futures lots (signed)."""
+        if not self.futures:
+            return np.zeros(self.shape)
+        return sum(self.futures[1:], self.futures[0])
+
+    def held(self) -> list[Slot]:
+        """Slots holding lots somewhere (the others cost nothing to skip)."""
+        return [s for s in self.slots if s.held()]
+
+    def option_delta(self, lots_per_option: float) -> np.ndarray:
+        """Net delta of the options in futures lots."""
+        return sum((s.qty * s.delta for s in self.slots if s.held()), np.zeros(self.shape)) * lots_per_option
+
+    def option_value(self, multiplier: float) -> np.ndarray:
+        """Market value of the options held at their marks, in currency (long positive, short negative)."""
+        return sum((s.qty * s.value for s in self.slots if s.held()), np.zeros(self.shape)) * multiplier
+
+    def short_lots(self) -> np.ndarray:
+        """N: the short option lots held."""
+        return sum((np.maximum(-s.qty, 0.0) for s in self.slots if s.held()), np.zeros(self.shape))
+
+    def option_lots(self) -> np.ndarray:
+        return sum((np.abs(s.qty) for s in self.slots if s.held()), np.zeros(self.shape))
+
+    def gamma(self, lots_per_option: float) -> np.ndarray:
+        """Net gamma in futures lots of delta per unit of the future's price."""
+        return sum((s.qty * s.gamma for s in self.slots if s.held()), np.zeros(self.shape)) * lots_per_option
+
+    def any_open(self) -> np.ndarray:
+        out = np.zeros(self.shape, dtype=bool)
+        for s in self.slots:
+            if s.held():
+                out |= s.qty != 0
+        for fut in self.futures:
+            out |= fut != 0
+        return out
+
+    # -- a subset of paths --------------------------------------------------------------------------
+    def columns(self, cols: np.ndarray) -> "Book":
+        """The book on the paths ``cols`` only (copies, sharing the groups), for work that touches few paths;
+        `put_columns` writes it back."""
+        sub = Book((self.shape[0], len(cols)))
+        sub.groups, sub.futures_index = self.groups, self.futures_index
+        sub.futures = [fut[:, cols] for fut in self.futures]
+        for s in self.slots:
+            t = Slot(is_call=s.is_call, american=s.american, qty=s.qty[:, cols], strike=_paths(s.strike, cols),
+                     base=s.base, extra_days=s.extra_days, group=s.group)
+            for name in _MARKS:
+                setattr(t, name, _paths(getattr(s, name), cols))
+            sub.slots.append(t)
+        sub._taken = [(t.qty, *(getattr(t, name) for name in _MARKS)) for t in sub.slots]
+        return sub
+
+    def put_columns(self, sub: "Book", cols: np.ndarray) -> None:
+        """Write back what changed in ``sub`` (a `columns` copy of the paths ``cols``)."""
+        for s, t, taken in zip(self.slots, sub.slots, sub._taken):
+            if t.qty is not taken[0]:
+                qty = s.qty.copy()
+                qty[:, cols] = t.qty
+                s.qty = qty
+            for name, before in zip(_MARKS, taken[1:]):
+                now = getattr(t, name)
+                if now is not before:
+                    full = np.array(np.broadcast_to(getattr(s, name), self.shape), dtype=np.asarray(now).dtype)
+                    full[:, cols] = now
+                    setattr(s, name, full)
+        for fut, part in zip(self.futures, sub.futures):
+            fut[:, cols] = part
+
+    def group_qty(self, group: int) -> np.ndarray:
+        """Lots of a logical leg wherever they are held (at most one slot per path holds them)."""
+        return sum((self.slots[i].qty for i in self.groups[group].slots), np.zeros(self.shape))

@@ -1,0 +1,97 @@
+"""Exercise, assignment and what happens to the futures they create (grammar/README.md §9.2).
+
+**Early assignment.** A holder exercises an American option when it lies in BAW's
+exercise region (`opl.runtime.engine.marking`: the future beyond the critical price S*(T, σ) of
+the option's own implied volatility), where the option is worth exactly its intrinsic
+value. A short leg in that region is assigned at that step; European legs never are.
+
+**Expiry.** At expiry in-the-money options are exercised automatically (the rule pack's
+``auto_exercise_itm``; ``auto_exercise_threshold`` is the minimum in-the-money amount),
+out-of-the-money ones lapse.
+
+**Into futures.** CZCE options exercise into futures at the strike: ``q`` option lots
+(signed, short < 0) of type φ (+1 call, −1 put) become ``q·φ`` futures lots. The option
+leaves the books at its mark and the futures enter at F − K, so the holder's forfeited
+time value is booked to ``assignment``. Then the policy:
+
+``hedge_and_close``  the futures are closed at the next step at market, with fees and
+                     slippage;
+``take_delivery``    long futures (from an assigned put) become goods: held for ``hold``
+                     days, marked to the future, paying ``storage`` per unit per day and
+                     ``funding`` per year on their value, then sold at the future + ``basis``;
+                     they carry the futures margin while held. Short futures (an assigned
+                     call) would need goods the simulator does not track, so they are
+                     closed at the next step as under ``hedge_and_close``.
+Futures from exercising a *long* option are closed at the next step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+__all__ = ["AssignmentSpec", "Inventory"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssignmentSpec:
+    action: Literal["hedge_and_close", "take_delivery"] = "hedge_and_close"
+    storage_per_day: float = 0.0
+    funding_rate: float = 0.0
+    basis: float = 0.0
+    hold_days: float = 30.0
+
+
+class Inventory:
+    """Delivered goods: one slot per (month, leg) with its lots and release step.
+
+    The running total, the slots that ever held goods and, per pending release step, the
+    slots due then are kept up to date, so the replay's per-step questions ("how much is
+    held?", "is anything due now?") cost nothing on the many steps where the answer is
+    "nothing", and a release looks at its own slots only.
+
+    Parameters
+    ----------
+    shape
+        (variants, paths).
+    slots
+        months × legs.
+    """
+
+    def __init__(self, shape: tuple[int, int], slots: int):
+        # Slot-major, so that a slot's lots are one contiguous block.
+        self.lots = np.zeros((max(slots, 1), *shape))
+        self.release = np.full((max(slots, 1), *shape), -1, dtype=np.int64)
+        self._total = np.zeros(shape)
+        self._due: dict[int, set[int]] = {}  # release step -> the slots holding goods due then
+        self._used: list[int] = []  # slots that ever held goods, in order
+
+    def total(self) -> np.ndarray:
+        return self._total
+
+    def add(self, slot: int, lots: np.ndarray, release_step: int) -> None:
+        """Store long futures lots (only where positive) in ``slot`` until ``release_step``."""
+        where = lots > 0
+        if not np.any(where):
+            return
+        self.lots[slot] = np.where(where, lots, self.lots[slot])
+        self.release[slot] = np.where(where, release_step, self.release[slot])
+        if slot not in self._used:
+            self._used = sorted([*self._used, slot])
+        self._total = self.lots[self._used].sum(axis=0)  # the other slots hold nothing
+        self._due.setdefault(release_step, set()).add(slot)
+
+    def take(self, *, step: int | None = None, mask: np.ndarray | None = None) -> np.ndarray:
+        """Remove and return the lots released at ``step`` (or every lot where ``mask``)."""
+        if (step is not None and step not in self._due) or not self._due:
+            return np.zeros(self._total.shape)
+        slots = sorted(self._due.pop(step)) if step is not None else self._used
+        lots, release = self.lots[slots], self.release[slots]
+        due = (release == step) & (lots > 0) if step is not None else mask & (lots > 0)
+        out = np.where(due, lots, 0.0).sum(axis=0)
+        self.lots[slots] = np.where(due, 0.0, lots)
+        self.release[slots] = np.where(due, -1, release)
+        self._total = self._total - out
+        return out

@@ -1,0 +1,82 @@
+"""Guard rules in the replay (spec §3.3, grammar/README.md §7): ``avoid_leg_if`` and ``warn_if``.
+
+The checker evaluates the rules once on the file's inputs (W401, W402); the replay
+evaluates them on every path, leg by leg, with the leg-level variables of
+`opl.runtime.engine.triggers` (``days_left`` to the leg's expiry, ``strike_offset``,
+``moneyness``, ``leg_pnl``, ``qty``) and the position's (``pnl``, ``delta``, ``iv``).
+The two default rules of §3.3 are always on, with the file's own rules after them:
+
+* **``avoid_leg_if`` (W401)** — checked for every option series about to be opened: the
+  file's legs at the month's open, and the series an adjustment would open
+  (`opl.runtime.engine.adjust`). Where the rule holds the leg is not opened on that path (the rest
+  of the position is); each blocked leg is counted (``avoided_legs``).
+* **``warn_if`` (W402)** — checked at every step on the legs held. An *alert* is counted
+  when a rule starts to hold on a path (any leg; it held not at the previous step), so a
+  condition that stays true is one alert. Alerts have no trading effect: they are what the
+  desk would have been told (``alerts``).
+
+The built-in ``exit_triggers += days_left < 2d`` is the replay's ``guard_days``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import numpy as np
+
+from opl.runtime.engine.book import Book
+from opl.runtime.engine.triggers import LegState, TriggerState
+
+__all__ = ["GuardRule", "leg_states", "blocked", "warned"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class GuardRule:
+    """A rule compiled leg by leg (`opl.runtime.engine.triggers.compile_condition` of its runtime form with ``per_leg=True``)."""
+
+    kind: Literal["avoid_leg_if", "warn_if"]
+    text: str
+    test: Callable[[TriggerState], np.ndarray]
+
+
+def leg_states(book: Book, price: np.ndarray, days_left: float) -> list[LegState]:
+    """The leg-level variables of every slot of ``book`` at the future's ``price`` (computed when read;
+    an empty slot's leg is held nowhere)."""
+    return [LegState(days_left=days_left + s.extra_days, lots=s.qty, held=(s.qty != 0) if s.held() else False,
+                     strike=s.strike, price=price, is_call=s.is_call, value=s.value, entry=s.entry)
+            for s in book.slots]
+
+
+def _test(rule: GuardRule, state: TriggerState, leg: LegState) -> np.ndarray:
+    if leg.held is False:
+        return np.zeros((), dtype=bool)
+    state.leg = leg
+    try:
+        return np.asarray(rule.test(state), dtype=bool) & leg.held
+    finally:
+        state.leg = None
+
+
+def blocked(rules: tuple[GuardRule, ...], state: TriggerState, legs: list[LegState]) -> list[np.ndarray]:
+    """Per leg, where an ``avoid_leg_if`` rule holds (and the leg would hold lots)."""
+    shape = np.shape(state.pnl_percent)
+    out = []
+    for leg in legs:
+        hit = np.zeros(shape, dtype=bool)
+        for rule in rules:
+            if rule.kind == "avoid_leg_if":
+                hit = hit | _test(rule, state, leg)
+        out.append(hit)
+    return out
+
+
+def warned(rules: tuple[GuardRule, ...], state: TriggerState, legs: list[LegState]) -> np.ndarray:
+    """Where a ``warn_if`` rule holds for any held leg."""
+    out = np.zeros(np.shape(state.pnl_percent), dtype=bool)
+    for rule in rules:
+        if rule.kind != "warn_if":
+            continue
+        for leg in legs:
+            out = out | _test(rule, state, leg)
+    return out

@@ -1,0 +1,540 @@
+"""Compiled kernels of the fast engine (numba), each the fused twin of a numpy reference.
+
+The replay's numpy code (`opl.runtime.engine.marking`, `opl.runtime.engine.replay`) stays the
+**reference implementation**; a kernel here computes the same formulas in the same order
+in one pass over its elements, without the temporaries and the per-call overhead of
+dozens of whole-array numpy operations. Differences from the reference are rounding only
+(the normal CDF and ``exp``/``log`` come from the C library rather than scipy and numpy),
+which ``tests/simulate/test_fast_engine.py`` bounds at 1e-9 relative on whole ledgers.
+
+Rules every kernel keeps:
+
+* ``@njit(cache=True)``: compiled once per machine, the machine code cached beside this
+  file (``__pycache__``), so later processes load it in a fraction of a second;
+* no ``fastmath``: IEEE arithmetic, no reassociation, so results do not depend on the
+  vector width;
+* ``parallel=True`` only over independent elements (paths): each element's arithmetic is
+  the same whatever thread runs it, so a seed gives bit-identical results with 1 or N
+  threads.
+
+`available()` says whether numba is installed; without it the replay runs the reference.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from functools import lru_cache
+
+import numpy as np
+
+try:  # numba is a declared dependency; an environment without it runs the numpy reference
+    import numba
+    from numba import njit, prange
+except ImportError:  # pragma: no cover - exercised only where numba is missing
+    numba = njit = prange = None
+
+if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
+    # The replay forks worker processes (opl.runtime.engine.replay); GNU OpenMP, numba's first choice where
+    # present, kills a child forked after its threads ran. The built-in work queue does not.
+    numba.config.THREADING_LAYER = "workqueue"
+
+__all__ = ["available", "mark_series", "serial_only", "PARALLEL_MIN", "MarginRule", "book_margin", "hedge_rule",
+           "account", "close_lots"]
+
+PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
+
+
+def serial_only() -> None:
+    """Run every kernel on its serial twin from now on (a worker process: the processes share the cores)."""
+    global PARALLEL_MIN
+    PARALLEL_MIN = 2**62
+
+
+def available() -> bool:
+    """Whether the compiled kernels can run (numba importable)."""
+    return njit is not None
+
+
+if njit is not None:
+    _SQRT1_2 = 1.0 / math.sqrt(2.0)
+    _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+    @njit(cache=True)
+    def _ndtr(a):
+        # Cephes' ndtr (scipy.special.ndtr) on the C library's erf/erfc: N(a) keeping digits in both tails.
+        x = a * _SQRT1_2
+        z = abs(x)
+        if z < _SQRT1_2:
+            return 0.5 + 0.5 * math.erf(x)
+        y = 0.5 * math.erfc(z)
+        return 1.0 - y if x > 0 else y
+
+    @njit(cache=True)
+    def _interp(x, xp, fp):
+        # numpy.interp's formula (slope from the two nodes, then from the right node on a NaN).
+        n = xp.shape[0]
+        if x >= xp[n - 1]:
+            return fp[n - 1]
+        if x <= xp[0]:
+            return fp[0]
+        lo, hi = 0, n - 1
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if xp[mid] <= x:
+                lo = mid
+            else:
+                hi = mid
+        slope = (fp[lo + 1] - fp[lo]) / (xp[lo + 1] - xp[lo])
+        out = slope * (x - xp[lo]) + fp[lo]
+        if math.isnan(out):
+            out = slope * (x - xp[lo + 1]) + fp[lo + 1]
+        return out
+
+    @njit(cache=True)
+    def _black(phi, s, k, t, v, r, b):
+        # opl.runtime.pricing.black._d1_sd / _price / value_delta_gamma for one element (s, k > 0 here).
+        log_fk = math.log(s / k) + b * t
+        sd = v * math.sqrt(t)
+        if sd > 0:
+            d1 = log_fk / sd + 0.5 * sd
+        elif log_fk > 0:
+            d1 = math.inf
+        elif log_fk < 0:
+            d1 = -math.inf
+        else:
+            d1 = 0.0
+        d2 = d1 - sd
+        cf = math.exp((b - r) * t)
+        df = math.exp(-r * t)
+        nd1 = _ndtr(phi * d1)
+        nd2 = _ndtr(phi * d2)
+        value = phi * (cf * s * nd1 - df * k * nd2)
+        delta = phi * cf * nd1
+        gamma = 0.0
+        if sd > 0 and s > 0:
+            gamma = cf * (_INV_SQRT_2PI * math.exp(-0.5 * d1 * d1)) / (s * sd)
+        return value, delta, gamma
+
+    def _mark_elements(phi, american, f, vol, k, t, col, eep, d_eep, boundary, x_grid, logv_grid, rate, carry,
+              spread, floor, skew, curvature, value, delta, gamma, exercise):
+        paths, steps = f.shape
+        nx, nv = x_grid.shape[0], logv_grid.shape[0]
+        x0, dx = x_grid[0], x_grid[1] - x_grid[0]
+        v0, dv = logv_grid[0], logv_grid[1] - logv_grid[0]
+        for p in prange(paths):
+            kk = k[p]
+            for j in range(steps):
+                s = f[p, j]
+                intrinsic = max(phi * (s - kk), 0.0)
+                tj = t[j]
+                if tj <= 0:
+                    value[p, j] = intrinsic
+                    delta[p, j] = phi if intrinsic > 0 else 0.0
+                    gamma[p, j] = 0.0
+                    exercise[p, j] = intrinsic > 0
+                    continue
+                # opl.runtime.engine.marking.SmileRule.iv
+                x = math.log(kk / s)
+                atm = max(floor, vol[p, j] * (1.0 + spread))
+                iv = max(floor, atm * (1.0 + skew * x + curvature * x * x))
+                val, dlt, gam = _black(phi, s, kk, tj, iv, rate, carry)
+                if not american:
+                    value[p, j], delta[p, j], gamma[p, j] = val, dlt, gam
+                    exercise[p, j] = False
+                    continue
+                # opl.runtime.engine.marking.AmericanMarker.mark: tables of column col[j]
+                c = col[j]
+                logv = math.log(iv)
+                lv = min(max(logv, logv_grid[0]), logv_grid[nv - 1])
+                critical = kk * _interp(lv, logv_grid, boundary[c])
+                ex = phi * (s - critical) >= 0
+                fx = (min(max(math.log(s / kk), x_grid[0]), x_grid[nx - 1]) - x0) / dx
+                fv = (lv - v0) / dv
+                i = min(int(fx), nx - 2)
+                m = min(int(fv), nv - 2)
+                wx, wv = fx - i, fv - m
+                w00, w01, w10, w11 = (1 - wx) * (1 - wv), (1 - wx) * wv, wx * (1 - wv), wx * wv
+                e, d = eep[c], d_eep[c]
+                premium = e[i, m] * w00 + e[i, m + 1] * w01 + e[i + 1, m] * w10 + e[i + 1, m + 1] * w11
+                premium_delta = d[i, m] * w00 + d[i, m + 1] * w01 + d[i + 1, m] * w10 + d[i + 1, m + 1] * w11
+                val = val + kk * premium
+                dlt = dlt + premium_delta
+                if ex:
+                    value[p, j] = intrinsic
+                    delta[p, j] = phi * (1.0 if intrinsic > 0 else 0.0)
+                    gamma[p, j] = 0.0
+                else:
+                    value[p, j] = max(val, intrinsic)
+                    delta[p, j] = dlt
+                    gamma[p, j] = gam
+                exercise[p, j] = ex and intrinsic > 0
+
+    # Threads pay off on a month of paths, not on the few points an adjustment quotes (waking the pool
+    # costs more than the marks): a serial twin of the same code serves the small calls.
+    _mark_parallel = njit(cache=True, parallel=True)(_mark_elements)
+    _mark_serial = njit(cache=True)(_mark_elements)
+
+
+    # -- margin (opl.runtime.market.margin, opl.runtime.market.combinations) ------------------------------------------------
+    # The formulas are written exactly as the reference writes them (max(a, b) = (a + b + |a - b|) / 2 in
+    # the combinations, the same sums in the same order), so a requirement is the reference's bit for bit.
+
+    @njit(cache=True)
+    def _cmax(a, b):
+        return (a + b + abs(a - b)) / 2
+
+    @njit(cache=True)
+    def _cmin(a, b):
+        return (a + b - abs(a - b)) / 2
+
+    @njit(cache=True)
+    def _spread_pairs(is_call, expiry, strike, margin, short, long, unit):
+        total = 0.0
+        n = short.shape[0]
+        for i in range(n):
+            for j in range(n):
+                if i == j or is_call[i] != is_call[j] or expiry[i] != expiry[j]:
+                    continue
+                lots = _cmin(short[i], long[j])
+                w = strike[j] - strike[i] if is_call[i] else strike[i] - strike[j]
+                width = (w + abs(w)) / 2 * unit
+                total = total + lots * _cmin(margin[i], width)
+                short[i] = short[i] - lots
+                long[j] = long[j] - lots
+        return total
+
+    @njit(cache=True)
+    def _straddle_pairs(is_call, expiry, strike, premium, margin, short, straddle, strangle, unit):
+        total = 0.0
+        n = short.shape[0]
+        for i in range(n):
+            for j in range(n):
+                if not is_call[i] or is_call[j] or expiry[i] != expiry[j]:
+                    continue
+                pairs = straddle * (strike[i] == strike[j]) + strangle * (strike[i] > strike[j])
+                lots = _cmin(short[i], short[j]) * pairs
+                other = (margin[i] >= margin[j]) * premium[j] + (margin[i] < margin[j]) * premium[i]
+                total = total + lots * (_cmax(margin[i], margin[j]) + other * unit)
+                short[i] = short[i] - lots
+                short[j] = short[j] - lots
+        return total
+
+    @njit(cache=True)
+    def _paired(spreads_first, is_call, expiry, strike, premium, qty, margin, short, long, spread, straddle,
+                strangle, unit):
+        n = qty.shape[0]
+        for h in range(n):
+            short[h] = (-qty[h] + abs(-qty[h])) / 2
+            long[h] = (qty[h] + abs(qty[h])) / 2
+        total = 0.0
+        for step in range(2):
+            if (step == 0) == spreads_first:
+                part = _spread_pairs(is_call, expiry, strike, margin, short, long, unit) if spread else 0.0
+            else:
+                part = (_straddle_pairs(is_call, expiry, strike, premium, margin, short, straddle, strangle, unit)
+                        if straddle or strangle else 0.0)
+            total = total + part
+        rest = 0.0
+        for h in range(n):
+            rest = rest + short[h] * margin[h]
+        return total + rest
+
+    @njit(cache=True)
+    def _book_margin(is_call, expiry, strike, premium, qty, price, futures_lots, futures_rate, czce, otm_weight,
+                     floor_weight, rate, min_rate, put_cap, unit, contract_size, futures_underlying, spread,
+                     straddle, strangle, both_orders, out):
+        n, variants, paths = qty.shape
+        calls, expiries = np.empty(n, dtype=np.bool_), np.empty(n)
+        k, prem, q, m = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+        short, long = np.empty(n), np.empty(n)
+        for v in range(variants):
+            fr = futures_rate[v]
+            for p in range(paths):
+                f = price[p]
+                if futures_underlying:
+                    total = fr * f * contract_size * futures_lots[v, p]
+                else:
+                    total = f * contract_size * futures_lots[v, p]
+                # Only the series held on this path: an empty one adds exact zeros to every sum below.
+                h = 0
+                for i in range(n):
+                    if qty[i, v, p] == 0.0:
+                        continue
+                    calls[h], expiries[h] = is_call[i], expiry[i]
+                    k[h], prem[h], q[h] = strike[i, v, p], premium[i, v, p], qty[i, v, p]
+                    otm = max(k[h] - f, 0.0) if calls[h] else max(f - k[h], 0.0)
+                    if czce:  # opl.runtime.market.margin.short_option_margin, czce_dce
+                        fm = fr * f * unit
+                        m[h] = prem[h] * unit + max(fm - otm_weight * otm * unit, floor_weight * fm)
+                    else:  # sse_etf, cboe_reg_t
+                        per_unit = prem[h] + max(rate * f - otm, min_rate * (f if calls[h] else k[h]))
+                        if put_cap and not calls[h]:
+                            per_unit = min(per_unit, k[h])
+                        m[h] = per_unit * unit
+                    h += 1
+                if h == 0:
+                    out[v, p] = total
+                    continue
+                c, e = calls[:h], expiries[:h]
+                kk, pp, qq, mm, ss, ll = k[:h], prem[:h], q[:h], m[:h], short[:h], long[:h]
+                # A pairing that cannot pair anything on this path (no long lots: no spread; calls or puts
+                # only: no straddle) adds exact zeros, and then both orders give the same sum.
+                has_long, has_call, has_put = False, False, False
+                for i in range(h):
+                    has_long = has_long or qq[i] > 0
+                    has_call = has_call or c[i]
+                    has_put = has_put or not c[i]
+                pairs_spreads = spread and has_long
+                pairs_straddles = (straddle or strangle) and has_call and has_put
+                first = _paired(True, c, e, kk, pp, qq, mm, ss, ll, pairs_spreads, pairs_straddles and straddle,
+                                pairs_straddles and strangle, unit)
+                if both_orders and pairs_spreads and pairs_straddles:
+                    first = _cmin(first, _paired(False, c, e, kk, pp, qq, mm, ss, ll, True, straddle, strangle,
+                                                 unit))
+                out[v, p] = total + first
+
+
+    # -- the hedge rule and the account after a step (opl.runtime.engine.hedging, opl.runtime.engine.replay) -------------------
+
+    @njit(cache=True)
+    def _npmax(a, b):
+        # numpy.maximum: NaN wins.
+        if a != a or b != b:
+            return math.nan
+        return a if a >= b else b
+
+    @njit(cache=True)
+    def _hedge_rule(qty, delta, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
+                    month_pnl, lots_traded, trades, new):
+        slots, variants, paths = qty.shape
+        for v in range(variants):
+            for p in range(paths):
+                held = 0.0
+                size = 0.0
+                for s in range(slots):
+                    held = held + qty[s, v, p] * delta[s, v, p]
+                    size = size + max(-qty[s, v, p], 0.0)
+                other = held * lots_per_option + static[v, p]
+                h = hedge[v, p]
+                target = keep * d[p] * size
+                out = h
+                if active[v, p] and abs(other + h - target) > band * size:
+                    out = np.rint(target - other)
+                new[v, p] = out
+                trade = out - h
+                if trade != 0:
+                    amount = -(abs(trade) * fee[v])
+                    costs[v, p] += amount
+                    equity[v, p] += amount
+                    month_pnl[v, p] += amount
+                    lots_traded[v, p] += np.int64(np.rint(abs(trade)))
+                    trades[v, p] += 1
+
+    @njit(cache=True)
+    def _account(equity, requirement, capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd):
+        variants, paths = equity.shape
+        for v in range(variants):
+            for p in range(paths):
+                e, r = equity[v, p], requirement[v, p]
+                call = e < r and r > 0
+                calls[v, p] += call
+                liquidate[v, p] = call and e < (1.0 - margin_buffer) * r
+                peak_margin[v, p] = _npmax(peak_margin[v, p], r / capital)
+                top = _npmax(peak[v, p], e)
+                peak[v, p] = top
+                max_dd[v, p] = _npmax(max_dd[v, p], (top - e) / top)
+
+
+    @njit(cache=True)
+    def _close_lots(lots, mask, fee, bucket, equity, month_pnl, counter, out):
+        # opl.runtime.engine.replay._close_all for one position: costs booked and lots counted where ``mask``.
+        variants, paths = lots.shape
+        for v in range(variants):
+            for p in range(paths):
+                q = lots[v, p]
+                if mask[v, p]:
+                    if q != 0:
+                        amount = -(abs(q) * fee[v])
+                        bucket[v, p] += amount
+                        equity[v, p] += amount
+                        month_pnl[v, p] += amount
+                        counter[v, p] += np.int64(np.rint(abs(q)))
+                    out[v, p] = 0.0
+                else:
+                    out[v, p] = q
+
+
+def _plain(x, shape) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    if x.shape != shape:
+        x = np.broadcast_to(x, shape)
+    return np.require(x, dtype=float, requirements=["C", "W"])
+
+
+@lru_cache(maxsize=64)
+def _stacked(is_call: bool, times: tuple[float, ...], rate: float, carry: float):
+    """`opl.runtime.engine.marking`'s tables for several times to expiry, stacked on a first axis."""
+    from opl.runtime.engine.deadline import check
+    from opl.runtime.engine.marking import _tables
+
+    parts = []
+    for t in times:
+        check()  # a new hourly grid is hundreds of tables, tens of seconds: stoppable between them
+        parts.append(_tables(is_call, t, rate, carry))
+    return tuple(np.ascontiguousarray(np.stack([p[n] for p in parts])) for n in range(3))
+
+
+def mark_series(*, is_call: bool, american: bool, forward: np.ndarray, vol: np.ndarray, strike: np.ndarray,
+                t: np.ndarray, smile, rate: float, carry: float = 0.0):
+    """Marks of options of ``strike`` (P,) along ``forward`` (P, S) with the model volatility ``vol``
+    (P, S), ``t`` (S,) years to expiry per column: value, delta, gamma, exercise, each (P, S).
+
+    The implied volatility is ``smile.iv`` (`opl.runtime.engine.marking.SmileRule`); American options
+    read `opl.runtime.engine.marking`'s tables of each time to expiry. Same result as
+    `opl.runtime.engine.marking.AmericanMarker.mark` column by column, up to rounding.
+    """
+    from opl.runtime.engine.marking import _LOGV, _X
+
+    # One array type per argument (C order, writable), so the kernel is compiled once, not per flag set.
+    forward = _plain(forward, np.shape(forward))
+    vol = _plain(vol, forward.shape)
+    strike = _plain(strike, forward.shape[:1])
+    t = _plain(t, np.shape(t))
+    col = np.zeros(t.shape, dtype=np.int64)
+    eep = d_eep = np.zeros((1, len(_X), len(_LOGV)))
+    boundary = np.zeros((1, len(_LOGV)))
+    alive = tuple(sorted({float(x) for x in t if x > 0}))
+    if american and alive:
+        index = {x: n for n, x in enumerate(alive)}
+        col = np.array([index.get(float(x), 0) for x in t], dtype=np.int64)
+        eep, d_eep, boundary = _stacked(bool(is_call), alive, float(rate), float(carry))
+    shape = forward.shape
+    value, delta, gamma = np.empty(shape), np.empty(shape), np.empty(shape)
+    exercise = np.empty(shape, dtype=np.bool_)
+    kernel = _mark_parallel if forward.size >= PARALLEL_MIN else _mark_serial
+    kernel(1.0 if is_call else -1.0, american, forward, vol, strike, t, col, eep, d_eep, boundary, _X, _LOGV,
+          float(rate), float(carry), float(smile.spread), float(smile.floor), float(smile.skew),
+          float(smile.curvature), value, delta, gamma, exercise)
+    return value, delta, gamma, exercise
+
+
+class MarginRule:
+    """A rule pack's margin formula as the compiled kernel reads it, for the variants of a replay.
+
+    Variants may differ only in the futures rate (a margin stress scales it); ``of`` returns None
+    for packs that differ otherwise, and the replay then margins with the reference formulas.
+    """
+
+    def __init__(self, packs):
+        pack = packs[0]
+        spec = pack.margin
+        self.futures_rate = np.array([p.margin.futures_rate if p.margin.futures_rate is not None else math.nan
+                                      for p in packs])
+        self.czce = spec.formula == "czce_dce"
+        self.otm_weight, self.floor_weight = float(spec.otm_weight), float(spec.floor_weight)
+        self.rate = float(spec.rate) if spec.rate is not None else math.nan
+        self.min_rate = float(spec.min_rate) if spec.min_rate is not None else math.nan
+        self.put_cap = bool(spec.put_cap_at_strike)
+        self.unit = float(pack.option.multiplier)
+        self.contract_size = float(pack.underlying.contract_size)
+        self.futures_underlying = pack.underlying.kind == "future"
+        combos = set(spec.combinations)
+        self.spread, self.straddle = "vertical_spread" in combos, "short_straddle" in combos
+        self.strangle = "short_strangle" in combos
+
+    @classmethod
+    def of(cls, packs) -> "MarginRule | None":
+        """The rule of ``packs`` (one per variant), or None where they differ beyond the futures rate."""
+        base = packs[0]
+        for pack in packs[1:]:
+            if pack is base:
+                continue
+            same = pack.model_copy(update={"margin": pack.margin.model_copy(
+                update={"futures_rate": base.margin.futures_rate})})
+            if same != base:
+                return None
+        if base.margin.formula == "czce_dce" and base.margin.futures_rate is None:
+            return None  # the reference raises its located error
+        return cls(packs)
+
+
+def book_margin(rule: MarginRule, holdings, futures_lots, price, shape, cols=None) -> np.ndarray:
+    """The exchange requirement (variants, paths) of option ``holdings`` and futures lots, as
+    `opl.runtime.engine.replay`'s reference ``_margin`` computes it (bit for bit).
+
+    ``holdings`` are (is_call, strike, premium, signed lots, expiry key) tuples whose arrays broadcast
+    to ``shape`` (variants, paths); ``futures_lots`` the absolute futures lots; ``cols`` restricts the
+    result to those paths, (variants, len(cols)).
+    """
+    holdings = list(holdings)
+    n = len(holdings)
+    price = np.asarray(price, dtype=float)
+    futures_lots = np.asarray(futures_lots, dtype=float)
+    if cols is not None:
+        price, futures_lots = price[cols], (futures_lots[..., cols] if futures_lots.ndim else futures_lots)
+    width = price.shape[0]
+    futures_lots = np.ascontiguousarray(np.broadcast_to(futures_lots, (shape[0], width)))
+    strike, premium, qty = (np.empty((n, shape[0], width)) for _ in range(3))
+    for h, (_, k, prem, q, _) in enumerate(holdings):
+        # Assignment broadcasts a per-path (P,) or per-variant-and-path (V, P) array, or a number.
+        if cols is None:
+            strike[h], premium[h], qty[h] = k, prem, q
+        else:
+            strike[h], premium[h], qty[h] = (x[..., cols] if np.ndim(x) else x for x in (k, prem, q))
+    is_call = np.array([bool(h[0]) for h in holdings], dtype=np.bool_)
+    expiry = np.array([float(h[4]) for h in holdings], dtype=float)
+    both = rule.spread and (rule.straddle or rule.strangle) and len(set(is_call.tolist())) == 2
+    out = np.empty((shape[0], width))
+    _book_margin(is_call, expiry, strike, premium, qty, np.ascontiguousarray(price), futures_lots,
+                 rule.futures_rate, rule.czce, rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate, rule.put_cap, rule.unit, rule.contract_size,
+                 rule.futures_underlying, rule.spread, rule.straddle, rule.strangle, both, out)
+    return out
+
+
+def hedge_rule(*, qty, delta, static, hedge, d, active, keep: float, band: float, lots_per_option: float, fee,
+               costs, equity, month_pnl, lots_traded, trades) -> np.ndarray:
+    """`opl.runtime.engine.hedging.rebalance` and the trade's costs in one pass: the new hedge (variants, paths).
+
+    ``qty`` and ``delta`` (slots, variants, paths) are the options held; ``fee`` (variants,) the cost of a
+    futures lot opened. ``costs``, ``equity`` and ``month_pnl`` take the costs, ``lots_traded`` and ``trades``
+    count (in place), as the reference's ledger does.
+    """
+    new = np.empty(hedge.shape)
+    _hedge_rule(qty, delta, _plain(static, hedge.shape), _plain(hedge, hedge.shape), _plain(d, hedge.shape[1:]),
+                _plain_bool(active, hedge.shape), float(keep), float(band), float(lots_per_option),
+                _plain(fee, hedge.shape[:1]), costs, equity, month_pnl, lots_traded, trades, new)
+    return new
+
+
+def account(*, equity, requirement, capital: float, margin_buffer: float, calls, peak_margin, peak,
+            max_dd) -> np.ndarray:
+    """After a step's margin: margin calls counted, the running peaks and drawdown updated (in place);
+    returns where the call is not met (liquidated at the next step)."""
+    liquidate = np.empty(equity.shape, dtype=np.bool_)
+    _account(equity, _plain(requirement, equity.shape), float(capital), float(margin_buffer), calls, liquidate,
+             peak_margin, peak, max_dd)
+    return liquidate
+
+
+def _plain_bool(x, shape) -> np.ndarray:
+    x = np.asarray(x, dtype=np.bool_)
+    if x.shape != shape:
+        x = np.broadcast_to(x, shape)
+    return np.require(x, dtype=np.bool_, requirements=["C", "W"])
+
+
+def close_lots(lots, mask, fee, *, bucket, equity, month_pnl, counter, in_place: bool = False) -> np.ndarray:
+    """Close signed ``lots`` (variants, paths) where ``mask`` at ``fee`` (variants,) a lot: the costs into
+    ``bucket``, ``equity`` and ``month_pnl``, the lots into ``counter`` (in place); returns the lots left
+    (``lots`` itself, zeroed where closed, when ``in_place``)."""
+    shape = equity.shape
+    direct = in_place and lots.shape == shape and lots.dtype == np.float64 and lots.flags.c_contiguous \
+        and lots.flags.writeable
+    out = lots if direct else np.empty(shape)
+    _close_lots(_plain(lots, shape), _plain_bool(mask, shape), _plain(fee, shape[:1]), bucket, equity, month_pnl,
+                counter, out)
+    if in_place and not direct:
+        lots[...] = out
+        return lots
+    return out

@@ -1,0 +1,455 @@
+"""Seeded, vectorised price paths for the Monte Carlo replay: GBM, GARCH/GJR, Merton jumps
+and a direction regime, alone or combined (``garch + jump + regime``).
+
+Every path is a futures price on a grid of trading days, ``steps_per_day`` steps a day;
+a simulated *month* has ``days_per_month`` trading days (21 by default) and lasts the
+options' tenor in calendar time (30 days → ``month_years = 30/365``), so the variance of
+one month is σ²·month_years, the convention of the pricers (ACT/365F, DESIGN.md).
+
+The log price moves per step by::
+
+    Δ ln F = μ_m / n  −  ½ h_step  +  √h_step · z  +  J  −  λ·dt·(e^{m_J + ½ s_J²} − 1)
+
+with n the steps of the month, μ_m the month's regime drift (0 without ``regime``),
+h_step the step's variance (σ²·dt for GBM; the GARCH day variance split evenly over the
+day's steps), z a standard normal or a Student-t scaled to unit variance, and J the sum
+of a Poisson(λ·dt) number of N(m_J, s_J²) jumps. The last term compensates the jumps, so
+without regime drift F is a martingale, as a futures price is under the pricing measure.
+
+GARCH(1,1) and GJR run per trading day on the day's diffusive shock ε_d (the sum of the
+day's √h·z; jumps do not feed the recursion)::
+
+    h_{d+1} = ω + (α + γ·1[ε_d < 0])·ε_d² + β·h_d,     ω = h̄·(1 − α − β − γ/2)
+
+so the unconditional day variance is h̄ = σ²·month_years/days_per_month, and h is capped
+at the variance of an annual volatility ``cap`` (150% by default: Student-t shocks with a
+persistence near 1 otherwise let a few paths in 10,000 reach volatilities of 300% and
+more, where jujube's realised volatility peaked at 57% over 21 days and 86% over 5
+days, 2019-2026). The recursion
+is a loop over days with every path in one numpy array (arch's per-path simulate is
+orders of magnitude slower at 50,000 paths). Paths start at h̄.
+With several steps a day, the volatility forecast written at a step (``MonthPaths.vol``,
+which drives implied volatility, the marks and the hedge's delta) is the day's own h_d at
+the day's intraday steps and h_{d+1} only at the day's close, when ε_d is known: every
+quantity at a step uses only the shocks up to that step (no look-ahead).
+
+**Direction regime.** Each month and path draws a signal S ∈ {Up, Down, Flat} with
+probabilities (``up``, ``down``, 1 − up − down); then a uniform U: when U < hit_rate the
+realised state R equals S, otherwise R is drawn uniformly from the two other states.
+The month's drift is μ_m = R·``drift`` (Up +1, Down −1, Flat 0), a log-price drift per
+month. So P(R = S) = hit_rate exactly, and the signal — which sets the sign of the hedge's
+kept exposure — is right with that probability. The ``drift`` stress scenario adds
+−S·value to μ_m (a drift against the signal).
+
+Defaults (``DEFAULTS``) are a rough fit to CZCE jujube, ../shared/data/jujube: within-
+contract daily log returns 2019-2026 (roll days dropped) have an annual volatility of
+25% (22% over the last 500 days); a GJR-GARCH(1,1)-t fit (arch) gives α ≈ 0.031,
+γ ≈ 0.022, β ≈ 0.958, ν ≈ 2.9; listed CJ options traded at 27% implied volatility on
+average (median 26%), about 8% above the realised level — the default implied spread of
+`opl.runtime.engine.marking.SmileRule`. The defaults take ν = 4 (ν < 3 gives shocks of infinite
+kurtosis, whose sample variance never settles); jumps default to 2 a year of N(0, 4%).
+
+**Surprises (stress scenarios).** What a scenario changes in the market is unannounced:
+the options of a month are opened at the model's forecast (the ``vol`` column at the
+open), then the paths move with it. ``Surprise(vol=k)`` multiplies the diffusive moves
+(and the compensator) by k and the jump sizes by k from the month's first step, and the
+forecast written to those steps — hence the implied volatility of the marks and the
+hedge's delta — is k times the model's; ``Surprise(jump=...)`` replaces the jumps the same
+way. The GARCH recursion runs on the model's shocks, so the next month opens at the
+model's forecast again: every month is a fresh surprise. ``gap`` moves the price at the
+open of one random trading day, ``drift`` and ``drift_against`` add monthly drifts; none
+of them enters the options' prices.
+
+**Price limit.** With ``limit`` set (the rule pack's ``daily_limit``: 10% for CZCE
+jujube) no trading day closes more than the limit away from the previous close (log
+moves within ±ln(1 + limit)); the part of a move beyond it carries into the next day, as
+a limit-locked market reopens. Trading at the limit price is assumed possible, which is
+optimistic for a desk caught on the wrong side of a locked market.
+
+Random streams: one `numpy.random.SeedSequence` per chunk spawns separate generators for
+the shocks, the jumps, the signal and the gap scenario, so a scenario that changes one of
+them (``gap``, ``hit_rate``) leaves the other draws — common random numbers — unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["GarchParams", "JumpParams", "RegimeParams", "Surprise", "ProcessSpec", "MonthPaths", "PathGenerator",
+           "simulate", "ModelError", "DEFAULTS", "PARAMETERS", "process_spec"]
+
+
+class ModelError(ValueError):
+    """A bad price-model setting; ``component`` and ``param`` say where (for a located error)."""
+
+    def __init__(self, message: str, *, component: str | None = None, param: str | None = None):
+        super().__init__(message)
+        self.component = component
+        self.param = param
+
+
+@dataclass(frozen=True, kw_only=True)
+class GarchParams:
+    """GARCH(1,1) (γ = 0) or GJR-GARCH(1,1); ``nu`` None: normal shocks, else Student-t(ν);
+    ``cap`` the largest annual volatility the conditional variance may reach. In the
+    experiment block ``garch(nu=0)`` asks for normal shocks."""
+
+    alpha: float = 0.03
+    beta: float = 0.955
+    gamma: float = 0.0
+    nu: float | None = 4.0
+    cap: float = 1.5
+
+    @property
+    def persistence(self) -> float:
+        return self.alpha + self.beta + 0.5 * self.gamma
+
+
+@dataclass(frozen=True, kw_only=True)
+class JumpParams:
+    """Merton jumps: ``intensity`` per year, log-jump sizes N(``mean``, ``std``²)."""
+
+    intensity: float = 2.0
+    mean: float = 0.0
+    std: float = 0.04
+
+    @property
+    def annual_variance(self) -> float:
+        return self.intensity * (self.mean**2 + self.std**2)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegimeParams:
+    """Direction regime (module docstring): signal probabilities, hit rate, monthly log drift."""
+
+    hit_rate: float
+    drift: float = 0.02
+    up: float = 0.4
+    down: float = 0.4
+
+
+@dataclass(frozen=True, kw_only=True)
+class Surprise:
+    """What the market has not priced (the ``vol_up``, ``vol_down`` and ``jump_intensity``
+    scenarios): each month opens at the model's volatility forecast, then from the month's
+    first step the paths move with the diffusive volatility × ``vol`` and the jumps
+    ``jump`` (None: the model's, their sizes × ``vol``), and the forecast written to those
+    steps (so the implied volatility of the marks) follows the realised model. Every month
+    is a fresh surprise: the next open is priced on the model again."""
+
+    vol: float = 1.0
+    jump: JumpParams | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessSpec:
+    """The whole price model of a run, scenarios included.
+
+    ``vol`` is the annual diffusive volatility (the GARCH unconditional level);
+    ``gap`` a log-price gap log(1 + value) at the open of one uniformly drawn trading day
+    of every month and path; ``drift_against`` the ``drift`` scenario's monthly drift
+    against the signal; ``drift`` a monthly log drift (the ``sr_shift`` scenario);
+    ``surprise`` what the paths do that the month's opening prices do not know (`Surprise`);
+    ``limit`` the exchange's daily price limit (a fraction, e.g. 0.10; None: no limit).
+    """
+
+    vol: float = 0.25
+    garch: GarchParams | None = None
+    jump: JumpParams | None = None
+    regime: RegimeParams | None = None
+    gap: float | None = None
+    drift_against: float = 0.0
+    drift: float = 0.0
+    surprise: Surprise | None = None
+    limit: float | None = None
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        names = ["garch" if self.garch and self.garch.gamma == 0 else "gjr" if self.garch else "gbm"]
+        names += [n for n, p in (("jump", self.jump), ("regime", self.regime)) if p is not None]
+        return tuple(names)
+
+    @property
+    def realised_vol_factor(self) -> float:
+        """The diffusive volatility's factor from each month's first step (1 without a surprise)."""
+        return self.surprise.vol if self.surprise is not None else 1.0
+
+    @property
+    def realised_jump(self) -> JumpParams | None:
+        """The jumps the paths make after each month's open (the model's without a surprise)."""
+        if self.surprise is None:
+            return self.jump
+        if self.surprise.jump is not None:
+            return self.surprise.jump
+        k = self.surprise.vol
+        return replace(self.jump, mean=self.jump.mean * k, std=self.jump.std * k) if self.jump else None
+
+
+DEFAULTS = {"vol": 0.25, "garch": GarchParams(), "gjr": GarchParams(alpha=0.02, gamma=0.03, beta=0.955),
+            "jump": JumpParams(), "regime_drift": 0.02}
+
+#: Parameters each model component accepts, with their valid ranges (inclusive bounds).
+PARAMETERS: dict[str, dict[str, tuple[float, float]]] = {
+    "gbm": {"vol": (0.001, 5.0)},
+    "garch": {"alpha": (0.0, 1.0), "beta": (0.0, 1.0), "nu": (2.05, 1000.0), "vol": (0.001, 5.0),
+              "cap": (0.01, 10.0)},
+    "gjr": {"alpha": (0.0, 1.0), "beta": (0.0, 1.0), "gamma": (0.0, 1.0), "nu": (2.05, 1000.0),
+            "vol": (0.001, 5.0), "cap": (0.01, 10.0)},
+    "jump": {"intensity": (0.0, 365.0), "mean": (-1.0, 1.0), "std": (0.0, 1.0)},
+    "regime": {"drift": (-1.0, 1.0), "up": (0.0, 1.0), "down": (0.0, 1.0), "hit_rate": (0.0, 1.0)},
+}
+
+
+def process_spec(*, components: list[tuple[str, dict[str, float]]], vol: float,
+                 hit_rate: float | None) -> ProcessSpec:
+    """Build a `ProcessSpec` from the experiment's ``model`` terms, validating every parameter.
+
+    Parameters
+    ----------
+    components
+        ``[("garch", {"alpha": 0.05}), ("jump", {}), ...]`` in the order written.
+    vol
+        Annual volatility used when no component sets ``vol``.
+    hit_rate
+        The experiment's ``signal direction hit_rate``; ``regime`` needs one (or its own
+        ``hit_rate=`` parameter).
+
+    Raises
+    ------
+    ModelError
+        Unknown component or parameter, a value out of range, ``garch`` with ``gjr``,
+        a non-stationary GARCH (α + β + γ/2 ≥ 1), signal probabilities above 1, or a
+        regime without a hit rate.
+    """
+    seen: dict[str, dict[str, float]] = {}
+    for name, params in components:
+        if name not in PARAMETERS:
+            raise ModelError(f"unknown price model `{name}` (models: {', '.join(PARAMETERS)})", component=name)
+        if name in seen:
+            raise ModelError(f"price model `{name}` is given twice", component=name)
+        for key, value in params.items():
+            bounds = PARAMETERS[name].get(key)
+            if bounds is None:
+                raise ModelError(f"`{name}` has no parameter `{key}` (parameters: {', '.join(PARAMETERS[name])})",
+                                 component=name, param=key)
+            if key == "nu" and value == 0:
+                continue  # nu=0 asks for normal shocks
+            if not (np.isfinite(value) and bounds[0] <= value <= bounds[1]):
+                raise ModelError(f"`{name}({key}=...)` must lie between {bounds[0]:g} and {bounds[1]:g}, "
+                                 f"found {value:g}", component=name, param=key)
+        seen[name] = params
+    if "garch" in seen and "gjr" in seen:
+        raise ModelError("choose one of `garch` and `gjr` (gjr is garch with an asymmetry γ)", component="gjr")
+    base = next((seen[n]["vol"] for n in ("gbm", "garch", "gjr") if "vol" in seen.get(n, {})), vol)
+    spec = ProcessSpec(vol=base)
+    for name in ("garch", "gjr"):
+        if name in seen:
+            p = seen[name]
+            d = DEFAULTS[name]
+            nu = p.get("nu", d.nu)
+            garch = GarchParams(alpha=p.get("alpha", d.alpha), beta=p.get("beta", d.beta),
+                                gamma=p.get("gamma", d.gamma), nu=None if nu == 0 else nu, cap=p.get("cap", d.cap))
+            if garch.persistence >= 1.0:
+                raise ModelError(f"`{name}` is not stationary: α + β + γ/2 = {garch.persistence:.4g} must be < 1",
+                                 component=name, param="beta")
+            spec = replace(spec, garch=garch)
+    if "jump" in seen:
+        spec = replace(spec, jump=JumpParams(**{**DEFAULTS["jump"].__dict__, **seen["jump"]}))
+    if "regime" in seen:
+        p = seen["regime"]
+        rate = p.get("hit_rate", hit_rate)
+        if rate is None:
+            raise ModelError("`regime` needs a hit rate: add `signal direction hit_rate 0.9` to the experiment",
+                             component="regime")
+        up, down = p.get("up", 0.4), p.get("down", 0.4)
+        if up + down > 1.0 + 1e-12:
+            raise ModelError(f"`regime(up=..., down=...)` probabilities sum to {up + down:g} > 1",
+                             component="regime", param="up")
+        spec = replace(spec, regime=RegimeParams(hit_rate=rate, drift=p.get("drift", DEFAULTS["regime_drift"]),
+                                                 up=up, down=down))
+    return spec
+
+
+class MonthPaths(NamedTuple):
+    """One simulated month of one chunk.
+
+    ``price`` (paths, n + 1): futures price at the open and after each step; ``vol``
+    (paths, n + 1): the annual volatility forecast known at each point (diffusive GARCH
+    or GBM level plus the jumps' variance), which drives implied volatility; ``signal``
+    and ``realised`` (paths,): −1, 0, +1 (Down, Flat, Up), zeros without a regime.
+    """
+
+    price: np.ndarray
+    vol: np.ndarray
+    signal: np.ndarray
+    realised: np.ndarray
+
+
+@dataclass(kw_only=True)
+class PathGenerator:
+    """Month-by-month generator for one chunk of paths; the state (price, GARCH variance)
+    carries from one month to the next.
+
+    Parameters
+    ----------
+    spec
+        The price model.
+    paths
+        Paths in this chunk.
+    price
+        Futures price at the start.
+    month_years
+        Calendar length of a month in years (the options' tenor / 365).
+    days_per_month, steps_per_day
+        Trading days per month and steps per day: n = days × steps_per_day steps a month.
+    seed
+        An int or a `numpy.random.SeedSequence` (one per chunk).
+    """
+
+    spec: ProcessSpec
+    paths: int
+    price: float
+    month_years: float
+    days_per_month: int = 21
+    steps_per_day: int = 1
+    seed: int | np.random.SeedSequence = 0
+    _state: dict = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        seq = self.seed if isinstance(self.seed, np.random.SeedSequence) else np.random.SeedSequence(self.seed)
+        shocks, jumps, signal, gap = seq.spawn(4)
+        self._rng = {"shocks": np.random.default_rng(shocks), "jumps": np.random.default_rng(jumps),
+                     "signal": np.random.default_rng(signal), "gap": np.random.default_rng(gap)}
+        self.day_var = self.spec.vol**2 * self.month_years / self.days_per_month
+        self._state = {"log_f": np.full(self.paths, np.log(self.price)), "h": np.full(self.paths, self.day_var)}
+
+    @property
+    def steps(self) -> int:
+        return self.days_per_month * self.steps_per_day
+
+    @property
+    def dt(self) -> float:
+        """Calendar years per step."""
+        return self.month_years / self.steps
+
+    def _shocks(self, shape: tuple[int, ...]) -> np.ndarray:
+        rng = self._rng["shocks"]
+        nu = self.spec.garch.nu if self.spec.garch is not None else None
+        if nu is None:
+            return rng.standard_normal(shape)
+        # A Student-t scaled to unit variance, so h keeps its meaning as the variance.
+        return rng.standard_t(nu, shape) * np.sqrt((nu - 2.0) / nu)
+
+    def _regime(self) -> tuple[np.ndarray, np.ndarray]:
+        p = self.paths
+        regime = self.spec.regime
+        if regime is None:
+            zero = np.zeros(p, dtype=np.int8)
+            return zero, zero.copy()
+        rng = self._rng["signal"]
+        u_signal, u_hit, u_other = rng.random(p), rng.random(p), rng.random(p)  # drawn always: CRN
+        signal = np.where(u_signal < regime.up, 1, np.where(u_signal < regime.up + regime.down, -1, 0))
+        # A miss picks one of the two other states with equal chance: shift by 1 or 2 in the cycle.
+        other = ((signal + 1 + np.where(u_other < 0.5, 1, 2)) % 3) - 1
+        realised = np.where(u_hit < regime.hit_rate, signal, other)
+        return signal.astype(np.int8), realised.astype(np.int8)
+
+    def _jump_terms(self, n: int) -> np.ndarray:
+        jump = self.spec.realised_jump
+        if jump is None or jump.intensity == 0:
+            return np.zeros((self.paths, n))
+        rng = self._rng["jumps"]
+        counts = rng.poisson(jump.intensity * self.dt, (self.paths, n))
+        normal = rng.standard_normal((self.paths, n))
+        sizes = counts * jump.mean + np.sqrt(counts) * jump.std * normal
+        compensator = jump.intensity * self.dt * np.expm1(jump.mean + 0.5 * jump.std**2)
+        return sizes - compensator
+
+    def _vol_forecast(self, h_day: np.ndarray, *, realised: bool = True) -> np.ndarray:
+        """Annual volatility forecast from the day variance ``h_day``: the model's at a month's open
+        (``realised`` False), the realised model's (with the surprise) at its later steps."""
+        k = self.spec.realised_vol_factor if realised else 1.0
+        jump = self.spec.realised_jump if realised else self.spec.jump
+        diffusive = k * k * h_day * self.days_per_month / self.month_years
+        jumps = jump.annual_variance if jump is not None else 0.0
+        return np.sqrt(diffusive + jumps)
+
+    def _limit(self, increments: np.ndarray) -> np.ndarray:
+        """Hold every day's move within the price limit; the excess carries into the next day
+        (a limit-locked market opens the next day where the locked move left off)."""
+        spd = self.steps_per_day
+        bound = np.log1p(self.spec.limit)
+        carry = self._state.setdefault("carry", np.zeros(self.paths))
+        out = np.empty_like(increments)
+        for d in range(self.days_per_month):
+            cols = slice(d * spd, (d + 1) * spd)
+            day = increments[:, cols].copy()
+            day[:, 0] += carry
+            path = np.clip(np.cumsum(day, axis=1), -bound, bound)
+            out[:, cols] = np.diff(path, axis=1, prepend=0.0)
+            carry = day.sum(axis=1) - path[:, -1]
+        self._state["carry"] = carry
+        return out
+
+    def next_month(self) -> MonthPaths:
+        """Simulate the next month for every path of the chunk."""
+        spec, p, spd, n = self.spec, self.paths, self.steps_per_day, self.steps
+        signal, realised = self._regime()
+        drift = np.zeros(p)
+        if spec.regime is not None:
+            drift = realised * spec.regime.drift
+        drift = drift - signal * spec.drift_against + spec.drift
+        z = self._shocks((p, n))
+        increments = self._jump_terms(n) + (drift / n)[:, None]
+        if spec.gap is not None:
+            # Overnight: the move into the first step of a uniformly drawn trading day.
+            day = self._rng["gap"].integers(0, self.days_per_month, p) * spd
+            increments[np.arange(p), day] += np.log1p(spec.gap)
+        h = self._state["h"]
+        k = spec.realised_vol_factor  # the surprise scales the moves, not the variance recursion
+        vols = np.empty((p, n + 1))
+        vols[:, 0] = self._vol_forecast(h, realised=False)
+        if spec.garch is None:
+            step_var = self.day_var / spd
+            increments += k * np.sqrt(step_var) * z - 0.5 * k * k * step_var
+            vols[:, 1:] = self._vol_forecast(h)[:, None]
+        else:
+            g = spec.garch
+            omega = self.day_var * (1.0 - g.persistence)
+            h_cap = g.cap**2 * self.month_years / self.days_per_month
+            for d in range(self.days_per_month):
+                cols = slice(d * spd, (d + 1) * spd)
+                eps = np.sqrt(h / spd)[:, None] * z[:, cols]
+                increments[:, cols] += k * eps - 0.5 * k * k * (h / spd)[:, None]
+                shock = eps.sum(axis=1)
+                # Inside the day only the day's own variance is known; the next day's, which
+                # needs the whole day's shock, is written at the close (no look-ahead).
+                vols[:, cols.start + 1:cols.stop] = self._vol_forecast(h)[:, None]
+                h = np.minimum(omega + (g.alpha + g.gamma * (shock < 0)) * shock * shock + g.beta * h, h_cap)
+                vols[:, cols.stop] = self._vol_forecast(h)
+            self._state["h"] = h
+        if spec.limit is not None:
+            increments = self._limit(increments)
+        log_f = self._state["log_f"][:, None] + np.concatenate([np.zeros((p, 1)), np.cumsum(increments, axis=1)],
+                                                                axis=1)
+        self._state["log_f"] = log_f[:, -1].copy()
+        return MonthPaths(np.exp(log_f), vols, signal, realised)
+
+
+def simulate(*, spec: ProcessSpec, paths: int, months: int, price: float, month_years: float = 30 / 365,
+             days_per_month: int = 21, steps_per_day: int = 1, seed: int = 0) -> MonthPaths:
+    """Whole paths over ``months`` months (months joined end to end; for tests and studies).
+
+    Returns a `MonthPaths` with ``price`` and ``vol`` of shape (paths, months·n + 1) and
+    ``signal``/``realised`` of shape (paths, months).
+    """
+    gen = PathGenerator(spec=spec, paths=paths, price=price, month_years=month_years,
+                        days_per_month=days_per_month, steps_per_day=steps_per_day, seed=seed)
+    parts = [gen.next_month() for _ in range(months)]
+    price_ = np.concatenate([parts[0].price[:, :1]] + [m.price[:, 1:] for m in parts], axis=1)
+    vol = np.concatenate([parts[0].vol[:, :1]] + [m.vol[:, 1:] for m in parts], axis=1)
+    return MonthPaths(price_, vol, np.stack([m.signal for m in parts], axis=1),
+                      np.stack([m.realised for m in parts], axis=1))

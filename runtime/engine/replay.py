@@ -1,0 +1,1099 @@
+"""Monte Carlo replay of a monthly-rolled option strategy, vectorised across paths.
+
+Paths are replayed in chunks (10,000 by default) so memory stays bounded whatever the
+path count; inside a chunk every array is (variants, paths) — *variants* being position
+sizes and cost/margin scenarios that share the same price paths, so a size sweep costs one
+path generation. Each chunk draws from its own `numpy.random.SeedSequence` ([seed, chunk]),
+so a seed reproduces every number bit for bit.
+
+**The month.** At the open (step 0) the legs' strikes are resolved from the month's price
+and levels (`opl.runtime.engine.legspec`), legs blocked by ``avoid_leg_if`` dropped on their paths
+(`opl.runtime.engine.guards`), the options sold or bought at their mark (~``tenor`` days to
+expiry — a longer leg's own tenor —, American legs by BAW, `opl.runtime.engine.marking`) and the
+hedge set; what the month holds is a `opl.runtime.engine.book.Book`. Then, at every step
+j = 1 … n, in this order:
+
+1. mark to market: options, the strategy's futures, hedge futures, futures awaiting their
+   close, delivered goods (with storage and funding), into the ledger's buckets;
+2. what the previous step decided: a forced liquidation (everything closed at market),
+   the close of futures from an assignment, the sale of goods whose holding ends;
+3. exit triggers under ``exit_mode`` (``first_hit``: any; ``all_required``: all;
+   ``machine_decide``: a score, `opl.runtime.engine.scores`), the risk controls' ``stop_loss``
+   (the month's loss ≥ stop × capital) and the automatic guard ``days_left < 2d`` — a hit
+   closes the options and futures at market; then the adjustment module on the positions
+   still open (`opl.runtime.engine.adjust`: a round where ``adjust_when`` turns true);
+4. the hedge rule (`opl.runtime.engine.hedging`) on its rebalancing steps;
+5. early assignment of short American legs in the holder's exercise region, then the
+   assignment policy (`opl.runtime.engine.exercise`);
+6. at expiry (j = n): in-the-money options exercised, the rest lapse, series expiring
+   later sold back at market, the hedge closed;
+7. margin by the rule pack (`opl.runtime.market.margin`): short options by the exchange formula
+   at their mark, futures (strategy, hedge, awaiting close, goods held) at the futures
+   rate. A *margin call* when equity < requirement; when equity < (1 − margin_buffer) ×
+   requirement the call is not met and everything is liquidated at the next step;
+   ``warn_if`` alerts counted.
+
+A month opens only when the equity covers the opening margin (a skipped month is
+counted); a path whose equity falls to zero stays flat.
+
+**Given months.** With ``RunSpec.source`` the months are not simulated but given, marks
+included (`MarkedMonth`: the historical backtest's option cycles, `opl.runtime.engine.historical`):
+each has its own number of steps, its calendar (``days_left`` and the step lengths come
+from its times to expiry), its option marks and, when the cycle does not end at the
+options' expiry (a futures roll or the end of the data), everything is closed at market at
+its last step. The order of operations is the same.
+
+**Money.** Equity = capital + every booked P&L. The strategy's *cash* is what its trades
+added to or took from the capital: equity − capital − the options' market value (futures
+and delivered goods hold no cash: they settle daily, the goods are financed at the
+assignment policy's funding rate). It earns the cash rate (``RunSpec.cash_rate``, None:
+the strategy's ``rate``, the rate the premiums are discounted at) over each step's
+calendar span, compounded step by step, into the ``interest`` bucket: a seller earns
+interest on the premium received, a buyer forgoes it on the premium paid, so a fairly
+priced, hedged position has mean P&L 0 at any rate. Margin deposits are part of the
+capital and earn what it earns: returns are measured over the cash rate, the capital's
+own interest being the benchmark that is not counted. A broker that pays a different
+rate on the margin it holds (``RunSpec.margin_rate``; 0 for none) adds the difference
+on the requirement of the previous step (the opening margin over the first step). A month's return is its P&L
+divided by the capital (no compounding: sizes are in lots). The drawdown is measured on
+the equity after each step against its running peak.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+import numpy as np
+
+from opl.runtime.engine.adjust import AdjustEngine, AdjustSpec, Desk
+from opl.runtime.engine.book import Book, Slot
+from opl.runtime.engine.exercise import AssignmentSpec, Inventory
+from opl.runtime.engine.guards import GuardRule, blocked, leg_states, warned
+from opl.runtime.engine import kernels
+from opl.runtime.engine.deadline import check as check_deadline, current as current_deadline, until
+from opl.runtime.engine.hedging import HedgeSpec, direction, rebalance
+from opl.runtime.engine.kernels import mark_series
+from opl.runtime.engine.ledger import Costs, Ledger
+from opl.runtime.engine.legspec import Levels, OptionLeg
+from opl.runtime.market.margin import futures_margin, options_margin
+from opl.runtime.engine.marking import AmericanMarker, SmileRule, _tables
+from opl.runtime.pricing.black import greeks as black_greeks
+from opl.runtime.engine.processes import MonthPaths, PathGenerator, ProcessSpec
+from opl.runtime.engine.scores import ScoreFunction
+from opl.runtime.engine.triggers import TriggerState
+
+__all__ = ["StrategySpec", "Variant", "RunSpec", "ReplayResult", "MarkedMonth", "replay", "CHUNK"]
+
+CHUNK = 10_000
+PASS_PATHS = 30_000  # the fast engine replays up to this many paths (whole chunks) side by side in a process
+DAYS_PER_YEAR = 365.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class StrategySpec:
+    """The strategy as the replay runs it, per unit of size (size 1 = the file's quantities)."""
+
+    legs: tuple[OptionLeg, ...]
+    futures: int = 0  # the strategy's own futures lots (signed), held through the month
+    tenor_days: float = 30.0
+    multiplier: float
+    contract_size: float
+    hedge: HedgeSpec | None = None
+    assignment: AssignmentSpec = field(default_factory=AssignmentSpec)
+    exit_mode: Literal["first_hit", "all_required", "machine_decide"] = "first_hit"
+    exit_triggers: tuple[Callable[[TriggerState], np.ndarray], ...] = ()
+    guard_days: float | None = 2.0
+    stop_loss: float | None = None
+    margin_buffer: float = 0.0
+    levels: Levels = field(default_factory=Levels)
+    smile: SmileRule = field(default_factory=SmileRule)
+    rate: float = 0.0
+    greeks: bool = False  # mark gamma too (the adjustment module, structure_destabilised and scores read it)
+    leg_numbers: tuple[int, ...] = ()  # each option leg's index in the file's normalised legs (default: order)
+    futures_legs: tuple[tuple[int, int], ...] = ()  # (file index, signed lots) of each futures leg
+    score: ScoreFunction | None = None  # machine_decide's score function (opl.runtime.engine.scores)
+    score_threshold: float | None = None  # None: the function's own
+    adjust: AdjustSpec | None = None  # the adjustment module (opl.runtime.engine.adjust)
+    guards: tuple[GuardRule, ...] = ()  # avoid_leg_if / warn_if rules, the defaults first (opl.runtime.engine.guards)
+    bands: tuple[float, float, float] = (0.25, 0.10, 0.5)  # structure_destabilised's delta, gamma, vega bands
+
+
+@dataclass(frozen=True, kw_only=True)
+class Variant:
+    """One replay on shared paths: a position size and cost/margin multipliers."""
+
+    size: float = 1.0
+    fee_factor: float = 1.0
+    slippage_factor: float = 1.0
+    margin_factor: float = 1.0
+    band_k: float = 1.0  # multiplies the given months' delta-band width (the walk-forward's grid of k)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSpec:
+    """Everything about a run that is not the strategy.
+
+    ``source``, when set, gives the months instead of ``process``: called with (chunk,
+    paths) it returns an object whose ``next_month()`` yields `MarkedMonth` objects.
+    """
+
+    process: ProcessSpec | None
+    pack: object  # opl.runtime.market.rules.RulePack
+    price: float
+    capital: float
+    paths: int
+    months: int = 12
+    steps_per_day: int = 1
+    days_per_month: int = 21
+    seed: int = 0
+    chunk: int = CHUNK
+    option_ticks: float = 1.0
+    futures_ticks: float = 1.0
+    exact_american: bool = False
+    source: Callable[[int, int], object] | None = None
+    engine: Literal["fast", "reference"] = "fast"  # compiled kernels (opl.runtime.engine.kernels) or the numpy reference
+    cash_rate: float | None = None  # interest on the strategy's cash a year (None: the strategy's rate)
+    margin_rate: float | None = None  # what margin deposits earn a year (None: the cash rate)
+    workers: int = 0  # processes replaying chunks side by side (0: one per core); results do not depend on it
+
+
+@dataclass
+class ReplayResult:
+    """Per variant (first axis) and path: monthly P&L, ledger, drawdown and margin peaks."""
+
+    variants: tuple[Variant, ...]
+    capital: float
+    monthly: np.ndarray  # (V, P, M) currency
+    buckets: dict[str, np.ndarray]  # (V, P)
+    counters: dict[str, np.ndarray]  # (V, P)
+    max_drawdown: np.ndarray  # (V, P) fraction of the peak
+    peak_margin: np.ndarray  # (V, P) margin / capital
+    signal_hits: tuple[int, int] = (0, 0)  # months whose realised regime matched the signal, months with a regime
+    trace: dict[str, np.ndarray] | None = None
+    actions: tuple[str, ...] = ()  # the playbook's actions as written (counters adjust_done_i, adjust_aborted_i)
+
+
+def _margin_packs(pack, variants):
+    packs = []
+    for v in variants:
+        if v.margin_factor == 1.0:
+            packs.append(pack)
+        else:
+            margin = pack.margin.model_copy(update={"futures_rate": pack.margin.futures_rate * v.margin_factor})
+            packs.append(pack.model_copy(update={"margin": margin}))
+    return packs
+
+
+class MarkedMonth:
+    """A month with its marks, as the replay reads it.
+
+    ``price`` (P, n + 1) the underlying; ``t`` (n + 1,) years to the options' expiry;
+    ``days_left`` (n + 1,) and ``span`` (n + 1,) calendar days to expiry and since the
+    previous step; ``step_days`` the mean step; ``strikes`` per leg (P,), ``value``,
+    ``delta``, ``exercise`` per leg (P, n + 1); ``atm`` (P, n + 1) at-the-money implied
+    volatility; ``support``, ``resistance`` and ``signal`` (P,); ``expires`` whether the
+    options expire at the last step (else everything is closed there at market);
+    ``band`` None or (centre, width) of the delta band per step, each (n + 1,).
+
+    The adjustment module trades other series too, so it needs a month that can quote
+    them: ``quote(is_call, american, strike, extra_days, j, where)`` → (value, delta,
+    gamma, exercise), ``strike_for``, ``snap``, ``snap_up``, ``vega`` and per-leg ``gamma``
+    (`_Month` for simulated months, `opl.runtime.engine.historical.HistoricalMonth` with quotes).
+    """
+
+    price: np.ndarray
+    n: int
+    t: np.ndarray
+    days_left: np.ndarray
+    span: np.ndarray
+    step_days: float
+    strikes: list
+    value: list
+    delta: list
+    exercise: list
+    atm: np.ndarray
+    support: np.ndarray
+    resistance: np.ndarray
+    signal: np.ndarray
+    expires: bool = True
+    band: tuple[np.ndarray, np.ndarray] | None = None
+
+    def remark(self, slot: Slot, j: int) -> None:
+        """Move a dynamic slot's marks to step ``j`` where it holds lots (for a month with ``quote``)."""
+        where = slot.qty != 0
+        value, delta, gamma, exercise = self.quote(is_call=slot.is_call, american=slot.american, strike=slot.strike,
+                                                   extra_days=slot.extra_days, j=j, where=where)
+        slot.value = np.where(where, value, slot.value)
+        slot.delta = np.where(where, delta, slot.delta)
+        slot.gamma = np.where(where, gamma, slot.gamma)
+        slot.exercise = np.where(where, exercise, False)
+
+
+class _Month(MarkedMonth):
+    """The marks of one simulated month for every leg: value, delta, exercise flags and implied vol (P, n + 1)."""
+
+    def __init__(self, run: RunSpec, strat: StrategySpec, mp, marker: AmericanMarker, euro: AmericanMarker):
+        f = mp.price
+        n = f.shape[1] - 1
+        self.price, self.n = f, n
+        tenor = strat.tenor_days / DAYS_PER_YEAR
+        self.t = tenor * (n - np.arange(n + 1)) / n
+        self.step_days = strat.tenor_days / n
+        self.days_left = (n - np.arange(n + 1)) * self.step_days
+        self.span = np.full(n + 1, self.step_days)
+        self.signal = mp.signal
+        self.vol, self.smile, self.rate, self.pack, self.levels = mp.vol, strat.smile, strat.rate, run.pack, strat.levels
+        self.markers = {True: marker, False: euro}
+        self.want_gamma = strat.greeks
+        # The compiled marks (opl.runtime.engine.kernels) unless the reference is asked for or BAW is priced directly.
+        self.fast = run.engine == "fast" and kernels.available() and not run.exact_american
+        self.atm = strat.smile.atm(mp.vol)
+        self.support, self.resistance = strat.levels.of(f[:, 0])
+        self.strikes, self.value, self.delta, self.exercise = [], [], [], []
+        self.gamma = [] if strat.greeks else None
+        for leg in strat.legs:
+            iv0 = strat.smile.iv(vol=mp.vol[:, 0], forward=f[:, 0], strike=f[:, 0])
+            later = leg.extra_days / DAYS_PER_YEAR  # a far leg's expiry after the month's
+            raw = leg.strike.resolve(is_call=leg.is_call, price=f[:, 0], support=self.support,
+                                     resistance=self.resistance, iv=iv0, t=tenor + later, rate=strat.rate)
+            # A level far below the grid (a collapsed path) gets the lowest listed strike, never 0.
+            lowest = run.pack.option.strike_grid[0].step
+            k = np.maximum(np.asarray(run.pack.snap_strike(np.maximum(raw, lowest)), dtype=float), lowest)
+            self.strikes.append(k)
+            if self.fast:
+                value, delta, gamma, exercise = mark_series(
+                    is_call=leg.is_call, american=leg.american, forward=f, vol=mp.vol, strike=k, t=self.t + later,
+                    smile=strat.smile, rate=strat.rate, carry=marker.carry)
+                self.value.append(value)
+                self.delta.append(delta)
+                self.exercise.append(exercise)
+                if self.gamma is not None:
+                    self.gamma.append(gamma)
+                continue
+            iv = strat.smile.iv(vol=mp.vol, forward=f, strike=k[:, None])
+            cols = []
+            for j in range(n + 1):
+                check_deadline()  # the reference marks price column by column: exact BAW is slow
+                cols.append((marker if leg.american else euro).mark(is_call=leg.is_call, forward=f[:, j], strike=k,
+                                                                    t=self.t[j] + later, vol=iv[:, j],
+                                                                    gamma=strat.greeks))
+            self.value.append(np.stack([c.value for c in cols], axis=1))
+            self.delta.append(np.stack([c.delta for c in cols], axis=1))
+            self.exercise.append(np.stack([c.exercise for c in cols], axis=1))
+            if self.gamma is not None:
+                self.gamma.append(np.stack([c.gamma for c in cols], axis=1))
+
+    def columns(self, cols: np.ndarray) -> "_Month":
+        """The month on the paths ``cols`` only (the adjustment module's rounds, which touch few paths)."""
+        sub = copy.copy(self)
+        for name in ("price", "vol", "atm", "support", "resistance", "signal"):
+            setattr(sub, name, getattr(self, name)[cols])
+        for name in ("strikes", "value", "delta", "exercise", "gamma"):
+            if getattr(self, name) is not None:
+                setattr(sub, name, [x[cols] for x in getattr(self, name)])
+        return sub
+
+    def snap(self, raw: np.ndarray) -> np.ndarray:
+        """Strikes on the pack's grid; a level far below it (a collapsed path) gets the lowest listed strike."""
+        lowest = self.pack.option.strike_grid[0].step
+        return np.maximum(np.asarray(self.pack.snap_strike(np.maximum(raw, lowest)), dtype=float), lowest)
+
+    def snap_up(self, price: np.ndarray) -> np.ndarray:
+        """The listed strike nearest at or above ``price``."""
+        lowest = self.pack.option.strike_grid[0].step
+        return np.maximum(np.asarray(self.pack.snap_strike(np.maximum(price, lowest), mode="up"), dtype=float), lowest)
+
+    def strike_for(self, leg: OptionLeg, j: int, *, recentre: bool, extra_days: float) -> np.ndarray:
+        """A leg's strike rule resolved at step ``j`` (P,): against the month's support and resistance,
+        or (``recentre``) against levels of the same widths around the step's price."""
+        f = self.price[:, j]
+        support, resistance = self.levels.of(f) if recentre else (self.support, self.resistance)
+        iv = self.smile.iv(vol=self.vol[:, j], forward=f, strike=f)
+        t = max(self.t[j] + extra_days / DAYS_PER_YEAR, 1e-9)
+        raw = leg.strike.resolve(is_call=leg.is_call, price=f, support=support, resistance=resistance, iv=iv, t=t,
+                                 rate=self.rate)
+        return self.snap(raw)
+
+    def vega(self, slot: Slot, j: int) -> np.ndarray:
+        """Black-76 vega per unit and per 1.00 of volatility of a slot's series at step ``j``."""
+        f = self.price[:, j]
+        iv = self.smile.iv(vol=self.vol[:, j], forward=f, strike=slot.strike)
+        t = max(self.t[j] + slot.extra_days / DAYS_PER_YEAR, 0.0)
+        return black_greeks(is_call=slot.is_call, underlying=f, strike=slot.strike, t=t, vol=iv, rate=self.rate).vega
+
+    def quote(self, *, is_call: bool, american: bool, strike: np.ndarray, extra_days: float, j: int,
+              where: np.ndarray):
+        """Marks at step ``j`` of options of ``strike`` (variants, paths) where ``where``; elsewhere 0.
+
+        Used for the series the adjustment module trades (`opl.runtime.engine.book` dynamic slots):
+        the smile of the path's volatility at the strike, ``extra_days`` beyond the month's expiry.
+        """
+        shape = where.shape
+        value, delta, gamma = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+        exercise = np.zeros(shape, dtype=bool)
+        vi, pi = np.nonzero(where)
+        if vi.size:
+            forward, k = self.price[pi, j], np.broadcast_to(strike, shape)[vi, pi]
+            if self.fast:
+                t = np.array([self.t[j] + extra_days / DAYS_PER_YEAR])
+                marks = mark_series(is_call=is_call, american=american, forward=forward[:, None],
+                                    vol=self.vol[pi, j][:, None], strike=k, t=t,
+                                    smile=self.smile, rate=self.rate, carry=self.markers[american].carry)
+                value[vi, pi], delta[vi, pi], exercise[vi, pi] = marks[0][:, 0], marks[1][:, 0], marks[3][:, 0]
+                if self.want_gamma:
+                    gamma[vi, pi] = marks[2][:, 0]
+                return value, delta, gamma, exercise
+            iv = self.smile.iv(vol=self.vol[pi, j], forward=forward, strike=k)
+            marks = self.markers[american].mark(is_call=is_call, forward=forward, strike=k,
+                                                t=self.t[j] + extra_days / DAYS_PER_YEAR, vol=iv,
+                                                gamma=self.want_gamma)
+            value[vi, pi], delta[vi, pi], exercise[vi, pi] = marks.value, marks.delta, marks.exercise
+            if marks.gamma is not None:
+                gamma[vi, pi] = marks.gamma
+        return value, delta, gamma, exercise
+
+
+def _base_marks(slot: Slot, mo, j: int) -> None:
+    """A base slot's marks at step ``j``, from the month's tables."""
+    b = slot.base
+    slot.value, slot.delta, slot.exercise = mo.value[b][:, j], mo.delta[b][:, j], mo.exercise[b][:, j]
+    gamma = getattr(mo, "gamma", None)
+    slot.gamma = gamma[b][:, j] if gamma is not None else 0.0
+
+
+def _open_book(strat, mo, sizes, shape) -> Book:
+    """The month's book at the open: a base slot per option leg, the strategy's futures."""
+    book = Book(shape)
+    for li, leg in enumerate(strat.legs):
+        number = strat.leg_numbers[li] if strat.leg_numbers else li
+        g = book.add_group(leg, file_index=number)
+        slot = book.slots[book.add_slot(g, is_call=leg.is_call, american=leg.american, strike=mo.strikes[li], base=li,
+                                        qty=leg.signed_qty * sizes * np.ones(shape), extra_days=leg.extra_days)]
+        _base_marks(slot, mo, 0)
+        slot.entry = slot.value
+    for number, lots in (strat.futures_legs or ((None, strat.futures),) if strat.futures else ()):
+        book.futures.append(lots * sizes * np.ones(shape))
+        book.futures_index.append(number)
+    return book
+
+
+def replay(*, strategy: StrategySpec, run: RunSpec, variants: tuple[Variant, ...] = (Variant(),),
+           progress: Callable[[int], None] | None = None, trace: bool = False) -> ReplayResult:
+    """Replay ``strategy`` over ``run.paths`` simulated paths for every variant.
+
+    Parameters
+    ----------
+    strategy, run
+        What to trade and how the market and the account behave.
+    variants
+        Sizes and cost/margin multipliers replayed on the same paths.
+    progress
+        Called with the number of path-months finished, after each chunk-month.
+    trace
+        Keep step-by-step arrays of the first chunk (for tests and diagnostics).
+
+    Under a deadline (`opl.runtime.engine.deadline.until`) the replay stops within one step of the chunks being
+    replayed, or one table of a new time grid, and raises `opl.runtime.engine.deadline.DeadlinePassed`.
+    """
+    nv, months = len(variants), run.months
+    parts, hits = [], [0, 0]
+    traced = None
+    chunks = [(c, min(run.chunk, run.paths - start)) for c, start in enumerate(range(0, run.paths, run.chunk))]
+    workers = min(run.workers or _cores(), len(chunks)) if "fork" in multiprocessing.get_all_start_methods() else 1
+    passes = _passes(run, chunks, workers, trace)
+    if workers > 1 and not trace:
+        done = _pooled(strategy, run, variants, passes, workers, progress)
+    else:
+        done = (_replay_pass(strategy, run, variants, group, progress, trace and group[0][0] == 0)
+                for group in passes)
+    for part, chunk_trace, chunk_hits in done:
+        parts.append(part)
+        hits[0] += chunk_hits[0]
+        hits[1] += chunk_hits[1]
+        traced = traced or chunk_trace
+    cat = {key: np.concatenate([part[key] for part in parts], axis=1) for key in parts[0] if key != "buckets"
+           and key != "counters"}
+    buckets = {k: np.concatenate([part["buckets"][k] for part in parts], axis=1) for k in parts[0]["buckets"]}
+    counters = {k: np.concatenate([part["counters"][k] for part in parts], axis=1) for k in parts[0]["counters"]}
+    assert cat["monthly"].shape == (nv, run.paths, months)
+    return ReplayResult(variants=tuple(variants), capital=run.capital, monthly=cat["monthly"], buckets=buckets,
+                        counters=counters, max_drawdown=cat["max_drawdown"], peak_margin=cat["peak_margin"],
+                        signal_hits=(hits[0], hits[1]), trace=traced,
+                        actions=tuple(a.text for a in strategy.adjust.playbook) if strategy.adjust else ())
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - platforms without affinity
+        return os.cpu_count() or 1
+
+
+_JOB: tuple | None = None  # what the forked workers replay (inherited, so closures need no pickling)
+
+
+def _pass_job(group: tuple):
+    strategy, run, variants, deadline = _JOB
+    kernels.serial_only()  # the processes use the cores; a forked child never wakes numba's thread pool
+    with until(deadline):
+        return _replay_pass(strategy, run, variants, group, None, False)
+
+
+def _warm(strat: StrategySpec, run: RunSpec) -> None:
+    """Build the month's BAW tables and load the serial mark kernel here, once, so that every forked worker
+    inherits them instead of building its own."""
+    if run.source is not None:
+        return
+    n = run.days_per_month * run.steps_per_day
+    grid = strat.tenor_days / DAYS_PER_YEAR * (n - np.arange(n + 1)) / n
+    for leg in strat.legs:
+        t = grid + leg.extra_days / DAYS_PER_YEAR
+        if leg.american and not run.exact_american:
+            for x in t[t > 0]:
+                check_deadline()
+                _tables(leg.is_call, float(x), float(strat.rate), 0.0)
+        if run.engine == "fast" and kernels.available() and not run.exact_american:
+            mark_series(is_call=leg.is_call, american=leg.american, forward=np.full((1, n + 1), run.price),
+                        vol=np.full((1, n + 1), 0.2), strike=np.array([run.price]), t=t, smile=strat.smile,
+                        rate=strat.rate)
+
+
+def _pooled(strategy, run, variants, passes, workers: int, progress):
+    """The passes of chunks (`_passes`) replayed by ``workers`` forked processes, yielded in chunk order.
+
+    Each chunk is computed exactly as in this process (its own seed, the same code; the kernels'
+    serial twins give the same numbers as their parallel ones), so results are bit for bit the
+    sequential replay's whatever the number of workers. The strategy's compiled conditions are
+    closures, which do not pickle: the children inherit them through ``fork``.
+    """
+    global _JOB
+    _warm(strategy, run)
+    _JOB = (strategy, run, variants, current_deadline())
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_pass_job, group) for group in passes]
+            try:
+                for group, future in zip(passes, futures):
+                    result = future.result()
+                    if progress is not None:
+                        progress(sum(p for _, p in group) * run.months)
+                    yield result
+            except BaseException:
+                # Passes not started are dropped; running ones stop at the deadline (or finish) on their own.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    finally:
+        _JOB = None
+
+
+class _SideBySide:
+    """Several chunks' path generators as one: each chunk draws its own paths (its own seed), the months
+    are joined along the path axis."""
+
+    def __init__(self, generators: list[PathGenerator]):
+        self.generators = generators
+
+    def next_month(self) -> MonthPaths:
+        months = [g.next_month() for g in self.generators]
+        if len(months) == 1:
+            return months[0]
+        return MonthPaths(*(np.concatenate(parts) for parts in zip(*months)))
+
+
+def _passes(run: RunSpec, chunks: list[tuple[int, int]], workers: int, trace: bool) -> list[tuple]:
+    """The chunks grouped into passes, each replayed side by side in one process.
+
+    Every number of a path depends on that path alone, so a pass of several chunks gives each chunk the
+    numbers it gets alone, bit for bit; what a pass saves is the per-step cost of the Python around the
+    kernels, paid once for all its paths. The reference, given months and traces replay chunk by chunk.
+    """
+    if run.engine != "fast" or run.source is not None or trace or len(chunks) == 1:
+        return [(chunk,) for chunk in chunks]
+    count = max(workers, math.ceil(run.paths / max(PASS_PATHS, run.chunk)))
+    size = math.ceil(len(chunks) / count)
+    return [tuple(chunks[i:i + size]) for i in range(0, len(chunks), size)]
+
+
+def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: int, progress, want_trace: bool):
+    """Chunk number ``chunk`` (``p`` paths, seed [run.seed, chunk])."""
+    return _replay_pass(strat, run, variants, ((chunk, p),), progress, want_trace)
+
+
+def _replay_pass(strat: StrategySpec, run: RunSpec, variants, group: tuple, progress, want_trace: bool):
+    """The chunks of ``group`` ((chunk, paths) pairs, consecutive) side by side (`_passes`)."""
+    nv, months, nl = len(variants), run.months, len(strat.legs)
+    p = sum(n for _, n in group)
+    shape = (nv, p)
+    if run.source is not None:
+        [(chunk, _)] = group  # given months come chunk by chunk
+        gen = run.source(chunk, p)
+    else:
+        gen = _SideBySide([PathGenerator(spec=run.process, paths=n, price=run.price,
+                                         month_years=strat.tenor_days / DAYS_PER_YEAR,
+                                         days_per_month=run.days_per_month, steps_per_day=run.steps_per_day,
+                                         seed=np.random.SeedSequence([run.seed, c])) for c, n in group])
+    marker = AmericanMarker(american=True, rate=strat.rate, exact=run.exact_american)
+    euro = AmericanMarker(american=False, rate=strat.rate)
+    sizes = np.array([v.size for v in variants])[:, None]
+    band_k = np.array([v.band_k for v in variants])[:, None]
+    packs = _margin_packs(run.pack, variants)
+    fast = run.engine == "fast" and kernels.available()
+    margins = _Margins(packs, fast)
+    hedger = _hedge_compiled if fast and not want_trace else _hedge
+    # Option ticks are looked up at 1% of the price, where the premiums of monthly options sit.
+    premium_level = max(run.price * 0.01, 1e-9)
+    costs = [Costs.from_pack(run.pack, price=run.price, premium=premium_level, option_ticks=run.option_ticks,
+                             futures_ticks=run.futures_ticks, fee_factor=v.fee_factor,
+                             slippage_factor=v.slippage_factor) for v in variants]
+    cost = _CostArrays(costs)
+    cost.fast = fast and not want_trace
+    mult, cs = strat.multiplier, strat.contract_size
+    lots_per_option = mult / cs  # futures lots of delta per option lot per unit of delta
+    cash_rate = strat.rate if run.cash_rate is None else run.cash_rate
+    margin_rate = cash_rate if run.margin_rate is None else run.margin_rate
+    futures_underlying = run.pack.underlying.kind == "future"
+    margin_held = np.zeros(shape)  # the requirement over the coming step (for margin_rate)
+
+    numbers = strat.leg_numbers or tuple(range(nl))
+    engine = AdjustEngine(strat.adjust, shape, numbers) if strat.adjust is not None else None
+    ledger = Ledger(shape, months, strat.adjust.counters() if strat.adjust is not None else ())
+    equity = np.full(shape, run.capital)
+    peak = equity.copy()
+    max_dd = np.zeros(shape)
+    peak_margin = np.zeros(shape)
+    pending = np.zeros(shape)  # futures lots from exercise, closed at the next step
+    slots_per_month = nl + (engine.extra_slots(strat.legs) if engine is not None else 0)
+    inventory = Inventory(shape, months * slots_per_month)
+    liquidate_next = np.zeros(shape, dtype=bool)
+    ruined = np.zeros(shape, dtype=bool)
+    hits = [0, 0]
+    tr: dict[str, list] | None = {k: [] for k in ("net_delta", "target", "hedge", "equity", "margin", "hedged",
+                                                  "price", "assigned", "unit_delta", "band", "exit",
+                                                  "open", "adjusted", "gamma")} if want_trace else None
+    absolute_step = 0
+    for m in range(months):
+        check_deadline()
+        mp = gen.next_month()
+        if run.process is not None and run.process.regime is not None:
+            hits[0] += int(np.sum(mp.signal == mp.realised))
+            hits[1] += p
+        mo = mp if isinstance(mp, MarkedMonth) else _Month(run, strat, mp, marker, euro)
+        f, n, step_days = mo.price, mo.n, mo.step_days
+        month_start = equity.copy()
+        d = direction(strat.hedge, mo.signal) if strat.hedge is not None else np.zeros(p)
+
+        # -- open
+        book = _open_book(strat, mo, sizes, shape)
+        if engine is not None:
+            if not hasattr(mo, "quote"):
+                raise ValueError("the adjustment module needs simulated months (their options can be re-marked)")
+            engine.open_month(book)
+        zero = np.zeros(shape)
+
+        def state_at(j, hedge, month_pnl, denominator, open_margin):
+            return _trigger_state(mo, j, book, hedge, month_pnl, denominator, equity, peak, run.capital, open_margin,
+                                  margins, mo.days_left[j], lots_per_option, pending, inventory,
+                                  lambda: (book.option_delta(lots_per_option) + book.static) / sizes, band_k, strat, d)
+
+        if strat.guards:
+            # avoid_leg_if: a leg whose rule holds at the open is not opened on that path.
+            at_open = state_at(0, zero, zero, np.ones(shape), zero)
+            for s, hit in zip(book.slots, blocked(strat.guards, at_open, leg_states(book, f[:, 0], mo.days_left[0]))):
+                if np.any(hit):
+                    ledger.count("avoided_legs", hit & ~ruined & ~liquidate_next)
+                    s.qty = np.where(hit, 0.0, s.qty)
+        open_margin = margins(book, np.zeros(shape), np.zeros(shape), f[:, 0])
+        # A liquidation decided at the last step of a month runs at the next step; nothing opens before it.
+        can_open = ~ruined & ~liquidate_next & (equity >= open_margin)
+        ledger.count("skipped_months", ~ruined & ~can_open)
+        for s in book.slots:
+            s.qty = np.where(can_open, s.qty, 0.0)
+        book.futures = [np.where(can_open, fut, 0.0) for fut in book.futures]
+        is_open = can_open & book.any_open()
+        margin_held = margin_held + np.where(is_open, open_margin, 0.0)
+        month_pnl = np.zeros(shape)
+        for s in book.slots:
+            ledger.cost(cost.open_options(s.qty), equity, month_pnl)
+            ledger.count("option_lots", is_open, np.abs(s.qty))
+        for fut in book.futures:
+            ledger.cost(cost.futures(fut, closing=False), equity, month_pnl)
+        open_premium = -sum(s.qty * s.value for s in book.slots) * mult
+        denominator = np.where(np.abs(open_premium) > 0, np.abs(open_premium), np.maximum(open_margin, 1e-9))
+        hedge = np.zeros(shape)
+        if strat.hedge is not None:
+            hedge = hedger(strat, book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr)
+        np.maximum(peak_margin, np.where(is_open, open_margin, 0.0) / run.capital, out=peak_margin)
+        if engine is not None:
+            engine.start(state_at(0, hedge, month_pnl, denominator, open_margin), is_open)
+        alerted = np.zeros(shape, dtype=bool)
+        assigned_month = np.zeros(shape, dtype=bool)
+        delivered_month = np.zeros(shape, dtype=bool)
+
+        for j in range(1, n + 1):
+            check_deadline()  # a step of a chunk is the longest the replay runs past its deadline
+            absolute_step += 1
+            df = f[:, j] - f[:, j - 1]
+            if cash_rate or margin_rate != cash_rate:
+                # Interest on the cash held over the step (before this step's marks and trades); units of an
+                # ETF or a stock held were paid for, futures settle daily and hold no cash.
+                cash = equity - run.capital - book.option_value(mult)
+                if not futures_underlying:
+                    cash = cash - (book.static + hedge + pending + inventory.total()) * f[:, j - 1] * cs
+                years = mo.span[j] / DAYS_PER_YEAR
+                amount = cash * np.expm1(cash_rate * years)
+                if margin_rate != cash_rate:  # the deposit earns the margin rate instead of the cash rate
+                    amount += margin_held * (np.expm1(margin_rate * years) - np.expm1(cash_rate * years))
+                ledger.book("interest", amount, equity, month_pnl)
+            # 1. mark to market
+            for s in book.slots:
+                before = s.value
+                if s.base is not None:
+                    _base_marks(s, mo, j)
+                elif s.held():
+                    mo.remark(s, j)
+                else:
+                    continue
+                ledger.book("premium", s.qty * (s.value - before) * mult, equity, month_pnl)
+            static = book.static
+            ledger.book("premium", static * df * cs, equity, month_pnl)
+            ledger.book("hedge", hedge * df * cs, equity, month_pnl)
+            ledger.book("assignment", pending * df * cs, equity)
+            held = inventory.total()
+            if np.any(held):
+                ledger.book("assignment", held * df * cs, equity)
+                ledger.book("assignment", -held * cs * strat.assignment.storage_per_day * mo.span[j], equity)
+                ledger.book("funding", -held * cs * f[:, j] * strat.assignment.funding_rate * mo.span[j]
+                            / DAYS_PER_YEAR, equity)
+            # 2. decisions of the previous step
+            if np.any(liquidate_next):
+                ledger.count("liquidations", liquidate_next)
+                _close_all(book, hedge, liquidate_next, cost, ledger, equity, month_pnl)
+                is_open &= ~liquidate_next
+                sold = inventory.take(mask=liquidate_next)
+                ledger.cost(cost.futures(sold, closing=True), equity)
+                pending = _close_pending(pending, liquidate_next, cost, ledger, equity)
+                liquidate_next = np.zeros(shape, dtype=bool)
+            pending = _close_pending(pending, pending != 0, cost, ledger, equity)
+            sold = inventory.take(step=absolute_step)
+            if np.any(sold):
+                ledger.book("assignment", sold * cs * strat.assignment.basis, equity)
+                ledger.cost(cost.futures(sold, closing=True), equity)
+            # 3. exit triggers, stop loss, guard
+            days_left = mo.days_left[j]
+            exit_now = np.zeros(shape, dtype=bool)
+            if strat.exit_triggers or strat.score is not None:
+                state = state_at(j, hedge, month_pnl, denominator, open_margin)
+                flags = [np.broadcast_to(t(state), shape) for t in strat.exit_triggers]
+                if strat.score is not None:
+                    threshold = strat.score.threshold if strat.score_threshold is None else strat.score_threshold
+                    exit_now |= np.broadcast_to(strat.score.score(state, flags), shape) >= threshold
+                elif strat.exit_mode == "all_required":
+                    exit_now |= np.all(flags, axis=0)
+                else:
+                    exit_now |= np.any(flags, axis=0)
+            if strat.stop_loss is not None:
+                exit_now |= month_pnl <= -strat.stop_loss * run.capital
+            if strat.guard_days is not None and days_left < strat.guard_days:
+                exit_now[:] = True
+            cut = j == n and not mo.expires  # a cycle cut at a roll or at the data's end: close at market
+            if cut:
+                exit_now[:] = True
+            exit_now &= is_open
+            if tr is not None:
+                unit_delta = (book.option_delta(lots_per_option) + book.static) / sizes
+                tr["unit_delta"].append(np.where(is_open, unit_delta, np.nan))
+                tr["band"].append(np.broadcast_to(band_k * mo.band[1][j], shape).copy() if mo.band is not None
+                                  else np.full(shape, np.nan))
+                tr["exit"].append(exit_now.copy())
+            if np.any(exit_now):
+                ledger.count("exits", exit_now)
+                if days_left >= (strat.guard_days or 2.0) and not cut:
+                    # Closed before the last days: a stop or a take-profit, what the critic wants to see.
+                    ledger.count("early_exits", exit_now)
+                _close_all(book, hedge, exit_now, cost, ledger, equity, month_pnl)
+                is_open &= ~exit_now
+            # 3b. the adjustment module on the positions still open
+            fired = np.zeros(shape, dtype=bool)
+            if engine is not None and j < n and np.any(is_open):
+                if fast and hasattr(mo, "columns"):
+                    # The fast engine plays a round on the few paths where it fires (a few percent of them).
+                    fire = engine.decide(state_at(j, hedge, month_pnl, denominator, open_margin), is_open, j,
+                                         step_days)
+                    closed = np.zeros(shape, dtype=bool)
+                    if np.any(fire):
+                        hedge, closed = _play_on_paths(
+                            engine, fire, strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledger,
+                            equity, month_pnl, margins, pending, inventory, peak, denominator, open_margin, band_k)
+                else:
+                    desk = _desk(strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledger, equity,
+                                 month_pnl, margins, pending, inventory,
+                                 lambda: state_at(j, desk.hedge, month_pnl, denominator, open_margin))
+                    closed = engine.step(desk, is_open, step_days)
+                    hedge = desk.hedge
+                fired = engine.fired
+                if np.any(closed):
+                    ledger.count("exits", closed)
+                    if days_left >= (strat.guard_days or 2.0):
+                        ledger.count("early_exits", closed)
+                    is_open &= ~closed
+            # 4. hedge
+            if strat.hedge is not None and j < n and j % strat.hedge.every == 0:
+                hedge = hedger(strat, book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr)
+            elif tr is not None:
+                tr["hedged"].append(np.zeros(shape, dtype=bool))
+                for key in ("net_delta", "target"):
+                    tr[key].append(np.full(shape, np.nan))
+            # 5./6. early assignment, expiry
+            assigned_now = np.zeros(shape, dtype=bool)
+            for si, s in enumerate(book.slots):
+                q = s.qty
+                if j < n or s.extra_days > 0:  # a series expiring after the month is closed at market below
+                    hit = (q < 0) & s.exercise if s.american and j < n else np.zeros(shape, dtype=bool)
+                else:
+                    threshold = run.pack.option.auto_exercise_threshold
+                    itm = s.phi * (f[:, n] - s.strike) > threshold
+                    hit = (q != 0) & itm if run.pack.option.auto_exercise_itm else np.zeros(shape, dtype=bool)
+                if not np.any(hit):
+                    continue
+                lots_f = np.where(hit, q * s.phi * lots_per_option, 0.0)
+                intrinsic = np.maximum(s.phi * (f[:, j] - s.strike), 0.0)
+                ledger.book("assignment", np.where(hit, -q * (s.value - intrinsic) * mult, 0.0), equity,
+                            month_pnl)
+                ledger.cost(np.where(q < 0, cost.option_assignment, cost.option_exercise) * np.abs(
+                    np.where(hit, q, 0.0)), equity, month_pnl)
+                short = hit & (q < 0)
+                assigned_now |= short
+                if strat.assignment.action == "take_delivery":
+                    goods = np.where(short & (lots_f > 0), lots_f, 0.0)
+                    hold = int(np.ceil(strat.assignment.hold_days / step_days))
+                    inventory.add(m * slots_per_month + si, goods, absolute_step + max(hold, 1))
+                    delivered_month |= goods > 0
+                    lots_f = lots_f - goods
+                pending = pending + lots_f
+                s.qty = np.where(hit, 0.0, q)
+            assigned_month |= assigned_now
+            if j == n:
+                # Whatever was not exercised lapses (its mark is already 0); series expiring later are sold
+                # back at market with the hedge and the futures.
+                for s in book.slots:
+                    if s.extra_days == 0:
+                        s.qty = np.zeros(shape)
+                expiring = is_open | (hedge != 0) | (book.static != 0)
+                _close_all(book, hedge, expiring, cost, ledger, equity, month_pnl)
+                is_open[:] = False
+            # 7. margin
+            requirement = margins(book, hedge, pending + inventory.total(), f[:, j])
+            margin_held = requirement
+            if fast:
+                liquidate_next = kernels.account(equity=equity, requirement=requirement, capital=run.capital,
+                                                 margin_buffer=strat.margin_buffer,
+                                                 calls=ledger.counters["margin_calls"], peak_margin=peak_margin,
+                                                 peak=peak, max_dd=max_dd)
+            else:
+                call = (equity < requirement) & (requirement > 0)
+                ledger.count("margin_calls", call)
+                liquidate_next = call & (equity < (1.0 - strat.margin_buffer) * requirement)
+                np.maximum(peak_margin, requirement / run.capital, out=peak_margin)
+                np.maximum(peak, equity, out=peak)
+                np.maximum(max_dd, (peak - equity) / peak, out=max_dd)
+            if any(g.kind == "warn_if" for g in strat.guards) and j < n and np.any(is_open):
+                # warn_if: an alert when a rule starts to hold on a path; no trading effect.
+                now = warned(strat.guards, state_at(j, hedge, month_pnl, denominator, open_margin),
+                             leg_states(book, f[:, j], days_left)) & is_open
+                ledger.count("alerts", now & ~alerted)
+                alerted = now
+            if tr is not None:
+                tr["equity"].append(equity.copy())
+                tr["margin"].append(requirement)
+                tr["hedge"].append(hedge.copy())
+                tr["price"].append(np.broadcast_to(f[:, j], shape).copy())
+                tr["assigned"].append(assigned_now)
+                tr["open"].append(is_open.copy())
+                tr["adjusted"].append(fired)
+                tr["gamma"].append(book.gamma(lots_per_option) * f[:, j] * 0.01 if strat.greeks
+                                   else np.full(shape, np.nan))
+        ledger.monthly[..., m] = equity - month_start
+        ledger.count("assigned_months", assigned_month)
+        ledger.count("delivered_months", delivered_month)
+        ruined |= equity <= 0
+        if progress is not None:
+            progress(p)
+    out = {"monthly": ledger.monthly, "max_drawdown": max_dd, "peak_margin": peak_margin,
+           "buckets": ledger.buckets, "counters": ledger.counters}
+    trace = {k: np.stack(v, axis=-1) for k, v in tr.items()} if tr is not None else None
+    return out, trace, hits
+
+
+class _CostArrays:
+    """Per-variant costs as (V, 1) columns, so they broadcast over paths (``fast``: the compiled engine's)."""
+
+    fast = False
+
+    def __init__(self, costs: list[Costs]):
+        for name in Costs.__dataclass_fields__:
+            setattr(self, name, np.array([getattr(c, name) for c in costs])[:, None])
+
+    def open_options(self, lots):
+        return np.abs(lots) * (np.where(lots < 0, self.option_open_short, self.option_open_long)
+                               + self.option_slippage)
+
+    def close_options(self, lots):
+        return np.abs(lots) * (self.option_close + self.option_slippage)
+
+    def futures(self, lots, *, closing: bool):
+        return np.abs(lots) * ((self.futures_close if closing else self.futures_open) + self.futures_slippage)
+
+
+def _close_all(book: Book, hedge, mask, cost, ledger, equity, month_pnl, bucket: str = "costs") -> None:
+    """Close options, the strategy's futures and the hedge where ``mask`` (in place)."""
+    if getattr(cost, "fast", False):
+        _close_all_compiled(book, hedge, mask, cost, ledger, equity, month_pnl, bucket)
+        return
+    for s in book.slots:
+        closing = np.where(mask, s.qty, 0.0)
+        ledger.book(bucket, -cost.close_options(closing), equity, month_pnl)
+        ledger.count("option_lots", mask, np.abs(closing))
+        s.qty = np.where(mask, 0.0, s.qty)
+    for fut in (*book.futures, hedge):
+        closing = np.where(mask, fut, 0.0)
+        ledger.book(bucket, -cost.futures(closing, closing=True), equity, month_pnl)
+        ledger.count("futures_lots", mask, np.abs(closing))
+        fut[mask] = 0.0
+
+
+def _close_all_compiled(book: Book, hedge, mask, cost, ledger, equity, month_pnl, bucket: str) -> None:
+    """`_close_all` by `opl.runtime.engine.kernels.close_lots`: the same bookings, one pass per position."""
+    kwargs = dict(bucket=ledger.buckets[bucket], equity=equity, month_pnl=month_pnl)
+    option_fee = (cost.option_close + cost.option_slippage)[:, 0]
+    for s in book.slots:
+        if s.held():
+            s.qty = kernels.close_lots(s.qty, mask, option_fee, counter=ledger.counters["option_lots"], **kwargs)
+    futures_fee = (cost.futures_close + cost.futures_slippage)[:, 0]
+    for fut in (*book.futures, hedge):
+        kernels.close_lots(fut, mask, futures_fee, counter=ledger.counters["futures_lots"], in_place=True, **kwargs)
+
+
+def _close_pending(pending, mask, cost, ledger, equity):
+    closing = np.where(mask, pending, 0.0)
+    if np.any(closing):
+        ledger.cost(cost.futures(closing, closing=True), equity)
+        ledger.count("futures_lots", mask, np.abs(closing))
+    return np.where(mask, 0.0, pending)
+
+
+def _hedge(strat, book: Book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr,
+           keep: float | None = None, bucket: str = "costs"):
+    """The hedge rule at a rebalancing step (``keep`` set: trade to that target now, whatever the band)."""
+    other = book.option_delta(lots_per_option) + book.static
+    size = book.short_lots()
+    spec = strat.hedge if keep is None else HedgeSpec(every=1, band=0.0, keep=keep,
+                                                      along=strat.hedge.along if strat.hedge else "direction")
+    new = rebalance(spec=spec, other_delta=other, hedge=hedge, size=size, d=d, active=is_open)
+    trade = new - hedge
+    traded = trade != 0
+    if np.any(traded):
+        ledger.book(bucket, -cost.futures(trade, closing=False), equity, month_pnl)
+        ledger.count("futures_lots", traded, np.abs(trade))
+        ledger.count("hedge_trades", traded)
+    if tr is not None and keep is None:
+        tr["hedged"].append(is_open.copy())
+        tr["net_delta"].append(other + new)
+        tr["target"].append(spec.keep * d * size)
+    return new
+
+
+def _hedge_compiled(strat, book: Book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr):
+    """`_hedge` at a rebalancing step in one compiled pass (`opl.runtime.engine.kernels.hedge_rule`), the same numbers."""
+    held = book.held()
+    qty, delta = np.empty((len(held), *book.shape)), np.empty((len(held), *book.shape))
+    for i, s in enumerate(held):
+        qty[i], delta[i] = s.qty, s.delta
+    return kernels.hedge_rule(qty=qty, delta=delta, static=book.static, hedge=hedge, d=d, active=is_open,
+                              keep=strat.hedge.keep, band=strat.hedge.band, lots_per_option=lots_per_option,
+                              fee=(cost.futures_open + cost.futures_slippage)[:, 0], costs=ledger.buckets["costs"],
+                              equity=equity, month_pnl=month_pnl, lots_traded=ledger.counters["futures_lots"],
+                              trades=ledger.counters["hedge_trades"])
+
+
+def _holdings(book: Book):
+    """(is_call, strike, premium, signed lots, expiry) of every slot holding lots: the margin's view of the book."""
+    for s in book.slots:
+        if s.held():
+            yield s.is_call, s.strike, s.value, s.qty, s.extra_days
+
+
+class _Margins:
+    """The chunk's margin calculator: `_margin`'s reference formulas, or the compiled kernel
+    (`opl.runtime.engine.kernels.book_margin`, the same numbers) on the fast engine."""
+
+    def __init__(self, packs, fast: bool):
+        self.packs = packs
+        self.rule = kernels.MarginRule.of(packs) if fast else None
+
+    def __call__(self, book: Book, hedge, other_futures, price, legs=None, futures_lots=None, cols=None):
+        if self.rule is None:
+            return _margin(self.packs, book, hedge, other_futures, price, legs, futures_lots, cols)
+        if futures_lots is None:
+            futures_lots = np.abs(book.static) + np.abs(hedge) + np.abs(other_futures)
+        holdings = _holdings(book) if legs is None else legs
+        return kernels.book_margin(self.rule, holdings, futures_lots, price, book.shape, cols)
+
+
+def _margin(packs, book: Book, hedge, other_futures, price, legs=None, futures_lots=None, cols=None) -> np.ndarray:
+    """Exchange margin of everything held, (V, P); variants sharing a pack are computed together.
+
+    Options are margined by `opl.runtime.market.margin.options_margin`: the pack's combinations
+    (a short strangle as one position) unless the run margins leg by leg. ``legs`` and
+    ``futures_lots`` replace the book's options (``_holdings`` tuples) and futures lots (an
+    adjustment's proposal, `opl.runtime.engine.adjust`); ``cols`` computes only those paths, (V, len(cols)).
+    """
+    if futures_lots is None:
+        futures_lots = np.abs(book.static) + np.abs(hedge) + np.abs(other_futures)
+    legs = list(_holdings(book) if legs is None else legs)
+    if cols is not None:
+        futures_lots, price = np.broadcast_to(futures_lots, book.shape)[:, cols], np.asarray(price)[cols]
+        legs = [(is_call, np.asarray(strike)[..., cols], np.asarray(premium)[..., cols],
+                 np.broadcast_to(qty, book.shape)[:, cols], expiry) for is_call, strike, premium, qty, expiry in legs]
+    out = np.zeros(futures_lots.shape)
+    groups: dict[int, list[int]] = {}
+    for v, pack in enumerate(packs):
+        groups.setdefault(id(pack), []).append(v)
+
+    def rows_of(x, sel):
+        return x[sel] if np.ndim(x) == 2 else x
+
+    for rows in groups.values():
+        pack = packs[rows[0]]
+        sel = slice(rows[0], rows[-1] + 1) if rows == list(range(rows[0], rows[-1] + 1)) else rows
+        if pack.underlying.kind == "future":
+            total = futures_margin(pack=pack, price=price, lots=futures_lots[sel])
+        else:
+            # Units of an ETF or a stock held after an exercise are paid for in full.
+            total = price * pack.underlying.contract_size * futures_lots[sel]
+        held = [(is_call, rows_of(strike, sel), rows_of(premium, sel), qty[sel], expiry)
+                for is_call, strike, premium, qty, expiry in legs if np.any(qty[sel])]
+        if held:
+            total = total + options_margin(pack=pack, holdings=held, underlying=price)
+        out[sel] = total
+    return out
+
+
+class _Held:
+    """Delivered goods as `_desk` reads them (their total only), on a subset of paths."""
+
+    def __init__(self, total: np.ndarray):
+        self._total = total
+
+    def total(self) -> np.ndarray:
+        return self._total
+
+
+def _play_on_paths(engine: AdjustEngine, fire, strat, book: Book, hedge, mo, j, d, sizes, lots_per_option, run,
+                   cost, ledger: Ledger, equity, month_pnl, margins, pending, inventory, peak, denominator,
+                   open_margin, band_k):
+    """The adjustment round on the paths where it fires only, written back: the numbers of a round on every
+    path (each path's arithmetic is its own), at the cost of the few. Returns the hedge and where it closed."""
+    cols = np.flatnonzero(fire.any(axis=0))
+    sub_book, sub_mo, sub_ledger = book.columns(cols), mo.columns(cols), ledger.columns(cols)
+    sub_equity, sub_pnl, sub_pending = equity[:, cols], month_pnl[:, cols], pending[:, cols]
+    held = _Held(inventory.total()[:, cols])
+    sub_peak, sub_denominator, sub_open, sub_d = peak[:, cols], denominator[:, cols], open_margin[:, cols], d[cols]
+
+    def state():
+        return _trigger_state(sub_mo, j, sub_book, desk.hedge, sub_pnl, sub_denominator, sub_equity, sub_peak,
+                              run.capital, sub_open, margins, sub_mo.days_left[j], lots_per_option, sub_pending, held,
+                              lambda: (sub_book.option_delta(lots_per_option) + sub_book.static) / sizes, band_k,
+                              strat, sub_d)
+
+    desk = _desk(strat, sub_book, hedge[:, cols], sub_mo, j, sub_d, sizes, lots_per_option, run, cost, sub_ledger,
+                 sub_equity, sub_pnl, margins, sub_pending, held, state)
+    closed_cols = engine.play(desk, fire[:, cols])
+    book.put_columns(sub_book, cols)
+    ledger.put_columns(sub_ledger, cols)
+    equity[:, cols] = sub_equity
+    month_pnl[:, cols] = sub_pnl
+    hedge = hedge.copy()
+    hedge[:, cols] = desk.hedge
+    closed = np.zeros(book.shape, dtype=bool)
+    closed[:, cols] = closed_cols
+    return hedge, closed
+
+
+def _desk(strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledger, equity, month_pnl, margins, pending,
+          inventory, state) -> Desk:
+    """The step as `opl.runtime.engine.adjust` sees it; its trades pay into the ``adjustments`` bucket."""
+    f = mo.price[:, j]
+
+    def margin(legs, futures_lots, cols=None):
+        lots = None if futures_lots is None else futures_lots + np.abs(pending + inventory.total())
+        return margins(book, desk.hedge, pending + inventory.total(), f, legs=legs, futures_lots=lots, cols=cols)
+
+    def trade_options(lots, *, closing: bool) -> None:
+        if np.any(lots):
+            ledger.book("adjustments", -(cost.close_options(lots) if closing else cost.open_options(lots)), equity,
+                        month_pnl)
+            ledger.count("option_lots", lots != 0, np.abs(lots))
+
+    def trade_futures(lots) -> None:
+        if np.any(lots):
+            ledger.book("adjustments", -cost.futures(lots, closing=False), equity, month_pnl)
+            ledger.count("futures_lots", lots != 0, np.abs(lots))
+
+    def avoid(legs):
+        if not strat.guards:
+            return [np.zeros(book.shape, dtype=bool) for _ in legs]
+        return blocked(strat.guards, state(), legs)
+
+    desk = Desk(book=book, hedge=hedge, mo=mo, j=j, d=d, sizes=sizes, lots_per_option=lots_per_option,
+                capital=run.capital, tenor_days=strat.tenor_days, margin=margin, trade_options=trade_options,
+                trade_futures=trade_futures,
+                close_all=lambda mask: _close_all(book, desk.hedge, mask, cost, ledger, equity, month_pnl),
+                state=state, avoid=avoid, count=ledger.count,
+                hedge_keep=strat.hedge.keep if strat.hedge is not None else 0.0)
+    return desk
+
+
+def _trigger_state(mo, j, book: Book, hedge, month_pnl, denominator, equity, peak, capital, open_margin, margins,
+                   days_left, lots_per_option, pending, inventory, unit_delta, band_k, strat=None,
+                   d=None) -> TriggerState:
+    def requirement():
+        return margins(book, hedge, pending + inventory.total(), mo.price[:, j])
+
+    price = mo.price[:, j]
+
+    def lots():
+        short = book.short_lots()
+        return np.where(short > 0, short, book.option_lots())
+
+    def target_delta():
+        return keep * (d if d is not None else 0.0) * book.short_lots()
+
+    def gamma_lots():
+        return book.gamma(lots_per_option) * price * 0.01
+
+    def vega_points():
+        return sum((s.qty * mo.vega(s, j) for s in book.held()), np.zeros(book.shape)) * book_multiplier / 100.0
+
+    book_multiplier = strat.multiplier if strat is not None else 1.0
+    keep = strat.hedge.keep if strat is not None and strat.hedge is not None else 0.0
+    extras = {}
+    if strat is not None:
+        extras = dict(lots=lots, target_delta=target_delta, gamma_lots=gamma_lots,
+                      vega_points=vega_points if hasattr(mo, "vega") else None, bands=strat.bands,
+                      legs=lambda: leg_states(book, price, days_left), tenor_days=strat.tenor_days)
+
+    return TriggerState(
+        pnl_percent=month_pnl / denominator * 100.0, pnl_capital=month_pnl / capital * 100.0,
+        days_left=days_left, expired=j == mo.n, price=mo.price[:, j], open_price=mo.price[:, 0],
+        iv=mo.atm[:, j], open_iv=mo.atm[:, 0], drawdown=np.maximum(peak - equity, 0.0) / peak * 100.0,
+        requirement=requirement, capital=capital, open_margin=open_margin,
+        support=mo.support, resistance=mo.resistance,
+        delta=lambda: book.option_delta(lots_per_option) + book.static + hedge, unit_delta=unit_delta,
+        band_centre=None if mo.band is None else mo.band[0][j],
+        band_width=None if mo.band is None else band_k * mo.band[1][j], **extras)

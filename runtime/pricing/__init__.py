@@ -1,0 +1,1 @@
+"""Pricing and Greeks: Black-76, Barone-Adesi-Whaley American values, implied volatility."""

@@ -1,0 +1,1 @@
+"""Results of a replay: metrics with Monte Carlo standard errors, records and reports."""
