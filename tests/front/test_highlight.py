@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from pygments.token import Error, Name
 
-from opl import vocabulary as vocab
+from opl.lang import vocabulary as vocab
 from opl.editors import highlight
 from opl.editors.lexer import OplLexer
-from opl.frontend import check_path
-from opl.templates import TEMPLATES
+from opl.lang.frontend import check_path
+from opl.lang.templates import TEMPLATES
 
 ROOT = Path(__file__).resolve().parents[2]
 def _files() -> list[Path]:
@@ -26,7 +26,7 @@ def _lexical_errors(text: str) -> bool:
     byte, a U+2028, an unterminated string) — there an error token is the right answer."""
     from lark.exceptions import UnexpectedCharacters
 
-    from opl.parser import _lark
+    from opl.lang.parser import _lark
 
     try:
         for _ in _lark().lex(text, dont_ignore=True):
@@ -124,3 +124,32 @@ def test_every_opl_file_tokenises_without_an_error_token(path):
 def test_a_stray_character_is_an_error_token_in_both():
     assert Error in [t for t, _ in OplLexer().get_tokens("price 480 $\n")]
     assert ("$", None) in _tm_tokens("price 480 $\n")
+
+
+def test_the_vscode_extension_registers_the_language_grammar_and_server():
+    import shutil
+    import subprocess
+
+    folder = highlight.GRAMMAR_PATH.parent.parent
+    manifest = json.loads((folder / "package.json").read_text(encoding="utf-8"))
+    (language,) = manifest["contributes"]["languages"]
+    (grammar,) = manifest["contributes"]["grammars"]
+    assert language["id"] == grammar["language"] == "opl" and language["extensions"] == [".opl"]
+    assert (folder / grammar["path"]).resolve() == highlight.GRAMMAR_PATH
+    assert grammar["scopeName"] == highlight.textmate_grammar()["scopeName"]
+    assert (folder / language["configuration"]).is_file()
+    assert manifest["contributes"]["configuration"]["properties"]["opl.server.command"]["default"] == ["opl", "lsp"]
+    assert "vscode-languageclient" in manifest["dependencies"]
+    script = (folder / manifest["main"]).read_text(encoding="utf-8")
+    assert '"server.command"' in script and "LanguageClient" in script
+    if shutil.which("node"):
+        subprocess.run(["node", "--check", str(folder / manifest["main"])], check=True)
+
+
+def test_pygments_finds_the_lexer_by_name_once_installed():
+    import importlib
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    module, _, name = project["entry-points"]["pygments.lexers"]["opl"].partition(":")
+    assert getattr(importlib.import_module(module), name) is OplLexer  # what `pygmentize -l opl` loads
