@@ -176,22 +176,21 @@ if njit is not None:
     _mark_serial = njit(cache=True)(_mark_elements)
 
 
-    # -- margin (opl.runtime.market.margin, opl.runtime.market.combinations) ------------------------------------------------
+    # -- margin (opl.runtime.market.margin, opl.runtime.market.combinations) ----------------------------------
     # The formulas are written exactly as the reference writes them (max(a, b) = (a + b + |a - b|) / 2 in
     # the combinations, the same sums in the same order), so a requirement is the reference's bit for bit.
 
-    @njit(cache=True)
+    @njit(cache=True, inline="always")  # inlined: a call passing arrays pays their reference counts
     def _cmax(a, b):
         return (a + b + abs(a - b)) / 2
 
-    @njit(cache=True)
+    @njit(cache=True, inline="always")  # inlined: a call passing arrays pays their reference counts
     def _cmin(a, b):
         return (a + b - abs(a - b)) / 2
 
-    @njit(cache=True)
-    def _spread_pairs(is_call, expiry, strike, margin, short, long, unit):
+    @njit(cache=True, inline="always")  # inlined: a call passing arrays pays their reference counts
+    def _spread_pairs(n, is_call, expiry, strike, margin, short, long, unit):
         total = 0.0
-        n = short.shape[0]
         for i in range(n):
             for j in range(n):
                 if i == j or is_call[i] != is_call[j] or expiry[i] != expiry[j]:
@@ -204,10 +203,9 @@ if njit is not None:
                 long[j] = long[j] - lots
         return total
 
-    @njit(cache=True)
-    def _straddle_pairs(is_call, expiry, strike, premium, margin, short, straddle, strangle, unit):
+    @njit(cache=True, inline="always")  # inlined: a call passing arrays pays their reference counts
+    def _straddle_pairs(n, is_call, expiry, strike, premium, margin, short, straddle, strangle, unit):
         total = 0.0
-        n = short.shape[0]
         for i in range(n):
             for j in range(n):
                 if not is_call[i] or is_call[j] or expiry[i] != expiry[j]:
@@ -220,19 +218,19 @@ if njit is not None:
                 short[j] = short[j] - lots
         return total
 
-    @njit(cache=True)
-    def _paired(spreads_first, is_call, expiry, strike, premium, qty, margin, short, long, spread, straddle,
+    @njit(cache=True, inline="always")  # inlined: a call passing arrays pays their reference counts
+    def _paired(n, spreads_first, is_call, expiry, strike, premium, qty, margin, short, long, spread, straddle,
                 strangle, unit):
-        n = qty.shape[0]
+        # The first ``n`` entries of the arrays are the series held (no slicing: a slice costs a reference count).
         for h in range(n):
             short[h] = (-qty[h] + abs(-qty[h])) / 2
             long[h] = (qty[h] + abs(qty[h])) / 2
         total = 0.0
         for step in range(2):
             if (step == 0) == spreads_first:
-                part = _spread_pairs(is_call, expiry, strike, margin, short, long, unit) if spread else 0.0
+                part = _spread_pairs(n, is_call, expiry, strike, margin, short, long, unit) if spread else 0.0
             else:
-                part = (_straddle_pairs(is_call, expiry, strike, premium, margin, short, straddle, strangle, unit)
+                part = (_straddle_pairs(n, is_call, expiry, strike, premium, margin, short, straddle, strangle, unit)
                         if straddle or strangle else 0.0)
             total = total + part
         rest = 0.0
@@ -276,26 +274,24 @@ if njit is not None:
                 if h == 0:
                     out[v, p] = total
                     continue
-                c, e = calls[:h], expiries[:h]
-                kk, pp, qq, mm, ss, ll = k[:h], prem[:h], q[:h], m[:h], short[:h], long[:h]
                 # A pairing that cannot pair anything on this path (no long lots: no spread; calls or puts
                 # only: no straddle) adds exact zeros, and then both orders give the same sum.
                 has_long, has_call, has_put = False, False, False
                 for i in range(h):
-                    has_long = has_long or qq[i] > 0
-                    has_call = has_call or c[i]
-                    has_put = has_put or not c[i]
+                    has_long = has_long or q[i] > 0
+                    has_call = has_call or calls[i]
+                    has_put = has_put or not calls[i]
                 pairs_spreads = spread and has_long
                 pairs_straddles = (straddle or strangle) and has_call and has_put
-                first = _paired(True, c, e, kk, pp, qq, mm, ss, ll, pairs_spreads, pairs_straddles and straddle,
-                                pairs_straddles and strangle, unit)
+                first = _paired(h, True, calls, expiries, k, prem, q, m, short, long, pairs_spreads,
+                                pairs_straddles and straddle, pairs_straddles and strangle, unit)
                 if both_orders and pairs_spreads and pairs_straddles:
-                    first = _cmin(first, _paired(False, c, e, kk, pp, qq, mm, ss, ll, True, straddle, strangle,
-                                                 unit))
+                    first = _cmin(first, _paired(h, False, calls, expiries, k, prem, q, m, short, long, True, straddle,
+                                                 strangle, unit))
                 out[v, p] = total + first
 
 
-    # -- the hedge rule and the account after a step (opl.runtime.engine.hedging, opl.runtime.engine.replay) -------------------
+    # -- the hedge rule and the account after a step (opl.runtime.engine.hedging, opl.runtime.engine.replay) ----
 
     @njit(cache=True)
     def _npmax(a, b):
@@ -474,7 +470,7 @@ def book_margin(rule: MarginRule, holdings, futures_lots, price, shape, cols=Non
     if cols is not None:
         price, futures_lots = price[cols], (futures_lots[..., cols] if futures_lots.ndim else futures_lots)
     width = price.shape[0]
-    futures_lots = np.ascontiguousarray(np.broadcast_to(futures_lots, (shape[0], width)))
+    futures_lots = _plain(futures_lots, (shape[0], width))  # one signature: C-ordered and writable
     strike, premium, qty = (np.empty((n, shape[0], width)) for _ in range(3))
     for h, (_, k, prem, q, _) in enumerate(holdings):
         # Assignment broadcasts a per-path (P,) or per-variant-and-path (V, P) array, or a number.
@@ -487,8 +483,9 @@ def book_margin(rule: MarginRule, holdings, futures_lots, price, shape, cols=Non
     both = rule.spread and (rule.straddle or rule.strangle) and len(set(is_call.tolist())) == 2
     out = np.empty((shape[0], width))
     _book_margin(is_call, expiry, strike, premium, qty, np.ascontiguousarray(price), futures_lots,
-                 rule.futures_rate, rule.czce, rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate, rule.put_cap, rule.unit, rule.contract_size,
-                 rule.futures_underlying, rule.spread, rule.straddle, rule.strangle, both, out)
+                 rule.futures_rate, rule.czce, rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate,
+                 rule.put_cap, rule.unit, rule.contract_size, rule.futures_underlying, rule.spread, rule.straddle,
+                 rule.strangle, both, out)
     return out
 
 
