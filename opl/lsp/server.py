@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import traceback
+from typing import TYPE_CHECKING
 
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
-from opl.lang.diagnostics import Diagnostic, Fix
-from opl.lsp.analysis import Analysis, analyse
-from opl.lang.source import Span
+if TYPE_CHECKING:  # the front end is imported after `initialized` (`warm_up`), not before the handshake
+    from opl.lang.diagnostics import Diagnostic, Fix
+    from opl.lang.source import Span
+    from opl.lsp.analysis import Analysis
 
 DEBOUNCE_SECONDS = 0.25
 SEVERITIES = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning,
@@ -58,6 +61,8 @@ class OplLanguageServer(LanguageServer):
         cached = self.analyses.get(uri)
         if cached is not None and cached[0] == document.version and cached[1].text == document.source:
             return cached[1]
+        from opl.lsp.analysis import analyse
+
         path = to_fs_path(uri) or uri
         result = analyse(path, document.source)
         self.analyses[uri] = (document.version, result)
@@ -116,6 +121,19 @@ class OplLanguageServer(LanguageServer):
 
 
 server = OplLanguageServer()
+
+
+def warm_up() -> None:
+    """Import the checker and build the parser while the editor is still idle after the handshake."""
+    from opl.lang.parser import _lark
+    from opl.lsp import analysis  # noqa: F401
+
+    _lark()
+
+
+@server.feature(lsp.INITIALIZED)
+def initialized(ls: OplLanguageServer, params: lsp.InitializedParams) -> None:
+    threading.Thread(target=warm_up, name="opl-warm-up", daemon=True).start()
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
