@@ -16,14 +16,21 @@ from opl.cli.report import EXIT_FINDINGS, EXIT_OK, fail_with_io
 
 
 def load_compiled(path: str, market: dict):
-    """Check and compile a file; on failure print the diagnostics and exit (shared by compile and payoff)."""
+    """Check and compile a file; on failure print the diagnostics and exit (shared by compile and payoff).
+
+    The project's defaults (``exchange``, ``[market]`` of the nearest opl.toml / ``[tool.opl]``) fill what
+    the file leaves out, as in `opl check` and in the editor's hover, so the three price the same legs.
+    """
     import opl
     from opl.compiler.strategy import compile_checked
+    from opl.lang.configuration import ConfigError, check_options, settings_for
     from opl.lang.diagnostics import FileReport
     from opl.lang.render import render
 
     try:
-        checked = opl.check_file(path)
+        checked = opl.check_file(path, check_options(settings_for(path)))
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
     except OSError as error:
         fail_with_io(error, path)
     result = compile_checked(checked, market)

@@ -16,8 +16,9 @@ keeps W405 under ``ignore = ["W4"]``), ``ignore`` on a tie; per-file ignores alw
 win. On a line, ``# opl: ignore[W405, I401]`` suppresses those codes for findings on
 that line (``# opl: ignore`` every code). Errors are never suppressed — a file with an
 error does not compile, so hiding it only hides why — and a configuration that ignores
-only error codes is refused. `opl check`, `opl lsp` and the SARIF output read the same
-`Settings`; `opl check --show-suppressed` lists what was suppressed and why.
+only error codes is refused. `opl check` (every format, SARIF included) and `opl lsp` read the
+same `Settings`, `opl compile`/`opl payoff` its defaults; `opl check --show-suppressed` lists
+what was suppressed and why.
 """
 
 from __future__ import annotations

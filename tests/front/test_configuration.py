@@ -152,3 +152,19 @@ def test_apply_settings_splits_kept_and_suppressed():
     kept, suppressed = apply_settings(report, Settings(ignore=("W405",)))
     assert "W405" not in [d.code for d in kept.diagnostics]
     assert [s.diagnostic.code for s in suppressed] == ["W405"]
+
+
+def test_opl_compile_prices_with_the_project_defaults_as_the_hover_does(tmp_path):
+    text = "opl-lang 1.0\nS = short Option(Put, 9800, 30d)\nexit_mode first_hit\n"
+    path = _write(tmp_path / "a.opl", text)
+    assert CliRunner().invoke(main, ["compile", "--format", "json", str(path)]).exit_code == 1  # E306: no price
+    _write(tmp_path / "opl.toml", '[market]\nprice = 10000\niv = 0.25\ntime = 2026-01-05\n')
+    result = CliRunner().invoke(main, ["compile", "--format", "json", str(path)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["market"]["price"] == 10000.0
+    from opl.lsp.analysis import analyse
+    from opl.lsp.hover import leg_hover
+
+    hover = leg_hover(analyse(str(path), text), text.index("Option"))
+    delta = json.loads(result.output)["legs"][0]["greeks"]["delta"]
+    assert f"{delta:+.6g}" in hover.text
