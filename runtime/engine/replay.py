@@ -227,6 +227,9 @@ class MarkedMonth:
     def remark(self, slot: Slot, j: int) -> None:
         """Move a dynamic slot's marks to step ``j`` where it holds lots (for a month with ``quote``)."""
         where = slot.qty != 0
+        if getattr(self, "fast", False):
+            self._remark_held(slot, j, where)
+            return
         value, delta, gamma, exercise = self.quote(is_call=slot.is_call, american=slot.american, strike=slot.strike,
                                                    extra_days=slot.extra_days, j=j, where=where)
         slot.value = np.where(where, value, slot.value)
@@ -298,6 +301,24 @@ class _Month(MarkedMonth):
             if getattr(self, name) is not None:
                 setattr(sub, name, [x[cols] for x in getattr(self, name)])
         return sub
+
+    def _remark_held(self, slot: Slot, j: int, where: np.ndarray) -> None:
+        """`remark` on the fast engine: the compiled marks written where the slot holds lots, the other
+        paths' marks copied (what `remark`'s whole-array selects give, without them)."""
+        shape = where.shape
+        vi, pi = np.nonzero(where)
+        exercise = np.zeros(shape, dtype=bool)
+        marks = [np.array(np.broadcast_to(x, shape), dtype=float) for x in (slot.value, slot.delta, slot.gamma)]
+        if vi.size:
+            t = np.array([self.t[j] + slot.extra_days / DAYS_PER_YEAR])
+            value, delta, gamma, flags = mark_series(
+                is_call=slot.is_call, american=slot.american, forward=self.price[pi, j][:, None],
+                vol=self.vol[pi, j][:, None], strike=np.broadcast_to(slot.strike, shape)[vi, pi], t=t,
+                smile=self.smile, rate=self.rate, carry=self.markers[slot.american].carry)
+            marks[0][vi, pi], marks[1][vi, pi], exercise[vi, pi] = value[:, 0], delta[:, 0], flags[:, 0]
+            marks[2][vi, pi] = gamma[:, 0] if self.want_gamma else 0.0
+        slot.value, slot.delta, slot.gamma = marks
+        slot.exercise = exercise
 
     def snap(self, raw: np.ndarray) -> np.ndarray:
         """Strikes on the pack's grid; a level far below it (a collapsed path) gets the lowest listed strike."""
