@@ -430,17 +430,20 @@ def _quotes(series, strikes: list[float], strategy, days: pd.DatetimeIndex,
 
 def mark_cycles(cycles: list[Cycle], *, futures: pd.DataFrame, chain: ChainIndex | None, signals: pd.DataFrame | None,
                 strategy, surfaces, pack, carry: float,
-                carries: dict[tuple[pd.Timestamp, pd.Timestamp], float] | None = None) -> Marked:
+                carries: dict[tuple[pd.Timestamp, pd.Timestamp], float] | None = None, progress=None) -> Marked:
     """Mark every cycle (module docstring); cycles whose levels or strikes cannot be placed are skipped.
 
     ``carries`` (options on spot: :meth:`ChainIndex.parity_carries`) gives a cycle the cost of
     carry its chain implied at the open for its expiry, known then (no look-ahead); else ``carry``.
+    ``progress(done, total)`` before each cycle.
     """
     dates = pd.DatetimeIndex(futures["trading_date"])
     settle = futures["settlement"].to_numpy(dtype=float)
     factors, approximate = level_factors(futures)
     out = Marked(cycles=[], months=[], records=[], skipped=[], approximate_rolls=approximate)
-    for cycle in cycles:
+    for done, cycle in enumerate(cycles):
+        if progress is not None:
+            progress(done, len(cycles))
         rows = np.arange(cycle.start, cycle.end + 1)
         days = dates[rows]
         price = settle[rows]

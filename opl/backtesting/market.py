@@ -55,6 +55,7 @@ class MarketData:
     files: dict[str, str]
     repairs: list[Repair] = field(default_factory=list)
     option_lines: np.ndarray | None = None
+    calendar_notes: list[str] = field(default_factory=list)  # dates before the pack's calendar (kept, stated)
 
     @property
     def dates(self) -> pd.DatetimeIndex:
@@ -62,7 +63,7 @@ class MarketData:
 
     def notes(self) -> list[str]:
         out = [f"rolls: {self.rolls.count} in the futures series ({self.rolls.method} rule); no price path crosses "
-               "one"]
+               "one"] + self.calendar_notes
         if self.repairs:
             shown = "; ".join(str(r) for r in self.repairs[:3])
             more = f" and {len(self.repairs) - 3} more" if len(self.repairs) > 3 else ""
@@ -99,8 +100,8 @@ def load_market(directory: str | os.PathLike, *, pack, repair: bool = False) -> 
         raise FileNotFoundError(f"{directory}: no futures.csv (the underlying's daily bars; see "
                                 "examples/jujube/data_contracts.md)")
     fut = load(futures_path, kind="futures", repair=repair)
-    past, _ = calendar_problems(fut.frame["trading_date"], pack, file=str(futures_path), lines=fut.lines,
-                                within=False)
+    past, calendar_notes = calendar_problems(fut.frame["trading_date"], pack, file=str(futures_path),
+                                             lines=fut.lines, within=False)
     if past:  # expiries and day counts past the listed holidays would be silently off
         raise DataError(past)
     repairs = list(fut.repairs)
@@ -131,7 +132,7 @@ def load_market(directory: str | os.PathLike, *, pack, repair: bool = False) -> 
         signals = sig.frame.reset_index(drop=True)
         files["signals"] = str(sig_path)
     return MarketData(directory=str(directory), futures=frame, options=options, signals=signals, rolls=rolls,
-                      files=files, repairs=repairs, option_lines=lines)
+                      files=files, repairs=repairs, option_lines=lines, calendar_notes=calendar_notes)
 
 
 MAX_ADJUSTMENT = 1.25  # dividend adjustments raise the multiplier by the dividend yield: a few percent

@@ -81,13 +81,15 @@ def _mark(p, cycle: Cycle, bands: _Bands, reopened: bool):
     return (cycle, bands.attach(marked.months[0], record["open"]), record), []
 
 
-def reopen_after_band(p, band, *, size: float, fee_factor: float) -> Reopened:
+def reopen_after_band(p, band, *, size: float, fee_factor: float, progress=None) -> Reopened:
     """The planned cycles of ``p`` (`opl.backtesting.run.Prepared`) with the walk-forward ``band``'s months,
-    each band close followed by a re-open (module docstring)."""
+    each band close followed by a re-open (module docstring); ``progress(done, total)`` per planned cycle."""
     bands = _Bands(band.fits)
     out = Reopened(cycles=[], months=[], records=[])
     busy = -1
     for planned, (cycle, month, record) in enumerate(zip(p.cycles, band.months, p.records)):
+        if progress is not None:
+            progress(planned, len(p.cycles))
         if cycle.start < busy:  # re-opened cycles still run: the planned one would overlap them
             out.dropped += 1
             continue

@@ -149,7 +149,7 @@ class Prepared:
     carries: dict | None = None
 
 
-def backtest_file(path, *, data, overrides=(), market: dict | None = None, repair: bool = False):
+def backtest_file(path, *, data, overrides=(), market: dict | None = None, repair: bool = False, progress=None):
     """Backtest a file over the history in ``data``; see the module docstring.
 
     Parameters
@@ -164,6 +164,9 @@ def backtest_file(path, *, data, overrides=(), market: dict | None = None, repai
         Market overrides as for ``opl compile --market``.
     repair
         Make the data loaders' documented repairs (each listed in the notes).
+    progress : callable, optional
+        ``progress(done, total, stage)`` as the stages go (reading, marking the cycles, fitting
+        the delta band, re-opening, replaying): ``opl backtest``'s bar.
 
     Raises
     ------
@@ -176,10 +179,22 @@ def backtest_file(path, *, data, overrides=(), market: dict | None = None, repai
     OSError
         The file or the data directory cannot be read.
     """
-    return run_prepared(prepare(path, data=data, overrides=overrides, market=market, repair=repair))
+    return run_prepared(prepare(path, data=data, overrides=overrides, market=market, repair=repair,
+                                progress=progress), progress=progress)
 
 
-def prepare(path, *, data, overrides=(), market: dict | None = None, repair: bool = False) -> Prepared:
+def _stage(progress, name: str, done: int = 0, total: int = 1) -> None:
+    if progress is not None:
+        progress(done, total, name)
+
+
+def _staged(progress, name: str):
+    """``progress`` narrowed to one stage: a ``(done, total)`` callback, or None."""
+    return None if progress is None else lambda done, total: progress(done, total, name)
+
+
+def prepare(path, *, data, overrides=(), market: dict | None = None, repair: bool = False,
+            progress=None) -> Prepared:
     """Check and compile the file, read the data, plan and mark the cycles (arguments and errors as
     `backtest_file`)."""
     import numpy as np
@@ -224,6 +239,7 @@ def prepare(path, *, data, overrides=(), market: dict | None = None, repair: boo
         notes.append(f"settings of a simulation have no effect on a backtest: {', '.join(ignored)}")
     carry = strategy.rate if kind != "future" else 0.0
 
+    _stage(progress, "reading the data")
     data_set = load_market(data, pack=pack, repair=repair)
     futures = data_set.futures
     if len(futures) < 2:
@@ -259,7 +275,8 @@ def prepare(path, *, data, overrides=(), market: dict | None = None, repair: boo
         notes.append(f"{plan.waited} session(s) flat, waiting for the session whose listed expiry is nearest the "
                      f"{strategy.tenor_days:g}-day tenor (the options sold are the tenor's)")
     marked = mark_cycles(plan.cycles, futures=futures, chain=chain, signals=data_set.signals, strategy=strategy,
-                         surfaces=surfaces, pack=pack, carry=carry, carries=carries)
+                         surfaces=surfaces, pack=pack, carry=carry, carries=carries,
+                         progress=_staged(progress, "marking the cycles"))
     if not marked.cycles:
         raise DataError([Problem(data_set.files["futures"], None, None,
                                  "no option cycle can be traded: " + "; ".join(marked.skipped[:3]))])
@@ -285,7 +302,7 @@ def prepare(path, *, data, overrides=(), market: dict | None = None, repair: boo
                     surfaces=surfaces, notes=notes, chain=chain, carry=carry, carries=carries)
 
 
-def run_prepared(p: Prepared):
+def run_prepared(p: Prepared, progress=None):
     """Fit the band walk-forward (when the file has one) and replay the history; a `BacktestResult`."""
     import numpy as np
     import pandas as pd
@@ -308,16 +325,19 @@ def run_prepared(p: Prepared):
     cycles = p.cycles
     if spec is not None:
         band = walk_forward(months, opens=opens, closes=closes, strategy=strategy, run=run, spec=spec,
-                            size=settings.size, fee_factor=settings.fee_factor)
+                            size=settings.size, fee_factor=settings.fee_factor,
+                            progress=_staged(progress, "fitting the delta band (walk-forward)"))
         traded = band.months
         baseline = replay(strategy=strategy, run=replace(run, source=GivenMonths.factory(
             [m.with_band((np.zeros(m.n + 1), np.full(m.n + 1, np.nan))) for m in months])), variants=(variant,),
             trace=True)
         if spec.reopen == "next_day":
-            reopened = reopen_after_band(p, band, size=settings.size, fee_factor=settings.fee_factor)
+            reopened = reopen_after_band(p, band, size=settings.size, fee_factor=settings.fee_factor,
+                                         progress=_staged(progress, "re-opening after band closes"))
             traded, records, cycles = reopened.months, reopened.records, reopened.cycles
             notes.append(_reopen_note(reopened))
     run = replace(run, months=len(traded))
+    _stage(progress, "replaying")
     result = replay(strategy=strategy, run=replace(run, source=GivenMonths.factory(traded)), variants=(variant,),
                     trace=True)
     marks = sum(r["marks"] for r in records)

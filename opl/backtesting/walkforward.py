@@ -209,11 +209,14 @@ def fit_window(window: Window, months: list, *, strategy, run, spec: DeltaBandSp
 
 
 def walk_forward(months: list, *, opens: pd.DatetimeIndex, closes: pd.DatetimeIndex, strategy, run,
-                 spec: DeltaBandSpec, size: float = 1.0, fee_factor: float = 1.0) -> WalkForward:
-    """Fit every window and give each out-of-sample cycle its window's band (module docstring)."""
+                 spec: DeltaBandSpec, size: float = 1.0, fee_factor: float = 1.0, progress=None) -> WalkForward:
+    """Fit every window and give each out-of-sample cycle its window's band (module docstring);
+    ``progress(done, total)`` before each fit."""
     windows = plan_windows(opens, closes, spec)
     fits, previous = [], None
-    for w in windows:
+    for i, w in enumerate(windows):
+        if progress is not None:
+            progress(i, len(windows))
         fits.append(fit_window(w, months, strategy=strategy, run=run, spec=spec, size=size, fee_factor=fee_factor,
                                previous=previous))
         previous = fits[-1].k if fits[-1].k is not None else previous

@@ -86,7 +86,7 @@ def calibrate(*, futures, options=None, iv_summary: IVSummary | str | os.PathLik
               rate: float = 0.02, style: Literal["american", "european"] | None = None, pack=None,
               criterion: Literal["bic", "aic"] = "bic", jump_threshold: float = DEFAULT_THRESHOLD,
               jump_alpha: float = 0.05, window_days: int = 21, limit: float | None = None, tick: float = 0.0,
-              max_persistence: float = MAX_PERSISTENCE) -> CalibrationResult:
+              max_persistence: float = MAX_PERSISTENCE, progress=None) -> CalibrationResult:
     """Calibrate on futures bars and, optionally, option chains or an implied-volatility summary.
 
     Parameters
@@ -117,6 +117,8 @@ def calibrate(*, futures, options=None, iv_summary: IVSummary | str | os.PathLik
         Daily limit and tick for the roll rule when the futures have no symbol column.
     max_persistence
         The persistence an integrated GARCH fit is brought down to for the simulator.
+    progress : callable, optional
+        ``progress(done, total, stage)`` as the stages go (``opl calibrate``'s bar).
 
     Raises
     ------
@@ -131,6 +133,8 @@ def calibrate(*, futures, options=None, iv_summary: IVSummary | str | os.PathLik
         _check_chain_matches(fut, opt)
     summary = load_iv_summary(iv_summary) if isinstance(iv_summary, (str, os.PathLike)) else iv_summary
     frame = fut.frame
+    if progress is not None:
+        progress(0, 1, "fitting GARCH and jumps")
     returns = within_contract_returns(frame, price="close", limit=limit, tick=tick)
     require_moves(returns, file=fut.file, lines=fut.lines)
     try:
@@ -153,7 +157,7 @@ def calibrate(*, futures, options=None, iv_summary: IVSummary | str | os.PathLik
     if opt is not None:
         try:
             surface = fit_surface(opt.frame, frame, rate=rate, style=terms.style, window_days=window_days,
-                                  spot=terms.spot)
+                                  spot=terms.spot, progress=progress)
         except ValueError as error:
             raise CalibrationError(f"{opt.file}: {error}") from None
         implied = {**implied_spread(surface.history, model_vol),
@@ -205,6 +209,11 @@ def calibrate_dir(path: str | os.PathLike, **kwargs) -> CalibrationResult:
         raise CalibrationError(f"{directory}: no futures file ({', '.join(DIR_FILES['futures'])}); "
                                "`opl data synth --out DIR` writes the layout")
     limit, tick = kwargs.get("limit"), kwargs.get("tick", 0.0)
+    progress = kwargs.get("progress")
+    if progress is not None:
+        progress(0, 1, f"reading {found['futures'].name}")
     futures = load(found["futures"], kind="futures", repair=repair, limit=limit, tick=tick)
+    if progress is not None and found["options"]:
+        progress(0, 1, f"reading {found['options'].name}")
     options = load(found["options"], kind="options", repair=repair) if found["options"] else None
     return calibrate(futures=futures, options=options, iv_summary=found["iv_summary"], **kwargs)

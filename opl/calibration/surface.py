@@ -50,6 +50,8 @@ __all__ = ["parity_forwards", "option_points", "fit_slices", "IVSurface", "Surfa
 
 Style = Literal["american", "european"]
 _MIN_POINTS = 5
+#: Option prices inverted per block between progress reports.
+CHUNK = 50_000
 _MONTH = 30
 
 
@@ -104,7 +106,7 @@ def _parity_forwards(opt: pd.DataFrame, rate: float) -> np.ndarray:
 
 def option_points(options: pd.DataFrame, futures: pd.DataFrame | None = None, *, rate: float = 0.02,
                   style: Style = "american", max_moneyness: float = 0.25, min_days: int = 3,
-                  min_price_fraction: float = 5e-4, spot: bool = False) -> pd.DataFrame:
+                  min_price_fraction: float = 5e-4, spot: bool = False, progress=None) -> pd.DataFrame:
     """Implied volatility of every out-of-the-money settlement (module docstring).
 
     Parameters
@@ -121,6 +123,9 @@ def option_points(options: pd.DataFrame, futures: pd.DataFrame | None = None, *,
     spot : bool
         The underlying in ``futures`` is spot (an ETF or stock): the forwards come from
         put–call parity, never from its price (:mod:`opl.calibration.product`).
+    progress : callable, optional
+        ``progress(done, total, stage)`` after each block of :data:`CHUNK` inversions (every
+        point is solved on its own, so the blocks change no result).
 
     Returns
     -------
@@ -157,13 +162,17 @@ def option_points(options: pd.DataFrame, futures: pd.DataFrame | None = None, *,
         "below_min_price"
     todo = reason == "ok"
     iv = np.full(len(out), np.nan)
-    if todo.any():
-        sub = out[todo]
+    rows = np.flatnonzero(todo)
+    for start in range(0, len(rows), CHUNK):
+        if progress is not None:
+            progress(start, len(rows), "inverting option prices")
+        at = rows[start:start + CHUNK]
+        sub = out.iloc[at]
         res = implied_vol(price=sub["price"].to_numpy(), is_call=(sub["option_type"] == "C").to_numpy(),
                           underlying=sub["forward"].to_numpy(), strike=sub["strike"].to_numpy(),
                           t=sub["t"].to_numpy(), rate=rate, carry=0.0, style=style)
-        iv[todo] = res.vol
-        reason[todo] = res.reason
+        iv[at] = res.vol
+        reason[at] = res.reason
     out["iv"] = iv
     out["reason"] = reason
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -301,12 +310,15 @@ def _window(slices: pd.DataFrame, window_days: int) -> dict:
 
 
 def fit_surface(options: pd.DataFrame, futures: pd.DataFrame | None = None, *, rate: float = 0.02,
-                style: Style = "american", window_days: int = 21, **filters) -> SurfaceResult:
+                style: Style = "american", window_days: int = 21, progress=None, **filters) -> SurfaceResult:
     """Points, slices, ATM history, the recent one-month smile and the last day's term structure.
 
-    ``filters`` go to :func:`option_points`. Raises ``ValueError`` when no slice can be fitted.
+    ``filters`` go to :func:`option_points`, with ``progress``. Raises ``ValueError`` when no
+    slice can be fitted.
     """
-    points = option_points(options, futures, rate=rate, style=style, **filters)
+    points = option_points(options, futures, rate=rate, style=style, progress=progress, **filters)
+    if progress is not None:
+        progress(0, 1, "fitting the smiles")
     slices = fit_slices(points)
     if slices.empty:
         reasons = points["reason"].value_counts().to_dict()

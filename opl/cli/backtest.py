@@ -14,6 +14,7 @@ import sys
 import click
 
 from opl.cli.options import market_option
+from opl.cli.progress import ProgressBar
 from opl.cli.rawdata import data_folder
 from opl.cli.report import (EXIT_FINDINGS, EXIT_OK, fail_with_diagnostics, fail_with_io,
                             fail_with_setting, write_result)
@@ -44,7 +45,9 @@ def backtest(file: str, data: str, overrides: tuple[str, ...], market: dict, rep
 
     data = data_folder(data, strategy=file)
     try:
-        result = backtest_file(file, data=data, overrides=overrides, market=market, repair=repair)
+        with ProgressBar("backtesting", quiet=quiet or json_out == "-") as progress:
+            result = backtest_file(file, data=data, overrides=overrides, market=market, repair=repair,
+                                   progress=progress)
     except BacktestInputError as error:
         fail_with_diagnostics(error.report.source, error.diagnostics)
     except DataError as error:

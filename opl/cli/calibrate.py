@@ -14,6 +14,7 @@ import sys
 import click
 
 from opl.cli.options import FiniteFloatRange, data_option
+from opl.cli.progress import ProgressBar
 from opl.cli.rawdata import data_folder
 from opl.cli.report import EXIT_OK, fail_with_io, fail_with_problems
 
@@ -57,9 +58,8 @@ def calibrate(data: str | None, futures: str | None, options: str | None, iv_sum
               repair: bool, components: tuple[str, ...], json_out: str | None, report_dir: str | None,
               block_out: str | None) -> None:
     """Fit the price model and implied-volatility rule to data; print the experiment block."""
-    from opl.calibration import CalibrationError, calibrate as run, calibrate_dir
-    from opl.calibration.iv_summary import load_iv_summary
-    from opl.data.loaders import DataError, load
+    from opl.calibration import CalibrationError
+    from opl.data.loaders import DataError
     from opl.runtime.market.rules import RulePackError
 
     if (data is None) == (futures is None):
@@ -70,13 +70,8 @@ def calibrate(data: str | None, futures: str | None, options: str | None, iv_sum
     settings = dict(rate=rate, style=exercise, pack=pack, criterion=criterion, jump_threshold=jump_threshold,
                     window_days=window, limit=limit, tick=tick)
     try:
-        if data is not None:
-            result = calibrate_dir(data, repair=repair, **settings)
-        else:
-            fut = load(futures, kind="futures", repair=repair, limit=limit, tick=tick)
-            opt = load(options, kind="options", repair=repair) if options else None
-            summary = load_iv_summary(iv_summary) if iv_summary else None
-            result = run(futures=fut, options=opt, iv_summary=summary, **settings)
+        with ProgressBar("calibrating", quiet=json_out == "-") as progress:
+            result = _run(data, futures, options, iv_summary, repair, {**settings, "progress": progress})
     except DataError as error:
         fail_with_problems(error.problems)
     except CalibrationError as error:
@@ -107,3 +102,23 @@ def calibrate(data: str | None, futures: str | None, options: str | None, iv_sum
         for path in written:
             click.echo(f"wrote {path}")
     sys.exit(EXIT_OK)
+
+
+def _run(data: str | None, futures: str | None, options: str | None, iv_summary: str | None, repair: bool,
+         settings: dict):
+    """Calibrate on a directory, or on the files given one by one (each read with a progress stage)."""
+    from opl.calibration import calibrate as run, calibrate_dir
+    from opl.calibration.iv_summary import load_iv_summary
+    from opl.data.loaders import load
+
+    if data is not None:
+        return calibrate_dir(data, repair=repair, **settings)
+    progress = settings["progress"]
+    if progress is not None:
+        progress(0, 1, f"reading {futures}")
+    fut = load(futures, kind="futures", repair=repair, limit=settings["limit"], tick=settings["tick"])
+    if progress is not None and options:
+        progress(0, 1, f"reading {options}")
+    opt = load(options, kind="options", repair=repair) if options else None
+    summary = load_iv_summary(iv_summary) if iv_summary else None
+    return run(futures=fut, options=opt, iv_summary=summary, **settings)

@@ -14,6 +14,7 @@ import sys
 import click
 
 from opl.cli.options import data_option, market_option
+from opl.cli.progress import ProgressBar
 from opl.cli.rawdata import data_folder
 from opl.cli.report import (EXIT_OK, fail_with_diagnostics, fail_with_io, fail_with_problems, fail_with_setting,
                             write_result)
@@ -47,7 +48,7 @@ def simulate(file: str, paths: int | None, seed: int | None, overrides: tuple[st
 
     data = data_folder(data, strategy=file)
     try:
-        with _progress(quiet) as progress:
+        with ProgressBar("simulating", quiet) as progress:
             result = simulate_file(file, paths=paths, seed=seed, overrides=overrides, market=market,
                                    progress=progress, data=data)
     except (DataError, CalibrationError) as error:
@@ -66,36 +67,6 @@ def simulate(file: str, paths: int | None, seed: int | None, overrides: tuple[st
         if report_dir:
             click.echo(f"report: {os.path.join(report_dir, 'report.md')}")
     sys.exit(EXIT_OK)
-
-
-class _progress:
-    """A rich progress bar on a terminal (stderr) for runs long enough to need one."""
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-        self.bar = None
-        self.task = None
-
-    def __enter__(self):
-        if self.quiet or not sys.stderr.isatty():
-            return None
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                            TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
-                            transient=True)
-        self.bar.start()
-        self.task = self.bar.add_task("simulate", total=None)
-        return self.update
-
-    def update(self, done: int, total: int) -> None:
-        self.bar.update(self.task, completed=done, total=total)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
-        return False
 
 
 def _cell(metrics, metric: str, digits: int = 2) -> str:

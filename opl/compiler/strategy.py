@@ -236,7 +236,8 @@ def compile_checked(result: CheckResult, market_overrides: dict | None = None, *
         legs=tuple(legs), totals=Totals(**totals.model_dump(), premium=premium, margin=margin,
                                         margin_per_leg=per_leg),
         warnings=tuple(f"{d.code} {d.span.line}:{d.span.column} {d.message}" for d in report.sorted()
-                       if d.severity == "warning"), notes=tuple(notes) + _tenor_notes(result.legs, legs, pack))
+                       if d.severity == "warning"), notes=tuple(notes) + _tenor_notes(result.legs, legs, pack)
+                       + _calendar_notes(legs, pack))
     return CompileResult(compiled, sink.items)
 
 
@@ -319,6 +320,16 @@ def _linear(leg: Leg, price: float) -> tuple[float, GreekSet, float | None]:
     if leg.kind == "cash":
         return 1.0, GreekSet(), None
     return price, GreekSet(delta=leg.linear_delta), None
+
+
+def _calendar_notes(compiled: list[CompiledLeg], pack) -> tuple[str, ...]:
+    """Listed expiries the pack's calendar does not cover: dated with weekends only (`opl.data.sessions`)."""
+    if pack is None:
+        return ()
+    from opl.runtime.market.calendars import uncovered
+
+    note = uncovered(pack, {leg.expiry for leg in compiled if getattr(leg, "expiry", None) is not None})
+    return (f"listed expiries {note}",) if note else ()
 
 
 def _tenor_notes(legs: list[Leg], compiled: list[CompiledLeg], pack) -> tuple[str, ...]:

@@ -61,7 +61,8 @@ import pandas as pd
 
 from opl.data.aliases import ALIASES, SCALES, header_key
 from opl.data.contracts import CONTRACTS
-from opl.data.loaders import DataError, LoadResult, Problem, Repair, _read_raw, parse_dates, validate_frame
+from opl.data.loaders import (DataError, LoadResult, Problem, Repair, _read_raw, parse_dates, text_cells,
+                              validate_frame)
 
 __all__ = ["Role", "ROLES", "FILES", "ImportedFile", "ImportResult", "import_files", "resolve_data",
            "is_canonical", "has_data_files", "recognise_role"]
@@ -255,7 +256,7 @@ def _read_source(path: Path) -> tuple[_Source, dict[str, float]]:
     if "trading_date" in frame.columns and date_col != "trading_date" and date_col not in frame.columns:
         frame = frame.rename(columns={"trading_date": date_col})
         entry.mappings = [(h, date_col if c == "trading_date" else c) for h, c in entry.mappings]
-    frame = frame.apply(lambda col: col.map(lambda v: str(v).strip()))
+    frame = frame.apply(text_cells)
     return _Source(str(path), frame, np.asarray(lines), entry), scales
 
 
@@ -356,6 +357,12 @@ def _from_option_codes(src: _Source, pack) -> None:
             out[column].append(cells[column])
     for column in wanted:
         t[column] = out[column]
+    if "expiry" in wanted:
+        from opl.runtime.market.calendars import uncovered
+
+        note = uncovered(pack, {dt.date.fromisoformat(e) for e in out["expiry"] if e})
+        if note:
+            src.entry.notes.append(f"expiries derived from the codes: {note}")
     how = {"option_type": "type", "strike_price": "strike", "underlying_symbol": "underlying contract",
            "expiry": f"expiry by the {getattr(pack, 'name', '')} pack's rule for the contract month"}
     src.entry.derivations.append("from the option codes in `symbol` (e.g. "

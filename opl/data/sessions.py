@@ -10,6 +10,12 @@ and the pack file to extend (from the exchange's holiday notice). Within the spa
   the pack is);
 * a trading day of the pack with no row is reported in a note (a missing row, or an
   unlisted closure), with the first few dates.
+
+Before ``holidays_from`` the exchange's closures are not listed either: rows dated there
+are kept with the assumption stated in a located note (their days are taken as sessions as
+the file gives them, unchecked; an expiry the pack computes there counts weekends only).
+:func:`opl.runtime.market.calendars.coverage` is the one-line statement of a pack's span that the
+commands print.
 """
 
 from __future__ import annotations
@@ -64,6 +70,12 @@ def calendar_problems(dates, pack, *, file: str, lines=None, column: str = "trad
                                 f"{days[i]} is past the {pack.name} pack's calendar (holidays listed through {end}): "
                                 f"{len(np.unique(days[past]))} trading days from here would be computed without their "
                                 f"holidays; add them to {source} from the exchange's holiday notice"))
+    before = np.flatnonzero(np.array([start is not None and d < start for d in days]))
+    if len(before):
+        i = before[0]
+        notes.append(f"{file}:{int(lines[i])}: column `{column}`: {len(np.unique(days[before]))} day(s) from {days[i]} "
+                     f"are before the {pack.name} pack's calendar (holidays listed from {start}): taken as sessions "
+                     "as the file gives them, unchecked; an expiry the pack computes there counts weekends only")
     if not within:
         return problems, notes
     covered = [d for d in np.unique(days) if (start is None or d >= start) and d <= end]

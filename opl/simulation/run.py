@@ -118,6 +118,14 @@ def source_text(report, span) -> str:
     return report.source.excerpt(span)
 
 
+def _calendar_note(pack, days_per_month: int) -> str:
+    """What of the pack's trading calendar a simulation uses, and its span (stated in every run)."""
+    from opl.runtime.market.calendars import coverage
+
+    return (f"{coverage(pack)}; a simulated month is {days_per_month} sessions, so the calendar dates only the "
+            "listed expiries `opl compile` prices the file's legs to (a note says when one lies outside it)")
+
+
 def default_capital(settings: SimSettings, compiled, currency: str, notes: list[str]) -> None:
     """Without `capital` in the file, returns are measured against a multiple of the opening margin."""
     if settings.capital is not None:
@@ -498,6 +506,7 @@ def prepare(path, *, paths: int | None = None, seed: int | None = None, override
         raise located(error) from None
 
     default_capital(settings, strategy_model, pack.currency, notes)
+    notes.append(_calendar_note(pack, settings.days_per_month))
     sizes = sorted(set(settings.sizes) | {settings.size})
     for size in sizes:
         _whole_lots(strategy, size)

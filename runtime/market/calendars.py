@@ -39,7 +39,7 @@ from opl.runtime.market.rules import (
 
 __all__ = [
     "Expiry", "is_trading_day", "next_trading_day", "previous_trading_day", "add_trading_days",
-    "trading_days_between", "trading_days_in_month", "calendar_covers", "apply_rule",
+    "trading_days_between", "trading_days_in_month", "calendar_covers", "coverage", "uncovered", "apply_rule",
     "expiry_date", "last_trading_date", "listed_expiries", "year_fraction",
 ]
 
@@ -111,6 +111,24 @@ def calendar_covers(calendar: RulePack | CalendarSpec, day: dt.date) -> bool:
     cal = _cal_of(calendar)
     after_start = cal.holidays_from is None or day >= cal.holidays_from
     return cal.holidays_through is not None and day <= cal.holidays_through and after_start
+
+
+def coverage(pack: RulePack) -> str:
+    """The span of a pack's calendar in words: ``czce_cj calendar: holidays listed 2019-05-06 … 2026-12-31``."""
+    start, end = pack.calendar.holidays_from, pack.calendar.holidays_through
+    if end is None:
+        return f"{pack.name} calendar: no holidays listed (weekends only)"
+    return f"{pack.name} calendar: holidays listed {start or 'from its first year'} … {end}"
+
+
+def uncovered(pack: RulePack, days) -> str | None:
+    """A note for the dates of ``days`` outside the pack's calendar (weekends only there), or None."""
+    outside = sorted({d for d in days if not calendar_covers(pack, d)})
+    if not outside:
+        return None
+    shown = ", ".join(map(str, outside[:3])) + (" …" if len(outside) > 3 else "")
+    return (f"{shown} outside the {coverage(pack)}: computed with weekends only, so possibly off by a holiday "
+            f"(extend runtime/market/packs/{pack.name}.toml from the exchange's holiday notice)")
 
 
 def _shift_month(month: dt.date, offset: int) -> tuple[int, int]:

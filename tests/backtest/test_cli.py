@@ -195,3 +195,16 @@ def test_a_history_hedges_per_session_whatever_the_experiments_steps_per_day(juj
     prepared = prepare(path, data=jujube_dir)
     assert prepared.strategy.hedge.every == 1
     assert any("`steps_per_day 4` is a simulation setting" in n for n in prepared.notes)
+
+
+def test_a_long_backtest_reports_its_stages(etf_dir):
+    from opl.backtesting import backtest_file
+
+    seen = []
+    backtest_file(ETF50, data=etf_dir, progress=lambda done, total, stage=None: seen.append((stage, done, total)))
+    stages = list(dict.fromkeys(s for s, _, _ in seen))
+    assert stages == ["reading the data", "marking the cycles", "fitting the delta band (walk-forward)",
+                      "re-opening after band closes", "replaying"]
+    for stage in stages[1:4]:
+        counts = [(d, t) for s, d, t in seen if s == stage]
+        assert [d for d, _ in counts] == list(range(counts[0][1])) and counts[0][1] > 1

@@ -82,3 +82,59 @@ def test_a_backtest_refuses_data_past_the_calendar(tmp_path):
     with pytest.raises(DataError) as info:
         load_market(tmp_path, pack=load_pack("czce_cj"))
     assert "2027-01-01 is past the czce_cj pack's calendar" in info.value.problems[0].message
+
+
+def test_rows_before_the_calendar_are_kept_with_the_assumption_stated(tmp_path):
+    from opl.backtesting.market import load_market
+
+    days = [d.date() for d in pd.bdate_range("2019-04-25", "2019-05-10")]
+    path = tmp_path / "futures.csv"
+    _bars(days).to_csv(path, index=False)
+    result = import_files([path], tmp_path / "out", pack="czce_cj")
+    (note,) = [n for n in result.files[0].notes if "before the czce_cj pack's calendar" in n]
+    assert note.startswith(f"{path}:2: column `trading_date`: 7 day(s) from 2019-04-25")
+    assert "holidays listed from 2019-05-06" in note and "taken as sessions as the file gives them" in note
+    assert note in result.log.read_text(encoding="utf-8")
+    # 1-3 May 2019 (Labour Day) are weekdays in the file: before the calendar nothing can say they were closed.
+    assert any("before the czce_cj pack's calendar" in n for n in load_market(tmp_path, pack=load_pack("czce_cj"))
+               .notes())
+    inside = tmp_path / "inside.csv"
+    _bars([d for d in days if d >= dt.date(2019, 5, 6)]).to_csv(inside, index=False)
+    assert not any("before" in n for n in import_files([inside], tmp_path / "out2", pack="czce_cj").files[0].notes)
+
+
+def test_expiries_outside_the_calendar_are_said_in_compile_and_simulate(tmp_path):
+    from opl import check_file
+    from opl.compiler.strategy import compile_checked
+    from opl.runtime.market.calendars import coverage, uncovered
+
+    cj = load_pack("czce_cj")
+    assert coverage(cj) == "czce_cj calendar: holidays listed 2019-05-06 … 2026-12-31"
+    assert uncovered(cj, [dt.date(2026, 12, 30)]) is None
+    assert "2027-02-10 outside the czce_cj calendar" in uncovered(cj, [dt.date(2027, 2, 10), dt.date(2026, 6, 1)])
+    text = Path("examples/jujube/strangle.opl").read_text(encoding="utf-8")
+    late, early = tmp_path / "late.opl", tmp_path / "early.opl"
+    moved = text.replace("time 2026-01-05", "time 2026-12-20").replace("Future(2026-05-15)", "Future(2027-05-14)")
+    late.write_text(moved, encoding="utf-8")
+    early.write_text(text, encoding="utf-8")
+    assert "time 2026-01-05" in text and "Future(2026-05-15)" in text
+    notes = compile_checked(check_file(str(late))).strategy.notes
+    (note,) = [n for n in notes if n.startswith("listed expiries")]
+    assert note.startswith("listed expiries 2027-02-11 outside the czce_cj calendar: holidays listed 2019-05-06 … "
+                           "2026-12-31: computed with weekends only")
+    assert not any(n.startswith("listed expiries") for n in compile_checked(check_file(str(early))).strategy.notes)
+
+
+def test_simulate_states_the_calendar_it_used():
+    import json
+
+    from click.testing import CliRunner
+
+    from opl.cli import main
+
+    result = CliRunner().invoke(main, ["simulate", "examples/jujube/strangle.opl", "--paths", "50", "--json", "-",
+                                       "--set", "experiment.horizon=1"])
+    assert result.exit_code == 0, result.output
+    notes = json.loads(result.stdout)["notes"]
+    assert any(n.startswith("czce_cj calendar: holidays listed 2019-05-06 … 2026-12-31; a simulated month is")
+               for n in notes)
