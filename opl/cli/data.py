@@ -168,24 +168,35 @@ def _parity_or_exit(options, underlying: str | None, pack: str | None, tolerance
 @data.command()
 @click.option("--source", type=click.Choice(["akshare"]), required=True,
               help="Where to fetch from (akshare: the optional extra, pip install -e \".[akshare]\").")
-@click.option("--symbol", required=True, help="Product code with a rule pack, e.g. CJ.")
+@click.option("--symbol", required=True,
+              help="Product code with a rule pack: a CZCE product (CJ: futures and option chains) or an SSE ETF "
+                   "(510050: the ETF's bars and its options of each --month).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Directory to write into.")
 @click.option("--start", default=None, help="First trading day (YYYY-MM-DD); option chains for every day from it.")
 @click.option("--end", default=None, help="Last trading day (YYYY-MM-DD).")
 @click.option("--option-days", "option_days", type=click.IntRange(1, 5000), default=60, show_default=True,
               help="Without --start: option chains for the last N trading days (one request a day).")
+@click.option("--month", "months", multiple=True, metavar="YYYYMM",
+              help="An SSE ETF's option expiry month to fetch (repeatable; required for an ETF).")
 @click.option("--no-options", is_flag=True, help="Futures only.")
 @click.option("--repair", is_flag=True, help="Make the documented repairs, each listed.")
 def fetch(source: str, symbol: str, out: str, start: str | None, end: str | None, option_days: int,
-          no_options: bool, repair: bool) -> None:
-    """Fetch futures bars and option chains into OUT in the layout `opl calibrate --data` reads."""
-    from opl.data.akshare import AkshareUnavailable, fetch as fetch_akshare
+          months: tuple[str, ...], no_options: bool, repair: bool) -> None:
+    """Fetch futures (or ETF) bars and option chains into OUT in the layout `opl calibrate --data` reads."""
+    from opl.data.akshare import (ETF_PRODUCTS, AkshareNetworkError, AkshareUnavailable, fetch as fetch_akshare,
+                                  fetch_etf)
     from opl.data.loaders import DataError, shown
 
+    notes: list[str] = []
+    if symbol in ETF_PRODUCTS and not months:
+        raise click.UsageError(f"--symbol {symbol} is an ETF: give the option expiry months, --month YYYYMM")
     try:
-        paths = fetch_akshare(symbol, out, start=start, end=end, options=not no_options, option_days=option_days,
-                              repair=repair)
-    except AkshareUnavailable as error:
+        if symbol in ETF_PRODUCTS:
+            paths, notes = fetch_etf(symbol, months, out, start=start, end=end)
+        else:
+            paths = fetch_akshare(symbol, out, start=start, end=end, options=not no_options,
+                                  option_days=option_days, repair=repair)
+    except (AkshareUnavailable, AkshareNetworkError) as error:  # a network failure is not a path problem
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_USAGE)
     except DataError as error:
@@ -197,6 +208,8 @@ def fetch(source: str, symbol: str, out: str, start: str | None, end: str | None
         sys.exit(EXIT_USAGE)
     except OSError as error:
         fail_with_io(error, out)
+    for note in notes:
+        click.echo(f"note: {note}")
     for path in paths.values():
         click.echo(f"wrote {path}")
     sys.exit(EXIT_OK)

@@ -27,9 +27,32 @@ a strike that did not trade, becomes empty — counted in the notes), ``成交�
 the trade date) and ``contract_multiplier`` from the pack; the exchange's ``DELTA``
 and ``隐含波动率`` are kept as ``exchange_delta`` and ``exchange_iv``.
 
+``etf_daily(underlying)`` — ``akshare.fund_etf_hist_sina(symbol="sh510050")``: the
+ETF's daily bars (``date, open, high, low, close, volume``, an ``amount`` column in some
+versions); one instrument, so no rolls; the ETF market has no settlement price, so
+``settlement := close`` (noted).
+
+``etf_option_history(underlying, month)`` — SSE ETF options (50ETF: ``510050``) of one
+expiry month, as Sina serves them through AKShare: ``option_sse_codes_sina(symbol=
+"看涨期权"|"看跌期权", trade_date="YYYYMM", underlying=...)`` lists the contract IDs
+(``序号, 期权代码``: 10002513 …), ``option_sse_greeks_sina(symbol=ID)`` gives each
+contract's terms as a ``字段, 值`` table (``交易代码`` 510050C2012M03000, ``行权价``),
+and ``option_sse_daily_sina(symbol=ID)`` its daily bars (``日期, 开盘, 最高, 最低, 收盘,
+成交量``). Each row keeps the contract ID as its ``symbol``: the SSE never changes it, so
+a contract is one series through a dividend adjustment. Sina gives no settlement
+(``settlement := close``, noted), no open interest and no multiplier (the pack's); the
+expiry is the pack's rule for the month (fourth Wednesday). A contract already adjusted
+(``A`` in its trading code) shows only its current terms, which its earlier bars did not
+have: such contracts are left out and listed in the notes, never given a wrong strike.
+
 ``fetch(symbol, out)`` writes ``futures.csv`` (and, with ``options=True``, one chain
 per trading day in ``options.csv``) into a directory in the layout ``opl calibrate
---data`` reads.
+--data`` reads; ``fetch_etf(underlying, months, out)`` the same for an ETF and its
+options. Everything is fetched before anything is written.
+
+A call that cannot reach the vendor (no network, a timeout, a refused connection) raises
+:class:`AkshareNetworkError` naming the AKShare call and the cause: it is said as a
+network failure, not as a problem of the output folder.
 """
 
 from __future__ import annotations
@@ -44,7 +67,8 @@ import pandas as pd
 
 from opl.data.loaders import DataError, LoadResult, Problem, validate_frame
 
-__all__ = ["AkshareUnavailable", "PRODUCTS", "futures_daily", "option_chain", "fetch", "INSTALL_HINT"]
+__all__ = ["AkshareUnavailable", "AkshareNetworkError", "PRODUCTS", "ETF_PRODUCTS", "futures_daily",
+           "option_chain", "fetch", "etf_daily", "etf_option_history", "fetch_etf", "INSTALL_HINT"]
 
 INSTALL_HINT = 'pip install -e ".[akshare]"'
 
@@ -65,6 +89,34 @@ class AkshareUnavailable(ImportError):
     """AKShare is not installed (it is an optional extra)."""
 
 
+class AkshareNetworkError(RuntimeError):
+    """AKShare could not reach its source: no network, a timeout, a refused or dropped connection."""
+
+
+def _is_network_error(error: BaseException) -> bool:
+    """Whether an exception from inside AKShare is the network's (requests', urllib's or the socket's)."""
+    import socket
+    import urllib.error
+
+    if isinstance(error, (ConnectionError, TimeoutError, socket.gaierror, socket.timeout, urllib.error.URLError)):
+        return True
+    # requests' exceptions (an AKShare dependency) without importing it here.
+    return any(cls.__module__.startswith(("requests", "urllib3")) for cls in type(error).__mro__)
+
+
+def _call(ak, function: str, **kwargs):
+    """``ak.<function>(**kwargs)``, a network failure raised as :class:`AkshareNetworkError`."""
+    shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    try:
+        return getattr(ak, function)(**kwargs)
+    except Exception as error:  # noqa: BLE001 - only the network's are translated; the rest propagate
+        if _is_network_error(error):
+            raise AkshareNetworkError(f"network: akshare.{function}({shown}) could not reach its source "
+                                      f"({type(error).__name__}: {error}); check the connection (no network?) "
+                                      "and retry; nothing was written") from None
+        raise
+
+
 def _akshare():
     try:
         import akshare
@@ -75,6 +127,29 @@ def _akshare():
 
 def _day(value) -> pd.Timestamp:
     return pd.Timestamp(value).normalize()
+
+
+def _window(frame: pd.DataFrame, start, end) -> tuple[pd.DataFrame, np.ndarray]:
+    """ISO dates (a value that is not one stays, to be reported where it is) and the rows in [start, end]."""
+    dates = pd.to_datetime(frame["trading_date"], errors="coerce")
+    frame["trading_date"] = dates.dt.strftime("%Y-%m-%d").where(dates.notna(), frame["trading_date"].astype(str))
+    keep = np.ones(len(frame), dtype=bool)
+    if start is not None:
+        keep &= ~(dates < _day(start)).to_numpy()
+    if end is not None:
+        keep &= ~(dates > _day(end)).to_numpy()
+    return frame[keep].reset_index(drop=True), np.arange(1, len(frame) + 1)[keep]
+
+
+def _columns(raw, mapping: dict[str, str], name: str) -> pd.DataFrame:
+    """AKShare's frame with its columns renamed; a column it no longer has is a located error."""
+    frame = pd.DataFrame(raw).rename(columns=lambda c: str(c).strip())
+    missing = [c for c in mapping if c not in frame.columns]
+    if missing:
+        raise DataError([Problem(name, None, c, "column missing from AKShare's frame (has the vendor changed its "
+                                               f"columns? found: {', '.join(map(str, frame.columns))})")
+                         for c in missing])
+    return frame[list(mapping)].rename(columns=mapping)
 
 
 def futures_daily(symbol: str, *, start=None, end=None, repair: bool = False) -> LoadResult:
@@ -94,25 +169,9 @@ def futures_daily(symbol: str, *, start=None, end=None, repair: bool = False) ->
     AkshareUnavailable, DataError
     """
     ak = _akshare()
-    raw = ak.futures_zh_daily_sina(symbol=symbol)
+    raw = _call(ak, "futures_zh_daily_sina", symbol=symbol)
     name = f"akshare:futures_zh_daily_sina({symbol})"
-    frame = pd.DataFrame(raw).rename(columns=lambda c: str(c).strip())
-    missing = [c for c in _FUTURES_COLUMNS if c not in frame.columns]
-    if missing:
-        raise DataError([Problem(name, None, c, "column missing from AKShare's frame (has the vendor changed its "
-                                               f"columns? found: {', '.join(map(str, frame.columns))})")
-                         for c in missing])
-    frame = frame[list(_FUTURES_COLUMNS)].rename(columns=_FUTURES_COLUMNS)
-    dates = pd.to_datetime(frame["trading_date"], errors="coerce")
-    # ISO text for the validator; a value that is not a date stays as it was, to be reported where it is.
-    frame["trading_date"] = dates.dt.strftime("%Y-%m-%d").where(dates.notna(), frame["trading_date"].astype(str))
-    keep = np.ones(len(frame), dtype=bool)
-    if start is not None:
-        keep &= ~(dates < _day(start)).to_numpy()
-    if end is not None:
-        keep &= ~(dates > _day(end)).to_numpy()
-    lines = np.arange(1, len(frame) + 1)[keep]
-    frame = frame[keep].reset_index(drop=True)
+    frame, lines = _window(_columns(raw, _FUTURES_COLUMNS, name), start, end)
     if _CONTRACT.match(symbol):
         frame.insert(1, "symbol", symbol.upper())
     return validate_frame(frame, kind="futures", file=name, lines=lines, repair=repair)
@@ -150,7 +209,7 @@ def option_chain(product: str, trade_date, *, repair: bool = False) -> LoadResul
     ak_name, pack_name = PRODUCTS[code]
     day = _day(trade_date)
     ak = _akshare()
-    raw = ak.option_hist_czce(symbol=ak_name, trade_date=day.strftime("%Y%m%d"))
+    raw = _call(ak, "option_hist_czce", symbol=ak_name, trade_date=day.strftime("%Y%m%d"))
     name = f"akshare:option_hist_czce({ak_name}, {day.date()})"
     frame = pd.DataFrame(raw).rename(columns=lambda c: str(c).strip())
     if frame.empty:
@@ -200,10 +259,7 @@ def fetch(symbol: str, out: str | os.PathLike, *, start=None, end=None, options:
     """
     code = symbol.upper()
     futures = futures_daily(f"{code}0", start=start, end=end, repair=repair)
-    directory = Path(out)
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = {"futures": directory / "futures.csv"}
-    futures.frame.to_csv(paths["futures"], index=False, date_format="%Y-%m-%d", float_format="%.10g")
+    frames = {"futures": futures.frame}
     if options:
         days = pd.DatetimeIndex(futures.frame["trading_date"])
         if start is None:
@@ -213,7 +269,148 @@ def fetch(symbol: str, out: str | os.PathLike, *, start=None, end=None, options:
             chains.append(option_chain(code, day, repair=repair).frame)
             if progress is not None:
                 progress(n, len(days))
-        paths["options"] = directory / "options.csv"
-        pd.concat(chains, ignore_index=True).to_csv(paths["options"], index=False, date_format="%Y-%m-%d",
-                                                   float_format="%.10g")
+        frames["options"] = pd.concat(chains, ignore_index=True)
+    return _write(frames, out)
+
+
+def _write(frames: dict[str, pd.DataFrame], out) -> dict[str, Path]:
+    """The fetched frames as ``<kind>.csv`` in ``out`` (after every fetch succeeded)."""
+    directory = Path(out)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for kind, frame in frames.items():
+        paths[kind] = directory / f"{kind}.csv"
+        frame.to_csv(paths[kind], index=False, date_format="%Y-%m-%d", float_format="%.10g")
     return paths
+
+
+# --------------------------------------------------------------------------- SSE ETF options (Sina)
+
+#: SSE ETF code → rule pack.
+ETF_PRODUCTS: dict[str, str] = {"510050": "sse_50etf"}
+_ETF_BARS = {"date": "trading_date", "open": "open", "high": "high", "low": "low", "close": "close",
+             "volume": "volume"}
+_SSE_DAILY = {"日期": "trading_date", "开盘": "open", "最高": "high", "最低": "low", "收盘": "close",
+              "成交量": "volume"}
+_SSE_SIDES = {"看涨期权": "C", "看跌期权": "P"}
+#: 510050C2412M02800: underlying, C/P, expiry YYMM, M (A, B … once adjusted), strike in thousandths.
+_SSE_CODE = re.compile(r"^(\d{6})([CP])(\d{4})([A-Z])(\d{5})$")
+_CLOSE_ONLY = "settlement := close (Sina publishes no settlement price)"
+
+
+def _etf_pack(underlying: str):
+    from opl.runtime.rules import load_pack
+
+    if underlying not in ETF_PRODUCTS:
+        raise ValueError(f"no AKShare option mapping for ETF {underlying!r} (known: {', '.join(ETF_PRODUCTS)})")
+    return load_pack(ETF_PRODUCTS[underlying])
+
+
+def etf_daily(underlying: str = "510050", *, start=None, end=None) -> LoadResult:
+    """The ETF's daily bars from ``akshare.fund_etf_hist_sina``, validated (module docstring).
+
+    Raises
+    ------
+    AkshareUnavailable, AkshareNetworkError, DataError, ValueError (an ETF without a pack)
+    """
+    _etf_pack(underlying)
+    ak = _akshare()
+    sina = ("sh" if underlying.startswith("5") else "sz") + underlying
+    name = f"akshare:fund_etf_hist_sina({sina})"
+    frame, lines = _window(_columns(_call(ak, "fund_etf_hist_sina", symbol=sina), _ETF_BARS, name), start, end)
+    frame.insert(1, "symbol", underlying)
+    frame["settlement"] = frame["close"]
+    return validate_frame(frame, kind="futures", file=name, lines=lines, notes=[_CLOSE_ONLY])
+
+
+def _terms(raw, name: str) -> dict[str, str]:
+    """Sina's ``字段, 值`` table of one contract as a dict."""
+    table = pd.DataFrame(raw)
+    if not {"字段", "值"} <= set(table.columns):
+        raise DataError([Problem(name, None, None, "not a 字段/值 table (has the vendor changed its columns? found: "
+                                                   f"{', '.join(map(str, table.columns))})")])
+    return {str(k).strip(): str(v).strip() for k, v in zip(table["字段"], table["值"])}
+
+
+def _contract_bars(ak, cid: str, terms: dict[str, str], expiry: pd.Timestamp, pack) -> pd.DataFrame:
+    name = f"akshare:option_sse_daily_sina({cid})"
+    bars = _columns(_call(ak, "option_sse_daily_sina", symbol=cid), _SSE_DAILY, name)
+    code = _SSE_CODE.match(terms["交易代码"])
+    bars["symbol"] = cid
+    bars["settlement"] = bars["close"]
+    bars["strike_price"] = terms["行权价"]
+    bars["option_type"] = code.group(2)
+    bars["expiry"] = expiry.strftime("%Y-%m-%d")
+    bars["contract_multiplier"] = pack.option.multiplier
+    bars["underlying_symbol"] = code.group(1)
+    return bars
+
+
+def etf_option_history(underlying: str = "510050", month: str = "202412", *, start=None, end=None,
+                       repair: bool = False) -> LoadResult:
+    """Every contract of one expiry month of an SSE ETF's options, its daily bars, validated (module docstring).
+
+    Parameters
+    ----------
+    underlying
+        The ETF (``ETF_PRODUCTS``: ``510050``).
+    month
+        The expiry month, ``YYYYMM``.
+
+    Raises
+    ------
+    AkshareUnavailable, AkshareNetworkError, DataError, ValueError (an ETF without a pack)
+    """
+    from opl.runtime.calendars import expiry_date
+
+    pack = _etf_pack(underlying)
+    expiry = pd.Timestamp(expiry_date(pack, f"{month[:4]}-{month[4:]}"))
+    ak = _akshare()
+    frames, adjusted, problems = [], [], []
+    for side in _SSE_SIDES:
+        listing = f"akshare:option_sse_codes_sina({side}, {month}, {underlying})"
+        codes = _columns(_call(ak, "option_sse_codes_sina", symbol=side, trade_date=month, underlying=underlying),
+                         {"期权代码": "id"}, listing)
+        for cid in codes["id"].astype(str).str.strip():
+            name = f"akshare:option_sse_greeks_sina({cid})"
+            terms = _terms(_call(ak, "option_sse_greeks_sina", symbol=cid), name)
+            code = _SSE_CODE.match(terms.get("交易代码", ""))
+            if code is None or code.group(2) != _SSE_SIDES[side] or code.group(1) != underlying:
+                problems.append(Problem(name, None, "交易代码", f"{terms.get('交易代码')!r} is not a {side} code of "
+                                                                f"{underlying} like {underlying}C2412M02800"))
+            elif code.group(4) != "M":
+                adjusted.append(f"{cid} ({terms['交易代码']})")
+            else:
+                frames.append(_contract_bars(ak, cid, terms, expiry, pack))
+    if problems:
+        raise DataError(problems)
+    name = f"akshare:option_sse ({underlying}, {month})"
+    if not frames:
+        raise DataError([Problem(name, None, None, "AKShare listed no standard contract for the month")])
+    frame, _ = _window(pd.concat(frames, ignore_index=True), start, end)
+    # One day's chain after another, as the contract requires (Sina serves one contract's history at a time).
+    frame = frame.sort_values(["trading_date", "symbol"], kind="stable").reset_index(drop=True)
+    lines = np.arange(1, len(frame) + 1)
+    notes = [_CLOSE_ONLY, "open interest: not in Sina's daily bars",
+             f"contract_multiplier := {pack.option.multiplier:g} (the {pack.name} pack's)"]
+    if adjusted:
+        notes.append(f"{len(adjusted)} dividend-adjusted contract(s) left out — Sina gives only their current terms, "
+                     f"which their earlier bars did not have: {', '.join(adjusted)}")
+    return validate_frame(frame, kind="options", file=name, lines=lines, repair=repair, notes=notes)
+
+
+def fetch_etf(underlying: str, months, out: str | os.PathLike, *, start=None, end=None,
+              progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, Path], list[str]]:
+    """``futures.csv`` (the ETF's bars) and ``options.csv`` (the months' contracts) into ``out``, and the notes.
+
+    Everything is fetched before anything is written.
+    """
+    bars = etf_daily(underlying, start=start, end=end)
+    chains, notes = [], list(bars.notes)
+    for n, month in enumerate(months, 1):
+        chain = etf_option_history(underlying, month, start=start, end=end)
+        chains.append(chain.frame)
+        notes += [f"{month}: {note}" for note in chain.notes]
+        if progress is not None:
+            progress(n, len(months))
+    return _write({"futures": bars.frame, "options": pd.concat(chains, ignore_index=True)}, out), notes

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from opl.data.akshare import AkshareUnavailable, fetch, futures_daily, option_chain
+from opl.data.akshare import (AkshareNetworkError, AkshareUnavailable, etf_daily, etf_option_history, fetch,
+                              fetch_etf, futures_daily, option_chain)
 from opl.data.loaders import DataError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "akshare"
@@ -32,8 +33,27 @@ def _fake(*, futures_columns=None) -> types.ModuleType:
         # AKShare returns an empty frame for a day it has no report for.
         return pd.read_csv(path) if symbol == "红枣期权" and path.exists() else pd.DataFrame()
 
-    module.futures_zh_daily_sina = futures_zh_daily_sina
-    module.option_hist_czce = option_hist_czce
+    def fund_etf_hist_sina(symbol):
+        module.calls.append(("fund_etf_hist_sina", symbol))
+        return pd.read_csv(FIXTURES / f"fund_etf_hist_sina_{symbol}.csv")
+
+    def option_sse_codes_sina(symbol, trade_date, underlying):
+        module.calls.append(("option_sse_codes_sina", symbol, trade_date, underlying))
+        codes = pd.read_csv(FIXTURES / f"option_sse_codes_sina_{underlying}_{trade_date}.csv", dtype=str)
+        return codes[codes["side"] == symbol].drop(columns="side").reset_index(drop=True)
+
+    def option_sse_greeks_sina(symbol):
+        terms = pd.read_csv(FIXTURES / "option_sse_greeks_sina.csv", dtype=str)
+        return terms[terms["id"] == symbol].drop(columns="id").reset_index(drop=True)
+
+    def option_sse_daily_sina(symbol):
+        module.calls.append(("option_sse_daily_sina", symbol))
+        bars = pd.read_csv(FIXTURES / "option_sse_daily_sina.csv", dtype={"id": str})
+        return bars[bars["id"] == symbol].drop(columns="id").reset_index(drop=True)
+
+    for function in (futures_zh_daily_sina, option_hist_czce, fund_etf_hist_sina, option_sse_codes_sina,
+                     option_sse_greeks_sina, option_sse_daily_sina):
+        setattr(module, function.__name__, function)
     return module
 
 
@@ -130,3 +150,72 @@ def test_opl_data_fetch_cli(ak, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "akshare", None)
     res = runner.invoke(main, ["data", "fetch", "--source", "akshare", "--symbol", "CJ", "--out", str(tmp_path)])
     assert res.exit_code == 2 and 'pip install -e ".[akshare]"' in res.output
+
+
+def test_the_etfs_bars_map_onto_the_bar_contract(ak):
+    result = etf_daily("510050")
+    f = result.frame
+    raw = pd.read_csv(FIXTURES / "fund_etf_hist_sina_sh510050.csv")
+    assert ak.calls == [("fund_etf_hist_sina", "sh510050")] and len(f) == len(raw)
+    assert set(f["symbol"]) == {"510050"}  # one instrument: no rolls
+    np.testing.assert_array_equal(f["settlement"], raw["close"])
+    assert any("settlement := close" in n for n in result.notes)
+
+
+def test_an_sse_option_month_maps_onto_the_options_contract(ak):
+    result = etf_option_history("510050", "202412")
+    o = result.frame
+    daily = pd.read_csv(FIXTURES / "option_sse_daily_sina.csv", dtype={"id": str})
+    assert len(o) == len(daily) and set(o["symbol"]) == set(daily["id"])  # the contract ID, stable for life
+    row = o[o["symbol"] == "10008001"].iloc[0]
+    first = daily[daily["id"] == "10008001"].iloc[0]
+    assert row["option_type"] == "C" and row["expiry"] == pd.Timestamp("2024-12-25")  # the pack's 4th Wednesday
+    assert row["settlement"] == row["close"] == first["收盘"] and row["contract_multiplier"] == 10_000
+    assert row["strike_price"] == pytest.approx(float(row["strike_price"])) and row["underlying_symbol"] == "510050"
+    assert set(o.loc[o["symbol"] > "10008009", "option_type"]) == {"P"}
+    # The adjusted contract (A code) is left out and named, never given its current strike for its old bars.
+    (note,) = [n for n in result.notes if "dividend-adjusted" in n]
+    assert "10008019 (510050C2412A03000)" in note
+    assert ("option_sse_daily_sina", "10008019") not in ak.calls
+
+
+def test_fetched_etf_options_calibrate_to_their_smile(ak, tmp_path):
+    from opl.calibrate import calibrate_dir
+
+    paths, notes = fetch_etf("510050", ["202412"], tmp_path)
+    assert set(paths) == {"futures", "options"} and any("202412: " in n for n in notes)
+    result = calibrate_dir(tmp_path, rate=0.015, pack="sse_50etf")
+    assert result.settings["style"] == "european" and result.settings["spot_underlying"]
+    # iv = 0.20 − 0.10x + 0.8x² (Black–Scholes, carry = rate): the level comes back from parity forwards.
+    assert result.surface.window["atm"] == pytest.approx(0.20, abs=0.005)
+    assert result.surface.window["skew"] == pytest.approx(-0.10 / 0.20, abs=0.1)
+
+
+def _offline(monkeypatch, ak, error: Exception):
+    def unreachable(**kwargs):
+        raise error
+
+    for name in ("futures_zh_daily_sina", "fund_etf_hist_sina"):
+        monkeypatch.setattr(ak, name, unreachable)
+
+
+@pytest.mark.parametrize("error", [ConnectionError("Max retries exceeded: Name or service not known"),
+                                   TimeoutError("timed out")], ids=["no network", "timeout"])
+def test_a_network_failure_is_said_as_such_and_writes_nothing(ak, tmp_path, monkeypatch, error):
+    from opl.cli import main
+
+    _offline(monkeypatch, ak, error)
+    with pytest.raises(AkshareNetworkError, match=r"^network: akshare\.futures_zh_daily_sina\(symbol='CJ0'\)"):
+        futures_daily("CJ0")
+    out = tmp_path / "out"
+    for args in (["--symbol", "CJ"], ["--symbol", "510050", "--month", "202412"]):
+        res = CliRunner().invoke(main, ["data", "fetch", "--source", "akshare", *args, "--out", str(out)])
+        assert res.exit_code == 2 and res.output.startswith("error: network: akshare.")
+        assert "could not reach its source" in res.output and "no network?" in res.output
+        assert str(out) not in res.output and not out.exists()
+
+
+def test_a_vendor_exception_that_is_not_the_networks_propagates(ak, monkeypatch):
+    monkeypatch.setattr(ak, "futures_zh_daily_sina", lambda **kw: (_ for _ in ()).throw(KeyError("data")))
+    with pytest.raises(KeyError):
+        futures_daily("CJ0")
