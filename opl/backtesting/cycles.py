@@ -127,10 +127,10 @@ class ChainIndex:
         the dividends to expiry, which the chain's prices know and the spot does not. Marking with
         carry b prices and hedges on the chain's own forward (exact for European options).
         """
-        from opl.calibration.surface import parity_forwards
+        from opl.data.parity import row_forwards
 
         spot = self.forwards(futures)
-        forward = parity_forwards(self.frame, rate)
+        forward = row_forwards(self.frame, rate)
         t = (self.frame["expiry"] - self.frame["trading_date"]).dt.days.to_numpy() / 365.0
         ok = np.isfinite(spot) & np.isfinite(forward) & (spot > 0) & (forward > 0) & (t > 0)
         frame = pd.DataFrame({"trading_date": self.frame["trading_date"].to_numpy()[ok],

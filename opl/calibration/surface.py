@@ -9,9 +9,11 @@ at or above it): its price is nearly all time value, so its implied volatility i
 well determined, while an in-the-money American price sits on its exercise value.
 The forward is the settlement of the option's underlying futures contract on the
 same day when the futures data name it (``symbol`` = the option's
-``underlying_symbol``), else the put–call parity forward F = K + (C − P)·e^{rT} at
-the strike where |C − P| is smallest (exact for European options, within a few
-hundredths of a percent near the money for American ones on futures). For a spot
+``underlying_symbol``), else the put–call parity forward of the date and expiry
+(:func:`opl.data.parity.row_forwards`: where the line C − P, fitted across the strikes
+nearest the money, crosses zero — exact for European options, within a few hundredths of
+a percent near the money for American ones on futures, whose early-exercise premia of
+both sides nearly cancel there). For a spot
 underlying (an ETF; ``spot=True``, from the rule pack) the forward always comes from
 parity: the spot price lacks the carry and the dividends to expiry.
 Every point keeps a reason (``ok`` or why it has no volatility): settlements at or
@@ -46,7 +48,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-__all__ = ["parity_forwards", "option_points", "fit_slices", "IVSurface", "SurfaceResult", "fit_surface"]
+from opl.data.parity import row_forwards
+
+__all__ = ["option_points", "fit_slices", "IVSurface", "SurfaceResult", "fit_surface"]
 
 Style = Literal["american", "european"]
 _MIN_POINTS = 5
@@ -74,34 +78,8 @@ def _forwards(opt: pd.DataFrame, futures: pd.DataFrame | None, rate: float,
         source[np.isfinite(matched)] = "futures"
     missing = ~np.isfinite(forward)
     if missing.any():
-        forward[missing] = _parity_forwards(opt, rate)[missing]
+        forward[missing] = row_forwards(opt, rate)[missing]
     return forward, source
-
-
-def parity_forwards(options: pd.DataFrame, rate: float) -> np.ndarray:
-    """Each option row's put–call parity forward F = K* + e^{rT}·(C − P) of its date and expiry.
-
-    K* is the strike of the date and expiry where |C − P| is smallest; NaN where the date
-    and expiry have no strike with both a call and a put settlement.
-    """
-    opt = options.reset_index(drop=True)
-    return _parity_forwards(opt.assign(t=(opt["expiry"] - opt["trading_date"]).dt.days.to_numpy() / 365.0), rate)
-
-
-def _parity_forwards(opt: pd.DataFrame, rate: float) -> np.ndarray:
-    frame = opt[["trading_date", "expiry", "strike_price", "option_type", "settlement", "t"]]
-    wide = frame.pivot_table(index=["trading_date", "expiry", "strike_price"], columns="option_type",
-                             values="settlement", aggfunc="first")
-    if "C" not in wide.columns or "P" not in wide.columns:
-        return np.full(len(opt), np.nan)
-    wide = wide.dropna(subset=["C", "P"]).reset_index()
-    wide["gap"] = (wide["C"] - wide["P"]).abs()
-    best = wide.loc[wide.groupby(["trading_date", "expiry"])["gap"].idxmin()]
-    t = (best["expiry"] - best["trading_date"]).dt.days.to_numpy() / 365.0
-    best = best.assign(forward=best["strike_price"] + (best["C"] - best["P"]) * np.exp(rate * t))
-    merged = opt[["trading_date", "expiry"]].merge(best[["trading_date", "expiry", "forward"]], how="left",
-                                                   on=["trading_date", "expiry"])
-    return merged["forward"].to_numpy(dtype=float)
 
 
 def option_points(options: pd.DataFrame, futures: pd.DataFrame | None = None, *, rate: float = 0.02,

@@ -26,6 +26,11 @@ options on spot (an ETF; ``spot=True``)
     ``F* = S·exp((r − q)·T)``: every date and expiry is checked, allowing a dividend
     yield ``q`` from 0 to ``max_dividend_yield`` beside ``tolerance``.
 
+The same fit is the one put–call parity forward of the project: :func:`row_forwards` gives
+each option row its (date, expiry)'s ``F*`` for the implied-volatility surface of ``opl
+calibrate`` and the cost of carry of ``opl backtest`` on ETF options (one implementation,
+so the check and the numbers it guards agree).
+
 A group outside its band is a located :class:`~opl.data.loaders.Problem` (the options
 file's first line of the group) saying the implied forward, the underlying's price and
 the size of the gap, with a reading of it: a power of ten is a wrong unit; a gap that
@@ -42,7 +47,7 @@ import pandas as pd
 
 from opl.data.loaders import Problem
 
-__all__ = ["ParityReport", "check_parity", "NEAREST", "TOLERANCE"]
+__all__ = ["ParityReport", "check_parity", "implied_forwards", "row_forwards", "NEAREST", "TOLERANCE"]
 
 NEAREST = 5
 TOLERANCE = 0.02
@@ -82,6 +87,29 @@ def _fit(strike: np.ndarray, diff: np.ndarray, t: float, rate: float) -> tuple[f
     if slope >= 0:  # no usable line; fall back to the per-strike forwards
         return float(np.median(k + d / discount)), float(slope), len(k)
     return float(-intercept / slope), float(slope), len(k)
+
+
+def implied_forwards(options: pd.DataFrame, rate: float, price: str = "settlement") -> pd.DataFrame:
+    """The parity line of every (date, expiry) with a call and a put at one strike (module docstring).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``trading_date``, ``expiry``, ``t`` (ACT/365), ``forward`` (F*), ``slope`` (b, about −1),
+        ``strikes`` (how many entered the fit), ``pos`` (the group's first row in ``options``) and
+        ``underlying_symbol`` (when the chain names one).
+    """
+    opt = options.reset_index(drop=True)
+    return _groups(opt.assign(_pos=np.arange(len(opt))), price, rate)
+
+
+def row_forwards(options: pd.DataFrame, rate: float, price: str = "settlement") -> np.ndarray:
+    """Each option row's put–call parity forward: its (date, expiry)'s F* (NaN where there is none)."""
+    opt = options.reset_index(drop=True)
+    groups = implied_forwards(opt, rate, price)
+    merged = opt[["trading_date", "expiry"]].merge(groups[["trading_date", "expiry", "forward"]], how="left",
+                                                   on=["trading_date", "expiry"])
+    return merged["forward"].to_numpy(dtype=float)
 
 
 def _groups(options: pd.DataFrame, price: str, rate: float) -> pd.DataFrame:

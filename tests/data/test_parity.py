@@ -135,3 +135,23 @@ def test_validate_checks_the_chain_beside_its_futures(tmp_path, jujube):
     assert res.exit_code == 1
     assert f"{tmp_path / 'options.csv'}:2: column `settlement`: put–call parity:" in res.output
     assert "9.5% apart" in res.output
+
+
+def test_one_parity_forward_for_the_check_the_surface_and_the_backtest(etf):
+    """The check, `opl calibrate`'s surface and `opl backtest`'s ETF carry read the same F* (one fit)."""
+    from opl.backtesting.cycles import ChainIndex
+    from opl.calibration.surface import option_points
+    from opl.data.parity import implied_forwards
+
+    groups = implied_forwards(etf.options, 0.02).set_index(["trading_date", "expiry"])["forward"]
+    checked = check_parity(etf.options, etf.futures, spot=True, rate=0.02).groups
+    np.testing.assert_array_equal(checked.set_index(["trading_date", "expiry"])["forward"], groups)
+    points = option_points(etf.options, etf.futures, rate=0.02, style="european", spot=True)
+    by_point = groups.reindex(pd.MultiIndex.from_frame(points[["trading_date", "expiry"]])).to_numpy()
+    np.testing.assert_array_equal(points["forward"].to_numpy(), by_point)
+    chain = ChainIndex(etf.options, etf.futures)
+    carries = chain.parity_carries(etf.futures, 0.02)
+    (day, expiry), carry = next(iter(carries.items()))
+    spot = etf.futures.set_index("trading_date")["settlement"][day]
+    t = (expiry - day).days / 365.0
+    assert carry == pytest.approx(np.log(groups[(day, expiry)] / spot) / t, rel=1e-12)
