@@ -299,7 +299,7 @@ _CLOSE_ONLY = "settlement := close (Sina publishes no settlement price)"
 
 
 def _etf_pack(underlying: str):
-    from opl.runtime.rules import load_pack
+    from opl.runtime.market.rules import load_pack
 
     if underlying not in ETF_PRODUCTS:
         raise ValueError(f"no AKShare option mapping for ETF {underlying!r} (known: {', '.join(ETF_PRODUCTS)})")
@@ -361,7 +361,7 @@ def etf_option_history(underlying: str = "510050", month: str = "202412", *, sta
     ------
     AkshareUnavailable, AkshareNetworkError, DataError, ValueError (an ETF without a pack)
     """
-    from opl.runtime.calendars import expiry_date
+    from opl.runtime.market.calendars import expiry_date
 
     pack = _etf_pack(underlying)
     expiry = pd.Timestamp(expiry_date(pack, f"{month[:4]}-{month[4:]}"))

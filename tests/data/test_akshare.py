@@ -180,7 +180,7 @@ def test_an_sse_option_month_maps_onto_the_options_contract(ak):
 
 
 def test_fetched_etf_options_calibrate_to_their_smile(ak, tmp_path):
-    from opl.calibrate import calibrate_dir
+    from opl.calibration import calibrate_dir
 
     paths, notes = fetch_etf("510050", ["202412"], tmp_path)
     assert set(paths) == {"futures", "options"} and any("202412: " in n for n in notes)
