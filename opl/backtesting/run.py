@@ -65,13 +65,12 @@ def _strategy_with_band(checked, compiled, settings, notes):
 
 
 def _band_spec(doc):
-    from opl.lang.deltaband import parse_delta_band
     from opl.lang.experiment.settings import SettingsError
 
     calls = [call for _, found in _band_calls(doc) for call in found]
     if not calls:
         return None
-    specs = [parse_delta_band(call) for call in calls]
+    specs = [call.spec for call in calls]
     for call, spec in zip(calls[1:], specs[1:]):
         if spec != specs[0]:
             raise SettingsError("a strategy has one delta band: give every `delta_band` the same arguments",

@@ -444,7 +444,7 @@ class _Moves:
 def _pnl_floor(item) -> float | None:
     """X (percent, positive) of ``pnl_percent(<-X%)`` / ``pnl_percent(<=-X%)``, else None."""
     from opl.lang import ast
-    from opl.lang.conditions import quantity
+    from opl.lang.literals import quantity
 
     if not (isinstance(item, ast.Call) and item.func == "pnl_percent" and len(item.args) == 1):
         return None

@@ -38,7 +38,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from opl.lang import ast
 
 __all__ = ["Clause", "Target", "TargetError", "DEFAULT_TARGET", "SIZE_SCALED", "parse_target"]
 
@@ -124,28 +123,23 @@ class Target:
         return {"text": self.text, "source": self.source, "clauses": [c.to_dict() for c in self.clauses]}
 
 
-def _unwrap(value):
-    while isinstance(value, ast.Paren):
-        value = value.value
-    return value
-
-
 def _clauses(value, text: str) -> list[Clause]:
-    from opl.lang.conditions import quantity
+    from opl.lang import ir
     from opl.lang.vocabulary import TARGET_METRICS
 
-    value = _unwrap(value)
-    if isinstance(value, ast.BoolOp) and value.op == "and":
-        return _clauses(value.left, text) + _clauses(value.right, text)
-    if isinstance(value, ast.Compare) and value.left is not None:
-        left, right, op = _unwrap(value.left), _unwrap(value.right), value.op
-        if isinstance(right, ast.Name) and not isinstance(left, ast.Name):
-            left, right, op = right, left, _FLIP[op]
-        number = quantity(right)
-        if isinstance(left, ast.Name) and left.id in TARGET_METRICS and number is not None:
-            return [Clause(metric=left.id, op=op, threshold=number, text=text[value.span.start:value.span.end])]
-    raise TargetError(f"`{text[value.span.start:value.span.end]}`: the loop needs the target as clauses "
-                      "`metric op number` joined by `and` (grammar/README.md §10.2)")
+    clauses = []
+    for clause in ir.clauses(value, "and"):
+        if isinstance(clause, ir.Compare):
+            left, right, op = clause.left, clause.right, clause.op
+            if isinstance(right, ir.Variable) and not isinstance(left, ir.Variable):
+                left, right, op = right, left, _FLIP[op]
+            if isinstance(left, ir.Variable) and left.name in TARGET_METRICS and isinstance(right, ir.Quantity):
+                clauses.append(Clause(metric=left.name, op=op, threshold=right.value,
+                                      text=text[clause.span.start:clause.span.end]))
+                continue
+        raise TargetError(f"`{text[clause.span.start:clause.span.end]}`: the loop needs the target as clauses "
+                          "`metric op number` joined by `and` (grammar/README.md §10.2)")
+    return clauses
 
 
 def parse_target(document, text: str) -> Target:

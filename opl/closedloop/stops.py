@@ -89,15 +89,13 @@ class StopDecision:
 def stop_rules(document, **flags) -> StopRules:
     """The rules of a checked document's ``experiment.stop`` over the defaults, then non-None ``flags``
     (``max_iterations``, ``minutes``, ``tokens``, ``converge_rounds``, ``min_gain``)."""
-    from opl.lang import ast
-    from opl.lang.conditions import quantity
+    from opl.lang import ir
 
     rules = StopRules()
     exp = document.experiment if document is not None else None
-    for item in exp.stop if exp is not None else ():
-        call = item.value if isinstance(item, ast.Paren) else item
-        name = call.func if isinstance(call, ast.Call) else getattr(call, "id", None)
-        kwargs = {k: quantity(v.value) for k, v in call.keywords.items()} if isinstance(call, ast.Call) else {}
+    for call in exp.stop if exp is not None else ():
+        name = call.name
+        kwargs = {key: value.value for key, value in call.arguments if isinstance(value, ir.Quantity)}
         if name == "converge":
             rules = replace(rules, converge_rounds=int(kwargs.get("rounds") or rules.converge_rounds),
                             min_gain=(kwargs["min_gain"] / 100) if kwargs.get("min_gain") is not None else rules.min_gain)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Callable
 
 from opl.lang import ast
-from opl.lang.conditions import quantity
+from opl.lang.literals import quantity
 from opl.lang.vocabulary import ArgKind
 
 

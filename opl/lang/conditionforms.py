@@ -1,15 +1,14 @@
 """A file's conditions lowered to the runtime's typed rule objects (`opl.runtime.engine.conditionspec`).
 
-The checker reads conditions as syntax (`opl.lang.ast`); the replay compiles typed objects and
-never imports the syntax tree. This module sits between: it keeps what the simulator
+The lowering stage types a file's conditions (`opl.lang.ir`); the replay compiles its own rule
+objects and never imports the language. This module sits between: it keeps what the simulator
 supports (grammar/README.md §7; the list is `opl.runtime.engine.triggers.SUPPORTED_TRIGGERS`) and
 raises `opl.runtime.engine.triggers.UnsupportedCondition`, with the node's span, for the rest.
 """
 
 from __future__ import annotations
 
-from opl.lang import ast
-from opl.lang.conditions import quantity
+from opl.lang import ir
 from opl.runtime.engine import conditionspec as spec
 from opl.runtime.engine.triggers import (
     STRUCTURE_MEASURES,
@@ -26,63 +25,47 @@ _COMPARED = ("pnl_percent", "days_left", "price_retrace", "vega_crush", "iv_chan
 _OPERAND_MEASURES = ("additional_margin", "margin_utilisation", "drawdown", "pnl_percent")
 
 
-def _strip(value: ast.Value) -> ast.Value:
-    while isinstance(value, ast.Paren):
-        value = value.value
+def _number(value: ir.Argument | None, what: str, span) -> ir.Quantity:
+    if not isinstance(value, ir.Quantity) or value.unit == "factor":
+        raise UnsupportedCondition(f"{what} needs a number", getattr(value, "span", span))
     return value
 
 
-def _number(value: ast.Value, what: str) -> float:
-    q = quantity(_strip(value))
-    if q is None:
-        raise UnsupportedCondition(f"{what} needs a number", getattr(value, "span", None))
-    return q
-
-
-def _is_percent(value: ast.Value) -> bool:
-    return isinstance(value, ast.Percent) or (isinstance(value, ast.Unary)
-                                              and isinstance(_strip(value.operand), ast.Percent))
-
-
-def _level_broken(call: ast.Call, level: str) -> spec.LevelBroken:
-    args, kwargs = call.positional, call.keywords
-    arg = args[0] if args else (kwargs["by"].value if "by" in kwargs else None)
+def _level_broken(call: ir.Call, level: str) -> spec.LevelBroken:
+    arg = call.get("by")
     if arg is None:
         return spec.LevelBroken(level=level)
-    inner = _strip(arg)
-    return spec.LevelBroken(level=level, by=_number(inner, "the distance"), percent=_is_percent(inner))
+    by = _number(arg, "the distance", call.span)
+    return spec.LevelBroken(level=level, by=by.value, percent=by.percent)
 
 
-def _structure(call: ast.Call) -> spec.StructureDestabilised:
-    args, kwargs = call.positional, call.keywords
-    arg = args[0] if args else (kwargs["measure"].value if "measure" in kwargs else None)
-    measure = _strip(arg) if arg is not None else None
-    if measure is not None and (not isinstance(measure, ast.Name) or measure.id not in STRUCTURE_MEASURES):
+def _structure(call: ir.Call) -> spec.StructureDestabilised:
+    measure = call.get("measure")
+    if measure is not None and (not isinstance(measure, ir.Word) or measure.name not in STRUCTURE_MEASURES):
         raise UnsupportedCondition("`structure_destabilised` measures one of "
                                    f"{', '.join(STRUCTURE_MEASURES)} (or none: delta or gamma)", call.span)
-    return spec.StructureDestabilised(measure.id if measure is not None else None)
+    return spec.StructureDestabilised(measure.name if measure is not None else None)
 
 
-def _compared(call: ast.Call) -> spec.Trigger:
-    name = call.func
-    compare = _strip(call.positional[0]) if call.positional else None
-    if not isinstance(compare, ast.Compare) or compare.left is not None:
-        raise UnsupportedCondition(f"`{name}` takes an open comparison such as `{name}(<-25%)`", call.span)
-    return spec.Trigger(measure=name, op=compare.op, bound=_number(compare.right, f"`{name}`"))
+def _compared(call: ir.Call) -> spec.Trigger:
+    bound = call.get("condition")
+    if not isinstance(bound, ir.Bound):
+        raise UnsupportedCondition(f"`{call.name}` takes an open comparison such as `{call.name}(<-25%)`", call.span)
+    return spec.Trigger(measure=call.name, op=bound.op, bound=bound.value.value)
 
 
-def _target(call: ast.Call) -> spec.PriceTargetHit:
-    args = call.positional
-    return spec.PriceTargetHit(_number(args[0] if args else call.keywords["price"].value, "`price_target_hit`"))
+def _target(call: ir.Call) -> spec.PriceTargetHit:
+    return spec.PriceTargetHit(_number(call.get("price"), "`price_target_hit`", call.span).value)
 
 
-def _outside(call: ast.Call) -> spec.PriceOutside:
-    args, kwargs = call.positional, call.keywords
-    return spec.PriceOutside(low=_number(args[0] if args else kwargs["low"].value, "`price_outside`"),
-                             high=_number(args[1] if len(args) > 1 else kwargs["high"].value, "`price_outside`"))
+def _outside(call: ir.Call) -> spec.PriceOutside:
+    return spec.PriceOutside(low=_number(call.get("low"), "`price_outside`", call.span).value,
+                             high=_number(call.get("high"), "`price_outside`", call.span).value)
 
 
-_TRIGGERS = {
+# trigger → its runtime form; `opl.runtime.engine.triggers.SUPPORTED_TRIGGERS` lists the same names
+# (tests/simulate/test_vocabulary_tables.py keeps the two in step).
+TRIGGER_FORMS = {
     "expiry_passed": lambda call: spec.ExpiryPassed(),
     "structure_destabilised": _structure,
     # Only usable compared (``additional_margin(%) > 15``); alone it would mean "> 0".
@@ -95,39 +78,37 @@ _TRIGGERS = {
 }
 
 
-def _call(call: ast.Call, history: bool) -> spec.Condition:
-    name = call.func
-    if name == "delta_band":
+def _call(call: ir.Call | ir.DeltaBand, history: bool) -> spec.Condition:
+    if isinstance(call, ir.DeltaBand):
         if not history:
             raise UnsupportedCondition("`delta_band` is not supported by the simulator yet: it needs an in-sample "
                                        "history of the position's delta, which simulated paths do not have; run "
                                        "it with `opl backtest FILE --data DIR`", call.span)
         return spec.DeltaBand()
-    if name not in SUPPORTED_TRIGGERS:
-        raise UnsupportedCondition(f"`{name}` is not supported by the simulator yet "
+    if call.name not in SUPPORTED_TRIGGERS:
+        raise UnsupportedCondition(f"`{call.name}` is not supported by the simulator yet "
                                    f"(supported: {', '.join(SUPPORTED_TRIGGERS)})", call.span)
-    return _TRIGGERS[name](call)
+    return TRIGGER_FORMS[call.name](call)
 
 
-def _operand(value: ast.Value) -> spec.Operand:
-    value = _strip(value)
-    if isinstance(value, ast.Name):
-        if value.id == "open_interest":
+def _operand(value: ir.Operand) -> spec.Operand:
+    if isinstance(value, ir.Variable):
+        if value.name == "open_interest":
             raise UnsupportedCondition("`open_interest` is not simulated (the simulator has no order book); "
                                        "use it in `opl check` guards with the file's `open_interest`", value.span)
-        if value.id not in VARIABLE_NAMES:
-            raise UnsupportedCondition(f"the variable `{value.id}` is not supported by the simulator yet "
+        if value.name not in VARIABLE_NAMES:
+            raise UnsupportedCondition(f"the variable `{value.name}` is not supported by the simulator yet "
                                        f"(supported: {', '.join(SUPPORTED_VARIABLES)})", value.span)
-        return spec.Variable(value.id)
-    if isinstance(value, ast.Call):
-        if value.func not in _OPERAND_MEASURES:
-            raise UnsupportedCondition(f"`{value.func}` cannot be compared", value.span)
-        return spec.Measure(value.func)
-    return spec.Number(_number(value, "a comparison"))
+        return spec.Variable(value.name)
+    if isinstance(value, (ir.Call, ir.DeltaBand)):
+        if value.name not in _OPERAND_MEASURES:
+            raise UnsupportedCondition(f"`{value.name}` cannot be compared", value.span)
+        return spec.Measure(value.name)
+    return spec.Number(_number(value, "a comparison", None).value)
 
 
-def lower_condition(value: ast.Value, *, history: bool = False) -> spec.Condition:
-    """A condition (``exit_triggers`` item, ``adjust_when``, ``abort_if``, a guard rule) in runtime form.
+def lower_condition(condition: ir.Condition, *, history: bool = False) -> spec.Condition:
+    """A lowered condition (``exit_triggers`` item, ``adjust_when``, ``abort_if``, a guard rule) in runtime form.
 
     ``history`` says the replay runs over a history with a fitted delta band (`opl backtest`),
     which ``delta_band`` needs.
@@ -137,16 +118,14 @@ def lower_condition(value: ast.Value, *, history: bool = False) -> spec.Conditio
     UnsupportedCondition
         For a trigger or variable the simulator does not evaluate (with its span).
     """
-    value = _strip(value)
-    if isinstance(value, ast.BoolOp):
-        left, right = lower_condition(value.left, history=history), lower_condition(value.right, history=history)
-        return spec.And(left, right) if value.op == "and" else spec.Or(left, right)
-    if isinstance(value, ast.Not):
-        return spec.Not(lower_condition(value.operand, history=history))
-    if isinstance(value, ast.Call):
-        return _call(value, history)
-    if isinstance(value, ast.Name):
-        return _call(ast.Call(value.id, (), value.span, value.span), history)
-    if isinstance(value, ast.Compare) and value.left is not None:
-        return spec.Compare(_operand(value.left), value.op, _operand(value.right))
-    raise UnsupportedCondition("not a condition the simulator can evaluate", getattr(value, "span", None))
+    if isinstance(condition, ir.BoolOp):
+        left = lower_condition(condition.left, history=history)
+        right = lower_condition(condition.right, history=history)
+        return spec.And(left, right) if condition.op == "and" else spec.Or(left, right)
+    if isinstance(condition, ir.Not):
+        return spec.Not(lower_condition(condition.operand, history=history))
+    if isinstance(condition, (ir.Call, ir.DeltaBand)):
+        return _call(condition, history)
+    if isinstance(condition, ir.Compare):
+        return spec.Compare(_operand(condition.left), condition.op, _operand(condition.right))
+    raise UnsupportedCondition("not a condition the simulator can evaluate", getattr(condition, "span", None))

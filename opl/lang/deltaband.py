@@ -154,6 +154,8 @@ def parse_delta_band(call: ast.Call) -> DeltaBandSpec:
     return DeltaBandSpec(k=k, window_days=window, objective=objective, step_days=step, reopen=reopen)
 
 
-def delta_band_calls(value: ast.Value) -> list[ast.Call]:
-    """Every ``delta_band(...)`` call inside a condition."""
-    return [node for node in ast.walk(value) if isinstance(node, ast.Call) and node.func == "delta_band"]
+def delta_band_calls(condition) -> list:
+    """Every ``delta_band(...)`` trigger inside a lowered condition (`opl.lang.ir.DeltaBand`, its ``spec`` read)."""
+    from opl.lang import ir
+
+    return ir.calls(condition, "delta_band")

@@ -4,9 +4,9 @@ Every section keeps the spans of the statements it came from, so later passes (c
 compiler) can point at the source. Values a field did not set stay None; defaults are
 applied by the stage that needs them and documented in grammar/README.md.
 
-Conditions (``adjust_when``, ``exit_triggers``, guards, ``target``) and actions
-(``adjust_playbook``) stay syntax values (`opl.lang.ast.Value`): they are validated against
-`opl.lang.vocabulary` when lowered and interpreted by the runtime.
+Conditions (``adjust_when``, ``exit_triggers``, guards, ``target``), actions
+(``adjust_playbook``), stop rules and hypotheses are typed values of `opl.lang.ir`, validated
+against `opl.lang.vocabulary` when lowered; the document holds no syntax-tree node.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Literal
 
-from opl.lang import ast
+from opl.lang import ir
 from opl.lang.legs import LegExpr
 from opl.lang.source import Span
 
@@ -80,9 +80,9 @@ class Constraints:
 class Adjust:
     """§5: the adjustment module."""
 
-    when: ast.Value | None = None
-    playbook: tuple[ast.Call, ...] = ()
-    abort_if: ast.Value | None = None
+    when: ir.Condition | None = None
+    playbook: tuple[ir.Call, ...] = ()
+    abort_if: ir.Condition | None = None
 
 
 @dataclass
@@ -91,8 +91,8 @@ class Exit:
 
     mode: Literal["first_hit", "all_required", "machine_decide"] = "first_hit"
     score_fn: str | None = None
-    triggers: tuple[ast.Value, ...] = ()
-    appended: tuple[ast.Value, ...] = ()  # exit_triggers += ...
+    triggers: tuple[ir.Condition, ...] = ()
+    appended: tuple[ir.Condition, ...] = ()  # exit_triggers += ...
     declared: bool = False
 
 
@@ -101,7 +101,7 @@ class Guard:
     """A §3.3 guard rule: ``avoid_leg_if <cond>`` or ``warn_if <cond>``."""
 
     kind: Literal["avoid_leg_if", "warn_if"]
-    condition: ast.Value
+    condition: ir.Condition
     span: Span
     builtin: bool = False
 
@@ -161,7 +161,6 @@ class Scenario:
 
     name: str
     value: float | None
-    call: ast.Value
     span: Span | None = None
     form: Literal["percent", "factor", "number"] = "number"
 
@@ -182,10 +181,10 @@ class Experiment:
     sizes: tuple[float, ...] = ()
     stress: tuple[Scenario, ...] = ()
     sensitivity: tuple[Scenario, ...] = ()
-    target: ast.Value | None = None
+    target: ir.Condition | None = None
     metrics: tuple[str, ...] = ()
-    hypotheses: tuple[ast.Value, ...] = ()
-    stop: tuple[ast.Value, ...] = ()
+    hypotheses: tuple[ir.Call, ...] = ()  # arguments named by position: "1", "2", ...
+    stop: tuple[ir.Call, ...] = ()
     smile: dict[str, float] = field(default_factory=dict)  # `iv smile(spread=..., ...)`: fractions
     smile_span: Span | None = None
     span: Span | None = None

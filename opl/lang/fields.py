@@ -95,8 +95,9 @@ def field(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
         doc.constraints.premium_offset = share
     # -- adjust (§5) ----------------------------------------------------------------------------
     elif name in ("adjust_when", "abort_if"):
-        if lw.condition(value):
-            setattr(doc.adjust, "when" if name == "adjust_when" else "abort_if", value)
+        condition = lw.lower_condition(value)
+        if condition is not None:
+            setattr(doc.adjust, "when" if name == "adjust_when" else "abort_if", condition)
     elif name == "adjust_playbook":
         items = _list_items(lw, value, name)
         actions = tuple(a for a in (lw.action(item) for item in items) if a is not None)
@@ -106,12 +107,13 @@ def field(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
         exit_mode(lw, value)
     elif name == "exit_triggers":
         items = _list_items(lw, value, name)
-        doc.exit.triggers = tuple(item for item in items if lw.condition(item))
+        doc.exit.triggers = tuple(c for c in (lw.lower_condition(item) for item in items) if c is not None)
         doc.exit.declared = True
     # -- guards (§3.3) --------------------------------------------------------------------------------
     elif name in vocab.GUARD_FIELDS:
-        if lw.condition(value):
-            doc.guards.append(Guard(name, value, statement.span))
+        condition = lw.lower_condition(value)
+        if condition is not None:
+            doc.guards.append(Guard(name, condition, statement.span))
     # -- extensions ------------------------------------------------------------------------------------
     elif name == "hedge":
         hedge(lw, value, statement)
@@ -244,8 +246,9 @@ def exit_mode(lw: "Lowerer", value: ast.Value) -> None:
 
 
 def append_exit_trigger(lw: "Lowerer", statement: ast.Append) -> None:
-    if lw.condition(statement.value):
-        lw.doc.exit.appended = lw.doc.exit.appended + (statement.value,)
+    condition = lw.lower_condition(statement.value)
+    if condition is not None:
+        lw.doc.exit.appended = lw.doc.exit.appended + (condition,)
 
 
 _HEDGE_KEYWORDS = ("with", "every", "band", "keep", "along")
@@ -509,8 +512,7 @@ def _setting(lw: "Lowerer", result: Experiment, name: str, value: ast.Value) -> 
         scenarios = tuple(s for s in (_scenario(lw, i) for i in _list_items(lw, value, name)) if s is not None)
         setattr(result, name, scenarios)
     elif name == "target":
-        if lw.condition(value, variables={k: vocab.VARIABLES[k] for k in vocab.TARGET_METRICS}):
-            result.target = value
+        result.target = lw.lower_condition(value, variables={k: vocab.VARIABLES[k] for k in vocab.TARGET_METRICS})
     elif name == "metrics":
         names = []
         for item in _list_items(lw, value, name):
@@ -519,7 +521,8 @@ def _setting(lw: "Lowerer", result: Experiment, name: str, value: ast.Value) -> 
                 names.append(picked)
         result.metrics = tuple(names)
     elif name == "hypotheses":
-        result.hypotheses = _list_items(lw, value, name)
+        result.hypotheses = tuple(h for h in (_hypothesis(lw, item) for item in _list_items(lw, value, name))
+                                  if h is not None)
     elif name == "iv":
         result.smile = _smile(lw, inner, value)
         result.smile_span = value.span
@@ -531,7 +534,9 @@ def _setting(lw: "Lowerer", result: Experiment, name: str, value: ast.Value) -> 
             if isinstance(call, ast.Name):
                 call = ast.Call(call.id, (), call.span, call.span)
             if isinstance(call, ast.Call) and lw.signature(call, vocab.STOP_CONDITIONS, "stop condition"):
-                kept.append(item)
+                lowered = lw.bound_call(call, vocab.STOP_CONDITIONS[call.func])
+                if lowered is not None:
+                    kept.append(lowered)
             elif not isinstance(call, ast.Call):
                 lw.mismatch(item, "a stop condition such as `converge(rounds=5, min_gain=0.1%)`")
         result.stop = tuple(kept)
@@ -625,4 +630,16 @@ def _scenario(lw: "Lowerer", value: ast.Value) -> Scenario | None:
             amount = lw.number(arg, name)
             if amount is None:
                 return None
-    return Scenario(name, amount, value, value.span, form)
+    return Scenario(name, amount, value.span, form)
+
+
+def _hypothesis(lw: "Lowerer", value: ast.Value):
+    """A ``hypotheses`` item (`random_walk(1d, 21d)`, `hit_rate(0.9)`) as an `opl.lang.ir.Call`."""
+    inner = _unwrap(value)
+    if isinstance(inner, (ast.Name, ast.String)):  # `random_walk` or the quoted name `"random_walk"`
+        name = inner.id if isinstance(inner, ast.Name) else inner.value
+        inner = ast.Call(name, (), inner.span, inner.span)
+    if not isinstance(inner, ast.Call):
+        lw.mismatch(value, "an assumption test such as `random_walk(1d, 21d)`")
+        return None
+    return lw.bound_call(inner, None)

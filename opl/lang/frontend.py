@@ -19,7 +19,7 @@ from opl.lang.checks import CheckContext, CheckOptions, run_checks
 from opl.lang.diagnostics import DiagnosticSink, FileReport
 from opl.lang.document import Document, Underlying
 from opl.lang.legs import Leg
-from opl.lang.lower import Lowerer
+from opl.lang.lower import lower
 from opl.lang.normalise import normalise
 from opl.lang.parser import decode, parse_source
 from opl.lang.source import SourceFile
@@ -49,16 +49,13 @@ def check_source(source: SourceFile, options: CheckOptions | None = None) -> Che
         if any(d.severity == "error" for d in diagnostics):
             # a leg that did not load leaves no strategy: checking the rest would only add a spurious E203
             return CheckResult(FileReport(source, diagnostics), document)
-        lowerer = Lowerer(source)
-        lowerer.doc = document
     else:
         parsed = parse_source(source)
         diagnostics = list(parsed.diagnostics)
         if any(d.code == "E008" for d in diagnostics):
             return CheckResult(FileReport(source, diagnostics))
-        lowerer = Lowerer(source)
-        document = lowerer.run(parsed.module)
-        diagnostics.extend(lowerer.sink.items)
+        document, lowered = lower(parsed.module, source)
+        diagnostics.extend(lowered)
     _apply_defaults(document, options or CheckOptions())
     report = FileReport(source, diagnostics)
     result = CheckResult(report, document, module=None if source.path.endswith(".json") else parsed.module)
@@ -71,10 +68,9 @@ def check_source(source: SourceFile, options: CheckOptions | None = None) -> Che
     legs: tuple[Leg, ...] = ()
     cancelled: tuple[Leg, ...] = ()
     if document.strategy is not None:
-        lowerer.sink = sink  # template arguments are read (and reported) during expansion
         linear = document.underlying.kind if document.underlying is not None else "stock"
         normalised = normalise(document.strategy.expr, {n: d.expr for n, d in document.definitions.items()},
-                               sink, lowerer=lowerer, linear_kind=linear)
+                               sink, linear_kind=linear)
         legs, cancelled = normalised.legs, normalised.cancelled
     context = CheckContext(source, document, legs, cancelled, sink, options or CheckOptions())
     if not sink.has_errors:

@@ -16,7 +16,6 @@ import datetime as _dt
 from dataclasses import dataclass, field, replace
 from typing import Literal, Union
 
-from opl.lang import ast
 from opl.lang.source import UNKNOWN_SPAN, Span
 
 Kind = Literal["option", "stock", "etf", "future", "cash", "leveraged_etf"]
@@ -172,10 +171,15 @@ class LegTerm:
 
 @dataclass(frozen=True, slots=True)
 class TemplateCall:
-    """A call of the template library, e.g. ``Condor(Call, K1=480, K2=520, T=30d)``."""
+    """A call of the template library, e.g. ``Condor(Call, K1=480, K2=520, T=30d)``, its arguments read.
+
+    ``signature`` indexes the template's signatures (`opl.lang.templates.TEMPLATES`); ``arguments``
+    are the typed values (strike and tenor specs, option types, counts) by parameter name.
+    """
 
     name: str
-    call: ast.Call
+    signature: int
+    arguments: tuple[tuple[str, object], ...]
     span: Span = _pos()
 
 

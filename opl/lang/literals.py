@@ -51,3 +51,27 @@ def kind_of(value: ast.Value) -> str:
         ast.Compare: "a comparison", ast.BoolOp: "a condition", ast.Polarity: "a leg",
         ast.Seq: "several values", ast.Factor: "a factor", ast.VolDir: "a volatility direction",
     }.get(type(value), "an expression")
+
+
+def quantity(value: ast.Value) -> float | None:
+    """A literal operand in the units of the condition variables: days, percent or a plain number."""
+    found = literal(value)
+    return None if found is None or found[1] == "factor" else found[0]
+
+
+def literal(value: ast.Value) -> tuple[float, str] | None:
+    """(value, unit) of a literal — ``2d`` → (2, "days"), ``-10%`` → (−10, "percent"), ``x3`` →
+    (3, "factor"), ``7`` → (7, "number"); None when the value is not a literal."""
+    value = unwrap(value)
+    if isinstance(value, ast.Unary):
+        inner = literal(value.operand)
+        return None if inner is None else ((-inner[0] if value.op == "-" else inner[0]), inner[1])
+    if isinstance(value, ast.Number):
+        return value.value, "number"
+    if isinstance(value, ast.Percent):
+        return value.value, "percent"
+    if isinstance(value, ast.Duration):
+        return value.days, "days"
+    if isinstance(value, ast.Factor):
+        return value.value, "factor"
+    return None

@@ -13,6 +13,7 @@ import datetime as _dt
 
 from opl.lang import ast
 from opl.lang import fields as lower_fields
+from opl.lang import ir
 from opl.lang import limits
 from opl.lang import vocabulary as vocab
 from opl.lang.diagnostics import Diagnostic, DiagnosticSink, Edit, Fix, did_you_mean
@@ -44,21 +45,15 @@ from opl.lang.legs import (
     TenorSpec,
 )
 from opl.lang.literals import kind_of as _kind
-from opl.lang.literals import signed_number, signed_percent
+from opl.lang.literals import literal, signed_number, signed_percent
 from opl.lang.literals import unwrap as _unwrap
 from opl.lang.source import UNKNOWN_SPAN, SourceFile, Span
+from opl.lang.templates import TEMPLATE_NAMES
+from opl.lang.templates import bind as bind_template
 
 SUPPORTED_MAJOR = "1"
 _ANCHORS = {"ATM": "price", "atm": "price", "support": "support", "resistance": "resistance"}
 _LINEAR_NAMES = {"Stock": "stock", "ETF": "etf", "Cash": "cash", "Future": "future"}
-
-
-def _template_names() -> frozenset[str]:
-    try:
-        from opl.lang.templates import TEMPLATE_NAMES
-    except ImportError:  # the library is optional to the parser-level tests
-        return frozenset()
-    return frozenset(TEMPLATE_NAMES)
 
 
 # --------------------------------------------------------------------------- scalar values
@@ -114,7 +109,7 @@ class Lowerer:
         self.source = source
         self.sink = DiagnosticSink()
         self.doc = Document()
-        self.templates = _template_names()
+        self.templates = TEMPLATE_NAMES
         self._seen: dict[str, Span] = {}
 
     # -- diagnostics helpers ---------------------------------------------------------------
@@ -413,7 +408,7 @@ class Lowerer:
             expiry = self.date(call.args[0], "Future")
             return LegTerm(Leg("future", 1, 1, expiry=expiry, span=span), span) if expiry else None
         if call.func in self.templates:
-            return TemplateCall(call.func, call, span)
+            return bind_template(call, self)
         if call.func in _LINEAR_NAMES:
             self.error("E103", f"`{call.func}` takes no arguments", span, "unexpected arguments",
                        f"write `{call.func}`")
@@ -543,7 +538,8 @@ class Lowerer:
                 ok = False
         return ok
 
-    def action(self, value: ast.Value) -> ast.Call | None:
+    def action(self, value: ast.Value) -> ir.Call | None:
+        """An ``adjust_playbook`` item, validated and lowered; None when it is reported."""
         value = _unwrap(value)
         if isinstance(value, ast.Name):
             value = ast.Call(value.id, (), value.span, value.span)
@@ -552,12 +548,93 @@ class Lowerer:
             return None
         if not self.signature(value, vocab.ACTIONS, "action"):
             return None
+        legs: dict[str, ir.LegArgument] = {}
         if value.func in ("add_leg", "replace_leg"):
-            leg_arg = value.keywords.get("leg") or value.keywords.get("with")
+            name = "with" if value.func == "replace_leg" else "leg"
+            leg_arg = value.keywords.get(name)
             leg_value = leg_arg.value if leg_arg else value.positional[-1]
-            if self.legs(leg_value) is None:
+            expr = self.legs(leg_value)
+            if expr is None:
                 return None
-        return value
+            legs[name] = ir.LegArgument(expr, leg_value.span)
+        return self.bound_call(value, vocab.ACTIONS[value.func], legs)
+
+    # -- the typed IR of rules (opl.lang.ir) ---------------------------------------------------------
+    def lower_condition(self, value: ast.Value, *, variables: dict[str, str] | None = None) -> ir.Condition | None:
+        """A condition validated (`condition`) and lowered to `opl.lang.ir`; None when it is reported."""
+        if not self.condition(value, variables=variables):
+            return None
+        return self.typed_condition(value)
+
+    def typed_condition(self, value: ast.Value) -> ir.Condition | None:
+        value = _unwrap(value)
+        if isinstance(value, ast.BoolOp):
+            left, right = self.typed_condition(value.left), self.typed_condition(value.right)
+            return None if left is None or right is None else ir.BoolOp(value.op, left, right, value.span)
+        if isinstance(value, ast.Not):
+            operand = self.typed_condition(value.operand)
+            return None if operand is None else ir.Not(operand, value.span)
+        if isinstance(value, ast.Name):
+            value = ast.Call(value.id, (), value.span, value.span)
+        if isinstance(value, ast.Call):
+            return self.trigger(value)
+        left, right = self.operand(value.left), self.operand(value.right)
+        return None if left is None or right is None else ir.Compare(value.op, left, right, value.span)
+
+    def trigger(self, call: ast.Call) -> ir.Call | ir.DeltaBand:
+        if call.func == "delta_band":  # its arguments were read by trigger_values
+            from opl.lang.deltaband import parse_delta_band
+
+            return ir.DeltaBand(parse_delta_band(call), call.span)
+        return self.bound_call(call, vocab.TRIGGERS[call.func])
+
+    def operand(self, value: ast.Value) -> ir.Operand | None:
+        value = _unwrap(value)
+        if isinstance(value, ast.Name):
+            return ir.Variable(value.id, value.span)
+        if isinstance(value, ast.Call) and value.func in vocab.TRIGGERS:
+            return self.trigger(value)
+        found = literal(value)
+        if found is None or found[1] == "factor":
+            self.mismatch(value, "a number, percentage, tenor or variable in the comparison")
+            return None
+        return ir.Quantity(found[0], found[1], value.span)
+
+    def bound_call(self, call: ast.Call, entry: vocab.Signature | None,
+                   given: dict[str, ir.Argument] | None = None) -> ir.Call | None:
+        """``call`` with its (checked) arguments bound to ``entry``'s parameter names, in signature order.
+
+        Without a signature (hypotheses) positional arguments are named by position ("1", "2", ...).
+        ``given`` holds arguments already lowered (the leg of ``add_leg``).
+        """
+        names = [p[0] for p in entry.params] if entry is not None else [
+            str(i + 1) for i in range(len(call.positional))]
+        written = {**dict(zip(names, call.positional)), **{k: kw.value for k, kw in call.keywords.items()}}
+        order = {name: i for i, name in enumerate(names)}
+        arguments = []
+        for name in sorted(written, key=lambda n: order.get(n, len(order))):
+            value = given.get(name) if given and name in given else self.argument(written[name])
+            if value is None:
+                return None
+            arguments.append((name, value))
+        return ir.Call(call.func, tuple(arguments), call.span, call.func_span)
+
+    def argument(self, value: ast.Value) -> ir.Argument | None:
+        inner = _unwrap(value)
+        if isinstance(inner, ast.Compare) and inner.left is None:
+            bound = literal(inner.right)
+            if bound is not None and bound[1] != "factor":
+                return ir.Bound(inner.op, ir.Quantity(bound[0], bound[1], inner.right.span), inner.span)
+        elif isinstance(inner, ast.Name):
+            return ir.Word(inner.id, inner.span)
+        elif isinstance(inner, ast.UnitPlaceholder):
+            return ir.UnitMark(inner.span)
+        else:
+            found = literal(inner)
+            if found is not None:
+                return ir.Quantity(found[0], found[1], value.span)
+        self.mismatch(value, "a number, percentage, tenor, name or open comparison")
+        return None
 
     # -- statements -----------------------------------------------------------------------------
     def run(self, module: ast.Module) -> Document:

@@ -14,7 +14,7 @@ they are excluded from leg equality.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 from opl.lang import limits
 from opl.lang.diagnostics import DiagnosticSink
@@ -33,9 +33,8 @@ from opl.lang.legs import (
     TemplateCall,
 )
 from opl.lang.source import UNKNOWN_SPAN, Span
+from opl.lang.templates import build_legs
 
-if TYPE_CHECKING:  # pragma: no cover
-    from opl.lang.lower import Lowerer
 
 
 @dataclass(frozen=True)
@@ -51,11 +50,9 @@ class _TooMany(Exception):
 
 
 class _Flattener:
-    def __init__(self, definitions: dict[str, LegExpr], sink: DiagnosticSink, lowerer: "Lowerer | None",
-                 linear_kind: str) -> None:
+    def __init__(self, definitions: dict[str, LegExpr], sink: DiagnosticSink, linear_kind: str) -> None:
         self.definitions = definitions
         self.sink = sink
-        self.lowerer = lowerer
         self.linear_kind = linear_kind
         self.out: list[Leg] = []
         self.failed = False
@@ -99,13 +96,7 @@ class _Flattener:
         self.visit(self.definitions[expr.name], qty, side, active + (expr.name,), depth + 1)
 
     def template(self, expr: TemplateCall, qty: int, side: int) -> None:
-        if self.lowerer is None:
-            raise ValueError("template calls need the lowerer to read their arguments")
-        legs = _expand(expr, self.lowerer, self.linear_kind)
-        if legs is None:
-            self.failed = True
-            return
-        for leg in legs:
+        for leg in build_legs(expr, self.linear_kind):
             self.add(leg, qty, side)
 
     def scale(self, qty: int, factor: int, span: Span) -> int:
@@ -124,14 +115,8 @@ class _Flattener:
         self.out.append(leg.with_(qty=self.scale(qty, leg.qty, leg.span), side=side * leg.side))
 
 
-def _expand(expr: TemplateCall, lowerer: "Lowerer", linear_kind: str) -> list[Leg] | None:
-    from opl.lang.templates import expand
-
-    return expand(expr, lowerer, linear_kind)
-
-
 def normalise(expr: LegExpr, definitions: dict[str, LegExpr] | None = None, sink: DiagnosticSink | None = None,
-              *, lowerer: "Lowerer | None" = None, linear_kind: str = "stock") -> Normalised:
+              *, linear_kind: str = "stock") -> Normalised:
     """Normalise a leg expression (spec §8.2).
 
     Parameters
@@ -141,10 +126,8 @@ def normalise(expr: LegExpr, definitions: dict[str, LegExpr] | None = None, sink
     definitions
         The file's named leg expressions, for `Ref` nodes.
     sink
-        Receives E009/E010/E012/E208 and the I305 note; template arguments are
-        reported through ``lowerer.sink``.
-    lowerer
-        Reads template arguments (needed only when ``expr`` calls templates).
+        Receives E009/E010/E012/E208 and the I305 note (template arguments were read,
+        and reported, when the file was lowered).
     linear_kind
         The kind of the underlying leg of Collar, CoveredCall and ProtectivePut.
 
@@ -154,7 +137,7 @@ def normalise(expr: LegExpr, definitions: dict[str, LegExpr] | None = None, sink
         Empty legs when flattening failed (the reason is in the sink).
     """
     sink = DiagnosticSink() if sink is None else sink
-    flattener = _Flattener(definitions or {}, sink, lowerer, linear_kind)
+    flattener = _Flattener(definitions or {}, sink, linear_kind)
     flat = flattener.run(expr)
     if flattener.failed:
         return Normalised(())

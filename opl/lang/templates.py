@@ -237,10 +237,14 @@ def _default_value(param: Param, span) -> ast.Value:
     return ast.Name(text, span=span)
 
 
-def expand(call: TemplateCall, lowerer: "Lowerer", linear_kind: str = "stock") -> list[Leg] | None:
-    """Expand one template call into legs, or report why it cannot be and return None."""
-    template = TEMPLATES[call.name]
-    node = call.call
+def bind(node: ast.Call, lowerer: "Lowerer") -> TemplateCall | None:
+    """Read a template call's arguments (at lowering), or report why they do not fit and return None.
+
+    The result holds typed arguments only; `build_legs` turns it into legs once the
+    underlying's kind is known (a collar's long leg is a future on a futures underlying).
+    """
+    template = TEMPLATES[node.func]
+    call = node
     signature = _choose(template, node)
     if signature is None:
         forms = " or ".join(f"`{s.text(template.name)}`" for s in template.signatures)
@@ -280,8 +284,15 @@ def expand(call: TemplateCall, lowerer: "Lowerer", linear_kind: str = "stock") -
         lowerer.error("E105", "`Tnear` must expire before `Tfar`", spans["Tnear"], "not the near expiry",
                       "swap the two tenors")
         return None
+    return TemplateCall(template.name, template.signatures.index(signature), tuple(values.items()), call.span)
+
+
+def build_legs(call: TemplateCall, linear_kind: str = "stock") -> list[Leg]:
+    """The legs of a bound template call (`bind`); ``linear_kind`` is the underlying's kind."""
+    template = TEMPLATES[call.name]
+    signature = template.signatures[call.signature]
     return [Leg(side=side, qty=qty, origin=template.name, span=call.span, **fields)
-            for side, qty, fields in signature.build(values, linear_kind)]
+            for side, qty, fields in signature.build(dict(call.arguments), linear_kind)]
 
 
 def _same_scale(a, b) -> bool:

@@ -198,7 +198,7 @@ def runtime_strategy(checked, compiled, settings: SimSettings, notes: list[str],
     """The file's strategy in runtime form. ``mixed_tenors`` lets option legs have different tenors: the
     month is the shortest one and the longer legs are sold back at market at its end (runtime/README.md);
     without it (given months, `opl backtest`) they are a located error."""
-    from opl.lang import ast
+    from opl.lang import ir
     from opl.lang.legs import AbsoluteStrike, DaysTenor
     from opl.runtime.engine.exercise import AssignmentSpec
     from opl.runtime.engine.hedging import HedgeSpec
@@ -258,9 +258,9 @@ def runtime_strategy(checked, compiled, settings: SimSettings, notes: list[str],
     first = compiled.legs[0]
     structure = (settings.structure_delta, settings.structure_gamma, settings.structure_vega)
     uses_gamma = (adjust is not None and adjust.needs_gamma) or (score is not None and score.needs_gamma) or any(
-        isinstance(node, ast.Call) and node.func == "structure_destabilised"
+        ir.calls(value, "structure_destabilised")
         for value in (*doc.exit.triggers, *doc.exit.appended, doc.adjust.when, doc.adjust.abort_if,
-                      *(g.condition for g in doc.guards)) if value is not None for node in ast.walk(value))
+                      *(g.condition for g in doc.guards)) if value is not None)
     return StrategySpec(
         legs=tuple(legs), futures=futures, tenor_days=tenor, multiplier=first.multiplier,
         contract_size=0.0, hedge=hedge, assignment=assignment, exit_mode=doc.exit.mode,
@@ -288,7 +288,7 @@ def _calibrate(doc, settings: SimSettings, data, notes: list[str], path, files=N
                                 span=exp.calibration_span, code="E306")
         if exp is not None and exp.calibration is not None:
             notes.append(f"`calibration {method}` without --data uses the documented defaults (a rough fit to "
-                         "CZCE jujube 2019-2026, runtime/engine/processes.py) for every model parameter the file does "
+                         "CZCE jujube 2019-2026, opl/runtime/processes.py) for every model parameter the file does "
                          "not write itself; pass --data DIR to calibrate")
         return None
     from opl.calibration.modes import calibrate_settings
@@ -354,15 +354,10 @@ def _note_unused_iv(settings: SimSettings, iv: float | None, vol: float, notes: 
 
 
 def target_clauses(target, report) -> list:
-    """The `and`-joined clauses of an experiment target, each checked on its own."""
-    from opl.lang import ast
+    """The `and`-joined clauses of an experiment target (`opl.lang.ir`), each checked on its own."""
+    from opl.lang import ir
 
-    value = target
-    while isinstance(value, ast.Paren):
-        value = value.value
-    if isinstance(value, ast.BoolOp) and value.op == "and":
-        return target_clauses(value.left, report) + target_clauses(value.right, report)
-    return [value]
+    return ir.clauses(target, "and")
 
 
 def _recommend(rows, target, target_text, report) -> tuple[dict | None, str | None]:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 import opl
-from opl.lang import ast
-from opl.lang.deltaband import DeltaBandSpec, delta_band_calls, parse_delta_band
+from opl.lang.deltaband import DeltaBandSpec, delta_band_calls
 from opl.lang.fmt import format_text
 
 HEAD = "opl-lang 1.0\nS = short Option(Call, 100, 30d) + short Option(Put, 100, 30d)\n"
@@ -17,9 +16,10 @@ def _check(trigger: str):
     return opl.check(HEAD + f"exit_triggers [ {trigger}, days_left(<2d) ]\n", path="band.opl")
 
 
-def _call(trigger: str) -> ast.Call:
+def _spec(trigger: str) -> DeltaBandSpec:
+    """The spec the checker lowered the trigger to (`opl.lang.ir.DeltaBand`)."""
     doc = _check(trigger).document
-    return delta_band_calls(doc.exit.triggers[0])[0]
+    return delta_band_calls(doc.exit.triggers[0])[0].spec
 
 
 @pytest.mark.parametrize("trigger,spec", [
@@ -36,7 +36,7 @@ def _call(trigger: str) -> ast.Call:
 def test_good_calls_check_clean_and_parse(trigger, spec):
     report = _check(trigger).report
     assert [d.code for d in report.diagnostics if d.severity == "error"] == []
-    assert parse_delta_band(_call(trigger)) == spec
+    assert _spec(trigger) == spec
 
 
 @pytest.mark.parametrize("trigger,located,words", [
@@ -74,8 +74,7 @@ def test_formatting_keeps_the_call():
 
 def test_spec_text_round_trips():
     spec = DeltaBandSpec(k=None, window_days=365, objective="sharpe", step_days=20)
-    call = _call(spec.text())
-    assert parse_delta_band(call) == spec
+    assert _spec(spec.text()) == spec
 
 
 def test_simulator_reports_a_located_e105(tmp_path):

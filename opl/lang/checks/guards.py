@@ -9,24 +9,24 @@ rule at every step.
 
 from __future__ import annotations
 
-from opl.lang import ast
+from opl.lang import ir
 from opl.lang.checks.context import CheckContext
-from opl.lang.conditions import evaluate
+from opl.lang.conditions import evaluate, variables
 from opl.lang.estimates import Market, black_price
 from opl.lang.legs import Leg
 from opl.lang.source import UNKNOWN_SPAN
 
 
-def _builtin(kind: str, text: str, left, op, right, left2, op2, right2) -> tuple[str, str, ast.Value]:
-    condition = ast.BoolOp("and", ast.Compare(op, ast.Name(left), right), ast.Compare(op2, ast.Name(left2), right2))
+def _builtin(kind: str, text: str, left, op, right, left2, op2, right2) -> tuple[str, str, ir.Condition]:
+    condition = ir.BoolOp("and", ir.Compare(op, ir.Variable(left), right), ir.Compare(op2, ir.Variable(left2), right2))
     return kind, text, condition
 
 
 BUILTIN_GUARDS = (
-    _builtin("avoid_leg_if", "days_left < 2d && strike_offset > 10%", "days_left", "<", ast.Duration(2, "d"),
-             "strike_offset", ">", ast.Percent(10.0)),
-    _builtin("warn_if", "days_left > 30d && leg_pnl > +25%", "days_left", ">", ast.Duration(30, "d"),
-             "leg_pnl", ">", ast.Percent(25.0)),
+    _builtin("avoid_leg_if", "days_left < 2d && strike_offset > 10%", "days_left", "<", ir.Quantity(2, "days"),
+             "strike_offset", ">", ir.Quantity(10.0, "percent")),
+    _builtin("warn_if", "days_left > 30d && leg_pnl > +25%", "days_left", ">", ir.Quantity(30, "days"),
+             "leg_pnl", ">", ir.Quantity(25.0, "percent")),
 )
 
 
@@ -86,9 +86,7 @@ def guard_rules(ctx: CheckContext) -> None:
                               notes=(f"{where}; {_describe(env, condition)}",))
 
 
-def _describe(env: dict[str, float], condition: ast.Value) -> str:
-    from opl.lang.conditions import variables
-
+def _describe(env: dict[str, float], condition: ir.Condition) -> str:
     names = sorted(v for v in variables(condition) if v in env)
     return ", ".join(f"{name} = {env[name]:.4g}" for name in names)
 
@@ -120,14 +118,15 @@ def naked_short_calls(ctx: CheckContext) -> None:
                   "(`hedge delta with Future every 1d`) or a stop (`exit_triggers [ pnl_percent(<-25%) ]`)")
 
 
-def _is_stop(trigger: ast.Value) -> bool:
-    for node in ast.walk(trigger):
-        if isinstance(node, ast.Call) and node.func in ("pnl_percent", "drawdown"):
-            for arg in node.positional:
-                if isinstance(arg, ast.Compare) and arg.op in ("<", "<=") and node.func == "pnl_percent":
-                    return True
-                if node.func == "drawdown":
-                    return True
+def _is_stop(trigger: ir.Condition) -> bool:
+    """A trigger that stops losses: ``pnl_percent(<...)`` or any ``drawdown(...)``."""
+    for node in ir.walk(trigger):
+        if isinstance(node, ir.Call) and node.name == "drawdown":
+            return True
+        if isinstance(node, ir.Call) and node.name == "pnl_percent":
+            bound = node.get("condition")
+            if isinstance(bound, ir.Bound) and bound.op in ("<", "<="):
+                return True
     return False
 
 

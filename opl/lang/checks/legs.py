@@ -89,19 +89,16 @@ def run_time_levels(ctx: CheckContext) -> None:
 
 def playbook_leg_numbers(ctx: CheckContext) -> None:
     """Every action's `leg` names a leg of the normalised strategy (numbered from 1)."""
-    from opl.lang.conditions import quantity
     from opl.lang.vocabulary import ACTIONS
 
     for action in ctx.document.adjust.playbook:
-        params = [name for name, _ in ACTIONS[action.func].params]
-        if "leg" not in params or ACTIONS[action.func].params[params.index("leg")][1] != "number":
+        if dict(ACTIONS[action.name].params).get("leg") != "number":
             continue
-        arg = action.keywords["leg"].value if "leg" in action.keywords else (
-            action.positional[params.index("leg")] if len(action.positional) > params.index("leg") else None)
-        index = quantity(arg) if arg is not None else None
+        arg = action.quantity("leg")
+        index = arg.value if arg is not None else None
         if index is None or (1 <= index <= len(ctx.legs) and index == int(index)):
             continue  # absent, or malformed (the lowering reported it)
-        ctx.sink.emit("E105", f"`{action.func}` names leg {index:g}, but the strategy has {len(ctx.legs)} legs",
+        ctx.sink.emit("E105", f"`{action.name}` names leg {index:g}, but the strategy has {len(ctx.legs)} legs",
                       arg.span, "no such leg",
                       help="legs are numbered from 1 in normalised order (see `opl compile --format table`)")
 

@@ -11,40 +11,30 @@ from __future__ import annotations
 
 from typing import Callable
 
-from opl.lang import ast
+from opl.lang import ir
 from opl.lang.checks.context import CheckContext
-from opl.lang.conditions import quantity
 from opl.lang.source import UNKNOWN_SPAN
 
 
-def _argument(call: ast.Call, index: int, name: str) -> ast.Value | None:
-    if name in call.keywords:
-        return call.keywords[name].value
-    return call.positional[index] if index < len(call.positional) else None
+def _at_least_zero(value: ir.Argument) -> str | None:
+    return None if not isinstance(value, ir.Quantity) or value.value >= 0 else "must not be negative"
 
 
-def _at_least_zero(value: ast.Value) -> str | None:
-    q = quantity(value)
-    return None if q is None or q >= 0 else "must not be negative"
+def _above_zero(value: ir.Argument) -> str | None:
+    return (None if not isinstance(value, ir.Quantity) or value.value > 0
+            else "must be above 0 (the simulator moves expiries out, not in)")
 
 
-def _above_zero(value: ast.Value) -> str | None:
-    q = quantity(value)
-    return None if q is None or q > 0 else "must be above 0 (the simulator moves expiries out, not in)"
-
-
-def _hedged_greek(value: ast.Value) -> str | None:
-    while isinstance(value, ast.Paren):
-        value = value.value
-    return None if isinstance(value, ast.Name) and value.id in ("delta", "gamma") else "must be `delta` or `gamma`"
+def _hedged_greek(value: ir.Argument) -> str | None:
+    return None if isinstance(value, ir.Word) and value.name in ("delta", "gamma") else "must be `delta` or `gamma`"
 
 
 # (action, argument) → (position, rule): the rule returns what is wrong, or None
-ARGUMENT_RULES: dict[tuple[str, str], tuple[int, Callable[[ast.Value], str | None]]] = {
-    ("hedge_gamma", "target"): (0, _at_least_zero),
-    ("roll_tenor", "by"): (1, _above_zero),
-    ("roll", "to"): (1, _above_zero),
-    ("hedge", "greek"): (0, _hedged_greek),
+ARGUMENT_RULES: dict[tuple[str, str], Callable[[ir.Argument], str | None]] = {
+    ("hedge_gamma", "target"): _at_least_zero,
+    ("roll_tenor", "by"): _above_zero,
+    ("roll", "to"): _above_zero,
+    ("hedge", "greek"): _hedged_greek,
 }
 
 
@@ -65,10 +55,10 @@ def module_complete(ctx: CheckContext) -> None:
 def argument_values(ctx: CheckContext) -> None:
     """Each action argument with a rule of `ARGUMENT_RULES` satisfies it, located on the argument."""
     for call in ctx.document.adjust.playbook:
-        for (func, name), (index, rule) in ARGUMENT_RULES.items():
-            if call.func != func:
+        for (func, name), rule in ARGUMENT_RULES.items():
+            if call.name != func:
                 continue
-            value = _argument(call, index, name)
+            value = call.get(name)
             problem = rule(value) if value is not None else None
             if problem:
                 ctx.sink.emit("E105", f"`{func}` argument `{name}` {problem}", value.span, "out of range")

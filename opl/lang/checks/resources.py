@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from opl.lang import ast
 from opl.lang.checks.context import CheckContext
-from opl.lang.conditions import quantity
 from opl.lang.estimates import DEFAULT_MULTIPLIER, Market, black_price
 from opl.lang.legs import Leg
 from opl.lang.source import UNKNOWN_SPAN
@@ -249,22 +247,14 @@ def _breaks_max_risk(ctx: CheckContext) -> bool:
     return result is not None and result[0] * contract(ctx).multiplier > ctx.document.constraints.max_risk
 
 
-def _argument(call: ast.Call, index: int, name: str) -> ast.Value | None:
-    if name in call.keywords:
-        return call.keywords[name].value
-    positional = call.positional
-    return positional[index] if index < len(positional) else None
-
-
 def scale_qty(ctx: CheckContext) -> None:
     for action in ctx.document.adjust.playbook:
-        if action.func != "scale_qty":
+        if action.name != "scale_qty":
             continue
-        leg_arg, factor_arg = _argument(action, 0, "leg"), _argument(action, 1, "factor")
-        factor = quantity(factor_arg) if factor_arg is not None else None
-        index = quantity(leg_arg) if leg_arg is not None else None
-        if factor is None or index is None:
+        leg_arg, factor_arg = action.quantity("leg"), action.quantity("factor")
+        if factor_arg is None or leg_arg is None:
             continue  # the lowering stage reported malformed arguments
+        factor, index = factor_arg.value, leg_arg.value
         if factor <= 0:
             ctx.sink.emit("E305", f"`scale_qty` by {factor:g} leaves a zero or negative quantity",
                           factor_arg.span, "not positive", help="use `remove_leg` or `close` to drop a leg")
