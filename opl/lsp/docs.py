@@ -204,9 +204,16 @@ LOOKUPS: tuple[Callable[[str], str | None], ...] = (
 )
 
 
-def documentation(word: str) -> str | None:
-    """Markdown documentation of one word, or None when the reference does not know it."""
-    for lookup in LOOKUPS:
+SETTING_LOOKUP = LOOKUPS[2]
+
+
+def documentation(word: str, *, in_experiment: bool = False) -> str | None:
+    """Markdown documentation of one word, or None when the reference does not know it.
+
+    ``in_experiment``: the word is inside ``experiment { … }``, where ``iv`` is the simulator's
+    implied-volatility rule rather than the market input.
+    """
+    for lookup in ((SETTING_LOOKUP,) if in_experiment else ()) + LOOKUPS:
         text = lookup(word)
         if text:
             return text

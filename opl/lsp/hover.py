@@ -111,10 +111,11 @@ def hover(analysis: Analysis, offset: int) -> Hover | None:
     bound name, its definition; on another word, its documentation; else the codes of
     the diagnostics under the cursor.
     """
+    from opl.lsp.completion import context
     from opl.lsp.outline import bindings
 
     word = analysis.word_at(offset)
-    docs = documentation(word[0]) if word is not None else None
+    docs = documentation(word[0], in_experiment=context(analysis.text, offset).in_block) if word else None
     leg = leg_hover(analysis, offset)
     if leg is not None:
         return Hover(leg.text + (f"\n\n---\n\n{docs}" if docs else ""), leg.span)

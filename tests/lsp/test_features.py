@@ -116,3 +116,12 @@ def test_sarif_fixes_are_the_code_actions_edits():
         for fix in concrete_fixes(diagnostic, result.report.source):
             assert fixed[diagnostic.code] == apply_fix(text, fix)
             assert diagnostic.code not in _codes(fixed[diagnostic.code])
+
+
+def test_hover_inside_the_experiment_block_reads_the_setting():
+    text = "opl-lang 1.0\niv 0.25\nexperiment {\n  iv smile(spread=8%)\n}\n"
+    analysis = analyse("x.opl", text)
+    market = hover(analysis, text.index("iv"))
+    setting = hover(analysis, text.index("iv smile"))
+    assert "annual implied volatility" in market.text
+    assert "experiment setting" in setting.text and "smile" in setting.text

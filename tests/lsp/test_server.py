@@ -215,3 +215,14 @@ async def test_the_server_reads_the_settings_opl_check_reads(client: LanguageCli
     republished = await _published(client, path.as_uri())
     assert "W405" in {d.code for d in republished}
     assert [d.data for d in republished] == _check_json(path)
+
+
+async def test_code_action_adds_the_missing_header(client: LanguageClient, tmp_path):
+    path = tmp_path / "headless.opl"
+    published = await _open(client, path, "S = long Option(Put, 9800, 30d)\nexit_mode first_hit\n")
+    missing = next(d for d in published if d.code == "E004")
+    actions = await client.text_document_code_action_async(lsp.CodeActionParams(
+        lsp.TextDocumentIdentifier(path.as_uri()), missing.range, lsp.CodeActionContext([missing])))
+    assert [a.title for a in actions] == ["add `opl-lang 1.0` as the first line"]
+    (edit,) = actions[0].edit.changes[path.as_uri()]
+    assert edit.new_text == "opl-lang 1.0\n" and edit.range == lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0))
