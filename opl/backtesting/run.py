@@ -90,7 +90,8 @@ def _equity_dates(futures, cycles):
 def _reopen_note(reopened) -> str:
     """What re-opening after band closes did (`opl.backtesting.reopen`)."""
     text = (f"reopen=next_day: {reopened.reopens} position(s) re-opened the session after a band close (strikes "
-            "re-resolved there, the listed expiry nearest the tenor)")
+            "re-resolved there, the listed expiry nearest the tenor); k is chosen in-sample on the window's cycles "
+            "without re-opens (opl/backtesting/walkforward.py), the re-opens apply out of sample")
     if reopened.dropped:
         text += f"; {reopened.dropped} planned cycle(s) dropped, re-opened positions still running then"
     if reopened.skipped:

@@ -44,6 +44,9 @@ def test_default_is_the_seeds_next_day(runs):
     _, explicit = runs["next_day"]
     assert default.delta_band["spec"]["reopen"] == "next_day"
     assert default.cycles == explicit.cycles
+    # The output says where the fit and the traded rule differ: k is fitted without re-opens.
+    (note,) = [n for n in default.notes if n.startswith("reopen=next_day")]
+    assert "k is chosen in-sample on the window's cycles without re-opens" in note
 
 
 def test_next_day_reopens_at_the_money_on_the_tenors_expiry(runs):
