@@ -154,7 +154,7 @@ def _code(word: str) -> str | None:
 def _table(kind: str, table: dict) -> Callable[[str], str | None]:
     def lookup(word: str) -> str | None:
         signature = table.get(word)
-        return None if signature is None else f"**{kind}** " + _signature(word, signature)
+        return None if signature is None else f"**{kind}** `{word}`\n\n" + _signature(word, signature)
     return lookup
 
 

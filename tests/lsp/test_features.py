@@ -125,3 +125,16 @@ def test_hover_inside_the_experiment_block_reads_the_setting():
     setting = hover(analysis, text.index("iv smile"))
     assert "annual implied volatility" in market.text
     assert "experiment setting" in setting.text and "smile" in setting.text
+
+
+def test_documentation_is_well_formed_markdown_for_every_word():
+    from opl.lang import vocabulary as vocab
+    from opl.lang.templates import TEMPLATES
+
+    words = (vocab.ALL_FIELDS + vocab.EXPERIMENT_SETTINGS + vocab.PRIMITIVES + tuple(vocab.TRIGGERS)
+             + tuple(vocab.ACTIONS) + tuple(TEMPLATES) + vocab.EXIT_MODES + vocab.DIRECTIONS)
+    for word in words:
+        text = documentation(word)
+        assert text, word  # the reference documents every word of the vocabulary
+        for line in text.splitlines():
+            assert "```" not in line or line.startswith("```"), (word, line)  # a fence opens a line
