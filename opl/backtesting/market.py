@@ -56,6 +56,7 @@ class MarketData:
     repairs: list[Repair] = field(default_factory=list)
     option_lines: np.ndarray | None = None
     calendar_notes: list[str] = field(default_factory=list)  # dates before the pack's calendar (kept, stated)
+    inputs: dict = field(default_factory=dict)  # per file: `opl.data.loaders.LoadResult.describe`
 
     @property
     def dates(self) -> pd.DatetimeIndex:
@@ -116,6 +117,7 @@ def load_market(directory: str | os.PathLike, *, pack, repair: bool = False) -> 
         contract = np.array([f"contract {i + 1}" for i in np.cumsum(rolls.mask)], dtype=object)
     frame["contract"] = contract
     files = {"futures": str(futures_path)}
+    inputs = {"futures": fut.describe()}
     options = lines = None
     opt_path = _path(root, "options") if root is not None else None
     if opt_path is not None:
@@ -123,6 +125,7 @@ def load_market(directory: str | os.PathLike, *, pack, repair: bool = False) -> 
         repairs += opt.repairs
         options, lines = opt.frame.reset_index(drop=True), np.asarray(opt.lines)
         files["options"] = str(opt_path)
+        inputs["options"] = opt.describe()
         _check_chain(options, lines, str(opt_path), pack)
     signals = None
     sig_path = _path(root, "signals") if root is not None else None
@@ -131,8 +134,10 @@ def load_market(directory: str | os.PathLike, *, pack, repair: bool = False) -> 
         repairs += sig.repairs
         signals = sig.frame.reset_index(drop=True)
         files["signals"] = str(sig_path)
+        inputs["signals"] = sig.describe()
     return MarketData(directory=str(directory), futures=frame, options=options, signals=signals, rolls=rolls,
-                      files=files, repairs=repairs, option_lines=lines, calendar_notes=calendar_notes)
+                      files=files, repairs=repairs, option_lines=lines, calendar_notes=calendar_notes,
+                      inputs=inputs)
 
 
 MAX_ADJUSTMENT = 1.25  # dividend adjustments raise the multiplier by the dividend yield: a few percent

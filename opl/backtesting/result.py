@@ -175,7 +175,7 @@ class BacktestResult:
     band_width: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, *, file, data, files, settings, strategy, pack, kind, cycles, dates, result, baseline, band,
+    def build(cls, *, file, data, files, inputs, settings, strategy, pack, kind, cycles, dates, result, baseline, band,
               notes, versions, surfaces, months, calendar: pd.DatetimeIndex,
               baseline_dates: pd.DatetimeIndex | None = None) -> "BacktestResult":
         """Assemble the result of a replay (``result``) and its band-free ``baseline``; ``dates`` are
@@ -211,7 +211,7 @@ class BacktestResult:
                                                           else np.full(m.n, np.nan) for m in months]),
                              replayed, calendar, hold=False)
         return cls(
-            file=file, data={"directory": data, "files": files, "surfaces": surfaces},
+            file=file, data={"directory": data, "files": files, "inputs": inputs, "surfaces": surfaces},
             run={"start": str(dates[0].date()), "end": str(dates[-1].date()), "sessions": sessions,
                  "cycles": len(rows), "capital": capital, "currency": pack.currency, "rule_pack": pack.name,
                  "margin_method": settings.margin_method, "margin_combinations": list(pack.margin.combinations),

@@ -124,6 +124,24 @@ def _level_notes(marked, with_signals: bool) -> list[str]:
     return notes
 
 
+def _inputs(market, cycles) -> dict:
+    """Each data file as read (`opl.data.loaders.LoadResult.describe`), the futures' sessions accounted for:
+    ``traded`` (inside a traded cycle) + ``before_first_cycle`` + ``between_cycles`` (waiting for the tenor's
+    expiry, no cycle could open, a cycle skipped: the notes say which) + ``after_last_cycle`` = ``rows``."""
+    import numpy as np
+
+    inputs = {kind: dict(described) for kind, described in market.inputs.items()}
+    n = len(market.futures)
+    traded = np.zeros(n, dtype=bool)
+    for cycle in cycles:
+        traded[cycle.start:cycle.end + 1] = True
+    first, last = cycles[0].start, cycles[-1].end
+    inputs["futures"]["sessions"] = {"traded": int(traded.sum()), "before_first_cycle": int(first),
+                                     "between_cycles": int((~traded[first:last + 1]).sum()),
+                                     "after_last_cycle": int(n - 1 - last)}
+    return inputs
+
+
 @dataclass
 class Prepared:
     """Everything a backtest replays, before the replay: the strategy, the marked cycles, the run."""
@@ -354,7 +372,8 @@ def run_prepared(p: Prepared, progress=None):
     first, last = min(cycles[0].start, p.cycles[0].start), max(cycles[-1].end, p.cycles[-1].end)
     calendar = pd.DatetimeIndex(futures["trading_date"].iloc[first:last + 1])
     return BacktestResult.build(
-        file=p.file, data=p.data, files=p.market.files, settings=settings, strategy=strategy, pack=p.pack,
+        file=p.file, data=p.data, files=p.market.files, inputs=_inputs(p.market, cycles), settings=settings,
+        strategy=strategy, pack=p.pack,
         kind=p.kind, cycles=records, dates=dates, result=result, baseline=baseline, band=band,
         notes=notes, versions=package_versions(), surfaces=p.surfaces.names, months=traded, calendar=calendar,
         baseline_dates=base_dates)

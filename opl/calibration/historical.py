@@ -43,14 +43,6 @@ class CalibrationError(ValueError):
     """The data cannot be calibrated (too short, no usable options...); the message says why and where."""
 
 
-def _describe(result: LoadResult) -> dict:
-    frame = result.frame
-    col = frame["trading_date"]
-    return {"file": result.file, "rows": len(frame), "first": str(col.iloc[0].date()) if len(col) else None,
-            "last": str(col.iloc[-1].date()) if len(col) else None,
-            "repairs": [str(r) for r in result.repairs], "notes": list(result.notes)}
-
-
 def _as_loaded(value, kind: str) -> LoadResult | None:
     if value is None or isinstance(value, LoadResult):
         return value
@@ -167,7 +159,7 @@ def calibrate(*, futures, options=None, iv_summary: IVSummary | str | os.PathLik
                    "source": f"{summary.file}: daily mean implied volatility of the listed options"}
     block = build_block(garch=garch, jumps=jumps, diffusion_returns=diffusion, implied=implied,
                         smile=surface.window if surface is not None else None, max_persistence=max_persistence)
-    inputs = {"futures": _describe(fut), "options": _describe(opt) if opt is not None else None,
+    inputs = {"futures": fut.describe(), "options": opt.describe() if opt is not None else None,
               "iv_summary": summary.stats() if summary is not None else None,
               "rolls": {"method": returns.rolls.method, "count": returns.rolls.count,
                         "dates": [str(pd.Timestamp(d).date()) for d in returns.rolls.table["trading_date"]]}}

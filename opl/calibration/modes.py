@@ -97,7 +97,9 @@ def calibrate_settings(method: Method, settings, *, data=None, calibration_file:
     -------
     dict
         ``method``, ``applied``, ``from``, ``kept_from_file``, ``source``, ``implied``
-        (the options' level and smile, for ``implied``/``hybrid``) and ``notes``.
+        (the options' level and smile, for ``implied``/``hybrid``), ``inputs`` (each data file a
+        history is fitted to, as `opl calibrate --json` describes it: rows used, repairs; for
+        ``historical``/``hybrid`` on ``--data``) and ``notes``.
 
     Raises
     ------
@@ -156,6 +158,7 @@ def calibrate_settings(method: Method, settings, *, data=None, calibration_file:
     calibration = data if isinstance(data, CalibrationResult) else calibrate_dir(data)
     _merge(record, apply_to_settings(settings, calibration, file_smile=file_smile), "history")
     record["source"] = _history_source(calibration)
+    record["inputs"] = calibration.inputs  # each file read: rows used, repairs (rows in = rows + rows dropped)
     if method == "historical":
         record["notes"].insert(0, f"`calibration historical`: the model was fitted to {record['source']['futures']} "
                                   f"({record['source']['first']} … {record['source']['last']}); "

@@ -176,6 +176,14 @@ class LoadResult:
         """The source row of the ``index``-th row of :attr:`frame`."""
         return int(self.lines[index])
 
+    def describe(self) -> dict:
+        """What a command's JSON says of the file it read: file, rows used, first and last date, the repairs
+        made (a dropped row is one of them: rows in = ``rows`` + rows dropped) and the notes."""
+        col = self.frame[CONTRACTS[self.kind].date_column]
+        return {"file": self.file, "rows": len(self.frame),
+                "first": _day(col.iloc[0]) if len(col) else None, "last": _day(col.iloc[-1]) if len(col) else None,
+                "repairs": [str(r) for r in self.repairs], "notes": list(self.notes)}
+
     def summary(self) -> str:
         frame = self.frame
         date_col = CONTRACTS[self.kind].date_column

@@ -156,18 +156,6 @@ class AssumptionReport:
         return path
 
 
-def _describe(result: LoadResult | None) -> dict | None:
-    if result is None:
-        return None
-    date_col = {"futures": "trading_date", "signals": "date", "factors": "month"}.get(result.kind, "trading_date")
-    col = result.frame[date_col]
-    first = col.iloc[0] if len(col) else None
-    last = col.iloc[-1] if len(col) else None
-    fmt = (lambda v: str(v.date()) if isinstance(v, pd.Timestamp) else str(v))
-    return {"file": result.file, "rows": len(result.frame), "first": fmt(first), "last": fmt(last),
-            "repairs": [str(r) for r in result.repairs], "notes": list(result.notes)}
-
-
 def run_assumptions(*, futures: LoadResult, signals: LoadResult | None = None, factors: LoadResult | None = None,
                     alpha: float = 0.05, horizon: int = 21, flat_band: float = 0.03, claim: float = 0.90,
                     power: float = 0.80, limit: float | None = None, tick: float = 0.0,
@@ -198,7 +186,8 @@ def run_assumptions(*, futures: LoadResult, signals: LoadResult | None = None, f
     fx = None if factors is None else factor_tests(factors=factors.frame, returns=returns, alpha=alpha)
     rolls = returns.rolls
     data = {
-        "futures": _describe(futures), "signals": _describe(signals), "factors": _describe(factors),
+        **{kind: None if loaded is None else loaded.describe()
+           for kind, loaded in (("futures", futures), ("signals", signals), ("factors", factors))},
         "rolls": {"method": rolls.method, "count": rolls.count, "excluded_returns": returns.n_excluded,
                   "threshold": None if rolls.method == "symbol" else [rolls.threshold_low, rolls.threshold_high],
                   "largest_unflagged": rolls.largest_unflagged,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -426,14 +427,43 @@ def _validates(tmp_path, case: Case) -> None:
         assert repaired.frame["trading_date"].is_monotonic_increasing
 
 
-def _consumers(folder: Path) -> dict[str, list[str]]:
-    return {
+def _consumers(folder: Path, out: Path | None = None) -> dict[str, list[str]]:
+    """The commands that read the futures file; with ``out``, each writes its JSON to ``out``/COMMAND.json."""
+    commands = {
         "calibrate": ["calibrate", "--data", str(folder)],
         "assumptions": ["assumptions", "--futures", str(folder / "futures.csv")],
         "backtest": ["backtest", str(STRATEGY), "--data", str(folder), "-q"],
         "simulate": ["simulate", str(STRATEGY), "--data", str(folder), "--paths", "20", "--quiet",
                      "--set", "experiment.horizon=2", "--set", "experiment.sizes=[1]"],
     }
+    if out is not None:
+        for command, args in commands.items():
+            args += ["--json", str(out / f"{command}.json")]
+    return commands
+
+
+#: Where each command's JSON describes the futures file it read (`LoadResult.describe`: rows used, repairs).
+FUTURES_BLOCK: dict[str, Callable[[dict], dict]] = {
+    "calibrate": lambda report: report["inputs"]["futures"],
+    "assumptions": lambda report: report["data"]["futures"],
+    "backtest": lambda report: report["data"]["inputs"]["futures"],
+    "simulate": lambda report: report["model"]["calibration"]["inputs"]["futures"],
+}
+
+
+def _every_row_accounted_for(command: str, report: dict, case: Case) -> None:
+    """rows in = rows used + rows reported, in what ``command`` writes: the file's rows plus those a logged
+    repair dropped; a backtest's sessions traded or not (and why: before, between, after its cycles); the
+    random-walk battery's returns used or excluded (roll days), one fewer than the rows."""
+    block = FUTURES_BLOCK[command](report)
+    dropped = sum(1 for fix in block["repairs"] if ": dropped " in fix)
+    assert block["rows"] + dropped == case.rows_in, (command, block)
+    if command == "backtest":
+        assert sum(block["sessions"].values()) == block["rows"], block["sessions"]
+        assert block["sessions"]["traded"] > 0
+    if command == "assumptions":
+        walk = report["random_walk"]
+        assert walk["n"] + walk["n_excluded_roll_returns"] == block["rows"] - 1, walk
 
 
 REJECTED = sorted(n for n in VARIANTS if n not in {
@@ -470,18 +500,32 @@ def test_constant_prices_load_but_every_fit_says_why_it_cannot_run(base, tmp_pat
         assert f"{path}:2: column `close`: the close never changes (lines 2–{N_ROWS + 1})" in result.output
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ACCEPTED)
-def test_every_command_runs_an_accepted_file_or_says_why_not(base, tmp_path, name):
+def _runs_and_accounts(base, tmp_path, name) -> None:
     case = _case(base, name)
     path = _write(tmp_path, case)
-    for command, args in _consumers(path.parent).items():
+    out = tmp_path / "out"
+    out.mkdir()
+    for command, args in _consumers(path.parent, out).items():
         result = CliRunner().invoke(main, args)
         _no_traceback(result)
         assert result.exit_code in (0, 1), (command, result.output)
         if result.exit_code == 1:  # only a located reason may stop it
             assert f"{path}:" in result.output or f"{STRATEGY}:" in result.output, (command, result.output)
+        else:
+            _every_row_accounted_for(command, json.loads((out / f"{command}.json").read_text()), case)
     _calibration_uses_every_row(path, case)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ACCEPTED)
+def test_every_command_runs_an_accepted_file_or_says_why_not(base, tmp_path, name):
+    _runs_and_accounts(base, tmp_path, name)
+
+
+@pytest.mark.parametrize("name", ["holiday_gap_12_days", "dates_with_time"])
+def test_every_command_uses_or_reports_every_row(base, tmp_path, name):
+    # The slow run does this for every accepted variant.
+    _runs_and_accounts(base, tmp_path, name)
 
 
 @pytest.mark.slow
