@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "fmt": "opl.cli.fmt:fmt",
     "loop": "opl.cli.loop:loop",
     "lsp": "opl.cli.lsp:lsp",
+    "mcp": "opl.cli.mcp:mcp",
     "payoff": "opl.cli.payoff:payoff",
     "simulate": "opl.cli.simulate:simulate",
 }
