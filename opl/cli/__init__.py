@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "lsp": "opl.cli.lsp:lsp",
     "mcp": "opl.cli.mcp:mcp",
     "payoff": "opl.cli.payoff:payoff",
+    "schema": "opl.cli.schema:schema",
     "simulate": "opl.cli.simulate:simulate",
 }
 

@@ -4,6 +4,7 @@ without losing or recomputing a finished iteration; design changes that weaken t
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
@@ -250,6 +251,13 @@ def test_the_archive_holds_what_the_issue_lists(tmp_path):
         assert (root / "iter_1" / name).is_file(), name
     import json
 
+    from jsonschema import validate
+
+    from opl.schemas import json_schema
+
+    validate(json.loads((root / "run.json").read_text()), json_schema("loop-run"))  # `opl schema loop-run`
+    for k in (0, 1):
+        validate(json.loads((root / f"iter_{k}" / "result.json").read_text()), json_schema("loop-result"))
     config = json.loads((root / "iter_1" / "config.json").read_text())
     assert {"seed", "paths", "steps_per_day", "hedge", "model", "versions"} <= set(config)
     assert config["seed"] == 7 and config["versions"]["numpy"]
@@ -419,6 +427,11 @@ def test_minutes_hold_within_an_iteration_and_the_stopped_run_resumes(tmp_path, 
     assert stopped["seconds"] < left + pause + 5.0
     # Nothing lost: the candidate and its record are archived like any other iteration's.
     assert (archive.root / "iter_1" / "candidate.opl").read_text(encoding="utf-8") == candidate
+    from jsonschema import validate
+
+    from opl.schemas import json_schema
+
+    validate(json.loads((archive.root / "iter_1" / "result.json").read_text()), json_schema("loop-result"))
     assert re.findall(r"^\| (\d+) \|", (archive.root / "change_log.md").read_text(), re.M) == ["0", "1"]
     before = _digest(archive.root / "iter_1")
 
