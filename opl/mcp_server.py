@@ -9,12 +9,12 @@ published with the tool list):
 ``payoff``    the P&L profile at the first expiry (breakevens, extremes) on a price grid, as `opl payoff`;
 ``simulate``  the Monte Carlo metrics (by size, scenarios, recommended size, notes), as `opl simulate --json`,
               with the path count capped (`ServerLimits.max_paths`) and the run stopped at
-              `ServerLimits.max_seconds` (`opl.runtime.deadline`): an agent cannot start an hour-long job.
+              `ServerLimits.max_seconds` (`opl.runtime.engine.deadline`): an agent cannot start an hour-long job.
 
 Resource: ``opl://reference`` — the language reference (``grammar/README.md``).
 
 **Files.** A file's text may name one file, ``calibration file("…")``. It is confined exactly as a candidate
-of `opl loop` is (E015, `opl.fileaccess`): a relative path to a regular file inside the root given at start
+of `opl loop` is (E015, `opl.lang.fileaccess`): a relative path to a regular file inside the root given at start
 (``opl mcp --root DIR``), no absolute path, no ``..``, no link leading out, no device, under the size cap;
 without ``--root`` no file may be named at all. Nothing else is read and nothing is written but a temporary
 copy of the text the simulator runs on.
@@ -30,7 +30,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from opl.compiled import CompiledStrategy
+from opl.compiler.compiled import CompiledStrategy
 
 __all__ = ["ServerLimits", "build_server", "serve"]
 
@@ -118,29 +118,29 @@ class Simulation(BaseModel):
 
 
 def _access(limits: ServerLimits):
-    from opl.fileaccess import FileAccess
+    from opl.lang.fileaccess import FileAccess
 
     return FileAccess.within(limits.root)
 
 
 def _checked(text: str, limits: ServerLimits):
     import opl
-    from opl.checks import CheckOptions
+    from opl.lang.checks import CheckOptions
 
     return opl.check(text, TEXT_NAME, CheckOptions(files=_access(limits)))
 
 
 def _located(report, diagnostics) -> str:
     """The rendered diagnostics, rustc style, naming the text as `TEXT_NAME` (not a temporary copy)."""
-    from opl.diagnostics import FileReport
-    from opl.render import render
-    from opl.source import SourceFile
+    from opl.lang.diagnostics import FileReport
+    from opl.lang.render import render
+    from opl.lang.source import SourceFile
 
     return render([FileReport(SourceFile(TEXT_NAME, report.source.text), list(diagnostics))], "full")
 
 
 def check_text(text: str, limits: ServerLimits) -> CheckResult:
-    from opl.render.json_format import finding
+    from opl.lang.render.json_format import finding
 
     report = _checked(text, limits).report
     findings = [Finding(**finding(report.path, d)) for d in report.sorted()]
@@ -152,8 +152,8 @@ def check_text(text: str, limits: ServerLimits) -> CheckResult:
 def explain_code(code: str) -> Explanation:
     from mcp.server.mcpserver.exceptions import ToolError
 
-    from opl.codes import CODES, explain
-    from opl.diagnostics import did_you_mean
+    from opl.lang.codes import CODES, explain
+    from opl.lang.diagnostics import did_you_mean
 
     code = code.strip().upper()
     text = explain(code)
@@ -167,7 +167,7 @@ def explain_code(code: str) -> Explanation:
 def compiled(text: str, market: dict | None, limits: ServerLimits):
     from mcp.server.mcpserver.exceptions import ToolError
 
-    from opl.compiler import compile_checked
+    from opl.compiler.strategy import compile_checked
 
     checked = _checked(text, limits)
     result = compile_checked(checked, market or {})
@@ -177,7 +177,7 @@ def compiled(text: str, market: dict | None, limits: ServerLimits):
 
 
 def payoff_of(text: str, market: dict | None, limits: ServerLimits) -> Payoff:
-    from opl.payoff import payoff_curves
+    from opl.compiler.payoff import payoff_curves
 
     curves = payoff_curves(compiled(text, market, limits))
     return Payoff(prices=[float(p) for p in curves.prices], dates=[str(d) for d in curves.dates],
@@ -190,9 +190,9 @@ def simulate_text(text: str, limits: ServerLimits, *, paths: int, seed: int | No
                   seconds: float | None) -> Simulation:
     from mcp.server.mcpserver.exceptions import ToolError
 
-    from opl.runtime.deadline import DeadlinePassed
-    from opl.simconfig import SettingsError
-    from opl.simulate import SimulationInputError, simulate_file
+    from opl.runtime.engine.deadline import DeadlinePassed
+    from opl.lang.experiment.settings import SettingsError
+    from opl.simulation.run import SimulationInputError, simulate_file
 
     if paths > limits.max_paths:
         raise ToolError(f"paths {paths:,} is more than this server allows ({limits.max_paths:,}); ask for fewer")
@@ -220,7 +220,7 @@ def simulate_text(text: str, limits: ServerLimits, *, paths: int, seed: int | No
 
 
 def _reference() -> str:
-    from opl.reference import reference_text
+    from opl.lang.reference import reference_text
 
     return reference_text()
 

@@ -16,7 +16,7 @@ from opl.cli.report import EXIT_USAGE
 def schema(name: str | None, list_names: bool) -> None:
     """Print the JSON Schema of a JSON output (check, compile, simulate, backtest, calibrate, assumptions,
     loop-result, loop-run)."""
-    from opl.diagnostics import did_you_mean
+    from opl.lang.diagnostics import did_you_mean
     from opl.schemas import SCHEMAS, json_schema
 
     if list_names == (name is not None):
