@@ -7,7 +7,8 @@ published with the tool list):
 ``explain``   the long explanation of a diagnostic code, as `opl explain`;
 ``compile``   the compiled strategy (legs, strikes, expiries, prices, Greeks), as `opl compile --format json`;
 ``payoff``    the P&L profile at the first expiry (breakevens, extremes) on a price grid, as `opl payoff`;
-``simulate``  the Monte Carlo metrics (by size, scenarios, recommended size, notes), as `opl simulate --json`,
+``simulate``  the Monte Carlo metrics (by size, scenarios, recommended size, notes): `opl simulate --json`
+              (its schema, `opl schema simulate`, is the tool's output schema),
               with the path count capped (`ServerLimits.max_paths`) and the run stopped at
               `ServerLimits.max_seconds` (`opl.runtime.engine.deadline`): an agent cannot start an hour-long job.
 
@@ -26,11 +27,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
 from opl.compiler.compiled import CompiledStrategy
+from opl.schemas import Finding, SimulateOutput
 
 __all__ = ["ServerLimits", "build_server", "serve"]
 
@@ -56,22 +58,6 @@ class ServerLimits:
     root: Path | None = None
     max_seconds: float = DEFAULT_MAX_SECONDS
     max_paths: int = DEFAULT_MAX_PATHS
-
-
-class Finding(BaseModel):
-    """One diagnostic, with the keys of `opl check --format json` (lines and columns 1-based, end exclusive)."""
-
-    file: str
-    code: str
-    severity: str
-    message: str
-    line: int
-    column: int
-    end_line: int
-    end_column: int
-    help: str | None
-    label: str | None
-    notes: list[str]
 
 
 class CheckResult(BaseModel):
@@ -100,21 +86,6 @@ class Payoff(BaseModel):
     max_profit: float | None = Field(description="None: unbounded.")
     max_loss: float | None = Field(description="None: unbounded.")
     summary: str
-
-
-class Simulation(BaseModel):
-    """`simulate`: the keys of `opl simulate --json` (`opl schema simulate`)."""
-
-    model_config = {"extra": "allow"}
-
-    schema_: str = Field(alias="schema")
-    file: str
-    run: dict[str, Any]
-    base: dict[str, Any]
-    sizes: list[dict[str, Any]]
-    recommended_size: dict[str, Any] | None
-    scenarios: list[dict[str, Any]]
-    notes: list[str]
 
 
 def _access(limits: ServerLimits):
@@ -187,7 +158,7 @@ def payoff_of(text: str, market: dict | None, limits: ServerLimits) -> Payoff:
 
 
 def simulate_text(text: str, limits: ServerLimits, *, paths: int, seed: int | None, settings: list[str],
-                  seconds: float | None) -> Simulation:
+                  seconds: float | None) -> SimulateOutput:
     from mcp.server.mcpserver.exceptions import ToolError
 
     from opl.runtime.engine.deadline import DeadlinePassed
@@ -216,7 +187,7 @@ def simulate_text(text: str, limits: ServerLimits, *, paths: int, seed: int | No
                             "horizon (`experiment.horizon=N`) or fewer sizes") from None
     data = result.to_dict()
     data["file"] = TEXT_NAME  # not the temporary copy's path
-    return Simulation.model_validate(data)
+    return SimulateOutput.model_validate(data)
 
 
 def _reference() -> str:
@@ -268,7 +239,7 @@ def build_server(limits: ServerLimits):
                      max_length=32)] = [],  # noqa: B006 - pydantic copies defaults
                  seconds: Annotated[float | None, Field(gt=0, description="Stop after this many seconds "
                                                                             "(at most the server's limit).")] = None,
-                 ) -> Simulation:
+                 ) -> SimulateOutput:
         return simulate_text(text, limits, paths=paths, seed=seed, settings=settings, seconds=seconds)
 
     @server.resource("opl://reference", name="reference", title="OPL-Lang reference", mime_type="text/markdown",
