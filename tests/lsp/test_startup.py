@@ -2,38 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 PRICED = ('opl-lang 1.0\nunderlying Future(2026-05-15)\nexchange CZCE\nprice 10250\niv 0.25\ntime 2026-01-05\n'
           'S = short Option(Put, 9800, 30d) + short Option(Call, 10700, 30d)\nexit_mode first_hit\n')
 
 
-def test_server_loads_no_numeric_module_until_a_hover_needs_greeks(tmp_path):
-    script = (
-        "import sys\n"
-        "from opl.lsp import server\n"
-        "from opl.lsp.analysis import analyse\n"
-        "from opl.lsp.completion import completions\n"
-        "from opl.lsp.hover import hover\n"
-        "from opl.lsp.outline import symbols\n"
-        "from opl.lang.fixes import concrete_fixes\n"
-        "from opl.lang.fmt import format_text\n"
-        "text = sys.argv[1]\n"
-        "a = analyse('x.opl', text)\n"
-        "completions(text, len(text), []); symbols(a); format_text(text)\n"
-        "[concrete_fixes(d, a.source) for d in a.report.diagnostics]\n"
-        "hover(a, text.index('price'))\n"
-        "numeric = lambda: sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'scipy', 'pandas'))\n"
-        "assert not numeric(), numeric()\n"
-        "assert 'gamma' in hover(a, text.index('Option(Put')).text\n"
-        "assert 'numpy' in numeric()\n"
-    )
-    subprocess.run([sys.executable, "-c", script, PRICED], check=True)
-
-
-# The real server process, with an import hook that records the first numeric module it imports
-# (and the request being served then) in the file OPL_NUMERIC_LOG names.
+# The real server process, with an import hook that appends every numeric module it imports to the
+# file OPL_NUMERIC_LOG names.
 GUARDED_SERVER = (
     "import os, sys\n"
     "class Guard:\n"
@@ -50,6 +26,7 @@ GUARDED_SERVER = (
 
 def test_the_running_server_imports_numpy_only_for_a_legs_greeks(tmp_path):
     import asyncio
+    import os
 
     from lsprotocol import types as lsp
     from pytest_lsp import client_capabilities, make_test_lsp_client
@@ -63,7 +40,7 @@ def test_the_running_server_imports_numpy_only_for_a_legs_greeks(tmp_path):
 
     async def session() -> tuple[str, str]:
         client = make_test_lsp_client()
-        env = {**__import__("os").environ, "OPL_NUMERIC_LOG": str(log)}
+        env = {**os.environ, "OPL_NUMERIC_LOG": str(log)}
         await client.start_io(sys.executable, "-c", GUARDED_SERVER, "lsp", env=env)
         try:
             await client.initialize_session(lsp.InitializeParams(capabilities=client_capabilities("neovim")))
@@ -76,6 +53,9 @@ def test_the_running_server_imports_numpy_only_for_a_legs_greeks(tmp_path):
             await client.text_document_hover_async(lsp.HoverParams(doc, lsp.Position(3, 1)))
             await client.text_document_document_symbol_async(lsp.DocumentSymbolParams(doc))
             await client.text_document_formatting_async(lsp.DocumentFormattingParams(doc, lsp.FormattingOptions(2, True)))
+            await client.text_document_code_action_async(lsp.CodeActionParams(
+                doc, lsp.Range(lsp.Position(0, 0), lsp.Position(9, 0)), lsp.CodeActionContext([])))
+            await client.text_document_definition_async(lsp.DefinitionParams(doc, lsp.Position(leg_line, 0)))
             await asyncio.sleep(0.5)  # the background warm-up has finished by now
             before = log.read_text()
             hover = await client.text_document_hover_async(lsp.HoverParams(doc, lsp.Position(leg_line, 12)))
@@ -86,5 +66,6 @@ def test_the_running_server_imports_numpy_only_for_a_legs_greeks(tmp_path):
             await client.stop()
 
     before, after = asyncio.run(session())
-    assert before == ""  # open, diagnostics, completion, a field's hover, symbols, formatting: nothing numeric
+    assert before == ""  # open, diagnostics, completion, a field's hover, symbols, formatting, code actions,
+    # definitions and the background warm-up: nothing numeric
     assert "numpy" in after.split()
