@@ -226,3 +226,16 @@ async def test_code_action_adds_the_missing_header(client: LanguageClient, tmp_p
     assert [a.title for a in actions] == ["add `opl-lang 1.0` as the first line"]
     (edit,) = actions[0].edit.changes[path.as_uri()]
     assert edit.new_text == "opl-lang 1.0\n" and edit.range == lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0))
+
+
+async def test_a_bad_configuration_is_shown_and_the_file_still_checked(client: LanguageClient, tmp_path):
+    (tmp_path / "opl.toml").write_text('selct = ["W4"]\n', encoding="utf-8")
+    path = tmp_path / "misconfigured.opl"
+    published = await _open(client, path, "opl-lang 1.0\ndirction_intent Bull\n")
+    assert "E102" in {d.code for d in published}  # checked with the defaults
+    for _ in range(200):
+        if any("did you mean `select`" in m.message for m in client.messages):
+            break
+        await asyncio.sleep(0.025)
+    (shown,) = [m for m in client.messages if "opl.toml" in m.message]
+    assert shown.type == lsp.MessageType.Error and "did you mean `select`" in shown.message
