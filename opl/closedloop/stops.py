@@ -24,7 +24,7 @@ win over both.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 __all__ = ["StopRules", "StopDecision", "stop_rules", "decide"]
 
@@ -86,6 +86,30 @@ class StopDecision:
         return {"kind": self.kind, "reason": self.reason}
 
 
+def _converge(rules: StopRules, given: dict[str, float]) -> StopRules:
+    return replace(rules, converge_rounds=int(given.get("rounds") or rules.converge_rounds),
+                   min_gain=(given["min_gain"] / 100) if given.get("min_gain") is not None else rules.min_gain)
+
+
+def _budget(rules: StopRules, given: dict[str, float]) -> StopRules:
+    return replace(rules, max_iterations=int(given.get("iterations") or rules.max_iterations),
+                   minutes=given.get("minutes"), tokens=int(given["tokens"]) if given.get("tokens") else None,
+                   cost=given.get("cost"))
+
+
+def _target_met(rules: StopRules, given: dict[str, float]) -> StopRules:
+    return replace(rules, target_met=True)
+
+
+# stop condition → how it changes the rules in force; every name of
+# `opl.lang.vocabulary.STOP_CONDITIONS` has one (tests/simulate/test_vocabulary_tables.py).
+STOP_RULES: dict[str, Callable[[StopRules, dict[str, float]], StopRules]] = {
+    "converge": _converge,
+    "budget": _budget,
+    "target_met": _target_met,
+}
+
+
 def stop_rules(document, **flags) -> StopRules:
     """The rules of a checked document's ``experiment.stop`` over the defaults, then non-None ``flags``
     (``max_iterations``, ``minutes``, ``tokens``, ``converge_rounds``, ``min_gain``)."""
@@ -94,15 +118,8 @@ def stop_rules(document, **flags) -> StopRules:
     rules = StopRules()
     exp = document.experiment if document is not None else None
     for call in exp.stop if exp is not None else ():
-        name = call.name
-        kwargs = {key: value.value for key, value in call.arguments if isinstance(value, ir.Quantity)}
-        if name == "converge":
-            rules = replace(rules, converge_rounds=int(kwargs.get("rounds") or rules.converge_rounds),
-                            min_gain=(kwargs["min_gain"] / 100) if kwargs.get("min_gain") is not None else rules.min_gain)
-        elif name == "budget":
-            rules = replace(rules, max_iterations=int(kwargs.get("iterations") or rules.max_iterations),
-                            minutes=kwargs.get("minutes"), tokens=int(kwargs["tokens"]) if kwargs.get("tokens") else None,
-                            cost=kwargs.get("cost"))
+        given = {key: value.value for key, value in call.arguments if isinstance(value, ir.Quantity)}
+        rules = STOP_RULES[call.name](rules, given)
     for key, value in flags.items():
         if value is not None:
             rules = replace(rules, **{key: value})

@@ -7,7 +7,7 @@ fills its section of the `Document`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from opl.lang import ast, limits
 from opl.lang import vocabulary as vocab
@@ -19,117 +19,155 @@ if TYPE_CHECKING:
     from opl.lang.lower import Lowerer
 
 
+Handler = Callable[["Lowerer", str, ast.Value, object], None]
+
+
 def field(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
-    doc = lw.doc
-    # -- market inputs (§3.1) ----------------------------------------------------------
-    if name in ("price", "support", "resistance", "entry_price"):
-        setattr(doc.market, name, lw.number(value, name, positive=True))
-    elif name == "open_interest":
-        doc.market.open_interest = lw.number(value, name)
-    elif name in ("iv", "rate"):
-        number = lw.fraction(value, name)
-        if name == "iv" and number is not None and not 0 < number <= 5:
-            lw.error("E207", f"`iv` must be an annual volatility between 0 and 500%, found {number:g}",
-                     value.span, "out of range", "write `iv 0.25` or `iv 25%`")
-            number = None
-        doc.market.__setattr__(name, number)
-    elif name == "time":
-        doc.market.time = lw.date(value, name)
-    # -- underlying (extension) ----------------------------------------------------------
-    elif name == "underlying":
-        underlying(lw, value)
-    elif name in ("symbol", "exchange", "exercise"):
-        target = doc.underlying or Underlying()
-        doc.underlying = target
-        inner = _unwrap(value)
-        if name == "exercise":
-            target.exercise = lw.choice(value, name, ("American", "European"))
-        elif name == "exchange":
-            chosen = lw.choice(value, name, vocab.EXCHANGES)
-            target.exchange = chosen
-        elif isinstance(inner, (ast.Name, ast.String)):
-            target.symbol = inner.id if isinstance(inner, ast.Name) else inner.value
-        else:
-            lw.mismatch(value, "a contract symbol such as `CJ605`")
-    # -- intent (§3.2) --------------------------------------------------------------------
-    elif name in ("direction_intent", "intent"):
-        chosen = _direction(lw, value)
-        doc.intent.direction = chosen
-    elif name == "vol_intent":
-        inner = _unwrap(value)
-        if isinstance(inner, ast.VolDir):
-            doc.intent.vol = inner.direction
-        else:
-            picked = lw.choice(value, name, ("up", "down", "flat"))
-            doc.intent.vol = picked
-    elif name == "vega_style":
-        doc.intent.vega_style = lw.choice(value, name, vocab.VEGA_STYLES)
-    elif name == "holding_horizon":
-        horizon(lw, value)
-    elif name == "price_target":
-        doc.intent.price_target = lw.number(value, name, positive=True)
-    elif name == "vol_target":
-        vol_target(lw, value)
-    # -- constraints (§3.3, rc6) --------------------------------------------------------------
-    elif name == "max_risk" and signed_percent(value) is not None:
+    """Lower one field: the handler of `FIELD_HANDLERS` for its name."""
+    FIELD_HANDLERS[name](lw, name, value, statement)
+
+
+# -- market inputs (§3.1) ------------------------------------------------------------------
+def _positive_market(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    setattr(lw.doc.market, name, lw.number(value, name, positive=True))
+
+
+def _open_interest(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    lw.doc.market.open_interest = lw.number(value, name)
+
+
+def _market_fraction(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    number = lw.fraction(value, name)
+    if name == "iv" and number is not None and not 0 < number <= 5:
+        lw.error("E207", f"`iv` must be an annual volatility between 0 and 500%, found {number:g}",
+                 value.span, "out of range", "write `iv 0.25` or `iv 25%`")
+        number = None
+    setattr(lw.doc.market, name, number)
+
+
+def _time(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    lw.doc.market.time = lw.date(value, name)
+
+
+# -- underlying (extension) ------------------------------------------------------------------
+def _underlying_target(lw: "Lowerer") -> Underlying:
+    lw.doc.underlying = lw.doc.underlying or Underlying()
+    return lw.doc.underlying
+
+
+def _exercise(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    _underlying_target(lw).exercise = lw.choice(value, name, ("American", "European"))
+
+
+def _exchange(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    _underlying_target(lw).exchange = lw.choice(value, name, vocab.EXCHANGES)
+
+
+def _symbol(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    target = _underlying_target(lw)
+    inner = _unwrap(value)
+    if isinstance(inner, (ast.Name, ast.String)):
+        target.symbol = inner.id if isinstance(inner, ast.Name) else inner.value
+    else:
+        lw.mismatch(value, "a contract symbol such as `CJ605`")
+
+
+# -- intent (§3.2) ----------------------------------------------------------------------------
+def _direction_field(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    lw.doc.intent.direction = _direction(lw, value)
+
+
+def _vol_intent(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    inner = _unwrap(value)
+    lw.doc.intent.vol = inner.direction if isinstance(inner, ast.VolDir) else lw.choice(
+        value, name, ("up", "down", "flat"))
+
+
+def _vega_style(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    lw.doc.intent.vega_style = lw.choice(value, name, vocab.VEGA_STYLES)
+
+
+def _price_target(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    lw.doc.intent.price_target = lw.number(value, name, positive=True)
+
+
+# -- constraints (§3.3, rc6) --------------------------------------------------------------------
+def _amount(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    """``capital_limit``/``max_risk`` as an amount, with an optional currency (``1500 USD``)."""
+    if name == "max_risk" and signed_percent(value) is not None:
         max_risk_share(lw, value)
-    elif name in ("capital_limit", "max_risk"):
-        amount = lw.number(value, name, positive=True)
-        setattr(doc.constraints, name, amount)
-        inner = _unwrap(value)
-        if isinstance(inner, ast.Seq) and isinstance(inner.items[-1], ast.Name):
-            doc.constraints.currency = inner.items[-1].id
-    elif name == "liquidity_floor":
-        doc.constraints.liquidity_floor = lw.number(value, name)
-    elif name == "granularity":
-        amount = lw.number(value, name, positive=True, integer=True)
-        doc.constraints.granularity = int(amount) if amount is not None else None
-    elif name == "ban_leveraged_longdated":
-        flag = lw.boolean(value, name)
-        doc.constraints.ban_leveraged_longdated = bool(flag)
-    elif name == "premium_offset":
-        share = lw.fraction(value, name, percent_only=True)
-        if share is not None and not 0 <= share <= 1:
-            lw.error("E207", "`premium_offset` must lie between 0% and 100%", value.span, "out of range")
-            share = None
-        doc.constraints.premium_offset = share
-    # -- adjust (§5) ----------------------------------------------------------------------------
-    elif name in ("adjust_when", "abort_if"):
-        condition = lw.lower_condition(value)
-        if condition is not None:
-            setattr(doc.adjust, "when" if name == "adjust_when" else "abort_if", condition)
-    elif name == "adjust_playbook":
-        items = _list_items(lw, value, name)
-        actions = tuple(a for a in (lw.action(item) for item in items) if a is not None)
-        doc.adjust.playbook = actions
-    # -- exit (§6) ---------------------------------------------------------------------------------
-    elif name == "exit_mode":
-        exit_mode(lw, value)
-    elif name == "exit_triggers":
-        items = _list_items(lw, value, name)
-        doc.exit.triggers = tuple(c for c in (lw.lower_condition(item) for item in items) if c is not None)
-        doc.exit.declared = True
-    # -- guards (§3.3) --------------------------------------------------------------------------------
-    elif name in vocab.GUARD_FIELDS:
-        condition = lw.lower_condition(value)
-        if condition is not None:
-            doc.guards.append(Guard(name, condition, statement.span))
-    # -- extensions ------------------------------------------------------------------------------------
-    elif name == "hedge":
-        hedge(lw, value, statement)
-    elif name == "on_assignment":
-        assignment(lw, value, statement)
-    elif name in _RISK_SHARES:
-        share = lw.fraction(value, name, percent_only=True)
-        zero_allowed, bound = _RISK_SHARES[name]
-        if share is not None and not (0 < share <= 1 or (zero_allowed and share == 0)):
-            lw.error("E207", f"`{name}` must lie {bound}", value.span, "out of range")
-            share = None
-        setattr(doc.risk, name, share)
-    elif name == "capital":
-        doc.risk.capital = lw.number(value, name, positive=True)
-    else:  # pragma: no cover - vocabulary and handlers are kept in step by a test
-        raise AssertionError(f"no handler for field {name}")
+        return
+    setattr(lw.doc.constraints, name, lw.number(value, name, positive=True))
+    inner = _unwrap(value)
+    if isinstance(inner, ast.Seq) and isinstance(inner.items[-1], ast.Name):
+        lw.doc.constraints.currency = inner.items[-1].id
+
+
+def _liquidity_floor(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    lw.doc.constraints.liquidity_floor = lw.number(value, name)
+
+
+def _granularity(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    amount = lw.number(value, name, positive=True, integer=True)
+    lw.doc.constraints.granularity = int(amount) if amount is not None else None
+
+
+def _ban_leveraged(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    lw.doc.constraints.ban_leveraged_longdated = bool(lw.boolean(value, name))
+
+
+def _premium_offset(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    share = lw.fraction(value, name, percent_only=True)
+    if share is not None and not 0 <= share <= 1:
+        lw.error("E207", "`premium_offset` must lie between 0% and 100%", value.span, "out of range")
+        share = None
+    lw.doc.constraints.premium_offset = share
+
+
+# -- adjust (§5), exit (§6), guards (§3.3) ---------------------------------------------------------
+def _adjust_condition(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    condition = lw.lower_condition(value)
+    if condition is not None:
+        setattr(lw.doc.adjust, "when" if name == "adjust_when" else "abort_if", condition)
+
+
+def _playbook(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    items = _list_items(lw, value, name)
+    lw.doc.adjust.playbook = tuple(a for a in (lw.action(item) for item in items) if a is not None)
+
+
+def _exit_triggers(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    items = _list_items(lw, value, name)
+    lw.doc.exit.triggers = tuple(c for c in (lw.lower_condition(item) for item in items) if c is not None)
+    lw.doc.exit.declared = True
+
+
+def _guard(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    condition = lw.lower_condition(value)
+    if condition is not None:
+        lw.doc.guards.append(Guard(name, condition, statement.span))
+
+
+# -- extensions -------------------------------------------------------------------------------------
+def _risk_share(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    share = lw.fraction(value, name, percent_only=True)
+    zero_allowed, bound = _RISK_SHARES[name]
+    if share is not None and not (0 < share <= 1 or (zero_allowed and share == 0)):
+        lw.error("E207", f"`{name}` must lie {bound}", value.span, "out of range")
+        share = None
+    setattr(lw.doc.risk, name, share)
+
+
+def _capital(lw: "Lowerer", name: str, value: ast.Value, statement) -> None:
+    lw.doc.risk.capital = lw.number(value, name, positive=True)
+
+
+def _value_only(reader: Callable[["Lowerer", ast.Value], None]) -> Handler:
+    return lambda lw, name, value, statement: reader(lw, value)
+
+
+def _with_statement(reader: Callable[["Lowerer", ast.Value, object], None]) -> Handler:
+    return lambda lw, name, value, statement: reader(lw, value, statement)
 
 
 def _direction(lw: "Lowerer", value: ast.Value) -> str | None:
@@ -384,6 +422,40 @@ def assignment(lw: "Lowerer", value: ast.Value, statement) -> None:
     lw.doc.assignment = policy
 
 
+# field → handler; every name of `opl.lang.vocabulary.ALL_FIELDS` has one
+# (tests/simulate/test_vocabulary_tables.py).
+FIELD_HANDLERS: dict[str, Handler] = {
+    **dict.fromkeys(("price", "support", "resistance", "entry_price"), _positive_market),
+    "open_interest": _open_interest,
+    **dict.fromkeys(("iv", "rate"), _market_fraction),
+    "time": _time,
+    "underlying": _value_only(underlying),
+    "symbol": _symbol,
+    "exchange": _exchange,
+    "exercise": _exercise,
+    **dict.fromkeys(("direction_intent", "intent"), _direction_field),
+    "vol_intent": _vol_intent,
+    "vega_style": _vega_style,
+    "holding_horizon": _value_only(horizon),
+    "price_target": _price_target,
+    "vol_target": _value_only(vol_target),
+    **dict.fromkeys(("capital_limit", "max_risk"), _amount),
+    "liquidity_floor": _liquidity_floor,
+    "granularity": _granularity,
+    "ban_leveraged_longdated": _ban_leveraged,
+    "premium_offset": _premium_offset,
+    **dict.fromkeys(("adjust_when", "abort_if"), _adjust_condition),
+    "adjust_playbook": _playbook,
+    "exit_mode": _value_only(exit_mode),
+    "exit_triggers": _exit_triggers,
+    **dict.fromkeys(vocab.GUARD_FIELDS, _guard),
+    "hedge": _with_statement(hedge),
+    "on_assignment": _with_statement(assignment),
+    **dict.fromkeys(_RISK_SHARES, _risk_share),
+    "capital": _capital,
+}
+
+
 # --------------------------------------------------------------------------- experiment
 
 
@@ -456,90 +528,133 @@ def _calibration_file(lw: "Lowerer", result: Experiment, call: ast.Call) -> None
     result.calibration_file = args[0].value
 
 
+SettingHandler = Callable[["Lowerer", Experiment, str, ast.Value], None]
+
+
 def _setting(lw: "Lowerer", result: Experiment, name: str, value: ast.Value) -> None:
+    """Lower one experiment setting: the handler of `SETTING_HANDLERS` for its name."""
+    SETTING_HANDLERS[name](lw, result, name, value)
+
+
+def _model(lw: "Lowerer", result: Experiment, name: str, value: ast.Value) -> None:
+    result.model = tuple(c for c in (_model_component(lw, v) for v in plus_terms(_unwrap(value))) if c is not None)
+
+
+def _calibration(lw: "Lowerer", result: Experiment, name: str, value: ast.Value) -> None:
     inner = _unwrap(value)
-    if name == "model":
-        result.model = tuple(c for c in (_model_component(lw, v) for v in plus_terms(inner)) if c is not None)
-    elif name == "calibration":
-        head = inner.func if isinstance(inner, ast.Call) else inner
-        result.calibration_span = value.span
-        if isinstance(head, str):
-            result.calibration = head if head in vocab.CALIBRATIONS else lw.choice(
-                ast.Name(head, inner.func_span), "calibration", vocab.CALIBRATIONS)
-            if head == "file":
-                _calibration_file(lw, result, inner)
-            elif inner.args:
-                lw.error("E103", f"`calibration {head}` takes no arguments", inner.span, "unexpected arguments",
-                         "only `calibration file(\"calib.json\")` names something")
-        else:
-            result.calibration = lw.choice(value, "calibration", vocab.CALIBRATIONS)
-    elif name == "signal":
-        items = list(inner.items) if isinstance(inner, ast.Seq) else [inner]
-        words = [i.id for i in items if isinstance(i, ast.Name)]
-        numbers = [i for i in items if not isinstance(i, ast.Name)]
-        if "hit_rate" not in words or len(numbers) != 1:
-            lw.error("E103", "write the signal as `signal direction hit_rate 0.9`", value.span, "bad signal")
-            return
-        rate = lw.fraction(numbers[0], "hit_rate")
-        if rate is not None and not 0 <= rate <= 1:
-            lw.error("E207", f"hit rate must lie between 0 and 1, found {rate:g}", numbers[0].span, "out of range")
-            return
-        result.hit_rate = rate
-    elif name in ("paths", "steps_per_day", "seed", "horizon"):
-        if name == "horizon" and isinstance(inner, ast.Duration):
-            months = max(1, round(inner.days / 30.4375))
-            result.horizon_months = months
-            return
-        number = lw.number(value, name, integer=True, allow_unit=name == "horizon")
-        if number is None:
-            return
-        bounds = {"paths": (1, 10_000_000), "steps_per_day": (1, 96), "seed": (0, 2**63 - 1),
-                  "horizon": (1, 600)}[name]
-        if not bounds[0] <= number <= bounds[1]:
-            lw.error("E207", f"`{name}` must lie between {bounds[0]} and {bounds[1]:,}, found {number:g}",
-                     value.span, "out of range")
-            return
-        setattr(result, "horizon_months" if name == "horizon" else name, int(number))
-    elif name == "sizes":
-        items = _list_items(lw, value, name)
-        sizes = [lw.number(i, "sizes", positive=True) for i in items]
-        for item, size in zip(items, sizes):
-            if size is not None and size > limits.MAX_SIZE:
-                lw.error("E207", f"`sizes` must be at most {limits.MAX_SIZE:g}, found {size:g}", item.span,
-                         "out of range")
-        result.sizes = tuple(s for s in sizes if s is not None and s <= limits.MAX_SIZE)
-    elif name in ("stress", "sensitivity"):
-        scenarios = tuple(s for s in (_scenario(lw, i) for i in _list_items(lw, value, name)) if s is not None)
-        setattr(result, name, scenarios)
-    elif name == "target":
-        result.target = lw.lower_condition(value, variables={k: vocab.VARIABLES[k] for k in vocab.TARGET_METRICS})
-    elif name == "metrics":
-        names = []
-        for item in _list_items(lw, value, name):
-            picked = lw.choice(item, "metrics", vocab.TARGET_METRICS)
-            if picked:
-                names.append(picked)
-        result.metrics = tuple(names)
-    elif name == "hypotheses":
-        result.hypotheses = tuple(h for h in (_hypothesis(lw, item) for item in _list_items(lw, value, name))
-                                  if h is not None)
-    elif name == "iv":
-        result.smile = _smile(lw, inner, value)
-        result.smile_span = value.span
-    elif name == "stop":
-        items = _list_items(lw, value, name)
-        kept = []
-        for item in items:
-            call = _unwrap(item)
-            if isinstance(call, ast.Name):
-                call = ast.Call(call.id, (), call.span, call.span)
-            if isinstance(call, ast.Call) and lw.signature(call, vocab.STOP_CONDITIONS, "stop condition"):
-                lowered = lw.bound_call(call, vocab.STOP_CONDITIONS[call.func])
-                if lowered is not None:
-                    kept.append(lowered)
-            elif not isinstance(call, ast.Call):
-                lw.mismatch(item, "a stop condition such as `converge(rounds=5, min_gain=0.1%)`")
-        result.stop = tuple(kept)
+    head = inner.func if isinstance(inner, ast.Call) else inner
+    result.calibration_span = value.span
+    if not isinstance(head, str):
+        result.calibration = lw.choice(value, "calibration", vocab.CALIBRATIONS)
+        return
+    result.calibration = head if head in vocab.CALIBRATIONS else lw.choice(
+        ast.Name(head, inner.func_span), "calibration", vocab.CALIBRATIONS)
+    if head == "file":
+        _calibration_file(lw, result, inner)
+    elif inner.args:
+        lw.error("E103", f"`calibration {head}` takes no arguments", inner.span, "unexpected arguments",
+                 "only `calibration file(\"calib.json\")` names something")
+
+
+def _signal(lw: "Lowerer", result: Experiment, name: str, value: ast.Value) -> None:
+    inner = _unwrap(value)
+    items = list(inner.items) if isinstance(inner, ast.Seq) else [inner]
+    words = [i.id for i in items if isinstance(i, ast.Name)]
+    numbers = [i for i in items if not isinstance(i, ast.Name)]
+    if "hit_rate" not in words or len(numbers) != 1:
+        lw.error("E103", "write the signal as `signal direction hit_rate 0.9`", value.span, "bad signal")
+        return
+    rate = lw.fraction(numbers[0], "hit_rate")
+    if rate is not None and not 0 <= rate <= 1:
+        lw.error("E207", f"hit rate must lie between 0 and 1, found {rate:g}", numbers[0].span, "out of range")
+        return
+    result.hit_rate = rate
+
+
+_COUNT_BOUNDS = {"paths": (1, 10_000_000), "steps_per_day": (1, 96), "seed": (0, 2**63 - 1), "horizon": (1, 600)}
+
+
+def _count(lw: "Lowerer", result: Experiment, name: str, value: ast.Value) -> None:
+    """``paths``, ``steps_per_day``, ``seed`` and ``horizon`` (months, or a duration)."""
+    inner = _unwrap(value)
+    if name == "horizon" and isinstance(inner, ast.Duration):
+        result.horizon_months = max(1, round(inner.days / 30.4375))
+        return
+    number = lw.number(value, name, integer=True, allow_unit=name == "horizon")
+    if number is None:
+        return
+    low, high = _COUNT_BOUNDS[name]
+    if not low <= number <= high:
+        lw.error("E207", f"`{name}` must lie between {low} and {high:,}, found {number:g}", value.span,
+                 "out of range")
+        return
+    setattr(result, "horizon_months" if name == "horizon" else name, int(number))
+
+
+def _sizes(lw: "Lowerer", result: Experiment, name: str, value: ast.Value) -> None:
+    items = _list_items(lw, value, name)
+    sizes = [lw.number(i, "sizes", positive=True) for i in items]
+    for item, size in zip(items, sizes):
+        if size is not None and size > limits.MAX_SIZE:
+            lw.error("E207", f"`sizes` must be at most {limits.MAX_SIZE:g}, found {size:g}", item.span,
+                     "out of range")
+    result.sizes = tuple(s for s in sizes if s is not None and s <= limits.MAX_SIZE)
+
+
+def _scenarios(lw: "Lowerer", result: Experiment, name: str, value: ast.Value) -> None:
+    scenarios = tuple(s for s in (_scenario(lw, i) for i in _list_items(lw, value, name)) if s is not None)
+    setattr(result, name, scenarios)
+
+
+def _target(lw: "Lowerer", result: Experiment, name: str, value: ast.Value) -> None:
+    result.target = lw.lower_condition(value, variables={k: vocab.VARIABLES[k] for k in vocab.TARGET_METRICS})
+
+
+def _metrics(lw: "Lowerer", result: Experiment, name: str, value: ast.Value) -> None:
+    picked = (lw.choice(item, "metrics", vocab.TARGET_METRICS) for item in _list_items(lw, value, name))
+    result.metrics = tuple(p for p in picked if p)
+
+
+def _hypotheses(lw: "Lowerer", result: Experiment, name: str, value: ast.Value) -> None:
+    result.hypotheses = tuple(h for h in (_hypothesis(lw, item) for item in _list_items(lw, value, name))
+                              if h is not None)
+
+
+def _iv(lw: "Lowerer", result: Experiment, name: str, value: ast.Value) -> None:
+    result.smile = _smile(lw, _unwrap(value), value)
+    result.smile_span = value.span
+
+
+def _stop(lw: "Lowerer", result: Experiment, name: str, value: ast.Value) -> None:
+    kept = []
+    for item in _list_items(lw, value, name):
+        call = _unwrap(item)
+        if isinstance(call, ast.Name):
+            call = ast.Call(call.id, (), call.span, call.span)
+        if isinstance(call, ast.Call) and lw.signature(call, vocab.STOP_CONDITIONS, "stop condition"):
+            lowered = lw.bound_call(call, vocab.STOP_CONDITIONS[call.func])
+            if lowered is not None:
+                kept.append(lowered)
+        elif not isinstance(call, ast.Call):
+            lw.mismatch(item, "a stop condition such as `converge(rounds=5, min_gain=0.1%)`")
+    result.stop = tuple(kept)
+
+
+# experiment setting → handler; every name of `opl.lang.vocabulary.EXPERIMENT_SETTINGS` has one
+# (tests/simulate/test_vocabulary_tables.py).
+SETTING_HANDLERS: dict[str, SettingHandler] = {
+    "model": _model,
+    "calibration": _calibration,
+    "signal": _signal,
+    **dict.fromkeys(_COUNT_BOUNDS, _count),
+    "sizes": _sizes,
+    **dict.fromkeys(("stress", "sensitivity"), _scenarios),
+    "target": _target,
+    "metrics": _metrics,
+    "hypotheses": _hypotheses,
+    "iv": _iv,
+    "stop": _stop,
+}
 
 
 def plus_terms(value: ast.Value) -> list[ast.Value]:
