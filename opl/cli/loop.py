@@ -18,6 +18,7 @@ import click
 
 from opl.cli.options import FiniteFloatRange
 from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, fail_with_io
+from opl.closedloop.evaluate import DEFAULT_HOLDOUT_PATHS, DEFAULT_PATHS
 
 #: The loop ran but never obtained a proposal (module docstring).
 EXIT_NO_PROPOSAL = 3
@@ -43,9 +44,9 @@ EXIT_NO_PROPOSAL = 3
                    "imported into the run's data/ first (`opl data import`, logged). Runs the assumption tests "
                    "and the calibration.")
 @click.option("--repair", is_flag=True, help="Make the data loaders' documented repairs (each one logged).")
-@click.option("--paths", type=click.IntRange(50, 1_000_000), default=2_000, show_default=True,
+@click.option("--paths", type=click.IntRange(50, 1_000_000), default=DEFAULT_PATHS, show_default=True,
               help="Paths per candidate (every candidate sees the same seed).")
-@click.option("--holdout-paths", "holdout_paths", type=click.IntRange(50, 10_000_000), default=10_000,
+@click.option("--holdout-paths", "holdout_paths", type=click.IntRange(50, 10_000_000), default=DEFAULT_HOLDOUT_PATHS,
               show_default=True, help="Paths of the final re-measure on fresh seeds.")
 @click.option("--seed", type=click.IntRange(0, 2**62), default=None,
               help="Seed of the search (default: the experiment's seed, else 0); the hold-out uses seed + 1000003.")

@@ -32,7 +32,7 @@ from opl.lang.fileaccess import FileAccess, NamedFileError, read_regular
 from opl.closedloop.archive import RunArchive
 from opl.closedloop.candidate import Candidate, CandidateError, candidate_sha, check_candidate
 from opl.closedloop.critic import diagnose
-from opl.closedloop.evaluate import EvalSettings, Evaluation, Evaluator
+from opl.closedloop.evaluate import DEFAULT_HOLDOUT_PATHS, DEFAULT_PATHS, EvalSettings, Evaluation, Evaluator
 from opl.closedloop.objective import Target, parse_target
 from opl.closedloop.proposal import Proposal, ProposalContext, Proposer
 from opl.closedloop.stops import StopDecision, StopRules, decide, stop_rules
@@ -55,9 +55,9 @@ class LoopInputError(ValueError):
 class LoopSettings:
     """A run's fixed settings (``run.json``)."""
 
-    paths: int = 2_000
+    paths: int = DEFAULT_PATHS
     seed: int | None = None  # default: the file's experiment seed, else 0
-    holdout_paths: int = 10_000
+    holdout_paths: int = DEFAULT_HOLDOUT_PATHS
     holdout_seed: int | None = None
     data: str | None = None
     repair: bool = False

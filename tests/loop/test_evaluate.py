@@ -265,3 +265,18 @@ def test_an_evaluation_replays_the_base_case_once_and_reports_what_a_single_size
     expected, got = alone.to_dict(), held.simulation.to_dict()
     expected.pop("file"), got.pop("file")
     assert got == expected
+
+
+def test_the_documented_path_counts_are_the_defaults_everywhere():
+    from click.testing import CliRunner
+
+    from opl.cli import main
+    from opl.closedloop.evaluate import DEFAULT_HOLDOUT_PATHS, DEFAULT_PATHS
+    from opl.closedloop.run import LoopSettings
+
+    # Issue 13: each candidate on at least 10,000 paths, the verdict on 50,000 fresh ones.
+    assert DEFAULT_PATHS >= 10_000 and DEFAULT_HOLDOUT_PATHS >= 50_000
+    assert (EvalSettings().paths, EvalSettings().holdout_paths) == (DEFAULT_PATHS, DEFAULT_HOLDOUT_PATHS)
+    assert (LoopSettings().paths, LoopSettings().holdout_paths) == (DEFAULT_PATHS, DEFAULT_HOLDOUT_PATHS)
+    shown = CliRunner().invoke(main, ["loop", "--help"]).output
+    assert f"default: {DEFAULT_PATHS}" in shown and f"default: {DEFAULT_HOLDOUT_PATHS}" in shown
