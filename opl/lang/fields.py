@@ -289,12 +289,69 @@ def append_exit_trigger(lw: "Lowerer", statement: ast.Append) -> None:
         lw.doc.exit.appended = lw.doc.exit.appended + (condition,)
 
 
-_HEDGE_KEYWORDS = ("with", "every", "band", "keep", "along")
-
 # Risk controls written as a share: (0 accepted, the range the error states). A stop at a
 # 0% loss would close every month at the open; no headroom (0%, the default) is a choice.
 _RISK_SHARES = {"stop_loss": (False, "above 0% and at most 100%"),
                 "margin_buffer": (True, "between 0% and 100%")}
+
+
+def _hedge_with(lw: "Lowerer", rule: HedgeRule, arg: ast.Value) -> bool:
+    target = _unwrap(arg)
+    if isinstance(target, ast.Name) and target.id == "Future" or isinstance(target, ast.Call) and \
+            target.func == "Future":
+        rule.instrument = "Future"
+        return True
+    lw.error("E105", "hedges trade futures: `with Future`", arg.span, "unsupported instrument")
+    return False
+
+
+def _hedge_every(lw: "Lowerer", rule: HedgeRule, arg: ast.Value) -> bool:
+    step = _unwrap(arg)
+    if isinstance(step, ast.Unary) and isinstance(_unwrap(step.operand), ast.Duration):
+        rule.every_days = _unwrap(step.operand).days * (-1 if step.op == "-" else 1)
+    elif isinstance(step, ast.Duration):
+        rule.every_days = step.days
+    else:
+        lw.mismatch(arg, "a period such as `1d`")
+        return False
+    if rule.every_days <= 0:
+        lw.error("E207", "the hedge period must be positive", arg.span, "not positive")
+        return False
+    return True
+
+
+def _hedge_band(lw: "Lowerer", rule: HedgeRule, arg: ast.Value) -> bool:
+    band = lw.fraction(arg, "band")
+    if band is None or band < 0:
+        if band is not None:
+            lw.error("E207", "the hedge band cannot be negative", arg.span, "negative band")
+        return False
+    rule.band = band
+    return True
+
+
+def _hedge_keep(lw: "Lowerer", rule: HedgeRule, arg: ast.Value) -> bool:
+    keep = lw.fraction(arg, "keep", percent_only=True)
+    if keep is None:
+        return False
+    if not 0 <= keep <= 1:
+        lw.error("E207", "the kept exposure must lie between 0% and 100%", arg.span, "out of range")
+        return False
+    rule.keep = keep
+    if rule.along == "none":
+        rule.along = "direction"
+    return True
+
+
+def _hedge_along(lw: "Lowerer", rule: HedgeRule, arg: ast.Value) -> bool:
+    rule.along = lw.choice(arg, "along", ("direction", "long", "short")) or rule.along
+    return True
+
+
+# hedge keyword → reads its value into the rule; False when it reported a problem (the rule is dropped)
+HEDGE_KEYWORDS: dict[str, Callable[["Lowerer", HedgeRule, ast.Value], bool]] = {
+    "with": _hedge_with, "every": _hedge_every, "band": _hedge_band, "keep": _hedge_keep, "along": _hedge_along,
+}
 
 
 def hedge(lw: "Lowerer", value: ast.Value, statement) -> None:
@@ -313,7 +370,7 @@ def hedge(lw: "Lowerer", value: ast.Value, statement) -> None:
     i = 0
     while i < len(rest):
         word = _unwrap(rest[i])
-        if not (isinstance(word, ast.Name) and word.id in _HEDGE_KEYWORDS):
+        if not (isinstance(word, ast.Name) and word.id in HEDGE_KEYWORDS):
             lw.error("E103", f"unexpected {_describe(word)} in the hedge rule", word.span, "not a hedge keyword",
                      "hedge keywords: with <instrument>, every <1d>, band <0.05>, keep <10%> along "
                      "<direction|long|short>")
@@ -321,47 +378,8 @@ def hedge(lw: "Lowerer", value: ast.Value, statement) -> None:
         if i + 1 >= len(rest):
             lw.error("E108", f"`{word.id}` needs a value", word.span, "value missing")
             return
-        arg = rest[i + 1]
-        key = word.id
-        if key == "with":
-            target = _unwrap(arg)
-            if isinstance(target, ast.Name) and target.id == "Future" or isinstance(target, ast.Call) and \
-                    target.func == "Future":
-                rule.instrument = "Future"
-            else:
-                lw.error("E105", "hedges trade futures: `with Future`", arg.span, "unsupported instrument")
-                return
-        elif key == "every":
-            step = _unwrap(arg)
-            if isinstance(step, ast.Unary) and isinstance(_unwrap(step.operand), ast.Duration):
-                rule.every_days = _unwrap(step.operand).days * (-1 if step.op == "-" else 1)
-            elif isinstance(step, ast.Duration):
-                rule.every_days = step.days
-            else:
-                lw.mismatch(arg, "a period such as `1d`")
-                return
-            if rule.every_days <= 0:
-                lw.error("E207", "the hedge period must be positive", arg.span, "not positive")
-                return
-        elif key == "band":
-            band = lw.fraction(arg, "band")
-            if band is None or band < 0:
-                if band is not None:
-                    lw.error("E207", "the hedge band cannot be negative", arg.span, "negative band")
-                return
-            rule.band = band
-        elif key == "keep":
-            keep = lw.fraction(arg, "keep", percent_only=True)
-            if keep is None:
-                return
-            if not 0 <= keep <= 1:
-                lw.error("E207", "the kept exposure must lie between 0% and 100%", arg.span, "out of range")
-                return
-            rule.keep = keep
-            if rule.along == "none":
-                rule.along = "direction"
-        elif key == "along":
-            rule.along = lw.choice(arg, "along", ("direction", "long", "short")) or rule.along
+        if not HEDGE_KEYWORDS[word.id](lw, rule, rest[i + 1]):
+            return
         i += 2
     lw.doc.hedge = rule
 
@@ -370,7 +388,7 @@ def _split_signed_keyword(item: ast.Value) -> tuple[ast.Value, ...]:
     """``band -0.1`` parses as the subtraction ``band - 0.1``: read it as the keyword and a negative value."""
     inner = _unwrap(item)
     if isinstance(inner, ast.Binary) and inner.op == "-" and isinstance(_unwrap(inner.left), ast.Name) \
-            and _unwrap(inner.left).id in _HEDGE_KEYWORDS:
+            and _unwrap(inner.left).id in HEDGE_KEYWORDS:
         return inner.left, ast.Unary("-", inner.right, inner.op_span.merge(inner.right.span))
     return (item,)
 

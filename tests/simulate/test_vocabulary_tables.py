@@ -1,5 +1,5 @@
 """Each vocabulary of the language is a table of handlers (issue 15 item 4): fields and experiment
-settings (lowering), triggers (the runtime's condition forms), actions (the simulator's adjustment
+settings and the hedge rule's keywords (lowering), triggers (the runtime's condition forms), actions (the simulator's adjustment
 builders), stresses (scenario plans) and stop conditions (the loop). Every documented name has a
 handler and a place in grammar/README.md, and no handler serves a name the vocabulary lacks."""
 
@@ -15,7 +15,7 @@ from opl.lang import vocabulary as vocab
 from opl.lang.conditionforms import TRIGGER_FORMS
 from opl.lang.experiment.rules import ACTION_BUILDERS
 from opl.lang.experiment.scenarios import HANDLERS as SCENARIO_HANDLERS
-from opl.lang.fields import FIELD_HANDLERS, SETTING_HANDLERS
+from opl.lang.fields import FIELD_HANDLERS, HEDGE_KEYWORDS, SETTING_HANDLERS
 from opl.runtime.engine.triggers import SUPPORTED_TRIGGERS
 
 GRAMMAR = (Path(__file__).resolve().parents[2] / "grammar" / "README.md").read_text(encoding="utf-8")
@@ -29,6 +29,7 @@ TABLES = {
     "actions": (tuple(vocab.ACTIONS), ACTION_BUILDERS, {}),
     "stresses": (tuple(vocab.SCENARIOS), SCENARIO_HANDLERS, {}),
     "stop conditions": (tuple(vocab.STOP_CONDITIONS), STOP_RULES, {}),
+    "hedge keywords": (("with", "every", "band", "keep", "along"), HEDGE_KEYWORDS, {}),
 }
 NAMES = [(table, name) for table, (names, _, _) in TABLES.items() for name in names]
 
