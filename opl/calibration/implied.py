@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +58,9 @@ class ImpliedMarket:
     days: int
     first: str
     last: str
+    #: Each file read for it (`opl.data.loaders.LoadResult.describe`: rows used, repairs); empty when it
+    #: came from a calibration already run, whose own inputs say so.
+    inputs: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"atm": self.atm, "floor": self.floor, "skew": self.skew, "curvature": self.curvature,
@@ -137,7 +140,8 @@ def implied_market(directory: str | os.PathLike, *, rate: float = 0.02, style: s
     if options is not None:
         opt = load(options, kind="options", repair=repair)
         fut_path = _find(folder, "futures")
-        fut = load(fut_path, kind="futures", repair=repair).frame if fut_path is not None else None
+        fut_loaded = load(fut_path, kind="futures", repair=repair) if fut_path is not None else None
+        fut = fut_loaded.frame if fut_loaded is not None else None
         terms = product_terms(style=style, pack=pack, futures=fut, options=opt.frame)
         try:
             surface = fit_surface(opt.frame, fut, rate=rate, style=terms.style, window_days=window_days,
@@ -146,6 +150,8 @@ def implied_market(directory: str | os.PathLike, *, rate: float = 0.02, style: s
         except ValueError as error:
             raise CalibrationError(f"{opt.file}: {error}") from None
         market.file = opt.file
+        market.inputs = {"options": opt.describe(),
+                         **({"futures": fut_loaded.describe()} if fut_loaded is not None else {})}
         return market
     return implied_from(summary=load_iv_summary(summary), window_days=window_days)
 

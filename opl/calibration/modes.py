@@ -152,6 +152,8 @@ def calibrate_settings(method: Method, settings, *, data=None, calibration_file:
         _merge(record, apply_implied(settings, market, file_smile=file_smile, file_vol=file_vol), origin)
         record["source"] = {"options" if origin == "options" else "iv_summary": market.file,
                             "first": market.first, "last": market.last}
+        if market.inputs:
+            record["inputs"] = market.inputs
         record["notes"].insert(0, f"`calibration implied`: volatility level {market.atm:.2%} and smile from "
                                   f"{market.source}; the model's dynamics are as written, else the defaults")
         return record

@@ -603,3 +603,21 @@ def test_a_rejected_chain_view_or_factor_file_stops_the_commands_that_read_it(ba
         _no_traceback(result)
         assert result.exit_code == 1, (args[0], result.output)
         assert first in result.output, (args[0], result.output)
+
+
+def test_an_implied_calibration_names_every_row_it_read(tmp_path):
+    # simulate --data with `calibration implied` reads the chain and the futures: its JSON says how many rows.
+    from opl.data.synth import synthesize
+
+    synthesize(seed=4, years=1).write(tmp_path)
+    rows = {kind: len(pd.read_csv(tmp_path / f"{kind}.csv")) for kind in ("options", "futures")}
+    strategy = tmp_path / "implied.opl"
+    strategy.write_text(STRATEGY.read_text(encoding="utf-8").replace("calibration historical", "calibration implied"),
+                        encoding="utf-8")
+    out = tmp_path / "simulate.json"
+    result = CliRunner().invoke(main, ["simulate", str(strategy), "--data", str(tmp_path), "--paths", "20", "-q",
+                                       "--set", "experiment.horizon=1", "--set", "experiment.sizes=[1]",
+                                       "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    inputs = json.loads(out.read_text())["model"]["calibration"]["inputs"]
+    assert {kind: inputs[kind]["rows"] for kind in rows} == rows
