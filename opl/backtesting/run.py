@@ -43,7 +43,7 @@ def _band_calls(doc):
 
 def _strategy_with_band(checked, compiled, settings, notes):
     """The simulator's strategy object, with the items that hold a ``delta_band`` compiled for a history."""
-    from opl.lang.conditionforms import lower_condition
+    from opl.simulation.conditionforms import lower_condition
     from opl.runtime.engine.triggers import UnsupportedCondition, compile_condition
     from opl.lang.experiment.settings import SettingsError
     from opl.simulation.run import runtime_strategy

@@ -38,7 +38,7 @@ class ScenarioVerdict:
     failing: list[str]
     values: dict[str, float]
     base: dict[str, float]
-    definition: str = ""  # exactly what the scenario does (opl.lang.experiment.scenarios)
+    definition: str = ""  # exactly what the scenario does (opl.simulation.scenarios)
 
     @property
     def verdict(self) -> str:
@@ -135,7 +135,7 @@ def stress_test(path, *, paths: int | None = None, seed: int | None = None, over
         As :func:`opl.simulation.run.simulate_file` raises them.
     """
     import opl
-    from opl.lang.experiment.rules import target_verdict
+    from opl.simulation.rules import target_verdict
     from opl.simulation.run import simulate_file, source_text, target_clauses
 
     result = simulate_file(path, paths=paths, seed=seed, overrides=overrides, data=calibration)

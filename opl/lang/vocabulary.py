@@ -140,7 +140,7 @@ SMILE_PARAMETERS: dict[str, tuple[float, float, str]] = {
     "curvature": (0.0, 100.0, "curvature of the smile"),
 }
 CALIBRATIONS = ("historical", "implied", "hybrid", "file")
-SCENARIOS: dict[str, str] = {  # each one a surprise; the exact definitions: opl/lang/experiment/scenarios.py
+SCENARIOS: dict[str, str] = {  # each one a surprise; the exact definitions: opl/simulation/scenarios.py
     "vol_up": "options opened at the model's implied volatility, then realised volatility (and the marks that "
               "follow it) × (1 + value), unannounced",
     "vol_down": "options opened at the model's implied volatility, then realised volatility (and the marks) × "

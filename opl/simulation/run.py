@@ -17,7 +17,7 @@ each with pass/fail against the target.
 replayed together as variants on the base paths (same seed, same draws); the others
 change the market and get a pass of their own. Every scenario is a surprise — the options
 are opened at the unshocked market's prices, then the market does the scenario's thing —
-and its exact definition (`opl.lang.experiment.scenarios`, one handler per name) is printed with its
+and its exact definition (`opl.simulation.scenarios`, one handler per name) is printed with its
 results (``ScenarioResult.definition``).
 
 **Passes.** `prepare` checks, compiles, calibrates and sets up the file without replaying;
@@ -205,7 +205,7 @@ def runtime_strategy(checked, compiled, settings: SimSettings, notes: list[str],
     from opl.runtime.engine.legspec import Levels
     from opl.runtime.engine.marking import SmileRule
     from opl.runtime.engine.replay import StrategySpec
-    from opl.lang.experiment.rules import adjust_spec, compile_located, guard_rules, option_leg, score_rule
+    from opl.simulation.rules import adjust_spec, compile_located, guard_rules, option_leg, score_rule
 
     doc = checked.document
     legs, futures, tenors, numbers, futures_legs, leg_tenors = [], 0, set(), [], [], []
@@ -363,7 +363,7 @@ def target_clauses(target, report) -> list:
 def _recommend(rows, target, target_text, report) -> tuple[dict | None, str | None]:
     if target is None:
         return None, "the experiment has no `target`"
-    from opl.lang.experiment.rules import target_verdict
+    from opl.simulation.rules import target_verdict
 
     passing = [size for size, _, holds in rows if holds]
     if not passing:
@@ -466,7 +466,7 @@ def prepare(path, *, paths: int | None = None, seed: int | None = None, override
     from opl.runtime.market.margin import with_margin_method
     from opl.runtime.engine.replay import RunSpec
     from opl.runtime.market.rules import load_pack
-    from opl.lang.experiment.scenarios import scenario_plans
+    from opl.simulation.scenarios import scenario_plans
 
     checked, compiled, located = checked_for_run(path, market, SimulationInputError, "simulate",
                                                  levels_from_signals=True)
@@ -576,7 +576,7 @@ class Prepared:
 
     def verdict(self, metrics) -> bool | None:
         """Whether the file's target holds for ``metrics`` (None: no target, or undecidable)."""
-        from opl.lang.experiment.rules import target_verdict
+        from opl.simulation.rules import target_verdict
 
         return target_verdict(self.target, metrics.target_values())
 

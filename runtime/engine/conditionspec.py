@@ -1,7 +1,7 @@
 """The file's conditions in runtime form: typed rule objects the replay compiles.
 
 ``exit_triggers``, ``adjust_when``, ``abort_if`` and the guard rules are written in the
-language; `opl.lang.conditionforms.lower_condition` checks them against what the simulator
+language; `opl.simulation.conditionforms.lower_condition` checks them against what the simulator
 supports (located errors) and lowers them to these objects, so the runtime never reads the
 language's syntax tree. `opl.runtime.engine.triggers.compile_condition` turns them into vectorised
 tests. Units are the language's: percent for percentages (``-25%`` → −25), days for

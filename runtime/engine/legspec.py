@@ -8,7 +8,7 @@ draws them around the month's opening futures price F₀::
 
 with ``w_s``, ``w_r`` the widths (by default those of the file: (price − support)/price
 and (resistance − price)/price, else 5%). (The ``sr_shift`` scenario leaves the levels
-as given and moves the market away from them, `opl.lang.experiment.scenarios`.) A leg's
+as given and moves the market away from them, `opl.simulation.scenarios`.) A leg's
 strike spec (``support-100``, ``resistance+2%``, ``ATM+5%``, ``delta(0.25)``, or an
 absolute price) is resolved against these exactly as `opl.lang.estimates.Market.strike`
 resolves it against the file's levels — vectorised over paths — then moved to the

@@ -2,7 +2,7 @@
 
 The checker answers one scalar question of a condition; the replay asks the same question
 of every path at every step, so a condition — in its runtime form (`opl.runtime.engine.conditionspec`:
-typed rule objects, lowered from the file by `opl.lang.conditionforms`; the runtime never reads
+typed rule objects, lowered from the file by `opl.simulation.conditionforms`; the runtime never reads
 the language's syntax tree) — is compiled once into a function of a `TriggerState` (arrays over paths, or over variants × paths) that returns a
 boolean array. Units are the language's: percent for percentages (``-25%`` → −25), days
 for durations.
@@ -364,7 +364,7 @@ def _any_leg(inner: Compiled) -> Compiled:
 
 def compile_condition(condition: spec.Condition, *, per_leg: bool = False) -> Compiled:
     """Compile a condition in runtime form (`opl.runtime.engine.conditionspec`, lowered from the file by
-    `opl.lang.conditionforms.lower_condition`) into a vectorised test.
+    `opl.simulation.conditionforms.lower_condition`) into a vectorised test.
 
     A condition reading leg-level variables holds where it holds for any held leg, unless
     ``per_leg``: then the caller puts each leg in view (``state.leg``).

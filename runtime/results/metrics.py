@@ -215,7 +215,7 @@ class ScenarioResult:
     size: float
     metrics: RunMetrics
     holds: bool | None
-    definition: str = ""  # exactly what the scenario does (opl.lang.experiment.scenarios)
+    definition: str = ""  # exactly what the scenario does (opl.simulation.scenarios)
 
 
 @dataclass(kw_only=True)

@@ -36,7 +36,7 @@ def report():
 def test_every_scenario_is_judged_with_the_clauses_that_fail(report):
     assert [s.text for s in report.scenarios if s.kind == "stress"] == [
         "vol_up(+50%)", "gap(-8%)", "slippage(x3)", "sr_shift(-3%)"]
-    # Each scenario says exactly what it does (opl.lang.experiment.scenarios), in the JSON and the summary.
+    # Each scenario says exactly what it does (opl.simulation.scenarios), in the JSON and the summary.
     assert all(s.definition and s.to_dict()["definition"] == s.definition for s in report.scenarios)
     assert f"`gap(-8%)`: {report.scenarios[1].definition}" in report.summary()
     clauses = ["median_monthly_return >= 1%", "loss_probability <= 25%", "max_drawdown_p95 <= 10%"]

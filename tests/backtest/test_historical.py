@@ -23,7 +23,7 @@ from opl.runtime.engine.marking import AmericanMarker, SmileRule
 from opl.runtime.engine.processes import GarchParams, JumpParams, PathGenerator, ProcessSpec, RegimeParams
 from opl.runtime.engine.replay import RunSpec, StrategySpec, Variant, _Month, replay
 from opl.runtime.market.rules import load_pack
-from opl.lang.conditionforms import lower_condition
+from opl.simulation.conditionforms import lower_condition
 from opl.runtime.engine.triggers import compile_condition
 
 MONTHS = 6

@@ -1,6 +1,6 @@
 """The runtime reads its own typed rule objects, never the language's syntax tree: no module under
 runtime/ imports `opl.lang.ast`, `opl.lang.parser` or `opl.lang.conditions` (the file's conditions are lowered by
-`opl.lang.conditionforms`, the experiment's target judged by `opl.lang.experiment.rules.target_verdict`)."""
+`opl.simulation.conditionforms`, the experiment's target judged by `opl.simulation.rules.target_verdict`)."""
 
 from __future__ import annotations
 

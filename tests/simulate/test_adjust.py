@@ -17,7 +17,7 @@ from opl.runtime.pricing.black import price
 from opl.runtime.engine.processes import ProcessSpec
 from opl.runtime.engine.replay import Variant, replay
 from opl.runtime.engine.scores import SCORES
-from opl.lang.conditionforms import lower_condition
+from opl.simulation.conditionforms import lower_condition
 from opl.runtime.engine.triggers import compile_condition
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")

@@ -140,7 +140,7 @@ def test_exit_trigger_and_guard_close_the_position(sim, cj):
     import opl
 
     doc = opl.check("opl-lang 1.0\nS = short Option(Call, 100, 30d)\nexit_triggers [ price_retrace(>3%) ]\n").document
-    from opl.lang.conditionforms import lower_condition
+    from opl.simulation.conditionforms import lower_condition
     from opl.runtime.engine.triggers import compile_condition
 
     trig = tuple(compile_condition(lower_condition(t)) for t in doc.exit.triggers)

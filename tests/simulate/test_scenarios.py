@@ -9,7 +9,7 @@ import pytest
 from opl.runtime.engine.hedging import HedgeSpec
 from opl.runtime.engine.processes import JumpParams, PathGenerator, ProcessSpec, RegimeParams
 from opl.runtime.engine.replay import replay
-from opl.lang.experiment.scenarios import HANDLERS, plan_scenario
+from opl.simulation.scenarios import HANDLERS, plan_scenario
 from opl.lang.experiment.settings import SettingsError
 from opl.lang.vocabulary import SCENARIOS
 

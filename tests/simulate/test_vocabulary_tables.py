@@ -12,9 +12,9 @@ import pytest
 
 from opl.closedloop.stops import STOP_RULES
 from opl.lang import vocabulary as vocab
-from opl.lang.conditionforms import TRIGGER_FORMS
-from opl.lang.experiment.rules import ACTION_BUILDERS
-from opl.lang.experiment.scenarios import HANDLERS as SCENARIO_HANDLERS
+from opl.simulation.conditionforms import TRIGGER_FORMS
+from opl.simulation.rules import ACTION_BUILDERS
+from opl.simulation.scenarios import HANDLERS as SCENARIO_HANDLERS
 from opl.lang.fields import FIELD_HANDLERS, HEDGE_KEYWORDS, SETTING_HANDLERS
 from opl.runtime.engine.triggers import SUPPORTED_TRIGGERS
 

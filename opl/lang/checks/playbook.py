@@ -1,6 +1,6 @@
 """Checks of the adjustment module (spec §5) that need nothing but the file.
 
-The simulator refuses the same things (`opl.lang.experiment.rules.adjust_spec`); here they are found at
+The simulator refuses the same things (`opl.simulation.rules.adjust_spec`); here they are found at
 `opl check`, located, so a file `opl check` accepts never stops the simulator for a reason
 visible in the file: a negative gamma target, an expiry moved in, a hedge of a Greek no
 instrument hedges. An adjust condition without a playbook (or the reverse) is valid OPL

@@ -1,2 +1,2 @@
-"""The experiment block's semantics: settings and their overrides, the rules the simulator
-applies, the stress and sensitivity scenarios, and the estimated cost of a run."""
+"""The experiment block's semantics, numpy-free: its settings with their defaults and
+``--set`` overrides, and the estimated cost of a run that the checker bounds."""

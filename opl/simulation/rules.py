@@ -32,9 +32,9 @@ def target_verdict(target, values: dict[str, float]) -> bool | None:
 
 
 def compile_located(value, *, per_leg: bool = False):
-    """A condition lowered (`opl.lang.conditionforms`) and compiled (`opl.runtime.engine.triggers.compile_condition`), its
+    """A condition lowered (`opl.simulation.conditionforms`) and compiled (`opl.runtime.engine.triggers.compile_condition`), its
     errors located (E105)."""
-    from opl.lang.conditionforms import lower_condition
+    from opl.simulation.conditionforms import lower_condition
     from opl.runtime.engine.triggers import UnsupportedCondition, compile_condition
 
     try:
