@@ -107,3 +107,12 @@ def test_the_walk_and_the_clauses_of_a_condition():
     assert [c.name for c in ir.calls(doc.adjust.when, "price_retrace")] == ["price_retrace"]
     assert [type(c) for c in ir.clauses(doc.experiment.target)] == [ir.Compare, ir.Compare]
     assert isinstance(doc.strategy.expr, LegSum)
+
+
+def test_a_comparison_against_something_not_a_quantity_is_e104_at_the_operand():
+    # before the IR, `days_left < "soon"` checked clean and meant nothing (never true)
+    for operand in ('"soon"', "x3"):
+        checked = opl.check(f"opl-lang 1.0\nS = short Option(Call, 100, 30d)\nexit_triggers [ days_left < {operand} ]\n")
+        (error,) = [d for d in checked.report.diagnostics if d.severity == "error"]
+        assert error.code == "E104" and checked.report.source.excerpt(error.span) == operand
+

@@ -439,3 +439,12 @@ def test_minutes_hold_within_an_iteration_and_the_stopped_run_resumes(tmp_path, 
     resumed = run_loop(open_run(archive.root, rules_flags={"minutes": 60.0}), _Scripted(candidate), stop_after=1)
     assert archive.iteration_numbers() == [0, 1, 2] and _digest(archive.root / "iter_1") == before
     assert resumed.records[2]["evaluation"]["ok"] and "stopped" not in resumed.records[2]["decision"]
+
+
+def test_stop_rules_read_positional_arguments_too():
+    from opl.closedloop.stops import stop_rules
+
+    # the IR binds arguments to parameter names: positional ones were ignored before
+    checked = opl.check("opl-lang 1.0\nexperiment {\n  stop [ converge(3, 1%), budget(7) ]\n}\n")
+    rules = stop_rules(checked.document)
+    assert (rules.converge_rounds, rules.min_gain, rules.max_iterations) == (3, 0.01, 7)
