@@ -21,25 +21,33 @@ import numpy as np
 
 from opl.runtime.results.metrics import pnl_by_source
 
-__all__ = ["write_report", "PLOTS", "delta_figure", "trades_figure"]
+__all__ = ["write_report", "PLOTS", "FIGURES", "equity_figure", "drawdown_figure", "delta_figure", "trades_figure"]
 
 PLOTS = ("equity.png", "drawdown.png", "delta.png", "trades.png")
 _COLOURS = {"delta_band": "#c44e52", "trigger": "#dd8452", "guard": "#4c72b0", "expiry": "#55a868",
             "cut": "#8c8c8c", "adjustment": "#8172b2", "liquidation": "#000000", None: "#cccccc"}
 
 
+def _figure(height: float):
+    """A new figure without pyplot (a notebook shows it once; nothing global is drawn on)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, height), dpi=110)
+    return fig, fig.subplots()
+
+
 def _plots(result, out: Path) -> None:
-    import matplotlib
+    """The PNGs, drawn by the figure functions a notebook's ``result.plot_*()`` calls."""
+    for name, draw in FIGURES.items():
+        draw(result).savefig(out / name)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def equity_figure(result):
+    """Equity in % of capital over the history (and without the delta band), the first walk-forward fit marked."""
     dates = result.dates.to_pydatetime()
     capital = result.run["capital"]
-    title = Path(result.file).name
     first_fit = result.delta_band["first_fit"] if result.delta_band else None
-
-    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
+    fig, ax = _figure(4.5)
     ax.plot(dates, result.equity / capital * 100, color="#2d6a3e", linewidth=1.6, label="strategy")
     if result.baseline_equity is not None:
         ax.plot(dates, result.baseline_equity / capital * 100, color="grey", linewidth=1.0,
@@ -50,35 +58,31 @@ def _plots(result, out: Path) -> None:
         ax.axvline(pd.Timestamp(first_fit).to_pydatetime(), color="#c44e52", linestyle=":", label="first fit")
     ax.axhline(100, color="black", linewidth=0.8)
     ax.set_ylabel("equity, % of capital")
-    ax.set_title(f"Equity — {title}")
+    ax.set_title(f"Equity — {Path(result.file).name}")
     ax.legend(loc="upper left")
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(out / "equity.png")
-    plt.close(fig)
+    return fig
 
+
+def drawdown_figure(result):
+    """The drawdown from the running peak, % of the peak."""
+    dates = result.dates.to_pydatetime()
     peak = np.maximum.accumulate(result.equity)
-    fig, ax = plt.subplots(figsize=(9, 3.5), dpi=110)
+    fig, ax = _figure(3.5)
     ax.fill_between(dates, -(peak - result.equity) / peak * 100, 0, color="#8172b2", alpha=0.7)
     ax.set_ylabel("drawdown, % of peak")
-    ax.set_title(f"Drawdown — {title} (max {result.performance['max_drawdown']:.2f}%)")
+    ax.set_title(f"Drawdown — {Path(result.file).name} (max {result.performance['max_drawdown']:.2f}%)")
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(out / "drawdown.png")
-    plt.close(fig)
-
-    for name, figure in (("delta.png", delta_figure(result)), ("trades.png", trades_figure(result))):
-        figure.savefig(out / name)
-        plt.close(figure)
+    return fig
 
 
 def delta_figure(result):
     """The position's delta per unit on the held sessions, with the band and its exits when the file has one."""
-    import matplotlib.pyplot as plt
-
     dates = result.dates.to_pydatetime()
     title = Path(result.file).name
-    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
+    fig, ax = _figure(4.5)
     ax.plot(dates, result.unit_delta, color="#4c72b0", linewidth=0.9, label="delta per unit (held sessions)")
     if np.any(np.isfinite(result.band_width)):
         ax.plot(dates, result.band_centre + result.band_width, color="#c44e52", linewidth=0.9, label="band")
@@ -101,11 +105,10 @@ def delta_figure(result):
 
 def trades_figure(result):
     """Each cycle's P&L as a bar coloured by how it ended; the legend's patches carry the bars' colours."""
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
     capital = result.run["capital"]
-    fig, ax = plt.subplots(figsize=(9, 4), dpi=110)
+    fig, ax = _figure(4)
     pnl = np.array([c["pnl"] for c in result.cycles]) / capital * 100
     colours = [_COLOURS.get(c["exit"], _COLOURS[None]) for c in result.cycles]
     ax.bar(np.arange(len(pnl)), pnl, color=colours)
@@ -119,6 +122,11 @@ def trades_figure(result):
     ax.legend(handles=handles, loc="lower left", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+#: The report's PNG files and the figure each one is.
+FIGURES = {"equity.png": equity_figure, "drawdown.png": drawdown_figure, "delta.png": delta_figure,
+           "trades.png": trades_figure}
 
 
 def _markdown(result) -> str:

@@ -240,6 +240,70 @@ class BacktestResult:
     def to_json(self, *, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
+    # ------------------------------------------------------------------ notebooks
+
+    def cycles_frame(self) -> pd.DataFrame:
+        """Every option cycle (planned or traded), one row each (index ``cycle``), as in the JSON's ``cycles``;
+        ``pnl_pct`` is the P&L in % of capital."""
+        frame = pd.DataFrame(self.cycles)
+        if frame.empty:
+            return frame
+        frame["pnl_pct"] = frame["pnl"] / self.run["capital"] * 100.0
+        return frame.set_index("cycle")
+
+    def trades_frame(self) -> pd.DataFrame:
+        """The cycles that were traded (opened), with their dates, strikes, premium, P&L and how they ended."""
+        frame = self.cycles_frame()
+        if frame.empty:
+            return frame
+        columns = ["open", "close", "contract", "expiry", "strikes", "premium", "pnl", "pnl_pct", "exit", "reopened"]
+        return frame.loc[frame["opened"], columns]
+
+    def equity_frame(self) -> pd.DataFrame:
+        """Equity by session (and without the delta band when the file has one), in currency."""
+        frame = pd.DataFrame({"equity": self.equity}, index=self.dates)
+        if self.baseline_equity is not None:
+            frame["equity_without_band"] = self.baseline_equity
+        return frame.rename_axis("date")
+
+    def to_frame(self) -> pd.DataFrame:
+        """The cycles (`cycles_frame`)."""
+        return self.cycles_frame()
+
+    def frames(self) -> dict:
+        """Every named DataFrame: ``cycles``, ``trades``, ``equity``."""
+        return {"cycles": self.cycles_frame(), "trades": self.trades_frame(), "equity": self.equity_frame()}
+
+    def plot_equity(self):
+        """Equity over the history (a matplotlib Figure; ``--report``'s equity.png)."""
+        from opl.backtesting.report import equity_figure
+
+        return equity_figure(self)
+
+    def plot_drawdowns(self):
+        """The drawdown from the running peak (drawdown.png)."""
+        from opl.backtesting.report import drawdown_figure
+
+        return drawdown_figure(self)
+
+    def plot_delta(self):
+        """The position's delta against the delta band (delta.png)."""
+        from opl.backtesting.report import delta_figure
+
+        return delta_figure(self)
+
+    def plot_trades(self):
+        """Each cycle's P&L coloured by how it ended (trades.png)."""
+        from opl.backtesting.report import trades_figure
+
+        return trades_figure(self)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        lines = "".join(f"<li>{html.escape(line)}</li>" for line in self.summary().splitlines())
+        return f"<ul>{lines}</ul>\n" + self.trades_frame().to_html(float_format=lambda v: f"{v:.2f}", na_rep="—")
+
     def summary(self) -> str:
         """A plain-text summary, a few lines."""
         p, run = self.performance, self.run

@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 
 from opl.simulation.run import RunInputError
 
-__all__ = ["backtest_file", "prepare", "run_prepared", "Prepared", "BacktestInputError"]
+__all__ = ["backtest", "backtest_file", "prepare", "prepare_checked", "run_prepared", "Prepared",
+           "BacktestInputError"]
 
 #: Below this many sessions (a quarter) annualised figures are flagged as saying little.
 SHORT_HISTORY = 63
@@ -211,10 +212,31 @@ def _staged(progress, name: str):
     return None if progress is None else lambda done, total: progress(done, total, name)
 
 
+def backtest(checked, settings):
+    """Backtest a checked file (`opl.check`'s result) over the history in ``settings.data`` (an
+    `opl.simulation.run.RunSettings`: ``data``, ``overrides``, ``market``, ``repair``, ``progress`` as
+    `backtest_file`'s); errors as `backtest_file`.
+
+    The one backtest entry point (``opl backtest`` and the facade's `opl.backtest` call it); nothing is written.
+    """
+    return run_prepared(prepare_checked(checked, data=settings.data, overrides=settings.overrides,
+                                        market=settings.market, repair=settings.repair, progress=settings.progress),
+                        progress=settings.progress)
+
+
 def prepare(path, *, data, overrides=(), market: dict | None = None, repair: bool = False,
             progress=None) -> Prepared:
     """Check and compile the file, read the data, plan and mark the cycles (arguments and errors as
     `backtest_file`)."""
+    from opl.lang.frontend import check_path
+
+    return prepare_checked(check_path(path), data=data, overrides=overrides, market=market, repair=repair,
+                           progress=progress)
+
+
+def prepare_checked(checked, *, data, overrides=(), market: dict | None = None, repair: bool = False,
+                    progress=None) -> Prepared:
+    """`prepare` for a checked file."""
     import numpy as np
 
     from opl.backtesting.cycles import ChainIndex, mark_cycles, plan_cycles
@@ -227,7 +249,10 @@ def prepare(path, *, data, overrides=(), market: dict | None = None, repair: boo
     from opl.lang.experiment.settings import SettingsError, parse_overrides
     from opl.simulation.run import checked_for_run, default_capital, settings_from
 
-    checked, compiled, located = checked_for_run(path, market, BacktestInputError, "backtest")
+    if data is None:
+        raise SettingsError("a backtest needs market data: give `data` (a folder with futures.csv)")
+    path = checked.report.path
+    checked, compiled, located = checked_for_run(checked, market, BacktestInputError, "backtest")
     doc, model, report = checked.document, compiled.strategy, checked.report
     notes: list[str] = []
 

@@ -30,6 +30,7 @@ from opl.calibration.result import CalibrationResult
 from opl.calibration.surface import fit_surface
 from opl.data.loaders import DataError, LoadResult, Problem, load
 from opl.data.rolls import require_moves, within_contract_returns
+from opl.errors import OplError
 
 __all__ = ["CalibrationError", "calibrate", "calibrate_dir", "DIR_FILES"]
 
@@ -39,7 +40,7 @@ DIR_FILES = {"futures": ("futures.csv", "futures.parquet", "futures.pq"),
              "iv_summary": ("iv_summary.csv",)}
 
 
-class CalibrationError(ValueError):
+class CalibrationError(OplError, ValueError):
     """The data cannot be calibrated (too short, no usable options...); the message says why and where."""
 
 

@@ -24,11 +24,12 @@ from opl.calibration.block import ExperimentBlock
 from opl.calibration.garch import GarchFit, GarchSelection
 from opl.calibration.jumps import JumpEstimate
 from opl.lang.fileaccess import NamedFileError, quoted, read_regular
+from opl.errors import OplError
 
 __all__ = ["StoredCalibration", "StoredCalibrationError", "load_calibration"]
 
 
-class StoredCalibrationError(ValueError):
+class StoredCalibrationError(OplError, ValueError):
     """The calibration file is missing, not JSON, or not what ``opl calibrate --json`` writes."""
 
 

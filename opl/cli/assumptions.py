@@ -16,7 +16,7 @@ import sys
 import click
 
 from opl.cli.options import FiniteFloatRange
-from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, fail_with_io, fail_with_problems
+from opl.cli.report import EXIT_OK, handled
 
 
 @click.command()
@@ -55,46 +55,28 @@ from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, fail_with_io, fai
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None, help="Seed for --strategy.")
 @click.option("--calibrate/--no-calibrate", "calibrate", default=True, show_default=True,
               help="Fit the strategy's price model to --futures when its calibration is historical.")
+@handled(hints={"CalibrationError": "the strategy's price model could not be fitted; --no-calibrate runs the "
+                                    "file's parameters as written"})
 def assumptions(futures: str | None, data: str | None, signals: str | None, factors: str | None,
                 json_out: str | None,
                 report_dir: str | None, alpha: float, correction: str, horizon: int, flat_band: float, claim: float,
                 power: float, limit: float | None, tick: float, repair: bool, strategy: str | None,
                 paths: int | None, seed: int | None, calibrate: bool) -> None:
     """Test the plan's assumptions (random walk, factors, signal hit rate, the strategy under stress) against data."""
-    from opl.hypotheses.report import run_assumptions
-    from opl.data.loaders import DataError, load
+    from pathlib import Path
+
+    from opl.api import assumptions as run
 
     futures, signals, factors = _files(futures, data, signals, factors, strategy)
-    loaded = {}
-    try:
-        for kind, path in (("futures", futures), ("signals", signals), ("factors", factors)):
-            if path is not None:
-                extra = {"limit": limit, "tick": tick} if kind == "futures" else {}
-                loaded[kind] = load(path, kind=kind, repair=repair, **extra)
-    except DataError as error:
-        fail_with_problems(error.problems)
-    except OSError as error:
-        fail_with_io(error)
-    stress = _stress(strategy, loaded["futures"], paths, seed, calibrate, limit, tick) if strategy else None
-    try:
-        result = run_assumptions(futures=loaded["futures"], signals=loaded.get("signals"),
-                                 factors=loaded.get("factors"), alpha=alpha, horizon=horizon, flat_band=flat_band,
-                                 claim=claim, power=power, limit=limit, tick=tick, correction=correction,
-                                 stress=stress)
-    except DataError as error:  # the data load but cannot be tested (constant prices)
-        fail_with_problems(error.problems)
-    except ValueError as error:
-        click.echo(f"error: {futures}: {error}", err=True)
-        sys.exit(EXIT_FINDINGS)
+    result = run(futures=futures, signals=signals, factors=factors, strategy=Path(strategy) if strategy else None,
+                 paths=paths, seed=seed, calibrate=calibrate, alpha=alpha, correction=correction, horizon=horizon,
+                 flat_band=flat_band, claim=claim, power=power, limit=limit, tick=tick, repair=repair)
     # Files first: if one cannot be written, no result is shown as if the run had succeeded.
     written = []
-    try:
-        if json_out:
-            written.append(result.write_json(json_out))
-        if report_dir:
-            written.append(result.write_markdown(report_dir))
-    except OSError as error:
-        fail_with_io(error)
+    if json_out:
+        written.append(result.write_json(json_out))
+    if report_dir:
+        written.append(result.write_markdown(report_dir))
     click.echo(result.summary())
     for path in written:
         click.echo(f"wrote {path}")
@@ -118,34 +100,3 @@ def _files(futures, data, signals, factors, strategy):
     if not found["futures"].is_file():
         raise click.UsageError(f"--data {data}: no futures.csv (the underlying's daily bars)")
     return tuple(str(p) if p.is_file() else None for p in found.values())
-
-
-def _stress(strategy: str, futures, paths, seed, calibrate: bool, limit, tick):
-    """The strategy's scenarios with the simulator; exits like ``opl simulate`` on a bad file."""
-    from opl.hypotheses.stress import stress_test
-    from opl.calibration import CalibrationError, calibrate as fit
-    from opl.data.loaders import DataError
-    from opl.lang.diagnostics import FileReport
-    from opl.lang.render import render
-    from opl.simulation.run import SettingsError, SimulationInputError
-
-    calibration = None
-    if calibrate:
-        try:
-            calibration = fit(futures=futures, limit=limit, tick=tick)
-        except DataError as error:  # the data load but cannot be fitted (constant prices)
-            fail_with_problems(error.problems)
-        except CalibrationError as error:
-            click.echo(f"error: cannot fit the strategy's price model: {error} (--no-calibrate runs the file's "
-                       "parameters as written)", err=True)
-            sys.exit(EXIT_FINDINGS)
-    try:
-        return stress_test(strategy, paths=paths, seed=seed, calibration=calibration)
-    except SimulationInputError as error:
-        click.echo(render([FileReport(error.report.source, error.diagnostics)], "full"), err=True, nl=False)
-        sys.exit(EXIT_FINDINGS)
-    except SettingsError as error:
-        click.echo(f"error: {strategy}: {error}", err=True)
-        sys.exit(EXIT_USAGE)
-    except OSError as error:
-        fail_with_io(error, strategy)

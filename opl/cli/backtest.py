@@ -16,8 +16,7 @@ import click
 from opl.cli.options import market_option
 from opl.cli.progress import ProgressBar
 from opl.cli.rawdata import data_folder
-from opl.cli.report import (EXIT_FINDINGS, EXIT_OK, fail_with_diagnostics, fail_with_io,
-                            fail_with_setting, write_result)
+from opl.cli.report import EXIT_OK, handled, write_result
 
 
 @click.command("backtest")
@@ -36,31 +35,17 @@ from opl.cli.report import (EXIT_FINDINGS, EXIT_OK, fail_with_diagnostics, fail_
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
               help="Write a markdown report with PNG plots into this directory.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@handled(hints={"DataError": "--repair makes the documented repairs"})
 def backtest(file: str, data: str, overrides: tuple[str, ...], market: dict, repair: bool, json_out: str | None,
              report_dir: str | None, quiet: bool) -> None:
     """Replay FILE over the history in DATA with the simulator's rules; fit a delta band walk-forward."""
-    from opl.backtesting import BacktestInputError, backtest_file
-    from opl.data.loaders import DataError, shown
-    from opl.lang.experiment.settings import SettingsError
+    from pathlib import Path
+
+    from opl.api import backtest as run
 
     data = data_folder(data, strategy=file)
-    try:
-        with ProgressBar("backtesting", quiet=quiet or json_out == "-") as progress:
-            result = backtest_file(file, data=data, overrides=overrides, market=market, repair=repair,
-                                   progress=progress)
-    except BacktestInputError as error:
-        fail_with_diagnostics(error.report.source, error.diagnostics)
-    except DataError as error:
-        for line in shown(error.problems):
-            click.echo(line, err=True)
-        count = len(error.problems)
-        click.echo(f"{count} problem{'s' if count != 1 else ''} in the data of {data} (see "
-                   "examples/jujube/data_contracts.md; --repair makes the documented repairs)", err=True)
-        sys.exit(EXIT_FINDINGS)
-    except SettingsError as error:
-        fail_with_setting(error)
-    except OSError as error:
-        fail_with_io(error, error.filename or file)
+    with ProgressBar("backtesting", quiet=quiet or json_out == "-") as progress:
+        result = run(Path(file), data=data, set=overrides, market=market, repair=repair, progress=progress)
     from opl.backtesting.report import write_report
 
     write_result(result, json_out=json_out, report_dir=report_dir, write_report=write_report)

@@ -14,7 +14,7 @@ import click
 from opl.lang import limits
 
 from opl.cli.options import FiniteFloatRange, market_option
-from opl.cli.report import EXIT_FINDINGS, EXIT_OK, fail_with_io
+from opl.cli.report import EXIT_FINDINGS, EXIT_OK, handled
 
 INTENTS = ("Bull", "Bear", "RangeBound", "Breakout", "Neutral", "NotBull", "NotBear")
 
@@ -53,12 +53,13 @@ def _targets(text: str) -> dict[str, float]:
 @click.option("--premium-offset", type=FiniteFloatRange(0, 1), default=None,
               help="Share of the debit the credit legs must offset (0.4 = 40%).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the .opl file here.")
+@handled
 def build(intent, vega_style, target, market, path, tenor, multiplier, max_lots, max_risk, premium_offset, out):
     """Build a strategy for an intent and print it as an OPL-Lang file."""
     import datetime as dt
 
-    import opl
-    from opl.compiler.construct import BuildError, BuildRequest
+    from opl.lang.frontend import check_text
+    from opl.compiler.construct import BuildRequest
     from opl.compiler.construct import build as run_build
     from opl.lang.render import render
 
@@ -67,21 +68,14 @@ def build(intent, vega_style, target, market, path, tenor, multiplier, max_lots,
                            price=given.get("price", 100.0), iv=given.get("iv", 0.25), rate=given.get("rate", 0.0),
                            time=given.get("time", dt.date.today()), tenor_days=tenor, multiplier=multiplier,
                            max_lots=max_lots, max_risk=max_risk, premium_offset=premium_offset, path=path)
-    try:
-        result = run_build(request)
-    except BuildError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(EXIT_FINDINGS)
-    report = opl.check(result.text, out or "<built>").report  # reality_check
+    result = run_build(request)
+    report = check_text(result.text, out or "<built>").report  # reality_check
     if report.has_errors:
         click.echo(render([report], "full"), err=True)
         sys.exit(EXIT_FINDINGS)
     if out:
-        try:
-            with open(out, "w", encoding="utf-8") as handle:
-                handle.write(result.text)
-        except OSError as error:
-            fail_with_io(error, out)
+        with open(out, "w", encoding="utf-8") as handle:
+            handle.write(result.text)
         click.echo(f"wrote {out}")
     else:
         click.echo(result.text, nl=False)

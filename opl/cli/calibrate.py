@@ -16,7 +16,7 @@ import click
 from opl.cli.options import FiniteFloatRange, data_option
 from opl.cli.progress import ProgressBar
 from opl.cli.rawdata import data_folder
-from opl.cli.report import EXIT_OK, fail_with_io, fail_with_problems
+from opl.cli.report import EXIT_OK, handled
 
 
 @click.command("calibrate")
@@ -53,13 +53,13 @@ from opl.cli.report import EXIT_OK, fail_with_io, fail_with_problems
               help="Write calibration.md, its plots, calibration.json and experiment.opl into this directory.")
 @click.option("--block", "block_out", type=click.Path(dir_okay=False), default=None,
               help="Write the experiment block (an .opl snippet) to this file.")
+@handled
 def calibrate(data: str | None, futures: str | None, options: str | None, iv_summary: str | None, rate: float,
               exercise: str | None, pack: str | None, criterion: str, jump_threshold: float, window: int, limit: float | None, tick: float,
               repair: bool, components: tuple[str, ...], json_out: str | None, report_dir: str | None,
               block_out: str | None) -> None:
     """Fit the price model and implied-volatility rule to data; print the experiment block."""
-    from opl.calibration import CalibrationError
-    from opl.data.loaders import DataError
+    from opl.api import calibrate as run
     from opl.runtime.market.rules import RulePackError
 
     if (data is None) == (futures is None):
@@ -67,34 +67,25 @@ def calibrate(data: str | None, futures: str | None, options: str | None, iv_sum
     if data is not None and (options or iv_summary):
         raise click.UsageError("--options and --iv-summary go with --futures; --data reads them from the directory")
     data = data_folder(data, pack=pack)
-    settings = dict(rate=rate, style=exercise, pack=pack, criterion=criterion, jump_threshold=jump_threshold,
-                    window_days=window, limit=limit, tick=tick)
     try:
         with ProgressBar("calibrating", quiet=json_out == "-") as progress:
-            result = _run(data, futures, options, iv_summary, repair, {**settings, "progress": progress})
-    except DataError as error:
-        fail_with_problems(error.problems)
-    except CalibrationError as error:
-        fail_with_problems([error])
-    except RulePackError as error:
+            result = run(data, futures=futures, options=options, iv_summary=iv_summary, rate=rate,
+                         exercise=exercise, pack=pack, criterion=criterion, jump_threshold=jump_threshold,
+                         window=window, limit=limit, tick=tick, repair=repair, progress=progress)
+    except RulePackError as error:  # the pack --pack names: a usage error of that option
         raise click.UsageError(f"--pack {pack}: {error}") from None
-    except OSError as error:
-        fail_with_io(error)
     # Files first: if one cannot be written, no result is shown as if the run had succeeded.
     written = []
-    try:
-        if json_out == "-":
-            import json
+    if json_out == "-":
+        import json
 
-            click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False, allow_nan=False))
-        elif json_out:
-            written.append(result.write_json(json_out))
-        if block_out:
-            written.append(result.write_block(block_out, components))
-        if report_dir:
-            written.append(result.write_report(report_dir))
-    except OSError as error:
-        fail_with_io(error)
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False, allow_nan=False))
+    elif json_out:
+        written.append(result.write_json(json_out))
+    if block_out:
+        written.append(result.write_block(block_out, components))
+    if report_dir:
+        written.append(result.write_report(report_dir))
     if json_out != "-":
         click.echo(result.summary() if not components else result.summary().replace(
             "\n".join(f"  {line}" for line in result.experiment_lines()),
@@ -102,23 +93,3 @@ def calibrate(data: str | None, futures: str | None, options: str | None, iv_sum
         for path in written:
             click.echo(f"wrote {path}")
     sys.exit(EXIT_OK)
-
-
-def _run(data: str | None, futures: str | None, options: str | None, iv_summary: str | None, repair: bool,
-         settings: dict):
-    """Calibrate on a directory, or on the files given one by one (each read with a progress stage)."""
-    from opl.calibration import calibrate as run, calibrate_dir
-    from opl.calibration.iv_summary import load_iv_summary
-    from opl.data.loaders import load
-
-    if data is not None:
-        return calibrate_dir(data, repair=repair, **settings)
-    progress = settings["progress"]
-    if progress is not None:
-        progress(0, 1, f"reading {futures}")
-    fut = load(futures, kind="futures", repair=repair, limit=settings["limit"], tick=settings["tick"])
-    if progress is not None and options:
-        progress(0, 1, f"reading {options}")
-    opt = load(options, kind="options", repair=repair) if options else None
-    summary = load_iv_summary(iv_summary) if iv_summary else None
-    return run(futures=fut, options=opt, iv_summary=summary, **settings)

@@ -11,7 +11,7 @@ import sys
 import click
 
 from opl.lang.checks import DEFAULT_GUARD_CODES
-from opl.cli.report import EXIT_USAGE, CheckOutcome
+from opl.cli.report import CheckOutcome, handled
 
 
 def _settings(name: str, config: str | None, isolated: bool):
@@ -66,6 +66,7 @@ def _check_one(name: str, settings, options):
 @click.option("--show-suppressed", is_flag=True,
               help="Also print the findings that settings or `# opl: ignore[...]` suppress, each saying why "
                    "(they never change the exit code).")
+@handled
 def check(files: tuple[str, ...], fmt: str, strict: bool, color: str, no_guard: tuple[str, ...],
           confine: tuple[str, ...], config: str | None, isolated: bool, show_settings: bool,
           show_suppressed: bool) -> None:
@@ -75,7 +76,7 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, color: str, no_guard: 
     per-file-ignores, exchange, market); see README.md, "Configuration".
     """
     from opl.lang.checks import CheckOptions
-    from opl.lang.configuration import ConfigError, apply_settings, describe, with_suppressed
+    from opl.lang.configuration import apply_settings, describe, with_suppressed
     from opl.lang.fileaccess import FileAccess
     from opl.lang.render import render, summary_line
 
@@ -83,11 +84,7 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, color: str, no_guard: 
     outcome = CheckOutcome(strict=strict)
     reports, shown, hidden = [], [], 0
     for name in files:
-        try:
-            settings = _settings(name, config, isolated)
-        except ConfigError as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(EXIT_USAGE)
+        settings = _settings(name, config, isolated)
         if show_settings:
             click.echo(describe(settings, name) + "\n")
             continue

@@ -12,33 +12,21 @@ import sys
 import click
 
 from opl.cli.options import market_option
-from opl.cli.report import EXIT_FINDINGS, EXIT_OK, fail_with_io
+from opl.cli.report import EXIT_OK, handled
 
 
 def load_compiled(path: str, market: dict):
-    """Check and compile a file; on failure print the diagnostics and exit (shared by compile and payoff).
+    """Check and compile a file (shared by compile and payoff); raises `opl.compiler.strategy.CompileError`.
 
     The project's defaults (``exchange``, ``[market]`` of the nearest opl.toml / ``[tool.opl]``) fill what
     the file leaves out, as in `opl check` and in the editor's hover, so the three price the same legs.
     """
-    import opl
-    from opl.compiler.strategy import compile_checked
-    from opl.lang.configuration import ConfigError, check_options, settings_for
-    from opl.lang.diagnostics import FileReport
-    from opl.lang.render import render
+    from pathlib import Path
 
-    try:
-        checked = opl.check_file(path, check_options(settings_for(path)))
-    except ConfigError as error:
-        raise click.UsageError(str(error)) from None
-    except OSError as error:
-        fail_with_io(error, path)
-    result = compile_checked(checked, market)
-    if not result.ok:
-        report = FileReport(checked.report.source, result.diagnostics)
-        click.echo(render([report], "full"), err=True, nl=False)
-        sys.exit(EXIT_FINDINGS)
-    return result.strategy
+    from opl.api import compile as run
+    from opl.lang.configuration import check_options, settings_for
+
+    return run(Path(path), market=market, options=check_options(settings_for(path)))
 
 
 @click.command("compile")
@@ -47,6 +35,7 @@ def load_compiled(path: str, market: dict):
               help="JSON per DESIGN.md (raw Greeks), or a table for people (vega per 1%, theta per day).")
 @market_option()
 @click.option("--schema", is_flag=True, help="Print the JSON schema of the compiled strategy and exit.")
+@handled
 def compile_command(file: str | None, fmt: str, market: dict, schema: bool) -> None:
     """Resolve strikes and expiries, price every leg and sum the Greeks."""
     if schema:

@@ -12,7 +12,7 @@ import sys
 import click
 
 from opl.cli.options import FiniteFloatRange
-from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, fail_with_io
+from opl.cli.report import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, handled
 
 KINDS = ("futures", "options", "signals", "factors")
 
@@ -32,6 +32,7 @@ def data() -> None:
 @click.option("--no-options", is_flag=True, help="Skip the option chains (the largest file).")
 @click.option("--profile", type=click.Choice(("jujube", "etf50")), default="jujube", show_default=True,
               help="The market: CZCE jujube futures options, or SSE 50ETF options (opl/data/synth.py).")
+@handled
 def synth(out: str, seed: int, years: int, start: str, hit_rate: float, no_options: bool, profile: str) -> None:
     """Write a synthetic dataset (futures, options, signals, factors) and truth.json to OUT."""
     import pandas as pd
@@ -45,10 +46,7 @@ def synth(out: str, seed: int, years: int, start: str, hit_rate: float, no_optio
         sys.exit(EXIT_USAGE)
     dataset = synthesize(seed=seed, years=years, start=start, hit_rate=hit_rate, options=not no_options,
                          profile=profile)
-    try:
-        paths = dataset.write(out)
-    except OSError as error:
-        fail_with_io(error, out)
+    paths = dataset.write(out)
     click.echo(dataset.summary())
     for path in paths.values():
         click.echo(f"wrote {path}")
@@ -56,6 +54,7 @@ def synth(out: str, seed: int, years: int, start: str, hit_rate: float, no_optio
 
 
 def _load_or_exit(path: str, kind: str, **kwargs):
+    """The loaded file; its problems are what ``validate`` reports (stdout, then the count), exit 1."""
     from opl.data.loaders import DataError, load, shown
 
     try:
@@ -67,8 +66,6 @@ def _load_or_exit(path: str, kind: str, **kwargs):
         click.echo(f"{count} problem{'s' if count != 1 else ''} in {path}: not a valid {kind} file "
                    f"(see examples/jujube/data_contracts.md)", err=True)
         sys.exit(EXIT_FINDINGS)
-    except OSError as error:
-        fail_with_io(error, path)
 
 
 @data.command("import")
@@ -79,26 +76,12 @@ def _load_or_exit(path: str, kind: str, **kwargs):
 @click.option("--parity-tolerance", "tolerance", type=FiniteFloatRange(0, 1, min_open=True), default=None,
               help="Largest put–call parity gap (log) between the chain's implied forward and the underlying "
                    "[default: 0.02].")
+@handled(hints={"DataError": "nothing was written (the alias table: examples/jujube/data_contracts.md)"})
 def import_command(files: tuple[str, ...], out: str, pack: str | None, tolerance: float | None) -> None:
     """Read raw exchange/vendor FILES (or folders), write the canonical layout and import_log.md to OUT."""
     from opl.data.importer import import_files
-    from opl.data.loaders import DataError
-    from opl.runtime.market.rules import RulePackError
 
-    try:
-        result = import_files(files, out, pack=pack, tolerance=tolerance)
-    except DataError as error:
-        for problem in error.problems:
-            click.echo(str(problem))
-        count = len(error.problems)
-        click.echo(f"{count} problem{'s' if count != 1 else ''}: nothing written (the alias table and the "
-                   "contracts: examples/jujube/data_contracts.md)", err=True)
-        sys.exit(EXIT_FINDINGS)
-    except RulePackError as error:
-        click.echo(f"error: --pack: {error}", err=True)
-        sys.exit(EXIT_USAGE)
-    except OSError as error:
-        fail_with_io(error)
+    result = import_files(files, out, pack=pack, tolerance=tolerance)
     click.echo(result.summary())
     for path in result.written.values():
         click.echo(f"wrote {path}")
@@ -122,6 +105,7 @@ def import_command(files: tuple[str, ...], out: str, pack: str | None, tolerance
 @click.option("--parity-tolerance", "tolerance", type=FiniteFloatRange(0, 1, min_open=True), default=0.02,
               show_default=True, help="Largest put–call parity gap (log) between the implied forward and the "
                                       "underlying.")
+@handled
 def validate(file: str, kind: str, limit: float | None, tick: float, repair: bool, underlying: str | None,
              pack: str | None, tolerance: float) -> None:
     """Check FILE against its data contract; print every located problem. An option chain is also checked
@@ -138,7 +122,7 @@ def _parity_or_exit(options, underlying: str | None, pack: str | None, tolerance
     from pathlib import Path
 
     from opl.data.parity import check_parity
-    from opl.runtime.market.rules import RulePackError, load_pack
+    from opl.runtime.market.rules import load_pack
 
     if underlying is None:
         beside = [p for p in (Path(options.file).with_name(f"futures{s}") for s in (".csv", ".parquet", ".pq"))
@@ -148,11 +132,7 @@ def _parity_or_exit(options, underlying: str | None, pack: str | None, tolerance
                        "the chain)")
             return
         underlying = str(beside[0])
-    try:
-        spot = pack is not None and load_pack(pack).underlying.kind != "future"
-    except RulePackError as error:
-        click.echo(f"error: --pack: {error}", err=True)
-        sys.exit(EXIT_USAGE)
+    spot = pack is not None and load_pack(pack).underlying.kind != "future"
     bars = _load_or_exit(underlying, "futures", repair=repair)
     report = check_parity(options.frame, bars.frame, spot=spot, tolerance=tolerance, file=options.file,
                           lines=options.lines, futures_file=underlying)
@@ -180,12 +160,12 @@ def _parity_or_exit(options, underlying: str | None, pack: str | None, tolerance
               help="An SSE ETF's option expiry month to fetch (repeatable; required for an ETF).")
 @click.option("--no-options", is_flag=True, help="Futures only.")
 @click.option("--repair", is_flag=True, help="Make the documented repairs, each listed.")
+@handled
 def fetch(source: str, symbol: str, out: str, start: str | None, end: str | None, option_days: int,
           months: tuple[str, ...], no_options: bool, repair: bool) -> None:
     """Fetch futures (or ETF) bars and option chains into OUT in the layout `opl calibrate --data` reads."""
-    from opl.data.akshare import (ETF_PRODUCTS, AkshareNetworkError, AkshareUnavailable, fetch as fetch_akshare,
-                                  fetch_etf)
-    from opl.data.loaders import DataError, shown
+    from opl.data.akshare import ETF_PRODUCTS, fetch as fetch_akshare, fetch_etf
+    from opl.errors import OplError
 
     notes: list[str] = []
     if symbol in ETF_PRODUCTS and not months:
@@ -196,18 +176,10 @@ def fetch(source: str, symbol: str, out: str, start: str | None, end: str | None
         else:
             paths = fetch_akshare(symbol, out, start=start, end=end, options=not no_options,
                                   option_days=option_days, repair=repair)
-    except (AkshareUnavailable, AkshareNetworkError) as error:  # a network failure is not a path problem
-        click.echo(f"error: {error}", err=True)
-        sys.exit(EXIT_USAGE)
-    except DataError as error:
-        for line in shown(error.problems):
-            click.echo(line)
-        sys.exit(EXIT_FINDINGS)
-    except ValueError as error:  # an unknown product
-        click.echo(f"error: {error}", err=True)
-        sys.exit(EXIT_USAGE)
-    except OSError as error:
-        fail_with_io(error, out)
+    except OplError:  # AKShare missing or unreachable (exit 2), data breaking their contract (exit 1)
+        raise
+    except ValueError as error:  # an unknown product: a usage error of --symbol
+        raise click.UsageError(f"--symbol {symbol}: {error}") from None
     for note in notes:
         click.echo(f"note: {note}")
     for path in paths.values():
@@ -223,6 +195,7 @@ def fetch(source: str, symbol: str, out: str, start: str | None, end: str | None
 @click.option("--mad-k", "mad_k", type=FiniteFloatRange(0, min_open=True), default=8.0, show_default=True,
               help="Robust standard deviations a jump must exceed.")
 @click.option("--repair", is_flag=True, help="Make the documented repairs, each listed.")
+@handled
 def rolls(file: str, limit: float | None, tick: float, mad_k: float, repair: bool) -> None:
     """List the contract rolls of a continuous futures series, each with its evidence (symbol change, price jump,
     open interest and volume)."""

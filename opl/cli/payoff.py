@@ -8,7 +8,7 @@ import click
 
 from opl.cli.compile import load_compiled
 from opl.cli.options import FiniteFloatRange, market_option
-from opl.cli.report import EXIT_OK, EXIT_USAGE, fail_with_io
+from opl.cli.report import EXIT_OK, EXIT_USAGE, handled
 
 
 @click.command()
@@ -20,6 +20,7 @@ from opl.cli.report import EXIT_OK, EXIT_USAGE, fail_with_io
 @click.option("--high", type=FiniteFloatRange(0, min_open=True), default=None,
               help="Highest underlying price on the x axis.")
 @market_option()
+@handled
 def payoff(file: str, out: str, low: float | None, high: float | None, market: dict) -> None:
     """Draw the P&L profile of a strategy and print its breakevens and extremes."""
     from opl.compiler.payoff import payoff_curves, plot_payoff
@@ -41,10 +42,7 @@ def payoff(file: str, out: str, low: float | None, high: float | None, market: d
         sys.exit(EXIT_USAGE)
     strategy = load_compiled(file, market)
     curves = payoff_curves(strategy, low=low, high=high)
-    try:
-        plot_payoff(strategy, curves, out)
-    except OSError as error:
-        fail_with_io(error, out)
+    plot_payoff(strategy, curves, out)
     click.echo(curves.summary())
     click.echo(f"wrote {out}")
     sys.exit(EXIT_OK)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from opl.cli.report import fail_with_io, fail_with_problems
+from opl.cli.report import reported
 
 
 def strategy_pack(file: str | None) -> str | None:
@@ -18,11 +18,11 @@ def strategy_pack(file: str | None) -> str | None:
     if file is None:
         return None
     try:
-        import opl
+        from opl.lang.frontend import check_text
         from opl.compiler.strategy import compile_checked
 
         with open(file, encoding="utf-8") as handle:
-            compiled = compile_checked(opl.check(handle.read()), None)
+            compiled = compile_checked(check_text(handle.read()), None)
         return compiled.strategy.underlying.rule_pack
     except Exception:  # noqa: BLE001 - the command itself reports a bad file; the import then runs packless
         return None
@@ -31,18 +31,14 @@ def strategy_pack(file: str | None) -> str | None:
 def data_folder(data: str | None, *, strategy: str | None = None, pack: str | None = None) -> str | None:
     """``data`` unchanged, or the folder its raw files were imported into (exit 1 on what cannot be imported)."""
     from opl.data.importer import resolve_data
-    from opl.data.loaders import DataError
+    from opl.errors import OplError
     from opl.runtime.market.rules import RulePackError
 
-    try:
-        folder, result = resolve_data(data, pack=pack or strategy_pack(strategy))
-    except DataError as error:
-        fail_with_problems([*error.problems, f"--data {data}: raw files that `opl data import` cannot map (see "
-                                             "examples/jujube/data_contracts.md)"])
-    except RulePackError as error:
-        fail_with_problems([f"--data {data}: {error}"])
-    except OSError as error:
-        fail_with_io(error)
+    with reported(data, hints={"DataError": f"--data {data}: raw files that `opl data import` cannot map"}):
+        try:
+            folder, result = resolve_data(data, pack=pack or strategy_pack(strategy))
+        except RulePackError as error:  # the pack the strategy names cannot map these files: a data problem
+            raise OplError(f"--data {data}: {error}") from None
     if result is not None:
         roles = ", ".join(f"{f.role} ({f.source})" for f in result.files)
         click.echo(f"note: --data {data} holds raw files: imported {roles} into {folder} "

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, NoReturn
+from typing import Callable, Iterator, Mapping, NoReturn
 
 from opl.lang.diagnostics import FileReport
+from opl.errors import EXIT_FINDINGS, EXIT_USAGE, OplError
 
 EXIT_OK = 0
-EXIT_FINDINGS = 1
-EXIT_USAGE = 2
+__all__ = ["EXIT_OK", "EXIT_FINDINGS", "EXIT_USAGE", "CheckOutcome", "FormatOutcome", "fail_with_error",
+           "reported", "handled", "fail_with_io", "write_result"]
 
 
 @dataclass
@@ -72,28 +75,48 @@ class FormatOutcome:
         return EXIT_OK
 
 
-# --------------------------------------------------------------------------- the run commands' shared exits
+# --------------------------------------------------------------------------- the one error handler
 
 
-def fail_with_diagnostics(source, diagnostics) -> NoReturn:
-    """Print located diagnostics of one file (full form) and exit 1."""
+def fail_with_error(error: OplError, hints: Mapping[str, str] | None = None) -> NoReturn:
+    """Print an `opl.errors.OplError` as it renders itself (located diagnostics, or ``error: …`` lines) on
+    stderr, then a ``= help:`` line when ``hints`` has one for its class (by class name, any base), and exit
+    with the error's exit code."""
     import click
 
-    from opl.lang.render import render
+    click.echo(error.render(), err=True, nl=False)
+    hint = next((hints[c.__name__] for c in type(error).__mro__ if hints and c.__name__ in hints), None)
+    if hint:
+        click.echo(f"  = help: {hint}", err=True)
+    sys.exit(error.exit_code)
 
-    click.echo(render([FileReport(source, diagnostics)], "full"), err=True, nl=False)
-    sys.exit(EXIT_FINDINGS)
+
+@contextmanager
+def reported(path=None, *, hints: Mapping[str, str] | None = None) -> Iterator[None]:
+    """The one place where a command's errors become output and an exit code: an `OplError` prints itself
+    and exits with its ``exit_code``; an `OSError` is ``error: PATH: reason``, exit 2 (``path`` when the
+    error names no file). ``hints``: extra help by error class name (e.g. ``{"DataError": "--repair …"}``)."""
+    try:
+        yield
+    except OplError as error:
+        fail_with_error(error, hints)
+    except OSError as error:
+        fail_with_io(error, error.filename or path)
 
 
-def fail_with_problems(problems) -> NoReturn:
-    """Problems found in the input data (`opl.data.loaders.Problem`, or error messages): ``error: …`` each, exit 1."""
-    import click
+def handled(function: Callable | None = None, *, hints: Mapping[str, str] | None = None):
+    """Decorate a command with `reported` (its ``file`` argument, when it has one, names a failed read).
 
-    from opl.data.loaders import shown
+    Put it directly above the ``def``, below the click decorators.
+    """
+    def decorate(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with reported(kwargs.get("file"), hints=hints):
+                return func(*args, **kwargs)
+        return wrapper
 
-    for line in shown(list(problems)):
-        click.echo(f"error: {line}", err=True)
-    sys.exit(EXIT_FINDINGS)
+    return decorate(function) if function is not None else decorate
 
 
 def fail_with_io(error: OSError, path=None) -> NoReturn:
@@ -104,23 +127,12 @@ def fail_with_io(error: OSError, path=None) -> NoReturn:
     sys.exit(EXIT_USAGE)
 
 
-def fail_with_setting(error) -> NoReturn:
-    """A bad ``--set`` (a `opl.lang.experiment.settings.SettingsError`): print it with its help and exit 2."""
-    import click
-
-    where = f"--set {error.key}: " if error.key else ""
-    click.echo(f"error: {where}{error}", err=True)
-    if error.help:
-        click.echo(f"  = help: {error.help}", err=True)
-    sys.exit(EXIT_USAGE)
-
-
 def write_result(result, *, json_out: str | None, report_dir: str | None,
                  write_report: Callable[[object, str], object]) -> None:
-    """Write ``--json`` (``-`` is stdout) and ``--report``; an unwritable path exits 2."""
+    """Write ``--json`` (``-`` is stdout) and ``--report``; an unwritable path exits 2 (`reported`)."""
     import click
 
-    try:
+    with reported():
         if json_out == "-":
             click.echo(result.to_json())
         elif json_out:
@@ -128,5 +140,3 @@ def write_result(result, *, json_out: str | None, report_dir: str | None,
                 handle.write(result.to_json() + "\n")
         if report_dir:
             write_report(result, report_dir)
-    except OSError as error:
-        fail_with_io(error)

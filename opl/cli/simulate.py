@@ -16,8 +16,7 @@ import click
 from opl.cli.options import data_option, market_option
 from opl.cli.progress import ProgressBar
 from opl.cli.rawdata import data_folder
-from opl.cli.report import (EXIT_OK, fail_with_diagnostics, fail_with_io, fail_with_problems, fail_with_setting,
-                            write_result)
+from opl.cli.report import EXIT_OK, handled, write_result
 
 
 @click.command("simulate")
@@ -39,26 +38,17 @@ from opl.cli.report import (EXIT_OK, fail_with_diagnostics, fail_with_io, fail_w
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
               help="Write a markdown report with PNG plots into this directory.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no table.")
+@handled
 def simulate(file: str, paths: int | None, seed: int | None, overrides: tuple[str, ...], market: dict,
              data: str | None, json_out: str | None, report_dir: str | None, quiet: bool) -> None:
     """Replay FILE over simulated months: returns, drawdowns, margin, assignment, the target's verdict."""
-    from opl.calibration import CalibrationError
-    from opl.data.loaders import DataError
-    from opl.simulation.run import SettingsError, SimulationInputError, simulate_file
+    from pathlib import Path
+
+    from opl.api import simulate as run
 
     data = data_folder(data, strategy=file)
-    try:
-        with ProgressBar("simulating", quiet) as progress:
-            result = simulate_file(file, paths=paths, seed=seed, overrides=overrides, market=market,
-                                   progress=progress, data=data)
-    except (DataError, CalibrationError) as error:
-        fail_with_problems(error.problems if isinstance(error, DataError) else [error])
-    except SimulationInputError as error:
-        fail_with_diagnostics(error.report.source, error.diagnostics)
-    except SettingsError as error:
-        fail_with_setting(error)
-    except OSError as error:
-        fail_with_io(error, error.filename or file)
+    with ProgressBar("simulating", quiet) as progress:
+        result = run(Path(file), paths=paths, seed=seed, set=overrides, market=market, progress=progress, data=data)
     from opl.runtime.results.report import write_report
 
     write_result(result, json_out=json_out, report_dir=report_dir, write_report=write_report)

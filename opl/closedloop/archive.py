@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from opl.closedloop.redact import redact
+from opl.errors import EXIT_USAGE, OplError
 
 __all__ = ["RunArchive", "ArchiveError"]
 
@@ -38,8 +39,10 @@ _ITER = re.compile(r"^iter_(\d+)$")
 _TEMPORARY = re.compile(r"^\..+\.\d+\.tmp$")
 
 
-class ArchiveError(ValueError):
-    """The folder is not a run this version of `opl loop` can resume."""
+class ArchiveError(OplError, ValueError):
+    """The folder is not a run this version of `opl loop` can resume; a usage error (exit 2)."""
+
+    exit_code = EXIT_USAGE
 
 
 def _temporary_name(path: Path) -> Path:

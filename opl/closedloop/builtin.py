@@ -185,11 +185,11 @@ class _Moves:
     """Builds the edit of one move at one step level from the parent candidate."""
 
     def __init__(self, parent: Candidate, result: dict):
-        import opl
+        from opl.lang.frontend import check_text
 
         self.parent = parent
         self.result = result
-        checked = opl.check(parent.text)
+        checked = check_text(parent.text)
         self.doc = checked.document
         self.legs = list(checked.legs)
         price = self.doc.market.price if self.doc is not None and self.doc.market.price else 100.0

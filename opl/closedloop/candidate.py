@@ -20,6 +20,7 @@ import hashlib
 
 from opl.lang import ast
 from opl.closedloop.proposal import CheckOutcome
+from opl.errors import OplError
 
 __all__ = ["Candidate", "CandidateError", "check_candidate", "candidate_sha", "DESIGN_SETTINGS",
            "RUN_SETTINGS"]
@@ -32,12 +33,16 @@ DESIGN_SETTINGS = ("model", "calibration", "signal", "iv", "steps_per_day", "hor
 RUN_SETTINGS = ("paths", "seed", "target", "metrics", "stop")
 
 
-class CandidateError(ValueError):
-    """The text cannot be parsed, so it cannot be edited (its diagnostics are in ``rendered``)."""
+class CandidateError(OplError, ValueError):
+    """The text cannot be parsed, so it cannot be edited (its located diagnostics: ``report``, ``rendered``)."""
 
-    def __init__(self, message: str, rendered: str = ""):
-        super().__init__(message)
-        self.rendered = rendered
+    def __init__(self, message: str, report=None):
+        super().__init__(message, report=report, diagnostics=report.sorted() if report is not None else ())
+
+    @property
+    def rendered(self) -> str:
+        """The syntax errors as `opl check` prints them ('' when there are none to show)."""
+        return self.render() if self.located else ""
 
 
 def check_candidate(text: str, path: str = "candidate.opl", *, files=None) -> CheckOutcome:
@@ -45,11 +50,11 @@ def check_candidate(text: str, path: str = "candidate.opl", *, files=None) -> Ch
 
     ``files`` (an `opl.lang.fileaccess.FileAccess`): the folders the files a candidate names must be in (E015).
     """
-    import opl
+    from opl.lang.frontend import check_text
     from opl.lang.checks import CheckOptions
     from opl.lang.render import render
 
-    result = opl.check(text, path, CheckOptions(files=files))
+    result = check_text(text, path, CheckOptions(files=files))
     diagnostics = result.report.sorted()
     rendered = render([result.report], "full") if diagnostics else ""
     return CheckOutcome(ok=not result.report.has_errors, rendered=rendered,
@@ -85,12 +90,11 @@ class Candidate:
         formatted = format_text(text, "candidate.opl")
         if not formatted.ok:
             from opl.lang.diagnostics import FileReport
-            from opl.lang.render import render
             from opl.lang.source import SourceFile
 
-            rendered = render([FileReport(SourceFile("candidate.opl", text), formatted.diagnostics)], "full") \
-                if formatted.diagnostics else ""
-            raise CandidateError(formatted.error or "the candidate has syntax errors", rendered)
+            report = FileReport(SourceFile("candidate.opl", text), list(formatted.diagnostics)) \
+                if formatted.diagnostics else None
+            raise CandidateError(formatted.error or "the candidate has syntax errors", report)
         self.text = formatted.text
         self.module = parse(self.text, "candidate.opl").module
 

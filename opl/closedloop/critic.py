@@ -208,9 +208,9 @@ def _scenario_items(candidate: Candidate, name: str) -> list[str]:
 
 
 def _defects(evaluation: Evaluation, candidate: Candidate, facts: dict[str, Any]) -> list[dict[str, Any]]:
-    import opl
+    from opl.lang.frontend import check_text
 
-    doc = opl.check(candidate.text).document
+    doc = check_text(candidate.text).document
     exp = doc.experiment if doc is not None else None
     components = [c.name for c in exp.model] if exp is not None else []
     out: list[dict[str, Any]] = []
@@ -301,12 +301,12 @@ def declared_jumps_test(candidate: Candidate, facts: dict[str, Any]) -> dict[str
     None when the candidate declares no jumps or the run has no calibrated data: then no data test rejects
     the jumps, and they stay.
     """
-    import opl
+    from opl.lang.frontend import check_text
     from opl.calibration.block import SIM_DAYS_PER_YEAR
     from opl.calibration.jumps import declared_jumps_test as test
     from opl.runtime.engine.processes import DEFAULTS
 
-    doc = opl.check(candidate.text).document
+    doc = check_text(candidate.text).document
     exp = doc.experiment if doc is not None else None
     declared = next((c for c in exp.model if c.name == "jump"), None) if exp is not None else None
     result = ((facts.get("calibration") or {}).get("result") or {})
@@ -329,13 +329,13 @@ def _model_terms(candidate: Candidate):
 
 
 def _directions(evaluation, target, candidate, failures, structure, tail, scenarios) -> list[dict[str, str]]:
-    import opl
+    from opl.lang.frontend import check_text
 
     failing = {f["metric"] for f in failures}
-    doc = opl.check(candidate.text).document
+    doc = check_text(candidate.text).document
     hedge = doc.hedge if doc is not None else None
     keep = hedge.keep if hedge is not None else 0.0
-    legs = [leg for leg in opl.check(candidate.text).legs if leg.is_option]
+    legs = [leg for leg in check_text(candidate.text).legs if leg.is_option]
     has_wings = any(leg.side > 0 for leg in legs)
     stop = doc.risk.stop_loss if doc is not None else None
     v = evaluation.values

@@ -2,7 +2,8 @@
 
 Every candidate of a run is simulated with the same ``paths`` and ``seed`` (common random numbers: the
 differences between candidates are the candidates', not the draws'), whatever its own experiment block
-says. One evaluation is one `opl.simulation.run.prepare`d run and three stages on its seed and paths:
+says. One evaluation is one `opl.simulation.run.prepare`d run of the candidate's checked text (nothing is written:
+the archive keeps each iteration's candidate.opl) and three stages on its seed and paths:
 
 1. **sweep** — the candidate's ``sizes`` (else ``[1, 2, 5, 10, 20]``) on one set of paths, without its
    scenarios. The *evaluated size*: when the target holds at several sizes, the lowest size of the longest
@@ -34,7 +35,6 @@ the verdict the loop reports is not measured on the paths it searched on.
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,20 +186,20 @@ class Evaluator:
         started = time.perf_counter()
         note = progress or (lambda stage: None)
         candidate = Candidate(text)
-        with until(self.deadline), tempfile.TemporaryDirectory(prefix="opl-loop-") as tmp:
-            folder, size = Path(tmp), evaluation.size
+        size = evaluation.size
+        with until(self.deadline):
             try:
                 stress = []
                 if candidate.statement("stress", "experiment") is not None:
                     note("stress")
                     # The stresses alone: the base case at this size is the evaluation's already.
-                    prepared = self._prepare(candidate.without("sensitivity", "experiment"), folder, "stress",
+                    prepared = self._prepare(candidate.without("sensitivity", "experiment"), display,
                                              paths=self.settings.paths, seed=self.settings.seed,
                                              extra=_at(size, evaluation.run["capital"]))
                     results, _ = prepared.scenarios(size, kinds=("stress",))
                     stress = self._scenarios(results, size)
                 evaluation.scenarios = stress + [s for s in evaluation.scenarios if s["kind"] != "stress"]
-                evaluation.counterfactuals = self._counterfactuals(candidate, folder, size, evaluation.run["capital"],
+                evaluation.counterfactuals = self._counterfactuals(candidate, display, size, evaluation.run["capital"],
                                                                    paths=self.settings.paths, seed=self.settings.seed,
                                                                    note=note)
             except (SimulationInputError, SettingsError) as error:
@@ -233,48 +233,43 @@ class Evaluator:
             candidate = Candidate(text)
         except CandidateError as error:
             return Evaluation(ok=False, error=error.rendered or str(error), seconds=time.perf_counter() - started)
-        with until(self.deadline), tempfile.TemporaryDirectory(prefix="opl-loop-") as tmp:
+        with until(self.deadline):
             try:
-                evaluation = self._passes(candidate, Path(tmp), paths=paths, seed=seed, sizes=sizes,
+                evaluation = self._passes(candidate, display, paths=paths, seed=seed, sizes=sizes,
                                           complete=complete, note=note)
-            except SimulationInputError as error:
-                from opl.lang.diagnostics import FileReport
-                from opl.lang.render import render
-                from opl.lang.source import SourceFile
-
-                rendered = render([FileReport(SourceFile(display, error.report.source.text), error.diagnostics)],
-                                  "full")
-                evaluation = Evaluation(ok=False, error=rendered)
+            except SimulationInputError as error:  # located in the candidate as the archive keeps it
+                evaluation = Evaluation(ok=False, error=error.render())
             except SettingsError as error:
                 where = f"setting `{error.key}`: " if error.key else ""
                 evaluation = Evaluation(ok=False, error=f"{display}: {where}{error}")
         if evaluation.simulation is not None:
-            evaluation.simulation.file = display  # its report names the candidate, not the temporary copy
             evaluation.simulation.notes = self._notes(evaluation.simulation.notes)
         evaluation.seconds = time.perf_counter() - started
         return evaluation
 
-    def _written(self, candidate: Candidate, folder: Path, name: str) -> tuple[Path, Any]:
-        """``candidate`` written to ``folder``/``name``.opl, and the data the simulator calibrates it on."""
-        path = folder / f"{name}.opl"
-        path.write_text(candidate.text, encoding="utf-8")
-        method = (candidate.value("calibration", "experiment") or "").strip()
-        return path, self.data if self.data is not None and method in DATA_CALIBRATIONS else None
+    def _run(self, candidate: Candidate, display: str, *, paths, seed, extra=()):
+        """The candidate's text checked in memory as ``display``, and the `opl.simulation.run.RunSettings` of a pass
+        on the run's settings (its replays share one seed; the run's data only for the calibrations that use
+        them)."""
+        from opl.lang.frontend import check_text
+        from opl.simulation.run import RunSettings
 
-    def _prepare(self, candidate: Candidate, folder: Path, name: str, *, paths, seed, extra=()):
-        """`opl.simulation.run.prepare` of ``candidate`` on the run's settings (its replays share one seed)."""
+        method = (candidate.value("calibration", "experiment") or "").strip()
+        data = self.data if self.data is not None and method in DATA_CALIBRATIONS else None
+        return check_text(candidate.text, display), RunSettings(
+            paths=paths, seed=seed, overrides=(*self.settings.overrides, *extra), data=data, files=self.files)
+
+    def _prepare(self, candidate: Candidate, display: str, *, paths, seed, extra=()):
+        """`opl.simulation.run.prepare` of ``candidate`` (nothing written)."""
         from opl.simulation.run import prepare
 
-        path, data = self._written(candidate, folder, name)
-        return prepare(path, paths=paths, seed=seed, overrides=list(self.settings.overrides) + list(extra),
-                       data=data, files=self.files)
+        return prepare(*self._run(candidate, display, paths=paths, seed=seed, extra=extra))
 
-    def _simulate(self, candidate: Candidate, folder: Path, name: str, *, paths, seed, extra=()):
-        from opl.simulation.run import simulate_file
+    def _simulate(self, candidate: Candidate, display: str, *, paths, seed, extra=()):
+        """`opl.simulation.run.simulate` of ``candidate`` (nothing written)."""
+        from opl.simulation.run import simulate
 
-        path, data = self._written(candidate, folder, name)
-        return simulate_file(path, paths=paths, seed=seed, overrides=list(self.settings.overrides) + list(extra),
-                             data=data, files=self.files)
+        return simulate(*self._run(candidate, display, paths=paths, seed=seed, extra=extra))
 
     def _scenarios(self, results, size: float) -> list[dict[str, Any]]:
         """The scenario rows of an evaluation from ``[(plan, RunMetrics)]`` at ``size``."""
@@ -287,7 +282,7 @@ class Evaluator:
                         "errors": metrics.standard_errors, "attribution": metrics.attribution["percent_of_capital"]})
         return out
 
-    def _counterfactuals(self, candidate: Candidate, folder: Path, size: float, capital: float, *, paths, seed,
+    def _counterfactuals(self, candidate: Candidate, display: str, size: float, capital: float, *, paths, seed,
                          note) -> dict:
         out: dict[str, dict[str, Any]] = {}
         if not self.settings.counterfactuals:
@@ -295,19 +290,19 @@ class Evaluator:
         bare = candidate.without("stress", "experiment").without("sensitivity", "experiment")
         for name, model in _counterfactual_models(candidate).items():
             note(name)
-            run = self._simulate(bare.with_field("model", model, block="experiment"), folder, name,
+            run = self._simulate(bare.with_field("model", model, block="experiment"), display,
                                  paths=paths, seed=seed, extra=_at(size, capital))
             out[name] = {"model": model, "values": run.base.target_values()}
         return out
 
-    def _passes(self, candidate: Candidate, folder: Path, *, paths, seed, sizes, complete, note) -> Evaluation:
+    def _passes(self, candidate: Candidate, display: str, *, paths, seed, sizes, complete, note) -> Evaluation:
         grid = tuple(sorted(set(sizes or _sizes(candidate))))
         scenario_text = candidate if complete else candidate.without("stress", "experiment")
         kinds = ("stress", "sensitivity") if complete else ("sensitivity",)
         note("sweep")
         # One prepared run for the sweep and the scenarios: the scenarios share the sweep's paths, and the base
         # case at a swept size is the sweep's own replay (a variant does not depend on the others of its pass).
-        prepared = self._prepare(scenario_text, folder, "candidate", paths=paths, seed=seed,
+        prepared = self._prepare(scenario_text, display, paths=paths, seed=seed,
                                  extra=[f"experiment.sizes=[{','.join(f'{s:g}' for s in grid)}]",
                                         f"size={grid[0]:g}"])
         sweep = prepared.sweep()
@@ -338,7 +333,7 @@ class Evaluator:
                          "interpolated": True})
             rows.sort(key=lambda r: r["size"])
         best = next(r for r in rows if r["size"] == size)
-        counterfactuals = self._counterfactuals(candidate, folder, size, capital, paths=paths, seed=seed,
+        counterfactuals = self._counterfactuals(candidate, display, size, capital, paths=paths, seed=seed,
                                                 note=note) if complete else {}
         sensitivity = [s["distance"] for s in scenarios if s["kind"] == "sensitivity"]
         objective = best["distance"] + (max(sensitivity) if sensitivity else 0.0)
@@ -363,9 +358,9 @@ def _at(size: float, capital: float) -> list[str]:
 
 
 def _sizes(candidate: Candidate) -> tuple[float, ...]:
-    import opl
+    from opl.lang.frontend import check_text
 
-    checked = opl.check(candidate.text)
+    checked = check_text(candidate.text)
     exp = checked.document.experiment if checked.document is not None else None
     return tuple(exp.sizes) if exp is not None and exp.sizes else DEFAULT_SIZES
 

@@ -24,29 +24,34 @@ from typing import Any
 
 from opl.data.importer import has_data_files, is_canonical
 from opl.closedloop.archive import RunArchive
+from opl.errors import EXIT_FINDINGS, EXIT_USAGE, OplError
 
 __all__ = ["DataInputError", "prepare_data", "DATA_FILES"]
 
 DATA_FILES = {"futures": "futures.csv", "signals": "signals.csv", "factors": "factors.csv", "options": "options.csv"}
 
 
-class DataInputError(ValueError):
+class DataInputError(OplError, ValueError):
     """The data folder is missing or a file breaks its contract; ``problems`` are located lines."""
 
     def __init__(self, message: str, problems: list[str] | None = None, *, usage: bool = False):
         super().__init__(message)
         self.problems = problems or []
         self.usage = usage  # a missing folder or file (exit 2) rather than a file breaking its contract (exit 1)
+        self.exit_code = EXIT_USAGE if usage else EXIT_FINDINGS
+
+    def lines(self) -> list[str]:
+        return [f"error: {problem}" for problem in self.problems] + super().lines()
 
 
 def _pack_limits(initial_text: str) -> tuple[float | None, float]:
     """Daily limit and futures tick of the file's rule pack (sharper roll detection), else (None, 0)."""
     try:
-        import opl
+        from opl.lang.frontend import check_text
         from opl.compiler.strategy import compile_checked
         from opl.runtime.market.rules import load_pack
 
-        compiled = compile_checked(opl.check(initial_text), None)
+        compiled = compile_checked(check_text(initial_text), None)
         pack = load_pack(compiled.strategy.underlying.rule_pack)
         tick = pack.underlying.tick[0].step if pack.underlying.tick else 0.0
         return pack.underlying.daily_limit, float(tick)
@@ -133,10 +138,10 @@ def untested(folder: Path, *, claim: float | None) -> list[str]:
 
 def _pack_name(initial_text: str) -> str | None:
     try:
-        import opl
+        from opl.lang.frontend import check_text
         from opl.compiler.strategy import compile_checked
 
-        return compile_checked(opl.check(initial_text), None).strategy.underlying.rule_pack
+        return compile_checked(check_text(initial_text), None).strategy.underlying.rule_pack
     except Exception:  # noqa: BLE001 - the baseline reports a bad file; the import then runs without a pack
         return None
 

@@ -45,6 +45,7 @@ from opl.closedloop.extract import extract_answer
 from opl.closedloop.prompt import ANSWER_SCHEMA, repair_message, system_message, user_message
 from opl.closedloop.proposal import CheckFn, Proposal, ProposalContext
 from opl.closedloop.redact import Redactor
+from opl.errors import EXIT_USAGE, OplError
 from opl.closedloop.transport import BodyTooSlow, BoundedTransport
 
 Structured = Literal["auto", "json_schema", "off"]
@@ -79,8 +80,10 @@ EXCERPT_CHARS = 80
 _STRUCTURED_REFUSALS = ("response_format", "json_schema", "structured output", "guided", "schema")
 
 
-class ProposerConfigError(ValueError):
-    """The proposer cannot be set up as asked (no key and no endpoint, bad option); a usage error."""
+class ProposerConfigError(OplError, ValueError):
+    """The proposer cannot be set up as asked (no key and no endpoint, bad option); a usage error (exit 2)."""
+
+    exit_code = EXIT_USAGE
 
 
 class _Unusable(Exception):

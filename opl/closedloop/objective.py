@@ -38,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from opl.errors import OplError
 
 __all__ = ["Clause", "Target", "TargetError", "DEFAULT_TARGET", "SIZE_SCALED", "parse_target"]
 
@@ -51,7 +52,7 @@ Op = Literal["<", ">", "<=", ">=", "==", "!="]
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "==": "==", "!=": "!="}
 
 
-class TargetError(ValueError):
+class TargetError(OplError, ValueError):
     """The target is not a conjunction of ``metric op number`` clauses over known metrics."""
 
 
@@ -150,11 +151,11 @@ def parse_target(document, text: str) -> Target:
     TargetError
         The target uses ``or``, ``not`` or a form that is not ``metric op number``.
     """
-    import opl
+    from opl.lang.frontend import check_text
 
     target = document.experiment.target if document is not None and document.experiment is not None else None
     if target is None:
-        default = opl.check(f"opl-lang 1.0\nexperiment {{\n  target {DEFAULT_TARGET}\n}}\n")
+        default = check_text(f"opl-lang 1.0\nexperiment {{\n  target {DEFAULT_TARGET}\n}}\n")
         source = default.report.source.text
         value = default.document.experiment.target
         return Target(text=DEFAULT_TARGET, clauses=tuple(_clauses(value, source)), source="default")

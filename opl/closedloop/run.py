@@ -35,20 +35,32 @@ from opl.closedloop.critic import diagnose
 from opl.closedloop.evaluate import DEFAULT_HOLDOUT_PATHS, DEFAULT_PATHS, EvalSettings, Evaluation, Evaluator
 from opl.closedloop.objective import Target, parse_target
 from opl.closedloop.proposal import Proposal, ProposalContext, Proposer
+from opl.closedloop.records import Decision, IterationRecord, ProposalRecord
 from opl.closedloop.stops import StopDecision, StopRules, decide, stop_rules
 from opl.runtime.results.records import package_versions
+from opl.errors import OplError
 
 __all__ = ["LoopSettings", "LoopOutcome", "LoopInputError", "start_run", "open_run", "run_loop", "versions"]
 
 Event = Callable[[str, dict[str, Any]], None]
 
 
-class LoopInputError(ValueError):
-    """The file cannot start a loop (errors, a target the loop cannot score); ``rendered`` shows where."""
+class LoopInputError(OplError, ValueError):
+    """The file cannot start a loop (errors, a target the loop cannot score); ``report`` holds the file's
+    findings when it has errors."""
 
-    def __init__(self, message: str, rendered: str = ""):
-        super().__init__(message)
-        self.rendered = rendered
+    def __init__(self, message: str, report=None):
+        super().__init__(message, report=report, diagnostics=report.sorted() if report is not None else ())
+
+    @property
+    def rendered(self) -> str:
+        """The file's findings as `opl check` prints them ('' when the error is not in the file's text)."""
+        return super().render() if self.located else ""
+
+    def render(self, fmt: str = "full", *, color: bool = False) -> str:
+        """The file's findings, then the error's own line."""
+        head = super().render(fmt, color=color) if self.located else ""
+        return head + "\n".join(self.lines()) + "\n"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +97,44 @@ class LoopOutcome:
 
         return no_proposal(self.records)
 
+    def summary(self) -> str:
+        """The answer (plain text), the stop and where the report is."""
+        lines = [self.answer.replace("**", "").replace("`", ""),
+                 f"stop: {self.stop.kind.replace('_', ' ')} — {self.stop.reason}", f"run: {self.root}"]
+        if self.report is not None:
+            lines.append(f"report: {self.report}")
+        return "\n".join(line for line in lines if line)
+
+    def to_frame(self):
+        """One row per iteration (index ``iteration``): the decision, the objective, the evaluated size and the
+        base case's target metrics (percent)."""
+        import pandas as pd
+
+        rows = []
+        for record in self.records:
+            d, ev = record["decision"], record.get("evaluation") or {}
+            rows.append({"iteration": record["iteration"], "version": d["version"], "kind": d["kind"],
+                         "accepted": d["accepted"], "change": (record.get("proposal") or {}).get("change", ""),
+                         "objective": d.get("objective"), "best_iteration": d["best_iteration"],
+                         "size": ev.get("size"), **(ev.get("base") or {}).get("target_metrics", {})})
+        return pd.DataFrame(rows).set_index("iteration")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The outcome as JSON: stop, best iteration, answer, report path and every iteration's record."""
+        from opl.runtime.results.records import json_safe
+
+        return json_safe({"root": str(self.root), "stop": self.stop.to_dict(), "best_iteration": self.best_iteration,
+                          "iterations": self.iterations, "answer": self.answer,
+                          "report": str(self.report) if self.report is not None else None,
+                          "holdout": self.holdout.to_dict() if self.holdout is not None else None,
+                          "records": self.records})
+
+    def _repr_html_(self) -> str:
+        import html
+
+        head = "".join(f"<p>{html.escape(line)}</p>" for line in self.summary().splitlines())
+        return head + self.to_frame().to_html(float_format=lambda v: f"{v:.3f}", na_rep="—")
+
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
@@ -101,7 +151,7 @@ def start_run(file: str | Path, runs: str | Path, settings: LoopSettings, *, rul
     OSError
         The file cannot be read or the folder cannot be written.
     """
-    import opl
+    from opl.lang.frontend import check_path, check_text
     from opl.closedloop.objective import TargetError
     from opl.closedloop.report import define_metrics
 
@@ -109,15 +159,11 @@ def start_run(file: str | Path, runs: str | Path, settings: LoopSettings, *, rul
 
     source, _ = decode(Path(file).read_bytes(), str(file))
     if source is None:  # not UTF-8 text, or too big: the checker's E007/E008, located
-        from opl.lang.render import render
-
-        raise LoopInputError(f"{file} has errors: fix them before starting a loop",
-                             render([opl.check_file(file).report], "full"))
+        raise LoopInputError(f"{file} has errors: fix them before starting a loop", check_path(file).report)
     text = source.text
-    checked = opl.check(text, str(file))
-    outcome = check_candidate(text, str(file))
-    if not outcome.ok:
-        raise LoopInputError(f"{file} has errors: fix them before starting a loop", outcome.rendered)
+    checked = check_text(text, str(file))
+    if checked.report.has_errors:
+        raise LoopInputError(f"{file} has errors: fix them before starting a loop", checked.report)
     try:
         target = parse_target(checked.document, text)
     except TargetError as error:
@@ -204,9 +250,9 @@ def _evaluator(settings: dict[str, Any]) -> Evaluator:
 
 
 def _hit_rate(text: str) -> float | None:
-    import opl
+    from opl.lang.frontend import check_path, check_text
 
-    doc = opl.check(text).document
+    doc = check_text(text).document
     return doc.experiment.hit_rate if doc is not None and doc.experiment is not None else None
 
 
@@ -224,10 +270,10 @@ def model_change(parent: Candidate, child: Candidate, facts: dict[str, Any]) -> 
     (`opl.closedloop.critic.declared_jumps_test`). The second item lists each removal a test allowed, as
     ``{"component", "test"}``, for the decision and the report.
     """
-    import opl
+    from opl.lang.frontend import check_path, check_text
     from opl.closedloop.critic import declared_jumps_test
 
-    a, b = opl.check(parent.text).document, opl.check(child.text).document
+    a, b = check_text(parent.text).document, check_text(child.text).document
     ea, eb = a.experiment, b.experiment
     if ea is None:
         return None, []
@@ -377,11 +423,11 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
             if record is None:  # the proposer has nothing left: no iteration is written
                 exhausted = True
                 continue
-        text, transcript = record.pop("_text"), record.pop("_transcript", None)
-        files = {"candidate.opl": text, "config.json": _json(_config(settings, record, proposer)),
+        typed, record = record, record.to_dict()
+        files = {"candidate.opl": typed.text, "config.json": _json(_config(settings, record, proposer)),
                  "result.json": _json(record), "summary.md": iteration_summary(record, target)}
-        if transcript:
-            files["transcript.json"] = _json(transcript)
+        if typed.transcript:
+            files["transcript.json"] = _json(list(typed.transcript))
         archive.write_iteration(k, files)
         records.append(record)
         archive.write_text("change_log.md", change_log(records, target))
@@ -429,10 +475,10 @@ class _Budget:
 
 def _run_cost(text: str, paths: int):
     """The `opl.lang.experiment.cost.RunCost` of ``text`` at the run's ``paths`` (None when it does not lower)."""
-    import opl
+    from opl.lang.frontend import check_path, check_text
     from opl.lang.experiment.cost import experiment_cost
 
-    checked = opl.check(text)
+    checked = check_text(text)
     return experiment_cost(checked.document.experiment, paths=paths) if checked.document is not None else None
 
 
@@ -471,25 +517,26 @@ def _diagnose(target, evaluation, text, facts):
         return None
 
 
-def _baseline(archive, evaluator, target, text, facts, emit) -> dict[str, Any]:
+def _baseline(archive, evaluator, target, text, facts, emit) -> IterationRecord:
     started = time.perf_counter()
     # Iteration 0 is the user's file as written: its diagnostics point at that file.
     display = archive.settings().get("file") or f"{archive.root}/iter_0/candidate.opl"
     evaluation = _evaluate(evaluator, text, display, emit, complete=True)
     diagnosis = _diagnose(target, evaluation, text, facts)
-    return {"schema": "opl.closedloop.iteration/1", "iteration": 0, "parent": None, "candidate_sha": candidate_sha(text),
-            "proposal": {"change": "the file as written", "rationale": "baseline", "risk": "", "move": None},
-            "evaluation": evaluation.to_dict(), "diagnosis": diagnosis.to_dict() if diagnosis else None,
-            "decision": {"kind": "baseline", "accepted": evaluation.ok, "why": "baseline" if evaluation.ok else
-                         "the file cannot be simulated", "objective": evaluation.to_dict()["objective"],
-                         "best_iteration": 0, "best_objective": evaluation.objective if evaluation.ok else float("inf"),
-                         "best_target_met": evaluation.target_met, "design_version": 1, "parameter_version": 1,
-                         "version": "v1.1", "tradeoff": None},
-            "seconds": time.perf_counter() - started, "_text": text}
+    evaluated = evaluation.to_dict()
+    decision = Decision(kind="baseline", accepted=evaluation.ok,
+                        why="baseline" if evaluation.ok else "the file cannot be simulated",
+                        objective=evaluated["objective"], best_iteration=0,
+                        best_objective=evaluation.objective if evaluation.ok else float("inf"),
+                        best_target_met=evaluation.target_met, design_version=1, parameter_version=1)
+    return IterationRecord(iteration=0, parent=None, candidate_sha=candidate_sha(text),
+                           proposal=ProposalRecord(change="the file as written", rationale="baseline"),
+                           evaluation=evaluated, diagnosis=diagnosis.to_dict() if diagnosis else None,
+                           decision=decision, seconds=time.perf_counter() - started, text=text)
 
 
 def _iteration(archive, evaluator, target, proposer, records, facts, emit, files,
-               budget: "_Budget | None" = None) -> dict[str, Any] | None:
+               budget: "_Budget | None" = None) -> IterationRecord | None:
     from opl.runtime.engine.deadline import DeadlinePassed
 
     k = len(records)
@@ -513,78 +560,71 @@ def _iteration(archive, evaluator, target, proposer, records, facts, emit, files
     if proposal.text is None and proposal.exhausted:
         emit("exhausted", {"reason": proposal.failure or ""})
         return None
-    d_version, p_version = last["design_version"], last["parameter_version"]
-    decision: dict[str, Any] = {"best_iteration": best_k, "best_objective": last["best_objective"],
-                                "best_target_met": last["best_target_met"], "design_version": d_version,
-                                "parameter_version": p_version, "objective": None, "tradeoff": None}
+    # The decision starts as "nothing changes" (the best so far stays best) and is updated as the checks go.
+    decision = Decision(kind="parameter", accepted=False, why="", objective=None, best_iteration=best_k,
+                        best_objective=last["best_objective"], best_target_met=last["best_target_met"],
+                        design_version=last["design_version"], parameter_version=last["parameter_version"])
     evaluation = diagnosis = None
     text = proposal.text
-    kind, why = "parameter", ""
     if text is None:
-        kind, why = "failed", proposal.failure or "the proposer gave no file"
+        decision.kind, decision.why = "failed", proposal.failure or "the proposer gave no file"
         text = best_text
     else:
         outcome = check_candidate(text, display, files=files)
         if not outcome.ok:
-            kind, why = "failed", "the proposed file has errors:\n" + outcome.rendered
+            decision.kind, decision.why = "failed", "the proposed file has errors:\n" + outcome.rendered
         else:
             parent, child = Candidate(best_text), Candidate(text)
             if parent.design() != child.design():
-                kind = "design"
+                decision.kind = "design"
                 reason, dropped = model_change(parent, child, facts)
                 if reason is not None:
-                    why = f"rejected unevaluated: the design change makes the test easier ({reason})"
+                    decision.why = f"rejected unevaluated: the design change makes the test easier ({reason})"
                 elif dropped:
-                    decision["dropped"] = dropped
-            if not why and budget is not None:
-                why = budget.refusal(text, evaluator.settings.paths)
-            if not why:
+                    decision.dropped = tuple(dropped)
+            if not decision.why and budget is not None:
+                decision.why = budget.refusal(text, evaluator.settings.paths)
+            if not decision.why:
                 try:
                     evaluation = _evaluate(evaluator, text, display, emit, complete=False)
                 except DeadlinePassed:
                     evaluation = None
-                    decision["stopped"] = "budget_minutes"
-                    why = (f"stopped unevaluated: its simulation was still running at the end of --minutes "
-                           f"(after {time.perf_counter() - started:,.0f} s of this iteration); the candidate is "
-                           f"kept in this folder, outside the search")
+                    decision.stopped = "budget_minutes"
+                    decision.why = (f"stopped unevaluated: its simulation was still running at the end of --minutes "
+                                    f"(after {time.perf_counter() - started:,.0f} s of this iteration); the candidate "
+                                    f"is kept in this folder, outside the search")
             if evaluation is not None:
-                decision["objective"] = evaluation.to_dict()["objective"]
-                decision["tradeoff"] = _tradeoff(target, best["evaluation"].get("base", {}).get("target_metrics", {}),
-                                                 evaluation.values)
+                decision.objective = evaluation.to_dict()["objective"]
+                decision.tradeoff = _tradeoff(target, best["evaluation"].get("base", {}).get("target_metrics", {}),
+                                              evaluation.values)
+                better = evaluation.ok and evaluation.objective < last["best_objective"] - 1e-12
                 if not evaluation.ok:
-                    why = "the candidate cannot be simulated"
-                elif kind == "design":
-                    why = "design change: accepted as the new yardstick" + "".join(
+                    decision.why = "the candidate cannot be simulated"
+                elif decision.kind == "design":
+                    decision.why = "design change: accepted as the new yardstick" + "".join(
                         f"; it drops {d['component']} because the data reject it ({d['test']})"
-                        for d in decision.get("dropped", ()))
-                    d_version, p_version = d_version + 1, 1
-                    decision.update(best_iteration=k, best_objective=evaluation.objective,
-                                    best_target_met=evaluation.target_met, accepted=True)
-                elif evaluation.objective < last["best_objective"] - 1e-12:
-                    why = f"objective {last['best_objective']:.4f} → {evaluation.objective:.4f}"
-                    p_version += 1
-                    decision.update(best_iteration=k, best_objective=evaluation.objective,
-                                    best_target_met=evaluation.target_met, accepted=True)
+                        for d in decision.dropped)
+                    decision.design_version, decision.parameter_version = decision.design_version + 1, 1
+                elif better:
+                    decision.why = f"objective {last['best_objective']:.4f} → {evaluation.objective:.4f}"
+                    decision.parameter_version += 1
                 else:
-                    why = f"no gain: objective {evaluation.objective:.4f} ≥ best {last['best_objective']:.4f}"
-                if decision.get("accepted"):  # it steers the next proposals: complete its evaluation
+                    decision.why = (f"no gain: objective {evaluation.objective:.4f} ≥ best "
+                                    f"{last['best_objective']:.4f}")
+                if evaluation.ok and (decision.kind == "design" or better):  # the new best
+                    decision.accepted = True
+                    decision.best_iteration, decision.best_objective = k, evaluation.objective
+                    decision.best_target_met = evaluation.target_met
+                if decision.accepted:  # it steers the next proposals: complete its evaluation
                     evaluation = evaluator.complete(evaluation, text, display=display,
                                                     progress=lambda stage: emit("pass", {"stage": stage}))
                 diagnosis = _diagnose(target, evaluation, text, facts)
-    decision.setdefault("accepted", False)
-    decision.update(kind=kind, why=why, design_version=d_version, parameter_version=p_version,
-                    version=f"v{d_version}.{p_version}")
-    record = {"schema": "opl.closedloop.iteration/1", "iteration": k, "parent": best_k,
-              "candidate_sha": candidate_sha(text) if proposal.text is not None else None,
-              "proposal": {"change": proposal.change, "rationale": proposal.rationale, "risk": proposal.risk,
-                           "move": proposal.move, "failure": proposal.failure, "attempts": proposal.attempts,
-                           "usage": dict(proposal.usage)},
-              "evaluation": evaluation.to_dict() if evaluation is not None else None,
-              "diagnosis": diagnosis.to_dict() if diagnosis is not None else None,
-              "decision": decision, "seconds": time.perf_counter() - started,
-              "_text": proposal.text if proposal.text is not None else best_text,
-              "_transcript": list(proposal.transcript)}
-    return record
+    return IterationRecord(
+        iteration=k, parent=best_k, candidate_sha=candidate_sha(text) if proposal.text is not None else None,
+        proposal=ProposalRecord.of(proposal), evaluation=evaluation.to_dict() if evaluation is not None else None,
+        diagnosis=diagnosis.to_dict() if diagnosis is not None else None,
+        decision=decision, seconds=time.perf_counter() - started,
+        text=proposal.text if proposal.text is not None else best_text, transcript=tuple(proposal.transcript))
 
 
 def _finish(archive, evaluator, target, records, decision, facts, emit) -> LoopOutcome:

@@ -114,6 +114,28 @@ class CompiledStrategy(_Model):
                          "theta/day": g.theta / 365, "rho/1%": g.rho / 100, "charm/day": g.charm / 365})
         return rows
 
+    def to_dict(self) -> dict:
+        """The ``opl compile --format json`` document as a dict."""
+        return self.model_dump(mode="json")
+
+    def to_frame(self):
+        """Per-leg Greeks as a pandas DataFrame (`leg_table`'s rows, indexed by leg number)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.leg_table()).set_index("#")
+
+    def plot_payoff(self, *, low: float | None = None, high: float | None = None):
+        """The P&L profile today, in between and at expiry (a matplotlib Figure; ``opl payoff``'s PNG)."""
+        from opl.compiler.payoff import payoff_curves, payoff_figure
+
+        return payoff_figure(self, payoff_curves(self, low=low, high=high))
+
+    def _repr_html_(self) -> str:
+        import html
+
+        table = self.to_frame().to_html(float_format=lambda v: f"{v:.4g}", na_rep="—")
+        return f"<p>{html.escape(self.source)}: {html.escape(self.summary())}</p>\n{table}"
+
     def summary(self) -> str:
         """A one-paragraph plain-text summary."""
         t = self.totals

@@ -30,6 +30,7 @@ import numpy as np
 
 from opl.lang.estimates import DEFAULT_MULTIPLIER
 from opl.lang.intent import allowed_delta_signs, canonical_intent, map_intent_to_o
+from opl.errors import OplError
 
 GREEKS = ("delta", "gamma", "vega", "theta")
 Path = Literal["A", "B", "C"]
@@ -71,7 +72,7 @@ class BuildResult:
     text: str = ""
 
 
-class BuildError(ValueError):
+class BuildError(OplError, ValueError):
     """The request cannot be met (message says which constraint and why)."""
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from opl.compiler.compiled import CompiledStrategy
+if TYPE_CHECKING:  # pragma: no cover - annotations only: CompiledStrategy.plot_payoff imports this module
+    from opl.compiler.compiled import CompiledStrategy
 
 GRID_POINTS = 801
 
@@ -91,13 +93,18 @@ def _upward_slope(strategy: CompiledStrategy) -> float:
 
 
 def plot_payoff(strategy: CompiledStrategy, curves: PayoffCurves, path: str) -> None:
-    """Draw the three curves, breakevens and the extremes to a PNG."""
-    import matplotlib
+    """Draw the three curves, breakevens and the extremes to a PNG (`payoff_figure`)."""
+    payoff_figure(strategy, curves).savefig(path)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=120)
+def payoff_figure(strategy: CompiledStrategy, curves: PayoffCurves | None = None):
+    """The three curves (today, in between, at expiry), breakevens and extremes as a matplotlib `Figure`
+    (``opl payoff``'s PNG; ``curves`` default: `payoff_curves` over the default price range)."""
+    from matplotlib.figure import Figure
+
+    curves = curves if curves is not None else payoff_curves(strategy)
+    fig = Figure(figsize=(9, 5.5), dpi=120)
+    ax = fig.subplots()
     styles = (("today", ":", "tab:gray"), ("intermediate", "--", "tab:blue"), ("at expiry", "-", "black"))
     for (label, line, color), day, row in zip(styles, curves.dates, curves.pnl):
         ax.plot(curves.prices, row, line, color=color, lw=1.8 if label == "at expiry" else 1.3,
@@ -124,5 +131,4 @@ def plot_payoff(strategy: CompiledStrategy, curves: PayoffCurves, path: str) -> 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig

@@ -28,6 +28,7 @@ import numpy as np
 from opl.lang import limits
 from opl.compiler.compiled import CompiledLeg, CompiledStrategy, GreekSet, MarketState, SourceRef, Totals, UnderlyingInfo
 from opl.lang.diagnostics import Diagnostic, DiagnosticSink
+from opl.errors import OplError
 from opl.lang.estimates import DEFAULT_MULTIPLIER, Market
 from opl.lang.frontend import CheckResult
 from opl.lang.legs import DateTenor, Leg, RelativeStrike
@@ -110,6 +111,20 @@ def _expiry(leg: Leg, time: _dt.date, pack) -> _dt.date:
     if not listed:
         return target
     return min(listed, key=lambda d: (abs((d - target).days), -d.toordinal()))
+
+
+class CompileError(OplError):
+    """The file does not compile (it has errors, or legs that cannot be priced): located ``diagnostics``."""
+
+
+def compiled_or_raise(result: CheckResult, market_overrides: dict | None = None, *,
+                      evaluation_date: _dt.date | None = None) -> CompiledStrategy:
+    """`compile_checked`, but a file that does not compile raises `CompileError` with its diagnostics."""
+    compiled = compile_checked(result, market_overrides, evaluation_date=evaluation_date)
+    if not compiled.ok:
+        raise CompileError("; ".join(d.message for d in compiled.diagnostics), report=result.report,
+                           diagnostics=compiled.diagnostics)
+    return compiled.strategy
 
 
 def _evaluation_date(given: dict, evaluation_date: _dt.date | None) -> tuple[_dt.date, list[str]]:

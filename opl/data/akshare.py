@@ -66,6 +66,7 @@ import numpy as np
 import pandas as pd
 
 from opl.data.loaders import DataError, LoadResult, Problem, validate_frame
+from opl.errors import EXIT_USAGE, OplError
 
 __all__ = ["AkshareUnavailable", "AkshareNetworkError", "PRODUCTS", "ETF_PRODUCTS", "futures_daily",
            "option_chain", "fetch", "etf_daily", "etf_option_history", "fetch_etf", "INSTALL_HINT"]
@@ -85,12 +86,17 @@ _CODE = re.compile(r"^([A-Za-z]+)(\d{3,4})([CP])(\d+(?:\.\d+)?)$")
 _CONTRACT = re.compile(r"^[A-Za-z]+\d{3,4}$")  # one delivery month (CJ2505, CJ505); CJ0 is Sina's main series
 
 
-class AkshareUnavailable(ImportError):
-    """AKShare is not installed (it is an optional extra)."""
+class AkshareUnavailable(OplError, ImportError):
+    """AKShare is not installed (it is an optional extra); a usage error (exit 2)."""
+
+    exit_code = EXIT_USAGE
 
 
-class AkshareNetworkError(RuntimeError):
-    """AKShare could not reach its source: no network, a timeout, a refused or dropped connection."""
+class AkshareNetworkError(OplError, RuntimeError):
+    """AKShare could not reach its source: no network, a timeout, a refused or dropped connection (exit 2, as
+    the command line has always said it)."""
+
+    exit_code = EXIT_USAGE
 
 
 def _is_network_error(error: BaseException) -> bool:

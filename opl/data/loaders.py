@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from opl.data.contracts import CONTRACTS, Contract, normalise_direction, normalise_option_type
+from opl.errors import OplError
 
 __all__ = [
     "Problem", "Repair", "DataError", "shown", "grouped", "parse_dates", "ZONED", "LoadResult", "load",
@@ -136,7 +137,7 @@ class Repair:
         return f"{where}:{col} {self.action}{change}"
 
 
-class DataError(ValueError):
+class DataError(OplError, ValueError):
     """Bad input data. ``file``, ``row`` and ``column`` locate the first problem; ``problems`` has all."""
 
     def __init__(self, problems: list[Problem]):
@@ -149,6 +150,13 @@ class DataError(ValueError):
 
     def __str__(self) -> str:
         return "\n".join(shown(self.problems))
+
+    def lines(self) -> list[str]:
+        """Every shown problem as ``error: path:row: column `name`: message``, then how many there are."""
+        count = len(self.problems)
+        return ([f"error: {line}" for line in shown(self.problems)]
+                + [f"{count} problem{'s' if count != 1 else ''} in the data (the data contracts: "
+                   "examples/jujube/data_contracts.md)"] + ([f"  = help: {self.help}"] if self.help else []))
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The fourth assumption of the plan: the strategy meets its target under the stress scenarios.
 
-:func:`stress_test` runs the strategy file with :func:`opl.simulation.run.simulate_file` — the
+:func:`stress_test` runs the strategy file with :func:`opl.simulation.run.simulate` — the
 base case and every ``stress`` and ``sensitivity`` scenario of its experiment block, on
 the same seed, at the size the simulator evaluates scenarios at (the low end of the
 recommended size, else the base size) — and states, for each scenario, whether the
@@ -122,7 +122,7 @@ def stress_test(path, *, paths: int | None = None, seed: int | None = None, over
     Parameters
     ----------
     path
-        The ``.opl`` strategy file.
+        The ``.opl`` strategy file, or the front end's result for it (`opl.lang.frontend.CheckResult`).
     paths, seed, overrides
         As for :func:`opl.simulation.run.simulate_file`.
     calibration
@@ -134,12 +134,13 @@ def stress_test(path, *, paths: int | None = None, seed: int | None = None, over
     opl.simulation.run.SimulationInputError, opl.simulation.run.SettingsError, OSError
         As :func:`opl.simulation.run.simulate_file` raises them.
     """
-    import opl
+    from opl.lang.frontend import check_path
     from opl.simulation.rules import target_verdict
-    from opl.simulation.run import simulate_file, source_text, target_clauses
+    from opl.simulation.run import RunSettings, simulate, source_text, target_clauses
 
-    result = simulate_file(path, paths=paths, seed=seed, overrides=overrides, data=calibration)
-    checked = opl.check_file(path)
+    checked = path if hasattr(path, "report") else check_path(path)
+    path = checked.report.path
+    result = simulate(checked, RunSettings(paths=paths, seed=seed, overrides=tuple(overrides), data=calibration))
     exp = checked.document.experiment
     target = exp.target if exp is not None else None
     clauses = target_clauses(target, checked.report) if target is not None else []

@@ -34,14 +34,17 @@ from typing import Any, Callable
 from opl.lang import vocabulary as vocab
 from opl.lang.codes import CODES
 from opl.lang.diagnostics import Diagnostic, FileReport, did_you_mean
+from opl.errors import EXIT_USAGE, OplError
 
 CONFIG_FILES = ("opl.toml", "pyproject.toml")  # searched in this order in each folder
 MARKET_KEYS = ("price", "iv", "rate", "time", "support", "resistance")
 _INLINE = re.compile(r"#\s*opl:\s*ignore(?:\[([^\]]*)\])?", re.I)
 
 
-class ConfigError(ValueError):
-    """A configuration file that cannot be used; the message names the file and the key."""
+class ConfigError(OplError, ValueError):
+    """A configuration file that cannot be used; the message names the file and the key. A usage error (exit 2)."""
+
+    exit_code = EXIT_USAGE
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from opl.lang import ast
+from opl.errors import OplError
 
 __all__ = ["DeltaBandSpec", "DeltaBandError", "parse_delta_band", "delta_band_calls", "OBJECTIVES", "REOPENS",
            "DEFAULT_WINDOW_DAYS", "DEFAULT_STEP_DAYS", "MAX_K"]
@@ -47,13 +48,12 @@ MAX_DAYS = 36_500.0
 _PARAMS = ("k", "window", "objective", "step", "reopen")
 
 
-class DeltaBandError(ValueError):
+class DeltaBandError(OplError, ValueError):
     """A bad ``delta_band`` argument; ``span`` locates it, ``help`` says what fits."""
 
     def __init__(self, message: str, span, help: str):
-        super().__init__(message)
+        super().__init__(message, help=help)
         self.span = span
-        self.help = help
 
 
 @dataclass(frozen=True, kw_only=True)

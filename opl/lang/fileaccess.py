@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from opl.lang import limits
+from opl.errors import OplError
 
 __all__ = ["FileAccess", "NamedFileError", "read_regular", "quoted"]
 
@@ -29,7 +30,7 @@ __all__ = ["FileAccess", "NamedFileError", "read_regular", "quoted"]
 QUOTE_CHARS = 60
 
 
-class NamedFileError(ValueError):
+class NamedFileError(OplError, ValueError):
     """A named file is refused (the message says why) or cannot be read."""
 
 

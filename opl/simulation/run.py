@@ -38,28 +38,69 @@ from pathlib import Path
 from typing import Callable
 
 from opl.lang.experiment.settings import CAPITAL_MARGIN_MULTIPLE, SettingsError, SimSettings, parse_overrides
+from opl.errors import OplError
 
-__all__ = ["simulate_file", "SimulationInputError", "SettingsError"]
+__all__ = ["simulate", "simulate_file", "prepare", "RunSettings", "SimulationInputError", "SettingsError"]
 
 COST_SCENARIOS = ("slippage", "fees_up", "margin_up")
 
 
-class RunInputError(Exception):
+class RunInputError(OplError):
     """The file has errors (``diagnostics``, located in ``report``'s source) — nothing was run."""
 
     def __init__(self, report, diagnostics):
-        super().__init__("; ".join(d.message for d in diagnostics))
-        self.report = report
-        self.diagnostics = diagnostics
+        super().__init__("; ".join(d.message for d in diagnostics), report=report, diagnostics=diagnostics)
 
 
 class SimulationInputError(RunInputError):
     """The file has errors, or settings the simulator cannot run — nothing was simulated."""
 
 
-def checked_for_run(path, market: dict | None, error: type[RunInputError], doing: str, *,
+@dataclass(kw_only=True)
+class RunSettings:
+    """What a run takes besides the checked file: the command line's options, the facade's keywords.
+
+    Every field left at its default leaves the file's own setting (its experiment block) in force.
+
+    Parameters
+    ----------
+    paths, seed
+        ``--paths`` / ``--seed`` (win over everything else).
+    overrides
+        ``--set key=value`` items (`opl.lang.experiment.settings.KEYS`).
+    market
+        Market overrides as for ``opl compile --market``.
+    data
+        ``--data``: a data directory (or an ``opl.calibration.CalibrationResult``) that ``calibration
+        historical`` (the default) fits the price model and the implied-volatility rule to; for
+        ``opl backtest`` the market history.
+    repair
+        ``--repair`` (backtest): make the data loaders' documented repairs.
+    files
+        An `opl.lang.fileaccess.FileAccess` when the file is confined (`opl loop`'s candidates): the
+        ``calibration file`` it names is looked up in those folders, not next to the file (E015).
+    progress
+        Called with (units done, total units) as the replay advances.
+    deadline
+        A `time.monotonic` time at which the run, if still going, stops (within one step of each path
+        chunk being replayed, or one table of a new time grid) and raises
+        `opl.runtime.engine.deadline.DeadlinePassed`; `opl loop` sets it to the end of ``--minutes``.
+    """
+
+    paths: int | None = None
+    seed: int | None = None
+    overrides: tuple[str, ...] = ()
+    market: dict | None = None
+    data: object = None
+    repair: bool = False
+    files: object = None
+    progress: Callable[[int, int], None] | None = None
+    deadline: float | None = None
+
+
+def checked_for_run(checked, market: dict | None, error: type[RunInputError], doing: str, *,
                     levels_from_signals: bool = False):
-    """Check and compile ``path`` for a run (`opl simulate`, `opl backtest`).
+    """Compile a checked file (an `opl.lang.frontend.CheckResult`) for a run (`opl simulate`, `opl backtest`).
 
     Returns ``(checked, compiled, located)``: ``located(settings_error)`` turns a `SettingsError` with a
     span into ``error`` with one diagnostic labelled "cannot {doing} this" (one without a span is returned
@@ -69,11 +110,9 @@ def checked_for_run(path, market: dict | None, error: type[RunInputError], doing
     level rule), so a file that leaves them out — `opl check` says so with I401 — is compiled
     at the rule's levels around the opening price, and the compiled notes say so.
     """
-    import opl
     from opl.compiler.strategy import compile_checked
     from opl.lang.diagnostics import Diagnostic
 
-    checked = opl.check_file(path)
     market, filled = _run_time_levels(checked, market) if levels_from_signals else (market, [])
     compiled = compile_checked(checked, market)
     if compiled.ok and filled:
@@ -390,31 +429,38 @@ def _recommend(rows, target, target_text, report) -> tuple[dict | None, str | No
 def simulate_file(path, *, paths: int | None = None, seed: int | None = None, overrides=(),
                   market: dict | None = None, progress: Callable[[int, int], None] | None = None, data=None,
                   files=None, deadline: float | None = None):
-    """Simulate a file with its experiment block; see the module docstring.
+    """Read, check and `simulate` a file; the keywords are `RunSettings`' fields.
+
+    Raises
+    ------
+    OSError
+        The file cannot be read; otherwise as `simulate`.
+    """
+    from opl.lang.frontend import check_path
+
+    return simulate(check_path(path), RunSettings(paths=paths, seed=seed, overrides=tuple(overrides), market=market,
+                                                  progress=progress, data=data, files=files, deadline=deadline))
+
+
+def simulate(checked, settings: RunSettings | None = None):
+    """Simulate a checked file (`opl.check`'s result) with its experiment block; see the module docstring.
+
+    The one simulation entry point: ``opl simulate``, the facade's `opl.simulation.run`, ``opl assumptions
+    --strategy`` and the loop's evaluator (through `prepare`, on each candidate's text, without writing it
+    to a file) call it. Nothing is written anywhere.
 
     Parameters
     ----------
-    path
-        The ``.opl`` file.
-    paths, seed
-        ``--paths`` / ``--seed`` (win over everything else).
-    overrides
-        ``--set key=value`` items (`opl.lang.experiment.settings.KEYS`).
-    market
-        Market overrides as for ``opl compile --market``.
-    progress
-        Called with (units done, total units) as the replay advances.
-    data
-        ``--data``: a data directory (or an ``opl.calibration.CalibrationResult``) that
-        ``calibration historical`` (the default) fits the price model and the implied-
-        volatility rule to; what came from it is in ``result.model["calibration"]``.
-    files
-        An `opl.lang.fileaccess.FileAccess` when the file is confined (`opl loop`'s candidates): the
-        ``calibration file`` it names is looked up in those folders, not next to the file (E015).
-    deadline
-        A `time.monotonic` time at which the run, if still going, stops (within one step of each path
-        chunk being replayed, or one table of a new time grid) and raises
-        `opl.runtime.engine.deadline.DeadlinePassed`; `opl loop` sets it to the end of ``--minutes``.
+    checked
+        The front end's result for the file (`opl.lang.frontend.CheckResult`); its path names the file in the
+        result and locates a relative ``calibration file``.
+    settings
+        What the run takes besides the file (`RunSettings`); default: the file as written.
+
+    Returns
+    -------
+    opl.runtime.results.metrics.SimulationResult
+        What came from ``settings.data`` is in ``result.model["calibration"]``.
 
     Raises
     ------
@@ -423,22 +469,24 @@ def simulate_file(path, *, paths: int | None = None, seed: int | None = None, ov
     SettingsError
         A ``--set`` override is bad (``key`` names it).
     OSError
-        The file (or the data) cannot be read.
+        The data cannot be read.
     opl.runtime.engine.deadline.DeadlinePassed
-        ``deadline`` passed before the run finished; nothing of it is returned.
+        ``settings.deadline`` passed before the run finished; nothing of it is returned.
     opl.data.DataError, opl.calibration.CalibrationError
         The data break their contract or cannot be calibrated (located messages).
     """
     from opl.runtime.engine.deadline import until
 
-    with until(deadline):
-        prepared = prepare(path, paths=paths, seed=seed, overrides=overrides, market=market, data=data, files=files)
+    settings = settings or RunSettings()
+    with until(settings.deadline):
+        prepared = prepare(checked, settings)
         cost_plans = [p for p in prepared.plans if not p.market]
-        tick = _ticker(progress, (1 + len(prepared.plans) - len(cost_plans) + bool(cost_plans)) * prepared.path_months)
+        tick = _ticker(settings.progress,
+                       (1 + len(prepared.plans) - len(cost_plans) + bool(cost_plans)) * prepared.path_months)
         sweep = prepared.sweep(progress=tick)
         size, reason = sweep.scenario_size()
         scenarios, _ = prepared.scenarios(size, sweep=sweep, progress=tick)
-        size_given = any(str(o).partition("=")[0].strip() == "size" for o in overrides)
+        size_given = any(str(o).partition("=")[0].strip() == "size" for o in settings.overrides)
         return prepared.result(sweep, scenarios, size=size, reason=reason, plot_given_size=size_given)
 
 
@@ -454,11 +502,11 @@ def _ticker(progress: Callable[[int, int], None] | None, total: int) -> Callable
     return tick
 
 
-def prepare(path, *, paths: int | None = None, seed: int | None = None, overrides=(), market: dict | None = None,
-            data=None, files=None) -> "Prepared":
-    """Check, compile, calibrate and set up ``path`` for its replays, without replaying anything.
+def prepare(checked, settings: RunSettings | None = None) -> "Prepared":
+    """Compile, calibrate and set up a checked file for its replays, without replaying anything.
 
-    The arguments and the errors are `simulate_file`'s. The `Prepared` run replays the size
+    The arguments and the errors are `simulate`'s (``settings.progress`` is not used: the passes take
+    their own). The `Prepared` run replays the size
     sweep (`Prepared.sweep`) and the scenarios at a size (`Prepared.scenarios`) on the same
     seed and paths, so a caller that picks the scenarios' size by its own rule (`opl loop`'s
     evaluator) shares the sweep's paths and replays instead of running them again.
@@ -468,7 +516,11 @@ def prepare(path, *, paths: int | None = None, seed: int | None = None, override
     from opl.runtime.market.rules import load_pack
     from opl.simulation.scenarios import scenario_plans
 
-    checked, compiled, located = checked_for_run(path, market, SimulationInputError, "simulate",
+    given = settings or RunSettings()
+    # ``settings`` becomes the simulator's resolved `SimSettings` below; the run's inputs are read first.
+    path, overrides, market = checked.report.path, given.overrides, given.market
+    paths, seed, data, files = given.paths, given.seed, given.data, given.files
+    checked, compiled, located = checked_for_run(checked, market, SimulationInputError, "simulate",
                                                  levels_from_signals=True)
     doc, strategy_model = checked.document, compiled.strategy
     notes: list[str] = list(strategy_model.notes)

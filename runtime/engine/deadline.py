@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Iterator
 
+from opl.errors import OplError
+
 __all__ = ["DeadlinePassed", "check", "current", "until"]
 
 _DEADLINE: ContextVar[float | None] = ContextVar("opl_runtime_deadline", default=None)
@@ -31,7 +33,7 @@ _DEADLINE: ContextVar[float | None] = ContextVar("opl_runtime_deadline", default
 clock = time.monotonic
 
 
-class DeadlinePassed(Exception):
+class DeadlinePassed(OplError):
     """The computation was stopped at its deadline before it finished; nothing of it is returned."""
 
     def __init__(self, message: str = "the simulation was stopped at its deadline"):

@@ -77,12 +77,13 @@ from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
+from opl.errors import OplError
 
 __all__ = ["GarchParams", "JumpParams", "RegimeParams", "Surprise", "ProcessSpec", "MonthPaths", "PathGenerator",
            "simulate", "ModelError", "DEFAULTS", "PARAMETERS", "process_spec"]
 
 
-class ModelError(ValueError):
+class ModelError(OplError, ValueError):
     """A bad price-model setting; ``component`` and ``param`` say where (for a located error)."""
 
     def __init__(self, message: str, *, component: str | None = None, param: str | None = None):

@@ -61,6 +61,7 @@ from typing import Callable
 import numpy as np
 
 from opl.runtime.engine import conditionspec as spec
+from opl.errors import OplError
 
 __all__ = ["TriggerState", "LegState", "UnsupportedCondition", "compile_condition", "uses_leg_variables",
            "SUPPORTED_TRIGGERS", "SUPPORTED_VARIABLES", "VARIABLE_NAMES", "LEG_VARIABLES", "STRUCTURE_MEASURES"]
@@ -76,7 +77,7 @@ SUPPORTED_VARIABLES = ("days_left", "pnl", "delta", "iv") + LEG_VARIABLES
 STRUCTURE_MEASURES = ("delta", "gamma", "vega")
 
 
-class UnsupportedCondition(ValueError):
+class UnsupportedCondition(OplError, ValueError):
     """A condition the simulator cannot evaluate yet; ``span`` locates it in the file."""
 
     def __init__(self, message: str, span=None):

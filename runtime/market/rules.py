@@ -31,6 +31,7 @@ from opl.runtime.market.combinations import Combination
 from opl.runtime.market.packfiles import BUILTIN_PACKS, PACKS_ENV, available_packs
 from opl.runtime.market.packfiles import symbol_root as _symbol_root
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from opl.errors import EXIT_USAGE, OplError
 
 __all__ = [
     "PACKS_ENV", "BUILTIN_PACKS", "WEEKDAYS", "RulePackError", "ContractCodeError",
@@ -46,12 +47,15 @@ Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "satur
 WEEKDAYS: tuple[str, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
-class RulePackError(ValueError):
+class RulePackError(OplError, ValueError):
     """A rule pack that cannot be found, read or validated.
 
     The message names the file and, for a validation failure, the dotted field
-    (``option.strike_grid[1].step``), so the CLI can print it as is.
+    (``option.strike_grid[1].step``), so the CLI can print it as is. A usage error (exit 2): the pack is
+    named by an option or found by name.
     """
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, message: str, *, path: Path | str | None = None, field: str | None = None):
         super().__init__(message)
@@ -59,7 +63,7 @@ class RulePackError(ValueError):
         self.field = field
 
 
-class ContractCodeError(ValueError):
+class ContractCodeError(OplError, ValueError):
     """A contract code that is not of the CZCE/DCE/SHFE form ``ROOT[Y]YMM[C|P K]``."""
 
 

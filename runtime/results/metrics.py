@@ -256,6 +256,74 @@ class SimulationResult:
     def to_json(self, *, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
+    # ------------------------------------------------------------------ notebooks (opl.runtime.results.frames, .figures)
+
+    def to_frame(self):
+        """The metrics by size as a pandas DataFrame (`opl.runtime.results.frames.by_size`)."""
+        from opl.runtime.results import frames
+
+        return frames.by_size(self)
+
+    def frames(self) -> dict:
+        """Every named DataFrame: ``by_size``, ``scenarios``, ``monthly_returns`` (path × month) and
+        ``attribution`` (`opl.runtime.results.frames`)."""
+        from opl.runtime.results import frames
+
+        return frames.frames(self)
+
+    def scenario_frame(self):
+        """The stress and sensitivity scenarios, one row each."""
+        from opl.runtime.results import frames
+
+        return frames.scenarios(self)
+
+    def monthly_returns_frame(self):
+        """Monthly returns in % of capital, one row per path, one column per month (at ``plot_size``)."""
+        from opl.runtime.results import frames
+
+        return frames.monthly_returns(self)
+
+    def attribution_frame(self):
+        """Mean P&L a month by source at the base size."""
+        from opl.runtime.results import frames
+
+        return frames.attribution(self)
+
+    def _repr_html_(self) -> str:
+        from opl.runtime.results import frames
+
+        return frames.html_summary(self)
+
+    def plot_returns(self):
+        """Histogram of monthly returns (a matplotlib Figure; ``--report``'s returns.png)."""
+        from opl.runtime.results import figures
+
+        return figures.returns(self)
+
+    def plot_drawdowns(self):
+        """Histogram of each path's maximum drawdown (drawdown.png)."""
+        from opl.runtime.results import figures
+
+        return figures.drawdowns(self)
+
+    def plot_equity(self):
+        """Equity fan chart by month (equity.png)."""
+        from opl.runtime.results import figures
+
+        return figures.equity(self)
+
+    def plot_margin(self):
+        """Peak margin utilisation by path (margin.png)."""
+        from opl.runtime.results import figures
+
+        return figures.margin(self)
+
+    def plot_size_sweep(self, metric: str = "median_monthly_return"):
+        """A target metric by swept size with ± one standard error, the target's verdict marked."""
+        from opl.runtime.results import figures
+
+        return figures.size_sweep(self, metric)
+
     def summary(self) -> str:
         """A plain-text summary, a few lines."""
         b = self.base

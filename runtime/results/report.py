@@ -1,5 +1,5 @@
 """``opl simulate --report DIR``: a markdown report with four PNG plots (at the scenarios' size unless
-``--set size=`` names one).
+``--set size=`` names one), drawn by `opl.runtime.results.figures` (what ``SimulationResult.plot_*`` return).
 
 ``returns.png``   histogram of monthly returns (all paths and months pooled), median and p5 marked;
 ``drawdown.png``  histogram of each path's maximum drawdown, p95 and p99 marked;
@@ -11,83 +11,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from opl.runtime.results.metrics import headline, pnl_by_source
 
 __all__ = ["write_report", "PLOTS"]
 
-PLOTS = ("returns.png", "drawdown.png", "equity.png", "margin.png")
+PLOTS = ("returns.png", "drawdown.png", "equity.png", "margin.png")  # opl.runtime.results.figures.FIGURES' keys
 
 
 def _plots(result, out: Path) -> None:
-    import matplotlib
+    """The PNGs, drawn by the same figure functions a notebook's ``result.plot_*()`` calls."""
+    from opl.runtime.results.figures import FIGURES
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    size = result.plot_size["size"] if result.plot_size else result.base.size
-    title = f"{Path(result.file).name}, size {size:g}"
-
-    r = result.monthly_returns.ravel() * 100
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
-    lo, hi = np.percentile(r, [0.5, 99.5])
-    ax.hist(r, bins=80, range=(lo, hi), color="#4c72b0", alpha=0.85)
-    for q, style, label in ((np.median(r), "-", "median"), (np.percentile(r, 5), "--", "p5")):
-        ax.axvline(q, color="#c44e52", linestyle=style, label=f"{label} {q:+.2f}%")
-    ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_xlabel("monthly return, % of capital (p0.5 to p99.5 shown)")
-    ax.set_ylabel("path-months")
-    ax.set_title(f"Monthly returns — {title}")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "returns.png")
-    plt.close(fig)
-
-    dd = result.drawdowns * 100
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
-    ax.hist(dd, bins=80, color="#8172b2", alpha=0.85)
-    for q, style in ((95, "--"), (99, ":")):
-        v = np.percentile(dd, q)
-        ax.axvline(v, color="#c44e52", linestyle=style, label=f"p{q} {v:.2f}%")
-    ax.set_xlabel(f"maximum drawdown over {result.run['horizon_months']} months, % of peak equity")
-    ax.set_ylabel("paths")
-    ax.set_title(f"Maximum drawdown — {title}")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "drawdown.png")
-    plt.close(fig)
-
-    eq = result.equity / result.run["capital"] * 100
-    months = np.arange(eq.shape[1])
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
-    q = np.percentile(eq, [5, 25, 50, 75, 95], axis=0)
-    ax.fill_between(months, q[0], q[4], color="#55a868", alpha=0.2, label="5–95%")
-    ax.fill_between(months, q[1], q[3], color="#55a868", alpha=0.4, label="25–75%")
-    ax.plot(months, q[2], color="#2d6a3e", linewidth=2, label="median")
-    for i in range(min(5, eq.shape[0])):
-        ax.plot(months, eq[i], color="grey", linewidth=0.7, alpha=0.7)
-    ax.axhline(100, color="black", linewidth=0.8)
-    ax.set_xlabel("month")
-    ax.set_ylabel("equity, % of capital")
-    ax.set_title(f"Equity fan — {title}")
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(out / "equity.png")
-    plt.close(fig)
-
-    util = result.peak_margin * 100
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
-    ax.hist(util, bins=80, color="#dd8452", alpha=0.85)
-    v = np.percentile(util, 95)
-    ax.axvline(v, color="#c44e52", linestyle="--", label=f"p95 {v:.1f}%")
-    ax.set_xlabel("peak exchange margin over the horizon, % of capital")
-    ax.set_ylabel("paths")
-    ax.set_title(f"Peak margin utilisation — {title}")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "margin.png")
-    plt.close(fig)
+    for name, draw in FIGURES.items():
+        draw(result).savefig(out / name)
 
 
 def _markdown(result) -> str:

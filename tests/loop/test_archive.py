@@ -104,3 +104,25 @@ def test_every_file_written_is_scrubbed_of_the_key_and_bearer_tokens(tmp_path):
     written = "".join(p.read_text(encoding="utf-8") for p in archive.root.rglob("*") if p.is_file())
     assert key not in written and "some-other-token" not in written
     assert (archive.root / "iter_0" / "candidate.opl").read_text(encoding="utf-8") == "# ***\n"
+
+
+def test_iteration_records_are_typed_and_round_trip_through_result_json():
+    import json
+
+    from opl.closedloop.records import Decision, IterationRecord, ProposalRecord
+
+    decision = Decision(kind="design", accepted=True, why="design change", objective=0.5, best_iteration=3,
+                        best_objective=0.5, best_target_met=False, design_version=2, parameter_version=1,
+                        dropped=({"component": "jump", "test": "LR"},))
+    record = IterationRecord(iteration=3, parent=1, candidate_sha="abc", proposal=ProposalRecord(
+        change="c", rationale="r", attempts=2, usage={"prompt_tokens": 5}), evaluation=None, diagnosis=None,
+        decision=decision, seconds=1.5, text="opl-lang 1.0\n")
+    data = json.loads(json.dumps(record.to_dict()))
+    assert data["schema"] == "opl.closedloop.iteration/1" and data["decision"]["version"] == "v2.1"
+    assert list(data["decision"])[:3] == ["kind", "accepted", "why"] and data["decision"]["dropped"][0]["test"] == "LR"
+    assert list(data["proposal"]) == ["change", "rationale", "risk", "move", "failure", "attempts", "usage"]
+    again = IterationRecord.from_dict(data)
+    assert again.to_dict() == record.to_dict() and "text" not in data
+    # A baseline archived before the records were typed (a 4-key proposal) still reads.
+    old = dict(data, proposal={"change": "the file as written", "rationale": "baseline", "risk": "", "move": None})
+    assert IterationRecord.from_dict(old).proposal.attempts == 0

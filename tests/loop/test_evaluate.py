@@ -280,3 +280,34 @@ def test_the_documented_path_counts_are_the_defaults_everywhere():
     assert (LoopSettings().paths, LoopSettings().holdout_paths) == (DEFAULT_PATHS, DEFAULT_HOLDOUT_PATHS)
     shown = CliRunner().invoke(main, ["loop", "--help"]).output
     assert f"default: {DEFAULT_PATHS}" in shown and f"default: {DEFAULT_HOLDOUT_PATHS}" in shown
+
+
+def test_an_evaluation_simulates_the_checked_text_and_writes_no_file(monkeypatch):
+    """The evaluator prepares and simulates the candidate's checked text (`opl.simulation.run.prepare` / `simulate`):
+    no temporary .opl file is written, re-read or re-checked."""
+    import tempfile
+
+    import opl.simulation.run as simulate_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the evaluator wrote or re-read a file")
+
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", refuse)
+    monkeypatch.setattr(simulate_module, "simulate_file", refuse)
+    checked = []
+    real_prepare, real_simulate = simulate_module.prepare, simulate_module.simulate
+
+    def prepare(result, settings=None):
+        checked.append(result.report.path)
+        return real_prepare(result, settings)
+
+    def simulate(result, settings=None):
+        checked.append(result.report.path)
+        return real_simulate(result, settings)
+
+    monkeypatch.setattr(simulate_module, "prepare", prepare)
+    monkeypatch.setattr(simulate_module, "simulate", simulate)
+    evaluator = Evaluator(_target(), EvalSettings(paths=40, seed=7))
+    evaluation = evaluator.evaluate(SMALL, display="runs/x/iter_2/candidate.opl", complete=True)
+    assert evaluation.ok and evaluation.counterfactuals
+    assert len(checked) >= 3 and set(checked) == {"runs/x/iter_2/candidate.opl"}

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from opl.runtime.engine.replay import Variant, replay
-from opl.simulation.run import prepare, simulate_file
+from opl.lang.frontend import check_path
+from opl.simulation.run import RunSettings, prepare, simulate_file
 
 JUJUBE = Path(__file__).resolve().parents[2] / "examples" / "jujube" / "strangle.opl"
 SMALL_RUN = ["experiment.horizon=2", "sim.workers=1"]
@@ -33,7 +34,7 @@ def _assert_same(a, va: int, b, vb: int) -> None:
 @pytest.fixture(scope="module")
 def jujube():
     """The jujube file (hedge, assignment, margin, exits, the adjustment module, guards) at 150 paths."""
-    return prepare(JUJUBE, paths=150, overrides=SMALL_RUN)
+    return prepare(check_path(JUJUBE), RunSettings(paths=150, overrides=tuple(SMALL_RUN)))
 
 
 def test_a_variant_does_not_depend_on_the_other_variants_of_its_pass(jujube):
@@ -51,7 +52,8 @@ def test_the_scenarios_base_at_an_unswept_size_is_a_variant_of_the_cost_pass(juj
     sweep = jujube.sweep()
     results, (base, v) = jujube.scenarios(3.0, sweep=sweep)
     assert base is not sweep.replayed and len(base.variants) == 1 + sum(not p.market for p in jujube.plans)
-    alone = prepare(JUJUBE, paths=150, overrides=SMALL_RUN + ["experiment.sizes=[3]", "size=3"]).sweep()
+    alone = prepare(check_path(JUJUBE), RunSettings(paths=150, overrides=(*SMALL_RUN, "experiment.sizes=[3]",
+                                                                         "size=3"))).sweep()
     _assert_same(base, v, alone.replayed, 0)
     # At a swept size the base case is the sweep's own replay: no pass of its own.
     _, (same, index) = jujube.scenarios(5.0, sweep=sweep, kinds=())

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 
 from opl.lang import limits
 from opl.lang.vocabulary import SMILE_PARAMETERS
+from opl.errors import EXIT_USAGE, OplError
 
 __all__ = ["SettingsError", "SimSettings", "KEYS", "parse_overrides", "DEFAULT_PATHS", "CAPITAL_MARGIN_MULTIPLE"]
 
@@ -33,13 +34,23 @@ DEFAULT_PATHS = 2_000
 CAPITAL_MARGIN_MULTIPLE = 3.0
 
 
-class SettingsError(ValueError):
-    """A bad setting; ``key`` is the ``--set`` key, ``span`` the file location when it came from the file."""
+class SettingsError(OplError, ValueError):
+    """A bad setting; ``key`` is the ``--set`` key, ``span`` the file location when it came from the file.
+
+    Not located in a file it is a usage error (exit 2); the run turns one with a ``span`` into the
+    run's located error (`opl.simulation.run.checked_for_run`).
+    """
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, message: str, *, key: str | None = None, span=None, code: str = "E207",
                  help: str | None = None):
-        super().__init__(message)
-        self.key, self.span, self.code, self.help = key, span, code, help
+        super().__init__(message, help=help)
+        self.key, self.span, self.code = key, span, code
+
+    def lines(self) -> list[str]:
+        where = f"--set {self.key}: " if self.key else ""
+        return [f"error: {where}{self}"] + ([f"  = help: {self.help}"] if self.help else [])
 
 
 @dataclass(kw_only=True)
