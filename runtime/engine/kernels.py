@@ -247,7 +247,7 @@ if njit is not None:
         k, prem, q, m = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
         short, long = np.empty(n), np.empty(n)
         for v in range(variants):
-            fr = futures_rate[v]
+            fr, r, mr = futures_rate[v], rate[v], min_rate[v]
             for p in range(paths):
                 f = price[p]
                 if futures_underlying:
@@ -266,7 +266,7 @@ if njit is not None:
                         fm = fr * f * unit
                         m[h] = prem[h] * unit + max(fm - otm_weight * otm * unit, floor_weight * fm)
                     else:  # sse_etf, cboe_reg_t
-                        per_unit = prem[h] + max(rate * f - otm, min_rate * (f if calls[h] else k[h]))
+                        per_unit = prem[h] + max(r * f - otm, mr * (f if calls[h] else k[h]))
                         if put_cap and not calls[h]:
                             per_unit = min(per_unit, k[h])
                         m[h] = per_unit * unit
@@ -418,19 +418,21 @@ def mark_series(*, is_call: bool, american: bool, forward: np.ndarray, vol: np.n
 class MarginRule:
     """A rule pack's margin formula as the compiled kernel reads it, for the variants of a replay.
 
-    Variants may differ only in the futures rate (a margin stress scales it); ``of`` returns None
-    for packs that differ otherwise, and the replay then margins with the reference formulas.
+    Variants may differ only in the margin rates (a margin stress scales those the pack sets:
+    ``futures_rate``, ``rate``, ``min_rate``), held per variant; ``of`` returns None for packs
+    that differ otherwise, and the replay then margins with the reference formulas.
     """
+
+    RATES = ("futures_rate", "rate", "min_rate")
 
     def __init__(self, packs):
         pack = packs[0]
         spec = pack.margin
-        self.futures_rate = np.array([p.margin.futures_rate if p.margin.futures_rate is not None else math.nan
-                                      for p in packs])
+        for name in self.RATES:  # (variants,) each; NaN where the pack has no such rate
+            setattr(self, name, np.array([math.nan if (r := getattr(p.margin, name)) is None else float(r)
+                                          for p in packs]))
         self.czce = spec.formula == "czce_dce"
         self.otm_weight, self.floor_weight = float(spec.otm_weight), float(spec.floor_weight)
-        self.rate = float(spec.rate) if spec.rate is not None else math.nan
-        self.min_rate = float(spec.min_rate) if spec.min_rate is not None else math.nan
         self.put_cap = bool(spec.put_cap_at_strike)
         self.unit = float(pack.option.multiplier)
         self.contract_size = float(pack.underlying.contract_size)
@@ -441,13 +443,13 @@ class MarginRule:
 
     @classmethod
     def of(cls, packs) -> "MarginRule | None":
-        """The rule of ``packs`` (one per variant), or None where they differ beyond the futures rate."""
+        """The rule of ``packs`` (one per variant), or None where they differ beyond the margin rates."""
         base = packs[0]
+        rates = {name: getattr(base.margin, name) for name in cls.RATES}
         for pack in packs[1:]:
             if pack is base:
                 continue
-            same = pack.model_copy(update={"margin": pack.margin.model_copy(
-                update={"futures_rate": base.margin.futures_rate})})
+            same = pack.model_copy(update={"margin": pack.margin.model_copy(update=rates)})
             if same != base:
                 return None
         if base.margin.formula == "czce_dce" and base.margin.futures_rate is None:

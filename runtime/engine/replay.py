@@ -180,13 +180,18 @@ class ReplayResult:
 
 
 def _margin_packs(pack, variants):
+    """One pack per variant: ``pack`` itself, or a copy with its margin rates × ``margin_factor`` — each
+    rate the pack sets: a futures underlying's futures rate (the option margin builds on it), an ETF's
+    or a stock's option rates (`opl.runtime.engine.kernels.MarginRule.RATES`)."""
     packs = []
     for v in variants:
         if v.margin_factor == 1.0:
             packs.append(pack)
         else:
-            margin = pack.margin.model_copy(update={"futures_rate": pack.margin.futures_rate * v.margin_factor})
-            packs.append(pack.model_copy(update={"margin": margin}))
+            # Only the rates the pack has: an ETF pack has no futures rate (None) to scale.
+            scaled = {name: rate * v.margin_factor for name in kernels.MarginRule.RATES
+                      if (rate := getattr(pack.margin, name)) is not None}
+            packs.append(pack.model_copy(update={"margin": pack.margin.model_copy(update=scaled)}))
     return packs
 
 

@@ -152,8 +152,7 @@ def test_margin_kernel_is_the_reference_margin_bit_for_bit(pack_name, method):
 
     rng = np.random.default_rng(11)
     pack = with_margin_method(load_pack(pack_name), method)
-    factor = 1.5 if pack.margin.futures_rate is not None else 1.0
-    packs = replay_module._margin_packs(pack, (replay_module.Variant(), replay_module.Variant(margin_factor=factor)))
+    packs = replay_module._margin_packs(pack, (replay_module.Variant(), replay_module.Variant(margin_factor=1.5)))
     rule = kernels.MarginRule.of(packs)
     shape = (2, 300)
     level = 10_000.0 if pack.underlying.kind == "future" else 2.5

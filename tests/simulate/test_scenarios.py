@@ -114,3 +114,29 @@ def test_every_scenario_has_a_handler_and_a_definition():
     for name in SCENARIOS:
         plan = _plan(name, 0.05 if name != "hit_rate" else 0.7, process=regime)
         assert plan.definition and plan.name == name
+
+
+@pytest.mark.parametrize("engine", ["reference", "fast"])
+def test_margin_up_on_an_etf_pack_scales_the_option_rates_it_has(engine):
+    # The SSE 50ETF pack has no futures margin rate (None): margin_up scaled it and raised a TypeError
+    # (None * factor). It scales the rates the pack sets instead (rate, min_rate), so a short straddle's
+    # margin under margin_up(x2) is larger than the base's, on the reference formulas and the kernel alike.
+    from opl.runtime.engine import kernels
+    from opl.runtime.engine.book import Book
+    from opl.runtime.engine.replay import Variant, _margin, _margin_packs
+    from opl.runtime.market.rules import load_pack
+
+    pack = load_pack("sse_50etf")
+    assert pack.margin.futures_rate is None
+    factor = _plan("margin_up", 2.0, "factor").factors["margin_factor"]
+    packs = _margin_packs(pack, (Variant(), Variant(margin_factor=factor)))
+    assert (packs[1].margin.rate, packs[1].margin.min_rate) == (2 * pack.margin.rate, 2 * pack.margin.min_rate)
+    shape = (2, 3)
+    price = np.array([2.5, 2.9, 3.3])
+    straddle = [(is_call, 2.9, np.full(shape, 0.08), np.full(shape, -1.0), 0.0) for is_call in (True, False)]
+    none = np.zeros(shape)
+    if engine == "fast":
+        margin = kernels.book_margin(kernels.MarginRule.of(packs), straddle, none, price, shape)
+    else:
+        margin = _margin(packs, Book(shape), None, None, price, legs=straddle, futures_lots=none)
+    assert np.all(margin[0] > 0) and np.all(margin[1] > margin[0])
