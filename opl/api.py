@@ -212,7 +212,7 @@ def calibrate(data=None, *, futures=None, options=None, iv_summary=None, rate: f
             progress(0, 1, f"reading {options}")
         options = load(options, kind="options", repair=repair)
     if isinstance(iv_summary, (str, os.PathLike)):
-        from opl.calibration.iv_summary import load_iv_summary
+        from opl.data.iv_summary import load_iv_summary
 
         iv_summary = load_iv_summary(iv_summary)
     return run(futures=futures, options=options, iv_summary=iv_summary, **settings)

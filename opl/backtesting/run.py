@@ -217,7 +217,7 @@ def backtest(checked, settings):
     `opl.simulation.run.RunSettings`: ``data``, ``overrides``, ``market``, ``repair``, ``progress`` as
     `backtest_file`'s); errors as `backtest_file`.
 
-    The one backtest entry point (``opl backtest`` and the facade's `opl.backtest` call it); nothing is written.
+    The one backtest entry point (``opl backtest`` and the facade's `opl.backtesting` call it); nothing is written.
     """
     return run_prepared(prepare_checked(checked, data=settings.data, overrides=settings.overrides,
                                         market=settings.market, repair=settings.repair, progress=settings.progress),

@@ -6,7 +6,7 @@
 * :mod:`~opl.calibration.product` — exercise style and spot/futures underlying from the rule pack;
 * :mod:`~opl.calibration.surface` — implied volatility from option settlements (American inversion),
   smiles, 25-delta risk reversal and butterfly, ATM term structure, :class:`IVSurface`;
-* :mod:`~opl.calibration.iv_summary` — a daily implied-volatility summary file (level, dispersion);
+* :mod:`~opl.data.iv_summary` — a daily implied-volatility summary file (level, dispersion);
 * :mod:`~opl.calibration.block` — the mapping onto the experiment block ``opl simulate`` reads;
 * :mod:`~opl.calibration.historical` — :func:`calibrate` and :func:`calibrate_dir`;
 * :mod:`~opl.calibration.implied` — the options' level and smile (``calibration implied``);

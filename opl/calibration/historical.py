@@ -5,7 +5,7 @@
 (:mod:`opl.calibration.realised`), the GARCH/GJR fits and jumps
 (:mod:`opl.calibration.jumps`), the implied-volatility surface of the option chains
 (:mod:`opl.calibration.surface`) or the level of a summary file
-(:mod:`opl.calibration.iv_summary`), and the mapping onto the experiment block
+(:mod:`opl.data.iv_summary`), and the mapping onto the experiment block
 (:mod:`opl.calibration.block`). :func:`calibrate_dir` reads a directory in the layout
 ``opl data synth`` writes (``futures.csv``, optional ``options.csv`` and
 ``iv_summary.csv``; ``.parquet`` too).
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from opl.calibration.block import SIM_DAYS_PER_YEAR, MAX_PERSISTENCE, build_block, implied_spread
-from opl.calibration.iv_summary import IVSummary, load_iv_summary
+from opl.data.iv_summary import IVSummary, load_iv_summary
 from opl.calibration.jumps import DEFAULT_THRESHOLD, fit_jump_model
 from opl.calibration.product import product_terms
 from opl.calibration.realised import TRADING_DAYS, realised_vol
@@ -90,7 +90,7 @@ def calibrate(*, futures, options=None, iv_summary: IVSummary | str | os.PathLik
         Option chains, likewise; their settlements give the surface, the skew and the
         implied spread.
     iv_summary
-        A daily implied-volatility summary (:mod:`opl.calibration.iv_summary`), used for the
+        A daily implied-volatility summary (:mod:`opl.data.iv_summary`), used for the
         implied level when there are no chains.
     rate
         Annual rate for the option inversion.

@@ -2,7 +2,7 @@
 
 :func:`implied_market` reads them from option chains (``options.csv``, inverted with
 :func:`opl.calibration.surface.fit_surface`) or, when there are none, from the daily
-implied-volatility summary (``iv_summary.csv``, :mod:`opl.calibration.iv_summary`):
+implied-volatility summary (``iv_summary.csv``, :mod:`opl.data.iv_summary`):
 
 ==============  =============================================================  ==============================
 value           option chains                                                  summary file only
@@ -73,7 +73,7 @@ def implied_from(*, surface=None, summary=None, window_days: int = 21) -> Implie
     Parameters
     ----------
     surface : opl.calibration.surface.SurfaceResult, optional
-    summary : opl.calibration.iv_summary.IVSummary, optional
+    summary : opl.data.iv_summary.IVSummary, optional
     window_days
         Trading days over which the summary's level is taken (the surface has its own window).
 
@@ -124,7 +124,7 @@ def implied_market(directory: str | os.PathLike, *, rate: float = 0.02, style: s
         As the loaders raise them.
     """
     from opl.calibration.historical import DIR_FILES, CalibrationError, _find
-    from opl.calibration.iv_summary import load_iv_summary
+    from opl.data.iv_summary import load_iv_summary
     from opl.calibration.product import product_terms
     from opl.calibration.surface import fit_surface
     from opl.data.loaders import load

@@ -18,7 +18,7 @@ import pandas as pd
 
 from opl.runtime.results.records import json_safe, package_versions
 from opl.calibration.block import ExperimentBlock
-from opl.calibration.iv_summary import IVSummary
+from opl.data.iv_summary import IVSummary
 from opl.calibration.jumps import JumpModel
 from opl.calibration.realised import RealisedVol
 from opl.calibration.surface import IVSurface, SurfaceResult

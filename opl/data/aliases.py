@@ -3,7 +3,7 @@
 Exchanges and vendors write the same column many ways: ``settle``, ``settlement_price``,
 ``结算价``, ``今结算``. Every accepted spelling is listed here, once, against the
 canonical column it means; the loaders' contracts (:mod:`opl.data.contracts`), the
-implied-volatility summary (:mod:`opl.calibration.iv_summary`) and ``opl data import``
+implied-volatility summary (:mod:`opl.data.iv_summary`) and ``opl data import``
 (:mod:`opl.data.importer`) all read this table, and ``examples/jujube/data_contracts.md``
 prints it (a test keeps the two in step).
 

@@ -489,7 +489,7 @@ DERIVATIONS: dict[str, tuple[Callable[[_Source, object], None], ...]] = {
 def _validate(src: _Source, pack) -> LoadResult | None:
     role = src.entry.role
     if role == "iv_summary":
-        from opl.calibration.iv_summary import load_iv_summary
+        from opl.data.iv_summary import load_iv_summary
 
         summary = load_iv_summary(src.path)  # the same alias table; located in the source file
         src.entry.notes += summary.notes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from opl.calibration.iv_summary import load_iv_summary
+from opl.data.iv_summary import load_iv_summary
 from opl.data.loaders import DataError
 
 HEADER = "交易日期,日均隐含波动率(%),日最低隐含波动率(%),日最高隐含波动率(%),日波动率标准差(%),日合约数量,成交量(手)\n"

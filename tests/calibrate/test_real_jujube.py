@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from opl.calibration import calibrate
-from opl.calibration.iv_summary import load_iv_summary
+from opl.data.iv_summary import load_iv_summary
 from opl.data import load_futures
 
 JUJUBE = Path(__file__).resolve().parents[3] / "shared" / "data" / "jujube"
