@@ -138,3 +138,51 @@ def test_the_walker_sees_lazy_relative_and_package_imports(tmp_path):
     assert graph["pkg.a"] == {"pkg.b"}  # the TYPE_CHECKING import of c is no edge
     assert graph["pkg.sub.d"] == {"pkg.a"} and graph["pkg.c"] == {"pkg.a"}
     assert cycles(graph) == [["pkg.a", "pkg.b", "pkg.sub.d"]]
+
+
+# The pipeline, lowest first (README "Layout"): a module may import its own stage and the
+# stages before it, never one after it. The tools on top (the facade, the CLI, the servers)
+# may import every stage. A module is in the stage of the longest prefix it has here.
+STAGES = [
+    # located diagnostics, their renderers and the one error family every stage raises
+    ("opl.errors", "opl.lang.diagnostics", "opl.lang.render", "opl.lang.codes", "opl.lang.source", "opl.lang.fixes"),
+    ("opl.runtime", "opl.runtime.pricing"),
+    ("opl.runtime.market",),
+    ("opl.runtime.engine",),
+    ("opl.runtime.results",),
+    ("opl.lang",),
+    ("opl.compiler",),
+    ("opl.data",),
+    ("opl.calibration",),
+    ("opl.simulation",),
+    ("opl.hypotheses",),
+    ("opl.backtesting",),
+    ("opl.closedloop",),
+    ("opl",),  # the facade and the tools: opl/__init__.py, cli, lsp, editors, schemas, the MCP server
+]
+
+
+def stage_of(module: str) -> int:
+    best, rank = "", len(STAGES) - 1
+    for i, prefixes in enumerate(STAGES):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > len(best):
+                best, rank = prefix, i
+    return rank
+
+
+def test_imports_point_only_down_the_pipeline():
+    graph = import_graph(PACKAGES)
+    upward = sorted(f"{a} (stage {STAGES[stage_of(a)][0]}) imports {b} (stage {STAGES[stage_of(b)][0]})"
+                    for a, targets in graph.items() for b in targets if stage_of(b) > stage_of(a))
+    assert not upward, "imports against the pipeline:\n" + "\n".join(upward)
+
+
+def test_every_stage_exists_and_the_order_is_seen():
+    graph = import_graph(PACKAGES)
+    for prefixes in STAGES:
+        assert any(stage_of(m) == STAGES.index(prefixes) for m in graph), prefixes
+    assert stage_of("opl.lang.diagnostics") < stage_of("opl.runtime.engine.triggers") < stage_of("opl.lang.lower")
+    assert stage_of("opl.lang.checks.playbook") == STAGES.index(("opl.lang",))
+    assert stage_of("opl.runtime.engine.replay") > stage_of("opl.runtime.pricing.black")
+    assert stage_of("opl.cli.check") == len(STAGES) - 1
