@@ -312,80 +312,97 @@ class AdjustEngine:
         return [i for i, number in enumerate(desk.book.futures_index) if number is not None and number == leg]
 
     def _propose(self, a: Action, index: int, desk: Desk, active: np.ndarray) -> _Plan:
-        kind = a.kind
+        """What action ``a`` (the playbook's ``index``-th) would trade on the ``active`` paths."""
         plan = _Plan(trades=np.zeros(desk.book.shape, dtype=bool))
-        book, mo, j = desk.book, desk.mo, desk.j
-        if kind in ("roll_nearest_term", "roll"):
-            extra = 0.0 if kind == "roll_nearest_term" else a.amount
-            for g in self._groups(desk, None if kind == "roll_nearest_term" else a.leg):
-                rule = book.groups[g].rule
-                strike = mo.strike_for(rule, j, recentre=True, extra_days=extra)
-                self._move(plan, desk, g, self._slot(book, g, extra), strike, active)
-        elif kind == "roll_tenor":
-            for g in self._groups(desk, a.leg):
-                target = self._slot(book, g, a.amount)
-                for si in book.groups[g].slots:
-                    s = book.slots[si]
-                    if si != target and s.held():
-                        self._move(plan, desk, g, target, np.broadcast_to(s.strike, desk.book.shape),
-                                   active & (s.qty != 0))
-        elif kind == "shift_strike":
-            for g in self._groups(desk, a.leg):
-                for si in list(book.groups[g].slots):
-                    s = book.slots[si]
-                    if not s.held():
-                        continue
-                    k = np.broadcast_to(s.strike, desk.book.shape)
-                    moved = k * (1.0 + a.amount / 100.0) if a.percent else k + a.amount
-                    target = si if s.dynamic else self._slot(book, g, s.extra_days)
-                    self._move(plan, desk, g, target, mo.snap(moved), active & (s.qty != 0))
-        elif kind == "scale_qty":
-            for g in self._groups(desk, a.leg):
-                for si in book.groups[g].slots:
-                    s = book.slots[si]
-                    if s.held():
-                        new = np.where(active, np.rint(s.qty * a.amount), s.qty)
-                        self._change(plan, si, new, np.zeros(desk.book.shape, dtype=bool))
-                        plan.trades |= active & (new != s.qty)
-            for fi in self._futures_entries(desk, a.leg):
-                fut = book.futures[fi]
-                plan.futures[fi] = np.where(active, np.rint(fut * a.amount), fut)
-                plan.trades |= active & (plan.futures[fi] != fut)
-        elif kind in ("remove_leg", "close"):
-            if kind == "close" and a.leg is None:
-                plan.exit = active & book.any_open()
-                plan.trades |= plan.exit
-                return plan
-            self._remove(plan, desk, a.leg, active)
-        elif kind in ("add_leg", "replace_leg"):
-            target = self.new_groups[index]
-            if target < 0:  # a futures leg
-                fi = -target - 1
-                fresh = active & (book.futures[fi] == 0)
-                if kind == "replace_leg":
-                    self._remove(plan, desk, a.leg, fresh)
-                plan.futures[fi] = np.where(fresh, a.new_futures * desk.sizes, book.futures[fi])
-                plan.trades |= fresh
-                return plan
-            slot = book.groups[target].slots[0]
-            fresh = active & (book.slots[slot].qty == 0)
-            rule = a.new_leg
-            strike = np.broadcast_to(mo.strike_for(rule, j, recentre=False, extra_days=rule.extra_days),
-                                     desk.book.shape)
-            lots = rule.signed_qty * desk.sizes * np.ones(desk.book.shape)
-            ok = self._allowed(desk, rule.is_call, strike, rule.extra_days, lots, fresh)
-            if kind == "replace_leg":
-                self._remove(plan, desk, a.leg, ok)
-            self._open(plan, desk, slot, strike, lots, ok)
-        elif kind == "hedge_gamma" or (kind == "hedge" and a.greek == "gamma"):
-            self._hedge_gamma(plan, desk, 0.10 if a.amount is None else a.amount, active)
-        elif kind in ("delta_neutralise", "hedge"):
-            keep = (a.amount if a.amount is not None else 0.0) if kind == "delta_neutralise" else desk.hedge_keep
-            plan.hedge = _delta_target(desk, keep, active)
-            plan.trades |= active & (plan.hedge != desk.hedge)
-        else:  # pragma: no cover - ACTION_KINDS and this dispatch are kept in step by a test
-            raise ValueError(f"unknown action {kind}")
+        handler = _PROPOSALS.get(a.kind)
+        if handler is None:  # pragma: no cover - ACTION_KINDS and this table are kept in step by a test
+            raise ValueError(f"unknown action {a.kind}")
+        handler(self, plan, a, index, desk, active)
         return plan
+
+    def _propose_roll(self, plan: _Plan, a: Action, index: int, desk: Desk, active: np.ndarray) -> None:
+        """``roll_nearest_term()`` re-centres every leg at the month's tenor; ``roll(leg, +Nd)`` one leg N days out."""
+        book, mo, j = desk.book, desk.mo, desk.j
+        nearest = a.kind == "roll_nearest_term"
+        extra = 0.0 if nearest else a.amount
+        for g in self._groups(desk, None if nearest else a.leg):
+            strike = mo.strike_for(book.groups[g].rule, j, recentre=True, extra_days=extra)
+            self._move(plan, desk, g, self._slot(book, g, extra), strike, active)
+
+    def _propose_roll_tenor(self, plan: _Plan, a: Action, index: int, desk: Desk, active: np.ndarray) -> None:
+        book = desk.book
+        for g in self._groups(desk, a.leg):
+            target = self._slot(book, g, a.amount)
+            for si in book.groups[g].slots:
+                s = book.slots[si]
+                if si != target and s.held():
+                    self._move(plan, desk, g, target, np.broadcast_to(s.strike, book.shape), active & (s.qty != 0))
+
+    def _propose_shift_strike(self, plan: _Plan, a: Action, index: int, desk: Desk, active: np.ndarray) -> None:
+        book, mo = desk.book, desk.mo
+        for g in self._groups(desk, a.leg):
+            for si in list(book.groups[g].slots):
+                s = book.slots[si]
+                if not s.held():
+                    continue
+                k = np.broadcast_to(s.strike, book.shape)
+                moved = k * (1.0 + a.amount / 100.0) if a.percent else k + a.amount
+                target = si if s.dynamic else self._slot(book, g, s.extra_days)
+                self._move(plan, desk, g, target, mo.snap(moved), active & (s.qty != 0))
+
+    def _propose_scale_qty(self, plan: _Plan, a: Action, index: int, desk: Desk, active: np.ndarray) -> None:
+        book = desk.book
+        for g in self._groups(desk, a.leg):
+            for si in book.groups[g].slots:
+                s = book.slots[si]
+                if s.held():
+                    new = np.where(active, np.rint(s.qty * a.amount), s.qty)
+                    self._change(plan, si, new, np.zeros(book.shape, dtype=bool))
+                    plan.trades |= active & (new != s.qty)
+        for fi in self._futures_entries(desk, a.leg):
+            fut = book.futures[fi]
+            plan.futures[fi] = np.where(active, np.rint(fut * a.amount), fut)
+            plan.trades |= active & (plan.futures[fi] != fut)
+
+    def _propose_remove(self, plan: _Plan, a: Action, index: int, desk: Desk, active: np.ndarray) -> None:
+        """``remove_leg(N)`` / ``close(N)`` close one leg; ``close()`` exits the whole position."""
+        if a.kind == "close" and a.leg is None:
+            plan.exit = active & desk.book.any_open()
+            plan.trades |= plan.exit
+            return
+        self._remove(plan, desk, a.leg, active)
+
+    def _propose_add(self, plan: _Plan, a: Action, index: int, desk: Desk, active: np.ndarray) -> None:
+        """``add_leg`` opens the new leg where its slot is empty; ``replace_leg`` also closes the old one there."""
+        book, mo, j = desk.book, desk.mo, desk.j
+        replace = a.kind == "replace_leg"
+        target = self.new_groups[index]
+        if target < 0:  # a futures leg
+            fi = -target - 1
+            fresh = active & (book.futures[fi] == 0)
+            if replace:
+                self._remove(plan, desk, a.leg, fresh)
+            plan.futures[fi] = np.where(fresh, a.new_futures * desk.sizes, book.futures[fi])
+            plan.trades |= fresh
+            return
+        slot = book.groups[target].slots[0]
+        fresh = active & (book.slots[slot].qty == 0)
+        rule = a.new_leg
+        strike = np.broadcast_to(mo.strike_for(rule, j, recentre=False, extra_days=rule.extra_days), book.shape)
+        lots = rule.signed_qty * desk.sizes * np.ones(book.shape)
+        ok = self._allowed(desk, rule.is_call, strike, rule.extra_days, lots, fresh)
+        if replace:
+            self._remove(plan, desk, a.leg, ok)
+        self._open(plan, desk, slot, strike, lots, ok)
+
+    def _propose_hedge(self, plan: _Plan, a: Action, index: int, desk: Desk, active: np.ndarray) -> None:
+        """``hedge_gamma`` / ``hedge(gamma)`` buy gamma; ``delta_neutralise`` / ``hedge(delta)`` re-hedge delta."""
+        if a.kind == "hedge_gamma" or (a.kind == "hedge" and a.greek == "gamma"):
+            self._hedge_gamma(plan, desk, 0.10 if a.amount is None else a.amount, active)
+            return
+        keep = (a.amount if a.amount is not None else 0.0) if a.kind == "delta_neutralise" else desk.hedge_keep
+        plan.hedge = _delta_target(desk, keep, active)
+        plan.trades |= active & (plan.hedge != desk.hedge)
 
     def _slot(self, book: Book, g: int, extra: float) -> int:
         """The group's dynamic slot expiring ``extra`` days after the month (created at the open)."""
@@ -581,3 +598,20 @@ class _AtmRule:
 
 
 _ATM = _AtmRule()
+
+
+# One proposal per playbook action (``ACTION_KINDS``); a test keeps the two in step.
+_PROPOSALS = {
+    "roll_nearest_term": AdjustEngine._propose_roll,
+    "roll": AdjustEngine._propose_roll,
+    "roll_tenor": AdjustEngine._propose_roll_tenor,
+    "shift_strike": AdjustEngine._propose_shift_strike,
+    "scale_qty": AdjustEngine._propose_scale_qty,
+    "remove_leg": AdjustEngine._propose_remove,
+    "close": AdjustEngine._propose_remove,
+    "add_leg": AdjustEngine._propose_add,
+    "replace_leg": AdjustEngine._propose_add,
+    "hedge_gamma": AdjustEngine._propose_hedge,
+    "hedge": AdjustEngine._propose_hedge,
+    "delta_neutralise": AdjustEngine._propose_hedge,
+}

@@ -51,3 +51,10 @@ def test_no_handler_without_a_vocabulary_entry(table):
 
 def test_the_simulated_triggers_are_the_runtime_s_list():
     assert sorted(TRIGGER_FORMS) == sorted(SUPPORTED_TRIGGERS)
+
+
+def test_every_playbook_action_has_one_proposal_in_the_engine():
+    from opl.runtime.engine.adjust import _PROPOSALS, ACTION_KINDS
+
+    assert set(_PROPOSALS) == set(ACTION_KINDS)
+    assert set(ACTION_BUILDERS) <= set(_PROPOSALS)
