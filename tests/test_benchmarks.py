@@ -19,3 +19,12 @@ def test_benchmark_runs_at_a_tiny_size(script, args):
     done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "faster" in done.stdout  # every script prints its ratios against a same-run baseline
+
+
+@pytest.mark.slow
+def test_the_dask_benchmark_runs_at_a_tiny_size():
+    """Slow: it starts two local Dask clusters (1 and 2 worker processes)."""
+    done = subprocess.run([sys.executable, str(BENCH / "bench_dask.py"), "--paths", "300", "--tasks", "20",
+                           "--skip", "loop"], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "faster" in done.stdout and "bit-identical: True" in done.stdout and "extrapolation" in done.stdout

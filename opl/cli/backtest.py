@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from opl.cli.options import market_option
+from opl.cli.options import cluster_options, cluster_session, market_option
 from opl.cli.progress import ProgressBar
 from opl.cli.rawdata import data_folder
 from opl.cli.report import EXIT_OK, handled, write_result
@@ -35,17 +35,19 @@ from opl.cli.report import EXIT_OK, handled, write_result
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
               help="Write a markdown report with PNG plots into this directory.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@cluster_options
 @handled(hints={"DataError": "--repair makes the documented repairs"})
 def backtest(file: str, data: str, overrides: tuple[str, ...], market: dict, repair: bool, json_out: str | None,
-             report_dir: str | None, quiet: bool) -> None:
+             report_dir: str | None, quiet: bool, scheduler: str | None, workers: int | None) -> None:
     """Replay FILE over the history in DATA with the simulator's rules; fit a delta band walk-forward."""
     from pathlib import Path
 
     from opl.api import backtest as run
 
-    data = data_folder(data, strategy=file)
-    with ProgressBar("backtesting", quiet=quiet or json_out == "-") as progress:
-        result = run(Path(file), data=data, set=overrides, market=market, repair=repair, progress=progress)
+    with cluster_session(scheduler, workers):  # before any work: an unreachable scheduler is exit 2
+        data = data_folder(data, strategy=file)
+        with ProgressBar("backtesting", quiet=quiet or json_out == "-") as progress:
+            result = run(Path(file), data=data, set=overrides, market=market, repair=repair, progress=progress)
     from opl.backtesting.report import write_report
 
     write_result(result, json_out=json_out, report_dir=report_dir, write_report=write_report)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from opl.cli.options import FiniteFloatRange
+from opl.cli.options import FiniteFloatRange, cluster_options, cluster_session
 from opl.cli.report import EXIT_FINDINGS, EXIT_OK, handled
 from opl.closedloop.evaluate import DEFAULT_HOLDOUT_PATHS, DEFAULT_PATHS
 
@@ -63,12 +63,17 @@ EXIT_NO_PROPOSAL = 3
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="A simulator setting for every candidate of the run (keys: opl/lang/experiment/settings.py).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the answer.")
+@click.option("--batch", "batch", type=click.IntRange(1, 1024), default=None, metavar="K",
+              help="Candidates proposed from the same best and evaluated side by side per round (default: the "
+                   "cluster's workers with --scheduler/--workers, else 1; a resumed run keeps its own).")
+@cluster_options
 @handled
 def loop(file: str | None, max_iter: int | None, runs: str, proposer: str | None, model: str | None,
          base_url: str | None, resume: str | None, data: str | None, repair: bool, paths: int, holdout_paths: int,
          seed: int | None, minutes: float | None, tokens: int | None, cost: float | None,
          token_price: str | None, converge_rounds: int | None,
-         min_gain: float | None, overrides: tuple[str, ...], quiet: bool) -> None:
+         min_gain: float | None, overrides: tuple[str, ...], quiet: bool, batch: int | None, scheduler: str | None,
+         workers: int | None) -> None:
     """Improve FILE's strategy and experiment design in a closed loop; answer whether its target is reachable."""
     from opl.closedloop.run import LoopSettings, open_run, run_loop, start_run
 
@@ -89,26 +94,28 @@ def loop(file: str | None, max_iter: int | None, runs: str, proposer: str | None
         raw = has_data_files(data) and not is_canonical(data)
         if not raw and not (Path(data) / DATA_FILES["futures"]).is_file():
             raise click.UsageError(f"--data {data}: no {DATA_FILES['futures']} in the folder")
-    if resume is not None:
-        archive = open_run(resume, rules_flags=flags)
-        if file is not None and Path(file).read_text(encoding="utf-8", errors="replace") != \
-                archive.path("initial.opl").read_text(encoding="utf-8"):
-            raise click.UsageError(f"{file} is not the file run {resume} started from (initial.opl)")
-        recorded = archive.settings().get("proposer", {})
-        agent = _proposer(proposer or recorded.get("proposer", "builtin"), model or recorded.get("model"),
-                          base_url or recorded.get("base_url"))
-    else:
-        agent = _proposer(proposer or "builtin", model, base_url)
-        settings = LoopSettings(paths=paths, seed=seed, holdout_paths=holdout_paths, data=data, repair=repair,
-                                overrides=tuple(overrides))
-        config = agent.config() if hasattr(agent, "config") else {"proposer": agent.name}
-        archive = start_run(file, runs, settings, rules_flags=flags, proposer_config=config)
-    from opl.closedloop.redact import redact
+    with cluster_session(scheduler, workers) as session:  # before any work: an unreachable scheduler is exit 2
+        if resume is not None:
+            archive = open_run(resume, rules_flags=flags, batch=batch)
+            if file is not None and Path(file).read_text(encoding="utf-8", errors="replace") != \
+                    archive.path("initial.opl").read_text(encoding="utf-8"):
+                raise click.UsageError(f"{file} is not the file run {resume} started from (initial.opl)")
+            recorded = archive.settings().get("proposer", {})
+            agent = _proposer(proposer or recorded.get("proposer", "builtin"), model or recorded.get("model"),
+                              base_url or recorded.get("base_url"))
+        else:
+            agent = _proposer(proposer or "builtin", model, base_url)
+            settings = LoopSettings(paths=paths, seed=seed, holdout_paths=holdout_paths, data=data, repair=repair,
+                                    overrides=tuple(overrides),
+                                    batch=batch or (session.cluster.workers if session.cluster is not None else 1))
+            config = agent.config() if hasattr(agent, "config") else {"proposer": agent.name}
+            archive = start_run(file, runs, settings, rules_flags=flags, proposer_config=config)
+        from opl.closedloop.redact import redact
 
-    scrub = getattr(agent, "redact", None) or redact  # the key never reaches stdout/stderr either
-    printer = _Printer(quiet, archive.root, scrub)
-    with printer:
-        outcome = run_loop(archive, agent, on_event=printer.event)
+        scrub = getattr(agent, "redact", None) or redact  # the key never reaches stdout/stderr either
+        printer = _Printer(quiet, archive.root, scrub)
+        with printer:
+            outcome = run_loop(archive, agent, on_event=printer.event, cluster=session.cluster)
     click.echo("")
     click.echo(scrub(_plain(outcome.answer)))
     click.echo(scrub(f"stop: {outcome.stop.kind.replace('_', ' ')} — {outcome.stop.reason}"))

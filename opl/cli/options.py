@@ -46,3 +46,41 @@ def data_option(help: str = "A data directory in the layout `opl data synth` wri
     a calibration JSON for ``calibration file``)."""
     return click.option("--data", "data", default=None, type=click.Path(file_okay=file_okay), metavar=metavar,
                         help=help)
+
+
+def cluster_options(function):
+    """``--scheduler ADDRESS`` (default ``OPL_SCHEDULER``) and ``--workers N``: run on a Dask cluster
+    (`opl.simulation.cluster`)."""
+    function = click.option("--workers", "workers", type=click.IntRange(1, 1024), default=None, metavar="N",
+                            help="Start N local Dask worker processes on 127.0.0.1 and run the work on them "
+                                 "(the same numbers as without; needs opl[dask]).")(function)
+    return click.option("--scheduler", "scheduler", default=None, metavar="ADDRESS",
+                        help="Run the work on the Dask cluster of this scheduler, e.g. tcp://10.0.0.5:8786 "
+                             "(default: $OPL_SCHEDULER); the same numbers as without.")(function)
+
+
+def cluster_session(scheduler: str | None, workers: int | None):
+    """The `opl.simulation.cluster.session` of ``--scheduler``/``OPL_SCHEDULER``/``--workers``, entered before any work.
+
+    A cluster that cannot be reached or started is an error on stderr and exit 2, without a traceback; no
+    option and no ``OPL_SCHEDULER`` is a session that imports nothing.
+    """
+    import contextlib
+    import sys
+
+    from opl.cli.report import EXIT_USAGE
+    from opl.simulation.cluster import SchedulerError, scheduler_address, session
+
+    address = scheduler_address(scheduler)
+    if address is not None and workers is not None:
+        if scheduler is None:  # OPL_SCHEDULER is set, --workers asks for a local cluster: the flag wins
+            address = None
+        else:
+            raise click.UsageError("give --scheduler ADDRESS or --workers N, not both")
+    stack = contextlib.ExitStack()
+    try:
+        stack.cluster = stack.enter_context(session(address, workers))  # the `opl.simulation.cluster.Cluster`, or None
+    except SchedulerError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    return stack

@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from opl.cli.options import data_option, market_option
+from opl.cli.options import cluster_options, cluster_session, data_option, market_option
 from opl.cli.progress import ProgressBar
 from opl.cli.rawdata import data_folder
 from opl.cli.report import EXIT_OK, handled, write_result
@@ -38,17 +38,21 @@ from opl.cli.report import EXIT_OK, handled, write_result
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
               help="Write a markdown report with PNG plots into this directory.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no table.")
+@cluster_options
 @handled
 def simulate(file: str, paths: int | None, seed: int | None, overrides: tuple[str, ...], market: dict,
-             data: str | None, json_out: str | None, report_dir: str | None, quiet: bool) -> None:
+             data: str | None, json_out: str | None, report_dir: str | None, quiet: bool, scheduler: str | None,
+             workers: int | None) -> None:
     """Replay FILE over simulated months: returns, drawdowns, margin, assignment, the target's verdict."""
     from pathlib import Path
 
     from opl.api import simulate as run
 
-    data = data_folder(data, strategy=file)
-    with ProgressBar("simulating", quiet) as progress:
-        result = run(Path(file), paths=paths, seed=seed, set=overrides, market=market, progress=progress, data=data)
+    with cluster_session(scheduler, workers):  # before any work: an unreachable scheduler is exit 2
+        data = data_folder(data, strategy=file)
+        with ProgressBar("simulating", quiet) as progress:
+            result = run(Path(file), paths=paths, seed=seed, set=overrides, market=market, progress=progress,
+                         data=data)
     from opl.runtime.results.report import write_report
 
     write_result(result, json_out=json_out, report_dir=report_dir, write_report=write_report)

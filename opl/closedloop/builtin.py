@@ -1,6 +1,8 @@
 """The built-in proposer: deterministic, offline revisions driven by the critic's diagnosis plus a local search.
 
-Each call proposes one candidate derived from the current best (``context.candidate``):
+Each call proposes one candidate derived from the current best (``context.candidate``); the alternatives
+already proposed in the round (``context.pending``, ``opl loop --batch K``) count as tried, so a round of K
+calls gives the first K untried moves of the order below:
 
 1. **Design first.** When the diagnosis lists design defects with a fix (a model without clustering or
    jumps, a hit rate the data contradict, a missing hit-rate sensitivity or stress list, calibrated
@@ -112,7 +114,9 @@ class BuiltinProposer:
         except CandidateError as error:
             return Proposal(text=None, change="", rationale="", failure=f"the current candidate does not parse: {error}",
                             exhausted=True)
-        tried = {entry.get("candidate_sha") for entry in context.history} | {candidate_sha(parent.text)}
+        # The round's other alternatives count as tried: K proposals of a round are K different moves.
+        tried = {entry.get("candidate_sha") for entry in context.history + context.pending} | \
+            {candidate_sha(parent.text)}
         diagnosis = context.diagnosis or {}
         rejected = 0
         design = self._design(parent, diagnosis)

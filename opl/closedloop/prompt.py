@@ -93,6 +93,10 @@ def user_message(context: ProposalContext) -> str:
         parts.append(head + _json_block(shown))
     else:
         parts.append("## Changes so far\nNone: this is the first revision.")
+    if context.pending:
+        parts.append("## Already proposed this round\nThese alternatives to the current candidate are being "
+                     "evaluated side by side with yours: propose a different change.\n"
+                     + _json_block([{"change": p.get("change", ""), "move": p.get("move")} for p in context.pending]))
     parts.append("Answer with one JSON object: " + ANSWER_FORM)
     return "\n\n".join(parts)
 

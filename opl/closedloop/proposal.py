@@ -38,6 +38,9 @@ class ProposalContext:
     diagnosis: dict[str, Any] | None    # the critic's structured diagnosis of it, None at start
     history: tuple[dict[str, Any], ...] = ()  # change-log entries so far, oldest first
     objective: dict[str, Any] = field(default_factory=dict)  # the target clauses the loop stops on
+    # The alternatives already proposed in this round (``--batch K``: K proposals from the same candidate and
+    # diagnosis, evaluated side by side), each ``{"candidate_sha", "change", "move"}``: propose another one.
+    pending: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,7 +11,7 @@ proposer was asked) and ``usage`` ({}), and every decision lists ``kind, accepte
 objective, best_iteration, best_objective, best_target_met, design_version,
 parameter_version, version, tradeoff`` (then ``dropped`` when a design change dropped a
 component the data reject, ``stopped`` when the candidate was stopped unevaluated at the end of
-``--minutes``).
+``--minutes``); an iteration of a ``--batch`` round ends with ``round`` (its first iteration and size).
 """
 
 from __future__ import annotations
@@ -117,13 +117,18 @@ class IterationRecord:
     seconds: float
     text: str = field(default="", repr=False)
     transcript: tuple[dict[str, str], ...] = field(default=(), repr=False)
+    # The round it belongs to (`opl loop --batch K`): {"first": its first iteration, "size": its proposals}.
+    round: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The archived ``result.json`` (module docstring)."""
-        return {"schema": SCHEMA, "iteration": self.iteration, "parent": self.parent,
-                "candidate_sha": self.candidate_sha, "proposal": self.proposal.to_dict(),
-                "evaluation": self.evaluation, "diagnosis": self.diagnosis, "decision": self.decision.to_dict(),
-                "seconds": self.seconds}
+        out = {"schema": SCHEMA, "iteration": self.iteration, "parent": self.parent,
+               "candidate_sha": self.candidate_sha, "proposal": self.proposal.to_dict(),
+               "evaluation": self.evaluation, "diagnosis": self.diagnosis, "decision": self.decision.to_dict(),
+               "seconds": self.seconds}
+        if self.round is not None:
+            out["round"] = dict(self.round)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, text: str = "") -> "IterationRecord":
@@ -134,4 +139,5 @@ class IterationRecord:
                                   usage=dict(p.get("usage", {})))
         return cls(iteration=data["iteration"], parent=data.get("parent"), candidate_sha=data.get("candidate_sha"),
                    proposal=proposal, evaluation=data.get("evaluation"), diagnosis=data.get("diagnosis"),
-                   decision=Decision.from_dict(data["decision"]), seconds=data.get("seconds", 0.0), text=text)
+                   decision=Decision.from_dict(data["decision"]), seconds=data.get("seconds", 0.0), text=text,
+                   round=data.get("round"))

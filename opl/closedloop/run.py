@@ -18,13 +18,23 @@ classifies the change by comparing the experiment's design settings (`opl.closed
 The target, paths and seed belong to the run: a candidate that edits its own ``target`` is still scored
 against the run's. Every iteration is written to the archive before the next begins (`opl.closedloop.archive`),
 so ``--resume`` continues a run without losing or recomputing a finished iteration.
+
+**Rounds** (``--batch K``, ``batch`` in ``run.json``). The iterations go in rounds of K: the proposer is asked
+K times from the same best candidate and diagnosis, each time told the round's earlier proposals
+(`ProposalContext.pending`: the built-in proposer gives the next untried move, a model is asked for a
+different change); the K candidates are evaluated side by side (on a cluster, `opl.simulation.cluster`), then decided
+one after the other in iteration order, each against the best so far — so the decisions depend on K but
+not on the number of workers or the order the evaluations finish. K = 1 is the loop above. Each iteration
+is still written on its own, with ``round`` (its first iteration and size) in its ``result.json``: a run
+killed mid-round resumes by proposing the round's missing iterations from the round's own context. An
+iteration's ``seconds`` is its share of the round's wall time, so ``--minutes`` counts wall time.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -75,6 +85,7 @@ class LoopSettings:
     repair: bool = False
     overrides: tuple[str, ...] = ()
     counterfactuals: bool = True
+    batch: int = 1  # candidates proposed and evaluated per round (`--batch K`)
 
 
 @dataclass(kw_only=True)
@@ -181,7 +192,8 @@ def start_run(file: str | Path, runs: str | Path, settings: LoopSettings, *, rul
     archive = RunArchive.create(runs, Path(file).stem, initial_text=text, settings={
         "created": _now(), "file": str(file), "target": target.to_dict(), "evaluation": evaluation.to_dict(),
         "stops": rules.to_dict(), "proposer": proposer_config, "data": settings.data, "repair": settings.repair,
-        "claim": exp.hit_rate if exp is not None else None, "versions": package_versions(), "sessions": [_now()]})
+        "claim": exp.hit_rate if exp is not None else None, "versions": package_versions(), "sessions": [_now()],
+        "batch": settings.batch})
     if calibration is not None:
         archive.write_text(*calibration)
     archive.write_text("define_metrics.md", define_metrics(target, evaluation, rules))
@@ -216,8 +228,9 @@ def _calibration_file(file: str | Path, named: str | None) -> tuple[str, str] | 
     return named, text
 
 
-def open_run(root: str | Path, *, rules_flags: dict[str, Any]) -> RunArchive:
-    """Open a run for ``--resume``; budget and convergence flags given now replace the recorded ones."""
+def open_run(root: str | Path, *, rules_flags: dict[str, Any], batch: int | None = None) -> RunArchive:
+    """Open a run for ``--resume``; budget and convergence flags (and ``batch``) given now replace the
+    recorded ones."""
     archive = RunArchive.open(root)
     settings = archive.settings()
     rules = StopRules.from_dict(settings["stops"])
@@ -230,6 +243,8 @@ def open_run(root: str | Path, *, rules_flags: dict[str, Any]) -> RunArchive:
         raise LoopInputError(f"{root}: a cost budget needs the token prices: give `--token-price IN,OUT`")
     settings["stops"] = rules.to_dict()
     settings["sessions"] = list(settings.get("sessions", [])) + [_now()]
+    if batch is not None:
+        settings["batch"] = batch
     archive.write_json("run.json", {k: v for k, v in settings.items()})
     return archive
 
@@ -354,11 +369,12 @@ def _elapsed_minutes(records: list[dict[str, Any]], facts_seconds: float) -> flo
 
 
 def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None = None,
-             stop_after: int | None = None) -> LoopOutcome:
+             stop_after: int | None = None, cluster=None) -> LoopOutcome:
     """Run (or continue) the loop of ``archive`` until a stop fires, then the hold-out and the final report.
 
     ``stop_after`` ends this session after that many new iterations without the final report (tests use it
-    to interrupt a run between iterations, as a kill would).
+    to interrupt a run between iterations, as a kill would). ``cluster`` (an `opl.simulation.cluster.Cluster`)
+    evaluates the candidates of a round (``batch`` in ``run.json``) side by side as its tasks.
     """
     from opl.closedloop.inputs import prepare_data
     from opl.closedloop.report import change_log, iteration_summary
@@ -393,11 +409,13 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
         emit("resumed", {"record": record})
     new = 0
     exhausted = False
+    batch = max(1, int(settings.get("batch") or 1))
+    evaluations = Evaluations(evaluator, emit, cluster)
     while True:
         k = len(records)
         if k == 0:
             text = archive.path("initial.opl").read_text(encoding="utf-8")
-            record = _baseline(archive, evaluator, target, text, facts, emit)
+            batch_records = [_baseline(archive, evaluator, target, text, facts, emit)]
         else:
             decision = decide(rules, [r["decision"] for r in records], minutes=_elapsed_minutes(records, facts_seconds),
                               tokens=_usage(records), cost=_cost(rules, records), exhausted=exhausted)
@@ -407,32 +425,40 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
             if decision is not None:
                 return _finish(archive, evaluator, target, records, decision, facts, emit)
             if stop_after is not None and new >= stop_after:
-                return LoopOutcome(root=archive.root, stop=StopDecision(kind="budget_iterations",
-                                                                        reason="session interrupted"),
-                                   best_iteration=records[-1]["decision"]["best_iteration"], iterations=k,
-                                   holdout=None, answer="", report=None, records=records)
+                return _interrupted(archive, records)
             seconds_left = None if rules.minutes is None else \
                 rules.minutes * 60 - _elapsed_minutes(records, facts_seconds) * 60
             budget = _Budget.of(archive, evaluator, records[0], rules, seconds_left=seconds_left)
-            # --minutes holds within the iteration: a simulation still running at its end is stopped.
+            # --minutes holds within the round: a simulation still running at its end is stopped.
             evaluator.deadline = None if seconds_left is None else time.monotonic() + seconds_left
             try:
-                record = _iteration(archive, evaluator, target, proposer, records, facts, emit, access, budget)
+                batch_records = _round(archive, evaluator, target, proposer, records, facts, emit, access, budget,
+                                       size=min(batch, rules.max_iterations - (k - 1)), evaluations=evaluations)
             finally:
                 evaluator.deadline = None  # the baseline and the hold-out always run whole
-            if record is None:  # the proposer has nothing left: no iteration is written
+            if not batch_records:  # the proposer has nothing left: no iteration is written
                 exhausted = True
                 continue
-        typed, record = record, record.to_dict()
-        files = {"candidate.opl": typed.text, "config.json": _json(_config(settings, record, proposer)),
-                 "result.json": _json(record), "summary.md": iteration_summary(record, target)}
-        if typed.transcript:
-            files["transcript.json"] = _json(list(typed.transcript))
-        archive.write_iteration(k, files)
-        records.append(record)
-        archive.write_text("change_log.md", change_log(records, target))
-        emit("iteration", {"record": record})
-        new += 1
+        for n, record in enumerate(batch_records):
+            if n and stop_after is not None and new >= stop_after:  # as a kill between a round's iterations
+                return _interrupted(archive, records)
+            typed, record = record, record.to_dict()
+            files = {"candidate.opl": typed.text, "config.json": _json(_config(settings, record, proposer)),
+                     "result.json": _json(record), "summary.md": iteration_summary(record, target)}
+            if typed.transcript:
+                files["transcript.json"] = _json(list(typed.transcript))
+            archive.write_iteration(typed.iteration, files)
+            records.append(record)
+            archive.write_text("change_log.md", change_log(records, target))
+            emit("iteration", {"record": record})
+            new += 1
+
+
+def _interrupted(archive: RunArchive, records: list[dict[str, Any]]) -> LoopOutcome:
+    """The outcome of a session ended by ``stop_after`` (no final report: ``--resume`` continues it)."""
+    return LoopOutcome(root=archive.root, stop=StopDecision(kind="budget_iterations", reason="session interrupted"),
+                       best_iteration=records[-1]["decision"]["best_iteration"], iterations=len(records),
+                       holdout=None, answer="", report=None, records=records)
 
 
 #: A candidate may cost at most this many times the file as written (estimated path-steps, `opl.lang.experiment.cost`).
@@ -535,96 +561,235 @@ def _baseline(archive, evaluator, target, text, facts, emit) -> IterationRecord:
                            decision=decision, seconds=time.perf_counter() - started, text=text)
 
 
-def _iteration(archive, evaluator, target, proposer, records, facts, emit, files,
-               budget: "_Budget | None" = None) -> IterationRecord | None:
+@dataclass
+class _Candidate:
+    """One proposal of a round on its way to a record: checked and classified, then evaluated and decided."""
+
+    iteration: int
+    proposal: Proposal
+    text: str
+    display: str
+    kind: str = "parameter"
+    why: str = ""
+    dropped: list = field(default_factory=list)
+    evaluation: Evaluation | None = None
+    stopped: bool = False  # its evaluation was stopped at the end of --minutes
+
+    @property
+    def to_evaluate(self) -> bool:
+        return self.kind != "failed" and not self.why
+
+
+class Evaluations:
+    """Evaluates a round's candidates: here one after the other, or side by side as tasks of a Dask cluster
+    (`opl.simulation.cluster.Cluster.map`; the tasks carry the evaluator and the candidate's text, never
+    the proposer)."""
+
+    def __init__(self, evaluator: Evaluator, emit: Event, cluster=None):
+        self.evaluator = evaluator
+        self.emit = emit
+        self.cluster = cluster
+
+    def quick(self, items: list[tuple[str, str]]) -> list[Evaluation | None]:
+        """The quick evaluation (`Evaluator.evaluate`, ``complete=False``) of each (text, display); None for
+        one the evaluator's deadline (the end of ``--minutes``) stopped."""
+        if self.cluster is None or len(items) < 2:
+            return [self._here(text, display) for text, display in items]
+        for _, display in items:
+            self.emit("evaluating", {"display": display})
+        left = self._seconds_left()
+        return self.cluster.map(_evaluated, [(self.evaluator, text, display, None, left) for text, display in items],
+                                name="opl-candidate")
+
+    def complete(self, items: list[tuple[Evaluation, str, str]]) -> list[Evaluation]:
+        """`Evaluator.complete` of each (evaluation, text, display)."""
+        if self.cluster is None or len(items) < 2:
+            return [self.evaluator.complete(evaluation, text, display=display,
+                                            progress=lambda stage: self.emit("pass", {"stage": stage}))
+                    for evaluation, text, display in items]
+        left = self._seconds_left()
+        return self.cluster.map(_evaluated, [(self.evaluator, text, display, evaluation, left)
+                                             for evaluation, text, display in items], name="opl-complete")
+
+    def _here(self, text: str, display: str) -> Evaluation | None:
+        from opl.runtime.engine.deadline import DeadlinePassed
+
+        try:
+            return _evaluate(self.evaluator, text, display, self.emit, complete=False)
+        except DeadlinePassed:
+            return None
+
+    def _seconds_left(self) -> float | None:
+        # A worker's clock is not this one: a task carries the time left, not the deadline.
+        deadline = self.evaluator.deadline
+        return None if deadline is None else deadline - time.monotonic()
+
+
+def _evaluated(job) -> Evaluation | None:
+    """A cluster task: the quick evaluation of a candidate (None when the deadline stopped it), or the
+    completion of ``evaluation`` when given; ``left``: the seconds left of ``--minutes`` (None: no limit)."""
     from opl.runtime.engine.deadline import DeadlinePassed
 
-    k = len(records)
-    last = records[-1]["decision"]
-    best_k = last["best_iteration"]
-    best = records[best_k]
-    best_text = archive.candidate(best_k)
-    context = ProposalContext(iteration=k, candidate=best_text, result=best["evaluation"], diagnosis=best["diagnosis"],
-                              history=tuple(_history_entry(r) for r in records),
-                              objective={"target": target.to_dict(), "best_iteration": best_k,
-                                         "best_objective": last["best_objective"],
-                                         "description": "distance to the target (0 = met); see define_metrics.md"})
-    display = f"{archive.root}/iter_{k}/candidate.opl"
-    started = time.perf_counter()
-    emit("proposing", {"iteration": k, "best_iteration": best_k})
+    evaluator, text, display, evaluation, left = job
+    evaluator.deadline = None if left is None else time.monotonic() + left
+    if evaluation is not None:
+        return evaluator.complete(evaluation, text, display=display)
     try:
-        proposal = proposer.propose(context, check=lambda text: check_candidate(text, display, files=files))
-    except Exception as error:  # noqa: BLE001 - a proposer's crash ends its iteration, not the run
-        proposal = Proposal(text=None, change="", rationale="", failure=archive.redact(f"the proposer failed: "
-                                                                                       f"{error!r}"))
-    if proposal.text is None and proposal.exhausted:
-        emit("exhausted", {"reason": proposal.failure or ""})
+        return evaluator.evaluate(text, display=display, complete=False)
+    except DeadlinePassed:
         return None
-    # The decision starts as "nothing changes" (the best so far stays best) and is updated as the checks go.
-    decision = Decision(kind="parameter", accepted=False, why="", objective=None, best_iteration=best_k,
-                        best_objective=last["best_objective"], best_target_met=last["best_target_met"],
-                        design_version=last["design_version"], parameter_version=last["parameter_version"])
-    evaluation = diagnosis = None
-    text = proposal.text
-    if text is None:
-        decision.kind, decision.why = "failed", proposal.failure or "the proposer gave no file"
-        text = best_text
-    else:
-        outcome = check_candidate(text, display, files=files)
-        if not outcome.ok:
-            decision.kind, decision.why = "failed", "the proposed file has errors:\n" + outcome.rendered
+
+
+def _round_so_far(records: list[dict[str, Any]]) -> tuple[int, int]:
+    """(first iteration, size) of the round the last record belongs to when a kill cut it short, else
+    (len(records), 0): a round of ``--batch K`` proposals is written one iteration at a time."""
+    info = records[-1].get("round")
+    if info and records[-1]["iteration"] < info["first"] + info["size"] - 1:
+        return info["first"], info["size"]
+    return len(records), 0
+
+
+def _round(archive, evaluator, target, proposer, records, facts, emit, files, budget: "_Budget | None", *,
+           size: int, evaluations: Evaluations) -> list[dict[str, Any]]:
+    """The next round: ``size`` proposals from the current best and its diagnosis (each told the round's
+    earlier ones, ``ProposalContext.pending``), evaluated side by side, then decided one after the other in
+    iteration order against the best so far. A round a kill cut short is finished with the proposals it
+    still lacked. Returns its new records in order ([] when the proposer has nothing left)."""
+    started = time.perf_counter()
+    first, planned = _round_so_far(records)
+    if planned:
+        size = planned - (len(records) - first)
+    base = records[:first]
+    best_k = base[-1]["decision"]["best_iteration"]
+    best_text = archive.candidate(best_k)
+    best = records[best_k]
+    context = ProposalContext(iteration=first, candidate=best_text, result=best["evaluation"],
+                              diagnosis=best["diagnosis"], history=tuple(_history_entry(r) for r in base),
+                              objective={"target": target.to_dict(), "best_iteration": best_k,
+                                         "best_objective": base[-1]["decision"]["best_objective"],
+                                         "description": "distance to the target (0 = met); see define_metrics.md"})
+    pending = [_pending_entry(r["candidate_sha"], r["proposal"]) for r in records[first:] if r["candidate_sha"]]
+    candidates: list[_Candidate] = []
+    for k in range(len(records), len(records) + size):
+        display = f"{archive.root}/iter_{k}/candidate.opl"
+        emit("proposing", {"iteration": k, "best_iteration": best_k})
+        try:
+            proposal = proposer.propose(replace(context, iteration=k, pending=tuple(pending)),
+                                        check=lambda text, d=display: check_candidate(text, d, files=files))
+        except Exception as error:  # noqa: BLE001 - a proposer's crash ends its iteration, not the run
+            proposal = Proposal(text=None, change="", rationale="",
+                                failure=archive.redact(f"the proposer failed: {error!r}"))
+        if proposal.text is None and proposal.exhausted:
+            if not candidates and first == len(records):
+                emit("exhausted", {"reason": proposal.failure or ""})
+            break
+        candidates.append(_classified(k, proposal, best_text, display, facts, files, budget, evaluator))
+        if proposal.text is not None:
+            pending.append(_pending_entry(candidate_sha(proposal.text), {"change": proposal.change,
+                                                                         "move": proposal.move}))
+    if not candidates:
+        return []
+    todo = [c for c in candidates if c.to_evaluate]
+    for c, evaluation in zip(todo, evaluations.quick([(c.text, c.display) for c in todo])):
+        c.evaluation, c.stopped = evaluation, evaluation is None
+        if c.stopped:
+            c.why = (f"stopped unevaluated: its simulation was still running at the end of --minutes (after "
+                     f"{time.perf_counter() - started:,.0f} s of this iteration); the candidate is kept in this "
+                     f"folder, outside the search")
+    decided = {r["iteration"]: r for r in records}
+    out: list[dict[str, Any]] = []
+    for c in candidates:
+        last = (out[-1] if out else records[-1])["decision"]
+        record = _decided(c, decided[last["best_iteration"]], last, best_k, target)
+        decided[c.iteration] = record
+        out.append(record)
+    kept = [(c, r) for c, r in zip(candidates, out) if r["decision"]["accepted"]]
+    completed = evaluations.complete([(c.evaluation, c.text, c.display) for c, _ in kept])
+    for (c, _), evaluation in zip(kept, completed):  # they steer the next proposals: complete their evaluation
+        c.evaluation = evaluation
+    size_of_round = len(records) - first + len(candidates)
+    seconds = (time.perf_counter() - started) / len(candidates)  # the round's wall time, shared
+    typed = []
+    for c, record in zip(candidates, out):
+        diagnosis = _diagnose(target, c.evaluation, c.text, facts) if c.evaluation is not None else None
+        record.update(evaluation=c.evaluation.to_dict() if c.evaluation is not None else None,
+                      diagnosis=diagnosis.to_dict() if diagnosis is not None else None,
+                      round={"first": first, "size": size_of_round}, seconds=seconds)
+        text, transcript = record.pop("_text"), record.pop("_transcript")
+        typed.append(replace(IterationRecord.from_dict(record, text=text), transcript=tuple(transcript)))
+    return typed
+
+
+def _pending_entry(sha: str, proposal: dict[str, Any]) -> dict[str, Any]:
+    return {"candidate_sha": sha, "change": proposal.get("change", ""), "move": proposal.get("move")}
+
+
+def _classified(k: int, proposal: Proposal, best_text: str, display: str, facts, files,
+                budget: "_Budget | None", evaluator: Evaluator) -> _Candidate:
+    """The proposal checked and classified: a failure, a design or parameter change, and whether it is
+    rejected unevaluated (a design change that makes the test easier, a candidate over the budget)."""
+    if proposal.text is None:
+        return _Candidate(k, proposal, best_text, display, kind="failed",
+                          why=proposal.failure or "the proposer gave no file")
+    c = _Candidate(k, proposal, proposal.text, display)
+    outcome = check_candidate(c.text, display, files=files)
+    if not outcome.ok:
+        c.kind, c.why = "failed", "the proposed file has errors:\n" + outcome.rendered
+        return c
+    parent, child = Candidate(best_text), Candidate(c.text)
+    if parent.design() != child.design():
+        c.kind = "design"
+        reason, c.dropped = model_change(parent, child, facts)
+        if reason is not None:
+            c.why = f"rejected unevaluated: the design change makes the test easier ({reason})"
+    if not c.why and budget is not None:
+        c.why = budget.refusal(c.text, evaluator.settings.paths)
+    return c
+
+
+def _decided(c: _Candidate, best: dict[str, Any], last: dict[str, Any], parent: int,
+             target: Target) -> dict[str, Any]:
+    """The record of candidate ``c`` decided against ``best`` (the best record so far; ``last`` the latest
+    decision), without its diagnosis yet."""
+    d_version, p_version = last["design_version"], last["parameter_version"]
+    decision: dict[str, Any] = {"best_iteration": last["best_iteration"], "best_objective": last["best_objective"],
+                                "best_target_met": last["best_target_met"], "design_version": d_version,
+                                "parameter_version": p_version, "objective": None, "tradeoff": None}
+    why, evaluation = c.why, c.evaluation
+    if c.dropped:
+        decision["dropped"] = c.dropped
+    if c.stopped:
+        decision["stopped"] = "budget_minutes"
+    if evaluation is not None:
+        decision["objective"] = evaluation.to_dict()["objective"]
+        decision["tradeoff"] = _tradeoff(target, (best["evaluation"] or {}).get("base", {}).get("target_metrics", {}),
+                                         evaluation.values)
+        if not evaluation.ok:
+            why = "the candidate cannot be simulated"
+        elif c.kind == "design":
+            why = "design change: accepted as the new yardstick" + "".join(
+                f"; it drops {d['component']} because the data reject it ({d['test']})" for d in c.dropped)
+            d_version, p_version = d_version + 1, 1
+            decision.update(best_iteration=c.iteration, best_objective=evaluation.objective,
+                            best_target_met=evaluation.target_met, accepted=True)
+        elif evaluation.objective < last["best_objective"] - 1e-12:
+            why = f"objective {last['best_objective']:.4f} → {evaluation.objective:.4f}"
+            p_version += 1
+            decision.update(best_iteration=c.iteration, best_objective=evaluation.objective,
+                            best_target_met=evaluation.target_met, accepted=True)
         else:
-            parent, child = Candidate(best_text), Candidate(text)
-            if parent.design() != child.design():
-                decision.kind = "design"
-                reason, dropped = model_change(parent, child, facts)
-                if reason is not None:
-                    decision.why = f"rejected unevaluated: the design change makes the test easier ({reason})"
-                elif dropped:
-                    decision.dropped = tuple(dropped)
-            if not decision.why and budget is not None:
-                decision.why = budget.refusal(text, evaluator.settings.paths)
-            if not decision.why:
-                try:
-                    evaluation = _evaluate(evaluator, text, display, emit, complete=False)
-                except DeadlinePassed:
-                    evaluation = None
-                    decision.stopped = "budget_minutes"
-                    decision.why = (f"stopped unevaluated: its simulation was still running at the end of --minutes "
-                                    f"(after {time.perf_counter() - started:,.0f} s of this iteration); the candidate "
-                                    f"is kept in this folder, outside the search")
-            if evaluation is not None:
-                decision.objective = evaluation.to_dict()["objective"]
-                decision.tradeoff = _tradeoff(target, best["evaluation"].get("base", {}).get("target_metrics", {}),
-                                              evaluation.values)
-                better = evaluation.ok and evaluation.objective < last["best_objective"] - 1e-12
-                if not evaluation.ok:
-                    decision.why = "the candidate cannot be simulated"
-                elif decision.kind == "design":
-                    decision.why = "design change: accepted as the new yardstick" + "".join(
-                        f"; it drops {d['component']} because the data reject it ({d['test']})"
-                        for d in decision.dropped)
-                    decision.design_version, decision.parameter_version = decision.design_version + 1, 1
-                elif better:
-                    decision.why = f"objective {last['best_objective']:.4f} → {evaluation.objective:.4f}"
-                    decision.parameter_version += 1
-                else:
-                    decision.why = (f"no gain: objective {evaluation.objective:.4f} ≥ best "
-                                    f"{last['best_objective']:.4f}")
-                if evaluation.ok and (decision.kind == "design" or better):  # the new best
-                    decision.accepted = True
-                    decision.best_iteration, decision.best_objective = k, evaluation.objective
-                    decision.best_target_met = evaluation.target_met
-                if decision.accepted:  # it steers the next proposals: complete its evaluation
-                    evaluation = evaluator.complete(evaluation, text, display=display,
-                                                    progress=lambda stage: emit("pass", {"stage": stage}))
-                diagnosis = _diagnose(target, evaluation, text, facts)
-    return IterationRecord(
-        iteration=k, parent=best_k, candidate_sha=candidate_sha(text) if proposal.text is not None else None,
-        proposal=ProposalRecord.of(proposal), evaluation=evaluation.to_dict() if evaluation is not None else None,
-        diagnosis=diagnosis.to_dict() if diagnosis is not None else None,
-        decision=decision, seconds=time.perf_counter() - started,
-        text=proposal.text if proposal.text is not None else best_text, transcript=tuple(proposal.transcript))
+            why = f"no gain: objective {evaluation.objective:.4f} ≥ best {last['best_objective']:.4f}"
+    decision.setdefault("accepted", False)
+    decision.update(kind=c.kind, why=why, design_version=d_version, parameter_version=p_version,
+                    version=f"v{d_version}.{p_version}")
+    p = c.proposal
+    return {"schema": "opl.closedloop.iteration/1", "iteration": c.iteration, "parent": parent,
+            "candidate_sha": candidate_sha(p.text) if p.text is not None else None,
+            "proposal": {"change": p.change, "rationale": p.rationale, "risk": p.risk, "move": p.move,
+                         "failure": p.failure, "attempts": p.attempts, "usage": dict(p.usage)},
+            "evaluation": evaluation.to_dict() if evaluation is not None else None, "diagnosis": None,
+            "decision": decision, "seconds": 0.0,
+            "_text": p.text if p.text is not None else c.text, "_transcript": list(p.transcript)}
 
 
 def _finish(archive, evaluator, target, records, decision, facts, emit) -> LoopOutcome:

@@ -671,7 +671,7 @@ class Prepared:
         neither ``sweep`` is given nor a pass was needed.
         """
         from opl.runtime.results.metrics import run_metrics
-        from opl.runtime.engine.replay import Variant, replay
+        from opl.runtime.engine.replay import Variant, replay_many
 
         _whole_lots(self.strategy, size)
         fee = self.settings.fee_factor
@@ -685,17 +685,19 @@ class Prepared:
             factors["fee_factor"] = fee * factors.get("fee_factor", 1.0)
             variants.append(Variant(size=size, **factors))
         results = []
+        market_plans = [p for p in plans if p.market]
+        jobs = [(self.strategy, self.run, tuple(variants))] if variants else []
+        jobs += [(plan.strategy, replace(self.run, process=plan.process), (Variant(size=size, fee_factor=fee),))
+                 for plan in market_plans]
+        # Independent passes: on a cluster (`opl.simulation.cluster`) they run side by side, here one after the other.
+        passes = replay_many(jobs, progress=progress)
         if variants:
-            costs = replay(strategy=self.strategy, run=self.run, variants=tuple(variants), progress=progress)
+            costs = passes.pop(0)
             first = len(variants) - len(cost_plans)
             if first:
                 base = (costs, 0)
             results += [(plan, run_metrics(costs, first + k)) for k, plan in enumerate(cost_plans)]
-        for plan in plans:
-            if plan.market:
-                res = replay(strategy=plan.strategy, run=replace(self.run, process=plan.process),
-                             variants=(Variant(size=size, fee_factor=fee),), progress=progress)
-                results.append((plan, run_metrics(res, 0)))
+        results += [(plan, run_metrics(res, 0)) for plan, res in zip(market_plans, passes)]
         order = {id(p): n for n, p in enumerate(plans)}
         results.sort(key=lambda pr: order[id(pr[0])])
         return results, base

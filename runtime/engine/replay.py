@@ -66,6 +66,7 @@ import math
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
@@ -88,7 +89,8 @@ from opl.runtime.engine.processes import MonthPaths, PathGenerator, ProcessSpec
 from opl.runtime.engine.scores import ScoreFunction
 from opl.runtime.engine.triggers import TriggerState
 
-__all__ = ["StrategySpec", "Variant", "RunSpec", "ReplayResult", "MarkedMonth", "replay", "CHUNK"]
+__all__ = ["StrategySpec", "Variant", "RunSpec", "ReplayResult", "MarkedMonth", "replay", "replay_many",
+           "replay_pass", "pass_plan", "REMOTE", "CHUNK"]
 
 CHUNK = 10_000
 PASS_PATHS = 30_000  # the fast engine replays up to this many paths (whole chunks) side by side in a process
@@ -427,17 +429,66 @@ def replay(*, strategy: StrategySpec, run: RunSpec, variants: tuple[Variant, ...
     Under a deadline (`opl.runtime.engine.deadline.until`) the replay stops within one step of the chunks being
     replayed, or one table of a new time grid, and raises `opl.runtime.engine.deadline.DeadlinePassed`.
     """
-    nv, months = len(variants), run.months
-    parts, hits = [], [0, 0]
-    traced = None
-    chunks = [(c, min(run.chunk, run.paths - start)) for c, start in enumerate(range(0, run.paths, run.chunk))]
-    workers = min(run.workers or _cores(), len(chunks)) if "fork" in multiprocessing.get_all_start_methods() else 1
+    chunks = _chunks(run)
+    remote = REMOTE.get()
+    if remote is not None:
+        [done] = remote([(strategy, run, tuple(variants), trace)], progress)
+        return _assembled(strategy, run, variants, done)
+    workers = min(run.workers or _cores(), len(chunks)) if _can_fork() else 1
     passes = _passes(run, chunks, workers, trace)
     if workers > 1 and not trace:
         done = _pooled(strategy, run, variants, passes, workers, progress)
     else:
         done = (_replay_pass(strategy, run, variants, group, progress, trace and group[0][0] == 0)
                 for group in passes)
+    return _assembled(strategy, run, variants, done)
+
+
+def replay_many(jobs: list[tuple[StrategySpec, RunSpec, tuple[Variant, ...]]],
+                progress: Callable[[int], None] | None = None) -> list[ReplayResult]:
+    """`replay` of several independent (strategy, run, variants) jobs, e.g. the scenarios of a simulation.
+
+    In this process they run one after the other; on a cluster (`REMOTE`) every chunk of every job is
+    submitted at once, so the jobs run side by side. The results are the same either way.
+    """
+    remote = REMOTE.get()
+    if remote is None:
+        return [replay(strategy=s, run=r, variants=v, progress=progress) for s, r, v in jobs]
+    streams = remote([(s, r, tuple(v), False) for s, r, v in jobs], progress)
+    return [_assembled(s, r, v, done) for (s, r, v), done in zip(jobs, streams)]
+
+
+#: Where chunks are replayed when set (a Dask cluster, `opl.simulation.cluster`): called with a list of jobs
+#: ``(strategy, run, variants, trace)`` and ``progress``, it submits every pass of every job at once
+#: (`pass_plan`) and returns, per job, an iterable of what `replay_pass` gives for each pass, in chunk order
+#: (``trace``: the first chunk's trace kept). Unset, chunks are replayed in this process (or its forked pool).
+REMOTE: ContextVar[Callable | None] = ContextVar("opl_remote_chunks", default=None)
+
+
+def _chunks(run: RunSpec) -> list[tuple[int, int]]:
+    """(chunk number, paths) of every chunk: chunk c draws from ``SeedSequence([seed, c])``."""
+    return [(c, min(run.chunk, run.paths - start)) for c, start in enumerate(range(0, run.paths, run.chunk))]
+
+
+def pass_plan(run: RunSpec, workers: int, trace: bool = False) -> list[tuple]:
+    """The chunks of ``run`` grouped into passes for ``workers`` processes: ((chunk, paths), ...) each."""
+    return _passes(run, _chunks(run), workers, trace)
+
+
+def replay_pass(strategy: StrategySpec, run: RunSpec, variants: tuple[Variant, ...], group: tuple,
+                trace: bool = False):
+    """The chunks of ``group`` exactly as the sequential replay computes them (each its own seed
+    [seed, chunk]): the unit of work a pool or a cluster runs. Kernels run on their serial twins: the
+    worker processes share the cores."""
+    kernels.serial_only()
+    return _replay_pass(strategy, run, variants, group, None, trace)
+
+
+def _assembled(strategy: StrategySpec, run: RunSpec, variants, done) -> ReplayResult:
+    """The chunks' results (in chunk order) joined along the path axis."""
+    nv, months = len(variants), run.months
+    parts, hits = [], [0, 0]
+    traced = None
     for part, chunk_trace, chunk_hits in done:
         parts.append(part)
         hits[0] += chunk_hits[0]
@@ -454,6 +505,12 @@ def replay(*, strategy: StrategySpec, run: RunSpec, variants: tuple[Variant, ...
                         actions=tuple(a.text for a in strategy.adjust.playbook) if strategy.adjust else ())
 
 
+def _can_fork() -> bool:
+    """Whether this process may fork a pool: not where fork is missing, nor in a daemonic process (a Dask
+    worker, a pool's child), which may not have children."""
+    return "fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
+
+
 def _cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -466,9 +523,9 @@ _JOB: tuple | None = None  # what the forked workers replay (inherited, so closu
 
 def _pass_job(group: tuple):
     strategy, run, variants, deadline = _JOB
-    kernels.serial_only()  # the processes use the cores; a forked child never wakes numba's thread pool
+    # Serial kernels: the processes use the cores; a forked child never wakes numba's thread pool.
     with until(deadline):
-        return _replay_pass(strategy, run, variants, group, None, False)
+        return replay_pass(strategy, run, variants, group)
 
 
 def _warm(strat: StrategySpec, run: RunSpec) -> None:

@@ -1,0 +1,271 @@
+"""Scale-out on a Dask cluster (issue 18): the speed-up of 1 and 2 local worker processes against the
+in-process run of the same job timed in the same run, what one task costs, and an extrapolation to
+100 workers × 10⁷ paths × 50 candidates.
+
+1. **simulate**: `opl.simulation.run.simulate_file` of ``examples/jujube/strangle.opl`` (its sizes, stresses and
+   sensitivities) at ``--paths`` paths and ``--months`` months: in this process on one core
+   (``sim.workers=1``, the baseline), then on a `distributed.LocalCluster` of 1 and of 2 worker processes
+   (127.0.0.1, one thread each, `opl.simulation.cluster.session`); wall times as ratios to the baseline, the
+   results compared bit for bit (JSON).
+2. **task sizes**: the pickled job (strategy, run settings, variants: sent once per replay), the bytes a
+   pass sends back per path (its per-path arrays), the compute seconds per path-month of a replay.
+3. **scheduler overhead**: ``--tasks`` empty tasks submitted and gathered on the 2-worker cluster; the
+   wall time per task.
+4. **loop**: ``opl loop`` rounds on the 2-worker cluster with ``--batch 1`` and ``--batch 2`` (the same
+   ``--iterations`` candidates each): candidates per minute, and their ratio.
+5. **extrapolation**: 100 workers × 10⁷ paths × 50 candidates from the numbers above (printed with its
+   formula): compute, tasks and their scheduler time, bytes back to the client.
+
+Usage::
+
+    python benchmarks/bench_dask.py [--paths 20000] [--months 1] [--tasks 500] [--iterations 4]
+                                    [--loop-paths 2000] [--skip loop]
+
+The machine is shared: the load average is printed beside the ratios (on 2 cores, ratios near 2 need a
+load below ~1). Only the ratios are meant to be compared across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+JUJUBE = ROOT / "examples" / "jujube" / "strangle.opl"
+LOOP_FILE = """\
+opl-lang 1.0
+underlying Future(2026-05-15)
+exchange CZCE
+symbol CJ605
+time 2026-01-05
+price 10400
+iv 0.28
+rate 0.015
+direction_intent RangeBound
+vega_style Credit
+S = short Option(Put, ATM-5%, 30d) + short Option(Call, ATM+5%, 30d)
+hedge delta with Future every 1d band 0.05
+capital 1000000
+exit_mode first_hit
+exit_triggers [ pnl_percent(<-25%), days_left(<2d) ]
+experiment {
+  model garch + jump
+  seed 7
+  horizon 2
+  sizes [ 5, 10, 20 ]
+  target median_monthly_return >= 1% and loss_probability <= 25% and max_drawdown_p95 <= 10%
+}
+"""
+
+
+def _json(result) -> str:
+    from opl.runtime.results.records import json_safe
+
+    return json.dumps(json_safe(result.to_dict()), sort_keys=True, allow_nan=False)
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"
+
+
+def _simulate(args, overrides, totals=None):
+    from opl.simulation.run import simulate_file
+
+    started = time.perf_counter()
+    result = simulate_file(JUJUBE, paths=args.paths, overrides=overrides,
+                           progress=None if totals is None else lambda done, total: totals.append(total))
+    return result, time.perf_counter() - started
+
+
+def bench_simulate(args) -> dict:
+    from opl.simulation.cluster import session
+
+    overrides = [f"experiment.horizon={args.months}"]
+    _simulate(argparse.Namespace(paths=200, months=1), overrides)  # compile and load once, untimed
+    totals: list[int] = []
+    base, t0 = _simulate(args, overrides + ["sim.workers=1"], totals)
+    print(f"simulate {JUJUBE.name}: {args.paths:,} paths x {args.months} month(s); {_load()}")
+    print(f"  in this process, one core      {t0:8.2f} s  (baseline)")
+    out = {"baseline": t0, "result": base, "path_months": totals[-1]}
+    for workers in (1, 2):
+        with session(workers=workers) as cluster:
+            _simulate(argparse.Namespace(paths=200, months=1), overrides)  # the workers compile once, untimed
+            before = cluster.client.run_on_scheduler(_pass_tasks)
+            with _Sent() as sent:
+                result, seconds = _simulate(args, overrides)
+            same = _json(result) == _json(base)
+            print(f"  LocalCluster, {workers} worker{'s' if workers > 1 else ' '}       {seconds:8.2f} s  "
+                  f"{t0 / seconds:5.2f}x faster than the baseline; results bit-identical: {same}")
+            out[workers] = seconds
+            if workers == 2:
+                tasks = len(cluster.client.run_on_scheduler(_pass_tasks) - before)
+                out["task_bytes"] = sent.bytes / max(1, tasks)
+                print(f"  {tasks} pass tasks (and a job task per replay); this process sent {sent.bytes:,} bytes "
+                      f"to the cluster: {out['task_bytes']:,.0f} bytes a pass task, its job included")
+                out.update(task_sizes(args, t0, totals[-1]))
+                out["overhead"] = scheduler_overhead(cluster, args.tasks)
+    return out
+
+
+class _Sent:
+    """Counts the bytes this process serialises for the cluster (distributed.protocol.dumps: every message
+    of the client, and of the LocalCluster's scheduler, which runs in this process)."""
+
+    def __enter__(self):
+        import distributed.protocol
+
+        self.bytes = 0
+        self._dumps = distributed.protocol.dumps
+
+        def counted(*a, **k):
+            frames = self._dumps(*a, **k)
+            self.bytes += sum(len(memoryview(f).cast("B")) for f in frames)
+            return frames
+
+        distributed.protocol.dumps = counted
+        return self
+
+    def __exit__(self, *exc):
+        import distributed.protocol
+
+        distributed.protocol.dumps = self._dumps
+        return False
+
+
+def _pass_tasks(dask_scheduler=None) -> set:
+    return {key for key, start, finish, *_ in dask_scheduler.transition_log
+            if str(key).startswith("opl-chunk") and finish == "memory"}
+
+
+def task_sizes(args, baseline: float, path_months: int) -> dict:
+    """Bytes of a job and of a pass's result per path; compute seconds per path-month of a replay."""
+    from dataclasses import replace
+
+    import cloudpickle
+
+    from opl.runtime.engine.replay import REMOTE, replay_pass
+
+    captured = []
+
+    def spy(jobs, progress=None):  # records the jobs a cluster would get, computes nothing
+        captured.extend(jobs)
+        raise _Captured
+
+    token = REMOTE.set(spy)
+    try:
+        _simulate(args, [f"experiment.horizon={args.months}"])
+    except _Captured:
+        pass
+    finally:
+        REMOTE.reset(token)
+    strategy, run, variants, _ = captured[0]
+    job_bytes = len(cloudpickle.dumps((strategy, run, variants)))
+    paths = 500
+    part = replay_pass(strategy, replace(run, paths=paths, chunk=paths), variants, ((0, paths),))
+    result_bytes = len(cloudpickle.dumps(part)) / paths
+    per_path_month = baseline / path_months
+    print(f"  a job (strategy, run, {len(variants)} variants) pickles to {job_bytes:,} bytes, sent once per replay")
+    print(f"  a pass sends back {result_bytes:,.0f} bytes per path ({len(variants)} variants x {args.months} "
+          f"month(s): P&L, ledger buckets, counters, drawdown and margin peaks, float64)")
+    print(f"  compute: {per_path_month * 1e6:,.1f} us per path-month (baseline / {path_months:,} path-months of "
+          f"all its replays)")
+    return {"job_bytes": job_bytes, "result_bytes_per_path": result_bytes, "per_path_month": per_path_month,
+            "replays": path_months // (args.paths * args.months)}
+
+
+class _Captured(Exception):
+    """Raised by the capturing hook once it has the first job."""
+
+
+def scheduler_overhead(cluster, tasks: int) -> float:
+    """Wall seconds per empty task, submitted and gathered one batch at a time."""
+    client = cluster.client
+    client.gather(client.map(_noop, range(20), pure=False))  # warm
+    started = time.perf_counter()
+    client.gather(client.map(_noop, range(tasks), pure=False))
+    per_task = (time.perf_counter() - started) / tasks
+    print(f"  scheduler overhead: {per_task * 1e3:.2f} ms per task ({tasks} empty tasks on 2 workers)")
+    return per_task
+
+
+def _noop(x):
+    return x
+
+
+def bench_loop(args) -> dict:
+    from opl.simulation.cluster import session
+    from opl.closedloop.builtin import BuiltinProposer
+    from opl.closedloop.run import LoopSettings, run_loop, start_run
+
+    out = {}
+    print(f"loop: {args.iterations} candidates at {args.loop_paths:,} paths on 2 workers; {_load()}")
+    with tempfile.TemporaryDirectory() as tmp, session(workers=2) as cluster:
+        source = Path(tmp) / "loop.opl"
+        source.write_text(LOOP_FILE, encoding="utf-8")
+        for batch in (1, 2):
+            settings = LoopSettings(paths=args.loop_paths, holdout_paths=args.loop_paths, batch=batch)
+            archive = start_run(source, Path(tmp) / f"runs{batch}", settings, proposer_config={"proposer": "builtin"},
+                                rules_flags={"max_iterations": args.iterations, "converge_rounds": 1000,
+                                             "min_gain": 0.0})
+            outcome = run_loop(archive, BuiltinProposer(), cluster=cluster)
+            searched = [r for r in outcome.records[1:]]
+            seconds = sum(r["seconds"] for r in searched)
+            rate = 60 * len(searched) / seconds if seconds else float("nan")
+            print(f"  --batch {batch}: {len(searched)} candidates in {seconds:7.1f} s of rounds = "
+                  f"{rate:6.2f} candidates a minute")
+            out[batch] = rate
+    print(f"  --batch 2 runs {out[2] / out[1]:.2f}x faster (candidates per minute) than --batch 1; {_load()}")
+    return out
+
+
+def extrapolate(measured: dict, workers: int = 100, paths: int = 10_000_000, candidates: int = 50,
+                months: int = 12, replays: int = 7, pass_paths: int = 30_000) -> None:
+    """Print the extrapolation to ``workers`` × ``paths`` × ``candidates`` (formulas beside the numbers)."""
+    c, per_task = measured["per_path_month"], measured["overhead"]
+    path_months = candidates * replays * paths * months
+    compute = path_months * c
+    tasks = candidates * replays * math.ceil(paths / pass_paths)
+    scheduler = tasks * per_task
+    back = candidates * replays * paths * measured["result_bytes_per_path"] * months / max(1, measured["months"])
+    sent = tasks * measured["task_bytes"]
+    print(f"extrapolation: {workers} workers x {paths:.0e} paths x {candidates} candidates ({replays} replays a "
+          f"candidate: sweep, cost pass, market scenarios; {months} months)")
+    print(f"  compute   {path_months:.2e} path-months x {c * 1e6:.1f} us = {compute / 3600:,.0f} core-hours; "
+          f"/ {workers} workers = {compute / workers / 3600:,.1f} h wall at perfect scaling")
+    print(f"  tasks     {candidates} x {replays} x ceil({paths:.0e} / {pass_paths:,} paths a pass) = {tasks:,} tasks; "
+          f"x {per_task * 1e3:.2f} ms scheduler overhead = {scheduler / 60:,.1f} min "
+          f"({100 * scheduler / max(compute / workers, 1e-9):.2f}% of the wall time)")
+    print(f"  network   to the cluster {tasks:,} x {measured['task_bytes']:,.0f} B = {sent / 1e6:,.1f} MB (the jobs "
+          f"amortised over their passes as measured, an upper bound: a larger pass shares its job more); back to "
+          f"the client "
+          f"{back / 1e12:,.2f} TB of per-path arrays ({back / candidates / replays / 1e9:,.1f} GB a replay, which "
+          "the client must hold to compute exact quantiles: its memory and link are the bound, not the workers)")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--paths", type=int, default=20_000)
+    parser.add_argument("--months", type=int, default=1)
+    parser.add_argument("--tasks", type=int, default=500)
+    parser.add_argument("--iterations", type=int, default=4)
+    parser.add_argument("--loop-paths", dest="loop_paths", type=int, default=2_000)
+    parser.add_argument("--skip", default="", help="comma-separated: loop")
+    args = parser.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+    measured = bench_simulate(args)
+    measured["months"] = args.months
+    if "loop" not in skip:
+        bench_loop(args)
+    extrapolate(measured, replays=measured["replays"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,269 @@
+"""Scale-out on a Dask cluster: ``--scheduler ADDRESS`` (or ``OPL_SCHEDULER``) and ``--workers N``.
+
+>>> with session(workers=2) as cluster:                       # doctest: +SKIP
+...     result = simulate_file("examples/jujube/strangle.opl")  # the same numbers as without the cluster
+
+Inside `session` a simulation's path chunks are Dask tasks (`opl.runtime.engine.replay.REMOTE`),
+grouped in passes of consecutive chunks as the fast engine replays them in one process (at least one
+pass a worker, at most 30,000 paths each): each chunk is replayed on a worker exactly as in this
+process — its own seed ``[seed, chunk]``, the same code, the kernels' serial twins — and the per-path
+results come back and are joined in chunk order before any metric is computed, so the JSON is bit for
+bit the in-process one whatever the number of workers or where a chunk ran. The passes of a
+simulation's scenarios are submitted together (`opl.runtime.engine.replay.replay_many`); `opl loop`
+sends whole candidate evaluations (`Cluster.map`). A worker that dies mid-run loses only its tasks:
+the scheduler recomputes them elsewhere, from their inputs, with the same result. A deadline in force
+(`opl.runtime.engine.deadline`, the loop's ``--minutes``) travels as the seconds left: a worker's
+clock is not this one.
+
+**What travels.** A job (strategy, run settings and variants, pickled once per replay and sent as one
+task that the pass tasks depend on), then per pass its chunks' numbers and path counts; back come the
+chunks' per-path arrays (monthly P&L, ledger buckets, counters, drawdown and margin peaks, float64). For the
+loop, a candidate's text and the evaluator (target, seeds, paths, the run's overrides and folder
+names). Never a data file the tasks do not read, never the proposer or its API key: the proposer runs
+in this process only. Workers must run the same versions of ``opl`` and its numeric packages as this
+process (checked at connection: a mismatch could change the numbers).
+
+Without ``--scheduler``/``OPL_SCHEDULER``/``--workers`` nothing here imports Dask: runs stay in-process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+__all__ = ["SchedulerError", "Cluster", "session", "scheduler_address", "connect_seconds", "SCHEDULER_ENV",
+           "TIMEOUT_ENV", "CONNECT_SECONDS"]
+
+#: The environment variable that names a scheduler when ``--scheduler`` is not given.
+SCHEDULER_ENV = "OPL_SCHEDULER"
+#: How long to wait for the scheduler to answer, and for it to have a worker (``OPL_SCHEDULER_TIMEOUT``
+#: seconds replaces it).
+CONNECT_SECONDS = 10.0
+TIMEOUT_ENV = "OPL_SCHEDULER_TIMEOUT"
+#: Secrets of this process that the local workers (`--workers N`) must not inherit.
+WITHHELD_ENV = ("OPENAI_API_KEY",)
+
+
+class SchedulerError(RuntimeError):
+    """The cluster cannot be reached or started, or its workers cannot run this version: nothing was run."""
+
+
+def connect_seconds() -> float:
+    """`CONNECT_SECONDS`, or ``OPL_SCHEDULER_TIMEOUT`` when it is a positive number of seconds."""
+    import math
+
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    try:
+        seconds = float(text) if text else CONNECT_SECONDS
+    except ValueError:
+        raise SchedulerError(f"{TIMEOUT_ENV}={text!r}: give a number of seconds") from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise SchedulerError(f"{TIMEOUT_ENV}={text!r}: give a positive number of seconds")
+    return seconds
+
+
+def scheduler_address(option: str | None) -> str | None:
+    """``--scheduler``, else ``OPL_SCHEDULER``, else None (an empty value counts as none)."""
+    address = option if option is not None else os.environ.get(SCHEDULER_ENV)
+    return address.strip() or None if address is not None else None
+
+
+@dataclass
+class Cluster:
+    """A connected Dask client and, for ``--workers N``, the local cluster it started."""
+
+    client: Any
+    local: Any = None
+    address: str = ""
+
+    @classmethod
+    def connect(cls, address: str | None = None, workers: int | None = None, *,
+                timeout: float = CONNECT_SECONDS) -> "Cluster":
+        """Connect to the scheduler at ``address``, or start ``workers`` local worker processes on 127.0.0.1.
+
+        Raises
+        ------
+        SchedulerError
+            The scheduler does not answer within ``timeout`` seconds, has no worker by then, or its workers
+            run other versions of the packages that make the numbers.
+        """
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as error:  # pragma: no cover - the [dask] extra is not installed
+            raise SchedulerError(f"running on a cluster needs the `distributed` package (pip install "
+                                 f"'opl[dask]'): {error}") from None
+        local = None
+        try:
+            if address is None:
+                # The workers inherit this environment: an API key in it is blanked in theirs.
+                local = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                     dashboard_address=None, silence_logs=logging.ERROR,
+                                     # no dashboard; its HTTP server (health checks) on a free local port
+                                     scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                                     env={name: "" for name in WITHHELD_ENV if name in os.environ})
+                address = local.scheduler_address
+                client = Client(local, timeout=timeout, set_as_default=False)
+            else:
+                client = Client(address, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as error:
+            if local is not None:
+                local.close()
+            where = f"the Dask scheduler at {address}" if local is None else "a local Dask cluster"
+            raise SchedulerError(f"cannot reach {where}: {error}") from None
+        cluster = cls(client=client, local=local, address=address)
+        try:
+            cluster._check_workers(timeout)
+        except SchedulerError:
+            cluster.close()
+            raise
+        return cluster
+
+    def _check_workers(self, timeout: float) -> None:
+        from opl.runtime.results.records import package_versions
+
+        try:
+            self.client.wait_for_workers(1, timeout=timeout)
+        except (TimeoutError, OSError):
+            raise SchedulerError(f"the Dask scheduler at {self.address} has no worker after {timeout:g} s: "
+                                 "start one (`dask worker ADDRESS`)") from None
+        mine = package_versions()
+        try:
+            theirs = self.client.run(_worker_versions)
+        except Exception as error:  # noqa: BLE001 - a worker without opl answers with its ImportError
+            raise SchedulerError(f"the workers of {self.address} cannot run opl: {error!r}") from None
+        for worker, versions in sorted(theirs.items()):
+            if versions != mine:
+                diff = ", ".join(f"{k} {versions.get(k)} (here {v})" for k, v in sorted(mine.items())
+                                 if versions.get(k) != v)
+                raise SchedulerError(f"worker {worker} runs other versions than this process ({diff}): the "
+                                     "numbers could differ; install the same versions on every worker")
+
+    @property
+    def workers(self) -> int:
+        """The number of workers the scheduler has now."""
+        return len(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def close(self) -> None:
+        self.client.close()
+        if self.local is not None:
+            self.local.close()
+
+    # ------------------------------------------------------------------ work
+
+    def replay_passes(self, jobs: Sequence[tuple], progress: Callable[[int], None] | None = None) -> list[Iterator]:
+        """`opl.runtime.engine.replay.REMOTE`: submit every pass of chunks of every job now (at least one pass a
+        worker, `opl.runtime.engine.replay.pass_plan`); per job, its passes' results in chunk order. Each job is
+        pickled once, as a task of its own that its pass tasks depend on."""
+        import cloudpickle
+
+        from opl.runtime.engine.replay import pass_plan
+
+        tag = uuid.uuid4().hex[:12]
+        workers = max(1, self.workers)
+        left = _seconds_left()
+        streams = []
+        for number, (strategy, run, variants, trace) in enumerate(jobs):
+            payload = cloudpickle.dumps((strategy, run, variants))
+            job = self.client.submit(_unpickled, payload, key=f"opl-job-{tag}-{number}", pure=False)
+            passes = pass_plan(run, workers, trace)
+            futures = [self.client.submit(_pass, job, group, trace and group[0][0] == 0, left,
+                                          key=f"opl-chunk-{tag}-{number}-{group[0][0]}", pure=False)
+                       for group in passes]
+            streams.append(_in_order(futures, [sum(p for _, p in group) * run.months for group in passes],
+                                     progress))
+        return streams
+
+    def map(self, function: Callable, items: Sequence, *, name: str = "opl-task") -> list:
+        """``[function(item) for item in items]``, each call a task; results in the order of ``items``."""
+        tag = uuid.uuid4().hex[:12]
+        futures = [self.client.submit(_serial_call, function, item, key=f"{name}-{tag}-{n}", pure=False)
+                   for n, item in enumerate(items)]
+        try:
+            return self.client.gather(futures)
+        finally:
+            self.client.cancel(futures)
+
+
+def _in_order(futures, sizes, progress):
+    try:
+        for future, size in zip(futures, sizes):
+            result = future.result()
+            if progress is not None:
+                progress(size)
+            yield result
+    finally:
+        for future in futures:
+            future.release()
+
+
+def _unpickled(payload: bytes):
+    import pickle
+
+    return pickle.loads(payload)
+
+
+def _seconds_left() -> float | None:
+    """The seconds left before the deadline in force here (`opl.runtime.engine.deadline`), None without one: a
+    worker's clock is not this one, so a task carries the time left, not the deadline."""
+    from opl.runtime.engine import deadline
+
+    end = deadline.current()
+    return None if end is None else end - deadline.clock()
+
+
+def _pass(job, group: tuple, trace: bool, left: float | None):
+    import time
+
+    from opl.runtime.engine.deadline import until
+    from opl.runtime.engine.replay import replay_pass
+
+    strategy, run, variants = job
+    with until(None if left is None else time.monotonic() + left):
+        return replay_pass(strategy, run, variants, group, trace)
+
+
+def _serial_call(function: Callable, item):
+    from opl.runtime.engine import kernels
+
+    kernels.serial_only()  # one task a worker process: numba's thread pool would only contend for the cores
+    return function(item)
+
+
+def _worker_versions() -> dict:
+    from opl.runtime.results.records import package_versions
+
+    return package_versions()
+
+
+@contextmanager
+def session(scheduler: str | None = None, workers: int | None = None, *,
+            timeout: float | None = None) -> Iterator[Cluster | None]:
+    """Within the block, simulations run their chunks on the cluster; yields the `Cluster`, or None (and
+    imports nothing) when neither ``scheduler`` nor ``workers`` is given. ``timeout``: seconds to wait for
+    the scheduler and a worker (default `connect_seconds`).
+
+    Raises
+    ------
+    SchedulerError
+        Before any work, when the cluster cannot be reached or started (`Cluster.connect`).
+    ValueError
+        Both ``scheduler`` and ``workers`` given.
+    """
+    if scheduler is None and not workers:
+        yield None
+        return
+    if scheduler is not None and workers:
+        raise ValueError("give a scheduler address or a number of local workers, not both")
+    from opl.runtime.engine.replay import REMOTE
+
+    cluster = Cluster.connect(scheduler, workers, timeout=connect_seconds() if timeout is None else timeout)
+    token = REMOTE.set(cluster.replay_passes)
+    try:
+        yield cluster
+    finally:
+        REMOTE.reset(token)
+        cluster.close()

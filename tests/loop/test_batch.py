@@ -1,0 +1,174 @@
+"""`opl loop --batch K`: K proposals a round from the same best, decided in iteration order; the same
+decisions in this process and on a real Dask cluster (tests/conftest.py); a run killed mid-round resumes
+the same round; the API key never travels to the cluster, nor reaches a local worker's environment."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from opl.closedloop.builtin import BuiltinProposer
+from opl.closedloop.run import LoopSettings, open_run, run_loop, start_run
+
+SMALL = """\
+opl-lang 1.0
+underlying Future(2026-05-15)
+exchange CZCE
+symbol CJ605
+time 2026-01-05
+price 10400
+iv 0.28
+rate 0.015
+direction_intent RangeBound
+vega_style Credit
+S = short Option(Put, ATM-5%, 30d) + short Option(Call, ATM+5%, 30d)
+hedge delta with Future every 1d band 0.05
+capital 1000000
+exit_mode first_hit
+exit_triggers [ pnl_percent(<-25%), days_left(<2d) ]
+experiment {
+  model gbm
+  seed 7
+  horizon 2
+  sizes [ 5, 10, 20 ]
+  target median_monthly_return >= 1% and loss_probability <= 25%
+}
+"""
+SETTINGS = LoopSettings(paths=60, holdout_paths=60, counterfactuals=False, batch=2)
+FLAGS = {"max_iterations": 4, "converge_rounds": 10}
+
+
+def _start(tmp_path, proposer_config=None, settings=SETTINGS, flags=FLAGS):
+    source = tmp_path / "small.opl"
+    source.write_text(SMALL, encoding="utf-8")
+    return start_run(source, tmp_path / "runs", settings, rules_flags=flags,
+                     proposer_config=proposer_config or {"proposer": "builtin"})
+
+
+def _decisions(records) -> list[tuple]:
+    """Everything a decision rests on (not the timings)."""
+    return [(r["iteration"], r["parent"], r["candidate_sha"], r["proposal"]["move"], r.get("round"),
+             json.dumps(r["decision"], sort_keys=True), json.dumps(r["evaluation"]["base"] if r["evaluation"]
+                                                                    else None, sort_keys=True))
+            for r in records]
+
+
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory):
+    outcome = run_loop(_start(tmp_path_factory.mktemp("in-process")), BuiltinProposer())
+    return outcome.records
+
+
+def test_a_round_proposes_k_different_moves_from_the_same_best(in_process):
+    assert [r["iteration"] for r in in_process] == [0, 1, 2, 3, 4]
+    first, second = in_process[1:3], in_process[3:5]
+    assert [r["round"] for r in first] == [{"first": 1, "size": 2}] * 2
+    assert [r["round"] for r in second] == [{"first": 3, "size": 2}] * 2
+    assert {r["parent"] for r in first} == {0}
+    assert first[0]["proposal"]["move"] != first[1]["proposal"]["move"]
+    assert first[0]["candidate_sha"] != first[1]["candidate_sha"]
+    # The second round starts from the best after the first round's decisions, taken in iteration order.
+    assert {r["parent"] for r in second} == {first[1]["decision"]["best_iteration"]}
+    # Each candidate is decided against the best so far, the round's earlier candidates included.
+    decided = 0
+    for before, record in zip(in_process, in_process[1:]):
+        if record["evaluation"] is not None and record["decision"]["kind"] == "parameter":
+            objective, best = record["evaluation"]["objective"], before["decision"]["best_objective"]
+            assert record["decision"]["accepted"] == (objective < best - 1e-12)
+            decided += 1
+    assert decided >= 2
+
+
+def test_a_run_killed_mid_round_resumes_the_same_round(tmp_path, in_process):
+    archive = _start(tmp_path)
+    run_loop(archive, BuiltinProposer(), stop_after=2)  # the baseline and the first of round 1
+    assert archive.iteration_numbers() == [0, 1]
+    resumed = run_loop(open_run(archive.root, rules_flags={}), BuiltinProposer())
+    assert _decisions(resumed.records) == _decisions(in_process)
+
+
+def test_the_cluster_decides_as_this_process_does(dask_cluster, tmp_path, in_process):
+    from opl.simulation.cluster import session
+
+    with session(dask_cluster.scheduler_address) as cluster:
+        outcome = run_loop(_start(tmp_path), BuiltinProposer(), cluster=cluster)
+    assert _decisions(outcome.records) == _decisions(in_process)
+
+
+KEY = "sk-cluster-0123456789-SECRET"
+WIDER_BAND = SMALL.replace("band 0.05", "band 0.1")
+FURTHER_OUT = SMALL.replace("ATM-5%", "ATM-8%")
+
+
+def test_the_api_key_never_travels_to_the_cluster(tmp_path, monkeypatch, openai_server):
+    import distributed.protocol
+
+    from opl.simulation.cluster import session
+    from opl.closedloop.llm import OpenAIProposer
+
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    sent: list[bytes] = []
+    dumps = distributed.protocol.dumps
+
+    def recorded(*args, **kwargs):
+        frames = dumps(*args, **kwargs)
+        sent.extend(bytes(frame) for frame in frames)
+        return frames
+
+    # Every message this process sends (client to scheduler; the local scheduler to its workers) is
+    # serialised by distributed.protocol.dumps.
+    monkeypatch.setattr(distributed.protocol, "dumps", recorded)
+    openai_server.answer_json(WIDER_BAND, "wider hedge band").answer_json(FURTHER_OUT, "put further out")
+    proposer = OpenAIProposer("test-model", openai_server.url)
+    with session(workers=2) as cluster:
+        # (A lambda: `os.environ.get` would pickle this process's environment, key included, by value.)
+        assert set(cluster.client.run(lambda: os.environ.get("OPENAI_API_KEY")).values()) == {""}
+        archive = _start(tmp_path, proposer.config(), flags={"max_iterations": 2})
+        outcome = run_loop(archive, proposer, cluster=cluster)
+    assert [r["proposal"]["change"] for r in outcome.records[1:]] == ["wider hedge band", "put further out"]
+    second = openai_server.chat_requests[1].body["messages"][1]["content"]
+    assert "Already proposed this round" in second and "wider hedge band" in second
+    blob = b"".join(sent)
+    assert b"opl-candidate" in blob and WIDER_BAND.encode() in blob  # the candidates did travel
+    assert KEY.encode() not in blob
+
+
+def test_opl_loop_on_a_scheduler_batches_by_its_workers(dask_cluster, tmp_path):
+    from click.testing import CliRunner
+
+    from opl.cli import main
+
+    source = tmp_path / "small.opl"
+    source.write_text(SMALL, encoding="utf-8")
+    result = CliRunner().invoke(main, ["loop", str(source), "--max-iter", "2", "--runs", str(tmp_path / "runs"),
+                                       "--paths", "60", "--holdout-paths", "60", "--quiet",
+                                       "--scheduler", dask_cluster.scheduler_address])
+    assert result.exit_code == 0, result.output
+    (run,) = (tmp_path / "runs").glob("small-*")
+    assert json.loads((run / "run.json").read_text(encoding="utf-8"))["batch"] == 2  # the cluster's two workers
+    assert json.loads((run / "iter_2" / "result.json").read_text(encoding="utf-8"))["round"] == {"first": 1,
+                                                                                                 "size": 2}
+
+
+def test_opl_loop_stops_before_any_work_when_the_scheduler_is_unreachable(tmp_path, monkeypatch):
+    import socket
+
+    from click.testing import CliRunner
+
+    from opl.cli import main
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    source = tmp_path / "small.opl"
+    source.write_text(SMALL, encoding="utf-8")
+    monkeypatch.setenv("OPL_SCHEDULER", f"tcp://127.0.0.1:{port}")
+    monkeypatch.setenv("OPL_SCHEDULER_TIMEOUT", "1")
+    result = CliRunner().invoke(main, ["loop", str(source), "--runs", str(tmp_path / "runs")])
+    assert result.exit_code == 2
+    assert f"error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "runs").exists()  # no run folder: nothing was started

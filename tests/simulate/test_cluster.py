@@ -1,0 +1,149 @@
+"""`opl simulate` on a real Dask cluster (tests/conftest.py: a scheduler and two worker processes on
+127.0.0.1) prints the in-process JSON byte for byte; a worker killed mid-run only costs time; an
+unreachable scheduler stops the command before any work, and without a cluster nothing imports Dask."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from opl.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+FILE = ROOT / "examples" / "jujube" / "strangle.opl"
+# Small and quick, yet several chunks per pass and every kind of pass (sizes, cost and market scenarios).
+OPL = [sys.executable, "-c", "from opl.cli import main; main()"]
+ARGS = ["--paths", "240", "--set", "sim.chunk=80", "--set", "experiment.horizon=1", "--json", "-", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def in_process() -> str:
+    result = CliRunner().invoke(main, ["simulate", str(FILE), *ARGS], env={"OPL_SCHEDULER": ""})
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_the_scheduler_gives_the_in_process_json_byte_for_byte(dask_cluster, in_process):
+    env = {**os.environ, "OPL_SCHEDULER": ""}
+    done = subprocess.run([*OPL, "simulate", str(FILE), *ARGS, "--scheduler",
+                           dask_cluster.scheduler_address], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == in_process
+    assert json.loads(in_process)["scenarios"]  # the scenario passes ran as tasks too
+
+
+def test_opl_scheduler_names_the_cluster(dask_cluster, in_process, monkeypatch):
+    from distributed import Client
+
+    with Client(dask_cluster.scheduler_address, set_as_default=False) as client:
+        before = client.run_on_scheduler(_chunk_tasks_seen)
+        result = CliRunner().invoke(main, ["simulate", str(FILE), *ARGS],
+                                    env={"OPL_SCHEDULER": dask_cluster.scheduler_address})
+        assert result.exit_code == 0, result.output
+        assert result.stdout == in_process
+        ran = client.run_on_scheduler(_chunk_tasks_seen) - before
+    assert len(ran) == 2 * 6  # a pass of chunks a worker in each of the six replays, each computed once
+
+
+def _chunk_tasks_seen(dask_scheduler=None) -> set:
+    """On the scheduler: the `opl-chunk` tasks its transition log has seen finish."""
+    return {key for key, start, finish, *_ in dask_scheduler.transition_log
+            if str(key).startswith("opl-chunk") and finish == "memory"}
+
+
+def test_a_worker_killed_mid_run_costs_time_not_numbers(dask_cluster, tmp_path):
+    from distributed import Client
+
+    from opl.simulation.cluster import session
+    from opl.simulation.run import simulate_file
+
+    # No scenarios: one replay, a pass of chunks on each worker, so the kill lands mid-replay.
+    text = "\n".join(line for line in FILE.read_text().splitlines()
+                     if not line.strip().startswith(("stress", "sensitivity")))
+    path = tmp_path / "base.opl"
+    path.write_text(text)
+    settings = dict(paths=600, overrides=["sim.chunk=20", "experiment.horizon=1", "experiment.sizes=[1]"])
+    reference = simulate_file(path, **settings)
+    with Client(dask_cluster.scheduler_address, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=60)
+        pids = client.run(os.getpid)
+        out: dict = {}
+
+        def run() -> None:
+            try:
+                with session(dask_cluster.scheduler_address):
+                    out["result"] = simulate_file(path, **settings)
+            except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+                out["error"] = error
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        victim = _busy_worker(client, thread)
+        os.kill(pids[victim], signal.SIGKILL)
+        thread.join(timeout=300)
+        assert not thread.is_alive()
+        assert "error" not in out, out.get("error")
+        assert victim not in client.run(os.getpid)  # it really died (its nanny started a new one)
+    assert _json(out["result"]) == _json(reference)
+
+
+def _busy_worker(client, thread) -> str:
+    """A worker address that is replaying chunks now."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and thread.is_alive():
+        busy = {worker: keys for worker, keys in client.processing().items()
+                if any(str(k).startswith("opl-chunk") for k in keys)}
+        if busy:
+            return sorted(busy)[0]
+        time.sleep(0.05)
+    raise AssertionError("the run never had a chunk in flight")
+
+
+def _json(result) -> str:
+    from opl.runtime.results.records import json_safe
+
+    return json.dumps(json_safe(result.to_dict()), sort_keys=True, allow_nan=False)
+
+
+def test_an_unreachable_scheduler_is_a_clear_error_before_any_work(tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "out.json"
+    env = {**os.environ, "OPL_SCHEDULER": "", "OPL_SCHEDULER_TIMEOUT": "1"}
+    done = subprocess.run([*OPL, "simulate", str(FILE), "--json", str(out),
+                           "--scheduler", f"tcp://127.0.0.1:{port}"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}")
+    assert "Traceback" not in done.stderr
+    assert not out.exists()
+
+
+def test_without_a_cluster_nothing_imports_dask(tmp_path):
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from opl.cli import main\n"
+        f"r = CliRunner().invoke(main, ['simulate', {str(FILE)!r}, '--paths', '60', '--set', 'experiment.horizon=1',"
+        " '--json', '-', '--quiet'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        f"r = CliRunner().invoke(main, ['loop', {str(FILE)!r}, '--max-iter', '1', '--paths', '50', '--holdout-paths',"
+        f" '50', '--set', 'experiment.horizon=1', '--runs', {str(tmp_path / 'runs')!r}, '--quiet'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))\n")
+    env = {**os.environ, "OPL_SCHEDULER": ""}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
