@@ -129,7 +129,7 @@ def compile(source, *, market: Mapping[str, Any] | None = None, path: str | None
 
 def simulate(source, *, paths: int | None = None, seed: int | None = None, data=None, set=None,
              market: Mapping[str, Any] | None = None, progress: Callable[[int, int], None] | None = None,
-             path: str | None = None) -> "SimulationResult":
+             path: str | None = None, scheduler: str | None = None, workers: int | None = None) -> "SimulationResult":
     """Monte Carlo replay of a strategy with its experiment block (``opl simulate``).
 
     Parameters
@@ -147,6 +147,9 @@ def simulate(source, *, paths: int | None = None, seed: int | None = None, data=
         Market overrides (``--market``).
     progress
         Called with (units done, total units).
+    scheduler, workers
+        Run the path chunks on the Dask cluster of this scheduler address, or on ``workers`` local worker
+        processes (``--scheduler``, ``--workers``; `opl.simulation.cluster`): the same numbers, bit for bit.
 
     Returns
     -------
@@ -160,27 +163,33 @@ def simulate(source, *, paths: int | None = None, seed: int | None = None, data=
         `opl.simulation.run.SimulationInputError` (located in the file), `opl.lang.experiment.settings.SettingsError` (a bad
         ``set``), a data or calibration error.
     """
+    from opl.simulation.cluster import session
     from opl.simulation.run import RunSettings, simulate as run
 
-    return run(_checked(source, path=path), RunSettings(paths=paths, seed=seed, overrides=_overrides(set),
-                                                        market=dict(market) if market else None, data=data,
-                                                        progress=progress))
+    with session(scheduler, workers):
+        return run(_checked(source, path=path), RunSettings(paths=paths, seed=seed, overrides=_overrides(set),
+                                                            market=dict(market) if market else None, data=data,
+                                                            progress=progress))
 
 
 def backtest(source, *, data, set=None, market: Mapping[str, Any] | None = None, repair: bool = False,
-             progress: Callable[[int, int, str], None] | None = None, path: str | None = None) -> "BacktestResult":
+             progress: Callable[[int, int, str], None] | None = None, path: str | None = None,
+             scheduler: str | None = None, workers: int | None = None) -> "BacktestResult":
     """Replay a strategy over a market history in ``data`` (a folder with futures.csv; ``opl backtest``).
 
     Returns an `opl.backtesting.result.BacktestResult`: ``summary()``, ``to_dict()``, ``cycles_frame()``,
     ``trades_frame()``, ``equity_frame()``, ``plot_equity()``, ``plot_drawdowns()``, ``plot_delta()``,
-    ``plot_trades()``. ``progress(done, total, stage)`` is called as the stages go. Raises `opl.errors.OplError`
-    (a file error located in it; a data error located in the data file).
+    ``plot_trades()``. ``progress(done, total, stage)`` is called as the stages go. ``scheduler``/``workers``:
+    the replays on a Dask cluster (`opl.simulation.cluster`), the same numbers. Raises `opl.errors.OplError`
+    (a file error located in it; a data error located in the data file; an unreachable scheduler).
     """
     from opl.backtesting.run import backtest as run
+    from opl.simulation.cluster import session
     from opl.simulation.run import RunSettings
 
-    return run(_checked(source, path=path), RunSettings(overrides=_overrides(set), market=dict(market) if market
-                                                        else None, data=data, repair=repair, progress=progress))
+    with session(scheduler, workers):
+        return run(_checked(source, path=path), RunSettings(overrides=_overrides(set), market=dict(market) if market
+                                                            else None, data=data, repair=repair, progress=progress))
 
 
 def calibrate(data=None, *, futures=None, options=None, iv_summary=None, rate: float = 0.02,
@@ -262,7 +271,8 @@ def assumptions(data=None, *, futures=None, signals=None, factors=None, strategy
 
 def loop(source, *, runs, max_iter: int | None = None, proposer="builtin", paths: int | None = None,
          holdout_paths: int | None = None, seed: int | None = None, data=None, repair: bool = False, set=None,
-         minutes: float | None = None, on_event: Callable[[str, dict], None] | None = None) -> "LoopOutcome":
+         minutes: float | None = None, on_event: Callable[[str, dict], None] | None = None,
+         scheduler: str | None = None, workers: int | None = None, batch: int | None = None) -> "LoopOutcome":
     """Improve a strategy in a closed loop (``opl loop``): propose, evaluate, criticise, revise; then the
     hold-out re-measure and the final report.
 
@@ -282,6 +292,9 @@ def loop(source, *, runs, max_iter: int | None = None, proposer="builtin", paths
         ``--data`` (a folder or ``"synth"``), ``--repair``, ``--set``, ``--minutes``.
     on_event
         Called with (kind, payload) as the loop advances (``iteration`` events carry the record).
+    scheduler, workers, batch
+        ``--scheduler``, ``--workers``, ``--batch``: each round's ``batch`` candidates (default: the
+        cluster's workers, else 1) evaluated side by side on a Dask cluster (`opl.simulation.cluster`).
 
     Returns
     -------
@@ -302,10 +315,14 @@ def loop(source, *, runs, max_iter: int | None = None, proposer="builtin", paths
         proposer = BuiltinProposer()
     flags = {"max_iterations": max_iter, "minutes": minutes, "tokens": None, "cost": None, "token_price": None,
              "converge_rounds": None, "min_gain": None}
+    from opl.simulation.cluster import session
+
     defaults = LoopSettings()
-    settings = LoopSettings(paths=defaults.paths if paths is None else paths, seed=seed, data=data, repair=repair,
-                            holdout_paths=defaults.holdout_paths if holdout_paths is None else holdout_paths,
-                            overrides=_overrides(set))
-    config = proposer.config() if hasattr(proposer, "config") else {"proposer": proposer.name}
-    archive = start_run(file, runs, settings, rules_flags=flags, proposer_config=config)
-    return run_loop(archive, proposer, on_event=on_event)
+    with session(scheduler, workers) as cluster:
+        settings = LoopSettings(paths=defaults.paths if paths is None else paths, seed=seed, data=data,
+                                repair=repair, overrides=_overrides(set),
+                                holdout_paths=defaults.holdout_paths if holdout_paths is None else holdout_paths,
+                                batch=batch or (cluster.workers if cluster is not None else 1))
+        config = proposer.config() if hasattr(proposer, "config") else {"proposer": proposer.name}
+        archive = start_run(file, runs, settings, rules_flags=flags, proposer_config=config)
+        return run_loop(archive, proposer, on_event=on_event, cluster=cluster)

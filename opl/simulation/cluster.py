@@ -35,6 +35,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
+from opl.errors import EXIT_USAGE, OplError
+
 __all__ = ["SchedulerError", "Cluster", "session", "scheduler_address", "connect_seconds", "SCHEDULER_ENV",
            "TIMEOUT_ENV", "CONNECT_SECONDS"]
 
@@ -48,8 +50,11 @@ TIMEOUT_ENV = "OPL_SCHEDULER_TIMEOUT"
 WITHHELD_ENV = ("OPENAI_API_KEY",)
 
 
-class SchedulerError(RuntimeError):
-    """The cluster cannot be reached or started, or its workers cannot run this version: nothing was run."""
+class SchedulerError(OplError, RuntimeError):
+    """The cluster cannot be reached or started, or its workers cannot run this version: nothing was run
+    (a usage error: exit 2)."""
+
+    exit_code = EXIT_USAGE
 
 
 def connect_seconds() -> float:

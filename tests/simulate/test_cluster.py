@@ -147,3 +147,20 @@ def test_without_a_cluster_nothing_imports_dask(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_python_facade_takes_a_scheduler(dask_cluster, monkeypatch):
+    import socket
+
+    import opl
+
+    settings = dict(paths=120, set={"sim.chunk": 40, "experiment.horizon": 1, "experiment.sizes": "[1]"})
+    assert _json(opl.simulate(FILE, scheduler=dask_cluster.scheduler_address, **settings)) == \
+        _json(opl.simulate(FILE, **settings))
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("OPL_SCHEDULER_TIMEOUT", "1")
+    with pytest.raises(opl.OplError) as caught:
+        opl.simulate(FILE, scheduler=f"tcp://127.0.0.1:{port}", **settings)
+    assert caught.value.exit_code == 2 and "cannot reach the Dask scheduler" in str(caught.value)
