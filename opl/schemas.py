@@ -243,7 +243,9 @@ class LoopResult(_Closed):
     evaluation: Table | None
     diagnosis: Table | None
     decision: LoopDecision
-    seconds: float
+    seconds: float = Field(description="The wall time the iteration added to the run (a round's shared equally).")
+    round: dict[str, int] | None = Field(
+        default=None, description="The --batch round it belongs to: its first iteration and its size.")
 
 
 class LoopRun(_Closed):
@@ -261,6 +263,7 @@ class LoopRun(_Closed):
     claim: float | None
     versions: dict[str, str | None]
     sessions: list[str]
+    batch: int | None = Field(default=None, ge=1, description="Candidates proposed and evaluated per round.")
 
 
 # ------------------------------------------------------------------------------------------ registry
