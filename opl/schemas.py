@@ -6,7 +6,7 @@ the tests that validate real outputs (tests/test_schemas.py); the nested tables 
 stage (a fit's diagnostics, a scenario's definition) are objects whose keys the stage documents.
 
 **Versions.** Every schema has an ``$id`` naming the output and its version, ``urn:opl:schema:NAME:V``. An
-output that carries its own version (``"schema": "opl.simulation.run/1"``) has it pinned as a constant, the same
+output that carries its own version (``"schema": "opl.simulate/1"``) has it pinned as a constant, the same
 version as the ``$id``'s. A change that removes or retypes a key is a new version.
 
 >>> sorted(SCHEMAS)[:3]
@@ -103,7 +103,7 @@ class ScenarioRow(_Closed):
 class SimulateOutput(_Closed):
     """`opl simulate --json`."""
 
-    schema_: Literal["opl.simulation.run/1"] = Field(alias="schema")
+    schema_: Literal["opl.simulate/1"] = Field(alias="schema")
     file: str
     run: Table
     model: Table
@@ -158,7 +158,7 @@ class BacktestData(_Closed):
 class BacktestOutput(_Closed):
     """`opl backtest --json`."""
 
-    schema_: Literal["opl.backtesting/1"] = Field(alias="schema")
+    schema_: Literal["opl.backtest/1"] = Field(alias="schema")
     file: str
     data: BacktestData
     run: Table
@@ -235,7 +235,7 @@ class LoopDecision(_Closed):
 class LoopResult(_Closed):
     """An iteration's ``result.json`` in an `opl loop` run folder."""
 
-    schema_: Literal["opl.closedloop.iteration/1"] = Field(alias="schema")
+    schema_: Literal["opl.loop.iteration/1"] = Field(alias="schema")
     iteration: int = Field(ge=0)
     parent: int | None
     candidate_sha: str | None
@@ -251,7 +251,7 @@ class LoopResult(_Closed):
 class LoopRun(_Closed):
     """The ``run.json`` of an `opl loop` run folder: its settings, fixed when it starts."""
 
-    schema_: Literal["opl.closedloop.run/1"] = Field(alias="schema")
+    schema_: Literal["opl.loop.run/1"] = Field(alias="schema")
     created: str
     file: str
     target: Table

@@ -82,6 +82,6 @@ def test_a_key_the_schema_does_not_name_fails_validation(tmp_path):
     with pytest.raises(jsonschema.ValidationError, match="surprise"):
         _validate("simulate", output)
     output.pop("surprise")
-    output["schema"] = "opl.simulation.run/2"  # another version is another schema
+    output["schema"] = "opl.simulate/2"  # another version is another schema
     with pytest.raises(jsonschema.ValidationError):
         _validate("simulate", output)

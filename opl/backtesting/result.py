@@ -41,7 +41,7 @@ from opl.runtime.results.records import json_safe
 
 __all__ = ["BacktestResult", "SCHEMA", "performance", "cycle_exit", "on_sessions"]
 
-SCHEMA = "opl.backtesting/1"
+SCHEMA = "opl.backtest/1"
 EXIT_REASONS = ("delta_band", "trigger", "guard", "expiry", "cut", "adjustment", "liquidation")
 
 

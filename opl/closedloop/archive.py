@@ -33,7 +33,7 @@ from opl.errors import EXIT_USAGE, OplError
 
 __all__ = ["RunArchive", "ArchiveError"]
 
-SCHEMA = "opl.closedloop.run/1"
+SCHEMA = "opl.loop.run/1"
 _ITER = re.compile(r"^iter_(\d+)$")
 # The temporary name `_atomic_write` gives a file before it replaces the target.
 _TEMPORARY = re.compile(r"^\..+\.\d+\.tmp$")

@@ -1,7 +1,7 @@
 """The loop's iteration record, typed: what one iteration proposed, measured and decided.
 
 Each iteration (the baseline too) is built as one `IterationRecord` and archived as its
-``result.json`` (`IterationRecord.to_dict`, schema ``opl.closedloop.iteration/1``); the report,
+``result.json`` (`IterationRecord.to_dict`, schema ``opl.loop.iteration/1``); the report,
 the critic's history and ``--resume`` read that JSON form back (`IterationRecord.from_dict`
 rebuilds the typed record from it).
 
@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 __all__ = ["SCHEMA", "DecisionKind", "ProposalRecord", "Decision", "IterationRecord"]
 
-SCHEMA = "opl.closedloop.iteration/1"
+SCHEMA = "opl.loop.iteration/1"
 
 #: baseline: the file as written; parameter / design: a proposal evaluated as a change of the parameters or of
 #: the design; failed: no file, a file with errors, or one refused unevaluated.

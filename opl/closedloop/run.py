@@ -783,7 +783,7 @@ def _decided(c: _Candidate, best: dict[str, Any], last: dict[str, Any], parent: 
     decision.update(kind=c.kind, why=why, design_version=d_version, parameter_version=p_version,
                     version=f"v{d_version}.{p_version}")
     p = c.proposal
-    return {"schema": "opl.closedloop.iteration/1", "iteration": c.iteration, "parent": parent,
+    return {"schema": "opl.loop.iteration/1", "iteration": c.iteration, "parent": parent,
             "candidate_sha": candidate_sha(p.text) if p.text is not None else None,
             "proposal": {"change": p.change, "rationale": p.rationale, "risk": p.risk, "move": p.move,
                          "failure": p.failure, "attempts": p.attempts, "usage": dict(p.usage)},

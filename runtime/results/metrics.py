@@ -65,7 +65,7 @@ HEADLINE = (("mean_monthly_return", "mean monthly return", "% of capital"),
             ("max_drawdown_p95", "max drawdown p95", "% of peak equity"),
             ("cvar_95", "CVaR95", "% of capital"))
 
-SCHEMA = "opl.simulation.run/1"
+SCHEMA = "opl.simulate/1"
 
 
 def _pct(values: np.ndarray, q: float) -> float:

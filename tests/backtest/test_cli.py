@@ -47,7 +47,7 @@ def test_etf50_example_end_to_end(etf_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "cycles traded" in result.output and "without the delta band" in result.output
     data = json.loads(out.read_text(encoding="utf-8"))
-    assert sorted(data) == TOP_KEYS and data["schema"] == "opl.backtesting/1"
+    assert sorted(data) == TOP_KEYS and data["schema"] == "opl.backtest/1"
     assert sorted(data["performance"]) == ["annual_return", "cycles", "cycles_traded", "exits", "max_drawdown",
                                            "sharpe", "total_return", "winning_share"]
     band = data["delta_band"]

@@ -16,7 +16,7 @@ def _create(tmp_path, stem="strangle"):
 def test_runs_are_numbered_per_stem(tmp_path):
     a, b, c = _create(tmp_path), _create(tmp_path), _create(tmp_path, "other")
     assert [a.root.name, b.root.name, c.root.name] == ["strangle-001", "strangle-002", "other-001"]
-    assert a.settings() == {"schema": "opl.closedloop.run/1", "seed": 7}
+    assert a.settings() == {"schema": "opl.loop.run/1", "seed": 7}
     assert (a.root / "initial.opl").read_text(encoding="utf-8") == "opl-lang 1.0\n"
 
 
@@ -118,7 +118,7 @@ def test_iteration_records_are_typed_and_round_trip_through_result_json():
         change="c", rationale="r", attempts=2, usage={"prompt_tokens": 5}), evaluation=None, diagnosis=None,
         decision=decision, seconds=1.5, text="opl-lang 1.0\n")
     data = json.loads(json.dumps(record.to_dict()))
-    assert data["schema"] == "opl.closedloop.iteration/1" and data["decision"]["version"] == "v2.1"
+    assert data["schema"] == "opl.loop.iteration/1" and data["decision"]["version"] == "v2.1"
     assert list(data["decision"])[:3] == ["kind", "accepted", "why"] and data["decision"]["dropped"][0]["test"] == "LR"
     assert list(data["proposal"]) == ["change", "rationale", "risk", "move", "failure", "attempts", "usage"]
     again = IterationRecord.from_dict(data)

@@ -43,7 +43,7 @@ def jujube_json(tmp_path_factory):
 def test_json_keys_are_stable(jujube_json):
     d = jujube_json
     assert set(d) == TOP_KEYS
-    assert d["schema"] == "opl.simulation.run/1"
+    assert d["schema"] == "opl.simulate/1"
     assert set(d["base"]) == METRIC_KEYS
     assert set(d["base"]["monthly_return"]) == {"mean", "median", "std", "p1", "p5", "p25", "p75", "p95"}
     assert set(d["base"]["max_drawdown"]) == {"mean", "p50", "p95", "p99"}
