@@ -527,8 +527,8 @@ def prepare(checked, settings: RunSettings | None = None) -> "Prepared":
 
     try:
         if strategy_model.underlying.kind != "future" or strategy_model.underlying.rule_pack is None:
-            span = doc.underlying.span if doc.underlying is not None and doc.underlying.span else \
-                doc.strategy.span
+            # a file whose legs the compiler built from its intent has no strategy line to point at
+            span = next((node.span for node in (doc.underlying, doc.strategy) if node is not None and node.span), None)
             raise SettingsError("`opl simulate` needs options on a future with an exchange rule pack "
                                 "(e.g. `underlying Future(2026-05-15)` and `exchange CZCE`)", span=span,
                                 code="E306")

@@ -404,3 +404,11 @@ def test_default_capital_follows_the_margin_method(tmp_path):
     combined = simulate_file(path, paths=10, overrides=base).to_dict()["run"]["capital"]
     per_leg = simulate_file(path, paths=10, overrides=[*base, "margin.method=per_leg"]).to_dict()["run"]["capital"]
     assert combined == pytest.approx(3 * 5_964.87, abs=0.05) and per_leg == pytest.approx(3 * 10_204.87, abs=0.05)
+
+
+def test_a_file_whose_legs_come_from_its_intent_is_refused_without_a_traceback():
+    """rc6 golden sample 5 has no strategy line and no futures underlying: E306, not an AttributeError."""
+    golden5 = ROOT / "tests" / "fixtures" / "spec" / "rc6_golden5_premium_offset.opl"
+    result = _run(str(golden5), "--paths", "20", "--market", "price=100,iv=0.2")
+    assert result.exit_code == 2
+    assert "needs options on a future with an exchange rule pack" in result.output
