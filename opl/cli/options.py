@@ -66,10 +66,8 @@ def cluster_session(scheduler: str | None, workers: int | None):
     option and no ``OPL_SCHEDULER`` is a session that imports nothing.
     """
     import contextlib
-    import sys
 
-    from opl.cli.report import EXIT_USAGE
-    from opl.simulation.cluster import SchedulerError, scheduler_address, session
+    from opl.simulation.cluster import scheduler_address, session
 
     address = scheduler_address(scheduler)
     if address is not None and workers is not None:
@@ -78,9 +76,6 @@ def cluster_session(scheduler: str | None, workers: int | None):
         else:
             raise click.UsageError("give --scheduler ADDRESS or --workers N, not both")
     stack = contextlib.ExitStack()
-    try:
-        stack.cluster = stack.enter_context(session(address, workers))  # the `opl.simulation.cluster.Cluster`, or None
-    except SchedulerError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(EXIT_USAGE)
+    # an unreachable scheduler is a `SchedulerError` (an OplError, exit 2): the command's handler reports it
+    stack.cluster = stack.enter_context(session(address, workers))  # the `opl.simulation.cluster.Cluster`, or None
     return stack

@@ -82,9 +82,22 @@ def test_a_confined_check_accepts_regular_files_inside(folders, name):
 def test_the_check_opens_nothing(folders, monkeypatch):
     access, _ = folders
     opened = []
-    real_open = os.open
-    monkeypatch.setattr(os, "open", lambda path, *a, **k: opened.append(path) or real_open(path, *a, **k))
-    monkeypatch.setattr("builtins.open", lambda *a, **k: opened.append(a[0]) or pytest.fail(f"opened {a[0]}"))
+    real_open, real_builtin_open = os.open, open
+    me = threading.get_ident()  # other threads of the test process (a Dask client's monitor) are not the check
+
+    def watched_os_open(path, *a, **k):
+        if threading.get_ident() == me:
+            opened.append(path)
+        return real_open(path, *a, **k)
+
+    def watched_open(*a, **k):
+        if threading.get_ident() != me:
+            return real_builtin_open(*a, **k)
+        opened.append(a[0])
+        pytest.fail(f"opened {a[0]}")
+
+    monkeypatch.setattr(os, "open", watched_os_open)
+    monkeypatch.setattr("builtins.open", watched_open)
     for name in ("pipe.json", "link.json", "../outside/secret.json", "calib.json"):
         opl.check(_naming(name), "candidate.opl", CheckOptions(files=access))
     assert opened == []
