@@ -317,15 +317,37 @@ class _Month(MarkedMonth):
         exercise = np.zeros(shape, dtype=bool)
         marks = [np.array(np.broadcast_to(x, shape), dtype=float) for x in (slot.value, slot.delta, slot.gamma)]
         if vi.size:
-            t = np.array([self.t[j] + slot.extra_days / DAYS_PER_YEAR])
-            value, delta, gamma, flags = mark_series(
-                is_call=slot.is_call, american=slot.american, forward=self.price[pi, j][:, None],
-                vol=self.vol[pi, j][:, None], strike=np.broadcast_to(slot.strike, shape)[vi, pi], t=t,
-                smile=self.smile, rate=self.rate, carry=self.markers[slot.american].carry)
-            marks[0][vi, pi], marks[1][vi, pi], exercise[vi, pi] = value[:, 0], delta[:, 0], flags[:, 0]
-            marks[2][vi, pi] = gamma[:, 0] if self.want_gamma else 0.0
+            value, delta, gamma, flags = self._marks_of(slot.is_call, slot.american,
+                                                        np.broadcast_to(slot.strike, shape)[vi, pi],
+                                                        slot.extra_days, j, pi)
+            marks[0][vi, pi], marks[1][vi, pi], exercise[vi, pi] = value, delta, flags
+            marks[2][vi, pi] = gamma if self.want_gamma else 0.0
         slot.value, slot.delta, slot.gamma = marks
         slot.exercise = exercise
+
+    def _marks_of(self, is_call: bool, american: bool, strike: np.ndarray, extra_days: float, j: int,
+                  pi: np.ndarray):
+        """Compiled marks at step ``j`` of the series (``pi``, ``strike``) (paths, strikes; flat): value,
+        delta, gamma, exercise, each like ``pi``.
+
+        Each distinct (path, strike) is marked once: the variants of a path (sizes, cost scenarios) mostly
+        hold the same series, and a mark depends only on the path's price, its volatility and the
+        strike, so marking the pair once and copying it gives the same numbers for a fraction of the work.
+        """
+        order = np.lexsort((strike, pi))
+        ps, ks = pi[order], strike[order]
+        first = np.empty(ps.size, dtype=bool)
+        first[:1] = True
+        np.not_equal(ps[1:], ps[:-1], out=first[1:])
+        first[1:] |= ks[1:] != ks[:-1]
+        unique = np.empty(ps.size, dtype=np.int64)
+        unique[order] = np.cumsum(first) - 1  # each element's pair among the distinct ones
+        ps, ks = ps[first], ks[first]
+        t = np.array([self.t[j] + extra_days / DAYS_PER_YEAR])
+        marks = mark_series(is_call=is_call, american=american, forward=self.price[ps, j][:, None],
+                            vol=self.vol[ps, j][:, None], strike=ks, t=t, smile=self.smile, rate=self.rate,
+                            carry=self.markers[american].carry)
+        return tuple(x[:, 0][unique] for x in marks)
 
     def snap(self, raw: np.ndarray) -> np.ndarray:
         """Strikes on the pack's grid; a level far below it (a collapsed path) gets the lowest listed strike."""
@@ -369,13 +391,10 @@ class _Month(MarkedMonth):
         if vi.size:
             forward, k = self.price[pi, j], np.broadcast_to(strike, shape)[vi, pi]
             if self.fast:
-                t = np.array([self.t[j] + extra_days / DAYS_PER_YEAR])
-                marks = mark_series(is_call=is_call, american=american, forward=forward[:, None],
-                                    vol=self.vol[pi, j][:, None], strike=k, t=t,
-                                    smile=self.smile, rate=self.rate, carry=self.markers[american].carry)
-                value[vi, pi], delta[vi, pi], exercise[vi, pi] = marks[0][:, 0], marks[1][:, 0], marks[3][:, 0]
+                marks = self._marks_of(is_call, american, k, extra_days, j, pi)
+                value[vi, pi], delta[vi, pi], exercise[vi, pi] = marks[0], marks[1], marks[3]
                 if self.want_gamma:
-                    gamma[vi, pi] = marks[2][:, 0]
+                    gamma[vi, pi] = marks[2]
                 return value, delta, gamma, exercise
             iv = self.smile.iv(vol=self.vol[pi, j], forward=forward, strike=k)
             marks = self.markers[american].mark(is_call=is_call, forward=forward, strike=k,
