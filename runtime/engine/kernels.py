@@ -70,21 +70,21 @@ if njit is not None:
         y = 0.5 * math.erfc(z)
         return 1.0 - y if x > 0 else y
 
-    @njit(cache=True)
-    def _interp(x, xp, fp):
-        # numpy.interp's formula (slope from the two nodes, then from the right node on a NaN).
+    @njit(cache=True, inline="always")
+    def _interp_uniform(x, xp, fp, x0, dx):
+        # numpy.interp's formula (slope from the two nodes, then from the right node on a NaN) on a uniform
+        # grid: the node below x from the quotient, which rounding can put one node off, then made exact by
+        # comparing with the nodes, so it is the node the binary search finds and the value is the same.
         n = xp.shape[0]
         if x >= xp[n - 1]:
             return fp[n - 1]
         if x <= xp[0]:
             return fp[0]
-        lo, hi = 0, n - 1
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if xp[mid] <= x:
-                lo = mid
-            else:
-                hi = mid
+        lo = min(max(int((x - x0) / dx), 0), n - 2)
+        if xp[lo] > x:
+            lo -= 1
+        elif xp[lo + 1] <= x:
+            lo += 1
         slope = (fp[lo + 1] - fp[lo]) / (xp[lo + 1] - xp[lo])
         out = slope * (x - xp[lo]) + fp[lo]
         if math.isnan(out):
@@ -92,10 +92,26 @@ if njit is not None:
         return out
 
     @njit(cache=True)
-    def _black(phi, s, k, t, v, r, b):
-        # opl.runtime.pricing.black._d1_sd / _price / value_delta_gamma for one element (s, k > 0 here).
-        log_fk = math.log(s / k) + b * t
-        sd = v * math.sqrt(t)
+    def _column_constants(t, rate, carry):
+        # What Black-76 computes from the time to expiry alone, once per column instead of once per path:
+        # sqrt(t), b·t, the carry factor exp((b - r) t) and the discount factor exp(-r t) (0 past expiry).
+        steps = t.shape[0]
+        out = np.zeros((4, steps))
+        for j in range(steps):
+            tj = t[j]
+            if tj > 0:
+                out[0, j] = math.sqrt(tj)
+                out[1, j] = carry * tj
+                out[2, j] = math.exp((carry - rate) * tj)
+                out[3, j] = math.exp(-rate * tj)
+        return out
+
+    @njit(cache=True, inline="always")
+    def _black_at(phi, s, k, log_sk, sqrt_t, bt, cf, df, v, with_gamma):
+        # opl.runtime.pricing.black._d1_sd / _price / value_delta_gamma for one element (s, k > 0 here),
+        # with log(s/k) and the column's constants given.
+        log_fk = log_sk + bt
+        sd = v * sqrt_t
         if sd > 0:
             d1 = log_fk / sd + 0.5 * sd
         elif log_fk > 0:
@@ -105,75 +121,87 @@ if njit is not None:
         else:
             d1 = 0.0
         d2 = d1 - sd
-        cf = math.exp((b - r) * t)
-        df = math.exp(-r * t)
         nd1 = _ndtr(phi * d1)
         nd2 = _ndtr(phi * d2)
         value = phi * (cf * s * nd1 - df * k * nd2)
         delta = phi * cf * nd1
         gamma = 0.0
-        if sd > 0 and s > 0:
+        if with_gamma and sd > 0 and s > 0:
             gamma = cf * (_INV_SQRT_2PI * math.exp(-0.5 * d1 * d1)) / (s * sd)
         return value, delta, gamma
 
-    def _mark_elements(phi, american, f, vol, k, t, col, eep, d_eep, boundary, x_grid, logv_grid, rate, carry,
-              spread, floor, skew, curvature, value, delta, gamma, exercise):
-        paths, steps = f.shape
+    @njit(cache=True, inline="always")
+    def _mark_path(p, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep, boundary, x_grid,
+                   logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise):
+        # One path's marks along the columns (opl.runtime.engine.marking.AmericanMarker.mark per element).
         nx, nv = x_grid.shape[0], logv_grid.shape[0]
         x0, dx = x_grid[0], x_grid[1] - x_grid[0]
         v0, dv = logv_grid[0], logv_grid[1] - logv_grid[0]
-        for p in prange(paths):
-            kk = k[p]
-            for j in range(steps):
-                s = f[p, j]
-                intrinsic = max(phi * (s - kk), 0.0)
-                tj = t[j]
-                if tj <= 0:
-                    value[p, j] = intrinsic
-                    delta[p, j] = phi if intrinsic > 0 else 0.0
-                    gamma[p, j] = 0.0
-                    exercise[p, j] = intrinsic > 0
-                    continue
-                # opl.runtime.engine.marking.SmileRule.iv
-                x = math.log(kk / s)
-                atm = max(floor, vol[p, j] * (1.0 + spread))
-                iv = max(floor, atm * (1.0 + skew * x + curvature * x * x))
-                val, dlt, gam = _black(phi, s, kk, tj, iv, rate, carry)
-                if not american:
-                    value[p, j], delta[p, j], gamma[p, j] = val, dlt, gam
-                    exercise[p, j] = False
-                    continue
-                # opl.runtime.engine.marking.AmericanMarker.mark: tables of column col[j]
+        kk = k[p]
+        for j in range(f.shape[1]):
+            s = f[p, j]
+            intrinsic = max(phi * (s - kk), 0.0)
+            if t[j] <= 0:
+                value[p, j] = intrinsic
+                delta[p, j] = phi if intrinsic > 0 else 0.0
+                gamma[p, j] = 0.0
+                exercise[p, j] = intrinsic > 0
+                continue
+            # opl.runtime.engine.marking.SmileRule.iv; x = log(k/s) serves Black's log(s/k) and the tables too.
+            x = math.log(kk / s)
+            atm = max(floor, vol[p, j] * (1.0 + spread))
+            iv = max(floor, atm * (1.0 + skew * x + curvature * x * x))
+            c, lv = 0, 0.0
+            if american:
+                # opl.runtime.engine.marking.AmericanMarker.mark: tables of column col[j]. Beyond the exercise
+                # boundary the mark is the intrinsic value whatever Black says, so Black is not computed there.
                 c = col[j]
-                logv = math.log(iv)
-                lv = min(max(logv, logv_grid[0]), logv_grid[nv - 1])
-                critical = kk * _interp(lv, logv_grid, boundary[c])
-                ex = phi * (s - critical) >= 0
-                fx = (min(max(math.log(s / kk), x_grid[0]), x_grid[nx - 1]) - x0) / dx
-                fv = (lv - v0) / dv
-                i = min(int(fx), nx - 2)
-                m = min(int(fv), nv - 2)
-                wx, wv = fx - i, fv - m
-                w00, w01, w10, w11 = (1 - wx) * (1 - wv), (1 - wx) * wv, wx * (1 - wv), wx * wv
-                e, d = eep[c], d_eep[c]
-                premium = e[i, m] * w00 + e[i, m + 1] * w01 + e[i + 1, m] * w10 + e[i + 1, m + 1] * w11
-                premium_delta = d[i, m] * w00 + d[i, m + 1] * w01 + d[i + 1, m] * w10 + d[i + 1, m + 1] * w11
-                val = val + kk * premium
-                dlt = dlt + premium_delta
-                if ex:
+                lv = min(max(math.log(iv), logv_grid[0]), logv_grid[nv - 1])
+                critical = kk * _interp_uniform(lv, logv_grid, boundary[c], v0, dv)
+                if phi * (s - critical) >= 0:
                     value[p, j] = intrinsic
                     delta[p, j] = phi * (1.0 if intrinsic > 0 else 0.0)
                     gamma[p, j] = 0.0
-                else:
-                    value[p, j] = max(val, intrinsic)
-                    delta[p, j] = dlt
-                    gamma[p, j] = gam
-                exercise[p, j] = ex and intrinsic > 0
+                    exercise[p, j] = intrinsic > 0
+                    continue
+            val, dlt, gam = _black_at(phi, s, kk, -x, const[0, j], const[1, j], const[2, j], const[3, j], iv,
+                                      with_gamma)
+            exercise[p, j] = False
+            gamma[p, j] = gam
+            if not american:
+                value[p, j], delta[p, j] = val, dlt
+                continue
+            fx = (min(max(-x, x_grid[0]), x_grid[nx - 1]) - x0) / dx
+            fv = (lv - v0) / dv
+            i = min(int(fx), nx - 2)
+            m = min(int(fv), nv - 2)
+            wx, wv = fx - i, fv - m
+            w00, w01, w10, w11 = (1 - wx) * (1 - wv), (1 - wx) * wv, wx * (1 - wv), wx * wv
+            e, d = eep[c], d_eep[c]
+            premium = e[i, m] * w00 + e[i, m + 1] * w01 + e[i + 1, m] * w10 + e[i + 1, m + 1] * w11
+            premium_delta = d[i, m] * w00 + d[i, m + 1] * w01 + d[i + 1, m] * w10 + d[i + 1, m + 1] * w11
+            value[p, j] = max(val + kk * premium, intrinsic)
+            delta[p, j] = dlt + premium_delta
 
-    # Threads pay off on a month of paths, not on the few points an adjustment quotes (waking the pool
-    # costs more than the marks): a serial twin of the same code serves the small calls.
-    _mark_parallel = njit(cache=True, parallel=True)(_mark_elements)
-    _mark_serial = njit(cache=True)(_mark_elements)
+    # Two twins of one loop: threads pay off on a month of paths, not on the few points an adjustment quotes
+    # (waking the pool costs more than the marks). They are two functions, not one compiled twice: numba's
+    # cache keys an entry by name and signature, not by the parallel flag, so one function compiled both
+    # ways shares one cache entry, and a process loading the other twin's machine code crashed.
+    @njit(cache=True, parallel=True)
+    def _mark_parallel(phi, american, with_gamma, f, vol, k, t, col, eep, d_eep, boundary, x_grid, logv_grid,
+                       rate, carry, spread, floor, skew, curvature, value, delta, gamma, exercise):
+        const = _column_constants(t, rate, carry)
+        for p in prange(f.shape[0]):  # paths only: a path's numbers do not depend on the thread computing them
+            _mark_path(p, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep, boundary, x_grid,
+                       logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise)
+
+    @njit(cache=True)
+    def _mark_serial(phi, american, with_gamma, f, vol, k, t, col, eep, d_eep, boundary, x_grid, logv_grid,
+                     rate, carry, spread, floor, skew, curvature, value, delta, gamma, exercise):
+        const = _column_constants(t, rate, carry)
+        for p in range(f.shape[0]):
+            _mark_path(p, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep, boundary, x_grid,
+                       logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise)
 
 
     # -- margin (opl.runtime.market.margin, opl.runtime.market.combinations) ----------------------------------
@@ -381,14 +409,23 @@ def _stacked(is_call: bool, times: tuple[float, ...], rate: float, carry: float)
     return tuple(np.ascontiguousarray(np.stack([p[n] for p in parts])) for n in range(3))
 
 
+@lru_cache(maxsize=1)
+def _no_tables():
+    """Empty tables of the grids' shape for European marks (the kernel's argument types stay the same)."""
+    from opl.runtime.engine.marking import _LOGV, _X
+
+    return np.zeros((1, len(_X), len(_LOGV))), np.zeros((1, len(_LOGV)))
+
+
 def mark_series(*, is_call: bool, american: bool, forward: np.ndarray, vol: np.ndarray, strike: np.ndarray,
-                t: np.ndarray, smile, rate: float, carry: float = 0.0):
+                t: np.ndarray, smile, rate: float, carry: float = 0.0, gamma: bool = True):
     """Marks of options of ``strike`` (P,) along ``forward`` (P, S) with the model volatility ``vol``
     (P, S), ``t`` (S,) years to expiry per column: value, delta, gamma, exercise, each (P, S).
 
     The implied volatility is ``smile.iv`` (`opl.runtime.engine.marking.SmileRule`); American options
     read `opl.runtime.engine.marking`'s tables of each time to expiry. Same result as
     `opl.runtime.engine.marking.AmericanMarker.mark` column by column, up to rounding.
+    ``gamma=False`` leaves gamma 0 (its ``exp`` is a tenth of a mark's cost).
     """
     from opl.runtime.engine.marking import _LOGV, _X
 
@@ -398,21 +435,21 @@ def mark_series(*, is_call: bool, american: bool, forward: np.ndarray, vol: np.n
     strike = _plain(strike, forward.shape[:1])
     t = _plain(t, np.shape(t))
     col = np.zeros(t.shape, dtype=np.int64)
-    eep = d_eep = np.zeros((1, len(_X), len(_LOGV)))
-    boundary = np.zeros((1, len(_LOGV)))
+    eep, boundary = _no_tables()
+    d_eep = eep
     alive = tuple(sorted({float(x) for x in t if x > 0}))
     if american and alive:
         index = {x: n for n, x in enumerate(alive)}
         col = np.array([index.get(float(x), 0) for x in t], dtype=np.int64)
         eep, d_eep, boundary = _stacked(bool(is_call), alive, float(rate), float(carry))
     shape = forward.shape
-    value, delta, gamma = np.empty(shape), np.empty(shape), np.empty(shape)
+    value, delta, gammas = np.empty(shape), np.empty(shape), np.empty(shape)
     exercise = np.empty(shape, dtype=np.bool_)
     kernel = _mark_parallel if forward.size >= PARALLEL_MIN else _mark_serial
-    kernel(1.0 if is_call else -1.0, american, forward, vol, strike, t, col, eep, d_eep, boundary, _X, _LOGV,
-          float(rate), float(carry), float(smile.spread), float(smile.floor), float(smile.skew),
-          float(smile.curvature), value, delta, gamma, exercise)
-    return value, delta, gamma, exercise
+    kernel(1.0 if is_call else -1.0, bool(american), bool(gamma), forward, vol, strike, t, col, eep, d_eep, boundary,
+           _X, _LOGV, float(rate), float(carry), float(smile.spread), float(smile.floor), float(smile.skew),
+           float(smile.curvature), value, delta, gammas, exercise)
+    return value, delta, gammas, exercise
 
 
 class MarginRule:

@@ -279,7 +279,7 @@ class _Month(MarkedMonth):
             if self.fast:
                 value, delta, gamma, exercise = mark_series(
                     is_call=leg.is_call, american=leg.american, forward=f, vol=mp.vol, strike=k, t=self.t + later,
-                    smile=strat.smile, rate=strat.rate, carry=marker.carry)
+                    smile=strat.smile, rate=strat.rate, carry=marker.carry, gamma=strat.greeks)
                 self.value.append(value)
                 self.delta.append(delta)
                 self.exercise.append(exercise)
@@ -346,7 +346,7 @@ class _Month(MarkedMonth):
         t = np.array([self.t[j] + extra_days / DAYS_PER_YEAR])
         marks = mark_series(is_call=is_call, american=american, forward=self.price[ps, j][:, None],
                             vol=self.vol[ps, j][:, None], strike=ks, t=t, smile=self.smile, rate=self.rate,
-                            carry=self.markers[american].carry)
+                            carry=self.markers[american].carry, gamma=self.want_gamma)
         return tuple(x[:, 0][unique] for x in marks)
 
     def snap(self, raw: np.ndarray) -> np.ndarray:

@@ -158,6 +158,69 @@ def test_quotes_mark_each_path_and_strike_once_with_the_numbers_of_a_mark_per_el
         assert not np.any(mine[~where])
 
 
+def _month_of_marks(paths=3_000, steps=22):
+    rng = np.random.default_rng(5)
+    forward = 10_400 * np.exp(np.cumsum(rng.normal(0.0, 0.04, (paths, steps)), axis=1))
+    vol = 0.25 * np.exp(rng.normal(0.0, 0.6, (paths, steps)))
+    strike = np.round(10_400 * np.exp(rng.normal(0.0, 0.15, paths)) / 100) * 100
+    t = 30 / 365 * (21 - np.arange(steps)) / 21
+    return dict(forward=forward, vol=vol, strike=strike, t=t, smile=SmileRule(), rate=0.015)
+
+
+@pytest.mark.parametrize("is_call", [True, False])
+def test_marks_are_the_same_bits_on_one_thread_two_threads_and_the_serial_twin(monkeypatch, is_call):
+    # prange runs over paths only: a path's marks are the same bits whichever thread, and however many,
+    # computed them, and the serial twin (forked workers, small calls) computes the same bits again.
+    month = _month_of_marks()
+    runs = []
+    monkeypatch.setattr(kernels, "PARALLEL_MIN", 2**62)
+    runs.append(kernels.mark_series(is_call=is_call, american=True, **month))
+    monkeypatch.setattr(kernels, "PARALLEL_MIN", 0)
+    threads = kernels.numba.get_num_threads()
+    try:
+        for n in sorted({1, min(2, kernels.numba.config.NUMBA_NUM_THREADS)}):
+            kernels.numba.set_num_threads(n)
+            runs.append(kernels.mark_series(is_call=is_call, american=True, **month))
+    finally:
+        kernels.numba.set_num_threads(threads)
+    for run in runs[1:]:
+        for a, b in zip(runs[0], run):
+            assert np.array_equal(a, b)
+
+
+def test_the_mark_twins_have_their_own_cache_entries():
+    # numba's cache keys an entry by the function and its signature, not by the parallel flag: one function
+    # compiled as both twins shared one entry, so whichever twin a process compiled first was loaded as the
+    # other too (the "serial" twin of a forked worker ran the thread pool, or a month's marks ran on one thread).
+    parallel, serial = kernels._mark_parallel, kernels._mark_serial
+    assert parallel.targetoptions.get("parallel") and not serial.targetoptions.get("parallel")
+    assert parallel.py_func is not serial.py_func
+    assert parallel._cache._cache_file._index_name != serial._cache._cache_file._index_name
+
+
+def test_uniform_grid_interpolation_is_numpy_interp_bit_for_bit():
+    # Direct indexing on the volatility grid finds the node numpy.interp's binary search finds: the same
+    # value to the bit, at random points, at the nodes themselves and next to them, and off the grid.
+    from opl.runtime.engine.marking import _LOGV
+
+    rng = np.random.default_rng(2)
+    points = np.concatenate([rng.uniform(_LOGV[0] - 0.5, _LOGV[-1] + 0.5, 20_000), _LOGV,
+                             np.nextafter(_LOGV, -np.inf), np.nextafter(_LOGV, np.inf)])
+    table = np.cumsum(rng.uniform(0.0, 1.0, _LOGV.size))
+    x0, dx = _LOGV[0], _LOGV[1] - _LOGV[0]
+    got = np.array([kernels._interp_uniform(x, _LOGV, table, x0, dx) for x in points])
+    assert np.array_equal(got, np.interp(points, _LOGV, table))
+
+
+def test_marks_without_gamma_are_the_same_marks_with_gamma_zero():
+    month = _month_of_marks(paths=500)
+    with_gamma = kernels.mark_series(is_call=False, american=True, **month)
+    without = kernels.mark_series(is_call=False, american=True, gamma=False, **month)
+    for n in (0, 1, 3):
+        assert np.array_equal(with_gamma[n], without[n])
+    assert not np.any(without[2]) and np.any(with_gamma[2])
+
+
 def test_chunks_replayed_by_forked_workers_give_the_same_numbers_bit_for_bit(monkeypatch):
     # Three chunks of 40 paths, in this process and in two worker processes: every number of the whole
     # simulate (sizes, scenarios, equity curves) identical, whatever the number of workers.
