@@ -207,116 +207,169 @@ if njit is not None:
     # -- margin (opl.runtime.market.margin, opl.runtime.market.combinations) ----------------------------------
     # The formulas are written exactly as the reference writes them (max(a, b) = (a + b + |a - b|) / 2 in
     # the combinations, the same sums in the same order), so a requirement is the reference's bit for bit.
+    # Each step below is one pass over every (series, variant, path): a helper called per path with array
+    # arguments pays numba's reference counting on each call, which cost five times the arithmetic.
 
-    @njit(cache=True, inline="always")  # inlined: a call passing arrays pays their reference counts
+    @njit(cache=True, inline="always")
     def _cmax(a, b):
         return (a + b + abs(a - b)) / 2
 
-    @njit(cache=True, inline="always")  # inlined: a call passing arrays pays their reference counts
+    @njit(cache=True, inline="always")
     def _cmin(a, b):
         return (a + b - abs(a - b)) / 2
 
-    @njit(cache=True, inline="always")  # inlined: a call passing arrays pays their reference counts
-    def _spread_pairs(n, is_call, expiry, strike, margin, short, long, unit):
-        total = 0.0
+    @njit(cache=True)
+    def _series_margins(is_call, strike, premium, qty, price, futures_rate, czce, otm_weight, floor_weight, rate,
+                        min_rate, put_cap, unit, margin):
+        # opl.runtime.market.margin.short_option_margin of one lot of each series held; a series not held on
+        # a path is skipped there by every pass below.
+        n, variants, paths = qty.shape
         for i in range(n):
-            for j in range(n):
-                if i == j or is_call[i] != is_call[j] or expiry[i] != expiry[j]:
-                    continue
-                lots = _cmin(short[i], long[j])
-                w = strike[j] - strike[i] if is_call[i] else strike[i] - strike[j]
-                width = (w + abs(w)) / 2 * unit
-                total = total + lots * _cmin(margin[i], width)
-                short[i] = short[i] - lots
-                long[j] = long[j] - lots
-        return total
+            for v in range(variants):
+                fr, r, mr = futures_rate[v], rate[v], min_rate[v]
+                for p in range(paths):
+                    if qty[i, v, p] == 0.0:
+                        continue
+                    f, k = price[p], strike[i, v, p]
+                    otm = max(k - f, 0.0) if is_call[i] else max(f - k, 0.0)
+                    if czce:  # czce_dce
+                        fm = fr * f * unit
+                        margin[i, v, p] = premium[i, v, p] * unit + max(fm - otm_weight * otm * unit, floor_weight * fm)
+                    else:  # sse_etf, cboe_reg_t
+                        per_unit = premium[i, v, p] + max(r * f - otm, mr * (f if is_call[i] else k))
+                        if put_cap and not is_call[i]:
+                            per_unit = min(per_unit, k)
+                        margin[i, v, p] = per_unit * unit
 
-    @njit(cache=True, inline="always")  # inlined: a call passing arrays pays their reference counts
-    def _straddle_pairs(n, is_call, expiry, strike, premium, margin, short, straddle, strangle, unit):
-        total = 0.0
+    @njit(cache=True)
+    def _split_lots(qty, short, long):
+        # Signed lots split into short and long (combinations._paired).
+        n, variants, paths = qty.shape
         for i in range(n):
-            for j in range(n):
-                if not is_call[i] or is_call[j] or expiry[i] != expiry[j]:
-                    continue
-                pairs = straddle * (strike[i] == strike[j]) + strangle * (strike[i] > strike[j])
-                lots = _cmin(short[i], short[j]) * pairs
-                other = (margin[i] >= margin[j]) * premium[j] + (margin[i] < margin[j]) * premium[i]
-                total = total + lots * (_cmax(margin[i], margin[j]) + other * unit)
-                short[i] = short[i] - lots
-                short[j] = short[j] - lots
-        return total
+            for v in range(variants):
+                for p in range(paths):
+                    q = qty[i, v, p]
+                    short[i, v, p] = (-q + abs(-q)) / 2
+                    long[i, v, p] = (q + abs(q)) / 2
 
-    @njit(cache=True, inline="always")  # inlined: a call passing arrays pays their reference counts
-    def _paired(n, spreads_first, is_call, expiry, strike, premium, qty, margin, short, long, spread, straddle,
-                strangle, unit):
-        # The first ``n`` entries of the arrays are the series held (no slicing: a slice costs a reference count).
-        for h in range(n):
-            short[h] = (-qty[h] + abs(-qty[h])) / 2
-            long[h] = (qty[h] + abs(qty[h])) / 2
-        total = 0.0
-        for step in range(2):
-            if (step == 0) == spreads_first:
-                part = _spread_pairs(n, is_call, expiry, strike, margin, short, long, unit) if spread else 0.0
-            else:
-                part = (_straddle_pairs(n, is_call, expiry, strike, premium, margin, short, straddle, strangle, unit)
-                        if straddle or strangle else 0.0)
-            total = total + part
-        rest = 0.0
-        for h in range(n):
-            rest = rest + short[h] * margin[h]
-        return total + rest
+    @njit(cache=True)
+    def _pairings(is_call, qty, spread, straddles, both_orders, plan):
+        # Per variant and path, the pairings that can pair anything there (bit 1: spreads, a long lot is held;
+        # bit 2: straddles, a call and a put are held; bit 4: both, so both orders are tried). A pairing that
+        # cannot pair adds exact zeros, and then both orders give the same sum. Returns whether any path has 4.
+        n, variants, paths = qty.shape
+        any_both = False
+        for v in range(variants):
+            for p in range(paths):
+                has_long, has_call, has_put = False, False, False
+                for i in range(n):
+                    if qty[i, v, p] != 0.0:
+                        has_long = has_long or qty[i, v, p] > 0
+                        has_call = has_call or is_call[i]
+                        has_put = has_put or not is_call[i]
+                bits = (1 if spread and has_long else 0) + (2 if straddles and has_call and has_put else 0)
+                if both_orders and bits == 3:
+                    bits = 7
+                    any_both = True
+                plan[v, p] = bits
+        return any_both
+
+    @njit(cache=True)
+    def _spread_pass(is_call, expiry, strike, qty, margin, short, long, unit, plan, bit, acc):
+        # combinations._spreads on the paths whose plan has ``bit``, its total added to ``acc``.
+        n, variants, paths = qty.shape
+        for v in range(variants):
+            for p in range(paths):
+                if not plan[v, p] & bit:
+                    continue
+                total = 0.0
+                for i in range(n):
+                    for j in range(n):
+                        if (i == j or qty[i, v, p] == 0.0 or qty[j, v, p] == 0.0 or is_call[i] != is_call[j]
+                                or expiry[i] != expiry[j]):
+                            continue
+                        lots = _cmin(short[i, v, p], long[j, v, p])
+                        w = strike[j, v, p] - strike[i, v, p] if is_call[i] else strike[i, v, p] - strike[j, v, p]
+                        width = (w + abs(w)) / 2 * unit
+                        total = total + lots * _cmin(margin[i, v, p], width)
+                        short[i, v, p] = short[i, v, p] - lots
+                        long[j, v, p] = long[j, v, p] - lots
+                acc[v, p] = acc[v, p] + total
+
+    @njit(cache=True)
+    def _straddle_pass(is_call, expiry, strike, premium, qty, margin, short, straddle, strangle, unit, plan, bit,
+                       acc):
+        # combinations._straddles on the paths whose plan has ``bit``, its total added to ``acc``.
+        n, variants, paths = qty.shape
+        for v in range(variants):
+            for p in range(paths):
+                if not plan[v, p] & bit:
+                    continue
+                total = 0.0
+                for i in range(n):
+                    for j in range(n):
+                        if (not is_call[i] or is_call[j] or qty[i, v, p] == 0.0 or qty[j, v, p] == 0.0
+                                or expiry[i] != expiry[j]):
+                            continue
+                        ki, kj, mi, mj = strike[i, v, p], strike[j, v, p], margin[i, v, p], margin[j, v, p]
+                        pairs = straddle * (ki == kj) + strangle * (ki > kj)
+                        lots = _cmin(short[i, v, p], short[j, v, p]) * pairs
+                        other = (mi >= mj) * premium[j, v, p] + (mi < mj) * premium[i, v, p]
+                        total = total + lots * (_cmax(mi, mj) + other * unit)
+                        short[i, v, p] = short[i, v, p] - lots
+                        short[j, v, p] = short[j, v, p] - lots
+                acc[v, p] = acc[v, p] + total
+
+    @njit(cache=True)
+    def _unpaired(qty, margin, short, acc):
+        # The lots no pair took, margined leg by leg (the sum from 0.0, as combinations._paired writes it).
+        n, variants, paths = qty.shape
+        for v in range(variants):
+            for p in range(paths):
+                rest = 0.0
+                for i in range(n):
+                    if qty[i, v, p] != 0.0:
+                        rest = rest + short[i, v, p] * margin[i, v, p]
+                acc[v, p] = acc[v, p] + rest
 
     @njit(cache=True)
     def _book_margin(is_call, expiry, strike, premium, qty, price, futures_lots, futures_rate, czce, otm_weight,
                      floor_weight, rate, min_rate, put_cap, unit, contract_size, futures_underlying, spread,
-                     straddle, strangle, both_orders, out):
-        n, variants, paths = qty.shape
-        calls, expiries = np.empty(n, dtype=np.bool_), np.empty(n)
-        k, prem, q, m = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
-        short, long = np.empty(n), np.empty(n)
+                     straddle, strangle, both_orders, work, plan, out):
+        # ``work`` (5, n, variants, paths): the series' margins, short and long lots, and the other order's
+        # short and long lots. Spreads first, then straddles; where both pair, the other order too, the
+        # smaller kept (combinations.combination_margin).
+        margin, short, long = work[0], work[1], work[2]
+        _series_margins(is_call, strike, premium, qty, price, futures_rate, czce, otm_weight, floor_weight, rate,
+                        min_rate, put_cap, unit, margin)
+        _split_lots(qty, short, long)
+        any_both = _pairings(is_call, qty, spread, straddle or strangle, both_orders, plan)
+        variants, paths = out.shape
+        first = np.zeros((variants, paths))
+        second = first  # the other order's sums, where plan has bit 4 (none: never read)
+        _spread_pass(is_call, expiry, strike, qty, margin, short, long, unit, plan, 1, first)
+        _straddle_pass(is_call, expiry, strike, premium, qty, margin, short, straddle, strangle, unit, plan, 2, first)
+        _unpaired(qty, margin, short, first)
+        if any_both:
+            second = np.zeros((variants, paths))
+            short2, long2 = work[3], work[4]
+            _split_lots(qty, short2, long2)
+            _straddle_pass(is_call, expiry, strike, premium, qty, margin, short2, straddle, strangle, unit, plan, 4,
+                           second)
+            _spread_pass(is_call, expiry, strike, qty, margin, short2, long2, unit, plan, 4, second)
+            _unpaired(qty, margin, short2, second)
         for v in range(variants):
-            fr, r, mr = futures_rate[v], rate[v], min_rate[v]
+            fr = futures_rate[v]
             for p in range(paths):
                 f = price[p]
                 if futures_underlying:
                     total = fr * f * contract_size * futures_lots[v, p]
                 else:
                     total = f * contract_size * futures_lots[v, p]
-                # Only the series held on this path: an empty one adds exact zeros to every sum below.
-                h = 0
-                for i in range(n):
-                    if qty[i, v, p] == 0.0:
-                        continue
-                    calls[h], expiries[h] = is_call[i], expiry[i]
-                    k[h], prem[h], q[h] = strike[i, v, p], premium[i, v, p], qty[i, v, p]
-                    otm = max(k[h] - f, 0.0) if calls[h] else max(f - k[h], 0.0)
-                    if czce:  # opl.runtime.market.margin.short_option_margin, czce_dce
-                        fm = fr * f * unit
-                        m[h] = prem[h] * unit + max(fm - otm_weight * otm * unit, floor_weight * fm)
-                    else:  # sse_etf, cboe_reg_t
-                        per_unit = prem[h] + max(r * f - otm, mr * (f if calls[h] else k[h]))
-                        if put_cap and not calls[h]:
-                            per_unit = min(per_unit, k[h])
-                        m[h] = per_unit * unit
-                    h += 1
-                if h == 0:
-                    out[v, p] = total
-                    continue
-                # A pairing that cannot pair anything on this path (no long lots: no spread; calls or puts
-                # only: no straddle) adds exact zeros, and then both orders give the same sum.
-                has_long, has_call, has_put = False, False, False
-                for i in range(h):
-                    has_long = has_long or q[i] > 0
-                    has_call = has_call or calls[i]
-                    has_put = has_put or not calls[i]
-                pairs_spreads = spread and has_long
-                pairs_straddles = (straddle or strangle) and has_call and has_put
-                first = _paired(h, True, calls, expiries, k, prem, q, m, short, long, pairs_spreads,
-                                pairs_straddles and straddle, pairs_straddles and strangle, unit)
-                if both_orders and pairs_spreads and pairs_straddles:
-                    first = _cmin(first, _paired(h, False, calls, expiries, k, prem, q, m, short, long, True, straddle,
-                                                 strangle, unit))
-                out[v, p] = total + first
+                paired = first[v, p]
+                if plan[v, p] & 4:
+                    paired = _cmin(paired, second[v, p])
+                out[v, p] = total + paired
 
 
     # -- the hedge rule and the account after a step (opl.runtime.engine.hedging, opl.runtime.engine.replay) ----
@@ -477,6 +530,7 @@ class MarginRule:
         combos = set(spec.combinations)
         self.spread, self.straddle = "vertical_spread" in combos, "short_straddle" in combos
         self.strangle = "short_strangle" in combos
+        self._scratch: dict[tuple[int, int, int], tuple] = {}
 
     @classmethod
     def of(cls, packs) -> "MarginRule | None":
@@ -492,6 +546,24 @@ class MarginRule:
         if base.margin.formula == "czce_dce" and base.margin.futures_rate is None:
             return None  # the reference raises its located error
         return cls(packs)
+
+    def scratch(self, n: int, variants: int, width: int, *, keep: bool):
+        """Work arrays of `book_margin` for ``n`` series over (variants, width): strike, premium, lots
+        (n, variants, width), the kernel's work (5, n, variants, width) and pairing plan (variants, width).
+
+        ``keep``: reuse them from call to call (the step's margin over all paths: allocating megabytes at
+        every step costs more than the kernel); the few paths of an adjustment's proposals allocate afresh.
+        """
+        key = (n, variants, width)
+        found = self._scratch.get(key) if keep else None
+        if found is None:
+            found = (np.empty((n, variants, width)), np.empty((n, variants, width)), np.empty((n, variants, width)),
+                     np.empty((5, n, variants, width)), np.empty((variants, width), dtype=np.uint8))
+            if keep:
+                if len(self._scratch) >= 4:  # a month's book has a handful of series counts
+                    self._scratch.clear()
+                self._scratch[key] = found
+        return found
 
 
 def book_margin(rule: MarginRule, holdings, futures_lots, price, shape, cols=None) -> np.ndarray:
@@ -510,7 +582,7 @@ def book_margin(rule: MarginRule, holdings, futures_lots, price, shape, cols=Non
         price, futures_lots = price[cols], (futures_lots[..., cols] if futures_lots.ndim else futures_lots)
     width = price.shape[0]
     futures_lots = _plain(futures_lots, (shape[0], width))  # one signature: C-ordered and writable
-    strike, premium, qty = (np.empty((n, shape[0], width)) for _ in range(3))
+    strike, premium, qty, work, plan = rule.scratch(n, shape[0], width, keep=cols is None)
     for h, (_, k, prem, q, _) in enumerate(holdings):
         # Assignment broadcasts a per-path (P,) or per-variant-and-path (V, P) array, or a number.
         if cols is None:
@@ -520,11 +592,11 @@ def book_margin(rule: MarginRule, holdings, futures_lots, price, shape, cols=Non
     is_call = np.array([bool(h[0]) for h in holdings], dtype=np.bool_)
     expiry = np.array([float(h[4]) for h in holdings], dtype=float)
     both = rule.spread and (rule.straddle or rule.strangle) and len(set(is_call.tolist())) == 2
-    out = np.empty((shape[0], width))
+    out = np.empty((shape[0], width))  # fresh: the caller keeps it (the step's requirement, the open margin)
     _book_margin(is_call, expiry, strike, premium, qty, np.ascontiguousarray(price), futures_lots,
                  rule.futures_rate, rule.czce, rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate,
                  rule.put_cap, rule.unit, rule.contract_size, rule.futures_underlying, rule.spread, rule.straddle,
-                 rule.strangle, both, out)
+                 rule.strangle, both, work, plan, out)
     return out
 
 
