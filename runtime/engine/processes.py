@@ -27,7 +27,9 @@ persistence near 1 otherwise let a few paths in 10,000 reach volatilities of 300
 more, where jujube's realised volatility peaked at 57% over 21 days and 86% over 5
 days, 2019-2026). The recursion
 is a loop over days with every path in one numpy array (arch's per-path simulate is
-orders of magnitude slower at 50,000 paths). Paths start at h̄.
+orders of magnitude slower at 50,000 paths); the fast engine (``engine="fast"``) hands the
+same draws to a compiled pass per path (`opl.runtime.engine.path_kernels`) with the same
+result up to rounding. Paths start at h̄.
 With several steps a day, the volatility forecast written at a step (``MonthPaths.vol``,
 which drives implied volatility, the marks and the hedge's delta) is the day's own h_d at
 the day's intraday steps and h_{d+1} only at the day's close, when ε_d is known: every
@@ -74,7 +76,8 @@ them (``gap``, ``hit_rate``) leaves the other draws — common random numbers �
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from functools import cached_property
+from typing import Literal, NamedTuple
 
 import numpy as np
 from opl.errors import OplError
@@ -308,6 +311,10 @@ class PathGenerator:
         Trading days per month and steps per day: n = days × steps_per_day steps a month.
     seed
         An int or a `numpy.random.SeedSequence` (one per chunk).
+    engine
+        ``"reference"``: the month in numpy, day by day over every path; ``"fast"``: the same
+        draws handed to one compiled pass per path (`opl.runtime.engine.path_kernels`), the
+        same paths up to rounding (the reference where numba is missing).
     """
 
     spec: ProcessSpec
@@ -317,6 +324,7 @@ class PathGenerator:
     days_per_month: int = 21
     steps_per_day: int = 1
     seed: int | np.random.SeedSequence = 0
+    engine: Literal["reference", "fast"] = "reference"
     _state: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -325,7 +333,8 @@ class PathGenerator:
         self._rng = {"shocks": np.random.default_rng(shocks), "jumps": np.random.default_rng(jumps),
                      "signal": np.random.default_rng(signal), "gap": np.random.default_rng(gap)}
         self.day_var = self.spec.vol**2 * self.month_years / self.days_per_month
-        self._state = {"log_f": np.full(self.paths, np.log(self.price)), "h": np.full(self.paths, self.day_var)}
+        self._state = {"log_f": np.full(self.paths, np.log(self.price)), "h": np.full(self.paths, self.day_var),
+                       "carry": np.zeros(self.paths)}
 
     @property
     def steps(self) -> int:
@@ -336,13 +345,26 @@ class PathGenerator:
         """Calendar years per step."""
         return self.month_years / self.steps
 
-    def _shocks(self, shape: tuple[int, ...]) -> np.ndarray:
+    @property
+    def _nu(self) -> float | None:
+        return self.spec.garch.nu if self.spec.garch is not None else None
+
+    @property
+    def _shock_scale(self) -> float:
+        """The factor that gives the drawn shocks unit variance (a Student-t's; 1 for normal shocks)."""
+        nu = self._nu
+        return 1.0 if nu is None else float(np.sqrt((nu - 2.0) / nu))
+
+    def _raw_shocks(self, shape: tuple[int, ...]) -> np.ndarray:
+        """The shocks as drawn, before `_shock_scale`."""
         rng = self._rng["shocks"]
-        nu = self.spec.garch.nu if self.spec.garch is not None else None
-        if nu is None:
-            return rng.standard_normal(shape)
+        nu = self._nu
+        return rng.standard_normal(shape) if nu is None else rng.standard_t(nu, shape)
+
+    def _shocks(self, shape: tuple[int, ...]) -> np.ndarray:
+        z = self._raw_shocks(shape)
         # A Student-t scaled to unit variance, so h keeps its meaning as the variance.
-        return rng.standard_t(nu, shape) * np.sqrt((nu - 2.0) / nu)
+        return z if self._nu is None else z * self._shock_scale
 
     def _regime(self) -> tuple[np.ndarray, np.ndarray]:
         p = self.paths
@@ -358,16 +380,39 @@ class PathGenerator:
         realised = np.where(u_hit < regime.hit_rate, signal, other)
         return signal.astype(np.int8), realised.astype(np.int8)
 
-    def _jump_terms(self, n: int) -> np.ndarray:
+    @property
+    def _jumps(self) -> JumpParams | None:
+        """The jumps the paths make (None: none, or a zero intensity)."""
         jump = self.spec.realised_jump
-        if jump is None or jump.intensity == 0:
-            return np.zeros((self.paths, n))
+        return None if jump is None or jump.intensity == 0 else jump
+
+    @property
+    def _compensator(self) -> float:
+        jump = self._jumps
+        return jump.intensity * self.dt * np.expm1(jump.mean + 0.5 * jump.std**2)
+
+    def _jump_draws(self, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The month's jump counts and normals, (paths, n) each (None without jumps)."""
+        jump = self._jumps
+        if jump is None:
+            return None
         rng = self._rng["jumps"]
         counts = rng.poisson(jump.intensity * self.dt, (self.paths, n))
-        normal = rng.standard_normal((self.paths, n))
+        return counts, rng.standard_normal((self.paths, n))
+
+    def _jump_terms(self, n: int) -> np.ndarray:
+        draws = self._jump_draws(n)
+        if draws is None:
+            return np.zeros((self.paths, n))
+        jump, (counts, normal) = self._jumps, draws
         sizes = counts * jump.mean + np.sqrt(counts) * jump.std * normal
-        compensator = jump.intensity * self.dt * np.expm1(jump.mean + 0.5 * jump.std**2)
-        return sizes - compensator
+        return sizes - self._compensator
+
+    def _gap_steps(self) -> np.ndarray | None:
+        """Per path, the step whose open gaps this month: the first of a uniformly drawn trading day."""
+        if self.spec.gap is None:
+            return None
+        return self._rng["gap"].integers(0, self.days_per_month, self.paths) * self.steps_per_day
 
     def _vol_forecast(self, h_day: np.ndarray, *, realised: bool = True) -> np.ndarray:
         """Annual volatility forecast from the day variance ``h_day``: the model's at a month's open
@@ -383,7 +428,7 @@ class PathGenerator:
         (a limit-locked market opens the next day where the locked move left off)."""
         spd = self.steps_per_day
         bound = np.log1p(self.spec.limit)
-        carry = self._state.setdefault("carry", np.zeros(self.paths))
+        carry = self._state["carry"]
         out = np.empty_like(increments)
         for d in range(self.days_per_month):
             cols = slice(d * spd, (d + 1) * spd)
@@ -397,17 +442,23 @@ class PathGenerator:
 
     def next_month(self) -> MonthPaths:
         """Simulate the next month for every path of the chunk."""
-        spec, p, spd, n = self.spec, self.paths, self.steps_per_day, self.steps
         signal, realised = self._regime()
-        drift = np.zeros(p)
-        if spec.regime is not None:
-            drift = realised * spec.regime.drift
-        drift = drift - signal * spec.drift_against + spec.drift
+        drift = np.zeros(self.paths)
+        if self.spec.regime is not None:
+            drift = realised * self.spec.regime.drift
+        drift = drift - signal * self.spec.drift_against + self.spec.drift
+        fast = self.engine == "fast" and _compiled()
+        price, vols = (self._compiled_month if fast else self._reference_month)(drift)
+        return MonthPaths(price, vols, signal, realised)
+
+    def _reference_month(self, drift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The month's price and volatility (paths, n + 1) in numpy, day by day over every path."""
+        spec, p, spd, n = self.spec, self.paths, self.steps_per_day, self.steps
         z = self._shocks((p, n))
         increments = self._jump_terms(n) + (drift / n)[:, None]
-        if spec.gap is not None:
+        day = self._gap_steps()
+        if day is not None:
             # Overnight: the move into the first step of a uniformly drawn trading day.
-            day = self._rng["gap"].integers(0, self.days_per_month, p) * spd
             increments[np.arange(p), day] += np.log1p(spec.gap)
         h = self._state["h"]
         k = spec.realised_vol_factor  # the surprise scales the moves, not the variance recursion
@@ -437,18 +488,63 @@ class PathGenerator:
         log_f = self._state["log_f"][:, None] + np.concatenate([np.zeros((p, 1)), np.cumsum(increments, axis=1)],
                                                                 axis=1)
         self._state["log_f"] = log_f[:, -1].copy()
-        return MonthPaths(np.exp(log_f), vols, signal, realised)
+        return np.exp(log_f), vols
+
+    @cached_property
+    def _model(self):
+        """The constants of `_compiled_month`'s kernel."""
+        from opl.runtime.engine.path_kernels import MonthModel
+
+        spec, k, jump, g = self.spec, self.spec.realised_vol_factor, self._jumps, self.spec.garch
+        step_var = self.day_var / self.steps_per_day
+        return MonthModel(
+            days=self.days_per_month, spd=self.steps_per_day, z_scale=self._shock_scale, jumps=jump is not None,
+            jump_mean=jump.mean if jump else 0.0, jump_std=jump.std if jump else 0.0,
+            compensator=float(self._compensator) if jump else 0.0,
+            gap_log=float(np.log1p(spec.gap)) if spec.gap is not None else 0.0, k=k, half_kk=0.5 * k * k,
+            garch=g is not None, step_scale=k * float(np.sqrt(step_var)), step_drift=0.5 * k * k * step_var,
+            omega=self.day_var * (1.0 - g.persistence) if g else 0.0, alpha=g.alpha if g else 0.0,
+            gamma=g.gamma if g else 0.0, beta=g.beta if g else 0.0,
+            h_cap=g.cap**2 * self.month_years / self.days_per_month if g else 0.0,
+            limit=spec.limit is not None, bound=float(np.log1p(spec.limit)) if spec.limit is not None else 0.0,
+            years=self.month_years, open_jumps=spec.jump.annual_variance if spec.jump else 0.0,
+            jumps_var=spec.realised_jump.annual_variance if spec.realised_jump else 0.0)
+
+    def _compiled_month(self, drift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`_reference_month` from the same draws, in one compiled pass per path."""
+        from opl.runtime.engine import path_kernels
+
+        n = self.steps
+        z = self._raw_shocks((self.paths, n))
+        counts, normal = self._jump_draws(n) or (_NO_COUNTS, _NO_NORMALS)
+        gap = self._gap_steps()
+        return path_kernels.month(self._model, z=z, counts=counts, normal=normal,
+                                  gap_col=np.full(self.paths, -1, dtype=np.int64) if gap is None else gap,
+                                  drift=np.ascontiguousarray(drift, dtype=np.float64), log_f=self._state["log_f"],
+                                  h=self._state["h"], carry=self._state["carry"])
+
+
+# The kernel's jump draws where a month has none: arrays of the right types, never read.
+_NO_COUNTS, _NO_NORMALS = np.zeros((1, 1), dtype=np.int64), np.zeros((1, 1))
+
+
+def _compiled() -> bool:
+    """Whether the compiled month can run (numba importable); imported only when a fast month is asked for."""
+    from opl.runtime.engine import kernels
+
+    return kernels.available()
 
 
 def simulate(*, spec: ProcessSpec, paths: int, months: int, price: float, month_years: float = 30 / 365,
-             days_per_month: int = 21, steps_per_day: int = 1, seed: int = 0) -> MonthPaths:
+             days_per_month: int = 21, steps_per_day: int = 1, seed: int = 0,
+             engine: Literal["reference", "fast"] = "reference") -> MonthPaths:
     """Whole paths over ``months`` months (months joined end to end; for tests and studies).
 
     Returns a `MonthPaths` with ``price`` and ``vol`` of shape (paths, months·n + 1) and
     ``signal``/``realised`` of shape (paths, months).
     """
     gen = PathGenerator(spec=spec, paths=paths, price=price, month_years=month_years,
-                        days_per_month=days_per_month, steps_per_day=steps_per_day, seed=seed)
+                        days_per_month=days_per_month, steps_per_day=steps_per_day, seed=seed, engine=engine)
     parts = [gen.next_month() for _ in range(months)]
     price_ = np.concatenate([parts[0].price[:, :1]] + [m.price[:, 1:] for m in parts], axis=1)
     vol = np.concatenate([parts[0].vol[:, :1]] + [m.vol[:, 1:] for m in parts], axis=1)

@@ -639,7 +639,8 @@ def _replay_pass(strat: StrategySpec, run: RunSpec, variants, group: tuple, prog
         gen = _SideBySide([PathGenerator(spec=run.process, paths=n, price=run.price,
                                          month_years=strat.tenor_days / DAYS_PER_YEAR,
                                          days_per_month=run.days_per_month, steps_per_day=run.steps_per_day,
-                                         seed=np.random.SeedSequence([run.seed, c])) for c, n in group])
+                                         seed=np.random.SeedSequence([run.seed, c]), engine=run.engine)
+                           for c, n in group])
     marker = AmericanMarker(american=True, rate=strat.rate, exact=run.exact_american)
     euro = AmericanMarker(american=False, rate=strat.rate)
     sizes = np.array([v.size for v in variants])[:, None]

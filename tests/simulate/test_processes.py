@@ -16,6 +16,7 @@ from opl.runtime.engine.processes import (
     PathGenerator,
     ProcessSpec,
     RegimeParams,
+    Surprise,
     process_spec,
     simulate,
 )
@@ -145,16 +146,19 @@ def test_nu_zero_means_normal_shocks():
         process_spec(components=[("garch", {"nu": 1.0})], vol=0.2, hit_rate=None)
 
 
+@pytest.mark.parametrize("engine", ["reference", "fast"])
 @pytest.mark.parametrize("spd", [1, 4])
-def test_volatility_at_a_step_uses_only_the_shocks_known_at_that_step(monkeypatch, spd):
+def test_volatility_at_a_step_uses_only_the_shocks_known_at_that_step(monkeypatch, spd, engine):
     # Change the shocks after step k: the volatility forecast at steps 0..k must not move
     # (with 4 steps a day it did: the day's closing variance was written to every step of the day).
     spec = ProcessSpec(vol=0.25, garch=GarchParams(alpha=0.05, gamma=0.1, beta=0.85, nu=None))
     base = np.random.default_rng(5).standard_normal((50, 21 * spd))
 
     def month_vols(z):
+        # Normal shocks: the compiled month reads them as drawn, the reference after a unit scale.
         monkeypatch.setattr(PathGenerator, "_shocks", lambda self, shape: z.copy())
-        gen = PathGenerator(spec=spec, paths=50, price=100.0, month_years=T, steps_per_day=spd, seed=0)
+        monkeypatch.setattr(PathGenerator, "_raw_shocks", lambda self, shape: z.copy())
+        gen = PathGenerator(spec=spec, paths=50, price=100.0, month_years=T, steps_per_day=spd, seed=0, engine=engine)
         return gen.next_month().vol
 
     reference = month_vols(base)
@@ -174,3 +178,64 @@ def test_gap_lands_at_the_open_of_a_trading_day():
     diff = np.diff(np.log(b.price), axis=1) - np.diff(np.log(a.price), axis=1)
     rows, cols = np.nonzero(np.isclose(diff, np.log(0.92)))
     assert np.array_equal(rows, np.arange(300)) and np.all(cols % 4 == 0)
+
+
+_SPECS = {
+    "gbm": ProcessSpec(vol=0.3),
+    "garch normal": ProcessSpec(vol=0.25, garch=GarchParams(nu=None)),
+    "garch t": ProcessSpec(vol=0.25, garch=GarchParams(nu=4.0)),
+    "gjr t, capped": ProcessSpec(vol=0.6, garch=GarchParams(alpha=0.2, gamma=0.15, beta=0.7, nu=2.5, cap=0.8)),
+    "jumps": ProcessSpec(vol=0.25, garch=GarchParams(), jump=JumpParams(intensity=40.0, mean=-0.02, std=0.05)),
+    "regime and drifts": ProcessSpec(vol=0.25, jump=JumpParams(), regime=RegimeParams(hit_rate=0.7),
+                                     drift_against=0.01, drift=0.003),
+    "limit and gap": ProcessSpec(vol=0.9, garch=GarchParams(), jump=JumpParams(intensity=30.0, std=0.08),
+                                 limit=0.04, gap=0.06),
+    "vol surprise": ProcessSpec(vol=0.25, garch=GarchParams(), jump=JumpParams(), surprise=Surprise(vol=1.6)),
+    "jump surprise": ProcessSpec(vol=0.25, jump=JumpParams(), surprise=Surprise(jump=JumpParams(intensity=12.0))),
+    "zero intensity": ProcessSpec(vol=0.25, jump=JumpParams(intensity=0.0), limit=0.1),
+}
+
+
+@pytest.mark.parametrize("spd", [1, 3, 10])
+@pytest.mark.parametrize("name", list(_SPECS))
+def test_compiled_month_is_the_reference_month(name, spd):
+    # The fast engine's kernel takes the same draws from the same generators: whole months (and the state
+    # carried into the next one) equal the numpy reference up to rounding, bit for bit where no sum is pairwise.
+    make = {e: PathGenerator(spec=_SPECS[name], paths=300, price=10400.0, month_years=T, steps_per_day=spd, seed=4,
+                             engine=e) for e in ("reference", "fast")}
+    for _ in range(3):
+        ref, fast = make["reference"].next_month(), make["fast"].next_month()
+        np.testing.assert_allclose(fast.price, ref.price, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(fast.vol, ref.vol, rtol=1e-12, atol=0)
+        assert np.array_equal(fast.signal, ref.signal) and np.array_equal(fast.realised, ref.realised)
+        if spd < 3:
+            assert np.array_equal(fast.price, ref.price) and np.array_equal(fast.vol, ref.vol)
+    state = {e: g._state for e, g in make.items()}
+    for key in ("log_f", "h"):
+        np.testing.assert_allclose(state["fast"][key], state["reference"][key], rtol=1e-12, atol=0)
+    # The limit's carry is a log move: where nothing is carried numpy's pairwise day sum leaves ~1e-17.
+    np.testing.assert_allclose(state["fast"]["carry"], state["reference"]["carry"], rtol=1e-12, atol=1e-15)
+
+
+def test_compiled_month_is_bit_identical_on_one_thread_or_many(monkeypatch):
+    from opl.runtime.engine import kernels
+
+    spec = _SPECS["limit and gap"]
+
+    def months(parallel_min):
+        monkeypatch.setattr(kernels, "PARALLEL_MIN", parallel_min)
+        paths = simulate(spec=spec, paths=1500, months=2, price=100.0, steps_per_day=2, seed=3, engine="fast")
+        return paths.price, paths.vol
+
+    serial, threaded = months(2**62), months(0)
+    assert all(np.array_equal(a, b) for a, b in zip(serial, threaded))
+
+
+def test_compiled_month_twins_are_two_functions_with_their_own_cache_entries():
+    # One function compiled serial and parallel shares one numba cache entry: a process could run one twin as both.
+    from opl.runtime.engine import path_kernels
+
+    parallel, serial = path_kernels._month_parallel, path_kernels._month_serial
+    assert parallel.targetoptions.get("parallel") and not serial.targetoptions.get("parallel")
+    assert parallel.py_func is not serial.py_func
+    assert parallel._cache._cache_file._index_name != serial._cache._cache_file._index_name
