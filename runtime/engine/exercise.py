@@ -27,6 +27,7 @@ Futures from exercising a *long* option are closed at the next step.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Literal
 
@@ -48,9 +49,11 @@ class Inventory:
     """Delivered goods: one slot per (month, leg) with its lots and release step.
 
     The running total, the slots that ever held goods and, per pending release step, the
-    slots due then are kept up to date, so the replay's per-step questions ("how much is
-    held?", "is anything due now?") cost nothing on the many steps where the answer is
-    "nothing", and a release looks at its own slots only.
+    positions (flat indices into (variants, paths)) stored for release then, slot by slot,
+    are kept up to date, so the replay's per-step questions ("how much is held?", "is
+    anything due now?") cost nothing on the many steps where the answer is "nothing", and
+    storing or releasing goods touches only the few positions an assignment hit, not every
+    slot and path.
 
     Parameters
     ----------
@@ -65,7 +68,9 @@ class Inventory:
         self.lots = np.zeros((max(slots, 1), *shape))
         self.release = np.full((max(slots, 1), *shape), -1, dtype=np.int64)
         self._total = np.zeros(shape)
-        self._due: dict[int, set[int]] = {}  # release step -> the slots holding goods due then
+        self._nothing = np.zeros(shape)  # what a step with nothing due releases, shared and read-only
+        self._nothing.flags.writeable = False
+        self._due: dict[int, dict[int, list[np.ndarray]]] = {}  # release step -> slot -> positions stored
         self._used: list[int] = []  # slots that ever held goods, in order
 
     def total(self) -> np.ndarray:
@@ -73,23 +78,57 @@ class Inventory:
 
     def add(self, slot: int, lots: np.ndarray, release_step: int) -> None:
         """Store long futures lots (only where positive) in ``slot`` until ``release_step``."""
-        where = lots > 0
-        if not np.any(where):
+        lots = np.broadcast_to(lots, self._total.shape).reshape(-1)
+        at = np.flatnonzero(lots > 0)
+        if at.size == 0:
             return
-        self.lots[slot] = np.where(where, lots, self.lots[slot])
-        self.release[slot] = np.where(where, release_step, self.release[slot])
+        held, release = self.lots[slot].reshape(-1), self.release[slot].reshape(-1)
+        new = lots[at]
+        # Goods replace what the slot held there: the total moves by the difference (lots are whole).
+        self._moved(at, new - held[at])
+        held[at] = new
+        release[at] = release_step
         if slot not in self._used:
-            self._used = sorted([*self._used, slot])
-        self._total = self.lots[self._used].sum(axis=0)  # the other slots hold nothing
-        self._due.setdefault(release_step, set()).add(slot)
+            bisect.insort(self._used, slot)
+        self._due.setdefault(release_step, {}).setdefault(slot, []).append(at)
 
     def take(self, *, step: int | None = None, mask: np.ndarray | None = None) -> np.ndarray:
-        """Remove and return the lots released at ``step`` (or every lot where ``mask``)."""
+        """Remove and return the lots released at ``step`` (or every lot where ``mask``).
+
+        Nothing due returns a shared read-only array of zeros.
+        """
         if (step is not None and step not in self._due) or not self._due:
-            return np.zeros(self._total.shape)
-        slots = sorted(self._due.pop(step)) if step is not None else self._used
+            return self._nothing
+        return self._release(step) if step is not None else self._liquidate(mask)
+
+    def _release(self, step: int) -> np.ndarray:
+        """The goods due at ``step``, read at the positions stored for it (a later store or a
+        liquidation may have moved or emptied some of them)."""
+        out = np.zeros(self._total.shape)
+        flat_out, touched = out.reshape(-1), []
+        due = self._due.pop(step)
+        for slot in sorted(due):
+            held, release = self.lots[slot].reshape(-1), self.release[slot].reshape(-1)
+            at = np.unique(np.concatenate(due[slot]))
+            at = at[(release[at] == step) & (held[at] > 0)]
+            flat_out[at] += held[at]
+            held[at], release[at] = 0.0, -1
+            touched.append(at)
+        at = np.unique(np.concatenate(touched))
+        self._moved(at, -flat_out[at])
+        return out
+
+    def _moved(self, at: np.ndarray, change: np.ndarray) -> None:
+        # A new total array, never the old one changed in place: what `total` returned earlier stays as it was.
+        total = self._total.copy()
+        total.reshape(-1)[at] += change
+        self._total = total
+
+    def _liquidate(self, mask: np.ndarray) -> np.ndarray:
+        """Every lot held where ``mask`` (a liquidation: rare, so a pass over the slots in use)."""
+        slots = self._used
         lots, release = self.lots[slots], self.release[slots]
-        due = (release == step) & (lots > 0) if step is not None else mask & (lots > 0)
+        due = mask & (lots > 0)
         out = np.where(due, lots, 0.0).sum(axis=0)
         self.lots[slots] = np.where(due, 0.0, lots)
         self.release[slots] = np.where(due, -1, release)
