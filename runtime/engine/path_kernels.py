@@ -82,15 +82,16 @@ if njit is not None:
         return math.sqrt(kk * h * m.days / m.years + jumps_var)
 
     @njit(cache=True, error_model="numpy")
-    def _base(m, z, counts, normal, gap_col, drift_n, p, j):
+    def _base(m, count, normal, gap, drift_n):
         # The step's move before the diffusion: the jumps less their compensator, the drift, the gap.
+        # Scalars only: a helper taking arrays would pay numba's reference counting on every step.
         x = 0.0
         if m.jumps:
-            c = float(counts[p, j])
+            c = float(count)
             # Most steps have no jump: the reference's (0·m + 0·s·z) − compensator is −compensator.
-            x = c * m.jump_mean + math.sqrt(c) * m.jump_std * normal[p, j] - m.compensator if c > 0 else -m.compensator
+            x = c * m.jump_mean + math.sqrt(c) * m.jump_std * normal - m.compensator if c > 0 else -m.compensator
         x = x + drift_n
-        if gap_col[p] == j:
+        if gap:
             x += m.gap_log
         return x
 
@@ -134,7 +135,8 @@ if njit is not None:
             shock, moved, held = 0.0, 0.0, 0.0
             for i in range(m.spd):
                 j = d * m.spd + i
-                x = _base(m, z, counts, normal, gap_col, drift_n, p, j)
+                x = _base(m, counts[p, j] if m.jumps else 0, normal[p, j] if m.jumps else 0.0, gap_col[p] == j,
+                          drift_n)
                 x, eps = _diffusion(m, x, z[p, j], hs, sd)
                 shock += eps
                 if m.limit:
