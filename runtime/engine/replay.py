@@ -643,294 +643,404 @@ def _replay_pass(strat: StrategySpec, run: RunSpec, variants, group: tuple, prog
                            for c, n in group])
     marker = AmericanMarker(american=True, rate=strat.rate, exact=run.exact_american)
     euro = AmericanMarker(american=False, rate=strat.rate)
-    sizes = np.array([v.size for v in variants])[:, None]
-    band_k = np.array([v.band_k for v in variants])[:, None]
-    packs = _margin_packs(run.pack, variants)
-    fast = run.engine == "fast" and kernels.available()
-    margins = _Margins(packs, fast)
-    hedger = _hedge_compiled if fast and not want_trace else _hedge
-    # Option ticks are looked up at 1% of the price, where the premiums of monthly options sit.
-    premium_level = max(run.price * 0.01, 1e-9)
-    costs = [Costs.from_pack(run.pack, price=run.price, premium=premium_level, option_ticks=run.option_ticks,
-                             futures_ticks=run.futures_ticks, fee_factor=v.fee_factor,
-                             slippage_factor=v.slippage_factor) for v in variants]
-    cost = _CostArrays(costs)
-    cost.fast = fast and not want_trace
-    mult, cs = strat.multiplier, strat.contract_size
-    lots_per_option = mult / cs  # futures lots of delta per option lot per unit of delta
-    cash_rate = strat.rate if run.cash_rate is None else run.cash_rate
-    margin_rate = cash_rate if run.margin_rate is None else run.margin_rate
-    futures_underlying = run.pack.underlying.kind == "future"
-    margin_held = np.zeros(shape)  # the requirement over the coming step (for margin_rate)
-
-    numbers = strat.leg_numbers or tuple(range(nl))
-    engine = AdjustEngine(strat.adjust, shape, numbers) if strat.adjust is not None else None
-    ledger = Ledger(shape, months, strat.adjust.counters() if strat.adjust is not None else ())
-    equity = np.full(shape, run.capital)
-    peak = equity.copy()
-    max_dd = np.zeros(shape)
-    peak_margin = np.zeros(shape)
-    pending = np.zeros(shape)  # futures lots from exercise, closed at the next step
-    slots_per_month = nl + (engine.extra_slots(strat.legs) if engine is not None else 0)
-    inventory = Inventory(shape, months * slots_per_month)
-    liquidate_next = np.zeros(shape, dtype=bool)
-    ruined = np.zeros(shape, dtype=bool)
+    account = _Pass(strat, run, variants, shape, want_trace)
     hits = [0, 0]
-    tr: dict[str, list] | None = {k: [] for k in ("net_delta", "target", "hedge", "equity", "margin", "hedged",
-                                                  "price", "assigned", "unit_delta", "band", "exit",
-                                                  "open", "adjusted", "gamma")} if want_trace else None
-    absolute_step = 0
     for m in range(months):
         check_deadline()
         mp = gen.next_month()
         if run.process is not None and run.process.regime is not None:
             hits[0] += int(np.sum(mp.signal == mp.realised))
             hits[1] += p
-        mo = mp if isinstance(mp, MarkedMonth) else _Month(run, strat, mp, marker, euro)
-        f, n, step_days = mo.price, mo.n, mo.step_days
-        month_start = equity.copy()
-        d = direction(strat.hedge, mo.signal) if strat.hedge is not None else np.zeros(p)
+        account.month(m, mp if isinstance(mp, MarkedMonth) else _Month(run, strat, mp, marker, euro))
+        if progress is not None:
+            progress(p)
+    return account.result(), account.trace(), hits
 
-        # -- open
-        book = _open_book(strat, mo, sizes, shape)
-        if engine is not None:
+
+@dataclass(eq=False)
+class _Open:
+    """What one month holds over (variants, paths) while its steps run (`_Pass.month`)."""
+
+    m: int
+    mo: MarkedMonth
+    book: Book
+    d: np.ndarray  # the month's hedge direction per path
+    hedge: np.ndarray
+    is_open: np.ndarray
+    month_pnl: np.ndarray
+    denominator: np.ndarray  # pnl_percent's base: the premium, or the opening margin
+    open_margin: np.ndarray
+    month_start: np.ndarray
+    alerted: np.ndarray
+    assigned: np.ndarray
+    delivered: np.ndarray
+
+
+class _Pass:
+    """A pass of chunks replayed over (variants, paths): the run's constants, the running account
+    (ledger, equity, peaks, futures from exercise, goods, the liquidation decided) and the month's steps
+    in the order of the module docstring, one method each."""
+
+    def __init__(self, strat: StrategySpec, run: RunSpec, variants, shape: tuple[int, int], want_trace: bool):
+        self.strat, self.run, self.shape = strat, run, shape
+        self.sizes = np.array([v.size for v in variants])[:, None]
+        self.band_k = np.array([v.band_k for v in variants])[:, None]
+        self.fast = run.engine == "fast" and kernels.available()
+        self.margins = _Margins(_margin_packs(run.pack, variants), self.fast)
+        self.hedger = _hedge_compiled if self.fast and not want_trace else _hedge
+        # Option ticks are looked up at 1% of the price, where the premiums of monthly options sit.
+        premium_level = max(run.price * 0.01, 1e-9)
+        costs = [Costs.from_pack(run.pack, price=run.price, premium=premium_level, option_ticks=run.option_ticks,
+                                 futures_ticks=run.futures_ticks, fee_factor=v.fee_factor,
+                                 slippage_factor=v.slippage_factor) for v in variants]
+        self.cost = _CostArrays(costs)
+        self.cost.fast = self.fast and not want_trace
+        self.mult, self.cs = strat.multiplier, strat.contract_size
+        self.lots_per_option = self.mult / self.cs  # futures lots of delta per option lot per unit of delta
+        self.cash_rate = strat.rate if run.cash_rate is None else run.cash_rate
+        self.margin_rate = self.cash_rate if run.margin_rate is None else run.margin_rate
+        self.futures_underlying = run.pack.underlying.kind == "future"
+        nl = len(strat.legs)
+        numbers = strat.leg_numbers or tuple(range(nl))
+        self.engine = AdjustEngine(strat.adjust, shape, numbers) if strat.adjust is not None else None
+        self.slots_per_month = nl + (self.engine.extra_slots(strat.legs) if self.engine is not None else 0)
+        self.ledger = Ledger(shape, run.months, strat.adjust.counters() if strat.adjust is not None else ())
+        self.equity = np.full(shape, run.capital)
+        self.peak = self.equity.copy()
+        self.max_dd = np.zeros(shape)
+        self.peak_margin = np.zeros(shape)
+        self.margin_held = np.zeros(shape)  # the requirement over the coming step (for margin_rate)
+        self.pending = np.zeros(shape)  # futures lots from exercise, closed at the next step
+        self.inventory = Inventory(shape, run.months * self.slots_per_month)
+        self.liquidate_next = np.zeros(shape, dtype=bool)
+        self.ruined = np.zeros(shape, dtype=bool)
+        self.absolute_step = 0
+        self.tr: dict[str, list] | None = {k: [] for k in (
+            "net_delta", "target", "hedge", "equity", "margin", "hedged", "price", "assigned", "unit_delta", "band",
+            "exit", "open", "adjusted", "gamma")} if want_trace else None
+
+    # -- the pass's results ----------------------------------------------------------------------------
+    def result(self) -> dict:
+        ledger = self.ledger
+        return {"monthly": ledger.monthly, "max_drawdown": self.max_dd, "peak_margin": self.peak_margin,
+                "buckets": ledger.buckets, "counters": ledger.counters}
+
+    def trace(self) -> dict[str, np.ndarray] | None:
+        return {k: np.stack(v, axis=-1) for k, v in self.tr.items()} if self.tr is not None else None
+
+    # -- a month ---------------------------------------------------------------------------------------
+    def month(self, m: int, mo: MarkedMonth) -> None:
+        """Month ``m``: the open, its steps, its P&L into the ledger."""
+        o = self._open(m, mo)
+        for j in range(1, mo.n + 1):
+            check_deadline()  # a step of a chunk is the longest the replay runs past its deadline
+            self._step(o, j)
+        self.ledger.monthly[..., m] = self.equity - o.month_start
+        self.ledger.count("assigned_months", o.assigned)
+        self.ledger.count("delivered_months", o.delivered)
+        self.ruined |= self.equity <= 0
+
+    def state(self, o: _Open, j: int, hedge=None, month_pnl=None, denominator=None, open_margin=None) -> TriggerState:
+        """What the triggers read at step ``j`` (the month's own hedge, P&L and bases unless given)."""
+        book, sizes, lots_per_option = o.book, self.sizes, self.lots_per_option
+        return _trigger_state(o.mo, j, book, o.hedge if hedge is None else hedge,
+                              o.month_pnl if month_pnl is None else month_pnl,
+                              o.denominator if denominator is None else denominator, self.equity, self.peak,
+                              self.run.capital, o.open_margin if open_margin is None else open_margin,
+                              self.margins, o.mo.days_left[j], lots_per_option, self.pending, self.inventory,
+                              lambda: (book.option_delta(lots_per_option) + book.static) / sizes, self.band_k,
+                              self.strat, o.d)
+
+    def _open(self, m: int, mo: MarkedMonth) -> _Open:
+        """Step 0: the legs resolved, guarded, margined, sold or bought; the hedge set."""
+        strat, shape, ledger, cost, equity = self.strat, self.shape, self.ledger, self.cost, self.equity
+        f = mo.price
+        d = direction(strat.hedge, mo.signal) if strat.hedge is not None else np.zeros(shape[1])
+        book = _open_book(strat, mo, self.sizes, shape)
+        if self.engine is not None:
             if not hasattr(mo, "quote"):
                 raise ValueError("the adjustment module needs simulated months (their options can be re-marked)")
-            engine.open_month(book)
+            self.engine.open_month(book)
         zero = np.zeros(shape)
-
-        def state_at(j, hedge, month_pnl, denominator, open_margin):
-            return _trigger_state(mo, j, book, hedge, month_pnl, denominator, equity, peak, run.capital, open_margin,
-                                  margins, mo.days_left[j], lots_per_option, pending, inventory,
-                                  lambda: (book.option_delta(lots_per_option) + book.static) / sizes, band_k, strat, d)
-
+        o = _Open(m=m, mo=mo, book=book, d=d, hedge=zero, is_open=np.zeros(shape, dtype=bool), month_pnl=zero,
+                  denominator=np.ones(shape), open_margin=zero, month_start=equity.copy(),
+                  alerted=np.zeros(shape, dtype=bool), assigned=np.zeros(shape, dtype=bool),
+                  delivered=np.zeros(shape, dtype=bool))
         if strat.guards:
             # avoid_leg_if: a leg whose rule holds at the open is not opened on that path.
-            at_open = state_at(0, zero, zero, np.ones(shape), zero)
+            at_open = self.state(o, 0)
             for s, hit in zip(book.slots, blocked(strat.guards, at_open, leg_states(book, f[:, 0], mo.days_left[0]))):
                 if np.any(hit):
-                    ledger.count("avoided_legs", hit & ~ruined & ~liquidate_next)
+                    ledger.count("avoided_legs", hit & ~self.ruined & ~self.liquidate_next)
                     s.qty = np.where(hit, 0.0, s.qty)
-        open_margin = margins(book, np.zeros(shape), np.zeros(shape), f[:, 0])
+        open_margin = self.margins(book, np.zeros(shape), np.zeros(shape), f[:, 0])
         # A liquidation decided at the last step of a month runs at the next step; nothing opens before it.
-        can_open = ~ruined & ~liquidate_next & (equity >= open_margin)
-        ledger.count("skipped_months", ~ruined & ~can_open)
+        can_open = ~self.ruined & ~self.liquidate_next & (equity >= open_margin)
+        ledger.count("skipped_months", ~self.ruined & ~can_open)
         for s in book.slots:
             s.qty = np.where(can_open, s.qty, 0.0)
         book.futures = [np.where(can_open, fut, 0.0) for fut in book.futures]
         is_open = can_open & book.any_open()
-        margin_held = margin_held + np.where(is_open, open_margin, 0.0)
+        self.margin_held = self.margin_held + np.where(is_open, open_margin, 0.0)
         month_pnl = np.zeros(shape)
         for s in book.slots:
             ledger.cost(cost.open_options(s.qty), equity, month_pnl)
             ledger.count("option_lots", is_open, np.abs(s.qty))
         for fut in book.futures:
             ledger.cost(cost.futures(fut, closing=False), equity, month_pnl)
-        open_premium = -sum(s.qty * s.value for s in book.slots) * mult
-        denominator = np.where(np.abs(open_premium) > 0, np.abs(open_premium), np.maximum(open_margin, 1e-9))
-        hedge = np.zeros(shape)
+        open_premium = -sum(s.qty * s.value for s in book.slots) * self.mult
+        o.denominator = np.where(np.abs(open_premium) > 0, np.abs(open_premium), np.maximum(open_margin, 1e-9))
+        o.is_open, o.month_pnl, o.open_margin, o.hedge = is_open, month_pnl, open_margin, np.zeros(shape)
         if strat.hedge is not None:
-            hedge = hedger(strat, book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr)
-        np.maximum(peak_margin, np.where(is_open, open_margin, 0.0) / run.capital, out=peak_margin)
-        if engine is not None:
-            engine.start(state_at(0, hedge, month_pnl, denominator, open_margin), is_open)
-        alerted = np.zeros(shape, dtype=bool)
-        assigned_month = np.zeros(shape, dtype=bool)
-        delivered_month = np.zeros(shape, dtype=bool)
+            o.hedge = self.hedger(strat, book, o.hedge, d, is_open, self.lots_per_option, cost, ledger, equity,
+                                  month_pnl, self.tr)
+        np.maximum(self.peak_margin, np.where(is_open, open_margin, 0.0) / self.run.capital, out=self.peak_margin)
+        if self.engine is not None:
+            self.engine.start(self.state(o, 0), is_open)
+        return o
 
-        for j in range(1, n + 1):
-            check_deadline()  # a step of a chunk is the longest the replay runs past its deadline
-            absolute_step += 1
-            df = f[:, j] - f[:, j - 1]
-            if cash_rate or margin_rate != cash_rate:
-                # Interest on the cash held over the step (before this step's marks and trades); units of an
-                # ETF or a stock held were paid for, futures settle daily and hold no cash.
-                cash = equity - run.capital - book.option_value(mult)
-                if not futures_underlying:
-                    cash = cash - (book.static + hedge + pending + inventory.total()) * f[:, j - 1] * cs
-                years = mo.span[j] / DAYS_PER_YEAR
-                amount = cash * np.expm1(cash_rate * years)
-                if margin_rate != cash_rate:  # the deposit earns the margin rate instead of the cash rate
-                    amount += margin_held * (np.expm1(margin_rate * years) - np.expm1(cash_rate * years))
-                ledger.book("interest", amount, equity, month_pnl)
-            # 1. mark to market
-            for s in book.slots:
-                before = s.value
-                if s.base is not None:
-                    _base_marks(s, mo, j)
-                elif s.held():
-                    mo.remark(s, j)
-                else:
-                    continue
-                ledger.book("premium", s.qty * (s.value - before) * mult, equity, month_pnl)
-            static = book.static
-            ledger.book("premium", static * df * cs, equity, month_pnl)
-            ledger.book("hedge", hedge * df * cs, equity, month_pnl)
-            ledger.book("assignment", pending * df * cs, equity)
-            held = inventory.total()
-            if np.any(held):
-                ledger.book("assignment", held * df * cs, equity)
-                ledger.book("assignment", -held * cs * strat.assignment.storage_per_day * mo.span[j], equity)
-                ledger.book("funding", -held * cs * f[:, j] * strat.assignment.funding_rate * mo.span[j]
-                            / DAYS_PER_YEAR, equity)
-            # 2. decisions of the previous step
-            if np.any(liquidate_next):
-                ledger.count("liquidations", liquidate_next)
-                _close_all(book, hedge, liquidate_next, cost, ledger, equity, month_pnl)
-                is_open &= ~liquidate_next
-                sold = inventory.take(mask=liquidate_next)
-                ledger.cost(cost.futures(sold, closing=True), equity)
-                pending = _close_pending(pending, liquidate_next, cost, ledger, equity)
-                liquidate_next = np.zeros(shape, dtype=bool)
-            pending = _close_pending(pending, pending != 0, cost, ledger, equity)
-            sold = inventory.take(step=absolute_step)
-            if np.any(sold):
-                ledger.book("assignment", sold * cs * strat.assignment.basis, equity)
-                ledger.cost(cost.futures(sold, closing=True), equity)
-            # 3. exit triggers, stop loss, guard
-            days_left = mo.days_left[j]
-            exit_now = np.zeros(shape, dtype=bool)
-            if strat.exit_triggers or strat.score is not None:
-                state = state_at(j, hedge, month_pnl, denominator, open_margin)
-                flags = [np.broadcast_to(t(state), shape) for t in strat.exit_triggers]
-                if strat.score is not None:
-                    threshold = strat.score.threshold if strat.score_threshold is None else strat.score_threshold
-                    exit_now |= np.broadcast_to(strat.score.score(state, flags), shape) >= threshold
-                elif strat.exit_mode == "all_required":
-                    exit_now |= np.all(flags, axis=0)
-                else:
-                    exit_now |= np.any(flags, axis=0)
-            if strat.stop_loss is not None:
-                exit_now |= month_pnl <= -strat.stop_loss * run.capital
-            if strat.guard_days is not None and days_left < strat.guard_days:
-                exit_now[:] = True
-            cut = j == n and not mo.expires  # a cycle cut at a roll or at the data's end: close at market
-            if cut:
-                exit_now[:] = True
-            exit_now &= is_open
-            if tr is not None:
-                unit_delta = (book.option_delta(lots_per_option) + book.static) / sizes
-                tr["unit_delta"].append(np.where(is_open, unit_delta, np.nan))
-                tr["band"].append(np.broadcast_to(band_k * mo.band[1][j], shape).copy() if mo.band is not None
-                                  else np.full(shape, np.nan))
-                tr["exit"].append(exit_now.copy())
-            if np.any(exit_now):
-                ledger.count("exits", exit_now)
-                if days_left >= (strat.guard_days or 2.0) and not cut:
-                    # Closed before the last days: a stop or a take-profit, what the critic wants to see.
-                    ledger.count("early_exits", exit_now)
-                _close_all(book, hedge, exit_now, cost, ledger, equity, month_pnl)
-                is_open &= ~exit_now
-            # 3b. the adjustment module on the positions still open
-            fired = np.zeros(shape, dtype=bool)
-            if engine is not None and j < n and np.any(is_open):
-                if fast and hasattr(mo, "columns"):
-                    # The fast engine plays a round on the few paths where it fires (a few percent of them).
-                    fire = engine.decide(state_at(j, hedge, month_pnl, denominator, open_margin), is_open, j,
-                                         step_days)
-                    closed = np.zeros(shape, dtype=bool)
-                    if np.any(fire):
-                        hedge, closed = _play_on_paths(
-                            engine, fire, strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledger,
-                            equity, month_pnl, margins, pending, inventory, peak, denominator, open_margin, band_k)
-                else:
-                    desk = _desk(strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledger, equity,
-                                 month_pnl, margins, pending, inventory,
-                                 lambda: state_at(j, desk.hedge, month_pnl, denominator, open_margin))
-                    closed = engine.step(desk, is_open, step_days)
-                    hedge = desk.hedge
-                fired = engine.fired
-                if np.any(closed):
-                    ledger.count("exits", closed)
-                    if days_left >= (strat.guard_days or 2.0):
-                        ledger.count("early_exits", closed)
-                    is_open &= ~closed
-            # 4. hedge
-            if strat.hedge is not None and j < n and j % strat.hedge.every == 0:
-                hedge = hedger(strat, book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr)
-            elif tr is not None:
-                tr["hedged"].append(np.zeros(shape, dtype=bool))
-                for key in ("net_delta", "target"):
-                    tr[key].append(np.full(shape, np.nan))
-            # 5./6. early assignment, expiry
-            assigned_now = np.zeros(shape, dtype=bool)
-            for si, s in enumerate(book.slots):
-                q = s.qty
-                if j < n or s.extra_days > 0:  # a series expiring after the month is closed at market below
-                    hit = (q < 0) & s.exercise if s.american and j < n else np.zeros(shape, dtype=bool)
-                else:
-                    threshold = run.pack.option.auto_exercise_threshold
-                    itm = s.phi * (f[:, n] - s.strike) > threshold
-                    hit = (q != 0) & itm if run.pack.option.auto_exercise_itm else np.zeros(shape, dtype=bool)
-                if not np.any(hit):
-                    continue
-                lots_f = np.where(hit, q * s.phi * lots_per_option, 0.0)
-                intrinsic = np.maximum(s.phi * (f[:, j] - s.strike), 0.0)
-                ledger.book("assignment", np.where(hit, -q * (s.value - intrinsic) * mult, 0.0), equity,
-                            month_pnl)
-                ledger.cost(np.where(q < 0, cost.option_assignment, cost.option_exercise) * np.abs(
-                    np.where(hit, q, 0.0)), equity, month_pnl)
-                short = hit & (q < 0)
-                assigned_now |= short
-                if strat.assignment.action == "take_delivery":
-                    goods = np.where(short & (lots_f > 0), lots_f, 0.0)
-                    hold = int(np.ceil(strat.assignment.hold_days / step_days))
-                    inventory.add(m * slots_per_month + si, goods, absolute_step + max(hold, 1))
-                    delivered_month |= goods > 0
-                    lots_f = lots_f - goods
-                pending = pending + lots_f
-                s.qty = np.where(hit, 0.0, q)
-            assigned_month |= assigned_now
-            if j == n:
-                # Whatever was not exercised lapses (its mark is already 0); series expiring later are sold
-                # back at market with the hedge and the futures.
-                for s in book.slots:
-                    if s.extra_days == 0:
-                        s.qty = np.zeros(shape)
-                expiring = is_open | (hedge != 0) | (book.static != 0)
-                _close_all(book, hedge, expiring, cost, ledger, equity, month_pnl)
-                is_open[:] = False
-            # 7. margin
-            requirement = margins(book, hedge, pending + inventory.total(), f[:, j])
-            margin_held = requirement
-            if fast:
-                liquidate_next = kernels.account(equity=equity, requirement=requirement, capital=run.capital,
-                                                 margin_buffer=strat.margin_buffer,
-                                                 calls=ledger.counters["margin_calls"], peak_margin=peak_margin,
-                                                 peak=peak, max_dd=max_dd)
+    # -- a step ----------------------------------------------------------------------------------------
+    def _step(self, o: _Open, j: int) -> None:
+        """Step ``j`` of the month, in the module docstring's order."""
+        self.absolute_step += 1
+        self._interest(o, j)
+        self._mark(o, j)
+        self._previous_decisions(o)
+        self._exits(o, j)
+        fired = self._adjust(o, j)
+        self._rebalance(o, j)
+        assigned = self._assign(o, j)
+        if j == o.mo.n:
+            self._expire(o)
+        requirement = self._requirement(o, j)
+        self._alerts(o, j)
+        if self.tr is not None:
+            self._trace_step(o, j, requirement, assigned, fired)
+
+    def _interest(self, o: _Open, j: int) -> None:
+        """Interest on the cash held over the step (before this step's marks and trades)."""
+        cash_rate, margin_rate = self.cash_rate, self.margin_rate
+        if not (cash_rate or margin_rate != cash_rate):
+            return
+        book, f = o.book, o.mo.price
+        # Units of an ETF or a stock held were paid for; futures settle daily and hold no cash.
+        cash = self.equity - self.run.capital - book.option_value(self.mult)
+        if not self.futures_underlying:
+            cash = cash - (book.static + o.hedge + self.pending + self.inventory.total()) * f[:, j - 1] * self.cs
+        years = o.mo.span[j] / DAYS_PER_YEAR
+        amount = cash * np.expm1(cash_rate * years)
+        if margin_rate != cash_rate:  # the deposit earns the margin rate instead of the cash rate
+            amount += self.margin_held * (np.expm1(margin_rate * years) - np.expm1(cash_rate * years))
+        self.ledger.book("interest", amount, self.equity, o.month_pnl)
+
+    def _mark(self, o: _Open, j: int) -> None:
+        """1. Mark to market: options, the strategy's futures, the hedge, futures awaiting their close, goods."""
+        ledger, equity, month_pnl, mo, cs = self.ledger, self.equity, o.month_pnl, o.mo, self.cs
+        f = mo.price
+        df = f[:, j] - f[:, j - 1]
+        for s in o.book.slots:
+            before = s.value
+            if s.base is not None:
+                _base_marks(s, mo, j)
+            elif s.held():
+                mo.remark(s, j)
             else:
-                call = (equity < requirement) & (requirement > 0)
-                ledger.count("margin_calls", call)
-                liquidate_next = call & (equity < (1.0 - strat.margin_buffer) * requirement)
-                np.maximum(peak_margin, requirement / run.capital, out=peak_margin)
-                np.maximum(peak, equity, out=peak)
-                np.maximum(max_dd, (peak - equity) / peak, out=max_dd)
-            if any(g.kind == "warn_if" for g in strat.guards) and j < n and np.any(is_open):
-                # warn_if: an alert when a rule starts to hold on a path; no trading effect.
-                now = warned(strat.guards, state_at(j, hedge, month_pnl, denominator, open_margin),
-                             leg_states(book, f[:, j], days_left)) & is_open
-                ledger.count("alerts", now & ~alerted)
-                alerted = now
-            if tr is not None:
-                tr["equity"].append(equity.copy())
-                tr["margin"].append(requirement)
-                tr["hedge"].append(hedge.copy())
-                tr["price"].append(np.broadcast_to(f[:, j], shape).copy())
-                tr["assigned"].append(assigned_now)
-                tr["open"].append(is_open.copy())
-                tr["adjusted"].append(fired)
-                tr["gamma"].append(book.gamma(lots_per_option) * f[:, j] * 0.01 if strat.greeks
-                                   else np.full(shape, np.nan))
-        ledger.monthly[..., m] = equity - month_start
-        ledger.count("assigned_months", assigned_month)
-        ledger.count("delivered_months", delivered_month)
-        ruined |= equity <= 0
-        if progress is not None:
-            progress(p)
-    out = {"monthly": ledger.monthly, "max_drawdown": max_dd, "peak_margin": peak_margin,
-           "buckets": ledger.buckets, "counters": ledger.counters}
-    trace = {k: np.stack(v, axis=-1) for k, v in tr.items()} if tr is not None else None
-    return out, trace, hits
+                continue
+            ledger.book("premium", s.qty * (s.value - before) * self.mult, equity, month_pnl)
+        ledger.book("premium", o.book.static * df * cs, equity, month_pnl)
+        ledger.book("hedge", o.hedge * df * cs, equity, month_pnl)
+        ledger.book("assignment", self.pending * df * cs, equity)
+        held = self.inventory.total()
+        if np.any(held):
+            terms = self.strat.assignment
+            ledger.book("assignment", held * df * cs, equity)
+            ledger.book("assignment", -held * cs * terms.storage_per_day * mo.span[j], equity)
+            ledger.book("funding", -held * cs * f[:, j] * terms.funding_rate * mo.span[j] / DAYS_PER_YEAR, equity)
+
+    def _previous_decisions(self, o: _Open) -> None:
+        """2. What the previous step decided: a liquidation, the close of futures from exercise, goods sold."""
+        ledger, equity, cost = self.ledger, self.equity, self.cost
+        liquidate = self.liquidate_next
+        if np.any(liquidate):
+            ledger.count("liquidations", liquidate)
+            _close_all(o.book, o.hedge, liquidate, cost, ledger, equity, o.month_pnl)
+            o.is_open &= ~liquidate
+            sold = self.inventory.take(mask=liquidate)
+            ledger.cost(cost.futures(sold, closing=True), equity)
+            self.pending = _close_pending(self.pending, liquidate, cost, ledger, equity)
+            self.liquidate_next = np.zeros(self.shape, dtype=bool)
+        self.pending = _close_pending(self.pending, self.pending != 0, cost, ledger, equity)
+        sold = self.inventory.take(step=self.absolute_step)
+        if np.any(sold):
+            ledger.book("assignment", sold * self.cs * self.strat.assignment.basis, equity)
+            ledger.cost(cost.futures(sold, closing=True), equity)
+
+    def _exit_flags(self, o: _Open, j: int) -> np.ndarray:
+        """Where the exit triggers, the stop loss, the guard or the cycle's end close the position now."""
+        strat, shape, mo = self.strat, self.shape, o.mo
+        exit_now = np.zeros(shape, dtype=bool)
+        if strat.exit_triggers or strat.score is not None:
+            state = self.state(o, j)
+            flags = [np.broadcast_to(t(state), shape) for t in strat.exit_triggers]
+            if strat.score is not None:
+                threshold = strat.score.threshold if strat.score_threshold is None else strat.score_threshold
+                exit_now |= np.broadcast_to(strat.score.score(state, flags), shape) >= threshold
+            elif strat.exit_mode == "all_required":
+                exit_now |= np.all(flags, axis=0)
+            else:
+                exit_now |= np.any(flags, axis=0)
+        if strat.stop_loss is not None:
+            exit_now |= o.month_pnl <= -strat.stop_loss * self.run.capital
+        if strat.guard_days is not None and mo.days_left[j] < strat.guard_days:
+            exit_now[:] = True
+        if j == mo.n and not mo.expires:  # a cycle cut at a roll or at the data's end: close at market
+            exit_now[:] = True
+        exit_now &= o.is_open
+        return exit_now
+
+    def _exits(self, o: _Open, j: int) -> None:
+        """3. Exit triggers under the exit mode, the stop loss and the guard: a hit closes at market."""
+        strat, mo, tr = self.strat, o.mo, self.tr
+        exit_now = self._exit_flags(o, j)
+        if tr is not None:
+            unit_delta = (o.book.option_delta(self.lots_per_option) + o.book.static) / self.sizes
+            tr["unit_delta"].append(np.where(o.is_open, unit_delta, np.nan))
+            tr["band"].append(np.broadcast_to(self.band_k * mo.band[1][j], self.shape).copy() if mo.band is not None
+                              else np.full(self.shape, np.nan))
+            tr["exit"].append(exit_now.copy())
+        if np.any(exit_now):
+            self.ledger.count("exits", exit_now)
+            cut = j == mo.n and not mo.expires
+            if mo.days_left[j] >= (strat.guard_days or 2.0) and not cut:
+                # Closed before the last days: a stop or a take-profit, what the critic wants to see.
+                self.ledger.count("early_exits", exit_now)
+            _close_all(o.book, o.hedge, exit_now, self.cost, self.ledger, self.equity, o.month_pnl)
+            o.is_open &= ~exit_now
+
+    def _adjust(self, o: _Open, j: int) -> np.ndarray:
+        """3b. The adjustment module on the positions still open; returns where a round fired."""
+        engine, shape, mo = self.engine, self.shape, o.mo
+        if engine is None or j >= mo.n or not np.any(o.is_open):
+            return np.zeros(shape, dtype=bool)
+        strat, run, book, ledger, equity = self.strat, self.run, o.book, self.ledger, self.equity
+        if self.fast and hasattr(mo, "columns"):
+            # The fast engine plays a round on the few paths where it fires (a few percent of them).
+            fire = engine.decide(self.state(o, j), o.is_open, j, mo.step_days)
+            closed = np.zeros(shape, dtype=bool)
+            if np.any(fire):
+                o.hedge, closed = _play_on_paths(
+                    engine, fire, strat, book, o.hedge, mo, j, o.d, self.sizes, self.lots_per_option, run, self.cost,
+                    ledger, equity, o.month_pnl, self.margins, self.pending, self.inventory, self.peak,
+                    o.denominator, o.open_margin, self.band_k)
+        else:
+            desk = _desk(strat, book, o.hedge, mo, j, o.d, self.sizes, self.lots_per_option, run, self.cost, ledger,
+                         equity, o.month_pnl, self.margins, self.pending, self.inventory,
+                         lambda: self.state(o, j, hedge=desk.hedge))
+            closed = engine.step(desk, o.is_open, mo.step_days)
+            o.hedge = desk.hedge
+        if np.any(closed):
+            ledger.count("exits", closed)
+            if mo.days_left[j] >= (strat.guard_days or 2.0):
+                ledger.count("early_exits", closed)
+            o.is_open &= ~closed
+        return engine.fired
+
+    def _rebalance(self, o: _Open, j: int) -> None:
+        """4. The hedge rule on its rebalancing steps."""
+        strat, tr = self.strat, self.tr
+        if strat.hedge is not None and j < o.mo.n and j % strat.hedge.every == 0:
+            o.hedge = self.hedger(strat, o.book, o.hedge, o.d, o.is_open, self.lots_per_option, self.cost, self.ledger,
+                                  self.equity, o.month_pnl, tr)
+        elif tr is not None:
+            tr["hedged"].append(np.zeros(self.shape, dtype=bool))
+            for key in ("net_delta", "target"):
+                tr[key].append(np.full(self.shape, np.nan))
+
+    def _assign(self, o: _Open, j: int) -> np.ndarray:
+        """5./6. Early assignment of short American legs, exercise at expiry; returns where a short was assigned."""
+        strat, run, shape, mo, ledger, equity, cost = self.strat, self.run, self.shape, o.mo, self.ledger, \
+            self.equity, self.cost
+        f, n, mult = mo.price, mo.n, self.mult
+        assigned_now = np.zeros(shape, dtype=bool)
+        for si, s in enumerate(o.book.slots):
+            q = s.qty
+            if j < n or s.extra_days > 0:  # a series expiring after the month is closed at market below
+                hit = (q < 0) & s.exercise if s.american and j < n else np.zeros(shape, dtype=bool)
+            else:
+                threshold = run.pack.option.auto_exercise_threshold
+                itm = s.phi * (f[:, n] - s.strike) > threshold
+                hit = (q != 0) & itm if run.pack.option.auto_exercise_itm else np.zeros(shape, dtype=bool)
+            if not np.any(hit):
+                continue
+            lots_f = np.where(hit, q * s.phi * self.lots_per_option, 0.0)
+            intrinsic = np.maximum(s.phi * (f[:, j] - s.strike), 0.0)
+            ledger.book("assignment", np.where(hit, -q * (s.value - intrinsic) * mult, 0.0), equity, o.month_pnl)
+            ledger.cost(np.where(q < 0, cost.option_assignment, cost.option_exercise) * np.abs(
+                np.where(hit, q, 0.0)), equity, o.month_pnl)
+            short = hit & (q < 0)
+            assigned_now |= short
+            if strat.assignment.action == "take_delivery":
+                goods = np.where(short & (lots_f > 0), lots_f, 0.0)
+                hold = int(np.ceil(strat.assignment.hold_days / mo.step_days))
+                self.inventory.add(o.m * self.slots_per_month + si, goods, self.absolute_step + max(hold, 1))
+                o.delivered |= goods > 0
+                lots_f = lots_f - goods
+            self.pending = self.pending + lots_f
+            s.qty = np.where(hit, 0.0, q)
+        o.assigned |= assigned_now
+        return assigned_now
+
+    def _expire(self, o: _Open) -> None:
+        """6. At expiry what was not exercised lapses (its mark is already 0); series expiring later are sold
+        back at market with the hedge and the futures."""
+        book = o.book
+        for s in book.slots:
+            if s.extra_days == 0:
+                s.qty = np.zeros(self.shape)
+        expiring = o.is_open | (o.hedge != 0) | (book.static != 0)
+        _close_all(book, o.hedge, expiring, self.cost, self.ledger, self.equity, o.month_pnl)
+        o.is_open[:] = False
+
+    def _requirement(self, o: _Open, j: int) -> np.ndarray:
+        """7. Margin by the rule pack, margin calls, the liquidation decided for the next step, peaks and
+        drawdown; returns the requirement."""
+        strat, run, ledger, equity = self.strat, self.run, self.ledger, self.equity
+        requirement = self.margins(o.book, o.hedge, self.pending + self.inventory.total(), o.mo.price[:, j])
+        self.margin_held = requirement
+        if self.fast:
+            self.liquidate_next = kernels.account(equity=equity, requirement=requirement, capital=run.capital,
+                                                  margin_buffer=strat.margin_buffer,
+                                                  calls=ledger.counters["margin_calls"], peak_margin=self.peak_margin,
+                                                  peak=self.peak, max_dd=self.max_dd)
+        else:
+            call = (equity < requirement) & (requirement > 0)
+            ledger.count("margin_calls", call)
+            self.liquidate_next = call & (equity < (1.0 - strat.margin_buffer) * requirement)
+            np.maximum(self.peak_margin, requirement / run.capital, out=self.peak_margin)
+            np.maximum(self.peak, equity, out=self.peak)
+            np.maximum(self.max_dd, (self.peak - equity) / self.peak, out=self.max_dd)
+        return requirement
+
+    def _alerts(self, o: _Open, j: int) -> None:
+        """warn_if: an alert when a rule starts to hold on a path; no trading effect."""
+        strat = self.strat
+        if any(g.kind == "warn_if" for g in strat.guards) and j < o.mo.n and np.any(o.is_open):
+            now = warned(strat.guards, self.state(o, j),
+                         leg_states(o.book, o.mo.price[:, j], o.mo.days_left[j])) & o.is_open
+            self.ledger.count("alerts", now & ~o.alerted)
+            o.alerted = now
+
+    def _trace_step(self, o: _Open, j: int, requirement, assigned, fired) -> None:
+        tr, shape, f = self.tr, self.shape, o.mo.price
+        tr["equity"].append(self.equity.copy())
+        tr["margin"].append(requirement)
+        tr["hedge"].append(o.hedge.copy())
+        tr["price"].append(np.broadcast_to(f[:, j], shape).copy())
+        tr["assigned"].append(assigned)
+        tr["open"].append(o.is_open.copy())
+        tr["adjusted"].append(fired)
+        tr["gamma"].append(o.book.gamma(self.lots_per_option) * f[:, j] * 0.01 if self.strat.greeks
+                           else np.full(shape, np.nan))
 
 
 class _CostArrays:
