@@ -330,24 +330,32 @@ class _Month(MarkedMonth):
         """Compiled marks at step ``j`` of the series (``pi``, ``strike``) (paths, strikes; flat): value,
         delta, gamma, exercise, each like ``pi``.
 
-        Each distinct (path, strike) is marked once: the variants of a path (sizes, cost scenarios) mostly
-        hold the same series, and a mark depends only on the path's price, its volatility and the
-        strike, so marking the pair once and copying it gives the same numbers for a fraction of the work.
+        Where every element of a path has the same strike — the variants of a path (sizes, cost
+        scenarios) hold the same series — each path is marked once and its marks copied: a mark depends
+        only on the path's price, its volatility and the strike, so the numbers are the same for a
+        fraction of the work. Otherwise every element is marked.
         """
-        order = np.lexsort((strike, pi))
-        ps, ks = pi[order], strike[order]
-        first = np.empty(ps.size, dtype=bool)
-        first[:1] = True
-        np.not_equal(ps[1:], ps[:-1], out=first[1:])
-        first[1:] |= ks[1:] != ks[:-1]
-        unique = np.empty(ps.size, dtype=np.int64)
-        unique[order] = np.cumsum(first) - 1  # each element's pair among the distinct ones
-        ps, ks = ps[first], ks[first]
         t = np.array([self.t[j] + extra_days / DAYS_PER_YEAR])
-        marks = mark_series(is_call=is_call, american=american, forward=self.price[ps, j][:, None],
-                            vol=self.vol[ps, j][:, None], strike=ks, t=t, smile=self.smile, rate=self.rate,
+        by_path = np.zeros(self.price.shape[0])
+        by_path[pi] = strike  # one strike per path, if the check below finds they agree
+        if np.array_equal(by_path[pi], strike):
+            present = np.zeros(by_path.size, dtype=bool)
+            present[pi] = True
+            paths = np.flatnonzero(present)
+            if paths.size < pi.size:
+                at = np.empty(by_path.size, dtype=np.int64)
+                at[paths] = np.arange(paths.size)
+                marks = self._mark_paths(is_call, american, paths, by_path[paths], t, j)
+                return tuple(x[at[pi]] for x in marks)
+        return self._mark_paths(is_call, american, pi, strike, t, j)
+
+    def _mark_paths(self, is_call: bool, american: bool, paths: np.ndarray, strike: np.ndarray, t: np.ndarray,
+                    j: int):
+        """`opl.runtime.engine.kernels.mark_series` at step ``j`` of one series per entry of ``paths``, flat."""
+        marks = mark_series(is_call=is_call, american=american, forward=self.price[paths, j][:, None],
+                            vol=self.vol[paths, j][:, None], strike=strike, t=t, smile=self.smile, rate=self.rate,
                             carry=self.markers[american].carry, gamma=self.want_gamma)
-        return tuple(x[:, 0][unique] for x in marks)
+        return tuple(x[:, 0] for x in marks)
 
     def snap(self, raw: np.ndarray) -> np.ndarray:
         """Strikes on the pack's grid; a level far below it (a collapsed path) gets the lowest listed strike."""

@@ -128,9 +128,11 @@ def test_marks_match_the_reference_marker(american, is_call):
 
 
 @pytest.mark.parametrize("american", [True, False])
-def test_quotes_mark_each_path_and_strike_once_with_the_numbers_of_a_mark_per_element(monkeypatch, american):
-    """The adjustment module's quotes (and the dynamic slots' re-marks) mark each distinct (path, strike)
-    once and copy it to the variants holding it: the same numbers, bit for bit, as marking every element."""
+@pytest.mark.parametrize("agree", [True, False])
+def test_quotes_mark_each_path_once_with_the_numbers_of_a_mark_per_element(monkeypatch, american, agree):
+    """The adjustment module's quotes (and the dynamic slots' re-marks) mark each path once when its
+    variants hold the same strike, copying the marks to them — every element otherwise: the same
+    numbers, bit for bit, as marking every element."""
     rng = np.random.default_rng(5)
     paths, variants, steps = 300, 4, 22
     month = object.__new__(replay_module._Month)
@@ -139,17 +141,17 @@ def test_quotes_mark_each_path_and_strike_once_with_the_numbers_of_a_mark_per_el
     month.t = 30 / 365 * (21 - np.arange(steps)) / 21
     month.smile, month.rate, month.fast, month.want_gamma = SmileRule(), 0.015, True, True
     month.markers = {flag: AmericanMarker(american=flag, rate=0.015) for flag in (True, False)}
-    # Variants share a path's strike but for a few; half the elements are quoted.
     strike = np.broadcast_to(np.round(10_400 * np.exp(rng.normal(0.0, 0.1, paths)) / 100) * 100,
                              (variants, paths)).copy()
-    strike[1, ::7] += 200.0
-    where = rng.random((variants, paths)) < 0.5
+    if not agree:
+        strike[1, ::7] += 200.0
+    where = rng.random((variants, paths)) < 0.5  # half the elements quoted
     calls = []
     monkeypatch.setattr(replay_module, "mark_series", lambda **kw: calls.append(kw["strike"].size)
                         or kernels.mark_series(**kw))
     got = month.quote(is_call=False, american=american, strike=strike, extra_days=10.0, j=7, where=where)
     vi, pi = np.nonzero(where)
-    assert calls == [len({(p, k) for p, k in zip(pi, strike[vi, pi])})] and calls[0] < vi.size
+    assert calls == [np.unique(pi).size if agree else vi.size]
     one = kernels.mark_series(is_call=False, american=american, forward=month.price[pi, 7][:, None],
                               vol=month.vol[pi, 7][:, None], strike=strike[vi, pi],
                               t=np.array([month.t[7] + 10.0 / 365.0]), smile=month.smile, rate=0.015)
