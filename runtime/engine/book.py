@@ -175,20 +175,32 @@ class Book:
         return sub
 
     def put_columns(self, sub: "Book", cols: np.ndarray) -> None:
-        """Write back what changed in ``sub`` (a `columns` copy of the paths ``cols``)."""
+        """Write back what changed in ``sub`` (a `columns` copy of the paths ``cols``): into the book's own
+        (variants, paths) arrays in place, so the cost is that of the paths written; a mark shared with
+        the month's tables (a base slot's) or broadcast is copied first."""
         for s, t, taken in zip(self.slots, sub.slots, sub._taken):
             if t.qty is not taken[0]:
-                qty = s.qty.copy()
-                qty[:, cols] = t.qty
-                s.qty = qty
+                held = s.held()
+                s._qty = self._written(s.qty, t.qty, cols)
+                # Lots written here, or held before on other paths: only then is the whole array looked at.
+                s._held = bool(np.any(t.qty)) or (held and bool(np.any(s._qty)))
             for name, before in zip(_MARKS, taken[1:]):
                 now = getattr(t, name)
                 if now is not before:
-                    full = np.array(np.broadcast_to(getattr(s, name), self.shape), dtype=np.asarray(now).dtype)
-                    full[:, cols] = now
-                    setattr(s, name, full)
+                    setattr(s, name, self._written(getattr(s, name), now, cols))
         for fut, part in zip(self.futures, sub.futures):
             fut[:, cols] = part
+
+    def _written(self, full, part: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """``full`` with ``part`` at the paths ``cols``: in place when ``full`` is an array the book owns
+        (every slot's (variants, paths) arrays are its own: built by ``np.where``, ``np.zeros`` or a copy)."""
+        part = np.asarray(part)
+        owned = (isinstance(full, np.ndarray) and full.shape == self.shape and full.dtype == part.dtype
+                 and full.flags.owndata and full.flags.writeable)
+        if not owned:
+            full = np.array(np.broadcast_to(full, self.shape), dtype=part.dtype)
+        full[:, cols] = part
+        return full
 
     def group_qty(self, group: int) -> np.ndarray:
         """Lots of a logical leg wherever they are held (at most one slot per path holds them)."""

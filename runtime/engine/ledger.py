@@ -119,16 +119,16 @@ class Ledger:
 
     def columns(self, cols: np.ndarray) -> "Ledger":
         """The buckets and counters of the paths ``cols`` (copies; `put_columns` writes them back). Amounts
-        booked there add to the same running sums as here, so the totals are the same to the last bit."""
+        booked there add to the same running sums as here, so the totals are the same to the last bit.
+        Each is copied when first used: an adjustment round books into a few of them."""
         sub = Ledger.__new__(Ledger)
-        sub.buckets = {name: x[:, cols] for name, x in self.buckets.items()}
-        sub.counters = {name: x[:, cols] for name, x in self.counters.items()}
+        sub.buckets, sub.counters = _Gathered(self.buckets, cols), _Gathered(self.counters, cols)
         sub.monthly = None
         return sub
 
     def put_columns(self, sub: "Ledger", cols: np.ndarray) -> None:
         for mine, theirs in ((self.buckets, sub.buckets), (self.counters, sub.counters)):
-            for name, x in theirs.items():
+            for name, x in theirs.items():  # only those used there
                 mine[name][:, cols] = x
 
     def book(self, bucket: str, amount: np.ndarray, equity: np.ndarray, *extra: np.ndarray) -> None:
@@ -147,3 +147,15 @@ class Ledger:
             self.counters[name] += mask
         else:
             np.add(self.counters[name], np.rint(amount).astype(np.int64), out=self.counters[name], where=mask)
+
+
+class _Gathered(dict):
+    """A ledger's buckets or counters on the paths ``cols``, each copied from ``full`` when first read."""
+
+    def __init__(self, full: dict[str, np.ndarray], cols: np.ndarray):
+        super().__init__()
+        self.full, self.cols = full, cols
+
+    def __missing__(self, name: str) -> np.ndarray:
+        x = self[name] = self.full[name][:, self.cols]  # a KeyError for a name the ledger lacks, as a dict
+        return x
