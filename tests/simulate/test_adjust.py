@@ -318,3 +318,31 @@ def test_a_calendar_spread_is_fairly_priced_and_its_far_leg_sold_back(sim, free_
     # The near call expires (exercised when in the money, no trade), the far call is sold back at market,
     # never exercised: 1 + 1 + 1 lots on every path.
     assert np.all(res.counters["option_lots"] == 3)
+
+
+def test_a_round_s_columns_write_back_into_the_book_and_leave_the_month_s_tables_alone():
+    """`Book.put_columns` (the adjustment round's write-back) writes the book's own arrays in place; a mark
+    shared with the month's tables is copied first, and whether a slot holds lots follows its lots."""
+    from opl.runtime.engine.book import Book
+    from opl.runtime.engine.legspec import OptionLeg, StrikeRule
+
+    table = np.arange(12.0).reshape(4, 3)  # a month's marks of one leg: (paths, steps)
+    book = Book((2, 4))
+    g = book.add_group(OptionLeg(is_call=True, side=-1, qty=1, american=True,
+                                 strike=StrikeRule(kind="absolute", value=100.0)))
+    base = book.slots[book.add_slot(g, is_call=True, american=True, strike=np.full(4, 100.0), base=0,
+                                    qty=np.array([[-1.0, 0.0, -1.0, 0.0], [-2.0, 0.0, -2.0, 0.0]]))]
+    base.value = table[:, 1]
+    moved = book.slots[book.add_slot(g, is_call=True, american=True, strike=None)]
+    own = moved.value
+    cols = np.array([0, 2])
+    sub = book.columns(cols)
+    sub.slots[0].qty = np.zeros((2, 2))
+    sub.slots[0].value = np.full(2, 99.0)
+    sub.slots[1].qty = np.array([[-1.0, -1.0], [-2.0, -2.0]])
+    sub.slots[1].value = np.full((2, 2), 7.0)
+    book.put_columns(sub, cols)
+    assert np.array_equal(table, np.arange(12.0).reshape(4, 3))  # the month's table untouched
+    assert np.array_equal(base.value, [[99.0, 4.0, 99.0, 10.0]] * 2)
+    assert not base.held() and moved.held()
+    assert moved.value is own and np.array_equal(own, [[7.0, 0.0, 7.0, 0.0]] * 2)  # in place
