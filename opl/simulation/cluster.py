@@ -37,8 +37,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 from opl.errors import EXIT_USAGE, OplError
 
-__all__ = ["SchedulerError", "Cluster", "session", "scheduler_address", "connect_seconds", "SCHEDULER_ENV",
-           "TIMEOUT_ENV", "CONNECT_SECONDS"]
+__all__ = ["SchedulerError", "Cluster", "session", "local_cluster", "scheduler_address", "connect_seconds",
+           "SCHEDULER_ENV", "TIMEOUT_ENV", "CONNECT_SECONDS"]
 
 #: The environment variable that names a scheduler when ``--scheduler`` is not given.
 SCHEDULER_ENV = "OPL_SCHEDULER"
@@ -48,6 +48,8 @@ CONNECT_SECONDS = 10.0
 TIMEOUT_ENV = "OPL_SCHEDULER_TIMEOUT"
 #: Secrets of this process that the local workers (`--workers N`) must not inherit.
 WITHHELD_ENV = ("OPENAI_API_KEY",)
+#: The Dask setting that exports ``MALLOC_TRIM_THRESHOLD_`` to the workers a nanny spawns (unset for `--workers N`).
+TRIM_SETTING = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 
 class SchedulerError(OplError, RuntimeError):
@@ -77,6 +79,22 @@ def scheduler_address(option: str | None) -> str | None:
     return address.strip() or None if address is not None else None
 
 
+def local_cluster(workers: int):
+    """A `distributed.LocalCluster` of ``workers`` worker processes (one thread each) on 127.0.0.1, without a
+    dashboard. The workers inherit this environment, an API key in it blanked (`WITHHELD_ENV`), but not Dask's
+    default ``MALLOC_TRIM_THRESHOLD_``: set, it fixes glibc's mmap threshold, so every array a replay frees
+    is given back to the kernel and the next one faulted in again — twice a pass's CPU time."""
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({TRIM_SETTING: None}):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                            dashboard_address=None, silence_logs=logging.ERROR,
+                            # no dashboard; its HTTP server (health checks) on a free local port
+                            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                            env={name: "" for name in WITHHELD_ENV if name in os.environ})
+
+
 @dataclass
 class Cluster:
     """A connected Dask client and, for ``--workers N``, the local cluster it started."""
@@ -97,19 +115,14 @@ class Cluster:
             run other versions of the packages that make the numbers.
         """
         try:
-            from distributed import Client, LocalCluster
+            from distributed import Client
         except ImportError as error:  # pragma: no cover - the [dask] extra is not installed
             raise SchedulerError(f"running on a cluster needs the `distributed` package (pip install "
                                  f"'opl[dask]'): {error}") from None
         local = None
         try:
             if address is None:
-                # The workers inherit this environment: an API key in it is blanked in theirs.
-                local = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                     dashboard_address=None, silence_logs=logging.ERROR,
-                                     # no dashboard; its HTTP server (health checks) on a free local port
-                                     scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                                     env={name: "" for name in WITHHELD_ENV if name in os.environ})
+                local = local_cluster(workers)
                 address = local.scheduler_address
                 client = Client(local, timeout=timeout, set_as_default=False)
             else:

@@ -96,6 +96,17 @@ def test_a_worker_killed_mid_run_costs_time_not_numbers(dask_cluster, tmp_path):
     assert _json(out["result"]) == _json(reference)
 
 
+def test_local_workers_keep_the_allocators_own_trim_threshold(dask_cluster):
+    """Dask exports MALLOC_TRIM_THRESHOLD_ to the workers it spawns; glibc then keeps a fixed mmap threshold and
+    faults in every array a replay allocates: a pass took twice its in-process CPU time. `--workers N` (and this
+    fixture, `local_cluster`) start workers without it."""
+    from distributed import Client
+
+    with Client(dask_cluster.scheduler_address, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=60)
+        assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
+
+
 def _busy_worker(client, thread) -> str:
     """A worker address that is replaying chunks now."""
     deadline = time.monotonic() + 240
