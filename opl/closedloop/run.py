@@ -411,6 +411,8 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
     exhausted = False
     batch = max(1, int(settings.get("batch") or 1))
     evaluations = Evaluations(evaluator, emit, cluster)
+    if batch > 1:
+        evaluations.warm(archive.path("initial.opl").read_text(encoding="utf-8"))
     while True:
         k = len(records)
         if k == 0:
@@ -589,6 +591,14 @@ class Evaluations:
         self.evaluator = evaluator
         self.emit = emit
         self.cluster = cluster
+        self.warming: list = []  # the workers' warm-up tasks (`warm`), held for the run: released, a task is dropped
+
+    def warm(self, text: str) -> None:
+        """On a cluster, have every worker evaluate ``text`` (the file as written) on `WARM_PATHS` paths now,
+        while this process evaluates the baseline: the rounds' candidate tasks then find their workers
+        loaded (`opl.simulation.cluster.Cluster.warm`)."""
+        if self.cluster is not None:
+            self.warming = self.cluster.warm(_warmed, (self.evaluator, text), name="opl-warm-candidate")
 
     def quick(self, items: list[tuple[str, str]]) -> list[Evaluation | None]:
         """The quick evaluation (`Evaluator.evaluate`, ``complete=False``) of each (text, display); None for
@@ -623,6 +633,20 @@ class Evaluations:
         # A worker's clock is not this one: a task carries the time left, not the deadline.
         deadline = self.evaluator.deadline
         return None if deadline is None else deadline - time.monotonic()
+
+
+#: Paths of a worker's warm-up evaluation: enough to run every stage, few enough to cost next to nothing.
+WARM_PATHS = 64
+
+
+def _warmed(job) -> None:
+    """A cluster task: a complete evaluation of ``text`` on `WARM_PATHS` paths, its result dropped."""
+    import copy
+
+    evaluator, text = job
+    evaluator = copy.copy(evaluator)
+    evaluator.settings, evaluator.deadline = replace(evaluator.settings, paths=WARM_PATHS), None
+    evaluator.evaluate(text, complete=True)
 
 
 def _evaluated(job) -> Evaluation | None:

@@ -93,8 +93,19 @@ def test_the_cluster_decides_as_this_process_does(dask_cluster, tmp_path, in_pro
     from opl.simulation.cluster import session
 
     with session(dask_cluster.scheduler_address) as cluster:
+        cluster.client.wait_for_workers(2, timeout=60)
+        before = cluster.client.run(_warmed_here)
         outcome = run_loop(_start(tmp_path), BuiltinProposer(), cluster=cluster)
+        after = cluster.client.run(_warmed_here)
     assert _decisions(outcome.records) == _decisions(in_process)
+    # Every worker evaluated the file once to load what a candidate task needs (during the baseline).
+    assert sorted(len(after[w] - before.get(w, set())) for w in after) == [1, 1]
+
+
+def _warmed_here(dask_worker=None) -> set:
+    """On a worker: the warm-up tasks (`opl.simulation.cluster.Cluster.warm`) it has computed."""
+    return {entry[0] for entry in dask_worker.state.log if len(entry) >= 3
+            and str(entry[0]).startswith("opl-warm-candidate") and entry[2] == "memory"}
 
 
 KEY = "sk-cluster-0123456789-SECRET"
