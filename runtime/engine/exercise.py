@@ -27,7 +27,6 @@ Futures from exercising a *long* option are closed at the next step.
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 from typing import Literal
 
@@ -48,12 +47,11 @@ class AssignmentSpec:
 class Inventory:
     """Delivered goods: one slot per (month, leg) with its lots and release step.
 
-    The running total, the slots that ever held goods and, per pending release step, the
-    positions (flat indices into (variants, paths)) stored for release then, slot by slot,
-    are kept up to date, so the replay's per-step questions ("how much is held?", "is
-    anything due now?") cost nothing on the many steps where the answer is "nothing", and
-    storing or releasing goods touches only the few positions an assignment hit, not every
-    slot and path.
+    The running total and, per pending release step, the positions (flat indices into
+    (variants, paths)) stored for release then, slot by slot, are kept up to date, so the
+    replay's per-step questions ("how much is held?", "is anything due now?") cost nothing
+    on the many steps where the answer is "nothing", and storing, releasing or liquidating
+    goods touches only the few positions assignments hit, not every slot and path.
 
     Parameters
     ----------
@@ -71,7 +69,6 @@ class Inventory:
         self._nothing = np.zeros(shape)  # what a step with nothing due releases, shared and read-only
         self._nothing.flags.writeable = False
         self._due: dict[int, dict[int, list[np.ndarray]]] = {}  # release step -> slot -> positions stored
-        self._used: list[int] = []  # slots that ever held goods, in order
 
     def total(self) -> np.ndarray:
         return self._total
@@ -88,8 +85,6 @@ class Inventory:
         self._moved(at, new - held[at])
         held[at] = new
         release[at] = release_step
-        if slot not in self._used:
-            bisect.insort(self._used, slot)
         self._due.setdefault(release_step, {}).setdefault(slot, []).append(at)
 
     def take(self, *, step: int | None = None, mask: np.ndarray | None = None) -> np.ndarray:
@@ -104,13 +99,26 @@ class Inventory:
     def _release(self, step: int) -> np.ndarray:
         """The goods due at ``step``, read at the positions stored for it (a later store or a
         liquidation may have moved or emptied some of them)."""
+        return self._empty(self._due.pop(step), lambda held, release, at: release[at] == step)
+
+    def _liquidate(self, mask: np.ndarray) -> np.ndarray:
+        """Every lot held where ``mask``: the positions stored for any release step still pending."""
+        where = np.broadcast_to(mask, self._total.shape).reshape(-1)
+        by_slot: dict[int, list[np.ndarray]] = {}
+        for slots in self._due.values():
+            for slot, stored in slots.items():
+                by_slot.setdefault(slot, []).extend(stored)
+        return self._empty(by_slot, lambda held, release, at: where[at])
+
+    def _empty(self, by_slot: dict[int, list[np.ndarray]], chosen) -> np.ndarray:
+        """Remove and return the goods at the stored positions of each slot where ``chosen(held, release, at)``
+        (slots in order, as the total sums them)."""
         out = np.zeros(self._total.shape)
         flat_out, touched = out.reshape(-1), []
-        due = self._due.pop(step)
-        for slot in sorted(due):
+        for slot in sorted(by_slot):
             held, release = self.lots[slot].reshape(-1), self.release[slot].reshape(-1)
-            at = np.unique(np.concatenate(due[slot]))
-            at = at[(release[at] == step) & (held[at] > 0)]
+            at = np.unique(np.concatenate(by_slot[slot]))
+            at = at[chosen(held, release, at) & (held[at] > 0)]
             flat_out[at] += held[at]
             held[at], release[at] = 0.0, -1
             touched.append(at)
@@ -123,14 +131,3 @@ class Inventory:
         total = self._total.copy()
         total.reshape(-1)[at] += change
         self._total = total
-
-    def _liquidate(self, mask: np.ndarray) -> np.ndarray:
-        """Every lot held where ``mask`` (a liquidation: rare, so a pass over the slots in use)."""
-        slots = self._used
-        lots, release = self.lots[slots], self.release[slots]
-        due = mask & (lots > 0)
-        out = np.where(due, lots, 0.0).sum(axis=0)
-        self.lots[slots] = np.where(due, 0.0, lots)
-        self.release[slots] = np.where(due, -1, release)
-        self._total = self._total - out
-        return out

@@ -350,7 +350,7 @@ def test_inventory_matches_the_dense_inventory_on_random_stores_releases_and_liq
     rng = np.random.default_rng(8)
     shape, slots = (3, 40), 7
     inv, oracle = Inventory(shape, slots), _DenseInventory(shape, slots)
-    released = 0.0
+    released = liquidated = 0.0
     for step in range(1, 120):
         before = inv.total()
         kept = before.copy()
@@ -359,15 +359,17 @@ def test_inventory_matches_the_dense_inventory_on_random_stores_releases_and_liq
             release = step + int(rng.integers(1, 9))
             inv.add(int(slot), lots, release)
             oracle.add(int(slot), lots, release)
-        if rng.random() < 0.1:
+        if rng.random() < 0.2:
             mask = rng.random(shape) < 0.3
-            assert np.array_equal(inv.take(mask=mask), oracle.take(mask=mask))
+            sold = inv.take(mask=mask)
+            assert np.array_equal(sold, oracle.take(mask=mask))
+            liquidated += sold.sum()
         out = inv.take(step=step)
         assert np.array_equal(out, oracle.take(step=step))
         released += out.sum()
         assert np.array_equal(inv.total(), oracle.total())
         assert np.array_equal(before, kept)  # a total handed out earlier is never changed under its holder
-    assert released > 100  # the releases were exercised, not only empty steps
+    assert released > 100 and liquidated > 10  # releases and liquidations were exercised, not only empty steps
 
 
 def test_inventory_step_with_nothing_due_allocates_nothing():
