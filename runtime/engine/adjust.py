@@ -151,6 +151,7 @@ class Desk:
     count: Callable[[str, np.ndarray], None]
     hedge_keep: float = 0.0
     hedge_along: str = "direction"
+    reuse_margin: bool = False  # an action's margin before it is the previous one's after it (the fast engine)
 
 
 @dataclass(eq=False)
@@ -171,6 +172,7 @@ class _Plan:
     futures: dict[int, np.ndarray] = field(default_factory=dict)
     trades: np.ndarray | None = None  # paths where the action trades
     exit: np.ndarray | None = None  # ``close()``: the whole position
+    margins: tuple | None = None  # (paths, margin before, margin after) when ``abort_if`` priced it
 
 
 class AdjustEngine:
@@ -193,6 +195,7 @@ class AdjustEngine:
         self.fired = np.zeros(shape, dtype=bool)  # where the last step's round fired (the replay's trace)
         self.prev = np.zeros(shape, dtype=bool)
         self.last = np.full(shape, -np.inf)
+        self._known = None  # an adjustment round's requirement after its last action (`_margin_before`)
 
     # -- the month's slots -------------------------------------------------------------------------
     def extra_slots(self, legs) -> int:
@@ -257,12 +260,14 @@ class AdjustEngine:
     def decide(self, state: TriggerState, is_open: np.ndarray, j: int, step_days: float) -> np.ndarray:
         """Where a round fires at step ``j`` (the condition turned true, the cooldown passed); keeps the edge."""
         now = np.broadcast_to(self.spec.when(state), self.shape) & is_open
-        cooled = (j - self.last) * step_days >= self.spec.cooldown_days - 1e-9
-        fire = now & ~self.prev & cooled
+        fire = now & ~self.prev
         self.prev = now
+        if fire.any():
+            # The cooldown is looked at only where the condition turned true (a few paths a step).
+            where = np.nonzero(fire)
+            fire[where] = (j - self.last[where]) * step_days >= self.spec.cooldown_days - 1e-9
+            self.last[fire] = j
         self.fired = fire
-        if np.any(fire):
-            self.last = np.where(fire, j, self.last)
         return fire
 
     def play(self, desk: Desk, fire: np.ndarray) -> np.ndarray:
@@ -271,6 +276,7 @@ class AdjustEngine:
         closed = np.zeros(desk.book.shape, dtype=bool)
         desk.count("adjust_rounds", fire)
         active = fire.copy()
+        self._known = None  # the requirement the last action left, where it was priced (`_margin_before`)
         for i, action in enumerate(self.spec.playbook):
             if not np.any(active):
                 break
@@ -283,6 +289,7 @@ class AdjustEngine:
                 aborted = np.zeros(desk.book.shape, dtype=bool)
             go = active & ~aborted
             self._apply(plan, desk, go)
+            self._known = _margins_after(plan, go) if desk.reuse_margin else None
             desk.count(f"adjust_done_{i}", go & plan.trades)
             desk.count(f"adjust_aborted_{i}", aborted)
             if plan.exit is not None and np.any(go & plan.exit):
@@ -531,7 +538,7 @@ class AdjustEngine:
         cols = np.flatnonzero(active.any(axis=0))
         if cols.size == 0:
             return out
-        before = desk.margin(None, None, cols)
+        before = self._margin_before(desk, cols)
         legs = []
         futures = sum((np.abs(plan.futures.get(i, fut)) for i, fut in enumerate(desk.book.futures)),
                       np.zeros(desk.book.shape))
@@ -547,9 +554,25 @@ class AdjustEngine:
             if np.any(change.qty):
                 legs.append((s.is_call, strike, value, change.qty, s.extra_days))
         after = desk.margin(legs, futures + np.abs(hedge), cols)
+        plan.margins = (cols, before, after)
         base = np.where(before > 0, before, desk.capital)
         out[:, cols] = (after - before) / base * 100.0
         return out
+
+    def _margin_before(self, desk: Desk, cols: np.ndarray) -> np.ndarray:
+        """The requirement of the book on the paths ``cols`` (variants, len(cols)): what the previous action
+        left where it priced these paths (the next action's paths are among its own), else computed.
+
+        Its "after" margined the futures as the sum of each entry's lots, the book's as the lots of their
+        sum: the same number with at most one futures entry, the only case reused.
+        """
+        known = self._known
+        if known is not None and len(desk.book.futures) <= 1 and cols.size:
+            paths, margin = known
+            at = np.searchsorted(paths, cols)
+            if at[-1] < paths.size and np.array_equal(paths[at], cols):
+                return margin[:, at]
+        return desk.margin(None, None, cols)
 
     def _apply(self, plan: _Plan, desk: Desk, go: np.ndarray) -> None:
         book = desk.book
@@ -581,6 +604,15 @@ class AdjustEngine:
             new = np.where(go, plan.hedge, desk.hedge)
             desk.trade_futures(new - desk.hedge)
             desk.hedge = new
+
+
+def _margins_after(plan: _Plan, go: np.ndarray) -> tuple | None:
+    """(paths, requirement) once ``plan`` is applied where ``go``: its margin after the action there, before it
+    elsewhere (those paths' books did not change); None when ``abort_if`` did not price the action."""
+    if plan.margins is None:
+        return None
+    cols, before, after = plan.margins
+    return cols, np.where(go[:, cols], after, before)
 
 
 def _delta_target(desk: Desk, keep: float, active: np.ndarray) -> np.ndarray:

@@ -300,13 +300,13 @@ class _Month(MarkedMonth):
                 self.gamma.append(np.stack([c.gamma for c in cols], axis=1))
 
     def columns(self, cols: np.ndarray) -> "_Month":
-        """The month on the paths ``cols`` only (the adjustment module's rounds, which touch few paths)."""
+        """The month on the paths ``cols`` only, for an adjustment round (which touches few paths): the
+        prices, volatilities and levels a round reads. Not the legs' mark tables: a round quotes the
+        series it trades and its slots carry their marks, so copying the tables was wasted work."""
         sub = copy.copy(self)
         for name in ("price", "vol", "atm", "support", "resistance", "signal"):
             setattr(sub, name, getattr(self, name)[cols])
-        for name in ("strikes", "value", "delta", "exercise", "gamma"):
-            if getattr(self, name) is not None:
-                setattr(sub, name, [x[cols] for x in getattr(self, name)])
+        sub.strikes = sub.value = sub.delta = sub.exercise = sub.gamma = None
         return sub
 
     def _remark_held(self, slot: Slot, j: int, where: np.ndarray) -> None:
@@ -1234,6 +1234,7 @@ def _play_on_paths(engine: AdjustEngine, fire, strat, book: Book, hedge, mo, j, 
 
     desk = _desk(strat, sub_book, hedge[:, cols], sub_mo, j, sub_d, sizes, lots_per_option, run, cost, sub_ledger,
                  sub_equity, sub_pnl, margins, sub_pending, held, state)
+    desk.reuse_margin = True  # the reference prices every action's margin before it afresh; here it is known
     closed_cols = engine.play(desk, fire[:, cols])
     book.put_columns(sub_book, cols)
     ledger.put_columns(sub_ledger, cols)
