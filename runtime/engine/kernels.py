@@ -40,6 +40,7 @@ if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
 __all__ = ["available", "mark_series", "serial_only", "PARALLEL_MIN", "MarginRule", "book_margin", "hedge_rule",
+           "option_sums", "book_move", "book_interest", "book_carry",
            "account", "close_lots"]
 
 PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
@@ -382,17 +383,14 @@ if njit is not None:
         return a if a >= b else b
 
     @njit(cache=True)
-    def _hedge_rule(qty, delta, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
+    def _hedge_rule(held_delta, short, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
                     month_pnl, lots_traded, trades, new):
-        slots, variants, paths = qty.shape
+        # ``held_delta`` Σ qty × delta and ``short`` Σ max(-qty, 0) over the options held (option_sums).
+        variants, paths = hedge.shape
         for v in range(variants):
             for p in range(paths):
-                held = 0.0
-                size = 0.0
-                for s in range(slots):
-                    held = held + qty[s, v, p] * delta[s, v, p]
-                    size = size + max(-qty[s, v, p], 0.0)
-                other = held * lots_per_option + static[v, p]
+                size = short[v, p]
+                other = held_delta[v, p] * lots_per_option + static[v, p]
                 h = hedge[v, p]
                 target = keep * d[p] * size
                 out = h
@@ -440,6 +438,92 @@ if njit is not None:
                     out[v, p] = 0.0
                 else:
                     out[v, p] = q
+
+
+    # -- the step's bookings (opl.runtime.engine.replay._Pass._interest and _mark) --------------------------
+    # A slot's marks are one row for every variant (the month's tables, per path) or a row per variant (the
+    # series the adjustment module trades): ``rows`` arrays are (1, paths) or (variants, paths). Each amount
+    # is computed as the reference writes it and added to its bucket, the equity and the month's P&L in the
+    # reference's order, so the ledger is the reference's bit for bit.
+
+    @njit(cache=True)
+    def _add_products(acc, qty, rows, short):
+        # acc += qty * rows (a slot's term of Book.option_value, option_delta); short += max(-qty, 0)
+        # (Book.short_lots) unless ``short`` is empty.
+        variants, paths = acc.shape
+        per_variant = rows.shape[0] > 1
+        shorts = short.shape[0] > 0
+        for v in range(variants):
+            r = v if per_variant else 0
+            for p in range(paths):
+                q = qty[v, p]
+                acc[v, p] = acc[v, p] + q * rows[r, p]
+                if shorts:
+                    short[v, p] = short[v, p] + max(-q, 0.0)
+
+    @njit(cache=True)
+    def _book_move(qty, before, after, scale, bucket, equity, month_pnl):
+        # ledger.book(bucket, qty * (after - before) * scale, equity, month_pnl): a slot marked to market.
+        variants, paths = qty.shape
+        per_before, per_after = before.shape[0] > 1, after.shape[0] > 1
+        for v in range(variants):
+            rb = v if per_before else 0
+            ra = v if per_after else 0
+            for p in range(paths):
+                amount = qty[v, p] * (after[ra, p] - before[rb, p]) * scale
+                bucket[v, p] += amount
+                equity[v, p] += amount
+                month_pnl[v, p] += amount
+
+    @njit(cache=True)
+    def _book_interest(equity, capital, option_value, mult, paid, units, previous, cs, growth, margin_held,
+                       margin_growth, deposit, interest, month_pnl):
+        # replay._Pass._interest: the cash (equity - capital - the options' value, less the units held where
+        # they were paid for) grown over the step, and the deposit's own rate where it differs.
+        variants, paths = equity.shape
+        for v in range(variants):
+            for p in range(paths):
+                cash = equity[v, p] - capital - option_value[v, p] * mult
+                if paid:
+                    cash = cash - units[v, p] * previous[p] * cs
+                amount = cash * growth
+                if deposit:
+                    amount = amount + margin_held[v, p] * margin_growth
+                interest[v, p] += amount
+                equity[v, p] += amount
+                month_pnl[v, p] += amount
+
+    @njit(cache=True)
+    def _book_carry(static, hedge, pending, goods, any_goods, previous, price, cs, storage, funding, span,
+                    year_days, premium, hedge_pnl, assignment, funding_pnl, equity, month_pnl):
+        # replay._Pass._mark after the options: the strategy's futures, the hedge, futures awaiting their close
+        # (not the month's P&L) and delivered goods with their storage and funding.
+        variants, paths = equity.shape
+        for v in range(variants):
+            for p in range(paths):
+                df = price[p] - previous[p]
+                amount = static[v, p] * df * cs
+                premium[v, p] += amount
+                equity[v, p] += amount
+                month_pnl[v, p] += amount
+                amount = hedge[v, p] * df * cs
+                hedge_pnl[v, p] += amount
+                equity[v, p] += amount
+                month_pnl[v, p] += amount
+                amount = pending[v, p] * df * cs
+                assignment[v, p] += amount
+                equity[v, p] += amount
+                if any_goods:
+                    held = goods[v, p]
+                    amount = held * df * cs
+                    assignment[v, p] += amount
+                    equity[v, p] += amount
+                    amount = -held * cs * storage * span
+                    assignment[v, p] += amount
+                    equity[v, p] += amount
+                    amount = -held * cs * price[p] * funding * span / year_days
+                    funding_pnl[v, p] += amount
+                    equity[v, p] += amount
 
 
 def _plain(x, shape) -> np.ndarray:
@@ -600,18 +684,20 @@ def book_margin(rule: MarginRule, holdings, futures_lots, price, shape, cols=Non
     return out
 
 
-def hedge_rule(*, qty, delta, static, hedge, d, active, keep: float, band: float, lots_per_option: float, fee,
-               costs, equity, month_pnl, lots_traded, trades) -> np.ndarray:
+def hedge_rule(*, held_delta, short, static, hedge, d, active, keep: float, band: float, lots_per_option: float,
+               fee, costs, equity, month_pnl, lots_traded, trades) -> np.ndarray:
     """`opl.runtime.engine.hedging.rebalance` and the trade's costs in one pass: the new hedge (variants, paths).
 
-    ``qty`` and ``delta`` (slots, variants, paths) are the options held; ``fee`` (variants,) the cost of a
-    futures lot opened. ``costs``, ``equity`` and ``month_pnl`` take the costs, ``lots_traded`` and ``trades``
-    count (in place), as the reference's ledger does.
+    ``held_delta`` and ``short`` (variants, paths) are Σ qty × delta and Σ max(−qty, 0) over the options
+    held (`option_sums`); ``fee`` (variants,) the cost of a futures lot opened. ``costs``, ``equity`` and
+    ``month_pnl`` take the costs, ``lots_traded`` and ``trades`` count (in place), as the reference's
+    ledger does.
     """
     new = np.empty(hedge.shape)
-    _hedge_rule(qty, delta, _plain(static, hedge.shape), _plain(hedge, hedge.shape), _plain(d, hedge.shape[1:]),
-                _plain_bool(active, hedge.shape), float(keep), float(band), float(lots_per_option),
-                _plain(fee, hedge.shape[:1]), costs, equity, month_pnl, lots_traded, trades, new)
+    _hedge_rule(held_delta, short, _plain(static, hedge.shape), _plain(hedge, hedge.shape),
+                _plain(d, hedge.shape[1:]), _plain_bool(active, hedge.shape), float(keep), float(band),
+                float(lots_per_option), _plain(fee, hedge.shape[:1]), costs, equity, month_pnl, lots_traded, trades,
+                new)
     return new
 
 
@@ -646,3 +732,61 @@ def close_lots(lots, mask, fee, *, bucket, equity, month_pnl, counter, in_place:
         lots[...] = out
         return lots
     return out
+
+
+def _rows(x, shape) -> np.ndarray:
+    """A slot's marks as rows: (1, paths) when per path or one number, (variants, paths) when per variant."""
+    x = np.asarray(x, dtype=float)
+    if x.ndim == 2:
+        return x
+    return x[None, :] if x.ndim == 1 else np.full((1, shape[1]), float(x))
+
+
+_NO_SHORT = np.zeros((0, 0))
+
+
+def option_sums(shape, slots, *, short: bool = False):
+    """Σ qty × marks over ``slots`` ((signed lots (variants, paths), marks per path or per variant and path)
+    pairs) from zeros, in their order — `opl.runtime.engine.book.Book.option_value` and ``option_delta``
+    before their factor —, and with ``short`` also Σ max(−qty, 0) (``Book.short_lots``)."""
+    acc = np.zeros(shape)
+    lots = np.zeros(shape) if short else _NO_SHORT
+    for qty, marks in slots:
+        _add_products(acc, _plain(qty, shape), _rows(marks, shape), lots)
+    return (acc, lots) if short else acc
+
+
+def book_move(qty, before, after, *, scale: float, bucket, equity, month_pnl) -> None:
+    """Book a slot's move from ``before`` to ``after`` marks, ``qty × (after − before) × scale``, into
+    ``bucket``, ``equity`` and ``month_pnl`` (in place), as the reference's ledger does."""
+    shape = equity.shape
+    _book_move(_plain(qty, shape), _rows(before, shape), _rows(after, shape), float(scale), bucket, equity,
+               month_pnl)
+
+
+def book_interest(*, equity, capital: float, option_value, mult: float, units, previous, cs: float, growth: float,
+                  margin_held, margin_growth: float | None, interest, month_pnl) -> None:
+    """The step's interest (`opl.runtime.engine.replay._Pass._interest`) into ``interest``, ``equity`` and
+    ``month_pnl`` (in place): ``option_value`` Σ qty × value before the multiplier; ``units`` the lots of
+    an ETF or a stock held (None for futures, which hold no cash) at the ``previous`` step's price;
+    ``growth`` the cash's expm1 over the step; ``margin_growth`` the deposit's difference (None: none)."""
+    shape = equity.shape
+    paid = units is not None
+    _book_interest(equity, float(capital), option_value, float(mult), paid,
+                   _plain(units, shape) if paid else equity, _plain(previous, shape[1:]), float(cs), float(growth),
+                   _plain(margin_held, shape), 0.0 if margin_growth is None else float(margin_growth),
+                   margin_growth is not None, interest, month_pnl)
+
+
+def book_carry(*, static, hedge, pending, goods, previous, price, cs: float, storage: float, funding: float,
+               span: float, year_days: float, buckets, equity, month_pnl) -> None:
+    """The futures' and goods' marks of a step (`opl.runtime.engine.replay._Pass._mark`) into ``buckets``
+    (the ledger's), ``equity`` and ``month_pnl`` (in place); ``goods`` None when none are held; the goods'
+    funding accrues over ``span`` days of a ``year_days`` year."""
+    shape = equity.shape
+    any_goods = goods is not None
+    _book_carry(_plain(static, shape), _plain(hedge, shape), _plain(pending, shape),
+                _plain(goods, shape) if any_goods else equity, any_goods, _plain(previous, shape[1:]),
+                _plain(price, shape[1:]), float(cs), float(storage), float(funding), float(span), float(year_days),
+                buckets["premium"],
+                buckets["hedge"], buckets["assignment"], buckets["funding"], equity, month_pnl)

@@ -831,21 +831,36 @@ class _Pass:
         if not (cash_rate or margin_rate != cash_rate):
             return
         book, f = o.book, o.mo.price
+        years = o.mo.span[j] / DAYS_PER_YEAR
+        if self.fast:
+            self._interest_compiled(o, j, years)
+            return
         # Units of an ETF or a stock held were paid for; futures settle daily and hold no cash.
         cash = self.equity - self.run.capital - book.option_value(self.mult)
         if not self.futures_underlying:
             cash = cash - (book.static + o.hedge + self.pending + self.inventory.total()) * f[:, j - 1] * self.cs
-        years = o.mo.span[j] / DAYS_PER_YEAR
         amount = cash * np.expm1(cash_rate * years)
         if margin_rate != cash_rate:  # the deposit earns the margin rate instead of the cash rate
             amount += self.margin_held * (np.expm1(margin_rate * years) - np.expm1(cash_rate * years))
         self.ledger.book("interest", amount, self.equity, o.month_pnl)
 
+    def _interest_compiled(self, o: _Open, j: int, years: float) -> None:
+        """`_interest` in one compiled pass (`opl.runtime.engine.kernels.book_interest`), the same numbers."""
+        book, cash_rate, margin_rate = o.book, self.cash_rate, self.margin_rate
+        units = None
+        if not self.futures_underlying:
+            units = book.static + o.hedge + self.pending + self.inventory.total()
+        kernels.book_interest(
+            equity=self.equity, capital=self.run.capital, mult=self.mult, units=units, previous=o.mo.price[:, j - 1],
+            option_value=kernels.option_sums(book.shape, [(s.qty, s.value) for s in book.held()]), cs=self.cs,
+            growth=np.expm1(cash_rate * years), margin_held=self.margin_held,
+            margin_growth=(np.expm1(margin_rate * years) - np.expm1(cash_rate * years)
+                           if margin_rate != cash_rate else None),
+            interest=self.ledger.buckets["interest"], month_pnl=o.month_pnl)
+
     def _mark(self, o: _Open, j: int) -> None:
         """1. Mark to market: options, the strategy's futures, the hedge, futures awaiting their close, goods."""
         ledger, equity, month_pnl, mo, cs = self.ledger, self.equity, o.month_pnl, o.mo, self.cs
-        f = mo.price
-        df = f[:, j] - f[:, j - 1]
         for s in o.book.slots:
             before = s.value
             if s.base is not None:
@@ -854,13 +869,25 @@ class _Pass:
                 mo.remark(s, j)
             else:
                 continue
-            ledger.book("premium", s.qty * (s.value - before) * self.mult, equity, month_pnl)
+            if self.fast:
+                kernels.book_move(s.qty, before, s.value, scale=self.mult, bucket=ledger.buckets["premium"],
+                                  equity=equity, month_pnl=month_pnl)
+            else:
+                ledger.book("premium", s.qty * (s.value - before) * self.mult, equity, month_pnl)
+        held = self.inventory.total()
+        goods = held if np.any(held) else None
+        f, terms = mo.price, self.strat.assignment
+        if self.fast:
+            kernels.book_carry(static=o.book.static, hedge=o.hedge, pending=self.pending, goods=goods,
+                               previous=f[:, j - 1], price=f[:, j], cs=cs, storage=terms.storage_per_day,
+                               funding=terms.funding_rate, span=mo.span[j], year_days=DAYS_PER_YEAR,
+                               buckets=ledger.buckets, equity=equity, month_pnl=month_pnl)
+            return
+        df = f[:, j] - f[:, j - 1]
         ledger.book("premium", o.book.static * df * cs, equity, month_pnl)
         ledger.book("hedge", o.hedge * df * cs, equity, month_pnl)
         ledger.book("assignment", self.pending * df * cs, equity)
-        held = self.inventory.total()
-        if np.any(held):
-            terms = self.strat.assignment
+        if goods is not None:
             ledger.book("assignment", held * df * cs, equity)
             ledger.book("assignment", -held * cs * terms.storage_per_day * mo.span[j], equity)
             ledger.book("funding", -held * cs * f[:, j] * terms.funding_rate * mo.span[j] / DAYS_PER_YEAR, equity)
@@ -1131,11 +1158,8 @@ def _hedge(strat, book: Book, hedge, d, is_open, lots_per_option, cost, ledger, 
 
 def _hedge_compiled(strat, book: Book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr):
     """`_hedge` at a rebalancing step in one compiled pass (`opl.runtime.engine.kernels.hedge_rule`), the same numbers."""
-    held = book.held()
-    qty, delta = np.empty((len(held), *book.shape)), np.empty((len(held), *book.shape))
-    for i, s in enumerate(held):
-        qty[i], delta[i] = s.qty, s.delta
-    return kernels.hedge_rule(qty=qty, delta=delta, static=book.static, hedge=hedge, d=d, active=is_open,
+    held_delta, short = kernels.option_sums(book.shape, [(s.qty, s.delta) for s in book.held()], short=True)
+    return kernels.hedge_rule(held_delta=held_delta, short=short, static=book.static, hedge=hedge, d=d, active=is_open,
                               keep=strat.hedge.keep, band=strat.hedge.band, lots_per_option=lots_per_option,
                               fee=(cost.futures_open + cost.futures_slippage)[:, 0], costs=ledger.buckets["costs"],
                               equity=equity, month_pnl=month_pnl, lots_traded=ledger.counters["futures_lots"],
