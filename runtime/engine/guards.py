@@ -60,7 +60,7 @@ def _test(rule: GuardRule, state: TriggerState, leg: LegState) -> np.ndarray:
 
 def blocked(rules: tuple[GuardRule, ...], state: TriggerState, legs: list[LegState]) -> list[np.ndarray]:
     """Per leg, where an ``avoid_leg_if`` rule holds (and the leg would hold lots)."""
-    shape = np.shape(state.pnl_percent)
+    shape = state.shape
     out = []
     for leg in legs:
         hit = np.zeros(shape, dtype=bool)
@@ -73,7 +73,7 @@ def blocked(rules: tuple[GuardRule, ...], state: TriggerState, legs: list[LegSta
 
 def warned(rules: tuple[GuardRule, ...], state: TriggerState, legs: list[LegState]) -> np.ndarray:
     """Where a ``warn_if`` rule holds for any held leg."""
-    out = np.zeros(np.shape(state.pnl_percent), dtype=bool)
+    out = np.zeros(state.shape, dtype=bool)
     for rule in rules:
         if rule.kind != "warn_if":
             continue

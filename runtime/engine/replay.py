@@ -1334,10 +1334,13 @@ def _trigger_state(mo, j, book: Book, hedge, month_pnl, denominator, equity, pea
                       vega_points=vega_points if hasattr(mo, "vega") else None, bands=strat.bands,
                       legs=lambda: leg_states(book, price, days_left), tenor_days=strat.tenor_days)
 
+    # The P&L and drawdown are computed when a condition reads them (TriggerState.measured): the state is
+    # read as soon as it is built, before the account moves again, and most conditions never read them.
     return TriggerState(
-        pnl_percent=month_pnl / denominator * 100.0, pnl_capital=month_pnl / capital * 100.0,
+        shape=np.shape(month_pnl), pnl_percent=lambda: month_pnl / denominator * 100.0,
+        pnl_capital=lambda: month_pnl / capital * 100.0,
         days_left=days_left, expired=j == mo.n, price=mo.price[:, j], open_price=mo.price[:, 0],
-        iv=mo.atm[:, j], open_iv=mo.atm[:, 0], drawdown=np.maximum(peak - equity, 0.0) / peak * 100.0,
+        iv=mo.atm[:, j], open_iv=mo.atm[:, 0], drawdown=lambda: np.maximum(peak - equity, 0.0) / peak * 100.0,
         requirement=requirement, capital=capital, open_margin=open_margin,
         support=mo.support, resistance=mo.resistance,
         delta=lambda: book.option_delta(lots_per_option) + book.static + hedge, unit_delta=unit_delta,

@@ -53,7 +53,7 @@ class ScoreFunction:
 
 
 def _pnl(s: TriggerState) -> np.ndarray:
-    return np.asarray(s.pnl_percent) / 100.0
+    return np.asarray(s.measured("pnl_percent")) / 100.0
 
 
 def _elapsed(s: TriggerState) -> float:
@@ -66,8 +66,8 @@ def _gamma(s: TriggerState) -> np.ndarray:
 
 def _vote(s: TriggerState, flags: Flags) -> np.ndarray:
     if not flags:
-        return np.zeros(np.shape(s.pnl_percent))
-    return np.mean(np.stack([np.broadcast_to(f, np.shape(s.pnl_percent)) for f in flags]), axis=0)
+        return np.zeros(s.shape)
+    return np.mean(np.stack([np.broadcast_to(f, s.shape) for f in flags]), axis=0)
 
 
 def _profit_capture(s: TriggerState, flags: Flags) -> np.ndarray:

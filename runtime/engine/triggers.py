@@ -133,21 +133,23 @@ class LegState:
 class TriggerState:
     """What the triggers read at one step; arrays broadcast against each other.
 
-    The optional callables are computed only when a condition asks: ``legs`` the held legs'
+    The callables are computed only when a condition asks (the P&L and drawdown fields through
+    `measured`, most steps' conditions never read them): ``legs`` the held legs'
     `LegState`; ``gamma_lots`` the net gamma in futures lots of delta per 1% move;
     ``vega_points`` the net vega in currency per volatility point; ``added_margin`` replaces
     ``additional_margin`` while ``abort_if`` judges an adjustment (`opl.runtime.engine.adjust`).
     """
 
-    pnl_percent: np.ndarray
-    pnl_capital: np.ndarray
+    shape: tuple[int, ...]  # (variants, paths): what every condition's result broadcasts to
+    pnl_percent: np.ndarray | Callable[[], np.ndarray]  # read with measured(), as the other callables below
+    pnl_capital: np.ndarray | Callable[[], np.ndarray]
     days_left: float
     expired: bool
     price: np.ndarray
     open_price: np.ndarray
     iv: np.ndarray
     open_iv: np.ndarray
-    drawdown: np.ndarray
+    drawdown: np.ndarray | Callable[[], np.ndarray]
     support: np.ndarray
     resistance: np.ndarray
     delta: np.ndarray | Callable[[], np.ndarray]  # read with measured(): a callable is computed when first read
@@ -207,12 +209,12 @@ def _measure(name: str) -> Callable[[TriggerState], np.ndarray]:
         return (s.price / s.open_price - 1.0) * 100.0
 
     return {
-        "pnl_percent": lambda s: s.pnl_percent,
+        "pnl_percent": lambda s: s.measured("pnl_percent"),
         "days_left": lambda s: np.asarray(s.days_left),
         "price_retrace": price_move,
         "vega_crush": lambda s: (1.0 - s.iv / s.open_iv) * 100.0,
         "iv_change": lambda s: (s.iv / s.open_iv - 1.0) * 100.0,
-        "drawdown": lambda s: s.drawdown,
+        "drawdown": lambda s: s.measured("drawdown"),
         "margin_utilisation": lambda s: s.margin_utilisation,
         "additional_margin": lambda s: s.additional_margin,
     }[name]
@@ -226,7 +228,7 @@ def _leg(s: TriggerState) -> LegState:
 
 _VARIABLES: dict[str, Callable[[TriggerState], np.ndarray]] = {
     "days_left": lambda s: np.asarray(s.days_left if s.leg is None else s.leg.days_left),
-    "pnl": lambda s: s.pnl_capital,
+    "pnl": lambda s: s.measured("pnl_capital"),
     "delta": lambda s: s.measured("delta"),
     "iv": lambda s: s.iv * 100.0,
     "strike_offset": lambda s: _leg(s).strike_offset,
@@ -349,7 +351,7 @@ def uses_leg_variables(condition: spec.Condition) -> bool:
 
 def _any_leg(inner: Compiled) -> Compiled:
     def test(s: TriggerState) -> np.ndarray:
-        out = np.zeros(np.shape(s.pnl_percent), dtype=bool)
+        out = np.zeros(s.shape, dtype=bool)
         for leg in s._need("legs")():
             if leg.held is False:
                 continue

@@ -303,3 +303,25 @@ def _opening_margin(pack) -> float:
     value = pricing.price(is_call=True, underlying=10_000.0, strike=10_000.0, t=30 / 365, vol=0.3, rate=0.05)
     return float(short_option_margin(pack=pack, is_call=True, underlying=10_000.0, strike=10_000.0, premium=value,
                                      lots=10))
+
+
+def test_the_trigger_states_pnl_and_drawdown_are_computed_when_a_condition_reads_them():
+    # Most steps' conditions (adjust_when price_retrace, vega_crush) never read the P&L or the drawdown: the
+    # state computes them on first read (TriggerState.measured), the numbers the eager formulas gave.
+    from types import SimpleNamespace
+
+    from opl.runtime.engine.book import Book
+    from opl.runtime.engine.replay import _trigger_state
+
+    shape = (2, 3)
+    month_pnl, denominator = np.array([[10.0, -5.0, 0.0], [1.0, 2.0, 3.0]]), np.full(shape, 200.0)
+    equity, peak = np.array([[90.0, 100.0, 80.0], [100.0] * 3]), np.full(shape, 100.0)
+    mo = SimpleNamespace(price=np.ones((3, 2)), atm=np.ones((3, 2)), n=1, support=1.0, resistance=1.0, band=None)
+    state = _trigger_state(mo, 1, Book(shape), np.zeros(shape), month_pnl, denominator, equity, peak, 1_000.0,
+                           np.ones(shape), None, 1.0, 1.0, np.zeros(shape), None, None, 1.0)
+    assert state.shape == shape
+    assert all(callable(getattr(state, name)) for name in ("pnl_percent", "pnl_capital", "drawdown"))
+    assert np.array_equal(state.measured("pnl_percent"), month_pnl / denominator * 100.0)
+    assert np.array_equal(state.measured("pnl_capital"), month_pnl / 1_000.0 * 100.0)
+    assert np.array_equal(state.measured("drawdown"), np.maximum(peak - equity, 0.0) / peak * 100.0)
+    assert not callable(state.pnl_percent)  # kept once read
