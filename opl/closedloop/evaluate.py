@@ -189,19 +189,20 @@ class Evaluator:
         size = evaluation.size
         with until(self.deadline):
             try:
-                stress = []
+                stress = None
                 if candidate.statement("stress", "experiment") is not None:
                     note("stress")
                     # The stresses alone: the base case at this size is the evaluation's already.
                     prepared = self._prepare(candidate.without("sensitivity", "experiment"), display,
                                              paths=self.settings.paths, seed=self.settings.seed,
                                              extra=_at(size, evaluation.run["capital"]))
-                    results, _ = prepared.scenarios(size, kinds=("stress",))
-                    stress = self._scenarios(results, size)
-                evaluation.scenarios = stress + [s for s in evaluation.scenarios if s["kind"] != "stress"]
-                evaluation.counterfactuals = self._counterfactuals(candidate, display, size, evaluation.run["capital"],
-                                                                   paths=self.settings.paths, seed=self.settings.seed,
-                                                                   note=note)
+                    stress = prepared.scenario_jobs(size, kinds=("stress",))
+                counterfactuals = self._counterfactual_runs(candidate, display, size, evaluation.run["capital"],
+                                                            paths=self.settings.paths, seed=self.settings.seed)
+                finished, values = self._side_by_side(stress, counterfactuals, note)
+                evaluation.scenarios = self._scenarios(finished[0] if finished else [], size) + [s for s in evaluation.scenarios
+                                                                        if s["kind"] != "stress"]
+                evaluation.counterfactuals = values
             except (SimulationInputError, SettingsError) as error:
                 evaluation.notes.append(f"stress scenarios or counterfactuals could not be run: {error}")
             except DeadlinePassed:
@@ -265,12 +266,6 @@ class Evaluator:
 
         return prepare(*self._run(candidate, display, paths=paths, seed=seed, extra=extra))
 
-    def _simulate(self, candidate: Candidate, display: str, *, paths, seed, extra=()):
-        """`opl.simulation.run.simulate` of ``candidate`` (nothing written)."""
-        from opl.simulation.run import simulate
-
-        return simulate(*self._run(candidate, display, paths=paths, seed=seed, extra=extra))
-
     def _scenarios(self, results, size: float) -> list[dict[str, Any]]:
         """The scenario rows of an evaluation from ``[(plan, RunMetrics)]`` at ``size``."""
         out = []
@@ -282,18 +277,32 @@ class Evaluator:
                         "errors": metrics.standard_errors, "attribution": metrics.attribution["percent_of_capital"]})
         return out
 
-    def _counterfactuals(self, candidate: Candidate, display: str, size: float, capital: float, *, paths, seed,
-                         note) -> dict:
-        out: dict[str, dict[str, Any]] = {}
+    def _counterfactual_runs(self, candidate: Candidate, display: str, size: float, capital: float, *, paths,
+                             seed) -> list[tuple[str, str, Any]]:
+        """(name, model line, `opl.simulation.run.Prepared` run at ``size``) of each counterfactual."""
         if not self.settings.counterfactuals:
-            return out
+            return []
         bare = candidate.without("stress", "experiment").without("sensitivity", "experiment")
-        for name, model in _counterfactual_models(candidate).items():
+        return [(name, model, self._prepare(bare.with_field("model", model, block="experiment"), display,
+                                            paths=paths, seed=seed, extra=_at(size, capital)))
+                for name, model in _counterfactual_models(candidate).items()]
+
+    def _side_by_side(self, scenarios, counterfactuals, note) -> tuple[tuple | None, dict[str, dict[str, Any]]]:
+        """The scenario jobs (`opl.simulation.run.ScenarioJobs`, or None) and the counterfactuals' runs
+        replayed together (`opl.runtime.engine.replay.replay_many`: side by side in a forked pool or on a
+        cluster); returns what `opl.simulation.run.ScenarioJobs.finish` gives (None without scenario jobs)
+        and the counterfactuals' entries."""
+        from opl.runtime.engine.replay import replay_many
+
+        for name, _, _ in counterfactuals:
             note(name)
-            run = self._simulate(bare.with_field("model", model, block="experiment"), display,
-                                 paths=paths, seed=seed, extra=_at(size, capital))
-            out[name] = {"model": model, "values": run.base.target_values()}
-        return out
+        jobs = (scenarios.jobs if scenarios is not None else []) + [run.sweep_job() for _, _, run in counterfactuals]
+        passes = replay_many(jobs)
+        split = len(jobs) - len(counterfactuals)
+        finished = scenarios.finish(passes[:split]) if scenarios is not None else None
+        values = {name: {"model": model, "values": run.swept(done).base_metrics().target_values()}
+                  for (name, model, run), done in zip(counterfactuals, passes[split:])}
+        return finished, values
 
     def _passes(self, candidate: Candidate, display: str, *, paths, seed, sizes, complete, note) -> Evaluation:
         grid = tuple(sorted(set(sizes or _sizes(candidate))))
@@ -320,9 +329,16 @@ class Evaluator:
             size = _interpolated_size(rows, self.target) or size
         scenarios, simulation = [], None
         swept = any(r["size"] == size for r in rows)
+        planned = None
         if any(p.kind in kinds for p in prepared.plans) or sizes is not None or not swept:
             note("scenarios" if complete else "sensitivities")
-            results, base = prepared.scenarios(size, sweep=sweep, kinds=kinds)
+            planned = prepared.scenario_jobs(size, sweep=sweep, kinds=kinds)
+        # The scenarios and the counterfactuals are independent replays: side by side.
+        counterfactuals = self._counterfactual_runs(candidate, display, size, capital, paths=paths, seed=seed) \
+            if complete else []
+        finished, counterfactuals = self._side_by_side(planned, counterfactuals, note)
+        if finished is not None:
+            results, base = finished
             at = prepared.at((size,), (base[0], (base[1],)))
             simulation = prepared.result(at, results, size=size, reason=at.scenario_size()[1])
             scenarios = self._scenarios(results, size)
@@ -333,8 +349,6 @@ class Evaluator:
                          "interpolated": True})
             rows.sort(key=lambda r: r["size"])
         best = next(r for r in rows if r["size"] == size)
-        counterfactuals = self._counterfactuals(candidate, display, size, capital, paths=paths, seed=seed,
-                                                note=note) if complete else {}
         sensitivity = [s["distance"] for s in scenarios if s["kind"] == "sensitivity"]
         objective = best["distance"] + (max(sensitivity) if sensitivity else 0.0)
         return Evaluation(

@@ -591,6 +591,10 @@ class Sweep:
     reason: str | None
     notes: list[str] = field(default_factory=list)  # what this sweep adds to the run's notes
 
+    def base_metrics(self):
+        """The `opl.runtime.results.metrics.RunMetrics` of the base size."""
+        return self.rows[self.sizes.index(self.base_size)][1]
+
     def scenario_size(self) -> tuple[float, str]:
         """The size `opl simulate` runs its scenarios at, and why (module docstring)."""
         if self.recommended:
@@ -634,12 +638,22 @@ class Prepared:
 
     def sweep(self, *, progress: Callable[[int], None] | None = None) -> Sweep:
         """Replay the base case at every size of the sweep, on one set of paths."""
-        from opl.runtime.engine.replay import Variant, replay
+        from opl.runtime.engine.replay import replay
+
+        strategy, run, variants = self.sweep_job()
+        return self.swept(replay(strategy=strategy, run=run, variants=variants, progress=progress))
+
+    def sweep_job(self) -> tuple:
+        """The sweep's replay as a (strategy, run, variants) job of `opl.runtime.engine.replay.replay_many`, a
+        variant per size, for a caller that replays it beside other jobs (`swept` reads its result)."""
+        from opl.runtime.engine.replay import Variant
 
         fee = self.settings.fee_factor
-        base = replay(strategy=self.strategy, run=self.run, variants=tuple(Variant(size=s, fee_factor=fee)
-                                                                          for s in self.sizes), progress=progress)
-        return self.at(self.sizes, (base, tuple(range(len(self.sizes)))), base_size=self.settings.size)
+        return self.strategy, self.run, tuple(Variant(size=s, fee_factor=fee) for s in self.sizes)
+
+    def swept(self, replayed) -> Sweep:
+        """The `Sweep` of `sweep_job`'s ``replayed`` result."""
+        return self.at(self.sizes, (replayed, tuple(range(len(self.sizes)))), base_size=self.settings.size)
 
     def at(self, sizes: tuple[float, ...], replayed: tuple, *, base_size: float | None = None) -> Sweep:
         """The `Sweep` of ``sizes`` read from ``replayed`` = ``(ReplayResult, variant of each size)``;
@@ -665,13 +679,20 @@ class Prepared:
         """Replay the scenarios of ``kinds`` at ``size``; returns ``([(plan, RunMetrics)], base)``.
 
         Cost and margin scenarios are variants of one pass on the base paths; market scenarios get
-        a pass each. ``base`` is ``(ReplayResult, variant)`` of the base case at ``size``: the
-        sweep's own replay when it swept ``size`` (a variant does not depend on the other variants
-        of its pass), else one more variant of the cost pass (or a pass of its own); None when
-        neither ``sweep`` is given nor a pass was needed.
+        a pass each, side by side (`opl.runtime.engine.replay.replay_many`). ``base`` is ``(ReplayResult,
+        variant)`` of the base case at ``size``: the sweep's own replay when it swept ``size`` (a variant does
+        not depend on the other variants of its pass), else one more variant of the cost pass (or a pass of
+        its own); None when neither ``sweep`` is given nor a pass was needed.
         """
-        from opl.runtime.results.metrics import run_metrics
-        from opl.runtime.engine.replay import Variant, replay_many
+        from opl.runtime.engine.replay import replay_many
+
+        planned = self.scenario_jobs(size, sweep=sweep, kinds=kinds)
+        return planned.finish(replay_many(planned.jobs, progress=progress))
+
+    def scenario_jobs(self, size: float, *, sweep: Sweep | None = None,
+                      kinds: tuple[str, ...] = ("stress", "sensitivity")) -> "ScenarioJobs":
+        """The replays `scenarios` runs, as jobs for a caller that replays them beside its own."""
+        from opl.runtime.engine.replay import Variant
 
         _whole_lots(self.strategy, size)
         fee = self.settings.fee_factor
@@ -684,23 +705,12 @@ class Prepared:
             factors = dict(plan.factors)
             factors["fee_factor"] = fee * factors.get("fee_factor", 1.0)
             variants.append(Variant(size=size, **factors))
-        results = []
         market_plans = [p for p in plans if p.market]
         jobs = [(self.strategy, self.run, tuple(variants))] if variants else []
         jobs += [(plan.strategy, replace(self.run, process=plan.process), (Variant(size=size, fee_factor=fee),))
                  for plan in market_plans]
-        # Independent passes: on a cluster (`opl.simulation.cluster`) they run side by side, here one after the other.
-        passes = replay_many(jobs, progress=progress)
-        if variants:
-            costs = passes.pop(0)
-            first = len(variants) - len(cost_plans)
-            if first:
-                base = (costs, 0)
-            results += [(plan, run_metrics(costs, first + k)) for k, plan in enumerate(cost_plans)]
-        results += [(plan, run_metrics(res, 0)) for plan, res in zip(market_plans, passes)]
-        order = {id(p): n for n, p in enumerate(plans)}
-        results.sort(key=lambda pr: order[id(pr[0])])
-        return results, base
+        return ScenarioJobs(jobs=jobs, plans=plans, cost_plans=cost_plans, market_plans=market_plans,
+                            base=base, costs=bool(variants), base_variant=len(variants) > len(cost_plans))
 
     def result(self, sweep: Sweep, scenarios: list, *, size: float, reason: str, plot_given_size: bool = False):
         """The `SimulationResult` of a sweep and the scenarios run at ``size`` (for ``reason``).
@@ -761,6 +771,36 @@ class Prepared:
                                       holds=self.verdict(m), definition=p.definition) for p, m in scenarios],
             notes=self.notes + sweep.notes, plot_size=plot_size, equity=equity, drawdowns=plotted.max_drawdown[plot_variant],
             peak_margin=plotted.peak_margin[plot_variant], monthly_returns=monthly / run.capital)
+
+
+@dataclass
+class ScenarioJobs:
+    """The replays of `Prepared.scenarios` (``jobs``, for `opl.runtime.engine.replay.replay_many`) and how
+    their results become the scenarios' rows (`finish`)."""
+
+    jobs: list
+    plans: list
+    cost_plans: list
+    market_plans: list
+    base: tuple | None  # the sweep's replay and variant at the size, when it swept it
+    costs: bool  # the first job is the cost pass (the cost scenarios' variants)
+    base_variant: bool  # the cost pass's first variant is the base case at the size
+
+    def finish(self, passes: list) -> tuple[list, tuple | None]:
+        """``([(plan, RunMetrics)], base)`` from the jobs' results, in the jobs' order (`Prepared.scenarios`)."""
+        from opl.runtime.results.metrics import run_metrics
+
+        passes, base, results = list(passes), self.base, []
+        if self.costs:
+            costs = passes.pop(0)
+            first = 1 if self.base_variant else 0
+            if first:
+                base = (costs, 0)
+            results += [(plan, run_metrics(costs, first + k)) for k, plan in enumerate(self.cost_plans)]
+        results += [(plan, run_metrics(res, 0)) for plan, res in zip(self.market_plans, passes)]
+        order = {id(p): n for n, p in enumerate(self.plans)}
+        results.sort(key=lambda pr: order[id(pr[0])])
+        return results, base
 
 
 def _asdict(obj):

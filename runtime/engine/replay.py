@@ -456,33 +456,53 @@ def replay(*, strategy: StrategySpec, run: RunSpec, variants: tuple[Variant, ...
     Under a deadline (`opl.runtime.engine.deadline.until`) the replay stops within one step of the chunks being
     replayed, or one table of a new time grid, and raises `opl.runtime.engine.deadline.DeadlinePassed`.
     """
-    chunks = _chunks(run)
+    if not trace:
+        return replay_many([(strategy, run, tuple(variants))], progress=progress)[0]
     remote = REMOTE.get()
     if remote is not None:
         [done] = remote([(strategy, run, tuple(variants), trace)], progress)
-        return _assembled(strategy, run, variants, done)
-    workers = min(run.workers or _cores(), len(chunks)) if _can_fork() else 1
-    passes = _passes(run, chunks, workers, trace)
-    if workers > 1 and not trace:
-        done = _pooled(strategy, run, variants, passes, workers, progress)
-    else:
-        done = (_replay_pass(strategy, run, variants, group, progress, trace and group[0][0] == 0)
-                for group in passes)
+    else:  # the trace is the first chunk's, replayed here chunk by chunk
+        done = [_replay_pass(strategy, run, variants, group, progress, group[0][0] == 0)
+                for group in _passes(run, _chunks(run), 1, True)]
     return _assembled(strategy, run, variants, done)
 
 
 def replay_many(jobs: list[tuple[StrategySpec, RunSpec, tuple[Variant, ...]]],
                 progress: Callable[[int], None] | None = None) -> list[ReplayResult]:
-    """`replay` of several independent (strategy, run, variants) jobs, e.g. the scenarios of a simulation.
+    """`replay` of several independent (strategy, run, variants) jobs, e.g. the scenarios of a simulation
+    (every replay without a trace goes through here).
 
-    In this process they run one after the other; on a cluster (`REMOTE`) every chunk of every job is
-    submitted at once, so the jobs run side by side. The results are the same either way.
+    Every pass of every job is replayed side by side: in this process's forked pool (`_replay_jobs`), or on
+    a cluster (`REMOTE`), where every chunk of every job is submitted at once. The results are the same
+    either way, bit for bit, and the same as replaying the jobs one after the other.
     """
     remote = REMOTE.get()
     if remote is None:
-        return [replay(strategy=s, run=r, variants=v, progress=progress) for s, r, v in jobs]
+        return _replay_jobs([(s, r, tuple(v)) for s, r, v in jobs], progress)
     streams = remote([(s, r, tuple(v), False) for s, r, v in jobs], progress)
     return [_assembled(s, r, v, done) for (s, r, v), done in zip(jobs, streams)]
+
+
+def _replay_jobs(jobs: list[tuple], progress) -> list[ReplayResult]:
+    """The jobs' passes (`_passes`) replayed side by side by forked workers when there are several passes
+    and this process may fork, else here one after the other; each job assembled in chunk order.
+
+    A single job is split into passes for the workers (its chunks side by side); several jobs keep their
+    own passes whole, as the jobs alone already keep the workers busy.
+    """
+    if not jobs:
+        return []
+    cores = jobs[0][1].workers or _cores()
+    split = cores if len(jobs) == 1 else 1
+    plans = [_passes(run, _chunks(run), split, False) for _, run, _ in jobs]
+    tasks = [(i, group) for i, plan in enumerate(plans) for group in plan]
+    workers = min(cores, len(tasks)) if _can_fork() else 1
+    if workers > 1:
+        done = _pooled(jobs, tasks, workers, progress)
+    else:
+        done = [[_replay_pass(s, r, v, group, progress, False) for group in plan]
+                for (s, r, v), plan in zip(jobs, plans)]
+    return [_assembled(s, r, v, d) for (s, r, v), d in zip(jobs, done)]
 
 
 #: Where chunks are replayed when set (a Dask cluster, `opl.simulation.cluster`): called with a list of jobs
@@ -545,11 +565,14 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-_JOB: tuple | None = None  # what the forked workers replay (inherited, so closures need no pickling)
+_JOBS: tuple | None = None  # what the forked workers replay (inherited, so closures need no pickling)
 
 
-def _pass_job(group: tuple):
-    strategy, run, variants, deadline = _JOB
+def _pass_job(task: tuple):
+    """Pass ``group`` of job ``i`` in a forked worker (``task`` = (i, group))."""
+    i, group = task
+    jobs, deadline = _JOBS
+    strategy, run, variants = jobs[i]
     # Serial kernels: the processes use the cores; a forked child never wakes numba's thread pool.
     with until(deadline):
         return replay_pass(strategy, run, variants, group)
@@ -574,32 +597,35 @@ def _warm(strat: StrategySpec, run: RunSpec) -> None:
                         rate=strat.rate)
 
 
-def _pooled(strategy, run, variants, passes, workers: int, progress):
-    """The passes of chunks (`_passes`) replayed by ``workers`` forked processes, yielded in chunk order.
+def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress) -> list[list]:
+    """The ``tasks`` ((job, pass of chunks) pairs, `_passes`) replayed by ``workers`` forked processes;
+    returns each job's pass results in chunk order.
 
     Each chunk is computed exactly as in this process (its own seed, the same code; the kernels'
     serial twins give the same numbers as their parallel ones), so results are bit for bit the
-    sequential replay's whatever the number of workers. The strategy's compiled conditions are
-    closures, which do not pickle: the children inherit them through ``fork``.
+    sequential replay's whatever the number of workers or the order the passes finish. The strategy's
+    compiled conditions are closures, which do not pickle: the children inherit them through ``fork``.
     """
-    global _JOB
-    _warm(strategy, run)
-    _JOB = (strategy, run, variants, current_deadline())
+    global _JOBS
+    for strategy, run, _ in jobs:
+        _warm(strategy, run)
+    _JOBS = (tuple(jobs), current_deadline())
+    done: list[list] = [[] for _ in jobs]
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = [pool.submit(_pass_job, group) for group in passes]
+            futures = [pool.submit(_pass_job, task) for task in tasks]
             try:
-                for group, future in zip(passes, futures):
-                    result = future.result()
+                for (i, group), future in zip(tasks, futures):
+                    done[i].append(future.result())
                     if progress is not None:
-                        progress(sum(p for _, p in group) * run.months)
-                    yield result
+                        progress(sum(p for _, p in group) * jobs[i][1].months)
             except BaseException:
                 # Passes not started are dropped; running ones stop at the deadline (or finish) on their own.
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
     finally:
-        _JOB = None
+        _JOBS = None
+    return done
 
 
 class _SideBySide:

@@ -236,16 +236,16 @@ def test_a_run_with_data_never_tells_the_reader_to_give_data(tmp_path):
 
 
 def test_an_evaluation_replays_the_base_case_once_and_reports_what_a_single_size_run_reports(monkeypatch, tmp_path):
-    from opl.runtime.engine.replay import replay
+    from opl.runtime.engine.replay import replay_many
     from opl.simulation.run import simulate_file
 
     calls = []
 
-    def counting(**kw):
-        calls.append(len(kw["variants"]))
-        return replay(**kw)
+    def counting(jobs, progress=None):
+        calls.extend(len(v) for _, _, v in jobs)
+        return replay_many(jobs, progress=progress)
 
-    monkeypatch.setattr("opl.runtime.engine.replay.replay", counting)
+    monkeypatch.setattr("opl.runtime.engine.replay.replay_many", counting)
     evaluator = Evaluator(_target(), EvalSettings(paths=60, seed=7, holdout_paths=60))
     quick = evaluator.evaluate(SMALL, complete=False)
     # The sweep's three sizes, then fees_up as a variant on the same paths; the base case at the evaluated size
@@ -311,3 +311,21 @@ def test_an_evaluation_simulates_the_checked_text_and_writes_no_file(monkeypatch
     evaluation = evaluator.evaluate(SMALL, display="runs/x/iter_2/candidate.opl", complete=True)
     assert evaluation.ok and evaluation.counterfactuals
     assert len(checked) >= 3 and set(checked) == {"runs/x/iter_2/candidate.opl"}
+
+
+def test_an_evaluation_is_the_same_whatever_the_number_of_worker_processes():
+    # The scenarios and the counterfactuals are replayed side by side by forked workers (sim.workers=2) or one
+    # after the other in this process (sim.workers=1): the same evaluation, number for number.
+    def evaluated(workers: int) -> dict:
+        evaluator = Evaluator(_target(), EvalSettings(paths=50, seed=7, holdout_paths=50,
+                                                      overrides=(f"sim.workers={workers}",)))
+        quick = evaluator.evaluate(SMALL, complete=False)
+        complete = evaluator.complete(quick, SMALL).to_dict()
+        held = evaluator.holdout(SMALL, sizes=(5.0, 10.0)).to_dict()
+        for out in (complete, held):
+            out.pop("seconds")
+        return {"complete": complete, "holdout": held}
+
+    alone, pooled = evaluated(1), evaluated(2)
+    assert alone["complete"]["counterfactuals"] and alone["holdout"]["scenarios"]
+    assert alone == pooled

@@ -19,7 +19,6 @@ import opl.simulation.run as facade
 from opl.runtime.engine import kernels
 from opl.runtime.engine.marking import AmericanMarker, SmileRule
 import opl.runtime.engine.replay as replay_module
-from opl.runtime.engine.replay import replay as engine_replay
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="numba is not installed")
 
@@ -48,18 +47,20 @@ def assert_same_ledgers(fast, ref) -> None:
 
 @pytest.fixture
 def compared(monkeypatch):
-    """Run `simulate_file` with every replay checked against the reference; returns the number compared."""
+    """Run `simulate_file` with every replay checked against the reference; returns the paths of each one
+    compared (every replay without a trace goes through `replay_many`, whose jobs run side by side)."""
     seen = []
+    real = replay_module.replay_many
 
-    def both(*, strategy, run, variants, progress=None, trace=False):
-        fast = engine_replay(strategy=strategy, run=replace(run, engine="fast"), variants=variants, progress=progress,
-                             trace=trace)
-        ref = engine_replay(strategy=strategy, run=replace(run, engine="reference"), variants=variants)
-        assert_same_ledgers(fast, ref)
-        seen.append(run.paths)
+    def both(jobs, progress=None):
+        fast = real([(s, replace(r, engine="fast"), v) for s, r, v in jobs], progress=progress)
+        ref = real([(s, replace(r, engine="reference"), v) for s, r, v in jobs])
+        for (_, run, _), f, r in zip(jobs, fast, ref):
+            assert_same_ledgers(f, r)
+            seen.append(run.paths)
         return fast
 
-    monkeypatch.setattr(replay_module, "replay", both)  # simulate_file imports it at call time
+    monkeypatch.setattr(replay_module, "replay_many", both)  # simulate_file imports it at call time
     return seen
 
 
@@ -500,3 +501,32 @@ def test_every_playbook_action_alone_and_its_abort_check_match_the_reference(sim
     assert_same_ledgers(fast, ref)
     decided = ref.counters["adjust_done_0"].sum() + (ref.counters["adjust_aborted_0"].sum() if abort else 0)
     assert decided > 0, kind  # the action traded (or, with the check, was refused) somewhere
+
+
+def _same_result(a, b) -> bool:
+    """Whether two replay results are equal bit for bit: every per-path array of every variant."""
+    arrays = [(a.monthly, b.monthly), (a.max_drawdown, b.max_drawdown), (a.peak_margin, b.peak_margin)]
+    arrays += [(a.buckets[k], b.buckets[k]) for k in a.buckets] + [(a.counters[k], b.counters[k]) for k in a.counters]
+    return a.buckets.keys() == b.buckets.keys() and a.counters.keys() == b.counters.keys() \
+        and a.signal_hits == b.signal_hits and all(np.array_equal(x, y) for x, y in arrays)
+
+
+def test_jobs_replayed_side_by_side_by_forked_workers_are_each_job_alone_bit_for_bit(monkeypatch):
+    # The sweep and the scenarios of the jujube file as independent jobs: two forked workers replay them side
+    # by side, in whatever order they finish; every number is the one each job gives alone in this process.
+    from opl.lang.frontend import check_path
+
+    prepared = facade.prepare(check_path(JUJUBE), facade.RunSettings(
+        paths=60, overrides=("experiment.horizon=2", "experiment.sizes=[1,5]", "sim.workers=2")))
+    jobs = [prepared.sweep_job(), *prepared.scenario_jobs(5.0).jobs]
+    assert len(jobs) == 6  # the sweep, the cost pass, four market scenarios
+    pools = []
+    real = replay_module._pooled
+    monkeypatch.setattr(replay_module, "_pooled", lambda jobs, tasks, workers, progress:
+                        pools.append(workers) or real(jobs, tasks, workers, progress))
+    ticks = []
+    together = replay_module.replay_many(jobs, progress=ticks.append)
+    assert pools == [2] and sum(ticks) == 6 * 60 * 2  # every path-month of every job counted
+    for (strategy, run, variants), pooled in zip(jobs, together):
+        alone = replay_module.replay(strategy=strategy, run=replace(run, workers=1), variants=variants)
+        assert _same_result(pooled, alone)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from opl.runtime.engine.replay import Variant, replay
+from opl.runtime.engine.replay import Variant, replay, replay_many
 from opl.lang.frontend import check_path
 from opl.simulation.run import RunSettings, prepare, simulate_file
 
@@ -62,12 +62,13 @@ def test_the_scenarios_base_at_an_unswept_size_is_a_variant_of_the_cost_pass(juj
 
 def test_simulate_file_replays_each_set_of_paths_once(monkeypatch):
     calls = []
+    real = replay_many
 
-    def counting(**kw):
-        calls.append(len(kw["variants"]))
-        return replay(**kw)
+    def counting(jobs, progress=None):
+        calls.extend(len(v) for _, _, v in jobs)
+        return real(jobs, progress=progress)
 
-    monkeypatch.setattr("opl.runtime.engine.replay.replay", counting)
+    monkeypatch.setattr("opl.runtime.engine.replay.replay_many", counting)
     result = simulate_file(JUJUBE, paths=60, overrides=SMALL_RUN)
     market = sum(s.name not in ("slippage", "fees_up", "margin_up") for s in result.scenarios)
     # The sweep (every size), one pass for the cost scenarios together, one per market scenario.
