@@ -43,6 +43,7 @@ from typing import Any, Callable
 from opl.lang.fields import plus_terms
 from opl.closedloop.candidate import Candidate, CandidateError
 from opl.closedloop.objective import Target
+from opl.runtime.engine.monthstore import MonthStore, sharing
 
 __all__ = ["EvalSettings", "Evaluation", "Evaluator", "DEFAULT_SIZES", "HOLDOUT_SEED_OFFSET", "DEFAULT_PATHS",
            "DEFAULT_HOLDOUT_PATHS"]
@@ -163,6 +164,9 @@ class Evaluator:
         # A `time.monotonic` time at which every simulation still running stops with
         # `opl.runtime.engine.deadline.DeadlinePassed` (the loop's end of --minutes); None: no limit.
         self.deadline: float | None = None
+        # The run's simulated months and their marks, shared by the candidates (they use the same seed and
+        # paths): a candidate that keeps the model, or the model and the legs, reads them instead of making them.
+        self.months = MonthStore()
 
     def evaluate(self, text: str, *, display: str = "candidate.opl", complete: bool = True,
                  progress: Callable[[str], None] | None = None) -> Evaluation:
@@ -187,7 +191,7 @@ class Evaluator:
         note = progress or (lambda stage: None)
         candidate = Candidate(text)
         size = evaluation.size
-        with until(self.deadline):
+        with until(self.deadline), sharing(self.months):
             try:
                 stress = None
                 if candidate.statement("stress", "experiment") is not None:
@@ -234,7 +238,7 @@ class Evaluator:
             candidate = Candidate(text)
         except CandidateError as error:
             return Evaluation(ok=False, error=error.rendered or str(error), seconds=time.perf_counter() - started)
-        with until(self.deadline):
+        with until(self.deadline), sharing(self.months):
             try:
                 evaluation = self._passes(candidate, display, paths=paths, seed=seed, sizes=sizes,
                                           complete=complete, note=note)

@@ -76,7 +76,7 @@ from opl.runtime.engine.adjust import AdjustEngine, AdjustSpec, Desk
 from opl.runtime.engine.book import Book, Slot
 from opl.runtime.engine.exercise import AssignmentSpec, Inventory
 from opl.runtime.engine.guards import GuardRule, blocked, leg_states, warned
-from opl.runtime.engine import kernels
+from opl.runtime.engine import kernels, monthstore
 from opl.runtime.engine.deadline import check as check_deadline, current as current_deadline, until
 from opl.runtime.engine.hedging import HedgeSpec, direction, rebalance
 from opl.runtime.engine.kernels import mark_series
@@ -571,10 +571,10 @@ _JOBS: tuple | None = None  # what the forked workers replay (inherited, so clos
 def _pass_job(task: tuple):
     """Pass ``group`` of job ``i`` in a forked worker (``task`` = (i, group))."""
     i, group = task
-    jobs, deadline = _JOBS
+    jobs, deadline, store = _JOBS
     strategy, run, variants = jobs[i]
     # Serial kernels: the processes use the cores; a forked child never wakes numba's thread pool.
-    with until(deadline):
+    with until(deadline), monthstore.sharing(store):
         return replay_pass(strategy, run, variants, group)
 
 
@@ -609,7 +609,8 @@ def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress) -> li
     global _JOBS
     for strategy, run, _ in jobs:
         _warm(strategy, run)
-    _JOBS = (tuple(jobs), current_deadline())
+    store = monthstore.current()
+    _JOBS = (tuple(jobs), current_deadline(), store.reader() if store is not None else None)
     done: list[list] = [[] for _ in jobs]
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
@@ -642,6 +643,59 @@ class _SideBySide:
         return MonthPaths(*(np.concatenate(parts) for parts in zip(*months)))
 
 
+class _StoredMonths:
+    """The months of a pass of chunks and their marks, read from the current `opl.runtime.engine.monthstore`
+    store when it holds them (the same seed, model and legs: `opl loop`'s candidates), else generated and
+    marked here and put there. Keys hold every input of what they name, so what is read is what would be
+    computed."""
+
+    def __init__(self, run: RunSpec, strat: StrategySpec, group: tuple):
+        self.run, self.strat, self.group = run, strat, group
+        self.store = monthstore.current()
+        self.key = ("months", run.process, run.price, strat.tenor_days, run.days_per_month, run.steps_per_day,
+                    run.seed, run.months, group, run.engine)
+        stored = self.store.get(self.key) if self.store is not None else None
+        self.months = list(stored) if stored is not None else []
+        self.stored = stored is not None
+        self.gen = None if self.stored else _SideBySide([
+            PathGenerator(spec=run.process, paths=n, price=run.price, month_years=strat.tenor_days / DAYS_PER_YEAR,
+                          days_per_month=run.days_per_month, steps_per_day=run.steps_per_day,
+                          seed=np.random.SeedSequence([run.seed, c]), engine=run.engine) for c, n in group])
+        self.next = 0
+        self.marks_key = ("marks", self.key, tuple((leg.is_call, leg.american, leg.strike, leg.extra_days)
+                                                   for leg in strat.legs), strat.smile, strat.rate, strat.levels,
+                          strat.greeks, run.pack.option, run.engine, run.exact_american, kernels.available())
+
+    def next_month(self) -> MonthPaths:
+        """The next month's paths, stored or generated (the whole run's months are put once all are made)."""
+        if not self.stored:
+            self.months.append(self.gen.next_month())
+            if len(self.months) == self.run.months and self.store is not None:
+                self.store.put(self.key, tuple(self.months), [a for mp in self.months for a in mp])
+        self.next += 1
+        return self.months[self.next - 1]
+
+    def marked(self, m: int, mp: MonthPaths, marker: AmericanMarker, euro: AmericanMarker) -> "_Month":
+        """Month ``m``'s marks (`_Month`), stored or made (and put)."""
+        key = (*self.marks_key, m, marker.carry, euro.carry)
+        month = self.store.get(key) if self.store is not None else None
+        if month is None:
+            month = _Month(self.run, self.strat, mp, marker, euro)
+            if self.store is not None:
+                self.store.put(key, month, _arrays_of(month))
+        return month
+
+
+def _arrays_of(month: "_Month") -> list[np.ndarray]:
+    """Every array a `_Month` holds (its attributes and their lists)."""
+    out = []
+    for value in vars(month).values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, np.ndarray):
+                out.append(item)
+    return out
+
+
 def _passes(run: RunSpec, chunks: list[tuple[int, int]], workers: int, trace: bool) -> list[tuple]:
     """The chunks grouped into passes, each replayed side by side in one process.
 
@@ -670,11 +724,7 @@ def _replay_pass(strat: StrategySpec, run: RunSpec, variants, group: tuple, prog
         [(chunk, _)] = group  # given months come chunk by chunk
         gen = run.source(chunk, p)
     else:
-        gen = _SideBySide([PathGenerator(spec=run.process, paths=n, price=run.price,
-                                         month_years=strat.tenor_days / DAYS_PER_YEAR,
-                                         days_per_month=run.days_per_month, steps_per_day=run.steps_per_day,
-                                         seed=np.random.SeedSequence([run.seed, c]), engine=run.engine)
-                           for c, n in group])
+        gen = _StoredMonths(run, strat, group)
     marker = AmericanMarker(american=True, rate=strat.rate, exact=run.exact_american)
     euro = AmericanMarker(american=False, rate=strat.rate)
     account = _Pass(strat, run, variants, shape, want_trace)
@@ -685,7 +735,7 @@ def _replay_pass(strat: StrategySpec, run: RunSpec, variants, group: tuple, prog
         if run.process is not None and run.process.regime is not None:
             hits[0] += int(np.sum(mp.signal == mp.realised))
             hits[1] += p
-        account.month(m, mp if isinstance(mp, MarkedMonth) else _Month(run, strat, mp, marker, euro))
+        account.month(m, mp if isinstance(mp, MarkedMonth) else gen.marked(m, mp, marker, euro))
         if progress is not None:
             progress(p)
     return account.result(), account.trace(), hits

@@ -329,3 +329,42 @@ def test_an_evaluation_is_the_same_whatever_the_number_of_worker_processes():
     alone, pooled = evaluated(1), evaluated(2)
     assert alone["complete"]["counterfactuals"] and alone["holdout"]["scenarios"]
     assert alone == pooled
+
+
+def test_candidates_share_the_runs_months_and_marks_and_get_the_numbers_of_a_fresh_evaluation():
+    # Candidates of a run use one seed and paths: a later candidate reads the months (and, with the same legs,
+    # their marks) the earlier ones made, from the evaluator's store, and gets the numbers it gets alone.
+    import pickle
+
+    exits = SMALL.replace("pnl_percent(<-25%)", "pnl_percent(<-40%)")
+    strikes = SMALL.replace("ATM-5%", "ATM-7%")
+    settings = EvalSettings(paths=50, seed=7, holdout_paths=50, overrides=("sim.workers=1",))
+    shared = Evaluator(_target(), settings)
+    first = shared.evaluate(SMALL, complete=True)
+    assert first.ok and len(shared.months) > 0
+    for text in (exits, strikes):
+        hits = shared.months.hits
+        again = shared.evaluate(text, complete=True).to_dict()
+        assert shared.months.hits > hits  # read from the store, not made again
+        alone = Evaluator(_target(), settings).evaluate(text, complete=True).to_dict()
+        again.pop("seconds"), alone.pop("seconds")
+        assert again == alone
+    assert len(pickle.loads(pickle.dumps(shared)).months) == 0  # the store stays in this process
+
+
+def test_the_month_store_keeps_at_most_its_limit_and_its_arrays_cannot_be_changed():
+    import numpy as np
+
+    from opl.runtime.engine.monthstore import MonthStore
+
+    store = MonthStore(limit=3 * 800)
+    arrays = [np.zeros(100) for _ in range(5)]  # 800 bytes each
+    for n, a in enumerate(arrays):
+        store.put(n, a, [a])
+    assert len(store) == 3 and store.bytes <= store.limit
+    assert store.get(0) is None and store.get(4) is arrays[4]  # the least recently used went first
+    with pytest.raises(ValueError):
+        arrays[4][0] = 1.0
+    reader = store.reader()
+    reader.put(9, np.zeros(1), [])
+    assert reader.get(4) is arrays[4] and reader.get(9) is None  # a forked worker's reader adds nothing

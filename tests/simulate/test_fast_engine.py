@@ -530,3 +530,25 @@ def test_jobs_replayed_side_by_side_by_forked_workers_are_each_job_alone_bit_for
     for (strategy, run, variants), pooled in zip(jobs, together):
         alone = replay_module.replay(strategy=strategy, run=replace(run, workers=1), variants=variants)
         assert _same_result(pooled, alone)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_months_and_marks_read_from_the_store_give_the_numbers_made_afresh(workers):
+    # The jujube file (the adjustment module re-marks and trades other series): a replay whose months and marks
+    # come from the store (made by the same replay before; inherited by forked workers) is the replay without
+    # a store, bit for bit — nothing the replay does writes into what the store holds.
+    from opl.lang.frontend import check_path
+    from opl.runtime.engine.monthstore import MonthStore, sharing
+
+    prepared = facade.prepare(check_path(JUJUBE), facade.RunSettings(
+        paths=60, overrides=("experiment.horizon=2", "experiment.sizes=[1,5]", f"sim.workers={workers}")))
+    jobs = [prepared.sweep_job(), *prepared.scenario_jobs(5.0).jobs]
+    fresh = replay_module.replay_many(jobs)
+    store = MonthStore()
+    with sharing(store):
+        replay_module.replay(strategy=jobs[0][0], run=jobs[0][1], variants=jobs[0][2])  # fills the store here
+        assert store.misses and not store.hits
+        stored = replay_module.replay_many(jobs)
+    if workers == 1:  # (forked workers count their reads in their own copy)
+        assert store.hits >= 2 * 2  # the sweep's and the cost pass's months and marks, at least
+    assert all(_same_result(a, b) for a, b in zip(fresh, stored))
