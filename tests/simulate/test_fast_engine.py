@@ -19,6 +19,7 @@ import opl.simulation.run as facade
 from opl.runtime.engine import kernels
 from opl.runtime.engine.marking import AmericanMarker, SmileRule
 import opl.runtime.engine.replay as replay_module
+from opl.runtime.engine.replay import replay as engine_replay
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="numba is not installed")
 
