@@ -40,7 +40,8 @@ if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
 __all__ = ["available", "mark_series", "serial_only", "PARALLEL_MIN", "MarginRule", "book_margin", "hedge_rule",
-           "option_sums", "book_move", "book_interest", "book_carry",
+           "option_sums", "book_move", "book_interest", "book_carry", "any_short_exercised",
+           "futures_lots",
            "account", "close_lots"]
 
 PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
@@ -526,6 +527,29 @@ if njit is not None:
                     equity[v, p] += amount
 
 
+    @njit(cache=True)
+    def _any_short_exercised(qty, exercise):
+        # Whether any short lot sits in the holder's exercise region (replay._Pass._exercised), stopping at
+        # the first: most steps have none.
+        variants, paths = qty.shape
+        per_variant = exercise.shape[0] > 1
+        for v in range(variants):
+            r = v if per_variant else 0
+            for p in range(paths):
+                if qty[v, p] < 0 and exercise[r, p]:
+                    return True
+        return False
+
+
+    @njit(cache=True)
+    def _futures_lots(static, hedge, other, out):
+        # replay._Margins: |the strategy's futures| + |the hedge| + |futures from exercise and goods|.
+        variants, paths = out.shape
+        for v in range(variants):
+            for p in range(paths):
+                out[v, p] = abs(static[v, p]) + abs(hedge[v, p]) + abs(other[v, p])
+
+
 def _plain(x, shape) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     if x.shape != shape:
@@ -670,7 +694,8 @@ def book_margin(rule: MarginRule, holdings, futures_lots, price, shape, cols=Non
     for h, (_, k, prem, q, _) in enumerate(holdings):
         # Assignment broadcasts a per-path (P,) or per-variant-and-path (V, P) array, or a number.
         if cols is None:
-            strike[h], premium[h], qty[h] = k, prem, q
+            # A per-path column of the month's tables is strided: gathered once, then copied per variant.
+            strike[h], premium[h], qty[h] = (np.ascontiguousarray(x) if np.ndim(x) == 1 else x for x in (k, prem, q))
         else:
             strike[h], premium[h], qty[h] = (x[..., cols] if np.ndim(x) else x for x in (k, prem, q))
     is_call = np.array([bool(h[0]) for h in holdings], dtype=np.bool_)
@@ -735,11 +760,12 @@ def close_lots(lots, mask, fee, *, bucket, equity, month_pnl, counter, in_place:
 
 
 def _rows(x, shape) -> np.ndarray:
-    """A slot's marks as rows: (1, paths) when per path or one number, (variants, paths) when per variant."""
+    """A slot's marks as rows: (1, paths) when per path or one number, (variants, paths) when per variant.
+    A month's marks are a column of its (paths, steps) tables: gathered once here, not once per variant."""
     x = np.asarray(x, dtype=float)
     if x.ndim == 2:
         return x
-    return x[None, :] if x.ndim == 1 else np.full((1, shape[1]), float(x))
+    return np.ascontiguousarray(x)[None, :] if x.ndim == 1 else np.full((1, shape[1]), float(x))
 
 
 _NO_SHORT = np.zeros((0, 0))
@@ -790,3 +816,21 @@ def book_carry(*, static, hedge, pending, goods, previous, price, cs: float, sto
                 _plain(price, shape[1:]), float(cs), float(storage), float(funding), float(span), float(year_days),
                 buckets["premium"],
                 buckets["hedge"], buckets["assignment"], buckets["funding"], equity, month_pnl)
+
+
+def any_short_exercised(qty, exercise) -> bool:
+    """Whether signed ``qty`` (variants, paths) is short anywhere the ``exercise`` flags (per path, or per
+    variant and path) are set: ``np.any((qty < 0) & exercise)`` in one pass."""
+    shape = np.shape(qty)
+    flags = np.asarray(exercise, dtype=np.bool_)
+    rows = np.ascontiguousarray(flags)[None, :] if flags.ndim == 1 else (
+        _plain_bool(flags, shape) if flags.ndim == 2 else np.full((1, shape[1]), bool(flags)))
+    return bool(_any_short_exercised(_plain(qty, shape), rows))
+
+
+def futures_lots(static, hedge, other) -> np.ndarray:
+    """The absolute futures lots the margin counts, ``|static| + |hedge| + |other|`` (variants, paths), in one pass."""
+    shape = np.broadcast_shapes(np.shape(static), np.shape(hedge), np.shape(other))
+    out = np.empty(shape)
+    _futures_lots(_plain(static, shape), _plain(hedge, shape), _plain(other, shape), out)
+    return out

@@ -62,6 +62,7 @@ the equity after each step against its running peak.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import multiprocessing
 import os
@@ -996,10 +997,9 @@ class _Pass:
             if strat.score is not None:
                 threshold = strat.score.threshold if strat.score_threshold is None else strat.score_threshold
                 exit_now |= np.broadcast_to(strat.score.score(state, flags), shape) >= threshold
-            elif strat.exit_mode == "all_required":
-                exit_now |= np.all(flags, axis=0)
-            else:
-                exit_now |= np.any(flags, axis=0)
+            else:  # pairwise, not np.any/np.all over the list: those first stack the flags into a new array
+                combine = np.logical_and if strat.exit_mode == "all_required" else np.logical_or
+                exit_now |= functools.reduce(combine, flags)
         if strat.stop_loss is not None:
             exit_now |= o.month_pnl <= -strat.stop_loss * self.run.capital
         if strat.guard_days is not None and mo.days_left[j] < strat.guard_days:
@@ -1067,22 +1067,35 @@ class _Pass:
             for key in ("net_delta", "target"):
                 tr[key].append(np.full(self.shape, np.nan))
 
+    def _exercised(self, s: Slot, j: int, mo) -> np.ndarray | None:
+        """Where slot ``s`` is exercised at step ``j`` — short American lots in the holder's exercise region
+        before expiry, lots in the money at expiry —, or None where nowhere (an empty slot, a European one
+        before expiry, a series expiring after the month: it is closed at market at the month's end)."""
+        option = self.run.pack.option
+        if not s.held():
+            return None
+        if j < mo.n or s.extra_days > 0:
+            if not (s.american and j < mo.n):
+                return None
+            if self.fast and not kernels.any_short_exercised(s.qty, s.exercise):
+                return None  # the usual step: found in one pass, without the masks below
+            hit = (s.qty < 0) & s.exercise
+        elif option.auto_exercise_itm:
+            hit = (s.qty != 0) & (s.phi * (mo.price[:, mo.n] - s.strike) > option.auto_exercise_threshold)
+        else:
+            return None
+        return hit if np.any(hit) else None
+
     def _assign(self, o: _Open, j: int) -> np.ndarray:
         """5./6. Early assignment of short American legs, exercise at expiry; returns where a short was assigned."""
-        strat, run, shape, mo, ledger, equity, cost = self.strat, self.run, self.shape, o.mo, self.ledger, \
-            self.equity, self.cost
-        f, n, mult = mo.price, mo.n, self.mult
-        assigned_now = np.zeros(shape, dtype=bool)
+        strat, mo, ledger, equity, cost = self.strat, o.mo, self.ledger, self.equity, self.cost
+        f, mult = mo.price, self.mult
+        assigned_now = np.zeros(self.shape, dtype=bool)
         for si, s in enumerate(o.book.slots):
-            q = s.qty
-            if j < n or s.extra_days > 0:  # a series expiring after the month is closed at market below
-                hit = (q < 0) & s.exercise if s.american and j < n else np.zeros(shape, dtype=bool)
-            else:
-                threshold = run.pack.option.auto_exercise_threshold
-                itm = s.phi * (f[:, n] - s.strike) > threshold
-                hit = (q != 0) & itm if run.pack.option.auto_exercise_itm else np.zeros(shape, dtype=bool)
-            if not np.any(hit):
+            hit = self._exercised(s, j, mo)
+            if hit is None:
                 continue
+            q = s.qty
             lots_f = np.where(hit, q * s.phi * self.lots_per_option, 0.0)
             intrinsic = np.maximum(s.phi * (f[:, j] - s.strike), 0.0)
             ledger.book("assignment", np.where(hit, -q * (s.value - intrinsic) * mult, 0.0), equity, o.month_pnl)
@@ -1261,7 +1274,7 @@ class _Margins:
         if self.rule is None:
             return _margin(self.packs, book, hedge, other_futures, price, legs, futures_lots, cols)
         if futures_lots is None:
-            futures_lots = np.abs(book.static) + np.abs(hedge) + np.abs(other_futures)
+            futures_lots = kernels.futures_lots(book.static, hedge, other_futures)
         holdings = _holdings(book) if legs is None else legs
         return kernels.book_margin(self.rule, holdings, futures_lots, price, book.shape, cols)
 

@@ -553,3 +553,16 @@ def test_months_and_marks_read_from_the_store_give_the_numbers_made_afresh(worke
     if workers == 1:  # (forked workers count their reads in their own copy)
         assert store.hits >= 2 * 2  # the sweep's and the cost pass's months and marks, at least
     assert all(_same_result(a, b) for a, b in zip(fresh, stored))
+def test_the_steps_small_kernels_are_their_numpy_formulas():
+    # The early-assignment test and the margin's futures lots (replay._Pass._exercised, _Margins) on random
+    # books: exercise flags per path (a month's column, strided) or per variant and path.
+    rng = np.random.default_rng(2)
+    shape = (3, 40)
+    for _ in range(30):
+        qty = rng.integers(-2, 3, shape).astype(float)
+        table = rng.random((shape[1], 5)) < 0.05
+        for flags in (table[:, 2], rng.random(shape) < 0.05, np.zeros(shape[1], dtype=bool)):
+            assert kernels.any_short_exercised(qty, flags) == bool(np.any((qty < 0) & flags))
+        static, hedge, other = (rng.integers(-3, 4, shape).astype(float) for _ in range(3))
+        assert np.array_equal(kernels.futures_lots(static, hedge, other),
+                              np.abs(static) + np.abs(hedge) + np.abs(other))
