@@ -152,6 +152,7 @@ class Desk:
     hedge_keep: float = 0.0
     hedge_along: str = "direction"
     reuse_margin: bool = False  # an action's margin before it is the previous one's after it (the fast engine)
+    trade_slot: Callable | None = None  # the fast engine's compiled `_apply` of one slot (adjust_kernels.trade_slot)
 
 
 @dataclass(eq=False)
@@ -559,6 +560,18 @@ class AdjustEngine:
         out[:, cols] = (after - before) / base * 100.0
         return out
 
+    @staticmethod
+    def _trade_slot(desk: Desk, old: np.ndarray, new: np.ndarray, restruck: np.ndarray) -> np.ndarray:
+        """Trade a slot from ``old`` to ``new`` lots: where ``restruck`` the old series is closed and the new
+        opened whole, elsewhere the difference is closed or opened; returns ``new``."""
+        shrink = ~restruck & (np.abs(new) < np.abs(old))
+        grow = ~restruck & (np.abs(new) > np.abs(old))
+        closed = np.where(restruck, old, np.where(shrink, old - new, 0.0))
+        opened = np.where(restruck, new, np.where(grow, new - old, 0.0))
+        desk.trade_options(closed, closing=True)
+        desk.trade_options(opened, closing=False)
+        return new
+
     def _margin_before(self, desk: Desk, cols: np.ndarray) -> np.ndarray:
         """The requirement of the book on the paths ``cols`` (variants, len(cols)): what the previous action
         left where it priced these paths (the next action's paths are among its own), else computed.
@@ -578,16 +591,11 @@ class AdjustEngine:
         book = desk.book
         for si, change in plan.changes.items():
             s = book.slots[si]
-            old = s.qty
-            new = np.where(go, change.qty, old)
             restruck = go & change.restruck
-            shrink = ~restruck & (np.abs(new) < np.abs(old))
-            grow = ~restruck & (np.abs(new) > np.abs(old))
-            closed = np.where(restruck, old, np.where(shrink, old - new, 0.0))
-            opened = np.where(restruck, new, np.where(grow, new - old, 0.0))
-            desk.trade_options(closed, closing=True)
-            desk.trade_options(opened, closing=False)
-            s.qty = new
+            if desk.trade_slot is not None:  # the same trades in one compiled pass
+                s.qty = desk.trade_slot(s.qty, change.qty, go, restruck)
+            else:
+                s.qty = self._trade_slot(desk, s.qty, np.where(go, change.qty, s.qty), restruck)
             if change.strike is not None and np.any(restruck):
                 value, delta, gamma, exercise = change.marks
                 s.strike = np.where(restruck, change.strike, s.strike)

@@ -78,6 +78,7 @@ from opl.runtime.engine.book import Book, Slot
 from opl.runtime.engine.exercise import AssignmentSpec, Inventory
 from opl.runtime.engine.guards import GuardRule, blocked, leg_states, warned
 from opl.runtime.engine import kernels, monthstore
+from opl.runtime.engine import adjust_kernels
 from opl.runtime.engine.deadline import check as check_deadline, current as current_deadline, until
 from opl.runtime.engine.hedging import HedgeSpec, direction, rebalance
 from opl.runtime.engine.kernels import mark_series
@@ -1348,6 +1349,8 @@ def _play_on_paths(engine: AdjustEngine, fire, strat, book: Book, hedge, mo, j, 
     desk = _desk(strat, sub_book, hedge[:, cols], sub_mo, j, sub_d, sizes, lots_per_option, run, cost, sub_ledger,
                  sub_equity, sub_pnl, margins, sub_pending, held, state)
     desk.reuse_margin = True  # the reference prices every action's margin before it afresh; here it is known
+    if kernels.available():
+        desk.trade_slot = _slot_trader(cost, sub_ledger, sub_equity, sub_pnl)
     closed_cols = engine.play(desk, fire[:, cols])
     book.put_columns(sub_book, cols)
     ledger.put_columns(sub_ledger, cols)
@@ -1358,6 +1361,21 @@ def _play_on_paths(engine: AdjustEngine, fire, strat, book: Book, hedge, mo, j, 
     closed = np.zeros(book.shape, dtype=bool)
     closed[:, cols] = closed_cols
     return hedge, closed
+
+
+def _slot_trader(cost, ledger: Ledger, equity, month_pnl) -> Callable:
+    """`opl.runtime.engine.adjust_kernels.trade_slot` on a round's ledger: an action's change of one slot
+    traded, paid into ``adjustments`` and counted, as the desk's ``trade_options`` would."""
+    slippage = cost.option_slippage[:, 0]
+    fees = dict(close_fee=cost.option_close[:, 0] + slippage, short_fee=cost.option_open_short[:, 0] + slippage,
+                long_fee=cost.option_open_long[:, 0] + slippage)
+
+    def trade(old, proposed, go, restruck):
+        return adjust_kernels.trade_slot(old, proposed, go, restruck, bucket=ledger.buckets["adjustments"],
+                                         equity=equity, month_pnl=month_pnl,
+                                         counter=ledger.counters["option_lots"], **fees)
+
+    return trade
 
 
 def _desk(strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledger, equity, month_pnl, margins, pending,

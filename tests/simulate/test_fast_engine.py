@@ -553,6 +553,8 @@ def test_months_and_marks_read_from_the_store_give_the_numbers_made_afresh(worke
     if workers == 1:  # (forked workers count their reads in their own copy)
         assert store.hits >= 2 * 2  # the sweep's and the cost pass's months and marks, at least
     assert all(_same_result(a, b) for a, b in zip(fresh, stored))
+
+
 def test_the_steps_small_kernels_are_their_numpy_formulas():
     # The early-assignment test and the margin's futures lots (replay._Pass._exercised, _Margins) on random
     # books: exercise flags per path (a month's column, strided) or per variant and path.
@@ -566,3 +568,37 @@ def test_the_steps_small_kernels_are_their_numpy_formulas():
         static, hedge, other = (rng.integers(-3, 4, shape).astype(float) for _ in range(3))
         assert np.array_equal(kernels.futures_lots(static, hedge, other),
                               np.abs(static) + np.abs(hedge) + np.abs(other))
+
+
+def test_a_slot_s_compiled_trade_is_the_reference_s_bit_for_bit():
+    """`adjust_kernels.trade_slot` against `AdjustEngine._trade_slot` on random lots, proposals and restrikes
+    with fees that differ by variant and side: the same lots, bookings and counts, bit for bit."""
+    from types import SimpleNamespace
+
+    from opl.runtime.engine.adjust import AdjustEngine
+    from opl.runtime.engine.ledger import Ledger
+
+    rng = np.random.default_rng(11)
+    shape = (3, 400)
+    old = rng.integers(-4, 5, shape).astype(float)
+    proposed = np.where(rng.random(shape) < 0.3, old, rng.integers(-6, 7, shape).astype(float))
+    go = rng.random(shape) < 0.7
+    restruck = go & (rng.random(shape) < 0.3)
+    fees = {name: rng.uniform(1.0, 9.0, (3, 1)) for name in ("option_close", "option_open_short", "option_open_long",
+                                                              "option_slippage")}
+    cost = replay_module._CostArrays.__new__(replay_module._CostArrays)
+    vars(cost).update(fees)
+    start = rng.normal(0.0, 1e4, shape)
+    ref_ledger, ref_equity, ref_pnl = Ledger(shape, 1), start.copy(), start * 0.5
+    desk = replay_module._desk(SimpleNamespace(guards=(), hedge=None, tenor_days=30.0), None, np.zeros(shape),
+                               SimpleNamespace(price=np.zeros((shape[1], 1))), 0, None, None, 1.0,
+                               SimpleNamespace(capital=1e6), cost, ref_ledger, ref_equity, ref_pnl, None,
+                               np.zeros(shape), SimpleNamespace(total=lambda: np.zeros(shape)), None)
+    ref = AdjustEngine._trade_slot(desk, old, np.where(go, proposed, old), restruck)
+    ledger, equity, pnl = Ledger(shape, 1), start.copy(), start * 0.5
+    got = replay_module._slot_trader(cost, ledger, equity, pnl)(old, proposed, go, restruck)
+    assert np.array_equal(got, ref)
+    assert np.array_equal(ledger.buckets["adjustments"], ref_ledger.buckets["adjustments"])
+    assert np.array_equal(equity, ref_equity) and np.array_equal(pnl, ref_pnl)
+    assert np.array_equal(ledger.counters["option_lots"], ref_ledger.counters["option_lots"])
+    assert ref_ledger.counters["option_lots"].sum() > 0
