@@ -45,6 +45,7 @@ __all__ = ["available", "mark_series", "serial_only", "PARALLEL_MIN", "MarginRul
            "account", "close_lots"]
 
 PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
+_BLOCK = 512  # paths a thread marks per call (amortises the call; many blocks keep both threads busy)
 
 
 def serial_only() -> None:
@@ -132,79 +133,83 @@ if njit is not None:
             gamma = cf * (_INV_SQRT_2PI * math.exp(-0.5 * d1 * d1)) / (s * sd)
         return value, delta, gamma
 
-    @njit(cache=True, inline="always")
-    def _mark_path(p, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep, boundary, x_grid,
-                   logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise):
-        # One path's marks along the columns (opl.runtime.engine.marking.AmericanMarker.mark per element).
+    @njit(cache=True)
+    def _mark_block(start, stop, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep, boundary,
+                    x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise):
+        # Paths start..stop along the columns (opl.runtime.engine.marking.AmericanMarker.mark per element).
+        # A block, not a path, per call: a call passing arrays pays their reference counts.
         nx, nv = x_grid.shape[0], logv_grid.shape[0]
         x0, dx = x_grid[0], x_grid[1] - x_grid[0]
         v0, dv = logv_grid[0], logv_grid[1] - logv_grid[0]
-        kk = k[p]
-        for j in range(f.shape[1]):
-            s = f[p, j]
-            intrinsic = max(phi * (s - kk), 0.0)
-            if t[j] <= 0:
-                value[p, j] = intrinsic
-                delta[p, j] = phi if intrinsic > 0 else 0.0
-                gamma[p, j] = 0.0
-                exercise[p, j] = intrinsic > 0
-                continue
-            # opl.runtime.engine.marking.SmileRule.iv; x = log(k/s) serves Black's log(s/k) and the tables too.
-            x = math.log(kk / s)
-            atm = max(floor, vol[p, j] * (1.0 + spread))
-            iv = max(floor, atm * (1.0 + skew * x + curvature * x * x))
-            c, lv = 0, 0.0
-            if american:
-                # opl.runtime.engine.marking.AmericanMarker.mark: tables of column col[j]. Beyond the exercise
-                # boundary the mark is the intrinsic value whatever Black says, so Black is not computed there.
-                c = col[j]
-                lv = min(max(math.log(iv), logv_grid[0]), logv_grid[nv - 1])
-                critical = kk * _interp_uniform(lv, logv_grid, boundary[c], v0, dv)
-                if phi * (s - critical) >= 0:
+        for p in range(start, stop):
+            kk = k[p]
+            for j in range(f.shape[1]):
+                s = f[p, j]
+                intrinsic = max(phi * (s - kk), 0.0)
+                if t[j] <= 0:
                     value[p, j] = intrinsic
-                    delta[p, j] = phi * (1.0 if intrinsic > 0 else 0.0)
+                    delta[p, j] = phi if intrinsic > 0 else 0.0
                     gamma[p, j] = 0.0
                     exercise[p, j] = intrinsic > 0
                     continue
-            val, dlt, gam = _black_at(phi, s, kk, -x, const[0, j], const[1, j], const[2, j], const[3, j], iv,
-                                      with_gamma)
-            exercise[p, j] = False
-            gamma[p, j] = gam
-            if not american:
-                value[p, j], delta[p, j] = val, dlt
-                continue
-            fx = (min(max(-x, x_grid[0]), x_grid[nx - 1]) - x0) / dx
-            fv = (lv - v0) / dv
-            i = min(int(fx), nx - 2)
-            m = min(int(fv), nv - 2)
-            wx, wv = fx - i, fv - m
-            w00, w01, w10, w11 = (1 - wx) * (1 - wv), (1 - wx) * wv, wx * (1 - wv), wx * wv
-            e, d = eep[c], d_eep[c]
-            premium = e[i, m] * w00 + e[i, m + 1] * w01 + e[i + 1, m] * w10 + e[i + 1, m + 1] * w11
-            premium_delta = d[i, m] * w00 + d[i, m + 1] * w01 + d[i + 1, m] * w10 + d[i + 1, m + 1] * w11
-            value[p, j] = max(val + kk * premium, intrinsic)
-            delta[p, j] = dlt + premium_delta
+                # opl.runtime.engine.marking.SmileRule.iv; x = log(k/s) also gives Black's and the tables' log(s/k).
+                x = math.log(kk / s)
+                atm = max(floor, vol[p, j] * (1.0 + spread))
+                iv = max(floor, atm * (1.0 + skew * x + curvature * x * x))
+                c, lv = 0, 0.0
+                if american:
+                    # opl.runtime.engine.marking.AmericanMarker.mark: tables of column col[j]. Beyond the exercise
+                    # boundary the mark is the intrinsic value whatever Black says, so Black is not computed there.
+                    c = col[j]
+                    lv = min(max(math.log(iv), logv_grid[0]), logv_grid[nv - 1])
+                    critical = kk * _interp_uniform(lv, logv_grid, boundary[c], v0, dv)
+                    if phi * (s - critical) >= 0:
+                        value[p, j] = intrinsic
+                        delta[p, j] = phi * (1.0 if intrinsic > 0 else 0.0)
+                        gamma[p, j] = 0.0
+                        exercise[p, j] = intrinsic > 0
+                        continue
+                val, dlt, gam = _black_at(phi, s, kk, -x, const[0, j], const[1, j], const[2, j], const[3, j], iv,
+                                          with_gamma)
+                exercise[p, j] = False
+                gamma[p, j] = gam
+                if not american:
+                    value[p, j], delta[p, j] = val, dlt
+                    continue
+                fx = (min(max(-x, x_grid[0]), x_grid[nx - 1]) - x0) / dx
+                fv = (lv - v0) / dv
+                i = min(int(fx), nx - 2)
+                m = min(int(fv), nv - 2)
+                wx, wv = fx - i, fv - m
+                w00, w01, w10, w11 = (1 - wx) * (1 - wv), (1 - wx) * wv, wx * (1 - wv), wx * wv
+                premium = (eep[c, i, m] * w00 + eep[c, i, m + 1] * w01 + eep[c, i + 1, m] * w10
+                           + eep[c, i + 1, m + 1] * w11)
+                premium_delta = (d_eep[c, i, m] * w00 + d_eep[c, i, m + 1] * w01 + d_eep[c, i + 1, m] * w10
+                                 + d_eep[c, i + 1, m + 1] * w11)
+                value[p, j] = max(val + kk * premium, intrinsic)
+                delta[p, j] = dlt + premium_delta
 
     # Two twins of one loop: threads pay off on a month of paths, not on the few points an adjustment quotes
     # (waking the pool costs more than the marks). They are two functions, not one compiled twice: numba's
     # cache keys an entry by name and signature, not by the parallel flag, so one function compiled both
-    # ways shares one cache entry, and a process loading the other twin's machine code crashed.
+    # ways shares one cache entry, and a process ran whichever twin it compiled first as both.
     @njit(cache=True, parallel=True)
     def _mark_parallel(phi, american, with_gamma, f, vol, k, t, col, eep, d_eep, boundary, x_grid, logv_grid,
                        rate, carry, spread, floor, skew, curvature, value, delta, gamma, exercise):
         const = _column_constants(t, rate, carry)
-        for p in prange(f.shape[0]):  # paths only: a path's numbers do not depend on the thread computing them
-            _mark_path(p, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep, boundary, x_grid,
-                       logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise)
+        paths = f.shape[0]
+        blocks = (paths + _BLOCK - 1) // _BLOCK
+        for b in prange(blocks):  # paths only: a path's numbers do not depend on the thread computing them
+            _mark_block(b * _BLOCK, min(paths, (b + 1) * _BLOCK), phi, american, with_gamma, f, vol, k, t, col,
+                        const, eep, d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, value,
+                        delta, gamma, exercise)
 
     @njit(cache=True)
     def _mark_serial(phi, american, with_gamma, f, vol, k, t, col, eep, d_eep, boundary, x_grid, logv_grid,
                      rate, carry, spread, floor, skew, curvature, value, delta, gamma, exercise):
         const = _column_constants(t, rate, carry)
-        for p in range(f.shape[0]):
-            _mark_path(p, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep, boundary, x_grid,
-                       logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise)
-
+        _mark_block(0, f.shape[0], phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep, boundary,
+                    x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise)
 
     # -- margin (opl.runtime.market.margin, opl.runtime.market.combinations) ----------------------------------
     # The formulas are written exactly as the reference writes them (max(a, b) = (a + b + |a - b|) / 2 in
