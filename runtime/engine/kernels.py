@@ -39,8 +39,8 @@ if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
     # present, kills a child forked after its threads ran. The built-in work queue does not.
     numba.config.THREADING_LAYER = "workqueue"
 
-__all__ = ["available", "mark_series", "serial_only", "PARALLEL_MIN", "MarginRule", "book_margin", "hedge_rule",
-           "option_sums", "book_move", "book_interest", "book_carry", "any_short_exercised",
+__all__ = ["available", "mark_series", "SeriesMarks", "serial_only", "PARALLEL_MIN", "MarginRule", "book_margin",
+           "hedge_rule", "option_sums", "book_move", "book_interest", "book_carry", "any_short_exercised",
            "futures_lots",
            "account", "close_lots"]
 
@@ -134,16 +134,18 @@ if njit is not None:
         return value, delta, gamma
 
     @njit(cache=True)
-    def _mark_block(start, stop, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep, boundary,
-                    x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise):
-        # Paths start..stop along the columns (opl.runtime.engine.marking.AmericanMarker.mark per element).
-        # A block, not a path, per call: a call passing arrays pays their reference counts.
+    def _mark_block(start, stop, need, j0, j1, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep,
+                    boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise):
+        # Paths start..stop where ``need``, columns j0..j1 (opl.runtime.engine.marking.AmericanMarker.mark per
+        # element). A block, not a path, per call: a call passing arrays pays their reference counts.
         nx, nv = x_grid.shape[0], logv_grid.shape[0]
         x0, dx = x_grid[0], x_grid[1] - x_grid[0]
         v0, dv = logv_grid[0], logv_grid[1] - logv_grid[0]
         for p in range(start, stop):
+            if not need[p]:
+                continue
             kk = k[p]
-            for j in range(f.shape[1]):
+            for j in range(j0, j1):
                 s = f[p, j]
                 intrinsic = max(phi * (s - kk), 0.0)
                 if t[j] <= 0:
@@ -194,22 +196,20 @@ if njit is not None:
     # cache keys an entry by name and signature, not by the parallel flag, so one function compiled both
     # ways shares one cache entry, and a process ran whichever twin it compiled first as both.
     @njit(cache=True, parallel=True)
-    def _mark_parallel(phi, american, with_gamma, f, vol, k, t, col, eep, d_eep, boundary, x_grid, logv_grid,
-                       rate, carry, spread, floor, skew, curvature, value, delta, gamma, exercise):
-        const = _column_constants(t, rate, carry)
+    def _mark_parallel(need, j0, j1, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep, boundary,
+                       x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise):
         paths = f.shape[0]
         blocks = (paths + _BLOCK - 1) // _BLOCK
         for b in prange(blocks):  # paths only: a path's numbers do not depend on the thread computing them
-            _mark_block(b * _BLOCK, min(paths, (b + 1) * _BLOCK), phi, american, with_gamma, f, vol, k, t, col,
-                        const, eep, d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, value,
-                        delta, gamma, exercise)
+            _mark_block(b * _BLOCK, min(paths, (b + 1) * _BLOCK), need, j0, j1, phi, american, with_gamma, f, vol,
+                        k, t, col, const, eep, d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature,
+                        value, delta, gamma, exercise)
 
     @njit(cache=True)
-    def _mark_serial(phi, american, with_gamma, f, vol, k, t, col, eep, d_eep, boundary, x_grid, logv_grid,
-                     rate, carry, spread, floor, skew, curvature, value, delta, gamma, exercise):
-        const = _column_constants(t, rate, carry)
-        _mark_block(0, f.shape[0], phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep, boundary,
-                    x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise)
+    def _mark_serial(need, j0, j1, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep, boundary,
+                     x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise):
+        _mark_block(0, f.shape[0], need, j0, j1, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep,
+                    boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise)
 
     # -- margin (opl.runtime.market.margin, opl.runtime.market.combinations) ----------------------------------
     # The formulas are written exactly as the reference writes them (max(a, b) = (a + b + |a - b|) / 2 in
@@ -583,6 +583,49 @@ def _no_tables():
     return np.zeros((1, len(_X), len(_LOGV))), np.zeros((1, len(_LOGV)))
 
 
+class SeriesMarks:
+    """One option series' marks on a month's paths: ``value``, ``delta``, ``gamma``, ``exercise``, each (P, S),
+    for ``strike`` (P,) along ``forward`` (P, S) with the model volatility ``vol`` (P, S), ``t`` (S,) years to
+    expiry per column (`mark_series` for the formulas).
+
+    `mark` computes them where asked, a block of columns on some paths at a time; an element never marked
+    stays 0 (value, delta, gamma) and False (exercise). The replay marks a base leg's column on the paths
+    holding it only: half the month's marks of the jujube strangle are on paths that closed or rolled it.
+    """
+
+    def __init__(self, *, is_call: bool, american: bool, forward: np.ndarray, vol: np.ndarray, strike: np.ndarray,
+                 t: np.ndarray, smile, rate: float, carry: float = 0.0, gamma: bool = True):
+        from opl.runtime.engine.marking import _LOGV, _X
+
+        # One array type per argument (C order, writable), so the kernel is compiled once, not per flag set.
+        forward = _plain(forward, np.shape(forward))
+        shape = forward.shape
+        t = _plain(t, np.shape(t))
+        col = np.zeros(t.shape, dtype=np.int64)
+        eep, boundary = _no_tables()
+        d_eep = eep
+        alive = tuple(sorted({float(x) for x in t if x > 0}))
+        if american and alive:
+            index = {x: n for n, x in enumerate(alive)}
+            col = np.array([index.get(float(x), 0) for x in t], dtype=np.int64)
+            eep, d_eep, boundary = _stacked(bool(is_call), alive, float(rate), float(carry))
+        self.value, self.delta, self.gamma = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+        self.exercise = np.zeros(shape, dtype=np.bool_)
+        self._args = (1.0 if is_call else -1.0, bool(american), bool(gamma), forward, _plain(vol, shape),
+                      _plain(strike, shape[:1]), t, col, _column_constants(t, float(rate), float(carry)), eep, d_eep,
+                      boundary, _X, _LOGV, float(smile.spread), float(smile.floor), float(smile.skew),
+                      float(smile.curvature), self.value, self.delta, self.gamma, self.exercise)
+
+    def mark(self, where: np.ndarray | None = None, columns: tuple[int, int] | None = None) -> None:
+        """Mark the paths ``where`` (P,) bool (all by default) at columns ``columns`` = (first, stop) (all)."""
+        paths, steps = self.value.shape
+        j0, j1 = columns if columns is not None else (0, steps)
+        need = np.ones(paths, dtype=np.bool_) if where is None else _plain_bool(where, (paths,))
+        rows = paths if where is None else int(np.count_nonzero(need))
+        kernel = _mark_parallel if rows * (j1 - j0) >= PARALLEL_MIN else _mark_serial
+        kernel(need, int(j0), int(j1), *self._args)
+
+
 def mark_series(*, is_call: bool, american: bool, forward: np.ndarray, vol: np.ndarray, strike: np.ndarray,
                 t: np.ndarray, smile, rate: float, carry: float = 0.0, gamma: bool = True):
     """Marks of options of ``strike`` (P,) along ``forward`` (P, S) with the model volatility ``vol``
@@ -593,29 +636,10 @@ def mark_series(*, is_call: bool, american: bool, forward: np.ndarray, vol: np.n
     `opl.runtime.engine.marking.AmericanMarker.mark` column by column, up to rounding.
     ``gamma=False`` leaves gamma 0 (its ``exp`` is a tenth of a mark's cost).
     """
-    from opl.runtime.engine.marking import _LOGV, _X
-
-    # One array type per argument (C order, writable), so the kernel is compiled once, not per flag set.
-    forward = _plain(forward, np.shape(forward))
-    vol = _plain(vol, forward.shape)
-    strike = _plain(strike, forward.shape[:1])
-    t = _plain(t, np.shape(t))
-    col = np.zeros(t.shape, dtype=np.int64)
-    eep, boundary = _no_tables()
-    d_eep = eep
-    alive = tuple(sorted({float(x) for x in t if x > 0}))
-    if american and alive:
-        index = {x: n for n, x in enumerate(alive)}
-        col = np.array([index.get(float(x), 0) for x in t], dtype=np.int64)
-        eep, d_eep, boundary = _stacked(bool(is_call), alive, float(rate), float(carry))
-    shape = forward.shape
-    value, delta, gammas = np.empty(shape), np.empty(shape), np.empty(shape)
-    exercise = np.empty(shape, dtype=np.bool_)
-    kernel = _mark_parallel if forward.size >= PARALLEL_MIN else _mark_serial
-    kernel(1.0 if is_call else -1.0, bool(american), bool(gamma), forward, vol, strike, t, col, eep, d_eep, boundary,
-           _X, _LOGV, float(rate), float(carry), float(smile.spread), float(smile.floor), float(smile.skew),
-           float(smile.curvature), value, delta, gammas, exercise)
-    return value, delta, gammas, exercise
+    series = SeriesMarks(is_call=is_call, american=american, forward=forward, vol=vol, strike=strike, t=t,
+                         smile=smile, rate=rate, carry=carry, gamma=gamma)
+    series.mark()
+    return series.value, series.delta, series.gamma, series.exercise
 
 
 class MarginRule:

@@ -81,7 +81,7 @@ from opl.runtime.engine import kernels, monthstore
 from opl.runtime.engine import adjust_kernels
 from opl.runtime.engine.deadline import check as check_deadline, current as current_deadline, until
 from opl.runtime.engine.hedging import HedgeSpec, direction, rebalance
-from opl.runtime.engine.kernels import mark_series
+from opl.runtime.engine.kernels import SeriesMarks, mark_series
 from opl.runtime.engine.ledger import Costs, Ledger
 from opl.runtime.engine.legspec import Levels, OptionLeg
 from opl.runtime.market.margin import futures_margin, options_margin
@@ -269,6 +269,7 @@ class _Month(MarkedMonth):
         self.support, self.resistance = strat.levels.of(f[:, 0])
         self.strikes, self.value, self.delta, self.exercise = [], [], [], []
         self.gamma = [] if strat.greeks else None
+        self.series = [] if self.fast else None  # the legs' compiled marks, filled as the replay asks (fast)
         for leg in strat.legs:
             iv0 = strat.smile.iv(vol=mp.vol[:, 0], forward=f[:, 0], strike=f[:, 0])
             later = leg.extra_days / DAYS_PER_YEAR  # a far leg's expiry after the month's
@@ -279,14 +280,16 @@ class _Month(MarkedMonth):
             k = np.maximum(np.asarray(run.pack.snap_strike(np.maximum(raw, lowest)), dtype=float), lowest)
             self.strikes.append(k)
             if self.fast:
-                value, delta, gamma, exercise = mark_series(
-                    is_call=leg.is_call, american=leg.american, forward=f, vol=mp.vol, strike=k, t=self.t + later,
-                    smile=strat.smile, rate=strat.rate, carry=marker.carry, gamma=strat.greeks)
-                self.value.append(value)
-                self.delta.append(delta)
-                self.exercise.append(exercise)
+                # Marked a column at a time where held (`_base_marks`), not all at once here.
+                series = SeriesMarks(is_call=leg.is_call, american=leg.american, forward=f, vol=mp.vol, strike=k,
+                                     t=self.t + later, smile=strat.smile, rate=strat.rate, carry=marker.carry,
+                                     gamma=strat.greeks)
+                self.series.append(series)
+                self.value.append(series.value)
+                self.delta.append(series.delta)
+                self.exercise.append(series.exercise)
                 if self.gamma is not None:
-                    self.gamma.append(gamma)
+                    self.gamma.append(series.gamma)
                 continue
             iv = strat.smile.iv(vol=mp.vol, forward=f, strike=k[:, None])
             cols = []
@@ -306,6 +309,7 @@ class _Month(MarkedMonth):
         prices, volatilities and levels a round reads. Not the legs' mark tables: a round quotes the
         series it trades and its slots carry their marks, so copying the tables was wasted work."""
         sub = copy.copy(self)
+        sub.series = None  # the rounds quote and re-mark; a base leg's marks are read on the whole month only
         for name in ("price", "vol", "atm", "support", "resistance", "signal"):
             setattr(sub, name, getattr(self, name)[cols])
         sub.strikes = sub.value = sub.delta = sub.exercise = sub.gamma = None
@@ -417,8 +421,18 @@ class _Month(MarkedMonth):
 
 
 def _base_marks(slot: Slot, mo, j: int) -> None:
-    """A base slot's marks at step ``j``, from the month's tables."""
+    """A base slot's marks at step ``j``, from the month's tables.
+
+    On the fast engine the month's column ``j`` is marked here, on the paths where a variant holds the slot:
+    elsewhere nothing reads it (every use of a mark is weighted or masked by the lots held), so the paths
+    that closed or rolled the leg cost nothing.
+    """
     b = slot.base
+    series = getattr(mo, "series", None)
+    if series is not None:
+        qty = np.asarray(slot.qty)
+        held = qty != 0 if qty.ndim <= 1 else np.any(qty.reshape(-1, qty.shape[-1]) != 0, axis=0)
+        series[b].mark(np.broadcast_to(held, mo.price.shape[:1]), (j, j + 1))
     slot.value, slot.delta, slot.exercise = mo.value[b][:, j], mo.delta[b][:, j], mo.exercise[b][:, j]
     gamma = getattr(mo, "gamma", None)
     slot.gamma = gamma[b][:, j] if gamma is not None else 0.0

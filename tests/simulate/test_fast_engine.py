@@ -26,6 +26,27 @@ pytestmark = pytest.mark.skipif(not kernels.available(), reason="numba is not in
 JUJUBE = Path(__file__).resolve().parents[2] / "examples" / "jujube" / "strangle.opl"
 
 
+VARIANTS = (replay_module.Variant(size=1.0), replay_module.Variant(size=5.0, fee_factor=2.0))
+
+
+def _jujube_run(*, paths: int, months: int, seed: int = 7, chunk: int = 10_000):
+    """The jujube strangle's runtime strategy and a one-process run of it, as `opl simulate` builds them."""
+    import opl
+    from opl.compiler.strategy import compile_checked
+    from opl.runtime.market.rules import load_pack
+
+    checked = opl.check_file(JUJUBE)
+    compiled = compile_checked(checked).strategy
+    settings, spans = facade.settings_from(checked.document, compiled)
+    pack = load_pack(compiled.underlying.rule_pack)
+    strategy = replace(facade.runtime_strategy(checked, compiled, settings, []),
+                       contract_size=pack.underlying.contract_size)
+    run = replay_module.RunSpec(process=facade.price_process(settings, compiled, pack, spans, []), pack=pack,
+                                price=compiled.market.price, capital=settings.capital, paths=paths, months=months,
+                                seed=seed, chunk=chunk, workers=1)
+    return strategy, run
+
+
 def _close(fast, ref, what: str) -> None:
     fast, ref = np.asarray(fast, dtype=float), np.asarray(ref, dtype=float)
     assert fast.shape == ref.shape, what
@@ -225,6 +246,49 @@ def test_marks_without_gamma_are_the_same_marks_with_gamma_zero():
     assert not np.any(without[2]) and np.any(with_gamma[2])
 
 
+def test_series_marks_column_by_column_on_some_paths_are_the_whole_months_marks_there():
+    # A base leg is marked a column at a time on the paths holding it: those elements are the bits of
+    # marking the whole month at once, the others are left 0 (False), on the serial and the parallel twin.
+    month = _month_of_marks(paths=1_500)
+    whole = kernels.mark_series(is_call=True, american=True, **month)
+    rng = np.random.default_rng(9)
+    for threshold in (2**62, 0):
+        series = kernels.SeriesMarks(is_call=True, american=True, **month)
+        asked = np.zeros(whole[0].shape, dtype=bool)
+        old = kernels.PARALLEL_MIN
+        kernels.PARALLEL_MIN = threshold
+        try:
+            for j in range(asked.shape[1]):
+                where = rng.random(asked.shape[0]) < 0.6
+                series.mark(where, (j, j + 1))
+                asked[:, j] = where
+        finally:
+            kernels.PARALLEL_MIN = old
+        for got, ref in zip((series.value, series.delta, series.gamma, series.exercise), whole):
+            assert np.array_equal(got[asked], ref[asked])
+            assert not np.any(got[~asked])
+
+
+def test_a_base_leg_is_marked_only_on_the_paths_holding_it(monkeypatch):
+    # The jujube strangle rolls or closes its legs on about half the path-steps of a month: those are not
+    # marked, and the ledgers stay the reference's (which marks everything).
+    marked, offered = [], []
+    real = kernels.SeriesMarks.mark
+
+    def counting(self, where=None, columns=None):
+        j0, j1 = columns if columns is not None else (0, self.value.shape[1])
+        offered.append(self.value.shape[0] * (j1 - j0))
+        marked.append((self.value.shape[0] if where is None else int(np.count_nonzero(where))) * (j1 - j0))
+        return real(self, where, columns)
+
+    monkeypatch.setattr(kernels.SeriesMarks, "mark", counting)
+    strategy, run = _jujube_run(paths=200, months=2)
+    fast = engine_replay(strategy=strategy, run=replace(run, engine="fast"), variants=VARIANTS)
+    assert 0 < sum(marked) < 0.8 * sum(offered)
+    assert_same_ledgers(fast, engine_replay(strategy=strategy, run=replace(run, engine="reference"),
+                                            variants=VARIANTS))
+
+
 def test_chunks_replayed_by_forked_workers_give_the_same_numbers_bit_for_bit(monkeypatch):
     # Three chunks of 40 paths, in this process and in two worker processes: every number of the whole
     # simulate (sizes, scenarios, equity curves) identical, whatever the number of workers.
@@ -277,19 +341,7 @@ def test_margin_kernel_is_the_reference_margin_bit_for_bit(pack_name, method):
 def test_chunks_replayed_side_by_side_are_each_chunk_alone_bit_for_bit():
     # The fast engine replays consecutive chunks in one pass (their paths side by side); every number
     # of every path is the one its chunk gives alone, ledgers, drawdowns and counters included.
-    import opl
-    from opl.compiler.strategy import compile_checked
-    from opl.runtime.market.rules import load_pack
-
-    checked = opl.check_file(JUJUBE)
-    compiled = compile_checked(checked).strategy
-    settings, spans = facade.settings_from(checked.document, compiled)
-    pack = load_pack(compiled.underlying.rule_pack)
-    strategy = replace(facade.runtime_strategy(checked, compiled, settings, []),
-                       contract_size=pack.underlying.contract_size)
-    run = replay_module.RunSpec(process=facade.price_process(settings, compiled, pack, spans, []), pack=pack,
-                                price=compiled.market.price, capital=settings.capital, paths=90, months=2, seed=5,
-                                chunk=30, workers=1)
+    strategy, run = _jujube_run(paths=90, months=2, seed=5, chunk=30)
     variants = (replay_module.Variant(size=1.0), replay_module.Variant(size=5.0, fee_factor=2.0))
     group = ((0, 30), (1, 30), (2, 30))
     assert replay_module._passes(run, list(group), 1, False) == [group]
