@@ -611,6 +611,7 @@ class SeriesMarks:
             eep, d_eep, boundary = _stacked(bool(is_call), alive, float(rate), float(carry))
         self.value, self.delta, self.gamma = np.zeros(shape), np.zeros(shape), np.zeros(shape)
         self.exercise = np.zeros(shape, dtype=np.bool_)
+        self.complete = False  # every element marked: nothing left to do (the arrays may be read-only now)
         self._args = (1.0 if is_call else -1.0, bool(american), bool(gamma), forward, _plain(vol, shape),
                       _plain(strike, shape[:1]), t, col, _column_constants(t, float(rate), float(carry)), eep, d_eep,
                       boundary, _X, _LOGV, float(smile.spread), float(smile.floor), float(smile.skew),
@@ -618,12 +619,15 @@ class SeriesMarks:
 
     def mark(self, where: np.ndarray | None = None, columns: tuple[int, int] | None = None) -> None:
         """Mark the paths ``where`` (P,) bool (all by default) at columns ``columns`` = (first, stop) (all)."""
+        if self.complete:
+            return
         paths, steps = self.value.shape
         j0, j1 = columns if columns is not None else (0, steps)
         need = np.ones(paths, dtype=np.bool_) if where is None else _plain_bool(where, (paths,))
         rows = paths if where is None else int(np.count_nonzero(need))
         kernel = _mark_parallel if rows * (j1 - j0) >= PARALLEL_MIN else _mark_serial
         kernel(need, int(j0), int(j1), *self._args)
+        self.complete = where is None and (j0, j1) == (0, steps)
 
 
 def mark_series(*, is_call: bool, american: bool, forward: np.ndarray, vol: np.ndarray, strike: np.ndarray,

@@ -304,6 +304,11 @@ class _Month(MarkedMonth):
             if self.gamma is not None:
                 self.gamma.append(np.stack([c.gamma for c in cols], axis=1))
 
+    def mark_all(self) -> None:
+        """Mark every leg on every path and step now (the fast engine otherwise marks where held, as asked)."""
+        for series in self.series or ():
+            series.mark()
+
     def columns(self, cols: np.ndarray) -> "_Month":
         """The month on the paths ``cols`` only, for an adjustment round (which touches few paths): the
         prices, volatilities and levels a round reads. Not the legs' mark tables: a round quotes the
@@ -697,7 +702,8 @@ class _StoredMonths:
         month = self.store.get(key) if self.store is not None else None
         if month is None:
             month = _Month(self.run, self.strat, mp, marker, euro)
-            if self.store is not None:
+            if self.store is not None and self.store.keeps:
+                month.mark_all()  # the candidates holding other paths read them: every mark, made once
                 self.store.put(key, month, _arrays_of(month))
         return month
 
