@@ -727,8 +727,7 @@ def book_margin(rule: MarginRule, holdings, futures_lots, price, shape, cols=Non
     for h, (_, k, prem, q, _) in enumerate(holdings):
         # Assignment broadcasts a per-path (P,) or per-variant-and-path (V, P) array, or a number.
         if cols is None:
-            # A per-path column of the month's tables is strided: gathered once, then copied per variant.
-            strike[h], premium[h], qty[h] = (np.ascontiguousarray(x) if np.ndim(x) == 1 else x for x in (k, prem, q))
+            strike[h], premium[h], qty[h] = k, prem, q
         else:
             strike[h], premium[h], qty[h] = (x[..., cols] if np.ndim(x) else x for x in (k, prem, q))
     is_call = np.array([bool(h[0]) for h in holdings], dtype=np.bool_)
@@ -794,11 +793,12 @@ def close_lots(lots, mask, fee, *, bucket, equity, month_pnl, counter, in_place:
 
 def _rows(x, shape) -> np.ndarray:
     """A slot's marks as rows: (1, paths) when per path or one number, (variants, paths) when per variant.
-    A month's marks are a column of its (paths, steps) tables: gathered once here, not once per variant."""
+    A month's marks are a strided column of its (paths, steps) tables, read in place: a copy would pay the
+    same cache misses and an allocation."""
     x = np.asarray(x, dtype=float)
     if x.ndim == 2:
         return x
-    return np.ascontiguousarray(x)[None, :] if x.ndim == 1 else np.full((1, shape[1]), float(x))
+    return x[None, :] if x.ndim == 1 else np.full((1, shape[1]), float(x))
 
 
 _NO_SHORT = np.zeros((0, 0))
@@ -856,7 +856,7 @@ def any_short_exercised(qty, exercise) -> bool:
     variant and path) are set: ``np.any((qty < 0) & exercise)`` in one pass."""
     shape = np.shape(qty)
     flags = np.asarray(exercise, dtype=np.bool_)
-    rows = np.ascontiguousarray(flags)[None, :] if flags.ndim == 1 else (
+    rows = flags[None, :] if flags.ndim == 1 else (
         _plain_bool(flags, shape) if flags.ndim == 2 else np.full((1, shape[1]), bool(flags)))
     return bool(_any_short_exercised(_plain(qty, shape), rows))
 
