@@ -41,7 +41,7 @@ if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
 
 __all__ = ["available", "mark_series", "SeriesMarks", "serial_only", "PARALLEL_MIN", "MarginRule", "book_margin",
            "hedge_rule", "option_sums", "book_move", "book_interest", "book_carry", "any_short_exercised",
-           "futures_lots",
+           "futures_lots", "exercise",
            "account", "close_lots"]
 
 PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
@@ -555,6 +555,41 @@ if njit is not None:
                 out[v, p] = abs(static[v, p]) + abs(hedge[v, p]) + abs(other[v, p])
 
 
+    @njit(cache=True)
+    def _exercise(qty, hit, phi, lots_per_option, price, strike, value, mult, fee_assigned, fee_exercised,
+                  take_delivery, assignment, costs, equity, month_pnl, assigned, pending, new_qty, goods):
+        # replay._Pass._assign for one slot: where ``hit``, the forfeited time value booked, the fee paid, the
+        # futures (or, for a delivered short, goods) the lots become; elsewhere nothing changes.
+        variants, paths = qty.shape
+        per_strike, per_value = strike.shape[0] > 1, value.shape[0] > 1
+        for v in range(variants):
+            rs = v if per_strike else 0
+            rv = v if per_value else 0
+            for p in range(paths):
+                q = qty[v, p]
+                goods[v, p] = 0.0
+                if not hit[v, p]:
+                    new_qty[v, p] = q
+                    continue
+                lots = q * phi * lots_per_option
+                intrinsic = _npmax(phi * (price[p] - strike[rs, p]), 0.0)
+                amount = -q * (value[rv, p] - intrinsic) * mult
+                assignment[v, p] += amount
+                equity[v, p] += amount
+                month_pnl[v, p] += amount
+                amount = -((fee_assigned[v] if q < 0 else fee_exercised[v]) * abs(q))
+                costs[v, p] += amount
+                equity[v, p] += amount
+                month_pnl[v, p] += amount
+                if q < 0:
+                    assigned[v, p] = True
+                    if take_delivery and lots > 0:
+                        goods[v, p] = lots
+                        lots = lots - lots
+                pending[v, p] = pending[v, p] + lots
+                new_qty[v, p] = 0.0
+
+
 def _plain(x, shape) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     if x.shape != shape:
@@ -867,3 +902,19 @@ def futures_lots(static, hedge, other) -> np.ndarray:
     out = np.empty(shape)
     _futures_lots(_plain(static, shape), _plain(hedge, shape), _plain(other, shape), out)
     return out
+
+
+def exercise(*, qty, hit, phi: float, lots_per_option: float, price, strike, value, mult: float, fee_assigned,
+             fee_exercised, take_delivery: bool, buckets, equity, month_pnl, assigned, pending):
+    """A slot's exercise and assignment where ``hit`` (`opl.runtime.engine.replay._Pass._assign`) in one pass:
+    the forfeited time value into ``buckets["assignment"]``, the fees (``fee_*`` per variant) into
+    ``buckets["costs"]``, both into ``equity`` and ``month_pnl``, ``assigned`` set where a short was assigned
+    (in place). Returns the slot's lots left, the futures lots from exercise (``pending`` plus the new ones)
+    and the goods delivered (`take_delivery`: a short's long futures lots), each (variants, paths)."""
+    shape = equity.shape
+    new_qty, new_pending, goods = np.empty(shape), _plain(pending, shape).copy(), np.empty(shape)
+    _exercise(_plain(qty, shape), _plain_bool(hit, shape), float(phi), float(lots_per_option), _plain(price, shape[1:]),
+              _rows(strike, shape), _rows(value, shape), float(mult), _plain(fee_assigned, shape[:1]),
+              _plain(fee_exercised, shape[:1]), bool(take_delivery), buckets["assignment"], buckets["costs"], equity,
+              month_pnl, assigned, new_pending, new_qty, goods)
+    return new_qty, new_pending, goods

@@ -1116,6 +1116,9 @@ class _Pass:
             hit = self._exercised(s, j, mo)
             if hit is None:
                 continue
+            if self.fast:
+                self._exercise_compiled(o, si, s, hit, j, assigned_now)
+                continue
             q = s.qty
             lots_f = np.where(hit, q * s.phi * self.lots_per_option, 0.0)
             intrinsic = np.maximum(s.phi * (f[:, j] - s.strike), 0.0)
@@ -1134,6 +1137,20 @@ class _Pass:
             s.qty = np.where(hit, 0.0, q)
         o.assigned |= assigned_now
         return assigned_now
+
+    def _exercise_compiled(self, o: _Open, si: int, s: Slot, hit: np.ndarray, j: int, assigned_now) -> None:
+        """`_assign`'s bookings for slot ``s`` in one compiled pass (`opl.runtime.engine.kernels.exercise`)."""
+        terms, cost, mo = self.strat.assignment, self.cost, o.mo
+        s.qty, self.pending, goods = kernels.exercise(
+            qty=s.qty, hit=hit, phi=s.phi, lots_per_option=self.lots_per_option, price=mo.price[:, j], strike=s.strike,
+            value=s.value, mult=self.mult, fee_assigned=cost.option_assignment[:, 0],
+            fee_exercised=cost.option_exercise[:, 0], take_delivery=terms.action == "take_delivery",
+            buckets=self.ledger.buckets, equity=self.equity, month_pnl=o.month_pnl, assigned=assigned_now,
+            pending=self.pending)
+        if terms.action == "take_delivery":
+            hold = int(np.ceil(terms.hold_days / mo.step_days))
+            self.inventory.add(o.m * self.slots_per_month + si, goods, self.absolute_step + max(hold, 1))
+            o.delivered |= goods > 0
 
     def _expire(self, o: _Open) -> None:
         """6. At expiry what was not exercised lapses (its mark is already 0); series expiring later are sold

@@ -654,3 +654,55 @@ def test_a_slot_s_compiled_trade_is_the_reference_s_bit_for_bit():
     assert np.array_equal(equity, ref_equity) and np.array_equal(pnl, ref_pnl)
     assert np.array_equal(ledger.counters["option_lots"], ref_ledger.counters["option_lots"])
     assert ref_ledger.counters["option_lots"].sum() > 0
+def _assigned_books(fast: bool, policy: str):
+    """`replay._Pass._assign` before and at expiry on a random book of American legs (a base slot marked per
+    path, a dynamic slot per variant and path): the ledger, equity, P&L, futures from exercise, goods, lots."""
+    from types import SimpleNamespace
+
+    from opl.runtime.engine.book import Book
+    from opl.runtime.engine.exercise import AssignmentSpec
+    from opl.runtime.engine.legspec import OptionLeg, StrikeRule
+    from opl.runtime.market.rules import load_pack
+
+    rng = np.random.default_rng(9)
+    shape, n = (3, 60), 3
+    leg = OptionLeg(is_call=False, side=-1, qty=1, american=True, strike=StrikeRule(kind="relative",
+                                                                                 anchor="price", value=0))
+    strat = replay_module.StrategySpec(legs=(leg,), multiplier=10.0, contract_size=5.0, rate=0.02,
+                                       assignment=AssignmentSpec(action=policy, storage_per_day=2.0))
+    run = replay_module.RunSpec(process=None, pack=load_pack("czce_cj"), price=100.0, capital=50_000.0,
+                                paths=shape[1], months=1)
+    account = replay_module._Pass(strat, run, tuple(replay_module.Variant(size=s, fee_factor=s)
+                                                    for s in (1.0, 2.0, 5.0)), shape, False)
+    account.fast = fast
+    price = 100.0 * np.exp(rng.normal(0.0, 0.05, (shape[1], n + 1)))
+    mo = SimpleNamespace(price=price, n=n, step_days=1.0)
+    book = Book(shape)
+    for is_call, strike in ((False, np.full(shape[1], 100.0)), (True, rng.choice([95.0, 100.0, 105.0], shape))):
+        slot = book.slots[book.add_slot(book.add_group(leg), is_call=is_call, american=True, strike=strike,
+                                        base=0 if not is_call else None,
+                                        qty=rng.integers(-3, 3, shape).astype(float))]
+        slot.value = np.abs(rng.normal(5.0, 2.0, shape[1] if not is_call else shape))
+        slot.exercise = rng.random(shape[1] if not is_call else shape) < 0.3
+    account.pending = rng.integers(-2, 3, shape).astype(float)
+    o = replay_module._Open(m=0, mo=mo, book=book, d=np.ones(shape[1]), hedge=np.zeros(shape),
+                            is_open=np.ones(shape, dtype=bool), month_pnl=np.zeros(shape),
+                            denominator=np.ones(shape), open_margin=np.ones(shape), month_start=account.equity.copy(),
+                            alerted=np.zeros(shape, dtype=bool), assigned=np.zeros(shape, dtype=bool),
+                            delivered=np.zeros(shape, dtype=bool))
+    for j in (1, n):
+        account.absolute_step += 1
+        account._assign(o, j)
+    return (account.ledger.buckets, account.equity, o.month_pnl, account.pending, account.inventory.total(),
+            o.assigned, o.delivered, [s.qty for s in book.slots])
+
+
+@pytest.mark.parametrize("policy", ["take_delivery", "hedge_and_close"])
+def test_exercise_and_assignment_of_the_fast_engine_are_the_references_bit_for_bit(policy):
+    fast, ref = _assigned_books(True, policy), _assigned_books(False, policy)
+    for name in ref[0]:
+        assert np.array_equal(fast[0][name], ref[0][name]), name
+    for got, want in zip(fast[1:], ref[1:]):
+        assert all(np.array_equal(g, w) for g, w in zip(got, want)) if isinstance(want, list) else \
+            np.array_equal(got, want)
+    assert np.any(ref[0]["assignment"]) and np.any(ref[5]) and (policy != "take_delivery" or np.any(ref[4]))
