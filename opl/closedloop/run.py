@@ -27,7 +27,9 @@ one after the other in iteration order, each against the best so far — so the 
 not on the number of workers or the order the evaluations finish. K = 1 is the loop above. Each iteration
 is still written on its own, with ``round`` (its first iteration and size) in its ``result.json``: a run
 killed mid-round resumes by proposing the round's missing iterations from the round's own context. An
-iteration's ``seconds`` is its share of the round's wall time, so ``--minutes`` counts wall time.
+iteration's ``seconds`` is its share of the round's wall time, so ``--minutes`` counts wall time (and holds
+within a round: its evaluations stop at the end of the budget, on a cluster too). The proposer's token and
+cost budgets are checked before each proposal, so a round that spends them is cut short where they ran out.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from opl.closedloop.evaluate import DEFAULT_HOLDOUT_PATHS, DEFAULT_PATHS, EvalSe
 from opl.closedloop.objective import Target, parse_target
 from opl.closedloop.proposal import Proposal, ProposalContext, Proposer
 from opl.closedloop.records import Decision, IterationRecord, ProposalRecord
-from opl.closedloop.stops import StopDecision, StopRules, decide, stop_rules
+from opl.closedloop.stops import StopDecision, StopRules, decide, proposer_budget, stop_rules
 from opl.runtime.results.records import package_versions
 from opl.errors import OplError
 
@@ -435,7 +437,8 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
             evaluator.deadline = None if seconds_left is None else time.monotonic() + seconds_left
             try:
                 batch_records = _round(archive, evaluator, target, proposer, records, facts, emit, access, budget,
-                                       size=min(batch, rules.max_iterations - (k - 1)), evaluations=evaluations)
+                                       size=min(batch, rules.max_iterations - (k - 1)), evaluations=evaluations,
+                                       rules=rules)
             finally:
                 evaluator.deadline = None  # the baseline and the hold-out always run whole
             if not batch_records:  # the proposer has nothing left: no iteration is written
@@ -674,11 +677,13 @@ def _round_so_far(records: list[dict[str, Any]]) -> tuple[int, int]:
 
 
 def _round(archive, evaluator, target, proposer, records, facts, emit, files, budget: "_Budget | None", *,
-           size: int, evaluations: Evaluations) -> list[dict[str, Any]]:
+           size: int, evaluations: Evaluations, rules: StopRules) -> list[dict[str, Any]]:
     """The next round: ``size`` proposals from the current best and its diagnosis (each told the round's
     earlier ones, ``ProposalContext.pending``), evaluated side by side, then decided one after the other in
     iteration order against the best so far. A round a kill cut short is finished with the proposals it
-    still lacked. Returns its new records in order ([] when the proposer has nothing left)."""
+    still lacked. The proposer's token and cost budgets are checked before each proposal: a round that spends
+    them is cut short there (the run then stops). Returns its new records in order ([] when the proposer has
+    nothing left)."""
     started = time.perf_counter()
     first, planned = _round_so_far(records)
     if planned:
@@ -695,6 +700,8 @@ def _round(archive, evaluator, target, proposer, records, facts, emit, files, bu
     pending = [_pending_entry(r["candidate_sha"], r["proposal"]) for r in records[first:] if r["candidate_sha"]]
     candidates: list[_Candidate] = []
     for k in range(len(records), len(records) + size):
+        if candidates and _round_spent(rules, records, candidates):
+            break
         display = f"{archive.root}/iter_{k}/candidate.opl"
         emit("proposing", {"iteration": k, "best_iteration": best_k})
         try:
@@ -742,6 +749,12 @@ def _round(archive, evaluator, target, proposer, records, facts, emit, files, bu
         text, transcript = record.pop("_text"), record.pop("_transcript")
         typed.append(replace(IterationRecord.from_dict(record, text=text), transcript=tuple(transcript)))
     return typed
+
+
+def _round_spent(rules: StopRules, records: list[dict[str, Any]], candidates: list["_Candidate"]) -> bool:
+    """Whether the proposals so far, the round's ``candidates`` included, spent the token or cost budget."""
+    so_far = records + [{"proposal": {"usage": dict(c.proposal.usage)}} for c in candidates]
+    return proposer_budget(rules, tokens=_usage(so_far), cost=_cost(rules, so_far)) is not None
 
 
 def _pending_entry(sha: str, proposal: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Literal
 
-__all__ = ["StopRules", "StopDecision", "stop_rules", "decide"]
+__all__ = ["StopRules", "StopDecision", "stop_rules", "decide", "proposer_budget"]
 
 Kind = Literal["target_met", "converged", "oscillation", "budget_iterations", "budget_minutes", "budget_tokens",
                "budget_cost", "exhausted", "baseline_failed"]
@@ -134,6 +134,16 @@ def _gain(before: float, after: float) -> float:
     return (before - after) / before
 
 
+def proposer_budget(rules: StopRules, *, tokens: int, cost: float | None) -> StopDecision | None:
+    """The token or cost budget's stop when the proposer's ``tokens`` (or their ``cost``) spent it, else None;
+    `decide` asks it between rounds, the loop before each proposal of a round (``--batch K``)."""
+    if rules.tokens is not None and tokens >= rules.tokens:
+        return StopDecision(kind="budget_tokens", reason=f"token budget spent ({tokens:,} of {rules.tokens:,})")
+    if rules.cost is not None and cost is not None and cost >= rules.cost:
+        return StopDecision(kind="budget_cost", reason=f"cost budget spent ({cost:.4g} of {rules.cost:g})")
+    return None
+
+
 def decide(rules: StopRules, records: list[dict[str, Any]], *, minutes: float, tokens: int,
            cost: float | None = None, exhausted: bool = False) -> StopDecision | None:
     """The stop that fires after ``records`` (the iterations' ``decision`` dicts, iteration 0 first), or None.
@@ -158,10 +168,9 @@ def decide(rules: StopRules, records: list[dict[str, Any]], *, minutes: float, t
                                                              f"{rules.max_iterations})")
     if rules.minutes is not None and minutes >= rules.minutes:
         return StopDecision(kind="budget_minutes", reason=f"time budget spent ({minutes:.1f} of {rules.minutes:g} minutes)")
-    if rules.tokens is not None and tokens >= rules.tokens:
-        return StopDecision(kind="budget_tokens", reason=f"token budget spent ({tokens:,} of {rules.tokens:,})")
-    if rules.cost is not None and cost is not None and cost >= rules.cost:
-        return StopDecision(kind="budget_cost", reason=f"cost budget spent ({cost:.4g} of {rules.cost:g})")
+    spent = proposer_budget(rules, tokens=tokens, cost=cost)
+    if spent is not None:
+        return spent
     stalled = 0
     for prev, rec in zip(reversed(records[:-1]), reversed(records)):
         if rec.get("kind") == "design" and rec.get("accepted"):

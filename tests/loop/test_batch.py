@@ -89,6 +89,26 @@ def test_a_run_killed_mid_round_resumes_the_same_round(tmp_path, in_process):
     assert _decisions(resumed.records) == _decisions(in_process)
 
 
+class _Metered(BuiltinProposer):
+    """The built-in proposer, as if each proposal had cost a model 600 tokens."""
+
+    def propose(self, context, *, check):
+        from dataclasses import replace
+
+        return replace(super().propose(context, check=check), usage={"prompt_tokens": 500, "completion_tokens": 100})
+
+
+def test_the_token_budget_is_checked_before_each_proposal_of_a_round(tmp_path):
+    # 600 tokens a proposal, a budget of 1,000: the second proposal of a round of three spends it, so the
+    # third is never asked for (it was: the budget was checked only between rounds).
+    archive = _start(tmp_path, settings=LoopSettings(paths=60, holdout_paths=60, counterfactuals=False, batch=3),
+                     flags={**FLAGS, "tokens": 1000})
+    outcome = run_loop(archive, _Metered())
+    assert [r["iteration"] for r in outcome.records] == [0, 1, 2]
+    assert [r["round"] for r in outcome.records[1:]] == [{"first": 1, "size": 2}] * 2
+    assert outcome.stop.kind == "budget_tokens" and "1,200 of 1,000" in outcome.stop.reason
+
+
 def test_the_cluster_decides_as_this_process_does(dask_cluster, tmp_path, in_process):
     from opl.simulation.cluster import session
 
