@@ -16,3 +16,26 @@ def dask_cluster():
         yield cluster
     finally:
         cluster.close()
+
+
+@pytest.fixture
+def kill_busy_worker():
+    """``kill(client, thread, prefix)``: SIGKILL a worker process that is running a task whose key starts with
+    ``prefix`` while ``thread`` (the run) is alive, and return its address (its nanny starts a new one)."""
+    import os
+    import signal
+    import time
+
+    def kill(client, thread, prefix: str) -> str:
+        pids = client.run(os.getpid)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and thread.is_alive():
+            busy = sorted(worker for worker, keys in client.processing().items()
+                          if any(str(k).startswith(prefix) for k in keys))
+            if busy:
+                os.kill(pids[busy[0]], signal.SIGKILL)
+                return busy[0]
+            time.sleep(0.02)
+        raise AssertionError(f"the run never had a {prefix} task in flight")
+
+    return kill

@@ -414,7 +414,9 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
     batch = max(1, int(settings.get("batch") or 1))
     evaluations = Evaluations(evaluator, emit, cluster)
     if batch > 1:
-        evaluations.warm(archive.path("initial.opl").read_text(encoding="utf-8"))
+        left = None if rules.minutes is None else rules.minutes * 60 - _elapsed_minutes(records, facts_seconds) * 60
+        evaluations.warm(archive.path("initial.opl").read_text(encoding="utf-8"),
+                         None if left is None else time.monotonic() + left)
     while True:
         k = len(records)
         if k == 0:
@@ -596,12 +598,16 @@ class Evaluations:
         self.cluster = cluster
         self.warming: list = []  # the workers' warm-up tasks (`warm`), held for the run: released, a task is dropped
 
-    def warm(self, text: str) -> None:
+    def warm(self, text: str, deadline: float | None) -> None:
         """On a cluster, have every worker evaluate ``text`` (the file as written) on `WARM_PATHS` paths now,
         while this process evaluates the baseline: the rounds' candidate tasks then find their workers
-        loaded (`opl.simulation.cluster.Cluster.warm`)."""
+        loaded (`opl.simulation.cluster.Cluster.warm`). ``deadline``: the end of ``--minutes`` (None: none),
+        which the warm-up keeps too — the candidate tasks queue behind it."""
+        from opl.simulation.cluster import time_left
+
         if self.cluster is not None:
-            self.warming = self.cluster.warm(_warmed, (self.evaluator, text), name="opl-warm-candidate")
+            self.warming = self.cluster.warm(_warmed, (self.evaluator, text, time_left(deadline)),
+                                             name="opl-warm-candidate")
 
     def quick(self, items: list[tuple[str, str]]) -> list[Evaluation | None]:
         """The quick evaluation (`Evaluator.evaluate`, ``complete=False``) of each (text, display); None for
@@ -632,10 +638,10 @@ class Evaluations:
         except DeadlinePassed:
             return None
 
-    def _seconds_left(self) -> float | None:
-        # A worker's clock is not this one: a task carries the time left, not the deadline.
-        deadline = self.evaluator.deadline
-        return None if deadline is None else deadline - time.monotonic()
+    def _seconds_left(self) -> tuple[float, float] | None:
+        from opl.simulation.cluster import time_left
+
+        return time_left(self.evaluator.deadline)
 
 
 #: Paths of a worker's warm-up evaluation: enough to run every stage, few enough to cost next to nothing.
@@ -643,22 +649,31 @@ WARM_PATHS = 64
 
 
 def _warmed(job) -> None:
-    """A cluster task: a complete evaluation of ``text`` on `WARM_PATHS` paths, its result dropped."""
+    """A cluster task: a complete evaluation of ``text`` on `WARM_PATHS` paths, its result dropped; stopped
+    at the end of ``--minutes`` (``left``, `opl.simulation.cluster.time_left`)."""
     import copy
 
-    evaluator, text = job
+    from opl.runtime.engine.deadline import DeadlinePassed
+    from opl.simulation.cluster import worker_deadline
+
+    evaluator, text, left = job
     evaluator = copy.copy(evaluator)
-    evaluator.settings, evaluator.deadline = replace(evaluator.settings, paths=WARM_PATHS), None
-    evaluator.evaluate(text, complete=True)
+    evaluator.settings, evaluator.deadline = replace(evaluator.settings, paths=WARM_PATHS), worker_deadline(left)
+    try:
+        evaluator.evaluate(text, complete=True)
+    except DeadlinePassed:
+        pass  # what it loaded stays loaded
 
 
 def _evaluated(job) -> Evaluation | None:
     """A cluster task: the quick evaluation of a candidate (None when the deadline stopped it), or the
-    completion of ``evaluation`` when given; ``left``: the seconds left of ``--minutes`` (None: no limit)."""
+    completion of ``evaluation`` when given; ``left``: what is left of ``--minutes``
+    (`opl.simulation.cluster.time_left`; None: no limit)."""
     from opl.runtime.engine.deadline import DeadlinePassed
+    from opl.simulation.cluster import worker_deadline
 
     evaluator, text, display, evaluation, left = job
-    evaluator.deadline = None if left is None else time.monotonic() + left
+    evaluator.deadline = worker_deadline(left)
     if evaluation is not None:
         return evaluator.complete(evaluation, text, display=display)
     try:

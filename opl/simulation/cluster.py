@@ -12,8 +12,8 @@ bit the in-process one whatever the number of workers or where a chunk ran. The 
 simulation's scenarios are submitted together (`opl.runtime.engine.replay.replay_many`); `opl loop`
 sends whole candidate evaluations (`Cluster.map`). A worker that dies mid-run loses only its tasks:
 the scheduler recomputes them elsewhere, from their inputs, with the same result. A deadline in force
-(`opl.runtime.engine.deadline`, the loop's ``--minutes``) travels as the seconds left: a worker's
-clock is not this one.
+(`opl.runtime.engine.deadline`, the loop's ``--minutes``) travels as the seconds left, less the time a
+task waited before it started (`time_left`, `worker_deadline`): a worker's clock is not this one.
 
 **What travels.** A job (strategy, run settings and variants, pickled once per replay and sent as one
 task that the pass tasks depend on), then per pass its chunks' numbers and path counts; back come the
@@ -182,7 +182,9 @@ class Cluster:
 
         tag = uuid.uuid4().hex[:12]
         workers = max(1, self.workers)
-        left = _seconds_left()
+        from opl.runtime.engine import deadline
+
+        left = time_left(deadline.current())
         streams = []
         for number, (strategy, run, variants, trace) in enumerate(jobs):
             payload = cloudpickle.dumps((strategy, run, variants))
@@ -235,23 +237,34 @@ def _unpickled(payload: bytes):
     return pickle.loads(payload)
 
 
-def _seconds_left() -> float | None:
-    """The seconds left before the deadline in force here (`opl.runtime.engine.deadline`), None without one: a
-    worker's clock is not this one, so a task carries the time left, not the deadline."""
-    from opl.runtime.engine import deadline
-
-    end = deadline.current()
-    return None if end is None else end - deadline.clock()
-
-
-def _pass(job, group: tuple, trace: bool, left: float | None):
+def time_left(deadline: float | None) -> tuple[float, float] | None:
+    """What a task carries of ``deadline`` (a `time.monotonic` time of this process, None: none): the seconds
+    left and this machine's wall clock now. A worker's monotonic clock is not this one, and a task may wait in
+    a worker's queue before it starts: `worker_deadline` takes that wait off by the wall clocks."""
     import time
 
+    return None if deadline is None else (deadline - time.monotonic(), time.time())
+
+
+def worker_deadline(left: tuple[float, float] | None) -> float | None:
+    """The `time.monotonic` deadline, in the process running a task, of what `time_left` sent: the seconds left
+    less the time since they were sent (by the wall clocks, which a cluster keeps in step; a clock behind
+    counts no wait, and the wait never counts more than the seconds left)."""
+    import time
+
+    if left is None:
+        return None
+    seconds, sent = left
+    waited = min(max(time.time() - sent, 0.0), max(seconds, 0.0))
+    return time.monotonic() + seconds - waited
+
+
+def _pass(job, group: tuple, trace: bool, left: tuple[float, float] | None):
     from opl.runtime.engine.deadline import until
     from opl.runtime.engine.replay import replay_pass
 
     strategy, run, variants = job
-    with until(None if left is None else time.monotonic() + left):
+    with until(worker_deadline(left)):
         return replay_pass(strategy, run, variants, group, trace)
 
 

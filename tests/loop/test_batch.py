@@ -128,6 +128,100 @@ def _warmed_here(dask_worker=None) -> set:
             and str(entry[0]).startswith("opl-warm-candidate") and entry[2] == "memory"}
 
 
+def test_a_worker_killed_mid_round_costs_time_not_decisions(dask_cluster, kill_busy_worker, tmp_path, in_process):
+    import threading
+
+    from distributed import Client
+
+    from opl.simulation.cluster import session
+
+    archive = _start(tmp_path)
+    out: dict = {}
+
+    def run() -> None:
+        try:
+            with session(dask_cluster.scheduler_address) as cluster:
+                out["outcome"] = run_loop(archive, BuiltinProposer(), cluster=cluster)
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            out["error"] = error
+
+    with Client(dask_cluster.scheduler_address, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=60)
+        thread = threading.Thread(target=run)
+        thread.start()
+        victim = kill_busy_worker(client, thread, "opl-candidate")  # a whole candidate's evaluation
+        thread.join(timeout=600)
+        assert not thread.is_alive()
+        assert "error" not in out, out.get("error")
+        assert victim not in client.run(os.getpid)  # it really died (its nanny started a new one)
+    # The archive is the one an undisturbed run writes: every iteration's candidate and decision.
+    assert _decisions(out["outcome"].records) == _decisions(in_process)
+    assert [archive.candidate(r["iteration"]) for r in in_process] == \
+        [archive.candidate(r["iteration"]) for r in out["outcome"].records]
+
+
+def _slow_months(pause: float | None, dask_worker=None) -> None:
+    """On a worker: every simulated month first waits ``pause`` seconds (None: the engine's own speed again)."""
+    import time
+
+    import opl.runtime.engine.processes as processes
+
+    own = getattr(processes.PathGenerator, "_own_next_month", processes.PathGenerator.next_month)
+    processes.PathGenerator._own_next_month = own
+
+    def slowed(self):
+        time.sleep(pause)
+        return own(self)
+
+    processes.PathGenerator.next_month = own if pause is None else slowed
+
+
+class _Listed:
+    """Proposes the given texts, in order."""
+
+    name = "listed"
+
+    def __init__(self, *texts: str):
+        self.texts = list(texts)
+
+    def propose(self, context, *, check):
+        from opl.closedloop.proposal import Proposal
+
+        return Proposal(text=self.texts.pop(0), change="listed", rationale="test")
+
+
+@pytest.mark.slow  # the budget is spent waiting: ~20 s at a low load, minutes at a high one
+def test_minutes_hold_for_the_candidates_a_cluster_evaluates(dask_cluster, tmp_path, in_process):
+    # (`in_process`: this process has evaluated the file before, so the baseline's rate, and the test, are short.)
+    from opl.simulation.cluster import session
+
+    archive = _start(tmp_path)
+    with session(dask_cluster.scheduler_address) as cluster:
+        cluster.client.wait_for_workers(2, timeout=60)
+        run_loop(archive, BuiltinProposer(), cluster=cluster, stop_after=1)  # the baseline alone
+        baseline = archive.iterations()[0]
+        # Time left for a round by the baseline's rate (candidates of its cost), but on the workers every
+        # month now waits a third of it: the workers' warm-up (a sweep of 2 months, then a pass at the size
+        # it picks) runs to the end of the budget, and the round's two candidate tasks queue behind it.
+        left = 2 * baseline["evaluation"]["seconds"] + 2.0
+        minutes = (baseline["seconds"] + left) / 60
+        cluster.client.run(_slow_months, left / 3)
+        try:
+            outcome = run_loop(open_run(archive.root, rules_flags={"minutes": minutes}),
+                               _Listed(WIDER_BAND, FURTHER_OUT), cluster=cluster)
+        finally:
+            cluster.client.run(_slow_months, None)
+    assert outcome.stop.kind == "budget_minutes"
+    round_1 = outcome.records[1:]
+    assert [r["round"] for r in round_1] == [{"first": 1, "size": 2}] * 2
+    for record in round_1:  # stopped on the workers at the end of --minutes, recorded as such
+        assert record["evaluation"] is None and record["decision"]["stopped"] == "budget_minutes"
+        assert record["decision"]["why"].startswith("stopped unevaluated: its simulation was still running")
+    # The round ended at the deadline (and the month under way): its candidates, started behind the warm-up,
+    # did not get `left` seconds of their own.
+    assert sum(r["seconds"] for r in round_1) < 2 * left
+
+
 KEY = "sk-cluster-0123456789-SECRET"
 WIDER_BAND = SMALL.replace("band 0.05", "band 0.1")
 FURTHER_OUT = SMALL.replace("ATM-5%", "ATM-8%")

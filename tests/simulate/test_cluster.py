@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -60,7 +58,7 @@ def _chunk_tasks_seen(dask_scheduler=None) -> set:
             if str(key).startswith("opl-chunk") and finish == "memory"}
 
 
-def test_a_worker_killed_mid_run_costs_time_not_numbers(dask_cluster, tmp_path):
+def test_a_worker_killed_mid_run_costs_time_not_numbers(dask_cluster, kill_busy_worker, tmp_path):
     from distributed import Client
 
     from opl.simulation.cluster import session
@@ -75,7 +73,6 @@ def test_a_worker_killed_mid_run_costs_time_not_numbers(dask_cluster, tmp_path):
     reference = simulate_file(path, **settings)
     with Client(dask_cluster.scheduler_address, set_as_default=False) as client:
         client.wait_for_workers(2, timeout=60)
-        pids = client.run(os.getpid)
         out: dict = {}
 
         def run() -> None:
@@ -87,8 +84,7 @@ def test_a_worker_killed_mid_run_costs_time_not_numbers(dask_cluster, tmp_path):
 
         thread = threading.Thread(target=run)
         thread.start()
-        victim = _busy_worker(client, thread)
-        os.kill(pids[victim], signal.SIGKILL)
+        victim = kill_busy_worker(client, thread, "opl-chunk")
         thread.join(timeout=300)
         assert not thread.is_alive()
         assert "error" not in out, out.get("error")
@@ -104,19 +100,22 @@ def test_local_workers_keep_the_allocators_own_trim_threshold(dask_cluster):
 
     with Client(dask_cluster.scheduler_address, set_as_default=False) as client:
         client.wait_for_workers(2, timeout=60)
-        assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
+        # (A lambda: `os.environ.get` itself would pickle this process's environment by value.)
+        assert set(client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()) == {None}
 
 
-def _busy_worker(client, thread) -> str:
-    """A worker address that is replaying chunks now."""
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and thread.is_alive():
-        busy = {worker: keys for worker, keys in client.processing().items()
-                if any(str(k).startswith("opl-chunk") for k in keys)}
-        if busy:
-            return sorted(busy)[0]
-        time.sleep(0.05)
-    raise AssertionError("the run never had a chunk in flight")
+def test_a_tasks_deadline_counts_the_time_it_waited_to_start():
+    import time
+
+    from opl.simulation.cluster import time_left, worker_deadline
+
+    seconds, sent = time_left(time.monotonic() + 10.0)
+    assert 9.0 < seconds <= 10.0 and abs(sent - time.time()) < 1.0
+    assert time_left(None) is None and worker_deadline(None) is None
+    waited = worker_deadline((10.0, time.time() - 4.0)) - time.monotonic()  # sent 4 s ago: 6 s left
+    assert 5.0 < waited <= 6.0
+    assert 9.0 < worker_deadline((10.0, time.time() + 100.0)) - time.monotonic() <= 10.0  # a clock behind
+    assert worker_deadline((10.0, time.time() - 100.0)) - time.monotonic() <= 0.0  # the time is up
 
 
 def _json(result) -> str:
