@@ -206,7 +206,7 @@ def option_chain(product: str, trade_date, *, repair: bool = False) -> LoadResul
     ------
     AkshareUnavailable, DataError, ValueError (unknown product)
     """
-    from opl.runtime.market.calendars import expiry_date
+    from opl.runtime.market.calendars import expiry_date, outside_calendar
     from opl.runtime.market.rules import RulePackError, load_pack
 
     code = product.upper()
@@ -233,11 +233,15 @@ def option_chain(product: str, trade_date, *, repair: bool = False) -> LoadResul
     pack = load_pack(pack_name)
     expiries = {}
     for under in parsed["underlying_symbol"].unique():
+        row = int(np.flatnonzero((parsed["underlying_symbol"] == under).to_numpy())[0]) + 1
         try:
             expiries[under] = pd.Timestamp(expiry_date(pack, under, reference=day.date()))
         except (RulePackError, ValueError) as error:
-            rows = np.flatnonzero((parsed["underlying_symbol"] == under).to_numpy())
-            problems.append(Problem(name, int(rows[0]) + 1, "合约代码", f"no expiry for {under}: {error}"))
+            problems.append(Problem(name, row, "合约代码", f"no expiry for {under}: {error}"))
+            continue
+        outside = outside_calendar(pack, expiries[under].date(), f"the options on {under}")
+        if outside:
+            problems.append(Problem(name, row, "合约代码", outside))
     if problems:
         raise DataError(problems)
     ohlc = ["open", "high", "low", "close"]
@@ -367,10 +371,13 @@ def etf_option_history(underlying: str = "510050", month: str = "202412", *, sta
     ------
     AkshareUnavailable, AkshareNetworkError, DataError, ValueError (an ETF without a pack)
     """
-    from opl.runtime.market.calendars import expiry_date
+    from opl.runtime.market.calendars import expiry_date, outside_calendar
 
     pack = _etf_pack(underlying)
     expiry = pd.Timestamp(expiry_date(pack, f"{month[:4]}-{month[4:]}"))
+    outside = outside_calendar(pack, expiry.date(), f"the {month} series")
+    if outside:
+        raise DataError([Problem(f"akshare:option_sse ({underlying}, {month})", None, "month", outside)])
     ak = _akshare()
     frames, adjusted, problems = [], [], []
     for side in _SSE_SIDES:

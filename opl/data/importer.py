@@ -358,11 +358,7 @@ def _from_option_codes(src: _Source, pack) -> None:
     for column in wanted:
         t[column] = out[column]
     if "expiry" in wanted:
-        from opl.runtime.market.calendars import uncovered
-
-        note = uncovered(pack, {dt.date.fromisoformat(e) for e in out["expiry"] if e})
-        if note:
-            src.entry.notes.append(f"expiries derived from the codes: {note}")
+        _expiries_past_calendar(src, pack, out["expiry"])
     how = {"option_type": "type", "strike_price": "strike", "underlying_symbol": "underlying contract",
            "expiry": f"expiry by the {getattr(pack, 'name', '')} pack's rule for the contract month"}
     src.entry.derivations.append("from the option codes in `symbol` (e.g. "
@@ -379,6 +375,22 @@ def _expiry_of(pack, code, src: _Source, i: int) -> str:
         src.problem(int(src.lines[i]), "symbol", f"no expiry for {code.root}{code.year % 100:02d}{code.month:02d}: "
                                                  f"{error}")
         return ""
+
+
+def _expiries_past_calendar(src: _Source, pack, expiries: list[str]) -> None:
+    """A located error for each expiry derived outside the pack's calendar, at the first row that gets it
+    (:func:`opl.runtime.market.calendars.outside_calendar`): written into the canonical chain, a date
+    counted with weekends only would be read as the exchange's own by everything downstream."""
+    from opl.runtime.market.calendars import outside_calendar
+
+    first: dict[str, int] = {}
+    for i, expiry in enumerate(expiries):
+        if expiry and expiry not in first:
+            first[expiry] = i
+    for expiry, i in first.items():
+        message = outside_calendar(pack, dt.date.fromisoformat(expiry), repr(src.text["symbol"].iat[i]))
+        if message:
+            src.problem(int(src.lines[i]), "symbol", message)
 
 
 def _underlying_for_expiry(pack, expiry: dt.date) -> str | None:

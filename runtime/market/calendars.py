@@ -39,7 +39,8 @@ from opl.runtime.market.rules import (
 
 __all__ = [
     "Expiry", "is_trading_day", "next_trading_day", "previous_trading_day", "add_trading_days",
-    "trading_days_between", "trading_days_in_month", "calendar_covers", "coverage", "uncovered", "apply_rule",
+    "trading_days_between", "trading_days_in_month", "calendar_covers", "coverage", "uncovered", "outside_calendar",
+    "apply_rule",
     "expiry_date", "last_trading_date", "listed_expiries", "year_fraction",
 ]
 
@@ -114,7 +115,7 @@ def calendar_covers(calendar: RulePack | CalendarSpec, day: dt.date) -> bool:
 
 
 def coverage(pack: RulePack) -> str:
-    """The span of a pack's calendar in words: ``czce_cj calendar: holidays listed 2019-05-06 … 2026-12-31``."""
+    """The span of a pack's calendar in words: ``czce_cj calendar: holidays listed 2007-01-01 … 2026-12-31``."""
     start, end = pack.calendar.holidays_from, pack.calendar.holidays_through
     if end is None:
         return f"{pack.name} calendar: no holidays listed (weekends only)"
@@ -129,6 +130,21 @@ def uncovered(pack: RulePack, days) -> str | None:
     shown = ", ".join(map(str, outside[:3])) + (" …" if len(outside) > 3 else "")
     return (f"{shown} outside the {coverage(pack)}: computed with weekends only, so possibly off by a holiday "
             f"(extend runtime/market/packs/{pack.name}.toml from the exchange's holiday notice)")
+
+
+def outside_calendar(pack: RulePack, expiry: dt.date, what: str) -> str | None:
+    """Why an expiry the pack's rule computed for ``what`` cannot be used as data, or None if the calendar covers it.
+
+    Outside the listed span a rule counts weekends only, so the date can be days off (a CZCE
+    expiry before the Spring Festival moves by the whole closure). Where such a date would be
+    written into data, the callers (``opl data import``, the AKShare adapter) refuse it with
+    this message at the row that needs it.
+    """
+    if calendar_covers(pack, expiry):
+        return None
+    return (f"the expiry of {what} by the {pack.name} pack's rule, {expiry}, lies outside the {coverage(pack)}: "
+            f"counted with weekends only it may be off by a holiday; give the data an `expiry` column, or list "
+            f"that year's holidays in runtime/market/packs/{pack.name}.toml from the exchange's holiday notice")
 
 
 def _shift_month(month: dt.date, offset: int) -> tuple[int, int]:

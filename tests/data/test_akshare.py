@@ -219,3 +219,21 @@ def test_a_vendor_exception_that_is_not_the_networks_propagates(ak, monkeypatch)
     monkeypatch.setattr(ak, "futures_zh_daily_sina", lambda **kw: (_ for _ in ()).throw(KeyError("data")))
     with pytest.raises(KeyError):
         futures_daily("CJ0")
+
+
+def test_an_expiry_past_the_packs_calendar_is_a_located_error(ak, monkeypatch):
+    # The rule packs list the exchanges' closures through 2026: a series whose expiry falls in 2027 cannot be dated.
+    with pytest.raises(DataError) as info:
+        etf_option_history("510050", "202701")
+    assert info.value.column == "month" and "2027-01-27" in info.value.message
+    assert "outside the sse_50etf calendar: holidays listed 2007-01-01 … 2026-12-31" in info.value.message
+    assert not any(call[0] == "option_sse_codes_sina" for call in ak.calls)  # refused before fetching
+    frame = pd.read_csv(FIXTURES / "option_hist_czce_CJ_20250226.csv")
+    frame["合约代码"] = frame["合约代码"].str.replace("CJ507", "CJ703").str.replace("CJ505", "CJ701")
+    monkeypatch.setattr(ak, "option_hist_czce", lambda symbol, trade_date: frame)
+    with pytest.raises(DataError) as info:
+        option_chain("CJ", "2026-12-01")
+    first = int(np.flatnonzero(frame["合约代码"].str.startswith("CJ703").to_numpy())[0]) + 1
+    (problem,) = info.value.problems
+    assert (problem.row, problem.column) == (first, "合约代码")
+    assert problem.message.startswith("the expiry of the options on CJ703 by the czce_cj pack's rule, 2027-02-11")
