@@ -41,9 +41,21 @@ and ``option_sse_daily_sina(symbol=ID)`` its daily bars (``日期, 开盘, 最�
 成交量``). Each row keeps the contract ID as its ``symbol``: the SSE never changes it, so
 a contract is one series through a dividend adjustment. Sina gives no settlement
 (``settlement := close``, noted), no open interest and no multiplier (the pack's); the
-expiry is the pack's rule for the month (fourth Wednesday). A contract already adjusted
-(``A`` in its trading code) shows only its current terms, which its earlier bars did not
-have: such contracts are left out and listed in the notes, never given a wrong strike.
+expiry is the pack's rule for the month (fourth Wednesday).
+
+A contract already adjusted (``A`` in its trading code: 510050C2412A02850) shows only its
+current terms — the adjusted strike K' in ``行权价``; the original strike K is the code's
+last five digits — and its bars run through its whole life, before the ex-dividend date at
+K × 10,000 units, from it at K' × M'. It is carried as its own contract under its ID, as
+``opl data import`` carries one (:mod:`opl.data.adjustments`): the ex-date is the session
+on which ``S − (C − P)`` of the adjusted call and put (per unit, S the ETF's close) drops by
+about ``(K − K') + S·(1 − K'/K)`` — before the date parity gives ``PV(dividend) + K·df``,
+from it ``K'·df`` — and must be the one such drop; M' = round(10,000 / g), g the factor the
+exchange's rounding of K' = round(K·g, 3) allows (intersected over the month's adjusted
+contracts). An adjusted contract whose sibling of the other type is not listed, or whose
+parity shows no single drop, cannot be dated: it is left out and named in the notes, never
+given a wrong strike. The ETF's bars come from ``etf`` (``fetch_etf`` passes the ones it
+fetched) or one ``fund_etf_hist_sina`` call.
 
 ``fetch(symbol, out)`` writes ``futures.csv`` (and, with ``options=True``, one chain
 per trading day in ``options.csv``) into a directory in the layout ``opl calibrate
@@ -357,7 +369,7 @@ def _contract_bars(ak, cid: str, terms: dict[str, str], expiry: pd.Timestamp, pa
 
 
 def etf_option_history(underlying: str = "510050", month: str = "202412", *, start=None, end=None,
-                       repair: bool = False) -> LoadResult:
+                       repair: bool = False, etf: pd.DataFrame | None = None) -> LoadResult:
     """Every contract of one expiry month of an SSE ETF's options, its daily bars, validated (module docstring).
 
     Parameters
@@ -366,6 +378,9 @@ def etf_option_history(underlying: str = "510050", month: str = "202412", *, sta
         The ETF (``ETF_PRODUCTS``: ``510050``).
     month
         The expiry month, ``YYYYMM``.
+    etf
+        The ETF's bars (``trading_date``, ``close``) to date dividend adjustments by parity;
+        fetched when a month has adjusted contracts and none are given.
 
     Raises
     ------
@@ -392,11 +407,17 @@ def etf_option_history(underlying: str = "510050", month: str = "202412", *, sta
                 problems.append(Problem(name, None, "交易代码", f"{terms.get('交易代码')!r} is not a {side} code of "
                                                                 f"{underlying} like {underlying}C2412M02800"))
             elif code.group(4) != "M":
-                adjusted.append(f"{cid} ({terms['交易代码']})")
+                adjusted.append((cid, terms, code))
             else:
                 frames.append(_contract_bars(ak, cid, terms, expiry, pack))
     if problems:
         raise DataError(problems)
+    notes = []
+    if adjusted:
+        closes = etf if etf is not None else etf_daily(underlying).frame
+        carried, adjusted_notes = _adjusted_contracts(ak, adjusted, expiry, pack, closes)
+        frames += carried
+        notes += adjusted_notes
     name = f"akshare:option_sse ({underlying}, {month})"
     if not frames:
         raise DataError([Problem(name, None, None, "AKShare listed no standard contract for the month")])
@@ -405,11 +426,90 @@ def etf_option_history(underlying: str = "510050", month: str = "202412", *, sta
     frame = frame.sort_values(["trading_date", "symbol"], kind="stable").reset_index(drop=True)
     lines = np.arange(1, len(frame) + 1)
     notes = [_CLOSE_ONLY, "open interest: not in Sina's daily bars",
-             f"contract_multiplier := {pack.option.multiplier:g} (the {pack.name} pack's)"]
-    if adjusted:
-        notes.append(f"{len(adjusted)} dividend-adjusted contract(s) left out — Sina gives only their current terms, "
-                     f"which their earlier bars did not have: {', '.join(adjusted)}")
+             f"contract_multiplier := {pack.option.multiplier:g} (the {pack.name} pack's) for the standard contracts"
+             ] + notes
     return validate_frame(frame, kind="options", file=name, lines=lines, repair=repair, notes=notes)
+
+
+def _adjusted_contracts(ak, adjusted: list, expiry: pd.Timestamp, pack, etf: pd.DataFrame
+                        ) -> tuple[list[pd.DataFrame], list[str]]:
+    """The bars of the month's dividend-adjusted contracts with their terms on each side of the ex-date, and
+    the notes (module docstring): a call and a put of one original strike are dated together."""
+    from opl.data.adjustments import HALF_TICK
+
+    standard = pack.option.multiplier
+    pairs: dict[str, dict[str, tuple]] = {}
+    for cid, terms, code in adjusted:
+        pairs.setdefault(code.group(3) + code.group(4) + code.group(5), {})[code.group(2)] = (cid, terms, code)
+    spot = pd.Series(pd.to_numeric(etf["close"], errors="coerce").to_numpy(),
+                     index=_iso(etf["trading_date"]).to_numpy())
+    dated, notes = [], []
+    for sides in pairs.values():
+        named = " and ".join(f"{cid} ({terms['交易代码']})" for cid, terms, _ in sides.values())
+        if set(sides) != {"C", "P"}:
+            missing = "put" if "C" in sides else "call"
+            notes.append(f"dividend-adjusted {named} left out: its {missing} is not listed, so parity cannot date "
+                         "the adjustment, and Sina gives only the current terms, which its earlier bars did not have")
+            continue
+        bars = {side: _contract_bars(ak, cid, terms, expiry, pack) for side, (cid, terms, _) in sides.items()}
+        strike, adjusted_strike = int(sides["C"][2].group(5)) / 1000.0, float(sides["C"][1]["行权价"])
+        found = _ex_date(bars, spot, strike, adjusted_strike)
+        if isinstance(found, str):
+            notes.append(f"dividend-adjusted {named} left out: {found}")
+            continue
+        dated.append((bars, strike, adjusted_strike, found, named))
+    # Every adjusted contract of the month (dated or not) was rounded from the same factor: their strikes narrow g.
+    terms_all = [(int(code.group(5)) / 1000.0, float(terms["行权价"])) for _, terms, code in adjusted]
+    frames = []
+    for ex in sorted({d[3][0] for d in dated}):
+        group = [d for d in dated if d[3][0] == ex]
+        pairs_used = terms_all if len({d[3][0] for d in dated}) == 1 else [(k, k_new) for _, k, k_new, _, _ in group]
+        low = max((k_new - HALF_TICK) / k for k, k_new in pairs_used)
+        high = min((k_new + HALF_TICK) / k for k, k_new in pairs_used)
+        if low > high:  # two adjustments in one month: the dated group's own strikes only
+            low = max((k_new - HALF_TICK) / k for _, k, k_new, _, _ in group)
+            high = min((k_new + HALF_TICK) / k for _, k, k_new, _, _ in group)
+        multiplier = float(np.rint(standard / ((low + high) / 2.0)))
+        fits = sorted({float(np.rint(standard / high)), float(np.rint(standard / low))})
+        how = (f"the strike ratio of the month's {len(pairs_used)} adjusted contract(s), g in [{low:.5f}, {high:.5f}]"
+               + (f"; {fits[0]:,.0f} … {fits[-1]:,.0f} fit them, the middle taken" if len(fits) > 1 else ""))
+        for bars, k, k_new, (_, drop, expected), named in group:
+            for frame in bars.values():
+                after = (_iso(frame["trading_date"]) >= ex).to_numpy()
+                frame["strike_price"] = np.where(after, k_new, k)
+                frame["contract_multiplier"] = np.where(after, multiplier, standard)
+                frames.append(frame)
+            notes.append(f"dividend-adjusted {named}: ex-date {ex} (S − (C − P) fell by {drop:.4f} that session, "
+                         f"{expected:.4f} expected from the strikes): strike {k:g} × {standard:,.0f} before, "
+                         f"{k_new:g} × {multiplier:,.0f} from it (the multiplier from {how}); carried as its own "
+                         "contracts under their IDs")
+    return frames, notes
+
+
+def _iso(dates: pd.Series) -> pd.Series:
+    """Dates as ``YYYY-MM-DD`` text (a cell that is not a date stays, to be reported by the validation)."""
+    parsed = pd.to_datetime(dates, errors="coerce")
+    return parsed.dt.strftime("%Y-%m-%d").where(parsed.notna(), dates.astype(str))
+
+
+def _ex_date(bars: dict[str, pd.DataFrame], spot: pd.Series, strike: float, adjusted: float
+             ) -> tuple[str, float, float] | str:
+    """The ex-date of an adjusted call/put pair by parity, its drop and the drop expected; or why none."""
+    call, put = (pd.Series(pd.to_numeric(bars[side]["close"], errors="coerce").to_numpy(),
+                           index=_iso(bars[side]["trading_date"]).to_numpy()) for side in ("C", "P"))
+    joined = pd.concat({"s": spot, "c": call, "p": put}, axis=1, join="inner").dropna().sort_index()
+    if len(joined) < 2:
+        return "fewer than two sessions with the ETF's close and both prices: parity cannot date the adjustment"
+    level = joined["s"] - (joined["c"] - joined["p"])
+    drops = -level.diff().iloc[1:]
+    at = int(np.argmax(drops.to_numpy()))
+    day, drop = drops.index[at], float(drops.iloc[at])
+    expected = (strike - adjusted) + float(joined["s"].iloc[at]) * (1.0 - adjusted / strike)
+    others = np.delete(np.abs(drops.to_numpy()), at)
+    if not 0.5 * expected <= drop <= 1.5 * expected or (others.size and others.max() >= 0.5 * expected):
+        return (f"parity shows no single ex-date (largest one-session fall of S − (C − P) {drop:.4f} on {day}, "
+                f"{expected:.4f} expected from strike {strike:g} → {adjusted:g})")
+    return day, drop, expected
 
 
 def fetch_etf(underlying: str, months, out: str | os.PathLike, *, start=None, end=None,
@@ -421,7 +521,7 @@ def fetch_etf(underlying: str, months, out: str | os.PathLike, *, start=None, en
     bars = etf_daily(underlying, start=start, end=end)
     chains, notes = [], list(bars.notes)
     for n, month in enumerate(months, 1):
-        chain = etf_option_history(underlying, month, start=start, end=end)
+        chain = etf_option_history(underlying, month, start=start, end=end, etf=bars.frame)
         chains.append(chain.frame)
         notes += [f"{month}: {note}" for note in chain.notes]
         if progress is not None:

@@ -172,11 +172,38 @@ def test_an_sse_option_month_maps_onto_the_options_contract(ak):
     assert row["option_type"] == "C" and row["expiry"] == pd.Timestamp("2024-12-25")  # the pack's 4th Wednesday
     assert row["settlement"] == row["close"] == first["收盘"] and row["contract_multiplier"] == 10_000
     assert row["strike_price"] == pytest.approx(float(row["strike_price"])) and row["underlying_symbol"] == "510050"
-    assert set(o.loc[o["symbol"] > "10008009", "option_type"]) == {"P"}
-    # The adjusted contract (A code) is left out and named, never given its current strike for its old bars.
-    (note,) = [n for n in result.notes if "dividend-adjusted" in n]
-    assert "10008019 (510050C2412A03000)" in note
-    assert ("option_sse_daily_sina", "10008019") not in ak.calls
+    assert set(o.loc[o["symbol"].between("10008010", "10008018"), "option_type"]) == {"P"}
+    # The adjusted call without its put is left out and named, never given its current strike for its old bars.
+    (note,) = [n for n in result.notes if "left out" in n]
+    assert note.startswith("dividend-adjusted 10008021 (510050C2412A03000) left out: its put is not listed")
+    assert ("option_sse_daily_sina", "10008021") not in ak.calls
+
+
+def test_an_adjusted_sse_pair_is_carried_as_its_own_contracts(ak):
+    """510050C/P2412A02850: 2.85 × 10,000 until the ex-date the parity of its own prices shows, 2.79 × 10,217 from
+    it (the recorded data's dividend: 0.06 on 2024-12-02, previous close 2.829, so g = 0.97879)."""
+    result = etf_option_history("510050", "202412")
+    o = result.frame
+    for cid, kind in (("10008019", "C"), ("10008020", "P")):
+        rows = o[o["symbol"] == cid].sort_values("trading_date")
+        before = rows["trading_date"] < pd.Timestamp("2024-12-02")
+        assert before.sum() == 2 and (~before).sum() == 17 and set(rows["option_type"]) == {kind}
+        assert set(rows.loc[before, "strike_price"]) == {2.85} and set(rows.loc[~before, "strike_price"]) == {2.79}
+        assert set(rows.loc[before, "contract_multiplier"]) == {10_000}
+        assert set(rows.loc[~before, "contract_multiplier"]) == {10_217}  # round(10,000 / g), g = 2.76 / 2.829
+    (note,) = [n for n in result.notes if n.startswith("dividend-adjusted 10008019")]
+    assert "ex-date 2024-12-02" in note and "strike 2.85 × 10,000 before, 2.79 × 10,217 from it" in note
+    # The ETF's bars were fetched once to date it (fetch_etf passes its own and fetches none).
+    assert ak.calls.count(("fund_etf_hist_sina", "sh510050")) == 1
+
+
+def test_an_adjusted_pair_parity_cannot_date_is_left_out_with_the_reason(ak, monkeypatch):
+    flat = pd.read_csv(FIXTURES / "fund_etf_hist_sina_sh510050.csv")
+    flat["close"] = 2.8  # an ETF that never moves: S − (C − P) jumps every session the option prices do
+    result = etf_option_history("510050", "202412", etf=flat.rename(columns={"date": "trading_date"}))
+    assert not (result.frame["symbol"] == "10008019").any()
+    (note,) = [n for n in result.notes if n.startswith("dividend-adjusted 10008019")]
+    assert "left out: parity shows no single ex-date" in note
 
 
 def test_fetched_etf_options_calibrate_to_their_smile(ak, tmp_path):
