@@ -158,7 +158,8 @@ def _markdown(result) -> str:
                                                    if spec["grid"] else "") + "; first fit "
                   f"{band['first_fit']} (cycles before it run without a band).", "",
                   f"After a band close: `reopen={spec['reopen']}`"
-                  + (" (a fresh position the next session)." if spec["reopen"] == "next_day"
+                  + (" (a fresh position the next session; k is scored in sample with the re-opens it causes, the "
+                     "column *in-sample re-opens* below)." if spec["reopen"] == "next_day"
                      else " (flat until the next cycle)."), ""]
         after = band["after_first_fit"]
         if after is not None:
@@ -174,15 +175,16 @@ def _markdown(result) -> str:
         lines += ["Each window: the fit (in-sample centre, σ and k; the k tied with the best in-sample score, the "
                   "chosen k's margin over the best other k — drawdown points or Sharpe, walkforward.py **Ties**), "
                   "then its out-of-sample stretch to the next fit, with and without the band.", "",
-                  "| fit | in-sample from | sessions | centre | σ | k | tied | margin | to | return % | max dd % | "
-                  "without band: return % | max dd % | band closes | re-opened |",
-                  "|:---|:---|---:|---:|---:|---:|:---|---:|:---|---:|---:|---:|---:|---:|---:|"]
+                  "| fit | in-sample from | sessions | centre | σ | k | tied | margin | in-sample re-opens | to | "
+                  "return % | max dd % | without band: return % | max dd % | band closes | re-opened |",
+                  "|:---|:---|---:|---:|---:|---:|:---|---:|---:|:---|---:|---:|---:|---:|---:|---:|"]
         for f, w in zip(band["fits"], band["windows"]):
             k = "—" if f["k"] is None else f"{f['k']:g}"
             tied = ", ".join(f"{t:g}" for t in f["tied"]) if f.get("tied") else "—"
             margin = "—" if f.get("margin") is None or not np.isfinite(f["margin"]) else f"{f['margin']:+.4f}"
+            reopens = (f.get("in_sample_reopens") or {}).get(k, "—")
             lines.append(f"| {f['fit_date']} | {f['in_sample_start']} | {f['observations']} | {f['centre']:.3g} | "
-                         f"{f['sigma']:.3g} | {k} | {tied} | {margin} | {w['until'] or 'end'} | "
+                         f"{f['sigma']:.3g} | {k} | {tied} | {margin} | {reopens} | {w['until'] or 'end'} | "
                          f"{w['return']:+.2f} | {w['max_drawdown']:.2f} | {w['baseline_return']:+.2f} | "
                          f"{w['baseline_max_drawdown']:.2f} | {w['band_closes']} | {w['reopened']} |"
                          + (f" {f['reason']}" if f["reason"] else ""))

@@ -91,8 +91,8 @@ def _equity_dates(futures, cycles):
 def _reopen_note(reopened) -> str:
     """What re-opening after band closes did (`opl.backtesting.reopen`)."""
     text = (f"reopen=next_day: {reopened.reopens} position(s) re-opened the session after a band close (strikes "
-            "re-resolved there, the listed expiry nearest the tenor); k is chosen in-sample on the window's cycles "
-            "without re-opens (opl/backtesting/walkforward.py), the re-opens apply out of sample")
+            "re-resolved there, the listed expiry nearest the tenor); k is chosen in-sample under the same rule, "
+            "each k scored with the re-opens it causes (opl/backtesting/walkforward.py)")
     if reopened.dropped:
         text += f"; {reopened.dropped} planned cycle(s) dropped, re-opened positions still running then"
     if reopened.skipped:
@@ -350,7 +350,7 @@ def run_prepared(p: Prepared, progress=None):
     import numpy as np
     import pandas as pd
 
-    from opl.backtesting.reopen import reopen_after_band
+    from opl.backtesting.reopen import Reopener, reopen_after_band
     from opl.backtesting.result import BacktestResult
     from opl.backtesting.walkforward import walk_forward
     from opl.runtime.engine.historical import GivenMonths
@@ -367,16 +367,18 @@ def run_prepared(p: Prepared, progress=None):
     traded = months
     cycles = p.cycles
     if spec is not None:
+        reopener = Reopener(p, size=settings.size, fee_factor=settings.fee_factor)
         band = walk_forward(months, opens=opens, closes=closes, strategy=strategy, run=run, spec=spec,
                             size=settings.size, fee_factor=settings.fee_factor,
-                            progress=_staged(progress, "fitting the delta band (walk-forward)"))
+                            progress=_staged(progress, "fitting the delta band (walk-forward)"), reopener=reopener)
         traded = band.months
         baseline = replay(strategy=strategy, run=replace(run, source=GivenMonths.factory(
             [m.with_band((np.zeros(m.n + 1), np.full(m.n + 1, np.nan))) for m in months])), variants=(variant,),
             trace=True)
         if spec.reopen == "next_day":
             reopened = reopen_after_band(p, band, size=settings.size, fee_factor=settings.fee_factor,
-                                         progress=_staged(progress, "re-opening after band closes"))
+                                         progress=_staged(progress, "re-opening after band closes"),
+                                         reopener=reopener)
             traded, records, cycles = reopened.months, reopened.records, reopened.cycles
             notes.append(_reopen_note(reopened))
     run = replace(run, months=len(traded))

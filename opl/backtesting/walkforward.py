@@ -28,11 +28,14 @@ best other k) and the chosen k's **margin** over it, in the objective's units (d
 points of the peak, or Sharpe), ≤ 0 when a tied k scored a hair better.
 
 **Re-opening.** With ``reopen=next_day`` (the default, as the seed) a band close is
-followed by a fresh position at the next session (`opl.backtesting.reopen`). The in-sample
-choice of k replays the window's cycles with the band but without re-opening them: a
-re-opening replay for every k of the grid and every window costs about fifty times the
-fit (each re-open is a new cycle to mark and replay), so k is chosen for the band's
-closes and the re-opens are applied out of sample.
+followed by a fresh position at the next session (`opl.backtesting.reopen`), in sample as
+out of sample: each k of the grid is scored on the window's cycles replayed with the band
+*and* the re-opens it causes (:class:`opl.backtesting.reopen.Reopener`, the rule the
+backtest trades), a re-opened position still running at the fit date cut there, marked to
+market (the fit sees nothing after its date). One replay of a cycle alone gives its band
+close for every k at once, and a fresh cycle is marked once for every k and window that
+opens it. With ``reopen=never`` the window's cycles are replayed once, every k a variant.
+Each fit records the re-opens of each k in sample.
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ class Fit:
     scores: dict[float, float] = field(default_factory=dict)
     reason: str | None = None
     choice: "KChoice | None" = None
+    reopens: dict[float, int] = field(default_factory=dict)  # in-sample re-opens of each k (reopen=next_day)
 
     @property
     def width(self) -> float:
@@ -91,7 +95,8 @@ class Fit:
                 "width": self.width, "scores": {f"{k:g}": v for k, v in self.scores.items()},
                 "tied": None if self.choice is None else list(self.choice.tied),
                 "runner_up": None if self.choice is None else self.choice.runner_up,
-                "margin": None if self.choice is None else self.choice.margin, "reason": self.reason}
+                "margin": None if self.choice is None else self.choice.margin,
+                "in_sample_reopens": {f"{k:g}": n for k, n in self.reopens.items()} or None, "reason": self.reason}
 
 
 def plan_windows(opens: pd.DatetimeIndex, closes: pd.DatetimeIndex, spec: DeltaBandSpec) -> list[Window]:
@@ -183,8 +188,9 @@ class WalkForward:
 
 
 def fit_window(window: Window, months: list, *, strategy, run, spec: DeltaBandSpec, size: float,
-               fee_factor: float, previous: float | None = None) -> Fit:
-    """One window's fit (module docstring)."""
+               fee_factor: float, previous: float | None = None, reopener=None) -> Fit:
+    """One window's fit (module docstring); ``reopener`` (`opl.backtesting.reopen.Reopener`) is required to
+    choose k under ``reopen=next_day``."""
     sample = [_no_band(months[c]) for c in window.in_sample]
     if not sample:
         return Fit(window=window, observations=0, reason="no cycle lies wholly inside the in-sample window")
@@ -200,25 +206,75 @@ def fit_window(window: Window, months: list, *, strategy, run, spec: DeltaBandSp
                    reason="the in-sample delta does not vary")
     if spec.k is not None:
         return Fit(window=window, observations=int(held.size), centre=centre, sigma=sigma, k=spec.k)
-    banded = [m.with_band((np.full(m.n + 1, centre), np.full(m.n + 1, sigma))) for m in sample]
-    grid = _run(strategy, run, banded, tuple(Variant(size=size, fee_factor=fee_factor, band_k=k) for k in K_GRID))
-    scores = objective_values(grid.trace["equity"][:, 0, :], run.capital, spec.objective)
+    reopens: dict[float, int] = {}
+    if spec.reopen == "next_day":
+        if reopener is None:
+            raise ValueError("delta_band(reopen=next_day): k is chosen with the re-opens, which need the backtest's "
+                             "data (pass an opl.backtesting.reopen.Reopener)")
+        equity, counts = _reopening_equity(window, months, centre, sigma, reopener, strategy=strategy, run=run,
+                                           size=size, fee_factor=fee_factor)
+        reopens = dict(zip(K_GRID, counts))
+    else:
+        banded = [m.with_band((np.full(m.n + 1, centre), np.full(m.n + 1, sigma))) for m in sample]
+        grid = _run(strategy, run, banded, tuple(Variant(size=size, fee_factor=fee_factor, band_k=k)
+                                                 for k in K_GRID))
+        equity = grid.trace["equity"][:, 0, :]
+    scores = np.array([objective_values(e[None, :], run.capital, spec.objective)[0] for e in equity])
     choice = choose_k(K_GRID, scores, spec.objective, previous)
     return Fit(window=window, observations=int(held.size), centre=centre, sigma=sigma, k=choice.k,
-               scores={g: float(s) for g, s in zip(K_GRID, scores)}, choice=choice)
+               scores={g: float(s) for g, s in zip(K_GRID, scores)}, choice=choice, reopens=reopens)
+
+
+def _reopening_equity(window: Window, months: list, centre: float, sigma: float, reopener, *, strategy, run,
+                      size: float, fee_factor: float) -> tuple[list[np.ndarray], list[int]]:
+    """Each k's in-sample equity per session with the band and its re-opens, and its number of re-opens."""
+    p = reopener.p
+    dates = pd.DatetimeIndex(p.market.futures["trading_date"])
+    until = int(dates.searchsorted(window.fit_date, side="right")) - 1  # the last session on or before the fit
+
+    def unit(month, _day=None):  # the band centre ± σ; each k's variant scales the width
+        return month.with_band((np.full(month.n + 1, centre), np.full(month.n + 1, sigma)))
+
+    steps: dict = {}
+
+    def close_step(i: int):
+        def step(cycle, month):
+            key = replace(cycle, index=0)
+            if key not in steps:  # one replay alone gives the close under every k
+                steps[key] = reopener.close_steps(month, K_GRID)
+            return steps[key][i]
+        return step
+
+    planned = [(p.cycles[c], unit(months[c]), {k: v for k, v in p.records[c].items() if k != "planned"})
+               for c in window.in_sample]
+    chains: dict[tuple, tuple[list, list[int]]] = {}  # k whose chains are the same cycles: one replay, k as variants
+    counts = []
+    for i in range(len(K_GRID)):
+        chained = reopener.chain(planned, unit, close_step=close_step(i), until=until, records=False)
+        key = tuple((c.start, c.end, c.expires) for c in chained.cycles)
+        chains.setdefault(key, (chained.months, []))[1].append(i)
+        counts.append(chained.reopens)
+    equity: list = [None] * len(K_GRID)
+    for chained_months, ks in chains.values():
+        result = _run(strategy, run, chained_months, tuple(Variant(size=size, fee_factor=fee_factor,
+                                                                   band_k=K_GRID[i]) for i in ks))
+        for v, i in enumerate(ks):
+            equity[i] = result.trace["equity"][v, 0, :]
+    return equity, counts
 
 
 def walk_forward(months: list, *, opens: pd.DatetimeIndex, closes: pd.DatetimeIndex, strategy, run,
-                 spec: DeltaBandSpec, size: float = 1.0, fee_factor: float = 1.0, progress=None) -> WalkForward:
+                 spec: DeltaBandSpec, size: float = 1.0, fee_factor: float = 1.0, progress=None,
+                 reopener=None) -> WalkForward:
     """Fit every window and give each out-of-sample cycle its window's band (module docstring);
-    ``progress(done, total)`` before each fit."""
+    ``progress(done, total)`` before each fit; ``reopener`` as :func:`fit_window`."""
     windows = plan_windows(opens, closes, spec)
     fits, previous = [], None
     for i, w in enumerate(windows):
         if progress is not None:
             progress(i, len(windows))
         fits.append(fit_window(w, months, strategy=strategy, run=run, spec=spec, size=size, fee_factor=fee_factor,
-                               previous=previous))
+                               previous=previous, reopener=reopener))
         previous = fits[-1].k if fits[-1].k is not None else previous
     out = [_no_band(m) for m in months]
     for fit in fits:

@@ -44,9 +44,9 @@ def test_default_is_the_seeds_next_day(runs):
     _, explicit = runs["next_day"]
     assert default.delta_band["spec"]["reopen"] == "next_day"
     assert default.cycles == explicit.cycles
-    # The output says where the fit and the traded rule differ: k is fitted without re-opens.
+    # The output says the fit follows the traded rule: k is scored with the re-opens it causes.
     (note,) = [n for n in default.notes if n.startswith("reopen=next_day")]
-    assert "k is chosen in-sample on the window's cycles without re-opens" in note
+    assert "k is chosen in-sample under the same rule, each k scored with the re-opens it causes" in note
 
 
 def test_next_day_reopens_at_the_money_on_the_tenors_expiry(runs):
@@ -121,3 +121,32 @@ def test_after_the_first_fit_and_the_windows(runs):
         c["exit"] == "delta_band" for c in result.cycles if pd.Timestamp(c["open"]) >= first)
     summary = result.summary()
     assert f"after the first fit ({band['first_fit']})" in summary
+
+
+def test_a_cycle_cut_by_head_is_the_cut_cycle_marked_anew(runs):
+    """The in-sample fit cuts marked cycles (`head`) instead of marking each cut again: the same marks."""
+    from dataclasses import replace
+
+    from opl.backtesting.reopen import Reopener, head
+
+    p, _ = runs["next_day"]
+    reopener = Reopener(p, size=1.0, fee_factor=1.0)
+    checked = 0
+    for cycle, month in zip(p.cycles, p.months):
+        if cycle.end - cycle.start < 6:
+            continue
+        for steps in (1, 4):
+            (_, marked, record), _ = reopener.mark(replace(cycle, end=cycle.start + steps, expires=False,
+                                                           ends="reopen"), False)
+            cut = head(month, steps)
+            assert cut.n == marked.n == steps and not cut.expires and not marked.expires
+            for name in ("price", "t", "days_left", "span", "atm", "support", "resistance", "signal"):
+                np.testing.assert_array_equal(getattr(cut, name), getattr(marked, name), err_msg=name)
+            assert cut.step_days == marked.step_days
+            for name in ("value", "delta", "exercise", "strikes"):
+                for a, b in zip(getattr(cut, name), getattr(marked, name)):
+                    np.testing.assert_array_equal(a, b, err_msg=name)
+            checked += 1
+        if checked >= 6:
+            break
+    assert checked >= 6

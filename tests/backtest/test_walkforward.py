@@ -5,7 +5,9 @@
 * the chosen k is the grid's best in-sample drawdown (or Sharpe) — checked by replaying
   every k on its own, by brute force;
 * a fit never sees its out-of-sample data: scrambling those cycles leaves it unchanged;
-* a fixed k needs no grid; the band the replay applies is centre ± k·σ of the fit.
+* a fixed k needs no grid; the band the replay applies is centre ± k·σ of the fit;
+* under ``reopen=next_day`` (the seed's rule, the default) each k is scored in sample with the
+  re-opens it causes, as the backtest trades it, and nothing after the fit date.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def test_near_ties_are_ties_with_a_stable_documented_break():
 def test_chosen_k_is_the_brute_force_best(prepared, objective):
     p = prepared
     opens, closes = _dates(p)
-    spec = DeltaBandSpec(k=None, window_days=120, objective=objective, step_days=45)
+    spec = DeltaBandSpec(k=None, window_days=120, objective=objective, step_days=45, reopen="never")
     window = plan_windows(opens, closes, spec)[1]
     fit = fit_window(window, p.months, strategy=p.strategy, run=p.run, spec=spec, size=1.0, fee_factor=1.0)
     assert fit.k in K_GRID and fit.sigma > 0 and fit.observations >= 10
@@ -120,7 +122,7 @@ def test_chosen_k_is_the_brute_force_best(prepared, objective):
 def test_a_fit_never_sees_its_out_of_sample_cycles(prepared):
     p = prepared
     opens, closes = _dates(p)
-    spec = DeltaBandSpec(k=None, window_days=120, step_days=45)
+    spec = DeltaBandSpec(k=None, window_days=120, step_days=45, reopen="never")
     reference = walk_forward(p.months, opens=opens, closes=closes, strategy=p.strategy, run=p.run, spec=spec)
     target = reference.fits[1]
     scrambled = list(p.months)
@@ -150,3 +152,40 @@ def test_fixed_k_and_the_applied_band(prepared):
     assert before and all(np.all(np.isnan(wf.months[c].band[1])) for c in before)
     held = [d for f in wf.fits for d in [f.observations]]
     assert min(held) >= 10
+
+
+def test_k_is_scored_in_sample_with_the_reopens_it_causes(prepared):
+    from opl.backtesting.reopen import Reopener
+
+    p = prepared
+    opens, closes = _dates(p)
+    spec = DeltaBandSpec(k=None, window_days=120, step_days=45)  # reopen=next_day, the default
+    window = plan_windows(opens, closes, spec)[1]
+    with pytest.raises(ValueError, match="reopen=next_day"):
+        fit_window(window, p.months, strategy=p.strategy, run=p.run, spec=spec, size=1.0, fee_factor=1.0)
+    reopener = Reopener(p, size=1.0, fee_factor=1.0)
+    fit = fit_window(window, p.months, strategy=p.strategy, run=p.run, spec=spec, size=1.0, fee_factor=1.0,
+                     reopener=reopener)
+    flat = fit_window(window, p.months, strategy=p.strategy, run=p.run, spec=replace(spec, reopen="never"),
+                      size=1.0, fee_factor=1.0)
+    assert (fit.centre, fit.sigma) == (flat.centre, flat.sigma)  # the band's centre and σ: the cycles as planned
+    assert any(n > 0 for n in fit.reopens.values()) and set(fit.reopens) == set(K_GRID)
+    assert fit.to_dict()["in_sample_reopens"] == {f"{k:g}": n for k, n in fit.reopens.items()}
+    # Re-opening changes the scores of the k whose band closes positions early.
+    assert any(abs(fit.scores[k] - flat.scores[k]) > 1e-9 for k in K_GRID if fit.reopens[k])
+    # By brute force: each k's chain built alone under the band centre ± k·σ, each cycle's close found by its own
+    # replay (not the fit's one replay for every k), then replayed with that band as the backtest trades it.
+    dates = pd.DatetimeIndex(p.market.futures["trading_date"])
+    until = int(dates.searchsorted(window.fit_date, side="right")) - 1
+    for k in K_GRID[::3]:  # 0.5, 1.25, 2, 4: the tightest band, where re-opens are most frequent, to the widest
+        def banded(month, _day=None, k=k):
+            return month.with_band((np.full(month.n + 1, fit.centre), np.full(month.n + 1, k * fit.sigma)))
+
+        planned = [(p.cycles[c], banded(p.months[c]), dict(p.records[c])) for c in window.in_sample]
+        chained = Reopener(p, size=1.0, fee_factor=1.0).chain(planned, banded, until=until)
+        assert chained.reopens == fit.reopens[k]
+        assert max(c.end for c in chained.cycles) <= until  # nothing after the fit date
+        run = replace(p.run, months=len(chained.months), source=GivenMonths.factory(chained.months))
+        res = replay(strategy=p.strategy, run=run, variants=(Variant(),), trace=True)
+        assert fit.scores[k] == pytest.approx(
+            objective_values(res.trace["equity"][:, 0, :], p.run.capital, spec.objective)[0], abs=1e-12)
