@@ -760,26 +760,40 @@ def _check_order(frame: pd.DataFrame, text: pd.DataFrame, lines: np.ndarray, sta
     if dup.any():
         exact_rows = text.duplicated(keep="first").to_numpy()
     drop = np.zeros(len(frame), dtype=bool)
-    first_line: dict[tuple, int] = {}
-    exact, conflicting = [], []
-    for pos in keyed[dup]:
-        key = tuple(frame[k].iat[pos] for k in keys)
-        if key not in first_line:
-            first_line[key] = int(lines[pos])
-        elif exact_rows[pos] and state.repair:
-            state.fixed(pos, None, f"dropped exact duplicate of line {first_line[key]}")
-            drop[pos] = True
+    # Each repeated key's first line, by array (a file of every contract on every date repeats 10⁶ keys).
+    first_line = np.zeros(len(frame), dtype=np.int64)
+    exact, conflicting, several = [], [], False
+    if dup.any():
+        group = sub.groupby(keys, sort=False).ngroup().to_numpy()
+        first = ~sub.duplicated(subset=keys, keep="first").to_numpy()
+        first_of_group = np.empty(group.max() + 1, dtype=np.int64)
+        first_of_group[group[first]] = keyed[first]
+        repeated = dup & ~first
+        first_line[keyed[repeated]] = np.asarray(lines)[first_of_group[group[repeated]]]
+        later = keyed[repeated]  # in file order
+        copies = exact_rows[later]
+        if state.repair:
+            for pos in later[copies]:
+                state.fixed(int(pos), None, f"dropped exact duplicate of line {first_line[pos]}")
+            drop[later[copies]] = True
+            exact = []
         else:
-            (exact if exact_rows[pos] else conflicting).append(pos)
+            exact = later[copies].tolist()
+        conflicting = later[~copies].tolist()
+        several = "symbol" in frame.columns and len(keys) == 1 and bool(np.any(
+            frame["symbol"].to_numpy()[later] != frame["symbol"].to_numpy()[first_of_group[group[repeated]]]))
     what = "date" if len(keys) == 1 else "row for " + ", ".join(keys)
+    # A file of every contract on every date (an exchange's full daily report) is not one series.
+    hint = ("rows of several contracts on one date: a futures file is one series, a row a date — keep one "
+            "contract's rows, or each date's main contract (the most open interest)") if several else ""
 
     def duplicate(pos: int) -> str:
         key = tuple(frame[k].iat[pos] for k in keys)
         rest = " " + " ".join(map(str, key[1:])) if len(key) > 1 else ""
-        return f"duplicate {what} {_day(key[0])}{rest} (first on line {first_line[key]})"
+        return f"duplicate {what} {_day(key[0])}{rest} (first on line {first_line[pos]})"
 
     state.report(exact, date_col, duplicate, "an exact copy of the first: --repair drops exact duplicates")
-    state.report(conflicting, date_col, duplicate)
+    state.report(conflicting, date_col, duplicate, hint)
     if drop.any():
         keep = ~drop
         frame, lines = frame.loc[keep].reset_index(drop=True), lines[keep]

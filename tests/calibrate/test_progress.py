@@ -76,3 +76,33 @@ def test_a_million_row_chain_calibrates_in_about_a_minute(tmp_path):
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     print(f"10^6-row calibrate: {cpu:.1f} s CPU, {time.perf_counter() - wall:.1f} s wall")
     assert cpu < 90 and np.isfinite(result.surface.history).all()
+
+
+@pytest.mark.slow
+def test_a_million_row_file_of_every_contract_is_refused_in_seconds(tmp_path):
+    """A futures file is one series (a row a date), so a 10⁶-row futures-only file is an exchange's report of
+    every contract on every date (23 years × 167 contracts): one located error, in seconds of CPU — the
+    duplicate check once looked up each repeated row's key in Python (36 s CPU)."""
+    import resource
+
+    from opl.calibration import calibrate_dir
+    from opl.data.loaders import DataError
+
+    rng = np.random.default_rng(3)
+    days = pd.bdate_range("2001-01-02", periods=6000)
+    price = np.round(np.repeat(10000 * np.exp(np.cumsum(rng.normal(0, 0.01, len(days)))), 167)
+                     * np.exp(rng.normal(0, 0.002, len(days) * 167)))
+    pd.DataFrame({"trading_date": np.repeat(days.strftime("%Y-%m-%d"), 167),
+                  "symbol": np.tile([f"CJ{i:03d}" for i in range(167)], len(days)), "open": price,
+                  "high": price + 10, "low": price - 10, "close": price, "settlement": price, "volume": 100,
+                  "open_interest": 1000}).to_csv(tmp_path / "futures.csv", index=False)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    with pytest.raises(DataError) as info:
+        calibrate_dir(tmp_path)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    print(f"10^6-row file of every contract: refused in {cpu:.1f} s CPU")
+    (problem,) = info.value.problems
+    assert (problem.row, problem.count, problem.last) == (3, 996_000, 1_002_001)
+    assert problem.fix.startswith("rows of several contracts on one date")
+    assert cpu < 20

@@ -406,3 +406,26 @@ def test_a_close_ten_times_the_day_before_is_a_unit_error_not_a_move(tmp_path):
     assert [(p.row, p.column) for p in error.problems] == [(4, "close"), (5, "close")]
     assert "close 1,015,000 is 100 times the close 10,100 of the row before (line 3)" in error.message
     assert "decimal point" in error.problems[0].fix
+
+
+def test_a_file_of_every_contract_each_date_is_refused_with_what_to_do(tmp_path):
+    """An exchange's full daily report (every contract on every date) is not one series: one located error for
+    all its repeated dates, each pointing at its own date's first line, and the hint to keep one series."""
+    days = pd.bdate_range("2024-06-03", periods=40).strftime("%Y-%m-%d")
+    frame = pd.DataFrame({"trading_date": np.repeat(days, 3), "symbol": np.tile(["CJ409", "CJ501", "CJ505"], 40),
+                          "open": 10000, "high": 10100, "low": 9900, "close": 10050, "settlement": 10040})
+    frame.loc[frame["symbol"] == "CJ501", "close"] = 10060  # not exact copies of the first row of the date
+    path = tmp_path / "all_contracts.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError) as info:
+        load_futures(path)
+    (problem,) = info.value.problems
+    assert (problem.row, problem.column, problem.count, problem.last) == (3, "trading_date", 80, 121)
+    assert problem.message == "duplicate date 2024-06-03 (first on line 2)"
+    assert problem.fix.startswith("rows of several contracts on one date: a futures file is one series")
+    # One contract repeated on a date is no such file: no hint.
+    frame["symbol"] = "CJ501"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError) as info:
+        load_futures(path)
+    assert info.value.problems[0].fix == ""
