@@ -39,19 +39,21 @@ if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
     # present, kills a child forked after its threads ran. The built-in work queue does not.
     numba.config.THREADING_LAYER = "workqueue"
 
-__all__ = ["available", "mark_series", "SeriesMarks", "serial_only", "PARALLEL_MIN", "MarginRule", "book_margin",
-           "hedge_rule", "option_sums", "book_move", "book_interest", "book_carry", "any_short_exercised",
-           "futures_lots", "exercise",
-           "account", "close_lots"]
+__all__ = ["available", "mark_series", "SeriesMarks", "serial_only", "PARALLEL_MIN", "MARKS_PARALLEL_MIN",
+           "MarginRule", "book_margin", "hedge_rule", "option_sums", "book_move", "book_interest", "book_carry",
+           "any_short_exercised", "futures_lots", "exercise", "account", "close_lots"]
 
 PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
+# Marks from which the mark kernel does (~1 ms of work, against tens of microseconds to wake the pool): a
+# step's column of held paths in a one-process run (a 10,000-path chunk) uses both cores.
+MARKS_PARALLEL_MIN = 8_192
 _BLOCK = 512  # paths a thread marks per call (amortises the call; many blocks keep both threads busy)
 
 
 def serial_only() -> None:
     """Run every kernel on its serial twin from now on (a worker process: the processes share the cores)."""
-    global PARALLEL_MIN
-    PARALLEL_MIN = 2**62
+    global PARALLEL_MIN, MARKS_PARALLEL_MIN
+    PARALLEL_MIN = MARKS_PARALLEL_MIN = 2**62
 
 
 def available() -> bool:
@@ -660,7 +662,7 @@ class SeriesMarks:
         j0, j1 = columns if columns is not None else (0, steps)
         need = np.ones(paths, dtype=np.bool_) if where is None else _plain_bool(where, (paths,))
         rows = paths if where is None else int(np.count_nonzero(need))
-        kernel = _mark_parallel if rows * (j1 - j0) >= PARALLEL_MIN else _mark_serial
+        kernel = _mark_parallel if rows * (j1 - j0) >= MARKS_PARALLEL_MIN else _mark_serial
         kernel(need, int(j0), int(j1), *self._args)
         self.complete = where is None and (j0, j1) == (0, steps)
 

@@ -198,9 +198,9 @@ def test_marks_are_the_same_bits_on_one_thread_two_threads_and_the_serial_twin(m
     # computed them, and the serial twin (forked workers, small calls) computes the same bits again.
     month = _month_of_marks()
     runs = []
-    monkeypatch.setattr(kernels, "PARALLEL_MIN", 2**62)
+    monkeypatch.setattr(kernels, "MARKS_PARALLEL_MIN", 2**62)
     runs.append(kernels.mark_series(is_call=is_call, american=True, **month))
-    monkeypatch.setattr(kernels, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(kernels, "MARKS_PARALLEL_MIN", 0)
     threads = kernels.numba.get_num_threads()
     try:
         for n in sorted({1, min(2, kernels.numba.config.NUMBA_NUM_THREADS)}):
@@ -211,6 +211,23 @@ def test_marks_are_the_same_bits_on_one_thread_two_threads_and_the_serial_twin(m
     for run in runs[1:]:
         for a, b in zip(runs[0], run):
             assert np.array_equal(a, b)
+
+
+def test_a_steps_column_of_a_one_process_chunk_is_marked_on_the_thread_pool(monkeypatch):
+    # A 10,000-path chunk replayed in one process marks a step's column of held paths on both cores; a
+    # worker process (serial_only: the processes share the cores) on one.
+    month = _month_of_marks(paths=10_000)
+    used = []
+    for name in ("_mark_parallel", "_mark_serial"):
+        real = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name, lambda *a, _n=name, _f=real: used.append(_n) or _f(*a))
+    series = kernels.SeriesMarks(is_call=False, american=True, **month)
+    series.mark(np.arange(10_000) % 10 != 0, (3, 4))
+    monkeypatch.setattr(kernels, "PARALLEL_MIN", kernels.PARALLEL_MIN)
+    monkeypatch.setattr(kernels, "MARKS_PARALLEL_MIN", kernels.MARKS_PARALLEL_MIN)
+    kernels.serial_only()
+    series.mark(np.arange(10_000) % 10 != 0, (4, 5))
+    assert used == ["_mark_parallel", "_mark_serial"]
 
 
 def test_the_mark_twins_have_their_own_cache_entries():
@@ -255,15 +272,15 @@ def test_series_marks_column_by_column_on_some_paths_are_the_whole_months_marks_
     for threshold in (2**62, 0):
         series = kernels.SeriesMarks(is_call=True, american=True, **month)
         asked = np.zeros(whole[0].shape, dtype=bool)
-        old = kernels.PARALLEL_MIN
-        kernels.PARALLEL_MIN = threshold
+        old = kernels.MARKS_PARALLEL_MIN
+        kernels.MARKS_PARALLEL_MIN = threshold
         try:
             for j in range(asked.shape[1]):
                 where = rng.random(asked.shape[0]) < 0.6
                 series.mark(where, (j, j + 1))
                 asked[:, j] = where
         finally:
-            kernels.PARALLEL_MIN = old
+            kernels.MARKS_PARALLEL_MIN = old
         for got, ref in zip((series.value, series.delta, series.gamma, series.exercise), whole):
             assert np.array_equal(got[asked], ref[asked])
             assert not np.any(got[~asked])
