@@ -514,6 +514,15 @@ def _replay_jobs(jobs: list[tuple], progress) -> list[ReplayResult]:
     if not jobs:
         return []
     cores = jobs[0][1].workers or _cores()
+    if len(jobs) == 1 and (parts := _variant_parts(*jobs[0], cores)) > 1:
+        calls = [0]
+
+        def once(n: int) -> None:  # every part replays the same pass's path-months: count them once
+            calls[0] += 1
+            if progress is not None and calls[0] % parts == 0:
+                progress(n)
+
+        return [_joined(jobs[0], _replay_jobs(_by_variants(jobs[0], parts), once))]
     split = cores if len(jobs) == 1 else 1
     plans = [_passes(run, _chunks(run), split, False) for _, run, _ in jobs]
     tasks = [(i, group) for i, plan in enumerate(plans) for group in plan]
@@ -541,6 +550,56 @@ def _chunks(run: RunSpec) -> list[tuple[int, int]]:
 def pass_plan(run: RunSpec, workers: int, trace: bool = False) -> list[tuple]:
     """The chunks of ``run`` grouped into passes for ``workers`` processes: ((chunk, paths), ...) each."""
     return _passes(run, _chunks(run), workers, trace)
+
+
+def _variant_parts(strategy: StrategySpec, run: RunSpec, variants: tuple, cores: int) -> int:
+    """Into how many groups of variants a lone job is split (1: not split).
+
+    A job of one pass (a loop candidate's sweep: 10,000 paths, five sizes) would run in one process; its
+    variants do not depend on each other (`opl.simulation.run`), so groups of them are replayed side by
+    side, bit for bit the numbers of the whole. Only under a `opl.runtime.engine.monthstore` store, where
+    the months and their marks are made once, here, and read by every group (`_made_here`).
+    """
+    if monthstore.current() is None or run.source is not None or not _can_fork() or cores < 2 \
+            or len(_passes(run, _chunks(run), cores, False)) > 1:
+        return 1
+    return min(cores, len(variants))
+
+
+def _by_variants(job: tuple, parts: int) -> list[tuple]:
+    """``job`` as ``parts`` jobs of consecutive variants, its months and marks made here first."""
+    strategy, run, variants = job
+    _made_here(strategy, run)
+    size = math.ceil(len(variants) / parts)
+    return [(strategy, run, variants[i:i + size]) for i in range(0, len(variants), size)]
+
+
+def _made_here(strategy: StrategySpec, run: RunSpec) -> None:
+    """Put the months of ``run``'s one pass and their marks in the current store (compiled marks use every
+    core here), so that forked workers read them instead of each making them."""
+    [group] = _passes(run, _chunks(run), 1, False)
+    months = _StoredMonths(run, strategy, group)
+    marker = AmericanMarker(american=True, rate=strategy.rate, exact=run.exact_american)
+    euro = AmericanMarker(american=False, rate=strategy.rate)
+    for m in range(run.months):
+        check_deadline()
+        months.marked(m, months.next_month(), marker, euro)
+
+
+def _joined(job: tuple, parts: list[ReplayResult]) -> ReplayResult:
+    """The results of `_by_variants`' jobs as the one result of ``job`` (variants joined in order; the signal
+    hits, which depend on the paths only, counted once)."""
+    _, _, variants = job
+    first = parts[0]
+
+    def cat(get):
+        return np.concatenate([get(p) for p in parts], axis=0)
+
+    return ReplayResult(variants=tuple(variants), capital=first.capital, monthly=cat(lambda p: p.monthly),
+                        buckets={k: cat(lambda p, k=k: p.buckets[k]) for k in first.buckets},
+                        counters={k: cat(lambda p, k=k: p.counters[k]) for k in first.counters},
+                        max_drawdown=cat(lambda p: p.max_drawdown), peak_margin=cat(lambda p: p.peak_margin),
+                        signal_hits=first.signal_hits, trace=None, actions=first.actions)
 
 
 def replay_pass(strategy: StrategySpec, run: RunSpec, variants: tuple[Variant, ...], group: tuple,

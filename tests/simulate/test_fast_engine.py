@@ -723,3 +723,26 @@ def test_exercise_and_assignment_of_the_fast_engine_are_the_references_bit_for_b
         assert all(np.array_equal(g, w) for g, w in zip(got, want)) if isinstance(want, list) else \
             np.array_equal(got, want)
     assert np.any(ref[0]["assignment"]) and np.any(ref[5]) and (policy != "take_delivery" or np.any(ref[4]))
+
+
+
+
+def test_a_lone_sweep_under_a_store_is_split_by_variants_and_gives_the_whole_bit_for_bit(monkeypatch):
+    # A loop candidate's sweep (one pass of paths, several sizes): under a month store its months and marks
+    # are made here once and two forked workers replay half the sizes each; the same numbers as one process.
+    from opl.lang.frontend import check_path
+    from opl.runtime.engine.monthstore import MonthStore, sharing
+
+    prepared = facade.prepare(check_path(JUJUBE), facade.RunSettings(
+        paths=60, overrides=("experiment.horizon=2", "experiment.sizes=[1,2,5,10,20]", "sim.workers=2")))
+    strategy, run, variants = prepared.sweep_job()
+    whole = replay_module.replay(strategy=strategy, run=replace(run, workers=1), variants=variants)
+    parts = []
+    real = replay_module._by_variants
+    monkeypatch.setattr(replay_module, "_by_variants", lambda job, n: parts.append(n) or real(job, n))
+    store, ticks = MonthStore(), []
+    with sharing(store):
+        split = replay_module.replay(strategy=strategy, run=run, variants=variants, progress=ticks.append)
+    assert parts == [2] and len(store) == 1 + 2  # the months and each month's marks, made here
+    assert sum(ticks) == 60 * 2  # every path-month counted once
+    assert split.variants == variants and _same_result(split, whole)
