@@ -768,12 +768,16 @@ class _StoredMonths:
 
 
 def _arrays_of(month: "_Month") -> list[np.ndarray]:
-    """Every array a `_Month` holds (its attributes and their lists)."""
+    """Every array a `_Month` holds (its attributes and their lists), with the paths' prices and volatilities
+    its compiled series hold (copies when the month's own arrays were read-only): the store counts them."""
     out = []
     for value in vars(month).values():
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, np.ndarray):
                 out.append(item)
+    for series in getattr(month, "series", None) or ():
+        # The kernel's inputs of the month's shape; the shared BAW tables are not the month's.
+        out += [a for a in series._args if isinstance(a, np.ndarray) and a.shape == series.value.shape]
     return out
 
 
