@@ -746,3 +746,50 @@ def test_a_lone_sweep_under_a_store_is_split_by_variants_and_gives_the_whole_bit
     assert parts == [2] and len(store) == 1 + 2  # the months and each month's marks, made here
     assert sum(ticks) == 60 * 2  # every path-month counted once
     assert split.variants == variants and _same_result(split, whole)
+def _given_months_replay(engine: str, pack_name: str):
+    """A replay of given months (the backtest's way in: `RunSpec.source`), the last one cut before expiry: a
+    short American strangle, hedged, assigned into goods, stopped out, with interest and a deposit rate."""
+    from opl.runtime.engine.exercise import AssignmentSpec
+    from opl.runtime.engine.hedging import HedgeSpec
+    from opl.runtime.engine.historical import GivenMonths
+    from opl.runtime.engine.legspec import Levels, OptionLeg, StrikeRule
+    from opl.runtime.engine.processes import JumpParams, PathGenerator, ProcessSpec, RegimeParams
+    from opl.runtime.market.rules import load_pack
+    from opl.runtime.engine.triggers import compile_condition
+    from opl.simulation.conditionforms import lower_condition
+    import opl
+
+    doc = opl.check("opl-lang 1.0\nS = short Option(Put, 100, 30d)\nexit_triggers [ pnl_percent(<-40%) ]\n").document
+    legs = tuple(OptionLeg(is_call=is_call, side=-1, qty=1, american=True,
+                           strike=StrikeRule(kind="relative", anchor=anchor, value=0))
+                 for is_call, anchor in ((False, "support"), (True, "resistance")))
+    pack = load_pack(pack_name)
+    price = 10_000.0 if pack.underlying.kind == "future" else 3.0
+    strat = replay_module.StrategySpec(
+        legs=legs, multiplier=pack.option.multiplier, contract_size=pack.underlying.contract_size, rate=0.02,
+        hedge=HedgeSpec(every=1, band=0.05, keep=0.1, along="direction"),
+        assignment=AssignmentSpec(action="take_delivery", storage_per_day=0.001 * price, funding_rate=0.03),
+        exit_triggers=(compile_condition(lower_condition(doc.exit.triggers[0])),), margin_buffer=0.2,
+        levels=Levels(support_width=0.03, resistance_width=0.03))
+    process = ProcessSpec(vol=0.35, jump=JumpParams(intensity=8.0, std=0.08), regime=RegimeParams(hit_rate=0.9))
+    run = replay_module.RunSpec(process=process, pack=pack, price=price,
+                                capital=200.0 * price * pack.underlying.contract_size, paths=30, months=3, seed=4,
+                                chunk=30, engine="reference", cash_rate=0.02, margin_rate=0.01)
+    gen = PathGenerator(spec=process, paths=run.paths, price=price, month_years=strat.tenor_days / 365,
+                        days_per_month=run.days_per_month, steps_per_day=1, seed=np.random.SeedSequence([4, 0]))
+    marker = replay_module.AmericanMarker(american=True, rate=strat.rate)
+    euro = replay_module.AmericanMarker(american=False, rate=strat.rate)
+    months = [replay_module._Month(run, strat, gen.next_month(), marker, euro) for _ in range(run.months)]
+    months[-1].expires = False
+    given = replace(run, process=None, source=GivenMonths.factory(months), engine=engine)
+    return engine_replay(strategy=strat, run=given, variants=(replay_module.Variant(size=1.0),
+                                                               replay_module.Variant(size=20.0, fee_factor=2.0)))
+
+
+@pytest.mark.parametrize("pack_name", ["czce_cj", "sse_50etf"])
+def test_fast_engine_matches_the_reference_on_given_months(pack_name):
+    fast, ref = _given_months_replay("fast", pack_name), _given_months_replay("reference", pack_name)
+    assert_same_ledgers(fast, ref)
+    for name in ("hedge_trades", "exits", "assigned_months"):
+        assert ref.counters[name].sum() > 0, name
+    assert np.any(ref.buckets["interest"]) and np.any(ref.buckets["assignment"])
