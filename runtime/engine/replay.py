@@ -1456,7 +1456,8 @@ def _play_on_paths(engine: AdjustEngine, fire, strat, book: Book, hedge, mo, j, 
     ledger.put_columns(sub_ledger, cols)
     equity[:, cols] = sub_equity
     month_pnl[:, cols] = sub_pnl
-    hedge = hedge.copy()
+    if not (hedge.flags.writeable and hedge.flags.owndata):
+        hedge = hedge.copy()  # a view or a shared array; the step's own hedge is written in place (as closes do)
     hedge[:, cols] = desk.hedge
     closed = np.zeros(book.shape, dtype=bool)
     closed[:, cols] = closed_cols
