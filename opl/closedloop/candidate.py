@@ -16,6 +16,7 @@ S = short Option(Put, 450, 30d)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from opl.lang import ast
@@ -69,6 +70,25 @@ def candidate_sha(text: str) -> str:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=512)
+def _canonical(text: str) -> tuple[str, ast.Module]:
+    """The canonical form of ``text`` and its (frozen) syntax tree. Kept for the texts seen last: the loop makes
+    a `Candidate` of the same text many times (proposing, checking, digesting, diagnosing, editing), and
+    each costs three parses. A text with syntax errors raises `CandidateError` each time (never kept)."""
+    from opl.lang.fmt import format_text
+    from opl.lang.parser import parse
+
+    formatted = format_text(text, "candidate.opl")
+    if not formatted.ok:
+        from opl.lang.diagnostics import FileReport
+        from opl.lang.source import SourceFile
+
+        report = FileReport(SourceFile("candidate.opl", text), list(formatted.diagnostics)) \
+            if formatted.diagnostics else None
+        raise CandidateError(formatted.error or "the candidate has syntax errors", report)
+    return formatted.text, parse(formatted.text, "candidate.opl").module
+
+
 class Candidate:
     """A candidate in canonical form with statement-level edits; every edit returns a new `Candidate`.
 
@@ -84,19 +104,7 @@ class Candidate:
     """
 
     def __init__(self, text: str):
-        from opl.lang.fmt import format_text
-        from opl.lang.parser import parse
-
-        formatted = format_text(text, "candidate.opl")
-        if not formatted.ok:
-            from opl.lang.diagnostics import FileReport
-            from opl.lang.source import SourceFile
-
-            report = FileReport(SourceFile("candidate.opl", text), list(formatted.diagnostics)) \
-                if formatted.diagnostics else None
-            raise CandidateError(formatted.error or "the candidate has syntax errors", report)
-        self.text = formatted.text
-        self.module = parse(self.text, "candidate.opl").module
+        self.text, self.module = _canonical(text)
 
     @property
     def sha(self) -> str:

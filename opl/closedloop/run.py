@@ -657,7 +657,7 @@ def _warmed(job) -> None:
     from opl.simulation.cluster import worker_deadline
 
     evaluator, text, left = job
-    evaluator = copy.copy(evaluator)
+    evaluator = copy.copy(evaluator)  # its own store: months of other paths than the candidates'
     evaluator.settings, evaluator.deadline = replace(evaluator.settings, paths=WARM_PATHS), worker_deadline(left)
     try:
         evaluator.evaluate(text, complete=True)
@@ -670,10 +670,11 @@ def _evaluated(job) -> Evaluation | None:
     completion of ``evaluation`` when given; ``left``: what is left of ``--minutes``
     (`opl.simulation.cluster.time_left`; None: no limit)."""
     from opl.runtime.engine.deadline import DeadlinePassed
-    from opl.simulation.cluster import worker_deadline
+    from opl.simulation.cluster import worker_deadline, worker_store
 
     evaluator, text, display, evaluation, left = job
     evaluator.deadline = worker_deadline(left)
+    evaluator.months = worker_store()  # the months and marks of the candidates this worker evaluated before
     if evaluation is not None:
         return evaluator.complete(evaluation, text, display=display)
     try:

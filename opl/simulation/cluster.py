@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterator, Sequence
 from opl.errors import EXIT_USAGE, OplError
 
 __all__ = ["SchedulerError", "Cluster", "session", "local_cluster", "scheduler_address", "connect_seconds",
-           "SCHEDULER_ENV", "TIMEOUT_ENV", "CONNECT_SECONDS"]
+           "time_left", "worker_deadline", "worker_store", "SCHEDULER_ENV", "TIMEOUT_ENV", "CONNECT_SECONDS"]
 
 #: The environment variable that names a scheduler when ``--scheduler`` is not given.
 SCHEDULER_ENV = "OPL_SCHEDULER"
@@ -182,15 +182,16 @@ class Cluster:
 
         tag = uuid.uuid4().hex[:12]
         workers = max(1, self.workers)
-        from opl.runtime.engine import deadline
+        from opl.runtime.engine import deadline, monthstore
 
         left = time_left(deadline.current())
+        shared = monthstore.current() is not None  # the loop's evaluations: the workers keep months too
         streams = []
         for number, (strategy, run, variants, trace) in enumerate(jobs):
             payload = cloudpickle.dumps((strategy, run, variants))
             job = self.client.submit(_unpickled, payload, key=f"opl-job-{tag}-{number}", pure=False)
             passes = pass_plan(run, workers, trace)
-            futures = [self.client.submit(_pass, job, group, trace and group[0][0] == 0, left,
+            futures = [self.client.submit(_pass, job, group, trace and group[0][0] == 0, left, shared,
                                           key=f"opl-chunk-{tag}-{number}-{group[0][0]}", pure=False)
                        for group in passes]
             streams.append(_in_order(futures, [sum(p for _, p in group) * run.months for group in passes],
@@ -259,13 +260,31 @@ def worker_deadline(left: tuple[float, float] | None) -> float | None:
     return time.monotonic() + seconds - waited
 
 
-def _pass(job, group: tuple, trace: bool, left: tuple[float, float] | None):
+def _pass(job, group: tuple, trace: bool, left: tuple[float, float] | None, shared: bool = False):
+    """A pass of chunks on a worker; ``shared``: read and keep months in the worker's `worker_store`."""
+    from opl.runtime.engine import monthstore
     from opl.runtime.engine.deadline import until
     from opl.runtime.engine.replay import replay_pass
 
     strategy, run, variants = job
-    with until(worker_deadline(left)):
+    with until(worker_deadline(left)), monthstore.sharing(worker_store() if shared else None):
         return replay_pass(strategy, run, variants, group, trace)
+
+
+_WORKER_STORE = None  # `worker_store`'s
+
+
+def worker_store():
+    """This worker process's own `opl.runtime.engine.monthstore.MonthStore`, kept from task to task: the
+    loop's candidates (one seed, one model), evaluated here one after the other, share their simulated months
+    and marks as they do in one process (a store does not travel: the evaluator's arrives empty). Results
+    do not depend on it (the store's keys hold every input of what it keeps)."""
+    global _WORKER_STORE
+    if _WORKER_STORE is None:
+        from opl.runtime.engine.monthstore import MonthStore
+
+        _WORKER_STORE = MonthStore()
+    return _WORKER_STORE
 
 
 def _serial_call(function: Callable, item):

@@ -115,11 +115,23 @@ def test_the_cluster_decides_as_this_process_does(dask_cluster, tmp_path, in_pro
     with session(dask_cluster.scheduler_address) as cluster:
         cluster.client.wait_for_workers(2, timeout=60)
         before = cluster.client.run(_warmed_here)
+        hits = cluster.client.run(_store_hits)
         outcome = run_loop(_start(tmp_path), BuiltinProposer(), cluster=cluster)
         after = cluster.client.run(_warmed_here)
+        hits = {w: n - hits.get(w, 0) for w, n in cluster.client.run(_store_hits).items()}
     assert _decisions(outcome.records) == _decisions(in_process)
     # Every worker evaluated the file once to load what a candidate task needs (during the baseline).
     assert sorted(len(after[w] - before.get(w, set())) for w in after) == [1, 1]
+    # The candidates evaluated on a worker (and the passes it replayed for this process's evaluations) read
+    # the months and marks it made for earlier ones, as in one process; the decisions are the same.
+    assert sum(hits.values()) > 0
+
+
+def _store_hits(dask_worker=None) -> int:
+    """On a worker: how many times its month store (`opl.simulation.cluster.worker_store`) was read."""
+    from opl.simulation.cluster import worker_store
+
+    return worker_store().hits
 
 
 def _warmed_here(dask_worker=None) -> set:

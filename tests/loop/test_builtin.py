@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 import opl
 from opl.closedloop.builtin import BuiltinProposer
-from opl.closedloop.candidate import Candidate, candidate_sha, check_candidate
+from opl.closedloop.candidate import Candidate, CandidateError, candidate_sha, check_candidate
 from opl.closedloop.proposal import ProposalContext
 
 FILE = """\
@@ -104,3 +106,24 @@ def test_moves_that_keep_failing_go_to_the_back():
     diagnosis = {"directions": [{"move": "widen_strikes", "why": "w"}, {"move": "raise_hedge_band", "why": "h"}]}
     failed = [{"candidate_sha": f"s{i}", "move": "widen_strikes", "accepted": False} for i in range(2)]
     assert _propose(diagnosis=diagnosis, history=failed).move == "raise_hedge_band"
+
+
+def test_a_text_is_put_in_canonical_form_once_however_often_the_loop_reads_it(monkeypatch):
+    # The loop builds a Candidate of the same text many times a round (proposing, checking, digesting,
+    # diagnosing, editing), and each cost three parses: the serial part of a round on a cluster.
+    import opl.lang.fmt as fmt
+
+    calls = []
+    format_text = fmt.format_text
+    monkeypatch.setattr(fmt, "format_text", lambda *a, **k: calls.append(a) or format_text(*a, **k))
+    text = "opl-lang 1.0\nprice   480\nS = short Option(Put, 451, 30d)\n"
+    first, again = Candidate(text), Candidate(text)
+    assert len(calls) == 1
+    assert again.text == first.text == "opl-lang 1.0\nprice 480\nS = short Option(Put, 451, 30d)\n"
+    assert again.module == first.module and candidate_sha(text) == first.sha
+    edited = first.with_field("iv", "0.3", after="price")
+    assert "iv 0.3" in edited.text and "iv" not in Candidate(text).text  # the kept form is never edited
+    with pytest.raises(CandidateError):  # syntax errors raise each time, never kept
+        Candidate("opl-lang 1.0\nprice (\n")
+    with pytest.raises(CandidateError):
+        Candidate("opl-lang 1.0\nprice (\n")
