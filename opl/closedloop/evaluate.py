@@ -221,7 +221,12 @@ class Evaluator:
 
     def holdout(self, text: str, *, display: str = "candidate.opl", sizes: tuple[float, ...] | None = None,
                 progress: Callable[[str], None] | None = None) -> Evaluation:
-        """Re-measure ``text`` on the hold-out seed with ``holdout_paths``, sweeping ``sizes`` when given."""
+        """Re-measure ``text`` on the hold-out seed with ``holdout_paths``, sweeping ``sizes`` when given.
+
+        The store of the candidates' months is emptied first: the hold-out's fresh seed reads none of them,
+        and its forked workers would inherit them.
+        """
+        self.months = MonthStore(self.months.limit)
         return self._evaluate(text, display=display, paths=self.settings.holdout_paths,
                               seed=self.settings.effective_holdout_seed, sizes=sizes, complete=True,
                               progress=progress)

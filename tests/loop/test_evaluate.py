@@ -368,3 +368,15 @@ def test_the_month_store_keeps_at_most_its_limit_and_its_arrays_cannot_be_change
     reader = store.reader()
     reader.put(9, np.zeros(1), [])
     assert reader.get(4) is arrays[4] and reader.get(9) is None  # a forked worker's reader adds nothing
+
+
+def test_the_holdout_empties_the_store_of_the_candidates_months():
+    # The hold-out's fresh seed reads none of the candidates' months: they are let go, not carried into the
+    # hold-out's memory (and its forked workers').
+    evaluator = Evaluator(_target(), EvalSettings(paths=40, seed=7, holdout_paths=40, counterfactuals=False,
+                                                  overrides=("sim.workers=1",)))
+    evaluator.evaluate(SMALL, complete=False)
+    assert len(evaluator.months) > 0
+    candidates = evaluator.months
+    evaluator.holdout(SMALL, sizes=(5.0,))
+    assert evaluator.months is not candidates and not set(candidates._entries) & set(evaluator.months._entries)
