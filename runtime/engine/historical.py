@@ -10,9 +10,10 @@ options' expiry, never across a roll — with everything the replay reads alread
   ``days_left`` is calendar days to expiry and a step lasts the days between sessions;
 * each leg's value on day j: the chain's settlement of that strike, type and expiry
   where there is one (``quotes``), else the model value at the surface's implied
-  volatility (``surface``); delta, gamma and the holder's exercise flag from the model at
-  the settlement's own implied volatility (`opl.runtime.pricing.implied`, American legs by BAW,
-  with the style's ``carry``) when it inverts, else at the surface's;
+  volatility (``surface``); delta, gamma and the holder's exercise flag from the model
+  (American legs: the finite-difference prices of `opl.runtime.pricing.american_fd`, as the
+  simulator's marks) at the settlement's own implied volatility (`opl.runtime.pricing.implied`,
+  American legs inverted by BAW, with the style's ``carry``) when it inverts, else at the surface's;
 * ``expires`` False when the cycle ends before the options expire (the futures contract
   rolled, or the data end): the replay then closes everything at market on its last day.
 
@@ -33,7 +34,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from opl.runtime.pricing import black as pricing
-from opl.runtime.pricing.american import baw_value_delta_gamma, critical_price
+from opl.runtime.pricing.american_fd import fd_marks
 from opl.runtime.pricing.implied import implied_vol
 from opl.runtime.engine.legspec import Levels, OptionLeg
 from opl.runtime.engine.replay import DAYS_PER_YEAR, MarkedMonth
@@ -55,8 +56,9 @@ def option_marks(*, is_call: bool, american: bool, price, strike, t, iv, rate: f
                  gamma: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
     """Model value, delta, gamma (when asked) and the holder's exercise flag, element by element.
 
-    Black (European) or BAW (American, exercised beyond BAW's critical price, where it is
-    worth its intrinsic value, delta ±1 and gamma 0); at expiry the intrinsic value. The
+    Black (European) or finite differences (American, `opl.runtime.pricing.american_fd.fd_marks`:
+    exercised beyond the exercise boundary, where it is worth its intrinsic value, delta ±1 and
+    gamma 0); at expiry the intrinsic value. The
     rules of `opl.runtime.engine.marking.AmericanMarker`, without its tables (a history's
     sessions all have different times to expiry).
     """
@@ -78,14 +80,8 @@ def option_marks(*, is_call: bool, american: bool, price, strike, t, iv, rate: f
         if gamma:
             gam[live] = g
         return value, delta, gam, exercise
-    v, d, g = baw_value_delta_gamma(**args)
-    never = (carry >= rate and rate >= 0) if is_call else (carry <= rate and rate <= 0)
-    if never:
-        early = np.zeros(int(live.sum()), dtype=bool)
-    else:
-        critical = np.asarray(critical_price(is_call=is_call, strike=strike[live], t=t[live], vol=iv[live],
-                                             rate=rate, carry=carry)[0])
-        early = (phi * (price[live] - critical) >= 0) & (intrinsic[live] > 0)
+    v, d, g, critical = fd_marks(**args)
+    early = (phi * (price[live] - critical) >= 0) & (intrinsic[live] > 0)
     value[live] = np.where(early, intrinsic[live], np.maximum(v, intrinsic[live]))
     delta[live] = np.where(early, phi, d)
     if gamma:

@@ -603,8 +603,9 @@ def _plain(x, shape) -> np.ndarray:
 def _stacked(is_call: bool, times: tuple[float, ...], rate: float, carry: float):
     """`opl.runtime.engine.marking`'s tables for several times to expiry, stacked on a first axis."""
     from opl.runtime.engine.deadline import check
-    from opl.runtime.engine.marking import _tables
+    from opl.runtime.engine.marking import _tables, prepare_tables
 
+    prepare_tables(is_call, times, rate, carry)  # the expiries' marches shared (a few, not one per table)
     parts = []
     for t in times:
         check()  # a new hourly grid is hundreds of tables, tens of seconds: stoppable between them

@@ -13,31 +13,40 @@ against 25% realised, so 0.08 by default); ``skew`` < 0 makes puts dearer than c
 Because σ_t follows the GARCH variance, implied volatility — and the value of a short
 option — moves with the market: vega P&L is part of every replay.
 
-**American values.** Barone-Adesi–Whaley is homogeneous of degree one in (F, K), so at a
-given time to expiry T the early-exercise premium EEP = BAW − Black is K·e(x, σ) with
-x = ln(F/K). The replay's steps share a handful of T values, so `AmericanMarker` tabulates
-e on a grid of x ∈ [−1, 1] (401 nodes) and ln σ ∈ [ln 2%, ln 300%] (41 nodes) once per
-(T, rate, carry) — exact BAW (`opl.runtime.pricing.american.baw_price`) at every node — and marks
-each option as the exact Black value and delta (`opl.runtime.pricing.black.value_delta_gamma`) plus the
-bilinearly interpolated premium and its x-derivative. The holder's exercise boundary is
-BAW's critical price S*(T, σ)/K, tabulated in σ from the same solver; an option beyond it
-is worth its intrinsic value and is exercised (`opl.runtime.engine.exercise`). Against direct
-BAW the tables are within 1e-4·K in value (``tests/simulate/test_marking.py``); ``exact=True``
-prices every element with BAW itself (50× slower, for validation).
+**American values.** At a given time to expiry T the early-exercise premium
+EEP = American − Black is homogeneous of degree one in (F, K): EEP = K·e(x, σ) with
+x = ln(F/K). The replay's steps share a handful of T values, so `prepare_tables` tabulates e
+and its delta contribution on a grid of x ∈ [−1, 1] (401 nodes) and ln σ ∈ [ln 2%, ln 300%]
+(41 nodes) per (T, rate, carry), with the holder's exercise boundary S*(T, σ)/K per σ node,
+from the finite-difference solver of `opl.runtime.pricing.american_fd` (Crank–Nicolson with
+the exercise constraint; one march per σ node and octave of days serves every expiry of a
+month). `AmericanMarker` marks each option as the exact Black value and delta
+(`opl.runtime.pricing.black.value_delta_gamma`) plus the bilinearly interpolated premium and
+its delta; an option beyond the boundary (interpolated linearly in ln σ) is worth its
+intrinsic value and is exercised (`opl.runtime.engine.exercise`).
+
+Accuracy: the solver is within 3e-5·K and 1e-4 relative of QuantLib's
+``QdFpAmericanEngine`` (Andersen–Lake–Offengelt, high precision) from one week to one year,
+its boundary within 0.3% (``tests/runtime/test_american_fd.py``); the tables read between
+their nodes are within 1e-4·K of QuantLib (the same file) and of the solver element by
+element (``tests/simulate/test_marking.py``). Barone-Adesi–Whaley, which the tables held
+before, is 0.5–0.6% off for one-year options; it stays available as
+`opl.runtime.pricing.american.baw_price` (the compiler's Greeks use it). ``exact=True``
+prices every element with the solver itself (one solve each, ~0.6 ms: for validation).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
 
 from opl.runtime.pricing import black as pricing
-from opl.runtime.pricing.american import baw_price, baw_value_delta_gamma, critical_price
+from opl.runtime.pricing.american_fd import fd_marks, premium_tables
 
-__all__ = ["SmileRule", "Marks", "AmericanMarker"]
+__all__ = ["SmileRule", "Marks", "AmericanMarker", "prepare_tables"]
 
 _X = np.linspace(-1.0, 1.0, 401)
 _LOGV = np.linspace(np.log(0.02), np.log(3.0), 41)
@@ -71,25 +80,47 @@ class Marks(NamedTuple):
     gamma: np.ndarray | None = None
 
 
-@lru_cache(maxsize=512)
-def _tables(is_call: bool, t: float, rate: float, carry: float):
-    forward = np.exp(_X)[:, None]
-    vol = np.exp(_LOGV)[None, :]
-    args = dict(is_call=is_call, underlying=forward, strike=1.0, t=t, vol=vol, rate=rate, carry=carry)
-    eep = np.asarray(baw_price(**args)) - np.asarray(pricing.price(**args))
+_CACHE_SIZE = 512  # tables of 401 × 41 nodes, 0.26 MB each: at most ~135 MB
+_CACHE: OrderedDict[tuple[bool, float, float, float], tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+
+
+def prepare_tables(is_call: bool, times, rate: float, carry: float) -> None:
+    """Build the tables of every expiry of ``times`` not built yet, sharing the finite-difference marches
+    (one per volatility node and octave of days): a month's expiries cost a few marches, not one each.
+
+    Each table depends only on its own (is_call, T, rate, carry), whatever it was built with, so a run's
+    marks do not depend on what ran before it. Stops at the run's deadline between volatility nodes."""
+    from opl.runtime.engine.deadline import check
+
+    missing = sorted({float(t) for t in times if t > 0} - {key[1] for key in _CACHE
+                                                           if key[0] == is_call and key[2:] == (rate, carry)})
+    if not missing:
+        return
+    vols = np.exp(_LOGV)
+    eep, slope = np.empty((len(missing), len(_X), len(vols))), np.empty((len(missing), len(_X), len(vols)))
+    boundary = np.empty((len(missing), len(vols)))
+    for j, vol in enumerate(vols):
+        check()  # an hourly grid is hundreds of expiries: seconds of marches
+        eep[:, :, j], slope[:, :, j], boundary[:, j] = premium_tables(is_call=is_call, times=missing, rate=rate,
+                                                                      carry=carry, x=_X, vol=vol)
     # d(EEP/K)/d(F/K) = (1/(F/K))·d e/dx: the premium's contribution to delta.
-    d_eep = np.gradient(eep, _X, axis=0) / forward
-    phi = 1.0 if is_call else -1.0
-    v = np.exp(_LOGV)
-    never = (carry >= rate and rate >= 0) if is_call else (carry <= rate and rate <= 0)
-    if never:
-        boundary = np.full(v.shape, np.inf if is_call else 0.0)
-    else:
-        boundary = np.asarray(critical_price(is_call=is_call, strike=1.0, t=t, vol=v, rate=rate, carry=carry)[0])
-    eep.setflags(write=False)
-    d_eep.setflags(write=False)
-    boundary.setflags(write=False)
-    return eep, d_eep, boundary
+    d_eep = slope / np.exp(_X)[None, :, None]
+    for m, t in enumerate(missing):
+        tables = tuple(np.array(a[m]) for a in (eep, d_eep, boundary))
+        for a in tables:
+            a.setflags(write=False)
+        _CACHE[(is_call, t, rate, carry)] = tables
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+
+
+def _tables(is_call: bool, t: float, rate: float, carry: float):
+    """The premium, its delta contribution (401 × 41) and the exercise boundary (41) of one expiry."""
+    key = (bool(is_call), float(t), float(rate), float(carry))
+    if key not in _CACHE:
+        prepare_tables(*key[:1], (key[1],), *key[2:])
+    _CACHE.move_to_end(key)
+    return _CACHE[key]
 
 
 def _bilinear(tables: tuple[np.ndarray, ...], x: np.ndarray, logv: np.ndarray) -> list[np.ndarray]:
@@ -127,11 +158,12 @@ class AmericanMarker:
     Parameters
     ----------
     american
-        American (BAW) or European (Black) exercise.
+        American (finite-difference tables) or European (Black) exercise.
     rate, carry
         Risk-free rate and cost of carry.
     exact
-        Price American options with BAW element by element instead of the tables.
+        Price American options with the finite-difference solver element by element instead of the
+        tables (value, delta, gamma and the exercise boundary).
     """
 
     american: bool
@@ -157,15 +189,15 @@ class AmericanMarker:
         if not self.american:
             value, delta, g = _black(is_call, forward, strike, t, vol, self.rate, self.carry, gamma)
             return Marks(value, delta, np.zeros(forward.shape, dtype=bool), g)
-        logv = np.log(vol)
-        eep, d_eep, boundary = _tables(is_call, float(t), float(self.rate), float(self.carry))
-        critical = strike * _linear(boundary, logv)
-        exercise = phi * (forward - critical) >= 0
         if self.exact:
-            value, delta, g = baw_value_delta_gamma(is_call=is_call, underlying=forward, strike=strike, t=t, vol=vol,
-                                                    rate=self.rate, carry=self.carry)
+            value, delta, g, critical = fd_marks(is_call=is_call, underlying=forward, strike=strike, t=t, vol=vol,
+                                                 rate=self.rate, carry=self.carry)
+            exercise = phi * (forward - critical) >= 0
             g = g if gamma else None
         else:
+            logv = np.log(vol)
+            eep, d_eep, boundary = _tables(is_call, float(t), float(self.rate), float(self.carry))
+            exercise = phi * (forward - strike * _linear(boundary, logv)) >= 0
             value, delta, g = _black(is_call, forward, strike, t, vol, self.rate, self.carry, gamma)
             premium, premium_delta = _bilinear((eep, d_eep), np.log(forward / strike), logv)
             value = value + strike * premium

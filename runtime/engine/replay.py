@@ -85,7 +85,7 @@ from opl.runtime.engine.kernels import SeriesMarks, mark_series
 from opl.runtime.engine.ledger import Costs, Ledger
 from opl.runtime.engine.legspec import Levels, OptionLeg
 from opl.runtime.market.margin import futures_margin, options_margin
-from opl.runtime.engine.marking import AmericanMarker, SmileRule, _tables
+from opl.runtime.engine.marking import AmericanMarker, SmileRule, _tables, prepare_tables
 from opl.runtime.pricing.black import greeks as black_greeks
 from opl.runtime.engine.processes import MonthPaths, PathGenerator, ProcessSpec
 from opl.runtime.engine.scores import ScoreFunction
@@ -659,7 +659,7 @@ def _pass_job(task: tuple):
 
 
 def _warm(strat: StrategySpec, run: RunSpec) -> None:
-    """Build the month's BAW tables and load the serial mark kernel here, once, so that every forked worker
+    """Build the month's American tables and load the serial mark kernel here, once, so that every forked worker
     inherits them instead of building its own."""
     if run.source is not None:
         return
@@ -668,6 +668,7 @@ def _warm(strat: StrategySpec, run: RunSpec) -> None:
     for leg in strat.legs:
         t = grid + leg.extra_days / DAYS_PER_YEAR
         if leg.american and not run.exact_american:
+            prepare_tables(leg.is_call, t[t > 0], float(strat.rate), 0.0)
             for x in t[t > 0]:
                 check_deadline()
                 _tables(leg.is_call, float(x), float(strat.rate), 0.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from opl.runtime.pricing.american import american_greeks, baw_price
+from opl.runtime.pricing.american_fd import fd_marks, fd_price
 from opl.runtime.engine.marking import AmericanMarker, SmileRule
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
@@ -13,23 +13,40 @@ pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
 @pytest.mark.parametrize("is_call", [True, False])
 @pytest.mark.parametrize("days", [30.0, 7.0, 1.0])
-def test_tables_match_direct_baw(is_call, days):
+def test_tables_match_the_exact_marks(is_call, days):
+    # The tables against the same finite-difference method element by element (``exact=True``); both are
+    # checked against QuantLib in tests/runtime/test_american_fd.py. (Before the tables were finite
+    # differences this compared them with direct BAW, at the same tolerances.)
     rng = np.random.default_rng(0)
-    f = 10_400 * np.exp(rng.normal(0.0, 0.12, 20_000))
+    f = 10_400 * np.exp(rng.normal(0.0, 0.12, 1_000))
     k = rng.choice([9_000.0, 9_800.0, 10_400.0, 11_200.0, 12_000.0], f.size)
     vol = rng.uniform(0.1, 0.9, f.size)
     t = days / 365
     marks = AmericanMarker(american=True, rate=0.015).mark(is_call=is_call, forward=f, strike=k, t=t, vol=vol)
-    exact = baw_price(is_call=is_call, underlying=f, strike=k, t=t, vol=vol, rate=0.015)
-    greeks = american_greeks(is_call=is_call, underlying=f, strike=k, t=t, vol=vol, rate=0.015)
-    assert np.max(np.abs(marks.value - exact) / k) < 1e-4
-    assert np.max(np.abs(marks.delta - greeks.delta)) < 5e-3
+    exact = AmericanMarker(american=True, rate=0.015, exact=True).mark(is_call=is_call, forward=f, strike=k, t=t,
+                                                                       vol=vol, gamma=True)
+    assert np.max(np.abs(marks.value - exact.value) / k) < 1e-4
+    assert np.max(np.abs(marks.delta - exact.delta)) < 5e-3
     # In the exercise region the option is worth its intrinsic value exactly.
     phi = 1 if is_call else -1
     ex = marks.exercise
     assert np.any(ex)
     assert np.allclose(marks.value[ex], np.maximum(phi * (f[ex] - k[ex]), 0.0))
-    assert np.allclose(exact[ex], marks.value[ex], rtol=0, atol=1e-6 * 12_000)
+    assert np.allclose(exact.value[ex], marks.value[ex], rtol=0, atol=1e-6 * 12_000)
+    # The two mark the same options exercised, but for those within the tables' σ interpolation of the boundary.
+    assert np.mean(exact.exercise != marks.exercise) < 0.01
+
+
+def test_exact_marks_greeks_are_the_derivatives_of_the_value():
+    # fd_marks' delta and gamma (the premium interpolant's derivatives plus Black's) against bumped values.
+    kw = dict(is_call=False, strike=100.0, t=0.3, vol=0.35, rate=0.04)
+    s = np.array([70.0, 85.0, 100.0, 120.0])
+    value, delta, gamma, _ = fd_marks(underlying=s, **kw)
+    h = 1e-2
+    up, down = fd_price(underlying=s + h, **kw), fd_price(underlying=s - h, **kw)
+    np.testing.assert_allclose(delta, (up - down) / (2 * h), rtol=0, atol=2e-4)
+    np.testing.assert_allclose(gamma, (up - 2 * value + down) / h**2, rtol=0, atol=2e-3)
+    assert np.all(np.diff(delta) > 0)  # a put's delta rises from -1 towards 0
 
 
 def test_european_never_exercises_and_expiry_is_intrinsic():
