@@ -185,7 +185,9 @@ KEYS: dict[str, tuple[str, object, tuple[float, float] | None, str]] = {
     "model.vol": ("vol", _number, (0.001, 5.0), "annual volatility of the price model"),
     "sim.days_per_month": ("days_per_month", _integer, (1, 31), "trading days per simulated month"),
     "sim.chunk": ("chunk", _integer, (1, 1_000_000), "paths per chunk"),
-    "sim.exact_american": ("exact_american", _bool, None, "price every American mark with BAW directly"),
+    "sim.exact_american": ("exact_american", _bool, None,
+                           "price every American mark with the finite-difference solver itself, not its tables "
+                           "(validation: about 0.6 ms a mark)"),
     "sim.engine": ("engine", _choice("fast", "reference"), None,
                    "fast (compiled kernels) | reference (the numpy replay they are tested against)"),
     "sim.workers": ("workers", _integer, (0, 256), "processes replaying chunks side by side (0: one per core)"),
