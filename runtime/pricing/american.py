@@ -1,9 +1,13 @@
 """American options: the Barone-Adesi–Whaley approximation and a binomial reference.
 
-CZCE, DCE and most SHFE options are American. The hot path prices them with the
+CZCE, DCE and most SHFE options are American. This module prices them with the
 quadratic approximation of Barone-Adesi & Whaley (1987) in the cost-of-carry form
-of Haug (2007, §3.1.1), vectorised over numpy arrays; :func:`binomial_price`
-(Leisen–Reimer or Cox–Ross–Rubinstein tree) is the slow, accurate reference.
+of Haug (2007, §3.1.1), vectorised over numpy arrays — what `opl compile`'s values and
+Greeks and the American implied-volatility inversion use; :func:`binomial_price`
+(Leisen–Reimer or Cox–Ross–Rubinstein tree) is the slow, accurate reference. The
+simulator's and the backtest's marks come from the finite-difference solver of
+:mod:`opl.runtime.pricing.american_fd` instead, which is 50–100 times closer to
+QuantLib's Andersen–Lake–Offengelt engine than BAW at one year.
 
 Accuracy of BAW against the reference, measured by
 ``tests/runtime/test_american.py::test_baw_accuracy_grid`` (Leisen–Reimer tree
