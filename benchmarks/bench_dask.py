@@ -12,14 +12,17 @@ in-process run of the same job timed in the same run, what one task costs, and a
 3. **scheduler overhead**: ``--tasks`` empty tasks submitted and gathered on the 2-worker cluster; the
    wall time per task.
 4. **loop**: ``opl loop`` rounds on the 2-worker cluster with ``--batch 1`` and ``--batch 2`` (the same
-   ``--iterations`` candidates each): candidates per minute, and their ratio.
+   ``--iterations`` candidates each, at the loop's default 10,000 paths): candidates per minute of the
+   rounds' wall time, and their ratio; beside it the CPU seconds of this process (its main thread: the
+   serial part of a round) and of the workers over the whole run (baseline and hold-out included), which
+   the machine's load does not inflate as it does wall time.
 5. **extrapolation**: 100 workers × 10⁷ paths × 50 candidates from the numbers above (printed with its
    formula): compute, tasks and their scheduler time, bytes back to the client.
 
 Usage::
 
-    python benchmarks/bench_dask.py [--paths 20000] [--months 1] [--tasks 500] [--iterations 4]
-                                    [--loop-paths 2000] [--skip loop]
+    python benchmarks/bench_dask.py [--paths 20000] [--months 1] [--tasks 500] [--iterations 8]
+                                    [--loop-paths 10000] [--skip loop]
 
 The machine is shared: the load average is printed beside the ratios (on 2 cores, ratios near 2 need a
 load below ~1). Only the ratios are meant to be compared across machines.
@@ -218,15 +221,25 @@ def bench_loop(args) -> dict:
             archive = start_run(source, Path(tmp) / f"runs{batch}", settings, proposer_config={"proposer": "builtin"},
                                 rules_flags={"max_iterations": args.iterations, "converge_rounds": 1000,
                                              "min_gain": 0.0})
+            main, workers = time.thread_time(), cluster.client.run(_cpu_seconds)
             outcome = run_loop(archive, BuiltinProposer(), cluster=cluster)
+            main = time.thread_time() - main
+            workers = sum(n - workers.get(w, 0.0) for w, n in cluster.client.run(_cpu_seconds).items())
             searched = [r for r in outcome.records[1:]]
             seconds = sum(r["seconds"] for r in searched)
             rate = 60 * len(searched) / seconds if seconds else float("nan")
             print(f"  --batch {batch}: {len(searched)} candidates in {seconds:7.1f} s of rounds = "
-                  f"{rate:6.2f} candidates a minute")
+                  f"{rate:6.2f} candidates a minute; CPU: {main:5.1f} s this process's main thread, "
+                  f"{workers:5.1f} s the workers")
             out[batch] = rate
     print(f"  --batch 2 runs {out[2] / out[1]:.2f}x faster (candidates per minute) than --batch 1; {_load()}")
     return out
+
+
+def _cpu_seconds() -> float:
+    """The CPU seconds (user and system) of the process it runs in (a worker, through ``Client.run``)."""
+    times = os.times()
+    return times.user + times.system
 
 
 def extrapolate(measured: dict, workers: int = 100, paths: int = 10_000_000, candidates: int = 50,
@@ -258,8 +271,8 @@ def main(argv=None) -> int:
     parser.add_argument("--paths", type=int, default=20_000)
     parser.add_argument("--months", type=int, default=1)
     parser.add_argument("--tasks", type=int, default=500)
-    parser.add_argument("--iterations", type=int, default=4)
-    parser.add_argument("--loop-paths", dest="loop_paths", type=int, default=2_000)
+    parser.add_argument("--iterations", type=int, default=8)
+    parser.add_argument("--loop-paths", dest="loop_paths", type=int, default=10_000)
     parser.add_argument("--skip", default="", help="comma-separated: loop")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))

@@ -11,7 +11,8 @@ results come back and are joined in chunk order before any metric is computed, s
 bit the in-process one whatever the number of workers or where a chunk ran. The passes of a
 simulation's scenarios are submitted together (`opl.runtime.engine.replay.replay_many`); `opl loop`
 sends whole candidate evaluations (`Cluster.map`). A worker that dies mid-run loses only its tasks:
-the scheduler recomputes them elsewhere, from their inputs, with the same result. A deadline in force
+the scheduler recomputes them elsewhere, from their inputs, with the same result. Each worker keeps a
+month store from task to task (`worker_store`) for the loop's evaluations, which results do not depend on. A deadline in force
 (`opl.runtime.engine.deadline`, the loop's ``--minutes``) travels as the seconds left, less the time a
 task waited before it started (`time_left`, `worker_deadline`): a worker's clock is not this one.
 
