@@ -139,26 +139,27 @@ if njit is not None:
     def _mark_block(start, stop, need, j0, j1, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep,
                     boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise):
         # Paths start..stop where ``need``, columns j0..j1 (opl.runtime.engine.marking.AmericanMarker.mark per
-        # element). A block, not a path, per call: a call passing arrays pays their reference counts.
+        # element). A block, not a path, per call: a call passing arrays pays their reference counts. The
+        # arrays are (columns, paths): a step's column of the block is contiguous.
         nx, nv = x_grid.shape[0], logv_grid.shape[0]
         x0, dx = x_grid[0], x_grid[1] - x_grid[0]
         v0, dv = logv_grid[0], logv_grid[1] - logv_grid[0]
-        for p in range(start, stop):
-            if not need[p]:
-                continue
-            kk = k[p]
-            for j in range(j0, j1):
-                s = f[p, j]
+        for j in range(j0, j1):
+            for p in range(start, stop):
+                if not need[p]:
+                    continue
+                kk = k[p]
+                s = f[j, p]
                 intrinsic = max(phi * (s - kk), 0.0)
                 if t[j] <= 0:
-                    value[p, j] = intrinsic
-                    delta[p, j] = phi if intrinsic > 0 else 0.0
-                    gamma[p, j] = 0.0
-                    exercise[p, j] = intrinsic > 0
+                    value[j, p] = intrinsic
+                    delta[j, p] = phi if intrinsic > 0 else 0.0
+                    gamma[j, p] = 0.0
+                    exercise[j, p] = intrinsic > 0
                     continue
                 # opl.runtime.engine.marking.SmileRule.iv; x = log(k/s) also gives Black's and the tables' log(s/k).
                 x = math.log(kk / s)
-                atm = max(floor, vol[p, j] * (1.0 + spread))
+                atm = max(floor, vol[j, p] * (1.0 + spread))
                 iv = max(floor, atm * (1.0 + skew * x + curvature * x * x))
                 c, lv = 0, 0.0
                 if american:
@@ -168,17 +169,17 @@ if njit is not None:
                     lv = min(max(math.log(iv), logv_grid[0]), logv_grid[nv - 1])
                     critical = kk * _interp_uniform(lv, logv_grid, boundary[c], v0, dv)
                     if phi * (s - critical) >= 0:
-                        value[p, j] = intrinsic
-                        delta[p, j] = phi * (1.0 if intrinsic > 0 else 0.0)
-                        gamma[p, j] = 0.0
-                        exercise[p, j] = intrinsic > 0
+                        value[j, p] = intrinsic
+                        delta[j, p] = phi * (1.0 if intrinsic > 0 else 0.0)
+                        gamma[j, p] = 0.0
+                        exercise[j, p] = intrinsic > 0
                         continue
                 val, dlt, gam = _black_at(phi, s, kk, -x, const[0, j], const[1, j], const[2, j], const[3, j], iv,
                                           with_gamma)
-                exercise[p, j] = False
-                gamma[p, j] = gam
+                exercise[j, p] = False
+                gamma[j, p] = gam
                 if not american:
-                    value[p, j], delta[p, j] = val, dlt
+                    value[j, p], delta[j, p] = val, dlt
                     continue
                 fx = (min(max(-x, x_grid[0]), x_grid[nx - 1]) - x0) / dx
                 fv = (lv - v0) / dv
@@ -190,8 +191,8 @@ if njit is not None:
                            + eep[c, i + 1, m + 1] * w11)
                 premium_delta = (d_eep[c, i, m] * w00 + d_eep[c, i, m + 1] * w01 + d_eep[c, i + 1, m] * w10
                                  + d_eep[c, i + 1, m + 1] * w11)
-                value[p, j] = max(val + kk * premium, intrinsic)
-                delta[p, j] = dlt + premium_delta
+                value[j, p] = max(val + kk * premium, intrinsic)
+                delta[j, p] = dlt + premium_delta
 
     # Two twins of one loop: threads pay off on a month of paths, not on the few points an adjustment quotes
     # (waking the pool costs more than the marks). They are two functions, not one compiled twice: numba's
@@ -200,7 +201,7 @@ if njit is not None:
     @njit(cache=True, parallel=True)
     def _mark_parallel(need, j0, j1, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep, boundary,
                        x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise):
-        paths = f.shape[0]
+        paths = f.shape[1]
         blocks = (paths + _BLOCK - 1) // _BLOCK
         for b in prange(blocks):  # paths only: a path's numbers do not depend on the thread computing them
             _mark_block(b * _BLOCK, min(paths, (b + 1) * _BLOCK), need, j0, j1, phi, american, with_gamma, f, vol,
@@ -210,7 +211,7 @@ if njit is not None:
     @njit(cache=True)
     def _mark_serial(need, j0, j1, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep, boundary,
                      x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise):
-        _mark_block(0, f.shape[0], need, j0, j1, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep,
+        _mark_block(0, f.shape[1], need, j0, j1, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep,
                     boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise)
 
     # -- margin (opl.runtime.market.margin, opl.runtime.market.combinations) ----------------------------------
@@ -635,9 +636,12 @@ class SeriesMarks:
                  t: np.ndarray, smile, rate: float, carry: float = 0.0, gamma: bool = True):
         from opl.runtime.engine.marking import _LOGV, _X
 
-        # One array type per argument (C order, writable), so the kernel is compiled once, not per flag set.
-        forward = _plain(forward, np.shape(forward))
+        # One array type per argument (C order, writable), so the kernel is compiled once, not per flag set;
+        # the paths' arrays transposed to (columns, paths), free for the month's (opl.runtime.engine.replay._Month
+        # passes them so) and the quotes' single columns.
+        forward = np.asarray(forward, dtype=float)
         shape = forward.shape
+        columns = _plain(forward.T, shape[::-1])
         t = _plain(t, np.shape(t))
         col = np.zeros(t.shape, dtype=np.int64)
         eep, boundary = _no_tables()
@@ -647,13 +651,15 @@ class SeriesMarks:
             index = {x: n for n, x in enumerate(alive)}
             col = np.array([index.get(float(x), 0) for x in t], dtype=np.int64)
             eep, d_eep, boundary = _stacked(bool(is_call), alive, float(rate), float(carry))
-        self.value, self.delta, self.gamma = np.zeros(shape), np.zeros(shape), np.zeros(shape)
-        self.exercise = np.zeros(shape, dtype=np.bool_)
+        out = [np.zeros(shape[::-1]) for _ in range(3)] + [np.zeros(shape[::-1], dtype=np.bool_)]
+        # (paths, columns) views: a step's column of a month is contiguous for the step's kernels
+        self.value, self.delta, self.gamma, self.exercise = (a.T for a in out)
         self.complete = False  # every element marked: nothing left to do (the arrays may be read-only now)
-        self._args = (1.0 if is_call else -1.0, bool(american), bool(gamma), forward, _plain(vol, shape),
+        vol = np.broadcast_to(np.asarray(vol, dtype=float), shape)
+        self._args = (1.0 if is_call else -1.0, bool(american), bool(gamma), columns, _plain(vol.T, shape[::-1]),
                       _plain(strike, shape[:1]), t, col, _column_constants(t, float(rate), float(carry)), eep, d_eep,
                       boundary, _X, _LOGV, float(smile.spread), float(smile.floor), float(smile.skew),
-                      float(smile.curvature), self.value, self.delta, self.gamma, self.exercise)
+                      float(smile.curvature), *out)
 
     def mark(self, where: np.ndarray | None = None, columns: tuple[int, int] | None = None) -> None:
         """Mark the paths ``where`` (P,) bool (all by default) at columns ``columns`` = (first, stop) (all)."""

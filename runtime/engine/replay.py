@@ -270,6 +270,8 @@ class _Month(MarkedMonth):
         self.strikes, self.value, self.delta, self.exercise = [], [], [], []
         self.gamma = [] if strat.greeks else None
         self.series = [] if self.fast else None  # the legs' compiled marks, filled as the replay asks (fast)
+        # The kernel reads (steps, paths): transposed once here for all the legs.
+        by_step = [np.ascontiguousarray(x.T) for x in (f, mp.vol)] if self.fast else None
         for leg in strat.legs:
             iv0 = strat.smile.iv(vol=mp.vol[:, 0], forward=f[:, 0], strike=f[:, 0])
             later = leg.extra_days / DAYS_PER_YEAR  # a far leg's expiry after the month's
@@ -281,7 +283,8 @@ class _Month(MarkedMonth):
             self.strikes.append(k)
             if self.fast:
                 # Marked a column at a time where held (`_base_marks`), not all at once here.
-                series = SeriesMarks(is_call=leg.is_call, american=leg.american, forward=f, vol=mp.vol, strike=k,
+                series = SeriesMarks(is_call=leg.is_call, american=leg.american, forward=by_step[0].T,
+                                     vol=by_step[1].T, strike=k,
                                      t=self.t + later, smile=strat.smile, rate=strat.rate, carry=marker.carry,
                                      gamma=strat.greeks)
                 self.series.append(series)

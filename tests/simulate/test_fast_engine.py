@@ -284,6 +284,7 @@ def test_series_marks_column_by_column_on_some_paths_are_the_whole_months_marks_
         for got, ref in zip((series.value, series.delta, series.gamma, series.exercise), whole):
             assert np.array_equal(got[asked], ref[asked])
             assert not np.any(got[~asked])
+            assert got[:, 5].flags.c_contiguous  # a step's column is contiguous for the step's kernels
 
 
 def test_a_base_leg_is_marked_only_on_the_paths_holding_it(monkeypatch):
