@@ -656,7 +656,8 @@ class SeriesMarks:
         self.value, self.delta, self.gamma, self.exercise = (a.T for a in out)
         self.complete = False  # every element marked: nothing left to do (the arrays may be read-only now)
         vol = np.broadcast_to(np.asarray(vol, dtype=float), shape)
-        self._args = (1.0 if is_call else -1.0, bool(american), bool(gamma), columns, _plain(vol.T, shape[::-1]),
+        self.inputs = (columns, _plain(vol.T, shape[::-1]))  # the paths' prices and volatilities, (steps, paths)
+        self._args = (1.0 if is_call else -1.0, bool(american), bool(gamma), *self.inputs,
                       _plain(strike, shape[:1]), t, col, _column_constants(t, float(rate), float(carry)), eep, d_eep,
                       boundary, _X, _LOGV, float(smile.spread), float(smile.floor), float(smile.skew),
                       float(smile.curvature), *out)

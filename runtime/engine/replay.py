@@ -780,8 +780,8 @@ def _arrays_of(month: "_Month") -> list[np.ndarray]:
             if isinstance(item, np.ndarray):
                 out.append(item)
     for series in getattr(month, "series", None) or ():
-        # The kernel's inputs of the month's shape; the shared BAW tables are not the month's.
-        out += [a for a in series._args if isinstance(a, np.ndarray) and a.shape == series.value.shape]
+        # The kernel's inputs (its outputs are the month's value, delta... above); not the shared BAW tables.
+        out += list(series.inputs)
     return out
 
 
