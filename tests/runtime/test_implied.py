@@ -41,6 +41,9 @@ def _round_trip(call, s, k, t, v, r, b, style="european"):
 @settings(max_examples=400, deadline=None)
 @given(call=st.booleans(), s=st.floats(1.0, 1e4), m=st.floats(0.25, 4.0), t=st.floats(1 / 365 / 24, 10.0),
        v=st.floats(0.01, 3.0), r=st.floats(-0.02, 0.15), b=st.floats(-0.1, 0.15))
+# A subnormal price (6e-314: 2.2× out of the money at σ = 1%) keeps a few significant bits only, so it
+# pins σ to 5e-4 at best; it must still reprice, but σ is compared only where the price is a normal float.
+@example(call=True, s=1.0, m=2.232884883794277, t=2.046875, v=0.01, r=0.0, b=0.12919325756133074)
 def test_european_round_trip(call, s, m, t, v, r, b):
     p, res, kw, pricer = _round_trip(call, s, s * m, t, v, r, b)
     lower = forward_intrinsic(**kw)
@@ -53,7 +56,7 @@ def test_european_round_trip(call, s, m, t, v, r, b):
     # standard deviations out F·N(d1) − K·N(d2) cancels to ~1e-10 (a 1e-250 price, seen by hypothesis).
     assert pricer(vol=res.vol, **kw) == pytest.approx(p, rel=1e-8, abs=1e-300)
     vega = greeks(vol=v, **kw).vega
-    if vega * v > 1e-6 * p:  # where the price still says something about σ
+    if vega * v > 1e-6 * p and p >= np.finfo(float).tiny:  # where the price still says something about σ
         assert res.vol == pytest.approx(v, rel=1e-6)
 
 
