@@ -173,19 +173,20 @@ def test_a_worker_killed_mid_round_costs_time_not_decisions(dask_cluster, kill_b
 
 
 def _slow_months(pause: float | None, dask_worker=None) -> None:
-    """On a worker: every simulated month first waits ``pause`` seconds (None: the engine's own speed again)."""
+    """On a worker: every month a replay reads (made or from a month store) first waits ``pause`` seconds
+    (None: the engine's own speed again)."""
     import time
 
-    import opl.runtime.engine.processes as processes
+    import opl.runtime.engine.replay as replay
 
-    own = getattr(processes.PathGenerator, "_own_next_month", processes.PathGenerator.next_month)
-    processes.PathGenerator._own_next_month = own
+    own = getattr(replay._StoredMonths, "_own_next_month", replay._StoredMonths.next_month)
+    replay._StoredMonths._own_next_month = own
 
     def slowed(self):
         time.sleep(pause)
         return own(self)
 
-    processes.PathGenerator.next_month = own if pause is None else slowed
+    replay._StoredMonths.next_month = own if pause is None else slowed
 
 
 class _Listed:
