@@ -47,16 +47,26 @@ _READABLE = {
 }
 
 
+# Words after which `long`/`short` are a value, not a position's polarity (`keep 10% along long`).
+_SIDE_AFTER = frozenset({"along"})
+
+
 class _LineJoiner:
-    """Post-lexer: newlines inside ( ) and [ ], or after an operator, do not end a statement."""
+    """Post-lexer: newlines inside ( ) and [ ], or after an operator, do not end a statement; `long` and
+    `short` after `along` are names (the exposure's fixed side), so the next word is not their operand."""
 
     always_accept = ("_NL",)
 
     def process(self, stream):
         depth = 0
         previous = None
+        previous_word = None
         for token in stream:
             kind = token.type
+            if kind in ("LONG", "SHORT") and previous == "NAME" and previous_word in _SIDE_AFTER:
+                token = Token.new_borrow_pos("NAME", str(token), token)
+                kind = "NAME"
+            previous_word = str(token).lower() if kind == "NAME" else None
             if kind == "_NL":
                 if depth > 0 or previous in _CONTINUATION:
                     continue

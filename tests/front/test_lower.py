@@ -166,6 +166,19 @@ def test_hedge_rule_and_assignment():
     assert found("hedge delta sometimes\n") == [("E103", 2, 13, 22)]
 
 
+@pytest.mark.parametrize("text, along, every", [
+    ("hedge delta with Future every 1d band 0.05 keep 10% along long\n", "long", 1.0),
+    ("hedge delta with Future keep 10% along short every 2d band 0.05\n", "short", 2.0),
+    ("hedge delta keep 10% along LONG\nS = short Option(Put, 9800, 30d)\n", "long", 1.0),
+])
+def test_a_fixed_side_after_along_is_a_value_not_a_polarity(text, along, every):
+    # `long`/`short` are polarity keywords elsewhere; after `along` the next word (or the line's end) must not
+    # be read as their operand — `along long` once failed to parse, `along short every 2d` swallowed `every`.
+    document, diagnostics = lowered(text)
+    assert not [d for d in diagnostics if d.severity == "error"]
+    assert (document.hedge.along, document.hedge.every_days, document.hedge.keep) == (along, every, 0.1)
+
+
 def test_rc6_fields_with_units():
     document, diagnostics = lowered("intent = Bull\npremium_offset = 40%\nmax_risk = 1500 USD\nvol_target 35 IV\n"
                                     "holding_horizon 10 d\n")
