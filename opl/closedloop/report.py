@@ -285,6 +285,50 @@ def _within_limits(evaluation: dict, target: Target) -> str:
             f"{reach}.")
 
 
+#: Hedge trades a month below which a declared hedge is reported as practically switched off.
+_IDLE_HEDGE = 0.05
+
+
+def caveats(evaluation: dict | None, target: Target, text: str) -> list[str]:
+    """What the answer's target does not see about the best candidate on the hold-out paths.
+
+    A target on the median month cannot tell a strategy that earns steadily from one that earns a little in
+    most months and gives it back in the tail; nor does it know the file asked for a hedge. The loop may drift
+    towards either (a wider band trades less and lifts the median while the mean falls), so the answer says so
+    when the hold-out shows it: the mean month negative by more than two standard errors while the median is
+    positive, and a declared delta hedge that practically never trades.
+    """
+    if not evaluation or not evaluation.get("ok"):
+        return []
+    base = evaluation["base"]
+    metrics, errors = base.get("target_metrics") or {}, base.get("standard_errors") or {}
+    found = []
+    mean, median = metrics.get("mean_monthly_return"), metrics.get("median_monthly_return")
+    reads_median = any(c.metric == "median_monthly_return" for c in target.clauses)
+    se = errors.get("mean_monthly_return") or 0.0
+    if reads_median and mean is not None and median is not None and median > 0 and mean + 2 * se < 0:
+        found.append(f"the median month earns {median:+.3f}% of capital but the mean month {mean:+.3f}% ± {se:.3f}%: "
+                     "most months earn a little and the losing tail gives it back, so the account does not grow on "
+                     "average; a target on the median does not see that (add a `mean_monthly_return` clause to "
+                     "require it).")
+    trades = (base.get("trades") or {}).get("hedge_trades_per_month")
+    rule = _declared_hedge(text)
+    if rule is not None and trades is not None and trades < _IDLE_HEDGE:
+        found.append(f"the candidate declares a delta hedge (band {rule.band:g}, keep {rule.keep:.0%}) but it "
+                     f"practically never trades on the hold-out paths ({trades:.2f} hedge trades a month): its "
+                     "numbers are those of an unhedged position.")
+    return found
+
+
+def _declared_hedge(text: str):
+    """The candidate's delta hedge rule with a band (None when it declares none or cannot be read)."""
+    from opl.lang.frontend import check_text
+
+    document = check_text(text).document
+    rule = getattr(document, "hedge", None) if document is not None else None
+    return rule if rule is not None and rule.greek == "delta" and rule.band is not None else None
+
+
 def _why_not(diagnosis: Diagnosis | None, holdout: dict, target: Target) -> list[str]:
     if diagnosis is None or diagnosis.target_met:
         return []
@@ -431,6 +475,7 @@ def write_final_report(archive, records: list, target: Target, stop, holdout, fa
         sim_plots = list(PLOTS)
     plots = _plots(out, records, target, hold)
     answer = _untested_lines(facts) + _answer(target, hold, best, records, diagnosis)
+    answer += "".join(f"\n\n**Caution:** {c}" for c in caveats(hold, target, best_text))
     initial = archive.path("initial.opl").read_text(encoding="utf-8")
     diff = "".join(difflib.unified_diff(Candidate(initial).text.splitlines(keepends=True),
                                         Candidate(best_text).text.splitlines(keepends=True),

@@ -380,3 +380,37 @@ def test_the_holdout_empties_the_store_of_the_candidates_months():
     candidates = evaluator.months
     evaluator.holdout(SMALL, sizes=(5.0,))
     assert evaluator.months is not candidates and not set(candidates._entries) & set(evaluator.months._entries)
+
+
+# --------------------------------------------------------------------------- the answer's cautions
+
+
+def _holdout(mean: float, se: float, median: float, hedge_trades: float) -> dict:
+    return {"ok": True, "base": {"target_metrics": {"mean_monthly_return": mean, "median_monthly_return": median},
+                                 "standard_errors": {"mean_monthly_return": se},
+                                 "trades": {"hedge_trades_per_month": hedge_trades}}}
+
+
+@pytest.mark.parametrize("mean, se, median, trades, expected", [
+    (-0.020, 0.002, 0.585, 0.0, ["the mean month -0.020% ± 0.002%", "0.00 hedge trades a month"]),
+    (-0.003, 0.002, 0.585, 3.1, []),  # within two standard errors of 0: no claim
+    (0.010, 0.002, 0.585, 3.1, []),
+    (-0.020, 0.002, -0.100, 3.1, []),  # median not positive: the answer's numbers already show it
+])
+def test_the_answer_cautions_a_median_bought_with_the_mean_and_a_hedge_that_never_trades(mean, se, median, trades,
+                                                                                          expected):
+    from opl.closedloop.report import caveats
+
+    found = caveats(_holdout(mean, se, median, trades), _target(), SMALL)
+    assert len(found) == len(expected)
+    assert all(text in line for text, line in zip(expected, found))
+
+
+def test_no_hedge_caution_for_a_file_without_a_hedge_or_a_target_without_the_median():
+    from opl.closedloop.report import caveats
+
+    unhedged = SMALL.replace("hedge delta with Future every 1d band 0.05\n", "")
+    assert caveats(_holdout(0.01, 0.002, 0.5, 0.0), _target(unhedged), unhedged) == []
+    mean_target = SMALL.replace("median_monthly_return >= 1%", "mean_monthly_return >= 1%")
+    assert caveats(_holdout(-0.02, 0.002, 0.5, 5.0), _target(mean_target), mean_target) == []
+    assert caveats({"ok": False}, _target(), SMALL) == [] and caveats(None, _target(), SMALL) == []
