@@ -217,8 +217,10 @@ if njit is not None:
     # -- margin (opl.runtime.market.margin, opl.runtime.market.combinations) ----------------------------------
     # The formulas are written exactly as the reference writes them (max(a, b) = (a + b + |a - b|) / 2 in
     # the combinations, the same sums in the same order), so a requirement is the reference's bit for bit.
-    # Each step below is one pass over every (series, variant, path): a helper called per path with array
-    # arguments pays numba's reference counting on each call, which cost five times the arithmetic.
+    # One pass over the (variant, path) elements: an element's few series are gathered into small local
+    # arrays and its whole requirement computed there. The series' arrays are read where they lie (tuples
+    # of arrays, no (series, variants, paths) copy): copying them cost more than the arithmetic, and so did
+    # the five passes over such arrays this replaced.
 
     @njit(cache=True, inline="always")
     def _cmax(a, b):
@@ -228,157 +230,118 @@ if njit is not None:
     def _cmin(a, b):
         return (a + b - abs(a - b)) / 2
 
-    @njit(cache=True)
-    def _series_margins(is_call, strike, premium, qty, price, futures_rate, czce, otm_weight, floor_weight, rate,
-                        min_rate, put_cap, unit, margin):
-        # opl.runtime.market.margin.short_option_margin of one lot of each series held; a series not held on
-        # a path is skipped there by every pass below.
-        n, variants, paths = qty.shape
-        for i in range(n):
-            for v in range(variants):
-                fr, r, mr = futures_rate[v], rate[v], min_rate[v]
-                for p in range(paths):
-                    if qty[i, v, p] == 0.0:
-                        continue
-                    f, k = price[p], strike[i, v, p]
-                    otm = max(k - f, 0.0) if is_call[i] else max(f - k, 0.0)
-                    if czce:  # czce_dce
-                        fm = fr * f * unit
-                        margin[i, v, p] = premium[i, v, p] * unit + max(fm - otm_weight * otm * unit, floor_weight * fm)
-                    else:  # sse_etf, cboe_reg_t
-                        per_unit = premium[i, v, p] + max(r * f - otm, mr * (f if is_call[i] else k))
-                        if put_cap and not is_call[i]:
-                            per_unit = min(per_unit, k)
-                        margin[i, v, p] = per_unit * unit
+    @njit(cache=True, inline="always")
+    def _at(x, v, c):
+        # Element (v, c) of an array broadcast to (variants, paths): its shape is (1 or variants, 1 or paths).
+        return x[v if x.shape[0] > 1 else 0, c if x.shape[1] > 1 else 0]
 
-    @njit(cache=True)
-    def _split_lots(qty, short, long):
+    @njit(cache=True, inline="always")
+    def _series_margin(is_call, f, k, premium, fr, czce, otm_weight, floor_weight, r, mr, put_cap, unit):
+        # opl.runtime.market.margin.short_option_margin of one lot.
+        otm = max(k - f, 0.0) if is_call else max(f - k, 0.0)
+        if czce:  # czce_dce
+            fm = fr * f * unit
+            return premium * unit + max(fm - otm_weight * otm * unit, floor_weight * fm)
+        per_unit = premium + max(r * f - otm, mr * (f if is_call else k))  # sse_etf, cboe_reg_t
+        if put_cap and not is_call:
+            per_unit = min(per_unit, k)
+        return per_unit * unit
+
+    @njit(cache=True, inline="always")
+    def _spreads(n, is_call, expiry, k, q, margin, short, long, unit):
+        # combinations._spreads of one element: each short leg paired with the long legs of its type and expiry.
+        total = 0.0
+        for i in range(n):
+            for j in range(n):
+                if i == j or q[i] == 0.0 or q[j] == 0.0 or is_call[i] != is_call[j] or expiry[i] != expiry[j]:
+                    continue
+                lots = _cmin(short[i], long[j])
+                w = k[j] - k[i] if is_call[i] else k[i] - k[j]
+                width = (w + abs(w)) / 2 * unit
+                total = total + lots * _cmin(margin[i], width)
+                short[i] = short[i] - lots
+                long[j] = long[j] - lots
+        return total
+
+    @njit(cache=True, inline="always")
+    def _straddles(n, is_call, expiry, k, premium, q, margin, short, straddle, strangle, unit):
+        # combinations._straddles of one element: short calls paired with short puts of the same expiry.
+        total = 0.0
+        for i in range(n):
+            for j in range(n):
+                if not is_call[i] or is_call[j] or q[i] == 0.0 or q[j] == 0.0 or expiry[i] != expiry[j]:
+                    continue
+                ki, kj, mi, mj = k[i], k[j], margin[i], margin[j]
+                pairs = straddle * (ki == kj) + strangle * (ki > kj)
+                lots = _cmin(short[i], short[j]) * pairs
+                other = (mi >= mj) * premium[j] + (mi < mj) * premium[i]
+                total = total + lots * (_cmax(mi, mj) + other * unit)
+                short[i] = short[i] - lots
+                short[j] = short[j] - lots
+        return total
+
+    @njit(cache=True, inline="always")
+    def _paired_total(n, q, margin, short, total):
+        # ``total`` plus the lots no pair took, margined leg by leg (the sum from 0.0, as combinations._paired).
+        rest = 0.0
+        for i in range(n):
+            if q[i] != 0.0:
+                rest = rest + short[i] * margin[i]
+        return total + rest
+
+    @njit(cache=True, inline="always")
+    def _split(n, q, short, long):
         # Signed lots split into short and long (combinations._paired).
-        n, variants, paths = qty.shape
         for i in range(n):
-            for v in range(variants):
-                for p in range(paths):
-                    q = qty[i, v, p]
-                    short[i, v, p] = (-q + abs(-q)) / 2
-                    long[i, v, p] = (q + abs(q)) / 2
+            short[i] = (-q[i] + abs(-q[i])) / 2
+            long[i] = (q[i] + abs(q[i])) / 2
 
     @njit(cache=True)
-    def _pairings(is_call, qty, spread, straddles, both_orders, plan):
-        # Per variant and path, the pairings that can pair anything there (bit 1: spreads, a long lot is held;
-        # bit 2: straddles, a call and a put are held; bit 4: both, so both orders are tried). A pairing that
-        # cannot pair adds exact zeros, and then both orders give the same sum. Returns whether any path has 4.
-        n, variants, paths = qty.shape
-        any_both = False
+    def _book_margin(is_call, expiry, strikes, premiums, qtys, n, cols, price, futures_lots, futures_rate, czce,
+                     otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size, futures_underlying,
+                     spread, straddle, strangle, both_orders, out):
+        # ``strikes``, ``premiums``, ``qtys``: a tuple of n arrays each (broadcast as ``_at`` reads them; a
+        # dummy entry when n is 0); element p of ``out`` is path cols[p] (p itself when ``cols`` is empty).
+        # Per element: spreads first, then straddles; where both can pair, the other order too, the smaller
+        # kept (combinations.combination_margin). A pairing that cannot pair adds exact zeros, so it is
+        # skipped where nothing can pair.
+        variants, width = out.shape
+        k, prem, q, margin = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+        short, long, short2, long2 = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+        picked = cols.shape[0] > 0
         for v in range(variants):
-            for p in range(paths):
+            fr, r, mr = futures_rate[v], rate[v], min_rate[v]
+            for p in range(width):
+                c = cols[p] if picked else p
+                f = price[c]
                 has_long, has_call, has_put = False, False, False
                 for i in range(n):
-                    if qty[i, v, p] != 0.0:
-                        has_long = has_long or qty[i, v, p] > 0
+                    q[i] = _at(qtys[i], v, c)
+                    if q[i] != 0.0:
+                        k[i], prem[i] = _at(strikes[i], v, c), _at(premiums[i], v, c)
+                        margin[i] = _series_margin(is_call[i], f, k[i], prem[i], fr, czce, otm_weight, floor_weight,
+                                                   r, mr, put_cap, unit)
+                        has_long = has_long or q[i] > 0
                         has_call = has_call or is_call[i]
                         has_put = has_put or not is_call[i]
-                bits = (1 if spread and has_long else 0) + (2 if straddles and has_call and has_put else 0)
-                if both_orders and bits == 3:
-                    bits = 7
-                    any_both = True
-                plan[v, p] = bits
-        return any_both
-
-    @njit(cache=True)
-    def _spread_pass(is_call, expiry, strike, qty, margin, short, long, unit, plan, bit, acc):
-        # combinations._spreads on the paths whose plan has ``bit``, its total added to ``acc``.
-        n, variants, paths = qty.shape
-        for v in range(variants):
-            for p in range(paths):
-                if not plan[v, p] & bit:
-                    continue
-                total = 0.0
-                for i in range(n):
-                    for j in range(n):
-                        if (i == j or qty[i, v, p] == 0.0 or qty[j, v, p] == 0.0 or is_call[i] != is_call[j]
-                                or expiry[i] != expiry[j]):
-                            continue
-                        lots = _cmin(short[i, v, p], long[j, v, p])
-                        w = strike[j, v, p] - strike[i, v, p] if is_call[i] else strike[i, v, p] - strike[j, v, p]
-                        width = (w + abs(w)) / 2 * unit
-                        total = total + lots * _cmin(margin[i, v, p], width)
-                        short[i, v, p] = short[i, v, p] - lots
-                        long[j, v, p] = long[j, v, p] - lots
-                acc[v, p] = acc[v, p] + total
-
-    @njit(cache=True)
-    def _straddle_pass(is_call, expiry, strike, premium, qty, margin, short, straddle, strangle, unit, plan, bit,
-                       acc):
-        # combinations._straddles on the paths whose plan has ``bit``, its total added to ``acc``.
-        n, variants, paths = qty.shape
-        for v in range(variants):
-            for p in range(paths):
-                if not plan[v, p] & bit:
-                    continue
-                total = 0.0
-                for i in range(n):
-                    for j in range(n):
-                        if (not is_call[i] or is_call[j] or qty[i, v, p] == 0.0 or qty[j, v, p] == 0.0
-                                or expiry[i] != expiry[j]):
-                            continue
-                        ki, kj, mi, mj = strike[i, v, p], strike[j, v, p], margin[i, v, p], margin[j, v, p]
-                        pairs = straddle * (ki == kj) + strangle * (ki > kj)
-                        lots = _cmin(short[i, v, p], short[j, v, p]) * pairs
-                        other = (mi >= mj) * premium[j, v, p] + (mi < mj) * premium[i, v, p]
-                        total = total + lots * (_cmax(mi, mj) + other * unit)
-                        short[i, v, p] = short[i, v, p] - lots
-                        short[j, v, p] = short[j, v, p] - lots
-                acc[v, p] = acc[v, p] + total
-
-    @njit(cache=True)
-    def _unpaired(qty, margin, short, acc):
-        # The lots no pair took, margined leg by leg (the sum from 0.0, as combinations._paired writes it).
-        n, variants, paths = qty.shape
-        for v in range(variants):
-            for p in range(paths):
-                rest = 0.0
-                for i in range(n):
-                    if qty[i, v, p] != 0.0:
-                        rest = rest + short[i, v, p] * margin[i, v, p]
-                acc[v, p] = acc[v, p] + rest
-
-    @njit(cache=True)
-    def _book_margin(is_call, expiry, strike, premium, qty, price, futures_lots, futures_rate, czce, otm_weight,
-                     floor_weight, rate, min_rate, put_cap, unit, contract_size, futures_underlying, spread,
-                     straddle, strangle, both_orders, work, plan, out):
-        # ``work`` (5, n, variants, paths): the series' margins, short and long lots, and the other order's
-        # short and long lots. Spreads first, then straddles; where both pair, the other order too, the
-        # smaller kept (combinations.combination_margin).
-        margin, short, long = work[0], work[1], work[2]
-        _series_margins(is_call, strike, premium, qty, price, futures_rate, czce, otm_weight, floor_weight, rate,
-                        min_rate, put_cap, unit, margin)
-        _split_lots(qty, short, long)
-        any_both = _pairings(is_call, qty, spread, straddle or strangle, both_orders, plan)
-        variants, paths = out.shape
-        first = np.zeros((variants, paths))
-        second = first  # the other order's sums, where plan has bit 4 (none: never read)
-        _spread_pass(is_call, expiry, strike, qty, margin, short, long, unit, plan, 1, first)
-        _straddle_pass(is_call, expiry, strike, premium, qty, margin, short, straddle, strangle, unit, plan, 2, first)
-        _unpaired(qty, margin, short, first)
-        if any_both:
-            second = np.zeros((variants, paths))
-            short2, long2 = work[3], work[4]
-            _split_lots(qty, short2, long2)
-            _straddle_pass(is_call, expiry, strike, premium, qty, margin, short2, straddle, strangle, unit, plan, 4,
-                           second)
-            _spread_pass(is_call, expiry, strike, qty, margin, short2, long2, unit, plan, 4, second)
-            _unpaired(qty, margin, short2, second)
-        for v in range(variants):
-            fr = futures_rate[v]
-            for p in range(paths):
-                f = price[p]
-                if futures_underlying:
-                    total = fr * f * contract_size * futures_lots[v, p]
-                else:
-                    total = f * contract_size * futures_lots[v, p]
-                paired = first[v, p]
-                if plan[v, p] & 4:
-                    paired = _cmin(paired, second[v, p])
+                can_spread = spread and has_long
+                can_straddle = (straddle or strangle) and has_call and has_put
+                _split(n, q, short, long)
+                first = 0.0
+                if can_spread:
+                    first = first + _spreads(n, is_call, expiry, k, q, margin, short, long, unit)
+                if can_straddle:
+                    first = first + _straddles(n, is_call, expiry, k, prem, q, margin, short, straddle, strangle,
+                                               unit)
+                paired = _paired_total(n, q, margin, short, first)
+                if both_orders and can_spread and can_straddle:
+                    _split(n, q, short2, long2)
+                    second = 0.0 + _straddles(n, is_call, expiry, k, prem, q, margin, short2, straddle, strangle,
+                                              unit)
+                    second = second + _spreads(n, is_call, expiry, k, q, margin, short2, long2, unit)
+                    paired = _cmin(paired, _paired_total(n, q, margin, short2, second))
+                lots = _at(futures_lots, v, c)
+                total = fr * f * contract_size * lots if futures_underlying else f * contract_size * lots
                 out[v, p] = total + paired
 
 
@@ -716,7 +679,6 @@ class MarginRule:
         combos = set(spec.combinations)
         self.spread, self.straddle = "vertical_spread" in combos, "short_straddle" in combos
         self.strangle = "short_strangle" in combos
-        self._scratch: dict[tuple[int, int, int], tuple] = {}
 
     @classmethod
     def of(cls, packs) -> "MarginRule | None":
@@ -733,57 +695,45 @@ class MarginRule:
             return None  # the reference raises its located error
         return cls(packs)
 
-    def scratch(self, n: int, variants: int, width: int, *, keep: bool):
-        """Work arrays of `book_margin` for ``n`` series over (variants, width): strike, premium, lots
-        (n, variants, width), the kernel's work (5, n, variants, width) and pairing plan (variants, width).
-
-        ``keep``: reuse them from call to call (the step's margin over all paths: allocating megabytes at
-        every step costs more than the kernel); the few paths of an adjustment's proposals allocate afresh.
-        """
-        key = (n, variants, width)
-        found = self._scratch.get(key) if keep else None
-        if found is None:
-            found = (np.empty((n, variants, width)), np.empty((n, variants, width)), np.empty((n, variants, width)),
-                     np.empty((5, n, variants, width)), np.empty((variants, width), dtype=np.uint8))
-            if keep:
-                if len(self._scratch) >= 4:  # a month's book has a handful of series counts
-                    self._scratch.clear()
-                self._scratch[key] = found
-        return found
-
 
 def book_margin(rule: MarginRule, holdings, futures_lots, price, shape, cols=None) -> np.ndarray:
     """The exchange requirement (variants, paths) of option ``holdings`` and futures lots, as
     `opl.runtime.engine.replay`'s reference ``_margin`` computes it (bit for bit).
 
     ``holdings`` are (is_call, strike, premium, signed lots, expiry key) tuples whose arrays broadcast
-    to ``shape`` (variants, paths); ``futures_lots`` the absolute futures lots; ``cols`` restricts the
-    result to those paths, (variants, len(cols)).
+    to ``shape`` (variants, paths); ``futures_lots`` the absolute futures lots; ``cols`` (path indices)
+    restricts the result to those paths, (variants, len(cols)).
     """
     holdings = list(holdings)
     n = len(holdings)
-    price = np.asarray(price, dtype=float)
-    futures_lots = np.asarray(futures_lots, dtype=float)
-    if cols is not None:
-        price, futures_lots = price[cols], (futures_lots[..., cols] if futures_lots.ndim else futures_lots)
-    width = price.shape[0]
-    futures_lots = _plain(futures_lots, (shape[0], width))  # one signature: C-ordered and writable
-    strike, premium, qty, work, plan = rule.scratch(n, shape[0], width, keep=cols is None)
-    for h, (_, k, prem, q, _) in enumerate(holdings):
-        # Assignment broadcasts a per-path (P,) or per-variant-and-path (V, P) array, or a number.
-        if cols is None:
-            strike[h], premium[h], qty[h] = k, prem, q
-        else:
-            strike[h], premium[h], qty[h] = (x[..., cols] if np.ndim(x) else x for x in (k, prem, q))
+    price = np.ascontiguousarray(price, dtype=float)
+    picked = _NO_COLS if cols is None else np.ascontiguousarray(cols, dtype=np.int64)
+    width = price.shape[0] if cols is None else picked.shape[0]
+    # Each series' arrays as they are, one type for all (C-ordered float rows, `_grid`); a dummy entry
+    # when nothing is held, as the kernel's tuples cannot be empty.
+    strikes, premiums, qtys = (tuple(_grid(h[at]) for h in holdings) or (_ONE,) for at in (1, 2, 3))
     is_call = np.array([bool(h[0]) for h in holdings], dtype=np.bool_)
     expiry = np.array([float(h[4]) for h in holdings], dtype=float)
     both = rule.spread and (rule.straddle or rule.strangle) and len(set(is_call.tolist())) == 2
     out = np.empty((shape[0], width))  # fresh: the caller keeps it (the step's requirement, the open margin)
-    _book_margin(is_call, expiry, strike, premium, qty, np.ascontiguousarray(price), futures_lots,
-                 rule.futures_rate, rule.czce, rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate,
-                 rule.put_cap, rule.unit, rule.contract_size, rule.futures_underlying, rule.spread, rule.straddle,
-                 rule.strangle, both, work, plan, out)
+    _book_margin(is_call, expiry, strikes, premiums, qtys, n, picked, price, _grid(futures_lots), rule.futures_rate,
+                 rule.czce, rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate, rule.put_cap, rule.unit,
+                 rule.contract_size, rule.futures_underlying, rule.spread, rule.straddle, rule.strangle, both, out)
     return out
+
+
+_NO_COLS = np.zeros(0, dtype=np.int64)
+_ONE = np.zeros((1, 1))
+
+
+def _grid(x) -> np.ndarray:
+    """``x`` as the margin kernel reads an array broadcast to (variants, paths): C-ordered floats of shape
+    (1 or variants, 1 or paths) — a number (1, 1), per path (1, paths), per variant and path as it is —,
+    without a copy where it already is so."""
+    x = np.asarray(x, dtype=float)
+    if x.ndim < 2:
+        x = x.reshape(1, -1)
+    return np.ascontiguousarray(x)
 
 
 def hedge_rule(*, held_delta, short, static, hedge, d, active, keep: float, band: float, lots_per_option: float,
