@@ -727,13 +727,19 @@ _ONE = np.zeros((1, 1))
 
 
 def _grid(x) -> np.ndarray:
-    """``x`` as the margin kernel reads an array broadcast to (variants, paths): C-ordered floats of shape
+    """``x`` as a kernel reads an array broadcast to (variants, paths) (``_at``): C-ordered floats of shape
     (1 or variants, 1 or paths) — a number (1, 1), per path (1, paths), per variant and path as it is —,
-    without a copy where it already is so."""
+    without a copy where it already is so.
+
+    A read-only view: the kernels take these in tuples indexed at run time, whose arrays must all have one
+    type, and a month's marks shared by a store are read-only (a writable copy would cost a copy).
+    """
     x = np.asarray(x, dtype=float)
     if x.ndim < 2:
         x = x.reshape(1, -1)
-    return np.ascontiguousarray(x)
+    x = np.ascontiguousarray(x).view()
+    x.flags.writeable = False
+    return x
 
 
 def hedge_rule(*, held_delta, short, static, hedge, d, active, keep: float, band: float, lots_per_option: float,

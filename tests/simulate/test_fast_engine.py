@@ -794,3 +794,27 @@ def test_fast_engine_matches_the_reference_on_given_months(pack_name):
     for name in ("hedge_trades", "exits", "assigned_months"):
         assert ref.counters[name].sum() > 0, name
     assert np.any(ref.buckets["interest"]) and np.any(ref.buckets["assignment"])
+
+
+def test_margin_kernel_takes_read_only_and_writable_series_together_under_one_signature():
+    # A month's marks read from a store are read-only, an adjusted slot's are the book's own: the kernel
+    # reads both kinds in one call, with the reference's numbers, and compiles once per number of series,
+    # not once per mix of kinds (a compile costs seconds).
+    from opl.runtime.engine.book import Book
+    from opl.runtime.market.rules import load_pack
+
+    packs = replay_module._margin_packs(load_pack("czce_cj"), (replay_module.Variant(),))
+    rule = kernels.MarginRule.of(packs)
+    shape = (1, 4)
+    price = np.array([10_000.0, 10_400.0, 9_800.0, 11_000.0])
+    frozen = np.array([120.0, 80.0, 200.0, 15.0])
+    frozen.flags.writeable = False
+    signatures = set()
+    for premium in (frozen.copy(), frozen):
+        holdings = [(False, np.full(4, 9_900.0), premium, -np.ones(shape), 0.0),
+                    (True, np.full(shape, 11_000.0), np.full(shape, 90.0), -np.ones(shape), 0.0)]
+        ref = replay_module._margin(packs, Book(shape), None, None, price, legs=holdings,
+                                    futures_lots=np.zeros(shape))
+        assert np.array_equal(kernels.book_margin(rule, holdings, np.zeros(shape), price, shape), ref)
+        signatures.update(kernels._book_margin.signatures)
+    assert len([s for s in signatures if len(s[2]) == 2]) == 1  # the strikes' tuple of two series
