@@ -147,7 +147,7 @@ class Desk:
     trade_futures: Callable[[np.ndarray], None]
     close_all: Callable[[np.ndarray], None]
     state: Callable[[], TriggerState]
-    avoid: Callable[[list[LegState]], list[np.ndarray]]
+    avoid: Callable[[list[LegState]], list[np.ndarray]] | None  # None: no ``avoid_leg_if`` (nothing is blocked)
     count: Callable[[str, np.ndarray], None]
     hedge_keep: float = 0.0
     hedge_along: str = "direction"
@@ -495,6 +495,8 @@ class AdjustEngine:
 
     def _allowed(self, desk: Desk, is_call: bool, strike, extra_days: float, lots, mask) -> np.ndarray:
         """Where ``avoid_leg_if`` lets a new series be opened (blocked paths are counted)."""
+        if desk.avoid is None:  # no guard: nothing to ask (its state would be built for nothing)
+            return mask
         leg = LegState(days_left=float(desk.mo.days_left[desk.j]) + extra_days, lots=lots, held=mask, strike=strike,
                        price=desk.mo.price[:, desk.j], is_call=is_call)
         blocked = desk.avoid([leg])[0] & mask

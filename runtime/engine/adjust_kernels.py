@@ -69,8 +69,19 @@ def trade_slot(old, proposed, go, restruck, *, close_fee, short_fee, long_fee, b
     """
     shape = equity.shape
     out = np.empty(shape)
-    _trade_slot(kernels._plain(old, shape), kernels._plain(proposed, shape), kernels._plain_bool(go, shape),
-                kernels._plain_bool(restruck, shape), kernels._plain(close_fee, shape[:1]),
-                kernels._plain(short_fee, shape[:1]), kernels._plain(long_fee, shape[:1]), bucket, equity,
+    _trade_slot(_ready(old, shape, np.float64), _ready(proposed, shape, np.float64), _ready(go, shape, np.bool_),
+                _ready(restruck, shape, np.bool_), _ready(close_fee, shape[:1], np.float64),
+                _ready(short_fee, shape[:1], np.float64), _ready(long_fee, shape[:1], np.float64), bucket, equity,
                 month_pnl, counter, out)
     return out
+
+
+def _ready(x, shape: tuple, dtype) -> np.ndarray:
+    """``x`` as the kernel's one signature takes it (C-ordered, writable, ``dtype``, ``shape``): itself when it
+    already is — a round's lots and masks are — without `numpy.require`'s checks (a round makes dozens)."""
+    if (isinstance(x, np.ndarray) and x.dtype == dtype and x.shape == shape and x.flags.c_contiguous
+            and x.flags.writeable):
+        return x
+    if dtype is np.bool_:
+        return kernels._plain_bool(x, shape)
+    return kernels._plain(x, shape)

@@ -77,6 +77,29 @@ class Slot:
         return self._held
 
 
+class _CutSlot(Slot):
+    """A slot of `Book.columns`: its lots cut from the whole book's slot at once, each mark when first read.
+
+    A round reads some of a slot's marks only (the empty slots' hardly any), and cutting every mark of
+    every slot cost more than the round's trades. ``cut`` holds the marks as cut, so `Book.put_columns`
+    writes back only those set since.
+    """
+
+    def __init__(self, whole: Slot, cols: np.ndarray):
+        self.is_call, self.american, self.base = whole.is_call, whole.american, whole.base
+        self.extra_days, self.group = whole.extra_days, whole.group
+        self._whole, self._cols, self.cut = whole, cols, {}
+        self.qty = whole.qty[:, cols]
+        self.cut_qty = self.qty
+
+    def __getattr__(self, name: str):
+        # Called only for an attribute not set: a mark read here for the first time.
+        if name not in _MARKS:
+            raise AttributeError(name)
+        x = self.cut[name] = self.__dict__[name] = _paths(getattr(self._whole, name), self._cols)
+        return x
+
+
 @dataclass(eq=False)
 class Group:
     """A logical leg: its rule (for rolls) and its slots (indices into `Book.slots`)."""
@@ -162,32 +185,26 @@ class Book:
     # -- a subset of paths --------------------------------------------------------------------------
     def columns(self, cols: np.ndarray) -> "Book":
         """The book on the paths ``cols`` only (copies, sharing the groups), for work that touches few paths;
-        `put_columns` writes it back."""
+        `put_columns` writes it back. A slot's marks are cut when first read (`_CutSlot`)."""
         sub = Book((self.shape[0], len(cols)))
         sub.groups, sub.futures_index = self.groups, self.futures_index
         sub.futures = [fut[:, cols] for fut in self.futures]
-        for s in self.slots:
-            t = Slot(is_call=s.is_call, american=s.american, qty=s.qty[:, cols], strike=_paths(s.strike, cols),
-                     base=s.base, extra_days=s.extra_days, group=s.group)
-            for name in _MARKS:
-                setattr(t, name, _paths(getattr(s, name), cols))
-            sub.slots.append(t)
-        sub._taken = [(t.qty, *(getattr(t, name) for name in _MARKS)) for t in sub.slots]
+        sub.slots = [_CutSlot(s, cols) for s in self.slots]
         return sub
 
     def put_columns(self, sub: "Book", cols: np.ndarray) -> None:
         """Write back what changed in ``sub`` (a `columns` copy of the paths ``cols``): into the book's own
         (variants, paths) arrays in place, so the cost is that of the paths written; a mark shared with
         the month's tables (a base slot's) or broadcast is copied first."""
-        for s, t, taken in zip(self.slots, sub.slots, sub._taken):
-            if t.qty is not taken[0]:
+        for s, t in zip(self.slots, sub.slots):
+            if t.qty is not t.cut_qty:
                 held = s.held()
                 s._qty = self._written(s.qty, t.qty, cols)
                 # Lots written here, or held before on other paths: only then is the whole array looked at.
                 s._held = bool(np.any(t.qty)) or (held and bool(np.any(s._qty)))
-            for name, before in zip(_MARKS, taken[1:]):
-                now = getattr(t, name)
-                if now is not before:
+            for name in _MARKS:
+                now = t.__dict__.get(name, t)  # the slot itself: a mark never read nor set there
+                if now is not t and now is not t.cut.get(name):
                     setattr(s, name, self._written(getattr(s, name), now, cols))
         for fut, part in zip(self.futures, sub.futures):
             fut[:, cols] = part

@@ -1504,15 +1504,19 @@ def _desk(strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledge
             ledger.count("futures_lots", lots != 0, np.abs(lots))
 
     def avoid(legs):
-        if not strat.guards:
-            return [np.zeros(book.shape, dtype=bool) for _ in legs]
         return blocked(strat.guards, state(), legs)
+
+    guarded = any(g.kind == "avoid_leg_if" for g in strat.guards)
+
+    def count(name, mask, amount=1):
+        if mask.any():  # a round's counts are mostly of nothing: its ledger's counters are then never copied
+            ledger.count(name, mask, amount)
 
     desk = Desk(book=book, hedge=hedge, mo=mo, j=j, d=d, sizes=sizes, lots_per_option=lots_per_option,
                 capital=run.capital, tenor_days=strat.tenor_days, margin=margin, trade_options=trade_options,
                 trade_futures=trade_futures,
                 close_all=lambda mask: _close_all(book, desk.hedge, mask, cost, ledger, equity, month_pnl),
-                state=state, avoid=avoid, count=ledger.count,
+                state=state, avoid=avoid if guarded else None, count=count,
                 hedge_keep=strat.hedge.keep if strat.hedge is not None else 0.0)
     return desk
 
