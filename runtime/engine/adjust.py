@@ -260,14 +260,15 @@ class AdjustEngine:
 
     def decide(self, state: TriggerState, is_open: np.ndarray, j: int, step_days: float) -> np.ndarray:
         """Where a round fires at step ``j`` (the condition turned true, the cooldown passed); keeps the edge."""
-        now = np.broadcast_to(self.spec.when(state), self.shape) & is_open
-        fire = now & ~self.prev
+        now = np.logical_and(self.spec.when(state), is_open)  # (variants, paths): is_open's shape
+        fire = now > self.prev  # turned true: now and not before
         self.prev = now
         if fire.any():
             # The cooldown is looked at only where the condition turned true (a few paths a step).
             where = np.nonzero(fire)
-            fire[where] = (j - self.last[where]) * step_days >= self.spec.cooldown_days - 1e-9
-            self.last[fire] = j
+            ok = (j - self.last[where]) * step_days >= self.spec.cooldown_days - 1e-9
+            fire[where] = ok
+            self.last[where[0][ok], where[1][ok]] = j
         self.fired = fire
         return fire
 
@@ -441,19 +442,18 @@ class AdjustEngine:
         q = self._current(plan, book, g)
         strike = np.broadcast_to(strike, desk.book.shape)
         # Already there: the lots sit in a series of that strike and expiry (the base slot or a moved one).
-        there = np.zeros(desk.book.shape, dtype=bool)
+        moving = mask & (q != 0)
         for si in book.groups[g].slots:
             s = book.slots[si]
-            if s.extra_days == tgt.extra_days:
-                there |= (self._qty(plan, si, s) != 0) & (np.broadcast_to(s.strike, desk.book.shape) == strike)
-        moving = mask & (q != 0) & ~there
+            if s.extra_days == tgt.extra_days and self._holds(plan, si, s):
+                moving &= (self._qty(plan, si, s) == 0) | (np.broadcast_to(s.strike, desk.book.shape) != strike)
         if not np.any(moving):
             return
         moving &= self._allowed(desk, tgt.is_call, strike, tgt.extra_days, q, moving)
         if not np.any(moving):
             return
         for si in book.groups[g].slots:
-            if si != target:
+            if si != target and self._holds(plan, si, book.slots[si]):  # an empty slot stays empty
                 current = self._qty(plan, si, book.slots[si])
                 self._change(plan, si, np.where(moving, 0.0, current), np.zeros(desk.book.shape, dtype=bool))
         marks = desk.mo.quote(is_call=tgt.is_call, american=tgt.american, strike=strike, extra_days=tgt.extra_days,
@@ -484,6 +484,12 @@ class AdjustEngine:
             fut = book.futures[fi]
             plan.futures[fi] = np.where(mask, 0.0, fut)
             plan.trades |= mask & (fut != 0)
+
+    @staticmethod
+    def _holds(plan: _Plan, si: int, slot) -> bool:
+        """Whether the slot may hold lots under ``plan``: changed by it, or holding some now (else its lots
+        are 0 everywhere and any test of them is known)."""
+        return si in plan.changes or slot.held()
 
     @staticmethod
     def _qty(plan: _Plan, si: int, slot) -> np.ndarray:

@@ -1125,7 +1125,7 @@ class _Pass:
         if self.fast and hasattr(mo, "columns"):
             # The fast engine plays a round on the few paths where it fires (a few percent of them).
             fire = engine.decide(self.state(o, j), o.is_open, j, mo.step_days)
-            closed = np.zeros(shape, dtype=bool)
+            closed = None
             if np.any(fire):
                 o.hedge, closed = _play_on_paths(
                     engine, fire, strat, book, o.hedge, mo, j, o.d, self.sizes, self.lots_per_option, run, self.cost,
@@ -1137,7 +1137,7 @@ class _Pass:
                          lambda: self.state(o, j, hedge=desk.hedge))
             closed = engine.step(desk, o.is_open, mo.step_days)
             o.hedge = desk.hedge
-        if np.any(closed):
+        if closed is not None and np.any(closed):
             ledger.count("exits", closed)
             if mo.days_left[j] >= (strat.guard_days or 2.0):
                 ledger.count("early_exits", closed)
@@ -1437,7 +1437,8 @@ def _play_on_paths(engine: AdjustEngine, fire, strat, book: Book, hedge, mo, j, 
                    cost, ledger: Ledger, equity, month_pnl, margins, pending, inventory, peak, denominator,
                    open_margin, band_k):
     """The adjustment round on the paths where it fires only, written back: the numbers of a round on every
-    path (each path's arithmetic is its own), at the cost of the few. Returns the hedge and where it closed."""
+    path (each path's arithmetic is its own), at the cost of the few. Returns the hedge and where it closed
+    (None: nowhere)."""
     cols = np.flatnonzero(fire.any(axis=0))
     sub_book, sub_mo, sub_ledger = book.columns(cols), mo.columns(cols), ledger.columns(cols)
     sub_equity, sub_pnl, sub_pending = equity[:, cols], month_pnl[:, cols], pending[:, cols]
@@ -1463,6 +1464,8 @@ def _play_on_paths(engine: AdjustEngine, fire, strat, book: Book, hedge, mo, j, 
     if not (hedge.flags.writeable and hedge.flags.owndata):
         hedge = hedge.copy()  # a view or a shared array; the step's own hedge is written in place (as closes do)
     hedge[:, cols] = desk.hedge
+    if not closed_cols.any():
+        return hedge, None
     closed = np.zeros(book.shape, dtype=bool)
     closed[:, cols] = closed_cols
     return hedge, closed
@@ -1487,10 +1490,14 @@ def _desk(strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledge
           inventory, state) -> Desk:
     """The step as `opl.runtime.engine.adjust` sees it; its trades pay into the ``adjustments`` bucket."""
     f = mo.price[:, j]
+    held = []  # futures from exercise and goods, as the margin reads them: summed at the first margin asked
 
     def margin(legs, futures_lots, cols=None):
-        lots = None if futures_lots is None else futures_lots + np.abs(pending + inventory.total())
-        return margins(book, desk.hedge, pending + inventory.total(), f, legs=legs, futures_lots=lots, cols=cols)
+        if not held:  # (nothing in a round trades them; most steps of the reference ask no margin)
+            other = pending + inventory.total()
+            held.extend((other, np.abs(other)))
+        lots = None if futures_lots is None else futures_lots + held[1]
+        return margins(book, desk.hedge, held[0], f, legs=legs, futures_lots=lots, cols=cols)
 
     def trade_options(lots, *, closing: bool) -> None:
         if np.any(lots):
@@ -1525,9 +1532,9 @@ def _trigger_state(mo, j, book: Book, hedge, month_pnl, denominator, equity, pea
                    days_left, lots_per_option, pending, inventory, unit_delta, band_k, strat=None,
                    d=None) -> TriggerState:
     def requirement():
-        return margins(book, hedge, pending + inventory.total(), mo.price[:, j])
+        return margins(book, hedge, pending + inventory.total(), price)
 
-    price = mo.price[:, j]
+    price, open_price, iv_now, open_iv = _columns_at(mo, j)
 
     def lots():
         short = book.short_lots()
@@ -1555,10 +1562,27 @@ def _trigger_state(mo, j, book: Book, hedge, month_pnl, denominator, equity, pea
     return TriggerState(
         shape=np.shape(month_pnl), pnl_percent=lambda: month_pnl / denominator * 100.0,
         pnl_capital=lambda: month_pnl / capital * 100.0,
-        days_left=days_left, expired=j == mo.n, price=mo.price[:, j], open_price=mo.price[:, 0],
-        iv=mo.atm[:, j], open_iv=mo.atm[:, 0], drawdown=lambda: np.maximum(peak - equity, 0.0) / peak * 100.0,
+        days_left=days_left, expired=j == mo.n, price=price, open_price=open_price,
+        iv=iv_now, open_iv=open_iv, drawdown=lambda: np.maximum(peak - equity, 0.0) / peak * 100.0,
         requirement=requirement, capital=capital, open_margin=open_margin,
         support=mo.support, resistance=mo.resistance,
         delta=lambda: book.option_delta(lots_per_option) + book.static + hedge, unit_delta=unit_delta,
         band_centre=None if mo.band is None else mo.band[0][j],
         band_width=None if mo.band is None else band_k * mo.band[1][j], **extras)
+
+
+def _columns_at(mo, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The price and the at-the-money volatility at step ``j`` and at the open, each (P,) and contiguous.
+
+    A month's arrays are (paths, steps), so a step's column is strided, and a state's conditions read
+    it anew in each expression (``adjust_when`` at every step: ``price_retrace`` and ``vega_crush`` read
+    four columns). They are copied once per step and kept on the month (keyed by its price array, so a
+    round's `_Month.columns` cut does not read the whole month's) for the step's other states.
+    """
+    kept = getattr(mo, "_step_columns", None)
+    if kept is None or kept[0] is not mo.price or kept[1] != j:
+        if kept is None or kept[0] is not mo.price:
+            kept = (mo.price, -1, np.ascontiguousarray(mo.price[:, 0]), np.ascontiguousarray(mo.atm[:, 0]))
+        kept = (*kept[:1], j, *kept[2:4], np.ascontiguousarray(mo.price[:, j]), np.ascontiguousarray(mo.atm[:, j]))
+        mo._step_columns = kept
+    return kept[4], kept[2], kept[5], kept[3]

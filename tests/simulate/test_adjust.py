@@ -346,3 +346,31 @@ def test_a_round_s_columns_write_back_into_the_book_and_leave_the_month_s_tables
     assert np.array_equal(base.value, [[99.0, 4.0, 99.0, 10.0]] * 2)
     assert not base.held() and moved.held()
     assert moved.value is own and np.array_equal(own, [[7.0, 0.0, 7.0, 0.0]] * 2)  # in place
+
+
+def test_a_round_s_book_cuts_a_slot_s_marks_when_first_read_and_writes_back_only_those_set():
+    """`Book.columns` (`book._CutSlot`): the lots are cut at once, a mark when the round first reads it
+    (the values of the whole book's on those paths); a mark read but not set is not written back."""
+    from opl.runtime.engine.book import Book
+    from opl.runtime.engine.legspec import OptionLeg, StrikeRule
+
+    book = Book((2, 5))
+    g = book.add_group(OptionLeg(is_call=False, side=-1, qty=1, american=True,
+                                 strike=StrikeRule(kind="absolute", value=100.0)))
+    slot = book.slots[book.add_slot(g, is_call=False, american=True, strike=None, qty=-np.ones((2, 5)))]
+    slot.value = np.arange(10.0).reshape(2, 5)
+    slot.delta = np.arange(5.0)  # a mark per path
+    value, delta, gamma = slot.value, slot.delta, slot.gamma
+    cols = np.array([1, 3])
+    sub = book.columns(cols)
+    t = sub.slots[0]
+    assert not {"value", "delta", "gamma", "strike"} & set(vars(t))  # nothing cut yet
+    assert np.array_equal(t.qty, -np.ones((2, 2))) and t.held()
+    assert np.array_equal(t.value, [[1.0, 3.0], [6.0, 8.0]]) and np.array_equal(t.delta, [1.0, 3.0])
+    assert "value" in vars(t) and "gamma" not in vars(t)
+    t.gamma = np.full((2, 2), 5.0)
+    with pytest.raises(AttributeError):
+        t.not_a_mark
+    book.put_columns(sub, cols)
+    assert slot.value is value and slot.delta is delta  # read, not set: not written
+    assert slot.gamma is gamma and np.array_equal(gamma, [[0.0, 5.0, 0.0, 5.0, 0.0]] * 2)

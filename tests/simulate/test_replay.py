@@ -325,3 +325,31 @@ def test_the_trigger_states_pnl_and_drawdown_are_computed_when_a_condition_reads
     assert np.array_equal(state.measured("pnl_capital"), month_pnl / 1_000.0 * 100.0)
     assert np.array_equal(state.measured("drawdown"), np.maximum(peak - equity, 0.0) / peak * 100.0)
     assert not callable(state.pnl_percent)  # kept once read
+
+
+def test_a_steps_states_read_the_months_columns_copied_once_per_step():
+    # A month's price and ATM volatility are (paths, steps): a state's conditions read the step's and the
+    # open's columns, copied contiguous once per step and month (a round's cut month has its own).
+    from types import SimpleNamespace
+
+    from opl.runtime.engine.book import Book
+    from opl.runtime.engine.replay import _trigger_state
+
+    shape = (2, 3)
+    rng = np.random.default_rng(3)
+    month = SimpleNamespace(price=rng.uniform(90, 110, (3, 4)), atm=rng.uniform(0.1, 0.4, (3, 4)), n=3,
+                            support=1.0, resistance=1.0, band=None)
+    cut = SimpleNamespace(**{**vars(month), "price": month.price[[0, 2]], "atm": month.atm[[0, 2]]})
+
+    def state(mo, j):
+        return _trigger_state(mo, j, Book((2, mo.price.shape[0])), 0.0, np.zeros(shape), np.ones(shape), 0.0,
+                              np.ones(shape), 1.0, np.ones(shape), None, 1.0, 1.0, 0.0, None, None, 1.0)
+
+    first, again = state(month, 1), state(month, 1)
+    for name, column in (("price", month.price[:, 1]), ("open_price", month.price[:, 0]), ("iv", month.atm[:, 1]),
+                         ("open_iv", month.atm[:, 0])):
+        assert np.array_equal(getattr(first, name), column) and getattr(first, name).flags.c_contiguous
+        assert getattr(again, name) is getattr(first, name)  # the step's copy, not another
+    assert np.array_equal(state(month, 2).price, month.price[:, 2])
+    assert np.array_equal(state(cut, 2).price, month.price[[0, 2], 2])
+    assert np.array_equal(state(month, 2).open_iv, month.atm[:, 0])
