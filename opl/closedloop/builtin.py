@@ -189,13 +189,13 @@ class _Moves:
     """Builds the edit of one move at one step level from the parent candidate."""
 
     def __init__(self, parent: Candidate, result: dict):
-        from opl.lang.frontend import check_text
+        from opl.closedloop.candidate import checked
 
         self.parent = parent
         self.result = result
-        checked = check_text(parent.text)
-        self.doc = checked.document
-        self.legs = list(checked.legs)
+        read = checked(parent.text)
+        self.doc = read.document
+        self.legs = list(read.legs)
         price = self.doc.market.price if self.doc is not None and self.doc.market.price else 100.0
         self.price_step = _nice(0.02 * price)
 

@@ -23,7 +23,7 @@ from opl.lang import ast
 from opl.closedloop.proposal import CheckOutcome
 from opl.errors import OplError
 
-__all__ = ["Candidate", "CandidateError", "check_candidate", "candidate_sha", "DESIGN_SETTINGS",
+__all__ = ["Candidate", "CandidateError", "check_candidate", "checked", "candidate_sha", "DESIGN_SETTINGS",
            "RUN_SETTINGS"]
 
 # Experiment settings that make up the design of the experiment (how the strategy is tested); the others
@@ -60,6 +60,20 @@ def check_candidate(text: str, path: str = "candidate.opl", *, files=None) -> Ch
     rendered = render([result.report], "full") if diagnostics else ""
     return CheckOutcome(ok=not result.report.has_errors, rendered=rendered,
                         codes=tuple(d.code for d in diagnostics))
+
+
+@functools.lru_cache(maxsize=256)
+def checked(text: str):
+    """`opl.lang.frontend.check_text` of ``text`` (no path, no options), kept for the texts seen last — to read,
+    never to change: every caller gets the same `CheckResult`.
+
+    The loop reads the document of the same text many times a candidate (its hit rate, its cost, the model
+    change against its parent, the proposer's moves, the critic's defects and directions), each a parse and
+    a check. The result depends on the text alone: without options no file is looked at (E015).
+    """
+    from opl.lang.frontend import check_text
+
+    return check_text(text)
 
 
 def candidate_sha(text: str) -> str:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from opl.closedloop.candidate import Candidate
+from opl.closedloop.candidate import Candidate, checked
 from opl.closedloop.evaluate import NO_DATA_NOTE, Evaluation
 from opl.closedloop.objective import Target
 
@@ -208,9 +208,7 @@ def _scenario_items(candidate: Candidate, name: str) -> list[str]:
 
 
 def _defects(evaluation: Evaluation, candidate: Candidate, facts: dict[str, Any]) -> list[dict[str, Any]]:
-    from opl.lang.frontend import check_text
-
-    doc = check_text(candidate.text).document
+    doc = checked(candidate.text).document
     exp = doc.experiment if doc is not None else None
     components = [c.name for c in exp.model] if exp is not None else []
     out: list[dict[str, Any]] = []
@@ -301,12 +299,11 @@ def declared_jumps_test(candidate: Candidate, facts: dict[str, Any]) -> dict[str
     None when the candidate declares no jumps or the run has no calibrated data: then no data test rejects
     the jumps, and they stay.
     """
-    from opl.lang.frontend import check_text
     from opl.calibration.block import SIM_DAYS_PER_YEAR
     from opl.calibration.jumps import declared_jumps_test as test
     from opl.runtime.engine.processes import DEFAULTS
 
-    doc = check_text(candidate.text).document
+    doc = checked(candidate.text).document
     exp = doc.experiment if doc is not None else None
     declared = next((c for c in exp.model if c.name == "jump"), None) if exp is not None else None
     result = ((facts.get("calibration") or {}).get("result") or {})
@@ -329,13 +326,12 @@ def _model_terms(candidate: Candidate):
 
 
 def _directions(evaluation, target, candidate, failures, structure, tail, scenarios) -> list[dict[str, str]]:
-    from opl.lang.frontend import check_text
-
     failing = {f["metric"] for f in failures}
-    doc = check_text(candidate.text).document
+    result = checked(candidate.text)
+    doc = result.document
     hedge = doc.hedge if doc is not None else None
     keep = hedge.keep if hedge is not None else 0.0
-    legs = [leg for leg in check_text(candidate.text).legs if leg.is_option]
+    legs = [leg for leg in result.legs if leg.is_option]
     has_wings = any(leg.side > 0 for leg in legs)
     stop = doc.risk.stop_loss if doc is not None else None
     v = evaluation.values

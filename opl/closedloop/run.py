@@ -24,7 +24,9 @@ K times from the same best candidate and diagnosis, each time told the round's e
 (`ProposalContext.pending`: the built-in proposer gives the next untried move, a model is asked for a
 different change); the K candidates are evaluated side by side (on a cluster, `opl.simulation.cluster`), then decided
 one after the other in iteration order, each against the best so far — so the decisions depend on K but
-not on the number of workers or the order the evaluations finish. K = 1 is the loop above. Each iteration
+not on the number of workers or the order the evaluations finish. On a cluster a candidate's task also
+completes its evaluation when the candidate may be accepted (`_bars`) and diagnoses it (`_ahead`): a round
+is one trip to the cluster, and the records are the ones deciding first and completing after would write. K = 1 is the loop above. Each iteration
 is still written on its own, with ``round`` (its first iteration and size) in its ``result.json``: a run
 killed mid-round resumes by proposing the round's missing iterations from the round's own context. An
 iteration's ``seconds`` is its share of the round's wall time, so ``--minutes`` counts wall time (and holds
@@ -42,7 +44,7 @@ from typing import Any, Callable
 
 from opl.lang.fileaccess import FileAccess, NamedFileError, read_regular
 from opl.closedloop.archive import RunArchive
-from opl.closedloop.candidate import Candidate, CandidateError, candidate_sha, check_candidate
+from opl.closedloop.candidate import Candidate, CandidateError, candidate_sha, check_candidate, checked
 from opl.closedloop.critic import diagnose
 from opl.closedloop.evaluate import DEFAULT_HOLDOUT_PATHS, DEFAULT_PATHS, EvalSettings, Evaluation, Evaluator
 from opl.closedloop.objective import Target, parse_target
@@ -174,20 +176,20 @@ def start_run(file: str | Path, runs: str | Path, settings: LoopSettings, *, rul
     if source is None:  # not UTF-8 text, or too big: the checker's E007/E008, located
         raise LoopInputError(f"{file} has errors: fix them before starting a loop", check_path(file).report)
     text = source.text
-    checked = check_text(text, str(file))
-    if checked.report.has_errors:
-        raise LoopInputError(f"{file} has errors: fix them before starting a loop", checked.report)
+    written = check_text(text, str(file))
+    if written.report.has_errors:
+        raise LoopInputError(f"{file} has errors: fix them before starting a loop", written.report)
     try:
-        target = parse_target(checked.document, text)
+        target = parse_target(written.document, text)
     except TargetError as error:
         raise LoopInputError(f"{file}: {error}") from None
-    exp = checked.document.experiment
+    exp = written.document.experiment
     calibration = _calibration_file(file, exp.calibration_file if exp is not None else None)
     seed = settings.seed if settings.seed is not None else (exp.seed if exp is not None and exp.seed is not None else 0)
     evaluation = EvalSettings(paths=settings.paths, seed=seed, holdout_paths=settings.holdout_paths,
                               holdout_seed=settings.holdout_seed, counterfactuals=settings.counterfactuals,
                               overrides=tuple(settings.overrides))
-    rules = stop_rules(checked.document, **rules_flags)
+    rules = stop_rules(written.document, **rules_flags)
     if rules.cost is not None and rules.token_price is None:
         raise LoopInputError(f"{file}: a cost budget needs the token prices: give `--token-price IN,OUT` "
                              "(currency per million prompt and completion tokens)")
@@ -267,9 +269,7 @@ def _evaluator(settings: dict[str, Any]) -> Evaluator:
 
 
 def _hit_rate(text: str) -> float | None:
-    from opl.lang.frontend import check_path, check_text
-
-    doc = check_text(text).document
+    doc = checked(text).document
     return doc.experiment.hit_rate if doc is not None and doc.experiment is not None else None
 
 
@@ -287,10 +287,9 @@ def model_change(parent: Candidate, child: Candidate, facts: dict[str, Any]) -> 
     (`opl.closedloop.critic.declared_jumps_test`). The second item lists each removal a test allowed, as
     ``{"component", "test"}``, for the decision and the report.
     """
-    from opl.lang.frontend import check_path, check_text
     from opl.closedloop.critic import declared_jumps_test
 
-    a, b = check_text(parent.text).document, check_text(child.text).document
+    a, b = checked(parent.text).document, checked(child.text).document
     ea, eb = a.experiment, b.experiment
     if ea is None:
         return None, []
@@ -508,11 +507,10 @@ class _Budget:
 
 def _run_cost(text: str, paths: int):
     """The `opl.lang.experiment.cost.RunCost` of ``text`` at the run's ``paths`` (None when it does not lower)."""
-    from opl.lang.frontend import check_path, check_text
     from opl.lang.experiment.cost import experiment_cost
 
-    checked = check_text(text)
-    return experiment_cost(checked.document.experiment, paths=paths) if checked.document is not None else None
+    document = checked(text).document
+    return experiment_cost(document.experiment, paths=paths) if document is not None else None
 
 
 def _json(data) -> str:
@@ -581,6 +579,9 @@ class _Candidate:
     dropped: list = field(default_factory=list)
     evaluation: Evaluation | None = None
     stopped: bool = False  # its evaluation was stopped at the end of --minutes
+    completed: Evaluation | None = None  # completed ahead on a worker, in case it is accepted (`_ahead`)
+    diagnosis: dict[str, Any] | None = None  # the critic's, of what the record keeps, once `diagnosed`
+    diagnosed: bool = False
 
     @property
     def to_evaluate(self) -> bool:
@@ -609,16 +610,25 @@ class Evaluations:
             self.warming = self.cluster.warm(_warmed, (self.evaluator, text, time_left(deadline)),
                                              name="opl-warm-candidate")
 
-    def quick(self, items: list[tuple[str, str]]) -> list[Evaluation | None]:
-        """The quick evaluation (`Evaluator.evaluate`, ``complete=False``) of each (text, display); None for
-        one the evaluator's deadline (the end of ``--minutes``) stopped."""
-        if self.cluster is None or len(items) < 2:
-            return [self._here(text, display) for text, display in items]
-        for _, display in items:
-            self.emit("evaluating", {"display": display})
+    def quick(self, candidates: list["_Candidate"], *, best_objective: float, facts: dict[str, Any]) -> None:
+        """The quick evaluation (`Evaluator.evaluate`, ``complete=False``) of each candidate into its
+        ``evaluation`` (None, and ``stopped``, for one the evaluator's deadline — the end of ``--minutes`` —
+        stopped). Side by side on a cluster: each a task that also completes the evaluation when the
+        candidate may be accepted, and diagnoses it (`_ahead`), so that the round needs no second trip to the
+        cluster and this process no critic's work. ``best_objective``: the best's at the round's start."""
+        if self.cluster is None or len(candidates) < 2:
+            for c in candidates:
+                c.evaluation = self._here(c.text, c.display)
+                c.stopped = c.evaluation is None
+            return
+        for c in candidates:
+            self.emit("evaluating", {"display": c.display})
         left = self._seconds_left()
-        return self.cluster.map(_evaluated, [(self.evaluator, text, display, None, left) for text, display in items],
-                                name="opl-candidate")
+        jobs = [(self.evaluator, c.text, c.display, bar, facts, left)
+                for c, bar in zip(candidates, _bars(candidates, best_objective))]
+        for c, (quick, completed, diagnosis) in zip(candidates, self.cluster.map(_ahead, jobs, name="opl-candidate")):
+            c.evaluation, c.stopped, c.completed = quick, quick is None, completed
+            c.diagnosis, c.diagnosed = diagnosis, quick is not None
 
     def complete(self, items: list[tuple[Evaluation, str, str]]) -> list[Evaluation]:
         """`Evaluator.complete` of each (evaluation, text, display)."""
@@ -683,6 +693,36 @@ def _evaluated(job) -> Evaluation | None:
         return None
 
 
+def _bars(candidates: list["_Candidate"], best_objective: float) -> list[float | None]:
+    """For each candidate of a round, the objective below which it may be accepted (None: whatever its
+    objective, when the evaluation runs). A parameter change is accepted below the best so far, which is at
+    most the round's starting ``best_objective`` — unless a design change before it in the round, accepted
+    whatever its objective, reset the yardstick; a design change is accepted whenever it is evaluated."""
+    bars: list[float | None] = []
+    for c in candidates:
+        reset = c.kind == "design" or (bool(bars) and bars[-1] is None)
+        bars.append(None if reset else best_objective - 1e-12)
+    return bars
+
+
+def _ahead(job) -> tuple[Evaluation | None, Evaluation | None, dict[str, Any] | None]:
+    """A cluster task: a candidate's quick evaluation (None when the deadline stopped it), its completion
+    when it may be accepted (its objective below ``bar``, `_bars`; else None), and the critic's diagnosis of
+    the completion if made, else of the quick evaluation — what the loop keeps in either case. The loop
+    decides as before from the quick evaluations; this only spares it a second trip to the cluster."""
+    import copy
+
+    evaluator, text, display, bar, facts, left = job
+    quick = _evaluated((evaluator, text, display, None, left))
+    if quick is None:
+        return None, None, None
+    completed = None
+    if quick.ok and (bar is None or quick.objective < bar):
+        completed = evaluator.complete(copy.deepcopy(quick), text, display=display)  # the quick one is kept too
+    diagnosis = _diagnose(evaluator.target, completed or quick, text, facts)
+    return quick, completed, diagnosis.to_dict() if diagnosis is not None else None
+
+
 def _round_so_far(records: list[dict[str, Any]]) -> tuple[int, int]:
     """(first iteration, size) of the round the last record belongs to when a kill cut it short, else
     (len(records), 0): a round of ``--batch K`` proposals is written one iteration at a time."""
@@ -714,6 +754,7 @@ def _round(archive, evaluator, target, proposer, records, facts, emit, files, bu
                                          "best_objective": base[-1]["decision"]["best_objective"],
                                          "description": "distance to the target (0 = met); see define_metrics.md"})
     pending = [_pending_entry(r["candidate_sha"], r["proposal"]) for r in records[first:] if r["candidate_sha"]]
+    checks = _RoundChecks(files)
     candidates: list[_Candidate] = []
     for k in range(len(records), len(records) + size):
         if candidates and _round_spent(rules, records, candidates):
@@ -722,7 +763,7 @@ def _round(archive, evaluator, target, proposer, records, facts, emit, files, bu
         emit("proposing", {"iteration": k, "best_iteration": best_k})
         try:
             proposal = proposer.propose(replace(context, iteration=k, pending=tuple(pending)),
-                                        check=lambda text, d=display: check_candidate(text, d, files=files))
+                                        check=lambda text, d=display: checks(text, d))
         except Exception as error:  # noqa: BLE001 - a proposer's crash ends its iteration, not the run
             proposal = Proposal(text=None, change="", rationale="",
                                 failure=archive.redact(f"the proposer failed: {error!r}"))
@@ -730,15 +771,15 @@ def _round(archive, evaluator, target, proposer, records, facts, emit, files, bu
             if not candidates and first == len(records):
                 emit("exhausted", {"reason": proposal.failure or ""})
             break
-        candidates.append(_classified(k, proposal, best_text, display, facts, files, budget, evaluator))
+        candidates.append(_classified(k, proposal, best_text, display, facts, checks, budget, evaluator))
         if proposal.text is not None:
             pending.append(_pending_entry(candidate_sha(proposal.text), {"change": proposal.change,
                                                                          "move": proposal.move}))
     if not candidates:
         return []
     todo = [c for c in candidates if c.to_evaluate]
-    for c, evaluation in zip(todo, evaluations.quick([(c.text, c.display) for c in todo])):
-        c.evaluation, c.stopped = evaluation, evaluation is None
+    evaluations.quick(todo, best_objective=base[-1]["decision"]["best_objective"], facts=facts)
+    for c in todo:
         if c.stopped:
             c.why = (f"stopped unevaluated: its simulation was still running at the end of --minutes (after "
                      f"{time.perf_counter() - started:,.0f} s of this iteration); the candidate is kept in this "
@@ -750,21 +791,36 @@ def _round(archive, evaluator, target, proposer, records, facts, emit, files, bu
         record = _decided(c, decided[last["best_iteration"]], last, best_k, target)
         decided[c.iteration] = record
         out.append(record)
-    kept = [(c, r) for c, r in zip(candidates, out) if r["decision"]["accepted"]]
-    completed = evaluations.complete([(c.evaluation, c.text, c.display) for c, _ in kept])
-    for (c, _), evaluation in zip(kept, completed):  # they steer the next proposals: complete their evaluation
-        c.evaluation = evaluation
+    _keep(evaluations, candidates, [r["decision"]["accepted"] for r in out])
     size_of_round = len(records) - first + len(candidates)
     seconds = (time.perf_counter() - started) / len(candidates)  # the round's wall time, shared
     typed = []
     for c, record in zip(candidates, out):
-        diagnosis = _diagnose(target, c.evaluation, c.text, facts) if c.evaluation is not None else None
+        if c.evaluation is not None and not c.diagnosed:
+            diagnosis = _diagnose(target, c.evaluation, c.text, facts)
+            c.diagnosis, c.diagnosed = diagnosis.to_dict() if diagnosis is not None else None, True
         record.update(evaluation=c.evaluation.to_dict() if c.evaluation is not None else None,
-                      diagnosis=diagnosis.to_dict() if diagnosis is not None else None,
-                      round={"first": first, "size": size_of_round}, seconds=seconds)
+                      diagnosis=c.diagnosis, round={"first": first, "size": size_of_round}, seconds=seconds)
         text, transcript = record.pop("_text"), record.pop("_transcript")
         typed.append(replace(IterationRecord.from_dict(record, text=text), transcript=tuple(transcript)))
     return typed
+
+
+def _keep(evaluations: "Evaluations", candidates: list["_Candidate"], accepted: list[bool]) -> None:
+    """The round's evaluations as their records keep them: an accepted candidate's completed (it steers the
+    next proposals: its stress scenarios and counterfactuals feed the diagnosis), a rejected one's quick.
+    A completion made ahead on a worker (`_ahead`) is used or dropped; what was not made ahead is made now."""
+    missing = []
+    for c, kept in zip(candidates, accepted):
+        if c.completed is not None and kept:
+            c.evaluation = c.completed
+        elif c.completed is not None:
+            c.diagnosis, c.diagnosed = None, False  # the worker diagnosed the completion: not what is kept
+        elif kept:
+            missing.append(c)
+            c.diagnosis, c.diagnosed = None, False
+    for c, evaluation in zip(missing, evaluations.complete([(c.evaluation, c.text, c.display) for c in missing])):
+        c.evaluation = evaluation
 
 
 def _round_spent(rules: StopRules, records: list[dict[str, Any]], candidates: list["_Candidate"]) -> bool:
@@ -777,7 +833,23 @@ def _pending_entry(sha: str, proposal: dict[str, Any]) -> dict[str, Any]:
     return {"candidate_sha": sha, "change": proposal.get("change", ""), "move": proposal.get("move")}
 
 
-def _classified(k: int, proposal: Proposal, best_text: str, display: str, facts, files,
+class _RoundChecks:
+    """`check_candidate` of a round's texts, each (text, display) checked once: the proposer checks its
+    proposal with this function and the loop checks the proposal again (`_classified`) — the same text, name
+    and folders moments apart. The loop's own check either way: a proposer cannot put a verdict here."""
+
+    def __init__(self, files):
+        self.files = files
+        self.outcomes: dict[tuple[str, str], Any] = {}
+
+    def __call__(self, text: str, display: str):
+        key = (text, display)
+        if key not in self.outcomes:
+            self.outcomes[key] = check_candidate(text, display, files=self.files)
+        return self.outcomes[key]
+
+
+def _classified(k: int, proposal: Proposal, best_text: str, display: str, facts, checks: _RoundChecks,
                 budget: "_Budget | None", evaluator: Evaluator) -> _Candidate:
     """The proposal checked and classified: a failure, a design or parameter change, and whether it is
     rejected unevaluated (a design change that makes the test easier, a candidate over the budget)."""
@@ -785,7 +857,7 @@ def _classified(k: int, proposal: Proposal, best_text: str, display: str, facts,
         return _Candidate(k, proposal, best_text, display, kind="failed",
                           why=proposal.failure or "the proposer gave no file")
     c = _Candidate(k, proposal, proposal.text, display)
-    outcome = check_candidate(c.text, display, files=files)
+    outcome = checks(c.text, display)
     if not outcome.ok:
         c.kind, c.why = "failed", "the proposed file has errors:\n" + outcome.rendered
         return c

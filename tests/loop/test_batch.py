@@ -33,6 +33,7 @@ experiment {
   seed 7
   horizon 2
   sizes [ 5, 10, 20 ]
+  stress [ vol_up(+50%), gap(-8%) ]
   target median_monthly_return >= 1% and loss_probability <= 25%
 }
 """
@@ -53,6 +54,15 @@ def _decisions(records) -> list[tuple]:
              json.dumps(r["decision"], sort_keys=True), json.dumps(r["evaluation"]["base"] if r["evaluation"]
                                                                     else None, sort_keys=True))
             for r in records]
+
+
+def _untimed(value):
+    """A record as a comparison should see it: every ``seconds`` (a timing) left out, at any depth."""
+    if isinstance(value, dict):
+        return {k: _untimed(v) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [_untimed(v) for v in value]
+    return value
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +99,57 @@ def test_a_run_killed_mid_round_resumes_the_same_round(tmp_path, in_process):
     assert _decisions(resumed.records) == _decisions(in_process)
 
 
+def test_a_round_checks_each_proposal_once(tmp_path, monkeypatch):
+    from opl.closedloop import run as loop_run
+    from opl.closedloop.candidate import check_candidate
+
+    calls = []
+    monkeypatch.setattr(loop_run, "check_candidate", lambda *a, **k: calls.append(a[:2]) or check_candidate(*a, **k))
+    archive = _start(tmp_path, flags={"max_iterations": 2})
+    outcome = run_loop(archive, BuiltinProposer())
+    assert len(outcome.records) == 3
+    # The proposer's check and the loop's second look at its proposal were one check each (two before).
+    assert calls and len(calls) == len(set(calls))
+    proposed = {(archive.candidate(r["iteration"]), f"{archive.root}/iter_{r['iteration']}/candidate.opl")
+                for r in outcome.records[1:]}
+    assert proposed <= set(calls)
+
+
+def _proposed(iteration: int, kind: str):
+    from opl.closedloop.proposal import Proposal
+    from opl.closedloop.run import _Candidate
+
+    return _Candidate(iteration, Proposal(text="", change="", rationale=""), "", "", kind=kind)
+
+
+def test_a_candidate_is_completed_ahead_whenever_it_may_be_accepted():
+    from opl.closedloop.run import _bars
+
+    # Parameter changes are accepted below the best so far, at most the round's starting best; a design
+    # change is accepted whatever its objective, and so may be every change after it in the round.
+    kinds = ["parameter", "parameter", "design", "parameter"]
+    assert _bars([_proposed(k, kind) for k, kind in enumerate(kinds)], 2.5) == [2.5 - 1e-12, 2.5 - 1e-12, None, None]
+
+
+def test_a_completion_made_ahead_is_kept_only_for_an_accepted_candidate():
+    from opl.closedloop.evaluate import Evaluation
+    from opl.closedloop.run import _keep
+
+    class Here:  # `Evaluations.complete` in this process: marks what it completed
+        def complete(self, items):
+            return [Evaluation(ok=True, objective=e.objective, notes=["completed here"]) for e, _, _ in items]
+
+    a, b, c = (_proposed(k, "parameter") for k in (1, 2, 3))
+    for n, candidate in enumerate((a, b, c)):
+        candidate.evaluation, candidate.diagnosis, candidate.diagnosed = Evaluation(ok=True, objective=n, complete=False), {"of": "worker"}, True
+    a.completed = Evaluation(ok=True, objective=0)  # accepted: its completion and the worker's diagnosis
+    b.completed = Evaluation(ok=True, objective=1)  # rejected after all: its quick evaluation, diagnosed again
+    _keep(Here(), [a, b, c], [True, False, True])  # c was not completed ahead: it is completed now
+    assert a.evaluation is a.completed and a.diagnosed
+    assert not b.evaluation.complete and not b.diagnosed and b.diagnosis is None
+    assert c.evaluation.notes == ["completed here"] and not c.diagnosed
+
+
 class _Metered(BuiltinProposer):
     """The built-in proposer, as if each proposal had cost a model 600 tokens."""
 
@@ -120,6 +181,11 @@ def test_the_cluster_decides_as_this_process_does(dask_cluster, tmp_path, in_pro
         after = cluster.client.run(_warmed_here)
         hits = {w: n - hits.get(w, 0) for w, n in cluster.client.run(_store_hits).items()}
     assert _decisions(outcome.records) == _decisions(in_process)
+    # The whole archive too: the evaluations the workers completed ahead and the diagnoses they made (`_ahead`)
+    # are the ones this process makes after its decisions.
+    assert _untimed(outcome.records) == _untimed(in_process)
+    assert any(r["decision"]["accepted"] and any(s["kind"] == "stress" for s in r["evaluation"]["scenarios"])
+               for r in outcome.records[1:])
     # Every worker evaluated the file once to load what a candidate task needs (during the baseline).
     assert sorted(len(after[w] - before.get(w, set())) for w in after) == [1, 1]
     # The candidates evaluated on a worker (and the passes it replayed for this process's evaluations) read
@@ -168,6 +234,7 @@ def test_a_worker_killed_mid_round_costs_time_not_decisions(dask_cluster, kill_b
         assert victim not in client.run(os.getpid)  # it really died (its nanny started a new one)
     # The archive is the one an undisturbed run writes: every iteration's candidate and decision.
     assert _decisions(out["outcome"].records) == _decisions(in_process)
+    assert _untimed(out["outcome"].records) == _untimed(in_process)
     assert [archive.candidate(r["iteration"]) for r in in_process] == \
         [archive.candidate(r["iteration"]) for r in out["outcome"].records]
 
