@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import os
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,7 +42,7 @@ if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
 
 __all__ = ["available", "mark_series", "SeriesMarks", "serial_only", "PARALLEL_MIN", "MARKS_PARALLEL_MIN",
            "MarginRule", "book_margin", "hedge_rule", "option_sums", "book_move", "book_interest", "book_carry",
-           "any_short_exercised", "futures_lots", "exercise", "account", "close_lots"]
+           "any_short_exercised", "futures_lots", "exercise", "account", "close_lots", "mark_where"]
 
 PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
 # Marks from which the mark kernel does (~1 ms of work, against tens of microseconds to wake the pool): a
@@ -135,64 +136,65 @@ if njit is not None:
             gamma = cf * (_INV_SQRT_2PI * math.exp(-0.5 * d1 * d1)) / (s * sd)
         return value, delta, gamma
 
+    @njit(cache=True, inline="always")
+    def _grid_constants(x_grid, logv_grid):
+        # The tables' uniform grids: sizes, first nodes and spacings (read once per call, not per element).
+        return (x_grid.shape[0], logv_grid.shape[0], x_grid[0], x_grid[1] - x_grid[0], logv_grid[0],
+                logv_grid[1] - logv_grid[0])
+
+    @njit(cache=True, inline="always")
+    def _mark_one(phi, american, with_gamma, s, kk, vol, tj, c, sqrt_t, bt, cf, df, eep, d_eep, boundary, x_grid,
+                  logv_grid, grid, spread, floor, skew, curvature):
+        # One element of opl.runtime.engine.marking.AmericanMarker.mark: (value, delta, gamma, exercise) of
+        # strike ``kk`` at the price ``s`` and model volatility ``vol``, ``tj`` years to expiry (the tables'
+        # column ``c`` and the column's Black constants given). Inlined: a call passing arrays would pay
+        # their reference counts at every element; ``grid`` = `_grid_constants` of the tables' grids.
+        intrinsic = max(phi * (s - kk), 0.0)
+        if tj <= 0:
+            return intrinsic, phi if intrinsic > 0 else 0.0, 0.0, intrinsic > 0
+        nx, nv, x0, dx, v0, dv = grid
+        # opl.runtime.engine.marking.SmileRule.iv; x = log(k/s) also gives Black's and the tables' log(s/k).
+        x = math.log(kk / s)
+        atm = max(floor, vol * (1.0 + spread))
+        iv = max(floor, atm * (1.0 + skew * x + curvature * x * x))
+        lv = 0.0
+        if american:
+            # opl.runtime.engine.marking.AmericanMarker.mark: tables of column ``c``. Beyond the exercise
+            # boundary the mark is the intrinsic value whatever Black says, so Black is not computed there.
+            lv = min(max(math.log(iv), logv_grid[0]), logv_grid[nv - 1])
+            critical = kk * _interp_uniform(lv, logv_grid, boundary[c], v0, dv)
+            if phi * (s - critical) >= 0:
+                return intrinsic, phi * (1.0 if intrinsic > 0 else 0.0), 0.0, intrinsic > 0
+        val, dlt, gam = _black_at(phi, s, kk, -x, sqrt_t, bt, cf, df, iv, with_gamma)
+        if not american:
+            return val, dlt, gam, False
+        fx = (min(max(-x, x_grid[0]), x_grid[nx - 1]) - x0) / dx
+        fv = (lv - v0) / dv
+        i = min(int(fx), nx - 2)
+        m = min(int(fv), nv - 2)
+        wx, wv = fx - i, fv - m
+        w00, w01, w10, w11 = (1 - wx) * (1 - wv), (1 - wx) * wv, wx * (1 - wv), wx * wv
+        premium = (eep[c, i, m] * w00 + eep[c, i, m + 1] * w01 + eep[c, i + 1, m] * w10
+                   + eep[c, i + 1, m + 1] * w11)
+        premium_delta = (d_eep[c, i, m] * w00 + d_eep[c, i, m + 1] * w01 + d_eep[c, i + 1, m] * w10
+                         + d_eep[c, i + 1, m + 1] * w11)
+        return max(val + kk * premium, intrinsic), dlt + premium_delta, gam, False
+
     @njit(cache=True)
     def _mark_block(start, stop, need, j0, j1, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep,
                     boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise):
-        # Paths start..stop where ``need``, columns j0..j1 (opl.runtime.engine.marking.AmericanMarker.mark per
-        # element). A block, not a path, per call: a call passing arrays pays their reference counts. The
-        # arrays are (columns, paths): a step's column of the block is contiguous.
-        nx, nv = x_grid.shape[0], logv_grid.shape[0]
-        x0, dx = x_grid[0], x_grid[1] - x_grid[0]
-        v0, dv = logv_grid[0], logv_grid[1] - logv_grid[0]
+        # Paths start..stop where ``need``, columns j0..j1 (`_mark_one` per element). A block, not a path, per
+        # call: a call passing arrays pays their reference counts. The arrays are (columns, paths): a step's
+        # column of the block is contiguous.
+        grid = _grid_constants(x_grid, logv_grid)
         for j in range(j0, j1):
+            c, tj, sqrt_t, bt, cf, df = col[j], t[j], const[0, j], const[1, j], const[2, j], const[3, j]
             for p in range(start, stop):
                 if not need[p]:
                     continue
-                kk = k[p]
-                s = f[j, p]
-                intrinsic = max(phi * (s - kk), 0.0)
-                if t[j] <= 0:
-                    value[j, p] = intrinsic
-                    delta[j, p] = phi if intrinsic > 0 else 0.0
-                    gamma[j, p] = 0.0
-                    exercise[j, p] = intrinsic > 0
-                    continue
-                # opl.runtime.engine.marking.SmileRule.iv; x = log(k/s) also gives Black's and the tables' log(s/k).
-                x = math.log(kk / s)
-                atm = max(floor, vol[j, p] * (1.0 + spread))
-                iv = max(floor, atm * (1.0 + skew * x + curvature * x * x))
-                c, lv = 0, 0.0
-                if american:
-                    # opl.runtime.engine.marking.AmericanMarker.mark: tables of column col[j]. Beyond the exercise
-                    # boundary the mark is the intrinsic value whatever Black says, so Black is not computed there.
-                    c = col[j]
-                    lv = min(max(math.log(iv), logv_grid[0]), logv_grid[nv - 1])
-                    critical = kk * _interp_uniform(lv, logv_grid, boundary[c], v0, dv)
-                    if phi * (s - critical) >= 0:
-                        value[j, p] = intrinsic
-                        delta[j, p] = phi * (1.0 if intrinsic > 0 else 0.0)
-                        gamma[j, p] = 0.0
-                        exercise[j, p] = intrinsic > 0
-                        continue
-                val, dlt, gam = _black_at(phi, s, kk, -x, const[0, j], const[1, j], const[2, j], const[3, j], iv,
-                                          with_gamma)
-                exercise[j, p] = False
-                gamma[j, p] = gam
-                if not american:
-                    value[j, p], delta[j, p] = val, dlt
-                    continue
-                fx = (min(max(-x, x_grid[0]), x_grid[nx - 1]) - x0) / dx
-                fv = (lv - v0) / dv
-                i = min(int(fx), nx - 2)
-                m = min(int(fv), nv - 2)
-                wx, wv = fx - i, fv - m
-                w00, w01, w10, w11 = (1 - wx) * (1 - wv), (1 - wx) * wv, wx * (1 - wv), wx * wv
-                premium = (eep[c, i, m] * w00 + eep[c, i, m + 1] * w01 + eep[c, i + 1, m] * w10
-                           + eep[c, i + 1, m + 1] * w11)
-                premium_delta = (d_eep[c, i, m] * w00 + d_eep[c, i, m + 1] * w01 + d_eep[c, i + 1, m] * w10
-                                 + d_eep[c, i + 1, m + 1] * w11)
-                value[j, p] = max(val + kk * premium, intrinsic)
-                delta[j, p] = dlt + premium_delta
+                value[j, p], delta[j, p], gamma[j, p], exercise[j, p] = _mark_one(
+                    phi, american, with_gamma, f[j, p], k[p], vol[j, p], tj, c, sqrt_t, bt, cf, df, eep, d_eep,
+                    boundary, x_grid, logv_grid, grid, spread, floor, skew, curvature)
 
     # Two twins of one loop: threads pay off on a month of paths, not on the few points an adjustment quotes
     # (waking the pool costs more than the marks). They are two functions, not one compiled twice: numba's
@@ -213,6 +215,40 @@ if njit is not None:
                      x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise):
         _mark_block(0, f.shape[1], need, j0, j1, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep,
                     boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise)
+
+    @njit(cache=True)
+    def _mark_where(where, strike, old_value, old_delta, old_gamma, f, vol, phi, american, with_gamma, tj, const,
+                    eep, d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma,
+                    exercise):
+        # One step's marks of a series with a strike per (variant, path): `_mark_one` where ``where``, the
+        # ``old`` marks elsewhere (no rows: 0) and no exercise. A path's variants holding the same strike are
+        # marked once (a mark depends on the path's price and volatility and the strike only). Returns the
+        # number of marks computed.
+        variants, paths = where.shape
+        grid = _grid_constants(x_grid, logv_grid)
+        per_strike, rows = strike.shape[0] > 1, old_value.shape[0]
+        sqrt_t, bt, cf, df = const[0, 0], const[1, 0], const[2, 0], const[3, 0]
+        count = 0
+        for p in range(paths):
+            have, last = False, 0.0
+            mv, md, mg, me = 0.0, 0.0, 0.0, False
+            for v in range(variants):
+                if where[v, p]:
+                    kk = strike[v if per_strike else 0, p]
+                    if not have or kk != last:
+                        mv, md, mg, me = _mark_one(phi, american, with_gamma, f[p], kk, vol[p], tj, 0, sqrt_t, bt,
+                                                   cf, df, eep, d_eep, boundary, x_grid, logv_grid, grid, spread,
+                                                   floor, skew, curvature)
+                        have, last = True, kk
+                        count += 1
+                    value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = mv, md, mg, me
+                    continue
+                r = v if rows > 1 else 0
+                value[v, p] = old_value[r, p] if rows else 0.0
+                delta[v, p] = old_delta[r, p] if rows else 0.0
+                gamma[v, p] = old_gamma[r, p] if rows else 0.0
+                exercise[v, p] = False
+        return count
 
     # -- margin (opl.runtime.market.margin, opl.runtime.market.combinations) ----------------------------------
     # The formulas are written exactly as the reference writes them (max(a, b) = (a + b + |a - b|) / 2 in
@@ -557,10 +593,27 @@ if njit is not None:
 
 
 def _plain(x, shape) -> np.ndarray:
+    """``x`` as a C-ordered, writable float64 array of ``shape`` (broadcast, copied if need be): one array type
+    per kernel argument, so each kernel is compiled once. An array already so is returned as is, checked by
+    its flags (most are: np.require's own checks cost more than many of the kernels it feeds)."""
+    if _ready(x, shape, np.float64):
+        return x
     x = np.asarray(x, dtype=float)
     if x.shape != shape:
         x = np.broadcast_to(x, shape)
     return np.require(x, dtype=float, requirements=["C", "W"])
+
+
+def _ready(x, shape, dtype) -> bool:
+    """Whether ``x`` is already a C-ordered, writable array of ``shape`` and ``dtype``."""
+    return (type(x) is np.ndarray and x.shape == shape and x.dtype == dtype and x.flags.c_contiguous
+            and x.flags.writeable)
+
+
+def _rows_c(x, shape) -> np.ndarray:
+    """`_rows` as a C-ordered float64 array (a strided or broadcast slot attribute copied)."""
+    x = _rows(x, shape)
+    return x if x.dtype == np.float64 and x.flags.c_contiguous else np.ascontiguousarray(x, dtype=float)
 
 
 @lru_cache(maxsize=64)
@@ -585,6 +638,40 @@ def _no_tables():
     return np.zeros((1, len(_X), len(_LOGV))), np.zeros((1, len(_LOGV)))
 
 
+class _Tables(NamedTuple):
+    """What the mark kernel reads of a series' times to expiry ``t`` (S,): the tables' column of each time
+    ``col``, the times' Black constants ``const`` (4, S) and the stacked tables (empty for European marks)."""
+
+    t: np.ndarray
+    col: np.ndarray
+    const: np.ndarray
+    eep: np.ndarray
+    d_eep: np.ndarray
+    boundary: np.ndarray
+
+
+@lru_cache(maxsize=256)
+def _series_tables(is_call: bool, american: bool, times: tuple[float, ...], rate: float, carry: float) -> _Tables:
+    """The `_Tables` of ``times``: a month's grid, or one step's time of a quote. Cached: every month of a run
+    has the same grid, and a quote the times of the month's steps."""
+    t = np.array(times, dtype=float)
+    col = np.zeros(t.shape, dtype=np.int64)
+    eep, boundary = _no_tables()
+    d_eep = eep
+    alive = tuple(sorted({x for x in times if x > 0}))
+    if american and alive:
+        index = {x: n for n, x in enumerate(alive)}
+        col = np.array([index.get(x, 0) for x in times], dtype=np.int64)
+        eep, d_eep, boundary = _stacked(is_call, alive, rate, carry)
+    return _Tables(t, col, _column_constants(t, rate, carry), eep, d_eep, boundary)
+
+
+def _grids():
+    from opl.runtime.engine.marking import _LOGV, _X
+
+    return _X, _LOGV
+
+
 class SeriesMarks:
     """One option series' marks on a month's paths: ``value``, ``delta``, ``gamma``, ``exercise``, each (P, S),
     for ``strike`` (P,) along ``forward`` (P, S) with the model volatility ``vol`` (P, S), ``t`` (S,) years to
@@ -597,32 +684,26 @@ class SeriesMarks:
 
     def __init__(self, *, is_call: bool, american: bool, forward: np.ndarray, vol: np.ndarray, strike: np.ndarray,
                  t: np.ndarray, smile, rate: float, carry: float = 0.0, gamma: bool = True):
-        from opl.runtime.engine.marking import _LOGV, _X
-
         # One array type per argument (C order, writable), so the kernel is compiled once, not per flag set;
         # the paths' arrays transposed to (columns, paths), free for the month's (opl.runtime.engine.replay._Month
-        # passes them so) and the quotes' single columns.
+        # passes them so: checked here, not copied) and the quotes' single columns.
         forward = np.asarray(forward, dtype=float)
         shape = forward.shape
-        columns = _plain(forward.T, shape[::-1])
-        t = _plain(t, np.shape(t))
-        col = np.zeros(t.shape, dtype=np.int64)
-        eep, boundary = _no_tables()
-        d_eep = eep
-        alive = tuple(sorted({float(x) for x in t if x > 0}))
-        if american and alive:
-            index = {x: n for n, x in enumerate(alive)}
-            col = np.array([index.get(float(x), 0) for x in t], dtype=np.int64)
-            eep, d_eep, boundary = _stacked(bool(is_call), alive, float(rate), float(carry))
-        out = [np.zeros(shape[::-1]) for _ in range(3)] + [np.zeros(shape[::-1], dtype=np.bool_)]
+        vol = np.asarray(vol, dtype=float)
+        if vol.shape != shape:
+            vol = np.broadcast_to(vol, shape)
+        tables = _series_tables(bool(is_call), bool(american), tuple(float(x) for x in np.ravel(t)), float(rate),
+                                float(carry))
+        # One allocation for the month's marks (zero pages: an element never marked reads 0).
+        marks = np.zeros((3, *shape[::-1]))
+        out = (marks[0], marks[1], marks[2], np.zeros(shape[::-1], dtype=np.bool_))
         # (paths, columns) views: a step's column of a month is contiguous for the step's kernels
         self.value, self.delta, self.gamma, self.exercise = (a.T for a in out)
         self.complete = False  # every element marked: nothing left to do (the arrays may be read-only now)
-        vol = np.broadcast_to(np.asarray(vol, dtype=float), shape)
-        self.inputs = (columns, _plain(vol.T, shape[::-1]))  # the paths' prices and volatilities, (steps, paths)
+        self.inputs = (_plain(forward.T, shape[::-1]), _plain(vol.T, shape[::-1]))  # prices, volatilities (S, P)
         self._args = (1.0 if is_call else -1.0, bool(american), bool(gamma), *self.inputs,
-                      _plain(strike, shape[:1]), t, col, _column_constants(t, float(rate), float(carry)), eep, d_eep,
-                      boundary, _X, _LOGV, float(smile.spread), float(smile.floor), float(smile.skew),
+                      _plain(strike, shape[:1]), tables.t, tables.col, tables.const, tables.eep, tables.d_eep,
+                      tables.boundary, *_grids(), float(smile.spread), float(smile.floor), float(smile.skew),
                       float(smile.curvature), *out)
 
     def mark(self, where: np.ndarray | None = None, columns: tuple[int, int] | None = None) -> None:
@@ -652,6 +733,32 @@ def mark_series(*, is_call: bool, american: bool, forward: np.ndarray, vol: np.n
                          smile=smile, rate=rate, carry=carry, gamma=gamma)
     series.mark()
     return series.value, series.delta, series.gamma, series.exercise
+
+
+_NO_OLD = (np.zeros((0, 0)),) * 3
+
+
+def mark_where(*, is_call: bool, american: bool, where: np.ndarray, strike, price: np.ndarray, vol: np.ndarray,
+               t: float, smile, rate: float, carry: float = 0.0, gamma: bool = True, old=None):
+    """One step's marks of a series with a strike per (variant, path): value, delta, gamma, exercise, each like
+    ``where`` (variants, paths), marked where ``where`` and elsewhere ``old`` = (value, delta, gamma) (per path
+    or per variant and path; None: 0) with no exercise.
+
+    ``strike`` per path or per variant and path; ``price`` and ``vol`` (paths,) the step's column, ``t`` the
+    series' years to expiry. The marks are `mark_series`' to the bit; a path whose variants hold the same
+    strike is marked once. One compiled pass: what the adjustment module's quotes and its slots' re-marks
+    cost besides the marks themselves is a few small allocations.
+    """
+    shape = where.shape
+    tables = _series_tables(bool(is_call), bool(american), (float(t),), float(rate), float(carry))
+    value, delta, gam = np.empty(shape), np.empty(shape), np.empty(shape)
+    exercise = np.empty(shape, dtype=np.bool_)
+    olds = _NO_OLD if old is None else tuple(_rows_c(x, shape) for x in old)
+    _mark_where(_plain_bool(where, shape), _rows_c(strike, shape), *olds, _plain(price, shape[1:]),
+                _plain(vol, shape[1:]), 1.0 if is_call else -1.0, bool(american), bool(gamma), float(t), tables.const,
+                tables.eep, tables.d_eep, tables.boundary, *_grids(), float(smile.spread), float(smile.floor),
+                float(smile.skew), float(smile.curvature), value, delta, gam, exercise)
+    return value, delta, gam, exercise
 
 
 class MarginRule:
@@ -770,6 +877,9 @@ def account(*, equity, requirement, capital: float, margin_buffer: float, calls,
 
 
 def _plain_bool(x, shape) -> np.ndarray:
+    """`_plain` for flags (bool)."""
+    if _ready(x, shape, np.bool_):
+        return x
     x = np.asarray(x, dtype=np.bool_)
     if x.shape != shape:
         x = np.broadcast_to(x, shape)

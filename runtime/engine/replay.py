@@ -271,7 +271,8 @@ class _Month(MarkedMonth):
         self.gamma = [] if strat.greeks else None
         self.series = [] if self.fast else None  # the legs' compiled marks, filled as the replay asks (fast)
         # The kernel reads (steps, paths): transposed once here for all the legs.
-        by_step = [np.ascontiguousarray(x.T) for x in (f, mp.vol)] if self.fast else None
+        by_step = tuple(np.ascontiguousarray(x.T) for x in (f, mp.vol)) if self.fast else None
+        self.by_step = by_step  # the step's columns the quotes and re-marks read, contiguous
         for leg in strat.legs:
             iv0 = strat.smile.iv(vol=mp.vol[:, 0], forward=f[:, 0], strike=f[:, 0])
             later = leg.extra_days / DAYS_PER_YEAR  # a far leg's expiry after the month's
@@ -318,6 +319,7 @@ class _Month(MarkedMonth):
         series it trades and its slots carry their marks, so copying the tables was wasted work."""
         sub = copy.copy(self)
         sub.series = None  # the rounds quote and re-mark; a base leg's marks are read on the whole month only
+        sub.by_step = None  # (steps, all paths): the round's columns are gathered from its own prices
         for name in ("price", "vol", "atm", "support", "resistance", "signal"):
             setattr(sub, name, getattr(self, name)[cols])
         sub.strikes = sub.value = sub.delta = sub.exercise = sub.gamma = None
@@ -325,51 +327,24 @@ class _Month(MarkedMonth):
 
     def _remark_held(self, slot: Slot, j: int, where: np.ndarray) -> None:
         """`remark` on the fast engine: the compiled marks written where the slot holds lots, the other
-        paths' marks copied (what `remark`'s whole-array selects give, without them)."""
-        shape = where.shape
-        vi, pi = np.nonzero(where)
-        exercise = np.zeros(shape, dtype=bool)
-        marks = [np.array(np.broadcast_to(x, shape), dtype=float) for x in (slot.value, slot.delta, slot.gamma)]
-        if vi.size:
-            value, delta, gamma, flags = self._marks_of(slot.is_call, slot.american,
-                                                        np.broadcast_to(slot.strike, shape)[vi, pi],
-                                                        slot.extra_days, j, pi)
-            marks[0][vi, pi], marks[1][vi, pi], exercise[vi, pi] = value, delta, flags
-            marks[2][vi, pi] = gamma if self.want_gamma else 0.0
-        slot.value, slot.delta, slot.gamma = marks
-        slot.exercise = exercise
+        paths' marks kept (what `remark`'s whole-array selects give), in one pass (`kernels.mark_where`)."""
+        slot.value, slot.delta, slot.gamma, slot.exercise = self._marks_where(
+            slot.is_call, slot.american, slot.strike, slot.extra_days, j, where,
+            old=(slot.value, slot.delta, slot.gamma))
 
-    def _marks_of(self, is_call: bool, american: bool, strike: np.ndarray, extra_days: float, j: int,
-                  pi: np.ndarray):
-        """Compiled marks at step ``j`` of the series (``pi``, ``strike``) (paths, strikes; flat): value,
-        delta, gamma, exercise, each like ``pi``.
-
-        Where every element of a path has the same strike — the variants of a path (sizes, cost
-        scenarios) hold the same series — each path is marked once and its marks copied: a mark depends
-        only on the path's price, its volatility and the strike, so the numbers are the same for a
-        fraction of the work. Otherwise every element is marked.
-        """
-        t = np.array([self.t[j] + extra_days / DAYS_PER_YEAR])
-        by_path = np.zeros(self.price.shape[0])
-        by_path[pi] = strike  # one strike per path, if the check below finds they agree
-        if np.array_equal(by_path[pi], strike):
-            present = np.zeros(by_path.size, dtype=bool)
-            present[pi] = True
-            paths = np.flatnonzero(present)
-            if paths.size < pi.size:
-                at = np.empty(by_path.size, dtype=np.int64)
-                at[paths] = np.arange(paths.size)
-                marks = self._mark_paths(is_call, american, paths, by_path[paths], t, j)
-                return tuple(x[at[pi]] for x in marks)
-        return self._mark_paths(is_call, american, pi, strike, t, j)
-
-    def _mark_paths(self, is_call: bool, american: bool, paths: np.ndarray, strike: np.ndarray, t: np.ndarray,
-                    j: int):
-        """`opl.runtime.engine.kernels.mark_series` at step ``j`` of one series per entry of ``paths``, flat."""
-        marks = mark_series(is_call=is_call, american=american, forward=self.price[paths, j][:, None],
-                            vol=self.vol[paths, j][:, None], strike=strike, t=t, smile=self.smile, rate=self.rate,
-                            carry=self.markers[american].carry, gamma=self.want_gamma)
-        return tuple(x[:, 0] for x in marks)
+    def _marks_where(self, is_call: bool, american: bool, strike, extra_days: float, j: int, where: np.ndarray,
+                     old=None):
+        """`opl.runtime.engine.kernels.mark_where` at step ``j`` of the series (``strike`` per path or per
+        variant and path, ``extra_days`` after the month's expiry) where ``where`` (variants, paths)."""
+        by_step = getattr(self, "by_step", None)
+        if by_step is not None:  # the whole month: its step's rows are contiguous already
+            price, vol = by_step[0][j], by_step[1][j]
+        else:
+            price, vol = np.ascontiguousarray(self.price[:, j]), np.ascontiguousarray(self.vol[:, j])
+        return kernels.mark_where(is_call=is_call, american=american, where=where, strike=strike, price=price,
+                                  vol=vol, t=self.t[j] + extra_days / DAYS_PER_YEAR, smile=self.smile,
+                                  rate=self.rate, carry=self.markers[american].carry, gamma=self.want_gamma,
+                                  old=old)
 
     def snap(self, raw: np.ndarray) -> np.ndarray:
         """Strikes on the pack's grid; a level far below it (a collapsed path) gets the lowest listed strike."""
@@ -406,18 +381,14 @@ class _Month(MarkedMonth):
         Used for the series the adjustment module trades (`opl.runtime.engine.book` dynamic slots):
         the smile of the path's volatility at the strike, ``extra_days`` beyond the month's expiry.
         """
+        if self.fast:
+            return self._marks_where(is_call, american, strike, extra_days, j, where)
         shape = where.shape
         value, delta, gamma = np.zeros(shape), np.zeros(shape), np.zeros(shape)
         exercise = np.zeros(shape, dtype=bool)
         vi, pi = np.nonzero(where)
         if vi.size:
             forward, k = self.price[pi, j], np.broadcast_to(strike, shape)[vi, pi]
-            if self.fast:
-                marks = self._marks_of(is_call, american, k, extra_days, j, pi)
-                value[vi, pi], delta[vi, pi], exercise[vi, pi] = marks[0], marks[1], marks[3]
-                if self.want_gamma:
-                    gamma[vi, pi] = marks[2]
-                return value, delta, gamma, exercise
             iv = self.smile.iv(vol=self.vol[pi, j], forward=forward, strike=k)
             marks = self.markers[american].mark(is_call=is_call, forward=forward, strike=k,
                                                 t=self.t[j] + extra_days / DAYS_PER_YEAR, vol=iv,
@@ -439,8 +410,9 @@ def _base_marks(slot: Slot, mo, j: int) -> None:
     series = getattr(mo, "series", None)
     if series is not None:
         qty = np.asarray(slot.qty)
-        held = qty != 0 if qty.ndim <= 1 else np.any(qty.reshape(-1, qty.shape[-1]) != 0, axis=0)
-        series[b].mark(np.broadcast_to(held, mo.price.shape[:1]), (j, j + 1))
+        held = qty != 0 if qty.ndim <= 1 else (qty != 0).any(axis=0)
+        series[b].mark(held if held.shape == mo.price.shape[:1] else np.broadcast_to(held, mo.price.shape[:1]),
+                       (j, j + 1))
     slot.value, slot.delta, slot.exercise = mo.value[b][:, j], mo.delta[b][:, j], mo.exercise[b][:, j]
     gamma = getattr(mo, "gamma", None)
     slot.gamma = gamma[b][:, j] if gamma is not None else 0.0
@@ -679,6 +651,9 @@ def _warm(strat: StrategySpec, run: RunSpec) -> None:
             mark_series(is_call=leg.is_call, american=leg.american, forward=np.full((1, n + 1), run.price),
                         vol=np.full((1, n + 1), 0.2), strike=np.array([run.price]), t=t, smile=strat.smile,
                         rate=strat.rate)
+            kernels.mark_where(is_call=leg.is_call, american=leg.american, where=np.ones((1, 1), dtype=bool),
+                               strike=np.array([run.price]), price=np.array([run.price]), vol=np.array([0.2]),
+                               t=float(t[0]), smile=strat.smile, rate=strat.rate)
 
 
 def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress) -> list[list]:

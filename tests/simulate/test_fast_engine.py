@@ -150,37 +150,83 @@ def test_marks_match_the_reference_marker(american, is_call):
     assert exercise[:, :-1].any() == american  # before expiry: the exercise region of American options
 
 
+def _quoting_month(rng, paths, steps, *, whole: bool):
+    """A `_Month` with random prices and volatilities that can quote (``whole``: with the whole month's
+    (steps, paths) columns, as the replay's own month; else as an adjustment round's cut of it)."""
+    month = object.__new__(replay_module._Month)
+    month.price = 10_400 * np.exp(np.cumsum(rng.normal(0.0, 0.03, (paths, steps)), axis=1))
+    month.vol = 0.25 * np.exp(rng.normal(0.0, 0.5, (paths, steps)))
+    month.by_step = tuple(np.ascontiguousarray(x.T) for x in (month.price, month.vol)) if whole else None
+    month.t = 30 / 365 * (21 - np.arange(steps)) / 21
+    month.smile, month.rate, month.fast, month.want_gamma = SmileRule(), 0.015, True, True
+    month.markers = {flag: AmericanMarker(american=flag, rate=0.015) for flag in (True, False)}
+    return month
+
+
 @pytest.mark.parametrize("american", [True, False])
 @pytest.mark.parametrize("agree", [True, False])
-def test_quotes_mark_each_path_once_with_the_numbers_of_a_mark_per_element(monkeypatch, american, agree):
+@pytest.mark.parametrize("whole", [True, False])
+def test_quotes_mark_each_path_once_with_the_numbers_of_a_mark_per_element(monkeypatch, american, agree, whole):
     """The adjustment module's quotes (and the dynamic slots' re-marks) mark each path once when its
     variants hold the same strike, copying the marks to them — every element otherwise: the same
     numbers, bit for bit, as marking every element."""
     rng = np.random.default_rng(5)
     paths, variants, steps = 300, 4, 22
-    month = object.__new__(replay_module._Month)
-    month.price = 10_400 * np.exp(np.cumsum(rng.normal(0.0, 0.03, (paths, steps)), axis=1))
-    month.vol = 0.25 * np.exp(rng.normal(0.0, 0.5, (paths, steps)))
-    month.t = 30 / 365 * (21 - np.arange(steps)) / 21
-    month.smile, month.rate, month.fast, month.want_gamma = SmileRule(), 0.015, True, True
-    month.markers = {flag: AmericanMarker(american=flag, rate=0.015) for flag in (True, False)}
+    month = _quoting_month(rng, paths, steps, whole=whole)
     strike = np.broadcast_to(np.round(10_400 * np.exp(rng.normal(0.0, 0.1, paths)) / 100) * 100,
                              (variants, paths)).copy()
     if not agree:
         strike[1, ::7] += 200.0
     where = rng.random((variants, paths)) < 0.5  # half the elements quoted
-    calls = []
-    monkeypatch.setattr(replay_module, "mark_series", lambda **kw: calls.append(kw["strike"].size)
-                        or kernels.mark_series(**kw))
+    counts = []
+    real = kernels._mark_where
+    monkeypatch.setattr(kernels, "_mark_where", lambda *a: counts.append(real(*a)) or counts[-1])
     got = month.quote(is_call=False, american=american, strike=strike, extra_days=10.0, j=7, where=where)
     vi, pi = np.nonzero(where)
-    assert calls == [np.unique(pi).size if agree else vi.size]
+    # A mark per path, and another where a variant's strike differs from the variant quoted before it.
+    changes = sum(len([k for n, k in enumerate(ks) if n == 0 or k != ks[n - 1]])
+                  for ks in (strike[where[:, p], p].tolist() for p in range(paths)))
+    assert counts == [changes]
+    assert counts == [np.unique(pi).size] if agree else np.unique(pi).size < counts[0] < vi.size
     one = kernels.mark_series(is_call=False, american=american, forward=month.price[pi, 7][:, None],
                               vol=month.vol[pi, 7][:, None], strike=strike[vi, pi],
                               t=np.array([month.t[7] + 10.0 / 365.0]), smile=month.smile, rate=0.015)
     for mine, ref in zip(got, one):
+        assert mine.shape == where.shape
         assert np.array_equal(mine[vi, pi], ref[:, 0])
         assert not np.any(mine[~where])
+
+
+@pytest.mark.parametrize("per_path", [True, False])
+def test_a_remark_is_the_reference_remarks_selects_bit_for_bit(per_path):
+    """A dynamic slot's re-mark on the fast engine (`_Month._remark_held`, one compiled pass) gives what the
+    reference's `remark` builds with whole-array selects from per-element marks: new marks where the slot
+    holds lots, its old marks (per path or per variant and path) elsewhere, no exercise there."""
+    from opl.runtime.engine.book import Slot
+
+    rng = np.random.default_rng(11)
+    paths, variants, steps, j = 250, 3, 22, 12
+    month = _quoting_month(rng, paths, steps, whole=True)
+    qty = np.where(rng.random((variants, paths)) < 0.4, -2.0, 0.0)
+    strike = np.round(10_400 * np.exp(rng.normal(0.0, 0.1, (variants, paths))) / 100) * 100
+    slot = Slot(is_call=True, american=True, qty=qty, strike=strike[0] if per_path else strike)
+    old = [rng.normal(size=(paths,) if per_path else (variants, paths)) for _ in range(3)]
+    slot.value, slot.delta, slot.gamma = old
+    slot.exercise = np.ones((variants, paths), dtype=bool)
+    month.remark(slot, j)
+    held = qty != 0
+    vi, pi = np.nonzero(held)
+    k = np.broadcast_to(strike[0] if per_path else strike, held.shape)[vi, pi]
+    ref = kernels.mark_series(is_call=True, american=True, forward=month.price[pi, j][:, None],
+                              vol=month.vol[pi, j][:, None], strike=k, t=np.array([month.t[j]]), smile=month.smile,
+                              rate=0.015)
+    for got, before, marks in zip((slot.value, slot.delta, slot.gamma), old, ref):
+        expected = np.array(np.broadcast_to(before, held.shape))
+        expected[vi, pi] = marks[:, 0]
+        assert np.array_equal(got, expected)
+    expected = np.zeros(held.shape, dtype=bool)
+    expected[vi, pi] = ref[3][:, 0]
+    assert np.array_equal(slot.exercise, expected)
 
 
 def _month_of_marks(paths=3_000, steps=22):
