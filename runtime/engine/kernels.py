@@ -700,6 +700,7 @@ class SeriesMarks:
         # (paths, columns) views: a step's column of a month is contiguous for the step's kernels
         self.value, self.delta, self.gamma, self.exercise = (a.T for a in out)
         self.complete = False  # every element marked: nothing left to do (the arrays may be read-only now)
+        self.done = None  # (S, P) what was marked, when tracked (`track`)
         self.inputs = (_plain(forward.T, shape[::-1]), _plain(vol.T, shape[::-1]))  # prices, volatilities (S, P)
         self._args = (1.0 if is_call else -1.0, bool(american), bool(gamma), *self.inputs,
                       _plain(strike, shape[:1]), tables.t, tables.col, tables.const, tables.eep, tables.d_eep,
@@ -712,11 +713,23 @@ class SeriesMarks:
             return
         paths, steps = self.value.shape
         j0, j1 = columns if columns is not None else (0, steps)
+        whole = where is None and (j0, j1) == (0, steps)
         need = np.ones(paths, dtype=np.bool_) if where is None else _plain_bool(where, (paths,))
+        if self.done is not None:  # marks shared by several replays: what one marked is not marked again
+            need = need & ~self.done[j0:j1].all(axis=0)
+            self.done[j0:j1] |= need
+            where = need
         rows = paths if where is None else int(np.count_nonzero(need))
-        kernel = _mark_parallel if rows * (j1 - j0) >= MARKS_PARALLEL_MIN else _mark_serial
-        kernel(need, int(j0), int(j1), *self._args)
-        self.complete = where is None and (j0, j1) == (0, steps)
+        if rows:
+            kernel = _mark_parallel if rows * (j1 - j0) >= MARKS_PARALLEL_MIN else _mark_serial
+            kernel(need, int(j0), int(j1), *self._args)
+        self.complete = whole
+
+    def track(self) -> None:
+        """Remember which elements are marked from now on, so that a mark asked for again (by another replay
+        reading these marks: `opl.runtime.engine.replay._replay_lockstep`) is not computed again."""
+        if self.done is None and not self.complete:
+            self.done = np.zeros(self.value.shape[::-1], dtype=np.bool_)
 
 
 def mark_series(*, is_call: bool, american: bool, forward: np.ndarray, vol: np.ndarray, strike: np.ndarray,

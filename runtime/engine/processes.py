@@ -71,6 +71,10 @@ optimistic for a desk caught on the wrong side of a locked market.
 Random streams: one `numpy.random.SeedSequence` per chunk spawns separate generators for
 the shocks, the jumps, the signal and the gap scenario, so a scenario that changes one of
 them (``gap``, ``hit_rate``) leaves the other draws — common random numbers — unchanged.
+Generators of the same chunk replayed side by side (a simulation's scenarios) can take
+their draws from one `Draws`: a month's draws of a stream are made once for every
+generator that would make the same ones (the same stream, the same parameters), and only
+the current month's are kept.
 """
 
 from __future__ import annotations
@@ -83,7 +87,7 @@ import numpy as np
 from opl.errors import OplError
 
 __all__ = ["GarchParams", "JumpParams", "RegimeParams", "Surprise", "ProcessSpec", "MonthPaths", "PathGenerator",
-           "simulate", "ModelError", "DEFAULTS", "PARAMETERS", "process_spec"]
+           "Draws", "simulate", "ModelError", "DEFAULTS", "PARAMETERS", "process_spec"]
 
 
 class ModelError(OplError, ValueError):
@@ -292,6 +296,52 @@ class MonthPaths(NamedTuple):
     realised: np.ndarray
 
 
+_STREAMS = ("shocks", "jumps", "signal", "gap")  # the chunk's SeedSequence spawns one child each, in this order
+
+
+class Draws:
+    """The random draws of one chunk (``seed``: its `numpy.random.SeedSequence`), month by month, shared by
+    the generators of that chunk replayed side by side (`PathGenerator` ``draws``).
+
+    A month's draws of a stream depend on the stream's seed, the month and what is drawn (the
+    distribution's parameters and the shape) only: the first generator to ask for them draws them from
+    that stream's generator, the others get the same arrays (never written to). A stream drawn with other
+    parameters (another Student-t ν, another jump intensity) gets a generator of its own from the same
+    seed, so every generator gets exactly the draws it would make alone. Only the current month's draws
+    are kept: generators ask month by month, in step (a month's draws are dropped when the next month's
+    are first asked for).
+    """
+
+    def __init__(self, seed: np.random.SeedSequence, *, shared: bool = True):
+        self._seeds = dict(zip(_STREAMS, seed.spawn(len(_STREAMS))))
+        self._rngs: dict[tuple, np.random.Generator] = {}
+        self.shared = shared  # False: one generator's own draws, not kept once handed over
+        self.month = 0
+        self._kept: dict[tuple, object] = {}
+
+    def rng(self, stream: str, what: tuple = ()) -> np.random.Generator:
+        """The generator of ``stream`` for the draws ``what`` (its parameters): one per (stream, what)."""
+        key = (stream, *what)
+        found = self._rngs.get(key)
+        if found is None:
+            found = self._rngs[key] = np.random.default_rng(self._seeds[stream])
+        return found
+
+    def take(self, month: int, stream: str, what: tuple, draw):
+        """Month ``month``'s draws ``what`` of ``stream``: ``draw(generator)`` the first time they are asked for,
+        the same objects afterwards (``month`` never goes back: the months of the generators are in step)."""
+        if month != self.month:
+            if month < self.month:
+                raise ValueError(f"month {month}'s draws were asked for after month {self.month}'s")
+            self.month, self._kept = month, {}
+        key = (stream, *what)
+        if not self.shared:
+            return draw(self.rng(stream, what))
+        if key not in self._kept:
+            self._kept[key] = draw(self.rng(stream, what))
+        return self._kept[key]
+
+
 @dataclass(kw_only=True)
 class PathGenerator:
     """Month-by-month generator for one chunk of paths; the state (price, GARCH variance)
@@ -315,6 +365,9 @@ class PathGenerator:
         ``"reference"``: the month in numpy, day by day over every path; ``"fast"``: the same
         draws handed to one compiled pass per path (`opl.runtime.engine.path_kernels`), the
         same paths up to rounding (the reference where numba is missing).
+    draws
+        The chunk's `Draws`, shared with other generators of the same chunk (its seed is then
+        ``draws``'; ``seed`` is not read); None: the generator draws alone from ``seed``.
     """
 
     spec: ProcessSpec
@@ -325,13 +378,14 @@ class PathGenerator:
     steps_per_day: int = 1
     seed: int | np.random.SeedSequence = 0
     engine: Literal["reference", "fast"] = "reference"
+    draws: Draws | None = None
     _state: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        seq = self.seed if isinstance(self.seed, np.random.SeedSequence) else np.random.SeedSequence(self.seed)
-        shocks, jumps, signal, gap = seq.spawn(4)
-        self._rng = {"shocks": np.random.default_rng(shocks), "jumps": np.random.default_rng(jumps),
-                     "signal": np.random.default_rng(signal), "gap": np.random.default_rng(gap)}
+        if self.draws is None:
+            seq = self.seed if isinstance(self.seed, np.random.SeedSequence) else np.random.SeedSequence(self.seed)
+            self.draws = Draws(seq, shared=False)
+        self.month = 0  # the month `next_month` makes next: the draws it asks for are that month's
         self.day_var = self.spec.vol**2 * self.month_years / self.days_per_month
         self._state = {"log_f": np.full(self.paths, np.log(self.price)), "h": np.full(self.paths, self.day_var),
                        "carry": np.zeros(self.paths)}
@@ -355,11 +409,16 @@ class PathGenerator:
         nu = self._nu
         return 1.0 if nu is None else float(np.sqrt((nu - 2.0) / nu))
 
+    def _draw(self, stream: str, what: tuple, draw):
+        """This month's draws ``what`` of ``stream`` (`Draws.take`): shared with the generators of the chunk
+        that make the same ones."""
+        return self.draws.take(self.month, stream, what, draw)
+
     def _raw_shocks(self, shape: tuple[int, ...]) -> np.ndarray:
         """The shocks as drawn, before `_shock_scale`."""
-        rng = self._rng["shocks"]
         nu = self._nu
-        return rng.standard_normal(shape) if nu is None else rng.standard_t(nu, shape)
+        return self._draw("shocks", (nu, shape), lambda rng: rng.standard_normal(shape) if nu is None
+                          else rng.standard_t(nu, shape))
 
     def _shocks(self, shape: tuple[int, ...]) -> np.ndarray:
         z = self._raw_shocks(shape)
@@ -372,8 +431,8 @@ class PathGenerator:
         if regime is None:
             zero = np.zeros(p, dtype=np.int8)
             return zero, zero.copy()
-        rng = self._rng["signal"]
-        u_signal, u_hit, u_other = rng.random(p), rng.random(p), rng.random(p)  # drawn always: CRN
+        u_signal, u_hit, u_other = self._draw("signal", (p,), lambda rng: (rng.random(p), rng.random(p),
+                                                                            rng.random(p)))  # drawn always: CRN
         signal = np.where(u_signal < regime.up, 1, np.where(u_signal < regime.up + regime.down, -1, 0))
         # A miss picks one of the two other states with equal chance: shift by 1 or 2 in the cycle.
         other = ((signal + 1 + np.where(u_other < 0.5, 1, 2)) % 3) - 1
@@ -396,9 +455,8 @@ class PathGenerator:
         jump = self._jumps
         if jump is None:
             return None
-        rng = self._rng["jumps"]
-        counts = rng.poisson(jump.intensity * self.dt, (self.paths, n))
-        return counts, rng.standard_normal((self.paths, n))
+        lam, shape = jump.intensity * self.dt, (self.paths, n)
+        return self._draw("jumps", (lam, shape), lambda rng: (rng.poisson(lam, shape), rng.standard_normal(shape)))
 
     def _jump_terms(self, n: int) -> np.ndarray:
         draws = self._jump_draws(n)
@@ -412,7 +470,8 @@ class PathGenerator:
         """Per path, the step whose open gaps this month: the first of a uniformly drawn trading day."""
         if self.spec.gap is None:
             return None
-        return self._rng["gap"].integers(0, self.days_per_month, self.paths) * self.steps_per_day
+        days, p = self.days_per_month, self.paths
+        return self._draw("gap", (days, p), lambda rng: rng.integers(0, days, p)) * self.steps_per_day
 
     def _vol_forecast(self, h_day: np.ndarray, *, realised: bool = True) -> np.ndarray:
         """Annual volatility forecast from the day variance ``h_day``: the model's at a month's open
@@ -449,6 +508,7 @@ class PathGenerator:
         drift = drift - signal * self.spec.drift_against + self.spec.drift
         fast = self.engine == "fast" and _compiled()
         price, vols = (self._compiled_month if fast else self._reference_month)(drift)
+        self.month += 1
         return MonthPaths(price, vols, signal, realised)
 
     def _reference_month(self, drift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

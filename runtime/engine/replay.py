@@ -87,7 +87,7 @@ from opl.runtime.engine.legspec import Levels, OptionLeg
 from opl.runtime.market.margin import futures_margin, options_margin
 from opl.runtime.engine.marking import AmericanMarker, SmileRule, _tables, prepare_tables
 from opl.runtime.pricing.black import greeks as black_greeks
-from opl.runtime.engine.processes import MonthPaths, PathGenerator, ProcessSpec
+from opl.runtime.engine.processes import Draws, MonthPaths, PathGenerator, ProcessSpec
 from opl.runtime.engine.scores import ScoreFunction
 from opl.runtime.engine.triggers import TriggerState
 
@@ -702,24 +702,67 @@ class _SideBySide:
         return MonthPaths(*(np.concatenate(parts) for parts in zip(*months)))
 
 
+class _Shared:
+    """What the jobs of a pass replayed in lockstep (`_replay_lockstep`) share, the current month's only:
+    each chunk's random draws (`opl.runtime.engine.processes.Draws`: the scenarios of a simulation redraw the
+    base's shocks, jumps and signals), the months of jobs on the same paths and the marks of jobs on the
+    same paths with the same legs (`_StoredMonths`' keys)."""
+
+    def __init__(self):
+        self.draws: dict[tuple[int, int], Draws] = {}  # (seed, chunk)
+        self.paths: dict[tuple, "_Paths"] = {}  # a months key
+        self.marks: dict[tuple, tuple[int, "_Month"]] = {}  # a marks key: (month, its marks)
+
+    def draws_of(self, seed: int, chunk: int) -> Draws:
+        key = (seed, chunk)
+        if key not in self.draws:
+            self.draws[key] = Draws(np.random.SeedSequence([seed, chunk]))
+        return self.draws[key]
+
+
+class _Paths:
+    """A pass's months of paths, made month by month (`_SideBySide`); the last one is kept for the jobs of a
+    lockstep pass that read the same paths, and every one only for a month store that keeps them."""
+
+    def __init__(self, run: RunSpec, strat: StrategySpec, group: tuple, shared: _Shared | None):
+        self.gen = _SideBySide([
+            PathGenerator(spec=run.process, paths=n, price=run.price, month_years=strat.tenor_days / DAYS_PER_YEAR,
+                          days_per_month=run.days_per_month, steps_per_day=run.steps_per_day,
+                          seed=np.random.SeedSequence([run.seed, c]), engine=run.engine,
+                          draws=shared.draws_of(run.seed, c) if shared is not None else None) for c, n in group])
+        self.last: tuple[int, MonthPaths | None] = (-1, None)
+
+    def month(self, m: int) -> MonthPaths:
+        """Month ``m``: the last one made, or the next."""
+        if m != self.last[0]:
+            if m != self.last[0] + 1:
+                raise ValueError(f"month {m} asked for after month {self.last[0]}")
+            self.last = (m, self.gen.next_month())
+        return self.last[1]
+
+
 class _StoredMonths:
     """The months of a pass of chunks and their marks, read from the current `opl.runtime.engine.monthstore`
     store when it holds them (the same seed, model and legs: `opl loop`'s candidates), else generated and
     marked here and put there. Keys hold every input of what they name, so what is read is what would be
-    computed."""
+    computed. ``shared``: what the jobs of a lockstep pass share (`_Shared`)."""
 
-    def __init__(self, run: RunSpec, strat: StrategySpec, group: tuple):
-        self.run, self.strat, self.group = run, strat, group
+    def __init__(self, run: RunSpec, strat: StrategySpec, group: tuple, shared: _Shared | None = None):
+        self.run, self.strat, self.group, self.shared = run, strat, group, shared
         self.store = monthstore.current()
         self.key = ("months", run.process, run.price, strat.tenor_days, run.days_per_month, run.steps_per_day,
                     run.seed, run.months, group, run.engine)
         stored = self.store.get(self.key) if self.store is not None else None
-        self.months = list(stored) if stored is not None else []
         self.stored = stored is not None
-        self.gen = None if self.stored else _SideBySide([
-            PathGenerator(spec=run.process, paths=n, price=run.price, month_years=strat.tenor_days / DAYS_PER_YEAR,
-                          days_per_month=run.days_per_month, steps_per_day=run.steps_per_day,
-                          seed=np.random.SeedSequence([run.seed, c]), engine=run.engine) for c, n in group])
+        # Every month is kept only for a store that will keep them (a month of 30,000 paths is 10 MB).
+        self.months = list(stored) if self.stored else []
+        self.keep = not self.stored and self.store is not None and self.store.keeps
+        self.paths = None
+        if not self.stored:
+            own = shared is None or self.key not in shared.paths
+            self.paths = _Paths(run, strat, group, shared) if own else shared.paths[self.key]
+            if shared is not None:
+                shared.paths[self.key] = self.paths
         self.next = 0
         self.marks_key = ("marks", self.key, tuple((leg.is_call, leg.american, leg.strike, leg.extra_days)
                                                    for leg in strat.legs), strat.smile, strat.rate, strat.levels,
@@ -727,22 +770,33 @@ class _StoredMonths:
 
     def next_month(self) -> MonthPaths:
         """The next month's paths, stored or generated (the whole run's months are put once all are made)."""
-        if not self.stored:
-            self.months.append(self.gen.next_month())
-            if len(self.months) == self.run.months and self.store is not None:
+        m, self.next = self.next, self.next + 1
+        if self.stored:
+            return self.months[m]
+        mp = self.paths.month(m)
+        if self.keep:
+            self.months.append(mp)
+            if len(self.months) == self.run.months:
                 self.store.put(self.key, tuple(self.months), [a for mp in self.months for a in mp])
-        self.next += 1
-        return self.months[self.next - 1]
+        return mp
 
     def marked(self, m: int, mp: MonthPaths, marker: AmericanMarker, euro: AmericanMarker) -> "_Month":
-        """Month ``m``'s marks (`_Month`), stored or made (and put)."""
+        """Month ``m``'s marks (`_Month`), stored, shared with a job of the lockstep pass on the same paths with
+        the same legs, or made (and put)."""
         key = (*self.marks_key, m, marker.carry, euro.carry)
         month = self.store.get(key) if self.store is not None else None
+        if month is None and self.shared is not None:
+            found = self.shared.marks.get(key[:-3] + key[-2:])
+            month = found[1] if found is not None and found[0] == m else None
         if month is None:
             month = _Month(self.run, self.strat, mp, marker, euro)
             if self.store is not None and self.store.keeps:
                 month.mark_all()  # the candidates holding other paths read them: every mark, made once
                 self.store.put(key, month, _arrays_of(month))
+            if self.shared is not None:  # replaces the previous month's: only the current one is kept
+                for series in month.series or ():
+                    series.track()  # another job holding the legs on the same paths marks what this one did not
+                self.shared.marks[key[:-3] + key[-2:]] = (m, month)
         return month
 
 
@@ -781,28 +835,55 @@ def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: in
 
 def _replay_pass(strat: StrategySpec, run: RunSpec, variants, group: tuple, progress, want_trace: bool):
     """The chunks of ``group`` ((chunk, paths) pairs, consecutive) side by side (`_passes`)."""
-    nv, months, nl = len(variants), run.months, len(strat.legs)
+    [done] = _replay_lockstep([(strat, run, variants)], group, progress, want_trace)
+    return done
+
+
+def _replay_lockstep(jobs: list[tuple], group: tuple, progress, want_trace: bool = False) -> list[tuple]:
+    """The chunks of ``group`` of several jobs ((strategy, run, variants), runs of the same chunks) side by
+    side month by month: month ``m`` of every job, then month ``m + 1``. Each job gets what `_replay_pass`
+    gives it alone, bit for bit; what they share is made once (`_Shared`: a chunk's draws, the months of
+    jobs on the same paths, their marks with the same legs), and only the current month's is held.
+
+    Returns, per job, (its pass's results, its trace, its signal hits).
+    """
+    shared = _Shared() if len(jobs) > 1 else None
     p = sum(n for _, n in group)
-    shape = (nv, p)
-    if run.source is not None:
-        [(chunk, _)] = group  # given months come chunk by chunk
-        gen = run.source(chunk, p)
-    else:
-        gen = _StoredMonths(run, strat, group)
-    marker = AmericanMarker(american=True, rate=strat.rate, exact=run.exact_american)
-    euro = AmericanMarker(american=False, rate=strat.rate)
-    account = _Pass(strat, run, variants, shape, want_trace)
-    hits = [0, 0]
-    for m in range(months):
-        check_deadline()
-        mp = gen.next_month()
+    replays = [_JobReplay(strat, run, variants, group, p, shared, want_trace) for strat, run, variants in jobs]
+    for m in range(max(run.months for _, run, _ in jobs)):
+        for job in replays:
+            if m < job.run.months:
+                check_deadline()
+                job.month(m)
+                if progress is not None:
+                    progress(p)
+    return [(job.account.result(), job.account.trace(), job.hits) for job in replays]
+
+
+class _JobReplay:
+    """One job of a lockstep pass (`_replay_lockstep`): its months, its marks and its running account."""
+
+    def __init__(self, strat: StrategySpec, run: RunSpec, variants, group: tuple, p: int, shared: _Shared | None,
+                 want_trace: bool):
+        self.run, self.p = run, p
+        if run.source is not None:
+            [(chunk, _)] = group  # given months come chunk by chunk
+            self.gen = run.source(chunk, p)
+        else:
+            self.gen = _StoredMonths(run, strat, group, shared)
+        self.marker = AmericanMarker(american=True, rate=strat.rate, exact=run.exact_american)
+        self.euro = AmericanMarker(american=False, rate=strat.rate)
+        self.account = _Pass(strat, run, variants, (len(variants), p), want_trace)
+        self.hits = [0, 0]
+
+    def month(self, m: int) -> None:
+        """Month ``m``: its paths (made, stored or shared), the signal's hits, its marks, its steps."""
+        mp = self.gen.next_month()
+        run = self.run
         if run.process is not None and run.process.regime is not None:
-            hits[0] += int(np.sum(mp.signal == mp.realised))
-            hits[1] += p
-        account.month(m, mp if isinstance(mp, MarkedMonth) else gen.marked(m, mp, marker, euro))
-        if progress is not None:
-            progress(p)
-    return account.result(), account.trace(), hits
+            self.hits[0] += int(np.sum(mp.signal == mp.realised))
+            self.hits[1] += self.p
+        self.account.month(m, mp if isinstance(mp, MarkedMonth) else self.gen.marked(m, mp, self.marker, self.euro))
 
 
 @dataclass(eq=False)

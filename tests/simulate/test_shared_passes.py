@@ -99,3 +99,49 @@ def test_every_market_scenario_redraws_the_base_draws_it_does_not_change(jujube)
     drift = np.diff(np.log(month(next(p for p in market if p.name == "sr_shift").process).price), axis=1) \
         - np.diff(np.log(base.price), axis=1)
     assert np.mean(np.isclose(drift, drift[0, 0])) > 0.95
+
+
+def _same_pass(a, b) -> None:
+    """Two pass results (`_replay_pass`'s first item) equal bit for bit."""
+    for key in ("monthly", "max_drawdown", "peak_margin"):
+        assert np.array_equal(a[key], b[key]), key
+    for kind in ("buckets", "counters"):
+        assert a[kind].keys() == b[kind].keys()
+        for name in a[kind]:
+            assert np.array_equal(a[kind][name], b[kind][name]), name
+
+
+def test_a_lockstep_pass_gives_each_job_its_numbers_alone_drawing_each_month_once(jujube, monkeypatch):
+    """The jobs of a simulation replayed in lockstep (`_replay_lockstep`: month m of every job, then m + 1)
+    share a chunk's draws, the months of jobs on the same paths and the marks of jobs with the same legs,
+    and each job gets the numbers it gets alone, bit for bit — ledgers, drawdowns, counters and the signal's
+    hits. The shocks of a month are drawn once for all of them."""
+    from dataclasses import replace
+
+    import opl.runtime.engine.processes as processes
+    import opl.runtime.engine.replay as replay_module
+
+    run = replace(jujube.run, paths=60, chunk=30, months=2)
+    market = {p.name: p for p in jujube.plans if p.market}
+    sizes = (Variant(size=1.0), Variant(size=5.0))
+    jobs = [(jujube.strategy, run, sizes),
+            (jujube.strategy, run, (Variant(size=5.0, fee_factor=2.0),)),  # the same months and marks
+            (replace(jujube.strategy, stop_loss=0.01), run, sizes)]  # the same marks, another account
+    jobs += [(plan.strategy, replace(run, process=plan.process), (Variant(size=5.0),)) for plan in market.values()]
+    group = ((0, 30), (1, 30))
+    alone = [replay_module._replay_pass(s, r, v, group, None, False) for s, r, v in jobs]
+    drawn = []
+    real = processes.Draws.rng
+    monkeypatch.setattr(processes.Draws, "rng", lambda self, stream, what=(): drawn.append(stream)
+                        or real(self, stream, what))
+    made = []
+    real_month = replay_module._Month.__init__
+    monkeypatch.setattr(replay_module._Month, "__init__", lambda self, *a: made.append(1) or real_month(self, *a))
+    together = replay_module._replay_lockstep(jobs, group, None)
+    for (got, trace, hits), (ref, _, ref_hits) in zip(together, alone):
+        _same_pass(got, ref)
+        assert hits == ref_hits and trace is None
+    # Two chunks, two months: the shocks once a chunk-month for every job (all draw Student-t shocks alike).
+    assert drawn.count("shocks") == 2 * 2
+    # The first three jobs hold one set of marks a month; each market scenario its own.
+    assert len(made) == 2 * (1 + len(market))
