@@ -548,6 +548,11 @@ class AdjustEngine:
         if cols.size == 0:
             return out
         before = self._margin_before(desk, cols)
+        if not (plan.changes or plan.futures or plan.hedge is not None) and len(desk.book.futures) <= 1:
+            # Nothing proposed (a hedge with nothing to buy): the book after is the book before, margined by
+            # the same sums (the futures entry's lots, the hedge's, the others') — its requirement is known.
+            plan.margins = (cols, before, before)
+            return out
         legs = []
         futures = sum((np.abs(plan.futures.get(i, fut)) for i, fut in enumerate(desk.book.futures)),
                       np.zeros(desk.book.shape))
