@@ -359,13 +359,24 @@ class _Month(MarkedMonth):
     def strike_for(self, leg: OptionLeg, j: int, *, recentre: bool, extra_days: float) -> np.ndarray:
         """A leg's strike rule resolved at step ``j`` (P,): against the month's support and resistance,
         or (``recentre``) against levels of the same widths around the step's price."""
-        f = self.price[:, j]
-        support, resistance = self.levels.of(f) if recentre else (self.support, self.resistance)
-        iv = self.smile.iv(vol=self.vol[:, j], forward=f, strike=f)
+        f, support, resistance, iv = self._strike_inputs(j, recentre)
         t = max(self.t[j] + extra_days / DAYS_PER_YEAR, 1e-9)
         raw = leg.strike.resolve(is_call=leg.is_call, price=f, support=support, resistance=resistance, iv=iv, t=t,
                                  rate=self.rate)
         return self.snap(raw)
+
+    def _strike_inputs(self, j: int, recentre: bool) -> tuple:
+        """`strike_for`'s price, levels and at-the-money volatility at step ``j``: the same for every leg a
+        roll re-strikes, so computed for the first and kept (keyed by the price array: a `columns` cut
+        computes its own)."""
+        kept = getattr(self, "_strike_kept", None)
+        if kept is None or kept[0] is not self.price or kept[1] != (j, recentre):
+            f = self.price[:, j]
+            support, resistance = self.levels.of(f) if recentre else (self.support, self.resistance)
+            kept = (self.price, (j, recentre), f, support, resistance,
+                    self.smile.iv(vol=self.vol[:, j], forward=f, strike=f))
+            self._strike_kept = kept
+        return kept[2:]
 
     def vega(self, slot: Slot, j: int) -> np.ndarray:
         """Black-76 vega per unit and per 1.00 of volatility of a slot's series at step ``j``."""

@@ -374,3 +374,35 @@ def test_a_round_s_book_cuts_a_slot_s_marks_when_first_read_and_writes_back_only
     book.put_columns(sub, cols)
     assert slot.value is value and slot.delta is delta  # read, not set: not written
     assert slot.gamma is gamma and np.array_equal(gamma, [[0.0, 5.0, 0.0, 5.0, 0.0]] * 2)
+
+
+def test_a_rolls_strikes_share_the_steps_levels_and_volatility_and_match_each_leg_resolved_alone():
+    """`_Month.strike_for` keeps the step's price, re-centred levels and ATM volatility for the next leg
+    (`_Month._strike_inputs`): every leg, step, recentring and cut month gets the strike it gets alone."""
+    from opl.runtime.engine.legspec import Levels, OptionLeg, StrikeRule
+    from opl.runtime.engine.marking import SmileRule
+    from opl.runtime.engine.replay import _Month
+    from opl.runtime.market.rules import load_pack
+
+    rng = np.random.default_rng(5)
+
+    def month(price, vol):
+        mo = _Month.__new__(_Month)
+        mo.price, mo.vol, mo.t, mo.rate, mo.pack = price, vol, np.linspace(30, 0, 5) / 365, 0.01, load_pack("czce_cj")
+        mo.levels, mo.smile = Levels(support_width=0.04, resistance_width=0.06), SmileRule()
+        mo.support, mo.resistance = price[:, 0] * 0.95, price[:, 0] * 1.05
+        return mo
+
+    price, vol = rng.uniform(9_000, 11_000, (6, 5)), rng.uniform(0.2, 0.4, (6, 5))
+    legs = [OptionLeg(is_call=False, side=-1, qty=1, american=True, strike=StrikeRule(kind="relative", value=-100.0,
+                                                                       anchor="support")),
+            OptionLeg(is_call=True, side=-1, qty=1, american=True, strike=StrikeRule(kind="delta", value=0.25))]
+    shared = month(price, vol)
+    for j, recentre, leg in [(1, True, legs[0]), (1, True, legs[1]), (1, False, legs[1]), (3, True, legs[0]),
+                             (3, True, legs[1])]:
+        alone = month(price, vol).strike_for(leg, j, recentre=recentre, extra_days=0.0)
+        assert np.array_equal(shared.strike_for(leg, j, recentre=recentre, extra_days=0.0), alone)
+    cut = month(price[[1, 4]], vol[[1, 4]])
+    vars(cut)["_strike_kept"] = shared._strike_kept  # what a `columns` copy of the month carries over
+    assert np.array_equal(cut.strike_for(legs[1], 3, recentre=True, extra_days=0.0),
+                          month(price[[1, 4]], vol[[1, 4]]).strike_for(legs[1], 3, recentre=True, extra_days=0.0))
