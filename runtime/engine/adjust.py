@@ -279,9 +279,12 @@ class AdjustEngine:
         desk.count("adjust_rounds", fire)
         active = fire.copy()
         self._known = None  # the requirement the last action left, where it was priced (`_margin_before`)
+        fresh = desk.state
         for i, action in enumerate(self.spec.playbook):
             if not np.any(active):
                 break
+            # One state an action: its guards and its abort check read the step before it trades.
+            desk.state = _once(fresh)
             plan = self._propose(action, i, desk, active)
             if self.spec.abort_if is not None:
                 st = desk.state()
@@ -304,6 +307,7 @@ class AdjustEngine:
                 desk.count("adjust_exits", aborted)
                 closed |= aborted
             active = go
+        desk.state = fresh
         return closed
 
     # -- proposals ------------------------------------------------------------------------------------
@@ -625,6 +629,18 @@ class AdjustEngine:
             new = np.where(go, plan.hedge, desk.hedge)
             desk.trade_futures(new - desk.hedge)
             desk.hedge = new
+
+
+def _once(build: Callable[[], TriggerState]) -> Callable[[], TriggerState]:
+    """``build`` called once: the state it returns, kept."""
+    kept: list[TriggerState] = []
+
+    def state() -> TriggerState:
+        if not kept:
+            kept.append(build())
+        return kept[0]
+
+    return state
 
 
 def _margins_after(plan: _Plan, go: np.ndarray) -> tuple | None:

@@ -1578,7 +1578,7 @@ def _desk(strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledge
             ledger.count("futures_lots", lots != 0, np.abs(lots))
 
     def avoid(legs):
-        return blocked(strat.guards, state(), legs)
+        return blocked(strat.guards, desk.state(), legs)
 
     guarded = any(g.kind == "avoid_leg_if" for g in strat.guards)
 
