@@ -281,7 +281,7 @@ class AdjustEngine:
         self._known = None  # the requirement the last action left, where it was priced (`_margin_before`)
         fresh = desk.state
         for i, action in enumerate(self.spec.playbook):
-            if not np.any(active):
+            if not active.any():
                 break
             # One state an action: its guards and its abort check read the step before it trades.
             desk.state = _once(fresh)
@@ -297,12 +297,12 @@ class AdjustEngine:
             self._known = _margins_after(plan, go) if desk.reuse_margin else None
             desk.count(f"adjust_done_{i}", go & plan.trades)
             desk.count(f"adjust_aborted_{i}", aborted)
-            if plan.exit is not None and np.any(go & plan.exit):
+            if plan.exit is not None and (go & plan.exit).any():
                 desk.close_all(go & plan.exit)
                 desk.count("adjust_exits", go & plan.exit)
                 closed |= go & plan.exit
                 go &= ~plan.exit
-            if np.any(aborted) and self.spec.on_abort == "exit":
+            if aborted.any() and self.spec.on_abort == "exit":
                 desk.close_all(aborted)
                 desk.count("adjust_exits", aborted)
                 closed |= aborted
@@ -450,11 +450,11 @@ class AdjustEngine:
         for si in book.groups[g].slots:
             s = book.slots[si]
             if s.extra_days == tgt.extra_days and self._holds(plan, si, s):
-                moving &= (self._qty(plan, si, s) == 0) | (np.broadcast_to(s.strike, desk.book.shape) != strike)
-        if not np.any(moving):
+                moving &= (self._qty(plan, si, s) == 0) | (s.strike != strike)
+        if not moving.any():
             return
         moving &= self._allowed(desk, tgt.is_call, strike, tgt.extra_days, q, moving)
-        if not np.any(moving):
+        if not moving.any():
             return
         for si in book.groups[g].slots:
             if si != target and self._holds(plan, si, book.slots[si]):  # an empty slot stays empty
@@ -481,7 +481,7 @@ class AdjustEngine:
             for si in book.groups[g].slots:
                 s = book.slots[si]
                 current = self._qty(plan, si, s)
-                if np.any(mask & (current != 0)):
+                if (mask & (current != 0)).any():
                     self._change(plan, si, np.where(mask, 0.0, current), np.zeros(desk.book.shape, dtype=bool))
                     plan.trades |= mask & (current != 0)
         for fi in self._futures_entries(desk, leg):
@@ -525,7 +525,7 @@ class AdjustEngine:
         n = np.where(n > 0, n, book.option_lots() - np.abs(hedge_slot.qty))
         have = rest + hedge_slot.qty * hedge_slot.gamma * per_pct
         need = active & (have < -target * n) & (n > 0)
-        if not np.any(need):
+        if not need.any():
             return
         strike = np.broadcast_to(mo.snap_up(price), desk.book.shape)
         marks = mo.quote(is_call=True, american=hedge_slot.american, strike=strike, extra_days=0.0, j=j, where=need)
@@ -534,12 +534,12 @@ class AdjustEngine:
             lots = np.where(need & (one > 0), np.ceil((-rest - target * n) / np.where(one > 0, one, 1.0)), 0.0)
         lots = np.clip(lots, 0.0, n)
         # Calls already held at that strike are topped up; held elsewhere they are sold and bought there.
-        same = need & (hedge_slot.qty != 0) & (np.broadcast_to(hedge_slot.strike, desk.book.shape) == strike)
+        same = need & (hedge_slot.qty != 0) & (hedge_slot.strike == strike)
         buy = need & (lots > hedge_slot.qty)
         fresh = buy & ~same
         fresh &= self._allowed(desk, True, strike, 0.0, lots, fresh)
         new = np.where((buy & same) | fresh, lots, hedge_slot.qty)
-        if not np.any(new != hedge_slot.qty):
+        if not (new != hedge_slot.qty).any():
             return
         self._change(plan, slot_index, new, fresh, strike, marks)
         plan.trades |= new != hedge_slot.qty
@@ -613,7 +613,7 @@ class AdjustEngine:
                 s.qty = desk.trade_slot(s.qty, change.qty, go, restruck)
             else:
                 s.qty = self._trade_slot(desk, s.qty, np.where(go, change.qty, s.qty), restruck)
-            if change.strike is not None and np.any(restruck):
+            if change.strike is not None and restruck.any():
                 value, delta, gamma, exercise = change.marks
                 s.strike = np.where(restruck, change.strike, s.strike)
                 s.value = np.where(restruck, value, s.value)

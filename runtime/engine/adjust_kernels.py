@@ -17,7 +17,7 @@ import numpy as np
 from opl.runtime.engine import kernels
 from opl.runtime.engine.kernels import njit
 
-__all__ = ["trade_slot"]
+__all__ = ["trade_slot", "fees_of"]
 
 
 if njit is not None:
@@ -63,17 +63,22 @@ def trade_slot(old, proposed, go, restruck, *, close_fee, short_fee, long_fee, b
     go, restruck
         Where the action goes ahead, and where it moves the lots to a new series (go included).
     close_fee, short_fee, long_fee
-        Per variant (variants,): a lot's fee plus slippage to close, to sell and to buy.
+        Per variant (variants,): a lot's fee plus slippage to close, to sell and to buy, as `fees_of` makes
+        them (passed to the kernel as they are: a round makes them once for all its trades).
     bucket, equity, month_pnl, counter
         The ``adjustments`` bucket, the equity, the month's P&L and the ``option_lots`` counter, updated in place.
     """
     shape = equity.shape
     out = np.empty(shape)
     _trade_slot(_ready(old, shape, np.float64), _ready(proposed, shape, np.float64), _ready(go, shape, np.bool_),
-                _ready(restruck, shape, np.bool_), _ready(close_fee, shape[:1], np.float64),
-                _ready(short_fee, shape[:1], np.float64), _ready(long_fee, shape[:1], np.float64), bucket, equity,
-                month_pnl, counter, out)
+                _ready(restruck, shape, np.bool_), close_fee, short_fee, long_fee, bucket, equity, month_pnl,
+                counter, out)
     return out
+
+
+def fees_of(close_fee, short_fee, long_fee, variants: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three fees as `trade_slot`'s kernel reads them, (variants,) C-ordered floats each."""
+    return tuple(_ready(x, (variants,), np.float64) for x in (close_fee, short_fee, long_fee))
 
 
 def _ready(x, shape: tuple, dtype) -> np.ndarray:

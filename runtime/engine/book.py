@@ -35,7 +35,8 @@ def _paths(x, cols):
         return x
     if x.ndim == 0:
         return x
-    return x[cols] if x.ndim == 1 else x[:, cols]
+    # take, not x[:, cols]: that is Fortran-ordered, and every kernel given it would first copy it
+    return x.take(cols) if x.ndim == 1 else x.take(cols, axis=1)
 
 
 class Slot:
@@ -63,7 +64,7 @@ class Slot:
     @qty.setter
     def qty(self, value: np.ndarray) -> None:
         self._qty = value
-        self._held = bool(np.any(value))
+        self._held = bool(value.any() if isinstance(value, np.ndarray) else np.any(value))
 
     @property
     def phi(self) -> float:
@@ -89,7 +90,7 @@ class _CutSlot(Slot):
         self.is_call, self.american, self.base = whole.is_call, whole.american, whole.base
         self.extra_days, self.group = whole.extra_days, whole.group
         self._whole, self._cols, self.cut = whole, cols, {}
-        self.qty = whole.qty[:, cols]
+        self.qty = whole.qty.take(cols, axis=1)
         self.cut_qty = self.qty
 
     def __getattr__(self, name: str):
@@ -188,7 +189,7 @@ class Book:
         `put_columns` writes it back. A slot's marks are cut when first read (`_CutSlot`)."""
         sub = Book((self.shape[0], len(cols)))
         sub.groups, sub.futures_index = self.groups, self.futures_index
-        sub.futures = [fut[:, cols] for fut in self.futures]
+        sub.futures = [fut.take(cols, axis=1) for fut in self.futures]
         sub.slots = [_CutSlot(s, cols) for s in self.slots]
         return sub
 
@@ -197,14 +198,15 @@ class Book:
         (variants, paths) arrays in place, so the cost is that of the paths written; a mark shared with
         the month's tables (a base slot's) or broadcast is copied first."""
         for s, t in zip(self.slots, sub.slots):
-            if t.qty is not t.cut_qty:
-                held = s.held()
-                s._qty = self._written(s.qty, t.qty, cols)
+            if t._qty is not t.cut_qty:
+                held = s._held
+                s._qty = self._written(s._qty, t._qty, cols)
                 # Lots written here, or held before on other paths: only then is the whole array looked at.
-                s._held = bool(np.any(t.qty)) or (held and bool(np.any(s._qty)))
+                s._held = t._held or (held and bool(s._qty.any()))
+            marks, cut = t.__dict__, t.cut
             for name in _MARKS:
-                now = t.__dict__.get(name, t)  # the slot itself: a mark never read nor set there
-                if now is not t and now is not t.cut.get(name):
+                now = marks.get(name, t)  # the slot itself: a mark never read nor set there
+                if now is not t and now is not cut.get(name):
                     setattr(s, name, self._written(getattr(s, name), now, cols))
         for fut, part in zip(self.futures, sub.futures):
             fut[:, cols] = part
@@ -212,9 +214,11 @@ class Book:
     def _written(self, full, part: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """``full`` with ``part`` at the paths ``cols``: in place when ``full`` is an array the book owns
         (every slot's (variants, paths) arrays are its own: built by ``np.where``, ``np.zeros`` or a copy)."""
-        part = np.asarray(part)
-        owned = (isinstance(full, np.ndarray) and full.shape == self.shape and full.dtype == part.dtype
-                 and full.flags.owndata and full.flags.writeable)
+        part = part if isinstance(part, np.ndarray) else np.asarray(part)
+        owned = isinstance(full, np.ndarray) and full.shape == self.shape and full.dtype == part.dtype
+        if owned:
+            flags = full.flags
+            owned = flags.owndata and flags.writeable
         if not owned:
             full = np.array(np.broadcast_to(full, self.shape), dtype=part.dtype)
         full[:, cols] = part

@@ -157,5 +157,6 @@ class _Gathered(dict):
         self.full, self.cols = full, cols
 
     def __missing__(self, name: str) -> np.ndarray:
-        x = self[name] = self.full[name][:, self.cols]  # a KeyError for a name the ledger lacks, as a dict
+        # A KeyError for a name the ledger lacks, as a dict; take: C-ordered, as the round's kernels write them.
+        x = self[name] = self.full[name].take(self.cols, axis=1)
         return x

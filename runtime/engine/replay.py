@@ -1508,9 +1508,12 @@ def _play_on_paths(engine: AdjustEngine, fire, strat, book: Book, hedge, mo, j, 
     (None: nowhere)."""
     cols = np.flatnonzero(fire.any(axis=0))
     sub_book, sub_mo, sub_ledger = book.columns(cols), mo.columns(cols), ledger.columns(cols)
-    sub_equity, sub_pnl, sub_pending = equity[:, cols], month_pnl[:, cols], pending[:, cols]
-    held = _Held(inventory.total()[:, cols])
-    sub_peak, sub_denominator, sub_open, sub_d = peak[:, cols], denominator[:, cols], open_margin[:, cols], d[cols]
+
+    def cut(x):  # take, not x[:, cols]: that is Fortran-ordered, and every kernel given it would first copy it
+        return x.take(cols, axis=1)
+
+    sub_equity, sub_pnl, sub_pending, held = cut(equity), cut(month_pnl), cut(pending), _Held(cut(inventory.total()))
+    sub_peak, sub_denominator, sub_open, sub_d = cut(peak), cut(denominator), cut(open_margin), d[cols]
 
     def state():
         return _trigger_state(sub_mo, j, sub_book, desk.hedge, sub_pnl, sub_denominator, sub_equity, sub_peak,
@@ -1518,12 +1521,12 @@ def _play_on_paths(engine: AdjustEngine, fire, strat, book: Book, hedge, mo, j, 
                               lambda: (sub_book.option_delta(lots_per_option) + sub_book.static) / sizes, band_k,
                               strat, sub_d)
 
-    desk = _desk(strat, sub_book, hedge[:, cols], sub_mo, j, sub_d, sizes, lots_per_option, run, cost, sub_ledger,
+    desk = _desk(strat, sub_book, cut(hedge), sub_mo, j, sub_d, sizes, lots_per_option, run, cost, sub_ledger,
                  sub_equity, sub_pnl, margins, sub_pending, held, state)
     desk.reuse_margin = True  # the reference prices every action's margin before it afresh; here it is known
     if kernels.available():
         desk.trade_slot = _slot_trader(cost, sub_ledger, sub_equity, sub_pnl)
-    closed_cols = engine.play(desk, fire[:, cols])
+    closed_cols = engine.play(desk, cut(fire))
     book.put_columns(sub_book, cols)
     ledger.put_columns(sub_ledger, cols)
     equity[:, cols] = sub_equity
@@ -1542,8 +1545,9 @@ def _slot_trader(cost, ledger: Ledger, equity, month_pnl) -> Callable:
     """`opl.runtime.engine.adjust_kernels.trade_slot` on a round's ledger: an action's change of one slot
     traded, paid into ``adjustments`` and counted, as the desk's ``trade_options`` would."""
     slippage = cost.option_slippage[:, 0]
-    fees = dict(close_fee=cost.option_close[:, 0] + slippage, short_fee=cost.option_open_short[:, 0] + slippage,
-                long_fee=cost.option_open_long[:, 0] + slippage)
+    fees = dict(zip(("close_fee", "short_fee", "long_fee"), adjust_kernels.fees_of(
+        cost.option_close[:, 0] + slippage, cost.option_open_short[:, 0] + slippage,
+        cost.option_open_long[:, 0] + slippage, len(slippage))))
 
     def trade(old, proposed, go, restruck):
         return adjust_kernels.trade_slot(old, proposed, go, restruck, bucket=ledger.buckets["adjustments"],

@@ -368,6 +368,12 @@ def test_a_round_s_book_cuts_a_slot_s_marks_when_first_read_and_writes_back_only
     assert np.array_equal(t.qty, -np.ones((2, 2))) and t.held()
     assert np.array_equal(t.value, [[1.0, 3.0], [6.0, 8.0]]) and np.array_equal(t.delta, [1.0, 3.0])
     assert "value" in vars(t) and "gamma" not in vars(t)
+    # C-ordered, as the round's kernels take them without a copy (x[:, cols] is Fortran-ordered)
+    assert t.qty.flags.c_contiguous and t.value.flags.c_contiguous
+    from opl.runtime.engine.ledger import Ledger
+
+    gathered = Ledger((2, 5), 1, ("adjust_rounds",)).columns(cols)
+    assert gathered.buckets["adjustments"].flags.c_contiguous and gathered.counters["adjust_rounds"].flags.c_contiguous
     t.gamma = np.full((2, 2), 5.0)
     with pytest.raises(AttributeError):
         t.not_a_mark
