@@ -42,7 +42,8 @@ if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
 
 __all__ = ["available", "mark_series", "SeriesMarks", "serial_only", "PARALLEL_MIN", "MARKS_PARALLEL_MIN",
            "MarginRule", "book_margin", "hedge_rule", "option_sums", "book_move", "book_interest", "book_carry",
-           "any_short_exercised", "futures_lots", "exercise", "account", "close_lots", "mark_where"]
+           "any_short_exercised", "futures_lots", "exercise", "account", "close_lots", "mark_where", "settle",
+           "close_book", "hedge_step", "requirement_account", "writable"]
 
 PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
 # Marks from which the mark kernel does (~1 ms of work, against tens of microseconds to wake the pool): a
@@ -332,54 +333,64 @@ if njit is not None:
             short[i] = (-q[i] + abs(-q[i])) / 2
             long[i] = (q[i] + abs(q[i])) / 2
 
+    @njit(cache=True, inline="always")
+    def _options_margin_at(v, c, f, fr, r, mr, is_call, expiry, strikes, premiums, qtys, n, czce, otm_weight,
+                           floor_weight, put_cap, unit, spread, straddle, strangle, both_orders, work):
+        # The options' requirement of element (v, c) (``work`` (8, n): its series gathered, their margins and
+        # lots). Spreads first, then straddles; where both can pair, the other order too, the smaller kept
+        # (combinations.combination_margin). A pairing that cannot pair adds exact zeros: skipped there.
+        k, prem, q, margin, short, long, short2, long2 = (work[0], work[1], work[2], work[3], work[4], work[5],
+                                                          work[6], work[7])
+        has_long, has_call, has_put = False, False, False
+        for i in range(n):
+            q[i] = _at(qtys[i], v, c)
+            if q[i] != 0.0:
+                k[i], prem[i] = _at(strikes[i], v, c), _at(premiums[i], v, c)
+                margin[i] = _series_margin(is_call[i], f, k[i], prem[i], fr, czce, otm_weight, floor_weight, r, mr,
+                                           put_cap, unit)
+                has_long = has_long or q[i] > 0
+                has_call = has_call or is_call[i]
+                has_put = has_put or not is_call[i]
+        can_spread = spread and has_long
+        can_straddle = (straddle or strangle) and has_call and has_put
+        _split(n, q, short, long)
+        first = 0.0
+        if can_spread:
+            first = first + _spreads(n, is_call, expiry, k, q, margin, short, long, unit)
+        if can_straddle:
+            first = first + _straddles(n, is_call, expiry, k, prem, q, margin, short, straddle, strangle, unit)
+        paired = _paired_total(n, q, margin, short, first)
+        if both_orders and can_spread and can_straddle:
+            _split(n, q, short2, long2)
+            second = 0.0 + _straddles(n, is_call, expiry, k, prem, q, margin, short2, straddle, strangle, unit)
+            second = second + _spreads(n, is_call, expiry, k, q, margin, short2, long2, unit)
+            paired = _cmin(paired, _paired_total(n, q, margin, short2, second))
+        return paired
+
+    @njit(cache=True, inline="always")
+    def _futures_margin_at(f, fr, lots, contract_size, futures_underlying):
+        # The futures' (or an ETF's or a stock's units') requirement of one element.
+        return fr * f * contract_size * lots if futures_underlying else f * contract_size * lots
+
     @njit(cache=True)
     def _book_margin(is_call, expiry, strikes, premiums, qtys, n, cols, price, futures_lots, futures_rate, czce,
                      otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size, futures_underlying,
                      spread, straddle, strangle, both_orders, out):
         # ``strikes``, ``premiums``, ``qtys``: a tuple of n arrays each (broadcast as ``_at`` reads them; a
         # dummy entry when n is 0); element p of ``out`` is path cols[p] (p itself when ``cols`` is empty).
-        # Per element: spreads first, then straddles; where both can pair, the other order too, the smaller
-        # kept (combinations.combination_margin). A pairing that cannot pair adds exact zeros, so it is
-        # skipped where nothing can pair.
         variants, width = out.shape
-        k, prem, q, margin = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
-        short, long, short2, long2 = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+        work = np.zeros((8, n))
         picked = cols.shape[0] > 0
         for v in range(variants):
             fr, r, mr = futures_rate[v], rate[v], min_rate[v]
             for p in range(width):
                 c = cols[p] if picked else p
                 f = price[c]
-                has_long, has_call, has_put = False, False, False
-                for i in range(n):
-                    q[i] = _at(qtys[i], v, c)
-                    if q[i] != 0.0:
-                        k[i], prem[i] = _at(strikes[i], v, c), _at(premiums[i], v, c)
-                        margin[i] = _series_margin(is_call[i], f, k[i], prem[i], fr, czce, otm_weight, floor_weight,
-                                                   r, mr, put_cap, unit)
-                        has_long = has_long or q[i] > 0
-                        has_call = has_call or is_call[i]
-                        has_put = has_put or not is_call[i]
-                can_spread = spread and has_long
-                can_straddle = (straddle or strangle) and has_call and has_put
-                _split(n, q, short, long)
-                first = 0.0
-                if can_spread:
-                    first = first + _spreads(n, is_call, expiry, k, q, margin, short, long, unit)
-                if can_straddle:
-                    first = first + _straddles(n, is_call, expiry, k, prem, q, margin, short, straddle, strangle,
-                                               unit)
-                paired = _paired_total(n, q, margin, short, first)
-                if both_orders and can_spread and can_straddle:
-                    _split(n, q, short2, long2)
-                    second = 0.0 + _straddles(n, is_call, expiry, k, prem, q, margin, short2, straddle, strangle,
-                                              unit)
-                    second = second + _spreads(n, is_call, expiry, k, q, margin, short2, long2, unit)
-                    paired = _cmin(paired, _paired_total(n, q, margin, short2, second))
-                lots = _at(futures_lots, v, c)
-                total = fr * f * contract_size * lots if futures_underlying else f * contract_size * lots
-                out[v, p] = total + paired
-
+                paired = _options_margin_at(v, c, f, fr, r, mr, is_call, expiry, strikes, premiums, qtys, n, czce,
+                                            otm_weight, floor_weight, put_cap, unit, spread, straddle, strangle,
+                                            both_orders, work)
+                out[v, p] = _futures_margin_at(f, fr, _at(futures_lots, v, c), contract_size,
+                                               futures_underlying) + paired
 
     # -- the hedge rule and the account after a step (opl.runtime.engine.hedging, opl.runtime.engine.replay) ----
 
@@ -590,6 +601,161 @@ if njit is not None:
                         lots = lots - lots
                 pending[v, p] = pending[v, p] + lots
                 new_qty[v, p] = 0.0
+
+    # -- a step's stages fused (opl.runtime.engine.replay._Pass on the fast engine) ---------------------------
+    # Each kernel below does several stages of a step in one pass over the (variant, path) elements, the
+    # same amounts added to the same buckets in the reference's order, so the ledger is the one the
+    # stage-by-stage kernels above give, bit for bit. A book's option slots come as tuples of arrays
+    # (read-only views, `_grid`; a dummy entry and n = 0 when there are none): one call a step instead of
+    # one per slot and stage, each paying its arguments' conversion.
+
+    @njit(cache=True)
+    def _settle(equity, capital, mult, interest_on, paid, units, previous, cs, growth, margin_held, margin_growth,
+                deposit, qtys, befores, afters, valued, n, static, hedge, pending, goods, any_goods, price, storage,
+                funding, span, year_days, close_pending, fee, interest, premium, hedge_pnl, assignment, funding_pnl,
+                costs, futures_lots, month_pnl):
+        # replay._Pass._interest, the bookings of _mark and the close of the futures from exercise
+        # (_previous_decisions) where ``close_pending``: interest on the cash at the step's start (``valued``
+        # slots' ``befores`` marks), each slot's move, the futures' and goods' carry, then the close.
+        variants, paths = equity.shape
+        for v in range(variants):
+            for p in range(paths):
+                e, pnl = equity[v, p], month_pnl[v, p]
+                if interest_on:
+                    value = 0.0
+                    for i in range(n):
+                        if valued[i]:
+                            value = value + _at(qtys[i], v, p) * _at(befores[i], v, p)
+                    cash = e - capital - value * mult
+                    if paid:
+                        cash = cash - units[v, p] * previous[p] * cs
+                    amount = cash * growth
+                    if deposit:
+                        amount = amount + margin_held[v, p] * margin_growth
+                    interest[v, p] += amount
+                    e += amount
+                    pnl += amount
+                for i in range(n):
+                    amount = _at(qtys[i], v, p) * (_at(afters[i], v, p) - _at(befores[i], v, p)) * mult
+                    premium[v, p] += amount
+                    e += amount
+                    pnl += amount
+                df = price[p] - previous[p]
+                amount = static[v, p] * df * cs
+                premium[v, p] += amount
+                e += amount
+                pnl += amount
+                amount = hedge[v, p] * df * cs
+                hedge_pnl[v, p] += amount
+                e += amount
+                pnl += amount
+                amount = pending[v, p] * df * cs
+                assignment[v, p] += amount
+                e += amount
+                if any_goods:
+                    held = goods[v, p]
+                    amount = held * df * cs
+                    assignment[v, p] += amount
+                    e += amount
+                    amount = -held * cs * storage * span
+                    assignment[v, p] += amount
+                    e += amount
+                    amount = -held * cs * price[p] * funding * span / year_days
+                    funding_pnl[v, p] += amount
+                    e += amount
+                q = pending[v, p]
+                if close_pending and q != 0:
+                    amount = -(abs(q) * fee[v])
+                    costs[v, p] += amount
+                    e += amount
+                    futures_lots[v, p] += np.int64(np.rint(abs(q)))
+                    pending[v, p] = 0.0
+                equity[v, p], month_pnl[v, p] = e, pnl
+
+    @njit(cache=True)
+    def _close_book(mask, qtys, n, option_fee, new_qtys, futures, m, futures_fee, bucket, equity, month_pnl,
+                    option_lots, futures_lots):
+        # replay._close_all: where ``mask`` the option slots (into ``new_qtys``) and then the futures
+        # (``futures``, in place: the strategy's legs and the hedge) closed, their costs booked and lots counted.
+        variants, paths = equity.shape
+        for v in range(variants):
+            for p in range(paths):
+                close = mask[v, p]
+                for i in range(n):
+                    q = _at(qtys[i], v, p)
+                    new_qtys[i][v, p] = 0.0 if close else q
+                    if close and q != 0:
+                        amount = -(abs(q) * option_fee[v])
+                        bucket[v, p] += amount
+                        equity[v, p] += amount
+                        month_pnl[v, p] += amount
+                        option_lots[v, p] += np.int64(np.rint(abs(q)))
+                if not close:
+                    continue
+                for i in range(m):
+                    q = futures[i][v, p]
+                    if q != 0:
+                        amount = -(abs(q) * futures_fee[v])
+                        bucket[v, p] += amount
+                        equity[v, p] += amount
+                        month_pnl[v, p] += amount
+                        futures_lots[v, p] += np.int64(np.rint(abs(q)))
+                    futures[i][v, p] = 0.0
+
+    @njit(cache=True)
+    def _hedge_step(qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
+                    month_pnl, lots_traded, trades, new):
+        # replay._hedge_compiled: the options' Σ qty × delta and short lots (option_sums), then _hedge_rule.
+        variants, paths = hedge.shape
+        for v in range(variants):
+            for p in range(paths):
+                held_delta, size = 0.0, 0.0
+                for i in range(n):
+                    q = _at(qtys[i], v, p)
+                    held_delta = held_delta + q * _at(deltas[i], v, p)
+                    size = size + max(-q, 0.0)
+                other = held_delta * lots_per_option + static[v, p]
+                h = hedge[v, p]
+                target = keep * d[p] * size
+                out = h
+                if active[v, p] and abs(other + h - target) > band * size:
+                    out = np.rint(target - other)
+                new[v, p] = out
+                trade = out - h
+                if trade != 0:
+                    amount = -(abs(trade) * fee[v])
+                    costs[v, p] += amount
+                    equity[v, p] += amount
+                    month_pnl[v, p] += amount
+                    lots_traded[v, p] += np.int64(np.rint(abs(trade)))
+                    trades[v, p] += 1
+
+    @njit(cache=True)
+    def _requirement_account(is_call, expiry, strikes, premiums, qtys, n, price, static, hedge, other, futures_rate,
+                             czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size,
+                             futures_underlying, spread, straddle, strangle, both_orders, equity, capital,
+                             margin_buffer, calls, liquidate, peak_margin, peak, max_dd, out):
+        # replay._Pass._requirement: the book's margin (_futures_lots and _book_margin), then _account.
+        variants, paths = out.shape
+        work = np.zeros((8, n))
+        for v in range(variants):
+            fr, r, mr = futures_rate[v], rate[v], min_rate[v]
+            for p in range(paths):
+                f = price[p]
+                paired = _options_margin_at(v, p, f, fr, r, mr, is_call, expiry, strikes, premiums, qtys, n, czce,
+                                            otm_weight, floor_weight, put_cap, unit, spread, straddle, strangle,
+                                            both_orders, work)
+                lots = abs(static[v, p]) + abs(hedge[v, p]) + abs(other[v, p])
+                req = _futures_margin_at(f, fr, lots, contract_size, futures_underlying) + paired
+                out[v, p] = req
+                e = equity[v, p]
+                call = e < req and req > 0
+                calls[v, p] += call
+                liquidate[v, p] = call and e < (1.0 - margin_buffer) * req
+                peak_margin[v, p] = _npmax(peak_margin[v, p], req / capital)
+                top = _npmax(peak[v, p], e)
+                peak[v, p] = top
+                max_dd[v, p] = _npmax(max_dd[v, p], (top - e) / top)
 
 
 def _plain(x, shape) -> np.ndarray:
@@ -1007,3 +1173,100 @@ def exercise(*, qty, hit, phi: float, lots_per_option: float, price, strike, val
               _plain(fee_exercised, shape[:1]), bool(take_delivery), buckets["assignment"], buckets["costs"], equity,
               month_pnl, assigned, new_pending, new_qty, goods)
     return new_qty, new_pending, goods
+
+
+def _slot_tuple(arrays) -> tuple:
+    """Slot arrays as the fused kernels read them: a tuple of `_grid` views, a dummy entry when empty."""
+    return tuple(_grid(x) for x in arrays) or (_ONE,)
+
+
+def writable(x, shape) -> np.ndarray:
+    """``x`` itself when a kernel may write it in place (C-ordered, writable floats of ``shape``), else a copy."""
+    if isinstance(x, np.ndarray) and x.shape == shape and x.dtype == np.float64 and x.flags.c_contiguous \
+            and x.flags.writeable:
+        return x
+    return np.array(np.broadcast_to(x, shape), dtype=float)
+
+
+def settle(*, equity, capital: float, mult: float, interest: tuple | None, moves, static, hedge, pending, goods,
+           previous, price, cs: float, storage: float, funding: float, span: float, year_days: float,
+           close_fee, buckets, counters, month_pnl) -> None:
+    """The interest, the slots' moves, the futures' and goods' carry and the close of the futures from
+    exercise of a step, in one pass (in place), the numbers of `book_interest`, `book_move`, `book_carry`
+    and `close_lots` called stage by stage.
+
+    Parameters
+    ----------
+    interest
+        None for no interest, else (units, growth, margin_held, margin_growth) as `book_interest` takes them.
+    moves
+        (signed lots, marks before, marks after, valued) of each slot marked, in the book's order; ``valued``:
+        the slot was held at the step's start (its marks before count in the interest's cash).
+    pending
+        The futures lots from exercise, (variants, paths) C-ordered and writable: zeroed in place where
+        closed (``close_fee`` (variants,) a lot; None: not closed here).
+    goods
+        The delivered goods held, or None.
+    """
+    shape = equity.shape
+    units, growth, held_margin, margin_growth = interest if interest is not None else (None, 0.0, equity, None)
+    paid = units is not None
+    _settle(equity, float(capital), float(mult), interest is not None, paid, _plain(units, shape) if paid else equity,
+            _plain(previous, shape[1:]), float(cs), float(growth), _plain(held_margin, shape),
+            0.0 if margin_growth is None else float(margin_growth), margin_growth is not None,
+            _slot_tuple(m[0] for m in moves), _slot_tuple(m[1] for m in moves), _slot_tuple(m[2] for m in moves),
+            np.array([bool(m[3]) for m in moves] or [False]), len(moves), _plain(static, shape), _plain(hedge, shape),
+            pending, _plain(goods, shape) if goods is not None else equity, goods is not None,
+            _plain(price, shape[1:]), float(storage), float(funding), float(span), float(year_days),
+            close_fee is not None, _plain(0.0 if close_fee is None else close_fee, shape[:1]), buckets["interest"],
+            buckets["premium"], buckets["hedge"], buckets["assignment"], buckets["funding"], buckets["costs"],
+            counters["futures_lots"], month_pnl)
+
+
+def close_book(qtys, futures, mask, option_fee, futures_fee, *, bucket, equity, month_pnl, option_lots,
+               futures_lots) -> list[np.ndarray]:
+    """Close option lots ``qtys`` and then ``futures`` (each (variants, paths)) where ``mask``, in one pass:
+    the costs (``*_fee`` (variants,) a lot) into ``bucket``, ``equity`` and ``month_pnl``, the lots counted
+    (in place) — `close_lots` position by position. The futures arrays are zeroed in place; returns the
+    option lots left, new arrays."""
+    shape = equity.shape
+    own = [writable(f, shape) for f in futures]
+    new = [np.empty(shape) for _ in qtys]
+    _close_book(_plain_bool(mask, shape), _slot_tuple(qtys), len(new), _plain(option_fee, shape[:1]),
+                tuple(new) or (np.empty((1, 1)),), tuple(own) or (np.empty((1, 1)),), len(own),
+                _plain(futures_fee, shape[:1]), bucket, equity, month_pnl, option_lots, futures_lots)
+    for f, o in zip(futures, own):
+        if o is not f:
+            f[...] = o  # a view or another type: written back, as the reference's close writes in place
+    return new
+
+
+def hedge_step(*, qtys, deltas, static, hedge, d, active, keep: float, band: float, lots_per_option: float, fee,
+               costs, equity, month_pnl, lots_traded, trades) -> np.ndarray:
+    """`option_sums` of the held slots' lots ``qtys`` and marks ``deltas`` and `hedge_rule` in one pass: the
+    new hedge (variants, paths), the trade's costs and counts booked (in place) as `hedge_rule` books them."""
+    shape = hedge.shape
+    new = np.empty(shape)
+    _hedge_step(_slot_tuple(qtys), _slot_tuple(deltas), len(qtys), _plain(static, shape), _plain(hedge, shape),
+                _plain(d, shape[1:]), _plain_bool(active, shape), float(keep), float(band), float(lots_per_option),
+                _plain(fee, shape[:1]), costs, equity, month_pnl, lots_traded, trades, new)
+    return new
+
+
+def requirement_account(rule: MarginRule, holdings, *, static, hedge, other, price, equity, capital: float,
+                        margin_buffer: float, calls, peak_margin, peak, max_dd) -> tuple[np.ndarray, np.ndarray]:
+    """`book_margin` of ``holdings`` with the futures lots |static| + |hedge| + |other|, then `account`, in one
+    pass: returns the requirement and where the call is not met (the counters, peaks and drawdown in place)."""
+    holdings = list(holdings)
+    shape = equity.shape
+    is_call = np.array([bool(h[0]) for h in holdings], dtype=np.bool_)
+    expiry = np.array([float(h[4]) for h in holdings], dtype=float)
+    both = rule.spread and (rule.straddle or rule.strangle) and len(set(is_call.tolist())) == 2
+    out, liquidate = np.empty(shape), np.empty(shape, dtype=np.bool_)
+    _requirement_account(is_call, expiry, *(_slot_tuple(h[at] for h in holdings) for at in (1, 2, 3)),
+                         len(holdings), _plain(price, shape[1:]), _plain(static, shape), _plain(hedge, shape),
+                         _plain(other, shape), rule.futures_rate, rule.czce, rule.otm_weight, rule.floor_weight,
+                         rule.rate, rule.min_rate, rule.put_cap, rule.unit, rule.contract_size,
+                         rule.futures_underlying, rule.spread, rule.straddle, rule.strangle, both, equity,
+                         float(capital), float(margin_buffer), calls, liquidate, peak_margin, peak, max_dd, out)
+    return out, liquidate

@@ -1043,9 +1043,12 @@ class _Pass:
     def _step(self, o: _Open, j: int) -> None:
         """Step ``j`` of the month, in the module docstring's order."""
         self.absolute_step += 1
-        self._interest(o, j)
-        self._mark(o, j)
-        self._previous_decisions(o)
+        if self.cost.fast:
+            self._settle(o, j)
+        else:
+            self._interest(o, j)
+            self._mark(o, j)
+            self._previous_decisions(o)
         self._exits(o, j)
         fired = self._adjust(o, j)
         self._rebalance(o, j)
@@ -1078,29 +1081,51 @@ class _Pass:
 
     def _interest_compiled(self, o: _Open, j: int, years: float) -> None:
         """`_interest` in one compiled pass (`opl.runtime.engine.kernels.book_interest`), the same numbers."""
-        book, cash_rate, margin_rate = o.book, self.cash_rate, self.margin_rate
-        units = None
-        if not self.futures_underlying:
-            units = book.static + o.hedge + self.pending + self.inventory.total()
+        book = o.book
+        units, growth, margin_held, margin_growth = self._interest_terms(o, j)
         kernels.book_interest(
             equity=self.equity, capital=self.run.capital, mult=self.mult, units=units, previous=o.mo.price[:, j - 1],
             option_value=kernels.option_sums(book.shape, [(s.qty, s.value) for s in book.held()]), cs=self.cs,
-            growth=np.expm1(cash_rate * years), margin_held=self.margin_held,
-            margin_growth=(np.expm1(margin_rate * years) - np.expm1(cash_rate * years)
-                           if margin_rate != cash_rate else None),
+            growth=growth, margin_held=margin_held, margin_growth=margin_growth,
             interest=self.ledger.buckets["interest"], month_pnl=o.month_pnl)
+
+    def _interest_terms(self, o: _Open, j: int) -> tuple | None:
+        """The step's interest as the compiled kernels take it — (units of an ETF or a stock held, or None;
+        the cash's growth; the deposit; the deposit's own growth, or None) —, None when nothing accrues."""
+        cash_rate, margin_rate = self.cash_rate, self.margin_rate
+        if not (cash_rate or margin_rate != cash_rate):
+            return None
+        years = o.mo.span[j] / DAYS_PER_YEAR
+        units = None
+        if not self.futures_underlying:
+            units = o.book.static + o.hedge + self.pending + self.inventory.total()
+        return (units, np.expm1(cash_rate * years), self.margin_held,
+                np.expm1(margin_rate * years) - np.expm1(cash_rate * years) if margin_rate != cash_rate else None)
+
+    def _settle(self, o: _Open, j: int) -> None:
+        """1.–2. on the fast engine, one compiled pass (`opl.runtime.engine.kernels.settle`): the interest,
+        the marks booked, the carry and the close of the futures from exercise, the numbers of `_interest`,
+        `_mark` and `_previous_decisions` bit for bit. After a margin call not met, the liquidation comes
+        before that close (`_previous_decisions` does both, as the reference orders them)."""
+        mo, terms, cost = o.mo, self.strat.assignment, self.cost
+        interest = self._interest_terms(o, j)
+        moves = [(s.qty, before, s.value, s.held()) for s, before in self._marked_slots(o, j)]
+        held = self.inventory.total()
+        liquidating = bool(np.any(self.liquidate_next))
+        self.pending = kernels.writable(self.pending, self.shape)
+        kernels.settle(equity=self.equity, capital=self.run.capital, mult=self.mult, interest=interest, moves=moves,
+                       static=o.book.static, hedge=o.hedge, pending=self.pending,
+                       goods=held if np.any(held) else None, previous=mo.price[:, j - 1], price=mo.price[:, j],
+                       cs=self.cs, storage=terms.storage_per_day, funding=terms.funding_rate, span=mo.span[j],
+                       year_days=DAYS_PER_YEAR,
+                       close_fee=None if liquidating else (cost.futures_close + cost.futures_slippage)[:, 0],
+                       buckets=self.ledger.buckets, counters=self.ledger.counters, month_pnl=o.month_pnl)
+        self._previous_decisions(o, pending_closed=not liquidating)
 
     def _mark(self, o: _Open, j: int) -> None:
         """1. Mark to market: options, the strategy's futures, the hedge, futures awaiting their close, goods."""
         ledger, equity, month_pnl, mo, cs = self.ledger, self.equity, o.month_pnl, o.mo, self.cs
-        for s in o.book.slots:
-            before = s.value
-            if s.base is not None:
-                _base_marks(s, mo, j)
-            elif s.held():
-                mo.remark(s, j)
-            else:
-                continue
+        for s, before in self._marked_slots(o, j):
             if self.fast:
                 kernels.book_move(s.qty, before, s.value, scale=self.mult, bucket=ledger.buckets["premium"],
                                   equity=equity, month_pnl=month_pnl)
@@ -1124,8 +1149,24 @@ class _Pass:
             ledger.book("assignment", -held * cs * terms.storage_per_day * mo.span[j], equity)
             ledger.book("funding", -held * cs * f[:, j] * terms.funding_rate * mo.span[j] / DAYS_PER_YEAR, equity)
 
-    def _previous_decisions(self, o: _Open) -> None:
-        """2. What the previous step decided: a liquidation, the close of futures from exercise, goods sold."""
+    def _marked_slots(self, o: _Open, j: int) -> list[tuple[Slot, np.ndarray]]:
+        """The option slots moved to step ``j``'s marks (base slots, dynamic ones where held), in the book's
+        order, each with its marks before."""
+        moved = []
+        for s in o.book.slots:
+            before = s.value
+            if s.base is not None:
+                _base_marks(s, o.mo, j)
+            elif s.held():
+                o.mo.remark(s, j)
+            else:
+                continue
+            moved.append((s, before))
+        return moved
+
+    def _previous_decisions(self, o: _Open, pending_closed: bool = False) -> None:
+        """2. What the previous step decided: a liquidation, the close of futures from exercise (unless
+        ``pending_closed``: `_settle` did), goods sold."""
         ledger, equity, cost = self.ledger, self.equity, self.cost
         liquidate = self.liquidate_next
         if np.any(liquidate):
@@ -1136,7 +1177,8 @@ class _Pass:
             ledger.cost(cost.futures(sold, closing=True), equity)
             self.pending = _close_pending(self.pending, liquidate, cost, ledger, equity)
             self.liquidate_next = np.zeros(self.shape, dtype=bool)
-        self.pending = _close_pending(self.pending, self.pending != 0, cost, ledger, equity)
+        if not pending_closed:
+            self.pending = _close_pending(self.pending, self.pending != 0, cost, ledger, equity)
         sold = self.inventory.take(step=self.absolute_step)
         if np.any(sold):
             ledger.book("assignment", sold * self.cs * self.strat.assignment.basis, equity)
@@ -1301,6 +1343,14 @@ class _Pass:
         """7. Margin by the rule pack, margin calls, the liquidation decided for the next step, peaks and
         drawdown; returns the requirement."""
         strat, run, ledger, equity = self.strat, self.run, self.ledger, self.equity
+        if self.fast and self.margins.rule is not None:
+            # The margin and the account in one compiled pass (kernels.requirement_account), the same numbers.
+            self.margin_held, self.liquidate_next = kernels.requirement_account(
+                self.margins.rule, _holdings(o.book), static=o.book.static, hedge=o.hedge,
+                other=self.pending + self.inventory.total(), price=o.mo.price[:, j], equity=equity,
+                capital=run.capital, margin_buffer=strat.margin_buffer, calls=ledger.counters["margin_calls"],
+                peak_margin=self.peak_margin, peak=self.peak, max_dd=self.max_dd)
+            return self.margin_held
         requirement = self.margins(o.book, o.hedge, self.pending + self.inventory.total(), o.mo.price[:, j])
         self.margin_held = requirement
         if self.fast:
@@ -1377,15 +1427,15 @@ def _close_all(book: Book, hedge, mask, cost, ledger, equity, month_pnl, bucket:
 
 
 def _close_all_compiled(book: Book, hedge, mask, cost, ledger, equity, month_pnl, bucket: str) -> None:
-    """`_close_all` by `opl.runtime.engine.kernels.close_lots`: the same bookings, one pass per position."""
-    kwargs = dict(bucket=ledger.buckets[bucket], equity=equity, month_pnl=month_pnl)
-    option_fee = (cost.option_close + cost.option_slippage)[:, 0]
-    for s in book.slots:
-        if s.held():
-            s.qty = kernels.close_lots(s.qty, mask, option_fee, counter=ledger.counters["option_lots"], **kwargs)
-    futures_fee = (cost.futures_close + cost.futures_slippage)[:, 0]
-    for fut in (*book.futures, hedge):
-        kernels.close_lots(fut, mask, futures_fee, counter=ledger.counters["futures_lots"], in_place=True, **kwargs)
+    """`_close_all` by `opl.runtime.engine.kernels.close_book`: the same bookings, one pass for every position."""
+    held = book.held()
+    left = kernels.close_book([s.qty for s in held], [*book.futures, hedge], mask,
+                              (cost.option_close + cost.option_slippage)[:, 0],
+                              (cost.futures_close + cost.futures_slippage)[:, 0], bucket=ledger.buckets[bucket],
+                              equity=equity, month_pnl=month_pnl, option_lots=ledger.counters["option_lots"],
+                              futures_lots=ledger.counters["futures_lots"])
+    for s, qty in zip(held, left):
+        s.qty = qty
 
 
 def _close_pending(pending, mask, cost, ledger, equity):
@@ -1419,12 +1469,12 @@ def _hedge(strat, book: Book, hedge, d, is_open, lots_per_option, cost, ledger, 
 
 def _hedge_compiled(strat, book: Book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr):
     """`_hedge` at a rebalancing step in one compiled pass (`opl.runtime.engine.kernels.hedge_rule`), the same numbers."""
-    held_delta, short = kernels.option_sums(book.shape, [(s.qty, s.delta) for s in book.held()], short=True)
-    return kernels.hedge_rule(held_delta=held_delta, short=short, static=book.static, hedge=hedge, d=d, active=is_open,
-                              keep=strat.hedge.keep, band=strat.hedge.band, lots_per_option=lots_per_option,
-                              fee=(cost.futures_open + cost.futures_slippage)[:, 0], costs=ledger.buckets["costs"],
-                              equity=equity, month_pnl=month_pnl, lots_traded=ledger.counters["futures_lots"],
-                              trades=ledger.counters["hedge_trades"])
+    held = book.held()
+    return kernels.hedge_step(qtys=[s.qty for s in held], deltas=[s.delta for s in held], static=book.static,
+                              hedge=hedge, d=d, active=is_open, keep=strat.hedge.keep, band=strat.hedge.band,
+                              lots_per_option=lots_per_option, fee=(cost.futures_open + cost.futures_slippage)[:, 0],
+                              costs=ledger.buckets["costs"], equity=equity, month_pnl=month_pnl,
+                              lots_traded=ledger.counters["futures_lots"], trades=ledger.counters["hedge_trades"])
 
 
 def _holdings(book: Book):

@@ -498,10 +498,12 @@ def test_inventory_step_with_nothing_due_allocates_nothing():
     assert first is again and not first.flags.writeable and not np.any(first)
 
 
-def _step_books(fast: bool, pack_name: str, rng_seed: int):
-    """A step's interest and marks (`replay._Pass._interest`, `_mark`) on a random book: a base slot marked
-    per path, a dynamic slot per variant and path, the strategy's futures, the hedge, futures from exercise
-    and delivered goods; the cash rate apart from the deposit's. Returns the ledger, equity and P&L."""
+def _step_books(fast: bool, pack_name: str, rng_seed: int, fused: bool = False):
+    """A step's interest, marks and previous decisions (`replay._Pass._interest`, `_mark`,
+    `_previous_decisions`; ``fused``: `_Pass._settle`, one kernel) on a random book: a base slot marked per
+    path, a dynamic slot per variant and path, the strategy's futures, the hedge, futures from exercise
+    (closed) and delivered goods; the cash rate apart from the deposit's; a liquidation decided before the
+    second step on some paths. Returns the ledger, equity, P&L and the futures from exercise left."""
     from types import SimpleNamespace
 
     from opl.runtime.engine.book import Book
@@ -520,7 +522,7 @@ def _step_books(fast: bool, pack_name: str, rng_seed: int):
                                 paths=shape[1], months=1, cash_rate=0.02, margin_rate=0.005)
     account = replay_module._Pass(strat, run, tuple(replay_module.Variant(size=s) for s in (1.0, 2.0, 5.0)),
                                   shape, False)
-    account.fast = fast
+    account.fast = account.cost.fast = fast
     price = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.02, (shape[1], n + 1)), axis=1))
     table = np.abs(rng.normal(3.0, 1.0, (shape[1], n + 1)))
     dynamic_marks = np.abs(rng.normal(2.0, 1.0, shape))
@@ -547,21 +549,33 @@ def _step_books(fast: bool, pack_name: str, rng_seed: int):
                             alerted=np.zeros(shape, dtype=bool), assigned=np.zeros(shape, dtype=bool),
                             delivered=np.zeros(shape, dtype=bool))
     account.equity += rng.normal(0.0, 1_000.0, shape)
+    liquidate = rng.random(shape) < 0.2
     for j in (1, 2):
-        account._interest(o, j)
-        account._mark(o, j)
-    return account.ledger.buckets, account.equity, o.month_pnl
+        account.absolute_step = j
+        if fused:
+            account._settle(o, j)
+        else:
+            account._interest(o, j)
+            account._mark(o, j)
+            account._previous_decisions(o)
+        account.pending = account.pending + rng.integers(-2, 3, shape)  # the step's exercise
+        account.liquidate_next = liquidate
+    return account.ledger, account.equity, o.month_pnl, account.pending
 
 
 @pytest.mark.parametrize("pack_name", ["czce_cj", "sse_50etf"])
 def test_step_bookings_of_the_fast_engine_are_the_references_bit_for_bit(pack_name):
     # The compiled interest and mark-to-market (kernels.book_interest, book_move, book_carry) against the numpy
     # reference on every term: an ETF's units paid for (sse_50etf), a deposit rate apart from the cash rate.
-    fast, ref = _step_books(True, pack_name, 5), _step_books(False, pack_name, 5)
-    for name in ref[0]:
-        assert np.array_equal(fast[0][name], ref[0][name]), name
-    assert np.array_equal(fast[1], ref[1]) and np.array_equal(fast[2], ref[2])
-    assert all(np.any(ref[0][name]) for name in ("premium", "hedge", "assignment", "funding", "interest"))
+    # The fused step (kernels.settle: those and the close of the futures from exercise in one pass) too.
+    ref = _step_books(False, pack_name, 5)
+    for fast in (_step_books(True, pack_name, 5), _step_books(True, pack_name, 5, fused=True)):
+        for kind in ("buckets", "counters"):
+            for name in getattr(ref[0], kind):
+                assert np.array_equal(getattr(fast[0], kind)[name], getattr(ref[0], kind)[name]), name
+        assert all(np.array_equal(a, b) for a, b in zip(fast[1:], ref[1:]))
+    assert all(np.any(ref[0].buckets[name]) for name in ("premium", "hedge", "assignment", "funding", "interest"))
+    assert np.any(ref[0].counters["liquidations"]) and np.any(ref[0].counters["futures_lots"])
 
 
 def _playbook_action(kind: str):
@@ -738,7 +752,7 @@ def _assigned_books(fast: bool, policy: str):
                                 paths=shape[1], months=1)
     account = replay_module._Pass(strat, run, tuple(replay_module.Variant(size=s, fee_factor=s)
                                                     for s in (1.0, 2.0, 5.0)), shape, False)
-    account.fast = fast
+    account.fast = account.cost.fast = fast
     price = 100.0 * np.exp(rng.normal(0.0, 0.05, (shape[1], n + 1)))
     mo = SimpleNamespace(price=price, n=n, step_days=1.0)
     book = Book(shape)
@@ -864,3 +878,86 @@ def test_margin_kernel_takes_read_only_and_writable_series_together_under_one_si
         assert np.array_equal(kernels.book_margin(rule, holdings, np.zeros(shape), price, shape), ref)
         signatures.update(kernels._book_margin.signatures)
     assert len([s for s in signatures if len(s[2]) == 2]) == 1  # the strikes' tuple of two series
+
+
+def _random_book(rng, shape, slots: int):
+    """A book of ``slots`` option slots (base ones with marks per path, dynamic ones per variant and path;
+    calls and puts, short and long, some empty), two futures legs; and a hedge."""
+    from opl.runtime.engine.book import Book
+    from opl.runtime.engine.legspec import OptionLeg, StrikeRule
+
+    book = Book(shape)
+    for i in range(slots):
+        per_path = rng.random() < 0.5
+        is_call = bool(rng.integers(2))
+        leg = OptionLeg(is_call=is_call, side=-1, qty=1, american=True, strike=StrikeRule(kind="relative", value=0))
+        width = shape[1:] if per_path else shape
+        qty = rng.integers(-3, 3, shape).astype(float) * (rng.random() < 0.8)
+        slot = book.slots[book.add_slot(book.add_group(leg), is_call=is_call, american=True,
+                                        strike=np.round(10_000.0 * np.exp(rng.normal(0.0, 0.08, width)), -2),
+                                        base=i if per_path else None, qty=qty,
+                                        extra_days=float(rng.choice([0.0, 30.0])))]
+        slot.value = np.abs(rng.normal(150.0, 80.0, width))
+        slot.delta = rng.uniform(-1.0, 1.0, width)
+    book.futures = [rng.integers(-2, 3, shape).astype(float) for _ in range(2)]
+    book.futures_index = [0, 1]
+    return book, rng.integers(-4, 5, shape).astype(float)
+
+
+def test_the_fused_close_hedge_and_margin_kernels_are_the_references_bit_for_bit():
+    # kernels.close_book (every position closed where a mask holds, one pass), kernels.hedge_step (the
+    # options' sums and the hedge rule) and kernels.requirement_account (margin and account) against the
+    # numpy reference (replay._close_all, _hedge, _margin and _requirement's formulas) on random books:
+    # the same positions, ledgers, requirements and account, bit for bit.
+    import copy as copying
+
+    from opl.runtime.engine.hedging import HedgeSpec
+    from opl.runtime.engine.ledger import Costs, Ledger
+    from opl.runtime.market.rules import load_pack
+
+    rng = np.random.default_rng(8)
+    shape = (3, 60)
+    pack = load_pack("czce_cj")
+    variants = (replay_module.Variant(), replay_module.Variant(size=2.0, fee_factor=2.0),
+                replay_module.Variant(margin_factor=1.5, slippage_factor=3.0))
+    packs = replay_module._margin_packs(pack, variants)
+    costs = [Costs.from_pack(pack, price=10_000.0, premium=100.0, fee_factor=v.fee_factor,
+                             slippage_factor=v.slippage_factor) for v in variants]
+    strat = replay_module.StrategySpec(legs=(), multiplier=5.0, contract_size=5.0,
+                                       hedge=HedgeSpec(band=0.05, keep=0.1, along="direction"))
+    price = 10_000.0 * np.exp(rng.normal(0.0, 0.05, shape[1]))
+    for trial in range(12):
+        book, hedge = _random_book(rng, shape, trial % 5)
+        active, mask = rng.random(shape) < 0.9, rng.random(shape) < 0.5
+        d, other = np.sign(price - 10_000.0), rng.integers(0, 3, shape).astype(float)
+        start = 1e6 - 9.9e5 * (rng.random(shape) < 0.3)  # some accounts short of their margin
+        runs = {}
+        for fast in (False, True):
+            cost = replay_module._CostArrays(costs)
+            cost.fast = fast
+            b, h, ledger, equity, pnl = copying.deepcopy(book), hedge.copy(), Ledger(shape, 1), start.copy(), \
+                np.zeros(shape)
+            hedger = replay_module._hedge_compiled if fast else replay_module._hedge
+            h = hedger(strat, b, h, d, active, 1.0, cost, ledger, equity, pnl, None)
+            replay_module._close_all(b, h, mask, cost, ledger, equity, pnl)
+            peak, peak_margin, max_dd = np.full(shape, 1e6), np.zeros(shape), np.zeros(shape)
+            calls = np.zeros(shape, dtype=np.int64)
+            if fast:
+                req, liquidate = kernels.requirement_account(
+                    kernels.MarginRule.of(packs), replay_module._holdings(b), static=b.static, hedge=h, other=other,
+                    price=price, equity=equity, capital=1e6, margin_buffer=0.2, calls=calls, peak_margin=peak_margin,
+                    peak=peak, max_dd=max_dd)
+            else:  # replay._Pass._requirement's reference formulas
+                req = replay_module._margin(packs, b, h, other, price)
+                call = (equity < req) & (req > 0)
+                calls += call
+                liquidate = call & (equity < 0.8 * req)
+                np.maximum(peak_margin, req / 1e6, out=peak_margin)
+                np.maximum(peak, equity, out=peak)
+                np.maximum(max_dd, (peak - equity) / peak, out=max_dd)
+            runs[fast] = [*(s.qty for s in b.slots), *b.futures, h, equity, pnl, req, liquidate, calls, peak,
+                          peak_margin, max_dd, *ledger.buckets.values(), *ledger.counters.values()]
+        assert all(np.array_equal(a, r) for a, r in zip(runs[True], runs[False]))
+        counters = dict(zip(Ledger.COUNTERS, runs[False][-len(Ledger.COUNTERS):]))
+        assert np.any(counters["hedge_trades"]) and np.any(counters["futures_lots"])
+        assert np.any(runs[False][-len(Ledger.COUNTERS) - len(Ledger(shape, 1).buckets) - 4])  # margin calls
