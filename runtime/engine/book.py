@@ -208,6 +208,9 @@ class Book:
                 now = marks.get(name, t)  # the slot itself: a mark never read nor set there
                 if now is not t and now is not cut.get(name):
                     setattr(s, name, self._written(getattr(s, name), now, cols))
+            # Written back: the cut no longer reads the whole slot. (A round's objects are freed by the cycle
+            # collector, late; holding the whole slots would keep every past month's book alive until then.)
+            t._whole = None
         for fut, part in zip(self.futures, sub.futures):
             fut[:, cols] = part
 

@@ -318,6 +318,8 @@ class _Month(MarkedMonth):
         prices, volatilities and levels a round reads. Not the legs' mark tables: a round quotes the
         series it trades and its slots carry their marks, so copying the tables was wasted work."""
         sub = copy.copy(self)
+        for kept in ("_step_columns", "_strike_kept"):  # the whole month's (`_columns_at`, `_strike_inputs`)
+            vars(sub).pop(kept, None)
         sub.series = None  # the rounds quote and re-mark; a base leg's marks are read on the whole month only
         sub.by_step = None  # (steps, all paths): the round's columns are gathered from its own prices
         for name in ("price", "vol", "atm", "support", "resistance", "signal"):
