@@ -333,64 +333,56 @@ if njit is not None:
             short[i] = (-q[i] + abs(-q[i])) / 2
             long[i] = (q[i] + abs(q[i])) / 2
 
-    @njit(cache=True, inline="always")
-    def _options_margin_at(v, c, f, fr, r, mr, is_call, expiry, strikes, premiums, qtys, n, czce, otm_weight,
-                           floor_weight, put_cap, unit, spread, straddle, strangle, both_orders, work):
-        # The options' requirement of element (v, c) (``work`` (8, n): its series gathered, their margins and
-        # lots). Spreads first, then straddles; where both can pair, the other order too, the smaller kept
-        # (combinations.combination_margin). A pairing that cannot pair adds exact zeros: skipped there.
-        k, prem, q, margin, short, long, short2, long2 = (work[0], work[1], work[2], work[3], work[4], work[5],
-                                                          work[6], work[7])
-        has_long, has_call, has_put = False, False, False
-        for i in range(n):
-            q[i] = _at(qtys[i], v, c)
-            if q[i] != 0.0:
-                k[i], prem[i] = _at(strikes[i], v, c), _at(premiums[i], v, c)
-                margin[i] = _series_margin(is_call[i], f, k[i], prem[i], fr, czce, otm_weight, floor_weight, r, mr,
-                                           put_cap, unit)
-                has_long = has_long or q[i] > 0
-                has_call = has_call or is_call[i]
-                has_put = has_put or not is_call[i]
-        can_spread = spread and has_long
-        can_straddle = (straddle or strangle) and has_call and has_put
-        _split(n, q, short, long)
-        first = 0.0
-        if can_spread:
-            first = first + _spreads(n, is_call, expiry, k, q, margin, short, long, unit)
-        if can_straddle:
-            first = first + _straddles(n, is_call, expiry, k, prem, q, margin, short, straddle, strangle, unit)
-        paired = _paired_total(n, q, margin, short, first)
-        if both_orders and can_spread and can_straddle:
-            _split(n, q, short2, long2)
-            second = 0.0 + _straddles(n, is_call, expiry, k, prem, q, margin, short2, straddle, strangle, unit)
-            second = second + _spreads(n, is_call, expiry, k, q, margin, short2, long2, unit)
-            paired = _cmin(paired, _paired_total(n, q, margin, short2, second))
-        return paired
-
-    @njit(cache=True, inline="always")
-    def _futures_margin_at(f, fr, lots, contract_size, futures_underlying):
-        # The futures' (or an ETF's or a stock's units') requirement of one element.
-        return fr * f * contract_size * lots if futures_underlying else f * contract_size * lots
-
     @njit(cache=True)
-    def _book_margin(is_call, expiry, strikes, premiums, qtys, n, cols, price, futures_lots, futures_rate, czce,
-                     otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size, futures_underlying,
-                     spread, straddle, strangle, both_orders, out):
+    def _book_margin(is_call, expiry, strikes, premiums, qtys, n, cols, price, lots, hedge, other, summed,
+                     futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size,
+                     futures_underlying, spread, straddle, strangle, both_orders, out):
         # ``strikes``, ``premiums``, ``qtys``: a tuple of n arrays each (broadcast as ``_at`` reads them; a
-        # dummy entry when n is 0); element p of ``out`` is path cols[p] (p itself when ``cols`` is empty).
+        # dummy entry when n is 0); element p of ``out`` is path cols[p] (p itself when ``cols`` is empty). The
+        # futures lots are ``lots`` or, ``summed``, |lots| + |hedge| + |other| (replay._Margins).
+        # Per element: spreads first, then straddles; where both can pair, the other order too, the smaller
+        # kept (combinations.combination_margin). A pairing that cannot pair adds exact zeros: skipped there.
+        # One loop body, no helper taking the tuples: a call per element would pay their reference counts.
         variants, width = out.shape
-        work = np.zeros((8, n))
+        k, prem, q, margin = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+        short, long, short2, long2 = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
         picked = cols.shape[0] > 0
         for v in range(variants):
             fr, r, mr = futures_rate[v], rate[v], min_rate[v]
             for p in range(width):
                 c = cols[p] if picked else p
                 f = price[c]
-                paired = _options_margin_at(v, c, f, fr, r, mr, is_call, expiry, strikes, premiums, qtys, n, czce,
-                                            otm_weight, floor_weight, put_cap, unit, spread, straddle, strangle,
-                                            both_orders, work)
-                out[v, p] = _futures_margin_at(f, fr, _at(futures_lots, v, c), contract_size,
-                                               futures_underlying) + paired
+                has_long, has_call, has_put = False, False, False
+                for i in range(n):
+                    q[i] = _at(qtys[i], v, c)
+                    if q[i] != 0.0:
+                        k[i], prem[i] = _at(strikes[i], v, c), _at(premiums[i], v, c)
+                        margin[i] = _series_margin(is_call[i], f, k[i], prem[i], fr, czce, otm_weight, floor_weight,
+                                                   r, mr, put_cap, unit)
+                        has_long = has_long or q[i] > 0
+                        has_call = has_call or is_call[i]
+                        has_put = has_put or not is_call[i]
+                can_spread = spread and has_long
+                can_straddle = (straddle or strangle) and has_call and has_put
+                _split(n, q, short, long)
+                first = 0.0
+                if can_spread:
+                    first = first + _spreads(n, is_call, expiry, k, q, margin, short, long, unit)
+                if can_straddle:
+                    first = first + _straddles(n, is_call, expiry, k, prem, q, margin, short, straddle, strangle,
+                                               unit)
+                paired = _paired_total(n, q, margin, short, first)
+                if both_orders and can_spread and can_straddle:
+                    _split(n, q, short2, long2)
+                    second = 0.0 + _straddles(n, is_call, expiry, k, prem, q, margin, short2, straddle, strangle,
+                                              unit)
+                    second = second + _spreads(n, is_call, expiry, k, q, margin, short2, long2, unit)
+                    paired = _cmin(paired, _paired_total(n, q, margin, short2, second))
+                held = _at(lots, v, c)
+                if summed:
+                    held = abs(held) + abs(_at(hedge, v, c)) + abs(_at(other, v, c))
+                total = fr * f * contract_size * held if futures_underlying else f * contract_size * held
+                out[v, p] = total + paired
 
     # -- the hedge rule and the account after a step (opl.runtime.engine.hedging, opl.runtime.engine.replay) ----
 
@@ -641,7 +633,7 @@ if njit is not None:
                     e += amount
                     pnl += amount
                 df = price[p] - previous[p]
-                amount = static[v, p] * df * cs
+                amount = _at(static, v, p) * df * cs
                 premium[v, p] += amount
                 e += amount
                 pnl += amount
@@ -714,7 +706,7 @@ if njit is not None:
                     q = _at(qtys[i], v, p)
                     held_delta = held_delta + q * _at(deltas[i], v, p)
                     size = size + max(-q, 0.0)
-                other = held_delta * lots_per_option + static[v, p]
+                other = held_delta * lots_per_option + _at(static, v, p)
                 h = hedge[v, p]
                 target = keep * d[p] * size
                 out = h
@@ -736,26 +728,10 @@ if njit is not None:
                              futures_underlying, spread, straddle, strangle, both_orders, equity, capital,
                              margin_buffer, calls, liquidate, peak_margin, peak, max_dd, out):
         # replay._Pass._requirement: the book's margin (_futures_lots and _book_margin), then _account.
-        variants, paths = out.shape
-        work = np.zeros((8, n))
-        for v in range(variants):
-            fr, r, mr = futures_rate[v], rate[v], min_rate[v]
-            for p in range(paths):
-                f = price[p]
-                paired = _options_margin_at(v, p, f, fr, r, mr, is_call, expiry, strikes, premiums, qtys, n, czce,
-                                            otm_weight, floor_weight, put_cap, unit, spread, straddle, strangle,
-                                            both_orders, work)
-                lots = abs(static[v, p]) + abs(hedge[v, p]) + abs(other[v, p])
-                req = _futures_margin_at(f, fr, lots, contract_size, futures_underlying) + paired
-                out[v, p] = req
-                e = equity[v, p]
-                call = e < req and req > 0
-                calls[v, p] += call
-                liquidate[v, p] = call and e < (1.0 - margin_buffer) * req
-                peak_margin[v, p] = _npmax(peak_margin[v, p], req / capital)
-                top = _npmax(peak[v, p], e)
-                peak[v, p] = top
-                max_dd[v, p] = _npmax(max_dd[v, p], (top - e) / top)
+        _book_margin(is_call, expiry, strikes, premiums, qtys, n, np.zeros(0, dtype=np.int64), price, static, hedge,
+                     other, True, futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit,
+                     contract_size, futures_underlying, spread, straddle, strangle, both_orders, out)
+        _account(equity, out, capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd)
 
 
 def _plain(x, shape) -> np.ndarray:
@@ -1002,14 +978,16 @@ def book_margin(rule: MarginRule, holdings, futures_lots, price, shape, cols=Non
     expiry = np.array([float(h[4]) for h in holdings], dtype=float)
     both = rule.spread and (rule.straddle or rule.strangle) and len(set(is_call.tolist())) == 2
     out = np.empty((shape[0], width))  # fresh: the caller keeps it (the step's requirement, the open margin)
-    _book_margin(is_call, expiry, strikes, premiums, qtys, n, picked, price, _grid(futures_lots), rule.futures_rate,
-                 rule.czce, rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate, rule.put_cap, rule.unit,
-                 rule.contract_size, rule.futures_underlying, rule.spread, rule.straddle, rule.strangle, both, out)
+    _book_margin(is_call, expiry, strikes, premiums, qtys, n, picked, price, _grid(futures_lots), _ONE, _ONE, False,
+                 rule.futures_rate, rule.czce, rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate,
+                 rule.put_cap, rule.unit, rule.contract_size, rule.futures_underlying, rule.spread, rule.straddle,
+                 rule.strangle, both, out)
     return out
 
 
 _NO_COLS = np.zeros(0, dtype=np.int64)
-_ONE = np.zeros((1, 1))
+_ONE = np.zeros((1, 1))  # a dummy series (no series held) and a zero broadcast anywhere, read-only as `_grid`'s
+_ONE.flags.writeable = False
 
 
 def _grid(x) -> np.ndarray:
@@ -1215,7 +1193,7 @@ def settle(*, equity, capital: float, mult: float, interest: tuple | None, moves
             _plain(previous, shape[1:]), float(cs), float(growth), _plain(held_margin, shape),
             0.0 if margin_growth is None else float(margin_growth), margin_growth is not None,
             _slot_tuple(m[0] for m in moves), _slot_tuple(m[1] for m in moves), _slot_tuple(m[2] for m in moves),
-            np.array([bool(m[3]) for m in moves] or [False]), len(moves), _plain(static, shape), _plain(hedge, shape),
+            np.array([bool(m[3]) for m in moves] or [False]), len(moves), _grid(static), _plain(hedge, shape),
             pending, _plain(goods, shape) if goods is not None else equity, goods is not None,
             _plain(price, shape[1:]), float(storage), float(funding), float(span), float(year_days),
             close_fee is not None, _plain(0.0 if close_fee is None else close_fee, shape[:1]), buckets["interest"],
@@ -1247,7 +1225,7 @@ def hedge_step(*, qtys, deltas, static, hedge, d, active, keep: float, band: flo
     new hedge (variants, paths), the trade's costs and counts booked (in place) as `hedge_rule` books them."""
     shape = hedge.shape
     new = np.empty(shape)
-    _hedge_step(_slot_tuple(qtys), _slot_tuple(deltas), len(qtys), _plain(static, shape), _plain(hedge, shape),
+    _hedge_step(_slot_tuple(qtys), _slot_tuple(deltas), len(qtys), _grid(static), _plain(hedge, shape),
                 _plain(d, shape[1:]), _plain_bool(active, shape), float(keep), float(band), float(lots_per_option),
                 _plain(fee, shape[:1]), costs, equity, month_pnl, lots_traded, trades, new)
     return new
@@ -1264,8 +1242,8 @@ def requirement_account(rule: MarginRule, holdings, *, static, hedge, other, pri
     both = rule.spread and (rule.straddle or rule.strangle) and len(set(is_call.tolist())) == 2
     out, liquidate = np.empty(shape), np.empty(shape, dtype=np.bool_)
     _requirement_account(is_call, expiry, *(_slot_tuple(h[at] for h in holdings) for at in (1, 2, 3)),
-                         len(holdings), _plain(price, shape[1:]), _plain(static, shape), _plain(hedge, shape),
-                         _plain(other, shape), rule.futures_rate, rule.czce, rule.otm_weight, rule.floor_weight,
+                         len(holdings), _plain(price, shape[1:]), _grid(static), _grid(hedge), _grid(other),
+                         rule.futures_rate, rule.czce, rule.otm_weight, rule.floor_weight,
                          rule.rate, rule.min_rate, rule.put_cap, rule.unit, rule.contract_size,
                          rule.futures_underlying, rule.spread, rule.straddle, rule.strangle, both, equity,
                          float(capital), float(margin_buffer), calls, liquidate, peak_margin, peak, max_dd, out)

@@ -1116,7 +1116,7 @@ class _Pass:
         liquidating = bool(np.any(self.liquidate_next))
         self.pending = kernels.writable(self.pending, self.shape)
         kernels.settle(equity=self.equity, capital=self.run.capital, mult=self.mult, interest=interest, moves=moves,
-                       static=o.book.static, hedge=o.hedge, pending=self.pending,
+                       static=_static(o.book), hedge=o.hedge, pending=self.pending,
                        goods=held if np.any(held) else None, previous=mo.price[:, j - 1], price=mo.price[:, j],
                        cs=self.cs, storage=terms.storage_per_day, funding=terms.funding_rate, span=mo.span[j],
                        year_days=DAYS_PER_YEAR,
@@ -1348,7 +1348,7 @@ class _Pass:
         if self.fast and self.margins.rule is not None:
             # The margin and the account in one compiled pass (kernels.requirement_account), the same numbers.
             self.margin_held, self.liquidate_next = kernels.requirement_account(
-                self.margins.rule, _holdings(o.book), static=o.book.static, hedge=o.hedge,
+                self.margins.rule, _holdings(o.book), static=_static(o.book), hedge=o.hedge,
                 other=self.pending + self.inventory.total(), price=o.mo.price[:, j], equity=equity,
                 capital=run.capital, margin_buffer=strat.margin_buffer, calls=ledger.counters["margin_calls"],
                 peak_margin=self.peak_margin, peak=self.peak, max_dd=self.max_dd)
@@ -1472,11 +1472,17 @@ def _hedge(strat, book: Book, hedge, d, is_open, lots_per_option, cost, ledger, 
 def _hedge_compiled(strat, book: Book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr):
     """`_hedge` at a rebalancing step in one compiled pass (`opl.runtime.engine.kernels.hedge_rule`), the same numbers."""
     held = book.held()
-    return kernels.hedge_step(qtys=[s.qty for s in held], deltas=[s.delta for s in held], static=book.static,
+    return kernels.hedge_step(qtys=[s.qty for s in held], deltas=[s.delta for s in held], static=_static(book),
                               hedge=hedge, d=d, active=is_open, keep=strat.hedge.keep, band=strat.hedge.band,
                               lots_per_option=lots_per_option, fee=(cost.futures_open + cost.futures_slippage)[:, 0],
                               costs=ledger.buckets["costs"], equity=equity, month_pnl=month_pnl,
                               lots_traded=ledger.counters["futures_lots"], trades=ledger.counters["hedge_trades"])
+
+
+def _static(book: Book):
+    """The strategy's own futures lots for a compiled step, or 0.0 when it holds none (the kernels broadcast
+    it: no array of zeros made at each call, as `Book.static` makes one)."""
+    return book.static if book.futures else 0.0
 
 
 def _holdings(book: Book):

@@ -880,9 +880,9 @@ def test_margin_kernel_takes_read_only_and_writable_series_together_under_one_si
     assert len([s for s in signatures if len(s[2]) == 2]) == 1  # the strikes' tuple of two series
 
 
-def _random_book(rng, shape, slots: int):
+def _random_book(rng, shape, slots: int, futures: int = 2):
     """A book of ``slots`` option slots (base ones with marks per path, dynamic ones per variant and path;
-    calls and puts, short and long, some empty), two futures legs; and a hedge."""
+    calls and puts, short and long, some empty), ``futures`` futures legs; and a hedge."""
     from opl.runtime.engine.book import Book
     from opl.runtime.engine.legspec import OptionLeg, StrikeRule
 
@@ -899,8 +899,8 @@ def _random_book(rng, shape, slots: int):
                                         extra_days=float(rng.choice([0.0, 30.0])))]
         slot.value = np.abs(rng.normal(150.0, 80.0, width))
         slot.delta = rng.uniform(-1.0, 1.0, width)
-    book.futures = [rng.integers(-2, 3, shape).astype(float) for _ in range(2)]
-    book.futures_index = [0, 1]
+    book.futures = [rng.integers(-2, 3, shape).astype(float) for _ in range(futures)]
+    book.futures_index = list(range(futures))
     return book, rng.integers(-4, 5, shape).astype(float)
 
 
@@ -927,7 +927,7 @@ def test_the_fused_close_hedge_and_margin_kernels_are_the_references_bit_for_bit
                                        hedge=HedgeSpec(band=0.05, keep=0.1, along="direction"))
     price = 10_000.0 * np.exp(rng.normal(0.0, 0.05, shape[1]))
     for trial in range(12):
-        book, hedge = _random_book(rng, shape, trial % 5)
+        book, hedge = _random_book(rng, shape, trial % 5, futures=trial % 3)  # none: the kernels' 0.0
         active, mask = rng.random(shape) < 0.9, rng.random(shape) < 0.5
         d, other = np.sign(price - 10_000.0), rng.integers(0, 3, shape).astype(float)
         start = 1e6 - 9.9e5 * (rng.random(shape) < 0.3)  # some accounts short of their margin
