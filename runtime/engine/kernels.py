@@ -595,11 +595,21 @@ if njit is not None:
                 new_qty[v, p] = 0.0
 
     # -- a step's stages fused (opl.runtime.engine.replay._Pass on the fast engine) ---------------------------
-    # Each kernel below does several stages of a step in one pass over the (variant, path) elements, the
-    # same amounts added to the same buckets in the reference's order, so the ledger is the one the
-    # stage-by-stage kernels above give, bit for bit. A book's option slots come as tuples of arrays
-    # (read-only views, `_grid`; a dummy entry and n = 0 when there are none): one call a step instead of
-    # one per slot and stage, each paying its arguments' conversion.
+    # Each kernel below does several stages of a step in one call, the same amounts added to the same buckets
+    # in the reference's order for each element, so the ledger is the one the stage-by-stage kernels above
+    # give, bit for bit. A book's option slots come as tuples of arrays (read-only views, `_grid`; a dummy
+    # entry and n = 0 when there are none): one call a step instead of one per slot and stage, each paying
+    # its arguments' conversion. The loops run a variant's row at a time, slot by slot: a tuple's array
+    # fetched per element costs its reference counts, and a row's loop stays simple.
+
+    @njit(cache=True, inline="always")
+    def _row(x, v):
+        # Row v of an array broadcast to (variants, paths) (`_grid`): (paths,), or (1,) for a number.
+        return x[v if x.shape[0] > 1 else 0]
+
+    @njit(cache=True, inline="always")
+    def _el(row, p):
+        return row[p if row.shape[0] > 1 else 0]
 
     @njit(cache=True)
     def _settle(equity, capital, mult, interest_on, paid, units, previous, cs, growth, margin_held, margin_growth,
@@ -610,30 +620,37 @@ if njit is not None:
         # (_previous_decisions) where ``close_pending``: interest on the cash at the step's start (``valued``
         # slots' ``befores`` marks), each slot's move, the futures' and goods' carry, then the close.
         variants, paths = equity.shape
+        value = np.zeros(paths)
         for v in range(variants):
-            for p in range(paths):
-                e, pnl = equity[v, p], month_pnl[v, p]
-                if interest_on:
-                    value = 0.0
-                    for i in range(n):
-                        if valued[i]:
-                            value = value + _at(qtys[i], v, p) * _at(befores[i], v, p)
-                    cash = e - capital - value * mult
+            if interest_on:
+                value[:] = 0.0
+                for i in range(n):
+                    if valued[i]:
+                        q, b = _row(qtys[i], v), _row(befores[i], v)
+                        for p in range(paths):
+                            value[p] = value[p] + _el(q, p) * _el(b, p)
+                for p in range(paths):
+                    cash = equity[v, p] - capital - value[p] * mult
                     if paid:
                         cash = cash - units[v, p] * previous[p] * cs
                     amount = cash * growth
                     if deposit:
                         amount = amount + margin_held[v, p] * margin_growth
                     interest[v, p] += amount
-                    e += amount
-                    pnl += amount
-                for i in range(n):
-                    amount = _at(qtys[i], v, p) * (_at(afters[i], v, p) - _at(befores[i], v, p)) * mult
+                    equity[v, p] += amount
+                    month_pnl[v, p] += amount
+            for i in range(n):
+                q, b, a = _row(qtys[i], v), _row(befores[i], v), _row(afters[i], v)
+                for p in range(paths):
+                    amount = _el(q, p) * (_el(a, p) - _el(b, p)) * mult
                     premium[v, p] += amount
-                    e += amount
-                    pnl += amount
+                    equity[v, p] += amount
+                    month_pnl[v, p] += amount
+            st = _row(static, v)
+            for p in range(paths):
+                e, pnl = equity[v, p], month_pnl[v, p]
                 df = price[p] - previous[p]
-                amount = _at(static, v, p) * df * cs
+                amount = _el(st, p) * df * cs
                 premium[v, p] += amount
                 e += amount
                 pnl += amount
@@ -671,42 +688,51 @@ if njit is not None:
         # (``futures``, in place: the strategy's legs and the hedge) closed, their costs booked and lots counted.
         variants, paths = equity.shape
         for v in range(variants):
-            for p in range(paths):
-                close = mask[v, p]
-                for i in range(n):
-                    q = _at(qtys[i], v, p)
-                    new_qtys[i][v, p] = 0.0 if close else q
-                    if close and q != 0:
-                        amount = -(abs(q) * option_fee[v])
+            for i in range(n):
+                q, out = _row(qtys[i], v), new_qtys[i]
+                for p in range(paths):
+                    lots = _el(q, p)
+                    close = mask[v, p]
+                    out[v, p] = 0.0 if close else lots
+                    if close and lots != 0:
+                        amount = -(abs(lots) * option_fee[v])
                         bucket[v, p] += amount
                         equity[v, p] += amount
                         month_pnl[v, p] += amount
-                        option_lots[v, p] += np.int64(np.rint(abs(q)))
-                if not close:
-                    continue
-                for i in range(m):
-                    q = futures[i][v, p]
-                    if q != 0:
-                        amount = -(abs(q) * futures_fee[v])
+                        option_lots[v, p] += np.int64(np.rint(abs(lots)))
+            for i in range(m):
+                held = futures[i]
+                for p in range(paths):
+                    if not mask[v, p]:
+                        continue
+                    lots = held[v, p]
+                    if lots != 0:
+                        amount = -(abs(lots) * futures_fee[v])
                         bucket[v, p] += amount
                         equity[v, p] += amount
                         month_pnl[v, p] += amount
-                        futures_lots[v, p] += np.int64(np.rint(abs(q)))
-                    futures[i][v, p] = 0.0
+                        futures_lots[v, p] += np.int64(np.rint(abs(lots)))
+                    held[v, p] = 0.0
 
     @njit(cache=True)
     def _hedge_step(qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
                     month_pnl, lots_traded, trades, new):
         # replay._hedge_compiled: the options' Σ qty × delta and short lots (option_sums), then _hedge_rule.
         variants, paths = hedge.shape
+        held_delta, short = np.zeros(paths), np.zeros(paths)
         for v in range(variants):
+            held_delta[:] = 0.0
+            short[:] = 0.0
+            for i in range(n):
+                q, m = _row(qtys[i], v), _row(deltas[i], v)
+                for p in range(paths):
+                    lots = _el(q, p)
+                    held_delta[p] = held_delta[p] + lots * _el(m, p)
+                    short[p] = short[p] + max(-lots, 0.0)
+            st = _row(static, v)
             for p in range(paths):
-                held_delta, size = 0.0, 0.0
-                for i in range(n):
-                    q = _at(qtys[i], v, p)
-                    held_delta = held_delta + q * _at(deltas[i], v, p)
-                    size = size + max(-q, 0.0)
-                other = held_delta * lots_per_option + _at(static, v, p)
+                size = short[p]
+                other = held_delta[p] * lots_per_option + _el(st, p)
                 h = hedge[v, p]
                 target = keep * d[p] * size
                 out = h
