@@ -29,3 +29,12 @@ def test_the_dask_benchmark_runs_at_a_tiny_size():
                            "--skip", "loop"], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "faster" in done.stdout and "bit-identical: True" in done.stdout and "extrapolation" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_dask_benchmarks_loop_case_runs_at_a_tiny_size():
+    """Slow: two loop runs, each on a local Dask cluster of its own."""
+    done = subprocess.run([sys.executable, str(BENCH / "bench_dask.py"), "--skip", "simulate", "--iterations", "2",
+                           "--loop-paths", "200"], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "faster" in done.stdout and "CPU of the rounds" in done.stdout

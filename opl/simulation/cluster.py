@@ -19,9 +19,10 @@ task waited before it started (`time_left`, `worker_deadline`): a worker's clock
 **What travels.** A job (strategy, run settings and variants, pickled once per replay and sent as one
 task that the pass tasks depend on), then per pass its chunks' numbers and path counts; back come the
 chunks' per-path arrays (monthly P&L, ledger buckets, counters, drawdown and margin peaks, float64). For the
-loop, a candidate's text and the evaluator (target, seeds, paths, the run's overrides and folder
-names). Never a data file the tasks do not read, never the proposer or its API key: the proposer runs
-in this process only. Workers must run the same versions of ``opl`` and its numeric packages as this
+loop, a candidate's text, the evaluator (target, seeds, paths, the run's overrides and folder
+names) and the run's data facts (``facts.json``, for the critic's diagnosis on the worker). Never a
+data file the tasks do not read, never the proposer or its API key: the proposer runs in this
+process only. Workers must run the same versions of ``opl`` and its numeric packages as this
 process (checked at connection: a mismatch could change the numbers).
 
 Without ``--scheduler``/``OPL_SCHEDULER``/``--workers`` nothing here imports Dask: runs stay in-process.
