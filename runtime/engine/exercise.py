@@ -62,13 +62,30 @@ class Inventory:
     """
 
     def __init__(self, shape: tuple[int, int], slots: int):
-        # Slot-major, so that a slot's lots are one contiguous block.
-        self.lots = np.zeros((max(slots, 1), *shape))
-        self.release = np.full((max(slots, 1), *shape), -1, dtype=np.int64)
+        self.slots = max(slots, 1)
+        # A slot's lots and release steps (flat over (variants, paths)), made when goods are first stored in it
+        # and dropped once none of its positions is due any more: a run's months × legs dense blocks would take
+        # 16 bytes per (slot, variant, path) — 370 MB in a 16-size, 30,000-path pass — for the few slots that
+        # hold goods at any time.
+        self._blocks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._total = np.zeros(shape)
         self._nothing = np.zeros(shape)  # what a step with nothing due releases, shared and read-only
         self._nothing.flags.writeable = False
         self._due: dict[int, dict[int, list[np.ndarray]]] = {}  # release step -> slot -> positions stored
+
+    def blocks(self) -> int:
+        """How many slots hold goods now (each a (variants, paths) block of lots and release steps)."""
+        return len(self._blocks)
+
+    def _block(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
+        """The lots and release steps of ``slot`` (made empty when it holds nothing)."""
+        if not 0 <= slot < self.slots:
+            raise IndexError(f"inventory slot {slot} outside 0..{self.slots - 1}")
+        block = self._blocks.get(slot)
+        if block is None:
+            n = self._total.size
+            block = self._blocks[slot] = (np.zeros(n), np.full(n, -1, dtype=np.int64))
+        return block
 
     def total(self) -> np.ndarray:
         return self._total
@@ -79,7 +96,7 @@ class Inventory:
         at = np.flatnonzero(lots > 0)
         if at.size == 0:
             return
-        held, release = self.lots[slot].reshape(-1), self.release[slot].reshape(-1)
+        held, release = self._block(slot)
         new = lots[at]
         # Goods replace what the slot held there: the total moves by the difference (lots are whole).
         self._moved(at, new - held[at])
@@ -99,7 +116,13 @@ class Inventory:
     def _release(self, step: int) -> np.ndarray:
         """The goods due at ``step``, read at the positions stored for it (a later store or a
         liquidation may have moved or emptied some of them)."""
-        return self._empty(self._due.pop(step), lambda held, release, at: release[at] == step)
+        due = self._due.pop(step)
+        out = self._empty(due, lambda held, release, at: release[at] == step)
+        pending = {slot for slots in self._due.values() for slot in slots}
+        for slot in set(due) - pending:  # no position of it is due any more: it holds nothing
+            if not self._blocks[slot][0].any():
+                del self._blocks[slot]
+        return out
 
     def _liquidate(self, mask: np.ndarray) -> np.ndarray:
         """Every lot held where ``mask``: the positions stored for any release step still pending."""
@@ -116,7 +139,7 @@ class Inventory:
         out = np.zeros(self._total.shape)
         flat_out, touched = out.reshape(-1), []
         for slot in sorted(by_slot):
-            held, release = self.lots[slot].reshape(-1), self.release[slot].reshape(-1)
+            held, release = self._blocks[slot]
             at = np.unique(np.concatenate(by_slot[slot]))
             at = at[chosen(held, release, at) & (held[at] > 0)]
             flat_out[at] += held[at]
