@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Hashable, Iterator
 if TYPE_CHECKING:  # numpy is not imported by the loop's driver until a replay runs
     import numpy as np
 
-__all__ = ["MonthStore", "STORE_BYTES", "current", "sharing"]
+__all__ = ["MonthStore", "STORE_BYTES", "current", "sharing", "suspended"]
 
 #: What `opl loop`'s evaluator keeps by default: a 10,000-path chunk's twelve months take about 45 MB,
 #: their marks for a two-legged strategy about 160 MB more.
@@ -103,6 +103,17 @@ def sharing(store: MonthStore | None) -> Iterator[None]:
         yield
         return
     token = _STORE.set(store)
+    try:
+        yield
+    finally:
+        _STORE.reset(token)
+
+
+@contextmanager
+def suspended() -> Iterator[None]:
+    """No store in force in the wrapped code (a replay whose months no later replay reads: `sharing` with
+    None keeps the enclosing store)."""
+    token = _STORE.set(None)
     try:
         yield
     finally:

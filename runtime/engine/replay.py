@@ -68,7 +68,7 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Literal
 
 import numpy as np
@@ -669,6 +669,28 @@ def _warm(strat: StrategySpec, run: RunSpec) -> None:
                                t=float(t[0]), smile=strat.smile, rate=strat.rate)
 
 
+_STEPS_WARM = False  # whether this process has loaded the step kernels' serial twins (`_warm_steps`)
+
+
+def _warm_steps(strategy: StrategySpec, run: RunSpec, variants: tuple) -> None:
+    """Load the serial twins of the step kernels here, once a process, so that the workers of every pool
+    forked later inherit them instead of each loading them from numba's cache (~0.1 s CPU a worker and a
+    pool; the loop forks ~60 pools).
+
+    A replay of a few paths over one month does it: its arrays are below every parallel threshold, so it
+    calls the serial twins, with the argument types of the real passes. Kernels only another strategy uses
+    are still loaded by the workers that need them. Nothing is read from or put in a month store.
+    """
+    global _STEPS_WARM
+    if _STEPS_WARM or run.engine != "fast" or run.source is not None or not kernels.available():
+        return
+    _STEPS_WARM = True
+    few = 32
+    with monthstore.suspended():
+        _replay_pass(strategy, replace(run, paths=few, months=1, chunk=few, workers=1), variants,
+                     ((0, few),), None, False)
+
+
 def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress) -> list[list]:
     """The ``tasks`` ((job, pass of chunks) pairs, `_passes`) replayed by ``workers`` forked processes;
     returns each job's pass results in chunk order.
@@ -681,6 +703,7 @@ def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress) -> li
     global _JOBS
     for strategy, run, _ in jobs:
         _warm(strategy, run)
+    _warm_steps(*jobs[0])
     store = monthstore.current()
     _JOBS = (tuple(jobs), current_deadline(), store.reader() if store is not None else None)
     done: list[list] = [[] for _ in jobs]

@@ -738,6 +738,44 @@ def test_a_pass_keeps_its_months_only_for_a_store_that_keeps_them():
                                 for a, b in ((x.price, y.price), (x.price, z.price), (x.vol, z.vol)))
 
 
+_LOADED_KERNELS = """
+import os, sys
+from opl.lang.frontend import check_path
+from opl.runtime.engine import adjust_kernels, kernels, path_kernels, replay
+from opl.simulation.run import RunSettings, prepare
+
+def loaded():  # the kernels with a compiled signature (one per argument types: tuples of n series are n types)
+    return sum(bool(v.signatures) for m in (kernels, adjust_kernels, path_kernels) for v in vars(m).values()
+               if hasattr(v, "signatures") and hasattr(v, "py_func"))
+
+prepared = prepare(check_path(sys.argv[1]), RunSettings(paths=60, overrides=("experiment.horizon=2",)))
+strategy, run, variants = prepared.sweep_job()
+replay._warm_steps(strategy, run, variants)
+warm = loaded()
+read, write = os.pipe()
+if os.fork() == 0:  # a pool's worker: serial twins on a pass of the run
+    kernels.serial_only()
+    [group] = replay._passes(run, replay._chunks(run), 1, False)
+    replay._replay_pass(strategy, run, variants, group, None, False)
+    os.write(write, str(loaded()).encode())
+    os._exit(0)
+os.wait()
+print(warm, os.read(read, 64).decode())
+"""
+
+
+def test_forked_workers_inherit_the_step_kernels_loaded_once_in_the_parent():
+    # Each pool's workers loaded every step kernel's serial twin from numba's cache themselves; the parent now
+    # loads them once (a replay of a few paths) before its first pool, and the workers inherit them.
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _LOADED_KERNELS, str(JUJUBE)], capture_output=True, text=True,
+                          check=True)
+    warm, in_worker = map(int, done.stdout.split())
+    assert warm > 10 and in_worker == warm
+
+
 def test_the_steps_small_kernels_are_their_numpy_formulas():
     # The early-assignment test and the margin's futures lots (replay._Pass._exercised, _Margins) on random
     # books: exercise flags per path (a month's column, strided) or per variant and path.
