@@ -24,9 +24,24 @@ import numpy as np
 
 from opl.runtime.engine.legspec import OptionLeg
 
-__all__ = ["Slot", "Group", "Book"]
+__all__ = ["Slot", "Group", "Book", "flat_paths", "put_paths"]
 
 _MARKS = ("strike", "value", "delta", "gamma", "exercise", "entry")  # a slot's per-path attributes besides qty
+
+
+def flat_paths(shape: tuple[int, int], cols: np.ndarray) -> np.ndarray:
+    """The flat indices of the paths ``cols`` of a (variants, paths) array, variant by variant (`put_paths`)."""
+    return (np.arange(shape[0])[:, None] * shape[1] + cols).reshape(-1)
+
+
+def put_paths(full: np.ndarray, cols: np.ndarray, flat: np.ndarray, part: np.ndarray) -> None:
+    """``full[:, cols] = part`` for a (variants, paths) array: by its flat indices ``flat`` (`flat_paths`) where
+    both are C-ordered and whole — one pass, where numpy's ``[:, cols]`` assignment goes column by column and
+    costs twice as much on a round's few paths —, else as written."""
+    if full.flags.c_contiguous and part.shape == (full.shape[0], cols.size) and part.flags.c_contiguous:
+        full.reshape(-1)[flat] = part.reshape(-1)
+    else:
+        full[:, cols] = part
 
 
 def _paths(x, cols):
@@ -197,24 +212,25 @@ class Book:
         """Write back what changed in ``sub`` (a `columns` copy of the paths ``cols``): into the book's own
         (variants, paths) arrays in place, so the cost is that of the paths written; a mark shared with
         the month's tables (a base slot's) or broadcast is copied first."""
+        flat = flat_paths(self.shape, cols)
         for s, t in zip(self.slots, sub.slots):
             if t._qty is not t.cut_qty:
                 held = s._held
-                s._qty = self._written(s._qty, t._qty, cols)
+                s._qty = self._written(s._qty, t._qty, cols, flat)
                 # Lots written here, or held before on other paths: only then is the whole array looked at.
                 s._held = t._held or (held and bool(s._qty.any()))
             marks, cut = t.__dict__, t.cut
             for name in _MARKS:
                 now = marks.get(name, t)  # the slot itself: a mark never read nor set there
                 if now is not t and now is not cut.get(name):
-                    setattr(s, name, self._written(getattr(s, name), now, cols))
+                    setattr(s, name, self._written(getattr(s, name), now, cols, flat))
             # Written back: the cut no longer reads the whole slot. (A round's objects are freed by the cycle
             # collector, late; holding the whole slots would keep every past month's book alive until then.)
             t._whole = None
         for fut, part in zip(self.futures, sub.futures):
-            fut[:, cols] = part
+            put_paths(fut, cols, flat, part)
 
-    def _written(self, full, part: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    def _written(self, full, part: np.ndarray, cols: np.ndarray, flat: np.ndarray) -> np.ndarray:
         """``full`` with ``part`` at the paths ``cols``: in place when ``full`` is an array the book owns
         (every slot's (variants, paths) arrays are its own: built by ``np.where``, ``np.zeros`` or a copy)."""
         part = part if isinstance(part, np.ndarray) else np.asarray(part)
@@ -224,7 +240,7 @@ class Book:
             owned = flags.owndata and flags.writeable
         if not owned:
             full = np.array(np.broadcast_to(full, self.shape), dtype=part.dtype)
-        full[:, cols] = part
+        put_paths(full, cols, flat, part)
         return full
 
     def group_qty(self, group: int) -> np.ndarray:

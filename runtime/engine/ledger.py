@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from opl.runtime.engine.book import flat_paths, put_paths
+
 __all__ = ["Costs", "Ledger", "BUCKETS", "tick_size"]
 
 BUCKETS = ("premium", "hedge", "assignment", "funding", "costs", "adjustments", "interest")
@@ -127,9 +129,12 @@ class Ledger:
         return sub
 
     def put_columns(self, sub: "Ledger", cols: np.ndarray) -> None:
+        flat = None
         for mine, theirs in ((self.buckets, sub.buckets), (self.counters, sub.counters)):
             for name, x in theirs.items():  # only those used there
-                mine[name][:, cols] = x
+                if flat is None:
+                    flat = flat_paths(mine[name].shape, cols)
+                put_paths(mine[name], cols, flat, x)
 
     def book(self, bucket: str, amount: np.ndarray, equity: np.ndarray, *extra: np.ndarray) -> None:
         """Add ``amount`` to a bucket and to the equity (and to any running P&L in ``extra``)."""

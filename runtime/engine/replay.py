@@ -74,7 +74,7 @@ from typing import Callable, Literal
 import numpy as np
 
 from opl.runtime.engine.adjust import AdjustEngine, AdjustSpec, Desk
-from opl.runtime.engine.book import Book, Slot
+from opl.runtime.engine.book import Book, Slot, flat_paths, put_paths
 from opl.runtime.engine.exercise import AssignmentSpec, Inventory
 from opl.runtime.engine.guards import GuardRule, blocked, leg_states, warned
 from opl.runtime.engine import kernels, monthstore
@@ -1610,11 +1610,12 @@ def _play_on_paths(engine: AdjustEngine, fire, strat, book: Book, hedge, mo, j, 
     closed_cols = engine.play(desk, cut(fire))
     book.put_columns(sub_book, cols)
     ledger.put_columns(sub_ledger, cols)
-    equity[:, cols] = sub_equity
-    month_pnl[:, cols] = sub_pnl
+    flat = flat_paths(equity.shape, cols)
+    put_paths(equity, cols, flat, sub_equity)
+    put_paths(month_pnl, cols, flat, sub_pnl)
     if not (hedge.flags.writeable and hedge.flags.owndata):
         hedge = hedge.copy()  # a view or a shared array; the step's own hedge is written in place (as closes do)
-    hedge[:, cols] = desk.hedge
+    put_paths(hedge, cols, flat, desk.hedge)
     if not closed_cols.any():
         return hedge, None
     closed = np.zeros(book.shape, dtype=bool)

@@ -448,3 +448,21 @@ def test_a_round_s_cut_book_and_month_let_go_of_the_whole_month_once_written_bac
     mo.support, mo.resistance, mo.signal = np.ones(4), np.ones(4), np.ones(4)
     _columns_at(mo, 1)
     assert "_step_columns" in vars(mo) and "_step_columns" not in vars(mo.columns(cols))
+
+
+def test_a_round_s_write_back_by_flat_indices_is_numpy_s_column_assignment():
+    """`book.put_paths` (a round's write-back: the book's slots, the ledger's buckets, the equity) writes what
+    ``full[:, cols] = part`` writes, for C-ordered wholes and parts and for the other layouts it hands on."""
+    from opl.runtime.engine.book import flat_paths, put_paths
+
+    rng = np.random.default_rng(9)
+    for variants, paths in ((1, 7), (3, 50), (5, 400)):
+        cols = np.sort(rng.choice(paths, rng.integers(1, paths), replace=False))
+        flat = flat_paths((variants, paths), cols)
+        for part in (rng.normal(size=(variants, cols.size)), rng.normal(size=(cols.size, variants)).T,
+                     rng.normal(size=cols.size), rng.random((variants, cols.size)) < 0.5):
+            for full in (rng.normal(size=(variants, paths)), np.asfortranarray(rng.normal(size=(variants, paths)))):
+                want = full.copy()
+                want[:, cols] = part
+                put_paths(full, cols, flat, part)
+                assert np.array_equal(full, want)
