@@ -43,7 +43,7 @@ if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
 __all__ = ["available", "mark_series", "SeriesMarks", "serial_only", "PARALLEL_MIN", "MARKS_PARALLEL_MIN",
            "MarginRule", "book_margin", "hedge_rule", "option_sums", "book_move", "book_interest", "book_carry",
            "any_short_exercised", "futures_lots", "exercise", "account", "close_lots", "mark_where", "settle",
-           "close_book", "hedge_step", "requirement_account", "writable"]
+           "close_book", "hedge_step", "requirement_account", "writable", "exits_close", "EXIT_OPS"]
 
 PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
 # Marks from which the mark kernel does (~1 ms of work, against tens of microseconds to wake the pool): a
@@ -714,6 +714,50 @@ if njit is not None:
                         futures_lots[v, p] += np.int64(np.rint(abs(lots)))
                     held[v, p] = 0.0
 
+    @njit(cache=True, inline="always")
+    def _compare(op, x, bound):
+        # triggers._OPS by code: <, >, <=, >=, ==, != (EXIT_OPS).
+        if op == 0:
+            return x < bound
+        if op == 1:
+            return x > bound
+        if op == 2:
+            return x <= bound
+        if op == 3:
+            return x >= bound
+        if op == 4:
+            return x == bound
+        return x != bound
+
+    @njit(cache=True)
+    def _exits_close(month_pnl, denominator, start, all_required, ops, bounds, stop_loss, stop_level, force, is_open,
+                     early, exits, early_exits, mask, qtys, n, option_fee, new_qtys, futures, m, futures_fee, bucket,
+                     equity, option_lots, futures_lots):
+        # replay._Pass._exit_flags and _exits for pnl_percent triggers: ``start`` the other triggers' verdict
+        # (OR-ed under first_hit, AND-ed under all_required), each pnl_percent trigger compared on the month's
+        # P&L, the stop loss, ``force`` (the guard, a cut cycle); where a position is open and that holds,
+        # the exit counted and everything closed (_close_book).
+        variants, paths = month_pnl.shape
+        for v in range(variants):
+            for p in range(paths):
+                hit = start
+                if ops.shape[0] > 0:
+                    pnl = month_pnl[v, p] / denominator[v, p] * 100.0
+                    for t in range(ops.shape[0]):
+                        flag = _compare(ops[t], pnl, bounds[t])
+                        hit = (hit and flag) if all_required else (hit or flag)
+                if stop_loss:
+                    hit = hit or month_pnl[v, p] <= stop_level
+                out = (hit or force) and is_open[v, p]
+                mask[v, p] = out
+                if out:
+                    exits[v, p] += 1
+                    if early:
+                        early_exits[v, p] += 1
+                    is_open[v, p] = False
+        _close_book(mask, qtys, n, option_fee, new_qtys, futures, m, futures_fee, bucket, equity, month_pnl,
+                    option_lots, futures_lots)
+
     @njit(cache=True)
     def _hedge_step(qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
                     month_pnl, lots_traded, trades, new):
@@ -1184,12 +1228,13 @@ def _slot_tuple(arrays) -> tuple:
     return tuple(_grid(x) for x in arrays) or (_ONE,)
 
 
-def writable(x, shape) -> np.ndarray:
-    """``x`` itself when a kernel may write it in place (C-ordered, writable floats of ``shape``), else a copy."""
-    if isinstance(x, np.ndarray) and x.shape == shape and x.dtype == np.float64 and x.flags.c_contiguous \
+def writable(x, shape, dtype=np.float64) -> np.ndarray:
+    """``x`` itself when a kernel may write it in place (C-ordered, writable, of ``shape`` and ``dtype``), else
+    a copy."""
+    if isinstance(x, np.ndarray) and x.shape == shape and x.dtype == dtype and x.flags.c_contiguous \
             and x.flags.writeable:
         return x
-    return np.array(np.broadcast_to(x, shape), dtype=float)
+    return np.array(np.broadcast_to(x, shape), dtype=dtype)
 
 
 def settle(*, equity, capital: float, mult: float, interest: tuple | None, moves, static, hedge, pending, goods,
@@ -1274,3 +1319,32 @@ def requirement_account(rule: MarginRule, holdings, *, static, hedge, other, pri
                          rule.futures_underlying, rule.spread, rule.straddle, rule.strangle, both, equity,
                          float(capital), float(margin_buffer), calls, liquidate, peak_margin, peak, max_dd, out)
     return out, liquidate
+
+
+EXIT_OPS = ("<", ">", "<=", ">=", "==", "!=")  # the comparisons `exits_close` codes by position
+
+
+def exits_close(*, month_pnl, denominator, start: bool, all_required: bool, pnl_rules, stop_level: float | None,
+                force: bool, is_open, early: bool, exits, early_exits, qtys, futures, option_fee, futures_fee,
+                bucket, equity, option_lots, futures_lots) -> tuple[list[np.ndarray], np.ndarray]:
+    """A step's exits in one pass: where a position is open and the triggers say so — ``start`` (the triggers
+    decided for every path alike), each (comparison, bound) of ``pnl_rules`` on pnl_percent (the month's P&L
+    over ``denominator``, percent), combined by AND under ``all_required`` else OR —, or the month's P&L is at
+    or below ``stop_level`` (None: no stop loss), or ``force`` (the guard, a cut cycle): ``exits`` counted
+    (``early_exits`` too when ``early``), ``is_open`` cleared and everything closed as `close_book` closes it
+    (in place). Returns the option lots left (new arrays) and where the position exited."""
+    shape = equity.shape
+    own = [writable(f, shape) for f in futures]
+    new = [np.empty(shape) for _ in qtys]
+    mask = np.empty(shape, dtype=np.bool_)
+    ops = np.array([EXIT_OPS.index(op) for op, _ in pnl_rules], dtype=np.int64)
+    bounds = np.array([float(bound) for _, bound in pnl_rules], dtype=float)
+    _exits_close(month_pnl, _plain(denominator, shape), bool(start), bool(all_required), ops, bounds,
+                 stop_level is not None, 0.0 if stop_level is None else float(stop_level), bool(force), is_open,
+                 bool(early), exits, early_exits, mask, _slot_tuple(qtys), len(new), _plain(option_fee, shape[:1]),
+                 tuple(new) or (np.empty((1, 1)),), tuple(own) or (np.empty((1, 1)),), len(own),
+                 _plain(futures_fee, shape[:1]), bucket, equity, option_lots, futures_lots)
+    for f, o in zip(futures, own):
+        if o is not f:
+            f[...] = o  # a view or another type: written back, as the reference's close writes in place
+    return new, mask

@@ -89,7 +89,7 @@ from opl.runtime.engine.marking import AmericanMarker, SmileRule, _tables, prepa
 from opl.runtime.pricing.black import greeks as black_greeks
 from opl.runtime.engine.processes import Draws, MonthPaths, PathGenerator, ProcessSpec
 from opl.runtime.engine.scores import ScoreFunction
-from opl.runtime.engine.triggers import TriggerState
+from opl.runtime.engine.triggers import COMPARISONS, TriggerState
 
 __all__ = ["StrategySpec", "Variant", "RunSpec", "ReplayResult", "MarkedMonth", "replay", "replay_many",
            "replay_pass", "pass_plan", "REMOTE", "CHUNK"]
@@ -960,6 +960,7 @@ class _Pass:
                                  slippage_factor=v.slippage_factor) for v in variants]
         self.cost = _CostArrays(costs)
         self.cost.fast = self.fast and not want_trace
+        self.exit_rules = _exit_rules(strat) if self.cost.fast else None
         self.mult, self.cs = strat.multiplier, strat.contract_size
         self.lots_per_option = self.mult / self.cs  # futures lots of delta per option lot per unit of delta
         self.cash_rate = strat.rate if run.cash_rate is None else run.cash_rate
@@ -1233,6 +1234,9 @@ class _Pass:
 
     def _exits(self, o: _Open, j: int) -> None:
         """3. Exit triggers under the exit mode, the stop loss and the guard: a hit closes at market."""
+        if self.exit_rules is not None:
+            self._exits_compiled(o, j)
+            return
         strat, mo, tr = self.strat, o.mo, self.tr
         exit_now = self._exit_flags(o, j)
         if tr is not None:
@@ -1249,6 +1253,30 @@ class _Pass:
                 self.ledger.count("early_exits", exit_now)
             _close_all(o.book, o.hedge, exit_now, self.cost, self.ledger, self.equity, o.month_pnl)
             o.is_open &= ~exit_now
+
+    def _exits_compiled(self, o: _Open, j: int) -> None:
+        """`_exits` for pnl_percent and days_left triggers in one compiled pass (`opl.runtime.engine.kernels.
+        exits_close`): the flags, the stop loss, the guard, the counts and the close, the same numbers."""
+        strat, mo, cost, ledger = self.strat, o.mo, self.cost, self.ledger
+        pnl_rules, day_rules = self.exit_rules
+        days = [COMPARISONS[op](mo.days_left[j], bound) for op, bound in day_rules]  # one verdict for every path
+        all_required = strat.exit_mode == "all_required"
+        cut = j == mo.n and not mo.expires
+        o.is_open = kernels.writable(o.is_open, self.shape, np.bool_)
+        held = o.book.held()
+        left, _ = kernels.exits_close(
+            month_pnl=o.month_pnl, denominator=o.denominator, start=bool(all(days) if all_required else any(days))
+            if (days or pnl_rules) else False, all_required=all_required, pnl_rules=pnl_rules,
+            stop_level=None if strat.stop_loss is None else -strat.stop_loss * self.run.capital,
+            force=bool(strat.guard_days is not None and mo.days_left[j] < strat.guard_days) or cut,
+            is_open=o.is_open, early=bool(mo.days_left[j] >= (strat.guard_days or 2.0)) and not cut,
+            exits=ledger.counters["exits"], early_exits=ledger.counters["early_exits"], qtys=[s.qty for s in held],
+            futures=[*o.book.futures, o.hedge], option_fee=(cost.option_close + cost.option_slippage)[:, 0],
+            futures_fee=(cost.futures_close + cost.futures_slippage)[:, 0], bucket=ledger.buckets["costs"],
+            equity=self.equity, option_lots=ledger.counters["option_lots"],
+            futures_lots=ledger.counters["futures_lots"])
+        for s, qty in zip(held, left):
+            s.qty = qty
 
     def _adjust(self, o: _Open, j: int) -> np.ndarray:
         """3b. The adjustment module on the positions still open; returns where a round fired."""
@@ -1500,6 +1528,21 @@ def _hedge_compiled(strat, book: Book, hedge, d, is_open, lots_per_option, cost,
                               lots_per_option=lots_per_option, fee=(cost.futures_open + cost.futures_slippage)[:, 0],
                               costs=ledger.buckets["costs"], equity=equity, month_pnl=month_pnl,
                               lots_traded=ledger.counters["futures_lots"], trades=ledger.counters["hedge_trades"])
+
+
+def _exit_rules(strat: StrategySpec) -> tuple | None:
+    """The exit triggers as the compiled step tests them (`_Pass._exits_compiled`): the (comparison, bound) pairs
+    of the pnl_percent triggers and of the days_left ones; None where a trigger is of another kind or a score
+    decides (the stages' path then)."""
+    if strat.score is not None or strat.exit_mode not in ("first_hit", "all_required"):
+        return None
+    rules: dict[str, list] = {"pnl_percent": [], "days_left": []}
+    for test in strat.exit_triggers:
+        rule = getattr(test, "rule", None)  # set on a trigger's compiled test (opl.runtime.engine.triggers)
+        if rule is None or rule.measure not in rules:
+            return None
+        rules[rule.measure].append((rule.op, rule.bound))
+    return tuple(rules["pnl_percent"]), tuple(rules["days_left"])
 
 
 def _static(book: Book):

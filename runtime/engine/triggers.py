@@ -64,9 +64,9 @@ from opl.runtime.engine import conditionspec as spec
 from opl.errors import OplError
 
 __all__ = ["TriggerState", "LegState", "UnsupportedCondition", "compile_condition", "uses_leg_variables",
-           "SUPPORTED_TRIGGERS", "SUPPORTED_VARIABLES", "VARIABLE_NAMES", "LEG_VARIABLES", "STRUCTURE_MEASURES"]
+           "SUPPORTED_TRIGGERS", "COMPARISONS", "SUPPORTED_VARIABLES", "VARIABLE_NAMES", "LEG_VARIABLES", "STRUCTURE_MEASURES"]
 
-_OPS = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge, "==": operator.eq,
+COMPARISONS = _OPS = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge, "==": operator.eq,
         "!=": operator.ne}
 
 SUPPORTED_TRIGGERS = ("pnl_percent", "days_left", "expiry_passed", "price_retrace", "vega_crush", "iv_change",
@@ -275,7 +275,12 @@ def _level_broken(c: spec.LevelBroken) -> Compiled:
 
 def _trigger(c: spec.Trigger) -> Compiled:
     op, bound, measure = _OPS[c.op], c.bound, _measure(c.measure)
-    return lambda s: op(measure(s), bound)
+
+    def test(s: TriggerState) -> np.ndarray:
+        return op(measure(s), bound)
+
+    test.rule = c  # the trigger itself: the fast engine tests the common ones in its step kernel (replay)
+    return test
 
 
 def _price_target(c: spec.PriceTargetHit) -> Compiled:

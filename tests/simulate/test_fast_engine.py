@@ -1052,3 +1052,56 @@ def test_the_fused_close_hedge_and_margin_kernels_are_the_references_bit_for_bit
         counters = dict(zip(Ledger.COUNTERS, runs[False][-len(Ledger.COUNTERS):]))
         assert np.any(counters["hedge_trades"]) and np.any(counters["futures_lots"])
         assert np.any(runs[False][-len(Ledger.COUNTERS) - len(Ledger(shape, 1).buckets) - 4])  # margin calls
+
+
+@pytest.mark.parametrize("mode", ["first_hit", "all_required"])
+def test_compiled_exits_are_the_stages_exits_bit_for_bit(mode):
+    # kernels.exits_close (pnl_percent and days_left triggers, the stop loss, the guard, a cut cycle: flags,
+    # counts and the close in one pass) against _Pass._exits' per-stage path on random books and P&L.
+    import copy
+    from types import SimpleNamespace
+
+    from opl.runtime.engine import conditionspec as spec
+    from opl.runtime.engine.triggers import compile_condition
+    from opl.runtime.market.rules import load_pack
+
+    rng = np.random.default_rng(4)
+    shape, n = (3, 80), 5
+    rule_sets = [(), (("pnl_percent", "<", -25.0),), (("pnl_percent", "<", -25.0), ("days_left", "<", 2.0)),
+                 (("days_left", ">=", 3.0), ("pnl_percent", ">", 10.0), ("pnl_percent", "<=", -5.0)),
+                 (("days_left", "<", 9.0),)]
+    for trial in range(20):
+        rules = rule_sets[trial % len(rule_sets)]
+        triggers = tuple(compile_condition(spec.Trigger(measure=m, op=op, bound=b)) for m, op, b in rules)
+        strat = replay_module.StrategySpec(legs=(), multiplier=5.0, contract_size=5.0, exit_mode=mode,
+                                           exit_triggers=triggers, stop_loss=(None, 0.02)[trial % 2],
+                                           guard_days=(2.0, None)[trial % 3 == 2])
+        run = replay_module.RunSpec(process=None, pack=load_pack("czce_cj"), price=10_000.0, capital=1e6,
+                                    paths=shape[1])
+        book, hedge = _random_book(rng, shape, trial % 4, futures=trial % 2)
+        j = int(rng.integers(1, n + 1))
+        price = 10_000.0 * np.exp(rng.normal(0.0, 0.02, (shape[1], n + 1)))
+        mo = SimpleNamespace(n=n, days_left=np.linspace(7.0, 0.0, n + 1), expires=trial % 4 != 1, band=None,
+                             price=price, atm=np.full(price.shape, 0.3), support=price[:, 0] * 0.95,
+                             resistance=price[:, 0] * 1.05)
+        pnl = rng.normal(0.0, 30_000.0, shape)
+        denominator = np.abs(rng.normal(100_000.0, 20_000.0, shape))
+        is_open = rng.random(shape) < 0.8
+        runs = []
+        for compiled in (False, True):
+            account = replay_module._Pass(strat, run, tuple(replay_module.Variant(size=s) for s in (1.0, 2.0, 3.0)),
+                                          shape, False)
+            assert (account.exit_rules is not None) and account.cost.fast
+            if not compiled:
+                account.exit_rules = None
+            b = copy.deepcopy(book)
+            o = replay_module._Open(m=0, mo=mo, book=b, d=np.ones(shape[1]), hedge=hedge.copy(),
+                                    is_open=is_open.copy(), month_pnl=pnl.copy(), denominator=denominator,
+                                    open_margin=np.ones(shape), month_start=account.equity.copy(),
+                                    alerted=np.zeros(shape, dtype=bool), assigned=np.zeros(shape, dtype=bool),
+                                    delivered=np.zeros(shape, dtype=bool))
+            account._exits(o, j)
+            runs.append([o.is_open, o.month_pnl, o.hedge, account.equity, *(s.qty for s in b.slots), *b.futures,
+                         *account.ledger.buckets.values(), *account.ledger.counters.values()])
+        assert all(np.array_equal(a, r) for a, r in zip(*runs))
+        assert len(runs[0]) == len(runs[1])
