@@ -226,6 +226,8 @@ def bench_loop(args) -> dict:
 def _loop_rate(args, batch: int) -> float:
     """Candidates per minute of the rounds of one run with ``--batch batch`` on a fresh 2-worker cluster,
     warmed by an untimed run on another seed (modules, kernels and tables loaded; none of its months read)."""
+    from distributed import get_task_stream
+
     from opl.simulation.cluster import session
     from opl.closedloop.builtin import BuiltinProposer
     from opl.closedloop.run import LoopSettings, run_loop, start_run
@@ -240,14 +242,16 @@ def _loop_rate(args, batch: int) -> float:
         archive = start_run(source, Path(tmp) / "runs", settings, proposer_config={"proposer": "builtin"},
                             rules_flags={"max_iterations": args.iterations, "converge_rounds": 1000, "min_gain": 0.0})
         rounds = _RoundsCPU(cluster)
-        outcome = run_loop(archive, BuiltinProposer(), cluster=cluster, on_event=rounds)
+        with get_task_stream(client=cluster.client) as stream:
+            outcome = run_loop(archive, BuiltinProposer(), cluster=cluster, on_event=rounds)
+        busy = rounds.busy(stream.data, workers=2)
     searched = outcome.records[1:]
     seconds = sum(r["seconds"] for r in searched)
     rate = 60 * len(searched) / seconds if seconds else float("nan")
     main, process, workers = rounds.spent
     print(f"  --batch {batch}: {len(searched)} candidates in {seconds:7.1f} s of rounds = {rate:6.2f} candidates a "
           f"minute; CPU of the rounds: {main:5.1f} s this process's main thread ({process:5.1f} s all its threads), "
-          f"{workers:5.1f} s the workers; {_load()}")
+          f"{workers:5.1f} s the workers; the workers computing {busy:.0%} of the rounds' wall time; {_load()}")
     return rate
 
 
@@ -264,7 +268,16 @@ class _RoundsCPU:
 
     def _now(self) -> tuple:
         times = os.times()
-        return time.thread_time(), times.user + times.system, self.cluster.client.run(_cpu_seconds)
+        return time.thread_time(), times.user + times.system, self.cluster.client.run(_cpu_seconds), time.time()
+
+    def busy(self, stream: list[dict], workers: int) -> float:
+        """The share of the rounds' wall time the ``workers`` spent computing tasks (the scheduler's task
+        stream, `distributed.get_task_stream`): what the rounds leave idle — while this process proposes and
+        decides, and while one worker waits for the other's task. Load inflates it (a task's wall time)."""
+        start, end = self.start[3], self.end[3]
+        computing = sum(max(0.0, min(part["stop"], end) - max(part["start"], start))
+                        for task in stream for part in task["startstops"] if part["action"] == "compute")
+        return computing / (workers * (end - start))
 
     def __call__(self, kind: str, payload: dict) -> None:
         if kind == "proposing" and self.start is None:
@@ -275,7 +288,7 @@ class _RoundsCPU:
     @property
     def spent(self) -> tuple[float, float, float]:
         """(main thread, this process, workers) CPU seconds of the rounds."""
-        (m0, p0, w0), (m1, p1, w1) = self.start, self.end
+        (m0, p0, w0, _), (m1, p1, w1, _) = self.start, self.end
         return m1 - m0, p1 - p0, sum(n - w0.get(w, 0.0) for w, n in w1.items())
 
 
