@@ -53,9 +53,12 @@ def _test(rule: GuardRule, state: TriggerState, leg: LegState) -> np.ndarray:
         return np.zeros((), dtype=bool)
     state.leg = leg
     try:
-        return np.asarray(rule.test(state), dtype=bool) & leg.held
+        verdict = np.asarray(rule.test(state), dtype=bool)
     finally:
         state.leg = None
+    if verdict.ndim == 0 and not verdict:
+        return verdict  # false on every path (a leg-level days_left decides so, most steps): no array to make
+    return verdict & leg.held
 
 
 def blocked(rules: tuple[GuardRule, ...], state: TriggerState, legs: list[LegState]) -> list[np.ndarray]:
