@@ -513,14 +513,39 @@ def _replay_jobs(jobs: list[tuple], progress) -> list[ReplayResult]:
         return [_joined(jobs[0], _replay_jobs(_by_variants(jobs[0], parts), once))]
     split = cores if len(jobs) == 1 else 1
     plans = [_passes(run, _chunks(run), split, False) for _, run, _ in jobs]
-    tasks = [(i, group) for i, plan in enumerate(plans) for group in plan]
-    workers = min(cores, len(tasks)) if _can_fork() else 1
+    workers = min(cores, sum(map(len, plans))) if _can_fork() else 1
+    tasks = _lockstep_tasks(jobs, plans, workers)
     if workers > 1:
         done = _pooled(jobs, tasks, workers, progress)
     else:
-        done = [[_replay_pass(s, r, v, group, progress, False) for group in plan]
-                for (s, r, v), plan in zip(jobs, plans)]
+        done = [[] for _ in jobs]
+        for indices, group in tasks:
+            for i, result in zip(indices, _replay_lockstep([jobs[i] for i in indices], group, progress)):
+                done[i].append(result)
     return [_assembled(s, r, v, d) for (s, r, v), d in zip(jobs, done)]
+
+
+def _lockstep_tasks(jobs: list[tuple], plans: list[list[tuple]], workers: int) -> list[tuple]:
+    """The jobs' passes as tasks ``(job indices, group)``, each replayed in lockstep (`_replay_lockstep`), in
+    every job's chunk order.
+
+    Jobs of the same passes and seed on simulated paths (a simulation's sweep or its scenarios) are replayed
+    together, so a chunk-month's draws are made once for them; they are cut into as many runs of
+    consecutive jobs as give ``workers`` processes two tasks each (a pass of every job at once would leave
+    a worker idle while the other replays the larger pass). Other jobs keep a task per pass.
+    """
+    families: dict[tuple, list[int]] = {}
+    for i, ((_, run, _), plan) in enumerate(zip(jobs, plans)):
+        alone = run.source is not None or run.engine != "fast"
+        families.setdefault((i,) if alone else (tuple(plan), run.seed), []).append(i)
+    tasks = []
+    for members in families.values():
+        plan = plans[members[0]]
+        runs = min(len(members), 1 if workers <= 1 else math.ceil(2 * workers / len(plan)))
+        size = math.ceil(len(members) / runs)
+        for group in plan:
+            tasks += [(tuple(members[k:k + size]), group) for k in range(0, len(members), size)]
+    return tasks
 
 
 #: Where chunks are replayed when set (a Dask cluster, `opl.simulation.cluster`): called with a list of jobs
@@ -637,13 +662,13 @@ _JOBS: tuple | None = None  # what the forked workers replay (inherited, so clos
 
 
 def _pass_job(task: tuple):
-    """Pass ``group`` of job ``i`` in a forked worker (``task`` = (i, group))."""
-    i, group = task
+    """Pass ``group`` of the jobs ``indices`` in lockstep in a forked worker (``task`` = (indices, group))."""
+    indices, group = task
     jobs, deadline, store = _JOBS
-    strategy, run, variants = jobs[i]
     # Serial kernels: the processes use the cores; a forked child never wakes numba's thread pool.
+    kernels.serial_only()
     with until(deadline), monthstore.sharing(store):
-        return replay_pass(strategy, run, variants, group)
+        return _replay_lockstep([jobs[i] for i in indices], group, None)
 
 
 def _warm(strat: StrategySpec, run: RunSpec) -> None:
@@ -692,8 +717,8 @@ def _warm_steps(strategy: StrategySpec, run: RunSpec, variants: tuple) -> None:
 
 
 def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress) -> list[list]:
-    """The ``tasks`` ((job, pass of chunks) pairs, `_passes`) replayed by ``workers`` forked processes;
-    returns each job's pass results in chunk order.
+    """The ``tasks`` ((jobs, pass of chunks) pairs, `_lockstep_tasks`) replayed by ``workers`` forked
+    processes; returns each job's pass results in chunk order.
 
     Each chunk is computed exactly as in this process (its own seed, the same code; the kernels'
     serial twins give the same numbers as their parallel ones), so results are bit for bit the
@@ -711,10 +736,11 @@ def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress) -> li
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
             futures = [pool.submit(_pass_job, task) for task in tasks]
             try:
-                for (i, group), future in zip(tasks, futures):
-                    done[i].append(future.result())
-                    if progress is not None:
-                        progress(sum(p for _, p in group) * jobs[i][1].months)
+                for (indices, group), future in zip(tasks, futures):
+                    for i, result in zip(indices, future.result()):
+                        done[i].append(result)
+                        if progress is not None:
+                            progress(sum(p for _, p in group) * jobs[i][1].months)
             except BaseException:
                 # Passes not started are dropped; running ones stop at the deadline (or finish) on their own.
                 pool.shutdown(wait=True, cancel_futures=True)

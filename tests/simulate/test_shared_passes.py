@@ -145,3 +145,30 @@ def test_a_lockstep_pass_gives_each_job_its_numbers_alone_drawing_each_month_onc
     assert drawn.count("shocks") == 2 * 2
     # The first three jobs hold one set of marks a month; each market scenario its own.
     assert len(made) == 2 * (1 + len(market))
+
+
+def test_jobs_of_the_same_passes_are_replayed_in_lockstep_cut_for_the_workers(jujube):
+    """`_replay_jobs` replays jobs of the same passes and seed together (one task per pass in one process;
+    runs of consecutive jobs giving each of several workers two tasks), given months alone, and every job's
+    passes stay in chunk order; replay_many's results are each job's alone."""
+    from dataclasses import replace
+
+    import opl.runtime.engine.replay as replay_module
+
+    run = replace(jujube.run, paths=50, chunk=10, months=1, workers=1)
+    jobs = [(jujube.strategy, run, (Variant(size=1.0),))] * 5 + [(jujube.strategy, replace(run, seed=3), ())]
+    plans = [[((0, 10), (1, 10), (2, 10)), ((3, 10), (4, 10))]] * 6
+    one = replay_module._lockstep_tasks(jobs, plans, 1)
+    assert one == [((0, 1, 2, 3, 4), plans[0][0]), ((0, 1, 2, 3, 4), plans[0][1]), ((5,), plans[0][0]),
+                   ((5,), plans[0][1])]
+    two = replay_module._lockstep_tasks(jobs, plans, 2)
+    assert [t[0] for t in two] == [(0, 1, 2), (3, 4), (0, 1, 2), (3, 4), (5,), (5,)]
+    given = replace(run, source=lambda chunk, paths: None)
+    assert replay_module._lockstep_tasks([jobs[0], (jujube.strategy, given, ())], plans[:2], 1) == [
+        ((0,), plans[0][0]), ((0,), plans[0][1]), ((1,), plans[0][0]), ((1,), plans[0][1])]
+    market = [(p.strategy, replace(run, process=p.process, paths=30), (Variant(size=2.0),)) for p in jujube.plans
+              if p.market]
+    together = replay_many(market)
+    for (strategy, r, variants), got in zip(market, together):
+        alone = _arrays(replay(strategy=strategy, run=r, variants=variants), 0)
+        assert all(np.array_equal(a, alone[key]) for key, a in _arrays(got, 0).items())
