@@ -773,7 +773,26 @@ class _Shared:
     def __init__(self):
         self.draws: dict[tuple[int, int], Draws] = {}  # (seed, chunk)
         self.paths: dict[tuple, "_Paths"] = {}  # a months key
-        self.marks: dict[tuple, tuple[int, "_Month"]] = {}  # a marks key: (month, its marks)
+        self.marks: dict[tuple, tuple[int, "_Month", int]] = {}  # a marks key: (month, its marks, reads left)
+        self.readers: dict[tuple, int] = {}  # how many jobs read the months and the marks of a key
+
+    def join(self, *keys: tuple) -> None:
+        """A job reads the months or marks of ``keys``: what no other job reads is not kept for it."""
+        for key in keys:
+            self.readers[key] = self.readers.get(key, 0) + 1
+
+    def marked(self, key: tuple, m: int, make) -> "_Month":
+        """Month ``m``'s marks of ``key``: ``make()``'s, kept until every job reading them has."""
+        found = self.marks.get(key)
+        if found is not None and found[0] == m:
+            month, left = found[1], found[2] - 1
+        else:
+            month, left = make(), self.readers.get(key, 1) - 1
+        if left > 0:
+            self.marks[key] = (m, month, left)
+        else:
+            self.marks.pop(key, None)  # a month's marks are 50 MB at 30,000 paths: held while read only
+        return month
 
     def draws_of(self, seed: int, chunk: int) -> Draws:
         key = (seed, chunk)
@@ -786,7 +805,9 @@ class _Paths:
     """A pass's months of paths, made month by month (`_SideBySide`); the last one is kept for the jobs of a
     lockstep pass that read the same paths, and every one only for a month store that keeps them."""
 
-    def __init__(self, run: RunSpec, strat: StrategySpec, group: tuple, shared: _Shared | None):
+    def __init__(self, run: RunSpec, strat: StrategySpec, group: tuple, shared: _Shared | None, readers: int = 1):
+        self.readers = readers  # the jobs reading each month: it is dropped once they all have
+        self.reads = 0
         self.gen = _SideBySide([
             PathGenerator(spec=run.process, paths=n, price=run.price, month_years=strat.tenor_days / DAYS_PER_YEAR,
                           days_per_month=run.days_per_month, steps_per_day=run.steps_per_day,
@@ -795,12 +816,16 @@ class _Paths:
         self.last: tuple[int, MonthPaths | None] = (-1, None)
 
     def month(self, m: int) -> MonthPaths:
-        """Month ``m``: the last one made, or the next."""
+        """Month ``m``: the last one made (kept until each of its readers has read it), or the next."""
         if m != self.last[0]:
             if m != self.last[0] + 1:
                 raise ValueError(f"month {m} asked for after month {self.last[0]}")
-            self.last = (m, self.gen.next_month())
-        return self.last[1]
+            self.last, self.reads = (m, self.gen.next_month()), 0
+        mp = self.last[1]
+        self.reads += 1
+        if self.reads >= self.readers:
+            self.last = (m, None)
+        return mp
 
 
 class _StoredMonths:
@@ -819,22 +844,33 @@ class _StoredMonths:
         # Every month is kept only for a store that will keep them (a month of 30,000 paths is 10 MB).
         self.months = list(stored) if self.stored else []
         self.keep = not self.stored and self.store is not None and self.store.keeps
-        self.paths = None
-        if not self.stored:
-            own = shared is None or self.key not in shared.paths
-            self.paths = _Paths(run, strat, group, shared) if own else shared.paths[self.key]
-            if shared is not None:
-                shared.paths[self.key] = self.paths
         self.next = 0
         self.marks_key = ("marks", self.key, tuple((leg.is_call, leg.american, leg.strike, leg.extra_days)
                                                    for leg in strat.legs), strat.smile, strat.rate, strat.levels,
                           strat.greeks, run.pack.option, run.engine, run.exact_american, kernels.available())
+        if shared is not None:
+            shared.join(self.key, self.marks_key)
+        self.paths = None
+
+    def start(self) -> None:
+        """Make or find the generator of this pass's paths (once every job of a lockstep pass has joined)."""
+        shared = self.shared
+        if self.stored or self.paths is not None:
+            return
+        if shared is not None and self.key in shared.paths:
+            self.paths = shared.paths[self.key]
+            return
+        readers = shared.readers[self.key] if shared is not None else 1
+        self.paths = _Paths(self.run, self.strat, self.group, shared, readers)
+        if shared is not None:
+            shared.paths[self.key] = self.paths
 
     def next_month(self) -> MonthPaths:
         """The next month's paths, stored or generated (the whole run's months are put once all are made)."""
         m, self.next = self.next, self.next + 1
         if self.stored:
             return self.months[m]
+        self.start()
         mp = self.paths.month(m)
         if self.keep:
             self.months.append(mp)
@@ -847,18 +883,23 @@ class _StoredMonths:
         the same legs, or made (and put)."""
         key = (*self.marks_key, m, marker.carry, euro.carry)
         month = self.store.get(key) if self.store is not None else None
-        if month is None and self.shared is not None:
-            found = self.shared.marks.get(key[:-3] + key[-2:])
-            month = found[1] if found is not None and found[0] == m else None
-        if month is None:
-            month = _Month(self.run, self.strat, mp, marker, euro)
-            if self.store is not None and self.store.keeps:
-                month.mark_all()  # the candidates holding other paths read them: every mark, made once
-                self.store.put(key, month, _arrays_of(month))
-            if self.shared is not None:  # replaces the previous month's: only the current one is kept
-                for series in month.series or ():
-                    series.track()  # another job holding the legs on the same paths marks what this one did not
-                self.shared.marks[key[:-3] + key[-2:]] = (m, month)
+        if month is not None:
+            return month
+        if self.shared is not None and self.shared.readers.get(self.marks_key, 1) > 1:
+            return self.shared.marked(self.marks_key, m, lambda: self._made(key, mp, marker, euro, track=True))
+        return self._made(key, mp, marker, euro, track=False)
+
+    def _made(self, key: tuple, mp: MonthPaths, marker: AmericanMarker, euro: AmericanMarker, *,
+              track: bool) -> "_Month":
+        """Month ``mp``'s marks made here (and put in the store); ``track``: read by several jobs, each
+        marking what the others did not (`opl.runtime.engine.kernels.SeriesMarks.track`)."""
+        month = _Month(self.run, self.strat, mp, marker, euro)
+        if self.store is not None and self.store.keeps:
+            month.mark_all()  # the candidates holding other paths read them: every mark, made once
+            self.store.put(key, month, _arrays_of(month))
+        elif track:
+            for series in month.series or ():
+                series.track()
         return month
 
 
