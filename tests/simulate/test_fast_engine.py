@@ -960,15 +960,17 @@ def test_margin_kernel_takes_read_only_and_writable_series_together_under_one_si
     price = np.array([10_000.0, 10_400.0, 9_800.0, 11_000.0])
     frozen = np.array([120.0, 80.0, 200.0, 15.0])
     frozen.flags.writeable = False
-    signatures = set()
+    compiled = []
     for premium in (frozen.copy(), frozen):
         holdings = [(False, np.full(4, 9_900.0), premium, -np.ones(shape), 0.0),
                     (True, np.full(shape, 11_000.0), np.full(shape, 90.0), -np.ones(shape), 0.0)]
         ref = replay_module._margin(packs, Book(shape), None, None, price, legs=holdings,
                                     futures_lots=np.zeros(shape))
         assert np.array_equal(kernels.book_margin(rule, holdings, np.zeros(shape), price, shape), ref)
-        signatures.update(kernels._book_margin.signatures)
-    assert len([s for s in signatures if len(s[2]) == 2]) == 1  # the strikes' tuple of two series
+        compiled.append(len(kernels._book_margin.signatures))
+    # The read-only call adds no signature to those the writable one left (other tests in this process may
+    # have compiled signatures of their own before, so the count itself is not fixed).
+    assert compiled[1] == compiled[0]
 
 
 def _random_book(rng, shape, slots: int, futures: int = 2):
