@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
+import cloudpickle  # Dask's (a test dependency: the [test] extra pulls in [dask])
 import pytest
 
 from opl.closedloop.builtin import BuiltinProposer
@@ -37,6 +39,10 @@ experiment {
   target median_monthly_return >= 1% and loss_probability <= 25%
 }
 """
+# The helpers these tests run on the workers (`Client.run`) travel by value: under pytest's importlib mode this
+# module is not importable by the name it has here, so by reference a worker could not load them.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
 SETTINGS = LoopSettings(paths=60, holdout_paths=60, counterfactuals=False, batch=2)
 FLAGS = {"max_iterations": 4, "converge_rounds": 10}
 
