@@ -43,7 +43,8 @@ if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
 __all__ = ["available", "mark_series", "SeriesMarks", "serial_only", "PARALLEL_MIN", "MARKS_PARALLEL_MIN",
            "MarginRule", "book_margin", "hedge_rule", "option_sums", "book_move", "book_interest", "book_carry",
            "any_short_exercised", "futures_lots", "exercise", "account", "close_lots", "mark_where", "settle",
-           "close_book", "hedge_step", "requirement_account", "writable", "exits_close", "EXIT_OPS"]
+           "close_book", "hedge_step", "requirement_account", "writable", "exits_close", "EXIT_OPS",
+           "shorts_exercised"]
 
 PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
 # Marks from which the mark kernel does (~1 ms of work, against tens of microseconds to wake the pool): a
@@ -759,6 +760,21 @@ if njit is not None:
                     option_lots, futures_lots)
 
     @njit(cache=True)
+    def _shorts_exercised(qtys, flags, n, out):
+        # any_short_exercised of n slots in one call: out[i] whether slot i is short anywhere its exercise flag
+        # is set, stopping at the first such element of each slot.
+        for i in range(n):
+            q, f = qtys[i], flags[i]
+            for v in range(q.shape[0]):
+                lots, flag = _row(q, v), _row(f, v)
+                for p in range(lots.shape[0]):
+                    if lots[p] < 0 and _el(flag, p):
+                        out[i] = True
+                        break
+                if out[i]:
+                    break
+
+    @njit(cache=True)
     def _hedge_step(qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
                     month_pnl, lots_traded, trades, new):
         # replay._hedge_compiled: the options' Σ qty × delta and short lots (option_sums), then _hedge_rule.
@@ -1348,3 +1364,22 @@ def exits_close(*, month_pnl, denominator, start: bool, all_required: bool, pnl_
         if o is not f:
             f[...] = o  # a view or another type: written back, as the reference's close writes in place
     return new, mask
+
+
+def shorts_exercised(qtys, flags) -> np.ndarray:
+    """`any_short_exercised` of several slots in one call: per slot (signed lots (variants, paths), exercise
+    flags per path or per variant and path), whether a short lot sits where the flag is set."""
+    out = np.zeros(len(qtys), dtype=np.bool_)
+    if qtys:
+        _shorts_exercised(_slot_tuple(qtys), tuple(_flag_grid(f) for f in flags), len(qtys), out)
+    return out
+
+
+def _flag_grid(x) -> np.ndarray:
+    """`_grid` for flags (bool)."""
+    x = np.asarray(x, dtype=np.bool_)
+    if x.ndim < 2:
+        x = x.reshape(1, -1)
+    x = np.ascontiguousarray(x).view()
+    x.flags.writeable = False
+    return x

@@ -1384,6 +1384,16 @@ class _Pass:
             for key in ("net_delta", "target"):
                 tr[key].append(np.full(self.shape, np.nan))
 
+    def _exercisable(self, o: _Open, j: int) -> set[int] | None:
+        """Before expiry on the fast engine, the slots that may be exercised at step ``j``: the held American
+        ones with a short lot in the exercise region, all found in one compiled call
+        (`opl.runtime.engine.kernels.shorts_exercised`); None (every slot asks `_exercised`) otherwise."""
+        if not self.fast or j >= o.mo.n:
+            return None
+        slots = [(si, s) for si, s in enumerate(o.book.slots) if s.held() and s.american]
+        found = kernels.shorts_exercised([s.qty for _, s in slots], [s.exercise for _, s in slots])
+        return {si for (si, _), hit in zip(slots, found) if hit}
+
     def _exercised(self, s: Slot, j: int, mo) -> np.ndarray | None:
         """Where slot ``s`` is exercised at step ``j`` — short American lots in the holder's exercise region
         before expiry, lots in the money at expiry —, or None where nowhere (an empty slot, a European one
@@ -1408,8 +1418,9 @@ class _Pass:
         strat, mo, ledger, equity, cost = self.strat, o.mo, self.ledger, self.equity, self.cost
         f, mult = mo.price, self.mult
         assigned_now = np.zeros(self.shape, dtype=bool)
+        may = self._exercisable(o, j)
         for si, s in enumerate(o.book.slots):
-            hit = self._exercised(s, j, mo)
+            hit = self._exercised(s, j, mo) if may is None or si in may else None
             if hit is None:
                 continue
             if self.fast:

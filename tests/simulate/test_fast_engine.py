@@ -784,8 +784,13 @@ def test_the_steps_small_kernels_are_their_numpy_formulas():
     for _ in range(30):
         qty = rng.integers(-2, 3, shape).astype(float)
         table = rng.random((shape[1], 5)) < 0.05
-        for flags in (table[:, 2], rng.random(shape) < 0.05, np.zeros(shape[1], dtype=bool)):
+        cases = (table[:, 2], rng.random(shape) < 0.05, np.zeros(shape[1], dtype=bool), np.bool_(True))
+        for flags in cases:
             assert kernels.any_short_exercised(qty, flags) == bool(np.any((qty < 0) & flags))
+        # Several slots in one call (_Pass._exercisable): each slot's answer.
+        lots = [qty, -np.abs(qty), np.abs(qty), qty]
+        assert list(kernels.shorts_exercised(lots, cases)) == [bool(np.any((q < 0) & f)) for q, f in zip(lots, cases)]
+        assert kernels.shorts_exercised([], []).shape == (0,)
         static, hedge, other = (rng.integers(-3, 4, shape).astype(float) for _ in range(3))
         assert np.array_equal(kernels.futures_lots(static, hedge, other),
                               np.abs(static) + np.abs(hedge) + np.abs(other))
