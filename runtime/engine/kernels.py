@@ -223,33 +223,36 @@ if njit is not None:
                     eep, d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma,
                     exercise):
         # One step's marks of a series with a strike per (variant, path): `_mark_one` where ``where``, the
-        # ``old`` marks elsewhere (no rows: 0) and no exercise. A path's variants holding the same strike are
-        # marked once (a mark depends on the path's price and volatility and the strike only). Returns the
-        # number of marks computed.
+        # ``old`` marks elsewhere (no rows: 0) and no exercise. A variant quoted at a strike an earlier variant
+        # of the path was quoted at copies its marks (a mark depends on the path's price and volatility and
+        # the strike only). Variant by variant, path by path: every array is read and written in its order.
+        # Returns the number of marks computed.
         variants, paths = where.shape
         grid = _grid_constants(x_grid, logv_grid)
         per_strike, rows = strike.shape[0] > 1, old_value.shape[0]
         sqrt_t, bt, cf, df = const[0, 0], const[1, 0], const[2, 0], const[3, 0]
         count = 0
-        for p in range(paths):
-            have, last = False, 0.0
-            mv, md, mg, me = 0.0, 0.0, 0.0, False
-            for v in range(variants):
-                if where[v, p]:
-                    kk = strike[v if per_strike else 0, p]
-                    if not have or kk != last:
-                        mv, md, mg, me = _mark_one(phi, american, with_gamma, f[p], kk, vol[p], tj, 0, sqrt_t, bt,
-                                                   cf, df, eep, d_eep, boundary, x_grid, logv_grid, grid, spread,
-                                                   floor, skew, curvature)
-                        have, last = True, kk
-                        count += 1
-                    value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = mv, md, mg, me
+        for v in range(variants):
+            rs, r = v if per_strike else 0, v if rows > 1 else 0
+            for p in range(paths):
+                if not where[v, p]:
+                    value[v, p] = old_value[r, p] if rows else 0.0
+                    delta[v, p] = old_delta[r, p] if rows else 0.0
+                    gamma[v, p] = old_gamma[r, p] if rows else 0.0
+                    exercise[v, p] = False
                     continue
-                r = v if rows > 1 else 0
-                value[v, p] = old_value[r, p] if rows else 0.0
-                delta[v, p] = old_delta[r, p] if rows else 0.0
-                gamma[v, p] = old_gamma[r, p] if rows else 0.0
-                exercise[v, p] = False
+                kk = strike[rs, p]
+                u = 0
+                while u < v and not (where[u, p] and strike[u if per_strike else 0, p] == kk):
+                    u += 1
+                if u < v:
+                    value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = (value[u, p], delta[u, p], gamma[u, p],
+                                                                             exercise[u, p])
+                    continue
+                value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = _mark_one(
+                    phi, american, with_gamma, f[p], kk, vol[p], tj, 0, sqrt_t, bt, cf, df, eep, d_eep, boundary,
+                    x_grid, logv_grid, grid, spread, floor, skew, curvature)
+                count += 1
         return count
 
     # -- margin (opl.runtime.market.margin, opl.runtime.market.combinations) ----------------------------------
@@ -986,8 +989,8 @@ def mark_where(*, is_call: bool, american: bool, where: np.ndarray, strike, pric
     or per variant and path; None: 0) with no exercise.
 
     ``strike`` per path or per variant and path; ``price`` and ``vol`` (paths,) the step's column, ``t`` the
-    series' years to expiry. The marks are `mark_series`' to the bit; a path whose variants hold the same
-    strike is marked once. One compiled pass: what the adjustment module's quotes and its slots' re-marks
+    series' years to expiry. The marks are `mark_series`' to the bit; each (path, strike) is marked once
+    (the variants of a path holding the same strike share its marks). One compiled pass: what the adjustment module's quotes and its slots' re-marks
     cost besides the marks themselves is a few small allocations.
     """
     shape = where.shape

@@ -183,10 +183,8 @@ def test_quotes_mark_each_path_once_with_the_numbers_of_a_mark_per_element(monke
     monkeypatch.setattr(kernels, "_mark_where", lambda *a: counts.append(real(*a)) or counts[-1])
     got = month.quote(is_call=False, american=american, strike=strike, extra_days=10.0, j=7, where=where)
     vi, pi = np.nonzero(where)
-    # A mark per path, and another where a variant's strike differs from the variant quoted before it.
-    changes = sum(len([k for n, k in enumerate(ks) if n == 0 or k != ks[n - 1]])
-                  for ks in (strike[where[:, p], p].tolist() for p in range(paths)))
-    assert counts == [changes]
+    # A mark per distinct (path, strike): a path's variants holding the same strike share it.
+    assert counts == [len(set(zip(pi.tolist(), strike[vi, pi].tolist())))]
     assert counts == [np.unique(pi).size] if agree else np.unique(pi).size < counts[0] < vi.size
     one = kernels.mark_series(is_call=False, american=american, forward=month.price[pi, 7][:, None],
                               vol=month.vol[pi, 7][:, None], strike=strike[vi, pi],
