@@ -180,7 +180,7 @@ class Cluster:
         pickled once, as a task of its own that its pass tasks depend on."""
         import cloudpickle
 
-        from opl.runtime.engine.replay import pass_plan
+        from opl.runtime.engine.replay import pass_paths, pass_plan
 
         tag = uuid.uuid4().hex[:12]
         workers = max(1, self.workers)
@@ -193,10 +193,11 @@ class Cluster:
             payload = cloudpickle.dumps((strategy, run, variants))
             job = self.client.submit(_unpickled, payload, key=f"opl-job-{tag}-{number}", pure=False)
             passes = pass_plan(run, workers, trace)
+            # Keyed by the pass's place: two passes may begin in the same chunk (each a piece of it).
             futures = [self.client.submit(_pass, job, group, trace and group[0][0] == 0, left, shared,
-                                          key=f"opl-chunk-{tag}-{number}-{group[0][0]}", pure=False)
-                       for group in passes]
-            streams.append(_in_order(futures, [sum(p for _, p in group) * run.months for group in passes],
+                                          key=f"opl-chunk-{tag}-{number}-{k}", pure=False)
+                       for k, group in enumerate(passes)]
+            streams.append(_in_order(futures, [pass_paths(group) * run.months for group in passes],
                                      progress))
         return streams
 

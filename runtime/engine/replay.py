@@ -92,7 +92,7 @@ from opl.runtime.engine.scores import ScoreFunction
 from opl.runtime.engine.triggers import COMPARISONS, TriggerState
 
 __all__ = ["StrategySpec", "Variant", "RunSpec", "ReplayResult", "MarkedMonth", "replay", "replay_many",
-           "replay_pass", "pass_plan", "REMOTE", "CHUNK"]
+           "replay_pass", "pass_plan", "pass_paths", "REMOTE", "CHUNK"]
 
 CHUNK = 10_000
 PASS_PATHS = 30_000  # the fast engine replays up to this many paths (whole chunks) side by side in a process
@@ -740,7 +740,7 @@ def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress) -> li
                     for i, result in zip(indices, future.result()):
                         done[i].append(result)
                         if progress is not None:
-                            progress(sum(p for _, p in group) * jobs[i][1].months)
+                            progress(pass_paths(group) * jobs[i][1].months)
             except BaseException:
                 # Passes not started are dropped; running ones stop at the deadline (or finish) on their own.
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -752,16 +752,32 @@ def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress) -> li
 
 class _SideBySide:
     """Several chunks' path generators as one: each chunk draws its own paths (its own seed), the months
-    are joined along the path axis."""
+    are joined along the path axis. ``kept``: the paths of each chunk the pass replays (a slice; all of them
+    but for a piece of a chunk, `_passes`)."""
 
-    def __init__(self, generators: list[PathGenerator]):
+    def __init__(self, generators: list[PathGenerator], kept: list[slice] | None = None):
         self.generators = generators
+        self.kept = kept or [slice(None)] * len(generators)
 
     def next_month(self) -> MonthPaths:
         months = [g.next_month() for g in self.generators]
+        months = [mp if k == slice(None) else MonthPaths(*(x[k] for x in mp)) for mp, k in zip(months, self.kept)]
         if len(months) == 1:
             return months[0]
         return MonthPaths(*(np.concatenate(parts) for parts in zip(*months)))
+
+
+def _chunk_paths(run: RunSpec, piece: tuple) -> int:
+    """The paths of the chunk that ``piece`` (a pass's ``(chunk, paths[, start])``) is or is part of."""
+    return piece[1] if len(piece) == 2 else min(run.chunk, run.paths - piece[0] * run.chunk)
+
+
+def _kept(piece: tuple) -> slice:
+    """The paths of its chunk that ``piece`` replays."""
+    if len(piece) == 2:
+        return slice(None)
+    _, n, start = piece
+    return slice(start, start + n)
 
 
 class _Shared:
@@ -809,10 +825,11 @@ class _Paths:
         self.readers = readers  # the jobs reading each month: it is dropped once they all have
         self.reads = 0
         self.gen = _SideBySide([
-            PathGenerator(spec=run.process, paths=n, price=run.price, month_years=strat.tenor_days / DAYS_PER_YEAR,
-                          days_per_month=run.days_per_month, steps_per_day=run.steps_per_day,
-                          seed=np.random.SeedSequence([run.seed, c]), engine=run.engine,
-                          draws=shared.draws_of(run.seed, c) if shared is not None else None) for c, n in group])
+            PathGenerator(spec=run.process, paths=_chunk_paths(run, piece), price=run.price,
+                          month_years=strat.tenor_days / DAYS_PER_YEAR, days_per_month=run.days_per_month,
+                          steps_per_day=run.steps_per_day, seed=np.random.SeedSequence([run.seed, piece[0]]),
+                          engine=run.engine, draws=shared.draws_of(run.seed, piece[0]) if shared is not None else None)
+            for piece in group], [_kept(piece) for piece in group])
         self.last: tuple[int, MonthPaths | None] = (-1, None)
 
     def month(self, m: int) -> MonthPaths:
@@ -923,12 +940,35 @@ def _passes(run: RunSpec, chunks: list[tuple[int, int]], workers: int, trace: bo
     Every number of a path depends on that path alone, so a pass of several chunks gives each chunk the
     numbers it gets alone, bit for bit; what a pass saves is the per-step cost of the Python around the
     kernels, paid once for all its paths. The reference, given months and traces replay chunk by chunk.
+
+    The passes hold equal shares of the paths (one process would otherwise wait for the other: 50,000
+    paths in chunks of 10,000 were passes of 30,000 and 20,000), so a chunk may be cut between two passes:
+    a piece ``(chunk, paths, start)`` is the chunk's paths ``start`` to ``start + paths``, each pass
+    generating the whole chunk's months (its draws are one stream) and replaying its own paths only.
     """
     if run.engine != "fast" or run.source is not None or trace or len(chunks) == 1:
         return [(chunk,) for chunk in chunks]
     count = max(workers, math.ceil(run.paths / max(PASS_PATHS, run.chunk)))
-    size = math.ceil(len(chunks) / count)
-    return [tuple(chunks[i:i + size]) for i in range(0, len(chunks), size)]
+    total = sum(n for _, n in chunks)
+    cuts = [total * k // count for k in range(count + 1)]
+    return [_pieces(chunks, lo, hi) for lo, hi in zip(cuts, cuts[1:]) if hi > lo]
+
+
+def _pieces(chunks: list[tuple[int, int]], lo: int, hi: int) -> tuple:
+    """The chunks' paths ``lo`` to ``hi`` (counted over the chunks in order): whole chunks ``(chunk, paths)``
+    and, at either end, a piece ``(chunk, paths, start)`` of one (`_passes`)."""
+    out, first = [], 0
+    for chunk, n in chunks:
+        start, stop = max(lo, first) - first, min(hi, first + n) - first
+        if stop > start:
+            out.append((chunk, n) if (start, stop) == (0, n) else (chunk, stop - start, start))
+        first += n
+    return tuple(out)
+
+
+def pass_paths(group: tuple) -> int:
+    """The paths a pass replays (its chunks' and pieces' together)."""
+    return sum(piece[1] for piece in group)
 
 
 def _replay_chunk(strat: StrategySpec, run: RunSpec, variants, p: int, chunk: int, progress, want_trace: bool):
@@ -951,7 +991,7 @@ def _replay_lockstep(jobs: list[tuple], group: tuple, progress, want_trace: bool
     Returns, per job, (its pass's results, its trace, its signal hits).
     """
     shared = _Shared() if len(jobs) > 1 else None
-    p = sum(n for _, n in group)
+    p = pass_paths(group)
     replays = [_JobReplay(strat, run, variants, group, p, shared, want_trace) for strat, run, variants in jobs]
     for m in range(max(run.months for _, run, _ in jobs)):
         for job in replays:

@@ -416,6 +416,32 @@ def test_chunks_replayed_side_by_side_are_each_chunk_alone_bit_for_bit():
             assert np.array_equal(joined[kind][name], np.concatenate([a[kind][name] for a in alone], axis=1)), name
 
 
+def test_passes_share_the_paths_equally_a_chunk_cut_between_two_is_each_chunk_alone_bit_for_bit():
+    # Two workers get a pass each of 45 of the 90 paths: chunk 1 is cut between them (each pass draws its
+    # whole month and replays its own paths); joined in order, every number is the chunks' alone.
+    strategy, run = _jujube_run(paths=90, months=2, seed=5, chunk=30)
+    variants = (replay_module.Variant(size=1.0), replay_module.Variant(size=5.0, fee_factor=2.0))
+    chunks = replay_module._chunks(run)
+    passes = replay_module._passes(run, chunks, 2, False)
+    assert passes == [((0, 30), (1, 15, 0)), ((1, 15, 15), (2, 30))]
+    assert [replay_module.pass_paths(g) for g in passes] == [45, 45]
+    # The old grouping by whole chunks gave one process 60 paths and the other 30.
+    assert replay_module._passes(replace(run, paths=40_000, chunk=10_000), [(c, 10_000) for c in range(4)], 2,
+                                 False) == [((0, 10_000), (1, 10_000)), ((2, 10_000), (3, 10_000))]
+    cut = [replay_module._replay_pass(strategy, run, variants, g, None, False)[0] for g in passes]
+    alone = [replay_module._replay_chunk(strategy, run, variants, p, c, None, False)[0] for c, p in chunks]
+    for key in ("monthly", "max_drawdown", "peak_margin"):
+        assert np.array_equal(np.concatenate([a[key] for a in cut], axis=1),
+                              np.concatenate([a[key] for a in alone], axis=1)), key
+    for kind in ("buckets", "counters"):
+        for name in alone[0][kind]:
+            assert np.array_equal(np.concatenate([a[kind][name] for a in cut], axis=1),
+                                  np.concatenate([a[kind][name] for a in alone], axis=1)), name
+    # replay_many with two workers (a forked pool where the platform allows) assembles the same result.
+    two = replay_module.replay(strategy=strategy, run=replace(run, workers=2), variants=variants)
+    assert np.array_equal(two.monthly, np.concatenate([a["monthly"] for a in alone], axis=1))
+
+
 def test_inventory_releases_its_goods_by_step_and_by_mask():
     from opl.runtime.engine.exercise import Inventory
 
