@@ -30,6 +30,8 @@ def strategy_pack(file: str | None) -> str | None:
 
 def data_folder(data: str | None, *, strategy: str | None = None, pack: str | None = None) -> str | None:
     """``data`` unchanged, or the folder its raw files were imported into (exit 1 on what cannot be imported)."""
+    if data is None:  # nothing to import: not worth the importer's pandas (~0.5 s of every `opl simulate`)
+        return None
     from opl.data.importer import resolve_data
     from opl.errors import OplError
     from opl.runtime.market.rules import RulePackError

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
+from scipy.special import ndtri  # scipy.stats' norm.ppf itself; importing scipy.stats costs ~1 s a run
 
 __all__ = ["mean_se", "share_se", "quantile_se", "cvar_se", "hall_sheather"]
 
@@ -74,9 +74,16 @@ def hall_sheather(n: int, tau: float, alpha: float = 0.05) -> float:
     >>> round(hall_sheather(10_000, 0.5), 4)
     0.0451
     """
-    z = stats.norm.ppf(tau)
-    return float(n ** (-1 / 3) * stats.norm.ppf(1 - alpha / 2) ** (2 / 3)
-                 * (1.5 * stats.norm.pdf(z) ** 2 / (2 * z**2 + 1)) ** (1 / 3))
+    z = ndtri(tau)
+    return float(n ** (-1 / 3) * ndtri(1 - alpha / 2) ** (2 / 3)
+                 * (1.5 * _norm_pdf(z) ** 2 / (2 * z**2 + 1)) ** (1 / 3))
+
+
+def _norm_pdf(x: float) -> float:
+    """The standard normal density as scipy.stats' ``norm.pdf`` computes it, bit for bit: on a 0-d array (a
+    numpy scalar's own arithmetic rounds differently in the last bit)."""
+    a = np.asarray(x, dtype=float)
+    return (np.exp(-a**2 / 2.0) / np.sqrt(2 * np.pi))[()]
 
 
 def quantile_se(values: np.ndarray, tau: float) -> float:

@@ -412,3 +412,14 @@ def test_a_file_whose_legs_come_from_its_intent_is_refused_without_a_traceback()
     result = _run(str(golden5), "--paths", "20", "--market", "price=100,iv=0.2")
     assert result.exit_code == 2
     assert "needs options on a future with an exchange rule pack" in result.output
+
+
+def test_no_data_given_imports_no_data_importer():
+    # `opl simulate` without --data used to import the raw-data importer and pandas (~0.5 s a run) for nothing.
+    import subprocess
+    import sys
+
+    code = ("import sys; from opl.cli.rawdata import data_folder; assert data_folder(None) is None; "
+            "print('pandas' in sys.modules, 'opl.data.importer' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.split() == ["False", "False"]

@@ -65,3 +65,24 @@ def test_no_error_without_independent_paths_and_none_on_an_atom():
     atom = np.zeros((50, 12))
     atom[:, 0] = np.linspace(-1, 1, 50)  # most months earn exactly 0: the median sits on the atom
     assert quantile_se(atom, 0.5) == 0.0
+
+
+def test_the_hall_sheather_bandwidth_is_scipy_stats_normal_bit_for_bit_without_importing_scipy_stats():
+    import subprocess
+    import sys
+
+    from opl.runtime.results.standard_errors import hall_sheather
+
+    # The formula written with scipy.stats' norm, as the errors were computed before (the JSON stays the same).
+    def with_stats(n, tau, alpha=0.05):
+        z = stats.norm.ppf(tau)
+        return float(n ** (-1 / 3) * stats.norm.ppf(1 - alpha / 2) ** (2 / 3)
+                     * (1.5 * stats.norm.pdf(z) ** 2 / (2 * z**2 + 1)) ** (1 / 3))
+
+    taus = np.concatenate([np.random.default_rng(3).uniform(0.001, 0.999, 2000), [0.5, 0.95, 0.99, 0.05, 0.01]])
+    for n in (300, 12 * 50_000, 600_000):
+        assert all(hall_sheather(n, tau) == with_stats(n, tau) for tau in taus)
+    # The metrics (every `opl simulate`) no longer import scipy.stats (~1 s): only scipy.special.
+    code = "import sys, opl.runtime.results.metrics; print('scipy.stats' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
