@@ -79,25 +79,41 @@ if njit is not None:
         return 1.0 - y if x > 0 else y
 
     @njit(cache=True, inline="always")
-    def _interp_uniform(x, xp, fp, x0, dx):
-        # numpy.interp's formula (slope from the two nodes, then from the right node on a NaN) on a uniform
-        # grid: the node below x from the quotient, which rounding can put one node off, then made exact by
-        # comparing with the nodes, so it is the node the binary search finds and the value is the same.
+    def _interp_uniform(x, xp, fp, row, x0, dx):
+        # numpy.interp(x, xp, fp[row]) (slope from the two nodes, then from the right node on a NaN) on a
+        # uniform grid: the node below x from the quotient, which rounding can put one node off, then made
+        # exact by comparing with the nodes, so it is the node the binary search finds and the value is the
+        # same. The row is read in place: a row view made per element would cost its reference count.
         n = xp.shape[0]
         if x >= xp[n - 1]:
-            return fp[n - 1]
+            return fp[row, n - 1]
         if x <= xp[0]:
-            return fp[0]
+            return fp[row, 0]
         lo = min(max(int((x - x0) / dx), 0), n - 2)
         if xp[lo] > x:
             lo -= 1
         elif xp[lo + 1] <= x:
             lo += 1
-        slope = (fp[lo + 1] - fp[lo]) / (xp[lo + 1] - xp[lo])
-        out = slope * (x - xp[lo]) + fp[lo]
+        slope = (fp[row, lo + 1] - fp[row, lo]) / (xp[lo + 1] - xp[lo])
+        out = slope * (x - xp[lo]) + fp[row, lo]
         if math.isnan(out):
-            out = slope * (x - xp[lo + 1]) + fp[lo + 1]
+            out = slope * (x - xp[lo + 1]) + fp[row, lo + 1]
         return out
+
+    @njit(cache=True)
+    def _boundary_edge(phi, boundary, c):
+        # A ratio ``edge`` with phi s < phi k edge => phi (s - k b) < 0 for every b `_interp_uniform` can
+        # return on row ``c`` of the exercise boundary (k > 0): an interpolation between two nodes is within
+        # a few ulps of them, so max (puts, phi < 0) or min (calls) of the row widened by 2^-30 of its largest
+        # magnitude bounds it, and fl(k b) is monotone in b. A NaN or infinite node gives a NaN or infinite
+        # edge, which no s passes. A mark that passes is not exercised and needs no interpolation.
+        top, bottom, size = -math.inf, math.inf, 0.0
+        for v in range(boundary.shape[1]):
+            b = boundary[c, v]
+            if b != b:
+                return math.nan
+            top, bottom, size = max(top, b), min(bottom, b), max(size, abs(b))
+        return top + size * 2.0**-30 if phi < 0 else bottom - size * 2.0**-30
 
     @njit(cache=True)
     def _column_constants(t, rate, carry):
@@ -144,59 +160,70 @@ if njit is not None:
         return (x_grid.shape[0], logv_grid.shape[0], x_grid[0], x_grid[1] - x_grid[0], logv_grid[0],
                 logv_grid[1] - logv_grid[0])
 
-    @njit(cache=True, inline="always")
-    def _mark_one(phi, american, with_gamma, s, kk, vol, tj, c, sqrt_t, bt, cf, df, eep, d_eep, boundary, x_grid,
-                  logv_grid, grid, spread, floor, skew, curvature):
-        # One element of opl.runtime.engine.marking.AmericanMarker.mark: (value, delta, gamma, exercise) of
-        # strike ``kk`` at the price ``s`` and model volatility ``vol``, ``tj`` years to expiry (the tables'
-        # column ``c`` and the column's Black constants given). Inlined: a call passing arrays would pay
-        # their reference counts at every element; ``grid`` = `_grid_constants` of the tables' grids.
-        intrinsic = max(phi * (s - kk), 0.0)
-        if tj <= 0:
-            return intrinsic, phi if intrinsic > 0 else 0.0, 0.0, intrinsic > 0
-        nx, nv, x0, dx, v0, dv = grid
-        # opl.runtime.engine.marking.SmileRule.iv; x = log(k/s) also gives Black's and the tables' log(s/k).
-        x = math.log(kk / s)
-        atm = max(floor, vol * (1.0 + spread))
-        iv = max(floor, atm * (1.0 + skew * x + curvature * x * x))
-        lv = 0.0
-        if american:
-            # opl.runtime.engine.marking.AmericanMarker.mark: tables of column ``c``. Beyond the exercise
-            # boundary the mark is the intrinsic value whatever Black says, so Black is not computed there.
-            lv = min(max(math.log(iv), logv_grid[0]), logv_grid[nv - 1])
-            critical = kk * _interp_uniform(lv, logv_grid, boundary[c], v0, dv)
-            if phi * (s - critical) >= 0:
-                return intrinsic, phi * (1.0 if intrinsic > 0 else 0.0), 0.0, intrinsic > 0
-        val, dlt, gam = _black_at(phi, s, kk, -x, sqrt_t, bt, cf, df, iv, with_gamma)
-        if not american:
-            return val, dlt, gam, False
-        fx = (min(max(-x, x_grid[0]), x_grid[nx - 1]) - x0) / dx
-        fv = (lv - v0) / dv
-        i = min(int(fx), nx - 2)
-        m = min(int(fv), nv - 2)
-        wx, wv = fx - i, fv - m
-        w00, w01, w10, w11 = (1 - wx) * (1 - wv), (1 - wx) * wv, wx * (1 - wv), wx * wv
-        premium = (eep[c, i, m] * w00 + eep[c, i, m + 1] * w01 + eep[c, i + 1, m] * w10
-                   + eep[c, i + 1, m + 1] * w11)
-        premium_delta = (d_eep[c, i, m] * w00 + d_eep[c, i, m + 1] * w01 + d_eep[c, i + 1, m] * w10
-                         + d_eep[c, i + 1, m + 1] * w11)
-        return max(val + kk * premium, intrinsic), dlt + premium_delta, gam, False
+    @njit(cache=True)
+    def _mark_row(start, stop, need, phi, american, with_gamma, s_row, k_row, vol_row, tj, c, sqrt_t, bt, cf, df,
+                  eep, d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma,
+                  exercise):
+        # Elements start..stop of one step's rows where ``need``: opl.runtime.engine.marking.AmericanMarker.mark
+        # as (value, delta, gamma, exercise) of strike ``k_row[p]`` at the price ``s_row[p]`` and the model
+        # volatility ``vol_row[p]``, ``tj`` years to expiry (the tables' column ``c`` and the column's Black
+        # constants given). Every array the loop reads is an argument of this function, read in place: an
+        # array handed to a helper per element, even an inlined one, costs its reference count (an atomic add
+        # and a call, each way), which was a quarter of a mark.
+        nx, nv, x0, dx, v0, dv = _grid_constants(x_grid, logv_grid)
+        x_lo, x_hi, v_lo, v_hi = x_grid[0], x_grid[nx - 1], logv_grid[0], logv_grid[nv - 1]
+        edge = _boundary_edge(phi, boundary, c) if american and tj > 0 else math.nan
+        for p in range(start, stop):
+            if not need[p]:
+                continue
+            s, kk = s_row[p], k_row[p]
+            intrinsic = max(phi * (s - kk), 0.0)
+            if tj <= 0:
+                value[p], delta[p], gamma[p], exercise[p] = intrinsic, phi if intrinsic > 0 else 0.0, 0.0, intrinsic > 0
+                continue
+            # opl.runtime.engine.marking.SmileRule.iv; x = log(k/s) also gives Black's and the tables' log(s/k).
+            x = math.log(kk / s)
+            atm = max(floor, vol_row[p] * (1.0 + spread))
+            iv = max(floor, atm * (1.0 + skew * x + curvature * x * x))
+            lv = 0.0
+            if american:
+                # Beyond the exercise boundary (k times its ratio at lv) the mark is the intrinsic value whatever
+                # Black says, so Black is not computed there; on the near side of the whole column's boundary
+                # (`_boundary_edge`: most marks) the ratio itself is not needed.
+                lv = min(max(math.log(iv), v_lo), v_hi)
+                far = kk > 0 and (s > kk * edge if phi < 0 else s < kk * edge)
+                if not far and phi * (s - kk * _interp_uniform(lv, logv_grid, boundary, c, v0, dv)) >= 0:
+                    value[p], delta[p], gamma[p], exercise[p] = (intrinsic, phi * (1.0 if intrinsic > 0 else 0.0),
+                                                                 0.0, intrinsic > 0)
+                    continue
+            val, dlt, gam = _black_at(phi, s, kk, -x, sqrt_t, bt, cf, df, iv, with_gamma)
+            if not american:
+                value[p], delta[p], gamma[p], exercise[p] = val, dlt, gam, False
+                continue
+            # The early-exercise premium and its delta, bilinear in the tables of column ``c``.
+            fx = (min(max(-x, x_lo), x_hi) - x0) / dx
+            fv = (lv - v0) / dv
+            i = min(int(fx), nx - 2)
+            m = min(int(fv), nv - 2)
+            wx, wv = fx - i, fv - m
+            w00, w01, w10, w11 = (1 - wx) * (1 - wv), (1 - wx) * wv, wx * (1 - wv), wx * wv
+            premium = (eep[c, i, m] * w00 + eep[c, i, m + 1] * w01 + eep[c, i + 1, m] * w10
+                       + eep[c, i + 1, m + 1] * w11)
+            premium_delta = (d_eep[c, i, m] * w00 + d_eep[c, i, m + 1] * w01 + d_eep[c, i + 1, m] * w10
+                             + d_eep[c, i + 1, m + 1] * w11)
+            value[p], delta[p], gamma[p], exercise[p] = (max(val + kk * premium, intrinsic), dlt + premium_delta,
+                                                         gam, False)
 
     @njit(cache=True)
     def _mark_block(start, stop, need, j0, j1, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep,
                     boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise):
-        # Paths start..stop where ``need``, columns j0..j1 (`_mark_one` per element). A block, not a path, per
+        # Paths start..stop where ``need``, columns j0..j1: `_mark_row` per column. A block, not a path, per
         # call: a call passing arrays pays their reference counts. The arrays are (columns, paths): a step's
         # column of the block is contiguous.
-        grid = _grid_constants(x_grid, logv_grid)
         for j in range(j0, j1):
-            c, tj, sqrt_t, bt, cf, df = col[j], t[j], const[0, j], const[1, j], const[2, j], const[3, j]
-            for p in range(start, stop):
-                if not need[p]:
-                    continue
-                value[j, p], delta[j, p], gamma[j, p], exercise[j, p] = _mark_one(
-                    phi, american, with_gamma, f[j, p], k[p], vol[j, p], tj, c, sqrt_t, bt, cf, df, eep, d_eep,
-                    boundary, x_grid, logv_grid, grid, spread, floor, skew, curvature)
+            _mark_row(start, stop, need, phi, american, with_gamma, f[j], k, vol[j], t[j], col[j], const[0, j],
+                      const[1, j], const[2, j], const[3, j], eep, d_eep, boundary, x_grid, logv_grid, spread, floor,
+                      skew, curvature, value[j], delta[j], gamma[j], exercise[j])
 
     # Two twins of one loop: threads pay off on a month of paths, not on the few points an adjustment quotes
     # (waking the pool costs more than the marks). They are two functions, not one compiled twice: numba's
@@ -222,19 +249,20 @@ if njit is not None:
     def _mark_where(where, strike, old_value, old_delta, old_gamma, f, vol, phi, american, with_gamma, tj, const,
                     eep, d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma,
                     exercise):
-        # One step's marks of a series with a strike per (variant, path): `_mark_one` where ``where``, the
+        # One step's marks of a series with a strike per (variant, path): `_mark_row` where ``where``, the
         # ``old`` marks elsewhere (no rows: 0) and no exercise. A variant quoted at a strike an earlier variant
         # of the path was quoted at copies its marks (a mark depends on the path's price and volatility and
-        # the strike only). Variant by variant, path by path: every array is read and written in its order.
+        # the strike only). Variant by variant: its copies first, then its own marks in one `_mark_row`.
         # Returns the number of marks computed.
         variants, paths = where.shape
-        grid = _grid_constants(x_grid, logv_grid)
         per_strike, rows = strike.shape[0] > 1, old_value.shape[0]
         sqrt_t, bt, cf, df = const[0, 0], const[1, 0], const[2, 0], const[3, 0]
+        need = np.empty(paths, dtype=np.bool_)
         count = 0
         for v in range(variants):
             rs, r = v if per_strike else 0, v if rows > 1 else 0
             for p in range(paths):
+                need[p] = False
                 if not where[v, p]:
                     value[v, p] = old_value[r, p] if rows else 0.0
                     delta[v, p] = old_delta[r, p] if rows else 0.0
@@ -248,11 +276,12 @@ if njit is not None:
                 if u < v:
                     value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = (value[u, p], delta[u, p], gamma[u, p],
                                                                              exercise[u, p])
-                    continue
-                value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = _mark_one(
-                    phi, american, with_gamma, f[p], kk, vol[p], tj, 0, sqrt_t, bt, cf, df, eep, d_eep, boundary,
-                    x_grid, logv_grid, grid, spread, floor, skew, curvature)
-                count += 1
+                else:
+                    need[p] = True
+                    count += 1
+            _mark_row(0, paths, need, phi, american, with_gamma, f, strike[rs], vol, tj, 0, sqrt_t, bt, cf, df, eep,
+                      d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, value[v], delta[v],
+                      gamma[v], exercise[v])
         return count
 
     # -- margin (opl.runtime.market.margin, opl.runtime.market.combinations) ----------------------------------

@@ -294,8 +294,39 @@ def test_uniform_grid_interpolation_is_numpy_interp_bit_for_bit():
                              np.nextafter(_LOGV, -np.inf), np.nextafter(_LOGV, np.inf)])
     table = np.cumsum(rng.uniform(0.0, 1.0, _LOGV.size))
     x0, dx = _LOGV[0], _LOGV[1] - _LOGV[0]
-    got = np.array([kernels._interp_uniform(x, _LOGV, table, x0, dx) for x in points])
+    got = np.array([kernels._interp_uniform(x, _LOGV, table[None], 0, x0, dx) for x in points])
     assert np.array_equal(got, np.interp(points, _LOGV, table))
+
+
+@pytest.mark.parametrize("phi", [1.0, -1.0])
+def test_a_mark_on_the_near_side_of_the_boundary_edge_is_never_exercised(phi):
+    # The mark kernel skips the boundary's interpolation where phi s < phi k edge (`_boundary_edge`): there the
+    # full check phi (s - k b) >= 0 must be False for every volatility, at the edge's own neighbours too.
+    from opl.runtime.engine.marking import _LOGV
+
+    rng = np.random.default_rng(4)
+    x0, dx = _LOGV[0], _LOGV[1] - _LOGV[0]
+    rows = [np.sort(rng.uniform(0.3, 1.0, _LOGV.size))[::-1] if phi < 0 else np.sort(rng.uniform(1.0, 3.0, _LOGV.size)),
+            np.full(_LOGV.size, 0.9 if phi < 0 else 1.1), np.linspace(0.97, 0.99, _LOGV.size) * (1 if phi < 0 else 1.05)]
+    lvs = np.concatenate([rng.uniform(_LOGV[0] - 0.2, _LOGV[-1] + 0.2, 400), _LOGV, np.nextafter(_LOGV, np.inf)])
+    for row in rows:
+        table = row[None].copy()
+        edge = kernels._boundary_edge(phi, table, 0)
+        for k in rng.uniform(50.0, 20_000.0, 20):
+            closest = k * edge
+            prices = [closest * (1 + f) for f in (-1e-3, -1e-9, 0.0, 1e-9, 1e-3)]
+            prices += list(np.nextafter(closest, [-np.inf, np.inf])) + [closest]
+            near = [s for s in prices if (s > k * edge if phi < 0 else s < k * edge)]
+            assert near
+            for s in near:
+                assert not any(phi * (s - k * kernels._interp_uniform(lv, _LOGV, table, 0, x0, dx)) >= 0
+                               for lv in lvs)
+    # A row with a NaN or an infinite node has no edge: every mark then checks the boundary.
+    for bad in (np.nan, np.inf, -np.inf):
+        row = np.full((1, _LOGV.size), 0.9)
+        row[0, 7] = bad
+        edge = kernels._boundary_edge(phi, row, 0)
+        assert not any((s > 100.0 * edge if phi < 0 else s < 100.0 * edge) for s in (1e-300, 1.0, 1e300))
 
 
 def test_marks_without_gamma_are_the_same_marks_with_gamma_zero():
