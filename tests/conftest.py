@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -12,6 +13,20 @@ from hypothesis import settings
 # a case it finds is then written into the test as an explicit @example.
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+# Test folders whose tests never run the simulation engine. They run first: in CI, while they run on one
+# core, `.ci/run` compiles the engine's kernels on the other (a clean clone's numba cache is empty), so the
+# engine's first test finds them built. A stable sort: each folder keeps its order, each module its tests.
+ENGINE_FREE = frozenset({"front", "lsp", "compile", "runtime"})
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    def engine_free(item) -> bool:
+        parts = Path(item.path).resolve().relative_to(TESTS).parts
+        return len(parts) > 1 and parts[0] in ENGINE_FREE
+
+    items.sort(key=lambda item: not engine_free(item))
 
 
 @pytest.fixture(scope="session")

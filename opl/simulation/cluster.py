@@ -39,8 +39,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 from opl.errors import EXIT_USAGE, OplError
 
-__all__ = ["SchedulerError", "Cluster", "session", "local_cluster", "scheduler_address", "connect_seconds",
-           "time_left", "worker_deadline", "worker_store", "SCHEDULER_ENV", "TIMEOUT_ENV", "CONNECT_SECONDS"]
+__all__ = ["SchedulerError", "Cluster", "session", "local_cluster", "worker_environment", "scheduler_address",
+           "connect_seconds", "time_left", "worker_deadline", "worker_store", "SCHEDULER_ENV", "TIMEOUT_ENV", "CONNECT_SECONDS"]
 
 #: The environment variable that names a scheduler when ``--scheduler`` is not given.
 SCHEDULER_ENV = "OPL_SCHEDULER"
@@ -52,6 +52,8 @@ TIMEOUT_ENV = "OPL_SCHEDULER_TIMEOUT"
 WITHHELD_ENV = ("OPENAI_API_KEY",)
 #: The Dask setting that exports ``MALLOC_TRIM_THRESHOLD_`` to the workers a nanny spawns (unset for `--workers N`).
 TRIM_SETTING = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+#: Task threads of a `--workers N` worker process; its numba thread pool is sized to them (``NUMBA_NUM_THREADS``).
+WORKER_THREADS = 1
 
 
 class SchedulerError(OplError, RuntimeError):
@@ -82,19 +84,31 @@ def scheduler_address(option: str | None) -> str | None:
 
 
 def local_cluster(workers: int):
-    """A `distributed.LocalCluster` of ``workers`` worker processes (one thread each) on 127.0.0.1, without a
-    dashboard. The workers inherit this environment, an API key in it blanked (`WITHHELD_ENV`), but not Dask's
+    """A `distributed.LocalCluster` of ``workers`` worker processes (`WORKER_THREADS` each) on 127.0.0.1, without
+    a dashboard. The workers inherit this environment, an API key in it blanked (`WITHHELD_ENV`), but not Dask's
     default ``MALLOC_TRIM_THRESHOLD_``: set, it fixes glibc's mmap threshold, so every array a replay frees
-    is given back to the kernel and the next one faulted in again — twice a pass's CPU time."""
+    is given back to the kernel and the next one faulted in again — twice a pass's CPU time. Their numba
+    thread pool has as many threads as they have task threads (`worker_environment`)."""
     import dask
     from distributed import LocalCluster
 
     with dask.config.set({TRIM_SETTING: None}):
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+        return LocalCluster(n_workers=workers, threads_per_worker=WORKER_THREADS, processes=True, host="127.0.0.1",
                             dashboard_address=None, silence_logs=logging.ERROR,
                             # no dashboard; its HTTP server (health checks) on a free local port
                             scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                            env={name: "" for name in WITHHELD_ENV if name in os.environ})
+                            env=worker_environment(WORKER_THREADS))
+
+
+def worker_environment(threads: int) -> dict[str, str]:
+    """What a local worker process of ``threads`` task threads gets on top of this environment: the secrets of
+    `WITHHELD_ENV` blanked, and ``NUMBA_NUM_THREADS`` = ``threads`` — Dask's one compute thread per task thread
+    (as it sets ``OMP_NUM_THREADS``). Numba would otherwise size its pool to every core of the machine in each
+    worker; the tasks' kernels run on their serial twins anyway (`opl.runtime.engine.kernels.serial_only`),
+    so this is the guard for any parallel kernel that one day runs there, not a speed-up."""
+    env = {name: "" for name in WITHHELD_ENV if name in os.environ}
+    env["NUMBA_NUM_THREADS"] = str(threads)
+    return env
 
 
 @dataclass
