@@ -175,8 +175,9 @@ def run_metrics(result, variant: int) -> RunMetrics:
     attribution["percent_of_capital"] = {k: v / capital * 100.0 for k, v in attribution["per_month"].items()}
     return RunMetrics(
         size=result.variants[variant].size, paths=paths, months=months,
-        monthly_return={"mean": float(r.mean()), "median": float(np.median(r)), "std": float(r.std()),
-                        **{f"p{q}": _pct(r, q) for q in (1, 5, 25, 75, 95)}},
+        # Percentiles of the sorted returns: the same order statistics, without a partition of 600,000 values each.
+        monthly_return={"mean": float(r.mean()), "median": float(np.median(sorted_r)), "std": float(r.std()),
+                        **{f"p{q}": _pct(sorted_r, q) for q in (1, 5, 25, 75, 95)}},
         loss_probability=float(np.mean(r < 0) * 100.0),
         max_drawdown={"mean": float(dd.mean()), **{f"p{q}": _pct(dd, q) for q in (50, 95, 99)}},
         cvar={"95": cvar(0.95), "99": cvar(0.99)},
