@@ -41,7 +41,7 @@ if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
 __all__ = ["available", "mark_series", "SeriesMarks", "serial_only", "PARALLEL_MIN", "MARKS_PARALLEL_MIN",
-           "MarginRule", "book_margin", "hedge_rule", "option_sums", "book_move", "book_interest", "book_carry",
+           "threads_allowed", "MarginRule", "book_margin", "hedge_rule", "option_sums", "book_move", "book_interest", "book_carry",
            "any_short_exercised", "futures_lots", "exercise", "account", "close_lots", "mark_where", "settle",
            "close_book", "hedge_step", "requirement_account", "writable", "exits_close", "EXIT_OPS",
            "shorts_exercised"]
@@ -57,6 +57,11 @@ def serial_only() -> None:
     """Run every kernel on its serial twin from now on (a worker process: the processes share the cores)."""
     global PARALLEL_MIN, MARKS_PARALLEL_MIN
     PARALLEL_MIN = MARKS_PARALLEL_MIN = 2**62
+
+
+def threads_allowed() -> bool:
+    """Whether this process may run work on more than one thread (not after `serial_only`)."""
+    return PARALLEL_MIN < 2**62
 
 
 def available() -> bool:

@@ -79,6 +79,8 @@ the current month's are kept.
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Literal, NamedTuple
@@ -299,6 +301,51 @@ class MonthPaths(NamedTuple):
 _STREAMS = ("shocks", "jumps", "signal", "gap")  # the chunk's SeedSequence spawns one child each, in this order
 
 
+class _Ahead:
+    """One draw made on a thread of its own (`Draws`' next month), handed over by `result`."""
+
+    running: "set[_Ahead]" = set()  # the draws under way in this process (a fork waits for them)
+
+    def __init__(self, draw, rng: np.random.Generator):
+        self._draw, self._rng, self._out, self._error = draw, rng, None, None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="opl-draws-ahead")
+        _Ahead.running.add(self)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._out = self._draw(self._rng)
+        except BaseException as error:  # handed to the replay, which asked for the draws
+            self._error = error
+        finally:
+            _Ahead.running.discard(self)
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._out
+
+    @classmethod
+    def finish_all(cls) -> None:
+        """Wait for every draw under way: a process forked while a thread draws would inherit its generator
+        locked."""
+        for ahead in list(cls.running):
+            ahead._thread.join()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_Ahead.finish_all)
+
+
+def _threads_allowed() -> bool:
+    """Whether this process may draw on a second thread: the compiled engine's thread pool is allowed here
+    (not a forked worker, which shares the cores with the others: `opl.runtime.engine.kernels.serial_only`)."""
+    from opl.runtime.engine import kernels
+
+    return kernels.available() and kernels.threads_allowed()
+
+
 class Draws:
     """The random draws of one chunk (``seed``: its `numpy.random.SeedSequence`), month by month, shared by
     the generators of that chunk replayed side by side (`PathGenerator` ``draws``).
@@ -310,14 +357,23 @@ class Draws:
     seed, so every generator gets exactly the draws it would make alone. Only the current month's draws
     are kept: generators ask month by month, in step (a month's draws are dropped when the next month's
     are first asked for).
+
+    ``ahead``: each draw's next one (the next month's, the same parameters, from the same generator right
+    after it) is made on another thread while the month's steps run (numpy's generators release the
+    interpreter's lock while they fill an array), so the draws are the same numbers in the same order; by
+    default where the compiled engine may use threads here, and not after month ``months - 1``.
     """
 
-    def __init__(self, seed: np.random.SeedSequence, *, shared: bool = True):
+    def __init__(self, seed: np.random.SeedSequence, *, shared: bool = True, ahead: bool | None = None,
+                 months: int | None = None):
         self._seeds = dict(zip(_STREAMS, seed.spawn(len(_STREAMS))))
         self._rngs: dict[tuple, np.random.Generator] = {}
         self.shared = shared  # False: one generator's own draws, not kept once handed over
         self.month = 0
         self._kept: dict[tuple, object] = {}
+        self.ahead = _threads_allowed() if ahead is None else ahead
+        self.months = months  # the months that will be asked for (None: unknown, every next one is drawn ahead)
+        self._ahead: dict[tuple, _Ahead] = {}  # per generator, its next draw under way
 
     def rng(self, stream: str, what: tuple = ()) -> np.random.Generator:
         """The generator of ``stream`` for the draws ``what`` (its parameters): one per (stream, what)."""
@@ -336,10 +392,19 @@ class Draws:
             self.month, self._kept = month, {}
         key = (stream, *what)
         if not self.shared:
-            return draw(self.rng(stream, what))
+            return self._next(key, stream, what, draw)
         if key not in self._kept:
-            self._kept[key] = draw(self.rng(stream, what))
+            self._kept[key] = self._next(key, stream, what, draw)
         return self._kept[key]
+
+    def _next(self, key: tuple, stream: str, what: tuple, draw):
+        """The next draw of the generator of ``key`` (made ahead, or now), and the one after it started."""
+        rng = self.rng(stream, what)
+        ahead = self._ahead.pop(key, None)
+        out = ahead.result() if ahead is not None else draw(rng)
+        if self.ahead and (self.months is None or self.month + 1 < self.months):
+            self._ahead[key] = _Ahead(draw, rng)
+        return out
 
 
 @dataclass(kw_only=True)
@@ -368,6 +433,8 @@ class PathGenerator:
     draws
         The chunk's `Draws`, shared with other generators of the same chunk (its seed is then
         ``draws``'; ``seed`` is not read); None: the generator draws alone from ``seed``.
+    months
+        The months that will be asked for, when known: its own draws are not made ahead past them.
     """
 
     spec: ProcessSpec
@@ -379,12 +446,13 @@ class PathGenerator:
     seed: int | np.random.SeedSequence = 0
     engine: Literal["reference", "fast"] = "reference"
     draws: Draws | None = None
+    months: int | None = None
     _state: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.draws is None:
             seq = self.seed if isinstance(self.seed, np.random.SeedSequence) else np.random.SeedSequence(self.seed)
-            self.draws = Draws(seq, shared=False)
+            self.draws = Draws(seq, shared=False, months=self.months)
         self.month = 0  # the month `next_month` makes next: the draws it asks for are that month's
         self.day_var = self.spec.vol**2 * self.month_years / self.days_per_month
         self._state = {"log_f": np.full(self.paths, np.log(self.price)), "h": np.full(self.paths, self.day_var),
@@ -604,7 +672,8 @@ def simulate(*, spec: ProcessSpec, paths: int, months: int, price: float, month_
     ``signal``/``realised`` of shape (paths, months).
     """
     gen = PathGenerator(spec=spec, paths=paths, price=price, month_years=month_years,
-                        days_per_month=days_per_month, steps_per_day=steps_per_day, seed=seed, engine=engine)
+                        days_per_month=days_per_month, steps_per_day=steps_per_day, seed=seed, engine=engine,
+                        months=months)
     parts = [gen.next_month() for _ in range(months)]
     price_ = np.concatenate([parts[0].price[:, :1]] + [m.price[:, 1:] for m in parts], axis=1)
     vol = np.concatenate([parts[0].vol[:, :1]] + [m.vol[:, 1:] for m in parts], axis=1)

@@ -810,11 +810,14 @@ class _Shared:
             self.marks.pop(key, None)  # a month's marks are 50 MB at 30,000 paths: held while read only
         return month
 
-    def draws_of(self, seed: int, chunk: int) -> Draws:
+    def draws_of(self, seed: int, chunk: int, months: int) -> Draws:
+        """Chunk ``chunk``'s draws, for ``months`` months at least (none is drawn ahead past the longest job's)."""
         key = (seed, chunk)
         if key not in self.draws:
-            self.draws[key] = Draws(np.random.SeedSequence([seed, chunk]))
-        return self.draws[key]
+            self.draws[key] = Draws(np.random.SeedSequence([seed, chunk]), months=months)
+        draws = self.draws[key]
+        draws.months = max(draws.months or 0, months)
+        return draws
 
 
 class _Paths:
@@ -828,7 +831,8 @@ class _Paths:
             PathGenerator(spec=run.process, paths=_chunk_paths(run, piece), price=run.price,
                           month_years=strat.tenor_days / DAYS_PER_YEAR, days_per_month=run.days_per_month,
                           steps_per_day=run.steps_per_day, seed=np.random.SeedSequence([run.seed, piece[0]]),
-                          engine=run.engine, draws=shared.draws_of(run.seed, piece[0]) if shared is not None else None)
+                          engine=run.engine, months=run.months,
+                          draws=shared.draws_of(run.seed, piece[0], run.months) if shared is not None else None)
             for piece in group], [_kept(piece) for piece in group])
         self.last: tuple[int, MonthPaths | None] = (-1, None)
 

@@ -239,3 +239,63 @@ def test_compiled_month_twins_are_two_functions_with_their_own_cache_entries():
     assert parallel.targetoptions.get("parallel") and not serial.targetoptions.get("parallel")
     assert parallel.py_func is not serial.py_func
     assert parallel._cache._cache_file._index_name != serial._cache._cache_file._index_name
+
+
+def _months_of(ahead: bool, *, months: int | None, asked: int):
+    """``asked`` months of a gjr + jump + regime + gap chunk from one shared `Draws` (``ahead`` or not) read
+    by two generators with other shock parameters, and the draws each month's generators got."""
+    from opl.runtime.engine.processes import Draws, PathGenerator
+
+    spec = process_spec(components=[("gjr", {}), ("jump", {}), ("regime", {})], vol=0.25, hit_rate=0.9)
+    other = replace(spec, gap=-0.08, garch=replace(spec.garch, nu=6.0))
+    draws = Draws(np.random.SeedSequence([7, 0]), ahead=ahead, months=months)
+    gens = [PathGenerator(spec=s, paths=300, price=100.0, month_years=T, seed=0, engine="fast", draws=draws)
+            for s in (spec, other)]
+    out = [[g.next_month() for g in gens] for _ in range(asked)]
+    return out, draws
+
+
+@pytest.mark.parametrize("months", [3, None])
+def test_draws_made_ahead_on_a_thread_are_the_draws_made_when_asked(months):
+    # The next month's draws of each generator are drawn on another thread while the month runs: the
+    # same numbers in the same order, whatever the thread; none drawn past the months asked for.
+    from opl.runtime.engine.processes import _Ahead
+
+    now, plain = _months_of(False, months=months, asked=3)
+    later, ahead = _months_of(True, months=months, asked=3)
+    for a, b in zip(now, later):
+        for x, y in zip(a, b):
+            assert all(np.array_equal(u, v) for u, v in zip(x, y))
+    assert not plain._ahead
+    # Four generators (two Student-t's, the jumps, the signal, the gap): each has its next draw under way,
+    # unless the month was the last one asked for.
+    assert len(ahead._ahead) == (0 if months == 3 else 5)
+    _Ahead.finish_all()
+    assert not _Ahead.running
+
+
+def test_draws_are_made_ahead_only_where_threads_are_allowed(monkeypatch):
+    # A forked worker shares the cores with the others (kernels.serial_only): no second thread there.
+    from opl.runtime.engine import kernels
+    from opl.runtime.engine.processes import Draws
+
+    assert Draws(np.random.SeedSequence(1)).ahead == kernels.available()
+    monkeypatch.setattr(kernels, "PARALLEL_MIN", 2**62)
+    assert not Draws(np.random.SeedSequence(1)).ahead
+
+
+def test_an_error_drawing_ahead_is_raised_where_the_draws_are_asked_for():
+    from opl.runtime.engine.processes import Draws
+
+    draws = Draws(np.random.SeedSequence(1), ahead=True, shared=False)
+    calls = []
+
+    def draw(rng):
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError("no room for the draws")
+        return rng.random(3)
+
+    draws.take(0, "shocks", (3,), draw)
+    with pytest.raises(MemoryError, match="no room"):
+        draws.take(1, "shocks", (3,), draw)
