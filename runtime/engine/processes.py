@@ -80,7 +80,7 @@ the current month's are kept.
 from __future__ import annotations
 
 import os
-import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Literal, NamedTuple
@@ -302,36 +302,31 @@ _STREAMS = ("shocks", "jumps", "signal", "gap")  # the chunk's SeedSequence spaw
 
 
 class _Ahead:
-    """One draw made on a thread of its own (`Draws`' next month), handed over by `result`."""
+    """One draw made on this process's drawing thread (`Draws`' next month), handed over by `result`.
 
-    running: "set[_Ahead]" = set()  # the draws under way in this process (a fork waits for them)
+    One long-lived thread a process, not one a draw: starting a thread waits for it to run, which on a
+    busy machine cost milliseconds a draw. A forked child makes its own (its parent's is not running there).
+    """
+
+    _thread: tuple[int, ThreadPoolExecutor] | None = None  # (the process id it belongs to, the thread)
+    running: "set[Future]" = set()  # the draws under way in this process (a fork waits for them)
 
     def __init__(self, draw, rng: np.random.Generator):
-        self._draw, self._rng, self._out, self._error = draw, rng, None, None
-        self._thread = threading.Thread(target=self._run, daemon=True, name="opl-draws-ahead")
-        _Ahead.running.add(self)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._out = self._draw(self._rng)
-        except BaseException as error:  # handed to the replay, which asked for the draws
-            self._error = error
-        finally:
-            _Ahead.running.discard(self)
+        if _Ahead._thread is None or _Ahead._thread[0] != os.getpid():
+            _Ahead._thread = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="opl-draws-ahead"))
+        self._future = _Ahead._thread[1].submit(draw, rng)
+        _Ahead.running.add(self._future)
+        self._future.add_done_callback(_Ahead.running.discard)
 
     def result(self):
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._out
+        """The draw (its error raised here, where the draws are asked for)."""
+        return self._future.result()
 
     @classmethod
     def finish_all(cls) -> None:
         """Wait for every draw under way: a process forked while a thread draws would inherit its generator
         locked."""
-        for ahead in list(cls.running):
-            ahead._thread.join()
+        wait(list(cls.running))
 
 
 if hasattr(os, "register_at_fork"):

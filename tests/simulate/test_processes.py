@@ -299,3 +299,30 @@ def test_an_error_drawing_ahead_is_raised_where_the_draws_are_asked_for():
     draws.take(0, "shocks", (3,), draw)
     with pytest.raises(MemoryError, match="no room"):
         draws.take(1, "shocks", (3,), draw)
+
+
+def _two_months_ahead(queue) -> None:
+    from opl.runtime.engine.processes import Draws
+
+    draws = Draws(np.random.SeedSequence(3), ahead=True, shared=False)
+    got = [draws.take(m, "shocks", (4,), lambda rng: rng.random(4)) for m in range(2)]
+    queue.put(np.concatenate(got).tolist())
+
+
+def test_a_forked_child_draws_ahead_on_a_thread_of_its_own():
+    # The parent's drawing thread does not run in a forked child: the child starts its own (else it would
+    # wait for ever on draws handed to a thread that is not there).
+    import multiprocessing
+
+    from opl.runtime.engine.processes import Draws
+
+    parent = Draws(np.random.SeedSequence(3), ahead=True, shared=False)
+    mine = [parent.take(m, "shocks", (4,), lambda rng: rng.random(4)) for m in range(2)]
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_two_months_ahead, args=(queue,))
+    child.start()
+    got = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert got == np.concatenate(mine).tolist()
