@@ -77,6 +77,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from opl.data.csvfiles import write_csv
 from opl.data.loaders import DataError, LoadResult, Problem, validate_frame
 from opl.errors import EXIT_USAGE, OplError
 
@@ -302,7 +303,7 @@ def _write(frames: dict[str, pd.DataFrame], out) -> dict[str, Path]:
     paths = {}
     for kind, frame in frames.items():
         paths[kind] = directory / f"{kind}.csv"
-        frame.to_csv(paths[kind], index=False, date_format="%Y-%m-%d", float_format="%.10g")
+        write_csv(frame, paths[kind])
     return paths
 
 

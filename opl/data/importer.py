@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 
 from opl.data.aliases import ALIASES, SCALES, header_key
+from opl.data.csvfiles import write_csv
 from opl.data.contracts import CONTRACTS
 from opl.data.loaders import (DataError, LoadResult, Problem, Repair, _read_raw, parse_dates, text_cells,
                               validate_frame)
@@ -564,7 +565,7 @@ def _write(frame: pd.DataFrame, path: Path) -> None:
     for column in out.columns:
         if isinstance(out[column].dtype, pd.PeriodDtype):
             out[column] = out[column].astype(str)
-    out.to_csv(path, index=False, date_format="%Y-%m-%d", float_format="%.10g")
+    write_csv(out, path)
 
 
 # --------------------------------------------------------------------------- the import

@@ -63,6 +63,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from opl.data.csvfiles import write_csv
 from opl.data.rolls import classify_moves, detect_rolls, forward_moves, within_contract_returns
 
 __all__ = ["SynthParams", "SynthDataset", "synthesize", "FILES"]
@@ -144,8 +145,7 @@ class SynthDataset:
             frame = getattr(self, kind)
             if frame is None:
                 continue
-            frame.to_csv(out / name, index=False, date_format="%Y-%m-%d", float_format="%.10g")
-            paths[kind] = out / name
+            paths[kind] = write_csv(frame, out / name)
         paths["truth"] = out / "truth.json"
         paths["truth"].write_text(json.dumps(self.truth, indent=2, ensure_ascii=False, default=str) + "\n",
                                   encoding="utf-8")
