@@ -177,25 +177,41 @@ def fit_slices(points: pd.DataFrame) -> pd.DataFrame:
         ``convexity`` (c), ``skew`` (b/a), ``curvature`` (c/a), ``rmse``, ``rr25``, ``bf25``.
     """
     good = points[points["reason"] == "ok"]
+    dates, expiries = good["trading_date"].to_numpy(), good["expiry"].to_numpy()
+    x_all, iv_all, delta_all = (good[c].to_numpy() for c in ("x", "iv", "delta"))
+    days_all, forward_all = good["days"].to_numpy(), good["forward"].to_numpy()
     rows = []
-    for (date, expiry), g in good.groupby(["trading_date", "expiry"], sort=True):
-        if len(g) < _MIN_POINTS:
+    for at in _slices(dates, expiries):
+        if len(at) < _MIN_POINTS:
             continue
-        x, iv = g["x"].to_numpy(), g["iv"].to_numpy()
+        x, iv = x_all[at], iv_all[at]
         design = np.column_stack([np.ones_like(x), x, x * x])
         coef, *_ = np.linalg.lstsq(design, iv, rcond=None)
         a, b, c = (float(v) for v in coef)
         resid = iv - design @ coef
-        delta = g["delta"].to_numpy()
+        delta = delta_all[at]
         call25, put25 = _at_delta(delta, iv, 0.25), _at_delta(delta, iv, 0.75)
-        rows.append({"trading_date": date, "expiry": expiry, "days": int(g["days"].iloc[0]),
-                     "forward": float(g["forward"].iloc[0]), "n": len(g), "atm": a, "slope": b, "convexity": c,
-                     "skew": b / a if a > 0 else float("nan"), "curvature": c / a if a > 0 else float("nan"),
+        first = at[0]
+        rows.append({"trading_date": pd.Timestamp(dates[first]), "expiry": pd.Timestamp(expiries[first]),
+                     "days": int(days_all[first]), "forward": float(forward_all[first]), "n": len(at), "atm": a,
+                     "slope": b, "convexity": c, "skew": b / a if a > 0 else float("nan"),
+                     "curvature": c / a if a > 0 else float("nan"),
                      "rmse": float(np.sqrt(np.mean(resid * resid))), "rr25": call25 - put25,
                      "bf25": 0.5 * (call25 + put25) - a})
     columns = ["trading_date", "expiry", "days", "forward", "n", "atm", "slope", "convexity", "skew", "curvature",
                "rmse", "rr25", "bf25"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _slices(dates: np.ndarray, expiries: np.ndarray) -> list[np.ndarray]:
+    """The row positions of each (date, expiry) slice, slices in key order and rows in their own order — as
+    ``groupby([date, expiry], sort=True)`` gives them (rows with a missing key in none), without building a
+    frame per slice (1,400 slices of the synthetic dataset: 0.45 s CPU through pandas' groupby)."""
+    known = np.flatnonzero(~(pd.isna(dates) | pd.isna(expiries)))
+    order = known[np.lexsort((expiries[known], dates[known]))]  # lexsort is stable: rows keep their order
+    d, e = dates[order], expiries[order]
+    starts = np.flatnonzero(np.r_[True, (d[1:] != d[:-1]) | (e[1:] != e[:-1])])
+    return np.split(order, starts[1:])
 
 
 @dataclass

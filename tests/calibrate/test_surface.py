@@ -127,3 +127,28 @@ def test_the_surface_marks_strikes_without_a_settlement():
     assert surface.slice_for("2025-03-10", "2025-09-01")["expiry"] == expiry
     with pytest.raises(KeyError, match="no implied-volatility slice"):
         surface.slice_for("2025-01-01", expiry)
+
+
+def _slices_by_groupby(points: pd.DataFrame) -> list[tuple]:
+    """(date, expiry, n, first days, first forward, x, iv, delta) of each slice as pandas' groupby gives it."""
+    good = points[points["reason"] == "ok"]
+    return [(d, e, len(g), g["days"].iloc[0], g["forward"].iloc[0], *(g[c].to_numpy() for c in ("x", "iv", "delta")))
+            for (d, e), g in good.groupby(["trading_date", "expiry"], sort=True)]
+
+
+def test_slices_are_groupby_slices_in_key_and_row_order(synth_dir):
+    """fit_slices groups with numpy: the slices, their order and their rows' order are groupby's (shuffled rows,
+    missing keys), so every least-squares fit sees the same arrays and gives the same numbers."""
+    from opl.data import load_futures, load_options
+
+    points = option_points(load_options(synth_dir / "options.csv").frame,
+                           load_futures(synth_dir / "futures.csv").frame, style="european")
+    shuffled = points.sample(frac=1.0, random_state=5)
+    shuffled.loc[shuffled.index[:40], "trading_date"] = pd.NaT
+    slices = fit_slices(shuffled)
+    expected = [s for s in _slices_by_groupby(shuffled) if s[2] >= 5]
+    assert len(slices) == len(expected) > 100
+    for row, (d, e, n, days, forward, x, iv, _) in zip(slices.itertuples(), expected):
+        assert (row.trading_date, row.expiry, row.n, row.days, row.forward) == (d, e, n, days, forward)
+        design = np.column_stack([np.ones_like(x), x, x * x])
+        assert row.atm == float(np.linalg.lstsq(design, iv, rcond=None)[0][0])
