@@ -68,7 +68,9 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from opl.runtime.engine import adjust_kernels
 from opl.runtime.engine.book import Book
+from opl.runtime.engine.guards import never_blocks
 from opl.runtime.engine.legspec import OptionLeg
 from opl.runtime.engine.triggers import LegState, TriggerState
 
@@ -153,6 +155,10 @@ class Desk:
     hedge_along: str = "direction"
     reuse_margin: bool = False  # an action's margin before it is the previous one's after it (the fast engine)
     trade_slot: Callable | None = None  # the fast engine's compiled `_apply` of one slot (adjust_kernels.trade_slot)
+    # The fast engine's compiled proposals: ``quotes(is_call, american, extra_days)`` the quote arguments of a
+    # series at the step (`opl.runtime.engine.replay._quote_inputs`); None: the numpy proposals.
+    quotes: Callable | None = None
+    guards: tuple = ()  # the strategy's guard rules (`opl.runtime.engine.guards.GuardRule`)
 
 
 @dataclass(eq=False)
@@ -197,6 +203,7 @@ class AdjustEngine:
         self.prev = np.zeros(shape, dtype=bool)
         self.last = np.full(shape, -np.inf)
         self._known = None  # an adjustment round's requirement after its last action (`_margin_before`)
+        self._unblocked: dict[tuple, bool] = {}  # `_never_blocked`'s answers by the numbers that decide them
 
     # -- the month's slots -------------------------------------------------------------------------
     def extra_slots(self, legs) -> int:
@@ -340,7 +347,11 @@ class AdjustEngine:
         extra = 0.0 if nearest else a.amount
         for g in self._groups(desk, None if nearest else a.leg):
             strike = mo.strike_for(book.groups[g].rule, j, recentre=True, extra_days=extra)
-            self._move(plan, desk, g, self._slot(book, g, extra), strike, active)
+            target = self._slot(book, g, extra)
+            if desk.quotes is None or not self._never_blocked(desk, book.slots[target].extra_days):
+                self._move(plan, desk, g, target, strike, active)
+            else:
+                self._move_compiled(plan, desk, g, target, strike, active)
 
     def _propose_roll_tenor(self, plan: _Plan, a: Action, index: int, desk: Desk, active: np.ndarray) -> None:
         book = desk.book
@@ -465,6 +476,44 @@ class AdjustEngine:
         self._change(plan, target, np.where(moving, q, self._qty(plan, target, tgt)), moving, strike, marks)
         plan.trades |= moving
 
+    def _move_compiled(self, plan: _Plan, desk: Desk, g: int, target: int, strike: np.ndarray,
+                       mask: np.ndarray) -> None:
+        """`_move` in one compiled pass (`opl.runtime.engine.adjust_kernels.move_group`), where nothing can block
+        the new series (`_never_blocked`): the same changes, bit for bit."""
+        book = desk.book
+        members = book.groups[g].slots
+        slots = [book.slots[si] for si in members]
+        tgt = book.slots[target]
+        holds = [self._holds(plan, si, s) for si, s in zip(members, slots)]
+        same = [h and s.extra_days == tgt.extra_days for h, s in zip(holds, slots)]
+        quote = desk.quotes(tgt.is_call, tgt.american, tgt.extra_days)
+        moved = adjust_kernels.move_group(mask, [self._qty(plan, si, s) for si, s in zip(members, slots)],
+                                          [s.strike for s in slots], same, holds, members.index(target), strike,
+                                          quote)
+        if moved is None:
+            return
+        new_qty, moving, marks = moved
+        no = np.zeros(book.shape, dtype=bool)
+        for i, si in enumerate(members):
+            if si != target and holds[i]:
+                self._change(plan, si, new_qty[i], no)
+        self._change(plan, target, new_qty[members.index(target)], moving, np.broadcast_to(strike, book.shape),
+                     marks)
+        plan.trades |= moving
+
+    def _never_blocked(self, desk: Desk, extra_days: float) -> bool:
+        """Whether no ``avoid_leg_if`` rule can block a series ``extra_days`` after the month's expiry at this
+        step (`opl.runtime.engine.guards.never_blocks`), kept by the numbers that decide it."""
+        if desk.avoid is None:
+            return True
+        mo, j = desk.mo, desk.j
+        key = (float(mo.days_left[j]), j == mo.n, extra_days)
+        known = self._unblocked.get(key)
+        if known is None:
+            known = self._unblocked[key] = never_blocks(desk.guards, desk.state(),
+                                                        float(mo.days_left[j]) + extra_days)
+        return known
+
     def _open(self, plan: _Plan, desk: Desk, slot: int, strike: np.ndarray, lots: np.ndarray,
               mask: np.ndarray) -> None:
         if not np.any(mask):
@@ -517,6 +566,9 @@ class AdjustEngine:
         book, mo, j = desk.book, desk.mo, desk.j
         slot_index = book.groups[self.gamma_group].slots[0]
         hedge_slot = book.slots[slot_index]
+        if desk.quotes is not None and self._never_blocked(desk, 0.0):
+            self._hedge_gamma_compiled(plan, desk, target, active, slot_index)
+            return
         price = mo.price[:, j]
         per_pct = price * 0.01 * desk.lots_per_option  # lots of delta per 1% move, per unit of gamma and lot
         rest = sum((s.qty * s.gamma for i, s in enumerate(book.slots) if i != slot_index),
@@ -543,6 +595,28 @@ class AdjustEngine:
             return
         self._change(plan, slot_index, new, fresh, strike, marks)
         plan.trades |= new != hedge_slot.qty
+
+    def _hedge_gamma_compiled(self, plan: _Plan, desk: Desk, target: float, active: np.ndarray,
+                              slot_index: int) -> None:
+        """`_hedge_gamma` in two compiled passes (`opl.runtime.engine.adjust_kernels.gamma_need`, ``gamma_buy``)
+        where nothing can block the calls: the same change, bit for bit."""
+        book, mo, j = desk.book, desk.mo, desk.j
+        hedge_slot = book.slots[slot_index]
+        price = mo.price[:, j]
+        needed = adjust_kernels.gamma_need(active, [s.qty for s in book.slots], [s.gamma for s in book.slots],
+                                           [s.held() for s in book.slots], slot_index, price, desk.lots_per_option,
+                                           target)
+        if needed is None:
+            return
+        strike = mo.snap_up(price)
+        quote = desk.quotes(True, hedge_slot.american, 0.0)
+        bought = adjust_kernels.gamma_buy(*needed, hedge_slot.qty, hedge_slot.strike, strike, desk.lots_per_option,
+                                          target, quote)
+        if bought is None:
+            return
+        new, fresh, marks, changed = bought
+        self._change(plan, slot_index, new, fresh, np.broadcast_to(strike, book.shape), marks)
+        plan.trades |= changed
 
     # -- margin of a proposal, and applying it ---------------------------------------------------------
     def _added_margin(self, desk: Desk, plan: _Plan, active: np.ndarray) -> np.ndarray:

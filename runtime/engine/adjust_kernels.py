@@ -8,6 +8,13 @@ paths of a round. Here one pass over the round's elements does the same arithmet
 same order (closing booked before opening, per element), so the ledger is the reference's
 bit for bit. The kernel follows `opl.runtime.engine.kernels`' rules: ``@njit(cache=True)``,
 no ``fastmath``; it is serial (a round's paths are few).
+
+The proposals of the common round's actions are compiled too (`move_group` for
+``roll_nearest_term``'s move of a leg into its re-struck series, `gamma_need` and `gamma_buy`
+for ``hedge_gamma``): each is `opl.runtime.engine.adjust.AdjustEngine`'s numpy proposal
+(``_move``, ``_hedge_gamma``) element by element, the same operations in the same order, the
+new series quoted by `opl.runtime.engine.kernels`' ``_mark_one`` with the arguments
+`opl.runtime.engine.kernels.mark_where` gives it — so a plan is the numpy one bit for bit.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import numpy as np
 from opl.runtime.engine import kernels
 from opl.runtime.engine.kernels import njit
 
-__all__ = ["trade_slot", "fees_of"]
+__all__ = ["trade_slot", "fees_of", "move_group", "gamma_need", "gamma_buy"]
 
 
 if njit is not None:
@@ -50,6 +57,104 @@ if njit is not None:
                     equity[v, p] += amount
                     month_pnl[v, p] += amount
                     counter[v, p] += np.int64(np.rint(abs(opened)))
+
+    _mark_one, _grid_constants, _at = kernels._mark_one, kernels._grid_constants, kernels._at
+
+    @njit(cache=True)
+    def _move_group(active, qtys, strikes, same, holds, target, strike, price, vol, phi, american, with_gamma, tj,
+                    const, eep, d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, new_qty, value,
+                    delta, gamma, exercise, moving):
+        # AdjustEngine._move of a group's slots (``qtys``/``strikes`` as `kernels._grid` rows) into slot
+        # ``target`` at ``strike`` (per path): the lots move where active, held, and not already in a series
+        # of that strike and expiry (``same``: the slots of the target's expiry that may hold). Each element's
+        # lots after the move per slot, the quote of the new series where it moves (0 elsewhere, as a quote
+        # masked by ``where``); returns the elements moving.
+        n = len(qtys)
+        variants, paths = active.shape
+        grid = _grid_constants(x_grid, logv_grid)
+        sqrt_t, bt, cf, df = const[0, 0], const[1, 0], const[2, 0], const[3, 0]
+        count = 0
+        for v in range(variants):
+            for p in range(paths):
+                q = 0.0  # AdjustEngine._current: the group's lots, summed from 0 in slot order
+                for i in range(n):
+                    q += _at(qtys[i], v, p)
+                kk = strike[p]
+                go = active[v, p] and q != 0.0
+                for i in range(n):
+                    if go and same[i]:
+                        go = _at(qtys[i], v, p) == 0.0 or _at(strikes[i], v, p) != kk
+                moving[v, p] = go
+                for i in range(n):
+                    new_qty[i, v, p] = 0.0 if go and i != target and holds[i] else _at(qtys[i], v, p)
+                if not go:
+                    value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = 0.0, 0.0, 0.0, False
+                    continue
+                new_qty[target, v, p] = q
+                value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = _mark_one(
+                    phi, american, with_gamma, price[p], kk, vol[p], tj, 0, sqrt_t, bt, cf, df, eep, d_eep, boundary,
+                    x_grid, logv_grid, grid, spread, floor, skew, curvature)
+                count += 1
+        return count
+
+    @njit(cache=True)
+    def _gamma_need(active, qtys, gammas, held, hedge, price, lots_per_option, target, rest, short, need):
+        # AdjustEngine._hedge_gamma up to ``need``: the other slots' gamma in lots of delta per 1% move
+        # (``rest``), N (``short``: the short lots, else the option lots but the hedge's) and where the net
+        # gamma is short by more than ``target`` lots per lot. Returns the elements in need.
+        n = len(qtys)
+        variants, paths = active.shape
+        count = 0
+        for v in range(variants):
+            for p in range(paths):
+                per_pct = price[p] * 0.01 * lots_per_option
+                other, lots, every = 0.0, 0.0, 0.0
+                for i in range(n):
+                    qi = _at(qtys[i], v, p)
+                    if i != hedge:
+                        other += qi * _at(gammas[i], v, p)
+                    if held[i]:  # Book.short_lots and Book.option_lots sum the slots holding lots somewhere
+                        lots += -qi if -qi >= 0.0 else 0.0
+                        every += abs(qi)
+                hq = _at(qtys[hedge], v, p)
+                rest[v, p] = other * per_pct
+                short[v, p] = lots if lots > 0 else every - abs(hq)
+                have = rest[v, p] + hq * _at(gammas[hedge], v, p) * per_pct
+                need[v, p] = active[v, p] and have < -target * short[v, p] and short[v, p] > 0
+                count += need[v, p]
+        return count
+
+    @njit(cache=True)
+    def _gamma_buy(need, rest, short, held_qty, held_strike, strike, lots_per_option, target, price, vol, phi,
+                   american, with_gamma, tj, const, eep, d_eep, boundary, x_grid, logv_grid, spread, floor, skew,
+                   curvature, new, fresh, changed, value, delta, gamma, exercise):
+        # AdjustEngine._hedge_gamma from ``need``: calls at ``strike`` (per path) quoted where needed, the whole
+        # lots that bring the gamma within the target (at most N), bought where more than held — topped up
+        # at the strike held, else a fresh series. Returns the elements whose lots change.
+        variants, paths = need.shape
+        grid = _grid_constants(x_grid, logv_grid)
+        sqrt_t, bt, cf, df = const[0, 0], const[1, 0], const[2, 0], const[3, 0]
+        count = 0
+        for v in range(variants):
+            for p in range(paths):
+                hq, kk = _at(held_qty, v, p), strike[p]
+                new[v, p], fresh[v, p], changed[v, p] = hq, False, False
+                if not need[v, p]:
+                    value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = 0.0, 0.0, 0.0, False
+                    continue
+                value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = _mark_one(
+                    phi, american, with_gamma, price[p], kk, vol[p], tj, 0, sqrt_t, bt, cf, df, eep, d_eep, boundary,
+                    x_grid, logv_grid, grid, spread, floor, skew, curvature)
+                one = gamma[v, p] * (price[p] * 0.01 * lots_per_option)
+                lots = np.ceil((-rest[v, p] - target * short[v, p]) / one) if one > 0 else 0.0
+                lots = min(max(lots, 0.0), short[v, p])  # numpy.clip (finite lots)
+                same = hq != 0 and _at(held_strike, v, p) == kk
+                if lots > hq:
+                    fresh[v, p] = not same
+                    new[v, p] = lots
+                    changed[v, p] = lots != hq
+                    count += changed[v, p]
+        return count
 
 
 def trade_slot(old, proposed, go, restruck, *, close_fee, short_fee, long_fee, bucket, equity, month_pnl,
@@ -90,3 +195,66 @@ def _ready(x, shape: tuple, dtype) -> np.ndarray:
     if dtype is np.bool_:
         return kernels._plain_bool(x, shape)
     return kernels._plain(x, shape)
+
+
+def move_group(active, qtys, strikes, same, holds, target: int, strike, quote) -> tuple | None:
+    """`AdjustEngine._move <opl.runtime.engine.adjust.AdjustEngine>` of one group compiled (``_move_group``).
+
+    Parameters
+    ----------
+    active
+        (variants, paths) where the action plays.
+    qtys, strikes
+        The group's slots' lots and strikes (each broadcast to (variants, paths)).
+    same, holds
+        Per slot: whether it may hold lots in a series of the target's expiry, and whether it may hold lots.
+    target
+        The position in the group of the slot the lots move to.
+    strike
+        The new strike per path (paths,).
+    quote
+        The new series' quote arguments (`opl.runtime.engine.replay._quote_inputs`).
+
+    Returns
+    -------
+    None where nothing moves, else (lots per slot (slots, variants, paths), where the lots move, the new
+    series' (value, delta, gamma, exercise) there).
+    """
+    shape = active.shape
+    new_qty = np.empty((len(qtys), *shape))
+    marks = np.empty(shape), np.empty(shape), np.empty(shape), np.empty(shape, dtype=np.bool_)
+    moving = np.empty(shape, dtype=np.bool_)
+    count = _move_group(_ready(active, shape, np.bool_), tuple(kernels._grid(q) for q in qtys),
+                        tuple(kernels._grid(k) for k in strikes), np.array(same, dtype=np.bool_),
+                        np.array(holds, dtype=np.bool_), int(target), kernels._plain(strike, shape[1:]), *quote,
+                        new_qty, *marks, moving)
+    return (new_qty, moving, marks) if count else None
+
+
+def gamma_need(active, qtys, gammas, held, hedge: int, price, lots_per_option: float, target: float) -> tuple | None:
+    """The first half of ``AdjustEngine._hedge_gamma`` compiled (``_gamma_need``): None where no element is short
+    of gamma, else (need, rest, N) as the numpy proposal computes them, each (variants, paths).
+
+    ``qtys``/``gammas`` are every slot's, ``held`` whether each may hold lots, ``hedge`` the gamma hedge's slot.
+    """
+    shape = active.shape
+    rest, short, need = np.empty(shape), np.empty(shape), np.empty(shape, dtype=np.bool_)
+    count = _gamma_need(_ready(active, shape, np.bool_), tuple(kernels._grid(q) for q in qtys),
+                        tuple(kernels._grid(g) for g in gammas), np.array(held, dtype=np.bool_), int(hedge),
+                        kernels._plain(price, shape[1:]), float(lots_per_option), float(target), rest, short, need)
+    return (need, rest, short) if count else None
+
+
+def gamma_buy(need, rest, short, held_qty, held_strike, strike, lots_per_option: float, target: float,
+              quote) -> tuple | None:
+    """The second half of ``AdjustEngine._hedge_gamma`` compiled (``_gamma_buy``): None where no lots change,
+    else (new lots, where a fresh series is bought, the calls' (value, delta, gamma, exercise) where needed,
+    where the lots change), each (variants, paths). ``strike`` the calls' strike per path, ``quote`` their
+    quote arguments (`opl.runtime.engine.replay._quote_inputs`)."""
+    shape = need.shape
+    new, fresh, changed = np.empty(shape), np.empty(shape, dtype=np.bool_), np.empty(shape, dtype=np.bool_)
+    marks = np.empty(shape), np.empty(shape), np.empty(shape), np.empty(shape, dtype=np.bool_)
+    count = _gamma_buy(need, rest, short, kernels._grid(held_qty), kernels._grid(held_strike),
+                       kernels._plain(strike, shape[1:]), float(lots_per_option), float(target), *quote, new, fresh,
+                       changed, *marks)
+    return (new, fresh, marks, changed) if count else None

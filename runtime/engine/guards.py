@@ -28,7 +28,7 @@ import numpy as np
 from opl.runtime.engine.book import Book
 from opl.runtime.engine.triggers import LegState, TriggerState
 
-__all__ = ["GuardRule", "leg_states", "blocked", "warned"]
+__all__ = ["GuardRule", "leg_states", "blocked", "warned", "never_blocks"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,3 +83,26 @@ def warned(rules: tuple[GuardRule, ...], state: TriggerState, legs: list[LegStat
         for leg in legs:
             out = out | _test(rule, state, leg)
     return out
+
+
+def never_blocks(rules: tuple[GuardRule, ...], state: TriggerState, days_left: float) -> bool:
+    """Whether no ``avoid_leg_if`` rule can hold for any series ``days_left`` days from expiry at this state.
+
+    Each rule is asked about a probe leg whose lots, strike and price are arrays: a verdict that is a 0-d
+    False read none of them — only numbers the same for every path and series (the leg's ``days_left``
+    decides so, most steps) — and so is False for every series the step could open. Any other verdict
+    (an array, or True) answers False: the caller asks the rule about each series (`blocked`).
+    """
+    probe = LegState(days_left=days_left, lots=np.ones(state.shape), held=True, strike=state.price,
+                     price=state.price, is_call=True)
+    for rule in rules:
+        if rule.kind != "avoid_leg_if":
+            continue
+        state.leg = probe
+        try:
+            verdict = np.asarray(rule.test(state), dtype=bool)
+        finally:
+            state.leg = None
+        if verdict.ndim != 0 or verdict:
+            return False
+    return True

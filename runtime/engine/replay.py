@@ -1772,6 +1772,8 @@ def _play_on_paths(engine: AdjustEngine, fire, strat, book: Book, hedge, mo, j, 
     desk.reuse_margin = True  # the reference prices every action's margin before it afresh; here it is known
     if kernels.available():
         desk.trade_slot = _slot_trader(cost, sub_ledger, sub_equity, sub_pnl)
+        if getattr(sub_mo, "fast", False):  # the compiled proposals quote as the month's compiled marks do
+            desk.quotes = _quote_inputs(sub_mo, j)
     closed_cols = engine.play(desk, cut(fire))
     book.put_columns(sub_book, cols)
     ledger.put_columns(sub_ledger, cols)
@@ -1786,6 +1788,25 @@ def _play_on_paths(engine: AdjustEngine, fire, strat, book: Book, hedge, mo, j, 
     closed = np.zeros(book.shape, dtype=bool)
     closed[:, cols] = closed_cols
     return hedge, closed
+
+
+def _quote_inputs(mo: _Month, j: int) -> Callable:
+    """``quotes(is_call, american, extra_days)``: the arguments `kernels.mark_where` gives the mark of one element
+    (``_mark_one``) for a series at step ``j`` of the fast month ``mo`` (a round's `_Month.columns` cut) — what
+    `opl.runtime.engine.adjust_kernels`' proposals quote with, so their quotes are `_Month.quote`'s to the bit."""
+    price, vol = np.ascontiguousarray(mo.price[:, j]), np.ascontiguousarray(mo.vol[:, j])
+    x_grid, logv_grid = kernels._grids()
+    smile = mo.smile
+
+    def quotes(is_call: bool, american: bool, extra_days: float) -> tuple:
+        t = float(mo.t[j] + extra_days / DAYS_PER_YEAR)
+        tables = kernels._series_tables(bool(is_call), bool(american), (t,), float(mo.rate),
+                                        float(mo.markers[american].carry))
+        return (price, vol, 1.0 if is_call else -1.0, bool(american), bool(mo.want_gamma), t, tables.const,
+                tables.eep, tables.d_eep, tables.boundary, x_grid, logv_grid, float(smile.spread),
+                float(smile.floor), float(smile.skew), float(smile.curvature))
+
+    return quotes
 
 
 def _slot_trader(cost, ledger: Ledger, equity, month_pnl) -> Callable:
@@ -1842,7 +1863,7 @@ def _desk(strat, book, hedge, mo, j, d, sizes, lots_per_option, run, cost, ledge
                 trade_futures=trade_futures,
                 close_all=lambda mask: _close_all(book, desk.hedge, mask, cost, ledger, equity, month_pnl),
                 state=state, avoid=avoid if guarded else None, count=count,
-                hedge_keep=strat.hedge.keep if strat.hedge is not None else 0.0)
+                hedge_keep=strat.hedge.keep if strat.hedge is not None else 0.0, guards=strat.guards)
     return desk
 
 
