@@ -1167,3 +1167,125 @@ def test_compiled_exits_are_the_stages_exits_bit_for_bit(mode):
                          *account.ledger.buckets.values(), *account.ledger.counters.values()])
         assert all(np.array_equal(a, r) for a, r in zip(*runs))
         assert len(runs[0]) == len(runs[1])
+
+
+def _round_desk(rng, *, variants=3, paths=200, j=7, guards=(), quotes=True):
+    """A fired round's desk on a random book: a put and a call leg (base slots) with their dynamic slots (the
+    month's expiry, and 60 days out for ``roll(1, +60d)``) and the gamma hedge's calls, lots and strikes drawn
+    at random (zeros included) — the numpy proposals (``quotes=False``) or the compiled ones."""
+    from types import SimpleNamespace
+
+    from opl.runtime.engine.adjust import Action, AdjustEngine, AdjustSpec, Desk
+    from opl.runtime.engine.book import Book
+    from opl.runtime.engine.legspec import Levels, OptionLeg, StrikeRule
+    from opl.runtime.market.rules import load_pack
+
+    shape = (variants, paths)
+    mo = _quoting_month(rng, paths, 22, whole=False)
+    mo.price[: paths // 10] = 0.5  # collapsed paths: strikes and calls at the lowest listed strike
+    mo.pack, mo.levels, mo.n = load_pack("czce_cj"), Levels(support_width=0.05, resistance_width=0.06), 21
+    mo.support, mo.resistance = mo.levels.of(mo.price[:, 0])
+    mo.atm, mo.days_left = mo.vol, 30.0 * (21 - np.arange(22)) / 21
+    legs = [OptionLeg(is_call=False, side=-1, qty=1, american=True, strike=StrikeRule(kind="relative", value=-100.0,
+                                                                                    anchor="support")),
+            OptionLeg(is_call=True, side=-1, qty=1, american=True, strike=StrikeRule(kind="delta", value=0.25))]
+    playbook = (Action(kind="roll_nearest_term", text="r"), Action(kind="roll", text="r", leg=0, amount=60.0),
+                Action(kind="hedge_gamma", text="h", amount=0.02), Action(kind="hedge_gamma", text="h"),
+                Action(kind="hedge_gamma", text="h", amount=50.0))
+    engine = AdjustEngine(AdjustSpec(when=lambda s: True, playbook=playbook), shape, (0, 1))
+    book = Book(shape)
+    for li, leg in enumerate(legs):
+        g = book.add_group(leg, file_index=li)
+        base = book.slots[book.add_slot(g, is_call=leg.is_call, american=True, base=li, strike=mo.snap(
+            mo.price[:, 0] * (0.95 if li == 0 else 1.05)), qty=-rng.integers(0, 3, shape).astype(float))]
+        base.value, base.delta, base.gamma = (rng.uniform(0.0, x, paths) for x in (300.0, 0.5, 0.004))
+    engine.open_month(book)
+    for s in book.slots[2:]:  # the dynamic slots: lots on some elements, at the roll's strike on some of them
+        s.qty = np.where(rng.random(shape) < 0.3, rng.integers(-3, 4, shape), 0.0)
+        s.strike = np.where(rng.random(shape) < 0.5, mo.snap(mo.price[:, j] * rng.uniform(0.9, 1.1, shape)),
+                            mo.snap_up(mo.price[:, j]))
+        s.gamma = rng.uniform(0.0, 0.004, shape)
+    counted = {}
+    state = SimpleNamespace(shape=shape, days_left=float(mo.days_left[j]), price=mo.price[:, j], leg=None)
+    desk = Desk(book=book, hedge=np.zeros(shape), mo=mo, j=j, d=np.zeros(paths), sizes=np.ones((variants, 1)),
+                lots_per_option=1.0, capital=1e6, tenor_days=30.0, margin=None, trade_options=None,
+                trade_futures=None, close_all=None, state=lambda: state,
+                avoid=(lambda legs: replay_module.blocked(guards, state, legs)) if guards else None,
+                count=lambda name, mask: mask.any() and counted.__setitem__(name, counted.get(name, 0) + mask.sum()),
+                guards=guards, quotes=replay_module._quote_inputs(mo, j) if quotes else None)
+    return engine, desk, counted
+
+
+@pytest.mark.parametrize("guarded", [None, "decided", "undecided"])
+def test_compiled_proposals_are_the_numpy_proposals_bit_for_bit(monkeypatch, guarded):
+    """`adjust_kernels.move_group`, ``gamma_need`` and ``gamma_buy`` (the fast engine's roll_nearest_term, roll
+    and hedge_gamma proposals) against the numpy `AdjustEngine` proposals on random fired sets: rolls into the
+    month's expiry and across terms, lots already at the new strike, empty groups, paths below the strike grid,
+    hedges topped up, re-struck, clipped or not needed — the same changes (lots, series, quotes) and trades, bit
+    for bit. With an ``avoid_leg_if`` rule the compiled pass runs where the step decides the rule for every
+    series (its days_left: "decided") and the numpy proposal where it does not ("undecided")."""
+    from opl.runtime.engine import adjust_kernels
+    from opl.runtime.engine.guards import GuardRule
+    from opl.runtime.engine.triggers import compile_condition
+    from opl.simulation.conditionforms import lower_condition
+    import opl
+
+    guards = ()
+    if guarded:
+        days = {"decided": "2d", "undecided": "100d"}[guarded]
+        doc = opl.check("opl-lang 1.0\nS = short Option(Call, 100, 30d)\n"
+                        f"adjust_when days_left < {days} && strike_offset > 3%\n").document
+        guards = (GuardRule(kind="avoid_leg_if", text="t",
+                            test=compile_condition(lower_condition(doc.adjust.when), per_leg=True)),)
+    calls = []
+    for name in ("move_group", "gamma_need"):
+        real = getattr(adjust_kernels, name)
+        monkeypatch.setattr(adjust_kernels, name, lambda *a, real=real, name=name: calls.append(name) or real(*a))
+    seen = set()
+    for seed in range(12):
+        plans = []
+        for quotes in (False, True):
+            engine, desk, counted = _round_desk(np.random.default_rng(seed), guards=guards, quotes=quotes)
+            active = np.random.default_rng(100 + seed).random(desk.book.shape) < 0.6
+            plans.append(([engine._propose(a, i, desk, active) for i, a in enumerate(engine.spec.playbook)],
+                          counted))
+        (numpy_plans, numpy_counts), (compiled_plans, compiled_counts) = plans
+        assert numpy_counts == compiled_counts
+        for a, b in zip(numpy_plans, compiled_plans):
+            assert np.array_equal(a.trades, b.trades) and a.changes.keys() == b.changes.keys()
+            seen.add((len(a.changes), bool(a.trades.any())))
+            for si, x in a.changes.items():
+                y = b.changes[si]
+                assert np.array_equal(x.qty, y.qty) and np.array_equal(x.restruck, y.restruck)
+                assert (x.strike is None) == (y.strike is None) and (x.marks is None) == (y.marks is None)
+                if x.strike is not None:
+                    assert np.array_equal(np.broadcast_to(x.strike, x.qty.shape), np.broadcast_to(y.strike, y.qty.shape))
+                    assert all(np.array_equal(m, n) for m, n in zip(x.marks, y.marks))
+    assert {(0, False), (1, True)} <= seen and any(n >= 2 for n, _ in seen)  # nothing, hedges and moves
+    assert set(calls) == (set() if guarded == "undecided" else {"move_group", "gamma_need"})
+    if guarded == "undecided":
+        assert numpy_counts["avoided_legs"] > 0
+
+
+def test_a_guard_is_decided_for_every_series_only_by_a_0d_false_verdict():
+    """`guards.never_blocks`: True only where every ``avoid_leg_if`` verdict on the probe leg is a 0-d False (it
+    read numbers the same for all series); a verdict reading the series (an array) or a 0-d True is False."""
+    from types import SimpleNamespace
+
+    from opl.runtime.engine.guards import GuardRule, never_blocks
+    from opl.runtime.engine.triggers import compile_condition
+    from opl.simulation.conditionforms import lower_condition
+    import opl
+
+    def rule(text, kind="avoid_leg_if"):
+        doc = opl.check(f"opl-lang 1.0\nS = short Option(Call, 100, 30d)\nadjust_when {text}\n").document
+        return GuardRule(kind=kind, text=text, test=compile_condition(lower_condition(doc.adjust.when), per_leg=True))
+
+    state = SimpleNamespace(shape=(2, 3), days_left=10.0, price=np.array([1.0, 2.0, 3.0]), leg=None)
+    default = rule("days_left < 2d && strike_offset > 10%")
+    assert never_blocks((default,), state, 20.0) and not never_blocks((default,), state, 1.0)
+    assert not never_blocks((rule("qty > 5"),), state, 20.0)  # the lots: an array whatever they are
+    assert not never_blocks((rule("strike_offset > 10% && days_left < 2d"),), state, 20.0)
+    assert not never_blocks((rule("days_left < 30d"),), state, 20.0)  # 0-d True: blocked everywhere
+    assert never_blocks((rule("days_left < 2d", kind="warn_if"), default), state, 20.0)
+    assert state.leg is None
