@@ -72,7 +72,7 @@ from opl.runtime.engine import adjust_kernels
 from opl.runtime.engine.book import Book
 from opl.runtime.engine.guards import never_blocks
 from opl.runtime.engine.legspec import OptionLeg
-from opl.runtime.engine.triggers import LegState, TriggerState
+from opl.runtime.engine.triggers import COMPARISONS, LegState, TriggerState
 
 __all__ = ["Action", "AdjustSpec", "AdjustEngine", "Desk", "ACTION_KINDS"]
 
@@ -265,8 +265,16 @@ class AdjustEngine:
             return np.zeros(self.shape, dtype=bool)
         return self.play(desk, fire)
 
-    def decide(self, state: TriggerState, is_open: np.ndarray, j: int, step_days: float) -> np.ndarray:
-        """Where a round fires at step ``j`` (the condition turned true, the cooldown passed); keeps the edge."""
+    def decide(self, state: TriggerState, is_open: np.ndarray, j: int, step_days: float,
+               compiled: bool = False) -> np.ndarray:
+        """Where a round fires at step ``j`` (the condition turned true, the cooldown passed); keeps the edge.
+        ``compiled``: in one compiled pass (`opl.runtime.engine.adjust_kernels.decide`), the same decisions."""
+        if compiled:
+            if not (self.prev.flags.writeable and self.prev.shape == self.shape):
+                self.prev = np.array(np.broadcast_to(self.prev, self.shape))  # the kernel keeps it in place
+            self.fired = adjust_kernels.decide(self.spec.when(state), is_open, self.prev, self.last, j, step_days,
+                                               self.spec.cooldown_days)
+            return self.fired
         now = np.logical_and(self.spec.when(state), is_open)  # (variants, paths): is_open's shape
         fire = now > self.prev  # turned true: now and not before
         self.prev = now
@@ -293,12 +301,7 @@ class AdjustEngine:
             # One state an action: its guards and its abort check read the step before it trades.
             desk.state = _once(fresh)
             plan = self._propose(action, i, desk, active)
-            if self.spec.abort_if is not None:
-                st = desk.state()
-                st.added_margin = lambda plan=plan, active=active: self._added_margin(desk, plan, active)
-                aborted = active & np.broadcast_to(self.spec.abort_if(st), desk.book.shape)
-            else:
-                aborted = np.zeros(desk.book.shape, dtype=bool)
+            aborted = self._aborted(desk, plan, active)
             go = active & ~aborted
             self._apply(plan, desk, go)
             self._known = _margins_after(plan, go) if desk.reuse_margin else None
@@ -316,6 +319,21 @@ class AdjustEngine:
             active = go
         desk.state = fresh
         return closed
+
+    def _aborted(self, desk: Desk, plan: _Plan, active: np.ndarray) -> np.ndarray:
+        """Where ``abort_if`` refuses the action ``plan`` proposes (its ``additional_margin`` is the action's)."""
+        abort_if = self.spec.abort_if
+        if abort_if is None:
+            return np.zeros(desk.book.shape, dtype=bool)
+        rule = getattr(abort_if, "rule", None)  # a lone trigger (`triggers.compile_condition` marks it)
+        if desk.quotes is not None and rule is not None and rule.measure == "additional_margin":
+            # The trigger's own test, op(additional_margin, bound), without the step's state it would not read.
+            verdict = COMPARISONS[rule.op](self._added_margin(desk, plan, active), rule.bound)
+        else:
+            st = desk.state()
+            st.added_margin = lambda: self._added_margin(desk, plan, active)
+            verdict = abort_if(st)
+        return active & np.broadcast_to(verdict, desk.book.shape)
 
     # -- proposals ------------------------------------------------------------------------------------
     def _groups(self, desk: Desk, leg: int | None) -> list[int]:
@@ -602,14 +620,14 @@ class AdjustEngine:
         where nothing can block the calls: the same change, bit for bit."""
         book, mo, j = desk.book, desk.mo, desk.j
         hedge_slot = book.slots[slot_index]
-        price = mo.price[:, j]
+        quote = desk.quotes(True, hedge_slot.american, 0.0)
+        price = quote[0]  # the step's prices, contiguous
         needed = adjust_kernels.gamma_need(active, [s.qty for s in book.slots], [s.gamma for s in book.slots],
                                            [s.held() for s in book.slots], slot_index, price, desk.lots_per_option,
                                            target)
         if needed is None:
             return
         strike = mo.snap_up(price)
-        quote = desk.quotes(True, hedge_slot.american, 0.0)
         bought = adjust_kernels.gamma_buy(*needed, hedge_slot.qty, hedge_slot.strike, strike, desk.lots_per_option,
                                           target, quote)
         if bought is None:

@@ -19,12 +19,14 @@ new series quoted by `opl.runtime.engine.kernels`' ``_mark_one`` with the argume
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from opl.runtime.engine import kernels
 from opl.runtime.engine.kernels import njit
 
-__all__ = ["trade_slot", "fees_of", "move_group", "gamma_need", "gamma_buy"]
+__all__ = ["trade_slot", "fees_of", "move_group", "gamma_need", "gamma_buy", "decide", "snap"]
 
 
 if njit is not None:
@@ -60,6 +62,14 @@ if njit is not None:
 
     _mark_one, _grid_constants, _at = kernels._mark_one, kernels._grid_constants, kernels._at
 
+    @njit(cache=True, inline="always")
+    def _quoted_before(where, v, p):
+        # The first variant before ``v`` quoted on path ``p`` (``v``: none); the strike is the path's.
+        u = 0
+        while u < v and not where[u, p]:
+            u += 1
+        return u
+
     @njit(cache=True)
     def _move_group(active, qtys, strikes, same, holds, target, strike, price, vol, phi, american, with_gamma, tj,
                     const, eep, d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, new_qty, value,
@@ -91,10 +101,15 @@ if njit is not None:
                     value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = 0.0, 0.0, 0.0, False
                     continue
                 new_qty[target, v, p] = q
+                count += 1
+                u = _quoted_before(moving, v, p)
+                if u < v:  # the path's strike quoted for an earlier variant: its marks (as kernels._mark_where)
+                    value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = (value[u, p], delta[u, p], gamma[u, p],
+                                                                             exercise[u, p])
+                    continue
                 value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = _mark_one(
                     phi, american, with_gamma, price[p], kk, vol[p], tj, 0, sqrt_t, bt, cf, df, eep, d_eep, boundary,
                     x_grid, logv_grid, grid, spread, floor, skew, curvature)
-                count += 1
         return count
 
     @njit(cache=True)
@@ -142,9 +157,14 @@ if njit is not None:
                 if not need[v, p]:
                     value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = 0.0, 0.0, 0.0, False
                     continue
-                value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = _mark_one(
-                    phi, american, with_gamma, price[p], kk, vol[p], tj, 0, sqrt_t, bt, cf, df, eep, d_eep, boundary,
-                    x_grid, logv_grid, grid, spread, floor, skew, curvature)
+                u = _quoted_before(need, v, p)
+                if u < v:
+                    value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = (value[u, p], delta[u, p], gamma[u, p],
+                                                                             exercise[u, p])
+                else:
+                    value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = _mark_one(
+                        phi, american, with_gamma, price[p], kk, vol[p], tj, 0, sqrt_t, bt, cf, df, eep, d_eep,
+                        boundary, x_grid, logv_grid, grid, spread, floor, skew, curvature)
                 one = gamma[v, p] * (price[p] * 0.01 * lots_per_option)
                 lots = np.ceil((-rest[v, p] - target * short[v, p]) / one) if one > 0 else 0.0
                 lots = min(max(lots, 0.0), short[v, p])  # numpy.clip (finite lots)
@@ -155,6 +175,49 @@ if njit is not None:
                     changed[v, p] = lots != hq
                     count += changed[v, p]
         return count
+
+    @njit(cache=True)
+    def _decide(when, is_open, prev, last, j, step_days, cooldown, fire):
+        # AdjustEngine.decide: the condition (``when`` broadcast as `kernels._at` reads it) turned true on an
+        # open position, and the cooldown since the path's last round passed; the edge and the last round kept
+        # in place. Returns the elements firing.
+        variants, paths = fire.shape
+        count = 0
+        for v in range(variants):
+            for p in range(paths):
+                now = _at(when, v, p) and is_open[v, p]
+                hit = now and not prev[v, p]
+                prev[v, p] = now
+                if hit:
+                    hit = (j - last[v, p]) * step_days >= cooldown - 1e-9
+                    if hit:
+                        last[v, p] = j
+                        count += 1
+                fire[v, p] = hit
+        return count
+
+    @njit(cache=True)
+    def _snap(values, bounds, steps, up, lowest, out):
+        # opl.runtime.engine.replay._Month.snap (``up``: snap_up): opl.runtime.market.rules._snap of the value
+        # floored at the lowest listed strike, floored there again — numpy's operations in numpy's order
+        # (searchsorted left, maximum letting NaN through, round(x, 10) as x·1e10 rounded to even over 1e10).
+        nb = bounds.shape[0]
+        eps = 1e-9
+        for i in range(values.shape[0]):
+            x = kernels._npmax(values[i], lowest)
+            idx = 0
+            while idx < nb and bounds[idx] < x:
+                idx += 1
+            step = steps[idx]
+            edge = -np.inf if idx == 0 else bounds[idx - 1]
+            q = x / step
+            lower = kernels._npmax(np.floor(q + eps) * step, edge)
+            upper = np.ceil(q - eps) * step
+            if up:
+                k = upper
+            else:
+                k = lower if x - lower < upper - x - eps * step else upper
+            out[i] = kernels._npmax(np.rint(k * 1e10) / 1e10, lowest)
 
 
 def trade_slot(old, proposed, go, restruck, *, close_fee, short_fee, long_fee, bucket, equity, month_pnl,
@@ -258,3 +321,34 @@ def gamma_buy(need, rest, short, held_qty, held_strike, strike, lots_per_option:
                        kernels._plain(strike, shape[1:]), float(lots_per_option), float(target), *quote, new, fresh,
                        changed, *marks)
     return (new, fresh, marks, changed) if count else None
+
+
+def decide(when, is_open, prev, last, j: int, step_days: float, cooldown: float) -> np.ndarray:
+    """`AdjustEngine.decide <opl.runtime.engine.adjust.AdjustEngine.decide>` in one compiled pass (``_decide``):
+    where a round fires, (variants, paths); ``prev`` (the condition at the previous step, bool) and ``last``
+    (the step of each element's last round) are updated in place, as the numpy decision replaces them.
+
+    ``when`` is the condition's verdict (0-d, per path or per variant and path), ``is_open`` (variants, paths).
+    """
+    shape = is_open.shape
+    verdict = np.asarray(when, dtype=np.bool_)
+    verdict = np.ascontiguousarray(verdict.reshape(1, -1) if verdict.ndim < 2 else verdict)
+    fire = np.empty(shape, dtype=np.bool_)
+    _decide(verdict, _ready(is_open, shape, np.bool_), prev, last, int(j), float(step_days), float(cooldown), fire)
+    return fire
+
+
+def snap(grid, raw, *, up: bool = False) -> np.ndarray:
+    """Strikes on the listed ``grid`` (a pack's ``option.strike_grid``) in one compiled pass (``_snap``):
+    `opl.runtime.engine.replay._Month.snap` (``up``: ``snap_up``) bit for bit, for strikes per path (paths,)."""
+    bounds, steps = _ladder(grid)
+    raw = np.ascontiguousarray(raw, dtype=float)
+    out = np.empty(raw.shape)
+    _snap(raw.reshape(-1), bounds, steps, bool(up), float(grid[0].step), out.reshape(-1))
+    return out
+
+
+@lru_cache(maxsize=16)
+def _ladder(grid) -> tuple[np.ndarray, np.ndarray]:
+    """A strike ladder's band edges and steps, as `opl.runtime.market.rules._snap` reads them."""
+    return (np.array([b.upto for b in grid[:-1]], dtype=float), np.array([b.step for b in grid], dtype=float))

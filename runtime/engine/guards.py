@@ -41,11 +41,32 @@ class GuardRule:
 
 
 def leg_states(book: Book, price: np.ndarray, days_left: float) -> list[LegState]:
-    """The leg-level variables of every slot of ``book`` at the future's ``price`` (computed when read;
-    an empty slot's leg is held nowhere)."""
-    return [LegState(days_left=days_left + s.extra_days, lots=s.qty, held=(s.qty != 0) if s.held() else False,
-                     strike=s.strike, price=price, is_call=s.is_call, value=s.value, entry=s.entry)
+    """The leg-level variables of every slot of ``book`` at the future's ``price`` (computed when read, where
+    the leg is held too; an empty slot's leg is held nowhere)."""
+    return [_SlotLeg(s, price, days_left) if s.held() else
+            LegState(days_left=days_left + s.extra_days, lots=s.qty, held=False, strike=s.strike, price=price,
+                     is_call=s.is_call, value=s.value, entry=s.entry)
             for s in book.slots]
+
+
+class _SlotLeg(LegState):
+    """A held slot's `LegState` whose ``held`` mask (its lots ≠ 0) is computed when first read: a rule that a
+    scalar decides (a leg's days_left, most steps) never reads it."""
+
+    def __init__(self, slot, price: np.ndarray, days_left: float):
+        self._mask = None
+        super().__init__(days_left=days_left + slot.extra_days, lots=slot.qty, held=None, strike=slot.strike,
+                         price=price, is_call=slot.is_call, value=slot.value, entry=slot.entry)
+
+    @property
+    def held(self) -> np.ndarray:
+        if self._mask is None:
+            self._mask = self.lots != 0  # the slot's lots when the leg was made
+        return self._mask
+
+    @held.setter
+    def held(self, given) -> None:  # LegState's constructor sets it: here it is the slot's own, when read
+        pass
 
 
 def _test(rule: GuardRule, state: TriggerState, leg: LegState) -> np.ndarray:
@@ -81,7 +102,9 @@ def warned(rules: tuple[GuardRule, ...], state: TriggerState, legs: list[LegStat
         if rule.kind != "warn_if":
             continue
         for leg in legs:
-            out = out | _test(rule, state, leg)
+            hit = _test(rule, state, leg)
+            if hit.ndim or hit:  # a 0-d False (most legs, most steps) adds nothing: no whole-array `or`
+                out = out | hit
     return out
 
 

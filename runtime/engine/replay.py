@@ -350,11 +350,15 @@ class _Month(MarkedMonth):
 
     def snap(self, raw: np.ndarray) -> np.ndarray:
         """Strikes on the pack's grid; a level far below it (a collapsed path) gets the lowest listed strike."""
+        if getattr(self, "fast", False) and np.ndim(raw) == 1:  # an adjustment's strikes per path, compiled
+            return adjust_kernels.snap(self.pack.option.strike_grid, raw)
         lowest = self.pack.option.strike_grid[0].step
         return np.maximum(np.asarray(self.pack.snap_strike(np.maximum(raw, lowest)), dtype=float), lowest)
 
     def snap_up(self, price: np.ndarray) -> np.ndarray:
         """The listed strike nearest at or above ``price``."""
+        if getattr(self, "fast", False) and np.ndim(price) == 1:
+            return adjust_kernels.snap(self.pack.option.strike_grid, price, up=True)
         lowest = self.pack.option.strike_grid[0].step
         return np.maximum(np.asarray(self.pack.snap_strike(np.maximum(price, lowest), mode="up"), dtype=float), lowest)
 
@@ -1397,7 +1401,7 @@ class _Pass:
         strat, run, book, ledger, equity = self.strat, self.run, o.book, self.ledger, self.equity
         if self.fast and hasattr(mo, "columns"):
             # The fast engine plays a round on the few paths where it fires (a few percent of them).
-            fire = engine.decide(self.state(o, j), o.is_open, j, mo.step_days)
+            fire = engine.decide(self.state(o, j), o.is_open, j, mo.step_days, compiled=kernels.available())
             closed = None
             if np.any(fire):
                 o.hedge, closed = _play_on_paths(
@@ -1797,8 +1801,15 @@ def _quote_inputs(mo: _Month, j: int) -> Callable:
     price, vol = np.ascontiguousarray(mo.price[:, j]), np.ascontiguousarray(mo.vol[:, j])
     x_grid, logv_grid = kernels._grids()
     smile = mo.smile
+    made: dict[tuple, tuple] = {}
 
     def quotes(is_call: bool, american: bool, extra_days: float) -> tuple:
+        key = (is_call, american, extra_days)
+        if key not in made:
+            made[key] = quote(is_call, american, extra_days)
+        return made[key]
+
+    def quote(is_call: bool, american: bool, extra_days: float) -> tuple:
         t = float(mo.t[j] + extra_days / DAYS_PER_YEAR)
         tables = kernels._series_tables(bool(is_call), bool(american), (t,), float(mo.rate),
                                         float(mo.markers[american].carry))
@@ -1920,8 +1931,13 @@ def _columns_at(mo, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     """
     kept = getattr(mo, "_step_columns", None)
     if kept is None or kept[0] is not mo.price or kept[1] != j:
+        by_step = getattr(mo, "by_step", None)  # the fast month's prices by step: a step's row is contiguous
+
+        def price_at(i):
+            return by_step[0][i] if by_step is not None else np.ascontiguousarray(mo.price[:, i])
+
         if kept is None or kept[0] is not mo.price:
-            kept = (mo.price, -1, np.ascontiguousarray(mo.price[:, 0]), np.ascontiguousarray(mo.atm[:, 0]))
-        kept = (*kept[:1], j, *kept[2:4], np.ascontiguousarray(mo.price[:, j]), np.ascontiguousarray(mo.atm[:, j]))
+            kept = (mo.price, -1, price_at(0), np.ascontiguousarray(mo.atm[:, 0]))
+        kept = (*kept[:1], j, *kept[2:4], price_at(j), np.ascontiguousarray(mo.atm[:, j]))
         mo._step_columns = kept
     return kept[4], kept[2], kept[5], kept[3]

@@ -1289,3 +1289,24 @@ def test_a_guard_is_decided_for_every_series_only_by_a_0d_false_verdict():
     assert not never_blocks((rule("days_left < 30d"),), state, 20.0)  # 0-d True: blocked everywhere
     assert never_blocks((rule("days_left < 2d", kind="warn_if"), default), state, 20.0)
     assert state.leg is None
+
+
+@pytest.mark.parametrize("pack_name", ["czce_cj", "sse_50etf"])
+def test_compiled_strike_snaps_are_the_packs_bit_for_bit(pack_name):
+    """`adjust_kernels.snap` (a round's new strikes on the fast engine: `_Month.snap`, ``snap_up``) against the
+    pack's `snap_strike` floored at the lowest listed strike, on random levels, band edges and their
+    neighbours, the grid itself, levels below the grid and NaN."""
+    from opl.runtime.engine import adjust_kernels
+    from opl.runtime.market.rules import load_pack
+
+    pack = load_pack(pack_name)
+    grid = pack.option.strike_grid
+    lowest, top = grid[0].step, 2.0 * max(b.upto for b in grid[:-1])
+    rng = np.random.default_rng(3)
+    edges = np.array([b.upto for b in grid[:-1]])
+    raw = np.concatenate([rng.uniform(-0.1 * top, top, 20_000), edges, edges + 1e-9, edges - 1e-9,
+                          np.arange(0.0, top, lowest), [np.nan, 0.0, -5.0, 1e-12]])
+    for up in (False, True):
+        ref = np.maximum(np.asarray(pack.snap_strike(np.maximum(raw, lowest), mode="up" if up else "nearest"),
+                                    dtype=float), lowest)
+        assert np.array_equal(adjust_kernels.snap(grid, raw, up=up), ref, equal_nan=True)
