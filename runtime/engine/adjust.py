@@ -69,6 +69,7 @@ from typing import Callable, Literal
 import numpy as np
 
 from opl.runtime.engine import adjust_kernels
+from opl.runtime.engine import conditionspec as spec
 from opl.runtime.engine.book import Book
 from opl.runtime.engine.guards import never_blocks
 from opl.runtime.engine.legspec import OptionLeg
@@ -325,10 +326,10 @@ class AdjustEngine:
         abort_if = self.spec.abort_if
         if abort_if is None:
             return np.zeros(desk.book.shape, dtype=bool)
-        rule = getattr(abort_if, "rule", None)  # a lone trigger (`triggers.compile_condition` marks it)
-        if desk.quotes is not None and rule is not None and rule.measure == "additional_margin":
-            # The trigger's own test, op(additional_margin, bound), without the step's state it would not read.
-            verdict = COMPARISONS[rule.op](self._added_margin(desk, plan, active), rule.bound)
+        bound = _margin_bound(getattr(abort_if, "rule", None))
+        if desk.quotes is not None and bound is not None:
+            # The rule's own test, op(additional_margin, bound), without the step's state it would not read.
+            verdict = COMPARISONS[bound[0]](self._added_margin(desk, plan, active), bound[1])
         else:
             st = desk.state()
             st.added_margin = lambda: self._added_margin(desk, plan, active)
@@ -733,6 +734,18 @@ def _once(build: Callable[[], TriggerState]) -> Callable[[], TriggerState]:
         return kept[0]
 
     return state
+
+
+def _margin_bound(rule) -> tuple | None:
+    """(op, bound) of a lone ``additional_margin`` test — the trigger ``additional_margin(op bound)`` or the
+    comparison ``additional_margin(%) op bound`` (the rule `opl.runtime.engine.triggers` marks its test with) —;
+    None for any other rule."""
+    if isinstance(rule, spec.Trigger) and rule.measure == "additional_margin":
+        return rule.op, rule.bound
+    if (isinstance(rule, spec.Compare) and isinstance(rule.left, spec.Measure)
+            and rule.left.name == "additional_margin" and isinstance(rule.right, spec.Number)):
+        return rule.op, rule.right.value
+    return None
 
 
 def _margins_after(plan: _Plan, go: np.ndarray) -> tuple | None:

@@ -304,7 +304,12 @@ def _operand(c: spec.Operand) -> Callable[[TriggerState], np.ndarray]:
 
 def _compare(c: spec.Compare) -> Compiled:
     left, right, op = _operand(c.left), _operand(c.right), _OPS[c.op]
-    return lambda s: op(left(s), right(s))
+
+    def test(s: TriggerState) -> np.ndarray:
+        return op(left(s), right(s))
+
+    test.rule = c  # the comparison itself: the fast engine's adjustment round tests `additional_margin(%) > x` so
+    return test
 
 
 def _both(c: spec.And) -> Compiled:

@@ -466,3 +466,19 @@ def test_a_round_s_write_back_by_flat_indices_is_numpy_s_column_assignment():
                 want[:, cols] = part
                 put_paths(full, cols, flat, part)
                 assert np.array_equal(full, want)
+
+
+def test_a_lone_additional_margin_abort_is_recognised_and_nothing_else():
+    """`adjust._margin_bound`: the fast engine tests ``abort_if`` without the step's state only for a lone
+    additional-margin comparison (as the file writes it, or the trigger); any other rule gets the state."""
+    from opl.runtime.engine import conditionspec as spec
+    from opl.runtime.engine.adjust import _margin_bound
+
+    def rule(text):
+        return getattr(_condition(text), "rule", None)
+
+    assert _margin_bound(rule("additional_margin(%) > 15")) == (">", 15.0)
+    assert _margin_bound(spec.Trigger(measure="additional_margin", op="<=", bound=2.0)) == ("<=", 2.0)
+    for other in ("additional_margin(%) > 15 or days_left < 3d", "pnl < -5", "margin_utilisation(>15%)",
+                  "pnl_percent(<-25%)"):
+        assert _margin_bound(rule(other)) is None, other
