@@ -13,7 +13,7 @@ The proposals of the common round's actions are compiled too (`move_group` for
 ``roll_nearest_term``'s move of a leg into its re-struck series, `gamma_need` and `gamma_buy`
 for ``hedge_gamma``): each is `opl.runtime.engine.adjust.AdjustEngine`'s numpy proposal
 (``_move``, ``_hedge_gamma``) element by element, the same operations in the same order, the
-new series quoted by `opl.runtime.engine.kernels`' ``_mark_one`` with the arguments
+new series quoted by `opl.runtime.engine.kernels`' ``_mark_row`` with the arguments
 `opl.runtime.engine.kernels.mark_where` gives it — so a plan is the numpy one bit for bit.
 """
 
@@ -60,7 +60,7 @@ if njit is not None:
                     month_pnl[v, p] += amount
                     counter[v, p] += np.int64(np.rint(abs(opened)))
 
-    _mark_one, _grid_constants, _at = kernels._mark_one, kernels._grid_constants, kernels._at
+    _mark_row, _at = kernels._mark_row, kernels._at
 
     @njit(cache=True, inline="always")
     def _quoted_before(where, v, p):
@@ -70,6 +70,20 @@ if njit is not None:
             u += 1
         return u
 
+    @njit(cache=True, inline="always")
+    def _copy_or_mark(where, v, p, need, value, delta, gamma, exercise):
+        # A quote of path ``p`` for variant ``v`` where ``where``: an earlier variant's marks of the path (the
+        # strike is the path's), else marked with the variant's row (``need``); 0 where not quoted.
+        need[p] = False
+        if not where[v, p]:
+            value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = 0.0, 0.0, 0.0, False
+            return
+        u = _quoted_before(where, v, p)
+        if u < v:
+            value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = value[u, p], delta[u, p], gamma[u, p], exercise[u, p]
+        else:
+            need[p] = True
+
     @njit(cache=True)
     def _move_group(active, qtys, strikes, same, holds, target, strike, price, vol, phi, american, with_gamma, tj,
                     const, eep, d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, new_qty, value,
@@ -78,11 +92,11 @@ if njit is not None:
         # ``target`` at ``strike`` (per path): the lots move where active, held, and not already in a series
         # of that strike and expiry (``same``: the slots of the target's expiry that may hold). Each element's
         # lots after the move per slot, the quote of the new series where it moves (0 elsewhere, as a quote
-        # masked by ``where``); returns the elements moving.
+        # masked by ``where``: kernels._mark_where's marks, a path's once); returns the elements moving.
         n = len(qtys)
         variants, paths = active.shape
-        grid = _grid_constants(x_grid, logv_grid)
         sqrt_t, bt, cf, df = const[0, 0], const[1, 0], const[2, 0], const[3, 0]
+        need = np.empty(paths, dtype=np.bool_)
         count = 0
         for v in range(variants):
             for p in range(paths):
@@ -97,19 +111,13 @@ if njit is not None:
                 moving[v, p] = go
                 for i in range(n):
                     new_qty[i, v, p] = 0.0 if go and i != target and holds[i] else _at(qtys[i], v, p)
-                if not go:
-                    value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = 0.0, 0.0, 0.0, False
-                    continue
-                new_qty[target, v, p] = q
-                count += 1
-                u = _quoted_before(moving, v, p)
-                if u < v:  # the path's strike quoted for an earlier variant: its marks (as kernels._mark_where)
-                    value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = (value[u, p], delta[u, p], gamma[u, p],
-                                                                             exercise[u, p])
-                    continue
-                value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = _mark_one(
-                    phi, american, with_gamma, price[p], kk, vol[p], tj, 0, sqrt_t, bt, cf, df, eep, d_eep, boundary,
-                    x_grid, logv_grid, grid, spread, floor, skew, curvature)
+                if go:
+                    new_qty[target, v, p] = q
+                    count += 1
+                _copy_or_mark(moving, v, p, need, value, delta, gamma, exercise)
+            _mark_row(0, paths, need, phi, american, with_gamma, price, strike, vol, tj, 0, sqrt_t, bt, cf, df, eep,
+                      d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, value[v], delta[v],
+                      gamma[v], exercise[v])
         return count
 
     @njit(cache=True)
@@ -147,24 +155,20 @@ if njit is not None:
         # lots that bring the gamma within the target (at most N), bought where more than held — topped up
         # at the strike held, else a fresh series. Returns the elements whose lots change.
         variants, paths = need.shape
-        grid = _grid_constants(x_grid, logv_grid)
         sqrt_t, bt, cf, df = const[0, 0], const[1, 0], const[2, 0], const[3, 0]
+        row = np.empty(paths, dtype=np.bool_)
         count = 0
         for v in range(variants):
+            for p in range(paths):
+                _copy_or_mark(need, v, p, row, value, delta, gamma, exercise)
+            _mark_row(0, paths, row, phi, american, with_gamma, price, strike, vol, tj, 0, sqrt_t, bt, cf, df, eep,
+                      d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, value[v], delta[v],
+                      gamma[v], exercise[v])
             for p in range(paths):
                 hq, kk = _at(held_qty, v, p), strike[p]
                 new[v, p], fresh[v, p], changed[v, p] = hq, False, False
                 if not need[v, p]:
-                    value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = 0.0, 0.0, 0.0, False
                     continue
-                u = _quoted_before(need, v, p)
-                if u < v:
-                    value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = (value[u, p], delta[u, p], gamma[u, p],
-                                                                             exercise[u, p])
-                else:
-                    value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = _mark_one(
-                        phi, american, with_gamma, price[p], kk, vol[p], tj, 0, sqrt_t, bt, cf, df, eep, d_eep,
-                        boundary, x_grid, logv_grid, grid, spread, floor, skew, curvature)
                 one = gamma[v, p] * (price[p] * 0.01 * lots_per_option)
                 lots = np.ceil((-rest[v, p] - target * short[v, p]) / one) if one > 0 else 0.0
                 lots = min(max(lots, 0.0), short[v, p])  # numpy.clip (finite lots)

@@ -1796,7 +1796,7 @@ def _play_on_paths(engine: AdjustEngine, fire, strat, book: Book, hedge, mo, j, 
 
 def _quote_inputs(mo: _Month, j: int) -> Callable:
     """``quotes(is_call, american, extra_days)``: the arguments `kernels.mark_where` gives the mark of one element
-    (``_mark_one``) for a series at step ``j`` of the fast month ``mo`` (a round's `_Month.columns` cut) — what
+    (``_mark_row``) for a series at step ``j`` of the fast month ``mo`` (a round's `_Month.columns` cut) — what
     `opl.runtime.engine.adjust_kernels`' proposals quote with, so their quotes are `_Month.quote`'s to the bit."""
     price, vol = np.ascontiguousarray(mo.price[:, j]), np.ascontiguousarray(mo.vol[:, j])
     x_grid, logv_grid = kernels._grids()
