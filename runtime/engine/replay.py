@@ -1823,10 +1823,12 @@ def _quote_inputs(mo: _Month, j: int) -> Callable:
 def _slot_trader(cost, ledger: Ledger, equity, month_pnl) -> Callable:
     """`opl.runtime.engine.adjust_kernels.trade_slot` on a round's ledger: an action's change of one slot
     traded, paid into ``adjustments`` and counted, as the desk's ``trade_options`` would."""
-    slippage = cost.option_slippage[:, 0]
-    fees = dict(zip(("close_fee", "short_fee", "long_fee"), adjust_kernels.fees_of(
-        cost.option_close[:, 0] + slippage, cost.option_open_short[:, 0] + slippage,
-        cost.option_open_long[:, 0] + slippage, len(slippage))))
+    fees = getattr(cost, "adjust_fees", None)  # the pass's costs do not change: made for its first round
+    if fees is None:
+        slippage = cost.option_slippage[:, 0]
+        fees = cost.adjust_fees = dict(zip(("close_fee", "short_fee", "long_fee"), adjust_kernels.fees_of(
+            cost.option_close[:, 0] + slippage, cost.option_open_short[:, 0] + slippage,
+            cost.option_open_long[:, 0] + slippage, len(slippage))))
 
     def trade(old, proposed, go, restruck):
         return adjust_kernels.trade_slot(old, proposed, go, restruck, bucket=ledger.buckets["adjustments"],
