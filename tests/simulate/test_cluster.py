@@ -104,6 +104,35 @@ def test_local_workers_keep_the_allocators_own_trim_threshold(dask_cluster):
         assert set(client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()) == {None}
 
 
+def test_local_workers_size_numbas_pool_to_their_task_thread_and_never_start_it(dask_cluster, in_process):
+    """Dask runs one task per worker thread; numba would size its pool to every core in each worker (two
+    workers on two cores: four compute threads). `local_cluster` gives its workers ``NUMBA_NUM_THREADS`` = their
+    task threads, and a simulation on them never starts numba's pool (its kernels run their serial twins)."""
+    from distributed import Client
+
+    from opl.simulation.cluster import WORKER_THREADS
+
+    with Client(dask_cluster.scheduler_address, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=60)
+        result = CliRunner().invoke(main, ["simulate", str(FILE), *ARGS],
+                                    env={"OPL_SCHEDULER": dask_cluster.scheduler_address})
+        assert result.exit_code == 0, result.output
+        assert result.stdout == in_process
+        threads = client.run(_numba_threads)
+        assert {n for n, _ in client.nthreads().items()} == set(threads)
+        assert set(client.nthreads().values()) == {WORKER_THREADS}
+    assert set(threads.values()) == {(WORKER_THREADS, WORKER_THREADS, False)}
+
+
+def _numba_threads() -> tuple[int, int, bool]:
+    """On a worker: numba's configured threads, its threads for this thread, and whether its pool started."""
+    import numba
+    from numba.np.ufunc import parallel
+
+    started = bool(parallel._is_initialized)  # read first: `get_num_threads` starts the pool
+    return numba.config.NUMBA_NUM_THREADS, numba.get_num_threads(), started
+
+
 def test_a_tasks_deadline_counts_the_time_it_waited_to_start():
     import time
 
