@@ -18,14 +18,16 @@ in-process run of the same job timed in the same run, what one task costs, and a
    of the rounds (from the first proposal to the last iteration written) of this process's main thread (the
    serial part of a round), of all its threads, and of the workers — which the machine's load does not
    inflate as it does wall time. On a saturated machine the rates follow the total CPU, which batching
-   moves from this process to the workers but does not cut.
+   moves from this process to the workers but does not cut. ``--no-ahead`` adds ``--batch 2`` runs where a
+   worker done early waits for the round's last candidate instead of evaluating the next round's first
+   ahead (the candidates evaluated ahead, and those the next round took over, are counted).
 5. **extrapolation**: 100 workers × 10⁷ paths × 50 candidates from the numbers above (printed with its
    formula): compute, tasks and their scheduler time, bytes back to the client.
 
 Usage::
 
     python benchmarks/bench_dask.py [--paths 20000] [--months 1] [--tasks 500] [--iterations 8]
-                                    [--loop-paths 10000] [--repeat 1] [--skip simulate,loop]
+                                    [--loop-paths 10000] [--repeat 1] [--skip simulate,loop] [--no-ahead]
 
 The machine is shared: the load average is printed beside the ratios (on 2 cores, ratios near 2 need a
 load below ~1). Only the ratios are meant to be compared across machines.
@@ -212,20 +214,23 @@ def bench_loop(args) -> dict:
     (the workers' month stores start alike: a run never reads the months and marks the other one made)."""
     import statistics
 
-    rates: dict[int, list[float]] = {1: [], 2: []}
+    rates: dict[int, list[float]] = {1: [], 2: [], 0: []}  # 0: --batch 2 without evaluating ahead
     print(f"loop: {args.iterations} candidates at {args.loop_paths:,} paths on 2 workers; {_load()}")
     for _ in range(args.repeat):
-        for batch in (1, 2):
-            rates[batch].append(_loop_rate(args, batch))
-    ratios = [two / one for one, two in zip(rates[1], rates[2])]
-    print(f"  --batch 2 runs {statistics.median(ratios):.2f}x faster (candidates per minute) than --batch 1 "
-          f"(median of {len(ratios)}: {', '.join(f'{r:.2f}' for r in ratios)}); {_load()}")
-    return {batch: statistics.median(r) for batch, r in rates.items()}
+        for batch in (1, 2, 0) if args.no_ahead else (1, 2):
+            rates[batch].append(_loop_rate(args, batch or 2, ahead=batch != 0))
+    for batch, name in ((2, "--batch 2"), (0, "--batch 2 without evaluating ahead")):
+        ratios = [two / one for one, two in zip(rates[1], rates[batch])]
+        if ratios:
+            print(f"  {name} runs {statistics.median(ratios):.2f}x faster (candidates per minute) than --batch 1 "
+                  f"(median of {len(ratios)}: {', '.join(f'{r:.2f}' for r in ratios)}); {_load()}")
+    return {batch: statistics.median(r) for batch, r in rates.items() if r}
 
 
-def _loop_rate(args, batch: int) -> float:
+def _loop_rate(args, batch: int, *, ahead: bool = True) -> float:
     """Candidates per minute of the rounds of one run with ``--batch batch`` on a fresh 2-worker cluster,
-    warmed by an untimed run on another seed (modules, kernels and tables loaded; none of its months read)."""
+    warmed by an untimed run on another seed (modules, kernels and tables loaded; none of its months read);
+    ``ahead=False``: the next round's first candidate is not evaluated ahead (`opl.closedloop.run._next_first`)."""
     from distributed import get_task_stream
 
     from opl.simulation.cluster import session
@@ -243,15 +248,18 @@ def _loop_rate(args, batch: int) -> float:
                             rules_flags={"max_iterations": args.iterations, "converge_rounds": 1000, "min_gain": 0.0})
         rounds = _RoundsCPU(cluster)
         with get_task_stream(client=cluster.client) as stream:
-            outcome = run_loop(archive, BuiltinProposer(), cluster=cluster, on_event=rounds)
+            proposer = BuiltinProposer()
+            proposer.speculative = ahead
+            outcome = run_loop(archive, proposer, cluster=cluster, on_event=rounds)
         busy = rounds.busy(stream.data, workers=2)
     searched = outcome.records[1:]
     seconds = sum(r["seconds"] for r in searched)
     rate = 60 * len(searched) / seconds if seconds else float("nan")
     main, process, workers = rounds.spent
-    print(f"  --batch {batch}: {len(searched)} candidates in {seconds:7.1f} s of rounds = {rate:6.2f} candidates a "
+    print(f"  --batch {batch}{'' if ahead else ' (nothing ahead)'}: {len(searched)} candidates in {seconds:7.1f} s of rounds = {rate:6.2f} candidates a "
           f"minute; CPU of the rounds: {main:5.1f} s this process's main thread ({process:5.1f} s all its threads), "
-          f"{workers:5.1f} s the workers; the workers computing {busy:.0%} of the rounds' wall time; {_load()}")
+          f"{workers:5.1f} s the workers; the workers computing {busy:.0%} of the rounds' wall time; "
+          f"{rounds.ahead[False]} candidates evaluated ahead, {rounds.ahead[True]} taken over; {_load()}")
     return rate
 
 
@@ -265,6 +273,7 @@ class _RoundsCPU:
         self.cluster = cluster
         self.start: tuple | None = None
         self.end: tuple | None = None
+        self.ahead = {False: 0, True: 0}  # next rounds' first candidates evaluated ahead: started, taken over
 
     def _now(self) -> tuple:
         times = os.times()
@@ -284,6 +293,8 @@ class _RoundsCPU:
             self.start = self._now()
         elif kind == "iteration" and self.start is not None:
             self.end = self._now()
+        elif kind == "ahead":
+            self.ahead[payload["used"]] += 1
 
     @property
     def spent(self) -> tuple[float, float, float]:
@@ -331,6 +342,8 @@ def main(argv=None) -> int:
     parser.add_argument("--loop-paths", dest="loop_paths", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=1, help="loop runs of each --batch, in alternation")
     parser.add_argument("--skip", default="", help="comma-separated: simulate, loop")
+    parser.add_argument("--no-ahead", dest="no_ahead", action="store_true",
+                        help="also run --batch 2 without evaluating the next round's first candidate ahead")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     if "simulate" not in skip:

@@ -26,7 +26,12 @@ different change); the K candidates are evaluated side by side (on a cluster, `o
 one after the other in iteration order, each against the best so far — so the decisions depend on K but
 not on the number of workers or the order the evaluations finish. On a cluster a candidate's task also
 completes its evaluation when the candidate may be accepted (`_bars`) and diagnoses it (`_ahead`): a round
-is one trip to the cluster, and the records are the ones deciding first and completing after would write. K = 1 is the loop above. Each iteration
+is one trip to the cluster, and the records are the ones deciding first and completing after would write. A worker
+that finishes its candidate before the round's last does not wait idle: with a proposer that proposes for
+free (the built-in one, ``speculative``), the next round's first candidate is proposed on the guess that the
+candidates still running will be rejected, and evaluated there (`_next_first`); the next round takes that
+evaluation over only if it proposes the same text at the same iteration (the same evaluation, made earlier),
+so the records do not depend on it either. K = 1 is the loop above. Each iteration
 is still written on its own, with ``round`` (its first iteration and size) in its ``result.json``: a run
 killed mid-round resumes by proposing the round's missing iterations from the round's own context. An
 iteration's ``seconds`` is its share of the round's wall time, so ``--minutes`` counts wall time (and holds
@@ -378,7 +383,6 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
     evaluates the candidates of a round (``batch`` in ``run.json``) side by side as its tasks.
     """
     from opl.closedloop.inputs import prepare_data
-    from opl.closedloop.report import change_log, iteration_summary
 
     emit = on_event or (lambda kind, payload: None)
     # The proposer knows its key: every file of the run is scrubbed of it (and of any bearer token).
@@ -408,10 +412,23 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
     records = archive.iterations()
     for record in records:
         emit("resumed", {"record": record})
-    new = 0
-    exhausted = False
     batch = max(1, int(settings.get("batch") or 1))
     evaluations = Evaluations(evaluator, emit, cluster)
+    checks = _RoundChecks(access)  # the run's: a text proposed ahead (`_next_first`) is checked once too
+    try:
+        return _rounds(archive, proposer, evaluator, evaluations, checks, target, rules, records, facts,
+                       facts_seconds, batch, settings, emit, stop_after)
+    finally:
+        evaluations.close()
+
+
+def _rounds(archive, proposer, evaluator, evaluations, checks, target, rules, records, facts, facts_seconds, batch,
+            settings, emit, stop_after) -> LoopOutcome:
+    """`run_loop`'s iterations: the baseline, then round after round until a stop fires."""
+    from opl.closedloop.report import change_log, iteration_summary
+
+    new = 0
+    exhausted = False
     if batch > 1:
         left = None if rules.minutes is None else rules.minutes * 60 - _elapsed_minutes(records, facts_seconds) * 60
         evaluations.warm(archive.path("initial.opl").read_text(encoding="utf-8"),
@@ -437,7 +454,7 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
             # --minutes holds within the round: a simulation still running at its end is stopped.
             evaluator.deadline = None if seconds_left is None else time.monotonic() + seconds_left
             try:
-                batch_records = _round(archive, evaluator, target, proposer, records, facts, emit, access, budget,
+                batch_records = _round(archive, evaluator, target, proposer, records, facts, emit, checks, budget,
                                        size=min(batch, rules.max_iterations - (k - 1)), evaluations=evaluations,
                                        rules=rules)
             finally:
@@ -598,6 +615,8 @@ class Evaluations:
         self.emit = emit
         self.cluster = cluster
         self.warming: list = []  # the workers' warm-up tasks (`warm`), held for the run: released, a task is dropped
+        # The next round's first candidate, evaluated ahead (`_next_first`): (text, display) → its `_ahead` task.
+        self.ahead: dict[tuple[str, str], Any] = {}
 
     def warm(self, text: str, deadline: float | None) -> None:
         """On a cluster, have every worker evaluate ``text`` (the file as written) on `WARM_PATHS` paths now,
@@ -610,25 +629,57 @@ class Evaluations:
             self.warming = self.cluster.warm(_warmed, (self.evaluator, text, time_left(deadline)),
                                              name="opl-warm-candidate")
 
-    def quick(self, candidates: list["_Candidate"], *, best_objective: float, facts: dict[str, Any]) -> None:
+    def quick(self, candidates: list["_Candidate"], *, best_objective: float, facts: dict[str, Any],
+              ahead: Callable[[], tuple["_Candidate", float | None] | None] | None = None) -> None:
         """The quick evaluation (`Evaluator.evaluate`, ``complete=False``) of each candidate into its
         ``evaluation`` (None, and ``stopped``, for one the evaluator's deadline — the end of ``--minutes`` —
         stopped). Side by side on a cluster: each a task that also completes the evaluation when the
         candidate may be accepted, and diagnoses it (`_ahead`), so that the round needs no second trip to the
-        cluster and this process no critic's work. ``best_objective``: the best's at the round's start."""
-        if self.cluster is None or len(candidates) < 2:
+        cluster and this process no critic's work. ``best_objective``: the best's at the round's start.
+
+        ``ahead`` (on a cluster): called once the first of several candidates is evaluated, it gives the next
+        round's first candidate and its bar (`_next_first`) or None; that candidate is evaluated on the
+        worker left idle meanwhile, and the next round takes the task over if it proposes the same text at
+        the same iteration (any other task evaluated ahead is dropped)."""
+        tasks = {c.iteration: self.ahead.pop((c.text, c.display), None) for c in candidates}
+        self.close()
+        if self.cluster is None or (len(candidates) < 2 and not any(tasks.values())):
             for c in candidates:
                 c.evaluation = self._here(c.text, c.display)
                 c.stopped = c.evaluation is None
             return
-        for c in candidates:
-            self.emit("evaluating", {"display": c.display})
         left = self._seconds_left()
-        jobs = [(self.evaluator, c.text, c.display, bar, facts, left)
-                for c, bar in zip(candidates, _bars(candidates, best_objective))]
-        for c, (quick, completed, diagnosis) in zip(candidates, self.cluster.map(_ahead, jobs, name="opl-candidate")):
+        for c, bar in zip(candidates, _bars(candidates, best_objective)):
+            self.emit("evaluating", {"display": c.display})
+            if tasks[c.iteration] is None:
+                tasks[c.iteration] = self.cluster.submit(_ahead, (self.evaluator, c.text, c.display, bar, facts, left),
+                                                         name="opl-candidate")
+            else:
+                self.emit("ahead", {"iteration": c.iteration, "used": True})
+        by_task = {task: c for c, task in zip(candidates, tasks.values())}
+        running = len(by_task)
+        for task in self.cluster.as_done(by_task):
+            c, (quick, completed, diagnosis) = by_task[task], task.result()
             c.evaluation, c.stopped, c.completed = quick, quick is None, completed
             c.diagnosis, c.diagnosed = diagnosis, quick is not None
+            running -= 1
+            if running and ahead is not None and not self.ahead:
+                self._start_ahead(ahead(), facts)
+
+    def _start_ahead(self, guess: tuple["_Candidate", float | None] | None, facts: dict[str, Any]) -> None:
+        """Submit ``guess`` (`_next_first`: a candidate and its bar) to be evaluated ahead, if any."""
+        if guess is None:
+            return
+        c, bar = guess
+        self.ahead[(c.text, c.display)] = self.cluster.submit(
+            _ahead, (self.evaluator, c.text, c.display, bar, facts, self._seconds_left()), name="opl-candidate-ahead")
+        self.emit("ahead", {"iteration": c.iteration, "used": False})
+
+    def close(self) -> None:
+        """Drop the tasks evaluated ahead that no round took over."""
+        if self.ahead:
+            self.cluster.cancel(list(self.ahead.values()))
+            self.ahead = {}
 
     def complete(self, items: list[tuple[Evaluation, str, str]]) -> list[Evaluation]:
         """`Evaluator.complete` of each (evaluation, text, display)."""
@@ -732,8 +783,73 @@ def _round_so_far(records: list[dict[str, Any]]) -> tuple[int, int]:
     return len(records), 0
 
 
-def _round(archive, evaluator, target, proposer, records, facts, emit, files, budget: "_Budget | None", *,
-           size: int, evaluations: Evaluations, rules: StopRules) -> list[dict[str, Any]]:
+def _context(target: Target, base: list[dict[str, Any]], best_text: str) -> ProposalContext:
+    """What the proposer sees at the start of the round after ``base`` (the records so far): the best
+    candidate (``best_text``), its evaluation and diagnosis, the history and the objective."""
+    last = base[-1]["decision"]
+    best = base[last["best_iteration"]]
+    return ProposalContext(iteration=len(base), candidate=best_text, result=best["evaluation"],
+                           diagnosis=best["diagnosis"], history=tuple(_history_entry(r) for r in base),
+                           objective={"target": target.to_dict(), "best_iteration": last["best_iteration"],
+                                      "best_objective": last["best_objective"],
+                                      "description": "distance to the target (0 = met); see define_metrics.md"})
+
+
+def _decided_in_order(candidates: list["_Candidate"], records: list[dict[str, Any]], parent: int,
+                      target: Target) -> list[dict[str, Any]]:
+    """The records of a round's ``candidates`` (proposed from ``parent``), each decided against the best so
+    far in iteration order (the round's earlier candidates included), without their diagnoses."""
+    decided = {r["iteration"]: r for r in records}
+    out: list[dict[str, Any]] = []
+    for c in candidates:
+        last = (out[-1] if out else records[-1])["decision"]
+        record = _decided(c, decided[last["best_iteration"]], last, parent, target)
+        decided[c.iteration] = record
+        out.append(record)
+    return out
+
+
+def _next_first(archive, target, proposer, records, candidates: list["_Candidate"], parent: int, facts,
+                checks: "_RoundChecks", budget: "_Budget | None", evaluator: Evaluator,
+                rules: StopRules) -> tuple["_Candidate", float | None] | None:
+    """The next round's first candidate and its bar (`_bars`), proposed while this round's last candidates
+    are still evaluated, as if they will all be rejected — the likeliest outcome, and the only one whose next
+    proposal can be known before they finish; None when it cannot be known yet (an accepted candidate whose
+    completion is still to be made) or there is nothing to evaluate (the run stops, the proposer has
+    nothing, the proposal is refused unevaluated).
+
+    `Evaluations.quick` evaluates it on a worker the round leaves idle; the next round uses that evaluation
+    only for the same text at the same iteration, which it evaluates the same way (an evaluation depends
+    on the text, the run's settings and facts alone), so the records are the ones without the lookahead.
+    """
+    out = _decided_in_order(candidates, records, parent, target)  # one still running: not accepted, as if rejected
+    texts = {}
+    for c, record in zip(candidates, out):
+        texts[c.iteration] = record["_text"]
+        if record["decision"]["accepted"]:  # as `_keep` keeps it: the completion and its diagnosis
+            if c.completed is None:
+                return None
+            record.update(evaluation=c.completed.to_dict(), diagnosis=c.diagnosis)
+    base = records + out
+    k = len(base)
+    if decide(rules, [r["decision"] for r in base], minutes=0.0, tokens=_usage(base),
+              cost=_cost(rules, base)) is not None:
+        return None
+    best_k = base[-1]["decision"]["best_iteration"]
+    best_text = texts.get(best_k) or archive.candidate(best_k)
+    display = f"{archive.root}/iter_{k}/candidate.opl"
+    try:
+        proposal = proposer.propose(_context(target, base, best_text), check=lambda text: checks(text, display))
+    except Exception:  # noqa: BLE001 - a guess only: the round proper asks again and records what happens
+        return None
+    if proposal.text is None:
+        return None
+    c = _classified(k, proposal, best_text, display, facts, checks, budget, evaluator)
+    return (c, _bars([c], base[-1]["decision"]["best_objective"])[0]) if c.to_evaluate else None
+
+
+def _round(archive, evaluator, target, proposer, records, facts, emit, checks: "_RoundChecks",
+           budget: "_Budget | None", *, size: int, evaluations: Evaluations, rules: StopRules) -> list[dict[str, Any]]:
     """The next round: ``size`` proposals from the current best and its diagnosis (each told the round's
     earlier ones, ``ProposalContext.pending``), evaluated side by side, then decided one after the other in
     iteration order against the best so far. A round a kill cut short is finished with the proposals it
@@ -747,14 +863,8 @@ def _round(archive, evaluator, target, proposer, records, facts, emit, files, bu
     base = records[:first]
     best_k = base[-1]["decision"]["best_iteration"]
     best_text = archive.candidate(best_k)
-    best = records[best_k]
-    context = ProposalContext(iteration=first, candidate=best_text, result=best["evaluation"],
-                              diagnosis=best["diagnosis"], history=tuple(_history_entry(r) for r in base),
-                              objective={"target": target.to_dict(), "best_iteration": best_k,
-                                         "best_objective": base[-1]["decision"]["best_objective"],
-                                         "description": "distance to the target (0 = met); see define_metrics.md"})
+    context = _context(target, base, best_text)
     pending = [_pending_entry(r["candidate_sha"], r["proposal"]) for r in records[first:] if r["candidate_sha"]]
-    checks = _RoundChecks(files)
     candidates: list[_Candidate] = []
     for k in range(len(records), len(records) + size):
         if candidates and _round_spent(rules, records, candidates):
@@ -778,19 +888,19 @@ def _round(archive, evaluator, target, proposer, records, facts, emit, files, bu
     if not candidates:
         return []
     todo = [c for c in candidates if c.to_evaluate]
-    evaluations.quick(todo, best_objective=base[-1]["decision"]["best_objective"], facts=facts)
+
+    def ahead() -> tuple["_Candidate", float | None] | None:
+        return _next_first(archive, target, proposer, records, candidates, best_k, facts, checks, budget,
+                           evaluator, rules)
+
+    evaluations.quick(todo, best_objective=base[-1]["decision"]["best_objective"], facts=facts,
+                      ahead=ahead if getattr(proposer, "speculative", False) else None)
     for c in todo:
         if c.stopped:
             c.why = (f"stopped unevaluated: its simulation was still running at the end of --minutes (after "
                      f"{time.perf_counter() - started:,.0f} s of this iteration); the candidate is kept in this "
                      f"folder, outside the search")
-    decided = {r["iteration"]: r for r in records}
-    out: list[dict[str, Any]] = []
-    for c in candidates:
-        last = (out[-1] if out else records[-1])["decision"]
-        record = _decided(c, decided[last["best_iteration"]], last, best_k, target)
-        decided[c.iteration] = record
-        out.append(record)
+    out = _decided_in_order(candidates, records, best_k, target)
     _keep(evaluations, candidates, [r["decision"]["accepted"] for r in out])
     size_of_round = len(records) - first + len(candidates)
     seconds = (time.perf_counter() - started) / len(candidates)  # the round's wall time, shared
@@ -834,9 +944,10 @@ def _pending_entry(sha: str, proposal: dict[str, Any]) -> dict[str, Any]:
 
 
 class _RoundChecks:
-    """`check_candidate` of a round's texts, each (text, display) checked once: the proposer checks its
+    """`check_candidate` of a run's texts, each (text, display) checked once: the proposer checks its
     proposal with this function and the loop checks the proposal again (`_classified`) — the same text, name
-    and folders moments apart. The loop's own check either way: a proposer cannot put a verdict here."""
+    and folders moments apart (or a round apart, for a text proposed ahead, `_next_first`). The loop's own
+    check either way: a proposer cannot put a verdict here."""
 
     def __init__(self, files):
         self.files = files

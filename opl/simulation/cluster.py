@@ -226,6 +226,22 @@ class Cluster:
                                    allow_other_workers=True, pure=False)
                 for n, worker in enumerate(sorted(self.client.scheduler_info(n_workers=-1)["workers"]))]
 
+    def submit(self, function: Callable, item, *, name: str = "opl-task"):
+        """``function(item)`` as a task now; its future (`as_done` waits for it, ``.result()`` reads it)."""
+        return self.client.submit(_serial_call, function, item, key=f"{name}-{uuid.uuid4().hex[:12]}", pure=False)
+
+    def as_done(self, futures: Sequence) -> Iterator:
+        """``futures`` one by one as their tasks finish."""
+        from distributed import as_completed
+
+        # The loop named: `as_completed` would otherwise look for a default client, which this one is not.
+        return iter(as_completed(list(futures), loop=self.client.loop))
+
+    def cancel(self, futures: Sequence) -> None:
+        """Drop ``futures``' tasks (running ones are stopped where Dask can; their results are never read)."""
+        if futures:
+            self.client.cancel(list(futures))
+
     def map(self, function: Callable, items: Sequence, *, name: str = "opl-task") -> list:
         """``[function(item) for item in items]``, each call a task; results in the order of ``items``."""
         tag = uuid.uuid4().hex[:12]

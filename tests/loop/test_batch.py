@@ -183,7 +183,9 @@ def test_the_cluster_decides_as_this_process_does(dask_cluster, tmp_path, in_pro
         cluster.client.wait_for_workers(2, timeout=60)
         before = cluster.client.run(_warmed_here)
         hits = cluster.client.run(_store_hits)
-        outcome = run_loop(_start(tmp_path), BuiltinProposer(), cluster=cluster)
+        events = []
+        outcome = run_loop(_start(tmp_path), BuiltinProposer(), cluster=cluster,
+                           on_event=lambda kind, payload: events.append((kind, payload)))
         after = cluster.client.run(_warmed_here)
         hits = {w: n - hits.get(w, 0) for w, n in cluster.client.run(_store_hits).items()}
     assert _decisions(outcome.records) == _decisions(in_process)
@@ -197,6 +199,80 @@ def test_the_cluster_decides_as_this_process_does(dask_cluster, tmp_path, in_pro
     # The candidates evaluated on a worker (and the passes it replayed for this process's evaluations) read
     # the months and marks it made for earlier ones, as in one process; the decisions are the same.
     assert sum(hits.values()) > 0
+    # The second round's first candidate was proposed and evaluated ahead while the first round's last ran
+    # (used or not depends on which finished first: `test_a_candidate_evaluated_ahead_leaves_the_records_unchanged`).
+    assert ("ahead", {"iteration": 3, "used": False}) in events
+
+
+class _Inline:
+    """A stand-in for `opl.simulation.cluster.Cluster` that runs each task in this process when it is submitted
+    (its input pickled and unpickled, as it travels to a worker) and reports the tasks finished in the order
+    ``order`` gives them (``reversed``: a round's last candidate first)."""
+
+    def __init__(self, order=list):
+        self.order = order
+        self.cancelled: list[str] = []
+
+    def submit(self, function, item, *, name):
+        from concurrent.futures import Future
+
+        task = Future()
+        task.set_result(function(cloudpickle.loads(cloudpickle.dumps(item))))
+        task.name = name
+        return task
+
+    def as_done(self, tasks):
+        return iter(self.order(list(tasks)))
+
+    def cancel(self, tasks):
+        self.cancelled += [task.name for task in tasks]
+
+    def map(self, function, items, *, name):
+        return [function(cloudpickle.loads(cloudpickle.dumps(item))) for item in items]
+
+    def warm(self, function, item, *, name):
+        return []
+
+
+LONGER = {"max_iterations": 8, "converge_rounds": 10}
+
+
+@pytest.fixture(scope="module")
+def in_process_longer(tmp_path_factory):
+    return run_loop(_start(tmp_path_factory.mktemp("in-process"), flags=LONGER), BuiltinProposer()).records
+
+
+@pytest.mark.parametrize("order", [list, reversed], ids=["first-finishes-first", "last-finishes-first"])
+def test_a_candidate_evaluated_ahead_leaves_the_records_unchanged(tmp_path, in_process_longer, order):
+    """While a round's last candidates are evaluated, the next round's first one is proposed and evaluated
+    ahead as if they will be rejected (`_next_first`). The next round uses that evaluation when it proposes
+    the same text, and drops it otherwise: either way the archive is the one a run without it writes."""
+    cluster, events = _Inline(order), []
+    outcome = run_loop(_start(tmp_path, flags=LONGER), BuiltinProposer(), cluster=cluster,
+                       on_event=lambda kind, payload: events.append((kind, payload)) if kind == "ahead" else None)
+    assert _untimed(outcome.records) == _untimed(in_process_longer)
+    started = [p["iteration"] for kind, p in events if not p["used"]]
+    used = [p["iteration"] for kind, p in events if p["used"]]
+    # Every round but the last starts its successor's first candidate; rounds decided (1, 2), (3, 4), (5, 6), (7, 8).
+    assert started == [3, 5, 7]
+    accepted = {r["iteration"] for r in in_process_longer if r["decision"]["accepted"]}
+    assert accepted & {2, 4, 6} == set()  # each round's second candidate rejected: when it runs last, the guess holds
+    if order is list:
+        assert used == [3, 5, 7] and cluster.cancelled == []
+    else:  # the first candidate ran last: the guess (it is rejected) fails where it was accepted
+        assert used == [k + 2 for k in (1, 3, 5) if k not in accepted]
+        assert len(cluster.cancelled) == len(started) - len(used)
+
+
+def test_nothing_is_proposed_ahead_for_a_proposer_that_is_not_speculative(tmp_path, in_process):
+    class Asked(BuiltinProposer):
+        speculative = False
+
+    events = []
+    outcome = run_loop(_start(tmp_path), Asked(), cluster=_Inline(),
+                       on_event=lambda kind, payload: events.append(kind))
+    assert _untimed(outcome.records) == _untimed(in_process)
+    assert "ahead" not in events
 
 
 def _store_hits(dask_worker=None) -> int:
