@@ -324,9 +324,13 @@ class _Ahead:
 
     @classmethod
     def finish_all(cls) -> None:
-        """Wait for every draw under way: a process forked while a thread draws would inherit its generator
-        locked."""
+        """Wait for every draw under way and stop the drawing thread (the next draw ahead starts another): a
+        process forked while a thread draws would inherit its generator locked, and none is left running at
+        a fork."""
         wait(list(cls.running))
+        if cls._thread is not None and cls._thread[0] == os.getpid():
+            cls._thread[1].shutdown(wait=True)
+        cls._thread = None
 
 
 if hasattr(os, "register_at_fork"):

@@ -270,8 +270,9 @@ def test_draws_made_ahead_on_a_thread_are_the_draws_made_when_asked(months):
     # Four generators (two Student-t's, the jumps, the signal, the gap): each has its next draw under way,
     # unless the month was the last one asked for.
     assert len(ahead._ahead) == (0 if months == 3 else 5)
-    _Ahead.finish_all()
-    assert not _Ahead.running
+    _Ahead.finish_all()  # what a fork does first: no draw under way, no drawing thread left
+    assert not _Ahead.running and _Ahead._thread is None
+    assert not any(t.name.startswith("opl-draws-ahead") for t in __import__("threading").enumerate())
 
 
 def test_draws_are_made_ahead_only_where_threads_are_allowed(monkeypatch):
