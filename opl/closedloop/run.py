@@ -445,6 +445,7 @@ def _rounds(archive, proposer, evaluator, evaluations, checks, target, rules, re
                 decision = StopDecision(kind="baseline_failed", reason="the file as written cannot be simulated "
                                                                  "(iteration 0): nothing to improve on")
             if decision is not None:
+                evaluations.close()  # a candidate still evaluated ahead would only slow the hold-out down
                 return _finish(archive, evaluator, target, records, decision, facts, emit)
             if stop_after is not None and new >= stop_after:
                 return _interrupted(archive, records)

@@ -264,6 +264,27 @@ def test_a_candidate_evaluated_ahead_leaves_the_records_unchanged(tmp_path, in_p
         assert len(cluster.cancelled) == len(started) - len(used)
 
 
+def test_a_candidate_still_evaluated_ahead_is_dropped_before_the_hold_out(tmp_path, monkeypatch, in_process):
+    """A stop the lookahead did not foresee (here: it is told of no iteration budget) leaves a task evaluated
+    ahead for a round that never comes: it is dropped before the hold-out, not left to compete with it."""
+    from dataclasses import replace
+
+    from opl.closedloop import run as loop_run
+
+    guess = loop_run._next_first
+
+    def unbounded(archive, target, proposer, records, candidates, parent, facts, checks, budget, evaluator, rules):
+        return guess(archive, target, proposer, records, candidates, parent, facts, checks, budget, evaluator,
+                     replace(rules, max_iterations=100))
+
+    monkeypatch.setattr(loop_run, "_next_first", unbounded)
+    cluster, at_holdout = _Inline(), []
+    outcome = run_loop(_start(tmp_path), BuiltinProposer(), cluster=cluster,
+                       on_event=lambda kind, payload: at_holdout.extend(cluster.cancelled) if kind == "holdout" else None)
+    assert _untimed(outcome.records) == _untimed(in_process)
+    assert at_holdout == ["opl-candidate-ahead"]  # the guess for iteration 5, after the last round (3, 4)
+
+
 def test_nothing_is_proposed_ahead_for_a_proposer_that_is_not_speculative(tmp_path, in_process):
     class Asked(BuiltinProposer):
         speculative = False
