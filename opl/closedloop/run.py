@@ -672,8 +672,10 @@ class Evaluations:
         if guess is None:
             return
         c, bar = guess
+        # Stoppable: dropped (a guess that failed), it frees its worker for the round that needs it.
         self.ahead[(c.text, c.display)] = self.cluster.submit(
-            _ahead, (self.evaluator, c.text, c.display, bar, facts, self._seconds_left()), name="opl-candidate-ahead")
+            _ahead, (self.evaluator, c.text, c.display, bar, facts, self._seconds_left()), name="opl-candidate-ahead",
+            stoppable=True)
         self.emit("ahead", {"iteration": c.iteration, "used": False})
 
     def close(self) -> None:

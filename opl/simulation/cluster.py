@@ -226,9 +226,12 @@ class Cluster:
                                    allow_other_workers=True, pure=False)
                 for n, worker in enumerate(sorted(self.client.scheduler_info(n_workers=-1)["workers"]))]
 
-    def submit(self, function: Callable, item, *, name: str = "opl-task"):
-        """``function(item)`` as a task now; its future (`as_done` waits for it, ``.result()`` reads it)."""
-        return self.client.submit(_serial_call, function, item, key=f"{name}-{uuid.uuid4().hex[:12]}", pure=False)
+    def submit(self, function: Callable, item, *, name: str = "opl-task", stoppable: bool = False):
+        """``function(item)`` as a task now; its future (`as_done` waits for it, ``.result()`` reads it).
+        ``stoppable``: once `cancel` drops it, a running task stops at the engine's next deadline check
+        (`_stoppable_call`) — a cancelled Dask task otherwise runs to its end, holding its worker's thread."""
+        return self.client.submit(_stoppable_call if stoppable else _serial_call, function, item,
+                                  key=f"{name}-{uuid.uuid4().hex[:12]}", pure=False)
 
     def as_done(self, futures: Sequence) -> Iterator:
         """``futures`` one by one as their tasks finish."""
@@ -325,6 +328,24 @@ def _serial_call(function: Callable, item):
 
     kernels.serial_only()  # one task a worker process: numba's thread pool would only contend for the cores
     return function(item)
+
+
+def _stoppable_call(function: Callable, item):
+    """`_serial_call`, stopped with `opl.runtime.engine.deadline.DeadlinePassed` at the engine's next check
+    once this worker drops the task (cancelled: its result will never be read)."""
+    from distributed import get_worker
+
+    from opl.runtime.engine.deadline import unless
+
+    worker = get_worker()
+    key = worker.get_current_task()
+
+    def dropped() -> bool:
+        task = worker.state.tasks.get(key)  # read only; the worker's event loop changes it
+        return task is None or task.state == "cancelled"
+
+    with unless(dropped):
+        return _serial_call(function, item)
 
 
 def _worker_versions() -> dict:

@@ -21,13 +21,14 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Iterator
+from typing import Callable, Iterator
 
 from opl.errors import OplError
 
-__all__ = ["DeadlinePassed", "check", "current", "until"]
+__all__ = ["DeadlinePassed", "check", "current", "until", "unless"]
 
 _DEADLINE: ContextVar[float | None] = ContextVar("opl_runtime_deadline", default=None)
+_STOP: ContextVar[Callable[[], bool] | None] = ContextVar("opl_runtime_stop", default=None)
 
 #: The clock deadlines are read on (`time.monotonic`); a test replaces it to count checks instead of seconds.
 clock = time.monotonic
@@ -54,13 +55,28 @@ def until(deadline: float | None) -> Iterator[None]:
         _DEADLINE.reset(token)
 
 
+@contextmanager
+def unless(stopped: Callable[[], bool]) -> Iterator[None]:
+    """Run the wrapped code until ``stopped()`` is true — asked where the deadline is checked, then
+    `DeadlinePassed` — as well as until the deadline in force: a cluster task whose result is no longer wanted
+    (`opl.simulation.cluster`) frees its worker within one step instead of running to its end."""
+    token = _STOP.set(stopped)
+    try:
+        yield
+    finally:
+        _STOP.reset(token)
+
+
 def current() -> float | None:
     """The deadline in force (None: none)."""
     return _DEADLINE.get()
 
 
 def check() -> None:
-    """Raise `DeadlinePassed` when the deadline in force is past."""
+    """Raise `DeadlinePassed` when the deadline in force is past, or the code was told to stop (`unless`)."""
     deadline = _DEADLINE.get()
     if deadline is not None and clock() > deadline:
         raise DeadlinePassed()
+    stopped = _STOP.get()
+    if stopped is not None and stopped():
+        raise DeadlinePassed("the simulation was stopped: its result is no longer wanted")

@@ -213,7 +213,7 @@ class _Inline:
         self.order = order
         self.cancelled: list[str] = []
 
-    def submit(self, function, item, *, name):
+    def submit(self, function, item, *, name, stoppable=False):
         from concurrent.futures import Future
 
         task = Future()

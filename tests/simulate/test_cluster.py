@@ -11,10 +11,15 @@ import sys
 import threading
 from pathlib import Path
 
+import cloudpickle  # Dask's (a test dependency: the [test] extra pulls in [dask])
 import pytest
 from click.testing import CliRunner
 
 from opl.cli import main
+
+# A helper these tests run on a worker (`_checking`) travels by value: under pytest's importlib mode this
+# module is not importable by the name it has here, so by reference a worker could not load it.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 ROOT = Path(__file__).resolve().parents[2]
 FILE = ROOT / "examples" / "jujube" / "strangle.opl"
@@ -131,6 +136,44 @@ def _numba_threads() -> tuple[int, int, bool]:
 
     started = bool(parallel._is_initialized)  # read first: `get_num_threads` starts the pool
     return numba.config.NUMBA_NUM_THREADS, numba.get_num_threads(), started
+
+
+def test_a_stoppable_task_stops_once_cancelled(dask_cluster, tmp_path):
+    """Dask cannot interrupt a running task it cancels: the task holds its worker's thread to its end. A task
+    submitted ``stoppable`` (the loop's guesses, evaluated ahead) stops at the engine's next deadline check."""
+    import time
+
+    from opl.simulation.cluster import session
+
+    marker = tmp_path / "stopped"
+    with session(dask_cluster.scheduler_address) as cluster:
+        cluster.client.wait_for_workers(2, timeout=60)
+        task = cluster.submit(_checking, str(marker), name="opl-test-spin", stoppable=True)
+        deadline = time.monotonic() + 120
+        while not any(str(k).startswith("opl-test-spin") for keys in cluster.client.processing().values()
+                      for k in keys) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # running, checking
+        cluster.cancel([task])
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert marker.read_text() == "the simulation was stopped: its result is no longer wanted"
+
+
+def _checking(marker: str) -> None:
+    """On a worker: check the deadline until told to stop (at most a minute), and write why into ``marker``."""
+    import time
+    from pathlib import Path
+
+    from opl.runtime.engine.deadline import DeadlinePassed, check
+
+    try:
+        for _ in range(6000):
+            check()
+            time.sleep(0.01)
+        Path(marker).write_text("ran to its end")
+    except DeadlinePassed as stop:
+        Path(marker).write_text(str(stop))
 
 
 def test_a_tasks_deadline_counts_the_time_it_waited_to_start():

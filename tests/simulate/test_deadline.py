@@ -77,3 +77,15 @@ def test_a_run_that_ends_before_its_deadline_is_the_same_run():
     free = simulate_file(JUJUBE, **options).to_dict()
     bounded = simulate_file(JUJUBE, **options, deadline=time.monotonic() + 600).to_dict()
     assert free["base"] == bounded["base"] and free["scenarios"] == bounded["scenarios"]
+
+
+def test_a_simulation_told_to_stop_stops_mid_way():
+    """`unless`: the engine asks at each deadline check whether its result is still wanted (a cluster task
+    that was cancelled, `opl.simulation.cluster._stoppable_call`) and stops there when it is not."""
+    asked = itertools.count(1)
+    progress: list[tuple[int, int]] = []
+    with deadlines.unless(lambda: next(asked) > 100), pytest.raises(DeadlinePassed, match="no longer wanted"):
+        simulate_file(JUJUBE, paths=LONG["paths"], overrides=LONG["overrides"] + ["sim.workers=1"],
+                      progress=lambda done, total: progress.append((done, total)))
+    assert progress and 0 < progress[-1][0] < progress[-1][1]
+    deadlines.check()  # outside: nothing to stop
