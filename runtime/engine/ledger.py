@@ -148,7 +148,10 @@ class Ledger:
         self.book("costs", -amount, equity, *extra)
 
     def count(self, name: str, mask: np.ndarray, amount: np.ndarray | int = 1) -> None:
-        if np.ndim(amount) == 0 and amount == 1:
+        """Add 1 (or ``amount``, rounded to whole numbers) to the counter ``name`` where ``mask``."""
+        if not np.any(mask):  # most of a step's counts are of nothing (alerts, calls): no whole-array add
+            return
+        if type(amount) is int and amount == 1 or np.ndim(amount) == 0 and amount == 1:
             self.counters[name] += mask
         else:
             np.add(self.counters[name], np.rint(amount).astype(np.int64), out=self.counters[name], where=mask)

@@ -482,3 +482,24 @@ def test_a_lone_additional_margin_abort_is_recognised_and_nothing_else():
     for other in ("additional_margin(%) > 15 or days_left < 3d", "pnl < -5", "margin_utilisation(>15%)",
                   "pnl_percent(<-25%)"):
         assert _margin_bound(rule(other)) is None, other
+
+
+def test_a_count_of_nothing_adds_nothing_and_cuts_no_counter():
+    """`Ledger.count`: a mask holding nowhere (most of a step's counts: alerts, an adjustment's aborts) adds
+    nothing and, on a round's cut ledger, does not cut the counter; other masks count per element, broadcast,
+    amounts rounded to whole numbers."""
+    from opl.runtime.engine.ledger import Ledger
+
+    ledger = Ledger((2, 5), 1, ("adjust_rounds",))
+    cols = np.array([1, 3])
+    sub = ledger.columns(cols)
+    sub.count("alerts", np.zeros((2, 2), dtype=bool))
+    sub.count("option_lots", np.zeros(2, dtype=bool), np.full((2, 2), 3.0))
+    assert "alerts" not in sub.counters and "option_lots" not in sub.counters
+    sub.count("alerts", np.array([True, False]))  # per path: every variant
+    sub.count("option_lots", np.array([[True, False], [False, False]]), np.full((2, 2), 2.6))
+    ledger.put_columns(sub, cols)
+    ledger.count("adjust_rounds", np.True_)
+    assert ledger.counters["alerts"].tolist() == [[0, 1, 0, 0, 0]] * 2
+    assert ledger.counters["option_lots"].tolist() == [[0, 3, 0, 0, 0], [0] * 5]
+    assert ledger.counters["adjust_rounds"].tolist() == [[1] * 5] * 2
