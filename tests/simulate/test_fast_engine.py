@@ -1310,3 +1310,36 @@ def test_compiled_strike_snaps_are_the_packs_bit_for_bit(pack_name):
         ref = np.maximum(np.asarray(pack.snap_strike(np.maximum(raw, lowest), mode="up" if up else "nearest"),
                                     dtype=float), lowest)
         assert np.array_equal(adjust_kernels.snap(grid, raw, up=up), ref, equal_nan=True)
+
+
+def test_the_compiled_adjust_decision_is_the_numpy_decision():
+    """`AdjustEngine.decide` with ``compiled`` (`adjust_kernels.decide`) against the numpy decision over a month of
+    random steps: verdicts per path, per variant and path or one for all, positions opening and closing, the
+    cooldown — the same rounds, edges and last rounds at every step."""
+    from types import SimpleNamespace
+
+    from opl.runtime.engine.adjust import AdjustEngine, AdjustSpec
+
+    rng = np.random.default_rng(8)
+    shape = (3, 500)
+    verdicts = iter([])
+    spec = AdjustSpec(when=lambda state: next(verdicts), playbook=(), cooldown_days=3.0)
+    engines = [AdjustEngine(spec, shape, ()), AdjustEngine(spec, shape, ())]
+    kinds = [lambda: rng.random(shape[1]) < 0.3, lambda: rng.random(shape) < 0.3, lambda: np.bool_(rng.random() < 0.5)]
+    is_open = rng.random(shape) < 0.9
+    start = rng.random(shape[1]) < 0.2
+    for engine in engines:
+        verdicts = iter([start])
+        engine.start(SimpleNamespace(), is_open)
+    fired = 0
+    for j in range(1, 40):
+        verdict = kinds[j % 3]()
+        is_open &= rng.random(shape) < 0.98
+        got = []
+        for engine, compiled in zip(engines, (False, True)):
+            verdicts = iter([verdict])
+            got.append(engine.decide(SimpleNamespace(), is_open, j, 1.4, compiled=compiled))
+        assert np.array_equal(got[0], got[1]) and got[1].dtype == bool
+        assert np.array_equal(engines[0].prev, engines[1].prev) and np.array_equal(engines[0].last, engines[1].last)
+        fired += got[0].sum()
+    assert fired > 100 and np.isfinite(engines[1].last).any() and not np.isfinite(engines[1].last).all()
