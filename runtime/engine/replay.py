@@ -536,7 +536,9 @@ def _lockstep_tasks(jobs: list[tuple], plans: list[list[tuple]], workers: int) -
     Jobs of the same passes and seed on simulated paths (a simulation's sweep or its scenarios) are replayed
     together, so a chunk-month's draws are made once for them; they are cut into as many runs of
     consecutive jobs as give ``workers`` processes two tasks each (a pass of every job at once would leave
-    a worker idle while the other replays the larger pass). Other jobs keep a task per pass.
+    a worker idle while the other replays the larger pass). The runs' lengths differ by one at most, the
+    longer first: six jobs for two workers are runs of 2, 2, 1 and 1 (cut by threes, 2, 2 and 2, one worker
+    replayed two runs while the other replayed one). Other jobs keep a task per pass.
     """
     families: dict[tuple, list[int]] = {}
     for i, ((_, run, _), plan) in enumerate(zip(jobs, plans)):
@@ -546,10 +548,17 @@ def _lockstep_tasks(jobs: list[tuple], plans: list[list[tuple]], workers: int) -
     for members in families.values():
         plan = plans[members[0]]
         runs = min(len(members), 1 if workers <= 1 else math.ceil(2 * workers / len(plan)))
-        size = math.ceil(len(members) / runs)
         for group in plan:
-            tasks += [(tuple(members[k:k + size]), group) for k in range(0, len(members), size)]
+            tasks += [(run, group) for run in _even_runs(members, runs)]
     return tasks
+
+
+def _even_runs(members: list[int], runs: int) -> list[tuple[int, ...]]:
+    """``members`` cut into ``runs`` runs of consecutive members whose lengths differ by one at most, the
+    longer first."""
+    size, longer = divmod(len(members), runs)
+    starts = [k * size + min(k, longer) for k in range(runs + 1)]
+    return [tuple(members[a:b]) for a, b in zip(starts, starts[1:])]
 
 
 #: Where chunks are replayed when set (a Dask cluster, `opl.simulation.cluster`): called with a list of jobs

@@ -163,6 +163,11 @@ def test_jobs_of_the_same_passes_are_replayed_in_lockstep_cut_for_the_workers(ju
                    ((5,), plans[0][1])]
     two = replay_module._lockstep_tasks(jobs, plans, 2)
     assert [t[0] for t in two] == [(0, 1, 2), (3, 4), (0, 1, 2), (3, 4), (5,), (5,)]
+    # Six jobs of one pass for two workers (a completion's): four runs of 2, 2, 1 and 1 jobs, so each worker
+    # replays three jobs — cut by twos, one worker replayed four while the other replayed two.
+    single = [(jujube.strategy, run, ())] * 6
+    assert [t[0] for t in replay_module._lockstep_tasks(single, [[plans[0][0]]] * 6, 2)] == [
+        (0, 1), (2, 3), (4,), (5,)]
     given = replace(run, source=lambda chunk, paths: None)
     assert replay_module._lockstep_tasks([jobs[0], (jujube.strategy, given, ())], plans[:2], 1) == [
         ((0,), plans[0][0]), ((0,), plans[0][1]), ((1,), plans[0][0]), ((1,), plans[0][1])]
