@@ -182,22 +182,37 @@ if njit is not None:
 
     @njit(cache=True)
     def _decide(when, is_open, prev, last, j, step_days, cooldown, fire):
-        # AdjustEngine.decide: the condition (``when`` broadcast as `kernels._at` reads it) turned true on an
-        # open position, and the cooldown since the path's last round passed; the edge and the last round kept
-        # in place. Returns the elements firing.
+        # AdjustEngine.decide: the condition (``when``: (1 or variants, 1 or paths)) turned true on an open
+        # position, and the cooldown since the element's last round passed; the edge and the last round kept
+        # in place. A row's edges first, in a loop without branches (the compiler vectorises it), then its
+        # few edges' cooldowns. Returns the elements firing.
         variants, paths = fire.shape
+        per_variant, per_path = when.shape[0] > 1, when.shape[1] > 1
         count = 0
         for v in range(variants):
-            for p in range(paths):
-                now = _at(when, v, p) and is_open[v, p]
-                hit = now and not prev[v, p]
-                prev[v, p] = now
-                if hit:
-                    hit = (j - last[v, p]) * step_days >= cooldown - 1e-9
-                    if hit:
-                        last[v, p] = j
-                        count += 1
-                fire[v, p] = hit
+            w, o, pr, fi = when[v if per_variant else 0], is_open[v], prev[v], fire[v]
+            edges = 0
+            if per_path:
+                for p in range(paths):
+                    now = w[p] & o[p]
+                    fi[p] = now > pr[p]
+                    pr[p] = now
+                    edges += fi[p]
+            else:
+                w0 = w[0]
+                for p in range(paths):
+                    now = w0 & o[p]
+                    fi[p] = now > pr[p]
+                    pr[p] = now
+                    edges += fi[p]
+            if edges:
+                row = last[v]
+                for p in range(paths):
+                    if fi[p]:
+                        fi[p] = (j - row[p]) * step_days >= cooldown - 1e-9
+                        if fi[p]:
+                            row[p] = j
+                            count += 1
         return count
 
     @njit(cache=True)
