@@ -253,12 +253,13 @@ if njit is not None:
     @njit(cache=True)
     def _mark_where(where, strike, old_value, old_delta, old_gamma, f, vol, phi, american, with_gamma, tj, const,
                     eep, d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma,
-                    exercise):
+                    exercise, in_place):
         # One step's marks of a series with a strike per (variant, path): `_mark_row` where ``where``, the
         # ``old`` marks elsewhere (no rows: 0) and no exercise. A variant quoted at a strike an earlier variant
         # of the path was quoted at copies its marks (a mark depends on the path's price and volatility and
         # the strike only). Variant by variant: its copies first, then its own marks in one `_mark_row`.
-        # Returns the number of marks computed.
+        # ``in_place`` (value, delta, gamma): that output is its old array itself, whose elsewhere is already
+        # the old marks (not copied). Returns the number of marks computed.
         variants, paths = where.shape
         per_strike, rows = strike.shape[0] > 1, old_value.shape[0]
         sqrt_t, bt, cf, df = const[0, 0], const[1, 0], const[2, 0], const[3, 0]
@@ -269,9 +270,12 @@ if njit is not None:
             for p in range(paths):
                 need[p] = False
                 if not where[v, p]:
-                    value[v, p] = old_value[r, p] if rows else 0.0
-                    delta[v, p] = old_delta[r, p] if rows else 0.0
-                    gamma[v, p] = old_gamma[r, p] if rows else 0.0
+                    if not in_place[0]:
+                        value[v, p] = old_value[r, p] if rows else 0.0
+                    if not in_place[1]:
+                        delta[v, p] = old_delta[r, p] if rows else 0.0
+                    if not in_place[2]:
+                        gamma[v, p] = old_gamma[r, p] if rows else 0.0
                     exercise[v, p] = False
                     continue
                 kk = strike[rs, p]
@@ -1017,10 +1021,14 @@ _NO_OLD = (np.zeros((0, 0)),) * 3
 
 
 def mark_where(*, is_call: bool, american: bool, where: np.ndarray, strike, price: np.ndarray, vol: np.ndarray,
-               t: float, smile, rate: float, carry: float = 0.0, gamma: bool = True, old=None):
+               t: float, smile, rate: float, carry: float = 0.0, gamma: bool = True, old=None, into=None):
     """One step's marks of a series with a strike per (variant, path): value, delta, gamma, exercise, each like
     ``where`` (variants, paths), marked where ``where`` and elsewhere ``old`` = (value, delta, gamma) (per path
     or per variant and path; None: 0) with no exercise.
+
+    ``into``: (value, delta, gamma, exercise), each None (a new array) or an array to write into (C-ordered,
+    writable, ``where``'s shape: else a new array is used); one that is ``old``'s own array is updated in
+    place, its elements not marked left as they are (a re-mark's old marks are not copied).
 
     ``strike`` per path or per variant and path; ``price`` and ``vol`` (paths,) the step's column, ``t`` the
     series' years to expiry. The marks are `mark_series`' to the bit; each (path, strike) is marked once
@@ -1029,13 +1037,15 @@ def mark_where(*, is_call: bool, american: bool, where: np.ndarray, strike, pric
     """
     shape = where.shape
     tables = _series_tables(bool(is_call), bool(american), (float(t),), float(rate), float(carry))
-    value, delta, gam = np.empty(shape), np.empty(shape), np.empty(shape)
-    exercise = np.empty(shape, dtype=np.bool_)
+    into = into or (None,) * 4
+    value, delta, gam = (x if _ready(x, shape, np.float64) else np.empty(shape) for x in into[:3])
+    exercise = into[3] if _ready(into[3], shape, np.bool_) else np.empty(shape, dtype=np.bool_)
     olds = _NO_OLD if old is None else tuple(_rows_c(x, shape) for x in old)
+    in_place = tuple(old is not None and out is before for out, before in zip((value, delta, gam), olds))
     _mark_where(_plain_bool(where, shape), _rows_c(strike, shape), *olds, _plain(price, shape[1:]),
                 _plain(vol, shape[1:]), 1.0 if is_call else -1.0, bool(american), bool(gamma), float(t), tables.const,
                 tables.eep, tables.d_eep, tables.boundary, *_grids(), float(smile.spread), float(smile.floor),
-                float(smile.skew), float(smile.curvature), value, delta, gam, exercise)
+                float(smile.skew), float(smile.curvature), value, delta, gam, exercise, in_place)
     return value, delta, gam, exercise
 
 

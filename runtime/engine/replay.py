@@ -66,6 +66,7 @@ import functools
 import math
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -329,13 +330,17 @@ class _Month(MarkedMonth):
 
     def _remark_held(self, slot: Slot, j: int, where: np.ndarray) -> None:
         """`remark` on the fast engine: the compiled marks written where the slot holds lots, the other
-        paths' marks kept (what `remark`'s whole-array selects give), in one pass (`kernels.mark_where`)."""
+        paths' marks kept (what `remark`'s whole-array selects give), in one pass (`kernels.mark_where`).
+        A mark array nothing but the slot refers to (`_unshared`) is updated in place: no one can see the
+        difference, and its old marks are not copied (the value's old array is usually still read, as the
+        step's marks before)."""
+        into = tuple(_unshared(slot, name) for name in ("value", "delta", "gamma", "exercise"))
         slot.value, slot.delta, slot.gamma, slot.exercise = self._marks_where(
             slot.is_call, slot.american, slot.strike, slot.extra_days, j, where,
-            old=(slot.value, slot.delta, slot.gamma))
+            old=(slot.value, slot.delta, slot.gamma), into=into)
 
     def _marks_where(self, is_call: bool, american: bool, strike, extra_days: float, j: int, where: np.ndarray,
-                     old=None):
+                     old=None, into=None):
         """`opl.runtime.engine.kernels.mark_where` at step ``j`` of the series (``strike`` per path or per
         variant and path, ``extra_days`` after the month's expiry) where ``where`` (variants, paths)."""
         by_step = getattr(self, "by_step", None)
@@ -346,7 +351,7 @@ class _Month(MarkedMonth):
         return kernels.mark_where(is_call=is_call, american=american, where=where, strike=strike, price=price,
                                   vol=vol, t=self.t[j] + extra_days / DAYS_PER_YEAR, smile=self.smile,
                                   rate=self.rate, carry=self.markers[american].carry, gamma=self.want_gamma,
-                                  old=old)
+                                  old=old, into=into)
 
     def snap(self, raw: np.ndarray) -> np.ndarray:
         """Strikes on the pack's grid; a level far below it (a collapsed path) gets the lowest listed strike."""
@@ -414,6 +419,14 @@ class _Month(MarkedMonth):
             if marks.gamma is not None:
                 gamma[vi, pi] = marks.gamma
         return value, delta, gamma, exercise
+
+
+def _unshared(slot: Slot, name: str) -> np.ndarray | None:
+    """The slot's array ``name`` when nothing else refers to it (no other name, container or view: numpy views
+    hold their base), so that writing into it changes nothing anyone else reads; else None."""
+    x = getattr(slot, name)
+    # Three references when the slot's is the only one: the slot's, ``x`` and getrefcount's argument.
+    return x if type(x) is np.ndarray and x.base is None and sys.getrefcount(x) <= 3 else None
 
 
 def _base_marks(slot: Slot, mo, j: int) -> None:

@@ -227,6 +227,42 @@ def test_a_remark_is_the_reference_remarks_selects_bit_for_bit(per_path):
     assert np.array_equal(slot.exercise, expected)
 
 
+def test_a_remark_writes_in_place_only_into_arrays_nothing_else_refers_to():
+    """`_remark_held` updates in place the mark arrays only the slot refers to (their old marks are not
+    copied): the same marks as into new arrays, and an array someone else holds (the step's marks before, a
+    view) keeps its numbers."""
+    from opl.runtime.engine.book import Slot
+
+    rng = np.random.default_rng(12)
+    paths, variants, j = 250, 3, 9
+    month = _quoting_month(rng, paths, 22, whole=True)
+    qty = np.where(rng.random((variants, paths)) < 0.4, -2.0, 0.0)
+    strike = np.round(10_400 * np.exp(rng.normal(0.0, 0.1, (variants, paths))) / 100) * 100
+    old = [rng.normal(size=(variants, paths)) for _ in range(3)] + [rng.random((variants, paths)) < 0.5]
+
+    def remarked(held_elsewhere: bool):
+        slot = Slot(is_call=False, american=True, qty=qty, strike=strike)
+        slot.value, slot.delta, slot.gamma, slot.exercise = (x.copy() for x in old)
+        arrays = [slot.value, slot.delta, slot.gamma, slot.exercise]
+        kept = [a.copy() for a in arrays] if held_elsewhere else None
+        ids = [id(a) for a in arrays]  # an array updated in place keeps its identity (the old ones are alive)
+        if not held_elsewhere:
+            del arrays
+        month.remark(slot, j)
+        now = [id(a) for a in (slot.value, slot.delta, slot.gamma, slot.exercise)]
+        return slot, kept, (arrays if held_elsewhere else [x == y for x, y in zip(ids, now)])
+
+    alone, _, in_place = remarked(False)
+    assert all(in_place)  # nothing else held them: every array written in place
+    shared, kept, arrays = remarked(True)
+    for a, b in zip((alone.value, alone.delta, alone.gamma, alone.exercise),
+                    (shared.value, shared.delta, shared.gamma, shared.exercise)):
+        assert np.array_equal(a, b)
+    for before, now, new in zip(kept, arrays, (shared.value, shared.delta, shared.gamma, shared.exercise)):
+        assert np.array_equal(before, now) and new is not now  # held elsewhere: not written into
+    assert not np.array_equal(alone.value, old[0])  # the marks did move where held
+
+
 def _month_of_marks(paths=3_000, steps=22):
     rng = np.random.default_rng(5)
     forward = 10_400 * np.exp(np.cumsum(rng.normal(0.0, 0.04, (paths, steps)), axis=1))
