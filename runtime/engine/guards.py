@@ -70,7 +70,7 @@ class _SlotLeg(LegState):
 
 
 def _test(rule: GuardRule, state: TriggerState, leg: LegState) -> np.ndarray:
-    if leg.held is False:
+    if type(leg) is not _SlotLeg and leg.held is False:  # (a held slot's mask is made only when a rule needs it)
         return np.zeros((), dtype=bool)
     state.leg = leg
     try:

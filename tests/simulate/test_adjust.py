@@ -503,3 +503,28 @@ def test_a_count_of_nothing_adds_nothing_and_cuts_no_counter():
     assert ledger.counters["alerts"].tolist() == [[0, 1, 0, 0, 0]] * 2
     assert ledger.counters["option_lots"].tolist() == [[0, 3, 0, 0, 0], [0] * 5]
     assert ledger.counters["adjust_rounds"].tolist() == [[1] * 5] * 2
+
+
+def test_warn_if_decided_by_the_legs_days_left_makes_no_held_mask():
+    """`guards.warned` on `guards.leg_states`: a rule a leg's days_left decides (the default ``warn_if``, most
+    steps) never makes the held slots' masks; one that reads the leg holds where the leg is held only."""
+    from types import SimpleNamespace
+
+    from opl.runtime.engine.book import Book
+    from opl.runtime.engine.guards import leg_states, warned
+    from opl.runtime.engine.legspec import OptionLeg, StrikeRule
+
+    rule = GuardRule(kind="warn_if", text="t", test=_condition("days_left > 30d && leg_pnl > 25%", per_leg=True))
+    book = Book((2, 3))
+    g = book.add_group(OptionLeg(is_call=True, side=1, qty=1, american=True,
+                                 strike=StrikeRule(kind="absolute", value=100.0)))
+    slot = book.slots[book.add_slot(g, is_call=True, american=True, strike=None,
+                                    qty=np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 2.0]]))]
+    slot.value, slot.entry = np.full((2, 3), 2.0), np.ones((2, 3))  # +100% on every element
+    book.add_slot(g, is_call=True, american=True, strike=None)  # never held
+    price = np.full(3, 100.0)
+    for days_left, expected in ((10.0, np.zeros((2, 3), dtype=bool)), (40.0, slot.qty != 0)):
+        legs = leg_states(book, price, days_left)
+        state = SimpleNamespace(shape=(2, 3), days_left=days_left, price=price, leg=None)
+        assert np.array_equal(warned((rule,), state, legs), expected)
+        assert (legs[0]._mask is None) == (days_left < 30) and legs[1].held is False
