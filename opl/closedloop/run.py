@@ -749,14 +749,11 @@ def _evaluated(job) -> Evaluation | None:
 
 def _bars(candidates: list["_Candidate"], best_objective: float) -> list[float | None]:
     """For each candidate of a round, the objective below which it may be accepted (None: whatever its
-    objective, when the evaluation runs). A parameter change is accepted below the best so far, which is at
-    most the round's starting ``best_objective`` — unless a design change before it in the round, accepted
-    whatever its objective, reset the yardstick; a design change is accepted whenever it is evaluated."""
-    bars: list[float | None] = []
-    for c in candidates:
-        reset = c.kind == "design" or (bool(bars) and bars[-1] is None)
-        bars.append(None if reset else best_objective - 1e-12)
-    return bars
+    objective, when the evaluation runs). A design change is accepted whenever it is evaluated; a parameter
+    change below the best so far, which is at most the round's starting ``best_objective`` — after a design
+    change accepted earlier in the round it cannot be accepted at all (`_superseded`), and if that design
+    change failed, the best is still the round's."""
+    return [None if c.kind == "design" else best_objective - 1e-12 for c in candidates]
 
 
 def _ahead(job) -> tuple[Evaluation | None, Evaluation | None, dict[str, Any] | None]:
@@ -799,22 +796,38 @@ def _context(target: Target, base: list[dict[str, Any]], best_text: str) -> Prop
 
 
 def _decided_in_order(candidates: list["_Candidate"], records: list[dict[str, Any]], parent: int,
-                      target: Target) -> list[dict[str, Any]]:
+                      target: Target, earlier: dict[int, str]) -> list[dict[str, Any]]:
     """The records of a round's ``candidates`` (proposed from ``parent``), each decided against the best so
-    far in iteration order (the round's earlier candidates included), without their diagnoses."""
+    far in iteration order (the round's earlier candidates included: ``earlier``, the texts of its
+    iterations a killed session wrote), without their diagnoses."""
     decided = {r["iteration"]: r for r in records}
+    round_texts = {**earlier, **{c.iteration: c.text for c in candidates}}
     out: list[dict[str, Any]] = []
     for c in candidates:
         last = (out[-1] if out else records[-1])["decision"]
-        record = _decided(c, decided[last["best_iteration"]], last, parent, target)
+        record = _decided(c, decided[last["best_iteration"]], last, parent, target,
+                          superseded=_superseded(c, last["best_iteration"], round_texts))
         decided[c.iteration] = record
         out.append(record)
     return out
 
 
-def _next_first(archive, target, proposer, records, candidates: list["_Candidate"], parent: int, facts,
-                checks: "_RoundChecks", budget: "_Budget | None", evaluator: Evaluator,
-                rules: StopRules) -> tuple["_Candidate", float | None] | None:
+def _superseded(c: "_Candidate", best_k: int, round_texts: dict[int, str]) -> str:
+    """Why ``c`` cannot be accepted over ``best_k``, a candidate of its own round accepted before it whose
+    design it does not carry ("" when it can be). ``c`` was proposed from the round's parent: accepted, it
+    would undo that design change unseen — a parameter change scored on the design it reverts (the loop then
+    proposed the same design change round after round)."""
+    if best_k not in round_texts or c.evaluation is None or not c.evaluation.ok:
+        return ""
+    if Candidate(round_texts[best_k]).design() == Candidate(c.text).design():
+        return ""
+    return (f"superseded: iteration {best_k}, a design change of the same round decided before it, is the best "
+            "now, and this candidate, proposed from the round's parent, does not carry that design")
+
+
+def _next_first(archive, target, proposer, records, candidates: list["_Candidate"], parent: int,
+                earlier: dict[int, str], facts, checks: "_RoundChecks", budget: "_Budget | None",
+                evaluator: Evaluator, rules: StopRules) -> tuple["_Candidate", float | None] | None:
     """The next round's first candidate and its bar (`_bars`), proposed while this round's last candidates
     are still evaluated, as if they will all be rejected — the likeliest outcome, and the only one whose next
     proposal can be known before they finish; None when it cannot be known yet (an accepted candidate whose
@@ -825,7 +838,8 @@ def _next_first(archive, target, proposer, records, candidates: list["_Candidate
     only for the same text at the same iteration, which it evaluates the same way (an evaluation depends
     on the text, the run's settings and facts alone), so the records are the ones without the lookahead.
     """
-    out = _decided_in_order(candidates, records, parent, target)  # one still running: not accepted, as if rejected
+    # One still running is not accepted: as if rejected.
+    out = _decided_in_order(candidates, records, parent, target, earlier)
     texts = {}
     for c, record in zip(candidates, out):
         texts[c.iteration] = record["_text"]
@@ -867,6 +881,7 @@ def _round(archive, evaluator, target, proposer, records, facts, emit, checks: "
     best_k = base[-1]["decision"]["best_iteration"]
     best_text = archive.candidate(best_k)
     context = _context(target, base, best_text)
+    earlier = {r["iteration"]: archive.candidate(r["iteration"]) for r in records[first:]}  # a resumed round's
     pending = [_pending_entry(r["candidate_sha"], r["proposal"]) for r in records[first:] if r["candidate_sha"]]
     candidates: list[_Candidate] = []
     for k in range(len(records), len(records) + size):
@@ -893,8 +908,8 @@ def _round(archive, evaluator, target, proposer, records, facts, emit, checks: "
     todo = [c for c in candidates if c.to_evaluate]
 
     def ahead() -> tuple["_Candidate", float | None] | None:
-        return _next_first(archive, target, proposer, records, candidates, best_k, facts, checks, budget,
-                           evaluator, rules)
+        return _next_first(archive, target, proposer, records, candidates, best_k, earlier, facts, checks,
+                           budget, evaluator, rules)
 
     evaluations.quick(todo, best_objective=base[-1]["decision"]["best_objective"], facts=facts,
                       ahead=ahead if getattr(proposer, "speculative", False) else None)
@@ -903,7 +918,7 @@ def _round(archive, evaluator, target, proposer, records, facts, emit, checks: "
             c.why = (f"stopped unevaluated: its simulation was still running at the end of --minutes (after "
                      f"{time.perf_counter() - started:,.0f} s of this iteration); the candidate is kept in this "
                      f"folder, outside the search")
-    out = _decided_in_order(candidates, records, best_k, target)
+    out = _decided_in_order(candidates, records, best_k, target, earlier)
     _keep(evaluations, candidates, [r["decision"]["accepted"] for r in out])
     size_of_round = len(records) - first + len(candidates)
     seconds = (time.perf_counter() - started) / len(candidates)  # the round's wall time, shared
@@ -987,9 +1002,9 @@ def _classified(k: int, proposal: Proposal, best_text: str, display: str, facts,
 
 
 def _decided(c: _Candidate, best: dict[str, Any], last: dict[str, Any], parent: int,
-             target: Target) -> dict[str, Any]:
+             target: Target, *, superseded: str = "") -> dict[str, Any]:
     """The record of candidate ``c`` decided against ``best`` (the best record so far; ``last`` the latest
-    decision), without its diagnosis yet."""
+    decision), without its diagnosis yet; ``superseded``: why it cannot be accepted (`_superseded`)."""
     d_version, p_version = last["design_version"], last["parameter_version"]
     decision: dict[str, Any] = {"best_iteration": last["best_iteration"], "best_objective": last["best_objective"],
                                 "best_target_met": last["best_target_met"], "design_version": d_version,
@@ -1005,6 +1020,8 @@ def _decided(c: _Candidate, best: dict[str, Any], last: dict[str, Any], parent: 
                                          evaluation.values)
         if not evaluation.ok:
             why = "the candidate cannot be simulated"
+        elif superseded:
+            why = superseded
         elif c.kind == "design":
             why = "design change: accepted as the new yardstick" + "".join(
                 f"; it drops {d['component']} because the data reject it ({d['test']})" for d in c.dropped)

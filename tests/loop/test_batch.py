@@ -132,9 +132,46 @@ def test_a_candidate_is_completed_ahead_whenever_it_may_be_accepted():
     from opl.closedloop.run import _bars
 
     # Parameter changes are accepted below the best so far, at most the round's starting best; a design
-    # change is accepted whatever its objective, and so may be every change after it in the round.
+    # change is accepted whatever its objective. A parameter change after it, proposed from the round's
+    # parent, cannot be accepted over it (`_superseded`), and if it failed the bar is still the round's.
     kinds = ["parameter", "parameter", "design", "parameter"]
-    assert _bars([_proposed(k, kind) for k, kind in enumerate(kinds)], 2.5) == [2.5 - 1e-12, 2.5 - 1e-12, None, None]
+    assert _bars([_proposed(k, kind) for k, kind in enumerate(kinds)], 2.5) == \
+        [2.5 - 1e-12, 2.5 - 1e-12, None, 2.5 - 1e-12]
+
+
+def test_a_candidate_without_the_rounds_accepted_design_change_is_not_accepted_over_it():
+    """A round's parameter change is proposed from the round's parent: after the round's design change is
+    accepted, accepting it would undo that design unseen (on jujube the loop then proposed the same design
+    change round after round). It is rejected, however good its objective; had the design change failed, it
+    would be decided against the round's best as before."""
+    from opl.closedloop.evaluate import Evaluation
+    from opl.closedloop.proposal import Proposal
+    from opl.closedloop.candidate import checked
+    from opl.closedloop.objective import parse_target
+    from opl.closedloop.run import _Candidate, _decided_in_order
+
+    def candidate(k, text, kind, objective, ok=True):
+        c = _Candidate(k, Proposal(text=text, change="", rationale=""), text, "", kind=kind)
+        c.evaluation = Evaluation(ok=ok, objective=objective, complete=False)
+        return c
+
+    baseline = {"iteration": 0, "evaluation": None, "decision": {
+        "best_iteration": 0, "best_objective": 3.0, "best_target_met": False, "design_version": 1,
+        "parameter_version": 1}}
+    target = parse_target(checked(SMALL).document, "median_monthly_return >= 1% and loss_probability <= 25%")
+    design = SMALL.replace("model gbm", "model garch")
+    hedged = SMALL.replace("band 0.05", "band 0.1")
+    out = _decided_in_order([candidate(1, design, "design", 5.0), candidate(2, hedged, "parameter", 1.0)],
+                            [baseline], 0, target, {})
+    assert [r["decision"]["accepted"] for r in out] == [True, False]
+    assert out[1]["decision"]["why"].startswith("superseded: iteration 1") and out[1]["decision"]["best_iteration"] == 1
+    failed = _decided_in_order([candidate(1, design, "design", 5.0, ok=False), candidate(2, hedged, "parameter", 1.0)],
+                               [baseline], 0, target, {})
+    assert [r["decision"]["accepted"] for r in failed] == [False, True]
+    # A killed session wrote the design change: the resumed round still knows its text.
+    resumed = _decided_in_order([candidate(2, hedged, "parameter", 1.0)], [baseline, out[0]], 0, target,
+                                {1: design})
+    assert resumed[0]["decision"] == out[1]["decision"]
 
 
 def test_a_completion_made_ahead_is_kept_only_for_an_accepted_candidate():
@@ -273,9 +310,8 @@ def test_a_candidate_still_evaluated_ahead_is_dropped_before_the_hold_out(tmp_pa
 
     guess = loop_run._next_first
 
-    def unbounded(archive, target, proposer, records, candidates, parent, facts, checks, budget, evaluator, rules):
-        return guess(archive, target, proposer, records, candidates, parent, facts, checks, budget, evaluator,
-                     replace(rules, max_iterations=100))
+    def unbounded(*args):
+        return guess(*args[:-1], replace(args[-1], max_iterations=100))
 
     monkeypatch.setattr(loop_run, "_next_first", unbounded)
     cluster, at_holdout = _Inline(), []
