@@ -24,7 +24,9 @@ K times from the same best candidate and diagnosis, each time told the round's e
 (`ProposalContext.pending`: the built-in proposer gives the next untried move, a model is asked for a
 different change); the K candidates are evaluated side by side (on a cluster, `opl.simulation.cluster`), then decided
 one after the other in iteration order, each against the best so far — so the decisions depend on K but
-not on the number of workers or the order the evaluations finish. On a cluster a candidate's task also
+not on the number of workers or the order the evaluations finish. A candidate proposed from the round's
+parent is not accepted over a design change of its round accepted before it whose design it does not carry
+(`_superseded`): it would undo that design unseen. On a cluster a candidate's task also
 completes its evaluation when the candidate may be accepted (`_bars`) and diagnoses it (`_ahead`): a round
 is one trip to the cluster, and the records are the ones deciding first and completing after would write. A worker
 that finishes its candidate before the round's last does not wait idle: with a proposer that proposes for
