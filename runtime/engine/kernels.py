@@ -51,6 +51,8 @@ PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
 # step's column of held paths in a one-process run (a 10,000-path chunk) uses both cores.
 MARKS_PARALLEL_MIN = 8_192
 _BLOCK = 512  # paths a thread marks per call (amortises the call; many blocks keep both threads busy)
+# Paths a margin block does for every variant: its scratch (a few series' rows) stays in the first-level cache.
+_MARGIN_BLOCK = 256
 
 
 def serial_only() -> None:
@@ -296,10 +298,10 @@ if njit is not None:
     # -- margin (opl.runtime.market.margin, opl.runtime.market.combinations) ----------------------------------
     # The formulas are written exactly as the reference writes them (max(a, b) = (a + b + |a - b|) / 2 in
     # the combinations, the same sums in the same order), so a requirement is the reference's bit for bit.
-    # One pass over the (variant, path) elements: an element's few series are gathered into small local
-    # arrays and its whole requirement computed there. The series' arrays are read where they lie (tuples
-    # of arrays, no (series, variants, paths) copy): copying them cost more than the arithmetic, and so did
-    # the five passes over such arrays this replaced.
+    # Blocks of paths (`_margin_block`): each series' row read once into a block-sized scratch, then the
+    # elements one by one — most hold none or a strangle's two legs, paired on numbers. The series' arrays are
+    # read where they lie (tuples of arrays, no (series, variants, paths) copy): copying them cost more than the
+    # arithmetic. Blocks are independent, so the step's requirement has a parallel twin.
 
     @njit(cache=True, inline="always")
     def _cmax(a, b):
@@ -308,11 +310,6 @@ if njit is not None:
     @njit(cache=True, inline="always")
     def _cmin(a, b):
         return (a + b - abs(a - b)) / 2
-
-    @njit(cache=True, inline="always")
-    def _at(x, v, c):
-        # Element (v, c) of an array broadcast to (variants, paths): its shape is (1 or variants, 1 or paths).
-        return x[v if x.shape[0] > 1 else 0, c if x.shape[1] > 1 else 0]
 
     @njit(cache=True, inline="always")
     def _series_margin(is_call, f, k, premium, fr, czce, otm_weight, floor_weight, r, mr, put_cap, unit):
@@ -376,55 +373,191 @@ if njit is not None:
             long[i] = (q[i] + abs(q[i])) / 2
 
     @njit(cache=True)
+    def _paired(h, is_call, expiry, k, prem, q, margin, short, long, short2, long2, unit, spread, straddle, strangle,
+                both_orders):
+        # The options' requirement of an element from its h held series (the book's order, no zero lots): spreads
+        # first, then straddles; where both can pair, the other order too, the smaller kept
+        # (combinations.combination_margin). A pairing that cannot pair adds exact zeros: skipped there.
+        has_long, has_call, has_put = False, False, False
+        for a in range(h):
+            has_long = has_long or q[a] > 0
+            has_call = has_call or is_call[a]
+            has_put = has_put or not is_call[a]
+        can_spread = spread and has_long
+        can_straddle = (straddle or strangle) and has_call and has_put
+        _split(h, q, short, long)
+        first = 0.0
+        if can_spread:
+            first = first + _spreads(h, is_call, expiry, k, q, margin, short, long, unit)
+        if can_straddle:
+            first = first + _straddles(h, is_call, expiry, k, prem, q, margin, short, straddle, strangle, unit)
+        paired = _paired_total(h, q, margin, short, first)
+        if both_orders and can_spread and can_straddle:
+            _split(h, q, short2, long2)
+            second = 0.0 + _straddles(h, is_call, expiry, k, prem, q, margin, short2, straddle, strangle, unit)
+            second = second + _spreads(h, is_call, expiry, k, q, margin, short2, long2, unit)
+            paired = _cmin(paired, _paired_total(h, q, margin, short2, second))
+        return paired
+
+    # `_paired` of one or two series on numbers (most elements: a strangle's two legs), the same operations in the
+    # same order: no arrays to gather into, and no call passing arrays (their reference counts cost more than
+    # the arithmetic). With two series a spread needs one type, a straddle both: at most one pair of each.
+
+    @njit(cache=True, inline="always")
+    def _one(q, margin):
+        # `_paired` of one series: nothing pairs, its short lots are margined alone.
+        return 0.0 + (0.0 + (-q + abs(-q)) / 2 * margin)
+
+    @njit(cache=True, inline="always")
+    def _spread_step(call_i, k_i, m_i, s_i, k_j, l_j, unit):
+        # One (short i, long j) pair of `_spreads`: the amount and the lots paired.
+        lots = _cmin(s_i, l_j)
+        w = k_j - k_i if call_i else k_i - k_j
+        width = (w + abs(w)) / 2 * unit
+        return lots * _cmin(m_i, width), lots
+
+    @njit(cache=True, inline="always")
+    def _straddle_step(k_i, m_i, p_i, s_i, k_j, m_j, p_j, s_j, straddle, strangle, unit):
+        # One (short call i, short put j) pair of `_straddles`: the amount and the lots paired.
+        pairs = straddle * (k_i == k_j) + strangle * (k_i > k_j)
+        lots = _cmin(s_i, s_j) * pairs
+        other = (m_i >= m_j) * p_j + (m_i < m_j) * p_i
+        return lots * (_cmax(m_i, m_j) + other * unit), lots
+
+    @njit(cache=True, inline="always")
+    def _two_order(spreads_first, call_a, call_b, same_expiry, k_a, p_a, q_a, m_a, k_b, p_b, q_b, m_b, unit,
+                   can_spread, can_straddle, straddle, strangle):
+        # One order of `_paired` on series a then b (the book's order): `_split`, the pairings, `_paired_total`.
+        # A spread pairs one type, a straddle both: one of them at most, so each sees the lots `_split` gave.
+        s_a, l_a = (-q_a + abs(-q_a)) / 2, (q_a + abs(q_a)) / 2
+        s_b, l_b = (-q_b + abs(-q_b)) / 2, (q_b + abs(q_b)) / 2
+        spreads = straddles = 0.0
+        if can_spread and same_expiry and call_a == call_b:  # (a, b) then (b, a)
+            amount, lots = _spread_step(call_a, k_a, m_a, s_a, k_b, l_b, unit)
+            spreads, s_a, l_b = spreads + amount, s_a - lots, l_b - lots
+            amount, lots = _spread_step(call_b, k_b, m_b, s_b, k_a, l_a, unit)
+            spreads, s_b, l_a = spreads + amount, s_b - lots, l_a - lots
+        if can_straddle and same_expiry:  # the call first, whichever slot holds it
+            if call_a:
+                amount, lots = _straddle_step(k_a, m_a, p_a, s_a, k_b, m_b, p_b, s_b, straddle, strangle, unit)
+            else:
+                amount, lots = _straddle_step(k_b, m_b, p_b, s_b, k_a, m_a, p_a, s_a, straddle, strangle, unit)
+            straddles, s_a, s_b = straddles + amount, s_a - lots, s_b - lots
+        if spreads_first:
+            first = 0.0
+            if can_spread:
+                first = first + spreads
+            if can_straddle:
+                first = first + straddles
+        else:
+            first = 0.0 + straddles
+            first = first + spreads
+        return first + (0.0 + s_a * m_a + s_b * m_b)
+
+    @njit(cache=True, inline="always")
+    def _two(call_a, same_expiry, k_a, p_a, q_a, m_a, k_b, p_b, q_b, m_b, call_b, unit, spread, straddle, strangle,
+             both_orders):
+        # `_paired` of two series a, b in the book's order.
+        can_spread = spread and (q_a > 0 or q_b > 0)
+        can_straddle = (straddle or strangle) and call_a != call_b
+        paired = _two_order(True, call_a, call_b, same_expiry, k_a, p_a, q_a, m_a, k_b, p_b, q_b, m_b, unit, can_spread,
+                            can_straddle, straddle, strangle)
+        if both_orders and can_spread and can_straddle:
+            paired = _cmin(paired, _two_order(False, call_a, call_b, same_expiry, k_a, p_a, q_a, m_a, k_b, p_b, q_b, m_b,
+                                              unit, can_spread, can_straddle, straddle, strangle))
+        return paired
+
+    @njit(cache=True, inline="always")
+    def _fill(dst, row, p0, p1, cols, picked):
+        # dst[:] = the row's elements p0..p1: one number broadcast, through ``cols`` when picked, else copied.
+        if row.shape[0] == 1:
+            dst[:] = row[0]
+        elif picked:
+            for p in range(p1 - p0):
+                dst[p] = row[cols[p0 + p]]
+        else:
+            dst[:] = row[p0:p1]
+
+    _WIDE_BIT = 62  # slots from the 63rd on share the top bit: an element holding one goes the general way
+
+    @njit(cache=True, inline="always")
+    def _bit_at(bits, i):
+        # The index of the lowest set bit of ``bits`` from i on.
+        while not bits >> i & 1:
+            i += 1
+        return i
+
+    @njit(cache=True)
+    def _margin_block(p0, p1, is_call, expiry, strikes, premiums, qtys, n, cols, price, lots, hedge, other, summed,
+                      futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size,
+                      futures_underlying, spread, straddle, strangle, both_orders, out):
+        # Elements p0..p1 of every variant (`_book_margin`). Slot by slot first, each slot's row read once in
+        # its order into a block-sized scratch (in cache): the lots, the strike, the premium and a lot's own
+        # margin, computed for every element without a branch (an element not holding the slot never reads
+        # them), and a bit per held slot. Then element by element: a flat one (no bit) holds futures only, one or
+        # two series are paired on numbers (`_one`, `_two`), more are gathered in the book's order (`_paired`).
+        variants, width = out.shape[0], p1 - p0
+        qb, kb, pb, mb = np.empty((n, width)), np.empty((n, width)), np.empty((n, width)), np.empty((n, width))
+        f, held_bits = np.empty(width), np.empty(width, dtype=np.int64)
+        cc, ce = np.empty(n, dtype=np.bool_), np.empty(n)
+        k, prem, q, margin = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+        short, long, short2, long2 = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+        picked = cols.shape[0] > 0
+        _fill(f, price, p0, p1, cols, picked)
+        for v in range(variants):
+            fr, r, mr = futures_rate[v], rate[v], min_rate[v]
+            held_bits[:] = 0
+            for i in range(n):
+                qi, ki, pi, mi, call, bit = qb[i], kb[i], pb[i], mb[i], is_call[i], 1 << min(i, _WIDE_BIT)
+                _fill(qi, _row(qtys[i], v), p0, p1, cols, picked)
+                _fill(ki, _row(strikes[i], v), p0, p1, cols, picked)
+                _fill(pi, _row(premiums[i], v), p0, p1, cols, picked)
+                for p in range(width):
+                    mi[p] = _series_margin(call, f[p], ki[p], pi[p], fr, czce, otm_weight, floor_weight, r, mr,
+                                           put_cap, unit)
+                    held_bits[p] |= bit * (qi[p] != 0.0)
+            lr, hr, orow = _row(lots, v), _row(hedge, v), _row(other, v)
+            for p in range(width):
+                c = cols[p0 + p] if picked else p0 + p
+                paired, bits = 0.0, held_bits[p]
+                rest = bits & (bits - 1)
+                if bits != 0 and bits >> _WIDE_BIT == 0 and rest & (rest - 1) == 0:
+                    a = _bit_at(bits, 0)
+                    if rest == 0:
+                        paired = _one(qb[a, p], mb[a, p])
+                    else:
+                        b = _bit_at(rest, a + 1)
+                        paired = _two(is_call[a], expiry[a] == expiry[b], kb[a, p], pb[a, p], qb[a, p], mb[a, p],
+                                      kb[b, p], pb[b, p], qb[b, p], mb[b, p], is_call[b], unit, spread, straddle,
+                                      strangle, both_orders)
+                elif bits != 0:
+                    h = 0
+                    for i in range(n):
+                        if qb[i, p] != 0.0:
+                            q[h], k[h], prem[h], margin[h] = qb[i, p], kb[i, p], pb[i, p], mb[i, p]
+                            cc[h], ce[h] = is_call[i], expiry[i]
+                            h += 1
+                    paired = _paired(h, cc, ce, k, prem, q, margin, short, long, short2, long2, unit, spread,
+                                     straddle, strangle, both_orders)
+                held = _el(lr, c)
+                if summed:
+                    held = abs(held) + abs(_el(hr, c)) + abs(_el(orow, c))
+                total = fr * f[p] * contract_size * held if futures_underlying else f[p] * contract_size * held
+                out[v, p0 + p] = total + paired
+
+    @njit(cache=True)
     def _book_margin(is_call, expiry, strikes, premiums, qtys, n, cols, price, lots, hedge, other, summed,
                      futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size,
                      futures_underlying, spread, straddle, strangle, both_orders, out):
-        # ``strikes``, ``premiums``, ``qtys``: a tuple of n arrays each (broadcast as ``_at`` reads them; a
+        # ``strikes``, ``premiums``, ``qtys``: a tuple of n arrays each (broadcast as ``_row`` reads them; a
         # dummy entry when n is 0); element p of ``out`` is path cols[p] (p itself when ``cols`` is empty). The
         # futures lots are ``lots`` or, ``summed``, |lots| + |hedge| + |other| (replay._Margins).
-        # Per element: spreads first, then straddles; where both can pair, the other order too, the smaller
-        # kept (combinations.combination_margin). A pairing that cannot pair adds exact zeros: skipped there.
-        # One loop body, no helper taking the tuples: a call per element would pay their reference counts.
-        variants, width = out.shape
-        k, prem, q, margin = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
-        short, long, short2, long2 = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
-        picked = cols.shape[0] > 0
-        for v in range(variants):
-            fr, r, mr = futures_rate[v], rate[v], min_rate[v]
-            for p in range(width):
-                c = cols[p] if picked else p
-                f = price[c]
-                has_long, has_call, has_put = False, False, False
-                for i in range(n):
-                    q[i] = _at(qtys[i], v, c)
-                    if q[i] != 0.0:
-                        k[i], prem[i] = _at(strikes[i], v, c), _at(premiums[i], v, c)
-                        margin[i] = _series_margin(is_call[i], f, k[i], prem[i], fr, czce, otm_weight, floor_weight,
-                                                   r, mr, put_cap, unit)
-                        has_long = has_long or q[i] > 0
-                        has_call = has_call or is_call[i]
-                        has_put = has_put or not is_call[i]
-                can_spread = spread and has_long
-                can_straddle = (straddle or strangle) and has_call and has_put
-                _split(n, q, short, long)
-                first = 0.0
-                if can_spread:
-                    first = first + _spreads(n, is_call, expiry, k, q, margin, short, long, unit)
-                if can_straddle:
-                    first = first + _straddles(n, is_call, expiry, k, prem, q, margin, short, straddle, strangle,
-                                               unit)
-                paired = _paired_total(n, q, margin, short, first)
-                if both_orders and can_spread and can_straddle:
-                    _split(n, q, short2, long2)
-                    second = 0.0 + _straddles(n, is_call, expiry, k, prem, q, margin, short2, straddle, strangle,
-                                              unit)
-                    second = second + _spreads(n, is_call, expiry, k, q, margin, short2, long2, unit)
-                    paired = _cmin(paired, _paired_total(n, q, margin, short2, second))
-                held = _at(lots, v, c)
-                if summed:
-                    held = abs(held) + abs(_at(hedge, v, c)) + abs(_at(other, v, c))
-                total = fr * f * contract_size * held if futures_underlying else f * contract_size * held
-                out[v, p] = total + paired
+        width = out.shape[1]
+        for p0 in range(0, width, _MARGIN_BLOCK):
+            _margin_block(p0, min(width, p0 + _MARGIN_BLOCK), is_call, expiry, strikes, premiums, qtys, n, cols,
+                          price, lots, hedge, other, summed, futures_rate, czce, otm_weight, floor_weight, rate,
+                          min_rate, put_cap, unit, contract_size, futures_underlying, spread, straddle, strangle,
+                          both_orders, out)
 
     # -- the hedge rule and the account after a step (opl.runtime.engine.hedging, opl.runtime.engine.replay) ----
 
@@ -460,10 +593,12 @@ if njit is not None:
                     trades[v, p] += 1
 
     @njit(cache=True)
-    def _account(equity, requirement, capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd):
-        variants, paths = equity.shape
-        for v in range(variants):
-            for p in range(paths):
+    def _account_block(p0, p1, equity, requirement, capital, margin_buffer, calls, liquidate, peak_margin, peak,
+                       max_dd):
+        # replay._Pass._requirement's account for paths p0..p1 of every variant: the call, the liquidation
+        # decided, the peaks and the drawdown.
+        for v in range(equity.shape[0]):
+            for p in range(p0, p1):
                 e, r = equity[v, p], requirement[v, p]
                 call = e < r and r > 0
                 calls[v, p] += call
@@ -473,6 +608,10 @@ if njit is not None:
                 peak[v, p] = top
                 max_dd[v, p] = _npmax(max_dd[v, p], (top - e) / top)
 
+    @njit(cache=True)
+    def _account(equity, requirement, capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd):
+        _account_block(0, equity.shape[1], equity, requirement, capital, margin_buffer, calls, liquidate,
+                       peak_margin, peak, max_dd)
 
     @njit(cache=True)
     def _close_lots(lots, mask, fee, bucket, equity, month_pnl, counter, out):
@@ -850,15 +989,46 @@ if njit is not None:
                     trades[v, p] += 1
 
     @njit(cache=True)
+    def _requirement_block(p0, p1, is_call, expiry, strikes, premiums, qtys, n, price, static, hedge, other,
+                           futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size,
+                           futures_underlying, spread, straddle, strangle, both_orders, equity, capital, margin_buffer,
+                           calls, liquidate, peak_margin, peak, max_dd, out):
+        # replay._Pass._requirement for paths p0..p1: the book's margin (|futures| summed), then the account,
+        # while the block's elements are in cache.
+        _margin_block(p0, p1, is_call, expiry, strikes, premiums, qtys, n, np.zeros(0, dtype=np.int64), price,
+                      static, hedge, other, True, futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit,
+                      contract_size, futures_underlying, spread, straddle, strangle, both_orders, out)
+        _account_block(p0, p1, equity, out, capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd)
+
+    # The serial and parallel twins of the step's requirement (two functions: see the marks' twins above). A
+    # path's numbers do not depend on the block or the thread: the same bits with one thread or several.
+    @njit(cache=True)
     def _requirement_account(is_call, expiry, strikes, premiums, qtys, n, price, static, hedge, other, futures_rate,
                              czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size,
                              futures_underlying, spread, straddle, strangle, both_orders, equity, capital,
                              margin_buffer, calls, liquidate, peak_margin, peak, max_dd, out):
-        # replay._Pass._requirement: the book's margin (_futures_lots and _book_margin), then _account.
-        _book_margin(is_call, expiry, strikes, premiums, qtys, n, np.zeros(0, dtype=np.int64), price, static, hedge,
-                     other, True, futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit,
-                     contract_size, futures_underlying, spread, straddle, strangle, both_orders, out)
-        _account(equity, out, capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd)
+        paths = out.shape[1]
+        for p0 in range(0, paths, _MARGIN_BLOCK):
+            _requirement_block(p0, min(paths, p0 + _MARGIN_BLOCK), is_call, expiry, strikes, premiums, qtys, n,
+                               price, static, hedge, other, futures_rate, czce, otm_weight, floor_weight, rate,
+                               min_rate, put_cap, unit, contract_size, futures_underlying, spread, straddle,
+                               strangle, both_orders, equity, capital, margin_buffer, calls, liquidate, peak_margin,
+                               peak, max_dd, out)
+
+    @njit(cache=True, parallel=True)
+    def _requirement_parallel(is_call, expiry, strikes, premiums, qtys, n, price, static, hedge, other,
+                              futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit,
+                              contract_size, futures_underlying, spread, straddle, strangle, both_orders, equity,
+                              capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd, out):
+        paths = out.shape[1]
+        blocks = (paths + _MARGIN_BLOCK - 1) // _MARGIN_BLOCK
+        for b in prange(blocks):
+            p0 = b * _MARGIN_BLOCK
+            _requirement_block(p0, min(paths, p0 + _MARGIN_BLOCK), is_call, expiry, strikes, premiums, qtys, n,
+                               price, static, hedge, other, futures_rate, czce, otm_weight, floor_weight, rate,
+                               min_rate, put_cap, unit, contract_size, futures_underlying, spread, straddle,
+                               strangle, both_orders, equity, capital, margin_buffer, calls, liquidate, peak_margin,
+                               peak, max_dd, out)
 
 
 def _plain(x, shape) -> np.ndarray:
@@ -1124,7 +1294,7 @@ _ONE.flags.writeable = False
 
 
 def _grid(x) -> np.ndarray:
-    """``x`` as a kernel reads an array broadcast to (variants, paths) (``_at``): C-ordered floats of shape
+    """``x`` as a kernel reads an array broadcast to (variants, paths) (``_row``, ``_el``): C-ordered floats of shape
     (1 or variants, 1 or paths) — a number (1, 1), per path (1, paths), per variant and path as it is —,
     without a copy where it already is so.
 
@@ -1375,12 +1545,12 @@ def requirement_account(rule: MarginRule, holdings, *, static, hedge, other, pri
     expiry = np.array([float(h[4]) for h in holdings], dtype=float)
     both = rule.spread and (rule.straddle or rule.strangle) and len(set(is_call.tolist())) == 2
     out, liquidate = np.empty(shape), np.empty(shape, dtype=np.bool_)
-    _requirement_account(is_call, expiry, *(_slot_tuple(h[at] for h in holdings) for at in (1, 2, 3)),
-                         len(holdings), _plain(price, shape[1:]), _grid(static), _grid(hedge), _grid(other),
-                         rule.futures_rate, rule.czce, rule.otm_weight, rule.floor_weight,
-                         rule.rate, rule.min_rate, rule.put_cap, rule.unit, rule.contract_size,
-                         rule.futures_underlying, rule.spread, rule.straddle, rule.strangle, both, equity,
-                         float(capital), float(margin_buffer), calls, liquidate, peak_margin, peak, max_dd, out)
+    kernel = _requirement_parallel if out.size >= PARALLEL_MIN else _requirement_account
+    kernel(is_call, expiry, *(_slot_tuple(h[at] for h in holdings) for at in (1, 2, 3)), len(holdings),
+           _plain(price, shape[1:]), _grid(static), _grid(hedge), _grid(other), rule.futures_rate, rule.czce,
+           rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate, rule.put_cap, rule.unit, rule.contract_size,
+           rule.futures_underlying, rule.spread, rule.straddle, rule.strangle, both, equity, float(capital),
+           float(margin_buffer), calls, liquidate, peak_margin, peak, max_dd, out)
     return out, liquidate
 
 

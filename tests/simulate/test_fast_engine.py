@@ -1043,6 +1043,66 @@ def test_fast_engine_matches_the_reference_on_given_months(pack_name):
     assert np.any(ref.buckets["interest"]) and np.any(ref.buckets["assignment"])
 
 
+def _pair_books(rng, width: int):
+    """Books of two series of every kind (call or put each, one expiry or two, strikes equal, above, below), each
+    (variant, path) element holding short, long or no lots of each; then a book of 66 series, most empty,
+    whose elements hold none, one, two or three of them, some beyond the 62nd."""
+    lots = np.array([-2.0, -1.0, 0.0, 1.0, 3.0])
+    qa, qb = (np.resize(np.repeat(lots, r), width) for r in (1, 5))
+    shift = np.resize(np.array([0.0, 300.0, -300.0]), width)  # the second strike against the first
+    for call_a in (True, False):
+        for call_b in (True, False):
+            for second_expiry in (0.0, 30.0):
+                strike = np.round(10_000.0 * np.exp(rng.normal(0.0, 0.05, width)), -2)
+                yield [(call_a, strike, np.abs(rng.normal(150.0, 80.0, (2, width))), np.stack([qa, -qa]), 0.0),
+                       (call_b, strike + shift, np.abs(rng.normal(150.0, 80.0, width)), np.stack([qb, qa]),
+                        second_expiry)]
+    wide = []
+    for i in range(66):
+        held = rng.random((2, width)) < (0.3 if i in (0, 1, 63, 65) else 0.01)
+        wide.append((bool(i % 2), np.round(10_000.0 * np.exp(rng.normal(0.0, 0.05, width)), -2),
+                     np.abs(rng.normal(150.0, 80.0, width)), rng.integers(-3, 3, (2, width)) * held * 1.0,
+                     float(i % 3 == 0) * 30.0))
+    yield wide
+
+
+@pytest.mark.parametrize("pack_name", ["czce_cj", "sse_50etf"])
+def test_margin_kernel_pairs_one_two_and_many_series_as_the_reference(monkeypatch, pack_name):
+    # The kernel pairs an element's one or two series on numbers and gathers more (kernels._margin_block): each
+    # way against the reference formulas, on every kind of pair, over several blocks of paths; the step's
+    # requirement (kernels.requirement_account) the same bits on its serial twin and on the thread pool.
+    from opl.runtime.engine.book import Book
+    from opl.runtime.market.rules import load_pack
+
+    rng = np.random.default_rng(5)
+    pack = load_pack(pack_name)
+    packs = replay_module._margin_packs(pack, (replay_module.Variant(), replay_module.Variant(margin_factor=1.5)))
+    rule = kernels.MarginRule.of(packs)
+    width = 2 * kernels._MARGIN_BLOCK + 75  # three blocks, the last one short
+    shape = (2, width)
+    level = 10_000.0 if pack.underlying.kind == "future" else 1.0
+    price = level * np.exp(rng.normal(0.0, 0.05, width))
+    for holdings in _pair_books(rng, width):
+        holdings = [(c, k * level / 10_000.0, p * level / 10_000.0, q, e) for c, k, p, q, e in holdings]
+        futures = np.abs(rng.integers(-3, 3, shape)).astype(float)
+        ref = replay_module._margin(packs, Book(shape), None, None, price, legs=holdings, futures_lots=futures)
+        assert np.array_equal(kernels.book_margin(rule, holdings, futures, price, shape), ref)
+        cols = np.array([5, 300, width - 1])
+        assert np.array_equal(kernels.book_margin(rule, holdings, futures, price, shape, cols), ref[:, cols])
+        twins, equity = [], ref * rng.uniform(0.5, 1.5, shape)  # some accounts short of their margin
+        for parallel_min in (2**62, 0):
+            monkeypatch.setattr(kernels, "PARALLEL_MIN", parallel_min)
+            account = [equity.copy(), np.zeros(shape, dtype=np.int64), np.zeros(shape), equity.max() * np.ones(shape),
+                       np.zeros(shape)]
+            req, liquidate = kernels.requirement_account(
+                rule, holdings, static=0.0, hedge=futures, other=np.zeros(shape), price=price, equity=account[0],
+                capital=1e6, margin_buffer=0.2, calls=account[1], peak_margin=account[2], peak=account[3],
+                max_dd=account[4])
+            twins.append([req, liquidate, *account])
+        assert np.array_equal(twins[0][0], ref) and np.any(twins[0][1])
+        assert all(np.array_equal(a, b) for a, b in zip(*twins))
+
+
 def test_margin_kernel_takes_read_only_and_writable_series_together_under_one_signature():
     # A month's marks read from a store are read-only, an adjusted slot's are the book's own: the kernel
     # reads both kinds in one call, with the reference's numbers, and compiles once per number of series,
