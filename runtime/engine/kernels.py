@@ -312,6 +312,11 @@ if njit is not None:
         return (a + b - abs(a - b)) / 2
 
     @njit(cache=True, inline="always")
+    def _at(x, v, c):
+        # Element (v, c) of an array broadcast to (variants, paths): its shape is (1 or variants, 1 or paths).
+        return x[v if x.shape[0] > 1 else 0, c if x.shape[1] > 1 else 0]
+
+    @njit(cache=True, inline="always")
     def _series_margin(is_call, f, k, premium, fr, czce, otm_weight, floor_weight, r, mr, put_cap, unit):
         # opl.runtime.market.margin.short_option_margin of one lot.
         otm = max(k - f, 0.0) if is_call else max(f - k, 0.0)
@@ -867,15 +872,22 @@ if njit is not None:
                     option_lots, futures_lots):
         # replay._close_all: where ``mask`` the option slots (into ``new_qtys``) and then the futures
         # (``futures``, in place: the strategy's legs and the hedge) closed, their costs booked and lots counted.
+        # A slot's row copied whole first (a copy runs at memory speed), then closed where ``mask`` (an exit
+        # closes a few paths; an expiry all).
         variants, paths = equity.shape
         for v in range(variants):
             for i in range(n):
-                q, out = _row(qtys[i], v), new_qtys[i]
+                q, out = _row(qtys[i], v), new_qtys[i][v]
+                if q.shape[0] == 1:
+                    out[:] = q[0]
+                else:
+                    out[:] = q
                 for p in range(paths):
-                    lots = _el(q, p)
-                    close = mask[v, p]
-                    out[v, p] = 0.0 if close else lots
-                    if close and lots != 0:
+                    if not mask[v, p]:
+                        continue
+                    lots = out[p]
+                    out[p] = 0.0
+                    if lots != 0:
                         amount = -(abs(lots) * option_fee[v])
                         bucket[v, p] += amount
                         equity[v, p] += amount
@@ -911,16 +923,20 @@ if njit is not None:
         return x != bound
 
     @njit(cache=True)
-    def _exits_close(month_pnl, denominator, start, all_required, ops, bounds, stop_loss, stop_level, force, is_open,
-                     early, exits, early_exits, mask, qtys, n, option_fee, new_qtys, futures, m, futures_fee, bucket,
-                     equity, option_lots, futures_lots):
-        # replay._Pass._exit_flags and _exits for pnl_percent triggers: ``start`` the other triggers' verdict
-        # (OR-ed under first_hit, AND-ed under all_required), each pnl_percent trigger compared on the month's
-        # P&L, the stop loss, ``force`` (the guard, a cut cycle); where a position is open and that holds,
-        # the exit counted and everything closed (_close_book).
+    def _exit_flags(month_pnl, denominator, start, all_required, ops, bounds, stop_loss, stop_level, force, is_open,
+                    early, exits, early_exits, mask):
+        # replay._Pass._exit_flags for pnl_percent triggers: ``start`` the other triggers' verdict (OR-ed under
+        # first_hit, AND-ed under all_required), each pnl_percent trigger compared on the month's P&L, the stop
+        # loss, ``force`` (the guard, a cut cycle); where a position is open and that holds, the exit counted.
+        # Returns the exits: most steps have none, and then nothing is closed (`exits_close`). A closed
+        # position's triggers are not evaluated (nothing depends on them).
         variants, paths = month_pnl.shape
+        hits = 0
         for v in range(variants):
             for p in range(paths):
+                if not is_open[v, p]:
+                    mask[v, p] = False
+                    continue
                 hit = start
                 if ops.shape[0] > 0:
                     pnl = month_pnl[v, p] / denominator[v, p] * 100.0
@@ -929,26 +945,27 @@ if njit is not None:
                         hit = (hit and flag) if all_required else (hit or flag)
                 if stop_loss:
                     hit = hit or month_pnl[v, p] <= stop_level
-                out = (hit or force) and is_open[v, p]
+                out = hit or force
                 mask[v, p] = out
                 if out:
+                    hits += 1
                     exits[v, p] += 1
                     if early:
                         early_exits[v, p] += 1
                     is_open[v, p] = False
-        _close_book(mask, qtys, n, option_fee, new_qtys, futures, m, futures_fee, bucket, equity, month_pnl,
-                    option_lots, futures_lots)
+        return hits
 
     @njit(cache=True)
     def _shorts_exercised(qtys, flags, n, out):
         # any_short_exercised of n slots in one call: out[i] whether slot i is short anywhere its exercise flag
         # is set, stopping at the first such element of each slot.
+        # The flag read first: few elements are in the exercise region, and the lots of the others are not read.
         for i in range(n):
             q, f = qtys[i], flags[i]
             for v in range(q.shape[0]):
                 lots, flag = _row(q, v), _row(f, v)
                 for p in range(lots.shape[0]):
-                    if lots[p] < 0 and _el(flag, p):
+                    if _el(flag, p) and lots[p] < 0:
                         out[i] = True
                         break
                 if out[i]:
@@ -1294,7 +1311,7 @@ _ONE.flags.writeable = False
 
 
 def _grid(x) -> np.ndarray:
-    """``x`` as a kernel reads an array broadcast to (variants, paths) (``_row``, ``_el``): C-ordered floats of shape
+    """``x`` as a kernel reads an array broadcast to (variants, paths) (``_at``, ``_row``): C-ordered floats of shape
     (1 or variants, 1 or paths) — a number (1, 1), per path (1, paths), per variant and path as it is —,
     without a copy where it already is so.
 
@@ -1559,27 +1576,25 @@ EXIT_OPS = ("<", ">", "<=", ">=", "==", "!=")  # the comparisons `exits_close` c
 
 def exits_close(*, month_pnl, denominator, start: bool, all_required: bool, pnl_rules, stop_level: float | None,
                 force: bool, is_open, early: bool, exits, early_exits, qtys, futures, option_fee, futures_fee,
-                bucket, equity, option_lots, futures_lots) -> tuple[list[np.ndarray], np.ndarray]:
+                bucket, equity, option_lots, futures_lots) -> tuple[list, np.ndarray]:
     """A step's exits in one pass: where a position is open and the triggers say so — ``start`` (the triggers
     decided for every path alike), each (comparison, bound) of ``pnl_rules`` on pnl_percent (the month's P&L
     over ``denominator``, percent), combined by AND under ``all_required`` else OR —, or the month's P&L is at
     or below ``stop_level`` (None: no stop loss), or ``force`` (the guard, a cut cycle): ``exits`` counted
     (``early_exits`` too when ``early``), ``is_open`` cleared and everything closed as `close_book` closes it
-    (in place). Returns the option lots left (new arrays) and where the position exited."""
+    (in place). Returns the option lots left (new arrays where a position exited, else ``qtys``' own) and
+    where the position exited."""
     shape = equity.shape
-    own = [writable(f, shape) for f in futures]
-    new = [np.empty(shape) for _ in qtys]
     mask = np.empty(shape, dtype=np.bool_)
     ops = np.array([EXIT_OPS.index(op) for op, _ in pnl_rules], dtype=np.int64)
     bounds = np.array([float(bound) for _, bound in pnl_rules], dtype=float)
-    _exits_close(month_pnl, _plain(denominator, shape), bool(start), bool(all_required), ops, bounds,
-                 stop_level is not None, 0.0 if stop_level is None else float(stop_level), bool(force), is_open,
-                 bool(early), exits, early_exits, mask, _slot_tuple(qtys), len(new), _plain(option_fee, shape[:1]),
-                 tuple(new) or (np.empty((1, 1)),), tuple(own) or (np.empty((1, 1)),), len(own),
-                 _plain(futures_fee, shape[:1]), bucket, equity, option_lots, futures_lots)
-    for f, o in zip(futures, own):
-        if o is not f:
-            f[...] = o  # a view or another type: written back, as the reference's close writes in place
+    hits = _exit_flags(month_pnl, _plain(denominator, shape), bool(start), bool(all_required), ops, bounds,
+                       stop_level is not None, 0.0 if stop_level is None else float(stop_level), bool(force), is_open,
+                       bool(early), exits, early_exits, mask)
+    if not hits:  # nothing closes: the lots stay as they are (no copy), no cost is booked
+        return list(qtys), mask
+    new = close_book(qtys, futures, mask, option_fee, futures_fee, bucket=bucket, equity=equity, month_pnl=month_pnl,
+                     option_lots=option_lots, futures_lots=futures_lots)
     return new, mask
 
 

@@ -1225,6 +1225,7 @@ def test_compiled_exits_are_the_stages_exits_bit_for_bit(mode):
 
     rng = np.random.default_rng(4)
     shape, n = (3, 80), 5
+    exited = set()  # steps where some position exits (a close) and steps where none does (nothing closed)
     rule_sets = [(), (("pnl_percent", "<", -25.0),), (("pnl_percent", "<", -25.0), ("days_left", "<", 2.0)),
                  (("days_left", ">=", 3.0), ("pnl_percent", ">", 10.0), ("pnl_percent", "<=", -5.0)),
                  (("days_left", "<", 9.0),)]
@@ -1263,6 +1264,8 @@ def test_compiled_exits_are_the_stages_exits_bit_for_bit(mode):
                          *account.ledger.buckets.values(), *account.ledger.counters.values()])
         assert all(np.array_equal(a, r) for a, r in zip(*runs))
         assert len(runs[0]) == len(runs[1])
+        exited.add(bool(np.any(runs[1][0] != is_open)))
+    assert exited == {True, False}
 
 
 def _round_desk(rng, *, variants=3, paths=200, j=7, guards=(), quotes=True):
