@@ -53,6 +53,9 @@ MARKS_PARALLEL_MIN = 8_192
 _BLOCK = 512  # paths a thread marks per call (amortises the call; many blocks keep both threads busy)
 # Paths a margin block does for every variant: its scratch (a few series' rows) stays in the first-level cache.
 _MARGIN_BLOCK = 256
+# Held series are bits of an int64 per element: from this slot on they share the top bit, and an element holding
+# one is paired the general way (`_margin_block`). An argument of the kernels, so tests can lower it.
+_WIDE_BIT = 62
 
 
 def serial_only() -> None:
@@ -468,8 +471,8 @@ if njit is not None:
         paired = _two_order(True, call_a, call_b, same_expiry, k_a, p_a, q_a, m_a, k_b, p_b, q_b, m_b, unit, can_spread,
                             can_straddle, straddle, strangle)
         if both_orders and can_spread and can_straddle:
-            paired = _cmin(paired, _two_order(False, call_a, call_b, same_expiry, k_a, p_a, q_a, m_a, k_b, p_b, q_b, m_b,
-                                              unit, can_spread, can_straddle, straddle, strangle))
+            paired = _cmin(paired, _two_order(False, call_a, call_b, same_expiry, k_a, p_a, q_a, m_a, k_b, p_b, q_b,
+                                              m_b, unit, can_spread, can_straddle, straddle, strangle))
         return paired
 
     @njit(cache=True, inline="always")
@@ -483,8 +486,6 @@ if njit is not None:
         else:
             dst[:] = row[p0:p1]
 
-    _WIDE_BIT = 62  # slots from the 63rd on share the top bit: an element holding one goes the general way
-
     @njit(cache=True, inline="always")
     def _bit_at(bits, i):
         # The index of the lowest set bit of ``bits`` from i on.
@@ -495,7 +496,7 @@ if njit is not None:
     @njit(cache=True)
     def _margin_block(p0, p1, is_call, expiry, strikes, premiums, qtys, n, cols, price, lots, hedge, other, summed,
                       futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size,
-                      futures_underlying, spread, straddle, strangle, both_orders, out):
+                      futures_underlying, spread, straddle, strangle, both_orders, wide_bit, out):
         # Elements p0..p1 of every variant (`_book_margin`). Slot by slot first, each slot's row read once in
         # its order into a block-sized scratch (in cache): the lots, the strike, the premium and a lot's own
         # margin, computed for every element without a branch (an element not holding the slot never reads
@@ -513,7 +514,7 @@ if njit is not None:
             fr, r, mr = futures_rate[v], rate[v], min_rate[v]
             held_bits[:] = 0
             for i in range(n):
-                qi, ki, pi, mi, call, bit = qb[i], kb[i], pb[i], mb[i], is_call[i], 1 << min(i, _WIDE_BIT)
+                qi, ki, pi, mi, call, bit = qb[i], kb[i], pb[i], mb[i], is_call[i], 1 << min(i, wide_bit)
                 _fill(qi, _row(qtys[i], v), p0, p1, cols, picked)
                 _fill(ki, _row(strikes[i], v), p0, p1, cols, picked)
                 _fill(pi, _row(premiums[i], v), p0, p1, cols, picked)
@@ -526,7 +527,7 @@ if njit is not None:
                 c = cols[p0 + p] if picked else p0 + p
                 paired, bits = 0.0, held_bits[p]
                 rest = bits & (bits - 1)
-                if bits != 0 and bits >> _WIDE_BIT == 0 and rest & (rest - 1) == 0:
+                if bits != 0 and bits >> wide_bit == 0 and rest & (rest - 1) == 0:
                     a = _bit_at(bits, 0)
                     if rest == 0:
                         paired = _one(qb[a, p], mb[a, p])
@@ -553,7 +554,7 @@ if njit is not None:
     @njit(cache=True)
     def _book_margin(is_call, expiry, strikes, premiums, qtys, n, cols, price, lots, hedge, other, summed,
                      futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size,
-                     futures_underlying, spread, straddle, strangle, both_orders, out):
+                     futures_underlying, spread, straddle, strangle, both_orders, wide_bit, out):
         # ``strikes``, ``premiums``, ``qtys``: a tuple of n arrays each (broadcast as ``_row`` reads them; a
         # dummy entry when n is 0); element p of ``out`` is path cols[p] (p itself when ``cols`` is empty). The
         # futures lots are ``lots`` or, ``summed``, |lots| + |hedge| + |other| (replay._Margins).
@@ -562,7 +563,7 @@ if njit is not None:
             _margin_block(p0, min(width, p0 + _MARGIN_BLOCK), is_call, expiry, strikes, premiums, qtys, n, cols,
                           price, lots, hedge, other, summed, futures_rate, czce, otm_weight, floor_weight, rate,
                           min_rate, put_cap, unit, contract_size, futures_underlying, spread, straddle, strangle,
-                          both_orders, out)
+                          both_orders, wide_bit, out)
 
     # -- the hedge rule and the account after a step (opl.runtime.engine.hedging, opl.runtime.engine.replay) ----
 
@@ -798,25 +799,25 @@ if njit is not None:
         return row[p if row.shape[0] > 1 else 0]
 
     @njit(cache=True)
-    def _settle(equity, capital, mult, interest_on, paid, units, previous, cs, growth, margin_held, margin_growth,
-                deposit, qtys, befores, afters, valued, n, static, hedge, pending, goods, any_goods, price, storage,
-                funding, span, year_days, close_pending, fee, interest, premium, hedge_pnl, assignment, funding_pnl,
-                costs, futures_lots, month_pnl):
+    def _settle_block(p0, p1, equity, capital, mult, interest_on, paid, units, previous, cs, growth, margin_held,
+                      margin_growth, deposit, qtys, befores, afters, valued, n, static, hedge, pending, goods,
+                      any_goods, price, storage, funding, span, year_days, close_pending, fee, interest, premium,
+                      hedge_pnl, assignment, funding_pnl, costs, futures_lots, month_pnl):
         # replay._Pass._interest, the bookings of _mark and the close of the futures from exercise
         # (_previous_decisions) where ``close_pending``: interest on the cash at the step's start (``valued``
         # slots' ``befores`` marks), each slot's move, the futures' and goods' carry, then the close.
-        variants, paths = equity.shape
-        value = np.zeros(paths)
+        variants = equity.shape[0]
+        value = np.zeros(p1 - p0)
         for v in range(variants):
             if interest_on:
                 value[:] = 0.0
                 for i in range(n):
                     if valued[i]:
                         q, b = _row(qtys[i], v), _row(befores[i], v)
-                        for p in range(paths):
-                            value[p] = value[p] + _el(q, p) * _el(b, p)
-                for p in range(paths):
-                    cash = equity[v, p] - capital - value[p] * mult
+                        for p in range(p0, p1):
+                            value[p - p0] = value[p - p0] + _el(q, p) * _el(b, p)
+                for p in range(p0, p1):
+                    cash = equity[v, p] - capital - value[p - p0] * mult
                     if paid:
                         cash = cash - units[v, p] * previous[p] * cs
                     amount = cash * growth
@@ -827,13 +828,13 @@ if njit is not None:
                     month_pnl[v, p] += amount
             for i in range(n):
                 q, b, a = _row(qtys[i], v), _row(befores[i], v), _row(afters[i], v)
-                for p in range(paths):
+                for p in range(p0, p1):
                     amount = _el(q, p) * (_el(a, p) - _el(b, p)) * mult
                     premium[v, p] += amount
                     equity[v, p] += amount
                     month_pnl[v, p] += amount
             st = _row(static, v)
-            for p in range(paths):
+            for p in range(p0, p1):
                 e, pnl = equity[v, p], month_pnl[v, p]
                 df = price[p] - previous[p]
                 amount = _el(st, p) * df * cs
@@ -866,6 +867,31 @@ if njit is not None:
                     futures_lots[v, p] += np.int64(np.rint(abs(q)))
                     pending[v, p] = 0.0
                 equity[v, p], month_pnl[v, p] = e, pnl
+
+    # The fused step's serial and parallel twins (two functions: see the marks' twins): one block of every path,
+    # or blocks of paths on the thread pool; an element's arithmetic is the same either way.
+    @njit(cache=True)
+    def _settle(equity, capital, mult, interest_on, paid, units, previous, cs, growth, margin_held, margin_growth,
+                deposit, qtys, befores, afters, valued, n, static, hedge, pending, goods, any_goods, price, storage,
+                funding, span, year_days, close_pending, fee, interest, premium, hedge_pnl, assignment, funding_pnl,
+                costs, futures_lots, month_pnl):
+        _settle_block(0, equity.shape[1], equity, capital, mult, interest_on, paid, units, previous, cs, growth,
+                      margin_held, margin_growth, deposit, qtys, befores, afters, valued, n, static, hedge, pending,
+                      goods, any_goods, price, storage, funding, span, year_days, close_pending, fee, interest, premium,
+                      hedge_pnl, assignment, funding_pnl, costs, futures_lots, month_pnl)
+
+    @njit(cache=True, parallel=True)
+    def _settle_parallel(equity, capital, mult, interest_on, paid, units, previous, cs, growth, margin_held,
+                         margin_growth, deposit, qtys, befores, afters, valued, n, static, hedge, pending, goods,
+                         any_goods, price, storage, funding, span, year_days, close_pending, fee, interest, premium,
+                         hedge_pnl, assignment, funding_pnl, costs, futures_lots, month_pnl):
+        paths = equity.shape[1]
+        for b in prange((paths + _BLOCK - 1) // _BLOCK):  # paths are independent: the same bits on any thread
+            _settle_block(b * _BLOCK, min(paths, (b + 1) * _BLOCK), equity, capital, mult, interest_on, paid, units,
+                          previous, cs, growth, margin_held, margin_growth, deposit, qtys, befores, afters, valued, n,
+                          static, hedge, pending, goods, any_goods, price, storage, funding, span, year_days,
+                          close_pending, fee, interest, premium, hedge_pnl, assignment, funding_pnl, costs,
+                          futures_lots, month_pnl)
 
     @njit(cache=True)
     def _close_book(mask, qtys, n, option_fee, new_qtys, futures, m, futures_fee, bucket, equity, month_pnl,
@@ -972,24 +998,24 @@ if njit is not None:
                     break
 
     @njit(cache=True)
-    def _hedge_step(qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
-                    month_pnl, lots_traded, trades, new):
+    def _hedge_step_block(p0, p1, qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option, fee, costs,
+                          equity, month_pnl, lots_traded, trades, new):
         # replay._hedge_compiled: the options' Σ qty × delta and short lots (option_sums), then _hedge_rule.
-        variants, paths = hedge.shape
-        held_delta, short = np.zeros(paths), np.zeros(paths)
+        variants = hedge.shape[0]
+        held_delta, short = np.zeros(p1 - p0), np.zeros(p1 - p0)
         for v in range(variants):
             held_delta[:] = 0.0
             short[:] = 0.0
             for i in range(n):
                 q, m = _row(qtys[i], v), _row(deltas[i], v)
-                for p in range(paths):
+                for p in range(p0, p1):
                     lots = _el(q, p)
-                    held_delta[p] = held_delta[p] + lots * _el(m, p)
-                    short[p] = short[p] + max(-lots, 0.0)
+                    held_delta[p - p0] = held_delta[p - p0] + lots * _el(m, p)
+                    short[p - p0] = short[p - p0] + max(-lots, 0.0)
             st = _row(static, v)
-            for p in range(paths):
-                size = short[p]
-                other = held_delta[p] * lots_per_option + _el(st, p)
+            for p in range(p0, p1):
+                size = short[p - p0]
+                other = held_delta[p - p0] * lots_per_option + _el(st, p)
                 h = hedge[v, p]
                 target = keep * d[p] * size
                 out = h
@@ -1005,16 +1031,30 @@ if njit is not None:
                     lots_traded[v, p] += np.int64(np.rint(abs(trade)))
                     trades[v, p] += 1
 
+    @njit(cache=True)  # the twins, as `_settle`'s
+    def _hedge_step(qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
+                    month_pnl, lots_traded, trades, new):
+        _hedge_step_block(0, hedge.shape[1], qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option,
+                          fee, costs, equity, month_pnl, lots_traded, trades, new)
+
+    @njit(cache=True, parallel=True)
+    def _hedge_step_parallel(qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
+                             month_pnl, lots_traded, trades, new):
+        paths = hedge.shape[1]
+        for b in prange((paths + _BLOCK - 1) // _BLOCK):  # paths are independent: the same bits on any thread
+            _hedge_step_block(b * _BLOCK, min(paths, (b + 1) * _BLOCK), qtys, deltas, n, static, hedge, d, active, keep,
+                              band, lots_per_option, fee, costs, equity, month_pnl, lots_traded, trades, new)
+
     @njit(cache=True)
     def _requirement_block(p0, p1, is_call, expiry, strikes, premiums, qtys, n, price, static, hedge, other,
                            futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size,
-                           futures_underlying, spread, straddle, strangle, both_orders, equity, capital, margin_buffer,
-                           calls, liquidate, peak_margin, peak, max_dd, out):
+                           futures_underlying, spread, straddle, strangle, both_orders, wide_bit, equity, capital,
+                           margin_buffer, calls, liquidate, peak_margin, peak, max_dd, out):
         # replay._Pass._requirement for paths p0..p1: the book's margin (|futures| summed), then the account,
         # while the block's elements are in cache.
-        _margin_block(p0, p1, is_call, expiry, strikes, premiums, qtys, n, np.zeros(0, dtype=np.int64), price,
-                      static, hedge, other, True, futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit,
-                      contract_size, futures_underlying, spread, straddle, strangle, both_orders, out)
+        _margin_block(p0, p1, is_call, expiry, strikes, premiums, qtys, n, np.zeros(0, dtype=np.int64), price, static,
+                      hedge, other, True, futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit,
+                      contract_size, futures_underlying, spread, straddle, strangle, both_orders, wide_bit, out)
         _account_block(p0, p1, equity, out, capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd)
 
     # The serial and parallel twins of the step's requirement (two functions: see the marks' twins above). A
@@ -1022,29 +1062,29 @@ if njit is not None:
     @njit(cache=True)
     def _requirement_account(is_call, expiry, strikes, premiums, qtys, n, price, static, hedge, other, futures_rate,
                              czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size,
-                             futures_underlying, spread, straddle, strangle, both_orders, equity, capital,
+                             futures_underlying, spread, straddle, strangle, both_orders, wide_bit, equity, capital,
                              margin_buffer, calls, liquidate, peak_margin, peak, max_dd, out):
         paths = out.shape[1]
         for p0 in range(0, paths, _MARGIN_BLOCK):
-            _requirement_block(p0, min(paths, p0 + _MARGIN_BLOCK), is_call, expiry, strikes, premiums, qtys, n,
-                               price, static, hedge, other, futures_rate, czce, otm_weight, floor_weight, rate,
-                               min_rate, put_cap, unit, contract_size, futures_underlying, spread, straddle,
-                               strangle, both_orders, equity, capital, margin_buffer, calls, liquidate, peak_margin,
+            _requirement_block(p0, min(paths, p0 + _MARGIN_BLOCK), is_call, expiry, strikes, premiums, qtys, n, price,
+                               static, hedge, other, futures_rate, czce, otm_weight, floor_weight, rate, min_rate,
+                               put_cap, unit, contract_size, futures_underlying, spread, straddle, strangle,
+                               both_orders, wide_bit, equity, capital, margin_buffer, calls, liquidate, peak_margin,
                                peak, max_dd, out)
 
     @njit(cache=True, parallel=True)
-    def _requirement_parallel(is_call, expiry, strikes, premiums, qtys, n, price, static, hedge, other,
-                              futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit,
-                              contract_size, futures_underlying, spread, straddle, strangle, both_orders, equity,
-                              capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd, out):
+    def _requirement_parallel(is_call, expiry, strikes, premiums, qtys, n, price, static, hedge, other, futures_rate,
+                              czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size,
+                              futures_underlying, spread, straddle, strangle, both_orders, wide_bit, equity, capital,
+                              margin_buffer, calls, liquidate, peak_margin, peak, max_dd, out):
         paths = out.shape[1]
         blocks = (paths + _MARGIN_BLOCK - 1) // _MARGIN_BLOCK
         for b in prange(blocks):
             p0 = b * _MARGIN_BLOCK
-            _requirement_block(p0, min(paths, p0 + _MARGIN_BLOCK), is_call, expiry, strikes, premiums, qtys, n,
-                               price, static, hedge, other, futures_rate, czce, otm_weight, floor_weight, rate,
-                               min_rate, put_cap, unit, contract_size, futures_underlying, spread, straddle,
-                               strangle, both_orders, equity, capital, margin_buffer, calls, liquidate, peak_margin,
+            _requirement_block(p0, min(paths, p0 + _MARGIN_BLOCK), is_call, expiry, strikes, premiums, qtys, n, price,
+                               static, hedge, other, futures_rate, czce, otm_weight, floor_weight, rate, min_rate,
+                               put_cap, unit, contract_size, futures_underlying, spread, straddle, strangle,
+                               both_orders, wide_bit, equity, capital, margin_buffer, calls, liquidate, peak_margin,
                                peak, max_dd, out)
 
 
@@ -1301,7 +1341,7 @@ def book_margin(rule: MarginRule, holdings, futures_lots, price, shape, cols=Non
     _book_margin(is_call, expiry, strikes, premiums, qtys, n, picked, price, _grid(futures_lots), _ONE, _ONE, False,
                  rule.futures_rate, rule.czce, rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate,
                  rule.put_cap, rule.unit, rule.contract_size, rule.futures_underlying, rule.spread, rule.straddle,
-                 rule.strangle, both, out)
+                 rule.strangle, both, _WIDE_BIT, out)
     return out
 
 
@@ -1510,16 +1550,17 @@ def settle(*, equity, capital: float, mult: float, interest: tuple | None, moves
     shape = equity.shape
     units, growth, held_margin, margin_growth = interest if interest is not None else (None, 0.0, equity, None)
     paid = units is not None
-    _settle(equity, float(capital), float(mult), interest is not None, paid, _plain(units, shape) if paid else equity,
-            _plain(previous, shape[1:]), float(cs), float(growth), _plain(held_margin, shape),
-            0.0 if margin_growth is None else float(margin_growth), margin_growth is not None,
-            _slot_tuple(m[0] for m in moves), _slot_tuple(m[1] for m in moves), _slot_tuple(m[2] for m in moves),
-            np.array([bool(m[3]) for m in moves] or [False]), len(moves), _grid(static), _plain(hedge, shape),
-            pending, _plain(goods, shape) if goods is not None else equity, goods is not None,
-            _plain(price, shape[1:]), float(storage), float(funding), float(span), float(year_days),
-            close_fee is not None, _plain(0.0 if close_fee is None else close_fee, shape[:1]), buckets["interest"],
-            buckets["premium"], buckets["hedge"], buckets["assignment"], buckets["funding"], buckets["costs"],
-            counters["futures_lots"], month_pnl)
+    kernel = _settle_parallel if equity.size >= PARALLEL_MIN else _settle
+    kernel(equity, float(capital), float(mult), interest is not None, paid, _plain(units, shape) if paid else equity,
+           _plain(previous, shape[1:]), float(cs), float(growth), _plain(held_margin, shape),
+           0.0 if margin_growth is None else float(margin_growth), margin_growth is not None,
+           _slot_tuple(m[0] for m in moves), _slot_tuple(m[1] for m in moves), _slot_tuple(m[2] for m in moves),
+           np.array([bool(m[3]) for m in moves] or [False]), len(moves), _grid(static), _plain(hedge, shape),
+           pending, _plain(goods, shape) if goods is not None else equity, goods is not None,
+           _plain(price, shape[1:]), float(storage), float(funding), float(span), float(year_days),
+           close_fee is not None, _plain(0.0 if close_fee is None else close_fee, shape[:1]), buckets["interest"],
+           buckets["premium"], buckets["hedge"], buckets["assignment"], buckets["funding"], buckets["costs"],
+           counters["futures_lots"], month_pnl)
 
 
 def close_book(qtys, futures, mask, option_fee, futures_fee, *, bucket, equity, month_pnl, option_lots,
@@ -1546,9 +1587,10 @@ def hedge_step(*, qtys, deltas, static, hedge, d, active, keep: float, band: flo
     new hedge (variants, paths), the trade's costs and counts booked (in place) as `hedge_rule` books them."""
     shape = hedge.shape
     new = np.empty(shape)
-    _hedge_step(_slot_tuple(qtys), _slot_tuple(deltas), len(qtys), _grid(static), _plain(hedge, shape),
-                _plain(d, shape[1:]), _plain_bool(active, shape), float(keep), float(band), float(lots_per_option),
-                _plain(fee, shape[:1]), costs, equity, month_pnl, lots_traded, trades, new)
+    kernel = _hedge_step_parallel if new.size >= PARALLEL_MIN else _hedge_step
+    kernel(_slot_tuple(qtys), _slot_tuple(deltas), len(qtys), _grid(static), _plain(hedge, shape),
+           _plain(d, shape[1:]), _plain_bool(active, shape), float(keep), float(band), float(lots_per_option),
+           _plain(fee, shape[:1]), costs, equity, month_pnl, lots_traded, trades, new)
     return new
 
 
@@ -1566,7 +1608,7 @@ def requirement_account(rule: MarginRule, holdings, *, static, hedge, other, pri
     kernel(is_call, expiry, *(_slot_tuple(h[at] for h in holdings) for at in (1, 2, 3)), len(holdings),
            _plain(price, shape[1:]), _grid(static), _grid(hedge), _grid(other), rule.futures_rate, rule.czce,
            rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate, rule.put_cap, rule.unit, rule.contract_size,
-           rule.futures_underlying, rule.spread, rule.straddle, rule.strangle, both, equity, float(capital),
+           rule.futures_underlying, rule.spread, rule.straddle, rule.strangle, both, _WIDE_BIT, equity, float(capital),
            float(margin_buffer), calls, liquidate, peak_margin, peak, max_dd, out)
     return out, liquidate
 

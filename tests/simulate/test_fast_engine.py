@@ -615,7 +615,7 @@ def test_inventory_step_with_nothing_due_allocates_nothing():
     assert first is again and not first.flags.writeable and not np.any(first)
 
 
-def _step_books(fast: bool, pack_name: str, rng_seed: int, fused: bool = False):
+def _step_books(fast: bool, pack_name: str, rng_seed: int, fused: bool = False, paths: int = 50):
     """A step's interest, marks and previous decisions (`replay._Pass._interest`, `_mark`,
     `_previous_decisions`; ``fused``: `_Pass._settle`, one kernel) on a random book: a base slot marked per
     path, a dynamic slot per variant and path, the strategy's futures, the hedge, futures from exercise
@@ -629,7 +629,7 @@ def _step_books(fast: bool, pack_name: str, rng_seed: int, fused: bool = False):
     from opl.runtime.market.rules import load_pack
 
     rng = np.random.default_rng(rng_seed)
-    shape, n = (3, 50), 4
+    shape, n = (3, paths), 4
     leg = OptionLeg(is_call=False, side=-1, qty=1, american=False, strike=StrikeRule(kind="relative",
                                                                                   anchor="price", value=0))
     strat = replay_module.StrategySpec(legs=(leg,), multiplier=10.0, contract_size=5.0, rate=0.02,
@@ -693,6 +693,36 @@ def test_step_bookings_of_the_fast_engine_are_the_references_bit_for_bit(pack_na
         assert all(np.array_equal(a, b) for a, b in zip(fast[1:], ref[1:]))
     assert all(np.any(ref[0].buckets[name]) for name in ("premium", "hedge", "assignment", "funding", "interest"))
     assert np.any(ref[0].counters["liquidations"]) and np.any(ref[0].counters["futures_lots"])
+
+
+def test_the_fused_step_kernels_give_the_same_bits_on_the_thread_pool(monkeypatch):
+    # kernels.settle and kernels.hedge_step run on blocks of paths on the thread pool from kernels.PARALLEL_MIN
+    # elements: on paths spanning several blocks (the last one short), the reference's numbers (settle) and the
+    # serial twin's (hedge_step), bit for bit.
+    paths = 2 * kernels._BLOCK + 77
+    ref = _step_books(False, "sse_50etf", 6, paths=paths)
+    monkeypatch.setattr(kernels, "PARALLEL_MIN", 0)
+    fast = _step_books(True, "sse_50etf", 6, fused=True, paths=paths)
+    for kind in ("buckets", "counters"):
+        for name in getattr(ref[0], kind):
+            assert np.array_equal(getattr(fast[0], kind)[name], getattr(ref[0], kind)[name]), name
+    assert all(np.array_equal(a, b) for a, b in zip(fast[1:], ref[1:]))
+    rng = np.random.default_rng(3)
+    shape = (3, paths)
+    book, hedge = _random_book(rng, shape, 3)
+    held = book.held()
+    inputs = dict(qtys=[s.qty for s in held], deltas=[s.delta for s in held], static=book.static, hedge=hedge,
+                  d=np.sign(rng.normal(size=paths)), active=rng.random(shape) < 0.9, keep=0.1, band=0.05,
+                  lots_per_option=1.0, fee=np.array([1.0, 2.0, 3.0]))
+    twins = []
+    for parallel_min in (2**62, 0):
+        monkeypatch.setattr(kernels, "PARALLEL_MIN", parallel_min)
+        books = [np.zeros(shape), np.full(shape, 1e6), np.zeros(shape), np.zeros(shape, dtype=np.int64),
+                 np.zeros(shape, dtype=np.int64)]
+        new = kernels.hedge_step(**inputs, costs=books[0], equity=books[1], month_pnl=books[2],
+                                 lots_traded=books[3], trades=books[4])
+        twins.append([new, *books])
+    assert all(np.array_equal(a, b) for a, b in zip(*twins)) and np.any(twins[0][4])
 
 
 def _playbook_action(kind: str):
@@ -1045,8 +1075,8 @@ def test_fast_engine_matches_the_reference_on_given_months(pack_name):
 
 def _pair_books(rng, width: int):
     """Books of two series of every kind (call or put each, one expiry or two, strikes equal, above, below), each
-    (variant, path) element holding short, long or no lots of each; then a book of 66 series, most empty,
-    whose elements hold none, one, two or three of them, some beyond the 62nd."""
+    (variant, path) element holding short, long or no lots of each; then a book of six series whose elements
+    hold none, one, two or more of them."""
     lots = np.array([-2.0, -1.0, 0.0, 1.0, 3.0])
     qa, qb = (np.resize(np.repeat(lots, r), width) for r in (1, 5))
     shift = np.resize(np.array([0.0, 300.0, -300.0]), width)  # the second strike against the first
@@ -1058,22 +1088,26 @@ def _pair_books(rng, width: int):
                        (call_b, strike + shift, np.abs(rng.normal(150.0, 80.0, width)), np.stack([qb, qa]),
                         second_expiry)]
     wide = []
-    for i in range(66):
-        held = rng.random((2, width)) < (0.3 if i in (0, 1, 63, 65) else 0.01)
+    for i in range(6):
+        held = rng.random((2, width)) < 0.3
         wide.append((bool(i % 2), np.round(10_000.0 * np.exp(rng.normal(0.0, 0.05, width)), -2),
                      np.abs(rng.normal(150.0, 80.0, width)), rng.integers(-3, 3, (2, width)) * held * 1.0,
                      float(i % 3 == 0) * 30.0))
     yield wide
 
 
+@pytest.mark.parametrize("wide_bit", [kernels._WIDE_BIT, 2])
 @pytest.mark.parametrize("pack_name", ["czce_cj", "sse_50etf"])
-def test_margin_kernel_pairs_one_two_and_many_series_as_the_reference(monkeypatch, pack_name):
+def test_margin_kernel_pairs_one_two_and_many_series_as_the_reference(monkeypatch, pack_name, wide_bit):
     # The kernel pairs an element's one or two series on numbers and gathers more (kernels._margin_block): each
     # way against the reference formulas, on every kind of pair, over several blocks of paths; the step's
-    # requirement (kernels.requirement_account) the same bits on its serial twin and on the thread pool.
+    # requirement (kernels.requirement_account) the same bits on its serial twin and on the thread pool. With
+    # the held series' bits cut at 2 (kernels._WIDE_BIT: 62 in a run), an element holding the third series or a
+    # later one is paired the general way, as one holding the 63rd is in a run.
     from opl.runtime.engine.book import Book
     from opl.runtime.market.rules import load_pack
 
+    monkeypatch.setattr(kernels, "_WIDE_BIT", wide_bit)
     rng = np.random.default_rng(5)
     pack = load_pack(pack_name)
     packs = replay_module._margin_packs(pack, (replay_module.Variant(), replay_module.Variant(margin_factor=1.5)))
