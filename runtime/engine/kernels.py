@@ -41,6 +41,7 @@ if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
 __all__ = ["available", "mark_series", "SeriesMarks", "serial_only", "PARALLEL_MIN", "MARKS_PARALLEL_MIN",
+           "STEP_PARALLEL_MIN",
            "threads_allowed", "MarginRule", "book_margin", "hedge_rule", "option_sums", "book_move", "book_interest", "book_carry",
            "any_short_exercised", "futures_lots", "exercise", "account", "close_lots", "mark_where", "settle",
            "close_book", "hedge_step", "requirement_account", "writable", "exits_close", "EXIT_OPS",
@@ -50,6 +51,11 @@ PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
 # Marks from which the mark kernel does (~1 ms of work, against tens of microseconds to wake the pool): a
 # step's column of held paths in a one-process run (a 10,000-path chunk) uses both cores.
 MARKS_PARALLEL_MIN = 8_192
+# Elements from which the step's margin, settle and hedge kernels run on the thread pool. They do a few
+# nanoseconds of work an element; measured on the jujube steps (5 variants x 10,000 paths, an idle 2-core
+# machine) the pool's launch cost more than it saved (settle 0.35 -> 1.0 ms a call, the requirement 0.93 ->
+# 1.1 ms), so only far larger calls use it.
+STEP_PARALLEL_MIN = 2**22
 _BLOCK = 512  # paths a thread marks per call (amortises the call; many blocks keep both threads busy)
 # Paths a margin block does for every variant: its scratch (a few series' rows) stays in the first-level cache.
 _MARGIN_BLOCK = 256
@@ -60,8 +66,8 @@ _WIDE_BIT = 62
 
 def serial_only() -> None:
     """Run every kernel on its serial twin from now on (a worker process: the processes share the cores)."""
-    global PARALLEL_MIN, MARKS_PARALLEL_MIN
-    PARALLEL_MIN = MARKS_PARALLEL_MIN = 2**62
+    global PARALLEL_MIN, MARKS_PARALLEL_MIN, STEP_PARALLEL_MIN
+    PARALLEL_MIN = MARKS_PARALLEL_MIN = STEP_PARALLEL_MIN = 2**62
 
 
 def threads_allowed() -> bool:
@@ -1550,7 +1556,7 @@ def settle(*, equity, capital: float, mult: float, interest: tuple | None, moves
     shape = equity.shape
     units, growth, held_margin, margin_growth = interest if interest is not None else (None, 0.0, equity, None)
     paid = units is not None
-    kernel = _settle_parallel if equity.size >= PARALLEL_MIN else _settle
+    kernel = _settle_parallel if equity.size >= STEP_PARALLEL_MIN else _settle
     kernel(equity, float(capital), float(mult), interest is not None, paid, _plain(units, shape) if paid else equity,
            _plain(previous, shape[1:]), float(cs), float(growth), _plain(held_margin, shape),
            0.0 if margin_growth is None else float(margin_growth), margin_growth is not None,
@@ -1587,7 +1593,7 @@ def hedge_step(*, qtys, deltas, static, hedge, d, active, keep: float, band: flo
     new hedge (variants, paths), the trade's costs and counts booked (in place) as `hedge_rule` books them."""
     shape = hedge.shape
     new = np.empty(shape)
-    kernel = _hedge_step_parallel if new.size >= PARALLEL_MIN else _hedge_step
+    kernel = _hedge_step_parallel if new.size >= STEP_PARALLEL_MIN else _hedge_step
     kernel(_slot_tuple(qtys), _slot_tuple(deltas), len(qtys), _grid(static), _plain(hedge, shape),
            _plain(d, shape[1:]), _plain_bool(active, shape), float(keep), float(band), float(lots_per_option),
            _plain(fee, shape[:1]), costs, equity, month_pnl, lots_traded, trades, new)
@@ -1604,7 +1610,7 @@ def requirement_account(rule: MarginRule, holdings, *, static, hedge, other, pri
     expiry = np.array([float(h[4]) for h in holdings], dtype=float)
     both = rule.spread and (rule.straddle or rule.strangle) and len(set(is_call.tolist())) == 2
     out, liquidate = np.empty(shape), np.empty(shape, dtype=np.bool_)
-    kernel = _requirement_parallel if out.size >= PARALLEL_MIN else _requirement_account
+    kernel = _requirement_parallel if out.size >= STEP_PARALLEL_MIN else _requirement_account
     kernel(is_call, expiry, *(_slot_tuple(h[at] for h in holdings) for at in (1, 2, 3)), len(holdings),
            _plain(price, shape[1:]), _grid(static), _grid(hedge), _grid(other), rule.futures_rate, rule.czce,
            rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate, rule.put_cap, rule.unit, rule.contract_size,

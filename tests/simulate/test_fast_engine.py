@@ -305,6 +305,7 @@ def test_a_steps_column_of_a_one_process_chunk_is_marked_on_the_thread_pool(monk
     series.mark(np.arange(10_000) % 10 != 0, (3, 4))
     monkeypatch.setattr(kernels, "PARALLEL_MIN", kernels.PARALLEL_MIN)
     monkeypatch.setattr(kernels, "MARKS_PARALLEL_MIN", kernels.MARKS_PARALLEL_MIN)
+    monkeypatch.setattr(kernels, "STEP_PARALLEL_MIN", kernels.STEP_PARALLEL_MIN)
     kernels.serial_only()
     series.mark(np.arange(10_000) % 10 != 0, (4, 5))
     assert used == ["_mark_parallel", "_mark_serial"]
@@ -696,12 +697,12 @@ def test_step_bookings_of_the_fast_engine_are_the_references_bit_for_bit(pack_na
 
 
 def test_the_fused_step_kernels_give_the_same_bits_on_the_thread_pool(monkeypatch):
-    # kernels.settle and kernels.hedge_step run on blocks of paths on the thread pool from kernels.PARALLEL_MIN
-    # elements: on paths spanning several blocks (the last one short), the reference's numbers (settle) and the
-    # serial twin's (hedge_step), bit for bit.
+    # kernels.settle and kernels.hedge_step run on blocks of paths on the thread pool from
+    # kernels.STEP_PARALLEL_MIN elements: on paths spanning several blocks (the last one short), the
+    # reference's numbers (settle) and the serial twin's (hedge_step), bit for bit.
     paths = 2 * kernels._BLOCK + 77
     ref = _step_books(False, "sse_50etf", 6, paths=paths)
-    monkeypatch.setattr(kernels, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(kernels, "STEP_PARALLEL_MIN", 0)
     fast = _step_books(True, "sse_50etf", 6, fused=True, paths=paths)
     for kind in ("buckets", "counters"):
         for name in getattr(ref[0], kind):
@@ -716,7 +717,7 @@ def test_the_fused_step_kernels_give_the_same_bits_on_the_thread_pool(monkeypatc
                   lots_per_option=1.0, fee=np.array([1.0, 2.0, 3.0]))
     twins = []
     for parallel_min in (2**62, 0):
-        monkeypatch.setattr(kernels, "PARALLEL_MIN", parallel_min)
+        monkeypatch.setattr(kernels, "STEP_PARALLEL_MIN", parallel_min)
         books = [np.zeros(shape), np.full(shape, 1e6), np.zeros(shape), np.zeros(shape, dtype=np.int64),
                  np.zeros(shape, dtype=np.int64)]
         new = kernels.hedge_step(**inputs, costs=books[0], equity=books[1], month_pnl=books[2],
@@ -1125,7 +1126,7 @@ def test_margin_kernel_pairs_one_two_and_many_series_as_the_reference(monkeypatc
         assert np.array_equal(kernels.book_margin(rule, holdings, futures, price, shape, cols), ref[:, cols])
         twins, equity = [], ref * rng.uniform(0.5, 1.5, shape)  # some accounts short of their margin
         for parallel_min in (2**62, 0):
-            monkeypatch.setattr(kernels, "PARALLEL_MIN", parallel_min)
+            monkeypatch.setattr(kernels, "STEP_PARALLEL_MIN", parallel_min)
             account = [equity.copy(), np.zeros(shape, dtype=np.int64), np.zeros(shape), equity.max() * np.ones(shape),
                        np.zeros(shape)]
             req, liquidate = kernels.requirement_account(
