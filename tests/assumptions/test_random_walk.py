@@ -35,6 +35,7 @@ def ar1(rng, phi, n=N):
     return x[200:]
 
 
+@pytest.mark.slow  # a size test: twelve random walks through the whole battery (the rejections below stay)
 def test_accepts_random_walks_at_about_the_stated_level():
     verdicts = []
     for seed in range(12):

@@ -201,7 +201,7 @@ def _codes(text: str) -> list[str]:
 # --------------------------------------------------------------------------- formatter properties
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(opl_file())
 def test_fmt_is_idempotent_and_keeps_tree_comments_and_meaning(text):
     result = format_text(text)
@@ -241,7 +241,7 @@ def _never_raises(text: str) -> None:
         assert result.text == text and not result.changed
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(opl_file(), st.data())
 def test_mutated_generated_files_never_raise(text, data):
     _never_raises(_mutate(text, data))
