@@ -609,9 +609,10 @@ class _Candidate:
 
 
 class Evaluations:
-    """Evaluates a round's candidates: here one after the other, or side by side as tasks of a Dask cluster
-    (`opl.simulation.cluster.Cluster.map`; the tasks carry the evaluator and the candidate's text, never
-    the proposer)."""
+    """Evaluates a round's candidates: here one after the other, or side by side on a Dask cluster, each in a
+    thread of this process whose replays are the cluster's tasks (`opl.simulation.cluster.Cluster.pooled`): a
+    round's candidates are one pool of passes, which keeps every worker busy to the round's end. Only the
+    replays travel (and the workers' warm-up), never the proposer."""
 
     def __init__(self, evaluator: Evaluator, emit: Event, cluster=None):
         self.evaluator = evaluator
@@ -636,14 +637,15 @@ class Evaluations:
               ahead: Callable[[], tuple["_Candidate", float | None] | None] | None = None) -> None:
         """The quick evaluation (`Evaluator.evaluate`, ``complete=False``) of each candidate into its
         ``evaluation`` (None, and ``stopped``, for one the evaluator's deadline — the end of ``--minutes`` —
-        stopped). Side by side on a cluster: each a task that also completes the evaluation when the
-        candidate may be accepted, and diagnoses it (`_ahead`), so that the round needs no second trip to the
-        cluster and this process no critic's work. ``best_objective``: the best's at the round's start.
+        stopped). Side by side on a cluster (`opl.simulation.cluster.Cluster.pooled`): each candidate's call
+        also completes the evaluation when the candidate may be accepted, and diagnoses it (`_ahead`), so that
+        every replay of the round is in the pool while the pool runs. ``best_objective``: the best's at the
+        round's start.
 
         ``ahead`` (on a cluster): called once the first of several candidates is evaluated, it gives the next
-        round's first candidate and its bar (`_next_first`) or None; that candidate is evaluated on the
-        worker left idle meanwhile, and the next round takes the task over if it proposes the same text at
-        the same iteration (any other task evaluated ahead is dropped)."""
+        round's first candidate and its bar (`_next_first`) or None; that candidate is evaluated meanwhile,
+        its passes filling the workers the round's last ones leave idle, and the next round takes the call
+        over if it proposes the same text at the same iteration (any other call evaluated ahead is stopped)."""
         tasks = {c.iteration: self.ahead.pop((c.text, c.display), None) for c in candidates}
         self.close()
         if self.cluster is None or (len(candidates) < 2 and not any(tasks.values())):
@@ -651,11 +653,10 @@ class Evaluations:
                 c.evaluation = self._here(c.text, c.display)
                 c.stopped = c.evaluation is None
             return
-        left = self._seconds_left()
         for c, bar in zip(candidates, _bars(candidates, best_objective)):
             self.emit("evaluating", {"display": c.display})
             if tasks[c.iteration] is None:
-                tasks[c.iteration] = self.cluster.submit(_ahead, (self.evaluator, c.text, c.display, bar, facts, left),
+                tasks[c.iteration] = self.cluster.pooled(_ahead, (self._pinned(), c.text, c.display, bar, facts),
                                                          name="opl-candidate")
             else:
                 self.emit("ahead", {"iteration": c.iteration, "used": True})
@@ -674,14 +675,13 @@ class Evaluations:
         if guess is None:
             return
         c, bar = guess
-        # Stoppable: dropped (a guess that failed), it frees its worker for the round that needs it.
-        self.ahead[(c.text, c.display)] = self.cluster.submit(
-            _ahead, (self.evaluator, c.text, c.display, bar, facts, self._seconds_left()), name="opl-candidate-ahead",
-            stoppable=True)
+        # Dropped (a guess that failed), its passes stop and free their workers for the round that needs them.
+        self.ahead[(c.text, c.display)] = self.cluster.pooled(_ahead, (self._pinned(), c.text, c.display, bar, facts),
+                                                              name="opl-candidate-ahead")
         self.emit("ahead", {"iteration": c.iteration, "used": False})
 
     def close(self) -> None:
-        """Drop the tasks evaluated ahead that no round took over."""
+        """Stop the calls evaluated ahead that no round took over."""
         if self.ahead:
             self.cluster.cancel(list(self.ahead.values()))
             self.ahead = {}
@@ -692,9 +692,17 @@ class Evaluations:
             return [self.evaluator.complete(evaluation, text, display=display,
                                             progress=lambda stage: self.emit("pass", {"stage": stage}))
                     for evaluation, text, display in items]
-        left = self._seconds_left()
-        return self.cluster.map(_evaluated, [(self.evaluator, text, display, evaluation, left)
-                                             for evaluation, text, display in items], name="opl-complete")
+        calls = [self.cluster.pooled(_completed, (self._pinned(), evaluation, text, display), name="opl-complete")
+                 for evaluation, text, display in items]
+        return [call.result() for call in calls]
+
+    def _pinned(self) -> Evaluator:
+        """The evaluator as a call of `opl.simulation.cluster.Cluster.pooled` keeps it: its deadline the one in
+        force now (a call evaluated ahead runs into the next round, which sets its own); its store, settings and
+        facts shared (they do not change during a run)."""
+        import copy
+
+        return copy.copy(self.evaluator)
 
     def _here(self, text: str, display: str) -> Evaluation | None:
         from opl.runtime.engine.deadline import DeadlinePassed
@@ -704,10 +712,6 @@ class Evaluations:
         except DeadlinePassed:
             return None
 
-    def _seconds_left(self) -> tuple[float, float] | None:
-        from opl.simulation.cluster import time_left
-
-        return time_left(self.evaluator.deadline)
 
 
 #: Paths of a worker's warm-up evaluation: enough to run every stage, few enough to cost next to nothing.
@@ -731,22 +735,10 @@ def _warmed(job) -> None:
         pass  # what it loaded stays loaded
 
 
-def _evaluated(job) -> Evaluation | None:
-    """A cluster task: the quick evaluation of a candidate (None when the deadline stopped it), or the
-    completion of ``evaluation`` when given; ``left``: what is left of ``--minutes``
-    (`opl.simulation.cluster.time_left`; None: no limit)."""
-    from opl.runtime.engine.deadline import DeadlinePassed
-    from opl.simulation.cluster import worker_deadline, worker_store
-
-    evaluator, text, display, evaluation, left = job
-    evaluator.deadline = worker_deadline(left)
-    evaluator.months = worker_store()  # the months and marks of the candidates this worker evaluated before
-    if evaluation is not None:
-        return evaluator.complete(evaluation, text, display=display)
-    try:
-        return evaluator.evaluate(text, display=display, complete=False)
-    except DeadlinePassed:
-        return None
+def _completed(job) -> Evaluation:
+    """A `opl.simulation.cluster.Cluster.pooled` call: `Evaluator.complete` of a candidate's ``evaluation``."""
+    evaluator, evaluation, text, display = job
+    return evaluator.complete(evaluation, text, display=display)
 
 
 def _bars(candidates: list["_Candidate"], best_objective: float) -> list[float | None]:
@@ -759,15 +751,19 @@ def _bars(candidates: list["_Candidate"], best_objective: float) -> list[float |
 
 
 def _ahead(job) -> tuple[Evaluation | None, Evaluation | None, dict[str, Any] | None]:
-    """A cluster task: a candidate's quick evaluation (None when the deadline stopped it), its completion
-    when it may be accepted (its objective below ``bar``, `_bars`; else None), and the critic's diagnosis of
-    the completion if made, else of the quick evaluation — what the loop keeps in either case. The loop
-    decides as before from the quick evaluations; this only spares it a second trip to the cluster."""
+    """A `opl.simulation.cluster.Cluster.pooled` call: a candidate's quick evaluation (None when the deadline
+    stopped it), its completion when it may be accepted (its objective below ``bar``, `_bars`; else None), and
+    the critic's diagnosis of the completion if made, else of the quick evaluation — what the loop keeps in
+    either case. The loop decides as before from the quick evaluations; this keeps the completions' replays
+    in the round's pool, beside the other candidates'."""
     import copy
 
-    evaluator, text, display, bar, facts, left = job
-    quick = _evaluated((evaluator, text, display, None, left))
-    if quick is None:
+    from opl.runtime.engine.deadline import DeadlinePassed
+
+    evaluator, text, display, bar, facts = job
+    try:
+        quick = evaluator.evaluate(text, display=display, complete=False)
+    except DeadlinePassed:
         return None, None, None
     completed = None
     if quick.ok and (bar is None or quick.objective < bar):

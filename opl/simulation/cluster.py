@@ -9,8 +9,10 @@ pass a worker, at most 30,000 paths each): each chunk is replayed on a worker ex
 process — its own seed ``[seed, chunk]``, the same code, the kernels' serial twins — and the per-path
 results come back and are joined in chunk order before any metric is computed, so the JSON is bit for
 bit the in-process one whatever the number of workers or where a chunk ran. The passes of a
-simulation's scenarios are submitted together (`opl.runtime.engine.replay.replay_many`); `opl loop`
-sends whole candidate evaluations (`Cluster.map`). A worker that dies mid-run loses only its tasks:
+simulation's scenarios are submitted together (`opl.runtime.engine.replay.replay_many`), each pass with
+its work as its priority (`pass_work`: the longest first). `opl loop` evaluates a round's candidates in
+threads of this process (`Cluster.pooled`), their replays' passes one pool of tasks on the workers. A
+worker that dies mid-run loses only its tasks:
 the scheduler recomputes them elsewhere, from their inputs, with the same result. Each worker keeps a
 month store from task to task (`worker_store`) for the loop's evaluations, which results do not depend on. A deadline in force
 (`opl.runtime.engine.deadline`, the loop's ``--minutes``) travels as the seconds left, less the time a
@@ -19,10 +21,9 @@ task waited before it started (`time_left`, `worker_deadline`): a worker's clock
 **What travels.** A job (strategy, run settings and variants, pickled once per replay and sent as one
 task that the pass tasks depend on), then per pass its chunks' numbers and path counts; back come the
 chunks' per-path arrays (monthly P&L, ledger buckets, counters, drawdown and margin peaks, float64). For the
-loop, a candidate's text, the evaluator (target, seeds, paths, the run's overrides and folder
-names) and the run's data facts (``facts.json``, for the critic's diagnosis on the worker). Never a
-data file the tasks do not read, never the proposer or its API key: the proposer runs in this
-process only. Workers must run the same versions of ``opl`` and its numeric packages as this
+loop's warm-up (`Cluster.warm`), the file as written and the evaluator (target, seeds, paths, the run's
+overrides and folder names). Never a data file the tasks do not read, never the proposer or its API key:
+the proposer, and the candidates' texts, stay in this process. Workers must run the same versions of ``opl`` and its numeric packages as this
 process (checked at connection: a mismatch could change the numbers).
 
 Without ``--scheduler``/``OPL_SCHEDULER``/``--workers`` nothing here imports Dask: runs stay in-process.
@@ -30,8 +31,11 @@ Without ``--scheduler``/``OPL_SCHEDULER``/``--workers`` nothing here imports Das
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextvars
 import logging
 import os
+import threading
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,7 +43,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from opl.errors import EXIT_USAGE, OplError
 
-__all__ = ["SchedulerError", "Cluster", "session", "local_cluster", "worker_environment", "scheduler_address",
+__all__ = ["SchedulerError", "Cluster", "PooledCall", "pass_work", "session", "local_cluster", "worker_environment", "scheduler_address",
            "connect_seconds", "time_left", "worker_deadline", "worker_store", "SCHEDULER_ENV", "TIMEOUT_ENV", "CONNECT_SECONDS"]
 
 #: The environment variable that names a scheduler when ``--scheduler`` is not given.
@@ -202,6 +206,7 @@ class Cluster:
 
         left = time_left(deadline.current())
         shared = monthstore.current() is not None  # the loop's evaluations: the workers keep months too
+        call = _POOLED.get()
         streams = []
         for number, (strategy, run, variants, trace) in enumerate(jobs):
             payload = cloudpickle.dumps((strategy, run, variants))
@@ -209,54 +214,132 @@ class Cluster:
             passes = pass_plan(run, workers, trace)
             # Keyed by the pass's place: two passes may begin in the same chunk (each a piece of it).
             futures = [self.client.submit(_pass, job, group, trace and group[0][0] == 0, left, shared,
-                                          key=f"opl-chunk-{tag}-{number}-{k}", pure=False)
+                                          key=f"opl-chunk-{tag}-{number}-{k}", pure=False,
+                                          priority=pass_work(run, variants, group))
                        for k, group in enumerate(passes)]
+            if call is not None:
+                call.track([job, *futures], self.client)
             streams.append(_in_order(futures, [pass_paths(group) * run.months for group in passes],
-                                     progress))
+                                     progress, call, job))
         return streams
+
+    def pooled(self, function: Callable, item, *, name: str = "opl-pooled") -> "PooledCall":
+        """``function(item)`` run now in a thread of this process, its replays tasks of this cluster
+        (`replay_passes`): the calls of a loop round, started together, put their replays' passes in one pool
+        of tasks, which the scheduler runs on whichever worker is free, the longest first (`pass_work`), while
+        the calls' own work — preparing a run, its metrics, the critic — runs here meanwhile. Returns a
+        `concurrent.futures.Future` (`as_done` waits for it, ``.result()`` reads it); `cancel` stops it."""
+        call = PooledCall()
+        context = contextvars.copy_context()  # the session's `REMOTE` and whatever else is in force here
+
+        def run() -> None:
+            if not call.set_running_or_notify_cancel():
+                return
+            try:
+                result = context.run(_pooled_call, call, function, item)
+            except BaseException as error:  # noqa: BLE001 - handed to whoever reads the result
+                call.set_exception(error)
+            else:
+                call.set_result(result)
+
+        threading.Thread(target=run, name=f"{name}-{uuid.uuid4().hex[:6]}", daemon=True).start()
+        return call
 
     def warm(self, function: Callable, item, *, name: str = "opl-warm") -> list:
         """Start ``function(item)`` on every worker now, one task each, and return their futures (hold them until
         the warm-up has run; their results are not read). A worker process loads its modules, the parser, its
         compiled kernels and a run's tables on its first task: a warm-up paid while this process is busy
-        elsewhere spares the first round of whole-candidate tasks (`map`) that cost — seconds a worker."""
+        elsewhere spares the first round's passes that cost — seconds a worker."""
         tag = uuid.uuid4().hex[:12]
         # A restricted task runs on its worker; loose, so that a worker lost meanwhile does not leave it waiting.
         return [self.client.submit(_serial_call, function, item, key=f"{name}-{tag}-{n}", workers=[worker],
                                    allow_other_workers=True, pure=False)
                 for n, worker in enumerate(sorted(self.client.scheduler_info(n_workers=-1)["workers"]))]
 
-    def submit(self, function: Callable, item, *, name: str = "opl-task", stoppable: bool = False):
-        """``function(item)`` as a task now; its future (`as_done` waits for it, ``.result()`` reads it).
-        ``stoppable``: once `cancel` drops it, a running task stops at the engine's next deadline check
-        (`_stoppable_call`) — a cancelled Dask task otherwise runs to its end, holding its worker's thread."""
-        return self.client.submit(_stoppable_call if stoppable else _serial_call, function, item,
-                                  key=f"{name}-{uuid.uuid4().hex[:12]}", pure=False)
-
     def as_done(self, futures: Sequence) -> Iterator:
-        """``futures`` one by one as their tasks finish."""
+        """``futures`` (tasks, or calls of `pooled`) one by one as they finish."""
         from distributed import as_completed
 
+        futures = list(futures)
+        if all(isinstance(f, concurrent.futures.Future) for f in futures):
+            return concurrent.futures.as_completed(futures)
         # The loop named: `as_completed` would otherwise look for a default client, which this one is not.
-        return iter(as_completed(list(futures), loop=self.client.loop))
+        return iter(as_completed(futures, loop=self.client.loop))
 
     def cancel(self, futures: Sequence) -> None:
-        """Drop ``futures``' tasks (running ones are stopped where Dask can; their results are never read)."""
-        if futures:
-            self.client.cancel(list(futures))
-
-    def map(self, function: Callable, items: Sequence, *, name: str = "opl-task") -> list:
-        """``[function(item) for item in items]``, each call a task; results in the order of ``items``."""
-        tag = uuid.uuid4().hex[:12]
-        futures = [self.client.submit(_serial_call, function, item, key=f"{name}-{tag}-{n}", pure=False)
-                   for n, item in enumerate(items)]
-        try:
-            return self.client.gather(futures)
-        finally:
-            self.client.cancel(futures)
+        """Drop ``futures``: tasks (running ones are stopped where Dask can) or calls of `pooled` (stopped with
+        their tasks); their results are never read."""
+        tasks = [f for f in futures if not isinstance(f, PooledCall)]
+        for call in futures:
+            if isinstance(call, PooledCall):
+                call.stop()
+        if tasks:
+            self.client.cancel(tasks)
 
 
-def _in_order(futures, sizes, progress):
+#: The `pooled` call the current thread runs (None: none): its replays' tasks are tracked, to stop them with it.
+_POOLED: contextvars.ContextVar["PooledCall | None"] = contextvars.ContextVar("opl_pooled_call", default=None)
+
+
+class PooledCall(concurrent.futures.Future):
+    """A call of `Cluster.pooled`: its result, and the tasks of its replays, cancelled when it is stopped."""
+
+    def __init__(self):
+        super().__init__()
+        self._lock = threading.Lock()
+        self._tasks: list = []
+        self._client = None
+        self.stopped = threading.Event()
+
+    def track(self, tasks: list, client) -> None:
+        """Keep ``tasks`` (Dask futures the call submitted) to cancel if it is stopped; stopped already, they
+        are cancelled now and the call stops (`opl.runtime.engine.deadline.DeadlinePassed`)."""
+        from opl.runtime.engine.deadline import DeadlinePassed
+
+        with self._lock:
+            self._client = client
+            if not self.stopped.is_set():
+                self._tasks += tasks
+                return
+        client.cancel(tasks)
+        raise DeadlinePassed("the simulation was stopped: its result is no longer wanted")
+
+    def untrack(self, tasks: list) -> None:
+        """Forget ``tasks`` (their results are read): a task held here would keep its result on its worker."""
+        with self._lock:
+            gone = {id(task) for task in tasks}
+            self._tasks = [task for task in self._tasks if id(task) not in gone]
+
+    def stop(self) -> None:
+        """Stop the call: its tasks are cancelled (running ones stop at the engine's next deadline check,
+        `_pass`), and the call itself at its next check (`opl.runtime.engine.deadline.unless`) or when it
+        reads a cancelled task's result."""
+        with self._lock:
+            self.stopped.set()
+            tasks, self._tasks = self._tasks, []
+        if tasks:
+            self._client.cancel(tasks)
+
+
+def _pooled_call(call: PooledCall, function: Callable, item):
+    """``function(item)`` as ``call``: its replays tracked (`_POOLED`), stopped once ``call`` is."""
+    from opl.runtime.engine.deadline import unless
+
+    _POOLED.set(call)  # in the thread's own copy of the context
+    with unless(call.stopped.is_set):
+        return function(item)
+
+
+def pass_work(run, variants: Sequence, group: tuple) -> int:
+    """A pass's work, for the scheduler's order (Dask runs the higher priority first): its path-months times
+    its variants — the longest first, so that a pool of passes ends on short ones, not with one worker
+    replaying a long pass while the others wait."""
+    from opl.runtime.engine.replay import pass_paths
+
+    return pass_paths(group) * run.months * max(1, len(variants))
+
+
+def _in_order(futures, sizes, progress, call: "PooledCall | None" = None, job=None):
     try:
         for future, size in zip(futures, sizes):
             result = future.result()
@@ -264,6 +347,8 @@ def _in_order(futures, sizes, progress):
                 progress(size)
             yield result
     finally:
+        if call is not None:  # read or dropped: nothing left to stop, nor to hold on the workers
+            call.untrack([job, *futures])
         for future in futures:
             future.release()
 
@@ -297,13 +382,15 @@ def worker_deadline(left: tuple[float, float] | None) -> float | None:
 
 
 def _pass(job, group: tuple, trace: bool, left: tuple[float, float] | None, shared: bool = False):
-    """A pass of chunks on a worker; ``shared``: read and keep months in the worker's `worker_store`."""
+    """A pass of chunks on a worker; ``shared``: read and keep months in the worker's `worker_store`. Stopped at
+    the engine's next deadline check once cancelled (`_dropped`: a stopped `PooledCall`'s)."""
     from opl.runtime.engine import monthstore
-    from opl.runtime.engine.deadline import until
+    from opl.runtime.engine.deadline import unless, until
     from opl.runtime.engine.replay import replay_pass
 
     strategy, run, variants = job
-    with until(worker_deadline(left)), monthstore.sharing(worker_store() if shared else None):
+    with until(worker_deadline(left)), monthstore.sharing(worker_store() if shared else None), \
+            unless(_dropped()):
         return replay_pass(strategy, run, variants, group, trace)
 
 
@@ -330,12 +417,10 @@ def _serial_call(function: Callable, item):
     return function(item)
 
 
-def _stoppable_call(function: Callable, item):
-    """`_serial_call`, stopped with `opl.runtime.engine.deadline.DeadlinePassed` at the engine's next check
-    once this worker drops the task (cancelled: its result will never be read)."""
+def _dropped() -> Callable[[], bool]:
+    """Whether the task this worker thread runs was dropped (cancelled: its result will never be read), as a
+    test for `opl.runtime.engine.deadline.unless`."""
     from distributed import get_worker
-
-    from opl.runtime.engine.deadline import unless
 
     worker = get_worker()
     key = worker.get_current_task()
@@ -344,8 +429,7 @@ def _stoppable_call(function: Callable, item):
         task = worker.state.tasks.get(key)  # read only; the worker's event loop changes it
         return task is None or task.state == "cancelled"
 
-    with unless(dropped):
-        return _serial_call(function, item)
+    return dropped
 
 
 def _worker_versions() -> dict:

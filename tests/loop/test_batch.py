@@ -213,9 +213,10 @@ def test_the_token_budget_is_checked_before_each_proposal_of_a_round(tmp_path):
     assert outcome.stop.kind == "budget_tokens" and "1,200 of 1,000" in outcome.stop.reason
 
 
-def test_the_cluster_decides_as_this_process_does(dask_cluster, tmp_path, in_process):
-    from opl.simulation.cluster import session
+def test_the_cluster_decides_as_this_process_does(dask_cluster, tmp_path, in_process, monkeypatch):
+    from opl.simulation.cluster import Cluster, PooledCall, session
 
+    submitted = _submissions(monkeypatch, Cluster, PooledCall)
     with session(dask_cluster.scheduler_address) as cluster:
         cluster.client.wait_for_workers(2, timeout=60)
         before = cluster.client.run(_warmed_here)
@@ -239,22 +240,56 @@ def test_the_cluster_decides_as_this_process_does(dask_cluster, tmp_path, in_pro
     # The second round's first candidate was proposed and evaluated ahead while the first round's last ran
     # (used or not depends on which finished first: `test_a_candidate_evaluated_ahead_leaves_the_records_unchanged`).
     assert ("ahead", {"iteration": 3, "used": False}) in events
+    # A round's candidates are one pool of tasks: each is evaluated here, in a thread, and the replays of both
+    # were submitted side by side (one candidate's replay between two of the other's), not one candidate's
+    # after the other's.
+    pair = [k for k in submitted if k in (1, 2)]
+    assert set(pair) == {1, 2} and _interleaved(pair), pair
+
+
+def _submissions(monkeypatch, cluster_type, call_type) -> list[int]:
+    """The iteration of the candidate each replay submitted to a cluster belongs to, in submission order: a
+    `Cluster.pooled` call is a candidate's evaluation (its display names the iteration), and each of its
+    replays registers its tasks with the call (`PooledCall.track`)."""
+    import re
+
+    order: list[int] = []
+    pooled, track = cluster_type.pooled, call_type.track
+
+    def named(self, function, item, *, name="opl-pooled"):
+        call = pooled(self, function, item, name=name)
+        found = re.search(r"iter_(\d+)", next((x for x in item if isinstance(x, str) and "iter_" in x), ""))
+        call.iteration = int(found.group(1)) if found else None
+        return call
+
+    def tracked(self, tasks, client):
+        order.append(getattr(self, "iteration", None))
+        return track(self, tasks, client)
+
+    monkeypatch.setattr(cluster_type, "pooled", named)
+    monkeypatch.setattr(call_type, "track", tracked)
+    return order
+
+
+def _interleaved(sequence: list) -> bool:
+    """Whether ``sequence`` changes its value more than once (``a b a``, not ``a a b b``)."""
+    return sum(x != y for x, y in zip(sequence, sequence[1:])) > 1
 
 
 class _Inline:
-    """A stand-in for `opl.simulation.cluster.Cluster` that runs each task in this process when it is submitted
-    (its input pickled and unpickled, as it travels to a worker) and reports the tasks finished in the order
-    ``order`` gives them (``reversed``: a round's last candidate first)."""
+    """A stand-in for `opl.simulation.cluster.Cluster` that runs each pooled call in this process when it is
+    started and reports the calls finished in the order ``order`` gives them (``reversed``: a round's last
+    candidate first)."""
 
     def __init__(self, order=list):
         self.order = order
         self.cancelled: list[str] = []
 
-    def submit(self, function, item, *, name, stoppable=False):
+    def pooled(self, function, item, *, name):
         from concurrent.futures import Future
 
         task = Future()
-        task.set_result(function(cloudpickle.loads(cloudpickle.dumps(item))))
+        task.set_result(function(item))
         task.name = name
         return task
 
@@ -263,9 +298,6 @@ class _Inline:
 
     def cancel(self, tasks):
         self.cancelled += [task.name for task in tasks]
-
-    def map(self, function, items, *, name):
-        return [function(cloudpickle.loads(cloudpickle.dumps(item))) for item in items]
 
     def warm(self, function, item, *, name):
         return []
@@ -366,7 +398,7 @@ def test_a_worker_killed_mid_round_costs_time_not_decisions(dask_cluster, kill_b
         client.wait_for_workers(2, timeout=60)
         thread = threading.Thread(target=run)
         thread.start()
-        victim = kill_busy_worker(client, thread, "opl-candidate")  # a whole candidate's evaluation
+        victim = kill_busy_worker(client, thread, "opl-chunk")  # a pass of a candidate's replay
         thread.join(timeout=600)
         assert not thread.is_alive()
         assert "error" not in out, out.get("error")
@@ -476,7 +508,8 @@ def test_the_api_key_never_travels_to_the_cluster(tmp_path, monkeypatch, openai_
     second = openai_server.chat_requests[1].body["messages"][1]["content"]
     assert "Already proposed this round" in second and "wider hedge band" in second
     blob = b"".join(sent)
-    assert b"opl-candidate" in blob and WIDER_BAND.encode() in blob  # the candidates did travel
+    assert b"opl-chunk" in blob  # the candidates' replays did travel; their texts stay here, with the proposer
+    assert WIDER_BAND.encode() not in blob and FURTHER_OUT.encode() not in blob
     assert KEY.encode() not in blob
 
 

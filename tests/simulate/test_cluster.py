@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from opl.cli import main
 
-# A helper these tests run on a worker (`_checking`) travels by value: under pytest's importlib mode this
+# A helper these tests run on a worker (`_spinning_months`) travels by value: under pytest's importlib mode this
 # module is not importable by the name it has here, so by reference a worker could not load it.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -138,42 +138,69 @@ def _numba_threads() -> tuple[int, int, bool]:
     return numba.config.NUMBA_NUM_THREADS, numba.get_num_threads(), started
 
 
-def test_a_stoppable_task_stops_once_cancelled(dask_cluster, tmp_path):
-    """Dask cannot interrupt a running task it cancels: the task holds its worker's thread to its end. A task
-    submitted ``stoppable`` (the loop's guesses, evaluated ahead) stops at the engine's next deadline check."""
+def test_a_stopped_pooled_call_stops_its_passes_on_the_workers(dask_cluster):
+    """Dask cannot interrupt a running task it cancels: the task holds its worker's thread to its end. A call of
+    `Cluster.pooled` (the loop's guess evaluated ahead) that is stopped cancels its replays' passes, and a
+    running pass stops at the engine's next deadline check, freeing its worker; the call ends too."""
     import time
 
     from opl.simulation.cluster import session
 
-    marker = tmp_path / "stopped"
     with session(dask_cluster.scheduler_address) as cluster:
         cluster.client.wait_for_workers(2, timeout=60)
-        task = cluster.submit(_checking, str(marker), name="opl-test-spin", stoppable=True)
-        deadline = time.monotonic() + 120
-        while not any(str(k).startswith("opl-test-spin") for keys in cluster.client.processing().values()
-                      for k in keys) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # running, checking
-        cluster.cancel([task])
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-    assert marker.read_text() == "the simulation was stopped: its result is no longer wanted"
+        cluster.client.run(_spinning_months, 300.0)
+        try:
+            call = cluster.pooled(_simulated, str(FILE), name="opl-test-call")
+            deadline = time.monotonic() + 120
+            while not any(_running(cluster).values()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert any(_running(cluster).values()), "no pass of the call ever ran"
+            time.sleep(0.5)  # running, checking
+            cluster.cancel([call])
+            assert call.exception(timeout=120) is not None  # it ended without a result
+            # Each pass would spin for 300 s a month; stopped, the workers' threads are free long before.
+            while any(_running(cluster).values()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not any(_running(cluster).values())
+        finally:
+            cluster.client.run(_spinning_months, None)
 
 
-def _checking(marker: str) -> None:
-    """On a worker: check the deadline until told to stop (at most a minute), and write why into ``marker``."""
+def _simulated(path: str):
+    """A `Cluster.pooled` call: a small simulation of ``path`` (its replays the cluster's tasks)."""
+    from opl.simulation.run import simulate_file
+
+    return simulate_file(path, paths=40, overrides=["experiment.horizon=1", "sim.chunk=20"])
+
+
+def _running(cluster) -> dict:
+    """The pass tasks each worker's threads are running now (cancelled ones included, until they return)."""
+    return cluster.client.run(_running_here)
+
+
+def _running_here(dask_worker=None) -> list:
+    return sorted(str(k) for k in dask_worker.active_threads.values() if str(k).startswith("opl-chunk"))
+
+
+def _spinning_months(seconds: float | None, dask_worker=None) -> None:
+    """On a worker: every month a replay reads first spins ``seconds``, checking the deadline (None: the
+    engine's own speed again)."""
     import time
-    from pathlib import Path
 
-    from opl.runtime.engine.deadline import DeadlinePassed, check
+    import opl.runtime.engine.replay as replay
+    from opl.runtime.engine.deadline import check
 
-    try:
-        for _ in range(6000):
+    own = getattr(replay._StoredMonths, "_own_next_month", replay._StoredMonths.next_month)
+    replay._StoredMonths._own_next_month = own
+
+    def spinning(self):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
             check()
             time.sleep(0.01)
-        Path(marker).write_text("ran to its end")
-    except DeadlinePassed as stop:
-        Path(marker).write_text(str(stop))
+        return own(self)
+
+    replay._StoredMonths.next_month = own if seconds is None else spinning
 
 
 def test_a_tasks_deadline_counts_the_time_it_waited_to_start():
