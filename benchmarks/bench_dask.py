@@ -15,12 +15,14 @@ in-process run of the same job timed in the same run, what one task costs, and a
    candidates each, at the loop's default 10,000 paths; ``--repeat`` runs of each, in alternation, each on
    a fresh cluster warmed by an untimed run on another seed, so that neither reads the months and marks the
    other made): candidates per minute of the rounds' wall time, and their ratio; beside it the CPU seconds
-   of the rounds (from the first proposal to the last iteration written) of this process's main thread (the
-   serial part of a round), of all its threads, and of the workers — which the machine's load does not
-   inflate as it does wall time. On a saturated machine the rates follow the total CPU, which batching
-   moves from this process to the workers but does not cut. ``--no-ahead`` adds ``--batch 2`` runs where a
-   worker done early waits for the round's last candidate instead of evaluating the next round's first
-   ahead (the candidates evaluated ahead, and those the next round took over, are counted).
+   of the rounds (from the first proposal to the last iteration written) of this process's main thread
+   (proposing, deciding, archiving), of all its threads (with the candidates' evaluations, which run here
+   in threads while their replays are the workers' tasks, the Dask client and the LocalCluster's scheduler),
+   and of the workers — which the machine's load does not inflate as it does wall time. On a saturated
+   machine the rates follow the total CPU, which batching does not cut. ``--no-ahead`` adds ``--batch 2``
+   runs where nothing of the next round is evaluated while a round's last candidate runs (the candidates
+   evaluated ahead, and those the next round took over, are counted); ``--one-worker`` adds ``--batch 1``
+   runs on a single worker (the scale-out proper: ``--batch 2`` on 2 workers against it).
 5. **extrapolation**: 100 workers × 10⁷ paths × 50 candidates from the numbers above (printed with its
    formula): compute, tasks and their scheduler time, bytes back to the client.
 
@@ -28,6 +30,7 @@ Usage::
 
     python benchmarks/bench_dask.py [--paths 20000] [--months 1] [--tasks 500] [--iterations 8]
                                     [--loop-paths 10000] [--repeat 1] [--skip simulate,loop] [--no-ahead]
+                                    [--one-worker] [--loop-file examples/jujube/strangle.opl --loop-data synth]
 
 The machine is shared: the load average is printed beside the ratios (on 2 cores, ratios near 2 need a
 load below ~1). Only the ratios are meant to be compared across machines.
@@ -70,7 +73,7 @@ experiment {
   target median_monthly_return >= 1% and loss_probability <= 25% and max_drawdown_p95 <= 10%
 }
 """
-LOOP_SEED = 7  # the seed of LOOP_FILE's experiment block (the timed runs'; the warm-up runs on the next one)
+WARM_SEED = 8  # the untimed warm-up run's seed: not LOOP_FILE's (7, the timed runs'), nor jujube's
 
 
 def _json(result) -> str:
@@ -209,26 +212,36 @@ def _noop(x):
     return x
 
 
+#: The loop runs `bench_loop` times: name → (workers, --batch, evaluate ahead).
+LOOP_RUNS = {"--batch 1": (2, 1, True), "--batch 2": (2, 2, True), "--batch 2 without evaluating ahead": (2, 2, False),
+             "--workers 1 --batch 1": (1, 1, True)}
+
+
 def bench_loop(args) -> dict:
-    """`--batch 1` against `--batch 2`, ``args.repeat`` times in alternation, each run on a cluster of its own
-    (the workers' month stores start alike: a run never reads the months and marks the other one made)."""
+    """`--batch 1` against `--batch 2` (and the optional runs of `LOOP_RUNS`), ``args.repeat`` times in
+    alternation, each run on a cluster of its own (the workers' month stores start alike: a run never reads
+    the months and marks another one made). Returns each run's median rate (candidates a minute)."""
     import statistics
 
-    rates: dict[int, list[float]] = {1: [], 2: [], 0: []}  # 0: --batch 2 without evaluating ahead
-    print(f"loop: {args.iterations} candidates at {args.loop_paths:,} paths on 2 workers; {_load()}")
+    names = ["--batch 1", "--batch 2"] + (["--batch 2 without evaluating ahead"] if args.no_ahead else []) + \
+        (["--workers 1 --batch 1"] if args.one_worker else [])
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    print(f"loop: {args.iterations} candidates at {args.loop_paths:,} paths; {_load()}")
     for _ in range(args.repeat):
-        for batch in (1, 2, 0) if args.no_ahead else (1, 2):
-            rates[batch].append(_loop_rate(args, batch or 2, ahead=batch != 0))
-    for batch, name in ((2, "--batch 2"), (0, "--batch 2 without evaluating ahead")):
-        ratios = [two / one for one, two in zip(rates[1], rates[batch])]
+        for name in names:
+            workers, batch, ahead = LOOP_RUNS[name]
+            rates[name].append(_loop_rate(args, batch, ahead=ahead, workers=workers))
+    for name, base in (("--batch 2", "--batch 1"), ("--batch 2 without evaluating ahead", "--batch 1"),
+                       ("--batch 2", "--workers 1 --batch 1")):
+        ratios = [two / one for one, two in zip(rates.get(base, []), rates.get(name, []))]
         if ratios:
-            print(f"  {name} runs {statistics.median(ratios):.2f}x faster (candidates per minute) than --batch 1 "
+            print(f"  {name} runs {statistics.median(ratios):.2f}x faster (candidates per minute) than {base} "
                   f"(median of {len(ratios)}: {', '.join(f'{r:.2f}' for r in ratios)}); {_load()}")
-    return {batch: statistics.median(r) for batch, r in rates.items() if r}
+    return {name: statistics.median(r) for name, r in rates.items() if r}
 
 
-def _loop_rate(args, batch: int, *, ahead: bool = True) -> float:
-    """Candidates per minute of the rounds of one run with ``--batch batch`` on a fresh 2-worker cluster,
+def _loop_rate(args, batch: int, *, ahead: bool = True, workers: int = 2) -> float:
+    """Candidates per minute of the rounds of one run with ``--batch batch`` on a fresh cluster of ``workers``,
     warmed by an untimed run on another seed (modules, kernels and tables loaded; none of its months read);
     ``ahead=False``: the next round's first candidate is not evaluated ahead (`opl.closedloop.run._next_first`)."""
     from distributed import get_task_stream
@@ -237,13 +250,16 @@ def _loop_rate(args, batch: int, *, ahead: bool = True) -> float:
     from opl.closedloop.builtin import BuiltinProposer
     from opl.closedloop.run import LoopSettings, run_loop, start_run
 
-    with tempfile.TemporaryDirectory() as tmp, session(workers=2) as cluster:
+    with tempfile.TemporaryDirectory() as tmp, session(workers=workers) as cluster:
         source = Path(tmp) / "loop.opl"
-        source.write_text(LOOP_FILE, encoding="utf-8")
-        warm = LoopSettings(paths=args.loop_paths, holdout_paths=args.loop_paths, batch=2, seed=LOOP_SEED + 1)
+        source.write_text(Path(args.loop_file).read_text(encoding="utf-8") if args.loop_file else LOOP_FILE,
+                          encoding="utf-8")
+        warm = LoopSettings(paths=args.loop_paths, holdout_paths=args.loop_paths, batch=2, seed=WARM_SEED,
+                            data=args.loop_data)
         run_loop(start_run(source, Path(tmp) / "warm", warm, proposer_config={"proposer": "builtin"},
                            rules_flags={"max_iterations": 2}), BuiltinProposer(), cluster=cluster)  # untimed
-        settings = LoopSettings(paths=args.loop_paths, holdout_paths=args.loop_paths, batch=batch)
+        settings = LoopSettings(paths=args.loop_paths, holdout_paths=args.loop_paths, batch=batch,
+                                data=args.loop_data)
         archive = start_run(source, Path(tmp) / "runs", settings, proposer_config={"proposer": "builtin"},
                             rules_flags={"max_iterations": args.iterations, "converge_rounds": 1000, "min_gain": 0.0})
         rounds = _RoundsCPU(cluster)
@@ -251,22 +267,23 @@ def _loop_rate(args, batch: int, *, ahead: bool = True) -> float:
             proposer = BuiltinProposer()
             proposer.speculative = ahead
             outcome = run_loop(archive, proposer, cluster=cluster, on_event=rounds)
-        busy = rounds.busy(stream.data, workers=2)
+        busy = rounds.busy(stream.data, workers=workers)
     searched = outcome.records[1:]
     seconds = sum(r["seconds"] for r in searched)
     rate = 60 * len(searched) / seconds if seconds else float("nan")
-    main, process, workers = rounds.spent
-    print(f"  --batch {batch}{'' if ahead else ' (nothing ahead)'}: {len(searched)} candidates in {seconds:7.1f} s of rounds = {rate:6.2f} candidates a "
+    main, process, on_workers = rounds.spent
+    print(f"  {workers} worker{'s' if workers > 1 else ''}, --batch {batch}{'' if ahead else ' (nothing ahead)'}: {len(searched)} candidates in {seconds:7.1f} s of rounds = {rate:6.2f} candidates a "
           f"minute; CPU of the rounds: {main:5.1f} s this process's main thread ({process:5.1f} s all its threads), "
-          f"{workers:5.1f} s the workers; the workers computing {busy:.0%} of the rounds' wall time; "
+          f"{on_workers:5.1f} s the workers; the workers computing {busy:.0%} of the rounds' wall time; "
           f"{rounds.ahead[False]} candidates evaluated ahead, {rounds.ahead[True]} taken over; {_load()}")
     return rate
 
 
 class _RoundsCPU:
     """A loop's event hook that takes the CPU seconds spent from the first proposal to the last iteration
-    written (the rounds: not the baseline, the hold-out or the report): this process's main thread (the
-    loop's serial part), all of its threads (with the Dask client's and the LocalCluster scheduler's), and the
+    written (the rounds: not the baseline, the hold-out or the report): this process's main thread (proposing,
+    deciding, archiving; with ``--batch 1`` the candidate's evaluation too), all of its threads (with the
+    candidates' evaluations of ``--batch 2``, the Dask client's and the LocalCluster scheduler's), and the
     workers. Unlike wall time, the machine's load does not inflate them."""
 
     def __init__(self, cluster):
@@ -340,10 +357,15 @@ def main(argv=None) -> int:
     parser.add_argument("--tasks", type=int, default=500)
     parser.add_argument("--iterations", type=int, default=8)
     parser.add_argument("--loop-paths", dest="loop_paths", type=int, default=10_000)
+    parser.add_argument("--loop-file", dest="loop_file", default=None,
+                        help="the loop's .opl file (default: a small strangle, LOOP_FILE)")
+    parser.add_argument("--loop-data", dest="loop_data", default=None, help="the loop's --data (e.g. synth)")
     parser.add_argument("--repeat", type=int, default=1, help="loop runs of each --batch, in alternation")
     parser.add_argument("--skip", default="", help="comma-separated: simulate, loop")
     parser.add_argument("--no-ahead", dest="no_ahead", action="store_true",
                         help="also run --batch 2 without evaluating the next round's first candidate ahead")
+    parser.add_argument("--one-worker", dest="one_worker", action="store_true",
+                        help="also run --batch 1 on a single worker (the scale-out proper)")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     if "simulate" not in skip:
