@@ -33,8 +33,8 @@ def test_the_dask_benchmark_runs_at_a_tiny_size():
 
 @pytest.mark.slow
 def test_the_dask_benchmarks_loop_case_runs_at_a_tiny_size():
-    """Slow: two loop runs, each on a local Dask cluster of its own."""
+    """Slow: three loop runs (--batch 1 and 2 on two workers, --batch 1 on one), each on a cluster of its own."""
     done = subprocess.run([sys.executable, str(BENCH / "bench_dask.py"), "--skip", "simulate", "--iterations", "2",
-                           "--loop-paths", "200"], capture_output=True, text=True, timeout=900)
+                           "--loop-paths", "200", "--one-worker"], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "faster" in done.stdout and "CPU of the rounds" in done.stdout
