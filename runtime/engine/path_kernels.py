@@ -121,17 +121,20 @@ if njit is not None:
 
     @njit(cache=True, error_model="numpy", inline="always")
     def _month_path(p, m, z, counts, normal, gap_col, drift, log_f, h, carry, price, vol):
-        # One path's month; the log price goes into ``price`` (`month` takes its exponential).
+        # One path's month; the log price goes into ``price`` (`month` takes its exponential). The outputs are
+        # (n + 1, paths): a step's prices are one contiguous row for every reader of the month (the marks, the
+        # step's kernels), and a path's writes go down a column.
         n = z.shape[1]
         kk = m.k * m.k
         f0, hp, cp, cum = log_f[p], h[p], carry[p], 0.0
         drift_n = drift[p] / n
-        price[p, 0] = f0
-        vol[p, 0] = _forecast(m, 1.0, hp, m.open_jumps)
+        price[0, p] = f0
+        vol[0, p] = _forecast(m, 1.0, hp, m.open_jumps)
+        # The day's forecast: the previous close's (the same function of the same variance), computed once.
+        now = _forecast(m, kk, hp, m.jumps_var)
         for d in range(m.days):
             hs = hp / m.spd
             sd = math.sqrt(hs)
-            now = _forecast(m, kk, hp, m.jumps_var)
             shock, moved, held = 0.0, 0.0, 0.0
             for i in range(m.spd):
                 j = d * m.spd + i
@@ -142,14 +145,15 @@ if njit is not None:
                 if m.limit:
                     x, moved, held = _limited(m, x + cp if i == 0 else x, moved, held)
                 cum += x
-                price[p, j + 1] = f0 + cum
-                vol[p, j + 1] = now
+                price[j + 1, p] = f0 + cum
+                vol[j + 1, p] = now
             if m.limit:
                 cp = moved - held
             if m.garch:
                 # The next day's variance is known at the day's close only (no look-ahead).
                 hp = _garch_next(m, hp, shock)
-                vol[p, (d + 1) * m.spd] = _forecast(m, kk, hp, m.jumps_var)
+                now = _forecast(m, kk, hp, m.jumps_var)
+                vol[(d + 1) * m.spd, p] = now
         log_f[p], h[p], carry[p] = f0 + cum, hp, cp
 
     # Two functions, not one compiled both ways: numba keys its cache by function, and twins of one function
@@ -188,12 +192,13 @@ def month(model: MonthModel, *, z: np.ndarray, counts: np.ndarray, normal: np.nd
     Returns
     -------
     tuple of numpy.ndarray
-        ``price`` and ``vol`` as `opl.runtime.engine.processes.MonthPaths` holds them.
+        ``price`` and ``vol`` as `opl.runtime.engine.processes.MonthPaths` holds them, (paths, n + 1) views of
+        step-major arrays: a step's column is contiguous (what the replay reads, step by step).
     """
     paths, n = z.shape
-    price, vol = np.empty((paths, n + 1)), np.empty((paths, n + 1))
+    price, vol = np.empty((n + 1, paths)), np.empty((n + 1, paths))
     kernel = _month_parallel if paths * n >= kernels.PARALLEL_MIN else _month_serial
     kernel(model, z, counts, normal, gap_col, drift, log_f, h, carry, price, vol)
     # numpy's exponential, the reference's own (vectorised; math.exp per step costs more).
     np.exp(price, out=price)
-    return price, vol
+    return price.T, vol.T

@@ -261,21 +261,26 @@ class _Month(MarkedMonth):
         self.days_left = (n - np.arange(n + 1)) * self.step_days
         self.span = np.full(n + 1, self.step_days)
         self.signal = mp.signal
-        self.vol, self.smile, self.rate, self.pack, self.levels = mp.vol, strat.smile, strat.rate, run.pack, strat.levels
+        self.smile, self.rate, self.pack, self.levels = strat.smile, strat.rate, run.pack, strat.levels
         self.markers = {True: marker, False: euro}
         self.want_gamma = strat.greeks
         # The compiled marks (opl.runtime.engine.kernels) unless the reference is asked for or BAW is priced directly.
         self.fast = run.engine == "fast" and kernels.available() and not run.exact_american
-        self.atm = strat.smile.atm(mp.vol)
+        # The kernels read (steps, paths): the compiled generator's months are so already (else transposed once
+        # here), and the month's (paths, steps) arrays are their views, so every step's column anyone reads is
+        # contiguous, not gathered from a path-major array.
+        by_step = tuple(np.ascontiguousarray(x.T) for x in (f, mp.vol)) if self.fast else None
+        self.by_step = by_step  # the step's columns the quotes and re-marks read, contiguous
+        if by_step is not None:
+            f = self.price = by_step[0].T
+        self.vol = by_step[1].T if by_step is not None else mp.vol
+        self.atm = strat.smile.atm(self.vol)  # numpy keeps the layout of its input: step-major on the fast engine
         self.support, self.resistance = strat.levels.of(f[:, 0])
         self.strikes, self.value, self.delta, self.exercise = [], [], [], []
         self.gamma = [] if strat.greeks else None
         self.series = [] if self.fast else None  # the legs' compiled marks, filled as the replay asks (fast)
-        # The kernel reads (steps, paths): transposed once here for all the legs.
-        by_step = tuple(np.ascontiguousarray(x.T) for x in (f, mp.vol)) if self.fast else None
-        self.by_step = by_step  # the step's columns the quotes and re-marks read, contiguous
+        iv0 = strat.smile.iv(vol=self.vol[:, 0], forward=f[:, 0], strike=f[:, 0])  # the same for every leg
         for leg in strat.legs:
-            iv0 = strat.smile.iv(vol=mp.vol[:, 0], forward=f[:, 0], strike=f[:, 0])
             later = leg.extra_days / DAYS_PER_YEAR  # a far leg's expiry after the month's
             raw = leg.strike.resolve(is_call=leg.is_call, price=f[:, 0], support=self.support,
                                      resistance=self.resistance, iv=iv0, t=tenor + later, rate=strat.rate)
@@ -296,7 +301,7 @@ class _Month(MarkedMonth):
                 if self.gamma is not None:
                     self.gamma.append(series.gamma)
                 continue
-            iv = strat.smile.iv(vol=mp.vol, forward=f, strike=k[:, None])
+            iv = strat.smile.iv(vol=self.vol, forward=f, strike=k[:, None])
             cols = []
             for j in range(n + 1):
                 check_deadline()  # the reference marks price column by column: exact BAW is slow
@@ -787,10 +792,18 @@ class _SideBySide:
 
     def next_month(self) -> MonthPaths:
         months = [g.next_month() for g in self.generators]
-        months = [mp if k == slice(None) else MonthPaths(*(x[k] for x in mp)) for mp, k in zip(months, self.kept)]
-        if len(months) == 1:
+        if len(months) == 1 and self.kept[0] == slice(None):
             return months[0]
-        return MonthPaths(*(np.concatenate(parts) for parts in zip(*months)))
+        months = [mp if k == slice(None) else MonthPaths(*(x[k] for x in mp)) for mp, k in zip(months, self.kept)]
+        return MonthPaths(*(_joined_paths(parts) for parts in zip(*months)))
+
+
+def _joined_paths(parts: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Chunks' arrays joined along the paths: a (paths, steps) array as a view of a step-major one (a step's
+    column contiguous, as the compiled generator makes them and the replay reads them), a (paths,) one as is."""
+    if parts[0].ndim == 1:
+        return np.concatenate(parts)
+    return np.concatenate([x.T for x in parts], axis=1).T
 
 
 def _chunk_paths(run: RunSpec, piece: tuple) -> int:
@@ -952,7 +965,8 @@ class _StoredMonths:
 
 def _arrays_of(month: "_Month") -> list[np.ndarray]:
     """Every array a `_Month` holds (its attributes and their lists), with the paths' prices and volatilities
-    its compiled series hold (copies when the month's own arrays were read-only): the store counts them."""
+    its compiled series hold (copies when the month's own arrays were read-only): the store counts them, each
+    memory once (the arrays that own it: a month's (paths, steps) prices are views of its step-major ones)."""
     out = []
     for value in vars(month).values():
         for item in value if isinstance(value, list) else [value]:
@@ -961,7 +975,14 @@ def _arrays_of(month: "_Month") -> list[np.ndarray]:
     for series in getattr(month, "series", None) or ():
         # The kernel's inputs (its outputs are the month's value, delta... above); not the shared BAW tables.
         out += list(series.inputs)
-    return out
+    return [_owner(a) for a in out]
+
+
+def _owner(a: np.ndarray) -> np.ndarray:
+    """The array whose memory ``a`` is (itself, or the base its views lead to)."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
 
 
 def _passes(run: RunSpec, chunks: list[tuple[int, int]], workers: int, trace: bool) -> list[tuple]:

@@ -1065,6 +1065,38 @@ def _given_months_replay(engine: str, pack_name: str):
                                                                replay_module.Variant(size=20.0, fee_factor=2.0)))
 
 
+def test_a_fast_month_reads_its_steps_contiguous_and_is_counted_once():
+    """A fast `_Month`'s (paths, steps) prices, volatilities and at-the-money volatilities are views of step-major
+    arrays (its compiled series read the same memory): a step's column is contiguous for every kernel of the step,
+    none gathers it. A month store counts that memory once, not once per view."""
+    from opl.runtime.engine.legspec import Levels, OptionLeg, StrikeRule
+    from opl.runtime.engine.processes import PathGenerator, ProcessSpec
+    from opl.runtime.market.rules import load_pack
+
+    legs = tuple(OptionLeg(is_call=is_call, side=-1, qty=1, american=True,
+                           strike=StrikeRule(kind="relative", anchor=anchor, value=0))
+                 for is_call, anchor in ((False, "support"), (True, "resistance")))
+    jujube = replay_module.StrategySpec(legs=legs, multiplier=10.0, contract_size=10.0, rate=0.015,
+                                        levels=Levels(support_width=0.05, resistance_width=0.05))
+    process = ProcessSpec(vol=0.3)
+    run = replay_module.RunSpec(process=process, pack=load_pack("czce_cj"), price=10400.0, capital=1e6, paths=50,
+                                months=1, seed=1, chunk=50, engine="fast")
+    for engine in ("fast", "reference"):  # a path-major month (the reference generator's) is laid out here
+        gen = PathGenerator(spec=process, paths=50, price=10400.0, month_years=jujube.tenor_days / 365, seed=2,
+                            engine=engine)
+        marker = replay_module.AmericanMarker(american=True, rate=jujube.rate)
+        euro = replay_module.AmericanMarker(american=False, rate=jujube.rate)
+        mp = gen.next_month()
+        mo = replay_module._Month(run, jujube, mp, marker, euro)
+        for name, by_step in (("price", mo.by_step[0]), ("vol", mo.by_step[1]), ("atm", None)):
+            x = getattr(mo, name)
+            assert x.T.flags.c_contiguous and x[:, 3].flags.c_contiguous, name
+            assert by_step is None or np.shares_memory(x, by_step), name
+            assert np.array_equal(x, getattr(mp, name) if name != "atm" else jujube.smile.atm(mp.vol)), name
+        arrays = replay_module._arrays_of(mo)
+        assert len({id(a) for a in arrays}) < len(arrays) and all(a.base is None for a in arrays)
+
+
 @pytest.mark.parametrize("pack_name", ["czce_cj", "sse_50etf"])
 def test_fast_engine_matches_the_reference_on_given_months(pack_name):
     fast, ref = _given_months_replay("fast", pack_name), _given_months_replay("reference", pack_name)

@@ -327,3 +327,27 @@ def test_a_forked_child_draws_ahead_on_a_thread_of_its_own():
     child.join(timeout=60)
     assert child.exitcode == 0
     assert got == np.concatenate(mine).tolist()
+
+
+def test_compiled_month_is_step_major_and_chunks_join_so():
+    """The fast generator's month holds (paths, steps) views of step-major arrays, and chunks and pieces of
+    chunks replayed side by side join the same way: a step's column, which the replay reads step by step, is
+    contiguous (a path-major month made every step's kernels gather it), and the numbers are the same."""
+    from opl.runtime.engine.replay import _SideBySide
+
+    spec = _SPECS["limit and gap"]
+
+    def gen(seed, engine="fast"):
+        return PathGenerator(spec=spec, paths=40, price=100.0, month_years=T, seed=seed, engine=engine)
+
+    fast = gen(3).next_month()
+    assert fast.price.T.flags.c_contiguous and fast.vol.T.flags.c_contiguous
+    assert fast.price[:, 5].flags.c_contiguous
+    joined = _SideBySide([gen(3), gen(4)], [slice(None), slice(10, 30)]).next_month()
+    assert joined.price.T.flags.c_contiguous and joined.vol.T.flags.c_contiguous
+    parts = (fast, gen(4).next_month())
+    for name in ("price", "vol", "signal", "realised"):
+        expected = np.concatenate([getattr(parts[0], name), getattr(parts[1], name)[10:30]])
+        assert np.array_equal(getattr(joined, name), expected), name
+    # The reference generator's months stay as numpy makes them (path-major), and so does a chunk replayed alone.
+    assert _SideBySide([gen(3, "reference")]).next_month().price.flags.c_contiguous
