@@ -262,13 +262,24 @@ if njit is not None:
                     boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise)
 
     @njit(cache=True)
+    def _old_row(out, v, old, r):
+        # Row ``v`` of ``out`` set to the old marks' row ``r`` (no rows: 0), in one branch-free pass.
+        if old.shape[0]:
+            for p in range(out.shape[1]):
+                out[v, p] = old[r, p]
+        else:
+            out[v, :] = 0.0
+
+    @njit(cache=True)
     def _mark_where(where, strike, old_value, old_delta, old_gamma, f, vol, phi, american, with_gamma, tj, const,
                     eep, d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma,
                     exercise, in_place):
         # One step's marks of a series with a strike per (variant, path): `_mark_row` where ``where``, the
         # ``old`` marks elsewhere (no rows: 0) and no exercise. A variant quoted at a strike an earlier variant
         # of the path was quoted at copies its marks (a mark depends on the path's price and volatility and
-        # the strike only). Variant by variant: its copies first, then its own marks in one `_mark_row`.
+        # the strike only). Variant by variant: its old marks copied whole first (a plain copy of the row, far
+        # cheaper than a branch per element: most paths do not hold the series), then its copies, then its
+        # own marks in one `_mark_row`, both over the old marks where ``where``.
         # ``in_place`` (value, delta, gamma): that output is its old array itself, whose elsewhere is already
         # the old marks (not copied). Returns the number of marks computed.
         variants, paths = where.shape
@@ -278,16 +289,16 @@ if njit is not None:
         count = 0
         for v in range(variants):
             rs, r = v if per_strike else 0, v if rows > 1 else 0
+            if not in_place[0]:
+                _old_row(value, v, old_value, r)
+            if not in_place[1]:
+                _old_row(delta, v, old_delta, r)
+            if not in_place[2]:
+                _old_row(gamma, v, old_gamma, r)
+            exercise[v, :] = False
             for p in range(paths):
                 need[p] = False
                 if not where[v, p]:
-                    if not in_place[0]:
-                        value[v, p] = old_value[r, p] if rows else 0.0
-                    if not in_place[1]:
-                        delta[v, p] = old_delta[r, p] if rows else 0.0
-                    if not in_place[2]:
-                        gamma[v, p] = old_gamma[r, p] if rows else 0.0
-                    exercise[v, p] = False
                     continue
                 kk = strike[rs, p]
                 u = 0
@@ -1168,7 +1179,9 @@ def _series_tables(is_call: bool, american: bool, times: tuple[float, ...], rate
     return _Tables(t, col, _column_constants(t, rate, carry), eep, d_eep, boundary)
 
 
+@lru_cache(maxsize=1)
 def _grids():
+    """The tables' grids (x, log v), imported once: every quote asks for them."""
     from opl.runtime.engine.marking import _LOGV, _X
 
     return _X, _LOGV

@@ -284,9 +284,7 @@ class _Month(MarkedMonth):
             later = leg.extra_days / DAYS_PER_YEAR  # a far leg's expiry after the month's
             raw = leg.strike.resolve(is_call=leg.is_call, price=f[:, 0], support=self.support,
                                      resistance=self.resistance, iv=iv0, t=tenor + later, rate=strat.rate)
-            # A level far below the grid (a collapsed path) gets the lowest listed strike, never 0.
-            lowest = run.pack.option.strike_grid[0].step
-            k = np.maximum(np.asarray(run.pack.snap_strike(np.maximum(raw, lowest)), dtype=float), lowest)
+            k = self.snap(raw)  # compiled on the fast engine, as an adjustment's strikes
             self.strikes.append(k)
             if self.fast:
                 # Marked a column at a time where held (`_base_marks`), not all at once here.
