@@ -327,7 +327,7 @@ class _Month(MarkedMonth):
         sub.series = None  # the rounds quote and re-mark; a base leg's marks are read on the whole month only
         sub.by_step = None  # (steps, all paths): the round's columns are gathered from its own prices
         for name in ("price", "vol", "atm", "support", "resistance", "signal"):
-            setattr(sub, name, np.asarray(getattr(self, name)).take(cols, axis=0))  # take: twice [cols]'s speed
+            setattr(sub, name, _paths_taken(np.asarray(getattr(self, name)), cols))
         sub.strikes = sub.value = sub.delta = sub.exercise = sub.gamma = None
         return sub
 
@@ -422,6 +422,15 @@ class _Month(MarkedMonth):
             if marks.gamma is not None:
                 gamma[vi, pi] = marks.gamma
         return value, delta, gamma, exercise
+
+
+def _paths_taken(x: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``x[cols]`` (paths first) in the layout of ``x``: a (paths, steps) view of a step-major array is taken
+    along its contiguous rows and stays one (numpy's take across a strided axis copied the whole month
+    first), anything else by ``take`` (twice ``x[cols]``'s speed)."""
+    if x.ndim == 2 and not x.flags.c_contiguous and x.T.flags.c_contiguous:
+        return x.T.take(cols, axis=1).T
+    return x.take(cols, axis=0)
 
 
 def _unshared(slot: Slot, name: str) -> np.ndarray | None:

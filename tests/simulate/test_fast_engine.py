@@ -1095,6 +1095,12 @@ def test_a_fast_month_reads_its_steps_contiguous_and_is_counted_once():
             assert np.array_equal(x, getattr(mp, name) if name != "atm" else jujube.smile.atm(mp.vol)), name
         arrays = replay_module._arrays_of(mo)
         assert len({id(a) for a in arrays}) < len(arrays) and all(a.base is None for a in arrays)
+        # An adjustment round's cut of the month: the same numbers, laid out the same way.
+        cols = np.array([3, 7, 8, 40])
+        sub = mo.columns(cols)
+        for name in ("price", "vol", "atm", "support", "resistance", "signal"):
+            assert np.array_equal(getattr(sub, name), getattr(mo, name)[cols]), name
+        assert sub.price[:, 3].flags.c_contiguous and sub.atm[:, 3].flags.c_contiguous
 
 
 @pytest.mark.parametrize("pack_name", ["czce_cj", "sse_50etf"])
