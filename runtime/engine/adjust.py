@@ -339,8 +339,11 @@ class AdjustEngine:
     # -- proposals ------------------------------------------------------------------------------------
     def _groups(self, desk: Desk, leg: int | None) -> list[int]:
         """The option groups an action names (None: every option leg but the gamma hedge)."""
+        return self._groups_of(desk.book, leg)
+
+    def _groups_of(self, book: Book, leg: int | None) -> list[int]:
         out = []
-        for g, group in enumerate(desk.book.groups):
+        for g, group in enumerate(book.groups):
             if g == self.gamma_group:
                 continue
             if leg is None or group.file_index == leg:
@@ -525,13 +528,37 @@ class AdjustEngine:
         step (`opl.runtime.engine.guards.never_blocks`), kept by the numbers that decide it."""
         if desk.avoid is None:
             return True
-        mo, j = desk.mo, desk.j
+        return self.never_blocked(desk.guards, desk.state, desk.mo, desk.j, extra_days)
+
+    def never_blocked(self, guards: tuple, state: Callable[[], TriggerState], mo, j: int, extra_days: float) -> bool:
+        """`_never_blocked` from the guard rules, the step's state (made only when the rules must be asked) and
+        the month's step ``j``."""
         key = (float(mo.days_left[j]), j == mo.n, extra_days)
         known = self._unblocked.get(key)
         if known is None:
-            known = self._unblocked[key] = never_blocks(desk.guards, desk.state(),
-                                                        float(mo.days_left[j]) + extra_days)
+            known = self._unblocked[key] = never_blocks(guards, state(), float(mo.days_left[j]) + extra_days)
         return known
+
+    def round_plan(self, book: Book) -> tuple | None:
+        """The playbook as one compiled round plays it (`opl.runtime.engine.adjust_kernels.round_pass`) on this
+        month's ``book``: (kinds, hedge targets, rolls) — per action 0 (a roll) or 1 (a gamma hedge), and per
+        roll its (action, group, target slot, strike rule, days after the month's expiry) —; None where an action
+        is another (its numpy proposal then plays the round)."""
+        kinds, targets, rolls = [], [], []
+        for i, a in enumerate(self.spec.playbook):
+            if a.kind == "hedge_gamma" or (a.kind == "hedge" and a.greek == "gamma"):
+                kinds.append(1)
+                targets.append(0.10 if a.amount is None else a.amount)
+                continue
+            if a.kind not in ("roll_nearest_term", "roll") or (a.kind == "roll" and a.amount is None):
+                return None
+            nearest = a.kind == "roll_nearest_term"
+            extra = 0.0 if nearest else a.amount
+            for g in self._groups_of(book, None if nearest else a.leg):
+                rolls.append((i, g, self._slot(book, g, extra), book.groups[g].rule, extra))
+            kinds.append(0)
+            targets.append(0.0)
+        return kinds, targets, rolls
 
     def _open(self, plan: _Plan, desk: Desk, slot: int, strike: np.ndarray, lots: np.ndarray,
               mask: np.ndarray) -> None:

@@ -15,6 +15,13 @@ for ``hedge_gamma``): each is `opl.runtime.engine.adjust.AdjustEngine`'s numpy p
 (``_move``, ``_hedge_gamma``) element by element, the same operations in the same order, the
 new series quoted by `opl.runtime.engine.kernels`' ``_mark_row`` with the arguments
 `opl.runtime.engine.kernels.mark_where` gives it — so a plan is the numpy one bit for bit.
+
+The common round — rolls and gamma hedges, at most a lone ``additional_margin`` abort — is one
+compiled pass (`round_pass`): `AdjustEngine.play <opl.runtime.engine.adjust.AdjustEngine.play>`
+on the fired elements, each action's proposal, quotes, margin before and after (by
+`opl.runtime.engine.kernels`' own ``_book_margin``), abort, trades and closes, written into the
+book's and the ledger's arrays in place — the Python around each action, ~2,000 calls a round,
+gone. `opl.runtime.engine.replay._Round` decides where it applies and prepares its arguments.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import numpy as np
 from opl.runtime.engine import kernels
 from opl.runtime.engine.kernels import njit
 
-__all__ = ["trade_slot", "fees_of", "move_group", "gamma_need", "gamma_buy", "decide", "snap"]
+__all__ = ["trade_slot", "fees_of", "move_group", "gamma_need", "gamma_buy", "decide", "snap", "round_pass"]
 
 
 if njit is not None:
@@ -42,23 +49,32 @@ if njit is not None:
                 before = old[v, p]
                 after = proposed[v, p] if go[v, p] else before
                 out[v, p] = after
-                if restruck[v, p]:
-                    closed, opened = before, after
-                else:
-                    closed = before - after if abs(after) < abs(before) else 0.0
-                    opened = after - before if abs(after) > abs(before) else 0.0
-                if closed != 0.0:
-                    amount = -(abs(closed) * close_fee[v])
-                    bucket[v, p] += amount
-                    equity[v, p] += amount
-                    month_pnl[v, p] += amount
-                    counter[v, p] += np.int64(np.rint(abs(closed)))
-                if opened != 0.0:
-                    amount = -(abs(opened) * (short_fee[v] if opened < 0 else long_fee[v]))
-                    bucket[v, p] += amount
-                    equity[v, p] += amount
-                    month_pnl[v, p] += amount
-                    counter[v, p] += np.int64(np.rint(abs(opened)))
+                _trade(before, after, restruck[v, p], close_fee[v], short_fee[v], long_fee[v], v, p, bucket, equity,
+                       month_pnl, counter)
+
+    @njit(cache=True, inline="always")
+    def _pay(lots, fee, v, p, bucket, equity, month_pnl, counter):
+        # Lots traded at ``fee`` a lot: the cost booked to the bucket, the equity and the month's P&L, the lots
+        # counted (Ledger.book and Ledger.count of the reference, element by element; `kernels._close_book`'s).
+        amount = -(abs(lots) * fee)
+        bucket[v, p] += amount
+        equity[v, p] += amount
+        month_pnl[v, p] += amount
+        counter[v, p] += np.int64(np.rint(abs(lots)))
+
+    @njit(cache=True, inline="always")
+    def _trade(before, after, restruck, close_fee, short_fee, long_fee, v, p, bucket, equity, month_pnl, counter):
+        # AdjustEngine._trade_slot of one element: where ``restruck`` the old series closed and the new one opened
+        # whole, elsewhere the lots shrink (closing the difference) or grow (opening it); closing booked first.
+        if restruck:
+            closed, opened = before, after
+        else:
+            closed = before - after if abs(after) < abs(before) else 0.0
+            opened = after - before if abs(after) > abs(before) else 0.0
+        if closed != 0.0:
+            _pay(closed, close_fee, v, p, bucket, equity, month_pnl, counter)
+        if opened != 0.0:
+            _pay(opened, short_fee if opened < 0 else long_fee, v, p, bucket, equity, month_pnl, counter)
 
     _mark_row, _at = kernels._mark_row, kernels._at
 
@@ -139,13 +155,33 @@ if njit is not None:
                     if held[i]:  # Book.short_lots and Book.option_lots sum the slots holding lots somewhere
                         lots += -qi if -qi >= 0.0 else 0.0
                         every += abs(qi)
-                hq = _at(qtys[hedge], v, p)
-                rest[v, p] = other * per_pct
-                short[v, p] = lots if lots > 0 else every - abs(hq)
-                have = rest[v, p] + hq * _at(gammas[hedge], v, p) * per_pct
-                need[v, p] = active[v, p] and have < -target * short[v, p] and short[v, p] > 0
+                rest[v, p], short[v, p], short_of = _gamma_short(other, lots, every, _at(qtys[hedge], v, p),
+                                                                 _at(gammas[hedge], v, p), per_pct, target)
+                need[v, p] = active[v, p] and short_of
                 count += need[v, p]
         return count
+
+    @njit(cache=True, inline="always")
+    def _gamma_short(other, lots, every, hq, hedge_gamma, per_pct, target):
+        # AdjustEngine._hedge_gamma of one element from its sums over the slots (the others' gamma × lots, the
+        # short lots, every lot): the others' gamma in lots of delta per 1% move, N (the short lots, else the
+        # option lots but the hedge's ``hq``) and whether the net gamma is short by more than the target.
+        rest = other * per_pct
+        short = lots if lots > 0 else every - abs(hq)
+        have = rest + hq * hedge_gamma * per_pct
+        return rest, short, have < -target * short and short > 0
+
+    @njit(cache=True, inline="always")
+    def _gamma_lots(rest, short, gamma, price, lots_per_option, target, hq, same):
+        # AdjustEngine._hedge_gamma's purchase on one element short of gamma: the whole calls (of ``gamma`` each)
+        # that bring it within the target, at most N; bought where more than the ``hq`` held — topped up at the
+        # strike held (``same``), else a fresh series. Returns (the lots after, fresh, whether they change).
+        one = gamma * (price * 0.01 * lots_per_option)
+        lots = np.ceil((-rest - target * short) / one) if one > 0 else 0.0
+        lots = min(max(lots, 0.0), short)  # numpy.clip (finite lots)
+        if lots > hq:
+            return lots, not same, lots != hq
+        return hq, False, False
 
     @njit(cache=True)
     def _gamma_buy(need, rest, short, held_qty, held_strike, strike, lots_per_option, target, price, vol, phi,
@@ -169,15 +205,10 @@ if njit is not None:
                 new[v, p], fresh[v, p], changed[v, p] = hq, False, False
                 if not need[v, p]:
                     continue
-                one = gamma[v, p] * (price[p] * 0.01 * lots_per_option)
-                lots = np.ceil((-rest[v, p] - target * short[v, p]) / one) if one > 0 else 0.0
-                lots = min(max(lots, 0.0), short[v, p])  # numpy.clip (finite lots)
-                same = hq != 0 and _at(held_strike, v, p) == kk
-                if lots > hq:
-                    fresh[v, p] = not same
-                    new[v, p] = lots
-                    changed[v, p] = lots != hq
-                    count += changed[v, p]
+                new[v, p], fresh[v, p], changed[v, p] = _gamma_lots(
+                    rest[v, p], short[v, p], gamma[v, p], price[p], lots_per_option, target, hq,
+                    hq != 0 and _at(held_strike, v, p) == kk)
+                count += changed[v, p]
         return count
 
     @njit(cache=True)
@@ -237,6 +268,431 @@ if njit is not None:
             else:
                 k = lower if x - lower < upper - x - eps * step else upper
             out[i] = kernels._npmax(np.rint(k * 1e10) / 1e10, lowest)
+
+    # -- the common round in one pass (`round_pass`) -------------------------------------------------------
+    # A round's elements are (variant, path) pairs on its paths ``cols``: index k of a (variants, m) array is path
+    # cols[k] of the book's (variants, paths) arrays. The slots' numbers there are gathered once into the round's
+    # own (slots, variants, m) arrays, ``now`` = (lots, strike, value, delta, gamma, exercise, entry), played
+    # there and written back at the end (`_gather`, `_scatter`): a slot's array read from a tuple per element
+    # costs its reference count. An action's plan (AdjustEngine._Plan) is ``plan`` = (lots per slot, where a
+    # slot moves to a new series, its strike, value, delta, gamma and exercise there, the elements a proposal
+    # marks, the slots changed, their order of change and count, where the action trades, two scratch arrays).
+    _ROLL, _GAMMA = 0, 1  # `round_pass`'s action kinds
+
+    @njit(cache=True)
+    def _gather(cols, qtys, strikes, values, gammas, written, dynamic, now):
+        # The slots' lots and marks on the round's elements: a dynamic slot's from its own (variants, paths)
+        # arrays (the ones `_scatter` writes), a base slot's from its `kernels._grid` rows.
+        lots_, strike_, value_, delta_, gamma_, exercise_, entry_ = now
+        variants, m = lots_.shape[1], cols.shape[0]
+        for i in range(len(qtys)):
+            q = qtys[i]
+            for v in range(variants):
+                for k in range(m):
+                    lots_[i, v, k] = q[v, cols[k]]
+            if dynamic[i]:
+                ks, vs, ds, gs, es, ns = (written[0][i], written[1][i], written[2][i], written[3][i], written[4][i],
+                                          written[5][i])
+                for v in range(variants):
+                    for k in range(m):
+                        c = cols[k]
+                        strike_[i, v, k], value_[i, v, k], delta_[i, v, k] = ks[v, c], vs[v, c], ds[v, c]
+                        gamma_[i, v, k], exercise_[i, v, k], entry_[i, v, k] = gs[v, c], es[v, c], ns[v, c]
+                continue
+            ks, vs, gs = strikes[i], values[i], gammas[i]
+            for v in range(variants):
+                rk, rv, rg = v if ks.shape[0] > 1 else 0, v if vs.shape[0] > 1 else 0, v if gs.shape[0] > 1 else 0
+                for k in range(m):
+                    c = cols[k]
+                    strike_[i, v, k] = ks[rk, c if ks.shape[1] > 1 else 0]
+                    value_[i, v, k] = vs[rv, c if vs.shape[1] > 1 else 0]
+                    gamma_[i, v, k] = gs[rg, c if gs.shape[1] > 1 else 0]
+
+    @njit(cache=True)
+    def _scatter(cols, qtys, written, dynamic, touched, dirty, now):
+        # The round's lots of the slots it touched, and the new series where it moved lots (dynamic slots only),
+        # written into the book's arrays.
+        lots_, strike_, value_, delta_, gamma_, exercise_, entry_ = now
+        variants, m = lots_.shape[1], cols.shape[0]
+        for i in range(len(qtys)):
+            if not touched[i]:
+                continue
+            q = qtys[i]
+            for v in range(variants):
+                for k in range(m):
+                    q[v, cols[k]] = lots_[i, v, k]
+            if not dynamic[i]:
+                continue
+            ks, vs, ds, gs, es, ns = (written[0][i], written[1][i], written[2][i], written[3][i], written[4][i],
+                                      written[5][i])
+            for v in range(variants):
+                for k in range(m):
+                    if dirty[i, v, k]:
+                        c = cols[k]
+                        ks[v, c], vs[v, c], ds[v, c] = strike_[i, v, k], value_[i, v, k], delta_[i, v, k]
+                        gs[v, c], es[v, c], ns[v, c] = gamma_[i, v, k], exercise_[i, v, k], entry_[i, v, k]
+
+    @njit(cache=True)
+    def _any_lots(q):
+        # Whether (variants, paths) lots hold any anywhere (`Slot.held`): a block at a time, its test without a
+        # branch (the compiler vectorises it), stopping after the first block holding some.
+        flat = q.reshape(-1)
+        size = flat.shape[0]
+        for start in range(0, size, 2048):
+            hit = False
+            for x in range(start, min(size, start + 2048)):
+                hit |= flat[x] != 0.0
+            if hit:
+                return True
+        return False
+
+    @njit(cache=True)
+    def _holding(lots_, i):
+        # Whether slot i holds lots on the round's elements (`Slot.held` of the round's `Book.columns`).
+        for v in range(lots_.shape[1]):
+            for k in range(lots_.shape[2]):
+                if lots_[i, v, k] != 0.0:
+                    return True
+        return False
+
+    @njit(cache=True, inline="always")
+    def _record(plan, si):
+        # AdjustEngine._change's order: a slot's first change appends it to the plan's changes.
+        changed, order, count = plan[8], plan[9], plan[10]
+        if not changed[si]:
+            changed[si] = True
+            order[count[0]] = si
+            count[0] += 1
+
+    @njit(cache=True, inline="always")
+    def _quoted_as(t, where, nk, v, k):
+        # The first variant quoted on path k at the strike of variant v there (a mark depends on the path's price
+        # and volatility and the strike only: `kernels._mark_where` shares it so too).
+        u = 0
+        while u < v and not (where[u, k] and nk[t, u, k] == nk[t, v, k]):
+            u += 1
+        return u
+
+    @njit(cache=True)
+    def _quote_into(t, where, price, vol, tables, market, plan):
+        # Slot t's series quoted at the plan's strikes where ``where`` (variants, m), into the plan's marks: each
+        # (path, strike) once, in one `kernels._mark_row` call (`_Month.quote`'s marks), the variants sharing it.
+        phi, american, tt, const, eeps, d_eeps, boundaries = tables
+        with_gamma, x_grid, logv_grid, spread, floor, skew, curvature = market
+        nk, nval, ndel, ngam, nex = plan[2], plan[3], plan[4], plan[5], plan[6]
+        variants, m = where.shape
+        sp, kp, vp = np.empty(variants * m), np.empty(variants * m), np.empty(variants * m)
+        at = np.empty(variants * m, dtype=np.int64)
+        cnt = 0
+        for v in range(variants):
+            for k in range(m):
+                if where[v, k] and _quoted_as(t, where, nk, v, k) == v:
+                    sp[cnt], kp[cnt], vp[cnt], at[cnt] = price[k], nk[t, v, k], vol[k], v * m + k
+                    cnt += 1
+        need = np.ones(cnt, dtype=np.bool_)
+        ov, od, og, oe = np.empty(cnt), np.empty(cnt), np.empty(cnt), np.empty(cnt, dtype=np.bool_)
+        _mark_row(0, cnt, need, phi[t], american[t], with_gamma, sp, kp, vp, tt[t], 0, const[0, t], const[1, t],
+                  const[2, t], const[3, t], eeps[t], d_eeps[t], boundaries[t], x_grid, logv_grid, spread, floor, skew,
+                  curvature, ov, od, og, oe)
+        for e in range(cnt):
+            v, k = at[e] // m, at[e] % m
+            nval[t, v, k], ndel[t, v, k], ngam[t, v, k], nex[t, v, k] = ov[e], od[e], og[e], oe[e]
+        for v in range(1, variants):
+            for k in range(m):
+                if where[v, k]:
+                    u = _quoted_as(t, where, nk, v, k)
+                    if u < v:
+                        nval[t, v, k], ndel[t, v, k], ngam[t, v, k], nex[t, v, k] = (nval[t, u, k], ndel[t, u, k],
+                                                                                     ngam[t, u, k], nex[t, u, k])
+
+    @njit(cache=True)
+    def _propose_move(members, target, strike_row, act, now, plan, held, expiry, price, vol, tables, market):
+        # AdjustEngine._move (`_move_group`) of one group's lots into slot ``target`` at the per-path strikes
+        # ``strike_row``: where active, holding lots, and not already in a series of that strike and expiry; the
+        # new series quoted there.
+        pq, rs, nk, moving, changed, trades, total = plan[0], plan[1], plan[2], plan[7], plan[8], plan[11], plan[12]
+        strike_ = now[1]
+        variants, m = act.shape
+        count = 0
+        for v in range(variants):
+            for k in range(m):
+                q = 0.0  # AdjustEngine._current: the group's lots, summed from 0 in slot order
+                for si in members:
+                    q += pq[si, v, k]
+                total[v, k] = q
+                kk = strike_row[k]
+                go = act[v, k] and q != 0.0
+                for si in members:
+                    if go and (changed[si] or held[si]) and expiry[si] == expiry[target]:
+                        go = pq[si, v, k] == 0.0 or strike_[si, v, k] != kk
+                moving[v, k] = go
+                count += go
+        if count == 0:
+            return
+        for si in members:  # the others that may hold lots are emptied where the lots move, in slot order
+            if si != target and (changed[si] or held[si]):
+                _record(plan, si)
+                for v in range(variants):
+                    for k in range(m):
+                        if moving[v, k]:
+                            pq[si, v, k] = 0.0
+        _record(plan, target)
+        for v in range(variants):
+            for k in range(m):
+                if moving[v, k]:
+                    pq[target, v, k] = total[v, k]
+                    rs[target, v, k] = True
+                    nk[target, v, k] = strike_row[k]
+                    trades[v, k] = True
+        _quote_into(target, moving, price, vol, tables, market, plan)
+
+    @njit(cache=True)
+    def _propose_gamma(hedge, target, strike_row, act, now, plan, held, price, vol, tables, market, lots_per_option):
+        # AdjustEngine._hedge_gamma (`_gamma_need`, `_gamma_buy`): calls at ``strike_row`` (the listed strike at
+        # or above the price) bought where the net gamma is short of the target.
+        pq, rs, nk, need, trades, rest, short = plan[0], plan[1], plan[2], plan[7], plan[11], plan[12], plan[13]
+        ngam, lots_, strike_, gamma_ = plan[5], now[0], now[1], now[4]
+        n, variants, m = lots_.shape
+        count = 0
+        for v in range(variants):
+            for k in range(m):
+                per_pct = price[k] * 0.01 * lots_per_option
+                other, lots, every = 0.0, 0.0, 0.0
+                for i in range(n):
+                    qi = lots_[i, v, k]
+                    if i != hedge:
+                        other += qi * gamma_[i, v, k]
+                    if held[i]:
+                        lots += -qi if -qi >= 0.0 else 0.0
+                        every += abs(qi)
+                rest[v, k], short[v, k], short_of = _gamma_short(other, lots, every, lots_[hedge, v, k],
+                                                                 gamma_[hedge, v, k], per_pct, target)
+                need[v, k] = act[v, k] and short_of
+                nk[hedge, v, k] = strike_row[k]
+                count += need[v, k]
+        if count == 0:
+            return
+        _quote_into(hedge, need, price, vol, tables, market, plan)
+        count = 0
+        for v in range(variants):
+            for k in range(m):
+                if need[v, k]:
+                    hq = lots_[hedge, v, k]
+                    pq[hedge, v, k], rs[hedge, v, k], trades[v, k] = _gamma_lots(
+                        rest[v, k], short[v, k], ngam[hedge, v, k], price[k], lots_per_option, target, hq,
+                        hq != 0 and strike_[hedge, v, k] == strike_row[k])
+                    count += trades[v, k]
+        if count:  # (else the lots stay as held: `_gamma_lots` gave them back, with no new series)
+            _record(plan, hedge)
+
+    @njit(cache=True)
+    def _round_margin(after, act, now, plan, held, is_call, expiry, lots, price, rule, out):
+        # The exchange requirement of every variant on the round's paths where an element is active, into
+        # ``out`` (variants, m): of the book (AdjustEngine._margin_before), or ``after`` the plan
+        # (AdjustEngine._added_margin) — the series held on the round's paths, in the book's order, with the
+        # plan's lots and new series — by `kernels._book_margin` itself, as `kernels.book_margin` calls it.
+        pq, rs, nk, nval, changed = plan[0], plan[1], plan[2], plan[3], plan[8]
+        lots_, strike_, value_ = now[0], now[1], now[2]
+        n, variants, m = lots_.shape
+        chosen = np.empty(n, dtype=np.int64)
+        h = 0
+        for i in range(n):
+            hold = held[i]
+            if after and changed[i]:
+                hold = False
+                for v in range(variants):
+                    for k in range(m):
+                        hold = hold or pq[i, v, k] != 0.0
+            if hold:
+                chosen[h] = i
+                h += 1
+        ks, ps, qs = np.empty((h, variants, m)), np.empty((h, variants, m)), np.empty((h, variants, m))
+        calls, ends = np.empty(h, dtype=np.bool_), np.empty(h)
+        has_call, has_put = False, False
+        for x in range(h):
+            i = chosen[x]
+            calls[x], ends[x] = is_call[i], expiry[i]
+            has_call, has_put = has_call or is_call[i], has_put or not is_call[i]
+            moved = after and changed[i]
+            for v in range(variants):
+                for k in range(m):
+                    new = moved and rs[i, v, k]
+                    ks[x, v, k] = nk[i, v, k] if new else strike_[i, v, k]
+                    ps[x, v, k] = nval[i, v, k] if new else value_[i, v, k]
+                    qs[x, v, k] = pq[i, v, k] if moved else lots_[i, v, k]
+        picked = np.empty(m, dtype=np.int64)
+        width = 0
+        for k in range(m):
+            live = False
+            for v in range(variants):
+                live = live or act[v, k]
+            if live:
+                picked[width] = k
+                width += 1
+        (futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size,
+         futures_underlying, spread, straddle, strangle, wide_bit, one) = rule
+        part = np.empty((variants, width))
+        # kernels.book_margin's pairing of a strangle with a spread both ways, where calls and puts are held
+        kernels._book_margin(calls, ends, ks, ps, qs, h, picked[:width], price, lots, one, one, False, futures_rate,
+                             czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size,
+                             futures_underlying, spread, straddle, strangle,
+                             spread and (straddle or strangle) and has_call and has_put, wide_bit, part)
+        for x in range(width):
+            for v in range(variants):
+                out[v, picked[x]] = part[v, x]
+
+    @njit(cache=True)
+    def _apply_plan(go, cols, now, plan, dirty, fees, adjustments, equity, month_pnl, counter):
+        # AdjustEngine._apply: each changed slot, in the plan's order, traded where the action goes ahead (its
+        # costs into ``adjustments``, `_trade`), the new series' strike and marks set where it moves there.
+        pq, rs, nk, nval, ndel, ngam, nex, order, count = (plan[0], plan[1], plan[2], plan[3], plan[4], plan[5],
+                                                           plan[6], plan[9], plan[10])
+        lots_, strike_, value_, delta_, gamma_, exercise_, entry_ = now
+        close_fee, short_fee, long_fee = fees[0], fees[1], fees[2]
+        variants, m = go.shape
+        for x in range(count[0]):
+            i = order[x]
+            for v in range(variants):
+                for k in range(m):
+                    if not go[v, k]:
+                        continue
+                    moved = rs[i, v, k]
+                    _trade(lots_[i, v, k], pq[i, v, k], moved, close_fee[v], short_fee[v], long_fee[v], v, cols[k],
+                           adjustments, equity, month_pnl, counter)
+                    lots_[i, v, k] = pq[i, v, k]
+                    if moved:
+                        dirty[i, v, k] = True
+                        strike_[i, v, k], value_[i, v, k], entry_[i, v, k] = nk[i, v, k], nval[i, v, k], nval[i, v, k]
+                        delta_[i, v, k], gamma_[i, v, k], exercise_[i, v, k] = ndel[i, v, k], ngam[i, v, k], nex[i, v, k]
+
+    @njit(cache=True)
+    def _round(cols, fire, kinds, amounts, members, entries, strike_rows, gamma_slot, qtys, strikes, values, gammas,
+               slots, written, tables, market, price, vol, lots_per_option, abort, account, rule, fees, ledger,
+               counters, early, held_out):
+        # AdjustEngine.play on the fired elements (module docstring); the slots' `Slot.held` after it into
+        # ``held_out``; returns the number of elements closed.
+        n = len(qtys)
+        variants, m = fire.shape[0], cols.shape[0]
+        is_call, expiry, dynamic = slots[0], slots[2], slots[3]
+        abort_op, abort_bound, exit_on_abort, capital = abort
+        hedge, pending, goods = account
+        adjustments, costs, equity, month_pnl, is_open = ledger
+        close_fee, futures_fee = fees[0], fees[3]
+        option_lots, futures_lots, rounds, exits_adjust, exits, early_exits = (
+            counters[0], counters[1], counters[2], counters[3], counters[4], counters[5])
+        shape = (n, variants, m)
+        now = (np.empty(shape), np.empty(shape), np.empty(shape), np.zeros(shape), np.empty(shape),
+               np.zeros(shape, dtype=np.bool_), np.zeros(shape))
+        _gather(cols, qtys, strikes, values, gammas, written, dynamic, now)
+        lots_ = now[0]
+        plan = (np.empty(shape), np.zeros(shape, dtype=np.bool_), np.zeros(shape), np.zeros(shape), np.zeros(shape),
+                np.zeros(shape), np.zeros(shape, dtype=np.bool_), np.zeros((variants, m), dtype=np.bool_),
+                np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.int64), np.zeros(1, dtype=np.int64),
+                np.zeros((variants, m), dtype=np.bool_), np.zeros((variants, m)), np.zeros((variants, m)))
+        pq, rs, changed, order_count, trades = plan[0], plan[1], plan[8], plan[10], plan[11]
+        dirty = np.zeros(shape, dtype=np.bool_)
+        act, aborted, closed = (np.zeros((variants, m), dtype=np.bool_), np.zeros((variants, m), dtype=np.bool_),
+                                np.zeros((variants, m), dtype=np.bool_))
+        lots, before, after = np.empty((variants, m)), np.zeros((variants, m)), np.zeros((variants, m))
+        for v in range(variants):
+            for k in range(m):
+                c = cols[k]
+                act[v, k] = fire[v, c]
+                rounds[v, c] += act[v, k]
+                # (|the strategy's futures, none| + |the hedge|) + |futures from exercise and goods|: replay._Margins
+                lots[v, k] = (0.0 + abs(hedge[v, c])) + abs(pending[v, c] + goods[v, c])
+        held, touched = np.empty(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_)
+        for i in range(n):
+            held[i] = _holding(lots_, i)
+        priced = False
+        closing = 0
+        for a in range(kinds.shape[0]):
+            live = 0
+            for v in range(variants):
+                for k in range(m):
+                    live += act[v, k]
+            if live == 0:
+                break
+            pq[:] = lots_  # a fresh plan: every slot's lots as they are
+            rs[:] = False
+            changed[:] = False
+            order_count[0] = 0
+            trades[:] = False
+            if kinds[a] == _ROLL:
+                for e in range(entries.shape[0]):
+                    if entries[e, 0] == a:
+                        group = members[entries[e, 1]]
+                        _propose_move(group[group >= 0], entries[e, 2], strike_rows[e], act, now, plan, held, expiry,
+                                      price, vol, tables, market)
+            else:
+                _propose_gamma(gamma_slot, amounts[a], strike_rows[entries.shape[0]], act, now, plan, held, price, vol,
+                               tables, market, lots_per_option)
+            aborted[:] = False
+            if abort_op >= 0:
+                # AdjustEngine._aborted: the action's extra margin, its requirement before it the previous action's
+                # after it (`_margin_before`, the fast engine's reuse).
+                if not priced:
+                    _round_margin(False, act, now, plan, held, is_call, expiry, lots, price, rule, before)
+                    priced = True
+                nothing = order_count[0] == 0  # nothing proposed: the book after is the book before
+                if not nothing:
+                    _round_margin(True, act, now, plan, held, is_call, expiry, lots, price, rule, after)
+                for v in range(variants):
+                    for k in range(m):
+                        if act[v, k]:
+                            added = 0.0
+                            if nothing:
+                                after[v, k] = before[v, k]
+                            else:
+                                base = before[v, k] if before[v, k] > 0 else capital
+                                added = (after[v, k] - before[v, k]) / base * 100.0
+                            aborted[v, k] = kernels._compare(abort_op, added, abort_bound)
+                            act[v, k] = not aborted[v, k]  # the action goes ahead where it is not refused
+            _apply_plan(act, cols, now, plan, dirty, fees, adjustments, equity, month_pnl, option_lots)
+            order = plan[9]
+            for x in range(order_count[0]):
+                i = order[x]
+                touched[i] = True
+                held[i] = _holding(lots_, i)
+            done, refused = counters[6 + 2 * a], counters[7 + 2 * a]
+            closed_now = 0
+            for v in range(variants):
+                for k in range(m):
+                    c = cols[k]
+                    done[v, c] += act[v, k] and trades[v, k]
+                    refused[v, c] += aborted[v, k]
+                    if act[v, k]:
+                        before[v, k] = after[v, k]  # AdjustEngine._margins_after: the next action's before
+                    if aborted[v, k] and exit_on_abort:
+                        # replay._close_all (`kernels._close_book`'s order): every slot's lots, then the hedge.
+                        for i in range(n):
+                            if lots_[i, v, k] != 0:
+                                _pay(lots_[i, v, k], close_fee[v], v, c, costs, equity, month_pnl, option_lots)
+                            lots_[i, v, k] = 0.0
+                        if hedge[v, c] != 0:
+                            _pay(hedge[v, c], futures_fee[v], v, c, costs, equity, month_pnl, futures_lots)
+                        hedge[v, c] = 0.0
+                        lots[v, k] = (0.0 + 0.0) + abs(pending[v, c] + goods[v, c])
+                        exits_adjust[v, c] += 1
+                        closed[v, k] = True
+                        closed_now += 1
+            if closed_now:
+                closing += closed_now
+                for i in range(n):
+                    touched[i] = True
+                    held[i] = _holding(lots_, i)
+        _scatter(cols, qtys, written, dynamic, touched, dirty, now)
+        for v in range(variants):
+            for k in range(m):
+                if closed[v, k]:
+                    c = cols[k]
+                    exits[v, c] += 1
+                    early_exits[v, c] += early
+                    is_open[v, c] = False
+        for i in range(n):
+            if touched[i]:  # put_columns: held on the round's paths, or before and still somewhere else
+                held_out[i] = held[i] or (held_out[i] and _any_lots(qtys[i]))
+        return closing
 
 
 def trade_slot(old, proposed, go, restruck, *, close_fee, short_fee, long_fee, bucket, equity, month_pnl,
@@ -371,3 +827,24 @@ def snap(grid, raw, *, up: bool = False) -> np.ndarray:
 def _ladder(grid) -> tuple[np.ndarray, np.ndarray]:
     """A strike ladder's band edges and steps, as `opl.runtime.market.rules._snap` reads them."""
     return (np.array([b.upto for b in grid[:-1]], dtype=float), np.array([b.step for b in grid], dtype=float))
+
+
+def round_pass(**arguments) -> int:
+    """`AdjustEngine.play <opl.runtime.engine.adjust.AdjustEngine.play>` of a round whose playbook is rolls
+    (``roll_nearest_term``, ``roll``) and gamma hedges, in one compiled pass (``_round``): each action's proposal
+    on the fired elements, its quotes, the margin before and after it for a lone ``additional_margin`` abort,
+    the abort, the trades and new series written into the book's and the ledger's arrays, the aborted closed —
+    the numbers of the numpy proposals bit for bit. Returns the elements closed.
+
+    The arguments are ``_round``'s, by name, as `opl.runtime.engine.replay._Round.play` prepares them: the
+    round's paths ``cols``, ``fire`` (variants, paths), the actions (``kinds``: 0 a roll, 1 a gamma hedge;
+    ``amounts`` the hedges' targets), the groups' slots (``members``, -1 padded), the rolls' (action, group,
+    target slot) ``entries`` and their strikes per path then the hedge's (``strike_rows``), the slots' arrays
+    (``qtys``, ``strikes``, ``values``, ``gammas``, ``written``) and facts (``slots``), their quote tables, the
+    step's prices and volatilities on ``cols``, the abort rule, the account, the margin rule, the fees, the
+    ledger and its counters, whether an exit now is early, and ``held`` (each slot's `Slot.held`, updated).
+    """
+    names = ("cols", "fire", "kinds", "amounts", "members", "entries", "strike_rows", "gamma_slot", "qtys", "strikes",
+             "values", "gammas", "slots", "written", "tables", "market", "price", "vol", "lots_per_option", "abort",
+             "account", "rule", "fees", "ledger", "counters", "early", "held")
+    return int(_round(*(arguments[name] for name in names)))

@@ -74,7 +74,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from opl.runtime.engine.adjust import AdjustEngine, AdjustSpec, Desk
+from opl.runtime.engine.adjust import AdjustEngine, AdjustSpec, Desk, _margin_bound
 from opl.runtime.engine.book import Book, Slot, flat_paths, put_paths
 from opl.runtime.engine.exercise import AssignmentSpec, Inventory
 from opl.runtime.engine.guards import GuardRule, blocked, leg_states, warned
@@ -1451,9 +1451,13 @@ class _Pass:
         strat, run, book, ledger, equity = self.strat, self.run, o.book, self.ledger, self.equity
         if self.fast and hasattr(mo, "columns"):
             # The fast engine plays a round on the few paths where it fires (a few percent of them).
-            fire = engine.decide(self.state(o, j), o.is_open, j, mo.step_days, compiled=kernels.available())
+            state = self.state(o, j)
+            fire = engine.decide(state, o.is_open, j, mo.step_days, compiled=kernels.available())
             closed = None
-            if np.any(fire):
+            compiled = self._compiled_round(o)
+            if compiled is not None and np.any(fire) and compiled.covers(o, j, lambda: state):
+                compiled.play(o, fire, j)  # its exits counted and closed there
+            elif np.any(fire):
                 o.hedge, closed = _play_on_paths(
                     engine, fire, strat, book, o.hedge, mo, j, o.d, self.sizes, self.lots_per_option, run, self.cost,
                     ledger, equity, o.month_pnl, self.margins, self.pending, self.inventory, self.peak,
@@ -1470,6 +1474,14 @@ class _Pass:
                 ledger.count("early_exits", closed)
             o.is_open &= ~closed
         return engine.fired
+
+    def _compiled_round(self, o: _Open) -> "_Round | None":
+        """The pass's compiled round (`_Round`: every month's book has the same slots), made at its first round;
+        None where it does not cover them."""
+        kept = getattr(self, "_round", None)
+        if kept is None:
+            kept = self._round = (_Round.of(self.engine, self, o.book, o.mo) if _ROUNDS_COMPILED else None,)
+        return kept[0]
 
     def _rebalance(self, o: _Open, j: int) -> None:
         """4. The hedge rule on its rebalancing steps."""
@@ -1844,6 +1856,190 @@ def _play_on_paths(engine: AdjustEngine, fire, strat, book: Book, hedge, mo, j, 
     return hedge, closed
 
 
+_ROUNDS_COMPILED = True  # `_Round` plays the rounds it covers (tests switch it off to compare)
+
+
+class _Round:
+    """The common adjustment round in one compiled pass (`opl.runtime.engine.adjust_kernels.round_pass`) on one
+    month's book: rolls and gamma hedges, with at most a lone ``additional_margin`` abort, on a fast month and a
+    book without futures legs, the margin compiled — what `_play_on_paths` plays with the numpy proposals,
+    the same numbers bit for bit (tests/simulate/test_fast_engine.py), without its Python around each action.
+    `of` returns None for a round it does not cover; `covers` says whether a step's guards let it play. Made
+    for a pass's first month: the playbook gives every month's book the same slots, in the same order.
+    """
+
+    def __init__(self, engine: AdjustEngine, plan: tuple, bound: tuple | None, pass_: "_Pass", book: Book):
+        kinds, targets, rolls = plan
+        self.engine, self.pass_ = engine, pass_
+        self.kinds, self.amounts = np.array(kinds, dtype=np.int64), np.array(targets, dtype=float)
+        self.rolls = rolls
+        self.entries = np.array([(a, g, t) for a, g, t, _, _ in rolls], dtype=np.int64).reshape(-1, 3)
+        width = max(len(group.slots) for group in book.groups)
+        self.members = np.array([group.slots + [-1] * (width - len(group.slots)) for group in book.groups],
+                                dtype=np.int64)
+        self.gamma_slot = book.groups[engine.gamma_group].slots[0] if engine.gamma_group is not None else 0
+        slots = book.slots
+        self.slots = (np.array([s.is_call for s in slots], dtype=np.bool_),
+                      np.array([s.american for s in slots], dtype=np.bool_),
+                      np.array([s.extra_days for s in slots], dtype=float),
+                      np.array([s.dynamic for s in slots], dtype=np.bool_))
+        # The series a step may quote: the rolls' targets and the gamma hedge's calls (the month's expiry).
+        self.quoted = sorted({slots[t].extra_days for _, _, t, _, _ in rolls} | ({0.0} if 1 in kinds else set()))
+        self.abort = (-1, 0.0, False, float(pass_.run.capital)) if bound is None else (
+            kernels.EXIT_OPS.index(bound[0]), float(bound[1]), engine.spec.on_abort == "exit",
+            float(pass_.run.capital))
+        self.rule = _rule_tuple(pass_.margins.rule, pass_.shape[0])
+        cost = pass_.cost
+        close_fee, short_fee, long_fee = _slot_fees(cost)
+        self.fees = (close_fee, short_fee, long_fee,
+                     kernels._plain((cost.futures_close + cost.futures_slippage)[:, 0], (pass_.shape[0],)))
+        self.guarded = any(g.kind == "avoid_leg_if" for g in pass_.strat.guards)
+        self._tables: dict[float, tuple] = {}
+
+    @classmethod
+    def of(cls, engine: AdjustEngine, pass_: "_Pass", book: Book, mo) -> "_Round | None":
+        """The compiled round of ``book``'s month, or None where it does not cover the round (class docstring)."""
+        spec = engine.spec
+        bound = None
+        if spec.abort_if is not None:
+            bound = _margin_bound(getattr(spec.abort_if, "rule", None))
+            if bound is None or pass_.margins.rule is None:
+                return None
+        if not (kernels.available() and getattr(mo, "fast", False) and pass_.cost.fast and not book.futures):
+            return None
+        plan = engine.round_plan(book)
+        return None if plan is None else cls(engine, plan, bound, pass_, book)
+
+    def covers(self, o: "_Open", j: int, state: Callable[[], TriggerState]) -> bool:
+        """Whether no ``avoid_leg_if`` rule can block a series the round would open at step ``j`` of ``o``."""
+        return not self.guarded or all(self.engine.never_blocked(self.pass_.strat.guards, state, o.mo, j, extra)
+                                       for extra in self.quoted)
+
+    def play(self, o: "_Open", fire: np.ndarray, j: int) -> None:
+        """The round on the elements ``fire`` at step ``j``, written into the book, the ledger and ``o``."""
+        p, mo, book = self.pass_, o.mo, o.book
+        shape = p.shape
+        assert len(book.slots) == self.slots[0].size  # the playbook's layout, every month
+        cols = np.flatnonzero(fire.any(axis=0))
+        by_step = mo.by_step
+        price = by_step[0][j].take(cols) if by_step is not None else np.ascontiguousarray(mo.price[cols, j])
+        vol = by_step[1][j].take(cols) if by_step is not None else np.ascontiguousarray(mo.vol[cols, j])
+        rows = np.empty((len(self.rolls) + 1, cols.size))
+        _round_strikes(mo, j, price, vol, self.rolls, rows)
+        if self.amounts.size and 1 in self.kinds:
+            rows[-1] = mo.snap_up(price)
+        for s in book.slots:
+            s._qty = kernels.writable(s._qty, shape)
+        written = tuple(zip(*(_written_marks(s, shape) for s in book.slots)))
+        if not (o.hedge.flags.writeable and o.hedge.flags.owndata and o.hedge.flags.c_contiguous):
+            o.hedge = np.array(o.hedge, dtype=float)  # a view or a shared array: the round writes its own
+        o.is_open = kernels.writable(o.is_open, shape, np.bool_)
+        p.equity = kernels.writable(p.equity, shape)
+        o.month_pnl = kernels.writable(o.month_pnl, shape)
+        ledger, names = p.ledger, p.strat.adjust.counters()
+        counters = tuple(ledger.counters[name] for name in (
+            "option_lots", "futures_lots", "adjust_rounds", "adjust_exits", "exits", "early_exits", *names[2:]))
+        held = np.array([s._held for s in book.slots], dtype=np.bool_)
+        adjust_kernels.round_pass(
+            cols=cols, fire=kernels._plain_bool(fire, shape), kinds=self.kinds, amounts=self.amounts,
+            members=self.members, entries=self.entries, strike_rows=rows, gamma_slot=self.gamma_slot,
+            qtys=tuple(s._qty for s in book.slots), strikes=tuple(kernels._grid(s.strike) for s in book.slots),
+            values=tuple(kernels._grid(s.value) for s in book.slots),
+            gammas=tuple(kernels._grid(s.gamma) for s in book.slots), slots=self.slots, written=written,
+            tables=self._tables_at(book, mo, j), market=self._market(mo), price=price, vol=vol,
+            lots_per_option=float(p.lots_per_option), abort=self.abort,
+            account=(o.hedge, kernels._plain(p.pending, shape), kernels._plain(p.inventory.total(), shape)),
+            rule=self.rule, fees=self.fees,
+            ledger=(ledger.buckets["adjustments"], ledger.buckets["costs"], p.equity, o.month_pnl, o.is_open),
+            counters=counters, early=bool(mo.days_left[j] >= (p.strat.guard_days or 2.0)), held=held)
+        for s, h in zip(book.slots, held):
+            s._held = bool(h)
+
+    @staticmethod
+    def _market(mo) -> tuple:
+        smile = mo.smile
+        x_grid, logv_grid = kernels._grids()
+        return (bool(mo.want_gamma), x_grid, logv_grid, float(smile.spread), float(smile.floor), float(smile.skew),
+                float(smile.curvature))
+
+    def _tables_at(self, book: Book, mo, j: int) -> tuple:
+        """Each slot's quote tables at step ``j`` of ``mo`` as `_quote_inputs` makes them (a base slot, never quoted
+        by a round, gets empty ones), kept by the step's time to expiry."""
+        key = float(mo.t[j])
+        made = self._tables.get(key)
+        if made is None:
+            slots = book.slots
+            n = len(slots)
+            phi, tt, const = np.zeros(n), np.zeros(n), np.zeros((4, n))
+            eeps, d_eeps, boundaries = [], [], []
+            empty_eep, empty_boundary = kernels._no_tables()
+            for i, s in enumerate(slots):
+                phi[i] = 1.0 if s.is_call else -1.0
+                if not s.dynamic:
+                    eeps.append(empty_eep), d_eeps.append(empty_eep), boundaries.append(empty_boundary)
+                    continue
+                tt[i] = float(mo.t[j] + s.extra_days / DAYS_PER_YEAR)
+                tables = kernels._series_tables(bool(s.is_call), bool(s.american), (tt[i],), float(mo.rate),
+                                                float(mo.markers[s.american].carry))
+                const[:, i] = tables.const[:, 0]
+                eeps.append(tables.eep), d_eeps.append(tables.d_eep), boundaries.append(tables.boundary)
+            made = self._tables[key] = (phi, self.slots[1], tt, const, tuple(eeps), tuple(d_eeps), tuple(boundaries))
+        return made
+
+
+def _round_strikes(mo, j: int, price: np.ndarray, vol: np.ndarray, rolls: list, out: np.ndarray) -> None:
+    """The rolls' new strikes on a round's paths (``price`` and ``vol`` there at step ``j``) into the rows of ``out``:
+    `_Month.strike_for` with ``recentre``, each leg's rule against levels of the month's widths around the price."""
+    support, resistance = mo.levels.of(price)
+    iv = mo.smile.iv(vol=vol, forward=price, strike=price)
+    for row, (_, _, _, rule, extra) in enumerate(rolls):
+        t = max(mo.t[j] + extra / DAYS_PER_YEAR, 1e-9)
+        out[row] = mo.snap(rule.strike.resolve(is_call=rule.is_call, price=price, support=support,
+                                               resistance=resistance, iv=iv, t=t, rate=mo.rate))
+
+
+_DUMMY = (np.zeros((1, 1)), np.zeros((1, 1), dtype=np.bool_))  # a base slot's place in the marks a round writes
+
+
+def _written_marks(s: Slot, shape: tuple) -> tuple:
+    """A dynamic slot's strike, value, delta, gamma, exercise and entry as arrays a round writes in place (each
+    made the slot's own first if it is not: C-ordered, writable, (variants, paths)); a base slot's dummies."""
+    if not s.dynamic:
+        return (_DUMMY[0],) * 4 + (_DUMMY[1], _DUMMY[0])
+    out = []
+    for name in ("strike", "value", "delta", "gamma", "exercise", "entry"):
+        x = getattr(s, name)
+        w = kernels.writable(x, shape, np.bool_ if name == "exercise" else np.float64)
+        if w is not x:
+            setattr(s, name, w)
+        out.append(w)
+    return tuple(out)
+
+
+def _slot_fees(cost) -> tuple:
+    """A lot's fee plus slippage to close, to sell and to buy an option, per variant (`adjust_kernels.fees_of`):
+    made for the pass's first round (its costs do not change)."""
+    fees = getattr(cost, "adjust_fees", None)
+    if fees is None:
+        slippage = cost.option_slippage[:, 0]
+        fees = cost.adjust_fees = dict(zip(("close_fee", "short_fee", "long_fee"), adjust_kernels.fees_of(
+            cost.option_close[:, 0] + slippage, cost.option_open_short[:, 0] + slippage,
+            cost.option_open_long[:, 0] + slippage, len(slippage))))
+    return fees["close_fee"], fees["short_fee"], fees["long_fee"]
+
+
+def _rule_tuple(rule, variants: int) -> tuple:
+    """A `kernels.MarginRule` as `adjust_kernels.round_pass` reads it (a dummy of the same types without one: the
+    round then prices no margin)."""
+    if rule is None:
+        zero = np.zeros(variants)
+        return (zero, False, 0.0, 0.0, zero, zero, False, 0.0, 0.0, False, False, False, False, kernels._WIDE_BIT,
+                kernels._ONE)
+    return (rule.futures_rate, bool(rule.czce), rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate,
+            bool(rule.put_cap), rule.unit, rule.contract_size, bool(rule.futures_underlying), bool(rule.spread),
+            bool(rule.straddle), bool(rule.strangle), kernels._WIDE_BIT, kernels._ONE)
+
+
 def _quote_inputs(mo: _Month, j: int) -> Callable:
     """``quotes(is_call, american, extra_days)``: the arguments `kernels.mark_where` gives the mark of one element
     (``_mark_row``) for a series at step ``j`` of the fast month ``mo`` (a round's `_Month.columns` cut) — what
@@ -1873,12 +2069,7 @@ def _quote_inputs(mo: _Month, j: int) -> Callable:
 def _slot_trader(cost, ledger: Ledger, equity, month_pnl) -> Callable:
     """`opl.runtime.engine.adjust_kernels.trade_slot` on a round's ledger: an action's change of one slot
     traded, paid into ``adjustments`` and counted, as the desk's ``trade_options`` would."""
-    fees = getattr(cost, "adjust_fees", None)  # the pass's costs do not change: made for its first round
-    if fees is None:
-        slippage = cost.option_slippage[:, 0]
-        fees = cost.adjust_fees = dict(zip(("close_fee", "short_fee", "long_fee"), adjust_kernels.fees_of(
-            cost.option_close[:, 0] + slippage, cost.option_open_short[:, 0] + slippage,
-            cost.option_open_long[:, 0] + slippage, len(slippage))))
+    fees = dict(zip(("close_fee", "short_fee", "long_fee"), _slot_fees(cost)))
 
     def trade(old, proposed, go, restruck):
         return adjust_kernels.trade_slot(old, proposed, go, restruck, bucket=ledger.buckets["adjustments"],

@@ -1515,3 +1515,144 @@ def test_the_compiled_adjust_decision_is_the_numpy_decision():
         assert np.array_equal(engines[0].prev, engines[1].prev) and np.array_equal(engines[0].last, engines[1].last)
         fired += got[0].sum()
     assert fired > 100 and np.isfinite(engines[1].last).any() and not np.isfinite(engines[1].last).all()
+
+
+ROUND_CASES = {  # playbook, abort_if, on_abort, avoid_leg_if
+    "roll_then_gamma": (("roll_nearest_term", "hedge_gamma"), None, "exit", None),
+    "abort_exits": (("roll_nearest_term", "hedge_gamma"), "additional_margin(%) > 2", "exit", None),
+    "across_terms_abort_skips": (("roll", "roll_nearest_term"), "additional_margin(%) > 1", "skip", None),
+    "gamma_first_guarded": (("hedge_gamma_greek", "roll_nearest_term"), "additional_margin(%) >= 0", "exit",
+                            ("days_left < 2d && strike_offset > 3%", "days_left < 12d && strike_offset > 4%")),
+}
+
+
+def _shuffled_book(rng, p, o, j: int) -> None:
+    """The book's lots redrawn at step ``j`` where the position is open (the same draws for both rounds): base
+    legs kept, closed or doubled, the dynamic slots (the rolls' series, the gamma hedge's calls) holding a few
+    lots on some elements, at the strike a roll or a hedge would pick on some of them (nothing to do there) or at
+    the lowest listed strike; zero lots included. The hedge and the futures from exercise (which the margin
+    counts) redrawn too."""
+    shape = o.is_open.shape
+    o.hedge = np.where(o.is_open & (rng.random(shape) < 0.5), rng.integers(-3, 4, shape), o.hedge)
+    p.pending = np.where(rng.random(shape) < 0.2, rng.integers(-2, 3, shape), p.pending)
+    price = o.mo.price[:, j]
+    for s in o.book.slots:
+        if s.base is not None:
+            s.qty = np.where(o.is_open & (rng.random(shape) < 0.3), s.qty * rng.integers(0, 3, shape), s.qty)
+            continue
+        held = o.is_open & (rng.random(shape) < 0.25)
+        s.qty = np.where(held, rng.integers(-3, 4, shape), 0.0)
+        pick = rng.random(shape)
+        s.strike = np.where(pick < 0.3, o.mo.snap_up(price), np.where(
+            pick < 0.4, o.mo.pack.option.strike_grid[0].step, o.mo.snap(price * rng.uniform(0.9, 1.1, shape))))
+        s.value, s.delta, s.gamma, s.entry = (rng.uniform(0.0, x, shape) for x in (400.0, 1.0, 0.004, 400.0))
+        s.exercise = np.zeros(shape, dtype=bool)
+
+
+@pytest.mark.parametrize("case", sorted(ROUND_CASES))
+def test_the_compiled_round_is_the_numpy_round_bit_for_bit(monkeypatch, sim, cj, case):
+    """`replay._Round` (the common round in one compiled pass, `adjust_kernels.round_pass`) against the numpy
+    proposals' round (`replay._play_on_paths`) at every fired step of a replay, on books redrawn before each
+    round (`_shuffled_book`): rolls into the month's expiry and across terms, gamma hedges topped up, re-struck
+    or not needed, lots already at the new strike, zero lots, strikes at the lowest listed one, aborts that
+    close or skip, guards that leave the round compiled on some steps and not on others — the same book, hedge,
+    ledger, equity, P&L and open positions after every round, bit for bit."""
+    import copy
+
+    from opl.runtime.engine import adjust_kernels
+    from opl.runtime.engine.adjust import Action, AdjustSpec
+    from opl.runtime.engine.guards import GuardRule
+    from opl.runtime.engine.processes import ProcessSpec
+    from opl.runtime.engine.replay import Variant
+    from opl.runtime.engine.triggers import compile_condition
+    from opl.simulation.conditionforms import lower_condition
+    import opl
+
+    kinds, abort, on_abort, avoid = ROUND_CASES[case]
+
+    def condition(text, **kw):
+        doc = opl.check(f"opl-lang 1.0\nS = short Option(Call, 100, 30d)\nadjust_when {text}\n").document
+        return compile_condition(lower_condition(doc.adjust.when), **kw)
+
+    legs = [sim.option(call=True, offset=100.0, qty=4, american=True),
+            sim.option(call=False, offset=-100.0, qty=2, american=True)]
+    spec = AdjustSpec(when=condition("price_retrace(>0.5%) or price_retrace(<-0.5%)"), cooldown_days=0.0,
+                      playbook=tuple(_playbook_action(k) for k in kinds),
+                      abort_if=condition(abort) if abort else None, on_abort=on_abort)
+    guards = tuple(GuardRule(kind="avoid_leg_if", text=t, test=condition(t, per_leg=True)) for t in avoid or ())
+    strat = sim.strategy(legs, adjust=spec, greeks=True, leg_numbers=(0, 1), guard_days=2.0, guards=guards)
+    run = sim.run(ProcessSpec(vol=0.3), cj, paths=120, months=2, capital=2e5, option_ticks=1.0, futures_ticks=1.0,
+                  engine="fast")
+    # Fees that are not whole numbers: an element's trades booked in another order would round otherwise.
+    variants = (Variant(size=1, fee_factor=1.37), Variant(size=3), Variant(size=1, fee_factor=2.9, margin_factor=1.5))
+    played = {"compiled": 0, "numpy": 0}
+    real_pass, real_adjust = adjust_kernels.round_pass, replay_module._Pass._adjust
+    monkeypatch.setattr(adjust_kernels, "round_pass", lambda **kw: played.__setitem__(
+        "compiled", played["compiled"] + 1) or real_pass(**kw))
+
+    def both(self, o, j):
+        if self.engine is None or j >= o.mo.n:
+            return real_adjust(self, o, j)
+        _shuffled_book(np.random.default_rng(100 * o.m + j), self, o, j)
+        twin, twin_o = copy.deepcopy((self, o))
+        twin._round = (None,)  # the numpy proposals' round
+        before = played["compiled"]
+        fired = real_adjust(self, o, j)
+        assert np.array_equal(real_adjust(twin, twin_o, j), fired)
+        played["numpy"] += played["compiled"] == before and bool(fired.any())
+        for a, b in ((self.equity, twin.equity), (o.month_pnl, twin_o.month_pnl), (o.hedge, twin_o.hedge),
+                     (o.is_open, twin_o.is_open), *((self.ledger.buckets[k], twin.ledger.buckets[k])
+                                                     for k in self.ledger.buckets),
+                     *((self.ledger.counters[k], twin.ledger.counters[k]) for k in self.ledger.counters)):
+            assert np.array_equal(a, b)
+        for s, t in zip(o.book.slots, twin_o.book.slots):
+            assert s.held() == t.held() == bool(np.any(s.qty))
+            assert np.array_equal(s.qty, t.qty)
+            for name in ("strike", "value", "delta", "gamma", "exercise", "entry"):
+                x, y = np.broadcast_to(getattr(s, name), s.qty.shape), np.broadcast_to(getattr(t, name), t.qty.shape)
+                assert np.array_equal(x, y) if s.dynamic or name == "strike" else np.array_equal(
+                    np.where(s.qty != 0, x, 0), np.where(t.qty != 0, y, 0)), name
+        return fired
+
+    monkeypatch.setattr(replay_module._Pass, "_adjust", both)
+    result = engine_replay(strategy=strat, run=run, variants=variants)
+    assert played["compiled"] >= 5 and (played["numpy"] > 0) == (case == "gamma_first_guarded")
+    counters = result.counters
+    assert counters["adjust_done_0"].sum() > 0 and counters["adjust_done_1"].sum() > 0
+    if abort:
+        assert counters["adjust_aborted_0"].sum() + counters["adjust_aborted_1"].sum() > 0
+        assert (counters["adjust_exits"].sum() > 0) == (on_abort == "exit")
+
+
+def test_the_jujube_round_is_played_in_one_compiled_pass_and_other_playbooks_are_not(monkeypatch, sim):
+    """The jujube file's rounds (roll_nearest_term, hedge_gamma, abort_if additional_margin(%) > 15) go through
+    `adjust_kernels.round_pass`, never the numpy proposals; a playbook with another action, or an abort_if that
+    is not a lone additional_margin test, is left to them (`AdjustEngine.round_plan`, `replay._Round.of`)."""
+    from opl.runtime.engine import adjust_kernels
+    from opl.runtime.engine.adjust import Action, AdjustEngine, AdjustSpec, _margin_bound
+    from opl.runtime.engine.book import Book
+
+    played = []
+    real = adjust_kernels.round_pass
+    monkeypatch.setattr(adjust_kernels, "round_pass", lambda **kw: played.append(1) or real(**kw))
+    monkeypatch.setattr(replay_module, "_play_on_paths", lambda *a, **k: pytest.fail("the numpy round played"))
+    facade.simulate_file(JUJUBE, paths=60, overrides=["experiment.horizon=2", "experiment.sizes=[1,5]"])
+    assert len(played) > 10
+
+    legs = [sim.option(call=True, offset=100.0), sim.option(call=False, offset=-100.0)]
+    shape = (2, 5)
+    for kinds, covered in ((("roll_nearest_term", "hedge_gamma"), True), (("roll", "hedge_gamma_greek"), True),
+                           (("roll_nearest_term", "scale_qty"), False), (("delta_neutralise",), False)):
+        engine = AdjustEngine(AdjustSpec(when=lambda s: True, playbook=tuple(_playbook_action(k) for k in kinds)),
+                              shape, (0, 1))
+        book = Book(shape)
+        for li, leg in enumerate(legs):
+            book.add_slot(book.add_group(leg, file_index=li), is_call=leg.is_call, american=False, strike=100.0,
+                          base=li)
+        engine.open_month(book)
+        plan = engine.round_plan(book)
+        assert (plan is not None) == covered, kinds
+        if covered:
+            rolled = [g for a, g, t, rule, extra in plan[2] if book.slots[t].dynamic and rule is book.groups[g].rule]
+            assert len(rolled) == len(plan[2]) > 0
+    assert _margin_bound(None) is None
