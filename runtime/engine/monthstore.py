@@ -8,8 +8,9 @@ and marking them again, and puts what it generated there. What is read back is w
 computed, array for array (the keys hold every input; the arrays are made read-only so that no replay can
 change them for the next one), so results do not depend on the store.
 
-The store holds at most ``limit`` bytes (least recently used entries are dropped first). Forked workers
-read the entries they inherit (`opl.runtime.engine.replay._pooled` passes them a `MonthStore.reader`) and
+The store holds at most ``limit`` bytes (least recently used entries are dropped first), each memory counted
+once however many entries hold it or views of it: a month's marks hold its paths' prices and volatilities,
+which the months' entry holds too. Forked workers read the entries they inherit (`opl.runtime.engine.replay._pooled` passes them a `MonthStore.reader`) and
 keep nothing new. The store does not travel: a pickled store (a Dask task carrying the evaluator) arrives
 empty.
 """
@@ -24,11 +25,14 @@ from typing import TYPE_CHECKING, Any, Hashable, Iterator
 if TYPE_CHECKING:  # numpy is not imported by the loop's driver until a replay runs
     import numpy as np
 
-__all__ = ["MonthStore", "STORE_BYTES", "current", "sharing", "suspended"]
+__all__ = ["MonthStore", "STORE_BYTES", "current", "owner", "sharing", "suspended"]
 
-#: What `opl loop`'s evaluator keeps by default: a 10,000-path chunk's twelve months take about 45 MB,
-#: their marks for a two-legged strategy about 160 MB more.
-STORE_BYTES = 512 * 2**20
+#: What `opl loop`'s evaluator keeps by default. A 10,000-path chunk's twelve months take about 30 MB, their
+#: marks for the jujube strangle's two legs about 230 MB more; a candidate also reads the months of its market
+#: scenarios and counterfactuals (six for the jujube file: `opl.runtime.engine.replay._months_made_here`).
+#: That is 440 MB, and a candidate that tries other legs puts 230 MB of marks more: with 512 MB they pushed
+#: out the best legs' marks, which the next candidate made again.
+STORE_BYTES = 768 * 2**20
 
 _STORE: ContextVar["MonthStore | None"] = ContextVar("opl_month_store", default=None)
 
@@ -48,7 +52,8 @@ class MonthStore:
         self.hits = 0
         self.misses = 0
         self.keeps = True  # False: a reader (`reader`), which adds nothing
-        self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[Any, tuple[int, ...]]] = OrderedDict()  # value, its arrays' ids
+        self._held: dict[int, list] = {}  # id of a held array -> [entries holding it, its bytes]
 
     def __getstate__(self) -> dict:
         # Entries stay in the process that made them: a copy sent elsewhere starts empty.
@@ -70,6 +75,14 @@ class MonthStore:
         self._entries.move_to_end(key)
         return entry[0]
 
+    def recent(self, key: Hashable) -> bool:
+        """Whether ``key`` is held; if so it is now the most recently used (a replay elsewhere, a forked worker,
+        is about to read it). Not counted as a hit: this process does not read it."""
+        if key not in self._entries:
+            return False
+        self._entries.move_to_end(key)
+        return True
+
     def reader(self) -> "MonthStore":
         """A store that reads these entries and keeps nothing new: what forked workers get, so that what
         they make does not grow each worker's memory by up to ``limit``."""
@@ -78,18 +91,40 @@ class MonthStore:
         return view
 
     def put(self, key: Hashable, value: Any, arrays: list[np.ndarray]) -> None:
-        """Keep ``value`` under ``key``; ``arrays`` are the arrays it holds (made read-only, counted once each)."""
-        size = sum(a.nbytes for a in {id(a): a for a in arrays}.values())
+        """Keep ``value`` under ``key``; ``arrays`` are the arrays it holds (made read-only). Memory is counted
+        by the arrays that own it (a view counts its base): what another entry holds adds nothing to `bytes`."""
+        owners = {id(o): o for o in map(owner, arrays)}
+        size = sum(o.nbytes for i, o in owners.items() if i not in self._held)
         if not self.keeps or size > self.limit or key in self._entries:
             return
         for a in arrays:
             a.flags.writeable = False
-        self._entries[key] = (value, size)
+        for i, o in owners.items():
+            held = self._held.setdefault(i, [0, o.nbytes])
+            held[0] += 1
+        self._entries[key] = (value, tuple(owners))
         self.bytes += size
         while self.bytes > self.limit:
-            _, (_, dropped) = self._entries.popitem(last=False)
-            self.bytes -= dropped
+            self._drop_oldest()
 
+    def _drop_oldest(self) -> None:
+        """Drop the least recently used entry; the bytes of the arrays no other entry holds go with it."""
+        _, (_, ids) = self._entries.popitem(last=False)
+        for i in ids:
+            held = self._held[i]
+            held[0] -= 1
+            if not held[0]:
+                self.bytes -= held[1]
+                del self._held[i]
+
+
+def owner(a: np.ndarray) -> np.ndarray:
+    """The array whose memory ``a`` is (itself, or the base its views lead to)."""
+    import numpy as np
+
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
 
 def current() -> MonthStore | None:
     """The store in force (None: months are generated and marked every time)."""

@@ -352,6 +352,23 @@ def test_candidates_share_the_runs_months_and_marks_and_get_the_numbers_of_a_fre
     assert len(pickle.loads(pickle.dumps(shared)).months) == 0  # the store stays in this process
 
 
+def test_forked_scenario_replays_read_months_made_once_and_so_do_the_next_candidates():
+    # Forked workers keep nothing they make: the months of the market scenarios and the counterfactuals (which
+    # depend on the model and the seed only) are made once in the parent, before the workers fork, and the next
+    # candidate reads them too — and gets the numbers of a fresh evaluation in one process.
+    exits = SMALL.replace("pnl_percent(<-25%)", "pnl_percent(<-40%)")
+    pooled = Evaluator(_target(), EvalSettings(paths=40, seed=7, holdout_paths=40, overrides=("sim.workers=2",)))
+    pooled.evaluate(SMALL, complete=True)
+    models = {key[1] for key in pooled.months._entries if key[0] == "months"}
+    assert len(models) == 4  # the base model's, gap(-8%)'s, no_jumps' and no_clustering's
+    again = pooled.evaluate(exits, complete=True).to_dict()
+    assert {key[1] for key in pooled.months._entries if key[0] == "months"} == models
+    alone = Evaluator(_target(), EvalSettings(paths=40, seed=7, holdout_paths=40, overrides=("sim.workers=1",)))
+    fresh = alone.evaluate(exits, complete=True).to_dict()
+    again.pop("seconds"), fresh.pop("seconds")
+    assert again == fresh
+
+
 def test_the_month_store_keeps_at_most_its_limit_and_its_arrays_cannot_be_changed():
     import numpy as np
 
@@ -368,6 +385,26 @@ def test_the_month_store_keeps_at_most_its_limit_and_its_arrays_cannot_be_change
     reader = store.reader()
     reader.put(9, np.zeros(1), [])
     assert reader.get(4) is arrays[4] and reader.get(9) is None  # a forked worker's reader adds nothing
+
+
+def test_the_month_store_counts_an_array_that_several_entries_hold_once():
+    # A month's marks hold its paths' prices, which the months' entry holds too: counted twice, two sets of
+    # marks and their months no longer fitted and the best candidate's marks were dropped and made again.
+    import numpy as np
+
+    from opl.runtime.engine.monthstore import MonthStore
+
+    store = MonthStore(limit=3 * 800)
+    a, shared, c, d = (np.zeros(100) for _ in range(4))  # 800 bytes each
+    store.put("months", (a, shared), [a, shared])
+    store.put("marks", (shared, c), [shared, c])
+    assert len(store) == 2 and store.bytes == 3 * 800
+    store.put("other", d, [d])  # the months go; the prices stay, the marks hold them
+    assert store.get("months") is None and store.get("marks") is not None and store.bytes == 3 * 800
+    store.put("a view", d[:10], [d[:10]])  # its memory is d's, held already
+    assert len(store) == 3 and store.bytes == 3 * 800
+    hits = store.hits  # a forked worker will read "marks": kept recent, not a read here
+    assert store.recent("marks") and not store.recent("nothing") and store.hits == hits
 
 
 def test_the_holdout_empties_the_store_of_the_candidates_months():
