@@ -203,6 +203,32 @@ def _spinning_months(seconds: float | None, dask_worker=None) -> None:
     replay._StoredMonths.next_month = own if seconds is None else spinning
 
 
+def test_passes_go_to_the_scheduler_with_their_work_as_priority():
+    """Dask runs the ready task of higher priority first: a pool of passes (a loop round's candidates) runs the
+    longest first, its path-months times its variants (`pass_work`), and ends on short ones."""
+    from types import SimpleNamespace
+
+    from opl.simulation.cluster import Cluster
+
+    class Client:  # records what would be submitted
+        submitted: list = []
+
+        def submit(self, function, *args, key, pure, priority=0):
+            self.submitted.append((key, priority))
+            return SimpleNamespace(key=key)
+
+        def scheduler_info(self, n_workers=-1):
+            return {"workers": {"tcp://a": {}, "tcp://b": {}}}
+
+    def run(paths):
+        return SimpleNamespace(engine="fast", source=None, paths=paths, chunk=10_000, months=2)
+
+    client = Client()
+    Cluster(client=client).replay_passes([(None, run(2_000), ("v",) * 3, False), (None, run(10_000), ("v",), False),
+                                          (None, run(10_000), ("v",) * 3, False)])
+    assert [p for key, p in client.submitted if key.startswith("opl-chunk")] == [2_000 * 2 * 3, 10_000 * 2, 10_000 * 2 * 3]
+
+
 def test_a_tasks_deadline_counts_the_time_it_waited_to_start():
     import time
 
