@@ -90,6 +90,10 @@ class Inventory:
     def total(self) -> np.ndarray:
         return self._total
 
+    def due(self, step: int) -> bool:
+        """Whether goods were stored for release at ``step`` (else `take` at it returns zeros)."""
+        return step in self._due
+
     def add(self, slot: int, lots: np.ndarray, release_step: int) -> None:
         """Store long futures lots (only where positive) in ``slot`` until ``release_step``."""
         lots = np.broadcast_to(lots, self._total.shape).reshape(-1)

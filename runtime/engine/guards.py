@@ -95,16 +95,17 @@ def blocked(rules: tuple[GuardRule, ...], state: TriggerState, legs: list[LegSta
     return out
 
 
-def warned(rules: tuple[GuardRule, ...], state: TriggerState, legs: list[LegState]) -> np.ndarray:
-    """Where a ``warn_if`` rule holds for any held leg."""
-    out = np.zeros(state.shape, dtype=bool)
+def warned(rules: tuple[GuardRule, ...], state: TriggerState, legs: list[LegState]) -> np.ndarray | None:
+    """Where a ``warn_if`` rule holds for any held leg; None where every verdict was a 0-d False (no rule holds
+    on any path: most steps, where a leg's days_left decides)."""
+    out = None
     for rule in rules:
         if rule.kind != "warn_if":
             continue
         for leg in legs:
             hit = _test(rule, state, leg)
             if hit.ndim or hit:  # a 0-d False (most legs, most steps) adds nothing: no whole-array `or`
-                out = out | hit
+                out = (np.zeros(state.shape, dtype=bool) if out is None else out) | hit
     return out
 
 

@@ -44,7 +44,7 @@ __all__ = ["available", "mark_series", "SeriesMarks", "serial_only", "PARALLEL_M
            "STEP_PARALLEL_MIN",
            "threads_allowed", "MarginRule", "book_margin", "hedge_rule", "option_sums", "book_move", "book_interest", "book_carry",
            "any_short_exercised", "futures_lots", "exercise", "account", "close_lots", "mark_where", "settle",
-           "close_book", "hedge_step", "requirement_account", "writable", "exits_close", "EXIT_OPS",
+           "close_book", "hedge_step", "requirement_account", "hedge_requirement", "writable", "exits_close", "EXIT_OPS",
            "shorts_exercised"]
 
 PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
@@ -1104,6 +1104,29 @@ if njit is not None:
                                both_orders, wide_bit, equity, capital, margin_buffer, calls, liquidate, peak_margin,
                                peak, max_dd, out)
 
+    # A step's hedge and requirement fused (replay._Pass._rebalance_and_requirement): where nothing is exercised
+    # between them, a block of paths is hedged and then margined while its elements are in cache — the lots, the
+    # hedge and the equity both read were fetched from memory twice a step. ``hedging`` and ``requiring`` are
+    # the arguments of `_hedge_step_block` and `_requirement_block` after (p0, p1) (`_hedge_arguments`,
+    # `_requirement_arguments`), the requirement's hedge being the hedge's output: a path's numbers are those
+    # of the two kernels called one after the other, bit for bit.
+    @njit(cache=True)
+    def _hedge_requirement(hedging, requiring):
+        paths = requiring[-1].shape[1]
+        for p0 in range(0, paths, _MARGIN_BLOCK):
+            p1 = min(paths, p0 + _MARGIN_BLOCK)
+            _hedge_step_block(p0, p1, *hedging)
+            _requirement_block(p0, p1, *requiring)
+
+    @njit(cache=True, parallel=True)
+    def _hedge_requirement_parallel(hedging, requiring):
+        paths = requiring[-1].shape[1]
+        for b in prange((paths + _MARGIN_BLOCK - 1) // _MARGIN_BLOCK):  # independent paths: the same bits
+            p0 = b * _MARGIN_BLOCK
+            p1 = min(paths, p0 + _MARGIN_BLOCK)
+            _hedge_step_block(p0, p1, *hedging)
+            _requirement_block(p0, p1, *requiring)
+
 
 def _plain(x, shape) -> np.ndarray:
     """``x`` as a C-ordered, writable float64 array of ``shape`` (broadcast, copied if need be): one array type
@@ -1604,32 +1627,80 @@ def hedge_step(*, qtys, deltas, static, hedge, d, active, keep: float, band: flo
                costs, equity, month_pnl, lots_traded, trades) -> np.ndarray:
     """`option_sums` of the held slots' lots ``qtys`` and marks ``deltas`` and `hedge_rule` in one pass: the
     new hedge (variants, paths), the trade's costs and counts booked (in place) as `hedge_rule` books them."""
-    shape = hedge.shape
-    new = np.empty(shape)
+    new = np.empty(hedge.shape)
     kernel = _hedge_step_parallel if new.size >= STEP_PARALLEL_MIN else _hedge_step
-    kernel(_slot_tuple(qtys), _slot_tuple(deltas), len(qtys), _grid(static), _plain(hedge, shape),
-           _plain(d, shape[1:]), _plain_bool(active, shape), float(keep), float(band), float(lots_per_option),
-           _plain(fee, shape[:1]), costs, equity, month_pnl, lots_traded, trades, new)
+    kernel(*_hedge_arguments(qtys=qtys, deltas=deltas, static=static, hedge=hedge, d=d, active=active, keep=keep,
+                             band=band, lots_per_option=lots_per_option, fee=fee, costs=costs, equity=equity,
+                             month_pnl=month_pnl, lots_traded=lots_traded, trades=trades, new=new))
     return new
+
+
+def _hedge_arguments(*, qtys, deltas, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
+                     month_pnl, lots_traded, trades, new) -> tuple:
+    """`hedge_step`'s arguments as its kernels take them (after a block's bounds), the new hedge into ``new``."""
+    shape = hedge.shape
+    return (_slot_tuple(qtys), _slot_tuple(deltas), len(qtys), _grid(static), _plain(hedge, shape),
+            _plain(d, shape[1:]), _plain_bool(active, shape), float(keep), float(band), float(lots_per_option),
+            _plain(fee, shape[:1]), costs, equity, month_pnl, lots_traded, trades, new)
 
 
 def requirement_account(rule: MarginRule, holdings, *, static, hedge, other, price, equity, capital: float,
                         margin_buffer: float, calls, peak_margin, peak, max_dd) -> tuple[np.ndarray, np.ndarray]:
     """`book_margin` of ``holdings`` with the futures lots |static| + |hedge| + |other|, then `account`, in one
     pass: returns the requirement and where the call is not met (the counters, peaks and drawdown in place)."""
-    holdings = list(holdings)
     shape = equity.shape
-    is_call = np.array([bool(h[0]) for h in holdings], dtype=np.bool_)
-    expiry = np.array([float(h[4]) for h in holdings], dtype=float)
-    both = rule.spread and (rule.straddle or rule.strangle) and len(set(is_call.tolist())) == 2
     out, liquidate = np.empty(shape), np.empty(shape, dtype=np.bool_)
     kernel = _requirement_parallel if out.size >= STEP_PARALLEL_MIN else _requirement_account
-    kernel(is_call, expiry, *(_slot_tuple(h[at] for h in holdings) for at in (1, 2, 3)), len(holdings),
-           _plain(price, shape[1:]), _grid(static), _grid(hedge), _grid(other), rule.futures_rate, rule.czce,
-           rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate, rule.put_cap, rule.unit, rule.contract_size,
-           rule.futures_underlying, rule.spread, rule.straddle, rule.strangle, both, _WIDE_BIT, equity, float(capital),
-           float(margin_buffer), calls, liquidate, peak_margin, peak, max_dd, out)
+    kernel(*_requirement_arguments(rule, holdings, static=static, hedge=hedge, other=other, price=price, equity=equity,
+                                   capital=capital, margin_buffer=margin_buffer, calls=calls, liquidate=liquidate,
+                                   peak_margin=peak_margin, peak=peak, max_dd=max_dd, out=out))
     return out, liquidate
+
+
+@lru_cache(maxsize=256)
+def _series_kinds(kinds: tuple[tuple[bool, float], ...]) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The held series' (is_call, expiry) as the margin kernels take them, and whether both types are held: a
+    book's series change only when a position opens or closes, and these were made at every step."""
+    # Writable, as the kernels were compiled for (no kernel writes them), though shared by the steps.
+    is_call = np.array([c for c, _ in kinds], dtype=np.bool_)
+    expiry = np.array([e for _, e in kinds], dtype=float)
+    return is_call, expiry, len({c for c, _ in kinds}) == 2
+
+
+def _requirement_arguments(rule: MarginRule, holdings, *, static, hedge, other, price, equity, capital: float,
+                           margin_buffer: float, calls, liquidate, peak_margin, peak, max_dd, out) -> tuple:
+    """`requirement_account`'s arguments as its kernels take them (after a block's bounds)."""
+    holdings = list(holdings)
+    shape = equity.shape
+    is_call, expiry, two_kinds = _series_kinds(tuple((bool(h[0]), float(h[4])) for h in holdings))
+    both = rule.spread and (rule.straddle or rule.strangle) and two_kinds
+    return (is_call, expiry, *(_slot_tuple(h[at] for h in holdings) for at in (1, 2, 3)), len(holdings),
+            _plain(price, shape[1:]), _grid(static), _grid(hedge), _grid(other), rule.futures_rate, rule.czce,
+            rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate, rule.put_cap, rule.unit, rule.contract_size,
+            rule.futures_underlying, rule.spread, rule.straddle, rule.strangle, both, _WIDE_BIT, equity,
+            float(capital), float(margin_buffer), calls, liquidate, peak_margin, peak, max_dd, out)
+
+
+def hedge_requirement(rule: MarginRule, holdings, *, qtys, deltas, static, hedge, d, active, keep: float,
+                      band: float, lots_per_option: float, fee, costs, equity, month_pnl, lots_traded, trades, other,
+                      price, capital: float, margin_buffer: float, calls, peak_margin, peak,
+                      max_dd) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`hedge_step` and then `requirement_account` on the new hedge, fused block by block (`_hedge_requirement`):
+    the same numbers, bit for bit. ``qtys`` and ``deltas`` are the held slots' (the ``holdings``' order); the
+    other arguments are the two functions'. Returns the new hedge, the requirement and where the call is not
+    met."""
+    shape = equity.shape
+    new, out, liquidate = np.empty(shape), np.empty(shape), np.empty(shape, dtype=np.bool_)
+    hedging = _hedge_arguments(qtys=qtys, deltas=deltas, static=static, hedge=hedge, d=d, active=active, keep=keep,
+                               band=band, lots_per_option=lots_per_option, fee=fee, costs=costs, equity=equity,
+                               month_pnl=month_pnl, lots_traded=lots_traded, trades=trades, new=new)
+    requiring = _requirement_arguments(rule, holdings, static=static, hedge=new, other=other, price=price,
+                                       equity=equity, capital=capital, margin_buffer=margin_buffer, calls=calls,
+                                       liquidate=liquidate, peak_margin=peak_margin, peak=peak, max_dd=max_dd,
+                                       out=out)
+    kernel = _hedge_requirement_parallel if out.size >= STEP_PARALLEL_MIN else _hedge_requirement
+    kernel(hedging, requiring)
+    return new, out, liquidate
 
 
 EXIT_OPS = ("<", ">", "<=", ">=", "==", "!=")  # the comparisons `exits_close` codes by position

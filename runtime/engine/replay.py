@@ -1129,6 +1129,25 @@ class _Open:
     alerted: np.ndarray
     assigned: np.ndarray
     delivered: np.ndarray
+    by_step: np.ndarray | None = None  # `prices`, made when first read
+
+    @property
+    def prices(self) -> np.ndarray:
+        """The month's prices by step, (n + 1, paths) C-ordered (`_price_rows`): a step's row without a copy."""
+        if self.by_step is None:
+            self.by_step = _price_rows(self.mo)
+        return self.by_step
+
+
+def _price_rows(mo: MarkedMonth) -> np.ndarray:
+    """The month's prices (n + 1, paths), a step's prices a contiguous row: the kernels read a step's prices
+    whole, and a column of the (paths, n + 1) table was copied at each of a step's four or five kernel calls
+    (a strided gather of the whole column each). A simulated month keeps the transpose (`_Month.by_step`);
+    a shared month's is read-only, and the kernels take writable arrays (one compiled type an argument): copied
+    then, once a month."""
+    by_step = getattr(mo, "by_step", None)
+    rows = by_step[0] if by_step is not None else np.ascontiguousarray(np.asarray(mo.price, dtype=float).T)
+    return rows if rows.flags.writeable and rows.dtype == np.float64 else np.array(rows, dtype=float)
 
 
 class _Pass:
@@ -1170,6 +1189,8 @@ class _Pass:
         self.inventory = Inventory(shape, run.months * self.slots_per_month)
         self.liquidate_next = np.zeros(shape, dtype=bool)
         self.ruined = np.zeros(shape, dtype=bool)
+        self.no_alerts = np.zeros(shape, dtype=bool)  # `_Open.alerted` where no warn_if rule holds (read only)
+        self.no_alerts.flags.writeable = False
         self.absolute_step = 0
         self.tr: dict[str, list] | None = {k: [] for k in (
             "net_delta", "target", "hedge", "equity", "margin", "hedged", "price", "assigned", "unit_delta", "band",
@@ -1267,11 +1288,15 @@ class _Pass:
             self._previous_decisions(o)
         self._exits(o, j)
         fired = self._adjust(o, j)
-        self._rebalance(o, j)
-        assigned = self._assign(o, j)
-        if j == o.mo.n:
-            self._expire(o)
-        requirement = self._requirement(o, j)
+        may = self._exercisable(o, j)
+        requirement = self._hedged_requirement(o, j) if may == set() else None
+        assigned = None
+        if requirement is None:  # the stages one by one
+            self._rebalance(o, j)
+            assigned = self._assign(o, j, may)
+            if j == o.mo.n:
+                self._expire(o)
+            requirement = self._requirement(o, j)
         self._alerts(o, j)
         if self.tr is not None:
             self._trace_step(o, j, requirement, assigned, fired)
@@ -1300,7 +1325,7 @@ class _Pass:
         book = o.book
         units, growth, margin_held, margin_growth = self._interest_terms(o, j)
         kernels.book_interest(
-            equity=self.equity, capital=self.run.capital, mult=self.mult, units=units, previous=o.mo.price[:, j - 1],
+            equity=self.equity, capital=self.run.capital, mult=self.mult, units=units, previous=o.prices[j - 1],
             option_value=kernels.option_sums(book.shape, [(s.qty, s.value) for s in book.held()]), cs=self.cs,
             growth=growth, margin_held=margin_held, margin_growth=margin_growth,
             interest=self.ledger.buckets["interest"], month_pnl=o.month_pnl)
@@ -1331,10 +1356,11 @@ class _Pass:
         self.pending = kernels.writable(self.pending, self.shape)
         kernels.settle(equity=self.equity, capital=self.run.capital, mult=self.mult, interest=interest, moves=moves,
                        static=_static(o.book), hedge=o.hedge, pending=self.pending,
-                       goods=held if np.any(held) else None, previous=mo.price[:, j - 1], price=mo.price[:, j],
+                       goods=held if self.inventory.blocks() and np.any(held) else None, previous=o.prices[j - 1],
+                       price=o.prices[j],
                        cs=self.cs, storage=terms.storage_per_day, funding=terms.funding_rate, span=mo.span[j],
                        year_days=DAYS_PER_YEAR,
-                       close_fee=None if liquidating else (cost.futures_close + cost.futures_slippage)[:, 0],
+                       close_fee=None if liquidating else cost.futures_close_fee,
                        buckets=self.ledger.buckets, counters=self.ledger.counters, month_pnl=o.month_pnl)
         self._previous_decisions(o, pending_closed=not liquidating)
 
@@ -1382,10 +1408,10 @@ class _Pass:
 
     def _previous_decisions(self, o: _Open, pending_closed: bool = False) -> None:
         """2. What the previous step decided: a liquidation, the close of futures from exercise (unless
-        ``pending_closed``: `_settle` did), goods sold."""
+        ``pending_closed``: `_settle` did, which it does only where no liquidation was decided), goods sold."""
         ledger, equity, cost = self.ledger, self.equity, self.cost
         liquidate = self.liquidate_next
-        if np.any(liquidate):
+        if not pending_closed and np.any(liquidate):
             ledger.count("liquidations", liquidate)
             _close_all(o.book, o.hedge, liquidate, cost, ledger, equity, o.month_pnl)
             o.is_open &= ~liquidate
@@ -1395,6 +1421,8 @@ class _Pass:
             self.liquidate_next = np.zeros(self.shape, dtype=bool)
         if not pending_closed:
             self.pending = _close_pending(self.pending, self.pending != 0, cost, ledger, equity)
+        if not self.inventory.due(self.absolute_step):
+            return  # most steps: nothing is released (no array of zeros scanned)
         sold = self.inventory.take(step=self.absolute_step)
         if np.any(sold):
             ledger.book("assignment", sold * self.cs * self.strat.assignment.basis, equity)
@@ -1461,12 +1489,13 @@ class _Pass:
             force=bool(strat.guard_days is not None and mo.days_left[j] < strat.guard_days) or cut,
             is_open=o.is_open, early=bool(mo.days_left[j] >= (strat.guard_days or 2.0)) and not cut,
             exits=ledger.counters["exits"], early_exits=ledger.counters["early_exits"], qtys=[s.qty for s in held],
-            futures=[*o.book.futures, o.hedge], option_fee=(cost.option_close + cost.option_slippage)[:, 0],
-            futures_fee=(cost.futures_close + cost.futures_slippage)[:, 0], bucket=ledger.buckets["costs"],
+            futures=[*o.book.futures, o.hedge], option_fee=cost.option_close_fee,
+            futures_fee=cost.futures_close_fee, bucket=ledger.buckets["costs"],
             equity=self.equity, option_lots=ledger.counters["option_lots"],
             futures_lots=ledger.counters["futures_lots"])
         for s, qty in zip(held, left):
-            s.qty = qty
+            if qty is not s.qty:  # a new array where a position closed; setting a slot's lots rescans them
+                s.qty = qty
 
     def _adjust(self, o: _Open, j: int) -> np.ndarray:
         """3b. The adjustment module on the positions still open; returns where a round fired."""
@@ -1519,6 +1548,27 @@ class _Pass:
             for key in ("net_delta", "target"):
                 tr[key].append(np.full(self.shape, np.nan))
 
+    def _hedged_requirement(self, o: _Open, j: int) -> np.ndarray | None:
+        """4. and 7. in one compiled pass where nothing is exercised at step ``j`` (5. does nothing) and the hedge
+        rebalances before expiry (`opl.runtime.engine.kernels.hedge_requirement`): the numbers of `_rebalance`,
+        `_assign` and `_requirement` stage by stage, bit for bit. Returns the requirement, or None where the
+        stages run one by one."""
+        strat, run, ledger, equity = self.strat, self.run, self.ledger, self.equity
+        if not (self.cost.fast and self.margins.rule is not None and strat.hedge is not None and j < o.mo.n
+                and j % strat.hedge.every == 0):
+            return None
+        book, held = o.book, o.book.held()
+        o.hedge, self.margin_held, self.liquidate_next = kernels.hedge_requirement(
+            self.margins.rule, _holdings(book), qtys=[s.qty for s in held], deltas=[s.delta for s in held],
+            static=_static(book), hedge=o.hedge, d=o.d, active=o.is_open, keep=strat.hedge.keep,
+            band=strat.hedge.band, lots_per_option=self.lots_per_option, fee=self.cost.futures_open_fee,
+            costs=ledger.buckets["costs"], equity=equity, month_pnl=o.month_pnl,
+            lots_traded=ledger.counters["futures_lots"], trades=ledger.counters["hedge_trades"],
+            other=self.pending + self.inventory.total(), price=o.prices[j], capital=run.capital,
+            margin_buffer=strat.margin_buffer, calls=ledger.counters["margin_calls"], peak_margin=self.peak_margin,
+            peak=self.peak, max_dd=self.max_dd)
+        return self.margin_held
+
     def _exercisable(self, o: _Open, j: int) -> set[int] | None:
         """Before expiry on the fast engine, the slots that may be exercised at step ``j``: the held American
         ones with a short lot in the exercise region, all found in one compiled call
@@ -1529,16 +1579,19 @@ class _Pass:
         found = kernels.shorts_exercised([s.qty for _, s in slots], [s.exercise for _, s in slots])
         return {si for (si, _), hit in zip(slots, found) if hit}
 
-    def _exercised(self, s: Slot, j: int, mo) -> np.ndarray | None:
+    def _exercised(self, s: Slot, j: int, mo, found: bool = False) -> np.ndarray | None:
         """Where slot ``s`` is exercised at step ``j`` — short American lots in the holder's exercise region
         before expiry, lots in the money at expiry —, or None where nowhere (an empty slot, a European one
-        before expiry, a series expiring after the month: it is closed at market at the month's end)."""
+        before expiry, a series expiring after the month: it is closed at market at the month's end).
+        ``found``: `_exercisable` found the slot short in its exercise region before expiry (not asked again)."""
         option = self.run.pack.option
         if not s.held():
             return None
         if j < mo.n or s.extra_days > 0:
             if not (s.american and j < mo.n):
                 return None
+            if found:
+                return (s.qty < 0) & s.exercise
             if self.fast and not kernels.any_short_exercised(s.qty, s.exercise):
                 return None  # the usual step: found in one pass, without the masks below
             hit = (s.qty < 0) & s.exercise
@@ -1548,14 +1601,15 @@ class _Pass:
             return None
         return hit if np.any(hit) else None
 
-    def _assign(self, o: _Open, j: int) -> np.ndarray:
-        """5./6. Early assignment of short American legs, exercise at expiry; returns where a short was assigned."""
+    def _assign(self, o: _Open, j: int, may: set[int] | None = None) -> np.ndarray:
+        """5./6. Early assignment of short American legs, exercise at expiry; returns where a short was assigned.
+        ``may``: `_exercisable`'s answer at this step, if asked already (the hedge changes no lots or flags)."""
         strat, mo, ledger, equity, cost = self.strat, o.mo, self.ledger, self.equity, self.cost
         f, mult = mo.price, self.mult
         assigned_now = np.zeros(self.shape, dtype=bool)
-        may = self._exercisable(o, j)
+        may = self._exercisable(o, j) if may is None else may
         for si, s in enumerate(o.book.slots):
-            hit = self._exercised(s, j, mo) if may is None or si in may else None
+            hit = self._exercised(s, j, mo, found=may is not None) if may is None or si in may else None
             if hit is None:
                 continue
             if self.fast:
@@ -1584,7 +1638,7 @@ class _Pass:
         """`_assign`'s bookings for slot ``s`` in one compiled pass (`opl.runtime.engine.kernels.exercise`)."""
         terms, cost, mo = self.strat.assignment, self.cost, o.mo
         s.qty, self.pending, goods = kernels.exercise(
-            qty=s.qty, hit=hit, phi=s.phi, lots_per_option=self.lots_per_option, price=mo.price[:, j], strike=s.strike,
+            qty=s.qty, hit=hit, phi=s.phi, lots_per_option=self.lots_per_option, price=o.prices[j], strike=s.strike,
             value=s.value, mult=self.mult, fee_assigned=cost.option_assignment[:, 0],
             fee_exercised=cost.option_exercise[:, 0], take_delivery=terms.action == "take_delivery",
             buckets=self.ledger.buckets, equity=self.equity, month_pnl=o.month_pnl, assigned=assigned_now,
@@ -1613,7 +1667,7 @@ class _Pass:
             # The margin and the account in one compiled pass (kernels.requirement_account), the same numbers.
             self.margin_held, self.liquidate_next = kernels.requirement_account(
                 self.margins.rule, _holdings(o.book), static=_static(o.book), hedge=o.hedge,
-                other=self.pending + self.inventory.total(), price=o.mo.price[:, j], equity=equity,
+                other=self.pending + self.inventory.total(), price=o.prices[j], equity=equity,
                 capital=run.capital, margin_buffer=strat.margin_buffer, calls=ledger.counters["margin_calls"],
                 peak_margin=self.peak_margin, peak=self.peak, max_dd=self.max_dd)
             return self.margin_held
@@ -1637,8 +1691,11 @@ class _Pass:
         """warn_if: an alert when a rule starts to hold on a path; no trading effect."""
         strat = self.strat
         if any(g.kind == "warn_if" for g in strat.guards) and j < o.mo.n and np.any(o.is_open):
-            now = warned(strat.guards, self.state(o, j),
-                         leg_states(o.book, o.mo.price[:, j], o.mo.days_left[j])) & o.is_open
+            hit = warned(strat.guards, self.state(o, j), leg_states(o.book, o.mo.price[:, j], o.mo.days_left[j]))
+            if hit is None:  # no rule holds anywhere (most steps): no alert, and none holds now
+                o.alerted = self.no_alerts
+                return
+            now = hit & o.is_open
             self.ledger.count("alerts", now & ~o.alerted)
             o.alerted = now
 
@@ -1663,6 +1720,19 @@ class _CostArrays:
     def __init__(self, costs: list[Costs]):
         for name in Costs.__dataclass_fields__:
             setattr(self, name, np.array([getattr(c, name) for c in costs])[:, None])
+
+    # A lot's fee per variant, (variants,), as the compiled kernels take it: made once, not at every step.
+    @functools.cached_property
+    def option_close_fee(self) -> np.ndarray:
+        return (self.option_close + self.option_slippage)[:, 0]
+
+    @functools.cached_property
+    def futures_close_fee(self) -> np.ndarray:
+        return (self.futures_close + self.futures_slippage)[:, 0]
+
+    @functools.cached_property
+    def futures_open_fee(self) -> np.ndarray:
+        return (self.futures_open + self.futures_slippage)[:, 0]
 
     def open_options(self, lots):
         return np.abs(lots) * (np.where(lots < 0, self.option_open_short, self.option_open_long)
@@ -1696,8 +1766,7 @@ def _close_all_compiled(book: Book, hedge, mask, cost, ledger, equity, month_pnl
     """`_close_all` by `opl.runtime.engine.kernels.close_book`: the same bookings, one pass for every position."""
     held = book.held()
     left = kernels.close_book([s.qty for s in held], [*book.futures, hedge], mask,
-                              (cost.option_close + cost.option_slippage)[:, 0],
-                              (cost.futures_close + cost.futures_slippage)[:, 0], bucket=ledger.buckets[bucket],
+                              cost.option_close_fee, cost.futures_close_fee, bucket=ledger.buckets[bucket],
                               equity=equity, month_pnl=month_pnl, option_lots=ledger.counters["option_lots"],
                               futures_lots=ledger.counters["futures_lots"])
     for s, qty in zip(held, left):
@@ -1738,7 +1807,7 @@ def _hedge_compiled(strat, book: Book, hedge, d, is_open, lots_per_option, cost,
     held = book.held()
     return kernels.hedge_step(qtys=[s.qty for s in held], deltas=[s.delta for s in held], static=_static(book),
                               hedge=hedge, d=d, active=is_open, keep=strat.hedge.keep, band=strat.hedge.band,
-                              lots_per_option=lots_per_option, fee=(cost.futures_open + cost.futures_slippage)[:, 0],
+                              lots_per_option=lots_per_option, fee=cost.futures_open_fee,
                               costs=ledger.buckets["costs"], equity=equity, month_pnl=month_pnl,
                               lots_traded=ledger.counters["futures_lots"], trades=ledger.counters["hedge_trades"])
 
