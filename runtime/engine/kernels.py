@@ -504,6 +504,11 @@ if njit is not None:
             dst[:] = row[p0:p1]
 
     @njit(cache=True, inline="always")
+    def _same(a, b):
+        # Two rates alike, NaN (no such rate in the pack) alike too.
+        return a == b or (a != a and b != b)
+
+    @njit(cache=True, inline="always")
     def _bit_at(bits, i):
         # The index of the lowest set bit of ``bits`` from i on.
         while not bits >> i & 1:
@@ -529,15 +534,21 @@ if njit is not None:
         _fill(f, price, p0, p1, cols, picked)
         for v in range(variants):
             fr, r, mr = futures_rate[v], rate[v], min_rate[v]
+            # A lot's margin depends on the variant only through its rates and a per-variant strike or premium:
+            # where the rates are the previous variant's (sizes, fees: most sweeps), a series marked per path
+            # keeps the margins computed for it (the same numbers: the same operations on the same inputs).
+            again = v > 0 and _same(fr, futures_rate[v - 1]) and _same(r, rate[v - 1]) and _same(mr, min_rate[v - 1])
             held_bits[:] = 0
             for i in range(n):
                 qi, ki, pi, mi, call, bit = qb[i], kb[i], pb[i], mb[i], is_call[i], 1 << min(i, wide_bit)
                 _fill(qi, _row(qtys[i], v), p0, p1, cols, picked)
-                _fill(ki, _row(strikes[i], v), p0, p1, cols, picked)
-                _fill(pi, _row(premiums[i], v), p0, p1, cols, picked)
+                if not (again and strikes[i].shape[0] == 1 and premiums[i].shape[0] == 1):
+                    _fill(ki, _row(strikes[i], v), p0, p1, cols, picked)
+                    _fill(pi, _row(premiums[i], v), p0, p1, cols, picked)
+                    for p in range(width):
+                        mi[p] = _series_margin(call, f[p], ki[p], pi[p], fr, czce, otm_weight, floor_weight, r, mr,
+                                               put_cap, unit)
                 for p in range(width):
-                    mi[p] = _series_margin(call, f[p], ki[p], pi[p], fr, czce, otm_weight, floor_weight, r, mr,
-                                           put_cap, unit)
                     held_bits[p] |= bit * (qi[p] != 0.0)
             lr, hr, orow = _row(lots, v), _row(hedge, v), _row(other, v)
             for p in range(width):

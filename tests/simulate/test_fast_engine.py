@@ -1285,6 +1285,90 @@ def test_the_fused_close_hedge_and_margin_kernels_are_the_references_bit_for_bit
         assert np.any(runs[False][-len(Ledger.COUNTERS) - len(Ledger(shape, 1).buckets) - 4])  # margin calls
 
 
+def _hedge_then_requirement(rng, shape, slots: int, fused: bool, trials: int = 3):
+    """`kernels.hedge_step` then `kernels.requirement_account` (or, ``fused``, `kernels.hedge_requirement`) on
+    ``trials`` random books of ``slots`` held series (every one held somewhere: one compiled type): every
+    array either writes."""
+    from opl.runtime.market.rules import load_pack
+
+    packs = replay_module._margin_packs(load_pack("czce_cj"), (replay_module.Variant(),
+                                                               replay_module.Variant(margin_factor=1.5)))
+    rule = kernels.MarginRule.of(packs)
+    runs = []
+    for _ in range(trials):
+        book, hedge = _random_book(rng, shape, slots, futures=1)
+        for s in book.slots:
+            s.qty = np.where(s.qty == 0, -1.0, s.qty)  # held on every path: the slots' number is fixed
+        price = 10_000.0 * np.exp(rng.normal(0.0, 0.05, shape[1]))
+        held = book.held()
+        equity = 1e6 - 9.9e5 * (rng.random(shape) < 0.3)  # some accounts short of their margin
+        books = [equity, np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int64),
+                 np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64), np.zeros(shape),
+                 np.full(shape, 1e6), np.zeros(shape)]
+        equity, pnl, costs, lots, trades, calls, peak_margin, peak, max_dd = books
+        hedging = dict(qtys=[s.qty for s in held], deltas=[s.delta for s in held], static=book.static, hedge=hedge,
+                       d=np.sign(price - 10_000.0), active=rng.random(shape) < 0.9, keep=0.1, band=0.05,
+                       lots_per_option=1.0, fee=np.array([1.0, 2.0]), costs=costs, equity=equity, month_pnl=pnl,
+                       lots_traded=lots, trades=trades)
+        account = dict(other=rng.integers(0, 3, shape).astype(float), price=price, capital=1e6, margin_buffer=0.2,
+                       calls=calls, peak_margin=peak_margin, peak=peak, max_dd=max_dd)
+        if fused:
+            out = kernels.hedge_requirement(rule, replay_module._holdings(book), **hedging, **account)
+        else:
+            new = kernels.hedge_step(**hedging)
+            out = (new, *kernels.requirement_account(rule, replay_module._holdings(book), static=book.static,
+                                                     hedge=new, equity=equity, **account))
+        runs.append([*out, *books])
+    return runs
+
+
+def test_the_hedge_and_the_requirement_fused_are_the_two_kernels_bit_for_bit():
+    # kernels.hedge_requirement hedges and margins a block of paths at a time: on paths over several blocks
+    # (the last one short), the hedge, the requirement, the liquidations and every booking and count of
+    # kernels.hedge_step followed by kernels.requirement_account, bit for bit.
+    shape = (2, 2 * kernels._MARGIN_BLOCK + 77)
+    staged = _hedge_then_requirement(np.random.default_rng(12), shape, 2, fused=False)
+    fused = _hedge_then_requirement(np.random.default_rng(12), shape, 2, fused=True)
+    for a, b in zip(staged, fused):
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert any(np.any(run[2]) for run in staged) and any(np.any(run[7]) for run in staged)  # liquidations, trades
+
+
+@pytest.mark.slow  # compiles the fused kernel's parallel twin (seconds)
+def test_the_fused_hedge_and_requirement_give_the_same_bits_on_the_thread_pool(monkeypatch):
+    shape = (2, 2 * kernels._MARGIN_BLOCK + 77)
+    serial = _hedge_then_requirement(np.random.default_rng(13), shape, 2, fused=True)
+    monkeypatch.setattr(kernels, "STEP_PARALLEL_MIN", 0)
+    pooled = _hedge_then_requirement(np.random.default_rng(13), shape, 2, fused=True)
+    for a, b in zip(serial, pooled):
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_a_step_hedged_and_margined_in_one_pass_gives_the_stages_ledgers_bit_for_bit(monkeypatch):
+    # replay._Pass._hedged_requirement (steps where nothing is exercised) against the stages one by one
+    # (_rebalance, _assign, _requirement) on the jujube strangle: the same result, bit for bit, with both
+    # kinds of steps in the run.
+    strategy, run = _jujube_run(paths=120, months=2, seed=3, chunk=120)
+    real = replay_module._Pass._hedged_requirement
+    used = []
+
+    def counted(account, o, j):
+        got = real(account, o, j)
+        used.append(got is not None)
+        return got
+
+    monkeypatch.setattr(replay_module._Pass, "_hedged_requirement", counted)
+    fused = engine_replay(strategy=strategy, run=run, variants=VARIANTS)
+    assert any(used) and not all(used)  # steps fused, and steps with an exercise staged
+    monkeypatch.setattr(replay_module._Pass, "_hedged_requirement", lambda account, o, j: None)
+    staged = engine_replay(strategy=strategy, run=run, variants=VARIANTS)
+    for key in ("monthly", "max_drawdown", "peak_margin"):
+        assert np.array_equal(getattr(fused, key), getattr(staged, key)), key
+    for kind in ("buckets", "counters"):
+        for name, x in getattr(staged, kind).items():
+            assert np.array_equal(getattr(fused, kind)[name], x), name
+
+
 @pytest.mark.parametrize("mode", ["first_hit", "all_required"])
 def test_compiled_exits_are_the_stages_exits_bit_for_bit(mode):
     # kernels.exits_close (pnl_percent and days_left triggers, the stop loss, the guard, a cut cycle: flags,
