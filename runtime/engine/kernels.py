@@ -1120,20 +1120,13 @@ if njit is not None:
     # hedge and the equity both read were fetched from memory twice a step. ``hedging`` and ``requiring`` are
     # the arguments of `_hedge_step_block` and `_requirement_block` after (p0, p1) (`_hedge_arguments`,
     # `_requirement_arguments`), the requirement's hedge being the hedge's output: a path's numbers are those
-    # of the two kernels called one after the other, bit for bit.
+    # of the two kernels called one after the other, bit for bit. Serial only: numba's thread pool does not take
+    # these tuples of tuples into a parallel loop; from STEP_PARALLEL_MIN elements the two kernels' parallel
+    # twins run one after the other instead (`hedge_requirement`).
     @njit(cache=True)
     def _hedge_requirement(hedging, requiring):
         paths = requiring[-1].shape[1]
         for p0 in range(0, paths, _MARGIN_BLOCK):
-            p1 = min(paths, p0 + _MARGIN_BLOCK)
-            _hedge_step_block(p0, p1, *hedging)
-            _requirement_block(p0, p1, *requiring)
-
-    @njit(cache=True, parallel=True)
-    def _hedge_requirement_parallel(hedging, requiring):
-        paths = requiring[-1].shape[1]
-        for b in prange((paths + _MARGIN_BLOCK - 1) // _MARGIN_BLOCK):  # independent paths: the same bits
-            p0 = b * _MARGIN_BLOCK
             p1 = min(paths, p0 + _MARGIN_BLOCK)
             _hedge_step_block(p0, p1, *hedging)
             _requirement_block(p0, p1, *requiring)
@@ -1709,8 +1702,11 @@ def hedge_requirement(rule: MarginRule, holdings, *, qtys, deltas, static, hedge
                                        equity=equity, capital=capital, margin_buffer=margin_buffer, calls=calls,
                                        liquidate=liquidate, peak_margin=peak_margin, peak=peak, max_dd=max_dd,
                                        out=out)
-    kernel = _hedge_requirement_parallel if out.size >= STEP_PARALLEL_MIN else _hedge_requirement
-    kernel(hedging, requiring)
+    if out.size >= STEP_PARALLEL_MIN:  # the two kernels' parallel twins, stage by stage (the same bits)
+        _hedge_step_parallel(*hedging)
+        _requirement_parallel(*requiring)
+    else:
+        _hedge_requirement(hedging, requiring)
     return new, out, liquidate
 
 

@@ -1334,8 +1334,9 @@ def test_the_hedge_and_the_requirement_fused_are_the_two_kernels_bit_for_bit():
     assert any(np.any(run[2]) for run in staged) and any(np.any(run[7]) for run in staged)  # liquidations, trades
 
 
-@pytest.mark.slow  # compiles the fused kernel's parallel twin (seconds)
+@pytest.mark.slow  # compiles the two kernels' parallel twins for these books (seconds)
 def test_the_fused_hedge_and_requirement_give_the_same_bits_on_the_thread_pool(monkeypatch):
+    # From kernels.STEP_PARALLEL_MIN elements kernels.hedge_requirement runs the two kernels' parallel twins.
     shape = (2, 2 * kernels._MARGIN_BLOCK + 77)
     serial = _hedge_then_requirement(np.random.default_rng(13), shape, 2, fused=True)
     monkeypatch.setattr(kernels, "STEP_PARALLEL_MIN", 0)
