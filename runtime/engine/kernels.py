@@ -44,7 +44,7 @@ __all__ = ["available", "mark_series", "SeriesMarks", "serial_only", "PARALLEL_M
            "STEP_PARALLEL_MIN",
            "threads_allowed", "MarginRule", "book_margin", "hedge_rule", "option_sums", "book_move", "book_interest", "book_carry",
            "any_short_exercised", "futures_lots", "exercise", "account", "close_lots", "mark_where", "settle",
-           "close_book", "hedge_step", "requirement_account", "hedge_requirement", "writable", "exits_close", "EXIT_OPS",
+           "close_book", "hedge_step", "requirement_account", "writable", "exits_close", "EXIT_OPS",
            "shorts_exercised"]
 
 PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
@@ -1115,22 +1115,6 @@ if njit is not None:
                                both_orders, wide_bit, equity, capital, margin_buffer, calls, liquidate, peak_margin,
                                peak, max_dd, out)
 
-    # A step's hedge and requirement fused (replay._Pass._rebalance_and_requirement): where nothing is exercised
-    # between them, a block of paths is hedged and then margined while its elements are in cache — the lots, the
-    # hedge and the equity both read were fetched from memory twice a step. ``hedging`` and ``requiring`` are
-    # the arguments of `_hedge_step_block` and `_requirement_block` after (p0, p1) (`_hedge_arguments`,
-    # `_requirement_arguments`), the requirement's hedge being the hedge's output: a path's numbers are those
-    # of the two kernels called one after the other, bit for bit. Serial only: numba's thread pool does not take
-    # these tuples of tuples into a parallel loop; from STEP_PARALLEL_MIN elements the two kernels' parallel
-    # twins run one after the other instead (`hedge_requirement`).
-    @njit(cache=True)
-    def _hedge_requirement(hedging, requiring):
-        paths = requiring[-1].shape[1]
-        for p0 in range(0, paths, _MARGIN_BLOCK):
-            p1 = min(paths, p0 + _MARGIN_BLOCK)
-            _hedge_step_block(p0, p1, *hedging)
-            _requirement_block(p0, p1, *requiring)
-
 
 def _plain(x, shape) -> np.ndarray:
     """``x`` as a C-ordered, writable float64 array of ``shape`` (broadcast, copied if need be): one array type
@@ -1683,31 +1667,6 @@ def _requirement_arguments(rule: MarginRule, holdings, *, static, hedge, other, 
             rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate, rule.put_cap, rule.unit, rule.contract_size,
             rule.futures_underlying, rule.spread, rule.straddle, rule.strangle, both, _WIDE_BIT, equity,
             float(capital), float(margin_buffer), calls, liquidate, peak_margin, peak, max_dd, out)
-
-
-def hedge_requirement(rule: MarginRule, holdings, *, qtys, deltas, static, hedge, d, active, keep: float,
-                      band: float, lots_per_option: float, fee, costs, equity, month_pnl, lots_traded, trades, other,
-                      price, capital: float, margin_buffer: float, calls, peak_margin, peak,
-                      max_dd) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`hedge_step` and then `requirement_account` on the new hedge, fused block by block (`_hedge_requirement`):
-    the same numbers, bit for bit. ``qtys`` and ``deltas`` are the held slots' (the ``holdings``' order); the
-    other arguments are the two functions'. Returns the new hedge, the requirement and where the call is not
-    met."""
-    shape = equity.shape
-    new, out, liquidate = np.empty(shape), np.empty(shape), np.empty(shape, dtype=np.bool_)
-    hedging = _hedge_arguments(qtys=qtys, deltas=deltas, static=static, hedge=hedge, d=d, active=active, keep=keep,
-                               band=band, lots_per_option=lots_per_option, fee=fee, costs=costs, equity=equity,
-                               month_pnl=month_pnl, lots_traded=lots_traded, trades=trades, new=new)
-    requiring = _requirement_arguments(rule, holdings, static=static, hedge=new, other=other, price=price,
-                                       equity=equity, capital=capital, margin_buffer=margin_buffer, calls=calls,
-                                       liquidate=liquidate, peak_margin=peak_margin, peak=peak, max_dd=max_dd,
-                                       out=out)
-    if out.size >= STEP_PARALLEL_MIN:  # the two kernels' parallel twins, stage by stage (the same bits)
-        _hedge_step_parallel(*hedging)
-        _requirement_parallel(*requiring)
-    else:
-        _hedge_requirement(hedging, requiring)
-    return new, out, liquidate
 
 
 EXIT_OPS = ("<", ">", "<=", ">=", "==", "!=")  # the comparisons `exits_close` codes by position

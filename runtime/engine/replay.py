@@ -1289,14 +1289,11 @@ class _Pass:
         self._exits(o, j)
         fired = self._adjust(o, j)
         may = self._exercisable(o, j)
-        requirement = self._hedged_requirement(o, j) if may == set() else None
-        assigned = None
-        if requirement is None:  # the stages one by one
-            self._rebalance(o, j)
-            assigned = self._assign(o, j, may)
-            if j == o.mo.n:
-                self._expire(o)
-            requirement = self._requirement(o, j)
+        self._rebalance(o, j)
+        assigned = self._assign(o, j, may)
+        if j == o.mo.n:
+            self._expire(o)
+        requirement = self._requirement(o, j)
         self._alerts(o, j)
         if self.tr is not None:
             self._trace_step(o, j, requirement, assigned, fired)
@@ -1547,27 +1544,6 @@ class _Pass:
             tr["hedged"].append(np.zeros(self.shape, dtype=bool))
             for key in ("net_delta", "target"):
                 tr[key].append(np.full(self.shape, np.nan))
-
-    def _hedged_requirement(self, o: _Open, j: int) -> np.ndarray | None:
-        """4. and 7. in one compiled pass where nothing is exercised at step ``j`` (5. does nothing) and the hedge
-        rebalances before expiry (`opl.runtime.engine.kernels.hedge_requirement`): the numbers of `_rebalance`,
-        `_assign` and `_requirement` stage by stage, bit for bit. Returns the requirement, or None where the
-        stages run one by one."""
-        strat, run, ledger, equity = self.strat, self.run, self.ledger, self.equity
-        if not (self.cost.fast and self.margins.rule is not None and strat.hedge is not None and j < o.mo.n
-                and j % strat.hedge.every == 0):
-            return None
-        book, held = o.book, o.book.held()
-        o.hedge, self.margin_held, self.liquidate_next = kernels.hedge_requirement(
-            self.margins.rule, _holdings(book), qtys=[s.qty for s in held], deltas=[s.delta for s in held],
-            static=_static(book), hedge=o.hedge, d=o.d, active=o.is_open, keep=strat.hedge.keep,
-            band=strat.hedge.band, lots_per_option=self.lots_per_option, fee=self.cost.futures_open_fee,
-            costs=ledger.buckets["costs"], equity=equity, month_pnl=o.month_pnl,
-            lots_traded=ledger.counters["futures_lots"], trades=ledger.counters["hedge_trades"],
-            other=self.pending + self.inventory.total(), price=o.prices[j], capital=run.capital,
-            margin_buffer=strat.margin_buffer, calls=ledger.counters["margin_calls"], peak_margin=self.peak_margin,
-            peak=self.peak, max_dd=self.max_dd)
-        return self.margin_held
 
     def _exercisable(self, o: _Open, j: int) -> set[int] | None:
         """Before expiry on the fast engine, the slots that may be exercised at step ``j``: the held American
