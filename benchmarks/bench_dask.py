@@ -268,6 +268,7 @@ def _loop_rate(args, batch: int, *, ahead: bool = True, workers: int = 2) -> flo
             proposer.speculative = ahead
             outcome = run_loop(archive, proposer, cluster=cluster, on_event=rounds)
         busy = rounds.busy(stream.data, workers=workers)
+        idle = rounds.idle(stream.data, workers=workers)
     searched = outcome.records[1:]
     seconds = sum(r["seconds"] for r in searched)
     rate = 60 * len(searched) / seconds if seconds else float("nan")
@@ -276,6 +277,12 @@ def _loop_rate(args, batch: int, *, ahead: bool = True, workers: int = 2) -> flo
           f"minute; CPU of the rounds: {main:5.1f} s this process's main thread ({process:5.1f} s all its threads), "
           f"{on_workers:5.1f} s the workers; the workers computing {busy:.0%} of the rounds' wall time; "
           f"{rounds.ahead[False]} candidates evaluated ahead, {rounds.ahead[True]} taken over; {_load()}")
+    print(f"    where the workers idle (share of {workers} x the rounds' wall time): {idle['none']:.0%} no task running "
+          f"anywhere — {idle['between']:.0%} between rounds (proposing, deciding, archiving: this process's serial "
+          f"work) and {idle['within']:.0%} within a round (a candidate's stages wait for each other: sweep, then "
+          f"sensitivities, then its completion) — and {idle['some']:.0%} a worker idle while another computes (too "
+          f"few tasks: a one-task stage, a round's last candidate); busy {busy:.0%}, so no batching of this file can "
+          f"run more than {1 / busy:.2f}x the rate of this run on these workers")
     return rate
 
 
@@ -291,6 +298,8 @@ class _RoundsCPU:
         self.start: tuple | None = None
         self.end: tuple | None = None
         self.ahead = {False: 0, True: 0}  # next rounds' first candidates evaluated ahead: started, taken over
+        self.starts: list[float] = []  # wall clock of each round's first proposal
+        self._last = "iteration"
 
     def _now(self) -> tuple:
         times = os.times()
@@ -305,7 +314,43 @@ class _RoundsCPU:
                         for task in stream for part in task["startstops"] if part["action"] == "compute")
         return computing / (workers * (end - start))
 
+    def idle(self, stream: list[dict], workers: int) -> dict[str, float]:
+        """Where the rounds leave the ``workers`` idle, as shares of ``workers`` × the rounds' wall time (the
+        task stream's compute intervals): ``none``, no task computing anywhere — ``between`` rounds (from a
+        round's last task to the next one's first: proposing, deciding and archiving in this process) or
+        ``within`` one (a candidate's stages waiting for each other, or for this process's work between
+        them) — and ``some``, a worker idle while another computes (fewer tasks ready than workers)."""
+        start, end = self.start[3], self.end[3]
+        edges = []  # (time, +1 a task starts computing / -1 it stops)
+        for task in stream:
+            for part in task["startstops"]:
+                a, b = max(part["start"], start), min(part["stop"], end)
+                if part["action"] == "compute" and b > a:
+                    edges += [(a, 1), (b, -1)]
+        edges.sort()
+        spans = []  # (from, to, workers computing)
+        running, at = 0, start
+        for t, step in edges + [(end, 0)]:
+            if t > at:
+                spans.append((at, t, running))
+            running, at = running + step, max(at, t)
+        first = [min((a for a, _, n in spans if n and a >= s), default=s) for s in self.starts]
+        last = [max((b for a, b, n in spans if n and s <= a < e), default=s)
+                for s, e in zip(self.starts, self.starts[1:] + [end])]
+        inside = list(zip(first, last))
+        total = workers * (end - start)
+        none = [(a, b) for a, b, n in spans if n == 0]
+        within = sum(max(0.0, min(b, hi) - max(a, lo)) for a, b in none for lo, hi in inside)
+        idle_none = sum(b - a for a, b in none)
+        some = sum((b - a) * (workers - min(n, workers)) for a, b, n in spans if n)
+        return {"none": workers * idle_none / total, "within": workers * within / total,
+                "between": workers * (idle_none - within) / total, "some": some / total}
+
     def __call__(self, kind: str, payload: dict) -> None:
+        if kind == "proposing" and self._last == "iteration":  # a round's first proposal
+            self.starts.append(time.time())
+        if kind in ("proposing", "iteration"):
+            self._last = kind
         if kind == "proposing" and self.start is None:
             self.start = self._now()
         elif kind == "iteration" and self.start is not None:
