@@ -19,17 +19,18 @@ in-process run of the same job timed in the same run, what one task costs, and a
    (proposing, deciding, archiving), of all its threads (with the candidates' evaluations, which run here
    in threads while their replays are the workers' tasks, the Dask client and the LocalCluster's scheduler),
    and of the workers — which the machine's load does not inflate as it does wall time. On a saturated
-   machine the rates follow the total CPU, which batching does not cut. ``--no-ahead`` adds ``--batch 2``
-   runs where nothing of the next round is evaluated while a round's last candidate runs (the candidates
-   evaluated ahead, and those the next round took over, are counted); ``--one-worker`` adds ``--batch 1``
-   runs on a single worker (the scale-out proper: ``--batch 2`` on 2 workers against it).
+   machine the rates follow the total CPU, which batching does not cut. Where the workers idle (the
+   scheduler's task stream): no task anywhere, between rounds or within one, or a worker idle while another
+   computes; and the ceiling 1 / (the workers' busy share) that no batching can pass on those workers.
+   ``--one-worker`` adds ``--batch 1`` runs on a single worker (the scale-out proper: ``--batch 2`` on 2
+   workers against it).
 5. **extrapolation**: 100 workers × 10⁷ paths × 50 candidates from the numbers above (printed with its
    formula): compute, tasks and their scheduler time, bytes back to the client.
 
 Usage::
 
     python benchmarks/bench_dask.py [--paths 20000] [--months 1] [--tasks 500] [--iterations 8]
-                                    [--loop-paths 10000] [--repeat 1] [--skip simulate,loop] [--no-ahead]
+                                    [--loop-paths 10000] [--repeat 1] [--skip simulate,loop]
                                     [--one-worker] [--loop-file examples/jujube/strangle.opl --loop-data synth]
 
 The machine is shared: the load average is printed beside the ratios (on 2 cores, ratios near 2 need a
@@ -212,9 +213,8 @@ def _noop(x):
     return x
 
 
-#: The loop runs `bench_loop` times: name → (workers, --batch, evaluate ahead).
-LOOP_RUNS = {"--batch 1": (2, 1, True), "--batch 2": (2, 2, True), "--batch 2 without evaluating ahead": (2, 2, False),
-             "--workers 1 --batch 1": (1, 1, True)}
+#: The loop runs `bench_loop` times: name → (workers, --batch).
+LOOP_RUNS = {"--batch 1": (2, 1), "--batch 2": (2, 2), "--workers 1 --batch 1": (1, 1)}
 
 
 def bench_loop(args) -> dict:
@@ -223,16 +223,14 @@ def bench_loop(args) -> dict:
     the months and marks another one made). Returns each run's median rate (candidates a minute)."""
     import statistics
 
-    names = ["--batch 1", "--batch 2"] + (["--batch 2 without evaluating ahead"] if args.no_ahead else []) + \
-        (["--workers 1 --batch 1"] if args.one_worker else [])
+    names = ["--batch 1", "--batch 2"] + (["--workers 1 --batch 1"] if args.one_worker else [])
     rates: dict[str, list[float]] = {name: [] for name in names}
     print(f"loop: {args.iterations} candidates at {args.loop_paths:,} paths; {_load()}")
     for _ in range(args.repeat):
         for name in names:
-            workers, batch, ahead = LOOP_RUNS[name]
-            rates[name].append(_loop_rate(args, batch, ahead=ahead, workers=workers))
-    for name, base in (("--batch 2", "--batch 1"), ("--batch 2 without evaluating ahead", "--batch 1"),
-                       ("--batch 2", "--workers 1 --batch 1")):
+            workers, batch = LOOP_RUNS[name]
+            rates[name].append(_loop_rate(args, batch, workers=workers))
+    for name, base in (("--batch 2", "--batch 1"), ("--batch 2", "--workers 1 --batch 1")):
         ratios = [two / one for one, two in zip(rates.get(base, []), rates.get(name, []))]
         if ratios:
             print(f"  {name} runs {statistics.median(ratios):.2f}x faster (candidates per minute) than {base} "
@@ -240,10 +238,9 @@ def bench_loop(args) -> dict:
     return {name: statistics.median(r) for name, r in rates.items() if r}
 
 
-def _loop_rate(args, batch: int, *, ahead: bool = True, workers: int = 2) -> float:
+def _loop_rate(args, batch: int, *, workers: int = 2) -> float:
     """Candidates per minute of the rounds of one run with ``--batch batch`` on a fresh cluster of ``workers``,
-    warmed by an untimed run on another seed (modules, kernels and tables loaded; none of its months read);
-    ``ahead=False``: the next round's first candidate is not evaluated ahead (`opl.closedloop.run._next_first`)."""
+    warmed by an untimed run on another seed (modules, kernels and tables loaded; none of its months read)."""
     from distributed import get_task_stream
 
     from opl.simulation.cluster import session
@@ -264,23 +261,21 @@ def _loop_rate(args, batch: int, *, ahead: bool = True, workers: int = 2) -> flo
                             rules_flags={"max_iterations": args.iterations, "converge_rounds": 1000, "min_gain": 0.0})
         rounds = _RoundsCPU(cluster)
         with get_task_stream(client=cluster.client) as stream:
-            proposer = BuiltinProposer()
-            proposer.speculative = ahead
-            outcome = run_loop(archive, proposer, cluster=cluster, on_event=rounds)
+            outcome = run_loop(archive, BuiltinProposer(), cluster=cluster, on_event=rounds)
         busy = rounds.busy(stream.data, workers=workers)
         idle = rounds.idle(stream.data, workers=workers)
     searched = outcome.records[1:]
     seconds = sum(r["seconds"] for r in searched)
     rate = 60 * len(searched) / seconds if seconds else float("nan")
     main, process, on_workers = rounds.spent
-    print(f"  {workers} worker{'s' if workers > 1 else ''}, --batch {batch}{'' if ahead else ' (nothing ahead)'}: {len(searched)} candidates in {seconds:7.1f} s of rounds = {rate:6.2f} candidates a "
+    print(f"  {workers} worker{'s' if workers > 1 else ''}, --batch {batch}: {len(searched)} candidates in {seconds:7.1f} s of rounds = {rate:6.2f} candidates a "
           f"minute; CPU of the rounds: {main:5.1f} s this process's main thread ({process:5.1f} s all its threads), "
-          f"{on_workers:5.1f} s the workers; the workers computing {busy:.0%} of the rounds' wall time; "
-          f"{rounds.ahead[False]} candidates evaluated ahead, {rounds.ahead[True]} taken over; {_load()}")
+          f"{on_workers:5.1f} s the workers; the workers computing {busy:.0%} of the rounds' wall time; {_load()}")
     print(f"    where the workers idle (share of {workers} x the rounds' wall time): {idle['none']:.0%} no task running "
-          f"anywhere — {idle['between']:.0%} between rounds (proposing, deciding, archiving: this process's serial "
-          f"work) and {idle['within']:.0%} within a round (a candidate's stages wait for each other: sweep, then "
-          f"sensitivities, then its completion) — and {idle['some']:.0%} a worker idle while another computes (too "
+          f"anywhere — {idle['between']:.0%} between rounds (this process: the last candidate's metrics and "
+          f"diagnosis, deciding, archiving, proposing, preparing the next runs) and {idle['within']:.0%} within a "
+          f"round (a candidate's stages wait for each other and for this process: sweep, then sensitivities, then "
+          f"its completion) — and {idle['some']:.0%} a worker idle while another computes (too "
           f"few tasks: a one-task stage, a round's last candidate); busy {busy:.0%}, so no batching of this file can "
           f"run more than {1 / busy:.2f}x the rate of this run on these workers")
     return rate
@@ -297,7 +292,6 @@ class _RoundsCPU:
         self.cluster = cluster
         self.start: tuple | None = None
         self.end: tuple | None = None
-        self.ahead = {False: 0, True: 0}  # next rounds' first candidates evaluated ahead: started, taken over
         self.starts: list[float] = []  # wall clock of each round's first proposal
         self._last = "iteration"
 
@@ -355,8 +349,6 @@ class _RoundsCPU:
             self.start = self._now()
         elif kind == "iteration" and self.start is not None:
             self.end = self._now()
-        elif kind == "ahead":
-            self.ahead[payload["used"]] += 1
 
     @property
     def spent(self) -> tuple[float, float, float]:
@@ -407,8 +399,6 @@ def main(argv=None) -> int:
     parser.add_argument("--loop-data", dest="loop_data", default=None, help="the loop's --data (e.g. synth)")
     parser.add_argument("--repeat", type=int, default=1, help="loop runs of each --batch, in alternation")
     parser.add_argument("--skip", default="", help="comma-separated: simulate, loop")
-    parser.add_argument("--no-ahead", dest="no_ahead", action="store_true",
-                        help="also run --batch 2 without evaluating the next round's first candidate ahead")
     parser.add_argument("--one-worker", dest="one_worker", action="store_true",
                         help="also run --batch 1 on a single worker (the scale-out proper)")
     args = parser.parse_args(argv)

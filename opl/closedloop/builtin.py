@@ -98,9 +98,6 @@ class BuiltinProposer:
     """The default proposer (module docstring); needs no network and no key."""
 
     name = "builtin"
-    # Proposing costs nothing and depends on the context alone: the loop may propose the next round's first
-    # candidate ahead, while a round's last candidates are evaluated (`opl.closedloop.run._next_first`).
-    speculative = True
 
     def __init__(self):
         # Pure memo of edits and check verdicts (same input, same output): the search re-derives its

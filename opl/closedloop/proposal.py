@@ -69,9 +69,7 @@ class Proposal:
 
 
 class Proposer(Protocol):
-    """Anything with a ``name`` and a ``propose`` method. An optional ``speculative = True`` says that proposing
-    costs nothing and depends on the context alone (the built-in proposer): the loop may then propose the
-    next round's first candidate ahead, on a guess of the round's outcome, and use it only if the guess holds."""
+    """Anything with a ``name`` and a ``propose`` method."""
 
     name: str
 

@@ -28,12 +28,12 @@ not on the number of workers or the order the evaluations finish. A candidate pr
 parent is not accepted over a design change of its round accepted before it whose design it does not carry
 (`_superseded`): it would undo that design unseen. On a cluster a candidate's task also
 completes its evaluation when the candidate may be accepted (`_bars`) and diagnoses it (`_ahead`): a round
-is one trip to the cluster, and the records are the ones deciding first and completing after would write. A worker
-that finishes its candidate before the round's last does not wait idle: with a proposer that proposes for
-free (the built-in one, ``speculative``), the next round's first candidate is proposed on the guess that the
-candidates still running will be rejected, and evaluated there (`_next_first`); the next round takes that
-evaluation over only if it proposes the same text at the same iteration (the same evaluation, made earlier),
-so the records do not depend on it either. K = 1 is the loop above. Each iteration
+is one trip to the cluster, and the records are the ones deciding first and completing after would write.
+Nothing of the next round is evaluated before the round is decided: a guess made while a round's last
+candidate ran (the next round's first candidate, as if that one were rejected) was measured not to pay — on
+``benchmarks/bench_dask.py``'s loop no guess held (the candidate running last is the one being completed,
+because it may be accepted), and the guesses' replays took the workers the round needed. K = 1 is the loop
+above. Each iteration
 is still written on its own, with ``round`` (its first iteration and size) in its ``result.json``: a run
 killed mid-round resumes by proposing the round's missing iterations from the round's own context. An
 iteration's ``seconds`` is its share of the round's wall time, so ``--minutes`` counts wall time (and holds
@@ -416,12 +416,9 @@ def run_loop(archive: RunArchive, proposer: Proposer, *, on_event: Event | None 
         emit("resumed", {"record": record})
     batch = max(1, int(settings.get("batch") or 1))
     evaluations = Evaluations(evaluator, emit, cluster)
-    checks = _RoundChecks(access)  # the run's: a text proposed ahead (`_next_first`) is checked once too
-    try:
-        return _rounds(archive, proposer, evaluator, evaluations, checks, target, rules, records, facts,
-                       facts_seconds, batch, settings, emit, stop_after)
-    finally:
-        evaluations.close()
+    checks = _RoundChecks(access)
+    return _rounds(archive, proposer, evaluator, evaluations, checks, target, rules, records, facts,
+                   facts_seconds, batch, settings, emit, stop_after)
 
 
 def _rounds(archive, proposer, evaluator, evaluations, checks, target, rules, records, facts, facts_seconds, batch,
@@ -447,7 +444,6 @@ def _rounds(archive, proposer, evaluator, evaluations, checks, target, rules, re
                 decision = StopDecision(kind="baseline_failed", reason="the file as written cannot be simulated "
                                                                  "(iteration 0): nothing to improve on")
             if decision is not None:
-                evaluations.close()  # a candidate still evaluated ahead would only slow the hold-out down
                 return _finish(archive, evaluator, target, records, decision, facts, emit)
             if stop_after is not None and new >= stop_after:
                 return _interrupted(archive, records)
@@ -619,8 +615,6 @@ class Evaluations:
         self.emit = emit
         self.cluster = cluster
         self.warming: list = []  # the workers' warm-up tasks (`warm`), held for the run: released, a task is dropped
-        # The next round's first candidate, evaluated ahead (`_next_first`): (text, display) → its `_ahead` task.
-        self.ahead: dict[tuple[str, str], Any] = {}
 
     def warm(self, text: str, deadline: float | None) -> None:
         """On a cluster, have every worker evaluate ``text`` (the file as written) on `WARM_PATHS` paths now,
@@ -633,58 +627,29 @@ class Evaluations:
             self.warming = self.cluster.warm(_warmed, (self.evaluator, text, time_left(deadline)),
                                              name="opl-warm-candidate")
 
-    def quick(self, candidates: list["_Candidate"], *, best_objective: float, facts: dict[str, Any],
-              ahead: Callable[[], tuple["_Candidate", float | None] | None] | None = None) -> None:
+    def quick(self, candidates: list["_Candidate"], *, best_objective: float, facts: dict[str, Any]) -> None:
         """The quick evaluation (`Evaluator.evaluate`, ``complete=False``) of each candidate into its
         ``evaluation`` (None, and ``stopped``, for one the evaluator's deadline — the end of ``--minutes`` —
         stopped). Side by side on a cluster (`opl.simulation.cluster.Cluster.pooled`): each candidate's call
         also completes the evaluation when the candidate may be accepted, and diagnoses it (`_ahead`), so that
         every replay of the round is in the pool while the pool runs. ``best_objective``: the best's at the
-        round's start.
-
-        ``ahead`` (on a cluster): called once the first of several candidates is evaluated, it gives the next
-        round's first candidate and its bar (`_next_first`) or None; that candidate is evaluated meanwhile,
-        its passes filling the workers the round's last ones leave idle, and the next round takes the call
-        over if it proposes the same text at the same iteration (any other call evaluated ahead is stopped)."""
-        tasks = {c.iteration: self.ahead.pop((c.text, c.display), None) for c in candidates}
-        self.close()
-        if self.cluster is None or (len(candidates) < 2 and not any(tasks.values())):
+        round's start. A call that fails stops the round's others (their passes would hold the workers)."""
+        if self.cluster is None or len(candidates) < 2:
             for c in candidates:
                 c.evaluation = self._here(c.text, c.display)
                 c.stopped = c.evaluation is None
             return
+        calls = {}
         for c, bar in zip(candidates, _bars(candidates, best_objective)):
             self.emit("evaluating", {"display": c.display})
-            if tasks[c.iteration] is None:
-                tasks[c.iteration] = self.cluster.pooled(_ahead, (self._pinned(), c.text, c.display, bar, facts),
-                                                         name="opl-candidate")
-            else:
-                self.emit("ahead", {"iteration": c.iteration, "used": True})
-        by_task = {task: c for c, task in zip(candidates, tasks.values())}
-        running = len(by_task)
-        for task in self.cluster.as_done(by_task):
-            c, (quick, completed, diagnosis) = by_task[task], task.result()
-            c.evaluation, c.stopped, c.completed = quick, quick is None, completed
-            c.diagnosis, c.diagnosed = diagnosis, quick is not None
-            running -= 1
-            if running and ahead is not None and not self.ahead:
-                self._start_ahead(ahead(), facts)
-
-    def _start_ahead(self, guess: tuple["_Candidate", float | None] | None, facts: dict[str, Any]) -> None:
-        """Submit ``guess`` (`_next_first`: a candidate and its bar) to be evaluated ahead, if any."""
-        if guess is None:
-            return
-        c, bar = guess
-        # Dropped (a guess that failed), its passes stop and free their workers for the round that needs them.
-        self.ahead[(c.text, c.display)] = self.cluster.pooled(_ahead, (self._pinned(), c.text, c.display, bar, facts),
-                                                              name="opl-candidate-ahead")
-        self.emit("ahead", {"iteration": c.iteration, "used": False})
-
-    def close(self) -> None:
-        """Stop the calls evaluated ahead that no round took over."""
-        if self.ahead:
-            self.cluster.cancel(list(self.ahead.values()))
-            self.ahead = {}
+            calls[self.cluster.pooled(_ahead, (self._pinned(), c.text, c.display, bar, facts), name="opl-candidate")] = c
+        try:
+            for call in self.cluster.as_done(calls):
+                c, (quick, completed, diagnosis) = calls[call], call.result()
+                c.evaluation, c.stopped, c.completed = quick, quick is None, completed
+                c.diagnosis, c.diagnosed = diagnosis, quick is not None
+        finally:
+            self.cluster.cancel([call for call in calls if not call.done()])
 
     def complete(self, items: list[tuple[Evaluation, str, str]]) -> list[Evaluation]:
         """`Evaluator.complete` of each (evaluation, text, display)."""
@@ -698,8 +663,7 @@ class Evaluations:
 
     def _pinned(self) -> Evaluator:
         """The evaluator as a call of `opl.simulation.cluster.Cluster.pooled` keeps it: its deadline the one in
-        force now (a call evaluated ahead runs into the next round, which sets its own); its store, settings and
-        facts shared (they do not change during a run)."""
+        force now; its store, settings and facts shared (they do not change during a run)."""
         import copy
 
         return copy.copy(self.evaluator)
@@ -823,46 +787,6 @@ def _superseded(c: "_Candidate", best_k: int, round_texts: dict[int, str]) -> st
             "now, and this candidate, proposed from the round's parent, does not carry that design")
 
 
-def _next_first(archive, target, proposer, records, candidates: list["_Candidate"], parent: int,
-                earlier: dict[int, str], facts, checks: "_RoundChecks", budget: "_Budget | None",
-                evaluator: Evaluator, rules: StopRules) -> tuple["_Candidate", float | None] | None:
-    """The next round's first candidate and its bar (`_bars`), proposed while this round's last candidates
-    are still evaluated, as if they will all be rejected — the likeliest outcome, and the only one whose next
-    proposal can be known before they finish; None when it cannot be known yet (an accepted candidate whose
-    completion is still to be made) or there is nothing to evaluate (the run stops, the proposer has
-    nothing, the proposal is refused unevaluated).
-
-    `Evaluations.quick` evaluates it on a worker the round leaves idle; the next round uses that evaluation
-    only for the same text at the same iteration, which it evaluates the same way (an evaluation depends
-    on the text, the run's settings and facts alone), so the records are the ones without the lookahead.
-    """
-    # One still running is not accepted: as if rejected.
-    out = _decided_in_order(candidates, records, parent, target, earlier)
-    texts = {}
-    for c, record in zip(candidates, out):
-        texts[c.iteration] = record["_text"]
-        if record["decision"]["accepted"]:  # as `_keep` keeps it: the completion and its diagnosis
-            if c.completed is None:
-                return None
-            record.update(evaluation=c.completed.to_dict(), diagnosis=c.diagnosis)
-    base = records + out
-    k = len(base)
-    if decide(rules, [r["decision"] for r in base], minutes=0.0, tokens=_usage(base),
-              cost=_cost(rules, base)) is not None:
-        return None
-    best_k = base[-1]["decision"]["best_iteration"]
-    best_text = texts.get(best_k) or archive.candidate(best_k)
-    display = f"{archive.root}/iter_{k}/candidate.opl"
-    try:
-        proposal = proposer.propose(_context(target, base, best_text), check=lambda text: checks(text, display))
-    except Exception:  # noqa: BLE001 - a guess only: the round proper asks again and records what happens
-        return None
-    if proposal.text is None:
-        return None
-    c = _classified(k, proposal, best_text, display, facts, checks, budget, evaluator)
-    return (c, _bars([c], base[-1]["decision"]["best_objective"])[0]) if c.to_evaluate else None
-
-
 def _round(archive, evaluator, target, proposer, records, facts, emit, checks: "_RoundChecks",
            budget: "_Budget | None", *, size: int, evaluations: Evaluations, rules: StopRules) -> list[dict[str, Any]]:
     """The next round: ``size`` proposals from the current best and its diagnosis (each told the round's
@@ -904,13 +828,7 @@ def _round(archive, evaluator, target, proposer, records, facts, emit, checks: "
     if not candidates:
         return []
     todo = [c for c in candidates if c.to_evaluate]
-
-    def ahead() -> tuple["_Candidate", float | None] | None:
-        return _next_first(archive, target, proposer, records, candidates, best_k, earlier, facts, checks,
-                           budget, evaluator, rules)
-
-    evaluations.quick(todo, best_objective=base[-1]["decision"]["best_objective"], facts=facts,
-                      ahead=ahead if getattr(proposer, "speculative", False) else None)
+    evaluations.quick(todo, best_objective=base[-1]["decision"]["best_objective"], facts=facts)
     for c in todo:
         if c.stopped:
             c.why = (f"stopped unevaluated: its simulation was still running at the end of --minutes (after "
@@ -962,8 +880,7 @@ def _pending_entry(sha: str, proposal: dict[str, Any]) -> dict[str, Any]:
 class _RoundChecks:
     """`check_candidate` of a run's texts, each (text, display) checked once: the proposer checks its
     proposal with this function and the loop checks the proposal again (`_classified`) — the same text, name
-    and folders moments apart (or a round apart, for a text proposed ahead, `_next_first`). The loop's own
-    check either way: a proposer cannot put a verdict here."""
+    and folders moments apart. The loop's own check either way: a proposer cannot put a verdict here."""
 
     def __init__(self, files):
         self.files = files

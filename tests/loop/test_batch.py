@@ -237,9 +237,10 @@ def test_the_cluster_decides_as_this_process_does(dask_cluster, tmp_path, in_pro
     # The candidates evaluated on a worker (and the passes it replayed for this process's evaluations) read
     # the months and marks it made for earlier ones, as in one process; the decisions are the same.
     assert sum(hits.values()) > 0
-    # The second round's first candidate was proposed and evaluated ahead while the first round's last ran
-    # (used or not depends on which finished first: `test_a_candidate_evaluated_ahead_leaves_the_records_unchanged`).
-    assert ("ahead", {"iteration": 3, "used": False}) in events
+    # Nothing of a round is evaluated before the round before it is decided (no guess evaluated ahead).
+    assert [p["display"].split("/")[-2] for kind, p in events if kind == "evaluating"][1:] == \
+        [f"iter_{k}" for k in range(1, 5)]  # after the baseline (the file as written)
+    assert not [kind for kind, _ in events if kind == "ahead"]
     # A round's candidates are one pool of tasks: each is evaluated here, in a thread, and the replays of both
     # were submitted side by side (one candidate's replay between two of the other's), not one candidate's
     # after the other's.
@@ -276,92 +277,39 @@ def _interleaved(sequence: list) -> bool:
     return sum(x != y for x, y in zip(sequence, sequence[1:])) > 1
 
 
-class _Inline:
-    """A stand-in for `opl.simulation.cluster.Cluster` that runs each pooled call in this process when it is
-    started and reports the calls finished in the order ``order`` gives them (``reversed``: a round's last
-    candidate first)."""
+class _Failing:
+    """A stand-in for `opl.simulation.cluster.Cluster` whose first pooled call fails and whose others never end."""
 
-    def __init__(self, order=list):
-        self.order = order
-        self.cancelled: list[str] = []
+    def __init__(self):
+        self.calls, self.cancelled = [], []
 
     def pooled(self, function, item, *, name):
         from concurrent.futures import Future
 
-        task = Future()
-        task.set_result(function(item))
-        task.name = name
-        return task
+        call = Future()
+        if not self.calls:
+            call.set_exception(RuntimeError("the candidate's thread crashed"))
+        self.calls.append(call)
+        return call
 
-    def as_done(self, tasks):
-        return iter(self.order(list(tasks)))
+    def as_done(self, calls):
+        return iter(list(calls))
 
-    def cancel(self, tasks):
-        self.cancelled += [task.name for task in tasks]
-
-    def warm(self, function, item, *, name):
-        return []
+    def cancel(self, calls):
+        self.cancelled += calls
 
 
-LONGER = {"max_iterations": 8, "converge_rounds": 10}
+def test_a_round_whose_candidate_fails_stops_its_other_candidates():
+    """A round's call that raises ends the round, and the round's calls still running are stopped: left
+    running, their passes would hold the workers the run needs next (the hold-out, another command)."""
+    from opl.closedloop.run import Evaluations, _Candidate
 
-
-@pytest.fixture(scope="module")
-def in_process_longer(tmp_path_factory):
-    return run_loop(_start(tmp_path_factory.mktemp("in-process"), flags=LONGER), BuiltinProposer()).records
-
-
-@pytest.mark.parametrize("order", [list, reversed], ids=["first-finishes-first", "last-finishes-first"])
-def test_a_candidate_evaluated_ahead_leaves_the_records_unchanged(tmp_path, in_process_longer, order):
-    """While a round's last candidates are evaluated, the next round's first one is proposed and evaluated
-    ahead as if they will be rejected (`_next_first`). The next round uses that evaluation when it proposes
-    the same text, and drops it otherwise: either way the archive is the one a run without it writes."""
-    cluster, events = _Inline(order), []
-    outcome = run_loop(_start(tmp_path, flags=LONGER), BuiltinProposer(), cluster=cluster,
-                       on_event=lambda kind, payload: events.append((kind, payload)) if kind == "ahead" else None)
-    assert _untimed(outcome.records) == _untimed(in_process_longer)
-    started = [p["iteration"] for kind, p in events if not p["used"]]
-    used = [p["iteration"] for kind, p in events if p["used"]]
-    # Every round but the last starts its successor's first candidate; rounds decided (1, 2), (3, 4), (5, 6), (7, 8).
-    assert started == [3, 5, 7]
-    accepted = {r["iteration"] for r in in_process_longer if r["decision"]["accepted"]}
-    assert accepted & {2, 4, 6} == set()  # each round's second candidate rejected: when it runs last, the guess holds
-    if order is list:
-        assert used == [3, 5, 7] and cluster.cancelled == []
-    else:  # the first candidate ran last: the guess (it is rejected) fails where it was accepted
-        assert used == [k + 2 for k in (1, 3, 5) if k not in accepted]
-        assert len(cluster.cancelled) == len(started) - len(used)
-
-
-def test_a_candidate_still_evaluated_ahead_is_dropped_before_the_hold_out(tmp_path, monkeypatch, in_process):
-    """A stop the lookahead did not foresee (here: it is told of no iteration budget) leaves a task evaluated
-    ahead for a round that never comes: it is dropped before the hold-out, not left to compete with it."""
-    from dataclasses import replace
-
-    from opl.closedloop import run as loop_run
-
-    guess = loop_run._next_first
-
-    def unbounded(*args):
-        return guess(*args[:-1], replace(args[-1], max_iterations=100))
-
-    monkeypatch.setattr(loop_run, "_next_first", unbounded)
-    cluster, at_holdout = _Inline(), []
-    outcome = run_loop(_start(tmp_path), BuiltinProposer(), cluster=cluster,
-                       on_event=lambda kind, payload: at_holdout.extend(cluster.cancelled) if kind == "holdout" else None)
-    assert _untimed(outcome.records) == _untimed(in_process)
-    assert at_holdout == ["opl-candidate-ahead"]  # the guess for iteration 5, after the last round (3, 4)
-
-
-def test_nothing_is_proposed_ahead_for_a_proposer_that_is_not_speculative(tmp_path, in_process):
-    class Asked(BuiltinProposer):
-        speculative = False
-
-    events = []
-    outcome = run_loop(_start(tmp_path), Asked(), cluster=_Inline(),
-                       on_event=lambda kind, payload: events.append(kind))
-    assert _untimed(outcome.records) == _untimed(in_process)
-    assert "ahead" not in events
+    cluster = _Failing()
+    evaluations = Evaluations(object(), lambda kind, payload: None, cluster)
+    round_ = [_Candidate(iteration=k, proposal=None, text=f"text {k}", display=f"iter_{k}") for k in (1, 2, 3)]
+    with pytest.raises(RuntimeError, match="crashed"):
+        evaluations.quick(round_, best_objective=1.0, facts={})
+    assert cluster.cancelled == cluster.calls[1:]
 
 
 def _store_hits(dask_worker=None) -> int:
