@@ -277,7 +277,9 @@ def _loop_rate(args, batch: int, *, workers: int = 2) -> float:
           f"round (a candidate's stages wait for each other and for this process: sweep, then sensitivities, then "
           f"its completion) — and {idle['some']:.0%} a worker idle while another computes (too "
           f"few tasks: a one-task stage, a round's last candidate); busy {busy:.0%}, so no batching of this file can "
-          f"run more than {1 / busy:.2f}x the rate of this run on these workers")
+          f"run more than {1 / busy:.2f}x the rate of this run on these workers; this machine's {os.cpu_count()} "
+          f"cores, running the rounds' {process + on_workers:.1f} s of CPU with none idle, "
+          f"{os.cpu_count() * seconds / max(process + on_workers, 1e-9):.2f}x")
     return rate
 
 
@@ -286,7 +288,7 @@ class _RoundsCPU:
     written (the rounds: not the baseline, the hold-out or the report): this process's main thread (proposing,
     deciding, archiving; with ``--batch 1`` the candidate's evaluation too), all of its threads (with the
     candidates' evaluations of ``--batch 2``, the Dask client's and the LocalCluster scheduler's), and the
-    workers. Unlike wall time, the machine's load does not inflate them."""
+    workers. Unlike wall time, the machine's load inflates them little (in a virtual machine, some)."""
 
     def __init__(self, cluster):
         self.cluster = cluster
