@@ -1227,14 +1227,21 @@ class SeriesMarks:
         self.value, self.delta, self.gamma, self.exercise = (a.T for a in out)
         self.complete = False  # every element marked: nothing left to do (the arrays may be read-only now)
         self.done = None  # (S, P) what was marked, when tracked (`track`)
+        self.with_gamma = bool(gamma)
+        # Column -> (P,) elements marked without their gamma (`mark` with ``gamma=False``), until `gamma_at`.
+        self.gamma_owed: dict[int, np.ndarray] = {}
         self.inputs = (_plain(forward.T, shape[::-1]), _plain(vol.T, shape[::-1]))  # prices, volatilities (S, P)
-        self._args = (1.0 if is_call else -1.0, bool(american), bool(gamma), *self.inputs,
-                      _plain(strike, shape[:1]), tables.t, tables.col, tables.const, tables.eep, tables.d_eep,
-                      tables.boundary, *_grids(), float(smile.spread), float(smile.floor), float(smile.skew),
-                      float(smile.curvature), *out)
+        self._head = (1.0 if is_call else -1.0, bool(american))
+        self._args = (*self.inputs, _plain(strike, shape[:1]), tables.t, tables.col, tables.const, tables.eep,
+                      tables.d_eep, tables.boundary, *_grids(), float(smile.spread), float(smile.floor),
+                      float(smile.skew), float(smile.curvature))
 
-    def mark(self, where: np.ndarray | None = None, columns: tuple[int, int] | None = None) -> None:
-        """Mark the paths ``where`` (P,) bool (all by default) at columns ``columns`` = (first, stop) (all)."""
+    def mark(self, where: np.ndarray | None = None, columns: tuple[int, int] | None = None,
+             gamma: bool = True) -> None:
+        """Mark the paths ``where`` (P,) bool (all by default) at columns ``columns`` = (first, stop) (all).
+
+        ``gamma=False`` leaves gamma out (its ``exp`` is a tenth of a mark) when the series has one: the
+        elements are remembered as owing it, and `gamma_at` computes it where someone reads it."""
         if self.complete:
             return
         paths, steps = self.value.shape
@@ -1246,10 +1253,37 @@ class SeriesMarks:
             self.done[j0:j1] |= need
             where = need
         rows = paths if where is None else int(np.count_nonzero(need))
+        lazy = self.with_gamma and not gamma
         if rows:
-            kernel = _mark_parallel if rows * (j1 - j0) >= MARKS_PARALLEL_MIN else _mark_serial
-            kernel(need, int(j0), int(j1), *self._args)
-        self.complete = whole
+            self._run(need, j0, j1, self.with_gamma and not lazy, rows * (j1 - j0))
+            if lazy:
+                for j in range(j0, j1):
+                    owed = self.gamma_owed.get(j)
+                    self.gamma_owed[j] = need.copy() if owed is None else owed | need
+        self.complete = whole and not lazy
+
+    def gamma_at(self, j: int, where: np.ndarray | None = None) -> np.ndarray | None:
+        """Compute the gamma owed (`mark` with ``gamma=False``) at column ``j`` on the paths ``where`` (P,)
+        (all by default): those elements marked again with gamma, the same value, delta and exercise as
+        before. Returns the elements computed (P,) bool, or None when none was owed there."""
+        owed = self.gamma_owed.get(j)
+        if owed is None:
+            return None
+        need = owed.copy() if where is None else owed & _plain_bool(where, owed.shape)
+        rows = int(np.count_nonzero(need))
+        if not rows:
+            return None
+        self._run(need, j, j + 1, True, rows)
+        owed &= ~need
+        return need
+
+    def _run(self, need: np.ndarray, j0: int, j1: int, gamma: bool, marks: int) -> None:
+        """The mark kernel on ``need`` at columns j0..j1, on the thread pool from `MARKS_PARALLEL_MIN` marks."""
+        kernel = _mark_parallel if marks >= MARKS_PARALLEL_MIN else _mark_serial
+        # The outputs read from the marks' own (P, S) views, so that a copy of the series (copy.deepcopy, which
+        # copies each view apart) writes the arrays it reads.
+        kernel(need, int(j0), int(j1), *self._head, gamma, *self._args, self.value.T, self.delta.T, self.gamma.T,
+               self.exercise.T)
 
     def track(self) -> None:
         """Remember which elements are marked from now on, so that a mark asked for again (by another replay

@@ -446,7 +446,8 @@ def _base_marks(slot: Slot, mo, j: int) -> None:
 
     On the fast engine the month's column ``j`` is marked here, on the paths where a variant holds the slot:
     elsewhere nothing reads it (every use of a mark is weighted or masked by the lots held), so the paths
-    that closed or rolled the leg cost nothing.
+    that closed or rolled the leg cost nothing. Its gamma is left owed: only the adjustment module's gamma
+    hedge and gamma conditions read it, on a few paths and steps, and they ask for it (`_base_gammas`).
     """
     b = slot.base
     series = getattr(mo, "series", None)
@@ -454,10 +455,33 @@ def _base_marks(slot: Slot, mo, j: int) -> None:
         qty = np.asarray(slot.qty)
         held = qty != 0 if qty.ndim <= 1 else (qty != 0).any(axis=0)
         series[b].mark(held if held.shape == mo.price.shape[:1] else np.broadcast_to(held, mo.price.shape[:1]),
-                       (j, j + 1))
+                       (j, j + 1), gamma=False)
     slot.value, slot.delta, slot.exercise = mo.value[b][:, j], mo.delta[b][:, j], mo.exercise[b][:, j]
     gamma = getattr(mo, "gamma", None)
     slot.gamma = gamma[b][:, j] if gamma is not None else 0.0
+
+
+def _base_gammas(book: Book, mo, j: int, paths: np.ndarray | None = None) -> None:
+    """The gamma the base slots owe at step ``j`` (`_base_marks`) computed (on ``paths`` (P,) only when given)
+    before anyone reads it: the numbers the month's marks would have had with it. Owed where a slot was
+    held when marked: a path closed since then gets its gamma too, which its lots (0) do not weigh.
+
+    A slot whose gamma is no longer the month's column (a round wrote its marks back: `Book.put_columns`)
+    gets the computed elements too."""
+    series = getattr(mo, "series", None)
+    if series is None:
+        return
+    for s in book.slots:
+        if s.base is None or not s.held():
+            continue
+        marks = series[s.base]
+        done = marks.gamma_at(j, paths)
+        if done is None:
+            continue
+        column = marks.gamma[:, j]
+        if not (isinstance(s.gamma, np.ndarray) and s.gamma.shape == column.shape
+                and s.gamma.ctypes.data == column.ctypes.data):
+            s.gamma = np.where(done, column, s.gamma)
 
 
 def _open_book(strat, mo, sizes, shape) -> Book:
@@ -1505,6 +1529,8 @@ class _Pass:
             state = self.state(o, j)
             fire = engine.decide(state, o.is_open, j, mo.step_days, compiled=kernels.available())
             closed = None
+            if strat.greeks and np.any(fire):
+                _base_gammas(book, mo, j, fire.any(axis=0))  # what the round reads (its gamma hedge, conditions)
             compiled = self._compiled_round(o)
             if compiled is not None and np.any(fire) and compiled.covers(o, j, lambda: state):
                 compiled.play(o, fire, j)  # its exits counted and closed there
@@ -1514,6 +1540,7 @@ class _Pass:
                     ledger, equity, o.month_pnl, self.margins, self.pending, self.inventory, self.peak,
                     o.denominator, o.open_margin, self.band_k)
         else:
+            _base_gammas(book, mo, j)
             desk = _desk(strat, book, o.hedge, mo, j, o.d, self.sizes, self.lots_per_option, run, self.cost, ledger,
                          equity, o.month_pnl, self.margins, self.pending, self.inventory,
                          lambda: self.state(o, j, hedge=desk.hedge))
@@ -1684,6 +1711,7 @@ class _Pass:
         tr["assigned"].append(assigned)
         tr["open"].append(o.is_open.copy())
         tr["adjusted"].append(fired)
+        _base_gammas(o.book, o.mo, j)
         tr["gamma"].append(o.book.gamma(self.lots_per_option) * f[:, j] * 0.01 if self.strat.greeks
                            else np.full(shape, np.nan))
 
@@ -2207,6 +2235,7 @@ def _trigger_state(mo, j, book: Book, hedge, month_pnl, denominator, equity, pea
         return keep * (d if d is not None else 0.0) * book.short_lots()
 
     def gamma_lots():
+        _base_gammas(book, mo, j)
         return book.gamma(lots_per_option) * price * 0.01
 
     def vega_points():

@@ -399,17 +399,66 @@ def test_series_marks_column_by_column_on_some_paths_are_the_whole_months_marks_
             assert got[:, 5].flags.c_contiguous  # a step's column is contiguous for the step's kernels
 
 
+def test_gamma_owed_by_a_series_is_computed_where_asked_the_same_bits():
+    # A base leg is marked without its gamma (`SeriesMarks.mark(gamma=False)`); `gamma_at` computes it where
+    # asked, on the serial and the parallel twin: the whole month's marks there, bit for bit, value, delta
+    # and exercise unchanged, gamma 0 where still owed, and nothing owed twice.
+    month = _month_of_marks(paths=1_500)
+    whole = kernels.mark_series(is_call=False, american=True, **month)
+    rng = np.random.default_rng(4)
+    for threshold in (2**62, 0):
+        old = kernels.MARKS_PARALLEL_MIN
+        kernels.MARKS_PARALLEL_MIN = threshold
+        try:
+            series = kernels.SeriesMarks(is_call=False, american=True, **month)
+            held = rng.random(1_500) < 0.7
+            series.mark(held, (4, 5), gamma=False)
+            assert not np.any(series.gamma[:, 4]) and not series.complete
+            asked = rng.random(1_500) < 0.2
+            done = series.gamma_at(4, asked)
+            assert np.array_equal(done, held & asked)
+            assert series.gamma_at(4, asked) is None  # computed once
+            everything = series.gamma_at(4)
+            assert np.array_equal(everything, held & ~asked)
+        finally:
+            kernels.MARKS_PARALLEL_MIN = old
+        for got, ref in zip((series.value, series.delta, series.gamma, series.exercise), whole):
+            assert np.array_equal(got[held, 4], ref[held, 4])
+            assert not np.any(got[~held, 4])
+        assert np.any(series.gamma[held, 4])
+
+
+def test_a_base_legs_gamma_is_computed_only_where_a_round_reads_it(monkeypatch):
+    # The jujube file reads gamma in its adjustment rounds only (hedge_gamma), on the paths where a round
+    # fires: the base legs' marks leave it out and compute it there, a few percent of the marks, and the
+    # ledgers stay the reference's (which computes every gamma).
+    marks, gammas = [], []
+    real = kernels.SeriesMarks._run
+
+    def counting(self, need, j0, j1, gamma, count):
+        (gammas if gamma else marks).append(count)
+        return real(self, need, j0, j1, gamma, count)
+
+    monkeypatch.setattr(kernels.SeriesMarks, "_run", counting)
+    strategy, run = _jujube_run(paths=200, months=2)
+    assert strategy.greeks
+    fast = engine_replay(strategy=strategy, run=replace(run, engine="fast"), variants=VARIANTS)
+    assert 0 < sum(gammas) < 0.1 * sum(marks)
+    assert_same_ledgers(fast, engine_replay(strategy=strategy, run=replace(run, engine="reference"),
+                                            variants=VARIANTS))
+
+
 def test_a_base_leg_is_marked_only_on_the_paths_holding_it(monkeypatch):
     # The jujube strangle rolls or closes its legs on about half the path-steps of a month: those are not
     # marked, and the ledgers stay the reference's (which marks everything).
     marked, offered = [], []
     real = kernels.SeriesMarks.mark
 
-    def counting(self, where=None, columns=None):
+    def counting(self, where=None, columns=None, gamma=True):
         j0, j1 = columns if columns is not None else (0, self.value.shape[1])
         offered.append(self.value.shape[0] * (j1 - j0))
         marked.append((self.value.shape[0] if where is None else int(np.count_nonzero(where))) * (j1 - j0))
-        return real(self, where, columns)
+        return real(self, where, columns, gamma)
 
     monkeypatch.setattr(kernels.SeriesMarks, "mark", counting)
     strategy, run = _jujube_run(paths=200, months=2)
