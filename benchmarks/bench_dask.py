@@ -270,7 +270,9 @@ def _loop_rate(args, batch: int, *, workers: int = 2) -> float:
     main, process, on_workers = rounds.spent
     print(f"  {workers} worker{'s' if workers > 1 else ''}, --batch {batch}: {len(searched)} candidates in {seconds:7.1f} s of rounds = {rate:6.2f} candidates a "
           f"minute; CPU of the rounds: {main:5.1f} s this process's main thread ({process:5.1f} s all its threads), "
-          f"{on_workers:5.1f} s the workers; the workers computing {busy:.0%} of the rounds' wall time; {_load()}")
+          f"{on_workers:5.1f} s the workers ({(process + on_workers) / max(len(searched), 1):.2f} s a candidate: K "
+          f"changes the proposals, so two settings may evaluate candidates of other costs); the workers computing "
+          f"{busy:.0%} of the rounds' wall time; {_load()}")
     print(f"    where the workers idle (share of {workers} x the rounds' wall time): {idle['none']:.0%} no task running "
           f"anywhere — {idle['between']:.0%} between rounds (this process: the last candidate's metrics and "
           f"diagnosis, deciding, archiving, proposing, preparing the next runs) and {idle['within']:.0%} within a "
