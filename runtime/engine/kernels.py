@@ -977,19 +977,22 @@ if njit is not None:
         return x != bound
 
     @njit(cache=True)
-    def _exit_flags(month_pnl, denominator, start, all_required, ops, bounds, stop_loss, stop_level, force, is_open,
-                    early, exits, early_exits, mask):
-        # replay._Pass._exit_flags for pnl_percent triggers: ``start`` the other triggers' verdict (OR-ed under
-        # first_hit, AND-ed under all_required), each pnl_percent trigger compared on the month's P&L, the stop
-        # loss, ``force`` (the guard, a cut cycle); where a position is open and that holds, the exit counted.
-        # Returns the exits: most steps have none, and then nothing is closed (`exits_close`). A closed
-        # position's triggers are not evaluated (nothing depends on them).
+    def _exits_in_place(month_pnl, denominator, start, all_required, ops, bounds, stop_loss, stop_level, force,
+                        is_open, early, exits, early_exits, qtys, n, option_fee, futures, m, futures_fee, bucket, equity,
+                        option_lots, futures_lots, held):
+        # replay._Pass._exit_flags for pnl_percent triggers, then replay._close_all where a position exits:
+        # ``start`` the other triggers' verdict (OR-ed under first_hit, AND-ed under all_required), each
+        # pnl_percent trigger compared on the month's P&L, the stop loss, ``force`` (the guard, a cut cycle);
+        # where a position is open and that holds, the exit counted and its option lots (``qtys``, in place) then
+        # its futures (``futures``: the strategy's legs and the hedge, in place) closed as `_close_book` closes
+        # them. ``held[i]``: slot i still holds lots somewhere (written only after an exit). Returns the exits:
+        # most steps have a few, and a closed position's triggers are not evaluated.
         variants, paths = month_pnl.shape
-        hits = 0
+        mask = np.zeros((variants, paths), dtype=np.bool_)
+        row_hits = np.zeros(variants, dtype=np.int64)
         for v in range(variants):
             for p in range(paths):
                 if not is_open[v, p]:
-                    mask[v, p] = False
                     continue
                 hit = start
                 if ops.shape[0] > 0:
@@ -999,15 +1002,53 @@ if njit is not None:
                         hit = (hit and flag) if all_required else (hit or flag)
                 if stop_loss:
                     hit = hit or month_pnl[v, p] <= stop_level
-                out = hit or force
-                mask[v, p] = out
-                if out:
-                    hits += 1
+                if hit or force:
+                    mask[v, p] = True
+                    row_hits[v] += 1
                     exits[v, p] += 1
                     if early:
                         early_exits[v, p] += 1
                     is_open[v, p] = False
+        hits = 0
+        for v in range(variants):
+            hits += row_hits[v]
+            if row_hits[v] == 0:
+                continue  # a variant with no exit: nothing of its rows is read
+            # Position by position, a row at a time (an array fetched from a tuple per element costs its
+            # reference counts): per element the order of `_close_book`, every slot then the futures.
+            for i in range(n):
+                _close_row(qtys[i][v], mask[v], option_fee[v], bucket[v], equity[v], month_pnl[v], option_lots[v])
+            for i in range(m):
+                _close_row(futures[i][v], mask[v], futures_fee[v], bucket[v], equity[v], month_pnl[v],
+                           futures_lots[v])
+        if hits:
+            for i in range(n):
+                held[i] = _any_lots(qtys[i])
         return hits
+
+    @njit(cache=True)
+    def _close_row(lots, mask, fee, bucket, equity, month_pnl, counter):
+        # One position's row closed where ``mask`` (`_close_book`'s arithmetic): costs booked, lots counted, zeroed.
+        for p in range(lots.shape[0]):
+            if not mask[p]:
+                continue
+            q = lots[p]
+            lots[p] = 0.0
+            if q != 0:
+                amount = -(abs(q) * fee)
+                bucket[p] += amount
+                equity[p] += amount
+                month_pnl[p] += amount
+                counter[p] += np.int64(np.rint(abs(q)))
+
+    @njit(cache=True)
+    def _any_lots(lots):
+        # Whether any lot is held (Slot.held), stopping at the first: a held slot's first elements mostly are.
+        flat = lots.reshape(-1)
+        for e in range(flat.shape[0]):
+            if flat[e] != 0.0:
+                return True
+        return False
 
     @njit(cache=True)
     def _shorts_exercised(qtys, flags, n, out):
@@ -1708,26 +1749,35 @@ EXIT_OPS = ("<", ">", "<=", ">=", "==", "!=")  # the comparisons `exits_close` c
 
 def exits_close(*, month_pnl, denominator, start: bool, all_required: bool, pnl_rules, stop_level: float | None,
                 force: bool, is_open, early: bool, exits, early_exits, qtys, futures, option_fee, futures_fee,
-                bucket, equity, option_lots, futures_lots) -> tuple[list, np.ndarray]:
+                bucket, equity, option_lots, futures_lots) -> list[bool] | None:
     """A step's exits in one pass: where a position is open and the triggers say so — ``start`` (the triggers
     decided for every path alike), each (comparison, bound) of ``pnl_rules`` on pnl_percent (the month's P&L
     over ``denominator``, percent), combined by AND under ``all_required`` else OR —, or the month's P&L is at
     or below ``stop_level`` (None: no stop loss), or ``force`` (the guard, a cut cycle): ``exits`` counted
-    (``early_exits`` too when ``early``), ``is_open`` cleared and everything closed as `close_book` closes it
-    (in place). Returns the option lots left (new arrays where a position exited, else ``qtys``' own) and
-    where the position exited."""
+    (``early_exits`` too when ``early``), ``is_open`` cleared and everything closed as `close_book` closes it.
+    Everything is written in place: ``qtys`` (the option slots' lots) and ``futures`` must be C-ordered,
+    writable (variants, paths) arrays (`writable`). Returns whether each slot still holds lots (`Slot.held`),
+    or None where nothing exited (nothing was written)."""
     shape = equity.shape
-    mask = np.empty(shape, dtype=np.bool_)
+    ops, bounds = _exit_codes(tuple(pnl_rules))
+    held = np.ones(max(len(qtys), 1), dtype=np.bool_)
+    hits = _exits_in_place(month_pnl, _plain(denominator, shape), bool(start), bool(all_required), ops, bounds,
+                           stop_level is not None, 0.0 if stop_level is None else float(stop_level), bool(force),
+                           is_open, bool(early), exits, early_exits, tuple(qtys) or (_SCRATCH,), len(qtys),
+                           _plain(option_fee, shape[:1]), tuple(futures) or (_SCRATCH,), len(futures),
+                           _plain(futures_fee, shape[:1]), bucket, equity, option_lots, futures_lots, held)
+    return [bool(h) for h in held[:len(qtys)]] if hits else None
+
+
+@lru_cache(maxsize=64)
+def _exit_codes(pnl_rules: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """`exits_close`'s (comparison, bound) pairs as its kernel reads them, made once per rule set, not per step."""
     ops = np.array([EXIT_OPS.index(op) for op, _ in pnl_rules], dtype=np.int64)
     bounds = np.array([float(bound) for _, bound in pnl_rules], dtype=float)
-    hits = _exit_flags(month_pnl, _plain(denominator, shape), bool(start), bool(all_required), ops, bounds,
-                       stop_level is not None, 0.0 if stop_level is None else float(stop_level), bool(force), is_open,
-                       bool(early), exits, early_exits, mask)
-    if not hits:  # nothing closes: the lots stay as they are (no copy), no cost is booked
-        return list(qtys), mask
-    new = close_book(qtys, futures, mask, option_fee, futures_fee, bucket=bucket, equity=equity, month_pnl=month_pnl,
-                     option_lots=option_lots, futures_lots=futures_lots)
-    return new, mask
+    return ops, bounds
+
+
+_SCRATCH = np.zeros((1, 1))  # a writable dummy position where a tuple of positions written in place is empty
 
 
 def shorts_exercised(qtys, flags) -> np.ndarray:

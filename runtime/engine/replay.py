@@ -1495,28 +1495,38 @@ class _Pass:
 
     def _exits_compiled(self, o: _Open, j: int) -> None:
         """`_exits` for pnl_percent and days_left triggers in one compiled pass (`opl.runtime.engine.kernels.
-        exits_close`): the flags, the stop loss, the guard, the counts and the close, the same numbers."""
-        strat, mo, cost, ledger = self.strat, o.mo, self.cost, self.ledger
+        exits_close`): the flags, the stop loss, the guard, the counts and the close, the same numbers. The lots
+        are closed in place (a slot's and the futures' arrays made their own first): most steps close a few
+        positions, and new arrays for every slot, each rescanned for `Slot.held`, cost more than the exits."""
+        strat, mo, cost, ledger, shape = self.strat, o.mo, self.cost, self.ledger, self.shape
         pnl_rules, day_rules = self.exit_rules
         days = [COMPARISONS[op](mo.days_left[j], bound) for op, bound in day_rules]  # one verdict for every path
         all_required = strat.exit_mode == "all_required"
         cut = j == mo.n and not mo.expires
-        o.is_open = kernels.writable(o.is_open, self.shape, np.bool_)
+        o.is_open = kernels.writable(o.is_open, shape, np.bool_)
         held = o.book.held()
-        left, _ = kernels.exits_close(
+        for s in held:
+            s._qty = kernels.writable(s._qty, shape)  # the same lots: `Slot.held` stays
+        futures = [*o.book.futures, o.hedge]
+        own = [kernels.writable(f, shape) for f in futures]
+        still = kernels.exits_close(
             month_pnl=o.month_pnl, denominator=o.denominator, start=bool(all(days) if all_required else any(days))
             if (days or pnl_rules) else False, all_required=all_required, pnl_rules=pnl_rules,
             stop_level=None if strat.stop_loss is None else -strat.stop_loss * self.run.capital,
             force=bool(strat.guard_days is not None and mo.days_left[j] < strat.guard_days) or cut,
             is_open=o.is_open, early=bool(mo.days_left[j] >= (strat.guard_days or 2.0)) and not cut,
-            exits=ledger.counters["exits"], early_exits=ledger.counters["early_exits"], qtys=[s.qty for s in held],
-            futures=[*o.book.futures, o.hedge], option_fee=cost.option_close_fee,
-            futures_fee=cost.futures_close_fee, bucket=ledger.buckets["costs"],
-            equity=self.equity, option_lots=ledger.counters["option_lots"],
+            exits=ledger.counters["exits"], early_exits=ledger.counters["early_exits"], qtys=[s._qty for s in held],
+            futures=own, option_fee=cost.option_close_fee, futures_fee=cost.futures_close_fee,
+            bucket=ledger.buckets["costs"], equity=self.equity, option_lots=ledger.counters["option_lots"],
             futures_lots=ledger.counters["futures_lots"])
-        for s, qty in zip(held, left):
-            if qty is not s.qty:  # a new array where a position closed; setting a slot's lots rescans them
-                s.qty = qty
+        if still is None:
+            return  # nothing exited: nothing was written
+        for s, h in zip(held, still):
+            s._held = h
+        o.hedge = own[-1]
+        for f, w in zip(o.book.futures, own):
+            if w is not f:
+                f[...] = w  # a view or another type: written back, as the reference's close writes in place
 
     def _adjust(self, o: _Open, j: int) -> np.ndarray:
         """3b. The adjustment module on the positions still open; returns where a round fired."""

@@ -1382,12 +1382,60 @@ def test_compiled_exits_are_the_stages_exits_bit_for_bit(mode):
                                     alerted=np.zeros(shape, dtype=bool), assigned=np.zeros(shape, dtype=bool),
                                     delivered=np.zeros(shape, dtype=bool))
             account._exits(o, j)
+            assert [s.held() for s in b.slots] == [bool(s.qty.any()) for s in b.slots]
             runs.append([o.is_open, o.month_pnl, o.hedge, account.equity, *(s.qty for s in b.slots), *b.futures,
                          *account.ledger.buckets.values(), *account.ledger.counters.values()])
         assert all(np.array_equal(a, r) for a, r in zip(*runs))
         assert len(runs[0]) == len(runs[1])
         exited.add(bool(np.any(runs[1][0] != is_open)))
     assert exited == {True, False}
+
+
+def test_compiled_exits_close_in_place_and_a_slot_closed_everywhere_is_no_longer_held():
+    # kernels.exits_close writes the lots it closes into the slots' and the futures' own arrays (no new array a
+    # slot a step, each rescanned) and says which slots still hold lots: a slot whose every lot exits is no
+    # longer held (`Slot.held`, which every later sum of the step reads), the others keep their arrays.
+    import copy
+    from types import SimpleNamespace
+
+    from opl.runtime.engine import conditionspec as spec
+    from opl.runtime.engine.triggers import compile_condition
+    from opl.runtime.market.rules import load_pack
+
+    rng = np.random.default_rng(5)
+    shape, n = (2, 50), 5
+    strat = replay_module.StrategySpec(legs=(), multiplier=5.0, contract_size=5.0, exit_triggers=(
+        compile_condition(spec.Trigger(measure="pnl_percent", op="<", bound=-25.0)),), guard_days=None)
+    run = replay_module.RunSpec(process=None, pack=load_pack("czce_cj"), price=10_000.0, capital=1e6,
+                                paths=shape[1])
+    book, hedge = _random_book(rng, shape, 2, futures=1)
+    exiting = rng.random(shape) < 0.3
+    book.slots[0].qty = np.where(exiting, -1.0, 0.0)  # lots only where the position exits
+    book.slots[1].qty = np.full(shape, -2.0)
+    pnl = np.where(exiting, -50_000.0, 1_000.0)
+    price = np.full((shape[1], n + 1), 10_000.0)
+    mo = SimpleNamespace(n=n, days_left=np.linspace(7.0, 0.0, n + 1), expires=True, band=None, price=price,
+                         atm=np.full(price.shape, 0.3), support=price[:, 0] * 0.95, resistance=price[:, 0] * 1.05)
+    runs = []
+    for compiled in (False, True):
+        account = replay_module._Pass(strat, run, (replay_module.Variant(), replay_module.Variant(size=2.0)), shape,
+                                      False)
+        if not compiled:
+            account.exit_rules = None
+        b = copy.deepcopy(book)
+        arrays = [s.qty for s in b.slots] + b.futures
+        o = replay_module._Open(m=0, mo=mo, book=b, d=np.ones(shape[1]), hedge=hedge.copy(),
+                                is_open=np.ones(shape, dtype=bool), month_pnl=pnl.copy(),
+                                denominator=np.full(shape, 100_000.0), open_margin=np.ones(shape),
+                                month_start=account.equity.copy(), alerted=np.zeros(shape, dtype=bool),
+                                assigned=np.zeros(shape, dtype=bool), delivered=np.zeros(shape, dtype=bool))
+        account._exits(o, 2)
+        runs.append([*(s.qty for s in b.slots), *b.futures, o.hedge, account.equity, o.is_open,
+                     *account.ledger.buckets.values(), *account.ledger.counters.values()])
+        assert [s.held() for s in b.slots] == [False, True]
+        if compiled:
+            assert all(x is y for x, y in zip(arrays, [s.qty for s in b.slots] + b.futures))
+    assert all(np.array_equal(a, r) for a, r in zip(*runs))
 
 
 def _round_desk(rng, *, variants=3, paths=200, j=7, guards=(), quotes=True):
