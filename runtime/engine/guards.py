@@ -28,7 +28,7 @@ import numpy as np
 from opl.runtime.engine.book import Book
 from opl.runtime.engine.triggers import LegState, TriggerState
 
-__all__ = ["GuardRule", "leg_states", "blocked", "warned", "never_blocks"]
+__all__ = ["GuardRule", "leg_states", "blocked", "warned", "never_blocks", "warns_nowhere"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,4 +129,42 @@ def never_blocks(rules: tuple[GuardRule, ...], state: TriggerState, days_left: f
             state.leg = None
         if verdict.ndim != 0 or verdict:
             return False
+    return True
+
+
+class _Undecided(Exception):
+    """A probe was asked for more than the days to expiry: only a whole state decides the rule."""
+
+
+class _Probe:
+    """What `warns_nowhere` gives a rule: the step's ``days_left`` and, as ``leg``, a held leg's; any other read
+    raises `_Undecided` (a path's variable, a measure, the position)."""
+
+    __slots__ = ("days_left", "leg", "held")
+
+    def __init__(self, days_left, held=None):
+        self.days_left, self.leg, self.held = days_left, None, held
+
+    def __getattr__(self, name: str):
+        raise _Undecided(name)
+
+
+def warns_nowhere(rules: tuple[GuardRule, ...], days_left, extra_days) -> bool:
+    """Whether no ``warn_if`` rule holds on any path for legs held ``extra_days`` (each) after the month's expiry, at
+    a step ``days_left`` days from it: each rule asked about each leg on a probe holding the days only. A verdict
+    that is a 0-d False read nothing else — numbers the same for every path — and is `warned`'s on every path
+    (most steps: a leg's days_left decides the default rule). Any other verdict, or a read of anything else,
+    answers False: the caller asks `warned` with the whole state."""
+    state = _Probe(days_left)
+    for rule in rules:
+        if rule.kind != "warn_if":
+            continue
+        for extra in extra_days:
+            state.leg = _Probe(days_left + extra, held=True)  # `leg_states`' days_left of the leg, the same number
+            try:
+                verdict = np.asarray(rule.test(state), dtype=bool)
+            except Exception:  # _Undecided, or a probe's number where the rule wanted an array: not decided here
+                return False
+            if verdict.ndim != 0 or verdict:
+                return False
     return True

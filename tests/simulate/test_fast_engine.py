@@ -1560,6 +1560,42 @@ def test_a_guard_is_decided_for_every_series_only_by_a_0d_false_verdict():
     assert state.leg is None
 
 
+def test_warn_rules_are_decided_without_a_state_only_by_0d_false_verdicts_on_the_days():
+    """`guards.warns_nowhere`: True only where every ``warn_if`` verdict on every held leg's days is a 0-d False
+    reading nothing but the days (`_Pass._alerts` then builds no state and no legs); a rule that reads a path's
+    variable or holds everywhere is left to `warned`, whose answer on a whole state agrees where it decides."""
+    from opl.runtime.engine.book import Book
+    from opl.runtime.engine.guards import GuardRule, leg_states, warned, warns_nowhere
+    from opl.runtime.engine.legspec import OptionLeg, StrikeRule
+    from types import SimpleNamespace
+
+    from opl.runtime.engine.triggers import compile_condition
+    from opl.simulation.conditionforms import lower_condition
+    import opl
+
+    def rule(text, kind="warn_if"):
+        doc = opl.check(f"opl-lang 1.0\nS = short Option(Call, 100, 30d)\nadjust_when {text}\n").document
+        return GuardRule(kind=kind, text=text, test=compile_condition(lower_condition(doc.adjust.when), per_leg=True))
+
+    default = rule("days_left > 30d && leg_pnl > +25%")
+    assert warns_nowhere((default,), 20.0, [0.0]) and warns_nowhere((default,), 20.0, [])
+    assert not warns_nowhere((default,), 20.0, [0.0, 30.0])  # a leg 50 days out: its P&L decides
+    assert not warns_nowhere((rule("pnl < -10%"),), 20.0, [0.0])  # the position's P&L: a path's variable
+    assert not warns_nowhere((rule("days_left < 30d"),), 20.0, [0.0])  # 0-d True: it holds everywhere
+    assert warns_nowhere((rule("days_left < 30d", kind="avoid_leg_if"), default), 20.0, [0.0])
+    shape = (2, 3)
+    book = Book(shape)
+    leg = OptionLeg(is_call=True, side=-1, qty=1, american=True, strike=StrikeRule(kind="relative", value=0))
+    slot = book.slots[book.add_slot(book.add_group(leg), is_call=True, american=True, strike=np.full(shape, 100.0),
+                                    qty=-np.ones(shape))]
+    slot.value, slot.entry = np.full(shape, 5.0), np.full(shape, 1.0)  # leg_pnl far above 25% everywhere
+    price = np.array([100.0, 101.0, 99.0])
+    for days_left, rules in ((20.0, (default,)), (40.0, (default,)), (20.0, (rule("days_left < 30d"),))):
+        state = SimpleNamespace(shape=shape, days_left=days_left, price=price, leg=None)
+        hit = warned(rules, state, leg_states(book, price, days_left))
+        assert warns_nowhere(rules, days_left, [0.0]) == (hit is None)
+
+
 @pytest.mark.parametrize("pack_name", ["czce_cj", "sse_50etf"])
 def test_compiled_strike_snaps_are_the_packs_bit_for_bit(pack_name):
     """`adjust_kernels.snap` (a round's new strikes on the fast engine: `_Month.snap`, ``snap_up``) against the
