@@ -1463,6 +1463,14 @@ def _grid(x) -> np.ndarray:
     A read-only view: the kernels take these in tuples indexed at run time, whose arrays must all have one
     type, and a month's marks shared by a store are read-only (a writable copy would cost a copy).
     """
+    if type(x) is np.ndarray and x.ndim == 2 and x.dtype == np.float64:  # most: a slot's lots or marks as they are
+        flags = x.flags
+        if flags.c_contiguous:
+            if not flags.writeable:
+                return x  # read-only already: its view would be the same array
+            x = x.view()
+            x.flags.writeable = False
+            return x
     x = np.asarray(x, dtype=float)
     if x.ndim < 2:
         x = x.reshape(1, -1)
@@ -1687,10 +1695,12 @@ def close_book(qtys, futures, mask, option_fee, futures_fee, *, bucket, equity, 
 
 
 def hedge_step(*, qtys, deltas, static, hedge, d, active, keep: float, band: float, lots_per_option: float, fee,
-               costs, equity, month_pnl, lots_traded, trades) -> np.ndarray:
+               costs, equity, month_pnl, lots_traded, trades, in_place: bool = False) -> np.ndarray:
     """`option_sums` of the held slots' lots ``qtys`` and marks ``deltas`` and `hedge_rule` in one pass: the
-    new hedge (variants, paths), the trade's costs and counts booked (in place) as `hedge_rule` books them."""
-    new = np.empty(hedge.shape)
+    new hedge (variants, paths), the trade's costs and counts booked (in place) as `hedge_rule` books them.
+    ``in_place``: the new hedge written into ``hedge`` itself (a C-ordered, writable float array of the step's
+    shape: an element's old lots are read before its new ones are written) and returned."""
+    new = hedge if in_place else np.empty(hedge.shape)
     kernel = _hedge_step_parallel if new.size >= STEP_PARALLEL_MIN else _hedge_step
     kernel(*_hedge_arguments(qtys=qtys, deltas=deltas, static=static, hedge=hedge, d=d, active=active, keep=keep,
                              band=band, lots_per_option=lots_per_option, fee=fee, costs=costs, equity=equity,

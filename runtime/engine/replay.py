@@ -77,7 +77,7 @@ import numpy as np
 from opl.runtime.engine.adjust import AdjustEngine, AdjustSpec, Desk, _margin_bound
 from opl.runtime.engine.book import Book, Slot, flat_paths, put_paths
 from opl.runtime.engine.exercise import AssignmentSpec, Inventory
-from opl.runtime.engine.guards import GuardRule, blocked, leg_states, warned
+from opl.runtime.engine.guards import GuardRule, blocked, leg_states, warned, warns_nowhere
 from opl.runtime.engine import kernels, monthstore
 from opl.runtime.engine import adjust_kernels
 from opl.runtime.engine.deadline import check as check_deadline, current as current_deadline, until
@@ -1215,6 +1215,7 @@ class _Pass:
         self.ruined = np.zeros(shape, dtype=bool)
         self.no_alerts = np.zeros(shape, dtype=bool)  # `_Open.alerted` where no warn_if rule holds (read only)
         self.no_alerts.flags.writeable = False
+        self.warns = any(g.kind == "warn_if" for g in strat.guards)  # asked at every step: the rules do not change
         self.absolute_step = 0
         self.tr: dict[str, list] | None = {k: [] for k in (
             "net_delta", "target", "hedge", "equity", "margin", "hedged", "price", "assigned", "unit_delta", "band",
@@ -1614,12 +1615,15 @@ class _Pass:
             return None
         return hit if np.any(hit) else None
 
-    def _assign(self, o: _Open, j: int, may: set[int] | None = None) -> np.ndarray:
-        """5./6. Early assignment of short American legs, exercise at expiry; returns where a short was assigned.
-        ``may``: `_exercisable`'s answer at this step, if asked already (the hedge changes no lots or flags)."""
+    def _assign(self, o: _Open, j: int, may: set[int] | None = None) -> np.ndarray | None:
+        """5./6. Early assignment of short American legs, exercise at expiry; returns where a short was assigned
+        at this step for the trace (None untraced on the fast engine: its kernel marks the month's ``assigned``
+        in place, no step's array made and or-ed in). ``may``: `_exercisable`'s answer at this step, if asked
+        already (the hedge changes no lots or flags)."""
         strat, mo, ledger, equity, cost = self.strat, o.mo, self.ledger, self.equity, self.cost
         f, mult = mo.price, self.mult
-        assigned_now = np.zeros(self.shape, dtype=bool)
+        direct = self.fast and self.tr is None
+        assigned_now = o.assigned if direct else np.zeros(self.shape, dtype=bool)
         may = self._exercisable(o, j) if may is None else may
         for si, s in enumerate(o.book.slots):
             hit = self._exercised(s, j, mo, found=may is not None) if may is None or si in may else None
@@ -1644,6 +1648,8 @@ class _Pass:
                 lots_f = lots_f - goods
             self.pending = self.pending + lots_f
             s.qty = np.where(hit, 0.0, q)
+        if direct:
+            return None
         o.assigned |= assigned_now
         return assigned_now
 
@@ -1680,7 +1686,7 @@ class _Pass:
             # The margin and the account in one compiled pass (kernels.requirement_account), the same numbers.
             self.margin_held, self.liquidate_next = kernels.requirement_account(
                 self.margins.rule, _holdings(o.book), static=_static(o.book), hedge=o.hedge,
-                other=self.pending + self.inventory.total(), price=o.prices[j], equity=equity,
+                other=self._other_futures(), price=o.prices[j], equity=equity,
                 capital=run.capital, margin_buffer=strat.margin_buffer, calls=ledger.counters["margin_calls"],
                 peak_margin=self.peak_margin, peak=self.peak, max_dd=self.max_dd)
             return self.margin_held
@@ -1700,11 +1706,20 @@ class _Pass:
             np.maximum(self.max_dd, (self.peak - equity) / self.peak, out=self.max_dd)
         return requirement
 
+    def _other_futures(self) -> np.ndarray:
+        """The futures lots from exercise and the goods held, as the margin counts them (|lots|): the futures alone
+        while no goods are held (the inventory's total is then exact zeros), no sum made at every step."""
+        return self.pending + self.inventory.total() if self.inventory.blocks() else self.pending
+
     def _alerts(self, o: _Open, j: int) -> None:
         """warn_if: an alert when a rule starts to hold on a path; no trading effect."""
         strat = self.strat
-        if any(g.kind == "warn_if" for g in strat.guards) and j < o.mo.n and np.any(o.is_open):
-            hit = warned(strat.guards, self.state(o, j), leg_states(o.book, o.mo.price[:, j], o.mo.days_left[j]))
+        if self.warns and j < o.mo.n and np.any(o.is_open):
+            days_left = o.mo.days_left[j]
+            if warns_nowhere(strat.guards, days_left, [s.extra_days for s in o.book.slots if s.held()]):
+                hit = None  # decided by the days to expiry alone (most steps): no state, no legs made
+            else:
+                hit = warned(strat.guards, self.state(o, j), leg_states(o.book, o.mo.price[:, j], days_left))
             if hit is None:  # no rule holds anywhere (most steps): no alert, and none holds now
                 o.alerted = self.no_alerts
                 return
@@ -1819,11 +1834,17 @@ def _hedge(strat, book: Book, hedge, d, is_open, lots_per_option, cost, ledger, 
 def _hedge_compiled(strat, book: Book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr):
     """`_hedge` at a rebalancing step in one compiled pass (`opl.runtime.engine.kernels.hedge_rule`), the same numbers."""
     held = book.held()
+    # The month's own hedge is rebalanced in place (a new array a step cost its allocation and page faults), as the
+    # exits and the rounds close it in place; a view or a shared array gets a new one.
+    flags = hedge.flags
+    own = hedge.shape == book.shape and hedge.dtype == np.float64 and flags.c_contiguous and flags.writeable \
+        and flags.owndata
     return kernels.hedge_step(qtys=[s.qty for s in held], deltas=[s.delta for s in held], static=_static(book),
                               hedge=hedge, d=d, active=is_open, keep=strat.hedge.keep, band=strat.hedge.band,
                               lots_per_option=lots_per_option, fee=cost.futures_open_fee,
                               costs=ledger.buckets["costs"], equity=equity, month_pnl=month_pnl,
-                              lots_traded=ledger.counters["futures_lots"], trades=ledger.counters["hedge_trades"])
+                              lots_traded=ledger.counters["futures_lots"], trades=ledger.counters["hedge_trades"],
+                              in_place=own)
 
 
 def _exit_rules(strat: StrategySpec) -> tuple | None:
