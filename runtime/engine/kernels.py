@@ -44,7 +44,7 @@ __all__ = ["available", "mark_series", "SeriesMarks", "serial_only", "PARALLEL_M
            "STEP_PARALLEL_MIN",
            "threads_allowed", "MarginRule", "book_margin", "hedge_rule", "option_sums", "book_move", "book_interest", "book_carry",
            "any_short_exercised", "futures_lots", "exercise", "account", "close_lots", "mark_where", "settle",
-           "close_book", "hedge_step", "requirement_account", "writable", "exits_close", "EXIT_OPS",
+           "close_book", "hedge_step", "requirement_account", "writable", "exits_close", "EXIT_OPS", "book_sold",
            "shorts_exercised"]
 
 PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
@@ -765,6 +765,22 @@ if njit is not None:
                     return True
         return False
 
+
+    @njit(cache=True)
+    def _book_sold(sold, scale, fee, assignment, costs, equity):
+        # replay._Pass._previous_decisions' goods sold: ledger.book("assignment", sold * cs * basis, equity), then
+        # ledger.cost(cost.futures(sold, closing=True), equity), element by element in that order.
+        variants, paths = sold.shape
+        cs, basis = scale
+        for v in range(variants):
+            for p in range(paths):
+                q = sold[v, p]
+                amount = q * cs * basis
+                assignment[v, p] += amount
+                e = equity[v, p] + amount
+                amount = -(abs(q) * fee[v])
+                costs[v, p] += amount
+                equity[v, p] = e + amount
 
     @njit(cache=True)
     def _futures_lots(static, hedge, other, out):
@@ -1602,6 +1618,15 @@ def any_short_exercised(qty, exercise) -> bool:
     return bool(_any_short_exercised(_plain(qty, shape), rows))
 
 
+def book_sold(sold, *, cs: float, basis: float, fee, buckets, equity) -> None:
+    """Goods sold at their release (`opl.runtime.engine.replay._Pass._previous_decisions`) in one pass: their value
+    ``sold`` × ``cs`` × ``basis`` into ``buckets["assignment"]`` and the futures' close (``fee`` (variants,) a lot)
+    into ``buckets["costs"]``, both into ``equity`` (in place), the reference's amounts in its order."""
+    shape = equity.shape
+    _book_sold(_plain(sold, shape), (float(cs), float(basis)), _plain(fee, shape[:1]), buckets["assignment"],
+               buckets["costs"], equity)
+
+
 def futures_lots(static, hedge, other) -> np.ndarray:
     """The absolute futures lots the margin counts, ``|static| + |hedge| + |other|`` (variants, paths), in one pass."""
     shape = np.broadcast_shapes(np.shape(static), np.shape(hedge), np.shape(other))
@@ -1611,14 +1636,20 @@ def futures_lots(static, hedge, other) -> np.ndarray:
 
 
 def exercise(*, qty, hit, phi: float, lots_per_option: float, price, strike, value, mult: float, fee_assigned,
-             fee_exercised, take_delivery: bool, buckets, equity, month_pnl, assigned, pending):
+             fee_exercised, take_delivery: bool, buckets, equity, month_pnl, assigned, pending, in_place: bool = False):
     """A slot's exercise and assignment where ``hit`` (`opl.runtime.engine.replay._Pass._assign`) in one pass:
     the forfeited time value into ``buckets["assignment"]``, the fees (``fee_*`` per variant) into
     ``buckets["costs"]``, both into ``equity`` and ``month_pnl``, ``assigned`` set where a short was assigned
     (in place). Returns the slot's lots left, the futures lots from exercise (``pending`` plus the new ones)
-    and the goods delivered (`take_delivery`: a short's long futures lots), each (variants, paths)."""
+    and the goods delivered (`take_delivery`: a short's long futures lots), each (variants, paths).
+    ``in_place``: the lots left and the futures from exercise written into ``qty`` and ``pending`` themselves
+    (C-ordered, writable floats of the step's shape: an element is read before it is written) and returned."""
     shape = equity.shape
-    new_qty, new_pending, goods = np.empty(shape), _plain(pending, shape).copy(), np.empty(shape)
+    if in_place:
+        new_qty, new_pending = qty, pending
+    else:
+        new_qty, new_pending = np.empty(shape), _plain(pending, shape).copy()
+    goods = np.empty(shape)
     _exercise(_plain(qty, shape), _plain_bool(hit, shape), float(phi), float(lots_per_option), _plain(price, shape[1:]),
               _rows(strike, shape), _rows(value, shape), float(mult), _plain(fee_assigned, shape[:1]),
               _plain(fee_exercised, shape[:1]), bool(take_delivery), buckets["assignment"], buckets["costs"], equity,
@@ -1718,11 +1749,14 @@ def _hedge_arguments(*, qtys, deltas, static, hedge, d, active, keep, band, lots
 
 
 def requirement_account(rule: MarginRule, holdings, *, static, hedge, other, price, equity, capital: float,
-                        margin_buffer: float, calls, peak_margin, peak, max_dd) -> tuple[np.ndarray, np.ndarray]:
+                        margin_buffer: float, calls, peak_margin, peak, max_dd,
+                        into: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`book_margin` of ``holdings`` with the futures lots |static| + |hedge| + |other|, then `account`, in one
-    pass: returns the requirement and where the call is not met (the counters, peaks and drawdown in place)."""
+    pass: returns the requirement and where the call is not met (the counters, peaks and drawdown in place).
+    ``into``: (requirement, liquidate) arrays to write them into (C-ordered, writable, the step's shape: floats,
+    flags; every element is written), else new ones."""
     shape = equity.shape
-    out, liquidate = np.empty(shape), np.empty(shape, dtype=np.bool_)
+    out, liquidate = into if into is not None else (np.empty(shape), np.empty(shape, dtype=np.bool_))
     kernel = _requirement_parallel if out.size >= STEP_PARALLEL_MIN else _requirement_account
     kernel(*_requirement_arguments(rule, holdings, static=static, hedge=hedge, other=other, price=price, equity=equity,
                                    capital=capital, margin_buffer=margin_buffer, calls=calls, liquidate=liquidate,

@@ -1446,7 +1446,10 @@ class _Pass:
         if not self.inventory.due(self.absolute_step):
             return  # most steps: nothing is released (no array of zeros scanned)
         sold = self.inventory.take(step=self.absolute_step)
-        if np.any(sold):
+        if self.cost.fast:
+            kernels.book_sold(sold, cs=self.cs, basis=self.strat.assignment.basis, fee=cost.futures_close_fee,
+                              buckets=ledger.buckets, equity=equity)  # one pass, not seven whole-array operations
+        elif np.any(sold):
             ledger.book("assignment", sold * self.cs * self.strat.assignment.basis, equity)
             ledger.cost(cost.futures(sold, closing=True), equity)
 
@@ -1656,12 +1659,14 @@ class _Pass:
     def _exercise_compiled(self, o: _Open, si: int, s: Slot, hit: np.ndarray, j: int, assigned_now) -> None:
         """`_assign`'s bookings for slot ``s`` in one compiled pass (`opl.runtime.engine.kernels.exercise`)."""
         terms, cost, mo = self.strat.assignment, self.cost, o.mo
+        shape = self.shape
+        s._qty, self.pending = kernels.writable(s._qty, shape), kernels.writable(self.pending, shape)
         s.qty, self.pending, goods = kernels.exercise(
             qty=s.qty, hit=hit, phi=s.phi, lots_per_option=self.lots_per_option, price=o.prices[j], strike=s.strike,
             value=s.value, mult=self.mult, fee_assigned=cost.option_assignment[:, 0],
             fee_exercised=cost.option_exercise[:, 0], take_delivery=terms.action == "take_delivery",
             buckets=self.ledger.buckets, equity=self.equity, month_pnl=o.month_pnl, assigned=assigned_now,
-            pending=self.pending)
+            pending=self.pending, in_place=True)  # the slot's and the pass's own arrays: no new ones a call
         if terms.action == "take_delivery":
             hold = int(np.ceil(terms.hold_days / mo.step_days))
             self.inventory.add(o.m * self.slots_per_month + si, goods, self.absolute_step + max(hold, 1))
@@ -1688,7 +1693,7 @@ class _Pass:
                 self.margins.rule, _holdings(o.book), static=_static(o.book), hedge=o.hedge,
                 other=self._other_futures(), price=o.prices[j], equity=equity,
                 capital=run.capital, margin_buffer=strat.margin_buffer, calls=ledger.counters["margin_calls"],
-                peak_margin=self.peak_margin, peak=self.peak, max_dd=self.max_dd)
+                peak_margin=self.peak_margin, peak=self.peak, max_dd=self.max_dd, into=self._account_arrays())
             return self.margin_held
         requirement = self.margins(o.book, o.hedge, self.pending + self.inventory.total(), o.mo.price[:, j])
         self.margin_held = requirement
@@ -1705,6 +1710,20 @@ class _Pass:
             np.maximum(self.peak, equity, out=self.peak)
             np.maximum(self.max_dd, (self.peak - equity) / self.peak, out=self.max_dd)
         return requirement
+
+    def _account_arrays(self) -> tuple | None:
+        """The last requirement's and liquidation's arrays for this step's to be written into (each read before:
+        the interest over the step, the liquidation at its start), or None for new ones: a traced step keeps its
+        requirement, and an array shared or not the pass's own is not written."""
+        if self.tr is not None:
+            return None
+        held, liquidate = self.margin_held, self.liquidate_next
+        for x, dtype in ((held, np.float64), (liquidate, np.bool_)):
+            flags = x.flags
+            if not (x.shape == self.shape and x.dtype == dtype and flags.c_contiguous and flags.writeable
+                    and flags.owndata):
+                return None
+        return held, liquidate
 
     def _other_futures(self) -> np.ndarray:
         """The futures lots from exercise and the goods held, as the margin counts them (|lots|): the futures alone

@@ -967,6 +967,77 @@ def test_the_steps_small_kernels_are_their_numpy_formulas():
                               np.abs(static) + np.abs(hedge) + np.abs(other))
 
 
+def test_goods_sold_at_their_release_are_booked_as_the_stages_book_them():
+    # kernels.book_sold (the goods released at a step, _Pass._previous_decisions on the fast engine) against the
+    # ledger's numpy bookings it replaces: their value into assignment, the futures' close into costs, both into
+    # the equity, bit for bit; nothing sold books nothing.
+    from opl.runtime.engine.ledger import Costs, Ledger
+    from opl.runtime.market.rules import load_pack
+
+    rng = np.random.default_rng(11)
+    shape = (3, 50)
+    pack = load_pack("czce_cj")
+    cost = replay_module._CostArrays([Costs.from_pack(pack, price=10_000.0, premium=100.0, fee_factor=f,
+                                                      slippage_factor=f) for f in (1.0, 2.0, 3.0)])
+    for sold in (np.where(rng.random(shape) < 0.2, rng.integers(1, 4, shape), 0).astype(float), np.zeros(shape)):
+        start = 1e6 + rng.normal(0.0, 1e4, shape)
+        books = []
+        for compiled in (False, True):
+            ledger, equity = Ledger(shape, 1), start.copy()
+            ledger.buckets["assignment"][:] = rng.normal(0.0, 100.0, shape) if not books else books[0][2]
+            before = ledger.buckets["assignment"].copy()
+            if compiled:
+                kernels.book_sold(sold, cs=5.0, basis=-20.0, fee=cost.futures_close_fee, buckets=ledger.buckets,
+                                  equity=equity)
+            else:
+                ledger.book("assignment", sold * 5.0 * -20.0, equity)
+                ledger.cost(cost.futures(sold, closing=True), equity)
+            books.append((equity, ledger.buckets["costs"], before, ledger.buckets["assignment"]))
+        (e0, c0, _, a0), (e1, c1, _, a1) = books
+        assert np.array_equal(e0, e1) and np.array_equal(c0, c1) and np.array_equal(a0, a1)
+        assert np.any(e1 != start) == bool(np.any(sold))
+
+
+def test_the_requirement_and_the_exercise_write_into_the_arrays_given():
+    # The step's requirement into the last step's arrays (_Pass._account_arrays) and an exercise into the slot's
+    # lots and the pass's futures from exercise (in_place): the numbers of new arrays, in the arrays given.
+    rng = np.random.default_rng(12)
+    shape = (2, 30)
+    book, hedge = _random_book(rng, shape, 3, futures=1)
+    from opl.runtime.market.rules import load_pack
+
+    rule = kernels.MarginRule.of([load_pack("czce_cj")] * 2)
+    price = 10_000.0 * np.exp(rng.normal(0.0, 0.05, shape[1]))
+    runs, start = [], 1e6 - 9.9e5 * (rng.random(shape) < 0.3)
+    for into in (None, (np.full(shape, np.nan), np.ones(shape, dtype=bool))):
+        equity = start.copy()
+        calls, peak_margin, peak, max_dd = np.zeros(shape, np.int64), np.zeros(shape), np.full(shape, 1e6), np.zeros(shape)
+        out = kernels.requirement_account(rule, replay_module._holdings(book), static=book.static, hedge=hedge,
+                                          other=np.zeros(shape), price=price, equity=equity, capital=1e6,
+                                          margin_buffer=0.2, calls=calls, peak_margin=peak_margin, peak=peak,
+                                          max_dd=max_dd, into=into)
+        if into is not None:
+            assert out[0] is into[0] and out[1] is into[1]
+        runs.append(out)
+    assert np.array_equal(runs[0][0], runs[1][0]) and np.array_equal(runs[0][1], runs[1][1])
+    assert runs[0][1].any() and not runs[0][1].all()
+    s = book.slots[0]
+    hit = rng.random(shape) < 0.4
+    results, waiting = [], rng.integers(-2, 3, shape).astype(float)
+    for in_place in (False, True):
+        qty, pending = s.qty.copy(), waiting.copy()
+        buckets = {"assignment": np.zeros(shape), "costs": np.zeros(shape)}
+        equity, pnl, assigned = np.full(shape, 1e6), np.zeros(shape), np.zeros(shape, dtype=bool)
+        left, futures, goods = kernels.exercise(
+            qty=qty, hit=hit, phi=s.phi, lots_per_option=1.0, price=price, strike=s.strike, value=s.value, mult=5.0,
+            fee_assigned=np.ones(2), fee_exercised=np.full(2, 2.0), take_delivery=True, buckets=buckets, equity=equity,
+            month_pnl=pnl, assigned=assigned, pending=pending, in_place=in_place)
+        if in_place:
+            assert left is qty and futures is pending
+        results.append([left, futures, goods, equity, pnl, assigned, *buckets.values()])
+    assert all(np.array_equal(a, b) for a, b in zip(*results))
+
+
 def test_a_slot_s_compiled_trade_is_the_reference_s_bit_for_bit():
     """`adjust_kernels.trade_slot` against `AdjustEngine._trade_slot` on random lots, proposals and restrikes
     with fees that differ by variant and side: the same lots, bookings and counts, bit for bit."""
