@@ -1285,6 +1285,8 @@ class SeriesMarks:
         self.complete = False  # every element marked: nothing left to do (the arrays may be read-only now)
         self.done = None  # (S, P) what was marked, when tracked (`track`)
         self.with_gamma = bool(gamma)
+        self.twin: tuple["SeriesMarks", np.ndarray] | None = None  # (a series, paths where its marks are ours)
+        self.marked: dict[int, np.ndarray] = {}  # column -> (P,) the elements marked there (`mark`'s calls)
         # Column -> (P,) elements marked without their gamma (`mark` with ``gamma=False``), until `gamma_at`.
         self.gamma_owed: dict[int, np.ndarray] = {}
         self.inputs = (_plain(forward.T, shape[::-1]), _plain(vol.T, shape[::-1]))  # prices, volatilities (S, P)
@@ -1309,15 +1311,49 @@ class SeriesMarks:
             need = need & ~self.done[j0:j1].all(axis=0)
             self.done[j0:j1] |= need
             where = need
-        rows = paths if where is None else int(np.count_nonzero(need))
         lazy = self.with_gamma and not gamma
+        if need is where:
+            need = need.copy()  # kept in `marked`: the caller's array may change
+        for j in range(j0, j1):
+            known = self.marked.get(j)
+            self.marked[j] = need if known is None else known | need
+        owes = need
+        if self.twin is not None and j1 == j0 + 1 and where is not None:
+            need, owes = self._copied(need, j0, lazy)
+        rows = paths if where is None else int(np.count_nonzero(need))
         if rows:
             self._run(need, j0, j1, self.with_gamma and not lazy, rows * (j1 - j0))
-            if lazy:
-                for j in range(j0, j1):
-                    owed = self.gamma_owed.get(j)
-                    self.gamma_owed[j] = need.copy() if owed is None else owed | need
+        if lazy and (rows or owes is not need):
+            for j in range(j0, j1):
+                owed = self.gamma_owed.get(j)
+                self.gamma_owed[j] = owes.copy() if owed is None else owed | owes
         self.complete = whole and not lazy
+
+    def share(self, source: "SeriesMarks", same: np.ndarray) -> None:
+        """Take ``source``'s marks on the paths ``same`` (P,) where it has them: a series of the same option on
+        paths whose prices and volatilities are these at every step (`opl.runtime.engine.replay._Month.share`),
+        so its marks are the numbers this series would compute there."""
+        self.twin = (source, _plain_bool(same, self.value.shape[:1]))
+
+    def _copied(self, need: np.ndarray, j: int, lazy: bool) -> tuple[np.ndarray, np.ndarray]:
+        """``need`` at column ``j`` with the twin's known marks copied: (what is left to compute, what owes its
+        gamma after the call: the computed elements when ``lazy``, and the copied ones the twin owed)."""
+        source, same = self.twin
+        marked = source.marked.get(j)
+        if not source.complete and marked is None:
+            return need, need
+        known = same if source.complete else same & marked
+        copy = need & known
+        owed = source.gamma_owed.get(j)
+        if owed is not None and not lazy:
+            copy &= ~owed  # gamma asked for: where the twin owes it, there is none to copy
+        if not copy.any():
+            return need, need
+        for mine, theirs in ((self.value, source.value), (self.delta, source.delta), (self.gamma, source.gamma),
+                             (self.exercise, source.exercise)):
+            np.copyto(mine[:, j], theirs[:, j], where=copy)
+        left = need & ~copy
+        return left, (left | (copy & owed) if lazy and owed is not None else left)
 
     def gamma_at(self, j: int, where: np.ndarray | None = None) -> np.ndarray | None:
         """Compute the gamma owed (`mark` with ``gamma=False``) at column ``j`` on the paths ``where`` (P,)

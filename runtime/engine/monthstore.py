@@ -10,7 +10,9 @@ change them for the next one), so results do not depend on the store.
 
 The store holds at most ``limit`` bytes (least recently used entries are dropped first), each memory counted
 once however many entries hold it or views of it: a month's marks hold its paths' prices and volatilities,
-which the months' entry holds too. Forked workers read the entries they inherit (`opl.runtime.engine.replay._pooled` passes them a `MonthStore.reader`) and
+which the months' entry holds too. A replay of other months may read stored marks too (`MonthStore.matching`):
+a ``hit_rate`` scenario copies the base months' marks on the paths where its months are theirs
+(`opl.runtime.engine.replay._StoredMonths._siblings`). Forked workers read the entries they inherit (`opl.runtime.engine.replay._pooled` passes them a `MonthStore.reader`) and
 keep nothing new. The store does not travel: a pickled store (a Dask task carrying the evaluator) arrives
 empty.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Hashable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterator
 
 if TYPE_CHECKING:  # numpy is not imported by the loop's driver until a replay runs
     import numpy as np
@@ -82,6 +84,10 @@ class MonthStore:
             return False
         self._entries.move_to_end(key)
         return True
+
+    def matching(self, test: Callable[[Hashable], bool]) -> list:
+        """The entries whose keys pass ``test``, most recently used first (not counted as hits or misses)."""
+        return [self._entries[key][0] for key in reversed(self._entries) if test(key)]
 
     def reader(self) -> "MonthStore":
         """A store that reads these entries and keeps nothing new: what forked workers get, so that what

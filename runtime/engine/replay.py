@@ -317,6 +317,26 @@ class _Month(MarkedMonth):
         for series in self.series or ():
             series.mark()
 
+    def share(self, others: list["_Month"]) -> None:
+        """Copy the marks of the month of ``others`` (months of the same legs on other paths:
+        `_StoredMonths._siblings`) that agrees with this one on the most paths, where both have the same
+        prices and volatilities at every step and the same strike, instead of computing them (a mark depends
+        on those only); each leg marks the rest itself."""
+        others = [o for o in others if self.series is not None and o.series is not None and o.by_step is not None
+                  and o.price.shape == self.price.shape and np.array_equal(o.t, self.t)]
+        if not others:
+            return
+        # The months' last prices pick the month (a path that agrees at every step agrees there).
+        last = self.by_step[0][-1]
+        other = max(others, key=lambda o: int(np.count_nonzero(o.by_step[0][-1] == last)))
+        if not np.any(other.by_step[0][-1] == last):
+            return
+        same = (self.by_step[0] == other.by_step[0]).all(axis=0) & (self.by_step[1] == other.by_step[1]).all(axis=0)
+        if not same.any():
+            return
+        for mine, theirs, strike, their_strike in zip(self.series, other.series, self.strikes, other.strikes):
+            mine.share(theirs, same & (strike == their_strike))
+
     def columns(self, cols: np.ndarray) -> "_Month":
         """The month on the paths ``cols`` only, for an adjustment round (which touches few paths): the
         prices, volatilities and levels a round reads. Not the legs' mark tables: a round quotes the
@@ -596,11 +616,23 @@ def _lockstep_tasks(jobs: list[tuple], plans: list[list[tuple]], workers: int) -
         families.setdefault((i,) if alone else (tuple(plan), run.seed), []).append(i)
     tasks = []
     for members in families.values():
+        members = _family_first(jobs, members)
         plan = plans[members[0]]
         runs = min(len(members), 1 if workers <= 1 else math.ceil(2 * workers / len(plan)))
         for group in plan:
             tasks += [(run, group) for run in _even_runs(members, runs)]
     return tasks
+
+
+def _family_first(jobs: list[tuple], members: list[int]) -> list[int]:
+    """``members`` with the jobs whose processes are of a family (`_family`) next to each other, in the order of
+    their first: cut into runs (`_lockstep_tasks`), a run holds them together, and a later one copies the marks
+    of an earlier one with the same legs where their paths agree (`_StoredMonths._siblings`; the ``hit_rate``
+    scenario and the cost pass, five jobs apart)."""
+    order: dict = {}
+    for i in members:
+        order.setdefault(_family(jobs[i][1].process), []).append(i)
+    return [i for group in order.values() for i in group]
 
 
 def _even_runs(members: list[int], runs: int) -> list[tuple[int, ...]]:
@@ -880,14 +912,17 @@ def _kept(piece: tuple) -> slice:
 class _Shared:
     """What the jobs of a pass replayed in lockstep (`_replay_lockstep`) share, the current month's only:
     each chunk's random draws (`opl.runtime.engine.processes.Draws`: the scenarios of a simulation redraw the
-    base's shocks, jumps and signals), the months of jobs on the same paths and the marks of jobs on the
-    same paths with the same legs (`_StoredMonths`' keys)."""
+    base's shocks, jumps and signals), the months of jobs on the same paths, the marks of jobs on the
+    same paths with the same legs (`_StoredMonths`' keys), and the months of a family (`_family`: a
+    ``hit_rate`` scenario's and the base's), whose marks a later job of the family copies where its paths agree."""
 
     def __init__(self):
         self.draws: dict[tuple[int, int], Draws] = {}  # (seed, chunk)
         self.paths: dict[tuple, "_Paths"] = {}  # a months key
         self.marks: dict[tuple, tuple[int, "_Month", int]] = {}  # a marks key: (month, its marks, reads left)
         self.readers: dict[tuple, int] = {}  # how many jobs read the months and the marks of a key
+        self.siblings: dict[tuple, tuple[int, list]] = {}  # a family key: (month, the months made of it so far)
+        self.families: dict[tuple, set] = {}  # a family key: the marks keys of its jobs
 
     def join(self, *keys: tuple) -> None:
         """A job reads the months or marks of ``keys``: what no other job reads is not kept for it."""
@@ -946,6 +981,20 @@ class _Paths:
         return mp
 
 
+def _family(process):
+    """``process`` with no direction hit rate: the processes of a family draw the same numbers and give the same
+    months on every path where the hit draw falls on the same side of their rates (a ``hit_rate`` scenario and
+    the base: `opl.runtime.engine.processes.PathGenerator._regime`), the others' are another's."""
+    if process is None or process.regime is None:
+        return process
+    return replace(process, regime=replace(process.regime, hit_rate=0.0))
+
+
+def _months_key_family(key: tuple) -> tuple:
+    """A months key (`_months_key`) with its process's family (`_family`)."""
+    return (key[0], _family(key[1]), *key[2:])
+
+
 def _months_key(run: RunSpec, strat: StrategySpec, group: tuple) -> tuple:
     """The month store's key of a pass's months: every input of the paths `_Paths` makes."""
     return ("months", run.process, run.price, strat.tenor_days, run.days_per_month, run.steps_per_day, run.seed,
@@ -971,8 +1020,13 @@ class _StoredMonths:
         self.marks_key = ("marks", self.key, tuple((leg.is_call, leg.american, leg.strike, leg.extra_days)
                                                    for leg in strat.legs), strat.smile, strat.rate, strat.levels,
                           strat.greeks, run.pack.option, run.engine, run.exact_american, kernels.available())
+        # The marks' inputs with the months' but a direction hit rate (`_family`): months of a family agree on
+        # the paths where the rate did not change the direction, and so do their marks.
+        self.family_key = ("family", _months_key(replace(run, process=_family(run.process)), strat, group),
+                           *self.marks_key[2:])
         if shared is not None:
             shared.join(self.key, self.marks_key)
+            shared.families.setdefault(self.family_key, set()).add(self.marks_key)
         self.paths = None
 
     def start(self) -> None:
@@ -1020,10 +1074,31 @@ class _StoredMonths:
         if self.store is not None and self.store.keeps:
             month.mark_all()  # the candidates holding other paths read them: every mark, made once
             self.store.put(key, month, _arrays_of(month))
-        elif track:
+            return month
+        if track:
             for series in month.series or ():
                 series.track()
+        month.share(self._siblings(key))
+        if self.shared is not None:
+            # Kept for the family's jobs still to make this month (held while one may read it only).
+            m, made = self.shared.siblings.get(self.family_key, (None, []))
+            made = made + [month] if m == key[-3] else [month]
+            more = len(made) < len(self.shared.families[self.family_key])
+            self.shared.siblings[self.family_key] = (key[-3], made if more else [])
         return month
+
+    def _siblings(self, key: tuple) -> list["_Month"]:
+        """The months of this one's family (`_family`) and number on other paths, whose marks are known where
+        they are made: those the jobs of the lockstep pass made before this one, and those the store holds
+        (complete)."""
+        found = []
+        if self.shared is not None:
+            m, made = self.shared.siblings.get(self.family_key, (None, []))
+            found += made if m == key[-3] else []
+        if self.store is not None:
+            found += self.store.matching(lambda k: k[0] == "marks" and k[1] != self.key and k[2:] == key[2:]
+                                         and _months_key_family(k[1]) == self.family_key[1])
+        return found
 
 
 def _arrays_of(month: "_Month") -> list[np.ndarray]:

@@ -177,3 +177,123 @@ def test_jobs_of_the_same_passes_are_replayed_in_lockstep_cut_for_the_workers(ju
     for (strategy, r, variants), got in zip(market, together):
         alone = _arrays(replay(strategy=strategy, run=r, variants=variants), 0)
         assert all(np.array_equal(a, alone[key]) for key, a in _arrays(got, 0).items())
+
+
+def test_marks_copied_from_a_month_on_partly_the_same_paths_are_the_computed_marks():
+    """A series whose paths agree with another series' on some paths (`SeriesMarks.share`: a ``hit_rate``
+    scenario's month and the base month) copies the marks the other has there, with their gamma or owing it,
+    and computes the rest: every element the bits of marking it alone, and fewer marks computed."""
+    from opl.runtime.engine import kernels
+    from opl.runtime.engine.marking import SmileRule
+
+    rng = np.random.default_rng(11)
+    paths, steps = 800, 12
+    forward = 10_400 * np.exp(np.cumsum(rng.normal(0.0, 0.03, (paths, steps)), axis=1))
+    vol = 0.25 * np.exp(rng.normal(0.0, 0.3, (paths, steps)))
+    moved = rng.random(paths) < 0.5  # the other scenario's paths: half of them moved
+    other = np.where(moved[:, None], forward * 1.01, forward)
+    strike = np.round(forward[:, 0] / 100) * 100
+    t = 30 / 365 * (steps - 1 - np.arange(steps)) / (steps - 1)
+    common = dict(is_call=False, american=True, vol=vol, strike=strike, t=t, smile=SmileRule(), rate=0.015)
+    alone = kernels.mark_series(forward=other, **common)
+    source = kernels.SeriesMarks(forward=forward, **common)
+    source.track()
+    copied = kernels.SeriesMarks(forward=other, **common)
+    copied.share(source, ~moved)
+    asked, computed = [], []
+    real = kernels.SeriesMarks._run
+    for j in range(steps):
+        source.mark(rng.random(paths) < 0.9, (j, j + 1), gamma=j % 2 == 0)  # owes its gamma on odd steps
+        if j % 4 == 1:
+            source.gamma_at(j, rng.random(paths) < 0.3)
+        where = rng.random(paths) < 0.8
+        asked.append(int(np.count_nonzero(where)))
+        kernels.SeriesMarks._run = lambda self, need, j0, j1, gamma, count: computed.append(count) or real(
+            self, need, j0, j1, gamma, count)
+        try:
+            copied.mark(where, (j, j + 1), gamma=j % 3 != 0)
+        finally:
+            kernels.SeriesMarks._run = real
+        copied.gamma_at(j)
+        for got, ref in zip((copied.value, copied.delta, copied.gamma, copied.exercise), alone):
+            assert np.array_equal(got[where, j], ref[where, j])
+    assert sum(computed) < 0.8 * sum(asked)
+
+
+def test_a_scenario_on_partly_the_base_paths_copies_the_base_marks_in_lockstep(jujube, monkeypatch):
+    """``hit_rate`` changes the months of some paths only: replayed in lockstep after a job on the base paths
+    with the same legs, it copies that job's marks on the paths that agree, and both get their numbers alone."""
+    from dataclasses import replace
+
+    from opl.runtime.engine import kernels
+    import opl.runtime.engine.replay as replay_module
+
+    run = replace(jujube.run, paths=60, chunk=60, months=2)
+    hit = next(p for p in jujube.plans if p.name == "hit_rate")
+    jobs = [(jujube.strategy, run, (Variant(size=5.0, fee_factor=2.0),)),
+            (hit.strategy, replace(run, process=hit.process), (Variant(size=5.0),))]
+    group = ((0, 60),)
+    alone = [replay_module._replay_pass(s, r, v, group, None, False) for s, r, v in jobs]
+    copies = []
+    real = kernels.SeriesMarks._copied
+
+    def counting(self, need, j, lazy):
+        left, owes = real(self, need, j, lazy)
+        copies.append(int(np.count_nonzero(need)) - int(np.count_nonzero(left)))
+        return left, owes
+
+    monkeypatch.setattr(kernels.SeriesMarks, "_copied", counting)
+    together = replay_module._replay_lockstep(jobs, group, None)
+    for (got, _, hits), (ref, _, ref_hits) in zip(together, alone):
+        _same_pass(got, ref)
+        assert hits == ref_hits
+    assert sum(copies) > 0
+
+
+def test_a_scenario_on_partly_the_base_paths_copies_the_stored_base_marks(jujube, monkeypatch):
+    """`opl loop`'s workers read the base months' marks from the month store (`MonthStore.reader`): a
+    ``hit_rate`` scenario copies them on the paths that agree and gets its numbers alone."""
+    from dataclasses import replace
+
+    from opl.runtime.engine import kernels, monthstore
+    import opl.runtime.engine.replay as replay_module
+
+    run = replace(jujube.run, paths=60, chunk=60, months=2)
+    hit = next(p for p in jujube.plans if p.name == "hit_rate")
+    group, variants = ((0, 60),), (Variant(size=5.0),)
+    store = monthstore.MonthStore()
+    with monthstore.sharing(store):
+        replay_module._replay_pass(jujube.strategy, run, variants, group, None, False)  # the base months, marked
+    alone = replay_module._replay_pass(hit.strategy, replace(run, process=hit.process), variants, group, None, False)
+    copies = []
+    real = kernels.SeriesMarks._copied
+
+    def counting(self, need, j, lazy):
+        left, owes = real(self, need, j, lazy)
+        copies.append(int(np.count_nonzero(need)) - int(np.count_nonzero(left)))
+        return left, owes
+
+    monkeypatch.setattr(kernels.SeriesMarks, "_copied", counting)
+    with monthstore.sharing(store.reader()):
+        got = replay_module._replay_pass(hit.strategy, replace(run, process=hit.process), variants, group, None,
+                                         False)
+    _same_pass(got[0], alone[0])
+    assert got[2] == alone[2] and sum(copies) > 0
+
+
+def test_a_family_of_jobs_is_cut_into_one_run_for_the_workers(jujube):
+    """The scenarios' jobs in `_lockstep_tasks`' runs: ``hit_rate`` (a family with the cost pass on the base
+    paths: `replay._family`) beside the cost pass, so that it copies its marks; every job's chunks in order."""
+    from dataclasses import replace
+
+    import opl.runtime.engine.replay as replay_module
+
+    run = replace(jujube.run, paths=50, chunk=25, months=1)
+    market = [p for p in jujube.plans if p.market]
+    jobs = [(jujube.strategy, run, (Variant(size=1.0, fee_factor=2.0),))] + [
+        (p.strategy, replace(run, process=p.process), (Variant(size=1.0),)) for p in market]
+    hit = 1 + next(n for n, p in enumerate(market) if p.name == "hit_rate")
+    assert hit == len(jobs) - 1
+    plans = [[((0, 25),), ((1, 25),)]] * len(jobs)
+    tasks = replay_module._lockstep_tasks(jobs, plans, 2)
+    assert [t[0] for t in tasks] == [(0, hit, 1), (2, 3), (0, hit, 1), (2, 3)]
