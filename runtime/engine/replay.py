@@ -853,21 +853,24 @@ def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress) -> li
     store = monthstore.current()
     _JOBS = (tuple(jobs), current_deadline(), store.reader() if store is not None else None)
     done: list[list] = [[] for _ in jobs]
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = [pool.submit(_pass_job, task) for task in tasks]
-            try:
-                for (indices, group), future in zip(tasks, futures):
-                    for i, result in zip(indices, future.result()):
-                        done[i].append(result)
-                        if progress is not None:
-                            progress(pass_paths(group) * jobs[i][1].months)
-            except BaseException:
-                # Passes not started are dropped; running ones stop at the deadline (or finish) on their own.
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+        futures = [pool.submit(_pass_job, task) for task in tasks]
+        for (indices, group), future in zip(tasks, futures):
+            for i, result in zip(indices, future.result()):
+                done[i].append(result)
+                if progress is not None:
+                    progress(pass_paths(group) * jobs[i][1].months)
+    except BaseException:
+        # Passes not started are dropped; running ones stop at the deadline (or finish) on their own.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
     finally:
         _JOBS = None
+    # Every result is in: the workers exit (each unmaps its copy of this process, ~0.1 s) while the caller goes
+    # on — with its next pool's workers, or its serial work — instead of waiting for them; the pool's own
+    # thread reaps them.
+    pool.shutdown(wait=False)
     return done
 
 
