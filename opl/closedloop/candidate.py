@@ -88,9 +88,8 @@ def candidate_sha(text: str) -> str:
 def _canonical(text: str) -> tuple[str, ast.Module]:
     """The canonical form of ``text`` and its (frozen) syntax tree. Kept for the texts seen last: the loop makes
     a `Candidate` of the same text many times (proposing, checking, digesting, diagnosing, editing), and
-    each costs three parses. A text with syntax errors raises `CandidateError` each time (never kept)."""
+    each costs two parses. A text with syntax errors raises `CandidateError` each time (never kept)."""
     from opl.lang.fmt import format_text
-    from opl.lang.parser import parse
 
     formatted = format_text(text, "candidate.opl")
     if not formatted.ok:
@@ -100,7 +99,7 @@ def _canonical(text: str) -> tuple[str, ast.Module]:
         report = FileReport(SourceFile("candidate.opl", text), list(formatted.diagnostics)) \
             if formatted.diagnostics else None
         raise CandidateError(formatted.error or "the candidate has syntax errors", report)
-    return formatted.text, parse(formatted.text, "candidate.opl").module
+    return formatted.text, formatted.module  # the formatter's self-check parsed the canonical text
 
 
 class Candidate:

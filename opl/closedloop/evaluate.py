@@ -381,10 +381,10 @@ def _at(size: float, capital: float) -> list[str]:
 
 
 def _sizes(candidate: Candidate) -> tuple[float, ...]:
-    from opl.lang.frontend import check_text
+    from opl.closedloop.candidate import checked
 
-    checked = check_text(candidate.text)
-    exp = checked.document.experiment if checked.document is not None else None
+    document = checked(candidate.text).document  # the loop checked this text when it classified it: kept
+    exp = document.experiment if document is not None else None
     return tuple(exp.sizes) if exp is not None and exp.sizes else DEFAULT_SIZES
 
 

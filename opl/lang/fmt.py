@@ -65,12 +65,16 @@ class FormatResult:
     error
         Set when the formatted text failed the self-check (a formatter bug); the
         input is returned unchanged.
+    module
+        The syntax tree of the formatted ``text`` (its self-check's parse, under the path given), when
+        formatting succeeded: a caller that wants the tree does not parse the text a third time.
     """
 
     text: str
     changed: bool
     diagnostics: list[Diagnostic] = field(default_factory=list)
     error: str | None = None
+    module: ast.Module | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -430,4 +434,4 @@ def format_text(text: str, path: str = "<string>") -> FormatResult:
             [c.text for c in scan_comments(formatted)] != [c.text for c in comments]):
         return FormatResult(text, False, error="the formatted text does not parse to the same tree; "
                                                 "left unchanged (please report this file)")
-    return FormatResult(formatted, formatted != text)
+    return FormatResult(formatted, formatted != text, module=again.module)

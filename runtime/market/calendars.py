@@ -102,8 +102,13 @@ def trading_days_between(calendar: RulePack | CalendarSpec, start: dt.date, end:
 
 def trading_days_in_month(calendar: RulePack | CalendarSpec, year: int, month: int) -> list[dt.date]:
     """All trading days of a calendar month, in order."""
+    cal = _cal_of(calendar)
+    # The calendar's sets once a month, not once a day: each is looked up by value (a listed expiry's rule
+    # reads about 300 months, and a loop's candidate is compiled several times).
+    weekend, holidays = cal.weekend_days, cal.holiday_set
     last = _cal.monthrange(year, month)[1]
-    return [d for d in (dt.date(year, month, i) for i in range(1, last + 1)) if is_trading_day(calendar, d)]
+    return [d for d in (dt.date(year, month, i) for i in range(1, last + 1))
+            if d.weekday() not in weekend and d not in holidays]
 
 
 def calendar_covers(calendar: RulePack | CalendarSpec, day: dt.date) -> bool:

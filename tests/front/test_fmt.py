@@ -52,6 +52,7 @@ def test_idempotent_tree_and_meaning_preserving(path):
     result = format_text(text, str(path))
     assert result.ok, (result.diagnostics, result.error)
     once = result.text
+    assert result.module == parse(once, str(path)).module  # the tree it gives is the formatted text's
     assert format_text(once).text == once
     assert parse(once).module.statements == canonical(parse(text).module).statements
     assert tree(once) == tree(text)

@@ -127,3 +127,20 @@ def test_a_text_is_put_in_canonical_form_once_however_often_the_loop_reads_it(mo
         Candidate("opl-lang 1.0\nprice (\n")
     with pytest.raises(CandidateError):
         Candidate("opl-lang 1.0\nprice (\n")
+
+
+def test_a_new_candidate_text_is_parsed_twice_not_three_times(monkeypatch):
+    # Formatting parses the text and checks the formatted one; that second parse is the candidate's tree
+    # (the loop makes ~6 new texts an accepted candidate: stress, sensitivities and counterfactuals removed).
+    import opl.lang.fmt as fmt
+
+    calls = []
+    real = fmt.parse
+    monkeypatch.setattr(fmt, "parse", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    import opl.lang.parser as parser
+
+    monkeypatch.setattr(parser, "parse", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    text = FILE.replace("capital 1000000", "capital 1000001")
+    candidate = Candidate(text)
+    assert len(calls) == 2
+    assert candidate.module == real(candidate.text, "candidate.opl").module

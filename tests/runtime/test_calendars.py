@@ -72,6 +72,16 @@ def test_trading_day_arithmetic(cj):
     assert len(trading_days_in_month(cj, 2026, 4)) == 21
 
 
+def test_a_months_trading_days_are_its_days_that_trade(cj, sse, us):
+    # trading_days_in_month reads the calendar's weekend and holidays once a month (a listed expiry's rule
+    # reads ~300 months); every day it keeps or drops is is_trading_day's verdict on it.
+    for pack in (cj, sse, us, _with_holiday(cj, D(2026, 4, 8))):
+        for year, month in [(y, m) for y in (2007, 2019, 2025, 2026, 2027) for m in range(1, 13)]:
+            days = [D(year, month, 1) + dt.timedelta(days=i) for i in range(31)]
+            expected = [d for d in days if d.month == month and is_trading_day(pack, d)]
+            assert trading_days_in_month(pack, year, month) == expected
+
+
 def test_calendar_coverage(cj):
     assert calendar_covers(cj, D(2026, 12, 31))
     assert not calendar_covers(cj, D(2027, 1, 4))
