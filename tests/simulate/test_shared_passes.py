@@ -297,3 +297,25 @@ def test_a_family_of_jobs_is_cut_into_one_run_for_the_workers(jujube):
     plans = [[((0, 25),), ((1, 25),)]] * len(jobs)
     tasks = replay_module._lockstep_tasks(jobs, plans, 2)
     assert [t[0] for t in tasks] == [(0, hit, 1), (2, 3), (0, hit, 1), (2, 3)]
+
+
+def test_a_sweeps_metrics_are_computed_side_by_side_each_as_alone(jujube, monkeypatch):
+    # The metrics of a sweep's sizes (a hold-out's fourteen at 50,000 paths: ~2 s of the calling process's
+    # serial work) run in threads; each is the number run_metrics gives alone.
+    import threading
+
+    import opl.runtime.results.metrics as metrics_module
+    from opl.runtime.engine.replay import _cores
+    from opl.runtime.results.metrics import run_metrics
+
+    if _cores() < 2:
+        pytest.skip("one core: computed one after the other")
+    sweep = jujube.sweep()
+    alone = [run_metrics(sweep.replayed, v).to_dict() for v in sweep.indices]
+    where = []
+    real = metrics_module.run_metrics
+    monkeypatch.setattr(metrics_module, "run_metrics",
+                        lambda result, v: where.append(threading.current_thread()) or real(result, v))
+    again = jujube.at(sweep.sizes, (sweep.replayed, sweep.indices))
+    assert [m.to_dict() for _, m, _ in again.rows] == alone
+    assert len(where) == len(sweep.sizes) and threading.main_thread() not in where
