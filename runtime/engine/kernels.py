@@ -262,6 +262,23 @@ if njit is not None:
                     boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise)
 
     @njit(cache=True)
+    def _copy_known(need, known, owed, lazy, src_v, src_d, src_g, src_e, v, d, g, e, left, owes):
+        # One column of `SeriesMarks._copied`: where ``need`` and ``known`` (the twin marked the element on a path
+        # that agrees) the twin's marks copied, unless its gamma is ``owed`` and gamma is asked for (not
+        # ``lazy``); ``left`` what is still to compute, ``owes`` what owes its gamma after a lazy mark (the
+        # computed elements and the copied ones the twin owed). Returns the number copied.
+        count = 0
+        for p in range(need.shape[0]):
+            n = need[p]
+            left[p], owes[p] = n, n
+            if not n or not known[p] or (owed[p] and not lazy):
+                continue
+            v[p], d[p], g[p], e[p] = src_v[p], src_d[p], src_g[p], src_e[p]
+            left[p], owes[p] = False, owed[p]
+            count += 1
+        return count
+
+    @njit(cache=True)
     def _old_row(out, v, old, r):
         # Row ``v`` of ``out`` set to the old marks' row ``r`` (no rows: 0), in one branch-free pass.
         if old.shape[0]:
@@ -1343,17 +1360,14 @@ class SeriesMarks:
         if not source.complete and marked is None:
             return need, need
         known = same if source.complete else same & marked
-        copy = need & known
         owed = source.gamma_owed.get(j)
-        if owed is not None and not lazy:
-            copy &= ~owed  # gamma asked for: where the twin owes it, there is none to copy
-        if not copy.any():
+        left, owes = np.empty_like(need), np.empty_like(need)
+        # One compiled pass: numpy's masked copies of the four rows cost more than the marks they saved.
+        if not _copy_known(need, known, np.zeros_like(need) if owed is None else owed, lazy, source.value[:, j],
+                           source.delta[:, j], source.gamma[:, j], source.exercise[:, j], self.value[:, j],
+                           self.delta[:, j], self.gamma[:, j], self.exercise[:, j], left, owes):
             return need, need
-        for mine, theirs in ((self.value, source.value), (self.delta, source.delta), (self.gamma, source.gamma),
-                             (self.exercise, source.exercise)):
-            np.copyto(mine[:, j], theirs[:, j], where=copy)
-        left = need & ~copy
-        return left, (left | (copy & owed) if lazy and owed is not None else left)
+        return left, owes
 
     def gamma_at(self, j: int, where: np.ndarray | None = None) -> np.ndarray | None:
         """Compute the gamma owed (`mark` with ``gamma=False``) at column ``j`` on the paths ``where`` (P,)
