@@ -205,6 +205,8 @@ class AdjustEngine:
         self.last = np.full(shape, -np.inf)
         self._known = None  # an adjustment round's requirement after its last action (`_margin_before`)
         self._unblocked: dict[tuple, bool] = {}  # `_never_blocked`'s answers by the numbers that decide them
+        # ``adjust_when`` as one compiled pass evaluates it (`when_program`), or None.
+        self.when_program = adjust_kernels.condition_program(getattr(spec.when, "condition", None))
 
     # -- the month's slots -------------------------------------------------------------------------
     def extra_slots(self, legs) -> int:
@@ -254,9 +256,10 @@ class AdjustEngine:
         self.prev = np.zeros(self.shape, dtype=bool)
         self.last = np.full(self.shape, -np.inf)
 
-    def start(self, state: TriggerState, is_open: np.ndarray) -> None:
-        """The condition at the open: a round needs it to turn true afterwards."""
-        self.prev = np.broadcast_to(self.spec.when(state), self.shape) & is_open
+    def start(self, state: TriggerState | None, is_open: np.ndarray, when: np.ndarray | None = None) -> None:
+        """The condition at the open (``when``: its verdict, already known; ``state`` is then not read): a round
+        needs it to turn true afterwards."""
+        self.prev = np.broadcast_to(self.spec.when(state) if when is None else when, self.shape) & is_open
 
     # -- one step ------------------------------------------------------------------------------------
     def step(self, desk: Desk, is_open: np.ndarray, step_days: float) -> np.ndarray:
@@ -266,17 +269,20 @@ class AdjustEngine:
             return np.zeros(self.shape, dtype=bool)
         return self.play(desk, fire)
 
-    def decide(self, state: TriggerState, is_open: np.ndarray, j: int, step_days: float,
-               compiled: bool = False) -> np.ndarray:
+    def decide(self, state: TriggerState | None, is_open: np.ndarray, j: int, step_days: float,
+               compiled: bool = False, when: np.ndarray | None = None) -> np.ndarray:
         """Where a round fires at step ``j`` (the condition turned true, the cooldown passed); keeps the edge.
-        ``compiled``: in one compiled pass (`opl.runtime.engine.adjust_kernels.decide`), the same decisions."""
+        ``compiled``: in one compiled pass (`opl.runtime.engine.adjust_kernels.decide`), the same decisions.
+        ``when``: the condition's verdict, already known (`when_program`'s; ``state`` is then not read)."""
+        if when is None:
+            when = self.spec.when(state)
         if compiled:
             if not (self.prev.flags.writeable and self.prev.shape == self.shape):
                 self.prev = np.array(np.broadcast_to(self.prev, self.shape))  # the kernel keeps it in place
-            self.fired = adjust_kernels.decide(self.spec.when(state), is_open, self.prev, self.last, j, step_days,
+            self.fired = adjust_kernels.decide(when, is_open, self.prev, self.last, j, step_days,
                                                self.spec.cooldown_days)
             return self.fired
-        now = np.logical_and(self.spec.when(state), is_open)  # (variants, paths): is_open's shape
+        now = np.logical_and(when, is_open)  # (variants, paths): is_open's shape
         fire = now > self.prev  # turned true: now and not before
         self.prev = now
         if fire.any():

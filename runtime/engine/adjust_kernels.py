@@ -26,14 +26,14 @@ gone. `opl.runtime.engine.replay._Round` decides where it applies and prepares i
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
+from opl.runtime.engine import conditionspec as spec
 from opl.runtime.engine import kernels
 from opl.runtime.engine.kernels import njit
 
-__all__ = ["trade_slot", "fees_of", "move_group", "gamma_need", "gamma_buy", "decide", "snap", "round_pass"]
+__all__ = ["trade_slot", "fees_of", "move_group", "gamma_need", "gamma_buy", "decide", "snap", "round_pass",
+           "condition_program", "when_verdict", "WHEN_MEASURES"]
 
 
 if njit is not None:
@@ -245,6 +245,50 @@ if njit is not None:
                             row[p] = j
                             count += 1
         return count
+
+    # -- ``adjust_when`` of the price and volatility triggers (`when_verdict`) -----------------------------------
+    _LEAF, _AND, _OR, _NOT = 0, 1, 2, 3  # a condition program's node kinds (`condition_program`)
+
+    @njit(cache=True, error_model="numpy")  # numpy's division: a price or volatility of 0 gives inf or NaN
+    def _leaf(measure, op, bound, price, open_price, vol, open_vol, floor, factor, out):
+        # One trigger on every path: triggers._measure's formula (the at-the-money volatility as
+        # marking.SmileRule.atm makes it, max(floor, vol·(1 + spread)), NaN passing), compared with its bound.
+        for p in range(price.shape[0]):
+            if measure == 0:  # price_retrace
+                x = (price[p] / open_price[p] - 1.0) * 100.0
+            else:
+                ratio = kernels._npmax(floor, vol[p] * factor) / kernels._npmax(floor, open_vol[p] * factor)
+                x = (1.0 - ratio) * 100.0 if measure == 1 else (ratio - 1.0) * 100.0  # vega_crush, iv_change
+            out[p] = kernels._compare(op, x, bound)
+
+    @njit(cache=True, error_model="numpy")
+    def _verdict(program, bounds, price, open_price, vol, open_vol, floor, factor, out):
+        # The condition per path: the program's nodes in postfix order (kind, measure, comparison), each into its
+        # own row, the operands of a combination the rows on the stack; the last node's row into ``out``.
+        nodes, paths = program.shape[0], price.shape[0]
+        rows = np.empty((nodes, paths), dtype=np.bool_)
+        stack = np.empty(nodes, dtype=np.int64)
+        top = 0
+        for i in range(nodes):
+            kind, r = program[i, 0], rows[i]
+            if kind == _LEAF:
+                _leaf(program[i, 1], program[i, 2], bounds[i], price, open_price, vol, open_vol, floor, factor, r)
+                top += 1
+            elif kind == _NOT:
+                a = rows[stack[top - 1]]
+                for p in range(paths):
+                    r[p] = not a[p]
+            else:
+                a, b = rows[stack[top - 2]], rows[stack[top - 1]]
+                top -= 1
+                if kind == _AND:
+                    for p in range(paths):
+                        r[p] = a[p] and b[p]
+                else:
+                    for p in range(paths):
+                        r[p] = a[p] or b[p]
+            stack[top - 1] = i
+        out[:] = rows[stack[0]]
 
     @njit(cache=True)
     def _snap(values, bounds, steps, up, lowest, out):
@@ -813,6 +857,56 @@ def decide(when, is_open, prev, last, j: int, step_days: float, cooldown: float)
     return fire
 
 
+#: The triggers `when_verdict` computes (their index is the program's measure code).
+WHEN_MEASURES = ("price_retrace", "vega_crush", "iv_change")
+_COMBINATIONS = {spec.And: 1, spec.Or: 2}
+
+
+def condition_program(condition) -> tuple[np.ndarray, np.ndarray] | None:
+    """A condition in runtime form (`opl.runtime.engine.conditionspec`) as `when_verdict` evaluates it: its
+    nodes in postfix order, (kind, measure, comparison) rows and their bounds — or None where a node is not a
+    ``price_retrace``, ``vega_crush`` or ``iv_change`` trigger, ``and``, ``or`` or ``not`` (the numpy test then)."""
+    rows, bounds = [], []
+
+    def walk(node) -> bool:
+        if isinstance(node, spec.Trigger):
+            if node.measure not in WHEN_MEASURES or node.op not in kernels.EXIT_OPS:
+                return False
+            rows.append((0, WHEN_MEASURES.index(node.measure), kernels.EXIT_OPS.index(node.op)))
+            bounds.append(float(node.bound))
+            return True
+        if isinstance(node, spec.Not):
+            if not walk(node.operand):
+                return False
+            rows.append((3, 0, 0))
+            bounds.append(0.0)
+            return True
+        kind = _COMBINATIONS.get(type(node))
+        if kind is None or not (walk(node.left) and walk(node.right)):
+            return False
+        rows.append((kind, 0, 0))
+        bounds.append(0.0)
+        return True
+
+    if condition is None or not walk(condition):
+        return None
+    return np.array(rows, dtype=np.int64), np.array(bounds, dtype=float)
+
+
+def when_verdict(program: tuple[np.ndarray, np.ndarray], *, price, open_price, vol, open_vol, floor: float,
+                 spread: float) -> np.ndarray:
+    """A `condition_program`'s verdict per path in one compiled pass (``_verdict``): the numpy test's
+    (`opl.runtime.engine.triggers.compile_condition`) bit for bit.
+
+    ``price``, ``vol`` are the step's futures prices and volatility forecasts, ``open_price``, ``open_vol``
+    the month's open's, each (paths,) contiguous; ``floor`` and ``spread`` the smile's at-the-money rule
+    (`opl.runtime.engine.marking.SmileRule.atm`).
+    """
+    out = np.empty(price.shape[0], dtype=np.bool_)
+    _verdict(program[0], program[1], price, open_price, vol, open_vol, float(floor), 1.0 + float(spread), out)
+    return out
+
+
 def snap(grid, raw, *, up: bool = False) -> np.ndarray:
     """Strikes on the listed ``grid`` (a pack's ``option.strike_grid``) in one compiled pass (``_snap``):
     `opl.runtime.engine.replay._Month.snap` (``up``: ``snap_up``) bit for bit, for strikes per path (paths,)."""
@@ -823,10 +917,19 @@ def snap(grid, raw, *, up: bool = False) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=16)
+_LADDERS: dict[int, tuple] = {}  # id of a ladder -> (the ladder, its edges, its steps)
+
+
 def _ladder(grid) -> tuple[np.ndarray, np.ndarray]:
-    """A strike ladder's band edges and steps, as `opl.runtime.market.rules._snap` reads them."""
-    return (np.array([b.upto for b in grid[:-1]], dtype=float), np.array([b.step for b in grid], dtype=float))
+    """A strike ladder's band edges and steps, as `opl.runtime.market.rules._snap` reads them: kept by the
+    ladder's identity (a pack's, read at every round: hashing its bands for a cache's key cost more)."""
+    kept = _LADDERS.get(id(grid))
+    if kept is None or kept[0] is not grid:
+        if len(_LADDERS) >= 16:
+            _LADDERS.clear()
+        kept = _LADDERS[id(grid)] = (grid, np.array([b.upto for b in grid[:-1]], dtype=float),
+                                     np.array([b.step for b in grid], dtype=float))
+    return kept[1], kept[2]
 
 
 def round_pass(**arguments) -> int:

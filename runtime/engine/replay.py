@@ -74,7 +74,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from opl.runtime.engine.adjust import AdjustEngine, AdjustSpec, Desk, _margin_bound
+from opl.runtime.engine.adjust import AdjustEngine, AdjustSpec, Desk, _margin_bound, _once
 from opl.runtime.engine.book import Book, Slot, flat_paths, put_paths
 from opl.runtime.engine.exercise import AssignmentSpec, Inventory
 from opl.runtime.engine.guards import GuardRule, blocked, leg_states, warned, warns_nowhere
@@ -274,7 +274,7 @@ class _Month(MarkedMonth):
         if by_step is not None:
             f = self.price = by_step[0].T
         self.vol = by_step[1].T if by_step is not None else mp.vol
-        self.atm = strat.smile.atm(self.vol)  # numpy keeps the layout of its input: step-major on the fast engine
+        self._atm = None  # the at-the-money volatility (`atm`), made when first read
         self.support, self.resistance = strat.levels.of(f[:, 0])
         self.strikes, self.value, self.delta, self.exercise = [], [], [], []
         self.gamma = [] if strat.greeks else None
@@ -312,6 +312,25 @@ class _Month(MarkedMonth):
             if self.gamma is not None:
                 self.gamma.append(np.stack([c.gamma for c in cols], axis=1))
 
+    @property
+    def atm(self) -> np.ndarray:
+        """The at-the-money implied volatility (P, n + 1), made when first read: the replay reads a step's column
+        (`atm_column`), which the fast engine makes alone."""
+        if getattr(self, "_atm", None) is None:
+            self._atm = self.smile.atm(self.vol)  # numpy keeps the layout of its input: step-major on the fast engine
+        return self._atm
+
+    @atm.setter
+    def atm(self, value: np.ndarray) -> None:
+        self._atm = value
+
+    def atm_column(self, j: int) -> np.ndarray:
+        """``atm[:, j]``, contiguous: on the fast engine the smile of step ``j``'s volatilities alone (the same
+        numbers: the smile is element by element), without the month's whole array."""
+        if getattr(self, "_atm", None) is None and getattr(self, "by_step", None) is not None:
+            return self.smile.atm(self.by_step[1][j])
+        return np.ascontiguousarray(self.atm[:, j])
+
     def mark_all(self) -> None:
         """Mark every leg on every path and step now (the fast engine otherwise marks where held, as asked)."""
         for series in self.series or ():
@@ -346,8 +365,11 @@ class _Month(MarkedMonth):
             vars(sub).pop(kept, None)
         sub.series = None  # the rounds quote and re-mark; a base leg's marks are read on the whole month only
         sub.by_step = None  # (steps, all paths): the round's columns are gathered from its own prices
-        for name in ("price", "vol", "atm", "support", "resistance", "signal"):
+        for name in ("price", "vol", "support", "resistance", "signal"):
             setattr(sub, name, _paths_taken(np.asarray(getattr(self, name)), cols))
+        # The cut's own smile of its volatilities when first read (the same numbers), unless made already.
+        atm = getattr(self, "_atm", None)
+        sub._atm = None if atm is None else _paths_taken(atm, cols)
         sub.strikes = sub.value = sub.delta = sub.exercise = sub.gamma = None
         return sub
 
@@ -1376,7 +1398,8 @@ class _Pass:
                                   month_pnl, self.tr)
         np.maximum(self.peak_margin, np.where(is_open, open_margin, 0.0) / self.run.capital, out=self.peak_margin)
         if self.engine is not None:
-            self.engine.start(self.state(o, 0), is_open)
+            when = self._when(o, 0)
+            self.engine.start(self.state(o, 0) if when is None else None, is_open, when=when)
         return o
 
     # -- a step ----------------------------------------------------------------------------------------
@@ -1618,13 +1641,15 @@ class _Pass:
         strat, run, book, ledger, equity = self.strat, self.run, o.book, self.ledger, self.equity
         if self.fast and hasattr(mo, "columns"):
             # The fast engine plays a round on the few paths where it fires (a few percent of them).
-            state = self.state(o, j)
-            fire = engine.decide(state, o.is_open, j, mo.step_days, compiled=kernels.available())
+            when = self._when(o, j)
+            state = _once(lambda: self.state(o, j))  # (the compiled condition and round do not read it)
+            fire = engine.decide(state() if when is None else None, o.is_open, j, mo.step_days,
+                                 compiled=kernels.available(), when=when)
             closed = None
             if strat.greeks and np.any(fire):
                 _base_gammas(book, mo, j, fire.any(axis=0))  # what the round reads (its gamma hedge, conditions)
             compiled = self._compiled_round(o)
-            if compiled is not None and np.any(fire) and compiled.covers(o, j, lambda: state):
+            if compiled is not None and np.any(fire) and compiled.covers(o, j, state):
                 compiled.play(o, fire, j)  # its exits counted and closed there
             elif np.any(fire):
                 o.hedge, closed = _play_on_paths(
@@ -1644,6 +1669,17 @@ class _Pass:
                 ledger.count("early_exits", closed)
             o.is_open &= ~closed
         return engine.fired
+
+    def _when(self, o: _Open, j: int) -> np.ndarray | None:
+        """``adjust_when``'s verdict per path at step ``j`` of ``o`` in one compiled pass
+        (`opl.runtime.engine.adjust_kernels.when_verdict`: a condition of price and volatility triggers on a
+        fast month with the stock smile), or None: the numpy test then reads the step's trigger state."""
+        program, mo = self.engine.when_program, o.mo
+        by_step = getattr(mo, "by_step", None)
+        if program is None or not self.fast or by_step is None or type(mo.smile) is not SmileRule:
+            return None
+        return adjust_kernels.when_verdict(program, price=by_step[0][j], open_price=by_step[0][0], vol=by_step[1][j],
+                                           open_vol=by_step[1][0], floor=mo.smile.floor, spread=mo.smile.spread)
 
     def _compiled_round(self, o: _Open) -> "_Round | None":
         """The pass's compiled round (`_Round`: every month's book has the same slots), made at its first round;
@@ -2121,6 +2157,9 @@ class _Round:
                      kernels._plain((cost.futures_close + cost.futures_slippage)[:, 0], (pass_.shape[0],)))
         self.guarded = any(g.kind == "avoid_leg_if" for g in pass_.strat.guards)
         self._tables: dict[float, tuple] = {}
+        # The ledger's counters the round adds to, in the kernel's order (each action's done and aborted last).
+        self.counters = ("option_lots", "futures_lots", "adjust_rounds", "adjust_exits", "exits", "early_exits",
+                         *pass_.strat.adjust.counters()[2:])
 
     @classmethod
     def of(cls, engine: AdjustEngine, pass_: "_Pass", book: Book, mo) -> "_Round | None":
@@ -2162,9 +2201,8 @@ class _Round:
         o.is_open = kernels.writable(o.is_open, shape, np.bool_)
         p.equity = kernels.writable(p.equity, shape)
         o.month_pnl = kernels.writable(o.month_pnl, shape)
-        ledger, names = p.ledger, p.strat.adjust.counters()
-        counters = tuple(ledger.counters[name] for name in (
-            "option_lots", "futures_lots", "adjust_rounds", "adjust_exits", "exits", "early_exits", *names[2:]))
+        ledger = p.ledger
+        counters = tuple(ledger.counters[name] for name in self.counters)
         held = np.array([s._held for s in book.slots], dtype=np.bool_)
         adjust_kernels.round_pass(
             cols=cols, fire=kernels._plain_bool(fire, shape), kinds=self.kinds, amounts=self.amounts,
@@ -2406,8 +2444,12 @@ def _columns_at(mo, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
         def price_at(i):
             return by_step[0][i] if by_step is not None else np.ascontiguousarray(mo.price[:, i])
 
+        def atm_at(i):
+            column = getattr(mo, "atm_column", None)
+            return column(i) if column is not None else np.ascontiguousarray(mo.atm[:, i])
+
         if kept is None or kept[0] is not mo.price:
-            kept = (mo.price, -1, price_at(0), np.ascontiguousarray(mo.atm[:, 0]))
-        kept = (*kept[:1], j, *kept[2:4], price_at(j), np.ascontiguousarray(mo.atm[:, j]))
+            kept = (mo.price, -1, price_at(0), atm_at(0))
+        kept = (*kept[:1], j, *kept[2:4], price_at(j), atm_at(j))
         mo._step_columns = kept
     return kept[4], kept[2], kept[5], kept[3]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -1720,6 +1721,48 @@ def test_the_compiled_adjust_decision_is_the_numpy_decision():
         assert np.array_equal(engines[0].prev, engines[1].prev) and np.array_equal(engines[0].last, engines[1].last)
         fired += got[0].sum()
     assert fired > 100 and np.isfinite(engines[1].last).any() and not np.isfinite(engines[1].last).all()
+
+
+@pytest.mark.parametrize("text", [
+    "price_retrace(>-3%) or vega_crush(>20%)",
+    "price_retrace(>1%) and !(iv_change(<=-5%) or vega_crush(>=10%))",
+    "!price_retrace(<0%) and (iv_change(>0%) or price_retrace(==0%)) or vega_crush(!=0%)",
+])
+def test_the_compiled_adjust_condition_is_the_numpy_condition(text):
+    """`adjust_kernels.when_verdict` (the fast engine's ``adjust_when`` of price and volatility triggers) against
+    the condition's numpy test on the trigger state the replay builds (`replay._trigger_state`: the month's
+    prices and its smile's at-the-money volatility), on random prices and volatilities with ties, zeros, the
+    smile's floor and NaN — the same verdict on every path, at the open and later; a condition with another
+    trigger is not compiled."""
+    from opl.runtime.engine import adjust_kernels
+    from opl.runtime.engine.triggers import compile_condition
+    from opl.simulation.conditionforms import lower_condition
+    import opl
+
+    def condition(text):
+        doc = opl.check(f"opl-lang 1.0\nS = short Option(Call, 100, 30d)\nadjust_when {text}\n").document
+        return compile_condition(lower_condition(doc.adjust.when))
+
+    rng = np.random.default_rng(3)
+    paths, smile = 400, SmileRule(spread=0.08, floor=0.12)
+    price = 100.0 * np.exp(rng.normal(0.0, 0.03, (2, paths)))
+    vol = rng.uniform(0.05, 0.4, (2, paths))
+    price[1, :40], vol[1, 40:80], vol[:, 80:90] = price[0, :40], vol[0, 40:80], 0.01  # no move; below the floor
+    price[1, 90:95], vol[1, 95:100], price[0, 100] = np.nan, np.nan, 0.0
+    test = condition(text)
+    program = adjust_kernels.condition_program(test.condition)
+    assert program is not None
+    held = 0
+    for j in (0, 1):
+        state = SimpleNamespace(price=price[j], open_price=price[0], iv=smile.atm(vol[j]), open_iv=smile.atm(vol[0]))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            want = np.broadcast_to(test(state), paths)
+            got = adjust_kernels.when_verdict(program, price=price[j], open_price=price[0], vol=vol[j],
+                                              open_vol=vol[0], floor=smile.floor, spread=smile.spread)
+        assert np.array_equal(got, want)
+        held += want.sum()
+    assert 0 < held < 2 * paths
+    assert adjust_kernels.condition_program(condition("price_retrace(>1%) or pnl_percent(<-5%)").condition) is None
 
 
 ROUND_CASES = {  # playbook, abort_if, on_abort, avoid_leg_if
