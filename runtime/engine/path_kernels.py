@@ -125,13 +125,14 @@ if njit is not None:
         return clipped - held, moved, clipped
 
     @njit(cache=True, error_model="numpy")
-    def _month_block(p0, p1, m, z, counts, normal, gap_col, drift, log_f, h, carry, price, vol):
+    def _month_block(p0, p1, m, z, counts, normal, gap_col, drift, log_f, h, carry, price, vol, off):
         # Paths p0..p1's month, day by day over the block: each path's numbers are computed by the same
         # operations in the same order as one path walked alone, but the paths of a day are independent, so
         # the processor overlaps their chains (a path's day is a chain of a division, a square root and the
         # GARCH update: walked one path at a time, it waited on each). The outputs are (n + 1, paths): a
         # step's prices are one contiguous row, for every reader of the month and for the block's writes.
-        # The log price goes into ``price`` (`month` takes its exponential).
+        # The log price goes into ``price`` (`month` takes its exponential); path p is column off + p of the outputs
+        # (a pass's month of several chunks, each written into its own columns).
         n, b = z.shape[1], p1 - p0
         kk = m.k * m.k
         f0, hp, cp, cum, drift_n, now = np.empty(b), np.empty(b), np.empty(b), np.zeros(b), np.empty(b), np.empty(b)
@@ -139,8 +140,8 @@ if njit is not None:
         for q in range(b):
             p = p0 + q
             f0[q], hp[q], cp[q], drift_n[q] = log_f[p], h[p], carry[p], drift[p] / n
-            price[0, p] = f0[q]
-            vol[0, p] = _forecast(m, 1.0, hp[q], m.open_jumps)
+            price[0, off + p] = f0[q]
+            vol[0, off + p] = _forecast(m, 1.0, hp[q], m.open_jumps)
             # The day's forecast: the previous close's (the same function of the same variance), computed once.
             now[q] = _forecast(m, kk, hp[q], m.jumps_var)
         for d in range(m.days):
@@ -159,8 +160,8 @@ if njit is not None:
                     if m.limit:
                         x, moved[q], held[q] = _limited(m, x + cp[q] if i == 0 else x, moved[q], held[q])
                     cum[q] += x
-                    price[j + 1, p] = f0[q] + cum[q]
-                    vol[j + 1, p] = now[q]
+                    price[j + 1, off + p] = f0[q] + cum[q]
+                    vol[j + 1, off + p] = now[q]
             for q in range(b):
                 if m.limit:
                     cp[q] = moved[q] - held[q]
@@ -168,7 +169,7 @@ if njit is not None:
                     # The next day's variance is known at the day's close only (no look-ahead).
                     hp[q] = _garch_next(m, hp[q], shock[q])
                     now[q] = _forecast(m, kk, hp[q], m.jumps_var)
-                    vol[(d + 1) * m.spd, p0 + q] = now[q]
+                    vol[(d + 1) * m.spd, off + p0 + q] = now[q]
         for q in range(b):
             p = p0 + q
             log_f[p], h[p], carry[p] = f0[q] + cum[q], hp[q], cp[q]
@@ -177,22 +178,23 @@ if njit is not None:
     # would share an entry (a process could load the other twin's machine code). A month of a few paths
     # (the tests, --paths 100) does not pay for waking the thread pool.
     @njit(cache=True, parallel=True, error_model="numpy")
-    def _month_parallel(m, z, counts, normal, gap_col, drift, log_f, h, carry, price, vol):
+    def _month_parallel(m, z, counts, normal, gap_col, drift, log_f, h, carry, price, vol, off):
         paths = z.shape[0]
         for c in prange((paths + _BLOCK - 1) // _BLOCK):  # paths only: a path's numbers do not depend on the thread
             _month_block(c * _BLOCK, min(paths, (c + 1) * _BLOCK), m, z, counts, normal, gap_col, drift, log_f, h,
-                         carry, price, vol)
+                         carry, price, vol, off)
 
     @njit(cache=True, error_model="numpy")
-    def _month_serial(m, z, counts, normal, gap_col, drift, log_f, h, carry, price, vol):
+    def _month_serial(m, z, counts, normal, gap_col, drift, log_f, h, carry, price, vol, off):
         paths = z.shape[0]
         for c in range((paths + _BLOCK - 1) // _BLOCK):
             _month_block(c * _BLOCK, min(paths, (c + 1) * _BLOCK), m, z, counts, normal, gap_col, drift, log_f, h,
-                         carry, price, vol)
+                         carry, price, vol, off)
 
 
 def month(model: MonthModel, *, z: np.ndarray, counts: np.ndarray, normal: np.ndarray, gap_col: np.ndarray,
-          drift: np.ndarray, log_f: np.ndarray, h: np.ndarray, carry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+          drift: np.ndarray, log_f: np.ndarray, h: np.ndarray, carry: np.ndarray,
+          out: tuple[np.ndarray, np.ndarray, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One month of every path: price and volatility forecast, each (paths, n + 1).
 
     Parameters
@@ -209,6 +211,9 @@ def month(model: MonthModel, *, z: np.ndarray, counts: np.ndarray, normal: np.nd
         The month's log drift per path.
     log_f, h, carry
         The chunk's state at the open (log price, day variance, the limit's carry), updated in place.
+    out
+        None, or (price, vol, offset): step-major (n + 1, P) C-ordered arrays of a month of several chunks, this
+        chunk's paths their columns offset, offset + 1, ... (written there: not copied into them afterwards).
 
     Returns
     -------
@@ -217,9 +222,11 @@ def month(model: MonthModel, *, z: np.ndarray, counts: np.ndarray, normal: np.nd
         step-major arrays: a step's column is contiguous (what the replay reads, step by step).
     """
     paths, n = z.shape
-    price, vol = np.empty((n + 1, paths)), np.empty((n + 1, paths))
+    price, vol, off = out if out is not None else (np.empty((n + 1, paths)), np.empty((n + 1, paths)), 0)
     kernel = _month_parallel if paths * n >= kernels.PARALLEL_MIN else _month_serial
-    kernel(model, z, counts, normal, gap_col, drift, log_f, h, carry, price, vol)
+    kernel(model, z, counts, normal, gap_col, drift, log_f, h, carry, price, vol, int(off))
+    if out is not None:
+        price, vol = price[:, off:off + paths], vol[:, off:off + paths]
     # numpy's exponential, the reference's own (vectorised; math.exp per step costs more).
     np.exp(price, out=price)
     return price.T, vol.T

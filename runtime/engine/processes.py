@@ -566,15 +566,23 @@ class PathGenerator:
         self._state["carry"] = carry
         return out
 
-    def next_month(self) -> MonthPaths:
-        """Simulate the next month for every path of the chunk."""
+    def next_month(self, out: tuple[np.ndarray, np.ndarray, int] | None = None) -> MonthPaths:
+        """Simulate the next month for every path of the chunk; ``out``: (price, vol, offset), step-major
+        (n + 1, P) arrays of a month of several chunks that this one's paths are written into from column
+        ``offset`` (its ``price`` and ``vol`` are then their views)."""
         signal, realised = self._regime()
         drift = np.zeros(self.paths)
         if self.spec.regime is not None:
             drift = realised * self.spec.regime.drift
         drift = drift - signal * self.spec.drift_against + self.spec.drift
-        fast = self.engine == "fast" and _compiled()
-        price, vols = (self._compiled_month if fast else self._reference_month)(drift)
+        if self.engine == "fast" and _compiled():
+            price, vols = self._compiled_month(drift, out)
+        else:
+            price, vols = self._reference_month(drift)
+            if out is not None:
+                columns = slice(out[2], out[2] + self.paths)
+                out[0][:, columns], out[1][:, columns] = price.T, vols.T
+                price, vols = out[0][:, columns].T, out[1][:, columns].T
         self.month += 1
         return MonthPaths(price, vols, signal, realised)
 
@@ -637,8 +645,8 @@ class PathGenerator:
             years=self.month_years, open_jumps=spec.jump.annual_variance if spec.jump else 0.0,
             jumps_var=spec.realised_jump.annual_variance if spec.realised_jump else 0.0)
 
-    def _compiled_month(self, drift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """`_reference_month` from the same draws, in one compiled pass per path."""
+    def _compiled_month(self, drift: np.ndarray, out: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """`_reference_month` from the same draws, in one compiled pass per path (into ``out``: `next_month`)."""
         from opl.runtime.engine import path_kernels
 
         n = self.steps
@@ -648,7 +656,7 @@ class PathGenerator:
         return path_kernels.month(self._model, z=z, counts=counts, normal=normal,
                                   gap_col=np.full(self.paths, -1, dtype=np.int64) if gap is None else gap,
                                   drift=np.ascontiguousarray(drift, dtype=np.float64), log_f=self._state["log_f"],
-                                  h=self._state["h"], carry=self._state["carry"])
+                                  h=self._state["h"], carry=self._state["carry"], out=out)
 
 
 # The kernel's jump draws where a month has none: arrays of the right types, never read.

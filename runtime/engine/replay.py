@@ -906,9 +906,17 @@ class _SideBySide:
         self.kept = kept or [slice(None)] * len(generators)
 
     def next_month(self) -> MonthPaths:
-        months = [g.next_month() for g in self.generators]
-        if len(months) == 1 and self.kept[0] == slice(None):
-            return months[0]
+        generators = self.generators
+        if len(generators) == 1 and self.kept[0] == slice(None):
+            return generators[0].next_month()
+        if all(k == slice(None) for k in self.kept):
+            # Each chunk writes its paths into its columns of the month's step-major arrays: nothing to join.
+            shape = (generators[0].steps + 1, sum(g.paths for g in generators))
+            price, vol = np.empty(shape), np.empty(shape)
+            offsets = np.cumsum([0] + [g.paths for g in generators])
+            months = [g.next_month(out=(price, vol, int(off))) for g, off in zip(generators, offsets)]
+            return MonthPaths(price.T, vol.T, *(_joined_paths(parts) for parts in list(zip(*months))[2:]))
+        months = [g.next_month() for g in generators]
         months = [mp if k == slice(None) else MonthPaths(*(x[k] for x in mp)) for mp, k in zip(months, self.kept)]
         return MonthPaths(*(_joined_paths(parts) for parts in zip(*months)))
 

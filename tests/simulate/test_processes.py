@@ -351,3 +351,23 @@ def test_compiled_month_is_step_major_and_chunks_join_so():
         assert np.array_equal(getattr(joined, name), expected), name
     # The reference generator's months stay as numpy makes them (path-major), and so does a chunk replayed alone.
     assert _SideBySide([gen(3, "reference")]).next_month().price.flags.c_contiguous
+
+
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+def test_whole_chunks_side_by_side_write_into_one_month(engine):
+    """Whole chunks replayed side by side write their paths into their columns of the month's step-major arrays
+    (`_SideBySide`, `PathGenerator.next_month`'s ``out``): month after month the numbers of each chunk alone,
+    bit for bit, the month step-major as the replay reads it."""
+    from opl.runtime.engine.replay import _SideBySide
+
+    spec = _SPECS["limit and gap"]
+
+    def gen(seed, paths):
+        return PathGenerator(spec=spec, paths=paths, price=100.0, month_years=T, seed=seed, engine=engine)
+
+    side, alone = _SideBySide([gen(3, 40), gen(4, 25), gen(5, 7)]), [gen(3, 40), gen(4, 25), gen(5, 7)]
+    for _ in range(2):
+        joined, parts = side.next_month(), [g.next_month() for g in alone]
+        assert joined.price.T.flags.c_contiguous and joined.vol.T.flags.c_contiguous
+        for name in ("price", "vol", "signal", "realised"):
+            assert np.array_equal(getattr(joined, name), np.concatenate([getattr(p, name) for p in parts])), name
