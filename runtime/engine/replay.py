@@ -2437,8 +2437,9 @@ def _trigger_state(mo, j, book: Book, hedge, month_pnl, denominator, equity, pea
         band_width=None if mo.band is None else band_k * mo.band[1][j], **extras)
 
 
-def _columns_at(mo, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The price and the at-the-money volatility at step ``j`` and at the open, each (P,) and contiguous.
+def _columns_at(mo, j: int) -> tuple[np.ndarray, np.ndarray, Callable[[], np.ndarray], Callable[[], np.ndarray]]:
+    """The price at step ``j`` and at the open, each (P,) and contiguous, and the at-the-money volatility's
+    there, each made when first called (most steps' conditions do not read it: the ``warn_if`` rules' state).
 
     A month's arrays are (paths, steps), so a step's column is strided, and a state's conditions read
     it anew in each expression (``adjust_when`` at every step: ``price_retrace`` and ``vega_crush`` read
@@ -2448,16 +2449,21 @@ def _columns_at(mo, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     kept = getattr(mo, "_step_columns", None)
     if kept is None or kept[0] is not mo.price or kept[1] != j:
         by_step = getattr(mo, "by_step", None)  # the fast month's prices by step: a step's row is contiguous
-
-        def price_at(i):
-            return by_step[0][i] if by_step is not None else np.ascontiguousarray(mo.price[:, i])
-
-        def atm_at(i):
-            column = getattr(mo, "atm_column", None)
-            return column(i) if column is not None else np.ascontiguousarray(mo.atm[:, i])
-
+        price_at = (lambda i: by_step[0][i]) if by_step is not None else (
+            lambda i: np.ascontiguousarray(mo.price[:, i]))
         if kept is None or kept[0] is not mo.price:
-            kept = (mo.price, -1, price_at(0), atm_at(0))
-        kept = (*kept[:1], j, *kept[2:4], price_at(j), atm_at(j))
+            kept = [mo.price, -1, price_at(0), None]
+        kept = [*kept[:1], j, *kept[2:4], price_at(j), None]  # [price array, j, open, open iv, price, iv]
         mo._step_columns = kept
-    return kept[4], kept[2], kept[5], kept[3]
+
+    def iv(at: int) -> Callable[[], np.ndarray]:
+        def column() -> np.ndarray:
+            if kept[at] is None:
+                step = 0 if at == 3 else j
+                atm_column = getattr(mo, "atm_column", None)
+                kept[at] = atm_column(step) if atm_column is not None else np.ascontiguousarray(mo.atm[:, step])
+            return kept[at]
+
+        return column
+
+    return kept[4], kept[2], iv(5), iv(3)

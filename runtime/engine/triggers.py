@@ -147,8 +147,8 @@ class TriggerState:
     expired: bool
     price: np.ndarray
     open_price: np.ndarray
-    iv: np.ndarray
-    open_iv: np.ndarray
+    iv: np.ndarray | Callable[[], np.ndarray]  # (measured()) at-the-money implied volatility, now and at the open
+    open_iv: np.ndarray | Callable[[], np.ndarray]
     drawdown: np.ndarray | Callable[[], np.ndarray]
     support: np.ndarray
     resistance: np.ndarray
@@ -212,8 +212,8 @@ def _measure(name: str) -> Callable[[TriggerState], np.ndarray]:
         "pnl_percent": lambda s: s.measured("pnl_percent"),
         "days_left": lambda s: np.asarray(s.days_left),
         "price_retrace": price_move,
-        "vega_crush": lambda s: (1.0 - s.iv / s.open_iv) * 100.0,
-        "iv_change": lambda s: (s.iv / s.open_iv - 1.0) * 100.0,
+        "vega_crush": lambda s: (1.0 - s.measured("iv") / s.measured("open_iv")) * 100.0,
+        "iv_change": lambda s: (s.measured("iv") / s.measured("open_iv") - 1.0) * 100.0,
         "drawdown": lambda s: s.measured("drawdown"),
         "margin_utilisation": lambda s: s.margin_utilisation,
         "additional_margin": lambda s: s.additional_margin,
@@ -230,7 +230,7 @@ _VARIABLES: dict[str, Callable[[TriggerState], np.ndarray]] = {
     "days_left": lambda s: np.asarray(s.days_left if s.leg is None else s.leg.days_left),
     "pnl": lambda s: s.measured("pnl_capital"),
     "delta": lambda s: s.measured("delta"),
-    "iv": lambda s: s.iv * 100.0,
+    "iv": lambda s: s.measured("iv") * 100.0,
     "strike_offset": lambda s: _leg(s).strike_offset,
     "moneyness": lambda s: _leg(s).moneyness,
     "leg_pnl": lambda s: _leg(s).leg_pnl,

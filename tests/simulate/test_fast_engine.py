@@ -1755,6 +1755,7 @@ def test_the_compiled_adjust_condition_is_the_numpy_condition(text):
     held = 0
     for j in (0, 1):
         state = SimpleNamespace(price=price[j], open_price=price[0], iv=smile.atm(vol[j]), open_iv=smile.atm(vol[0]))
+        state.measured = lambda name, state=state: getattr(state, name)  # (TriggerState.measured of arrays)
         with np.errstate(divide="ignore", invalid="ignore"):
             want = np.broadcast_to(test(state), paths)
             got = adjust_kernels.when_verdict(program, price=price[j], open_price=price[0], vol=vol[j],
