@@ -201,6 +201,7 @@ class AdjustEngine:
         self.shape = shape
         self._numbers = dict(enumerate(numbers))
         self.fired = np.zeros(shape, dtype=bool)  # where the last step's round fired (the replay's trace)
+        self.fired_paths: np.ndarray | None = None  # the paths where it fired, in order (None: not known)
         self.prev = np.zeros(shape, dtype=bool)
         self.last = np.full(shape, -np.inf)
         self._known = None  # an adjustment round's requirement after its last action (`_margin_before`)
@@ -279,8 +280,8 @@ class AdjustEngine:
         if compiled:
             if not (self.prev.flags.writeable and self.prev.shape == self.shape):
                 self.prev = np.array(np.broadcast_to(self.prev, self.shape))  # the kernel keeps it in place
-            self.fired = adjust_kernels.decide(when, is_open, self.prev, self.last, j, step_days,
-                                               self.spec.cooldown_days)
+            self.fired, self.fired_paths = adjust_kernels.decide(when, is_open, self.prev, self.last, j, step_days,
+                                                                 self.spec.cooldown_days)
             return self.fired
         now = np.logical_and(when, is_open)  # (variants, paths): is_open's shape
         fire = now > self.prev  # turned true: now and not before
@@ -291,7 +292,7 @@ class AdjustEngine:
             ok = (j - self.last[where]) * step_days >= self.spec.cooldown_days - 1e-9
             fire[where] = ok
             self.last[where[0][ok], where[1][ok]] = j
-        self.fired = fire
+        self.fired, self.fired_paths = fire, None
         return fire
 
     def play(self, desk: Desk, fire: np.ndarray) -> np.ndarray:

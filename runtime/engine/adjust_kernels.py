@@ -212,14 +212,16 @@ if njit is not None:
         return count
 
     @njit(cache=True)
-    def _decide(when, is_open, prev, last, j, step_days, cooldown, fire):
+    def _decide(when, is_open, prev, last, j, step_days, cooldown, fire, fired_paths):
         # AdjustEngine.decide: the condition (``when``: (1 or variants, 1 or paths)) turned true on an open
         # position, and the cooldown since the element's last round passed; the edge and the last round kept
         # in place. A row's edges first, in a loop without branches (the compiler vectorises it), then its
-        # few edges' cooldowns. Returns the elements firing.
+        # few edges' cooldowns. The paths where an element fires into ``fired_paths``, in order; returns their
+        # number.
         variants, paths = fire.shape
         per_variant, per_path = when.shape[0] > 1, when.shape[1] > 1
         count = 0
+        hit = np.zeros(paths, dtype=np.bool_)
         for v in range(variants):
             w, o, pr, fi = when[v if per_variant else 0], is_open[v], prev[v], fire[v]
             edges = 0
@@ -244,7 +246,14 @@ if njit is not None:
                         if fi[p]:
                             row[p] = j
                             count += 1
-        return count
+                            hit[p] = True
+        fired = 0
+        if count:
+            for p in range(paths):
+                if hit[p]:
+                    fired_paths[fired] = p
+                    fired += 1
+        return fired
 
     # -- ``adjust_when`` of the price and volatility triggers (`when_verdict`) -----------------------------------
     _LEAF, _AND, _OR, _NOT = 0, 1, 2, 3  # a condition program's node kinds (`condition_program`)
@@ -252,14 +261,24 @@ if njit is not None:
     @njit(cache=True, error_model="numpy")  # numpy's division: a price or volatility of 0 gives inf or NaN
     def _leaf(measure, op, bound, price, open_price, vol, open_vol, floor, factor, out):
         # One trigger on every path: triggers._measure's formula (the at-the-money volatility as
-        # marking.SmileRule.atm makes it, max(floor, vol·(1 + spread)), NaN passing), compared with its bound.
-        for p in range(price.shape[0]):
-            if measure == 0:  # price_retrace
-                x = (price[p] / open_price[p] - 1.0) * 100.0
-            else:
-                ratio = kernels._npmax(floor, vol[p] * factor) / kernels._npmax(floor, open_vol[p] * factor)
-                x = (1.0 - ratio) * 100.0 if measure == 1 else (ratio - 1.0) * 100.0  # vega_crush, iv_change
-            out[p] = kernels._compare(op, x, bound)
+        # marking.SmileRule.atm makes it, max(floor, vol·(1 + spread)), NaN passing), compared with its bound —
+        # the measure's loop, then the comparison's, each without a branch (the compiler vectorises them).
+        paths = price.shape[0]
+        x = np.empty(paths)
+        if measure == 0:  # price_retrace
+            for p in range(paths):
+                x[p] = (price[p] / open_price[p] - 1.0) * 100.0
+        else:
+            for p in range(paths):
+                x[p] = kernels._npmax(floor, vol[p] * factor) / kernels._npmax(floor, open_vol[p] * factor)
+            if measure == 1:  # vega_crush
+                for p in range(paths):
+                    x[p] = (1.0 - x[p]) * 100.0
+            else:  # iv_change
+                for p in range(paths):
+                    x[p] = (x[p] - 1.0) * 100.0
+        for p in range(paths):
+            out[p] = kernels._compare(op, x[p], bound)
 
     @njit(cache=True, error_model="numpy")
     def _verdict(program, bounds, price, open_price, vol, open_vol, floor, factor, out):
@@ -842,19 +861,21 @@ def gamma_buy(need, rest, short, held_qty, held_strike, strike, lots_per_option:
     return (new, fresh, marks, changed) if count else None
 
 
-def decide(when, is_open, prev, last, j: int, step_days: float, cooldown: float) -> np.ndarray:
+def decide(when, is_open, prev, last, j: int, step_days: float, cooldown: float) -> tuple[np.ndarray, np.ndarray]:
     """`AdjustEngine.decide <opl.runtime.engine.adjust.AdjustEngine.decide>` in one compiled pass (``_decide``):
-    where a round fires, (variants, paths); ``prev`` (the condition at the previous step, bool) and ``last``
-    (the step of each element's last round) are updated in place, as the numpy decision replaces them.
+    where a round fires, (variants, paths), and the paths where it fires on a variant at least, in order (what
+    ``np.flatnonzero(fire.any(axis=0))`` gives); ``prev`` (the condition at the previous step, bool) and
+    ``last`` (the step of each element's last round) are updated in place, as the numpy decision replaces them.
 
     ``when`` is the condition's verdict (0-d, per path or per variant and path), ``is_open`` (variants, paths).
     """
     shape = is_open.shape
     verdict = np.asarray(when, dtype=np.bool_)
     verdict = np.ascontiguousarray(verdict.reshape(1, -1) if verdict.ndim < 2 else verdict)
-    fire = np.empty(shape, dtype=np.bool_)
-    _decide(verdict, _ready(is_open, shape, np.bool_), prev, last, int(j), float(step_days), float(cooldown), fire)
-    return fire
+    fire, paths = np.empty(shape, dtype=np.bool_), np.empty(shape[1], dtype=np.int64)
+    fired = _decide(verdict, _ready(is_open, shape, np.bool_), prev, last, int(j), float(step_days),
+                    float(cooldown), fire, paths)
+    return fire, paths[:fired]
 
 
 #: The triggers `when_verdict` computes (their index is the program's measure code).

@@ -1387,13 +1387,15 @@ class _Pass:
         # A liquidation decided at the last step of a month runs at the next step; nothing opens before it.
         can_open = ~self.ruined & ~self.liquidate_next & (equity >= open_margin)
         ledger.count("skipped_months", ~self.ruined & ~can_open)
-        for s in book.slots:
+        # The adjustment module's slots hold nothing yet: their lots, costs and counts are zeros (skipped).
+        opened = [s for s in book.slots if s.held()]
+        for s in opened:
             s.qty = np.where(can_open, s.qty, 0.0)
         book.futures = [np.where(can_open, fut, 0.0) for fut in book.futures]
         is_open = can_open & book.any_open()
         self.margin_held = self.margin_held + np.where(is_open, open_margin, 0.0)
         month_pnl = np.zeros(shape)
-        for s in book.slots:
+        for s in opened:
             ledger.cost(cost.open_options(s.qty), equity, month_pnl)
             ledger.count("option_lots", is_open, np.abs(s.qty))
         for fut in book.futures:
@@ -1653,13 +1655,14 @@ class _Pass:
             state = _once(lambda: self.state(o, j))  # (the compiled condition and round do not read it)
             fire = engine.decide(state() if when is None else None, o.is_open, j, mo.step_days,
                                  compiled=kernels.available(), when=when)
+            cols = engine.fired_paths if engine.fired_paths is not None else np.flatnonzero(fire.any(axis=0))
             closed = None
             if strat.greeks and np.any(fire):
                 _base_gammas(book, mo, j, fire.any(axis=0))  # what the round reads (its gamma hedge, conditions)
             compiled = self._compiled_round(o)
-            if compiled is not None and np.any(fire) and compiled.covers(o, j, state):
-                compiled.play(o, fire, j)  # its exits counted and closed there
-            elif np.any(fire):
+            if compiled is not None and cols.size and compiled.covers(o, j, state):
+                compiled.play(o, fire, j, cols)  # its exits counted and closed there
+            elif cols.size:
                 o.hedge, closed = _play_on_paths(
                     engine, fire, strat, book, o.hedge, mo, j, o.d, self.sizes, self.lots_per_option, run, self.cost,
                     ledger, equity, o.month_pnl, self.margins, self.pending, self.inventory, self.peak,
@@ -2188,12 +2191,12 @@ class _Round:
         return not self.guarded or all(self.engine.never_blocked(self.pass_.strat.guards, state, o.mo, j, extra)
                                        for extra in self.quoted)
 
-    def play(self, o: "_Open", fire: np.ndarray, j: int) -> None:
-        """The round on the elements ``fire`` at step ``j``, written into the book, the ledger and ``o``."""
+    def play(self, o: "_Open", fire: np.ndarray, j: int, cols: np.ndarray) -> None:
+        """The round on the elements ``fire`` at step ``j`` (on the paths ``cols``, in order), written into the
+        book, the ledger and ``o``."""
         p, mo, book = self.pass_, o.mo, o.book
         shape = p.shape
         assert len(book.slots) == self.slots[0].size  # the playbook's layout, every month
-        cols = np.flatnonzero(fire.any(axis=0))
         by_step = mo.by_step
         price = by_step[0][j].take(cols) if by_step is not None else np.ascontiguousarray(mo.price[cols, j])
         vol = by_step[1][j].take(cols) if by_step is not None else np.ascontiguousarray(mo.vol[cols, j])

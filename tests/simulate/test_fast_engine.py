@@ -1719,6 +1719,8 @@ def test_the_compiled_adjust_decision_is_the_numpy_decision():
             got.append(engine.decide(SimpleNamespace(), is_open, j, 1.4, compiled=compiled))
         assert np.array_equal(got[0], got[1]) and got[1].dtype == bool
         assert np.array_equal(engines[0].prev, engines[1].prev) and np.array_equal(engines[0].last, engines[1].last)
+        assert engines[0].fired_paths is None  # the compiled decision also says where: the paths firing, in order
+        assert np.array_equal(engines[1].fired_paths, np.flatnonzero(got[0].any(axis=0)))
         fired += got[0].sum()
     assert fired > 100 and np.isfinite(engines[1].last).any() and not np.isfinite(engines[1].last).all()
 
