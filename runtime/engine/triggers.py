@@ -318,7 +318,7 @@ def _both(c: spec.And) -> Compiled:
     # Short-circuit: the right side (often the costlier: margins, leg variables) only where needed.
     def both(s):
         first = left(s)
-        return first if not np.any(first) else np.logical_and(first, right(s))
+        return first if not _any(first) else np.logical_and(first, right(s))
 
     return both
 
@@ -328,9 +328,26 @@ def _either(c: spec.Or) -> Compiled:
 
     def either(s):
         first = left(s)
-        return first if np.all(first) else np.logical_or(first, right(s))
+        return first if _all(first) else np.logical_or(first, right(s))
 
     return either
+
+
+def _any(x) -> bool:
+    """``np.any(x)`` without its dispatch (a guard's one verdict for every path, a numpy bool, at every step
+    and leg, is most of its calls)."""
+    kind = type(x)
+    if kind is np.bool_ or kind is bool:
+        return bool(x)
+    return bool(x.any()) if kind is np.ndarray else bool(np.any(x))
+
+
+def _all(x) -> bool:
+    """``np.all(x)`` as `_any`."""
+    kind = type(x)
+    if kind is np.bool_ or kind is bool:
+        return bool(x)
+    return bool(x.all()) if kind is np.ndarray else bool(np.all(x))
 
 
 def _negation(c: spec.Not) -> Compiled:

@@ -354,3 +354,13 @@ def test_a_steps_states_read_the_months_columns_copied_once_per_step():
     assert np.array_equal(state(cut, 2).price, month.price[[0, 2], 2])
     assert np.array_equal(state(month, 2).measured("open_iv"), month.atm[:, 0])
     assert callable(state(month, 3).iv)  # the volatility's columns are made when a condition reads them
+
+
+def test_conditions_short_circuit_on_numpys_any_and_all():
+    # `and`/`or` skip their right side by np.any/np.all of the left's verdict, read without numpy's dispatch
+    # (triggers._any, _all): the same answers for numpy bools, Python bools, 0-d, empty and 2-d arrays.
+    from opl.runtime.engine.triggers import _all, _any
+
+    for x in (np.bool_(True), np.bool_(False), True, False, np.array(True), np.array(False), np.array([True, False]),
+              np.zeros((2, 3), dtype=bool), np.ones((2, 3), dtype=bool), np.array([], dtype=bool)):
+        assert _any(x) is bool(np.any(x)) and _all(x) is bool(np.all(x)), x
