@@ -10,7 +10,9 @@ which ``tests/simulate/test_fast_engine.py`` bounds at 1e-9 relative on whole le
 Rules every kernel keeps:
 
 * ``@njit(cache=True)``: compiled once per machine, the machine code cached beside this
-  file (``__pycache__``), so later processes load it in a fraction of a second;
+  file (``__pycache__``), so later processes load it in a fraction of a second; an edit of
+  any kernel module recompiles them all (`opl.runtime.engine.kernelcache`: a kernel's cache
+  entry holds the kernels of other modules it calls);
 * no ``fastmath``: IEEE arithmetic, no reassociation, so results do not depend on the
   vector width;
 * ``parallel=True`` only over independent elements (paths): each element's arithmetic is
@@ -34,6 +36,11 @@ try:  # numba is a declared dependency; an environment without it runs the numpy
     from numba import njit, prange
 except ImportError:  # pragma: no cover - exercised only where numba is missing
     numba = njit = prange = None
+
+if numba is not None:
+    from opl.runtime.engine import kernelcache
+
+    kernelcache.install()  # before the first kernel: the kernel modules' caches share one stamp
 
 if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
     # The replay forks worker processes (opl.runtime.engine.replay); GNU OpenMP, numba's first choice where

@@ -1,0 +1,51 @@
+"""The kernel modules' numba caches share one stamp (opl.runtime.engine.kernelcache): no stale callee."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opl.runtime.engine import kernelcache, kernels
+
+pytestmark = pytest.mark.skipif(not kernels.available(), reason="numba is not installed")
+
+ENGINE = Path(kernelcache.__file__).resolve().parent
+
+
+def test_the_stamp_moves_with_any_file(tmp_path):
+    files = [tmp_path / "a.py", tmp_path / "b.py"]
+    for f in files:
+        f.write_text("x = 1\n")
+    before = kernelcache.stamp_of(files)
+    assert kernelcache.stamp_of(files) == before
+    files[1].write_text("x = 2\n")
+    assert kernelcache.stamp_of(files) != before
+
+
+def test_every_module_with_kernels_calling_others_is_listed():
+    # A module that compiles kernels and imports another kernel module's must share the stamp.
+    for path in sorted(ENGINE.glob("*.py")):
+        text = path.read_text()
+        if "@njit(cache=True" in text and "from opl.runtime.engine import kernels" in text:
+            assert path.name in kernelcache.MODULES, path.name
+    assert "kernels.py" in kernelcache.MODULES
+
+
+def test_kernels_are_cached_under_the_shared_stamp():
+    from opl.runtime.engine import adjust_kernels, path_kernels
+
+    expected = kernelcache.stamp_of(ENGINE / name for name in kernelcache.MODULES)
+    for dispatcher in (kernels._settle, kernels._mark_row, path_kernels._month_serial, adjust_kernels._round):
+        locator = dispatcher._cache._impl._locator
+        assert isinstance(locator, kernelcache.SharedStamp)
+        assert locator.get_source_stamp() == expected
+
+
+def test_other_files_keep_numbas_locator():
+    from opl.runtime.pricing import american_fd
+
+    dispatchers = [value for value in vars(american_fd).values() if hasattr(value, "_cache")]
+    assert dispatchers
+    for dispatcher in dispatchers:
+        assert not isinstance(dispatcher._cache._impl._locator, kernelcache.SharedStamp)
