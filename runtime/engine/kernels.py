@@ -1027,51 +1027,63 @@ if njit is not None:
         # its futures (``futures``: the strategy's legs and the hedge, in place) closed as `_close_book` closes
         # them. ``held[i]``: slot i still holds lots somewhere (written only after an exit). Returns the exits:
         # most steps have a few, and a closed position's triggers are not evaluated.
+        # A variant's exits are closed before the next variant's are decided (an exit writes only its own
+        # position's elements), and only there: the paths exiting are listed, not the rows scanned for them.
         variants, paths = month_pnl.shape
-        mask = np.zeros((variants, paths), dtype=np.bool_)
-        row_hits = np.zeros(variants, dtype=np.int64)
-        for v in range(variants):
-            for p in range(paths):
-                if not is_open[v, p]:
-                    continue
-                hit = start
-                if ops.shape[0] > 0:
-                    pnl = month_pnl[v, p] / denominator[v, p] * 100.0
-                    for t in range(ops.shape[0]):
-                        flag = _compare(ops[t], pnl, bounds[t])
-                        hit = (hit and flag) if all_required else (hit or flag)
-                if stop_loss:
-                    hit = hit or month_pnl[v, p] <= stop_level
-                if hit or force:
-                    mask[v, p] = True
-                    row_hits[v] += 1
-                    exits[v, p] += 1
-                    if early:
-                        early_exits[v, p] += 1
-                    is_open[v, p] = False
+        exiting = np.empty(paths, dtype=np.int64)
         hits = 0
         for v in range(variants):
-            hits += row_hits[v]
-            if row_hits[v] == 0:
+            count = _exiting(v, month_pnl, denominator, start, all_required, ops, bounds, stop_loss, stop_level, force,
+                             is_open, early, exits, early_exits, exiting)
+            if count == 0:
                 continue  # a variant with no exit: nothing of its rows is read
+            hits += count
             # Position by position, a row at a time (an array fetched from a tuple per element costs its
             # reference counts): per element the order of `_close_book`, every slot then the futures.
             for i in range(n):
-                _close_row(qtys[i][v], mask[v], option_fee[v], bucket[v], equity[v], month_pnl[v], option_lots[v])
+                _close_listed(qtys[i][v], exiting, count, option_fee[v], bucket[v], equity[v], month_pnl[v],
+                              option_lots[v])
             for i in range(m):
-                _close_row(futures[i][v], mask[v], futures_fee[v], bucket[v], equity[v], month_pnl[v],
-                           futures_lots[v])
+                _close_listed(futures[i][v], exiting, count, futures_fee[v], bucket[v], equity[v], month_pnl[v],
+                              futures_lots[v])
         if hits:
             for i in range(n):
                 held[i] = _any_lots(qtys[i])
         return hits
 
     @njit(cache=True)
-    def _close_row(lots, mask, fee, bucket, equity, month_pnl, counter):
-        # One position's row closed where ``mask`` (`_close_book`'s arithmetic): costs booked, lots counted, zeroed.
-        for p in range(lots.shape[0]):
-            if not mask[p]:
+    def _exiting(v, month_pnl, denominator, start, all_required, ops, bounds, stop_loss, stop_level, force, is_open,
+                 early, exits, early_exits, out):
+        # `_exits_in_place`'s decision on variant v's open positions: the exits counted and closed (``is_open``),
+        # their paths listed in ``out``; returns how many.
+        count = 0
+        rules = ops.shape[0]
+        for p in range(month_pnl.shape[1]):
+            if not is_open[v, p]:
                 continue
+            hit = start
+            if rules > 0:
+                pnl = month_pnl[v, p] / denominator[v, p] * 100.0
+                for t in range(rules):
+                    flag = _compare(ops[t], pnl, bounds[t])
+                    hit = (hit and flag) if all_required else (hit or flag)
+            if stop_loss:
+                hit = hit or month_pnl[v, p] <= stop_level
+            if hit or force:
+                out[count] = p
+                count += 1
+                exits[v, p] += 1
+                if early:
+                    early_exits[v, p] += 1
+                is_open[v, p] = False
+        return count
+
+    @njit(cache=True)
+    def _close_listed(lots, listed, count, fee, bucket, equity, month_pnl, counter):
+        # One position's row closed on the paths ``listed[:count]`` (`_close_book`'s arithmetic): costs booked,
+        # lots counted, zeroed.
+        for k in range(count):
+            p = listed[k]
             q = lots[p]
             lots[p] = 0.0
             if q != 0:
@@ -1094,17 +1106,28 @@ if njit is not None:
     def _shorts_exercised(qtys, flags, n, out):
         # any_short_exercised of n slots in one call: out[i] whether slot i is short anywhere its exercise flag
         # is set, stopping at the first such element of each slot.
-        # The flag read first: few elements are in the exercise region, and the lots of the others are not read.
         for i in range(n):
-            q, f = qtys[i], flags[i]
-            for v in range(q.shape[0]):
-                lots, flag = _row(q, v), _row(f, v)
-                for p in range(lots.shape[0]):
-                    if _el(flag, p) and lots[p] < 0:
-                        out[i] = True
-                        break
-                if out[i]:
-                    break
+            out[i] = _short_exercised(qtys[i], flags[i])
+
+    @njit(cache=True)
+    def _short_exercised(q, f):
+        # Whether lots ``q`` are short anywhere flags ``f`` (broadcast to them) are set. The flag read first: few
+        # elements are in the exercise region, and the lots of the others are not read; flags per path (a
+        # month's marks) are read once for every variant.
+        if f.shape[0] == 1 and f.shape[1] == q.shape[1] > 1:
+            flag = f[0]
+            for p in range(flag.shape[0]):
+                if flag[p]:
+                    for v in range(q.shape[0]):
+                        if q[v, p] < 0:
+                            return True
+            return False
+        for v in range(q.shape[0]):
+            lots, flag = _row(q, v), _row(f, v)
+            for p in range(lots.shape[0]):
+                if _el(flag, p) and lots[p] < 0:
+                    return True
+        return False
 
     @njit(cache=True)
     def _hedge_step_block(p0, p1, qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option, fee, costs,
