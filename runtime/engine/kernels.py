@@ -1150,9 +1150,10 @@ if njit is not None:
                 other = held_delta[p - p0] * lots_per_option + _el(st, p)
                 h = hedge[v, p]
                 target = keep * d[p] * size
-                out = h
-                if active[v, p] and abs(other + h - target) > band * size:
-                    out = np.rint(target - other)
+                # Without a branch on the position being active (active and idle paths alternate at random, and the
+                # mispredicted branch cost more than the rounding): the trade is rounded everywhere, kept where due.
+                due = active[v, p] & (abs(other + h - target) > band * size)
+                out = np.rint(target - other) if due else h
                 new[v, p] = out
                 trade = out - h
                 if trade != 0:
@@ -1812,6 +1813,10 @@ def hedge_step(*, qtys, deltas, static, hedge, d, active, keep: float, band: flo
     ``in_place``: the new hedge written into ``hedge`` itself (a C-ordered, writable float array of the step's
     shape: an element's old lots are read before its new ones are written) and returned."""
     new = hedge if in_place else np.empty(hedge.shape)
+    if not np.any(active):  # no position open anywhere: nothing trades, the hedge is kept (a sixth of the jujube steps)
+        if new is not hedge:
+            np.copyto(new, hedge)
+        return new
     kernel = _hedge_step_parallel if new.size >= STEP_PARALLEL_MIN else _hedge_step
     kernel(*_hedge_arguments(qtys=qtys, deltas=deltas, static=static, hedge=hedge, d=d, active=active, keep=keep,
                              band=band, lots_per_option=lots_per_option, fee=fee, costs=costs, equity=equity,
