@@ -195,25 +195,40 @@ if njit is not None:
         # and a call, each way), which was a quarter of a mark.
         nx, nv, x0, dx, v0, dv = _grid_constants(x_grid, logv_grid)
         x_lo, x_hi, v_lo, v_hi = x_grid[0], x_grid[nx - 1], logv_grid[0], logv_grid[nv - 1]
-        edge = _boundary_edge(phi, boundary, c) if american and tj > 0 else math.nan
+        idx = np.empty(stop - start, dtype=np.int64)  # the elements to mark, without a branch per element
+        n = 0
         for p in range(start, stop):
-            if not need[p]:
-                continue
-            s, kk = s_row[p], k_row[p]
-            intrinsic = max(phi * (s - kk), 0.0)
-            if tj <= 0:
+            idx[n] = p
+            n += need[p]
+        if tj <= 0:  # expired: the intrinsic value
+            for i in range(n):
+                p = idx[i]
+                intrinsic = max(phi * (s_row[p] - k_row[p]), 0.0)
                 value[p], delta[p], gamma[p], exercise[p] = intrinsic, phi if intrinsic > 0 else 0.0, 0.0, intrinsic > 0
-                continue
-            # opl.runtime.engine.marking.SmileRule.iv; x = log(k/s) also gives Black's and the tables' log(s/k).
-            x = math.log(kk / s)
-            atm = max(floor, vol_row[p] * (1.0 + spread))
-            iv = max(floor, atm * (1.0 + skew * x + curvature * x * x))
-            lv = 0.0
+            return
+        # The smile (opl.runtime.engine.marking.SmileRule.iv) and its two logs first, each in a loop of its own: a
+        # mark is a long chain of dependent library calls, and loops of independent calls let the processor
+        # overlap the elements' (a tenth of a mark); x = log(k/s) also gives Black's and the tables' log(s/k).
+        xs, ivs, lvs = np.empty(n), np.empty(n), np.empty(n)
+        for i in range(n):
+            p = idx[i]
+            xs[i] = math.log(k_row[p] / s_row[p])
+        for i in range(n):
+            x = xs[i]
+            atm = max(floor, vol_row[idx[i]] * (1.0 + spread))
+            ivs[i] = max(floor, atm * (1.0 + skew * x + curvature * x * x))
+        if american:
+            for i in range(n):
+                lvs[i] = min(max(math.log(ivs[i]), v_lo), v_hi)
+        edge = _boundary_edge(phi, boundary, c) if american else math.nan
+        for i in range(n):
+            p = idx[i]
+            s, kk, x, iv, lv = s_row[p], k_row[p], xs[i], ivs[i], lvs[i]
+            intrinsic = max(phi * (s - kk), 0.0)
             if american:
                 # Beyond the exercise boundary (k times its ratio at lv) the mark is the intrinsic value whatever
                 # Black says, so Black is not computed there; on the near side of the whole column's boundary
                 # (`_boundary_edge`: most marks) the ratio itself is not needed.
-                lv = min(max(math.log(iv), v_lo), v_hi)
                 far = kk > 0 and (s > kk * edge if phi < 0 else s < kk * edge)
                 if not far and phi * (s - kk * _interp_uniform(lv, logv_grid, boundary, c, v0, dv)) >= 0:
                     value[p], delta[p], gamma[p], exercise[p] = (intrinsic, phi * (1.0 if intrinsic > 0 else 0.0),
@@ -226,14 +241,14 @@ if njit is not None:
             # The early-exercise premium and its delta, bilinear in the tables of column ``c``.
             fx = (min(max(-x, x_lo), x_hi) - x0) / dx
             fv = (lv - v0) / dv
-            i = min(int(fx), nx - 2)
+            ix = min(int(fx), nx - 2)
             m = min(int(fv), nv - 2)
-            wx, wv = fx - i, fv - m
+            wx, wv = fx - ix, fv - m
             w00, w01, w10, w11 = (1 - wx) * (1 - wv), (1 - wx) * wv, wx * (1 - wv), wx * wv
-            premium = (eep[c, i, m] * w00 + eep[c, i, m + 1] * w01 + eep[c, i + 1, m] * w10
-                       + eep[c, i + 1, m + 1] * w11)
-            premium_delta = (d_eep[c, i, m] * w00 + d_eep[c, i, m + 1] * w01 + d_eep[c, i + 1, m] * w10
-                             + d_eep[c, i + 1, m + 1] * w11)
+            premium = (eep[c, ix, m] * w00 + eep[c, ix, m + 1] * w01 + eep[c, ix + 1, m] * w10
+                       + eep[c, ix + 1, m + 1] * w11)
+            premium_delta = (d_eep[c, ix, m] * w00 + d_eep[c, ix, m + 1] * w01 + d_eep[c, ix + 1, m] * w10
+                             + d_eep[c, ix + 1, m + 1] * w11)
             value[p], delta[p], gamma[p], exercise[p] = (max(val + kk * premium, intrinsic), dlt + premium_delta,
                                                          gam, False)
 
