@@ -187,19 +187,33 @@ if njit is not None:
     def _mark_row(start, stop, need, phi, american, with_gamma, s_row, k_row, vol_row, tj, c, sqrt_t, bt, cf, df,
                   eep, d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma,
                   exercise):
-        # Elements start..stop of one step's rows where ``need``: opl.runtime.engine.marking.AmericanMarker.mark
-        # as (value, delta, gamma, exercise) of strike ``k_row[p]`` at the price ``s_row[p]`` and the model
-        # volatility ``vol_row[p]``, ``tj`` years to expiry (the tables' column ``c`` and the column's Black
-        # constants given). Every array the loop reads is an argument of this function, read in place: an
-        # array handed to a helper per element, even an inlined one, costs its reference count (an atomic add
-        # and a call, each way), which was a quarter of a mark.
-        nx, nv, x0, dx, v0, dv = _grid_constants(x_grid, logv_grid)
-        x_lo, x_hi, v_lo, v_hi = x_grid[0], x_grid[nx - 1], logv_grid[0], logv_grid[nv - 1]
-        idx = np.empty(stop - start, dtype=np.int64)  # the elements to mark, without a branch per element
+        # Elements start..stop of one step's rows where ``need``: `_mark_list` of them.
+        idx = np.empty(stop - start, dtype=np.int64)
+        n = _gathered(need, start, stop, idx)
+        _mark_list(idx, n, phi, american, with_gamma, s_row, k_row, vol_row, tj, c, sqrt_t, bt, cf, df, eep, d_eep,
+                   boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise)
+
+    @njit(cache=True)
+    def _gathered(flags, start, stop, idx):
+        # The elements start..stop where ``flags`` written to the head of ``idx``, without a branch per element;
+        # returns how many.
         n = 0
         for p in range(start, stop):
             idx[n] = p
-            n += need[p]
+            n += flags[p]
+        return n
+
+    @njit(cache=True)
+    def _mark_list(idx, n, phi, american, with_gamma, s_row, k_row, vol_row, tj, c, sqrt_t, bt, cf, df, eep, d_eep,
+                   boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise):
+        # Elements idx[:n] of one step's rows: opl.runtime.engine.marking.AmericanMarker.mark as (value, delta,
+        # gamma, exercise) of strike ``k_row[p]`` at the price ``s_row[p]`` and the model volatility
+        # ``vol_row[p]``, ``tj`` years to expiry (the tables' column ``c`` and the column's Black constants
+        # given). Every array the loop reads is an argument of this function, read in place: an array handed
+        # to a helper per element, even an inlined one, costs its reference count (an atomic add and a call,
+        # each way), which was a quarter of a mark.
+        nx, nv, x0, dx, v0, dv = _grid_constants(x_grid, logv_grid)
+        x_lo, x_hi, v_lo, v_hi = x_grid[0], x_grid[nx - 1], logv_grid[0], logv_grid[nv - 1]
         if tj <= 0:  # expired: the intrinsic value
             for i in range(n):
                 p = idx[i]
@@ -255,13 +269,15 @@ if njit is not None:
     @njit(cache=True)
     def _mark_block(start, stop, need, j0, j1, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep,
                     boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise):
-        # Paths start..stop where ``need``, columns j0..j1: `_mark_row` per column. A block, not a path, per
+        # Paths start..stop where ``need``, columns j0..j1: `_mark_list` per column. A block, not a path, per
         # call: a call passing arrays pays their reference counts. The arrays are (columns, paths): a step's
         # column of the block is contiguous.
+        idx = np.empty(stop - start, dtype=np.int64)
+        n = _gathered(need, start, stop, idx)
         for j in range(j0, j1):
-            _mark_row(start, stop, need, phi, american, with_gamma, f[j], k, vol[j], t[j], col[j], const[0, j],
-                      const[1, j], const[2, j], const[3, j], eep, d_eep, boundary, x_grid, logv_grid, spread, floor,
-                      skew, curvature, value[j], delta[j], gamma[j], exercise[j])
+            _mark_list(idx, n, phi, american, with_gamma, f[j], k, vol[j], t[j], col[j], const[0, j], const[1, j],
+                       const[2, j], const[3, j], eep, d_eep, boundary, x_grid, logv_grid, spread, floor, skew,
+                       curvature, value[j], delta[j], gamma[j], exercise[j])
 
     # Two twins of one loop: threads pay off on a month of paths, not on the few points an adjustment quotes
     # (waking the pool costs more than the marks). They are two functions, not one compiled twice: numba's
@@ -318,13 +334,13 @@ if njit is not None:
         # of the path was quoted at copies its marks (a mark depends on the path's price and volatility and
         # the strike only). Variant by variant: its old marks copied whole first (a plain copy of the row, far
         # cheaper than a branch per element: most paths do not hold the series), then its copies, then its
-        # own marks in one `_mark_row`, both over the old marks where ``where``.
+        # own marks in one `_mark_list`, both over the old marks where ``where``.
         # ``in_place`` (value, delta, gamma): that output is its old array itself, whose elsewhere is already
         # the old marks (not copied). Returns the number of marks computed.
         variants, paths = where.shape
         per_strike, rows = strike.shape[0] > 1, old_value.shape[0]
         sqrt_t, bt, cf, df = const[0, 0], const[1, 0], const[2, 0], const[3, 0]
-        need = np.empty(paths, dtype=np.bool_)
+        held, own = np.empty(paths, dtype=np.int64), np.empty(paths, dtype=np.int64)
         count = 0
         for v in range(variants):
             rs, r = v if per_strike else 0, v if rows > 1 else 0
@@ -335,10 +351,9 @@ if njit is not None:
             if not in_place[2]:
                 _old_row(gamma, v, old_gamma, r)
             exercise[v, :] = False
-            for p in range(paths):
-                need[p] = False
-                if not where[v, p]:
-                    continue
+            n, mine = _gathered(where[v], 0, paths, held), 0
+            for i in range(n):
+                p = held[i]
                 kk = strike[rs, p]
                 u = 0
                 while u < v and not (where[u, p] and strike[u if per_strike else 0, p] == kk):
@@ -347,11 +362,12 @@ if njit is not None:
                     value[v, p], delta[v, p], gamma[v, p], exercise[v, p] = (value[u, p], delta[u, p], gamma[u, p],
                                                                              exercise[u, p])
                 else:
-                    need[p] = True
-                    count += 1
-            _mark_row(0, paths, need, phi, american, with_gamma, f, strike[rs], vol, tj, 0, sqrt_t, bt, cf, df, eep,
-                      d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, value[v], delta[v],
-                      gamma[v], exercise[v])
+                    own[mine] = p
+                    mine += 1
+            _mark_list(own, mine, phi, american, with_gamma, f, strike[rs], vol, tj, 0, sqrt_t, bt, cf, df, eep, d_eep,
+                       boundary, x_grid, logv_grid, spread, floor, skew, curvature, value[v], delta[v], gamma[v],
+                       exercise[v])
+            count += mine
         return count
 
     # -- margin (opl.runtime.market.margin, opl.runtime.market.combinations) ----------------------------------
