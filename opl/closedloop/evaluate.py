@@ -348,7 +348,9 @@ class Evaluator:
         finished, counterfactuals = self._side_by_side(planned, counterfactuals, note)
         if finished is not None:
             results, base = finished
-            at = prepared.at((size,), (base[0], (base[1],)))
+            # The base case at a swept size is the sweep's own replay, whose metrics the sweep has.
+            known = [next(r["metrics"] for r in rows if r["size"] == size)] if base[0] is sweep.replayed else None
+            at = prepared.at((size,), (base[0], (base[1],)), metrics=known)
             simulation = prepared.result(at, results, size=size, reason=at.scenario_size()[1])
             scenarios = self._scenarios(results, size)
         if not swept:  # measured by the scenario pass, on the same paths as the sweep

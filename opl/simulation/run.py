@@ -655,11 +655,14 @@ class Prepared:
         """The `Sweep` of `sweep_job`'s ``replayed`` result."""
         return self.at(self.sizes, (replayed, tuple(range(len(self.sizes)))), base_size=self.settings.size)
 
-    def at(self, sizes: tuple[float, ...], replayed: tuple, *, base_size: float | None = None) -> Sweep:
+    def at(self, sizes: tuple[float, ...], replayed: tuple, *, base_size: float | None = None,
+           metrics: list | None = None) -> Sweep:
         """The `Sweep` of ``sizes`` read from ``replayed`` = ``(ReplayResult, variant of each size)``;
-        ``base_size`` defaults to the first size (a single-size run at that size)."""
+        ``base_size`` defaults to the first size (a single-size run at that size). ``metrics``: the sizes'
+        `opl.runtime.results.metrics.RunMetrics` when the caller has them already (else computed here)."""
         result, indices = replayed
-        metrics = metrics_of([(result, v) for v in indices])
+        if metrics is None:
+            metrics = metrics_of([(result, v) for v in indices])
         # A size whose opening margin the capital never covers skips every month: its flat zero P&L would
         # otherwise "hold" a loss-probability target and win the best-median pick over any size that trades.
         never = {s for s, m in zip(sizes, metrics) if m.exercise["skipped_share"] >= 100.0}

@@ -46,7 +46,7 @@ import numpy as np
 from opl.runtime.results.records import json_safe
 
 from opl.runtime.engine.ledger import BUCKETS
-from opl.runtime.results.standard_errors import cvar_se, mean_se, quantile_se, share_se
+from opl.runtime.results.standard_errors import cvar_ses, mean_se, quantile_se, share_se
 
 __all__ = ["RunMetrics", "run_metrics", "SimulationResult", "SCHEMA", "BUCKET_LABELS", "HEADLINE",
            "headline", "pnl_by_source"]
@@ -70,6 +70,24 @@ SCHEMA = "opl.simulate/1"
 
 def _pct(values: np.ndarray, q: float) -> float:
     return float(np.percentile(values, q)) if values.size else float("nan")
+
+
+def _pcts(values: np.ndarray, qs: tuple[int, ...]) -> dict[str, float]:
+    """``{"p<q>": _pct(values, q)}`` for every ``q``, in one call: one copy and one partition of the values
+    instead of one each (a hold-out's 600,000 returns; the numbers are each call's own, the order statistics
+    being the same and the interpolation elementwise)."""
+    if not values.size:
+        return {f"p{q}": float("nan") for q in qs}
+    return {f"p{q}": float(v) for q, v in zip(qs, np.percentile(values, list(qs)))}
+
+
+def _sorted_median(sorted_values: np.ndarray) -> float:
+    """``np.median`` of values already sorted, without its copy and partition: the mean of the middle one or
+    two, as `np.median` takes it (NaN when a value is NaN: they sort last)."""
+    n = sorted_values.size
+    if not n or np.isnan(sorted_values[-1]):
+        return float("nan")
+    return float(np.mean(sorted_values[(n - 1) // 2:n // 2 + 1]))
 
 
 @dataclass(kw_only=True)
@@ -154,7 +172,8 @@ def run_metrics(result, variant: int) -> RunMetrics:
     capital = result.capital
     monthly = result.monthly[variant]
     paths, months = monthly.shape
-    r = (monthly / capital * 100.0).ravel()
+    pm = monthly / capital * 100.0  # (paths, months): the path is the independent unit of every error
+    r = pm.ravel()
     sorted_r = np.sort(r)
 
     def cvar(level: float) -> float:
@@ -162,11 +181,11 @@ def run_metrics(result, variant: int) -> RunMetrics:
         return float(-sorted_r[:k].mean())
 
     dd = result.max_drawdown[variant] * 100.0
-    pm = monthly / capital * 100.0  # (paths, months): the path is the independent unit of every error
-    errors = {"mean_monthly_return": mean_se(pm), "median_monthly_return": quantile_se(pm, 0.5),
+    cvar95_se, cvar99_se = cvar_ses(pm, (0.95, 0.99))
+    errors = {"mean_monthly_return": mean_se(pm), "median_monthly_return": quantile_se(pm, 0.5, flat_sorted=sorted_r),
               "loss_probability": share_se(pm < 0) * 100.0,
               "max_drawdown_p95": quantile_se(dd, 0.95), "max_drawdown_p99": quantile_se(dd, 0.99),
-              "cvar_95": cvar_se(pm, 0.95), "cvar_99": cvar_se(pm, 0.99)}
+              "cvar_95": cvar95_se, "cvar_99": cvar99_se}
     util = result.peak_margin[variant] * 100.0
     c = {k: v[variant] for k, v in result.counters.items()}
     path_months = paths * months
@@ -176,13 +195,13 @@ def run_metrics(result, variant: int) -> RunMetrics:
     return RunMetrics(
         size=result.variants[variant].size, paths=paths, months=months,
         # Percentiles of the sorted returns: the same order statistics, without a partition of 600,000 values each.
-        monthly_return={"mean": float(r.mean()), "median": float(np.median(sorted_r)), "std": float(r.std()),
-                        **{f"p{q}": _pct(sorted_r, q) for q in (1, 5, 25, 75, 95)}},
+        monthly_return={"mean": float(r.mean()), "median": _sorted_median(sorted_r), "std": float(r.std()),
+                        **_pcts(sorted_r, (1, 5, 25, 75, 95))},
         loss_probability=float(np.mean(r < 0) * 100.0),
-        max_drawdown={"mean": float(dd.mean()), **{f"p{q}": _pct(dd, q) for q in (50, 95, 99)}},
+        max_drawdown={"mean": float(dd.mean()), **_pcts(dd, (50, 95, 99))},
         cvar={"95": cvar(0.95), "99": cvar(0.99)},
         attribution=attribution,
-        margin={"peak_utilisation": {**{f"p{q}": _pct(util, q) for q in (50, 95, 99)}, "max": float(util.max())},
+        margin={"peak_utilisation": {**_pcts(util, (50, 95, 99)), "max": float(util.max())},
                 "margin_call_probability": float(np.mean(c["margin_calls"] > 0) * 100.0),
                 "forced_liquidation_probability": float(np.mean(c["liquidations"] > 0) * 100.0),
                 "margin_calls_per_path": float(c["margin_calls"].mean())},

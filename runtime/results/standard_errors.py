@@ -43,7 +43,7 @@ import math
 import numpy as np
 from scipy.special import ndtri  # scipy.stats' norm.ppf itself; importing scipy.stats costs ~1 s a run
 
-__all__ = ["mean_se", "share_se", "quantile_se", "cvar_se", "hall_sheather"]
+__all__ = ["mean_se", "share_se", "quantile_se", "cvar_se", "cvar_ses", "hall_sheather"]
 
 
 def _paths(values: np.ndarray) -> np.ndarray:
@@ -86,27 +86,41 @@ def _norm_pdf(x: float) -> float:
     return (np.exp(-a**2 / 2.0) / np.sqrt(2 * np.pi))[()]
 
 
-def quantile_se(values: np.ndarray, tau: float) -> float:
-    """Error of the pooled ``tau`` quantile (0 < tau < 1) of ``values`` (paths × months, or one a path)."""
+def quantile_se(values: np.ndarray, tau: float, *, flat_sorted: np.ndarray | None = None) -> float:
+    """Error of the pooled ``tau`` quantile (0 < tau < 1) of ``values`` (paths × months, or one a path).
+
+    ``flat_sorted``: ``np.sort(values.ravel())`` when the caller has it (`opl.runtime.results.metrics`
+    sorts the returns once for every statistic), so that it is not sorted again.
+    """
     a = _paths(values)
     n = a.size
     if a.shape[0] < 2:
         return float("nan")
-    flat = np.sort(a.ravel())
+    flat = np.sort(a.ravel()) if flat_sorted is None else flat_sorted
     h = hall_sheather(n, tau)
     lo, hi = max(tau - h, 0.5 / n), min(tau + h, 1 - 0.5 / n)
-    sparsity = (np.quantile(flat, hi) - np.quantile(flat, lo)) / (hi - lo)
-    q = np.quantile(flat, tau)
+    # One call for the three levels: one copy and one partition of the values instead of three; each
+    # level's number is the one a call of its own gives (the same order statistics, interpolated elementwise).
+    q_hi, q_lo, q = np.quantile(flat, [hi, lo, tau])
+    sparsity = (q_hi - q_lo) / (hi - lo)
     below = (a <= q).mean(axis=1) - tau
     return float(sparsity * _cluster_se(below))
 
 
 def cvar_se(values: np.ndarray, level: float) -> float:
     """Error of the CVaR at ``level`` (0.95: the mean loss of the worst 5%) of the returns ``values``."""
+    return cvar_ses(values, (level,))[0]
+
+
+def cvar_ses(values: np.ndarray, levels: tuple[float, ...]) -> list[float]:
+    """`cvar_se` at each of ``levels``, the losses' quantiles found in one call (one copy and one partition
+    of the values; each level's number is the one `cvar_se` gives alone)."""
     a = _paths(values)
     if a.shape[0] < 2:
-        return float("nan")
+        return [float("nan")] * len(levels)
     losses = -a
-    var = np.quantile(losses.ravel(), level)
-    h = var + np.maximum(losses - var, 0.0) / (1 - level)
-    return _cluster_se(h.mean(axis=1))
+    out = []
+    for level, var in zip(levels, np.quantile(losses.ravel(), list(levels))):
+        h = var + np.maximum(losses - var, 0.0) / (1 - level)
+        out.append(_cluster_se(h.mean(axis=1)))
+    return out

@@ -86,3 +86,42 @@ def test_the_hall_sheather_bandwidth_is_scipy_stats_normal_bit_for_bit_without_i
     code = "import sys, opl.runtime.results.metrics; print('scipy.stats' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+def _samples(seed):
+    """Returns as the metrics see them: continuous, with ties (an atom at 0, rounded P&L), tiny and odd sizes."""
+    rng = np.random.default_rng(seed)
+    for paths in (2, 3, 7, 150, 1001, 20_000):
+        r = rng.standard_t(3, (paths, 12)) * 0.7
+        yield r
+        yield np.round(r, 1)
+        yield np.where(rng.random((paths, 12)) < 0.4, 0.0, r)
+
+
+def _cvar_se_alone(r, level):
+    """`cvar_se` as it was written before `cvar_ses` (a quantile call of its own)."""
+    losses = -r
+    var = np.quantile(losses.ravel(), level)
+    h = var + np.maximum(losses - var, 0.0) / (1 - level)
+    per_path = h.mean(axis=1)
+    return float(per_path.std(ddof=1) / np.sqrt(per_path.size))
+
+
+def test_the_one_call_quantiles_are_each_levels_own_call_bit_for_bit():
+    from opl.runtime.results.metrics import _pct, _pcts, _sorted_median
+    from opl.runtime.results.standard_errors import cvar_ses
+
+    for r in _samples(5):
+        flat = np.sort(r.ravel())
+        # What `quantile_se` and `cvar_se` computed with a call per level before they took one for all.
+        a, n = r, r.size
+        for tau in (0.5, 0.95, 0.99):
+            h = min(tau + 0.3 * n ** (-1 / 3), 1 - 0.5 / n), max(tau - 0.3 * n ** (-1 / 3), 0.5 / n)
+            together = np.quantile(flat, [h[0], h[1], tau])
+            assert [float(v) for v in together] == [float(np.quantile(flat, q)) for q in (h[0], h[1], tau)]
+            assert quantile_se(a, tau, flat_sorted=flat) == quantile_se(a, tau)
+        assert cvar_ses(r, (0.95, 0.99)) == [_cvar_se_alone(r, 0.95), _cvar_se_alone(r, 0.99)]
+        for values in (flat, r[:, 0]):
+            assert _pcts(values, (1, 5, 25, 50, 75, 95, 99)) == {f"p{q}": _pct(values, q) for q in (1, 5, 25, 50, 75, 95, 99)}
+        assert _sorted_median(flat) == float(np.median(flat))
+    assert np.isnan(_sorted_median(np.array([1.0, np.nan]))) and np.isnan(_sorted_median(np.array([])))
