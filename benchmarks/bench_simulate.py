@@ -24,7 +24,8 @@ module — a roll and a gamma hedge behind a margin abort — and the default gu
 6. **memory**: peak memory (tracemalloc, one process) of chunked one-month runs at growing
    path counts (``--memory``, 10⁶ by default), and their time per path (linear in paths).
 7. **main job**: the README's ``opl loop examples/jujube/strangle.opl --data synth`` in a
-   temporary folder (the loop's default paths), its wall time, CPU time and peak memory.
+   temporary folder (the loop's default paths), its wall time, CPU time and peak memory, and its
+   timeline (`opl.closedloop.timeline`: the data stage, each iteration, the hold-out, the rest).
 8. **check**: ``opl check examples/jujube/strangle.opl`` against a bare Python start, and the
    numeric modules it loaded (none: the checker never loads the engine).
 
@@ -440,6 +441,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             seconds, cpu, peak = _child([*opl, "loop", str(JUJUBE), "--data", "synth", "--runs", "runs/jujube"],
                                         cwd=folder)
+            from opl.closedloop.timeline import format_timeline, timeline
+
+            # Where its wall time went, from the run folder's own record of each phase.
+            print(format_timeline(timeline(Path(folder) / "runs" / "jujube" / f"{JUJUBE.stem}-001")))
         print(f"main job (opl loop {JUJUBE.name} --data synth --runs runs/jujube, its default paths): {seconds:.1f} s "
               f"wall ({cpu:.1f} s CPU), peak memory {peak:,.0f} MiB (PSS, with its workers) = {seconds / bare:,.0f}x "
               "the bare kernel")
