@@ -344,9 +344,11 @@ if njit is not None:
 
     @njit(cache=True)
     def _gather(cols, qtys, strikes, values, gammas, written, dynamic, now):
-        # The slots' lots and marks on the round's elements: a dynamic slot's from its own (variants, paths)
-        # arrays (the ones `_scatter` writes), a base slot's from its `kernels._grid` rows.
-        lots_, strike_, value_, delta_, gamma_, exercise_, entry_ = now
+        # The slots' lots, strikes, marks and gammas on the round's elements: a dynamic slot's from its own
+        # (variants, paths) arrays (the ones `_scatter` writes), a base slot's from its `kernels._grid` rows. The
+        # delta, exercise flag and entry are not read: the round only writes them, where it moves lots, and
+        # `_scatter` writes back those elements only — each gathered one is a cache miss on a wide array.
+        lots_, strike_, value_, gamma_ = now[0], now[1], now[2], now[4]
         variants, m = lots_.shape[1], cols.shape[0]
         for i in range(len(qtys)):
             q = qtys[i]
@@ -354,13 +356,11 @@ if njit is not None:
                 for k in range(m):
                     lots_[i, v, k] = q[v, cols[k]]
             if dynamic[i]:
-                ks, vs, ds, gs, es, ns = (written[0][i], written[1][i], written[2][i], written[3][i], written[4][i],
-                                          written[5][i])
+                ks, vs, gs = written[0][i], written[1][i], written[3][i]
                 for v in range(variants):
                     for k in range(m):
                         c = cols[k]
-                        strike_[i, v, k], value_[i, v, k], delta_[i, v, k] = ks[v, c], vs[v, c], ds[v, c]
-                        gamma_[i, v, k], exercise_[i, v, k], entry_[i, v, k] = gs[v, c], es[v, c], ns[v, c]
+                        strike_[i, v, k], value_[i, v, k], gamma_[i, v, k] = ks[v, c], vs[v, c], gs[v, c]
                 continue
             ks, vs, gs = strikes[i], values[i], gammas[i]
             for v in range(variants):
@@ -612,15 +612,18 @@ if njit is not None:
                                                            plan[6], plan[9], plan[10])
         lots_, strike_, value_, delta_, gamma_, exercise_, entry_ = now
         close_fee, short_fee, long_fee = fees[0], fees[1], fees[2]
+        # Element by element, its slots in the plan's order: an element's trades come in the same order as slot by
+        # slot, and its account's cache lines (wide (variants, paths) arrays) are fetched once, not once a slot.
         variants, m = go.shape
-        for x in range(count[0]):
-            i = order[x]
-            for v in range(variants):
-                for k in range(m):
-                    if not go[v, k]:
-                        continue
+        for v in range(variants):
+            for k in range(m):
+                if not go[v, k]:
+                    continue
+                c = cols[k]
+                for x in range(count[0]):
+                    i = order[x]
                     moved = rs[i, v, k]
-                    _trade(lots_[i, v, k], pq[i, v, k], moved, close_fee[v], short_fee[v], long_fee[v], v, cols[k],
+                    _trade(lots_[i, v, k], pq[i, v, k], moved, close_fee[v], short_fee[v], long_fee[v], v, c,
                            adjustments, equity, month_pnl, counter)
                     lots_[i, v, k] = pq[i, v, k]
                     if moved:
