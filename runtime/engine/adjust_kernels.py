@@ -258,6 +258,30 @@ if njit is not None:
     # -- ``adjust_when`` of the price and volatility triggers (`when_verdict`) -----------------------------------
     _LEAF, _AND, _OR, _NOT = 0, 1, 2, 3  # a condition program's node kinds (`condition_program`)
 
+    @njit(cache=True)
+    def _compare_into(op, x, bound, out):
+        # kernels._compare on every element, the comparison chosen once outside the loop: chosen inside, per
+        # element, it kept the loop from being vectorised (half a leaf's time).
+        n = x.shape[0]
+        if op == 0:
+            for p in range(n):
+                out[p] = x[p] < bound
+        elif op == 1:
+            for p in range(n):
+                out[p] = x[p] > bound
+        elif op == 2:
+            for p in range(n):
+                out[p] = x[p] <= bound
+        elif op == 3:
+            for p in range(n):
+                out[p] = x[p] >= bound
+        elif op == 4:
+            for p in range(n):
+                out[p] = x[p] == bound
+        else:
+            for p in range(n):
+                out[p] = x[p] != bound
+
     @njit(cache=True, error_model="numpy")  # numpy's division: a price or volatility of 0 gives inf or NaN
     def _leaf(measure, op, bound, price, open_price, vol, open_vol, floor, factor, out):
         # One trigger on every path: triggers._measure's formula (the at-the-money volatility as
@@ -277,8 +301,7 @@ if njit is not None:
             else:  # iv_change
                 for p in range(paths):
                     x[p] = (x[p] - 1.0) * 100.0
-        for p in range(paths):
-            out[p] = kernels._compare(op, x[p], bound)
+        _compare_into(op, x, bound, out)
 
     @njit(cache=True, error_model="numpy")
     def _verdict(program, bounds, price, open_price, vol, open_vol, floor, factor, out):

@@ -1318,6 +1318,7 @@ class _Pass:
         self.peak_margin = np.zeros(shape)
         self.margin_held = np.zeros(shape)  # the requirement over the coming step (for margin_rate)
         self.pending = np.zeros(shape)  # futures lots from exercise, closed at the next step
+        self.pending_zero = False  # `pending` known to be zeros (closed at this step's start, no exercise since)
         self.inventory = Inventory(shape, run.months * self.slots_per_month)
         self.liquidate_next = np.zeros(shape, dtype=bool)
         self.ruined = np.zeros(shape, dtype=bool)
@@ -1554,6 +1555,7 @@ class _Pass:
             self.liquidate_next = np.zeros(self.shape, dtype=bool)
         if not pending_closed:
             self.pending = _close_pending(self.pending, self.pending != 0, cost, ledger, equity)
+        self.pending_zero = True  # every lot closed, by `_settle` or just above, wherever it was not 0
         if not self.inventory.due(self.absolute_step):
             return  # most steps: nothing is released (no array of zeros scanned)
         sold = self.inventory.take(step=self.absolute_step)
@@ -1775,6 +1777,7 @@ class _Pass:
                 o.delivered |= goods > 0
                 lots_f = lots_f - goods
             self.pending = self.pending + lots_f
+            self.pending_zero = False
             s.qty = np.where(hit, 0.0, q)
         if direct:
             return None
@@ -1786,6 +1789,7 @@ class _Pass:
         terms, cost, mo = self.strat.assignment, self.cost, o.mo
         shape = self.shape
         s._qty, self.pending = kernels.writable(s._qty, shape), kernels.writable(self.pending, shape)
+        self.pending_zero = False
         s.qty, self.pending, goods = kernels.exercise(
             qty=s.qty, hit=hit, phi=s.phi, lots_per_option=self.lots_per_option, price=o.prices[j], strike=s.strike,
             value=s.value, mult=self.mult, fee_assigned=cost.option_assignment[:, 0],
@@ -1852,8 +1856,11 @@ class _Pass:
 
     def _other_futures(self) -> np.ndarray:
         """The futures lots from exercise and the goods held, as the margin counts them (|lots|): the futures alone
-        while no goods are held (the inventory's total is then exact zeros), no sum made at every step."""
-        return self.pending + self.inventory.total() if self.inventory.blocks() else self.pending
+        while no goods are held (the inventory's total is then exact zeros), the goods alone while the futures are
+        zeros (closed at the step's start, none exercised since: |0 + x| is |x|), no sum made at most steps."""
+        if not self.inventory.blocks():
+            return self.pending
+        return self.inventory.total() if self.pending_zero else self.pending + self.inventory.total()
 
     def _alerts(self, o: _Open, j: int) -> None:
         """warn_if: an alert when a rule starts to hold on a path; no trading effect."""
