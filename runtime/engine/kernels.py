@@ -1566,7 +1566,7 @@ def book_margin(rule: MarginRule, holdings, futures_lots, price, shape, cols=Non
     width = price.shape[0] if cols is None else picked.shape[0]
     # Each series' arrays as they are, one type for all (C-ordered float rows, `_grid`); a dummy entry
     # when nothing is held, as the kernel's tuples cannot be empty.
-    strikes, premiums, qtys = (tuple(_grid(h[at]) for h in holdings) or (_ONE,) for at in (1, 2, 3))
+    strikes, premiums, qtys = (_slot_tuple(h[at] for h in holdings) for at in (1, 2, 3))
     is_call = np.array([bool(h[0]) for h in holdings], dtype=np.bool_)
     expiry = np.array([float(h[4]) for h in holdings], dtype=float)
     both = rule.spread and (rule.straddle or rule.strangle) and len(set(is_call.tolist())) == 2
@@ -1770,8 +1770,19 @@ def exercise(*, qty, hit, phi: float, lots_per_option: float, price, strike, val
 
 
 def _slot_tuple(arrays) -> tuple:
-    """Slot arrays as the fused kernels read them: a tuple of `_grid` views, a dummy entry when empty."""
-    return tuple(_grid(x) for x in arrays) or (_ONE,)
+    """Slot arrays as the fused kernels read them: a tuple of `_grid` views, padded (`_padded`)."""
+    return _padded(tuple(_grid(x) for x in arrays), _ONE)
+
+
+def _padded(arrays: tuple, dummy: np.ndarray) -> tuple:
+    """``arrays`` padded with ``dummy`` to 4, 8, 16, … entries. A tuple's length is part of a compiled
+    kernel's signature, and the kernels take the count of real entries as an argument of its own: unpadded,
+    every step kernel was compiled once for each number of slots a run's books held (two and four, and one
+    for none, in the jujube file: each of a fresh clone's first runs compiled them three times over)."""
+    width = 4
+    while width < len(arrays):
+        width *= 2
+    return arrays + (dummy,) * (width - len(arrays))
 
 
 def writable(x, shape, dtype=np.float64) -> np.ndarray:
@@ -1829,7 +1840,7 @@ def close_book(qtys, futures, mask, option_fee, futures_fee, *, bucket, equity, 
     own = [writable(f, shape) for f in futures]
     new = [np.empty(shape) for _ in qtys]
     _close_book(_plain_bool(mask, shape), _slot_tuple(qtys), len(new), _plain(option_fee, shape[:1]),
-                tuple(new) or (np.empty((1, 1)),), tuple(own) or (np.empty((1, 1)),), len(own),
+                _padded(tuple(new), _SCRATCH), _padded(tuple(own), _SCRATCH), len(own),
                 _plain(futures_fee, shape[:1]), bucket, equity, month_pnl, option_lots, futures_lots)
     for f, o in zip(futures, own):
         if o is not f:
@@ -1923,8 +1934,8 @@ def exits_close(*, month_pnl, denominator, start: bool, all_required: bool, pnl_
     held = np.ones(max(len(qtys), 1), dtype=np.bool_)
     hits = _exits_in_place(month_pnl, _plain(denominator, shape), bool(start), bool(all_required), ops, bounds,
                            stop_level is not None, 0.0 if stop_level is None else float(stop_level), bool(force),
-                           is_open, bool(early), exits, early_exits, tuple(qtys) or (_SCRATCH,), len(qtys),
-                           _plain(option_fee, shape[:1]), tuple(futures) or (_SCRATCH,), len(futures),
+                           is_open, bool(early), exits, early_exits, _padded(tuple(qtys), _SCRATCH), len(qtys),
+                           _plain(option_fee, shape[:1]), _padded(tuple(futures), _SCRATCH), len(futures),
                            _plain(futures_fee, shape[:1]), bucket, equity, option_lots, futures_lots, held)
     return [bool(h) for h in held[:len(qtys)]] if hits else None
 
@@ -1945,8 +1956,13 @@ def shorts_exercised(qtys, flags) -> np.ndarray:
     flags per path or per variant and path), whether a short lot sits where the flag is set."""
     out = np.zeros(len(qtys), dtype=np.bool_)
     if qtys:
-        _shorts_exercised(_slot_tuple(qtys), tuple(_flag_grid(f) for f in flags), len(qtys), out)
+        _shorts_exercised(_slot_tuple(qtys), _padded(tuple(_flag_grid(f) for f in flags), _NO_FLAGS), len(qtys),
+                          out)
     return out
+
+
+_NO_FLAGS = np.zeros((1, 1), dtype=np.bool_)  # a dummy slot's flags, read-only as `_flag_grid`'s
+_NO_FLAGS.flags.writeable = False
 
 
 def _flag_grid(x) -> np.ndarray:
