@@ -85,6 +85,10 @@ class MonthStore:
         self._entries.move_to_end(key)
         return True
 
+    def holds(self, key: Hashable) -> bool:
+        """Whether ``key`` is held (not counted as a hit or a miss; its place in the order is unchanged)."""
+        return key in self._entries
+
     def matching(self, test: Callable[[Hashable], bool]) -> list:
         """The entries whose keys pass ``test``, most recently used first (not counted as hits or misses)."""
         return [self._entries[key][0] for key in reversed(self._entries) if test(key)]

@@ -319,3 +319,32 @@ def test_a_sweeps_metrics_are_computed_side_by_side_each_as_alone(jujube, monkey
     again = jujube.at(sweep.sizes, (sweep.replayed, sweep.indices))
     assert [m.to_dict() for _, m, _ in again.rows] == alone
     assert len(where) == len(sweep.sizes) and threading.main_thread() not in where
+
+
+def test_jobs_whose_months_the_store_holds_are_a_task_each_and_get_their_numbers_alone(jujube):
+    """`opl loop`'s completion: the scenario jobs' months made here and stored (`_months_made_here`), nothing
+    left for a lockstep run to share, so each job is a task of its own (`_lockstep_tasks`) for two workers;
+    without the months in the store they stay cut in runs. Every job's numbers are its own alone."""
+    from dataclasses import replace
+
+    from opl.runtime.engine import monthstore
+    import opl.runtime.engine.replay as replay_module
+
+    run = replace(jujube.run, paths=40, chunk=40, months=1, workers=2)
+    market = [p for p in jujube.plans if p.market]
+    jobs = [(jujube.strategy, run, (Variant(size=1.0, fee_factor=2.0),))] + [
+        (p.strategy, replace(run, process=p.process), (Variant(size=1.0),)) for p in market]
+    plans = [[((0, 40),)]] * len(jobs)
+    cut = [t[0] for t in replay_module._lockstep_tasks(jobs, plans, 2)]
+    assert len(cut) < len(jobs)
+    alone = [replay(strategy=s, run=replace(r, workers=1), variants=v) for s, r, v in jobs]
+    store = monthstore.MonthStore()
+    with monthstore.sharing(store):
+        replay_module._months_made_here(jobs, plans)
+        assert sorted(t[0] for t in replay_module._lockstep_tasks(jobs, plans, 2)) == [(i,) for i in range(len(jobs))]
+        assert len(replay_module._lockstep_tasks(jobs, plans, 1)) == 1  # one process: one lockstep run still
+        together = replay_many(jobs)
+    for got, one in zip(together, alone):
+        mine, theirs = _arrays(got, 0), _arrays(one, 0)
+        assert mine.keys() == theirs.keys() and all(np.array_equal(mine[k], theirs[k]) for k in mine)
+        assert got.signal_hits == one.signal_hits
