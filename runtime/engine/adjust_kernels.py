@@ -13,13 +13,13 @@ The proposals of the common round's actions are compiled too (`move_group` for
 ``roll_nearest_term``'s move of a leg into its re-struck series, `gamma_need` and `gamma_buy`
 for ``hedge_gamma``): each is `opl.runtime.engine.adjust.AdjustEngine`'s numpy proposal
 (``_move``, ``_hedge_gamma``) element by element, the same operations in the same order, the
-new series quoted by `opl.runtime.engine.kernels`' ``_mark_row`` with the arguments
-`opl.runtime.engine.kernels.mark_where` gives it — so a plan is the numpy one bit for bit.
+new series quoted by `opl.runtime.engine.mark_kernels`' ``_mark_row`` with the arguments
+`opl.runtime.engine.mark_kernels.mark_where` gives it — so a plan is the numpy one bit for bit.
 
 The common round — rolls and gamma hedges, at most a lone ``additional_margin`` abort — is one
 compiled pass (`round_pass`): `AdjustEngine.play <opl.runtime.engine.adjust.AdjustEngine.play>`
 on the fired elements, each action's proposal, quotes, margin before and after (by
-`opl.runtime.engine.kernels`' own ``_book_margin``), abort, trades and closes, written into the
+`opl.runtime.engine.margin_kernels`' own ``_book_margin``), abort, trades and closes, written into the
 book's and the ledger's arrays in place — the Python around each action, ~2,000 calls a round,
 gone. `opl.runtime.engine.replay._Round` decides where it applies and prepares its arguments.
 """
@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 
 from opl.runtime.engine import conditionspec as spec
-from opl.runtime.engine import kernels
-from opl.runtime.engine.kernels import njit
+from opl.runtime.engine import kernelbase, margin_kernels, mark_kernels, step_kernels
+from opl.runtime.engine.kernelbase import njit
 
 __all__ = ["trade_slot", "fees_of", "move_group", "gamma_need", "gamma_buy", "decide", "snap", "round_pass",
            "condition_program", "when_verdict", "WHEN_MEASURES"]
@@ -55,7 +55,7 @@ if njit is not None:
     @njit(cache=True, inline="always")
     def _pay(lots, fee, v, p, bucket, equity, month_pnl, counter):
         # Lots traded at ``fee`` a lot: the cost booked to the bucket, the equity and the month's P&L, the lots
-        # counted (Ledger.book and Ledger.count of the reference, element by element; `kernels._close_book`'s).
+        # counted (Ledger.book and Ledger.count of the reference, element by element; `step_kernels._close_book`'s).
         amount = -(abs(lots) * fee)
         bucket[v, p] += amount
         equity[v, p] += amount
@@ -76,7 +76,7 @@ if njit is not None:
         if opened != 0.0:
             _pay(opened, short_fee if opened < 0 else long_fee, v, p, bucket, equity, month_pnl, counter)
 
-    _mark_row, _at = kernels._mark_row, kernels._at
+    _mark_row, _at = mark_kernels._mark_row, margin_kernels._at
 
     @njit(cache=True, inline="always")
     def _quoted_before(where, v, p):
@@ -104,11 +104,11 @@ if njit is not None:
     def _move_group(active, qtys, strikes, same, holds, target, strike, price, vol, phi, american, with_gamma, tj,
                     const, eep, d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, new_qty, value,
                     delta, gamma, exercise, moving):
-        # AdjustEngine._move of a group's slots (``qtys``/``strikes`` as `kernels._grid` rows) into slot
+        # AdjustEngine._move of a group's slots (``qtys``/``strikes`` as `kernelbase._grid` rows) into slot
         # ``target`` at ``strike`` (per path): the lots move where active, held, and not already in a series
         # of that strike and expiry (``same``: the slots of the target's expiry that may hold). Each element's
         # lots after the move per slot, the quote of the new series where it moves (0 elsewhere, as a quote
-        # masked by ``where``: kernels._mark_where's marks, a path's once); returns the elements moving.
+        # masked by ``where``: mark_kernels._mark_where's marks, a path's once); returns the elements moving.
         n = len(qtys)
         variants, paths = active.shape
         sqrt_t, bt, cf, df = const[0, 0], const[1, 0], const[2, 0], const[3, 0]
@@ -260,7 +260,7 @@ if njit is not None:
 
     @njit(cache=True)
     def _compare_into(op, x, bound, out):
-        # kernels._compare on every element, the comparison chosen once outside the loop: chosen inside, per
+        # kernelbase._compare on every element, the comparison chosen once outside the loop: chosen inside, per
         # element, it kept the loop from being vectorised (half a leaf's time).
         n = x.shape[0]
         if op == 0:
@@ -294,7 +294,7 @@ if njit is not None:
                 x[p] = (price[p] / open_price[p] - 1.0) * 100.0
         else:
             for p in range(paths):
-                x[p] = kernels._npmax(floor, vol[p] * factor) / kernels._npmax(floor, open_vol[p] * factor)
+                x[p] = kernelbase._npmax(floor, vol[p] * factor) / kernelbase._npmax(floor, open_vol[p] * factor)
             if measure == 1:  # vega_crush
                 for p in range(paths):
                     x[p] = (1.0 - x[p]) * 100.0
@@ -340,20 +340,20 @@ if njit is not None:
         nb = bounds.shape[0]
         eps = 1e-9
         for i in range(values.shape[0]):
-            x = kernels._npmax(values[i], lowest)
+            x = kernelbase._npmax(values[i], lowest)
             idx = 0
             while idx < nb and bounds[idx] < x:
                 idx += 1
             step = steps[idx]
             edge = -np.inf if idx == 0 else bounds[idx - 1]
             q = x / step
-            lower = kernels._npmax(np.floor(q + eps) * step, edge)
+            lower = kernelbase._npmax(np.floor(q + eps) * step, edge)
             upper = np.ceil(q - eps) * step
             if up:
                 k = upper
             else:
                 k = lower if x - lower < upper - x - eps * step else upper
-            out[i] = kernels._npmax(np.rint(k * 1e10) / 1e10, lowest)
+            out[i] = kernelbase._npmax(np.rint(k * 1e10) / 1e10, lowest)
 
     # -- the common round in one pass (`round_pass`) -------------------------------------------------------
     # A round's elements are (variant, path) pairs on its paths ``cols``: index k of a (variants, m) array is path
@@ -368,7 +368,7 @@ if njit is not None:
     @njit(cache=True)
     def _gather(cols, qtys, strikes, values, gammas, written, dynamic, now):
         # The slots' lots, strikes, marks and gammas on the round's elements: a dynamic slot's from its own
-        # (variants, paths) arrays (the ones `_scatter` writes), a base slot's from its `kernels._grid` rows. The
+        # (variants, paths) arrays (the ones `_scatter` writes), a base slot's from its `kernelbase._grid` rows. The
         # delta, exercise flag and entry are not read: the round only writes them, where it moves lots, and
         # `_scatter` writes back those elements only — each gathered one is a cache miss on a wide array.
         lots_, strike_, value_, gamma_ = now[0], now[1], now[2], now[4]
@@ -453,7 +453,7 @@ if njit is not None:
     @njit(cache=True, inline="always")
     def _quoted_as(t, where, nk, v, k):
         # The first variant quoted on path k at the strike of variant v there (a mark depends on the path's price
-        # and volatility and the strike only: `kernels._mark_where` shares it so too).
+        # and volatility and the strike only: `mark_kernels._mark_where` shares it so too).
         u = 0
         while u < v and not (where[u, k] and nk[t, u, k] == nk[t, v, k]):
             u += 1
@@ -462,7 +462,7 @@ if njit is not None:
     @njit(cache=True)
     def _quote_into(t, where, price, vol, tables, market, plan):
         # Slot t's series quoted at the plan's strikes where ``where`` (variants, m), into the plan's marks: each
-        # (path, strike) once, in one `kernels._mark_row` call (`_Month.quote`'s marks), the variants sharing it.
+        # (path, strike) once, in one `mark_kernels._mark_row` call (`_Month.quote`'s marks), the variants sharing it.
         phi, american, tt, const, eeps, d_eeps, boundaries = tables
         with_gamma, x_grid, logv_grid, spread, floor, skew, curvature = market
         nk, nval, ndel, ngam, nex = plan[2], plan[3], plan[4], plan[5], plan[6]
@@ -576,7 +576,7 @@ if njit is not None:
         # The exchange requirement of every variant on the round's paths where an element is active, into
         # ``out`` (variants, m): of the book (AdjustEngine._margin_before), or ``after`` the plan
         # (AdjustEngine._added_margin) — the series held on the round's paths, in the book's order, with the
-        # plan's lots and new series — by `kernels._book_margin` itself, as `kernels.book_margin` calls it.
+        # plan's lots and new series — by `margin_kernels._book_margin` itself, as `kernels.book_margin` calls it.
         pq, rs, nk, nval, changed = plan[0], plan[1], plan[2], plan[3], plan[8]
         lots_, strike_, value_ = now[0], now[1], now[2]
         n, variants, m = lots_.shape
@@ -619,7 +619,7 @@ if njit is not None:
          futures_underlying, spread, straddle, strangle, wide_bit, one) = rule
         part = np.empty((variants, width))
         # kernels.book_margin's pairing of a strangle with a spread both ways, where calls and puts are held
-        kernels._book_margin(calls, ends, ks, ps, qs, h, picked[:width], price, lots, one, one, False, futures_rate,
+        margin_kernels._book_margin(calls, ends, ks, ps, qs, h, picked[:width], price, lots, one, one, False, futures_rate,
                              czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size,
                              futures_underlying, spread, straddle, strangle,
                              spread and (straddle or strangle) and has_call and has_put, wide_bit, part)
@@ -735,7 +735,7 @@ if njit is not None:
                             else:
                                 base = before[v, k] if before[v, k] > 0 else capital
                                 added = (after[v, k] - before[v, k]) / base * 100.0
-                            aborted[v, k] = kernels._compare(abort_op, added, abort_bound)
+                            aborted[v, k] = kernelbase._compare(abort_op, added, abort_bound)
                             act[v, k] = not aborted[v, k]  # the action goes ahead where it is not refused
             _apply_plan(act, cols, now, plan, dirty, fees, adjustments, equity, month_pnl, option_lots)
             order = plan[9]
@@ -753,7 +753,7 @@ if njit is not None:
                     if act[v, k]:
                         before[v, k] = after[v, k]  # AdjustEngine._margins_after: the next action's before
                     if aborted[v, k] and exit_on_abort:
-                        # replay._close_all (`kernels._close_book`'s order): every slot's lots, then the hedge.
+                        # replay._close_all (`step_kernels._close_book`'s order): every slot's lots, then the hedge.
                         for i in range(n):
                             if lots_[i, v, k] != 0:
                                 _pay(lots_[i, v, k], close_fee[v], v, c, costs, equity, month_pnl, option_lots)
@@ -820,8 +820,8 @@ def _ready(x, shape: tuple, dtype) -> np.ndarray:
             and x.flags.writeable):
         return x
     if dtype is np.bool_:
-        return kernels._plain_bool(x, shape)
-    return kernels._plain(x, shape)
+        return kernelbase._plain_bool(x, shape)
+    return kernelbase._plain(x, shape)
 
 
 def move_group(active, qtys, strikes, same, holds, target: int, strike, quote) -> tuple | None:
@@ -851,9 +851,9 @@ def move_group(active, qtys, strikes, same, holds, target: int, strike, quote) -
     new_qty = np.empty((len(qtys), *shape))
     marks = np.empty(shape), np.empty(shape), np.empty(shape), np.empty(shape, dtype=np.bool_)
     moving = np.empty(shape, dtype=np.bool_)
-    count = _move_group(_ready(active, shape, np.bool_), tuple(kernels._grid(q) for q in qtys),
-                        tuple(kernels._grid(k) for k in strikes), np.array(same, dtype=np.bool_),
-                        np.array(holds, dtype=np.bool_), int(target), kernels._plain(strike, shape[1:]), *quote,
+    count = _move_group(_ready(active, shape, np.bool_), tuple(kernelbase._grid(q) for q in qtys),
+                        tuple(kernelbase._grid(k) for k in strikes), np.array(same, dtype=np.bool_),
+                        np.array(holds, dtype=np.bool_), int(target), kernelbase._plain(strike, shape[1:]), *quote,
                         new_qty, *marks, moving)
     return (new_qty, moving, marks) if count else None
 
@@ -866,9 +866,9 @@ def gamma_need(active, qtys, gammas, held, hedge: int, price, lots_per_option: f
     """
     shape = active.shape
     rest, short, need = np.empty(shape), np.empty(shape), np.empty(shape, dtype=np.bool_)
-    count = _gamma_need(_ready(active, shape, np.bool_), tuple(kernels._grid(q) for q in qtys),
-                        tuple(kernels._grid(g) for g in gammas), np.array(held, dtype=np.bool_), int(hedge),
-                        kernels._plain(price, shape[1:]), float(lots_per_option), float(target), rest, short, need)
+    count = _gamma_need(_ready(active, shape, np.bool_), tuple(kernelbase._grid(q) for q in qtys),
+                        tuple(kernelbase._grid(g) for g in gammas), np.array(held, dtype=np.bool_), int(hedge),
+                        kernelbase._plain(price, shape[1:]), float(lots_per_option), float(target), rest, short, need)
     return (need, rest, short) if count else None
 
 
@@ -881,8 +881,8 @@ def gamma_buy(need, rest, short, held_qty, held_strike, strike, lots_per_option:
     shape = need.shape
     new, fresh, changed = np.empty(shape), np.empty(shape, dtype=np.bool_), np.empty(shape, dtype=np.bool_)
     marks = np.empty(shape), np.empty(shape), np.empty(shape), np.empty(shape, dtype=np.bool_)
-    count = _gamma_buy(need, rest, short, kernels._grid(held_qty), kernels._grid(held_strike),
-                       kernels._plain(strike, shape[1:]), float(lots_per_option), float(target), *quote, new, fresh,
+    count = _gamma_buy(need, rest, short, kernelbase._grid(held_qty), kernelbase._grid(held_strike),
+                       kernelbase._plain(strike, shape[1:]), float(lots_per_option), float(target), *quote, new, fresh,
                        changed, *marks)
     return (new, fresh, marks, changed) if count else None
 
@@ -917,9 +917,9 @@ def condition_program(condition) -> tuple[np.ndarray, np.ndarray] | None:
 
     def walk(node) -> bool:
         if isinstance(node, spec.Trigger):
-            if node.measure not in WHEN_MEASURES or node.op not in kernels.EXIT_OPS:
+            if node.measure not in WHEN_MEASURES or node.op not in step_kernels.EXIT_OPS:
                 return False
-            rows.append((0, WHEN_MEASURES.index(node.measure), kernels.EXIT_OPS.index(node.op)))
+            rows.append((0, WHEN_MEASURES.index(node.measure), step_kernels.EXIT_OPS.index(node.op)))
             bounds.append(float(node.bound))
             return True
         if isinstance(node, spec.Not):

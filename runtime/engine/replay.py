@@ -78,11 +78,11 @@ from opl.runtime.engine.adjust import AdjustEngine, AdjustSpec, Desk, _margin_bo
 from opl.runtime.engine.book import Book, Slot, flat_paths, put_paths
 from opl.runtime.engine.exercise import AssignmentSpec, Inventory
 from opl.runtime.engine.guards import GuardRule, blocked, leg_states, warned, warns_nowhere
-from opl.runtime.engine import kernels, monthstore
+from opl.runtime.engine import kernelbase, kernels, margin_kernels, mark_kernels, monthstore
 from opl.runtime.engine import adjust_kernels
 from opl.runtime.engine.deadline import check as check_deadline, current as current_deadline, until
 from opl.runtime.engine.hedging import HedgeSpec, direction, rebalance
-from opl.runtime.engine.kernels import SeriesMarks, mark_series
+from opl.runtime.engine.mark_kernels import SeriesMarks, mark_series
 from opl.runtime.engine.ledger import Costs, Ledger
 from opl.runtime.engine.legspec import Levels, OptionLeg
 from opl.runtime.market.margin import futures_margin, options_margin
@@ -2188,7 +2188,7 @@ class _Round:
         cost = pass_.cost
         close_fee, short_fee, long_fee = _slot_fees(cost)
         self.fees = (close_fee, short_fee, long_fee,
-                     kernels._plain((cost.futures_close + cost.futures_slippage)[:, 0], (pass_.shape[0],)))
+                     kernelbase._plain((cost.futures_close + cost.futures_slippage)[:, 0], (pass_.shape[0],)))
         self.guarded = any(g.kind == "avoid_leg_if" for g in pass_.strat.guards)
         self._tables: dict[float, tuple] = {}
         # The ledger's counters the round adds to, in the kernel's order (each action's done and aborted last).
@@ -2239,14 +2239,14 @@ class _Round:
         counters = tuple(ledger.counters[name] for name in self.counters)
         held = np.array([s._held for s in book.slots], dtype=np.bool_)
         adjust_kernels.round_pass(
-            cols=cols, fire=kernels._plain_bool(fire, shape), kinds=self.kinds, amounts=self.amounts,
+            cols=cols, fire=kernelbase._plain_bool(fire, shape), kinds=self.kinds, amounts=self.amounts,
             members=self.members, entries=self.entries, strike_rows=rows, gamma_slot=self.gamma_slot,
-            qtys=tuple(s._qty for s in book.slots), strikes=tuple(kernels._grid(s.strike) for s in book.slots),
-            values=tuple(kernels._grid(s.value) for s in book.slots),
-            gammas=tuple(kernels._grid(s.gamma) for s in book.slots), slots=self.slots, written=written,
+            qtys=tuple(s._qty for s in book.slots), strikes=tuple(kernelbase._grid(s.strike) for s in book.slots),
+            values=tuple(kernelbase._grid(s.value) for s in book.slots),
+            gammas=tuple(kernelbase._grid(s.gamma) for s in book.slots), slots=self.slots, written=written,
             tables=self._tables_at(book, mo, j), market=self._market(mo), price=price, vol=vol,
             lots_per_option=float(p.lots_per_option), abort=self.abort,
-            account=(o.hedge, kernels._plain(p.pending, shape), kernels._plain(p.inventory.total(), shape)),
+            account=(o.hedge, kernelbase._plain(p.pending, shape), kernelbase._plain(p.inventory.total(), shape)),
             rule=self.rule, fees=self.fees,
             ledger=(ledger.buckets["adjustments"], ledger.buckets["costs"], p.equity, o.month_pnl, o.is_open),
             counters=counters, early=bool(mo.days_left[j] >= (p.strat.guard_days or 2.0)), held=held)
@@ -2256,7 +2256,7 @@ class _Round:
     @staticmethod
     def _market(mo) -> tuple:
         smile = mo.smile
-        x_grid, logv_grid = kernels._grids()
+        x_grid, logv_grid = mark_kernels._grids()
         return (bool(mo.want_gamma), x_grid, logv_grid, float(smile.spread), float(smile.floor), float(smile.skew),
                 float(smile.curvature))
 
@@ -2270,14 +2270,14 @@ class _Round:
             n = len(slots)
             phi, tt, const = np.zeros(n), np.zeros(n), np.zeros((4, n))
             eeps, d_eeps, boundaries = [], [], []
-            empty_eep, empty_boundary = kernels._no_tables()
+            empty_eep, empty_boundary = mark_kernels._no_tables()
             for i, s in enumerate(slots):
                 phi[i] = 1.0 if s.is_call else -1.0
                 if not s.dynamic:
                     eeps.append(empty_eep), d_eeps.append(empty_eep), boundaries.append(empty_boundary)
                     continue
                 tt[i] = float(mo.t[j] + s.extra_days / DAYS_PER_YEAR)
-                tables = kernels._series_tables(bool(s.is_call), bool(s.american), (tt[i],), float(mo.rate),
+                tables = mark_kernels._series_tables(bool(s.is_call), bool(s.american), (tt[i],), float(mo.rate),
                                                 float(mo.markers[s.american].carry))
                 const[:, i] = tables.const[:, 0]
                 eeps.append(tables.eep), d_eeps.append(tables.d_eep), boundaries.append(tables.boundary)
@@ -2331,11 +2331,11 @@ def _rule_tuple(rule, variants: int) -> tuple:
     round then prices no margin)."""
     if rule is None:
         zero = np.zeros(variants)
-        return (zero, False, 0.0, 0.0, zero, zero, False, 0.0, 0.0, False, False, False, False, kernels._WIDE_BIT,
-                kernels._ONE)
+        return (zero, False, 0.0, 0.0, zero, zero, False, 0.0, 0.0, False, False, False, False, margin_kernels._WIDE_BIT,
+                kernelbase._ONE)
     return (rule.futures_rate, bool(rule.czce), rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate,
             bool(rule.put_cap), rule.unit, rule.contract_size, bool(rule.futures_underlying), bool(rule.spread),
-            bool(rule.straddle), bool(rule.strangle), kernels._WIDE_BIT, kernels._ONE)
+            bool(rule.straddle), bool(rule.strangle), margin_kernels._WIDE_BIT, kernelbase._ONE)
 
 
 def _quote_inputs(mo: _Month, j: int) -> Callable:
@@ -2343,7 +2343,7 @@ def _quote_inputs(mo: _Month, j: int) -> Callable:
     (``_mark_row``) for a series at step ``j`` of the fast month ``mo`` (a round's `_Month.columns` cut) — what
     `opl.runtime.engine.adjust_kernels`' proposals quote with, so their quotes are `_Month.quote`'s to the bit."""
     price, vol = np.ascontiguousarray(mo.price[:, j]), np.ascontiguousarray(mo.vol[:, j])
-    x_grid, logv_grid = kernels._grids()
+    x_grid, logv_grid = mark_kernels._grids()
     smile = mo.smile
     made: dict[tuple, tuple] = {}
 
@@ -2355,7 +2355,7 @@ def _quote_inputs(mo: _Month, j: int) -> Callable:
 
     def quote(is_call: bool, american: bool, extra_days: float) -> tuple:
         t = float(mo.t[j] + extra_days / DAYS_PER_YEAR)
-        tables = kernels._series_tables(bool(is_call), bool(american), (t,), float(mo.rate),
+        tables = mark_kernels._series_tables(bool(is_call), bool(american), (t,), float(mo.rate),
                                         float(mo.markers[american].carry))
         return (price, vol, 1.0 if is_call else -1.0, bool(american), bool(mo.want_gamma), t, tables.const,
                 tables.eep, tables.d_eep, tables.boundary, x_grid, logv_grid, float(smile.spread),

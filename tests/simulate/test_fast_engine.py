@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import opl.simulation.run as facade
-from opl.runtime.engine import kernels
+from opl.runtime.engine import kernelbase, kernels, margin_kernels, mark_kernels
 from opl.runtime.engine.marking import AmericanMarker, SmileRule
 import opl.runtime.engine.replay as replay_module
 from opl.runtime.engine.replay import replay as engine_replay
@@ -181,8 +181,8 @@ def test_quotes_mark_each_path_once_with_the_numbers_of_a_mark_per_element(monke
         strike[1, ::7] += 200.0
     where = rng.random((variants, paths)) < 0.5  # half the elements quoted
     counts = []
-    real = kernels._mark_where
-    monkeypatch.setattr(kernels, "_mark_where", lambda *a: counts.append(real(*a)) or counts[-1])
+    real = mark_kernels._mark_where
+    monkeypatch.setattr(mark_kernels, "_mark_where", lambda *a: counts.append(real(*a)) or counts[-1])
     got = month.quote(is_call=False, american=american, strike=strike, extra_days=10.0, j=7, where=where)
     vi, pi = np.nonzero(where)
     # A mark per distinct (path, strike): a path's variants holding the same strike share it.
@@ -280,16 +280,16 @@ def test_marks_are_the_same_bits_on_one_thread_two_threads_and_the_serial_twin(m
     # computed them, and the serial twin (forked workers, small calls) computes the same bits again.
     month = _month_of_marks()
     runs = []
-    monkeypatch.setattr(kernels, "MARKS_PARALLEL_MIN", 2**62)
+    monkeypatch.setattr(kernelbase, "MARKS_PARALLEL_MIN", 2**62)
     runs.append(kernels.mark_series(is_call=is_call, american=True, **month))
-    monkeypatch.setattr(kernels, "MARKS_PARALLEL_MIN", 0)
-    threads = kernels.numba.get_num_threads()
+    monkeypatch.setattr(kernelbase, "MARKS_PARALLEL_MIN", 0)
+    threads = kernelbase.numba.get_num_threads()
     try:
-        for n in sorted({1, min(2, kernels.numba.config.NUMBA_NUM_THREADS)}):
-            kernels.numba.set_num_threads(n)
+        for n in sorted({1, min(2, kernelbase.numba.config.NUMBA_NUM_THREADS)}):
+            kernelbase.numba.set_num_threads(n)
             runs.append(kernels.mark_series(is_call=is_call, american=True, **month))
     finally:
-        kernels.numba.set_num_threads(threads)
+        kernelbase.numba.set_num_threads(threads)
     for run in runs[1:]:
         for a, b in zip(runs[0], run):
             assert np.array_equal(a, b)
@@ -301,13 +301,13 @@ def test_a_steps_column_of_a_one_process_chunk_is_marked_on_the_thread_pool(monk
     month = _month_of_marks(paths=10_000)
     used = []
     for name in ("_mark_parallel", "_mark_serial"):
-        real = getattr(kernels, name)
-        monkeypatch.setattr(kernels, name, lambda *a, _n=name, _f=real: used.append(_n) or _f(*a))
-    series = kernels.SeriesMarks(is_call=False, american=True, **month)
+        real = getattr(mark_kernels, name)
+        monkeypatch.setattr(mark_kernels, name, lambda *a, _n=name, _f=real: used.append(_n) or _f(*a))
+    series = mark_kernels.SeriesMarks(is_call=False, american=True, **month)
     series.mark(np.arange(10_000) % 10 != 0, (3, 4))
-    monkeypatch.setattr(kernels, "PARALLEL_MIN", kernels.PARALLEL_MIN)
-    monkeypatch.setattr(kernels, "MARKS_PARALLEL_MIN", kernels.MARKS_PARALLEL_MIN)
-    monkeypatch.setattr(kernels, "STEP_PARALLEL_MIN", kernels.STEP_PARALLEL_MIN)
+    monkeypatch.setattr(kernelbase, "PARALLEL_MIN", kernelbase.PARALLEL_MIN)
+    monkeypatch.setattr(kernelbase, "MARKS_PARALLEL_MIN", kernelbase.MARKS_PARALLEL_MIN)
+    monkeypatch.setattr(kernelbase, "STEP_PARALLEL_MIN", kernelbase.STEP_PARALLEL_MIN)
     kernels.serial_only()
     series.mark(np.arange(10_000) % 10 != 0, (4, 5))
     assert used == ["_mark_parallel", "_mark_serial"]
@@ -317,7 +317,7 @@ def test_the_mark_twins_have_their_own_cache_entries():
     # numba's cache keys an entry by the function and its signature, not by the parallel flag: one function
     # compiled as both twins shared one entry, so whichever twin a process compiled first was loaded as the
     # other too (the "serial" twin of a forked worker ran the thread pool, or a month's marks ran on one thread).
-    parallel, serial = kernels._mark_parallel, kernels._mark_serial
+    parallel, serial = mark_kernels._mark_parallel, mark_kernels._mark_serial
     assert parallel.targetoptions.get("parallel") and not serial.targetoptions.get("parallel")
     assert parallel.py_func is not serial.py_func
     assert parallel._cache._cache_file._index_name != serial._cache._cache_file._index_name
@@ -333,7 +333,7 @@ def test_uniform_grid_interpolation_is_numpy_interp_bit_for_bit():
                              np.nextafter(_LOGV, -np.inf), np.nextafter(_LOGV, np.inf)])
     table = np.cumsum(rng.uniform(0.0, 1.0, _LOGV.size))
     x0, dx = _LOGV[0], _LOGV[1] - _LOGV[0]
-    got = np.array([kernels._interp_uniform(x, _LOGV, table[None], 0, x0, dx) for x in points])
+    got = np.array([mark_kernels._interp_uniform(x, _LOGV, table[None], 0, x0, dx) for x in points])
     assert np.array_equal(got, np.interp(points, _LOGV, table))
 
 
@@ -350,7 +350,7 @@ def test_a_mark_on_the_near_side_of_the_boundary_edge_is_never_exercised(phi):
     lvs = np.concatenate([rng.uniform(_LOGV[0] - 0.2, _LOGV[-1] + 0.2, 400), _LOGV, np.nextafter(_LOGV, np.inf)])
     for row in rows:
         table = row[None].copy()
-        edge = kernels._boundary_edge(phi, table, 0)
+        edge = mark_kernels._boundary_edge(phi, table, 0)
         for k in rng.uniform(50.0, 20_000.0, 20):
             closest = k * edge
             prices = [closest * (1 + f) for f in (-1e-3, -1e-9, 0.0, 1e-9, 1e-3)]
@@ -358,13 +358,13 @@ def test_a_mark_on_the_near_side_of_the_boundary_edge_is_never_exercised(phi):
             near = [s for s in prices if (s > k * edge if phi < 0 else s < k * edge)]
             assert near
             for s in near:
-                assert not any(phi * (s - k * kernels._interp_uniform(lv, _LOGV, table, 0, x0, dx)) >= 0
+                assert not any(phi * (s - k * mark_kernels._interp_uniform(lv, _LOGV, table, 0, x0, dx)) >= 0
                                for lv in lvs)
     # A row with a NaN or an infinite node has no edge: every mark then checks the boundary.
     for bad in (np.nan, np.inf, -np.inf):
         row = np.full((1, _LOGV.size), 0.9)
         row[0, 7] = bad
-        edge = kernels._boundary_edge(phi, row, 0)
+        edge = mark_kernels._boundary_edge(phi, row, 0)
         assert not any((s > 100.0 * edge if phi < 0 else s < 100.0 * edge) for s in (1e-300, 1.0, 1e300))
 
 
@@ -386,15 +386,15 @@ def test_series_marks_column_by_column_on_some_paths_are_the_whole_months_marks_
     for threshold in (2**62, 0):
         series = kernels.SeriesMarks(is_call=True, american=True, **month)
         asked = np.zeros(whole[0].shape, dtype=bool)
-        old = kernels.MARKS_PARALLEL_MIN
-        kernels.MARKS_PARALLEL_MIN = threshold
+        old = kernelbase.MARKS_PARALLEL_MIN
+        kernelbase.MARKS_PARALLEL_MIN = threshold
         try:
             for j in range(asked.shape[1]):
                 where = rng.random(asked.shape[0]) < 0.6
                 series.mark(where, (j, j + 1))
                 asked[:, j] = where
         finally:
-            kernels.MARKS_PARALLEL_MIN = old
+            kernelbase.MARKS_PARALLEL_MIN = old
         for got, ref in zip((series.value, series.delta, series.gamma, series.exercise), whole):
             assert np.array_equal(got[asked], ref[asked])
             assert not np.any(got[~asked])
@@ -409,8 +409,8 @@ def test_gamma_owed_by_a_series_is_computed_where_asked_the_same_bits():
     whole = kernels.mark_series(is_call=False, american=True, **month)
     rng = np.random.default_rng(4)
     for threshold in (2**62, 0):
-        old = kernels.MARKS_PARALLEL_MIN
-        kernels.MARKS_PARALLEL_MIN = threshold
+        old = kernelbase.MARKS_PARALLEL_MIN
+        kernelbase.MARKS_PARALLEL_MIN = threshold
         try:
             series = kernels.SeriesMarks(is_call=False, american=True, **month)
             held = rng.random(1_500) < 0.7
@@ -423,7 +423,7 @@ def test_gamma_owed_by_a_series_is_computed_where_asked_the_same_bits():
             everything = series.gamma_at(4)
             assert np.array_equal(everything, held & ~asked)
         finally:
-            kernels.MARKS_PARALLEL_MIN = old
+            kernelbase.MARKS_PARALLEL_MIN = old
         for got, ref in zip((series.value, series.delta, series.gamma, series.exercise), whole):
             assert np.array_equal(got[held, 4], ref[held, 4])
             assert not np.any(got[~held, 4])
@@ -749,11 +749,11 @@ def test_step_bookings_of_the_fast_engine_are_the_references_bit_for_bit(pack_na
 
 def test_the_fused_step_kernels_give_the_same_bits_on_the_thread_pool(monkeypatch):
     # kernels.settle and kernels.hedge_step run on blocks of paths on the thread pool from
-    # kernels.STEP_PARALLEL_MIN elements: on paths spanning several blocks (the last one short), the
+    # kernelbase.STEP_PARALLEL_MIN elements: on paths spanning several blocks (the last one short), the
     # reference's numbers (settle) and the serial twin's (hedge_step), bit for bit.
-    paths = 2 * kernels._BLOCK + 77
+    paths = 2 * kernelbase._BLOCK + 77
     ref = _step_books(False, "sse_50etf", 6, paths=paths)
-    monkeypatch.setattr(kernels, "STEP_PARALLEL_MIN", 0)
+    monkeypatch.setattr(kernelbase, "STEP_PARALLEL_MIN", 0)
     fast = _step_books(True, "sse_50etf", 6, fused=True, paths=paths)
     for kind in ("buckets", "counters"):
         for name in getattr(ref[0], kind):
@@ -768,7 +768,7 @@ def test_the_fused_step_kernels_give_the_same_bits_on_the_thread_pool(monkeypatc
                   lots_per_option=1.0, fee=np.array([1.0, 2.0, 3.0]))
     twins = []
     for parallel_min in (2**62, 0):
-        monkeypatch.setattr(kernels, "STEP_PARALLEL_MIN", parallel_min)
+        monkeypatch.setattr(kernelbase, "STEP_PARALLEL_MIN", parallel_min)
         books = [np.zeros(shape), np.full(shape, 1e6), np.zeros(shape), np.zeros(shape, dtype=np.int64),
                  np.zeros(shape, dtype=np.int64)]
         new = kernels.hedge_step(**inputs, costs=books[0], equity=books[1], month_pnl=books[2],
@@ -914,12 +914,14 @@ def test_a_pass_keeps_its_months_only_for_a_store_that_keeps_them():
 _LOADED_KERNELS = """
 import os, sys
 from opl.lang.frontend import check_path
-from opl.runtime.engine import adjust_kernels, kernels, path_kernels, replay
+from opl.runtime.engine import (adjust_kernels, kernelbase, margin_kernels, mark_kernels, path_kernels, replay,
+                                 step_kernels)
 from opl.simulation.run import RunSettings, prepare
 
 def loaded():  # the kernels with a compiled signature (one per argument types: tuples of n series are n types)
-    return sum(bool(v.signatures) for m in (kernels, adjust_kernels, path_kernels) for v in vars(m).values()
-               if hasattr(v, "signatures") and hasattr(v, "py_func"))
+    modules = (kernelbase, mark_kernels, margin_kernels, step_kernels, adjust_kernels, path_kernels)
+    return len({id(v) for m in modules for v in vars(m).values()  # a kernel imported elsewhere counted once
+                if hasattr(v, "signatures") and hasattr(v, "py_func") and v.signatures})
 
 prepared = prepare(check_path(sys.argv[1]), RunSettings(paths=60, overrides=("experiment.horizon=2",)))
 strategy, run, variants = prepared.sweep_job()
@@ -927,7 +929,7 @@ replay._warm_steps(strategy, run, variants)
 warm = loaded()
 read, write = os.pipe()
 if os.fork() == 0:  # a pool's worker: serial twins on a pass of the run
-    kernels.serial_only()
+    kernelbase.serial_only()
     [group] = replay._passes(run, replay._chunks(run), 1, False)
     replay._replay_pass(strategy, run, variants, group, None, False)
     os.write(write, str(loaded()).encode())
@@ -1257,23 +1259,23 @@ def _pair_books(rng, width: int):
     yield wide
 
 
-@pytest.mark.parametrize("wide_bit", [kernels._WIDE_BIT, 2])
+@pytest.mark.parametrize("wide_bit", [margin_kernels._WIDE_BIT, 2])
 @pytest.mark.parametrize("pack_name", ["czce_cj", "sse_50etf"])
 def test_margin_kernel_pairs_one_two_and_many_series_as_the_reference(monkeypatch, pack_name, wide_bit):
-    # The kernel pairs an element's one or two series on numbers and gathers more (kernels._margin_block): each
+    # The kernel pairs an element's one or two series on numbers and gathers more (margin_kernels._margin_block): each
     # way against the reference formulas, on every kind of pair, over several blocks of paths; the step's
     # requirement (kernels.requirement_account) the same bits on its serial twin and on the thread pool. With
-    # the held series' bits cut at 2 (kernels._WIDE_BIT: 62 in a run), an element holding the third series or a
+    # the held series' bits cut at 2 (margin_kernels._WIDE_BIT: 62 in a run), an element holding the third series or a
     # later one is paired the general way, as one holding the 63rd is in a run.
     from opl.runtime.engine.book import Book
     from opl.runtime.market.rules import load_pack
 
-    monkeypatch.setattr(kernels, "_WIDE_BIT", wide_bit)
+    monkeypatch.setattr(margin_kernels, "_WIDE_BIT", wide_bit)
     rng = np.random.default_rng(5)
     pack = load_pack(pack_name)
     packs = replay_module._margin_packs(pack, (replay_module.Variant(), replay_module.Variant(margin_factor=1.5)))
     rule = kernels.MarginRule.of(packs)
-    width = 2 * kernels._MARGIN_BLOCK + 75  # three blocks, the last one short
+    width = 2 * margin_kernels._MARGIN_BLOCK + 75  # three blocks, the last one short
     shape = (2, width)
     level = 10_000.0 if pack.underlying.kind == "future" else 1.0
     price = level * np.exp(rng.normal(0.0, 0.05, width))
@@ -1286,7 +1288,7 @@ def test_margin_kernel_pairs_one_two_and_many_series_as_the_reference(monkeypatc
         assert np.array_equal(kernels.book_margin(rule, holdings, futures, price, shape, cols), ref[:, cols])
         twins, equity = [], ref * rng.uniform(0.5, 1.5, shape)  # some accounts short of their margin
         for parallel_min in (2**62, 0):
-            monkeypatch.setattr(kernels, "STEP_PARALLEL_MIN", parallel_min)
+            monkeypatch.setattr(kernelbase, "STEP_PARALLEL_MIN", parallel_min)
             account = [equity.copy(), np.zeros(shape, dtype=np.int64), np.zeros(shape), equity.max() * np.ones(shape),
                        np.zeros(shape)]
             req, liquidate = kernels.requirement_account(
@@ -1318,7 +1320,7 @@ def test_margin_kernel_takes_read_only_and_writable_series_together_under_one_si
         ref = replay_module._margin(packs, Book(shape), None, None, price, legs=holdings,
                                     futures_lots=np.zeros(shape))
         assert np.array_equal(kernels.book_margin(rule, holdings, np.zeros(shape), price, shape), ref)
-        compiled.append(len(kernels._book_margin.signatures))
+        compiled.append(len(margin_kernels._book_margin.signatures))
     # The read-only call adds no signature to those the writable one left (other tests in this process may
     # have compiled signatures of their own before, so the count itself is not fixed).
     assert compiled[1] == compiled[0]

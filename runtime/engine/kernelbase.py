@@ -1,0 +1,212 @@
+"""What every compiled kernel module shares: numba, its cache and thread pool, and the argument shapes.
+
+numba is a declared dependency; without it `available()` is False and the replay runs the numpy
+reference. Here: the kernel modules' shared cache stamp (`opl.runtime.engine.kernelcache`),
+numba's threading layer, when a kernel runs on the thread pool (`PARALLEL_MIN`,
+`MARKS_PARALLEL_MIN`, `STEP_PARALLEL_MIN`, read at call time, so `serial_only` and a test's
+monkeypatch reach every module), the small compiled helpers the stages share, and the Python
+functions that hand a kernel its arguments in one shape each (C-ordered, writable, broadcast to
+(variants, paths), slot tuples padded), so each kernel compiles to one signature.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+try:  # numba is a declared dependency; an environment without it runs the numpy reference
+    import numba
+    from numba import njit, prange
+except ImportError:  # pragma: no cover - exercised only where numba is missing
+    numba = njit = prange = None
+
+if numba is not None:
+    from opl.runtime.engine import kernelcache
+
+    kernelcache.install()  # before the first kernel: the kernel modules' caches share one stamp
+
+if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
+    # The replay forks worker processes (opl.runtime.engine.replay); GNU OpenMP, numba's first choice where
+    # present, kills a child forked after its threads ran. The built-in work queue does not.
+    numba.config.THREADING_LAYER = "workqueue"
+
+
+__all__ = ["available", "serial_only", "threads_allowed", "writable", "PARALLEL_MIN", "MARKS_PARALLEL_MIN",
+           "STEP_PARALLEL_MIN"]
+
+PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
+# Marks from which the mark kernel does (~1 ms of work, against tens of microseconds to wake the pool): a
+# step's column of held paths in a one-process run (a 10,000-path chunk) uses both cores.
+MARKS_PARALLEL_MIN = 8_192
+# Elements from which the step's margin, settle and hedge kernels run on the thread pool. They do a few
+# nanoseconds of work an element; measured on the jujube steps (5 variants x 10,000 paths, an idle 2-core
+# machine) the pool's launch cost more than it saved (settle 0.35 -> 1.0 ms a call, the requirement 0.93 ->
+# 1.1 ms), so only far larger calls use it.
+STEP_PARALLEL_MIN = 2**22
+_BLOCK = 512  # paths a thread marks per call (amortises the call; many blocks keep both threads busy)
+
+
+def serial_only() -> None:
+    """Run every kernel on its serial twin from now on (a worker process: the processes share the cores)."""
+    global PARALLEL_MIN, MARKS_PARALLEL_MIN, STEP_PARALLEL_MIN
+    PARALLEL_MIN = MARKS_PARALLEL_MIN = STEP_PARALLEL_MIN = 2**62
+
+
+def threads_allowed() -> bool:
+    """Whether this process may run work on more than one thread (not after `serial_only`)."""
+    return PARALLEL_MIN < 2**62
+
+
+def available() -> bool:
+    """Whether the compiled kernels can run (numba importable)."""
+    return njit is not None
+
+
+if njit is not None:
+
+    # -- helpers of several stages' kernels ---------------------------------------------------------------------
+
+    @njit(cache=True)
+    def _npmax(a, b):
+        # numpy.maximum: NaN wins.
+        if a != a or b != b:
+            return math.nan
+        return a if a >= b else b
+
+    @njit(cache=True, inline="always")
+    def _row(x, v):
+        # Row v of an array broadcast to (variants, paths) (`_grid`): (paths,), or (1,) for a number.
+        return x[v if x.shape[0] > 1 else 0]
+
+    @njit(cache=True, inline="always")
+    def _el(row, p):
+        return row[p if row.shape[0] > 1 else 0]
+
+    @njit(cache=True, inline="always")
+    def _compare(op, x, bound):
+        # triggers._OPS by code: <, >, <=, >=, ==, != (EXIT_OPS).
+        if op == 0:
+            return x < bound
+        if op == 1:
+            return x > bound
+        if op == 2:
+            return x <= bound
+        if op == 3:
+            return x >= bound
+        if op == 4:
+            return x == bound
+        return x != bound
+
+
+def _plain(x, shape) -> np.ndarray:
+    """``x`` as a C-ordered, writable float64 array of ``shape`` (broadcast, copied if need be): one array type
+    per kernel argument, so each kernel is compiled once. An array already so is returned as is, checked by
+    its flags (most are: np.require's own checks cost more than many of the kernels it feeds)."""
+    if _ready(x, shape, np.float64):
+        return x
+    x = np.asarray(x, dtype=float)
+    if x.shape != shape:
+        x = np.broadcast_to(x, shape)
+    return np.require(x, dtype=float, requirements=["C", "W"])
+
+
+def _ready(x, shape, dtype) -> bool:
+    """Whether ``x`` is already a C-ordered, writable array of ``shape`` and ``dtype``."""
+    return (type(x) is np.ndarray and x.shape == shape and x.dtype == dtype and x.flags.c_contiguous
+            and x.flags.writeable)
+
+
+def _rows_c(x, shape) -> np.ndarray:
+    """`_rows` as a C-ordered float64 array (a strided or broadcast slot attribute copied)."""
+    x = _rows(x, shape)
+    return x if x.dtype == np.float64 and x.flags.c_contiguous else np.ascontiguousarray(x, dtype=float)
+_ONE = np.zeros((1, 1))  # a dummy series (no series held) and a zero broadcast anywhere, read-only as `_grid`'s
+_ONE.flags.writeable = False
+
+
+def _grid(x) -> np.ndarray:
+    """``x`` as a kernel reads an array broadcast to (variants, paths) (``_at``, ``_row``): C-ordered floats of shape
+    (1 or variants, 1 or paths) — a number (1, 1), per path (1, paths), per variant and path as it is —,
+    without a copy where it already is so.
+
+    A read-only view: the kernels take these in tuples indexed at run time, whose arrays must all have one
+    type, and a month's marks shared by a store are read-only (a writable copy would cost a copy).
+    """
+    if type(x) is np.ndarray and x.ndim == 2 and x.dtype == np.float64:  # most: a slot's lots or marks as they are
+        flags = x.flags
+        if flags.c_contiguous:
+            if not flags.writeable:
+                return x  # read-only already: its view would be the same array
+            x = x.view()
+            x.flags.writeable = False
+            return x
+    x = np.asarray(x, dtype=float)
+    if x.ndim < 2:
+        x = x.reshape(1, -1)
+    x = np.ascontiguousarray(x).view()
+    x.flags.writeable = False
+    return x
+
+
+def _plain_bool(x, shape) -> np.ndarray:
+    """`_plain` for flags (bool)."""
+    if _ready(x, shape, np.bool_):
+        return x
+    x = np.asarray(x, dtype=np.bool_)
+    if x.shape != shape:
+        x = np.broadcast_to(x, shape)
+    return np.require(x, dtype=np.bool_, requirements=["C", "W"])
+
+
+def _rows(x, shape) -> np.ndarray:
+    """A slot's marks as rows: (1, paths) when per path or one number, (variants, paths) when per variant.
+    A month's marks are a strided column of its (paths, steps) tables, read in place: a copy would pay the
+    same cache misses and an allocation."""
+    x = np.asarray(x, dtype=float)
+    if x.ndim == 2:
+        return x
+    return x[None, :] if x.ndim == 1 else np.full((1, shape[1]), float(x))
+
+
+def _slot_tuple(arrays) -> tuple:
+    """Slot arrays as the fused kernels read them: a tuple of `_grid` views, padded (`_padded`)."""
+    return _padded(tuple(_grid(x) for x in arrays), _ONE)
+
+
+def _padded(arrays: tuple, dummy: np.ndarray) -> tuple:
+    """``arrays`` padded with ``dummy`` to 4, 8, 16, … entries. A tuple's length is part of a compiled
+    kernel's signature, and the kernels take the count of real entries as an argument of its own: unpadded,
+    every step kernel was compiled once for each number of slots a run's books held (two and four, and one
+    for none, in the jujube file: each of a fresh clone's first runs compiled them three times over)."""
+    width = 4
+    while width < len(arrays):
+        width *= 2
+    return arrays + (dummy,) * (width - len(arrays))
+
+
+def writable(x, shape, dtype=np.float64) -> np.ndarray:
+    """``x`` itself when a kernel may write it in place (C-ordered, writable, of ``shape`` and ``dtype``), else
+    a copy."""
+    if isinstance(x, np.ndarray) and x.shape == shape and x.dtype == dtype and x.flags.c_contiguous \
+            and x.flags.writeable:
+        return x
+    return np.array(np.broadcast_to(x, shape), dtype=dtype)
+
+
+_SCRATCH = np.zeros((1, 1))  # a writable dummy position where a tuple of positions written in place is empty
+
+
+_NO_FLAGS = np.zeros((1, 1), dtype=np.bool_)  # a dummy slot's flags, read-only as `_flag_grid`'s
+_NO_FLAGS.flags.writeable = False
+
+
+def _flag_grid(x) -> np.ndarray:
+    """`_grid` for flags (bool)."""
+    x = np.asarray(x, dtype=np.bool_)
+    if x.ndim < 2:
+        x = x.reshape(1, -1)
+    x = np.ascontiguousarray(x).view()
+    x.flags.writeable = False
+    return x

@@ -1,0 +1,791 @@
+"""The step kernels: the bookings, exits, closes, exercise and hedge of a step of the replay.
+
+The compiled twins of `opl.runtime.engine.replay._Pass`'s stages and of `opl.runtime.engine.hedging`
+(the reference): each adds every amount to its bucket, the equity and the month's P&L in the
+reference's order, so the ledger is the reference's bit for bit; the fused calls (`settle`,
+`exits_close`, `close_book`, `hedge_step`) do consecutive stages in one pass.
+The rules every kernel keeps are `opl.runtime.engine.kernels`'.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from opl.runtime.engine import kernelbase
+from opl.runtime.engine.kernelbase import (_BLOCK, _NO_FLAGS, _SCRATCH, _flag_grid, _grid, _padded, _plain, _plain_bool,
+                                         _rows, _slot_tuple, njit, prange, writable)
+
+
+__all__ = ["hedge_rule", "close_lots", "option_sums", "book_move", "book_interest", "book_carry",
+           "any_short_exercised", "book_sold", "futures_lots", "exercise", "settle", "close_book", "hedge_step",
+           "exits_close", "EXIT_OPS", "shorts_exercised"]
+
+if njit is not None:
+    from opl.runtime.engine.kernelbase import _compare, _el, _npmax, _row
+
+    # -- the hedge rule (opl.runtime.engine.hedging) ----------------------------------------------------------
+
+    @njit(cache=True)
+    def _hedge_rule(held_delta, short, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
+                    month_pnl, lots_traded, trades, new):
+        # ``held_delta`` Σ qty × delta and ``short`` Σ max(-qty, 0) over the options held (option_sums).
+        variants, paths = hedge.shape
+        for v in range(variants):
+            for p in range(paths):
+                size = short[v, p]
+                other = held_delta[v, p] * lots_per_option + static[v, p]
+                h = hedge[v, p]
+                target = keep * d[p] * size
+                out = h
+                if active[v, p] and abs(other + h - target) > band * size:
+                    out = np.rint(target - other)
+                new[v, p] = out
+                trade = out - h
+                if trade != 0:
+                    amount = -(abs(trade) * fee[v])
+                    costs[v, p] += amount
+                    equity[v, p] += amount
+                    month_pnl[v, p] += amount
+                    lots_traded[v, p] += np.int64(np.rint(abs(trade)))
+                    trades[v, p] += 1
+
+    @njit(cache=True)
+    def _close_lots(lots, mask, fee, bucket, equity, month_pnl, counter, out):
+        # opl.runtime.engine.replay._close_all for one position: costs booked and lots counted where ``mask``.
+        variants, paths = lots.shape
+        for v in range(variants):
+            for p in range(paths):
+                q = lots[v, p]
+                if mask[v, p]:
+                    if q != 0:
+                        amount = -(abs(q) * fee[v])
+                        bucket[v, p] += amount
+                        equity[v, p] += amount
+                        month_pnl[v, p] += amount
+                        counter[v, p] += np.int64(np.rint(abs(q)))
+                    out[v, p] = 0.0
+                else:
+                    out[v, p] = q
+
+
+    # -- the step's bookings (opl.runtime.engine.replay._Pass._interest and _mark) --------------------------
+    # A slot's marks are one row for every variant (the month's tables, per path) or a row per variant (the
+    # series the adjustment module trades): ``rows`` arrays are (1, paths) or (variants, paths). Each amount
+    # is computed as the reference writes it and added to its bucket, the equity and the month's P&L in the
+    # reference's order, so the ledger is the reference's bit for bit.
+
+    @njit(cache=True)
+    def _add_products(acc, qty, rows, short):
+        # acc += qty * rows (a slot's term of Book.option_value, option_delta); short += max(-qty, 0)
+        # (Book.short_lots) unless ``short`` is empty.
+        variants, paths = acc.shape
+        per_variant = rows.shape[0] > 1
+        shorts = short.shape[0] > 0
+        for v in range(variants):
+            r = v if per_variant else 0
+            for p in range(paths):
+                q = qty[v, p]
+                acc[v, p] = acc[v, p] + q * rows[r, p]
+                if shorts:
+                    short[v, p] = short[v, p] + max(-q, 0.0)
+
+    @njit(cache=True)
+    def _book_move(qty, before, after, scale, bucket, equity, month_pnl):
+        # ledger.book(bucket, qty * (after - before) * scale, equity, month_pnl): a slot marked to market.
+        variants, paths = qty.shape
+        per_before, per_after = before.shape[0] > 1, after.shape[0] > 1
+        for v in range(variants):
+            rb = v if per_before else 0
+            ra = v if per_after else 0
+            for p in range(paths):
+                amount = qty[v, p] * (after[ra, p] - before[rb, p]) * scale
+                bucket[v, p] += amount
+                equity[v, p] += amount
+                month_pnl[v, p] += amount
+
+    @njit(cache=True)
+    def _book_interest(equity, capital, option_value, mult, paid, units, previous, cs, growth, margin_held,
+                       margin_growth, deposit, interest, month_pnl):
+        # replay._Pass._interest: the cash (equity - capital - the options' value, less the units held where
+        # they were paid for) grown over the step, and the deposit's own rate where it differs.
+        variants, paths = equity.shape
+        for v in range(variants):
+            for p in range(paths):
+                cash = equity[v, p] - capital - option_value[v, p] * mult
+                if paid:
+                    cash = cash - units[v, p] * previous[p] * cs
+                amount = cash * growth
+                if deposit:
+                    amount = amount + margin_held[v, p] * margin_growth
+                interest[v, p] += amount
+                equity[v, p] += amount
+                month_pnl[v, p] += amount
+
+    @njit(cache=True)
+    def _book_carry(static, hedge, pending, goods, any_goods, previous, price, cs, storage, funding, span,
+                    year_days, premium, hedge_pnl, assignment, funding_pnl, equity, month_pnl):
+        # replay._Pass._mark after the options: the strategy's futures, the hedge, futures awaiting their close
+        # (not the month's P&L) and delivered goods with their storage and funding.
+        variants, paths = equity.shape
+        for v in range(variants):
+            for p in range(paths):
+                df = price[p] - previous[p]
+                amount = static[v, p] * df * cs
+                premium[v, p] += amount
+                equity[v, p] += amount
+                month_pnl[v, p] += amount
+                amount = hedge[v, p] * df * cs
+                hedge_pnl[v, p] += amount
+                equity[v, p] += amount
+                month_pnl[v, p] += amount
+                amount = pending[v, p] * df * cs
+                assignment[v, p] += amount
+                equity[v, p] += amount
+                if any_goods:
+                    held = goods[v, p]
+                    amount = held * df * cs
+                    assignment[v, p] += amount
+                    equity[v, p] += amount
+                    amount = -held * cs * storage * span
+                    assignment[v, p] += amount
+                    equity[v, p] += amount
+                    amount = -held * cs * price[p] * funding * span / year_days
+                    funding_pnl[v, p] += amount
+                    equity[v, p] += amount
+
+
+    @njit(cache=True)
+    def _any_short_exercised(qty, exercise):
+        # Whether any short lot sits in the holder's exercise region (replay._Pass._exercised), stopping at
+        # the first: most steps have none.
+        variants, paths = qty.shape
+        per_variant = exercise.shape[0] > 1
+        for v in range(variants):
+            r = v if per_variant else 0
+            for p in range(paths):
+                if qty[v, p] < 0 and exercise[r, p]:
+                    return True
+        return False
+
+
+    @njit(cache=True)
+    def _book_sold(sold, scale, fee, assignment, costs, equity):
+        # replay._Pass._previous_decisions' goods sold: ledger.book("assignment", sold * cs * basis, equity), then
+        # ledger.cost(cost.futures(sold, closing=True), equity), element by element in that order.
+        variants, paths = sold.shape
+        cs, basis = scale
+        for v in range(variants):
+            for p in range(paths):
+                q = sold[v, p]
+                amount = q * cs * basis
+                assignment[v, p] += amount
+                e = equity[v, p] + amount
+                amount = -(abs(q) * fee[v])
+                costs[v, p] += amount
+                equity[v, p] = e + amount
+
+    @njit(cache=True)
+    def _futures_lots(static, hedge, other, out):
+        # replay._Margins: |the strategy's futures| + |the hedge| + |futures from exercise and goods|.
+        variants, paths = out.shape
+        for v in range(variants):
+            for p in range(paths):
+                out[v, p] = abs(static[v, p]) + abs(hedge[v, p]) + abs(other[v, p])
+
+
+    @njit(cache=True)
+    def _exercise(qty, hit, phi, lots_per_option, price, strike, value, mult, fee_assigned, fee_exercised,
+                  take_delivery, assignment, costs, equity, month_pnl, assigned, pending, new_qty, goods):
+        # replay._Pass._assign for one slot: where ``hit``, the forfeited time value booked, the fee paid, the
+        # futures (or, for a delivered short, goods) the lots become; elsewhere nothing changes.
+        variants, paths = qty.shape
+        per_strike, per_value = strike.shape[0] > 1, value.shape[0] > 1
+        for v in range(variants):
+            rs = v if per_strike else 0
+            rv = v if per_value else 0
+            for p in range(paths):
+                q = qty[v, p]
+                goods[v, p] = 0.0
+                if not hit[v, p]:
+                    new_qty[v, p] = q
+                    continue
+                lots = q * phi * lots_per_option
+                intrinsic = _npmax(phi * (price[p] - strike[rs, p]), 0.0)
+                amount = -q * (value[rv, p] - intrinsic) * mult
+                assignment[v, p] += amount
+                equity[v, p] += amount
+                month_pnl[v, p] += amount
+                amount = -((fee_assigned[v] if q < 0 else fee_exercised[v]) * abs(q))
+                costs[v, p] += amount
+                equity[v, p] += amount
+                month_pnl[v, p] += amount
+                if q < 0:
+                    assigned[v, p] = True
+                    if take_delivery and lots > 0:
+                        goods[v, p] = lots
+                        lots = lots - lots
+                pending[v, p] = pending[v, p] + lots
+                new_qty[v, p] = 0.0
+
+    # -- a step's stages fused (opl.runtime.engine.replay._Pass on the fast engine) ---------------------------
+    # Each kernel below does several stages of a step in one call, the same amounts added to the same buckets
+    # in the reference's order for each element, so the ledger is the one the stage-by-stage kernels above
+    # give, bit for bit. A book's option slots come as tuples of arrays (read-only views, `_grid`; a dummy
+    # entry and n = 0 when there are none): one call a step instead of one per slot and stage, each paying
+    # its arguments' conversion. The loops run a variant's row at a time, slot by slot: a tuple's array
+    # fetched per element costs its reference counts, and a row's loop stays simple.
+
+    @njit(cache=True)
+    def _settle_block(p0, p1, equity, capital, mult, interest_on, paid, units, previous, cs, growth, margin_held,
+                      margin_growth, deposit, qtys, befores, afters, valued, n, static, hedge, pending, goods,
+                      any_goods, price, storage, funding, span, year_days, close_pending, fee, interest, premium,
+                      hedge_pnl, assignment, funding_pnl, costs, futures_lots, month_pnl):
+        # replay._Pass._interest, the bookings of _mark and the close of the futures from exercise
+        # (_previous_decisions) where ``close_pending``: interest on the cash at the step's start (``valued``
+        # slots' ``befores`` marks), each slot's move, the futures' and goods' carry, then the close.
+        variants = equity.shape[0]
+        value = np.zeros(p1 - p0)
+        for v in range(variants):
+            if interest_on:
+                value[:] = 0.0
+                for i in range(n):
+                    if valued[i]:
+                        q, b = _row(qtys[i], v), _row(befores[i], v)
+                        for p in range(p0, p1):
+                            value[p - p0] = value[p - p0] + _el(q, p) * _el(b, p)
+                for p in range(p0, p1):
+                    cash = equity[v, p] - capital - value[p - p0] * mult
+                    if paid:
+                        cash = cash - units[v, p] * previous[p] * cs
+                    amount = cash * growth
+                    if deposit:
+                        amount = amount + margin_held[v, p] * margin_growth
+                    interest[v, p] += amount
+                    equity[v, p] += amount
+                    month_pnl[v, p] += amount
+            for i in range(n):
+                q, b, a = _row(qtys[i], v), _row(befores[i], v), _row(afters[i], v)
+                for p in range(p0, p1):
+                    amount = _el(q, p) * (_el(a, p) - _el(b, p)) * mult
+                    premium[v, p] += amount
+                    equity[v, p] += amount
+                    month_pnl[v, p] += amount
+            st = _row(static, v)
+            for p in range(p0, p1):
+                e, pnl = equity[v, p], month_pnl[v, p]
+                df = price[p] - previous[p]
+                amount = _el(st, p) * df * cs
+                premium[v, p] += amount
+                e += amount
+                pnl += amount
+                amount = hedge[v, p] * df * cs
+                hedge_pnl[v, p] += amount
+                e += amount
+                pnl += amount
+                amount = pending[v, p] * df * cs
+                assignment[v, p] += amount
+                e += amount
+                if any_goods:
+                    held = goods[v, p]
+                    amount = held * df * cs
+                    assignment[v, p] += amount
+                    e += amount
+                    amount = -held * cs * storage * span
+                    assignment[v, p] += amount
+                    e += amount
+                    amount = -held * cs * price[p] * funding * span / year_days
+                    funding_pnl[v, p] += amount
+                    e += amount
+                q = pending[v, p]
+                if close_pending and q != 0:
+                    amount = -(abs(q) * fee[v])
+                    costs[v, p] += amount
+                    e += amount
+                    futures_lots[v, p] += np.int64(np.rint(abs(q)))
+                    pending[v, p] = 0.0
+                equity[v, p], month_pnl[v, p] = e, pnl
+
+    # The fused step's serial and parallel twins (two functions: see the marks' twins): one block of every path,
+    # or blocks of paths on the thread pool; an element's arithmetic is the same either way.
+    @njit(cache=True)
+    def _settle(equity, capital, mult, interest_on, paid, units, previous, cs, growth, margin_held, margin_growth,
+                deposit, qtys, befores, afters, valued, n, static, hedge, pending, goods, any_goods, price, storage,
+                funding, span, year_days, close_pending, fee, interest, premium, hedge_pnl, assignment, funding_pnl,
+                costs, futures_lots, month_pnl):
+        _settle_block(0, equity.shape[1], equity, capital, mult, interest_on, paid, units, previous, cs, growth,
+                      margin_held, margin_growth, deposit, qtys, befores, afters, valued, n, static, hedge, pending,
+                      goods, any_goods, price, storage, funding, span, year_days, close_pending, fee, interest, premium,
+                      hedge_pnl, assignment, funding_pnl, costs, futures_lots, month_pnl)
+
+    @njit(cache=True, parallel=True)
+    def _settle_parallel(equity, capital, mult, interest_on, paid, units, previous, cs, growth, margin_held,
+                         margin_growth, deposit, qtys, befores, afters, valued, n, static, hedge, pending, goods,
+                         any_goods, price, storage, funding, span, year_days, close_pending, fee, interest, premium,
+                         hedge_pnl, assignment, funding_pnl, costs, futures_lots, month_pnl):
+        paths = equity.shape[1]
+        for b in prange((paths + _BLOCK - 1) // _BLOCK):  # paths are independent: the same bits on any thread
+            _settle_block(b * _BLOCK, min(paths, (b + 1) * _BLOCK), equity, capital, mult, interest_on, paid, units,
+                          previous, cs, growth, margin_held, margin_growth, deposit, qtys, befores, afters, valued, n,
+                          static, hedge, pending, goods, any_goods, price, storage, funding, span, year_days,
+                          close_pending, fee, interest, premium, hedge_pnl, assignment, funding_pnl, costs,
+                          futures_lots, month_pnl)
+
+    @njit(cache=True)
+    def _close_book(mask, qtys, n, option_fee, new_qtys, futures, m, futures_fee, bucket, equity, month_pnl,
+                    option_lots, futures_lots):
+        # replay._close_all: where ``mask`` the option slots (into ``new_qtys``) and then the futures
+        # (``futures``, in place: the strategy's legs and the hedge) closed, their costs booked and lots counted.
+        # A slot's row copied whole first (a copy runs at memory speed), then closed where ``mask`` (an exit
+        # closes a few paths; an expiry all).
+        variants, paths = equity.shape
+        for v in range(variants):
+            for i in range(n):
+                q, out = _row(qtys[i], v), new_qtys[i][v]
+                if q.shape[0] == 1:
+                    out[:] = q[0]
+                else:
+                    out[:] = q
+                for p in range(paths):
+                    if not mask[v, p]:
+                        continue
+                    lots = out[p]
+                    out[p] = 0.0
+                    if lots != 0:
+                        amount = -(abs(lots) * option_fee[v])
+                        bucket[v, p] += amount
+                        equity[v, p] += amount
+                        month_pnl[v, p] += amount
+                        option_lots[v, p] += np.int64(np.rint(abs(lots)))
+            for i in range(m):
+                held = futures[i]
+                for p in range(paths):
+                    if not mask[v, p]:
+                        continue
+                    lots = held[v, p]
+                    if lots != 0:
+                        amount = -(abs(lots) * futures_fee[v])
+                        bucket[v, p] += amount
+                        equity[v, p] += amount
+                        month_pnl[v, p] += amount
+                        futures_lots[v, p] += np.int64(np.rint(abs(lots)))
+                    held[v, p] = 0.0
+
+    @njit(cache=True)
+    def _exits_in_place(month_pnl, denominator, start, all_required, ops, bounds, stop_loss, stop_level, force,
+                        is_open, early, exits, early_exits, qtys, n, option_fee, futures, m, futures_fee, bucket, equity,
+                        option_lots, futures_lots, held):
+        # replay._Pass._exit_flags for pnl_percent triggers, then replay._close_all where a position exits:
+        # ``start`` the other triggers' verdict (OR-ed under first_hit, AND-ed under all_required), each
+        # pnl_percent trigger compared on the month's P&L, the stop loss, ``force`` (the guard, a cut cycle);
+        # where a position is open and that holds, the exit counted and its option lots (``qtys``, in place) then
+        # its futures (``futures``: the strategy's legs and the hedge, in place) closed as `_close_book` closes
+        # them. ``held[i]``: slot i still holds lots somewhere (written only after an exit). Returns the exits:
+        # most steps have a few, and a closed position's triggers are not evaluated.
+        # A variant's exits are closed before the next variant's are decided (an exit writes only its own
+        # position's elements), and only there: the paths exiting are listed, not the rows scanned for them.
+        variants, paths = month_pnl.shape
+        exiting = np.empty(paths, dtype=np.int64)
+        hits = 0
+        for v in range(variants):
+            count = _exiting(v, month_pnl, denominator, start, all_required, ops, bounds, stop_loss, stop_level, force,
+                             is_open, early, exits, early_exits, exiting)
+            if count == 0:
+                continue  # a variant with no exit: nothing of its rows is read
+            hits += count
+            # Position by position, a row at a time (an array fetched from a tuple per element costs its
+            # reference counts): per element the order of `_close_book`, every slot then the futures.
+            for i in range(n):
+                _close_listed(qtys[i][v], exiting, count, option_fee[v], bucket[v], equity[v], month_pnl[v],
+                              option_lots[v])
+            for i in range(m):
+                _close_listed(futures[i][v], exiting, count, futures_fee[v], bucket[v], equity[v], month_pnl[v],
+                              futures_lots[v])
+        if hits:
+            for i in range(n):
+                held[i] = _any_lots(qtys[i])
+        return hits
+
+    @njit(cache=True)
+    def _exiting(v, month_pnl, denominator, start, all_required, ops, bounds, stop_loss, stop_level, force, is_open,
+                 early, exits, early_exits, out):
+        # `_exits_in_place`'s decision on variant v's open positions: the exits counted and closed (``is_open``),
+        # their paths listed in ``out``; returns how many.
+        count = 0
+        rules = ops.shape[0]
+        for p in range(month_pnl.shape[1]):
+            if not is_open[v, p]:
+                continue
+            hit = start
+            if rules > 0:
+                pnl = month_pnl[v, p] / denominator[v, p] * 100.0
+                for t in range(rules):
+                    flag = _compare(ops[t], pnl, bounds[t])
+                    hit = (hit and flag) if all_required else (hit or flag)
+            if stop_loss:
+                hit = hit or month_pnl[v, p] <= stop_level
+            if hit or force:
+                out[count] = p
+                count += 1
+                exits[v, p] += 1
+                if early:
+                    early_exits[v, p] += 1
+                is_open[v, p] = False
+        return count
+
+    @njit(cache=True)
+    def _close_listed(lots, listed, count, fee, bucket, equity, month_pnl, counter):
+        # One position's row closed on the paths ``listed[:count]`` (`_close_book`'s arithmetic): costs booked,
+        # lots counted, zeroed.
+        for k in range(count):
+            p = listed[k]
+            q = lots[p]
+            lots[p] = 0.0
+            if q != 0:
+                amount = -(abs(q) * fee)
+                bucket[p] += amount
+                equity[p] += amount
+                month_pnl[p] += amount
+                counter[p] += np.int64(np.rint(abs(q)))
+
+    @njit(cache=True)
+    def _any_lots(lots):
+        # Whether any lot is held (Slot.held), stopping at the first: a held slot's first elements mostly are.
+        flat = lots.reshape(-1)
+        for e in range(flat.shape[0]):
+            if flat[e] != 0.0:
+                return True
+        return False
+
+    @njit(cache=True)
+    def _shorts_exercised(qtys, flags, n, out):
+        # any_short_exercised of n slots in one call: out[i] whether slot i is short anywhere its exercise flag
+        # is set, stopping at the first such element of each slot.
+        for i in range(n):
+            out[i] = _short_exercised(qtys[i], flags[i])
+
+    @njit(cache=True)
+    def _short_exercised(q, f):
+        # Whether lots ``q`` are short anywhere flags ``f`` (broadcast to them) are set. The flag read first: few
+        # elements are in the exercise region, and the lots of the others are not read; flags per path (a
+        # month's marks) are read once for every variant.
+        if f.shape[0] == 1 and f.shape[1] == q.shape[1] > 1:
+            flag = f[0]
+            for p in range(flag.shape[0]):
+                if flag[p]:
+                    for v in range(q.shape[0]):
+                        if q[v, p] < 0:
+                            return True
+            return False
+        for v in range(q.shape[0]):
+            lots, flag = _row(q, v), _row(f, v)
+            for p in range(lots.shape[0]):
+                if _el(flag, p) and lots[p] < 0:
+                    return True
+        return False
+
+    @njit(cache=True)
+    def _hedge_step_block(p0, p1, qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option, fee, costs,
+                          equity, month_pnl, lots_traded, trades, new):
+        # replay._hedge_compiled: the options' Σ qty × delta and short lots (option_sums), then _hedge_rule.
+        variants = hedge.shape[0]
+        held_delta, short = np.zeros(p1 - p0), np.zeros(p1 - p0)
+        for v in range(variants):
+            held_delta[:] = 0.0
+            short[:] = 0.0
+            for i in range(n):
+                q, m = _row(qtys[i], v), _row(deltas[i], v)
+                for p in range(p0, p1):
+                    lots = _el(q, p)
+                    held_delta[p - p0] = held_delta[p - p0] + lots * _el(m, p)
+                    short[p - p0] = short[p - p0] + max(-lots, 0.0)
+            st = _row(static, v)
+            for p in range(p0, p1):
+                size = short[p - p0]
+                other = held_delta[p - p0] * lots_per_option + _el(st, p)
+                h = hedge[v, p]
+                target = keep * d[p] * size
+                # Without a branch on the position being active (active and idle paths alternate at random, and the
+                # mispredicted branch cost more than the rounding): the trade is rounded everywhere, kept where due.
+                due = active[v, p] & (abs(other + h - target) > band * size)
+                out = np.rint(target - other) if due else h
+                new[v, p] = out
+                trade = out - h
+                if trade != 0:
+                    amount = -(abs(trade) * fee[v])
+                    costs[v, p] += amount
+                    equity[v, p] += amount
+                    month_pnl[v, p] += amount
+                    lots_traded[v, p] += np.int64(np.rint(abs(trade)))
+                    trades[v, p] += 1
+
+    @njit(cache=True)  # the twins, as `_settle`'s
+    def _hedge_step(qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
+                    month_pnl, lots_traded, trades, new):
+        _hedge_step_block(0, hedge.shape[1], qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option,
+                          fee, costs, equity, month_pnl, lots_traded, trades, new)
+
+    @njit(cache=True, parallel=True)
+    def _hedge_step_parallel(qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
+                             month_pnl, lots_traded, trades, new):
+        paths = hedge.shape[1]
+        for b in prange((paths + _BLOCK - 1) // _BLOCK):  # paths are independent: the same bits on any thread
+            _hedge_step_block(b * _BLOCK, min(paths, (b + 1) * _BLOCK), qtys, deltas, n, static, hedge, d, active, keep,
+                              band, lots_per_option, fee, costs, equity, month_pnl, lots_traded, trades, new)
+
+
+def hedge_rule(*, held_delta, short, static, hedge, d, active, keep: float, band: float, lots_per_option: float,
+               fee, costs, equity, month_pnl, lots_traded, trades) -> np.ndarray:
+    """`opl.runtime.engine.hedging.rebalance` and the trade's costs in one pass: the new hedge (variants, paths).
+
+    ``held_delta`` and ``short`` (variants, paths) are Σ qty × delta and Σ max(−qty, 0) over the options
+    held (`option_sums`); ``fee`` (variants,) the cost of a futures lot opened. ``costs``, ``equity`` and
+    ``month_pnl`` take the costs, ``lots_traded`` and ``trades`` count (in place), as the reference's
+    ledger does.
+    """
+    new = np.empty(hedge.shape)
+    _hedge_rule(held_delta, short, _plain(static, hedge.shape), _plain(hedge, hedge.shape),
+                _plain(d, hedge.shape[1:]), _plain_bool(active, hedge.shape), float(keep), float(band),
+                float(lots_per_option), _plain(fee, hedge.shape[:1]), costs, equity, month_pnl, lots_traded, trades,
+                new)
+    return new
+
+
+def close_lots(lots, mask, fee, *, bucket, equity, month_pnl, counter, in_place: bool = False) -> np.ndarray:
+    """Close signed ``lots`` (variants, paths) where ``mask`` at ``fee`` (variants,) a lot: the costs into
+    ``bucket``, ``equity`` and ``month_pnl``, the lots into ``counter`` (in place); returns the lots left
+    (``lots`` itself, zeroed where closed, when ``in_place``)."""
+    shape = equity.shape
+    direct = in_place and lots.shape == shape and lots.dtype == np.float64 and lots.flags.c_contiguous \
+        and lots.flags.writeable
+    out = lots if direct else np.empty(shape)
+    _close_lots(_plain(lots, shape), _plain_bool(mask, shape), _plain(fee, shape[:1]), bucket, equity, month_pnl,
+                counter, out)
+    if in_place and not direct:
+        lots[...] = out
+        return lots
+    return out
+
+
+_NO_SHORT = np.zeros((0, 0))
+
+
+def option_sums(shape, slots, *, short: bool = False):
+    """Σ qty × marks over ``slots`` ((signed lots (variants, paths), marks per path or per variant and path)
+    pairs) from zeros, in their order — `opl.runtime.engine.book.Book.option_value` and ``option_delta``
+    before their factor —, and with ``short`` also Σ max(−qty, 0) (``Book.short_lots``)."""
+    acc = np.zeros(shape)
+    lots = np.zeros(shape) if short else _NO_SHORT
+    for qty, marks in slots:
+        _add_products(acc, _plain(qty, shape), _rows(marks, shape), lots)
+    return (acc, lots) if short else acc
+
+
+def book_move(qty, before, after, *, scale: float, bucket, equity, month_pnl) -> None:
+    """Book a slot's move from ``before`` to ``after`` marks, ``qty × (after − before) × scale``, into
+    ``bucket``, ``equity`` and ``month_pnl`` (in place), as the reference's ledger does."""
+    shape = equity.shape
+    _book_move(_plain(qty, shape), _rows(before, shape), _rows(after, shape), float(scale), bucket, equity,
+               month_pnl)
+
+
+def book_interest(*, equity, capital: float, option_value, mult: float, units, previous, cs: float, growth: float,
+                  margin_held, margin_growth: float | None, interest, month_pnl) -> None:
+    """The step's interest (`opl.runtime.engine.replay._Pass._interest`) into ``interest``, ``equity`` and
+    ``month_pnl`` (in place): ``option_value`` Σ qty × value before the multiplier; ``units`` the lots of
+    an ETF or a stock held (None for futures, which hold no cash) at the ``previous`` step's price;
+    ``growth`` the cash's expm1 over the step; ``margin_growth`` the deposit's difference (None: none)."""
+    shape = equity.shape
+    paid = units is not None
+    _book_interest(equity, float(capital), option_value, float(mult), paid,
+                   _plain(units, shape) if paid else equity, _plain(previous, shape[1:]), float(cs), float(growth),
+                   _plain(margin_held, shape), 0.0 if margin_growth is None else float(margin_growth),
+                   margin_growth is not None, interest, month_pnl)
+
+
+def book_carry(*, static, hedge, pending, goods, previous, price, cs: float, storage: float, funding: float,
+               span: float, year_days: float, buckets, equity, month_pnl) -> None:
+    """The futures' and goods' marks of a step (`opl.runtime.engine.replay._Pass._mark`) into ``buckets``
+    (the ledger's), ``equity`` and ``month_pnl`` (in place); ``goods`` None when none are held; the goods'
+    funding accrues over ``span`` days of a ``year_days`` year."""
+    shape = equity.shape
+    any_goods = goods is not None
+    _book_carry(_plain(static, shape), _plain(hedge, shape), _plain(pending, shape),
+                _plain(goods, shape) if any_goods else equity, any_goods, _plain(previous, shape[1:]),
+                _plain(price, shape[1:]), float(cs), float(storage), float(funding), float(span), float(year_days),
+                buckets["premium"],
+                buckets["hedge"], buckets["assignment"], buckets["funding"], equity, month_pnl)
+
+
+def any_short_exercised(qty, exercise) -> bool:
+    """Whether signed ``qty`` (variants, paths) is short anywhere the ``exercise`` flags (per path, or per
+    variant and path) are set: ``np.any((qty < 0) & exercise)`` in one pass."""
+    shape = np.shape(qty)
+    flags = np.asarray(exercise, dtype=np.bool_)
+    rows = flags[None, :] if flags.ndim == 1 else (
+        _plain_bool(flags, shape) if flags.ndim == 2 else np.full((1, shape[1]), bool(flags)))
+    return bool(_any_short_exercised(_plain(qty, shape), rows))
+
+
+def book_sold(sold, *, cs: float, basis: float, fee, buckets, equity) -> None:
+    """Goods sold at their release (`opl.runtime.engine.replay._Pass._previous_decisions`) in one pass: their value
+    ``sold`` × ``cs`` × ``basis`` into ``buckets["assignment"]`` and the futures' close (``fee`` (variants,) a lot)
+    into ``buckets["costs"]``, both into ``equity`` (in place), the reference's amounts in its order."""
+    shape = equity.shape
+    _book_sold(_plain(sold, shape), (float(cs), float(basis)), _plain(fee, shape[:1]), buckets["assignment"],
+               buckets["costs"], equity)
+
+
+def futures_lots(static, hedge, other) -> np.ndarray:
+    """The absolute futures lots the margin counts, ``|static| + |hedge| + |other|`` (variants, paths), in one pass."""
+    shape = np.broadcast_shapes(np.shape(static), np.shape(hedge), np.shape(other))
+    out = np.empty(shape)
+    _futures_lots(_plain(static, shape), _plain(hedge, shape), _plain(other, shape), out)
+    return out
+
+
+def exercise(*, qty, hit, phi: float, lots_per_option: float, price, strike, value, mult: float, fee_assigned,
+             fee_exercised, take_delivery: bool, buckets, equity, month_pnl, assigned, pending, in_place: bool = False):
+    """A slot's exercise and assignment where ``hit`` (`opl.runtime.engine.replay._Pass._assign`) in one pass:
+    the forfeited time value into ``buckets["assignment"]``, the fees (``fee_*`` per variant) into
+    ``buckets["costs"]``, both into ``equity`` and ``month_pnl``, ``assigned`` set where a short was assigned
+    (in place). Returns the slot's lots left, the futures lots from exercise (``pending`` plus the new ones)
+    and the goods delivered (`take_delivery`: a short's long futures lots), each (variants, paths).
+    ``in_place``: the lots left and the futures from exercise written into ``qty`` and ``pending`` themselves
+    (C-ordered, writable floats of the step's shape: an element is read before it is written) and returned."""
+    shape = equity.shape
+    if in_place:
+        new_qty, new_pending = qty, pending
+    else:
+        new_qty, new_pending = np.empty(shape), _plain(pending, shape).copy()
+    goods = np.empty(shape)
+    _exercise(_plain(qty, shape), _plain_bool(hit, shape), float(phi), float(lots_per_option), _plain(price, shape[1:]),
+              _rows(strike, shape), _rows(value, shape), float(mult), _plain(fee_assigned, shape[:1]),
+              _plain(fee_exercised, shape[:1]), bool(take_delivery), buckets["assignment"], buckets["costs"], equity,
+              month_pnl, assigned, new_pending, new_qty, goods)
+    return new_qty, new_pending, goods
+
+
+def settle(*, equity, capital: float, mult: float, interest: tuple | None, moves, static, hedge, pending, goods,
+           previous, price, cs: float, storage: float, funding: float, span: float, year_days: float,
+           close_fee, buckets, counters, month_pnl) -> None:
+    """The interest, the slots' moves, the futures' and goods' carry and the close of the futures from
+    exercise of a step, in one pass (in place), the numbers of `book_interest`, `book_move`, `book_carry`
+    and `close_lots` called stage by stage.
+
+    Parameters
+    ----------
+    interest
+        None for no interest, else (units, growth, margin_held, margin_growth) as `book_interest` takes them.
+    moves
+        (signed lots, marks before, marks after, valued) of each slot marked, in the book's order; ``valued``:
+        the slot was held at the step's start (its marks before count in the interest's cash).
+    pending
+        The futures lots from exercise, (variants, paths) C-ordered and writable: zeroed in place where
+        closed (``close_fee`` (variants,) a lot; None: not closed here).
+    goods
+        The delivered goods held, or None.
+    """
+    shape = equity.shape
+    units, growth, held_margin, margin_growth = interest if interest is not None else (None, 0.0, equity, None)
+    paid = units is not None
+    kernel = _settle_parallel if equity.size >= kernelbase.STEP_PARALLEL_MIN else _settle
+    kernel(equity, float(capital), float(mult), interest is not None, paid, _plain(units, shape) if paid else equity,
+           _plain(previous, shape[1:]), float(cs), float(growth), _plain(held_margin, shape),
+           0.0 if margin_growth is None else float(margin_growth), margin_growth is not None,
+           _slot_tuple(m[0] for m in moves), _slot_tuple(m[1] for m in moves), _slot_tuple(m[2] for m in moves),
+           np.array([bool(m[3]) for m in moves] or [False]), len(moves), _grid(static), _plain(hedge, shape),
+           pending, _plain(goods, shape) if goods is not None else equity, goods is not None,
+           _plain(price, shape[1:]), float(storage), float(funding), float(span), float(year_days),
+           close_fee is not None, _plain(0.0 if close_fee is None else close_fee, shape[:1]), buckets["interest"],
+           buckets["premium"], buckets["hedge"], buckets["assignment"], buckets["funding"], buckets["costs"],
+           counters["futures_lots"], month_pnl)
+
+
+def close_book(qtys, futures, mask, option_fee, futures_fee, *, bucket, equity, month_pnl, option_lots,
+               futures_lots) -> list[np.ndarray]:
+    """Close option lots ``qtys`` and then ``futures`` (each (variants, paths)) where ``mask``, in one pass:
+    the costs (``*_fee`` (variants,) a lot) into ``bucket``, ``equity`` and ``month_pnl``, the lots counted
+    (in place) — `close_lots` position by position. The futures arrays are zeroed in place; returns the
+    option lots left, new arrays."""
+    shape = equity.shape
+    own = [writable(f, shape) for f in futures]
+    new = [np.empty(shape) for _ in qtys]
+    _close_book(_plain_bool(mask, shape), _slot_tuple(qtys), len(new), _plain(option_fee, shape[:1]),
+                _padded(tuple(new), _SCRATCH), _padded(tuple(own), _SCRATCH), len(own),
+                _plain(futures_fee, shape[:1]), bucket, equity, month_pnl, option_lots, futures_lots)
+    for f, o in zip(futures, own):
+        if o is not f:
+            f[...] = o  # a view or another type: written back, as the reference's close writes in place
+    return new
+
+
+def hedge_step(*, qtys, deltas, static, hedge, d, active, keep: float, band: float, lots_per_option: float, fee,
+               costs, equity, month_pnl, lots_traded, trades, in_place: bool = False) -> np.ndarray:
+    """`option_sums` of the held slots' lots ``qtys`` and marks ``deltas`` and `hedge_rule` in one pass: the
+    new hedge (variants, paths), the trade's costs and counts booked (in place) as `hedge_rule` books them.
+    ``in_place``: the new hedge written into ``hedge`` itself (a C-ordered, writable float array of the step's
+    shape: an element's old lots are read before its new ones are written) and returned."""
+    new = hedge if in_place else np.empty(hedge.shape)
+    if not np.any(active):  # no position open anywhere: nothing trades, the hedge is kept (a sixth of the jujube steps)
+        if new is not hedge:
+            np.copyto(new, hedge)
+        return new
+    kernel = _hedge_step_parallel if new.size >= kernelbase.STEP_PARALLEL_MIN else _hedge_step
+    kernel(*_hedge_arguments(qtys=qtys, deltas=deltas, static=static, hedge=hedge, d=d, active=active, keep=keep,
+                             band=band, lots_per_option=lots_per_option, fee=fee, costs=costs, equity=equity,
+                             month_pnl=month_pnl, lots_traded=lots_traded, trades=trades, new=new))
+    return new
+
+
+def _hedge_arguments(*, qtys, deltas, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
+                     month_pnl, lots_traded, trades, new) -> tuple:
+    """`hedge_step`'s arguments as its kernels take them (after a block's bounds), the new hedge into ``new``."""
+    shape = hedge.shape
+    return (_slot_tuple(qtys), _slot_tuple(deltas), len(qtys), _grid(static), _plain(hedge, shape),
+            _plain(d, shape[1:]), _plain_bool(active, shape), float(keep), float(band), float(lots_per_option),
+            _plain(fee, shape[:1]), costs, equity, month_pnl, lots_traded, trades, new)
+
+
+EXIT_OPS = ("<", ">", "<=", ">=", "==", "!=")  # the comparisons `exits_close` codes by position
+
+
+def exits_close(*, month_pnl, denominator, start: bool, all_required: bool, pnl_rules, stop_level: float | None,
+                force: bool, is_open, early: bool, exits, early_exits, qtys, futures, option_fee, futures_fee,
+                bucket, equity, option_lots, futures_lots) -> list[bool] | None:
+    """A step's exits in one pass: where a position is open and the triggers say so — ``start`` (the triggers
+    decided for every path alike), each (comparison, bound) of ``pnl_rules`` on pnl_percent (the month's P&L
+    over ``denominator``, percent), combined by AND under ``all_required`` else OR —, or the month's P&L is at
+    or below ``stop_level`` (None: no stop loss), or ``force`` (the guard, a cut cycle): ``exits`` counted
+    (``early_exits`` too when ``early``), ``is_open`` cleared and everything closed as `close_book` closes it.
+    Everything is written in place: ``qtys`` (the option slots' lots) and ``futures`` must be C-ordered,
+    writable (variants, paths) arrays (`writable`). Returns whether each slot still holds lots (`Slot.held`),
+    or None where nothing exited (nothing was written)."""
+    shape = equity.shape
+    ops, bounds = _exit_codes(tuple(pnl_rules))
+    held = np.ones(max(len(qtys), 1), dtype=np.bool_)
+    hits = _exits_in_place(month_pnl, _plain(denominator, shape), bool(start), bool(all_required), ops, bounds,
+                           stop_level is not None, 0.0 if stop_level is None else float(stop_level), bool(force),
+                           is_open, bool(early), exits, early_exits, _padded(tuple(qtys), _SCRATCH), len(qtys),
+                           _plain(option_fee, shape[:1]), _padded(tuple(futures), _SCRATCH), len(futures),
+                           _plain(futures_fee, shape[:1]), bucket, equity, option_lots, futures_lots, held)
+    return [bool(h) for h in held[:len(qtys)]] if hits else None
+
+
+@lru_cache(maxsize=64)
+def _exit_codes(pnl_rules: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """`exits_close`'s (comparison, bound) pairs as its kernel reads them, made once per rule set, not per step."""
+    ops = np.array([EXIT_OPS.index(op) for op, _ in pnl_rules], dtype=np.int64)
+    bounds = np.array([float(bound) for _, bound in pnl_rules], dtype=float)
+    return ops, bounds
+
+
+def shorts_exercised(qtys, flags) -> np.ndarray:
+    """`any_short_exercised` of several slots in one call: per slot (signed lots (variants, paths), exercise
+    flags per path or per variant and path), whether a short lot sits where the flag is set."""
+    out = np.zeros(len(qtys), dtype=np.bool_)
+    if qtys:
+        _shorts_exercised(_slot_tuple(qtys), _padded(tuple(_flag_grid(f) for f in flags), _NO_FLAGS), len(qtys),
+                          out)
+    return out
