@@ -27,29 +27,38 @@ if njit is not None:
 
     # -- the hedge rule (opl.runtime.engine.hedging) ----------------------------------------------------------
 
+    @njit(cache=True, inline="always")
+    def _rebalance_row(v, p0, p1, held_delta, short, static, hedge, d, active, keep, band, lots_per_option, fee, costs,
+                       equity, month_pnl, lots_traded, trades, new):
+        # The hedge rule on variant v's paths p0..p1 (``held_delta`` and ``short`` indexed from p0, ``static`` a
+        # row broadcast to the paths): the target, the band, whole lots, the trade's costs and counters.
+        for p in range(p0, p1):
+            size = short[p - p0]
+            other = held_delta[p - p0] * lots_per_option + _el(static, p)
+            h = hedge[v, p]
+            target = keep * d[p] * size
+            # Without a branch on the position being active (active and idle paths alternate at random, and the
+            # mispredicted branch cost more than the rounding): the trade is rounded everywhere, kept where due.
+            due = active[v, p] & (abs(other + h - target) > band * size)
+            out = np.rint(target - other) if due else h
+            new[v, p] = out
+            trade = out - h
+            if trade != 0:
+                amount = -(abs(trade) * fee[v])
+                costs[v, p] += amount
+                equity[v, p] += amount
+                month_pnl[v, p] += amount
+                lots_traded[v, p] += np.int64(np.rint(abs(trade)))
+                trades[v, p] += 1
+
     @njit(cache=True)
     def _hedge_rule(held_delta, short, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
                     month_pnl, lots_traded, trades, new):
         # ``held_delta`` Σ qty × delta and ``short`` Σ max(-qty, 0) over the options held (option_sums).
         variants, paths = hedge.shape
         for v in range(variants):
-            for p in range(paths):
-                size = short[v, p]
-                other = held_delta[v, p] * lots_per_option + static[v, p]
-                h = hedge[v, p]
-                target = keep * d[p] * size
-                out = h
-                if active[v, p] and abs(other + h - target) > band * size:
-                    out = np.rint(target - other)
-                new[v, p] = out
-                trade = out - h
-                if trade != 0:
-                    amount = -(abs(trade) * fee[v])
-                    costs[v, p] += amount
-                    equity[v, p] += amount
-                    month_pnl[v, p] += amount
-                    lots_traded[v, p] += np.int64(np.rint(abs(trade)))
-                    trades[v, p] += 1
+            _rebalance_row(v, 0, paths, held_delta[v], short[v], static[v], hedge, d, active, keep, band,
+                           lots_per_option, fee, costs, equity, month_pnl, lots_traded, trades, new)
 
     @njit(cache=True)
     def _close_lots(lots, mask, fee, bucket, equity, month_pnl, counter, out):
@@ -500,25 +509,8 @@ if njit is not None:
                     lots = _el(q, p)
                     held_delta[p - p0] = held_delta[p - p0] + lots * _el(m, p)
                     short[p - p0] = short[p - p0] + max(-lots, 0.0)
-            st = _row(static, v)
-            for p in range(p0, p1):
-                size = short[p - p0]
-                other = held_delta[p - p0] * lots_per_option + _el(st, p)
-                h = hedge[v, p]
-                target = keep * d[p] * size
-                # Without a branch on the position being active (active and idle paths alternate at random, and the
-                # mispredicted branch cost more than the rounding): the trade is rounded everywhere, kept where due.
-                due = active[v, p] & (abs(other + h - target) > band * size)
-                out = np.rint(target - other) if due else h
-                new[v, p] = out
-                trade = out - h
-                if trade != 0:
-                    amount = -(abs(trade) * fee[v])
-                    costs[v, p] += amount
-                    equity[v, p] += amount
-                    month_pnl[v, p] += amount
-                    lots_traded[v, p] += np.int64(np.rint(abs(trade)))
-                    trades[v, p] += 1
+            _rebalance_row(v, p0, p1, held_delta, short, _row(static, v), hedge, d, active, keep, band, lots_per_option,
+                           fee, costs, equity, month_pnl, lots_traded, trades, new)
 
     @njit(cache=True)  # the twins, as `_settle`'s
     def _hedge_step(qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
