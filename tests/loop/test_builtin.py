@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import opl
@@ -9,20 +11,9 @@ from opl.closedloop.builtin import BuiltinProposer
 from opl.closedloop.candidate import Candidate, CandidateError, candidate_sha, check_candidate
 from opl.closedloop.proposal import ProposalContext
 
-FILE = """\
-opl-lang 1.0
-underlying Future(2026-05-15)
-exchange CZCE
-time 2026-01-05
-price 10400
-iv 0.28
-support 9900
-resistance 11000
-S = short Option(Put, support-100, 30d) + short Option(Call, resistance+100, 30d)
-hedge delta with Future every 1d band 0.05 keep 10% along direction
-capital 1000000
-exit_mode first_hit
-exit_triggers [ pnl_percent(<-25%), days_left(<2d) ]
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "loop"
+SUPPORT_STRANGLE_HEAD = (FIXTURES / "support_strangle_head.opl").read_text()
+FILE = SUPPORT_STRANGLE_HEAD + """\
 experiment {
   model garch + jump
   sizes [ 5, 10, 20 ]

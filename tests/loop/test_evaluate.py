@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -10,22 +11,8 @@ import opl
 from opl.closedloop.evaluate import HOLDOUT_SEED_OFFSET, EvalSettings, Evaluator, _pick_size
 from opl.closedloop.objective import DEFAULT_TARGET, Clause, Target, TargetError, parse_target
 
-SMALL = """\
-opl-lang 1.0
-underlying Future(2026-05-15)
-exchange CZCE
-symbol CJ605
-time 2026-01-05
-price 10400
-iv 0.28
-rate 0.015
-direction_intent RangeBound
-vega_style Credit
-S = short Option(Put, ATM-5%, 30d) + short Option(Call, ATM+5%, 30d)
-hedge delta with Future every 1d band 0.05
-capital 1000000
-exit_mode first_hit
-exit_triggers [ pnl_percent(<-25%), days_left(<2d) ]
+STRANGLE_HEAD = (Path(__file__).resolve().parents[1] / "fixtures" / "loop" / "strangle_head.opl").read_text()
+SMALL = STRANGLE_HEAD + """\
 experiment {
   model garch + jump
   seed 7

@@ -13,22 +13,8 @@ from opl.cli import main
 KEY = "sk-e2e-0123456789-SECRET"
 
 # A small, fast file: GBM, two months, the loop's --paths decides the rest.
-SMALL = """\
-opl-lang 1.0
-underlying Future(2026-05-15)
-exchange CZCE
-symbol CJ605
-time 2026-01-05
-price 10400
-iv 0.28
-rate 0.015
-direction_intent RangeBound
-vega_style Credit
-S = short Option(Put, ATM-5%, 30d) + short Option(Call, ATM+5%, 30d)
-hedge delta with Future every 1d band 0.05
-capital 1000000
-exit_mode first_hit
-exit_triggers [ pnl_percent(<-25%), days_left(<2d) ]
+STRANGLE_HEAD = (Path(__file__).resolve().parents[1] / "fixtures" / "loop" / "strangle_head.opl").read_text()
+SMALL = STRANGLE_HEAD + """\
 experiment {
   model gbm
   paths 50
