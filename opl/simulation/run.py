@@ -483,11 +483,40 @@ def simulate(checked, settings: RunSettings | None = None):
         cost_plans = [p for p in prepared.plans if not p.market]
         tick = _ticker(settings.progress,
                        (1 + len(prepared.plans) - len(cost_plans) + bool(cost_plans)) * prepared.path_months)
-        sweep = prepared.sweep(progress=tick)
-        size, reason = sweep.scenario_size()
-        scenarios, _ = prepared.scenarios(size, sweep=sweep, progress=tick)
+        sweep, size, reason, scenarios = _sweep_and_scenarios(prepared, tick)
         size_given = any(str(o).partition("=")[0].strip() == "size" for o in settings.overrides)
         return prepared.result(sweep, scenarios, size=size, reason=reason, plot_given_size=size_given)
+
+
+#: What `_sweep_and_scenarios` keeps of the sweep's months and marks at most: the twelve months of 30,000 paths
+#: and the jujube strangle's two legs marked where the sweep held them are about 530 MB.
+SWEEP_STORE_BYTES = 640 * 2**20
+
+
+def _sweep_and_scenarios(prepared: "Prepared", tick: Callable[[int], None]) -> tuple:
+    """The sweep, the scenario size and reason, and the scenarios at that size (`Prepared.scenarios`).
+
+    The cost scenarios replay the sweep's paths with its legs, so the sweep's months and marks are kept
+    (`opl.runtime.engine.monthstore.MonthStore` of incomplete marks) for them: their pass marks only what it
+    holds that the sweep did not (a fifth of the jujube file's marks were the cost pass marking the sweep's
+    again). The store holds what the sweep makes in this process: all of it at one process (``sim.workers=1``)
+    or one pass of chunks (10,000 paths), nothing when forked workers replay the sweep's passes (they keep
+    nothing). Not under a store in force already (the loop's, which keeps every mark) nor on a cluster; the
+    store goes with this call.
+    """
+    from opl.runtime.engine import monthstore
+    from opl.runtime.engine.replay import REMOTE
+
+    store = None
+    if monthstore.current() is None and REMOTE.get() is None:
+        store = monthstore.MonthStore(SWEEP_STORE_BYTES, complete_marks=False)
+    with monthstore.sharing(store):
+        sweep = prepared.sweep(progress=tick)
+    size, reason = sweep.scenario_size()
+    # Read only: what the scenarios make is not kept (a put would push out the months still to be read).
+    with monthstore.sharing(store.reader() if store is not None else None):
+        scenarios, _ = prepared.scenarios(size, sweep=sweep, progress=tick)
+    return sweep, size, reason, scenarios
 
 
 def _ticker(progress: Callable[[int, int], None] | None, total: int) -> Callable[[int], None]:

@@ -8,6 +8,10 @@ and marking them again, and puts what it generated there. What is read back is w
 computed, array for array (the keys hold every input; the arrays are made read-only so that no replay can
 change them for the next one), so results do not depend on the store.
 
+`opl simulate` keeps its sweep's months and marks the same way for its cost scenarios, which replay the
+sweep's paths with its legs; there the marks are kept as the sweep marked them (``complete_marks=False``)
+and the cost pass marks what it lacks (`opl.simulation.run._sweep_and_scenarios`).
+
 The store holds at most ``limit`` bytes (least recently used entries are dropped first), each memory counted
 once however many entries hold it or views of it: a month's marks hold its paths' prices and volatilities,
 which the months' entry holds too. A replay of other months may read stored marks too (`MonthStore.matching`):
@@ -46,10 +50,16 @@ class MonthStore:
     ----------
     limit
         Bytes the entries may take together; an entry larger than that is not kept.
+    complete_marks
+        Whether a month's marks are made whole before they are kept (`opl loop`'s store: the candidates hold
+        other paths), or kept as the replay that made them marked them, tracked, for the next replay of the
+        same months to mark only what it lacks (`opl.simulation.run.simulate`'s: its cost scenarios are
+        replayed on the sweep's paths, where the sweep marked a month's legs on the paths it held them).
     """
 
-    def __init__(self, limit: int = STORE_BYTES):
+    def __init__(self, limit: int = STORE_BYTES, *, complete_marks: bool = True):
         self.limit = limit
+        self.complete_marks = complete_marks
         self.bytes = 0
         self.hits = 0
         self.misses = 0
@@ -59,10 +69,10 @@ class MonthStore:
 
     def __getstate__(self) -> dict:
         # Entries stay in the process that made them: a copy sent elsewhere starts empty.
-        return {"limit": self.limit}
+        return {"limit": self.limit, "complete_marks": self.complete_marks}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["limit"])
+        self.__init__(state["limit"], complete_marks=state.get("complete_marks", True))
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -96,18 +106,19 @@ class MonthStore:
     def reader(self) -> "MonthStore":
         """A store that reads these entries and keeps nothing new: what forked workers get, so that what
         they make does not grow each worker's memory by up to ``limit``."""
-        view = MonthStore(self.limit)
+        view = MonthStore(self.limit, complete_marks=self.complete_marks)
         view._entries, view.keeps = self._entries, False
         return view
 
-    def put(self, key: Hashable, value: Any, arrays: list[np.ndarray]) -> None:
-        """Keep ``value`` under ``key``; ``arrays`` are the arrays it holds (made read-only). Memory is counted
-        by the arrays that own it (a view counts its base): what another entry holds adds nothing to `bytes`."""
+    def put(self, key: Hashable, value: Any, arrays: list[np.ndarray], *, frozen: bool = True) -> None:
+        """Keep ``value`` under ``key``; ``arrays`` are the arrays it holds (made read-only unless not ``frozen``:
+        marks still to be completed, whose marked elements no reader changes). Memory is counted by the arrays
+        that own it (a view counts its base): what another entry holds adds nothing to `bytes`."""
         owners = {id(o): o for o in map(owner, arrays)}
         size = sum(o.nbytes for i, o in owners.items() if i not in self._held)
         if not self.keeps or size > self.limit or key in self._entries:
             return
-        for a in arrays:
+        for a in arrays if frozen else ():
             a.flags.writeable = False
         for i, o in owners.items():
             held = self._held.setdefault(i, [0, o.nbytes])

@@ -706,7 +706,9 @@ def _variant_parts(strategy: StrategySpec, run: RunSpec, variants: tuple, cores:
     side, bit for bit the numbers of the whole. Only under a `opl.runtime.engine.monthstore` store, where
     the months and their marks are made once, here, and read by every group (`_made_here`).
     """
-    if monthstore.current() is None or run.source is not None or not _can_fork() or cores < 2 \
+    store = monthstore.current()
+    # A store of incomplete marks (`_StoredMonths._made`) would leave each group to mark the months itself.
+    if store is None or not store.complete_marks or run.source is not None or not _can_fork() or cores < 2 \
             or len(_passes(run, _chunks(run), cores, False)) > 1:
         return 1
     return min(cores, len(variants))
@@ -1121,8 +1123,15 @@ class _StoredMonths:
         marking what the others did not (`opl.runtime.engine.kernels.SeriesMarks.track`)."""
         month = _Month(self.run, self.strat, mp, marker, euro)
         if self.store is not None and self.store.keeps:
-            month.mark_all()  # the candidates holding other paths read them: every mark, made once
-            self.store.put(key, month, _arrays_of(month))
+            if self.store.complete_marks:
+                month.mark_all()  # the candidates holding other paths read them: every mark, made once
+                self.store.put(key, month, _arrays_of(month))
+                return month
+            # Marked as this replay asks, tracked: a later replay of the same months (`opl simulate`'s cost
+            # scenarios on the sweep's paths) marks only the elements it holds that this one did not.
+            for series in month.series or ():
+                series.track()
+            self.store.put(key, month, _arrays_of(month), frozen=False)
             return month
         if track:
             for series in month.series or ():
@@ -1162,6 +1171,8 @@ def _arrays_of(month: "_Month") -> list[np.ndarray]:
     for series in getattr(month, "series", None) or ():
         # The kernel's inputs (its outputs are the month's value, delta... above); not the shared BAW tables.
         out += list(series.inputs)
+        if series.done is not None:  # what is marked, when the marks are kept incomplete
+            out.append(series.done)
     return [monthstore.owner(a) for a in out]
 
 

@@ -348,3 +348,41 @@ def test_jobs_whose_months_the_store_holds_are_a_task_each_and_get_their_numbers
         mine, theirs = _arrays(got, 0), _arrays(one, 0)
         assert mine.keys() == theirs.keys() and all(np.array_equal(mine[k], theirs[k]) for k in mine)
         assert got.signal_hits == one.signal_hits
+
+
+def test_simulate_keeps_the_sweeps_marks_for_the_cost_scenarios(monkeypatch):
+    """`opl simulate` keeps the sweep's months and marks (`_sweep_and_scenarios`: a store of incomplete marks):
+    the cost scenarios' pass, on the sweep's paths with its legs, reads the sweep's marks and marks only what it
+    holds that the sweep did not — here nothing —, and the result is the one made without the kept marks."""
+    import json
+
+    from opl.runtime.engine import kernels
+    import opl.runtime.engine.replay as replay_module
+    import opl.simulation.run as run_module
+
+    marked, current = [], [None]
+    real_run, real_month = kernels.SeriesMarks._run, replay_module._JobReplay.month
+
+    def counting(self, need, j0, j1, gamma, marks):
+        marked.append((current[0], marks))
+        return real_run(self, need, j0, j1, gamma, marks)
+
+    def month(self, m):
+        current[0] = len(self.account.sizes)  # the sweep's five sizes, the cost pass's two scenarios, one
+        return real_month(self, m)
+
+    monkeypatch.setattr(kernels.SeriesMarks, "_run", counting)
+    monkeypatch.setattr(replay_module._JobReplay, "month", month)
+
+    def simulated() -> tuple[dict, int, int]:
+        marked.clear()
+        result = simulate_file(JUJUBE, paths=60, overrides=SMALL_RUN)
+        cost_marks = sum(n for variants, n in marked if variants == 2)  # the pass of slippage and fees_up
+        return json.loads(json.dumps(result.to_dict(), default=str)), sum(n for _, n in marked), cost_marks
+
+    kept, kept_marks, kept_cost = simulated()
+    monkeypatch.setattr(run_module, "SWEEP_STORE_BYTES", 0)  # nothing fits: every pass marks its own months
+    alone, alone_marks, alone_cost = simulated()
+    assert kept == alone
+    # (a market scenario on partly the base paths copies more of them: what the sweep marked too)
+    assert alone_cost > 0 and kept_cost == 0 and kept_marks <= alone_marks - alone_cost
