@@ -1289,6 +1289,9 @@ class _Open:
     assigned: np.ndarray
     delivered: np.ndarray
     by_step: np.ndarray | None = None  # `prices`, made when first read
+    # Whether a position is open anywhere (`_Pass._open_anywhere`), None when ``is_open`` changed since it was asked:
+    # the adjustment round, the hedge and the alerts each asked numpy to scan the whole array at every step.
+    open_any: bool | None = None
 
     @property
     def prices(self) -> np.ndarray:
@@ -1352,6 +1355,9 @@ class _Pass:
         self.no_alerts = np.zeros(shape, dtype=bool)  # `_Open.alerted` where no warn_if rule holds (read only)
         self.no_alerts.flags.writeable = False
         self.warns = any(g.kind == "warn_if" for g in strat.guards)  # asked at every step: the rules do not change
+        self._quiet: dict[tuple, bool] = {}  # `_warns_nowhere`'s answers
+        self._growths: dict = {}  # `_growth`'s answers
+        self._verdicts: dict[tuple, tuple] = {}  # `_exit_verdicts`' answers
         self.absolute_step = 0
         self.tr: dict[str, list] | None = {k: [] for k in (
             "net_delta", "target", "hedge", "equity", "margin", "hedged", "price", "assigned", "unit_delta", "band",
@@ -1497,12 +1503,23 @@ class _Pass:
         cash_rate, margin_rate = self.cash_rate, self.margin_rate
         if not (cash_rate or margin_rate != cash_rate):
             return None
-        years = o.mo.span[j] / DAYS_PER_YEAR
         units = None
         if not self.futures_underlying:
             units = o.book.static + o.hedge + self.pending + self.inventory.total()
-        return (units, np.expm1(cash_rate * years), self.margin_held,
+        growth, margin_growth = self._growth(o.mo.span[j])
+        return units, growth, self.margin_held, margin_growth
+
+    def _growth(self, span) -> tuple:
+        """The cash's and the deposit's own growth over a step of ``span`` days (`_interest_terms`), kept per span:
+        a month's steps have one or two spans, and these were three numpy scalar expressions a step."""
+        known = self._growths.get(span)
+        if known is None:
+            cash_rate, margin_rate = self.cash_rate, self.margin_rate
+            years = span / DAYS_PER_YEAR
+            known = self._growths[span] = (
+                np.expm1(cash_rate * years),
                 np.expm1(margin_rate * years) - np.expm1(cash_rate * years) if margin_rate != cash_rate else None)
+        return known
 
     def _settle(self, o: _Open, j: int) -> None:
         """1.–2. on the fast engine, one compiled pass (`opl.runtime.engine.kernels.settle`): the interest,
@@ -1576,6 +1593,7 @@ class _Pass:
             ledger.count("liquidations", liquidate)
             _close_all(o.book, o.hedge, liquidate, cost, ledger, equity, o.month_pnl)
             o.is_open &= ~liquidate
+            o.open_any = None
             sold = self.inventory.take(mask=liquidate)
             ledger.cost(cost.futures(sold, closing=True), equity)
             self.pending = _close_pending(self.pending, liquidate, cost, ledger, equity)
@@ -1636,17 +1654,19 @@ class _Pass:
                 self.ledger.count("early_exits", exit_now)
             _close_all(o.book, o.hedge, exit_now, self.cost, self.ledger, self.equity, o.month_pnl)
             o.is_open &= ~exit_now
+            o.open_any = None
 
     def _exits_compiled(self, o: _Open, j: int) -> None:
         """`_exits` for pnl_percent and days_left triggers in one compiled pass (`opl.runtime.engine.kernels.
         exits_close`): the flags, the stop loss, the guard, the counts and the close, the same numbers. The lots
         are closed in place (a slot's and the futures' arrays made their own first): most steps close a few
-        positions, and new arrays for every slot, each rescanned for `Slot.held`, cost more than the exits."""
+        positions, and new arrays for every slot, each rescanned for `Slot.held`, cost more than the exits.
+        Where nothing is open (known: `_open_anywhere`) nothing can exit, and the step skips the call."""
         strat, mo, cost, ledger, shape = self.strat, o.mo, self.cost, self.ledger, self.shape
-        pnl_rules, day_rules = self.exit_rules
-        days = [COMPARISONS[op](mo.days_left[j], bound) for op, bound in day_rules]  # one verdict for every path
-        all_required = strat.exit_mode == "all_required"
-        cut = j == mo.n and not mo.expires
+        if not self._open_anywhere(o):
+            return
+        pnl_rules = self.exit_rules[0]
+        start, force, early = self._exit_verdicts(mo.days_left[j], j == mo.n and not mo.expires)
         o.is_open = kernels.writable(o.is_open, shape, np.bool_)
         held = o.book.held()
         for s in held:
@@ -1654,17 +1674,16 @@ class _Pass:
         futures = [*o.book.futures, o.hedge]
         own = [kernels.writable(f, shape) for f in futures]
         still = kernels.exits_close(
-            month_pnl=o.month_pnl, denominator=o.denominator, start=bool(all(days) if all_required else any(days))
-            if (days or pnl_rules) else False, all_required=all_required, pnl_rules=pnl_rules,
+            month_pnl=o.month_pnl, denominator=o.denominator, start=start,
+            all_required=strat.exit_mode == "all_required", pnl_rules=pnl_rules,
             stop_level=None if strat.stop_loss is None else -strat.stop_loss * self.run.capital,
-            force=bool(strat.guard_days is not None and mo.days_left[j] < strat.guard_days) or cut,
-            is_open=o.is_open, early=bool(mo.days_left[j] >= (strat.guard_days or 2.0)) and not cut,
-            exits=ledger.counters["exits"], early_exits=ledger.counters["early_exits"], qtys=[s._qty for s in held],
+            force=force, is_open=o.is_open, early=early, exits=ledger.counters["exits"], early_exits=ledger.counters["early_exits"], qtys=[s._qty for s in held],
             futures=own, option_fee=cost.option_close_fee, futures_fee=cost.futures_close_fee,
             bucket=ledger.buckets["costs"], equity=self.equity, option_lots=ledger.counters["option_lots"],
             futures_lots=ledger.counters["futures_lots"])
         if still is None:
             return  # nothing exited: nothing was written
+        o.open_any = None
         for s, h in zip(held, still):
             s._held = h
         o.hedge = own[-1]
@@ -1672,10 +1691,27 @@ class _Pass:
             if w is not f:
                 f[...] = w  # a view or another type: written back, as the reference's close writes in place
 
+    def _exit_verdicts(self, days_left, cut: bool) -> tuple[bool, bool, bool]:
+        """`_exits_compiled`'s verdicts for every path at a step ``days_left`` days from expiry (``cut``: the last
+        step of a cycle cut at a roll or the data's end): the days_left triggers combined (``start``: the
+        pnl_percent ones still to test), the guard or the cut closing everything, an exit counted as early.
+        Kept per (days_left, cut): a month's steps ask the same numbers every month."""
+        known = self._verdicts.get((days_left, cut))
+        if known is None:
+            strat = self.strat
+            pnl_rules, day_rules = self.exit_rules
+            days = [COMPARISONS[op](days_left, bound) for op, bound in day_rules]  # one verdict for every path
+            start = bool(all(days) if strat.exit_mode == "all_required" else any(days)) if (days or pnl_rules) \
+                else False
+            force = bool(strat.guard_days is not None and days_left < strat.guard_days) or cut
+            early = bool(days_left >= (strat.guard_days or 2.0)) and not cut
+            known = self._verdicts[(days_left, cut)] = (start, force, early)
+        return known
+
     def _adjust(self, o: _Open, j: int) -> np.ndarray:
         """3b. The adjustment module on the positions still open; returns where a round fired."""
         engine, shape, mo = self.engine, self.shape, o.mo
-        if engine is None or j >= mo.n or not np.any(o.is_open):
+        if engine is None or j >= mo.n or not self._open_anywhere(o):
             return np.zeros(shape, dtype=bool)
         strat, run, book, ledger, equity = self.strat, self.run, o.book, self.ledger, self.equity
         if self.fast and hasattr(mo, "columns"):
@@ -1686,11 +1722,14 @@ class _Pass:
                                  compiled=kernels.available(), when=when)
             cols = engine.fired_paths if engine.fired_paths is not None else np.flatnonzero(fire.any(axis=0))
             closed = None
-            if strat.greeks and np.any(fire):
-                _base_gammas(book, mo, j, fire.any(axis=0))  # what the round reads (its gamma hedge, conditions)
+            if strat.greeks and cols.size:  # (cols: the paths where an element fires, in order)
+                paths = np.zeros(shape[1], dtype=np.bool_)
+                paths[cols] = True  # fire.any(axis=0), without a scan of the whole fire
+                _base_gammas(book, mo, j, paths)  # what the round reads (its gamma hedge, conditions)
             compiled = self._compiled_round(o)
             if compiled is not None and cols.size and compiled.covers(o, j, state):
-                compiled.play(o, fire, j, cols)  # its exits counted and closed there
+                if compiled.play(o, fire, j, cols):  # its exits counted and closed there
+                    o.open_any = None
             elif cols.size:
                 o.hedge, closed = _play_on_paths(
                     engine, fire, strat, book, o.hedge, mo, j, o.d, self.sizes, self.lots_per_option, run, self.cost,
@@ -1708,7 +1747,15 @@ class _Pass:
             if mo.days_left[j] >= (strat.guard_days or 2.0):
                 ledger.count("early_exits", closed)
             o.is_open &= ~closed
+            o.open_any = None
         return engine.fired
+
+    @staticmethod
+    def _open_anywhere(o: _Open) -> bool:
+        """Whether a position of ``o`` is open on any path: asked once after each change of ``is_open``."""
+        if o.open_any is None:
+            o.open_any = bool(o.is_open.any())
+        return o.open_any
 
     def _when(self, o: _Open, j: int) -> np.ndarray | None:
         """``adjust_when``'s verdict per path at step ``j`` of ``o`` in one compiled pass
@@ -1733,6 +1780,10 @@ class _Pass:
         """4. The hedge rule on its rebalancing steps."""
         strat, tr = self.strat, self.tr
         if strat.hedge is not None and j < o.mo.n and j % strat.hedge.every == 0:
+            if self.hedger is _hedge_compiled:  # told whether anything is open (known: no scan of is_open)
+                o.hedge = _hedge_compiled(strat, o.book, o.hedge, o.d, o.is_open, self.lots_per_option, self.cost,
+                                          self.ledger, self.equity, o.month_pnl, tr, anywhere=self._open_anywhere(o))
+                return
             o.hedge = self.hedger(strat, o.book, o.hedge, o.d, o.is_open, self.lots_per_option, self.cost, self.ledger,
                                   self.equity, o.month_pnl, tr)
         elif tr is not None:
@@ -1838,6 +1889,7 @@ class _Pass:
         expiring = o.is_open | (o.hedge != 0) | (book.static != 0)
         _close_all(book, o.hedge, expiring, self.cost, self.ledger, self.equity, o.month_pnl)
         o.is_open[:] = False
+        o.open_any = False
 
     def _requirement(self, o: _Open, j: int) -> np.ndarray:
         """7. Margin by the rule pack, margin calls, the liquidation decided for the next step, peaks and
@@ -1892,9 +1944,9 @@ class _Pass:
     def _alerts(self, o: _Open, j: int) -> None:
         """warn_if: an alert when a rule starts to hold on a path; no trading effect."""
         strat = self.strat
-        if self.warns and j < o.mo.n and np.any(o.is_open):
+        if self.warns and j < o.mo.n and self._open_anywhere(o):
             days_left = o.mo.days_left[j]
-            if warns_nowhere(strat.guards, days_left, [s.extra_days for s in o.book.slots if s.held()]):
+            if self._warns_nowhere(days_left, tuple(s.extra_days for s in o.book.slots if s.held())):
                 hit = None  # decided by the days to expiry alone (most steps): no state, no legs made
             else:
                 hit = warned(strat.guards, self.state(o, j), leg_states(o.book, o.mo.price[:, j], days_left))
@@ -1904,6 +1956,14 @@ class _Pass:
             now = hit & o.is_open
             self.ledger.count("alerts", now & ~o.alerted)
             o.alerted = now
+
+    def _warns_nowhere(self, days_left, extra_days: tuple) -> bool:
+        """`warns_nowhere` of the strategy's rules, kept per (days to expiry, held legs' extra days): its answer
+        reads those numbers only, and a month's steps ask about the same few at every month."""
+        known = self._quiet.get((days_left, extra_days))
+        if known is None:
+            known = self._quiet[(days_left, extra_days)] = warns_nowhere(self.strat.guards, days_left, extra_days)
+        return known
 
     def _trace_step(self, o: _Open, j: int, requirement, assigned, fired) -> None:
         tr, shape, f = self.tr, self.shape, o.mo.price
@@ -2009,14 +2069,18 @@ def _hedge(strat, book: Book, hedge, d, is_open, lots_per_option, cost, ledger, 
     return new
 
 
-def _hedge_compiled(strat, book: Book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr):
-    """`_hedge` at a rebalancing step in one compiled pass (`opl.runtime.engine.kernels.hedge_rule`), the same numbers."""
-    held = book.held()
+def _hedge_compiled(strat, book: Book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr,
+                    anywhere: bool = True):
+    """`_hedge` at a rebalancing step in one compiled pass (`opl.runtime.engine.kernels.hedge_rule`), the same numbers.
+    ``anywhere`` False: no position is open (``is_open`` known to be all False), so nothing trades."""
     # The month's own hedge is rebalanced in place (a new array a step cost its allocation and page faults), as the
     # exits and the rounds close it in place; a view or a shared array gets a new one.
     flags = hedge.flags
     own = hedge.shape == book.shape and hedge.dtype == np.float64 and flags.c_contiguous and flags.writeable \
         and flags.owndata
+    if not anywhere:  # `kernels.hedge_step` with nothing active: the hedge kept, the same array or a copy
+        return hedge if own else np.array(hedge, dtype=float)
+    held = book.held()
     return kernels.hedge_step(qtys=[s.qty for s in held], deltas=[s.delta for s in held], static=_static(book),
                               hedge=hedge, d=d, active=is_open, keep=strat.hedge.keep, band=strat.hedge.band,
                               lots_per_option=lots_per_option, fee=cost.futures_open_fee,
@@ -2202,6 +2266,7 @@ class _Round:
                      kernelbase._plain((cost.futures_close + cost.futures_slippage)[:, 0], (pass_.shape[0],)))
         self.guarded = any(g.kind == "avoid_leg_if" for g in pass_.strat.guards)
         self._tables: dict[float, tuple] = {}
+        self._market_kept: tuple | None = None  # `_market`'s
         # The ledger's counters the round adds to, in the kernel's order (each action's done and aborted last).
         self.counters = ("option_lots", "futures_lots", "adjust_rounds", "adjust_exits", "exits", "early_exits",
                          *pass_.strat.adjust.counters()[2:])
@@ -2225,9 +2290,9 @@ class _Round:
         return not self.guarded or all(self.engine.never_blocked(self.pass_.strat.guards, state, o.mo, j, extra)
                                        for extra in self.quoted)
 
-    def play(self, o: "_Open", fire: np.ndarray, j: int, cols: np.ndarray) -> None:
+    def play(self, o: "_Open", fire: np.ndarray, j: int, cols: np.ndarray) -> int:
         """The round on the elements ``fire`` at step ``j`` (on the paths ``cols``, in order), written into the
-        book, the ledger and ``o``."""
+        book, the ledger and ``o``; returns how many elements it closed."""
         p, mo, book = self.pass_, o.mo, o.book
         shape = p.shape
         assert len(book.slots) == self.slots[0].size  # the playbook's layout, every month
@@ -2249,7 +2314,7 @@ class _Round:
         ledger = p.ledger
         counters = tuple(ledger.counters[name] for name in self.counters)
         held = np.array([s._held for s in book.slots], dtype=np.bool_)
-        adjust_kernels.round_pass(
+        closed = adjust_kernels.round_pass(
             cols=cols, fire=kernelbase._plain_bool(fire, shape), kinds=self.kinds, amounts=self.amounts,
             members=self.members, entries=self.entries, strike_rows=rows, gamma_slot=self.gamma_slot,
             qtys=tuple(s._qty for s in book.slots), strikes=tuple(kernelbase._grid(s.strike) for s in book.slots),
@@ -2263,13 +2328,19 @@ class _Round:
             counters=counters, early=bool(mo.days_left[j] >= (p.strat.guard_days or 2.0)), held=held)
         for s, h in zip(book.slots, held):
             s._held = bool(h)
+        return closed
 
-    @staticmethod
-    def _market(mo) -> tuple:
-        smile = mo.smile
-        x_grid, logv_grid = mark_kernels._grids()
-        return (bool(mo.want_gamma), x_grid, logv_grid, float(smile.spread), float(smile.floor), float(smile.skew),
-                float(smile.curvature))
+    def _market(self, mo) -> tuple:
+        """The month's gamma switch, the marks' grids and its smile as the round's quotes read them, kept while the
+        months' smile and switch are these (every month of a pass)."""
+        kept = self._market_kept
+        if kept is None or kept[0] is not mo.smile or kept[1] != mo.want_gamma:
+            smile = mo.smile
+            x_grid, logv_grid = mark_kernels._grids()
+            kept = self._market_kept = (smile, mo.want_gamma, (
+                bool(mo.want_gamma), x_grid, logv_grid, float(smile.spread), float(smile.floor), float(smile.skew),
+                float(smile.curvature)))
+        return kept[2]
 
     def _tables_at(self, book: Book, mo, j: int) -> tuple:
         """Each slot's quote tables at step ``j`` of ``mo`` as `_quote_inputs` makes them (a base slot, never quoted
@@ -2308,20 +2379,25 @@ def _round_strikes(mo, j: int, price: np.ndarray, vol: np.ndarray, rolls: list, 
 
 
 _DUMMY = (np.zeros((1, 1)), np.zeros((1, 1), dtype=np.bool_))  # a base slot's place in the marks a round writes
+_BASE_WRITTEN = (_DUMMY[0],) * 4 + (_DUMMY[1], _DUMMY[0])
+_WRITTEN = tuple((name, np.dtype(np.bool_ if name == "exercise" else np.float64))
+                 for name in ("strike", "value", "delta", "gamma", "exercise", "entry"))
 
 
 def _written_marks(s: Slot, shape: tuple) -> tuple:
     """A dynamic slot's strike, value, delta, gamma, exercise and entry as arrays a round writes in place (each
     made the slot's own first if it is not: C-ordered, writable, (variants, paths)); a base slot's dummies."""
-    if not s.dynamic:
-        return (_DUMMY[0],) * 4 + (_DUMMY[1], _DUMMY[0])
+    if s.base is not None:
+        return _BASE_WRITTEN
     out = []
-    for name in ("strike", "value", "delta", "gamma", "exercise", "entry"):
+    for name, dtype in _WRITTEN:
         x = getattr(s, name)
-        w = kernels.writable(x, shape, np.bool_ if name == "exercise" else np.float64)
-        if w is not x:
-            setattr(s, name, w)
-        out.append(w)
+        # `kernels.writable` inline: a round's 18 calls of it, most answering the array itself (made own before).
+        if not (type(x) is np.ndarray and x.shape == shape and x.dtype == dtype and x.flags.c_contiguous
+                and x.flags.writeable):
+            x = kernels.writable(x, shape, dtype)
+            setattr(s, name, x)
+        out.append(x)
     return tuple(out)
 
 
