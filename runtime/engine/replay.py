@@ -65,6 +65,7 @@ import copy
 import functools
 import math
 import multiprocessing
+import operator
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -379,7 +380,8 @@ class _Month(MarkedMonth):
         A mark array nothing but the slot refers to (`_unshared`) is updated in place: no one can see the
         difference, and its old marks are not copied (the value's old array is usually still read, as the
         step's marks before)."""
-        into = tuple(_unshared(slot, name) for name in ("value", "delta", "gamma", "exercise"))
+        into = (_unshared(slot, "value"), _unshared(slot, "delta"), _unshared(slot, "gamma"),
+                _unshared(slot, "exercise"))
         slot.value, slot.delta, slot.gamma, slot.exercise = self._marks_where(
             slot.is_call, slot.american, slot.strike, slot.extra_days, j, where,
             old=(slot.value, slot.delta, slot.gamma), into=into)
@@ -1677,7 +1679,8 @@ class _Pass:
             month_pnl=o.month_pnl, denominator=o.denominator, start=start,
             all_required=strat.exit_mode == "all_required", pnl_rules=pnl_rules,
             stop_level=None if strat.stop_loss is None else -strat.stop_loss * self.run.capital,
-            force=force, is_open=o.is_open, early=early, exits=ledger.counters["exits"], early_exits=ledger.counters["early_exits"], qtys=[s._qty for s in held],
+            force=force, is_open=o.is_open, early=early, exits=ledger.counters["exits"],
+            early_exits=ledger.counters["early_exits"], qtys=[s._qty for s in held],
             futures=own, option_fee=cost.option_close_fee, futures_fee=cost.futures_close_fee,
             bucket=ledger.buckets["costs"], equity=self.equity, option_lots=ledger.counters["option_lots"],
             futures_lots=ledger.counters["futures_lots"])
@@ -2267,9 +2270,11 @@ class _Round:
         self.guarded = any(g.kind == "avoid_leg_if" for g in pass_.strat.guards)
         self._tables: dict[float, tuple] = {}
         self._market_kept: tuple | None = None  # `_market`'s
-        # The ledger's counters the round adds to, in the kernel's order (each action's done and aborted last).
-        self.counters = ("option_lots", "futures_lots", "adjust_rounds", "adjust_exits", "exits", "early_exits",
-                         *pass_.strat.adjust.counters()[2:])
+        # The ledger's counters the round adds to, in the kernel's order (each action's done and aborted last), as
+        # a getter of the ledger's dict: one call a round.
+        self.counters = operator.itemgetter(
+            "option_lots", "futures_lots", "adjust_rounds", "adjust_exits", "exits", "early_exits",
+            *pass_.strat.adjust.counters()[2:])
 
     @classmethod
     def of(cls, engine: AdjustEngine, pass_: "_Pass", book: Book, mo) -> "_Round | None":
@@ -2305,27 +2310,28 @@ class _Round:
             rows[-1] = mo.snap_up(price)
         for s in book.slots:
             s._qty = kernels.writable(s._qty, shape)
-        written = tuple(zip(*(_written_marks(s, shape) for s in book.slots)))
+        written = tuple(zip(*[_written_marks(s, shape) for s in book.slots]))
         if not (o.hedge.flags.writeable and o.hedge.flags.owndata and o.hedge.flags.c_contiguous):
             o.hedge = np.array(o.hedge, dtype=float)  # a view or a shared array: the round writes its own
         o.is_open = kernels.writable(o.is_open, shape, np.bool_)
         p.equity = kernels.writable(p.equity, shape)
         o.month_pnl = kernels.writable(o.month_pnl, shape)
         ledger = p.ledger
-        counters = tuple(ledger.counters[name] for name in self.counters)
-        held = np.array([s._held for s in book.slots], dtype=np.bool_)
+        slots, grid = book.slots, kernelbase._grid
+        held = np.array([s._held for s in slots], dtype=np.bool_)
         closed = adjust_kernels.round_pass(
             cols=cols, fire=kernelbase._plain_bool(fire, shape), kinds=self.kinds, amounts=self.amounts,
             members=self.members, entries=self.entries, strike_rows=rows, gamma_slot=self.gamma_slot,
-            qtys=tuple(s._qty for s in book.slots), strikes=tuple(kernelbase._grid(s.strike) for s in book.slots),
-            values=tuple(kernelbase._grid(s.value) for s in book.slots),
-            gammas=tuple(kernelbase._grid(s.gamma) for s in book.slots), slots=self.slots, written=written,
+            qtys=tuple([s._qty for s in slots]), strikes=tuple([grid(s.strike) for s in slots]),
+            values=tuple([grid(s.value) for s in slots]), gammas=tuple([grid(s.gamma) for s in slots]),
+            slots=self.slots, written=written,
             tables=self._tables_at(book, mo, j), market=self._market(mo), price=price, vol=vol,
             lots_per_option=float(p.lots_per_option), abort=self.abort,
             account=(o.hedge, kernelbase._plain(p.pending, shape), kernelbase._plain(p.inventory.total(), shape)),
             rule=self.rule, fees=self.fees,
             ledger=(ledger.buckets["adjustments"], ledger.buckets["costs"], p.equity, o.month_pnl, o.is_open),
-            counters=counters, early=bool(mo.days_left[j] >= (p.strat.guard_days or 2.0)), held=held)
+            counters=self.counters(ledger.counters), early=bool(mo.days_left[j] >= (p.strat.guard_days or 2.0)),
+            held=held)
         for s, h in zip(book.slots, held):
             s._held = bool(h)
         return closed
@@ -2371,7 +2377,10 @@ def _round_strikes(mo, j: int, price: np.ndarray, vol: np.ndarray, rolls: list, 
     """The rolls' new strikes on a round's paths (``price`` and ``vol`` there at step ``j``) into the rows of ``out``:
     `_Month.strike_for` with ``recentre``, each leg's rule against levels of the month's widths around the price."""
     support, resistance = mo.levels.of(price)
-    iv = mo.smile.iv(vol=vol, forward=price, strike=price)
+    # The at-the-money volatility only a delta rule reads (a round's few paths: its numpy calls cost more than the
+    # arithmetic); the other rules never look at it.
+    iv = mo.smile.iv(vol=vol, forward=price, strike=price) if any(r.strike.kind == "delta" for _, _, _, r, _ in rolls) \
+        else None
     for row, (_, _, _, rule, extra) in enumerate(rolls):
         t = max(mo.t[j] + extra / DAYS_PER_YEAR, 1e-9)
         out[row] = mo.snap(rule.strike.resolve(is_call=rule.is_call, price=price, support=support,
