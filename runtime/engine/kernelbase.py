@@ -114,14 +114,19 @@ def _plain(x, shape) -> np.ndarray:
 
 def _ready(x, shape, dtype) -> bool:
     """Whether ``x`` is already a C-ordered, writable array of ``shape`` and ``dtype``."""
-    return (type(x) is np.ndarray and x.shape == shape and x.dtype == dtype and x.flags.c_contiguous
-            and x.flags.writeable)
+    if type(x) is not np.ndarray or x.shape != shape or x.dtype != dtype:
+        return False
+    flags = x.flags  # (each read of ``x.flags`` makes a new object: a step asks this some thirty times)
+    return flags.c_contiguous and flags.writeable
 
 
 def _rows_c(x, shape) -> np.ndarray:
     """`_rows` as a C-ordered float64 array (a strided or broadcast slot attribute copied)."""
     x = _rows(x, shape)
     return x if x.dtype == np.float64 and x.flags.c_contiguous else np.ascontiguousarray(x, dtype=float)
+
+
+_FLOAT = np.dtype(np.float64)
 _ONE = np.zeros((1, 1))  # a dummy series (no series held) and a zero broadcast anywhere, read-only as `_grid`'s
 _ONE.flags.writeable = False
 
@@ -134,14 +139,25 @@ def _grid(x) -> np.ndarray:
     A read-only view: the kernels take these in tuples indexed at run time, whose arrays must all have one
     type, and a month's marks shared by a store are read-only (a writable copy would cost a copy).
     """
-    if type(x) is np.ndarray and x.ndim == 2 and x.dtype == np.float64:  # most: a slot's lots or marks as they are
-        flags = x.flags
-        if flags.c_contiguous:
-            if not flags.writeable:
-                return x  # read-only already: its view would be the same array
-            x = x.view()
-            x.flags.writeable = False
-            return x
+    # A step makes some forty of these: the usual arguments take a short way (and ``setflags``, which costs two
+    # thirds of ``flags.writeable =``).
+    if type(x) is np.ndarray:
+        if x.dtype == _FLOAT:
+            flags = x.flags
+            if flags.c_contiguous:
+                ndim = x.ndim
+                if ndim == 2:  # most: a slot's lots or marks as they are
+                    if not flags.writeable:
+                        return x  # read-only already: its view would be the same array
+                    x = x.view()
+                    x.setflags(write=False)
+                    return x
+                if ndim == 1:  # a base slot's marks (a column of the month's), a strike per path
+                    x = x.reshape(1, x.shape[0])
+                    x.setflags(write=False)
+                    return x
+    elif x.__class__ is float and x == 0.0 and math.copysign(1.0, x) > 0.0:
+        return _ONE  # no futures held (`replay._static`): the read-only (1, 1) zero
     x = np.asarray(x, dtype=float)
     if x.ndim < 2:
         x = x.reshape(1, -1)
@@ -172,7 +188,7 @@ def _rows(x, shape) -> np.ndarray:
 
 def _slot_tuple(arrays) -> tuple:
     """Slot arrays as the fused kernels read them: a tuple of `_grid` views, padded (`_padded`)."""
-    return _padded(tuple(_grid(x) for x in arrays), _ONE)
+    return _padded(tuple([_grid(x) for x in arrays]), _ONE)
 
 
 def _padded(arrays: tuple, dummy: np.ndarray) -> tuple:
@@ -180,18 +196,18 @@ def _padded(arrays: tuple, dummy: np.ndarray) -> tuple:
     kernel's signature, and the kernels take the count of real entries as an argument of its own: unpadded,
     every step kernel was compiled once for each number of slots a run's books held (two and four, and one
     for none, in the jujube file: each of a fresh clone's first runs compiled them three times over)."""
-    width = 4
-    while width < len(arrays):
-        width *= 2
-    return arrays + (dummy,) * (width - len(arrays))
+    n = len(arrays)
+    width = 4 if n <= 4 else 1 << (n - 1).bit_length()
+    return arrays + (dummy,) * (width - n) if width > n else arrays
 
 
 def writable(x, shape, dtype=np.float64) -> np.ndarray:
     """``x`` itself when a kernel may write it in place (C-ordered, writable, of ``shape`` and ``dtype``), else
     a copy."""
-    if isinstance(x, np.ndarray) and x.shape == shape and x.dtype == dtype and x.flags.c_contiguous \
-            and x.flags.writeable:
-        return x
+    if isinstance(x, np.ndarray) and x.shape == shape and x.dtype == dtype:
+        flags = x.flags
+        if flags.c_contiguous and flags.writeable:
+            return x
     return np.array(np.broadcast_to(x, shape), dtype=dtype)
 
 
@@ -204,6 +220,10 @@ _NO_FLAGS.flags.writeable = False
 
 def _flag_grid(x) -> np.ndarray:
     """`_grid` for flags (bool)."""
+    if type(x) is np.ndarray and x.dtype == np.bool_ and x.ndim == 1 and x.flags.c_contiguous:
+        x = x.reshape(1, x.shape[0])  # most: a base slot's exercise flags, a column of the month's
+        x.setflags(write=False)
+        return x
     x = np.asarray(x, dtype=np.bool_)
     if x.ndim < 2:
         x = x.reshape(1, -1)

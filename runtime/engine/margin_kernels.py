@@ -484,9 +484,10 @@ def _requirement_arguments(rule: MarginRule, holdings, *, static, hedge, other, 
     """`requirement_account`'s arguments as its kernels take them (after a block's bounds)."""
     holdings = list(holdings)
     shape = equity.shape
-    is_call, expiry, two_kinds = _series_kinds(tuple((bool(h[0]), float(h[4])) for h in holdings))
+    is_call, expiry, two_kinds = _series_kinds(tuple([(bool(h[0]), float(h[4])) for h in holdings]))
     both = rule.spread and (rule.straddle or rule.strangle) and two_kinds
-    return (is_call, expiry, *(_slot_tuple(h[at] for h in holdings) for at in (1, 2, 3)), len(holdings),
+    return (is_call, expiry, _slot_tuple([h[1] for h in holdings]), _slot_tuple([h[2] for h in holdings]),
+            _slot_tuple([h[3] for h in holdings]), len(holdings),
             _plain(price, shape[1:]), _grid(static), _grid(hedge), _grid(other), rule.futures_rate, rule.czce,
             rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate, rule.put_cap, rule.unit, rule.contract_size,
             rule.futures_underlying, rule.spread, rule.straddle, rule.strangle, both, _WIDE_BIT, equity,

@@ -527,10 +527,13 @@ def mark_where(*, is_call: bool, american: bool, where: np.ndarray, strike, pric
     shape = where.shape
     tables = _series_tables(bool(is_call), bool(american), (float(t),), float(rate), float(carry))
     into = into or (None,) * 4
-    value, delta, gam = (x if _ready(x, shape, np.float64) else np.empty(shape) for x in into[:3])
+    value, delta, gam = [x if _ready(x, shape, np.float64) else np.empty(shape) for x in into[:3]]
     exercise = into[3] if _ready(into[3], shape, np.bool_) else np.empty(shape, dtype=np.bool_)
-    olds = _NO_OLD if old is None else tuple(_rows_c(x, shape) for x in old)
-    in_place = tuple(old is not None and out is before for out, before in zip((value, delta, gam), olds))
+    if old is None:
+        olds, in_place = _NO_OLD, (False, False, False)
+    else:
+        olds = (_rows_c(old[0], shape), _rows_c(old[1], shape), _rows_c(old[2], shape))
+        in_place = (value is olds[0], delta is olds[1], gam is olds[2])
     _mark_where(_plain_bool(where, shape), _rows_c(strike, shape), *olds, _plain(price, shape[1:]),
                 _plain(vol, shape[1:]), 1.0 if is_call else -1.0, bool(american), bool(gamma), float(t), tables.const,
                 tables.eep, tables.d_eep, tables.boundary, *_grids(), float(smile.spread), float(smile.floor),

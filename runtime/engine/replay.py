@@ -2073,15 +2073,16 @@ def _hedge(strat, book: Book, hedge, d, is_open, lots_per_option, cost, ledger, 
 
 
 def _hedge_compiled(strat, book: Book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr,
-                    anywhere: bool = True):
+                    anywhere: bool | None = None):
     """`_hedge` at a rebalancing step in one compiled pass (`opl.runtime.engine.kernels.hedge_rule`), the same numbers.
-    ``anywhere`` False: no position is open (``is_open`` known to be all False), so nothing trades."""
+    ``anywhere``: whether a position is open anywhere, when known (False: nothing trades; None: asked of
+    ``is_open``)."""
     # The month's own hedge is rebalanced in place (a new array a step cost its allocation and page faults), as the
     # exits and the rounds close it in place; a view or a shared array gets a new one.
     flags = hedge.flags
     own = hedge.shape == book.shape and hedge.dtype == np.float64 and flags.c_contiguous and flags.writeable \
         and flags.owndata
-    if not anywhere:  # `kernels.hedge_step` with nothing active: the hedge kept, the same array or a copy
+    if anywhere is False:  # `kernels.hedge_step` with nothing active: the hedge kept, the same array or a copy
         return hedge if own else np.array(hedge, dtype=float)
     held = book.held()
     return kernels.hedge_step(qtys=[s.qty for s in held], deltas=[s.delta for s in held], static=_static(book),
@@ -2089,7 +2090,7 @@ def _hedge_compiled(strat, book: Book, hedge, d, is_open, lots_per_option, cost,
                               lots_per_option=lots_per_option, fee=cost.futures_open_fee,
                               costs=ledger.buckets["costs"], equity=equity, month_pnl=month_pnl,
                               lots_traded=ledger.counters["futures_lots"], trades=ledger.counters["hedge_trades"],
-                              in_place=own)
+                              in_place=own, anywhere=anywhere)
 
 
 def _exit_rules(strat: StrategySpec) -> tuple | None:

@@ -686,8 +686,8 @@ def settle(*, equity, capital: float, mult: float, interest: tuple | None, moves
     kernel(equity, float(capital), float(mult), interest is not None, paid, _plain(units, shape) if paid else equity,
            _plain(previous, shape[1:]), float(cs), float(growth), _plain(held_margin, shape),
            0.0 if margin_growth is None else float(margin_growth), margin_growth is not None,
-           _slot_tuple(m[0] for m in moves), _slot_tuple(m[1] for m in moves), _slot_tuple(m[2] for m in moves),
-           np.array([bool(m[3]) for m in moves] or [False]), len(moves), _grid(static), _plain(hedge, shape),
+           _slot_tuple([m[0] for m in moves]), _slot_tuple([m[1] for m in moves]),
+           _slot_tuple([m[2] for m in moves]), np.array([bool(m[3]) for m in moves] or [False]), len(moves), _grid(static), _plain(hedge, shape),
            pending, _plain(goods, shape) if goods is not None else equity, goods is not None,
            _plain(price, shape[1:]), float(storage), float(funding), float(span), float(year_days),
            close_fee is not None, _plain(0.0 if close_fee is None else close_fee, shape[:1]), buckets["interest"],
@@ -714,13 +714,15 @@ def close_book(qtys, futures, mask, option_fee, futures_fee, *, bucket, equity, 
 
 
 def hedge_step(*, qtys, deltas, static, hedge, d, active, keep: float, band: float, lots_per_option: float, fee,
-               costs, equity, month_pnl, lots_traded, trades, in_place: bool = False) -> np.ndarray:
+               costs, equity, month_pnl, lots_traded, trades, in_place: bool = False,
+               anywhere: bool | None = None) -> np.ndarray:
     """`option_sums` of the held slots' lots ``qtys`` and marks ``deltas`` and `hedge_rule` in one pass: the
     new hedge (variants, paths), the trade's costs and counts booked (in place) as `hedge_rule` books them.
     ``in_place``: the new hedge written into ``hedge`` itself (a C-ordered, writable float array of the step's
-    shape: an element's old lots are read before its new ones are written) and returned."""
+    shape: an element's old lots are read before its new ones are written) and returned. ``anywhere``: whether
+    ``active`` holds anywhere, when the caller knows (None: looked at here)."""
     new = hedge if in_place else np.empty(hedge.shape)
-    if not np.any(active):  # no position open anywhere: nothing trades, the hedge is kept (a sixth of the jujube steps)
+    if not (active.any() if anywhere is None else anywhere):  # no position open anywhere: nothing trades, the hedge is kept (a sixth of the jujube steps)
         if new is not hedge:
             np.copyto(new, hedge)
         return new
@@ -778,6 +780,6 @@ def shorts_exercised(qtys, flags) -> np.ndarray:
     flags per path or per variant and path), whether a short lot sits where the flag is set."""
     out = np.zeros(len(qtys), dtype=np.bool_)
     if qtys:
-        _shorts_exercised(_slot_tuple(qtys), _padded(tuple(_flag_grid(f) for f in flags), _NO_FLAGS), len(qtys),
+        _shorts_exercised(_slot_tuple(qtys), _padded(tuple([_flag_grid(f) for f in flags]), _NO_FLAGS), len(qtys),
                           out)
     return out
