@@ -497,7 +497,9 @@ def _base_marks(slot: Slot, mo, j: int) -> None:
     series = getattr(mo, "series", None)
     if series is not None:
         qty = np.asarray(slot.qty)
-        held = qty != 0 if qty.ndim <= 1 else (qty != 0).any(axis=0)
+        # (A float array's any() is its elements' != 0: the same flags as (qty != 0).any(axis=0), without the
+        # (variants, paths) flags made first.)
+        held = qty != 0 if qty.ndim <= 1 else qty.any(axis=0) if qty.dtype == np.float64 else (qty != 0).any(axis=0)
         series[b].mark(held if held.shape == mo.price.shape[:1] else np.broadcast_to(held, mo.price.shape[:1]),
                        (j, j + 1), gamma=False)
     slot.value, slot.delta, slot.exercise = mo.value[b][:, j], mo.delta[b][:, j], mo.exercise[b][:, j]
@@ -516,7 +518,7 @@ def _base_gammas(book: Book, mo, j: int, paths: np.ndarray | None = None) -> Non
     if series is None:
         return
     for s in book.slots:
-        if s.base is None or not s.held():
+        if s.base is None or not s._held:
             continue
         marks = series[s.base]
         done = marks.gamma_at(j, paths)
@@ -1530,13 +1532,13 @@ class _Pass:
         before that close (`_previous_decisions` does both, as the reference orders them)."""
         mo, terms, cost = o.mo, self.strat.assignment, self.cost
         interest = self._interest_terms(o, j)
-        moves = [(s.qty, before, s.value, s.held()) for s, before in self._marked_slots(o, j)]
+        moves = [(s._qty, before, s.value, s._held) for s, before in self._marked_slots(o, j)]
         held = self.inventory.total()
-        liquidating = bool(np.any(self.liquidate_next))
+        liquidating = bool(self.liquidate_next.any())  # (the method: np.any's Python around it costs as much)
         self.pending = kernels.writable(self.pending, self.shape)
         kernels.settle(equity=self.equity, capital=self.run.capital, mult=self.mult, interest=interest, moves=moves,
                        static=_static(o.book), hedge=o.hedge, pending=self.pending,
-                       goods=held if self.inventory.blocks() and np.any(held) else None, previous=o.prices[j - 1],
+                       goods=held if self.inventory.blocks() and held.any() else None, previous=o.prices[j - 1],
                        price=o.prices[j],
                        cs=self.cs, storage=terms.storage_per_day, funding=terms.funding_rate, span=mo.span[j],
                        year_days=DAYS_PER_YEAR,
@@ -1579,7 +1581,7 @@ class _Pass:
             before = s.value
             if s.base is not None:
                 _base_marks(s, o.mo, j)
-            elif s.held():
+            elif s._held:
                 o.mo.remark(s, j)
             else:
                 continue
@@ -1800,7 +1802,7 @@ class _Pass:
         (`opl.runtime.engine.kernels.shorts_exercised`); None (every slot asks `_exercised`) otherwise."""
         if not self.fast or j >= o.mo.n:
             return None
-        slots = [(si, s) for si, s in enumerate(o.book.slots) if s.held() and s.american]
+        slots = [(si, s) for si, s in enumerate(o.book.slots) if s._held and s.american]
         found = kernels.shorts_exercised([s.qty for _, s in slots], [s.exercise for _, s in slots])
         return {si for (si, _), hit in zip(slots, found) if hit}
 
@@ -1949,7 +1951,7 @@ class _Pass:
         strat = self.strat
         if self.warns and j < o.mo.n and self._open_anywhere(o):
             days_left = o.mo.days_left[j]
-            if self._warns_nowhere(days_left, tuple(s.extra_days for s in o.book.slots if s.held())):
+            if self._warns_nowhere(days_left, tuple([s.extra_days for s in o.book.slots if s._held])):
                 hit = None  # decided by the days to expiry alone (most steps): no state, no legs made
             else:
                 hit = warned(strat.guards, self.state(o, j), leg_states(o.book, o.mo.price[:, j], days_left))
@@ -2117,8 +2119,8 @@ def _static(book: Book):
 def _holdings(book: Book):
     """(is_call, strike, premium, signed lots, expiry) of every slot holding lots: the margin's view of the book."""
     for s in book.slots:
-        if s.held():
-            yield s.is_call, s.strike, s.value, s.qty, s.extra_days
+        if s._held:
+            yield s.is_call, s.strike, s.value, s._qty, s.extra_days
 
 
 class _Margins:
