@@ -483,7 +483,7 @@ def simulate(checked, settings: RunSettings | None = None):
         cost_plans = [p for p in prepared.plans if not p.market]
         tick = _ticker(settings.progress,
                        (1 + len(prepared.plans) - len(cost_plans) + bool(cost_plans)) * prepared.path_months)
-        sweep, size, reason, scenarios = _sweep_and_scenarios(prepared, tick)
+        sweep, size, reason, scenarios = _sweep_and_scenarios(prepared, tick, keep=bool(cost_plans))
         size_given = any(str(o).partition("=")[0].strip() == "size" for o in settings.overrides)
         return prepared.result(sweep, scenarios, size=size, reason=reason, plot_given_size=size_given)
 
@@ -493,7 +493,7 @@ def simulate(checked, settings: RunSettings | None = None):
 SWEEP_STORE_BYTES = 640 * 2**20
 
 
-def _sweep_and_scenarios(prepared: "Prepared", tick: Callable[[int], None]) -> tuple:
+def _sweep_and_scenarios(prepared: "Prepared", tick: Callable[[int], None], *, keep: bool) -> tuple:
     """The sweep, the scenario size and reason, and the scenarios at that size (`Prepared.scenarios`).
 
     The cost scenarios replay the sweep's paths with its legs, so the sweep's months and marks are kept
@@ -501,14 +501,14 @@ def _sweep_and_scenarios(prepared: "Prepared", tick: Callable[[int], None]) -> t
     holds that the sweep did not (a fifth of the jujube file's marks were the cost pass marking the sweep's
     again). The store holds what the sweep makes in this process: all of it at one process (``sim.workers=1``)
     or one pass of chunks (10,000 paths), nothing when forked workers replay the sweep's passes (they keep
-    nothing). Not under a store in force already (the loop's, which keeps every mark) nor on a cluster; the
-    store goes with this call.
+    nothing). Only with cost scenarios to read it (``keep``), not under a store in force already (the loop's,
+    which keeps every mark) nor on a cluster; the store goes with this call.
     """
     from opl.runtime.engine import monthstore
     from opl.runtime.engine.replay import REMOTE
 
     store = None
-    if monthstore.current() is None and REMOTE.get() is None:
+    if keep and monthstore.current() is None and REMOTE.get() is None:
         store = monthstore.MonthStore(SWEEP_STORE_BYTES, complete_marks=False)
     with monthstore.sharing(store):
         sweep = prepared.sweep(progress=tick)

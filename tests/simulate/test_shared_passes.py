@@ -386,3 +386,28 @@ def test_simulate_keeps_the_sweeps_marks_for_the_cost_scenarios(monkeypatch):
     assert kept == alone
     # (a market scenario on partly the base paths copies more of them: what the sweep marked too)
     assert alone_cost > 0 and kept_cost == 0 and kept_marks <= alone_marks - alone_cost
+
+
+def test_simulate_keeps_no_months_without_cost_scenarios(monkeypatch, tmp_path):
+    """A file whose scenarios all change the market (or with none) has no pass to read the sweep's months: no
+    store is made for them, so a large one-process run holds no more than its passes' working sets."""
+    from opl.runtime.engine import monthstore
+
+    made = []
+    real = monthstore.MonthStore.__init__
+
+    def recording(self, *args, **kwargs):
+        made.append(kwargs.get("complete_marks", True))
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(monthstore.MonthStore, "__init__", recording)
+    text = JUJUBE.read_text()
+    market_only = tmp_path / "market_only.opl"
+    market_only.write_text(text.replace("  stress [ vol_up(+50%), gap(-8%), slippage(x3), sr_shift(-3%) ]\n",
+                                        "  stress [ gap(-8%) ]\n")
+                           .replace("  sensitivity [ fees_up(x2), hit_rate(0.7) ]\n", "  sensitivity [ hit_rate(0.7) ]\n"))
+    assert market_only.read_text() != text
+    simulate_file(market_only, paths=60, overrides=SMALL_RUN)
+    assert made == []
+    simulate_file(JUJUBE, paths=60, overrides=SMALL_RUN)  # fees_up and slippage: the cost pass reads them
+    assert made and set(made) == {False}  # the store of incomplete marks (and its reader)
