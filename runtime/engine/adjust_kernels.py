@@ -38,6 +38,11 @@ __all__ = ["trade_slot", "fees_of", "move_group", "gamma_need", "gamma_buy", "de
            "condition_program", "when_verdict", "WHEN_MEASURES"]
 
 
+# Constants a kernel passes to another kernel, typed as the run-time values the other callers pass: a bare
+# 0, True or False is typed as a literal, and numba compiles the callee once more for each literal argument (and,
+# for a counter started at 0, once for the literal first: its type while the caller is still being typed).
+_ZERO, _TRUE, _FALSE = np.int64(0), np.True_, np.False_
+
 if njit is not None:
 
     @njit(cache=True)
@@ -133,8 +138,8 @@ if njit is not None:
                     new_qty[target, v, p] = q
                     count += 1
                 _copy_or_mark(moving, v, p, need, value, delta, gamma, exercise)
-            _mark_row(0, paths, need, phi, american, with_gamma, price, strike, vol, tj, 0, sqrt_t, bt, cf, df, eep,
-                      d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, value[v], delta[v],
+            _mark_row(_ZERO, paths, need, phi, american, with_gamma, price, strike, vol, tj, _ZERO, sqrt_t, bt, cf, df,
+                      eep, d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, value[v], delta[v],
                       gamma[v], exercise[v])
         return count
 
@@ -199,8 +204,8 @@ if njit is not None:
         for v in range(variants):
             for p in range(paths):
                 _copy_or_mark(need, v, p, row, value, delta, gamma, exercise)
-            _mark_row(0, paths, row, phi, american, with_gamma, price, strike, vol, tj, 0, sqrt_t, bt, cf, df, eep,
-                      d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, value[v], delta[v],
+            _mark_row(_ZERO, paths, row, phi, american, with_gamma, price, strike, vol, tj, _ZERO, sqrt_t, bt, cf, df,
+                      eep, d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, value[v], delta[v],
                       gamma[v], exercise[v])
             for p in range(paths):
                 hq, kk = _at(held_qty, v, p), strike[p]
@@ -471,7 +476,7 @@ if njit is not None:
         variants, m = where.shape
         sp, kp, vp = np.empty(variants * m), np.empty(variants * m), np.empty(variants * m)
         at = np.empty(variants * m, dtype=np.int64)
-        cnt = 0
+        cnt = _ZERO
         for v in range(variants):
             for k in range(m):
                 if where[v, k] and _quoted_as(t, where, nk, v, k) == v:
@@ -479,9 +484,9 @@ if njit is not None:
                     cnt += 1
         need = np.ones(cnt, dtype=np.bool_)
         ov, od, og, oe = np.empty(cnt), np.empty(cnt), np.empty(cnt), np.empty(cnt, dtype=np.bool_)
-        _mark_row(0, cnt, need, phi[t], american[t], with_gamma, sp, kp, vp, tt[t], 0, const[0, t], const[1, t],
-                  const[2, t], const[3, t], eeps[t], d_eeps[t], boundaries[t], x_grid, logv_grid, spread, floor, skew,
-                  curvature, ov, od, og, oe)
+        _mark_row(_ZERO, cnt, need, phi[t], american[t], with_gamma, sp, kp, vp, tt[t], _ZERO, const[0, t],
+                  const[1, t], const[2, t], const[3, t], eeps[t], d_eeps[t], boundaries[t], x_grid, logv_grid, spread,
+                  floor, skew, curvature, ov, od, og, oe)
         for e in range(cnt):
             v, k = at[e] // m, at[e] % m
             nval[t, v, k], ndel[t, v, k], ngam[t, v, k], nex[t, v, k] = ov[e], od[e], og[e], oe[e]
@@ -583,7 +588,7 @@ if njit is not None:
         lots_, strike_, value_ = now[0], now[1], now[2]
         n, variants, m = lots_.shape
         chosen = np.empty(n, dtype=np.int64)
-        h = 0
+        h = _ZERO
         for i in range(n):
             hold = held[i]
             if after and changed[i]:
@@ -621,10 +626,10 @@ if njit is not None:
          futures_underlying, spread, straddle, strangle, wide_bit, one) = rule
         part = np.empty((variants, width))
         # kernels.book_margin's pairing of a strangle with a spread both ways, where calls and puts are held
-        margin_kernels._book_margin(calls, ends, ks, ps, qs, h, picked[:width], price, lots, one, one, False, futures_rate,
-                             czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size,
-                             futures_underlying, spread, straddle, strangle,
-                             spread and (straddle or strangle) and has_call and has_put, wide_bit, part)
+        margin_kernels._book_margin(calls, ends, ks, ps, qs, h, picked[:width], price, lots, one, one, _FALSE,
+                                    futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit,
+                                    contract_size, futures_underlying, spread, straddle, strangle,
+                                    spread and (straddle or strangle) and has_call and has_put, wide_bit, part)
         for x in range(width):
             for v in range(variants):
                 out[v, picked[x]] = part[v, x]
@@ -723,11 +728,11 @@ if njit is not None:
                 # AdjustEngine._aborted: the action's extra margin, its requirement before it the previous action's
                 # after it (`_margin_before`, the fast engine's reuse).
                 if not priced:
-                    _round_margin(False, act, now, plan, held, is_call, expiry, lots, price, rule, before)
+                    _round_margin(_FALSE, act, now, plan, held, is_call, expiry, lots, price, rule, before)
                     priced = True
                 nothing = order_count[0] == 0  # nothing proposed: the book after is the book before
                 if not nothing:
-                    _round_margin(True, act, now, plan, held, is_call, expiry, lots, price, rule, after)
+                    _round_margin(_TRUE, act, now, plan, held, is_call, expiry, lots, price, rule, after)
                 for v in range(variants):
                     for k in range(m):
                         if act[v, k]:
