@@ -32,16 +32,11 @@ import numpy as np
 
 from opl.runtime.engine import conditionspec as spec
 from opl.runtime.engine import kernelbase, margin_kernels, mark_kernels, step_kernels
-from opl.runtime.engine.kernelbase import njit
+from opl.runtime.engine.kernelbase import _FALSE, _TRUE, _ZERO, njit
 
 __all__ = ["trade_slot", "fees_of", "move_group", "gamma_need", "gamma_buy", "decide", "snap", "round_pass",
            "condition_program", "when_verdict", "WHEN_MEASURES"]
 
-
-# Constants a kernel passes to another kernel, typed as the run-time values the other callers pass: a bare
-# 0, True or False is typed as a literal, and numba compiles the callee once more for each literal argument (and,
-# for a counter started at 0, once for the literal first: its type while the caller is still being typed).
-_ZERO, _TRUE, _FALSE = np.int64(0), np.True_, np.False_
 
 if njit is not None:
 

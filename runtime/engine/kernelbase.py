@@ -59,6 +59,12 @@ def threads_allowed() -> bool:
     return PARALLEL_MIN < 2**62
 
 
+# Constants a kernel passes to another kernel, typed as the run-time values the other callers pass: a bare 0,
+# True or False is typed as a literal, and numba compiles the callee once more for each literal argument (and, for
+# a counter started at 0, once more for the literal first: its type while the caller is still being typed).
+_ZERO, _TRUE, _FALSE = np.int64(0), np.True_, np.False_
+
+
 def available() -> bool:
     """Whether the compiled kernels can run (numba importable)."""
     return njit is not None

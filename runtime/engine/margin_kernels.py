@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from opl.runtime.engine import kernelbase
-from opl.runtime.engine.kernelbase import _ONE, _grid, _plain, _slot_tuple, njit, prange
+from opl.runtime.engine.kernelbase import _ONE, _TRUE, _ZERO, _grid, _plain, _slot_tuple, njit, prange
 
 __all__ = ["MarginRule", "book_margin", "account", "requirement_account"]
 
@@ -279,7 +279,7 @@ if njit is not None:
                                       kb[b, p], pb[b, p], qb[b, p], mb[b, p], is_call[b], unit, spread, straddle,
                                       strangle, both_orders)
                 elif bits != 0:
-                    h = 0
+                    h = _ZERO
                     for i in range(n):
                         if qb[i, p] != 0.0:
                             q[h], k[h], prem[h], margin[h] = qb[i, p], kb[i, p], pb[i, p], mb[i, p]
@@ -325,7 +325,7 @@ if njit is not None:
 
     @njit(cache=True)
     def _account(equity, requirement, capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd):
-        _account_block(0, equity.shape[1], equity, requirement, capital, margin_buffer, calls, liquidate,
+        _account_block(_ZERO, equity.shape[1], equity, requirement, capital, margin_buffer, calls, liquidate,
                        peak_margin, peak, max_dd)
 
     @njit(cache=True)
@@ -336,7 +336,7 @@ if njit is not None:
         # replay._Pass._requirement for paths p0..p1: the book's margin (|futures| summed), then the account,
         # while the block's elements are in cache.
         _margin_block(p0, p1, is_call, expiry, strikes, premiums, qtys, n, np.zeros(0, dtype=np.int64), price, static,
-                      hedge, other, True, futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit,
+                      hedge, other, _TRUE, futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit,
                       contract_size, futures_underlying, spread, straddle, strangle, both_orders, wide_bit, out)
         _account_block(p0, p1, equity, out, capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd)
 

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from opl.runtime.engine import kernelbase
-from opl.runtime.engine.kernelbase import _BLOCK, _plain, _plain_bool, _ready, _rows_c, njit, prange
+from opl.runtime.engine.kernelbase import _BLOCK, _ZERO, _plain, _plain_bool, _ready, _rows_c, njit, prange
 
 
 __all__ = ["SeriesMarks", "mark_series", "mark_where"]
@@ -230,7 +230,7 @@ if njit is not None:
     @njit(cache=True)
     def _mark_serial(need, j0, j1, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep, boundary,
                      x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise):
-        _mark_block(0, f.shape[1], need, j0, j1, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep,
+        _mark_block(_ZERO, f.shape[1], need, j0, j1, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep,
                     boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise)
 
     @njit(cache=True)
@@ -285,7 +285,7 @@ if njit is not None:
             if not in_place[2]:
                 _old_row(gamma, v, old_gamma, r)
             exercise[v, :] = False
-            n, mine = _gathered(where[v], 0, paths, held), 0
+            n, mine = _gathered(where[v], _ZERO, paths, held), _ZERO
             for i in range(n):
                 p = held[i]
                 kk = strike[rs, p]
@@ -298,8 +298,8 @@ if njit is not None:
                 else:
                     own[mine] = p
                     mine += 1
-            _mark_list(own, mine, phi, american, with_gamma, f, strike[rs], vol, tj, 0, sqrt_t, bt, cf, df, eep, d_eep,
-                       boundary, x_grid, logv_grid, spread, floor, skew, curvature, value[v], delta[v], gamma[v],
+            _mark_list(own, mine, phi, american, with_gamma, f, strike[rs], vol, tj, _ZERO, sqrt_t, bt, cf, df, eep,
+                       d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, value[v], delta[v], gamma[v],
                        exercise[v])
             count += mine
         return count
