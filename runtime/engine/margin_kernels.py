@@ -325,7 +325,7 @@ if njit is not None:
 
     @njit(cache=True)
     def _account(equity, requirement, capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd):
-        _account_block(_ZERO, equity.shape[1], equity, requirement, capital, margin_buffer, calls, liquidate,
+        _account_block(0, equity.shape[1], equity, requirement, capital, margin_buffer, calls, liquidate,
                        peak_margin, peak, max_dd)
 
     @njit(cache=True)

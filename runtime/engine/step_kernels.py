@@ -14,8 +14,8 @@ from functools import lru_cache
 import numpy as np
 
 from opl.runtime.engine import kernelbase
-from opl.runtime.engine.kernelbase import (_BLOCK, _NO_FLAGS, _SCRATCH, _ZERO, _flag_grid, _grid, _padded, _plain,
-                                         _plain_bool, _rows, _slot_tuple, njit, prange, writable)
+from opl.runtime.engine.kernelbase import (_BLOCK, _NO_FLAGS, _SCRATCH, _flag_grid, _grid, _padded, _plain, _plain_bool,
+                                         _rows, _slot_tuple, njit, prange, writable)
 
 
 __all__ = ["hedge_rule", "close_lots", "option_sums", "book_move", "book_interest", "book_carry",
@@ -323,7 +323,9 @@ if njit is not None:
                 deposit, qtys, befores, afters, valued, n, static, hedge, pending, goods, any_goods, price, storage,
                 funding, span, year_days, close_pending, fee, interest, premium, hedge_pnl, assignment, funding_pnl,
                 costs, futures_lots, month_pnl):
-        _settle_block(_ZERO, equity.shape[1], equity, capital, mult, interest_on, paid, units, previous, cs, growth,
+        # The start a literal 0 (not kernelbase._ZERO): the block compiled for it indexes from a known start, and
+        # ran the jujube steps in 1.1 s against 2.0 s with a run-time start (its hedge twin's 0.8 against 1.2 s).
+        _settle_block(0, equity.shape[1], equity, capital, mult, interest_on, paid, units, previous, cs, growth,
                       margin_held, margin_growth, deposit, qtys, befores, afters, valued, n, static, hedge, pending,
                       goods, any_goods, price, storage, funding, span, year_days, close_pending, fee, interest, premium,
                       hedge_pnl, assignment, funding_pnl, costs, futures_lots, month_pnl)
@@ -515,7 +517,8 @@ if njit is not None:
     @njit(cache=True)  # the twins, as `_settle`'s
     def _hedge_step(qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
                     month_pnl, lots_traded, trades, new):
-        _hedge_step_block(_ZERO, hedge.shape[1], qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option,
+        # A literal 0, as `_settle`'s.
+        _hedge_step_block(0, hedge.shape[1], qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option,
                           fee, costs, equity, month_pnl, lots_traded, trades, new)
 
     @njit(cache=True, parallel=True)
