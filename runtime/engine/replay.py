@@ -525,8 +525,11 @@ def _base_gammas(book: Book, mo, j: int, paths: np.ndarray | None = None) -> Non
         if done is None:
             continue
         column = marks.gamma[:, j]
+        # The column itself (`_base_marks`' view of it) sees the gammas just written. Asked by the memory's bounds:
+        # a (paths,) array overlapping a contiguous column of the month's table is that column (``ctypes.data``,
+        # compared before, cost ten times as much a call).
         if not (isinstance(s.gamma, np.ndarray) and s.gamma.shape == column.shape
-                and s.gamma.ctypes.data == column.ctypes.data):
+                and np.may_share_memory(s.gamma, column)):
             s.gamma = np.where(done, column, s.gamma)
 
 
