@@ -604,15 +604,11 @@ def _replay_jobs(jobs: list[tuple], progress) -> list[ReplayResult]:
     if not jobs:
         return []
     cores = jobs[0][1].workers or _cores()
-    if len(jobs) == 1 and (parts := _variant_parts(*jobs[0], cores)) > 1:
-        calls = [0]
-
-        def once(n: int) -> None:  # every part replays the same pass's path-months: count them once
-            calls[0] += 1
-            if progress is not None and calls[0] % parts == 0:
-                progress(n)
-
-        return [_joined(jobs[0], _replay_jobs(_by_variants(jobs[0], parts), once))]
+    if len(jobs) == 1 and (parts := _path_parts(*jobs[0], cores)) > 1:
+        strategy, run, variants = jobs[0]
+        _made_here(strategy, run)
+        tasks = [((0,), group) for group in _passes(run, _chunks(run), parts, False, cut=True)]
+        return [_assembled(strategy, run, variants, _pooled(jobs, tasks, parts, progress)[0])]
     split = cores if len(jobs) == 1 else 1
     plans = [_passes(run, _chunks(run), split, False) for _, run, _ in jobs]
     workers = min(cores, sum(map(len, plans))) if _can_fork() else 1
@@ -705,28 +701,22 @@ def pass_plan(run: RunSpec, workers: int, trace: bool = False) -> list[tuple]:
     return _passes(run, _chunks(run), workers, trace)
 
 
-def _variant_parts(strategy: StrategySpec, run: RunSpec, variants: tuple, cores: int) -> int:
-    """Into how many groups of variants a lone job is split (1: not split).
+def _path_parts(strategy: StrategySpec, run: RunSpec, variants: tuple, cores: int) -> int:
+    """Into how many pieces of its paths a lone job is split (1: not split).
 
     A job of one pass (a loop candidate's sweep: 10,000 paths, five sizes) would run in one process; its
-    variants do not depend on each other (`opl.simulation.run`), so groups of them are replayed side by
-    side, bit for bit the numbers of the whole. Only under a `opl.runtime.engine.monthstore` store, where
-    the months and their marks are made once, here, and read by every group (`_made_here`).
+    paths do not depend on each other, so pieces of them are replayed side by side, bit for bit the numbers
+    of the whole. Only under a `opl.runtime.engine.monthstore` store, where the chunk's months and their
+    marks are made once, here, and every piece reads its paths of them (`_made_here`, `_StoredMonths`).
+    Pieces of paths, not groups of sizes: five sizes in two groups were three against two, and the worker
+    replaying two waited for the other (~0.25 s a candidate); each piece is every size on half the paths.
     """
     store = monthstore.current()
     # A store of incomplete marks (`_StoredMonths._made`) would leave each group to mark the months itself.
     if store is None or not store.complete_marks or run.source is not None or not _can_fork() or cores < 2 \
             or len(_passes(run, _chunks(run), cores, False)) > 1:
         return 1
-    return min(cores, len(variants))
-
-
-def _by_variants(job: tuple, parts: int) -> list[tuple]:
-    """``job`` as ``parts`` jobs of consecutive variants, its months and marks made here first."""
-    strategy, run, variants = job
-    _made_here(strategy, run)
-    size = math.ceil(len(variants) / parts)
-    return [(strategy, run, variants[i:i + size]) for i in range(0, len(variants), size)]
+    return min(cores, run.paths)
 
 
 def _made_here(strategy: StrategySpec, run: RunSpec) -> None:
@@ -767,22 +757,6 @@ def _months_made_here(jobs: list[tuple], plans: list[list[tuple]]) -> None:
                 months.next_month()
 
 
-def _joined(job: tuple, parts: list[ReplayResult]) -> ReplayResult:
-    """The results of `_by_variants`' jobs as the one result of ``job`` (variants joined in order; the signal
-    hits, which depend on the paths only, counted once)."""
-    _, _, variants = job
-    first = parts[0]
-
-    def cat(get):
-        return np.concatenate([get(p) for p in parts], axis=0)
-
-    return ReplayResult(variants=tuple(variants), capital=first.capital, monthly=cat(lambda p: p.monthly),
-                        buckets={k: cat(lambda p, k=k: p.buckets[k]) for k in first.buckets},
-                        counters={k: cat(lambda p, k=k: p.counters[k]) for k in first.counters},
-                        max_drawdown=cat(lambda p: p.max_drawdown), peak_margin=cat(lambda p: p.peak_margin),
-                        signal_hits=first.signal_hits, trace=None, actions=first.actions)
-
-
 def replay_pass(strategy: StrategySpec, run: RunSpec, variants: tuple[Variant, ...], group: tuple,
                 trace: bool = False):
     """The chunks of ``group`` exactly as the sequential replay computes them (each its own seed
@@ -802,15 +776,24 @@ def _assembled(strategy: StrategySpec, run: RunSpec, variants, done) -> ReplayRe
         hits[0] += chunk_hits[0]
         hits[1] += chunk_hits[1]
         traced = traced or chunk_trace
-    cat = {key: np.concatenate([part[key] for part in parts], axis=1) for key in parts[0] if key != "buckets"
+    cat = {key: _along_paths([part[key] for part in parts]) for key in parts[0] if key != "buckets"
            and key != "counters"}
-    buckets = {k: np.concatenate([part["buckets"][k] for part in parts], axis=1) for k in parts[0]["buckets"]}
-    counters = {k: np.concatenate([part["counters"][k] for part in parts], axis=1) for k in parts[0]["counters"]}
+    buckets = {k: _along_paths([part["buckets"][k] for part in parts]) for k in parts[0]["buckets"]}
+    counters = {k: _along_paths([part["counters"][k] for part in parts]) for k in parts[0]["counters"]}
     assert cat["monthly"].shape == (nv, run.paths, months)
     return ReplayResult(variants=tuple(variants), capital=run.capital, monthly=cat["monthly"], buckets=buckets,
                         counters=counters, max_drawdown=cat["max_drawdown"], peak_margin=cat["peak_margin"],
                         signal_hits=(hits[0], hits[1]), trace=traced,
                         actions=tuple(a.text for a in strategy.adjust.playbook) if strategy.adjust else ())
+
+
+def _along_paths(arrays: list[np.ndarray]) -> np.ndarray:
+    """The passes' (variants, paths, ...) arrays joined along the paths. A lone pass's C-ordered array is the
+    join already (a loop candidate's every job is one pass): not copied — a copy is laid out alike, so every
+    reduction over it gives the same bits (~0.05 s a job at 10,000 paths)."""
+    if len(arrays) == 1 and arrays[0].flags.c_contiguous:
+        return arrays[0]
+    return np.concatenate(arrays, axis=1)
 
 
 def _can_fork() -> bool:
@@ -1070,6 +1053,14 @@ class _StoredMonths:
         self.store = monthstore.current()
         self.key = _months_key(run, strat, group)
         stored = self.store.get(self.key) if self.store is not None else None
+        # A piece of a chunk whose whole months the store holds reads its paths of them (`_path_parts`).
+        self.cut = None
+        if stored is None and self.store is not None and len(group) == 1 and len(group[0]) == 3:
+            whole = _months_key(run, strat, ((group[0][0], _chunk_paths(run, group[0])),))
+            stored = self.store.get(whole)
+            if stored is not None:
+                self.cut = (whole, _kept(group[0]))
+                stored = [MonthPaths(*(_joined_paths((x[self.cut[1]],)) for x in mp)) for mp in stored]
         self.stored = stored is not None
         # Every month is kept only for a store that will keep them (a month of 30,000 paths is 10 MB).
         self.months = list(stored) if self.stored else []
@@ -1120,6 +1111,10 @@ class _StoredMonths:
         month = self.store.get(key) if self.store is not None else None
         if month is not None:
             return month
+        if self.cut is not None:
+            whole = self.store.get((self.marks_key[0], self.cut[0], *self.marks_key[2:], m, marker.carry, euro.carry))
+            if whole is not None:
+                return _piece_of(whole, self.cut[1], _Month(self.run, self.strat, mp, marker, euro))
         if self.shared is not None and self.shared.readers.get(self.marks_key, 1) > 1:
             return self.shared.marked(self.marks_key, m, lambda: self._made(key, mp, marker, euro, track=True))
         return self._made(key, mp, marker, euro, track=False)
@@ -1166,6 +1161,21 @@ class _StoredMonths:
         return found
 
 
+def _piece_of(whole: "_Month", kept: slice, piece: "_Month") -> "_Month":
+    """``piece`` (a month made of paths ``kept`` of ``whole``'s, not marked yet) with the marks ``whole``
+    has on them copied: a mark depends on its path's prices, volatilities and strike alone, which the piece
+    has from the same months, so these are the numbers it would compute."""
+    if whole.series is None or piece.series is None:
+        return piece
+    for mine, theirs in zip(piece.series, whole.series):
+        if not theirs.complete:
+            continue
+        for name in ("value", "delta", "gamma", "exercise"):
+            getattr(mine, name)[...] = getattr(theirs, name)[kept]
+        mine.complete = True
+    return piece
+
+
 def _arrays_of(month: "_Month") -> list[np.ndarray]:
     """Every array a `_Month` holds (its attributes and their lists), with the paths' prices and volatilities
     its compiled series hold (copies when the month's own arrays were read-only): the store counts them, each
@@ -1183,7 +1193,8 @@ def _arrays_of(month: "_Month") -> list[np.ndarray]:
     return [monthstore.owner(a) for a in out]
 
 
-def _passes(run: RunSpec, chunks: list[tuple[int, int]], workers: int, trace: bool) -> list[tuple]:
+def _passes(run: RunSpec, chunks: list[tuple[int, int]], workers: int, trace: bool, *,
+            cut: bool = False) -> list[tuple]:
     """The chunks grouped into passes, each replayed side by side in one process.
 
     Every number of a path depends on that path alone, so a pass of several chunks gives each chunk the
@@ -1194,8 +1205,9 @@ def _passes(run: RunSpec, chunks: list[tuple[int, int]], workers: int, trace: bo
     paths in chunks of 10,000 were passes of 30,000 and 20,000), so a chunk may be cut between two passes:
     a piece ``(chunk, paths, start)`` is the chunk's paths ``start`` to ``start + paths``, each pass
     generating the whole chunk's months (its draws are one stream) and replaying its own paths only.
+    ``cut``: a single chunk is cut too (`_path_parts`: its pieces read the chunk's stored months).
     """
-    if run.engine != "fast" or run.source is not None or trace or len(chunks) == 1:
+    if run.engine != "fast" or run.source is not None or trace or (len(chunks) == 1 and not cut):
         return [(chunk,) for chunk in chunks]
     count = max(workers, math.ceil(run.paths / max(PASS_PATHS, run.chunk)))
     total = sum(n for _, n in chunks)

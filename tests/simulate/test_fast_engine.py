@@ -1130,9 +1130,10 @@ def test_exercise_and_assignment_of_the_fast_engine_are_the_references_bit_for_b
 
 
 
-def test_a_lone_sweep_under_a_store_is_split_by_variants_and_gives_the_whole_bit_for_bit(monkeypatch):
+def test_a_lone_sweep_under_a_store_is_split_by_paths_and_gives_the_whole_bit_for_bit(monkeypatch):
     # A loop candidate's sweep (one pass of paths, several sizes): under a month store its months and marks
-    # are made here once and two forked workers replay half the sizes each; the same numbers as one process.
+    # are made here once and two forked workers replay every size on half the paths each, reading their
+    # paths of the stored months and marks; the same numbers as one process.
     from opl.lang.frontend import check_path
     from opl.runtime.engine.monthstore import MonthStore, sharing
 
@@ -1140,15 +1141,31 @@ def test_a_lone_sweep_under_a_store_is_split_by_variants_and_gives_the_whole_bit
         paths=60, overrides=("experiment.horizon=2", "experiment.sizes=[1,2,5,10,20]", "sim.workers=2")))
     strategy, run, variants = prepared.sweep_job()
     whole = replay_module.replay(strategy=strategy, run=replace(run, workers=1), variants=variants)
-    parts = []
-    real = replay_module._by_variants
-    monkeypatch.setattr(replay_module, "_by_variants", lambda job, n: parts.append(n) or real(job, n))
+    tasks = []
+    real_pooled = replay_module._pooled
+    monkeypatch.setattr(replay_module, "_pooled", lambda jobs, t, *a: tasks.extend(t) or real_pooled(jobs, t, *a))
     store, ticks = MonthStore(), []
     with sharing(store):
         split = replay_module.replay(strategy=strategy, run=run, variants=variants, progress=ticks.append)
-    assert parts == [2] and len(store) == 1 + 2  # the months and each month's marks, made here
+    assert [group for _, group in tasks] == [((0, 30, 0),), ((0, 30, 30),)]
+    assert len(store) == 1 + 2  # the months and each month's marks, made here; the pieces keep nothing
     assert sum(ticks) == 60 * 2  # every path-month counted once
     assert split.variants == variants and _same_result(split, whole)
+    # What a worker's piece reads: its paths of the stored months, and their marks copied, every one made.
+    marker = replay_module.AmericanMarker(american=True, rate=strategy.rate)
+    euro = replay_module.AmericanMarker(american=False, rate=strategy.rate)
+    with sharing(store.reader()):
+        chunk = replay_module._StoredMonths(run, strategy, ((0, 60),))
+        piece = replay_module._StoredMonths(run, strategy, ((0, 30, 30),))
+        assert chunk.stored and piece.stored and piece.cut is not None
+        for m in range(run.months):
+            mine, theirs = piece.next_month(), chunk.next_month()
+            assert np.array_equal(mine.price, theirs.price[30:]) and np.array_equal(mine.signal, theirs.signal[30:])
+            cut, full = piece.marked(m, mine, marker, euro), chunk.marked(m, theirs, marker, euro)
+            assert all(s.complete for s in cut.series)
+            for a, b in zip(cut.series, full.series):
+                assert all(np.array_equal(getattr(a, n), getattr(b, n)[30:]) for n in ("value", "delta", "gamma",
+                                                                                        "exercise"))
 def _given_months_replay(engine: str, pack_name: str):
     """A replay of given months (the backtest's way in: `RunSpec.source`), the last one cut before expiry: a
     short American strangle, hedged, assigned into goods, stopped out, with interest and a deposit rate."""
