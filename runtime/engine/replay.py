@@ -712,7 +712,7 @@ def _path_parts(strategy: StrategySpec, run: RunSpec, variants: tuple, cores: in
     replaying two waited for the other (~0.25 s a candidate); each piece is every size on half the paths.
     """
     store = monthstore.current()
-    # A store of incomplete marks (`_StoredMonths._made`) would leave each group to mark the months itself.
+    # A store of incomplete marks (`_StoredMonths._made`) would leave each piece to mark the months itself.
     if store is None or not store.complete_marks or run.source is not None or not _can_fork() or cores < 2 \
             or len(_passes(run, _chunks(run), cores, False)) > 1:
         return 1
@@ -1113,7 +1113,7 @@ class _StoredMonths:
             return month
         if self.cut is not None:
             whole = self.store.get((self.marks_key[0], self.cut[0], *self.marks_key[2:], m, marker.carry, euro.carry))
-            if whole is not None:
+            if whole is not None and whole.series is not None and all(s.complete for s in whole.series):
                 return _piece_of(whole, self.cut[1], _Month(self.run, self.strat, mp, marker, euro))
         if self.shared is not None and self.shared.readers.get(self.marks_key, 1) > 1:
             return self.shared.marked(self.marks_key, m, lambda: self._made(key, mp, marker, euro, track=True))
@@ -1162,14 +1162,10 @@ class _StoredMonths:
 
 
 def _piece_of(whole: "_Month", kept: slice, piece: "_Month") -> "_Month":
-    """``piece`` (a month made of paths ``kept`` of ``whole``'s, not marked yet) with the marks ``whole``
-    has on them copied: a mark depends on its path's prices, volatilities and strike alone, which the piece
-    has from the same months, so these are the numbers it would compute."""
-    if whole.series is None or piece.series is None:
-        return piece
+    """``piece`` (a month made of paths ``kept`` of ``whole``'s, not marked yet) with ``whole``'s marks (every
+    one made: `MonthStore.complete_marks`) on them copied: a mark depends on its path's prices, volatilities
+    and strike alone, which the piece has from the same months, so these are the numbers it would compute."""
     for mine, theirs in zip(piece.series, whole.series):
-        if not theirs.complete:
-            continue
         for name in ("value", "delta", "gamma", "exercise"):
             getattr(mine, name)[...] = getattr(theirs, name)[kept]
         mine.complete = True
