@@ -423,7 +423,9 @@ def book_margin(rule: MarginRule, holdings, futures_lots, price, shape, cols=Non
     """
     holdings = list(holdings)
     n = len(holdings)
-    price = np.ascontiguousarray(price, dtype=float)
+    price = np.asarray(price, dtype=float)
+    # Writable, as the step's requirement passes it: a read-only price compiled the margin once more.
+    price = _plain(price, price.shape)
     picked = _NO_COLS if cols is None else np.ascontiguousarray(cols, dtype=np.int64)
     width = price.shape[0] if cols is None else picked.shape[0]
     # Each series' arrays as they are, one type for all (C-ordered float rows, `_grid`); a dummy entry
