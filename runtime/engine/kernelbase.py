@@ -198,12 +198,15 @@ def _slot_tuple(arrays) -> tuple:
 
 
 def _padded(arrays: tuple, dummy: np.ndarray) -> tuple:
-    """``arrays`` padded with ``dummy`` to 4, 8, 16, … entries. A tuple's length is part of a compiled
+    """``arrays`` padded with ``dummy`` to 8, 16, … entries. A tuple's length is part of a compiled
     kernel's signature, and the kernels take the count of real entries as an argument of its own: unpadded,
     every step kernel was compiled once for each number of slots a run's books held (two and four, and one
-    for none, in the jujube file: each of a fresh clone's first runs compiled them three times over)."""
+    for none, in the jujube file: each of a fresh clone's first runs compiled them three times over). From 8,
+    not 4: the loop's candidates hold books of five or six series too, and a fresh machine's main job
+    compiled every step kernel again when the first appeared (~55 s of CPU); four more dummy entries cost a
+    call microseconds (their unboxing), not a compile."""
     n = len(arrays)
-    width = 4 if n <= 4 else 1 << (n - 1).bit_length()
+    width = 8 if n <= 8 else 1 << (n - 1).bit_length()
     return arrays + (dummy,) * (width - n) if width > n else arrays
 
 
