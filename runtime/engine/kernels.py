@@ -41,11 +41,10 @@ from __future__ import annotations
 from opl.runtime.engine.kernelbase import available, serial_only, threads_allowed, writable
 from opl.runtime.engine.margin_kernels import MarginRule, account, book_margin, requirement_account
 from opl.runtime.engine.mark_kernels import SeriesMarks, mark_series, mark_where
-from opl.runtime.engine.step_kernels import (EXIT_OPS, any_short_exercised, book_carry, book_interest, book_move,
-                                             book_sold, close_book, close_lots, exercise, exits_close, futures_lots,
-                                             hedge_rule, hedge_step, option_sums, settle, shorts_exercised)
+from opl.runtime.engine.step_kernels import (EXIT_OPS, any_short_exercised, book_sold, close_book, exercise,
+                                             exits_close, futures_lots, hedge_step, settle, shorts_exercised)
 
 __all__ = ["available", "serial_only", "threads_allowed", "writable", "SeriesMarks", "mark_series", "mark_where",
-           "MarginRule", "book_margin", "requirement_account", "account", "hedge_rule", "option_sums", "book_move",
-           "book_interest", "book_carry", "any_short_exercised", "futures_lots", "exercise", "close_lots", "settle",
+           "MarginRule", "book_margin", "requirement_account", "account", "any_short_exercised", "futures_lots",
+           "exercise", "settle",
            "close_book", "hedge_step", "exits_close", "EXIT_OPS", "book_sold", "shorts_exercised"]

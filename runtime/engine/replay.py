@@ -1465,7 +1465,7 @@ class _Pass:
     def _step(self, o: _Open, j: int) -> None:
         """Step ``j`` of the month, in the module docstring's order."""
         self.absolute_step += 1
-        if self.cost.fast:
+        if self.fast:
             self._settle(o, j)
         else:
             self._interest(o, j)
@@ -1490,9 +1490,6 @@ class _Pass:
             return
         book, f = o.book, o.mo.price
         years = o.mo.span[j] / DAYS_PER_YEAR
-        if self.fast:
-            self._interest_compiled(o, j, years)
-            return
         # Units of an ETF or a stock held were paid for; futures settle daily and hold no cash.
         cash = self.equity - self.run.capital - book.option_value(self.mult)
         if not self.futures_underlying:
@@ -1501,16 +1498,6 @@ class _Pass:
         if margin_rate != cash_rate:  # the deposit earns the margin rate instead of the cash rate
             amount += self.margin_held * (np.expm1(margin_rate * years) - np.expm1(cash_rate * years))
         self.ledger.book("interest", amount, self.equity, o.month_pnl)
-
-    def _interest_compiled(self, o: _Open, j: int, years: float) -> None:
-        """`_interest` in one compiled pass (`opl.runtime.engine.kernels.book_interest`), the same numbers."""
-        book = o.book
-        units, growth, margin_held, margin_growth = self._interest_terms(o, j)
-        kernels.book_interest(
-            equity=self.equity, capital=self.run.capital, mult=self.mult, units=units, previous=o.prices[j - 1],
-            option_value=kernels.option_sums(book.shape, [(s.qty, s.value) for s in book.held()]), cs=self.cs,
-            growth=growth, margin_held=margin_held, margin_growth=margin_growth,
-            interest=self.ledger.buckets["interest"], month_pnl=o.month_pnl)
 
     def _interest_terms(self, o: _Open, j: int) -> tuple | None:
         """The step's interest as the compiled kernels take it — (units of an ETF or a stock held, or None;
@@ -1540,12 +1527,14 @@ class _Pass:
         """1.–2. on the fast engine, one compiled pass (`opl.runtime.engine.kernels.settle`): the interest,
         the marks booked, the carry and the close of the futures from exercise, the numbers of `_interest`,
         `_mark` and `_previous_decisions` bit for bit. After a margin call not met, the liquidation comes
-        before that close (`_previous_decisions` does both, as the reference orders them)."""
+        before that close (`_previous_decisions` does both, as the reference orders them); so it does when the
+        costs are booked stage by stage (a traced replay: ``cost.fast`` is False)."""
         mo, terms, cost = o.mo, self.strat.assignment, self.cost
         interest = self._interest_terms(o, j)
         moves = [(s._qty, before, s.value, s._held) for s, before in self._marked_slots(o, j)]
         held = self.inventory.total()
-        liquidating = bool(self.liquidate_next.any())  # (the method: np.any's Python around it costs as much)
+        # (the method: np.any's Python around it costs as much)
+        closing = cost.fast and not bool(self.liquidate_next.any())
         self.pending = kernels.writable(self.pending, self.shape)
         kernels.settle(equity=self.equity, capital=self.run.capital, mult=self.mult, interest=interest, moves=moves,
                        static=_static(o.book), hedge=o.hedge, pending=self.pending,
@@ -1553,28 +1542,18 @@ class _Pass:
                        price=o.prices[j],
                        cs=self.cs, storage=terms.storage_per_day, funding=terms.funding_rate, span=mo.span[j],
                        year_days=DAYS_PER_YEAR,
-                       close_fee=None if liquidating else cost.futures_close_fee,
+                       close_fee=cost.futures_close_fee if closing else None,
                        buckets=self.ledger.buckets, counters=self.ledger.counters, month_pnl=o.month_pnl)
-        self._previous_decisions(o, pending_closed=not liquidating)
+        self._previous_decisions(o, pending_closed=closing)
 
     def _mark(self, o: _Open, j: int) -> None:
         """1. Mark to market: options, the strategy's futures, the hedge, futures awaiting their close, goods."""
         ledger, equity, month_pnl, mo, cs = self.ledger, self.equity, o.month_pnl, o.mo, self.cs
         for s, before in self._marked_slots(o, j):
-            if self.fast:
-                kernels.book_move(s.qty, before, s.value, scale=self.mult, bucket=ledger.buckets["premium"],
-                                  equity=equity, month_pnl=month_pnl)
-            else:
-                ledger.book("premium", s.qty * (s.value - before) * self.mult, equity, month_pnl)
+            ledger.book("premium", s.qty * (s.value - before) * self.mult, equity, month_pnl)
         held = self.inventory.total()
         goods = held if np.any(held) else None
         f, terms = mo.price, self.strat.assignment
-        if self.fast:
-            kernels.book_carry(static=o.book.static, hedge=o.hedge, pending=self.pending, goods=goods,
-                               previous=f[:, j - 1], price=f[:, j], cs=cs, storage=terms.storage_per_day,
-                               funding=terms.funding_rate, span=mo.span[j], year_days=DAYS_PER_YEAR,
-                               buckets=ledger.buckets, equity=equity, month_pnl=month_pnl)
-            return
         df = f[:, j] - f[:, j - 1]
         ledger.book("premium", o.book.static * df * cs, equity, month_pnl)
         ledger.book("hedge", o.hedge * df * cs, equity, month_pnl)
@@ -2087,7 +2066,7 @@ def _hedge(strat, book: Book, hedge, d, is_open, lots_per_option, cost, ledger, 
 
 def _hedge_compiled(strat, book: Book, hedge, d, is_open, lots_per_option, cost, ledger, equity, month_pnl, tr,
                     anywhere: bool | None = None):
-    """`_hedge` at a rebalancing step in one compiled pass (`opl.runtime.engine.kernels.hedge_rule`), the same numbers.
+    """`_hedge` at a rebalancing step in one compiled pass (`opl.runtime.engine.kernels.hedge_step`), the same numbers.
     ``anywhere``: whether a position is open anywhere, when known (False: nothing trades; None: asked of
     ``is_open``)."""
     # The month's own hedge is rebalanced in place (a new array a step cost its allocation and page faults), as the

@@ -18,8 +18,7 @@ from opl.runtime.engine.kernelbase import (_BLOCK, _NO_FLAGS, _SCRATCH, _flag_gr
                                          _rows, _slot_tuple, njit, prange, writable)
 
 
-__all__ = ["hedge_rule", "close_lots", "option_sums", "book_move", "book_interest", "book_carry",
-           "any_short_exercised", "book_sold", "futures_lots", "exercise", "settle", "close_book", "hedge_step",
+__all__ = ["any_short_exercised", "book_sold", "futures_lots", "exercise", "settle", "close_book", "hedge_step",
            "exits_close", "EXIT_OPS", "shorts_exercised"]
 
 if njit is not None:
@@ -51,119 +50,11 @@ if njit is not None:
                 lots_traded[v, p] += np.int64(np.rint(abs(trade)))
                 trades[v, p] += 1
 
-    @njit(cache=True)
-    def _hedge_rule(held_delta, short, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
-                    month_pnl, lots_traded, trades, new):
-        # ``held_delta`` Σ qty × delta and ``short`` Σ max(-qty, 0) over the options held (option_sums).
-        variants, paths = hedge.shape
-        for v in range(variants):
-            _rebalance_row(v, 0, paths, held_delta[v], short[v], static[v], hedge, d, active, keep, band,
-                           lots_per_option, fee, costs, equity, month_pnl, lots_traded, trades, new)
-
-    @njit(cache=True)
-    def _close_lots(lots, mask, fee, bucket, equity, month_pnl, counter, out):
-        # opl.runtime.engine.replay._close_all for one position: costs booked and lots counted where ``mask``.
-        variants, paths = lots.shape
-        for v in range(variants):
-            for p in range(paths):
-                q = lots[v, p]
-                if mask[v, p]:
-                    if q != 0:
-                        amount = -(abs(q) * fee[v])
-                        bucket[v, p] += amount
-                        equity[v, p] += amount
-                        month_pnl[v, p] += amount
-                        counter[v, p] += np.int64(np.rint(abs(q)))
-                    out[v, p] = 0.0
-                else:
-                    out[v, p] = q
-
-
-    # -- the step's bookings (opl.runtime.engine.replay._Pass._interest and _mark) --------------------------
+    # -- exercise, assignment and delivered goods (replay._Pass._assign, _previous_decisions) ------------------
     # A slot's marks are one row for every variant (the month's tables, per path) or a row per variant (the
     # series the adjustment module trades): ``rows`` arrays are (1, paths) or (variants, paths). Each amount
     # is computed as the reference writes it and added to its bucket, the equity and the month's P&L in the
     # reference's order, so the ledger is the reference's bit for bit.
-
-    @njit(cache=True)
-    def _add_products(acc, qty, rows, short):
-        # acc += qty * rows (a slot's term of Book.option_value, option_delta); short += max(-qty, 0)
-        # (Book.short_lots) unless ``short`` is empty.
-        variants, paths = acc.shape
-        per_variant = rows.shape[0] > 1
-        shorts = short.shape[0] > 0
-        for v in range(variants):
-            r = v if per_variant else 0
-            for p in range(paths):
-                q = qty[v, p]
-                acc[v, p] = acc[v, p] + q * rows[r, p]
-                if shorts:
-                    short[v, p] = short[v, p] + max(-q, 0.0)
-
-    @njit(cache=True)
-    def _book_move(qty, before, after, scale, bucket, equity, month_pnl):
-        # ledger.book(bucket, qty * (after - before) * scale, equity, month_pnl): a slot marked to market.
-        variants, paths = qty.shape
-        per_before, per_after = before.shape[0] > 1, after.shape[0] > 1
-        for v in range(variants):
-            rb = v if per_before else 0
-            ra = v if per_after else 0
-            for p in range(paths):
-                amount = qty[v, p] * (after[ra, p] - before[rb, p]) * scale
-                bucket[v, p] += amount
-                equity[v, p] += amount
-                month_pnl[v, p] += amount
-
-    @njit(cache=True)
-    def _book_interest(equity, capital, option_value, mult, paid, units, previous, cs, growth, margin_held,
-                       margin_growth, deposit, interest, month_pnl):
-        # replay._Pass._interest: the cash (equity - capital - the options' value, less the units held where
-        # they were paid for) grown over the step, and the deposit's own rate where it differs.
-        variants, paths = equity.shape
-        for v in range(variants):
-            for p in range(paths):
-                cash = equity[v, p] - capital - option_value[v, p] * mult
-                if paid:
-                    cash = cash - units[v, p] * previous[p] * cs
-                amount = cash * growth
-                if deposit:
-                    amount = amount + margin_held[v, p] * margin_growth
-                interest[v, p] += amount
-                equity[v, p] += amount
-                month_pnl[v, p] += amount
-
-    @njit(cache=True)
-    def _book_carry(static, hedge, pending, goods, any_goods, previous, price, cs, storage, funding, span,
-                    year_days, premium, hedge_pnl, assignment, funding_pnl, equity, month_pnl):
-        # replay._Pass._mark after the options: the strategy's futures, the hedge, futures awaiting their close
-        # (not the month's P&L) and delivered goods with their storage and funding.
-        variants, paths = equity.shape
-        for v in range(variants):
-            for p in range(paths):
-                df = price[p] - previous[p]
-                amount = static[v, p] * df * cs
-                premium[v, p] += amount
-                equity[v, p] += amount
-                month_pnl[v, p] += amount
-                amount = hedge[v, p] * df * cs
-                hedge_pnl[v, p] += amount
-                equity[v, p] += amount
-                month_pnl[v, p] += amount
-                amount = pending[v, p] * df * cs
-                assignment[v, p] += amount
-                equity[v, p] += amount
-                if any_goods:
-                    held = goods[v, p]
-                    amount = held * df * cs
-                    assignment[v, p] += amount
-                    equity[v, p] += amount
-                    amount = -held * cs * storage * span
-                    assignment[v, p] += amount
-                    equity[v, p] += amount
-                    amount = -held * cs * price[p] * funding * span / year_days
-                    funding_pnl[v, p] += amount
-                    equity[v, p] += amount
-
 
     @njit(cache=True)
     def _any_short_exercised(qty, exercise):
@@ -499,7 +390,7 @@ if njit is not None:
     @njit(cache=True)
     def _hedge_step_block(p0, p1, qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option, fee, costs,
                           equity, month_pnl, lots_traded, trades, new):
-        # replay._hedge_compiled: the options' Σ qty × delta and short lots (option_sums), then _hedge_rule.
+        # replay._hedge_compiled: the options' Σ qty × delta and short lots, then the hedge rule (_rebalance_row).
         variants = hedge.shape[0]
         held_delta, short = np.zeros(p1 - p0), np.zeros(p1 - p0)
         for v in range(variants):
@@ -528,89 +419,6 @@ if njit is not None:
         for b in prange((paths + _BLOCK - 1) // _BLOCK):  # paths are independent: the same bits on any thread
             _hedge_step_block(b * _BLOCK, min(paths, (b + 1) * _BLOCK), qtys, deltas, n, static, hedge, d, active, keep,
                               band, lots_per_option, fee, costs, equity, month_pnl, lots_traded, trades, new)
-
-
-def hedge_rule(*, held_delta, short, static, hedge, d, active, keep: float, band: float, lots_per_option: float,
-               fee, costs, equity, month_pnl, lots_traded, trades) -> np.ndarray:
-    """`opl.runtime.engine.hedging.rebalance` and the trade's costs in one pass: the new hedge (variants, paths).
-
-    ``held_delta`` and ``short`` (variants, paths) are Σ qty × delta and Σ max(−qty, 0) over the options
-    held (`option_sums`); ``fee`` (variants,) the cost of a futures lot opened. ``costs``, ``equity`` and
-    ``month_pnl`` take the costs, ``lots_traded`` and ``trades`` count (in place), as the reference's
-    ledger does.
-    """
-    new = np.empty(hedge.shape)
-    _hedge_rule(held_delta, short, _plain(static, hedge.shape), _plain(hedge, hedge.shape),
-                _plain(d, hedge.shape[1:]), _plain_bool(active, hedge.shape), float(keep), float(band),
-                float(lots_per_option), _plain(fee, hedge.shape[:1]), costs, equity, month_pnl, lots_traded, trades,
-                new)
-    return new
-
-
-def close_lots(lots, mask, fee, *, bucket, equity, month_pnl, counter, in_place: bool = False) -> np.ndarray:
-    """Close signed ``lots`` (variants, paths) where ``mask`` at ``fee`` (variants,) a lot: the costs into
-    ``bucket``, ``equity`` and ``month_pnl``, the lots into ``counter`` (in place); returns the lots left
-    (``lots`` itself, zeroed where closed, when ``in_place``)."""
-    shape = equity.shape
-    direct = in_place and lots.shape == shape and lots.dtype == np.float64 and lots.flags.c_contiguous \
-        and lots.flags.writeable
-    out = lots if direct else np.empty(shape)
-    _close_lots(_plain(lots, shape), _plain_bool(mask, shape), _plain(fee, shape[:1]), bucket, equity, month_pnl,
-                counter, out)
-    if in_place and not direct:
-        lots[...] = out
-        return lots
-    return out
-
-
-_NO_SHORT = np.zeros((0, 0))
-
-
-def option_sums(shape, slots, *, short: bool = False):
-    """Σ qty × marks over ``slots`` ((signed lots (variants, paths), marks per path or per variant and path)
-    pairs) from zeros, in their order — `opl.runtime.engine.book.Book.option_value` and ``option_delta``
-    before their factor —, and with ``short`` also Σ max(−qty, 0) (``Book.short_lots``)."""
-    acc = np.zeros(shape)
-    lots = np.zeros(shape) if short else _NO_SHORT
-    for qty, marks in slots:
-        _add_products(acc, _plain(qty, shape), _rows(marks, shape), lots)
-    return (acc, lots) if short else acc
-
-
-def book_move(qty, before, after, *, scale: float, bucket, equity, month_pnl) -> None:
-    """Book a slot's move from ``before`` to ``after`` marks, ``qty × (after − before) × scale``, into
-    ``bucket``, ``equity`` and ``month_pnl`` (in place), as the reference's ledger does."""
-    shape = equity.shape
-    _book_move(_plain(qty, shape), _rows(before, shape), _rows(after, shape), float(scale), bucket, equity,
-               month_pnl)
-
-
-def book_interest(*, equity, capital: float, option_value, mult: float, units, previous, cs: float, growth: float,
-                  margin_held, margin_growth: float | None, interest, month_pnl) -> None:
-    """The step's interest (`opl.runtime.engine.replay._Pass._interest`) into ``interest``, ``equity`` and
-    ``month_pnl`` (in place): ``option_value`` Σ qty × value before the multiplier; ``units`` the lots of
-    an ETF or a stock held (None for futures, which hold no cash) at the ``previous`` step's price;
-    ``growth`` the cash's expm1 over the step; ``margin_growth`` the deposit's difference (None: none)."""
-    shape = equity.shape
-    paid = units is not None
-    _book_interest(equity, float(capital), option_value, float(mult), paid,
-                   _plain(units, shape) if paid else equity, _plain(previous, shape[1:]), float(cs), float(growth),
-                   _plain(margin_held, shape), 0.0 if margin_growth is None else float(margin_growth),
-                   margin_growth is not None, interest, month_pnl)
-
-
-def book_carry(*, static, hedge, pending, goods, previous, price, cs: float, storage: float, funding: float,
-               span: float, year_days: float, buckets, equity, month_pnl) -> None:
-    """The futures' and goods' marks of a step (`opl.runtime.engine.replay._Pass._mark`) into ``buckets``
-    (the ledger's), ``equity`` and ``month_pnl`` (in place); ``goods`` None when none are held; the goods'
-    funding accrues over ``span`` days of a ``year_days`` year."""
-    shape = equity.shape
-    any_goods = goods is not None
-    _book_carry(_plain(static, shape), _plain(hedge, shape), _plain(pending, shape),
-                _plain(goods, shape) if any_goods else equity, any_goods, _plain(previous, shape[1:]),
-                _plain(price, shape[1:]), float(cs), float(storage), float(funding), float(span), float(year_days),
-                buckets["premium"],
-                buckets["hedge"], buckets["assignment"], buckets["funding"], equity, month_pnl)
 
 
 def any_short_exercised(qty, exercise) -> bool:
@@ -666,13 +474,14 @@ def settle(*, equity, capital: float, mult: float, interest: tuple | None, moves
            previous, price, cs: float, storage: float, funding: float, span: float, year_days: float,
            close_fee, buckets, counters, month_pnl) -> None:
     """The interest, the slots' moves, the futures' and goods' carry and the close of the futures from
-    exercise of a step, in one pass (in place), the numbers of `book_interest`, `book_move`, `book_carry`
-    and `close_lots` called stage by stage.
+    exercise of a step, in one pass (in place): the numbers of the reference's stages (`replay._Pass._interest`,
+    `_mark`, `_previous_decisions`) bit for bit.
 
     Parameters
     ----------
     interest
-        None for no interest, else (units, growth, margin_held, margin_growth) as `book_interest` takes them.
+        None for no interest, else (units of an ETF or a stock held or None, the cash's growth over the step,
+        the deposit, the deposit's own growth or None): `replay._Pass._interest_terms`.
     moves
         (signed lots, marks before, marks after, valued) of each slot marked, in the book's order; ``valued``:
         the slot was held at the step's start (its marks before count in the interest's cash).
@@ -702,7 +511,7 @@ def close_book(qtys, futures, mask, option_fee, futures_fee, *, bucket, equity, 
                futures_lots) -> list[np.ndarray]:
     """Close option lots ``qtys`` and then ``futures`` (each (variants, paths)) where ``mask``, in one pass:
     the costs (``*_fee`` (variants,) a lot) into ``bucket``, ``equity`` and ``month_pnl``, the lots counted
-    (in place) — `close_lots` position by position. The futures arrays are zeroed in place; returns the
+    (in place), as the reference's `replay._close_all` books them position by position. The futures arrays are zeroed in place; returns the
     option lots left, new arrays."""
     shape = equity.shape
     own = [writable(f, shape) for f in futures]
@@ -719,8 +528,9 @@ def close_book(qtys, futures, mask, option_fee, futures_fee, *, bucket, equity, 
 def hedge_step(*, qtys, deltas, static, hedge, d, active, keep: float, band: float, lots_per_option: float, fee,
                costs, equity, month_pnl, lots_traded, trades, in_place: bool = False,
                anywhere: bool | None = None) -> np.ndarray:
-    """`option_sums` of the held slots' lots ``qtys`` and marks ``deltas`` and `hedge_rule` in one pass: the
-    new hedge (variants, paths), the trade's costs and counts booked (in place) as `hedge_rule` books them.
+    """The held slots' Σ lots ``qtys`` × marks ``deltas`` and short lots, and the hedge rule
+    (`opl.runtime.engine.hedging`), in one pass: the new hedge (variants, paths), the trade's costs and counts
+    booked (in place) as the reference books them.
     ``in_place``: the new hedge written into ``hedge`` itself (a C-ordered, writable float array of the step's
     shape: an element's old lots are read before its new ones are written) and returned. ``anywhere``: whether
     ``active`` holds anywhere, when the caller knows (None: looked at here)."""

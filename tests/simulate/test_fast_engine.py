@@ -667,12 +667,14 @@ def test_inventory_step_with_nothing_due_allocates_nothing():
     assert first is again and not first.flags.writeable and not np.any(first)
 
 
-def _step_books(fast: bool, pack_name: str, rng_seed: int, fused: bool = False, paths: int = 50):
+def _step_books(pack_name: str, rng_seed: int, fused: bool = False, paths: int = 50, fast_costs: bool = True):
     """A step's interest, marks and previous decisions (`replay._Pass._interest`, `_mark`,
     `_previous_decisions`; ``fused``: `_Pass._settle`, one kernel) on a random book: a base slot marked per
     path, a dynamic slot per variant and path, the strategy's futures, the hedge, futures from exercise
     (closed) and delivered goods; the cash rate apart from the deposit's; a liquidation decided before the
-    second step on some paths. Returns the ledger, equity, P&L and the futures from exercise left."""
+    second step on some paths; ``fast_costs`` False: the fused step leaves the close of the futures from
+    exercise to `_previous_decisions`, as a traced replay does. Returns the ledger, equity, P&L and the futures
+    from exercise left."""
     from types import SimpleNamespace
 
     from opl.runtime.engine.book import Book
@@ -691,7 +693,7 @@ def _step_books(fast: bool, pack_name: str, rng_seed: int, fused: bool = False, 
                                 paths=shape[1], months=1, cash_rate=0.02, margin_rate=0.005)
     account = replay_module._Pass(strat, run, tuple(replay_module.Variant(size=s) for s in (1.0, 2.0, 5.0)),
                                   shape, False)
-    account.fast = account.cost.fast = fast
+    account.fast, account.cost.fast = fused, fused and fast_costs
     price = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.02, (shape[1], n + 1)), axis=1))
     table = np.abs(rng.normal(3.0, 1.0, (shape[1], n + 1)))
     dynamic_marks = np.abs(rng.normal(2.0, 1.0, shape))
@@ -734,11 +736,12 @@ def _step_books(fast: bool, pack_name: str, rng_seed: int, fused: bool = False, 
 
 @pytest.mark.parametrize("pack_name", ["czce_cj", "sse_50etf"])
 def test_step_bookings_of_the_fast_engine_are_the_references_bit_for_bit(pack_name):
-    # The compiled interest and mark-to-market (kernels.book_interest, book_move, book_carry) against the numpy
-    # reference on every term: an ETF's units paid for (sse_50etf), a deposit rate apart from the cash rate.
-    # The fused step (kernels.settle: those and the close of the futures from exercise in one pass) too.
-    ref = _step_books(False, pack_name, 5)
-    for fast in (_step_books(True, pack_name, 5), _step_books(True, pack_name, 5, fused=True)):
+    # The fused step (kernels.settle: the interest, the marks booked, the carry and the close of the futures from
+    # exercise in one pass) against the numpy reference's stages on every term: an ETF's units paid for
+    # (sse_50etf), a deposit rate apart from the cash rate; and with the close left to the reference's stage
+    # (a traced replay books its costs stage by stage: cost.fast False).
+    ref = _step_books(pack_name, 5)
+    for fast in (_step_books(pack_name, 5, fused=True), _step_books(pack_name, 5, fused=True, fast_costs=False)):
         for kind in ("buckets", "counters"):
             for name in getattr(ref[0], kind):
                 assert np.array_equal(getattr(fast[0], kind)[name], getattr(ref[0], kind)[name]), name
@@ -752,9 +755,9 @@ def test_the_fused_step_kernels_give_the_same_bits_on_the_thread_pool(monkeypatc
     # kernelbase.STEP_PARALLEL_MIN elements: on paths spanning several blocks (the last one short), the
     # reference's numbers (settle) and the serial twin's (hedge_step), bit for bit.
     paths = 2 * kernelbase._BLOCK + 77
-    ref = _step_books(False, "sse_50etf", 6, paths=paths)
+    ref = _step_books("sse_50etf", 6, paths=paths)
     monkeypatch.setattr(kernelbase, "STEP_PARALLEL_MIN", 0)
-    fast = _step_books(True, "sse_50etf", 6, fused=True, paths=paths)
+    fast = _step_books("sse_50etf", 6, fused=True, paths=paths)
     for kind in ("buckets", "counters"):
         for name in getattr(ref[0], kind):
             assert np.array_equal(getattr(fast[0], kind)[name], getattr(ref[0], kind)[name]), name
@@ -1074,6 +1077,8 @@ def test_a_slot_s_compiled_trade_is_the_reference_s_bit_for_bit():
     assert np.array_equal(equity, ref_equity) and np.array_equal(pnl, ref_pnl)
     assert np.array_equal(ledger.counters["option_lots"], ref_ledger.counters["option_lots"])
     assert ref_ledger.counters["option_lots"].sum() > 0
+
+
 def _assigned_books(fast: bool, policy: str):
     """`replay._Pass._assign` before and at expiry on a random book of American legs (a base slot marked per
     path, a dynamic slot per variant and path): the ledger, equity, P&L, futures from exercise, goods, lots."""
