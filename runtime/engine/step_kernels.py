@@ -24,6 +24,16 @@ __all__ = ["any_short_exercised", "book_sold", "futures_lots", "exercise", "sett
 if njit is not None:
     from opl.runtime.engine.kernelbase import _compare, _el, _npmax, _row
 
+    @njit(cache=True, inline="always")
+    def _charge(p, lots, fee, bucket, equity, month_pnl, counter):
+        # A trade or a close of ``lots`` (not 0) at ``fee`` a lot on element p of a variant's rows: the cost into
+        # ``bucket``, the equity and the month's P&L, the lots counted (replay._close_all, hedging.rebalance).
+        amount = -(abs(lots) * fee)
+        bucket[p] += amount
+        equity[p] += amount
+        month_pnl[p] += amount
+        counter[p] += np.int64(np.rint(abs(lots)))
+
     # -- the hedge rule (opl.runtime.engine.hedging) ----------------------------------------------------------
 
     @njit(cache=True, inline="always")
@@ -31,6 +41,7 @@ if njit is not None:
                        equity, month_pnl, lots_traded, trades, new):
         # The hedge rule on variant v's paths p0..p1 (``held_delta`` and ``short`` indexed from p0, ``static`` a
         # row broadcast to the paths): the target, the band, whole lots, the trade's costs and counters.
+        costs_v, equity_v, pnl_v, traded_v = costs[v], equity[v], month_pnl[v], lots_traded[v]
         for p in range(p0, p1):
             size = short[p - p0]
             other = held_delta[p - p0] * lots_per_option + _el(static, p)
@@ -43,11 +54,7 @@ if njit is not None:
             new[v, p] = out
             trade = out - h
             if trade != 0:
-                amount = -(abs(trade) * fee[v])
-                costs[v, p] += amount
-                equity[v, p] += amount
-                month_pnl[v, p] += amount
-                lots_traded[v, p] += np.int64(np.rint(abs(trade)))
+                _charge(p, trade, fee[v], costs_v, equity_v, pnl_v, traded_v)
                 trades[v, p] += 1
 
     # -- exercise, assignment and delivered goods (replay._Pass._assign, _previous_decisions) ------------------
@@ -243,6 +250,8 @@ if njit is not None:
         # closes a few paths; an expiry all).
         variants, paths = equity.shape
         for v in range(variants):
+            closing, bucket_v, equity_v, pnl_v = mask[v], bucket[v], equity[v], month_pnl[v]
+            option_lots_v, futures_lots_v = option_lots[v], futures_lots[v]
             for i in range(n):
                 q, out = _row(qtys[i], v), new_qtys[i][v]
                 if q.shape[0] == 1:
@@ -250,29 +259,21 @@ if njit is not None:
                 else:
                     out[:] = q
                 for p in range(paths):
-                    if not mask[v, p]:
+                    if not closing[p]:
                         continue
                     lots = out[p]
                     out[p] = 0.0
                     if lots != 0:
-                        amount = -(abs(lots) * option_fee[v])
-                        bucket[v, p] += amount
-                        equity[v, p] += amount
-                        month_pnl[v, p] += amount
-                        option_lots[v, p] += np.int64(np.rint(abs(lots)))
+                        _charge(p, lots, option_fee[v], bucket_v, equity_v, pnl_v, option_lots_v)
             for i in range(m):
-                held = futures[i]
+                held = futures[i][v]
                 for p in range(paths):
-                    if not mask[v, p]:
+                    if not closing[p]:
                         continue
-                    lots = held[v, p]
+                    lots = held[p]
                     if lots != 0:
-                        amount = -(abs(lots) * futures_fee[v])
-                        bucket[v, p] += amount
-                        equity[v, p] += amount
-                        month_pnl[v, p] += amount
-                        futures_lots[v, p] += np.int64(np.rint(abs(lots)))
-                    held[v, p] = 0.0
+                        _charge(p, lots, futures_fee[v], bucket_v, equity_v, pnl_v, futures_lots_v)
+                    held[p] = 0.0
 
     @njit(cache=True)
     def _exits_in_place(month_pnl, denominator, start, all_required, ops, bounds, stop_loss, stop_level, force,
@@ -345,11 +346,7 @@ if njit is not None:
             q = lots[p]
             lots[p] = 0.0
             if q != 0:
-                amount = -(abs(q) * fee)
-                bucket[p] += amount
-                equity[p] += amount
-                month_pnl[p] += amount
-                counter[p] += np.int64(np.rint(abs(q)))
+                _charge(p, q, fee, bucket, equity, month_pnl, counter)
 
     @njit(cache=True)
     def _any_lots(lots):
