@@ -15,6 +15,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
     ("bench_simulate.py", ["--paths", "200", "--sample", "3", "--memory", "200,400", "--repeat", "1", "--skip", "whole,first,main"]),
     ("bench_pricing.py", ["--n", "2000", "--loop", "50", "--tree", "5"]),
     ("bench_paths.py", ["--paths", "300", "--months", "2"]),
+    ("bench_marks.py", ["--paths", "300", "--repeat", "1"]),
 ])
 def test_benchmark_runs_at_a_tiny_size(script, args):
     done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300)

@@ -1,0 +1,186 @@
+"""The mark kernel's cost per mark against its library floor, its threads and the reference (issue 13).
+
+A mark (`opl.runtime.engine.mark_kernels`) is an American option's value, delta and exercise flag
+read from the finite-difference tables: the smile, Black-76 and the bilinear premium. Its numbers
+must stay bit for bit what they are, so the C library's functions it calls are a floor no kernel
+change can go below: two logs (log(k/s), log of the implied volatility) and two normal CDFs
+(``erf``/``erfc``) per mark. On one month of ``--paths`` GARCH-t paths (a put 5% below and a call 5%
+above the opening price, 30 days, American), timed as CPU seconds of this process (threads
+included), the median of ``--repeat`` rounds, alternately:
+
+1. **reference**: `opl.runtime.engine.marking.AmericanMarker.mark` column by column (numpy);
+2. **serial**: `SeriesMarks.mark` of the whole month on the kernel's serial twin (a worker
+   process's), and the same library calls on the same arguments alone (the floor);
+3. **threads**: the parallel twin (`kernelbase.MARKS_PARALLEL_MIN` lowered), its wall and CPU time:
+   a speed-up below 1 means the pool cost more than it saved on this machine at this moment;
+4. **re-marks**: `mark_where` as the adjustment module's re-marks call it (five variants, the slot
+   held on ``--held`` of the paths, delta and gamma updated in place), and the same call with nothing
+   held: the share of a call that is its pass over every (variant, path) (the old marks copied).
+
+Usage::
+
+    python benchmarks/bench_marks.py [--paths 30000] [--repeat 5] [--held 0.05]
+
+Only the ratios are meant to be compared across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+
+from opl.runtime.engine import kernelbase, mark_kernels
+from opl.runtime.engine.marking import AmericanMarker, SmileRule
+from opl.runtime.engine.processes import DEFAULTS, PathGenerator, ProcessSpec, RegimeParams
+
+RATE = 0.015
+TENOR = 30 / 365
+
+
+@kernelbase.njit(cache=False)
+def _library_floor(k, s, iv, a1, a2, out):
+    # The C library's calls of the marks, on their arguments, each in a loop of its own as the kernel makes
+    # them: log(k/s), log(iv) and the normal CDF (Cephes' ndtr on erf/erfc) of both Black arguments.
+    for i in range(k.shape[0]):
+        out[i] = math.log(k[i] / s[i])
+    for i in range(k.shape[0]):
+        out[i] += math.log(iv[i])
+    for a in (a1, a2):
+        for i in range(a.shape[0]):
+            out[i] += mark_kernels._ndtr(a[i])
+
+
+def _cpu(fn) -> float:
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
+def _timed(fn) -> tuple[float, float]:
+    """(wall, CPU) seconds of ``fn()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _month(paths: int):
+    spec = ProcessSpec(vol=0.25, garch=DEFAULTS["garch"], jump=DEFAULTS["jump"], regime=RegimeParams(hit_rate=0.6),
+                       limit=0.10)
+    gen = PathGenerator(spec=spec, paths=paths, price=10_000.0, month_years=TENOR, seed=1, engine="fast")
+    mp = gen.next_month()
+    n = mp.price.shape[1] - 1
+    t = TENOR * (n - np.arange(n + 1)) / n
+    legs = [(False, mp.price[:, 0] * 0.95), (True, mp.price[:, 0] * 1.05)]
+    return mp, t, legs
+
+
+def _series(mp, t, is_call: bool, strike: np.ndarray) -> mark_kernels.SeriesMarks:
+    return mark_kernels.SeriesMarks(is_call=is_call, american=True, forward=mp.price, vol=mp.vol, strike=strike,
+                                    t=t, smile=SmileRule(), rate=RATE, gamma=False)
+
+
+def _marks_of(mp, t, legs, threshold: int) -> None:
+    """Mark every leg's month with the parallel twin from ``threshold`` marks a call."""
+    saved = kernelbase.MARKS_PARALLEL_MIN
+    kernelbase.MARKS_PARALLEL_MIN = threshold
+    try:
+        for is_call, strike in legs:
+            series = _series(mp, t, is_call, strike)
+            for j in range(len(t)):  # a column a call, as the replay marks a month
+                series.mark(columns=(j, j + 1), gamma=False)
+    finally:
+        kernelbase.MARKS_PARALLEL_MIN = saved
+
+
+def _reference(mp, t, legs) -> None:
+    marker, smile = AmericanMarker(american=True, rate=RATE), SmileRule()
+    for is_call, strike in legs:
+        for j in range(len(t)):
+            iv = smile.iv(vol=mp.vol[:, j], forward=mp.price[:, j], strike=strike)
+            marker.mark(is_call=is_call, forward=mp.price[:, j], strike=strike, t=float(t[j]), vol=iv)
+
+
+def _floor_arguments(mp, t, legs) -> list[tuple]:
+    """The library calls' arguments of every live column's marks, as the kernel computes them."""
+    smile, args = SmileRule(), []
+    for is_call, strike in legs:
+        phi = 1.0 if is_call else -1.0
+        for j in range(len(t) - 1):  # the expiry column is the intrinsic value: no library call
+            s, v = mp.price[:, j], mp.vol[:, j]
+            x = np.log(strike / s)
+            iv = smile.iv(vol=v, forward=s, strike=strike)
+            sd = iv * math.sqrt(t[j])
+            d1 = (-x + 0.0) / sd + 0.5 * sd
+            args.append((np.ascontiguousarray(strike), np.ascontiguousarray(s), iv, phi * d1, phi * (d1 - sd),
+                         np.empty(len(s))))
+    return args
+
+
+def _remarks(mp, t, held: float, repeat: int) -> tuple[float, float, int]:
+    """CPU seconds of a re-mark call (median) with the slot held on ``held`` of the paths and with none held,
+    and the marks the first computes."""
+    rng = np.random.default_rng(7)
+    paths, j = mp.price.shape[0], 5
+    where = np.broadcast_to(rng.random(paths) < held, (5, paths)).copy()
+    strike = np.broadcast_to(mp.price[:, 0] * 1.05, (5, paths)).copy()
+    price, vol = np.ascontiguousarray(mp.price[:, j]), np.ascontiguousarray(mp.vol[:, j])
+
+    # The old marks as a slot holds them: the value's array is the step's marks before (a new one is made),
+    # delta's and gamma's are updated in place (`replay._Month._remark_held`); a call again gives the same.
+    old = (rng.random((5, paths)), rng.random((5, paths)), rng.random((5, paths)))
+
+    def call(flags):
+        return lambda: mark_kernels.mark_where(is_call=True, american=True, where=flags, strike=strike, price=price,
+                                               vol=vol, t=float(t[j]), smile=SmileRule(), rate=RATE, old=old,
+                                               into=(None, old[1], old[2], None))
+
+    call(where)()  # loads (or compiles) the kernel
+    none = np.zeros_like(where)
+    some, empty = [], []
+    for _ in range(repeat * 5):
+        some.append(_cpu(call(where)))
+        empty.append(_cpu(call(none)))
+    return float(np.median(some)), float(np.median(empty)), int(np.count_nonzero(where[0]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--paths", type=int, default=30_000, help="paths of the month (the 30k profile's pass)")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--held", type=float, default=0.05, help="share of paths holding the re-marked slot")
+    args = parser.parse_args()
+    mp, t, legs = _month(args.paths)
+    marks = 2 * args.paths * len(t)
+    floor_args = _floor_arguments(mp, t, legs)
+    floor_marks = sum(len(a[0]) for a in floor_args)
+    for threshold in (2**62, 0):
+        _marks_of(mp, t, legs, threshold)  # loads (or compiles) both twins
+    _library_floor(*floor_args[0])
+    runs = {"reference": [], "serial": [], "floor": [], "threads": [], "threads_wall": []}
+    for _ in range(args.repeat):
+        runs["reference"].append(_cpu(lambda: _reference(mp, t, legs)))
+        runs["serial"].append(_cpu(lambda: _marks_of(mp, t, legs, 2**62)))
+        runs["floor"].append(_cpu(lambda: [_library_floor(*a) for a in floor_args]))
+        wall, cpu = _timed(lambda: _marks_of(mp, t, legs, 0))
+        runs["threads"].append(cpu)
+        runs["threads_wall"].append(wall)
+    ref, serial, floor, threads, wall = (float(np.median(runs[k])) for k in
+                                         ("reference", "serial", "floor", "threads", "threads_wall"))
+    ns = 1e9 / marks
+    print(f"marks, 2 American legs x {args.paths:,} paths x {len(t)} steps ({marks:,} marks), CPU per mark:")
+    print(f"  reference (numpy) {ref * ns:.0f} ns, fast serial twin {serial * ns:.0f} ns ({ref / serial:.1f}x faster)")
+    print(f"  library floor (2 log + 2 ndtr, same arguments) {floor / floor_marks * 1e9:.0f} ns a live mark: "
+          f"{floor / serial:.0%} of the month's marks (the expiry's are intrinsic values, no call)")
+    print(f"  parallel twin: {threads * ns:.0f} ns CPU, {wall * ns:.0f} ns wall ({serial / wall:.2f}x faster than "
+          f"serial in wall time, {threads / serial:.2f}x its CPU)")
+    some, empty, held = _remarks(mp, t, args.held, args.repeat)
+    print(f"re-marks (mark_where), 5 variants x {args.paths:,} paths, held on {held:,} paths: {some * 1e6:.0f} us a call, "
+          f"{empty * 1e6:.0f} us with none held ({empty / some:.0%} of the call: the pass over every element), "
+          f"{(some - empty) / max(held, 1) * 1e9:.0f} ns a mark")
+
+
+if __name__ == "__main__":
+    main()
