@@ -111,7 +111,8 @@ if njit is not None:
         # of that strike and expiry (``same``: the slots of the target's expiry that may hold). Each element's
         # lots after the move per slot, the quote of the new series where it moves (0 elsewhere, as a quote
         # masked by ``where``: mark_kernels._mark_where's marks, a path's once); returns the elements moving.
-        n = len(qtys)
+        # The slots are ``same``'s: ``qtys``/``strikes`` are padded (`kernelbase._padded`).
+        n = same.shape[0]
         variants, paths = active.shape
         sqrt_t, bt, cf, df = const[0, 0], const[1, 0], const[2, 0], const[3, 0]
         need = np.empty(paths, dtype=np.bool_)
@@ -143,7 +144,8 @@ if njit is not None:
         # AdjustEngine._hedge_gamma up to ``need``: the other slots' gamma in lots of delta per 1% move
         # (``rest``), N (``short``: the short lots, else the option lots but the hedge's) and where the net
         # gamma is short by more than ``target`` lots per lot. Returns the elements in need.
-        n = len(qtys)
+        # The slots are ``held``'s: ``qtys``/``gammas`` are padded (`kernelbase._padded`).
+        n = held.shape[0]
         variants, paths = active.shape
         count = 0
         for v in range(variants):
@@ -368,14 +370,15 @@ if njit is not None:
     _ROLL, _GAMMA = 0, 1  # `round_pass`'s action kinds
 
     @njit(cache=True)
-    def _gather(cols, qtys, strikes, values, gammas, written, dynamic, now):
+    def _gather(cols, n, qtys, strikes, values, gammas, written, dynamic, now):
         # The slots' lots, strikes, marks and gammas on the round's elements: a dynamic slot's from its own
         # (variants, paths) arrays (the ones `_scatter` writes), a base slot's from its `kernelbase._grid` rows. The
         # delta, exercise flag and entry are not read: the round only writes them, where it moves lots, and
-        # `_scatter` writes back those elements only — each gathered one is a cache miss on a wide array.
+        # `_scatter` writes back those elements only — each gathered one is a cache miss on a wide array. The
+        # first ``n`` entries of the slot tuples are the slots (the rest pad them, `_round`).
         lots_, strike_, value_, gamma_ = now[0], now[1], now[2], now[4]
         variants, m = lots_.shape[1], cols.shape[0]
-        for i in range(len(qtys)):
+        for i in range(n):
             q = qtys[i]
             for v in range(variants):
                 for k in range(m):
@@ -397,12 +400,12 @@ if njit is not None:
                     gamma_[i, v, k] = gs[rg, c if gs.shape[1] > 1 else 0]
 
     @njit(cache=True)
-    def _scatter(cols, qtys, written, dynamic, touched, dirty, now):
-        # The round's lots of the slots it touched, and the new series where it moved lots (dynamic slots only),
-        # written into the book's arrays.
+    def _scatter(cols, n, qtys, written, dynamic, touched, dirty, now):
+        # The round's lots of the first ``n`` slots where it touched them, and the new series where it moved lots
+        # (dynamic slots only), written into the book's arrays.
         lots_, strike_, value_, delta_, gamma_, exercise_, entry_ = now
         variants, m = lots_.shape[1], cols.shape[0]
-        for i in range(len(qtys)):
+        for i in range(n):
             if not touched[i]:
                 continue
             q = qtys[i]
@@ -661,8 +664,10 @@ if njit is not None:
                slots, written, tables, market, price, vol, lots_per_option, abort, account, rule, fees, ledger,
                counters, early, held_out):
         # AdjustEngine.play on the fired elements (module docstring); the slots' `Slot.held` after it into
-        # ``held_out``; returns the number of elements closed.
-        n = len(qtys)
+        # ``held_out``; returns the number of elements closed. The slots are those of the facts ``slots``: their
+        # tuples (``qtys`` … ``written``'s, the tables') are padded with dummies (`replay._Round.play`), so a book
+        # of one to `kernelbase.BOOK_SLOTS` slots compiles one signature.
+        n = slots[0].shape[0]
         variants, m = fire.shape[0], cols.shape[0]
         is_call, expiry, dynamic = slots[0], slots[2], slots[3]
         abort_op, abort_bound, exit_on_abort, capital = abort
@@ -674,7 +679,7 @@ if njit is not None:
         shape = (n, variants, m)
         now = (np.empty(shape), np.empty(shape), np.empty(shape), np.zeros(shape), np.empty(shape),
                np.zeros(shape, dtype=np.bool_), np.zeros(shape))
-        _gather(cols, qtys, strikes, values, gammas, written, dynamic, now)
+        _gather(cols, n, qtys, strikes, values, gammas, written, dynamic, now)
         lots_ = now[0]
         plan = (np.empty(shape), np.zeros(shape, dtype=np.bool_), np.zeros(shape), np.zeros(shape), np.zeros(shape),
                 np.zeros(shape), np.zeros(shape, dtype=np.bool_), np.zeros((variants, m), dtype=np.bool_),
@@ -772,7 +777,7 @@ if njit is not None:
                 for i in range(n):
                     touched[i] = True
                     held[i] = _holding(lots_, i)
-        _scatter(cols, qtys, written, dynamic, touched, dirty, now)
+        _scatter(cols, n, qtys, written, dynamic, touched, dirty, now)
         for v in range(variants):
             for k in range(m):
                 if closed[v, k]:
@@ -853,8 +858,8 @@ def move_group(active, qtys, strikes, same, holds, target: int, strike, quote) -
     new_qty = np.empty((len(qtys), *shape))
     marks = np.empty(shape), np.empty(shape), np.empty(shape), np.empty(shape, dtype=np.bool_)
     moving = np.empty(shape, dtype=np.bool_)
-    count = _move_group(_ready(active, shape, np.bool_), tuple(kernelbase._grid(q) for q in qtys),
-                        tuple(kernelbase._grid(k) for k in strikes), np.array(same, dtype=np.bool_),
+    count = _move_group(_ready(active, shape, np.bool_), kernelbase._slot_tuple(qtys),
+                        kernelbase._slot_tuple(strikes), np.array(same, dtype=np.bool_),
                         np.array(holds, dtype=np.bool_), int(target), kernelbase._plain(strike, shape[1:]), *quote,
                         new_qty, *marks, moving)
     return (new_qty, moving, marks) if count else None
@@ -868,8 +873,9 @@ def gamma_need(active, qtys, gammas, held, hedge: int, price, lots_per_option: f
     """
     shape = active.shape
     rest, short, need = np.empty(shape), np.empty(shape), np.empty(shape, dtype=np.bool_)
-    count = _gamma_need(_ready(active, shape, np.bool_), tuple(kernelbase._grid(q) for q in qtys),
-                        tuple(kernelbase._grid(g) for g in gammas), np.array(held, dtype=np.bool_), int(hedge),
+    width = kernelbase.BOOK_SLOTS  # every slot of the book, as the round's
+    count = _gamma_need(_ready(active, shape, np.bool_), kernelbase._slot_tuple(qtys, width),
+                        kernelbase._slot_tuple(gammas, width), np.array(held, dtype=np.bool_), int(hedge),
                         kernelbase._plain(price, shape[1:]), float(lots_per_option), float(target), rest, short, need)
     return (need, rest, short) if count else None
 

@@ -192,21 +192,30 @@ def _rows(x, shape) -> np.ndarray:
     return x[None, :] if x.ndim == 1 else np.full((1, shape[1]), float(x))
 
 
-def _slot_tuple(arrays) -> tuple:
+def _slot_tuple(arrays, least: int = 8) -> tuple:
     """Slot arrays as the fused kernels read them: a tuple of `_grid` views, padded (`_padded`)."""
-    return _padded(tuple([_grid(x) for x in arrays]), _ONE)
+    return _padded(tuple([_grid(x) for x in arrays]), _ONE, least)
 
 
-def _padded(arrays: tuple, dummy: np.ndarray) -> tuple:
-    """``arrays`` padded with ``dummy`` to 8, 16, … entries. A tuple's length is part of a compiled
-    kernel's signature, and the kernels take the count of real entries as an argument of its own: unpadded,
-    every step kernel was compiled once for each number of slots a run's books held (two and four, and one
-    for none, in the jujube file: each of a fresh clone's first runs compiled them three times over). From 8,
-    not 4: the loop's candidates hold books of five or six series too, and a fresh machine's main job
-    compiled every step kernel again when the first appeared (~55 s of CPU); four more dummy entries cost a
-    call microseconds (their unboxing), not a compile."""
+# Entries a tuple of every slot of a book is padded to at least (`_padded`): the adjustment round's. A book holds
+# its legs' slots, a dynamic slot per leg a roll moves and the gamma hedge's: nine for a four-leg candidate of the
+# loop (one more than 8), whose first round compiled the round's kernels again (~27 s of CPU).
+BOOK_SLOTS = 16
+
+
+def _padded(arrays: tuple, dummy, least: int = 8) -> tuple:
+    """``arrays`` padded with ``dummy`` to ``least`` entries (a power of two: 8, or `BOOK_SLOTS`), then 2·least, ….
+
+    A tuple's length is part of a compiled kernel's signature, and the kernels take the count of real entries as
+    an argument of its own (or read it from an array of one entry per slot): unpadded, every step kernel was
+    compiled once for each number of slots a run's books held (two and four, and one for none, in the jujube
+    file: each of a fresh clone's first runs compiled them three times over). From 8, not 4: the loop's
+    candidates hold books of five or six series too, and a fresh machine's main job compiled every step kernel
+    again when the first appeared (~55 s of CPU); four more dummy entries cost a call microseconds (their
+    unboxing), not a compile.
+    """
     n = len(arrays)
-    width = 8 if n <= 8 else 1 << (n - 1).bit_length()
+    width = least if n <= least else 1 << (n - 1).bit_length()
     return arrays + (dummy,) * (width - n) if width > n else arrays
 
 

@@ -2303,21 +2303,25 @@ class _Round:
             rows[-1] = mo.snap_up(price)
         for s in book.slots:
             s._qty = kernels.writable(s._qty, shape)
-        written = tuple(zip(*[_written_marks(s, shape) for s in book.slots]))
+        # The slot tuples padded with dummies of their types to `kernelbase.BOOK_SLOTS`: a tuple's length is part
+        # of the kernel's signature, and the loop's candidates hold books of a few slots to more than eight.
+        width = kernelbase.BOOK_SLOTS
+        written = tuple(zip(*kernelbase._padded(tuple([_written_marks(s, shape) for s in book.slots]),
+                                                _BASE_WRITTEN, width)))
         if not (o.hedge.flags.writeable and o.hedge.flags.owndata and o.hedge.flags.c_contiguous):
             o.hedge = np.array(o.hedge, dtype=float)  # a view or a shared array: the round writes its own
         o.is_open = kernels.writable(o.is_open, shape, np.bool_)
         p.equity = kernels.writable(p.equity, shape)
         o.month_pnl = kernels.writable(o.month_pnl, shape)
         ledger = p.ledger
-        slots, grid = book.slots, kernelbase._grid
+        slots, padded = book.slots, kernelbase._slot_tuple
         held = np.array([s._held for s in slots], dtype=np.bool_)
         closed = adjust_kernels.round_pass(
             cols=cols, fire=kernelbase._plain_bool(fire, shape), kinds=self.kinds, amounts=self.amounts,
             members=self.members, entries=self.entries, strike_rows=rows, gamma_slot=self.gamma_slot,
-            qtys=tuple([s._qty for s in slots]), strikes=tuple([grid(s.strike) for s in slots]),
-            values=tuple([grid(s.value) for s in slots]), gammas=tuple([grid(s.gamma) for s in slots]),
-            slots=self.slots, written=written,
+            qtys=kernelbase._padded(tuple([s._qty for s in slots]), kernelbase._SCRATCH, width),
+            strikes=padded([s.strike for s in slots], width), values=padded([s.value for s in slots], width),
+            gammas=padded([s.gamma for s in slots], width), slots=self.slots, written=written,
             tables=self._tables_at(book, mo, j), market=self._market(mo), price=price, vol=vol,
             lots_per_option=float(p.lots_per_option), abort=self.abort,
             account=(o.hedge, kernelbase._plain(p.pending, shape), kernelbase._plain(p.inventory.total(), shape)),
@@ -2362,7 +2366,10 @@ class _Round:
                                                 float(mo.markers[s.american].carry))
                 const[:, i] = tables.const[:, 0]
                 eeps.append(tables.eep), d_eeps.append(tables.d_eep), boundaries.append(tables.boundary)
-            made = self._tables[key] = (phi, self.slots[1], tt, const, tuple(eeps), tuple(d_eeps), tuple(boundaries))
+            pad, width = kernelbase._padded, kernelbase.BOOK_SLOTS  # (`play`'s slot tuples)
+            made = self._tables[key] = (phi, self.slots[1], tt, const, pad(tuple(eeps), empty_eep, width),
+                                        pad(tuple(d_eeps), empty_eep, width),
+                                        pad(tuple(boundaries), empty_boundary, width))
         return made
 
 
