@@ -93,6 +93,12 @@ PLAYBOOK = ("adjust_playbook [ roll_nearest_term(), roll(1, 60d), roll_tenor(2, 
             "add_leg(long Option(Put, support-300, 30d)), replace_leg(2, short Option(Call, resistance+300, 30d)), "
             "remove_leg(1), close(2), close() ]")
 
+STRANGLE = "S = short Option(Put, support-100, 30d) + short Option(Call, resistance+100, 30d)"
+# The loop's four-leg candidate (its iteration 8): a book of nine slots, the legs' four, a roll's per leg and the
+# gamma hedge's — more than eight.
+WINGS = ("S = short Option(Call, resistance+100, 30d) + short Option(Put, support-100, 30d) + "
+         "long Option(Call, resistance+500, 30d) + long Option(Put, support-500, 30d)")
+
 CASES = {
     "jujube": [],
     "every_action_machine_decide_guards": [
@@ -111,6 +117,7 @@ CASES = {
     "deep_in_the_money_assignment": [
         ("S = short Option(Put, support-100, 30d) + short Option(Call, resistance+100, 30d)",
          "S = short Option(Put, resistance+400, 30d) + short Option(Call, support-400, 30d)")],
+    "wings": [(STRANGLE, WINGS)],
 }
 
 
@@ -1897,6 +1904,30 @@ def test_the_compiled_round_is_the_numpy_round_bit_for_bit(monkeypatch, sim, cj,
     if abort:
         assert counters["adjust_aborted_0"].sum() + counters["adjust_aborted_1"].sum() > 0
         assert (counters["adjust_exits"].sum() > 0) == (on_abort == "exit")
+
+
+def test_a_round_on_a_book_of_nine_slots_compiles_no_signature_of_its_own(tmp_path, monkeypatch):
+    """The round's kernels take every slot's arrays in tuples padded to `kernelbase.BOOK_SLOTS`, and the count of
+    slots from the round's facts: the four-leg candidate's nine slots are played by the signatures the jujube
+    file's five were (a fresh clone's main job compiled the round a second time for them, ~27 s of CPU)."""
+    from opl.runtime.engine import adjust_kernels
+
+    played = []
+    real = adjust_kernels.round_pass
+    monkeypatch.setattr(adjust_kernels, "round_pass",
+                        lambda **kw: played.append(kw["slots"][0].size) or real(**kw))
+    wings = tmp_path / "wings.opl"
+    wings.write_text(JUJUBE.read_text(encoding="utf-8").replace(STRANGLE, WINGS), encoding="utf-8")
+    compiled = [adjust_kernels._round, adjust_kernels._gather, adjust_kernels._scatter, adjust_kernels._quote_into,
+                adjust_kernels._propose_move, adjust_kernels._propose_gamma]
+    counts = []
+    for path in (JUJUBE, wings):
+        facade.simulate_file(path, paths=60, overrides=["experiment.horizon=2", "experiment.sizes=[1,5]",
+                                                        "sim.workers=1"])
+        counts.append([len(k.signatures) for k in compiled])
+    assert set(played) == {5, 9}
+    # (Other tests in this process may have compiled signatures of their own before: the count is not fixed.)
+    assert counts[1] == counts[0]
 
 
 def test_the_jujube_round_is_played_in_one_compiled_pass_and_other_playbooks_are_not(monkeypatch, sim):
