@@ -207,15 +207,21 @@ if njit is not None:
         return paired
 
     @njit(cache=True, inline="always")
-    def _fill(dst, row, p0, p1, cols, picked):
-        # dst[:] = the row's elements p0..p1: one number broadcast, through ``cols`` when picked, else copied.
-        if row.shape[0] == 1:
-            dst[:] = row[0]
+    def _fill(dst, i, x, v, p0, p1, cols, picked):
+        # dst[i, :p1 - p0] = row v of ``x`` (broadcast to (variants, paths), as `_at` reads it) at paths p0..p1,
+        # through ``cols`` when picked. Plain loops over indices: a slice assignment (numba's general broadcast
+        # copy) or a row view (a reference counted) a block cost as much as the block's margin.
+        vi = v if x.shape[0] > 1 else 0
+        if x.shape[1] == 1:
+            a = x[vi, 0]
+            for p in range(p1 - p0):
+                dst[i, p] = a
         elif picked:
             for p in range(p1 - p0):
-                dst[p] = row[cols[p0 + p]]
+                dst[i, p] = x[vi, cols[p0 + p]]
         else:
-            dst[:] = row[p0:p1]
+            for p in range(p1 - p0):
+                dst[i, p] = x[vi, p0 + p]
 
     @njit(cache=True, inline="always")
     def _same(a, b):
@@ -229,69 +235,149 @@ if njit is not None:
             i += 1
         return i
 
-    @njit(cache=True)
-    def _margin_block(p0, p1, is_call, expiry, strikes, premiums, qtys, n, cols, price, lots, hedge, other, summed,
-                      futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size,
-                      futures_underlying, spread, straddle, strangle, both_orders, wide_bit, out):
-        # Elements p0..p1 of every variant (`_book_margin`). Slot by slot first, each slot's row read once in
-        # its order into a block-sized scratch (in cache): the lots, the strike, the premium and a lot's own
-        # margin, computed for every element without a branch (an element not holding the slot never reads
-        # them), and a bit per held slot. Then element by element: a flat one (no bit) holds futures only, one or
-        # two series are paired on numbers (`_one`, `_two`), more are gathered in the book's order (`_paired`).
-        variants, width = out.shape[0], p1 - p0
-        qb, kb, pb, mb = np.empty((n, width)), np.empty((n, width)), np.empty((n, width)), np.empty((n, width))
-        f, held_bits = np.empty(width), np.empty(width, dtype=np.int64)
-        cc, ce = np.empty(n, dtype=np.bool_), np.empty(n)
-        k, prem, q, margin = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
-        short, long, short2, long2 = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
-        picked = cols.shape[0] > 0
-        _fill(f, price, p0, p1, cols, picked)
-        for v in range(variants):
-            fr, r, mr = futures_rate[v], rate[v], min_rate[v]
-            # A lot's margin depends on the variant only through its rates and a per-variant strike or premium:
-            # where the rates are the previous variant's (sizes, fees: most sweeps), a series marked per path
-            # keeps the margins computed for it (the same numbers: the same operations on the same inputs).
-            again = v > 0 and _same(fr, futures_rate[v - 1]) and _same(r, rate[v - 1]) and _same(mr, min_rate[v - 1])
-            held_bits[:] = 0
-            for i in range(n):
-                qi, ki, pi, mi, call, bit = qb[i], kb[i], pb[i], mb[i], is_call[i], 1 << min(i, wide_bit)
-                _fill(qi, _row(qtys[i], v), p0, p1, cols, picked)
-                if not (again and strikes[i].shape[0] == 1 and premiums[i].shape[0] == 1):
-                    _fill(ki, _row(strikes[i], v), p0, p1, cols, picked)
-                    _fill(pi, _row(premiums[i], v), p0, p1, cols, picked)
-                    for p in range(width):
-                        mi[p] = _series_margin(call, f[p], ki[p], pi[p], fr, czce, otm_weight, floor_weight, r, mr,
-                                               put_cap, unit)
+    @njit(cache=True, inline="always")
+    def _series_rows(v, again, p0, p1, is_call, strikes, premiums, qtys, n, cols, picked, f, fr, czce, otm_weight,
+                     floor_weight, r, mr, put_cap, unit, wide_bit, qb, kb, pb, mb, held_bits):
+        # Variant v's rows of every series at paths p0..p1 (`_margin_block`): the lots, the strike, the premium and
+        # a lot's own margin — for every element, without a branch (an element not holding the series never
+        # reads them) — and a bit per held series. A series marked per path keeps the margins of the variant
+        # before when ``again`` (its rates are the same: the same operations on the same inputs).
+        width = p1 - p0
+        for p in range(width):
+            held_bits[p] = 0
+        for i in range(n):
+            call, bit = is_call[i], 1 << min(i, wide_bit)
+            _fill(qb, i, qtys[i], v, p0, p1, cols, picked)
+            strike, premium = strikes[i], premiums[i]
+            if not (again and strike.shape[0] == 1 and premium.shape[0] == 1):
+                _fill(kb, i, strike, v, p0, p1, cols, picked)
+                _fill(pb, i, premium, v, p0, p1, cols, picked)
                 for p in range(width):
-                    held_bits[p] |= bit * (qi[p] != 0.0)
-            lr, hr, orow = _row(lots, v), _row(hedge, v), _row(other, v)
+                    mb[i, p] = _series_margin(call, f[p], kb[i, p], pb[i, p], fr, czce, otm_weight, floor_weight, r,
+                                              mr, put_cap, unit)
             for p in range(width):
-                c = cols[p0 + p] if picked else p0 + p
-                paired, bits = 0.0, held_bits[p]
-                rest = bits & (bits - 1)
-                if bits != 0 and bits >> wide_bit == 0 and rest & (rest - 1) == 0:
-                    a = _bit_at(bits, 0)
-                    if rest == 0:
-                        paired = _one(qb[a, p], mb[a, p])
-                    else:
-                        b = _bit_at(rest, a + 1)
-                        paired = _two(is_call[a], expiry[a] == expiry[b], kb[a, p], pb[a, p], qb[a, p], mb[a, p],
-                                      kb[b, p], pb[b, p], qb[b, p], mb[b, p], is_call[b], unit, spread, straddle,
-                                      strangle, both_orders)
-                elif bits != 0:
-                    h = _ZERO
-                    for i in range(n):
-                        if qb[i, p] != 0.0:
-                            q[h], k[h], prem[h], margin[h] = qb[i, p], kb[i, p], pb[i, p], mb[i, p]
-                            cc[h], ce[h] = is_call[i], expiry[i]
-                            h += 1
-                    paired = _paired(h, cc, ce, k, prem, q, margin, short, long, short2, long2, unit, spread,
-                                     straddle, strangle, both_orders)
-                held = _el(lr, c)
-                if summed:
-                    held = abs(held) + abs(_el(hr, c)) + abs(_el(orow, c))
-                total = fr * f[p] * contract_size * held if futures_underlying else f[p] * contract_size * held
-                out[v, p0 + p] = total + paired
+                held_bits[p] |= bit * (qb[i, p] != 0.0)
+
+    @njit(cache=True, inline="always")
+    def _futures_rows(v, p0, p1, cols, picked, f, lots, hedge, other, summed, fr, contract_size, futures_underlying,
+                      fut, total):
+        # The futures' requirement of variant v at paths p0..p1 into ``total``: ``lots`` or, ``summed``,
+        # |lots| + |hedge| + |other| (replay._Margins), at the futures rate when the underlying is a future,
+        # else paid in full. The lots gathered into rows first, so the sum is a loop the compiler vectorises.
+        width = p1 - p0
+        _fill(fut, 0, lots, v, p0, p1, cols, picked)
+        if summed:
+            _fill(fut, 1, hedge, v, p0, p1, cols, picked)
+            _fill(fut, 2, other, v, p0, p1, cols, picked)
+            for p in range(width):
+                fut[0, p] = abs(fut[0, p]) + abs(fut[1, p]) + abs(fut[2, p])
+        if futures_underlying:
+            for p in range(width):
+                total[p] = fr * f[p] * contract_size * fut[0, p]
+        else:
+            for p in range(width):
+                total[p] = f[p] * contract_size * fut[0, p]
+
+    @njit(cache=True, inline="always")
+    def _pair_rows(v, p0, width, is_call, expiry, n, unit, spread, straddle, strangle, both_orders, wide_bit, qb,
+                   kb, pb, mb, held_bits, total, held_at, gather, out):
+        # Variant v's requirement at paths p0..p0 + width: the futures' ``total`` plus the options' paired
+        # requirement, element by element. An element holding no series adds 0.0; the ones holding some are
+        # listed first (``held_at``: no branch an element to mispredict) and paired: one or two series on numbers
+        # (`_one`, `_two`), more gathered in the book's order (`_paired`, into ``gather``'s arrays). (At most
+        # thirty arguments for a function inlined: Python passes more as a tuple, which numba does not inline.)
+        m = 0
+        for p in range(width):
+            out[v, p0 + p] = total[p] + 0.0
+            held_at[m] = p
+            m += held_bits[p] != 0
+        for x in range(m):
+            p = held_at[x]
+            bits = held_bits[p]
+            rest = bits & (bits - 1)
+            if bits >> wide_bit == 0 and rest & (rest - 1) == 0:
+                a = _bit_at(bits, 0)
+                if rest == 0:
+                    paired = _one(qb[a, p], mb[a, p])
+                else:
+                    b = _bit_at(rest, a + 1)
+                    paired = _two(is_call[a], expiry[a] == expiry[b], kb[a, p], pb[a, p], qb[a, p], mb[a, p], kb[b, p],
+                                  pb[b, p], qb[b, p], mb[b, p], is_call[b], unit, spread, straddle, strangle,
+                                  both_orders)
+            else:
+                cc, ce, k, prem, q, margin, short, long, short2, long2 = gather
+                h = _ZERO
+                for i in range(n):
+                    if qb[i, p] != 0.0:
+                        q[h], k[h], prem[h], margin[h] = qb[i, p], kb[i, p], pb[i, p], mb[i, p]
+                        cc[h], ce[h] = is_call[i], expiry[i]
+                        h += 1
+                paired = _paired(h, cc, ce, k, prem, q, margin, short, long, short2, long2, unit, spread, straddle,
+                                 strangle, both_orders)
+            out[v, p0 + p] = total[p] + paired
+
+    @njit(cache=True, inline="always")
+    def _nanmax(a, b):
+        # numpy.maximum: NaN wins (`_npmax`, as selects: a loop of these vectorises).
+        return math.nan if a != a or b != b else (a if a >= b else b)
+
+    @njit(cache=True, error_model="numpy")
+    def _account(p0, p1, equity, requirement, capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd):
+        # replay._Pass._requirement's account, paths p0..p1 of every variant: the call, the liquidation decided, the peaks and
+        # the drawdown. A variant's rows as views and flags combined with ``&``, and numpy's division (inf or
+        # NaN, not an exception, at a peak of 0, as the reference): no branch an element, so the compiler
+        # vectorises the loop (a third of the time of the step's margin before).
+        keep = 1.0 - margin_buffer
+        for v in range(equity.shape[0]):
+            e_, r_, c_, l_ = equity[v, p0:p1], requirement[v, p0:p1], calls[v, p0:p1], liquidate[v, p0:p1]
+            pm_, pk_, dd_ = peak_margin[v, p0:p1], peak[v, p0:p1], max_dd[v, p0:p1]
+            for p in range(p1 - p0):
+                e, r = e_[p], r_[p]
+                call = (e < r) & (r > 0)
+                c_[p] += call
+                l_[p] = call & (e < keep * r)
+                pm_[p] = _nanmax(pm_[p], r / capital)
+                top = _nanmax(pk_[p], e)
+                pk_[p] = top
+                dd_[p] = _nanmax(dd_[p], (top - e) / top)
+
+    @njit(cache=True)
+    def _margin_blocks(lo, hi, is_call, expiry, strikes, premiums, qtys, n, cols, price, lots, hedge, other, summed,
+                       futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size,
+                       futures_underlying, spread, straddle, strangle, both_orders, wide_bit, out):
+        # Elements lo..hi of every variant (`_book_margin`), a block of paths at a time: for each variant the
+        # series' rows into a block-sized scratch (`_series_rows`, in cache), the futures' (`_futures_rows`),
+        # then element by element (`_pair_rows`). The blocks' loop is here, not a call a block: a call's
+        # arguments (some forty arrays, each reference counted) cost as much as a block's margin.
+        variants, size = out.shape[0], min(_MARGIN_BLOCK, hi - lo)
+        qb, kb, pb, mb = np.empty((n, size)), np.empty((n, size)), np.empty((n, size)), np.empty((n, size))
+        f, total, fut = np.empty(size), np.empty(size), np.empty((3, size))
+        held_bits, held_at = np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64)
+        gather = (np.empty(n, dtype=np.bool_), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n),
+                  np.empty(n), np.empty(n), np.empty(n), np.empty(n))
+        picked = cols.shape[0] > 0
+        for p0 in range(lo, hi, _MARGIN_BLOCK):
+            p1 = min(hi, p0 + _MARGIN_BLOCK)
+            width = p1 - p0
+            if price.shape[0] == 1:
+                for p in range(width):
+                    f[p] = price[0]
+            else:
+                for p in range(width):
+                    f[p] = price[cols[p0 + p]] if picked else price[p0 + p]
+            for v in range(variants):
+                fr, r, mr = futures_rate[v], rate[v], min_rate[v]
+                # A lot's margin depends on the variant only through its rates and a per-variant strike or
+                # premium: where the rates are the previous variant's (sizes, fees: most sweeps), a series marked
+                # per path keeps the margins computed for it.
+                again = (v > 0 and _same(fr, futures_rate[v - 1]) and _same(r, rate[v - 1])
+                         and _same(mr, min_rate[v - 1]))
+                _series_rows(v, again, p0, p1, is_call, strikes, premiums, qtys, n, cols, picked, f, fr, czce,
+                             otm_weight, floor_weight, r, mr, put_cap, unit, wide_bit, qb, kb, pb, mb, held_bits)
+                _futures_rows(v, p0, p1, cols, picked, f, lots, hedge, other, summed, fr, contract_size,
+                              futures_underlying, fut, total)
+                _pair_rows(v, p0, width, is_call, expiry, n, unit, spread, straddle, strangle, both_orders, wide_bit,
+                           qb, kb, pb, mb, held_bits, total, held_at, gather, out)
 
     @njit(cache=True)
     def _book_margin(is_call, expiry, strikes, premiums, qtys, n, cols, price, lots, hedge, other, summed,
@@ -300,60 +386,23 @@ if njit is not None:
         # ``strikes``, ``premiums``, ``qtys``: a tuple of n arrays each (broadcast as ``_row`` reads them; a
         # dummy entry when n is 0); element p of ``out`` is path cols[p] (p itself when ``cols`` is empty). The
         # futures lots are ``lots`` or, ``summed``, |lots| + |hedge| + |other| (replay._Margins).
-        width = out.shape[1]
-        for p0 in range(0, width, _MARGIN_BLOCK):
-            _margin_block(p0, min(width, p0 + _MARGIN_BLOCK), is_call, expiry, strikes, premiums, qtys, n, cols,
-                          price, lots, hedge, other, summed, futures_rate, czce, otm_weight, floor_weight, rate,
-                          min_rate, put_cap, unit, contract_size, futures_underlying, spread, straddle, strangle,
-                          both_orders, wide_bit, out)
+        _margin_blocks(0, out.shape[1], is_call, expiry, strikes, premiums, qtys, n, cols, price, lots, hedge, other,
+                       summed, futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit,
+                       contract_size, futures_underlying, spread, straddle, strangle, both_orders, wide_bit, out)
 
-    @njit(cache=True)
-    def _account_block(p0, p1, equity, requirement, capital, margin_buffer, calls, liquidate, peak_margin, peak,
-                       max_dd):
-        # replay._Pass._requirement's account for paths p0..p1 of every variant: the call, the liquidation
-        # decided, the peaks and the drawdown.
-        for v in range(equity.shape[0]):
-            for p in range(p0, p1):
-                e, r = equity[v, p], requirement[v, p]
-                call = e < r and r > 0
-                calls[v, p] += call
-                liquidate[v, p] = call and e < (1.0 - margin_buffer) * r
-                peak_margin[v, p] = _npmax(peak_margin[v, p], r / capital)
-                top = _npmax(peak[v, p], e)
-                peak[v, p] = top
-                max_dd[v, p] = _npmax(max_dd[v, p], (top - e) / top)
-
-    @njit(cache=True)
-    def _account(equity, requirement, capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd):
-        _account_block(0, equity.shape[1], equity, requirement, capital, margin_buffer, calls, liquidate,
-                       peak_margin, peak, max_dd)
-
-    @njit(cache=True)
-    def _requirement_block(p0, p1, is_call, expiry, strikes, premiums, qtys, n, price, static, hedge, other,
-                           futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size,
-                           futures_underlying, spread, straddle, strangle, both_orders, wide_bit, equity, capital,
-                           margin_buffer, calls, liquidate, peak_margin, peak, max_dd, out):
-        # replay._Pass._requirement for paths p0..p1: the book's margin (|futures| summed), then the account,
-        # while the block's elements are in cache.
-        _margin_block(p0, p1, is_call, expiry, strikes, premiums, qtys, n, np.zeros(0, dtype=np.int64), price, static,
-                      hedge, other, _TRUE, futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit,
-                      contract_size, futures_underlying, spread, straddle, strangle, both_orders, wide_bit, out)
-        _account_block(p0, p1, equity, out, capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd)
-
-    # The serial and parallel twins of the step's requirement (two functions: see the marks' twins above). A
-    # path's numbers do not depend on the block or the thread: the same bits with one thread or several.
+    # The serial and parallel twins of the step's requirement (two functions: see the marks' twins above): the
+    # book's margin (|futures| summed, every path), then the account. A path's numbers do not depend on the
+    # block or the thread: the same bits with one thread or several.
     @njit(cache=True)
     def _requirement_account(is_call, expiry, strikes, premiums, qtys, n, price, static, hedge, other, futures_rate,
                              czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size,
                              futures_underlying, spread, straddle, strangle, both_orders, wide_bit, equity, capital,
                              margin_buffer, calls, liquidate, peak_margin, peak, max_dd, out):
-        paths = out.shape[1]
-        for p0 in range(0, paths, _MARGIN_BLOCK):
-            _requirement_block(p0, min(paths, p0 + _MARGIN_BLOCK), is_call, expiry, strikes, premiums, qtys, n, price,
-                               static, hedge, other, futures_rate, czce, otm_weight, floor_weight, rate, min_rate,
-                               put_cap, unit, contract_size, futures_underlying, spread, straddle, strangle,
-                               both_orders, wide_bit, equity, capital, margin_buffer, calls, liquidate, peak_margin,
-                               peak, max_dd, out)
+        _margin_blocks(0, out.shape[1], is_call, expiry, strikes, premiums, qtys, n, np.zeros(0, dtype=np.int64),
+                       price, static, hedge, other, _TRUE, futures_rate, czce, otm_weight, floor_weight, rate,
+                       min_rate, put_cap, unit, contract_size, futures_underlying, spread, straddle, strangle,
+                       both_orders, wide_bit, out)
+        _account(0, out.shape[1], equity, out, capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd)
 
     @njit(cache=True, parallel=True)
     def _requirement_parallel(is_call, expiry, strikes, premiums, qtys, n, price, static, hedge, other, futures_rate,
@@ -361,14 +410,14 @@ if njit is not None:
                               futures_underlying, spread, straddle, strangle, both_orders, wide_bit, equity, capital,
                               margin_buffer, calls, liquidate, peak_margin, peak, max_dd, out):
         paths = out.shape[1]
-        blocks = (paths + _MARGIN_BLOCK - 1) // _MARGIN_BLOCK
-        for b in prange(blocks):
-            p0 = b * _MARGIN_BLOCK
-            _requirement_block(p0, min(paths, p0 + _MARGIN_BLOCK), is_call, expiry, strikes, premiums, qtys, n, price,
-                               static, hedge, other, futures_rate, czce, otm_weight, floor_weight, rate, min_rate,
-                               put_cap, unit, contract_size, futures_underlying, spread, straddle, strangle,
-                               both_orders, wide_bit, equity, capital, margin_buffer, calls, liquidate, peak_margin,
-                               peak, max_dd, out)
+        chunk = 16 * _MARGIN_BLOCK  # paths a thread's call does (its arguments' cost paid once for them)
+        for b in prange((paths + chunk - 1) // chunk):
+            p0, p1 = b * chunk, min(paths, (b + 1) * chunk)
+            _margin_blocks(p0, p1, is_call, expiry, strikes, premiums, qtys, n,
+                           np.zeros(0, dtype=np.int64), price, static, hedge, other, _TRUE, futures_rate, czce,
+                           otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size, futures_underlying,
+                           spread, straddle, strangle, both_orders, wide_bit, out)
+            _account(p0, p1, equity, out, capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd)
 
 
 class MarginRule:
@@ -450,7 +499,7 @@ def account(*, equity, requirement, capital: float, margin_buffer: float, calls,
     """After a step's margin: margin calls counted, the running peaks and drawdown updated (in place);
     returns where the call is not met (liquidated at the next step)."""
     liquidate = np.empty(equity.shape, dtype=np.bool_)
-    _account(equity, _plain(requirement, equity.shape), float(capital), float(margin_buffer), calls, liquidate,
+    _account(0, equity.shape[1], equity, _plain(requirement, equity.shape), float(capital), float(margin_buffer), calls, liquidate,
              peak_margin, peak, max_dd)
     return liquidate
 
