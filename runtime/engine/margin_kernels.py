@@ -251,23 +251,25 @@ if njit is not None:
             lots, strike, premium = qtys[i], strikes[i], premiums[i]
             fresh = not (again and strike.shape[0] == 1 and premium.shape[0] == 1)
             if not picked and lots.shape[1] > 1 and strike.shape[1] > 1 and premium.shape[1] > 1:
-                # Every row per path (most): one pass reads them and computes the margin (it reuses the rows
-                # while in registers, where a pass a row read them back from the scratch).
-                lv = v if lots.shape[0] > 1 else 0
-                kv = v if strike.shape[0] > 1 else 0
-                pv = v if premium.shape[0] > 1 else 0
+                # Every row per path (most): the block's rows as views, copied by loops over plain indices
+                # (an index p0 + p is checked for a negative value at each element) that the compiler vectorises.
+                lr = lots[v if lots.shape[0] > 1 else 0, p0:p1]
+                qr = qb[i]
+                for p in range(width):
+                    qr[p] = lr[p]
+                for p in range(width):
+                    held_bits[p] |= bit * (qr[p] != 0.0)
                 if fresh:
+                    kr, xr, mr_ = kb[i], pb[i], mb[i]
+                    ks = strike[v if strike.shape[0] > 1 else 0, p0:p1]
+                    xs = premium[v if premium.shape[0] > 1 else 0, p0:p1]
                     for p in range(width):
-                        q, k, x = lots[lv, p0 + p], strike[kv, p0 + p], premium[pv, p0 + p]
-                        qb[i, p], kb[i, p], pb[i, p] = q, k, x
-                        mb[i, p] = _series_margin(call, f[p], k, x, fr, czce, otm_weight, floor_weight, r, mr,
-                                                  put_cap, unit)
-                        held_bits[p] |= bit * (q != 0.0)
-                else:
+                        kr[p] = ks[p]
                     for p in range(width):
-                        q = lots[lv, p0 + p]
-                        qb[i, p] = q
-                        held_bits[p] |= bit * (q != 0.0)
+                        xr[p] = xs[p]
+                    for p in range(width):
+                        mr_[p] = _series_margin(call, f[p], kr[p], xr[p], fr, czce, otm_weight, floor_weight, r, mr,
+                                                put_cap, unit)
                 continue
             _fill(qb, i, lots, v, p0, p1, cols, picked)
             if fresh:
@@ -286,6 +288,15 @@ if njit is not None:
         # |lots| + |hedge| + |other| (replay._Margins), at the futures rate when the underlying is a future,
         # else paid in full. The lots gathered into rows first, so the sum is a loop the compiler vectorises.
         width = p1 - p0
+        if (summed and futures_underlying and not picked and lots.shape[1] == 1 and hedge.shape[1] > 1
+                and other.shape[1] > 1):
+            # The step's requirement (the book's futures one number, the hedge and other futures per path):
+            # one pass, the same sum.
+            a = abs(lots[v if lots.shape[0] > 1 else 0, 0])
+            hr, orow = hedge[v if hedge.shape[0] > 1 else 0, p0:p1], other[v if other.shape[0] > 1 else 0, p0:p1]
+            for p in range(width):
+                total[p] = fr * f[p] * contract_size * (a + abs(hr[p]) + abs(orow[p]))
+            return
         _fill(fut, 0, lots, v, p0, p1, cols, picked)
         if summed:
             _fill(fut, 1, hedge, v, p0, p1, cols, picked)
@@ -307,8 +318,11 @@ if njit is not None:
         # listed first (``held_at``: no branch an element to mispredict) and paired: one or two series on numbers
         # (`_one`, `_two`), more gathered in the book's order (`_paired`, into ``gather``'s arrays). (At most
         # thirty arguments for a function inlined: Python passes more as a tuple, which numba does not inline.)
+        row = out[v, p0:p0 + width]
         for p in range(width):
-            out[v, p0 + p] = total[p] + 0.0
+            row[p] = total[p] + 0.0
+        if n == 0:
+            return
         m = 0
         for p in range(width):
             held_at[m] = p
