@@ -334,7 +334,9 @@ if njit is not None:
                     for p in range(paths):
                         r[p] = a[p] or b[p]
             stack[top - 1] = i
-        out[:] = rows[stack[0]]
+        last = rows[stack[0]]
+        for p in range(paths):  # (a loop: not a slice assigned, `opl.runtime.engine.kernels`' rules)
+            out[p] = last[p]
 
     @njit(cache=True)
     def _snap(values, bounds, steps, up, lowest, out):
@@ -369,7 +371,10 @@ if njit is not None:
     # marks, the slots changed, their order of change and count, where the action trades, two scratch arrays).
     _ROLL, _GAMMA = 0, 1  # `round_pass`'s action kinds
 
-    @njit(cache=True)
+    # `_gather` and `_scatter` are inlined in `_round`: as kernels of their own they took the round's tuples of
+    # sixteen slots (`kernelbase.BOOK_SLOTS`) as arguments, and their compile grew with them (9.6 and 4.9 s of a
+    # fresh cache's CPU, 2.0 and 1.5 s with five slots); inlined, the round's compile grows by ~2 s with them.
+    @njit(cache=True, inline="always")
     def _gather(cols, n, qtys, strikes, values, gammas, written, dynamic, now):
         # The slots' lots, strikes, marks and gammas on the round's elements: a dynamic slot's from its own
         # (variants, paths) arrays (the ones `_scatter` writes), a base slot's from its `kernelbase._grid` rows. The
@@ -399,7 +404,7 @@ if njit is not None:
                     value_[i, v, k] = vs[rv, c if vs.shape[1] > 1 else 0]
                     gamma_[i, v, k] = gs[rg, c if gs.shape[1] > 1 else 0]
 
-    @njit(cache=True)
+    @njit(cache=True, inline="always")
     def _scatter(cols, n, qtys, written, dynamic, touched, dirty, now):
         # The round's lots of the first ``n`` slots where it touched them, and the new series where it moved lots
         # (dynamic slots only), written into the book's arrays.
@@ -709,7 +714,10 @@ if njit is not None:
                     live += act[v, k]
             if live == 0:
                 break
-            pq[:] = lots_  # a fresh plan: every slot's lots as they are
+            for i in range(n):  # a fresh plan: every slot's lots as they are (a loop: `kernels`' rules)
+                for v in range(variants):
+                    for k in range(m):
+                        pq[i, v, k] = lots_[i, v, k]
             rs[:] = False
             changed[:] = False
             order_count[0] = 0
@@ -873,9 +881,10 @@ def gamma_need(active, qtys, gammas, held, hedge: int, price, lots_per_option: f
     """
     shape = active.shape
     rest, short, need = np.empty(shape), np.empty(shape), np.empty(shape, dtype=np.bool_)
-    width = kernelbase.BOOK_SLOTS  # every slot of the book, as the round's
-    count = _gamma_need(_ready(active, shape, np.bool_), kernelbase._slot_tuple(qtys, width),
-                        kernelbase._slot_tuple(gammas, width), np.array(held, dtype=np.bool_), int(hedge),
+    # (Padded to 8, not to the round's `kernelbase.BOOK_SLOTS`: it reads the tuples per element, and its compile
+    # grows with their length; a playbook the round does not cover plays it.)
+    count = _gamma_need(_ready(active, shape, np.bool_), kernelbase._slot_tuple(qtys),
+                        kernelbase._slot_tuple(gammas), np.array(held, dtype=np.bool_), int(hedge),
                         kernelbase._plain(price, shape[1:]), float(lots_per_option), float(target), rest, short, need)
     return (need, rest, short) if count else None
 
@@ -958,8 +967,18 @@ def when_verdict(program: tuple[np.ndarray, np.ndarray], *, price, open_price, v
     (`opl.runtime.engine.marking.SmileRule.atm`).
     """
     out = np.empty(price.shape[0], dtype=np.bool_)
-    _verdict(program[0], program[1], price, open_price, vol, open_vol, float(floor), 1.0 + float(spread), out)
+    _verdict(program[0], program[1], _read_only(price), _read_only(open_price), _read_only(vol), _read_only(open_vol),
+             float(floor), 1.0 + float(spread), out)
     return out
+
+
+def _read_only(x: np.ndarray) -> np.ndarray:
+    """``x`` as a read-only array (itself where it is): a month's steps are read-only where a store shares them and
+    the month's own elsewhere, and each kind compiled `_verdict` once (~2 s of a fresh cache's CPU)."""
+    if x.flags.writeable:
+        x = x.view()
+        x.setflags(write=False)
+    return x
 
 
 def snap(grid, raw, *, up: bool = False) -> np.ndarray:

@@ -17,7 +17,11 @@ Rules every kernel keeps:
   vector width;
 * ``parallel=True`` only over independent elements (paths): each element's arithmetic is
   the same whatever thread runs it, so a seed gives bit-identical results with 1 or N
-  threads.
+  threads;
+* no array assigned to a slice (``a[:] = b``): numba compiles its shape-mismatch error for
+  it, a message formatted from the shapes (numba's string formatting: ~5 s of a fresh
+  cache's compile, once per number of dimensions); a loop copies instead (a number
+  assigned to a slice, ``a[:] = 0.0``, raises nothing).
 
 `available()` says whether numba is installed; without it the replay runs the reference.
 

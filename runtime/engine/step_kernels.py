@@ -257,7 +257,8 @@ if njit is not None:
                 if q.shape[0] == 1:
                     out[:] = q[0]
                 else:
-                    out[:] = q
+                    for p in range(paths):  # (a loop: no array assigned to a slice, `kernels`' rules)
+                        out[p] = q[p]
                 for p in range(paths):
                     if not closing[p]:
                         continue
