@@ -165,8 +165,9 @@ class Evaluator:
         # `opl.runtime.engine.deadline.DeadlinePassed` (the loop's end of --minutes); None: no limit.
         self.deadline: float | None = None
         # The run's simulated months and their marks, shared by the candidates (they use the same seed and
-        # paths): a candidate that keeps the model, or the model and the legs, reads them instead of making them.
-        self.months = MonthStore()
+        # paths): a candidate that keeps the model, or the model and the legs, reads them instead of making them
+        # (and a completion's scenario marks, kept ahead for the next candidate: `MonthStore.ahead`).
+        self.months = MonthStore(ahead=True)
 
     def evaluate(self, text: str, *, display: str = "candidate.opl", complete: bool = True,
                  progress: Callable[[str], None] | None = None) -> Evaluation:
@@ -191,6 +192,7 @@ class Evaluator:
         note = progress or (lambda stage: None)
         candidate = Candidate(text)
         size = evaluation.size
+        self.months.begin()
         with until(self.deadline), sharing(self.months):
             try:
                 stress = None
@@ -224,9 +226,11 @@ class Evaluator:
         """Re-measure ``text`` on the hold-out seed with ``holdout_paths``, sweeping ``sizes`` when given.
 
         The store of the candidates' months is emptied first: the hold-out's fresh seed reads none of them,
-        and its forked workers would inherit them.
+        and its forked workers would inherit them — their memory too, which the C allocator keeps after numpy
+        frees it unless told to give it back (`_give_back`).
         """
         self.months = MonthStore(self.months.limit)
+        _give_back()
         return self._evaluate(text, display=display, paths=self.settings.holdout_paths,
                               seed=self.settings.effective_holdout_seed, sizes=sizes, complete=True,
                               progress=progress)
@@ -243,6 +247,7 @@ class Evaluator:
             candidate = Candidate(text)
         except CandidateError as error:
             return Evaluation(ok=False, error=error.rendered or str(error), seconds=time.perf_counter() - started)
+        self.months.begin()  # what the store keeps ahead spares what this evaluation and the one before read
         with until(self.deadline), sharing(self.months):
             try:
                 evaluation = self._passes(candidate, display, paths=paths, seed=seed, sizes=sizes,
@@ -375,6 +380,27 @@ class Evaluator:
         if self.data is None:
             return list(notes)
         return [NO_DATA_NOTE_IN_A_RUN_WITH_DATA if n.startswith(NO_DATA_NOTE) else n for n in notes]
+
+
+def _give_back() -> None:
+    """Return the memory freed so far to the system (glibc's ``malloc_trim``; elsewhere nothing is done).
+
+    The candidates' month store is most of this process's memory (up to `MonthStore.limit`): its arrays of a
+    few MB each sit in the allocator's heap once it has raised its threshold for mapping blocks of their own,
+    and that heap is not returned when they are freed. Kept, it was the hold-out's memory on top of its own,
+    in this process and in every worker it forks (the run's largest resident size was the hold-out's)."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        trim = None
+    if trim is not None:
+        trim(0)
 
 
 def _at(size: float, capital: float) -> list[str]:

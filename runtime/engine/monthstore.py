@@ -16,7 +16,10 @@ The store holds at most ``limit`` bytes (least recently used entries are dropped
 once however many entries hold it or views of it: a month's marks hold its paths' prices and volatilities,
 which the months' entry holds too. A replay of other months may read stored marks too (`MonthStore.matching`):
 a ``hit_rate`` scenario copies the base months' marks on the paths where its months are theirs
-(`opl.runtime.engine.replay._StoredMonths._siblings`). Forked workers read the entries they inherit (`opl.runtime.engine.replay._pooled` passes them a `MonthStore.reader`) and
+(`opl.runtime.engine.replay._StoredMonths._siblings`). A replay may also keep marks ahead, for later
+evaluations (`opl.runtime.engine.replay._marks_made_here`: a loop candidate's scenario marks, which the next
+candidate with the same legs reads), but only where `MonthStore.room` finds room beside what the current and
+the previous evaluation read (`MonthStore.begin` counts the evaluations). Forked workers read the entries they inherit (`opl.runtime.engine.replay._pooled` passes them a `MonthStore.reader`) and
 keep nothing new. The store does not travel: a pickled store (a Dask task carrying the evaluator) arrives
 empty.
 """
@@ -33,12 +36,14 @@ if TYPE_CHECKING:  # numpy is not imported by the loop's driver until a replay r
 
 __all__ = ["MonthStore", "STORE_BYTES", "current", "owner", "sharing", "suspended"]
 
-#: What `opl loop`'s evaluator keeps by default. A 10,000-path chunk's twelve months take about 30 MB, their
-#: marks for the jujube strangle's two legs about 230 MB more; a candidate also reads the months of its market
-#: scenarios and counterfactuals (six for the jujube file: `opl.runtime.engine.replay._months_made_here`).
-#: That is 440 MB, and a candidate that tries other legs puts 230 MB of marks more: with 512 MB they pushed
-#: out the best legs' marks, which the next candidate made again.
-STORE_BYTES = 768 * 2**20
+#: What `opl loop`'s evaluator keeps by default. A 10,000-path chunk's twelve months take about 35 MB, their
+#: marks for the jujube strangle's two legs about 175 MB more; a candidate also reads the months of its market
+#: scenarios and counterfactuals (six for the jujube file: `opl.runtime.engine.replay._months_made_here`) and
+#: the marks of its ``hit_rate`` sensitivity: 600 MB. The rest holds the marks of some of a completion's
+#: market scenarios and counterfactuals for the next candidate with the same legs (two of five at 1 GB:
+#: `opl.runtime.engine.replay._marks_made_here`), or a rejected candidate's other legs' marks. Every set
+#: more is ~175 MB of the run's largest resident size (1.8 GB at 1 GB; all five would need 1.4 GB).
+STORE_BYTES = 1024 * 2**20
 
 _STORE: ContextVar["MonthStore | None"] = ContextVar("opl_month_store", default=None)
 
@@ -55,24 +60,32 @@ class MonthStore:
         other paths), or kept as the replay that made them marked them, tracked, for the next replay of the
         same months to mark only what it lacks (`opl.simulation.run.simulate`'s: its cost scenarios are
         replayed on the sweep's paths, where the sweep marked a month's legs on the paths it held them).
+    ahead
+        Whether replays keep marks here ahead, for later evaluations that may read them (`room`): `opl loop`'s
+        candidates' store, not the hold-out's, whose marks no later evaluation reads.
     """
 
-    def __init__(self, limit: int = STORE_BYTES, *, complete_marks: bool = True):
+    def __init__(self, limit: int = STORE_BYTES, *, complete_marks: bool = True, ahead: bool = False):
         self.limit = limit
         self.complete_marks = complete_marks
+        self.ahead = ahead
         self.bytes = 0
         self.hits = 0
         self.misses = 0
         self.keeps = True  # False: a reader (`reader`), which adds nothing
+        # The evaluation under way (`begin`): marks kept ahead (`room`) never push out an entry read by it or the one
+        # before (the run's base months and marks, a quick evaluation's scenario marks before its completion).
+        self.epoch = 0
+        self._used: dict[Hashable, int] = {}  # key -> the epoch it was last read or put in
         self._entries: OrderedDict[Hashable, tuple[Any, tuple[int, ...]]] = OrderedDict()  # value, its arrays' ids
         self._held: dict[int, list] = {}  # id of a held array -> [entries holding it, its bytes]
 
     def __getstate__(self) -> dict:
         # Entries stay in the process that made them: a copy sent elsewhere starts empty.
-        return {"limit": self.limit, "complete_marks": self.complete_marks}
+        return {"limit": self.limit, "complete_marks": self.complete_marks, "ahead": self.ahead}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["limit"], complete_marks=state.get("complete_marks", True))
+        self.__init__(state["limit"], complete_marks=state.get("complete_marks", True), ahead=state.get("ahead", False))
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -85,6 +98,7 @@ class MonthStore:
             return None
         self.hits += 1
         self._entries.move_to_end(key)
+        self._used[key] = self.epoch
         return entry[0]
 
     def recent(self, key: Hashable) -> bool:
@@ -93,6 +107,7 @@ class MonthStore:
         if key not in self._entries:
             return False
         self._entries.move_to_end(key)
+        self._used[key] = self.epoch
         return True
 
     def holds(self, key: Hashable) -> bool:
@@ -107,8 +122,34 @@ class MonthStore:
         """A store that reads these entries and keeps nothing new: what forked workers get, so that what
         they make does not grow each worker's memory by up to ``limit``."""
         view = MonthStore(self.limit, complete_marks=self.complete_marks)
-        view._entries, view.keeps = self._entries, False
+        view._entries, view.keeps, view.epoch = self._entries, False, self.epoch
         return view
+
+    def begin(self) -> None:
+        """A new evaluation starts (`opl.closedloop.evaluate.Evaluator`): what the one before last read is now
+        old enough for `room` to drop."""
+        self.epoch += 1
+
+    def room(self, nbytes: int) -> bool:
+        """Whether ``nbytes`` more fit within `limit` beside every entry read or put in this evaluation or the
+        one before (`begin`), after dropping the least recently used of the others as far as needed (only if
+        that suffices): for what a replay keeps ahead for later evaluations (marks made before they are asked
+        for: `opl.runtime.engine.replay._marks_made_here`), which must not push out what the run reads every
+        evaluation."""
+        if not self.keeps or not self.ahead or nbytes > self.limit:
+            return False
+        need, held, freed = self.bytes + nbytes - self.limit, {}, 0
+        for key, (_, ids) in self._entries.items():  # least recently used first
+            if freed >= need or self._used.get(key, -1) >= self.epoch - 1:
+                break
+            for i in ids:  # memory only this entry (and older ones dropped with it) holds is freed
+                held[i] = held.get(i, self._held[i][0]) - 1
+                freed += self._held[i][1] if held[i] == 0 else 0
+        if freed < need:
+            return False
+        while self.bytes + nbytes > self.limit:
+            self._drop_oldest()
+        return True
 
     def put(self, key: Hashable, value: Any, arrays: list[np.ndarray], *, frozen: bool = True) -> None:
         """Keep ``value`` under ``key``; ``arrays`` are the arrays it holds (made read-only unless not ``frozen``:
@@ -124,13 +165,15 @@ class MonthStore:
             held = self._held.setdefault(i, [0, o.nbytes])
             held[0] += 1
         self._entries[key] = (value, tuple(owners))
+        self._used[key] = self.epoch
         self.bytes += size
         while self.bytes > self.limit:
             self._drop_oldest()
 
     def _drop_oldest(self) -> None:
         """Drop the least recently used entry; the bytes of the arrays no other entry holds go with it."""
-        _, (_, ids) = self._entries.popitem(last=False)
+        key, (_, ids) = self._entries.popitem(last=False)
+        self._used.pop(key, None)
         for i in ids:
             held = self._held[i]
             held[0] -= 1

@@ -270,7 +270,7 @@ class _Month(MarkedMonth):
         # The kernels read (steps, paths): the compiled generator's months are so already (else transposed once
         # here), and the month's (paths, steps) arrays are their views, so every step's column anyone reads is
         # contiguous, not gathered from a path-major array.
-        by_step = tuple(np.ascontiguousarray(x.T) for x in (f, mp.vol)) if self.fast else None
+        by_step = tuple(_writable(np.ascontiguousarray(x.T)) for x in (f, mp.vol)) if self.fast else None
         self.by_step = by_step  # the step's columns the quotes and re-marks read, contiguous
         if by_step is not None:
             f = self.price = by_step[0].T
@@ -468,6 +468,13 @@ class _Month(MarkedMonth):
         return value, delta, gamma, exercise
 
 
+def _writable(x: np.ndarray) -> np.ndarray:
+    """``x``, or a copy of it when it is read-only (a month read from the store): the series' kernels take
+    writable arrays (`opl.runtime.engine.kernelbase._plain`), and every series of the month then reads the one
+    copy instead of each making its own (a set of two legs' marks at 10,000 paths was 42 MB larger)."""
+    return x if x.flags.writeable else x.copy()
+
+
 def _paths_taken(x: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``x[cols]`` (paths first) in the layout of ``x``: a (paths, steps) view of a step-major array is taken
     along its contiguous rows and stays one (numpy's take across a strided axis copied the whole month
@@ -615,6 +622,7 @@ def _replay_jobs(jobs: list[tuple], progress) -> list[ReplayResult]:
     tasks = _lockstep_tasks(jobs, plans, workers)
     if workers > 1:
         _months_made_here(jobs, plans)
+        _marks_made_here(jobs, plans)
         done = _pooled(jobs, tasks, workers, progress)
     else:
         done = [[] for _ in jobs]
@@ -738,8 +746,8 @@ def _months_made_here(jobs: list[tuple], plans: list[list[tuple]]) -> None:
     Forked workers keep nothing they make (`_pooled`), so the months of a loop candidate's market scenarios
     and counterfactuals (one pass each: 10,000 paths) were made again for every candidate, although they
     depend on the model and the run's seed only; made here, the workers read them and so do the next
-    candidates' (about 0.3 s CPU and 30 MB a job at 10,000 paths). Their marks are not kept: they depend on
-    the legs too, and a set is 230 MB.
+    candidates' (about 0.3 s CPU and 30 MB a job at 10,000 paths). Their marks depend on the legs too, and a
+    set is ~175 MB: `_marks_made_here` keeps those that fit.
     """
     store = monthstore.current()
     if store is None or not store.keeps:
@@ -755,6 +763,49 @@ def _months_made_here(jobs: list[tuple], plans: list[list[tuple]]) -> None:
             if m < months.run.months:
                 check_deadline()
                 months.next_month()
+
+
+def _marks_made_here(jobs: list[tuple], plans: list[list[tuple]]) -> None:
+    """Under a month store of complete marks kept ahead (`MonthStore.ahead`: `opl loop`'s candidates'), make
+    here and put there the marks of the one-pass jobs whose months it holds (`_months_made_here`) but not
+    their marks, as far as `MonthStore.room` allows, before the workers fork.
+
+    `opl loop`'s candidates mostly keep the model and the legs (a parameter change: exits, sizes, the hedge),
+    so the marks of a completion's market scenarios and counterfactuals, and of a quick evaluation's
+    ``hit_rate`` sensitivity, are the previous candidate's; made in a forked worker, they were made again
+    for each candidate (a third of a jujube run's marks: 130M of 400M). Made here, whole, they are read by the
+    workers and the next candidates. A set is ~175 MB at 10,000 paths, so only what fits beside what the last
+    two evaluations read is kept: the jobs last in the list first (a completion's counterfactuals, whose
+    positions live as long as the base's: of a job's marks made where held, theirs are the most).
+    """
+    store = monthstore.current()
+    if store is None or not store.keeps or not store.complete_marks or not store.ahead:
+        return
+    for (strategy, run, _), plan in reversed(list(zip(jobs, plans))):
+        if run.source is not None or len(plan) != 1 or run.engine != "fast" or not kernels.available() \
+                or run.exact_american:
+            continue
+        months = _StoredMonths(run, strategy, plan[0])
+        if not months.stored:
+            continue
+        marker = AmericanMarker(american=True, rate=strategy.rate, exact=run.exact_american)
+        euro = AmericanMarker(american=False, rate=strategy.rate)
+        missing = [m for m in range(run.months) if not store.recent(months.month_key(m, marker, euro))]
+        if not missing or not store.room(len(missing) * _marks_bytes(strategy, run, plan[0])):
+            continue
+        for m in range(run.months):
+            check_deadline()
+            mp = months.next_month()
+            if m in missing:
+                months.marked(m, mp, marker, euro)
+
+
+def _marks_bytes(strategy: StrategySpec, run: RunSpec, group: tuple) -> int:
+    """What a month's complete marks of a pass add to a store holding its months: per leg and element a value,
+    a delta, a gamma and an exercise flag (25 bytes), and the month's prices and volatilities copied once
+    (16 bytes: the stored ones are read-only, `_Month`)."""
+    elements = pass_paths(group) * (run.days_per_month * run.steps_per_day + 1)
+    return elements * (25 * len(strategy.legs) + 16)
 
 
 def replay_pass(strategy: StrategySpec, run: RunSpec, variants: tuple[Variant, ...], group: tuple,
@@ -1104,10 +1155,14 @@ class _StoredMonths:
                 self.store.put(self.key, tuple(self.months), [a for mp in self.months for a in mp])
         return mp
 
+    def month_key(self, m: int, marker: AmericanMarker, euro: AmericanMarker) -> tuple:
+        """The store's key of month ``m``'s marks."""
+        return (*self.marks_key, m, marker.carry, euro.carry)
+
     def marked(self, m: int, mp: MonthPaths, marker: AmericanMarker, euro: AmericanMarker) -> "_Month":
         """Month ``m``'s marks (`_Month`), stored, shared with a job of the lockstep pass on the same paths with
         the same legs, or made (and put)."""
-        key = (*self.marks_key, m, marker.carry, euro.carry)
+        key = self.month_key(m, marker, euro)
         month = self.store.get(key) if self.store is not None else None
         if month is not None:
             return month

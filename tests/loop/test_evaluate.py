@@ -394,6 +394,82 @@ def test_the_month_store_counts_an_array_that_several_entries_hold_once():
     assert store.recent("marks") and not store.recent("nothing") and store.hits == hits
 
 
+def test_forked_scenario_replays_read_marks_made_once_and_so_does_the_next_completion(monkeypatch):
+    # The marks of a completion's market scenarios and counterfactuals depend on the model, the seed and the legs
+    # only: made whole in the parent before the workers fork (`replay._marks_made_here`), the next candidate that
+    # keeps the legs (an exit changed) reads them — its workers mark none of those jobs' months — and gets the
+    # numbers of a fresh evaluation in one process.
+    import os
+
+    import opl.runtime.engine.replay as replay_module
+
+    counts, real = [], replay_module._JobReplay.month
+
+    def month(self, m):  # runs in the forked workers: what each job marked is sent back through a pipe
+        from opl.runtime.engine import kernels
+
+        made = [0]
+        original = kernels.SeriesMarks._run
+
+        def run(series, need, j0, j1, gamma, marks):
+            made[0] += marks
+            return original(series, need, j0, j1, gamma, marks)
+
+        kernels.SeriesMarks._run = run
+        try:
+            return real(self, m)
+        finally:
+            kernels.SeriesMarks._run = original
+            os.write(pipe[1], f"{self.run.process.gap is not None},{made[0]}\n".encode())
+
+    pipe = os.pipe()
+    monkeypatch.setattr(replay_module._JobReplay, "month", month)
+    exits = SMALL.replace("pnl_percent(<-25%)", "pnl_percent(<-40%)")
+    settings = EvalSettings(paths=40, seed=7, holdout_paths=40, overrides=("sim.workers=2",))
+    pooled = Evaluator(_target(), settings)
+    quick = pooled.evaluate(SMALL, complete=False)
+    pooled.complete(quick, SMALL)
+    marks = {key[1] for key in pooled.months._entries if key[0] == "marks"}
+    assert len(marks) == 4  # the base's, gap(-8%)'s, no_jumps' and no_clustering's months marked
+    assert pooled.months.bytes <= pooled.months.limit
+    os.read(pipe[0], 1 << 16)
+    again = pooled.evaluate(exits, complete=False)
+    again = pooled.complete(again, exits).to_dict()
+    monkeypatch.undo()
+    os.close(pipe[1])
+    lines = os.read(pipe[0], 1 << 20).decode().split()
+    gap_marks = [int(n) for flag, n in (line.split(",") for line in lines) if flag == "True"]
+    assert gap_marks and sum(gap_marks) == 0  # the gap scenario's months: read, not marked
+    alone = Evaluator(_target(), EvalSettings(paths=40, seed=7, holdout_paths=40, overrides=("sim.workers=1",)))
+    fresh = alone.evaluate(exits, complete=False)
+    fresh = alone.complete(fresh, exits).to_dict()
+    again.pop("seconds"), fresh.pop("seconds")
+    assert again == fresh
+
+
+def test_marks_kept_ahead_never_push_out_what_the_last_two_evaluations_read():
+    # `MonthStore.room`: what a replay keeps ahead (marks a later evaluation may read) fits beside every entry read
+    # in this evaluation or the one before, dropping older ones only when that makes room.
+    import numpy as np
+
+    from opl.runtime.engine.monthstore import MonthStore
+
+    store = MonthStore(limit=4 * 800, ahead=True)
+    a, b, c = (np.zeros(100) for _ in range(3))  # 800 bytes each
+    store.put("old", a, [a])
+    store.begin()
+    store.put("before", b, [b])
+    store.begin()
+    store.put("now", c, [c])
+    assert store.room(800) and len(store) == 3  # free room: nothing dropped
+    assert store.room(2 * 800) and store.get("old") is None and len(store) == 2  # the old entry made room
+    assert not store.room(3 * 800) and len(store) == 2  # only by dropping what the last two evaluations read
+    store.begin()
+    assert store.room(3 * 800) and len(store) == 1 and store.get("now") is not None
+    assert not store.room(5 * 800) and not store.reader().room(800)
+    assert not MonthStore(limit=4 * 800).room(800)  # a store that keeps nothing ahead (the hold-out's)
+
+
 def test_the_holdout_empties_the_store_of_the_candidates_months():
     # The hold-out's fresh seed reads none of the candidates' months: they are let go, not carried into the
     # hold-out's memory (and its forked workers').
