@@ -290,11 +290,11 @@ if njit is not None:
         # A variant's exits are closed before the next variant's are decided (an exit writes only its own
         # position's elements), and only there: the paths exiting are listed, not the rows scanned for them.
         variants, paths = month_pnl.shape
-        exiting = np.empty(paths, dtype=np.int64)
+        exiting, pnl, flags = np.empty(paths, dtype=np.int64), np.empty(paths), np.empty(paths, dtype=np.bool_)
         hits = 0
         for v in range(variants):
             count = _exiting(v, month_pnl, denominator, start, all_required, ops, bounds, stop_loss, stop_level, force,
-                             is_open, early, exits, early_exits, exiting)
+                             is_open, early, exits, early_exits, exiting, pnl, flags)
             if count == 0:
                 continue  # a variant with no exit: nothing of its rows is read
             hits += count
@@ -311,31 +311,51 @@ if njit is not None:
                 held[i] = _any_lots(qtys[i])
         return hits
 
-    @njit(cache=True)
+    @njit(cache=True, error_model="numpy")
     def _exiting(v, month_pnl, denominator, start, all_required, ops, bounds, stop_loss, stop_level, force, is_open,
-                 early, exits, early_exits, out):
+                 early, exits, early_exits, out, pnl, flags):
         # `_exits_in_place`'s decision on variant v's open positions: the exits counted and closed (``is_open``),
-        # their paths listed in ``out``; returns how many.
-        count = 0
+        # their paths listed in ``out``; returns how many. Decided for every path in passes of one simple loop
+        # each (``pnl`` and ``flags`` scratch rows), which the compiler vectorises, then listed without a branch:
+        # a branch per path on whether it is open, and the rules tried in it, cost ~10 ns a path against ~4 on
+        # captured jujube calls. The closed paths' P&L percent is computed too, unused (numpy's division: no
+        # zero check per element; the replay's denominators are positive). Then only the listed paths are
+        # written, in the order of the per-path loop (an element's writes do not depend on another's).
         rules = ops.shape[0]
-        for p in range(month_pnl.shape[1]):
-            if not is_open[v, p]:
-                continue
-            hit = start
+        pnl_v, base, open_v = month_pnl[v], denominator[v], is_open[v]
+        paths = pnl_v.shape[0]
+        if force:
+            for p in range(paths):
+                flags[p] = open_v[p]
+        else:
+            for p in range(paths):
+                flags[p] = start
             if rules > 0:
-                pnl = month_pnl[v, p] / denominator[v, p] * 100.0
+                for p in range(paths):
+                    pnl[p] = pnl_v[p] / base[p] * 100.0
                 for t in range(rules):
-                    flag = _compare(ops[t], pnl, bounds[t])
-                    hit = (hit and flag) if all_required else (hit or flag)
+                    op, bound = ops[t], bounds[t]
+                    if all_required:
+                        for p in range(paths):
+                            flags[p] = flags[p] & _compare(op, pnl[p], bound)
+                    else:
+                        for p in range(paths):
+                            flags[p] = flags[p] | _compare(op, pnl[p], bound)
             if stop_loss:
-                hit = hit or month_pnl[v, p] <= stop_level
-            if hit or force:
-                out[count] = p
-                count += 1
-                exits[v, p] += 1
-                if early:
-                    early_exits[v, p] += 1
-                is_open[v, p] = False
+                for p in range(paths):
+                    flags[p] = flags[p] | (pnl_v[p] <= stop_level)
+            for p in range(paths):
+                flags[p] = flags[p] & open_v[p]
+        count = 0
+        for p in range(paths):
+            out[count] = p
+            count += flags[p]
+        for k in range(count):
+            p = out[k]
+            exits[v, p] += 1
+            if early:
+                early_exits[v, p] += 1
+            is_open[v, p] = False
         return count
 
     @njit(cache=True)
