@@ -39,11 +39,12 @@ __all__ = ["MonthStore", "STORE_BYTES", "current", "owner", "sharing", "suspende
 #: What `opl loop`'s evaluator keeps by default. A 10,000-path chunk's twelve months take about 35 MB, their
 #: marks for the jujube strangle's two legs about 175 MB more; a candidate also reads the months of its market
 #: scenarios and counterfactuals (six for the jujube file: `opl.runtime.engine.replay._months_made_here`) and
-#: the marks of its ``hit_rate`` sensitivity: 600 MB. The rest holds the marks of some of a completion's
-#: market scenarios and counterfactuals for the next candidate with the same legs (two of five at 1 GB:
-#: `opl.runtime.engine.replay._marks_made_here`), or a rejected candidate's other legs' marks. Every set
-#: more is ~175 MB of the run's largest resident size (1.8 GB at 1 GB; all five would need 1.4 GB).
-STORE_BYTES = 1024 * 2**20
+#: the marks of its ``hit_rate`` sensitivity: 600 MB. The rest holds a rejected candidate's other legs' marks,
+#: or some of a completion's market scenarios' and counterfactuals' marks for the next candidate with the same
+#: legs (`opl.runtime.engine.replay._marks_made_here`). At 1 GB two of those five sets fit: the candidates'
+#: marks fell from 259.5M to 228.0M, but the main job's largest resident size rose from 1.36 to 1.80 GB, its
+#: CPU not measurably lower (273 against 284 s on a loaded machine): not worth it (all five would need 1.4 GB).
+STORE_BYTES = 768 * 2**20
 
 _STORE: ContextVar["MonthStore | None"] = ContextVar("opl_month_store", default=None)
 
