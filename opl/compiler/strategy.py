@@ -148,20 +148,55 @@ def compile_checked(result: CheckResult, market_overrides: dict | None = None, *
     """Compile a `CheckResult` (from `opl.check` / `opl.check_file`); errors come back as diagnostics.
 
     ``evaluation_date`` prices a file that gives no ``time`` (see `_evaluation_date`); the
-    compiled notes state the date used.
+    compiled notes state the date used. The stages are the module docstring's: the market and the
+    exchange (`_setting`), each leg's strike and expiry (`_resolved`), prices and Greeks
+    (`_priced_legs`), the strategy with its totals and margin (`_assembled`); the first stage with
+    errors ends the compilation with its diagnostics.
     """
     report = result.report
     if report.has_errors or result.document is None:
         return CompileResult(None, [d for d in report.sorted() if d.severity == "error"])
     doc = result.document
-    sink = DiagnosticSink()
-    span = doc.strategy.expr.span if doc.strategy is not None else doc.spans.get("opl-lang", UNKNOWN_SPAN)
     if not result.legs and doc.strategy is None and doc.intent.direction is not None:
         return _compile_from_intent(result, market_overrides, evaluation_date)
+    sink = DiagnosticSink()
+    span = doc.strategy.expr.span if doc.strategy is not None else doc.spans.get("opl-lang", UNKNOWN_SPAN)
     if not result.legs:
         sink.emit("E203", "nothing to compile: the strategy has no legs", span, "no legs",
                   help="write the legs (`S = ...`); `opl build` constructs legs from an intent")
         return CompileResult(None, sink.items)
+    setting = _setting(doc, market_overrides, evaluation_date, span, sink)
+    if setting is None:
+        return CompileResult(None, sink.items)
+    strikes, expiries = _resolved(result.legs, setting, sink)
+    if sink.has_errors:
+        return CompileResult(None, sink.items)
+    legs, totals, premium = _priced_legs(result.legs, strikes, expiries, setting)
+    return CompileResult(_assembled(report, doc, result.legs, setting, legs, totals, premium), sink.items)
+
+
+@dataclass(frozen=True)
+class _Setting:
+    """What every leg is resolved and priced against: the market as given (the file's, overridden), the
+    evaluation date and its notes, the exchange's rule pack and what follows from the underlying."""
+
+    given: dict
+    time: _dt.date
+    notes: list[str]
+    rate: float
+    futures: bool
+    carry: float
+    estimate: Market
+    pack: object  # opl.runtime.market.rules.RulePack | None
+    multiplier: float
+    style: str
+    underlying: object  # the document's underlying declaration, or None
+
+
+def _setting(doc, market_overrides: dict | None, evaluation_date: _dt.date | None, span,
+             sink: DiagnosticSink) -> _Setting | None:
+    """The market, date and exchange the legs are compiled against; None (errors in ``sink``) when pricing
+    lacks ``price`` or ``iv`` (E306) or the exchange has no usable rule pack (E105)."""
     given = {key: getattr(doc.market, key) for key in MARKET_KEYS}
     given.update(market_overrides or {})
     missing = [key for key in ("price", "iv") if given.get(key) is None]
@@ -169,7 +204,7 @@ def compile_checked(result: CheckResult, market_overrides: dict | None = None, *
         names = " and ".join(f"`{m}`" for m in missing)
         sink.emit("E306", f"pricing needs {names}", span, "cannot price these legs",
                   help=f"add {names} to the file, or pass `--market {','.join(m + '=...' for m in missing)}`")
-        return CompileResult(None, sink.items)
+        return None
     time, notes = _evaluation_date(given, evaluation_date)
     rate = given.get("rate") or 0.0
     underlying = doc.underlying
@@ -178,19 +213,25 @@ def compile_checked(result: CheckResult, market_overrides: dict | None = None, *
                       futures)
     pack = _pack(doc, sink)
     if sink.has_errors:
-        return CompileResult(None, sink.items)
+        return None
     multiplier = float(doc.constraints.granularity or (pack.option.multiplier if pack else DEFAULT_MULTIPLIER))
     style = (underlying.exercise.lower() if underlying is not None and underlying.exercise
              else (pack.option.style if pack else "european"))
-    carry = 0.0 if futures else rate
+    return _Setting(given, time, notes, rate, futures, 0.0 if futures else rate, estimate, pack, multiplier, style,
+                    underlying)
 
+
+def _resolved(legs: list[Leg], setting: _Setting, sink: DiagnosticSink) -> tuple[list, list]:
+    """Each leg's strike (None for a linear leg) and expiry, in leg order; a strike that needs a level the
+    market does not give (E306), a non-positive strike (E205) or an expiry not after ``time`` (E206) goes
+    into ``sink``."""
     strikes, expiries = [], []
-    for leg in result.legs:
+    for leg in legs:
         if not leg.is_option:
             strikes.append(None)
-            expiries.append(underlying.expiry if (leg.kind == "future" and underlying is not None) else leg.expiry)
+            expiries.append(_linear_expiry(leg, setting))
             continue
-        strike = estimate.strike(leg)
+        strike = setting.estimate.strike(leg)
         if strike is None:
             anchor = leg.strike.anchor if isinstance(leg.strike, RelativeStrike) else "price"
             sink.emit("E306", f"strike `{leg.strike}` needs `{anchor}`", leg.span, f"`{anchor}` unknown",
@@ -198,62 +239,78 @@ def compile_checked(result: CheckResult, market_overrides: dict | None = None, *
             strikes.append(None)
             expiries.append(None)
             continue
-        if pack is not None:
-            strike = float(pack.snap_strike(strike))
+        if setting.pack is not None:
+            strike = float(setting.pack.snap_strike(strike))
         if strike <= 0:
             sink.emit("E205", f"strike `{leg.strike}` resolves to {strike:g}", leg.span, "non-positive strike")
         strikes.append(strike)
-        expiry = _expiry(leg, time, pack)
-        if expiry <= time:
-            sink.emit("E206", f"expiry {expiry.isoformat()} is not after `time` {time.isoformat()}", leg.span,
-                      "already expired")
+        expiry = _expiry(leg, setting.time, setting.pack)
+        if expiry <= setting.time:
+            sink.emit("E206", f"expiry {expiry.isoformat()} is not after `time` {setting.time.isoformat()}",
+                      leg.span, "already expired")
         expiries.append(expiry)
-    if sink.has_errors:
-        return CompileResult(None, sink.items)
+    return strikes, expiries
 
-    option_rows = [i for i, leg in enumerate(result.legs) if leg.is_option]
-    priced = _price_options([result.legs[i] for i in option_rows], [strikes[i] for i in option_rows],
-                            [expiries[i] for i in option_rows], time, given["price"], given["iv"], rate, carry,
-                            american=style == "american", stock=not futures)
-    legs, totals, premium = [], GreekSet(), 0.0
-    for index, leg in enumerate(result.legs):
+
+def _linear_expiry(leg: Leg, setting: _Setting):
+    """A linear leg's expiry: a ``Future`` leg with a declared underlying expires with it, else the leg's own."""
+    underlying = setting.underlying
+    return underlying.expiry if (leg.kind == "future" and underlying is not None) else leg.expiry
+
+
+def _priced_legs(legs: list[Leg], strikes: list, expiries: list, setting: _Setting):
+    """The compiled legs (price, Greeks per unit and per position), the position's Greek totals and the
+    options' premium (signed, in currency)."""
+    option_rows = [i for i, leg in enumerate(legs) if leg.is_option]
+    priced = _price_options([legs[i] for i in option_rows], [strikes[i] for i in option_rows],
+                            [expiries[i] for i in option_rows], setting.time, setting.given["price"],
+                            setting.given["iv"], setting.rate, setting.carry, american=setting.style == "american",
+                            stock=not setting.futures)
+    compiled, totals, premium = [], GreekSet(), 0.0
+    for index, leg in enumerate(legs):
         if leg.is_option:
-            row = option_rows.index(index)
-            unit_price, greeks = priced[row]
-            days = float((expiries[index] - time).days)
+            unit_price, greeks = priced[option_rows.index(index)]
+            days = float((expiries[index] - setting.time).days)
+            premium += leg.signed_qty * setting.multiplier * unit_price
         else:
-            unit_price, greeks, days = _linear(leg, given["price"])
-        position = greeks.scaled(leg.signed_qty * multiplier)
-        if leg.is_option:
-            premium += leg.signed_qty * multiplier * unit_price
+            unit_price, greeks, days = _linear(leg, setting.given["price"])
+        position = greeks.scaled(leg.signed_qty * setting.multiplier)
         totals = totals + position
-        legs.append(CompiledLeg(
+        compiled.append(CompiledLeg(
             index=index + 1, side="long" if leg.side > 0 else "short", qty=leg.qty, kind=leg.kind,
             type=leg.option_type, strike=strikes[index], strike_spec=str(leg.strike) if leg.strike else None,
-            expiry=expiries[index], tenor_days=days, multiplier=multiplier,
-            exercise=style if leg.is_option else None, price=unit_price, greeks=greeks, position_greeks=position,
-            origin=leg.origin, source=SourceRef(line=leg.span.line, column=leg.span.column)))
+            expiry=expiries[index], tenor_days=days, multiplier=setting.multiplier,
+            exercise=setting.style if leg.is_option else None, price=unit_price, greeks=greeks,
+            position_greeks=position, origin=leg.origin, source=SourceRef(line=leg.span.line, column=leg.span.column)))
+    return compiled, totals, premium
+
+
+def _assembled(report, doc, source_legs: list[Leg], setting: _Setting, legs: list[CompiledLeg], totals: GreekSet,
+               premium: float) -> CompiledStrategy:
+    """The compiled strategy: the legs, their totals with the pack's margin (combined and per leg), the
+    check's warnings and the notes (evaluation date, tenors, calendar)."""
     margin = per_leg = None
+    pack, underlying = setting.pack, setting.underlying
     if pack is not None:
         from opl.runtime.market.margin import with_margin_method
 
-        margin = _margin(pack, legs, given["price"])
-        per_leg = _margin(with_margin_method(pack, "per_leg"), legs, given["price"])
-    compiled = CompiledStrategy(
+        margin = _margin(pack, legs, setting.given["price"])
+        per_leg = _margin(with_margin_method(pack, "per_leg"), legs, setting.given["price"])
+    given = setting.given
+    return CompiledStrategy(
         source=report.path, opl_version=doc.version,
         underlying=UnderlyingInfo(kind=underlying.kind if underlying else "stock",
                                   symbol=underlying.symbol if underlying else None,
                                   exchange=underlying.exchange if underlying else None,
-                                  expiry=underlying.expiry if underlying else None, carry=carry,
+                                  expiry=underlying.expiry if underlying else None, carry=setting.carry,
                                   rule_pack=pack.name if pack else None),
-        market=MarketState(price=given["price"], iv=given["iv"], rate=rate, time=time,
+        market=MarketState(price=given["price"], iv=given["iv"], rate=setting.rate, time=setting.time,
                            support=given.get("support"), resistance=given.get("resistance")),
         legs=tuple(legs), totals=Totals(**totals.model_dump(), premium=premium, margin=margin,
                                         margin_per_leg=per_leg),
         warnings=tuple(f"{d.code} {d.span.line}:{d.span.column} {d.message}" for d in report.sorted()
-                       if d.severity == "warning"), notes=tuple(notes) + _tenor_notes(result.legs, legs, pack)
-                       + _calendar_notes(legs, pack))
-    return CompileResult(compiled, sink.items)
+                       if d.severity == "warning"),
+        notes=tuple(setting.notes) + _tenor_notes(source_legs, legs, pack) + _calendar_notes(legs, pack))
 
 
 BUILD_PATH = "C"  # the construction path `opl compile` builds an intent-only file with (`opl build`'s default)
