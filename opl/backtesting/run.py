@@ -236,53 +236,95 @@ def prepare(path, *, data, overrides=(), market: dict | None = None, repair: boo
 
 def prepare_checked(checked, *, data, overrides=(), market: dict | None = None, repair: bool = False,
                     progress=None) -> Prepared:
-    """`prepare` for a checked file."""
-    import numpy as np
-
-    from opl.backtesting.cycles import ChainIndex, mark_cycles, plan_cycles
-    from opl.backtesting.market import load_market
-    from opl.backtesting.surface import build_surfaces
-    from opl.data.loaders import DataError, Problem
-    from opl.runtime.market.margin import with_margin_method
-    from opl.runtime.engine.replay import RunSpec
-    from opl.runtime.market.rules import load_pack
-    from opl.lang.experiment.settings import SettingsError, parse_overrides
-    from opl.simulation.run import checked_for_run, default_capital, settings_from
+    """`prepare` for a checked file: the backtest's settings and rule pack (`_backtest_setting`), the data
+    with the forwards and volatility surfaces read from them (`_priced_history`), the option cycles marked
+    on them (`_marked_cycles`) and the replay's run (`_history_run`)."""
+    from opl.lang.experiment.settings import SettingsError
+    from opl.simulation.run import checked_for_run
 
     if data is None:
         raise SettingsError("a backtest needs market data: give `data` (a folder with futures.csv)")
     path = checked.report.path
     checked, compiled, located = checked_for_run(checked, market, BacktestInputError, "backtest")
-    doc, model, report = checked.document, compiled.strategy, checked.report
     notes: list[str] = []
-
     try:
-        kind = model.underlying.kind
-        if kind not in ("future", "etf") or model.underlying.rule_pack is None:
-            span = doc.underlying.span if doc.underlying is not None and doc.underlying.span else doc.strategy.span
-            raise SettingsError("`opl backtest` needs options on a future or an ETF with an exchange rule pack "
-                                "(e.g. `underlying Future(2026-05-15)` with `exchange CZCE`, or `underlying ETF` "
-                                "with `exchange SSE`)", span=span, code="E306")
-        settings, _ = settings_from(doc, model)
-        settings = parse_overrides(list(overrides), settings)
-        if settings.steps_per_day != 1:
-            # A history has one step per session: a hedge period counts those (not the experiment's steps).
-            notes.append(f"the experiment's `steps_per_day {settings.steps_per_day}` is a simulation setting: the "
-                         "history has one step per session")
-            settings = replace(settings, steps_per_day=1)
-        pack = with_margin_method(load_pack(model.underlying.rule_pack), settings.margin_method)
-        strategy = _strategy_with_band(checked, model, settings, notes)
-        strategy = replace(strategy, contract_size=pack.underlying.contract_size)
-        spec = _band_spec(doc)
+        setting = _backtest_setting(checked, compiled.strategy, overrides, notes)
+        spec = _band_spec(checked.document)
     except SettingsError as error:
         raise located(error) from None
+    settings, pack, strategy, kind = setting
     ignored = sorted({item.partition("=")[0].strip() for item in overrides
                       if item.partition("=")[0].strip().startswith(_SIMULATION_ONLY)})
     if ignored:
         notes.append(f"settings of a simulation have no effect on a backtest: {', '.join(ignored)}")
     carry = strategy.rate if kind != "future" else 0.0
-
     _stage(progress, "reading the data")
+    history = _priced_history(data, repair, setting, compiled.strategy, carry, notes)
+    marked = _marked_cycles(history, strategy, pack, carry, notes, progress)
+    run = _history_run(history, marked, compiled.strategy, strategy, settings, pack, notes)
+    data_set = history.market
+    notes += data_set.notes()
+    if data_set.signals is None:
+        notes.append("no signals.csv: support and resistance are the file's level widths around each cycle's open, "
+                     "the direction flat")
+    return Prepared(file=str(path), data=str(data), strategy=strategy, spec=spec,
+                    settings=settings, pack=pack, kind=kind, market=data_set, cycles=marked.cycles,
+                    months=marked.months, records=marked.records, run=run, surfaces=history.surfaces, notes=notes,
+                    chain=history.chain, carry=carry, carries=history.carries)
+
+
+def _backtest_setting(checked, model, overrides, notes: list[str]) -> tuple:
+    """(settings, rule pack, strategy, underlying kind) of a backtest of the compiled ``model``: the experiment's
+    settings with ``overrides``, one step per session, the pack with the settings' margin method, the runtime
+    strategy with the file's delta band. Raises SettingsError (located by the caller) when the underlying
+    cannot be backtested or a setting is bad."""
+    from opl.lang.experiment.settings import SettingsError, parse_overrides
+    from opl.runtime.market.margin import with_margin_method
+    from opl.runtime.market.rules import load_pack
+    from opl.simulation.run import settings_from
+
+    doc = checked.document
+    kind = model.underlying.kind
+    if kind not in ("future", "etf") or model.underlying.rule_pack is None:
+        span = doc.underlying.span if doc.underlying is not None and doc.underlying.span else doc.strategy.span
+        raise SettingsError("`opl backtest` needs options on a future or an ETF with an exchange rule pack "
+                            "(e.g. `underlying Future(2026-05-15)` with `exchange CZCE`, or `underlying ETF` "
+                            "with `exchange SSE`)", span=span, code="E306")
+    settings, _ = settings_from(doc, model)
+    settings = parse_overrides(list(overrides), settings)
+    if settings.steps_per_day != 1:
+        # A history has one step per session: a hedge period counts those (not the experiment's steps).
+        notes.append(f"the experiment's `steps_per_day {settings.steps_per_day}` is a simulation setting: the "
+                     "history has one step per session")
+        settings = replace(settings, steps_per_day=1)
+    pack = with_margin_method(load_pack(model.underlying.rule_pack), settings.margin_method)
+    strategy = _strategy_with_band(checked, model, settings, notes)
+    return settings, pack, replace(strategy, contract_size=pack.underlying.contract_size), kind
+
+
+@dataclass(frozen=True)
+class _History:
+    """The data as read (`market`) and what pricing reads off them: the option chain's index, the forwards
+    of its rows, the parity carries of European options on spot, the volatility surfaces."""
+
+    market: object  # opl.backtesting.market.MarketData
+    chain: object  # opl.backtesting.cycles.ChainIndex | None
+    forwards: object
+    carries: dict | None
+    surfaces: object
+
+
+def _priced_history(data, repair: bool, setting: tuple, model, carry: float, notes: list[str]) -> _History:
+    """The data folder read with the pack's rules and the surfaces fitted to its chain (or the file's
+    volatility without one); DataError when the futures have fewer than two sessions."""
+    import numpy as np
+
+    from opl.backtesting.cycles import ChainIndex
+    from opl.backtesting.market import load_market
+    from opl.backtesting.surface import build_surfaces
+    from opl.data.loaders import DataError, Problem
+
+    settings, pack, strategy, kind = setting
     data_set = load_market(data, pack=pack, repair=repair)
     futures = data_set.futures
     if len(futures) < 2:
@@ -305,6 +347,16 @@ def prepare_checked(checked, *, data, overrides=(), market: dict | None = None, 
     surfaces = build_surfaces(futures=futures, options=data_set.options, forwards=forwards, smile=strategy.smile,
                               default_vol=default_vol, rate=strategy.rate, carry=carry,
                               american=american, notes=notes, carries=carries)
+    return _History(data_set, chain, forwards, carries, surfaces)
+
+
+def _marked_cycles(history: _History, strategy, pack, carry: float, notes: list[str], progress):
+    """The option cycles the history can trade, planned at the strategy's tenor and marked
+    (`opl.backtesting.cycles.mark_cycles`); DataError when none fits or none can be traded."""
+    from opl.backtesting.cycles import mark_cycles, plan_cycles
+    from opl.data.loaders import DataError, Problem
+
+    data_set, futures, chain = history.market, history.market.futures, history.chain
     plan = plan_cycles(futures, chain, tenor_days=strategy.tenor_days)
     if not plan.cycles:
         raise DataError([Problem(data_set.files.get("options", data_set.files["futures"]), None, None,
@@ -318,13 +370,21 @@ def prepare_checked(checked, *, data, overrides=(), market: dict | None = None, 
         notes.append(f"{plan.waited} session(s) flat, waiting for the session whose listed expiry is nearest the "
                      f"{strategy.tenor_days:g}-day tenor (the options sold are the tenor's)")
     marked = mark_cycles(plan.cycles, futures=futures, chain=chain, signals=data_set.signals, strategy=strategy,
-                         surfaces=surfaces, pack=pack, carry=carry, carries=carries,
+                         surfaces=history.surfaces, pack=pack, carry=carry, carries=history.carries,
                          progress=_staged(progress, "marking the cycles"))
     if not marked.cycles:
         raise DataError([Problem(data_set.files["futures"], None, None,
                                  "no option cycle can be traded: " + "; ".join(marked.skipped[:3]))])
     notes += _level_notes(marked, data_set.signals is not None)
-    cycles, months, records = marked.cycles, marked.months, marked.records
+    return marked
+
+
+def _history_run(history: _History, marked, model, strategy, settings, pack, notes: list[str]):
+    """The replay's `RunSpec` over the marked cycles' months (one path), with the default capital stated;
+    SettingsError when the size does not give whole lots of every leg."""
+    from opl.lang.experiment.settings import SettingsError
+    from opl.runtime.engine.replay import RunSpec
+    from opl.simulation.run import default_capital
 
     default_capital(settings, model, pack.currency, notes)
     for leg in strategy.legs:
@@ -332,17 +392,11 @@ def prepare_checked(checked, *, data, overrides=(), market: dict | None = None, 
         if abs(lots - round(lots)) > 1e-9:
             raise SettingsError(f"size {settings.size:g} gives {lots:g} lots of a leg: sizes must give whole lots",
                                 key="size")
-    run = RunSpec(process=None, pack=pack, price=float(futures["settlement"].iloc[cycles[0].start]),
-                  capital=settings.capital, paths=1, months=len(months), chunk=1,
-                  option_ticks=settings.option_slippage_ticks, futures_ticks=settings.futures_slippage_ticks,
-                  cash_rate=settings.cash_rate, margin_rate=settings.margin_rate)
-    notes += data_set.notes()
-    if data_set.signals is None:
-        notes.append("no signals.csv: support and resistance are the file's level widths around each cycle's open, "
-                     "the direction flat")
-    return Prepared(file=str(path), data=str(data), strategy=strategy, spec=spec, settings=settings, pack=pack,
-                    kind=kind, market=data_set, cycles=cycles, months=months, records=records, run=run,
-                    surfaces=surfaces, notes=notes, chain=chain, carry=carry, carries=carries)
+    futures = history.market.futures
+    return RunSpec(process=None, pack=pack, price=float(futures["settlement"].iloc[marked.cycles[0].start]),
+                   capital=settings.capital, paths=1, months=len(marked.months), chunk=1,
+                   option_ticks=settings.option_slippage_ticks, futures_ticks=settings.futures_slippage_ticks,
+                   cash_rate=settings.cash_rate, margin_rate=settings.margin_rate)
 
 
 def run_prepared(p: Prepared, progress=None):
