@@ -32,6 +32,7 @@ settings the file kept, the sources and the notes.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -112,66 +113,116 @@ def calibrate_settings(method: Method, settings, *, data=None, calibration_file:
     opl.data.DataError, OSError
         As the loaders raise them.
     """
-    from opl.calibration import CalibrationResult, calibrate_dir
-    from opl.calibration.block import apply_to_settings
-    from opl.calibration.implied import apply_implied
-    from opl.calibration.stored import StoredCalibrationError, load_calibration
+    from opl.calibration import CalibrationResult
+    from opl.calibration.stored import StoredCalibrationError
 
-    file_vol = settings.vol is not None or any("vol" in p for p in settings.model_params.values())
-    record = {"method": method, "applied": {}, "from": {}, "kept_from_file": [], "source": {}, "notes": []}
-    if method == "file":
-        path = data if data is not None else calibration_file
-        if isinstance(path, CalibrationResult):
-            raise StoredCalibrationError("`calibration file` reads a calibration JSON, not a data directory")
-        if path is None:
-            raise StoredCalibrationError("`calibration file` names no file: write `calibration file(\"calib.json\")` "
-                                         "or pass --data calib.json (written by `opl calibrate --json`)")
-        if data is not None and calibration_file is not None:
-            record["notes"].append(f"--data {data} replaces the file's `calibration file(...)` ({calibration_file})")
-        if Path(path).is_dir():
-            raise StoredCalibrationError(f"{path}: a directory; `calibration file` reads the JSON `opl calibrate "
-                                         "--json OUT` writes (use `calibration historical` to fit a directory)")
-        stored = load_calibration(path)
-        missing = [c for c in settings.components if c in ("garch", "gjr") and c not in stored.garch.fits]
-        if missing:
-            raise StoredCalibrationError(f"{stored.file}: no {missing[0]} fit for the file's `{missing[0]}` component")
-        _merge(record, apply_to_settings(settings, stored, file_smile=file_smile), stored.file)
-        record["source"] = {"file": stored.file, **_history_source(stored)}
-        record["notes"].insert(0, f"`calibration file`: the parameters of {stored.file} (fitted to "
-                                  f"{record['source']['futures']}, {record['source']['first']} … "
-                                  f"{record['source']['last']})")
-        return record
-    if data is not None and not isinstance(data, CalibrationResult) and Path(data).is_file():
+    job = _Job(settings, data, calibration_file, tuple(file_smile),
+               settings.vol is not None or any("vol" in p for p in settings.model_params.values()),
+               {"method": method, "applied": {}, "from": {}, "kept_from_file": [], "source": {}, "notes": []})
+    if method != "file" and data is not None and not isinstance(data, CalibrationResult) and Path(data).is_file():
         raise StoredCalibrationError(f"{data}: a file; `calibration {method}` fits a data directory (futures.csv, "
                                      "options.csv, iv_summary.csv): to apply the JSON `opl calibrate --json` wrote, "
                                      "write `calibration file` in the .opl")
-    if method == "implied":
-        market = _implied(data)
-        record["implied"] = market.to_dict()
-        origin = "options" if market.skew is not None else "iv_summary"
-        _merge(record, apply_implied(settings, market, file_smile=file_smile, file_vol=file_vol), origin)
-        record["source"] = {"options" if origin == "options" else "iv_summary": market.file,
-                            "first": market.first, "last": market.last}
-        if market.inputs:
-            record["inputs"] = market.inputs
-        record["notes"].insert(0, f"`calibration implied`: volatility level {market.atm:.2%} and smile from "
-                                  f"{market.source}; the model's dynamics are as written, else the defaults")
-        return record
-    calibration = data if isinstance(data, CalibrationResult) else calibrate_dir(data)
-    _merge(record, apply_to_settings(settings, calibration, file_smile=file_smile), "history")
-    record["source"] = _history_source(calibration)
-    record["inputs"] = calibration.inputs  # each file read: rows used, repairs (rows in = rows + rows dropped)
-    if method == "historical":
-        record["notes"].insert(0, f"`calibration historical`: the model was fitted to {record['source']['futures']} "
-                                  f"({record['source']['first']} … {record['source']['last']}); "
-                                  "model.calibration lists what came from the data")
-        return record
-    market = _implied(data, calibration)
-    record["implied"] = market.to_dict()
+    _METHODS[method](job)
+    return job.record
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One `calibrate_settings` call: its arguments, whether the file writes a volatility of its own
+    (``file_vol``: kept against the options' level) and the ``record`` the method fills."""
+
+    settings: object
+    data: object
+    calibration_file: object
+    file_smile: tuple
+    file_vol: bool
+    record: dict
+
+
+def _from_file(job: _Job) -> None:
+    """``calibration file``: the parameters of the JSON `opl calibrate --json` wrote (``--data`` replaces the
+    file's own name)."""
+    from opl.calibration import CalibrationResult
+    from opl.calibration.block import apply_to_settings
+    from opl.calibration.stored import StoredCalibrationError, load_calibration
+
+    data, record = job.data, job.record
+    path = data if data is not None else job.calibration_file
+    if isinstance(path, CalibrationResult):
+        raise StoredCalibrationError("`calibration file` reads a calibration JSON, not a data directory")
+    if path is None:
+        raise StoredCalibrationError("`calibration file` names no file: write `calibration file(\"calib.json\")` "
+                                     "or pass --data calib.json (written by `opl calibrate --json`)")
+    if data is not None and job.calibration_file is not None:
+        record["notes"].append(f"--data {data} replaces the file's `calibration file(...)` ({job.calibration_file})")
+    if Path(path).is_dir():
+        raise StoredCalibrationError(f"{path}: a directory; `calibration file` reads the JSON `opl calibrate "
+                                     "--json OUT` writes (use `calibration historical` to fit a directory)")
+    stored = load_calibration(path)
+    missing = [c for c in job.settings.components if c in ("garch", "gjr") and c not in stored.garch.fits]
+    if missing:
+        raise StoredCalibrationError(f"{stored.file}: no {missing[0]} fit for the file's `{missing[0]}` component")
+    _merge(record, apply_to_settings(job.settings, stored, file_smile=job.file_smile), stored.file)
+    record["source"] = {"file": stored.file, **_history_source(stored)}
+    record["notes"].insert(0, f"`calibration file`: the parameters of {stored.file} (fitted to "
+                              f"{record['source']['futures']}, {record['source']['first']} … "
+                              f"{record['source']['last']})")
+
+
+def _implied_level(job: _Job, calibration=None):
+    """The options' volatility level and smile (`_implied`) applied to the settings; returns them."""
+    from opl.calibration.implied import apply_implied
+
+    market = _implied(job.data, calibration)
+    job.record["implied"] = market.to_dict()
     origin = "options" if market.skew is not None else "iv_summary"
-    # The history's vol is replaced: a vol the file writes is already in model_params, so check before.
-    _merge(record, apply_implied(settings, market, file_smile=file_smile, file_vol=file_vol), origin)
-    record["notes"].insert(0, f"`calibration hybrid`: dynamics (GARCH, jumps) fitted to {record['source']['futures']}"
-                              f" ({record['source']['first']} … {record['source']['last']}); volatility level "
-                              f"{market.atm:.2%} and smile from {market.source}")
-    return record
+    # A history's vol is replaced: a vol the file writes is already in model_params, so it was checked before.
+    _merge(job.record, apply_implied(job.settings, market, file_smile=job.file_smile, file_vol=job.file_vol), origin)
+    return market
+
+
+def _implied_only(job: _Job) -> None:
+    """``calibration implied``: the options' volatility level and smile; the dynamics as written."""
+    market = _implied_level(job)
+    origin = "options" if market.skew is not None else "iv_summary"
+    job.record["source"] = {origin: market.file, "first": market.first, "last": market.last}
+    if market.inputs:
+        job.record["inputs"] = market.inputs
+    job.record["notes"].insert(0, f"`calibration implied`: volatility level {market.atm:.2%} and smile from "
+                                  f"{market.source}; the model's dynamics are as written, else the defaults")
+
+
+def _fitted_history(job: _Job):
+    """The model fitted to the data directory's history (or the `CalibrationResult` given) applied to the
+    settings; returns the calibration."""
+    from opl.calibration import CalibrationResult, calibrate_dir
+    from opl.calibration.block import apply_to_settings
+
+    calibration = job.data if isinstance(job.data, CalibrationResult) else calibrate_dir(job.data)
+    _merge(job.record, apply_to_settings(job.settings, calibration, file_smile=job.file_smile), "history")
+    job.record["source"] = _history_source(calibration)
+    job.record["inputs"] = calibration.inputs  # each file read: rows used, repairs (rows in = rows + rows dropped)
+    return calibration
+
+
+def _historical(job: _Job) -> None:
+    """``calibration historical``: the model fitted to the history."""
+    _fitted_history(job)
+    source = job.record["source"]
+    job.record["notes"].insert(0, f"`calibration historical`: the model was fitted to {source['futures']} "
+                                  f"({source['first']} … {source['last']}); "
+                                  "model.calibration lists what came from the data")
+
+
+def _hybrid(job: _Job) -> None:
+    """``calibration hybrid``: the dynamics fitted to the history, the volatility level and smile the options'."""
+    market = _implied_level(job, _fitted_history(job))
+    source = job.record["source"]
+    job.record["notes"].insert(0, f"`calibration hybrid`: dynamics (GARCH, jumps) fitted to {source['futures']}"
+                                  f" ({source['first']} … {source['last']}); volatility level "
+                                  f"{market.atm:.2%} and smile from {market.source}")
+
+
+#: Each `Method`'s handler: fills the job's settings and record.
+_METHODS = {"file": _from_file, "implied": _implied_only, "historical": _historical, "hybrid": _hybrid}
