@@ -128,36 +128,13 @@ def calibrate(*, futures, options=None, iv_summary: IVSummary | str | os.PathLik
     frame = fut.frame
     if progress is not None:
         progress(0, 1, "fitting GARCH and jumps")
-    returns = within_contract_returns(frame, price="close", limit=limit, tick=tick)
-    require_moves(returns, file=fut.file, lines=fut.lines)
-    try:
-        realised = realised_vol(frame, returns)
-        jump_model = fit_jump_model(returns.returns, threshold=jump_threshold, criterion=criterion,
-                                    periods_per_year=TRADING_DAYS, alpha=jump_alpha)
-    except ValueError as error:
-        raise CalibrationError(f"{fut.file}: {error}") from None
+    returns, realised, jump_model, diffusion, model_vol = _dynamics(fut, limit=limit, tick=tick,
+                                                                    threshold=jump_threshold, criterion=criterion,
+                                                                    alpha=jump_alpha)
     jumps, garch = jump_model.jumps, jump_model.garch
-    r = returns.returns.dropna()
-    jump_days = pd.DatetimeIndex(pd.to_datetime(jumps.dates)) if jumps.found else pd.DatetimeIndex([])
-    diffusion = r[~r.index.isin(jump_days)]
-    jump_var = jumps.per_day * SIM_DAYS_PER_YEAR * (jumps.mean ** 2 + jumps.std ** 2) if jumps.found and \
-        math.isfinite(jumps.std) else 0.0
-    daily = garch.best.conditional_vol / math.sqrt(TRADING_DAYS)
-    model_vol = np.sqrt(daily ** 2 * SIM_DAYS_PER_YEAR + jump_var).rename("model_vol")
-    surface = None
-    implied = None
     terms = product_terms(style=style, pack=pack, futures=frame, options=opt.frame if opt is not None else None)
-    if opt is not None:
-        try:
-            surface = fit_surface(opt.frame, frame, rate=rate, style=terms.style, window_days=window_days,
-                                  spot=terms.spot, progress=progress)
-        except ValueError as error:
-            raise CalibrationError(f"{opt.file}: {error}") from None
-        implied = {**implied_spread(surface.history, model_vol),
-                   "source": "option chains: daily ATM volatility of the expiry nearest 30 days"}
-    elif summary is not None:
-        implied = {**implied_spread(summary.level, model_vol),
-                   "source": f"{summary.file}: daily mean implied volatility of the listed options"}
+    surface, implied = _implied_level(fut, opt, summary, model_vol, terms=terms, rate=rate, window_days=window_days,
+                                      progress=progress)
     block = build_block(garch=garch, jumps=jumps, diffusion_returns=diffusion, implied=implied,
                         smile=surface.window if surface is not None else None, max_persistence=max_persistence)
     inputs = {"futures": fut.describe(), "options": opt.describe() if opt is not None else None,
@@ -172,6 +149,49 @@ def calibrate(*, futures, options=None, iv_summary: IVSummary | str | os.PathLik
     return CalibrationResult(inputs=inputs, settings=settings, realised=realised, jump_model=jump_model,
                              returns=returns, surface=surface, iv_summary=summary, implied=implied, block=block,
                              model_vol=model_vol)
+
+
+def _dynamics(fut: LoadResult, *, limit, tick: float, threshold: float, criterion: str, alpha: float) -> tuple:
+    """The futures' within-contract returns, realised volatility, GARCH-and-jumps fit, the returns of the days
+    without a jump, and the model's annual volatility per day (the GARCH conditional volatility with the jumps'
+    variance). CalibrationError when the returns cannot be fitted."""
+    frame = fut.frame
+    returns = within_contract_returns(frame, price="close", limit=limit, tick=tick)
+    require_moves(returns, file=fut.file, lines=fut.lines)
+    try:
+        realised = realised_vol(frame, returns)
+        jump_model = fit_jump_model(returns.returns, threshold=threshold, criterion=criterion,
+                                    periods_per_year=TRADING_DAYS, alpha=alpha)
+    except ValueError as error:
+        raise CalibrationError(f"{fut.file}: {error}") from None
+    jumps, garch = jump_model.jumps, jump_model.garch
+    r = returns.returns.dropna()
+    jump_days = pd.DatetimeIndex(pd.to_datetime(jumps.dates)) if jumps.found else pd.DatetimeIndex([])
+    diffusion = r[~r.index.isin(jump_days)]
+    jump_var = jumps.per_day * SIM_DAYS_PER_YEAR * (jumps.mean ** 2 + jumps.std ** 2) if jumps.found and \
+        math.isfinite(jumps.std) else 0.0
+    daily = garch.best.conditional_vol / math.sqrt(TRADING_DAYS)
+    model_vol = np.sqrt(daily ** 2 * SIM_DAYS_PER_YEAR + jump_var).rename("model_vol")
+    return returns, realised, jump_model, diffusion, model_vol
+
+
+def _implied_level(fut: LoadResult, opt: LoadResult | None, summary, model_vol, *, terms, rate: float,
+                   window_days: int, progress) -> tuple:
+    """(surface, implied): the chains' volatility surface (None without chains) and the implied level's
+    spread over the model's volatility, from the chains or else the implied-volatility summary (None
+    without either). CalibrationError when the chains give no usable smile."""
+    if opt is not None:
+        try:
+            surface = fit_surface(opt.frame, fut.frame, rate=rate, style=terms.style, window_days=window_days,
+                                  spot=terms.spot, progress=progress)
+        except ValueError as error:
+            raise CalibrationError(f"{opt.file}: {error}") from None
+        return surface, {**implied_spread(surface.history, model_vol),
+                         "source": "option chains: daily ATM volatility of the expiry nearest 30 days"}
+    if summary is not None:
+        return None, {**implied_spread(summary.level, model_vol),
+                      "source": f"{summary.file}: daily mean implied volatility of the listed options"}
+    return None, None
 
 
 def _find(directory: Path, kind: str) -> Path | None:
