@@ -614,6 +614,28 @@ def import_files(paths, out: str | os.PathLike, *, pack: str | object | None = N
     from opl.runtime.market.rules import load_pack
 
     pack_obj = load_pack(pack) if isinstance(pack, str) else pack
+    sources = _mapped_sources(paths, pack_obj)
+    results, iv_sources = _validated(sources, pack_obj)
+    frames = {role: _merge(role, items) for role, items in results.items()}
+    checks = _cross_checks(frames, results, pack_obj, parity, tolerance)
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for role, frame in frames.items():
+        written[role] = root / FILES[role]
+        _write(frame, written[role])
+    for src in iv_sources:
+        written["iv_summary"] = root / FILES["iv_summary"]
+        src.text.to_csv(written["iv_summary"], index=False)  # headers mapped, cells as validated
+    log = root / "import_log.md"
+    result = ImportResult(out=root, files=[s.entry for s in sources], written=written, log=log, checks=checks)
+    log.write_text(_log_text(result, pack_obj), encoding="utf-8")
+    return result
+
+
+def _mapped_sources(paths, pack) -> list[_Source]:
+    """Every file read, rescaled, dated in ISO form and given its derived columns; DataError with every problem
+    of every file (nothing is written when one file is bad)."""
     sources: list[_Source] = []
     problems: list[Problem] = []
     for path in _expand(paths):
@@ -625,16 +647,23 @@ def import_files(paths, out: str | os.PathLike, *, pack: str | object | None = N
         _rescale(src, scales)
         _iso_dates(src)
         for derive in DERIVATIONS[src.entry.role]:
-            derive(src, pack_obj)
+            derive(src, pack)
         problems += src.problems
         sources.append(src)
     if problems:
         raise DataError(problems)
+    return sources
+
+
+def _validated(sources: list[_Source], pack) -> tuple[dict, list[_Source]]:
+    """The sources validated against their contracts: the load results per role, and the IV summaries (at
+    most one); DataError with every problem found."""
     results: dict[str, list[LoadResult]] = {}
     iv_sources: list[_Source] = []
+    problems: list[Problem] = []
     for src in sources:
         try:
-            result = _validate(src, pack_obj)
+            result = _validate(src, pack)
         except DataError as error:
             problems += error.problems
             continue
@@ -647,14 +676,19 @@ def import_files(paths, out: str | os.PathLike, *, pack: str | object | None = N
                                                                 f"{iv_sources[0].path}): import one"))
     if problems:
         raise DataError(problems)
-    frames = {role: _merge(role, items) for role, items in results.items()}
+    return results, iv_sources
+
+
+def _cross_checks(frames: dict, results: dict, pack, parity: bool, tolerance: float | None) -> list[str]:
+    """The checks across files, as the log states them: put–call parity of the chains against the underlying's
+    bars (DataError when it fails), the futures' rolls."""
     checks = []
     if parity and "options" in frames and "futures" in frames:
         from opl.data.parity import check_parity
 
         opt_file = "+".join(r.file for r in results["options"])
         lines = np.concatenate([r.lines for r in results["options"]]) if len(results["options"]) == 1 else None
-        report = check_parity(frames["options"], frames["futures"], spot=_is_spot(pack_obj),
+        report = check_parity(frames["options"], frames["futures"], spot=_is_spot(pack),
                               file=opt_file, lines=lines, futures_file="+".join(r.file for r in results["futures"]),
                               **({} if tolerance is None else {"tolerance": tolerance}))
         if report.problems:
@@ -663,21 +697,8 @@ def import_files(paths, out: str | os.PathLike, *, pack: str | object | None = N
     elif "options" in frames:
         checks.append("put–call parity: not checked (no underlying bars among the files)")
     if "futures" in frames:
-        checks.append(_rolls_line(frames["futures"], pack_obj))
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
-    written = {}
-    for role, frame in frames.items():
-        written[role] = root / FILES[role]
-        _write(frame, written[role])
-    for src in iv_sources:
-        written["iv_summary"] = root / FILES["iv_summary"]
-        src.text.to_csv(written["iv_summary"], index=False)  # headers mapped, cells as validated
-    entries = [s.entry for s in sources]
-    log = root / "import_log.md"
-    result = ImportResult(out=root, files=entries, written=written, log=log, checks=checks)
-    log.write_text(_log_text(result, pack_obj), encoding="utf-8")
-    return result
+        checks.append(_rolls_line(frames["futures"], pack))
+    return checks
 
 
 def _rolls_line(futures: pd.DataFrame, pack) -> str:
