@@ -205,26 +205,40 @@ class _Printer:
             self.status.update(text)
 
     def event(self, kind: str, payload: dict) -> None:
-        if self.quiet:
-            return
-        if kind == "stage":
-            self._spin(f"data: {payload['stage']}")
-            click.echo(f"data: {payload['stage']}")
-        elif kind == "untested":
-            click.echo(f"not tested on data: {payload['text']}")
-        elif kind == "proposing":
-            self._spin(f"iteration {payload['iteration']}: proposing from iteration {payload['best_iteration']}")
-        elif kind == "pass":
-            self._spin(f"simulating: {payload['stage']}")
-        elif kind == "holdout":
-            click.echo(f"hold-out: iteration {payload['iteration']} on {payload['paths']:,} fresh paths "
-                       f"(seed {payload['seed']})")
-            self._spin("hold-out re-measure")
-        elif kind == "exhausted":
-            click.echo(self.scrub(f"proposer: {payload['reason']}"))
-        elif kind in ("iteration", "resumed"):
-            click.echo(self.scrub(_line(payload["record"], resumed=kind == "resumed")))
+        handler = None if self.quiet else self._EVENTS.get(kind)
+        if handler is not None:
+            handler(self, payload)
 
+    def _stage(self, payload: dict) -> None:
+        self._spin(f"data: {payload['stage']}")
+        click.echo(f"data: {payload['stage']}")
+
+    def _untested(self, payload: dict) -> None:
+        click.echo(f"not tested on data: {payload['text']}")
+
+    def _proposing(self, payload: dict) -> None:
+        self._spin(f"iteration {payload['iteration']}: proposing from iteration {payload['best_iteration']}")
+
+    def _pass(self, payload: dict) -> None:
+        self._spin(f"simulating: {payload['stage']}")
+
+    def _holdout(self, payload: dict) -> None:
+        click.echo(f"hold-out: iteration {payload['iteration']} on {payload['paths']:,} fresh paths "
+                   f"(seed {payload['seed']})")
+        self._spin("hold-out re-measure")
+
+    def _exhausted(self, payload: dict) -> None:
+        click.echo(self.scrub(f"proposer: {payload['reason']}"))
+
+    def _iteration(self, payload: dict, *, resumed: bool = False) -> None:
+        click.echo(self.scrub(_line(payload["record"], resumed=resumed)))
+
+    def _resumed(self, payload: dict) -> None:
+        self._iteration(payload, resumed=True)
+
+    #: The loop's events this display shows, each with its handler; any other kind is not shown.
+    _EVENTS = {"stage": _stage, "untested": _untested, "proposing": _proposing, "pass": _pass, "holdout": _holdout,
+               "exhausted": _exhausted, "iteration": _iteration, "resumed": _resumed}
 
 def _line(record: dict, *, resumed: bool) -> str:
     d, p, ev = record["decision"], record["proposal"], record.get("evaluation")

@@ -399,6 +399,36 @@ def _describe(value: ast.Value) -> str:
     return "value"
 
 
+def _storage(lw: "Lowerer", policy: AssignmentPolicy, arg) -> None:
+    # `storage=2/day`: the amount per day (the `/day` is the unit as written).
+    amount = lw.number(arg.left if isinstance(arg, ast.Binary) and arg.op == "/" else arg, "storage")
+    if amount is not None:
+        policy.storage_per_day = amount
+
+
+def _funding(lw: "Lowerer", policy: AssignmentPolicy, arg) -> None:
+    rate = lw.fraction(arg, "funding")
+    if rate is not None:
+        policy.funding_rate = rate
+
+
+def _basis(lw: "Lowerer", policy: AssignmentPolicy, arg) -> None:
+    basis = lw.number(arg, "basis")
+    if basis is not None:
+        policy.basis = basis
+
+
+def _hold(lw: "Lowerer", policy: AssignmentPolicy, arg) -> None:
+    if isinstance(arg, ast.Duration):
+        policy.hold_days = arg.days
+    else:
+        lw.mismatch(arg, "a holding period such as `30d`")
+
+
+#: `take_delivery(...)`'s keyword arguments, each with the handler that reads it into the policy.
+_DELIVERY_TERMS = {"storage": _storage, "funding": _funding, "basis": _basis, "hold": _hold}
+
+
 def assignment(lw: "Lowerer", value: ast.Value, statement) -> None:
     inner = _unwrap(value)
     if isinstance(inner, ast.Name):
@@ -412,31 +442,13 @@ def assignment(lw: "Lowerer", value: ast.Value, statement) -> None:
         lw.error("E103", f"`{inner.func}` takes keyword arguments only", inner.span, "positional argument",
                  "take_delivery(storage=2/day, funding=3%, basis=0, hold=30d)")
         return
-    allowed = {"storage", "funding", "basis", "hold"} if inner.func == "take_delivery" else set()
+    allowed = _DELIVERY_TERMS if inner.func == "take_delivery" else {}
     for kw in inner.keywords.values():
         if kw.name not in allowed:
             lw.error("E103", f"`{inner.func}` has no argument `{kw.name}`", kw.name_span, "unknown argument",
                      "take_delivery(storage=2/day, funding=3%, basis=0, hold=30d)")
             return
-        arg = _unwrap(kw.value)
-        if kw.name == "storage":
-            per_day = arg.left if isinstance(arg, ast.Binary) and arg.op == "/" else arg
-            amount = lw.number(per_day, "storage")
-            if amount is not None:
-                policy.storage_per_day = amount
-        elif kw.name == "funding":
-            rate = lw.fraction(arg, "funding")
-            if rate is not None:
-                policy.funding_rate = rate
-        elif kw.name == "basis":
-            basis = lw.number(arg, "basis")
-            if basis is not None:
-                policy.basis = basis
-        elif kw.name == "hold":
-            if isinstance(arg, ast.Duration):
-                policy.hold_days = arg.days
-            else:
-                lw.mismatch(arg, "a holding period such as `30d`")
+        _DELIVERY_TERMS[kw.name](lw, policy, _unwrap(kw.value))
     lw.doc.assignment = policy
 
 

@@ -51,26 +51,32 @@ def _style(leg_set: LegSet) -> VegaStyle | None:
     return "Debit" if options > 0 else "Credit" if options < 0 else None
 
 
+def _neutral_sets(vega_style: str | None) -> tuple[LegSet, ...]:
+    # A neutral intent has a debit and a credit family; without a vega style, both.
+    return {"Debit": _NEUTRAL_DEBIT, "Credit": _NEUTRAL_CREDIT}.get(vega_style or "", _NEUTRAL_DEBIT + _NEUTRAL_CREDIT)
+
+
+#: Each direction intent's base leg sets for a vega style (None: any); the "not" intents are unions.
+_INTENT_SETS = {
+    "Bull": lambda vega_style: _BULL,
+    "Bear": lambda vega_style: _BEAR,
+    "Neutral": _neutral_sets,
+    "NotBear": lambda vega_style: map_intent_to_o("Bull", vega_style) + map_intent_to_o("Neutral", vega_style),
+    "NotBull": lambda vega_style: map_intent_to_o("Bear", vega_style) + map_intent_to_o("Neutral", vega_style),
+}
+
+
 def map_intent_to_o(direction: str, vega_style: str | None = None) -> tuple[LegSet, ...]:
     """The base leg sets of an intent (spec §3.4), filtered by vega style when given.
 
     >>> [str(leg) for (leg,) in map_intent_to_o("Bull", "Credit")]
-    ['short put']
+    ['short put', 'long underlying']
     """
     direction, vega_style = canonical_intent(direction, vega_style)
-    if direction == "Bull":
-        sets = _BULL
-    elif direction == "Bear":
-        sets = _BEAR
-    elif direction == "Neutral":
-        sets = {"Debit": _NEUTRAL_DEBIT, "Credit": _NEUTRAL_CREDIT}.get(vega_style or "",
-                                                                       _NEUTRAL_DEBIT + _NEUTRAL_CREDIT)
-    elif direction == "NotBear":
-        sets = map_intent_to_o("Bull", vega_style) + map_intent_to_o("Neutral", vega_style)
-    elif direction == "NotBull":
-        sets = map_intent_to_o("Bear", vega_style) + map_intent_to_o("Neutral", vega_style)
-    else:
+    base = _INTENT_SETS.get(direction)
+    if base is None:
         raise ValueError(f"unknown direction intent {direction!r}")
+    sets = base(vega_style)
     if vega_style is None:
         return sets
     return tuple(s for s in sets if _style(s) in (vega_style, None))
