@@ -448,15 +448,7 @@ def _option_chains(rng, days, s_log, sd, main, contracts, basis, p: SynthParams,
     prev_fut = _round_tick(np.exp(np.concatenate([[s_log[0]], s_log[:-1]]) + basis[main]), p.tick)
     vol = np.clip(p.iv_premium * sd * np.sqrt(252.0), 0.12, 0.80)
     prev_vol = np.concatenate([[vol[0]], vol[:-1]])
-    day_idx, strikes = [], []
-    for t in range(len(days)):
-        lo = np.ceil(fut[t] * (1 - p.strike_span) / p.strike_step) * p.strike_step
-        hi = np.floor(fut[t] * (1 + p.strike_span) / p.strike_step) * p.strike_step
-        k = np.arange(lo, hi + p.strike_step / 2, p.strike_step)
-        day_idx.append(np.full(len(k), t))
-        strikes.append(k)
-    t_idx = np.concatenate(day_idx)
-    strike = np.concatenate(strikes)
+    t_idx, strike = _listed_strikes(fut, p)
     t_idx, strike, mult, code_strike, adjusted = _adjusted_rows(t_idx, strike, expiry, days, list(dividends), p)
     t_idx, strike, mult = np.repeat(t_idx, 2), np.repeat(strike, 2), np.repeat(mult, 2)
     code_strike, adjusted = np.repeat(code_strike, 2), np.repeat(adjusted, 2)
@@ -485,26 +477,11 @@ def _option_chains(rng, days, s_log, sd, main, contracts, basis, p: SynthParams,
     m = np.log(strike / fut[t_idx])
     volume = rng.poisson(600 * np.exp(-(m / 0.06) ** 2))
     traded = volume > 0
-    close = np.maximum(p.option_tick, _round_tick(settle * np.exp(rng.normal(0, 0.03, len(settle))), p.option_tick))
-    open_ = np.maximum(p.option_tick, _round_tick(prev * np.exp(rng.normal(0, 0.05, len(settle))), p.option_tick))
-    high = _round_tick(np.maximum.reduce([open_, close, settle]) * (1 + np.abs(rng.normal(0, 0.03, len(settle)))),
-                       p.option_tick, "ceil")
-    low = np.maximum(p.option_tick, _round_tick(np.minimum.reduce([open_, close, settle])
-                                                * (1 - np.abs(rng.normal(0, 0.03, len(settle)))),
-                                                p.option_tick, "floor"))
+    open_, high, low, close = _option_bars(rng, settle, prev, p)
     blank = np.where(traded, 1.0, np.nan)
     under = contracts["symbol"].to_numpy()[main][t_idx]
     kind = np.where(is_call, "C", "P")
-    if p.profile == "etf50":
-        # SSE-like codes: underlying, C/P, expiry year-month, M (A once adjusted), strike in thousandths
-        # (510050C2401M03000; an adjusted contract keeps its original strike in the code).
-        month_code = pd.DatetimeIndex(expiry[t_idx]).strftime("%y%m").to_numpy().astype(str)
-        thousandths = np.char.zfill(np.rint(code_strike * 1000).astype(np.int64).astype(str), 5)
-        letter = np.where(adjusted, "A", "M")
-        symbol = np.char.add(np.char.add(np.char.add(np.char.add(under.astype(str), kind), month_code), letter),
-                             thousandths)
-    else:
-        symbol = np.char.add(np.char.add(under.astype(str), kind), strike.astype(np.int64).astype(str))
+    symbol = _option_symbols(under, kind, strike, code_strike, adjusted, expiry[t_idx], p)
     return pd.DataFrame({
         "trading_date": days[t_idx], "symbol": symbol,
         "open": open_ * blank, "high": high * blank, "low": low * blank, "close": close * blank,
@@ -514,6 +491,44 @@ def _option_chains(rng, days, s_log, sd, main, contracts, basis, p: SynthParams,
         "strike_price": strike, "option_type": kind, "expiry": pd.DatetimeIndex(expiry[t_idx]),
         "contract_multiplier": mult, "underlying_symbol": under,
     }).sort_values(["trading_date", "strike_price", "contract_multiplier"], kind="stable").reset_index(drop=True)
+
+
+def _listed_strikes(fut: np.ndarray, p: SynthParams) -> tuple[np.ndarray, np.ndarray]:
+    """(day index, strike) of every strike listed each day: the grid's steps within ``strike_span`` of the
+    day's futures settlement."""
+    day_idx, strikes = [], []
+    for t in range(len(fut)):
+        lo = np.ceil(fut[t] * (1 - p.strike_span) / p.strike_step) * p.strike_step
+        hi = np.floor(fut[t] * (1 + p.strike_span) / p.strike_step) * p.strike_step
+        k = np.arange(lo, hi + p.strike_step / 2, p.strike_step)
+        day_idx.append(np.full(len(k), t))
+        strikes.append(k)
+    return np.concatenate(day_idx), np.concatenate(strikes)
+
+
+def _option_bars(rng, settle: np.ndarray, prev: np.ndarray, p: SynthParams) -> tuple:
+    """(open, high, low, close) of each option row around its settlement and the previous one, on the tick
+    (the draws in this order: close, open, high, low)."""
+    tick, n = p.option_tick, len(settle)
+    close = np.maximum(tick, _round_tick(settle * np.exp(rng.normal(0, 0.03, n)), tick))
+    open_ = np.maximum(tick, _round_tick(prev * np.exp(rng.normal(0, 0.05, n)), tick))
+    high = _round_tick(np.maximum.reduce([open_, close, settle]) * (1 + np.abs(rng.normal(0, 0.03, n))), tick, "ceil")
+    low = np.maximum(tick, _round_tick(np.minimum.reduce([open_, close, settle]) * (1 - np.abs(rng.normal(0, 0.03, n))),
+                                       tick, "floor"))
+    return open_, high, low, close
+
+
+def _option_symbols(under, kind, strike, code_strike, adjusted, expiry, p: SynthParams) -> np.ndarray:
+    """Each row's contract code: CZCE-like (CJ605C10800) or, for the ETF profile, SSE-like (underlying, C/P,
+    expiry year-month, M — A once adjusted —, strike in thousandths: 510050C2401M03000; an adjusted contract
+    keeps its original strike in the code)."""
+    if p.profile != "etf50":
+        return np.char.add(np.char.add(under.astype(str), kind), strike.astype(np.int64).astype(str))
+    month_code = pd.DatetimeIndex(expiry).strftime("%y%m").to_numpy().astype(str)
+    thousandths = np.char.zfill(np.rint(code_strike * 1000).astype(np.int64).astype(str), 5)
+    letter = np.where(adjusted, "A", "M")
+    return np.char.add(np.char.add(np.char.add(np.char.add(under.astype(str), kind), month_code), letter),
+                       thousandths)
 
 
 def _signals(rng, futures: pd.DataFrame, days, p: SynthParams):
