@@ -748,6 +748,15 @@ def _check_moves(close: np.ndarray, state: _State) -> None:
 
 
 def _check_order(frame: pd.DataFrame, text: pd.DataFrame, lines: np.ndarray, state: _State):
+    """The rows' keys unique (`_check_duplicates`) and their dates increasing (`_check_dates_increase`), with
+    --repair's drops and sort; returns the frame and its lines as they are after both."""
+    frame, lines = _check_duplicates(frame, text, lines, state)
+    return _check_dates_increase(frame, lines, state)
+
+
+def _check_duplicates(frame: pd.DataFrame, text: pd.DataFrame, lines: np.ndarray, state: _State):
+    """Repeated keys (date and the contract's key columns) reported at their later lines, with the first's
+    line; --repair drops exact copies. Returns the frame and lines without the rows dropped."""
     contract = state.contract
     date_col = contract.date_column
     keys = [date_col, *contract.key]
@@ -798,7 +807,15 @@ def _check_order(frame: pd.DataFrame, text: pd.DataFrame, lines: np.ndarray, sta
         keep = ~drop
         frame, lines = frame.loc[keep].reset_index(drop=True), lines[keep]
         state.lines = lines
-        keyed = np.flatnonzero(frame[keys].notna().all(axis=1).to_numpy())
+    return frame, lines
+
+
+def _check_dates_increase(frame: pd.DataFrame, lines: np.ndarray, state: _State):
+    """Dates that go back reported (--repair sorts a file whose keys all parsed), else the gaps checked.
+    Returns the frame and lines, sorted when repaired."""
+    date_col = state.contract.date_column
+    keys = [date_col, *state.contract.key]
+    keyed = np.flatnonzero(frame[keys].notna().all(axis=1).to_numpy())
     values = frame[date_col].iloc[keyed]
     order_key = values.astype("int64") if isinstance(values.dtype, pd.PeriodDtype) else values
     running = order_key.cummax().shift(1)
