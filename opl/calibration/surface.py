@@ -113,34 +113,55 @@ def option_points(options: pd.DataFrame, futures: pd.DataFrame | None = None, *,
         ``forward_source``, ``x``, ``iv``, ``reason``, ``delta`` (N(d₁), the call delta
         equivalent), ``row`` (index in ``options``).
     """
-    from opl.runtime.pricing.implied import implied_vol
-
     opt = options.reset_index(drop=True)
     days = (opt["expiry"] - opt["trading_date"]).dt.days.to_numpy()
     opt = opt.assign(t=days / 365.0)
-    forward, source = _forwards(opt, futures, rate, spot)
+    out = _out_of_the_money(opt, days, *_forwards(opt, futures, rate, spot))
+    reason = _screened(out, min_days=min_days, max_moneyness=max_moneyness, min_price_fraction=min_price_fraction)
+    iv = _inverted(out, reason, rate=rate, style=style, progress=progress)
+    out["iv"] = iv
+    out["reason"] = reason
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sd = iv * np.sqrt(out["t"].to_numpy())
+        out["delta"] = ndtr(-out["x"].to_numpy() / sd + 0.5 * sd)
+    return out
+
+
+def _out_of_the_money(opt: pd.DataFrame, days: np.ndarray, forward: np.ndarray, source) -> pd.DataFrame:
+    """The rows kept as the out-of-the-money side of their strike (without a forward: the calls, so that why
+    is said once), with their forward, log-moneyness ``x`` and ``row`` in the chains."""
     strike = opt["strike_price"].to_numpy(dtype=float)
     is_call = (opt["option_type"] == "C").to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
         x = np.log(strike / forward)
     otm = np.where(np.isfinite(forward), is_call == (strike >= forward), False)
     keep = otm | ~np.isfinite(forward)
-    # Without a forward neither side can be called out of the money; keep calls only, to say why once.
     keep &= np.isfinite(forward) | is_call
-    price = opt["settlement"].to_numpy(dtype=float)
-    out = pd.DataFrame({
+    return pd.DataFrame({
         "trading_date": opt["trading_date"], "expiry": opt["expiry"], "days": days, "t": opt["t"],
-        "strike": strike, "option_type": opt["option_type"], "price": price, "forward": forward,
-        "forward_source": source, "x": x, "row": np.arange(len(opt))})[keep].reset_index(drop=True)
+        "strike": strike, "option_type": opt["option_type"], "price": opt["settlement"].to_numpy(dtype=float),
+        "forward": forward, "forward_source": source, "x": x, "row": np.arange(len(opt))})[keep].reset_index(drop=True)
+
+
+def _screened(out: pd.DataFrame, *, min_days: int, max_moneyness: float, min_price_fraction: float) -> np.ndarray:
+    """Each point's reason not to invert it (the first filter it fails, in the module docstring's order), or
+    ``ok``."""
     reason = np.full(len(out), "ok", dtype="<U20")
     reason[~np.isfinite(out["forward"].to_numpy())] = "no_forward"
     reason[(reason == "ok") & (out["days"].to_numpy() < min_days)] = "too_short"
     reason[(reason == "ok") & (np.abs(out["x"].to_numpy()) > max_moneyness)] = "too_far_from_money"
     reason[(reason == "ok") & (out["price"].to_numpy() <= min_price_fraction * out["forward"].to_numpy())] = \
         "below_min_price"
-    todo = reason == "ok"
+    return reason
+
+
+def _inverted(out: pd.DataFrame, reason: np.ndarray, *, rate: float, style, progress) -> np.ndarray:
+    """The implied volatility of the points still ``ok`` (NaN elsewhere), in blocks of `CHUNK`; the
+    inversion's own reason written into ``reason`` (in place)."""
+    from opl.runtime.pricing.implied import implied_vol
+
     iv = np.full(len(out), np.nan)
-    rows = np.flatnonzero(todo)
+    rows = np.flatnonzero(reason == "ok")
     for start in range(0, len(rows), CHUNK):
         if progress is not None:
             progress(start, len(rows), "inverting option prices")
@@ -151,12 +172,7 @@ def option_points(options: pd.DataFrame, futures: pd.DataFrame | None = None, *,
                           t=sub["t"].to_numpy(), rate=rate, carry=0.0, style=style)
         iv[at] = res.vol
         reason[at] = res.reason
-    out["iv"] = iv
-    out["reason"] = reason
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sd = iv * np.sqrt(out["t"].to_numpy())
-        out["delta"] = ndtr(-out["x"].to_numpy() / sd + 0.5 * sd)
-    return out
+    return iv
 
 
 def _at_delta(delta: np.ndarray, iv: np.ndarray, target: float) -> float:
