@@ -208,29 +208,52 @@ def _scenario_items(candidate: Candidate, name: str) -> list[str]:
 
 
 def _defects(evaluation: Evaluation, candidate: Candidate, facts: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the critic finds wrong with the candidate's design, each check of `_DEFECT_CHECKS` in turn."""
     doc = checked(candidate.text).document
     exp = doc.experiment if doc is not None else None
-    components = [c.name for c in exp.model] if exp is not None else []
-    out: list[dict[str, Any]] = []
-    model_terms = [candidate.source(t) for t in _model_terms(candidate)]
-    names = components
-    calibration = facts.get("calibration") or {}
-    calibrated_model = any(line.startswith("model ") for line in calibration.get("experiment_lines") or [])
-    if calibrated_model:
-        pass  # the data's fit decides which components the model has (below)
-    elif "garch" not in names and "gjr" not in names:
-        terms = [t for t, n in zip(model_terms, names) if n != "gbm"]
+    ctx = _Design(evaluation, candidate, facts, exp, [c.name for c in exp.model] if exp is not None else [],
+                  [candidate.source(t) for t in _model_terms(candidate)], facts.get("calibration") or {},
+                  facts.get("assumptions") or {})
+    return [defect for check in _DEFECT_CHECKS for defect in check(ctx)]
+
+
+@dataclass(frozen=True)
+class _Design:
+    """One candidate as the critic's checks read it: its evaluation, its experiment block (``exp``), its model's
+    component ``names`` and terms as written, and the data's calibration and assumption tests (``facts``)."""
+
+    evaluation: Evaluation
+    candidate: Candidate
+    facts: dict
+    exp: Any
+    names: list[str]
+    model_terms: list[str]
+    calibration: dict
+    assumptions: dict
+
+
+def _model_defects(ctx: _Design) -> list[dict]:
+    # With a calibrated model line, the data's fit decides which components the model has (`_calibrated`).
+    if any(line.startswith("model ") for line in ctx.calibration.get("experiment_lines") or []):
+        return []
+    names = ctx.names
+    if "garch" not in names and "gjr" not in names:
+        terms = [t for t, n in zip(ctx.model_terms, names) if n != "gbm"]
         new = " + ".join(["garch"] + terms + ([] if "jump" in names else ["jump"]))
-        out.append({"code": "no_clustering", "message": "GBM understates the tails (no volatility clustering): "
-                    "use garch + jump", "fix": {"setting": "model", "value": new}})
-    elif "jump" not in names:
-        out.append({"code": "no_jumps", "message": "the model has no jumps, so gaps like jujube's limit moves "
-                    "are missing from the tails: add jump", "fix": {"setting": "model",
-                                                                     "value": " + ".join(model_terms + ["jump"])}})
-    assumptions = facts.get("assumptions") or {}
-    hr = assumptions.get("hit_rate") or {}
-    design_rate = exp.hit_rate if exp is not None else None
-    sensitivity = _scenario_items(candidate, "sensitivity")
+        return [{"code": "no_clustering", "message": "GBM understates the tails (no volatility clustering): "
+                 "use garch + jump", "fix": {"setting": "model", "value": new}}]
+    if "jump" not in names:
+        return [{"code": "no_jumps", "message": "the model has no jumps, so gaps like jujube's limit moves "
+                 "are missing from the tails: add jump", "fix": {"setting": "model",
+                                                                  "value": " + ".join(ctx.model_terms + ["jump"])}}]
+    return []
+
+
+def _hit_rate_defects(ctx: _Design) -> list[dict]:
+    hr = ctx.assumptions.get("hit_rate") or {}
+    design_rate = ctx.exp.hit_rate if ctx.exp is not None else None
+    sensitivity = _scenario_items(ctx.candidate, "sensitivity")
+    out = []
     if design_rate is not None and hr.get("estimate") is not None and hr.get("n"):
         est, (low, high) = hr["estimate"], hr["wilson"]
         if design_rate > est + 0.02:
@@ -249,35 +272,57 @@ def _defects(evaluation: Evaluation, candidate: Candidate, facts: dict[str, Any]
         low = max(0.0, design_rate - 0.2)
         out.append({"code": "hit_rate_sensitivity", "message": f"the signal's {design_rate:.0%} hit rate is never "
                     f"tested lower: add a hit-rate sensitivity at {low:.0%}",
-                    "fix": {"setting": "sensitivity", "value": "[ " + ", ".join(sensitivity + [f"hit_rate({low:.2f})"]) + " ]"}})
-    if not _scenario_items(candidate, "stress"):
-        out.append({"code": "no_stress", "message": "no stress scenarios: the tails are never pushed",
-                    "fix": {"setting": "stress", "value": DEFAULT_STRESS}})
+                    "fix": {"setting": "sensitivity",
+                            "value": "[ " + ", ".join(sensitivity + [f"hit_rate({low:.2f})"]) + " ]"}})
+    return out
+
+
+def _stress_defects(ctx: _Design) -> list[dict]:
+    if _scenario_items(ctx.candidate, "stress"):
+        return []
+    return [{"code": "no_stress", "message": "no stress scenarios: the tails are never pushed",
+             "fix": {"setting": "stress", "value": DEFAULT_STRESS}}]
+
+
+def _calibrated(ctx: _Design) -> list[dict]:
     # `implied`, `hybrid` and `file` candidates are calibrated by the simulator itself; writing the
     # historical fit into them would override the level their method takes from the options.
+    candidate = ctx.candidate
     method = (candidate.value("calibration", "experiment") or "historical").strip()
-    for line in (calibration.get("experiment_lines", []) or []) if method == "historical" else []:
+    out = []
+    for line in (ctx.calibration.get("experiment_lines", []) or []) if method == "historical" else []:
         name, _, value = line.strip().partition(" ")
         why = ""
         if name == "model":
-            test = declared_jumps_test(candidate, facts)
+            test = declared_jumps_test(candidate, ctx.facts)
             fitted = value.strip()
-            value = _merged_model(fitted, model_terms, names, keep_jump=test is None or not test["rejected"])
+            value = _merged_model(fitted, ctx.model_terms, ctx.names, keep_jump=test is None or not test["rejected"])
             if test is not None and "jump" not in fitted:
                 why = (f" (the declared `jump` stays: {test['text']})" if not test["rejected"] else
                        f" (the declared `jump` goes: {test['text']})")
         if name and candidate.value(name, "experiment") != value.strip():
             out.append({"code": "calibrated", "message": f"the data calibrate `{name}` to `{value.strip()}`{why}",
                         "fix": {"setting": name, "value": value.strip()}})
-    rw = assumptions.get("random_walk") or {}
-    if rw.get("verdict") == "rejected":
-        out.append({"code": "not_random_walk", "message": "the data reject the random walk; the price models have "
-                    "no autocorrelation, so trends or reversals in the data are not simulated", "fix": None})
-    for note in evaluation.notes if not facts else ():  # with data, the `calibrated` fixes above apply the fit
-        if note.startswith(NO_DATA_NOTE):
-            out.append({"code": "uncalibrated", "message": "the price model runs on documented defaults, not on "
-                        "data: give the loop `--data DIR` (or `--data synth`) to fit it", "fix": None})
     return out
+
+
+def _random_walk_defects(ctx: _Design) -> list[dict]:
+    if (ctx.assumptions.get("random_walk") or {}).get("verdict") != "rejected":
+        return []
+    return [{"code": "not_random_walk", "message": "the data reject the random walk; the price models have "
+             "no autocorrelation, so trends or reversals in the data are not simulated", "fix": None}]
+
+
+def _uncalibrated(ctx: _Design) -> list[dict]:
+    # With data, the `calibrated` fixes apply the fit; without, say once per note that the defaults ran.
+    return [{"code": "uncalibrated", "message": "the price model runs on documented defaults, not on "
+             "data: give the loop `--data DIR` (or `--data synth`) to fit it", "fix": None}
+            for note in (ctx.evaluation.notes if not ctx.facts else ()) if note.startswith(NO_DATA_NOTE)]
+
+
+#: The critic's design checks, in the order their defects are listed.
+_DEFECT_CHECKS = (_model_defects, _hit_rate_defects, _stress_defects, _calibrated, _random_walk_defects,
+                  _uncalibrated)
 
 
 def _merged_model(calibrated: str, terms: list[str], names: list[str], *, keep_jump: bool) -> str:
