@@ -112,49 +112,68 @@ def load_iv_summary(path: str | os.PathLike) -> IVSummary:
     name = str(path)
     raw, encoding = _read(path)
     notes = [f"read as {encoding}, not UTF-8"] if encoding else []
-    rename = {}
-    for col in raw.columns:
-        key = header_key(col)
-        rename[col] = COLUMNS.get(key, key)
-    raw = raw.rename(columns=rename)
+    raw = raw.rename(columns={col: COLUMNS.get(header_key(col), header_key(col)) for col in raw.columns})
     problems = [Problem(name, 1, c, "required column missing") for c in _REQUIRED if c not in raw.columns]
     if problems:
         raise DataError(problems)
     lines = np.arange(2, len(raw) + 2)
     out = pd.DataFrame(index=raw.index)
-    # A zone makes the trading day depend on where it is read: such a cell is not a date here.
+    out["date"], problems = _dates(raw, lines, name)
+    separators = 0
+    for col in _PERCENT + ("contracts", "volume"):
+        if col in raw.columns:
+            out[col], found, separators = _numbers(raw, col, lines, name, separators)
+            problems += found
+    if separators:
+        notes.append(f"{separators} volume values read with thousands separators")
+    problems += _row_checks(out, lines, name)
+    if not len(out):
+        problems.append(Problem(name, None, None, "no rows"))
+    if problems:
+        raise DataError(sorted(problems, key=lambda p: p.row or 0))
+    return IVSummary(frame=out.reset_index(drop=True), file=name, notes=notes)
+
+
+def _dates(raw: pd.DataFrame, lines: np.ndarray, name: str) -> tuple[pd.Series, list[Problem]]:
+    """The ``date`` column parsed, and a problem per cell that is not a date. A zone makes the trading day
+    depend on where it is read: such a cell is not a date here."""
     dates = parse_dates(raw["date"], format="mixed")
     zoned = raw["date"].str.contains(ZONED).to_numpy()
     unread = dates.isna().to_numpy()
+    problems: list[Problem] = []
     for mask, why, fix in ((unread & zoned, " (it carries a time zone)", "write the trading day as YYYY-MM-DD"),
                            (unread & ~zoned, "", "")):
         at = np.flatnonzero(mask)
         problems += grouped(name, "date", lines[at], lambda i, at=at: f"not a date: {raw['date'].iloc[at[i]]!r}{why}",
                             fix)
-    out["date"] = dates
-    separators = 0
-    for col in _PERCENT + ("contracts", "volume"):
-        if col not in raw.columns:
-            continue
-        text = raw[col].astype(str).str.strip()
-        if col == "volume":
-            thousands = text.str.match(_THOUSANDS)
-            separators = int(thousands.sum())
-            text = text.where(~thousands, text.str.replace(",", "", regex=False))
-        values = pd.to_numeric(text, errors="coerce")
-        at = np.flatnonzero(values.isna().to_numpy())
-        problems += grouped(name, col, lines[at], lambda i, at=at, col=col: f"not a number: {raw[col].iloc[at[i]]!r}")
-        if col in _PERCENT:
-            bad = (values < 0) | (values > _CAP)
-            for i in np.flatnonzero(bad.to_numpy()):
-                problems.append(Problem(name, int(lines[i]), col, f"{values.iloc[i]:g}% is outside 0-100%"))
-            values = values / 100.0
-        elif col in raw.columns:
-            for i in np.flatnonzero((values < 0).to_numpy()):
-                problems.append(Problem(name, int(lines[i]), col, "must not be negative"))
-        out[col] = values
-    if separators:
-        notes.append(f"{separators} volume values read with thousands separators")
+    return dates, problems
+
+
+def _numbers(raw: pd.DataFrame, col: str, lines: np.ndarray, name: str, separators: int) -> tuple:
+    """Column ``col`` as numbers (percentages as fractions), its problems (not a number, a percentage outside
+    0-100%, a negative count) and the count of volumes read with thousands separators (``separators``
+    updated for ``volume``)."""
+    text = raw[col].astype(str).str.strip()
+    if col == "volume":
+        thousands = text.str.match(_THOUSANDS)
+        separators = int(thousands.sum())
+        text = text.where(~thousands, text.str.replace(",", "", regex=False))
+    values = pd.to_numeric(text, errors="coerce")
+    at = np.flatnonzero(values.isna().to_numpy())
+    problems = grouped(name, col, lines[at], lambda i: f"not a number: {raw[col].iloc[at[i]]!r}")
+    if col in _PERCENT:
+        for i in np.flatnonzero(((values < 0) | (values > _CAP)).to_numpy()):
+            problems.append(Problem(name, int(lines[i]), col, f"{values.iloc[i]:g}% is outside 0-100%"))
+        return values / 100.0, problems, separators
+    for i in np.flatnonzero((values < 0).to_numpy()):
+        problems.append(Problem(name, int(lines[i]), col, "must not be negative"))
+    return values, problems, separators
+
+
+def _row_checks(out: pd.DataFrame, lines: np.ndarray, name: str) -> list[Problem]:
+    """Problems across a row's cells and between rows: a mean outside [minimum, maximum], a date that repeats
+    or goes back."""
+    problems = []
     order = (out["iv_min"] > out["iv_mean"] + 1e-12) | (out["iv_mean"] > out["iv_max"] + 1e-12)
     for i in np.flatnonzero(order.fillna(False).to_numpy()):
         problems.append(Problem(name, int(lines[i]), "iv_mean", "the mean is not between the minimum and the maximum"))
@@ -164,8 +183,4 @@ def load_iv_summary(path: str | os.PathLike) -> IVSummary:
         if valid[i] and valid[i - 1] and d[i] <= d[i - 1]:
             what = "repeats" if d[i] == d[i - 1] else "comes before"
             problems.append(Problem(name, int(lines[i]), "date", f"date {what} the previous row's"))
-    if not len(out):
-        problems.append(Problem(name, None, None, "no rows"))
-    if problems:
-        raise DataError(sorted(problems, key=lambda p: p.row or 0))
-    return IVSummary(frame=out.reset_index(drop=True), file=name, notes=notes)
+    return problems
