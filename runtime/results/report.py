@@ -27,6 +27,12 @@ def _plots(result, out: Path) -> None:
 
 
 def _markdown(result) -> str:
+    """report.md: the run and its headline, the table by size, the base case, the scenarios, plots and notes."""
+    sections = (_summary_lines, _size_lines, _base_lines, _scenario_lines, _closing_lines)
+    return "\n".join(line for section in sections for line in section(result))
+
+
+def _summary_lines(result) -> list[str]:
     run, b = result.run, result.base
     lines = [f"# Simulation of `{result.file}`", "",
              f"{run['paths']:,} paths × {run['horizon_months']} months ({run['days_per_month']} trading days, "
@@ -40,32 +46,41 @@ def _markdown(result) -> str:
                   f"{result.recommended_size['high']:g} lots.", ""]
     else:
         lines += [f"**Recommended size:** none — {result.recommended_reason}.", ""]
-    lines += [f"**Headline at size {b.size:g}** (± one Monte Carlo standard error; the paths are the independent "
-              "draws, the months of a path are not): " + headline(b.target_values(), b.standard_errors,
-                                                                  capital=run["capital"], currency=run["currency"])
-              + ".", ""]
-    lines += ["## By size", "",
-              "Monthly returns, CVaR and margin in % of capital; drawdowns in % of the running peak equity; "
-              "probabilities in % of paths (margin call, liquidation) or of months (loss); ± one Monte Carlo "
-              "standard error (runtime/results/standard_errors.py).", "",
-              "| size | mean % cap | median % cap | p5 % cap | p95 % cap | loss prob % | dd p95 % peak | dd p99 % peak "
-              "| CVaR95 % cap | margin p95 % cap | margin call % | liquidation % | target |",
-              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|"]
+    return lines + [f"**Headline at size {b.size:g}** (± one Monte Carlo standard error; the paths are the "
+                    "independent draws, the months of a path are not): "
+                    + headline(b.target_values(), b.standard_errors, capital=run["capital"], currency=run["currency"])
+                    + ".", ""]
+
+
+def _size_lines(result) -> list[str]:
+    lines = ["## By size", "",
+             "Monthly returns, CVaR and margin in % of capital; drawdowns in % of the running peak equity; "
+             "probabilities in % of paths (margin call, liquidation) or of months (loss); ± one Monte Carlo "
+             "standard error (runtime/results/standard_errors.py).", "",
+             "| size | mean % cap | median % cap | p5 % cap | p95 % cap | loss prob % | dd p95 % peak | dd p99 % peak "
+             "| CVaR95 % cap | margin p95 % cap | margin call % | liquidation % | target |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|"]
     for size, m, holds in result.sizes:
         r = m.monthly_return
-        lines.append(f"| {size:g} | {m.with_error('mean_monthly_return', 3)} | {m.with_error('median_monthly_return', 3)} | "
+        lines.append(f"| {size:g} | {m.with_error('mean_monthly_return', 3)} | "
+                     f"{m.with_error('median_monthly_return', 3)} | "
                      f"{r['p5']:+.3f} | {r['p95']:+.3f} | {m.with_error('loss_probability', 1)} | "
                      f"{m.with_error('max_drawdown_p95')} | {m.with_error('max_drawdown_p99')} | "
                      f"{m.with_error('cvar_95', 3)} | {m.margin['peak_utilisation']['p95']:.1f} | "
                      f"{m.margin['margin_call_probability']:.2f} | {m.margin['forced_liquidation_probability']:.2f} | "
                      f"{ {True: 'holds', False: 'fails', None: '—'}[holds]} |")
+    return lines
+
+
+def _base_lines(result) -> list[str]:
+    run, b = result.run, result.base
     att = b.attribution["per_month"]
-    lines += ["", f"## Base case (size {b.size:g})", "",
-              "Mean P&L a month by source: " + pnl_by_source(att, run["currency"]) + ".", "",
-              f"Assignment in {b.exercise['assignment_share']:.2f}% of months, delivery in "
-              f"{b.exercise['delivery_share']:.2f}%; {b.trades['option_lots_per_month']:.1f} option lots, "
-              f"{b.trades['futures_lots_per_month']:.1f} futures lots and {b.trades['hedge_trades_per_month']:.1f} "
-              f"hedge trades a month; {b.trades['early_exit_share']:.1f}% of months closed early by a trigger.", ""]
+    lines = ["", f"## Base case (size {b.size:g})", "",
+             "Mean P&L a month by source: " + pnl_by_source(att, run["currency"]) + ".", "",
+             f"Assignment in {b.exercise['assignment_share']:.2f}% of months, delivery in "
+             f"{b.exercise['delivery_share']:.2f}%; {b.trades['option_lots_per_month']:.1f} option lots, "
+             f"{b.trades['futures_lots_per_month']:.1f} futures lots and {b.trades['hedge_trades_per_month']:.1f} "
+             f"hedge trades a month; {b.trades['early_exit_share']:.1f}% of months closed early by a trigger.", ""]
     adj = b.adjustments
     if adj.get("actions"):
         lines += [f"Adjustments: {adj['rounds_per_month']:.2f} rounds a month; {adj['exit_share']:.1f}% of months "
@@ -79,28 +94,36 @@ def _markdown(result) -> str:
         lines += [f"Guards: {g['avoided_legs_per_month']:.3f} legs a month not opened (`avoid_leg_if`, W401); "
                   f"{g['alerts_per_month']:.3f} alerts a month (`warn_if`, W402) on {g['alert_path_share']:.1f}% "
                   "of paths.", ""]
-    if result.scenarios:
-        why = f": {result.scenario_size['reason']}" if result.scenario_size else ""
-        lines += [f"## Scenarios (size {result.scenarios[0].size:g}{why})", "",
-                  "| scenario | kind | mean % cap | median % cap | loss prob % | dd p95 % peak | CVaR95 % cap "
-                  "| liquidation % | target |",
-                  "|:---|:---|---:|---:|---:|---:|---:|---:|:---|"]
-        for s in result.scenarios:
-            m = s.metrics
-            lines.append(f"| `{s.text}` | {s.kind} | {m.with_error('mean_monthly_return', 3)} | "
-                         f"{m.with_error('median_monthly_return', 3)} | {m.with_error('loss_probability', 1)} | "
-                         f"{m.with_error('max_drawdown_p95')} | {m.with_error('cvar_95', 3)} | "
-                         f"{m.margin['forced_liquidation_probability']:.2f} | "
-                         f"{ {True: 'pass', False: 'fail', None: '—'}[s.holds]} |")
-        lines += ["", "Each scenario is a surprise: the options are opened at the unshocked market's prices.", ""]
-        lines += [f"- `{s.text}`: {s.definition}" for s in result.scenarios if s.definition]
-        lines.append("")
+    return lines
+
+
+def _scenario_lines(result) -> list[str]:
+    if not result.scenarios:
+        return []
+    why = f": {result.scenario_size['reason']}" if result.scenario_size else ""
+    lines = [f"## Scenarios (size {result.scenarios[0].size:g}{why})", "",
+             "| scenario | kind | mean % cap | median % cap | loss prob % | dd p95 % peak | CVaR95 % cap "
+             "| liquidation % | target |",
+             "|:---|:---|---:|---:|---:|---:|---:|---:|:---|"]
+    for s in result.scenarios:
+        m = s.metrics
+        lines.append(f"| `{s.text}` | {s.kind} | {m.with_error('mean_monthly_return', 3)} | "
+                     f"{m.with_error('median_monthly_return', 3)} | {m.with_error('loss_probability', 1)} | "
+                     f"{m.with_error('max_drawdown_p95')} | {m.with_error('cvar_95', 3)} | "
+                     f"{m.margin['forced_liquidation_probability']:.2f} | "
+                     f"{ {True: 'pass', False: 'fail', None: '—'}[s.holds]} |")
+    lines += ["", "Each scenario is a surprise: the options are opened at the unshocked market's prices.", ""]
+    lines += [f"- `{s.text}`: {s.definition}" for s in result.scenarios if s.definition]
+    return lines + [""]
+
+
+def _closing_lines(result) -> list[str]:
     plotted = (f"At size {result.plot_size['size']:g} ({result.plot_size['reason']})."
                if result.plot_size else "At the base size.")
-    lines += ["## Plots", "", plotted, ""] + [f"![{p[:-4]}]({p})" for p in PLOTS] + [""]
+    lines = ["## Plots", "", plotted, ""] + [f"![{p[:-4]}]({p})" for p in PLOTS] + [""]
     if result.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
-    return "\n".join(lines)
+    return lines
 
 
 def write_report(result, directory) -> Path:
