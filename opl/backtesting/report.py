@@ -130,6 +130,13 @@ FIGURES = {"equity.png": equity_figure, "drawdown.png": drawdown_figure, "delta.
 
 
 def _markdown(result) -> str:
+    """report.md: the period and its performance (with and without the delta band), the band's walk-forward
+    fits, the cycles, plots and notes."""
+    sections = (_performance_lines, _band_lines, _cycle_lines)
+    return "\n".join(line for section in sections for line in section(result))
+
+
+def _performance_lines(result) -> list[str]:
     run, p = result.run, result.performance
     lines = [f"# Backtest of `{result.file}`", "",
              f"Data `{result.data['directory']}`: {run['start']} to {run['end']}, {run['sessions']} sessions, "
@@ -149,48 +156,61 @@ def _markdown(result) -> str:
     att = result.metrics.attribution["per_month"]
     lines += ["", "Mean P&L a cycle by source: " + pnl_by_source(att, run["currency"], per="cycle") + ".", "",
               "Exits: " + ", ".join(f"{k} {v}" for k, v in p["exits"].items() if v) + ".", ""]
+    return lines
+
+
+def _band_lines(result) -> list[str]:
     band = result.delta_band
-    if band is not None:
-        spec = band["spec"]
-        lines += ["## Delta band, walk-forward", "",
-                  f"`k={spec['k']}`, window {spec['window_days']:g} days, objective `{spec['objective']}`, step "
-                  f"{spec['step_days']:g} days" + (f", grid {', '.join(f'{k:g}' for k in spec['grid'])}"
-                                                   if spec["grid"] else "") + "; first fit "
-                  f"{band['first_fit']} (cycles before it run without a band).", "",
-                  f"After a band close: `reopen={spec['reopen']}`"
-                  + (" (a fresh position the next session; k is scored in sample with the re-opens it causes, the "
-                     "column *in-sample re-opens* below)." if spec["reopen"] == "next_day"
-                     else " (flat until the next cycle)."), ""]
-        after = band["after_first_fit"]
-        if after is not None:
-            lines += [f"From the first fit ({after['from']}) — the part of the history every band was fitted "
-                      "before — beside the whole period:", "",
-                      "| | total return % | a year % | Sharpe | max drawdown % |", "|:---|---:|---:|---:|---:|"]
-            for name, perf in (("strategy, whole period", p), ("strategy, after the first fit", after["strategy"]),
-                               ("without the band, whole period", result.baseline["performance"]),
-                               ("without the band, after the first fit", after["baseline"])):
-                lines.append(f"| {name} | {perf['total_return']:+.2f} | {perf['annual_return']:+.2f} | "
-                             f"{perf['sharpe']:.2f} | {perf['max_drawdown']:.2f} |")
-            lines.append("")
-        lines += ["Each window: the fit (in-sample centre, σ and k; the k tied with the best in-sample score, the "
-                  "chosen k's margin over the best other k — drawdown points or Sharpe, walkforward.py **Ties**), "
-                  "then its out-of-sample stretch to the next fit, with and without the band.", "",
-                  "| fit | in-sample from | sessions | centre | σ | k | tied | margin | in-sample re-opens | to | "
-                  "return % | max dd % | without band: return % | max dd % | band closes | re-opened |",
-                  "|:---|:---|---:|---:|---:|---:|:---|---:|---:|:---|---:|---:|---:|---:|---:|---:|"]
-        for f, w in zip(band["fits"], band["windows"]):
-            k = "—" if f["k"] is None else f"{f['k']:g}"
-            tied = ", ".join(f"{t:g}" for t in f["tied"]) if f.get("tied") else "—"
-            margin = "—" if f.get("margin") is None or not np.isfinite(f["margin"]) else f"{f['margin']:+.4f}"
-            reopens = (f.get("in_sample_reopens") or {}).get(k, "—")
-            lines.append(f"| {f['fit_date']} | {f['in_sample_start']} | {f['observations']} | {f['centre']:.3g} | "
-                         f"{f['sigma']:.3g} | {k} | {tied} | {margin} | {reopens} | {w['until'] or 'end'} | "
-                         f"{w['return']:+.2f} | {w['max_drawdown']:.2f} | {w['baseline_return']:+.2f} | "
-                         f"{w['baseline_max_drawdown']:.2f} | {w['band_closes']} | {w['reopened']} |"
-                         + (f" {f['reason']}" if f["reason"] else ""))
+    if band is None:
+        return []
+    p = result.performance
+    spec = band["spec"]
+    lines = ["## Delta band, walk-forward", "",
+             f"`k={spec['k']}`, window {spec['window_days']:g} days, objective `{spec['objective']}`, step "
+             f"{spec['step_days']:g} days" + (f", grid {', '.join(f'{k:g}' for k in spec['grid'])}"
+                                              if spec["grid"] else "") + "; first fit "
+             f"{band['first_fit']} (cycles before it run without a band).", "",
+             f"After a band close: `reopen={spec['reopen']}`"
+             + (" (a fresh position the next session; k is scored in sample with the re-opens it causes, the "
+                "column *in-sample re-opens* below)." if spec["reopen"] == "next_day"
+                else " (flat until the next cycle)."), ""]
+    after = band["after_first_fit"]
+    if after is not None:
+        lines += [f"From the first fit ({after['from']}) — the part of the history every band was fitted "
+                  "before — beside the whole period:", "",
+                  "| | total return % | a year % | Sharpe | max drawdown % |", "|:---|---:|---:|---:|---:|"]
+        for name, perf in (("strategy, whole period", p), ("strategy, after the first fit", after["strategy"]),
+                           ("without the band, whole period", result.baseline["performance"]),
+                           ("without the band, after the first fit", after["baseline"])):
+            lines.append(f"| {name} | {perf['total_return']:+.2f} | {perf['annual_return']:+.2f} | "
+                         f"{perf['sharpe']:.2f} | {perf['max_drawdown']:.2f} |")
         lines.append("")
-    lines += ["## Cycles", "", "| # | open | close | contract | expiry | strikes | premium | P&L | exit |",
-              "|---:|:---|:---|:---|:---|:---|---:|---:|:---|"]
+    lines += ["Each window: the fit (in-sample centre, σ and k; the k tied with the best in-sample score, the "
+              "chosen k's margin over the best other k — drawdown points or Sharpe, walkforward.py **Ties**), "
+              "then its out-of-sample stretch to the next fit, with and without the band.", "",
+              "| fit | in-sample from | sessions | centre | σ | k | tied | margin | in-sample re-opens | to | "
+              "return % | max dd % | without band: return % | max dd % | band closes | re-opened |",
+              "|:---|:---|---:|---:|---:|---:|:---|---:|---:|:---|---:|---:|---:|---:|---:|---:|"]
+    lines += [_fit_row(f, w) for f, w in zip(band["fits"], band["windows"])]
+    return lines + [""]
+
+
+def _fit_row(f: dict, w: dict) -> str:
+    """One walk-forward fit and its out-of-sample window as a table row."""
+    k = "—" if f["k"] is None else f"{f['k']:g}"
+    tied = ", ".join(f"{t:g}" for t in f["tied"]) if f.get("tied") else "—"
+    margin = "—" if f.get("margin") is None or not np.isfinite(f["margin"]) else f"{f['margin']:+.4f}"
+    reopens = (f.get("in_sample_reopens") or {}).get(k, "—")
+    return (f"| {f['fit_date']} | {f['in_sample_start']} | {f['observations']} | {f['centre']:.3g} | "
+            f"{f['sigma']:.3g} | {k} | {tied} | {margin} | {reopens} | {w['until'] or 'end'} | "
+            f"{w['return']:+.2f} | {w['max_drawdown']:.2f} | {w['baseline_return']:+.2f} | "
+            f"{w['baseline_max_drawdown']:.2f} | {w['band_closes']} | {w['reopened']} |"
+            + (f" {f['reason']}" if f["reason"] else ""))
+
+
+def _cycle_lines(result) -> list[str]:
+    lines = ["## Cycles", "", "| # | open | close | contract | expiry | strikes | premium | P&L | exit |",
+             "|---:|:---|:---|:---|:---|:---|---:|---:|:---|"]
     legs = result.strategy["legs"]
     for c in result.cycles:
         strikes = ", ".join(f"{leg['side']} {leg['type']} {k:g}" for leg, k in zip(legs, c["strikes"]))
@@ -199,7 +219,7 @@ def _markdown(result) -> str:
     lines += ["", "## Plots", ""] + [f"![{name[:-4]}]({name})" for name in PLOTS] + [""]
     if result.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
-    return "\n".join(lines)
+    return lines
 
 
 def write_report(result, directory) -> Path:
