@@ -145,6 +145,20 @@ def _grid(x) -> np.ndarray:
     A read-only view: the kernels take these in tuples indexed at run time, whose arrays must all have one
     type, and a month's marks shared by a store are read-only (a writable copy would cost a copy).
     """
+    view = _grid_view(x)
+    if view is not None:
+        return view
+    x = np.asarray(x, dtype=float)
+    if x.ndim < 2:
+        x = x.reshape(1, -1)
+    x = np.ascontiguousarray(x).view()
+    x.flags.writeable = False
+    return x
+
+
+def _grid_view(x) -> np.ndarray | None:
+    """`_grid` of the usual arguments, which need no copy (a view of ``x``, or the shared zero for a number 0),
+    else None."""
     # A step makes some forty of these: the usual arguments take a short way (and ``setflags``, which costs two
     # thirds of ``flags.writeable =``).
     if type(x) is np.ndarray:
@@ -164,12 +178,7 @@ def _grid(x) -> np.ndarray:
                     return x
     elif x.__class__ is float and x == 0.0 and math.copysign(1.0, x) > 0.0:
         return _ONE  # no futures held (`replay._static`): the read-only (1, 1) zero
-    x = np.asarray(x, dtype=float)
-    if x.ndim < 2:
-        x = x.reshape(1, -1)
-    x = np.ascontiguousarray(x).view()
-    x.flags.writeable = False
-    return x
+    return None
 
 
 def _plain_bool(x, shape) -> np.ndarray:
@@ -193,8 +202,54 @@ def _rows(x, shape) -> np.ndarray:
 
 
 def _slot_tuple(arrays, least: int = 8) -> tuple:
-    """Slot arrays as the fused kernels read them: a tuple of `_grid` views, padded (`_padded`)."""
-    return _padded(tuple([_grid(x) for x in arrays]), _ONE, least)
+    """Slot arrays as the fused kernels read them: a tuple of `_grid` views, padded (`_padded`).
+
+    Kept by the arrays' identities (`_TUPLES`) when every entry is a view: a step's kernels ask for the same
+    slots' lots, strikes and marks again and again (the lots and strikes all month, a step's marks at the
+    next step's settle and at its margin), and each tuple cost a `_grid` an entry. A view reads the array's
+    current elements, so an array written in place needs no new tuple; an array replaced is another key.
+    """
+    arrays = tuple(arrays)
+    key = (least, *map(id, arrays))
+    kept = _TUPLES.get(key)
+    if kept is not None:  # the arrays kept alive with it: their ids name these very arrays
+        return kept[1]
+    views = []
+    for x in arrays:
+        view = _grid_view(x)
+        if view is None:  # copied: a copy does not follow its array, so the tuple is not kept
+            return _padded(tuple([_grid(x) for x in arrays]), _ONE, least)
+        views.append(view)
+    out = _padded(tuple(views), _ONE, least)
+    if len(_TUPLES) >= _TUPLES_KEPT:
+        forget_tuples()
+    _TUPLES[key] = (arrays, out)
+    for x in arrays:
+        if type(x) is np.ndarray and x.base is None:
+            _KEPT_REFS[id(x)] = _KEPT_REFS.get(id(x), 0) + 2
+    return out
+
+
+# `_slot_tuple`'s tuples by (least, the arrays' ids), each with its arrays (alive, so no other object takes an id
+# while the entry lasts). Emptied when full and at each month's open (`forget_tuples`): a month's entries would
+# keep its marks alive.
+_TUPLES: dict[tuple, tuple] = {}
+_TUPLES_KEPT = 64
+# The references the kept tuples hold to each array owning its data, by id: two an entry (the entry's arrays, and
+# its view, whose base it is, or the array itself when read-only) (`kept_references`).
+_KEPT_REFS: dict[int, int] = {}
+
+
+def forget_tuples() -> None:
+    """Drop `_slot_tuple`'s kept tuples (a month's open: their arrays are not asked for again)."""
+    _TUPLES.clear()
+    _KEPT_REFS.clear()
+
+
+def kept_references(x: np.ndarray) -> int:
+    """The references `_slot_tuple`'s kept tuples hold to ``x`` (an array owning its data): readers of its current
+    elements only, which a write into it in place leaves right (`opl.runtime.engine.replay._unshared`)."""
+    return _KEPT_REFS.get(id(x), 0)
 
 
 # Entries a tuple of every slot of a book is padded to at least (`_padded`): the adjustment round's. A book holds

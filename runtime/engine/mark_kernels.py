@@ -251,6 +251,21 @@ if njit is not None:
         return count
 
     @njit(cache=True)
+    def _held_paths(qty, out):
+        # ``out[p]``: whether any variant's lots ``qty`` (variants, paths) are not 0 on path ``p`` (numpy's
+        # ``qty.any(axis=0)``, a float's truth being != 0); returns how many paths. Row by row, as the array lies.
+        paths = out.shape[0]
+        for p in range(paths):
+            out[p] = qty[0, p] != 0.0
+        for v in range(1, qty.shape[0]):
+            for p in range(paths):
+                out[p] |= qty[v, p] != 0.0
+        count = 0
+        for p in range(paths):
+            count += out[p]
+        return count
+
+    @njit(cache=True)
     def _old_row(out, v, old, r):
         # Row ``v`` of ``out`` set to the old marks' row ``r`` (no rows: 0), in one branch-free pass.
         if old.shape[0]:
@@ -403,12 +418,22 @@ class SeriesMarks:
                       tables.d_eep, tables.boundary, *_grids(), float(smile.spread), float(smile.floor),
                       float(smile.skew), float(smile.curvature))
 
+    def mark_held(self, qty: np.ndarray, j: int) -> None:
+        """`mark` of column ``j`` without gamma on the paths where a variant holds lots ``qty`` (variants, paths,
+        C-ordered floats): the paths found and counted in one compiled pass (numpy's ``any(axis=0)`` and
+        ``count_nonzero`` cost a step more than the kernel)."""
+        if self.complete:
+            return
+        held = np.empty(self.value.shape[0], dtype=np.bool_)
+        self.mark(held, (j, j + 1), gamma=False, owned=True, count=_held_paths(qty, held))
+
     def mark(self, where: np.ndarray | None = None, columns: tuple[int, int] | None = None,
-             gamma: bool = True) -> None:
+             gamma: bool = True, *, owned: bool = False, count: int | None = None) -> None:
         """Mark the paths ``where`` (P,) bool (all by default) at columns ``columns`` = (first, stop) (all).
 
         ``gamma=False`` leaves gamma out (its ``exp`` is a tenth of a mark) when the series has one: the
-        elements are remembered as owing it, and `gamma_at` computes it where someone reads it."""
+        elements are remembered as owing it, and `gamma_at` computes it where someone reads it. ``owned``:
+        ``where`` is the series' to keep (no copy); ``count``: how many paths ``where`` holds, when known."""
         if self.complete:
             return
         paths, steps = self.value.shape
@@ -418,9 +443,9 @@ class SeriesMarks:
         if self.done is not None:  # marks shared by several replays: what one marked is not marked again
             need = need & ~self.done[j0:j1].all(axis=0)
             self.done[j0:j1] |= need
-            where = need
+            where, count = need, None
         lazy = self.with_gamma and not gamma
-        if need is where:
+        if need is where and not owned:
             need = need.copy()  # kept in `marked`: the caller's array may change
         for j in range(j0, j1):
             known = self.marked.get(j)
@@ -428,7 +453,8 @@ class SeriesMarks:
         owes = need
         if self.twin is not None and j1 == j0 + 1 and where is not None:
             need, owes = self._copied(need, j0, lazy)
-        rows = paths if where is None else int(np.count_nonzero(need))
+            count = count if need is owes else None
+        rows = paths if where is None else count if count is not None else int(np.count_nonzero(need))
         if rows:
             self._run(need, j0, j1, self.with_gamma and not lazy, rows * (j1 - j0))
         if lazy and (rows or owes is not need):

@@ -488,8 +488,10 @@ def _unshared(slot: Slot, name: str) -> np.ndarray | None:
     """The slot's array ``name`` when nothing else refers to it (no other name, container or view: numpy views
     hold their base), so that writing into it changes nothing anyone else reads; else None."""
     x = getattr(slot, name)
-    # Three references when the slot's is the only one: the slot's, ``x`` and getrefcount's argument.
-    return x if type(x) is np.ndarray and x.base is None and sys.getrefcount(x) <= 3 else None
+    # Three references when the slot's is the only one: the slot's, ``x`` and getrefcount's argument; besides them
+    # the kernels' kept tuples of its views (`kernelbase.kept_references`), which read its current elements.
+    return x if type(x) is np.ndarray and x.base is None and \
+        sys.getrefcount(x) <= 3 + kernelbase.kept_references(x) else None
 
 
 def _base_marks(slot: Slot, mo, j: int) -> None:
@@ -503,12 +505,18 @@ def _base_marks(slot: Slot, mo, j: int) -> None:
     b = slot.base
     series = getattr(mo, "series", None)
     if series is not None:
-        qty = np.asarray(slot.qty)
-        # (A float array's any() is its elements' != 0: the same flags as (qty != 0).any(axis=0), without the
-        # (variants, paths) flags made first.)
-        held = qty != 0 if qty.ndim <= 1 else qty.any(axis=0) if qty.dtype == np.float64 else (qty != 0).any(axis=0)
-        series[b].mark(held if held.shape == mo.price.shape[:1] else np.broadcast_to(held, mo.price.shape[:1]),
-                       (j, j + 1), gamma=False)
+        qty = slot._qty
+        if type(qty) is np.ndarray and qty.ndim == 2 and kernelbase._ready(qty, (qty.shape[0], mo.price.shape[0]),
+                                                                          np.float64):
+            series[b].mark_held(qty, j)  # (the usual lots: the held paths found in the mark's own pass)
+        else:
+            qty = np.asarray(qty)
+            # (A float array's any() is its elements' != 0: the same flags as (qty != 0).any(axis=0), without the
+            # (variants, paths) flags made first.)
+            held = qty != 0 if qty.ndim <= 1 else qty.any(axis=0) if qty.dtype == np.float64 else \
+                (qty != 0).any(axis=0)
+            series[b].mark(held if held.shape == mo.price.shape[:1] else np.broadcast_to(held, mo.price.shape[:1]),
+                           (j, j + 1), gamma=False)
     slot.value, slot.delta, slot.exercise = mo.value[b][:, j], mo.delta[b][:, j], mo.exercise[b][:, j]
     gamma = getattr(mo, "gamma", None)
     slot.gamma = gamma[b][:, j] if gamma is not None else 0.0
@@ -1445,6 +1453,7 @@ class _Pass:
     # -- a month ---------------------------------------------------------------------------------------
     def month(self, m: int, mo: MarkedMonth) -> None:
         """Month ``m``: the open, its steps, its P&L into the ledger."""
+        kernelbase.forget_tuples()  # the last month's kept kernel tuples would keep its marks alive
         o = self._open(m, mo)
         for j in range(1, mo.n + 1):
             check_deadline()  # a step of a chunk is the longest the replay runs past its deadline

@@ -517,12 +517,20 @@ def settle(*, equity, capital: float, mult: float, interest: tuple | None, moves
            _plain(previous, shape[1:]), float(cs), float(growth), _plain(held_margin, shape),
            0.0 if margin_growth is None else float(margin_growth), margin_growth is not None,
            _slot_tuple([m[0] for m in moves]), _slot_tuple([m[1] for m in moves]),
-           _slot_tuple([m[2] for m in moves]), np.array([bool(m[3]) for m in moves] or [False]), len(moves), _grid(static), _plain(hedge, shape),
+           _slot_tuple([m[2] for m in moves]), _valued(tuple([bool(m[3]) for m in moves])), len(moves), _grid(static),
+           _plain(hedge, shape),
            pending, _plain(goods, shape) if goods is not None else equity, goods is not None,
            _plain(price, shape[1:]), float(storage), float(funding), float(span), float(year_days),
            close_fee is not None, _plain(0.0 if close_fee is None else close_fee, shape[:1]), buckets["interest"],
            buckets["premium"], buckets["hedge"], buckets["assignment"], buckets["funding"], buckets["costs"],
            counters["futures_lots"], month_pnl)
+
+
+@lru_cache(maxsize=64)
+def _valued(flags: tuple) -> np.ndarray:
+    """`settle`'s flags of the slots valued at the step's start as its kernel reads them (one entry at least),
+    made once per set: the kernel only reads it."""
+    return np.array(flags or (False,), dtype=np.bool_)
 
 
 def close_book(qtys, futures, mask, option_fee, futures_fee, *, bucket, equity, month_pnl, option_lots,
