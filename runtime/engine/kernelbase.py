@@ -128,6 +128,8 @@ def _ready(x, shape, dtype) -> bool:
 
 def _rows_c(x, shape) -> np.ndarray:
     """`_rows` as a C-ordered float64 array (a strided or broadcast slot attribute copied)."""
+    if type(x) is np.ndarray and x.ndim == 2 and x.dtype == _FLOAT and x.flags.c_contiguous:
+        return x  # most: a slot's marks or strikes per variant and path as they are
     x = _rows(x, shape)
     return x if x.dtype == np.float64 and x.flags.c_contiguous else np.ascontiguousarray(x, dtype=float)
 

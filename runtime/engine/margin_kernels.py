@@ -571,7 +571,8 @@ def _requirement_arguments(rule: MarginRule, holdings, *, static, hedge, other, 
     """`requirement_account`'s arguments as its kernels take them (after a block's bounds)."""
     holdings = list(holdings)
     shape = equity.shape
-    is_call, expiry, two_kinds = _series_kinds(tuple([(bool(h[0]), float(h[4])) for h in holdings]))
+    # (Keyed by the values as held, Python's or numpy's bools and numbers: equal keys, the same arrays.)
+    is_call, expiry, two_kinds = _series_kinds(tuple([(h[0], h[4]) for h in holdings]))
     both = rule.spread and (rule.straddle or rule.strangle) and two_kinds
     return (is_call, expiry, _slot_tuple([h[1] for h in holdings]), _slot_tuple([h[2] for h in holdings]),
             _slot_tuple([h[3] for h in holdings]), len(holdings),

@@ -380,8 +380,7 @@ class _Month(MarkedMonth):
         A mark array nothing but the slot refers to (`_unshared`) is updated in place: no one can see the
         difference, and its old marks are not copied (the value's old array is usually still read, as the
         step's marks before)."""
-        into = (_unshared(slot, "value"), _unshared(slot, "delta"), _unshared(slot, "gamma"),
-                _unshared(slot, "exercise"))
+        into = _unshared(slot)
         slot.value, slot.delta, slot.gamma, slot.exercise = self._marks_where(
             slot.is_call, slot.american, slot.strike, slot.extra_days, j, where,
             old=(slot.value, slot.delta, slot.gamma), into=into)
@@ -484,14 +483,25 @@ def _paths_taken(x: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return x.take(cols, axis=0)
 
 
-def _unshared(slot: Slot, name: str) -> np.ndarray | None:
-    """The slot's array ``name`` when nothing else refers to it (no other name, container or view: numpy views
-    hold their base), so that writing into it changes nothing anyone else reads; else None."""
-    x = getattr(slot, name)
-    # Three references when the slot's is the only one: the slot's, ``x`` and getrefcount's argument; besides them
-    # the kernels' kept tuples of its views (`kernelbase.kept_references`), which read its current elements.
-    return x if type(x) is np.ndarray and x.base is None and \
-        sys.getrefcount(x) <= 3 + kernelbase.kept_references(x) else None
+def _unshared(slot: Slot) -> tuple:
+    """The slot's value, delta, gamma and exercise arrays, each where nothing else refers to it (no other name,
+    container or view: numpy views hold their base), so that writing into it changes nothing anyone else reads;
+    else None in its place."""
+    kept = kernelbase._KEPT_REFS
+    marks = slot.__dict__
+    out = []
+    for name in _REMARKED:
+        x = marks[name] if name in marks else getattr(slot, name)
+        # Three references when the slot's is the only one: the slot's, ``x`` and getrefcount's argument; besides
+        # them the kernels' kept tuples of its views (`kernelbase.kept_references`), which read its elements as
+        # they are. (Two names of the slot for one array count twice: not written in place.)
+        out.append(x if type(x) is np.ndarray and x.base is None and (
+            sys.getrefcount(x) <= 3 or sys.getrefcount(x) <= 3 + kept.get(id(x), 0)) else None)
+        x = None  # (not counted at the next name's array, should it be this one)
+    return tuple(out)
+
+
+_REMARKED = ("value", "delta", "gamma", "exercise")  # the marks a re-mark writes (`_unshared`)
 
 
 def _base_marks(slot: Slot, mo, j: int) -> None:
@@ -1728,7 +1738,10 @@ class _Pass:
         o.is_open = kernels.writable(o.is_open, shape, np.bool_)
         held = o.book.held()
         for s in held:
-            s._qty = kernels.writable(s._qty, shape)  # the same lots: `Slot.held` stays
+            q = s._qty  # (`kernels.writable` inline: most are the slot's own already)
+            if not (type(q) is np.ndarray and q.shape == shape and q.dtype == _FLOAT and q.flags.c_contiguous
+                    and q.flags.writeable):
+                s._qty = kernels.writable(q, shape)  # the same lots: `Slot.held` stays
         futures = [*o.book.futures, o.hedge]
         own = [kernels.writable(f, shape) for f in futures]
         still = kernels.exits_close(
@@ -2170,11 +2183,9 @@ def _static(book: Book):
     return book.static if book.futures else 0.0
 
 
-def _holdings(book: Book):
+def _holdings(book: Book) -> list[tuple]:
     """(is_call, strike, premium, signed lots, expiry) of every slot holding lots: the margin's view of the book."""
-    for s in book.slots:
-        if s._held:
-            yield s.is_call, s.strike, s.value, s._qty, s.extra_days
+    return [(s.is_call, s.strike, s.value, s._qty, s.extra_days) for s in book.slots if s._held]
 
 
 class _Margins:
@@ -2366,7 +2377,10 @@ class _Round:
         if self.amounts.size and 1 in self.kinds:
             rows[-1] = mo.snap_up(price)
         for s in book.slots:
-            s._qty = kernels.writable(s._qty, shape)
+            q = s._qty  # (`kernels.writable` inline: most are the slot's own already)
+            if not (type(q) is np.ndarray and q.shape == shape and q.dtype == _FLOAT and q.flags.c_contiguous
+                    and q.flags.writeable):
+                s._qty = kernels.writable(q, shape)
         # The slot tuples padded with dummies of their types to `kernelbase.BOOK_SLOTS`: a tuple's length is part
         # of the kernel's signature, and the loop's candidates hold books of a few slots to more than eight.
         width = kernelbase.BOOK_SLOTS
@@ -2451,6 +2465,7 @@ def _round_strikes(mo, j: int, price: np.ndarray, vol: np.ndarray, rolls: list, 
                                                resistance=resistance, iv=iv, t=t, rate=mo.rate))
 
 
+_FLOAT = np.dtype(np.float64)
 _DUMMY = (np.zeros((1, 1)), np.zeros((1, 1), dtype=np.bool_))  # a base slot's place in the marks a round writes
 _BASE_WRITTEN = (_DUMMY[0],) * 4 + (_DUMMY[1], _DUMMY[0])
 _WRITTEN = tuple((name, np.dtype(np.bool_ if name == "exercise" else np.float64))
@@ -2462,15 +2477,16 @@ def _written_marks(s: Slot, shape: tuple) -> tuple:
     made the slot's own first if it is not: C-ordered, writable, (variants, paths)); a base slot's dummies."""
     if s.base is not None:
         return _BASE_WRITTEN
-    out = []
-    for name, dtype in _WRITTEN:
-        x = getattr(s, name)
+    marks = s.__dict__  # (read as the slot's own attributes: a round asks for each of its slots' six)
+    out = [marks[name] if name in marks else getattr(s, name) for name, _ in _WRITTEN]
+    for i in range(6):
+        x = out[i]
+        name, dtype = _WRITTEN[i]
         # `kernels.writable` inline: a round's 18 calls of it, most answering the array itself (made own before).
         if not (type(x) is np.ndarray and x.shape == shape and x.dtype == dtype and x.flags.c_contiguous
                 and x.flags.writeable):
-            x = kernels.writable(x, shape, dtype)
+            out[i] = x = kernels.writable(x, shape, dtype)
             setattr(s, name, x)
-        out.append(x)
     return tuple(out)
 
 
