@@ -110,8 +110,10 @@ def _plain(x, shape) -> np.ndarray:
     """``x`` as a C-ordered, writable float64 array of ``shape`` (broadcast, copied if need be): one array type
     per kernel argument, so each kernel is compiled once. An array already so is returned as is, checked by
     its flags (most are: np.require's own checks cost more than many of the kernels it feeds)."""
-    if _ready(x, shape, np.float64):
-        return x
+    if type(x) is np.ndarray and x.shape == shape and x.dtype == _FLOAT:  # (`_ready` inline: called at every
+        flags = x.flags                                                     # kernel's every argument)
+        if flags.c_contiguous and flags.writeable:
+            return x
     x = np.asarray(x, dtype=float)
     if x.shape != shape:
         x = np.broadcast_to(x, shape)
@@ -134,7 +136,7 @@ def _rows_c(x, shape) -> np.ndarray:
     return x if x.dtype == np.float64 and x.flags.c_contiguous else np.ascontiguousarray(x, dtype=float)
 
 
-_FLOAT = np.dtype(np.float64)
+_FLOAT, _BOOL = np.dtype(np.float64), np.dtype(np.bool_)
 _ONE = np.zeros((1, 1))  # a dummy series (no series held) and a zero broadcast anywhere, read-only as `_grid`'s
 _ONE.flags.writeable = False
 
@@ -185,8 +187,10 @@ def _grid_view(x) -> np.ndarray | None:
 
 def _plain_bool(x, shape) -> np.ndarray:
     """`_plain` for flags (bool)."""
-    if _ready(x, shape, np.bool_):
-        return x
+    if type(x) is np.ndarray and x.shape == shape and x.dtype == _BOOL:  # (`_ready` inline)
+        flags = x.flags
+        if flags.c_contiguous and flags.writeable:
+            return x
     x = np.asarray(x, dtype=np.bool_)
     if x.shape != shape:
         x = np.broadcast_to(x, shape)

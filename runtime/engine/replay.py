@@ -495,8 +495,11 @@ def _unshared(slot: Slot) -> tuple:
         # Three references when the slot's is the only one: the slot's, ``x`` and getrefcount's argument; besides
         # them the kernels' kept tuples of its views (`kernelbase.kept_references`), which read its elements as
         # they are. (Two names of the slot for one array count twice: not written in place.)
-        out.append(x if type(x) is np.ndarray and x.base is None and (
-            sys.getrefcount(x) <= 3 or sys.getrefcount(x) <= 3 + kept.get(id(x), 0)) else None)
+        if type(x) is np.ndarray and x.base is None:
+            refs = sys.getrefcount(x) - 3
+            out.append(x if refs <= 0 or refs <= kept.get(id(x), 0) else None)
+        else:
+            out.append(None)
         x = None  # (not counted at the next name's array, should it be this one)
     return tuple(out)
 
