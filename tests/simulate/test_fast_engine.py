@@ -272,6 +272,45 @@ def test_a_remark_writes_in_place_only_into_arrays_nothing_else_refers_to():
     assert not np.array_equal(alone.value, old[0])  # the marks did move where held
 
 
+def test_a_remark_writes_in_place_into_arrays_the_kernels_kept_tuples_read():
+    """The views a kept slot tuple holds of a slot's marks (`kernelbase._slot_tuple`) read the array as it is:
+    they do not stop a re-mark writing into it, and they see the new marks; a tuple of another array does not
+    count, and one of a copy of an array is not kept."""
+    from opl.runtime.engine.book import Slot
+
+    rng = np.random.default_rng(13)
+    paths, variants, j = 250, 3, 9
+    month = _quoting_month(rng, paths, 22, whole=True)
+    qty = np.where(rng.random((variants, paths)) < 0.4, -2.0, 0.0)
+    strike = np.round(10_400 * np.exp(rng.normal(0.0, 0.1, (variants, paths))) / 100) * 100
+    slot = Slot(is_call=False, american=True, qty=qty, strike=strike)
+    slot.value, slot.delta, slot.gamma = (rng.normal(size=(variants, paths)) for _ in range(3))
+    slot.exercise = rng.random((variants, paths)) < 0.5
+    kernelbase.forget_tuples()
+    kept = kernelbase._slot_tuple([slot.value, slot.delta])
+    assert kernelbase._slot_tuple([slot.value, slot.delta]) is kept  # asked again: the same tuple
+    ids = [id(slot.value), id(slot.delta)]
+    month.remark(slot, j)
+    assert [id(slot.value), id(slot.delta)] == ids  # written in place
+    assert np.array_equal(kept[0], slot.value) and np.array_equal(kept[1], slot.delta)
+    other = rng.normal(size=(variants, paths))
+    assert kernelbase._slot_tuple([other, slot.delta]) is not kept
+    whole = np.arange(variants * paths, dtype=np.int64).reshape(variants, paths)  # an int array: copied
+    first = kernelbase._slot_tuple([whole])
+    whole += 1
+    assert np.array_equal(kernelbase._slot_tuple([whole])[0], whole) and not np.array_equal(first[0], whole)
+    kernelbase.forget_tuples()
+
+
+def test_the_held_paths_kernel_is_numpys_any_over_the_variants():
+    rng = np.random.default_rng(14)
+    for variants, paths, share in ((1, 1, 0.5), (5, 1_000, 0.0), (5, 1_000, 0.02), (3, 777, 0.5)):
+        qty = np.where(rng.random((variants, paths)) < share, rng.choice([-3.0, 1.0, -0.0], (variants, paths)), 0.0)
+        out = np.ones(paths, dtype=np.bool_)
+        count = mark_kernels._held_paths(qty, out)
+        assert np.array_equal(out, qty.any(axis=0)) and count == np.count_nonzero(qty.any(axis=0))
+
+
 def _month_of_marks(paths=3_000, steps=22):
     rng = np.random.default_rng(5)
     forward = 10_400 * np.exp(np.cumsum(rng.normal(0.0, 0.04, (paths, steps)), axis=1))
@@ -463,11 +502,13 @@ def test_a_base_leg_is_marked_only_on_the_paths_holding_it(monkeypatch):
     marked, offered = [], []
     real = kernels.SeriesMarks.mark
 
-    def counting(self, where=None, columns=None, gamma=True):
+    def counting(self, where=None, columns=None, gamma=True, **known):
         j0, j1 = columns if columns is not None else (0, self.value.shape[1])
         offered.append(self.value.shape[0] * (j1 - j0))
         marked.append((self.value.shape[0] if where is None else int(np.count_nonzero(where))) * (j1 - j0))
-        return real(self, where, columns, gamma)
+        if "count" in known:  # (`SeriesMarks.mark_held`'s count of the held paths)
+            assert known["count"] == np.count_nonzero(where)
+        return real(self, where, columns, gamma, **known)
 
     monkeypatch.setattr(kernels.SeriesMarks, "mark", counting)
     strategy, run = _jujube_run(paths=200, months=2)
