@@ -1383,6 +1383,7 @@ class _Open:
     # Whether a position is open anywhere (`_Pass._open_anywhere`), None when ``is_open`` changed since it was asked:
     # the adjustment round, the hedge and the alerts each asked numpy to scan the whole array at every step.
     open_any: bool | None = None
+    read_only: tuple | None = None  # `steps_read_only`, made when first read
 
     @property
     def prices(self) -> np.ndarray:
@@ -1390,6 +1391,22 @@ class _Open:
         if self.by_step is None:
             self.by_step = _price_rows(self.mo)
         return self.by_step
+
+
+def _steps_read_only(o: _Open, by_step: tuple) -> tuple:
+    """The month's prices and volatilities by step as read-only views (the arrays themselves where they are
+    read-only), made once a month: `adjust_kernels.when_verdict` takes read-only rows, and made a view of each
+    row at every step."""
+    rows = o.read_only
+    if rows is None or rows[0] is not by_step[0]:
+        views = []
+        for x in by_step[:2]:
+            if x.flags.writeable:
+                x = x.view()
+                x.setflags(write=False)
+            views.append(x)
+        rows = o.read_only = (by_step[0], *views)
+    return rows[1:]
 
 
 def _price_rows(mo: MarkedMonth) -> np.ndarray:
@@ -1840,8 +1857,9 @@ class _Pass:
         by_step = getattr(mo, "by_step", None)
         if program is None or not self.fast or by_step is None or type(mo.smile) is not SmileRule:
             return None
-        return adjust_kernels.when_verdict(program, price=by_step[0][j], open_price=by_step[0][0], vol=by_step[1][j],
-                                           open_vol=by_step[1][0], floor=mo.smile.floor, spread=mo.smile.spread)
+        price, vol = _steps_read_only(o, by_step)
+        return adjust_kernels.when_verdict(program, price=price[j], open_price=price[0], vol=vol[j], open_vol=vol[0],
+                                           floor=mo.smile.floor, spread=mo.smile.spread)
 
     def _compiled_round(self, o: _Open) -> "_Round | None":
         """The pass's compiled round (`_Round`: every month's book has the same slots), made at its first round;
