@@ -1891,7 +1891,7 @@ class _Pass:
         if not self.fast or j >= o.mo.n:
             return None
         slots = [(si, s) for si, s in enumerate(o.book.slots) if s._held and s.american]
-        found = kernels.shorts_exercised([s.qty for _, s in slots], [s.exercise for _, s in slots])
+        found = kernels.shorts_exercised([s._qty for _, s in slots], [s.exercise for _, s in slots])
         return {si for (si, _), hit in zip(slots, found) if hit}
 
     def _exercised(self, s: Slot, j: int, mo, found: bool = False) -> np.ndarray | None:
@@ -2125,7 +2125,7 @@ def _close_all(book: Book, hedge, mask, cost, ledger, equity, month_pnl, bucket:
 def _close_all_compiled(book: Book, hedge, mask, cost, ledger, equity, month_pnl, bucket: str) -> None:
     """`_close_all` by `opl.runtime.engine.kernels.close_book`: the same bookings, one pass for every position."""
     held = book.held()
-    left = kernels.close_book([s.qty for s in held], [*book.futures, hedge], mask,
+    left = kernels.close_book([s._qty for s in held], [*book.futures, hedge], mask,
                               cost.option_close_fee, cost.futures_close_fee, bucket=ledger.buckets[bucket],
                               equity=equity, month_pnl=month_pnl, option_lots=ledger.counters["option_lots"],
                               futures_lots=ledger.counters["futures_lots"])
@@ -2175,7 +2175,7 @@ def _hedge_compiled(strat, book: Book, hedge, d, is_open, lots_per_option, cost,
     if anywhere is False:  # `kernels.hedge_step` with nothing active: the hedge kept, the same array or a copy
         return hedge if own else np.array(hedge, dtype=float)
     held = book.held()
-    return kernels.hedge_step(qtys=[s.qty for s in held], deltas=[s.delta for s in held], static=_static(book),
+    return kernels.hedge_step(qtys=[s._qty for s in held], deltas=[s.delta for s in held], static=_static(book),
                               hedge=hedge, d=d, active=is_open, keep=strat.hedge.keep, band=strat.hedge.band,
                               lots_per_option=lots_per_option, fee=cost.futures_open_fee,
                               costs=ledger.buckets["costs"], equity=equity, month_pnl=month_pnl,
