@@ -21,10 +21,10 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-# The modules whose compiled kernels call each other's: the shared helpers, the marks, the margin, the step,
-# the month of paths, the adjustment round.
-MODULES = ("kernelbase.py", "mark_kernels.py", "margin_kernels.py", "step_kernels.py", "path_kernels.py",
-           "adjust_kernels.py")
+# The modules whose compiled kernels call each other's: the shared helpers, the marks' log/exp/ndtr, the marks,
+# the margin, the step, the month of paths, the adjustment round.
+MODULES = ("kernelbase.py", "math_kernels.py", "mark_kernels.py", "margin_kernels.py", "step_kernels.py",
+           "path_kernels.py", "adjust_kernels.py")
 _HERE = Path(__file__).resolve().parent
 
 

@@ -22,18 +22,9 @@ from opl.runtime.engine.kernelbase import _BLOCK, _ZERO, _plain, _plain_bool, _r
 __all__ = ["SeriesMarks", "mark_series", "mark_where"]
 
 if njit is not None:
-    _SQRT1_2 = 1.0 / math.sqrt(2.0)
-    _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+    from opl.runtime.engine import math_kernels as vm
 
-    @njit(cache=True)
-    def _ndtr(a):
-        # Cephes' ndtr (scipy.special.ndtr) on the C library's erf/erfc: N(a) keeping digits in both tails.
-        x = a * _SQRT1_2
-        z = abs(x)
-        if z < _SQRT1_2:
-            return 0.5 + 0.5 * math.erf(x)
-        y = 0.5 * math.erfc(z)
-        return 1.0 - y if x > 0 else y
+    _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
     @njit(cache=True, inline="always")
     def _interp_uniform(x, xp, fp, row, x0, dx):
@@ -88,30 +79,6 @@ if njit is not None:
         return out
 
     @njit(cache=True, inline="always")
-    def _black_at(phi, s, k, log_sk, sqrt_t, bt, cf, df, v, with_gamma):
-        # opl.runtime.pricing.black._d1_sd / _price / value_delta_gamma for one element (s, k > 0 here),
-        # with log(s/k) and the column's constants given.
-        log_fk = log_sk + bt
-        sd = v * sqrt_t
-        if sd > 0:
-            d1 = log_fk / sd + 0.5 * sd
-        elif log_fk > 0:
-            d1 = math.inf
-        elif log_fk < 0:
-            d1 = -math.inf
-        else:
-            d1 = 0.0
-        d2 = d1 - sd
-        nd1 = _ndtr(phi * d1)
-        nd2 = _ndtr(phi * d2)
-        value = phi * (cf * s * nd1 - df * k * nd2)
-        delta = phi * cf * nd1
-        gamma = 0.0
-        if with_gamma and sd > 0 and s > 0:
-            gamma = cf * (_INV_SQRT_2PI * math.exp(-0.5 * d1 * d1)) / (s * sd)
-        return value, delta, gamma
-
-    @njit(cache=True, inline="always")
     def _grid_constants(x_grid, logv_grid):
         # The tables' uniform grids: sizes, first nodes and spacings (read once per call, not per element).
         return (x_grid.shape[0], logv_grid.shape[0], x_grid[0], x_grid[1] - x_grid[0], logv_grid[0],
@@ -137,58 +104,102 @@ if njit is not None:
             n += flags[p]
         return n
 
-    @njit(cache=True)
+    _ROWS = 10  # `_mark_list`'s scratch rows
+
+    @njit(cache=True, error_model="numpy")  # numpy's division: no zero check, which would keep loops scalar
     def _mark_list(idx, n, phi, american, with_gamma, s_row, k_row, vol_row, tj, c, sqrt_t, bt, cf, df, eep, d_eep,
                    boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise):
         # Elements idx[:n] of one step's rows: opl.runtime.engine.marking.AmericanMarker.mark as (value, delta,
         # gamma, exercise) of strike ``k_row[p]`` at the price ``s_row[p]`` and the model volatility
         # ``vol_row[p]``, ``tj`` years to expiry (the tables' column ``c`` and the column's Black constants
-        # given). Every array the loop reads is an argument of this function, read in place: an array handed
-        # to a helper per element, even an inlined one, costs its reference count (an atomic add and a call,
-        # each way), which was a quarter of a mark.
-        nx, nv, x0, dx, v0, dv = _grid_constants(x_grid, logv_grid)
-        x_lo, x_hi, v_lo, v_hi = x_grid[0], x_grid[nx - 1], logv_grid[0], logv_grid[nv - 1]
+        # given). The elements are gathered into contiguous scratch rows first, so that the logs, the smile,
+        # Black and the normal CDFs (`math_kernels`: arithmetic, no library call) run as simple loops the
+        # compiler vectorises; the tables' lookups and the scatter stay in one loop of their own at the end.
+        # Every array that loop reads is an argument of this function, read in place: an array handed to a
+        # helper per element, even an inlined one, costs its reference count (an atomic add and a call, each
+        # way), which was a quarter of a mark.
         if tj <= 0:  # expired: the intrinsic value
             for i in range(n):
                 p = idx[i]
                 intrinsic = max(phi * (s_row[p] - k_row[p]), 0.0)
                 value[p], delta[p], gamma[p], exercise[p] = intrinsic, phi if intrinsic > 0 else 0.0, 0.0, intrinsic > 0
             return
-        # The smile (opl.runtime.engine.marking.SmileRule.iv) and its two logs first, each in a loop of its own: a
-        # mark is a long chain of dependent library calls, and loops of independent calls let the processor
-        # overlap the elements' (a tenth of a mark); x = log(k/s) also gives Black's and the tables' log(s/k).
-        xs, ivs, lvs = np.empty(n), np.empty(n), np.empty(n)
+        rows = np.empty((_ROWS, n))
+        s, k, x, iv, lv, d1, sd, nd1, nd2, g = (rows[0], rows[1], rows[2], rows[3], rows[4], rows[5], rows[6],
+                                                rows[7], rows[8], rows[9])
         for i in range(n):
             p = idx[i]
-            xs[i] = math.log(k_row[p] / s_row[p])
-        for i in range(n):
-            x = xs[i]
-            atm = max(floor, vol_row[idx[i]] * (1.0 + spread))
-            ivs[i] = max(floor, atm * (1.0 + skew * x + curvature * x * x))
+            s[i], k[i], iv[i] = s_row[p], k_row[p], vol_row[p]
+        _smile_black(n, phi, s, k, x, iv, d1, sd, nd1, nd2, sqrt_t, bt, cf, df, spread, floor, skew, curvature)
         if american:
+            v_lo, v_hi = logv_grid[0], logv_grid[logv_grid.shape[0] - 1]
             for i in range(n):
-                lvs[i] = min(max(math.log(ivs[i]), v_lo), v_hi)
+                lv[i] = min(max(vm.log(iv[i]), v_lo), v_hi)
+        if with_gamma:
+            for i in range(n):
+                g[i] = (cf * (_INV_SQRT_2PI * vm.exp(-0.5 * d1[i] * d1[i])) / (s[i] * sd[i])
+                        if sd[i] > 0 and s[i] > 0 else 0.0)
+        else:
+            g[:n] = 0.0
+        _finish(idx, n, phi, american, s, k, x, lv, nd1, nd2, g, c, eep, d_eep, boundary, x_grid, logv_grid, value,
+                delta, gamma, exercise)
+
+    @njit(cache=True, inline="always", error_model="numpy")
+    def _smile_black(n, phi, s, k, x, iv, d1, sd, nd1, nd2, sqrt_t, bt, cf, df, spread, floor, skew, curvature):
+        # The contiguous rows' smile (opl.runtime.engine.marking.SmileRule.iv, into ``iv`` over the model
+        # volatility), Black's d1 and standard deviation, then Black-76's value (into ``nd1``) and delta (into
+        # ``nd2``): opl.runtime.pricing.black._d1_sd / _price / value_delta_gamma, one simple loop each.
+        # x = log(k/s) serves the smile, Black (log(s/k) = -x) and the tables.
+        for i in range(n):
+            x[i] = vm.log(k[i] / s[i])
+        for i in range(n):
+            xi = x[i]
+            atm = max(floor, iv[i] * (1.0 + spread))
+            iv[i] = max(floor, atm * (1.0 + skew * xi + curvature * xi * xi))
+        for i in range(n):
+            log_fk = -x[i] + bt
+            sdi = iv[i] * sqrt_t
+            inf = math.inf if log_fk > 0 else (-math.inf if log_fk < 0 else 0.0)
+            d = log_fk / sdi + 0.5 * sdi if sdi > 0 else inf
+            d1[i], sd[i] = d, sdi
+            nd1[i], nd2[i] = phi * d, phi * (d - sdi)
+        for i in range(n):
+            nd1[i] = vm.ndtr(nd1[i])
+        for i in range(n):
+            nd2[i] = vm.ndtr(nd2[i])
+        for i in range(n):
+            a, b = nd1[i], nd2[i]
+            nd1[i] = phi * (cf * s[i] * a - df * k[i] * b)
+            nd2[i] = phi * cf * a
+
+    @njit(cache=True, inline="always", error_model="numpy")
+    def _finish(idx, n, phi, american, s, k, x, lv, value_row, delta_row, gamma_row, c, eep, d_eep, boundary, x_grid,
+                logv_grid, value, delta, gamma, exercise):
+        # The marks of elements idx[:n] from the rows' Black marks: the exercise region's intrinsic value, else
+        # Black plus the early-exercise premium (American), scattered to the outputs.
+        nx, nv, x0, dx, v0, dv = _grid_constants(x_grid, logv_grid)
+        x_lo, x_hi = x_grid[0], x_grid[nx - 1]
         edge = _boundary_edge(phi, boundary, c) if american else math.nan
         for i in range(n):
             p = idx[i]
-            s, kk, x, iv, lv = s_row[p], k_row[p], xs[i], ivs[i], lvs[i]
-            intrinsic = max(phi * (s - kk), 0.0)
+            si, kk = s[i], k[i]
+            intrinsic = max(phi * (si - kk), 0.0)
             if american:
                 # Beyond the exercise boundary (k times its ratio at lv) the mark is the intrinsic value whatever
-                # Black says, so Black is not computed there; on the near side of the whole column's boundary
-                # (`_boundary_edge`: most marks) the ratio itself is not needed.
-                far = kk > 0 and (s > kk * edge if phi < 0 else s < kk * edge)
-                if not far and phi * (s - kk * _interp_uniform(lv, logv_grid, boundary, c, v0, dv)) >= 0:
+                # Black says; on the near side of the whole column's boundary (`_boundary_edge`: most marks) the
+                # ratio itself is not needed.
+                far = kk > 0 and (si > kk * edge if phi < 0 else si < kk * edge)
+                if not far and phi * (si - kk * _interp_uniform(lv[i], logv_grid, boundary, c, v0, dv)) >= 0:
                     value[p], delta[p], gamma[p], exercise[p] = (intrinsic, phi * (1.0 if intrinsic > 0 else 0.0),
                                                                  0.0, intrinsic > 0)
                     continue
-            val, dlt, gam = _black_at(phi, s, kk, -x, sqrt_t, bt, cf, df, iv, with_gamma)
+            val, dlt, gam = value_row[i], delta_row[i], gamma_row[i]
             if not american:
                 value[p], delta[p], gamma[p], exercise[p] = val, dlt, gam, False
                 continue
             # The early-exercise premium and its delta, bilinear in the tables of column ``c``.
-            fx = (min(max(-x, x_lo), x_hi) - x0) / dx
-            fv = (lv - v0) / dv
+            fx = (min(max(-x[i], x_lo), x_hi) - x0) / dx
+            fv = (lv[i] - v0) / dv
             ix = min(int(fx), nx - 2)
             m = min(int(fv), nv - 2)
             wx, wv = fx - ix, fv - m
