@@ -113,11 +113,11 @@ if njit is not None:
         # gamma, exercise) of strike ``k_row[p]`` at the price ``s_row[p]`` and the model volatility
         # ``vol_row[p]``, ``tj`` years to expiry (the tables' column ``c`` and the column's Black constants
         # given). The elements are gathered into contiguous scratch rows first, so that the logs, the smile,
-        # Black and the normal CDFs (`math_kernels`: arithmetic, no library call) run as simple loops the
-        # compiler vectorises; the tables' lookups and the scatter stay in one loop of their own at the end.
-        # Every array that loop reads is an argument of this function, read in place: an array handed to a
-        # helper per element, even an inlined one, costs its reference count (an atomic add and a call, each
-        # way), which was a quarter of a mark.
+        # Black, the normal CDFs (`math_kernels`: arithmetic, no library call) and the tables' premium run as
+        # simple loops the compiler vectorises; the exercise region's test and the scatter are one loop at the
+        # end. The helpers are inlined and take the rows once a call: an array handed to a helper per element,
+        # even an inlined one, costs its reference count (an atomic add and a call, each way), which was a
+        # quarter of a mark.
         if tj <= 0:  # expired: the intrinsic value
             for i in range(n):
                 p = idx[i]
@@ -141,8 +141,9 @@ if njit is not None:
                         if sd[i] > 0 and s[i] > 0 else 0.0)
         else:
             g[:n] = 0.0
-        _finish(idx, n, phi, american, s, k, x, lv, nd1, nd2, g, c, eep, d_eep, boundary, x_grid, logv_grid, value,
-                delta, gamma, exercise)
+        if american:
+            _premium(n, k, x, lv, nd1, nd2, c, eep, d_eep, x_grid, logv_grid)
+        _finish(idx, n, phi, american, s, k, lv, nd1, nd2, g, c, boundary, logv_grid, value, delta, gamma, exercise)
 
     @njit(cache=True, inline="always", error_model="numpy")
     def _smile_black(n, phi, s, k, x, iv, d1, sd, nd1, nd2, sqrt_t, bt, cf, df, spread, floor, skew, curvature):
@@ -173,12 +174,32 @@ if njit is not None:
             nd2[i] = phi * cf * a
 
     @njit(cache=True, inline="always", error_model="numpy")
-    def _finish(idx, n, phi, american, s, k, x, lv, value_row, delta_row, gamma_row, c, eep, d_eep, boundary, x_grid,
-                logv_grid, value, delta, gamma, exercise):
-        # The marks of elements idx[:n] from the rows' Black marks: the exercise region's intrinsic value, else
-        # Black plus the early-exercise premium (American), scattered to the outputs.
+    def _premium(n, k, x, lv, value_row, delta_row, c, eep, d_eep, x_grid, logv_grid):
+        # Black's value and delta in the rows plus the early-exercise premium and its delta, bilinear in the
+        # tables of column ``c``, in a loop of its own (vectorised: the tables' corners gathered). The nodes are
+        # clamped into the tables, so no element reads outside them (a NaN gives node 0).
         nx, nv, x0, dx, v0, dv = _grid_constants(x_grid, logv_grid)
         x_lo, x_hi = x_grid[0], x_grid[nx - 1]
+        for i in range(n):
+            fx = (min(max(-x[i], x_lo), x_hi) - x0) / dx
+            fv = (lv[i] - v0) / dv
+            ix = min(max(int(fx), 0), nx - 2)
+            m = min(max(int(fv), 0), nv - 2)
+            wx, wv = fx - ix, fv - m
+            w00, w01, w10, w11 = (1 - wx) * (1 - wv), (1 - wx) * wv, wx * (1 - wv), wx * wv
+            premium = (eep[c, ix, m] * w00 + eep[c, ix, m + 1] * w01 + eep[c, ix + 1, m] * w10
+                       + eep[c, ix + 1, m + 1] * w11)
+            premium_delta = (d_eep[c, ix, m] * w00 + d_eep[c, ix, m + 1] * w01 + d_eep[c, ix + 1, m] * w10
+                             + d_eep[c, ix + 1, m + 1] * w11)
+            value_row[i] = value_row[i] + k[i] * premium
+            delta_row[i] = delta_row[i] + premium_delta
+
+    @njit(cache=True, inline="always", error_model="numpy")
+    def _finish(idx, n, phi, american, s, k, lv, value_row, delta_row, gamma_row, c, boundary, logv_grid, value,
+                delta, gamma, exercise):
+        # The marks of elements idx[:n] scattered to the outputs: the rows' (Black, plus the premium where
+        # American), or in the exercise region the intrinsic value.
+        v0, dv = logv_grid[0], logv_grid[1] - logv_grid[0]
         edge = _boundary_edge(phi, boundary, c) if american else math.nan
         for i in range(n):
             p = idx[i]
@@ -193,23 +214,10 @@ if njit is not None:
                     value[p], delta[p], gamma[p], exercise[p] = (intrinsic, phi * (1.0 if intrinsic > 0 else 0.0),
                                                                  0.0, intrinsic > 0)
                     continue
-            val, dlt, gam = value_row[i], delta_row[i], gamma_row[i]
-            if not american:
-                value[p], delta[p], gamma[p], exercise[p] = val, dlt, gam, False
-                continue
-            # The early-exercise premium and its delta, bilinear in the tables of column ``c``.
-            fx = (min(max(-x[i], x_lo), x_hi) - x0) / dx
-            fv = (lv[i] - v0) / dv
-            ix = min(int(fx), nx - 2)
-            m = min(int(fv), nv - 2)
-            wx, wv = fx - ix, fv - m
-            w00, w01, w10, w11 = (1 - wx) * (1 - wv), (1 - wx) * wv, wx * (1 - wv), wx * wv
-            premium = (eep[c, ix, m] * w00 + eep[c, ix, m + 1] * w01 + eep[c, ix + 1, m] * w10
-                       + eep[c, ix + 1, m + 1] * w11)
-            premium_delta = (d_eep[c, ix, m] * w00 + d_eep[c, ix, m + 1] * w01 + d_eep[c, ix + 1, m] * w10
-                             + d_eep[c, ix + 1, m + 1] * w11)
-            value[p], delta[p], gamma[p], exercise[p] = (max(val + kk * premium, intrinsic), dlt + premium_delta,
-                                                         gam, False)
+                value[p] = max(value_row[i], intrinsic)
+            else:
+                value[p] = value_row[i]
+            delta[p], gamma[p], exercise[p] = delta_row[i], gamma_row[i], False
 
     @njit(cache=True)
     def _mark_block(start, stop, need, j0, j1, phi, american, with_gamma, f, vol, k, t, col, const, eep, d_eep,
