@@ -24,6 +24,7 @@ from typing import Any
 
 from opl.data.importer import has_data_files, is_canonical
 from opl.closedloop.archive import RunArchive
+from opl.closedloop.forked import Beside, beside
 from opl.errors import EXIT_FINDINGS, EXIT_USAGE, OplError
 
 __all__ = ["DataInputError", "prepare_data", "DATA_FILES"]
@@ -95,12 +96,12 @@ def prepare_data(archive: RunArchive, source: str, *, initial_text: str, claim: 
     note("assumption tests")
     # The calibration reads the same files but nothing the tests make: it runs in a forked process meanwhile
     # (the stage was one core's work, ~3.5 s of tests then ~1.8 s of calibration on the jujube data).
-    calibrating = _calibration_started(folder, repair=repair)
+    calibrating = beside(_calibrated, folder, repair)
     try:
         assumptions = _assumptions(archive, folder, initial_text=initial_text, claim=claim, repair=repair)
         calibration = _calibration(archive, note, calibrating)
     finally:
-        calibrating.shutdown()
+        calibrating.close()
     facts = {"origin": origin, "assumptions": assumptions, "calibration": calibration,
              "untested": untested(folder, claim=claim)}
     archive.write_json("facts.json", facts)
@@ -188,32 +189,6 @@ def _assumptions(archive: RunArchive, folder: Path, *, initial_text: str, claim:
     return data
 
 
-def _calibration_started(folder: Path, *, repair: bool) -> "_Calibrating":
-    """`_calibrated` of ``folder`` started now: in a forked process when this one may fork, else run here."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
-        return _Calibrating(None, _calibrated(folder, repair))
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-    return _Calibrating(pool, pool.submit(_calibrated, folder, repair))
-
-
-class _Calibrating:
-    """A calibration under way (`_calibration_started`): its pool (None: made here) and its future or result."""
-
-    def __init__(self, pool, pending):
-        self.pool, self.pending = pool, pending
-
-    def result(self) -> dict[str, Any] | None:
-        """What `_calibrated` returned (its exception raised here)."""
-        return self.pending.result() if self.pool is not None else self.pending
-
-    def shutdown(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-
 def _calibrated(folder: Path, repair: bool) -> dict[str, Any] | None:
     """`opl.calibration.calibrate_dir` of ``folder`` as the facts keep it; None when the package does not provide
     it (the loop then runs uncalibrated)."""
@@ -232,7 +207,7 @@ def _calibrated(folder: Path, repair: bool) -> dict[str, Any] | None:
             "result": result.to_dict()}
 
 
-def _calibration(archive: RunArchive, note, calibrating: _Calibrating) -> dict[str, Any] | None:
+def _calibration(archive: RunArchive, note, calibrating: Beside) -> dict[str, Any] | None:
     """The calibration's facts (`_calibrated`, started beside the assumption tests), written into ``archive``'s
     ``calibration/``."""
     out = calibrating.result()

@@ -455,6 +455,7 @@ def write_final_report(archive, records: list, target: Target, stop, holdout, fa
     """Write ``report.md``, ``best.opl`` and ``final/`` (hold-out JSON, plots); return the path and the answer."""
     from opl.closedloop.candidate import Candidate
     from opl.closedloop.critic import diagnose
+    from opl.closedloop.forked import beside
     from opl.runtime.results.records import json_safe
 
     best_k = records[-1]["decision"]["best_iteration"]
@@ -463,17 +464,26 @@ def write_final_report(archive, records: list, target: Target, stop, holdout, fa
     archive.write_text("best.opl", best_text)
     out = archive.path("final")
     out.mkdir(parents=True, exist_ok=True)
-    hold = holdout.to_dict() if holdout is not None else None
-    diagnosis = diagnose(holdout, target, Candidate(best_text), facts=facts) if holdout is not None else None
-    archive.write_json("final/holdout.json", json_safe({"iteration": best_k, "stop": stop.to_dict(), "evaluation": hold,
-                                                     "diagnosis": diagnosis.to_dict() if diagnosis else None}))
-    sim_plots = []
+    sim_plots, drawing = [], None
     if holdout is not None and holdout.simulation is not None:
         from opl.runtime.results.report import PLOTS, write_report
 
-        write_report(holdout.simulation, out)
+        # The simulator's report of the hold-out (four plots) is drawn in a forked process while this one
+        # writes the rest: the report was a core's work after the hold-out's, the other core idle.
+        drawing = beside(write_report, holdout.simulation, out)
         sim_plots = list(PLOTS)
-    plots = _plots(out, records, target, hold)
+    try:
+        hold = holdout.to_dict() if holdout is not None else None
+        diagnosis = diagnose(holdout, target, Candidate(best_text), facts=facts) if holdout is not None else None
+        archive.write_json("final/holdout.json", json_safe({"iteration": best_k, "stop": stop.to_dict(),
+                                                         "evaluation": hold,
+                                                         "diagnosis": diagnosis.to_dict() if diagnosis else None}))
+        plots = _plots(out, records, target, hold)
+        if drawing is not None:
+            drawing.result()
+    finally:
+        if drawing is not None:
+            drawing.close()
     answer = _untested_lines(facts) + _answer(target, hold, best, records, diagnosis)
     answer += "".join(f"\n\n**Caution:** {c}" for c in caveats(hold, target, best_text))
     initial = archive.path("initial.opl").read_text(encoding="utf-8")
