@@ -39,6 +39,7 @@ __all__ = ["trade_slot", "fees_of", "move_group", "gamma_need", "gamma_buy", "de
 
 
 if njit is not None:
+    from opl.runtime.engine.kernelbase import _slot_views, _viewed
 
     @njit(cache=True)
     def _trade_slot(old, proposed, go, restruck, close_fee, short_fee, long_fee, bucket, equity, month_pnl,
@@ -602,7 +603,11 @@ if njit is not None:
             if hold:
                 chosen[h] = i
                 h += 1
-        ks, ps, qs = np.empty((h, variants, m)), np.empty((h, variants, m)), np.empty((h, variants, m))
+        # `kernelbase.BOOK_SLOTS` rows (a round's book has at most that many slots: `replay._Round.of`), passed as
+        # the step's margin passes its series (`kernelbase._slot_views`): `margin_kernels._margin_blocks` compiles
+        # once, not again for 3-D arrays (~15 s of a fresh cache's CPU).
+        shape = (kernelbase.BOOK_SLOTS, variants, m)
+        ks, ps, qs = np.empty(shape), np.empty(shape), np.empty(shape)
         calls, ends = np.empty(h, dtype=np.bool_), np.empty(h)
         has_call, has_put = False, False
         for x in range(h):
@@ -629,7 +634,8 @@ if njit is not None:
          futures_underlying, spread, straddle, strangle, wide_bit, one) = rule
         part = np.empty((variants, width))
         # kernels.book_margin's pairing of a strangle with a spread both ways, where calls and puts are held
-        margin_kernels._book_margin(calls, ends, ks, ps, qs, h, picked[:width], price, lots, one, one, _FALSE,
+        margin_kernels._book_margin(calls, ends, _slot_views(ks), _slot_views(ps), _slot_views(qs), h,
+                                    picked[:width], price, _viewed(lots), one, one, _FALSE,
                                     futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit,
                                     contract_size, futures_underlying, spread, straddle, strangle,
                                     spread and (straddle or strangle) and has_call and has_put, wide_bit, part)

@@ -19,6 +19,9 @@ import numpy as np
 try:  # numba is a declared dependency; an environment without it runs the numpy reference
     import numba
     from numba import njit, prange
+    from numba.core import types
+    from numba.core.imputils import impl_ret_borrowed
+    from numba.extending import intrinsic
 except ImportError:  # pragma: no cover - exercised only where numba is missing
     numba = njit = prange = None
 
@@ -89,6 +92,27 @@ if njit is not None:
     @njit(cache=True, inline="always")
     def _el(row, p):
         return row[p if row.shape[0] > 1 else 0]
+
+    @intrinsic
+    def _viewed(typingctx, a):
+        # An array as its read-only type, the same data: a kernel's own scratch passed where another caller passes
+        # `_grid` views, so the callee keeps one signature (a read-only array is a type of its own to numba).
+        if not isinstance(a, types.Array):
+            return None
+
+        def codegen(context, builder, signature, args):
+            return impl_ret_borrowed(context, builder, signature.return_type, args[0])
+
+        return a.copy(readonly=True)(a), codegen
+
+    @njit(cache=True, inline="always")
+    def _slot_views(a):
+        # The first `BOOK_SLOTS` rows of a (slots, ...) array as the tuple of read-only views the margin takes a
+        # book's series in (`_slot_tuple`'s type). Written out: a tuple's length is fixed when it is compiled.
+        return (_viewed(a[0]), _viewed(a[1]), _viewed(a[2]), _viewed(a[3]), _viewed(a[4]),
+                _viewed(a[5]), _viewed(a[6]), _viewed(a[7]), _viewed(a[8]), _viewed(a[9]),
+                _viewed(a[10]), _viewed(a[11]), _viewed(a[12]), _viewed(a[13]), _viewed(a[14]),
+                _viewed(a[15]))
 
     @njit(cache=True, inline="always")
     def _compare(op, x, bound):
@@ -261,7 +285,7 @@ def kept_references(x: np.ndarray) -> int:
 # Entries a tuple of every slot of a book is padded to at least (`_padded`): the adjustment round's. A book holds
 # its legs' slots, a dynamic slot per leg a roll moves and the gamma hedge's: nine for a four-leg candidate of the
 # loop (one more than 8), whose first round compiled the round's kernels again (~27 s of CPU).
-BOOK_SLOTS = 16
+BOOK_SLOTS = 16  # (`_slot_views` writes its views out: change both together)
 
 
 def _padded(arrays: tuple, dummy, least: int = 8) -> tuple:

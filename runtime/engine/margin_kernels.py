@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from opl.runtime.engine import kernelbase
-from opl.runtime.engine.kernelbase import _ONE, _TRUE, _ZERO, _grid, _plain, _slot_tuple, njit, prange
+from opl.runtime.engine.kernelbase import BOOK_SLOTS, _ONE, _TRUE, _ZERO, _grid, _plain, _slot_tuple, njit, prange
 
 __all__ = ["MarginRule", "book_margin", "account", "requirement_account"]
 
@@ -515,7 +515,7 @@ def book_margin(rule: MarginRule, holdings, futures_lots, price, shape, cols=Non
     width = price.shape[0] if cols is None else picked.shape[0]
     # Each series' arrays as they are, one type for all (C-ordered float rows, `_grid`); a dummy entry
     # when nothing is held, as the kernel's tuples cannot be empty.
-    strikes, premiums, qtys = (_slot_tuple(h[at] for h in holdings) for at in (1, 2, 3))
+    strikes, premiums, qtys = (_slot_tuple((h[at] for h in holdings), BOOK_SLOTS) for at in (1, 2, 3))
     is_call = np.array([bool(h[0]) for h in holdings], dtype=np.bool_)
     expiry = np.array([float(h[4]) for h in holdings], dtype=float)
     both = rule.spread and (rule.straddle or rule.strangle) and len(set(is_call.tolist())) == 2
@@ -574,8 +574,9 @@ def _requirement_arguments(rule: MarginRule, holdings, *, static, hedge, other, 
     # (Keyed by the values as held, Python's or numpy's bools and numbers: equal keys, the same arrays.)
     is_call, expiry, two_kinds = _series_kinds(tuple([(h[0], h[4]) for h in holdings]))
     both = rule.spread and (rule.straddle or rule.strangle) and two_kinds
-    return (is_call, expiry, _slot_tuple([h[1] for h in holdings]), _slot_tuple([h[2] for h in holdings]),
-            _slot_tuple([h[3] for h in holdings]), len(holdings),
+    return (is_call, expiry, _slot_tuple([h[1] for h in holdings], BOOK_SLOTS),
+            _slot_tuple([h[2] for h in holdings], BOOK_SLOTS), _slot_tuple([h[3] for h in holdings], BOOK_SLOTS),
+            len(holdings),
             _plain(price, shape[1:]), _grid(static), _grid(hedge), _grid(other), rule.futures_rate, rule.czce,
             rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate, rule.put_cap, rule.unit, rule.contract_size,
             rule.futures_underlying, rule.spread, rule.straddle, rule.strangle, both, _WIDE_BIT, equity,

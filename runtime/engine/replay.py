@@ -2374,7 +2374,8 @@ class _Round:
             bound = _margin_bound(getattr(spec.abort_if, "rule", None))
             if bound is None or pass_.margins.rule is None:
                 return None
-        if not (kernels.available() and getattr(mo, "fast", False) and pass_.cost.fast and not book.futures):
+        if not (kernels.available() and getattr(mo, "fast", False) and pass_.cost.fast and not book.futures
+                and len(book.slots) <= kernelbase.BOOK_SLOTS):  # (the round's margin takes that many series)
             return None
         plan = engine.round_plan(book)
         return None if plan is None else cls(engine, plan, bound, pass_, book)
@@ -2426,7 +2427,8 @@ class _Round:
             account=(o.hedge, kernelbase._plain(p.pending, shape), kernelbase._plain(p.inventory.total(), shape)),
             rule=self.rule, fees=self.fees,
             ledger=(ledger.buckets["adjustments"], ledger.buckets["costs"], p.equity, o.month_pnl, o.is_open),
-            counters=self.counters(ledger.counters), early=bool(mo.days_left[j] >= (p.strat.guard_days or 2.0)),
+            counters=kernelbase._padded(self.counters(ledger.counters), _NO_COUNTS, _ROUND_COUNTERS),
+            early=bool(mo.days_left[j] >= (p.strat.guard_days or 2.0)),
             held=held)
         for s, h in zip(book.slots, held):
             s._held = bool(h)
@@ -2487,6 +2489,12 @@ def _round_strikes(mo, j: int, price: np.ndarray, vol: np.ndarray, rolls: list, 
 
 
 _FLOAT = np.dtype(np.float64)
+# The round's counters tuple (six, then two per playbook action) padded to this many with a dummy never written: a
+# tuple's length is part of the kernel's signature, and a candidate of the loop with another number of actions
+# compiled `_round` again (~25 s of a fresh cache's CPU).
+_ROUND_COUNTERS = 16
+_NO_COUNTS = np.zeros((1, 1), dtype=np.int64)
+
 _DUMMY = (np.zeros((1, 1)), np.zeros((1, 1), dtype=np.bool_))  # a base slot's place in the marks a round writes
 _BASE_WRITTEN = (_DUMMY[0],) * 4 + (_DUMMY[1], _DUMMY[0])
 _WRITTEN = tuple((name, np.dtype(np.bool_ if name == "exercise" else np.float64))

@@ -1971,6 +1971,46 @@ def test_a_round_on_a_book_of_nine_slots_compiles_no_signature_of_its_own(tmp_pa
     assert counts[1] == counts[0]
 
 
+
+def test_a_round_of_another_number_of_actions_compiles_no_signature_of_its_own(tmp_path, monkeypatch):
+    """The round's counters (six, then two per playbook action) come in a tuple padded to `replay._ROUND_COUNTERS`:
+    a playbook of one action is played by the signatures the jujube file's two were (a fresh clone's main job
+    compiled the round again for a candidate with another number of actions)."""
+    from opl.runtime.engine import adjust_kernels
+
+    played = []
+    real = adjust_kernels.round_pass
+    monkeypatch.setattr(adjust_kernels, "round_pass", lambda **kw: played.append(kw["kinds"].size) or real(**kw))
+    lone = tmp_path / "lone.opl"
+    playbook = "adjust_playbook [ roll_nearest_term(), hedge_gamma(target=0.10) ]"
+    text = JUJUBE.read_text(encoding="utf-8")
+    assert playbook in text
+    lone.write_text(text.replace(playbook, "adjust_playbook [ roll_nearest_term() ]"), encoding="utf-8")
+    compiled = [adjust_kernels._round, adjust_kernels._propose_move, adjust_kernels._propose_gamma,
+                adjust_kernels._round_margin, margin_kernels._book_margin]
+    counts = []
+    for path in (JUJUBE, lone):
+        facade.simulate_file(path, paths=60, overrides=["experiment.horizon=2", "experiment.sizes=[1,5]",
+                                                        "sim.workers=1"])
+        counts.append([len(k.signatures) for k in compiled])
+    assert set(played) == {2, 1}
+    # (Other tests in this process may have compiled signatures of their own before: the count is not fixed.)
+    assert counts[1] == counts[0]
+
+
+def test_the_rounds_margin_takes_its_series_as_the_steps_margin_does():
+    """The round prices its margin before and after an action by `margin_kernels._book_margin`, its (series,
+    variants, paths) scratch passed as the step's margin passes a book's series (`kernelbase._slot_views`: the
+    tuple of read-only rows `kernelbase._slot_tuple` makes): `_margin_blocks`, the margin's bulk, has no signature
+    of its own for the round (it had one for 3-D arrays: ~15 s of a fresh cache's CPU)."""
+    import numba
+
+    rows = np.arange(kernelbase.BOOK_SLOTS * 2 * 3, dtype=float).reshape(kernelbase.BOOK_SLOTS, 2, 3)
+    views = kernelbase._slot_views(rows)
+    assert numba.typeof(views) == numba.typeof(kernelbase._slot_tuple([rows[0]], kernelbase.BOOK_SLOTS))
+    assert len(views) == len(rows) and all(np.array_equal(v, r) for v, r in zip(views, rows))
+
+
 def test_the_jujube_round_is_played_in_one_compiled_pass_and_other_playbooks_are_not(monkeypatch, sim):
     """The jujube file's rounds (roll_nearest_term, hedge_gamma, abort_if additional_margin(%) > 15) go through
     `adjust_kernels.round_pass`, never the numpy proposals; a playbook with another action, or an abort_if that
