@@ -482,10 +482,20 @@ def exercise(*, qty, hit, phi: float, lots_per_option: float, price, strike, val
         new_qty, new_pending = np.empty(shape), _plain(pending, shape).copy()
     goods = np.empty(shape)
     _exercise(_plain(qty, shape), _plain_bool(hit, shape), float(phi), float(lots_per_option), _plain(price, shape[1:]),
-              _rows(strike, shape), _rows(value, shape), float(mult), _plain(fee_assigned, shape[:1]),
+              _read_rows(strike, shape), _read_rows(value, shape), float(mult), _plain(fee_assigned, shape[:1]),
               _plain(fee_exercised, shape[:1]), bool(take_delivery), buckets["assignment"], buckets["costs"], equity,
               month_pnl, assigned, new_pending, new_qty, goods)
     return new_qty, new_pending, goods
+
+
+def _read_rows(x, shape) -> np.ndarray:
+    """`kernelbase._rows` read-only: a slot's strike or marks are the book's own or a store's (read-only), and
+    `_exercise` compiled once for each (a fresh machine's main job compiled it twice); no kernel writes them."""
+    x = _rows(x, shape)
+    if x.flags.writeable:
+        x = x.view()
+        x.setflags(write=False)
+    return x
 
 
 def settle(*, equity, capital: float, mult: float, interest: tuple | None, moves, static, hedge, pending, goods,
