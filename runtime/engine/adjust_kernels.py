@@ -373,30 +373,36 @@ if njit is not None:
     _ROLL, _GAMMA = 0, 1  # `round_pass`'s action kinds
 
     # `_gather` and `_scatter` are inlined in `_round`: as kernels of their own they took the round's tuples of
-    # sixteen slots (`kernelbase.BOOK_SLOTS`) as arguments, and their compile grew with them (9.6 and 4.9 s of a
-    # fresh cache's CPU, 2.0 and 1.5 s with five slots); inlined, the round's compile grows by ~2 s with them.
+    # sixteen slots as arguments, and their compile grew with them (9.6 and 4.9 s of a fresh cache's CPU, 2.0 and
+    # 1.5 s with five slots); inlined, the round's compile grows by ~2 s with them.
     @njit(cache=True, inline="always")
-    def _gather(cols, n, qtys, strikes, values, gammas, written, dynamic, now):
+    def _lots_of(qtys, dynamic, place, i):
+        # Slot i's lots: the base slots' and the dynamic slots' are tuples of their own (`_round`).
+        return qtys[1][place[i]] if dynamic[i] else qtys[0][place[i]]
+
+    @njit(cache=True, inline="always")
+    def _gather(cols, n, qtys, strikes, values, gammas, written, dynamic, place, now):
         # The slots' lots, strikes, marks and gammas on the round's elements: a dynamic slot's from its own
         # (variants, paths) arrays (the ones `_scatter` writes), a base slot's from its `kernelbase._grid` rows. The
         # delta, exercise flag and entry are not read: the round only writes them, where it moves lots, and
-        # `_scatter` writes back those elements only — each gathered one is a cache miss on a wide array. The
-        # first ``n`` entries of the slot tuples are the slots (the rest pad them, `_round`).
+        # `_scatter` writes back those elements only — each gathered one is a cache miss on a wide array. Slot i
+        # is entry ``place[i]`` of the base slots' tuples or of the dynamic slots' (the rest pad them, `_round`).
         lots_, strike_, value_, gamma_ = now[0], now[1], now[2], now[4]
         variants, m = lots_.shape[1], cols.shape[0]
         for i in range(n):
-            q = qtys[i]
+            q = _lots_of(qtys, dynamic, place, i)
             for v in range(variants):
                 for k in range(m):
                     lots_[i, v, k] = q[v, cols[k]]
+            at = place[i]
             if dynamic[i]:
-                ks, vs, gs = written[0][i], written[1][i], written[3][i]
+                ks, vs, gs = written[0][at], written[1][at], written[3][at]
                 for v in range(variants):
                     for k in range(m):
                         c = cols[k]
                         strike_[i, v, k], value_[i, v, k], gamma_[i, v, k] = ks[v, c], vs[v, c], gs[v, c]
                 continue
-            ks, vs, gs = strikes[i], values[i], gammas[i]
+            ks, vs, gs = strikes[at], values[at], gammas[at]
             for v in range(variants):
                 rk, rv, rg = v if ks.shape[0] > 1 else 0, v if vs.shape[0] > 1 else 0, v if gs.shape[0] > 1 else 0
                 for k in range(m):
@@ -406,7 +412,7 @@ if njit is not None:
                     gamma_[i, v, k] = gs[rg, c if gs.shape[1] > 1 else 0]
 
     @njit(cache=True, inline="always")
-    def _scatter(cols, n, qtys, written, dynamic, touched, dirty, now):
+    def _scatter(cols, n, qtys, written, dynamic, place, touched, dirty, now):
         # The round's lots of the first ``n`` slots where it touched them, and the new series where it moved lots
         # (dynamic slots only), written into the book's arrays.
         lots_, strike_, value_, delta_, gamma_, exercise_, entry_ = now
@@ -414,14 +420,15 @@ if njit is not None:
         for i in range(n):
             if not touched[i]:
                 continue
-            q = qtys[i]
+            q = _lots_of(qtys, dynamic, place, i)
             for v in range(variants):
                 for k in range(m):
                     q[v, cols[k]] = lots_[i, v, k]
             if not dynamic[i]:
                 continue
-            ks, vs, ds, gs, es, ns = (written[0][i], written[1][i], written[2][i], written[3][i], written[4][i],
-                                      written[5][i])
+            at = place[i]
+            ks, vs, ds, gs, es, ns = (written[0][at], written[1][at], written[2][at], written[3][at], written[4][at],
+                                      written[5][at])
             for v in range(variants):
                 for k in range(m):
                     if dirty[i, v, k]:
@@ -474,7 +481,7 @@ if njit is not None:
     def _quote_into(t, where, price, vol, tables, market, plan):
         # Slot t's series quoted at the plan's strikes where ``where`` (variants, m), into the plan's marks: each
         # (path, strike) once, in one `mark_kernels._mark_row` call (`_Month.quote`'s marks), the variants sharing it.
-        phi, american, tt, const, eeps, d_eeps, boundaries = tables
+        phi, american, tt, const, eeps, d_eeps, boundaries, place = tables  # (the tables: the dynamic slots')
         with_gamma, x_grid, logv_grid, spread, floor, skew, curvature = market
         nk, nval, ndel, ngam, nex = plan[2], plan[3], plan[4], plan[5], plan[6]
         variants, m = where.shape
@@ -488,9 +495,10 @@ if njit is not None:
                     cnt += 1
         need = np.ones(cnt, dtype=np.bool_)
         ov, od, og, oe = np.empty(cnt), np.empty(cnt), np.empty(cnt), np.empty(cnt, dtype=np.bool_)
+        at_t = place[t]
         _mark_row(_ZERO, cnt, need, phi[t], american[t], with_gamma, sp, kp, vp, tt[t], _ZERO, const[0, t],
-                  const[1, t], const[2, t], const[3, t], eeps[t], d_eeps[t], boundaries[t], x_grid, logv_grid, spread,
-                  floor, skew, curvature, ov, od, og, oe)
+                  const[1, t], const[2, t], const[3, t], eeps[at_t], d_eeps[at_t], boundaries[at_t], x_grid, logv_grid,
+                  spread, floor, skew, curvature, ov, od, og, oe)
         for e in range(cnt):
             v, k = at[e] // m, at[e] % m
             nval[t, v, k], ndel[t, v, k], ngam[t, v, k], nex[t, v, k] = ov[e], od[e], og[e], oe[e]
@@ -675,12 +683,14 @@ if njit is not None:
                slots, written, tables, market, price, vol, lots_per_option, abort, account, rule, fees, ledger,
                counters, early, held_out):
         # AdjustEngine.play on the fired elements (module docstring); the slots' `Slot.held` after it into
-        # ``held_out``; returns the number of elements closed. The slots are those of the facts ``slots``: their
-        # tuples (``qtys`` … ``written``'s, the tables') are padded with dummies (`replay._Round.play`), so a book
-        # of one to `kernelbase.BOOK_SLOTS` slots compiles one signature.
+        # ``held_out``; returns the number of elements closed. The slots are those of the facts ``slots`` (is_call,
+        # american, extra days, dynamic, each one's entry in its kind's tuples): the base slots' tuples (``qtys[0]``,
+        # ``strikes``, ``values``, ``gammas``) and the dynamic slots' (``qtys[1]``, ``written``'s, the tables') are
+        # padded with dummies to eight (`replay._Round.play`), so a book of up to eight of each (the loop's four-leg
+        # candidate: four and five) compiles one signature; the counters are padded too.
         n = slots[0].shape[0]
         variants, m = fire.shape[0], cols.shape[0]
-        is_call, expiry, dynamic = slots[0], slots[2], slots[3]
+        is_call, expiry, dynamic, place = slots[0], slots[2], slots[3], slots[4]
         abort_op, abort_bound, exit_on_abort, capital = abort
         hedge, pending, goods = account
         adjustments, costs, equity, month_pnl, is_open = ledger
@@ -690,7 +700,7 @@ if njit is not None:
         shape = (n, variants, m)
         now = (np.empty(shape), np.empty(shape), np.empty(shape), np.zeros(shape), np.empty(shape),
                np.zeros(shape, dtype=np.bool_), np.zeros(shape))
-        _gather(cols, n, qtys, strikes, values, gammas, written, dynamic, now)
+        _gather(cols, n, qtys, strikes, values, gammas, written, dynamic, place, now)
         lots_ = now[0]
         plan = (np.empty(shape), np.zeros(shape, dtype=np.bool_), np.zeros(shape), np.zeros(shape), np.zeros(shape),
                 np.zeros(shape), np.zeros(shape, dtype=np.bool_), np.zeros((variants, m), dtype=np.bool_),
@@ -791,7 +801,7 @@ if njit is not None:
                 for i in range(n):
                     touched[i] = True
                     held[i] = _holding(lots_, i)
-        _scatter(cols, n, qtys, written, dynamic, touched, dirty, now)
+        _scatter(cols, n, qtys, written, dynamic, place, touched, dirty, now)
         for v in range(variants):
             for k in range(m):
                 if closed[v, k]:
@@ -801,7 +811,7 @@ if njit is not None:
                     is_open[v, c] = False
         for i in range(n):
             if touched[i]:  # put_columns: held on the round's paths, or before and still somewhere else
-                held_out[i] = held[i] or (held_out[i] and _any_lots(qtys[i]))
+                held_out[i] = held[i] or (held_out[i] and _any_lots(_lots_of(qtys, dynamic, place, i)))
         return closing
 
 

@@ -282,9 +282,9 @@ def kept_references(x: np.ndarray) -> int:
     return _KEPT_REFS.get(id(x), 0)
 
 
-# Entries a tuple of every slot of a book is padded to at least (`_padded`): the adjustment round's. A book holds
-# its legs' slots, a dynamic slot per leg a roll moves and the gamma hedge's: nine for a four-leg candidate of the
-# loop (one more than 8), whose first round compiled the round's kernels again (~27 s of CPU).
+# Entries the margin's tuples of a book's series are padded to at least (`_padded`): the step's and the adjustment
+# round's, which may price every slot of its book — the legs', a dynamic slot per leg a roll moves and the gamma
+# hedge's: nine for a four-leg candidate of the loop (one more than 8) —, so that both compile one signature.
 BOOK_SLOTS = 16  # (`_slot_views` writes its views out: change both together)
 
 

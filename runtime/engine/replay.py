@@ -2342,10 +2342,15 @@ class _Round:
                                 dtype=np.int64)
         self.gamma_slot = book.groups[engine.gamma_group].slots[0] if engine.gamma_group is not None else 0
         slots = book.slots
+        # Each slot's entry in the base slots' tuples or in the dynamic slots' (`play`).
+        place = np.zeros(len(slots), dtype=np.int64)
+        for kind in (False, True):
+            at = [i for i, s in enumerate(slots) if s.dynamic == kind]
+            place[at] = np.arange(len(at))
         self.slots = (np.array([s.is_call for s in slots], dtype=np.bool_),
                       np.array([s.american for s in slots], dtype=np.bool_),
                       np.array([s.extra_days for s in slots], dtype=float),
-                      np.array([s.dynamic for s in slots], dtype=np.bool_))
+                      np.array([s.dynamic for s in slots], dtype=np.bool_), place)
         # The series a step may quote: the rolls' targets and the gamma hedge's calls (the month's expiry).
         self.quoted = sorted({slots[t].extra_days for _, _, t, _, _ in rolls} | ({0.0} if 1 in kinds else set()))
         self.abort = (-1, 0.0, False, float(pass_.run.capital)) if bound is None else (
@@ -2403,25 +2408,27 @@ class _Round:
             if not (type(q) is np.ndarray and q.shape == shape and q.dtype == _FLOAT and q.flags.c_contiguous
                     and q.flags.writeable):
                 s._qty = kernels.writable(q, shape)
-        # The slot tuples padded with dummies of their types to `kernelbase.BOOK_SLOTS`: a tuple's length is part
-        # of the kernel's signature, and the loop's candidates hold books of a few slots to more than eight.
-        width = kernelbase.BOOK_SLOTS
-        written = tuple(zip(*kernelbase._padded(tuple([_written_marks(s, shape) for s in book.slots]),
-                                                _BASE_WRITTEN, width)))
+        # The slot tuples, the base slots' and the dynamic slots' apart, each padded with dummies of its types to
+        # eight (`kernelbase._padded`): a tuple's length is part of the kernel's signature, and the loop's
+        # candidates hold books of a few slots to nine (four legs, a roll's slot per leg and the gamma hedge's).
+        # Tuples of every slot padded to sixteen compiled the round's kernels ~9 s of CPU longer.
+        base, dynamic = [s for s in book.slots if not s.dynamic], [s for s in book.slots if s.dynamic]
+        written = tuple(zip(*kernelbase._padded(tuple([_written_marks(s, shape) for s in dynamic]), _BASE_WRITTEN)))
         if not (o.hedge.flags.writeable and o.hedge.flags.owndata and o.hedge.flags.c_contiguous):
             o.hedge = np.array(o.hedge, dtype=float)  # a view or a shared array: the round writes its own
         o.is_open = kernels.writable(o.is_open, shape, np.bool_)
         p.equity = kernels.writable(p.equity, shape)
         o.month_pnl = kernels.writable(o.month_pnl, shape)
         ledger = p.ledger
-        slots, padded = book.slots, kernelbase._slot_tuple
+        slots, padded, lots = book.slots, kernelbase._slot_tuple, kernelbase._padded
         held = np.array([s._held for s in slots], dtype=np.bool_)
         closed = adjust_kernels.round_pass(
             cols=cols, fire=kernelbase._plain_bool(fire, shape), kinds=self.kinds, amounts=self.amounts,
             members=self.members, entries=self.entries, strike_rows=rows, gamma_slot=self.gamma_slot,
-            qtys=kernelbase._padded(tuple([s._qty for s in slots]), kernelbase._SCRATCH, width),
-            strikes=padded([s.strike for s in slots], width), values=padded([s.value for s in slots], width),
-            gammas=padded([s.gamma for s in slots], width), slots=self.slots, written=written,
+            qtys=(lots(tuple([s._qty for s in base]), kernelbase._SCRATCH),
+                  lots(tuple([s._qty for s in dynamic]), kernelbase._SCRATCH)),
+            strikes=padded([s.strike for s in base]), values=padded([s.value for s in base]),
+            gammas=padded([s.gamma for s in base]), slots=self.slots, written=written,
             tables=self._tables_at(book, mo, j), market=self._market(mo), price=price, vol=vol,
             lots_per_option=float(p.lots_per_option), abort=self.abort,
             account=(o.hedge, kernelbase._plain(p.pending, shape), kernelbase._plain(p.inventory.total(), shape)),
@@ -2455,22 +2462,21 @@ class _Round:
             slots = book.slots
             n = len(slots)
             phi, tt, const = np.zeros(n), np.zeros(n), np.zeros((4, n))
-            eeps, d_eeps, boundaries = [], [], []
+            eeps, d_eeps, boundaries = [], [], []  # the dynamic slots' (a base slot is never quoted)
             empty_eep, empty_boundary = mark_kernels._no_tables()
             for i, s in enumerate(slots):
                 phi[i] = 1.0 if s.is_call else -1.0
                 if not s.dynamic:
-                    eeps.append(empty_eep), d_eeps.append(empty_eep), boundaries.append(empty_boundary)
                     continue
                 tt[i] = float(mo.t[j] + s.extra_days / DAYS_PER_YEAR)
                 tables = mark_kernels._series_tables(bool(s.is_call), bool(s.american), (tt[i],), float(mo.rate),
                                                 float(mo.markers[s.american].carry))
                 const[:, i] = tables.const[:, 0]
                 eeps.append(tables.eep), d_eeps.append(tables.d_eep), boundaries.append(tables.boundary)
-            pad, width = kernelbase._padded, kernelbase.BOOK_SLOTS  # (`play`'s slot tuples)
-            made = self._tables[key] = (phi, self.slots[1], tt, const, pad(tuple(eeps), empty_eep, width),
-                                        pad(tuple(d_eeps), empty_eep, width),
-                                        pad(tuple(boundaries), empty_boundary, width))
+            pad = kernelbase._padded  # (`play`'s dynamic slot tuples)
+            made = self._tables[key] = (phi, self.slots[1], tt, const, pad(tuple(eeps), empty_eep),
+                                        pad(tuple(d_eeps), empty_eep), pad(tuple(boundaries), empty_boundary),
+                                        self.slots[4])
         return made
 
 
