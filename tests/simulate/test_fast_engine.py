@@ -1948,9 +1948,10 @@ def test_the_compiled_round_is_the_numpy_round_bit_for_bit(monkeypatch, sim, cj,
 
 
 def test_a_round_on_a_book_of_nine_slots_compiles_no_signature_of_its_own(tmp_path, monkeypatch):
-    """The round's kernels take every slot's arrays in tuples padded to `kernelbase.BOOK_SLOTS`, and the count of
-    slots from the round's facts: the four-leg candidate's nine slots are played by the signatures the jujube
-    file's five were (a fresh clone's main job compiled the round a second time for them, ~27 s of CPU)."""
+    """The round's kernels take the base slots' arrays and the dynamic slots' in tuples of their own, each padded to
+    eight, and the count of slots from the round's facts: the four-leg candidate's nine slots (four and five) are
+    played by the signatures the jujube file's five (two and three) were (a fresh clone's main job compiled the
+    round a second time for them, ~27 s of CPU)."""
     from opl.runtime.engine import adjust_kernels
 
     played = []
