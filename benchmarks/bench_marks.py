@@ -43,15 +43,8 @@ RATE = 0.015
 TENOR = 30 / 365
 
 
-@kernelbase.njit(cache=False)
-def _library_ndtr(a):
-    # Cephes' ndtr (scipy.special.ndtr) on the C library's erf/erfc, as the marks made it before math_kernels.
-    x = a * (1.0 / math.sqrt(2.0))
-    z = abs(x)
-    if z < 1.0 / math.sqrt(2.0):
-        return 0.5 + 0.5 * math.erf(x)
-    y = 0.5 * math.erfc(z)
-    return 1.0 - y if x > 0 else y
+# Cephes' ndtr on the C library's erf/erfc, as the marks made it before math_kernels.
+_library_ndtr = kernelbase.njit(cache=False)(math_kernels.ndtr_library)
 
 
 @kernelbase.njit(cache=False)
@@ -201,12 +194,14 @@ def main() -> None:
     print(f"marks, 2 American legs x {args.paths:,} paths x {len(t)} steps ({marks:,} marks), CPU per mark:")
     print(f"  reference (numpy) {ref * ns:.0f} ns, fast serial twin {serial * ns:.0f} ns ({ref / serial:.1f}x faster)")
     print(f"  2 log + 2 ndtr of a live mark, same arguments: C library {floor / floor_marks * 1e9:.1f} ns "
-          f"({floor / serial:.0%} of the fast twin's month), math_kernels vectorised {vector / floor_marks * 1e9:.1f} ns "
+          f"({floor / serial:.0%} of the fast twin's month), "
+          f"math_kernels vectorised {vector / floor_marks * 1e9:.1f} ns "
           f"({vector / serial:.0%}; {floor / vector:.1f}x faster) (the expiry's marks are intrinsic values: none)")
     print(f"  parallel twin: {threads * ns:.0f} ns CPU, {wall * ns:.0f} ns wall ({serial / wall:.2f}x faster than "
           f"serial in wall time, {threads / serial:.2f}x its CPU)")
     some, empty, held = _remarks(mp, t, args.held, args.repeat)
-    print(f"re-marks (mark_where), 5 variants x {args.paths:,} paths, held on {held:,} paths: {some * 1e6:.0f} us a call, "
+    print(f"re-marks (mark_where), 5 variants x {args.paths:,} paths, held on {held:,} paths: "
+          f"{some * 1e6:.0f} us a call, "
           f"{empty * 1e6:.0f} us with none held ({empty / some:.0%} of the call: the pass over every element), "
           f"{(some - empty) / max(held, 1) * 1e9:.0f} ns a mark")
 
