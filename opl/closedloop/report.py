@@ -454,14 +454,47 @@ def _plots(out: Path, records: list, target: Target, holdout: dict | None) -> li
 def write_final_report(archive, records: list, target: Target, stop, holdout, facts: dict) -> tuple[Path, str]:
     """Write ``report.md``, ``best.opl`` and ``final/`` (hold-out JSON, plots); return the path and the answer."""
     from opl.closedloop.candidate import Candidate
-    from opl.closedloop.critic import diagnose
-    from opl.closedloop.forked import beside
-    from opl.runtime.results.records import json_safe
 
     best_k = records[-1]["decision"]["best_iteration"]
     best = records[best_k]
     best_text = archive.candidate(best_k)
     archive.write_text("best.opl", best_text)
+    hold, diagnosis, plots, sim_plots = _final_folder(archive, records, target, stop, holdout, facts, best_k,
+                                                      best_text)
+    answer = _untested_lines(facts) + _answer(target, hold, best, records, diagnosis)
+    answer += "".join(f"\n\n**Caution:** {c}" for c in caveats(hold, target, best_text))
+    initial = archive.path("initial.opl").read_text(encoding="utf-8")
+    diff = "".join(difflib.unified_diff(Candidate(initial).text.splitlines(keepends=True),
+                                        Candidate(best_text).text.splitlines(keepends=True),
+                                        "initial.opl", f"iter_{best_k}/candidate.opl"))
+    settings = archive.settings()
+    lines = [f"# `opl loop` report — {archive.root.name}", "", f"**Question:** can `{settings['file']}` meet "
+             f"`{target.text}` (and still meet it under its sensitivities), and at what position size?", "",
+             answer, "", f"**Stop:** {stop.kind.replace('_', ' ')} — {stop.reason}.", ""]
+    if hold is not None and hold.get("ok"):
+        lines += _holdout_section(hold, target, diagnosis, best_k, best, settings)
+    lines += _search_section(records, plots)
+    lines += ["## Best candidate", "", f"[best.opl](best.opl) (iteration {best_k}); its change from the file:", "",
+              "```diff", diff.rstrip() or "(unchanged)", "```", ""]
+    lines += _data_section(facts)
+    if sim_plots:
+        lines += ["## Hold-out simulation plots", "", "Base case at the evaluated size "
+                  "([final/report.md](final/report.md) has the simulator's full report):", ""]
+        lines += [f"![{p[:-4]}](final/{p})" for p in sim_plots] + [""]
+    if hold is not None and hold.get("notes"):
+        lines += ["## Notes", ""] + [f"- {n}" for n in hold["notes"]] + [""]
+    path = archive.write_text("report.md", "\n".join(lines))
+    return path, answer
+
+
+def _final_folder(archive, records, target, stop, holdout, facts, best_k, best_text):
+    """``final/``: the hold-out's JSON with its diagnosis, the loop's plots and the simulator's report of the
+    hold-out; returns the hold-out as a dict (or None), its diagnosis, the loop's plots and the simulator's."""
+    from opl.closedloop.candidate import Candidate
+    from opl.closedloop.critic import diagnose
+    from opl.closedloop.forked import beside
+    from opl.runtime.results.records import json_safe
+
     out = archive.path("final")
     out.mkdir(parents=True, exist_ok=True)
     sim_plots, drawing = [], None
@@ -484,31 +517,31 @@ def write_final_report(archive, records: list, target: Target, stop, holdout, fa
     finally:
         if drawing is not None:
             drawing.close()
-    answer = _untested_lines(facts) + _answer(target, hold, best, records, diagnosis)
-    answer += "".join(f"\n\n**Caution:** {c}" for c in caveats(hold, target, best_text))
-    initial = archive.path("initial.opl").read_text(encoding="utf-8")
-    diff = "".join(difflib.unified_diff(Candidate(initial).text.splitlines(keepends=True),
-                                        Candidate(best_text).text.splitlines(keepends=True),
-                                        "initial.opl", f"iter_{best_k}/candidate.opl"))
-    settings = archive.settings()
-    lines = [f"# `opl loop` report — {archive.root.name}", "", f"**Question:** can `{settings['file']}` meet "
-             f"`{target.text}` (and still meet it under its sensitivities), and at what position size?", "",
-             answer, "", f"**Stop:** {stop.kind.replace('_', ' ')} — {stop.reason}.", ""]
-    if hold is not None and hold.get("ok"):
-        run = hold["run"]
-        lines += ["## Hold-out re-measure of the best candidate", "",
-                  f"Iteration {best_k} ({best['decision']['version']}), {run['paths']:,} fresh paths × "
-                  f"{run['horizon_months']} months on seed {run['seed']} (the search used seed "
-                  f"{settings['evaluation']['seed']}), capital {run['capital']:,.0f} {run.get('currency', '')}.", ""]
-        lines += [f"- {s}" for s in size_ranges(hold, target)] + [""]
-        lines += _sweep_table(hold, target) + [""] + _scenario_table(hold, target)
-        lines += _why_not(diagnosis, hold, target)
-    lines += ["## The search", "",
-              f"{len(records) - 1} proposals after the baseline; "
-              f"{sum(1 for r in records[1:] if r['decision']['accepted'])} accepted "
-              f"({sum(1 for r in records[1:] if r['decision']['accepted'] and r['decision']['kind'] == 'design')} "
-              "design changes). Every step with its reason, metric impact and risk: [change_log.md](change_log.md).",
-              "", "| iter | version | change | objective | best | decision |", "|---:|:---|:---|---:|---:|:---|"]
+    return hold, diagnosis, plots, sim_plots
+
+
+def _holdout_section(hold: dict, target: Target, diagnosis, best_k: int, best: dict, settings: dict) -> list[str]:
+    """The report's "Hold-out re-measure" section: the run, the size ranges, the sweep and scenario tables and
+    why the target is not met."""
+    run = hold["run"]
+    lines = ["## Hold-out re-measure of the best candidate", "",
+             f"Iteration {best_k} ({best['decision']['version']}), {run['paths']:,} fresh paths × "
+             f"{run['horizon_months']} months on seed {run['seed']} (the search used seed "
+             f"{settings['evaluation']['seed']}), capital {run['capital']:,.0f} {run.get('currency', '')}.", ""]
+    lines += [f"- {s}" for s in size_ranges(hold, target)] + [""]
+    lines += _sweep_table(hold, target) + [""] + _scenario_table(hold, target)
+    return lines + _why_not(diagnosis, hold, target)
+
+
+def _search_section(records: list, plots: list[str]) -> list[str]:
+    """The report's "The search" section: the counts, a row an iteration, the model components the data
+    removed and the loop's plots."""
+    accepted = [r for r in records[1:] if r["decision"]["accepted"]]
+    lines = ["## The search", "",
+             f"{len(records) - 1} proposals after the baseline; {len(accepted)} accepted "
+             f"({sum(1 for r in accepted if r['decision']['kind'] == 'design')} "
+             "design changes). Every step with its reason, metric impact and risk: [change_log.md](change_log.md).",
+             "", "| iter | version | change | objective | best | decision |", "|---:|:---|:---|---:|---:|:---|"]
     for r in records:
         d = r["decision"]
         lines.append(f"| {r['iteration']} | {d['version']} | {(r['proposal'].get('change') or '—').replace('|', '/')} | "
@@ -519,18 +552,7 @@ def write_final_report(archive, records: list, target: Target, stop, holdout, fa
     if dropped:
         lines += ["", "Risk components removed from the model, each because a data test rejects it:", ""]
         lines += [f"- iteration {k}: `{d['component']}` — {d['test']}" for k, d in dropped]
-    lines += [""] + [f"![{p[:-4]}](final/{p})" for p in plots] + [""]
-    lines += ["## Best candidate", "", f"[best.opl](best.opl) (iteration {best_k}); its change from the file:", "",
-              "```diff", diff.rstrip() or "(unchanged)", "```", ""]
-    lines += _data_section(facts)
-    if sim_plots:
-        lines += ["## Hold-out simulation plots", "", "Base case at the evaluated size "
-                  "([final/report.md](final/report.md) has the simulator's full report):", ""]
-        lines += [f"![{p[:-4]}](final/{p})" for p in sim_plots] + [""]
-    if hold is not None and hold.get("notes"):
-        lines += ["## Notes", ""] + [f"- {n}" for n in hold["notes"]] + [""]
-    path = archive.write_text("report.md", "\n".join(lines))
-    return path, answer
+    return lines + [""] + [f"![{p[:-4]}](final/{p})" for p in plots] + [""]
 
 
 def _data_section(facts: dict) -> list[str]:

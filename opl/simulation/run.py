@@ -237,20 +237,45 @@ def runtime_strategy(checked, compiled, settings: SimSettings, notes: list[str],
     """The file's strategy in runtime form. ``mixed_tenors`` lets option legs have different tenors: the
     month is the shortest one and the longer legs are sold back at market at its end (runtime/README.md);
     without it (given months, `opl backtest`) they are a located error."""
-    from opl.lang import ir
-    from opl.lang.legs import AbsoluteStrike, DaysTenor
-    from opl.runtime.engine.exercise import AssignmentSpec
-    from opl.runtime.engine.hedging import HedgeSpec
     from opl.runtime.engine.legspec import Levels
     from opl.runtime.engine.marking import SmileRule
     from opl.runtime.engine.replay import StrategySpec
-    from opl.simulation.rules import adjust_spec, compile_located, guard_rules, option_leg, score_rule
+    from opl.simulation.rules import adjust_spec, compile_located, guard_rules, score_rule
 
     doc = checked.document
-    legs, futures, tenors, numbers, futures_legs, leg_tenors = [], 0, set(), [], [], []
+    legs, numbers, futures_legs, leg_tenors = _option_legs(checked, compiled, notes)
+    legs, tenor = _one_month(legs, leg_tenors, doc, notes, mixed_tenors)
+    score = score_rule(doc)
+    triggers = [compile_located(value) for value in tuple(doc.exit.triggers) + tuple(doc.exit.appended)]
+    adjust = adjust_spec(checked, settings, tenor_days=tenor, american=legs[0].american)
+    guards = guard_rules(doc, checked.report)
+    hedge = _hedge_spec(settings, notes)
+    levels = Levels(support_width=0.05 if settings.support_width is None else settings.support_width,
+                    resistance_width=0.05 if settings.resistance_width is None else settings.resistance_width)
+    structure = (settings.structure_delta, settings.structure_gamma, settings.structure_vega)
+    uses_gamma = (adjust is not None and adjust.needs_gamma) or (score is not None and score.needs_gamma) or \
+        _reads_structure(doc)
+    return StrategySpec(
+        legs=tuple(legs), futures=sum(qty for _, qty in futures_legs), tenor_days=tenor,
+        multiplier=compiled.legs[0].multiplier, contract_size=0.0, hedge=hedge,
+        assignment=_assignment_spec(doc.assignment), exit_mode=doc.exit.mode,
+        exit_triggers=tuple(triggers), guard_days=settings.guard_days, stop_loss=settings.stop_loss,
+        margin_buffer=settings.margin_buffer, levels=levels,
+        smile=SmileRule(spread=settings.iv_spread, floor=settings.iv_floor, skew=settings.iv_skew,
+                        curvature=settings.iv_curvature), rate=compiled.market.rate, greeks=uses_gamma,
+        leg_numbers=tuple(numbers), futures_legs=tuple(futures_legs), score=score,
+        score_threshold=settings.score_threshold, adjust=adjust, guards=guards, bands=structure)
+
+
+def _option_legs(checked, compiled, notes: list[str]) -> tuple[list, list[int], list[tuple[int, float]], list[float]]:
+    """The file's option legs in runtime form, their leg numbers, the futures legs (number, signed lots) and each
+    option leg's tenor in days; a leg the simulator does not trade (or none at all) is a located E105."""
+    from opl.lang.legs import AbsoluteStrike, DaysTenor
+    from opl.simulation.rules import option_leg
+
+    legs, numbers, futures_legs, leg_tenors = [], [], [], []
     for index, (leg, built) in enumerate(zip(checked.legs, compiled.legs)):
         if leg.kind == "future":
-            futures += leg.signed_qty
             futures_legs.append((index, leg.signed_qty))
             continue
         if not leg.is_option:
@@ -258,16 +283,21 @@ def runtime_strategy(checked, compiled, settings: SimSettings, notes: list[str],
                                 span=leg.span, code="E105")
         if isinstance(leg.strike, AbsoluteStrike):
             notes.append(f"leg {built.index}: the absolute strike {leg.strike} is kept every month")
-        days = leg.tenor.days if isinstance(leg.tenor, DaysTenor) else built.tenor_days
-        tenors.add(days)
-        leg_tenors.append(days)
+        leg_tenors.append(leg.tenor.days if isinstance(leg.tenor, DaysTenor) else built.tenor_days)
         legs.append(option_leg(leg, american=built.exercise == "american"))
         numbers.append(index)
     if not legs:
-        raise SettingsError("nothing to simulate: the strategy has no option legs", span=doc.strategy.span,
+        raise SettingsError("nothing to simulate: the strategy has no option legs", span=checked.document.strategy.span,
                             code="E105")
+    return legs, numbers, futures_legs, leg_tenors
+
+
+def _one_month(legs: list, leg_tenors: list[float], doc, notes: list[str], mixed_tenors: bool) -> tuple[list, float]:
+    """The legs and the month's tenor: the shortest, the longer legs' extra days kept when ``mixed_tenors``
+    (sold back at market at the month's end), else different tenors are a located E105."""
+    tenors = set(leg_tenors)
+    month = min(tenors)
     if len(tenors) > 1 and mixed_tenors:
-        month = min(tenors)
         legs = [replace(leg, extra_days=days - month) for leg, days in zip(legs, leg_tenors)]
         notes.append(f"option legs of different tenors ({', '.join(f'{t:g}d' for t in sorted(tenors))}): each month "
                      f"lasts the shortest, {month:g} days; the longer legs are sold back at market when it ends and "
@@ -276,39 +306,39 @@ def runtime_strategy(checked, compiled, settings: SimSettings, notes: list[str],
         raise SettingsError("the simulator rolls one expiry a month: give every option leg the same tenor "
                             f"(found {', '.join(f'{t:g}d' for t in sorted(tenors))})", span=doc.strategy.span,
                             code="E105")
-    score = score_rule(doc)
-    triggers = [compile_located(value) for value in tuple(doc.exit.triggers) + tuple(doc.exit.appended)]
-    tenor = float(min(tenors))
-    adjust = adjust_spec(checked, settings, tenor_days=tenor, american=legs[0].american)
-    guards = guard_rules(doc, checked.report)
-    hedge = None
-    if settings.hedge_every_days is not None or settings.hedge_keep is not None:
-        steps = hedge_steps(settings.hedge_every_days or 1.0, settings.steps_per_day, notes)
-        keep = settings.hedge_keep or 0.0
-        along = settings.hedge_along if settings.hedge_along not in (None, "none") else (
-            "direction" if keep else "none")
-        hedge = HedgeSpec(every=steps, band=settings.hedge_band or 0.0, keep=keep, along=along)
-    policy = doc.assignment
-    assignment = AssignmentSpec() if policy is None else AssignmentSpec(
-        action=policy.action, storage_per_day=policy.storage_per_day, funding_rate=policy.funding_rate,
-        basis=policy.basis, hold_days=policy.hold_days)
-    levels = Levels(support_width=0.05 if settings.support_width is None else settings.support_width,
-                    resistance_width=0.05 if settings.resistance_width is None else settings.resistance_width)
-    first = compiled.legs[0]
-    structure = (settings.structure_delta, settings.structure_gamma, settings.structure_vega)
-    uses_gamma = (adjust is not None and adjust.needs_gamma) or (score is not None and score.needs_gamma) or any(
-        ir.calls(value, "structure_destabilised")
-        for value in (*doc.exit.triggers, *doc.exit.appended, doc.adjust.when, doc.adjust.abort_if,
-                      *(g.condition for g in doc.guards)) if value is not None)
-    return StrategySpec(
-        legs=tuple(legs), futures=futures, tenor_days=tenor, multiplier=first.multiplier,
-        contract_size=0.0, hedge=hedge, assignment=assignment, exit_mode=doc.exit.mode,
-        exit_triggers=tuple(triggers), guard_days=settings.guard_days, stop_loss=settings.stop_loss,
-        margin_buffer=settings.margin_buffer, levels=levels,
-        smile=SmileRule(spread=settings.iv_spread, floor=settings.iv_floor, skew=settings.iv_skew,
-                        curvature=settings.iv_curvature), rate=compiled.market.rate, greeks=uses_gamma,
-        leg_numbers=tuple(numbers), futures_legs=tuple(futures_legs), score=score,
-        score_threshold=settings.score_threshold, adjust=adjust, guards=guards, bands=structure)
+    return legs, float(month)
+
+
+def _hedge_spec(settings: SimSettings, notes: list[str]):
+    """The futures hedge of the settings (`opl.runtime.engine.hedging.HedgeSpec`), None without one."""
+    from opl.runtime.engine.hedging import HedgeSpec
+
+    if settings.hedge_every_days is None and settings.hedge_keep is None:
+        return None
+    steps = hedge_steps(settings.hedge_every_days or 1.0, settings.steps_per_day, notes)
+    keep = settings.hedge_keep or 0.0
+    along = settings.hedge_along if settings.hedge_along not in (None, "none") else ("direction" if keep else "none")
+    return HedgeSpec(every=steps, band=settings.hedge_band or 0.0, keep=keep, along=along)
+
+
+def _assignment_spec(policy):
+    """The file's assignment policy as the runtime reads it (the default policy without one)."""
+    from opl.runtime.engine.exercise import AssignmentSpec
+
+    if policy is None:
+        return AssignmentSpec()
+    return AssignmentSpec(action=policy.action, storage_per_day=policy.storage_per_day,
+                          funding_rate=policy.funding_rate, basis=policy.basis, hold_days=policy.hold_days)
+
+
+def _reads_structure(doc) -> bool:
+    """Whether an exit trigger, the adjustment's rules or a guard reads `structure_destabilised` (the replay
+    then keeps the legs' gammas)."""
+    from opl.lang import ir
+
+    return any(ir.calls(value, "structure_destabilised")
+               for value in (*doc.exit.triggers, *doc.exit.appended, doc.adjust.when, doc.adjust.abort_if,
+                             *(g.condition for g in doc.guards)) if value is not None)
 
 
 def _calibrate(doc, settings: SimSettings, data, notes: list[str], path, files=None) -> dict | None:
