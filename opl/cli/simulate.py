@@ -70,7 +70,6 @@ def _cell(metrics, metric: str, digits: int = 2) -> str:
 
 def _table(result) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     probe = Console()
     console = Console(width=probe.width if probe.is_terminal else 160)
@@ -78,6 +77,20 @@ def _table(result) -> None:
     console.print(f"[bold]{result.file}[/bold]: {run['paths']:,} paths x {run['horizon_months']} months, seed "
                   f"{run['seed']}, model {' + '.join(result.model['components'])}, capital "
                   f"{run['capital']:,.0f} {run['currency']}")
+    console.print(_sizes_table(result))
+    _base_case_lines(console, result)
+    if result.scenarios:
+        console.print(_scenarios_table(result))
+        for s in result.scenarios:
+            console.print(f"  {s.text}: {s.definition}", markup=False, highlight=False)
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
+
+
+def _sizes_table(result):
+    """The by-size table: a row a swept size, the base case's in bold."""
+    from rich.table import Table
+
     table = Table(title="by size: monthly return, CVaR95 and margin in % of capital, drawdown in % of peak equity; "
                         "± one Monte Carlo standard error (the path is the independent unit)", title_justify="left")
     for column in ("size", "mean\n% cap", "median\n% cap", "p5\n% cap", "p95\n% cap", "loss prob\n% months",
@@ -93,11 +106,17 @@ def _table(result) -> None:
                       f"{m.margin['peak_utilisation']['p95']:.1f}%", f"{m.margin['margin_call_probability']:.2f}%",
                       f"{m.margin['forced_liquidation_probability']:.2f}%", f"{m.exercise['assignment_share']:.2f}%",
                       verdict[holds], style="bold" if size == result.base.size else None)
-    console.print(table)
+    return table
+
+
+def _base_case_lines(console, result) -> None:
+    """The base case's lines under the table: P&L by source, the target, the recommended size, the adjustments
+    and the guards."""
     from opl.runtime.results.metrics import pnl_by_source
 
-    console.print(f"P&L by source at size {result.base.size:g} (means over all months): "
-                  + pnl_by_source(result.base.attribution["per_month"], run["currency"]), markup=False,
+    base = result.base
+    console.print(f"P&L by source at size {base.size:g} (means over all months): "
+                  + pnl_by_source(base.attribution["per_month"], result.run["currency"]), markup=False,
                   highlight=False)
     if result.target is not None:
         console.print(f"target: {result.target}")
@@ -106,32 +125,32 @@ def _table(result) -> None:
                       f"{result.recommended_size['high']:g} lots[/bold]")
     else:
         console.print(f"[bold]recommended size: none[/bold] — {result.recommended_reason}")
-    adj = result.base.adjustments
+    adj = base.adjustments
     if adj.get("actions"):
-        console.print(f"adjustments at size {result.base.size:g}: {adj['rounds_per_month']:.2f} rounds a month, "
+        console.print(f"adjustments at size {base.size:g}: {adj['rounds_per_month']:.2f} rounds a month, "
                       + ", ".join(f"{a['action']} {a['done_per_month']:.2f} done / {a['aborted_per_month']:.2f} "
                                   "aborted" for a in adj["actions"])
                       + f"; {adj['exit_share']:.1f}% of months closed by an abort", markup=False, highlight=False)
-    guards = result.base.guards
+    guards = base.guards
     if guards and (guards["avoided_legs_per_month"] or guards["alerts_per_month"]):
         console.print(f"guards: {guards['avoided_legs_per_month']:.2f} legs a month not opened (avoid_leg_if, W401), "
                       f"{guards['alerts_per_month']:.2f} alerts a month (warn_if, W402) on "
                       f"{guards['alert_path_share']:.1f}% of paths", markup=False, highlight=False)
-    if result.scenarios:
-        why = f" ({result.scenario_size['reason']})" if result.scenario_size else ""
-        st = Table(title=f"scenarios at size {result.scenarios[0].size:g}{why}", title_justify="left")
-        for column in ("scenario", "kind", "mean\n% cap", "median\n% cap", "loss prob\n% months", "dd p95\n% peak",
-                       "CVaR95\n% cap", "liquidation", "target"):
-            st.add_column(column, justify="left" if column in ("scenario", "kind") else "right", no_wrap=True)
-        for s in result.scenarios:
-            m = s.metrics
-            st.add_row(s.text, s.kind, _cell(m, "mean_monthly_return", 3), _cell(m, "median_monthly_return", 3),
-                       _cell(m, "loss_probability", 1), _cell(m, "max_drawdown_p95"),
-                       _cell(m, "cvar_95", 3),
-                       f"{m.margin['forced_liquidation_probability']:.2f}%",
-                       {True: "[green]pass[/green]", False: "[red]fail[/red]", None: "—"}[s.holds])
-        console.print(st)
-        for s in result.scenarios:
-            console.print(f"  {s.text}: {s.definition}", markup=False, highlight=False)
-    for note in result.notes:
-        console.print(f"note: {note}", markup=False, highlight=False)
+
+
+def _scenarios_table(result):
+    """The scenarios' table at their size (why that size, when chosen)."""
+    from rich.table import Table
+
+    why = f" ({result.scenario_size['reason']})" if result.scenario_size else ""
+    table = Table(title=f"scenarios at size {result.scenarios[0].size:g}{why}", title_justify="left")
+    for column in ("scenario", "kind", "mean\n% cap", "median\n% cap", "loss prob\n% months", "dd p95\n% peak",
+                   "CVaR95\n% cap", "liquidation", "target"):
+        table.add_column(column, justify="left" if column in ("scenario", "kind") else "right", no_wrap=True)
+    verdict = {True: "[green]pass[/green]", False: "[red]fail[/red]", None: "—"}
+    for s in result.scenarios:
+        m = s.metrics
+        table.add_row(s.text, s.kind, _cell(m, "mean_monthly_return", 3), _cell(m, "median_monthly_return", 3),
+                      _cell(m, "loss_probability", 1), _cell(m, "max_drawdown_p95"), _cell(m, "cvar_95", 3),
+                      f"{m.margin['forced_liquidation_probability']:.2f}%", verdict[s.holds])
+    return table
