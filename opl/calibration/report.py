@@ -157,16 +157,33 @@ def write_report(result, out_dir: str | os.PathLike) -> Path:
         plots["implied"] = _plot_implied(plt, result, out / PLOTS["implied"])
     result.write_json(out / "calibration.json")
     result.write_block(out / "experiment.opl")
-    rv, sel, jumps = result.realised, result.garch, result.jumps
-    md = ["# Calibration", "", result._data_line(), "", "## Realised volatility", "",
+    md = ["# Calibration", "", result._data_line(), ""]
+    md += _realised_section(result.realised, plots) + _garch_section(result.garch, plots)
+    md += _jumps_section(result.jumps) + _implied_section(result, plots)
+    md += ["## Experiment block", "", "What `opl simulate` reads (also in `experiment.opl`):", "", "```",
+           *result.experiment_lines(), "```", ""]
+    md += [f"- {k}: {v}" for k, v in result.block.sources.items()]
+    md += [f"- note: {n}" for n in result.block.notes]
+    path = out / "calibration.md"
+    path.write_text("\n".join(md) + "\n", encoding="utf-8")
+    return path
+
+
+def _realised_section(rv, plots: dict) -> list[str]:
+    """The report's realised volatility: the estimators over the whole sample and the recent windows."""
+    md = ["## Realised volatility", "",
           f"Annualised with {rv.periods_per_year:g} trading days; close-to-close on {rv.n_returns} returns within "
           f"contracts ({rv.n_excluded} roll-day returns excluded).", ""]
     rows = [("whole sample", f"{rv.close_to_close:.1%}", f"{rv.parkinson:.1%}", f"{rv.garman_klass:.1%}")]
     rows += [(f"last {k}", f"{v['close_to_close']:.1%}", f"{v['parkinson']:.1%}", f"{v['garman_klass']:.1%}")
              for k, v in rv.recent.items()]
     md += _table(rows, ("window", "close-to-close", "Parkinson", "Garman-Klass"))
-    md += ["", f"![Realised volatility]({plots['realised'].name})", "", "## GARCH", "",
-           f"{sel.criterion.upper()} chooses **{sel.chosen}** ({sel.reason}).", ""]
+    return md + ["", f"![Realised volatility]({plots['realised'].name})", ""]
+
+
+def _garch_section(sel, plots: dict) -> list[str]:
+    """The report's GARCH: the criterion's choice, a row a fit with its residual tests, the plots."""
+    md = ["## GARCH", "", f"{sel.criterion.upper()} chooses **{sel.chosen}** ({sel.reason}).", ""]
     rows = []
     for kind, f in sel.fits.items():
         lb = f.ljung_box
@@ -176,22 +193,31 @@ def write_report(result, out_dir: str | os.PathLike) -> Path:
                      f"{lb['resid']['10']:.3f}", f"{lb['squared']['10']:.3f}"))
     md += _table(rows, ("model", "α", "γ", "β", "ν", "persistence", "half-life (days)", "unconditional vol", "BIC",
                         "LB(10) p", "LB²(10) p"))
-    md += ["", "Ljung–Box p-values of the standardised residuals and of their squares: small values on the squares "
-           "mean volatility clustering the model has not captured.", "",
-           f"![Conditional volatility]({plots['garch'].name})", "", f"![QQ]({plots['qq'].name})", "",
-           "## Jumps", "", jumps.summary() + ".", "",
-           f"Method: a day is a jump day when |r − μ| > {jumps.threshold:g} × the conditional sd; the count is "
-           "compared with what the Student-t diffusion alone would put there (opl/calibration/jumps.py).", ""]
+    return md + ["", "Ljung–Box p-values of the standardised residuals and of their squares: small values on the "
+                 "squares mean volatility clustering the model has not captured.", "",
+                 f"![Conditional volatility]({plots['garch'].name})", "", f"![QQ]({plots['qq'].name})", ""]
+
+
+def _jumps_section(jumps) -> list[str]:
+    """The report's jumps: the test's summary, its method and the jump days."""
+    md = ["## Jumps", "", jumps.summary() + ".", "",
+          f"Method: a day is a jump day when |r − μ| > {jumps.threshold:g} × the conditional sd; the count is "
+          "compared with what the Student-t diffusion alone would put there (opl/calibration/jumps.py).", ""]
     if jumps.count:
         md += _table([(d, f"{s:+.2%}") for d, s in zip(jumps.dates, jumps.sizes)], ("day", "log return"))
         md.append("")
-    md += ["## Implied volatility", ""]
+    return md
+
+
+def _implied_section(result, plots: dict) -> list[str]:
+    """The report's implied volatility: the surface's term structure or the summary, the plots and the
+    spread over the model's volatility."""
+    md = ["## Implied volatility", ""]
     if result.surface is not None:
         md += [result.surface.summary().replace("\n  ", "; "), ""]
-        term = result.surface.term
         md += _table([(t["expiry"], t["days"], f"{t['atm']:.1%}", f"{t['skew']:+.3f}", f"{t['curvature']:.3f}",
                        "–" if t["rr25"] is None else f"{t['rr25']:+.2%}", "–" if t["bf25"] is None else
-                       f"{t['bf25']:+.2%}") for t in term],
+                       f"{t['bf25']:+.2%}") for t in result.surface.term],
                      ("expiry", "days", "ATM", "skew", "curvature", "RR25", "BF25"))
         md.append("")
     if result.iv_summary is not None:
@@ -204,10 +230,4 @@ def write_report(result, out_dir: str | os.PathLike) -> Path:
                f"{i['days']} days, {i['source']}); floor {i['floor']:.1%}.", ""]
     else:
         md += ["No implied volatility on the futures' days: the spread and floor keep the simulator's defaults.", ""]
-    md += ["## Experiment block", "", "What `opl simulate` reads (also in `experiment.opl`):", "", "```",
-           *result.experiment_lines(), "```", ""]
-    md += [f"- {k}: {v}" for k, v in result.block.sources.items()]
-    md += [f"- note: {n}" for n in result.block.notes]
-    path = out / "calibration.md"
-    path.write_text("\n".join(md) + "\n", encoding="utf-8")
-    return path
+    return md
