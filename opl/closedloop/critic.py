@@ -370,65 +370,108 @@ def _model_terms(candidate: Candidate):
     return [] if statement is None or statement.value is None else plus_terms(statement.value)
 
 
+@dataclass(frozen=True)
+class _Case:
+    """What the critic's direction rules read of an evaluated candidate (`_directions`)."""
+
+    failing: frozenset
+    values: dict
+    size: float
+    structure: dict
+    scenarios: list
+    keep: float
+    along: str | None
+    has_wings: bool
+    stop: Any
+    early: float
+    costs: float | None
+    jumps: float
+
+    @property
+    def costly(self) -> bool:
+        """Fees and slippage take more of the options' P&L than a hedge should cost."""
+        return self.costs is not None and self.costs > COSTS_OF_PREMIUM
+
+
 def _directions(evaluation, target, candidate, failures, structure, tail, scenarios) -> list[dict[str, str]]:
-    failing = {f["metric"] for f in failures}
+    """The moves worth trying, in the rules' order, each once with its first reason."""
     result = checked(candidate.text)
     doc = result.document
     hedge = doc.hedge if doc is not None else None
-    keep = hedge.keep if hedge is not None else 0.0
-    legs = [leg for leg in result.legs if leg.is_option]
-    has_wings = any(leg.side > 0 for leg in legs)
-    stop = doc.risk.stop_loss if doc is not None else None
-    v = evaluation.values
+    case = _Case(failing=frozenset(f["metric"] for f in failures), values=evaluation.values, size=evaluation.size,
+                 structure=structure, scenarios=scenarios, keep=hedge.keep if hedge is not None else 0.0,
+                 along=hedge.along if hedge is not None else None,
+                 has_wings=any(leg.side > 0 for leg in result.legs if leg.is_option),
+                 stop=doc.risk.stop_loss if doc is not None else None, early=tail["early_exits"]["share"],
+                 costs=tail["hedging"]["costs_of_premium"],
+                 jumps=tail.get("jumps", {}).get("share_of_cvar95", 0.0) or 0.0)
     out: list[dict[str, str]] = []
+    for rule in _DIRECTION_RULES:
+        for move, why in rule(case):
+            if move not in (d["move"] for d in out):
+                out.append({"move": move, "why": why})
+    return out
 
-    def add(move: str, why: str) -> None:
-        if move not in (d["move"] for d in out):
-            out.append({"move": move, "why": why})
 
-    early = tail["early_exits"]["share"]
-    costs = tail["hedging"]["costs_of_premium"]
-    jumps = tail.get("jumps", {}).get("share_of_cvar95", 0.0) or 0.0
+def _size_moves(c: _Case):
     # The evaluated size balances return against drawdown; at the edge of the sweep the balance may lie
     # beyond it, so measuring there comes first (cheap, and it makes every later comparison fairer).
-    if failing and structure.get("size_at_edge") == "largest":
-        add("extend_sizes", "the evaluated size is the largest swept: the balance of return and drawdown may lie "
-                            "beyond it")
-    elif failing and structure.get("size_at_edge") == "smallest" and evaluation.size > 1:
-        add("refine_sizes", "the evaluated size is the smallest swept: sweep smaller sizes")
-    if "loss_probability" in failing:
-        lo, hi = structure["loss_probability_range"]
-        if early > EARLY_EXIT_SHARE:
-            add("loosen_exit", f"{early:.0f}% of months are closed early by an exit trigger: an early close turns a "
-                               "loss that would have recovered by expiry into a realised one")
-        add("widen_strikes", f"loss probability {v['loss_probability']:.1f}% (and {lo:.1f}–{hi:.1f}% at every size): "
-                             "more months must finish inside the strikes")
-        if costs is not None and costs > COSTS_OF_PREMIUM:
-            add("raise_hedge_band", f"fees and slippage take {costs:.0%} of the options' P&L: hedge less often")
-    if "median_monthly_return" in failing:
-        if costs is not None and costs > COSTS_OF_PREMIUM:
-            add("raise_hedge_band", f"fees and slippage take {costs:.0%} of the options' P&L")
-            add("hedge_less_often", f"fees and slippage take {costs:.0%} of the options' P&L")
-        if "loss_probability" not in failing:
-            add("narrow_strikes", "strikes nearer the money collect more premium; the loss probability has room")
-        if hedge is not None and hedge.along == "direction" and keep < 0.3:
-            add("keep_more", f"the hedge keeps only {keep:.0%} along the direction signal, which earns its drift")
-    if "max_drawdown_p95" in failing:
-        if not has_wings:
-            add("add_wings", f"long wings cap the loss of a gap month (jumps make {jumps:.0%} of CVaR95)")
-        else:
-            add("widen_wings" if jumps < TAIL_SHARE else "add_wings", "the wings decide the worst months")
-        add("add_stop_loss" if stop is None else "tighten_stop_loss", "a monthly stop bounds each month's loss")
-        if keep > 0:
-            add("keep_less", f"the kept {keep:.0%} exposure adds directional drawdown")
-    signal_only = [f["metric"] for s in scenarios if s["scenario"].startswith(("hit_rate", "drift"))
-                   for f in s["failures"] if f["metric"] not in failing]
-    if signal_only and keep > 0:
-        add("keep_less", f"`{signal_only[0]}` fails only when the signal is right less often: rely on it less")
-    if "median_monthly_return" in failing and "max_drawdown_p95" in failing:
-        add("refine_sizes", "return and drawdown trade off across sizes: sweep the sizes between them")
-    if has_wings and "median_monthly_return" in failing:
-        add("drop_wings", "the wings cost premium every month")
-    if "loss_probability" in failing and "max_drawdown_p95" not in failing and not (costs and costs > COSTS_OF_PREMIUM):
-        add("lower_hedge_band", "a tighter hedge keeps more months near zero P&L")
-    return out
+    if c.failing and c.structure.get("size_at_edge") == "largest":
+        yield "extend_sizes", ("the evaluated size is the largest swept: the balance of return and drawdown may lie "
+                               "beyond it")
+    elif c.failing and c.structure.get("size_at_edge") == "smallest" and c.size > 1:
+        yield "refine_sizes", "the evaluated size is the smallest swept: sweep smaller sizes"
+
+
+def _loss_moves(c: _Case):
+    if "loss_probability" not in c.failing:
+        return
+    lo, hi = c.structure["loss_probability_range"]
+    if c.early > EARLY_EXIT_SHARE:
+        yield "loosen_exit", (f"{c.early:.0f}% of months are closed early by an exit trigger: an early close turns a "
+                              "loss that would have recovered by expiry into a realised one")
+    yield "widen_strikes", (f"loss probability {c.values['loss_probability']:.1f}% (and {lo:.1f}–{hi:.1f}% at every "
+                            "size): more months must finish inside the strikes")
+    if c.costly:
+        yield "raise_hedge_band", f"fees and slippage take {c.costs:.0%} of the options' P&L: hedge less often"
+
+
+def _median_moves(c: _Case):
+    if "median_monthly_return" not in c.failing:
+        return
+    if c.costly:
+        yield "raise_hedge_band", f"fees and slippage take {c.costs:.0%} of the options' P&L"
+        yield "hedge_less_often", f"fees and slippage take {c.costs:.0%} of the options' P&L"
+    if "loss_probability" not in c.failing:
+        yield "narrow_strikes", "strikes nearer the money collect more premium; the loss probability has room"
+    if c.along == "direction" and c.keep < 0.3:
+        yield "keep_more", f"the hedge keeps only {c.keep:.0%} along the direction signal, which earns its drift"
+
+
+def _drawdown_moves(c: _Case):
+    if "max_drawdown_p95" not in c.failing:
+        return
+    if not c.has_wings:
+        yield "add_wings", f"long wings cap the loss of a gap month (jumps make {c.jumps:.0%} of CVaR95)"
+    else:
+        yield "widen_wings" if c.jumps < TAIL_SHARE else "add_wings", "the wings decide the worst months"
+    yield "add_stop_loss" if c.stop is None else "tighten_stop_loss", "a monthly stop bounds each month's loss"
+    if c.keep > 0:
+        yield "keep_less", f"the kept {c.keep:.0%} exposure adds directional drawdown"
+
+
+def _trade_off_moves(c: _Case):
+    signal_only = [f["metric"] for s in c.scenarios if s["scenario"].startswith(("hit_rate", "drift"))
+                   for f in s["failures"] if f["metric"] not in c.failing]
+    if signal_only and c.keep > 0:
+        yield "keep_less", f"`{signal_only[0]}` fails only when the signal is right less often: rely on it less"
+    if "median_monthly_return" in c.failing and "max_drawdown_p95" in c.failing:
+        yield "refine_sizes", "return and drawdown trade off across sizes: sweep the sizes between them"
+    if c.has_wings and "median_monthly_return" in c.failing:
+        yield "drop_wings", "the wings cost premium every month"
+    if "loss_probability" in c.failing and "max_drawdown_p95" not in c.failing and not (c.costs and c.costly):
+        yield "lower_hedge_band", "a tighter hedge keeps more months near zero P&L"
+
+
+# The critic's direction rules, in the order their moves are listed (a move keeps its first reason).
+_DIRECTION_RULES = (_size_moves, _loss_moves, _median_moves, _drawdown_moves, _trade_off_moves)
