@@ -571,7 +571,6 @@ def prepare(checked, settings: RunSettings | None = None) -> "Prepared":
     evaluator) shares the sweep's paths and replays instead of running them again.
     """
     from opl.runtime.market.margin import with_margin_method
-    from opl.runtime.engine.replay import RunSpec
     from opl.runtime.market.rules import load_pack
     from opl.simulation.scenarios import scenario_plans
 
@@ -585,12 +584,7 @@ def prepare(checked, settings: RunSettings | None = None) -> "Prepared":
     notes: list[str] = list(strategy_model.notes)
 
     try:
-        if strategy_model.underlying.kind != "future" or strategy_model.underlying.rule_pack is None:
-            # a file whose legs the compiler built from its intent has no strategy line to point at
-            span = next((node.span for node in (doc.underlying, doc.strategy) if node is not None and node.span), None)
-            raise SettingsError("`opl simulate` needs options on a future with an exchange rule pack "
-                                "(e.g. `underlying Future(2026-05-15)` and `exchange CZCE`)", span=span,
-                                code="E306")
+        _require_futures_pack(doc, strategy_model)
         settings, spans = settings_from(doc, strategy_model)
         written_vol = _vols(settings)
         calibration = _calibrate(doc, settings, data, notes, path, files)
@@ -616,16 +610,32 @@ def prepare(checked, settings: RunSettings | None = None) -> "Prepared":
     sizes = sorted(set(settings.sizes) | {settings.size})
     for size in sizes:
         _whole_lots(strategy, size)
-    run = RunSpec(process=process, pack=pack, price=strategy_model.market.price, capital=settings.capital,
-                  paths=settings.paths, months=settings.horizon_months, steps_per_day=settings.steps_per_day,
-                  days_per_month=settings.days_per_month, seed=settings.seed, chunk=settings.chunk,
-                  option_ticks=settings.option_slippage_ticks, futures_ticks=settings.futures_slippage_ticks,
-                  exact_american=settings.exact_american, engine=settings.engine,
-                  cash_rate=settings.cash_rate, margin_rate=settings.margin_rate, workers=settings.workers)
+    run = _run_spec(settings, process, pack, strategy_model.market.price)
     target = doc.experiment.target if doc.experiment is not None else None
     return Prepared(path=str(path), checked=checked, settings=settings, strategy=strategy, run=run, plans=plans,
                     sizes=tuple(sizes), notes=notes, calibration=calibration, target=target,
                     target_text=source_text(checked.report, target.span) if target is not None else None)
+
+
+def _require_futures_pack(doc, strategy_model) -> None:
+    """The simulator's market: options on a future with an exchange rule pack, else a located E306."""
+    if strategy_model.underlying.kind != "future" or strategy_model.underlying.rule_pack is None:
+        # a file whose legs the compiler built from its intent has no strategy line to point at
+        span = next((node.span for node in (doc.underlying, doc.strategy) if node is not None and node.span), None)
+        raise SettingsError("`opl simulate` needs options on a future with an exchange rule pack "
+                            "(e.g. `underlying Future(2026-05-15)` and `exchange CZCE`)", span=span, code="E306")
+
+
+def _run_spec(settings: SimSettings, process, pack, price: float):
+    """The replays' `opl.runtime.engine.replay.RunSpec` of the resolved settings."""
+    from opl.runtime.engine.replay import RunSpec
+
+    return RunSpec(process=process, pack=pack, price=price, capital=settings.capital,
+                   paths=settings.paths, months=settings.horizon_months, steps_per_day=settings.steps_per_day,
+                   days_per_month=settings.days_per_month, seed=settings.seed, chunk=settings.chunk,
+                   option_ticks=settings.option_slippage_ticks, futures_ticks=settings.futures_slippage_ticks,
+                   exact_american=settings.exact_american, engine=settings.engine,
+                   cash_rate=settings.cash_rate, margin_rate=settings.margin_rate, workers=settings.workers)
 
 
 def _whole_lots(strategy, size: float) -> None:
