@@ -165,24 +165,32 @@ def detect_rolls(frame: pd.DataFrame, *, method: str = "auto", price: str | None
     if method == "auto":
         method = ("symbol" if "symbol" in frame.columns else
                   "evidence" if "open_interest" in frame.columns else "jump")
-    col = _price_column(frame, price)
-    logp = np.log(frame[col].to_numpy(dtype=float))
-    change = np.diff(logp, prepend=np.nan)
-    dates = frame["trading_date"].to_numpy()
-    if method == "symbol":
-        if "symbol" not in frame.columns:
-            raise ValueError("method='symbol' needs a symbol column")
-        sym = frame["symbol"].astype(str).to_numpy()
-        mask = np.zeros(len(frame), dtype=bool)
-        mask[1:] = sym[1:] != sym[:-1]
-        idx = np.flatnonzero(mask)
-        table = pd.DataFrame({"trading_date": dates[idx], "jump": change[idx],
-                              "from_symbol": sym[idx - 1], "to_symbol": sym[idx]})
-        return Rolls(mask=mask, table=table, method="symbol", price=col)
-    if method not in ("jump", "evidence"):
+    rule = _ROLL_METHODS.get(method)
+    if rule is None:
         raise ValueError(f"unknown method {method!r}")
-    if method == "evidence" and "open_interest" not in frame.columns:
-        raise ValueError("method='evidence' needs an open_interest column")
+    col = _price_column(frame, price)
+    change = np.diff(np.log(frame[col].to_numpy(dtype=float)), prepend=np.nan)
+    return rule(frame, col, change, limit=limit, tick=tick, mad_k=mad_k, oi_k=oi_k, oi_min=oi_min,
+                volume_k=volume_k, merge_days=merge_days)
+
+
+def _symbol_rolls(frame: pd.DataFrame, col: str, change: np.ndarray, **_) -> Rolls:
+    """``symbol``: a roll wherever the contract's symbol changes from the day before."""
+    if "symbol" not in frame.columns:
+        raise ValueError("method='symbol' needs a symbol column")
+    sym = frame["symbol"].astype(str).to_numpy()
+    mask = np.zeros(len(frame), dtype=bool)
+    mask[1:] = sym[1:] != sym[:-1]
+    idx = np.flatnonzero(mask)
+    table = pd.DataFrame({"trading_date": frame["trading_date"].to_numpy()[idx], "jump": change[idx],
+                          "from_symbol": sym[idx - 1], "to_symbol": sym[idx]})
+    return Rolls(mask=mask, table=table, method="symbol", price=col)
+
+
+def _jump_mask(frame: pd.DataFrame, col: str, change: np.ndarray, *, limit, tick: float,
+               mad_k: float) -> tuple[np.ndarray, dict]:
+    """The days whose log change lies beyond ``mad_k`` robust standard deviations (and beyond the daily limit
+    when given), and the bounds used."""
     r = change[1:]
     centre = np.median(r) if len(r) else 0.0
     scale = MAD_TO_SIGMA * np.median(np.abs(r - centre)) if len(r) else 0.0
@@ -193,15 +201,32 @@ def detect_rolls(frame: pd.DataFrame, *, method: str = "auto", price: str | None
         high = max(high, np.log(1.0 + limit + slack))
     mask = np.zeros(len(frame), dtype=bool)
     mask[1:] = (r < low) | (r > high)
-    bounds = dict(price=col, threshold_low=float(low), threshold_high=float(high), scale=float(scale))
-    if method == "evidence":
-        return _with_activity(frame, mask, change, bounds, oi_k=oi_k, oi_min=oi_min, volume_k=volume_k,
-                              merge_days=merge_days)
+    return mask, dict(price=col, threshold_low=float(low), threshold_high=float(high), scale=float(scale))
+
+
+def _jump_rolls(frame: pd.DataFrame, col: str, change: np.ndarray, *, limit, tick: float, mad_k: float,
+                **_) -> Rolls:
+    """``jump``: a roll wherever the price jumps beyond the robust bounds (`_jump_mask`)."""
+    mask, bounds = _jump_mask(frame, col, change, limit=limit, tick=tick, mad_k=mad_k)
     idx = np.flatnonzero(mask)
     rest = np.abs(change[1:][~mask[1:]])
-    table = pd.DataFrame({"trading_date": dates[idx], "jump": change[idx]})
+    table = pd.DataFrame({"trading_date": frame["trading_date"].to_numpy()[idx], "jump": change[idx]})
     return Rolls(mask=mask, table=table, method="jump", largest_unflagged=float(rest.max()) if len(rest) else 0.0,
                  **bounds)
+
+
+def _evidence_rolls(frame: pd.DataFrame, col: str, change: np.ndarray, *, limit, tick: float, mad_k: float,
+                    oi_k: float, oi_min: float, volume_k: float, merge_days: int) -> Rolls:
+    """``evidence``: the jumps confirmed by the open interest's and the volume's activity (`_with_activity`)."""
+    if "open_interest" not in frame.columns:
+        raise ValueError("method='evidence' needs an open_interest column")
+    mask, bounds = _jump_mask(frame, col, change, limit=limit, tick=tick, mad_k=mad_k)
+    return _with_activity(frame, mask, change, bounds, oi_k=oi_k, oi_min=oi_min, volume_k=volume_k,
+                          merge_days=merge_days)
+
+
+# `detect_rolls`' methods.
+_ROLL_METHODS = {"symbol": _symbol_rolls, "jump": _jump_rolls, "evidence": _evidence_rolls}
 
 
 def _log_changes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
