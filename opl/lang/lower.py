@@ -53,6 +53,7 @@ from opl.lang.templates import bind as bind_template
 
 SUPPORTED_MAJOR = "1"
 _ANCHORS = {"ATM": "price", "atm": "price", "support": "support", "resistance": "resistance"}
+_UNMATCHED = object()  # a strike form that does not fit: `Lowerer.strike` reports the mismatch
 _LINEAR_NAMES = {"Stock": "stock", "ETF": "etf", "Cash": "cash", "Future": "future"}
 
 
@@ -183,63 +184,82 @@ class Lowerer:
     # -- strikes and tenors (also used by opl.lang.templates) -------------------------------------
     def strike(self, value: ast.Value) -> StrikeSpec | None:
         value = _unwrap(value)
+        form = _STRIKE_FORMS.get(type(value))
+        found = form(self, value) if form is not None else _UNMATCHED
+        if found is _UNMATCHED:
+            self.mismatch(value, "a strike (480, ATM+5%, +5%, support-100, delta(0.25))")
+            return None
+        return found
+
+    # The forms of a strike, one method each (`_STRIKE_FORMS`): a StrikeSpec, None after a located error, or
+    # _UNMATCHED for `strike`'s mismatch.
+    def _absolute_strike(self, value: ast.Number):
         number = signed_number(value)
-        if number is not None and isinstance(_unwrap(value), ast.Number):
-            if number <= 0:
-                self.error("E205", f"strike must be positive, found {number:g}", value.span, "not positive")
-                return None
-            return AbsoluteStrike(number)
-        if isinstance(value, ast.Unary):  # rc6: +5% / -5% relative to the price
-            pct = signed_percent(value)
-            if pct is not None:
-                return RelativeStrike("price", pct, True)
-            if number is not None:
-                if value.op == "-":
-                    self.error("E205", f"strike must be positive, found {number:g}", value.span, "negative",
-                               "for a strike below the price write `ATM-100` or `-5%`")
-                    return None
-                return RelativeStrike("price", number, False)
-        if isinstance(value, ast.Name) and value.id in _ANCHORS:
-            return RelativeStrike(_ANCHORS[value.id], 0.0, False)
-        if isinstance(value, ast.Binary) and value.op in "+-" and isinstance(_unwrap(value.left), ast.Name):
-            anchor = _unwrap(value.left).id
-            if anchor in _ANCHORS:
-                sign = 1.0 if value.op == "+" else -1.0
-                pct = signed_percent(value.right)
-                if pct is not None:
-                    return RelativeStrike(_ANCHORS[anchor], sign * pct, True)
-                offset = signed_number(value.right)
-                if offset is not None:
-                    return RelativeStrike(_ANCHORS[anchor], sign * offset, False)
-                self.mismatch(value.right, "an offset such as `100` or `2%`")
-                return None
+        if number is None:
+            return _UNMATCHED
+        if number <= 0:
+            self.error("E205", f"strike must be positive, found {number:g}", value.span, "not positive")
+            return None
+        return AbsoluteStrike(number)
+
+    def _signed_strike(self, value: ast.Unary):  # rc6: +5% / -5% relative to the price
+        pct = signed_percent(value)
+        if pct is not None:
+            return RelativeStrike("price", pct, True)
+        number = signed_number(value)
+        if number is None:
+            return _UNMATCHED
+        if value.op == "-":
+            self.error("E205", f"strike must be positive, found {number:g}", value.span, "negative",
+                       "for a strike below the price write `ATM-100` or `-5%`")
+            return None
+        return RelativeStrike("price", number, False)
+
+    def _anchor_strike(self, value: ast.Name):
+        return RelativeStrike(_ANCHORS[value.id], 0.0, False) if value.id in _ANCHORS else _UNMATCHED
+
+    def _offset_strike(self, value: ast.Binary):
+        if value.op not in "+-" or not isinstance(_unwrap(value.left), ast.Name):
+            return _UNMATCHED
+        anchor = _unwrap(value.left).id
+        if anchor not in _ANCHORS:
             self.error("E104", f"`{anchor}` is not a strike anchor", value.left.span, "unknown anchor",
                        "anchors are ATM, support and resistance")
             return None
-        if isinstance(value, ast.Call) and value.func == "delta":
-            args = value.positional
-            level = signed_number(args[0]) if len(args) == 1 else None
-            if level is None:
-                self.error("E103", "`delta(...)` takes one number, e.g. `delta(0.25)`", value.span, "bad delta")
-                return None
-            level = abs(level)
-            if not 0 < level < 1:
-                self.error("E207", f"delta strike must lie strictly between 0 and 1, found {level:g}",
-                           value.span, "out of range", "write the absolute delta, e.g. `delta(0.25)`")
-                return None
-            return DeltaStrike(level)
-        if isinstance(value, (ast.Duration, ast.Date)):
-            self.error("E104", f"expected a strike, found {_kind(value)} `{self._text(value)}`", value.span,
-                       "a tenor where a strike is expected",
-                       "Option takes (Call|Put, strike, tenor): e.g. `Option(Put, 9800, 30d)`")
-            return None
-        if isinstance(value, ast.Percent):
-            self.error("E104", f"a bare percentage `{self._text(value)}` is not a strike", value.span,
-                       "ambiguous strike", f"write `+{value.value:g}%` or `ATM+{value.value:g}%` for a strike "
-                       "above the price")
-            return None
-        self.mismatch(value, "a strike (480, ATM+5%, +5%, support-100, delta(0.25))")
+        sign = 1.0 if value.op == "+" else -1.0
+        pct = signed_percent(value.right)
+        if pct is not None:
+            return RelativeStrike(_ANCHORS[anchor], sign * pct, True)
+        offset = signed_number(value.right)
+        if offset is not None:
+            return RelativeStrike(_ANCHORS[anchor], sign * offset, False)
+        self.mismatch(value.right, "an offset such as `100` or `2%`")
         return None
+
+    def _delta_strike(self, value: ast.Call):
+        if value.func != "delta":
+            return _UNMATCHED
+        args = value.positional
+        level = signed_number(args[0]) if len(args) == 1 else None
+        if level is None:
+            self.error("E103", "`delta(...)` takes one number, e.g. `delta(0.25)`", value.span, "bad delta")
+            return None
+        level = abs(level)
+        if not 0 < level < 1:
+            self.error("E207", f"delta strike must lie strictly between 0 and 1, found {level:g}",
+                       value.span, "out of range", "write the absolute delta, e.g. `delta(0.25)`")
+            return None
+        return DeltaStrike(level)
+
+    def _tenor_as_strike(self, value: ast.Duration | ast.Date):
+        self.error("E104", f"expected a strike, found {_kind(value)} `{self._text(value)}`", value.span,
+                   "a tenor where a strike is expected",
+                   "Option takes (Call|Put, strike, tenor): e.g. `Option(Put, 9800, 30d)`")
+
+    def _bare_percent_strike(self, value: ast.Percent):
+        self.error("E104", f"a bare percentage `{self._text(value)}` is not a strike", value.span,
+                   "ambiguous strike", f"write `+{value.value:g}%` or `ATM+{value.value:g}%` for a strike "
+                   "above the price")
 
     def tenor(self, value: ast.Value) -> TenorSpec | None:
         value = _unwrap(value)
@@ -799,3 +819,10 @@ def lower(module: ast.Module, source: SourceFile) -> tuple[Document, list[Diagno
     lowerer = Lowerer(source)
     document = lowerer.run(module)
     return document, lowerer.sink.items
+
+
+# `Lowerer.strike`'s forms by syntax node (a node of another type is a mismatch).
+_STRIKE_FORMS = {ast.Number: Lowerer._absolute_strike, ast.Unary: Lowerer._signed_strike,
+                 ast.Name: Lowerer._anchor_strike, ast.Binary: Lowerer._offset_strike, ast.Call: Lowerer._delta_strike,
+                 ast.Duration: Lowerer._tenor_as_strike, ast.Date: Lowerer._tenor_as_strike,
+                 ast.Percent: Lowerer._bare_percent_strike}
