@@ -99,11 +99,23 @@ def load_json_legs(source: SourceFile) -> tuple[Document, list[Diagnostic]]:
 
 
 def _leg(source: SourceFile, node, sink: DiagnosticSink):
+    """A leg object as a `Scaled` leg term, or None after its first located error."""
     where = _span(source, node)
     if not (isinstance(node, Tree) and node.data == "object"):
         sink.emit("E013", "each leg must be a JSON object", where, "not an object",
                   help='e.g. {"qty":1,"side":"long","type":"call","strike":480,"exp":30}')
         return None
+    fields = _fields(source, node, sink)
+    kind = _kind_of(source, fields, where, sink) if fields is not None else None
+    side = _side_of(source, fields, node, sink) if kind is not None else None
+    qty = _qty_of(source, fields, node, sink) if side is not None else None
+    leg = _typed_leg(source, fields, node, kind, Leg(kind if kind not in ("call", "put") else "option", 1, 1,
+                                                         span=where), sink) if qty is not None else None
+    return Scaled(qty, side, LegTerm(leg, where), where) if leg is not None else None
+
+
+def _fields(source: SourceFile, node: Tree, sink: DiagnosticSink) -> dict[str, tuple[object, Tree]] | None:
+    """The leg's keys with their scalar values and nodes; None after an unknown key or a number out of range."""
     fields: dict[str, tuple[object, Tree]] = {}
     for pair in (c for c in node.children if c is not None):
         key_token, value = pair.children
@@ -119,6 +131,11 @@ def _leg(source: SourceFile, node, sink: DiagnosticSink):
                       "number out of range")
             return None
         fields[key] = (scalar, value)
+    return fields
+
+
+def _kind_of(source: SourceFile, fields: dict, where, sink: DiagnosticSink) -> str | None:
+    """The leg's ``type``, lower-cased, one of `_TYPES`."""
     if "type" not in fields:
         sink.emit("E103", "a leg needs `type`", where, "no type", help=f"type is one of: {', '.join(_TYPES)}")
         return None
@@ -128,19 +145,32 @@ def _leg(source: SourceFile, node, sink: DiagnosticSink):
         sink.emit("E101", f"unknown primitive `{_raw(source, type_node)}`", _span(source, type_node),
                   "not a leg type", help=f"type is one of: {', '.join(_TYPES)}")
         return None
+    return kind
+
+
+def _side_of(source: SourceFile, fields: dict, node: Tree, sink: DiagnosticSink) -> int | None:
+    """+1 for ``long`` (the default), -1 for ``short``."""
     side_value, side_node = fields.get("side", ("long", node))
     if not (isinstance(side_value, str) and side_value.lower() in ("long", "short")):
         sink.emit("E105", f"`{_raw(source, side_node)}` is not a side", _span(source, side_node),
                   "expected long or short")
         return None
-    side_value = side_value.lower()
+    return 1 if side_value.lower() == "long" else -1
+
+
+def _qty_of(source: SourceFile, fields: dict, node: Tree, sink: DiagnosticSink) -> int | None:
+    """The leg's ``qty``, a positive whole number (1 by default)."""
     qty_value, qty_node = fields.get("qty", (1.0, node))
     if not isinstance(qty_value, float) or qty_value != int(qty_value) or qty_value <= 0:
         code = "E305" if isinstance(qty_value, float) and qty_value <= 0 else "E104"
         sink.emit(code, f"quantity must be a positive whole number, found `{_raw(source, qty_node)}`",
                   _span(source, qty_node), "bad quantity")
         return None
-    leg = Leg(kind if kind not in ("call", "put") else "option", 1, 1, span=where)
+    return int(qty_value)
+
+
+def _typed_leg(source: SourceFile, fields: dict, node: Tree, kind: str, leg: Leg, sink: DiagnosticSink):
+    """``leg`` with what its type needs: an option's strike and tenor, a future's expiry when given."""
     if kind in ("call", "put"):
         strike_value, strike_node = fields.get("strike", (None, node))
         if not isinstance(strike_value, float) or strike_value <= 0:
@@ -148,16 +178,12 @@ def _leg(source: SourceFile, node, sink: DiagnosticSink):
                       "an option leg needs a positive numeric `strike`", _span(source, strike_node), "bad strike")
             return None
         tenor = _tenor(source, fields, node, sink)
-        if tenor is None:
-            return None
-        leg = leg.with_(option_type=kind, strike=AbsoluteStrike(strike_value), tenor=tenor)
-    elif kind == "future" and "expiry" in fields:
+        return None if tenor is None else leg.with_(option_type=kind, strike=AbsoluteStrike(strike_value),
+                                                     tenor=tenor)
+    if kind == "future" and "expiry" in fields:
         tenor = _tenor(source, fields, node, sink)
-        if tenor is None:
-            return None
-        leg = leg.with_(expiry=tenor.date if isinstance(tenor, DateTenor) else None)
-    side = 1 if side_value == "long" else -1
-    return Scaled(int(qty_value), side, LegTerm(leg, where), where)
+        return None if tenor is None else leg.with_(expiry=tenor.date if isinstance(tenor, DateTenor) else None)
+    return leg
 
 
 def _tenor(source: SourceFile, fields, node, sink: DiagnosticSink):
