@@ -401,60 +401,73 @@ def _history_run(history: _History, marked, model, strategy, settings, pack, not
 
 def run_prepared(p: Prepared, progress=None):
     """Fit the band walk-forward (when the file has one) and replay the history; a `BacktestResult`."""
-    import numpy as np
     import pandas as pd
 
-    from opl.backtesting.reopen import Reopener, reopen_after_band
     from opl.backtesting.result import BacktestResult
-    from opl.backtesting.walkforward import walk_forward
     from opl.runtime.engine.historical import GivenMonths
     from opl.runtime.engine.replay import Variant, replay
     from opl.runtime.results.records import package_versions
 
-    strategy, spec, settings, run, months, records = p.strategy, p.spec, p.settings, p.run, p.months, p.records
-    notes = list(p.notes)
+    settings, notes = p.settings, list(p.notes)
     variant = Variant(size=settings.size, fee_factor=settings.fee_factor)
-    opens = pd.DatetimeIndex([r["open"] for r in records])
-    closes = pd.DatetimeIndex([r["close"] for r in records])
-    band = None
-    baseline = None
-    traded = months
-    cycles = p.cycles
-    if spec is not None:
-        reopener = Reopener(p, size=settings.size, fee_factor=settings.fee_factor)
-        band = walk_forward(months, opens=opens, closes=closes, strategy=strategy, run=run, spec=spec,
-                            size=settings.size, fee_factor=settings.fee_factor,
-                            progress=_staged(progress, "fitting the delta band (walk-forward)"), reopener=reopener)
-        traded = band.months
-        baseline = replay(strategy=strategy, run=replace(run, source=GivenMonths.factory(
-            [m.with_band((np.zeros(m.n + 1), np.full(m.n + 1, np.nan))) for m in months])), variants=(variant,),
-            trace=True)
-        if spec.reopen == "next_day":
-            reopened = reopen_after_band(p, band, size=settings.size, fee_factor=settings.fee_factor,
-                                         progress=_staged(progress, "re-opening after band closes"),
-                                         reopener=reopener)
-            traded, records, cycles = reopened.months, reopened.records, reopened.cycles
-            notes.append(_reopen_note(reopened))
-    run = replace(run, months=len(traded))
+    band, baseline, traded, records, cycles = None, None, p.months, p.records, p.cycles
+    if p.spec is not None:
+        band, baseline, traded, records, cycles = _band_passes(p, variant, notes, progress)
+    run = replace(p.run, months=len(traded))
     _stage(progress, "replaying")
-    result = replay(strategy=strategy, run=replace(run, source=GivenMonths.factory(traded)), variants=(variant,),
+    result = replay(strategy=p.strategy, run=replace(run, source=GivenMonths.factory(traded)), variants=(variant,),
                     trace=True)
-    marks = sum(r["marks"] for r in records)
-    chain_marks = sum(r["marks_from_chain"] for r in records)
-    notes.append(f"marks: {chain_marks:,} of {marks:,} option marks at the chain's settlements; the rest, and the "
-                 f"at-the-money volatility, from the surface ({' / '.join(p.surfaces.names)})")
-    notes += _dividend_notes(records)
-    sessions = cycles[-1].end - cycles[0].start + 1
-    if sessions < SHORT_HISTORY:
-        notes.append(f"only {sessions} sessions: the annualised return and the Sharpe ratio of so short a history "
-                     "say little (a quarter, 63 sessions, is the least they need)")
+    notes += _history_notes(p, records, cycles)
     futures = p.market.futures
     dates, base_dates = _equity_dates(futures, cycles), _equity_dates(futures, p.cycles)
     first, last = min(cycles[0].start, p.cycles[0].start), max(cycles[-1].end, p.cycles[-1].end)
     calendar = pd.DatetimeIndex(futures["trading_date"].iloc[first:last + 1])
     return BacktestResult.build(
         file=p.file, data=p.data, files=p.market.files, inputs=_inputs(p.market, cycles), settings=settings,
-        strategy=strategy, pack=p.pack,
+        strategy=p.strategy, pack=p.pack,
         kind=p.kind, cycles=records, dates=dates, result=result, baseline=baseline, band=band,
         notes=notes, versions=package_versions(), surfaces=p.surfaces.names, months=traded, calendar=calendar,
         baseline_dates=base_dates)
+
+
+def _band_passes(p: Prepared, variant, notes: list[str], progress):
+    """The delta band's passes: the walk-forward fit, the replay without the band (the baseline) and, with
+    ``reopen next_day``, the months re-opened after a band close; returns (band, baseline, the months to trade,
+    their records, their cycles)."""
+    import numpy as np
+    import pandas as pd
+
+    from opl.backtesting.reopen import Reopener, reopen_after_band
+    from opl.backtesting.walkforward import walk_forward
+    from opl.runtime.engine.historical import GivenMonths
+    from opl.runtime.engine.replay import replay
+
+    size, fee_factor, months = p.settings.size, p.settings.fee_factor, p.months
+    reopener = Reopener(p, size=size, fee_factor=fee_factor)
+    band = walk_forward(months, opens=pd.DatetimeIndex([r["open"] for r in p.records]),
+                        closes=pd.DatetimeIndex([r["close"] for r in p.records]), strategy=p.strategy, run=p.run,
+                        spec=p.spec, size=size, fee_factor=fee_factor,
+                        progress=_staged(progress, "fitting the delta band (walk-forward)"), reopener=reopener)
+    baseline = replay(strategy=p.strategy, run=replace(p.run, source=GivenMonths.factory(
+        [m.with_band((np.zeros(m.n + 1), np.full(m.n + 1, np.nan))) for m in months])), variants=(variant,),
+        trace=True)
+    if p.spec.reopen != "next_day":
+        return band, baseline, band.months, p.records, p.cycles
+    reopened = reopen_after_band(p, band, size=size, fee_factor=fee_factor,
+                                 progress=_staged(progress, "re-opening after band closes"), reopener=reopener)
+    notes.append(_reopen_note(reopened))
+    return band, baseline, reopened.months, reopened.records, reopened.cycles
+
+
+def _history_notes(p: Prepared, records, cycles) -> list[str]:
+    """The notes on the history replayed: the marks from the chain, the dividends, a history too short."""
+    marks = sum(r["marks"] for r in records)
+    chain_marks = sum(r["marks_from_chain"] for r in records)
+    notes = [f"marks: {chain_marks:,} of {marks:,} option marks at the chain's settlements; the rest, and the "
+             f"at-the-money volatility, from the surface ({' / '.join(p.surfaces.names)})"]
+    notes += _dividend_notes(records)
+    sessions = cycles[-1].end - cycles[0].start + 1
+    if sessions < SHORT_HISTORY:
+        notes.append(f"only {sessions} sessions: the annualised return and the Sharpe ratio of so short a history "
+                     "say little (a quarter, 63 sessions, is the least they need)")
+    return notes
