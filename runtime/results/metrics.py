@@ -181,17 +181,9 @@ def run_metrics(result, variant: int) -> RunMetrics:
         return float(-sorted_r[:k].mean())
 
     dd = result.max_drawdown[variant] * 100.0
-    cvar95_se, cvar99_se = cvar_ses(pm, (0.95, 0.99))
-    errors = {"mean_monthly_return": mean_se(pm), "median_monthly_return": quantile_se(pm, 0.5, flat_sorted=sorted_r),
-              "loss_probability": share_se(pm < 0) * 100.0,
-              "max_drawdown_p95": quantile_se(dd, 0.95), "max_drawdown_p99": quantile_se(dd, 0.99),
-              "cvar_95": cvar95_se, "cvar_99": cvar99_se}
     util = result.peak_margin[variant] * 100.0
     c = {k: v[variant] for k, v in result.counters.items()}
     path_months = paths * months
-    per_month = {k: float(v[variant].sum() / path_months) for k, v in result.buckets.items()}
-    attribution = {"per_month": {**{k: per_month[k] for k in BUCKETS}, "total": float(sum(per_month.values()))}}
-    attribution["percent_of_capital"] = {k: v / capital * 100.0 for k, v in attribution["per_month"].items()}
     return RunMetrics(
         size=result.variants[variant].size, paths=paths, months=months,
         # Percentiles of the sorted returns: the same order statistics, without a partition of 600,000 values each.
@@ -200,29 +192,56 @@ def run_metrics(result, variant: int) -> RunMetrics:
         loss_probability=float(np.mean(r < 0) * 100.0),
         max_drawdown={"mean": float(dd.mean()), **_pcts(dd, (50, 95, 99))},
         cvar={"95": cvar(0.95), "99": cvar(0.99)},
-        attribution=attribution,
+        attribution=_attribution(result, variant, capital, path_months),
         margin={"peak_utilisation": {**_pcts(util, (50, 95, 99)), "max": float(util.max())},
                 "margin_call_probability": float(np.mean(c["margin_calls"] > 0) * 100.0),
                 "forced_liquidation_probability": float(np.mean(c["liquidations"] > 0) * 100.0),
                 "margin_calls_per_path": float(c["margin_calls"].mean())},
-        exercise={"assignment_share": float(c["assigned_months"].sum() / path_months * 100.0),
-                  "delivery_share": float(c["delivered_months"].sum() / path_months * 100.0),
-                  "skipped_share": float(c["skipped_months"].sum() / path_months * 100.0)},
-        trades={"option_lots_per_month": float(c["option_lots"].sum() / path_months),
-                "futures_lots_per_month": float(c["futures_lots"].sum() / path_months),
-                "hedge_trades_per_month": float(c["hedge_trades"].sum() / path_months),
-                "exits_per_month": float(c["exits"].sum() / path_months),
-                "early_exit_share": float(c["early_exits"].sum() / path_months * 100.0)},
-        adjustments={"rounds_per_month": float(c["adjust_rounds"].sum() / path_months) if "adjust_rounds" in c else 0.0,
-                     "exit_share": float(c["adjust_exits"].sum() / path_months * 100.0) if "adjust_exits" in c else 0.0,
-                     "actions": [{"action": text,
-                                  "done_per_month": float(c[f"adjust_done_{i}"].sum() / path_months),
-                                  "aborted_per_month": float(c[f"adjust_aborted_{i}"].sum() / path_months)}
-                                 for i, text in enumerate(getattr(result, "actions", ()))]},
-        guards={"avoided_legs_per_month": float(c["avoided_legs"].sum() / path_months),
-                "alerts_per_month": float(c["alerts"].sum() / path_months),
-                "alert_path_share": float(np.mean(c["alerts"] > 0) * 100.0)},
-        standard_errors=errors)
+        **_counted(c, path_months, getattr(result, "actions", ())),
+        standard_errors=_standard_errors(pm, sorted_r, dd))
+
+
+def _standard_errors(pm: np.ndarray, sorted_r: np.ndarray, dd: np.ndarray) -> dict[str, float]:
+    """The headline metrics' Monte Carlo standard errors, the path the independent unit."""
+    cvar95_se, cvar99_se = cvar_ses(pm, (0.95, 0.99))
+    return {"mean_monthly_return": mean_se(pm), "median_monthly_return": quantile_se(pm, 0.5, flat_sorted=sorted_r),
+            "loss_probability": share_se(pm < 0) * 100.0,
+            "max_drawdown_p95": quantile_se(dd, 0.95), "max_drawdown_p99": quantile_se(dd, 0.99),
+            "cvar_95": cvar95_se, "cvar_99": cvar99_se}
+
+
+def _attribution(result, variant: int, capital: float, path_months: int) -> dict[str, dict[str, float]]:
+    """The P&L by source a month, in currency and in % of capital."""
+    per_month = {k: float(v[variant].sum() / path_months) for k, v in result.buckets.items()}
+    attribution = {"per_month": {**{k: per_month[k] for k in BUCKETS}, "total": float(sum(per_month.values()))}}
+    attribution["percent_of_capital"] = {k: v / capital * 100.0 for k, v in attribution["per_month"].items()}
+    return attribution
+
+
+def _counted(c: dict[str, np.ndarray], path_months: int, actions) -> dict[str, dict]:
+    """The metrics read from the replay's counters: exercise, trades, adjustments and guards."""
+    def per_month(name: str) -> float:
+        return float(c[name].sum() / path_months)
+
+    return dict(
+        exercise={"assignment_share": _share(c["assigned_months"], path_months),
+                  "delivery_share": _share(c["delivered_months"], path_months),
+                  "skipped_share": _share(c["skipped_months"], path_months)},
+        trades={"option_lots_per_month": per_month("option_lots"), "futures_lots_per_month": per_month("futures_lots"),
+                "hedge_trades_per_month": per_month("hedge_trades"), "exits_per_month": per_month("exits"),
+                "early_exit_share": _share(c["early_exits"], path_months)},
+        adjustments={"rounds_per_month": per_month("adjust_rounds") if "adjust_rounds" in c else 0.0,
+                     "exit_share": _share(c["adjust_exits"], path_months) if "adjust_exits" in c else 0.0,
+                     "actions": [{"action": text, "done_per_month": per_month(f"adjust_done_{i}"),
+                                  "aborted_per_month": per_month(f"adjust_aborted_{i}")}
+                                 for i, text in enumerate(actions)]},
+        guards={"avoided_legs_per_month": per_month("avoided_legs"), "alerts_per_month": per_month("alerts"),
+                "alert_path_share": float(np.mean(c["alerts"] > 0) * 100.0)})
+
+
+def _share(counts: np.ndarray, path_months: int) -> float:
+    """A count over the path-months, in %."""
+    return float(counts.sum() / path_months * 100.0)
 
 
 @dataclass(kw_only=True)
