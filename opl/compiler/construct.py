@@ -197,41 +197,12 @@ def _path_c(request, cands, objective) -> np.ndarray:
     a = objective.matrix[:, objective.index].T / objective.scale[:, None]  # k × n
     # variables: long lots (n), short lots (n), slack+ (k), slack- (k)
     cost = np.concatenate([np.full(2 * n, 0.01), np.ones(2 * k)])
-    constraints = [LinearConstraint(np.hstack([a, -a, -np.eye(k), np.eye(k)]), objective.goal / objective.scale,
-                                    objective.goal / objective.scale)]
-    if objective.style in ("Credit", "Debit"):
-        sign = 1.0 if objective.style == "Credit" else -1.0  # credit: net premium below zero
-        row = np.concatenate([sign * objective.premium, -sign * objective.premium, np.zeros(2 * k)])
-        constraints.append(LinearConstraint(row[None, :], -np.inf, -1e-6 * abs(objective.premium).max()))
-    if request.max_risk is not None:
-        # the expiry P&L is piecewise linear with kinks at the strikes: bounding it there, at 0 and far
-        # above (with no net short calls) bounds it everywhere
-        grid = _payoff_matrix(request, cands)
-        prices = np.linspace(0.0, 4 * max(request.price, max(c.strike for c in cands)), grid.shape[0])
-        rows = [int(np.argmin(np.abs(prices - c.strike))) for c in cands] + [0, grid.shape[0] - 1]
-        pnl = grid[sorted(set(rows))]
-        constraints.append(LinearConstraint(np.hstack([pnl, -pnl, np.zeros((len(pnl), 2 * k))]),
-                                            -request.max_risk, np.inf))
-        calls = np.array([1.0 if c.option_type == "call" else 0.0 for c in cands])
-        constraints.append(LinearConstraint(np.concatenate([calls, -calls, np.zeros(2 * k)])[None, :], 0, np.inf))
-    signs = allowed_delta_signs(request.intent)
-    if signs != {-1, 0, 1}:  # the intent's direction is a hard constraint (a Bull book is net long delta)
-        flat = 0.05 * request.multiplier  # the band `direction_kept` calls flat
-        delta = np.concatenate([objective.matrix[:, 0], -objective.matrix[:, 0], np.zeros(2 * k)])
-        low = flat if min(signs) == 1 else -flat if 0 in signs and min(signs) == 0 else -np.inf
-        high = -flat if max(signs) == -1 else flat if max(signs) == 0 else np.inf
-        constraints.append(LinearConstraint(delta[None, :], low, high))
-    total = np.concatenate([np.ones(2 * n), np.zeros(2 * k)])  # at least one lot
-    constraints.append(LinearConstraint(total[None, :], 1, np.inf))
-    upper = np.concatenate([np.full(2 * n, request.max_lots), np.full(2 * k, np.inf)])
-    lower = np.zeros(2 * n + 2 * k)
-    for i, c in enumerate(cands):
-        if not _sellable(request, c):
-            upper[n + i] = 0
-    for leg in base_legs(request):  # the mapped base legs survive the solve (spec §4.3 starts from them)
-        i = _base_anchor(request, cands, leg)
-        held, opposite = (i, n + i) if leg.side > 0 else (n + i, i)
-        lower[held], upper[opposite] = 1, 0
+    rows = [(np.hstack([a, -a, -np.eye(k), np.eye(k)]), objective.goal / objective.scale,
+             objective.goal / objective.scale)]
+    rows += _style_rows(objective, k) + _risk_rows(request, cands, k) + _direction_rows(request, objective, k)
+    rows.append((np.concatenate([np.ones(2 * n), np.zeros(2 * k)])[None, :], 1, np.inf))  # at least one lot
+    constraints = [LinearConstraint(*row) for row in rows]
+    lower, upper = _lot_bounds(request, cands, k)
     integrality = np.concatenate([np.ones(2 * n), np.zeros(2 * k)])
     if request.premium_offset:
         # credit ≥ share × debit is linear in the lots: solve with it first; without it (and the
@@ -246,6 +217,58 @@ def _path_c(request, cands, objective) -> np.ndarray:
     if solution.x is None:
         raise BuildError(f"no leg set meets the targets under the constraints ({solution.message})")
     return np.round(solution.x[:n] - solution.x[n:2 * n])
+
+
+# `_path_c`'s constraint rows, (matrix, low, high) each, over the variables (long lots, short lots, slacks).
+def _style_rows(objective, k: int) -> list[tuple]:
+    """A credit book's net premium below zero, a debit book's above."""
+    if objective.style not in ("Credit", "Debit"):
+        return []
+    sign = 1.0 if objective.style == "Credit" else -1.0
+    row = np.concatenate([sign * objective.premium, -sign * objective.premium, np.zeros(2 * k)])
+    return [(row[None, :], -np.inf, -1e-6 * abs(objective.premium).max())]
+
+
+def _risk_rows(request, cands, k: int) -> list[tuple]:
+    """``max_risk``: the expiry P&L at least -max_risk, and no net short calls."""
+    if request.max_risk is None:
+        return []
+    # the expiry P&L is piecewise linear with kinks at the strikes: bounding it there, at 0 and far
+    # above (with no net short calls) bounds it everywhere
+    grid = _payoff_matrix(request, cands)
+    prices = np.linspace(0.0, 4 * max(request.price, max(c.strike for c in cands)), grid.shape[0])
+    at = [int(np.argmin(np.abs(prices - c.strike))) for c in cands] + [0, grid.shape[0] - 1]
+    pnl = grid[sorted(set(at))]
+    calls = np.array([1.0 if c.option_type == "call" else 0.0 for c in cands])
+    return [(np.hstack([pnl, -pnl, np.zeros((len(pnl), 2 * k))]), -request.max_risk, np.inf),
+            (np.concatenate([calls, -calls, np.zeros(2 * k)])[None, :], 0, np.inf)]
+
+
+def _direction_rows(request, objective, k: int) -> list[tuple]:
+    """The intent's direction as a hard constraint on the book's delta (a Bull book is net long delta)."""
+    signs = allowed_delta_signs(request.intent)
+    if signs == {-1, 0, 1}:
+        return []
+    flat = 0.05 * request.multiplier  # the band `direction_kept` calls flat
+    delta = np.concatenate([objective.matrix[:, 0], -objective.matrix[:, 0], np.zeros(2 * k)])
+    low = flat if min(signs) == 1 else -flat if 0 in signs and min(signs) == 0 else -np.inf
+    high = -flat if max(signs) == -1 else flat if max(signs) == 0 else np.inf
+    return [(delta[None, :], low, high)]
+
+
+def _lot_bounds(request, cands, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The variables' bounds: up to ``max_lots`` a side, none sold that may not be, the base legs kept."""
+    n = len(cands)
+    upper = np.concatenate([np.full(2 * n, request.max_lots), np.full(2 * k, np.inf)])
+    lower = np.zeros(2 * n + 2 * k)
+    for i, c in enumerate(cands):
+        if not _sellable(request, c):
+            upper[n + i] = 0
+    for leg in base_legs(request):  # the mapped base legs survive the solve (spec §4.3 starts from them)
+        i = _base_anchor(request, cands, leg)
+        held, opposite = (i, n + i) if leg.side > 0 else (n + i, i)
+        lower[held], upper[opposite] = 1, 0
+    return lower, upper
 
 
 def _greedy(q: np.ndarray, objective, request, steps: int = 200) -> np.ndarray:
