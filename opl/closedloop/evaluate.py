@@ -330,39 +330,19 @@ class Evaluator:
                                         f"size={grid[0]:g}"])
         sweep = prepared.sweep()
         sweep_run = prepared.result(sweep, [], size=grid[0], reason="")
-        rows = []
-        for size, metrics, _ in sweep.rows:
-            values = metrics.target_values()
-            rows.append({"size": size, "distance": self.target.distance(values), "holds": self.target.holds(values),
-                         "values": values, "errors": metrics.standard_errors, "metrics": metrics})
+        rows = [self._row(size, metrics) for size, metrics, _ in sweep.rows]
         # Returns are P&L / capital; without `capital` in the file the simulator derives it from the base
         # size, so every pass is measured against the sweep's capital.
         capital = sweep_run.run["capital"]
         size, recommended = _pick_size(rows, self.target)
         if recommended is None:
             size = _interpolated_size(rows, self.target) or size
-        scenarios, simulation = [], None
         swept = any(r["size"] == size for r in rows)
-        planned = None
-        if any(p.kind in kinds for p in prepared.plans) or sizes is not None or not swept:
-            note("scenarios" if complete else "sensitivities")
-            planned = prepared.scenario_jobs(size, sweep=sweep, kinds=kinds)
-        # The scenarios and the counterfactuals are independent replays: side by side.
-        counterfactuals = self._counterfactual_runs(candidate, display, size, capital, paths=paths, seed=seed) \
-            if complete else []
-        finished, counterfactuals = self._side_by_side(planned, counterfactuals, note)
-        if finished is not None:
-            results, base = finished
-            # The base case at a swept size is the sweep's own replay, whose metrics the sweep has.
-            known = [next(r["metrics"] for r in rows if r["size"] == size)] if base[0] is sweep.replayed else None
-            at = prepared.at((size,), (base[0], (base[1],)), metrics=known)
-            simulation = prepared.result(at, results, size=size, reason=at.scenario_size()[1])
-            scenarios = self._scenarios(results, size)
+        scenarios, counterfactuals, simulation = self._scenario_pass(
+            candidate, display, prepared, sweep, rows, size, capital, paths=paths, seed=seed, kinds=kinds,
+            complete=complete, measure=sizes is not None or not swept, note=note)
         if not swept:  # measured by the scenario pass, on the same paths as the sweep
-            values = simulation.base.target_values()
-            rows.append({"size": size, "distance": self.target.distance(values), "holds": self.target.holds(values),
-                         "values": values, "errors": simulation.base.standard_errors, "metrics": simulation.base,
-                         "interpolated": True})
+            rows.append({**self._row(size, simulation.base), "interpolated": True})
             rows.sort(key=lambda r: r["size"])
         best = next(r for r in rows if r["size"] == size)
         sensitivity = [s["distance"] for s in scenarios if s["kind"] == "sensitivity"]
@@ -373,6 +353,34 @@ class Evaluator:
             base=best["metrics"].to_dict(), scenarios=scenarios, counterfactuals=counterfactuals,
             run={**sweep_run.run, "size": size, "sizes": list(grid)}, model=sweep_run.model,
             strategy=sweep_run.strategy, notes=self._notes(sweep_run.notes), simulation=simulation)
+
+    def _row(self, size: float, metrics) -> dict[str, Any]:
+        """A size's row of the sweep: its distance to the target, whether it holds, its values and errors."""
+        values = metrics.target_values()
+        return {"size": size, "distance": self.target.distance(values), "holds": self.target.holds(values),
+                "values": values, "errors": metrics.standard_errors, "metrics": metrics}
+
+    def _scenario_pass(self, candidate, display, prepared, sweep, rows, size, capital, *, paths, seed, kinds,
+                       complete, measure, note) -> tuple[list, dict, Any]:
+        """The scenarios (of ``kinds``) and, ``complete``, the counterfactuals at ``size``, replayed side by side;
+        returns the scenario rows, the counterfactuals' entries and the simulation at ``size`` (None when nothing
+        was replayed). ``measure``: replay the base case too (a size the sweep did not measure)."""
+        planned = None
+        if any(p.kind in kinds for p in prepared.plans) or measure:
+            note("scenarios" if complete else "sensitivities")
+            planned = prepared.scenario_jobs(size, sweep=sweep, kinds=kinds)
+        # The scenarios and the counterfactuals are independent replays: side by side.
+        counterfactuals = self._counterfactual_runs(candidate, display, size, capital, paths=paths, seed=seed) \
+            if complete else []
+        finished, counterfactuals = self._side_by_side(planned, counterfactuals, note)
+        if finished is None:
+            return [], counterfactuals, None
+        results, base = finished
+        # The base case at a swept size is the sweep's own replay, whose metrics the sweep has.
+        known = [next(r["metrics"] for r in rows if r["size"] == size)] if base[0] is sweep.replayed else None
+        at = prepared.at((size,), (base[0], (base[1],)), metrics=known)
+        simulation = prepared.result(at, results, size=size, reason=at.scenario_size()[1])
+        return self._scenarios(results, size), counterfactuals, simulation
 
     def _notes(self, notes: list[str]) -> list[str]:
         """The simulator's notes, with its no-data note replaced when the run has data (the loop, not the
