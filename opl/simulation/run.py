@@ -788,11 +788,10 @@ class Prepared:
         The plots show the sweep's base size when ``plot_given_size`` (`--set size=`), else ``size``.
         """
         from opl.runtime.results.metrics import ScenarioResult, SimulationResult
-        from opl.runtime.results.records import package_versions
 
         import numpy as np
 
-        run, strategy, settings = self.run, self.strategy, self.settings
+        run = self.run
         rows = sweep.rows
         base_index = sweep.sizes.index(sweep.base_size)
         # The plots show the size the user asked for (`--set size=`), else the size the scenarios run at: the
@@ -802,52 +801,49 @@ class Prepared:
         plot_size = {"size": sweep.sizes[plot_index], "reason": "the base size" if plot_index == base_index else reason}
         monthly = plotted.monthly[plot_variant]
         equity = run.capital + np.concatenate([np.zeros((monthly.shape[0], 1)), np.cumsum(monthly, axis=1)], axis=1)
-        hits = sweep.replayed.signal_hits
-        cash_rate = strategy.rate if run.cash_rate is None else run.cash_rate
-        process, pack = run.process, run.pack
         return SimulationResult(
-            file=self.path,
-            run={"paths": run.paths, "seed": run.seed, "horizon_months": run.months,
-                 "steps_per_day": run.steps_per_day, "days_per_month": run.days_per_month,
-                 "tenor_days": strategy.tenor_days, "capital": run.capital, "currency": pack.currency,
-                 "rule_pack": pack.name, "margin_method": settings.margin_method,
-                 "margin_combinations": list(pack.margin.combinations), "size": sweep.base_size,
-                 "sizes": list(sweep.sizes),
-                 "chunk": run.chunk, "price": run.price, "rate": strategy.rate,
-                 "cash_rate": cash_rate, "margin_rate": cash_rate if run.margin_rate is None else run.margin_rate,
-                 "versions": package_versions()},
-            model={"components": list(process.components), "vol": process.vol,
-                   "garch": _asdict(process.garch), "jump": _asdict(process.jump), "regime": _asdict(process.regime),
-                   "daily_limit": process.limit, "implied": _asdict(strategy.smile),
-                   "levels": _asdict(strategy.levels),
-                   "realised_hit_rate": hits[0] / hits[1] if hits[1] else None, "calibration": self.calibration},
-            strategy={"legs": [{"type": "call" if leg.is_call else "put", "side": "long" if leg.side > 0 else "short",
-                                "qty": leg.qty, "strike": _asdict(leg.strike), "american": leg.american}
-                               for leg in strategy.legs],
-                      "futures": strategy.futures,
-                      "hedge": _asdict(strategy.hedge), "assignment": _asdict(strategy.assignment),
-                      "exit_mode": strategy.exit_mode, "exit_triggers": len(strategy.exit_triggers),
-                      "guard_days": strategy.guard_days, "stop_loss": strategy.stop_loss,
-                      "margin_buffer": strategy.margin_buffer,
-                      "score_fn": strategy.score.name if strategy.score is not None else None,
-                      "adjust": None if strategy.adjust is None else {
-                          "playbook": [a.text for a in strategy.adjust.playbook],
-                          "cooldown_days": strategy.adjust.cooldown_days, "on_abort": strategy.adjust.on_abort},
-                      "guards": [{"kind": g.kind, "rule": g.text} for g in strategy.guards]},
+            file=self.path, run=self._run_record(sweep), model=self._model_record(sweep.replayed.signal_hits),
+            strategy=_strategy_record(self.strategy),
             target=self.target_text, base=rows[base_index][1], base_holds=rows[base_index][2], sizes=rows,
             recommended_size=sweep.recommended, recommended_reason=sweep.reason,
             scenario_size={"size": size, "reason": reason} if scenarios else None,
             scenarios=[ScenarioResult(name=p.name, kind=p.kind, text=p.text, size=size, metrics=m,
                                       holds=self.verdict(m), definition=p.definition) for p, m in scenarios],
-            notes=self.notes + sweep.notes, plot_size=plot_size, equity=equity, drawdowns=plotted.max_drawdown[plot_variant],
-            peak_margin=plotted.peak_margin[plot_variant], monthly_returns=monthly / run.capital)
+            notes=self.notes + sweep.notes, plot_size=plot_size, equity=equity,
+            drawdowns=plotted.max_drawdown[plot_variant], peak_margin=plotted.peak_margin[plot_variant],
+            monthly_returns=monthly / run.capital)
+
+    def _run_record(self, sweep: Sweep) -> dict:
+        """The result's ``run``: paths, seed, calendar, capital, the pack and its margin, rates and versions."""
+        from opl.runtime.results.records import package_versions
+
+        run, strategy, pack = self.run, self.strategy, self.run.pack
+        cash_rate = strategy.rate if run.cash_rate is None else run.cash_rate
+        return {"paths": run.paths, "seed": run.seed, "horizon_months": run.months,
+                "steps_per_day": run.steps_per_day, "days_per_month": run.days_per_month,
+                "tenor_days": strategy.tenor_days, "capital": run.capital, "currency": pack.currency,
+                "rule_pack": pack.name, "margin_method": self.settings.margin_method,
+                "margin_combinations": list(pack.margin.combinations), "size": sweep.base_size,
+                "sizes": list(sweep.sizes),
+                "chunk": run.chunk, "price": run.price, "rate": strategy.rate,
+                "cash_rate": cash_rate, "margin_rate": cash_rate if run.margin_rate is None else run.margin_rate,
+                "versions": package_versions()}
+
+    def _model_record(self, hits) -> dict:
+        """The result's ``model``: the price process, the implied-volatility rule, the levels, the signal's
+        realised hit rate (``hits``: right, called) and the calibration."""
+        process, strategy = self.run.process, self.strategy
+        return {"components": list(process.components), "vol": process.vol,
+                "garch": _asdict(process.garch), "jump": _asdict(process.jump), "regime": _asdict(process.regime),
+                "daily_limit": process.limit, "implied": _asdict(strategy.smile),
+                "levels": _asdict(strategy.levels),
+                "realised_hit_rate": hits[0] / hits[1] if hits[1] else None, "calibration": self.calibration}
 
 
 @dataclass
 class ScenarioJobs:
     """The replays of `Prepared.scenarios` (``jobs``, for `opl.runtime.engine.replay.replay_many`) and how
     their results become the scenarios' rows (`finish`)."""
-
     jobs: list
     plans: list
     cost_plans: list
@@ -895,3 +891,20 @@ def _asdict(obj):
     from dataclasses import asdict, is_dataclass
 
     return asdict(obj) if obj is not None and is_dataclass(obj) else obj
+
+
+def _strategy_record(strategy) -> dict:
+    """The result's ``strategy``: the legs, futures, hedge, assignment, exits, risk, adjustment and guards."""
+    return {"legs": [{"type": "call" if leg.is_call else "put", "side": "long" if leg.side > 0 else "short",
+                      "qty": leg.qty, "strike": _asdict(leg.strike), "american": leg.american}
+                     for leg in strategy.legs],
+            "futures": strategy.futures,
+            "hedge": _asdict(strategy.hedge), "assignment": _asdict(strategy.assignment),
+            "exit_mode": strategy.exit_mode, "exit_triggers": len(strategy.exit_triggers),
+            "guard_days": strategy.guard_days, "stop_loss": strategy.stop_loss,
+            "margin_buffer": strategy.margin_buffer,
+            "score_fn": strategy.score.name if strategy.score is not None else None,
+            "adjust": None if strategy.adjust is None else {
+                "playbook": [a.text for a in strategy.adjust.playbook],
+                "cooldown_days": strategy.adjust.cooldown_days, "on_abort": strategy.adjust.on_abort},
+            "guards": [{"kind": g.kind, "rule": g.text} for g in strategy.guards]}
