@@ -802,8 +802,30 @@ def _round(archive, evaluator, target, proposer, records, facts, emit, checks: "
     base = records[:first]
     best_k = base[-1]["decision"]["best_iteration"]
     best_text = archive.candidate(best_k)
-    context = _context(target, base, best_text)
     earlier = {r["iteration"]: archive.candidate(r["iteration"]) for r in records[first:]}  # a resumed round's
+    candidates = _proposals(archive, evaluator, proposer, records, facts, emit, checks, budget, rules, first=first,
+                            size=size, best_k=best_k, best_text=best_text, context=_context(target, base, best_text))
+    if not candidates:
+        return []
+    todo = [c for c in candidates if c.to_evaluate]
+    evaluations.quick(todo, best_objective=base[-1]["decision"]["best_objective"], facts=facts)
+    for c in todo:
+        if c.stopped:
+            c.why = (f"stopped unevaluated: its simulation was still running at the end of --minutes (after "
+                     f"{time.perf_counter() - started:,.0f} s of this iteration); the candidate is kept in this "
+                     f"folder, outside the search")
+    out = _decided_in_order(candidates, records, best_k, target, earlier)
+    _keep(evaluations, candidates, [r["decision"]["accepted"] for r in out])
+    seconds = (time.perf_counter() - started) / len(candidates)  # the round's wall time, shared
+    return _round_records(candidates, out, target, facts, first=first,
+                          size=len(records) - first + len(candidates), seconds=seconds)
+
+
+def _proposals(archive, evaluator, proposer, records, facts, emit, checks: "_RoundChecks", budget: "_Budget | None",
+               rules: StopRules, *, first: int, size: int, best_k: int, best_text: str,
+               context) -> list["_Candidate"]:
+    """The round's proposals, each classified (`_classified`) and told the round's earlier ones; the round
+    stops early when the proposer's budgets are spent or it has nothing left."""
     pending = [_pending_entry(r["candidate_sha"], r["proposal"]) for r in records[first:] if r["candidate_sha"]]
     candidates: list[_Candidate] = []
     for k in range(len(records), len(records) + size):
@@ -825,26 +847,20 @@ def _round(archive, evaluator, target, proposer, records, facts, emit, checks: "
         if proposal.text is not None:
             pending.append(_pending_entry(candidate_sha(proposal.text), {"change": proposal.change,
                                                                          "move": proposal.move}))
-    if not candidates:
-        return []
-    todo = [c for c in candidates if c.to_evaluate]
-    evaluations.quick(todo, best_objective=base[-1]["decision"]["best_objective"], facts=facts)
-    for c in todo:
-        if c.stopped:
-            c.why = (f"stopped unevaluated: its simulation was still running at the end of --minutes (after "
-                     f"{time.perf_counter() - started:,.0f} s of this iteration); the candidate is kept in this "
-                     f"folder, outside the search")
-    out = _decided_in_order(candidates, records, best_k, target, earlier)
-    _keep(evaluations, candidates, [r["decision"]["accepted"] for r in out])
-    size_of_round = len(records) - first + len(candidates)
-    seconds = (time.perf_counter() - started) / len(candidates)  # the round's wall time, shared
+    return candidates
+
+
+def _round_records(candidates: list["_Candidate"], out: list[dict[str, Any]], target, facts, *, first: int,
+                   size: int, seconds: float) -> list:
+    """The round's decided records as `IterationRecord`s: each with its evaluation, its diagnosis (made now for
+    an evaluated candidate not yet diagnosed), the round and its share of the round's wall time."""
     typed = []
     for c, record in zip(candidates, out):
         if c.evaluation is not None and not c.diagnosed:
             diagnosis = _diagnose(target, c.evaluation, c.text, facts)
             c.diagnosis, c.diagnosed = diagnosis.to_dict() if diagnosis is not None else None, True
         record.update(evaluation=c.evaluation.to_dict() if c.evaluation is not None else None,
-                      diagnosis=c.diagnosis, round={"first": first, "size": size_of_round}, seconds=seconds)
+                      diagnosis=c.diagnosis, round={"first": first, "size": size}, seconds=seconds)
         text, transcript = record.pop("_text"), record.pop("_transcript")
         typed.append(replace(IterationRecord.from_dict(record, text=text), transcript=tuple(transcript)))
     return typed
