@@ -106,54 +106,66 @@ class AssumptionReport:
         """Write ``assumptions.md`` with the plots beside it; return its path."""
         out = Path(out_dir)
         plots = self.plot(out)
-        rw, hr, fx = self.random_walk, self.hit_rate, self.factors
         md = ["# Assumption tests", "", self._data_line(), ""]
-        md += ["## 1. Short-term random walk (1–21 trading days)", "",
-               f"**Verdict: {rw.verdict}** at α = {rw.alpha:g}, {rw.correction.title()} correction over "
-               f"{len(rw.tests)} tests, n = {rw.n} daily returns of the close within contracts.", "",
-               rw.plain, "", f"*What it means for the model:* {rw.implication}", "",
-               "| test | horizon (days: h lags, q aggregated) | statistic | p | adjusted p | reject |", "|---|---:|---:|---:|---:|---|"]
-        for t in rw.tests:
-            md.append(f"| {t.name} | {t.label} | {t.statistic:.3f} | {t.pvalue:.4f} | "
-                      f"{t.adjusted_pvalue:.4f} | {'yes' if t.reject else 'no'} |")
-        md += ["", "The portmanteau is the heteroskedasticity-robust Ljung–Box; the classical statsmodels "
-               "statistic (not in the verdict, as it over-rejects under volatility clustering): "
-               + ", ".join(f"lag {lag}: p = {row.lb_pvalue:.4f}" for lag, row in rw.ljung_box_classical.iterrows())
-               + ".", "", f"![ACF]({plots['acf'].name})", "", f"![Variance ratios]({plots['variance_ratio'].name})",
-               ""]
-        md += ["## 2. Long-term supply/demand factors", ""]
-        if fx is None:
-            md += ["No factor file given.", ""]
-        else:
-            md += [f"**Verdict: {fx.verdict}**.", "", fx.plain, "", f"*What it means for the model:* "
-                   f"{fx.implication}", ""]
-            if fx.ols:
-                md += ["| term | coefficient | HAC se | p |", "|---|---:|---:|---:|"]
-                md += [f"| {k} | {c['estimate']:.4f} | {c['se']:.4f} | {c['pvalue']:.4f} |"
-                       for k, c in fx.ols["coef"].items()]
-                md.append("")
-            if "factors" in plots:
-                md += [f"![Out-of-sample forecasts]({plots['factors'].name})", ""]
-        md += ["## 3. Direction signal hit rate", ""]
-        if not self.data.get("signals"):
-            md += ["No signals file given.", ""]
-        elif hr.n == 0:
-            md += [hr.plain, ""]
-        else:
-            md += [f"**Verdict for ≥ {hr.claim:.0%}: {hr.verdict}**. Horizon {hr.horizon} trading days, flat "
-                   f"band ±{hr.flat_band:.1%} (log move).", "", hr.plain, "",
-                   f"*What it means for the model:* {hr.implication}", "",
-                   f"- estimate {hr.estimate:.3f} ({hr.hits}/{hr.n}); Wilson [{hr.wilson[0]:.3f}, {hr.wilson[1]:.3f}]; "
-                   f"Clopper–Pearson [{hr.clopper_pearson[0]:.3f}, {hr.clopper_pearson[1]:.3f}]",
-                   f"- unresolved views {len(hr.unresolved)}; windows containing a roll {hr.n_rolls_inside}; "
-                   f"overlapping windows {hr.n_overlapping} (the intervals assume independent outcomes)", ""]
-            md += ["| true rate | views needed (exact) | normal approx. |", "|---:|---:|---:|"]
-            md += [f"| {s['true_rate']:.3f} | {s['exact']} | {s['normal']} |" for s in hr.sample_sizes]
-            md += ["", f"![Hit rate]({plots['hit_rate'].name})", ""]
+        md += _random_walk_markdown(self.random_walk, plots) + _factors_markdown(self.factors, plots)
+        md += _hit_rate_markdown(self.hit_rate, plots, given=bool(self.data.get("signals")))
         md += ["## 4. Strategy under stress", ""] + _stress_markdown(self.stress, plots)
         path = out / "assumptions.md"
         path.write_text("\n".join(md), encoding="utf-8")
         return path
+
+
+def _random_walk_markdown(rw, plots: dict) -> list[str]:
+    """Section 1: the random-walk tests' verdict, a row a test, the classical Ljung–Box and the plots."""
+    md = ["## 1. Short-term random walk (1–21 trading days)", "",
+          f"**Verdict: {rw.verdict}** at α = {rw.alpha:g}, {rw.correction.title()} correction over "
+          f"{len(rw.tests)} tests, n = {rw.n} daily returns of the close within contracts.", "",
+          rw.plain, "", f"*What it means for the model:* {rw.implication}", "",
+          "| test | horizon (days: h lags, q aggregated) | statistic | p | adjusted p | reject |",
+          "|---|---:|---:|---:|---:|---|"]
+    for t in rw.tests:
+        md.append(f"| {t.name} | {t.label} | {t.statistic:.3f} | {t.pvalue:.4f} | "
+                  f"{t.adjusted_pvalue:.4f} | {'yes' if t.reject else 'no'} |")
+    return md + ["", "The portmanteau is the heteroskedasticity-robust Ljung–Box; the classical statsmodels "
+                 "statistic (not in the verdict, as it over-rejects under volatility clustering): "
+                 + ", ".join(f"lag {lag}: p = {row.lb_pvalue:.4f}" for lag, row in rw.ljung_box_classical.iterrows())
+                 + ".", "", f"![ACF]({plots['acf'].name})", "",
+                 f"![Variance ratios]({plots['variance_ratio'].name})", ""]
+
+
+def _factors_markdown(fx, plots: dict) -> list[str]:
+    """Section 2: the supply/demand factors' verdict, their HAC regression and the forecasts' plot."""
+    md = ["## 2. Long-term supply/demand factors", ""]
+    if fx is None:
+        return md + ["No factor file given.", ""]
+    md += [f"**Verdict: {fx.verdict}**.", "", fx.plain, "", f"*What it means for the model:* {fx.implication}", ""]
+    if fx.ols:
+        md += ["| term | coefficient | HAC se | p |", "|---|---:|---:|---:|"]
+        md += [f"| {k} | {c['estimate']:.4f} | {c['se']:.4f} | {c['pvalue']:.4f} |" for k, c in fx.ols["coef"].items()]
+        md.append("")
+    if "factors" in plots:
+        md += [f"![Out-of-sample forecasts]({plots['factors'].name})", ""]
+    return md
+
+
+def _hit_rate_markdown(hr, plots: dict, *, given: bool) -> list[str]:
+    """Section 3: the direction signal's hit rate against its claim, its intervals, the sample sizes a claim
+    needs and the plot (``given``: a signals file was given)."""
+    md = ["## 3. Direction signal hit rate", ""]
+    if not given:
+        return md + ["No signals file given.", ""]
+    if hr.n == 0:
+        return md + [hr.plain, ""]
+    md += [f"**Verdict for ≥ {hr.claim:.0%}: {hr.verdict}**. Horizon {hr.horizon} trading days, flat "
+           f"band ±{hr.flat_band:.1%} (log move).", "", hr.plain, "",
+           f"*What it means for the model:* {hr.implication}", "",
+           f"- estimate {hr.estimate:.3f} ({hr.hits}/{hr.n}); Wilson [{hr.wilson[0]:.3f}, {hr.wilson[1]:.3f}]; "
+           f"Clopper–Pearson [{hr.clopper_pearson[0]:.3f}, {hr.clopper_pearson[1]:.3f}]",
+           f"- unresolved views {len(hr.unresolved)}; windows containing a roll {hr.n_rolls_inside}; "
+           f"overlapping windows {hr.n_overlapping} (the intervals assume independent outcomes)", ""]
+    md += ["| true rate | views needed (exact) | normal approx. |", "|---:|---:|---:|"]
+    md += [f"| {s['true_rate']:.3f} | {s['exact']} | {s['normal']} |" for s in hr.sample_sizes]
+    return md + ["", f"![Hit rate]({plots['hit_rate'].name})", ""]
 
 
 def run_assumptions(*, futures: LoadResult, signals: LoadResult | None = None, factors: LoadResult | None = None,
