@@ -260,6 +260,24 @@ def _slot_tuple(arrays, least: int = 8) -> tuple:
     return out
 
 
+def kept_own(arrays: tuple):
+    """What `keep_own` kept for exactly these ``arrays`` (the same objects, in order), or None."""
+    kept = _TUPLES.get(("own", *map(id, arrays)))
+    return None if kept is None else kept[1]
+
+
+def keep_own(arrays: tuple, made) -> None:
+    """Keep ``made`` — tuples of ``arrays`` themselves (no views), which a kernel writes in place — by the arrays'
+    identities, as `_slot_tuple` keeps its tuples (its references to each array counted: `kept_references`), so
+    that an array the kernel writes is still written in place, not copied, by `replay._unshared`'s test."""
+    if len(_TUPLES) >= _TUPLES_KEPT:
+        forget_tuples()
+    _TUPLES[("own", *map(id, arrays))] = (arrays, made)
+    for x in arrays:
+        if type(x) is np.ndarray and x.base is None:
+            _KEPT_REFS[id(x)] = _KEPT_REFS.get(id(x), 0) + 2
+
+
 # `_slot_tuple`'s tuples by (least, the arrays' ids), each with its arrays (alive, so no other object takes an id
 # while the entry lasts). Emptied when full and at each month's open (`forget_tuples`): a month's entries would
 # keep its marks alive.

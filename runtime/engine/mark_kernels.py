@@ -444,7 +444,19 @@ class SeriesMarks:
         if self.complete:
             return
         held = np.empty(self.value.shape[0], dtype=np.bool_)
-        self.mark(held, (j, j + 1), gamma=False, owned=True, count=_held_paths(qty, held))
+        count = _held_paths(qty, held)
+        if self.done is not None or self.twin is not None:
+            self.mark(held, (j, j + 1), gamma=False, owned=True, count=count)
+            return
+        # `mark`'s steps for one column of the series' own marks (a step's every base leg: its general Python
+        # cost the step more than the kernel at 1,000 paths)
+        known = self.marked.get(j)
+        self.marked[j] = held if known is None else known | held
+        if count:
+            self._run(held, j, j + 1, False, count)
+            if self.with_gamma:
+                owed = self.gamma_owed.get(j)
+                self.gamma_owed[j] = held.copy() if owed is None else owed | held
 
     def mark(self, where: np.ndarray | None = None, columns: tuple[int, int] | None = None,
              gamma: bool = True, *, owned: bool = False, count: int | None = None) -> None:

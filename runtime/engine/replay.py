@@ -2364,6 +2364,7 @@ class _Round:
         self.guarded = any(g.kind == "avoid_leg_if" for g in pass_.strat.guards)
         self._tables: dict[float, tuple] = {}
         self._market_kept: tuple | None = None  # `_market`'s
+        self.hedges = bool(self.amounts.size and 1 in self.kinds)  # a gamma hedge's strikes are snapped up
         # The ledger's counters the round adds to, in the kernel's order (each action's done and aborted last), as
         # a getter of the ledger's dict: one call a round.
         self.counters = operator.itemgetter(
@@ -2401,33 +2402,22 @@ class _Round:
         vol = by_step[1][j].take(cols) if by_step is not None else np.ascontiguousarray(mo.vol[cols, j])
         rows = np.empty((len(self.rolls) + 1, cols.size))
         _round_strikes(mo, j, price, vol, self.rolls, rows)
-        if self.amounts.size and 1 in self.kinds:
+        if self.hedges:
             rows[-1] = mo.snap_up(price)
-        for s in book.slots:
-            q = s._qty  # (`kernels.writable` inline: most are the slot's own already)
-            if not (type(q) is np.ndarray and q.shape == shape and q.dtype == _FLOAT and q.flags.c_contiguous
-                    and q.flags.writeable):
-                s._qty = kernels.writable(q, shape)
-        # The slot tuples, the base slots' and the dynamic slots' apart, each padded with dummies of its types to
-        # eight (`kernelbase._padded`): a tuple's length is part of the kernel's signature, and the loop's
-        # candidates hold books of a few slots to nine (four legs, a roll's slot per leg and the gamma hedge's).
-        # Tuples of every slot padded to sixteen compiled the round's kernels ~9 s of CPU longer.
-        base, dynamic = [s for s in book.slots if not s.dynamic], [s for s in book.slots if s.dynamic]
-        written = tuple(zip(*kernelbase._padded(tuple([_written_marks(s, shape) for s in dynamic]), _BASE_WRITTEN)))
-        if not (o.hedge.flags.writeable and o.hedge.flags.owndata and o.hedge.flags.c_contiguous):
-            o.hedge = np.array(o.hedge, dtype=float)  # a view or a shared array: the round writes its own
+        base, qtys, written = self._own(book, shape)
+        hedge = o.hedge
+        if not (hedge.flags.writeable and hedge.flags.owndata and hedge.flags.c_contiguous):
+            o.hedge = np.array(hedge, dtype=float)  # a view or a shared array: the round writes its own
         o.is_open = kernels.writable(o.is_open, shape, np.bool_)
         p.equity = kernels.writable(p.equity, shape)
         o.month_pnl = kernels.writable(o.month_pnl, shape)
         ledger = p.ledger
-        slots, padded, lots = book.slots, kernelbase._slot_tuple, kernelbase._padded
-        held = np.array([s._held for s in slots], dtype=np.bool_)
+        padded = kernelbase._slot_tuple
+        held = np.array([s._held for s in book.slots], dtype=np.bool_)
         closed = adjust_kernels.round_pass(
             cols=cols, fire=kernelbase._plain_bool(fire, shape), kinds=self.kinds, amounts=self.amounts,
             members=self.members, entries=self.entries, strike_rows=rows, gamma_slot=self.gamma_slot,
-            qtys=(lots(tuple([s._qty for s in base]), kernelbase._SCRATCH),
-                  lots(tuple([s._qty for s in dynamic]), kernelbase._SCRATCH)),
-            strikes=padded([s.strike for s in base]), values=padded([s.value for s in base]),
+            qtys=qtys, strikes=padded([s.strike for s in base]), values=padded([s.value for s in base]),
             gammas=padded([s.gamma for s in base]), slots=self.slots, written=written,
             tables=self._tables_at(book, mo, j), market=self._market(mo), price=price, vol=vol,
             lots_per_option=float(p.lots_per_option), abort=self.abort,
@@ -2437,9 +2427,39 @@ class _Round:
             counters=kernelbase._padded(self.counters(ledger.counters), _NO_COUNTS, _ROUND_COUNTERS),
             early=bool(mo.days_left[j] >= (p.strat.guard_days or 2.0)),
             held=held)
-        for s, h in zip(book.slots, held):
-            s._held = bool(h)
+        for s, h in zip(book.slots, held.tolist()):
+            s._held = h
         return closed
+
+    def _own(self, book: Book, shape: tuple) -> tuple:
+        """The base slots, and the arrays the round writes in place as the kernel takes them: the slots' lots (the
+        base slots' and the dynamic slots' tuples) and the dynamic slots' strikes and marks (``written``: a tuple
+        a mark, `_written_marks`'), each made the slot's own (C-ordered, writable, (variants, paths)) first.
+
+        The slot tuples, the base slots' and the dynamic slots' apart, are each padded with dummies of its types
+        to eight (`kernelbase._padded`): a tuple's length is part of the kernel's signature, and the loop's
+        candidates hold books of a few slots to nine (four legs, a roll's slot per leg and the gamma hedge's).
+        Tuples of every slot padded to sixteen compiled the round's kernels ~9 s of CPU longer. Kept while the
+        arrays are the same objects (`kernelbase.keep_own`; a month's rounds after its first find them so):
+        checking and padding them again cost a round more than its kernel's work at 1,000 paths."""
+        slots = book.slots
+        base, dynamic = [s for s in slots if not s.dynamic], [s for s in slots if s.dynamic]
+        arrays = (*[s._qty for s in slots], *[s.__dict__[name] for s in dynamic for name in _WRITTEN_NAMES])
+        made = kernelbase.kept_own(arrays)
+        if made is not None:
+            return base, *made
+        for s in slots:
+            q = s._qty  # (`kernels.writable` inline: most are the slot's own already)
+            if not (type(q) is np.ndarray and q.shape == shape and q.dtype == _FLOAT and q.flags.c_contiguous
+                    and q.flags.writeable):
+                s._qty = kernels.writable(q, shape)
+        written = tuple(zip(*kernelbase._padded(tuple([_written_marks(s, shape) for s in dynamic]), _BASE_WRITTEN)))
+        lots = kernelbase._padded
+        made = ((lots(tuple([s._qty for s in base]), kernelbase._SCRATCH),
+                 lots(tuple([s._qty for s in dynamic]), kernelbase._SCRATCH)), written)
+        kernelbase.keep_own((*[s._qty for s in slots], *[s.__dict__[name] for s in dynamic for name in _WRITTEN_NAMES]),
+                            made)
+        return base, *made
 
     def _market(self, mo) -> tuple:
         """The month's gamma switch, the marks' grids and its smile as the round's quotes read them, kept while the
@@ -2490,8 +2510,10 @@ def _round_strikes(mo, j: int, price: np.ndarray, vol: np.ndarray, rolls: list, 
         else None
     for row, (_, _, _, rule, extra) in enumerate(rolls):
         t = max(mo.t[j] + extra / DAYS_PER_YEAR, 1e-9)
-        out[row] = mo.snap(rule.strike.resolve(is_call=rule.is_call, price=price, support=support,
-                                               resistance=resistance, iv=iv, t=t, rate=mo.rate))
+        out[row] = rule.strike.resolve(is_call=rule.is_call, price=price, support=support, resistance=resistance,
+                                       iv=iv, t=t, rate=mo.rate)
+    if rolls:  # every row snapped in one call (`_Month.snap` of a fast month, element by element)
+        out[:len(rolls)] = adjust_kernels.snap(mo.pack.option.strike_grid, out[:len(rolls)])
 
 
 _FLOAT = np.dtype(np.float64)
@@ -2505,6 +2527,7 @@ _DUMMY = (np.zeros((1, 1)), np.zeros((1, 1), dtype=np.bool_))  # a base slot's p
 _BASE_WRITTEN = (_DUMMY[0],) * 4 + (_DUMMY[1], _DUMMY[0])
 _WRITTEN = tuple((name, np.dtype(np.bool_ if name == "exercise" else np.float64))
                  for name in ("strike", "value", "delta", "gamma", "exercise", "entry"))
+_WRITTEN_NAMES = tuple(name for name, _ in _WRITTEN)
 
 
 def _written_marks(s: Slot, shape: tuple) -> tuple:
