@@ -2440,14 +2440,25 @@ class _Round:
         to eight (`kernelbase._padded`): a tuple's length is part of the kernel's signature, and the loop's
         candidates hold books of a few slots to nine (four legs, a roll's slot per leg and the gamma hedge's).
         Tuples of every slot padded to sixteen compiled the round's kernels ~9 s of CPU longer. Kept while the
-        arrays are the same objects (`kernelbase.keep_own`; a month's rounds after its first find them so):
-        checking and padding them again cost a round more than its kernel's work at 1,000 paths."""
+        arrays are the same objects (`kernelbase.keep_own`; a month's rounds after its first find them so, but the
+        values, whose tuple is made every round): checking and padding them again cost a round more than its
+        kernel's work at 1,000 paths."""
         slots = book.slots
         base, dynamic = [s for s in slots if not s.dynamic], [s for s in slots if s.dynamic]
-        arrays = (*[s._qty for s in slots], *[s.__dict__[name] for s in dynamic for name in _WRITTEN_NAMES])
-        made = kernelbase.kept_own(arrays)
-        if made is not None:
-            return base, *made
+        values = []  # (the values apart: a re-mark makes a new one every step, while the step's bookings read the old)
+        for s in dynamic:
+            x = s.__dict__["value"]
+            if not (type(x) is np.ndarray and x.shape == shape and x.dtype == _FLOAT and x.flags.c_contiguous
+                    and x.flags.writeable):
+                s.value = x = kernels.writable(x, shape)
+            values.append(x)
+        made = kernelbase.kept_own(_kept_arrays(slots, dynamic)) or self._made_own(slots, base, dynamic, shape)
+        qtys, (strike, *marks) = made
+        return base, qtys, (strike, kernelbase._padded(tuple(values), _DUMMY[0]), *marks)
+
+    @staticmethod
+    def _made_own(slots: list, base: list, dynamic: list, shape: tuple) -> tuple:
+        """`_own`'s tuples of the lots and of the dynamic slots' arrays but their values, kept (`kernelbase.keep_own`)."""
         for s in slots:
             q = s._qty  # (`kernels.writable` inline: most are the slot's own already)
             if not (type(q) is np.ndarray and q.shape == shape and q.dtype == _FLOAT and q.flags.c_contiguous
@@ -2456,10 +2467,9 @@ class _Round:
         written = tuple(zip(*kernelbase._padded(tuple([_written_marks(s, shape) for s in dynamic]), _BASE_WRITTEN)))
         lots = kernelbase._padded
         made = ((lots(tuple([s._qty for s in base]), kernelbase._SCRATCH),
-                 lots(tuple([s._qty for s in dynamic]), kernelbase._SCRATCH)), written)
-        kernelbase.keep_own((*[s._qty for s in slots], *[s.__dict__[name] for s in dynamic for name in _WRITTEN_NAMES]),
-                            made)
-        return base, *made
+                 lots(tuple([s._qty for s in dynamic]), kernelbase._SCRATCH)), (written[0], *written[2:]))
+        kernelbase.keep_own(_kept_arrays(slots, dynamic), made)
+        return made
 
     def _market(self, mo) -> tuple:
         """The month's gamma switch, the marks' grids and its smile as the round's quotes read them, kept while the
@@ -2527,7 +2537,12 @@ _DUMMY = (np.zeros((1, 1)), np.zeros((1, 1), dtype=np.bool_))  # a base slot's p
 _BASE_WRITTEN = (_DUMMY[0],) * 4 + (_DUMMY[1], _DUMMY[0])
 _WRITTEN = tuple((name, np.dtype(np.bool_ if name == "exercise" else np.float64))
                  for name in ("strike", "value", "delta", "gamma", "exercise", "entry"))
-_WRITTEN_NAMES = tuple(name for name, _ in _WRITTEN)
+_KEPT_NAMES = ("strike", "delta", "gamma", "exercise", "entry")  # `_written_marks`' but the value (`_Round._own`)
+
+
+def _kept_arrays(slots: list, dynamic: list) -> tuple:
+    """The arrays `_Round._own` keeps its tuples by: every slot's lots, the dynamic slots' marks but their values."""
+    return (*[s._qty for s in slots], *[s.__dict__[name] for s in dynamic for name in _KEPT_NAMES])
 
 
 def _written_marks(s: Slot, shape: tuple) -> tuple:
