@@ -445,11 +445,16 @@ class SeriesMarks:
             return
         held = np.empty(self.value.shape[0], dtype=np.bool_)
         count = _held_paths(qty, held)
-        if self.done is not None or self.twin is not None:
+        if self.twin is not None:
             self.mark(held, (j, j + 1), gamma=False, owned=True, count=count)
             return
         # `mark`'s steps for one column of the series' own marks (a step's every base leg: its general Python
         # cost the step more than the kernel at 1,000 paths)
+        if self.done is not None:  # marks shared by several replays: what one marked is not marked again
+            done = self.done[j]
+            held &= ~done
+            done |= held
+            count = int(np.count_nonzero(held))
         known = self.marked.get(j)
         self.marked[j] = held if known is None else known | held
         if count:
