@@ -3,7 +3,7 @@
 The compiled twin of `opl.runtime.market.margin` and `opl.runtime.market.combinations` (the
 reference): the pack's single-leg formula and the combination pairings over the series held on
 each path, a block of paths at a time (`_margin_blocks`), then the margin calls, liquidation decision,
-margin peak and drawdown (`_account`), in one call for the step's requirement (`requirement_account`).
+margin peak and drawdown (`_account_row`), in one call for the step's requirement (`requirement_account`).
 The rules every kernel keeps are `opl.runtime.engine.kernels`'.
 """
 
@@ -15,14 +15,16 @@ from functools import lru_cache
 import numpy as np
 
 from opl.runtime.engine import kernelbase
-from opl.runtime.engine.kernelbase import BOOK_SLOTS, _ONE, _TRUE, _ZERO, _grid, _plain, _slot_tuple, njit, prange
+from opl.runtime.engine.kernelbase import (BOOK_SLOTS, _FALSE, _ONE, _TRUE, _ZERO, _grid, _plain, _slot_tuple, njit,
+                                           prange)
 
 __all__ = ["MarginRule", "book_margin", "account", "requirement_account"]
 
-# Paths a margin block does for every variant: its scratch (a few series' rows) stays in the first-level cache.
-_MARGIN_BLOCK = 256
-# Held series are bits of an int64 per element: from this slot on they share the top bit, and an element holding
-# one is paired the general way (`_pair_rows`). An argument of the kernels, so tests can lower it.
+# Paths a margin block does for every variant: its scratch (ten rows of the held series' numbers) stays in the
+# second-level cache, and the arrays' reference counts a block (a few dozen atomic adds) cost little an element.
+_MARGIN_BLOCK = 1024
+# An element holding a series from this slot on is paired the general way (`_pair_rest`). An argument of the
+# kernels, so tests can lower it.
 _WIDE_BIT = 62
 
 
@@ -30,13 +32,11 @@ if njit is not None:
     # -- margin (opl.runtime.market.margin, opl.runtime.market.combinations) ----------------------------------
     # The formulas are written exactly as the reference writes them (max(a, b) = (a + b + |a - b|) / 2 in
     # the combinations, the same sums in the same order), so a requirement is the reference's bit for bit.
-    # Blocks of paths (`_margin_blocks`): each series' row read once into a block-sized scratch, then the
-    # elements one by one — most hold none or a strangle's two legs, paired on numbers. The series' arrays are
-    # read where they lie (tuples of arrays, no (series, variants, paths) copy): copying them cost more than the
-    # arithmetic. Blocks are independent, so the step's requirement has a parallel twin. Measured on a jujube
-    # run's own calls (10,000 paths; variants x paths elements): the blocks' loop inside one kernel, plain
-    # loops for the rows and a vectorised account took a step's requirement and account from ~40 to ~25 ns
-    # an element.
+    # Blocks of paths (`_margin_blocks`): each series' rows read once, in place, in a loop that keeps an
+    # element's held call and held put (most elements hold none or a strangle's two legs), then every element
+    # paired from those in another vectorised loop; the few holding more are paired one by one. The series'
+    # arrays are read where they lie (tuples of arrays, no (series, variants, paths) copy): copying them cost
+    # more than the arithmetic. Blocks are independent, so the step's requirement has a parallel twin.
 
     @njit(cache=True, inline="always")
     def _cmax(a, b):
@@ -208,6 +208,19 @@ if njit is not None:
         return paired
 
     @njit(cache=True, inline="always")
+    def _call_put(same_expiry, k_c, p_c, q_c, m_c, k_p, p_p, q_p, m_p, unit, spread, straddle, strangle, both_orders):
+        # `_two` of a call and a put, whichever comes first in the book: no spread pairs them and the straddle
+        # takes the call first, so both orders of `_two_order` are one sum (the unpaired lots' (0.0 + x) + y is
+        # (0.0 + y) + x: addition commutes, and 0.0 + only turns -0.0 into 0.0; the other order's 0.0 + s + 0.0
+        # is 0.0 + s). That sum once, and `_two`'s smaller of the two orders as _cmin(x, x) (x itself only where
+        # x is finite).
+        can_spread = spread and (q_c > 0 or q_p > 0)
+        can_straddle = straddle or strangle
+        paired = _two_order(True, True, False, same_expiry, k_c, p_c, q_c, m_c, k_p, p_p, q_p, m_p, unit, can_spread,
+                            can_straddle, straddle, strangle)
+        return _cmin(paired, paired) if both_orders and can_spread and can_straddle else paired
+
+    @njit(cache=True, inline="always")
     def _fill(dst, i, x, v, p0, p1, cols, picked):
         # dst[i, :p1 - p0] = row v of ``x`` (broadcast to (variants, paths), as `_at` reads it) at paths p0..p1,
         # through ``cols`` when picked. Plain loops over indices: a slice assignment (numba's general broadcast
@@ -225,61 +238,16 @@ if njit is not None:
                 dst[i, p] = x[vi, p0 + p]
 
     @njit(cache=True, inline="always")
+    def _u(p0, p):
+        # Path p0 + p as an unsigned index: numba checks a signed index for a negative value at each element
+        # (p alone, a loop's counter from 0, is known not to be), which keeps a loop scalar; a row's view
+        # instead costs a reference counted (an atomic add and subtract) a block and row.
+        return np.uint64(p0) + np.uint64(p)
+
+    @njit(cache=True, inline="always")
     def _same(a, b):
         # Two rates alike, NaN (no such rate in the pack) alike too.
         return a == b or (a != a and b != b)
-
-    @njit(cache=True, inline="always")
-    def _bit_at(bits, i):
-        # The index of the lowest set bit of ``bits`` from i on.
-        while not bits >> i & 1:
-            i += 1
-        return i
-
-    @njit(cache=True, inline="always")
-    def _series_rows(v, again, p0, p1, is_call, strikes, premiums, qtys, n, cols, picked, f, fr, czce, otm_weight,
-                     floor_weight, r, mr, put_cap, unit, wide_bit, qb, kb, pb, mb, held_bits):
-        # Variant v's rows of every series at paths p0..p1 (`_margin_blocks`): the lots, the strike, the premium and
-        # a lot's own margin — for every element, without a branch (an element not holding the series never
-        # reads them) — and a bit per held series. A series marked per path keeps the margins of the variant
-        # before when ``again`` (its rates are the same: the same operations on the same inputs).
-        width = p1 - p0
-        for p in range(width):
-            held_bits[p] = 0
-        for i in range(n):
-            call, bit = is_call[i], 1 << min(i, wide_bit)
-            lots, strike, premium = qtys[i], strikes[i], premiums[i]
-            fresh = not (again and strike.shape[0] == 1 and premium.shape[0] == 1)
-            if not picked and lots.shape[1] > 1 and strike.shape[1] > 1 and premium.shape[1] > 1:
-                # Every row per path (most): the block's rows as views, copied by loops over plain indices
-                # (an index p0 + p is checked for a negative value at each element) that the compiler vectorises.
-                lr = lots[v if lots.shape[0] > 1 else 0, p0:p1]
-                qr = qb[i]
-                for p in range(width):
-                    qr[p] = lr[p]
-                for p in range(width):
-                    held_bits[p] |= bit * (qr[p] != 0.0)
-                if fresh:
-                    kr, xr, mr_ = kb[i], pb[i], mb[i]
-                    ks = strike[v if strike.shape[0] > 1 else 0, p0:p1]
-                    xs = premium[v if premium.shape[0] > 1 else 0, p0:p1]
-                    for p in range(width):
-                        kr[p] = ks[p]
-                    for p in range(width):
-                        xr[p] = xs[p]
-                    for p in range(width):
-                        mr_[p] = _series_margin(call, f[p], kr[p], xr[p], fr, czce, otm_weight, floor_weight, r, mr,
-                                                put_cap, unit)
-                continue
-            _fill(qb, i, lots, v, p0, p1, cols, picked)
-            if fresh:
-                _fill(kb, i, strike, v, p0, p1, cols, picked)
-                _fill(pb, i, premium, v, p0, p1, cols, picked)
-                for p in range(width):
-                    mb[i, p] = _series_margin(call, f[p], kb[i, p], pb[i, p], fr, czce, otm_weight, floor_weight, r,
-                                              mr, put_cap, unit)
-            for p in range(width):
-                held_bits[p] |= bit * (qb[i, p] != 0.0)
 
     @njit(cache=True, inline="always")
     def _futures_rows(v, p0, p1, cols, picked, f, lots, hedge, other, summed, fr, contract_size, futures_underlying,
@@ -293,9 +261,9 @@ if njit is not None:
             # The step's requirement (the book's futures one number, the hedge and other futures per path):
             # one pass, the same sum.
             a = abs(lots[v if lots.shape[0] > 1 else 0, 0])
-            hr, orow = hedge[v if hedge.shape[0] > 1 else 0, p0:p1], other[v if other.shape[0] > 1 else 0, p0:p1]
+            vh, vo = (v if hedge.shape[0] > 1 else 0), (v if other.shape[0] > 1 else 0)
             for p in range(width):
-                total[p] = fr * f[p] * contract_size * (a + abs(hr[p]) + abs(orow[p]))
+                total[p] = fr * f[p] * contract_size * (a + abs(hedge[vh, _u(p0, p)]) + abs(other[vo, _u(p0, p)]))
             return
         _fill(fut, 0, lots, v, p0, p1, cols, picked)
         if summed:
@@ -311,109 +279,201 @@ if njit is not None:
                 total[p] = f[p] * contract_size * fut[0, p]
 
     @njit(cache=True, inline="always")
-    def _pair_rows(v, p0, width, is_call, expiry, n, unit, spread, straddle, strangle, both_orders, wide_bit, qb,
-                   kb, pb, mb, held_bits, total, held_at, gather, out):
-        # Variant v's requirement at paths p0..p0 + width: the futures' ``total`` plus the options' paired
-        # requirement, element by element. An element holding no series adds 0.0; the ones holding some are
-        # listed first (``held_at``: no branch an element to mispredict) and paired: one or two series on numbers
-        # (`_one`, `_two`), more gathered in the book's order (`_paired`, into ``gather``'s arrays). (At most
-        # thirty arguments for a function inlined: Python passes more as a tuple, which numba does not inline.)
-        row = out[v, p0:p0 + width]
-        for p in range(width):
-            row[p] = total[p] + 0.0
-        if n == 0:
-            return
-        m = 0
-        for p in range(width):
-            held_at[m] = p
-            m += held_bits[p] != 0
-        for x in range(m):
-            p = held_at[x]
-            bits = held_bits[p]
-            rest = bits & (bits - 1)
-            if bits >> wide_bit == 0 and rest & (rest - 1) == 0:
-                a = _bit_at(bits, 0)
-                if rest == 0:
-                    paired = _one(qb[a, p], mb[a, p])
-                else:
-                    b = _bit_at(rest, a + 1)
-                    paired = _two(is_call[a], expiry[a] == expiry[b], kb[a, p], pb[a, p], qb[a, p], mb[a, p], kb[b, p],
-                                  pb[b, p], qb[b, p], mb[b, p], is_call[b], unit, spread, straddle, strangle,
-                                  both_orders)
-            else:
-                cc, ce, k, prem, q, margin, short, long, short2, long2 = gather
-                h = _ZERO
-                for i in range(n):
-                    if qb[i, p] != 0.0:
-                        q[h], k[h], prem[h], margin[h] = qb[i, p], kb[i, p], pb[i, p], mb[i, p]
-                        cc[h], ce[h] = is_call[i], expiry[i]
-                        h += 1
-                paired = _paired(h, cc, ce, k, prem, q, margin, short, long, short2, long2, unit, spread, straddle,
-                                 strangle, both_orders)
-            out[v, p0 + p] = total[p] + paired
-
-    @njit(cache=True, inline="always")
     def _nanmax(a, b):
         # numpy.maximum: NaN wins (`_npmax`, as selects: a loop of these vectorises).
         return math.nan if a != a or b != b else (a if a >= b else b)
 
+    @njit(cache=True, inline="always")
+    def _account_row(v, p0, width, equity, requirement, capital, margin_buffer, calls, liquidate, peak_margin, peak,
+                     max_dd):
+        # replay._Pass._requirement's account of variant v at paths p0..p0 + width: the call, the liquidation
+        # decided, the peaks and the drawdown. Flags combined with ``&`` and numpy's division (inf or NaN, not an
+        # exception, at a peak of 0, as the reference: the caller's error model is numpy's), no branch an element
+        # but masked stores, so the compiler vectorises the loop.
+        # A counter or peak is written only where it changes (masked stores: most of a step's elements leave
+        # them as they are, and an unwritten line costs no write back). _nanmax(a, b) is ``a`` itself where
+        # a >= b, so skipping the store there keeps every bit.
+        keep = 1.0 - margin_buffer
+        for p in range(width):
+            c = _u(p0, p)
+            e, r = equity[v, c], requirement[v, c]
+            call = (e < r) & (r > 0)
+            if call:
+                calls[v, c] += 1
+            liquidate[v, c] = call & (e < keep * r)
+            pm, used = peak_margin[v, c], r / capital
+            if not pm >= used:
+                peak_margin[v, c] = _nanmax(pm, used)
+            top = peak[v, c]
+            if not top >= e:
+                top = _nanmax(top, e)
+                peak[v, c] = top
+            dd, fall = max_dd[v, c], (top - e) / top
+            if not dd >= fall:
+                max_dd[v, c] = _nanmax(dd, fall)
+
     @njit(cache=True, error_model="numpy")
     def _account(p0, p1, equity, requirement, capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd):
-        # replay._Pass._requirement's account, paths p0..p1 of every variant: the call, the liquidation decided, the peaks and
-        # the drawdown. A variant's rows as views and flags combined with ``&``, and numpy's division (inf or
-        # NaN, not an exception, at a peak of 0, as the reference): no branch an element, so the compiler
-        # vectorises the loop (a third of the time of the step's margin before).
-        keep = 1.0 - margin_buffer
+        # replay._Pass._requirement's account, paths p0..p1 of every variant (`_account_row`).
         for v in range(equity.shape[0]):
-            e_, r_, c_, l_ = equity[v, p0:p1], requirement[v, p0:p1], calls[v, p0:p1], liquidate[v, p0:p1]
-            pm_, pk_, dd_ = peak_margin[v, p0:p1], peak[v, p0:p1], max_dd[v, p0:p1]
-            for p in range(p1 - p0):
-                e, r = e_[p], r_[p]
-                call = (e < r) & (r > 0)
-                c_[p] += call
-                l_[p] = call & (e < keep * r)
-                pm_[p] = _nanmax(pm_[p], r / capital)
-                top = _nanmax(pk_[p], e)
-                pk_[p] = top
-                dd_[p] = _nanmax(dd_[p], (top - e) / top)
+            _account_row(v, p0, p1 - p0, equity, requirement, capital, margin_buffer, calls, liquidate, peak_margin,
+                         peak, max_dd)
+
+    # An element's kind (`_margin_blocks`): its held calls counted in units of 1, its held puts in units of _PUT,
+    # its held series paired the general way (from ``wide_bit`` on) in units of _GENERAL.
+    _PUT, _GENERAL = 1 << 20, 1 << 40
 
     @njit(cache=True)
+    def _pair_rest(v, p0, width, is_call, expiry, strikes, premiums, qtys, n, cols, picked, unit, spread, straddle,
+                   strangle, both_orders, wide_bit, kind, margins, total, out):
+        # `_margin_blocks`' elements of variant v at paths p0..p0 + width holding more than a call and a put, or a
+        # series from ``wide_bit`` on: listed, their series gathered a series at a time, then each paired in the
+        # book's order — two series on numbers (`_two`), more in arrays (`_paired`). (A call of its own: it
+        # takes the series' tuples, whose arrays are reference counted at each call, and runs on few blocks.)
+        held_at = np.empty(width, dtype=np.int64)
+        m = 0
+        for p in range(width):
+            kd = kind[p]
+            held_at[m] = p
+            m += not (kd == 0 or kd == 1 or kd == _PUT or kd == 1 + _PUT)
+        gq, gk, gx = np.empty((n, m)), np.empty((n, m)), np.empty((n, m))
+        for i in range(n):
+            ql, ks, xs = qtys[i], strikes[i], premiums[i]
+            vq, vk, vx = (v if ql.shape[0] > 1 else 0), (v if ks.shape[0] > 1 else 0), (v if xs.shape[0] > 1 else 0)
+            for x in range(m):
+                c = cols[p0 + held_at[x]] if picked else p0 + held_at[x]
+                gq[i, x] = ql[vq, c if ql.shape[1] > 1 else 0]
+                gk[i, x] = ks[vk, c if ks.shape[1] > 1 else 0]
+                gx[i, x] = xs[vx, c if xs.shape[1] > 1 else 0]
+        cc, ce, k, prem, q, margin = (np.empty(n, dtype=np.bool_), np.empty(n), np.empty(n), np.empty(n),
+                                      np.empty(n), np.empty(n))
+        short, long, short2, long2 = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+        for x in range(m):
+            p = held_at[x]
+            h, b = _ZERO, -1
+            for i in range(n):
+                if gq[i, x] != 0.0:
+                    q[h], k[h], prem[h], margin[h] = gq[i, x], gk[i, x], gx[i, x], margins[i, p]
+                    cc[h], ce[h], b = is_call[i], expiry[i], i
+                    h += 1
+            if h == 2 and b < wide_bit:
+                paired = _two(cc[0], ce[0] == ce[1], k[0], prem[0], q[0], margin[0], k[1], prem[1], q[1], margin[1],
+                              cc[1], unit, spread, straddle, strangle, both_orders)
+            else:
+                paired = _paired(h, cc, ce, k, prem, q, margin, short, long, short2, long2, unit, spread, straddle,
+                                 strangle, both_orders)
+            out[v, p0 + p] = total[p] + paired
+
+    @njit(cache=True, error_model="numpy")
     def _margin_blocks(lo, hi, is_call, expiry, strikes, premiums, qtys, n, cols, price, lots, hedge, other, summed,
                        futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size,
-                       futures_underlying, spread, straddle, strangle, both_orders, wide_bit, out):
-        # Elements lo..hi of every variant (`_book_margin`), a block of paths at a time: for each variant the
-        # series' rows into a block-sized scratch (`_series_rows`, in cache), the futures' (`_futures_rows`),
-        # then element by element (`_pair_rows`). The blocks' loop is here, not a call a block: a call's
-        # arguments (some forty arrays, each reference counted) cost as much as a block's margin.
+                       futures_underlying, spread, straddle, strangle, both_orders, wide_bit, out, account, equity,
+                       capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd):
+        # Elements lo..hi of every variant (`_book_margin`), a block of paths at a time, each variant in passes
+        # over the block that the compiler vectorises: the futures' requirement (`_futures_rows`); each series'
+        # lots, strike, premium and a lot's own margin, kept per element for its one held call and its one held
+        # put (most elements hold none, or a strangle's two legs); every element's requirement from those —
+        # none, one series (`_one`), a call and a put (`_call_put`) —, the few holding more paired apart
+        # (`_pair_rest`); then, with ``account``, the account after it (`_account_row`; numpy's error model
+        # for its division). Written flat: an array bound to a helper's argument, a row's view or an array
+        # taken from a tuple is reference counted (an atomic add and subtract), so a helper called a block
+        # with the series' tuples (48 arrays) cost more than the block's arithmetic.
         variants, size = out.shape[0], min(_MARGIN_BLOCK, hi - lo)
-        qb, kb, pb, mb = np.empty((n, size)), np.empty((n, size)), np.empty((n, size)), np.empty((n, size))
-        f, total, fut = np.empty(size), np.empty(size), np.empty((3, size))
-        held_bits, held_at = np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64)
-        gather = (np.empty(n, dtype=np.bool_), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n),
-                  np.empty(n), np.empty(n), np.empty(n), np.empty(n))
         picked = cols.shape[0] > 0
+        f, total, kind = np.empty(size), np.empty(size), np.empty(size, np.int64)
+        # sides: an element's held call's lots, strike, premium, margin a lot and expiry, then its held put's
+        fut, rows, sides, margins = np.empty((3, size)), np.empty((3, size)), np.empty((10, size)), np.empty((n, size))
         for p0 in range(lo, hi, _MARGIN_BLOCK):
             p1 = min(hi, p0 + _MARGIN_BLOCK)
             width = p1 - p0
             if price.shape[0] == 1:
                 for p in range(width):
                     f[p] = price[0]
+            elif picked:
+                for p in range(width):
+                    f[p] = price[cols[_u(p0, p)]]
             else:
                 for p in range(width):
-                    f[p] = price[cols[p0 + p]] if picked else price[p0 + p]
+                    f[p] = price[_u(p0, p)]
             for v in range(variants):
                 fr, r, mr = futures_rate[v], rate[v], min_rate[v]
-                # A lot's margin depends on the variant only through its rates and a per-variant strike or
-                # premium: where the rates are the previous variant's (sizes, fees: most sweeps), a series marked
-                # per path keeps the margins computed for it.
-                again = (v > 0 and _same(fr, futures_rate[v - 1]) and _same(r, rate[v - 1])
-                         and _same(mr, min_rate[v - 1]))
-                _series_rows(v, again, p0, p1, is_call, strikes, premiums, qtys, n, cols, picked, f, fr, czce,
-                             otm_weight, floor_weight, r, mr, put_cap, unit, wide_bit, qb, kb, pb, mb, held_bits)
                 _futures_rows(v, p0, p1, cols, picked, f, lots, hedge, other, summed, fr, contract_size,
                               futures_underlying, fut, total)
-                _pair_rows(v, p0, width, is_call, expiry, n, unit, spread, straddle, strangle, both_orders, wide_bit,
-                           qb, kb, pb, mb, held_bits, total, held_at, gather, out)
+                if n == 0:
+                    for p in range(width):
+                        out[v, _u(p0, p)] = total[p] + 0.0
+                else:
+                    for p in range(width):
+                        kind[p] = 0
+                    # A lot's margin depends on the variant only through its rates and a per-variant strike or
+                    # premium: where the rates are the previous variant's (sizes, fees: most sweeps), a series marked
+                    # per path keeps the margins computed for it.
+                    again = (v > 0 and _same(fr, futures_rate[v - 1]) and _same(r, rate[v - 1])
+                             and _same(mr, min_rate[v - 1]))
+                    for i in range(n):
+                        call, e = is_call[i], expiry[i]
+                        weight, s = (_GENERAL if i >= wide_bit else (1 if call else _PUT)), (0 if call else 5)
+                        ql, ks, xs = qtys[i], strikes[i], premiums[i]
+                        vq, vk, vx = (v if ql.shape[0] > 1 else 0), (v if ks.shape[0] > 1 else 0), (v if xs.shape[0] > 1
+                                                                                                     else 0)
+                        fresh = not (again and ks.shape[0] == 1 and xs.shape[0] == 1)
+                        if not picked and ql.shape[1] > 1 and ks.shape[1] > 1 and xs.shape[1] > 1:
+                            # Every row per path (most): read in place, the three rows in one loop (more reads under
+                            # way at once), the side's numbers written where the series is held (masked stores: the
+                            # loop stays vectorised).
+                            if fresh:
+                                for p in range(width):
+                                    lot, kv, xv = ql[vq, _u(p0, p)], ks[vk, _u(p0, p)], xs[vx, _u(p0, p)]
+                                    mv = _series_margin(call, f[p], kv, xv, fr, czce, otm_weight, floor_weight, r, mr,
+                                                        put_cap, unit)
+                                    margins[i, p] = mv
+                                    held = lot != 0.0
+                                    kind[p] += held * weight
+                                    if held:
+                                        sides[s, p], sides[s + 1, p], sides[s + 2, p] = lot, kv, xv
+                                        sides[s + 3, p], sides[s + 4, p] = mv, e
+                            else:
+                                for p in range(width):
+                                    lot = ql[vq, _u(p0, p)]
+                                    held = lot != 0.0
+                                    kind[p] += held * weight
+                                    if held:
+                                        sides[s, p], sides[s + 1, p] = lot, ks[vk, _u(p0, p)]
+                                        sides[s + 2, p], sides[s + 3, p], sides[s + 4, p] = xs[vx, _u(p0, p)], margins[i, p], e
+                            continue
+                        _fill(rows, 0, ql, v, p0, p1, cols, picked)
+                        _fill(rows, 1, ks, v, p0, p1, cols, picked)
+                        _fill(rows, 2, xs, v, p0, p1, cols, picked)
+                        if fresh:
+                            for p in range(width):
+                                margins[i, p] = _series_margin(call, f[p], rows[1, p], rows[2, p], fr, czce, otm_weight,
+                                                               floor_weight, r, mr, put_cap, unit)
+                        for p in range(width):
+                            lot = rows[0, p]
+                            held = lot != 0.0
+                            kind[p] += held * weight
+                            if held:
+                                sides[s, p], sides[s + 1, p], sides[s + 2, p] = lot, rows[1, p], rows[2, p]
+                                sides[s + 3, p], sides[s + 4, p] = margins[i, p], e
+                    # Every element as if it held none, one series or a call and a put (the one it does kept), and
+                    # the others counted.
+                    rest = 0
+                    for p in range(width):
+                        kd = kind[p]
+                        qc, kc, xc, mc, ec = sides[0, p], sides[1, p], sides[2, p], sides[3, p], sides[4, p]
+                        qp, kp, xp, mp, ep = sides[5, p], sides[6, p], sides[7, p], sides[8, p], sides[9, p]
+                        two = _call_put(ec == ep, kc, xc, qc, mc, kp, xp, qp, mp, unit, spread, straddle, strangle,
+                                        both_orders)
+                        one = _one(qc if kd == 1 else qp, mc if kd == 1 else mp)
+                        paired = two if kd == 1 + _PUT else (one if kd == 1 or kd == _PUT else 0.0)
+                        out[v, _u(p0, p)] = total[p] + paired
+                        rest += not (kd == 0 or kd == 1 or kd == _PUT or kd == 1 + _PUT)
+                    if rest > 0:
+                        _pair_rest(v, p0, width, is_call, expiry, strikes, premiums, qtys, n, cols, picked, unit, spread,
+                                   straddle, strangle, both_orders, wide_bit, kind, margins, total, out)
+                if account:
+                    _account_row(v, p0, width, equity, out, capital, margin_buffer, calls, liquidate, peak_margin,
+                                 peak, max_dd)
 
     @njit(cache=True)
     def _book_margin(is_call, expiry, strikes, premiums, qtys, n, cols, price, lots, hedge, other, summed,
@@ -424,7 +484,9 @@ if njit is not None:
         # futures lots are ``lots`` or, ``summed``, |lots| + |hedge| + |other| (replay._Margins).
         _margin_blocks(0, out.shape[1], is_call, expiry, strikes, premiums, qtys, n, cols, price, lots, hedge, other,
                        summed, futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit,
-                       contract_size, futures_underlying, spread, straddle, strangle, both_orders, wide_bit, out)
+                       contract_size, futures_underlying, spread, straddle, strangle, both_orders, wide_bit, out,
+                       _FALSE, np.empty((0, 0)), 0.0, 0.0, np.empty((0, 0), dtype=np.int64),
+                       np.empty((0, 0), dtype=np.bool_), np.empty((0, 0)), np.empty((0, 0)), np.empty((0, 0)))
 
     # The serial and parallel twins of the step's requirement (two functions: see the marks' twins above): the
     # book's margin (|futures| summed, every path), then the account. A path's numbers do not depend on the
@@ -437,8 +499,8 @@ if njit is not None:
         _margin_blocks(0, out.shape[1], is_call, expiry, strikes, premiums, qtys, n, np.zeros(0, dtype=np.int64),
                        price, static, hedge, other, _TRUE, futures_rate, czce, otm_weight, floor_weight, rate,
                        min_rate, put_cap, unit, contract_size, futures_underlying, spread, straddle, strangle,
-                       both_orders, wide_bit, out)
-        _account(0, out.shape[1], equity, out, capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd)
+                       both_orders, wide_bit, out, _TRUE, equity, capital, margin_buffer, calls, liquidate, peak_margin,
+                       peak, max_dd)
 
     @njit(cache=True, parallel=True)
     def _requirement_parallel(is_call, expiry, strikes, premiums, qtys, n, price, static, hedge, other, futures_rate,
@@ -452,8 +514,8 @@ if njit is not None:
             _margin_blocks(p0, p1, is_call, expiry, strikes, premiums, qtys, n,
                            np.zeros(0, dtype=np.int64), price, static, hedge, other, _TRUE, futures_rate, czce,
                            otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size, futures_underlying,
-                           spread, straddle, strangle, both_orders, wide_bit, out)
-            _account(p0, p1, equity, out, capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd)
+                           spread, straddle, strangle, both_orders, wide_bit, out, _TRUE, equity, capital,
+                           margin_buffer, calls, liquidate, peak_margin, peak, max_dd)
 
 
 class MarginRule:
