@@ -1339,11 +1339,12 @@ def _pair_books(rng, width: int):
 @pytest.mark.parametrize("wide_bit", [margin_kernels._WIDE_BIT, 2])
 @pytest.mark.parametrize("pack_name", ["czce_cj", "sse_50etf"])
 def test_margin_kernel_pairs_one_two_and_many_series_as_the_reference(monkeypatch, pack_name, wide_bit):
-    # The kernel pairs an element's one or two series on numbers and gathers more (margin_kernels._pair_rows): each
-    # way against the reference formulas, on every kind of pair, over several blocks of paths; the step's
-    # requirement (kernels.requirement_account) the same bits on its serial twin and on the thread pool. With
-    # the held series' bits cut at 2 (margin_kernels._WIDE_BIT: 62 in a run), an element holding the third series or a
-    # later one is paired the general way, as one holding the 63rd is in a run.
+    # The kernel pairs an element's one series or its call and put in vectorised passes, two series of one type on
+    # numbers and more gathered (margin_kernels._margin_blocks, _pair_rest): each way against the reference
+    # formulas, on every kind of pair, over several blocks of paths; the step's requirement
+    # (kernels.requirement_account) the same bits on its serial twin and on the thread pool. With
+    # margin_kernels._WIDE_BIT at 2 (62 in a run), an element holding the third series or a later one is paired
+    # the general way, as one holding the 63rd is in a run.
     from opl.runtime.engine.book import Book
     from opl.runtime.market.rules import load_pack
 
