@@ -22,7 +22,7 @@ __all__ = ["any_short_exercised", "book_sold", "futures_lots", "exercise", "sett
            "exits_close", "EXIT_OPS", "shorts_exercised"]
 
 if njit is not None:
-    from opl.runtime.engine.kernelbase import _compare, _el, _npmax, _row
+    from opl.runtime.engine.kernelbase import _el, _npmax, _row
 
     @njit(cache=True, inline="always")
     def _charge(p, lots, fee, bucket, equity, month_pnl, counter):
@@ -160,8 +160,12 @@ if njit is not None:
                 for i in range(n):
                     if valued[i]:
                         q, b = _row(qtys[i], v), _row(befores[i], v)
-                        for p in range(p0, p1):
-                            value[p - p0] = value[p - p0] + _el(q, p) * _el(b, p)
+                        if q.shape[0] > 1 and b.shape[0] > 1:  # rows of every path: no `_el` (see `_settle_row`)
+                            for p in range(p0, p1):
+                                value[p - p0] = value[p - p0] + q[p] * b[p]
+                        else:
+                            for p in range(p0, p1):
+                                value[p - p0] = value[p - p0] + _el(q, p) * _el(b, p)
                 for p in range(p0, p1):
                     cash = equity[v, p] - capital - value[p - p0] * mult
                     if paid:
@@ -174,11 +178,18 @@ if njit is not None:
                     month_pnl[v, p] += amount
             for i in range(n):
                 q, b, a = _row(qtys[i], v), _row(befores[i], v), _row(afters[i], v)
-                for p in range(p0, p1):
-                    amount = _el(q, p) * (_el(a, p) - _el(b, p)) * mult
-                    premium[v, p] += amount
-                    equity[v, p] += amount
-                    month_pnl[v, p] += amount
+                if q.shape[0] > 1 and a.shape[0] > 1 and b.shape[0] > 1:
+                    for p in range(p0, p1):
+                        amount = q[p] * (a[p] - b[p]) * mult
+                        premium[v, p] += amount
+                        equity[v, p] += amount
+                        month_pnl[v, p] += amount
+                else:
+                    for p in range(p0, p1):
+                        amount = _el(q, p) * (_el(a, p) - _el(b, p)) * mult
+                        premium[v, p] += amount
+                        equity[v, p] += amount
+                        month_pnl[v, p] += amount
             st = _row(static, v)
             for p in range(p0, p1):
                 e, pnl = equity[v, p], month_pnl[v, p]
@@ -214,6 +225,121 @@ if njit is not None:
                     pending[v, p] = 0.0
                 equity[v, p], month_pnl[v, p] = e, pnl
 
+    # Each kernel's loops over rows, below, read a slot's row with `_el` only where it is one number broadcast: LLVM
+    # vectorises ``row[p if row.shape[0] > 1 else 0]`` into gathers (vgatherqpd), which this machine runs far
+    # slower than loads (a third of the settle's time on captured jujube calls, perf).
+
+    @njit(cache=True)
+    def _settle_row(v, equity, capital, mult, interest_on, paid, units, previous, cs, growth, margin_held,
+                    margin_growth, deposit, qtys, befores, afters, valued, n, static, hedge, pending, goods,
+                    any_goods, price, storage, funding, span, year_days, close_pending, fee, interest, premium,
+                    hedge_pnl, assignment, funding_pnl, costs, futures_lots, month_pnl):
+        # `_settle_block` on variant v's row where at most four slots are marked, their lots and marks rows of
+        # every path (`_rows_fit`): every stage in one pass, an element's equity, P&L and premium in registers
+        # and each amount added in the stages' order (the same bits), in place of a pass per slot and stage over
+        # a dozen (variants, paths) arrays: ~16 -> ~10 ns an element on captured jujube calls. Slots i >= n are
+        # the tuples' dummies, never read: the branches on n and on the flags go the same way for every element.
+        # An amount that is 0 times finite numbers (±0.0) changes no sum — none of these sums, starting at +0.0
+        # or at the capital, is ever -0.0 — so the carry of futures, of futures from exercise and of goods is
+        # skipped where none is held: most elements hold none, and the goods' division was a tenth of the pass.
+        q0, b0, a0 = _row(qtys[0], v), _row(befores[0], v), _row(afters[0], v)
+        q1, b1, a1 = _row(qtys[1], v), _row(befores[1], v), _row(afters[1], v)
+        q2, b2, a2 = _row(qtys[2], v), _row(befores[2], v), _row(afters[2], v)
+        q3, b3, a3 = _row(qtys[3], v), _row(befores[3], v), _row(afters[3], v)
+        v0, v1, v2, v3 = n > 0 and valued[0], n > 1 and valued[1], n > 2 and valued[2], n > 3 and valued[3]
+        equity_v, pnl_v, premium_v, static_v = equity[v], month_pnl[v], premium[v], _row(static, v)
+        units_v, margin_v, interest_v = units[v], margin_held[v], interest[v]
+        hedge_v, pending_v, goods_v = hedge[v], pending[v], goods[v]
+        hedge_pnl_v, assignment_v, funding_v = hedge_pnl[v], assignment[v], funding_pnl[v]
+        costs_v, lots_v, fee_v = costs[v], futures_lots[v], fee[v]
+        futures = static_v.shape[0] > 1 or static_v[0] != 0.0  # the strategy holds futures (`_static`)
+        for p in range(equity_v.shape[0]):
+            e, pnl, prem = equity_v[p], pnl_v[p], premium_v[p]
+            if interest_on:
+                value = 0.0
+                if v0:
+                    value = value + q0[p] * b0[p]
+                if v1:
+                    value = value + q1[p] * b1[p]
+                if v2:
+                    value = value + q2[p] * b2[p]
+                if v3:
+                    value = value + q3[p] * b3[p]
+                cash = e - capital - value * mult
+                if paid:
+                    cash = cash - units_v[p] * previous[p] * cs
+                amount = cash * growth
+                if deposit:
+                    amount = amount + margin_v[p] * margin_growth
+                interest_v[p] += amount
+                e += amount
+                pnl += amount
+            if n > 0:
+                amount = q0[p] * (a0[p] - b0[p]) * mult
+                prem += amount
+                e += amount
+                pnl += amount
+            if n > 1:
+                amount = q1[p] * (a1[p] - b1[p]) * mult
+                prem += amount
+                e += amount
+                pnl += amount
+            if n > 2:
+                amount = q2[p] * (a2[p] - b2[p]) * mult
+                prem += amount
+                e += amount
+                pnl += amount
+            if n > 3:
+                amount = q3[p] * (a3[p] - b3[p]) * mult
+                prem += amount
+                e += amount
+                pnl += amount
+            df = price[p] - previous[p]
+            if futures:
+                amount = _el(static_v, p) * df * cs
+                prem += amount
+                e += amount
+                pnl += amount
+            amount = hedge_v[p] * df * cs
+            hedge_pnl_v[p] += amount
+            e += amount
+            pnl += amount
+            q = pending_v[p]
+            if q != 0:
+                amount = q * df * cs
+                assignment_v[p] += amount
+                e += amount
+            if any_goods:
+                held = goods_v[p]
+                if held != 0:
+                    amount = held * df * cs
+                    assignment_v[p] += amount
+                    e += amount
+                    amount = -held * cs * storage * span
+                    assignment_v[p] += amount
+                    e += amount
+                    amount = -held * cs * price[p] * funding * span / year_days
+                    funding_v[p] += amount
+                    e += amount
+            if close_pending and q != 0:
+                amount = -(abs(q) * fee_v)
+                costs_v[p] += amount
+                e += amount
+                lots_v[p] += np.int64(np.rint(abs(q)))
+                pending_v[p] = 0.0
+            equity_v[p], pnl_v[p], premium_v[p] = e, pnl, prem
+
+    @njit(cache=True)
+    def _rows_fit(first, second, third, n, paths):
+        # Whether the first n slots' arrays of the tuples are all rows of every path, and n <= 4 (`_settle_row`,
+        # `_hedge_row`).
+        if n > 4:
+            return False
+        for i in range(n):
+            if first[i].shape[1] != paths or second[i].shape[1] != paths or third[i].shape[1] != paths:
+                return False
+        return True
+
     # The fused step's serial and parallel twins (two functions: see the marks' twins): one block of every path,
     # or blocks of paths on the thread pool; an element's arithmetic is the same either way.
     @njit(cache=True)
@@ -221,6 +347,13 @@ if njit is not None:
                 deposit, qtys, befores, afters, valued, n, static, hedge, pending, goods, any_goods, price, storage,
                 funding, span, year_days, close_pending, fee, interest, premium, hedge_pnl, assignment, funding_pnl,
                 costs, futures_lots, month_pnl):
+        if _rows_fit(qtys, befores, afters, n, equity.shape[1]):  # the jujube steps: one pass a variant
+            for v in range(equity.shape[0]):
+                _settle_row(v, equity, capital, mult, interest_on, paid, units, previous, cs, growth, margin_held,
+                            margin_growth, deposit, qtys, befores, afters, valued, n, static, hedge, pending, goods,
+                            any_goods, price, storage, funding, span, year_days, close_pending, fee, interest,
+                            premium, hedge_pnl, assignment, funding_pnl, costs, futures_lots, month_pnl)
+            return
         # The start a literal 0 (not kernelbase._ZERO): the block compiled for it indexes from a known start, and
         # ran the jujube steps in 1.1 s against 2.0 s with a run-time start (its hedge twin's 0.8 against 1.2 s).
         _settle_block(0, equity.shape[1], equity, capital, mult, interest_on, paid, units, previous, cs, growth,
@@ -334,13 +467,7 @@ if njit is not None:
                 for p in range(paths):
                     pnl[p] = pnl_v[p] / base[p] * 100.0
                 for t in range(rules):
-                    op, bound = ops[t], bounds[t]
-                    if all_required:
-                        for p in range(paths):
-                            flags[p] = flags[p] & _compare(op, pnl[p], bound)
-                    else:
-                        for p in range(paths):
-                            flags[p] = flags[p] | _compare(op, pnl[p], bound)
+                    _rule_pass(ops[t], bounds[t], all_required, pnl, flags, paths)
             if stop_loss:
                 for p in range(paths):
                     flags[p] = flags[p] | (pnl_v[p] <= stop_level)
@@ -357,6 +484,34 @@ if njit is not None:
                 early_exits[v, p] += 1
             is_open[v, p] = False
         return count
+
+    @njit(cache=True, inline="always")
+    def _join(flag, hit, all_required):
+        return flag & hit if all_required else flag | hit
+
+    @njit(cache=True, inline="always")
+    def _rule_pass(op, bound, all_required, pnl, flags, paths):
+        # One pnl_percent rule (`_compare`'s ``op``) AND-ed (``all_required``) or OR-ed into ``flags``: a loop
+        # for each comparison, as the comparison chosen inside the loop kept it scalar (half of `_exits_in_place`'s
+        # time on captured jujube calls; ~4 -> ~3 ns an element).
+        if op == 0:
+            for p in range(paths):
+                flags[p] = _join(flags[p], pnl[p] < bound, all_required)
+        elif op == 1:
+            for p in range(paths):
+                flags[p] = _join(flags[p], pnl[p] > bound, all_required)
+        elif op == 2:
+            for p in range(paths):
+                flags[p] = _join(flags[p], pnl[p] <= bound, all_required)
+        elif op == 3:
+            for p in range(paths):
+                flags[p] = _join(flags[p], pnl[p] >= bound, all_required)
+        elif op == 4:
+            for p in range(paths):
+                flags[p] = _join(flags[p], pnl[p] == bound, all_required)
+        else:
+            for p in range(paths):
+                flags[p] = _join(flags[p], pnl[p] != bound, all_required)
 
     @njit(cache=True)
     def _close_listed(lots, listed, count, fee, bucket, equity, month_pnl, counter):
@@ -416,16 +571,69 @@ if njit is not None:
             short[:] = 0.0
             for i in range(n):
                 q, m = _row(qtys[i], v), _row(deltas[i], v)
-                for p in range(p0, p1):
-                    lots = _el(q, p)
-                    held_delta[p - p0] = held_delta[p - p0] + lots * _el(m, p)
-                    short[p - p0] = short[p - p0] + max(-lots, 0.0)
+                if q.shape[0] > 1 and m.shape[0] > 1:  # rows of every path: no `_el` (see `_settle_row`)
+                    for p in range(p0, p1):
+                        lots = q[p]
+                        held_delta[p - p0] = held_delta[p - p0] + lots * m[p]
+                        short[p - p0] = short[p - p0] + max(-lots, 0.0)
+                else:
+                    for p in range(p0, p1):
+                        lots = _el(q, p)
+                        held_delta[p - p0] = held_delta[p - p0] + lots * _el(m, p)
+                        short[p - p0] = short[p - p0] + max(-lots, 0.0)
             _rebalance_row(v, p0, p1, held_delta, short, _row(static, v), hedge, d, active, keep, band, lots_per_option,
                            fee, costs, equity, month_pnl, lots_traded, trades, new)
+
+    @njit(cache=True)
+    def _hedge_row(v, qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
+                   month_pnl, lots_traded, trades, new):
+        # `_hedge_step_block` on variant v's row where at most four slots are held, their lots and deltas rows of
+        # every path (`_rows_fit`): the sums and the hedge rule (`_rebalance_row`'s) in one pass, the sums in
+        # registers — added from 0.0 in the slots' order, as the block adds them: the same bits — instead of
+        # two scratch rows written and read back per slot (~12 -> ~10 ns an element on captured jujube calls).
+        # Slots i >= n are dummies never read, as `_settle_row`'s.
+        q0, m0, q1, m1 = _row(qtys[0], v), _row(deltas[0], v), _row(qtys[1], v), _row(deltas[1], v)
+        q2, m2, q3, m3 = _row(qtys[2], v), _row(deltas[2], v), _row(qtys[3], v), _row(deltas[3], v)
+        static_v, fee_v = _row(static, v), fee[v]
+        costs_v, equity_v, pnl_v, traded_v = costs[v], equity[v], month_pnl[v], lots_traded[v]
+        hedge_v, active_v, new_v, trades_v = hedge[v], active[v], new[v], trades[v]
+        for p in range(hedge_v.shape[0]):
+            held_delta, size = 0.0, 0.0
+            if n > 0:
+                lots = q0[p]
+                held_delta = held_delta + lots * m0[p]
+                size = size + max(-lots, 0.0)
+            if n > 1:
+                lots = q1[p]
+                held_delta = held_delta + lots * m1[p]
+                size = size + max(-lots, 0.0)
+            if n > 2:
+                lots = q2[p]
+                held_delta = held_delta + lots * m2[p]
+                size = size + max(-lots, 0.0)
+            if n > 3:
+                lots = q3[p]
+                held_delta = held_delta + lots * m3[p]
+                size = size + max(-lots, 0.0)
+            other = held_delta * lots_per_option + _el(static_v, p)
+            h = hedge_v[p]
+            target = keep * d[p] * size
+            due = active_v[p] & (abs(other + h - target) > band * size)  # (no branch: see `_rebalance_row`)
+            out = np.rint(target - other) if due else h
+            new_v[p] = out
+            trade = out - h
+            if trade != 0:
+                _charge(p, trade, fee_v, costs_v, equity_v, pnl_v, traded_v)
+                trades_v[p] += 1
 
     @njit(cache=True)  # the twins, as `_settle`'s
     def _hedge_step(qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option, fee, costs, equity,
                     month_pnl, lots_traded, trades, new):
+        if _rows_fit(qtys, deltas, deltas, n, hedge.shape[1]):  # the jujube steps: one pass a variant
+            for v in range(hedge.shape[0]):
+                _hedge_row(v, qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option, fee, costs,
+                           equity, month_pnl, lots_traded, trades, new)
+            return
         # A literal 0, as `_settle`'s.
         _hedge_step_block(0, hedge.shape[1], qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option,
                           fee, costs, equity, month_pnl, lots_traded, trades, new)
