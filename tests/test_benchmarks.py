@@ -16,6 +16,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
     ("bench_pricing.py", ["--n", "2000", "--loop", "50", "--tree", "5"]),
     ("bench_paths.py", ["--paths", "300", "--months", "2"]),
     ("bench_marks.py", ["--paths", "300", "--repeat", "1"]),
+    ("bench_steps.py", ["--paths", "300", "--stride", "5", "--repeat", "1"]),
 ])
 def test_benchmark_runs_at_a_tiny_size(script, args):
     done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300)

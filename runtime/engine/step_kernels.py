@@ -226,8 +226,8 @@ if njit is not None:
                 equity[v, p], month_pnl[v, p] = e, pnl
 
     # Each kernel's loops over rows, below, read a slot's row with `_el` only where it is one number broadcast: LLVM
-    # vectorises ``row[p if row.shape[0] > 1 else 0]`` into gathers (vgatherqpd), which this machine runs far
-    # slower than loads (a third of the settle's time on captured jujube calls, perf).
+    # vectorises ``row[p if row.shape[0] > 1 else 0]`` into gathers (vgatherqpd), which took a third of the
+    # settle's perf samples on captured jujube calls (alone, a few percent of its time: the rest was memory).
 
     @njit(cache=True)
     def _settle_row(v, equity, capital, mult, interest_on, paid, units, previous, cs, growth, margin_held,
