@@ -387,18 +387,17 @@ if njit is not None:
         for p0 in range(lo, hi, _MARGIN_BLOCK):
             p1 = min(hi, p0 + _MARGIN_BLOCK)
             width = p1 - p0
+            # The block's prices: the price row's view where it is per path (no copy), else into ``f``.
+            fb = price[p0:p1] if price.shape[0] > 1 and not picked else f
             if price.shape[0] == 1:
                 for p in range(width):
                     f[p] = price[0]
             elif picked:
                 for p in range(width):
                     f[p] = price[cols[_u(p0, p)]]
-            else:
-                for p in range(width):
-                    f[p] = price[_u(p0, p)]
             for v in range(variants):
                 fr, r, mr = futures_rate[v], rate[v], min_rate[v]
-                _futures_rows(v, p0, p1, cols, picked, f, lots, hedge, other, summed, fr, contract_size,
+                _futures_rows(v, p0, p1, cols, picked, fb, lots, hedge, other, summed, fr, contract_size,
                               futures_underlying, fut, total)
                 if n == 0:
                     for p in range(width):
@@ -422,10 +421,23 @@ if njit is not None:
                             # Every row per path (most): read in place, the three rows in one loop (more reads under
                             # way at once), the side's numbers written where the series is held (masked stores: the
                             # loop stays vectorised).
-                            if fresh:
+                            # (The pack's formula a literal in each loop: it computes that one only, not both
+                            # and a select.)
+                            if fresh and czce:
                                 for p in range(width):
                                     lot, kv, xv = ql[vq, _u(p0, p)], ks[vk, _u(p0, p)], xs[vx, _u(p0, p)]
-                                    mv = _series_margin(call, f[p], kv, xv, fr, czce, otm_weight, floor_weight, r, mr,
+                                    mv = _series_margin(call, fb[p], kv, xv, fr, True, otm_weight, floor_weight, r, mr,
+                                                        put_cap, unit)
+                                    margins[i, p] = mv
+                                    held = lot != 0.0
+                                    kind[p] += held * weight
+                                    if held:
+                                        sides[s, p], sides[s + 1, p], sides[s + 2, p] = lot, kv, xv
+                                        sides[s + 3, p], sides[s + 4, p] = mv, e
+                            elif fresh:
+                                for p in range(width):
+                                    lot, kv, xv = ql[vq, _u(p0, p)], ks[vk, _u(p0, p)], xs[vx, _u(p0, p)]
+                                    mv = _series_margin(call, fb[p], kv, xv, fr, False, otm_weight, floor_weight, r, mr,
                                                         put_cap, unit)
                                     margins[i, p] = mv
                                     held = lot != 0.0
@@ -440,15 +452,16 @@ if njit is not None:
                                     kind[p] += held * weight
                                     if held:
                                         sides[s, p], sides[s + 1, p] = lot, ks[vk, _u(p0, p)]
-                                        sides[s + 2, p], sides[s + 3, p], sides[s + 4, p] = xs[vx, _u(p0, p)], margins[i, p], e
+                                        sides[s + 2, p], sides[s + 3, p] = xs[vx, _u(p0, p)], margins[i, p]
+                                        sides[s + 4, p] = e
                             continue
                         _fill(rows, 0, ql, v, p0, p1, cols, picked)
                         _fill(rows, 1, ks, v, p0, p1, cols, picked)
                         _fill(rows, 2, xs, v, p0, p1, cols, picked)
                         if fresh:
                             for p in range(width):
-                                margins[i, p] = _series_margin(call, f[p], rows[1, p], rows[2, p], fr, czce, otm_weight,
-                                                               floor_weight, r, mr, put_cap, unit)
+                                margins[i, p] = _series_margin(call, fb[p], rows[1, p], rows[2, p], fr, czce,
+                                                               otm_weight, floor_weight, r, mr, put_cap, unit)
                         for p in range(width):
                             lot = rows[0, p]
                             held = lot != 0.0
@@ -470,8 +483,8 @@ if njit is not None:
                         out[v, _u(p0, p)] = total[p] + paired
                         rest += not (kd == 0 or kd == 1 or kd == _PUT or kd == 1 + _PUT)
                     if rest > 0:
-                        _pair_rest(v, p0, width, is_call, expiry, strikes, premiums, qtys, n, cols, picked, unit, spread,
-                                   straddle, strangle, both_orders, wide_bit, kind, margins, total, out)
+                        _pair_rest(v, p0, width, is_call, expiry, strikes, premiums, qtys, n, cols, picked, unit,
+                                   spread, straddle, strangle, both_orders, wide_bit, kind, margins, total, out)
                 if account:
                     _account_row(v, p0, width, equity, out, capital, margin_buffer, calls, liquidate, peak_margin,
                                  peak, max_dd)
