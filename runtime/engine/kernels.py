@@ -4,8 +4,9 @@ The replay's numpy code (`opl.runtime.engine.marking`, `opl.runtime.engine.repla
 **reference implementation**; a kernel computes the same formulas in the same order
 in one pass over its elements, without the temporaries and the per-call overhead of
 dozens of whole-array numpy operations. Differences from the reference are rounding only
-(the normal CDF and ``exp``/``log`` come from the C library rather than scipy and numpy),
-which ``tests/simulate/test_fast_engine.py`` bounds at 1e-9 relative on whole ledgers.
+(the marks' normal CDF, ``exp`` and ``log`` are `opl.runtime.engine.math_kernels`' bit-level
+versions, within an ulp or two of scipy's and numpy's), which
+``tests/simulate/test_fast_engine.py`` bounds at 1e-9 relative on whole ledgers.
 
 Rules every kernel keeps:
 
