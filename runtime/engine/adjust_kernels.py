@@ -66,6 +66,16 @@ if njit is not None:
         counter[v, p] += np.int64(np.rint(abs(lots)))
 
     @njit(cache=True, inline="always")
+    def _traded(before, after, restruck):
+        # `_trade`'s lots closed and opened of one element (numbers only: an array bound to an inlined helper's
+        # argument is reference counted, an atomic add and subtract a call, which a loop over elements pays).
+        if restruck:
+            return before, after
+        closed = before - after if abs(after) < abs(before) else 0.0
+        opened = after - before if abs(after) > abs(before) else 0.0
+        return closed, opened
+
+    @njit(cache=True, inline="always")
     def _trade(before, after, restruck, close_fee, short_fee, long_fee, v, p, bucket, equity, month_pnl, counter):
         # AdjustEngine._trade_slot of one element: where ``restruck`` the old series closed and the new one opened
         # whole, elsewhere the lots shrink (closing the difference) or grow (opening it); closing booked first.
@@ -468,15 +478,6 @@ if njit is not None:
             order[count[0]] = si
             count[0] += 1
 
-    @njit(cache=True, inline="always")
-    def _quoted_as(t, where, nk, v, k):
-        # The first variant quoted on path k at the strike of variant v there (a mark depends on the path's price
-        # and volatility and the strike only: `mark_kernels._mark_where` shares it so too).
-        u = 0
-        while u < v and not (where[u, k] and nk[t, u, k] == nk[t, v, k]):
-            u += 1
-        return u
-
     @njit(cache=True)
     def _quote_into(t, where, price, vol, tables, market, plan):
         # Slot t's series quoted at the plan's strikes where ``where`` (variants, m), into the plan's marks: each
@@ -488,11 +489,20 @@ if njit is not None:
         sp, kp, vp = np.empty(variants * m), np.empty(variants * m), np.empty(variants * m)
         at = np.empty(variants * m, dtype=np.int64)
         cnt = _ZERO
+        # `first[v, k]`: the first variant quoted on path k at the strike of variant v there (a mark depends on the
+        # path's price and volatility and the strike only: `mark_kernels._mark_where` shares it so too). Written
+        # in the loop, not an inlined helper: its arrays' reference counts, per element, cost more than the search.
+        first = np.empty((variants, m), dtype=np.int64)
         for v in range(variants):
             for k in range(m):
-                if where[v, k] and _quoted_as(t, where, nk, v, k) == v:
-                    sp[cnt], kp[cnt], vp[cnt], at[cnt] = price[k], nk[t, v, k], vol[k], v * m + k
-                    cnt += 1
+                if where[v, k]:
+                    u = 0
+                    while u < v and not (where[u, k] and nk[t, u, k] == nk[t, v, k]):
+                        u += 1
+                    first[v, k] = u
+                    if u == v:
+                        sp[cnt], kp[cnt], vp[cnt], at[cnt] = price[k], nk[t, v, k], vol[k], v * m + k
+                        cnt += 1
         need = np.ones(cnt, dtype=np.bool_)
         ov, od, og, oe = np.empty(cnt), np.empty(cnt), np.empty(cnt), np.empty(cnt, dtype=np.bool_)
         at_t = place[t]
@@ -505,7 +515,7 @@ if njit is not None:
         for v in range(1, variants):
             for k in range(m):
                 if where[v, k]:
-                    u = _quoted_as(t, where, nk, v, k)
+                    u = first[v, k]
                     if u < v:
                         nval[t, v, k], ndel[t, v, k], ngam[t, v, k], nex[t, v, k] = (nval[t, u, k], ndel[t, u, k],
                                                                                      ngam[t, u, k], nex[t, u, k])
@@ -670,8 +680,20 @@ if njit is not None:
                 for x in range(count[0]):
                     i = order[x]
                     moved = rs[i, v, k]
-                    _trade(lots_[i, v, k], pq[i, v, k], moved, close_fee[v], short_fee[v], long_fee[v], v, c,
-                           adjustments, equity, month_pnl, counter)
+                    # `_trade`, its bookings written here (`_traded`: no arrays passed to a helper per element)
+                    closed, opened = _traded(lots_[i, v, k], pq[i, v, k], moved)
+                    if closed != 0.0:
+                        amount = -(abs(closed) * close_fee[v])
+                        adjustments[v, c] += amount
+                        equity[v, c] += amount
+                        month_pnl[v, c] += amount
+                        counter[v, c] += np.int64(np.rint(abs(closed)))
+                    if opened != 0.0:
+                        amount = -(abs(opened) * (short_fee[v] if opened < 0 else long_fee[v]))
+                        adjustments[v, c] += amount
+                        equity[v, c] += amount
+                        month_pnl[v, c] += amount
+                        counter[v, c] += np.int64(np.rint(abs(opened)))
                     lots_[i, v, k] = pq[i, v, k]
                     if moved:
                         dirty[i, v, k] = True
