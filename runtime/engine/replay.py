@@ -91,6 +91,7 @@ from opl.runtime.engine.marking import AmericanMarker, SmileRule, _tables, prepa
 from opl.runtime.pricing.black import greeks as black_greeks
 from opl.runtime.engine.processes import Draws, MonthPaths, PathGenerator, ProcessSpec
 from opl.runtime.engine.scores import ScoreFunction
+from opl.runtime.engine.steppack import StepPack
 from opl.runtime.engine.triggers import COMPARISONS, TriggerState
 
 __all__ = ["StrategySpec", "Variant", "RunSpec", "ReplayResult", "MarkedMonth", "replay", "replay_many",
@@ -1417,7 +1418,10 @@ def _price_rows(mo: MarkedMonth) -> np.ndarray:
     then, once a month."""
     by_step = getattr(mo, "by_step", None)
     rows = by_step[0] if by_step is not None else np.ascontiguousarray(np.asarray(mo.price, dtype=float).T)
-    return rows if rows.flags.writeable and rows.dtype == np.float64 else np.array(rows, dtype=float)
+    # (C-ordered, writable floats: the step kernels read its rows as they are, `StepPack`)
+    flags = rows.flags
+    return rows if flags.writeable and flags.c_contiguous and rows.dtype == np.float64 else \
+        np.array(rows, dtype=float, order="C")
 
 
 class _Pass:
@@ -1470,6 +1474,18 @@ class _Pass:
         self.tr: dict[str, list] | None = {k: [] for k in (
             "net_delta", "target", "hedge", "equity", "margin", "hedged", "price", "assigned", "unit_delta", "band",
             "exit", "open", "adjusted", "gamma")} if want_trace else None
+        # The step kernels with what holds all pass made once (`StepPack`): the fast engine's settle, and where the
+        # costs are compiled (untraced) its exits and hedge.
+        self.pack = StepPack(
+            shape=shape, equity=self.equity, buckets=self.ledger.buckets, counters=self.ledger.counters,
+            capital=run.capital, mult=self.mult, cs=self.cs, storage=strat.assignment.storage_per_day,
+            funding=strat.assignment.funding_rate, year_days=DAYS_PER_YEAR, option_close_fee=self.cost.option_close_fee,
+            futures_close_fee=self.cost.futures_close_fee, futures_open_fee=self.cost.futures_open_fee,
+            exit_rules=self.exit_rules[0] if self.exit_rules is not None else None,
+            all_required=strat.exit_mode == "all_required",
+            stop_level=None if strat.stop_loss is None else -strat.stop_loss * run.capital,
+            hedge=(strat.hedge.keep, strat.hedge.band, self.lots_per_option) if strat.hedge is not None else None,
+        ) if self.fast else None
 
     # -- the pass's results ----------------------------------------------------------------------------
     def result(self) -> dict:
@@ -1623,21 +1639,38 @@ class _Pass:
         `_mark` and `_previous_decisions` bit for bit. After a margin call not met, the liquidation comes
         before that close (`_previous_decisions` does both, as the reference orders them); so it does when the
         costs are booked stage by stage (a traced replay: ``cost.fast`` is False)."""
-        mo, terms, cost = o.mo, self.strat.assignment, self.cost
+        mo = o.mo
         interest = self._interest_terms(o, j)
-        moves = [(s._qty, before, s.value, s._held) for s, before in self._marked_slots(o, j)]
+        # The slots moved to step j's marks, in the book's order (`_marked_slots`: marking changes no slot's lots),
+        # and their lists as the kernel takes them.
+        moved = [s for s in o.book.slots if s.base is not None or s._held]
+        befores = [s.value for s in moved]
+        series = getattr(mo, "series", None)
+        for s in moved:
+            b = s.base
+            if b is None:
+                mo.remark(s, j)
+                continue
+            qty = s._qty
+            if series is not None and type(qty) is np.ndarray and qty.ndim == 2 and qty.dtype == _FLOAT:
+                flags = qty.flags  # (`_base_marks`' usual lots, its checks inline: a step marks every base leg)
+                if flags.c_contiguous and flags.writeable and qty.shape[1] == mo.price.shape[0]:
+                    series[b].mark_held(qty, j)
+                    s.value, s.delta, s.exercise = mo.value[b][:, j], mo.delta[b][:, j], mo.exercise[b][:, j]
+                    gamma = mo.gamma  # (a month with series: a `_Month`, None without greeks)
+                    s.gamma = gamma[b][:, j] if gamma is not None else 0.0
+                    continue
+            _base_marks(s, mo, j)
         held = self.inventory.total()
         # (the method: np.any's Python around it costs as much)
-        closing = cost.fast and not bool(self.liquidate_next.any())
-        self.pending = kernels.writable(self.pending, self.shape)
-        kernels.settle(equity=self.equity, capital=self.run.capital, mult=self.mult, interest=interest, moves=moves,
-                       static=_static(o.book), hedge=o.hedge, pending=self.pending,
-                       goods=held if self.inventory.blocks() and held.any() else None, previous=o.prices[j - 1],
-                       price=o.prices[j],
-                       cs=self.cs, storage=terms.storage_per_day, funding=terms.funding_rate, span=mo.span[j],
-                       year_days=DAYS_PER_YEAR,
-                       close_fee=cost.futures_close_fee if closing else None,
-                       buckets=self.ledger.buckets, counters=self.ledger.counters, month_pnl=o.month_pnl)
+        closing = self.cost.fast and not bool(self.liquidate_next.any())
+        self.pending = pending = kernels.writable(self.pending, self.shape)
+        prices = o.prices
+        self.pack.settle(interest=interest, qtys=[s._qty for s in moved], befores=befores,
+                         afters=[s.value for s in moved], valued=tuple([s._held for s in moved]),
+                         static=_static(o.book), hedge=o.hedge, pending=pending,
+                         goods=held if self.inventory.blocks() and held.any() else None, previous=prices[j - 1],
+                         price=prices[j], span=mo.span[j], close=closing, month_pnl=o.month_pnl)
         self._previous_decisions(o, pending_closed=closing)
 
     def _mark(self, o: _Open, j: int) -> None:
@@ -1750,29 +1783,22 @@ class _Pass:
         are closed in place (a slot's and the futures' arrays made their own first): most steps close a few
         positions, and new arrays for every slot, each rescanned for `Slot.held`, cost more than the exits.
         Where nothing is open (known: `_open_anywhere`) nothing can exit, and the step skips the call."""
-        strat, mo, cost, ledger, shape = self.strat, o.mo, self.cost, self.ledger, self.shape
+        mo, shape = o.mo, self.shape
         if not self._open_anywhere(o):
             return
-        pnl_rules = self.exit_rules[0]
         start, force, early = self._exit_verdicts(mo.days_left[j], j == mo.n and not mo.expires)
         o.is_open = kernels.writable(o.is_open, shape, np.bool_)
-        held = o.book.held()
+        held = [s for s in o.book.slots if s._held]
         for s in held:
             q = s._qty  # (`kernels.writable` inline: most are the slot's own already)
             if not (type(q) is np.ndarray and q.shape == shape and q.dtype == _FLOAT and q.flags.c_contiguous
                     and q.flags.writeable):
                 s._qty = kernels.writable(q, shape)  # the same lots: `Slot.held` stays
-        futures = [*o.book.futures, o.hedge]
-        own = [kernels.writable(f, shape) for f in futures]
-        still = kernels.exits_close(
-            month_pnl=o.month_pnl, denominator=o.denominator, start=start,
-            all_required=strat.exit_mode == "all_required", pnl_rules=pnl_rules,
-            stop_level=None if strat.stop_loss is None else -strat.stop_loss * self.run.capital,
-            force=force, is_open=o.is_open, early=early, exits=ledger.counters["exits"],
-            early_exits=ledger.counters["early_exits"], qtys=[s._qty for s in held],
-            futures=own, option_fee=cost.option_close_fee, futures_fee=cost.futures_close_fee,
-            bucket=ledger.buckets["costs"], equity=self.equity, option_lots=ledger.counters["option_lots"],
-            futures_lots=ledger.counters["futures_lots"])
+        qtys = [s._qty for s in held]
+        futures = o.book.futures
+        own = [kernels.writable(f, shape) for f in (*futures, o.hedge)] if futures else [kernels.writable(o.hedge, shape)]
+        still = self.pack.exits(month_pnl=o.month_pnl, denominator=o.denominator, start=start, force=force,
+                                is_open=o.is_open, early=early, qtys=qtys, futures=own)
         if still is None:
             return  # nothing exited: nothing was written
         o.open_any = None
@@ -1873,9 +1899,8 @@ class _Pass:
         """4. The hedge rule on its rebalancing steps."""
         strat, tr = self.strat, self.tr
         if strat.hedge is not None and j < o.mo.n and j % strat.hedge.every == 0:
-            if self.hedger is _hedge_compiled:  # told whether anything is open (known: no scan of is_open)
-                o.hedge = _hedge_compiled(strat, o.book, o.hedge, o.d, o.is_open, self.lots_per_option, self.cost,
-                                          self.ledger, self.equity, o.month_pnl, tr, anywhere=self._open_anywhere(o))
+            if self.hedger is _hedge_compiled:
+                self._hedge_packed(o)
                 return
             o.hedge = self.hedger(strat, o.book, o.hedge, o.d, o.is_open, self.lots_per_option, self.cost, self.ledger,
                                   self.equity, o.month_pnl, tr)
@@ -1884,6 +1909,22 @@ class _Pass:
             for key in ("net_delta", "target"):
                 tr[key].append(np.full(self.shape, np.nan))
 
+    def _hedge_packed(self, o: _Open) -> None:
+        """`_hedge_compiled` at a rebalancing step by the pass's `StepPack`, told whether anything is open (known:
+        no scan of ``is_open``), the same numbers."""
+        hedge, book = o.hedge, o.book
+        # The month's own hedge is rebalanced in place (`_hedge_compiled`); a view or a shared array gets a new one.
+        flags = hedge.flags
+        own = hedge.shape == self.shape and hedge.dtype == _FLOAT and flags.c_contiguous and flags.writeable \
+            and flags.owndata
+        if not self._open_anywhere(o):  # nothing trades: the hedge kept, the same array or a copy
+            if not own:
+                o.hedge = np.array(hedge, dtype=float)
+            return
+        held = [s for s in book.slots if s._held]
+        o.hedge = self.pack.hedge(qtys=[s._qty for s in held], deltas=[s.delta for s in held], static=_static(book), hedge=hedge, d=o.d,
+                                  active=o.is_open, month_pnl=o.month_pnl, in_place=own)
+
     def _exercisable(self, o: _Open, j: int) -> set[int] | None:
         """Before expiry on the fast engine, the slots that may be exercised at step ``j``: the held American
         ones with a short lot in the exercise region, all found in one compiled call
@@ -1891,7 +1932,9 @@ class _Pass:
         if not self.fast or j >= o.mo.n:
             return None
         slots = [(si, s) for si, s in enumerate(o.book.slots) if s._held and s.american]
-        found = kernels.shorts_exercised([s._qty for _, s in slots], [s.exercise for _, s in slots])
+        if not slots:
+            return set()
+        found = self.pack.shorts([s._qty for _, s in slots], [s.exercise for _, s in slots])
         return {si for (si, _), hit in zip(slots, found) if hit}
 
     def _exercised(self, s: Slot, j: int, mo, found: bool = False) -> np.ndarray | None:
@@ -1921,9 +1964,11 @@ class _Pass:
         at this step for the trace (None untraced on the fast engine: its kernel marks the month's ``assigned``
         in place, no step's array made and or-ed in). ``may``: `_exercisable`'s answer at this step, if asked
         already (the hedge changes no lots or flags)."""
+        direct = self.fast and self.tr is None
+        if direct and may is not None and not may:
+            return None  # before expiry, no slot short in its exercise region (most steps): nothing to book
         strat, mo, ledger, equity, cost = self.strat, o.mo, self.ledger, self.equity, self.cost
         f, mult = mo.price, self.mult
-        direct = self.fast and self.tr is None
         assigned_now = o.assigned if direct else np.zeros(self.shape, dtype=bool)
         may = self._exercisable(o, j) if may is None else may
         for si, s in enumerate(o.book.slots):

@@ -1,0 +1,119 @@
+"""A pass's step kernels with the arguments that hold for the whole pass bound once (`StepPack`).
+
+`opl.runtime.engine.step_kernels`' public fronts (`settle`, `exits_close`, `hedge_step`, `shorts_exercised`)
+take every argument as the reference's stages hold it and check, convert and pad each at every call. A
+replayed step calls them with the same fees, rules, numbers, ledger, equity and counters all pass long:
+`StepPack` makes those once — the fees as rows, the exit rules coded, the numbers as floats — and its
+methods build only what changes from step to step (the slots' tuples, the month's rows), then call the
+same compiled kernels with the same arguments: the same bits. Kept apart from the kernel modules, whose
+every edit recompiles all the kernels (`opl.runtime.engine.kernelcache`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from opl.runtime.engine import kernelbase, step_kernels
+from opl.runtime.engine.kernelbase import _SCRATCH, _flag_grid, _grid, _padded, _plain, _plain_bool, _slot_tuple
+
+__all__ = ["StepPack"]
+
+
+class StepPack:
+    """The pass's constant arguments of the step kernels, made once (module docstring).
+
+    Parameters
+    ----------
+    shape
+        (variants, paths) of the pass.
+    equity, buckets, counters
+        The pass's own equity (written in place) and its ledger's buckets and counters (dicts of the arrays
+        the kernels add into; the arrays are read at each call, so a ledger's arrays may be replaced).
+    capital, mult, cs
+        The capital, the option multiplier and the futures contract size.
+    storage, funding, year_days
+        Delivered goods' storage a day and funding rate, and the days of a year.
+    option_close_fee, futures_close_fee, futures_open_fee
+        A lot's fee per variant, (variants,).
+    exit_rules
+        The pnl_percent triggers' (comparison, bound) pairs (`step_kernels.EXIT_OPS`), or None: no compiled
+        exits; with ``all_required`` and ``stop_level`` (None: no stop loss) as `step_kernels.exits_close`
+        takes them.
+    hedge
+        (keep, band, lots per option) of the hedge rule, or None.
+    """
+
+    def __init__(self, *, shape: tuple[int, int], equity: np.ndarray, buckets: dict, counters: dict, capital: float,
+                 mult: float, cs: float, storage: float, funding: float, year_days: float, option_close_fee,
+                 futures_close_fee, futures_open_fee, exit_rules=None, all_required: bool = False,
+                 stop_level: float | None = None, hedge: tuple | None = None):
+        self.shape, self.equity, self.buckets, self.counters = shape, equity, buckets, counters
+        self.capital, self.mult, self.cs = float(capital), float(mult), float(cs)
+        self.storage, self.funding, self.year_days = float(storage), float(funding), float(year_days)
+        rows = shape[:1]
+        self.option_close_fee = _plain(option_close_fee, rows)
+        self.futures_close_fee = _plain(futures_close_fee, rows)
+        self.futures_open_fee = _plain(futures_open_fee, rows)
+        if exit_rules is not None:
+            self.ops, self.bounds = step_kernels._exit_codes(tuple(exit_rules))
+        self.all_required = bool(all_required)
+        self.stop = stop_level is not None
+        self.stop_level = 0.0 if stop_level is None else float(stop_level)
+        self._held = np.ones(16, dtype=np.bool_)  # the exits' flags of the slots still held (written after an exit)
+        self.keep, self.band, self.lots_per_option = (float(x) for x in hedge) if hedge is not None else (0.0,) * 3
+
+    def settle(self, *, interest: tuple | None, qtys: list, befores: list, afters: list, valued: tuple, static, hedge,
+               pending: np.ndarray, goods, previous: np.ndarray, price: np.ndarray, span: float, close: bool,
+               month_pnl: np.ndarray) -> None:
+        """`step_kernels.settle` of the slots moved (their lots, marks before and after, and whether each was
+        held at the step's start, in the book's order); ``previous`` and ``price`` the month's rows of the
+        step's start and end (C-ordered floats, `replay._price_rows`); ``close``: the futures from exercise
+        closed at the pass's futures fee."""
+        shape, equity, buckets = self.shape, self.equity, self.buckets
+        units, growth, held_margin, margin_growth = interest if interest is not None else (None, 0.0, equity, None)
+        paid = units is not None
+        kernel = step_kernels._settle_parallel if equity.size >= kernelbase.STEP_PARALLEL_MIN else step_kernels._settle
+        kernel(equity, self.capital, self.mult, interest is not None, paid, _plain(units, shape) if paid else equity,
+               previous, self.cs, float(growth), _plain(held_margin, shape),
+               0.0 if margin_growth is None else float(margin_growth), margin_growth is not None, _slot_tuple(qtys),
+               _slot_tuple(befores), _slot_tuple(afters), step_kernels._valued(valued), len(qtys), _grid(static),
+               _plain(hedge, shape), pending, _plain(goods, shape) if goods is not None else equity,
+               goods is not None, price, self.storage, self.funding, float(span), self.year_days, close,
+               self.futures_close_fee, buckets["interest"], buckets["premium"], buckets["hedge"],
+               buckets["assignment"], buckets["funding"], buckets["costs"], self.counters["futures_lots"], month_pnl)
+
+    def exits(self, *, month_pnl: np.ndarray, denominator, start: bool, force: bool, is_open: np.ndarray,
+              early: bool, qtys: list, futures: list) -> list[bool] | None:
+        """`step_kernels.exits_close` with the pass's rules, fees and ledger: whether each slot still holds lots,
+        or None where nothing exited."""
+        n, counters = len(qtys), self.counters
+        held = self._held if n <= self._held.shape[0] else np.ones(n, dtype=np.bool_)
+        hits = step_kernels._exits_in_place(
+            month_pnl, _plain(denominator, self.shape), start, self.all_required, self.ops, self.bounds, self.stop,
+            self.stop_level, force, is_open, early, counters["exits"], counters["early_exits"],
+            _padded(tuple(qtys), _SCRATCH), n, self.option_close_fee, _padded(tuple(futures), _SCRATCH),
+            len(futures), self.futures_close_fee, self.buckets["costs"], self.equity, counters["option_lots"],
+            counters["futures_lots"], held)
+        return held[:n].tolist() if hits else None
+
+    def hedge(self, *, qtys: list, deltas: list, static, hedge: np.ndarray, d, active: np.ndarray,
+              month_pnl: np.ndarray, in_place: bool) -> np.ndarray:
+        """`step_kernels.hedge_step` where a position is open somewhere, with the pass's rule, fee and ledger:
+        the new hedge (into ``hedge`` itself when ``in_place``)."""
+        shape, counters = self.shape, self.counters
+        new = hedge if in_place else np.empty(hedge.shape)
+        kernel = step_kernels._hedge_step_parallel if new.size >= kernelbase.STEP_PARALLEL_MIN \
+            else step_kernels._hedge_step
+        kernel(_slot_tuple(qtys), _slot_tuple(deltas), len(qtys), _grid(static), _plain(hedge, shape),
+               _plain(d, shape[1:]), _plain_bool(active, shape), self.keep, self.band, self.lots_per_option,
+               self.futures_open_fee, self.buckets["costs"], self.equity, month_pnl, counters["futures_lots"],
+               counters["hedge_trades"], new)
+        return new
+
+    def shorts(self, qtys: list, flags: list) -> list[bool]:
+        """`step_kernels.shorts_exercised`, as a list."""
+        out = np.zeros(len(qtys), dtype=np.bool_)
+        if qtys:
+            step_kernels._shorts_exercised(_slot_tuple(qtys), _padded(tuple([_flag_grid(f) for f in flags]),
+                                                                       kernelbase._NO_FLAGS), len(qtys), out)
+        return out.tolist()
