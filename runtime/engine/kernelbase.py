@@ -238,25 +238,35 @@ def _slot_tuple(arrays, least: int = 8) -> tuple:
     slots' lots, strikes and marks again and again (the lots and strikes all month, a step's marks at the
     next step's settle and at its margin), and each tuple cost a `_grid` an entry. A view reads the array's
     current elements, so an array written in place needs no new tuple; an array replaced is another key.
+    A tuple made anew takes each array's view from `_VIEWS` where an earlier tuple made it (a step's marks are
+    in the settle's, the hedge's and the margin's tuples, each with other arrays beside them).
     """
     arrays = tuple(arrays)
     key = (least, *map(id, arrays))
     kept = _TUPLES.get(key)
     if kept is not None:  # the arrays kept alive with it: their ids name these very arrays
         return kept[1]
-    views = []
-    for x in arrays:
+    if len(_TUPLES) >= _TUPLES_KEPT:
+        forget_tuples()  # (first: the views about to be made are counted in `_KEPT_REFS`)
+    # (Operators, not calls, where they will do — ``in``, subscripts —: this runs some ten times a step.)
+    views, refs = [], _KEPT_REFS
+    for x, i in zip(arrays, key[1:]):
+        if i in _VIEWS:  # (``x`` kept alive there: its id names this very array)
+            views.append(_VIEWS[i][1])
+            continue
         view = _grid_view(x)
         if view is None:  # copied: a copy does not follow its array, so the tuple is not kept
             return _padded(tuple([_grid(x) for x in arrays]), _ONE, least)
+        if view is not x:  # a view made (``x`` writable, or a column): kept with ``x`` for the next tuples
+            _VIEWS[i] = (x, view)
+            if x.base is None:  # the entry's reference and the view's (its base): `kept_references`
+                refs[i] = refs[i] + 2 if i in refs else 2
         views.append(view)
     out = _padded(tuple(views), _ONE, least)
-    if len(_TUPLES) >= _TUPLES_KEPT:
-        forget_tuples()
     _TUPLES[key] = (arrays, out)
-    for x in arrays:
-        if type(x) is np.ndarray and x.base is None:
-            _KEPT_REFS[id(x)] = _KEPT_REFS.get(id(x), 0) + 2
+    for x, i, view in zip(arrays, key[1:], views):
+        if type(x) is np.ndarray and x.base is None:  # the entry's reference, and its view's when ``x`` is it
+            refs[i] = (refs[i] if i in refs else 0) + (2 if view is x else 1)
     return out
 
 
@@ -283,14 +293,19 @@ def keep_own(arrays: tuple, made) -> None:
 # keep its marks alive.
 _TUPLES: dict[tuple, tuple] = {}
 _TUPLES_KEPT = 64
-# The references the kept tuples hold to each array owning its data, by id: two an entry (the entry's arrays, and
-# its view, whose base it is, or the array itself when read-only) (`kept_references`).
+# The read-only views `_slot_tuple` made, by the id of their array, each with its array (alive); emptied with
+# `_TUPLES` (so at most its tuples' entries, and the arrays of a tuple not kept).
+_VIEWS: dict[int, tuple] = {}
+# The references the kept tuples and views hold to each array owning its data, by id (`kept_references`): a view
+# kept, two (the entry's, and the view's: its base); a tuple, one an entry (its arrays), two where the array is
+# its own view (read-only: it is in the tuple too).
 _KEPT_REFS: dict[int, int] = {}
 
 
 def forget_tuples() -> None:
-    """Drop `_slot_tuple`'s kept tuples (a month's open: their arrays are not asked for again)."""
+    """Drop `_slot_tuple`'s kept tuples and views (a month's open: their arrays are not asked for again)."""
     _TUPLES.clear()
+    _VIEWS.clear()
     _KEPT_REFS.clear()
 
 
