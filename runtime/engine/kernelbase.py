@@ -258,8 +258,8 @@ def _slot_tuple(arrays, least: int = 8) -> tuple:
         if view is None:  # copied: a copy does not follow its array, so the tuple is not kept
             return _padded(tuple([_grid(x) for x in arrays]), _ONE, least)
         if view is not x:  # a view made (``x`` writable, or a column): kept with ``x`` for the next tuples
-            _VIEWS[i] = (x, view)
-            if x.base is None:  # the entry's reference and the view's (its base): `kept_references`
+            _VIEWS[i] = (x, view)  # (a number 0 too: the shared zero, `_grid_view`)
+            if type(x) is np.ndarray and x.base is None:  # the entry's reference and the view's (its base)
                 refs[i] = refs[i] + 2 if i in refs else 2
         views.append(view)
     out = _padded(tuple(views), _ONE, least)
