@@ -1385,6 +1385,9 @@ class _Open:
     # the adjustment round, the hedge and the alerts each asked numpy to scan the whole array at every step.
     open_any: bool | None = None
     read_only: tuple | None = None  # `steps_read_only`, made when first read
+    # Per base leg, its month's value, delta and exercise tables as (steps, 1, paths) read-only views, or None
+    # (`_base_rows`): a step's row of each is the view the kernels read of its column, made by an index.
+    base_rows: list | None = None
 
     @property
     def prices(self) -> np.ndarray:
@@ -1535,6 +1538,8 @@ class _Pass:
                   denominator=np.ones(shape), open_margin=zero, month_start=equity.copy(),
                   alerted=np.zeros(shape, dtype=bool), assigned=np.zeros(shape, dtype=bool),
                   delivered=np.zeros(shape, dtype=bool))
+        if self.fast:
+            o.base_rows = self._base_rows(mo)
         if strat.guards:
             # avoid_leg_if: a leg whose rule holds at the open is not opened on that path.
             at_open = self.state(o, 0)
@@ -1570,6 +1575,29 @@ class _Pass:
             when = self._when(o, 0)
             self.engine.start(self.state(o, 0) if when is None else None, is_open, when=when)
         return o
+
+    @staticmethod
+    def _base_rows(mo) -> list | None:
+        """`_Open.base_rows` of a fast month (its marks stored (steps, paths), `SeriesMarks`), else None.
+
+        A base leg's marks at a step are a new view of the month's column, so every tuple of them the step's
+        kernels take (the settle's, the hedge's, the margin's, the exercise scan's) made its read-only view
+        again (`kernelbase._grid_view`: a reshape and a flag set); the step puts these rows, the same views,
+        in `kernelbase._VIEWS` for them (`_settle`)."""
+        if getattr(mo, "series", None) is None:
+            return None
+        rows = []
+        for tables in zip(mo.value, mo.delta, mo.exercise):
+            made = []
+            for x in tables:
+                x = x.T  # (steps, paths)
+                if not x.flags.c_contiguous:
+                    return None
+                x = x.reshape(x.shape[0], 1, x.shape[1])
+                x.setflags(write=False)
+                made.append(x)
+            rows.append(tuple(made))
+        return rows
 
     # -- a step ----------------------------------------------------------------------------------------
     def _step(self, o: _Open, j: int) -> None:
@@ -1646,6 +1674,7 @@ class _Pass:
         moved = [s for s in o.book.slots if s.base is not None or s._held]
         befores = [s.value for s in moved]
         series = getattr(mo, "series", None)
+        base_rows, views = o.base_rows, kernelbase._VIEWS
         for s in moved:
             b = s.base
             if b is None:
@@ -1659,17 +1688,22 @@ class _Pass:
                     s.value, s.delta, s.exercise = mo.value[b][:, j], mo.delta[b][:, j], mo.exercise[b][:, j]
                     gamma = mo.gamma  # (a month with series: a `_Month`, None without greeks)
                     s.gamma = gamma[b][:, j] if gamma is not None else 0.0
+                    rows = base_rows[b] if base_rows is not None else None
+                    if rows is not None:  # the columns' kernel views, kept for the step's tuples (`_base_rows`)
+                        views[id(s.value)] = (s.value, rows[0][j])
+                        views[id(s.delta)] = (s.delta, rows[1][j])
+                        views[id(s.exercise)] = (s.exercise, rows[2][j])
                     continue
             _base_marks(s, mo, j)
         held = self.inventory.total()
-        # (the method: np.any's Python around it costs as much)
-        closing = self.cost.fast and not bool(self.liquidate_next.any())
+        closing = self.cost.fast and not _any(self.liquidate_next, axis=None)
         self.pending = pending = kernels.writable(self.pending, self.shape)
         prices = o.prices
         self.pack.settle(interest=interest, qtys=[s._qty for s in moved], befores=befores,
                          afters=[s.value for s in moved], valued=tuple([s._held for s in moved]),
                          static=_static(o.book), hedge=o.hedge, pending=pending,
-                         goods=held if self.inventory.blocks() and held.any() else None, previous=prices[j - 1],
+                         goods=held if self.inventory.blocks() and _any(held, axis=None) else None,
+                         previous=prices[j - 1],
                          price=prices[j], span=mo.span[j], close=closing, month_pnl=o.month_pnl)
         self._previous_decisions(o, pending_closed=closing)
 
@@ -1872,7 +1906,7 @@ class _Pass:
     def _open_anywhere(o: _Open) -> bool:
         """Whether a position of ``o`` is open on any path: asked once after each change of ``is_open``."""
         if o.open_any is None:
-            o.open_any = bool(o.is_open.any())
+            o.open_any = bool(_any(o.is_open, axis=None))
         return o.open_any
 
     def _when(self, o: _Open, j: int) -> np.ndarray | None:
@@ -2572,6 +2606,9 @@ def _round_strikes(mo, j: int, price: np.ndarray, vol: np.ndarray, rolls: list, 
 
 
 _FLOAT = np.dtype(np.float64)
+# ``x.any()`` as one call (the method's Python wrapper and its reduction are three in numpy 2; a step asks a few):
+# whether any element is nonzero, NaN counting as nonzero.
+_any = np.logical_or.reduce
 # The round's counters tuple (six, then two per playbook action) padded to this many with a dummy never written: a
 # tuple's length is part of the kernel's signature, and a candidate of the loop with another number of actions
 # compiled `_round` again (~25 s of a fresh cache's CPU).

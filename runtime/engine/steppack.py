@@ -18,6 +18,8 @@ from opl.runtime.engine.kernelbase import _SCRATCH, _flag_grid, _grid, _padded, 
 
 __all__ = ["StepPack"]
 
+_EIGHT = (_SCRATCH,) * 8  # `_padded`'s dummies for a tuple of up to eight writable positions, by a slice
+
 
 class StepPack:
     """The pass's constant arguments of the step kernels, made once (module docstring).
@@ -91,8 +93,9 @@ class StepPack:
         hits = step_kernels._exits_in_place(
             month_pnl, _plain(denominator, self.shape), start, self.all_required, self.ops, self.bounds, self.stop,
             self.stop_level, force, is_open, early, counters["exits"], counters["early_exits"],
-            _padded(tuple(qtys), _SCRATCH), n, self.option_close_fee, _padded(tuple(futures), _SCRATCH),
-            len(futures), self.futures_close_fee, self.buckets["costs"], self.equity, counters["option_lots"],
+            (*qtys, *_EIGHT[n:]) if n <= 8 else _padded(tuple(qtys), _SCRATCH), n, self.option_close_fee,
+            (*futures, *_EIGHT[m:]) if (m := len(futures)) <= 8 else _padded(tuple(futures), _SCRATCH), m,
+            self.futures_close_fee, self.buckets["costs"], self.equity, counters["option_lots"],
             counters["futures_lots"], held)
         return held[:n].tolist() if hits else None
 
@@ -114,6 +117,8 @@ class StepPack:
         """`step_kernels.shorts_exercised`, as a list."""
         out = np.zeros(len(qtys), dtype=np.bool_)
         if qtys:
-            step_kernels._shorts_exercised(_slot_tuple(qtys), _padded(tuple([_flag_grid(f) for f in flags]),
-                                                                       kernelbase._NO_FLAGS), len(qtys), out)
+            views = kernelbase._VIEWS  # (a base leg's flags: the step's view of its column, `replay._Pass._settle`)
+            grids = [views[i][1] if (i := id(f)) in views else _flag_grid(f) for f in flags]
+            step_kernels._shorts_exercised(_slot_tuple(qtys), _padded(tuple(grids), kernelbase._NO_FLAGS), len(qtys),
+                                           out)
         return out.tolist()
