@@ -248,23 +248,29 @@ def _slot_tuple(arrays, least: int = 8) -> tuple:
         return kept[1]
     if len(_TUPLES) >= _TUPLES_KEPT:
         forget_tuples()  # (first: the views about to be made are counted in `_KEPT_REFS`)
-    # (Operators, not calls, where they will do — ``in``, subscripts —: this runs some ten times a step.)
-    views, refs = [], _KEPT_REFS
-    for x, i in zip(arrays, key[1:]):
-        if i in _VIEWS:  # (``x`` kept alive there: its id names this very array)
-            views.append(_VIEWS[i][1])
+    # (Operators, not calls, where they will do — ``in``, subscripts, a comprehension —: this runs some ten times a
+    # step, most arrays' views made already.)
+    ids, refs = key[1:], _KEPT_REFS
+    views = [_VIEWS[i][1] if i in _VIEWS else None for i in ids]  # (``x`` kept alive there: its id names it)
+    for k, x in enumerate(arrays):
+        if views[k] is not None:
+            continue
+        i = ids[k]
+        if i in _VIEWS:  # an array twice in the tuple: its view made just now
+            views[k] = _VIEWS[i][1]
             continue
         view = _grid_view(x)
         if view is None:  # copied: a copy does not follow its array, so the tuple is not kept
             return _padded(tuple([_grid(x) for x in arrays]), _ONE, least)
+        views[k] = view
         if view is not x:  # a view made (``x`` writable, or a column): kept with ``x`` for the next tuples
             _VIEWS[i] = (x, view)  # (a number 0 too: the shared zero, `_grid_view`)
             if type(x) is np.ndarray and x.base is None:  # the entry's reference and the view's (its base)
                 refs[i] = refs[i] + 2 if i in refs else 2
-        views.append(view)
-    out = _padded(tuple(views), _ONE, least)
+    n = len(views)
+    out = (*views, *_PADS[:least - n]) if n <= least <= 16 else _padded(tuple(views), _ONE, least)
     _TUPLES[key] = (arrays, out)
-    for x, i, view in zip(arrays, key[1:], views):
+    for x, i, view in zip(arrays, ids, views):
         if type(x) is np.ndarray and x.base is None:  # the entry's reference, and its view's when ``x`` is it
             refs[i] = (refs[i] if i in refs else 0) + (2 if view is x else 1)
     return out
@@ -293,6 +299,7 @@ def keep_own(arrays: tuple, made) -> None:
 # keep its marks alive.
 _TUPLES: dict[tuple, tuple] = {}
 _TUPLES_KEPT = 64
+_PADS = (_ONE,) * 16  # `_padded`'s dummies up to `BOOK_SLOTS`, by a slice
 # The read-only views `_slot_tuple` made, by the id of their array, each with its array (alive); emptied with
 # `_TUPLES` (so at most its tuples' entries, and the arrays of a tuple not kept).
 _VIEWS: dict[int, tuple] = {}
