@@ -737,7 +737,11 @@ if njit is not None:
             for k in range(m):
                 c = cols[k]
                 act[v, k] = fire[v, c]
-                rounds[v, c] += act[v, k]
+                # A counter written only where it counts (here, and an action's done and refused below): the round's
+                # elements are scattered, and a write to each had every one's line of the counter fetched and
+                # written back (~10-20% of a 30,000-path round).
+                if act[v, k]:
+                    rounds[v, c] += 1
                 # (|the strategy's futures, none| + |the hedge|) + |futures from exercise and goods|: replay._Margins
                 lots[v, k] = (0.0 + abs(hedge[v, c])) + abs(pending[v, c] + goods[v, c])
         held, touched = np.empty(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_)
@@ -801,8 +805,10 @@ if njit is not None:
             for v in range(variants):
                 for k in range(m):
                     c = cols[k]
-                    done[v, c] += act[v, k] and trades[v, k]
-                    refused[v, c] += aborted[v, k]
+                    if act[v, k] and trades[v, k]:
+                        done[v, c] += 1
+                    if aborted[v, k]:
+                        refused[v, c] += 1
                     if act[v, k]:
                         before[v, k] = after[v, k]  # AdjustEngine._margins_after: the next action's before
                     if aborted[v, k] and exit_on_abort:
