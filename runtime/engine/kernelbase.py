@@ -361,6 +361,21 @@ _NO_FLAGS = np.zeros((1, 1), dtype=np.bool_)  # a dummy slot's flags, read-only 
 _NO_FLAGS.flags.writeable = False
 
 
+def _flag_view(x) -> np.ndarray:
+    """`_flag_grid` of a slot's exercise flags, kept in `_VIEWS` as `_slot_tuple` keeps its views (its references
+    counted likewise) where it is a view of ``x`` itself (C-ordered flags): a dynamic slot's flags are written in
+    place by its re-marks, so the next step's exercise scan reads the same view."""
+    i = id(x)
+    if i in _VIEWS:  # (``x`` kept alive there: its id names this very array)
+        return _VIEWS[i][1]
+    view = _flag_grid(x)
+    if type(x) is np.ndarray and x.dtype == _BOOL and x.flags.c_contiguous:  # (no copy: a view of ``x``)
+        _VIEWS[i] = (x, view)
+        if x.base is None:  # the entry's reference and the view's (its base)
+            _KEPT_REFS[i] = _KEPT_REFS[i] + 2 if i in _KEPT_REFS else 2
+    return view
+
+
 def _flag_grid(x) -> np.ndarray:
     """`_grid` for flags (bool)."""
     if type(x) is np.ndarray and x.dtype == np.bool_ and x.ndim == 1 and x.flags.c_contiguous:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import numpy as np
 
 from opl.runtime.engine import kernelbase, step_kernels
-from opl.runtime.engine.kernelbase import _SCRATCH, _flag_grid, _grid, _padded, _plain, _plain_bool, _slot_tuple
+from opl.runtime.engine.kernelbase import _SCRATCH, _flag_view, _grid, _padded, _plain, _plain_bool, _slot_tuple
 
 __all__ = ["StepPack"]
 
 _EIGHT = (_SCRATCH,) * 8  # `_padded`'s dummies for a tuple of up to eight writable positions, by a slice
+_NO_FLAGS8 = (kernelbase._NO_FLAGS,) * 8  # and for a tuple of up to eight slots' flags
 
 
 class StepPack:
@@ -117,8 +118,9 @@ class StepPack:
         """`step_kernels.shorts_exercised`, as a list."""
         out = np.zeros(len(qtys), dtype=np.bool_)
         if qtys:
-            views = kernelbase._VIEWS  # (a base leg's flags: the step's view of its column, `replay._Pass._settle`)
-            grids = [views[i][1] if (i := id(f)) in views else _flag_grid(f) for f in flags]
-            step_kernels._shorts_exercised(_slot_tuple(qtys), _padded(tuple(grids), kernelbase._NO_FLAGS), len(qtys),
-                                           out)
+            # (a base leg's flags: the step's view of its column, `replay._Pass._settle`; a dynamic slot's kept)
+            grids = [_flag_view(f) for f in flags]
+            n = len(grids)
+            step_kernels._shorts_exercised(_slot_tuple(qtys), (*grids, *_NO_FLAGS8[n:]) if n <= 8 else
+                                           _padded(tuple(grids), kernelbase._NO_FLAGS), n, out)
         return out.tolist()
