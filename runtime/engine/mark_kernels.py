@@ -104,7 +104,7 @@ if njit is not None:
             n += flags[p]
         return n
 
-    _ROWS = 10  # `_mark_list`'s scratch rows
+    _ROWS = 12  # `_mark_list`'s scratch rows
 
     @njit(cache=True, error_model="numpy")  # numpy's division: no zero check, which would keep loops scalar
     def _mark_list(idx, n, phi, american, with_gamma, s_row, k_row, vol_row, tj, c, sqrt_t, bt, cf, df, eep, d_eep,
@@ -141,8 +141,9 @@ if njit is not None:
                         if sd[i] > 0 and s[i] > 0 else 0.0)
         else:
             g[:n] = 0.0
-        if american:
-            _premium(n, k, x, lv, nd1, nd2, c, eep, d_eep, x_grid, logv_grid)
+        if american:  # (d1, sd and the last two rows are free now: the premium's weights)
+            _premium(n, k, x, lv, nd1, nd2, c, eep, d_eep, x_grid, logv_grid, d1, sd, rows[10], rows[11],
+                     np.empty(n, dtype=np.uint64))
         _finish(idx, n, phi, american, s, k, lv, nd1, nd2, g, c, boundary, logv_grid, value, delta, gamma, exercise)
 
     @njit(cache=True, inline="always", error_model="numpy")
@@ -174,10 +175,13 @@ if njit is not None:
             nd2[i] = phi * cf * a
 
     @njit(cache=True, inline="always", error_model="numpy")
-    def _premium(n, k, x, lv, value_row, delta_row, c, eep, d_eep, x_grid, logv_grid):
+    def _premium(n, k, x, lv, value_row, delta_row, c, eep, d_eep, x_grid, logv_grid, w00, w01, w10, w11, node):
         # Black's value and delta in the rows plus the early-exercise premium and its delta, bilinear in the
-        # tables of column ``c``, in a loop of its own (vectorised: the tables' corners gathered). The nodes are
-        # clamped into the tables, so no element reads outside them (a NaN gives node 0).
+        # tables of column ``c``. The nodes are clamped into the tables, so no element reads outside them (a NaN
+        # gives node 0). Two loops: the nodes (a flat offset into the column's tables, unsigned so that no
+        # index is checked for a negative value) and the four weights first, arithmetic the compiler
+        # vectorises; then the corners gathered and summed, in the order the single loop summed them (the same
+        # bits), the only scalar part.
         nx, nv, x0, dx, v0, dv = _grid_constants(x_grid, logv_grid)
         x_lo, x_hi = x_grid[0], x_grid[nx - 1]
         for i in range(n):
@@ -186,11 +190,15 @@ if njit is not None:
             ix = min(max(int(fx), 0), nx - 2)
             m = min(max(int(fv), 0), nv - 2)
             wx, wv = fx - ix, fv - m
-            w00, w01, w10, w11 = (1 - wx) * (1 - wv), (1 - wx) * wv, wx * (1 - wv), wx * wv
-            premium = (eep[c, ix, m] * w00 + eep[c, ix, m + 1] * w01 + eep[c, ix + 1, m] * w10
-                       + eep[c, ix + 1, m + 1] * w11)
-            premium_delta = (d_eep[c, ix, m] * w00 + d_eep[c, ix, m + 1] * w01 + d_eep[c, ix + 1, m] * w10
-                             + d_eep[c, ix + 1, m + 1] * w11)
+            node[i] = ix * nv + m
+            w00[i], w01[i], w10[i], w11[i] = (1 - wx) * (1 - wv), (1 - wx) * wv, wx * (1 - wv), wx * wv
+        e, de = eep[c].reshape(nx * nv), d_eep[c].reshape(nx * nv)
+        up = np.uint64(nv)
+        for i in range(n):
+            o = node[i]
+            a, b, cc, d = w00[i], w01[i], w10[i], w11[i]
+            premium = e[o] * a + e[o + 1] * b + e[o + up] * cc + e[o + up + 1] * d
+            premium_delta = de[o] * a + de[o + 1] * b + de[o + up] * cc + de[o + up + 1] * d
             value_row[i] = value_row[i] + k[i] * premium
             delta_row[i] = delta_row[i] + premium_delta
 
