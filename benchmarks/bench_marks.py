@@ -20,9 +20,17 @@ included), the median of ``--repeat`` rounds, alternately:
    held on ``--held`` of the paths, delta and gamma updated in place), and the same call with nothing
    held: the share of a call that is its pass over every (variant, path) (the old marks copied).
 
+With ``--captured PATHS`` it times instead the mark kernel's real calls: every ``--stride``-th call of
+its twins in a two-month in-process jujube replay (``PATHS`` paths, one worker), cut to the columns each
+marks, replayed on the serial twin (CPU ns a mark, the median of ``--repeat`` rounds); with ``--against
+FILE`` (an earlier mark_kernels.py, e.g. ``git show main:runtime/engine/mark_kernels.py > /tmp/old.py``:
+a copy outside the package, loaded as a module of its own) the two alternately on the same calls, their
+marks compared bit for bit.
+
 Usage::
 
     python benchmarks/bench_marks.py [--paths 30000] [--repeat 5] [--held 0.05]
+    python benchmarks/bench_marks.py --captured 30000 [--stride 13] [--against /tmp/old.py]
 
 Only the ratios are meant to be compared across machines.
 """
@@ -30,8 +38,12 @@ Only the ratios are meant to be compared across machines.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
+import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -41,6 +53,7 @@ from opl.runtime.engine.processes import DEFAULTS, PathGenerator, ProcessSpec, R
 
 RATE = 0.015
 TENOR = 30 / 365
+JUJUBE = Path(__file__).resolve().parents[1] / "examples" / "jujube" / "strangle.opl"
 
 
 # Cephes' ndtr on the C library's erf/erfc, as the marks made it before math_kernels.
@@ -165,12 +178,103 @@ def _remarks(mp, t, held: float, repeat: int) -> tuple[float, float, int]:
     return float(np.median(some)), float(np.median(empty)), int(np.count_nonzero(where[0]))
 
 
+def capture(paths: int, stride: int) -> list[tuple]:
+    """Every ``stride``-th call of the mark kernel's twins in a two-month jujube replay (one worker) as a call
+    of the serial twin on the columns it marks: (arguments with the month's arrays cut to those columns, the
+    outputs' columns as they were before the call)."""
+    import opl
+
+    kept, seen = [], [0]
+    originals = {name: getattr(mark_kernels, name) for name in ("_mark_parallel", "_mark_serial")}
+
+    def keeper(kernel):
+        def call(*a):
+            seen[0] += 1
+            if seen[0] % stride == stride // 2:
+                j0, j1 = a[1], a[2]
+
+                def cut(x):
+                    return np.ascontiguousarray(x[j0:j1]).copy()
+
+                args = (a[0].copy(), 0, j1 - j0, *a[3:6], cut(a[6]), cut(a[7]), a[8].copy(), cut(a[9]), cut(a[10]),
+                        np.ascontiguousarray(a[11][:, j0:j1]), *a[12:21])
+                kept.append((args, tuple(cut(x) for x in a[21:25])))
+            return kernel(*a)
+        return call
+
+    for name, kernel in originals.items():
+        setattr(mark_kernels, name, keeper(kernel))
+    try:
+        opl.simulate(str(JUJUBE), paths=paths, set={"sim.workers": "1", "experiment.horizon": "2"})
+    finally:
+        for name, kernel in originals.items():
+            setattr(mark_kernels, name, kernel)
+    return kept
+
+
+def _module_of(path: str):
+    """An earlier mark_kernels.py loaded as a module of its own (numba caches its kernels beside that file)."""
+    if os.path.realpath(path) == os.path.realpath(mark_kernels.__file__):
+        raise SystemExit("--against: a copy of an earlier version, not the package's own file (numba's cache of it "
+                         "would be keyed to another module's name)")
+    name = "bench_marks_against"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _replayed(module, calls) -> tuple[float, list]:
+    """CPU seconds of ``module``'s serial twin on ``calls`` (fresh outputs, copied before the clock), and the
+    outputs."""
+    outs = [tuple(x.copy() for x in before) for _, before in calls]
+    start = time.process_time()
+    for (args, _), out in zip(calls, outs):
+        module._mark_serial(*args, *out)
+    return time.process_time() - start, outs
+
+
+def captured(paths: int, stride: int, repeat: int, against: str | None) -> None:
+    """The ``--captured`` report."""
+    import opl
+
+    opl.simulate(str(JUJUBE), paths=200, set={"sim.workers": "1", "experiment.horizon": "2"})  # loads the kernels
+    calls = capture(paths, stride)
+    marks = sum(int(args[0].sum()) * args[2] for args, _ in calls)
+    modules = {"this": mark_kernels}
+    if against:
+        modules["against"] = _module_of(against)
+    outputs = {tag: _replayed(m, calls)[1] for tag, m in modules.items()}  # (loads or compiles the twins)
+    if against:
+        same = all(x.tobytes() == y.tobytes() for mine, theirs in zip(outputs["this"], outputs["against"])
+                   for x, y in zip(mine, theirs))
+        print(f"marks of this file and of {against}: {'the same bits' if same else 'DIFFERENT'}")
+    runs = {tag: [] for tag in modules}
+    for _ in range(repeat):
+        for tag, m in modules.items():
+            runs[tag].append(_replayed(m, calls)[0])
+    print(f"{len(calls)} captured calls (one in {stride}) of a 2-month jujube replay at {paths:,} paths, "
+          f"{marks:,} marks, serial twin, CPU per mark (median of {repeat}):")
+    for tag, spent in runs.items():
+        print(f"  {tag}: {float(np.median(spent)) / marks * 1e9:.1f} ns")
+    if against:
+        print(f"  this / against: {float(np.median(runs['this'])) / float(np.median(runs['against'])):.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--paths", type=int, default=30_000, help="paths of the month (the 30k profile's pass)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--held", type=float, default=0.05, help="share of paths holding the re-marked slot")
+    parser.add_argument("--captured", type=int, default=0, metavar="PATHS",
+                        help="time the kernel's calls captured from a jujube replay of PATHS paths instead")
+    parser.add_argument("--stride", type=int, default=13, help="--captured: keep one call in STRIDE")
+    parser.add_argument("--against", help="--captured: an earlier mark_kernels.py to time alternately")
     args = parser.parse_args()
+    if args.captured:
+        captured(args.captured, args.stride, args.repeat, args.against)
+        return
     mp, t, legs = _month(args.paths)
     marks = 2 * args.paths * len(t)
     floor_args = _floor_arguments(mp, t, legs)
