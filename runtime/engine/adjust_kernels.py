@@ -45,15 +45,32 @@ if njit is not None:
     def _trade_slot(old, proposed, go, restruck, close_fee, short_fee, long_fee, bucket, equity, month_pnl,
                     counter, out):
         # AdjustEngine._apply for one slot: where ``restruck`` the old series is closed and the new one
-        # opened whole; elsewhere the lots shrink (closing the difference) or grow (opening it).
+        # opened whole; elsewhere the lots shrink (closing the difference) or grow (opening it). Closing is booked
+        # first, each as `_pay` books it, written in the loop (`_traded`, `_cost`: numbers only).
         variants, paths = old.shape
         for v in range(variants):
             for p in range(paths):
                 before = old[v, p]
                 after = proposed[v, p] if go[v, p] else before
                 out[v, p] = after
-                _trade(before, after, restruck[v, p], close_fee[v], short_fee[v], long_fee[v], v, p, bucket, equity,
-                       month_pnl, counter)
+                closed, opened = _traded(before, after, restruck[v, p])
+                if closed != 0.0:
+                    amount, lots = _cost(closed, close_fee[v])
+                    bucket[v, p] += amount
+                    equity[v, p] += amount
+                    month_pnl[v, p] += amount
+                    counter[v, p] += lots
+                if opened != 0.0:
+                    amount, lots = _cost(opened, short_fee[v] if opened < 0 else long_fee[v])
+                    bucket[v, p] += amount
+                    equity[v, p] += amount
+                    month_pnl[v, p] += amount
+                    counter[v, p] += lots
+
+    @njit(cache=True, inline="always")
+    def _cost(lots, fee):
+        # `_pay`'s amount and lots counted, as numbers (see `_traded`).
+        return -(abs(lots) * fee), np.int64(np.rint(abs(lots)))
 
     @njit(cache=True, inline="always")
     def _pay(lots, fee, v, p, bucket, equity, month_pnl, counter):
@@ -67,27 +84,15 @@ if njit is not None:
 
     @njit(cache=True, inline="always")
     def _traded(before, after, restruck):
-        # `_trade`'s lots closed and opened of one element (numbers only: an array bound to an inlined helper's
-        # argument is reference counted, an atomic add and subtract a call, which a loop over elements pays).
+        # AdjustEngine._trade_slot's lots closed and opened of one element: where ``restruck`` the old series
+        # closed and the new one opened whole, elsewhere the lots shrink (closing the difference) or grow (opening
+        # it). Numbers only, and the bookings written in the callers' loops: an array bound to an inlined helper's
+        # argument is reference counted, an atomic add and subtract a call, which a loop over elements paid.
         if restruck:
             return before, after
         closed = before - after if abs(after) < abs(before) else 0.0
         opened = after - before if abs(after) > abs(before) else 0.0
         return closed, opened
-
-    @njit(cache=True, inline="always")
-    def _trade(before, after, restruck, close_fee, short_fee, long_fee, v, p, bucket, equity, month_pnl, counter):
-        # AdjustEngine._trade_slot of one element: where ``restruck`` the old series closed and the new one opened
-        # whole, elsewhere the lots shrink (closing the difference) or grow (opening it); closing booked first.
-        if restruck:
-            closed, opened = before, after
-        else:
-            closed = before - after if abs(after) < abs(before) else 0.0
-            opened = after - before if abs(after) > abs(before) else 0.0
-        if closed != 0.0:
-            _pay(closed, close_fee, v, p, bucket, equity, month_pnl, counter)
-        if opened != 0.0:
-            _pay(opened, short_fee if opened < 0 else long_fee, v, p, bucket, equity, month_pnl, counter)
 
     _mark_row, _at = mark_kernels._mark_row, margin_kernels._at
 
@@ -664,7 +669,7 @@ if njit is not None:
     @njit(cache=True)
     def _apply_plan(go, cols, now, plan, dirty, fees, adjustments, equity, month_pnl, counter):
         # AdjustEngine._apply: each changed slot, in the plan's order, traded where the action goes ahead (its
-        # costs into ``adjustments``, `_trade`), the new series' strike and marks set where it moves there.
+        # costs into ``adjustments``, `_traded`), the new series' strike and marks set where it moves there.
         pq, rs, nk, nval, ndel, ngam, nex, order, count = (plan[0], plan[1], plan[2], plan[3], plan[4], plan[5],
                                                            plan[6], plan[9], plan[10])
         lots_, strike_, value_, delta_, gamma_, exercise_, entry_ = now
@@ -680,20 +685,20 @@ if njit is not None:
                 for x in range(count[0]):
                     i = order[x]
                     moved = rs[i, v, k]
-                    # `_trade`, its bookings written here (`_traded`: no arrays passed to a helper per element)
+                    # (`_trade_slot`'s bookings, closing first)
                     closed, opened = _traded(lots_[i, v, k], pq[i, v, k], moved)
                     if closed != 0.0:
-                        amount = -(abs(closed) * close_fee[v])
+                        amount, lots = _cost(closed, close_fee[v])
                         adjustments[v, c] += amount
                         equity[v, c] += amount
                         month_pnl[v, c] += amount
-                        counter[v, c] += np.int64(np.rint(abs(closed)))
+                        counter[v, c] += lots
                     if opened != 0.0:
-                        amount = -(abs(opened) * (short_fee[v] if opened < 0 else long_fee[v]))
+                        amount, lots = _cost(opened, short_fee[v] if opened < 0 else long_fee[v])
                         adjustments[v, c] += amount
                         equity[v, c] += amount
                         month_pnl[v, c] += amount
-                        counter[v, c] += np.int64(np.rint(abs(opened)))
+                        counter[v, c] += lots
                     lots_[i, v, k] = pq[i, v, k]
                     if moved:
                         dirty[i, v, k] = True
