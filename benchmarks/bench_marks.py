@@ -20,7 +20,7 @@ included), the median of ``--repeat`` rounds, alternately:
    held on ``--held`` of the paths, delta and gamma updated in place), and the same call with nothing
    held: the share of a call that is its pass over every (variant, path) (the old marks copied).
 
-With ``--captured PATHS`` it times instead the mark kernel's real calls: every ``--stride``-th call of
+With ``--captured PATHS`` it times instead the mark kernel's real calls: every ``--stride``-th call of each of
 its twins in a two-month in-process jujube replay (``PATHS`` paths, one worker), cut to the columns each
 marks, replayed on the serial twin (CPU ns a mark, the median of ``--repeat`` rounds); with ``--against
 FILE`` (an earlier mark_kernels.py, e.g. ``git show main:runtime/engine/mark_kernels.py > /tmp/old.py``:
@@ -43,7 +43,6 @@ import math
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -51,9 +50,10 @@ from opl.runtime.engine import kernelbase, mark_kernels, math_kernels
 from opl.runtime.engine.marking import AmericanMarker, SmileRule
 from opl.runtime.engine.processes import DEFAULTS, PathGenerator, ProcessSpec, RegimeParams
 
+import jujube_calls  # (benchmarks/, this script's folder)
+
 RATE = 0.015
 TENOR = 30 / 365
-JUJUBE = Path(__file__).resolve().parents[1] / "examples" / "jujube" / "strangle.opl"
 
 
 # Cephes' ndtr on the C library's erf/erfc, as the marks made it before math_kernels.
@@ -179,36 +179,22 @@ def _remarks(mp, t, held: float, repeat: int) -> tuple[float, float, int]:
 
 
 def capture(paths: int, stride: int) -> list[tuple]:
-    """Every ``stride``-th call of the mark kernel's twins in a two-month jujube replay (one worker) as a call
-    of the serial twin on the columns it marks: (arguments with the month's arrays cut to those columns, the
-    outputs' columns as they were before the call)."""
-    import opl
+    """Every ``stride``-th call of each of the mark kernel's twins in a two-month jujube replay
+    (`jujube_calls.captured`) as a call of the serial twin on the columns it marks: (arguments with the
+    month's arrays cut to those columns, the outputs' columns as they were before the call)."""
+    kept = []
 
-    kept, seen = [], [0]
-    originals = {name: getattr(mark_kernels, name) for name in ("_mark_parallel", "_mark_serial")}
+    def keep(_name: str, a: tuple) -> None:
+        j0, j1 = a[1], a[2]
 
-    def keeper(kernel):
-        def call(*a):
-            seen[0] += 1
-            if seen[0] % stride == stride // 2:
-                j0, j1 = a[1], a[2]
+        def cut(x):
+            return np.ascontiguousarray(x[j0:j1]).copy()
 
-                def cut(x):
-                    return np.ascontiguousarray(x[j0:j1]).copy()
+        args = (a[0].copy(), 0, j1 - j0, *a[3:6], cut(a[6]), cut(a[7]), a[8].copy(), cut(a[9]), cut(a[10]),
+                np.ascontiguousarray(a[11][:, j0:j1]), *a[12:21])
+        kept.append((args, tuple(cut(x) for x in a[21:25])))
 
-                args = (a[0].copy(), 0, j1 - j0, *a[3:6], cut(a[6]), cut(a[7]), a[8].copy(), cut(a[9]), cut(a[10]),
-                        np.ascontiguousarray(a[11][:, j0:j1]), *a[12:21])
-                kept.append((args, tuple(cut(x) for x in a[21:25])))
-            return kernel(*a)
-        return call
-
-    for name, kernel in originals.items():
-        setattr(mark_kernels, name, keeper(kernel))
-    try:
-        opl.simulate(str(JUJUBE), paths=paths, set={"sim.workers": "1", "experiment.horizon": "2"})
-    finally:
-        for name, kernel in originals.items():
-            setattr(mark_kernels, name, kernel)
+    jujube_calls.captured(mark_kernels, ("_mark_parallel", "_mark_serial"), keep, paths=paths, stride=stride)
     return kept
 
 
@@ -237,9 +223,7 @@ def _replayed(module, calls) -> tuple[float, list]:
 
 def captured(paths: int, stride: int, repeat: int, against: str | None) -> None:
     """The ``--captured`` report."""
-    import opl
-
-    opl.simulate(str(JUJUBE), paths=200, set={"sim.workers": "1", "experiment.horizon": "2"})  # loads the kernels
+    jujube_calls.warm()
     calls = capture(paths, stride)
     marks = sum(int(args[0].sum()) * args[2] for args, _ in calls)
     modules = {"this": mark_kernels}

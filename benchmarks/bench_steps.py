@@ -27,14 +27,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 
-import opl
 from opl.runtime.engine import kernelbase, step_kernels
 
-JUJUBE = Path(__file__).resolve().parents[1] / "examples" / "jujube" / "strangle.opl"
+import jujube_calls  # (benchmarks/, this script's folder)
+
 KERNELS = ("_settle", "_hedge_step", "_exits_in_place")
 _SHAPE_OF = {"_settle": 0, "_hedge_step": 4, "_exits_in_place": 0}  # the argument of shape (variants, paths)
 
@@ -54,26 +53,11 @@ def _copy(x, memo: dict):
 
 
 def capture(paths: int, stride: int) -> dict[str, list[tuple]]:
-    """Every ``stride``-th call of each kernel in a two-month jujube replay, its arguments copied."""
+    """Every ``stride``-th call of each kernel in a two-month jujube replay (`jujube_calls.captured`), its
+    arguments copied."""
     kept: dict[str, list[tuple]] = {name: [] for name in KERNELS}
-    seen = dict.fromkeys(KERNELS, 0)
-    originals = {name: getattr(step_kernels, name) for name in KERNELS}
-
-    def keeper(name):
-        def call(*args):
-            seen[name] += 1
-            if seen[name] % stride == stride // 2:
-                kept[name].append(_copy(args, {}))
-            return originals[name](*args)
-        return call
-
-    for name in KERNELS:
-        setattr(step_kernels, name, keeper(name))
-    try:
-        opl.simulate(str(JUJUBE), paths=paths, set={"sim.workers": "1", "experiment.horizon": "2"})
-    finally:
-        for name, kernel in originals.items():
-            setattr(step_kernels, name, kernel)
+    jujube_calls.captured(step_kernels, KERNELS, lambda name, args: kept[name].append(_copy(args, {})),
+                          paths=paths, stride=stride)
     return kept
 
 
@@ -125,7 +109,7 @@ def main(argv=None) -> None:
     parser.add_argument("--stride", type=int, default=11)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
-    opl.simulate(str(JUJUBE), paths=200, set={"sim.workers": "1", "experiment.horizon": "2"})  # warm
+    jujube_calls.warm()
     kept = capture(args.paths, args.stride)
     baselines = {"_settle": _settle_blocks, "_hedge_step": _hedge_blocks, "_exits_in_place": None}
     print(f"jujube strangle, {args.paths:,} paths, 2 months, one call in {args.stride}; CPU ns a (variant, path), "
