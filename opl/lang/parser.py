@@ -20,6 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
@@ -80,18 +81,43 @@ class _LineJoiner:
             yield token
 
 
+#: The parser's options; with the grammar's text, lark's version and Python's they name its cached tables.
+_OPTIONS = dict(parser="lalr", lexer="contextual", propagate_positions=True, maybe_placeholders=False,
+                start=["start", "statement"])
+
+
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
+    """The LALR parser of ``opl.lark``, its tables read from the cache beside this module when one was saved
+    for this grammar, lark and Python (`_cached_lark`), else built (~0.25 s, paid by every `opl` process
+    that parses: `opl check`, each simulate, the language server's start) and saved there."""
     grammar = resources.files("opl.grammar").joinpath("opl.lark").read_text(encoding="utf-8")
-    return Lark(
-        grammar,
-        parser="lalr",
-        lexer="contextual",
-        postlex=_LineJoiner(),
-        propagate_positions=True,
-        maybe_placeholders=False,
-        start=["start", "statement"],
-    )
+    return _cached_lark(grammar, _cache_path(grammar))
+
+
+def _cache_path(grammar: str) -> Path:
+    """Where the parser built from ``grammar`` is cached: this package's ``__pycache__``, beside the compiled
+    modules Python already trusts there (the file is a pickle: a folder anyone may write, as lark's default
+    of the system's temporary folder, would let them run code in every `opl` process)."""
+    import hashlib
+    import lark
+    import sys
+
+    key = hashlib.sha256("\0".join((grammar, repr(sorted(_OPTIONS.items())), lark.__version__,
+                                     sys.version)).encode()).hexdigest()[:24]
+    return Path(__file__).with_name("__pycache__") / f"opl-lark-{key}.pickle"
+
+
+def _cached_lark(grammar: str, path: Path) -> Lark:
+    """The parser of ``grammar``, its tables loaded from ``path`` (lark checks them against the grammar, its
+    options and its version) or built and saved there; a cache that cannot be read or written (a read-only
+    install, another process writing it at that moment) only costs the build."""
+    try:
+        path.parent.mkdir(exist_ok=True)
+        cache: str | bool = str(path)
+    except OSError:
+        cache = False
+    return Lark(grammar, postlex=_LineJoiner(), cache=cache, **_OPTIONS)
 
 
 @dataclass
