@@ -37,7 +37,9 @@ prices every element with the solver itself (one solve each, ~0.6 ms: for valida
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -89,7 +91,8 @@ def prepare_tables(is_call: bool, times, rate: float, carry: float) -> None:
     (one per volatility node and octave of days): a month's expiries cost a few marches, not one each.
 
     Each table depends only on its own (is_call, T, rate, carry), whatever it was built with, so a run's
-    marks do not depend on what ran before it. Stops at the run's deadline between volatility nodes."""
+    marks do not depend on what ran before it. The volatility nodes are solved side by side on threads where
+    this process may use them (`_on_threads`). Stops at the run's deadline between volatility nodes."""
     from opl.runtime.engine.deadline import check
 
     missing = sorted({float(t) for t in times if t > 0} - {key[1] for key in _CACHE
@@ -99,10 +102,13 @@ def prepare_tables(is_call: bool, times, rate: float, carry: float) -> None:
     vols = np.exp(_LOGV)
     eep, slope = np.empty((len(missing), len(_X), len(vols))), np.empty((len(missing), len(_X), len(vols)))
     boundary = np.empty((len(missing), len(vols)))
-    for j, vol in enumerate(vols):
+
+    def solve(j: int) -> None:
         check()  # an hourly grid is hundreds of expiries: seconds of marches
         eep[:, :, j], slope[:, :, j], boundary[:, j] = premium_tables(is_call=is_call, times=missing, rate=rate,
-                                                                      carry=carry, x=_X, vol=vol)
+                                                                      carry=carry, x=_X, vol=vols[j])
+
+    _on_threads(solve, range(len(vols)))
     # d(EEP/K)/d(F/K) = (1/(F/K))·d e/dx: the premium's contribution to delta.
     d_eep = slope / np.exp(_X)[None, :, None]
     for m, t in enumerate(missing):
@@ -112,6 +118,35 @@ def prepare_tables(is_call: bool, times, rate: float, carry: float) -> None:
         _CACHE[(is_call, t, rate, carry)] = tables
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
+
+
+def _on_threads(task, items) -> None:
+    """``task(item)`` for every item, on as many threads as this process has cores where it may use them (not in
+    a forked worker, whose siblings use the other cores: `opl.runtime.engine.kernels.serial_only`), else here.
+
+    The tables' solves run off the interpreter's lock (`opl.runtime.pricing.american_fd`), so a month's tables
+    take about half the time on two cores; each writes its own volatility node, the same numbers as one after
+    the other. The threads are joined before this returns (a fork after it copies none of them) and run in
+    copies of the caller's context (its deadline)."""
+    from contextvars import copy_context
+
+    from opl.runtime.engine.kernelbase import threads_allowed
+
+    items = list(items)
+    threads = min(len(items), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if threads < 2 or not threads_allowed():
+        for item in items:
+            task(item)
+        return
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        futures = [pool.submit(copy_context().run, task, item) for item in items]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def _tables(is_call: bool, t: float, rate: float, carry: float):

@@ -55,6 +55,8 @@ BAW, as before, with its caveats.
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -67,9 +69,14 @@ try:  # numba is a declared dependency; without it the same code runs as (slow) 
     from numba import njit
 
     _jit = njit(cache=True)
+    # The solves of a table's volatility nodes are independent: off the interpreter's lock, threads run them
+    # side by side (`opl.runtime.engine.marking.prepare_tables`).
+    _jit_free = njit(cache=True, nogil=True)
 except ImportError:  # pragma: no cover - exercised only where numba is missing
     def _jit(f):
         return f
+
+    _jit_free = _jit
 
 __all__ = ["premium_tables", "fd_price", "fd_marks", "PER_SD", "WIDTH", "STEPS"]
 
@@ -172,7 +179,7 @@ def _step(am, eu, payoff, x, lo, mid, hi, tau, dt, theta, r, b, out_am, out_eu, 
     out_eu[n - 1] = 0.0
 
 
-@_jit
+@_jit_free
 def _march_put(v, r, b, times, t_short, t_long, per_sd, width, steps, focus):
     """Crank–Nicolson solves of the American and European put per unit strike for every expiry of
     ``times`` (ascending, within [t_short, t_long]); module docstring.
@@ -280,16 +287,44 @@ def _bucket(t):
     return 2.0 ** k / 365.0, 2.0 ** (k + 1) / 365.0
 
 
-@_jit
-def _put_tables(times, t_short, t_long, v, r, b, xs, per_sd, width, steps, focus):
-    """The put's premium per unit strike and its derivative in x at every x of ``xs`` per expiry (all in
-    [t_short, t_long]), and its boundary ln(S*/K)."""
-    x, c, xi0, dxi, diffs, bounds = _march_put(v, r, b, times, t_short, t_long, per_sd, width, steps, focus)
+@_jit_free
+def _put_tables(march, times, v, r, b, xs):
+    """The put's premium per unit strike and its derivative in x at every x of ``xs`` per expiry of ``march``
+    (`_march_put`'s result for ``times``)."""
+    x, c, xi0, dxi, diffs, _ = march
     out = np.empty((2, times.shape[0], xs.shape[0]))
     for m in range(times.shape[0]):
         for i in range(xs.shape[0]):
             out[0, m, i], out[1, m, i], _ = _premium_at(xs[i], x, c, xi0, dxi, diffs[m], times[m], v, r, b)
-    return out, bounds
+    return out
+
+
+#: The last marches solved (`_march`), at most `_MARCHES_KEPT`: a month's put and call tables share them.
+_MARCHES: OrderedDict = OrderedDict()
+_MARCHES_KEPT = 512  # a few hundred nodes by the expiries of an octave: ~10 kB each
+_MARCHES_LOCK = threading.Lock()  # the tables' volatility nodes are solved on threads
+
+
+def _march(times: np.ndarray, t_short: float, t_long: float, v: float, r: float, b: float) -> tuple:
+    """`_march_put` of the put problem (v, r, b) for ``times``, solved once for the put and the call tables.
+
+    On a future (carry 0) a call is the put of the exchanged problem at rate r and carry −0.0
+    (`premium_tables`), the put's own at carry 0.0: the same key here (−0.0 == 0.0), and the same march bit for
+    bit — b enters it only through b − σ²/2, b − r and b < r, where the sign of a zero changes nothing — so a
+    month's call tables reuse the put's marches (or the other way round) and only interpolate (~80% of a table
+    is its march)."""
+    key = (v, r, b, t_short, t_long, times.tobytes())
+    with _MARCHES_LOCK:
+        found = _MARCHES.get(key)
+        if found is not None:
+            _MARCHES.move_to_end(key)
+            return found
+    march = _march_put(v, r, b, times, t_short, t_long, PER_SD, WIDTH, STEPS, FOCUS)
+    with _MARCHES_LOCK:
+        _MARCHES[key] = march
+        while len(_MARCHES) > _MARCHES_KEPT:
+            _MARCHES.popitem(last=False)
+    return march
 
 
 @_jit
@@ -361,8 +396,8 @@ def premium_tables(*, is_call: bool, times: ArrayLike, rate: float, carry: float
     for start in np.unique(buckets):
         part = buckets == start
         t_short, t_long = _bucket(times[part][0])
-        out[:, part], xb[part] = _put_tables(times[part], t_short, t_long, float(vol), float(r_put), float(b_put), y,
-                                             PER_SD, WIDTH, STEPS, FOCUS)
+        march = _march(times[part], t_short, t_long, float(vol), float(r_put), float(b_put))
+        out[:, part], xb[part] = _put_tables(march, times[part], float(vol), float(r_put), float(b_put), y), march[5]
     if not is_call:
         return out[0], out[1], np.exp(xb)
     # c(x) = eˣ·g(−x), so c'(x) = eˣ·(g(−x) − g'(−x)).

@@ -143,3 +143,25 @@ def test_where_early_exercise_never_pays_the_premium_is_zero():
 def test_bad_expiries_are_refused():
     with pytest.raises(ValueError, match="ascending"):
         premium_tables(is_call=False, times=[0.2, 0.1], rate=0.02, carry=0.0, x=np.zeros(1), vol=0.3)
+
+
+def test_a_call_table_reusing_the_puts_marches_is_the_table_solved_alone():
+    # On a future a call's march is the put's (carry −0.0 against 0.0): the call tables built right after the
+    # put's reuse its marches, and are the bits of the call tables solved from scratch.
+    import opl.runtime.pricing.american_fd as fd
+
+    x, times = np.linspace(-1.0, 1.0, 41), [3 / 365, 9 / 365, 10 / 365, 30 / 365]
+    fd._MARCHES.clear()
+    alone = premium_tables(is_call=True, times=times, rate=0.02, carry=0.0, x=x, vol=0.45)
+    kept = len(fd._MARCHES)
+    put = premium_tables(is_call=False, times=times, rate=0.02, carry=0.0, x=x, vol=0.45)
+    assert len(fd._MARCHES) == kept == 3  # three octaves of days, solved once for both
+    fd._MARCHES.clear()
+    put_alone = premium_tables(is_call=False, times=times, rate=0.02, carry=0.0, x=x, vol=0.45)
+    after = premium_tables(is_call=True, times=times, rate=0.02, carry=0.0, x=x, vol=0.45)
+    for a, b in zip(alone + put, after + put_alone):
+        assert a.tobytes() == b.tobytes()
+    # A carry makes the call's problem another one: its own marches.
+    premium_tables(is_call=True, times=times, rate=0.05, carry=0.02, x=x, vol=0.45)
+    premium_tables(is_call=False, times=times, rate=0.05, carry=0.02, x=x, vol=0.45)
+    assert len(fd._MARCHES) == kept + 6

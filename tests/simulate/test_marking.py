@@ -72,3 +72,18 @@ def test_smile_rule():
     iv = rule.iv(vol=np.full(3, 0.2), forward=f, strike=np.array([90.0, 100.0, 110.0]))
     assert iv[1] == pytest.approx(0.22)
     assert iv[0] > iv[1] and iv[2] < iv[0]  # puts dearer than calls
+
+
+def test_tables_solved_on_threads_are_the_tables_solved_one_after_the_other(monkeypatch):
+    from opl.runtime.engine import kernelbase, marking
+
+    times, key = (5 / 365, 12 / 365, 26 / 365), (0.031, 0.0)
+    marking.prepare_tables(False, times, *key)  # where threads are allowed (this process): side by side
+    threaded = [marking._CACHE.pop((False, t, *key)) for t in times]
+    calls = []
+    monkeypatch.setattr(kernelbase, "threads_allowed", lambda: calls.append(1) or False)
+    marking.prepare_tables(False, times, *key)
+    assert calls  # the serial path was taken
+    for t, tables in zip(times, threaded):
+        for a, b in zip(tables, marking._tables(False, t, *key)):
+            assert a.tobytes() == b.tobytes()
