@@ -80,7 +80,7 @@ from opl.runtime.engine.book import Book, Slot, flat_paths, put_paths
 from opl.runtime.engine.exercise import AssignmentSpec, Inventory
 from opl.runtime.engine.guards import GuardRule, blocked, leg_states, warned, warns_nowhere
 from opl.runtime.engine import kernelbase, kernels, margin_kernels, mark_kernels, monthstore
-from opl.runtime.engine import adjust_kernels
+from opl.runtime.engine import adjust_kernels, handover
 from opl.runtime.engine.deadline import check as check_deadline, current as current_deadline, until
 from opl.runtime.engine.hedging import HedgeSpec, direction, rebalance
 from opl.runtime.engine.mark_kernels import SeriesMarks, mark_series
@@ -888,11 +888,11 @@ _JOBS: tuple | None = None  # what the forked workers replay (inherited, so clos
 def _pass_job(task: tuple):
     """Pass ``group`` of the jobs ``indices`` in lockstep in a forked worker (``task`` = (indices, group))."""
     indices, group = task
-    jobs, deadline, store = _JOBS
+    jobs, deadline, store, outbox = _JOBS
     # Serial kernels: the processes use the cores; a forked child never wakes numba's thread pool.
     kernels.serial_only()
     with until(deadline), monthstore.sharing(store):
-        return _replay_lockstep([jobs[i] for i in indices], group, None)
+        return handover.sent(_replay_lockstep([jobs[i] for i in indices], group, None), outbox)
 
 
 def _warm(strat: StrategySpec, run: RunSpec) -> None:
@@ -954,13 +954,15 @@ def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress) -> li
         _warm(strategy, run)
     _warm_steps(*jobs[0])
     store = monthstore.current()
-    _JOBS = (tuple(jobs), current_deadline(), store.reader() if store is not None else None)
+    # The passes' results come back through files in shared memory, not the pool's pipe (`handover`).
+    outbox = handover.folder()
+    _JOBS = (tuple(jobs), current_deadline(), store.reader() if store is not None else None, outbox)
     done: list[list] = [[] for _ in jobs]
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
     try:
         futures = [pool.submit(_pass_job, task) for task in tasks]
         for (indices, group), future in zip(tasks, futures):
-            for i, result in zip(indices, future.result()):
+            for i, result in zip(indices, handover.received(future.result())):
                 done[i].append(result)
                 if progress is not None:
                     progress(pass_paths(group) * jobs[i][1].months)
@@ -970,6 +972,7 @@ def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress) -> li
         raise
     finally:
         _JOBS = None
+        handover.clear(outbox)
     # Every result is in: the workers exit (each unmaps its copy of this process, ~0.1 s) while the caller goes
     # on — with its next pool's workers, or its serial work — instead of waiting for them; the pool's own
     # thread reaps them.
