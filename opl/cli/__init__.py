@@ -7,6 +7,8 @@ numeric commands need.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import importlib
 
 import click
@@ -48,3 +50,22 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="opl", prog_name="opl")
 def main() -> None:
     """opl: check, compile, simulate and improve option strategies written in OPL-Lang."""
+    _freeze_at_exit()
+
+
+_FREEZING = False  # whether `_freeze_at_exit` is registered in this process
+
+
+def _freeze_at_exit() -> None:
+    """At the interpreter's exit, put the heap out of the garbage collector's reach (`gc.freeze`).
+
+    The interpreter's shutdown runs full collections over every object left: after a 50,000-path simulate
+    (~156,000 objects) they took ~0.4 s CPU, with both cores idle, after the results were written. Frozen,
+    the objects are still freed by their reference counts; only the cycles still unreachable at the exit are
+    not collected, and their memory goes with the process. Registered once a process, as the first command
+    runs; the ``atexit`` handlers registered after it (LIFO) run before it.
+    """
+    global _FREEZING
+    if not _FREEZING:
+        _FREEZING = True
+        atexit.register(gc.freeze)
