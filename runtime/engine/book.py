@@ -62,10 +62,13 @@ class Slot:
     """
 
     def __init__(self, *, is_call: bool, american: bool, qty: np.ndarray, strike, base: int | None = None,
-                 extra_days: float = 0.0, group: int = 0):
+                 extra_days: float = 0.0, group: int = 0, held: bool | None = None):
         self.is_call, self.american, self.base, self.extra_days, self.group = is_call, american, base, extra_days, group
         self.strike = strike
-        self.qty = qty
+        if held is None:
+            self.qty = qty
+        else:  # known to the caller (lots of zeros: a new dynamic slot), not found by a scan of ``qty``
+            self._qty, self._held = qty, held
         self.value: np.ndarray | float = 0.0
         self.delta: np.ndarray | float = 0.0
         self.gamma: np.ndarray | float = 0.0
@@ -150,7 +153,7 @@ class Book:
                  extra_days: float = 0.0, qty: np.ndarray | None = None) -> int:
         slot = Slot(is_call=is_call, american=american, qty=np.zeros(self.shape) if qty is None else qty,
                     strike=strike if strike is not None else np.zeros(self.shape), base=base,
-                    extra_days=extra_days, group=group)
+                    extra_days=extra_days, group=group, held=False if qty is None else None)
         if base is None:
             slot.value, slot.delta, slot.gamma = np.zeros(self.shape), np.zeros(self.shape), np.zeros(self.shape)
             slot.exercise, slot.entry = np.zeros(self.shape, dtype=bool), np.zeros(self.shape)

@@ -27,6 +27,7 @@ Futures from exercising a *long* option are closed at the next step.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Literal
 
@@ -69,6 +70,7 @@ class Inventory:
         # hold goods at any time.
         self._blocks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._total = np.zeros(shape)
+        self._stocked = 0  # positions of ``_total`` not 0 (`holds`), kept by `_moved` from the positions it touches
         self._nothing = np.zeros(shape)  # what a step with nothing due releases, shared and read-only
         self._nothing.flags.writeable = False
         self._due: dict[int, dict[int, list[np.ndarray]]] = {}  # release step -> slot -> positions stored
@@ -90,16 +92,21 @@ class Inventory:
     def total(self) -> np.ndarray:
         return self._total
 
+    def holds(self) -> bool:
+        """Whether goods are held anywhere (`total` not all 0), known without a scan of it."""
+        return self._stocked > 0
+
     def due(self, step: int) -> bool:
         """Whether goods were stored for release at ``step`` (else `take` at it returns zeros)."""
         return step in self._due
 
-    def add(self, slot: int, lots: np.ndarray, release_step: int) -> None:
-        """Store long futures lots (only where positive) in ``slot`` until ``release_step``."""
+    def add(self, slot: int, lots: np.ndarray, release_step: int) -> np.ndarray:
+        """Store long futures lots (only where positive) in ``slot`` until ``release_step``; returns the positions
+        stored (flat indices into (variants, paths): where ``lots`` > 0)."""
         lots = np.broadcast_to(lots, self._total.shape).reshape(-1)
         at = np.flatnonzero(lots > 0)
         if at.size == 0:
-            return
+            return at
         held, release = self._block(slot)
         new = lots[at]
         # Goods replace what the slot held there: the total moves by the difference (lots are whole).
@@ -107,6 +114,7 @@ class Inventory:
         held[at] = new
         release[at] = release_step
         self._due.setdefault(release_step, {}).setdefault(slot, []).append(at)
+        return at
 
     def take(self, *, step: int | None = None, mask: np.ndarray | None = None) -> np.ndarray:
         """Remove and return the lots released at ``step`` (or every lot where ``mask``).
@@ -154,7 +162,12 @@ class Inventory:
         return out
 
     def _moved(self, at: np.ndarray, change: np.ndarray) -> None:
-        # A new total array, never the old one changed in place: what `total` returned earlier stays as it was.
-        total = self._total.copy()
-        total.reshape(-1)[at] += change
-        self._total = total
+        # What `total` returned earlier stays as it was: the total is changed in place only where nothing else
+        # refers to it (this attribute and getrefcount's argument; a view counts, as its base), else a new array.
+        if sys.getrefcount(self._total) > 2:
+            self._total = self._total.copy()
+        total = self._total
+        flat = total.reshape(-1)
+        before = np.count_nonzero(flat[at])
+        flat[at] += change
+        self._stocked += np.count_nonzero(flat[at]) - before

@@ -147,6 +147,10 @@ class Ledger:
         """Pay a (non-negative) cost."""
         self.book("costs", -amount, equity, *extra)
 
+    def pay(self, amount: np.ndarray, equity: np.ndarray, *extra: np.ndarray) -> None:
+        """`cost` of an ``amount`` the caller no longer needs: negated in place, no new array."""
+        self.book("costs", np.negative(amount, out=amount), equity, *extra)
+
     def count(self, name: str, mask: np.ndarray, amount: np.ndarray | int = 1) -> None:
         """Add 1 (or ``amount``, rounded to whole numbers) to the counter ``name`` where ``mask``."""
         if not np.any(mask):  # most of a step's counts are of nothing (alerts, calls): no whole-array add

@@ -562,6 +562,22 @@ def _base_gammas(book: Book, mo, j: int, paths: np.ndarray | None = None) -> Non
             s.gamma = np.where(done, column, s.gamma)
 
 
+def _zeroed(x: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """``np.where(where, 0.0, x)``: into ``x`` itself when it is an array of its own of ``where``'s shape."""
+    flags = x.flags
+    if not (x.shape == where.shape and x.dtype == _FLOAT and flags.owndata and flags.writeable):
+        return np.where(where, 0.0, x)
+    np.copyto(x, 0.0, where=where)
+    return x
+
+
+def _filled(x, shape) -> np.ndarray:
+    """``x * np.ones(shape)`` (x times 1.0 is x, bit for bit) without the ones."""
+    out = np.empty(shape)
+    out[...] = x
+    return out
+
+
 def _open_book(strat, mo, sizes, shape) -> Book:
     """The month's book at the open: a base slot per option leg, the strategy's futures."""
     book = Book(shape)
@@ -569,11 +585,11 @@ def _open_book(strat, mo, sizes, shape) -> Book:
         number = strat.leg_numbers[li] if strat.leg_numbers else li
         g = book.add_group(leg, file_index=number)
         slot = book.slots[book.add_slot(g, is_call=leg.is_call, american=leg.american, strike=mo.strikes[li], base=li,
-                                        qty=leg.signed_qty * sizes * np.ones(shape), extra_days=leg.extra_days)]
+                                        qty=_filled(leg.signed_qty * sizes, shape), extra_days=leg.extra_days)]
         _base_marks(slot, mo, 0)
         slot.entry = slot.value
     for number, lots in (strat.futures_legs or ((None, strat.futures),) if strat.futures else ()):
-        book.futures.append(lots * sizes * np.ones(shape))
+        book.futures.append(_filled(lots * sizes, shape))
         book.futures_index.append(number)
     return book
 
@@ -1384,9 +1400,10 @@ class _Open:
     assigned: np.ndarray
     delivered: np.ndarray
     by_step: np.ndarray | None = None  # `prices`, made when first read
-    # Whether a position is open anywhere (`_Pass._open_anywhere`), None when ``is_open`` changed since it was asked:
-    # the adjustment round, the hedge and the alerts each asked numpy to scan the whole array at every step.
-    open_any: bool | None = None
+    # How many (variant, path) positions are open (`_Pass._open_anywhere`), None when ``is_open`` changed since it
+    # was counted: the adjustment round, the hedge and the alerts each asked numpy to scan the whole array at every
+    # step. The compiled exits, which close a few positions at most steps, take their count off it (no new scan).
+    open_count: int | None = None
     read_only: tuple | None = None  # `steps_read_only`, made when first read
     # Per base leg, its month's value, delta and exercise tables as (steps, 1, paths) read-only views, or None
     # (`_base_rows`): a step's row of each is the view the kernels read of its column, made by an index.
@@ -1536,9 +1553,9 @@ class _Pass:
             if not hasattr(mo, "quote"):
                 raise ValueError("the adjustment module needs simulated months (their options can be re-marked)")
             self.engine.open_month(book)
-        zero = np.zeros(shape)
+        zero = np.zeros(shape)  # (read only until replaced below; the base of pnl_percent read by the guards only)
         o = _Open(m=m, mo=mo, book=book, d=d, hedge=zero, is_open=np.zeros(shape, dtype=bool), month_pnl=zero,
-                  denominator=np.ones(shape), open_margin=zero, month_start=equity.copy(),
+                  denominator=np.ones(shape) if strat.guards else zero, open_margin=zero, month_start=equity.copy(),
                   alerted=np.zeros(shape, dtype=bool), assigned=np.zeros(shape, dtype=bool),
                   delivered=np.zeros(shape, dtype=bool))
         if self.fast:
@@ -1550,30 +1567,35 @@ class _Pass:
                 if np.any(hit):
                     ledger.count("avoided_legs", hit & ~self.ruined & ~self.liquidate_next)
                     s.qty = np.where(hit, 0.0, s.qty)
-        open_margin = self.margins(book, np.zeros(shape), np.zeros(shape), f[:, 0])
+        open_margin = self.margins(book, zero, zero, f[:, 0])
         # A liquidation decided at the last step of a month runs at the next step; nothing opens before it.
         can_open = ~self.ruined & ~self.liquidate_next & (equity >= open_margin)
         ledger.count("skipped_months", ~self.ruined & ~can_open)
         # The adjustment module's slots hold nothing yet: their lots, costs and counts are zeros (skipped).
         opened = [s for s in book.slots if s.held()]
-        for s in opened:
-            s.qty = np.where(can_open, s.qty, 0.0)
+        closed = ~can_open
+        for s in opened:  # (the lots `_open_book` made: the slot's own array, zeroed in place where not opened)
+            s.qty = _zeroed(s._qty, closed)
         book.futures = [np.where(can_open, fut, 0.0) for fut in book.futures]
         is_open = can_open & book.any_open()
-        self.margin_held = self.margin_held + np.where(is_open, open_margin, 0.0)
+        margin = np.where(is_open, open_margin, 0.0)
+        self.margin_held = self.margin_held + margin
         month_pnl = np.zeros(shape)
         for s in opened:
-            ledger.cost(cost.open_options(s.qty), equity, month_pnl)
-            ledger.count("option_lots", is_open, np.abs(s.qty))
+            lots = np.abs(s._qty)
+            ledger.pay(cost.open_options(s._qty, lots), equity, month_pnl)
+            ledger.count("option_lots", is_open, lots)
         for fut in book.futures:
             ledger.cost(cost.futures(fut, closing=False), equity, month_pnl)
-        open_premium = -sum(s.qty * s.value for s in book.slots) * self.mult
-        o.denominator = np.where(np.abs(open_premium) > 0, np.abs(open_premium), np.maximum(open_margin, 1e-9))
+        # (The slots not opened hold no lots: their terms, ±0, change no |sum|.)
+        premium = np.abs(-sum(s._qty * s.value for s in opened) * self.mult)
+        o.denominator = np.where(premium > 0, premium, np.maximum(open_margin, 1e-9))
         o.is_open, o.month_pnl, o.open_margin, o.hedge = is_open, month_pnl, open_margin, np.zeros(shape)
         if strat.hedge is not None:
             o.hedge = self.hedger(strat, book, o.hedge, d, is_open, self.lots_per_option, cost, ledger, equity,
                                   month_pnl, self.tr)
-        np.maximum(self.peak_margin, np.where(is_open, open_margin, 0.0) / self.run.capital, out=self.peak_margin)
+        margin /= self.run.capital
+        np.maximum(self.peak_margin, margin, out=self.peak_margin)
         if self.engine is not None:
             when = self._when(o, 0)
             self.engine.start(self.state(o, 0) if when is None else None, is_open, when=when)
@@ -1705,7 +1727,7 @@ class _Pass:
         self.pack.settle(interest=interest, qtys=[s._qty for s in moved], befores=befores,
                          afters=[s.value for s in moved], valued=tuple([s._held for s in moved]),
                          static=_static(o.book), hedge=o.hedge, pending=pending,
-                         goods=held if self.inventory.blocks() and _any(held, axis=None) else None,
+                         goods=held if self.inventory.holds() else None,
                          previous=prices[j - 1],
                          price=prices[j], span=mo.span[j], close=closing, month_pnl=o.month_pnl)
         self._previous_decisions(o, pending_closed=closing)
@@ -1751,7 +1773,7 @@ class _Pass:
             ledger.count("liquidations", liquidate)
             _close_all(o.book, o.hedge, liquidate, cost, ledger, equity, o.month_pnl)
             o.is_open &= ~liquidate
-            o.open_any = None
+            o.open_count = None
             sold = self.inventory.take(mask=liquidate)
             ledger.cost(cost.futures(sold, closing=True), equity)
             self.pending = _close_pending(self.pending, liquidate, cost, ledger, equity)
@@ -1812,7 +1834,7 @@ class _Pass:
                 self.ledger.count("early_exits", exit_now)
             _close_all(o.book, o.hedge, exit_now, self.cost, self.ledger, self.equity, o.month_pnl)
             o.is_open &= ~exit_now
-            o.open_any = None
+            o.open_count = None
 
     def _exits_compiled(self, o: _Open, j: int) -> None:
         """`_exits` for pnl_percent and days_left triggers in one compiled pass (`opl.runtime.engine.kernels.
@@ -1838,7 +1860,7 @@ class _Pass:
                                 is_open=o.is_open, early=early, qtys=qtys, futures=own)
         if still is None:
             return  # nothing exited: nothing was written
-        o.open_any = None
+        o.open_count -= self.pack.exited  # (each exit closed an open position: counted by `_open_anywhere` above)
         for s, h in zip(held, still):
             s._held = h
         o.hedge = own[-1]
@@ -1884,7 +1906,7 @@ class _Pass:
             compiled = self._compiled_round(o)
             if compiled is not None and cols.size and compiled.covers(o, j, state):
                 if compiled.play(o, fire, j, cols):  # its exits counted and closed there
-                    o.open_any = None
+                    o.open_count = None
             elif cols.size:
                 o.hedge, closed = _play_on_paths(
                     engine, fire, strat, book, o.hedge, mo, j, o.d, self.sizes, self.lots_per_option, run, self.cost,
@@ -1902,15 +1924,16 @@ class _Pass:
             if mo.days_left[j] >= (strat.guard_days or 2.0):
                 ledger.count("early_exits", closed)
             o.is_open &= ~closed
-            o.open_any = None
+            o.open_count = None
         return engine.fired
 
     @staticmethod
     def _open_anywhere(o: _Open) -> bool:
-        """Whether a position of ``o`` is open on any path: asked once after each change of ``is_open``."""
-        if o.open_any is None:
-            o.open_any = bool(_any(o.is_open, axis=None))
-        return o.open_any
+        """Whether a position of ``o`` is open on any path: counted once after each change of ``is_open`` but the
+        compiled exits' (`_Open.open_count`)."""
+        if o.open_count is None:
+            o.open_count = int(np.count_nonzero(o.is_open))
+        return o.open_count > 0
 
     def _when(self, o: _Open, j: int) -> np.ndarray | None:
         """``adjust_when``'s verdict per path at step ``j`` of ``o`` in one compiled pass
@@ -1985,8 +2008,12 @@ class _Pass:
         if j < mo.n or s.extra_days > 0:
             if not (s.american and j < mo.n):
                 return None
-            if found:
-                return (s.qty < 0) & s.exercise
+            if found:  # (one temporary: the flags and-ed into the comparison's own array)
+                hit = s._qty < 0
+                if hit.shape != self.shape:
+                    return hit & s.exercise
+                hit &= s.exercise
+                return hit
             if self.fast and not kernels.any_short_exercised(s.qty, s.exercise):
                 return None  # the usual step: found in one pass, without the masks below
             hit = (s.qty < 0) & s.exercise
@@ -2051,8 +2078,9 @@ class _Pass:
             pending=self.pending, in_place=True)  # the slot's and the pass's own arrays: no new ones a call
         if terms.action == "take_delivery":
             hold = int(np.ceil(terms.hold_days / mo.step_days))
-            self.inventory.add(o.m * self.slots_per_month + si, goods, self.absolute_step + max(hold, 1))
-            o.delivered |= goods > 0
+            at = self.inventory.add(o.m * self.slots_per_month + si, goods, self.absolute_step + max(hold, 1))
+            if at.size:  # ``goods > 0`` at the positions stored: ``delivered |= goods > 0`` without a scan
+                o.delivered.reshape(-1)[at] = True
 
     def _expire(self, o: _Open) -> None:
         """6. At expiry what was not exercised lapses (its mark is already 0); series expiring later are sold
@@ -2064,7 +2092,7 @@ class _Pass:
         expiring = o.is_open | (o.hedge != 0) | (book.static != 0)
         _close_all(book, o.hedge, expiring, self.cost, self.ledger, self.equity, o.month_pnl)
         o.is_open[:] = False
-        o.open_any = False
+        o.open_count = 0
 
     def _requirement(self, o: _Open, j: int) -> np.ndarray:
         """7. Margin by the rule pack, margin calls, the liquidation decided for the next step, peaks and
@@ -2176,9 +2204,13 @@ class _CostArrays:
     def futures_open_fee(self) -> np.ndarray:
         return (self.futures_open + self.futures_slippage)[:, 0]
 
-    def open_options(self, lots):
-        return np.abs(lots) * (np.where(lots < 0, self.option_open_short, self.option_open_long)
-                               + self.option_slippage)
+    def open_options(self, lots, size=None):
+        """The cost of opening ``lots`` (|lots| times the fee and the slippage; ``size``: |lots| if at hand), a new
+        array."""
+        fee = np.where(lots < 0, self.option_open_short, self.option_open_long)  # (the result's array: its own)
+        fee += self.option_slippage
+        fee *= np.abs(lots) if size is None else size
+        return fee
 
     def close_options(self, lots):
         return np.abs(lots) * (self.option_close + self.option_slippage)

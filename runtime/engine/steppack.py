@@ -62,6 +62,7 @@ class StepPack:
         self.all_required = bool(all_required)
         self.stop = stop_level is not None
         self.stop_level = 0.0 if stop_level is None else float(stop_level)
+        self.exited = 0  # positions the last `exits` closed
         self._held = np.ones(16, dtype=np.bool_)  # the exits' flags of the slots still held (written after an exit)
         self.keep, self.band, self.lots_per_option = (float(x) for x in hedge) if hedge is not None else (0.0,) * 3
 
@@ -88,7 +89,7 @@ class StepPack:
     def exits(self, *, month_pnl: np.ndarray, denominator, start: bool, force: bool, is_open: np.ndarray,
               early: bool, qtys: list, futures: list) -> list[bool] | None:
         """`step_kernels.exits_close` with the pass's rules, fees and ledger: whether each slot still holds lots,
-        or None where nothing exited."""
+        or None where nothing exited. ``exited`` is then how many positions exited (each one open)."""
         n, counters = len(qtys), self.counters
         held = self._held if n <= self._held.shape[0] else np.ones(n, dtype=np.bool_)
         hits = step_kernels._exits_in_place(
@@ -98,6 +99,7 @@ class StepPack:
             (*futures, *_EIGHT[m:]) if (m := len(futures)) <= 8 else _padded(tuple(futures), _SCRATCH), m,
             self.futures_close_fee, self.buckets["costs"], self.equity, counters["option_lots"],
             counters["futures_lots"], held)
+        self.exited = hits
         return held[:n].tolist() if hits else None
 
     def hedge(self, *, qtys: list, deltas: list, static, hedge: np.ndarray, d, active: np.ndarray,
