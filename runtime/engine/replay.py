@@ -1489,6 +1489,7 @@ class _Pass:
         self.ruined = np.zeros(shape, dtype=bool)
         self.no_alerts = np.zeros(shape, dtype=bool)  # `_Open.alerted` where no warn_if rule holds (read only)
         self.no_alerts.flags.writeable = False
+        self._paths = np.zeros(shape[1], dtype=bool)  # `_adjust`'s paths of a round (all False between rounds)
         self.warns = any(g.kind == "warn_if" for g in strat.guards)  # asked at every step: the rules do not change
         self._quiet: dict[tuple, bool] = {}  # `_warns_nowhere`'s answers
         self._growths: dict = {}  # `_growth`'s answers
@@ -1889,7 +1890,7 @@ class _Pass:
         """3b. The adjustment module on the positions still open; returns where a round fired."""
         engine, shape, mo = self.engine, self.shape, o.mo
         if engine is None or j >= mo.n or not self._open_anywhere(o):
-            return np.zeros(shape, dtype=bool)
+            return self.no_alerts  # (nothing fired: the pass's read-only False, which only a trace reads)
         strat, run, book, ledger, equity = self.strat, self.run, o.book, self.ledger, self.equity
         if self.fast and hasattr(mo, "columns"):
             # The fast engine plays a round on the few paths where it fires (a few percent of them).
@@ -1900,9 +1901,10 @@ class _Pass:
             cols = engine.fired_paths if engine.fired_paths is not None else np.flatnonzero(fire.any(axis=0))
             closed = None
             if strat.greeks and cols.size:  # (cols: the paths where an element fires, in order)
-                paths = np.zeros(shape[1], dtype=np.bool_)
+                paths = self._paths
                 paths[cols] = True  # fire.any(axis=0), without a scan of the whole fire
                 _base_gammas(book, mo, j, paths)  # what the round reads (its gamma hedge, conditions)
+                paths[cols] = False  # (all False again for the next round: no new array a step)
             compiled = self._compiled_round(o)
             if compiled is not None and cols.size and compiled.covers(o, j, state):
                 if compiled.play(o, fire, j, cols):  # its exits counted and closed there
@@ -2087,7 +2089,7 @@ class _Pass:
         back at market with the hedge and the futures."""
         book = o.book
         for s in book.slots:
-            if s.extra_days == 0:
+            if s.extra_days == 0 and s._held:  # (a slot holding nothing holds zeros already)
                 s.qty = np.zeros(self.shape)
         expiring = o.is_open | (o.hedge != 0) | (book.static != 0)
         _close_all(book, o.hedge, expiring, self.cost, self.ledger, self.equity, o.month_pnl)

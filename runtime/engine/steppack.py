@@ -63,7 +63,8 @@ class StepPack:
         self.stop = stop_level is not None
         self.stop_level = 0.0 if stop_level is None else float(stop_level)
         self.exited = 0  # positions the last `exits` closed
-        self._held = np.ones(16, dtype=np.bool_)  # the exits' flags of the slots still held (written after an exit)
+        self._held = np.ones(16, dtype=np.bool_)
+        self._shorts = np.zeros(16, dtype=np.bool_)  # `shorts`' answers (written at each call)  # the exits' flags of the slots still held (written after an exit)
         self.keep, self.band, self.lots_per_option = (float(x) for x in hedge) if hedge is not None else (0.0,) * 3
 
     def settle(self, *, interest: tuple | None, qtys: list, befores: list, afters: list, valued: tuple, static, hedge,
@@ -118,11 +119,12 @@ class StepPack:
 
     def shorts(self, qtys: list, flags: list) -> list[bool]:
         """`step_kernels.shorts_exercised`, as a list."""
-        out = np.zeros(len(qtys), dtype=np.bool_)
+        n = len(qtys)
+        # (every entry written: the pass's own row when it will do, as `_held`)
+        out = self._shorts if n <= self._shorts.shape[0] else np.zeros(n, dtype=np.bool_)
         if qtys:
             # (a base leg's flags: the step's view of its column, `replay._Pass._settle`; a dynamic slot's kept)
             grids = [_flag_view(f) for f in flags]
-            n = len(grids)
             step_kernels._shorts_exercised(_slot_tuple(qtys), (*grids, *_NO_FLAGS8[n:]) if n <= 8 else
                                            _padded(tuple(grids), kernelbase._NO_FLAGS), n, out)
-        return out.tolist()
+        return out[:n].tolist()
