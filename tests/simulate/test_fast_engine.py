@@ -632,6 +632,25 @@ def test_inventory_releases_its_goods_by_step_and_by_mask():
     assert np.array_equal(inv.take(mask=np.array([[True, True, False]])), [[4.0, 3.0, 0.0]])
     assert np.array_equal(inv.total(), [[0.0, 0.0, 0.0]])
     assert np.array_equal(inv.take(step=9), [[0.0, 0.0, 0.0]])
+    assert not inv.holds()
+
+
+def test_inventory_changes_its_total_in_place_only_where_nobody_else_holds_it():
+    from opl.runtime.engine.exercise import Inventory
+
+    inv = Inventory((1, 3), 2)
+    assert not inv.holds()
+    at = inv.add(0, np.array([[0.0, 2.0, 1.0]]), release_step=3)
+    assert np.array_equal(at, [1, 2]) and inv.holds()
+    mine = inv.total()
+    inv.add(1, np.array([[5.0, 0.0, 0.0]]), release_step=4)
+    assert np.array_equal(mine, [[0.0, 2.0, 1.0]]) and np.array_equal(inv.total(), [[5.0, 2.0, 1.0]])
+    del mine
+    whole = id(inv.total())
+    inv.take(step=3)  # nobody holds the total now: changed in place
+    assert id(inv.total()) == whole and np.array_equal(inv.total(), [[5.0, 0.0, 0.0]]) and inv.holds()
+    inv.take(step=4)
+    assert not inv.holds() and not np.any(inv.total())
 
 
 
@@ -684,6 +703,7 @@ def test_inventory_matches_the_dense_inventory_on_random_stores_releases_and_liq
         assert np.array_equal(out, oracle.take(step=step))
         released += out.sum()
         assert np.array_equal(inv.total(), oracle.total())
+        assert inv.holds() == bool(np.any(oracle.total()))  # counted, not scanned
         assert np.array_equal(before, kept)  # a total handed out earlier is never changed under its holder
     assert released > 100 and liquidated > 10  # releases and liquidations were exercised, not only empty steps
 
