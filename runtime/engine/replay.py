@@ -1721,14 +1721,14 @@ class _Pass:
                         views[id(s.exercise)] = (s.exercise, rows[2][j])
                     continue
             _base_marks(s, mo, j)
-        held = self.inventory.total()
         closing = self.cost.fast and not _any(self.liquidate_next, axis=None)
         self.pending = pending = kernels.writable(self.pending, self.shape)
         prices = o.prices
         self.pack.settle(interest=interest, qtys=[s._qty for s in moved], befores=befores,
                          afters=[s.value for s in moved], valued=tuple([s._held for s in moved]),
                          static=_static(o.book), hedge=o.hedge, pending=pending,
-                         goods=held if self.inventory.holds() else None,
+                         # (no name kept for the total: the step's releases change it in place, `Inventory`)
+                         goods=self.inventory.total() if self.inventory.holds() else None,
                          previous=prices[j - 1],
                          price=prices[j], span=mo.span[j], close=closing, month_pnl=o.month_pnl)
         self._previous_decisions(o, pending_closed=closing)
