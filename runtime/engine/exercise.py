@@ -100,11 +100,16 @@ class Inventory:
         """Whether goods were stored for release at ``step`` (else `take` at it returns zeros)."""
         return step in self._due
 
-    def add(self, slot: int, lots: np.ndarray, release_step: int) -> np.ndarray:
+    def add(self, slot: int, lots: np.ndarray, release_step: int, within: np.ndarray | None = None) -> np.ndarray:
         """Store long futures lots (only where positive) in ``slot`` until ``release_step``; returns the positions
-        stored (flat indices into (variants, paths): where ``lots`` > 0)."""
+        stored (flat indices into (variants, paths): where ``lots`` > 0). ``within``: flags (variants, paths) outside
+        which ``lots`` are known not to be positive (an exercise's hits), so that only those positions are read."""
         lots = np.broadcast_to(lots, self._total.shape).reshape(-1)
-        at = np.flatnonzero(lots > 0)
+        if within is None or np.shape(within) != self._total.shape:
+            at = np.flatnonzero(lots > 0)
+        else:
+            at = np.flatnonzero(within)
+            at = at[lots[at] > 0]
         if at.size == 0:
             return at
         held, release = self._block(slot)

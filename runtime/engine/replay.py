@@ -2081,7 +2081,8 @@ class _Pass:
         _lots_set(s, qty)
         if terms.action == "take_delivery":
             hold = int(np.ceil(terms.hold_days / mo.step_days))
-            at = self.inventory.add(o.m * self.slots_per_month + si, goods, self.absolute_step + max(hold, 1))
+            at = self.inventory.add(o.m * self.slots_per_month + si, goods, self.absolute_step + max(hold, 1),
+                                    within=hit)  # (goods only where an exercise hit)
             if at.size:  # ``goods > 0`` at the positions stored: ``delivered |= goods > 0`` without a scan
                 o.delivered.reshape(-1)[at] = True
 

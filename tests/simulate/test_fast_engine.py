@@ -646,6 +646,9 @@ def test_inventory_changes_its_total_in_place_only_where_nobody_else_holds_it():
     inv.add(1, np.array([[5.0, 0.0, 0.0]]), release_step=4)
     assert np.array_equal(mine, [[0.0, 2.0, 1.0]]) and np.array_equal(inv.total(), [[5.0, 2.0, 1.0]])
     del mine
+    at = inv.add(1, np.array([[0.0, 7.0, 3.0]]), release_step=5, within=np.array([[False, False, True]]))
+    assert np.array_equal(at, [2]) and np.array_equal(inv.total(), [[5.0, 2.0, 4.0]])  # only where ``within``
+    inv.take(step=5)
     whole = id(inv.total())
     inv.take(step=3)  # nobody holds the total now: changed in place
     assert id(inv.total()) == whole and np.array_equal(inv.total(), [[5.0, 0.0, 0.0]]) and inv.holds()
