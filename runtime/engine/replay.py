@@ -2012,7 +2012,7 @@ class _Pass:
                 return None
             if found:  # (one temporary: the flags and-ed into the comparison's own array)
                 hit = s._qty < 0
-                if hit.shape != self.shape:
+                if type(hit) is not np.ndarray or hit.shape != self.shape:
                     return hit & s.exercise
                 hit &= s.exercise
                 return hit
@@ -2093,7 +2093,7 @@ class _Pass:
         for s in book.slots:
             if s.extra_days == 0 and s._held:  # (a slot holding nothing holds zeros already)
                 s.qty = np.zeros(self.shape)
-        expiring = o.is_open | (o.hedge != 0) | (book.static != 0)
+        expiring = o.is_open | (o.hedge != 0) | (_static(book) != 0)  # (no array of zeros made for no futures)
         _close_all(book, o.hedge, expiring, self.cost, self.ledger, self.equity, o.month_pnl)
         o.is_open[:] = False
         o.open_count = 0
