@@ -541,11 +541,14 @@ def _sweep_and_scenarios(prepared: "Prepared", tick: Callable[[int], None], *, k
     if keep and monthstore.current() is None and REMOTE.get() is None:
         store = monthstore.MonthStore(SWEEP_STORE_BYTES, complete_marks=False)
     with monthstore.sharing(store):
-        sweep = prepared.sweep(progress=tick)
+        # The sweep's standard errors (most of its metrics' work) wait until the scenarios' workers run: the size
+        # pick reads none of them, and here they would hold both cores' next work back (~0.15 s at 50,000 paths).
+        sweep = prepared.sweep(progress=tick, errors=False)
     size, reason = sweep.scenario_size()
     # Read only: what the scenarios make is not kept (a put would push out the months still to be read).
     with monthstore.sharing(store.reader() if store is not None else None):
-        scenarios, _ = prepared.scenarios(size, sweep=sweep, progress=tick)
+        scenarios, _ = prepared.scenarios(size, sweep=sweep, progress=tick, meanwhile=sweep.add_errors)
+    sweep.add_errors()  # (no scenarios to wait for)
     return sweep, size, reason, scenarios
 
 
@@ -660,9 +663,19 @@ class Sweep:
     reason: str | None
     notes: list[str] = field(default_factory=list)  # what this sweep adds to the run's notes
 
+    errors_pending: bool = False  # the rows' metrics lack their standard errors (`Prepared.sweep`, `add_errors`)
+
     def base_metrics(self):
         """The `opl.runtime.results.metrics.RunMetrics` of the base size."""
         return self.rows[self.sizes.index(self.base_size)][1]
+
+    def add_errors(self) -> None:
+        """Give the rows' metrics their standard errors when `Prepared.sweep` left them out (once)."""
+        if not self.errors_pending:
+            return
+        self.errors_pending = False
+        filled = metrics_of([(self.replayed, v) for v in self.indices], without=[m for _, m, _ in self.rows])
+        self.rows = [(size, metrics, holds) for (size, _, holds), metrics in zip(self.rows, filled)]
 
     def scenario_size(self) -> tuple[float, str]:
         """The size `opl simulate` runs its scenarios at, and why (module docstring)."""
@@ -705,12 +718,22 @@ class Prepared:
 
         return target_verdict(self.target, metrics.target_values())
 
-    def sweep(self, *, progress: Callable[[int], None] | None = None) -> Sweep:
-        """Replay the base case at every size of the sweep, on one set of paths."""
+    def sweep(self, *, progress: Callable[[int], None] | None = None, errors: bool = True) -> Sweep:
+        """Replay the base case at every size of the sweep, on one set of paths.
+
+        ``errors=False``: the sizes' metrics without their standard errors, which nothing of the sweep reads
+        (`Sweep.add_errors` adds them: the numbers computed here)."""
         from opl.runtime.engine.replay import replay
 
         strategy, run, variants = self.sweep_job()
-        return self.swept(replay(strategy=strategy, run=run, variants=variants, progress=progress))
+        replayed = replay(strategy=strategy, run=run, variants=variants, progress=progress)
+        if errors:
+            return self.swept(replayed)
+        indices = tuple(range(len(self.sizes)))
+        sweep = self.at(self.sizes, (replayed, indices), base_size=self.settings.size,
+                        metrics=metrics_of([(replayed, v) for v in indices], errors=False))
+        sweep.errors_pending = True
+        return sweep
 
     def sweep_job(self) -> tuple:
         """The sweep's replay as a (strategy, run, variants) job of `opl.runtime.engine.replay.replay_many`, a
@@ -745,19 +768,21 @@ class Prepared:
                      recommended=recommended, reason=reason, notes=notes)
 
     def scenarios(self, size: float, *, sweep: Sweep | None = None, kinds: tuple[str, ...] = ("stress", "sensitivity"),
-                  progress: Callable[[int], None] | None = None) -> tuple[list, tuple | None]:
+                  progress: Callable[[int], None] | None = None,
+                  meanwhile: Callable[[], None] | None = None) -> tuple[list, tuple | None]:
         """Replay the scenarios of ``kinds`` at ``size``; returns ``([(plan, RunMetrics)], base)``.
 
         Cost and margin scenarios are variants of one pass on the base paths; market scenarios get
         a pass each, side by side (`opl.runtime.engine.replay.replay_many`). ``base`` is ``(ReplayResult,
         variant)`` of the base case at ``size``: the sweep's own replay when it swept ``size`` (a variant does
         not depend on the other variants of its pass), else one more variant of the cost pass (or a pass of
-        its own); None when neither ``sweep`` is given nor a pass was needed.
+        its own); None when neither ``sweep`` is given nor a pass was needed. ``meanwhile``: the caller's work
+        done while the scenarios are replayed (`opl.runtime.engine.replay.replay_many`).
         """
         from opl.runtime.engine.replay import replay_many
 
         planned = self.scenario_jobs(size, sweep=sweep, kinds=kinds)
-        return planned.finish(replay_many(planned.jobs, progress=progress))
+        return planned.finish(replay_many(planned.jobs, progress=progress, meanwhile=meanwhile))
 
     def scenario_jobs(self, size: float, *, sweep: Sweep | None = None,
                       kinds: tuple[str, ...] = ("stress", "sensitivity")) -> "ScenarioJobs":
@@ -868,8 +893,10 @@ class ScenarioJobs:
         return results, base
 
 
-def metrics_of(variants: list[tuple]) -> list:
-    """`opl.runtime.results.metrics.run_metrics` of each ``(ReplayResult, variant)``, in order.
+def metrics_of(variants: list[tuple], *, errors: bool = True, without: list | None = None) -> list:
+    """`opl.runtime.results.metrics.run_metrics` of each ``(ReplayResult, variant)``, in order (``errors=False``:
+    without their standard errors); ``without``: those metrics computed without their errors already, to which
+    the errors are added (`opl.runtime.results.metrics.with_errors`).
 
     Side by side in threads when there are several: numpy's sorts and reductions, most of the work, run
     outside the interpreter's lock, and the replay's workers are idle meanwhile (a hold-out's fourteen sizes
@@ -878,13 +905,17 @@ def metrics_of(variants: list[tuple]) -> list:
     from concurrent.futures import ThreadPoolExecutor
 
     from opl.runtime.engine.replay import _cores
-    from opl.runtime.results.metrics import run_metrics
+    from opl.runtime.results.metrics import run_metrics, with_errors
 
-    threads = min(len(variants), _cores())
+    if without is not None:
+        tasks = [(with_errors, (metrics, result, v)) for metrics, (result, v) in zip(without, variants)]
+    else:
+        tasks = [(lambda result, v: run_metrics(result, v, errors=errors), pair) for pair in variants]
+    threads = min(len(tasks), _cores())
     if threads < 2:
-        return [run_metrics(result, v) for result, v in variants]
+        return [f(*args) for f, args in tasks]
     with ThreadPoolExecutor(max_workers=threads) as pool:  # joined here: no thread outlives it into a fork
-        return list(pool.map(lambda pair: run_metrics(*pair), variants))
+        return list(pool.map(lambda task: task[0](*task[1]), tasks))
 
 
 def _asdict(obj):

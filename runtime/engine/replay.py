@@ -624,36 +624,44 @@ def replay(*, strategy: StrategySpec, run: RunSpec, variants: tuple[Variant, ...
 
 
 def replay_many(jobs: list[tuple[StrategySpec, RunSpec, tuple[Variant, ...]]],
-                progress: Callable[[int], None] | None = None) -> list[ReplayResult]:
+                progress: Callable[[int], None] | None = None,
+                meanwhile: Callable[[], None] | None = None) -> list[ReplayResult]:
     """`replay` of several independent (strategy, run, variants) jobs, e.g. the scenarios of a simulation
     (every replay without a trace goes through here).
 
     Every pass of every job is replayed side by side: in this process's forked pool (`_replay_jobs`), or on
     a cluster (`REMOTE`), where every chunk of every job is submitted at once. The results are the same
     either way, bit for bit, and the same as replaying the jobs one after the other.
+
+    ``meanwhile``: the caller's own work, called once here while forked workers replay the jobs (this process
+    waits for them: a simulation's sweep metrics' standard errors), else before the jobs are replayed.
     """
     remote = REMOTE.get()
     if remote is None:
-        return _replay_jobs([(s, r, tuple(v)) for s, r, v in jobs], progress)
+        return _replay_jobs([(s, r, tuple(v)) for s, r, v in jobs], progress, meanwhile)
+    if meanwhile is not None:
+        meanwhile()
     streams = remote([(s, r, tuple(v), False) for s, r, v in jobs], progress)
     return [_assembled(s, r, v, done) for (s, r, v), done in zip(jobs, streams)]
 
 
-def _replay_jobs(jobs: list[tuple], progress) -> list[ReplayResult]:
+def _replay_jobs(jobs: list[tuple], progress, meanwhile: Callable[[], None] | None = None) -> list[ReplayResult]:
     """The jobs' passes (`_passes`) replayed side by side by forked workers when there are several passes
     and this process may fork, else here one after the other; each job assembled in chunk order.
 
     A single job is split into passes for the workers (its chunks side by side); several jobs keep their
-    own passes whole, as the jobs alone already keep the workers busy.
+    own passes whole, as the jobs alone already keep the workers busy. ``meanwhile``: `replay_many`'s.
     """
     if not jobs:
+        if meanwhile is not None:
+            meanwhile()
         return []
     cores = jobs[0][1].workers or _cores()
     if len(jobs) == 1 and (parts := _path_parts(*jobs[0], cores)) > 1:
         strategy, run, variants = jobs[0]
         _made_here(strategy, run)
         tasks = [((0,), group) for group in _passes(run, _chunks(run), parts, False, cut=True)]
-        return [_assembled(strategy, run, variants, _pooled(jobs, tasks, parts, progress)[0])]
+        return [_assembled(strategy, run, variants, _pooled(jobs, tasks, parts, progress, meanwhile)[0])]
     split = cores if len(jobs) == 1 else 1
     plans = [_passes(run, _chunks(run), split, False) for _, run, _ in jobs]
     workers = min(cores, sum(map(len, plans))) if _can_fork() else 1
@@ -661,8 +669,10 @@ def _replay_jobs(jobs: list[tuple], progress) -> list[ReplayResult]:
     if workers > 1:
         _months_made_here(jobs, plans)
         _marks_made_here(jobs, plans)
-        done = _pooled(jobs, tasks, workers, progress)
+        done = _pooled(jobs, tasks, workers, progress, meanwhile)
     else:
+        if meanwhile is not None:
+            meanwhile()
         done = [[] for _ in jobs]
         for indices, group in tasks:
             for i, result in zip(indices, _replay_lockstep([jobs[i] for i in indices], group, progress)):
@@ -956,9 +966,11 @@ def _warm_steps(strategy: StrategySpec, run: RunSpec, variants: tuple) -> None:
                      ((0, few),), None, False)
 
 
-def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress) -> list[list]:
+def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress,
+            meanwhile: Callable[[], None] | None = None) -> list[list]:
     """The ``tasks`` ((jobs, pass of chunks) pairs, `_lockstep_tasks`) replayed by ``workers`` forked
-    processes; returns each job's pass results in chunk order.
+    processes; returns each job's pass results in chunk order. ``meanwhile`` is called once the workers are
+    forked (the caller's work beside theirs: its threads, if any, start after the fork).
 
     Each chunk is computed exactly as in this process (its own seed, the same code; the kernels'
     serial twins give the same numbers as their parallel ones), so results are bit for bit the
@@ -977,6 +989,8 @@ def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress) -> li
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
     try:
         futures = [pool.submit(_pass_job, task) for task in tasks]
+        if meanwhile is not None:  # the first submit forked every worker (the fork start method)
+            meanwhile()
         for (indices, group), future in zip(tasks, futures):
             for i, result in zip(indices, handover.received(future.result())):
                 done[i].append(result)

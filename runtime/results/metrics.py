@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -48,7 +48,7 @@ from opl.runtime.results.records import json_safe
 from opl.runtime.engine.ledger import BUCKETS
 from opl.runtime.results.standard_errors import cvar_ses, mean_se, quantile_se, share_se
 
-__all__ = ["RunMetrics", "run_metrics", "SimulationResult", "SCHEMA", "BUCKET_LABELS", "HEADLINE",
+__all__ = ["RunMetrics", "run_metrics", "with_errors", "SimulationResult", "SCHEMA", "BUCKET_LABELS", "HEADLINE",
            "headline", "pnl_by_source"]
 
 #: The ledger's buckets (`opl.runtime.engine.ledger`) as a trader reads them; the JSON keeps the bucket names.
@@ -167,14 +167,17 @@ def pnl_by_source(per_month: dict[str, float], currency: str, *, per: str = "mon
     return "; ".join(f"{BUCKET_LABELS.get(k, k)} {v:+,.0f}" for k, v in per_month.items()) + f" {currency} a {per}"
 
 
-def run_metrics(result, variant: int) -> RunMetrics:
-    """Metrics of variant ``variant`` of an `opl.runtime.engine.replay.ReplayResult`."""
+def run_metrics(result, variant: int, *, errors: bool = True) -> RunMetrics:
+    """Metrics of variant ``variant`` of an `opl.runtime.engine.replay.ReplayResult`.
+
+    ``errors=False`` leaves the standard errors out (``standard_errors`` empty; most of the work): a caller that
+    needs the numbers first (a sweep's size pick) adds them later with `with_errors`, the same numbers.
+    """
     capital = result.capital
     monthly = result.monthly[variant]
     paths, months = monthly.shape
-    pm = monthly / capital * 100.0  # (paths, months): the path is the independent unit of every error
+    pm, sorted_r = _returns(result, variant)
     r = pm.ravel()
-    sorted_r = np.sort(r)
 
     def cvar(level: float) -> float:
         k = max(1, int(math.ceil(sorted_r.size * (1 - level))))
@@ -198,7 +201,21 @@ def run_metrics(result, variant: int) -> RunMetrics:
                 "forced_liquidation_probability": float(np.mean(c["liquidations"] > 0) * 100.0),
                 "margin_calls_per_path": float(c["margin_calls"].mean())},
         **_counted(c, path_months, getattr(result, "actions", ())),
-        standard_errors=_standard_errors(pm, sorted_r, dd))
+        standard_errors=_standard_errors(pm, sorted_r, dd) if errors else {})
+
+
+def with_errors(metrics: RunMetrics, result, variant: int) -> RunMetrics:
+    """``metrics`` (`run_metrics` of ``variant`` of ``result`` without errors) with its standard errors: what
+    `run_metrics` gives with them."""
+    pm, sorted_r = _returns(result, variant)
+    return replace(metrics, standard_errors=_standard_errors(pm, sorted_r, result.max_drawdown[variant] * 100.0))
+
+
+def _returns(result, variant: int) -> tuple[np.ndarray, np.ndarray]:
+    """The monthly returns in % of capital (paths, months) — the path is the independent unit of every error —
+    and all of them sorted."""
+    pm = result.monthly[variant] / result.capital * 100.0
+    return pm, np.sort(pm.ravel())
 
 
 def _standard_errors(pm: np.ndarray, sorted_r: np.ndarray, dd: np.ndarray) -> dict[str, float]:

@@ -315,10 +315,43 @@ def test_a_sweeps_metrics_are_computed_side_by_side_each_as_alone(jujube, monkey
     where = []
     real = metrics_module.run_metrics
     monkeypatch.setattr(metrics_module, "run_metrics",
-                        lambda result, v: where.append(threading.current_thread()) or real(result, v))
+                        lambda result, v, **kw: where.append(threading.current_thread()) or real(result, v, **kw))
     again = jujube.at(sweep.sizes, (sweep.replayed, sweep.indices))
     assert [m.to_dict() for _, m, _ in again.rows] == alone
     assert len(where) == len(sweep.sizes) and threading.main_thread() not in where
+
+
+def test_a_sweeps_standard_errors_added_later_are_the_errors_computed_with_its_metrics(jujube):
+    # `opl simulate` picks the scenarios' size from its sweep's metrics without their standard errors and adds
+    # these while the scenarios' workers run (`Sweep.add_errors`): the same numbers, once.
+    whole = jujube.sweep()
+    sweep = jujube.sweep(errors=False)
+    assert sweep.errors_pending and all(not m.standard_errors for _, m, _ in sweep.rows)
+    assert sweep.scenario_size() == whole.scenario_size() and sweep.recommended == whole.recommended
+    sweep.add_errors()
+    assert [(s, m.to_dict(), h) for s, m, h in sweep.rows] == [(s, m.to_dict(), h) for s, m, h in whole.rows]
+    assert all(m.standard_errors for _, m, _ in sweep.rows) and not sweep.errors_pending
+    rows = sweep.rows
+    sweep.add_errors()
+    assert sweep.rows is rows
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_replay_many_does_the_callers_work_once_beside_the_replays(jujube, workers):
+    # Forked workers replay while this process does ``meanwhile``; without them it is done before. Either way
+    # once, and the jobs' numbers are their own.
+    import os
+    from dataclasses import replace
+
+    run = replace(jujube.run, workers=workers, paths=300, chunk=150)
+    jobs = [(jujube.strategy, run, (Variant(size=1.0),)),
+            (jujube.strategy, run, (Variant(size=2.0, slippage_factor=3.0),))]
+    calls = []
+    together = replay_many(jobs, meanwhile=lambda: calls.append(os.getpid()))
+    assert calls == [os.getpid()]
+    for (strategy, run, variants), result in zip(jobs, together):
+        _assert_same(result, 0, replay(strategy=strategy, run=replace(run, workers=1), variants=variants), 0)
+    assert replay_many([], meanwhile=lambda: calls.append(0)) == [] and calls[-1] == 0
 
 
 def test_jobs_whose_months_the_store_holds_are_a_task_each_and_get_their_numbers_alone(jujube):
