@@ -782,7 +782,8 @@ class Prepared:
         from opl.runtime.engine.replay import replay_many
 
         planned = self.scenario_jobs(size, sweep=sweep, kinds=kinds)
-        return planned.finish(replay_many(planned.jobs, progress=progress, meanwhile=meanwhile))
+        beside = {} if meanwhile is None else {"meanwhile": meanwhile}
+        return planned.finish(replay_many(planned.jobs, progress=progress, **beside))
 
     def scenario_jobs(self, size: float, *, sweep: Sweep | None = None,
                       kinds: tuple[str, ...] = ("stress", "sensitivity")) -> "ScenarioJobs":

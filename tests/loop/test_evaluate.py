@@ -228,9 +228,9 @@ def test_an_evaluation_replays_the_base_case_once_and_reports_what_a_single_size
 
     calls = []
 
-    def counting(jobs, progress=None):
+    def counting(jobs, progress=None, **beside):
         calls.extend(len(v) for _, _, v in jobs)
-        return replay_many(jobs, progress=progress)
+        return replay_many(jobs, progress=progress, **beside)
 
     monkeypatch.setattr("opl.runtime.engine.replay.replay_many", counting)
     evaluator = Evaluator(_target(), EvalSettings(paths=60, seed=7, holdout_paths=60))

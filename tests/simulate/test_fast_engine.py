@@ -76,8 +76,8 @@ def compared(monkeypatch):
     seen = []
     real = replay_module.replay_many
 
-    def both(jobs, progress=None):
-        fast = real([(s, replace(r, engine="fast"), v) for s, r, v in jobs], progress=progress)
+    def both(jobs, progress=None, **beside):
+        fast = real([(s, replace(r, engine="fast"), v) for s, r, v in jobs], progress=progress, **beside)
         ref = real([(s, replace(r, engine="reference"), v) for s, r, v in jobs])
         for (_, run, _), f, r in zip(jobs, fast, ref):
             assert_same_ledgers(f, r)

@@ -64,9 +64,9 @@ def test_simulate_file_replays_each_set_of_paths_once(monkeypatch):
     calls = []
     real = replay_many
 
-    def counting(jobs, progress=None):
+    def counting(jobs, progress=None, **beside):
         calls.extend(len(v) for _, _, v in jobs)
-        return real(jobs, progress=progress)
+        return real(jobs, progress=progress, **beside)
 
     monkeypatch.setattr("opl.runtime.engine.replay.replay_many", counting)
     result = simulate_file(JUJUBE, paths=60, overrides=SMALL_RUN)
