@@ -933,8 +933,8 @@ def test_jobs_replayed_side_by_side_by_forked_workers_are_each_job_alone_bit_for
     assert len(jobs) == 6  # the sweep, the cost pass, four market scenarios
     pools = []
     real = replay_module._pooled
-    monkeypatch.setattr(replay_module, "_pooled", lambda jobs, tasks, workers, progress:
-                        pools.append(workers) or real(jobs, tasks, workers, progress))
+    monkeypatch.setattr(replay_module, "_pooled", lambda jobs, tasks, workers, progress, *beside:
+                        pools.append(workers) or real(jobs, tasks, workers, progress, *beside))
     ticks = []
     together = replay_module.replay_many(jobs, progress=ticks.append)
     assert pools == [2] and sum(ticks) == 6 * 60 * 2  # every path-month of every job counted
