@@ -1590,7 +1590,7 @@ class _Pass:
         opened = [s for s in book.slots if s.held()]
         closed = ~can_open
         for s in opened:  # (the lots `_open_book` made: the slot's own array, zeroed in place where not opened)
-            s.qty = _zeroed(s._qty, closed)
+            _lots_set(s, _zeroed(s._qty, closed))
         book.futures = [np.where(can_open, fut, 0.0) for fut in book.futures]
         is_open = can_open & book.any_open()
         margin = np.where(is_open, open_margin, 0.0)
@@ -2266,11 +2266,11 @@ def _close_all_compiled(book: Book, hedge, mask, cost, ledger, equity, month_pnl
 
 
 def _lots_set(s: Slot, qty) -> None:
-    """``s.qty = qty`` after a compiled exercise, `Slot.held` found by `adjust_kernels._any_lots`: the lots left
-    are held near the start of the array, where it stops (numpy's ``any`` reads every element: ~49 against ~2 us
+    """``s.qty = qty`` after a compiled exercise or the open, `Slot.held` found by `adjust_kernels._any_lots`: the
+    lots are held near the start of the array, where it stops (numpy's ``any`` reads every element: ~49 against ~2 us
     at 5 x 30,000; on lots of zeros it is the slower, ~97 against ~56 us)."""
     if type(qty) is np.ndarray and qty.ndim == 2 and qty.dtype == _FLOAT and qty.flags.c_contiguous \
-            and qty.flags.writeable:  # (the type the round's kernels pass it: no compile of its own)
+            and qty.flags.writeable and kernels.available():  # (the round's kernels' type: no compile of its own)
         s._qty, s._held = qty, bool(adjust_kernels._any_lots(qty))
     else:
         s.qty = qty
