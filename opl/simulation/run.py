@@ -782,7 +782,9 @@ class Prepared:
         from opl.runtime.engine.replay import replay_many
 
         planned = self.scenario_jobs(size, sweep=sweep, kinds=kinds)
-        beside = {} if meanwhile is None else {"meanwhile": meanwhile}
+        # Each job's metrics as soon as its passes are in, while the workers replay the others (`ScenarioJobs.measured`).
+        beside = {"finished": planned.measured} if meanwhile is None else {"meanwhile": meanwhile,
+                                                                           "finished": planned.measured}
         return planned.finish(replay_many(planned.jobs, progress=progress, **beside))
 
     def scenario_jobs(self, size: float, *, sweep: Sweep | None = None,
@@ -877,18 +879,34 @@ class ScenarioJobs:
     base: tuple | None  # the sweep's replay and variant at the size, when it swept it
     costs: bool  # the first job is the cost pass (the cost scenarios' variants)
     base_variant: bool  # the cost pass's first variant is the base case at the size
+    early: dict = field(default_factory=dict)  # (job, variant) -> (the job's result, its metrics): `measured`
+
+    def _wanted(self, i: int, result) -> list[tuple]:
+        """The scenarios' (plan, (result, variant)) of job ``i`` (its result ``result``)."""
+        if self.costs and i == 0:
+            first = 1 if self.base_variant else 0
+            return [(plan, (result, first + k)) for k, plan in enumerate(self.cost_plans)]
+        return [(self.market_plans[i - self.costs], (result, 0))]
+
+    def measured(self, complete: list) -> None:
+        """Compute the scenarios' metrics of the jobs ``complete`` ((job, result) pairs) now, side by side
+        (`opl.runtime.engine.replay.replay_many`'s ``finished``: while the workers replay the other jobs);
+        `finish` reads them, the numbers it would compute."""
+        wanted = [(i, result, at) for i, result in complete for _, at in self._wanted(i, result)]
+        for (i, result, (_, v)), metrics in zip(wanted, metrics_of([at for _, _, at in wanted])):
+            self.early[(i, v)] = (result, metrics)
 
     def finish(self, passes: list) -> tuple[list, tuple | None]:
         """``([(plan, RunMetrics)], base)`` from the jobs' results, in the jobs' order (`Prepared.scenarios`)."""
         passes, base, wanted = list(passes), self.base, []
-        if self.costs:
-            costs = passes.pop(0)
-            first = 1 if self.base_variant else 0
-            if first:
-                base = (costs, 0)
-            wanted += [(plan, (costs, first + k)) for k, plan in enumerate(self.cost_plans)]
-        wanted += [(plan, (res, 0)) for plan, res in zip(self.market_plans, passes)]
-        results = list(zip([plan for plan, _ in wanted], metrics_of([at for _, at in wanted])))
+        for i, result in enumerate(passes):
+            for plan, (_, v) in self._wanted(i, result):
+                kept = self.early.get((i, v))
+                wanted.append((plan, (result, v), kept[1] if kept is not None and kept[0] is result else None))
+        if self.costs and self.base_variant:
+            base = (passes[0], 0)
+        late = iter(metrics_of([at for _, at, metrics in wanted if metrics is None]))
+        results = [(plan, next(late) if metrics is None else metrics) for plan, _, metrics in wanted]
         order = {id(p): n for n, p in enumerate(self.plans)}
         results.sort(key=lambda pr: order[id(pr[0])])
         return results, base

@@ -68,7 +68,7 @@ import multiprocessing
 import operator
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Callable, Literal
@@ -625,7 +625,8 @@ def replay(*, strategy: StrategySpec, run: RunSpec, variants: tuple[Variant, ...
 
 def replay_many(jobs: list[tuple[StrategySpec, RunSpec, tuple[Variant, ...]]],
                 progress: Callable[[int], None] | None = None,
-                meanwhile: Callable[[], None] | None = None) -> list[ReplayResult]:
+                meanwhile: Callable[[], None] | None = None,
+                finished: Callable[[list[tuple[int, ReplayResult]]], None] | None = None) -> list[ReplayResult]:
     """`replay` of several independent (strategy, run, variants) jobs, e.g. the scenarios of a simulation
     (every replay without a trace goes through here).
 
@@ -635,22 +636,30 @@ def replay_many(jobs: list[tuple[StrategySpec, RunSpec, tuple[Variant, ...]]],
 
     ``meanwhile``: the caller's own work, called once here while forked workers replay the jobs (this process
     waits for them: a simulation's sweep metrics' standard errors), else before the jobs are replayed.
+    ``finished``: called here with ``(job, its result)`` of every job once, as soon as it is complete (those a
+    forked worker's pass completes together: a list) — with forked workers while they still replay the other
+    jobs (a simulation's scenarios' metrics).
     """
     remote = REMOTE.get()
     if remote is None:
-        return _replay_jobs([(s, r, tuple(v)) for s, r, v in jobs], progress, meanwhile)
+        return _replay_jobs([(s, r, tuple(v)) for s, r, v in jobs], progress, meanwhile, finished)
     if meanwhile is not None:
         meanwhile()
     streams = remote([(s, r, tuple(v), False) for s, r, v in jobs], progress)
-    return [_assembled(s, r, v, done) for (s, r, v), done in zip(jobs, streams)]
+    results = [_assembled(s, r, v, done) for (s, r, v), done in zip(jobs, streams)]
+    if finished is not None:
+        finished(list(enumerate(results)))
+    return results
 
 
-def _replay_jobs(jobs: list[tuple], progress, meanwhile: Callable[[], None] | None = None) -> list[ReplayResult]:
+def _replay_jobs(jobs: list[tuple], progress, meanwhile: Callable[[], None] | None = None,
+                 finished: Callable[[list[tuple[int, ReplayResult]]], None] | None = None) -> list[ReplayResult]:
     """The jobs' passes (`_passes`) replayed side by side by forked workers when there are several passes
-    and this process may fork, else here one after the other; each job assembled in chunk order.
+    and this process may fork, else here one after the other; each job assembled in chunk order as soon as
+    its passes are in. ``meanwhile``, ``finished``: `replay_many`'s.
 
     A single job is split into passes for the workers (its chunks side by side); several jobs keep their
-    own passes whole, as the jobs alone already keep the workers busy. ``meanwhile``: `replay_many`'s.
+    own passes whole, as the jobs alone already keep the workers busy.
     """
     if not jobs:
         if meanwhile is not None:
@@ -661,15 +670,26 @@ def _replay_jobs(jobs: list[tuple], progress, meanwhile: Callable[[], None] | No
         strategy, run, variants = jobs[0]
         _made_here(strategy, run)
         tasks = [((0,), group) for group in _passes(run, _chunks(run), parts, False, cut=True)]
-        return [_assembled(strategy, run, variants, _pooled(jobs, tasks, parts, progress, meanwhile)[0])]
+        result = _assembled(strategy, run, variants, _pooled(jobs, tasks, parts, progress, meanwhile)[0])
+        if finished is not None:
+            finished([(0, result)])
+        return [result]
     split = cores if len(jobs) == 1 else 1
     plans = [_passes(run, _chunks(run), split, False) for _, run, _ in jobs]
     workers = min(cores, sum(map(len, plans))) if _can_fork() else 1
     tasks = _lockstep_tasks(jobs, plans, workers)
+    assembled: dict[int, ReplayResult] = {}
+
+    def whole(complete: list[tuple[int, list]]) -> None:
+        for i, passes in complete:
+            assembled[i] = _assembled(*jobs[i], passes)
+        if finished is not None:
+            finished([(i, assembled[i]) for i, _ in complete])
+
     if workers > 1:
         _months_made_here(jobs, plans)
         _marks_made_here(jobs, plans)
-        done = _pooled(jobs, tasks, workers, progress, meanwhile)
+        _pooled(jobs, tasks, workers, progress, meanwhile, whole)
     else:
         if meanwhile is not None:
             meanwhile()
@@ -677,7 +697,8 @@ def _replay_jobs(jobs: list[tuple], progress, meanwhile: Callable[[], None] | No
         for indices, group in tasks:
             for i, result in zip(indices, _replay_lockstep([jobs[i] for i in indices], group, progress)):
                 done[i].append(result)
-    return [_assembled(s, r, v, d) for (s, r, v), d in zip(jobs, done)]
+        whole(list(enumerate(done)))
+    return [assembled[i] for i in range(len(jobs))]
 
 
 def _lockstep_tasks(jobs: list[tuple], plans: list[list[tuple]], workers: int) -> list[tuple]:
@@ -967,10 +988,13 @@ def _warm_steps(strategy: StrategySpec, run: RunSpec, variants: tuple) -> None:
 
 
 def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress,
-            meanwhile: Callable[[], None] | None = None) -> list[list]:
+            meanwhile: Callable[[], None] | None = None,
+            whole: Callable[[list[tuple[int, list]]], None] | None = None) -> list[list]:
     """The ``tasks`` ((jobs, pass of chunks) pairs, `_lockstep_tasks`) replayed by ``workers`` forked
     processes; returns each job's pass results in chunk order. ``meanwhile`` is called once the workers are
-    forked (the caller's work beside theirs: its threads, if any, start after the fork).
+    forked (the caller's work beside theirs: its threads, if any, start after the fork); ``whole`` with the
+    ``(job, its passes)`` of the jobs a task completes, as soon as it is in — the results are read as the
+    passes finish —, so that what the caller does with them overlaps the passes still being replayed.
 
     Each chunk is computed exactly as in this process (its own seed, the same code; the kernels'
     serial twins give the same numbers as their parallel ones), so results are bit for bit the
@@ -985,17 +1009,31 @@ def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress,
     # The passes' results come back through files in shared memory, not the pool's pipe (`handover`).
     outbox = handover.folder()
     _JOBS = (tuple(jobs), current_deadline(), store.reader() if store is not None else None, outbox)
-    done: list[list] = [[] for _ in jobs]
+    places, count = [], [0] * len(jobs)  # each task's place in the pass lists of its jobs (chunk order)
+    for indices, _ in tasks:
+        places.append([count[i] for i in indices])
+        for i in indices:
+            count[i] += 1
+    done: list[list] = [[None] * n for n in count]
+    left = list(count)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
     try:
-        futures = [pool.submit(_pass_job, task) for task in tasks]
+        futures = {pool.submit(_pass_job, task): t for t, task in enumerate(tasks)}
         if meanwhile is not None:  # the first submit forked every worker (the fork start method)
             meanwhile()
-        for (indices, group), future in zip(tasks, futures):
-            for i, result in zip(indices, handover.received(future.result())):
-                done[i].append(result)
+        for future in as_completed(futures):
+            t = futures[future]
+            indices, group = tasks[t]
+            complete = []
+            for i, place, result in zip(indices, places[t], handover.received(future.result())):
+                done[i][place] = result
+                left[i] -= 1
                 if progress is not None:
                     progress(pass_paths(group) * jobs[i][1].months)
+                if not left[i]:
+                    complete.append((i, done[i]))
+            if complete and whole is not None:
+                whole(complete)
     except BaseException:
         # Passes not started are dropped; running ones stop at the deadline (or finish) on their own.
         pool.shutdown(wait=True, cancel_futures=True)

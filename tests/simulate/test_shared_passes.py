@@ -346,12 +346,27 @@ def test_replay_many_does_the_callers_work_once_beside_the_replays(jujube, worke
     run = replace(jujube.run, workers=workers, paths=300, chunk=150)
     jobs = [(jujube.strategy, run, (Variant(size=1.0),)),
             (jujube.strategy, run, (Variant(size=2.0, slippage_factor=3.0),))]
-    calls = []
-    together = replay_many(jobs, meanwhile=lambda: calls.append(os.getpid()))
+    calls, finished = [], []
+    together = replay_many(jobs, meanwhile=lambda: calls.append(os.getpid()), finished=finished.extend)
     assert calls == [os.getpid()]
+    # Every job handed over once, as soon as it is complete: the result returned.
+    assert sorted(i for i, _ in finished) == [0, 1] and all(result is together[i] for i, result in finished)
     for (strategy, run, variants), result in zip(jobs, together):
         _assert_same(result, 0, replay(strategy=strategy, run=replace(run, workers=1), variants=variants), 0)
     assert replay_many([], meanwhile=lambda: calls.append(0)) == [] and calls[-1] == 0
+
+
+def test_scenario_metrics_measured_as_their_jobs_finish_are_the_metrics_computed_at_the_end(jujube):
+    # `opl simulate` computes a scenario job's metrics as soon as its passes are in (`ScenarioJobs.measured`),
+    # while the workers replay the others; `finish` reads them: the numbers it computes itself.
+    planned = jujube.scenario_jobs(5.0)
+    results = replay_many(planned.jobs)
+    at_end, _ = planned.finish(results)
+    planned.measured([(0, results[0]), (2, results[2])])
+    assert set(planned.early) == {(0, 0), (0, 1), (2, 0)}
+    read, _ = planned.finish(results)
+    assert [(p.name, m.to_dict()) for p, m in read] == [(p.name, m.to_dict()) for p, m in at_end]
+    assert read[[p.name for p, _ in read].index(planned.market_plans[1].name)][1] is planned.early[(2, 0)][1]
 
 
 def test_jobs_whose_months_the_store_holds_are_a_task_each_and_get_their_numbers_alone(jujube):
