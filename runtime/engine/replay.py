@@ -681,15 +681,19 @@ def _replay_jobs(jobs: list[tuple], progress, meanwhile: Callable[[], None] | No
     assembled: dict[int, ReplayResult] = {}
 
     def whole(complete: list[tuple[int, list]]) -> None:
-        for i, passes in complete:
-            assembled[i] = _assembled(*jobs[i], passes)
-        if finished is not None:
-            finished([(i, assembled[i]) for i, _ in complete])
+        done = [i for i, _ in complete]
+        for i in done:  # taken out of ``complete``: each job's passes go once assembled (the memory's peak)
+            assembled[i] = _assembled(*jobs[i], complete.pop(0)[1])
+        if finished is not None and done:
+            finished([(i, assembled[i]) for i in done])
 
     if workers > 1:
         _months_made_here(jobs, plans)
         _marks_made_here(jobs, plans)
-        _pooled(jobs, tasks, workers, progress, meanwhile, whole)
+        done = _pooled(jobs, tasks, workers, progress, meanwhile, whole)
+        last = [(i, passes) for i, passes in enumerate(done) if passes is not None]
+        del done
+        whole(last)
     else:
         if meanwhile is not None:
             meanwhile()
@@ -993,8 +997,9 @@ def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress,
     """The ``tasks`` ((jobs, pass of chunks) pairs, `_lockstep_tasks`) replayed by ``workers`` forked
     processes; returns each job's pass results in chunk order. ``meanwhile`` is called once the workers are
     forked (the caller's work beside theirs: its threads, if any, start after the fork); ``whole`` with the
-    ``(job, its passes)`` of the jobs a task completes, as soon as it is in — the results are read as the
-    passes finish —, so that what the caller does with them overlaps the passes still being replayed.
+    ``(job, its passes)`` of the jobs a task completes while others still run — the results are read as the
+    passes finish —, so that what the caller does with them overlaps the passes still being replayed (their
+    pass lists are then dropped here: None in what is returned; the last task's jobs are returned).
 
     Each chunk is computed exactly as in this process (its own seed, the same code; the kernels'
     serial twins give the same numbers as their parallel ones), so results are bit for bit the
@@ -1015,7 +1020,7 @@ def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress,
         for i in indices:
             count[i] += 1
     done: list[list] = [[None] * n for n in count]
-    left = list(count)
+    left, left_tasks = list(count), len(tasks)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
     try:
         futures = {pool.submit(_pass_job, task): t for t, task in enumerate(tasks)}
@@ -1032,7 +1037,11 @@ def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress,
                     progress(pass_paths(group) * jobs[i][1].months)
                 if not left[i]:
                     complete.append((i, done[i]))
-            if complete and whole is not None:
+            left_tasks -= 1
+            # The last task's jobs are left to the caller, after this pool and the results it holds are gone.
+            if complete and whole is not None and left_tasks:
+                for i, _ in complete:  # handed over: the passes go with the caller's assembly
+                    done[i] = None
                 whole(complete)
     except BaseException:
         # Passes not started are dropped; running ones stop at the deadline (or finish) on their own.
