@@ -35,10 +35,18 @@ from opl.runtime.engine import kernelbase, margin_kernels, mark_kernels, step_ke
 from opl.runtime.engine.kernelbase import _FALSE, _TRUE, _ZERO, njit
 
 __all__ = ["trade_slot", "fees_of", "move_group", "gamma_need", "gamma_buy", "decide", "snap", "round_pass",
-           "condition_program", "when_verdict", "WHEN_MEASURES"]
+           "round_step", "round_own", "condition_program", "when_verdict", "WHEN_MEASURES"]
 
+
+# `RoundStep`'s and `RoundOwn`'s fields, in their constructors' order.
+_STEP_FIELDS = ("kinds", "amounts", "members", "entries", "gamma_slot", "slots", "tables", "market", "lots_per_option",
+                "abort", "rule", "fees")
+_OWN_FIELDS = ("qtys", "strike", "entry")
 
 if njit is not None:
+    import numba
+    from numba.experimental import structref
+
     from opl.runtime.engine.kernelbase import _slot_views, _viewed
 
     @njit(cache=True)
@@ -706,15 +714,22 @@ if njit is not None:
                         delta_[i, v, k], gamma_[i, v, k], exercise_[i, v, k] = ndel[i, v, k], ngam[i, v, k], nex[i, v, k]
 
     @njit(cache=True)
-    def _round(cols, fire, kinds, amounts, members, entries, strike_rows, gamma_slot, qtys, strikes, values, gammas,
-               slots, written, tables, market, price, vol, lots_per_option, abort, account, rule, fees, ledger,
-               counters, early, held_out):
+    def _round(cols, fire, step, own, strike_rows, strikes, values, gammas, dynamic_values, marks, price, vol,
+               account, ledger, counters, early, held_out):
         # AdjustEngine.play on the fired elements (module docstring); the slots' `Slot.held` after it into
-        # ``held_out``; returns the number of elements closed. The slots are those of the facts ``slots`` (is_call,
-        # american, extra days, dynamic, each one's entry in its kind's tuples): the base slots' tuples (``qtys[0]``,
-        # ``strikes``, ``values``, ``gammas``) and the dynamic slots' (``qtys[1]``, ``written``'s, the tables') are
-        # padded with dummies to eight (`replay._Round.play`), so a book of up to eight of each (the loop's four-leg
-        # candidate: four and five) compiles one signature; the counters are padded too.
+        # ``held_out``; returns the number of elements closed. ``step`` (a `RoundStep`: the round's fixed inputs and
+        # the step's quote tables) and ``own`` (a `RoundOwn`: the month's lots, dynamic strikes and entries) arrive
+        # as one pointer each (`round_pass`). The slots are those of the facts ``slots`` (is_call, american, extra
+        # days, dynamic, each one's entry in its kind's tuples): the base slots' tuples (``qtys[0]``, ``strikes``,
+        # ``values``, ``gammas``) and the dynamic slots' (``qtys[1]``, ``written``'s, the tables') are padded with
+        # dummies to eight (`replay._Round.play`), so a book of up to eight of each (the loop's four-leg candidate:
+        # four and five) compiles one signature; the counters are padded too.
+        kinds, amounts, members, entries, gamma_slot = step.kinds, step.amounts, step.members, step.entries, \
+            step.gamma_slot
+        slots, tables, market, lots_per_option = step.slots, step.tables, step.market, step.lots_per_option
+        abort, rule, fees = step.abort, step.rule, step.fees
+        qtys = own.qtys
+        written = (own.strike, dynamic_values, marks[0], marks[1], marks[2], own.entry)
         n = slots[0].shape[0]
         variants, m = fire.shape[0], cols.shape[0]
         is_call, expiry, dynamic, place = slots[0], slots[2], slots[3], slots[4]
@@ -846,6 +861,41 @@ if njit is not None:
             if touched[i]:  # put_columns: held on the round's paths, or before and still somewhere else
                 held_out[i] = held[i] or (held_out[i] and _any_lots(_lots_of(qtys, dynamic, place, i)))
         return closing
+
+    # The round's inputs that stay while a pass's step (`RoundStep`) or month (`RoundOwn`) does, each held in one
+    # structref: numba unboxes a structref argument as one pointer (~1.3 us), a tuple of arrays array by array
+    # (~0.28 us each). Made once (`round_step`, `round_own`) and passed at every round: of a call's 166 arrays, 79
+    # arrive so (its dispatch on a 100-path round: 65 -> 45 us, benchmarks/bench_round.py).
+    @structref.register
+    class _RoundStepType(numba.types.StructRef):
+        def preprocess_fields(self, fields):
+            return tuple((name, numba.types.unliteral(t)) for name, t in fields)
+
+    class RoundStep(structref.StructRefProxy):
+        """A pass's compiled round's fixed inputs and one step's quote tables (`round_step`)."""
+
+    structref.define_proxy(RoundStep, _RoundStepType, list(_STEP_FIELDS))
+
+    @structref.register
+    class _RoundOwnType(numba.types.StructRef):
+        def preprocess_fields(self, fields):
+            return tuple((name, numba.types.unliteral(t)) for name, t in fields)
+
+    class RoundOwn(structref.StructRefProxy):
+        """A month's slots' lots, dynamic strikes and entries, as a round writes them in place (`round_own`)."""
+
+    structref.define_proxy(RoundOwn, _RoundOwnType, list(_OWN_FIELDS))
+
+    @njit(cache=True)
+    def _new_step(kinds, amounts, members, entries, gamma_slot, slots, tables, market, lots_per_option, abort, rule,
+                  fees):
+        # (Cached here: the proxy's own constructor is compiled again in every process.)
+        return RoundStep(kinds, amounts, members, entries, gamma_slot, slots, tables, market, lots_per_option, abort,
+                         rule, fees)
+
+    @njit(cache=True)
+    def _new_own(qtys, strike, entry):
+        return RoundOwn(qtys, strike, entry)
 
 
 def trade_slot(old, proposed, go, restruck, *, close_fee, short_fee, long_fee, bucket, equity, month_pnl,
@@ -1055,6 +1105,21 @@ def _ladder(grid) -> tuple[np.ndarray, np.ndarray]:
     return kept[1], kept[2]
 
 
+def round_step(**fields):
+    """A `RoundStep`: the fields of ``_STEP_FIELDS`` by name, as `opl.runtime.engine.replay._Round` makes them —
+    the actions (``kinds``: 0 a roll, 1 a gamma hedge; ``amounts`` the hedges' targets), the groups' slots
+    (``members``, -1 padded), the rolls' (action, group, target slot) ``entries``, the gamma hedge's slot, the
+    slots' facts (``slots``), their quote tables at the step, the market's quote inputs, the lots per option, the
+    abort rule, the margin rule and the fees."""
+    return _new_step(*[fields[name] for name in _STEP_FIELDS])
+
+
+def round_own(qtys: tuple, strike: tuple, entry: tuple):
+    """A `RoundOwn`: the base and dynamic slots' lots (``qtys``, two padded tuples) and the dynamic slots' strikes
+    and entries, the arrays themselves (a round writes them in place)."""
+    return _new_own(qtys, strike, entry)
+
+
 def round_pass(**arguments) -> int:
     """`AdjustEngine.play <opl.runtime.engine.adjust.AdjustEngine.play>` of a round whose playbook is rolls
     (``roll_nearest_term``, ``roll``) and gamma hedges, in one compiled pass (``_round``): each action's proposal
@@ -1063,18 +1128,17 @@ def round_pass(**arguments) -> int:
     the numbers of the numpy proposals bit for bit. Returns the elements closed.
 
     The arguments are ``_round``'s, by name, as `opl.runtime.engine.replay._Round.play` prepares them: the
-    round's paths ``cols``, ``fire`` (variants, paths), the actions (``kinds``: 0 a roll, 1 a gamma hedge;
-    ``amounts`` the hedges' targets), the groups' slots (``members``, -1 padded), the rolls' (action, group,
-    target slot) ``entries`` and their strikes per path then the hedge's (``strike_rows``), the slots' arrays
-    (``qtys``, ``strikes``, ``values``, ``gammas``, ``written``) and facts (``slots``), their quote tables, the
-    step's prices and volatilities on ``cols``, the abort rule, the account, the margin rule, the fees, the
-    ledger and its counters, whether an exit now is early, and ``held`` (each slot's `Slot.held`, updated).
+    round's paths ``cols``, ``fire`` (variants, paths), ``step`` (`round_step`: the round's fixed inputs and the
+    step's quote tables), ``own`` (`round_own`: the slots' lots, the dynamic slots' strikes and entries), the
+    rolls' strikes per path then the hedge's (``strike_rows``), the base slots' ``strikes``, ``values`` and
+    ``gammas``, the dynamic slots' values and their (delta, gamma, exercise) ``marks``, the step's prices and
+    volatilities on ``cols``, the account, the ledger and its counters, whether an exit now is early, and
+    ``held`` (each slot's `Slot.held`, updated).
     """
     return int(_round(*_ROUND_ARGUMENTS(arguments)))
 
 
-# `round_pass`'s arguments in ``_round``'s order, taken from its keywords in one call (a round's 27).
+# `round_pass`'s arguments in ``_round``'s order, taken from its keywords in one call.
 _ROUND_ARGUMENTS = operator.itemgetter(
-    "cols", "fire", "kinds", "amounts", "members", "entries", "strike_rows", "gamma_slot", "qtys", "strikes", "values",
-    "gammas", "slots", "written", "tables", "market", "price", "vol", "lots_per_option", "abort", "account", "rule",
-    "fees", "ledger", "counters", "early", "held")
+    "cols", "fire", "step", "own", "strike_rows", "strikes", "values", "gammas", "dynamic_values", "marks", "price",
+    "vol", "account", "ledger", "counters", "early", "held")

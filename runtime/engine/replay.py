@@ -2553,6 +2553,7 @@ class _Round:
                      kernelbase._plain((cost.futures_close + cost.futures_slippage)[:, 0], (pass_.shape[0],)))
         self.guarded = any(g.kind == "avoid_leg_if" for g in pass_.strat.guards)
         self._tables: dict[float, tuple] = {}
+        self._steps: dict[float, tuple] = {}  # `_step`'s: the step's time to expiry -> (its market, its RoundStep)
         self._market_kept: tuple | None = None  # `_market`'s
         self.hedges = bool(self.amounts.size and 1 in self.kinds)  # a gamma hedge's strikes are snapped up
         # The ledger's counters the round adds to, in the kernel's order (each action's done and aborted last), as
@@ -2594,7 +2595,7 @@ class _Round:
         _round_strikes(mo, j, price, vol, self.rolls, rows)
         if self.hedges:
             rows[-1] = mo.snap_up(price)
-        base, qtys, written = self._own(book, shape)
+        base, own, dynamic_values, marks = self._own(book, shape)
         hedge = o.hedge
         if not (hedge.flags.writeable and hedge.flags.owndata and hedge.flags.c_contiguous):
             o.hedge = np.array(hedge, dtype=float)  # a view or a shared array: the round writes its own
@@ -2605,14 +2606,10 @@ class _Round:
         padded = kernelbase._slot_tuple
         held = np.array([s._held for s in book.slots], dtype=np.bool_)
         closed = adjust_kernels.round_pass(
-            cols=cols, fire=kernelbase._plain_bool(fire, shape), kinds=self.kinds, amounts=self.amounts,
-            members=self.members, entries=self.entries, strike_rows=rows, gamma_slot=self.gamma_slot,
-            qtys=qtys, strikes=padded([s.strike for s in base]), values=padded([s.value for s in base]),
-            gammas=padded([s.gamma for s in base]), slots=self.slots, written=written,
-            tables=self._tables_at(book, mo, j), market=self._market(mo), price=price, vol=vol,
-            lots_per_option=float(p.lots_per_option), abort=self.abort,
+            cols=cols, fire=kernelbase._plain_bool(fire, shape), step=self._step(book, mo, j), own=own,
+            strike_rows=rows, strikes=padded([s.strike for s in base]), values=padded([s.value for s in base]),
+            gammas=padded([s.gamma for s in base]), dynamic_values=dynamic_values, marks=marks, price=price, vol=vol,
             account=(o.hedge, kernelbase._plain(p.pending, shape), kernelbase._plain(p.inventory.total(), shape)),
-            rule=self.rule, fees=self.fees,
             ledger=(ledger.buckets["adjustments"], ledger.buckets["costs"], p.equity, o.month_pnl, o.is_open),
             counters=kernelbase._padded(self.counters(ledger.counters), _NO_COUNTS, _ROUND_COUNTERS),
             early=bool(mo.days_left[j] >= (p.strat.guard_days or 2.0)),
@@ -2623,7 +2620,8 @@ class _Round:
 
     def _own(self, book: Book, shape: tuple) -> tuple:
         """The base slots, and the arrays the round writes in place as the kernel takes them: the slots' lots (the
-        base slots' and the dynamic slots' tuples) and the dynamic slots' strikes and marks (``written``: a tuple
+        base slots' and the dynamic slots' tuples) with the dynamic slots' strikes and entries in a
+        `adjust_kernels.RoundOwn`, the dynamic slots' values, and their deltas, gammas and exercise flags (a tuple
         a mark, `_written_marks`'), each made the slot's own (C-ordered, writable, (variants, paths)) first.
 
         The slot tuples, the base slots' and the dynamic slots' apart, are each padded with dummies of its types
@@ -2642,13 +2640,14 @@ class _Round:
                     and x.flags.writeable):
                 s.value = x = kernels.writable(x, shape)
             values.append(x)
-        made = kernelbase.kept_own(_kept_arrays(slots, dynamic)) or self._made_own(slots, base, dynamic, shape)
-        qtys, (strike, *marks) = made
-        return base, qtys, (strike, kernelbase._padded(tuple(values), _DUMMY[0]), *marks)
+        own, marks = kernelbase.kept_own(_kept_arrays(slots, dynamic)) or self._made_own(slots, base, dynamic, shape)
+        return base, own, kernelbase._padded(tuple(values), _DUMMY[0]), marks
 
     @staticmethod
     def _made_own(slots: list, base: list, dynamic: list, shape: tuple) -> tuple:
-        """`_own`'s tuples of the lots and of the dynamic slots' arrays but their values, kept (`kernelbase.keep_own`)."""
+        """`_own`'s `adjust_kernels.RoundOwn` and its tuples of the dynamic slots' deltas, gammas and exercise flags,
+        kept (`kernelbase.keep_own`: the RoundOwn's references to its arrays are not counted, as `replay._unshared`
+        asks only of the marks')."""
         for s in slots:
             q = s._qty  # (`kernels.writable` inline: most are the slot's own already)
             if not (type(q) is np.ndarray and q.shape == shape and q.dtype == _FLOAT and q.flags.c_contiguous
@@ -2656,8 +2655,9 @@ class _Round:
                 s._qty = kernels.writable(q, shape)
         written = tuple(zip(*kernelbase._padded(tuple([_written_marks(s, shape) for s in dynamic]), _BASE_WRITTEN)))
         lots = kernelbase._padded
-        made = ((lots(tuple([s._qty for s in base]), kernelbase._SCRATCH),
-                 lots(tuple([s._qty for s in dynamic]), kernelbase._SCRATCH)), (written[0], *written[2:]))
+        qtys = (lots(tuple([s._qty for s in base]), kernelbase._SCRATCH),
+                lots(tuple([s._qty for s in dynamic]), kernelbase._SCRATCH))
+        made = (adjust_kernels.round_own(qtys, written[0], written[5]), written[2:5])
         kernelbase.keep_own(_kept_arrays(slots, dynamic), made)
         return made
 
@@ -2672,6 +2672,19 @@ class _Round:
                 bool(mo.want_gamma), x_grid, logv_grid, float(smile.spread), float(smile.floor), float(smile.skew),
                 float(smile.curvature)))
         return kept[2]
+
+    def _step(self, book: Book, mo, j: int):
+        """The round's `adjust_kernels.RoundStep` at step ``j`` of ``mo``: its fixed inputs, the step's tables
+        (`_tables_at`) and the month's market (`_market`), kept by the step's time to expiry while the market is
+        the same."""
+        key, market = float(mo.t[j]), self._market(mo)
+        kept = self._steps.get(key)
+        if kept is None or kept[0] is not market:
+            kept = self._steps[key] = (market, adjust_kernels.round_step(
+                kinds=self.kinds, amounts=self.amounts, members=self.members, entries=self.entries,
+                gamma_slot=self.gamma_slot, slots=self.slots, tables=self._tables_at(book, mo, j), market=market,
+                lots_per_option=float(self.pass_.lots_per_option), abort=self.abort, rule=self.rule, fees=self.fees))
+        return kept[1]
 
     def _tables_at(self, book: Book, mo, j: int) -> tuple:
         """Each slot's quote tables at step ``j`` of ``mo`` as `_quote_inputs` makes them (a base slot, never quoted
