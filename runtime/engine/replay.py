@@ -2562,6 +2562,11 @@ class _Round:
             "option_lots", "futures_lots", "adjust_rounds", "adjust_exits", "exits", "early_exits",
             *pass_.strat.adjust.counters()[2:])
 
+    def __getstate__(self) -> dict:
+        # Copied or pickled without `_step`'s structrefs (numba's, which neither copies nor pickles): a copy makes
+        # its own from its own arrays.
+        return {**self.__dict__, "_steps": {}}
+
     @classmethod
     def of(cls, engine: AdjustEngine, pass_: "_Pass", book: Book, mo) -> "_Round | None":
         """The compiled round of ``book``'s month, or None where it does not cover the round (class docstring)."""

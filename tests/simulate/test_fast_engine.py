@@ -1986,13 +1986,14 @@ def test_a_round_on_a_book_of_nine_slots_compiles_no_signature_of_its_own(tmp_pa
     from opl.runtime.engine import adjust_kernels
 
     played = []
-    real = adjust_kernels.round_pass
-    monkeypatch.setattr(adjust_kernels, "round_pass",
+    real = adjust_kernels.round_step
+    monkeypatch.setattr(adjust_kernels, "round_step",
                         lambda **kw: played.append(kw["slots"][0].size) or real(**kw))
     wings = tmp_path / "wings.opl"
     wings.write_text(JUJUBE.read_text(encoding="utf-8").replace(STRANGLE, WINGS), encoding="utf-8")
     compiled = [adjust_kernels._round, adjust_kernels._gather, adjust_kernels._scatter, adjust_kernels._quote_into,
-                adjust_kernels._propose_move, adjust_kernels._propose_gamma]
+                adjust_kernels._propose_move, adjust_kernels._propose_gamma, adjust_kernels._new_step,
+                adjust_kernels._new_own]
     counts = []
     for path in (JUJUBE, wings):
         facade.simulate_file(path, paths=60, overrides=["experiment.horizon=2", "experiment.sizes=[1,5]",
@@ -2011,15 +2012,15 @@ def test_a_round_of_another_number_of_actions_compiles_no_signature_of_its_own(t
     from opl.runtime.engine import adjust_kernels
 
     played = []
-    real = adjust_kernels.round_pass
-    monkeypatch.setattr(adjust_kernels, "round_pass", lambda **kw: played.append(kw["kinds"].size) or real(**kw))
+    real = adjust_kernels.round_step
+    monkeypatch.setattr(adjust_kernels, "round_step", lambda **kw: played.append(kw["kinds"].size) or real(**kw))
     lone = tmp_path / "lone.opl"
     playbook = "adjust_playbook [ roll_nearest_term(), hedge_gamma(target=0.10) ]"
     text = JUJUBE.read_text(encoding="utf-8")
     assert playbook in text
     lone.write_text(text.replace(playbook, "adjust_playbook [ roll_nearest_term() ]"), encoding="utf-8")
     compiled = [adjust_kernels._round, adjust_kernels._propose_move, adjust_kernels._propose_gamma,
-                adjust_kernels._round_margin, margin_kernels._book_margin]
+                adjust_kernels._round_margin, margin_kernels._book_margin, adjust_kernels._new_step]
     counts = []
     for path in (JUJUBE, lone):
         facade.simulate_file(path, paths=60, overrides=["experiment.horizon=2", "experiment.sizes=[1,5]",
