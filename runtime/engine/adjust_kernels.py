@@ -41,7 +41,7 @@ __all__ = ["trade_slot", "fees_of", "move_group", "gamma_need", "gamma_buy", "de
 # `RoundStep`'s and `RoundOwn`'s fields, in their constructors' order.
 _STEP_FIELDS = ("kinds", "amounts", "members", "entries", "gamma_slot", "slots", "tables", "market", "lots_per_option",
                 "abort", "rule", "fees")
-_OWN_FIELDS = ("qtys", "strike", "entry")
+_OWN_FIELDS = ("qtys", "strike", "delta", "gamma", "exercise", "entry")
 
 if njit is not None:
     import numba
@@ -714,11 +714,12 @@ if njit is not None:
                         delta_[i, v, k], gamma_[i, v, k], exercise_[i, v, k] = ndel[i, v, k], ngam[i, v, k], nex[i, v, k]
 
     @njit(cache=True)
-    def _round(cols, fire, step, own, strike_rows, strikes, values, gammas, dynamic_values, marks, price, vol,
-               account, ledger, counters, early, held_out):
+    def _round(cols, fire, step, own, strike_rows, strikes, values, gammas, dynamic_values, price, vol, account,
+               ledger, counters, early, held_out):
         # AdjustEngine.play on the fired elements (module docstring); the slots' `Slot.held` after it into
         # ``held_out``; returns the number of elements closed. ``step`` (a `RoundStep`: the round's fixed inputs and
-        # the step's quote tables) and ``own`` (a `RoundOwn`: the month's lots, dynamic strikes and entries) arrive
+        # the step's quote tables) and ``own`` (a `RoundOwn`: the month's lots, the dynamic slots' strikes and marks but
+        # their values) arrive
         # as one pointer each (`round_pass`). The slots are those of the facts ``slots`` (is_call, american, extra
         # days, dynamic, each one's entry in its kind's tuples): the base slots' tuples (``qtys[0]``, ``strikes``,
         # ``values``, ``gammas``) and the dynamic slots' (``qtys[1]``, ``written``'s, the tables') are padded with
@@ -729,7 +730,7 @@ if njit is not None:
         slots, tables, market, lots_per_option = step.slots, step.tables, step.market, step.lots_per_option
         abort, rule, fees = step.abort, step.rule, step.fees
         qtys = own.qtys
-        written = (own.strike, dynamic_values, marks[0], marks[1], marks[2], own.entry)
+        written = (own.strike, dynamic_values, own.delta, own.gamma, own.exercise, own.entry)
         n = slots[0].shape[0]
         variants, m = fire.shape[0], cols.shape[0]
         is_call, expiry, dynamic, place = slots[0], slots[2], slots[3], slots[4]
@@ -864,8 +865,8 @@ if njit is not None:
 
     # The round's inputs that stay while a pass's step (`RoundStep`) or month (`RoundOwn`) does, each held in one
     # structref: numba unboxes a structref argument as one pointer (~1.3 us), a tuple of arrays array by array
-    # (~0.28 us each). Made once (`round_step`, `round_own`) and passed at every round: of a call's 166 arrays, 79
-    # arrive so (its dispatch on a 100-path round: 65 -> 45 us, benchmarks/bench_round.py).
+    # (~0.12 us each). Made once (`round_step`, `round_own`) and passed at every round: of a call's 166 arrays, 103
+    # arrive so (benchmarks/bench_round.py).
     @structref.register
     class _RoundStepType(numba.types.StructRef):
         def preprocess_fields(self, fields):
@@ -882,7 +883,8 @@ if njit is not None:
             return tuple((name, numba.types.unliteral(t)) for name, t in fields)
 
     class RoundOwn(structref.StructRefProxy):
-        """A month's slots' lots, dynamic strikes and entries, as a round writes them in place (`round_own`)."""
+        """A month's slots' lots, the dynamic slots' strikes and marks but their values, as a round writes them in
+        place (`round_own`)."""
 
     structref.define_proxy(RoundOwn, _RoundOwnType, list(_OWN_FIELDS))
 
@@ -894,8 +896,8 @@ if njit is not None:
                          rule, fees)
 
     @njit(cache=True)
-    def _new_own(qtys, strike, entry):
-        return RoundOwn(qtys, strike, entry)
+    def _new_own(qtys, strike, delta, gamma, exercise, entry):
+        return RoundOwn(qtys, strike, delta, gamma, exercise, entry)
 
 
 def trade_slot(old, proposed, go, restruck, *, close_fee, short_fee, long_fee, bucket, equity, month_pnl,
@@ -1114,10 +1116,11 @@ def round_step(**fields):
     return _new_step(*[fields[name] for name in _STEP_FIELDS])
 
 
-def round_own(qtys: tuple, strike: tuple, entry: tuple):
-    """A `RoundOwn`: the base and dynamic slots' lots (``qtys``, two padded tuples) and the dynamic slots' strikes
-    and entries, the arrays themselves (a round writes them in place)."""
-    return _new_own(qtys, strike, entry)
+def round_own(qtys: tuple, strike: tuple, delta: tuple, gamma: tuple, exercise: tuple, entry: tuple):
+    """A `RoundOwn`: the base and dynamic slots' lots (``qtys``, two padded tuples) and the dynamic slots' strikes,
+    deltas, gammas, exercise flags and entries, the arrays themselves (a round writes them in place). It holds one
+    reference to each array, as a tuple of them would (`opl.runtime.engine.replay._unshared` counts them)."""
+    return _new_own(qtys, strike, delta, gamma, exercise, entry)
 
 
 def round_pass(**arguments) -> int:
@@ -1129,9 +1132,9 @@ def round_pass(**arguments) -> int:
 
     The arguments are ``_round``'s, by name, as `opl.runtime.engine.replay._Round.play` prepares them: the
     round's paths ``cols``, ``fire`` (variants, paths), ``step`` (`round_step`: the round's fixed inputs and the
-    step's quote tables), ``own`` (`round_own`: the slots' lots, the dynamic slots' strikes and entries), the
-    rolls' strikes per path then the hedge's (``strike_rows``), the base slots' ``strikes``, ``values`` and
-    ``gammas``, the dynamic slots' values and their (delta, gamma, exercise) ``marks``, the step's prices and
+    step's quote tables), ``own`` (`round_own`: the slots' lots, the dynamic slots' strikes and marks but their
+    values), the rolls' strikes per path then the hedge's (``strike_rows``), the base slots' ``strikes``,
+    ``values`` and ``gammas``, the dynamic slots' values (``dynamic_values``), the step's prices and
     volatilities on ``cols``, the account, the ledger and its counters, whether an exit now is early, and
     ``held`` (each slot's `Slot.held`, updated).
     """
@@ -1140,5 +1143,5 @@ def round_pass(**arguments) -> int:
 
 # `round_pass`'s arguments in ``_round``'s order, taken from its keywords in one call.
 _ROUND_ARGUMENTS = operator.itemgetter(
-    "cols", "fire", "step", "own", "strike_rows", "strikes", "values", "gammas", "dynamic_values", "marks", "price",
-    "vol", "account", "ledger", "counters", "early", "held")
+    "cols", "fire", "step", "own", "strike_rows", "strikes", "values", "gammas", "dynamic_values", "price", "vol",
+    "account", "ledger", "counters", "early", "held")

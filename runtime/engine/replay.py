@@ -2600,7 +2600,7 @@ class _Round:
         _round_strikes(mo, j, price, vol, self.rolls, rows)
         if self.hedges:
             rows[-1] = mo.snap_up(price)
-        base, own, dynamic_values, marks = self._own(book, shape)
+        base, own, dynamic_values = self._own(book, shape)
         hedge = o.hedge
         if not (hedge.flags.writeable and hedge.flags.owndata and hedge.flags.c_contiguous):
             o.hedge = np.array(hedge, dtype=float)  # a view or a shared array: the round writes its own
@@ -2613,7 +2613,7 @@ class _Round:
         closed = adjust_kernels.round_pass(
             cols=cols, fire=kernelbase._plain_bool(fire, shape), step=self._step(book, mo, j), own=own,
             strike_rows=rows, strikes=padded([s.strike for s in base]), values=padded([s.value for s in base]),
-            gammas=padded([s.gamma for s in base]), dynamic_values=dynamic_values, marks=marks, price=price, vol=vol,
+            gammas=padded([s.gamma for s in base]), dynamic_values=dynamic_values, price=price, vol=vol,
             account=(o.hedge, kernelbase._plain(p.pending, shape), kernelbase._plain(p.inventory.total(), shape)),
             ledger=(ledger.buckets["adjustments"], ledger.buckets["costs"], p.equity, o.month_pnl, o.is_open),
             counters=kernelbase._padded(self.counters(ledger.counters), _NO_COUNTS, _ROUND_COUNTERS),
@@ -2625,9 +2625,9 @@ class _Round:
 
     def _own(self, book: Book, shape: tuple) -> tuple:
         """The base slots, and the arrays the round writes in place as the kernel takes them: the slots' lots (the
-        base slots' and the dynamic slots' tuples) with the dynamic slots' strikes and entries in a
-        `adjust_kernels.RoundOwn`, the dynamic slots' values, and their deltas, gammas and exercise flags (a tuple
-        a mark, `_written_marks`'), each made the slot's own (C-ordered, writable, (variants, paths)) first.
+        base slots' and the dynamic slots' tuples) with the dynamic slots' strikes and marks but their values (a
+        tuple a mark, `_written_marks`') in an `adjust_kernels.RoundOwn`, and the dynamic slots' values, each made
+        the slot's own (C-ordered, writable, (variants, paths)) first.
 
         The slot tuples, the base slots' and the dynamic slots' apart, are each padded with dummies of its types
         to eight (`kernelbase._padded`): a tuple's length is part of the kernel's signature, and the loop's
@@ -2645,14 +2645,13 @@ class _Round:
                     and x.flags.writeable):
                 s.value = x = kernels.writable(x, shape)
             values.append(x)
-        own, marks = kernelbase.kept_own(_kept_arrays(slots, dynamic)) or self._made_own(slots, base, dynamic, shape)
-        return base, own, kernelbase._padded(tuple(values), _DUMMY[0]), marks
+        own = kernelbase.kept_own(_kept_arrays(slots, dynamic)) or self._made_own(slots, base, dynamic, shape)
+        return base, own, kernelbase._padded(tuple(values), _DUMMY[0])
 
     @staticmethod
-    def _made_own(slots: list, base: list, dynamic: list, shape: tuple) -> tuple:
-        """`_own`'s `adjust_kernels.RoundOwn` and its tuples of the dynamic slots' deltas, gammas and exercise flags,
-        kept (`kernelbase.keep_own`: the RoundOwn's references to its arrays are not counted, as `replay._unshared`
-        asks only of the marks')."""
+    def _made_own(slots: list, base: list, dynamic: list, shape: tuple):
+        """`_own`'s `adjust_kernels.RoundOwn`, kept (`kernelbase.keep_own`: it holds one reference to each array, as
+        the tuples it replaced did, which `kernelbase.kept_references` counts for `_unshared`)."""
         for s in slots:
             q = s._qty  # (`kernels.writable` inline: most are the slot's own already)
             if not (type(q) is np.ndarray and q.shape == shape and q.dtype == _FLOAT and q.flags.c_contiguous
@@ -2662,7 +2661,7 @@ class _Round:
         lots = kernelbase._padded
         qtys = (lots(tuple([s._qty for s in base]), kernelbase._SCRATCH),
                 lots(tuple([s._qty for s in dynamic]), kernelbase._SCRATCH))
-        made = (adjust_kernels.round_own(qtys, written[0], written[5]), written[2:5])
+        made = adjust_kernels.round_own(qtys, written[0], *written[2:])
         kernelbase.keep_own(_kept_arrays(slots, dynamic), made)
         return made
 
