@@ -20,10 +20,14 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
     ("bench_steps.py", ["--paths", "300", "--stride", "5", "--repeat", "1"], "faster"),
     ("bench_margin.py", ["--paths", "300", "--repeat", "1"], "reference"),
     ("bench_marks.py", ["--captured", "300", "--stride", "5", "--repeat", "1"], "captured calls"),
+    # Slow: its two empty compiled receivers of 64 and 166 arguments compile at every run (~1.5 min CPU).
+    pytest.param("bench_round.py", ["--paths", "100", "--stride", "7", "--repeat", "1"], "a call saved",
+                 marks=pytest.mark.slow),
 ])
 def test_benchmark_runs_at_a_tiny_size(script, args, printed):
     """Every script prints its ratios against a same-run baseline (``faster``; the margin's table, a ratio to
-    the reference a row); ``--captured`` without ``--against`` its kernel's ns a mark on the real calls."""
+    the reference a row; the round's dispatch, the microseconds a call its structrefs save); ``--captured`` without
+    ``--against`` its kernel's ns a mark on the real calls."""
     done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert printed in done.stdout
