@@ -1466,9 +1466,9 @@ class _Open:
     # step. The compiled exits, which close a few positions at most steps, take their count off it (no new scan).
     open_count: int | None = None
     read_only: tuple | None = None  # `steps_read_only`, made when first read
-    # Per base leg, its month's value, delta and exercise tables as (steps, 1, paths) read-only views, or None
-    # (`_base_rows`): a step's row of each is the view the kernels read of its column, made by an index.
-    base_rows: list | None = None
+    # Per base leg and step, the marks' columns the step gives the slot and the kernels' views of them, or None
+    # (`_Pass._base_columns`).
+    base_cols: list | None = None
 
     @property
     def prices(self) -> np.ndarray:
@@ -1621,7 +1621,7 @@ class _Pass:
                   alerted=np.zeros(shape, dtype=bool), assigned=np.zeros(shape, dtype=bool),
                   delivered=np.zeros(shape, dtype=bool))
         if self.fast:
-            o.base_rows = self._base_rows(mo)
+            o.base_cols = self._base_columns(mo)
         if strat.guards:
             # avoid_leg_if: a leg whose rule holds at the open is not opened on that path.
             at_open = self.state(o, 0)
@@ -1664,27 +1664,34 @@ class _Pass:
         return o
 
     @staticmethod
-    def _base_rows(mo) -> list | None:
-        """`_Open.base_rows` of a fast month (its marks stored (steps, paths), `SeriesMarks`), else None.
+    def _base_columns(mo) -> list | None:
+        """`_Open.base_cols` of a fast month (its marks stored (steps, paths), `SeriesMarks`), else None: per base
+        leg, per step ``j``, (value, delta, exercise, gamma) — the columns ``[:, j]`` of the month's tables, gamma
+        0.0 without greeks — and the value's, delta's and exercise flags' read-only (1, paths) views the kernels
+        read, all made here at once.
 
-        A base leg's marks at a step are a new view of the month's column, so every tuple of them the step's
-        kernels take (the settle's, the hedge's, the margin's, the exercise scan's) made its read-only view
-        again (`kernelbase._grid_view`: a reshape and a flag set); the step puts these rows, the same views,
-        in `kernelbase._VIEWS` for them (`_settle`)."""
+        A step gave each base slot its columns by four subscripts, and every tuple of them the step's kernels take
+        (the settle's, the hedge's, the margin's, the exercise scan's) made its read-only view again
+        (`kernelbase._grid_view`: a reshape and a flag set); the step now takes them from these lists and puts the
+        views in `kernelbase._VIEWS` for those tuples (`_settle`)."""
         if getattr(mo, "series", None) is None:
             return None
-        rows = []
-        for tables in zip(mo.value, mo.delta, mo.exercise):
-            made = []
+        gammas = mo.gamma
+        legs = []
+        for b, tables in enumerate(zip(mo.value, mo.delta, mo.exercise)):
+            columns, rows = [], []
             for x in tables:
                 x = x.T  # (steps, paths)
                 if not x.flags.c_contiguous:
                     return None
+                columns.append(list(x))  # x[j] is the column ``[:, j]`` of the (paths, steps) table, the same view
                 x = x.reshape(x.shape[0], 1, x.shape[1])
                 x.setflags(write=False)
-                made.append(x)
-            rows.append(tuple(made))
-        return rows
+                rows.append(list(x))
+            steps = len(columns[0])
+            columns.append(list(gammas[b].T) if gammas is not None else [0.0] * steps)
+            legs.append(list(zip(*columns, *rows)))
+        return legs
 
     # -- a step ----------------------------------------------------------------------------------------
     def _step(self, o: _Open, j: int) -> None:
@@ -1756,37 +1763,37 @@ class _Pass:
         costs are booked stage by stage (a traced replay: ``cost.fast`` is False)."""
         mo = o.mo
         interest = self._interest_terms(o, j)
-        # The slots moved to step j's marks, in the book's order (`_marked_slots`: marking changes no slot's lots),
-        # and their lists as the kernel takes them.
-        moved = [s for s in o.book.slots if s.base is not None or s._held]
-        befores = [s.value for s in moved]
-        series = getattr(mo, "series", None)
-        base_rows, views = o.base_rows, kernelbase._VIEWS
-        for s in moved:
+        # The slots moved to step j's marks (base slots, dynamic ones where held), in the book's order
+        # (`_marked_slots`: marking changes no slot's lots), as the kernel takes them, in one loop.
+        cols, views = o.base_cols, kernelbase._VIEWS
+        qtys, befores, afters, valued = [], [], [], []
+        for s in o.book.slots:
             b = s.base
             if b is None:
-                mo.remark(s, j)
-                continue
-            qty = s._qty
-            if series is not None and type(qty) is np.ndarray and qty.ndim == 2 and qty.dtype == _FLOAT:
-                flags = qty.flags  # (`_base_marks`' usual lots, its checks inline: a step marks every base leg)
-                if flags.c_contiguous and flags.writeable and qty.shape[1] == mo.price.shape[0]:
-                    series[b].mark_held(qty, j)
-                    s.value, s.delta, s.exercise = mo.value[b][:, j], mo.delta[b][:, j], mo.exercise[b][:, j]
-                    gamma = mo.gamma  # (a month with series: a `_Month`, None without greeks)
-                    s.gamma = gamma[b][:, j] if gamma is not None else 0.0
-                    rows = base_rows[b] if base_rows is not None else None
-                    if rows is not None:  # the columns' kernel views, kept for the step's tuples (`_base_rows`)
-                        views[id(s.value)] = (s.value, rows[0][j])
-                        views[id(s.delta)] = (s.delta, rows[1][j])
-                        views[id(s.exercise)] = (s.exercise, rows[2][j])
+                if not s._held:
                     continue
-            _base_marks(s, mo, j)
+                befores.append(s.value)
+                mo.remark(s, j)
+            else:
+                befores.append(s.value)
+                if cols is None:
+                    _base_marks(s, mo, j)
+                else:
+                    marks = mo.series[b]
+                    if not marks.complete:  # (a store's month is marked whole already)
+                        _base_marks(s, mo, j)
+                    value, s.delta, s.exercise, s.gamma, value_row, delta_row, flag_row = cols[b][j]
+                    s.value = value
+                    views[id(value)] = (value, value_row)  # the columns' kernel views, for the step's tuples
+                    views[id(s.delta)] = (s.delta, delta_row)
+                    views[id(s.exercise)] = (s.exercise, flag_row)
+            qtys.append(s._qty)
+            afters.append(s.value)
+            valued.append(s._held)
         closing = self.cost.fast and not _any(self.liquidate_next, axis=None)
         self.pending = pending = kernels.writable(self.pending, self.shape)
         prices = o.prices
-        self.pack.settle(interest=interest, qtys=[s._qty for s in moved], befores=befores,
-                         afters=[s.value for s in moved], valued=tuple([s._held for s in moved]),
+        self.pack.settle(interest=interest, qtys=qtys, befores=befores, afters=afters, valued=tuple(valued),
                          static=_static(o.book), hedge=o.hedge, pending=pending,
                          # (no name kept for the total: the step's releases change it in place, `Inventory`)
                          goods=self.inventory.total() if self.inventory.holds() else None,
