@@ -2172,11 +2172,12 @@ class _Pass:
         strat, run, ledger, equity = self.strat, self.run, self.ledger, self.equity
         if self.fast and self.margins.rule is not None:
             # The margin and the account in one compiled pass (kernels.requirement_account), the same numbers.
-            self.margin_held, self.liquidate_next = kernels.requirement_account(
-                self.margins.rule, _holdings(o.book), static=_static(o.book), hedge=o.hedge,
-                other=self._other_futures(), price=o.prices[j], equity=equity,
-                capital=run.capital, margin_buffer=strat.margin_buffer, calls=ledger.counters["margin_calls"],
-                peak_margin=self.peak_margin, peak=self.peak, max_dd=self.max_dd, into=self._account_arrays())
+            # (By the pass's `StepPack`, of the pass's equity and capital.)
+            self.margin_held, self.liquidate_next = self.pack.requirement(
+                self.margins.rule, [s for s in o.book.slots if s._held], static=_static(o.book), hedge=o.hedge,
+                other=self._other_futures(), price=o.prices[j], margin_buffer=strat.margin_buffer,
+                calls=ledger.counters["margin_calls"], peak_margin=self.peak_margin, peak=self.peak, max_dd=self.max_dd,
+                into=self._account_arrays())
             return self.margin_held
         requirement = self.margins(o.book, o.hedge, self.pending + self.inventory.total(), o.mo.price[:, j])
         self.margin_held = requirement

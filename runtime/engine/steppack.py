@@ -5,7 +5,8 @@ take every argument as the reference's stages hold it and check, convert and pad
 replayed step calls them with the same fees, rules, numbers, ledger, equity and counters all pass long:
 `StepPack` makes those once — the fees as rows, the exit rules coded, the numbers as floats — and its
 methods build only what changes from step to step (the slots' tuples, the month's rows), then call the
-same compiled kernels with the same arguments: the same bits. Kept apart from the kernel modules, whose
+same compiled kernels with the same arguments: the same bits. The margin requirement and account
+(`margin_kernels.requirement_account`) likewise, its rule's numbers made arguments once. Kept apart from the kernel modules, whose
 every edit recompiles all the kernels (`opl.runtime.engine.kernelcache`).
 """
 
@@ -13,8 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from opl.runtime.engine import kernelbase, step_kernels
-from opl.runtime.engine.kernelbase import _SCRATCH, _flag_view, _grid, _padded, _plain, _plain_bool, _slot_tuple
+from opl.runtime.engine import kernelbase, margin_kernels, step_kernels
+from opl.runtime.engine.kernelbase import (BOOK_SLOTS, _SCRATCH, _flag_view, _grid, _padded, _plain, _plain_bool,
+                                         _slot_tuple)
 
 __all__ = ["StepPack"]
 
@@ -66,6 +68,8 @@ class StepPack:
         self._held = np.ones(16, dtype=np.bool_)
         self._shorts = np.zeros(16, dtype=np.bool_)  # `shorts`' answers (written at each call)  # the exits' flags of the slots still held (written after an exit)
         self.keep, self.band, self.lots_per_option = (float(x) for x in hedge) if hedge is not None else (0.0,) * 3
+        self.capital_arg = float(capital)  # (`requirement`'s: the number as `requirement_account` passes it)
+        self._rule: tuple | None = None  # (the rule, its numbers as the requirement kernels take them)
 
     def settle(self, *, interest: tuple | None, qtys: list, befores: list, afters: list, valued: tuple, static, hedge,
                pending: np.ndarray, goods, previous: np.ndarray, price: np.ndarray, span: float, close: bool,
@@ -116,6 +120,35 @@ class StepPack:
                self.futures_open_fee, self.buckets["costs"], self.equity, month_pnl, counters["futures_lots"],
                counters["hedge_trades"], new)
         return new
+
+    def requirement(self, rule, held: list, *, static, hedge, other, price: np.ndarray, margin_buffer: float, calls,
+                    peak_margin, peak, max_dd, into: tuple | None) -> tuple[np.ndarray, np.ndarray]:
+        """`margin_kernels.requirement_account` of the book's slots ``held`` (those holding lots, in the book's
+        order: each one's type, strike, marks, lots and expiry read off it), the same call and numbers: the held
+        series' lists made in one loop and the rule's numbers once a pass (at every step the margin's wrapper
+        made a tuple a slot, then a list of each field, through two calls by keyword)."""
+        shape, equity = self.shape, self.equity
+        kept = self._rule
+        if kept is None or kept[0] is not rule:
+            kept = self._rule = (rule, (rule.futures_rate, rule.czce, rule.otm_weight, rule.floor_weight, rule.rate,
+                                        rule.min_rate, rule.put_cap, rule.unit, rule.contract_size,
+                                        rule.futures_underlying, rule.spread, rule.straddle, rule.strangle))
+        strikes, premiums, qtys, kinds = [], [], [], []
+        for s in held:
+            strikes.append(s.strike)
+            premiums.append(s.value)
+            qtys.append(s._qty)
+            kinds.append((s.is_call, s.extra_days))
+        is_call, expiry, two_kinds = margin_kernels._series_kinds(tuple(kinds))
+        both = rule.spread and (rule.straddle or rule.strangle) and two_kinds
+        out, liquidate = into if into is not None else (np.empty(shape), np.empty(shape, dtype=np.bool_))
+        kernel = margin_kernels._requirement_parallel if out.size >= kernelbase.STEP_PARALLEL_MIN \
+            else margin_kernels._requirement_account
+        kernel(is_call, expiry, _slot_tuple(strikes, BOOK_SLOTS), _slot_tuple(premiums, BOOK_SLOTS),
+               _slot_tuple(qtys, BOOK_SLOTS), len(qtys), _plain(price, shape[1:]), _grid(static), _grid(hedge),
+               _grid(other), *kept[1], both, margin_kernels._WIDE_BIT, equity, self.capital_arg, float(margin_buffer),
+               calls, liquidate, peak_margin, peak, max_dd, out)
+        return out, liquidate
 
     def shorts(self, qtys: list, flags: list) -> list[bool]:
         """`step_kernels.shorts_exercised`, as a list."""
