@@ -1916,13 +1916,16 @@ class _Pass:
             return
         start, force, early = self._exit_verdicts(mo.days_left[j], j == mo.n and not mo.expires)
         o.is_open = kernels.writable(o.is_open, shape, np.bool_)
-        held = [s for s in o.book.slots if s._held]
-        for s in held:
-            q = s._qty  # (`kernels.writable` inline: most are the slot's own already)
-            if not (type(q) is np.ndarray and q.shape == shape and q.dtype == _FLOAT and q.flags.c_contiguous
-                    and q.flags.writeable):
-                s._qty = kernels.writable(q, shape)  # the same lots: `Slot.held` stays
-        qtys = [s._qty for s in held]
+        held, qtys = [], []
+        for s in o.book.slots:  # the held slots and their lots, each the slot's own writable array (`writable` inline)
+            if not s._held:
+                continue
+            q = s._qty
+            if not (type(q) is np.ndarray and q.shape == shape and q.dtype == _FLOAT and (flags := q.flags).c_contiguous
+                    and flags.writeable):
+                s._qty = q = kernels.writable(q, shape)  # the same lots: `Slot.held` stays
+            held.append(s)
+            qtys.append(q)
         futures = o.book.futures
         own = [kernels.writable(f, shape) for f in (*futures, o.hedge)] if futures else [kernels.writable(o.hedge, shape)]
         still = self.pack.exits(month_pnl=o.month_pnl, denominator=o.denominator, start=start, force=force,
@@ -2051,8 +2054,12 @@ class _Pass:
             if not own:
                 o.hedge = np.array(hedge, dtype=float)
             return
-        held = [s for s in book.slots if s._held]
-        o.hedge = self.pack.hedge(qtys=[s._qty for s in held], deltas=[s.delta for s in held], static=_static(book), hedge=hedge, d=o.d,
+        qtys, deltas = [], []
+        for s in book.slots:  # (the held slots' lots and deltas in one loop)
+            if s._held:
+                qtys.append(s._qty)
+                deltas.append(s.delta)
+        o.hedge = self.pack.hedge(qtys=qtys, deltas=deltas, static=_static(book), hedge=hedge, d=o.d,
                                   active=o.is_open, month_pnl=o.month_pnl, in_place=own)
 
     def _exercisable(self, o: _Open, j: int) -> set[int] | None:
@@ -2061,11 +2068,15 @@ class _Pass:
         (`opl.runtime.engine.kernels.shorts_exercised`); None (every slot asks `_exercised`) otherwise."""
         if not self.fast or j >= o.mo.n:
             return None
-        slots = [(si, s) for si, s in enumerate(o.book.slots) if s._held and s.american]
-        if not slots:
+        index, qtys, flags = [], [], []
+        for si, s in enumerate(o.book.slots):  # (the held American slots' places, lots and flags in one loop)
+            if s._held and s.american:
+                index.append(si)
+                qtys.append(s._qty)
+                flags.append(s.exercise)
+        if not index:
             return set()
-        found = self.pack.shorts([s._qty for _, s in slots], [s.exercise for _, s in slots])
-        return {si for (si, _), hit in zip(slots, found) if hit}
+        return {si for si, hit in zip(index, self.pack.shorts(qtys, flags)) if hit}
 
     def _exercised(self, s: Slot, j: int, mo, found: bool = False) -> np.ndarray | None:
         """Where slot ``s`` is exercised at step ``j`` — short American lots in the holder's exercise region
