@@ -20,6 +20,23 @@ from opl.runtime.engine.kernelbase import (BOOK_SLOTS, _SCRATCH, _flag_view, _gr
 
 __all__ = ["StepPack"]
 
+def _marks_tuple(arrays: list, least: int = 8) -> tuple:
+    """`_slot_tuple` of a step's marks, whose every view was made already (`kernelbase._VIEWS`: a base leg's columns
+    and their views are put there at each step, `replay._Pass._settle`; a dynamic slot's by an earlier tuple), else
+    `_slot_tuple` itself: the same tuple, not kept.
+
+    A step's marks are a new set of arrays at every step (a base leg's columns), so `_slot_tuple` kept their tuples
+    for nothing but the next step's settle and filled its store every few steps (then emptied: every tuple made
+    again); made from the views alone, such a tuple costs a third of one made and kept."""
+    views = kernelbase._VIEWS
+    try:
+        out = [views[id(x)][1] for x in arrays]  # (an id there names ``x`` itself: the entry keeps it alive)
+    except KeyError:
+        return _slot_tuple(arrays, least)
+    n = len(out)
+    return (*out, *kernelbase._PADS[:least - n]) if n <= least <= 16 else _padded(tuple(out), kernelbase._ONE, least)
+
+
 _EIGHT = (_SCRATCH,) * 8  # `_padded`'s dummies for a tuple of up to eight writable positions, by a slice
 _NO_FLAGS8 = (kernelbase._NO_FLAGS,) * 8  # and for a tuple of up to eight slots' flags
 
@@ -85,7 +102,7 @@ class StepPack:
         kernel(equity, self.capital, self.mult, interest is not None, paid, _plain(units, shape) if paid else equity,
                previous, self.cs, float(growth), _plain(held_margin, shape),
                0.0 if margin_growth is None else float(margin_growth), margin_growth is not None, _slot_tuple(qtys),
-               _slot_tuple(befores), _slot_tuple(afters), step_kernels._valued(valued), len(qtys), _grid(static),
+               _marks_tuple(befores), _marks_tuple(afters), step_kernels._valued(valued), len(qtys), _grid(static),
                _plain(hedge, shape), pending, _plain(goods, shape) if goods is not None else equity,
                goods is not None, price, self.storage, self.funding, float(span), self.year_days, close,
                self.futures_close_fee, buckets["interest"], buckets["premium"], buckets["hedge"],
@@ -115,7 +132,7 @@ class StepPack:
         new = hedge if in_place else np.empty(hedge.shape)
         kernel = step_kernels._hedge_step_parallel if new.size >= kernelbase.STEP_PARALLEL_MIN \
             else step_kernels._hedge_step
-        kernel(_slot_tuple(qtys), _slot_tuple(deltas), len(qtys), _grid(static), _plain(hedge, shape),
+        kernel(_slot_tuple(qtys), _marks_tuple(deltas), len(qtys), _grid(static), _plain(hedge, shape),
                _plain(d, shape[1:]), _plain_bool(active, shape), self.keep, self.band, self.lots_per_option,
                self.futures_open_fee, self.buckets["costs"], self.equity, month_pnl, counters["futures_lots"],
                counters["hedge_trades"], new)
@@ -144,7 +161,7 @@ class StepPack:
         out, liquidate = into if into is not None else (np.empty(shape), np.empty(shape, dtype=np.bool_))
         kernel = margin_kernels._requirement_parallel if out.size >= kernelbase.STEP_PARALLEL_MIN \
             else margin_kernels._requirement_account
-        kernel(is_call, expiry, _slot_tuple(strikes, BOOK_SLOTS), _slot_tuple(premiums, BOOK_SLOTS),
+        kernel(is_call, expiry, _slot_tuple(strikes, BOOK_SLOTS), _marks_tuple(premiums, BOOK_SLOTS),
                _slot_tuple(qtys, BOOK_SLOTS), len(qtys), _plain(price, shape[1:]), _grid(static), _grid(hedge),
                _grid(other), *kept[1], both, margin_kernels._WIDE_BIT, equity, self.capital_arg, float(margin_buffer),
                calls, liquidate, peak_margin, peak, max_dd, out)
