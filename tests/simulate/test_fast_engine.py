@@ -1427,6 +1427,51 @@ def test_margin_kernel_takes_read_only_and_writable_series_together_under_one_si
     assert compiled[1] == compiled[0]
 
 
+def test_the_step_packs_requirement_is_the_margin_wrappers_bit_for_bit():
+    # StepPack.requirement (the held slots' lists made in one loop, the rule's numbers bound once a pass) against
+    # kernels.requirement_account of the same book's holdings: the same requirement, liquidations, calls, peaks and
+    # drawdown, bit for bit. And a step's marks' tuple (steppack._marks_tuple, from the views made already) holds
+    # `_slot_tuple`'s very views, or its numbers where none was made.
+    from opl.runtime.engine.steppack import StepPack, _marks_tuple
+    from opl.runtime.market.rules import load_pack
+
+    rng = np.random.default_rng(21)
+    shape = (3, 40)
+    rule = kernels.MarginRule.of([load_pack("czce_cj")] * 3)
+    liquidated = 0
+    for trial in range(4):
+        book, hedge = _random_book(rng, shape, 2 + trial, futures=trial % 2)
+        price = 10_000.0 * np.exp(rng.normal(0.0, 0.05, shape[1]))
+        other, start = rng.integers(0, 3, shape).astype(float), 1e6 - 9.9e5 * (rng.random(shape) < 0.3)
+        runs = []
+        for packed in (False, True):
+            equity = start.copy()
+            calls, peak_margin, peak, max_dd = np.zeros(shape, np.int64), np.zeros(shape), np.full(shape, 1e6), \
+                np.zeros(shape)
+            if packed:
+                pack = StepPack(shape=shape, equity=equity, buckets={}, counters={}, capital=1e6, mult=10.0, cs=10.0,
+                                storage=0.0, funding=0.0, year_days=365.0, option_close_fee=np.ones(3),
+                                futures_close_fee=np.ones(3), futures_open_fee=np.ones(3))
+                out = pack.requirement(rule, [s for s in book.slots if s._held], static=replay_module._static(book),
+                                       hedge=hedge, other=other, price=price, margin_buffer=0.2, calls=calls,
+                                       peak_margin=peak_margin, peak=peak, max_dd=max_dd, into=None)
+            else:
+                out = kernels.requirement_account(rule, replay_module._holdings(book), static=replay_module._static(book),
+                                                  hedge=hedge, other=other, price=price, equity=equity, capital=1e6,
+                                                  margin_buffer=0.2, calls=calls, peak_margin=peak_margin, peak=peak,
+                                                  max_dd=max_dd)
+            runs.append((*out, equity, calls, peak_margin, peak, max_dd))
+        assert all(np.array_equal(a, b) for a, b in zip(*runs))
+        liquidated += int(runs[1][1].sum())
+        marks = [s.value for s in book.slots]
+        kernelbase.forget_tuples()
+        fresh = _marks_tuple(marks)  # (no view made yet: `_slot_tuple`'s own)
+        assert len(fresh) == 8 and all(np.array_equal(a, b) for a, b in zip(fresh, kernelbase._slot_tuple(marks)))
+        kept = kernelbase._slot_tuple(marks, 16)
+        assert all(a is b for a, b in zip(_marks_tuple(marks, 16), kept)) and len(kept) == 16
+    assert liquidated > 0
+
+
 def _random_book(rng, shape, slots: int, futures: int = 2):
     """A book of ``slots`` option slots (base ones with marks per path, dynamic ones per variant and path;
     calls and puts, short and long, some empty), ``futures`` futures legs; and a hedge."""
