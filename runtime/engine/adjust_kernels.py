@@ -243,45 +243,65 @@ if njit is not None:
     def _decide(when, is_open, prev, last, j, step_days, cooldown, fire, fired_paths):
         # AdjustEngine.decide: the condition (``when``: (1 or variants, 1 or paths)) turned true on an open
         # position, and the cooldown since the element's last round passed; the edge and the last round kept
-        # in place. A row's edges first, in a loop without branches (the compiler vectorises it), then its
-        # few edges' cooldowns. The paths where an element fires into ``fired_paths``, in order; returns their
-        # number.
+        # in place. A row's edges first, in a loop without branches over the flags' bytes (numpy's bools, 0 or
+        # 1), which the compiler vectorises; then its few edges' cooldowns (~3% of the elements), found eight
+        # flags at a time (`_set_bytes`); the paths where an element fires into ``fired_paths``, in order, found
+        # so too. Returns their number. (On the bools with a branch per element, ~43 us a call at 5 x 10,000.)
         variants, paths = fire.shape
         per_variant, per_path = when.shape[0] > 1, when.shape[1] > 1
         count = 0
-        hit = np.zeros(paths, dtype=np.bool_)
+        hit = np.zeros(paths, dtype=np.uint8)
+        when8, open8, prev8, fire8 = (when.view(np.uint8), is_open.view(np.uint8), prev.view(np.uint8),
+                                      fire.view(np.uint8))
+        one = np.uint8(1)
         for v in range(variants):
-            w, o, pr, fi = when[v if per_variant else 0], is_open[v], prev[v], fire[v]
+            w, o, pr, fi = when8[v if per_variant else 0], open8[v], prev8[v], fire8[v]
             edges = 0
             if per_path:
                 for p in range(paths):
                     now = w[p] & o[p]
-                    fi[p] = now > pr[p]
+                    edge = now & (pr[p] ^ one)  # now and not before
+                    fi[p] = edge
                     pr[p] = now
-                    edges += fi[p]
+                    edges += edge
             else:
                 w0 = w[0]
                 for p in range(paths):
                     now = w0 & o[p]
-                    fi[p] = now > pr[p]
+                    edge = now & (pr[p] ^ one)
+                    fi[p] = edge
                     pr[p] = now
-                    edges += fi[p]
+                    edges += edge
             if edges:
-                row = last[v]
-                for p in range(paths):
-                    if fi[p]:
-                        fi[p] = (j - row[p]) * step_days >= cooldown - 1e-9
-                        if fi[p]:
-                            row[p] = j
-                            count += 1
-                            hit[p] = True
+                row, fb = last[v], fire[v]
+                words = _set_bytes(fi)
+                for x in range(words.shape[0] + 1):
+                    if x < words.shape[0] and words[x] == 0:
+                        continue
+                    for p in range(8 * x, min(paths, 8 * x + 8)):
+                        if fb[p]:
+                            fb[p] = (j - row[p]) * step_days >= cooldown - 1e-9
+                            if fb[p]:
+                                row[p] = j
+                                count += 1
+                                hit[p] = one
         fired = 0
         if count:
-            for p in range(paths):
-                if hit[p]:
-                    fired_paths[fired] = p
-                    fired += 1
+            words = _set_bytes(hit)
+            for x in range(words.shape[0] + 1):
+                if x < words.shape[0] and words[x] == 0:
+                    continue
+                for p in range(8 * x, min(paths, 8 * x + 8)):
+                    if hit[p]:
+                        fired_paths[fired] = p
+                        fired += 1
         return fired
+
+    @njit(cache=True, inline="always")
+    def _set_bytes(flags):
+        # A row of byte flags read eight at a time (its whole words; the tail, paths % 8, is the caller's): a word
+        # of 0 holds no flag set.
+        return flags[:flags.shape[0] // 8 * 8].view(np.uint64)
 
     # -- ``adjust_when`` of the price and volatility triggers (`when_verdict`) -----------------------------------
     _LEAF, _AND, _OR, _NOT = 0, 1, 2, 3  # a condition program's node kinds (`condition_program`)
