@@ -328,7 +328,9 @@ class Evaluator:
         prepared = self._prepare(scenario_text, display, paths=paths, seed=seed,
                                  extra=[f"experiment.sizes=[{','.join(f'{s:g}' for s in grid)}]",
                                         f"size={grid[0]:g}"])
-        sweep = prepared.sweep()
+        # What the scenario pass will make before its workers fork is made while the sweep's workers replay.
+        sweep = prepared.sweep(meanwhile=lambda: self._ahead(candidate, display, prepared, kinds=kinds,
+                                                             complete=complete, paths=paths, seed=seed))
         sweep_run = prepared.result(sweep, [], size=grid[0], reason="")
         rows = [self._row(size, metrics) for size, metrics, _ in sweep.rows]
         # Returns are P&L / capital; without `capital` in the file the simulator derives it from the base
@@ -353,6 +355,30 @@ class Evaluator:
             base=best["metrics"].to_dict(), scenarios=scenarios, counterfactuals=counterfactuals,
             run={**sweep_run.run, "size": size, "sizes": list(grid)}, model=sweep_run.model,
             strategy=sweep_run.strategy, notes=self._notes(sweep_run.notes), simulation=simulation)
+
+    def _ahead(self, candidate, display, prepared, *, kinds, complete, paths, seed) -> None:
+        """Make the scenario pass's months and marks now (`opl.runtime.engine.replay.made_ahead`: called while
+        the sweep's workers replay), not in this process alone once the sweep is in.
+
+        They depend on the model, the seed and the legs, not on the size the sweep will pick, so the jobs
+        planned at the sweep's first size name the same months and marks as the pass at the picked size (the
+        counterfactuals' runs are prepared again then, at that size). Only for a pass of one chunk's paths: the
+        store keeps no longer runs' months (`opl.runtime.engine.replay._months_made_here`)."""
+        from opl.runtime.engine.replay import made_ahead, pass_plan
+        from opl.simulation.run import SettingsError, SimulationInputError
+
+        if len(pass_plan(prepared.run, 1)) != 1 or (not complete and not any(p.kind in kinds for p in prepared.plans)):
+            return
+        size = prepared.sizes[0]
+        jobs = prepared.scenario_jobs(size, kinds=kinds).jobs
+        if complete:
+            try:
+                runs = self._counterfactual_runs(candidate, display, size, prepared.run.capital, paths=paths,
+                                                 seed=seed)
+            except (SimulationInputError, SettingsError):
+                runs = []  # said where the scenario pass prepares them at its size
+            jobs += [run.sweep_job() for _, _, run in runs]
+        made_ahead(jobs)
 
     def _row(self, size: float, metrics) -> dict[str, Any]:
         """A size's row of the sweep: its distance to the target, whether it holds, its values and errors."""

@@ -718,15 +718,16 @@ class Prepared:
 
         return target_verdict(self.target, metrics.target_values())
 
-    def sweep(self, *, progress: Callable[[int], None] | None = None, errors: bool = True) -> Sweep:
+    def sweep(self, *, progress: Callable[[int], None] | None = None, errors: bool = True,
+              meanwhile: Callable[[], None] | None = None) -> Sweep:
         """Replay the base case at every size of the sweep, on one set of paths.
 
         ``errors=False``: the sizes' metrics without their standard errors, which nothing of the sweep reads
-        (`Sweep.add_errors` adds them: the numbers computed here)."""
-        from opl.runtime.engine.replay import replay
+        (`Sweep.add_errors` adds them: the numbers computed here). ``meanwhile``: the caller's work done while
+        the sweep is replayed (`opl.runtime.engine.replay.replay_many`)."""
+        from opl.runtime.engine.replay import replay_many
 
-        strategy, run, variants = self.sweep_job()
-        replayed = replay(strategy=strategy, run=run, variants=variants, progress=progress)
+        replayed = replay_many([self.sweep_job()], progress=progress, meanwhile=meanwhile)[0]
         if errors:
             return self.swept(replayed)
         indices = tuple(range(len(self.sizes)))

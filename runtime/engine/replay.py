@@ -95,7 +95,7 @@ from opl.runtime.engine.steppack import StepPack
 from opl.runtime.engine.triggers import COMPARISONS, TriggerState
 
 __all__ = ["StrategySpec", "Variant", "RunSpec", "ReplayResult", "MarkedMonth", "replay", "replay_many",
-           "replay_pass", "pass_plan", "pass_paths", "REMOTE", "CHUNK"]
+           "replay_pass", "pass_plan", "pass_paths", "made_ahead", "REMOTE", "CHUNK"]
 
 CHUNK = 10_000
 PASS_PATHS = 30_000  # the fast engine replays up to this many paths (whole chunks) side by side in a process
@@ -674,8 +674,7 @@ def _replay_jobs(jobs: list[tuple], progress, meanwhile: Callable[[], None] | No
         if finished is not None:
             finished([(0, result)])
         return [result]
-    split = cores if len(jobs) == 1 else 1
-    plans = [_passes(run, _chunks(run), split, False) for _, run, _ in jobs]
+    plans = _job_plans(jobs, cores)
     workers = min(cores, sum(map(len, plans))) if _can_fork() else 1
     tasks = _lockstep_tasks(jobs, plans, workers)
     assembled: dict[int, ReplayResult] = {}
@@ -703,6 +702,33 @@ def _replay_jobs(jobs: list[tuple], progress, meanwhile: Callable[[], None] | No
                 done[i].append(result)
         whole(list(enumerate(done)))
     return [assembled[i] for i in range(len(jobs))]
+
+
+def _job_plans(jobs: list[tuple], cores: int) -> list[list[tuple]]:
+    """Each job's passes (`_passes`): a single job is split into passes for the ``cores`` workers (its chunks
+    side by side); several jobs keep their own passes whole, as the jobs alone already keep the workers busy."""
+    split = cores if len(jobs) == 1 else 1
+    return [_passes(run, _chunks(run), split, False) for _, run, _ in jobs]
+
+
+def made_ahead(jobs: list[tuple[StrategySpec, RunSpec, tuple[Variant, ...]]]) -> None:
+    """Make here, now, and put in the current month store the months and marks that `replay_many` of ``jobs``
+    would make in this process before forking its workers (`_months_made_here`, `_marks_made_here`).
+
+    A caller that knows a later pass's jobs calls this while an earlier pass's forked workers replay (`opl loop`'s
+    evaluator: the scenarios' and the counterfactuals' months and marks during the sweep), so that this process
+    does it beside them instead of alone, both workers gone, before the later pass forks. What is made is what
+    that pass would make — the same keys, the same room rules (a job alone is taken as one of several, as the
+    jobs are planned at the sweep's size: the pass at the picked size may hold one more) — and read from the
+    store it is the numbers made afresh, so the results do not depend on when it is made. Nothing without a store
+    that keeps, on a cluster, or where no pool would fork.
+    """
+    if not jobs or REMOTE.get() is not None or not _can_fork() or (jobs[0][1].workers or _cores()) < 2:
+        return
+    jobs = [(s, r, tuple(v)) for s, r, v in jobs]
+    plans = _job_plans(jobs, 1)
+    _months_made_here(jobs, plans)
+    _marks_made_here(jobs, plans)
 
 
 def _lockstep_tasks(jobs: list[tuple], plans: list[list[tuple]], workers: int) -> list[tuple]:
