@@ -301,22 +301,34 @@ class Evaluator:
                                             paths=paths, seed=seed, extra=_at(size, capital)))
                 for name, model in _counterfactual_models(candidate).items()]
 
-    def _side_by_side(self, scenarios, counterfactuals, note) -> tuple[tuple | None, dict[str, dict[str, Any]]]:
+    def _side_by_side(self, scenarios, counterfactuals, note, meanwhile=None) -> tuple[tuple | None,
+                                                                                         dict[str, dict[str, Any]]]:
         """The scenario jobs (`opl.simulation.run.ScenarioJobs`, or None) and the counterfactuals' runs
         replayed together (`opl.runtime.engine.replay.replay_many`: side by side in a forked pool or on a
         cluster); returns what `opl.simulation.run.ScenarioJobs.finish` gives (None without scenario jobs)
-        and the counterfactuals' entries."""
+        and the counterfactuals' entries. ``meanwhile``: the caller's work done while the workers replay.
+
+        Each job's metrics are computed as soon as it is complete, while the workers replay the others
+        (`replay_many`'s ``finished``), so only the last jobs' wait for the pool's end."""
         from opl.runtime.engine.replay import replay_many
 
         for name, _, _ in counterfactuals:
             note(name)
         jobs = (scenarios.jobs if scenarios is not None else []) + [run.sweep_job() for _, _, run in counterfactuals]
-        passes = replay_many(jobs)
         split = len(jobs) - len(counterfactuals)
+        values: dict[int, dict[str, float]] = {}
+
+        def measured(complete: list) -> None:
+            if scenarios is not None and (mine := [(i, result) for i, result in complete if i < split]):
+                scenarios.measured(mine)
+            for i, result in complete:
+                if i >= split:
+                    values[i] = counterfactuals[i - split][2].swept(result).base_metrics().target_values()
+
+        passes = replay_many(jobs, meanwhile=meanwhile, finished=measured)
         finished = scenarios.finish(passes[:split]) if scenarios is not None else None
-        values = {name: {"model": model, "values": run.swept(done).base_metrics().target_values()}
-                  for (name, model, run), done in zip(counterfactuals, passes[split:])}
-        return finished, values
+        return finished, {name: {"model": model, "values": values[split + k]}
+                          for k, (name, model, _) in enumerate(counterfactuals)}
 
     def _passes(self, candidate: Candidate, display: str, *, paths, seed, sizes, complete, note) -> Evaluation:
         grid = tuple(sorted(set(sizes or _sizes(candidate))))
@@ -329,8 +341,10 @@ class Evaluator:
                                  extra=[f"experiment.sizes=[{','.join(f'{s:g}' for s in grid)}]",
                                         f"size={grid[0]:g}"])
         # What the scenario pass will make before its workers fork is made while the sweep's workers replay.
-        sweep = prepared.sweep(meanwhile=lambda: self._ahead(candidate, display, prepared, kinds=kinds,
-                                                             complete=complete, paths=paths, seed=seed))
+        # The sizes' standard errors (most of their metrics' work), which the size pick does not read, wait for
+        # the scenario pass's workers (`_scenario_pass`).
+        sweep = prepared.sweep(errors=False, meanwhile=lambda: self._ahead(
+            candidate, display, prepared, kinds=kinds, complete=complete, paths=paths, seed=seed))
         sweep_run = prepared.result(sweep, [], size=grid[0], reason="")
         rows = [self._row(size, metrics) for size, metrics, _ in sweep.rows]
         # Returns are P&L / capital; without `capital` in the file the simulator derives it from the base
@@ -398,7 +412,10 @@ class Evaluator:
         # The scenarios and the counterfactuals are independent replays: side by side.
         counterfactuals = self._counterfactual_runs(candidate, display, size, capital, paths=paths, seed=seed) \
             if complete else []
-        finished, counterfactuals = self._side_by_side(planned, counterfactuals, note)
+        finished, counterfactuals = self._side_by_side(planned, counterfactuals, note, meanwhile=sweep.add_errors)
+        sweep.add_errors()  # (when no worker replayed anything)
+        for row, (_, metrics, _) in zip(rows, sweep.rows):  # the swept rows, in the sweep's order
+            row["metrics"], row["errors"] = metrics, metrics.standard_errors
         if finished is None:
             return [], counterfactuals, None
         results, base = finished
