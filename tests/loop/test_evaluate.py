@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -354,6 +355,62 @@ def test_forked_scenario_replays_read_months_made_once_and_so_do_the_next_candid
     fresh = alone.evaluate(exits, complete=True).to_dict()
     again.pop("seconds"), fresh.pop("seconds")
     assert again == fresh
+
+
+def test_a_complete_evaluations_scenario_months_and_marks_are_made_while_its_sweep_is_replayed(monkeypatch):
+    # The months of the stress scenarios and the counterfactuals, and their marks, depend on the model, the seed and
+    # the legs, not on the size the sweep picks: they are made while the sweep's forked workers replay
+    # (`replay.made_ahead`, with the sweep's pool running), so the scenario pass finds every one in the store and
+    # makes none before its workers fork — and the evaluation is the one made in one process.
+    import opl.runtime.engine.replay as replay_module
+    from opl.runtime.engine import monthstore
+
+    calls, real_ahead = [], replay_module.made_ahead
+    real = {name: getattr(replay_module, name) for name in ("_months_made_here", "_marks_made_here")}
+
+    def ahead(jobs):
+        calls.append(("ahead", replay_module._JOBS is not None))  # set while a pool's workers replay
+        return real_ahead(jobs)
+
+    def counted(name):
+        def made(jobs, plans):
+            before = monthstore.current().bytes
+            real[name](jobs, plans)
+            calls.append((name, monthstore.current().bytes - before))
+        return made
+
+    monkeypatch.setattr(replay_module, "made_ahead", ahead)
+    for name in real:
+        monkeypatch.setattr(replay_module, name, counted(name))
+    settings = EvalSettings(paths=40, seed=7, holdout_paths=40, overrides=("sim.workers=2",))
+    pooled = Evaluator(_target(), settings).evaluate(SMALL, complete=True).to_dict()
+    assert calls[0] == ("ahead", True)
+    assert calls[1][0] == "_months_made_here" and calls[1][1] > 0  # gap(-8%)'s, no_jumps' and no_clustering's
+    assert calls[2][0] == "_marks_made_here" and calls[2][1] > 0
+    assert [n for _, n in calls[3:]] == [0, 0]  # the scenario pass: nothing left to make
+    monkeypatch.undo()
+    alone = Evaluator(_target(), replace(settings, overrides=("sim.workers=1",))).evaluate(SMALL, complete=True)
+    alone = alone.to_dict()
+    pooled.pop("seconds"), alone.pop("seconds")
+    assert pooled == alone
+
+
+def test_the_sweeps_rows_get_the_standard_errors_added_while_the_scenarios_replay():
+    # The size pick reads no standard error: the sweep's are added while the scenario pass's workers replay, and
+    # they are those the sweep computes with its metrics.
+    import json
+
+    from opl.closedloop.candidate import Candidate
+
+    evaluator = Evaluator(_target(), EvalSettings(paths=40, seed=7, overrides=("sim.workers=2",)))
+    evaluation = evaluator.evaluate(SMALL, complete=False)
+    prepared = evaluator._prepare(Candidate(SMALL).without("stress", "experiment"), "candidate.opl", paths=40,
+                                  seed=7, extra=["experiment.sizes=[5,10,20]", "size=5"])
+    whole = prepared.sweep()
+    swept = [r["errors"] for r in evaluation.sweep if not r.get("interpolated")]
+    assert all(swept) and json.dumps(swept) == json.dumps([m.standard_errors for _, m, _ in whole.rows])
+    best = next(m for size, m, _ in whole.rows if size == evaluation.size)  # a swept size: the sweep's own replay
+    assert json.dumps(evaluation.base["standard_errors"]) == json.dumps(best.standard_errors)
 
 
 def test_the_month_store_keeps_at_most_its_limit_and_its_arrays_cannot_be_changed():
