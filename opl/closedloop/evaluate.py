@@ -377,22 +377,32 @@ class Evaluator:
         They depend on the model, the seed and the legs, not on the size the sweep will pick, so the jobs
         planned at the sweep's first size name the same months and marks as the pass at the picked size (the
         counterfactuals' runs are prepared again then, at that size). Only for a pass of one chunk's paths: the
-        store keeps no longer runs' months (`opl.runtime.engine.replay._months_made_here`)."""
+        store keeps no longer runs' months (`opl.runtime.engine.replay._months_made_here`).
+
+        A quick evaluation under a store that keeps marks ahead (`MonthStore.ahead`: `opl loop`'s candidates)
+        also plans its completion's jobs — the stress scenarios and the counterfactuals, which `complete` replays
+        if the loop keeps the candidate — ahead of its sensitivities' (whose marks then come first where room is
+        short): a candidate that changes the model or the legs is usually kept, and the completion then finds
+        them made instead of making them alone before its pool forks."""
         from opl.runtime.engine.replay import made_ahead, pass_plan
         from opl.simulation.run import SettingsError, SimulationInputError
 
-        if len(pass_plan(prepared.run, 1)) != 1 or (not complete and not any(p.kind in kinds for p in prepared.plans)):
+        if len(pass_plan(prepared.run, 1)) != 1:
             return
-        size = prepared.sizes[0]
-        jobs = prepared.scenario_jobs(size, kinds=kinds).jobs
-        if complete:
-            try:
-                runs = self._counterfactual_runs(candidate, display, size, prepared.run.capital, paths=paths,
-                                                 seed=seed)
-            except (SimulationInputError, SettingsError):
-                runs = []  # said where the scenario pass prepares them at its size
-            jobs += [run.sweep_job() for _, _, run in runs]
-        made_ahead(jobs)
+        size, capital = prepared.sizes[0], prepared.run.capital
+        jobs = prepared.scenario_jobs(size, kinds=kinds).jobs if any(p.kind in kinds for p in prepared.plans) else []
+        later = []
+        try:
+            if not complete and self.months.ahead and candidate.statement("stress", "experiment") is not None:
+                stressed = self._prepare(candidate.without("sensitivity", "experiment"), display, paths=paths,
+                                         seed=seed, extra=_at(size, capital))
+                later += stressed.scenario_jobs(size, kinds=("stress",)).jobs
+            if complete or self.months.ahead:
+                later += [run.sweep_job() for _, _, run in self._counterfactual_runs(
+                    candidate, display, size, capital, paths=paths, seed=seed)]
+        except (SimulationInputError, SettingsError):
+            pass  # said where the pass that needs them prepares them
+        made_ahead(jobs + later if complete else later + jobs)
 
     def _row(self, size: float, metrics) -> dict[str, Any]:
         """A size's row of the sweep: its distance to the target, whether it holds, its values and errors."""
