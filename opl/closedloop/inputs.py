@@ -1,7 +1,8 @@
 """The data stage of a run (``opl loop --data synth|DIR``): data → assumption tests → calibration.
 
 ``--data synth`` writes the seeded synthetic jujube dataset (`opl.data.synth`, seed 1, six years, with
-option chains and ``truth.json``) into the run's ``data/``; ``--data DIR`` reads the user's folder, which
+option chains and ``truth.json``) into the run's ``data/`` (in a forked process while the tests' modules are
+imported here; nothing reads the files before they are whole); ``--data DIR`` reads the user's folder, which
 must hold ``futures.csv`` and may hold ``signals.csv``, ``factors.csv``, ``options.csv`` and ``iv_summary.csv``
 (contracts in ``data_contracts.md``) — or raw exchange/vendor files, which `opl.data.importer` imports into the
 run's ``data/`` first (``data/import_log.md`` says every mapping, derivation and repair). Every file is validated by `opl.data.loaders`; a broken file stops the
