@@ -31,6 +31,7 @@ import numpy as np
 from opl.runtime.engine import kernels, margin_kernels
 from opl.runtime.engine import replay as replay_module
 from opl.runtime.engine.book import Book
+from opl.runtime.engine.runspec import Variant
 from opl.runtime.market.rules import load_pack
 
 CAPITAL, BUFFER = 1e6, 0.2
@@ -106,7 +107,7 @@ def main() -> None:
     print(f"{'series':>6} {'variants':>8} {'kernel':>8} {'reference':>10} {'ratio':>7}")
     for series in (0, 2, 4):
         for variants in (1, 2, 5):
-            packs = replay_module._margin_packs(pack, tuple(replay_module.Variant() for _ in range(variants)))
+            packs = replay_module._margin_packs(pack, tuple(Variant() for _ in range(variants)))
             rule = kernels.MarginRule.of(packs)
             holdings, hedge = _book(rng, variants, args.paths, series, args.held)
             state = _account_state(rng, (variants, args.paths))

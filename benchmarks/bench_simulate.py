@@ -58,7 +58,8 @@ from opl.runtime.pricing.black import value_delta_gamma
 from opl.runtime.engine import kernels
 from opl.runtime.market.margin import futures_margin, short_option_margin
 from opl.runtime.engine.processes import PathGenerator
-from opl.runtime.engine.replay import Variant, replay
+from opl.runtime.engine.replay import replay
+from opl.runtime.engine.runspec import Variant
 
 JUJUBE = Path(__file__).resolve().parents[1] / "examples" / "jujube" / "strangle.opl"
 
@@ -68,7 +69,7 @@ def _setup(paths: int, size: float):
     import opl
     from opl.simulation import run as facade
     from opl.compiler.strategy import compile_checked
-    from opl.runtime.engine.replay import RunSpec
+    from opl.runtime.engine.runspec import RunSpec
     from opl.runtime.market.rules import load_pack
 
     checked = opl.check_file(JUJUBE)

@@ -31,7 +31,8 @@ import pandas as pd
 from opl.backtesting.cycles import Cycle, mark_cycles, open_cycle
 from opl.backtesting.result import cycle_exit
 from opl.runtime.engine.historical import GivenMonths, HistoricalMonth
-from opl.runtime.engine.replay import Variant, replay
+from opl.runtime.engine.replay import replay
+from opl.runtime.engine.runspec import Variant
 
 __all__ = ["Reopened", "Reopener", "reopen_after_band", "head"]
 

@@ -149,7 +149,7 @@ class Prepared:
 
     file: str
     data: str
-    strategy: object  # opl.runtime.engine.replay.StrategySpec
+    strategy: object  # opl.runtime.engine.runspec.StrategySpec
     spec: object  # opl.lang.deltaband.DeltaBandSpec | None
     settings: object  # opl.lang.experiment.settings.SimSettings
     pack: object
@@ -158,7 +158,7 @@ class Prepared:
     cycles: list
     months: list
     records: list
-    run: object  # opl.runtime.engine.replay.RunSpec
+    run: object  # opl.runtime.engine.runspec.RunSpec
     surfaces: object
     notes: list
     chain: object = None  # opl.backtesting.cycles.ChainIndex | None
@@ -383,7 +383,7 @@ def _history_run(history: _History, marked, model, strategy, settings, pack, not
     """The replay's `RunSpec` over the marked cycles' months (one path), with the default capital stated;
     SettingsError when the size does not give whole lots of every leg."""
     from opl.lang.experiment.settings import SettingsError
-    from opl.runtime.engine.replay import RunSpec
+    from opl.runtime.engine.runspec import RunSpec
     from opl.simulation.run import default_capital
 
     default_capital(settings, model, pack.currency, notes)
@@ -405,7 +405,8 @@ def run_prepared(p: Prepared, progress=None):
 
     from opl.backtesting.result import BacktestResult
     from opl.runtime.engine.historical import GivenMonths
-    from opl.runtime.engine.replay import Variant, replay
+    from opl.runtime.engine.replay import replay
+    from opl.runtime.engine.runspec import Variant
     from opl.runtime.results.records import package_versions
 
     settings, notes = p.settings, list(p.notes)

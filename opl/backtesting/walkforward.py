@@ -48,7 +48,8 @@ import pandas as pd
 
 from opl.lang.deltaband import DeltaBandSpec
 from opl.runtime.engine.historical import GivenMonths
-from opl.runtime.engine.replay import Variant, replay
+from opl.runtime.engine.replay import replay
+from opl.runtime.engine.runspec import Variant
 
 __all__ = ["K_GRID", "MIN_OBSERVATIONS", "TIE", "Window", "Fit", "KChoice", "plan_windows", "objective_values",
            "choose_k", "walk_forward", "WalkForward"]

@@ -239,7 +239,7 @@ def runtime_strategy(checked, compiled, settings: SimSettings, notes: list[str],
     without it (given months, `opl backtest`) they are a located error."""
     from opl.runtime.engine.legspec import Levels
     from opl.runtime.engine.marking import SmileRule
-    from opl.runtime.engine.replay import StrategySpec
+    from opl.runtime.engine.runspec import StrategySpec
     from opl.simulation.rules import adjust_spec, compile_located, guard_rules, score_rule
 
     doc = checked.document
@@ -630,8 +630,8 @@ def _require_futures_pack(doc, strategy_model) -> None:
 
 
 def _run_spec(settings: SimSettings, process, pack, price: float):
-    """The replays' `opl.runtime.engine.replay.RunSpec` of the resolved settings."""
-    from opl.runtime.engine.replay import RunSpec
+    """The replays' `opl.runtime.engine.runspec.RunSpec` of the resolved settings."""
+    from opl.runtime.engine.runspec import RunSpec
 
     return RunSpec(process=process, pack=pack, price=price, capital=settings.capital,
                    paths=settings.paths, months=settings.horizon_months, steps_per_day=settings.steps_per_day,
@@ -653,7 +653,7 @@ def _whole_lots(strategy, size: float) -> None:
 class Sweep:
     """The base case replayed at one or more sizes on one set of paths (`Prepared.sweep`, `Prepared.at`)."""
 
-    replayed: object  # opl.runtime.engine.replay.ReplayResult
+    replayed: object  # opl.runtime.engine.runspec.ReplayResult
     sizes: tuple[float, ...]
     indices: tuple[int, ...]  # each size's variant in ``replayed``
     base_size: float  # the run's size (`--set size=`), one of ``sizes``
@@ -698,8 +698,8 @@ class Prepared:
     path: str
     checked: object
     settings: SimSettings
-    strategy: object  # opl.runtime.engine.replay.StrategySpec
-    run: object  # opl.runtime.engine.replay.RunSpec
+    strategy: object  # opl.runtime.engine.runspec.StrategySpec
+    run: object  # opl.runtime.engine.runspec.RunSpec
     plans: list
     sizes: tuple[float, ...]
     notes: list[str]
@@ -739,7 +739,7 @@ class Prepared:
     def sweep_job(self) -> tuple:
         """The sweep's replay as a (strategy, run, variants) job of `opl.runtime.engine.replay.replay_many`, a
         variant per size, for a caller that replays it beside other jobs (`swept` reads its result)."""
-        from opl.runtime.engine.replay import Variant
+        from opl.runtime.engine.runspec import Variant
 
         fee = self.settings.fee_factor
         return self.strategy, self.run, tuple(Variant(size=s, fee_factor=fee) for s in self.sizes)
@@ -791,7 +791,7 @@ class Prepared:
     def scenario_jobs(self, size: float, *, sweep: Sweep | None = None,
                       kinds: tuple[str, ...] = ("stress", "sensitivity")) -> "ScenarioJobs":
         """The replays `scenarios` runs, as jobs for a caller that replays them beside its own."""
-        from opl.runtime.engine.replay import Variant
+        from opl.runtime.engine.runspec import Variant
 
         _whole_lots(self.strategy, size)
         fee = self.settings.fee_factor

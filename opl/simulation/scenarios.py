@@ -31,7 +31,7 @@ Form = Literal["percent", "factor", "number"]
 @dataclass(frozen=True)
 class ScenarioPlan:
     """One scenario ready to run: ``process``/``strategy`` for a market scenario, ``factors``
-    (`opl.runtime.engine.replay.Variant` fields) for a cost or margin one."""
+    (`opl.runtime.engine.runspec.Variant` fields) for a cost or margin one."""
 
     name: str
     kind: str  # "stress" | "sensitivity"
@@ -53,7 +53,7 @@ class _Input:
     text: str
     span: object
     process: object  # opl.runtime.engine.processes.ProcessSpec
-    strategy: object  # opl.runtime.engine.replay.StrategySpec
+    strategy: object  # opl.runtime.engine.runspec.StrategySpec
 
     def fail(self, why: str) -> SettingsError:
         return SettingsError(f"`{self.text}` {why}", span=self.span)

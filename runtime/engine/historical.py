@@ -37,7 +37,8 @@ from opl.runtime.pricing import black as pricing
 from opl.runtime.pricing.american_fd import fd_marks
 from opl.runtime.pricing.implied import implied_vol
 from opl.runtime.engine.legspec import Levels, OptionLeg
-from opl.runtime.engine.replay import DAYS_PER_YEAR, MarkedMonth
+from opl.runtime.engine.replay import MarkedMonth
+from opl.runtime.engine.runspec import DAYS_PER_YEAR
 
 __all__ = ["HistoricalMonth", "GivenMonths", "Quotes", "mark_cycle", "option_marks"]
 

@@ -70,120 +70,36 @@ import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
-from typing import Callable, Literal
+from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 
-from opl.runtime.engine.adjust import AdjustEngine, AdjustSpec, Desk, _margin_bound, _once
+from opl.runtime.engine.adjust import AdjustEngine, Desk, _margin_bound, _once
 from opl.runtime.engine.book import Book, Slot, flat_paths, put_paths
-from opl.runtime.engine.exercise import AssignmentSpec, Inventory
-from opl.runtime.engine.guards import GuardRule, blocked, leg_states, warned, warns_nowhere
+from opl.runtime.engine.exercise import Inventory
+from opl.runtime.engine.guards import blocked, leg_states, warned, warns_nowhere
 from opl.runtime.engine import kernelbase, kernels, margin_kernels, mark_kernels, monthstore
 from opl.runtime.engine import adjust_kernels, handover
 from opl.runtime.engine.deadline import check as check_deadline, current as current_deadline, until
 from opl.runtime.engine.hedging import HedgeSpec, direction, rebalance
 from opl.runtime.engine.mark_kernels import SeriesMarks, mark_series
 from opl.runtime.engine.ledger import Costs, Ledger
-from opl.runtime.engine.legspec import Levels, OptionLeg
+from opl.runtime.engine.legspec import OptionLeg
 from opl.runtime.market.margin import futures_margin, options_margin
 from opl.runtime.engine.marking import AmericanMarker, SmileRule, _tables, prepare_tables
 from opl.runtime.pricing.black import greeks as black_greeks
-from opl.runtime.engine.processes import Draws, MonthPaths, PathGenerator, ProcessSpec
-from opl.runtime.engine.scores import ScoreFunction
+from opl.runtime.engine.processes import Draws, MonthPaths, PathGenerator
+from opl.runtime.engine.runspec import CHUNK, DAYS_PER_YEAR, ReplayResult, RunSpec, StrategySpec, Variant
 from opl.runtime.engine.steppack import StepPack
 from opl.runtime.engine.triggers import COMPARISONS, TriggerState
 
+# The public names: the entry points below and, re-exported from their homes, the records they take and give
+# (`opl.runtime.engine.runspec`) and the months they read; the project imports those from their homes.
 __all__ = ["StrategySpec", "Variant", "RunSpec", "ReplayResult", "MarkedMonth", "replay", "replay_many",
            "replay_pass", "pass_plan", "pass_paths", "made_ahead", "REMOTE", "CHUNK"]
 
-CHUNK = 10_000
 PASS_PATHS = 30_000  # the fast engine replays up to this many paths (whole chunks) side by side in a process
-DAYS_PER_YEAR = 365.0
-
-
-@dataclass(frozen=True, kw_only=True)
-class StrategySpec:
-    """The strategy as the replay runs it, per unit of size (size 1 = the file's quantities)."""
-
-    legs: tuple[OptionLeg, ...]
-    futures: int = 0  # the strategy's own futures lots (signed), held through the month
-    tenor_days: float = 30.0
-    multiplier: float
-    contract_size: float
-    hedge: HedgeSpec | None = None
-    assignment: AssignmentSpec = field(default_factory=AssignmentSpec)
-    exit_mode: Literal["first_hit", "all_required", "machine_decide"] = "first_hit"
-    exit_triggers: tuple[Callable[[TriggerState], np.ndarray], ...] = ()
-    guard_days: float | None = 2.0
-    stop_loss: float | None = None
-    margin_buffer: float = 0.0
-    levels: Levels = field(default_factory=Levels)
-    smile: SmileRule = field(default_factory=SmileRule)
-    rate: float = 0.0
-    greeks: bool = False  # mark gamma too (the adjustment module, structure_destabilised and scores read it)
-    leg_numbers: tuple[int, ...] = ()  # each option leg's index in the file's normalised legs (default: order)
-    futures_legs: tuple[tuple[int, int], ...] = ()  # (file index, signed lots) of each futures leg
-    score: ScoreFunction | None = None  # machine_decide's score function (opl.runtime.engine.scores)
-    score_threshold: float | None = None  # None: the function's own
-    adjust: AdjustSpec | None = None  # the adjustment module (opl.runtime.engine.adjust)
-    guards: tuple[GuardRule, ...] = ()  # avoid_leg_if / warn_if rules, the defaults first (opl.runtime.engine.guards)
-    bands: tuple[float, float, float] = (0.25, 0.10, 0.5)  # structure_destabilised's delta, gamma, vega bands
-
-
-@dataclass(frozen=True, kw_only=True)
-class Variant:
-    """One replay on shared paths: a position size and cost/margin multipliers."""
-
-    size: float = 1.0
-    fee_factor: float = 1.0
-    slippage_factor: float = 1.0
-    margin_factor: float = 1.0
-    band_k: float = 1.0  # multiplies the given months' delta-band width (the walk-forward's grid of k)
-
-
-@dataclass(frozen=True, kw_only=True)
-class RunSpec:
-    """Everything about a run that is not the strategy.
-
-    ``source``, when set, gives the months instead of ``process``: called with (chunk,
-    paths) it returns an object whose ``next_month()`` yields `MarkedMonth` objects.
-    """
-
-    process: ProcessSpec | None
-    pack: object  # opl.runtime.market.rules.RulePack
-    price: float
-    capital: float
-    paths: int
-    months: int = 12
-    steps_per_day: int = 1
-    days_per_month: int = 21
-    seed: int = 0
-    chunk: int = CHUNK
-    option_ticks: float = 1.0
-    futures_ticks: float = 1.0
-    exact_american: bool = False
-    source: Callable[[int, int], object] | None = None
-    engine: Literal["fast", "reference"] = "fast"  # compiled kernels (opl.runtime.engine.kernels) or the numpy reference
-    cash_rate: float | None = None  # interest on the strategy's cash a year (None: the strategy's rate)
-    margin_rate: float | None = None  # what margin deposits earn a year (None: the cash rate)
-    workers: int = 0  # processes replaying chunks side by side (0: one per core); results do not depend on it
-
-
-@dataclass
-class ReplayResult:
-    """Per variant (first axis) and path: monthly P&L, ledger, drawdown and margin peaks."""
-
-    variants: tuple[Variant, ...]
-    capital: float
-    monthly: np.ndarray  # (V, P, M) currency
-    buckets: dict[str, np.ndarray]  # (V, P)
-    counters: dict[str, np.ndarray]  # (V, P)
-    max_drawdown: np.ndarray  # (V, P) fraction of the peak
-    peak_margin: np.ndarray  # (V, P) margin / capital
-    signal_hits: tuple[int, int] = (0, 0)  # months whose realised regime matched the signal, months with a regime
-    trace: dict[str, np.ndarray] | None = None
-    actions: tuple[str, ...] = ()  # the playbook's actions as written (counters adjust_done_i, adjust_aborted_i)
 
 
 def _margin_packs(pack, variants):

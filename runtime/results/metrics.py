@@ -168,7 +168,7 @@ def pnl_by_source(per_month: dict[str, float], currency: str, *, per: str = "mon
 
 
 def run_metrics(result, variant: int, *, errors: bool = True) -> RunMetrics:
-    """Metrics of variant ``variant`` of an `opl.runtime.engine.replay.ReplayResult`.
+    """Metrics of variant ``variant`` of an `opl.runtime.engine.runspec.ReplayResult`.
 
     ``errors=False`` leaves the standard errors out (``standard_errors`` empty; most of the work): a caller that
     needs the numbers first (a sweep's size pick) adds them later with `with_errors`, the same numbers.

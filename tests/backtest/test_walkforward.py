@@ -25,7 +25,8 @@ from opl.backtesting.walkforward import K_GRID, TIE, choose_k, fit_window, objec
 from opl.data.synth import synthesize
 from opl.lang.deltaband import DeltaBandSpec
 from opl.runtime.engine.historical import GivenMonths
-from opl.runtime.engine.replay import Variant, replay
+from opl.runtime.engine.replay import replay
+from opl.runtime.engine.runspec import Variant
 
 BAND = "delta_band(k=auto, window=120d, objective=max_drawdown, step=45d)"
 

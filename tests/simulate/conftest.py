@@ -6,7 +6,7 @@ import pytest
 
 from opl.runtime.engine.legspec import Levels, OptionLeg, StrikeRule
 from opl.runtime.engine.marking import SmileRule
-from opl.runtime.engine.replay import RunSpec, StrategySpec
+from opl.runtime.engine.runspec import RunSpec, StrategySpec
 from opl.runtime.market.rules import FeeSchedule, FeesSpec, load_pack
 
 FLAT_SMILE = SmileRule(spread=0.0, floor=0.0, skew=0.0, curvature=0.0)

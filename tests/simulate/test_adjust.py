@@ -15,7 +15,8 @@ from opl.runtime.engine.hedging import HedgeSpec
 from opl.runtime.market.margin import short_option_margin
 from opl.runtime.pricing.black import price
 from opl.runtime.engine.processes import ProcessSpec
-from opl.runtime.engine.replay import Variant, replay
+from opl.runtime.engine.replay import replay
+from opl.runtime.engine.runspec import Variant
 from opl.runtime.engine.scores import SCORES
 from opl.simulation.conditionforms import lower_condition
 from opl.runtime.engine.triggers import compile_condition

@@ -22,13 +22,14 @@ from opl.runtime.engine import kernelbase, kernels, margin_kernels, mark_kernels
 from opl.runtime.engine.marking import AmericanMarker, SmileRule
 import opl.runtime.engine.replay as replay_module
 from opl.runtime.engine.replay import replay as engine_replay
+from opl.runtime.engine.runspec import RunSpec, StrategySpec, Variant
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="numba is not installed")
 
 JUJUBE = Path(__file__).resolve().parents[2] / "examples" / "jujube" / "strangle.opl"
 
 
-VARIANTS = (replay_module.Variant(size=1.0), replay_module.Variant(size=5.0, fee_factor=2.0))
+VARIANTS = (Variant(size=1.0), Variant(size=5.0, fee_factor=2.0))
 
 
 def _jujube_run(*, paths: int, months: int, seed: int = 7, chunk: int = 10_000):
@@ -43,7 +44,7 @@ def _jujube_run(*, paths: int, months: int, seed: int = 7, chunk: int = 10_000):
     pack = load_pack(compiled.underlying.rule_pack)
     strategy = replace(facade.runtime_strategy(checked, compiled, settings, []),
                        contract_size=pack.underlying.contract_size)
-    run = replay_module.RunSpec(process=facade.price_process(settings, compiled, pack, spans, []), pack=pack,
+    run = RunSpec(process=facade.price_process(settings, compiled, pack, spans, []), pack=pack,
                                 price=compiled.market.price, capital=settings.capital, paths=paths, months=months,
                                 seed=seed, chunk=chunk, workers=1)
     return strategy, run
@@ -550,7 +551,7 @@ def test_margin_kernel_is_the_reference_margin_bit_for_bit(pack_name, method):
 
     rng = np.random.default_rng(11)
     pack = with_margin_method(load_pack(pack_name), method)
-    packs = replay_module._margin_packs(pack, (replay_module.Variant(), replay_module.Variant(margin_factor=1.5)))
+    packs = replay_module._margin_packs(pack, (Variant(), Variant(margin_factor=1.5)))
     rule = kernels.MarginRule.of(packs)
     shape = (2, 300)
     level = 10_000.0 if pack.underlying.kind == "future" else 2.5
@@ -578,7 +579,7 @@ def test_chunks_replayed_side_by_side_are_each_chunk_alone_bit_for_bit():
     # The fast engine replays consecutive chunks in one pass (their paths side by side); every number
     # of every path is the one its chunk gives alone, ledgers, drawdowns and counters included.
     strategy, run = _jujube_run(paths=90, months=2, seed=5, chunk=30)
-    variants = (replay_module.Variant(size=1.0), replay_module.Variant(size=5.0, fee_factor=2.0))
+    variants = (Variant(size=1.0), Variant(size=5.0, fee_factor=2.0))
     group = ((0, 30), (1, 30), (2, 30))
     assert replay_module._passes(run, list(group), 1, False) == [group]
     joined, _, _ = replay_module._replay_pass(strategy, run, variants, group, None, False)
@@ -594,7 +595,7 @@ def test_passes_share_the_paths_equally_a_chunk_cut_between_two_is_each_chunk_al
     # Two workers get a pass each of 45 of the 90 paths: chunk 1 is cut between them (each pass draws its
     # whole month and replays its own paths); joined in order, every number is the chunks' alone.
     strategy, run = _jujube_run(paths=90, months=2, seed=5, chunk=30)
-    variants = (replay_module.Variant(size=1.0), replay_module.Variant(size=5.0, fee_factor=2.0))
+    variants = (Variant(size=1.0), Variant(size=5.0, fee_factor=2.0))
     chunks = replay_module._chunks(run)
     passes = replay_module._passes(run, chunks, 2, False)
     assert passes == [((0, 30), (1, 15, 0)), ((1, 15, 15), (2, 30))]
@@ -764,12 +765,12 @@ def _step_books(pack_name: str, rng_seed: int, fused: bool = False, paths: int =
     shape, n = (3, paths), 4
     leg = OptionLeg(is_call=False, side=-1, qty=1, american=False, strike=StrikeRule(kind="relative",
                                                                                   anchor="price", value=0))
-    strat = replay_module.StrategySpec(legs=(leg,), multiplier=10.0, contract_size=5.0, rate=0.02,
+    strat = StrategySpec(legs=(leg,), multiplier=10.0, contract_size=5.0, rate=0.02,
                                        assignment=AssignmentSpec(action="take_delivery", storage_per_day=2.0,
                                                                  funding_rate=0.03))
-    run = replay_module.RunSpec(process=None, pack=load_pack(pack_name), price=100.0, capital=50_000.0,
+    run = RunSpec(process=None, pack=load_pack(pack_name), price=100.0, capital=50_000.0,
                                 paths=shape[1], months=1, cash_rate=0.02, margin_rate=0.005)
-    account = replay_module._Pass(strat, run, tuple(replay_module.Variant(size=s) for s in (1.0, 2.0, 5.0)),
+    account = replay_module._Pass(strat, run, tuple(Variant(size=s) for s in (1.0, 2.0, 5.0)),
                                   shape, False)
     account.fast, account.cost.fast = fused, fused and fast_costs
     price = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.02, (shape[1], n + 1)), axis=1))
@@ -889,7 +890,6 @@ def test_every_playbook_action_alone_and_its_abort_check_match_the_reference(sim
     the fast engine) played on rounds of a few paths by the fast engine, against the reference on every path."""
     from opl.runtime.engine.adjust import Action, AdjustSpec
     from opl.runtime.engine.processes import ProcessSpec
-    from opl.runtime.engine.replay import Variant
     from opl.runtime.engine.triggers import compile_condition
     from opl.simulation.conditionforms import lower_condition
     import opl
@@ -1171,11 +1171,11 @@ def _assigned_books(fast: bool, policy: str):
     shape, n = (3, 60), 3
     leg = OptionLeg(is_call=False, side=-1, qty=1, american=True, strike=StrikeRule(kind="relative",
                                                                                  anchor="price", value=0))
-    strat = replay_module.StrategySpec(legs=(leg,), multiplier=10.0, contract_size=5.0, rate=0.02,
+    strat = StrategySpec(legs=(leg,), multiplier=10.0, contract_size=5.0, rate=0.02,
                                        assignment=AssignmentSpec(action=policy, storage_per_day=2.0))
-    run = replay_module.RunSpec(process=None, pack=load_pack("czce_cj"), price=100.0, capital=50_000.0,
+    run = RunSpec(process=None, pack=load_pack("czce_cj"), price=100.0, capital=50_000.0,
                                 paths=shape[1], months=1)
-    account = replay_module._Pass(strat, run, tuple(replay_module.Variant(size=s, fee_factor=s)
+    account = replay_module._Pass(strat, run, tuple(Variant(size=s, fee_factor=s)
                                                     for s in (1.0, 2.0, 5.0)), shape, False)
     account.fast = account.cost.fast = fast
     price = 100.0 * np.exp(rng.normal(0.0, 0.05, (shape[1], n + 1)))
@@ -1235,8 +1235,8 @@ def test_a_lone_sweep_under_a_store_is_split_by_paths_and_gives_the_whole_bit_fo
     assert sum(ticks) == 60 * 2  # every path-month counted once
     assert split.variants == variants and _same_result(split, whole)
     # What a worker's piece reads: its paths of the stored months, and their marks copied, every one made.
-    marker = replay_module.AmericanMarker(american=True, rate=strategy.rate)
-    euro = replay_module.AmericanMarker(american=False, rate=strategy.rate)
+    marker = AmericanMarker(american=True, rate=strategy.rate)
+    euro = AmericanMarker(american=False, rate=strategy.rate)
     with sharing(store.reader()):
         chunk = replay_module._StoredMonths(run, strategy, ((0, 60),))
         piece = replay_module._StoredMonths(run, strategy, ((0, 30, 30),))
@@ -1268,25 +1268,25 @@ def _given_months_replay(engine: str, pack_name: str):
                  for is_call, anchor in ((False, "support"), (True, "resistance")))
     pack = load_pack(pack_name)
     price = 10_000.0 if pack.underlying.kind == "future" else 3.0
-    strat = replay_module.StrategySpec(
+    strat = StrategySpec(
         legs=legs, multiplier=pack.option.multiplier, contract_size=pack.underlying.contract_size, rate=0.02,
         hedge=HedgeSpec(every=1, band=0.05, keep=0.1, along="direction"),
         assignment=AssignmentSpec(action="take_delivery", storage_per_day=0.001 * price, funding_rate=0.03),
         exit_triggers=(compile_condition(lower_condition(doc.exit.triggers[0])),), margin_buffer=0.2,
         levels=Levels(support_width=0.03, resistance_width=0.03))
     process = ProcessSpec(vol=0.35, jump=JumpParams(intensity=8.0, std=0.08), regime=RegimeParams(hit_rate=0.9))
-    run = replay_module.RunSpec(process=process, pack=pack, price=price,
+    run = RunSpec(process=process, pack=pack, price=price,
                                 capital=200.0 * price * pack.underlying.contract_size, paths=30, months=3, seed=4,
                                 chunk=30, engine="reference", cash_rate=0.02, margin_rate=0.01)
     gen = PathGenerator(spec=process, paths=run.paths, price=price, month_years=strat.tenor_days / 365,
                         days_per_month=run.days_per_month, steps_per_day=1, seed=np.random.SeedSequence([4, 0]))
-    marker = replay_module.AmericanMarker(american=True, rate=strat.rate)
-    euro = replay_module.AmericanMarker(american=False, rate=strat.rate)
+    marker = AmericanMarker(american=True, rate=strat.rate)
+    euro = AmericanMarker(american=False, rate=strat.rate)
     months = [replay_module._Month(run, strat, gen.next_month(), marker, euro) for _ in range(run.months)]
     months[-1].expires = False
     given = replace(run, process=None, source=GivenMonths.factory(months), engine=engine)
-    return engine_replay(strategy=strat, run=given, variants=(replay_module.Variant(size=1.0),
-                                                               replay_module.Variant(size=20.0, fee_factor=2.0)))
+    return engine_replay(strategy=strat, run=given, variants=(Variant(size=1.0),
+                                                               Variant(size=20.0, fee_factor=2.0)))
 
 
 def test_a_fast_month_reads_its_steps_contiguous_and_is_counted_once():
@@ -1300,16 +1300,16 @@ def test_a_fast_month_reads_its_steps_contiguous_and_is_counted_once():
     legs = tuple(OptionLeg(is_call=is_call, side=-1, qty=1, american=True,
                            strike=StrikeRule(kind="relative", anchor=anchor, value=0))
                  for is_call, anchor in ((False, "support"), (True, "resistance")))
-    jujube = replay_module.StrategySpec(legs=legs, multiplier=10.0, contract_size=10.0, rate=0.015,
+    jujube = StrategySpec(legs=legs, multiplier=10.0, contract_size=10.0, rate=0.015,
                                         levels=Levels(support_width=0.05, resistance_width=0.05))
     process = ProcessSpec(vol=0.3)
-    run = replay_module.RunSpec(process=process, pack=load_pack("czce_cj"), price=10400.0, capital=1e6, paths=50,
+    run = RunSpec(process=process, pack=load_pack("czce_cj"), price=10400.0, capital=1e6, paths=50,
                                 months=1, seed=1, chunk=50, engine="fast")
     for engine in ("fast", "reference"):  # a path-major month (the reference generator's) is laid out here
         gen = PathGenerator(spec=process, paths=50, price=10400.0, month_years=jujube.tenor_days / 365, seed=2,
                             engine=engine)
-        marker = replay_module.AmericanMarker(american=True, rate=jujube.rate)
-        euro = replay_module.AmericanMarker(american=False, rate=jujube.rate)
+        marker = AmericanMarker(american=True, rate=jujube.rate)
+        euro = AmericanMarker(american=False, rate=jujube.rate)
         mp = gen.next_month()
         mo = replay_module._Month(run, jujube, mp, marker, euro)
         for name, by_step in (("price", mo.by_step[0]), ("vol", mo.by_step[1]), ("atm", None)):
@@ -1374,7 +1374,7 @@ def test_margin_kernel_pairs_one_two_and_many_series_as_the_reference(monkeypatc
     monkeypatch.setattr(margin_kernels, "_WIDE_BIT", wide_bit)
     rng = np.random.default_rng(5)
     pack = load_pack(pack_name)
-    packs = replay_module._margin_packs(pack, (replay_module.Variant(), replay_module.Variant(margin_factor=1.5)))
+    packs = replay_module._margin_packs(pack, (Variant(), Variant(margin_factor=1.5)))
     rule = kernels.MarginRule.of(packs)
     width = 2 * margin_kernels._MARGIN_BLOCK + 75  # three blocks, the last one short
     shape = (2, width)
@@ -1408,7 +1408,7 @@ def test_margin_kernel_takes_read_only_and_writable_series_together_under_one_si
     from opl.runtime.engine.book import Book
     from opl.runtime.market.rules import load_pack
 
-    packs = replay_module._margin_packs(load_pack("czce_cj"), (replay_module.Variant(),))
+    packs = replay_module._margin_packs(load_pack("czce_cj"), (Variant(),))
     rule = kernels.MarginRule.of(packs)
     shape = (1, 4)
     price = np.array([10_000.0, 10_400.0, 9_800.0, 11_000.0])
@@ -1510,12 +1510,12 @@ def test_the_fused_close_hedge_and_margin_kernels_are_the_references_bit_for_bit
     rng = np.random.default_rng(8)
     shape = (3, 60)
     pack = load_pack("czce_cj")
-    variants = (replay_module.Variant(), replay_module.Variant(size=2.0, fee_factor=2.0),
-                replay_module.Variant(margin_factor=1.5, slippage_factor=3.0))
+    variants = (Variant(), Variant(size=2.0, fee_factor=2.0),
+                Variant(margin_factor=1.5, slippage_factor=3.0))
     packs = replay_module._margin_packs(pack, variants)
     costs = [Costs.from_pack(pack, price=10_000.0, premium=100.0, fee_factor=v.fee_factor,
                              slippage_factor=v.slippage_factor) for v in variants]
-    strat = replay_module.StrategySpec(legs=(), multiplier=5.0, contract_size=5.0,
+    strat = StrategySpec(legs=(), multiplier=5.0, contract_size=5.0,
                                        hedge=HedgeSpec(band=0.05, keep=0.1, along="direction"))
     price = 10_000.0 * np.exp(rng.normal(0.0, 0.05, shape[1]))
     for trial in range(12):
@@ -1575,10 +1575,10 @@ def test_compiled_exits_are_the_stages_exits_bit_for_bit(mode):
     for trial in range(20):
         rules = rule_sets[trial % len(rule_sets)]
         triggers = tuple(compile_condition(spec.Trigger(measure=m, op=op, bound=b)) for m, op, b in rules)
-        strat = replay_module.StrategySpec(legs=(), multiplier=5.0, contract_size=5.0, exit_mode=mode,
+        strat = StrategySpec(legs=(), multiplier=5.0, contract_size=5.0, exit_mode=mode,
                                            exit_triggers=triggers, stop_loss=(None, 0.02)[trial % 2],
                                            guard_days=(2.0, None)[trial % 3 == 2])
-        run = replay_module.RunSpec(process=None, pack=load_pack("czce_cj"), price=10_000.0, capital=1e6,
+        run = RunSpec(process=None, pack=load_pack("czce_cj"), price=10_000.0, capital=1e6,
                                     paths=shape[1])
         book, hedge = _random_book(rng, shape, trial % 4, futures=trial % 2)
         j = int(rng.integers(1, n + 1))
@@ -1591,7 +1591,7 @@ def test_compiled_exits_are_the_stages_exits_bit_for_bit(mode):
         is_open = rng.random(shape) < 0.8
         runs = []
         for compiled in (False, True):
-            account = replay_module._Pass(strat, run, tuple(replay_module.Variant(size=s) for s in (1.0, 2.0, 3.0)),
+            account = replay_module._Pass(strat, run, tuple(Variant(size=s) for s in (1.0, 2.0, 3.0)),
                                           shape, False)
             assert (account.exit_rules is not None) and account.cost.fast
             if not compiled:
@@ -1625,9 +1625,9 @@ def test_compiled_exits_close_in_place_and_a_slot_closed_everywhere_is_no_longer
 
     rng = np.random.default_rng(5)
     shape, n = (2, 50), 5
-    strat = replay_module.StrategySpec(legs=(), multiplier=5.0, contract_size=5.0, exit_triggers=(
+    strat = StrategySpec(legs=(), multiplier=5.0, contract_size=5.0, exit_triggers=(
         compile_condition(spec.Trigger(measure="pnl_percent", op="<", bound=-25.0)),), guard_days=None)
-    run = replay_module.RunSpec(process=None, pack=load_pack("czce_cj"), price=10_000.0, capital=1e6,
+    run = RunSpec(process=None, pack=load_pack("czce_cj"), price=10_000.0, capital=1e6,
                                 paths=shape[1])
     book, hedge = _random_book(rng, shape, 2, futures=1)
     exiting = rng.random(shape) < 0.3
@@ -1639,7 +1639,7 @@ def test_compiled_exits_close_in_place_and_a_slot_closed_everywhere_is_no_longer
                          atm=np.full(price.shape, 0.3), support=price[:, 0] * 0.95, resistance=price[:, 0] * 1.05)
     runs = []
     for compiled in (False, True):
-        account = replay_module._Pass(strat, run, (replay_module.Variant(), replay_module.Variant(size=2.0)), shape,
+        account = replay_module._Pass(strat, run, (Variant(), Variant(size=2.0)), shape,
                                       False)
         if not compiled:
             account.exit_rules = None
@@ -1667,6 +1667,7 @@ def _round_desk(rng, *, variants=3, paths=200, j=7, guards=(), quotes=True):
 
     from opl.runtime.engine.adjust import Action, AdjustEngine, AdjustSpec, Desk
     from opl.runtime.engine.book import Book
+    from opl.runtime.engine.guards import blocked
     from opl.runtime.engine.legspec import Levels, OptionLeg, StrikeRule
     from opl.runtime.market.rules import load_pack
 
@@ -1700,7 +1701,7 @@ def _round_desk(rng, *, variants=3, paths=200, j=7, guards=(), quotes=True):
     desk = Desk(book=book, hedge=np.zeros(shape), mo=mo, j=j, d=np.zeros(paths), sizes=np.ones((variants, 1)),
                 lots_per_option=1.0, capital=1e6, tenor_days=30.0, margin=None, trade_options=None,
                 trade_futures=None, close_all=None, state=lambda: state,
-                avoid=(lambda legs: replay_module.blocked(guards, state, legs)) if guards else None,
+                avoid=(lambda legs: blocked(guards, state, legs)) if guards else None,
                 count=lambda name, mask: mask.any() and counted.__setitem__(name, counted.get(name, 0) + mask.sum()),
                 guards=guards, quotes=replay_module._quote_inputs(mo, j) if quotes else None)
     return engine, desk, counted
@@ -1962,7 +1963,6 @@ def test_the_compiled_round_is_the_numpy_round_bit_for_bit(monkeypatch, sim, cj,
     from opl.runtime.engine.adjust import Action, AdjustSpec
     from opl.runtime.engine.guards import GuardRule
     from opl.runtime.engine.processes import ProcessSpec
-    from opl.runtime.engine.replay import Variant
     from opl.runtime.engine.triggers import compile_condition
     from opl.simulation.conditionforms import lower_condition
     import opl

@@ -13,7 +13,8 @@ from opl.runtime.engine.hedging import HedgeSpec
 from opl.runtime.engine.legspec import Levels, StrikeRule
 from opl.runtime.results.metrics import run_metrics
 from opl.runtime.engine.processes import ProcessSpec, RegimeParams
-from opl.runtime.engine.replay import Variant, replay
+from opl.runtime.engine.replay import replay
+from opl.runtime.engine.runspec import Variant
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from opl.runtime.engine.replay import Variant, replay, replay_many
+from opl.runtime.engine.replay import replay, replay_many
+from opl.runtime.engine.runspec import Variant
 from opl.lang.frontend import check_path
 from opl.simulation.run import RunSettings, prepare, simulate_file
 
