@@ -161,7 +161,7 @@ def _remarks(mp, t, held: float, repeat: int) -> tuple[float, float, int]:
     price, vol = np.ascontiguousarray(mp.price[:, j]), np.ascontiguousarray(mp.vol[:, j])
 
     # The old marks as a slot holds them: the value's array is the step's marks before (a new one is made),
-    # delta's and gamma's are updated in place (`replay._Month._remark_held`); a call again gives the same.
+    # delta's and gamma's are updated in place (`months._Month._remark_held`); a call again gives the same.
     old = (rng.random((5, paths)), rng.random((5, paths)), rng.random((5, paths)))
 
     def call(flags):

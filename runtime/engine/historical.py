@@ -37,7 +37,7 @@ from opl.runtime.pricing import black as pricing
 from opl.runtime.pricing.american_fd import fd_marks
 from opl.runtime.pricing.implied import implied_vol
 from opl.runtime.engine.legspec import Levels, OptionLeg
-from opl.runtime.engine.replay import MarkedMonth
+from opl.runtime.engine.months import MarkedMonth
 from opl.runtime.engine.runspec import DAYS_PER_YEAR
 
 __all__ = ["HistoricalMonth", "GivenMonths", "Quotes", "mark_cycle", "option_marks"]
@@ -103,7 +103,7 @@ def _implied(quote, *, is_call: bool, american: bool, price, strike, t, iv, rate
 
 
 class HistoricalMonth(MarkedMonth):
-    """One given option cycle, marked (attributes of `opl.runtime.engine.replay.MarkedMonth`), arrays over paths.
+    """One given option cycle, marked (attributes of `opl.runtime.engine.months.MarkedMonth`), arrays over paths.
 
     With ``quotes`` (and the ``pack``, ``levels``, ``rate`` and ``carry`` they are read with)
     the month also quotes other series for the adjustment module (module docstring).

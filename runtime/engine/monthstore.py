@@ -16,7 +16,7 @@ The store holds at most ``limit`` bytes (least recently used entries are dropped
 once however many entries hold it or views of it: a month's marks hold its paths' prices and volatilities,
 which the months' entry holds too. A replay of other months may read stored marks too (`MonthStore.matching`):
 a ``hit_rate`` scenario copies the base months' marks on the paths where its months are theirs
-(`opl.runtime.engine.replay._StoredMonths._siblings`). A replay may also keep marks ahead, for later
+(`opl.runtime.engine.passmonths._StoredMonths._siblings`). A replay may also keep marks ahead, for later
 evaluations (`opl.runtime.engine.replay._marks_made_here`: a loop candidate's scenario marks, which the next
 candidate with the same legs reads), but only where `MonthStore.room` finds room beside what the current and
 the previous evaluation read (`MonthStore.begin` counts the evaluations). Forked workers read the entries they inherit (`opl.runtime.engine.replay._pooled` passes them a `MonthStore.reader`) and

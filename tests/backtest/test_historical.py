@@ -21,7 +21,8 @@ from opl.runtime.engine.historical import GivenMonths, HistoricalMonth, mark_cyc
 from opl.runtime.engine.legspec import Levels, OptionLeg, StrikeRule
 from opl.runtime.engine.marking import AmericanMarker, SmileRule
 from opl.runtime.engine.processes import GarchParams, JumpParams, PathGenerator, ProcessSpec, RegimeParams
-from opl.runtime.engine.replay import _Month, replay
+from opl.runtime.engine.months import _Month
+from opl.runtime.engine.replay import replay
 from opl.runtime.engine.runspec import RunSpec, StrategySpec, Variant
 from opl.runtime.market.rules import load_pack
 from opl.simulation.conditionforms import lower_condition

@@ -350,16 +350,16 @@ def _slow_months(pause: float | None, dask_worker=None) -> None:
     (None: the engine's own speed again)."""
     import time
 
-    import opl.runtime.engine.replay as replay
+    import opl.runtime.engine.passmonths as passmonths
 
-    own = getattr(replay._StoredMonths, "_own_next_month", replay._StoredMonths.next_month)
-    replay._StoredMonths._own_next_month = own
+    own = getattr(passmonths._StoredMonths, "_own_next_month", passmonths._StoredMonths.next_month)
+    passmonths._StoredMonths._own_next_month = own
 
     def slowed(self):
         time.sleep(pause)
         return own(self)
 
-    replay._StoredMonths.next_month = own if pause is None else slowed
+    passmonths._StoredMonths.next_month = own if pause is None else slowed
 
 
 class _Listed:

@@ -388,7 +388,7 @@ def test_a_rolls_strikes_share_the_steps_levels_and_volatility_and_match_each_le
     (`_Month._strike_inputs`): every leg, step, recentring and cut month gets the strike it gets alone."""
     from opl.runtime.engine.legspec import Levels, OptionLeg, StrikeRule
     from opl.runtime.engine.marking import SmileRule
-    from opl.runtime.engine.replay import _Month
+    from opl.runtime.engine.months import _Month
     from opl.runtime.market.rules import load_pack
 
     rng = np.random.default_rng(5)
@@ -425,7 +425,8 @@ def test_a_round_s_cut_book_and_month_let_go_of_the_whole_month_once_written_bac
 
     from opl.runtime.engine.book import Book
     from opl.runtime.engine.legspec import OptionLeg, StrikeRule
-    from opl.runtime.engine.replay import _Month, _columns_at
+    from opl.runtime.engine.months import _Month
+    from opl.runtime.engine.replay import _columns_at
 
     cols = np.array([0, 2])
     gc.disable()

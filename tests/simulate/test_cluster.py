@@ -187,11 +187,11 @@ def _spinning_months(seconds: float | None, dask_worker=None) -> None:
     engine's own speed again)."""
     import time
 
-    import opl.runtime.engine.replay as replay
+    import opl.runtime.engine.passmonths as passmonths
     from opl.runtime.engine.deadline import check
 
-    own = getattr(replay._StoredMonths, "_own_next_month", replay._StoredMonths.next_month)
-    replay._StoredMonths._own_next_month = own
+    own = getattr(passmonths._StoredMonths, "_own_next_month", passmonths._StoredMonths.next_month)
+    passmonths._StoredMonths._own_next_month = own
 
     def spinning(self):
         end = time.monotonic() + seconds
@@ -200,7 +200,7 @@ def _spinning_months(seconds: float | None, dask_worker=None) -> None:
             time.sleep(0.01)
         return own(self)
 
-    replay._StoredMonths.next_month = own if seconds is None else spinning
+    passmonths._StoredMonths.next_month = own if seconds is None else spinning
 
 
 def test_passes_go_to_the_scheduler_with_their_work_as_priority():

@@ -20,6 +20,8 @@ import pytest
 import opl.simulation.run as facade
 from opl.runtime.engine import kernelbase, kernels, margin_kernels, mark_kernels
 from opl.runtime.engine.marking import AmericanMarker, SmileRule
+from opl.runtime.engine.months import _Month
+from opl.runtime.engine.passmonths import _StoredMonths, _arrays_of
 import opl.runtime.engine.replay as replay_module
 from opl.runtime.engine.replay import replay as engine_replay
 from opl.runtime.engine.runspec import RunSpec, StrategySpec, Variant
@@ -163,7 +165,7 @@ def test_marks_match_the_reference_marker(american, is_call):
 def _quoting_month(rng, paths, steps, *, whole: bool):
     """A `_Month` with random prices and volatilities that can quote (``whole``: with the whole month's
     (steps, paths) columns, as the replay's own month; else as an adjustment round's cut of it)."""
-    month = object.__new__(replay_module._Month)
+    month = object.__new__(_Month)
     month.price = 10_400 * np.exp(np.cumsum(rng.normal(0.0, 0.03, (paths, steps)), axis=1))
     month.vol = 0.25 * np.exp(rng.normal(0.0, 0.5, (paths, steps)))
     month.by_step = tuple(np.ascontiguousarray(x.T) for x in (month.price, month.vol)) if whole else None
@@ -978,7 +980,7 @@ def test_a_pass_keeps_its_months_only_for_a_store_that_keeps_them():
 
     def read(store):
         with sharing(store):
-            months = replay_module._StoredMonths(run, strategy, group)
+            months = _StoredMonths(run, strategy, group)
             drawn = [months.next_month() for _ in range(run.months)]
         return months, drawn
 
@@ -1238,8 +1240,8 @@ def test_a_lone_sweep_under_a_store_is_split_by_paths_and_gives_the_whole_bit_fo
     marker = AmericanMarker(american=True, rate=strategy.rate)
     euro = AmericanMarker(american=False, rate=strategy.rate)
     with sharing(store.reader()):
-        chunk = replay_module._StoredMonths(run, strategy, ((0, 60),))
-        piece = replay_module._StoredMonths(run, strategy, ((0, 30, 30),))
+        chunk = _StoredMonths(run, strategy, ((0, 60),))
+        piece = _StoredMonths(run, strategy, ((0, 30, 30),))
         assert chunk.stored and piece.stored and piece.cut is not None
         for m in range(run.months):
             mine, theirs = piece.next_month(), chunk.next_month()
@@ -1282,7 +1284,7 @@ def _given_months_replay(engine: str, pack_name: str):
                         days_per_month=run.days_per_month, steps_per_day=1, seed=np.random.SeedSequence([4, 0]))
     marker = AmericanMarker(american=True, rate=strat.rate)
     euro = AmericanMarker(american=False, rate=strat.rate)
-    months = [replay_module._Month(run, strat, gen.next_month(), marker, euro) for _ in range(run.months)]
+    months = [_Month(run, strat, gen.next_month(), marker, euro) for _ in range(run.months)]
     months[-1].expires = False
     given = replace(run, process=None, source=GivenMonths.factory(months), engine=engine)
     return engine_replay(strategy=strat, run=given, variants=(Variant(size=1.0),
@@ -1311,13 +1313,13 @@ def test_a_fast_month_reads_its_steps_contiguous_and_is_counted_once():
         marker = AmericanMarker(american=True, rate=jujube.rate)
         euro = AmericanMarker(american=False, rate=jujube.rate)
         mp = gen.next_month()
-        mo = replay_module._Month(run, jujube, mp, marker, euro)
+        mo = _Month(run, jujube, mp, marker, euro)
         for name, by_step in (("price", mo.by_step[0]), ("vol", mo.by_step[1]), ("atm", None)):
             x = getattr(mo, name)
             assert x.T.flags.c_contiguous and x[:, 3].flags.c_contiguous, name
             assert by_step is None or np.shares_memory(x, by_step), name
             assert np.array_equal(x, getattr(mp, name) if name != "atm" else jujube.smile.atm(mp.vol)), name
-        arrays = replay_module._arrays_of(mo)
+        arrays = _arrays_of(mo)
         assert len({id(a) for a in arrays}) < len(arrays) and all(a.base is None for a in arrays)
         # An adjustment round's cut of the month: the same numbers, laid out the same way.
         cols = np.array([3, 7, 8, 40])

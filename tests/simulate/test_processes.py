@@ -333,7 +333,7 @@ def test_compiled_month_is_step_major_and_chunks_join_so():
     """The fast generator's month holds (paths, steps) views of step-major arrays, and chunks and pieces of
     chunks replayed side by side join the same way: a step's column, which the replay reads step by step, is
     contiguous (a path-major month made every step's kernels gather it), and the numbers are the same."""
-    from opl.runtime.engine.replay import _SideBySide
+    from opl.runtime.engine.passmonths import _SideBySide
 
     spec = _SPECS["limit and gap"]
 
@@ -358,7 +358,7 @@ def test_whole_chunks_side_by_side_write_into_one_month(engine):
     """Whole chunks replayed side by side write their paths into their columns of the month's step-major arrays
     (`_SideBySide`, `PathGenerator.next_month`'s ``out``): month after month the numbers of each chunk alone,
     bit for bit, the month step-major as the replay reads it."""
-    from opl.runtime.engine.replay import _SideBySide
+    from opl.runtime.engine.passmonths import _SideBySide
 
     spec = _SPECS["limit and gap"]
 

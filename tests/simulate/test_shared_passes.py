@@ -121,6 +121,7 @@ def test_a_lockstep_pass_gives_each_job_its_numbers_alone_drawing_each_month_onc
 
     import opl.runtime.engine.processes as processes
     import opl.runtime.engine.replay as replay_module
+    from opl.runtime.engine.months import _Month
 
     run = replace(jujube.run, paths=60, chunk=30, months=2)
     market = {p.name: p for p in jujube.plans if p.market}
@@ -136,8 +137,8 @@ def test_a_lockstep_pass_gives_each_job_its_numbers_alone_drawing_each_month_onc
     monkeypatch.setattr(processes.Draws, "rng", lambda self, stream, what=(): drawn.append(stream)
                         or real(self, stream, what))
     made = []
-    real_month = replay_module._Month.__init__
-    monkeypatch.setattr(replay_module._Month, "__init__", lambda self, *a: made.append(1) or real_month(self, *a))
+    real_month = _Month.__init__
+    monkeypatch.setattr(_Month, "__init__", lambda self, *a: made.append(1) or real_month(self, *a))
     together = replay_module._replay_lockstep(jobs, group, None)
     for (got, trace, hits), (ref, _, ref_hits) in zip(together, alone):
         _same_pass(got, ref)
@@ -284,7 +285,7 @@ def test_a_scenario_on_partly_the_base_paths_copies_the_stored_base_marks(jujube
 
 def test_a_family_of_jobs_is_cut_into_one_run_for_the_workers(jujube):
     """The scenarios' jobs in `_lockstep_tasks`' runs: ``hit_rate`` (a family with the cost pass on the base
-    paths: `replay._family`) beside the cost pass, so that it copies its marks; every job's chunks in order."""
+    paths: `passmonths._family`) beside the cost pass, so that it copies its marks; every job's chunks in order."""
     from dataclasses import replace
 
     import opl.runtime.engine.replay as replay_module
