@@ -29,6 +29,15 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: not engine_free(item))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _american_tables_kept_for_the_session(tmp_path_factory):
+    """The American tables the session solves are kept in a folder of its own (`opl.runtime.engine.tablestore`),
+    not beside the sources: every session solves them afresh once, and its command-line subprocesses read them."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OPL_TABLES_DIR", str(tmp_path_factory.mktemp("american-tables")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def dask_cluster():
     """A real Dask cluster on 127.0.0.1: a scheduler and two worker processes (one thread each), started on

@@ -78,6 +78,7 @@ def test_tables_solved_on_threads_are_the_tables_solved_one_after_the_other(monk
     from opl.runtime.engine import kernelbase, marking
 
     times, key = (5 / 365, 12 / 365, 26 / 365), (0.031, 0.0)
+    monkeypatch.setenv("OPL_TABLES_DIR", "")  # solved both times, not read from disk the second
     marking.prepare_tables(False, times, *key)  # where threads are allowed (this process): side by side
     threaded = [marking._CACHE.pop((False, t, *key)) for t in times]
     calls = []
@@ -87,3 +88,79 @@ def test_tables_solved_on_threads_are_the_tables_solved_one_after_the_other(monk
     for t, tables in zip(times, threaded):
         for a, b in zip(tables, marking._tables(False, t, *key)):
             assert a.tobytes() == b.tobytes()
+
+
+def _dropped(is_call, times, key):
+    from opl.runtime.engine import marking
+
+    for t in times:
+        marking._CACHE.pop((is_call, t, *key), None)
+
+
+def test_tables_kept_on_disk_are_read_by_the_next_process_bit_for_bit(tmp_path, monkeypatch):
+    from opl.runtime.engine import marking
+
+    monkeypatch.setenv("OPL_TABLES_DIR", str(tmp_path))
+    times, key = (3 / 365, 9 / 365, 17 / 365), (0.027, 0.0)
+    for is_call in (False, True):
+        _dropped(is_call, times, key)
+        marking.prepare_tables(is_call, times, *key)
+    assert len(list(tmp_path.glob("*.npy"))) == 2  # a file a call solving tables: the put's, the call's
+    solved = {(c, t): [a.tobytes() for a in marking._tables(c, t, *key)] for c in (False, True) for t in times}
+    for is_call in (False, True):
+        _dropped(is_call, times, key)  # as a new process: nothing in memory
+    monkeypatch.setattr(marking, "_solved", lambda *args: pytest.fail("solved again"))
+    for is_call in (False, True):
+        marking.prepare_tables(is_call, times, *key)
+    for (is_call, t), arrays in solved.items():
+        read = marking._tables(is_call, t, *key)
+        assert [a.tobytes() for a in read] == arrays
+        assert not any(a.flags.writeable for a in read)
+
+
+def test_other_tables_or_an_unreadable_file_are_solved_and_nothing_is_kept_without_a_folder(tmp_path, monkeypatch):
+    from opl.runtime.engine import marking
+
+    monkeypatch.setenv("OPL_TABLES_DIR", str(tmp_path))
+    times, key = (4 / 365, 11 / 365), (0.033, 0.0)
+    _dropped(False, times, key)
+    marking.prepare_tables(False, times, *key)
+    [kept] = tmp_path.glob("*.npy")
+    solved = [a.tobytes() for a in marking._tables(False, times[1], *key)]
+    solves = []
+    real = marking._solved
+    monkeypatch.setattr(marking, "_solved", lambda *args: solves.append(args[1]) or real(*args))
+    _dropped(False, times, key)
+    marking.prepare_tables(False, times[1:], *key)  # other times: another file
+    assert solves == [[times[1]]] and len(list(tmp_path.glob("*.npy"))) == 2
+    assert [a.tobytes() for a in marking._tables(False, times[1], *key)] == solved
+    _dropped(False, times, key)
+    kept.write_bytes(kept.read_bytes()[:1000])  # cut short: solved again, and kept whole again
+    marking.prepare_tables(False, times, *key)
+    assert solves == [[times[1]], list(times)]
+    assert kept.stat().st_size > 1000
+    monkeypatch.setenv("OPL_TABLES_DIR", "")
+    _dropped(False, times, key)
+    for path in tmp_path.iterdir():
+        path.unlink()
+    marking.prepare_tables(False, times, *key)
+    assert len(solves) == 3 and not list(tmp_path.iterdir())
+
+
+def test_the_folder_keeps_the_most_recently_read_files(tmp_path, monkeypatch):
+    import os
+
+    from opl.runtime.engine import tablestore
+
+    monkeypatch.setenv("OPL_TABLES_DIR", str(tmp_path))
+    monkeypatch.setattr(tablestore, "KEPT", 2)
+    arrays = (np.zeros((1, 3, 2)), np.ones((1, 3, 2)), np.zeros((1, 2)))
+    first, second, third = (tablestore._path(tmp_path, False, [0.1], rate, 0.0) for rate in (0.01, 0.02, 0.03))
+    tablestore.save(False, [0.1], 0.01, 0.0, arrays)
+    tablestore.save(False, [0.1], 0.02, 0.0, arrays)
+    os.utime(first, (1, 1))  # written long ago, but read now: the newest
+    os.utime(second, (2, 2))
+    assert tablestore.load(False, [0.1], 0.01, 0.0) is not None
+    tablestore.save(False, [0.1], 0.03, 0.0, arrays)
+    assert sorted(tmp_path.iterdir()) == sorted([first, third])
+    assert [a.tobytes() for a in tablestore.load(False, [0.1], 0.01, 0.0)] == [a.tobytes() for a in arrays]
