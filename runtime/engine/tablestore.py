@@ -8,10 +8,11 @@ strangle's two types), on the path from the start of the process to its first fo
 mostly idle. Here the tables a call solved are written once, as the bytes ``prepare_tables`` made, and a later
 process asking for the same tables reads them (~5 ms): the same numbers, bit for bit.
 
-**What a file is keyed by.** Everything the bytes depend on: the texts of the solver and of `marking` (their
-grids, constants and the arithmetic after the marches), the versions of numpy, numba and llvmlite and the host
-CPU (the compiled marches and numpy's loops are the machine's), the tables' type, rate, carry and times
-(their exact bits). Another solver, grid or machine is another key: nothing stale is read.
+**What a file is keyed by.** Everything the bytes depend on: the texts of the solver (and of the pricers it
+falls back on) and of `marking` (their grids, constants and the arithmetic after the marches), the versions of
+numpy, scipy, numba and llvmlite and the host CPU (the compiled marches and numpy's loops are the machine's), the
+tables' type, rate, carry and times (their exact bits). Another solver, grid or machine is another key: nothing
+stale is read.
 
 **Where.** ``OPL_TABLES_DIR`` when set (empty: nothing kept); else the ``__pycache__`` beside this module, where
 numba keeps the kernels' cache, when it is writable; else nothing is kept. A file is written whole under a
@@ -35,16 +36,18 @@ __all__ = ["load", "save", "folder"]
 #: At most this many files (a month's tables of one type are ~5.5 MB at 21 expiries).
 KEPT = 16
 _HERE = Path(__file__).resolve().parent
-_SOURCES = (_HERE / "marking.py", _HERE.parent / "pricing" / "american_fd.py")
+# marking's grids and arithmetic after the marches; the solver; what it prices by where the marches do not serve.
+_SOURCES = (_HERE / "marking.py", *(_HERE.parent / "pricing" / name for name in ("american_fd.py", "american.py",
+                                                                                  "black.py")))
 _FORMAT = b"opl-american-tables-1"
 
 
 def folder() -> Path | None:
     """Where the tables are kept, or None when nowhere (module docstring)."""
     given = os.environ.get("OPL_TABLES_DIR")
-    if given is not None:
-        return Path(given) if given else None
-    place = _HERE / "__pycache__" / "american-tables"
+    if given == "":
+        return None
+    place = Path(given) if given is not None else _HERE / "__pycache__" / "american-tables"
     try:
         place.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -53,21 +56,31 @@ def folder() -> Path | None:
 
 
 @lru_cache(maxsize=1)
-def _machine() -> bytes:
-    """What the bytes depend on besides the call: the sources, the libraries' versions and the host CPU."""
-    import llvmlite.binding as llvm
-    import numba
+def _machine() -> bytes | None:
+    """What the bytes depend on besides the call: the sources, the libraries' versions and the host CPU (None
+    when any of them cannot be known: then nothing is kept)."""
+    try:
+        import llvmlite
+        import llvmlite.binding as llvm
+        import numba
+        import scipy
 
-    digest = hashlib.sha256(_FORMAT)
-    for path in _SOURCES:
-        digest.update(path.read_bytes())
-    digest.update(f"{np.__version__} {numba.__version__} {llvm.get_host_cpu_name()}".encode())
-    digest.update(llvm.get_host_cpu_features().flatten().encode())
+        digest = hashlib.sha256(_FORMAT)
+        for path in _SOURCES:
+            digest.update(path.read_bytes())
+        digest.update(f"{np.__version__} {scipy.__version__} {numba.__version__} {llvmlite.__version__}".encode())
+        digest.update(llvm.get_host_cpu_name().encode())
+        digest.update(llvm.get_host_cpu_features().flatten().encode())
+    except Exception:  # no numba, a source not shipped, a CPU llvmlite cannot describe: solve every time
+        return None
     return digest.digest()
 
 
-def _path(place: Path, is_call: bool, times: list[float], rate: float, carry: float) -> Path:
-    digest = hashlib.sha256(_machine())
+def _path(place: Path, is_call: bool, times: list[float], rate: float, carry: float) -> Path | None:
+    machine = _machine()
+    if machine is None:
+        return None
+    digest = hashlib.sha256(machine)
     digest.update(np.array([float(is_call), rate, carry, *times], dtype=np.float64).tobytes())
     return place / f"{digest.hexdigest()[:40]}.npy"
 
@@ -78,12 +91,17 @@ def load(is_call: bool, times: list[float], rate: float, carry: float) -> tuple[
     if place is None:
         return None
     path = _path(place, is_call, times, rate, carry)
+    if path is None:
+        return None
     try:
         with open(path, "rb") as f:
             arrays = tuple(np.load(f, allow_pickle=False) for _ in range(3))
-        os.utime(path)  # recently read: kept longest
     except (OSError, ValueError, EOFError):
         return None
+    try:
+        os.utime(path)  # recently read: kept longest
+    except OSError:
+        pass
     n = len(times)
     if arrays[0].shape[:1] != (n,) or arrays[1].shape != arrays[0].shape or arrays[2].shape[:1] != (n,):
         return None
@@ -96,6 +114,8 @@ def save(is_call: bool, times: list[float], rate: float, carry: float, arrays: t
     if place is None:
         return
     path = _path(place, is_call, times, rate, carry)
+    if path is None:
+        return
     try:
         f = tempfile.NamedTemporaryFile(dir=place, suffix=".part", delete=False)
     except OSError:
