@@ -364,7 +364,7 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma separated: check, whole, first, reference, main")
     args = parser.parse_args()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    opl = [sys.executable, "-c", "from opl.cli import main; main()"]
+    opl = [sys.executable, "-c", "from opl.cli import run; run()"]  # the console script (`opl.cli.allocator`)
 
     print(f"{os.cpu_count()} cores; the replay's chunks run on {len(os.sched_getaffinity(0))} worker processes")
     bare_kernel(1000)

@@ -53,6 +53,15 @@ def main() -> None:
     _freeze_at_exit()
 
 
+def run() -> None:
+    """The ``opl`` console script: `main`, the long numeric commands started again once with glibc's heap on
+    transparent huge pages (`opl.cli.allocator`: fewer page faults and TLB misses, the same results)."""
+    from opl.cli.allocator import restart_with_huge_pages
+
+    restart_with_huge_pages()
+    main()
+
+
 _FREEZING = False  # whether `_freeze_at_exit` is registered in this process
 
 
