@@ -1,6 +1,6 @@
 """The step's margin and account kernel per (variant, path) against the numpy reference (issue 13).
 
-Stage 7 of a step (`opl.runtime.engine.replay._Pass._requirement`) is the book's exchange requirement
+Stage 7 of a step (`opl.runtime.engine.step._Pass._requirement`) is the book's exchange requirement
 (the pack's single-leg formula and the combination pairings over the series held on each path), the
 margin calls, the liquidation decision, the margin peak and the drawdown. The fast engine does it in one
 compiled call (`kernels.requirement_account`, `margin_kernels._requirement_account` on a worker's serial
@@ -10,7 +10,7 @@ nothing; 1, 2 and 5 variants, the first two series one row for all variants, as 
 timed as CPU seconds of this process, the best of ``--repeat`` rounds, alternately:
 
 1. **kernel**: the serial twin on the step's arguments (what a step's call runs, without its Python glue);
-2. **reference**: `replay._margin` (the combinations of `opl.runtime.market.combinations`, numpy) and
+2. **reference**: `positions._margin` (the combinations of `opl.runtime.market.combinations`, numpy) and
    the account's numpy lines of `_Pass._requirement`, the same inputs: the requirement, calls, peaks and
    drawdown must come out the same bits.
 
@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from opl.runtime.engine import kernels, margin_kernels
-from opl.runtime.engine import replay as replay_module
+from opl.runtime.engine import positions
 from opl.runtime.engine.book import Book
 from opl.runtime.engine.runspec import Variant
 from opl.runtime.market.rules import load_pack
@@ -65,7 +65,7 @@ def _account_state(rng, shape):
 
 def _reference(packs, holdings, hedge, price, state) -> np.ndarray:
     equity, calls, peak_margin, peak, max_dd = state
-    requirement = replay_module._margin(packs, Book(equity.shape), None, None, price, legs=holdings,
+    requirement = positions._margin(packs, Book(equity.shape), None, None, price, legs=holdings,
                                         futures_lots=np.abs(hedge))
     call = (equity < requirement) & (requirement > 0)
     calls += call
@@ -107,7 +107,7 @@ def main() -> None:
     print(f"{'series':>6} {'variants':>8} {'kernel':>8} {'reference':>10} {'ratio':>7}")
     for series in (0, 2, 4):
         for variants in (1, 2, 5):
-            packs = replay_module._margin_packs(pack, tuple(Variant() for _ in range(variants)))
+            packs = positions._margin_packs(pack, tuple(Variant() for _ in range(variants)))
             rule = kernels.MarginRule.of(packs)
             holdings, hedge = _book(rng, variants, args.paths, series, args.held)
             state = _account_state(rng, (variants, args.paths))

@@ -377,14 +377,15 @@ class Evaluator:
         They depend on the model, the seed and the legs, not on the size the sweep will pick, so the jobs
         planned at the sweep's first size name the same months and marks as the pass at the picked size (the
         counterfactuals' runs are prepared again then, at that size). Only for a pass of one chunk's paths: the
-        store keeps no longer runs' months (`opl.runtime.engine.replay._months_made_here`).
+        store keeps no longer runs' months (`opl.runtime.engine.passes._months_made_here`).
 
         A quick evaluation under a store that keeps marks ahead (`MonthStore.ahead`: `opl loop`'s candidates)
         also plans its completion's jobs — the stress scenarios and the counterfactuals, which `complete` replays
         if the loop keeps the candidate — ahead of its sensitivities' (whose marks then come first where room is
         short): a candidate that changes the model or the legs is usually kept, and the completion then finds
         them made instead of making them alone before its pool forks."""
-        from opl.runtime.engine.replay import made_ahead, pass_plan
+        from opl.runtime.engine.passes import pass_plan
+        from opl.runtime.engine.replay import made_ahead
         from opl.simulation.run import SettingsError, SimulationInputError
 
         if len(pass_plan(prepared.run, 1)) != 1:

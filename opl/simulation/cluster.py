@@ -194,11 +194,11 @@ class Cluster:
 
     def replay_passes(self, jobs: Sequence[tuple], progress: Callable[[int], None] | None = None) -> list[Iterator]:
         """`opl.runtime.engine.replay.REMOTE`: submit every pass of chunks of every job now (at least one pass a
-        worker, `opl.runtime.engine.replay.pass_plan`); per job, its passes' results in chunk order. Each job is
+        worker, `opl.runtime.engine.passes.pass_plan`); per job, its passes' results in chunk order. Each job is
         pickled once, as a task of its own that its pass tasks depend on."""
         import cloudpickle
 
-        from opl.runtime.engine.replay import pass_paths, pass_plan
+        from opl.runtime.engine.passes import pass_paths, pass_plan
 
         tag = uuid.uuid4().hex[:12]
         workers = max(1, self.workers)
@@ -334,7 +334,7 @@ def pass_work(run, variants: Sequence, group: tuple) -> int:
     """A pass's work, for the scheduler's order (Dask runs the higher priority first): its path-months times
     its variants — the longest first, so that a pool of passes ends on short ones, not with one worker
     replaying a long pass while the others wait."""
-    from opl.runtime.engine.replay import pass_paths
+    from opl.runtime.engine.passes import pass_paths
 
     return pass_paths(group) * run.months * max(1, len(variants))
 

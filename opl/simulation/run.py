@@ -924,7 +924,7 @@ def metrics_of(variants: list[tuple], *, errors: bool = True, without: list | No
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from opl.runtime.engine.replay import _cores
+    from opl.runtime.engine.passes import _cores
     from opl.runtime.results.metrics import run_metrics, with_errors
 
     if without is not None:

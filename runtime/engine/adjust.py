@@ -157,7 +157,7 @@ class Desk:
     reuse_margin: bool = False  # an action's margin before it is the previous one's after it (the fast engine)
     trade_slot: Callable | None = None  # the fast engine's compiled `_apply` of one slot (adjust_kernels.trade_slot)
     # The fast engine's compiled proposals: ``quotes(is_call, american, extra_days)`` the quote arguments of a
-    # series at the step (`opl.runtime.engine.replay._quote_inputs`); None: the numpy proposals.
+    # series at the step (`opl.runtime.engine.adjustround._quote_inputs`); None: the numpy proposals.
     quotes: Callable | None = None
     guards: tuple = ()  # the strategy's guard rules (`opl.runtime.engine.guards.GuardRule`)
 

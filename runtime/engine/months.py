@@ -1,14 +1,14 @@
 """A month as the replay reads it: its prices, its calendar and the marks of every leg it trades.
 
 `MarkedMonth` names what a step reads of a month (a backtest's given months,
-`opl.runtime.engine.historical`, hold the same attributes). `_Month` is a simulated month: its legs'
-strikes resolved from the open's price and levels, their marks made — on the fast engine compiled, a
-step's column at a time where a position holds it (`_base_marks`), the gamma only where something reads
-it (`_base_gammas`) — and the quotes of the series the adjustment module trades, re-marked in place
-where nothing else refers to the old marks (`_unshared`).
+`opl.runtime.engine.historical`, hold the same attributes). `_Month` is a simulated month: its legs' strikes
+resolved from the open's price and levels, their marks made — on the fast engine compiled, a step's column
+at a time where a position holds it (`_base_marks`), the gamma only where something reads it
+(`_base_gammas`) — and the quotes of the series the adjustment module trades, re-marked in place where
+nothing else refers to the old marks (`_unshared`).
 
-What a month is, apart from the order of a step's operations (`opl.runtime.engine.replay`) and from
-where a pass's months come from (`opl.runtime.engine.passmonths`: made, shared or stored).
+What a month is, apart from the order of a step's operations (`opl.runtime.engine.replay`) and from where a
+pass's months come from (`opl.runtime.engine.passmonths`: made, shared or stored).
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ class _Month(MarkedMonth):
 
     def share(self, others: list["_Month"]) -> None:
         """Copy the marks of the month of ``others`` (months of the same legs on other paths:
-        `_StoredMonths._siblings`) that agrees with this one on the most paths, where both have the same
+        `passmonths._StoredMonths._siblings`) that agrees with this one on the most paths, where both have the same
         prices and volatilities at every step and the same strike, instead of computing them (a mark depends
         on those only); each leg marks the rest itself."""
         others = [o for o in others if self.series is not None and o.series is not None and o.by_step is not None
@@ -189,7 +189,7 @@ class _Month(MarkedMonth):
         prices, volatilities and levels a round reads. Not the legs' mark tables: a round quotes the
         series it trades and its slots carry their marks, so copying the tables was wasted work."""
         sub = copy.copy(self)
-        for kept in ("_step_columns", "_strike_kept"):  # the whole month's (`_columns_at`, `_strike_inputs`)
+        for kept in ("_step_columns", "_strike_kept"):  # the whole month's (`stepstate._columns_at`, `_strike_inputs`)
             vars(sub).pop(kept, None)
         sub.series = None  # the rounds quote and re-mark; a base leg's marks are read on the whole month only
         sub.by_step = None  # (steps, all paths): the round's columns are gathered from its own prices

@@ -17,9 +17,9 @@ once however many entries hold it or views of it: a month's marks hold its paths
 which the months' entry holds too. A replay of other months may read stored marks too (`MonthStore.matching`):
 a ``hit_rate`` scenario copies the base months' marks on the paths where its months are theirs
 (`opl.runtime.engine.passmonths._StoredMonths._siblings`). A replay may also keep marks ahead, for later
-evaluations (`opl.runtime.engine.replay._marks_made_here`: a loop candidate's scenario marks, which the next
+evaluations (`opl.runtime.engine.passes._marks_made_here`: a loop candidate's scenario marks, which the next
 candidate with the same legs reads), but only where `MonthStore.room` finds room beside what the current and
-the previous evaluation read (`MonthStore.begin` counts the evaluations). Forked workers read the entries they inherit (`opl.runtime.engine.replay._pooled` passes them a `MonthStore.reader`) and
+the previous evaluation read (`MonthStore.begin` counts the evaluations). Forked workers read the entries they inherit (`opl.runtime.engine.passes._pooled` passes them a `MonthStore.reader`) and
 keep nothing new. The store does not travel: a pickled store (a Dask task carrying the evaluator) arrives
 empty.
 """
@@ -38,10 +38,10 @@ __all__ = ["MonthStore", "STORE_BYTES", "current", "owner", "sharing", "suspende
 
 #: What `opl loop`'s evaluator keeps by default. A 10,000-path chunk's twelve months take about 35 MB, their
 #: marks for the jujube strangle's two legs about 175 MB more; a candidate also reads the months of its market
-#: scenarios and counterfactuals (six for the jujube file: `opl.runtime.engine.replay._months_made_here`) and
+#: scenarios and counterfactuals (six for the jujube file: `opl.runtime.engine.passes._months_made_here`) and
 #: the marks of its ``hit_rate`` sensitivity: 600 MB. The rest holds a rejected candidate's other legs' marks,
 #: or some of a completion's market scenarios' and counterfactuals' marks for the next candidate with the same
-#: legs (`opl.runtime.engine.replay._marks_made_here`). At 1 GB two of those five sets fit: the candidates'
+#: legs (`opl.runtime.engine.passes._marks_made_here`). At 1 GB two of those five sets fit: the candidates'
 #: marks fell from 259.5M to 228.0M, but the main job's largest resident size rose from 1.36 to 1.80 GB, its
 #: CPU not measurably lower (273 against 284 s on a loaded machine): not worth it (all five would need 1.4 GB).
 STORE_BYTES = 768 * 2**20
@@ -135,7 +135,7 @@ class MonthStore:
         """Whether ``nbytes`` more fit within `limit` beside every entry read or put in this evaluation or the
         one before (`begin`), after dropping the least recently used of the others as far as needed (only if
         that suffices): for what a replay keeps ahead for later evaluations (marks made before they are asked
-        for: `opl.runtime.engine.replay._marks_made_here`), which must not push out what the run reads every
+        for: `opl.runtime.engine.passes._marks_made_here`), which must not push out what the run reads every
         evaluation."""
         if not self.keeps or not self.ahead or nbytes > self.limit:
             return False

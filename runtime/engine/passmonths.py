@@ -28,7 +28,7 @@ from opl.runtime.engine.runspec import DAYS_PER_YEAR, RunSpec, StrategySpec
 class _SideBySide:
     """Several chunks' path generators as one: each chunk draws its own paths (its own seed), the months
     are joined along the path axis. ``kept``: the paths of each chunk the pass replays (a slice; all of them
-    but for a piece of a chunk, `_passes`)."""
+    but for a piece of a chunk, `passes._passes`)."""
 
     def __init__(self, generators: list[PathGenerator], kept: list[slice] | None = None):
         self.generators = generators
@@ -72,7 +72,7 @@ def _kept(piece: tuple) -> slice:
 
 
 class _Shared:
-    """What the jobs of a pass replayed in lockstep (`_replay_lockstep`) share, the current month's only:
+    """What the jobs of a pass replayed in lockstep (`passes._replay_lockstep`) share, the current month's only:
     each chunk's random draws (`opl.runtime.engine.processes.Draws`: the scenarios of a simulation redraw the
     base's shocks, jumps and signals), the months of jobs on the same paths, the marks of jobs on the
     same paths with the same legs (`_StoredMonths`' keys), and the months of a family (`_family`: a
@@ -174,7 +174,7 @@ class _StoredMonths:
         self.store = monthstore.current()
         self.key = _months_key(run, strat, group)
         stored = self.store.get(self.key) if self.store is not None else None
-        # A piece of a chunk whose whole months the store holds reads its paths of them (`_path_parts`).
+        # A piece of a chunk whose whole months the store holds reads its paths of them (`passes._path_parts`).
         self.cut = None
         if stored is None and self.store is not None and len(group) == 1 and len(group[0]) == 3:
             whole = _months_key(run, strat, ((group[0][0], _chunk_paths(run, group[0])),))

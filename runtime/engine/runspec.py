@@ -1,11 +1,11 @@
 """What a replay is asked to run and what it gives back: the strategy, the run, the variants, the result.
 
-`StrategySpec` is the strategy as the replay trades it (per unit of size), `RunSpec` everything about a
-run that is not the strategy (the market's process or given months, the rule pack, the capital, paths,
-chunks and the engine), `Variant` one replay on shared paths (a size, cost and margin multipliers) and
-`ReplayResult` what every variant earned and risked on every path. They are plain frozen records, apart
-from the replay that reads them (`opl.runtime.engine.replay`): the facade, the backtest, the loop and the
-cluster build and pass them without importing the replay's machinery.
+`StrategySpec` is the strategy as the replay trades it (per unit of size), `RunSpec` everything about a run
+that is not the strategy (the market's process or given months, the rule pack, the capital, paths, chunks
+and the engine), `Variant` one replay on shared paths (a size, cost and margin multipliers) and
+`ReplayResult` what every variant earned and risked on every path. They are plain frozen records, apart from
+the replay that reads them (`opl.runtime.engine.replay`): the facade, the backtest, the loop and the cluster
+build and pass them without importing the replay's machinery.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class RunSpec:
     """Everything about a run that is not the strategy.
 
     ``source``, when set, gives the months instead of ``process``: called with (chunk,
-    paths) it returns an object whose ``next_month()`` yields `MarkedMonth` objects.
+    paths) it returns an object whose ``next_month()`` yields `months.MarkedMonth` objects.
     """
 
     process: ProcessSpec | None

@@ -22,7 +22,7 @@ __all__ = ["StepPack"]
 
 def _marks_tuple(arrays: list, least: int = 8) -> tuple:
     """`_slot_tuple` of a step's marks, whose every view was made already (`kernelbase._VIEWS`: a base leg's columns
-    and their views are put there at each step, `replay._Pass._settle`; a dynamic slot's by an earlier tuple), else
+    and their views are put there at each step, `step._Pass._settle`; a dynamic slot's by an earlier tuple), else
     `_slot_tuple` itself: the same tuple, not kept.
 
     A step's marks are a new set of arrays at every step (a base leg's columns), so `_slot_tuple` kept their tuples
@@ -93,7 +93,7 @@ class StepPack:
                month_pnl: np.ndarray) -> None:
         """`step_kernels.settle` of the slots moved (their lots, marks before and after, and whether each was
         held at the step's start, in the book's order); ``previous`` and ``price`` the month's rows of the
-        step's start and end (C-ordered floats, `replay._price_rows`); ``close``: the futures from exercise
+        step's start and end (C-ordered floats, `step._price_rows`); ``close``: the futures from exercise
         closed at the pass's futures fee."""
         shape, equity, buckets = self.shape, self.equity, self.buckets
         units, growth, held_margin, margin_growth = interest if interest is not None else (None, 0.0, equity, None)
@@ -173,7 +173,7 @@ class StepPack:
         # (every entry written: the pass's own row when it will do, as `_held`)
         out = self._shorts if n <= self._shorts.shape[0] else np.zeros(n, dtype=np.bool_)
         if qtys:
-            # (a base leg's flags: the step's view of its column, `replay._Pass._settle`; a dynamic slot's kept)
+            # (a base leg's flags: the step's view of its column, `step._Pass._settle`; a dynamic slot's kept)
             grids = [_flag_view(f) for f in flags]
             step_kernels._shorts_exercised(_slot_tuple(qtys), (*grids, *_NO_FLAGS8[n:]) if n <= 8 else
                                            _padded(tuple(grids), kernelbase._NO_FLAGS), n, out)

@@ -362,14 +362,15 @@ def test_a_complete_evaluations_scenario_months_and_marks_are_made_while_its_swe
     # the legs, not on the size the sweep picks: they are made while the sweep's forked workers replay
     # (`replay.made_ahead`, with the sweep's pool running), so the scenario pass finds every one in the store and
     # makes none before its workers fork — and the evaluation is the one made in one process.
+    import opl.runtime.engine.passes as passes_module
     import opl.runtime.engine.replay as replay_module
     from opl.runtime.engine import monthstore
 
     calls, real_ahead = [], replay_module.made_ahead
-    real = {name: getattr(replay_module, name) for name in ("_months_made_here", "_marks_made_here")}
+    real = {name: getattr(passes_module, name) for name in ("_months_made_here", "_marks_made_here")}
 
     def ahead(jobs):
-        calls.append(("ahead", replay_module._JOBS is not None))  # set while a pool's workers replay
+        calls.append(("ahead", passes_module._JOBS is not None))  # set while a pool's workers replay
         return real_ahead(jobs)
 
     def counted(name):
@@ -381,7 +382,7 @@ def test_a_complete_evaluations_scenario_months_and_marks_are_made_while_its_swe
 
     monkeypatch.setattr(replay_module, "made_ahead", ahead)
     for name in real:
-        monkeypatch.setattr(replay_module, name, counted(name))
+        monkeypatch.setattr(passes_module, name, counted(name))
     settings = EvalSettings(paths=40, seed=7, holdout_paths=40, overrides=("sim.workers=2",))
     pooled = Evaluator(_target(), settings).evaluate(SMALL, complete=True).to_dict()
     assert calls[0] == ("ahead", True)
@@ -453,14 +454,14 @@ def test_the_month_store_counts_an_array_that_several_entries_hold_once():
 
 def test_forked_scenario_replays_read_marks_made_once_and_so_does_the_next_completion(monkeypatch):
     # The marks of a completion's market scenarios and counterfactuals depend on the model, the seed and the legs
-    # only: made whole in the parent before the workers fork (`replay._marks_made_here`), the next candidate that
+    # only: made whole in the parent before the workers fork (`passes._marks_made_here`), the next candidate that
     # keeps the legs (an exit changed) reads them — its workers mark none of those jobs' months — and gets the
     # numbers of a fresh evaluation in one process.
     import os
 
-    import opl.runtime.engine.replay as replay_module
+    import opl.runtime.engine.passes as passes_module
 
-    counts, real = [], replay_module._JobReplay.month
+    counts, real = [], passes_module._JobReplay.month
 
     def month(self, m):  # runs in the forked workers: what each job marked is sent back through a pipe
         from opl.runtime.engine import kernels
@@ -480,7 +481,7 @@ def test_forked_scenario_replays_read_marks_made_once_and_so_does_the_next_compl
             os.write(pipe[1], f"{self.run.process.gap is not None},{made[0]}\n".encode())
 
     pipe = os.pipe()
-    monkeypatch.setattr(replay_module._JobReplay, "month", month)
+    monkeypatch.setattr(passes_module._JobReplay, "month", month)
     exits = SMALL.replace("pnl_percent(<-25%)", "pnl_percent(<-40%)")
     settings = EvalSettings(paths=40, seed=7, holdout_paths=40, overrides=("sim.workers=2",))
     pooled = Evaluator(_target(), settings)

@@ -426,7 +426,7 @@ def test_a_round_s_cut_book_and_month_let_go_of_the_whole_month_once_written_bac
     from opl.runtime.engine.book import Book
     from opl.runtime.engine.legspec import OptionLeg, StrikeRule
     from opl.runtime.engine.months import _Month
-    from opl.runtime.engine.replay import _columns_at
+    from opl.runtime.engine.stepstate import _columns_at
 
     cols = np.array([0, 2])
     gc.disable()

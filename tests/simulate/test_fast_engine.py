@@ -22,7 +22,11 @@ from opl.runtime.engine import kernelbase, kernels, margin_kernels, mark_kernels
 from opl.runtime.engine.marking import AmericanMarker, SmileRule
 from opl.runtime.engine.months import _Month
 from opl.runtime.engine.passmonths import _StoredMonths, _arrays_of
+import opl.runtime.engine.adjustround as round_module
+import opl.runtime.engine.passes as passes_module
+import opl.runtime.engine.positions as positions_module
 import opl.runtime.engine.replay as replay_module
+import opl.runtime.engine.step as step_module
 from opl.runtime.engine.replay import replay as engine_replay
 from opl.runtime.engine.runspec import RunSpec, StrategySpec, Variant
 
@@ -553,7 +557,7 @@ def test_margin_kernel_is_the_reference_margin_bit_for_bit(pack_name, method):
 
     rng = np.random.default_rng(11)
     pack = with_margin_method(load_pack(pack_name), method)
-    packs = replay_module._margin_packs(pack, (Variant(), Variant(margin_factor=1.5)))
+    packs = positions_module._margin_packs(pack, (Variant(), Variant(margin_factor=1.5)))
     rule = kernels.MarginRule.of(packs)
     shape = (2, 300)
     level = 10_000.0 if pack.underlying.kind == "future" else 2.5
@@ -569,7 +573,7 @@ def test_margin_kernel_is_the_reference_margin_bit_for_bit(pack_name, method):
                              -np.abs(qty) if rng.random() < 0.3 else qty, float(rng.choice([0.0, 30.0]))))
         futures = np.abs(rng.integers(-3, 3, shape)).astype(float)
         for cols in (None, np.array([3, 7, 100])):
-            ref = replay_module._margin(packs, Book(shape), None, None, price, legs=holdings, futures_lots=futures,
+            ref = positions_module._margin(packs, Book(shape), None, None, price, legs=holdings, futures_lots=futures,
                                         cols=cols)
             got = kernels.book_margin(rule, holdings, futures, price, shape, cols)
             assert np.array_equal(got, ref)
@@ -583,9 +587,9 @@ def test_chunks_replayed_side_by_side_are_each_chunk_alone_bit_for_bit():
     strategy, run = _jujube_run(paths=90, months=2, seed=5, chunk=30)
     variants = (Variant(size=1.0), Variant(size=5.0, fee_factor=2.0))
     group = ((0, 30), (1, 30), (2, 30))
-    assert replay_module._passes(run, list(group), 1, False) == [group]
-    joined, _, _ = replay_module._replay_pass(strategy, run, variants, group, None, False)
-    alone = [replay_module._replay_chunk(strategy, run, variants, p, c, None, False)[0] for c, p in group]
+    assert passes_module._passes(run, list(group), 1, False) == [group]
+    joined, _, _ = passes_module._replay_pass(strategy, run, variants, group, None, False)
+    alone = [passes_module._replay_chunk(strategy, run, variants, p, c, None, False)[0] for c, p in group]
     for key in ("monthly", "max_drawdown", "peak_margin"):
         assert np.array_equal(joined[key], np.concatenate([a[key] for a in alone], axis=1)), key
     for kind in ("buckets", "counters"):
@@ -598,15 +602,15 @@ def test_passes_share_the_paths_equally_a_chunk_cut_between_two_is_each_chunk_al
     # whole month and replays its own paths); joined in order, every number is the chunks' alone.
     strategy, run = _jujube_run(paths=90, months=2, seed=5, chunk=30)
     variants = (Variant(size=1.0), Variant(size=5.0, fee_factor=2.0))
-    chunks = replay_module._chunks(run)
-    passes = replay_module._passes(run, chunks, 2, False)
+    chunks = passes_module._chunks(run)
+    passes = passes_module._passes(run, chunks, 2, False)
     assert passes == [((0, 30), (1, 15, 0)), ((1, 15, 15), (2, 30))]
-    assert [replay_module.pass_paths(g) for g in passes] == [45, 45]
+    assert [passes_module.pass_paths(g) for g in passes] == [45, 45]
     # The old grouping by whole chunks gave one process 60 paths and the other 30.
-    assert replay_module._passes(replace(run, paths=40_000, chunk=10_000), [(c, 10_000) for c in range(4)], 2,
+    assert passes_module._passes(replace(run, paths=40_000, chunk=10_000), [(c, 10_000) for c in range(4)], 2,
                                  False) == [((0, 10_000), (1, 10_000)), ((2, 10_000), (3, 10_000))]
-    cut = [replay_module._replay_pass(strategy, run, variants, g, None, False)[0] for g in passes]
-    alone = [replay_module._replay_chunk(strategy, run, variants, p, c, None, False)[0] for c, p in chunks]
+    cut = [passes_module._replay_pass(strategy, run, variants, g, None, False)[0] for g in passes]
+    alone = [passes_module._replay_chunk(strategy, run, variants, p, c, None, False)[0] for c, p in chunks]
     for key in ("monthly", "max_drawdown", "peak_margin"):
         assert np.array_equal(np.concatenate([a[key] for a in cut], axis=1),
                               np.concatenate([a[key] for a in alone], axis=1)), key
@@ -749,7 +753,7 @@ def test_inventory_step_with_nothing_due_allocates_nothing():
 
 
 def _step_books(pack_name: str, rng_seed: int, fused: bool = False, paths: int = 50, fast_costs: bool = True):
-    """A step's interest, marks and previous decisions (`replay._Pass._interest`, `_mark`,
+    """A step's interest, marks and previous decisions (`step._Pass._interest`, `_mark`,
     `_previous_decisions`; ``fused``: `_Pass._settle`, one kernel) on a random book: a base slot marked per
     path, a dynamic slot per variant and path, the strategy's futures, the hedge, futures from exercise
     (closed) and delivered goods; the cash rate apart from the deposit's; a liquidation decided before the
@@ -772,7 +776,7 @@ def _step_books(pack_name: str, rng_seed: int, fused: bool = False, paths: int =
                                                                  funding_rate=0.03))
     run = RunSpec(process=None, pack=load_pack(pack_name), price=100.0, capital=50_000.0,
                                 paths=shape[1], months=1, cash_rate=0.02, margin_rate=0.005)
-    account = replay_module._Pass(strat, run, tuple(Variant(size=s) for s in (1.0, 2.0, 5.0)),
+    account = step_module._Pass(strat, run, tuple(Variant(size=s) for s in (1.0, 2.0, 5.0)),
                                   shape, False)
     account.fast, account.cost.fast = fused, fused and fast_costs
     price = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.02, (shape[1], n + 1)), axis=1))
@@ -795,7 +799,7 @@ def _step_books(pack_name: str, rng_seed: int, fused: bool = False, paths: int =
     account.pending = rng.integers(-3, 4, shape).astype(float)
     account.inventory.add(0, rng.integers(0, 3, shape).astype(float), release_step=9)
     account.margin_held = np.abs(rng.normal(5_000.0, 1_000.0, shape))
-    o = replay_module._Open(m=0, mo=mo, book=book, d=np.ones(shape[1]), hedge=rng.integers(-4, 5, shape) * 1.0,
+    o = step_module._Open(m=0, mo=mo, book=book, d=np.ones(shape[1]), hedge=rng.integers(-4, 5, shape) * 1.0,
                             is_open=np.ones(shape, dtype=bool), month_pnl=rng.normal(0.0, 100.0, shape),
                             denominator=np.ones(shape), open_margin=np.ones(shape), month_start=account.equity.copy(),
                             alerted=np.zeros(shape, dtype=bool), assigned=np.zeros(shape, dtype=bool),
@@ -934,8 +938,8 @@ def test_jobs_replayed_side_by_side_by_forked_workers_are_each_job_alone_bit_for
     jobs = [prepared.sweep_job(), *prepared.scenario_jobs(5.0).jobs]
     assert len(jobs) == 6  # the sweep, the cost pass, four market scenarios
     pools = []
-    real = replay_module._pooled
-    monkeypatch.setattr(replay_module, "_pooled", lambda jobs, tasks, workers, progress, *beside:
+    real = passes_module._pooled
+    monkeypatch.setattr(passes_module, "_pooled", lambda jobs, tasks, workers, progress, *beside:
                         pools.append(workers) or real(jobs, tasks, workers, progress, *beside))
     ticks = []
     together = replay_module.replay_many(jobs, progress=ticks.append)
@@ -976,7 +980,7 @@ def test_a_pass_keeps_its_months_only_for_a_store_that_keeps_them():
     prepared = facade.prepare(check_path(JUJUBE), facade.RunSettings(
         paths=40, overrides=("experiment.horizon=3", "experiment.sizes=[1]")))
     strategy, run, _ = prepared.sweep_job()
-    [group] = replay_module._passes(run, replay_module._chunks(run), 1, False)
+    [group] = passes_module._passes(run, passes_module._chunks(run), 1, False)
 
     def read(store):
         with sharing(store):
@@ -997,7 +1001,7 @@ def test_a_pass_keeps_its_months_only_for_a_store_that_keeps_them():
 _LOADED_KERNELS = """
 import os, sys
 from opl.lang.frontend import check_path
-from opl.runtime.engine import (adjust_kernels, kernelbase, margin_kernels, mark_kernels, path_kernels, replay,
+from opl.runtime.engine import (adjust_kernels, kernelbase, margin_kernels, mark_kernels, passes, path_kernels,
                                  step_kernels)
 from opl.simulation.run import RunSettings, prepare
 
@@ -1008,13 +1012,13 @@ def loaded():  # the kernels with a compiled signature (one per argument types: 
 
 prepared = prepare(check_path(sys.argv[1]), RunSettings(paths=60, overrides=("experiment.horizon=2",)))
 strategy, run, variants = prepared.sweep_job()
-replay._warm_steps(strategy, run, variants)
+passes._warm_steps(strategy, run, variants)
 warm = loaded()
 read, write = os.pipe()
 if os.fork() == 0:  # a pool's worker: serial twins on a pass of the run
     kernelbase.serial_only()
-    [group] = replay._passes(run, replay._chunks(run), 1, False)
-    replay._replay_pass(strategy, run, variants, group, None, False)
+    [group] = passes._passes(run, passes._chunks(run), 1, False)
+    passes._replay_pass(strategy, run, variants, group, None, False)
     os.write(write, str(loaded()).encode())
     os._exit(0)
 os.wait()
@@ -1035,7 +1039,7 @@ def test_forked_workers_inherit_the_step_kernels_loaded_once_in_the_parent():
 
 
 def test_the_steps_small_kernels_are_their_numpy_formulas():
-    # The early-assignment test and the margin's futures lots (replay._Pass._exercised, _Margins) on random
+    # The early-assignment test and the margin's futures lots (step._Pass._exercised, _Margins) on random
     # books: exercise flags per path (a month's column, strided) or per variant and path.
     rng = np.random.default_rng(2)
     shape = (3, 40)
@@ -1064,7 +1068,7 @@ def test_goods_sold_at_their_release_are_booked_as_the_stages_book_them():
     rng = np.random.default_rng(11)
     shape = (3, 50)
     pack = load_pack("czce_cj")
-    cost = replay_module._CostArrays([Costs.from_pack(pack, price=10_000.0, premium=100.0, fee_factor=f,
+    cost = positions_module._CostArrays([Costs.from_pack(pack, price=10_000.0, premium=100.0, fee_factor=f,
                                                       slippage_factor=f) for f in (1.0, 2.0, 3.0)])
     for sold in (np.where(rng.random(shape) < 0.2, rng.integers(1, 4, shape), 0).astype(float), np.zeros(shape)):
         start = 1e6 + rng.normal(0.0, 1e4, shape)
@@ -1099,7 +1103,7 @@ def test_the_requirement_and_the_exercise_write_into_the_arrays_given():
     for into in (None, (np.full(shape, np.nan), np.ones(shape, dtype=bool))):
         equity = start.copy()
         calls, peak_margin, peak, max_dd = np.zeros(shape, np.int64), np.zeros(shape), np.full(shape, 1e6), np.zeros(shape)
-        out = kernels.requirement_account(rule, replay_module._holdings(book), static=book.static, hedge=hedge,
+        out = kernels.requirement_account(rule, positions_module._holdings(book), static=book.static, hedge=hedge,
                                           other=np.zeros(shape), price=price, equity=equity, capital=1e6,
                                           margin_buffer=0.2, calls=calls, peak_margin=peak_margin, peak=peak,
                                           max_dd=max_dd, into=into)
@@ -1141,17 +1145,17 @@ def test_a_slot_s_compiled_trade_is_the_reference_s_bit_for_bit():
     restruck = go & (rng.random(shape) < 0.3)
     fees = {name: rng.uniform(1.0, 9.0, (3, 1)) for name in ("option_close", "option_open_short", "option_open_long",
                                                               "option_slippage")}
-    cost = replay_module._CostArrays.__new__(replay_module._CostArrays)
+    cost = positions_module._CostArrays.__new__(positions_module._CostArrays)
     vars(cost).update(fees)
     start = rng.normal(0.0, 1e4, shape)
     ref_ledger, ref_equity, ref_pnl = Ledger(shape, 1), start.copy(), start * 0.5
-    desk = replay_module._desk(SimpleNamespace(guards=(), hedge=None, tenor_days=30.0), None, np.zeros(shape),
+    desk = round_module._desk(SimpleNamespace(guards=(), hedge=None, tenor_days=30.0), None, np.zeros(shape),
                                SimpleNamespace(price=np.zeros((shape[1], 1))), 0, None, None, 1.0,
                                SimpleNamespace(capital=1e6), cost, ref_ledger, ref_equity, ref_pnl, None,
                                np.zeros(shape), SimpleNamespace(total=lambda: np.zeros(shape)), None)
     ref = AdjustEngine._trade_slot(desk, old, np.where(go, proposed, old), restruck)
     ledger, equity, pnl = Ledger(shape, 1), start.copy(), start * 0.5
-    got = replay_module._slot_trader(cost, ledger, equity, pnl)(old, proposed, go, restruck)
+    got = round_module._slot_trader(cost, ledger, equity, pnl)(old, proposed, go, restruck)
     assert np.array_equal(got, ref)
     assert np.array_equal(ledger.buckets["adjustments"], ref_ledger.buckets["adjustments"])
     assert np.array_equal(equity, ref_equity) and np.array_equal(pnl, ref_pnl)
@@ -1160,7 +1164,7 @@ def test_a_slot_s_compiled_trade_is_the_reference_s_bit_for_bit():
 
 
 def _assigned_books(fast: bool, policy: str):
-    """`replay._Pass._assign` before and at expiry on a random book of American legs (a base slot marked per
+    """`step._Pass._assign` before and at expiry on a random book of American legs (a base slot marked per
     path, a dynamic slot per variant and path): the ledger, equity, P&L, futures from exercise, goods, lots."""
     from types import SimpleNamespace
 
@@ -1177,7 +1181,7 @@ def _assigned_books(fast: bool, policy: str):
                                        assignment=AssignmentSpec(action=policy, storage_per_day=2.0))
     run = RunSpec(process=None, pack=load_pack("czce_cj"), price=100.0, capital=50_000.0,
                                 paths=shape[1], months=1)
-    account = replay_module._Pass(strat, run, tuple(Variant(size=s, fee_factor=s)
+    account = step_module._Pass(strat, run, tuple(Variant(size=s, fee_factor=s)
                                                     for s in (1.0, 2.0, 5.0)), shape, False)
     account.fast = account.cost.fast = fast
     price = 100.0 * np.exp(rng.normal(0.0, 0.05, (shape[1], n + 1)))
@@ -1190,7 +1194,7 @@ def _assigned_books(fast: bool, policy: str):
         slot.value = np.abs(rng.normal(5.0, 2.0, shape[1] if not is_call else shape))
         slot.exercise = rng.random(shape[1] if not is_call else shape) < 0.3
     account.pending = rng.integers(-2, 3, shape).astype(float)
-    o = replay_module._Open(m=0, mo=mo, book=book, d=np.ones(shape[1]), hedge=np.zeros(shape),
+    o = step_module._Open(m=0, mo=mo, book=book, d=np.ones(shape[1]), hedge=np.zeros(shape),
                             is_open=np.ones(shape, dtype=bool), month_pnl=np.zeros(shape),
                             denominator=np.ones(shape), open_margin=np.ones(shape), month_start=account.equity.copy(),
                             alerted=np.zeros(shape, dtype=bool), assigned=np.zeros(shape, dtype=bool),
@@ -1227,8 +1231,8 @@ def test_a_lone_sweep_under_a_store_is_split_by_paths_and_gives_the_whole_bit_fo
     strategy, run, variants = prepared.sweep_job()
     whole = replay_module.replay(strategy=strategy, run=replace(run, workers=1), variants=variants)
     tasks = []
-    real_pooled = replay_module._pooled
-    monkeypatch.setattr(replay_module, "_pooled", lambda jobs, t, *a: tasks.extend(t) or real_pooled(jobs, t, *a))
+    real_pooled = passes_module._pooled
+    monkeypatch.setattr(passes_module, "_pooled", lambda jobs, t, *a: tasks.extend(t) or real_pooled(jobs, t, *a))
     store, ticks = MonthStore(), []
     with sharing(store):
         split = replay_module.replay(strategy=strategy, run=run, variants=variants, progress=ticks.append)
@@ -1376,7 +1380,7 @@ def test_margin_kernel_pairs_one_two_and_many_series_as_the_reference(monkeypatc
     monkeypatch.setattr(margin_kernels, "_WIDE_BIT", wide_bit)
     rng = np.random.default_rng(5)
     pack = load_pack(pack_name)
-    packs = replay_module._margin_packs(pack, (Variant(), Variant(margin_factor=1.5)))
+    packs = positions_module._margin_packs(pack, (Variant(), Variant(margin_factor=1.5)))
     rule = kernels.MarginRule.of(packs)
     width = 2 * margin_kernels._MARGIN_BLOCK + 75  # three blocks, the last one short
     shape = (2, width)
@@ -1385,7 +1389,7 @@ def test_margin_kernel_pairs_one_two_and_many_series_as_the_reference(monkeypatc
     for holdings in _pair_books(rng, width):
         holdings = [(c, k * level / 10_000.0, p * level / 10_000.0, q, e) for c, k, p, q, e in holdings]
         futures = np.abs(rng.integers(-3, 3, shape)).astype(float)
-        ref = replay_module._margin(packs, Book(shape), None, None, price, legs=holdings, futures_lots=futures)
+        ref = positions_module._margin(packs, Book(shape), None, None, price, legs=holdings, futures_lots=futures)
         assert np.array_equal(kernels.book_margin(rule, holdings, futures, price, shape), ref)
         cols = np.array([5, 300, width - 1])
         assert np.array_equal(kernels.book_margin(rule, holdings, futures, price, shape, cols), ref[:, cols])
@@ -1410,7 +1414,7 @@ def test_margin_kernel_takes_read_only_and_writable_series_together_under_one_si
     from opl.runtime.engine.book import Book
     from opl.runtime.market.rules import load_pack
 
-    packs = replay_module._margin_packs(load_pack("czce_cj"), (Variant(),))
+    packs = positions_module._margin_packs(load_pack("czce_cj"), (Variant(),))
     rule = kernels.MarginRule.of(packs)
     shape = (1, 4)
     price = np.array([10_000.0, 10_400.0, 9_800.0, 11_000.0])
@@ -1420,7 +1424,7 @@ def test_margin_kernel_takes_read_only_and_writable_series_together_under_one_si
     for premium in (frozen.copy(), frozen):
         holdings = [(False, np.full(4, 9_900.0), premium, -np.ones(shape), 0.0),
                     (True, np.full(shape, 11_000.0), np.full(shape, 90.0), -np.ones(shape), 0.0)]
-        ref = replay_module._margin(packs, Book(shape), None, None, price, legs=holdings,
+        ref = positions_module._margin(packs, Book(shape), None, None, price, legs=holdings,
                                     futures_lots=np.zeros(shape))
         assert np.array_equal(kernels.book_margin(rule, holdings, np.zeros(shape), price, shape), ref)
         compiled.append(len(margin_kernels._book_margin.signatures))
@@ -1454,11 +1458,11 @@ def test_the_step_packs_requirement_is_the_margin_wrappers_bit_for_bit():
                 pack = StepPack(shape=shape, equity=equity, buckets={}, counters={}, capital=1e6, mult=10.0, cs=10.0,
                                 storage=0.0, funding=0.0, year_days=365.0, option_close_fee=np.ones(3),
                                 futures_close_fee=np.ones(3), futures_open_fee=np.ones(3))
-                out = pack.requirement(rule, [s for s in book.slots if s._held], static=replay_module._static(book),
+                out = pack.requirement(rule, [s for s in book.slots if s._held], static=positions_module._static(book),
                                        hedge=hedge, other=other, price=price, margin_buffer=0.2, calls=calls,
                                        peak_margin=peak_margin, peak=peak, max_dd=max_dd, into=None)
             else:
-                out = kernels.requirement_account(rule, replay_module._holdings(book), static=replay_module._static(book),
+                out = kernels.requirement_account(rule, positions_module._holdings(book), static=positions_module._static(book),
                                                   hedge=hedge, other=other, price=price, equity=equity, capital=1e6,
                                                   margin_buffer=0.2, calls=calls, peak_margin=peak_margin, peak=peak,
                                                   max_dd=max_dd)
@@ -1501,7 +1505,7 @@ def _random_book(rng, shape, slots: int, futures: int = 2):
 def test_the_fused_close_hedge_and_margin_kernels_are_the_references_bit_for_bit():
     # kernels.close_book (every position closed where a mask holds, one pass), kernels.hedge_step (the
     # options' sums and the hedge rule) and kernels.requirement_account (margin and account) against the
-    # numpy reference (replay._close_all, _hedge, _margin and _requirement's formulas) on random books:
+    # numpy reference (positions._close_all, _hedge, _margin and _requirement's formulas) on random books:
     # the same positions, ledgers, requirements and account, bit for bit.
     import copy as copying
 
@@ -1514,7 +1518,7 @@ def test_the_fused_close_hedge_and_margin_kernels_are_the_references_bit_for_bit
     pack = load_pack("czce_cj")
     variants = (Variant(), Variant(size=2.0, fee_factor=2.0),
                 Variant(margin_factor=1.5, slippage_factor=3.0))
-    packs = replay_module._margin_packs(pack, variants)
+    packs = positions_module._margin_packs(pack, variants)
     costs = [Costs.from_pack(pack, price=10_000.0, premium=100.0, fee_factor=v.fee_factor,
                              slippage_factor=v.slippage_factor) for v in variants]
     strat = StrategySpec(legs=(), multiplier=5.0, contract_size=5.0,
@@ -1527,22 +1531,22 @@ def test_the_fused_close_hedge_and_margin_kernels_are_the_references_bit_for_bit
         start = 1e6 - 9.9e5 * (rng.random(shape) < 0.3)  # some accounts short of their margin
         runs = {}
         for fast in (False, True):
-            cost = replay_module._CostArrays(costs)
+            cost = positions_module._CostArrays(costs)
             cost.fast = fast
             b, h, ledger, equity, pnl = copying.deepcopy(book), hedge.copy(), Ledger(shape, 1), start.copy(), \
                 np.zeros(shape)
-            hedger = replay_module._hedge_compiled if fast else replay_module._hedge
+            hedger = positions_module._hedge_compiled if fast else positions_module._hedge
             h = hedger(strat, b, h, d, active, 1.0, cost, ledger, equity, pnl, None)
-            replay_module._close_all(b, h, mask, cost, ledger, equity, pnl)
+            positions_module._close_all(b, h, mask, cost, ledger, equity, pnl)
             peak, peak_margin, max_dd = np.full(shape, 1e6), np.zeros(shape), np.zeros(shape)
             calls = np.zeros(shape, dtype=np.int64)
             if fast:
                 req, liquidate = kernels.requirement_account(
-                    kernels.MarginRule.of(packs), replay_module._holdings(b), static=b.static, hedge=h, other=other,
+                    kernels.MarginRule.of(packs), positions_module._holdings(b), static=b.static, hedge=h, other=other,
                     price=price, equity=equity, capital=1e6, margin_buffer=0.2, calls=calls, peak_margin=peak_margin,
                     peak=peak, max_dd=max_dd)
-            else:  # replay._Pass._requirement's reference formulas
-                req = replay_module._margin(packs, b, h, other, price)
+            else:  # step._Pass._requirement's reference formulas
+                req = positions_module._margin(packs, b, h, other, price)
                 call = (equity < req) & (req > 0)
                 calls += call
                 liquidate = call & (equity < 0.8 * req)
@@ -1593,13 +1597,13 @@ def test_compiled_exits_are_the_stages_exits_bit_for_bit(mode):
         is_open = rng.random(shape) < 0.8
         runs = []
         for compiled in (False, True):
-            account = replay_module._Pass(strat, run, tuple(Variant(size=s) for s in (1.0, 2.0, 3.0)),
+            account = step_module._Pass(strat, run, tuple(Variant(size=s) for s in (1.0, 2.0, 3.0)),
                                           shape, False)
             assert (account.exit_rules is not None) and account.cost.fast
             if not compiled:
                 account.exit_rules = None
             b = copy.deepcopy(book)
-            o = replay_module._Open(m=0, mo=mo, book=b, d=np.ones(shape[1]), hedge=hedge.copy(),
+            o = step_module._Open(m=0, mo=mo, book=b, d=np.ones(shape[1]), hedge=hedge.copy(),
                                     is_open=is_open.copy(), month_pnl=pnl.copy(), denominator=denominator,
                                     open_margin=np.ones(shape), month_start=account.equity.copy(),
                                     alerted=np.zeros(shape, dtype=bool), assigned=np.zeros(shape, dtype=bool),
@@ -1641,13 +1645,13 @@ def test_compiled_exits_close_in_place_and_a_slot_closed_everywhere_is_no_longer
                          atm=np.full(price.shape, 0.3), support=price[:, 0] * 0.95, resistance=price[:, 0] * 1.05)
     runs = []
     for compiled in (False, True):
-        account = replay_module._Pass(strat, run, (Variant(), Variant(size=2.0)), shape,
+        account = step_module._Pass(strat, run, (Variant(), Variant(size=2.0)), shape,
                                       False)
         if not compiled:
             account.exit_rules = None
         b = copy.deepcopy(book)
         arrays = [s.qty for s in b.slots] + b.futures
-        o = replay_module._Open(m=0, mo=mo, book=b, d=np.ones(shape[1]), hedge=hedge.copy(),
+        o = step_module._Open(m=0, mo=mo, book=b, d=np.ones(shape[1]), hedge=hedge.copy(),
                                 is_open=np.ones(shape, dtype=bool), month_pnl=pnl.copy(),
                                 denominator=np.full(shape, 100_000.0), open_margin=np.ones(shape),
                                 month_start=account.equity.copy(), alerted=np.zeros(shape, dtype=bool),
@@ -1705,7 +1709,7 @@ def _round_desk(rng, *, variants=3, paths=200, j=7, guards=(), quotes=True):
                 trade_futures=None, close_all=None, state=lambda: state,
                 avoid=(lambda legs: blocked(guards, state, legs)) if guards else None,
                 count=lambda name, mask: mask.any() and counted.__setitem__(name, counted.get(name, 0) + mask.sum()),
-                guards=guards, quotes=replay_module._quote_inputs(mo, j) if quotes else None)
+                guards=guards, quotes=round_module._quote_inputs(mo, j) if quotes else None)
     return engine, desk, counted
 
 
@@ -1883,7 +1887,7 @@ def test_the_compiled_adjust_decision_is_the_numpy_decision():
 ])
 def test_the_compiled_adjust_condition_is_the_numpy_condition(text):
     """`adjust_kernels.when_verdict` (the fast engine's ``adjust_when`` of price and volatility triggers) against
-    the condition's numpy test on the trigger state the replay builds (`replay._trigger_state`: the month's
+    the condition's numpy test on the trigger state the replay builds (`stepstate._trigger_state`: the month's
     prices and its smile's at-the-money volatility), on random prices and volatilities with ties, zeros, the
     smile's floor and NaN — the same verdict on every path, at the open and later; a condition with another
     trigger is not compiled."""
@@ -1953,8 +1957,8 @@ def _shuffled_book(rng, p, o, j: int) -> None:
 
 @pytest.mark.parametrize("case", sorted(ROUND_CASES))
 def test_the_compiled_round_is_the_numpy_round_bit_for_bit(monkeypatch, sim, cj, case):
-    """`replay._Round` (the common round in one compiled pass, `adjust_kernels.round_pass`) against the numpy
-    proposals' round (`replay._play_on_paths`) at every fired step of a replay, on books redrawn before each
+    """`adjustround._Round` (the common round in one compiled pass, `adjust_kernels.round_pass`) against the numpy
+    proposals' round (`adjustround._play_on_paths`) at every fired step of a replay, on books redrawn before each
     round (`_shuffled_book`): rolls into the month's expiry and across terms, gamma hedges topped up, re-struck
     or not needed, lots already at the new strike, zero lots, strikes at the lowest listed one, aborts that
     close or skip, guards that leave the round compiled on some steps and not on others — the same book, hedge,
@@ -1987,7 +1991,7 @@ def test_the_compiled_round_is_the_numpy_round_bit_for_bit(monkeypatch, sim, cj,
     # Fees that are not whole numbers: an element's trades booked in another order would round otherwise.
     variants = (Variant(size=1, fee_factor=1.37), Variant(size=3), Variant(size=1, fee_factor=2.9, margin_factor=1.5))
     played = {"compiled": 0, "numpy": 0}
-    real_pass, real_adjust = adjust_kernels.round_pass, replay_module._Pass._adjust
+    real_pass, real_adjust = adjust_kernels.round_pass, step_module._Pass._adjust
     monkeypatch.setattr(adjust_kernels, "round_pass", lambda **kw: played.__setitem__(
         "compiled", played["compiled"] + 1) or real_pass(**kw))
 
@@ -2015,7 +2019,7 @@ def test_the_compiled_round_is_the_numpy_round_bit_for_bit(monkeypatch, sim, cj,
                     np.where(s.qty != 0, x, 0), np.where(t.qty != 0, y, 0)), name
         return fired
 
-    monkeypatch.setattr(replay_module._Pass, "_adjust", both)
+    monkeypatch.setattr(step_module._Pass, "_adjust", both)
     result = engine_replay(strategy=strat, run=run, variants=variants)
     assert played["compiled"] >= 5 and (played["numpy"] > 0) == (case == "gamma_first_guarded")
     counters = result.counters
@@ -2053,7 +2057,7 @@ def test_a_round_on_a_book_of_nine_slots_compiles_no_signature_of_its_own(tmp_pa
 
 
 def test_a_round_of_another_number_of_actions_compiles_no_signature_of_its_own(tmp_path, monkeypatch):
-    """The round's counters (six, then two per playbook action) come in a tuple padded to `replay._ROUND_COUNTERS`:
+    """The round's counters (six, then two per playbook action) come in a tuple padded to `adjustround._ROUND_COUNTERS`:
     a playbook of one action is played by the signatures the jujube file's two were (a fresh clone's main job
     compiled the round again for a candidate with another number of actions)."""
     from opl.runtime.engine import adjust_kernels
@@ -2094,7 +2098,7 @@ def test_the_rounds_margin_takes_its_series_as_the_steps_margin_does():
 def test_the_jujube_round_is_played_in_one_compiled_pass_and_other_playbooks_are_not(monkeypatch, sim):
     """The jujube file's rounds (roll_nearest_term, hedge_gamma, abort_if additional_margin(%) > 15) go through
     `adjust_kernels.round_pass`, never the numpy proposals; a playbook with another action, or an abort_if that
-    is not a lone additional_margin test, is left to them (`AdjustEngine.round_plan`, `replay._Round.of`)."""
+    is not a lone additional_margin test, is left to them (`AdjustEngine.round_plan`, `adjustround._Round.of`)."""
     from opl.runtime.engine import adjust_kernels
     from opl.runtime.engine.adjust import Action, AdjustEngine, AdjustSpec, _margin_bound
     from opl.runtime.engine.book import Book
@@ -2102,7 +2106,7 @@ def test_the_jujube_round_is_played_in_one_compiled_pass_and_other_playbooks_are
     played = []
     real = adjust_kernels.round_pass
     monkeypatch.setattr(adjust_kernels, "round_pass", lambda **kw: played.append(1) or real(**kw))
-    monkeypatch.setattr(replay_module, "_play_on_paths", lambda *a, **k: pytest.fail("the numpy round played"))
+    monkeypatch.setattr(step_module, "_play_on_paths", lambda *a, **k: pytest.fail("the numpy round played"))
     facade.simulate_file(JUJUBE, paths=60, overrides=["experiment.horizon=2", "experiment.sizes=[1,5]"])
     assert len(played) > 10
 
@@ -2127,7 +2131,7 @@ def test_the_jujube_round_is_played_in_one_compiled_pass_and_other_playbooks_are
 
 
 _EXITS = None  # (multiprocessing.Event, Queue) for `_slow_exit_pass_job`: inherited by the forked workers
-_REAL_PASS_JOB = replay_module._pass_job
+_REAL_PASS_JOB = passes_module._pass_job
 
 
 def _slow_exit_pass_job(task):
@@ -2157,7 +2161,7 @@ def test_a_pool_does_not_wait_for_its_workers_to_exit(monkeypatch):
     context = multiprocessing.get_context("fork")
     release, started = context.Event(), context.Queue()
     _EXITS = (release, started)
-    monkeypatch.setattr(replay_module, "_pass_job", _slow_exit_pass_job)
+    monkeypatch.setattr(passes_module, "_pass_job", _slow_exit_pass_job)
     try:
         together = replay_module.replay_many(jobs)
         os.kill(started.get(timeout=60), 0)  # a worker in its exit, still there: no ProcessLookupError

@@ -312,7 +312,7 @@ def test_the_trigger_states_pnl_and_drawdown_are_computed_when_a_condition_reads
     from types import SimpleNamespace
 
     from opl.runtime.engine.book import Book
-    from opl.runtime.engine.replay import _trigger_state
+    from opl.runtime.engine.stepstate import _trigger_state
 
     shape = (2, 3)
     month_pnl, denominator = np.array([[10.0, -5.0, 0.0], [1.0, 2.0, 3.0]]), np.full(shape, 200.0)
@@ -334,7 +334,7 @@ def test_a_steps_states_read_the_months_columns_copied_once_per_step():
     from types import SimpleNamespace
 
     from opl.runtime.engine.book import Book
-    from opl.runtime.engine.replay import _trigger_state
+    from opl.runtime.engine.stepstate import _trigger_state
 
     shape = (2, 3)
     rng = np.random.default_rng(3)

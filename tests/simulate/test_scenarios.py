@@ -123,7 +123,7 @@ def test_margin_up_on_an_etf_pack_scales_the_option_rates_it_has(engine):
     # margin under margin_up(x2) is larger than the base's, on the reference formulas and the kernel alike.
     from opl.runtime.engine import kernels
     from opl.runtime.engine.book import Book
-    from opl.runtime.engine.replay import _margin, _margin_packs
+    from opl.runtime.engine.positions import _margin, _margin_packs
     from opl.runtime.engine.runspec import Variant
     from opl.runtime.market.rules import load_pack
 

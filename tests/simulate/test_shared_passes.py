@@ -120,7 +120,7 @@ def test_a_lockstep_pass_gives_each_job_its_numbers_alone_drawing_each_month_onc
     from dataclasses import replace
 
     import opl.runtime.engine.processes as processes
-    import opl.runtime.engine.replay as replay_module
+    import opl.runtime.engine.passes as passes_module
     from opl.runtime.engine.months import _Month
 
     run = replace(jujube.run, paths=60, chunk=30, months=2)
@@ -131,7 +131,7 @@ def test_a_lockstep_pass_gives_each_job_its_numbers_alone_drawing_each_month_onc
             (replace(jujube.strategy, stop_loss=0.01), run, sizes)]  # the same marks, another account
     jobs += [(plan.strategy, replace(run, process=plan.process), (Variant(size=5.0),)) for plan in market.values()]
     group = ((0, 30), (1, 30))
-    alone = [replay_module._replay_pass(s, r, v, group, None, False) for s, r, v in jobs]
+    alone = [passes_module._replay_pass(s, r, v, group, None, False) for s, r, v in jobs]
     drawn = []
     real = processes.Draws.rng
     monkeypatch.setattr(processes.Draws, "rng", lambda self, stream, what=(): drawn.append(stream)
@@ -139,7 +139,7 @@ def test_a_lockstep_pass_gives_each_job_its_numbers_alone_drawing_each_month_onc
     made = []
     real_month = _Month.__init__
     monkeypatch.setattr(_Month, "__init__", lambda self, *a: made.append(1) or real_month(self, *a))
-    together = replay_module._replay_lockstep(jobs, group, None)
+    together = passes_module._replay_lockstep(jobs, group, None)
     for (got, trace, hits), (ref, _, ref_hits) in zip(together, alone):
         _same_pass(got, ref)
         assert hits == ref_hits and trace is None
@@ -155,23 +155,23 @@ def test_jobs_of_the_same_passes_are_replayed_in_lockstep_cut_for_the_workers(ju
     passes stay in chunk order; replay_many's results are each job's alone."""
     from dataclasses import replace
 
-    import opl.runtime.engine.replay as replay_module
+    import opl.runtime.engine.passes as passes_module
 
     run = replace(jujube.run, paths=50, chunk=10, months=1, workers=1)
     jobs = [(jujube.strategy, run, (Variant(size=1.0),))] * 5 + [(jujube.strategy, replace(run, seed=3), ())]
     plans = [[((0, 10), (1, 10), (2, 10)), ((3, 10), (4, 10))]] * 6
-    one = replay_module._lockstep_tasks(jobs, plans, 1)
+    one = passes_module._lockstep_tasks(jobs, plans, 1)
     assert one == [((0, 1, 2, 3, 4), plans[0][0]), ((0, 1, 2, 3, 4), plans[0][1]), ((5,), plans[0][0]),
                    ((5,), plans[0][1])]
-    two = replay_module._lockstep_tasks(jobs, plans, 2)
+    two = passes_module._lockstep_tasks(jobs, plans, 2)
     assert [t[0] for t in two] == [(0, 1, 2), (3, 4), (0, 1, 2), (3, 4), (5,), (5,)]
     # Six jobs of one pass for two workers (a completion's): four runs of 2, 2, 1 and 1 jobs, so each worker
     # replays three jobs — cut by twos, one worker replayed four while the other replayed two.
     single = [(jujube.strategy, run, ())] * 6
-    assert [t[0] for t in replay_module._lockstep_tasks(single, [[plans[0][0]]] * 6, 2)] == [
+    assert [t[0] for t in passes_module._lockstep_tasks(single, [[plans[0][0]]] * 6, 2)] == [
         (0, 1), (2, 3), (4,), (5,)]
     given = replace(run, source=lambda chunk, paths: None)
-    assert replay_module._lockstep_tasks([jobs[0], (jujube.strategy, given, ())], plans[:2], 1) == [
+    assert passes_module._lockstep_tasks([jobs[0], (jujube.strategy, given, ())], plans[:2], 1) == [
         ((0,), plans[0][0]), ((0,), plans[0][1]), ((1,), plans[0][0]), ((1,), plans[0][1])]
     market = [(p.strategy, replace(run, process=p.process, paths=30), (Variant(size=2.0),)) for p in jujube.plans
               if p.market]
@@ -228,14 +228,14 @@ def test_a_scenario_on_partly_the_base_paths_copies_the_base_marks_in_lockstep(j
     from dataclasses import replace
 
     from opl.runtime.engine import kernels
-    import opl.runtime.engine.replay as replay_module
+    import opl.runtime.engine.passes as passes_module
 
     run = replace(jujube.run, paths=60, chunk=60, months=2)
     hit = next(p for p in jujube.plans if p.name == "hit_rate")
     jobs = [(jujube.strategy, run, (Variant(size=5.0, fee_factor=2.0),)),
             (hit.strategy, replace(run, process=hit.process), (Variant(size=5.0),))]
     group = ((0, 60),)
-    alone = [replay_module._replay_pass(s, r, v, group, None, False) for s, r, v in jobs]
+    alone = [passes_module._replay_pass(s, r, v, group, None, False) for s, r, v in jobs]
     copies = []
     real = kernels.SeriesMarks._copied
 
@@ -245,7 +245,7 @@ def test_a_scenario_on_partly_the_base_paths_copies_the_base_marks_in_lockstep(j
         return left, owes
 
     monkeypatch.setattr(kernels.SeriesMarks, "_copied", counting)
-    together = replay_module._replay_lockstep(jobs, group, None)
+    together = passes_module._replay_lockstep(jobs, group, None)
     for (got, _, hits), (ref, _, ref_hits) in zip(together, alone):
         _same_pass(got, ref)
         assert hits == ref_hits
@@ -258,15 +258,15 @@ def test_a_scenario_on_partly_the_base_paths_copies_the_stored_base_marks(jujube
     from dataclasses import replace
 
     from opl.runtime.engine import kernels, monthstore
-    import opl.runtime.engine.replay as replay_module
+    import opl.runtime.engine.passes as passes_module
 
     run = replace(jujube.run, paths=60, chunk=60, months=2)
     hit = next(p for p in jujube.plans if p.name == "hit_rate")
     group, variants = ((0, 60),), (Variant(size=5.0),)
     store = monthstore.MonthStore()
     with monthstore.sharing(store):
-        replay_module._replay_pass(jujube.strategy, run, variants, group, None, False)  # the base months, marked
-    alone = replay_module._replay_pass(hit.strategy, replace(run, process=hit.process), variants, group, None, False)
+        passes_module._replay_pass(jujube.strategy, run, variants, group, None, False)  # the base months, marked
+    alone = passes_module._replay_pass(hit.strategy, replace(run, process=hit.process), variants, group, None, False)
     copies = []
     real = kernels.SeriesMarks._copied
 
@@ -277,7 +277,7 @@ def test_a_scenario_on_partly_the_base_paths_copies_the_stored_base_marks(jujube
 
     monkeypatch.setattr(kernels.SeriesMarks, "_copied", counting)
     with monthstore.sharing(store.reader()):
-        got = replay_module._replay_pass(hit.strategy, replace(run, process=hit.process), variants, group, None,
+        got = passes_module._replay_pass(hit.strategy, replace(run, process=hit.process), variants, group, None,
                                          False)
     _same_pass(got[0], alone[0])
     assert got[2] == alone[2] and sum(copies) > 0
@@ -288,7 +288,7 @@ def test_a_family_of_jobs_is_cut_into_one_run_for_the_workers(jujube):
     paths: `passmonths._family`) beside the cost pass, so that it copies its marks; every job's chunks in order."""
     from dataclasses import replace
 
-    import opl.runtime.engine.replay as replay_module
+    import opl.runtime.engine.passes as passes_module
 
     run = replace(jujube.run, paths=50, chunk=25, months=1)
     market = [p for p in jujube.plans if p.market]
@@ -297,7 +297,7 @@ def test_a_family_of_jobs_is_cut_into_one_run_for_the_workers(jujube):
     hit = 1 + next(n for n, p in enumerate(market) if p.name == "hit_rate")
     assert hit == len(jobs) - 1
     plans = [[((0, 25),), ((1, 25),)]] * len(jobs)
-    tasks = replay_module._lockstep_tasks(jobs, plans, 2)
+    tasks = passes_module._lockstep_tasks(jobs, plans, 2)
     assert [t[0] for t in tasks] == [(0, hit, 1), (2, 3), (0, hit, 1), (2, 3)]
 
 
@@ -307,7 +307,7 @@ def test_a_sweeps_metrics_are_computed_side_by_side_each_as_alone(jujube, monkey
     import threading
 
     import opl.runtime.results.metrics as metrics_module
-    from opl.runtime.engine.replay import _cores
+    from opl.runtime.engine.passes import _cores
     from opl.runtime.results.metrics import run_metrics
 
     if _cores() < 2:
@@ -378,21 +378,21 @@ def test_jobs_whose_months_the_store_holds_are_a_task_each_and_get_their_numbers
     from dataclasses import replace
 
     from opl.runtime.engine import monthstore
-    import opl.runtime.engine.replay as replay_module
+    import opl.runtime.engine.passes as passes_module
 
     run = replace(jujube.run, paths=40, chunk=40, months=1, workers=2)
     market = [p for p in jujube.plans if p.market]
     jobs = [(jujube.strategy, run, (Variant(size=1.0, fee_factor=2.0),))] + [
         (p.strategy, replace(run, process=p.process), (Variant(size=1.0),)) for p in market]
     plans = [[((0, 40),)]] * len(jobs)
-    cut = [t[0] for t in replay_module._lockstep_tasks(jobs, plans, 2)]
+    cut = [t[0] for t in passes_module._lockstep_tasks(jobs, plans, 2)]
     assert len(cut) < len(jobs)
     alone = [replay(strategy=s, run=replace(r, workers=1), variants=v) for s, r, v in jobs]
     store = monthstore.MonthStore()
     with monthstore.sharing(store):
-        replay_module._months_made_here(jobs, plans)
-        assert sorted(t[0] for t in replay_module._lockstep_tasks(jobs, plans, 2)) == [(i,) for i in range(len(jobs))]
-        assert len(replay_module._lockstep_tasks(jobs, plans, 1)) == 1  # one process: one lockstep run still
+        passes_module._months_made_here(jobs, plans)
+        assert sorted(t[0] for t in passes_module._lockstep_tasks(jobs, plans, 2)) == [(i,) for i in range(len(jobs))]
+        assert len(passes_module._lockstep_tasks(jobs, plans, 1)) == 1  # one process: one lockstep run still
         together = replay_many(jobs)
     for got, one in zip(together, alone):
         mine, theirs = _arrays(got, 0), _arrays(one, 0)
@@ -407,11 +407,11 @@ def test_simulate_keeps_the_sweeps_marks_for_the_cost_scenarios(monkeypatch):
     import json
 
     from opl.runtime.engine import kernels
-    import opl.runtime.engine.replay as replay_module
+    import opl.runtime.engine.passes as passes_module
     import opl.simulation.run as run_module
 
     marked, current = [], [None]
-    real_run, real_month = kernels.SeriesMarks._run, replay_module._JobReplay.month
+    real_run, real_month = kernels.SeriesMarks._run, passes_module._JobReplay.month
 
     def counting(self, need, j0, j1, gamma, marks):
         marked.append((current[0], marks))
@@ -422,7 +422,7 @@ def test_simulate_keeps_the_sweeps_marks_for_the_cost_scenarios(monkeypatch):
         return real_month(self, m)
 
     monkeypatch.setattr(kernels.SeriesMarks, "_run", counting)
-    monkeypatch.setattr(replay_module._JobReplay, "month", month)
+    monkeypatch.setattr(passes_module._JobReplay, "month", month)
 
     def simulated() -> tuple[dict, int, int]:
         marked.clear()
