@@ -3,7 +3,7 @@
 Stage 7 of a step (`opl.runtime.engine.step._Pass._requirement`) is the book's exchange requirement
 (the pack's single-leg formula and the combination pairings over the series held on each path), the
 margin calls, the liquidation decision, the margin peak and the drawdown. The fast engine does it in one
-compiled call (`kernels.requirement_account`, `margin_kernels._requirement_account` on a worker's serial
+compiled call (`kernels.requirement_account`, `kernels.margin._requirement_account` on a worker's serial
 twin). On books shaped as a jujube run's (CZCE margin with its combinations; a short strangle of two
 series, and two more after a roll: ``--held`` of the paths hold one of the two strangles, the rest
 nothing; 1, 2 and 5 variants, the first two series one row for all variants, as a book's base legs),
@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from opl.runtime.engine import kernels, margin_kernels
+from opl.runtime.engine import kernels
 from opl.runtime.engine import positions
 from opl.runtime.engine.book import Book
 from opl.runtime.engine.runspec import Variant
@@ -78,7 +78,7 @@ def _reference(packs, holdings, hedge, price, state) -> np.ndarray:
 def _kernel_arguments(rule, holdings, hedge, price, state) -> tuple:
     equity, calls, peak_margin, peak, max_dd = state
     shape = equity.shape
-    return margin_kernels._requirement_arguments(
+    return kernels.margin._requirement_arguments(
         rule, holdings, static=0.0, hedge=hedge, other=np.zeros(shape), price=price, equity=equity, capital=CAPITAL,
         margin_buffer=BUFFER, calls=calls, liquidate=np.empty(shape, dtype=np.bool_), peak_margin=peak_margin,
         peak=peak, max_dd=max_dd, out=np.empty(shape))
@@ -113,14 +113,14 @@ def main() -> None:
             state = _account_state(rng, (variants, args.paths))
             ours, theirs = [x.copy() for x in state], [x.copy() for x in state]
             call = _kernel_arguments(rule, holdings, hedge, price, ours)
-            margin_kernels._requirement_account(*call)  # compiled (or loaded) before the clock starts
+            kernels.margin._requirement_account(*call)  # compiled (or loaded) before the clock starts
             requirement = _reference(packs, holdings, hedge, price, theirs)
             same = np.array_equal(call[-1], requirement) and all(np.array_equal(a, b) for a, b in zip(ours, theirs))
             if not same:
                 raise SystemExit(f"the kernel's numbers differ from the reference's ({series} series, {variants} "
                                  "variants)")
             elements = variants * args.paths
-            kernel = _best(lambda: margin_kernels._requirement_account(*call), args.repeat)
+            kernel = _best(lambda: kernels.margin._requirement_account(*call), args.repeat)
             reference = _best(lambda: _reference(packs, holdings, hedge, price, theirs), args.repeat)
             print(f"{series:>6} {variants:>8} {1e9 * kernel / elements:>8.1f} {1e9 * reference / elements:>10.1f} "
                   f"{reference / kernel:>6.1f}x")

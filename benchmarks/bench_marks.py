@@ -1,10 +1,10 @@
 """The mark kernel's cost per mark against its library floor, its threads and the reference (issue 13).
 
-A mark (`opl.runtime.engine.mark_kernels`) is an American option's value, delta and exercise flag
+A mark (`opl.runtime.engine.kernels.marks`) is an American option's value, delta and exercise flag
 read from the finite-difference tables: the smile, Black-76 and the bilinear premium. Its costliest
 parts are two logs (log(k/s), log of the implied volatility) and two normal CDFs a mark. The C
 library's ``log`` and ``erf``/``erfc`` are opaque calls that keep a loop scalar; the kernel makes
-them with `opl.runtime.engine.math_kernels` instead (the same algorithms as plain arithmetic, in
+them with `opl.runtime.engine.kernels.vecmath` instead (the same algorithms as plain arithmetic, in
 loops the compiler vectorises). On one month of ``--paths`` GARCH-t paths (a put 5% below and a
 call 5% above the opening price, 30 days, American), timed as CPU seconds of this process (threads
 included), the median of ``--repeat`` rounds, alternately:
@@ -13,8 +13,8 @@ included), the median of ``--repeat`` rounds, alternately:
 2. **serial**: `SeriesMarks.mark` of the whole month on the kernel's serial twin (a worker
    process's); the two logs and two normal CDFs of every live mark on the same arguments alone,
    once as the C library's calls, each in a scalar loop of its own (what a mark paid before), and
-   once as `math_kernels`' vectorised loops (what it pays now);
-3. **threads**: the parallel twin (`kernelbase.MARKS_PARALLEL_MIN` lowered), its wall and CPU time:
+   once as `kernels.vecmath`' vectorised loops (what it pays now);
+3. **threads**: the parallel twin (`kernels.base.MARKS_PARALLEL_MIN` lowered), its wall and CPU time:
    a speed-up below 1 means the pool cost more than it saved on this machine at this moment;
 4. **re-marks**: `mark_where` as the adjustment module's re-marks call it (five variants, the slot
    held on ``--held`` of the paths, delta and gamma updated in place), and the same call with nothing
@@ -23,7 +23,7 @@ included), the median of ``--repeat`` rounds, alternately:
 With ``--captured PATHS`` it times instead the mark kernel's real calls: every ``--stride``-th call of each of
 its twins in a two-month in-process jujube replay (``PATHS`` paths, one worker), cut to the columns each
 marks, replayed on the serial twin (CPU ns a mark, the median of ``--repeat`` rounds); with ``--against
-FILE`` (an earlier mark_kernels.py, e.g. ``git show main:runtime/engine/mark_kernels.py > /tmp/old.py``:
+FILE`` (an earlier kernels/marks.py, e.g. ``git show main:runtime/engine/kernels/marks.py > /tmp/old.py``:
 a copy outside the package, loaded as a module of its own) the two alternately on the same calls, their
 marks compared bit for bit.
 
@@ -46,7 +46,7 @@ import time
 
 import numpy as np
 
-from opl.runtime.engine import kernelbase, mark_kernels, math_kernels
+from opl.runtime.engine import kernels
 from opl.runtime.engine.marking import AmericanMarker, SmileRule
 from opl.runtime.engine.processes import DEFAULTS, PathGenerator, ProcessSpec, RegimeParams
 
@@ -56,11 +56,11 @@ RATE = 0.015
 TENOR = 30 / 365
 
 
-# Cephes' ndtr on the C library's erf/erfc, as the marks made it before math_kernels.
-_library_ndtr = kernelbase.njit(cache=False)(math_kernels.ndtr_library)
+# Cephes' ndtr on the C library's erf/erfc, as the marks made it before kernels.vecmath.
+_library_ndtr = kernels.base.njit(cache=False)(kernels.vecmath.ndtr_library)
 
 
-@kernelbase.njit(cache=False)
+@kernels.base.njit(cache=False)
 def _library_floor(k, s, iv, a1, a2, out):
     # The C library's calls of the marks, on their arguments, each in a loop of its own: log(k/s), log(iv) and
     # the normal CDF of both Black arguments.
@@ -73,16 +73,16 @@ def _library_floor(k, s, iv, a1, a2, out):
             out[i] += _library_ndtr(a[i])
 
 
-@kernelbase.njit(cache=False, error_model="numpy")
+@kernels.base.njit(cache=False, error_model="numpy")
 def _vector_math(k, s, iv, a1, a2, out):
-    # The same four functions from math_kernels, each in a loop of its own as the kernel runs them (vectorised).
+    # The same four functions from kernels.vecmath, each in a loop of its own as the kernel runs them (vectorised).
     for i in range(k.shape[0]):
-        out[i] = math_kernels.log(k[i] / s[i])
+        out[i] = kernels.vecmath.log(k[i] / s[i])
     for i in range(k.shape[0]):
-        out[i] += math_kernels.log(iv[i])
+        out[i] += kernels.vecmath.log(iv[i])
     for a in (a1, a2):
         for i in range(a.shape[0]):
-            out[i] += math_kernels.ndtr(a[i])
+            out[i] += kernels.vecmath.ndtr(a[i])
 
 
 def _cpu(fn) -> float:
@@ -109,22 +109,22 @@ def _month(paths: int):
     return mp, t, legs
 
 
-def _series(mp, t, is_call: bool, strike: np.ndarray) -> mark_kernels.SeriesMarks:
-    return mark_kernels.SeriesMarks(is_call=is_call, american=True, forward=mp.price, vol=mp.vol, strike=strike,
-                                    t=t, smile=SmileRule(), rate=RATE, gamma=False)
+def _series(mp, t, is_call: bool, strike: np.ndarray) -> kernels.marks.SeriesMarks:
+    return kernels.marks.SeriesMarks(is_call=is_call, american=True, forward=mp.price, vol=mp.vol, strike=strike,
+                                     t=t, smile=SmileRule(), rate=RATE, gamma=False)
 
 
 def _marks_of(mp, t, legs, threshold: int) -> None:
     """Mark every leg's month with the parallel twin from ``threshold`` marks a call."""
-    saved = kernelbase.MARKS_PARALLEL_MIN
-    kernelbase.MARKS_PARALLEL_MIN = threshold
+    saved = kernels.base.MARKS_PARALLEL_MIN
+    kernels.base.MARKS_PARALLEL_MIN = threshold
     try:
         for is_call, strike in legs:
             series = _series(mp, t, is_call, strike)
             for j in range(len(t)):  # a column a call, as the replay marks a month
                 series.mark(columns=(j, j + 1), gamma=False)
     finally:
-        kernelbase.MARKS_PARALLEL_MIN = saved
+        kernels.base.MARKS_PARALLEL_MIN = saved
 
 
 def _reference(mp, t, legs) -> None:
@@ -165,9 +165,9 @@ def _remarks(mp, t, held: float, repeat: int) -> tuple[float, float, int]:
     old = (rng.random((5, paths)), rng.random((5, paths)), rng.random((5, paths)))
 
     def call(flags):
-        return lambda: mark_kernels.mark_where(is_call=True, american=True, where=flags, strike=strike, price=price,
-                                               vol=vol, t=float(t[j]), smile=SmileRule(), rate=RATE, old=old,
-                                               into=(None, old[1], old[2], None))
+        return lambda: kernels.marks.mark_where(is_call=True, american=True, where=flags, strike=strike, price=price,
+                                                vol=vol, t=float(t[j]), smile=SmileRule(), rate=RATE, old=old,
+                                                into=(None, old[1], old[2], None))
 
     call(where)()  # loads (or compiles) the kernel
     none = np.zeros_like(where)
@@ -194,13 +194,13 @@ def capture(paths: int, stride: int) -> list[tuple]:
                 np.ascontiguousarray(a[11][:, j0:j1]), *a[12:21])
         kept.append((args, tuple(cut(x) for x in a[21:25])))
 
-    jujube_calls.captured(mark_kernels, ("_mark_parallel", "_mark_serial"), keep, paths=paths, stride=stride)
+    jujube_calls.captured(kernels.marks, ("_mark_parallel", "_mark_serial"), keep, paths=paths, stride=stride)
     return kept
 
 
 def _module_of(path: str):
-    """An earlier mark_kernels.py loaded as a module of its own (numba caches its kernels beside that file)."""
-    if os.path.realpath(path) == os.path.realpath(mark_kernels.__file__):
+    """An earlier kernels/marks.py loaded as a module of its own (numba caches its kernels beside that file)."""
+    if os.path.realpath(path) == os.path.realpath(kernels.marks.__file__):
         raise SystemExit("--against: a copy of an earlier version, not the package's own file (numba's cache of it "
                          "would be keyed to another module's name)")
     name = "bench_marks_against"
@@ -226,7 +226,7 @@ def captured(paths: int, stride: int, repeat: int, against: str | None) -> None:
     jujube_calls.warm()
     calls = capture(paths, stride)
     marks = sum(int(args[0].sum()) * args[2] for args, _ in calls)
-    modules = {"this": mark_kernels}
+    modules = {"this": kernels.marks}
     if against:
         modules["against"] = _module_of(against)
     outputs = {tag: _replayed(m, calls)[1] for tag, m in modules.items()}  # (loads or compiles the twins)
@@ -254,7 +254,7 @@ def main() -> None:
     parser.add_argument("--captured", type=int, default=0, metavar="PATHS",
                         help="time the kernel's calls captured from a jujube replay of PATHS paths instead")
     parser.add_argument("--stride", type=int, default=13, help="--captured: keep one call in STRIDE")
-    parser.add_argument("--against", help="--captured: an earlier mark_kernels.py to time alternately")
+    parser.add_argument("--against", help="--captured: an earlier kernels/marks.py to time alternately")
     args = parser.parse_args()
     if args.captured:
         captured(args.captured, args.stride, args.repeat, args.against)
@@ -283,7 +283,7 @@ def main() -> None:
     print(f"  reference (numpy) {ref * ns:.0f} ns, fast serial twin {serial * ns:.0f} ns ({ref / serial:.1f}x faster)")
     print(f"  2 log + 2 ndtr of a live mark, same arguments: C library {floor / floor_marks * 1e9:.1f} ns "
           f"({floor / serial:.0%} of the fast twin's month), "
-          f"math_kernels vectorised {vector / floor_marks * 1e9:.1f} ns "
+          f"kernels.vecmath vectorised {vector / floor_marks * 1e9:.1f} ns "
           f"({vector / serial:.0%}; {floor / vector:.1f}x faster) (the expiry's marks are intrinsic values: none)")
     print(f"  parallel twin: {threads * ns:.0f} ns CPU, {wall * ns:.0f} ns wall ({serial / wall:.2f}x faster than "
           f"serial in wall time, {threads / serial:.2f}x its CPU)")

@@ -1,9 +1,9 @@
-"""The adjustment round's dispatch: what a call of `adjust_kernels._round` costs before its work (issue 13).
+"""The adjustment round's dispatch: what a call of `kernels.adjust._round` costs before its work (issue 13).
 
 numba unboxes every argument of a compiled call, a tuple of arrays array by array; the jujube replay
 calls the round ~1,080 times, on a few paths each, so a call's arguments can cost more than its
 work. The round takes the inputs that stay over a pass's step and a month as two structrefs
-(`adjust_kernels.RoundStep`, `RoundOwn`: one pointer each). This script replays the jujube strangle
+(`kernels.adjust.RoundStep`, `RoundOwn`: one pointer each). This script replays the jujube strangle
 in-process (``--paths``, small: the work negligible, one worker, two months), keeps every
 ``--stride``-th round's arguments (copied), then times, in CPU microseconds a call, the median of
 ``--repeat`` rounds, alternately:
@@ -28,15 +28,15 @@ import time
 
 import numpy as np
 
-from opl.runtime.engine import adjust_kernels, kernelbase
+from opl.runtime.engine import kernels
 
 import jujube_calls  # (benchmarks/, this script's folder)
 from bench_steps import _copy
 
 
 # Each structref field's getter (a proxy has no Python attributes of its own).
-_FIELDS = {name: kernelbase.njit(cache=False)(eval(f"lambda s: s.{name}"))
-           for name in (*adjust_kernels._STEP_FIELDS, *adjust_kernels._OWN_FIELDS)}
+_FIELDS = {name: kernels.base.njit(cache=False)(eval(f"lambda s: s.{name}"))
+           for name in (*kernels.adjust._STEP_FIELDS, *kernels.adjust._OWN_FIELDS)}
 
 
 def _fresh(args: tuple) -> tuple:
@@ -44,8 +44,8 @@ def _fresh(args: tuple) -> tuple:
     memo: dict = {}
     out = []
     for x in args:
-        if isinstance(x, adjust_kernels.RoundOwn):
-            x = adjust_kernels.round_own(*[_copy(_FIELDS[name](x), memo) for name in adjust_kernels._OWN_FIELDS])
+        if isinstance(x, kernels.adjust.RoundOwn):
+            x = kernels.adjust.round_own(*[_copy(_FIELDS[name](x), memo) for name in kernels.adjust._OWN_FIELDS])
         out.append(_copy(x, memo))
     return tuple(out)
 
@@ -54,10 +54,10 @@ def _unpacked(args: tuple) -> tuple:
     """The round's arguments with its structrefs' fields in their place, as tuples (what the call carried before)."""
     out = []
     for x in args:
-        if isinstance(x, adjust_kernels.RoundStep):
-            out.extend(_FIELDS[name](x) for name in adjust_kernels._STEP_FIELDS)
-        elif isinstance(x, adjust_kernels.RoundOwn):
-            out.extend(_FIELDS[name](x) for name in adjust_kernels._OWN_FIELDS)
+        if isinstance(x, kernels.adjust.RoundStep):
+            out.extend(_FIELDS[name](x) for name in kernels.adjust._STEP_FIELDS)
+        elif isinstance(x, kernels.adjust.RoundOwn):
+            out.extend(_FIELDS[name](x) for name in kernels.adjust._OWN_FIELDS)
         else:
             out.append(x)
     return tuple(out)
@@ -67,7 +67,7 @@ def _arrive(count: int):
     """A compiled function of ``count`` arguments that only unboxes them (its own arguments, not ``*args``: a
     structref in a star-args call costs ~60 us more to dispatch)."""
     names = ", ".join(f"a{i}" for i in range(count))
-    return kernelbase.njit(cache=False)(eval(f"lambda {names}: 0"))
+    return kernels.base.njit(cache=False)(eval(f"lambda {names}: 0"))
 
 
 def _arrays(x) -> int:
@@ -96,10 +96,10 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     jujube_calls.warm()
     calls: list[tuple] = []
-    jujube_calls.captured(adjust_kernels, ("_round",), lambda name, a: calls.append(_fresh(a)), paths=args.paths,
+    jujube_calls.captured(kernels.adjust, ("_round",), lambda name, a: calls.append(_fresh(a)), paths=args.paths,
                           stride=args.stride)
     unpacked = [_unpacked(c) for c in calls]
-    runs = {"round": (adjust_kernels._round, calls, True), "arguments": (_arrive(len(calls[0])), calls, False),
+    runs = {"round": (kernels.adjust._round, calls, True), "arguments": (_arrive(len(calls[0])), calls, False),
             "as tuples": (_arrive(len(unpacked[0])), unpacked, False)}
     for run, kept, fresh in runs.values():  # compiled and warm
         _cpu(run, kept[:1], fresh)

@@ -1,6 +1,6 @@
 """The step's compiled bookings per (variant, path): settle, the hedge step and the exits (issue 13).
 
-`opl.runtime.engine.step_kernels`' serial kernels `_settle` (interest, the slots' moves, the carry and
+`opl.runtime.engine.kernels.steps`' serial kernels `_settle` (interest, the slots' moves, the carry and
 the close of the futures from exercise), `_hedge_step` (the held slots' sums and the hedge rule) and
 `_exits_in_place` (the exit triggers and the close) run at every step of the replay on every variant
 and path. This script replays the jujube strangle in-process (``--paths``, one worker, two months),
@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from opl.runtime.engine import kernelbase, step_kernels
+from opl.runtime.engine import kernels
 
 import jujube_calls  # (benchmarks/, this script's folder)
 
@@ -56,20 +56,20 @@ def capture(paths: int, stride: int) -> dict[str, list[tuple]]:
     """Every ``stride``-th call of each kernel in a two-month jujube replay (`jujube_calls.captured`), its
     arguments copied."""
     kept: dict[str, list[tuple]] = {name: [] for name in KERNELS}
-    jujube_calls.captured(step_kernels, KERNELS, lambda name, args: kept[name].append(_copy(args, {})),
+    jujube_calls.captured(kernels.steps, KERNELS, lambda name, args: kept[name].append(_copy(args, {})),
                           paths=paths, stride=stride)
     return kept
 
 
-@kernelbase.njit(cache=False)
+@kernels.base.njit(cache=False)
 def _settle_blocks(*args):
     # The serial `_settle` before its one pass a variant: the block over every path from a literal 0.
-    step_kernels._settle_block(0, args[0].shape[1], *args)
+    kernels.steps._settle_block(0, args[0].shape[1], *args)
 
 
-@kernelbase.njit(cache=False)
+@kernels.base.njit(cache=False)
 def _hedge_blocks(*args):
-    step_kernels._hedge_step_block(0, args[4].shape[1], *args)
+    kernels.steps._hedge_step_block(0, args[4].shape[1], *args)
 
 
 def _floor(*args):
@@ -115,7 +115,7 @@ def main(argv=None) -> None:
     print(f"jujube strangle, {args.paths:,} paths, 2 months, one call in {args.stride}; CPU ns a (variant, path), "
           f"median of {args.repeat}")
     for name in KERNELS:
-        calls, kernel, baseline = kept[name], getattr(step_kernels, name), baselines[name]
+        calls, kernel, baseline = kept[name], getattr(kernels.steps, name), baselines[name]
         elements = sum(c[_SHAPE_OF[name]].size for c in calls)
         runners = {"kernel": kernel, "floor": _floor, **({"blocks": baseline} if baseline else {})}
         for run in runners.values():  # compiled and warm

@@ -68,7 +68,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from opl.runtime.engine import adjust_kernels
+from opl.runtime.engine import kernels
 from opl.runtime.engine import conditionspec as spec
 from opl.runtime.engine.book import Book
 from opl.runtime.engine.guards import never_blocks
@@ -155,7 +155,7 @@ class Desk:
     hedge_keep: float = 0.0
     hedge_along: str = "direction"
     reuse_margin: bool = False  # an action's margin before it is the previous one's after it (the fast engine)
-    trade_slot: Callable | None = None  # the fast engine's compiled `_apply` of one slot (adjust_kernels.trade_slot)
+    trade_slot: Callable | None = None  # the fast engine's compiled `_apply` of one slot (kernels.adjust.trade_slot)
     # The fast engine's compiled proposals: ``quotes(is_call, american, extra_days)`` the quote arguments of a
     # series at the step (`opl.runtime.engine.adjustround._quote_inputs`); None: the numpy proposals.
     quotes: Callable | None = None
@@ -207,7 +207,7 @@ class AdjustEngine:
         self._known = None  # an adjustment round's requirement after its last action (`_margin_before`)
         self._unblocked: dict[tuple, bool] = {}  # `_never_blocked`'s answers by the numbers that decide them
         # ``adjust_when`` as one compiled pass evaluates it (`when_program`), or None.
-        self.when_program = adjust_kernels.condition_program(getattr(spec.when, "condition", None))
+        self.when_program = kernels.adjust.condition_program(getattr(spec.when, "condition", None))
 
     # -- the month's slots -------------------------------------------------------------------------
     def extra_slots(self, legs) -> int:
@@ -273,14 +273,14 @@ class AdjustEngine:
     def decide(self, state: TriggerState | None, is_open: np.ndarray, j: int, step_days: float,
                compiled: bool = False, when: np.ndarray | None = None) -> np.ndarray:
         """Where a round fires at step ``j`` (the condition turned true, the cooldown passed); keeps the edge.
-        ``compiled``: in one compiled pass (`opl.runtime.engine.adjust_kernels.decide`), the same decisions.
+        ``compiled``: in one compiled pass (`opl.runtime.engine.kernels.adjust.decide`), the same decisions.
         ``when``: the condition's verdict, already known (`when_program`'s; ``state`` is then not read)."""
         if when is None:
             when = self.spec.when(state)
         if compiled:
             if not (self.prev.flags.writeable and self.prev.shape == self.shape):
                 self.prev = np.array(np.broadcast_to(self.prev, self.shape))  # the kernel keeps it in place
-            self.fired, self.fired_paths = adjust_kernels.decide(when, is_open, self.prev, self.last, j, step_days,
+            self.fired, self.fired_paths = kernels.adjust.decide(when, is_open, self.prev, self.last, j, step_days,
                                                                  self.spec.cooldown_days)
             return self.fired
         now = np.logical_and(when, is_open)  # (variants, paths): is_open's shape
@@ -507,7 +507,7 @@ class AdjustEngine:
 
     def _move_compiled(self, plan: _Plan, desk: Desk, g: int, target: int, strike: np.ndarray,
                        mask: np.ndarray) -> None:
-        """`_move` in one compiled pass (`opl.runtime.engine.adjust_kernels.move_group`), where nothing can block
+        """`_move` in one compiled pass (`opl.runtime.engine.kernels.adjust.move_group`), where nothing can block
         the new series (`_never_blocked`): the same changes, bit for bit."""
         book = desk.book
         members = book.groups[g].slots
@@ -516,7 +516,7 @@ class AdjustEngine:
         holds = [self._holds(plan, si, s) for si, s in zip(members, slots)]
         same = [h and s.extra_days == tgt.extra_days for h, s in zip(holds, slots)]
         quote = desk.quotes(tgt.is_call, tgt.american, tgt.extra_days)
-        moved = adjust_kernels.move_group(mask, [self._qty(plan, si, s) for si, s in zip(members, slots)],
+        moved = kernels.adjust.move_group(mask, [self._qty(plan, si, s) for si, s in zip(members, slots)],
                                           [s.strike for s in slots], same, holds, members.index(target), strike,
                                           quote)
         if moved is None:
@@ -547,7 +547,7 @@ class AdjustEngine:
         return known
 
     def round_plan(self, book: Book) -> tuple | None:
-        """The playbook as one compiled round plays it (`opl.runtime.engine.adjust_kernels.round_pass`) on this
+        """The playbook as one compiled round plays it (`opl.runtime.engine.kernels.adjust.round_pass`) on this
         month's ``book``: (kinds, hedge targets, rolls) — per action 0 (a roll) or 1 (a gamma hedge), and per
         roll its (action, group, target slot, strike rule, days after the month's expiry) —; None where an action
         is another (its numpy proposal then plays the round)."""
@@ -651,19 +651,19 @@ class AdjustEngine:
 
     def _hedge_gamma_compiled(self, plan: _Plan, desk: Desk, target: float, active: np.ndarray,
                               slot_index: int) -> None:
-        """`_hedge_gamma` in two compiled passes (`opl.runtime.engine.adjust_kernels.gamma_need`, ``gamma_buy``)
+        """`_hedge_gamma` in two compiled passes (`opl.runtime.engine.kernels.adjust.gamma_need`, ``gamma_buy``)
         where nothing can block the calls: the same change, bit for bit."""
         book, mo, j = desk.book, desk.mo, desk.j
         hedge_slot = book.slots[slot_index]
         quote = desk.quotes(True, hedge_slot.american, 0.0)
         price = quote[0]  # the step's prices, contiguous
-        needed = adjust_kernels.gamma_need(active, [s.qty for s in book.slots], [s.gamma for s in book.slots],
+        needed = kernels.adjust.gamma_need(active, [s.qty for s in book.slots], [s.gamma for s in book.slots],
                                            [s.held() for s in book.slots], slot_index, price, desk.lots_per_option,
                                            target)
         if needed is None:
             return
         strike = mo.snap_up(price)
-        bought = adjust_kernels.gamma_buy(*needed, hedge_slot.qty, hedge_slot.strike, strike, desk.lots_per_option,
+        bought = kernels.adjust.gamma_buy(*needed, hedge_slot.qty, hedge_slot.strike, strike, desk.lots_per_option,
                                           target, quote)
         if bought is None:
             return

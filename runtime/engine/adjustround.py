@@ -3,7 +3,7 @@
 `_play_on_paths` plays a round with the numpy proposals of `opl.runtime.engine.adjust` on the few paths
 where it fires (`_desk`: the step as the module sees it) and writes them back. `_Round` plays the common
 round (rolls and gamma hedges, a lone ``additional_margin`` abort) in one compiled pass
-(`opl.runtime.engine.adjust_kernels.round_pass`), the same numbers bit for bit, with the quote tables, fees,
+(`opl.runtime.engine.kernels.adjust.round_pass`), the same numbers bit for bit, with the quote tables, fees,
 margin rule and mark arrays its kernel takes (`_quote_inputs`, `_slot_fees`, `_rule_tuple`,
 `_written_marks`).
 
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from opl.runtime.engine import adjust_kernels, kernelbase, kernels, margin_kernels, mark_kernels
+from opl.runtime.engine import kernels
 from opl.runtime.engine.adjust import AdjustEngine, Desk, _margin_bound
 from opl.runtime.engine.book import Book, Slot, flat_paths, put_paths
 from opl.runtime.engine.guards import blocked
@@ -88,7 +88,7 @@ def _play_on_paths(engine: AdjustEngine, fire, strat, book: Book, hedge, mo, j, 
 
 
 class _Round:
-    """The common adjustment round in one compiled pass (`opl.runtime.engine.adjust_kernels.round_pass`) on one
+    """The common adjustment round in one compiled pass (`opl.runtime.engine.kernels.adjust.round_pass`) on one
     month's book: rolls and gamma hedges, with at most a lone ``additional_margin`` abort, on a fast month and a
     book without futures legs, the margin compiled — what `_play_on_paths` plays with the numpy proposals,
     the same numbers bit for bit (tests/simulate/test_fast_engine.py), without its Python around each action.
@@ -125,7 +125,7 @@ class _Round:
         cost = pass_.cost
         close_fee, short_fee, long_fee = _slot_fees(cost)
         self.fees = (close_fee, short_fee, long_fee,
-                     kernelbase._plain((cost.futures_close + cost.futures_slippage)[:, 0], (pass_.shape[0],)))
+                     kernels.base._plain((cost.futures_close + cost.futures_slippage)[:, 0], (pass_.shape[0],)))
         self.guarded = any(g.kind == "avoid_leg_if" for g in pass_.strat.guards)
         self._tables: dict[float, tuple] = {}
         self._steps: dict[float, tuple] = {}  # `_step`'s: the step's time to expiry -> (its market, its RoundStep)
@@ -152,7 +152,7 @@ class _Round:
             if bound is None or pass_.margins.rule is None:
                 return None
         if not (kernels.available() and getattr(mo, "fast", False) and pass_.cost.fast and not book.futures
-                and len(book.slots) <= kernelbase.BOOK_SLOTS):  # (the round's margin takes that many series)
+                and len(book.slots) <= kernels.base.BOOK_SLOTS):  # (the round's margin takes that many series)
             return None
         plan = engine.round_plan(book)
         return None if plan is None else cls(engine, plan, bound, pass_, book)
@@ -183,15 +183,15 @@ class _Round:
         p.equity = kernels.writable(p.equity, shape)
         o.month_pnl = kernels.writable(o.month_pnl, shape)
         ledger = p.ledger
-        padded = kernelbase._slot_tuple
+        padded = kernels.base._slot_tuple
         held = np.array([s._held for s in book.slots], dtype=np.bool_)
-        closed = adjust_kernels.round_pass(
-            cols=cols, fire=kernelbase._plain_bool(fire, shape), step=self._step(book, mo, j), own=own,
+        closed = kernels.adjust.round_pass(
+            cols=cols, fire=kernels.base._plain_bool(fire, shape), step=self._step(book, mo, j), own=own,
             strike_rows=rows, strikes=padded([s.strike for s in base]), values=padded([s.value for s in base]),
             gammas=padded([s.gamma for s in base]), dynamic_values=dynamic_values, price=price, vol=vol,
-            account=(o.hedge, kernelbase._plain(p.pending, shape), kernelbase._plain(p.inventory.total(), shape)),
+            account=(o.hedge, kernels.base._plain(p.pending, shape), kernels.base._plain(p.inventory.total(), shape)),
             ledger=(ledger.buckets["adjustments"], ledger.buckets["costs"], p.equity, o.month_pnl, o.is_open),
-            counters=kernelbase._padded(self.counters(ledger.counters), _NO_COUNTS, _ROUND_COUNTERS),
+            counters=kernels.base._padded(self.counters(ledger.counters), _NO_COUNTS, _ROUND_COUNTERS),
             early=bool(mo.days_left[j] >= (p.strat.guard_days or 2.0)),
             held=held)
         for s, h in zip(book.slots, held.tolist()):
@@ -201,14 +201,14 @@ class _Round:
     def _own(self, book: Book, shape: tuple) -> tuple:
         """The base slots, and the arrays the round writes in place as the kernel takes them: the slots' lots (the
         base slots' and the dynamic slots' tuples) with the dynamic slots' strikes and marks but their values (a
-        tuple a mark, `_written_marks`') in an `adjust_kernels.RoundOwn`, and the dynamic slots' values, each made
+        tuple a mark, `_written_marks`') in an `kernels.adjust.RoundOwn`, and the dynamic slots' values, each made
         the slot's own (C-ordered, writable, (variants, paths)) first.
 
         The slot tuples, the base slots' and the dynamic slots' apart, are each padded with dummies of its types
-        to eight (`kernelbase._padded`): a tuple's length is part of the kernel's signature, and the loop's
+        to eight (`kernels.base._padded`): a tuple's length is part of the kernel's signature, and the loop's
         candidates hold books of a few slots to nine (four legs, a roll's slot per leg and the gamma hedge's).
         Tuples of every slot padded to sixteen compiled the round's kernels ~9 s of CPU longer. Kept while the
-        arrays are the same objects (`kernelbase.keep_own`; a month's rounds after its first find them so, but the
+        arrays are the same objects (`kernels.base.keep_own`; a month's rounds after its first find them so, but the
         values, whose tuple is made every round): checking and padding them again cost a round more than its
         kernel's work at 1,000 paths."""
         slots = book.slots
@@ -220,24 +220,24 @@ class _Round:
                     and x.flags.writeable):
                 s.value = x = kernels.writable(x, shape)
             values.append(x)
-        own = kernelbase.kept_own(_kept_arrays(slots, dynamic)) or self._made_own(slots, base, dynamic, shape)
-        return base, own, kernelbase._padded(tuple(values), _DUMMY[0])
+        own = kernels.base.kept_own(_kept_arrays(slots, dynamic)) or self._made_own(slots, base, dynamic, shape)
+        return base, own, kernels.base._padded(tuple(values), _DUMMY[0])
 
     @staticmethod
     def _made_own(slots: list, base: list, dynamic: list, shape: tuple):
-        """`_own`'s `adjust_kernels.RoundOwn`, kept (`kernelbase.keep_own`: it holds one reference to each array, as
-        the tuples it replaced did, which `kernelbase.kept_references` counts for `months._unshared`)."""
+        """`_own`'s `kernels.adjust.RoundOwn`, kept (`kernels.base.keep_own`: it holds one reference to each array, as
+        the tuples it replaced did, which `kernels.base.kept_references` counts for `months._unshared`)."""
         for s in slots:
             q = s._qty  # (`kernels.writable` inline: most are the slot's own already)
             if not (type(q) is np.ndarray and q.shape == shape and q.dtype == _FLOAT and q.flags.c_contiguous
                     and q.flags.writeable):
                 s._qty = kernels.writable(q, shape)
-        written = tuple(zip(*kernelbase._padded(tuple([_written_marks(s, shape) for s in dynamic]), _BASE_WRITTEN)))
-        lots = kernelbase._padded
-        qtys = (lots(tuple([s._qty for s in base]), kernelbase._SCRATCH),
-                lots(tuple([s._qty for s in dynamic]), kernelbase._SCRATCH))
-        made = adjust_kernels.round_own(qtys, written[0], *written[2:])
-        kernelbase.keep_own(_kept_arrays(slots, dynamic), made)
+        written = tuple(zip(*kernels.base._padded(tuple([_written_marks(s, shape) for s in dynamic]), _BASE_WRITTEN)))
+        lots = kernels.base._padded
+        qtys = (lots(tuple([s._qty for s in base]), kernels.base._SCRATCH),
+                lots(tuple([s._qty for s in dynamic]), kernels.base._SCRATCH))
+        made = kernels.adjust.round_own(qtys, written[0], *written[2:])
+        kernels.base.keep_own(_kept_arrays(slots, dynamic), made)
         return made
 
     def _market(self, mo) -> tuple:
@@ -246,20 +246,20 @@ class _Round:
         kept = self._market_kept
         if kept is None or kept[0] is not mo.smile or kept[1] != mo.want_gamma:
             smile = mo.smile
-            x_grid, logv_grid = mark_kernels._grids()
+            x_grid, logv_grid = kernels.marks._grids()
             kept = self._market_kept = (smile, mo.want_gamma, (
                 bool(mo.want_gamma), x_grid, logv_grid, float(smile.spread), float(smile.floor), float(smile.skew),
                 float(smile.curvature)))
         return kept[2]
 
     def _step(self, book: Book, mo, j: int):
-        """The round's `adjust_kernels.RoundStep` at step ``j`` of ``mo``: its fixed inputs, the step's tables
+        """The round's `kernels.adjust.RoundStep` at step ``j`` of ``mo``: its fixed inputs, the step's tables
         (`_tables_at`) and the month's market (`_market`), kept by the step's time to expiry while the market is
         the same."""
         key, market = float(mo.t[j]), self._market(mo)
         kept = self._steps.get(key)
         if kept is None or kept[0] is not market:
-            kept = self._steps[key] = (market, adjust_kernels.round_step(
+            kept = self._steps[key] = (market, kernels.adjust.round_step(
                 kinds=self.kinds, amounts=self.amounts, members=self.members, entries=self.entries,
                 gamma_slot=self.gamma_slot, slots=self.slots, tables=self._tables_at(book, mo, j), market=market,
                 lots_per_option=float(self.pass_.lots_per_option), abort=self.abort, rule=self.rule, fees=self.fees))
@@ -275,17 +275,17 @@ class _Round:
             n = len(slots)
             phi, tt, const = np.zeros(n), np.zeros(n), np.zeros((4, n))
             eeps, d_eeps, boundaries = [], [], []  # the dynamic slots' (a base slot is never quoted)
-            empty_eep, empty_boundary = mark_kernels._no_tables()
+            empty_eep, empty_boundary = kernels.marks._no_tables()
             for i, s in enumerate(slots):
                 phi[i] = 1.0 if s.is_call else -1.0
                 if not s.dynamic:
                     continue
                 tt[i] = float(mo.t[j] + s.extra_days / DAYS_PER_YEAR)
-                tables = mark_kernels._series_tables(bool(s.is_call), bool(s.american), (tt[i],), float(mo.rate),
+                tables = kernels.marks._series_tables(bool(s.is_call), bool(s.american), (tt[i],), float(mo.rate),
                                                 float(mo.markers[s.american].carry))
                 const[:, i] = tables.const[:, 0]
                 eeps.append(tables.eep), d_eeps.append(tables.d_eep), boundaries.append(tables.boundary)
-            pad = kernelbase._padded  # (`play`'s dynamic slot tuples)
+            pad = kernels.base._padded  # (`play`'s dynamic slot tuples)
             made = self._tables[key] = (phi, self.slots[1], tt, const, pad(tuple(eeps), empty_eep),
                                         pad(tuple(d_eeps), empty_eep), pad(tuple(boundaries), empty_boundary),
                                         self.slots[4])
@@ -305,7 +305,7 @@ def _round_strikes(mo, j: int, price: np.ndarray, vol: np.ndarray, rolls: list, 
         out[row] = rule.strike.resolve(is_call=rule.is_call, price=price, support=support, resistance=resistance,
                                        iv=iv, t=t, rate=mo.rate)
     if rolls:  # every row snapped in one call (`_Month.snap` of a fast month, element by element)
-        out[:len(rolls)] = adjust_kernels.snap(mo.pack.option.strike_grid, out[:len(rolls)])
+        out[:len(rolls)] = kernels.adjust.snap(mo.pack.option.strike_grid, out[:len(rolls)])
 
 
 # The round's counters tuple (six, then two per playbook action) padded to this many with a dummy never written: a
@@ -345,35 +345,35 @@ def _written_marks(s: Slot, shape: tuple) -> tuple:
 
 
 def _slot_fees(cost) -> tuple:
-    """A lot's fee plus slippage to close, to sell and to buy an option, per variant (`adjust_kernels.fees_of`):
+    """A lot's fee plus slippage to close, to sell and to buy an option, per variant (`kernels.adjust.fees_of`):
     made for the pass's first round (its costs do not change)."""
     fees = getattr(cost, "adjust_fees", None)
     if fees is None:
         slippage = cost.option_slippage[:, 0]
-        fees = cost.adjust_fees = dict(zip(("close_fee", "short_fee", "long_fee"), adjust_kernels.fees_of(
+        fees = cost.adjust_fees = dict(zip(("close_fee", "short_fee", "long_fee"), kernels.adjust.fees_of(
             cost.option_close[:, 0] + slippage, cost.option_open_short[:, 0] + slippage,
             cost.option_open_long[:, 0] + slippage, len(slippage))))
     return fees["close_fee"], fees["short_fee"], fees["long_fee"]
 
 
 def _rule_tuple(rule, variants: int) -> tuple:
-    """A `kernels.MarginRule` as `adjust_kernels.round_pass` reads it (a dummy of the same types without one: the
+    """A `kernels.MarginRule` as `kernels.adjust.round_pass` reads it (a dummy of the same types without one: the
     round then prices no margin)."""
     if rule is None:
         zero = np.zeros(variants)
-        return (zero, False, 0.0, 0.0, zero, zero, False, 0.0, 0.0, False, False, False, False, margin_kernels._WIDE_BIT,
-                kernelbase._ONE)
+        return (zero, False, 0.0, 0.0, zero, zero, False, 0.0, 0.0, False, False, False, False,
+                kernels.margin._WIDE_BIT, kernels.base._ONE)
     return (rule.futures_rate, bool(rule.czce), rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate,
             bool(rule.put_cap), rule.unit, rule.contract_size, bool(rule.futures_underlying), bool(rule.spread),
-            bool(rule.straddle), bool(rule.strangle), margin_kernels._WIDE_BIT, kernelbase._ONE)
+            bool(rule.straddle), bool(rule.strangle), kernels.margin._WIDE_BIT, kernels.base._ONE)
 
 
 def _quote_inputs(mo: _Month, j: int) -> Callable:
     """``quotes(is_call, american, extra_days)``: the arguments `kernels.mark_where` gives the mark of one element
     (``_mark_row``) for a series at step ``j`` of the fast month ``mo`` (a round's `_Month.columns` cut) — what
-    `opl.runtime.engine.adjust_kernels`' proposals quote with, so their quotes are `_Month.quote`'s to the bit."""
+    `opl.runtime.engine.kernels.adjust`' proposals quote with, so their quotes are `_Month.quote`'s to the bit."""
     price, vol = np.ascontiguousarray(mo.price[:, j]), np.ascontiguousarray(mo.vol[:, j])
-    x_grid, logv_grid = mark_kernels._grids()
+    x_grid, logv_grid = kernels.marks._grids()
     smile = mo.smile
     made: dict[tuple, tuple] = {}
 
@@ -385,7 +385,7 @@ def _quote_inputs(mo: _Month, j: int) -> Callable:
 
     def quote(is_call: bool, american: bool, extra_days: float) -> tuple:
         t = float(mo.t[j] + extra_days / DAYS_PER_YEAR)
-        tables = mark_kernels._series_tables(bool(is_call), bool(american), (t,), float(mo.rate),
+        tables = kernels.marks._series_tables(bool(is_call), bool(american), (t,), float(mo.rate),
                                         float(mo.markers[american].carry))
         return (price, vol, 1.0 if is_call else -1.0, bool(american), bool(mo.want_gamma), t, tables.const,
                 tables.eep, tables.d_eep, tables.boundary, x_grid, logv_grid, float(smile.spread),
@@ -395,12 +395,12 @@ def _quote_inputs(mo: _Month, j: int) -> Callable:
 
 
 def _slot_trader(cost, ledger: Ledger, equity, month_pnl) -> Callable:
-    """`opl.runtime.engine.adjust_kernels.trade_slot` on a round's ledger: an action's change of one slot
+    """`opl.runtime.engine.kernels.adjust.trade_slot` on a round's ledger: an action's change of one slot
     traded, paid into ``adjustments`` and counted, as the desk's ``trade_options`` would."""
     fees = dict(zip(("close_fee", "short_fee", "long_fee"), _slot_fees(cost)))
 
     def trade(old, proposed, go, restruck):
-        return adjust_kernels.trade_slot(old, proposed, go, restruck, bucket=ledger.buckets["adjustments"],
+        return kernels.adjust.trade_slot(old, proposed, go, restruck, bucket=ledger.buckets["adjustments"],
                                          equity=equity, month_pnl=month_pnl,
                                          counter=ledger.counters["option_lots"], **fees)
 

@@ -144,7 +144,7 @@ def _on_threads(task, items) -> None:
     copies of the caller's context (its deadline)."""
     from contextvars import copy_context
 
-    from opl.runtime.engine.kernelbase import threads_allowed
+    from opl.runtime.engine.kernels.base import threads_allowed
 
     items = list(items)
     threads = min(len(items), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

@@ -18,11 +18,11 @@ import sys
 
 import numpy as np
 
-from opl.runtime.engine import adjust_kernels, kernelbase, kernels
+from opl.runtime.engine import kernels
 from opl.runtime.engine.book import Book, Slot
 from opl.runtime.engine.deadline import check as check_deadline
 from opl.runtime.engine.legspec import OptionLeg
-from opl.runtime.engine.mark_kernels import SeriesMarks
+from opl.runtime.engine.kernels.marks import SeriesMarks
 from opl.runtime.engine.marking import AmericanMarker
 from opl.runtime.engine.runspec import DAYS_PER_YEAR, RunSpec, StrategySpec
 from opl.runtime.pricing.black import greeks as black_greeks
@@ -229,14 +229,14 @@ class _Month(MarkedMonth):
     def snap(self, raw: np.ndarray) -> np.ndarray:
         """Strikes on the pack's grid; a level far below it (a collapsed path) gets the lowest listed strike."""
         if getattr(self, "fast", False) and np.ndim(raw) == 1:  # an adjustment's strikes per path, compiled
-            return adjust_kernels.snap(self.pack.option.strike_grid, raw)
+            return kernels.adjust.snap(self.pack.option.strike_grid, raw)
         lowest = self.pack.option.strike_grid[0].step
         return np.maximum(np.asarray(self.pack.snap_strike(np.maximum(raw, lowest)), dtype=float), lowest)
 
     def snap_up(self, price: np.ndarray) -> np.ndarray:
         """The listed strike nearest at or above ``price``."""
         if getattr(self, "fast", False) and np.ndim(price) == 1:
-            return adjust_kernels.snap(self.pack.option.strike_grid, price, up=True)
+            return kernels.adjust.snap(self.pack.option.strike_grid, price, up=True)
         lowest = self.pack.option.strike_grid[0].step
         return np.maximum(np.asarray(self.pack.snap_strike(np.maximum(price, lowest), mode="up"), dtype=float), lowest)
 
@@ -296,7 +296,7 @@ class _Month(MarkedMonth):
 
 def _writable(x: np.ndarray) -> np.ndarray:
     """``x``, or a copy of it when it is read-only (a month read from the store): the series' kernels take
-    writable arrays (`opl.runtime.engine.kernelbase._plain`), and every series of the month then reads the one
+    writable arrays (`opl.runtime.engine.kernels.base._plain`), and every series of the month then reads the one
     copy instead of each making its own (a set of two legs' marks at 10,000 paths was 42 MB larger)."""
     return x if x.flags.writeable else x.copy()
 
@@ -314,13 +314,13 @@ def _unshared(slot: Slot) -> tuple:
     """The slot's value, delta, gamma and exercise arrays, each where nothing else refers to it (no other name,
     container or view: numpy views hold their base), so that writing into it changes nothing anyone else reads;
     else None in its place."""
-    kept = kernelbase._KEPT_REFS
+    kept = kernels.base._KEPT_REFS
     marks = slot.__dict__
     out = []
     for name in _REMARKED:
         x = marks[name] if name in marks else getattr(slot, name)
         # Three references when the slot's is the only one: the slot's, ``x`` and getrefcount's argument; besides
-        # them the kernels' kept tuples of its views (`kernelbase.kept_references`), which read its elements as
+        # them the kernels' kept tuples of its views (`kernels.base.kept_references`), which read its elements as
         # they are. (Two names of the slot for one array count twice: not written in place.)
         if type(x) is np.ndarray and x.base is None:
             refs = sys.getrefcount(x) - 3
@@ -346,7 +346,7 @@ def _base_marks(slot: Slot, mo, j: int) -> None:
     series = getattr(mo, "series", None)
     if series is not None:
         qty = slot._qty
-        if type(qty) is np.ndarray and qty.ndim == 2 and kernelbase._ready(qty, (qty.shape[0], mo.price.shape[0]),
+        if type(qty) is np.ndarray and qty.ndim == 2 and kernels.base._ready(qty, (qty.shape[0], mo.price.shape[0]),
                                                                           np.float64):
             series[b].mark_held(qty, j)  # (the usual lots: the held paths found in the mark's own pass)
         else:

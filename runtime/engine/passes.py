@@ -26,7 +26,7 @@ import numpy as np
 
 from opl.runtime.engine import handover, kernels, monthstore
 from opl.runtime.engine.deadline import check as check_deadline, current as current_deadline, until
-from opl.runtime.engine.mark_kernels import mark_series
+from opl.runtime.engine.kernels.marks import mark_series
 from opl.runtime.engine.marking import AmericanMarker, _tables, prepare_tables
 from opl.runtime.engine.months import MarkedMonth
 from opl.runtime.engine.passmonths import _Shared, _StoredMonths, _family, _months_key

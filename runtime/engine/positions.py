@@ -16,7 +16,7 @@ import functools
 
 import numpy as np
 
-from opl.runtime.engine import adjust_kernels, kernels
+from opl.runtime.engine import kernels
 from opl.runtime.engine.book import Book, Slot
 from opl.runtime.engine.hedging import HedgeSpec, rebalance
 from opl.runtime.engine.ledger import Costs
@@ -141,12 +141,12 @@ def _close_all_compiled(book: Book, hedge, mask, cost, ledger, equity, month_pnl
 
 
 def _lots_set(s: Slot, qty) -> None:
-    """``s.qty = qty`` after a compiled exercise or the open, `Slot.held` found by `adjust_kernels._any_lots`: the
+    """``s.qty = qty`` after a compiled exercise or the open, `Slot.held` found by `kernels.adjust._any_lots`: the
     lots are held near the start of the array, where it stops (numpy's ``any`` reads every element: ~49 against ~2 us
     at 5 x 30,000; on lots of zeros it is the slower, ~97 against ~56 us)."""
     if type(qty) is np.ndarray and qty.ndim == 2 and qty.dtype == _FLOAT and qty.flags.c_contiguous \
             and qty.flags.writeable and kernels.available():  # (the round's kernels' type: no compile of its own)
-        s._qty, s._held = qty, bool(adjust_kernels._any_lots(qty))
+        s._qty, s._held = qty, bool(kernels.adjust._any_lots(qty))
     else:
         s.qty = qty
 

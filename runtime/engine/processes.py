@@ -28,7 +28,7 @@ more, where jujube's realised volatility peaked at 57% over 21 days and 86% over
 days, 2019-2026). The recursion
 is a loop over days with every path in one numpy array (arch's per-path simulate is
 orders of magnitude slower at 50,000 paths); the fast engine (``engine="fast"``) hands the
-same draws to a compiled pass per path (`opl.runtime.engine.path_kernels`) with the same
+same draws to a compiled pass per path (`opl.runtime.engine.kernels.paths`) with the same
 result up to rounding. Paths start at h̄.
 With several steps a day, the volatility forecast written at a step (``MonthPaths.vol``,
 which drives implied volatility, the marks and the hedge's delta) is the day's own h_d at
@@ -427,7 +427,7 @@ class PathGenerator:
         An int or a `numpy.random.SeedSequence` (one per chunk).
     engine
         ``"reference"``: the month in numpy, day by day over every path; ``"fast"``: the same
-        draws handed to one compiled pass per path (`opl.runtime.engine.path_kernels`), the
+        draws handed to one compiled pass per path (`opl.runtime.engine.kernels.paths`), the
         same paths up to rounding (the reference where numba is missing).
     draws
         The chunk's `Draws`, shared with other generators of the same chunk (its seed is then
@@ -628,7 +628,7 @@ class PathGenerator:
     @cached_property
     def _model(self):
         """The constants of `_compiled_month`'s kernel."""
-        from opl.runtime.engine.path_kernels import MonthModel
+        from opl.runtime.engine.kernels.paths import MonthModel
 
         spec, k, jump, g = self.spec, self.spec.realised_vol_factor, self._jumps, self.spec.garch
         step_var = self.day_var / self.steps_per_day
@@ -647,16 +647,16 @@ class PathGenerator:
 
     def _compiled_month(self, drift: np.ndarray, out: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
         """`_reference_month` from the same draws, in one compiled pass per path (into ``out``: `next_month`)."""
-        from opl.runtime.engine import path_kernels
+        from opl.runtime.engine import kernels
 
         n = self.steps
         z = self._raw_shocks((self.paths, n))
         counts, normal = self._jump_draws(n) or (_NO_COUNTS, _NO_NORMALS)
         gap = self._gap_steps()
-        return path_kernels.month(self._model, z=z, counts=counts, normal=normal,
-                                  gap_col=np.full(self.paths, -1, dtype=np.int64) if gap is None else gap,
-                                  drift=np.ascontiguousarray(drift, dtype=np.float64), log_f=self._state["log_f"],
-                                  h=self._state["h"], carry=self._state["carry"], out=out)
+        return kernels.paths.month(self._model, z=z, counts=counts, normal=normal,
+                                   gap_col=np.full(self.paths, -1, dtype=np.int64) if gap is None else gap,
+                                   drift=np.ascontiguousarray(drift, dtype=np.float64), log_f=self._state["log_f"],
+                                   h=self._state["h"], carry=self._state["carry"], out=out)
 
 
 # The kernel's jump draws where a month has none: arrays of the right types, never read.

@@ -7,7 +7,7 @@ month it is given (`_Open`: what the month holds while its steps run) in the ord
 decisions (`_settle` on the fast engine), the exits, the adjustment round
 (`opl.runtime.engine.adjustround`), exercise, the hedge, expiry, the margin and the alerts. The bookings are
 `opl.runtime.engine.positions`'; on the fast engine a stage's hot loop is a step kernel
-(`opl.runtime.engine.steppack`).
+(`opl.runtime.engine.kernels.steppack`).
 
 What a pass computes, apart from how passes are scheduled (`opl.runtime.engine.passes`: a `_Pass` per job
 and pass, fed its months).
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from opl.runtime.engine import adjust_kernels, kernelbase, kernels
+from opl.runtime.engine import kernels
 from opl.runtime.engine.adjust import AdjustEngine, _once
 from opl.runtime.engine.book import Book, Slot
 from opl.runtime.engine.deadline import check as check_deadline
@@ -35,7 +35,7 @@ from opl.runtime.engine.positions import (_FLOAT, _CostArrays, _Margins, _close_
                                           _zeroed)
 from opl.runtime.engine.adjustround import _Round, _desk, _play_on_paths
 from opl.runtime.engine.runspec import DAYS_PER_YEAR, RunSpec, StrategySpec
-from opl.runtime.engine.steppack import StepPack
+from opl.runtime.engine.kernels.steppack import StepPack
 from opl.runtime.engine.stepstate import _trigger_state
 from opl.runtime.engine.triggers import COMPARISONS, TriggerState
 
@@ -77,7 +77,7 @@ class _Open:
 
 def _steps_read_only(o: _Open, by_step: tuple) -> tuple:
     """The month's prices and volatilities by step as read-only views (the arrays themselves where they are
-    read-only), made once a month: `adjust_kernels.when_verdict` takes read-only rows, and made a view of each
+    read-only), made once a month: `kernels.adjust.when_verdict` takes read-only rows, and made a view of each
     row at every step."""
     rows = o.read_only
     if rows is None or rows[0] is not by_step[0]:
@@ -181,7 +181,7 @@ class _Pass:
     # -- a month ---------------------------------------------------------------------------------------
     def month(self, m: int, mo: MarkedMonth) -> None:
         """Month ``m``: the open, its steps, its P&L into the ledger."""
-        kernelbase.forget_tuples()  # the last month's kept kernel tuples would keep its marks alive
+        kernels.base.forget_tuples()  # the last month's kept kernel tuples would keep its marks alive
         o = self._open(m, mo)
         for j in range(1, mo.n + 1):
             check_deadline()  # a step of a chunk is the longest the replay runs past its deadline
@@ -269,8 +269,8 @@ class _Pass:
 
         A step gave each base slot its columns by four subscripts, and every tuple of them the step's kernels take
         (the settle's, the hedge's, the margin's, the exercise scan's) made its read-only view again
-        (`kernelbase._grid_view`: a reshape and a flag set); the step now takes them from these lists and puts the
-        views in `kernelbase._VIEWS` for those tuples (`_settle`)."""
+        (`kernels.base._grid_view`: a reshape and a flag set); the step now takes them from these lists and puts the
+        views in `kernels.base._VIEWS` for those tuples (`_settle`)."""
         if getattr(mo, "series", None) is None:
             return None
         gammas = mo.gamma
@@ -362,7 +362,7 @@ class _Pass:
         interest = self._interest_terms(o, j)
         # The slots moved to step j's marks (base slots, dynamic ones where held), in the book's order
         # (`_marked_slots`: marking changes no slot's lots), as the kernel takes them, in one loop.
-        cols, views = o.base_cols, kernelbase._VIEWS
+        cols, views = o.base_cols, kernels.base._VIEWS
         qtys, befores, afters, valued = [], [], [], []
         for s in o.book.slots:
             b = s.base
@@ -607,14 +607,14 @@ class _Pass:
 
     def _when(self, o: _Open, j: int) -> np.ndarray | None:
         """``adjust_when``'s verdict per path at step ``j`` of ``o`` in one compiled pass
-        (`opl.runtime.engine.adjust_kernels.when_verdict`: a condition of price and volatility triggers on a
+        (`opl.runtime.engine.kernels.adjust.when_verdict`: a condition of price and volatility triggers on a
         fast month with the stock smile), or None: the numpy test then reads the step's trigger state."""
         program, mo = self.engine.when_program, o.mo
         by_step = getattr(mo, "by_step", None)
         if program is None or not self.fast or by_step is None or type(mo.smile) is not SmileRule:
             return None
         price, vol = _steps_read_only(o, by_step)
-        return adjust_kernels.when_verdict(program, price=price[j], open_price=price[0], vol=vol[j], open_vol=vol[0],
+        return kernels.adjust.when_verdict(program, price=price[j], open_price=price[0], vol=vol[j], open_vol=vol[0],
                                            floor=mo.smile.floor, spread=mo.smile.spread)
 
     def _compiled_round(self, o: _Open) -> "_Round | None":

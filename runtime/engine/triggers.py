@@ -403,7 +403,7 @@ def compile_condition(condition: spec.Condition, *, per_leg: bool = False) -> Co
     if not per_leg and uses_leg_variables(condition):
         return _any_leg(compiled)
     # The rule it tests: the fast engine's adjustment decision evaluates the common ones compiled
-    # (`opl.runtime.engine.adjust_kernels.condition_program`).
+    # (`opl.runtime.engine.kernels.adjust.condition_program`).
     compiled.condition = condition
     return compiled
 

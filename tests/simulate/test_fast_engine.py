@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import opl.simulation.run as facade
-from opl.runtime.engine import kernelbase, kernels, margin_kernels, mark_kernels
+from opl.runtime.engine import kernels
 from opl.runtime.engine.marking import AmericanMarker, SmileRule
 from opl.runtime.engine.months import _Month
 from opl.runtime.engine.passmonths import _StoredMonths, _arrays_of
@@ -195,8 +195,8 @@ def test_quotes_mark_each_path_once_with_the_numbers_of_a_mark_per_element(monke
         strike[1, ::7] += 200.0
     where = rng.random((variants, paths)) < 0.5  # half the elements quoted
     counts = []
-    real = mark_kernels._mark_where
-    monkeypatch.setattr(mark_kernels, "_mark_where", lambda *a: counts.append(real(*a)) or counts[-1])
+    real = kernels.marks._mark_where
+    monkeypatch.setattr(kernels.marks, "_mark_where", lambda *a: counts.append(real(*a)) or counts[-1])
     got = month.quote(is_call=False, american=american, strike=strike, extra_days=10.0, j=7, where=where)
     vi, pi = np.nonzero(where)
     # A mark per distinct (path, strike): a path's variants holding the same strike share it.
@@ -280,7 +280,7 @@ def test_a_remark_writes_in_place_only_into_arrays_nothing_else_refers_to():
 
 
 def test_a_remark_writes_in_place_into_arrays_the_kernels_kept_tuples_read():
-    """The views a kept slot tuple holds of a slot's marks (`kernelbase._slot_tuple`) read the array as it is:
+    """The views a kept slot tuple holds of a slot's marks (`kernels.base._slot_tuple`) read the array as it is:
     they do not stop a re-mark writing into it, and they see the new marks; a tuple of another array does not
     count, and one of a copy of an array is not kept."""
     from opl.runtime.engine.book import Slot
@@ -293,20 +293,20 @@ def test_a_remark_writes_in_place_into_arrays_the_kernels_kept_tuples_read():
     slot = Slot(is_call=False, american=True, qty=qty, strike=strike)
     slot.value, slot.delta, slot.gamma = (rng.normal(size=(variants, paths)) for _ in range(3))
     slot.exercise = rng.random((variants, paths)) < 0.5
-    kernelbase.forget_tuples()
-    kept = kernelbase._slot_tuple([slot.value, slot.delta])
-    assert kernelbase._slot_tuple([slot.value, slot.delta]) is kept  # asked again: the same tuple
+    kernels.base.forget_tuples()
+    kept = kernels.base._slot_tuple([slot.value, slot.delta])
+    assert kernels.base._slot_tuple([slot.value, slot.delta]) is kept  # asked again: the same tuple
     ids = [id(slot.value), id(slot.delta)]
     month.remark(slot, j)
     assert [id(slot.value), id(slot.delta)] == ids  # written in place
     assert np.array_equal(kept[0], slot.value) and np.array_equal(kept[1], slot.delta)
     other = rng.normal(size=(variants, paths))
-    assert kernelbase._slot_tuple([other, slot.delta]) is not kept
+    assert kernels.base._slot_tuple([other, slot.delta]) is not kept
     whole = np.arange(variants * paths, dtype=np.int64).reshape(variants, paths)  # an int array: copied
-    first = kernelbase._slot_tuple([whole])
+    first = kernels.base._slot_tuple([whole])
     whole += 1
-    assert np.array_equal(kernelbase._slot_tuple([whole])[0], whole) and not np.array_equal(first[0], whole)
-    kernelbase.forget_tuples()
+    assert np.array_equal(kernels.base._slot_tuple([whole])[0], whole) and not np.array_equal(first[0], whole)
+    kernels.base.forget_tuples()
 
 
 def test_the_held_paths_kernel_is_numpys_any_over_the_variants():
@@ -314,7 +314,7 @@ def test_the_held_paths_kernel_is_numpys_any_over_the_variants():
     for variants, paths, share in ((1, 1, 0.5), (5, 1_000, 0.0), (5, 1_000, 0.02), (3, 777, 0.5)):
         qty = np.where(rng.random((variants, paths)) < share, rng.choice([-3.0, 1.0, -0.0], (variants, paths)), 0.0)
         out = np.ones(paths, dtype=np.bool_)
-        count = mark_kernels._held_paths(qty, out)
+        count = kernels.marks._held_paths(qty, out)
         assert np.array_equal(out, qty.any(axis=0)) and count == np.count_nonzero(qty.any(axis=0))
 
 
@@ -333,16 +333,16 @@ def test_marks_are_the_same_bits_on_one_thread_two_threads_and_the_serial_twin(m
     # computed them, and the serial twin (forked workers, small calls) computes the same bits again.
     month = _month_of_marks()
     runs = []
-    monkeypatch.setattr(kernelbase, "MARKS_PARALLEL_MIN", 2**62)
+    monkeypatch.setattr(kernels.base, "MARKS_PARALLEL_MIN", 2**62)
     runs.append(kernels.mark_series(is_call=is_call, american=True, **month))
-    monkeypatch.setattr(kernelbase, "MARKS_PARALLEL_MIN", 0)
-    threads = kernelbase.numba.get_num_threads()
+    monkeypatch.setattr(kernels.base, "MARKS_PARALLEL_MIN", 0)
+    threads = kernels.base.numba.get_num_threads()
     try:
-        for n in sorted({1, min(2, kernelbase.numba.config.NUMBA_NUM_THREADS)}):
-            kernelbase.numba.set_num_threads(n)
+        for n in sorted({1, min(2, kernels.base.numba.config.NUMBA_NUM_THREADS)}):
+            kernels.base.numba.set_num_threads(n)
             runs.append(kernels.mark_series(is_call=is_call, american=True, **month))
     finally:
-        kernelbase.numba.set_num_threads(threads)
+        kernels.base.numba.set_num_threads(threads)
     for run in runs[1:]:
         for a, b in zip(runs[0], run):
             assert np.array_equal(a, b)
@@ -354,13 +354,13 @@ def test_a_steps_column_of_a_one_process_chunk_is_marked_on_the_thread_pool(monk
     month = _month_of_marks(paths=10_000)
     used = []
     for name in ("_mark_parallel", "_mark_serial"):
-        real = getattr(mark_kernels, name)
-        monkeypatch.setattr(mark_kernels, name, lambda *a, _n=name, _f=real: used.append(_n) or _f(*a))
-    series = mark_kernels.SeriesMarks(is_call=False, american=True, **month)
+        real = getattr(kernels.marks, name)
+        monkeypatch.setattr(kernels.marks, name, lambda *a, _n=name, _f=real: used.append(_n) or _f(*a))
+    series = kernels.marks.SeriesMarks(is_call=False, american=True, **month)
     series.mark(np.arange(10_000) % 10 != 0, (3, 4))
-    monkeypatch.setattr(kernelbase, "PARALLEL_MIN", kernelbase.PARALLEL_MIN)
-    monkeypatch.setattr(kernelbase, "MARKS_PARALLEL_MIN", kernelbase.MARKS_PARALLEL_MIN)
-    monkeypatch.setattr(kernelbase, "STEP_PARALLEL_MIN", kernelbase.STEP_PARALLEL_MIN)
+    monkeypatch.setattr(kernels.base, "PARALLEL_MIN", kernels.base.PARALLEL_MIN)
+    monkeypatch.setattr(kernels.base, "MARKS_PARALLEL_MIN", kernels.base.MARKS_PARALLEL_MIN)
+    monkeypatch.setattr(kernels.base, "STEP_PARALLEL_MIN", kernels.base.STEP_PARALLEL_MIN)
     kernels.serial_only()
     series.mark(np.arange(10_000) % 10 != 0, (4, 5))
     assert used == ["_mark_parallel", "_mark_serial"]
@@ -370,7 +370,7 @@ def test_the_mark_twins_have_their_own_cache_entries():
     # numba's cache keys an entry by the function and its signature, not by the parallel flag: one function
     # compiled as both twins shared one entry, so whichever twin a process compiled first was loaded as the
     # other too (the "serial" twin of a forked worker ran the thread pool, or a month's marks ran on one thread).
-    parallel, serial = mark_kernels._mark_parallel, mark_kernels._mark_serial
+    parallel, serial = kernels.marks._mark_parallel, kernels.marks._mark_serial
     assert parallel.targetoptions.get("parallel") and not serial.targetoptions.get("parallel")
     assert parallel.py_func is not serial.py_func
     assert parallel._cache._cache_file._index_name != serial._cache._cache_file._index_name
@@ -386,7 +386,7 @@ def test_uniform_grid_interpolation_is_numpy_interp_bit_for_bit():
                              np.nextafter(_LOGV, -np.inf), np.nextafter(_LOGV, np.inf)])
     table = np.cumsum(rng.uniform(0.0, 1.0, _LOGV.size))
     x0, dx = _LOGV[0], _LOGV[1] - _LOGV[0]
-    got = np.array([mark_kernels._interp_uniform(x, _LOGV, table[None], 0, x0, dx) for x in points])
+    got = np.array([kernels.marks._interp_uniform(x, _LOGV, table[None], 0, x0, dx) for x in points])
     assert np.array_equal(got, np.interp(points, _LOGV, table))
 
 
@@ -403,7 +403,7 @@ def test_a_mark_on_the_near_side_of_the_boundary_edge_is_never_exercised(phi):
     lvs = np.concatenate([rng.uniform(_LOGV[0] - 0.2, _LOGV[-1] + 0.2, 400), _LOGV, np.nextafter(_LOGV, np.inf)])
     for row in rows:
         table = row[None].copy()
-        edge = mark_kernels._boundary_edge(phi, table, 0)
+        edge = kernels.marks._boundary_edge(phi, table, 0)
         for k in rng.uniform(50.0, 20_000.0, 20):
             closest = k * edge
             prices = [closest * (1 + f) for f in (-1e-3, -1e-9, 0.0, 1e-9, 1e-3)]
@@ -411,13 +411,13 @@ def test_a_mark_on_the_near_side_of_the_boundary_edge_is_never_exercised(phi):
             near = [s for s in prices if (s > k * edge if phi < 0 else s < k * edge)]
             assert near
             for s in near:
-                assert not any(phi * (s - k * mark_kernels._interp_uniform(lv, _LOGV, table, 0, x0, dx)) >= 0
+                assert not any(phi * (s - k * kernels.marks._interp_uniform(lv, _LOGV, table, 0, x0, dx)) >= 0
                                for lv in lvs)
     # A row with a NaN or an infinite node has no edge: every mark then checks the boundary.
     for bad in (np.nan, np.inf, -np.inf):
         row = np.full((1, _LOGV.size), 0.9)
         row[0, 7] = bad
-        edge = mark_kernels._boundary_edge(phi, row, 0)
+        edge = kernels.marks._boundary_edge(phi, row, 0)
         assert not any((s > 100.0 * edge if phi < 0 else s < 100.0 * edge) for s in (1e-300, 1.0, 1e300))
 
 
@@ -439,15 +439,15 @@ def test_series_marks_column_by_column_on_some_paths_are_the_whole_months_marks_
     for threshold in (2**62, 0):
         series = kernels.SeriesMarks(is_call=True, american=True, **month)
         asked = np.zeros(whole[0].shape, dtype=bool)
-        old = kernelbase.MARKS_PARALLEL_MIN
-        kernelbase.MARKS_PARALLEL_MIN = threshold
+        old = kernels.base.MARKS_PARALLEL_MIN
+        kernels.base.MARKS_PARALLEL_MIN = threshold
         try:
             for j in range(asked.shape[1]):
                 where = rng.random(asked.shape[0]) < 0.6
                 series.mark(where, (j, j + 1))
                 asked[:, j] = where
         finally:
-            kernelbase.MARKS_PARALLEL_MIN = old
+            kernels.base.MARKS_PARALLEL_MIN = old
         for got, ref in zip((series.value, series.delta, series.gamma, series.exercise), whole):
             assert np.array_equal(got[asked], ref[asked])
             assert not np.any(got[~asked])
@@ -462,8 +462,8 @@ def test_gamma_owed_by_a_series_is_computed_where_asked_the_same_bits():
     whole = kernels.mark_series(is_call=False, american=True, **month)
     rng = np.random.default_rng(4)
     for threshold in (2**62, 0):
-        old = kernelbase.MARKS_PARALLEL_MIN
-        kernelbase.MARKS_PARALLEL_MIN = threshold
+        old = kernels.base.MARKS_PARALLEL_MIN
+        kernels.base.MARKS_PARALLEL_MIN = threshold
         try:
             series = kernels.SeriesMarks(is_call=False, american=True, **month)
             held = rng.random(1_500) < 0.7
@@ -476,7 +476,7 @@ def test_gamma_owed_by_a_series_is_computed_where_asked_the_same_bits():
             everything = series.gamma_at(4)
             assert np.array_equal(everything, held & ~asked)
         finally:
-            kernelbase.MARKS_PARALLEL_MIN = old
+            kernels.base.MARKS_PARALLEL_MIN = old
         for got, ref in zip((series.value, series.delta, series.gamma, series.exercise), whole):
             assert np.array_equal(got[held, 4], ref[held, 4])
             assert not np.any(got[~held, 4])
@@ -507,7 +507,7 @@ def test_a_base_leg_is_marked_only_on_the_paths_holding_it(monkeypatch):
     # The jujube strangle rolls or closes its legs on about half the path-steps of a month: those are not
     # marked, and the ledgers stay the reference's (which marks everything).
     marked, offered = [], []
-    real, real_held = kernels.SeriesMarks.mark, mark_kernels._held_paths
+    real, real_held = kernels.SeriesMarks.mark, kernels.marks._held_paths
 
     def counting(self, where=None, columns=None, gamma=True, **known):
         if "count" not in known:  # (else `SeriesMarks.mark_held`'s, counted by its `held_paths` below)
@@ -524,7 +524,7 @@ def test_a_base_leg_is_marked_only_on_the_paths_holding_it(monkeypatch):
         return count
 
     monkeypatch.setattr(kernels.SeriesMarks, "mark", counting)
-    monkeypatch.setattr(mark_kernels, "_held_paths", held_paths)
+    monkeypatch.setattr(kernels.marks, "_held_paths", held_paths)
     strategy, run = _jujube_run(paths=200, months=2)
     fast = engine_replay(strategy=strategy, run=replace(run, engine="fast"), variants=VARIANTS)
     assert 0 < sum(marked) < 0.8 * sum(offered)
@@ -837,11 +837,11 @@ def test_step_bookings_of_the_fast_engine_are_the_references_bit_for_bit(pack_na
 
 def test_the_fused_step_kernels_give_the_same_bits_on_the_thread_pool(monkeypatch):
     # kernels.settle and kernels.hedge_step run on blocks of paths on the thread pool from
-    # kernelbase.STEP_PARALLEL_MIN elements: on paths spanning several blocks (the last one short), the
+    # kernels.base.STEP_PARALLEL_MIN elements: on paths spanning several blocks (the last one short), the
     # reference's numbers (settle) and the serial twin's (hedge_step), bit for bit.
-    paths = 2 * kernelbase._BLOCK + 77
+    paths = 2 * kernels.base._BLOCK + 77
     ref = _step_books("sse_50etf", 6, paths=paths)
-    monkeypatch.setattr(kernelbase, "STEP_PARALLEL_MIN", 0)
+    monkeypatch.setattr(kernels.base, "STEP_PARALLEL_MIN", 0)
     fast = _step_books("sse_50etf", 6, fused=True, paths=paths)
     for kind in ("buckets", "counters"):
         for name in getattr(ref[0], kind):
@@ -856,7 +856,7 @@ def test_the_fused_step_kernels_give_the_same_bits_on_the_thread_pool(monkeypatc
                   lots_per_option=1.0, fee=np.array([1.0, 2.0, 3.0]))
     twins = []
     for parallel_min in (2**62, 0):
-        monkeypatch.setattr(kernelbase, "STEP_PARALLEL_MIN", parallel_min)
+        monkeypatch.setattr(kernels.base, "STEP_PARALLEL_MIN", parallel_min)
         books = [np.zeros(shape), np.full(shape, 1e6), np.zeros(shape), np.zeros(shape, dtype=np.int64),
                  np.zeros(shape, dtype=np.int64)]
         new = kernels.hedge_step(**inputs, costs=books[0], equity=books[1], month_pnl=books[2],
@@ -1001,12 +1001,11 @@ def test_a_pass_keeps_its_months_only_for_a_store_that_keeps_them():
 _LOADED_KERNELS = """
 import os, sys
 from opl.lang.frontend import check_path
-from opl.runtime.engine import (adjust_kernels, kernelbase, margin_kernels, mark_kernels, passes, path_kernels,
-                                 step_kernels)
+from opl.runtime.engine import kernels, passes
 from opl.simulation.run import RunSettings, prepare
 
 def loaded():  # the kernels with a compiled signature (one per argument types: tuples of n series are n types)
-    modules = (kernelbase, mark_kernels, margin_kernels, step_kernels, adjust_kernels, path_kernels)
+    modules = (kernels.base, kernels.marks, kernels.margin, kernels.steps, kernels.adjust, kernels.paths)
     return len({id(v) for m in modules for v in vars(m).values()  # a kernel imported elsewhere counted once
                 if hasattr(v, "signatures") and hasattr(v, "py_func") and v.signatures})
 
@@ -1016,7 +1015,7 @@ passes._warm_steps(strategy, run, variants)
 warm = loaded()
 read, write = os.pipe()
 if os.fork() == 0:  # a pool's worker: serial twins on a pass of the run
-    kernelbase.serial_only()
+    kernels.base.serial_only()
     [group] = passes._passes(run, passes._chunks(run), 1, False)
     passes._replay_pass(strategy, run, variants, group, None, False)
     os.write(write, str(loaded()).encode())
@@ -1130,7 +1129,7 @@ def test_the_requirement_and_the_exercise_write_into_the_arrays_given():
 
 
 def test_a_slot_s_compiled_trade_is_the_reference_s_bit_for_bit():
-    """`adjust_kernels.trade_slot` against `AdjustEngine._trade_slot` on random lots, proposals and restrikes
+    """`kernels.adjust.trade_slot` against `AdjustEngine._trade_slot` on random lots, proposals and restrikes
     with fees that differ by variant and side: the same lots, bookings and counts, bit for bit."""
     from types import SimpleNamespace
 
@@ -1365,24 +1364,24 @@ def _pair_books(rng, width: int):
     yield wide
 
 
-@pytest.mark.parametrize("wide_bit", [margin_kernels._WIDE_BIT, 2])
+@pytest.mark.parametrize("wide_bit", [kernels.margin._WIDE_BIT, 2])
 @pytest.mark.parametrize("pack_name", ["czce_cj", "sse_50etf"])
 def test_margin_kernel_pairs_one_two_and_many_series_as_the_reference(monkeypatch, pack_name, wide_bit):
     # The kernel pairs an element's one series or its call and put in vectorised passes, two series of one type on
-    # numbers and more gathered (margin_kernels._margin_blocks, _pair_rest): each way against the reference
+    # numbers and more gathered (kernels.margin._margin_blocks, _pair_rest): each way against the reference
     # formulas, on every kind of pair, over several blocks of paths; the step's requirement
     # (kernels.requirement_account) the same bits on its serial twin and on the thread pool. With
-    # margin_kernels._WIDE_BIT at 2 (62 in a run), an element holding the third series or a later one is paired
+    # kernels.margin._WIDE_BIT at 2 (62 in a run), an element holding the third series or a later one is paired
     # the general way, as one holding the 63rd is in a run.
     from opl.runtime.engine.book import Book
     from opl.runtime.market.rules import load_pack
 
-    monkeypatch.setattr(margin_kernels, "_WIDE_BIT", wide_bit)
+    monkeypatch.setattr(kernels.margin, "_WIDE_BIT", wide_bit)
     rng = np.random.default_rng(5)
     pack = load_pack(pack_name)
     packs = positions_module._margin_packs(pack, (Variant(), Variant(margin_factor=1.5)))
     rule = kernels.MarginRule.of(packs)
-    width = 2 * margin_kernels._MARGIN_BLOCK + 75  # three blocks, the last one short
+    width = 2 * kernels.margin._MARGIN_BLOCK + 75  # three blocks, the last one short
     shape = (2, width)
     level = 10_000.0 if pack.underlying.kind == "future" else 1.0
     price = level * np.exp(rng.normal(0.0, 0.05, width))
@@ -1395,7 +1394,7 @@ def test_margin_kernel_pairs_one_two_and_many_series_as_the_reference(monkeypatc
         assert np.array_equal(kernels.book_margin(rule, holdings, futures, price, shape, cols), ref[:, cols])
         twins, equity = [], ref * rng.uniform(0.5, 1.5, shape)  # some accounts short of their margin
         for parallel_min in (2**62, 0):
-            monkeypatch.setattr(kernelbase, "STEP_PARALLEL_MIN", parallel_min)
+            monkeypatch.setattr(kernels.base, "STEP_PARALLEL_MIN", parallel_min)
             account = [equity.copy(), np.zeros(shape, dtype=np.int64), np.zeros(shape), equity.max() * np.ones(shape),
                        np.zeros(shape)]
             req, liquidate = kernels.requirement_account(
@@ -1427,7 +1426,7 @@ def test_margin_kernel_takes_read_only_and_writable_series_together_under_one_si
         ref = positions_module._margin(packs, Book(shape), None, None, price, legs=holdings,
                                     futures_lots=np.zeros(shape))
         assert np.array_equal(kernels.book_margin(rule, holdings, np.zeros(shape), price, shape), ref)
-        compiled.append(len(margin_kernels._book_margin.signatures))
+        compiled.append(len(kernels.margin._book_margin.signatures))
     # The read-only call adds no signature to those the writable one left (other tests in this process may
     # have compiled signatures of their own before, so the count itself is not fixed).
     assert compiled[1] == compiled[0]
@@ -1436,9 +1435,9 @@ def test_margin_kernel_takes_read_only_and_writable_series_together_under_one_si
 def test_the_step_packs_requirement_is_the_margin_wrappers_bit_for_bit():
     # StepPack.requirement (the held slots' lists made in one loop, the rule's numbers bound once a pass) against
     # kernels.requirement_account of the same book's holdings: the same requirement, liquidations, calls, peaks and
-    # drawdown, bit for bit. And a step's marks' tuple (steppack._marks_tuple, from the views made already) holds
-    # `_slot_tuple`'s very views, or its numbers where none was made.
-    from opl.runtime.engine.steppack import StepPack, _marks_tuple
+    # drawdown, bit for bit. And a step's marks' tuple (kernels.steppack._marks_tuple, from the views made already)
+    # holds `_slot_tuple`'s very views, or its numbers where none was made.
+    from opl.runtime.engine.kernels.steppack import StepPack, _marks_tuple
     from opl.runtime.market.rules import load_pack
 
     rng = np.random.default_rng(21)
@@ -1470,10 +1469,10 @@ def test_the_step_packs_requirement_is_the_margin_wrappers_bit_for_bit():
         assert all(np.array_equal(a, b) for a, b in zip(*runs))
         liquidated += int(runs[1][1].sum())
         marks = [s.value for s in book.slots]
-        kernelbase.forget_tuples()
+        kernels.base.forget_tuples()
         fresh = _marks_tuple(marks)  # (no view made yet: `_slot_tuple`'s own)
-        assert len(fresh) == 8 and all(np.array_equal(a, b) for a, b in zip(fresh, kernelbase._slot_tuple(marks)))
-        kept = kernelbase._slot_tuple(marks, 16)
+        assert len(fresh) == 8 and all(np.array_equal(a, b) for a, b in zip(fresh, kernels.base._slot_tuple(marks)))
+        kept = kernels.base._slot_tuple(marks, 16)
         assert all(a is b for a, b in zip(_marks_tuple(marks, 16), kept)) and len(kept) == 16
     assert liquidated > 0
 
@@ -1715,13 +1714,12 @@ def _round_desk(rng, *, variants=3, paths=200, j=7, guards=(), quotes=True):
 
 @pytest.mark.parametrize("guarded", [None, "decided", "undecided"])
 def test_compiled_proposals_are_the_numpy_proposals_bit_for_bit(monkeypatch, guarded):
-    """`adjust_kernels.move_group`, ``gamma_need`` and ``gamma_buy`` (the fast engine's roll_nearest_term, roll
+    """`kernels.adjust.move_group`, ``gamma_need`` and ``gamma_buy`` (the fast engine's roll_nearest_term, roll
     and hedge_gamma proposals) against the numpy `AdjustEngine` proposals on random fired sets: rolls into the
     month's expiry and across terms, lots already at the new strike, empty groups, paths below the strike grid,
     hedges topped up, re-struck, clipped or not needed — the same changes (lots, series, quotes) and trades, bit
     for bit. With an ``avoid_leg_if`` rule the compiled pass runs where the step decides the rule for every
     series (its days_left: "decided") and the numpy proposal where it does not ("undecided")."""
-    from opl.runtime.engine import adjust_kernels
     from opl.runtime.engine.guards import GuardRule
     from opl.runtime.engine.triggers import compile_condition
     from opl.simulation.conditionforms import lower_condition
@@ -1736,8 +1734,8 @@ def test_compiled_proposals_are_the_numpy_proposals_bit_for_bit(monkeypatch, gua
                             test=compile_condition(lower_condition(doc.adjust.when), per_leg=True)),)
     calls = []
     for name in ("move_group", "gamma_need"):
-        real = getattr(adjust_kernels, name)
-        monkeypatch.setattr(adjust_kernels, name, lambda *a, real=real, name=name: calls.append(name) or real(*a))
+        real = getattr(kernels.adjust, name)
+        monkeypatch.setattr(kernels.adjust, name, lambda *a, real=real, name=name: calls.append(name) or real(*a))
     seen = set()
     for seed in range(12):
         plans = []
@@ -1826,10 +1824,9 @@ def test_warn_rules_are_decided_without_a_state_only_by_0d_false_verdicts_on_the
 
 @pytest.mark.parametrize("pack_name", ["czce_cj", "sse_50etf"])
 def test_compiled_strike_snaps_are_the_packs_bit_for_bit(pack_name):
-    """`adjust_kernels.snap` (a round's new strikes on the fast engine: `_Month.snap`, ``snap_up``) against the
+    """`kernels.adjust.snap` (a round's new strikes on the fast engine: `_Month.snap`, ``snap_up``) against the
     pack's `snap_strike` floored at the lowest listed strike, on random levels, band edges and their
     neighbours, the grid itself, levels below the grid and NaN."""
-    from opl.runtime.engine import adjust_kernels
     from opl.runtime.market.rules import load_pack
 
     pack = load_pack(pack_name)
@@ -1842,11 +1839,11 @@ def test_compiled_strike_snaps_are_the_packs_bit_for_bit(pack_name):
     for up in (False, True):
         ref = np.maximum(np.asarray(pack.snap_strike(np.maximum(raw, lowest), mode="up" if up else "nearest"),
                                     dtype=float), lowest)
-        assert np.array_equal(adjust_kernels.snap(grid, raw, up=up), ref, equal_nan=True)
+        assert np.array_equal(kernels.adjust.snap(grid, raw, up=up), ref, equal_nan=True)
 
 
 def test_the_compiled_adjust_decision_is_the_numpy_decision():
-    """`AdjustEngine.decide` with ``compiled`` (`adjust_kernels.decide`) against the numpy decision over a month of
+    """`AdjustEngine.decide` with ``compiled`` (`kernels.adjust.decide`) against the numpy decision over a month of
     random steps: verdicts per path, per variant and path or one for all, positions opening and closing, the
     cooldown — the same rounds, edges and last rounds at every step."""
     from types import SimpleNamespace
@@ -1886,12 +1883,11 @@ def test_the_compiled_adjust_decision_is_the_numpy_decision():
     "!price_retrace(<0%) and (iv_change(>0%) or price_retrace(==0%)) or vega_crush(!=0%)",
 ])
 def test_the_compiled_adjust_condition_is_the_numpy_condition(text):
-    """`adjust_kernels.when_verdict` (the fast engine's ``adjust_when`` of price and volatility triggers) against
+    """`kernels.adjust.when_verdict` (the fast engine's ``adjust_when`` of price and volatility triggers) against
     the condition's numpy test on the trigger state the replay builds (`stepstate._trigger_state`: the month's
     prices and its smile's at-the-money volatility), on random prices and volatilities with ties, zeros, the
     smile's floor and NaN — the same verdict on every path, at the open and later; a condition with another
     trigger is not compiled."""
-    from opl.runtime.engine import adjust_kernels
     from opl.runtime.engine.triggers import compile_condition
     from opl.simulation.conditionforms import lower_condition
     import opl
@@ -1907,7 +1903,7 @@ def test_the_compiled_adjust_condition_is_the_numpy_condition(text):
     price[1, :40], vol[1, 40:80], vol[:, 80:90] = price[0, :40], vol[0, 40:80], 0.01  # no move; below the floor
     price[1, 90:95], vol[1, 95:100], price[0, 100] = np.nan, np.nan, 0.0
     test = condition(text)
-    program = adjust_kernels.condition_program(test.condition)
+    program = kernels.adjust.condition_program(test.condition)
     assert program is not None
     held = 0
     for j in (0, 1):
@@ -1915,12 +1911,12 @@ def test_the_compiled_adjust_condition_is_the_numpy_condition(text):
         state.measured = lambda name, state=state: getattr(state, name)  # (TriggerState.measured of arrays)
         with np.errstate(divide="ignore", invalid="ignore"):
             want = np.broadcast_to(test(state), paths)
-            got = adjust_kernels.when_verdict(program, price=price[j], open_price=price[0], vol=vol[j],
+            got = kernels.adjust.when_verdict(program, price=price[j], open_price=price[0], vol=vol[j],
                                               open_vol=vol[0], floor=smile.floor, spread=smile.spread)
         assert np.array_equal(got, want)
         held += want.sum()
     assert 0 < held < 2 * paths
-    assert adjust_kernels.condition_program(condition("price_retrace(>1%) or pnl_percent(<-5%)").condition) is None
+    assert kernels.adjust.condition_program(condition("price_retrace(>1%) or pnl_percent(<-5%)").condition) is None
 
 
 ROUND_CASES = {  # playbook, abort_if, on_abort, avoid_leg_if
@@ -1957,7 +1953,7 @@ def _shuffled_book(rng, p, o, j: int) -> None:
 
 @pytest.mark.parametrize("case", sorted(ROUND_CASES))
 def test_the_compiled_round_is_the_numpy_round_bit_for_bit(monkeypatch, sim, cj, case):
-    """`adjustround._Round` (the common round in one compiled pass, `adjust_kernels.round_pass`) against the numpy
+    """`adjustround._Round` (the common round in one compiled pass, `kernels.adjust.round_pass`) against the numpy
     proposals' round (`adjustround._play_on_paths`) at every fired step of a replay, on books redrawn before each
     round (`_shuffled_book`): rolls into the month's expiry and across terms, gamma hedges topped up, re-struck
     or not needed, lots already at the new strike, zero lots, strikes at the lowest listed one, aborts that
@@ -1965,7 +1961,6 @@ def test_the_compiled_round_is_the_numpy_round_bit_for_bit(monkeypatch, sim, cj,
     ledger, equity, P&L and open positions after every round, bit for bit."""
     import copy
 
-    from opl.runtime.engine import adjust_kernels
     from opl.runtime.engine.adjust import Action, AdjustSpec
     from opl.runtime.engine.guards import GuardRule
     from opl.runtime.engine.processes import ProcessSpec
@@ -1991,8 +1986,8 @@ def test_the_compiled_round_is_the_numpy_round_bit_for_bit(monkeypatch, sim, cj,
     # Fees that are not whole numbers: an element's trades booked in another order would round otherwise.
     variants = (Variant(size=1, fee_factor=1.37), Variant(size=3), Variant(size=1, fee_factor=2.9, margin_factor=1.5))
     played = {"compiled": 0, "numpy": 0}
-    real_pass, real_adjust = adjust_kernels.round_pass, step_module._Pass._adjust
-    monkeypatch.setattr(adjust_kernels, "round_pass", lambda **kw: played.__setitem__(
+    real_pass, real_adjust = kernels.adjust.round_pass, step_module._Pass._adjust
+    monkeypatch.setattr(kernels.adjust, "round_pass", lambda **kw: played.__setitem__(
         "compiled", played["compiled"] + 1) or real_pass(**kw))
 
     def both(self, o, j):
@@ -2034,17 +2029,16 @@ def test_a_round_on_a_book_of_nine_slots_compiles_no_signature_of_its_own(tmp_pa
     eight, and the count of slots from the round's facts: the four-leg candidate's nine slots (four and five) are
     played by the signatures the jujube file's five (two and three) were (a fresh clone's main job compiled the
     round a second time for them, ~27 s of CPU)."""
-    from opl.runtime.engine import adjust_kernels
 
     played = []
-    real = adjust_kernels.round_step
-    monkeypatch.setattr(adjust_kernels, "round_step",
+    real = kernels.adjust.round_step
+    monkeypatch.setattr(kernels.adjust, "round_step",
                         lambda **kw: played.append(kw["slots"][0].size) or real(**kw))
     wings = tmp_path / "wings.opl"
     wings.write_text(JUJUBE.read_text(encoding="utf-8").replace(STRANGLE, WINGS), encoding="utf-8")
-    compiled = [adjust_kernels._round, adjust_kernels._gather, adjust_kernels._scatter, adjust_kernels._quote_into,
-                adjust_kernels._propose_move, adjust_kernels._propose_gamma, adjust_kernels._new_step,
-                adjust_kernels._new_own]
+    compiled = [kernels.adjust._round, kernels.adjust._gather, kernels.adjust._scatter, kernels.adjust._quote_into,
+                kernels.adjust._propose_move, kernels.adjust._propose_gamma, kernels.adjust._new_step,
+                kernels.adjust._new_own]
     counts = []
     for path in (JUJUBE, wings):
         facade.simulate_file(path, paths=60, overrides=["experiment.horizon=2", "experiment.sizes=[1,5]",
@@ -2060,18 +2054,17 @@ def test_a_round_of_another_number_of_actions_compiles_no_signature_of_its_own(t
     """The round's counters (six, then two per playbook action) come in a tuple padded to `adjustround._ROUND_COUNTERS`:
     a playbook of one action is played by the signatures the jujube file's two were (a fresh clone's main job
     compiled the round again for a candidate with another number of actions)."""
-    from opl.runtime.engine import adjust_kernels
 
     played = []
-    real = adjust_kernels.round_step
-    monkeypatch.setattr(adjust_kernels, "round_step", lambda **kw: played.append(kw["kinds"].size) or real(**kw))
+    real = kernels.adjust.round_step
+    monkeypatch.setattr(kernels.adjust, "round_step", lambda **kw: played.append(kw["kinds"].size) or real(**kw))
     lone = tmp_path / "lone.opl"
     playbook = "adjust_playbook [ roll_nearest_term(), hedge_gamma(target=0.10) ]"
     text = JUJUBE.read_text(encoding="utf-8")
     assert playbook in text
     lone.write_text(text.replace(playbook, "adjust_playbook [ roll_nearest_term() ]"), encoding="utf-8")
-    compiled = [adjust_kernels._round, adjust_kernels._propose_move, adjust_kernels._propose_gamma,
-                adjust_kernels._round_margin, margin_kernels._book_margin, adjust_kernels._new_step]
+    compiled = [kernels.adjust._round, kernels.adjust._propose_move, kernels.adjust._propose_gamma,
+                kernels.adjust._round_margin, kernels.margin._book_margin, kernels.adjust._new_step]
     counts = []
     for path in (JUJUBE, lone):
         facade.simulate_file(path, paths=60, overrides=["experiment.horizon=2", "experiment.sizes=[1,5]",
@@ -2083,29 +2076,28 @@ def test_a_round_of_another_number_of_actions_compiles_no_signature_of_its_own(t
 
 
 def test_the_rounds_margin_takes_its_series_as_the_steps_margin_does():
-    """The round prices its margin before and after an action by `margin_kernels._book_margin`, its (series,
-    variants, paths) scratch passed as the step's margin passes a book's series (`kernelbase._slot_views`: the
-    tuple of read-only rows `kernelbase._slot_tuple` makes): `_margin_blocks`, the margin's bulk, has no signature
+    """The round prices its margin before and after an action by `kernels.margin._book_margin`, its (series,
+    variants, paths) scratch passed as the step's margin passes a book's series (`kernels.base._slot_views`: the
+    tuple of read-only rows `kernels.base._slot_tuple` makes): `_margin_blocks`, the margin's bulk, has no signature
     of its own for the round (it had one for 3-D arrays: ~15 s of a fresh cache's CPU)."""
     import numba
 
-    rows = np.arange(kernelbase.BOOK_SLOTS * 2 * 3, dtype=float).reshape(kernelbase.BOOK_SLOTS, 2, 3)
-    views = kernelbase._slot_views(rows)
-    assert numba.typeof(views) == numba.typeof(kernelbase._slot_tuple([rows[0]], kernelbase.BOOK_SLOTS))
+    rows = np.arange(kernels.base.BOOK_SLOTS * 2 * 3, dtype=float).reshape(kernels.base.BOOK_SLOTS, 2, 3)
+    views = kernels.base._slot_views(rows)
+    assert numba.typeof(views) == numba.typeof(kernels.base._slot_tuple([rows[0]], kernels.base.BOOK_SLOTS))
     assert len(views) == len(rows) and all(np.array_equal(v, r) for v, r in zip(views, rows))
 
 
 def test_the_jujube_round_is_played_in_one_compiled_pass_and_other_playbooks_are_not(monkeypatch, sim):
     """The jujube file's rounds (roll_nearest_term, hedge_gamma, abort_if additional_margin(%) > 15) go through
-    `adjust_kernels.round_pass`, never the numpy proposals; a playbook with another action, or an abort_if that
+    `kernels.adjust.round_pass`, never the numpy proposals; a playbook with another action, or an abort_if that
     is not a lone additional_margin test, is left to them (`AdjustEngine.round_plan`, `adjustround._Round.of`)."""
-    from opl.runtime.engine import adjust_kernels
     from opl.runtime.engine.adjust import Action, AdjustEngine, AdjustSpec, _margin_bound
     from opl.runtime.engine.book import Book
 
     played = []
-    real = adjust_kernels.round_pass
-    monkeypatch.setattr(adjust_kernels, "round_pass", lambda **kw: played.append(1) or real(**kw))
+    real = kernels.adjust.round_pass
+    monkeypatch.setattr(kernels.adjust, "round_pass", lambda **kw: played.append(1) or real(**kw))
     monkeypatch.setattr(step_module, "_play_on_paths", lambda *a, **k: pytest.fail("the numpy round played"))
     facade.simulate_file(JUJUBE, paths=60, overrides=["experiment.horizon=2", "experiment.sizes=[1,5]"])
     assert len(played) > 10

@@ -75,14 +75,14 @@ def test_smile_rule():
 
 
 def test_tables_solved_on_threads_are_the_tables_solved_one_after_the_other(monkeypatch):
-    from opl.runtime.engine import kernelbase, marking
+    from opl.runtime.engine import kernels, marking
 
     times, key = (5 / 365, 12 / 365, 26 / 365), (0.031, 0.0)
     monkeypatch.setenv("OPL_TABLES_DIR", "")  # solved both times, not read from disk the second
     marking.prepare_tables(False, times, *key)  # where threads are allowed (this process): side by side
     threaded = [marking._CACHE.pop((False, t, *key)) for t in times]
     calls = []
-    monkeypatch.setattr(kernelbase, "threads_allowed", lambda: calls.append(1) or False)
+    monkeypatch.setattr(kernels.base, "threads_allowed", lambda: calls.append(1) or False)
     marking.prepare_tables(False, times, *key)
     assert calls  # the serial path was taken
     for t, tables in zip(times, threaded):

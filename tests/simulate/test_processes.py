@@ -218,12 +218,12 @@ def test_compiled_month_is_the_reference_month(name, spd):
 
 
 def test_compiled_month_is_bit_identical_on_one_thread_or_many(monkeypatch):
-    from opl.runtime.engine import kernelbase
+    from opl.runtime.engine import kernels
 
     spec = _SPECS["limit and gap"]
 
     def months(parallel_min):
-        monkeypatch.setattr(kernelbase, "PARALLEL_MIN", parallel_min)
+        monkeypatch.setattr(kernels.base, "PARALLEL_MIN", parallel_min)
         paths = simulate(spec=spec, paths=1500, months=2, price=100.0, steps_per_day=2, seed=3, engine="fast")
         return paths.price, paths.vol
 
@@ -233,9 +233,9 @@ def test_compiled_month_is_bit_identical_on_one_thread_or_many(monkeypatch):
 
 def test_compiled_month_twins_are_two_functions_with_their_own_cache_entries():
     # One function compiled serial and parallel shares one numba cache entry: a process could run one twin as both.
-    from opl.runtime.engine import path_kernels
+    from opl.runtime.engine import kernels
 
-    parallel, serial = path_kernels._month_parallel, path_kernels._month_serial
+    parallel, serial = kernels.paths._month_parallel, kernels.paths._month_serial
     assert parallel.targetoptions.get("parallel") and not serial.targetoptions.get("parallel")
     assert parallel.py_func is not serial.py_func
     assert parallel._cache._cache_file._index_name != serial._cache._cache_file._index_name
@@ -277,11 +277,11 @@ def test_draws_made_ahead_on_a_thread_are_the_draws_made_when_asked(months):
 
 def test_draws_are_made_ahead_only_where_threads_are_allowed(monkeypatch):
     # A forked worker shares the cores with the others (kernels.serial_only): no second thread there.
-    from opl.runtime.engine import kernelbase
+    from opl.runtime.engine import kernels
     from opl.runtime.engine.processes import Draws
 
-    assert Draws(np.random.SeedSequence(1)).ahead == kernelbase.available()
-    monkeypatch.setattr(kernelbase, "PARALLEL_MIN", 2**62)
+    assert Draws(np.random.SeedSequence(1)).ahead == kernels.base.available()
+    monkeypatch.setattr(kernels.base, "PARALLEL_MIN", 2**62)
     assert not Draws(np.random.SeedSequence(1)).ahead
 
 

@@ -1,4 +1,4 @@
-"""The marks' log, exp and normal CDF written as vectorisable arithmetic (opl.runtime.engine.math_kernels).
+"""The marks' log, exp and normal CDF written as vectorisable arithmetic (opl.runtime.engine.kernels.vecmath).
 
 Each fast function is held against the C library (math.log, math.exp; the normal CDF against Cephes'
 arrangement on the library's erf/erfc, which the marks used before, and against scipy.special.ndtr, the
@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import scipy.special
 
-from opl.runtime.engine import kernels, math_kernels as vm
+from opl.runtime.engine import kernels
+from opl.runtime.engine.kernels import vecmath as vm
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="numba is not installed")
 

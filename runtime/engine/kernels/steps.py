@@ -1,6 +1,6 @@
 """The step kernels: the bookings, exits, closes, exercise and hedge of a step of the replay.
 
-The compiled twins of `opl.runtime.engine.replay._Pass`'s stages and of `opl.runtime.engine.hedging`
+The compiled twins of `opl.runtime.engine.step._Pass`'s stages and of `opl.runtime.engine.hedging`
 (the reference): each adds every amount to its bucket, the equity and the month's P&L in the
 reference's order, so the ledger is the reference's bit for bit; the fused calls (`settle`,
 `exits_close`, `close_book`, `hedge_step`) do consecutive stages in one pass.
@@ -13,21 +13,21 @@ from functools import lru_cache
 
 import numpy as np
 
-from opl.runtime.engine import kernelbase
-from opl.runtime.engine.kernelbase import (_BLOCK, _NO_FLAGS, _SCRATCH, _flag_grid, _grid, _padded, _plain, _plain_bool,
-                                         _rows, _slot_tuple, njit, prange, writable)
+from opl.runtime.engine.kernels import base
+from opl.runtime.engine.kernels.base import (_BLOCK, _NO_FLAGS, _SCRATCH, _flag_grid, _grid, _padded, _plain,
+                                             _plain_bool, _rows, _slot_tuple, njit, prange, writable)
 
 
 __all__ = ["any_short_exercised", "book_sold", "futures_lots", "exercise", "settle", "close_book", "hedge_step",
            "exits_close", "EXIT_OPS", "shorts_exercised"]
 
 if njit is not None:
-    from opl.runtime.engine.kernelbase import _el, _npmax, _row
+    from opl.runtime.engine.kernels.base import _el, _npmax, _row
 
     @njit(cache=True, inline="always")
     def _charge(p, lots, fee, bucket, equity, month_pnl, counter):
         # A trade or a close of ``lots`` (not 0) at ``fee`` a lot on element p of a variant's rows: the cost into
-        # ``bucket``, the equity and the month's P&L, the lots counted (replay._close_all, hedging.rebalance).
+        # ``bucket``, the equity and the month's P&L, the lots counted (positions._close_all, hedging.rebalance).
         amount = -(abs(lots) * fee)
         bucket[p] += amount
         equity[p] += amount
@@ -57,7 +57,7 @@ if njit is not None:
                 _charge(p, trade, fee[v], costs_v, equity_v, pnl_v, traded_v)
                 trades[v, p] += 1
 
-    # -- exercise, assignment and delivered goods (replay._Pass._assign, _previous_decisions) ------------------
+    # -- exercise, assignment and delivered goods (step._Pass._assign, _previous_decisions) ------------------
     # A slot's marks are one row for every variant (the month's tables, per path) or a row per variant (the
     # series the adjustment module trades): ``rows`` arrays are (1, paths) or (variants, paths). Each amount
     # is computed as the reference writes it and added to its bucket, the equity and the month's P&L in the
@@ -65,7 +65,7 @@ if njit is not None:
 
     @njit(cache=True)
     def _any_short_exercised(qty, exercise):
-        # Whether any short lot sits in the holder's exercise region (replay._Pass._exercised), stopping at
+        # Whether any short lot sits in the holder's exercise region (step._Pass._exercised), stopping at
         # the first: most steps have none.
         variants, paths = qty.shape
         per_variant = exercise.shape[0] > 1
@@ -79,7 +79,7 @@ if njit is not None:
 
     @njit(cache=True)
     def _book_sold(sold, scale, fee, assignment, costs, equity):
-        # replay._Pass._previous_decisions' goods sold: ledger.book("assignment", sold * cs * basis, equity), then
+        # step._Pass._previous_decisions' goods sold: ledger.book("assignment", sold * cs * basis, equity), then
         # ledger.cost(cost.futures(sold, closing=True), equity), element by element in that order.
         variants, paths = sold.shape
         cs, basis = scale
@@ -95,7 +95,7 @@ if njit is not None:
 
     @njit(cache=True)
     def _futures_lots(static, hedge, other, out):
-        # replay._Margins: |the strategy's futures| + |the hedge| + |futures from exercise and goods|.
+        # positions._Margins: |the strategy's futures| + |the hedge| + |futures from exercise and goods|.
         variants, paths = out.shape
         for v in range(variants):
             for p in range(paths):
@@ -105,7 +105,7 @@ if njit is not None:
     @njit(cache=True)
     def _exercise(qty, hit, phi, lots_per_option, price, strike, value, mult, fee_assigned, fee_exercised,
                   take_delivery, assignment, costs, equity, month_pnl, assigned, pending, new_qty, goods):
-        # replay._Pass._assign for one slot: where ``hit``, the forfeited time value booked, the fee paid, the
+        # step._Pass._assign for one slot: where ``hit``, the forfeited time value booked, the fee paid, the
         # futures (or, for a delivered short, goods) the lots become; elsewhere nothing changes.
         variants, paths = qty.shape
         per_strike, per_value = strike.shape[0] > 1, value.shape[0] > 1
@@ -136,7 +136,7 @@ if njit is not None:
                 pending[v, p] = pending[v, p] + lots
                 new_qty[v, p] = 0.0
 
-    # -- a step's stages fused (opl.runtime.engine.replay._Pass on the fast engine) ---------------------------
+    # -- a step's stages fused (opl.runtime.engine.step._Pass on the fast engine) ---------------------------
     # Each kernel below does several stages of a step in one call, the same amounts added to the same buckets
     # in the reference's order for each element, so the ledger is the one the stage-by-stage kernels above
     # give, bit for bit. A book's option slots come as tuples of arrays (read-only views, `_grid`; a dummy
@@ -149,7 +149,7 @@ if njit is not None:
                       margin_growth, deposit, qtys, befores, afters, valued, n, static, hedge, pending, goods,
                       any_goods, price, storage, funding, span, year_days, close_pending, fee, interest, premium,
                       hedge_pnl, assignment, funding_pnl, costs, futures_lots, month_pnl):
-        # replay._Pass._interest, the bookings of _mark and the close of the futures from exercise
+        # step._Pass._interest, the bookings of _mark and the close of the futures from exercise
         # (_previous_decisions) where ``close_pending``: interest on the cash at the step's start (``valued``
         # slots' ``befores`` marks), each slot's move, the futures' and goods' carry, then the close.
         variants = equity.shape[0]
@@ -354,7 +354,7 @@ if njit is not None:
                             any_goods, price, storage, funding, span, year_days, close_pending, fee, interest,
                             premium, hedge_pnl, assignment, funding_pnl, costs, futures_lots, month_pnl)
             return
-        # The start a literal 0 (not kernelbase._ZERO): the block compiled for it indexes from a known start, and
+        # The start a literal 0 (not base._ZERO): the block compiled for it indexes from a known start, and
         # ran the jujube steps in 1.1 s against 2.0 s with a run-time start (its hedge twin's 0.8 against 1.2 s).
         _settle_block(0, equity.shape[1], equity, capital, mult, interest_on, paid, units, previous, cs, growth,
                       margin_held, margin_growth, deposit, qtys, befores, afters, valued, n, static, hedge, pending,
@@ -377,7 +377,7 @@ if njit is not None:
     @njit(cache=True)
     def _close_book(mask, qtys, n, option_fee, new_qtys, futures, m, futures_fee, bucket, equity, month_pnl,
                     option_lots, futures_lots):
-        # replay._close_all: where ``mask`` the option slots (into ``new_qtys``) and then the futures
+        # positions._close_all: where ``mask`` the option slots (into ``new_qtys``) and then the futures
         # (``futures``, in place: the strategy's legs and the hedge) closed, their costs booked and lots counted.
         # A slot's row copied whole first (a copy runs at memory speed), then closed where ``mask`` (an exit
         # closes a few paths; an expiry all).
@@ -413,7 +413,7 @@ if njit is not None:
     def _exits_in_place(month_pnl, denominator, start, all_required, ops, bounds, stop_loss, stop_level, force,
                         is_open, early, exits, early_exits, qtys, n, option_fee, futures, m, futures_fee, bucket, equity,
                         option_lots, futures_lots, held):
-        # replay._Pass._exit_flags for pnl_percent triggers, then replay._close_all where a position exits:
+        # step._Pass._exit_flags for pnl_percent triggers, then positions._close_all where a position exits:
         # ``start`` the other triggers' verdict (OR-ed under first_hit, AND-ed under all_required), each
         # pnl_percent trigger compared on the month's P&L, the stop loss, ``force`` (the guard, a cut cycle);
         # where a position is open and that holds, the exit counted and its option lots (``qtys``, in place) then
@@ -563,7 +563,7 @@ if njit is not None:
     @njit(cache=True)
     def _hedge_step_block(p0, p1, qtys, deltas, n, static, hedge, d, active, keep, band, lots_per_option, fee, costs,
                           equity, month_pnl, lots_traded, trades, new):
-        # replay._hedge_compiled: the options' Σ qty × delta and short lots, then the hedge rule (_rebalance_row).
+        # positions._hedge_compiled: the options' Σ qty × delta and short lots, then the hedge rule (_rebalance_row).
         variants = hedge.shape[0]
         held_delta, short = np.zeros(p1 - p0), np.zeros(p1 - p0)
         for v in range(variants):
@@ -663,7 +663,7 @@ def any_short_exercised(qty, exercise) -> bool:
 
 
 def book_sold(sold, *, cs: float, basis: float, fee, buckets, equity) -> None:
-    """Goods sold at their release (`opl.runtime.engine.replay._Pass._previous_decisions`) in one pass: their value
+    """Goods sold at their release (`opl.runtime.engine.step._Pass._previous_decisions`) in one pass: their value
     ``sold`` × ``cs`` × ``basis`` into ``buckets["assignment"]`` and the futures' close (``fee`` (variants,) a lot)
     into ``buckets["costs"]``, both into ``equity`` (in place), the reference's amounts in its order."""
     shape = equity.shape
@@ -681,7 +681,7 @@ def futures_lots(static, hedge, other) -> np.ndarray:
 
 def exercise(*, qty, hit, phi: float, lots_per_option: float, price, strike, value, mult: float, fee_assigned,
              fee_exercised, take_delivery: bool, buckets, equity, month_pnl, assigned, pending, in_place: bool = False):
-    """A slot's exercise and assignment where ``hit`` (`opl.runtime.engine.replay._Pass._assign`) in one pass:
+    """A slot's exercise and assignment where ``hit`` (`opl.runtime.engine.step._Pass._assign`) in one pass:
     the forfeited time value into ``buckets["assignment"]``, the fees (``fee_*`` per variant) into
     ``buckets["costs"]``, both into ``equity`` and ``month_pnl``, ``assigned`` set where a short was assigned
     (in place). Returns the slot's lots left, the futures lots from exercise (``pending`` plus the new ones)
@@ -702,7 +702,7 @@ def exercise(*, qty, hit, phi: float, lots_per_option: float, price, strike, val
 
 
 def _read_rows(x, shape) -> np.ndarray:
-    """`kernelbase._rows` read-only: a slot's strike or marks are the book's own or a store's (read-only), and
+    """`base._rows` read-only: a slot's strike or marks are the book's own or a store's (read-only), and
     `_exercise` compiled once for each (a fresh machine's main job compiled it twice); no kernel writes them."""
     x = _rows(x, shape)
     if x.flags.writeable:
@@ -715,14 +715,14 @@ def settle(*, equity, capital: float, mult: float, interest: tuple | None, moves
            previous, price, cs: float, storage: float, funding: float, span: float, year_days: float,
            close_fee, buckets, counters, month_pnl) -> None:
     """The interest, the slots' moves, the futures' and goods' carry and the close of the futures from
-    exercise of a step, in one pass (in place): the numbers of the reference's stages (`replay._Pass._interest`,
+    exercise of a step, in one pass (in place): the numbers of the reference's stages (`step._Pass._interest`,
     `_mark`, `_previous_decisions`) bit for bit.
 
     Parameters
     ----------
     interest
         None for no interest, else (units of an ETF or a stock held or None, the cash's growth over the step,
-        the deposit, the deposit's own growth or None): `replay._Pass._interest_terms`.
+        the deposit, the deposit's own growth or None): `step._Pass._interest_terms`.
     moves
         (signed lots, marks before, marks after, valued) of each slot marked, in the book's order; ``valued``:
         the slot was held at the step's start (its marks before count in the interest's cash).
@@ -735,7 +735,7 @@ def settle(*, equity, capital: float, mult: float, interest: tuple | None, moves
     shape = equity.shape
     units, growth, held_margin, margin_growth = interest if interest is not None else (None, 0.0, equity, None)
     paid = units is not None
-    kernel = _settle_parallel if equity.size >= kernelbase.STEP_PARALLEL_MIN else _settle
+    kernel = _settle_parallel if equity.size >= base.STEP_PARALLEL_MIN else _settle
     kernel(equity, float(capital), float(mult), interest is not None, paid, _plain(units, shape) if paid else equity,
            _plain(previous, shape[1:]), float(cs), float(growth), _plain(held_margin, shape),
            0.0 if margin_growth is None else float(margin_growth), margin_growth is not None,
@@ -760,7 +760,7 @@ def close_book(qtys, futures, mask, option_fee, futures_fee, *, bucket, equity, 
                futures_lots) -> list[np.ndarray]:
     """Close option lots ``qtys`` and then ``futures`` (each (variants, paths)) where ``mask``, in one pass:
     the costs (``*_fee`` (variants,) a lot) into ``bucket``, ``equity`` and ``month_pnl``, the lots counted
-    (in place), as the reference's `replay._close_all` books them position by position. The futures arrays are zeroed in place; returns the
+    (in place), as the reference's `positions._close_all` books them position by position. The futures arrays are zeroed in place; returns the
     option lots left, new arrays."""
     shape = equity.shape
     own = [writable(f, shape) for f in futures]
@@ -788,7 +788,7 @@ def hedge_step(*, qtys, deltas, static, hedge, d, active, keep: float, band: flo
         if new is not hedge:
             np.copyto(new, hedge)
         return new
-    kernel = _hedge_step_parallel if new.size >= kernelbase.STEP_PARALLEL_MIN else _hedge_step
+    kernel = _hedge_step_parallel if new.size >= base.STEP_PARALLEL_MIN else _hedge_step
     kernel(*_hedge_arguments(qtys=qtys, deltas=deltas, static=static, hedge=hedge, d=d, active=active, keep=keep,
                              band=band, lots_per_option=lots_per_option, fee=fee, costs=costs, equity=equity,
                              month_pnl=month_pnl, lots_traded=lots_traded, trades=trades, new=new))

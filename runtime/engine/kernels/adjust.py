@@ -13,15 +13,15 @@ The proposals of the common round's actions are compiled too (`move_group` for
 ``roll_nearest_term``'s move of a leg into its re-struck series, `gamma_need` and `gamma_buy`
 for ``hedge_gamma``): each is `opl.runtime.engine.adjust.AdjustEngine`'s numpy proposal
 (``_move``, ``_hedge_gamma``) element by element, the same operations in the same order, the
-new series quoted by `opl.runtime.engine.mark_kernels`' ``_mark_row`` with the arguments
-`opl.runtime.engine.mark_kernels.mark_where` gives it — so a plan is the numpy one bit for bit.
+new series quoted by `opl.runtime.engine.kernels.marks`' ``_mark_row`` with the arguments
+`opl.runtime.engine.kernels.marks.mark_where` gives it — so a plan is the numpy one bit for bit.
 
 The common round — rolls and gamma hedges, at most a lone ``additional_margin`` abort — is one
 compiled pass (`round_pass`): `AdjustEngine.play <opl.runtime.engine.adjust.AdjustEngine.play>`
 on the fired elements, each action's proposal, quotes, margin before and after (by
-`opl.runtime.engine.margin_kernels`' own ``_book_margin``), abort, trades and closes, written into the
+`opl.runtime.engine.kernels.margin`' own ``_book_margin``), abort, trades and closes, written into the
 book's and the ledger's arrays in place — the Python around each action, ~2,000 calls a round,
-gone. `opl.runtime.engine.replay._Round` decides where it applies and prepares its arguments.
+gone. `opl.runtime.engine.adjustround._Round` decides where it applies and prepares its arguments.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ import operator
 import numpy as np
 
 from opl.runtime.engine import conditionspec as spec
-from opl.runtime.engine import kernelbase, margin_kernels, mark_kernels, step_kernels
-from opl.runtime.engine.kernelbase import _FALSE, _TRUE, _ZERO, njit
+from opl.runtime.engine.kernels import base, margin, marks, steps
+from opl.runtime.engine.kernels.base import _FALSE, _TRUE, _ZERO, njit
 
 __all__ = ["trade_slot", "fees_of", "move_group", "gamma_need", "gamma_buy", "decide", "snap", "round_pass",
            "round_step", "round_own", "condition_program", "when_verdict", "WHEN_MEASURES"]
@@ -47,7 +47,7 @@ if njit is not None:
     import numba
     from numba.experimental import structref
 
-    from opl.runtime.engine.kernelbase import _slot_views, _viewed
+    from opl.runtime.engine.kernels.base import _compare, _slot_views, _viewed
 
     @njit(cache=True)
     def _trade_slot(old, proposed, go, restruck, close_fee, short_fee, long_fee, bucket, equity, month_pnl,
@@ -83,7 +83,7 @@ if njit is not None:
     @njit(cache=True, inline="always")
     def _pay(lots, fee, v, p, bucket, equity, month_pnl, counter):
         # Lots traded at ``fee`` a lot: the cost booked to the bucket, the equity and the month's P&L, the lots
-        # counted (Ledger.book and Ledger.count of the reference, element by element; `step_kernels._close_book`'s).
+        # counted (Ledger.book and Ledger.count of the reference, element by element; `steps._close_book`'s).
         amount = -(abs(lots) * fee)
         bucket[v, p] += amount
         equity[v, p] += amount
@@ -102,7 +102,7 @@ if njit is not None:
         opened = after - before if abs(after) > abs(before) else 0.0
         return closed, opened
 
-    _mark_row, _at = mark_kernels._mark_row, margin_kernels._at
+    _mark_row, _at = marks._mark_row, margin._at
 
     @njit(cache=True, inline="always")
     def _quoted_before(where, v, p):
@@ -130,12 +130,12 @@ if njit is not None:
     def _move_group(active, qtys, strikes, same, holds, target, strike, price, vol, phi, american, with_gamma, tj,
                     const, eep, d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, new_qty, value,
                     delta, gamma, exercise, moving):
-        # AdjustEngine._move of a group's slots (``qtys``/``strikes`` as `kernelbase._grid` rows) into slot
+        # AdjustEngine._move of a group's slots (``qtys``/``strikes`` as `base._grid` rows) into slot
         # ``target`` at ``strike`` (per path): the lots move where active, held, and not already in a series
         # of that strike and expiry (``same``: the slots of the target's expiry that may hold). Each element's
         # lots after the move per slot, the quote of the new series where it moves (0 elsewhere, as a quote
-        # masked by ``where``: mark_kernels._mark_where's marks, a path's once); returns the elements moving.
-        # The slots are ``same``'s: ``qtys``/``strikes`` are padded (`kernelbase._padded`).
+        # masked by ``where``: marks._mark_where's marks, a path's once); returns the elements moving.
+        # The slots are ``same``'s: ``qtys``/``strikes`` are padded (`base._padded`).
         n = same.shape[0]
         variants, paths = active.shape
         sqrt_t, bt, cf, df = const[0, 0], const[1, 0], const[2, 0], const[3, 0]
@@ -168,7 +168,7 @@ if njit is not None:
         # AdjustEngine._hedge_gamma up to ``need``: the other slots' gamma in lots of delta per 1% move
         # (``rest``), N (``short``: the short lots, else the option lots but the hedge's) and where the net
         # gamma is short by more than ``target`` lots per lot. Returns the elements in need.
-        # The slots are ``held``'s: ``qtys``/``gammas`` are padded (`kernelbase._padded`).
+        # The slots are ``held``'s: ``qtys``/``gammas`` are padded (`base._padded`).
         n = held.shape[0]
         variants, paths = active.shape
         count = 0
@@ -308,7 +308,7 @@ if njit is not None:
 
     @njit(cache=True)
     def _compare_into(op, x, bound, out):
-        # kernelbase._compare on every element, the comparison chosen once outside the loop: chosen inside, per
+        # base._compare on every element, the comparison chosen once outside the loop: chosen inside, per
         # element, it kept the loop from being vectorised (half a leaf's time).
         n = x.shape[0]
         if op == 0:
@@ -342,7 +342,7 @@ if njit is not None:
                 x[p] = (price[p] / open_price[p] - 1.0) * 100.0
         else:
             for p in range(paths):
-                x[p] = kernelbase._npmax(floor, vol[p] * factor) / kernelbase._npmax(floor, open_vol[p] * factor)
+                x[p] = base._npmax(floor, vol[p] * factor) / base._npmax(floor, open_vol[p] * factor)
             if measure == 1:  # vega_crush
                 for p in range(paths):
                     x[p] = (1.0 - x[p]) * 100.0
@@ -384,26 +384,26 @@ if njit is not None:
 
     @njit(cache=True)
     def _snap(values, bounds, steps, up, lowest, out):
-        # opl.runtime.engine.replay._Month.snap (``up``: snap_up): opl.runtime.market.rules._snap of the value
+        # opl.runtime.engine.months._Month.snap (``up``: snap_up): opl.runtime.market.rules._snap of the value
         # floored at the lowest listed strike, floored there again — numpy's operations in numpy's order
         # (searchsorted left, maximum letting NaN through, round(x, 10) as x·1e10 rounded to even over 1e10).
         nb = bounds.shape[0]
         eps = 1e-9
         for i in range(values.shape[0]):
-            x = kernelbase._npmax(values[i], lowest)
+            x = base._npmax(values[i], lowest)
             idx = 0
             while idx < nb and bounds[idx] < x:
                 idx += 1
             step = steps[idx]
             edge = -np.inf if idx == 0 else bounds[idx - 1]
             q = x / step
-            lower = kernelbase._npmax(np.floor(q + eps) * step, edge)
+            lower = base._npmax(np.floor(q + eps) * step, edge)
             upper = np.ceil(q - eps) * step
             if up:
                 k = upper
             else:
                 k = lower if x - lower < upper - x - eps * step else upper
-            out[i] = kernelbase._npmax(np.rint(k * 1e10) / 1e10, lowest)
+            out[i] = base._npmax(np.rint(k * 1e10) / 1e10, lowest)
 
     # -- the common round in one pass (`round_pass`) -------------------------------------------------------
     # A round's elements are (variant, path) pairs on its paths ``cols``: index k of a (variants, m) array is path
@@ -426,7 +426,7 @@ if njit is not None:
     @njit(cache=True, inline="always")
     def _gather(cols, n, qtys, strikes, values, gammas, written, dynamic, place, now):
         # The slots' lots, strikes, marks and gammas on the round's elements: a dynamic slot's from its own
-        # (variants, paths) arrays (the ones `_scatter` writes), a base slot's from its `kernelbase._grid` rows. The
+        # (variants, paths) arrays (the ones `_scatter` writes), a base slot's from its `base._grid` rows. The
         # delta, exercise flag and entry are not read: the round only writes them, where it moves lots, and
         # `_scatter` writes back those elements only — each gathered one is a cache miss on a wide array. Slot i
         # is entry ``place[i]`` of the base slots' tuples or of the dynamic slots' (the rest pad them, `_round`).
@@ -514,7 +514,7 @@ if njit is not None:
     @njit(cache=True)
     def _quote_into(t, where, price, vol, tables, market, plan):
         # Slot t's series quoted at the plan's strikes where ``where`` (variants, m), into the plan's marks: each
-        # (path, strike) once, in one `mark_kernels._mark_row` call (`_Month.quote`'s marks), the variants sharing it.
+        # (path, strike) once, in one `marks._mark_row` call (`_Month.quote`'s marks), the variants sharing it.
         phi, american, tt, const, eeps, d_eeps, boundaries, place = tables  # (the tables: the dynamic slots')
         with_gamma, x_grid, logv_grid, spread, floor, skew, curvature = market
         nk, nval, ndel, ngam, nex = plan[2], plan[3], plan[4], plan[5], plan[6]
@@ -523,7 +523,7 @@ if njit is not None:
         at = np.empty(variants * m, dtype=np.int64)
         cnt = _ZERO
         # `first[v, k]`: the first variant quoted on path k at the strike of variant v there (a mark depends on the
-        # path's price and volatility and the strike only: `mark_kernels._mark_where` shares it so too). Written
+        # path's price and volatility and the strike only: `marks._mark_where` shares it so too). Written
         # in the loop, not an inlined helper: its arrays' reference counts, per element, cost more than the search.
         first = np.empty((variants, m), dtype=np.int64)
         for v in range(variants):
@@ -638,7 +638,7 @@ if njit is not None:
         # The exchange requirement of every variant on the round's paths where an element is active, into
         # ``out`` (variants, m): of the book (AdjustEngine._margin_before), or ``after`` the plan
         # (AdjustEngine._added_margin) — the series held on the round's paths, in the book's order, with the
-        # plan's lots and new series — by `margin_kernels._book_margin` itself, as `kernels.book_margin` calls it.
+        # plan's lots and new series — by `margin._book_margin` itself, as `kernels.book_margin` calls it.
         pq, rs, nk, nval, changed = plan[0], plan[1], plan[2], plan[3], plan[8]
         lots_, strike_, value_ = now[0], now[1], now[2]
         n, variants, m = lots_.shape
@@ -654,10 +654,10 @@ if njit is not None:
             if hold:
                 chosen[h] = i
                 h += 1
-        # `kernelbase.BOOK_SLOTS` rows (a round's book has at most that many slots: `replay._Round.of`), passed as
-        # the step's margin passes its series (`kernelbase._slot_views`): `margin_kernels._margin_blocks` compiles
+        # `base.BOOK_SLOTS` rows (a round's book has at most that many slots: `adjustround._Round.of`), passed as
+        # the step's margin passes its series (`base._slot_views`): `margin._margin_blocks` compiles
         # once, not again for 3-D arrays (~15 s of a fresh cache's CPU).
-        shape = (kernelbase.BOOK_SLOTS, variants, m)
+        shape = (base.BOOK_SLOTS, variants, m)
         ks, ps, qs = np.empty(shape), np.empty(shape), np.empty(shape)
         calls, ends = np.empty(h, dtype=np.bool_), np.empty(h)
         has_call, has_put = False, False
@@ -685,11 +685,11 @@ if njit is not None:
          futures_underlying, spread, straddle, strangle, wide_bit, one) = rule
         part = np.empty((variants, width))
         # kernels.book_margin's pairing of a strangle with a spread both ways, where calls and puts are held
-        margin_kernels._book_margin(calls, ends, _slot_views(ks), _slot_views(ps), _slot_views(qs), h,
-                                    picked[:width], price, _viewed(lots), one, one, _FALSE,
-                                    futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit,
-                                    contract_size, futures_underlying, spread, straddle, strangle,
-                                    spread and (straddle or strangle) and has_call and has_put, wide_bit, part)
+        margin._book_margin(calls, ends, _slot_views(ks), _slot_views(ps), _slot_views(qs), h,
+                            picked[:width], price, _viewed(lots), one, one, _FALSE,
+                            futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit,
+                            contract_size, futures_underlying, spread, straddle, strangle,
+                            spread and (straddle or strangle) and has_call and has_put, wide_bit, part)
         for x in range(width):
             for v in range(variants):
                 out[v, picked[x]] = part[v, x]
@@ -743,7 +743,7 @@ if njit is not None:
         # as one pointer each (`round_pass`). The slots are those of the facts ``slots`` (is_call, american, extra
         # days, dynamic, each one's entry in its kind's tuples): the base slots' tuples (``qtys[0]``, ``strikes``,
         # ``values``, ``gammas``) and the dynamic slots' (``qtys[1]``, ``written``'s, the tables') are padded with
-        # dummies to eight (`replay._Round.play`), so a book of up to eight of each (the loop's four-leg candidate:
+        # dummies to eight (`adjustround._Round.play`), so a book of up to eight of each (the loop's four-leg candidate:
         # four and five) compiles one signature; the counters are padded too.
         kinds, amounts, members, entries, gamma_slot = step.kinds, step.amounts, step.members, step.entries, \
             step.gamma_slot
@@ -783,7 +783,7 @@ if njit is not None:
                 # written back (~10-20% of a 30,000-path round).
                 if act[v, k]:
                     rounds[v, c] += 1
-                # (|the strategy's futures, none| + |the hedge|) + |futures from exercise and goods|: replay._Margins
+                # (|the strategy's futures, none| + |the hedge|) + |futures from exercise and goods|: positions._Margins
                 lots[v, k] = (0.0 + abs(hedge[v, c])) + abs(pending[v, c] + goods[v, c])
         held, touched = np.empty(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_)
         for i in range(n):
@@ -833,7 +833,7 @@ if njit is not None:
                             else:
                                 base = before[v, k] if before[v, k] > 0 else capital
                                 added = (after[v, k] - before[v, k]) / base * 100.0
-                            aborted[v, k] = kernelbase._compare(abort_op, added, abort_bound)
+                            aborted[v, k] = _compare(abort_op, added, abort_bound)
                             act[v, k] = not aborted[v, k]  # the action goes ahead where it is not refused
             _apply_plan(act, cols, now, plan, dirty, fees, adjustments, equity, month_pnl, option_lots)
             order = plan[9]
@@ -853,7 +853,7 @@ if njit is not None:
                     if act[v, k]:
                         before[v, k] = after[v, k]  # AdjustEngine._margins_after: the next action's before
                     if aborted[v, k] and exit_on_abort:
-                        # replay._close_all (`step_kernels._close_book`'s order): every slot's lots, then the hedge.
+                        # positions._close_all (`steps._close_book`'s order): every slot's lots, then the hedge.
                         for i in range(n):
                             if lots_[i, v, k] != 0:
                                 _pay(lots_[i, v, k], close_fee[v], v, c, costs, equity, month_pnl, option_lots)
@@ -956,8 +956,8 @@ def _ready(x, shape: tuple, dtype) -> np.ndarray:
             and x.flags.writeable):
         return x
     if dtype is np.bool_:
-        return kernelbase._plain_bool(x, shape)
-    return kernelbase._plain(x, shape)
+        return base._plain_bool(x, shape)
+    return base._plain(x, shape)
 
 
 def move_group(active, qtys, strikes, same, holds, target: int, strike, quote) -> tuple | None:
@@ -976,7 +976,7 @@ def move_group(active, qtys, strikes, same, holds, target: int, strike, quote) -
     strike
         The new strike per path (paths,).
     quote
-        The new series' quote arguments (`opl.runtime.engine.replay._quote_inputs`).
+        The new series' quote arguments (`opl.runtime.engine.adjustround._quote_inputs`).
 
     Returns
     -------
@@ -987,9 +987,9 @@ def move_group(active, qtys, strikes, same, holds, target: int, strike, quote) -
     new_qty = np.empty((len(qtys), *shape))
     marks = np.empty(shape), np.empty(shape), np.empty(shape), np.empty(shape, dtype=np.bool_)
     moving = np.empty(shape, dtype=np.bool_)
-    count = _move_group(_ready(active, shape, np.bool_), kernelbase._slot_tuple(qtys),
-                        kernelbase._slot_tuple(strikes), np.array(same, dtype=np.bool_),
-                        np.array(holds, dtype=np.bool_), int(target), kernelbase._plain(strike, shape[1:]), *quote,
+    count = _move_group(_ready(active, shape, np.bool_), base._slot_tuple(qtys),
+                        base._slot_tuple(strikes), np.array(same, dtype=np.bool_),
+                        np.array(holds, dtype=np.bool_), int(target), base._plain(strike, shape[1:]), *quote,
                         new_qty, *marks, moving)
     return (new_qty, moving, marks) if count else None
 
@@ -1002,11 +1002,11 @@ def gamma_need(active, qtys, gammas, held, hedge: int, price, lots_per_option: f
     """
     shape = active.shape
     rest, short, need = np.empty(shape), np.empty(shape), np.empty(shape, dtype=np.bool_)
-    # (Padded to 8, not to the round's `kernelbase.BOOK_SLOTS`: it reads the tuples per element, and its compile
+    # (Padded to 8, not to the round's `base.BOOK_SLOTS`: it reads the tuples per element, and its compile
     # grows with their length; a playbook the round does not cover plays it.)
-    count = _gamma_need(_ready(active, shape, np.bool_), kernelbase._slot_tuple(qtys),
-                        kernelbase._slot_tuple(gammas), np.array(held, dtype=np.bool_), int(hedge),
-                        kernelbase._plain(price, shape[1:]), float(lots_per_option), float(target), rest, short, need)
+    count = _gamma_need(_ready(active, shape, np.bool_), base._slot_tuple(qtys),
+                        base._slot_tuple(gammas), np.array(held, dtype=np.bool_), int(hedge),
+                        base._plain(price, shape[1:]), float(lots_per_option), float(target), rest, short, need)
     return (need, rest, short) if count else None
 
 
@@ -1015,12 +1015,12 @@ def gamma_buy(need, rest, short, held_qty, held_strike, strike, lots_per_option:
     """The second half of ``AdjustEngine._hedge_gamma`` compiled (``_gamma_buy``): None where no lots change,
     else (new lots, where a fresh series is bought, the calls' (value, delta, gamma, exercise) where needed,
     where the lots change), each (variants, paths). ``strike`` the calls' strike per path, ``quote`` their
-    quote arguments (`opl.runtime.engine.replay._quote_inputs`)."""
+    quote arguments (`opl.runtime.engine.adjustround._quote_inputs`)."""
     shape = need.shape
     new, fresh, changed = np.empty(shape), np.empty(shape, dtype=np.bool_), np.empty(shape, dtype=np.bool_)
     marks = np.empty(shape), np.empty(shape), np.empty(shape), np.empty(shape, dtype=np.bool_)
-    count = _gamma_buy(need, rest, short, kernelbase._grid(held_qty), kernelbase._grid(held_strike),
-                       kernelbase._plain(strike, shape[1:]), float(lots_per_option), float(target), *quote, new, fresh,
+    count = _gamma_buy(need, rest, short, base._grid(held_qty), base._grid(held_strike),
+                       base._plain(strike, shape[1:]), float(lots_per_option), float(target), *quote, new, fresh,
                        changed, *marks)
     return (new, fresh, marks, changed) if count else None
 
@@ -1055,9 +1055,9 @@ def condition_program(condition) -> tuple[np.ndarray, np.ndarray] | None:
 
     def walk(node) -> bool:
         if isinstance(node, spec.Trigger):
-            if node.measure not in WHEN_MEASURES or node.op not in step_kernels.EXIT_OPS:
+            if node.measure not in WHEN_MEASURES or node.op not in steps.EXIT_OPS:
                 return False
-            rows.append((0, WHEN_MEASURES.index(node.measure), step_kernels.EXIT_OPS.index(node.op)))
+            rows.append((0, WHEN_MEASURES.index(node.measure), steps.EXIT_OPS.index(node.op)))
             bounds.append(float(node.bound))
             return True
         if isinstance(node, spec.Not):
@@ -1104,7 +1104,7 @@ def _read_only(x: np.ndarray) -> np.ndarray:
 
 def snap(grid, raw, *, up: bool = False) -> np.ndarray:
     """Strikes on the listed ``grid`` (a pack's ``option.strike_grid``) in one compiled pass (``_snap``):
-    `opl.runtime.engine.replay._Month.snap` (``up``: ``snap_up``) bit for bit, for strikes per path (paths,)."""
+    `opl.runtime.engine.months._Month.snap` (``up``: ``snap_up``) bit for bit, for strikes per path (paths,)."""
     bounds, steps = _ladder(grid)
     raw = np.ascontiguousarray(raw, dtype=float)
     out = np.empty(raw.shape)
@@ -1128,7 +1128,7 @@ def _ladder(grid) -> tuple[np.ndarray, np.ndarray]:
 
 
 def round_step(**fields):
-    """A `RoundStep`: the fields of ``_STEP_FIELDS`` by name, as `opl.runtime.engine.replay._Round` makes them —
+    """A `RoundStep`: the fields of ``_STEP_FIELDS`` by name, as `opl.runtime.engine.adjustround._Round` makes them —
     the actions (``kinds``: 0 a roll, 1 a gamma hedge; ``amounts`` the hedges' targets), the groups' slots
     (``members``, -1 padded), the rolls' (action, group, target slot) ``entries``, the gamma hedge's slot, the
     slots' facts (``slots``), their quote tables at the step, the market's quote inputs, the lots per option, the
@@ -1139,7 +1139,7 @@ def round_step(**fields):
 def round_own(qtys: tuple, strike: tuple, delta: tuple, gamma: tuple, exercise: tuple, entry: tuple):
     """A `RoundOwn`: the base and dynamic slots' lots (``qtys``, two padded tuples) and the dynamic slots' strikes,
     deltas, gammas, exercise flags and entries, the arrays themselves (a round writes them in place). It holds one
-    reference to each array, as a tuple of them would (`opl.runtime.engine.replay._unshared` counts them)."""
+    reference to each array, as a tuple of them would (`opl.runtime.engine.months._unshared` counts them)."""
     return _new_own(qtys, strike, delta, gamma, exercise, entry)
 
 
@@ -1150,7 +1150,7 @@ def round_pass(**arguments) -> int:
     the abort, the trades and new series written into the book's and the ledger's arrays, the aborted closed —
     the numbers of the numpy proposals bit for bit. Returns the elements closed.
 
-    The arguments are ``_round``'s, by name, as `opl.runtime.engine.replay._Round.play` prepares them: the
+    The arguments are ``_round``'s, by name, as `opl.runtime.engine.adjustround._Round.play` prepares them: the
     round's paths ``cols``, ``fire`` (variants, paths), ``step`` (`round_step`: the round's fixed inputs and the
     step's quote tables), ``own`` (`round_own`: the slots' lots, the dynamic slots' strikes and marks but their
     values), the rolls' strikes per path then the hedge's (``strike_rows``), the base slots' ``strikes``,

@@ -1,7 +1,7 @@
 """One numba cache stamp for all the fast engine's kernel modules: editing one recompiles them all.
 
 numba keys a cached kernel by the text of its own source file only. A kernel that calls a kernel of
-another module (`opl.runtime.engine.adjust_kernels` calls `opl.runtime.engine.mark_kernels._mark_row`, for
+another module (`opl.runtime.engine.kernels.adjust` calls `opl.runtime.engine.kernels.marks._mark_row`, for
 one) has the callee's machine code linked into its own cache entry, so after an edit of the callee's
 module the caller's entry still loads — and silently runs the old callee, until its own file changes.
 That is a stale result nobody asked for, in a test comparing the fast engine with the reference or in a
@@ -23,8 +23,7 @@ from pathlib import Path
 
 # The modules whose compiled kernels call each other's: the shared helpers, the marks' log/exp/ndtr, the marks,
 # the margin, the step, the month of paths, the adjustment round.
-MODULES = ("kernelbase.py", "math_kernels.py", "mark_kernels.py", "margin_kernels.py", "step_kernels.py",
-           "path_kernels.py", "adjust_kernels.py")
+MODULES = ("base.py", "vecmath.py", "marks.py", "margin.py", "steps.py", "paths.py", "adjust.py")
 _HERE = Path(__file__).resolve().parent
 
 

@@ -15,14 +15,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from opl.runtime.engine import kernelbase
-from opl.runtime.engine.kernelbase import _BLOCK, _ZERO, _plain, _plain_bool, _ready, _rows_c, njit, prange
+from opl.runtime.engine.kernels import base
+from opl.runtime.engine.kernels.base import _BLOCK, _ZERO, _plain, _plain_bool, _ready, _rows_c, njit, prange
 
 
 __all__ = ["SeriesMarks", "mark_series", "mark_where"]
 
 if njit is not None:
-    from opl.runtime.engine import math_kernels as vm
+    from opl.runtime.engine.kernels import vecmath as vm
 
     _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -113,7 +113,7 @@ if njit is not None:
         # gamma, exercise) of strike ``k_row[p]`` at the price ``s_row[p]`` and the model volatility
         # ``vol_row[p]``, ``tj`` years to expiry (the tables' column ``c`` and the column's Black constants
         # given). The elements are gathered into contiguous scratch rows first, so that the logs, the smile,
-        # Black, the normal CDFs (`math_kernels`: arithmetic, no library call) and the tables' premium run as
+        # Black, the normal CDFs (`kernels.vecmath`: arithmetic, no library call) and the tables' premium run as
         # simple loops the compiler vectorises; the exercise region's test and the scatter are one loop at the
         # end. The helpers are inlined and take the rows once a call: an array handed to a helper per element,
         # even an inlined one, costs its reference count (an atomic add and a call, each way), which was a
@@ -418,7 +418,7 @@ class SeriesMarks:
     def __init__(self, *, is_call: bool, american: bool, forward: np.ndarray, vol: np.ndarray, strike: np.ndarray,
                  t: np.ndarray, smile, rate: float, carry: float = 0.0, gamma: bool = True):
         # One array type per argument (C order, writable), so the kernel is compiled once, not per flag set;
-        # the paths' arrays transposed to (columns, paths), free for the month's (opl.runtime.engine.replay._Month
+        # the paths' arrays transposed to (columns, paths), free for the month's (opl.runtime.engine.months._Month
         # passes them so: checked here, not copied) and the quotes' single columns.
         forward = np.asarray(forward, dtype=float)
         shape = forward.shape
@@ -509,7 +509,7 @@ class SeriesMarks:
 
     def share(self, source: "SeriesMarks", same: np.ndarray) -> None:
         """Take ``source``'s marks on the paths ``same`` (P,) where it has them: a series of the same option on
-        paths whose prices and volatilities are these at every step (`opl.runtime.engine.replay._Month.share`),
+        paths whose prices and volatilities are these at every step (`opl.runtime.engine.months._Month.share`),
         so its marks are the numbers this series would compute there."""
         self.twin = (source, _plain_bool(same, self.value.shape[:1]))
 
@@ -547,7 +547,7 @@ class SeriesMarks:
 
     def _run(self, need: np.ndarray, j0: int, j1: int, gamma: bool, marks: int) -> None:
         """The mark kernel on ``need`` at columns j0..j1, on the thread pool from `MARKS_PARALLEL_MIN` marks."""
-        kernel = _mark_parallel if marks >= kernelbase.MARKS_PARALLEL_MIN else _mark_serial
+        kernel = _mark_parallel if marks >= base.MARKS_PARALLEL_MIN else _mark_serial
         # The outputs read from the marks' own (P, S) views, so that a copy of the series (copy.deepcopy, which
         # copies each view apart) writes the arrays it reads.
         kernel(need, int(j0), int(j1), *self._head, gamma, *self._args, self.value.T, self.delta.T, self.gamma.T,
@@ -555,7 +555,7 @@ class SeriesMarks:
 
     def track(self) -> None:
         """Remember which elements are marked from now on, so that a mark asked for again (by another replay
-        reading these marks: `opl.runtime.engine.replay._replay_lockstep`) is not computed again."""
+        reading these marks: `opl.runtime.engine.passes._replay_lockstep`) is not computed again."""
         if self.done is None and not self.complete:
             self.done = np.zeros(self.value.shape[::-1], dtype=np.bool_)
 

@@ -14,9 +14,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from opl.runtime.engine import kernelbase
-from opl.runtime.engine.kernelbase import (BOOK_SLOTS, _FALSE, _ONE, _TRUE, _ZERO, _grid, _plain, _slot_tuple, njit,
-                                           prange)
+from opl.runtime.engine.kernels import base
+from opl.runtime.engine.kernels.base import (BOOK_SLOTS, _FALSE, _ONE, _TRUE, _ZERO, _grid, _plain, _slot_tuple,
+                                             njit, prange)
 
 __all__ = ["MarginRule", "book_margin", "account", "requirement_account"]
 
@@ -254,7 +254,7 @@ if njit is not None:
     def _futures_rows(v, p0, p1, cols, picked, f, lots, hedge, other, summed, fr, contract_size, futures_underlying,
                       fut, total):
         # The futures' requirement of variant v at paths p0..p1 into ``total``: ``lots`` or, ``summed``,
-        # |lots| + |hedge| + |other| (replay._Margins), at the futures rate when the underlying is a future,
+        # |lots| + |hedge| + |other| (positions._Margins), at the futures rate when the underlying is a future,
         # else paid in full. The lots gathered into rows first, so the sum is a loop the compiler vectorises.
         width = p1 - p0
         if (summed and futures_underlying and not picked and lots.shape[1] == 1 and hedge.shape[1] > 1
@@ -287,7 +287,7 @@ if njit is not None:
     @njit(cache=True, inline="always")
     def _account_row(v, p0, width, equity, requirement, capital, margin_buffer, calls, liquidate, peak_margin, peak,
                      max_dd):
-        # replay._Pass._requirement's account of variant v at paths p0..p0 + width: the call, the liquidation
+        # step._Pass._requirement's account of variant v at paths p0..p0 + width: the call, the liquidation
         # decided, the peaks and the drawdown. Flags combined with ``&`` and numpy's division (inf or NaN, not an
         # exception, at a peak of 0, as the reference: the caller's error model is numpy's), no branch an element
         # but masked stores, so the compiler vectorises the loop.
@@ -315,7 +315,7 @@ if njit is not None:
 
     @njit(cache=True, error_model="numpy")
     def _account(p0, p1, equity, requirement, capital, margin_buffer, calls, liquidate, peak_margin, peak, max_dd):
-        # replay._Pass._requirement's account, paths p0..p1 of every variant (`_account_row`).
+        # step._Pass._requirement's account, paths p0..p1 of every variant (`_account_row`).
         for v in range(equity.shape[0]):
             _account_row(v, p0, p1 - p0, equity, requirement, capital, margin_buffer, calls, liquidate, peak_margin,
                          peak, max_dd)
@@ -495,7 +495,7 @@ if njit is not None:
                      futures_underlying, spread, straddle, strangle, both_orders, wide_bit, out):
         # ``strikes``, ``premiums``, ``qtys``: a tuple of n arrays each (broadcast as ``_at`` reads them; a
         # dummy entry when n is 0); element p of ``out`` is path cols[p] (p itself when ``cols`` is empty). The
-        # futures lots are ``lots`` or, ``summed``, |lots| + |hedge| + |other| (replay._Margins).
+        # futures lots are ``lots`` or, ``summed``, |lots| + |hedge| + |other| (positions._Margins).
         _margin_blocks(0, out.shape[1], is_call, expiry, strikes, premiums, qtys, n, cols, price, lots, hedge, other,
                        summed, futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit,
                        contract_size, futures_underlying, spread, straddle, strangle, both_orders, wide_bit, out,
@@ -576,7 +576,7 @@ class MarginRule:
 
 def book_margin(rule: MarginRule, holdings, futures_lots, price, shape, cols=None) -> np.ndarray:
     """The exchange requirement (variants, paths) of option ``holdings`` and futures lots, as
-    `opl.runtime.engine.replay`'s reference ``_margin`` computes it (bit for bit).
+    `opl.runtime.engine.positions`' reference ``_margin`` computes it (bit for bit).
 
     ``holdings`` are (is_call, strike, premium, signed lots, expiry key) tuples whose arrays broadcast
     to ``shape`` (variants, paths); ``futures_lots`` the absolute futures lots; ``cols`` (path indices)
@@ -625,7 +625,7 @@ def requirement_account(rule: MarginRule, holdings, *, static, hedge, other, pri
     flags; every element is written), else new ones."""
     shape = equity.shape
     out, liquidate = into if into is not None else (np.empty(shape), np.empty(shape, dtype=np.bool_))
-    kernel = _requirement_parallel if out.size >= kernelbase.STEP_PARALLEL_MIN else _requirement_account
+    kernel = _requirement_parallel if out.size >= base.STEP_PARALLEL_MIN else _requirement_account
     kernel(*_requirement_arguments(rule, holdings, static=static, hedge=hedge, other=other, price=price, equity=equity,
                                    capital=capital, margin_buffer=margin_buffer, calls=calls, liquidate=liquidate,
                                    peak_margin=peak_margin, peak=peak, max_dd=max_dd, out=out))

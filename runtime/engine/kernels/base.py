@@ -1,7 +1,7 @@
 """What every compiled kernel module shares: numba, its cache and thread pool, and the argument shapes.
 
 numba is a declared dependency; without it `available()` is False and the replay runs the numpy
-reference. Here: the kernel modules' shared cache stamp (`opl.runtime.engine.kernelcache`),
+reference. Here: the kernel modules' shared cache stamp (`opl.runtime.engine.kernels.stamp`),
 numba's threading layer, when a kernel runs on the thread pool (`PARALLEL_MIN`,
 `MARKS_PARALLEL_MIN`, `STEP_PARALLEL_MIN`, read at call time, so `serial_only` and a test's
 monkeypatch reach every module), the small compiled helpers the stages share, and the Python
@@ -26,12 +26,12 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
     numba = njit = prange = None
 
 if numba is not None:
-    from opl.runtime.engine import kernelcache
+    from opl.runtime.engine.kernels import stamp
 
-    kernelcache.install()  # before the first kernel: the kernel modules' caches share one stamp
+    stamp.install()  # before the first kernel: the kernel modules' caches share one stamp
 
 if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
-    # The replay forks worker processes (opl.runtime.engine.replay); GNU OpenMP, numba's first choice where
+    # The replay forks worker processes (opl.runtime.engine.passes); GNU OpenMP, numba's first choice where
     # present, kills a child forked after its threads ran. The built-in work queue does not.
     numba.config.THREADING_LAYER = "workqueue"
 
@@ -205,7 +205,7 @@ def _grid_view(x) -> np.ndarray | None:
                     x.setflags(write=False)
                     return x
     elif x.__class__ is float and x == 0.0 and math.copysign(1.0, x) > 0.0:
-        return _ONE  # no futures held (`replay._static`): the read-only (1, 1) zero
+        return _ONE  # no futures held (`positions._static`): the read-only (1, 1) zero
     return None
 
 
@@ -285,7 +285,7 @@ def kept_own(arrays: tuple):
 def keep_own(arrays: tuple, made) -> None:
     """Keep ``made`` — tuples of ``arrays`` themselves (no views), which a kernel writes in place — by the arrays'
     identities, as `_slot_tuple` keeps its tuples (its references to each array counted: `kept_references`), so
-    that an array the kernel writes is still written in place, not copied, by `replay._unshared`'s test."""
+    that an array the kernel writes is still written in place, not copied, by `months._unshared`'s test."""
     if len(_TUPLES) >= _TUPLES_KEPT:
         forget_tuples()
     _TUPLES[("own", *map(id, arrays))] = (arrays, made)
@@ -318,7 +318,7 @@ def forget_tuples() -> None:
 
 def kept_references(x: np.ndarray) -> int:
     """The references `_slot_tuple`'s kept tuples hold to ``x`` (an array owning its data): readers of its current
-    elements only, which a write into it in place leaves right (`opl.runtime.engine.replay._unshared`)."""
+    elements only, which a write into it in place leaves right (`opl.runtime.engine.months._unshared`)."""
     return _KEPT_REFS.get(id(x), 0)
 
 

@@ -33,8 +33,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from opl.runtime.engine import kernelbase
-from opl.runtime.engine.kernelbase import njit, prange
+from opl.runtime.engine.kernels import base
+from opl.runtime.engine.kernels.base import njit, prange
 
 __all__ = ["MonthModel", "month"]
 
@@ -223,7 +223,7 @@ def month(model: MonthModel, *, z: np.ndarray, counts: np.ndarray, normal: np.nd
     """
     paths, n = z.shape
     price, vol, off = out if out is not None else (np.empty((n + 1, paths)), np.empty((n + 1, paths)), 0)
-    kernel = _month_parallel if paths * n >= kernelbase.PARALLEL_MIN else _month_serial
+    kernel = _month_parallel if paths * n >= base.PARALLEL_MIN else _month_serial
     kernel(model, z, counts, normal, gap_col, drift, log_f, h, carry, price, vol, int(off))
     if out is not None:
         price, vol = price[:, off:off + paths], vol[:, off:off + paths]

@@ -24,7 +24,7 @@ import struct
 
 import numpy as np
 
-from opl.runtime.engine.kernelbase import njit
+from opl.runtime.engine.kernels.base import njit
 
 __all__ = ["exp", "exp_reference", "exp_sum", "log", "log_reference", "ndtr", "ndtr_library", "ndtr_reference"]
 
