@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from opl.runtime.engine import handover, kernels, monthstore
+from opl.runtime.engine import handover, kernels, monthstore, rarekernels
 from opl.runtime.engine.deadline import check as check_deadline, current as current_deadline, until
 from opl.runtime.engine.kernels.marks import mark_series
 from opl.runtime.engine.marking import AmericanMarker, _tables, prepare_tables
@@ -385,6 +385,7 @@ def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress,
     for strategy, run, _ in jobs:
         _warm(strategy, run)
     _warm_steps(*jobs[0])
+    rarekernels.load(jobs)  # (the kernels a few paths rarely reach)
     store = monthstore.current()
     # The passes' results come back through files in shared memory, not the pool's pipe (`handover`).
     outbox = handover.folder()
