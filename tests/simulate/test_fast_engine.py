@@ -1037,6 +1037,86 @@ def test_forked_workers_inherit_the_step_kernels_loaded_once_in_the_parent():
     assert warm > 10 and in_worker == warm
 
 
+_RARE_KERNELS = """
+import collections, os, sys
+from opl.lang.frontend import check_path
+from opl.runtime.engine import kernels, passes, rarekernels
+from opl.simulation.run import RunSettings, prepare
+
+RARE = {"_exercise": kernels.steps, "_book_sold": kernels.steps, "_copy_known": kernels.marks}
+compiled = {name: getattr(module, name) for name, module in RARE.items()}
+calls = collections.Counter()
+
+def counted(name):
+    def call(*args):
+        calls[name] += 1
+        return compiled[name](*args)
+    return call
+
+def signatures():
+    return sum(len(kernel.signatures) for kernel in compiled.values())
+
+def worker():  # a pool's worker: serial twins on the scenarios' lockstep passes (a short assigned, goods sold,
+    read, write = os.pipe()  # a hit_rate month copying its sibling's marks); how many signatures it ends with
+    if os.fork() == 0:
+        kernels.base.serial_only()
+        plans = passes._job_plans(jobs, 1)
+        for indices, group in passes._lockstep_tasks(jobs, plans, 1):
+            passes._replay_lockstep([jobs[i] for i in indices], group, None)
+        os.write(write, f"{signatures()},{min(calls[name] for name in RARE)}".encode())
+        os._exit(0)
+    os.wait()
+    return os.read(read, 64).decode()
+
+for name, module in RARE.items():
+    setattr(module, name, counted(name))
+prepared = prepare(check_path(sys.argv[1]), RunSettings(paths=200, overrides=("experiment.horizon=2",)))
+jobs = prepared.scenario_jobs(1.0).jobs
+alone = worker()
+before = signatures()
+rarekernels.load(jobs)
+print(alone, before, signatures(), worker())
+"""
+
+
+def test_forked_workers_inherit_the_kernels_a_few_paths_rarely_reach_loaded_once_in_the_parent():
+    # The main job's every worker loaded the slot's exercise and the goods' release kernels itself (and some the
+    # marks' copy between sibling months): `_warm_steps`' few paths do not reach them. `rarekernels.load` loads
+    # them in the parent; a worker forked before it loads the three itself, one forked after loads none.
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _RARE_KERNELS, str(JUJUBE)], capture_output=True, text=True,
+                          check=True)
+    alone, before, loaded, inherited = done.stdout.split()
+    (own, reached), (kept, reached_too) = (map(int, worker.split(",")) for worker in (alone, inherited))
+    assert own == 3 and reached > 0  # each kernel called: the worker alone loaded all three itself
+    assert (int(before), int(loaded)) == (0, 3)
+    assert kept == 3 and reached_too > 0  # called again, and not one signature more than the parent's
+
+
+def test_the_rare_kernels_are_loaded_once_and_only_for_jobs_that_may_call_them(monkeypatch):
+    from opl.runtime.engine import rarekernels
+    from opl.runtime.engine.exercise import AssignmentSpec
+
+    made = []
+    monkeypatch.setattr(rarekernels, "_LOADED", set())
+    for name in ("_exercise", "_book_sold", "_copy_known"):
+        monkeypatch.setattr(rarekernels, name, lambda name=name: made.append(name))
+    strategy, run = _jujube_run(paths=60, months=1)
+    assert strategy.assignment.action == "take_delivery"
+    job = (strategy, run, VARIANTS)
+    rarekernels.load([(strategy, replace(run, engine="reference"), VARIANTS)] * 2)
+    assert made == []  # the reference engine calls no kernel
+    rarekernels.load([(replace(strategy, assignment=AssignmentSpec()), run, VARIANTS)])
+    assert made == ["_exercise"]  # nothing taken on delivery, one job: no goods sold, no sibling months
+    rarekernels.load([job])
+    assert made == ["_exercise", "_book_sold"]
+    rarekernels.load([job, job])
+    rarekernels.load([job, job])
+    assert made == ["_exercise", "_book_sold", "_copy_known"]
+
+
 def test_the_steps_small_kernels_are_their_numpy_formulas():
     # The early-assignment test and the margin's futures lots (step._Pass._exercised, _Margins) on random
     # books: exercise flags per path (a month's column, strided) or per variant and path.
