@@ -733,144 +733,135 @@ if njit is not None:
                         strike_[i, v, k], value_[i, v, k], entry_[i, v, k] = nk[i, v, k], nval[i, v, k], nval[i, v, k]
                         delta_[i, v, k], gamma_[i, v, k], exercise_[i, v, k] = ndel[i, v, k], ngam[i, v, k], nex[i, v, k]
 
-    @njit(cache=True)
-    def _round(cols, fire, step, own, strike_rows, strikes, values, gammas, dynamic_values, price, vol, account,
-               ledger, counters, early, held_out):
-        # AdjustEngine.play on the fired elements (module docstring); the slots' `Slot.held` after it into
-        # ``held_out``; returns the number of elements closed. ``step`` (a `RoundStep`: the round's fixed inputs and
-        # the step's quote tables) and ``own`` (a `RoundOwn`: the month's lots, the dynamic slots' strikes and marks but
-        # their values) arrive
-        # as one pointer each (`round_pass`). The slots are those of the facts ``slots`` (is_call, american, extra
-        # days, dynamic, each one's entry in its kind's tuples): the base slots' tuples (``qtys[0]``, ``strikes``,
-        # ``values``, ``gammas``) and the dynamic slots' (``qtys[1]``, ``written``'s, the tables') are padded with
-        # dummies to eight (`adjustround._Round.play`), so a book of up to eight of each (the loop's four-leg candidate:
-        # four and five) compiles one signature; the counters are padded too.
-        kinds, amounts, members, entries, gamma_slot = step.kinds, step.amounts, step.members, step.entries, \
-            step.gamma_slot
-        slots, tables, market, lots_per_option = step.slots, step.tables, step.market, step.lots_per_option
-        abort, rule, fees = step.abort, step.rule, step.fees
-        qtys = own.qtys
-        written = (own.strike, dynamic_values, own.delta, own.gamma, own.exercise, own.entry)
-        n = slots[0].shape[0]
-        variants, m = fire.shape[0], cols.shape[0]
-        is_call, expiry, dynamic, place = slots[0], slots[2], slots[3], slots[4]
-        abort_op, abort_bound, exit_on_abort, capital = abort
-        hedge, pending, goods = account
-        adjustments, costs, equity, month_pnl, is_open = ledger
-        close_fee, futures_fee = fees[0], fees[3]
-        option_lots, futures_lots, rounds, exits_adjust, exits, early_exits = (
-            counters[0], counters[1], counters[2], counters[3], counters[4], counters[5])
+    @njit(cache=True, inline="always")
+    def _scratch(n, variants, m):
+        # The round's own arrays: the slots' numbers on its elements (``now``, `_gather`), an action's plan
+        # (``plan``: the module's comment above) and where a dynamic slot moved to a new series (``dirty``).
         shape = (n, variants, m)
         now = (np.empty(shape), np.empty(shape), np.empty(shape), np.zeros(shape), np.empty(shape),
                np.zeros(shape, dtype=np.bool_), np.zeros(shape))
-        _gather(cols, n, qtys, strikes, values, gammas, written, dynamic, place, now)
-        lots_ = now[0]
         plan = (np.empty(shape), np.zeros(shape, dtype=np.bool_), np.zeros(shape), np.zeros(shape), np.zeros(shape),
                 np.zeros(shape), np.zeros(shape, dtype=np.bool_), np.zeros((variants, m), dtype=np.bool_),
                 np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.int64), np.zeros(1, dtype=np.int64),
                 np.zeros((variants, m), dtype=np.bool_), np.zeros((variants, m)), np.zeros((variants, m)))
-        pq, rs, changed, order_count, trades = plan[0], plan[1], plan[8], plan[10], plan[11]
-        dirty = np.zeros(shape, dtype=np.bool_)
-        act, aborted, closed = (np.zeros((variants, m), dtype=np.bool_), np.zeros((variants, m), dtype=np.bool_),
-                                np.zeros((variants, m), dtype=np.bool_))
-        lots, before, after = np.empty((variants, m)), np.zeros((variants, m)), np.zeros((variants, m))
+        return now, plan, np.zeros(shape, dtype=np.bool_)
+
+    # The round's phases below take the arrays they use one by one, not the round's tuples: each array bound to a
+    # helper's argument, inlined or not, is reference counted (an atomic add and subtract), and the plan's,
+    # the counters' and the tables' tuples hold some seventy arrays — bound at each action, that cost ~5 us a
+    # round (benchmarks/bench_round.py's rounds).
+    @njit(cache=True, inline="always")
+    def _start(cols, fire, hedge, pending, goods, rounds, act, lots):
+        # The fired elements active, their rounds counted, and their futures lots for the margin:
+        # (|the strategy's futures, none| + |the hedge|) + |futures from exercise and goods| (positions._Margins).
+        variants, m = act.shape
         for v in range(variants):
             for k in range(m):
                 c = cols[k]
                 act[v, k] = fire[v, c]
-                # A counter written only where it counts (here, and an action's done and refused below): the round's
-                # elements are scattered, and a write to each had every one's line of the counter fetched and
-                # written back (~10-20% of a 30,000-path round).
+                # A counter written only where it counts (here, and an action's done and refused in `_tally`): the
+                # round's elements are scattered, and a write to each had every one's line of the counter fetched
+                # and written back (~10-20% of a 30,000-path round).
                 if act[v, k]:
                     rounds[v, c] += 1
-                # (|the strategy's futures, none| + |the hedge|) + |futures from exercise and goods|: positions._Margins
                 lots[v, k] = (0.0 + abs(hedge[v, c])) + abs(pending[v, c] + goods[v, c])
-        held, touched = np.empty(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_)
+
+    @njit(cache=True, inline="always")
+    def _any_active(act):
+        # Whether an element is still active (a count, as the loop the compiler vectorises).
+        live = 0
+        for v in range(act.shape[0]):
+            for k in range(act.shape[1]):
+                live += act[v, k]
+        return live != 0
+
+    @njit(cache=True, inline="always")
+    def _fresh_plan(lots_, pq, rs, changed, order_count, trades):
+        # An action's plan before its proposal: every slot's lots as they are (a loop: `kernels`' rules), nothing
+        # moved, changed or traded.
+        n, variants, m = lots_.shape
         for i in range(n):
+            for v in range(variants):
+                for k in range(m):
+                    pq[i, v, k] = lots_[i, v, k]
+        rs[:] = False
+        changed[:] = False
+        order_count[0] = 0
+        trades[:] = False
+
+    @njit(cache=True, inline="always")
+    def _refuse(abort_op, abort_bound, capital, nothing, act, aborted, before, after):
+        # AdjustEngine._aborted's test: where the action's extra margin (after it against before it, in percent
+        # of the requirement before, or of the capital where there was none) passes the bound, the element
+        # refused and no longer active.
+        variants, m = act.shape
+        for v in range(variants):
+            for k in range(m):
+                if act[v, k]:
+                    added = 0.0
+                    if nothing:
+                        after[v, k] = before[v, k]
+                    else:
+                        basis = before[v, k] if before[v, k] > 0 else capital
+                        added = (after[v, k] - before[v, k]) / basis * 100.0
+                    aborted[v, k] = _compare(abort_op, added, abort_bound)
+                    act[v, k] = not aborted[v, k]  # the action goes ahead where it is not refused
+
+    @njit(cache=True, inline="always")
+    def _rehold(order, count, lots_, touched, held):
+        # The slots an action changed (its plan's order) touched, and their `Slot.held` on the round's elements
+        # again.
+        for x in range(count):
+            i = order[x]
+            touched[i] = True
             held[i] = _holding(lots_, i)
-        priced = False
-        closing = 0
-        for a in range(kinds.shape[0]):
-            live = 0
-            for v in range(variants):
-                for k in range(m):
-                    live += act[v, k]
-            if live == 0:
-                break
-            for i in range(n):  # a fresh plan: every slot's lots as they are (a loop: `kernels`' rules)
-                for v in range(variants):
-                    for k in range(m):
-                        pq[i, v, k] = lots_[i, v, k]
-            rs[:] = False
-            changed[:] = False
-            order_count[0] = 0
-            trades[:] = False
-            if kinds[a] == _ROLL:
-                for e in range(entries.shape[0]):
-                    if entries[e, 0] == a:
-                        group = members[entries[e, 1]]
-                        _propose_move(group[group >= 0], entries[e, 2], strike_rows[e], act, now, plan, held, expiry,
-                                      price, vol, tables, market)
-            else:
-                _propose_gamma(gamma_slot, amounts[a], strike_rows[entries.shape[0]], act, now, plan, held, price, vol,
-                               tables, market, lots_per_option)
-            aborted[:] = False
-            if abort_op >= 0:
-                # AdjustEngine._aborted: the action's extra margin, its requirement before it the previous action's
-                # after it (`_margin_before`, the fast engine's reuse).
-                if not priced:
-                    _round_margin(_FALSE, act, now, plan, held, is_call, expiry, lots, price, rule, before)
-                    priced = True
-                nothing = order_count[0] == 0  # nothing proposed: the book after is the book before
-                if not nothing:
-                    _round_margin(_TRUE, act, now, plan, held, is_call, expiry, lots, price, rule, after)
-                for v in range(variants):
-                    for k in range(m):
-                        if act[v, k]:
-                            added = 0.0
-                            if nothing:
-                                after[v, k] = before[v, k]
-                            else:
-                                base = before[v, k] if before[v, k] > 0 else capital
-                                added = (after[v, k] - before[v, k]) / base * 100.0
-                            aborted[v, k] = _compare(abort_op, added, abort_bound)
-                            act[v, k] = not aborted[v, k]  # the action goes ahead where it is not refused
-            _apply_plan(act, cols, now, plan, dirty, fees, adjustments, equity, month_pnl, option_lots)
-            order = plan[9]
-            for x in range(order_count[0]):
-                i = order[x]
-                touched[i] = True
-                held[i] = _holding(lots_, i)
-            done, refused = counters[6 + 2 * a], counters[7 + 2 * a]
-            closed_now = 0
-            for v in range(variants):
-                for k in range(m):
+
+    @njit(cache=True, inline="always")
+    def _tally(cols, act, aborted, trades, done, refused, before, after):
+        # An action's done and refused counted; the margin after it the next action's before
+        # (AdjustEngine._margins_after). Returns the number of elements refused.
+        variants, m = act.shape
+        count = 0
+        for v in range(variants):
+            for k in range(m):
+                c = cols[k]
+                if act[v, k] and trades[v, k]:
+                    done[v, c] += 1
+                if aborted[v, k]:
+                    refused[v, c] += 1
+                    count += 1
+                if act[v, k]:
+                    before[v, k] = after[v, k]
+        return count
+
+    @njit(cache=True, inline="always")
+    def _close_refused(cols, aborted, lots_, close_fee, futures_fee, hedge, pending, goods, costs, equity, month_pnl,
+                       option_lots, futures_lots, exits_adjust, lots, closed):
+        # An abort that exits: each refused element's book closed (positions._close_all, `steps._close_book`'s
+        # order: every slot's lots, then the hedge), counted as an exit of the adjustment. Returns how many.
+        n, variants, m = lots_.shape
+        count = 0
+        for v in range(variants):
+            for k in range(m):
+                if aborted[v, k]:
                     c = cols[k]
-                    if act[v, k] and trades[v, k]:
-                        done[v, c] += 1
-                    if aborted[v, k]:
-                        refused[v, c] += 1
-                    if act[v, k]:
-                        before[v, k] = after[v, k]  # AdjustEngine._margins_after: the next action's before
-                    if aborted[v, k] and exit_on_abort:
-                        # positions._close_all (`steps._close_book`'s order): every slot's lots, then the hedge.
-                        for i in range(n):
-                            if lots_[i, v, k] != 0:
-                                _pay(lots_[i, v, k], close_fee[v], v, c, costs, equity, month_pnl, option_lots)
-                            lots_[i, v, k] = 0.0
-                        if hedge[v, c] != 0:
-                            _pay(hedge[v, c], futures_fee[v], v, c, costs, equity, month_pnl, futures_lots)
-                        hedge[v, c] = 0.0
-                        lots[v, k] = (0.0 + 0.0) + abs(pending[v, c] + goods[v, c])
-                        exits_adjust[v, c] += 1
-                        closed[v, k] = True
-                        closed_now += 1
-            if closed_now:
-                closing += closed_now
-                for i in range(n):
-                    touched[i] = True
-                    held[i] = _holding(lots_, i)
-        _scatter(cols, n, qtys, written, dynamic, place, touched, dirty, now)
+                    for i in range(n):
+                        if lots_[i, v, k] != 0:
+                            _pay(lots_[i, v, k], close_fee[v], v, c, costs, equity, month_pnl, option_lots)
+                        lots_[i, v, k] = 0.0
+                    if hedge[v, c] != 0:
+                        _pay(hedge[v, c], futures_fee[v], v, c, costs, equity, month_pnl, futures_lots)
+                    hedge[v, c] = 0.0
+                    lots[v, k] = (0.0 + 0.0) + abs(pending[v, c] + goods[v, c])
+                    exits_adjust[v, c] += 1
+                    closed[v, k] = True
+                    count += 1
+        return count
+
+    @njit(cache=True, inline="always")
+    def _exits(cols, closed, early, exits, early_exits, is_open):
+        # The elements the round closed counted as exits (early ones too) and no longer open.
+        variants, m = closed.shape
         for v in range(variants):
             for k in range(m):
                 if closed[v, k]:
@@ -878,6 +869,74 @@ if njit is not None:
                     exits[v, c] += 1
                     early_exits[v, c] += early
                     is_open[v, c] = False
+
+    @njit(cache=True)
+    def _round(cols, fire, step, own, strike_rows, strikes, values, gammas, dynamic_values, price, vol, account,
+               ledger, counters, early, held_out):
+        # AdjustEngine.play on the fired elements (module docstring); the slots' `Slot.held` after it into
+        # ``held_out``; returns the number of elements closed. ``step`` (a `RoundStep`: the round's fixed inputs and
+        # the step's quote tables) and ``own`` (a `RoundOwn`: the month's lots, the dynamic slots' strikes and marks
+        # but their values) arrive as one pointer each (`round_pass`). The slots are those of the facts ``slots``
+        # (is_call, american, extra days, dynamic, each one's entry in its kind's tuples): the base slots' tuples
+        # (``qtys[0]``, ``strikes``, ``values``, ``gammas``) and the dynamic slots' (``qtys[1]``, ``written``'s, the
+        # tables') are padded with dummies to eight (`adjustround._Round.play`), so a book of up to eight of each
+        # (the loop's four-leg candidate: four and five) compiles one signature; the counters are padded too.
+        # Each action: a fresh plan, its proposal, the abort test on the margins, the plan applied, its counts and
+        # the closes on an abort that exits.
+        kinds, amounts, members, entries = step.kinds, step.amounts, step.members, step.entries
+        slots, tables, market, lots_per_option = step.slots, step.tables, step.market, step.lots_per_option
+        abort_op, abort_bound, exit_on_abort, capital = step.abort
+        rule, fees = step.rule, step.fees
+        is_call, expiry, dynamic, place = slots[0], slots[2], slots[3], slots[4]
+        qtys = own.qtys
+        written = (own.strike, dynamic_values, own.delta, own.gamma, own.exercise, own.entry)
+        hedge, pending, goods = account
+        n, variants, m = is_call.shape[0], fire.shape[0], cols.shape[0]
+        now, plan, dirty = _scratch(n, variants, m)
+        _gather(cols, n, qtys, strikes, values, gammas, written, dynamic, place, now)
+        lots_ = now[0]
+        pq, rs, changed, order, order_count, trades = plan[0], plan[1], plan[8], plan[9], plan[10], plan[11]
+        act, aborted, closed = (np.zeros((variants, m), dtype=np.bool_), np.zeros((variants, m), dtype=np.bool_),
+                                np.zeros((variants, m), dtype=np.bool_))
+        lots, before, after = np.empty((variants, m)), np.zeros((variants, m)), np.zeros((variants, m))
+        _start(cols, fire, hedge, pending, goods, counters[2], act, lots)
+        held, touched = np.empty(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_)
+        for i in range(n):
+            held[i] = _holding(lots_, i)
+        priced, closing = False, 0
+        for a in range(kinds.shape[0]):
+            if not _any_active(act):
+                break
+            _fresh_plan(lots_, pq, rs, changed, order_count, trades)
+            if kinds[a] == _ROLL:
+                for e in range(entries.shape[0]):
+                    if entries[e, 0] == a:
+                        group = members[entries[e, 1]]
+                        _propose_move(group[group >= 0], entries[e, 2], strike_rows[e], act, now, plan, held, expiry,
+                                      price, vol, tables, market)
+            else:
+                _propose_gamma(step.gamma_slot, amounts[a], strike_rows[entries.shape[0]], act, now, plan, held, price,
+                               vol, tables, market, lots_per_option)
+            aborted[:] = False
+            if abort_op >= 0:  # its requirement before it the previous action's after it (`_margin_before`)
+                if not priced:
+                    _round_margin(_FALSE, act, now, plan, held, is_call, expiry, lots, price, rule, before)
+                    priced = True
+                nothing = order_count[0] == 0  # nothing proposed: the book after is the book before
+                if not nothing:
+                    _round_margin(_TRUE, act, now, plan, held, is_call, expiry, lots, price, rule, after)
+                _refuse(abort_op, abort_bound, capital, nothing, act, aborted, before, after)
+            _apply_plan(act, cols, now, plan, dirty, fees, ledger[0], ledger[2], ledger[3], counters[0])
+            _rehold(order, order_count[0], lots_, touched, held)
+            if _tally(cols, act, aborted, trades, counters[6 + 2 * a], counters[7 + 2 * a], before, after) and \
+                    exit_on_abort:
+                closing += _close_refused(cols, aborted, lots_, fees[0], fees[3], hedge, pending, goods, ledger[1],
+                                          ledger[2], ledger[3], counters[0], counters[1], counters[3], lots, closed)
+                for i in range(n):
+                    touched[i] = True
+                    held[i] = _holding(lots_, i)
+        _scatter(cols, n, qtys, written, dynamic, place, touched, dirty, now)
+        _exits(cols, closed, early, counters[4], counters[5], ledger[4])
         for i in range(n):
             if touched[i]:  # put_columns: held on the round's paths, or before and still somewhere else
                 held_out[i] = held[i] or (held_out[i] and _any_lots(_lots_of(qtys, dynamic, place, i)))
