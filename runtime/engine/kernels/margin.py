@@ -365,6 +365,94 @@ if njit is not None:
                                  strangle, both_orders)
             out[v, p0 + p] = total[p] + paired
 
+    @njit(cache=True, inline="always")
+    def _block_prices(price, p0, p1, picked, cols, f):
+        # The block's prices: the price row's view where it is per path (no copy), else gathered into ``f``.
+        if price.shape[0] > 1 and not picked:
+            return price[p0:p1]
+        if price.shape[0] == 1:
+            for p in range(p1 - p0):
+                f[p] = price[0]
+        elif picked:
+            for p in range(p1 - p0):
+                f[p] = price[cols[_u(p0, p)]]
+        return f
+
+    @njit(cache=True, inline="always")
+    def _series_in_place(p0, width, call, e, weight, s, fresh, ql, ks, xs, vq, vk, vx, fb, fr, czce, otm_weight,
+                         floor_weight, r, mr, put_cap, unit, i, margins, kind, sides):
+        # Series i of variant v at paths p0..p0 + width, every row per path (most): read in place, the three rows
+        # in one loop (more reads under way at once), a lot's margin kept unless the previous variant's holds
+        # (not ``fresh``), the side's numbers written where the series is held (masked stores: the loop stays
+        # vectorised). (The pack's formula a literal in each loop: it computes that one only, not both and a
+        # select.)
+        if fresh and czce:
+            for p in range(width):
+                lot, kv, xv = ql[vq, _u(p0, p)], ks[vk, _u(p0, p)], xs[vx, _u(p0, p)]
+                mv = _series_margin(call, fb[p], kv, xv, fr, True, otm_weight, floor_weight, r, mr, put_cap, unit)
+                margins[i, p] = mv
+                held = lot != 0.0
+                kind[p] += held * weight
+                if held:
+                    sides[s, p], sides[s + 1, p], sides[s + 2, p] = lot, kv, xv
+                    sides[s + 3, p], sides[s + 4, p] = mv, e
+        elif fresh:
+            for p in range(width):
+                lot, kv, xv = ql[vq, _u(p0, p)], ks[vk, _u(p0, p)], xs[vx, _u(p0, p)]
+                mv = _series_margin(call, fb[p], kv, xv, fr, False, otm_weight, floor_weight, r, mr, put_cap, unit)
+                margins[i, p] = mv
+                held = lot != 0.0
+                kind[p] += held * weight
+                if held:
+                    sides[s, p], sides[s + 1, p], sides[s + 2, p] = lot, kv, xv
+                    sides[s + 3, p], sides[s + 4, p] = mv, e
+        else:
+            for p in range(width):
+                lot = ql[vq, _u(p0, p)]
+                held = lot != 0.0
+                kind[p] += held * weight
+                if held:
+                    sides[s, p], sides[s + 1, p] = lot, ks[vk, _u(p0, p)]
+                    sides[s + 2, p], sides[s + 3, p] = xs[vx, _u(p0, p)], margins[i, p]
+                    sides[s + 4, p] = e
+
+    @njit(cache=True, inline="always")
+    def _series_gathered(v, p0, p1, call, e, weight, s, fresh, ql, ks, xs, cols, picked, fb, fr, czce, otm_weight,
+                         floor_weight, r, mr, put_cap, unit, i, rows, margins, kind, sides):
+        # Series i of variant v at paths p0..p1 where a row is broadcast or the paths picked: its rows gathered
+        # first (`_fill`), then as `_series_in_place` (the formula chosen per element).
+        width = p1 - p0
+        _fill(rows, 0, ql, v, p0, p1, cols, picked)
+        _fill(rows, 1, ks, v, p0, p1, cols, picked)
+        _fill(rows, 2, xs, v, p0, p1, cols, picked)
+        if fresh:
+            for p in range(width):
+                margins[i, p] = _series_margin(call, fb[p], rows[1, p], rows[2, p], fr, czce, otm_weight,
+                                               floor_weight, r, mr, put_cap, unit)
+        for p in range(width):
+            lot = rows[0, p]
+            held = lot != 0.0
+            kind[p] += held * weight
+            if held:
+                sides[s, p], sides[s + 1, p], sides[s + 2, p] = lot, rows[1, p], rows[2, p]
+                sides[s + 3, p], sides[s + 4, p] = margins[i, p], e
+
+    @njit(cache=True, inline="always")
+    def _pair_block(v, p0, width, kind, sides, total, out, unit, spread, straddle, strangle, both_orders):
+        # Every element of variant v at paths p0..p0 + width as if it held none, one series or a call and a put
+        # (the one it does kept), its requirement into ``out``; returns how many hold more (`_pair_rest`'s).
+        rest = 0
+        for p in range(width):
+            kd = kind[p]
+            qc, kc, xc, mc, ec = sides[0, p], sides[1, p], sides[2, p], sides[3, p], sides[4, p]
+            qp, kp, xp, mp, ep = sides[5, p], sides[6, p], sides[7, p], sides[8, p], sides[9, p]
+            two = _call_put(ec == ep, kc, xc, qc, mc, kp, xp, qp, mp, unit, spread, straddle, strangle, both_orders)
+            one = _one(qc if kd == 1 else qp, mc if kd == 1 else mp)
+            paired = two if kd == 1 + _PUT else (one if kd == 1 or kd == _PUT else 0.0)
+            out[v, _u(p0, p)] = total[p] + paired
+            rest += not (kd == 0 or kd == 1 or kd == _PUT or kd == 1 + _PUT)
+        return rest
+
     @njit(cache=True, error_model="numpy")
     def _margin_blocks(lo, hi, is_call, expiry, strikes, premiums, qtys, n, cols, price, lots, hedge, other, summed,
                        futures_rate, czce, otm_weight, floor_weight, rate, min_rate, put_cap, unit, contract_size,
@@ -373,12 +461,12 @@ if njit is not None:
         # Elements lo..hi of every variant (`_book_margin`), a block of paths at a time, each variant in passes
         # over the block that the compiler vectorises: the futures' requirement (`_futures_rows`); each series'
         # lots, strike, premium and a lot's own margin, kept per element for its one held call and its one held
-        # put (most elements hold none, or a strangle's two legs); every element's requirement from those —
-        # none, one series (`_one`), a call and a put (`_call_put`) —, the few holding more paired apart
-        # (`_pair_rest`); then, with ``account``, the account after it (`_account_row`; numpy's error model
-        # for its division). Written flat: an array bound to a helper's argument, a row's view or an array
-        # taken from a tuple is reference counted (an atomic add and subtract), so a helper called a block
-        # with the series' tuples (48 arrays) cost more than the block's arithmetic.
+        # put (most elements hold none, or a strangle's two legs: `_series_in_place`, `_series_gathered`); every
+        # element's requirement from those (`_pair_block`), the few holding more paired apart (`_pair_rest`);
+        # then, with ``account``, the account after it (`_account_row`; numpy's error model for its division).
+        # The series' loop stays here: an array bound to a helper's argument or taken from a tuple is reference
+        # counted (an atomic add and subtract), so a helper called a block with the series' tuples (48 arrays)
+        # cost more than the block's arithmetic; the phases' helpers take a series' rows or the block's scratch.
         variants, size = out.shape[0], min(_MARGIN_BLOCK, hi - lo)
         picked = cols.shape[0] > 0
         f, total, kind = np.empty(size), np.empty(size), np.empty(size, np.int64)
@@ -387,14 +475,7 @@ if njit is not None:
         for p0 in range(lo, hi, _MARGIN_BLOCK):
             p1 = min(hi, p0 + _MARGIN_BLOCK)
             width = p1 - p0
-            # The block's prices: the price row's view where it is per path (no copy), else into ``f``.
-            fb = price[p0:p1] if price.shape[0] > 1 and not picked else f
-            if price.shape[0] == 1:
-                for p in range(width):
-                    f[p] = price[0]
-            elif picked:
-                for p in range(width):
-                    f[p] = price[cols[_u(p0, p)]]
+            fb = _block_prices(price, p0, p1, picked, cols, f)
             for v in range(variants):
                 fr, r, mr = futures_rate[v], rate[v], min_rate[v]
                 _futures_rows(v, p0, p1, cols, picked, fb, lots, hedge, other, summed, fr, contract_size,
@@ -414,75 +495,18 @@ if njit is not None:
                         call, e = is_call[i], expiry[i]
                         weight, s = (_GENERAL if i >= wide_bit else (1 if call else _PUT)), (0 if call else 5)
                         ql, ks, xs = qtys[i], strikes[i], premiums[i]
-                        vq, vk, vx = (v if ql.shape[0] > 1 else 0), (v if ks.shape[0] > 1 else 0), (v if xs.shape[0] > 1
-                                                                                                     else 0)
                         fresh = not (again and ks.shape[0] == 1 and xs.shape[0] == 1)
                         if not picked and ql.shape[1] > 1 and ks.shape[1] > 1 and xs.shape[1] > 1:
-                            # Every row per path (most): read in place, the three rows in one loop (more reads under
-                            # way at once), the side's numbers written where the series is held (masked stores: the
-                            # loop stays vectorised).
-                            # (The pack's formula a literal in each loop: it computes that one only, not both
-                            # and a select.)
-                            if fresh and czce:
-                                for p in range(width):
-                                    lot, kv, xv = ql[vq, _u(p0, p)], ks[vk, _u(p0, p)], xs[vx, _u(p0, p)]
-                                    mv = _series_margin(call, fb[p], kv, xv, fr, True, otm_weight, floor_weight, r, mr,
-                                                        put_cap, unit)
-                                    margins[i, p] = mv
-                                    held = lot != 0.0
-                                    kind[p] += held * weight
-                                    if held:
-                                        sides[s, p], sides[s + 1, p], sides[s + 2, p] = lot, kv, xv
-                                        sides[s + 3, p], sides[s + 4, p] = mv, e
-                            elif fresh:
-                                for p in range(width):
-                                    lot, kv, xv = ql[vq, _u(p0, p)], ks[vk, _u(p0, p)], xs[vx, _u(p0, p)]
-                                    mv = _series_margin(call, fb[p], kv, xv, fr, False, otm_weight, floor_weight, r, mr,
-                                                        put_cap, unit)
-                                    margins[i, p] = mv
-                                    held = lot != 0.0
-                                    kind[p] += held * weight
-                                    if held:
-                                        sides[s, p], sides[s + 1, p], sides[s + 2, p] = lot, kv, xv
-                                        sides[s + 3, p], sides[s + 4, p] = mv, e
-                            else:
-                                for p in range(width):
-                                    lot = ql[vq, _u(p0, p)]
-                                    held = lot != 0.0
-                                    kind[p] += held * weight
-                                    if held:
-                                        sides[s, p], sides[s + 1, p] = lot, ks[vk, _u(p0, p)]
-                                        sides[s + 2, p], sides[s + 3, p] = xs[vx, _u(p0, p)], margins[i, p]
-                                        sides[s + 4, p] = e
-                            continue
-                        _fill(rows, 0, ql, v, p0, p1, cols, picked)
-                        _fill(rows, 1, ks, v, p0, p1, cols, picked)
-                        _fill(rows, 2, xs, v, p0, p1, cols, picked)
-                        if fresh:
-                            for p in range(width):
-                                margins[i, p] = _series_margin(call, fb[p], rows[1, p], rows[2, p], fr, czce,
-                                                               otm_weight, floor_weight, r, mr, put_cap, unit)
-                        for p in range(width):
-                            lot = rows[0, p]
-                            held = lot != 0.0
-                            kind[p] += held * weight
-                            if held:
-                                sides[s, p], sides[s + 1, p], sides[s + 2, p] = lot, rows[1, p], rows[2, p]
-                                sides[s + 3, p], sides[s + 4, p] = margins[i, p], e
-                    # Every element as if it held none, one series or a call and a put (the one it does kept), and
-                    # the others counted.
-                    rest = 0
-                    for p in range(width):
-                        kd = kind[p]
-                        qc, kc, xc, mc, ec = sides[0, p], sides[1, p], sides[2, p], sides[3, p], sides[4, p]
-                        qp, kp, xp, mp, ep = sides[5, p], sides[6, p], sides[7, p], sides[8, p], sides[9, p]
-                        two = _call_put(ec == ep, kc, xc, qc, mc, kp, xp, qp, mp, unit, spread, straddle, strangle,
-                                        both_orders)
-                        one = _one(qc if kd == 1 else qp, mc if kd == 1 else mp)
-                        paired = two if kd == 1 + _PUT else (one if kd == 1 or kd == _PUT else 0.0)
-                        out[v, _u(p0, p)] = total[p] + paired
-                        rest += not (kd == 0 or kd == 1 or kd == _PUT or kd == 1 + _PUT)
-                    if rest > 0:
+                            _series_in_place(p0, width, call, e, weight, s, fresh, ql, ks, xs,
+                                             v if ql.shape[0] > 1 else 0, v if ks.shape[0] > 1 else 0,
+                                             v if xs.shape[0] > 1 else 0, fb, fr, czce, otm_weight, floor_weight, r,
+                                             mr, put_cap, unit, i, margins, kind, sides)
+                        else:
+                            _series_gathered(v, p0, p1, call, e, weight, s, fresh, ql, ks, xs, cols, picked, fb, fr,
+                                             czce, otm_weight, floor_weight, r, mr, put_cap, unit, i, rows, margins,
+                                             kind, sides)
+                    if _pair_block(v, p0, width, kind, sides, total, out, unit, spread, straddle, strangle,
+                                   both_orders) > 0:
                         _pair_rest(v, p0, width, is_call, expiry, strikes, premiums, qtys, n, cols, picked, unit,
                                    spread, straddle, strangle, both_orders, wide_bit, kind, margins, total, out)
                 if account:
