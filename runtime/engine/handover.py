@@ -5,8 +5,8 @@ through a `concurrent.futures.ProcessPoolExecutor`'s pipe, 64 kB at a time, it t
 two-core machine; the sweep's two passes finish together, so the parent waited for both, one after the other,
 between the sweep and the scenarios while the cores idled. Here the worker pickles it with protocol 5, whose
 buffers (the arrays' data) go out of band into a file of the run's folder in ``/dev/shm`` (memory, not a disk),
-and only the rest (a few kB) goes through the pipe; the parent reads the file into one buffer, of which the
-arrays are views: the same arrays, bit for bit, as writable as unpickled ones.
+and only the rest (a few kB) goes through the pipe; the parent maps the file privately (`received`), and the
+arrays are views of the mapping: the same arrays, bit for bit, as writable as unpickled ones.
 
 Where there is no ``/dev/shm``, or the file cannot be written (a full or small one), the result goes through the
 pipe as before. A file lives from its worker's write to its parent's read; the folder goes with the pool
@@ -15,6 +15,7 @@ pipe as before. A file lives from its worker's write to its parent's read; the f
 
 from __future__ import annotations
 
+import mmap
 import os
 import pickle
 import shutil
@@ -80,23 +81,31 @@ def sent(result, where: str | None):
 
 
 def received(item):
-    """The result a worker `sent`: read from its file (then removed) when it is a `Parcel`, else ``item``."""
+    """The result a worker `sent`: its file mapped (then removed) when it is a `Parcel`, else ``item``.
+
+    The arrays are views of a private mapping of the file, not of a copy read into this process: the parent
+    neither zeroes nor copies their pages (a pool's results were ~2 GB of copies over the main job, a tenth of
+    its parent's page faults), and a page it writes becomes its own (copy on write), so they are as writable
+    as unpickled ones. Unlinked at once, the file's memory goes when the last array on it goes.
+    """
     if not isinstance(item, Parcel):
         return item
-    block = np.empty(item.size + _ALIGN, dtype=np.uint8)  # the arrays' memory, aligned as in the file
-    shift = -block.ctypes.data % _ALIGN
-    data = memoryview(block)[shift:shift + item.size]
     try:
         with open(item.path, "rb", buffering=0) as f:
-            view, done = data, 0
-            while done < item.size:
-                n = f.readinto(view[done:])
-                if not n:
-                    raise EOFError(f"{item.path}: {done} of {item.size} bytes")
-                done += n
+            if os.fstat(f.fileno()).st_size < item.size:
+                raise EOFError(f"{item.path}: {os.fstat(f.fileno()).st_size} of {item.size} bytes")
+            data = memoryview(_mapped(f.fileno(), item.size))
     finally:
         _unlink(item.path)
     return pickle.loads(item.head, buffers=[data[start:start + size] for start, size in item.spans])
+
+
+def _mapped(fd: int, size: int):
+    """``size`` bytes of file ``fd`` mapped privately (a page-aligned start: the buffers keep their alignment);
+    an empty file is an empty buffer (nothing to map)."""
+    if size == 0:
+        return bytearray()
+    return mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
 
 
 def clear(where: str | None) -> None:
