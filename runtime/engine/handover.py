@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Parcel", "folder", "sent", "received", "clear"]
+__all__ = ["MAP_ROOM", "Parcel", "folder", "sent", "received", "clear"]
 
 _SHM = "/dev/shm"
 _ALIGN = 64  # each buffer starts on a cache line (numpy needs its item size; the kernels like vectors aligned)
@@ -80,32 +80,64 @@ def sent(result, where: str | None):
     return Parcel(head=head, spans=tuple(spans), size=offset, path=path)
 
 
+#: Free space the shared-memory folder must keep beside a file for its result to stay mapped (`received`): a
+#: mapped result holds the file's memory there until its arrays go, which a small ``/dev/shm`` (64 MB in a
+#: default container) needs for the next workers' files.
+MAP_ROOM = 1 << 30
+
+
 def received(item):
     """The result a worker `sent`: its file mapped (then removed) when it is a `Parcel`, else ``item``.
 
     The arrays are views of a private mapping of the file, not of a copy read into this process: the parent
     neither zeroes nor copies their pages (a pool's results were ~2 GB of copies over the main job, a tenth of
     its parent's page faults), and a page it writes becomes its own (copy on write), so they are as writable
-    as unpickled ones. Unlinked at once, the file's memory goes when the last array on it goes.
+    as unpickled ones. Unlinked at once, the file's memory goes when the last array on it goes. Where the
+    folder has less than `MAP_ROOM` free beside the file, the file is read into this process's memory instead
+    and its memory goes at once.
     """
     if not isinstance(item, Parcel):
         return item
     try:
         with open(item.path, "rb", buffering=0) as f:
-            if os.fstat(f.fileno()).st_size < item.size:
-                raise EOFError(f"{item.path}: {os.fstat(f.fileno()).st_size} of {item.size} bytes")
-            data = memoryview(_mapped(f.fileno(), item.size))
+            found = os.fstat(f.fileno()).st_size
+            if found < item.size:
+                raise EOFError(f"{item.path}: {found} of {item.size} bytes")
+            data = _mapped(f.fileno(), item.size) if _room(f.fileno()) >= MAP_ROOM else _read(f, item.size)
     finally:
         _unlink(item.path)
     return pickle.loads(item.head, buffers=[data[start:start + size] for start, size in item.spans])
 
 
-def _mapped(fd: int, size: int):
+def _room(fd: int) -> int:
+    """Bytes free on the file system of ``fd`` (0 where it cannot be told)."""
+    try:
+        st = os.fstatvfs(fd)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
+
+
+def _mapped(fd: int, size: int) -> memoryview:
     """``size`` bytes of file ``fd`` mapped privately (a page-aligned start: the buffers keep their alignment);
     an empty file is an empty buffer (nothing to map)."""
     if size == 0:
-        return bytearray()
-    return mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        return memoryview(bytearray())
+    return memoryview(mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE))
+
+
+def _read(f, size: int) -> memoryview:
+    """``size`` bytes of file ``f`` read into one buffer of this process, aligned as in the file."""
+    block = np.empty(size + _ALIGN, dtype=np.uint8)
+    shift = -block.ctypes.data % _ALIGN
+    data = memoryview(block)[shift:shift + size]
+    done = 0
+    while done < size:
+        n = f.readinto(data[done:])
+        if not n:
+            raise EOFError(f"{f.name}: {done} of {size} bytes")
+        done += n
+    return data
 
 
 def clear(where: str | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 
 import numpy as np
@@ -27,7 +28,20 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def test_a_result_sent_through_a_file_is_the_result_and_the_file_goes():
+def _memory_of(array) -> str:
+    """What holds an array's memory: a mapping (``mmap``) or this process's own (``numpy``)."""
+    base = array
+    while isinstance(base, np.ndarray) and base.base is not None:
+        base = base.base
+    while isinstance(base, memoryview):
+        base = base.obj
+    return "mmap" if isinstance(base, mmap.mmap) else "numpy" if isinstance(base, np.ndarray) else type(base).__name__
+
+
+@pytest.mark.parametrize("room, memory", [(0, "mmap"), (1 << 62, "numpy")])
+def test_a_result_sent_through_a_file_is_the_result_and_the_file_goes(monkeypatch, room, memory):
+    # Mapped where the folder has room to spare (`handover.MAP_ROOM`), read into this process where it has not.
+    monkeypatch.setattr(handover, "MAP_ROOM", room)
     where = handover.folder()
     if where is None:
         pytest.skip("no /dev/shm here")
@@ -39,11 +53,31 @@ def test_a_result_sent_through_a_file_is_the_result_and_the_file_goes():
         assert _same(back, _result())
         assert not os.path.exists(parcel.path)
         monthly = back[0][0]["monthly"]
+        assert _memory_of(monthly) == memory
         assert monthly.flags.writeable and monthly.flags.c_contiguous and monthly.ctypes.data % 64 == 0
-        monthly[0, 0, 0] = 1.0  # an ordinary array: writable, its own
+        counters = back[0][0]["counters"]["n"]
+        assert counters.ctypes.data % 64 == 0
+        monthly[0, 0, 0] = 1.0  # an ordinary array: writable, its own (a mapping's page copied on write)
+        again = handover.received(handover.sent(_result(), where))
+        assert again[0][0]["monthly"][0, 0, 0] == _result()[0][0]["monthly"][0, 0, 0] != 1.0
     finally:
         handover.clear(where)
     assert not os.path.exists(where)
+
+
+def test_a_short_file_is_an_error_not_a_short_result(tmp_path):
+    where = handover.folder()
+    if where is None:
+        pytest.skip("no /dev/shm here")
+    try:
+        parcel = handover.sent(_result(), where)
+        with open(parcel.path, "r+b") as f:
+            f.truncate(parcel.size - 8)
+        with pytest.raises(EOFError):
+            handover.received(parcel)
+        assert not os.path.exists(parcel.path)
+    finally:
+        handover.clear(where)
 
 
 def test_without_a_folder_or_a_writable_file_the_result_goes_through_the_pipe(tmp_path):
