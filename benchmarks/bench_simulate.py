@@ -10,7 +10,8 @@ module — a roll and a gamma hedge behind a margin abort — and the default gu
    one month, no rules. Every other time is printed as a multiple of it.
 2. **whole simulate**: ``opl simulate examples/jujube/strangle.opl --paths N`` as a separate
    process (12 months, five sizes, four stresses, two sensitivities: everything the file
-   asks), its wall time, its ratio to the bare kernel and its peak memory (max RSS).
+   asks), its wall time, its ratio to the bare kernel and its peak memory (the PSS of the process and
+   its workers, from a second run: sampling the memory slows the run it samples).
 3. **first run**: the same at 100 paths with an empty numba cache (``NUMBA_CACHE_DIR``), then
    with the cache warm: the kernels' one-off compile time, reported apart.
 4. **fast vs reference**: one month of the replay at ``--paths`` paths with
@@ -24,8 +25,8 @@ module — a roll and a gamma hedge behind a margin abort — and the default gu
 6. **memory**: peak memory (tracemalloc, one process) of chunked one-month runs at growing
    path counts (``--memory``, 10⁶ by default), and their time per path (linear in paths).
 7. **main job**: the README's ``opl loop examples/jujube/strangle.opl --data synth`` in a
-   temporary folder (the loop's default paths), its wall time, CPU time and peak memory, and its
-   timeline (`opl.closedloop.timeline`: the data stage, each iteration, the hold-out, the rest).
+   temporary folder (the loop's default paths), its wall time, CPU time and peak memory (from a second
+   run, as 2.), and its timeline (`opl.closedloop.timeline`: the data stage, each iteration, the hold-out, the rest).
 8. **check**: ``opl check examples/jujube/strangle.opl`` against a bare Python start, and the
    numeric modules it loaded (none: the checker never loads the engine).
 
@@ -325,25 +326,29 @@ def _tree_memory(root: int) -> int:
     return total
 
 
-def _child(command: list[str], env: dict | None = None, cwd: str | None = None) -> tuple[float, float, float]:
-    """Wall time, CPU time (user + system, workers included: what a busy shared machine does not inflate)
-    and peak memory in MiB (proportional set size) of a child process and its workers together, sampled
-    every 0.2 s."""
+def _child(command: list[str], env: dict | None = None, cwd: str | None = None, *,
+           sample: bool = False) -> tuple[float, float, float | None]:
+    """Wall time, CPU time (user + system, workers included: what a busy shared machine does not inflate) and,
+    ``sample``, peak memory in MiB (proportional set size) of a child process and its workers together, read
+    every 0.2 s; else None. The times of a sampled run are not reported: reading a 1.4 GB process's page
+    tables five times a second takes its memory lock under its page faults (the 50,000-path simulate
+    8.2–8.9 s sampled against 7.7–8.2 s, three pairs)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
     peak = 0
-    while proc.poll() is None:
+    while sample and proc.poll() is None:
         if os.path.isdir("/proc"):
             peak = max(peak, _tree_memory(proc.pid))
         time.sleep(0.2)
-    seconds = time.perf_counter() - start
     stderr = proc.stderr.read()
+    proc.wait()
+    seconds = time.perf_counter() - start
     if proc.returncode not in (0, 1):  # 1: the target fails, a verdict, not an error
         raise SystemExit(f"{' '.join(command)} failed:\n{stderr[-2000:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return seconds, cpu, peak / 1024.0
+    return seconds, cpu, peak / 1024.0 if sample else None
 
 
 def _largest_difference(a, b) -> float:
@@ -382,7 +387,9 @@ def main() -> None:
         print(f"opl check {JUJUBE.name}: {check:.2f} s wall (goal < 0.5 s) = {check / startup:.1f}x a bare Python "
               f"start ({startup:.2f} s); numeric modules loaded: {loaded.strip().splitlines()[-1]}")
     if "whole" not in skip:
-        seconds, cpu, peak = _child([*opl, "simulate", str(JUJUBE), "--paths", str(args.paths)])
+        whole = [*opl, "simulate", str(JUJUBE), "--paths", str(args.paths)]
+        seconds, cpu, _ = _child(whole)
+        peak = _child(whole, sample=True)[2]  # a second run: sampling slows the one it samples
         print(f"whole simulate, {JUJUBE.name} at {args.paths:,} paths (12 months, sizes, stresses, sensitivities): "
               f"{seconds:.1f} s wall ({cpu:.1f} s CPU), peak memory {peak:,.0f} MiB (PSS, with its workers) = {seconds / bare:,.0f}x the bare "
               f"kernel")
@@ -439,13 +446,15 @@ def main() -> None:
               "(1.00: time linear in paths)")
 
     if "main" not in skip:
+        job = [*opl, "loop", str(JUJUBE), "--data", "synth", "--runs", "runs/jujube"]
         with tempfile.TemporaryDirectory() as folder:
-            seconds, cpu, peak = _child([*opl, "loop", str(JUJUBE), "--data", "synth", "--runs", "runs/jujube"],
-                                        cwd=folder)
+            seconds, cpu, _ = _child(job, cwd=folder)
             from opl.closedloop.timeline import format_timeline, timeline
 
             # Where its wall time went, from the run folder's own record of each phase.
             print(format_timeline(timeline(Path(folder) / "runs" / "jujube" / f"{JUJUBE.stem}-001")))
+        with tempfile.TemporaryDirectory() as folder:
+            peak = _child(job, cwd=folder, sample=True)[2]  # a second run: sampling slows the one it samples
         print(f"main job (opl loop {JUJUBE.name} --data synth --runs runs/jujube, its default paths): {seconds:.1f} s "
               f"wall ({cpu:.1f} s CPU), peak memory {peak:,.0f} MiB (PSS, with its workers) = {seconds / bare:,.0f}x "
               "the bare kernel")
