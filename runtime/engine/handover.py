@@ -90,7 +90,7 @@ def received(item):
     """The result a worker `sent`: its file mapped (then removed) when it is a `Parcel`, else ``item``.
 
     The arrays are views of a private mapping of the file, not of a copy read into this process: the parent
-    neither zeroes nor copies their pages (a pool's results were ~2 GB of copies over the main job, a tenth of
+    neither zeroes nor copies their pages (the main job's 155 results, ~1 GB, were a tenth of
     its parent's page faults), and a page it writes becomes its own (copy on write), so they are as writable
     as unpickled ones. Unlinked at once, the file's memory goes when the last array on it goes. Where the
     folder has less than `MAP_ROOM` free beside the file, the file is read into this process's memory instead
