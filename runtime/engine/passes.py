@@ -18,13 +18,12 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from typing import Callable
 
 import numpy as np
 
-from opl.runtime.engine import handover, kernels, monthstore, rarekernels
+from opl.runtime.engine import forkpool, handover, kernels, monthstore, rarekernels
 from opl.runtime.engine.deadline import check as check_deadline, current as current_deadline, until
 from opl.runtime.engine.kernels.marks import mark_series
 from opl.runtime.engine.marking import AmericanMarker, _tables, prepare_tables
@@ -311,10 +310,11 @@ def _cores() -> int:
 _JOBS: tuple | None = None  # what the forked workers replay (inherited, so closures need no pickling)
 
 
-def _pass_job(task: tuple):
-    """Pass ``group`` of the jobs ``indices`` in lockstep in a forked worker (``task`` = (indices, group))."""
-    indices, group = task
-    jobs, deadline, store, outbox = _JOBS
+def _pass_job(t: int):
+    """Task ``t`` of the pool in a forked worker: pass ``group`` of the jobs ``indices`` in lockstep (the
+    task is ``(indices, group)``)."""
+    jobs, tasks, deadline, store, outbox = _JOBS
+    indices, group = tasks[t]
     # Serial kernels: the processes use the cores; a forked child never wakes numba's thread pool.
     kernels.serial_only()
     with until(deadline), monthstore.sharing(store):
@@ -389,7 +389,7 @@ def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress,
     store = monthstore.current()
     # The passes' results come back through files in shared memory, not the pool's pipe (`handover`).
     outbox = handover.folder()
-    _JOBS = (tuple(jobs), current_deadline(), store.reader() if store is not None else None, outbox)
+    _JOBS = (tuple(jobs), tuple(tasks), current_deadline(), store.reader() if store is not None else None, outbox)
     places, count = [], [0] * len(jobs)  # each task's place in the pass lists of its jobs (chunk order)
     for indices, _ in tasks:
         places.append([count[i] for i in indices])
@@ -397,16 +397,14 @@ def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress,
             count[i] += 1
     done: list[list] = [[None] * n for n in count]
     left, left_tasks = list(count), len(tasks)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+    # The workers fork in `forkpool.run` (and exit on their own once every result is in: each unmaps its copy
+    # of this process, ~0.1 s, while the caller goes on — with its next pool's workers, or its serial work).
+    results = forkpool.run(_pass_job, len(tasks), workers, meanwhile)
     try:
-        futures = {pool.submit(_pass_job, task): t for t, task in enumerate(tasks)}
-        if meanwhile is not None:  # the first submit forked every worker (the fork start method)
-            meanwhile()
-        for future in as_completed(futures):
-            t = futures[future]
+        for t, parcel in results:
             indices, group = tasks[t]
             complete = []
-            for i, place, result in zip(indices, places[t], handover.received(future.result())):
+            for i, place, result in zip(indices, places[t], handover.received(parcel)):
                 done[i][place] = result
                 left[i] -= 1
                 if progress is not None:
@@ -419,17 +417,11 @@ def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress,
                 for i, _ in complete:  # handed over: the passes go with the caller's assembly
                     done[i] = None
                 whole(complete)
-    except BaseException:
-        # Passes not started are dropped; running ones stop at the deadline (or finish) on their own.
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
     finally:
+        # (An early end: the passes not started are dropped; running ones stop at the deadline or finish.)
+        results.close()
         _JOBS = None
         handover.clear(outbox)
-    # Every result is in: the workers exit (each unmaps its copy of this process, ~0.1 s) while the caller goes
-    # on — with its next pool's workers, or its serial work — instead of waiting for them; the pool's own
-    # thread reaps them.
-    pool.shutdown(wait=False)
     return done
 
 

@@ -2202,44 +2202,32 @@ def test_the_jujube_round_is_played_in_one_compiled_pass_and_other_playbooks_are
 
 
 
-_EXITS = None  # (multiprocessing.Event, Queue) for `_slow_exit_pass_job`: inherited by the forked workers
-_REAL_PASS_JOB = passes_module._pass_job
-
-
-def _slow_exit_pass_job(task):
-    """`_pass_job` in a forked worker that, at its exit, gives its pid and waits for the test's word."""
-    global _EXITS
-    if _EXITS is not None:  # once a worker
-        from multiprocessing import util
-
-        release, started = _EXITS
-        util.Finalize(None, lambda: started.put(os.getpid()) or release.wait(20), exitpriority=100)
-        _EXITS = None
-    return _REAL_PASS_JOB(task)
-
-
 def test_a_pool_does_not_wait_for_its_workers_to_exit(monkeypatch):
-    # Every result is in when the workers are told to exit; each then unmaps its copy of the loop's process
+    # Every result is in when the workers find no task left; each then unmaps its copy of the loop's process
     # (~0.1 s, a pool per evaluation stage): the caller goes on meanwhile. Here a worker's exit waits for the
     # test's word: a caller that waited for it would be back only once the worker is gone.
     import multiprocessing
 
     from opl.lang.frontend import check_path
+    from opl.runtime.engine import forkpool
 
-    global _EXITS
     prepared = facade.prepare(check_path(JUJUBE), facade.RunSettings(
         paths=60, overrides=("experiment.horizon=1", "experiment.sizes=[1,5]", "sim.workers=2")))
     jobs = [prepared.sweep_job(), *prepared.scenario_jobs(5.0).jobs[:1]]
     context = multiprocessing.get_context("fork")
     release, started = context.Event(), context.Queue()
-    _EXITS = (release, started)
-    monkeypatch.setattr(passes_module, "_pass_job", _slow_exit_pass_job)
+
+    def slow_exit(code):  # in the worker, inherited through fork
+        started.put(os.getpid())
+        release.wait(20)
+        os._exit(code)
+
+    monkeypatch.setattr(forkpool, "_exit", slow_exit)
     try:
         together = replay_module.replay_many(jobs)
         os.kill(started.get(timeout=60), 0)  # a worker in its exit, still there: no ProcessLookupError
     finally:
         release.set()
-        _EXITS = None
     for (strategy, run, variants), pooled in zip(jobs, together):
         alone = replay_module.replay(strategy=strategy, run=replace(run, workers=1), variants=variants)
         assert _same_result(pooled, alone)
