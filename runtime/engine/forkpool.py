@@ -51,7 +51,7 @@ class WorkerLost(OplError, RuntimeError):
     """A forked worker ended without handing back its tasks' results (killed, out of memory, crashed)."""
 
 
-class WorkerTraceback(Exception):
+class WorkerTraceback(OplError):
     """The traceback of a task's error in its worker, as text (the ``__cause__`` of the error raised here)."""
 
 
