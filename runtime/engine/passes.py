@@ -307,7 +307,7 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-_JOBS: tuple | None = None  # what the forked workers replay (inherited, so closures need no pickling)
+_JOBS: tuple | None = None  # what the forked workers replay (inherited: nothing is pickled on the way)
 
 
 def _pass_job(t: int):
@@ -378,8 +378,8 @@ def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress,
 
     Each chunk is computed exactly as in this process (its own seed, the same code; the kernels'
     serial twins give the same numbers as their parallel ones), so results are bit for bit the
-    sequential replay's whatever the number of workers or the order the passes finish. The strategy's
-    compiled conditions are closures, which do not pickle: the children inherit them through ``fork``.
+    sequential replay's whatever the number of workers or the order the passes finish. The children inherit
+    the jobs, the month store and the loaded kernels through ``fork``: nothing is pickled on the way.
     """
     global _JOBS
     for strategy, run, _ in jobs:

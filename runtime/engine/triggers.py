@@ -63,7 +63,7 @@ import numpy as np
 from opl.runtime.engine import conditionspec as spec
 from opl.errors import OplError
 
-__all__ = ["TriggerState", "LegState", "UnsupportedCondition", "compile_condition", "uses_leg_variables",
+__all__ = ["TriggerState", "LegState", "UnsupportedCondition", "CompiledCondition", "compile_condition", "uses_leg_variables",
            "SUPPORTED_TRIGGERS", "COMPARISONS", "SUPPORTED_VARIABLES", "VARIABLE_NAMES", "LEG_VARIABLES", "STRUCTURE_MEASURES"]
 
 COMPARISONS = _OPS = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge, "==": operator.eq,
@@ -392,20 +392,46 @@ def _any_leg(inner: Compiled) -> Compiled:
     return test
 
 
-def compile_condition(condition: spec.Condition, *, per_leg: bool = False) -> Compiled:
+class CompiledCondition:
+    """A condition compiled into a vectorised test (`compile_condition`): called with a `TriggerState`, it gives
+    the elements where the condition holds.
+
+    It pickles as the typed rule it tests and compiles again where it is unpickled (the test itself is a tree
+    of closures, which do not pickle), so a strategy's exits, guards and adjustments travel to any process.
+    ``condition`` is the rule where the test reads it as a whole (the fast engine's adjustment decision
+    evaluates the common ones compiled: `opl.runtime.engine.kernels.adjust.condition_program`), and ``rule``
+    the lone trigger or comparison it is, if it is one (the step kernel tests the common triggers, the round
+    an ``additional_margin(%) > x`` abort); None where it holds leg by leg.
+    """
+
+    __slots__ = ("_rule", "_per_leg", "_test", "condition", "rule")
+
+    def __init__(self, rule: spec.Condition, per_leg: bool):
+        self._rule, self._per_leg = rule, per_leg
+        test = _compile(rule)
+        whole = per_leg or not uses_leg_variables(rule)
+        self._test = test if whole else _any_leg(test)
+        self.condition = rule if whole else None
+        self.rule = getattr(test, "rule", None) if whole else None
+
+    def __call__(self, state: TriggerState) -> np.ndarray:
+        return self._test(state)
+
+    def __reduce__(self):
+        return CompiledCondition, (self._rule, self._per_leg)
+
+    def __repr__(self) -> str:
+        return f"CompiledCondition({self._rule!r}, per_leg={self._per_leg})"
+
+
+def compile_condition(condition: spec.Condition, *, per_leg: bool = False) -> CompiledCondition:
     """Compile a condition in runtime form (`opl.runtime.engine.conditionspec`, lowered from the file by
-    `opl.simulation.conditionforms.lower_condition`) into a vectorised test.
+    `opl.simulation.conditionforms.lower_condition`) into a vectorised test (a `CompiledCondition`).
 
     A condition reading leg-level variables holds where it holds for any held leg, unless
     ``per_leg``: then the caller puts each leg in view (``state.leg``).
     """
-    compiled = _compile(condition)
-    if not per_leg and uses_leg_variables(condition):
-        return _any_leg(compiled)
-    # The rule it tests: the fast engine's adjustment decision evaluates the common ones compiled
-    # (`opl.runtime.engine.kernels.adjust.condition_program`).
-    compiled.condition = condition
-    return compiled
+    return CompiledCondition(condition, per_leg)
 
 
 def _compile(condition: spec.Condition) -> Compiled:

@@ -928,6 +928,34 @@ def _same_result(a, b) -> bool:
         and a.signal_hits == b.signal_hits and all(np.array_equal(x, y) for x, y in arrays)
 
 
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_job_pickled_and_unpickled_replays_the_same_numbers(tmp_path, case):
+    # A strategy's exits, guards and adjustment conditions pickle as the typed rules they test and compile again
+    # where they are unpickled (`triggers.CompiledCondition`): every job of every case travels whole — to a
+    # worker that outlives a pool, to a cluster — and replays there bit for bit as here.
+    import pickle
+
+    from opl.lang.frontend import check_path
+    from opl.runtime.engine.triggers import CompiledCondition
+
+    text = JUJUBE.read_text(encoding="utf-8")
+    for old, new in CASES[case]:
+        text = text.replace(old, new)
+    path = tmp_path / f"{case}.opl"
+    path.write_text(text, encoding="utf-8")
+    prepared = facade.prepare(check_path(path), facade.RunSettings(
+        paths=40, overrides=("experiment.horizon=2", "experiment.sizes=[1,5]", "adjust.cooldown=0",
+                             "sim.guard_days=0", "sim.workers=1")))
+    jobs = [prepared.sweep_job(), *prepared.scenario_jobs(5.0).jobs]
+    for strategy, run, variants in jobs:
+        copy = pickle.loads(pickle.dumps((strategy, run, variants)))
+        conditions = [*strategy.exit_triggers, *(g.test for g in strategy.guards)]
+        conditions += [strategy.adjust.when] if strategy.adjust is not None else []
+        assert conditions and all(isinstance(c, CompiledCondition) for c in conditions)
+        assert _same_result(replay_module.replay(strategy=copy[0], run=copy[1], variants=copy[2]),
+                            replay_module.replay(strategy=strategy, run=run, variants=variants))
+
+
 def test_jobs_replayed_side_by_side_by_forked_workers_are_each_job_alone_bit_for_bit(monkeypatch):
     # The sweep and the scenarios of the jujube file as independent jobs: two forked workers replay them side
     # by side, in whatever order they finish; every number is the one each job gives alone in this process.
