@@ -115,3 +115,41 @@ def test_a_number_of_tasks_the_task_pipe_cannot_hold_is_refused():
         list(forkpool.run(lambda t: t, forkpool._MAX_TASKS + 1, 2))
     with pytest.raises(ValueError, match="tasks"):
         list(forkpool.run(lambda t: t, 0, 2))
+
+
+def test_results_larger_than_a_pipe_s_buffer_come_whole_from_workers_writing_at_once():
+    # Where there is no /dev/shm a pass's arrays come through its worker's pipe (`handover.sent` gives them
+    # back as they are): megabytes a result, both workers writing while this process reads.
+    import numpy as np
+
+    def task(t):
+        return np.arange(400_000, dtype=np.float64) * (t + 1)
+
+    results = dict(forkpool.run(task, 6, 2, meanwhile=lambda: time.sleep(0.2)))
+    assert sorted(results) == list(range(6))
+    for t, value in results.items():
+        assert np.array_equal(value, np.arange(400_000, dtype=np.float64) * (t + 1))
+
+
+def test_replays_without_shared_memory_give_the_numbers_of_one_process(monkeypatch):
+    from dataclasses import replace
+    from pathlib import Path
+
+    from opl.lang.frontend import check_path
+    from opl.runtime.engine import handover, replay
+    from opl.simulation import run as facade
+
+    jujube = Path(__file__).resolve().parents[2] / "examples" / "jujube" / "strangle.opl"
+    prepared = facade.prepare(check_path(jujube), facade.RunSettings(
+        paths=60, overrides=("experiment.horizon=1", "experiment.sizes=[1,5]", "sim.workers=2")))
+    jobs = [prepared.sweep_job(), *prepared.scenario_jobs(5.0).jobs[:2]]
+    monkeypatch.setattr(handover, "folder", lambda: None)
+    pools = []
+    real = forkpool.run
+    monkeypatch.setattr(forkpool, "run", lambda *a, **k: pools.append(a[1:3]) or real(*a, **k))
+    together = replay.replay_many(jobs)
+    assert pools == [(3, 2)]  # three jobs, two workers: the pool's pipes carried every pass's arrays
+    for (strategy, run, variants), pooled in zip(jobs, together):
+        alone = replay.replay(strategy=strategy, run=replace(run, workers=1), variants=variants)
+        assert pooled.monthly.tobytes() == alone.monthly.tobytes()
+        assert all(pooled.buckets[k].tobytes() == alone.buckets[k].tobytes() for k in alone.buckets)
