@@ -180,18 +180,18 @@ def _unpickled(message: bytes) -> tuple[int, Any, BaseException | None, str | No
 
 
 def _how_they_ended(children: dict[int, int]) -> str:
-    """How the workers ended, as far as they have (their exit codes or signals)."""
+    """How the workers ended (their exit codes or signals), once every pipe is at its end: each has closed its
+    own only by exiting, so waiting for them is short."""
     ends = []
     for pid in children.values():
         try:
-            done, status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:  # (reaped already)
             continue
-        if done:
-            _FORKED.remove(pid)
-            ends.append(f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else
-                        f"exit code {os.WEXITSTATUS(status)}")
-    return ", ".join(ends) or "still running"
+        _FORKED.remove(pid)
+        ends.append(f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else
+                    f"exit code {os.WEXITSTATUS(status)}")
+    return ", ".join(ends) or "ended"
 
 
 def _stop(queue: int, children: dict[int, int], *, complete: bool) -> None:

@@ -77,7 +77,7 @@ def test_a_worker_killed_mid_task_is_a_located_error_not_a_hang():
             os.kill(os.getpid(), signal.SIGKILL)
         return t
 
-    with pytest.raises(forkpool.WorkerLost, match=r"without the results of \d+ of 3 tasks"):
+    with pytest.raises(forkpool.WorkerLost, match=r"without the results of \d+ of 3 tasks \(signal 9\)"):
         list(forkpool.run(task, 3, 1))
     forkpool.reap(wait=True)
     assert _left_running() == []
