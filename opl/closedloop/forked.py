@@ -14,7 +14,6 @@ inputs, inherited, so nothing that is written depends on where it ran.
 from __future__ import annotations
 
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable
 
 __all__ = ["Beside", "beside"]
@@ -23,42 +22,31 @@ __all__ = ["Beside", "beside"]
 class Beside:
     """``function(*args)`` under way in a forked process, or already done here (`beside`)."""
 
-    def __init__(self, pool: ProcessPoolExecutor | None, pending: Any):
-        self._pool, self._pending = pool, pending
+    def __init__(self, forked, value: Any = None):
+        self._forked, self._value = forked, value
 
     def result(self) -> Any:
         """What the function returned (its exception raised here); waits for the forked process."""
-        if self._pool is None:
-            return self._pending
+        if self._forked is None:
+            return self._value
         try:
-            return self._pending.result()
+            _, value = next(self._forked.results())
+            return value
         finally:
             self.close()
 
     def close(self) -> None:
         """Wait for the forked process to end (its result, if not read, is dropped)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._forked is not None:
+            self._forked.close()
 
 
 def beside(function: Callable, *args) -> Beside:
-    """``function(*args)`` started in a forked process, or run here at once where this process may not fork (no
-    ``fork``, or a daemonic process such as a pool's worker). The function and its arguments are inherited, not
-    pickled (a simulation's result is large); what it returns must pickle."""
+    """``function(*args)`` started in a forked process (`opl.runtime.engine.forkpool`), or run here at once where
+    this process may not fork (no ``fork``, or a daemonic process such as a pool's worker). The function and its
+    arguments are inherited, not pickled (a simulation's result is large); what it returns must pickle."""
     if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
         return Beside(None, function(*args))
-    global _CALL
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-    _CALL = (function, args)
-    try:
-        return Beside(pool, pool.submit(_inherited))  # the pool forks its process here
-    finally:
-        _CALL = None
+    from opl.runtime.engine import forkpool
 
-
-_CALL: tuple | None = None  # what the process `beside` forks runs (inherited)
-
-
-def _inherited():
-    function, args = _CALL
-    return function(*args)
+    return Beside(forkpool.start(lambda _: function(*args), 1, 1))

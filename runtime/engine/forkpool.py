@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterator
 
 from opl.errors import OplError
 
-__all__ = ["WorkerLost", "WorkerTraceback", "run", "reap"]
+__all__ = ["Forked", "WorkerLost", "WorkerTraceback", "start", "run", "reap"]
 
 _TASK = struct.Struct("<I")  # a task's number in the task pipe
 _SIZE = struct.Struct("<Q")  # a result's length before it
@@ -55,14 +55,47 @@ class WorkerTraceback(OplError):
     """The traceback of a task's error in its worker, as text (the ``__cause__`` of the error raised here)."""
 
 
-def run(function: Callable[[int], Any], tasks: int, workers: int,
-        meanwhile: Callable[[], None] | None = None) -> Iterator[tuple[int, Any]]:
-    """``function(t)`` for ``t`` in ``range(tasks)``, by ``workers`` processes forked now: ``(t, result)`` as
-    each task finishes (in the order they finish); ``meanwhile`` is called once every worker is forked.
+class Forked:
+    """Workers forked for a batch of tasks (`start`): their results as the tasks finish (`results`), then
+    `close`, which every holder calls (a ``with`` block does)."""
+
+    def __init__(self, queue: int, children: dict[int, int], tasks: int):
+        self._queue, self._children, self._tasks = queue, children, tasks
+        self._received = 0
+        self._open = True
+        self._stream: Iterator[tuple[int, Any]] | None = None
+
+    def results(self) -> Iterator[tuple[int, Any]]:
+        """``(t, result)`` as each task finishes; a task's error raised here. One stream: a second call goes on
+        where the first stopped."""
+        if self._stream is None:
+            self._stream = self._counted()
+        return self._stream
+
+    def _counted(self) -> Iterator[tuple[int, Any]]:
+        for item in _results(self._children, self._tasks):
+            self._received += 1
+            yield item
+
+    def close(self) -> None:
+        """The tasks not yet started dropped, the running ones waited for unless every result came, the pipes
+        closed (once)."""
+        if self._open:
+            self._open = False
+            _stop(self._queue, self._children, complete=self._received == self._tasks)
+
+    def __enter__(self) -> "Forked":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def start(function: Callable[[int], Any], tasks: int, workers: int) -> Forked:
+    """``function(t)`` for ``t`` in ``range(tasks)`` under way in ``workers`` processes forked now (`Forked`).
 
     ``function`` and what it reads are inherited through ``fork``; its result must pickle (arrays travel
-    better through `handover`). Stopping the iteration early leaves the tasks not yet started unstarted and
-    waits for the running ones.
+    better through `handover`).
     """
     if not 0 < tasks <= _MAX_TASKS:
         raise ValueError(f"{tasks} tasks: give 1 to {_MAX_TASKS}")
@@ -74,7 +107,6 @@ def run(function: Callable[[int], Any], tasks: int, workers: int,
     _write_all(feed, b"".join(_TASK.pack(t) for t in range(tasks)))
     os.close(feed)  # a worker reading past the last task finds the pipe's end
     children: dict[int, int] = {}  # result pipe -> worker
-    received = 0
     try:
         for _ in range(min(workers, tasks)):
             read_end, write_end = os.pipe()
@@ -87,13 +119,22 @@ def run(function: Callable[[int], Any], tasks: int, workers: int,
             os.close(write_end)
             children[read_end] = pid
             _FORKED.append(pid)
+    except BaseException:
+        _stop(queue, children, complete=False)
+        raise
+    return Forked(queue, children, tasks)
+
+
+def run(function: Callable[[int], Any], tasks: int, workers: int,
+        meanwhile: Callable[[], None] | None = None) -> Iterator[tuple[int, Any]]:
+    """`start` ``function`` on ``tasks`` tasks and ``workers`` workers when iterated: ``(t, result)`` as each
+    task finishes (in the order they finish); ``meanwhile`` is called once every worker is forked. Stopping the
+    iteration early leaves the tasks not yet started unstarted and waits for the running ones.
+    """
+    with start(function, tasks, workers) as forked:
         if meanwhile is not None:
             meanwhile()
-        for item in _results(children, tasks):
-            received += 1
-            yield item
-    finally:
-        _stop(queue, children, complete=received == tasks)
+        yield from forked.results()
 
 
 def _work(function: Callable[[int], Any], queue: int, out: int) -> None:  # pragma: no cover - in the worker
