@@ -21,12 +21,19 @@ fork), two threads were started and joined a pool, and every task was pickled on
 * a worker that dies without its results (killed, out of memory) ends the pool with `WorkerLost`; an
   exception a task raises is raised in the parent with its type when it pickles, else as a `RuntimeError`
   with its traceback; a caller that stops early (an exception, a generator closed) leaves the tasks not yet
-  started unstarted and waits for the running ones, which stop at the deadline or finish.
+  started unstarted and waits for the running ones, which stop at the deadline or finish;
+* the parent's objects are kept out of the garbage collector's reach while workers hold a copy of them
+  (`gc.freeze` before the forks, `gc.unfreeze` when the last open pool closes, as the `gc` module's
+  documentation advises for a process that forks without exec): a full collection writes into every
+  tracked object's header, so one in the parent during a pool copied every page of its ~350,000 objects
+  that a worker still shared, and one in a worker copied them for the worker. Measured on the main job:
+  the parent's collections 0.92–0.97 → 0.54 s.
 """
 
 from __future__ import annotations
 
 import atexit
+import gc
 import multiprocessing
 import os
 import pickle
@@ -45,6 +52,8 @@ _SIZE = struct.Struct("<Q")  # a result's length before it
 _MAX_TASKS = 65536 // _TASK.size  # what a pipe's buffer holds written before the first fork (Linux: 64 kB)
 
 _FORKED: list[int] = []  # workers forked by this process and not yet reaped
+_OPEN: list["Forked"] = []  # pools of this process not yet closed: the collector's freeze lasts while any is
+_THAW: list[bool] = []  # [whether to unfreeze once none is open]: not where someone else had frozen objects
 
 
 class WorkerLost(OplError, RuntimeError):
@@ -82,7 +91,10 @@ class Forked:
         closed (once)."""
         if self._open:
             self._open = False
-            _stop(self._queue, self._children, complete=self._received == self._tasks)
+            try:
+                _stop(self._queue, self._children, complete=self._received == self._tasks)
+            finally:
+                _thawed(self)
 
     def __enter__(self) -> "Forked":
         return self
@@ -107,6 +119,7 @@ def start(function: Callable[[int], Any], tasks: int, workers: int) -> Forked:
     _write_all(feed, b"".join(_TASK.pack(t) for t in range(tasks)))
     os.close(feed)  # a worker reading past the last task finds the pipe's end
     children: dict[int, int] = {}  # result pipe -> worker
+    _freeze()  # what the workers inherit: no collection here or there touches it while they run
     try:
         for _ in range(min(workers, tasks)):
             read_end, write_end = os.pipe()
@@ -120,9 +133,34 @@ def start(function: Callable[[int], Any], tasks: int, workers: int) -> Forked:
             children[read_end] = pid
             _FORKED.append(pid)
     except BaseException:
-        _stop(queue, children, complete=False)
+        try:
+            _stop(queue, children, complete=False)
+        finally:
+            _thaw_if_none_open()
         raise
-    return Forked(queue, children, tasks)
+    forked = Forked(queue, children, tasks)
+    _OPEN.append(forked)
+    return forked
+
+
+def _thawed(forked: Forked) -> None:
+    """``forked`` closed: once no pool of this process is open, the objects frozen before their forks are the
+    collector's again (the oldest generation's)."""
+    if forked in _OPEN:
+        _OPEN.remove(forked)
+        _thaw_if_none_open()
+
+
+def _freeze() -> None:
+    if not _OPEN and not _THAW:
+        _THAW.append(gc.get_freeze_count() == 0)
+    gc.freeze()
+
+
+def _thaw_if_none_open() -> None:
+    if not _OPEN and _THAW:
+        if _THAW.pop():
+            gc.unfreeze()
 
 
 def run(function: Callable[[int], Any], tasks: int, workers: int,

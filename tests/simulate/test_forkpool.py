@@ -153,3 +153,44 @@ def test_replays_without_shared_memory_give_the_numbers_of_one_process(monkeypat
         alone = replay.replay(strategy=strategy, run=replace(run, workers=1), variants=variants)
         assert pooled.monthly.tobytes() == alone.monthly.tobytes()
         assert all(pooled.buckets[k].tobytes() == alone.buckets[k].tobytes() for k in alone.buckets)
+
+
+def test_the_parent_s_objects_are_frozen_while_a_pool_is_open_and_thawed_when_the_last_closes():
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    # Collected in the worker: nothing the parent had when it forked is in the worker's generations.
+    first = forkpool.start(lambda t: gc.get_freeze_count() > 0, 1, 1)
+    second = forkpool.start(lambda t: t, 1, 1)
+    assert gc.get_freeze_count() > 0
+    assert dict(first.results()) == {0: True}
+    first.close()
+    assert gc.get_freeze_count() > 0  # the second pool's workers still share the parent's pages
+    assert dict(second.results()) == {0: 0}
+    second.close()
+    second.close()
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_pool_that_fails_to_start_thaws_what_it_froze(monkeypatch):
+    import gc
+
+    def no_fork():
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(forkpool.os, "fork", no_fork)
+    with pytest.raises(OSError):
+        forkpool.start(lambda t: t, 2, 2)
+    assert gc.get_freeze_count() == 0
+
+
+def test_objects_someone_else_froze_stay_frozen():
+    import gc
+
+    gc.freeze()
+    try:
+        before = gc.get_freeze_count()
+        assert dict(forkpool.run(lambda t: t, 1, 1)) == {0: 0}
+        assert gc.get_freeze_count() >= before
+    finally:
+        gc.unfreeze()
