@@ -35,3 +35,22 @@ def test_synth_files_are_whole_before_the_tests_and_the_calibration_read_them(tm
     assert seen["tests"] == expected
     assert facts["calibration"]["digests"] == expected
     assert _digests(archive.path("data")) == expected
+
+
+def test_meanwhile_runs_once_after_the_tests_and_before_the_calibration_is_waited_for(tmp_path, monkeypatch):
+    order = []
+
+    def assumptions(archive, folder, **kwargs):
+        order.append("tests")
+        return {}
+
+    def calibration(archive, note, calibrating):
+        order.append("calibration read")
+        return calibrating.result()
+
+    monkeypatch.setattr(inputs, "_assumptions", assumptions)
+    monkeypatch.setattr(inputs, "_calibrated", lambda folder, repair: None)
+    monkeypatch.setattr(inputs, "_calibration", calibration)
+    inputs.prepare_data(RunArchive(tmp_path / "run"), "synth", initial_text="", claim=None,
+                        meanwhile=lambda: order.append("meanwhile"))
+    assert order == ["tests", "meanwhile", "calibration read"]
