@@ -104,9 +104,13 @@ def prepare_data(archive: RunArchive, source: str, *, initial_text: str, claim: 
     # (the stage was one core's work, ~3.5 s of tests then ~1.8 s of calibration on the jujube data). The tests'
     # modules are imported first, so that process inherits what it shares with them (~700 modules: scipy.stats,
     # arch) instead of importing them again.
-    importlib.import_module("opl.hypotheses.report")
-    if writing is not None:
-        writing.result()
+    try:
+        importlib.import_module("opl.hypotheses.report")
+        if writing is not None:
+            writing.result()
+    finally:  # (closed whatever happens: an open pool keeps this process's objects frozen, `forkpool`)
+        if writing is not None:
+            writing.close()
     calibrating = beside(_calibrated, folder, repair)
     try:
         assumptions = _assumptions(archive, folder, initial_text=initial_text, claim=claim, repair=repair)

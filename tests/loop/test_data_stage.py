@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
+
 from opl.closedloop import inputs
 from opl.closedloop.archive import RunArchive
 from opl.data.synth import synthesize
@@ -54,3 +56,15 @@ def test_meanwhile_runs_once_after_the_tests_and_before_the_calibration_is_waite
     inputs.prepare_data(RunArchive(tmp_path / "run"), "synth", initial_text="", claim=None,
                         meanwhile=lambda: order.append("meanwhile"))
     assert order == ["tests", "meanwhile", "calibration read"]
+
+
+def test_the_synth_writer_is_closed_when_the_tests_modules_fail_to_import(tmp_path, monkeypatch):
+    import gc
+
+    def broken(name):
+        raise ImportError(f"no module named {name}")
+
+    monkeypatch.setattr(inputs.importlib, "import_module", broken)
+    with pytest.raises(ImportError):
+        inputs.prepare_data(RunArchive(tmp_path / "run"), "synth", initial_text="", claim=None)
+    assert gc.get_freeze_count() == 0  # no pool left open
