@@ -97,7 +97,7 @@ class _Month(MarkedMonth):
         # The kernels read (steps, paths): the compiled generator's months are so already (else transposed once
         # here), and the month's (paths, steps) arrays are their views, so every step's column anyone reads is
         # contiguous, not gathered from a path-major array.
-        by_step = tuple(_writable(np.ascontiguousarray(x.T)) for x in (f, mp.vol)) if self.fast else None
+        by_step = tuple(np.ascontiguousarray(x.T) for x in (f, mp.vol)) if self.fast else None
         self.by_step = by_step  # the step's columns the quotes and re-marks read, contiguous
         if by_step is not None:
             f = self.price = by_step[0].T
@@ -292,13 +292,6 @@ class _Month(MarkedMonth):
             if marks.gamma is not None:
                 gamma[vi, pi] = marks.gamma
         return value, delta, gamma, exercise
-
-
-def _writable(x: np.ndarray) -> np.ndarray:
-    """``x``, or a copy of it when it is read-only (a month read from the store): the series' kernels take
-    writable arrays (`opl.runtime.engine.kernels.base._plain`), and every series of the month then reads the one
-    copy instead of each making its own (a set of two legs' marks at 10,000 paths was 42 MB larger)."""
-    return x if x.flags.writeable else x.copy()
 
 
 def _paths_taken(x: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -94,15 +94,13 @@ def _steps_read_only(o: _Open, by_step: tuple) -> tuple:
 def _price_rows(mo: MarkedMonth) -> np.ndarray:
     """The month's prices (n + 1, paths), a step's prices a contiguous row: the kernels read a step's prices
     whole, and a column of the (paths, n + 1) table was copied at each of a step's four or five kernel calls
-    (a strided gather of the whole column each). A simulated month keeps the transpose (`months._Month.by_step`);
-    a shared month's is read-only, and the kernels take writable arrays (one compiled type an argument): copied
-    then, once a month."""
+    (a strided gather of the whole column each). A simulated month keeps the transpose (`months._Month.by_step`),
+    read where it lies, the month store's read-only one too: the kernels take a month's prices read-only (one
+    compiled type an argument, `kernels.base._input`)."""
     by_step = getattr(mo, "by_step", None)
-    rows = by_step[0] if by_step is not None else np.ascontiguousarray(np.asarray(mo.price, dtype=float).T)
-    # (C-ordered, writable floats: the step kernels read its rows as they are, `StepPack`)
-    flags = rows.flags
-    return rows if flags.writeable and flags.c_contiguous and rows.dtype == np.float64 else \
-        np.array(rows, dtype=float, order="C")
+    rows = by_step[0] if by_step is not None else np.asarray(mo.price, dtype=float).T
+    # (C-ordered, read-only floats: the step kernels read its rows as they are, `StepPack`)
+    return kernels.base._input(rows, rows.shape)
 
 
 class _Pass:

@@ -1065,7 +1065,7 @@ def gamma_need(active, qtys, gammas, held, hedge: int, price, lots_per_option: f
     # grows with their length; a playbook the round does not cover plays it.)
     count = _gamma_need(_ready(active, shape, np.bool_), base._slot_tuple(qtys),
                         base._slot_tuple(gammas), np.array(held, dtype=np.bool_), int(hedge),
-                        base._plain(price, shape[1:]), float(lots_per_option), float(target), rest, short, need)
+                        base._input(price, shape[1:]), float(lots_per_option), float(target), rest, short, need)
     return (need, rest, short) if count else None
 
 

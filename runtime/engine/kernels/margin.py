@@ -15,8 +15,8 @@ from functools import lru_cache
 import numpy as np
 
 from opl.runtime.engine.kernels import base
-from opl.runtime.engine.kernels.base import (BOOK_SLOTS, _FALSE, _ONE, _TRUE, _ZERO, _grid, _plain, _slot_tuple,
-                                             njit, prange)
+from opl.runtime.engine.kernels.base import (BOOK_SLOTS, _FALSE, _ONE, _TRUE, _ZERO, _grid, _input, _plain,
+                                             _slot_tuple, njit, prange)
 
 __all__ = ["MarginRule", "book_margin", "account", "requirement_account"]
 
@@ -609,8 +609,8 @@ def book_margin(rule: MarginRule, holdings, futures_lots, price, shape, cols=Non
     holdings = list(holdings)
     n = len(holdings)
     price = np.asarray(price, dtype=float)
-    # Writable, as the step's requirement passes it: a read-only price compiled the margin once more.
-    price = _plain(price, price.shape)
+    # Read-only, as the step's requirement passes it (`_input`: one compiled type, a stored month's row as it is).
+    price = _input(price, price.shape)
     picked = _NO_COLS if cols is None else np.ascontiguousarray(cols, dtype=np.int64)
     width = price.shape[0] if cols is None else picked.shape[0]
     # Each series' arrays as they are, one type for all (C-ordered float rows, `_grid`); a dummy entry
@@ -677,7 +677,7 @@ def _requirement_arguments(rule: MarginRule, holdings, *, static, hedge, other, 
     return (is_call, expiry, _slot_tuple([h[1] for h in holdings], BOOK_SLOTS),
             _slot_tuple([h[2] for h in holdings], BOOK_SLOTS), _slot_tuple([h[3] for h in holdings], BOOK_SLOTS),
             len(holdings),
-            _plain(price, shape[1:]), _grid(static), _grid(hedge), _grid(other), rule.futures_rate, rule.czce,
+            _input(price, shape[1:]), _grid(static), _grid(hedge), _grid(other), rule.futures_rate, rule.czce,
             rule.otm_weight, rule.floor_weight, rule.rate, rule.min_rate, rule.put_cap, rule.unit, rule.contract_size,
             rule.futures_underlying, rule.spread, rule.straddle, rule.strangle, both, _WIDE_BIT, equity,
             float(capital), float(margin_buffer), calls, liquidate, peak_margin, peak, max_dd, out)

@@ -16,7 +16,8 @@ from typing import NamedTuple
 import numpy as np
 
 from opl.runtime.engine.kernels import base
-from opl.runtime.engine.kernels.base import _BLOCK, _ZERO, _plain, _plain_bool, _ready, _rows_c, njit, prange
+from opl.runtime.engine.kernels.base import (_BLOCK, _ZERO, _input, _plain, _plain_bool, _ready, _rows_c, njit,
+                                             prange)
 
 
 __all__ = ["SeriesMarks", "mark_series", "mark_where"]
@@ -439,7 +440,7 @@ class SeriesMarks:
         self.marked: dict[int, np.ndarray] = {}  # column -> (P,) the elements marked there (`mark`'s calls)
         # Column -> (P,) elements marked without their gamma (`mark` with ``gamma=False``), until `gamma_at`.
         self.gamma_owed: dict[int, np.ndarray] = {}
-        self.inputs = (_plain(forward.T, shape[::-1]), _plain(vol.T, shape[::-1]))  # prices, volatilities (S, P)
+        self.inputs = (_input(forward.T, shape[::-1]), _input(vol.T, shape[::-1]))  # prices, volatilities (S, P)
         self._head = (1.0 if is_call else -1.0, bool(american))
         self._args = (*self.inputs, _plain(strike, shape[:1]), tables.t, tables.col, tables.const, tables.eep,
                       tables.d_eep, tables.boundary, *_grids(), float(smile.spread), float(smile.floor),
@@ -604,8 +605,8 @@ def mark_where(*, is_call: bool, american: bool, where: np.ndarray, strike, pric
     else:
         olds = (_rows_c(old[0], shape), _rows_c(old[1], shape), _rows_c(old[2], shape))
         in_place = (value is olds[0], delta is olds[1], gam is olds[2])
-    _mark_where(_plain_bool(where, shape), _rows_c(strike, shape), *olds, _plain(price, shape[1:]),
-                _plain(vol, shape[1:]), 1.0 if is_call else -1.0, bool(american), bool(gamma), float(t), tables.const,
+    _mark_where(_plain_bool(where, shape), _rows_c(strike, shape), *olds, _input(price, shape[1:]),
+                _input(vol, shape[1:]), 1.0 if is_call else -1.0, bool(american), bool(gamma), float(t), tables.const,
                 tables.eep, tables.d_eep, tables.boundary, *_grids(), float(smile.spread), float(smile.floor),
                 float(smile.skew), float(smile.curvature), value, delta, gam, exercise, in_place)
     return value, delta, gam, exercise

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from opl.runtime.engine.kernels import base, margin, steps
-from opl.runtime.engine.kernels.base import (BOOK_SLOTS, _SCRATCH, _flag_view, _grid, _padded, _plain,
+from opl.runtime.engine.kernels.base import (BOOK_SLOTS, _SCRATCH, _flag_view, _grid, _input, _padded, _plain,
                                              _plain_bool, _slot_tuple)
 
 __all__ = ["StepPack"]
@@ -93,7 +93,8 @@ class StepPack:
                month_pnl: np.ndarray) -> None:
         """`steps.settle` of the slots moved (their lots, marks before and after, and whether each was
         held at the step's start, in the book's order); ``previous`` and ``price`` the month's rows of the
-        step's start and end (C-ordered floats, `step._price_rows`); ``close``: the futures from exercise
+        step's start and end (C-ordered read-only floats, `step._price_rows`, as `base._input` gives the other
+        kernels theirs); ``close``: the futures from exercise
         closed at the pass's futures fee."""
         shape, equity, buckets = self.shape, self.equity, self.buckets
         units, growth, held_margin, margin_growth = interest if interest is not None else (None, 0.0, equity, None)
@@ -162,7 +163,7 @@ class StepPack:
         kernel = margin._requirement_parallel if out.size >= base.STEP_PARALLEL_MIN \
             else margin._requirement_account
         kernel(is_call, expiry, _slot_tuple(strikes, BOOK_SLOTS), _marks_tuple(premiums, BOOK_SLOTS),
-               _slot_tuple(qtys, BOOK_SLOTS), len(qtys), _plain(price, shape[1:]), _grid(static), _grid(hedge),
+               _slot_tuple(qtys, BOOK_SLOTS), len(qtys), _input(price, shape[1:]), _grid(static), _grid(hedge),
                _grid(other), *kept[1], both, margin._WIDE_BIT, equity, self.capital_arg, float(margin_buffer),
                calls, liquidate, peak_margin, peak, max_dd, out)
         return out, liquidate

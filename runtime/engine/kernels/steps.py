@@ -14,8 +14,8 @@ from functools import lru_cache
 import numpy as np
 
 from opl.runtime.engine.kernels import base
-from opl.runtime.engine.kernels.base import (_BLOCK, _NO_FLAGS, _SCRATCH, _flag_grid, _grid, _padded, _plain,
-                                             _plain_bool, _rows, _slot_tuple, njit, prange, writable)
+from opl.runtime.engine.kernels.base import (_BLOCK, _NO_FLAGS, _SCRATCH, _flag_grid, _grid, _input, _padded,
+                                             _plain, _plain_bool, _rows, _slot_tuple, njit, prange, writable)
 
 
 __all__ = ["any_short_exercised", "book_sold", "futures_lots", "exercise", "settle", "close_book", "hedge_step",
@@ -694,7 +694,7 @@ def exercise(*, qty, hit, phi: float, lots_per_option: float, price, strike, val
     else:
         new_qty, new_pending = np.empty(shape), _plain(pending, shape).copy()
     goods = np.empty(shape)
-    _exercise(_plain(qty, shape), _plain_bool(hit, shape), float(phi), float(lots_per_option), _plain(price, shape[1:]),
+    _exercise(_plain(qty, shape), _plain_bool(hit, shape), float(phi), float(lots_per_option), _input(price, shape[1:]),
               _read_rows(strike, shape), _read_rows(value, shape), float(mult), _plain(fee_assigned, shape[:1]),
               _plain(fee_exercised, shape[:1]), bool(take_delivery), buckets["assignment"], buckets["costs"], equity,
               month_pnl, assigned, new_pending, new_qty, goods)
@@ -737,13 +737,13 @@ def settle(*, equity, capital: float, mult: float, interest: tuple | None, moves
     paid = units is not None
     kernel = _settle_parallel if equity.size >= base.STEP_PARALLEL_MIN else _settle
     kernel(equity, float(capital), float(mult), interest is not None, paid, _plain(units, shape) if paid else equity,
-           _plain(previous, shape[1:]), float(cs), float(growth), _plain(held_margin, shape),
+           _input(previous, shape[1:]), float(cs), float(growth), _plain(held_margin, shape),
            0.0 if margin_growth is None else float(margin_growth), margin_growth is not None,
            _slot_tuple([m[0] for m in moves]), _slot_tuple([m[1] for m in moves]),
            _slot_tuple([m[2] for m in moves]), _valued(tuple([bool(m[3]) for m in moves])), len(moves), _grid(static),
            _plain(hedge, shape),
            pending, _plain(goods, shape) if goods is not None else equity, goods is not None,
-           _plain(price, shape[1:]), float(storage), float(funding), float(span), float(year_days),
+           _input(price, shape[1:]), float(storage), float(funding), float(span), float(year_days),
            close_fee is not None, _plain(0.0 if close_fee is None else close_fee, shape[:1]), buckets["interest"],
            buckets["premium"], buckets["hedge"], buckets["assignment"], buckets["funding"], buckets["costs"],
            counters["futures_lots"], month_pnl)
