@@ -188,7 +188,8 @@ class _Round:
         closed = kernels.adjust.round_pass(
             cols=cols, fire=kernels.base._plain_bool(fire, shape), step=self._step(book, mo, j), own=own,
             strike_rows=rows, strikes=padded([s.strike for s in base]), values=padded([s.value for s in base]),
-            gammas=padded([s.gamma for s in base]), dynamic_values=dynamic_values, price=price, vol=vol,
+            gammas=padded([s.gamma for s in base]), dynamic_values=dynamic_values,
+            price=kernels.base._input(price, price.shape), vol=kernels.base._input(vol, vol.shape),
             account=(o.hedge, kernels.base._plain(p.pending, shape), kernels.base._plain(p.inventory.total(), shape)),
             ledger=(ledger.buckets["adjustments"], ledger.buckets["costs"], p.equity, o.month_pnl, o.is_open),
             counters=kernels.base._padded(self.counters(ledger.counters), _NO_COUNTS, _ROUND_COUNTERS),
@@ -372,7 +373,8 @@ def _quote_inputs(mo: _Month, j: int) -> Callable:
     """``quotes(is_call, american, extra_days)``: the arguments `kernels.mark_where` gives the mark of one element
     (``_mark_row``) for a series at step ``j`` of the fast month ``mo`` (a round's `_Month.columns` cut) — what
     `opl.runtime.engine.kernels.adjust`' proposals quote with, so their quotes are `_Month.quote`'s to the bit."""
-    price, vol = np.ascontiguousarray(mo.price[:, j]), np.ascontiguousarray(mo.vol[:, j])
+    # (read-only, as every kernel takes a month's prices and volatilities: `kernels.base._input`)
+    price, vol = (kernels.base._input(x[:, j], x.shape[:1]) for x in (mo.price, mo.vol))
     x_grid, logv_grid = kernels.marks._grids()
     smile = mo.smile
     made: dict[tuple, tuple] = {}

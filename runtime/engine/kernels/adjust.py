@@ -539,9 +539,10 @@ if njit is not None:
         need = np.ones(cnt, dtype=np.bool_)
         ov, od, og, oe = np.empty(cnt), np.empty(cnt), np.empty(cnt), np.empty(cnt, dtype=np.bool_)
         at_t = place[t]
-        _mark_row(_ZERO, cnt, need, phi[t], american[t], with_gamma, sp, kp, vp, tt[t], _ZERO, const[0, t],
-                  const[1, t], const[2, t], const[3, t], eeps[at_t], d_eeps[at_t], boundaries[at_t], x_grid, logv_grid,
-                  spread, floor, skew, curvature, ov, od, og, oe)
+        # (the scratch rows typed read-only, as a month's prices and volatilities are: one `_mark_row` signature)
+        _mark_row(_ZERO, cnt, need, phi[t], american[t], with_gamma, _viewed(sp), kp, _viewed(vp), tt[t], _ZERO,
+                  const[0, t], const[1, t], const[2, t], const[3, t], eeps[at_t], d_eeps[at_t], boundaries[at_t],
+                  x_grid, logv_grid, spread, floor, skew, curvature, ov, od, og, oe)
         for e in range(cnt):
             v, k = at[e] // m, at[e] % m
             nval[t, v, k], ndel[t, v, k], ngam[t, v, k], nex[t, v, k] = ov[e], od[e], og[e], oe[e]

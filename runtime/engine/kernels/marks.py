@@ -92,8 +92,9 @@ if njit is not None:
         # Elements start..stop of one step's rows where ``need``: `_mark_list` of them.
         idx = np.empty(stop - start, dtype=np.int64)
         n = _gathered(need, start, stop, idx)
-        _mark_list(idx, n, phi, american, with_gamma, s_row, k_row, vol_row, tj, c, sqrt_t, bt, cf, df, eep, d_eep,
-                   boundary, x_grid, logv_grid, spread, floor, skew, curvature, value, delta, gamma, exercise)
+        _mark_list(idx, n, phi, american, with_gamma, base._viewed(s_row), k_row, base._viewed(vol_row), tj, c,
+                   sqrt_t, bt, cf, df, eep, d_eep, boundary, x_grid, logv_grid, spread, floor, skew, curvature, value,
+                   delta, gamma, exercise)
 
     @njit(cache=True)
     def _gathered(flags, start, stop, idx):
