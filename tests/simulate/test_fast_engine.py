@@ -1033,6 +1033,37 @@ def test_a_stored_month_s_prices_and_volatilities_are_read_where_they_lie():
             assert np.array_equal(getattr(a, name), getattr(b, name))
 
 
+def test_every_kernel_takes_a_month_s_prices_and_volatilities_read_only(monkeypatch):
+    # One compiled type per argument: where a round's or a quote's prices reached the kernels writable while a
+    # stored month's were read-only, a fresh cache compiled the marks' and the margin's inner kernels twice
+    # (the adjustment round's compile 17 -> 37 s).
+    import opl.runtime.engine.adjustround as adjustround
+    from opl.lang.frontend import check_path
+
+    seen = []
+    real_round = kernels.adjust.round_pass
+
+    def round_pass(**kw):
+        seen.append((kw["price"].flags.writeable, kw["vol"].flags.writeable))
+        return real_round(**kw)
+
+    monkeypatch.setattr(kernels.adjust, "round_pass", round_pass)
+    prepared = facade.prepare(check_path(JUJUBE), facade.RunSettings(
+        paths=300, overrides=("experiment.horizon=4", "experiment.sizes=[1]", "sim.workers=1")))
+    strategy, run, variants = prepared.sweep_job()
+    replay_module.replay_many([(strategy, run, variants)])
+    assert seen and all(flags == (False, False) for flags in seen)
+    # the proposals' quotes, on a month's own (writable) arrays
+    [group] = passes_module._passes(run, passes_module._chunks(run), 1, False)
+    mp = _StoredMonths(run, strategy, group).next_month()
+    assert mp.price.flags.writeable
+    month = _Month(run, strategy, mp, AmericanMarker(american=True, rate=strategy.rate),
+                   AmericanMarker(american=False, rate=strategy.rate))
+    quote = adjustround._quote_inputs(month, 3)(True, True, 0.0)
+    assert not quote[0].flags.writeable and not quote[1].flags.writeable
+    assert np.array_equal(quote[0], mp.price[:, 3]) and np.array_equal(quote[1], mp.vol[:, 3])
+
+
 def test_a_kernel_s_input_is_read_only_without_a_copy_and_leaves_the_callers_array_alone():
     from opl.runtime.engine.kernels.base import _input
 
