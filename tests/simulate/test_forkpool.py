@@ -194,3 +194,66 @@ def test_objects_someone_else_froze_stay_frozen():
         assert gc.get_freeze_count() >= before
     finally:
         gc.unfreeze()
+
+
+def _slowly(t: int) -> tuple[int, int]:
+    time.sleep(0.05)
+    return t, os.getpid()
+
+
+def test_with_here_this_process_is_one_of_the_workers_and_forks_one_fewer():
+    forkpool.reap(wait=True)
+    parent, forked = os.getpid(), []
+    results = dict(forkpool.run(_slowly, 8, 2, meanwhile=lambda: forked.append(len(forkpool._FORKED)),
+                                here=_slowly))
+    assert forked == [1]
+    assert sorted(results) == list(range(8)) and all(value[0] == t for t, value in results.items())
+    pids = {pid for _, pid in results.values()}
+    assert parent in pids and len(pids) == 2  # both took tasks from the one queue
+    forkpool.reap(wait=True)
+    assert _left_running() == []
+
+
+def test_an_error_in_a_task_run_here_is_raised_as_it_is_and_the_worker_starts_nothing_more(tmp_path):
+    def task(t):
+        (tmp_path / f"started-{t}").touch()
+        time.sleep(0.1)
+        return t
+
+    def here(t):
+        raise KeyError(f"no such leg in task {t}")
+
+    with pytest.raises(KeyError, match="no such leg") as caught:
+        list(forkpool.run(task, 10, 2, here=here))
+    assert not isinstance(caught.value.__cause__, forkpool.WorkerTraceback)  # raised here, not carried
+    started = len(list(tmp_path.glob("started-*")))
+    time.sleep(0.3)
+    assert len(list(tmp_path.glob("started-*"))) == started < 10  # the worker started nothing more
+    forkpool.reap(wait=True)
+    assert _left_running() == []
+
+
+def test_a_worker_killed_while_this_process_takes_tasks_too_is_a_located_error():
+    def task(t):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def here(t):
+        time.sleep(0.2)  # (the worker takes a task meanwhile)
+        return t
+
+    with pytest.raises(forkpool.WorkerLost, match=r"without the results of 1 of 3 tasks \(signal 9\)"):
+        list(forkpool.run(task, 3, 2, here=here))
+    forkpool.reap(wait=True)
+    assert _left_running() == []
+
+
+def test_a_pool_s_task_replayed_here_runs_serial_kernels_and_leaves_the_thresholds_as_they_were(monkeypatch):
+    from opl.runtime.engine import kernels
+    from opl.runtime.engine.kernels import base
+
+    seen = []
+    monkeypatch.setattr(passes, "_task_replayed", lambda t: seen.append(kernels.threads_allowed()) or t)
+    before = (base.PARALLEL_MIN, base.MARKS_PARALLEL_MIN, base.STEP_PARALLEL_MIN)
+    assert kernels.threads_allowed()
+    assert passes._here_job(3) == 3 and seen == [False]
+    assert (base.PARALLEL_MIN, base.MARKS_PARALLEL_MIN, base.STEP_PARALLEL_MIN) == before
