@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from opl.runtime.engine.book import flat_paths, put_paths
+from opl.runtime.engine.kernels.base import resident_zeros
 
 __all__ = ["Costs", "Ledger", "BUCKETS", "tick_size"]
 
@@ -116,7 +117,8 @@ class Ledger:
 
     def __init__(self, shape: tuple[int, int], months: int, extra: tuple[str, ...] = ()):
         self.buckets = {name: np.zeros(shape) for name in BUCKETS}
-        self.counters = {name: np.zeros(shape, dtype=np.int64) for name in self.COUNTERS + tuple(extra)}
+        # (Counters are written under a mask, as a step's margin calls: `kernels.base.resident_zeros`.)
+        self.counters = {name: resident_zeros(shape, np.int64) for name in self.COUNTERS + tuple(extra)}
         self.monthly = np.zeros((*shape, months))
 
     def columns(self, cols: np.ndarray) -> "Ledger":

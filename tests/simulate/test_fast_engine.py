@@ -1078,6 +1078,39 @@ def test_a_kernel_s_input_is_read_only_without_a_copy_and_leaves_the_callers_arr
     assert _input(2.5, (3,)).tolist() == [2.5, 2.5, 2.5]
 
 
+def _resident_pages(x: np.ndarray) -> tuple[int, int]:
+    """(pages of ``x``'s buffer in memory, pages in all), by ``mincore``."""
+    import ctypes
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    page = mmap.PAGESIZE
+    start = x.ctypes.data // page * page
+    pages = (x.ctypes.data + x.nbytes - start + page - 1) // page
+    vec = (ctypes.c_ubyte * pages)()
+    assert libc.mincore(ctypes.c_void_p(start), ctypes.c_size_t(pages * page), vec) == 0, ctypes.get_errno()
+    return sum(v & 1 for v in vec), pages
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="mincore: Linux")
+def test_the_ledger_s_counters_are_zeros_written_not_pages_left_to_the_first_write():
+    # A kernel's masked store into a page never written (numpy.zeros of a large array maps none) takes a
+    # microcode assist even where its mask is all false: the step's requirement counted margin calls so.
+    from opl.runtime.engine.kernels.base import resident_zeros
+    from opl.runtime.engine.ledger import Ledger
+
+    lazy = np.zeros((5, 1_200_000), dtype=np.int64)  # 48 MB: above glibc's largest threshold, mapped untouched
+    assert _resident_pages(lazy)[0] <= 1  # (the allocator's header is written on the first)
+    written = resident_zeros((5, 1_200_000), np.int64)
+    assert written.dtype == np.int64 and not written.any()
+    resident, pages = _resident_pages(written)
+    assert resident == pages
+    ledger = Ledger((3, 700_000), 2, extra=("rolls",))
+    for name, counter in ledger.counters.items():
+        resident, pages = _resident_pages(counter)
+        assert resident == pages, name
+
+
 def test_a_pass_keeps_its_months_only_for_a_store_that_keeps_them():
     # Without a store (opl simulate) or with a forked worker's reader, a pass's months were kept to its end
     # for nothing: ~130 MB of prices and volatilities at 30,000 paths and twelve months.
