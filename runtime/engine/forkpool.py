@@ -14,6 +14,10 @@ fork), two threads were started and joined a pool, and every task was pickled on
   is forked, and the tasks go to whichever worker is free, as from a queue;
 * each worker writes its results (the task's number, whether it raised, the value or the exception;
   pickled, length first) into a pipe of its own, which the parent reads as they come (`selectors`);
+* the parent may be one of the workers (``here``): it forks one fewer and takes tasks from the same pipe
+  whenever its caller asks for a result and no worker has one ready, so that the caller's work on each result
+  still comes first (one fork, one worker's copy-on-write faults and one exit a pool saved: the main job's
+  system time ~12.3 → ~9.8 s);
 * a worker ends with ``os._exit`` — none of the parent's exit handlers or buffered output runs twice —
   after its last task; it is marked daemonic, as `multiprocessing` marks a pool's children, so that it
   forks no pool of its own. The parent reaps its finished workers at its next pool's start, and at its own
