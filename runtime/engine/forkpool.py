@@ -14,10 +14,6 @@ fork), two threads were started and joined a pool, and every task was pickled on
   is forked, and the tasks go to whichever worker is free, as from a queue;
 * each worker writes its results (the task's number, whether it raised, the value or the exception;
   pickled, length first) into a pipe of its own, which the parent reads as they come (`selectors`);
-* the parent may be one of the workers (``here``): it forks one fewer and takes tasks from the same pipe
-  whenever its caller asks for a result and no worker has one ready, so that the caller's work on each result
-  still comes first (one fork, one worker's copy-on-write faults and one exit a pool saved: the main job's
-  system time ~12.3 → ~9.8 s);
 * a worker ends with ``os._exit`` — none of the parent's exit handlers or buffered output runs twice —
   after its last task; it is marked daemonic, as `multiprocessing` marks a pool's children, so that it
   forks no pool of its own. The parent reaps its finished workers at its next pool's start, and at its own
@@ -72,9 +68,8 @@ class Forked:
     """Workers forked for a batch of tasks (`start`): their results as the tasks finish (`results`), then
     `close`, which every holder calls (a ``with`` block does)."""
 
-    def __init__(self, queue: int, children: dict[int, int], tasks: int,
-                 here: Callable[[int], Any] | None = None):
-        self._queue, self._children, self._tasks, self._here = queue, children, tasks, here
+    def __init__(self, queue: int, children: dict[int, int], tasks: int):
+        self._queue, self._children, self._tasks = queue, children, tasks
         self._received = 0
         self._open = True
         self._stream: Iterator[tuple[int, Any]] | None = None
@@ -87,19 +82,9 @@ class Forked:
         return self._stream
 
     def _counted(self) -> Iterator[tuple[int, Any]]:
-        take = None if self._here is None else self._take
-        for item in _results(self._children, self._tasks, take):
+        for item in _results(self._children, self._tasks):
             self._received += 1
             yield item
-
-    def _take(self) -> tuple[int, Any] | None:
-        """The next task not yet taken, run here (``here``), or None once every task is taken. The pipe's
-        records were all written before the forks and its writing end closed, so the read never waits."""
-        record = os.read(self._queue, _TASK.size)
-        if len(record) < _TASK.size:
-            return None
-        (t,) = _TASK.unpack(record)
-        return t, self._here(t)
 
     def close(self) -> None:
         """The tasks not yet started dropped, the running ones waited for unless every result came, the pipes
@@ -118,14 +103,11 @@ class Forked:
         self.close()
 
 
-def start(function: Callable[[int], Any], tasks: int, workers: int,
-          here: Callable[[int], Any] | None = None) -> Forked:
+def start(function: Callable[[int], Any], tasks: int, workers: int) -> Forked:
     """``function(t)`` for ``t`` in ``range(tasks)`` under way in ``workers`` processes forked now (`Forked`).
 
     ``function`` and what it reads are inherited through ``fork``; its result must pickle (arrays travel
-    better through `handover`). ``here``: this process is one of the ``workers``, one fork fewer — it runs
-    ``here(t)`` for the next task not yet taken whenever its caller asks for a result and no worker has one
-    ready, so what the caller does with each result still comes first.
+    better through `handover`).
     """
     if not 0 < tasks <= _MAX_TASKS:
         raise ValueError(f"{tasks} tasks: give 1 to {_MAX_TASKS}")
@@ -139,7 +121,7 @@ def start(function: Callable[[int], Any], tasks: int, workers: int,
     children: dict[int, int] = {}  # result pipe -> worker
     _freeze()  # what the workers inherit: no collection here or there touches it while they run
     try:
-        for _ in range(min(workers, tasks) - (here is not None)):
+        for _ in range(min(workers, tasks)):
             read_end, write_end = os.pipe()
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the worker (its coverage is not collected)
@@ -156,7 +138,7 @@ def start(function: Callable[[int], Any], tasks: int, workers: int,
         finally:
             _thaw_if_none_open()
         raise
-    forked = Forked(queue, children, tasks, here)
+    forked = Forked(queue, children, tasks)
     _OPEN.append(forked)
     return forked
 
@@ -182,14 +164,12 @@ def _thaw_if_none_open() -> None:
 
 
 def run(function: Callable[[int], Any], tasks: int, workers: int,
-        meanwhile: Callable[[], None] | None = None,
-        here: Callable[[int], Any] | None = None) -> Iterator[tuple[int, Any]]:
-    """`start` ``function`` on ``tasks`` tasks and ``workers`` workers (this process one of them with
-    ``here``) when iterated: ``(t, result)`` as each task finishes (in the order they finish); ``meanwhile``
-    is called once every worker is forked. Stopping the iteration early leaves the tasks not yet started
-    unstarted and waits for the running ones.
+        meanwhile: Callable[[], None] | None = None) -> Iterator[tuple[int, Any]]:
+    """`start` ``function`` on ``tasks`` tasks and ``workers`` workers when iterated: ``(t, result)`` as each
+    task finishes (in the order they finish); ``meanwhile`` is called once every worker is forked. Stopping the
+    iteration early leaves the tasks not yet started unstarted and waits for the running ones.
     """
-    with start(function, tasks, workers, here) as forked:
+    with start(function, tasks, workers) as forked:
         if meanwhile is not None:
             meanwhile()
         yield from forked.results()
@@ -241,27 +221,18 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _results(children: dict[int, int], tasks: int,
-             take: Callable[[], tuple[int, Any] | None] | None = None) -> Iterator[tuple[int, Any]]:
-    """Each task's result as its worker's pipe brings it, or as ``take`` runs the next one here when no
-    worker has a result ready (until it finds none left); a task's error raised here."""
+def _results(children: dict[int, int], tasks: int) -> Iterator[tuple[int, Any]]:
+    """Each task's result as its worker's pipe brings it; a task's error raised here."""
     pending = {fd: bytearray() for fd in children}
     left = tasks
     with selectors.DefaultSelector() as selector:
         for fd in children:
             selector.register(fd, selectors.EVENT_READ)
         while left:
-            ready = selector.select(timeout=0) if take is not None and selector.get_map() else []
-            if take is not None and not ready:
-                if (item := take()) is not None:
-                    left -= 1
-                    yield item
-                    continue
-                take = None
             if not selector.get_map():
                 raise WorkerLost(f"a forked worker ended without the results of {left} of {tasks} tasks "
                                  f"({_how_they_ended(children)}): killed, or out of memory?")
-            for key, _ in ready or selector.select():
+            for key, _ in selector.select():
                 chunk = os.read(key.fd, 1 << 20)
                 if not chunk:
                     selector.unregister(key.fd)

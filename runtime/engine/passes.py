@@ -313,23 +313,12 @@ _JOBS: tuple | None = None  # what the forked workers replay (inherited: nothing
 def _pass_job(t: int):
     """Task ``t`` of the pool in a forked worker: pass ``group`` of the jobs ``indices`` in lockstep (the
     task is ``(indices, group)``)."""
+    jobs, tasks, deadline, store, outbox = _JOBS
+    indices, group = tasks[t]
     # Serial kernels: the processes use the cores; a forked child never wakes numba's thread pool.
     kernels.serial_only()
-    return handover.sent(_task_replayed(t), _JOBS[4])
-
-
-def _here_job(t: int):
-    """Task ``t`` of the pool replayed by the process that forked its other workers, as a worker replays it:
-    serial kernels while it runs, the month store read as theirs is."""
-    with kernels.serial():
-        return _task_replayed(t)
-
-
-def _task_replayed(t: int) -> list[tuple]:
-    jobs, tasks, deadline, store, _ = _JOBS
-    indices, group = tasks[t]
     with until(deadline), monthstore.sharing(store):
-        return _replay_lockstep([jobs[i] for i in indices], group, None)
+        return handover.sent(_replay_lockstep([jobs[i] for i in indices], group, None), outbox)
 
 
 def _warm(strat: StrategySpec, run: RunSpec) -> None:
@@ -410,7 +399,7 @@ def _pooled(jobs: list[tuple], tasks: list[tuple], workers: int, progress,
     left, left_tasks = list(count), len(tasks)
     # The workers fork in `forkpool.run` (and exit on their own once every result is in: each unmaps its copy
     # of this process, ~0.1 s, while the caller goes on — with its next pool's workers, or its serial work).
-    results = forkpool.run(_pass_job, len(tasks), workers, meanwhile, here=_here_job)
+    results = forkpool.run(_pass_job, len(tasks), workers, meanwhile)
     try:
         for t, parcel in results:
             indices, group = tasks[t]

@@ -51,13 +51,13 @@ The package re-exports the marks', margin's and steps' public functions, so the 
 from __future__ import annotations
 
 from opl.runtime.engine.kernels import adjust, base, margin, marks, paths, stamp, steps, vecmath
-from opl.runtime.engine.kernels.base import available, serial, serial_only, threads_allowed, writable
+from opl.runtime.engine.kernels.base import available, serial_only, threads_allowed, writable
 from opl.runtime.engine.kernels.margin import MarginRule, account, book_margin, requirement_account
 from opl.runtime.engine.kernels.marks import SeriesMarks, mark_series, mark_where
 from opl.runtime.engine.kernels.steps import (EXIT_OPS, any_short_exercised, book_sold, close_book, exercise,
                                               exits_close, futures_lots, hedge_step, settle, shorts_exercised)
 
-__all__ = ["available", "serial", "serial_only", "threads_allowed", "writable", "SeriesMarks", "mark_series", "mark_where",
+__all__ = ["available", "serial_only", "threads_allowed", "writable", "SeriesMarks", "mark_series", "mark_where",
            "MarginRule", "book_margin", "requirement_account", "account", "any_short_exercised", "futures_lots",
            "exercise", "settle",
            "close_book", "hedge_step", "exits_close", "EXIT_OPS", "book_sold", "shorts_exercised"]

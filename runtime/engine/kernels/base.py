@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 
@@ -38,7 +36,7 @@ if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
 
-__all__ = ["available", "resident_zeros", "serial", "serial_only", "threads_allowed", "writable", "PARALLEL_MIN", "MARKS_PARALLEL_MIN",
+__all__ = ["available", "resident_zeros", "serial_only", "threads_allowed", "writable", "PARALLEL_MIN", "MARKS_PARALLEL_MIN",
            "STEP_PARALLEL_MIN"]
 
 PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
@@ -57,19 +55,6 @@ def serial_only() -> None:
     """Run every kernel on its serial twin from now on (a worker process: the processes share the cores)."""
     global PARALLEL_MIN, MARKS_PARALLEL_MIN, STEP_PARALLEL_MIN
     PARALLEL_MIN = MARKS_PARALLEL_MIN = STEP_PARALLEL_MIN = 2**62
-
-
-@contextmanager
-def serial() -> Iterator[None]:
-    """Every kernel on its serial twin in the wrapped code, the thresholds as they were afterwards (a pool's
-    task replayed by the process that forked the pool's other workers: `opl.runtime.engine.forkpool`)."""
-    global PARALLEL_MIN, MARKS_PARALLEL_MIN, STEP_PARALLEL_MIN
-    before = PARALLEL_MIN, MARKS_PARALLEL_MIN, STEP_PARALLEL_MIN
-    serial_only()
-    try:
-        yield
-    finally:
-        PARALLEL_MIN, MARKS_PARALLEL_MIN, STEP_PARALLEL_MIN = before
 
 
 def threads_allowed() -> bool:
