@@ -1096,8 +1096,7 @@ def _resident_pages(x: np.ndarray) -> tuple[int, int]:
 def test_the_ledger_s_counters_are_zeros_written_not_pages_left_to_the_first_write():
     # A kernel's masked store into a page never written (numpy.zeros of a large array maps none) takes a
     # microcode assist even where its mask is all false: the step's requirement counted margin calls so.
-    from opl.runtime.engine.kernels.base import resident_zeros
-    from opl.runtime.engine.ledger import Ledger
+    from opl.runtime.engine.ledger import Ledger, resident_zeros
 
     lazy = np.zeros((5, 1_200_000), dtype=np.int64)  # 48 MB: above glibc's largest threshold, mapped untouched
     assert _resident_pages(lazy)[0] <= 1  # (the allocator's header is written on the first)
@@ -1109,6 +1108,18 @@ def test_the_ledger_s_counters_are_zeros_written_not_pages_left_to_the_first_wri
     for name, counter in ledger.counters.items():
         resident, pages = _resident_pages(counter)
         assert resident == pages, name
+
+
+def test_the_ledger_and_its_numpy_only_importers_load_no_numba():
+    # The metrics (every report), the backtest's market and the data import read the ledger's buckets and tick
+    # sizes; importing numba there (~0.3 s) moved it out of the loop's data stage, where it overlaps the tests.
+    import subprocess
+    import sys
+
+    code = ("import sys, opl.runtime.engine.ledger, opl.runtime.results.metrics, opl.backtesting.market; "
+            "print('numba' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
 
 
 def test_a_pass_keeps_its_months_only_for_a_store_that_keeps_them():

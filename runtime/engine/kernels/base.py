@@ -36,7 +36,7 @@ if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
 
-__all__ = ["available", "resident_zeros", "serial_only", "threads_allowed", "writable", "PARALLEL_MIN", "MARKS_PARALLEL_MIN",
+__all__ = ["available", "serial_only", "threads_allowed", "writable", "PARALLEL_MIN", "MARKS_PARALLEL_MIN",
            "STEP_PARALLEL_MIN"]
 
 PARALLEL_MIN = 20_000  # elements from which a kernel runs on the thread pool
@@ -370,21 +370,6 @@ def writable(x, shape, dtype=np.float64) -> np.ndarray:
         if flags.c_contiguous and flags.writeable:
             return x
     return np.array(np.broadcast_to(x, shape), dtype=dtype)
-
-
-def resident_zeros(shape, dtype=np.float64) -> np.ndarray:
-    """Zeros written into memory of this process's own, not `numpy.zeros`' lazily zeroed pages.
-
-    A kernel's loop that stores into an array only where a condition holds (a counter, a peak) compiles to
-    masked vector stores; on this project's AMD EPYC a masked store into a page not yet written — `numpy.zeros`
-    of a large array maps none, `calloc` leaves it to the first write — takes a microcode assist even where
-    the mask is all false. The step's margin requirement counts its margin calls so into the ledger's
-    counter, which a run rarely writes: ~4 ms a step for 14 × 10,000 elements against ~1.2 ms into written
-    pages (the same call on the same arrays, the counter alone copied), the hold-out's sweep of the jujube
-    candidate at 10,000 paths in one process 3.35 → 2.09 s."""
-    out = np.empty(shape, dtype=dtype)
-    out.fill(0)
-    return out
 
 
 _SCRATCH = np.zeros((1, 1))  # a writable dummy position where a tuple of positions written in place is empty
