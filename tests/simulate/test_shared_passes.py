@@ -285,7 +285,9 @@ def test_a_scenario_on_partly_the_base_paths_copies_the_stored_base_marks(jujube
 
 def test_a_family_of_jobs_is_cut_into_one_run_for_the_workers(jujube):
     """The scenarios' jobs in `_lockstep_tasks`' runs: ``hit_rate`` (a family with the cost pass on the base
-    paths: `passmonths._family`) beside the cost pass, so that it copies its marks; every job's chunks in order."""
+    paths: `passmonths._family`) beside the cost pass, so that it copies its marks; every job's chunks in order.
+    Two equal passes for two workers: every job in each pass's task (their draws made once a chunk); three
+    passes for two workers: cut into runs again."""
     from dataclasses import replace
 
     import opl.runtime.engine.passes as passes_module
@@ -298,7 +300,11 @@ def test_a_family_of_jobs_is_cut_into_one_run_for_the_workers(jujube):
     assert hit == len(jobs) - 1
     plans = [[((0, 25),), ((1, 25),)]] * len(jobs)
     tasks = passes_module._lockstep_tasks(jobs, plans, 2)
-    assert [t[0] for t in tasks] == [(0, hit, 1), (2, 3), (0, hit, 1), (2, 3)]
+    assert [t[0] for t in tasks] == [(0, hit, 1, 2, 3), (0, hit, 1, 2, 3)]
+    assert [t[1] for t in tasks] == plans[0]
+    three = [[((0, 25),), ((1, 25),), ((2, 25),)]] * len(jobs)
+    tasks = passes_module._lockstep_tasks(jobs, three, 2)
+    assert [t[0] for t in tasks] == [(0, hit, 1), (2, 3)] * 3
 
 
 def test_a_sweeps_metrics_are_computed_side_by_side_each_as_alone(jujube, monkeypatch):
