@@ -64,7 +64,12 @@ def test_a_task_s_error_is_raised_here_with_its_type_and_the_worker_s_traceback(
     assert _left_running() == []
 
 
-def test_an_error_that_does_not_unpickle_and_a_result_that_does_not_pickle_are_runtime_errors():
+def test_an_error_that_does_not_unpickle_and_a_result_that_does_not_pickle_are_runtime_errors(monkeypatch):
+    import copyreg
+
+    # A Dask cluster started earlier in this process (tests/simulate/test_cluster.py) registers a reducer for
+    # every exception class then defined (tblib's), which rebuilds one without its constructor.
+    monkeypatch.delitem(copyreg.dispatch_table, _Located, raising=False)
     with pytest.raises(RuntimeError, match="does not unpickle"):
         list(forkpool.run(lambda t: (_ for _ in ()).throw(_Located("bad", where="x")), 1, 1))
     with pytest.raises(RuntimeError, match="does not pickle"):
