@@ -1637,6 +1637,52 @@ def test_margin_kernel_pairs_one_two_and_many_series_as_the_reference(monkeypatc
         assert all(np.array_equal(a, b) for a, b in zip(*twins))
 
 
+@pytest.mark.parametrize("pack_name", ["czce_cj", "sse_50etf"])
+def test_margin_kernel_margins_a_series_held_on_few_elements_where_held_as_the_reference(monkeypatch, pack_name):
+    # A series whose strikes or premiums are per variant (an adjustment's new series) and that few elements hold
+    # is margined where held only (kernels.margin._series_sparse); held on a quarter of a block or more, by the
+    # loops over every element. Blocks of each density — none, a few, just under and just over a quarter, most —
+    # beside a strangle held almost everywhere: the reference's numbers, on the serial twin and the thread pool.
+    from opl.runtime.engine.book import Book
+    from opl.runtime.market.rules import load_pack
+
+    rng = np.random.default_rng(17)
+    pack = load_pack(pack_name)
+    packs = positions_module._margin_packs(pack, (Variant(), Variant(margin_factor=1.5), Variant(size=3.0)))
+    rule = kernels.MarginRule.of(packs)
+    block = kernels.margin._MARGIN_BLOCK
+    density = (0.0, 0.03, 0.24, 0.26, 0.7)
+    width = block * len(density)
+    shape = (3, width)
+    level = 10_000.0 if pack.underlying.kind == "future" else 1.0
+    price = level * np.exp(rng.normal(0.0, 0.05, width))
+    share = np.repeat(density, block)
+    holdings = []
+    for is_call, ratio in ((True, 1.05), (False, 0.95)):  # the strangle: strikes and premiums per path
+        holdings.append((is_call, np.round(price * ratio, 2), np.abs(rng.normal(0.015, 0.005, width)) * level,
+                         -1.0 * (rng.random(shape) < 0.97), 0.0))
+    for is_call, ratio, days in ((True, 1.1, 30.0), (False, 0.9, 30.0), (True, 1.0, 0.0)):  # per variant, sparse
+        held = rng.random(shape) < share
+        lots = rng.integers(-3, 3, shape).astype(float) * held
+        holdings.append((is_call, np.round(price * ratio * np.exp(rng.normal(0.0, 0.02, shape)), 2),
+                         np.abs(rng.normal(0.02, 0.01, shape)) * level, lots, days))
+    futures = np.abs(rng.integers(-3, 3, shape)).astype(float)
+    ref = positions_module._margin(packs, Book(shape), None, None, price, legs=holdings, futures_lots=futures)
+    assert np.array_equal(kernels.book_margin(rule, holdings, futures, price, shape), ref)
+    twins, equity = [], ref * rng.uniform(0.5, 1.5, shape)
+    for parallel_min in (2**62, 0):
+        monkeypatch.setattr(kernels.base, "STEP_PARALLEL_MIN", parallel_min)
+        account = [equity.copy(), np.zeros(shape, dtype=np.int64), np.zeros(shape), equity.max() * np.ones(shape),
+                   np.zeros(shape)]
+        req, liquidate = kernels.requirement_account(
+            rule, holdings, static=0.0, hedge=futures, other=np.zeros(shape), price=price, equity=account[0],
+            capital=1e6, margin_buffer=0.2, calls=account[1], peak_margin=account[2], peak=account[3],
+            max_dd=account[4])
+        twins.append([req, liquidate, *account])
+    assert np.array_equal(twins[0][0], ref)
+    assert all(np.array_equal(a, b) for a, b in zip(*twins))
+
+
 def test_margin_kernel_takes_read_only_and_writable_series_together_under_one_signature():
     # A month's marks read from a store are read-only, an adjusted slot's are the book's own: the kernel
     # reads both kinds in one call, with the reference's numbers, and compiles once per number of series,

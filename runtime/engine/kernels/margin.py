@@ -379,13 +379,45 @@ if njit is not None:
         return f
 
     @njit(cache=True, inline="always")
+    def _series_sparse(p0, width, call, e, weight, s, ql, ks, xs, vq, vk, vx, fb, fr, czce, otm_weight,
+                       floor_weight, r, mr, put_cap, unit, i, margins, kind, sides, idx):
+        # `_series_in_place` of a series held on few of the block's elements (an adjustment's new series: a roll's
+        # or the gamma hedge's, on the paths that traded), whose rows are per variant, so that no later variant
+        # reads its margins: the held elements listed (no branch an element), then their margins and sides
+        # computed and written, the others left as they are (an element not held adds 0 to its kind, and no one
+        # reads its margin or sides). Returns False, having written nothing, where the series is held on a
+        # quarter of the block or more: the vectorised loops over every element are then the faster.
+        m = 0
+        for p in range(width):
+            idx[m] = p
+            m += ql[vq, _u(p0, p)] != 0.0
+        if 4 * m >= width:
+            return False
+        for x in range(m):
+            p = idx[x]
+            lot, kv, xv = ql[vq, _u(p0, p)], ks[vk, _u(p0, p)], xs[vx, _u(p0, p)]
+            mv = _series_margin(call, fb[p], kv, xv, fr, czce, otm_weight, floor_weight, r, mr, put_cap, unit)
+            margins[i, p] = mv
+            kind[p] += weight
+            sides[s, p], sides[s + 1, p], sides[s + 2, p] = lot, kv, xv
+            sides[s + 3, p], sides[s + 4, p] = mv, e
+        return True
+
+    @njit(cache=True, inline="always")
     def _series_in_place(p0, width, call, e, weight, s, fresh, ql, ks, xs, vq, vk, vx, fb, fr, czce, otm_weight,
-                         floor_weight, r, mr, put_cap, unit, i, margins, kind, sides):
+                         floor_weight, r, mr, put_cap, unit, i, margins, kind, sides, idx):
         # Series i of variant v at paths p0..p0 + width, every row per path (most): read in place, the three rows
         # in one loop (more reads under way at once), a lot's margin kept unless the previous variant's holds
         # (not ``fresh``), the side's numbers written where the series is held (masked stores: the loop stays
         # vectorised). (The pack's formula a literal in each loop: it computes that one only, not both and a
-        # select.)
+        # select.) A series whose rows are per variant (never kept for the next) and held on few elements is
+        # `_series_sparse`'s: its margin computed where held only. Measured on a captured jujube requirement
+        # (14 sizes × 10,000 paths, the strangle's two legs and a roll's two series held on 2% of the elements):
+        # 1.34 → 0.87 ms a call, the base legs alone 0.81 ms.
+        if fresh and (ks.shape[0] > 1 or xs.shape[0] > 1) and _series_sparse(p0, width, call, e, weight, s, ql, ks, xs, vq, vk, vx, fb,
+                                                           fr, czce, otm_weight, floor_weight, r, mr, put_cap,
+                                                           unit, i, margins, kind, sides, idx):
+            return
         if fresh and czce:
             for p in range(width):
                 lot, kv, xv = ql[vq, _u(p0, p)], ks[vk, _u(p0, p)], xs[vx, _u(p0, p)]
@@ -469,7 +501,7 @@ if njit is not None:
         # cost more than the block's arithmetic; the phases' helpers take a series' rows or the block's scratch.
         variants, size = out.shape[0], min(_MARGIN_BLOCK, hi - lo)
         picked = cols.shape[0] > 0
-        f, total, kind = np.empty(size), np.empty(size), np.empty(size, np.int64)
+        f, total, kind, idx = np.empty(size), np.empty(size), np.empty(size, np.int64), np.empty(size, np.int64)
         # sides: an element's held call's lots, strike, premium, margin a lot and expiry, then its held put's
         fut, rows, sides, margins = np.empty((3, size)), np.empty((3, size)), np.empty((10, size)), np.empty((n, size))
         for p0 in range(lo, hi, _MARGIN_BLOCK):
@@ -500,7 +532,7 @@ if njit is not None:
                             _series_in_place(p0, width, call, e, weight, s, fresh, ql, ks, xs,
                                              v if ql.shape[0] > 1 else 0, v if ks.shape[0] > 1 else 0,
                                              v if xs.shape[0] > 1 else 0, fb, fr, czce, otm_weight, floor_weight, r,
-                                             mr, put_cap, unit, i, margins, kind, sides)
+                                             mr, put_cap, unit, i, margins, kind, sides, idx)
                         else:
                             _series_gathered(v, p0, p1, call, e, weight, s, fresh, ql, ks, xs, cols, picked, fb, fr,
                                              czce, otm_weight, floor_weight, r, mr, put_cap, unit, i, rows, margins,
