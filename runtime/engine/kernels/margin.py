@@ -275,15 +275,43 @@ if njit is not None:
                 c = cols[p0 + held_at[x]] if picked else p0 + held_at[x]
                 if ql[vq, c if ql.shape[1] > 1 else 0] != 0.0:
                     sets[x] |= bit
-        order = np.argsort(sets)
-        x0 = 0
-        while x0 < m:
-            x1 = x0 + 1
-            while x1 < m and sets[order[x1]] == sets[order[x0]]:
-                x1 += 1
-            _paired_set(v, p0, held_at, order[x0:x1], is_call, expiry, strikes, premiums, qtys, n, cols, picked, unit,
-                        spread, straddle, strangle, both_orders, wide_bit, margins, total, out)
-            x0 = x1
+        order, starts = _grouped(sets)
+        for d in range(starts.shape[0] - 1):
+            _paired_set(v, p0, held_at, order[starts[d]:starts[d + 1]], is_call, expiry, strikes, premiums, qtys, n,
+                        cols, picked, unit, spread, straddle, strangle, both_orders, wide_bit, margins, total, out)
+
+    @njit(cache=True)
+    def _grouped(keys):
+        # The indices of ``keys`` grouped by value (each group in index order, the groups in order of first
+        # appearance) and where each group starts (and the last ends): a block's elements by the set of series
+        # they hold, which are few (most elements of a block hold the same legs). A sort of the block cost more
+        # than its pairing.
+        m = keys.shape[0]
+        distinct, label = np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64)
+        nd, last, last_label = 0, 0, -1
+        for x in range(m):
+            key = keys[x]
+            if last_label < 0 or key != last:
+                last_label = -1
+                for d in range(nd):
+                    if distinct[d] == key:
+                        last_label = d
+                        break
+                if last_label < 0:
+                    distinct[nd], last_label = key, nd
+                    nd += 1
+                last = key
+            label[x] = last_label
+        starts = np.zeros(nd + 1, dtype=np.int64)
+        for x in range(m):
+            starts[label[x] + 1] += 1
+        for d in range(nd):
+            starts[d + 1] += starts[d]
+        fill, order = starts[:nd].copy(), np.empty(m, dtype=np.int64)
+        for x in range(m):
+            order[fill[label[x]]] = x
+            fill[label[x]] += 1
+        return order, starts
 
     @njit(cache=True)
     def _paired_set(v, p0, held_at, members, is_call, expiry, strikes, premiums, qtys, n, cols, picked, unit, spread,
