@@ -1637,12 +1637,15 @@ def test_margin_kernel_pairs_one_two_and_many_series_as_the_reference(monkeypatc
         assert all(np.array_equal(a, b) for a, b in zip(*twins))
 
 
+@pytest.mark.parametrize("density", [(0.0, 0.02, 0.055, 0.07, 0.7), (0.7, 0.07, 0.055, 0.02, 0.0)])
 @pytest.mark.parametrize("pack_name", ["czce_cj", "sse_50etf"])
-def test_margin_kernel_margins_a_series_held_on_few_elements_where_held_as_the_reference(monkeypatch, pack_name):
+def test_margin_kernel_margins_a_series_held_on_few_elements_where_held_as_the_reference(monkeypatch, pack_name,
+                                                                                       density):
     # A series whose strikes or premiums are per variant (an adjustment's new series) and that few elements hold
-    # is margined where held only (kernels.margin._series_sparse); held on a sixteenth of a block or more, by the
-    # loops over every element. Blocks of each density — none, a few, just under and just over a sixteenth, most —
-    # beside a strangle held almost everywhere: the reference's numbers, on the serial twin and the thread pool.
+    # is margined where held only (kernels.margin._series_sparse), as the first block of the first variant tells
+    # (_sparse_series: held there on less than a sixteenth); else by the loops over every element. Blocks of each
+    # density — none, a few, just under and just over a sixteenth, most —, sparse first or dense first, beside a
+    # strangle held almost everywhere: the reference's numbers, on the serial twin and the thread pool.
     from opl.runtime.engine.book import Book
     from opl.runtime.market.rules import load_pack
 
@@ -1651,7 +1654,6 @@ def test_margin_kernel_margins_a_series_held_on_few_elements_where_held_as_the_r
     packs = positions_module._margin_packs(pack, (Variant(), Variant(margin_factor=1.5), Variant(size=3.0)))
     rule = kernels.MarginRule.of(packs)
     block = kernels.margin._MARGIN_BLOCK
-    density = (0.0, 0.02, 0.055, 0.07, 0.7)
     width = block * len(density)
     shape = (3, width)
     level = 10_000.0 if pack.underlying.kind == "future" else 1.0
