@@ -1623,18 +1623,26 @@ def test_margin_kernel_pairs_one_two_and_many_series_as_the_reference(monkeypatc
         assert np.array_equal(kernels.book_margin(rule, holdings, futures, price, shape), ref)
         cols = np.array([5, 300, width - 1])
         assert np.array_equal(kernels.book_margin(rule, holdings, futures, price, shape, cols), ref[:, cols])
-        twins, equity = [], ref * rng.uniform(0.5, 1.5, shape)  # some accounts short of their margin
-        for parallel_min in (2**62, 0):
-            monkeypatch.setattr(kernels.base, "STEP_PARALLEL_MIN", parallel_min)
-            account = [equity.copy(), np.zeros(shape, dtype=np.int64), np.zeros(shape), equity.max() * np.ones(shape),
-                       np.zeros(shape)]
-            req, liquidate = kernels.requirement_account(
-                rule, holdings, static=0.0, hedge=futures, other=np.zeros(shape), price=price, equity=account[0],
-                capital=1e6, margin_buffer=0.2, calls=account[1], peak_margin=account[2], peak=account[3],
-                max_dd=account[4])
-            twins.append([req, liquidate, *account])
-        assert np.array_equal(twins[0][0], ref) and np.any(twins[0][1])
+        twins = _requirement_twins(monkeypatch, rule, holdings, futures, price, ref * rng.uniform(0.5, 1.5, shape))
+        assert np.array_equal(twins[0][0], ref) and np.any(twins[0][1])  # (some accounts short of their margin)
         assert all(np.array_equal(a, b) for a, b in zip(*twins))
+
+
+def _requirement_twins(monkeypatch, rule, holdings, futures, price, equity) -> list[list[np.ndarray]]:
+    """kernels.requirement_account of ``holdings`` on its serial twin and on the thread pool: each one's
+    requirement, liquidations, equity, calls, peak margin, peak and drawdown."""
+    shape = equity.shape
+    twins = []
+    for parallel_min in (2**62, 0):
+        monkeypatch.setattr(kernels.base, "STEP_PARALLEL_MIN", parallel_min)
+        account = [equity.copy(), np.zeros(shape, dtype=np.int64), np.zeros(shape), equity.max() * np.ones(shape),
+                   np.zeros(shape)]
+        req, liquidate = kernels.requirement_account(
+            rule, holdings, static=0.0, hedge=futures, other=np.zeros(shape), price=price, equity=account[0],
+            capital=1e6, margin_buffer=0.2, calls=account[1], peak_margin=account[2], peak=account[3],
+            max_dd=account[4])
+        twins.append([req, liquidate, *account])
+    return twins
 
 
 @pytest.mark.parametrize("density", [(0.0, 0.02, 0.055, 0.07, 0.7), (0.7, 0.07, 0.055, 0.02, 0.0)])
@@ -1671,16 +1679,7 @@ def test_margin_kernel_margins_a_series_held_on_few_elements_where_held_as_the_r
     futures = np.abs(rng.integers(-3, 3, shape)).astype(float)
     ref = positions_module._margin(packs, Book(shape), None, None, price, legs=holdings, futures_lots=futures)
     assert np.array_equal(kernels.book_margin(rule, holdings, futures, price, shape), ref)
-    twins, equity = [], ref * rng.uniform(0.5, 1.5, shape)
-    for parallel_min in (2**62, 0):
-        monkeypatch.setattr(kernels.base, "STEP_PARALLEL_MIN", parallel_min)
-        account = [equity.copy(), np.zeros(shape, dtype=np.int64), np.zeros(shape), equity.max() * np.ones(shape),
-                   np.zeros(shape)]
-        req, liquidate = kernels.requirement_account(
-            rule, holdings, static=0.0, hedge=futures, other=np.zeros(shape), price=price, equity=account[0],
-            capital=1e6, margin_buffer=0.2, calls=account[1], peak_margin=account[2], peak=account[3],
-            max_dd=account[4])
-        twins.append([req, liquidate, *account])
+    twins = _requirement_twins(monkeypatch, rule, holdings, futures, price, ref * rng.uniform(0.5, 1.5, shape))
     assert np.array_equal(twins[0][0], ref)
     assert all(np.array_equal(a, b) for a, b in zip(*twins))
 

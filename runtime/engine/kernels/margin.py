@@ -366,7 +366,7 @@ if njit is not None:
     # so are never -0.0, and x + 0.0 and x - 0.0 are x. A captured condor requirement (5 sizes x 10,000 paths,
     # four legs and four rolled series): 11.3 ms a call paired one element at a time (a scalar twin of the
     # reference on gathered arrays, this module's until then), 5.0 ms all its elements over every series
-    # together, 2.7 ms a set of series at a time (`_pair_rest`).
+    # together, 2.4–2.7 ms a set of series at a time (`_pair_rest`).
 
     @njit(cache=True, inline="always")
     def _split_many(n, g, q, short, long):
