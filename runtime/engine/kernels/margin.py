@@ -318,8 +318,9 @@ if njit is not None:
                     straddle, strangle, both_orders, wide_bit, margins, total, out):
         # `_pair_rest`'s elements ``members`` (into ``held_at``), which hold the same series: those series listed in
         # the book's order (each held on every member; from the 63rd on, which share a bit, all of them, those a
-        # member does not hold taking no part in its pairs, `_paired_many`), their rows gathered, then `_two` of
-        # each member where two series below ``wide_bit``, else `_paired_many`.
+        # member does not hold taking no part in its pairs), their rows gathered, paired by `_paired_many` (two
+        # series of one type too: the reference's operations, as `_two`'s, whose inlined copy here compiled ~3 s
+        # longer).
         g = members.shape[0]
         held = np.empty(n, dtype=np.int64)
         h = 0
@@ -344,14 +345,8 @@ if njit is not None:
                 rows[2, s, y] = xs[vx, c if xs.shape[1] > 1 else 0]
                 rows[3, s, y] = margins[i, p]
         paired = np.empty(g)
-        if h == 2 and held[1] < wide_bit:
-            for y in range(g):
-                paired[y] = _two(calls[0], expiries[0] == expiries[1], rows[1, 0, y], rows[2, 0, y], rows[0, 0, y],
-                                 rows[3, 0, y], rows[1, 1, y], rows[2, 1, y], rows[0, 1, y], rows[3, 1, y], calls[1],
-                                 unit, spread, straddle, strangle, both_orders)
-        else:
-            _paired_many(g, h, calls, expiries, rows[0], rows[1], rows[2], rows[3], unit, spread, straddle, strangle,
-                         both_orders, paired)
+        _paired_many(g, h, calls, expiries, rows[0], rows[1], rows[2], rows[3], unit, spread, straddle, strangle,
+                     both_orders, paired)
         for y in range(g):
             p = held_at[members[y]]
             out[v, p0 + p] = total[p] + paired[y]
@@ -368,7 +363,7 @@ if njit is not None:
     # reference on gathered arrays, this module's until then), 5.0 ms all its elements over every series
     # together, 2.4–2.7 ms a set of series at a time (`_pair_rest`).
 
-    @njit(cache=True, inline="always")
+    @njit(cache=True)
     def _split_many(n, g, q, short, long):
         # The lots split into short and long, every element.
         for i in range(n):
@@ -376,7 +371,7 @@ if njit is not None:
                 short[i, x] = (-q[i, x] + abs(-q[i, x])) / 2
                 long[i, x] = (q[i, x] + abs(q[i, x])) / 2
 
-    @njit(cache=True, inline="always")
+    @njit(cache=True)
     def _spreads_many(n, g, is_call, expiry, k, q, margin, short, long, unit, take, total):
         # combinations._spreads of the elements ``take``, into ``total`` (zeros): each short leg paired with the
         # long legs of its type and expiry.
@@ -396,7 +391,7 @@ if njit is not None:
                     short[i, x] = short[i, x] - lots
                     long[j, x] = long[j, x] - lots
 
-    @njit(cache=True, inline="always")
+    @njit(cache=True)
     def _straddles_many(n, g, is_call, expiry, k, premium, q, margin, short, straddle, strangle, unit, take, total):
         # combinations._straddles of the elements ``take``, into ``total`` (zeros): short calls paired with short
         # puts of the same expiry.
@@ -416,7 +411,7 @@ if njit is not None:
                     short[i, x] = short[i, x] - lots
                     short[j, x] = short[j, x] - lots
 
-    @njit(cache=True, inline="always")
+    @njit(cache=True)
     def _paired_total_many(n, g, q, margin, short, first, out):
         # ``first`` plus every element's lots no pair took, margined leg by leg (the sum from 0.0), into ``out``.
         rest = np.zeros(g)
@@ -504,7 +499,7 @@ if njit is not None:
             out[i] = 16 * m < width
         return out
 
-    @njit(cache=True, inline="always")
+    @njit(cache=True)
     def _series_sparse(p0, width, call, e, weight, s, ql, ks, xs, vq, vk, vx, fb, fr, czce, otm_weight,
                        floor_weight, r, mr, put_cap, unit, i, margins, kind, sides, idx):
         # `_series_in_place` of a series held on few of the block's elements (`_sparse_series`): the held elements
